@@ -1,0 +1,107 @@
+"""SC09: the ten digit words of Speech Commands (DESIGN §4).
+
+Layout: ``<root>/<word>/<file>.wav`` for word in :data:`DIGITS`, with ``validation_list.txt`` and
+``testing_list.txt`` (paths relative to ``root``); every other digit clip is train. Other Speech
+Commands words in the folder are ignored. Clips are mono 16 kHz (others are resampled / mixed
+down), right-padded with silence to 16000 samples; a clip longer than 1 s is cropped to its first
+second with a warning (real SC09 has none).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from audiomamba.audio import SAMPLE_RATE, audio_info, load_audio
+from audiomamba.data.splits import check_split
+from audiomamba.errors import DataError
+from audiomamba.tokenizer import Normalization, mu_law_encode, shift_right
+
+DIGITS: tuple[str, ...] = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+CLIP_SAMPLES = SAMPLE_RATE
+LIST_FILES = {"validation": "validation_list.txt", "test": "testing_list.txt"}
+
+
+def _read_list(root: Path, split: str) -> set[str]:
+    path = root / LIST_FILES[split]
+    if not path.is_file():
+        raise DataError(
+            f"missing {LIST_FILES[split]} in {root}: the SC09 layout needs validation_list.txt and "
+            "testing_list.txt (paths relative to the folder); copy them from Speech Commands or run `audiomamba data download sc09`"
+        )
+    return {line.strip().replace("\\", "/") for line in path.read_text().splitlines() if line.strip()}
+
+
+def is_sc09_layout(root: Path) -> bool:
+    """Whether ``root`` looks like an SC09 / Speech Commands folder."""
+    return any((root / w).is_dir() for w in DIGITS) or (root / LIST_FILES["test"]).is_file()
+
+
+def sc09_split_files(root: str | Path, split: str) -> list[tuple[Path, int]]:
+    """(path, label) pairs of the digit clips of ``split``, sorted by relative path."""
+    root = Path(root)
+    check_split(split)
+    if not root.is_dir():
+        raise DataError(f"SC09 folder not found: {root}: pass the folder that holds zero/ … nine/")
+    val, test = _read_list(root, "validation"), _read_list(root, "test")
+    items: list[tuple[Path, int]] = []
+    for label, word in enumerate(DIGITS):
+        folder = root / word
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.wav")):
+            rel = f"{word}/{path.name}"
+            which = "validation" if rel in val else "test" if rel in test else "train"
+            if which == split:
+                items.append((path, label))
+    if not any((root / w).is_dir() for w in DIGITS):
+        raise DataError(f"no digit folders (zero/ … nine/) in {root}: this is not an SC09 / Speech Commands folder")
+    if not items:
+        raise DataError(f"no .wav clips of split {split!r} in {root}: check the digit folders and the list files")
+    return items
+
+
+class SC09Dataset(Dataset):
+    """SC09 clips as token pairs.
+
+    ``ds[i] -> (input_tokens (16000,), target_tokens (16000,))`` int64, input = target shifted right
+    with ``Q_ZERO`` first. ``ds.waveform(i) -> (16000,)`` float32 in [-1, 1]; ``ds.labels[i]`` the digit.
+    """
+
+    def __init__(self, root: str | Path, split: str = "train", normalization: Normalization = "minmax") -> None:
+        self.root = Path(root)
+        self.split = split
+        self.normalization = normalization
+        mu_law_encode(torch.zeros(1), normalization)  # validates the name early
+        pairs = sc09_split_files(self.root, split)
+        self.files: list[Path] = [p for p, _ in pairs]
+        self.labels: list[int] = [lab for _, lab in pairs]
+        self._warned_long: set[Path] = set()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def waveform(self, index: int) -> torch.Tensor:
+        """The clip, mono 16 kHz, cropped/right-padded with zeros to 16000 samples: (16000,) float32."""
+        path = self.files[index]
+        info = audio_info(path)
+        wave = load_audio(path, SAMPLE_RATE, info=info)
+        if wave.shape[0] > CLIP_SAMPLES:
+            if path not in self._warned_long:
+                self._warned_long.add(path)
+                warnings.warn(
+                    f"{path} is {wave.shape[0] / SAMPLE_RATE:.2f} s long: SC09 clips are at most 1 s; cropped to the first second",
+                    stacklevel=2,
+                )
+            wave = wave[:CLIP_SAMPLES]
+        out = np.zeros(CLIP_SAMPLES, dtype=np.float32)
+        out[: wave.shape[0]] = wave
+        return torch.from_numpy(out)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        target = mu_law_encode(self.waveform(index), self.normalization)
+        return shift_right(target), target

@@ -1,0 +1,1 @@
+"""Experiment recipes (TOML files in this folder), reachable by name."""
