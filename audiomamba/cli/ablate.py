@@ -1,17 +1,54 @@
-"""`audiomamba ablate`."""
+"""`audiomamba ablate`: run a grid of configurations under one budget; table, CSV and plot."""
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 
 import typer
 
-from audiomamba.cli.common import not_built
 
 def ablate(
-    grid: str = typer.Argument(..., help="Grid name (e.g. sc09-table5, youtubemix-fig10) or TOML path."),
-    data: Path | None = typer.Option(None, "--data"),
-    out: Path | None = typer.Option(None, "--out"),
+    grid: str = typer.Argument(..., help="Grid name (sc09-table5, youtubemix-fig10, youtubemix-fig10-inner, youtubemix-seqlen) or TOML path."),
+    data: Path | None = typer.Option(None, "--data", help="Dataset folder for every cell (overrides the recipes)."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (default runs/ablate-<grid>)."),
+    budget_steps: int | None = typer.Option(None, "--budget-steps", help="Steps per cell (schedule length too)."),
+    budget_minutes: float | None = typer.Option(None, "--budget-minutes", help="Wall-clock cap per cell."),
+    seeds: int | None = typer.Option(None, "--seeds", help="Seeds per cell (default: the grid's)."),
+    set_: list[str] = typer.Option([], "--set", help="Recipe override applied to every cell (repeatable)."),
+    samples: int | None = typer.Option(None, "--samples", help="SC09 grids: samples per cell for FID/IS/mIS/AM/NDB (0 = BPB only)."),
+    classifier: Path | None = typer.Option(None, "--classifier", help="SC09 classifier checkpoint for the sample metrics."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
 ) -> None:
-    """Run an ablation grid (which levels are selective) and write a table and a plot."""
-    not_built("ablate", "ablation issue")
+    """Run an ablation grid (which levels are selective); writes results.csv, results.md and results.png."""
+    from rich.console import Console
+
+    from audiomamba.ablate import load_grid, run_grid, write_reports
+    from audiomamba.errors import ConfigError
+
+    g = load_grid(grid)
+    if budget_steps is not None:
+        if budget_steps < 1:
+            raise ConfigError(f"--budget-steps must be >= 1, got {budget_steps}")
+        g.steps = budget_steps
+    if budget_minutes is not None:
+        g.minutes = budget_minutes
+    if samples is not None:
+        g.samples = samples
+    scorer = None
+    if g.samples > 0:
+        if classifier is None:
+            Console().print(f"note: no --classifier given: {g.name} is scored by test BPB only")
+            g.samples = 0
+        else:
+            from audiomamba.ablate.scoring import sample_scorer
+
+            scorer = sample_scorer(classifier, data)
+    out = out or Path("runs") / f"ablate-{g.name}"
+    out.mkdir(parents=True, exist_ok=True)
+    rows = run_grid(g, out, data, seeds, set_, device, scorer)
+    paths = write_reports(g, rows, out, command="audiomamba " + shlex.join(sys.argv[1:]))
+    console = Console()
+    console.print(paths["md"].read_text(), highlight=False)
+    console.print(f"wrote {paths['csv']}, {paths['md']} and {paths['png']}")

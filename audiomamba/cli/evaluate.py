@@ -6,8 +6,6 @@ from pathlib import Path
 
 import typer
 
-from audiomamba.cli.common import not_built
-
 app = typer.Typer(help="Evaluate models and samples: test NLL/BPB, SC09 classifier, sample metrics.", no_args_is_help=True)
 
 
@@ -16,26 +14,63 @@ def nll(
     run: Path = typer.Argument(..., help="Run folder or checkpoint file."),
     split: str = typer.Option("test", "--split", help="train, validation or test."),
     data: Path | None = typer.Option(None, "--data", help="Dataset folder (default: the run's recipe)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the result as JSON here."),
+    batch: int | None = typer.Option(None, "--batch", help="Sequences per forward pass (default: the recipe's batch)."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
 ) -> None:
     """Test-set NLL and bits per sample over whole clips/segments, written as JSON."""
-    not_built("evaluate nll", "training issue")
+    import json
+
+    from audiomamba.train.evaluate import evaluate_nll
+
+    result = evaluate_nll(run, split, data, device, batch)
+    text = json.dumps(result, indent=2)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(text + "\n")
+    typer.echo(text)
 
 
 @app.command("train-classifier")
 def train_classifier(
     sc09_dir: Path = typer.Argument(..., help="SC09-layout folder."),
     out: Path = typer.Option(..., "--out", help="Classifier checkpoint to write."),
+    epochs: int = typer.Option(30, "--epochs", help="Training epochs (best validation epoch is kept)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Clips per step."),
+    lr: float = typer.Option(3e-3, "--lr", help="Peak learning rate of the one-cycle schedule."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (init, shuffling, augmentation)."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
 ) -> None:
-    """Train the SC09 digit classifier used by the sample metrics."""
-    not_built("evaluate train-classifier", "metrics issue")
+    """Train the SC09 digit classifier used by the sample metrics.
+
+    Writes CKPT, CKPT-stem.json (accuracies, training time, confusion) and CKPT-stem.confusion.png.
+    """
+    import torch
+
+    from eval.train_classifier import TrainConfig
+    from eval.train_classifier import train_classifier as run
+
+    if threads is not None:
+        torch.set_num_threads(max(1, threads))
+    report = run(sc09_dir, out, TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device))
+    typer.echo(
+        f"test accuracy {100 * report['test_accuracy']:.2f}% (validation {100 * report['val_accuracy']:.2f}%, "
+        f"epoch {report['best_epoch']}), trained in {report['train_seconds']:.0f} s on {report['device']}; wrote {out}"
+    )
 
 
 @app.command("samples")
 def samples(
-    samples_dir: Path = typer.Argument(..., help="Folder of generated WAV files."),
+    samples_dir: Path | None = typer.Argument(None, help="Folder of generated audio files (omit with --split)."),
     classifier: Path = typer.Option(..., "--classifier", help="Classifier checkpoint."),
     reference: Path = typer.Option(..., "--reference", help="SC09-layout folder for the reference rows."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the metrics table as JSON here."),
+    split: str | None = typer.Option(None, "--split", help="Evaluate this split of --reference instead of a folder."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    ndb_bins: int = typer.Option(50, "--ndb-bins", help="k-means bins for NDB."),
 ) -> None:
     """FID, IS, mIS, AM and NDB of a folder of samples, with train/test reference rows."""
-    not_built("evaluate samples", "metrics issue")
+    from eval.report import evaluate_samples
+
+    evaluate_samples(samples_dir, classifier, reference, split=split, json_out=json_out, device=device, ndb_bins=ndb_bins)

@@ -6,15 +6,75 @@ from pathlib import Path
 
 import typer
 
-from audiomamba.cli.common import not_built
 
 def train(
     recipe: str = typer.Argument(..., help="Recipe name (see recipes/) or path to a TOML file."),
     data: Path | None = typer.Option(None, "--data", help="Dataset folder (overrides the recipe)."),
-    out: Path | None = typer.Option(None, "--out", help="Run folder for checkpoints, logs and plots."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder for checkpoints, logs and plots (default runs/<recipe>)."),
     set_: list[str] = typer.Option([], "--set", help="Override a recipe value: key.path=value (repeatable)."),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="Stop after this many steps."),
+    max_steps: int | None = typer.Option(
+        None, "--max-steps", help="Stop at this step; the LR schedule still follows train.steps (use --set train.steps=N to shorten it)."
+    ),
+    max_minutes: float | None = typer.Option(None, "--max-minutes", help="Stop (with a checkpoint) after this many minutes."),
     resume: bool = typer.Option(False, "--resume", help="Resume the run in --out from its last checkpoint."),
+    fit_schedule: bool = typer.Option(
+        False, "--fit-schedule", help="With --max-minutes: time a few steps first and size train.steps (and the "
+        "eval/checkpoint intervals) so the warm-up + cosine schedule ends within the budget."
+    ),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
 ) -> None:
-    """Train a model from a recipe (AdamW, warm-up + cosine, checkpoints, JSONL logs)."""
-    not_built("train", "training issue")
+    """Train a model from a recipe (AdamW, warm-up + cosine, checkpoints, JSONL logs). Works under torchrun."""
+    from rich.console import Console
+
+    from audiomamba.errors import ConfigError
+    from audiomamba.recipe import load_recipe
+    from audiomamba.train import RunOptions, train_recipe
+
+    if max_steps is not None and max_steps < 1:
+        raise ConfigError(f"--max-steps must be >= 1, got {max_steps}")
+    if max_minutes is not None and max_minutes <= 0:
+        raise ConfigError(f"--max-minutes must be > 0, got {max_minutes}")
+    if device is not None and device.split(":")[0] not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {device!r}: use cpu or cuda")
+    rec = load_recipe(recipe, set_, data)
+    if fit_schedule:
+        rec = _fit_schedule(recipe, rec, set_, data, max_minutes, resume, device)
+    run_dir = out if out is not None else Path("runs") / rec.name
+    opts = RunOptions(out=run_dir, resume=resume, max_steps=max_steps, max_minutes=max_minutes, device=device)
+    result = train_recipe(rec, opts)
+    import os
+
+    if os.environ.get("RANK", "0") == "0":
+        best = f"{result.best_val_bpb:.4f}" if result.best_val_bpb is not None else "-"
+        last = f"{result.last_val_bpb:.4f}" if result.last_val_bpb is not None else "-"
+        Console().print(
+            f"[bold]{rec.name}[/]: stopped at step {result.step} ({result.stop_reason}); "
+            f"{result.n_params:,} parameters; validation BPB last {last}, best {best}; run folder {result.run_dir}"
+        )
+
+
+def _fit_schedule(name: str, rec, sets: list[str], data: Path | None, minutes: float | None, resume: bool, device: str | None):
+    """Re-load the recipe with train.steps sized to the time budget (single process only)."""
+    import os
+
+    import torch
+    from rich.console import Console
+
+    from audiomamba.data import build_dataset
+    from audiomamba.errors import ConfigError
+    from audiomamba.recipe import load_recipe, pool_product
+    from audiomamba.train.calibrate import fitted_sets, seconds_per_step
+
+    if minutes is None:
+        raise ConfigError("--fit-schedule needs --max-minutes (the budget to fit the schedule into)")
+    if resume:
+        raise ConfigError("--fit-schedule cannot be combined with --resume: a resumed run keeps its schedule")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("--fit-schedule runs in a single process: under torchrun pass --set train.steps=N instead")
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    d = rec.data
+    train_ds = build_dataset(d.kind, d.root, "train", d.sample_len, d.normalization, pool_product(rec.model_config()))
+    per_step = seconds_per_step(rec, dev, train_ds)
+    steps, fit = fitted_sets(minutes, per_step)
+    Console().print(f"--fit-schedule: {per_step * 1000:.0f} ms/step on {dev} -> train.steps={steps} for {minutes:g} min")
+    return load_recipe(name, [*sets, *fit], data)

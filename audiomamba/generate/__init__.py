@@ -1,0 +1,84 @@
+"""Fast batched autoregressive generation in step mode (DESIGN §8).
+
+``generate_tokens`` samples token sequences (eager stepping, or one CUDA graph per period of the
+U-Net on GPU); ``generate_to_folder`` adds prompts, runaway-noise regeneration, the SaShiMi filter
+and writes WAVs, an index and a spectrogram grid.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from audiomamba.generate.noise import detect_runaway_noise
+from audiomamba.generate.output import write_samples
+from audiomamba.generate.prompts import load_prompts
+from audiomamba.generate.sampler import Generated, generate_tokens
+from audiomamba.generate.stepper import SamplingConfig
+from audiomamba.tokenizer import mu_law_decode
+
+__all__ = ["Generated", "SamplingConfig", "generate_to_folder", "generate_tokens", "regenerate_noisy"]
+
+
+def regenerate_noisy(gen: Generated, redo, attempts: int) -> tuple[Generated, int]:
+    """Replace samples flagged as runaway noise by fresh ones, up to ``attempts`` rounds.
+
+    ``redo(rows: list[int], attempt: int) -> Generated`` generates replacements for those rows.
+    Returns the updated samples and how many are still flagged.
+    """
+
+    def flagged(g: Generated) -> list[int]:
+        waves = mu_law_decode(g.tokens[:, g.prompt_len :]).numpy()
+        return [i for i, w in enumerate(waves) if detect_runaway_noise(w).runaway_noise]
+
+    bad = flagged(gen)
+    for attempt in range(1, attempts + 1):
+        if not bad:
+            break
+        new = redo(bad, attempt)
+        still = set(flagged(new))
+        for j, row in enumerate(bad):
+            if j not in still:
+                gen.tokens[row], gen.logp[row] = new.tokens[j], new.logp[j]
+        bad = [row for j, row in enumerate(bad) if j in still]
+    return gen, len(bad)
+
+
+def generate_to_folder(
+    model: nn.Module,
+    out: Path,
+    n: int,
+    seconds: float,
+    batch: int,
+    sampling: SamplingConfig,
+    seed: int = 0,
+    normalization: str = "minmax",
+    prompt: Path | None = None,
+    prompt_seconds: float = 1.0,
+    sashimi_filter: bool = False,
+    regenerate: int = 0,
+    device: str | torch.device = "cpu",
+    use_graph: bool | None = None,
+    bf16: bool = False,
+    progress: bool = True,
+) -> tuple[list[dict], Generated]:
+    """Generate ``n`` samples of ``seconds`` (the prompt included) and write them to ``out``."""
+    length = int(round(seconds * 16000))
+    prompts, names = (None, None)
+    if prompt is not None:
+        prompts, names = load_prompts(prompt, prompt_seconds, n, normalization)
+        if prompts.shape[1] >= length:
+            from audiomamba.errors import ConfigError
+
+            raise ConfigError(f"--seconds {seconds} must exceed --prompt-seconds {prompt_seconds} to continue a prompt")
+    kw = dict(sampling=sampling, device=device, use_graph=use_graph, bf16=bf16, progress=progress)
+    gen = generate_tokens(model, n, length, batch, seed=seed, prompts=prompts, **kw)
+    if regenerate > 0:
+        def redo(rows: list[int], attempt: int) -> Generated:
+            sub = None if prompts is None else prompts[rows]
+            return generate_tokens(model, len(rows), length, batch, seed=seed + 1_000_003 * attempt, prompts=sub, **kw)
+
+        gen, _ = regenerate_noisy(gen, redo, regenerate)
+    return write_samples(gen, out, names, sashimi_filter), gen

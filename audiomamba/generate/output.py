@@ -1,0 +1,91 @@
+"""Writing generated samples: WAV files, an index with likelihoods and flags, a spectrogram grid."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audiomamba.audio import SAMPLE_RATE, save_wav
+from audiomamba.generate.noise import detect_runaway_noise
+from audiomamba.generate.sampler import Generated
+from audiomamba.tokenizer import mu_law_decode
+
+SASHIMI_KEEP = (0.40, 0.95)  # keep samples between these likelihood quantiles
+
+
+def sashimi_keep(loglik: torch.Tensor, band: tuple[float, float] = SASHIMI_KEEP) -> torch.Tensor:
+    """SaShiMi's filter: drop the 40 % least and 5 % most likely samples. loglik (n,) -> bool (n,)."""
+    if loglik.numel() < 3:
+        return torch.ones_like(loglik, dtype=torch.bool)
+    lo, hi = torch.quantile(loglik.double(), torch.tensor(band, dtype=torch.float64))
+    return (loglik >= lo) & (loglik <= hi)
+
+
+def write_samples(
+    gen: Generated,
+    out: Path,
+    prompt_names: list[str] | None = None,
+    sashimi_filter: bool = False,
+    spectrogram_count: int = 8,
+) -> list[dict]:
+    """Decode and write every sample; returns the index rows (also written as index.csv/json).
+
+    Samples dropped by the SaShiMi filter are written to ``out/dropped/`` (nothing is lost).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    waves = mu_law_decode(gen.tokens).numpy()
+    loglik, bpb = gen.loglik(), gen.bpb()
+    keep = sashimi_keep(loglik) if sashimi_filter else torch.ones(len(waves), dtype=torch.bool)
+    rows = []
+    for i, wave in enumerate(waves):
+        noise = detect_runaway_noise(wave[gen.prompt_len :] if gen.prompt_len else wave)
+        name = f"sample_{i:05d}.wav"
+        path = save_wav((out if keep[i] else out / "dropped") / name, wave, SAMPLE_RATE)
+        rows.append(
+            {
+                "file": str(path.relative_to(out)),
+                "index": i,
+                "seconds": round(len(wave) / SAMPLE_RATE, 4),
+                "prompt": prompt_names[i] if prompt_names else "",
+                "prompt_samples": gen.prompt_len,
+                "loglik_nats": round(float(loglik[i]), 4),
+                "bpb": round(float(bpb[i]), 5),
+                "kept": bool(keep[i]),
+                **{k: (round(v, 5) if isinstance(v, float) else v) for k, v in noise.as_dict().items()},
+            }
+        )
+    with open(out / "index.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "index.json").write_text(json.dumps(rows, indent=1))
+    if spectrogram_count:
+        plot_grid(waves[:spectrogram_count], out / "spectrograms.png", [r["file"] for r in rows[:spectrogram_count]])
+    return rows
+
+
+def plot_grid(waves: np.ndarray, path: Path, titles: list[str]) -> Path:
+    """A grid of log-spectrograms (up to 4 per row) of ``waves`` ((k, T))."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(waves)
+    cols = min(4, k)
+    rows = -(-k // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), dpi=100, squeeze=False)
+    for ax in axes.flat[k:]:
+        ax.axis("off")
+    for ax, wave, title in zip(axes.flat, waves, titles, strict=False):
+        ax.specgram(np.asarray(wave, dtype=np.float64) + 1e-9, NFFT=256, Fs=SAMPLE_RATE, noverlap=192, cmap="magma")
+        ax.set_title(title, fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

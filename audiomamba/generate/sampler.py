@@ -1,0 +1,94 @@
+"""Batched ancestral sampling of many samples, with prompts, seeds and per-sample log-likelihoods."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from audiomamba.generate.stepper import SamplingConfig, Stepper, step_period
+
+
+@dataclass
+class Generated:
+    """``n`` samples: tokens (n, length) int64 on the CPU; logp (n, length) per-token log-probs
+    (nats); ``prompt_len`` leading tokens of each row are the prompt."""
+
+    tokens: torch.Tensor
+    logp: torch.Tensor
+    prompt_len: int
+    seconds: float
+
+    def loglik(self) -> torch.Tensor:
+        """Log-likelihood (nats) of the generated part of each sample: (n,)."""
+        return self.logp[:, self.prompt_len :].double().sum(dim=1)
+
+    def bpb(self) -> torch.Tensor:
+        """Bits per generated sample: (n,)."""
+        n_gen = max(self.tokens.shape[1] - self.prompt_len, 1)
+        return -self.loglik() / n_gen / math.log(2)
+
+
+def generate_tokens(
+    model: nn.Module,
+    n: int,
+    length: int,
+    batch: int,
+    sampling: SamplingConfig,
+    seed: int = 0,
+    prompts: torch.Tensor | None = None,
+    device: torch.device | str = "cpu",
+    use_graph: bool | None = None,
+    bf16: bool = False,
+    progress: bool = True,
+) -> Generated:
+    """Sample ``n`` token sequences of ``length`` in batches of ``batch``.
+
+    prompts: (n, P) int64 or None; the first P tokens of each sample are its prompt.
+    Batch ``k`` uses seed ``seed + k``, so a given seed reproduces the same samples.
+    ``use_graph`` (default: on CUDA) captures each period of steps as a CUDA graph.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    device = torch.device(device)
+    use_graph = device.type == "cuda" if use_graph is None else use_graph
+    if use_graph and device.type != "cuda":
+        raise ValueError("CUDA graphs need a CUDA device")
+    prompt_len = 0 if prompts is None else int(prompts.shape[1])
+    model = model.to(device).eval()
+    period = step_period(model)
+    tokens, logp = [], []
+    steps_total = -(-n // batch) * -(-length // period)
+    start = time.perf_counter()
+    cols = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*cols, disable=not progress) as bar:
+        task = bar.add_task("generating", total=steps_total, rate="")
+        done_periods = 0
+        for k, lo in enumerate(range(0, n, batch)):
+            b = min(batch, n - lo)
+            gen = torch.Generator(device=device).manual_seed(seed + k) if not use_graph else None
+            stepper = Stepper(model, b, device, sampling, use_graph, gen, seed + k,
+                              torch.bfloat16 if bf16 else None)
+
+            def tick(p: int, base: int = done_periods, b: int = b, lo: int = lo) -> None:
+                secs = time.perf_counter() - start
+                audio = (lo * length + b * p * period) / 16000
+                bar.update(task, completed=base + p, rate=f"{audio / max(secs, 1e-9):.1f}× real time")
+
+            prompt = None if prompts is None else prompts[lo : lo + b]
+            tok, lp = stepper.run(prompt, length, on_period=tick)
+            tokens.append(tok.cpu())
+            logp.append(lp.cpu())
+            done_periods += -(-length // period)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return Generated(torch.cat(tokens), torch.cat(logp), prompt_len, time.perf_counter() - start)

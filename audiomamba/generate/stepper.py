@@ -1,0 +1,172 @@
+"""Autoregressive stepping of a U-Net in step mode, eagerly or as replayed CUDA graphs.
+
+One "period" is ``prod(pool)`` full-rate steps: after it every level of the U-Net is back in the
+same phase, so the work of a whole period is captured once as a CUDA graph and replayed. Both
+paths run the same :func:`_advance` per step; the graph path only changes who launches it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils._pytree import tree_flatten, tree_unflatten
+
+from audiomamba.generate.sampling import RandFn, sample_tokens
+from audiomamba.tokenizer import Q_ZERO
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How tokens are drawn. ``temperature <= 0`` is greedy; ``top_p < 1`` is nucleus sampling."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+
+def step_period(model: nn.Module) -> int:
+    """Number of full-rate steps after which every level is in the same phase again (prod(pool))."""
+    config = getattr(model, "config", None)
+    pool = getattr(config, "pool", None) or []
+    return math.prod(pool) if pool else 1
+
+
+def _advance(
+    model: nn.Module,
+    inp: torch.Tensor,
+    state: object,
+    forced: torch.Tensor,
+    force: torch.Tensor,
+    sampling: SamplingConfig,
+    rand: RandFn,
+) -> tuple[torch.Tensor, torch.Tensor, object]:
+    """One step for the batch: (B,) input tokens -> (next token (B,), its log-prob (B,), state).
+
+    Where ``force`` is set the next token is ``forced`` (a prompt token) instead of a sample; the
+    log-probability is always the model's own (temperature 1, unfiltered).
+    """
+    logits, state = model.step(inp, state)
+    logp_all = F.log_softmax(logits.float(), dim=-1)
+    sampled = sample_tokens(logits, sampling.temperature, sampling.top_p, rand)
+    token = torch.where(force, forced, sampled)
+    return token, logp_all.gather(-1, token[:, None])[:, 0], state
+
+
+class Stepper:
+    """Generates ``length`` tokens for a batch, period by period.
+
+    ``run(prompt, length) -> (tokens (B, length), logp (B, length))``: tokens[:, :P] equal the prompt
+    ``(B, P)``; every later token is sampled; logp[:, t] is log p(token_t | tokens_<t).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        batch: int,
+        device: torch.device,
+        sampling: SamplingConfig,
+        use_graph: bool = False,
+        generator: torch.Generator | None = None,
+        seed: int = 0,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> None:
+        self.model = model
+        self.batch = batch
+        self.device = device
+        self.sampling = sampling
+        self.period = step_period(model)
+        self.autocast_dtype = autocast_dtype
+        self.generator = None if use_graph else generator
+        self.use_graph = use_graph
+        self.seed = seed  # seeds the CUDA generator before the replays (the graph draws from it)
+        self._graph: torch.cuda.CUDAGraph | None = None
+
+    def _rand(self, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.rand(shape, device=self.device, generator=self.generator)
+
+    def _autocast(self):
+        enabled = self.autocast_dtype is not None
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16, enabled=enabled)
+
+    def _period(self, inp, state, forced, force, out_tok, out_logp):
+        """Run one period of steps; writes tokens/log-probs into rows of ``out_*`` ((period, B))."""
+        with self._autocast():
+            for j in range(self.period):
+                inp, logp, state = _advance(self.model, inp, state, forced[j], force[j], self.sampling, self._rand)
+                out_tok[j].copy_(inp)
+                out_logp[j].copy_(logp)
+        return inp, state
+
+    @torch.no_grad()
+    def run(self, prompt: torch.Tensor | None, length: int, on_period: Callable[[int], None] | None = None):
+        batch, period, dev = self.batch, self.period, self.device
+        n_periods = -(-length // period)
+        total = n_periods * period
+        forced = torch.zeros(total, batch, dtype=torch.long, device=dev)
+        force = torch.zeros(total, batch, dtype=torch.bool, device=dev)
+        if prompt is not None and prompt.shape[1] > 0:
+            p = min(prompt.shape[1], length)
+            forced[:p] = prompt[:, :p].T.to(dev)
+            force[:p] = True
+        tokens = torch.empty(total, batch, dtype=torch.long, device=dev)
+        logp = torch.empty(total, batch, dtype=torch.float32, device=dev)
+        state = self.model.init_state(batch, dev)
+        inp = torch.full((batch,), Q_ZERO, dtype=torch.long, device=dev)
+        if self.use_graph:
+            self._run_graphed(inp, state, forced, force, tokens, logp, on_period)
+        else:
+            for k in range(n_periods):
+                rows = slice(k * period, (k + 1) * period)
+                inp, state = self._period(inp, state, forced[rows], force[rows], tokens[rows], logp[rows])
+                if on_period:
+                    on_period(k + 1)
+        return tokens[:length].T.contiguous(), logp[:length].T.contiguous()
+
+    def _run_graphed(self, inp, state, forced, force, tokens, logp, on_period) -> None:
+        """Capture one period as a CUDA graph over static buffers, then replay it per period."""
+        period, batch, dev = self.period, self.batch, self.device
+        leaves, spec = tree_flatten(state)
+        tensor_idx = [i for i, leaf in enumerate(leaves) if isinstance(leaf, torch.Tensor)]
+        init = [leaves[i].clone() for i in tensor_idx]
+        s_forced = torch.zeros(period, batch, dtype=torch.long, device=dev)
+        s_force = torch.zeros(period, batch, dtype=torch.bool, device=dev)
+        s_tok = torch.empty(period, batch, dtype=torch.long, device=dev)
+        s_logp = torch.empty(period, batch, dtype=torch.float32, device=dev)
+        s_inp = inp.clone()
+
+        def one_period() -> None:
+            last_inp, new_state = self._period(s_inp, tree_unflatten(leaves, spec), s_forced, s_force, s_tok, s_logp)
+            new_leaves, new_spec = tree_flatten(new_state)
+            if new_spec != spec:
+                raise RuntimeError("the model's step state changes structure over a period; use --no-graph")
+            for i in tensor_idx:
+                if new_leaves[i] is not leaves[i]:
+                    leaves[i].copy_(new_leaves[i])
+            s_inp.copy_(last_inp)
+
+        side = torch.cuda.Stream(device=dev)
+        side.wait_stream(torch.cuda.current_stream(dev))
+        with torch.cuda.stream(side):  # warm-up: compiles kernels, initialises libraries
+            one_period()
+        torch.cuda.current_stream(dev).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            one_period()
+        for i, value in zip(tensor_idx, init, strict=True):  # undo the warm-up
+            leaves[i].copy_(value)
+        s_inp.copy_(inp)
+        self._graph = graph
+        torch.cuda.manual_seed(self.seed)
+        for k in range(forced.shape[0] // period):
+            rows = slice(k * period, (k + 1) * period)
+            s_forced.copy_(forced[rows])
+            s_force.copy_(force[rows])
+            graph.replay()
+            tokens[rows].copy_(s_tok)
+            logp[rows].copy_(s_logp)
+            if on_period:
+                on_period(k + 1)

@@ -1,0 +1,183 @@
+"""The SaShiMi-style U-Net over μ-law tokens (DESIGN §5.1) with an exact step mode (§5.3).
+
+Structure (SaShiMi "unet" variant): every level keeps the outputs of its input and of each
+down block; the up path adds them back in reverse order, one after the UpPool and one after
+each up block. The center adds its input back to its output::
+
+    Level(x):  s = [x];  x = down_1(x); s += [x]; …; x = down_n(x); s += [x]
+               x = UpPool(inner(DownPool(x))) + s.pop()
+               x = up_1(x) + s.pop(); …; x = up_n(x) + s.pop()
+    Center(x): blocks(x) + x
+
+With ``n_down`` < ``n`` (e.g. SaShiMi's non-U-Net variant, ``n_down = 0``) the up blocks past the
+available skips add none (they are residual blocks already).
+
+Step mode runs level 0 every sample, level i every prod(pool[:i])-th sample (through the
+pooling buffers), and reproduces the parallel forward exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from audiomamba.errors import ConfigError
+from audiomamba.model.blocks import Block, make_block
+from audiomamba.model.config import ModelConfig, StageSpec
+from audiomamba.model.pooling import DownPool, UpPool
+
+
+def _stage(spec: StageSpec, width: int, cfg: ModelConfig, n: int | None = None) -> nn.ModuleList:
+    return nn.ModuleList(make_block(spec.block, width, cfg) for _ in range(spec.n if n is None else n))
+
+
+def _stage_state(blocks: nn.ModuleList, batch: int, device: Any, dtype: torch.dtype) -> list[Any]:
+    return [b.init_state(batch, device, dtype) for b in blocks]
+
+
+class Center(nn.Module):
+    """Innermost stage: x (B, L, H) -> blocks(x) + x."""
+
+    def __init__(self, width: int, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.blocks = _stage(cfg.center, width, cfg)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (B, L, H) -> (B, L, H)."""
+        y = x
+        for blk in self.blocks:
+            y = blk(y)
+        return y + x
+
+    def init_state(self, batch: int, device: Any = None, dtype: torch.dtype = torch.float32) -> list[Any]:
+        """One state per block."""
+        return _stage_state(self.blocks, batch, device, dtype)
+
+    def step(self, x: Tensor, state: list[Any]) -> tuple[Tensor, list[Any]]:
+        """x (B, H) -> (y (B, H), state); block states are updated in ``state``."""
+        y = x
+        for i, blk in enumerate(self.blocks):
+            y, state[i] = blk.step(y, state[i])
+        return y + x, state
+
+
+class Level(nn.Module):
+    """U-Net level ``depth``: down blocks, DownPool, inner level (or center), UpPool, up blocks."""
+
+    def __init__(self, cfg: ModelConfig, depth: int) -> None:
+        super().__init__()
+        width, pool, spec = cfg.width(depth), cfg.pool[depth], cfg.levels[depth]
+        self.depth = depth
+        self.down = _stage(spec, width, cfg, spec.down)
+        self.down_pool = DownPool(width, pool, cfg.expand)
+        inner_width = cfg.width(depth + 1)
+        self.inner: Level | Center = (
+            Level(cfg, depth + 1) if depth + 1 < len(cfg.pool) else Center(inner_width, cfg)
+        )
+        self.up_pool = UpPool(inner_width, pool, cfg.expand)
+        self.up = _stage(spec, width, cfg)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (B, L, H) -> (B, L, H); L divisible by the pooling product from this level in."""
+        skips = [x]
+        for blk in self.down:
+            x = blk(x)
+            skips.append(x)
+        x = self.up_pool(self.inner(self.down_pool(x))) + skips.pop()
+        for blk in self.up:
+            x = blk(x)
+            if skips:
+                x = x + skips.pop()
+        return x
+
+    def init_state(
+        self, batch: int, device: Any = None, dtype: torch.dtype = torch.float32
+    ) -> dict[str, Any]:
+        """Block states, pooling buffers and the inner level's state."""
+        return {
+            "down": _stage_state(self.down, batch, device, dtype),
+            "down_pool": self.down_pool.init_state(batch, device, dtype),
+            "inner": self.inner.init_state(batch, device, dtype),
+            "up_pool": self.up_pool.init_state(batch, device, dtype),
+            "up": _stage_state(self.up, batch, device, dtype),
+        }
+
+    def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+        """One full-rate step of this level: x (B, H) -> (y (B, H), state); the inner level runs every p-th step."""
+        skips = [x]
+        for i, blk in enumerate(self.down):
+            x, state["down"][i] = blk.step(x, state["down"][i])
+            skips.append(x)
+        pooled, _ = self.down_pool.step(x, state["down_pool"])
+        inner = self.inner.step(pooled, state["inner"])[0] if pooled is not None else None
+        x, _ = self.up_pool.step(inner, state["up_pool"])
+        x = x + skips.pop()
+        for i, blk in enumerate(self.up):
+            x, state["up"][i] = blk.step(x, state["up"][i])
+            if skips:
+                x = x + skips.pop()
+        return x, state
+
+
+class AudioUNet(nn.Module):
+    """Tokens (B, L) -> Embedding(vocab, D) -> U-Net -> LayerNorm -> Linear(D, vocab) logits (B, L, vocab)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        self.embedding = nn.Embedding(cfg.vocab, cfg.d_model)
+        self.body: Level | Center = Level(cfg, 0) if cfg.pool else Center(cfg.d_model, cfg)
+        self.norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab)
+
+    def check_length(self, length: int) -> None:
+        """ConfigError unless ``length`` is a positive multiple of the pooling product."""
+        P = self.config.pool_product
+        if length > 0 and length % P == 0:
+            return
+        lo, hi = (length // P) * P, (length // P + 1) * P
+        near = f"{lo} or {hi}" if lo > 0 else f"{hi}"
+        raise ConfigError(
+            f"sequence length {length} is not divisible by the pooling product {P} (pool {self.config.pool}) "
+            f"in the model input: use a multiple of {P}, e.g. {near}"
+        )
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """tokens (B, L) int64 in [0, vocab) -> logits (B, L, vocab)."""
+        if tokens.dim() != 2:
+            raise ConfigError(
+                f"tokens have shape {tuple(tokens.shape)} in AudioUNet.forward: pass (batch, length)"
+            )
+        self.check_length(tokens.shape[1])
+        x = self.body(self.embedding(tokens))
+        return self.head(self.norm(x))
+
+    def init_state(
+        self, batch: int, device: Any = None, dtype: torch.dtype = torch.float32
+    ) -> dict[str, Any]:
+        """Step-mode state of the whole U-Net for ``batch`` sequences starting at t = 0.
+
+        SSM states are float32/complex64 whatever ``dtype``; conv/pool buffers and KV caches use ``dtype``.
+        """
+        return {"body": self.body.init_state(batch, device, dtype), "t": 0}
+
+    def step(self, tokens: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+        """One autoregressive step: tokens (B,) -> logits (B, vocab); ``state`` is updated (in place)."""
+        if tokens.dim() != 1:
+            raise ConfigError(
+                f"tokens have shape {tuple(tokens.shape)} in AudioUNet.step: pass one token per sequence, shape (batch,)"
+            )
+        x, _ = self.body.step(self.embedding(tokens), state["body"])
+        state["t"] += 1
+        return self.head(self.norm(x)), state
+
+    def num_params(self) -> int:
+        """Number of parameters (works on the meta device)."""
+        return sum(p.numel() for p in self.parameters())
+
+    @property
+    def blocks(self) -> list[Block]:
+        """All blocks in forward order (for inspection)."""
+        return [m for m in self.modules() if isinstance(m, Block)]

@@ -1,0 +1,55 @@
+"""Fit a recipe's step count to a wall-clock budget by timing a few optimiser steps first."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from audiomamba.recipe import Recipe
+from audiomamba.train.nll import autocast_for, sequence_loss
+
+
+def seconds_per_step(recipe: Recipe, device: torch.device, train_ds: Dataset, batch_size: int | None = None, repeats: int = 3) -> float:
+    """Median seconds of one forward/backward/AdamW step of the recipe's model on ``device``.
+
+    Uses a throwaway model and a fixed batch of ``batch_size`` (default: the recipe's) training
+    sequences; the first step (kernel compilation, allocator warm-up) is not counted.
+    """
+    from audiomamba.model import build_model
+
+    bs = batch_size or recipe.data.batch_size
+    model = build_model(recipe.model_config()).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    pairs = [train_ds[i % len(train_ds)] for i in range(bs)]
+    xb = torch.stack([p[0] for p in pairs]).to(device)
+    yb = torch.stack([p[1] for p in pairs]).to(device)
+    times = []
+    for _ in range(repeats + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.monotonic()
+        with autocast_for(device, recipe.train.bf16):
+            loss = sequence_loss(model, xb, yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.monotonic() - t0)
+    del model, opt, loss
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return float(np.median(times[1:]))
+
+
+def fitted_sets(minutes: float, per_step: float, evals: int = 10, fraction: float = 0.8) -> tuple[int, list[str]]:
+    """``--set`` overrides sizing train.steps (and eval/checkpoint intervals) to ``fraction`` of the budget.
+
+    The rest of the budget covers validation, checkpoints and data loading.
+    """
+    steps = max(10, int(minutes * 60 * fraction / max(per_step, 1e-6)))
+    every = max(1, steps // evals)
+    return steps, [f"train.steps={steps}", f"train.eval_every={every}", f"train.checkpoint_every={every}"]

@@ -1,0 +1,140 @@
+"""Checkpoints: atomic writes, RNG state capture, and rebuilding a model from a checkpoint alone.
+
+A checkpoint is a plain dict readable with ``torch.load(weights_only=True)``::
+
+    format       int (CHECKPOINT_FORMAT)
+    step         int, optimiser steps taken
+    model        state_dict of the (unwrapped) model
+    optimizer    AdamW state_dict
+    scheduler    LambdaLR state_dict
+    loader       {"epoch": int, "index": int}  global batches consumed in that epoch's permutation
+    rng          {"python": {...}, "numpy": {...}, "torch": ByteTensor, "cuda": [ByteTensor, ...]}
+    recipe       resolved recipe as nested plain dicts (Recipe.to_dict())
+    model_config resolved model config for audiomamba.model.build_model
+    metrics      {"best_val_bpb": float | None, "val_bpb": float | None, "train_loss": float | None}
+    world_size   int
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from audiomamba.errors import CheckpointError
+
+CHECKPOINT_FORMAT = 1
+LAST = "last.pt"
+BEST = "best.pt"
+REQUIRED_KEYS = ("format", "step", "model", "recipe", "model_config")
+
+
+def capture_rng() -> dict[str, Any]:
+    """The python, numpy, torch and CUDA RNG states as tensors / plain values."""
+    version, state, gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    out: dict[str, Any] = {
+        "python": {"version": int(version), "state": torch.tensor(state, dtype=torch.int64), "gauss": gauss},
+        "numpy": {
+            "name": str(np_name),
+            "keys": torch.from_numpy(np.asarray(np_keys, dtype=np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "gauss": float(np_gauss),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    return out
+
+
+def restore_rng(rng: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng`."""
+    py = rng["python"]
+    random.setstate((py["version"], tuple(int(x) for x in py["state"].tolist()), py["gauss"]))
+    npr = rng["numpy"]
+    np.random.set_state(
+        (npr["name"], npr["keys"].numpy().astype(np.uint32), npr["pos"], npr["has_gauss"], npr["gauss"])
+    )
+    torch.set_rng_state(rng["torch"])
+    if torch.cuda.is_available() and rng.get("cuda"):
+        torch.cuda.set_rng_state_all(rng["cuda"][: torch.cuda.device_count()])
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` atomically: a temp file in the same folder, fsync, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def resolve_checkpoint(path_or_run_dir: str | Path, prefer: str = BEST) -> Path:
+    """A checkpoint file from a file path or a run folder (``prefer`` first, then the other)."""
+    p = Path(path_or_run_dir)
+    if p.is_dir():
+        order = [prefer, LAST if prefer == BEST else BEST]
+        for name in order:
+            if (p / name).is_file():
+                return p / name
+        raise CheckpointError(f"no checkpoint ({' or '.join(order)}) in run folder {p}: train first, or pass a .pt file")
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint not found: {p}: pass a run folder or a .pt file written by `audiomamba train`")
+    return p
+
+
+def load_checkpoint(path_or_run_dir: str | Path, prefer: str = BEST) -> dict[str, Any]:
+    """Load a checkpoint with ``torch.load(weights_only=True)`` onto the CPU; CheckpointError if unusable."""
+    path = resolve_checkpoint(path_or_run_dir, prefer)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling/zip failure means a corrupt file
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"corrupt or unreadable checkpoint {path} ({msg[:120]}): use another checkpoint of the run") from None
+    if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
+        raise CheckpointError(f"{path} is not an audiomamba checkpoint (missing keys): pass a file written by `audiomamba train`")
+    if state["format"] != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} has checkpoint format {state['format']}, this version reads {CHECKPOINT_FORMAT}")
+    state["path"] = str(path)
+    return state
+
+
+def model_from_state(state: dict[str, Any], device: str | torch.device = "cpu") -> nn.Module:
+    """Build the model from a loaded checkpoint's ``model_config`` and load its weights."""
+    from audiomamba.model import build_model
+
+    model = build_model(state["model_config"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise CheckpointError(f"weights in {state.get('path')} do not fit the model config ({first[:120]})") from None
+    return model.to(device).eval()
+
+
+def load_model_from_checkpoint(path_or_run_dir: str | Path, device: str | torch.device = "cpu"):
+    """``(model, recipe)`` from a run folder (best.pt, else last.pt) or a checkpoint file.
+
+    The model is in eval mode on ``device``; ``recipe`` is a :class:`audiomamba.recipe.Recipe`
+    (its ``data.root`` may point at a folder that no longer exists; pass ``--data`` then).
+    """
+    from audiomamba.recipe import recipe_from_dict
+
+    state = load_checkpoint(path_or_run_dir)
+    recipe = recipe_from_dict(state["recipe"], source=state["path"], check_model=False)
+    return model_from_state(state, device), recipe

@@ -1,0 +1,398 @@
+"""The training loop (DESIGN §7): AdamW + warm-up/cosine, clipping, bf16 on CUDA, validation BPB,
+atomic best/last checkpoints with exact resume, DDP under ``torchrun``, JSONL logs and curve plots.
+
+Run-folder contents (written by rank 0 only)::
+
+    recipe.toml        the resolved recipe        model_config.json  the resolved model config
+    last.pt, best.pt   checkpoints                metrics.jsonl      train/val records
+    curves.png         loss/BPB curves            tensorboard/       when TensorBoard is installed
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from audiomamba.errors import AudioMambaError, CheckpointError, ConfigError, DataError
+from audiomamba.recipe import Recipe, pool_product, recipe_from_dict
+from audiomamba.train import nll as nll_mod
+from audiomamba.train.checkpoint import (
+    BEST,
+    CHECKPOINT_FORMAT,
+    LAST,
+    capture_rng,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
+from audiomamba.train.distributed import (
+    DistInfo,
+    all_reduce_sum,
+    barrier,
+    broadcast_flag,
+    init_distributed,
+    shutdown,
+)
+from audiomamba.train.metrics_log import MetricsLog
+from audiomamba.train.optim import build_optimizer
+from audiomamba.train.plots import plot_curves
+from audiomamba.train.progress import TrainProgress
+from audiomamba.train.sampler import LoaderPosition, ShardedBatches, batches_per_epoch, epoch_permutation
+
+RUN_MARKERS = (LAST, BEST, "metrics.jsonl", "recipe.toml")
+VAL_SEED = 1234
+
+
+class TrainingDiverged(AudioMambaError):
+    """The loss or gradient became NaN/inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class RunOptions:
+    """How to run a recipe (the CLI flags). ``max_steps`` stops early without changing the schedule."""
+
+    out: Path
+    resume: bool = False
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    device: str | None = None
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or stopped) run reached."""
+
+    run_dir: Path
+    step: int
+    stop_reason: str
+    best_val_bpb: float | None = None
+    last_val_bpb: float | None = None
+    last_train_bpb: float | None = None
+    n_params: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def holds_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` already holds (part of) a training run."""
+    return run_dir.is_dir() and any((run_dir / m).exists() for m in RUN_MARKERS)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _check_resume_compatible(saved: Recipe, given: Recipe, where: str) -> list[str]:
+    """The data and model of a resumed run must match; optim/schedule/train may change (returned as notes)."""
+    a, b = saved.to_dict(), given.to_dict()
+    notes = []
+    for section in ("data", "model", "optim", "schedule", "train"):
+        keys = set(a.get(section, {})) | set(b.get(section, {}))
+        for key in sorted(keys):
+            va, vb = a.get(section, {}).get(key), b.get(section, {}).get(key)
+            if va == vb or (section == "data" and key in ("root", "num_workers")):
+                continue
+            if section in ("data", "model"):
+                raise ConfigError(
+                    f"--resume of {where}: {section}.{key} is {vb!r} but the run was trained with {va!r}; "
+                    "resume with the run's own recipe (its recipe.toml) or start a new --out"
+                )
+            notes.append(f"{section}.{key}: {va!r} -> {vb!r}")
+    return notes
+
+
+def _build_data(recipe: Recipe, model_config: dict[str, Any]):
+    from audiomamba.data import build_dataset
+
+    pp = pool_product(model_config)
+    d = recipe.data
+    if not d.root:
+        raise ConfigError(f"data.root is empty in {recipe.source}: pass --data DIR")
+    if not Path(d.root).is_dir():
+        raise DataError(f"dataset folder {d.root} (data.root of {recipe.name}) not found: pass --data DIR")
+    train_ds = build_dataset(d.kind, d.root, "train", d.sample_len, d.normalization, pp)
+    val_ds = build_dataset(d.kind, d.root, "validation", d.sample_len, d.normalization, pp)
+    return train_ds, val_ds
+
+
+def _val_indices(n: int, n_wanted: int, info: DistInfo) -> list[int]:
+    """This rank's share of the fixed validation subset (the same subset at every evaluation)."""
+    chosen = epoch_permutation(n, VAL_SEED, 0)[: min(n, n_wanted)].tolist()
+    return chosen[info.rank :: info.world_size]
+
+
+class Trainer:
+    """One training run of a recipe in a run folder. Use :func:`train_recipe`."""
+
+    def __init__(self, recipe: Recipe, opts: RunOptions, info: DistInfo) -> None:
+        self.recipe, self.opts, self.info = recipe, opts, info
+        self.run_dir = Path(opts.out)
+        self.device = info.device
+        self.notes: list[str] = []
+        self._prepare_folder()
+        state = load_checkpoint(self.run_dir, prefer=LAST) if opts.resume else None
+        if state is not None:
+            saved = recipe_from_dict(state["recipe"], source=state["path"], check_model=False)
+            self.notes = _check_resume_compatible(saved, recipe, str(self.run_dir))
+            self.model_config = state["model_config"]
+        else:
+            self.model_config = recipe.model_config()
+        from audiomamba.model import build_model
+
+        _seed_everything(recipe.train.seed)
+        self.model: nn.Module = build_model(self.model_config).to(self.device)
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.train_ds, self.val_ds = _build_data(recipe, self.model_config)
+        world = info.world_size
+        if recipe.data.batch_size % world:
+            raise ConfigError(
+                f"data.batch_size {recipe.data.batch_size} is not divisible by the {world} processes: "
+                "use a multiple of the number of processes"
+            )
+        self.local_batch = recipe.data.batch_size // world
+        self.bpe = batches_per_epoch(len(self.train_ds), self.local_batch, world)
+        self.opt, self.sched = build_optimizer(self.model, recipe.optim, recipe.schedule, recipe.train.steps)
+        self.step = 0
+        self.pos = LoaderPosition()
+        self.best_val: float | None = None
+        self.last_val: float | None = None
+        if state is not None:
+            self._load_state(state)
+            if self.notes:
+                self._apply_changed_hyperparameters()
+        self.ddp: nn.Module = self.model
+        if info.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = DistributedDataParallel(self.model, device_ids=ids)
+        if info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log = MetricsLog(self.run_dir, enabled=info.is_main)
+        if opts.resume:
+            self.log.truncate_after(self.step)
+        elif info.is_main:
+            (self.run_dir / "recipe.toml").write_text(recipe.to_toml())
+            (self.run_dir / "model_config.json").write_text(json.dumps(self.model_config, indent=2))
+
+    # -- setup -----------------------------------------------------------------------------
+    def _prepare_folder(self) -> None:
+        if self.opts.resume:
+            if not (self.run_dir / LAST).is_file():
+                raise CheckpointError(
+                    f"--resume: no {LAST} in {self.run_dir}: train without --resume first, or point --out at the run"
+                )
+        elif holds_run(self.run_dir):
+            raise AudioMambaError(
+                f"run folder {self.run_dir} already holds a run: pass --resume to continue it, or choose another --out"
+            )
+        barrier(self.info)
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+            self.opt.load_state_dict(state["optimizer"])
+            self.sched.load_state_dict(state["scheduler"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            first = str(err).strip().splitlines()[0][:120]
+            raise CheckpointError(f"cannot resume from {state['path']} ({first}): start a new --out") from None
+        self.step = int(state["step"])
+        self.pos = LoaderPosition(**state["loader"])
+        metrics = state.get("metrics", {})
+        self.best_val = metrics.get("best_val_bpb")
+        self.last_val = metrics.get("val_bpb")
+        restore_rng(state["rng"])
+
+    def _apply_changed_hyperparameters(self) -> None:
+        """On a resume with changed optim/schedule/train settings, make the recipe's values take effect
+        (the loaded optimiser/scheduler state would otherwise keep the old lr, betas and schedule length)."""
+        r = self.recipe
+        fn = self.sched.lr_lambdas[0]
+        for f in self.sched.lr_lambdas:
+            f.total_steps = r.train.steps
+            f.warmup_steps = int(round(r.schedule.warmup * r.train.steps))
+            f.kind, f.min_ratio = r.schedule.kind, r.schedule.min_lr_ratio
+        self.sched.base_lrs = [r.optim.lr for _ in self.opt.param_groups]
+        for group in self.opt.param_groups:
+            group["initial_lr"] = r.optim.lr
+            group["lr"] = r.optim.lr * fn(self.sched.last_epoch)
+            group["betas"] = tuple(r.optim.betas)
+            group["eps"] = r.optim.eps
+            if group["weight_decay"] > 0:
+                group["weight_decay"] = r.optim.weight_decay
+
+    def _state(self, train_loss: float | None) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "loader": self.pos.to_dict(),
+            "rng": capture_rng(),
+            "recipe": self.recipe.to_dict(),
+            "model_config": self.model_config,
+            "metrics": {"best_val_bpb": self.best_val, "val_bpb": self.last_val, "train_loss": train_loss},
+            "world_size": self.info.world_size,
+            "n_params": self.n_params,
+        }
+
+    def save(self, name: str, train_loss: float | None) -> None:
+        if self.info.is_main:
+            save_checkpoint(self.run_dir / name, self._state(train_loss))
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def validate(self) -> float:
+        """Validation BPB over the fixed subset of ``val_batches`` global batches."""
+        idx = _val_indices(len(self.val_ds), self.recipe.train.val_batches * self.recipe.data.batch_size, self.info)
+        total, count = nll_mod.dataset_nll(
+            self.model, self.val_ds, self.local_batch, self.device, idx, self.recipe.train.bf16
+        )
+        total, count = all_reduce_sum([total, float(count)], self.info)
+        return nll_mod.nats_to_bpb(total / max(count, 1.0))
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        r = self.recipe
+        stop_at = min(r.train.steps, self.opts.max_steps) if self.opts.max_steps else r.train.steps
+        t0 = time.monotonic()
+        budget = self.opts.max_minutes * 60 if self.opts.max_minutes else None
+        reason = "steps"
+        window_loss, window_n, window_t, window_samples = 0.0, 0, time.monotonic(), 0
+        last_loss: float | None = None
+        progress = TrainProgress(stop_at, self.step, enabled=self.info.is_main and self.opts.progress)
+        self.ddp.train()
+        with progress:
+            while self.step < stop_at:
+                if self.pos.index >= self.bpe:
+                    self.pos = LoaderPosition(self.pos.epoch + 1, 0)
+                sampler = ShardedBatches(
+                    len(self.train_ds), self.local_batch, r.train.seed, self.pos.epoch, self.pos.index,
+                    self.info.rank, self.info.world_size,
+                )
+                loader = DataLoader(
+                    self.train_ds, batch_sampler=sampler, num_workers=r.data.num_workers,
+                    pin_memory=self.device.type == "cuda",
+                )
+                stop = False
+                for inputs, targets in loader:
+                    loss_value = self._train_step(inputs, targets)
+                    self.pos.index += 1
+                    self.step += 1
+                    last_loss = loss_value
+                    window_loss += loss_value
+                    window_n += 1
+                    window_samples += inputs.shape[0] * self.info.world_size
+                    if self.step % r.train.log_every == 0 or self.step == stop_at:
+                        dt = max(time.monotonic() - window_t, 1e-9)
+                        mean = window_loss / window_n
+                        self.log.log(
+                            self.step, "train", loss=mean, bpb=nll_mod.nats_to_bpb(mean),
+                            lr=self.sched.get_last_lr()[0], sequences_per_s=window_samples / dt,
+                            audio_samples_per_s=window_samples * inputs.shape[1] / dt,
+                            elapsed_s=time.monotonic() - t0,
+                        )
+                        progress.update(
+                            self.step, loss=mean, samples_per_s=window_samples / dt,
+                            audio_rate=window_samples * inputs.shape[1] / dt,
+                        )
+                        window_loss, window_n, window_t, window_samples = 0.0, 0, time.monotonic(), 0
+                    else:
+                        progress.update(self.step)
+                    out_of_time = budget is not None and time.monotonic() - t0 > budget
+                    out_of_time = broadcast_flag(out_of_time, self.info) if budget is not None else False
+                    last = self.step >= stop_at or out_of_time
+                    t_pause = time.monotonic()
+                    if self.step % r.train.eval_every == 0 or last:
+                        self._evaluate(progress)
+                    if self.step % r.train.checkpoint_every == 0 or last:
+                        self.save(LAST, last_loss)
+                    window_t += time.monotonic() - t_pause  # throughput counts training time only
+                    if out_of_time:
+                        reason, stop = "time", True
+                    if last:
+                        stop = True
+                        break
+                if stop:
+                    break
+                if self.pos.index >= self.bpe:
+                    self.pos = LoaderPosition(self.pos.epoch + 1, 0)
+        if self.step < r.train.steps and reason == "steps":
+            reason = "max_steps" if self.opts.max_steps else reason
+        self._finish()
+        return TrainResult(
+            run_dir=self.run_dir, step=self.step, stop_reason=reason, best_val_bpb=self.best_val,
+            last_val_bpb=self.last_val,
+            last_train_bpb=nll_mod.nats_to_bpb(last_loss) if last_loss is not None else None,
+            n_params=self.n_params,
+        )
+
+    def _train_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+        """One optimiser step on this rank's batch; returns the loss averaged over ranks (nats)."""
+        inputs = inputs.to(self.device, non_blocking=True)
+        targets = targets.to(self.device, non_blocking=True)
+        with nll_mod.autocast_for(self.device, self.recipe.train.bf16):
+            loss = nll_mod.sequence_loss(self.ddp, inputs, targets)
+        (loss_sum,) = all_reduce_sum([float(loss.detach())], self.info)
+        loss_value = loss_sum / self.info.world_size
+        if not math.isfinite(loss_value):
+            self._diverged("loss", loss_value)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.recipe.optim.clip > 0:
+            gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.optim.clip)
+            if not math.isfinite(float(gnorm)):
+                self._diverged("gradient norm", float(gnorm))
+        self.opt.step()
+        self.sched.step()
+        return loss_value
+
+    def _diverged(self, what: str, value: float) -> None:
+        ckpt = self.run_dir / LAST
+        kept = f"the last good checkpoint {ckpt} is kept" if ckpt.exists() else "no checkpoint was written yet"
+        self.log.log(self.step + 1, "error", message=f"non-finite {what}")
+        self.log.close()
+        raise TrainingDiverged(
+            f"non-finite {what} ({value}) at step {self.step + 1} of {self.run_dir}: {kept}; "
+            "lower optim.lr (--set optim.lr=...) or check the data, then continue with --resume"
+        )
+
+    def _evaluate(self, progress: TrainProgress) -> None:
+        val = self.validate()
+        self.last_val = val
+        self.log.log(self.step, "val", val_bpb=val, val_loss=val * math.log(2))
+        progress.update(self.step, val_bpb=val)
+        if self.best_val is None or val < self.best_val:
+            self.best_val = val
+            self.save(BEST, None)
+        if self.info.is_main:
+            plot_curves(self.log.path, self.run_dir / "curves.png")
+
+    def _finish(self) -> None:
+        self.log.close()
+        if self.info.is_main and self.log.path.exists():
+            plot_curves(self.log.path, self.run_dir / "curves.png")
+
+
+def train_recipe(recipe: Recipe, opts: RunOptions) -> TrainResult:
+    """Train ``recipe`` into ``opts.out`` (single process, or one rank of a ``torchrun`` job)."""
+    info = init_distributed(opts.device)
+    try:
+        trainer = Trainer(recipe, opts, info)
+        for note in trainer.notes:
+            if info.is_main:
+                print(f"note: resumed with a changed setting {note}")
+        return trainer.run()
+    finally:
+        shutdown(info)

@@ -1,0 +1,123 @@
+"""Generation speed: CUDA-graph stepping vs a plain Python loop, in one run.
+
+Run on a GPU::
+
+    audiomamba bench generate --out bench-generate.md
+
+Cases (random weights: speed does not depend on training):
+
+* ``sc09-small`` (the sc09-mamba model, ~6.1 M): 2048 one-second samples at batch 2048 with CUDA
+  graphs (goal <= 20 s on one H100), side by side with the same model stepped by a plain Python
+  loop; the loop is timed over a whole number of periods and extrapolated to 16000 steps (said so
+  in the table);
+* one stream (batch 1), one second: goal >= 16 000 samples/s (real time);
+* ``youtubemix`` (youtubemix-mamba-s6, ~3.5 M) continuing 1 s prompts for 8 s, batched and single
+  stream.
+
+``--quick`` runs tiny presets for a few steps (any device; a smoke test of the driver).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import torch
+
+from audiomamba.generate import SamplingConfig, generate_tokens
+from audiomamba.generate.stepper import Stepper, step_period
+from audiomamba.model import build_model, load_model_preset
+
+
+@dataclass
+class Row:
+    case: str
+    mode: str
+    batch: int
+    seconds_audio: float
+    wall_s: float
+    note: str = ""
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.batch * self.seconds_audio * 16000 / self.wall_s
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _model(preset: str, dev: torch.device) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(load_model_preset(preset)).to(dev).eval()
+
+
+def time_generate(model, n, seconds, batch, dev, graph, bf16, prompt_s=0.0) -> float:
+    """Wall seconds to generate ``n`` samples of ``seconds`` (prompt included), synchronised."""
+    length = int(seconds * 16000)
+    prompts = None
+    if prompt_s:
+        prompts = torch.randint(0, 256, (n, int(prompt_s * 16000)), generator=torch.Generator().manual_seed(0))
+    _sync(dev)
+    t0 = time.perf_counter()
+    generate_tokens(model, n, length, batch, SamplingConfig(), 0, prompts, dev, use_graph=graph, bf16=bf16, progress=False)
+    _sync(dev)
+    return time.perf_counter() - t0
+
+
+def time_eager_steps(model, batch, steps, dev, bf16) -> float:
+    """Wall seconds per full-rate step of the plain Python loop (measured over ``steps`` steps)."""
+    stepper = Stepper(model, batch, dev, SamplingConfig(), use_graph=False,
+                      autocast_dtype=torch.bfloat16 if bf16 else None)
+    stepper.run(None, step_period(model))  # warm-up (kernel compilation)
+    _sync(dev)
+    t0 = time.perf_counter()
+    stepper.run(None, steps)
+    _sync(dev)
+    return (time.perf_counter() - t0) / steps
+
+
+def run(quick: bool = False, device: str | None = None, command: str = "audiomamba bench generate",
+        bf16: bool = False) -> str:
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    graph = dev.type == "cuda"
+    rows: list[Row] = []
+    sc09, ytm = ("sc09-small-tiny", "youtubemix-tiny") if quick else ("sc09-small", "youtubemix")
+    n_sc09, sec, eager_steps = (4, 0.01, 16) if quick else (2048, 1.0, 256)
+    m = _model(sc09, dev)
+    # warm-up/compile once at the real batch, then time the whole job
+    time_generate(m, n_sc09, step_period(m) / 16000, n_sc09, dev, graph, bf16)
+    wall = time_generate(m, n_sc09, sec, n_sc09, dev, graph, bf16)
+    rows.append(Row(f"{sc09} unconditional", "CUDA graph" if graph else "eager", n_sc09, sec, wall))
+    per_step = time_eager_steps(m, n_sc09, eager_steps, dev, bf16)
+    steps = int(sec * 16000)
+    rows.append(Row(f"{sc09} unconditional", "plain Python loop", n_sc09, sec, per_step * steps,
+                    f"timed over {eager_steps} steps, extrapolated to {steps}"))
+    wall1 = time_generate(m, 1, sec, 1, dev, graph, bf16)
+    rows.append(Row(f"{sc09} single stream", "CUDA graph" if graph else "eager", 1, sec, wall1))
+    del m
+    m = _model(ytm, dev)
+    n_y, sec_y, prompt_y = (2, 0.05, 0.02) if quick else (16, 8.0, 1.0)
+    time_generate(m, n_y, 2 * step_period(m) / 16000, n_y, dev, graph, bf16)
+    wall = time_generate(m, n_y, sec_y, n_y, dev, graph, bf16, prompt_s=prompt_y)
+    rows.append(Row(f"{ytm} {prompt_y:g} s prompt -> {sec_y:g} s", "CUDA graph" if graph else "eager", n_y, sec_y, wall))
+    wall1 = time_generate(m, 1, sec_y, 1, dev, graph, bf16, prompt_s=prompt_y)
+    rows.append(Row(f"{ytm} {prompt_y:g} s prompt -> {sec_y:g} s", "CUDA graph" if graph else "eager", 1, sec_y, wall1))
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
+    lines = [
+        f"Device: {name}; torch {torch.__version__}; date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
+        f"precision {'bf16 autocast' if bf16 else 'fp32'}",
+        f"Command: `{command}`",
+        "",
+        "| case | stepping | batch | audio per sample (s) | wall (s) | samples/s | × real time | note |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r.case} | {r.mode} | {r.batch} | {r.seconds_audio:g} | {r.wall_s:.2f} | "
+                     f"{r.samples_per_s:,.0f} | {r.samples_per_s / 16000:,.1f} | {r.note} |")
+    lines.append("")
+    lines.append(f"CUDA graph vs plain loop ({sc09}, batch {n_sc09}): {rows[1].wall_s / rows[0].wall_s:.1f}× faster")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,193 @@
+"""ResNeXt-style digit classifier for the SC09 sample metrics (DESIGN §9).
+
+waveform (B, T) → :class:`~eval.features.LogMel` (B, 1, M, F) → stem conv (stride 2) →
+stages of grouped-conv bottleneck residual blocks (ResNeXt) → global average pool →
+**features** (B, width[-1]) → dropout → Linear → logits (B, 10).
+
+``features`` (penultimate layer) feeds FID and NDB; ``probs`` feeds IS, mIS and AM.
+The checkpoint is a plain dict ``{"format", "config", "state_dict", "meta"}`` written atomically
+and read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from audiomamba.errors import CheckpointError
+from eval.features import LogMel, LogMelConfig
+
+CHECKPOINT_FORMAT = "audiomamba-sc09-classifier/1"
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Architecture of the classifier (stored in the checkpoint)."""
+
+    stem: int = 32
+    widths: tuple[int, ...] = (64, 128, 256)
+    blocks: tuple[int, ...] = (1, 1, 1)
+    cardinality: int = 8
+    bottleneck: float = 0.5
+    dropout: float = 0.2
+    num_classes: int = NUM_CLASSES
+    logmel: LogMelConfig = field(default_factory=LogMelConfig)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["widths"], d["blocks"] = list(self.widths), list(self.blocks)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ClassifierConfig:
+        d = dict(d)
+        d["widths"], d["blocks"] = tuple(d["widths"]), tuple(d["blocks"])
+        d["logmel"] = LogMelConfig(**d["logmel"])
+        return cls(**d)
+
+
+class ResNeXtBlock(nn.Module):
+    """Bottleneck residual block: 1×1 → grouped 3×3 (stride s) → 1×1, BN + ReLU, projected skip.
+
+    (B, c_in, H, W) → (B, c_out, ceil(H/s), ceil(W/s)).
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int, cardinality: int, bottleneck: float) -> None:
+        super().__init__()
+        mid = max(cardinality, int(round(c_out * bottleneck / cardinality)) * cardinality)
+        self.conv1 = nn.Conv2d(c_in, mid, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(mid)
+        self.conv2 = nn.Conv2d(mid, mid, 3, stride=stride, padding=1, groups=cardinality, bias=False)
+        self.bn2 = nn.BatchNorm2d(mid)
+        self.conv3 = nn.Conv2d(mid, c_out, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(c_out)
+        nn.init.zeros_(self.bn3.weight)  # each block starts as the identity on its skip path
+        self.skip: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.skip = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.bn1(self.conv1(x)))
+        h = F.relu(self.bn2(self.conv2(h)))
+        h = self.bn3(self.conv3(h))
+        return F.relu(h + self.skip(x))
+
+
+class DigitClassifier(nn.Module):
+    """SC09 digit classifier on raw 16 kHz waveforms (any length; 16000 samples in practice)."""
+
+    def __init__(self, config: ClassifierConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or ClassifierConfig()
+        self.frontend = LogMel(cfg.logmel)
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, cfg.stem, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cfg.stem), nn.ReLU()
+        )
+        layers: list[nn.Module] = []
+        c = cfg.stem
+        for width, n in zip(cfg.widths, cfg.blocks, strict=True):
+            for i in range(n):
+                layers.append(ResNeXtBlock(c, width, 2 if i == 0 else 1, cfg.cardinality, cfg.bottleneck))
+                c = width
+        self.body = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(c, cfg.num_classes)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.head.in_features
+
+    def embed_spec(self, spec: torch.Tensor) -> torch.Tensor:
+        """Log-mel image (B, 1, M, F) → penultimate features (B, feature_dim)."""
+        return self.body(self.stem(spec)).mean(dim=(2, 3))
+
+    def forward_spec(self, spec: torch.Tensor) -> torch.Tensor:
+        """Log-mel image (B, 1, M, F) → logits (B, num_classes)."""
+        return self.head(self.dropout(self.embed_spec(spec)))
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """wave (B, T) → logits (B, num_classes)."""
+        return self.forward_spec(self.frontend(wave))
+
+    @torch.no_grad()
+    def features_and_probs(self, wave: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+        """wave (N, T) on any device → (features (N, feature_dim), probs (N, 10)), float32 on CPU.
+
+        Runs in eval mode in batches of ``batch_size`` on the model's device.
+        """
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        feats, probs = [], []
+        try:
+            for start in range(0, wave.shape[0], batch_size):
+                x = wave[start : start + batch_size].to(device, torch.float32)
+                f = self.embed_spec(self.frontend(x))
+                feats.append(f.float().cpu())
+                probs.append(torch.softmax(self.head(f).float(), dim=-1).cpu())
+        finally:
+            self.train(was_training)
+        if not feats:
+            return torch.zeros(0, self.feature_dim), torch.zeros(0, self.config.num_classes)
+        return torch.cat(feats), torch.cat(probs)
+
+    def features(self, wave: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """wave (B, T) → penultimate-layer features (B, feature_dim), float32 on CPU."""
+        return self.features_and_probs(wave, batch_size)[0]
+
+    def probs(self, wave: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """wave (B, T) → class probabilities (B, 10), float32 on CPU."""
+        return self.features_and_probs(wave, batch_size)[1]
+
+
+def save_classifier(model: DigitClassifier, path: str | Path, meta: dict | None = None) -> Path:
+    """Write ``{"format", "config", "state_dict", "meta"}`` atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "meta": dict(meta or {}),
+    }
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> DigitClassifier:
+    """Load a classifier checkpoint (weights_only) in eval mode; raises a one-line CheckpointError."""
+    path = Path(path)
+    hint = "train one with `audiomamba evaluate train-classifier SC09_DIR --out CKPT`"
+    if not path.is_file():
+        raise CheckpointError(f"classifier checkpoint not found: {path}: {hint}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - truncated zip, pickle error, …
+        reason = (str(err).splitlines() or [type(err).__name__])[0][:120]
+        raise CheckpointError(f"cannot read classifier checkpoint {path} ({reason}): the file is corrupt; {hint}") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path} is not an SC09 classifier checkpoint (format {CHECKPOINT_FORMAT!r} expected): {hint}"
+        )
+    try:
+        model = DigitClassifier(ClassifierConfig.from_dict(payload["config"]))
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as err:
+        reason = (str(err).splitlines() or [type(err).__name__])[0][:120]
+        raise CheckpointError(f"classifier checkpoint {path} does not match the model ({reason}): {hint}") from None
+    model.meta = dict(payload.get("meta", {}))  # type: ignore[attr-defined]
+    return model.to(device).eval()

@@ -1,0 +1,69 @@
+"""Log-mel front end of the SC09 digit classifier.
+
+waveform (B, T) at 16 kHz → power mel spectrogram (B, n_mels, frames) → dB → per-clip
+normalisation (loudest bin = 0 dB, floor at ``-top_db``) → scaled to [-1, 0].
+
+The per-clip normalisation makes the classifier invariant to overall gain, which matters because
+generated SC09 samples are min-max normalised to full scale while real recordings are not.
+A silent clip maps to an all-zero spectrogram (no NaN).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torchaudio
+from torch import nn
+
+
+@dataclass(frozen=True)
+class LogMelConfig:
+    """Front-end settings (stored in the classifier checkpoint)."""
+
+    sample_rate: int = 16000
+    n_mels: int = 64
+    win_ms: float = 25.0
+    hop_ms: float = 10.0
+    n_fft: int = 512
+    f_min: float = 20.0
+    f_max: float = 8000.0
+    top_db: float = 80.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class LogMel(nn.Module):
+    """(B, T) float waveform → (B, 1, n_mels, frames) normalised log-mel image in [-1, 0]."""
+
+    def __init__(self, config: LogMelConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or LogMelConfig()
+        win = round(cfg.sample_rate * cfg.win_ms / 1000)
+        hop = round(cfg.sample_rate * cfg.hop_ms / 1000)
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=cfg.sample_rate,
+            n_fft=max(cfg.n_fft, win),
+            win_length=win,
+            hop_length=hop,
+            f_min=cfg.f_min,
+            f_max=cfg.f_max,
+            n_mels=cfg.n_mels,
+            power=2.0,
+        )
+
+    def frames(self, num_samples: int) -> int:
+        """Number of spectrogram frames for a clip of ``num_samples`` samples (centred STFT)."""
+        return num_samples // self.mel.hop_length + 1
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """wave: (B, T) → (B, 1, n_mels, T // hop + 1)."""
+        if wave.dim() != 2:
+            raise ValueError(f"LogMel expects (batch, samples), got shape {tuple(wave.shape)}")
+        wave = torch.nan_to_num(wave.float(), nan=0.0, posinf=0.0, neginf=0.0)
+        spec = self.mel(wave)  # (B, M, F)
+        db = 10.0 * torch.log10(spec.clamp_min(1e-10))
+        peak = db.amax(dim=(1, 2), keepdim=True)
+        db = (db - peak).clamp_min(-self.config.top_db)
+        return (db / self.config.top_db).unsqueeze(1)

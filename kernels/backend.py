@@ -1,0 +1,51 @@
+"""Which implementation the public ops use: Triton or the PyTorch reference.
+
+Rule: CUDA tensors use Triton; CPU tensors use the associative PyTorch reference, unless the
+Triton path is forced with ``kernels.set_backend("triton")`` or the environment variable
+``AUDIOMAMBA_SCAN=triton`` (on CPU that needs ``TRITON_INTERPRET=1``, set before triton is
+imported). ``"reference"`` forces the PyTorch reference everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+
+from torch import Tensor
+
+from audiomamba.errors import ConfigError
+
+BACKENDS = ("auto", "triton", "reference")
+_override: str | None = None
+
+
+def set_backend(name: str | None) -> None:
+    """Force the scan backend: "auto" (by device), "triton" or "reference"; None restores the env default."""
+    global _override
+    if name is not None and name not in BACKENDS:
+        raise ConfigError(f"unknown scan backend {name!r} in kernels.set_backend: use one of {', '.join(BACKENDS)}")
+    _override = name
+
+
+def get_backend() -> str:
+    """The backend in force: the value given to :func:`set_backend`, else ``$AUDIOMAMBA_SCAN``, else "auto"."""
+    if _override is not None:
+        return _override
+    name = os.environ.get("AUDIOMAMBA_SCAN", "auto").strip().lower() or "auto"
+    if name not in BACKENDS:
+        raise ConfigError(f"unknown scan backend AUDIOMAMBA_SCAN={name!r} in the environment: use one of {', '.join(BACKENDS)}")
+    return name
+
+
+def use_triton(x: Tensor) -> bool:
+    """Whether an op on tensor ``x`` runs the Triton kernels."""
+    name = get_backend()
+    if name == "reference":
+        return False
+    if name == "triton":
+        return True
+    return x.is_cuda
+
+
+def interpreting() -> bool:
+    """True when Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")

@@ -1,0 +1,136 @@
+"""Compile the Triton scan kernels for a GPU target without a GPU, and report registers and spills.
+
+The CPU interpreter (``TRITON_INTERPRET=1``) runs the kernels' arithmetic but not Triton's
+compiler, so type errors of the compiled path (e.g. a loop-carried variable changing shape) and
+register spills only show up on a GPU. This tool runs the real compiler pipeline down to PTX for
+an NVIDIA target (default sm_90, H100) and, when Triton's bundled ``ptxas`` is present, to SASS
+register counts::
+
+    python -m kernels.compile_check            # every variant the ops can launch
+    python -m kernels.compile_check --quick    # a few representative ones
+
+It must run in a process where ``TRITON_INTERPRET`` is unset (it refuses otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One compile-time specialisation of a kernel."""
+
+    kernel: str  # "fwd", "bwd", "bwdloc", "carry" or "step"
+    consts: tuple[tuple[str, object], ...]
+    num_warps: int
+
+    def label(self) -> str:
+        flags = [k for k, v in self.consts if v is True]
+        blocks = [f"{k}={v}" for k, v in self.consts if k.startswith("BLOCK")]
+        return f"{self.kernel} warps={self.num_warps} " + " ".join(blocks + flags)
+
+
+def variants(quick: bool, block_l: int = 64, fwd_d: int = 2, bwd_d: int = 1, warps: int = 8) -> list[Variant]:
+    """The specialisations to compile: all flag combinations the ops can produce, or a few."""
+    out = []
+    flag_sets = [(True, True, True, True), (False, False, False, False)]
+    lti_sets = [(False, False, False), (True, True, True), (False, True, True), (True, False, False)]
+    for cplx in (False, True):
+        bc_sets = [(True, True), (False, False)] if cplx else [(False, False)]
+        for bc, cc in bc_sets:
+            for dt_lti, b_lti, c_lti in lti_sets:
+                for hd, hz, hb, sp in flag_sets:
+                    if quick and not (hd and (dt_lti == b_lti == c_lti == cplx) and bc == cplx):
+                        continue
+                    base = dict(IS_COMPLEX=cplx, B_COMPLEX=bc, C_COMPLEX=cc, B_LTI=b_lti, C_LTI=c_lti,
+                                DT_LTI=dt_lti, HAS_D=hd, HAS_Z=hz, HAS_BIAS=hb, SOFTPLUS=sp,
+                                R=2 if cplx else 1, BLOCK_N=16, BLOCK_L=block_l)
+                    # the full passes with a carried-in start state (chunk-parallel segments) and the
+                    # local passes; the one-segment variants differ from these by a load only
+                    fwd = dict(base, SAVE_STATES=True, LOCAL=False, HAS_INIT=True, BLOCK_D=fwd_d)
+                    fwd_loc = dict(base, SAVE_STATES=False, LOCAL=True, HAS_INIT=False, BLOCK_D=fwd_d)
+                    bwd = dict(base, RB=2 if bc else 1, RC=2 if cc else 1, FAC=2.0 if cplx else 1.0,
+                               HAS_INIT=True, BLOCK_D=bwd_d)
+                    bwd_loc = {k: bwd[k] for k in ("IS_COMPLEX", "C_COMPLEX", "C_LTI", "DT_LTI", "HAS_Z",
+                                                   "HAS_BIAS", "SOFTPLUS", "R", "FAC", "BLOCK_D", "BLOCK_N",
+                                                   "BLOCK_L")}
+                    out.append(Variant("fwd", tuple(fwd.items()), warps))
+                    out.append(Variant("fwd", tuple(fwd_loc.items()), warps))
+                    out.append(Variant("bwd", tuple(bwd.items()), warps))
+                    out.append(Variant("bwdloc", tuple(bwd_loc.items()), warps))
+    for cplx in (False, True):
+        step = dict(IS_COMPLEX=cplx, B_COMPLEX=cplx, C_COMPLEX=cplx, HAS_D=True, HAS_Z=True, HAS_BIAS=not cplx,
+                    SOFTPLUS=not cplx, BLOCK_D=16, BLOCK_N=16)
+        out.append(Variant("step", tuple(step.items()), 4))
+        carry = dict(IS_COMPLEX=cplx, REVERSE=cplx, R=2 if cplx else 1, BLOCK_D=16, BLOCK_N=16)
+        out.append(Variant("carry", tuple(carry.items()), 4))
+    return out
+
+
+def compile_variant(v: Variant, arch: int = 90) -> str:
+    """Compile one variant to PTX (and SASS stats with ptxas); returns a one-line summary."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from kernels import triton_scan, triton_step
+
+    fn = {"fwd": triton_scan._scan_fwd_kernel, "bwd": triton_scan._scan_bwd_kernel,
+          "bwdloc": triton_scan._scan_bwd_local_kernel, "carry": triton_scan._seg_carry_kernel,
+          "step": triton_step._step_kernel}[v.kernel]
+    consts = dict(v.consts)
+    sig = {}
+    for name in inspect.signature(fn.fn).parameters:
+        if name in consts:
+            sig[name] = "constexpr"
+        elif name.endswith("_ptr"):
+            sig[name] = "*bf16" if name in ("u_ptr", "y_ptr") and v.kernel == "fwd" else "*fp32"
+        else:
+            sig[name] = "i32"
+    src = ASTSource(fn, sig, constexprs=consts)
+    kern = triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"num_warps": v.num_warps})
+    ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
+    if not os.path.exists(ptxas):
+        return "compiled to PTX (no ptxas for register counts)"
+    with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
+        f.write(kern.asm["ptx"])
+    try:
+        res = subprocess.run([ptxas, f"-arch=sm_{arch}a", "-v", f.name, "-o", os.devnull],
+                             capture_output=True, text=True, check=True)
+    finally:
+        os.unlink(f.name)
+    regs = re.search(r"Used (\d+) registers", res.stderr)
+    spill = re.search(r"(\d+) bytes spill stores", res.stderr)
+    return f"registers {regs.group(1) if regs else '?'}, spill stores {spill.group(1) if spill else '?'} B"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="compile a few representative variants only")
+    parser.add_argument("--arch", type=int, default=90, help="CUDA compute capability, e.g. 90 for H100")
+    parser.add_argument("--config", default="64,2,1,8,8", help="BLOCK_L,BLOCK_D_FWD,BLOCK_D_BWD,WARPS,_[,_]")
+    args = parser.parse_args(argv)
+    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+        print("unset TRITON_INTERPRET to compile the kernels", file=sys.stderr)
+        return 2
+    bl, fd, bd, w = (int(x) for x in args.config.split(",")[:4])
+    failed = 0
+    for v in variants(args.quick, bl, fd, bd, w):
+        try:
+            print(f"ok    {v.label()}: {compile_variant(v, args.arch)}", flush=True)
+        except Exception as err:  # noqa: BLE001 - report every failing variant, then fail
+            failed += 1
+            print(f"FAIL  {v.label()}: {type(err).__name__}: {str(err).splitlines()[-1] if str(err) else ''}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

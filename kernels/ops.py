@@ -1,0 +1,72 @@
+"""The public scan ops: argument checks, then Triton or the PyTorch reference (see :mod:`kernels.backend`)."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from kernels.backend import use_triton
+from kernels.checks import check_scan_args, check_step_args
+from kernels.reference import selective_scan_assoc, selective_state_update_ref
+
+
+def selective_scan(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Selective (or LTI) state-space scan, autograd-aware (DESIGN §6).
+
+    h_t = exp(Δ_t A) ⊙ h_{t-1} + Δ_t B_t u_t;  y_t = C_t·h_t (2·Re(C_t·h_t) for complex A) + D u_t;
+    out = y · silu(z). Δ = softplus(delta + delta_bias) when ``delta_softplus`` else delta + delta_bias.
+
+    Args:
+        u: (batch, d, L) real input.
+        delta: (batch, d, L) selective or (d,) LTI step sizes (broadcast, never materialised).
+        A: (d, N) real or complex state matrix (diagonal per channel).
+        B, C: (batch, N, L) selective or (d, N) LTI; complex only when A is complex.
+        D: (d,) skip. z: (batch, d, L) gate. delta_bias: (d,).
+        return_last_state: also return h_L (batch, d, N), float32 (complex64 when A is complex).
+
+    Returns:
+        y (batch, d, L) in u's dtype (accumulated in float32), and h_last if asked.
+    """
+    check_scan_args(u, delta, A, B, C, D, z, delta_bias)
+    if use_triton(u):
+        from kernels.triton_scan import selective_scan_triton
+
+        return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    return selective_scan_assoc(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+
+def selective_state_update(
+    h: Tensor,
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+) -> Tensor:
+    """One step of the scan for generation; updates ``h`` IN PLACE and returns y (batch, d).
+
+    h (batch, d, N) float32, or complex64 when A is complex; u (batch, d); delta (batch, d) or
+    (d,) LTI; B, C (batch, N) selective or (d, N) LTI (when batch == d a 2-D B/C counts as LTI
+    iff delta is (d,); pass (batch, 1, N) or (1, d, N) to say it explicitly); D, delta_bias (d,);
+    z (batch, d). Same semantics as one step of :func:`selective_scan`. Not differentiable.
+    """
+    check_step_args(h, u, delta, A, B, C, D, z, delta_bias)
+    if use_triton(u):
+        from kernels.triton_step import selective_state_update_triton
+
+        return selective_state_update_triton(h, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    return selective_state_update_ref(h, u, delta, A, B, C, D, z, delta_bias, delta_softplus)

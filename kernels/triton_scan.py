@@ -1,0 +1,1008 @@
+"""Triton selective scan: forward and backward kernels and their autograd Function (DESIGN §6).
+
+Layout of the work: a program owns (batch element, block of ``BLOCK_D`` channels, segment of L);
+the N states of those channels live in registers; the program walks its segment in chunks of
+``BLOCK_L`` steps, scans each chunk with ``tl.associative_scan`` over the pairs
+(a_t, b_t) = (exp(Δ_t A), Δ_t B_t u_t) with the combine (a1, b1), (a2, b2) -> (a1 a2, a2 b1 + b2)
+(complex products for complex A, held as (re, im) pairs), and carries the state from chunk to
+chunk inside the kernel. Tiles are (BLOCK_D, BLOCK_L, BLOCK_N) with N fastest: Triton's default
+layout then puts the N states across the lanes of a warp and runs each lane's share of the chunk
+sequentially in registers, so the scan needs few shuffles (with L fastest, the scan and the
+reductions crossed lanes and warps at every level).
+
+Chunk-parallel scan along L (``ScanConfig.seg_l``): with S > 1 segments the forward runs
+  1. a local pass over segments 0..S-2 from a zero state: each segment's end state and Σ Δ;
+  2. :func:`_seg_carry_kernel`, serial over segments but tiny (batch·d·N·S): the true start state
+     of every segment, H_s = exp(A Σ_s Δ) H_{s-1} + local_s;
+  3. the full pass over all segments in parallel from their start states: y, the chunk-start
+     states for the backward, and h_last.
+The backward mirrors it from the right: a local pass (adjoint at each segment's start from a zero
+adjoint at its end, and the segment's Σ of next-step Δ), the reverse carry (conjugate decays),
+then the full pass per segment from its incoming adjoint. Per-(batch, segment) partial sums of the
+parameter grads are added in PyTorch. With one segment passes 1 and 2 are skipped.
+
+LTI parameters are never materialised along batch or L: a (d, N) B or C is loaded once per
+program, and a (d,) delta gives one decay exp(ΔA) per program, computed once (no exp per step).
+Selective B/C chunks (BLOCK_L, N) are loaded once per program and shared by its channels. The
+forward issues the loads of chunk c + 1 before computing chunk c (software pipelining by hand).
+
+The forward saves only the state at the start of every chunk, (batch, d, L/BLOCK_L, N); the
+backward walks the chunks of its segment in reverse order, recomputes the states of a chunk from
+its start state, and runs the adjoint recurrence G_t = conj(a_{t+1}) G_{t+1} + ∂y_t/∂h_t as a
+reverse scan. With w_t = G_t · conj(h_t − b_t) (= G_t · conj(a_t h_{t−1})) the gradients are
+
+    dB_t = G_t Δ_t u_t,  dC_t = f dy_t conj(h_t),  dA = Σ_t Δ_t w_t,
+    dΔ_t = u_t Re(Σ_n G conj(B)) + Re(Σ_n conj(A) w_t),  du_t = Δ_t Re(Σ_n G conj(B)) + D dy_t,
+
+where dy_t is the grad reaching the SSM output (after the SiLU gate), f = 2 for complex A and 1
+for real A (grads of complex tensors use PyTorch's convention ∂L/∂Re + i ∂L/∂Im). Selective
+dB/dC are summed over channels with atomics; LTI ones, dA, dD and the (d,) delta/bias grads are
+written per (batch element, segment) and summed in PyTorch.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from kernels.tuning import ScanConfig, pick_config
+
+
+@triton.jit
+def _combine_real(a1, b1, a2, b2):
+    return a1 * a2, a2 * b1 + b2
+
+
+@triton.jit
+def _combine_complex(ar1, ai1, br1, bi1, ar2, ai2, br2, bi2):
+    ar = ar1 * ar2 - ai1 * ai2
+    ai = ar1 * ai2 + ai1 * ar2
+    br = ar2 * br1 - ai2 * bi1 + br2
+    bi = ar2 * bi1 + ai2 * br1 + bi2
+    return ar, ai, br, bi
+
+
+@triton.jit
+def _softplus(x):
+    return tl.where(x <= 20.0, tl.log(1.0 + tl.exp(x)), x)
+
+
+@triton.jit
+def _delta_from_raw(raw, mask2, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """Selective Δ (BLOCK_D, BLOCK_L) from loaded delta values; 0 where masked.
+
+    Also returns the pre-softplus value (for the softplus derivative)."""
+    raw = raw.to(tl.float32)
+    if HAS_BIAS:
+        raw = raw + bias[:, None]
+    dt = raw
+    if SOFTPLUS:
+        dt = _softplus(raw)
+    dt = tl.where(mask2, dt, 0.0)
+    return dt, raw
+
+
+@triton.jit
+def _delta_rows(dt_ptr, t, mask2, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """Selective Δ (BLOCK_D, BLOCK_L) at times t from row pointers dt_ptr (BLOCK_D, 1); see _delta_from_raw."""
+    return _delta_from_raw(tl.load(dt_ptr + t, mask=mask2, other=0.0), mask2, bias, HAS_BIAS, SOFTPLUS)
+
+
+@triton.jit
+def _exp_dtA(dt, A_re, A_im, IS_COMPLEX: tl.constexpr):
+    """exp(Δ A) as (re, im) (im = 0 for real A); dt and A broadcast against each other."""
+    mag = tl.exp(dt * A_re)
+    a_re = mag
+    a_im = tl.zeros_like(mag)
+    if IS_COMPLEX:
+        ang = dt * A_im
+        a_re = mag * tl.cos(ang)
+        a_im = mag * tl.sin(ang)
+    return a_re, a_im
+
+
+@triton.jit
+def _setup(A_ptr, D_ptr, bias_ptr, dt_ptr, pid_b, offs_d, offs_n, mask_d, mask_dn, sA_d, sA_n, sdt_b, sdt_d,
+           IS_COMPLEX: tl.constexpr, HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+           DT_LTI: tl.constexpr):
+    """Per-program constants: A (BLOCK_D, BLOCK_N, 1) re/im, D and bias (BLOCK_D,), and for LTI Δ
+    the step Δ and its pre-softplus value (BLOCK_D,) and the decay exp(ΔA) (BLOCK_D, BLOCK_N) re/im."""
+    a_off = offs_d[:, None] * sA_d + offs_n[None, :] * sA_n
+    A_re = tl.load(A_ptr + a_off, mask=mask_dn, other=0.0).to(tl.float32)
+    A_im = tl.zeros_like(A_re)
+    if IS_COMPLEX:
+        A_im = tl.load(A_ptr + a_off + 1, mask=mask_dn, other=0.0).to(tl.float32)
+    Dv = tl.zeros((offs_d.shape[0],), tl.float32)
+    if HAS_D:
+        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    bias = tl.zeros((offs_d.shape[0],), tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    dtc_raw = bias
+    dtc = bias
+    if DT_LTI:
+        dtc_raw = tl.load(dt_ptr + pid_b * sdt_b + offs_d * sdt_d, mask=mask_d, other=0.0).to(tl.float32) + bias
+        dtc = dtc_raw
+        if SOFTPLUS:
+            dtc = _softplus(dtc_raw)
+        dtc = tl.where(mask_d, dtc, 0.0)
+    ac_re, ac_im = _exp_dtA(dtc[:, None], A_re, A_im, IS_COMPLEX)
+    return A_re[:, None, :], A_im[:, None, :], Dv, bias, dtc, dtc_raw, ac_re[:, None, :], ac_im[:, None, :]
+
+
+@triton.jit
+def _bc_const(ptr, offs_d, offs_n, mask_dn, s_d, s_n, IS_CPLX: tl.constexpr):
+    """LTI B or C, loaded once per program: (BLOCK_D, BLOCK_N, 1) re and im (0 when real)."""
+    off = offs_d[:, None] * s_d + offs_n[None, :] * s_n
+    re = tl.load(ptr + off, mask=mask_dn, other=0.0).to(tl.float32)
+    im = tl.zeros_like(re)
+    if IS_CPLX:
+        im = tl.load(ptr + off + 1, mask=mask_dn, other=0.0).to(tl.float32)
+    return re[:, None, :], im[:, None, :]
+
+
+@triton.jit
+def _bc_chunk(ptr, pid_b, offs_n, t, mask_n, mask_t, s_b, s_n, s_l, IS_CPLX: tl.constexpr):
+    """Selective B or C of one chunk, shared by the program's channels: (1, BLOCK_L, BLOCK_N) re, im."""
+    p = ptr + pid_b * s_b + t[:, None] * s_l + offs_n[None, :] * s_n
+    m = mask_t[:, None] & mask_n[None, :]
+    re = tl.load(p, mask=m, other=0.0).to(tl.float32)
+    im = tl.zeros_like(re)
+    if IS_CPLX:
+        im = tl.load(p + 1, mask=m, other=0.0).to(tl.float32)
+    return re[None, :, :], im[None, :, :]
+
+
+@triton.jit
+def _scan_fwd_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, y_ptr, states_ptr, hlast_ptr,
+    seg_ptr, dsum_ptr,
+    dim, dstate, seqlen, nchunks, seg_chunks, nseg,
+    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
+    sB_b, sB_d, sB_n, sB_l, sC_b, sC_d, sC_n, sC_l,
+    sz_b, sz_d, sz_l, sy_b, sy_d, sy_l,
+    IS_COMPLEX: tl.constexpr, B_COMPLEX: tl.constexpr, C_COMPLEX: tl.constexpr,
+    B_LTI: tl.constexpr, C_LTI: tl.constexpr, DT_LTI: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    SAVE_STATES: tl.constexpr, R: tl.constexpr, LOCAL: tl.constexpr, HAS_INIT: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
+):
+    pid_b = tl.program_id(0).to(tl.int64)
+    pid_d = tl.program_id(1)
+    pid_s = tl.program_id(2)
+    c0 = pid_s * seg_chunks
+    c1 = tl.minimum(c0 + seg_chunks, nchunks)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_l = tl.arange(0, BLOCK_L)
+    mask_d = offs_d < dim
+    mask_dn = mask_d[:, None] & (offs_n < dstate)[None, :]
+    A_re, A_im, Dv, bias, dtc, dtc_raw, ac_re, ac_im = _setup(
+        A_ptr, D_ptr, bias_ptr, dt_ptr, pid_b, offs_d, offs_n, mask_d, mask_dn, sA_d, sA_n, sdt_b, sdt_d,
+        IS_COMPLEX, HAS_D, HAS_BIAS, SOFTPLUS, DT_LTI,
+    )
+
+    u_rows = u_ptr + pid_b * su_b + offs_d[:, None] * su_d
+    dt_rows = dt_ptr + pid_b * sdt_b + offs_d[:, None] * sdt_d
+    z_rows = z_ptr + pid_b * sz_b + offs_d[:, None] * sz_d
+    y_rows = y_ptr + pid_b * sy_b + offs_d[:, None] * sy_d
+    mask_n = offs_n < dstate
+    if B_LTI:
+        Bc_re, Bc_im = _bc_const(B_ptr, offs_d, offs_n, mask_dn, sB_d, sB_n, B_COMPLEX)
+    if C_LTI:
+        Cc_re, Cc_im = _bc_const(C_ptr, offs_d, offs_n, mask_dn, sC_d, sC_n, C_COMPLEX)
+    st_off = ((pid_b * dim + offs_d[:, None]) * nchunks * dstate + offs_n[None, :]) * R
+    last = (offs_l == BLOCK_L - 1)[None, :, None]
+
+    # software pipelining by hand: the loads of chunk c + 1 are issued before chunk c is computed
+    t0 = c0 * BLOCK_L + offs_l
+    m2 = mask_d[:, None] & (t0 < seqlen)[None, :]
+    nu = tl.load(u_rows + t0[None, :] * su_l, mask=m2, other=0.0)
+    ndt = nu
+    if not DT_LTI:
+        ndt = tl.load(dt_rows + t0[None, :] * sdt_l, mask=m2, other=0.0)
+    nz = nu
+    if HAS_Z and not LOCAL:
+        nz = tl.load(z_rows + t0[None, :] * sz_l, mask=m2, other=0.0)
+    nB_re = tl.zeros((1, BLOCK_L, BLOCK_N), tl.float32)
+    nB_im = nB_re
+    if not B_LTI:
+        nB_re, nB_im = _bc_chunk(B_ptr, pid_b, offs_n, t0, mask_n, t0 < seqlen, sB_b, sB_n, sB_l, B_COMPLEX)
+    nC_re = nB_re
+    nC_im = nB_re
+    if not C_LTI and not LOCAL:
+        nC_re, nC_im = _bc_chunk(C_ptr, pid_b, offs_n, t0, mask_n, t0 < seqlen, sC_b, sC_n, sC_l, C_COMPLEX)
+
+    # segment state: (batch, nseg, d, N, R) start states (HAS_INIT) or local end states (LOCAL)
+    seg_off = (((pid_b * nseg + pid_s) * dim + offs_d[:, None]) * dstate + offs_n[None, :]) * R
+    h_re = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+    h_im = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+    if HAS_INIT:
+        h_re = tl.load(seg_ptr + seg_off, mask=mask_dn, other=0.0)
+        if IS_COMPLEX:
+            h_im = tl.load(seg_ptr + seg_off + 1, mask=mask_dn, other=0.0)
+    dsum = tl.zeros((BLOCK_D,), tl.float32)
+    for c in range(c0, c1):
+        if SAVE_STATES:
+            tl.store(states_ptr + st_off + c * dstate * R, h_re, mask=mask_dn)
+            if IS_COMPLEX:
+                tl.store(states_ptr + st_off + c * dstate * R + 1, h_im, mask=mask_dn)
+        t = c * BLOCK_L + offs_l
+        mask_t = t < seqlen
+        m2 = mask_d[:, None] & mask_t[None, :]
+        m3 = mask_t[None, :, None]
+        u = nu.to(tl.float32)
+        dt_in = ndt
+        zz = nz.to(tl.float32)
+        if B_LTI:
+            B_re, B_im = Bc_re, Bc_im
+        else:
+            B_re, B_im = nB_re, nB_im
+        if C_LTI:
+            C_re, C_im = Cc_re, Cc_im
+        else:
+            C_re, C_im = nC_re, nC_im
+        # prefetch chunk c + 1 (all masked off after the segment's last chunk)
+        tn = t + BLOCK_L
+        nval = (tn < seqlen) & (c + 1 < c1)
+        m2n = mask_d[:, None] & nval[None, :]
+        nu = tl.load(u_rows + tn[None, :] * su_l, mask=m2n, other=0.0)
+        if not DT_LTI:
+            ndt = tl.load(dt_rows + tn[None, :] * sdt_l, mask=m2n, other=0.0)
+        if HAS_Z and not LOCAL:
+            nz = tl.load(z_rows + tn[None, :] * sz_l, mask=m2n, other=0.0)
+        if not B_LTI:
+            nB_re, nB_im = _bc_chunk(B_ptr, pid_b, offs_n, tn, mask_n, nval, sB_b, sB_n, sB_l, B_COMPLEX)
+        if not C_LTI and not LOCAL:
+            nC_re, nC_im = _bc_chunk(C_ptr, pid_b, offs_n, tn, mask_n, nval, sC_b, sC_n, sC_l, C_COMPLEX)
+
+        if DT_LTI:
+            # constant decay; identity (a = 1) past the end so the state carries to the last slot
+            dt = tl.where(m2, dtc[:, None], 0.0)
+            a_re = tl.where(m3, ac_re, 1.0)
+            a_im = tl.where(m3, ac_im, 0.0)
+        else:
+            dt, dt_raw = _delta_from_raw(dt_in, m2, bias, HAS_BIAS, SOFTPLUS)
+            a_re, a_im = _exp_dtA(dt[:, :, None], A_re, A_im, IS_COMPLEX)
+        if LOCAL:
+            dsum += tl.sum(dt, axis=1)
+        du3 = (dt * u)[:, :, None]
+        b_re = du3 * B_re
+        if IS_COMPLEX:
+            b_im = tl.zeros_like(b_re)
+            if B_COMPLEX:
+                b_im = du3 * B_im
+            pa_re, pa_im, pb_re, pb_im = tl.associative_scan((a_re, a_im, b_re, b_im), 1, _combine_complex)
+            hs_re = pb_re + pa_re * h_re[:, None, :] - pa_im * h_im[:, None, :]
+            hs_im = pb_im + pa_re * h_im[:, None, :] + pa_im * h_re[:, None, :]
+            if not LOCAL:
+                prod = C_re * hs_re
+                if C_COMPLEX:
+                    prod -= C_im * hs_im
+                y = 2.0 * tl.sum(prod, axis=2)
+            h_im = tl.sum(tl.where(last, hs_im, 0.0), axis=1)
+        else:
+            pa, pb = tl.associative_scan((a_re, b_re), 1, _combine_real)
+            hs_re = pb + pa * h_re[:, None, :]
+            if not LOCAL:
+                y = tl.sum(C_re * hs_re, axis=2)
+        h_re = tl.sum(tl.where(last, hs_re, 0.0), axis=1)
+        if not LOCAL:
+            y += Dv[:, None] * u
+            if HAS_Z:
+                y = y * zz * tl.sigmoid(zz)
+            tl.store(y_rows + t[None, :] * sy_l, y.to(y_ptr.dtype.element_ty), mask=m2)
+
+    if LOCAL:
+        tl.store(seg_ptr + seg_off, h_re, mask=mask_dn)
+        if IS_COMPLEX:
+            tl.store(seg_ptr + seg_off + 1, h_im, mask=mask_dn)
+        tl.store(dsum_ptr + (pid_b * nseg + pid_s) * dim + offs_d, dsum, mask=mask_d)
+    else:
+        hl_off = ((pid_b * dim + offs_d[:, None]) * dstate + offs_n[None, :]) * R
+        m_last = mask_dn & (pid_s == nseg - 1)
+        tl.store(hlast_ptr + hl_off, h_re, mask=m_last)
+        if IS_COMPLEX:
+            tl.store(hlast_ptr + hl_off + 1, h_im, mask=m_last)
+
+
+@triton.jit
+def _scan_fwd_seq_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, y_ptr, states_ptr, hlast_ptr,
+    seg_ptr, dsum_ptr,
+    dim, dstate, seqlen, nchunks, seg_chunks, nseg,
+    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
+    sB_b, sB_d, sB_n, sB_l, sC_b, sC_d, sC_n, sC_l,
+    sz_b, sz_d, sz_l, sy_b, sy_d, sy_l,
+    IS_COMPLEX: tl.constexpr, B_COMPLEX: tl.constexpr, C_COMPLEX: tl.constexpr,
+    B_LTI: tl.constexpr, C_LTI: tl.constexpr, DT_LTI: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    SAVE_STATES: tl.constexpr, R: tl.constexpr, LOCAL: tl.constexpr, HAS_INIT: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, SUB_L: tl.constexpr = 8,
+):
+    """Forward, one lane per channel: the (N, BLOCK_D) state has the channels across the lanes and
+    the N states in each lane's registers; the lane steps through time sequentially (no scan, no
+    cross-lane reduction: y_t = Σ_n C h is in-lane). Same arguments and outputs as
+    :func:`_scan_fwd_kernel` (states saved every BLOCK_L steps); u/Δ/z/y move as (SUB_L, BLOCK_D)
+    tiles."""
+    pid_b = tl.program_id(0).to(tl.int64)
+    pid_d = tl.program_id(1)
+    pid_s = tl.program_id(2)
+    c0 = pid_s * seg_chunks
+    c1 = tl.minimum(c0 + seg_chunks, nchunks)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_l = tl.arange(0, SUB_L)
+    mask_d = offs_d < dim
+    mask_n = offs_n < dstate
+    mask_nd = mask_n[:, None] & mask_d[None, :]
+    a_off = offs_n[:, None] * sA_n + offs_d[None, :] * sA_d
+    A_re = tl.load(A_ptr + a_off, mask=mask_nd, other=0.0).to(tl.float32)
+    A_im = tl.zeros_like(A_re)
+    if IS_COMPLEX:
+        A_im = tl.load(A_ptr + a_off + 1, mask=mask_nd, other=0.0).to(tl.float32)
+    Dv = tl.zeros((BLOCK_D,), tl.float32)
+    if HAS_D:
+        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    bias = tl.zeros((BLOCK_D,), tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    dtc = bias
+    if DT_LTI:
+        dtc = tl.load(dt_ptr + pid_b * sdt_b + offs_d * sdt_d, mask=mask_d, other=0.0).to(tl.float32) + bias
+        if SOFTPLUS:
+            dtc = _softplus(dtc)
+        dtc = tl.where(mask_d, dtc, 0.0)
+    ac_re, ac_im = _exp_dtA(dtc[None, :], A_re, A_im, IS_COMPLEX)
+    if B_LTI:
+        b_off = offs_n[:, None] * sB_n + offs_d[None, :] * sB_d
+        Bc_re = tl.load(B_ptr + b_off, mask=mask_nd, other=0.0).to(tl.float32)
+        Bc_im = tl.zeros_like(Bc_re)
+        if B_COMPLEX:
+            Bc_im = tl.load(B_ptr + b_off + 1, mask=mask_nd, other=0.0).to(tl.float32)
+    if C_LTI:
+        c_off = offs_n[:, None] * sC_n + offs_d[None, :] * sC_d
+        Cc_re = tl.load(C_ptr + c_off, mask=mask_nd, other=0.0).to(tl.float32)
+        Cc_im = tl.zeros_like(Cc_re)
+        if C_COMPLEX:
+            Cc_im = tl.load(C_ptr + c_off + 1, mask=mask_nd, other=0.0).to(tl.float32)
+
+    u_cols = u_ptr + pid_b * su_b + offs_d[None, :] * su_d
+    dt_cols = dt_ptr + pid_b * sdt_b + offs_d[None, :] * sdt_d
+    z_cols = z_ptr + pid_b * sz_b + offs_d[None, :] * sz_d
+    y_cols = y_ptr + pid_b * sy_b + offs_d[None, :] * sy_d
+    B_rows = B_ptr + pid_b * sB_b + offs_n * sB_n
+    C_rows = C_ptr + pid_b * sC_b + offs_n * sC_n
+    st_off = ((pid_b * dim + offs_d[None, :]) * nchunks * dstate + offs_n[:, None]) * R
+    seg_off = (((pid_b * nseg + pid_s) * dim + offs_d[None, :]) * dstate + offs_n[:, None]) * R
+    h_re = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
+    h_im = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
+    if HAS_INIT:
+        h_re = tl.load(seg_ptr + seg_off, mask=mask_nd, other=0.0)
+        if IS_COMPLEX:
+            h_im = tl.load(seg_ptr + seg_off + 1, mask=mask_nd, other=0.0)
+    dsum = tl.zeros((BLOCK_D,), tl.float32)
+    KS: tl.constexpr = BLOCK_L // SUB_L
+    for cs in range(c0 * KS, tl.minimum(c1 * KS, tl.cdiv(seqlen, SUB_L))):
+        if SAVE_STATES:
+            if cs % KS == 0:
+                c = cs // KS
+                tl.store(states_ptr + st_off + c * dstate * R, h_re, mask=mask_nd)
+                if IS_COMPLEX:
+                    tl.store(states_ptr + st_off + c * dstate * R + 1, h_im, mask=mask_nd)
+        t = cs * SUB_L + offs_l
+        m2 = (t < seqlen)[:, None] & mask_d[None, :]
+        U = tl.load(u_cols + t[:, None] * su_l, mask=m2, other=0.0).to(tl.float32)
+        if DT_LTI:
+            DT = tl.where(m2, dtc[None, :], 0.0)
+        else:
+            raw = tl.load(dt_cols + t[:, None] * sdt_l, mask=m2, other=0.0).to(tl.float32) + bias[None, :]
+            DT = raw
+            if SOFTPLUS:
+                DT = _softplus(raw)
+            DT = tl.where(m2, DT, 0.0)
+        if LOCAL:
+            dsum += tl.sum(DT, axis=0)
+        DU = DT * U
+        Y = tl.zeros((SUB_L, BLOCK_D), tl.float32)
+        for i in range(SUB_L):
+            sel = (offs_l == i)[:, None]
+            ti = cs * SUB_L + i
+            valid = ti < seqlen
+            du_i = tl.sum(tl.where(sel, DU, 0.0), axis=0)[None, :]
+            if DT_LTI:
+                a_re = tl.where(valid, ac_re, 1.0)
+                a_im = tl.where(valid, ac_im, 0.0)
+            else:
+                dt_i = tl.sum(tl.where(sel, DT, 0.0), axis=0)[None, :]
+                a_re, a_im = _exp_dtA(dt_i, A_re, A_im, IS_COMPLEX)
+            if B_LTI:
+                B_re, B_im = Bc_re, Bc_im
+            else:
+                B_re = tl.load(B_rows + ti * sB_l, mask=mask_n & valid, other=0.0).to(tl.float32)[:, None]
+                B_im = tl.zeros_like(B_re)
+                if B_COMPLEX:
+                    B_im = tl.load(B_rows + ti * sB_l + 1, mask=mask_n & valid, other=0.0).to(tl.float32)[:, None]
+            if IS_COMPLEX:
+                b_re = du_i * B_re
+                b_im = du_i * B_im
+                h_re, h_im = a_re * h_re - a_im * h_im + b_re, a_re * h_im + a_im * h_re + b_im
+            else:
+                h_re = a_re * h_re + du_i * B_re
+            if not LOCAL:
+                if C_LTI:
+                    C_re, C_im = Cc_re, Cc_im
+                else:
+                    C_re = tl.load(C_rows + ti * sC_l, mask=mask_n & valid, other=0.0).to(tl.float32)[:, None]
+                    C_im = tl.zeros_like(C_re)
+                    if C_COMPLEX:
+                        C_im = tl.load(C_rows + ti * sC_l + 1, mask=mask_n & valid, other=0.0).to(tl.float32)[:, None]
+                prod = C_re * h_re
+                if IS_COMPLEX:
+                    if C_COMPLEX:
+                        prod -= C_im * h_im
+                    prod = 2.0 * prod
+                Y = tl.where(sel, tl.sum(prod, axis=0)[None, :], Y)
+        if not LOCAL:
+            Y += Dv[None, :] * U
+            if HAS_Z:
+                Z = tl.load(z_cols + t[:, None] * sz_l, mask=m2, other=0.0).to(tl.float32)
+                Y = Y * Z * tl.sigmoid(Z)
+            tl.store(y_cols + t[:, None] * sy_l, Y.to(y_ptr.dtype.element_ty), mask=m2)
+
+    if LOCAL:
+        tl.store(seg_ptr + seg_off, h_re, mask=mask_nd)
+        if IS_COMPLEX:
+            tl.store(seg_ptr + seg_off + 1, h_im, mask=mask_nd)
+        tl.store(dsum_ptr + (pid_b * nseg + pid_s) * dim + offs_d, dsum, mask=mask_d)
+    else:
+        hl_off = ((pid_b * dim + offs_d[None, :]) * dstate + offs_n[:, None]) * R
+        m_last = mask_nd & (pid_s == nseg - 1)
+        tl.store(hlast_ptr + hl_off, h_re, mask=m_last)
+        if IS_COMPLEX:
+            tl.store(hlast_ptr + hl_off + 1, h_im, mask=m_last)
+
+
+@triton.jit
+def _seg_carry_kernel(
+    loc_ptr, dsum_ptr, A_ptr, init_ptr, dim, dstate, nseg, sA_d, sA_n,
+    IS_COMPLEX: tl.constexpr, REVERSE: tl.constexpr, R: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    """Pass 2: carry the state across segments, serially (tiny: batch·d·N·nseg elements).
+
+    Forward: H_s = exp(A S_s) H_{s-1} + loc_s, init_s = H_{s-1}. Backward (REVERSE): the adjoint
+    runs from the last segment down with the conjugate decay. S_s = the segment's sum of Δ."""
+    pid_b = tl.program_id(0).to(tl.int64)
+    pid_d = tl.program_id(1)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    offs_n = tl.arange(0, BLOCK_N)
+    mask_d = offs_d < dim
+    mask_dn = mask_d[:, None] & (offs_n < dstate)[None, :]
+    a_off = offs_d[:, None] * sA_d + offs_n[None, :] * sA_n
+    A_re = tl.load(A_ptr + a_off, mask=mask_dn, other=0.0).to(tl.float32)
+    A_im = tl.zeros_like(A_re)
+    if IS_COMPLEX:
+        A_im = tl.load(A_ptr + a_off + 1, mask=mask_dn, other=0.0).to(tl.float32)
+    h_re = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+    h_im = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+    for i in range(nseg):
+        s = i
+        if REVERSE:
+            s = nseg - 1 - i
+        row = (pid_b * nseg + s) * dim + offs_d
+        off = (row[:, None] * dstate + offs_n[None, :]) * R
+        tl.store(init_ptr + off, h_re, mask=mask_dn)
+        if IS_COMPLEX:
+            tl.store(init_ptr + off + 1, h_im, mask=mask_dn)
+        S = tl.load(dsum_ptr + row, mask=mask_d, other=0.0)[:, None]
+        d_re, d_im = _exp_dtA(S, A_re, A_im, IS_COMPLEX)
+        l_re = tl.load(loc_ptr + off, mask=mask_dn, other=0.0)
+        if IS_COMPLEX:
+            if REVERSE:
+                d_im = -d_im
+            l_im = tl.load(loc_ptr + off + 1, mask=mask_dn, other=0.0)
+            h_re, h_im = d_re * h_re - d_im * h_im + l_re, d_re * h_im + d_im * h_re + l_im
+        else:
+            h_re = d_re * h_re + l_re
+
+
+@triton.jit
+def _scan_bwd_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dy_ptr, states_ptr,
+    du_ptr, ddt_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, ddt_sum_ptr, ginit_ptr,
+    dim, dstate, seqlen, nchunks, seg_chunks, nseg,
+    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
+    sB_b, sB_d, sB_n, sB_l, sC_b, sC_d, sC_n, sC_l,
+    sz_b, sz_d, sz_l, sdy_b, sdy_d, sdy_l,
+    IS_COMPLEX: tl.constexpr, B_COMPLEX: tl.constexpr, C_COMPLEX: tl.constexpr,
+    B_LTI: tl.constexpr, C_LTI: tl.constexpr, DT_LTI: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    R: tl.constexpr, RB: tl.constexpr, RC: tl.constexpr, FAC: tl.constexpr, HAS_INIT: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
+):
+    pid_b = tl.program_id(0).to(tl.int64)
+    pid_d = tl.program_id(1)
+    pid_s = tl.program_id(2)
+    c0 = pid_s * seg_chunks
+    c1 = tl.minimum(c0 + seg_chunks, nchunks)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_l = tl.arange(0, BLOCK_L)
+    mask_d = offs_d < dim
+    mask_dn = mask_d[:, None] & (offs_n < dstate)[None, :]
+    A_re, A_im, Dv, bias, dtc, dtc_raw, ac_re, ac_im = _setup(
+        A_ptr, D_ptr, bias_ptr, dt_ptr, pid_b, offs_d, offs_n, mask_d, mask_dn, sA_d, sA_n, sdt_b, sdt_d,
+        IS_COMPLEX, HAS_D, HAS_BIAS, SOFTPLUS, DT_LTI,
+    )
+
+    # contiguous (batch, d, L) outputs du, ddelta, dz, in the dtypes of u, delta, z
+    g_rows = (pid_b * dim + offs_d[:, None]) * seqlen
+    u_rows = u_ptr + pid_b * su_b + offs_d[:, None] * su_d
+    dt_rows = dt_ptr + pid_b * sdt_b + offs_d[:, None] * sdt_d
+    z_rows = z_ptr + pid_b * sz_b + offs_d[:, None] * sz_d
+    dy_rows = dy_ptr + pid_b * sdy_b + offs_d[:, None] * sdy_d
+    mask_n = offs_n < dstate
+    if B_LTI:
+        Bc_re, Bc_im = _bc_const(B_ptr, offs_d, offs_n, mask_dn, sB_d, sB_n, B_COMPLEX)
+    if C_LTI:
+        Cc_re, Cc_im = _bc_const(C_ptr, offs_d, offs_n, mask_dn, sC_d, sC_n, C_COMPLEX)
+    st_off = ((pid_b * dim + offs_d[:, None]) * nchunks * dstate + offs_n[None, :]) * R
+    first = (offs_l == 0)[None, :, None]
+
+    # (batch, nseg, d, N, R) adjoint entering the segment from the right (HAS_INIT)
+    pdn = (((pid_b * nseg + pid_s) * dim + offs_d[:, None]) * dstate + offs_n[None, :])
+    G_re = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+    G_im = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+    if HAS_INIT:
+        G_re = tl.load(ginit_ptr + pdn * R, mask=mask_dn, other=0.0)
+        if IS_COMPLEX:
+            G_im = tl.load(ginit_ptr + pdn * R + 1, mask=mask_dn, other=0.0)
+    dA_re = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+    dA_im = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+    dB_re = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+    dB_im = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+    dC_re = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+    dC_im = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+    dD_acc = tl.zeros((BLOCK_D,), tl.float32)
+    ddt_acc = tl.zeros((BLOCK_D,), tl.float32)
+    # (no hand pipelining here: it costs ~50 registers per thread, halving the programs per SM)
+    for ci in range(c0, c1):
+        c = c1 - 1 - (ci - c0)
+        t = c * BLOCK_L + offs_l
+        mask_t = t < seqlen
+        m2 = mask_d[:, None] & mask_t[None, :]
+        m3 = mask_t[None, :, None]
+        mtn = mask_t[:, None] & mask_n[None, :]
+        u = tl.load(u_rows + t[None, :] * su_l, mask=m2, other=0.0).to(tl.float32)
+        dy = tl.load(dy_rows + t[None, :] * sdy_l, mask=m2, other=0.0).to(tl.float32)
+        if not DT_LTI:
+            dt_in = tl.load(dt_rows + t[None, :] * sdt_l, mask=m2, other=0.0)
+        if HAS_Z:
+            zz = tl.load(z_rows + t[None, :] * sz_l, mask=m2, other=0.0).to(tl.float32)
+        h0_re = tl.load(states_ptr + st_off + c * dstate * R, mask=mask_dn, other=0.0)[:, None, :]
+        if IS_COMPLEX:
+            h0_im = tl.load(states_ptr + st_off + c * dstate * R + 1, mask=mask_dn, other=0.0)[:, None, :]
+        if B_LTI:
+            B_re, B_im = Bc_re, Bc_im
+        else:
+            B_re, B_im = _bc_chunk(B_ptr, pid_b, offs_n, t, mask_n, mask_t, sB_b, sB_n, sB_l, B_COMPLEX)
+        if C_LTI:
+            C_re, C_im = Cc_re, Cc_im
+        else:
+            C_re, C_im = _bc_chunk(C_ptr, pid_b, offs_n, t, mask_n, mask_t, sC_b, sC_n, sC_l, C_COMPLEX)
+
+        if DT_LTI:
+            dt = tl.where(m2, dtc[:, None], 0.0)
+            dt_raw = dtc_raw[:, None]
+            a_re = tl.where(m3, ac_re, 1.0)
+            a_im = tl.where(m3, ac_im, 0.0)
+            # decay of the next step: constant (its value past the end multiplies a zero adjoint)
+            al_re = tl.broadcast_to(ac_re, (BLOCK_D, BLOCK_L, BLOCK_N))
+            al_im = -tl.broadcast_to(ac_im, (BLOCK_D, BLOCK_L, BLOCK_N))
+        else:
+            dt, dt_raw = _delta_from_raw(dt_in, m2, bias, HAS_BIAS, SOFTPLUS)
+            a_re, a_im = _exp_dtA(dt[:, :, None], A_re, A_im, IS_COMPLEX)
+            # Δ one step ahead (mostly cache hits: the same rows were just loaded)
+            t1 = t + 1
+            m2n = mask_d[:, None] & (t1 < seqlen)[None, :]
+            dt_next, dt_next_raw = _delta_rows(dt_rows, t1[None, :] * sdt_l, m2n, bias, HAS_BIAS, SOFTPLUS)
+            al_re, al_im = _exp_dtA(dt_next[:, :, None], A_re, A_im, IS_COMPLEX)
+            al_im = -al_im
+        dt3 = dt[:, :, None]
+        du3 = (dt * u)[:, :, None]
+        b_re = du3 * B_re
+
+        # recompute the states h_t of this chunk from its start state, and y_ssm
+        if IS_COMPLEX:
+            b_im = du3 * B_im
+            pa_re, pa_im, pb_re, pb_im = tl.associative_scan((a_re, a_im, b_re, b_im), 1, _combine_complex)
+            hs_re = pb_re + pa_re * h0_re - pa_im * h0_im
+            hs_im = pb_im + pa_re * h0_im + pa_im * h0_re
+            y = 2.0 * tl.sum(C_re * hs_re - C_im * hs_im, axis=2)
+        else:
+            pa, pb = tl.associative_scan((a_re, b_re), 1, _combine_real)
+            hs_re = pb + pa * h0_re
+            y = tl.sum(C_re * hs_re, axis=2)
+        out = y + Dv[:, None] * u
+        dout = dy
+        if HAS_Z:
+            sg = tl.sigmoid(zz)
+            dz = dy * out * sg * (1.0 + zz * (1.0 - sg))
+            tl.store(dz_ptr + g_rows + t[None, :], dz.to(dz_ptr.dtype.element_ty), mask=m2)
+            dout = dy * zz * sg
+        dD_acc += tl.sum(dout * u, axis=1)
+
+        # adjoint: G_t = conj(a_{t+1}) G_{t+1} + FAC dout_t conj(C_t), reverse scan within the chunk
+        c_re = FAC * dout[:, :, None] * C_re
+        if IS_COMPLEX:
+            c_im = -FAC * dout[:, :, None] * C_im
+            ra_re, ra_im, rb_re, rb_im = tl.associative_scan(
+                (al_re, al_im, c_re, c_im), 1, _combine_complex, reverse=True
+            )
+            g_re = rb_re + ra_re * G_re[:, None, :] - ra_im * G_im[:, None, :]
+            g_im = rb_im + ra_re * G_im[:, None, :] + ra_im * G_re[:, None, :]
+            G_im = tl.sum(tl.where(first, g_im, 0.0), axis=1)
+        else:
+            ra, rb = tl.associative_scan((al_re, c_re), 1, _combine_real, reverse=True)
+            g_re = rb + ra * G_re[:, None, :]
+        G_re = tl.sum(tl.where(first, g_re, 0.0), axis=1)
+
+        # gradients of this chunk; w = G conj(h_t - b_t) = G conj(a_t h_{t-1})
+        if IS_COMPLEX:
+            s = tl.sum(g_re * B_re + g_im * B_im, axis=2)
+            hm_re = hs_re - b_re
+            hm_im = hs_im - b_im
+            w_re = g_re * hm_re + g_im * hm_im
+            w_im = g_im * hm_re - g_re * hm_im
+            gdt = u * s + tl.sum(A_re * w_re + A_im * w_im, axis=2)
+            dA_im += tl.sum(dt3 * w_im, axis=1)
+            gB_im = g_im * du3
+            gC_im = -FAC * dout[:, :, None] * hs_im
+        else:
+            s = tl.sum(g_re * B_re, axis=2)
+            w_re = g_re * (hs_re - b_re)
+            gdt = u * s + tl.sum(A_re * w_re, axis=2)
+        dA_re += tl.sum(dt3 * w_re, axis=1)
+        gB_re = g_re * du3
+        gC_re = FAC * dout[:, :, None] * hs_re
+        du = dt * s + dout * Dv[:, None]
+        tl.store(du_ptr + g_rows + t[None, :], du.to(du_ptr.dtype.element_ty), mask=m2)
+        if SOFTPLUS:
+            gdt = gdt * tl.sigmoid(dt_raw)
+        gdt = tl.where(m2, gdt, 0.0)
+        ddt_acc += tl.sum(gdt, axis=1)
+        if not DT_LTI:
+            tl.store(ddt_ptr + g_rows + t[None, :], gdt.to(ddt_ptr.dtype.element_ty), mask=m2)
+
+        # B, C: LTI -> accumulate over L; selective -> sum over the channels of the block, atomics
+        if B_LTI:
+            dB_re += tl.sum(gB_re, axis=1)
+            if B_COMPLEX:
+                dB_im += tl.sum(gB_im, axis=1)
+        else:
+            sel_b = ((pid_b * dstate + offs_n[None, :]) * seqlen + t[:, None]) * RB
+            tl.atomic_add(dB_ptr + sel_b, tl.sum(gB_re, axis=0), mask=mtn, sem="relaxed")
+            if B_COMPLEX:
+                tl.atomic_add(dB_ptr + sel_b + 1, tl.sum(gB_im, axis=0), mask=mtn, sem="relaxed")
+        if C_LTI:
+            dC_re += tl.sum(gC_re, axis=1)
+            if C_COMPLEX:
+                dC_im += tl.sum(gC_im, axis=1)
+        else:
+            sel_c = ((pid_b * dstate + offs_n[None, :]) * seqlen + t[:, None]) * RC
+            tl.atomic_add(dC_ptr + sel_c, tl.sum(gC_re, axis=0), mask=mtn, sem="relaxed")
+            if C_COMPLEX:
+                tl.atomic_add(dC_ptr + sel_c + 1, tl.sum(gC_im, axis=0), mask=mtn, sem="relaxed")
+
+    # per-(batch, segment) partial sums: dA, LTI dB/dC (batch, nseg, d, N[, 2]); dD, ddelta-sum (batch, nseg, d)
+    tl.store(dA_ptr + pdn * R, dA_re, mask=mask_dn)
+    if IS_COMPLEX:
+        tl.store(dA_ptr + pdn * R + 1, dA_im, mask=mask_dn)
+    if B_LTI:
+        tl.store(dB_ptr + pdn * RB, dB_re, mask=mask_dn)
+        if B_COMPLEX:
+            tl.store(dB_ptr + pdn * RB + 1, dB_im, mask=mask_dn)
+    if C_LTI:
+        tl.store(dC_ptr + pdn * RC, dC_re, mask=mask_dn)
+        if C_COMPLEX:
+            tl.store(dC_ptr + pdn * RC + 1, dC_im, mask=mask_dn)
+    row = (pid_b * nseg + pid_s) * dim + offs_d
+    tl.store(dD_ptr + row, dD_acc, mask=mask_d)
+    tl.store(ddt_sum_ptr + row, ddt_acc, mask=mask_d)
+
+
+@triton.jit
+def _scan_bwd_local_kernel(
+    dt_ptr, A_ptr, C_ptr, z_ptr, bias_ptr, dy_ptr, gloc_ptr, dsum_ptr,
+    dim, dstate, seqlen, nchunks, seg_chunks, nseg, s_base,
+    sdt_b, sdt_d, sdt_l, sA_d, sA_n, sC_b, sC_d, sC_n, sC_l, sz_b, sz_d, sz_l, sdy_b, sdy_d, sdy_l,
+    IS_COMPLEX: tl.constexpr, C_COMPLEX: tl.constexpr, C_LTI: tl.constexpr, DT_LTI: tl.constexpr,
+    HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, R: tl.constexpr, FAC: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
+):
+    """Backward pass 1: the adjoint at the start of each segment from a zero adjoint at its end,
+    and the segment's sum of next-step Δ (its total decay), for :func:`_seg_carry_kernel`."""
+    pid_b = tl.program_id(0).to(tl.int64)
+    pid_d = tl.program_id(1)
+    pid_s = tl.program_id(2) + s_base
+    c0 = pid_s * seg_chunks
+    c1 = tl.minimum(c0 + seg_chunks, nchunks)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_l = tl.arange(0, BLOCK_L)
+    mask_d = offs_d < dim
+    mask_n = offs_n < dstate
+    mask_dn = mask_d[:, None] & mask_n[None, :]
+    A_re, A_im, Dv, bias, dtc, dtc_raw, ac_re, ac_im = _setup(
+        A_ptr, A_ptr, bias_ptr, dt_ptr, pid_b, offs_d, offs_n, mask_d, mask_dn, sA_d, sA_n, sdt_b, sdt_d,
+        IS_COMPLEX, False, HAS_BIAS, SOFTPLUS, DT_LTI,
+    )
+    dt_rows = dt_ptr + pid_b * sdt_b + offs_d[:, None] * sdt_d
+    z_rows = z_ptr + pid_b * sz_b + offs_d[:, None] * sz_d
+    dy_rows = dy_ptr + pid_b * sdy_b + offs_d[:, None] * sdy_d
+    if C_LTI:
+        Cc_re, Cc_im = _bc_const(C_ptr, offs_d, offs_n, mask_dn, sC_d, sC_n, C_COMPLEX)
+    first = (offs_l == 0)[None, :, None]
+    G_re = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+    G_im = tl.zeros((BLOCK_D, BLOCK_N), tl.float32)
+    dsum = tl.zeros((BLOCK_D,), tl.float32)
+    for ci in range(c0, c1):
+        c = c1 - 1 - (ci - c0)
+        t = c * BLOCK_L + offs_l
+        mask_t = t < seqlen
+        m2 = mask_d[:, None] & mask_t[None, :]
+        dout = tl.load(dy_rows + t[None, :] * sdy_l, mask=m2, other=0.0).to(tl.float32)
+        if HAS_Z:
+            zz = tl.load(z_rows + t[None, :] * sz_l, mask=m2, other=0.0).to(tl.float32)
+            dout = dout * zz * tl.sigmoid(zz)
+        if C_LTI:
+            C_re, C_im = Cc_re, Cc_im
+        else:
+            C_re, C_im = _bc_chunk(C_ptr, pid_b, offs_n, t, mask_n, mask_t, sC_b, sC_n, sC_l, C_COMPLEX)
+        if DT_LTI:
+            dsum += tl.sum(tl.where(m2, dtc[:, None], 0.0), axis=1)
+            al_re = tl.broadcast_to(ac_re, (BLOCK_D, BLOCK_L, BLOCK_N))
+            al_im = -tl.broadcast_to(ac_im, (BLOCK_D, BLOCK_L, BLOCK_N))
+        else:
+            t1 = t + 1
+            m2n = mask_d[:, None] & (t1 < seqlen)[None, :]
+            dt_next, dt_next_raw = _delta_rows(dt_rows, t1[None, :] * sdt_l, m2n, bias, HAS_BIAS, SOFTPLUS)
+            dsum += tl.sum(dt_next, axis=1)
+            al_re, al_im = _exp_dtA(dt_next[:, :, None], A_re, A_im, IS_COMPLEX)
+            al_im = -al_im
+        c_re = FAC * dout[:, :, None] * C_re
+        if IS_COMPLEX:
+            c_im = -FAC * dout[:, :, None] * C_im
+            ra_re, ra_im, rb_re, rb_im = tl.associative_scan(
+                (al_re, al_im, c_re, c_im), 1, _combine_complex, reverse=True
+            )
+            g_im = rb_im + ra_re * G_im[:, None, :] + ra_im * G_re[:, None, :]
+            g_re = rb_re + ra_re * G_re[:, None, :] - ra_im * G_im[:, None, :]
+            G_im = tl.sum(tl.where(first, g_im, 0.0), axis=1)
+        else:
+            ra, rb = tl.associative_scan((al_re, c_re), 1, _combine_real, reverse=True)
+            g_re = rb + ra * G_re[:, None, :]
+        G_re = tl.sum(tl.where(first, g_re, 0.0), axis=1)
+    row = (pid_b * nseg + pid_s) * dim + offs_d
+    off = (row[:, None] * dstate + offs_n[None, :]) * R
+    tl.store(gloc_ptr + off, G_re, mask=mask_dn)
+    if IS_COMPLEX:
+        tl.store(gloc_ptr + off + 1, G_im, mask=mask_dn)
+    tl.store(dsum_ptr + row, dsum, mask=mask_d)
+
+
+def _real_view(x: Tensor) -> Tensor:
+    """Complex tensors as their (..., 2) float32 view (re, im); real tensors unchanged."""
+    return torch.view_as_real(x.to(torch.complex64).contiguous()) if x.is_complex() else x
+
+
+def _bc_strides(x: Tensor, lti: bool) -> tuple[int, int, int, int]:
+    """(batch, d, n, l) element strides of B/C: LTI (d, N) or selective (batch, N, L), zero where broadcast."""
+    if lti:
+        return 0, x.stride(0), x.stride(1), 0
+    return x.stride(0), 0, x.stride(1), x.stride(2)
+
+
+def _strides3(x: Tensor | None) -> tuple[int, int, int]:
+    return (0, 0, 0) if x is None else (x.stride(0), x.stride(1), x.stride(2))
+
+
+def _block_n(N: int) -> int:
+    return max(2, triton.next_power_of_2(N))
+
+
+def _segments(cfg: ScanConfig, nchunks: int) -> tuple[int, int]:
+    """(chunks per segment, number of segments) for the chunk-parallel passes; one segment when
+    ``cfg.seg_l`` is 0 or covers L."""
+    seg_chunks = max(1, cfg.seg_l // cfg.block_l) if cfg.seg_l > 0 else nchunks
+    seg_chunks = min(seg_chunks, nchunks)
+    return seg_chunks, triton.cdiv(nchunks, seg_chunks)
+
+
+def _carry(loc: Tensor, dsum: Tensor, A_v: Tensor, init: Tensor, batch: int, d: int, N: int, nseg: int,
+           is_complex: bool, reverse: bool) -> None:
+    """Pass 2 of the chunk-parallel scan: segment start states (or incoming adjoints) into ``init``."""
+    block_d = 16
+    _seg_carry_kernel[(batch, triton.cdiv(d, block_d))](
+        loc, dsum, A_v, init, d, N, nseg, A_v.stride(0), A_v.stride(1),
+        IS_COMPLEX=is_complex, REVERSE=reverse, R=2 if is_complex else 1,
+        BLOCK_D=block_d, BLOCK_N=_block_n(N), num_warps=4,
+    )
+
+
+class SelectiveScanFn(torch.autograd.Function):
+    """Autograd wrapper: Triton forward (saves chunk-start states) and Triton backward."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, cfg, need_grad):
+        batch, d, L = u.shape
+        N = A.shape[1]
+        is_complex = A.is_complex()
+        A_v = _real_view(A) if is_complex else A.float().contiguous()
+        B_v, C_v = _real_view(B), _real_view(C)
+        dt_lti = delta.dim() == 1
+        B_lti, C_lti = B.dim() == 2, C.dim() == 2
+        block_l, block_d = cfg.block_l, cfg.block_d_fwd
+        nchunks = max(1, triton.cdiv(L, block_l))
+        seg_chunks, nseg = _segments(cfg, nchunks)
+        R = 2 if is_complex else 1
+        f32 = torch.float32
+        y = torch.empty((batch, d, L), dtype=u.dtype, device=u.device)
+        states = torch.empty((batch, d, nchunks, N, R) if need_grad else (1,), dtype=f32, device=u.device)
+        hlast = torch.empty((batch, d, N, R), dtype=f32, device=u.device)
+        dt_str = (0, delta.stride(0), 0) if dt_lti else _strides3(delta)
+        if L > 0:
+            seg = torch.empty((batch, nseg, d, N, R) if nseg > 1 else (1,), dtype=f32, device=u.device)
+            dsum = torch.empty((batch, nseg, d) if nseg > 1 else (1,), dtype=f32, device=u.device)
+            args = [
+                u, delta, A_v, B_v, C_v,
+                D if D is not None else u, z if z is not None else u,
+                delta_bias if delta_bias is not None else u, y, states, hlast, seg, dsum,
+                d, N, L, nchunks, seg_chunks, nseg,
+                *_strides3(u), *dt_str, A_v.stride(0), A_v.stride(1),
+                *_bc_strides(B_v, B_lti), *_bc_strides(C_v, C_lti),
+                *_strides3(z), *_strides3(y),
+            ]
+            flags = dict(
+                IS_COMPLEX=is_complex, B_COMPLEX=B.is_complex(), C_COMPLEX=C.is_complex(),
+                B_LTI=B_lti, C_LTI=C_lti, DT_LTI=dt_lti,
+                HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+                SOFTPLUS=bool(delta_softplus), R=R,
+                BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l, num_warps=cfg.warps_fwd,
+            )
+            nd = triton.cdiv(d, block_d)
+            fwd_kernel = _scan_fwd_seq_kernel if cfg.seq_fwd else _scan_fwd_kernel
+            if nseg > 1:
+                # pass 1: local end state and Δ sum of every segment but the last, from a zero state
+                fwd_kernel[(batch, nd, nseg - 1)](*args, SAVE_STATES=False, LOCAL=True, HAS_INIT=False, **flags)
+                # pass 2: true start state of every segment (seg is overwritten with the start states)
+                init = torch.empty_like(seg)
+                _carry(seg, dsum, A_v, init, batch, d, N, nseg, is_complex, reverse=False)
+                args[11] = init
+            # pass 3: every segment from its start state: y, chunk-start states, h_last
+            fwd_kernel[(batch, nd, nseg)](*args, SAVE_STATES=need_grad, LOCAL=False, HAS_INIT=nseg > 1, **flags)
+        else:
+            hlast.zero_()
+        h_last = torch.view_as_complex(hlast) if is_complex else hlast[..., 0]
+        ctx.mark_non_differentiable(h_last)
+        if need_grad:
+            ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, states)
+        ctx.cfg = (bool(delta_softplus), cfg, nchunks)
+        return y, h_last
+
+    @staticmethod
+    def backward(ctx, dy, _dh_last):
+        u, delta, A, B, C, D, z, delta_bias, states = ctx.saved_tensors
+        softplus, cfg, nchunks = ctx.cfg
+        block_l, block_d = cfg.block_l, cfg.block_d_bwd
+        seg_chunks, nseg = _segments(cfg, nchunks)
+        batch, d, L = u.shape
+        N = A.shape[1]
+        dev = u.device
+        is_complex = A.is_complex()
+        A_v = _real_view(A) if is_complex else A.float().contiguous()
+        B_v, C_v = _real_view(B), _real_view(C)
+        dt_lti = delta.dim() == 1
+        B_lti, C_lti = B.dim() == 2, C.dim() == 2
+        R = 2 if is_complex else 1
+        RB, RC = (2 if B.is_complex() else 1), (2 if C.is_complex() else 1)
+        f32 = torch.float32
+        du = torch.empty((batch, d, L), dtype=u.dtype, device=dev)
+        ddt = torch.empty((batch, d, L) if not dt_lti else (1,), dtype=delta.dtype, device=dev)
+        dz = torch.empty((batch, d, L), dtype=z.dtype, device=dev) if z is not None else du
+        # partial sums per (batch, segment), summed below
+        dA = torch.empty((batch, nseg, d, N, R), dtype=f32, device=dev)
+        dB = torch.zeros((batch, nseg, d, N, RB) if B_lti else (batch, N, L, RB), dtype=f32, device=dev)
+        dC = torch.zeros((batch, nseg, d, N, RC) if C_lti else (batch, N, L, RC), dtype=f32, device=dev)
+        dD = torch.empty((batch, nseg, d), dtype=f32, device=dev)
+        ddt_sum = torch.empty((batch, nseg, d), dtype=f32, device=dev)
+        dt_str = (0, delta.stride(0), 0) if dt_lti else _strides3(delta)
+        nd = triton.cdiv(d, block_d)
+        ginit = dA
+        if L > 0 and nseg > 1:
+            # pass 1: adjoint at the start of every segment but the first, from zero at its end
+            gloc = torch.empty((batch, nseg, d, N, R), dtype=f32, device=dev)
+            dsum = torch.empty((batch, nseg, d), dtype=f32, device=dev)
+            _scan_bwd_local_kernel[(batch, nd, nseg - 1)](
+                delta, A_v, C_v, z if z is not None else u,
+                delta_bias if delta_bias is not None else u, dy, gloc, dsum,
+                d, N, L, nchunks, seg_chunks, nseg, 1,
+                *dt_str, A_v.stride(0), A_v.stride(1), *_bc_strides(C_v, C_lti), *_strides3(z), *_strides3(dy),
+                IS_COMPLEX=is_complex, C_COMPLEX=C.is_complex(), C_LTI=C_lti, DT_LTI=dt_lti,
+                HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, R=R,
+                FAC=2.0 if is_complex else 1.0, BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l,
+                num_warps=cfg.warps_bwd,
+            )
+            # pass 2: the adjoint entering every segment from the right
+            ginit = torch.empty_like(gloc)
+            _carry(gloc, dsum, A_v, ginit, batch, d, N, nseg, is_complex, reverse=True)
+        if L > 0:
+            # pass 3: every segment, in parallel, from its incoming adjoint
+            _scan_bwd_kernel[(batch, nd, nseg)](
+                u, delta, A_v, B_v, C_v,
+                D if D is not None else u, z if z is not None else u,
+                delta_bias if delta_bias is not None else u, dy, states,
+                du, ddt, dz, dA, dB, dC, dD, ddt_sum, ginit,
+                d, N, L, nchunks, seg_chunks, nseg,
+                *_strides3(u), *dt_str, A_v.stride(0), A_v.stride(1),
+                *_bc_strides(B_v, B_lti), *_bc_strides(C_v, C_lti),
+                *_strides3(z), *_strides3(dy),
+                IS_COMPLEX=is_complex, B_COMPLEX=B.is_complex(), C_COMPLEX=C.is_complex(),
+                B_LTI=B_lti, C_LTI=C_lti, DT_LTI=dt_lti,
+                HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+                SOFTPLUS=softplus, R=R, RB=RB, RC=RC, FAC=2.0 if is_complex else 1.0, HAS_INIT=nseg > 1,
+                BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l, num_warps=cfg.warps_bwd,
+            )
+        else:
+            for g in (dA, dB, dC, dD, ddt_sum):
+                g.zero_()
+
+        def as_param(g: Tensor, like: Tensor) -> Tensor:
+            """fp32 (..., R) grad -> grad in like's dtype (complex when like is complex)."""
+            g = torch.view_as_complex(g) if like.is_complex() else g[..., 0]
+            return g.to(like.dtype)
+
+        g_delta = ddt_sum.sum((0, 1)) if dt_lti else ddt
+        return (
+            du.to(u.dtype),
+            g_delta.to(delta.dtype),
+            as_param(dA.sum((0, 1)), A),
+            as_param(dB.sum((0, 1)) if B_lti else dB, B),
+            as_param(dC.sum((0, 1)) if C_lti else dC, C),
+            dD.sum((0, 1)).to(D.dtype) if D is not None else None,
+            dz.to(z.dtype) if z is not None else None,
+            ddt_sum.sum((0, 1)).to(delta_bias.dtype) if delta_bias is not None else None,
+            None,
+            None,
+            None,
+        )
+
+
+def selective_scan_triton(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    config: ScanConfig | None = None,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Triton selective scan; contract of :func:`kernels.selective_scan` (shapes checked there).
+
+    ``config`` sets the chunk length, channels per program and warps (default:
+    :func:`kernels.tuning.pick_config`). h_last is not differentiable.
+    """
+    if config is None:
+        config = pick_config(u.shape[0], u.shape[1], A.shape[1], u.shape[2], A.is_complex())
+    need_grad = torch.is_grad_enabled() and any(
+        x is not None and x.requires_grad for x in (u, delta, A, B, C, D, z, delta_bias)
+    )
+    y, h_last = SelectiveScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, config, need_grad)
+    return (y, h_last) if return_last_state else y

@@ -1,0 +1,103 @@
+"""Launch configuration of the Triton scan kernels (block sizes, warps), with an env override.
+
+``AUDIOMAMBA_SCAN_CONFIG="BLOCK_L,BLOCK_D_FWD,BLOCK_D_BWD,WARPS_FWD,WARPS_BWD[,SEG_L]"`` (powers of
+two; SEG_L = 0 or left out: one segment) overrides the heuristic, for tuning on a new GPU
+(``audiomamba bench kernel --sweep`` times a few).
+
+SEG_L is the segment length of the chunk-parallel scan: L is cut into segments of SEG_L steps that
+are scanned in parallel (a local pass, a tiny serial carry across segments, then the full pass).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from audiomamba.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """Chunk length along L, channels per program, warps (forward and backward) and segment length
+    (steps scanned by one program; 0 = all of L)."""
+
+    block_l: int = 64
+    block_d_fwd: int = 2
+    block_d_bwd: int = 1
+    warps_fwd: int = 8
+    warps_bwd: int = 8
+    seg_l: int = 0
+    seq_fwd: bool = False
+
+    def __str__(self) -> str:
+        s = f"{self.block_l},{self.block_d_fwd},{self.block_d_bwd},{self.warps_fwd},{self.warps_bwd}"
+        if self.seg_l or self.seq_fwd:
+            s += f",{self.seg_l}"
+        return s + (",seq" if self.seq_fwd else "")
+
+
+def _pow2(x: int) -> bool:
+    return x > 0 and x & (x - 1) == 0
+
+
+def parse_config(text: str) -> ScanConfig:
+    """Parse "BLOCK_L,BLOCK_D_FWD,BLOCK_D_BWD,WARPS_FWD,WARPS_BWD[,SEG_L]" into a :class:`ScanConfig`."""
+    parts = text.split(",")
+    seq = parts[-1].strip() == "seq"
+    if seq:
+        parts = parts[:-1]
+    try:
+        vals = [int(v) for v in parts]
+    except ValueError:
+        vals = []
+    if len(vals) == 6 and vals[5] == 0:
+        vals = vals[:5]
+    if len(vals) not in (5, 6) or not all(_pow2(v) for v in vals) or (len(vals) == 6 and vals[5] < vals[0]):
+        raise ConfigError(
+            f"bad scan config {text!r} in AUDIOMAMBA_SCAN_CONFIG: give 5 or 6 powers of two "
+            "BLOCK_L,BLOCK_D_FWD,BLOCK_D_BWD,WARPS_FWD,WARPS_BWD[,SEG_L >= BLOCK_L] such as 64,4,2,4,4,2048"
+        )
+    cfg = ScanConfig(*vals)
+    return ScanConfig(*vals[:5], cfg.seg_l, seq) if seq else cfg
+
+
+def pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanConfig:
+    """Heuristic launch config (checked with ptxas for sm_90 at N = 16: no register spills).
+
+    A program holds (BLOCK_D, N, BLOCK_L) tiles; keep them near 2048 elements (real forward) or 1024
+    (complex forward, and the heavier backward), spread over 8 warps, and keep at least ~2 programs
+    per SM of an H100.
+    """
+    env = os.environ.get("AUDIOMAMBA_SCAN_CONFIG", "").strip()
+    if env:
+        return parse_config(env)
+    n_pad = max(2, 1 << (max(N, 1) - 1).bit_length())
+    l_pad = max(16, 1 << (max(L, 1) - 1).bit_length())
+    block_l = max(16, min(64, 1024 // n_pad, l_pad))
+    tile = n_pad * block_l
+    fwd_d = max(1, (1024 if is_complex else 2048) // tile)
+    bwd_d = max(1, 1024 // tile)
+    while fwd_d > 1 and batch * -(-d // fwd_d) < 264:
+        fwd_d //= 2
+    while bwd_d > 1 and batch * -(-d // bwd_d) < 264:
+        bwd_d //= 2
+    warps = 8 if tile >= 1024 else 4
+    return ScanConfig(block_l, fwd_d, bwd_d, warps, warps, pick_seg_l(batch, d, L, block_l, fwd_d))
+
+
+#: programs the chunk-parallel scan aims at (H100: 132 SMs; several resident programs each)
+TARGET_PROGRAMS = 2048
+#: shortest segment, in chunks (shorter ones make the local and carry passes dominate)
+MIN_SEG_CHUNKS = 8
+
+
+def pick_seg_l(batch: int, d: int, L: int, block_l: int, block_d: int) -> int:
+    """Segment length so that batch · d-blocks · segments reaches :data:`TARGET_PROGRAMS`
+    (0 = a single segment when the channel blocks alone already fill the GPU or L is short)."""
+    base = batch * -(-d // block_d)
+    want = -(-TARGET_PROGRAMS // base)
+    if want <= 1:
+        return 0
+    per = -(-L // want)
+    seg = max(MIN_SEG_CHUNKS * block_l, 1 << (per - 1).bit_length())
+    return 0 if seg >= L else seg

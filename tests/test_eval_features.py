@@ -1,0 +1,62 @@
+"""Log-mel front end, augmentations and the ResNeXt classifier's shapes."""
+
+from __future__ import annotations
+
+import torch
+
+from eval.augment import AugmentConfig, augment_wave, mask_spec, time_shift
+from eval.classifier import ClassifierConfig, DigitClassifier, ResNeXtBlock
+from eval.confusion import confusion_matrix
+from eval.features import LogMel
+
+
+def test_logmel_shape_range_gain_invariance_and_silence() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = 0.3 * torch.randn(3, 16000, generator=g)
+    fe = LogMel()
+    s = fe(x)
+    assert s.shape == (3, 1, 64, fe.frames(16000)) == (3, 1, 64, 101)
+    assert s.max() <= 0 and s.min() >= -1
+    torch.testing.assert_close(fe(0.1 * x), s, atol=1e-4, rtol=0)  # per-clip normalisation
+    silent = fe(torch.zeros(2, 16000))
+    assert torch.isfinite(silent).all() and (silent == 0).all()
+    nan = x.clone()
+    nan[0, :50] = float("nan")
+    assert torch.isfinite(fe(nan)).all()
+
+
+def test_time_shift_moves_and_zero_fills() -> None:
+    x = torch.arange(1, 11, dtype=torch.float32).repeat(2, 1)
+    y = time_shift(x, torch.tensor([3, -2]))
+    assert y[0].tolist() == [0, 0, 0, 1, 2, 3, 4, 5, 6, 7]
+    assert y[1].tolist() == [3, 4, 5, 6, 7, 8, 9, 10, 0, 0]
+
+
+def test_augmentations_are_seeded_and_bounded() -> None:
+    x = 0.5 * torch.sin(torch.arange(16000) / 7.0).repeat(4, 1)
+    cfg = AugmentConfig()
+    a = augment_wave(x, cfg, torch.Generator().manual_seed(1))
+    b = augment_wave(x, cfg, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a, b)
+    assert a.shape == x.shape and a.abs().max() <= 1.0 and not torch.equal(a, x)
+    spec = LogMel()(x)
+    m = mask_spec(spec, AugmentConfig(mask_prob=1.0, freq_mask=8, time_mask=12), torch.Generator().manual_seed(2))
+    assert m.shape == spec.shape and (m <= spec + 1e-6).all() and (m == -1).any()
+
+
+def test_resnext_block_and_classifier_shapes() -> None:
+    blk = ResNeXtBlock(16, 32, stride=2, cardinality=4, bottleneck=0.5)
+    assert blk(torch.randn(2, 16, 9, 11)).shape == (2, 32, 5, 6)
+    assert blk.conv2.groups == 4
+    model = DigitClassifier(ClassifierConfig(stem=8, widths=(16, 32), blocks=(1, 1), cardinality=4))
+    logits = model(torch.randn(3, 16000))
+    assert logits.shape == (3, 10)
+    f, p = model.features_and_probs(torch.randn(5, 8000), batch_size=2)
+    assert f.shape == (5, 32) and p.shape == (5, 10) and model.training  # mode restored
+    cfg = ClassifierConfig.from_dict(model.config.to_dict())
+    assert cfg == model.config
+
+
+def test_confusion_matrix_counts() -> None:
+    cm = confusion_matrix(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 2, 2]), 3)
+    assert cm.tolist() == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]

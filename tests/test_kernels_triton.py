@@ -1,0 +1,207 @@
+"""Triton scan kernels (under TRITON_INTERPRET=1 on CPU) against the sequential reference.
+
+Forward y, last state and every gradient, for real/complex × selective/LTI × optional
+D/z/delta_bias/softplus × L not a multiple of the chunk (BLOCK_L = 16; L = 1, 7, 37), plus
+several channel blocks with masked tails (d = 5, BLOCK_D = 2, N = 3), bf16 inputs, strided
+inputs and the step kernel.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_kernels_reference import make_args
+
+import kernels
+from kernels.reference import selective_scan_ref
+from kernels.tuning import ScanConfig, parse_config, pick_config
+
+triton_scan = pytest.importorskip("kernels.triton_scan")
+
+ALL_OPTS = ("D", "z", "delta_bias", "delta_softplus")
+
+
+def run_both(args, opts, *, block_l=16, block_d=4, dtype=torch.float32, mixed=None, seg_l=0):
+    """Forward + backward through Triton and the sequential reference; returns both results."""
+    u, delta, A, B, C, D, z, db = args
+    if mixed == "dt_sel_bc_lti":  # selective delta with LTI B, C
+        B, C = B[0, :, 0].expand(u.shape[1], -1).contiguous(), C[0, :, 0].expand(u.shape[1], -1).contiguous()
+    full = dict(u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=db)
+    names = ["u", "delta", "A", "B", "C"] + [k for k in ("D", "z", "delta_bias") if k in opts]
+    leaves = {k: full[k].detach().clone().requires_grad_() for k in names}
+    # bf16 activations: u, z and selective delta / B / C; LTI delta stays float32 (a parameter in the models)
+    low = ("u", "z") + (() if delta.dim() == 1 else ("delta",)) + (() if B.dim() == 2 else ("B", "C"))
+    cast = {k: (v.to(dtype) if k in low and not v.is_complex() else v) for k, v in leaves.items()}
+    sp = "delta_softplus" in opts
+    y_t, h_t = triton_scan.selective_scan_triton(
+        **cast, delta_softplus=sp, return_last_state=True,
+        config=ScanConfig(block_l, block_d, max(1, block_d // 2), 4, 4, seg_l),
+    )
+    y_r, h_r = selective_scan_ref(**cast, delta_softplus=sp, return_last_state=True)
+    gy = torch.randn(y_r.shape, generator=torch.Generator().manual_seed(1))
+    g_t = torch.autograd.grad((y_t.float() * gy).sum(), list(leaves.values()))
+    g_r = torch.autograd.grad((y_r.float() * gy).sum(), list(leaves.values()))
+    return (y_t, h_t, dict(zip(names, g_t, strict=True))), (y_r, h_r, dict(zip(names, g_r, strict=True)))
+
+
+def assert_match(t, r, rtol=2e-4):
+    """Compare y, h_last and grads with a tolerance relative to each tensor's scale."""
+    (y_t, h_t, g_t), (y_r, h_r, g_r) = t, r
+    assert y_t.dtype == y_r.dtype and h_t.dtype == h_r.dtype and h_t.shape == h_r.shape
+
+    def close(a, b, what):
+        scale = b.abs().max().item() + 1e-6
+        err = (a - b).abs().max().item() if a.numel() else 0.0
+        assert err <= rtol * scale + 1e-6, f"{what}: max error {err:.3g} vs scale {scale:.3g}"
+
+    close(y_t.float(), y_r.float(), "y")
+    close(h_t, h_r, "h_last")
+    for k in g_r:
+        assert g_t[k].shape == g_r[k].shape and g_t[k].dtype == g_r[k].dtype, k
+        close(g_t[k], g_r[k], f"grad {k}")
+
+
+OPTS = [(), ALL_OPTS, ("D", "delta_softplus"), ("z", "delta_bias")]
+
+
+@pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])
+@pytest.mark.parametrize("lti", [False, True], ids=["selective", "lti"])
+@pytest.mark.parametrize(
+    "L,opts", [(1, ALL_OPTS), (7, OPTS[2]), (7, OPTS[3]), (37, ()), (37, ALL_OPTS)],
+    ids=["L1-all", "L7-D-softplus", "L7-z-bias", "L37-none", "L37-all"],
+)
+def test_triton_matches_reference(cplx, lti, L, opts):
+    args = make_args(2, 4, 4, L, cplx=cplx, lti=lti)
+    assert_match(*run_both(args, opts))
+
+
+@pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])
+@pytest.mark.parametrize("lti", [False, True], ids=["selective", "lti"])
+def test_triton_several_channel_blocks_masked_tails(cplx, lti):
+    """d = 5 over blocks of 2 channels (atomics across blocks), N = 3 padded to 4, L = 20 (2 chunks)."""
+    args = make_args(2, 5, 3, 20, cplx=cplx, lti=lti, seed=3)
+    assert_match(*run_both(args, ALL_OPTS, block_d=2))
+
+
+@pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])
+@pytest.mark.parametrize("lti", [False, True], ids=["selective", "lti"])
+def test_triton_chunk_parallel_segments(cplx, lti):
+    """L = 83 in segments of 32 steps (2 chunks of 16; the last segment partial): the local pass,
+    the carry across segments and the per-segment partial sums, forward and backward."""
+    args = make_args(2, 5, 3, 83, cplx=cplx, lti=lti, seed=8)
+    assert_match(*run_both(args, ALL_OPTS, block_d=2, seg_l=32))
+
+
+def test_triton_mixed_selective_delta_lti_bc():
+    args = make_args(2, 4, 4, 19, cplx=True, lti=False, seed=4)
+    assert_match(*run_both(args, ALL_OPTS, mixed="dt_sel_bc_lti"))
+
+
+def test_triton_complex_a_with_real_b_c():
+    u, delta, A, B, C, D, z, db = make_args(2, 4, 4, 19, cplx=True, lti=False, seed=5)
+    assert_match(*run_both((u, delta, A, B.real.contiguous(), C.real.contiguous(), D, z, db), ALL_OPTS))
+
+
+def test_triton_strided_inputs():
+    """u, z given as (batch, L, d) transposed views; B as a (batch, L, N) transpose."""
+    u, delta, A, B, C, D, z, db = make_args(2, 4, 4, 21, cplx=False, lti=False, seed=6)
+    u_s = u.transpose(1, 2).contiguous().transpose(1, 2)
+    z_s = z.transpose(1, 2).contiguous().transpose(1, 2)
+    B_s = B.transpose(1, 2).contiguous().transpose(1, 2)
+    assert not u_s.is_contiguous()
+    assert_match(*run_both((u_s, delta, A, B_s, C, D, z_s, db), ALL_OPTS))
+
+
+@pytest.mark.parametrize("cplx,lti", [(False, False), (True, True)], ids=["real-selective", "complex-lti"])
+def test_triton_bf16_inputs_close_to_fp32(cplx, lti):
+    """bf16 activations (u, z, selective delta/B/C): y and h_last within 2 % of the fp32 results' scale
+    (max |·|), fp32 state, every grad within 6 %; and the kernel matches the reference on the same
+    bf16 inputs within 1 %."""
+    args = make_args(2, 4, 4, 37, cplx=cplx, lti=lti, seed=7)
+    t, r32 = run_both(args, ALL_OPTS, dtype=torch.bfloat16)
+    _, r = run_both(args, ALL_OPTS)
+    assert t[0].dtype == torch.bfloat16 and t[1].dtype in (torch.float32, torch.complex64)
+    # same bf16 inputs: kernel and reference agree tightly except for the final rounding to bf16
+    assert_match(t, r32, rtol=1e-2)
+    y_t, h_t, g_t = t
+    y_r, h_r, g_r = r
+    assert (y_t.float() - y_r).abs().max() <= 2e-2 * y_r.abs().max()
+    assert (h_t - h_r).abs().max() <= 2e-2 * h_r.abs().max()
+    for k in g_r:
+        assert (g_t[k].to(g_r[k].dtype) - g_r[k]).abs().max() <= 6e-2 * g_r[k].abs().max(), k
+
+
+def test_triton_forward_only_and_no_grad_paths():
+    u, delta, A, B, C, D, z, db = make_args(1, 4, 4, 5, cplx=False, lti=True)
+    with torch.no_grad():
+        y = triton_scan.selective_scan_triton(u, delta, A, B, C, D, config=ScanConfig(16, 2, 1, 4, 4))
+    torch.testing.assert_close(y, selective_scan_ref(u, delta, A, B, C, D), atol=1e-5, rtol=1e-5)
+
+
+def test_public_op_forced_triton_backend(monkeypatch):
+    """AUDIOMAMBA_SCAN=triton routes CPU tensors to the (interpreted) Triton kernel."""
+    calls = []
+    real = triton_scan.selective_scan_triton
+
+    def spy(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(triton_scan, "selective_scan_triton", spy)
+    monkeypatch.setenv("AUDIOMAMBA_SCAN", "triton")
+    u, delta, A, B, C, D, z, db = make_args(1, 4, 4, 5, cplx=False, lti=False)
+    y = kernels.selective_scan(u, delta, A, B, C, D)
+    assert calls == [1]
+    torch.testing.assert_close(y, selective_scan_ref(u, delta, A, B, C, D), atol=1e-5, rtol=1e-5)
+    monkeypatch.delenv("AUDIOMAMBA_SCAN")
+    kernels.selective_scan(u, delta, A, B, C, D)
+    assert calls == [1]
+
+
+@pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])
+@pytest.mark.parametrize("lti", [False, True], ids=["selective", "lti"])
+def test_triton_step_iterated_equals_scan(cplx, lti):
+    from kernels.triton_step import selective_state_update_triton
+
+    L = 6
+    u, delta, A, B, C, D, z, db = make_args(2, 5, 3, L, cplx=cplx, lti=lti, seed=8)
+    y_full, h_full = selective_scan_ref(u, delta, A, B, C, D, z, db, True, return_last_state=True)
+    h = torch.zeros(2, 5, 3, dtype=h_full.dtype)
+    ys = []
+    for t in range(L):
+        dt = delta if lti else delta[:, :, t]
+        Bt, Ct = (B, C) if lti else (B[:, :, t], C[:, :, t])
+        ys.append(selective_state_update_triton(h, u[:, :, t], dt, A, Bt, Ct, D, z[:, :, t], db, True, block_d=2))
+    torch.testing.assert_close(torch.stack(ys, -1), y_full, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(h, h_full, atol=1e-5, rtol=1e-5)
+
+
+def test_scan_config_env_override_and_errors(monkeypatch):
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_CONFIG", "32,2,1,4,8")
+    assert pick_config(8, 128, 16, 4096, False) == ScanConfig(32, 2, 1, 4, 8)
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_CONFIG", "32,2,1,4,8,1024")
+    assert pick_config(8, 128, 16, 4096, False) == ScanConfig(32, 2, 1, 4, 8, 1024)
+    monkeypatch.delenv("AUDIOMAMBA_SCAN_CONFIG")
+    cfg = pick_config(16, 128, 16, 16384, True)
+    assert cfg.block_d_fwd * 16 * cfg.block_l <= 1024 and cfg.block_d_bwd * 16 * cfg.block_l <= 1024
+    assert pick_config(16, 128, 64, 16384, False).block_l == 16  # N = 64 (S4 blocks): shorter chunks
+    assert pick_config(2, 4, 4, 7, False).block_l == 16
+    from audiomamba.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="AUDIOMAMBA_SCAN_CONFIG"):
+        parse_config("64,3,1,4,4")
+    with pytest.raises(ConfigError, match="AUDIOMAMBA_SCAN_CONFIG"):
+        parse_config("64,2,1,4,4,32")  # segment shorter than a chunk
+    assert pick_config(8, 128, 16, 131072, False).seg_l > 0  # long L: chunk-parallel segments
+    assert pick_config(8, 2048, 16, 2048, False).seg_l == 0
+
+
+@pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])
+def test_empty_sequence(cplx):
+    """L = 0: empty y, zero last state and zero parameter grads on every implementation."""
+    args = [x.requires_grad_() for x in make_args(2, 3, 4, 0, cplx=cplx, lti=False)]
+    for fn in (selective_scan_ref, kernels.selective_scan_assoc, triton_scan.selective_scan_triton):
+        y, h = fn(*args, return_last_state=True)
+        assert y.shape == (2, 3, 0) and h.shape == (2, 3, 4) and not h.abs().any()
+        grads = torch.autograd.grad(y.sum(), args[:5], allow_unused=True)
+        assert all(g is None or not g.abs().any() for g in grads)

@@ -1,0 +1,144 @@
+"""Training loop: exact resume, NaN stop, no silent overwrite, checkpoint errors, model from checkpoint."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from train_helpers import music_folder, tiny_recipe
+
+from audiomamba.errors import AudioMambaError, CheckpointError, ConfigError
+from audiomamba.train import RunOptions, TrainingDiverged, load_model_from_checkpoint, train_recipe
+from audiomamba.train import nll as nll_mod
+from audiomamba.train.checkpoint import load_checkpoint
+from audiomamba.train.metrics_log import read_metrics
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return music_folder(tmp_path_factory.mktemp("music") / "data")
+
+
+def _opts(out, **kw):
+    return RunOptions(out=out, device="cpu", progress=False, **kw)
+
+
+def test_exact_resume_across_an_epoch_boundary(tmp_path, data):
+    recipe = tiny_recipe(data, "data.batch_size=4")  # 27 train segments -> 6 batches per epoch
+    straight = train_recipe(recipe, _opts(tmp_path / "a"))
+    half = train_recipe(recipe, _opts(tmp_path / "b", max_steps=4))
+    assert half.step == 4 and half.stop_reason == "max_steps"
+    rest = train_recipe(recipe, _opts(tmp_path / "b", resume=True))
+    assert straight.step == rest.step == 8
+    a, b = load_checkpoint(tmp_path / "a", "last.pt"), load_checkpoint(tmp_path / "b", "last.pt")
+    assert a["loader"] == b["loader"] and a["loader"]["epoch"] >= 1  # crossed an epoch
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True):
+        assert torch.equal(sa["exp_avg_sq"], sb["exp_avg_sq"])
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"] == 8
+    # same loss curve, without duplicated records after the resume
+    curve = lambda p: [(r["step"], r["loss"]) for r in read_metrics(p / "metrics.jsonl") if r["kind"] == "train"]  # noqa: E731
+    assert curve(tmp_path / "a") == curve(tmp_path / "b")
+    for name in ("recipe.toml", "model_config.json", "curves.png", "best.pt"):
+        assert (tmp_path / "b" / name).is_file()
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data, monkeypatch):
+    real = nll_mod.sequence_loss
+    calls = {"n": 0}
+
+    def flaky(model, x, y):
+        calls["n"] += 1
+        loss = real(model, x, y)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(nll_mod, "sequence_loss", flaky)
+    with pytest.raises(TrainingDiverged) as ei:
+        train_recipe(tiny_recipe(data), _opts(tmp_path / "run"))
+    msg = str(ei.value)
+    assert "non-finite loss" in msg and "step 3" in msg and "last.pt" in msg and "\n" not in msg
+    state = load_checkpoint(tmp_path / "run", "last.pt")
+    assert state["step"] == 2
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_existing_run_is_never_overwritten(tmp_path, data):
+    recipe = tiny_recipe(data, "train.steps=1")
+    train_recipe(recipe, _opts(tmp_path / "run"))
+    before = (tmp_path / "run" / "last.pt").read_bytes()
+    with pytest.raises(AudioMambaError, match="already holds a run.*--resume"):
+        train_recipe(recipe, _opts(tmp_path / "run"))
+    assert (tmp_path / "run" / "last.pt").read_bytes() == before
+    with pytest.raises(CheckpointError, match="no last.pt"):
+        train_recipe(recipe, _opts(tmp_path / "empty", resume=True))
+    with pytest.raises(ConfigError, match="data.sample_len"):
+        train_recipe(tiny_recipe(data, "data.sample_len=256"), _opts(tmp_path / "run", resume=True))
+
+
+def test_checkpoint_errors_are_one_line(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="corrupt") as ei:
+        load_checkpoint(bad)
+    assert "\n" not in str(ei.value)
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not an audiomamba checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path)
+
+
+def test_model_from_checkpoint_alone(tmp_path, data):
+    recipe = tiny_recipe(data, "train.steps=2")
+    train_recipe(recipe, _opts(tmp_path / "run"))
+    model, rec = load_model_from_checkpoint(tmp_path / "run", "cpu")
+    state = load_checkpoint(tmp_path / "run")
+    assert rec.name == recipe.name and rec.data.sample_len == 512
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state["model"][k])
+    x = torch.randint(0, 256, (1, 512))
+    assert model(x).shape == (1, 512, 256)
+
+
+def test_lr_schedule_warmup_then_cosine():
+    from audiomamba.train.optim import WarmupCosine
+
+    f = WarmupCosine(total_steps=100, warmup_steps=10)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(1.0) and f(55) == pytest.approx(0.5) and f(100) == pytest.approx(0.0, abs=1e-12)
+    assert all(f(s) >= f(s + 1) for s in range(10, 100))
+    assert math.isclose(WarmupCosine(100, 10, "constant")(80), 1.0)
+
+
+def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
+    import random
+
+    import numpy as np
+
+    from audiomamba.train.checkpoint import capture_rng, restore_rng, save_checkpoint
+
+    random.seed(1)
+    np.random.seed(2)
+    torch.manual_seed(3)
+    save_checkpoint(tmp_path / "rng.pt", {"rng": capture_rng()})
+    first = (random.random(), np.random.rand(), torch.rand(3), random.gauss(0, 1))
+    restore_rng(torch.load(tmp_path / "rng.pt", weights_only=True)["rng"])
+    again = (random.random(), np.random.rand(), torch.rand(3), random.gauss(0, 1))
+    assert first[0] == again[0] and first[1] == again[1] and torch.equal(first[2], again[2]) and first[3] == again[3]
+    assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left no temp file behind
+
+
+def test_resume_with_a_longer_schedule_and_new_lr_takes_effect(tmp_path, data):
+    train_recipe(tiny_recipe(data, "train.steps=4"), _opts(tmp_path / "run"))
+    longer = tiny_recipe(data, "train.steps=6", "optim.lr=1e-3")
+    res = train_recipe(longer, _opts(tmp_path / "run", resume=True))
+    assert res.step == 6
+    state = load_checkpoint(tmp_path / "run", "last.pt")
+    assert state["scheduler"]["lr_lambdas"][0]["total_steps"] == 6
+    lrs = [r["lr"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "train"]
+    assert lrs[3] == pytest.approx(0.0, abs=1e-12)  # the 4-step cosine ended at 0
+    assert lrs[4] > 0 and lrs[4] <= 1e-3  # resumed on the new 6-step schedule with the new peak lr
