@@ -33,26 +33,13 @@ class WarmupCosine:
         return self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups from the model package (no decay for SSM params, norms, biases).
-
-    Falls back to "decay only tensors with >= 2 dims" for modules the model package does not know.
-    """
-    try:
-        from audiomamba.model import param_groups as model_groups
-    except ImportError:  # pragma: no cover - model package always present in releases
-        model_groups = None
-    if model_groups is not None:
-        return model_groups(model, weight_decay)
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 def build_optimizer(
     model: nn.Module, optim: OptimCfg, schedule: ScheduleCfg, total_steps: int
 ) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW over :func:`param_groups` and a per-step :class:`WarmupCosine` LambdaLR."""
+    """AdamW over the model's parameter groups (:func:`audiomamba.model.param_groups`: no decay for SSM
+    parameters, norms, biases) and a per-step :class:`WarmupCosine` LambdaLR."""
+    from audiomamba.model import param_groups
+
     groups = param_groups(model, optim.weight_decay)
     opt = torch.optim.AdamW(groups, lr=optim.lr, betas=tuple(optim.betas), eps=optim.eps, weight_decay=optim.weight_decay)
     warmup = int(round(schedule.warmup * total_steps))
