@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from audiomamba.errors import ConfigError
 from audiomamba.generate.noise import detect_runaway_noise
 from audiomamba.generate.output import write_samples
 from audiomamba.generate.prompts import load_prompts
@@ -70,8 +71,6 @@ def generate_to_folder(
     if prompt is not None:
         prompts, names = load_prompts(prompt, prompt_seconds, n, normalization)
         if prompts.shape[1] >= length:
-            from audiomamba.errors import ConfigError
-
             raise ConfigError(f"--seconds {seconds} must exceed --prompt-seconds {prompt_seconds} to continue a prompt")
     kw = dict(sampling=sampling, device=device, use_graph=use_graph, bf16=bf16, progress=progress)
     gen = generate_tokens(model, n, length, batch, seed=seed, prompts=prompts, **kw)
