@@ -240,7 +240,8 @@ def run_benchmark(device: str = "cuda", quick: bool = False, command: str = "aud
         f"- command: `{command}`",
         f"- torch {torch.__version__}, triton {triton.__version__}; measured copy bandwidth "
         f"{bw / 1e9:.0f} GB/s (read + write)",
-        "- Triton launch config per case (BLOCK_L, BLOCK_D fwd, BLOCK_D bwd, warps fwd, warps bwd): "
+        "- Triton launch config per case (BLOCK_L, BLOCK_D fwd, BLOCK_D bwd, warps fwd, warps bwd"
+        "[, forward segment length][, seq = sequential forward]): "
         + "; ".join(f"{c.kind} {c.label()}: {pick_config(c.batch, c.d, c.N, c.L, c.lti)}" for c in cases),
         "- all passes with D and the z gate; selective: softplus Δ with bias; times in ms (lower is better);"
         " roofline = minimum HBM bytes / copy bandwidth; speed-up = other / Triton",
@@ -301,8 +302,8 @@ def _measure(case: Case, dname: str, backward: bool, device: str, timer, bw: flo
 
 
 SWEEP_CONFIGS = [
-    "64,2,1,8,8", "64,1,1,8,8", "32,1,1,4,4", "32,2,1,4,4",
-    "32,4,2,4,4", "64,2,1,4,8", "128,1,1,8,16", "16,4,2,4,4",
+    "32,32,1,1,1,256,seq", "32,32,1,1,1,512,seq", "32,32,2,1,1,512,seq", "64,32,1,1,1,512,seq",
+    "32,64,1,2,1,512,seq", "32,1,1,1,1", "16,1,1,1,1", "64,2,1,8,8",
 ]
 
 
@@ -349,7 +350,7 @@ def run_sweep(device: str = "cuda", quick: bool = False, command: str = "audioma
         "## Scan kernel launch-config sweep",
         "",
         f"- device: **{name}**; date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}; command: `{command}`",
-        "- config = BLOCK_L,BLOCK_D_FWD,BLOCK_D_BWD,WARPS_FWD,WARPS_BWD (set with AUDIOMAMBA_SCAN_CONFIG)",
+        "- config = BLOCK_L,BLOCK_D_FWD,BLOCK_D_BWD,WARPS_FWD,WARPS_BWD[,SEG_L][,seq] (set with AUDIOMAMBA_SCAN_CONFIG)",
         "",
         "| shape (B, d, N, L) | SSM | dtype | config | fwd ms | fwd % roofline | fwd+bwd ms | fwd+bwd % roofline |",
         "|---|---|---|---|---:|---:|---:|---:|",

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 class Variant:
     """One compile-time specialisation of a kernel."""
 
-    kernel: str  # "fwd", "bwd", "bwdloc", "carry" or "step"
+    kernel: str  # "fwd", "seq" (sequential forward), "bwd", "bwdloc", "carry" or "step"
     consts: tuple[tuple[str, object], ...]
     num_warps: int
 
@@ -38,7 +38,8 @@ class Variant:
         return f"{self.kernel} warps={self.num_warps} " + " ".join(blocks + flags)
 
 
-def variants(quick: bool, block_l: int = 64, fwd_d: int = 2, bwd_d: int = 1, warps: int = 8) -> list[Variant]:
+def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, warps: int = 1,
+             seq_d: int = 32) -> list[Variant]:
     """The specialisations to compile: all flag combinations the ops can produce, or a few."""
     out = []
     flag_sets = [(True, True, True, True), (False, False, False, False)]
@@ -64,6 +65,9 @@ def variants(quick: bool, block_l: int = 64, fwd_d: int = 2, bwd_d: int = 1, war
                                                    "BLOCK_L")}
                     out.append(Variant("fwd", tuple(fwd.items()), warps))
                     out.append(Variant("fwd", tuple(fwd_loc.items()), warps))
+                    seq_w = max(1, seq_d // 32)
+                    out.append(Variant("seq", tuple(dict(fwd, BLOCK_D=seq_d, SUB_L=8).items()), seq_w))
+                    out.append(Variant("seq", tuple(dict(fwd_loc, BLOCK_D=seq_d, SUB_L=8).items()), seq_w))
                     out.append(Variant("bwd", tuple(bwd.items()), warps))
                     out.append(Variant("bwdloc", tuple(bwd_loc.items()), warps))
     for cplx in (False, True):
@@ -83,7 +87,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
 
     from kernels import triton_scan, triton_step
 
-    fn = {"fwd": triton_scan._scan_fwd_kernel, "bwd": triton_scan._scan_bwd_kernel,
+    fn = {"fwd": triton_scan._scan_fwd_kernel, "seq": triton_scan._scan_fwd_seq_kernel, "bwd": triton_scan._scan_bwd_kernel,
           "bwdloc": triton_scan._scan_bwd_local_kernel, "carry": triton_scan._seg_carry_kernel,
           "step": triton_step._step_kernel}[v.kernel]
     consts = dict(v.consts)
@@ -92,7 +96,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
         if name in consts:
             sig[name] = "constexpr"
         elif name.endswith("_ptr"):
-            sig[name] = "*bf16" if name in ("u_ptr", "y_ptr") and v.kernel == "fwd" else "*fp32"
+            sig[name] = "*bf16" if name in ("u_ptr", "y_ptr") and v.kernel in ("fwd", "seq") else "*fp32"
         else:
             sig[name] = "i32"
     src = ASTSource(fn, sig, constexprs=consts)
@@ -116,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="compile a few representative variants only")
     parser.add_argument("--arch", type=int, default=90, help="CUDA compute capability, e.g. 90 for H100")
-    parser.add_argument("--config", default="64,2,1,8,8", help="BLOCK_L,BLOCK_D_FWD,BLOCK_D_BWD,WARPS,_[,_]")
+    parser.add_argument("--config", default="32,1,1,1,1", help="BLOCK_L,BLOCK_D_FWD,BLOCK_D_BWD,WARPS[,...]")
     args = parser.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         print("unset TRITON_INTERPRET to compile the kernels", file=sys.stderr)

@@ -21,6 +21,12 @@ adjoint at its end, and the segment's Σ of next-step Δ), the reverse carry (co
 then the full pass per segment from its incoming adjoint. Per-(batch, segment) partial sums of the
 parameter grads are added in PyTorch. With one segment passes 1 and 2 are skipped.
 
+Sequential forward (``ScanConfig.seq_fwd``, the default for N <= 16): :func:`_scan_fwd_seq_kernel`
+gives each lane one channel with its N states in registers and steps through time one step at a
+time (y_t = Σ_n C_t h_t stays in the lane; no scan, no shuffles); u/Δ/z/y move as (8, lanes)
+tiles and B_t/C_t are broadcast loads. It has the same arguments and outputs as the chunk-scan
+forward (segments, saved chunk-start states), so the backward is shared.
+
 LTI parameters are never materialised along batch or L: a (d, N) B or C is loaded once per
 program, and a (d,) delta gives one decay exp(ΔA) per program, computed once (no exp per step).
 Selective B/C chunks (BLOCK_L, N) are loaded once per program and shared by its channels. The
@@ -42,12 +48,14 @@ written per (batch element, segment) and summed in PyTorch.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import triton
 import triton.language as tl
 from torch import Tensor
 
-from kernels.tuning import ScanConfig, pick_config
+from kernels.tuning import ScanConfig, pick_config, pick_seg_l
 
 
 @triton.jit
@@ -320,7 +328,7 @@ def _scan_fwd_seq_kernel(
     B_LTI: tl.constexpr, C_LTI: tl.constexpr, DT_LTI: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     SAVE_STATES: tl.constexpr, R: tl.constexpr, LOCAL: tl.constexpr, HAS_INIT: tl.constexpr,
-    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, SUB_L: tl.constexpr = 8,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, SUB_L: tl.constexpr,
 ):
     """Forward, one lane per channel: the (N, BLOCK_D) state has the channels across the lanes and
     the N states in each lane's registers; the lane steps through time sequentially (no scan, no
@@ -814,6 +822,10 @@ def _block_n(N: int) -> int:
     return max(2, triton.next_power_of_2(N))
 
 
+#: steps per (SUB_L, BLOCK_D) tile of u/Δ/z/y in the sequential forward
+SEQ_SUB_L = 8
+
+
 def _segments(cfg: ScanConfig, nchunks: int) -> tuple[int, int]:
     """(chunks per segment, number of segments) for the chunk-parallel passes; one segment when
     ``cfg.seg_l`` is 0 or covers L."""
@@ -874,7 +886,10 @@ class SelectiveScanFn(torch.autograd.Function):
                 BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l, num_warps=cfg.warps_fwd,
             )
             nd = triton.cdiv(d, block_d)
-            fwd_kernel = _scan_fwd_seq_kernel if cfg.seq_fwd else _scan_fwd_kernel
+            fwd_kernel = _scan_fwd_kernel
+            if cfg.seq_fwd:
+                fwd_kernel = _scan_fwd_seq_kernel
+                flags["SUB_L"] = min(SEQ_SUB_L, block_l)
             if nseg > 1:
                 # pass 1: local end state and Δ sum of every segment but the last, from a zero state
                 fwd_kernel[(batch, nd, nseg - 1)](*args, SAVE_STATES=False, LOCAL=True, HAS_INIT=False, **flags)
@@ -898,8 +913,11 @@ class SelectiveScanFn(torch.autograd.Function):
         u, delta, A, B, C, D, z, delta_bias, states = ctx.saved_tensors
         softplus, cfg, nchunks = ctx.cfg
         block_l, block_d = cfg.block_l, cfg.block_d_bwd
-        seg_chunks, nseg = _segments(cfg, nchunks)
         batch, d, L = u.shape
+        seg_l = cfg.seg_l_bwd
+        if seg_l < 0:
+            seg_l = pick_seg_l(batch, d, L, block_l, block_d)
+        seg_chunks, nseg = _segments(replace(cfg, seg_l=seg_l), nchunks)
         N = A.shape[1]
         dev = u.device
         is_complex = A.is_complex()

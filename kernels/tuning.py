@@ -1,11 +1,17 @@
-"""Launch configuration of the Triton scan kernels (block sizes, warps), with an env override.
+"""Launch configuration of the Triton scan kernels (block sizes, warps, segments), with an env override.
 
-``AUDIOMAMBA_SCAN_CONFIG="BLOCK_L,BLOCK_D_FWD,BLOCK_D_BWD,WARPS_FWD,WARPS_BWD[,SEG_L]"`` (powers of
-two; SEG_L = 0 or left out: one segment) overrides the heuristic, for tuning on a new GPU
+``AUDIOMAMBA_SCAN_CONFIG="BLOCK_L,BLOCK_D_FWD,BLOCK_D_BWD,WARPS_FWD,WARPS_BWD[,SEG_L][,seq]"``
+(powers of two; SEG_L = 0 or left out: one forward segment; ``seq``: the sequential lane-per-channel
+forward, BLOCK_D_FWD = 32 · WARPS_FWD) overrides the heuristic, for tuning on a new GPU
 (``audiomamba bench kernel --sweep`` times a few).
 
-SEG_L is the segment length of the chunk-parallel scan: L is cut into segments of SEG_L steps that
-are scanned in parallel (a local pass, a tiny serial carry across segments, then the full pass).
+SEG_L is the segment length of the chunk-parallel forward: L is cut into segments of SEG_L steps
+that are scanned in parallel (a local pass, a tiny serial carry across segments, then the full
+pass). The backward picks its own segment count (:func:`pick_seg_l`) unless ``seg_l_bwd`` is set.
+BLOCK_L is the chunk of the backward's scan and the spacing of the states the forward saves for it.
+
+Measured on an H100 (fp32, N = 16): the sequential forward with 32 lanes and 1 warp, segments of
+256-1024 steps, and a 1-warp backward over (1, 32, N) tiles were the fastest of the configs tried.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from audiomamba.errors import ConfigError
 
 @dataclass(frozen=True)
 class ScanConfig:
-    """Chunk length along L, channels per program, warps (forward and backward) and segment length
-    (steps scanned by one program; 0 = all of L)."""
+    """Chunk length along L, channels per program, warps (forward and backward), segment length
+    (steps scanned by one program; 0 = all of L) and the forward kernel: the chunk scan, or with
+    ``seq_fwd`` the sequential lane-per-channel kernel (BLOCK_D_FWD = lanes = 32 · WARPS_FWD)."""
 
     block_l: int = 64
     block_d_fwd: int = 2
@@ -28,6 +35,8 @@ class ScanConfig:
     warps_bwd: int = 8
     seg_l: int = 0
     seq_fwd: bool = False
+    #: backward segment length: -1 = from :func:`pick_seg_l` for the backward's programs, 0 = one
+    seg_l_bwd: int = -1
 
     def __str__(self) -> str:
         s = f"{self.block_l},{self.block_d_fwd},{self.block_d_bwd},{self.warps_fwd},{self.warps_bwd}"
@@ -62,17 +71,23 @@ def parse_config(text: str) -> ScanConfig:
 
 
 def pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanConfig:
-    """Heuristic launch config (checked with ptxas for sm_90 at N = 16: no register spills).
+    """Heuristic launch config (checked with ptxas for sm_90 at N = 16: no register spills; timed on
+    an H100, see ``bench/kernel.py``).
 
-    A program holds (BLOCK_D, N, BLOCK_L) tiles; keep them near 2048 elements (real forward) or 1024
-    (complex forward, and the heavier backward), spread over 8 warps, and keep at least ~2 programs
-    per SM of an H100.
+    N <= 16: the sequential forward (one lane per channel, 32 channels and 1 warp per program, L cut
+    into segments so that there are enough programs) and a 1-warp backward over (1, 32, N) tiles
+    (its own segment count: only when batch · d programs are too few). Larger N (S4-style blocks):
+    the chunk-scan kernels over (BLOCK_D, BLOCK_L, N) tiles of ~1024 elements with 4-8 warps.
     """
     env = os.environ.get("AUDIOMAMBA_SCAN_CONFIG", "").strip()
     if env:
         return parse_config(env)
     n_pad = max(2, 1 << (max(N, 1) - 1).bit_length())
     l_pad = max(16, 1 << (max(L, 1) - 1).bit_length())
+    if n_pad <= 16:
+        block_l = min(32, l_pad)
+        seg = pick_seg_l(batch, d, L, block_l, SEQ_LANES, SEQ_TARGET_PROGRAMS)
+        return ScanConfig(block_l, SEQ_LANES, 1, 1, 1, seg, True)
     block_l = max(16, min(64, 1024 // n_pad, l_pad))
     tile = n_pad * block_l
     fwd_d = max(1, (1024 if is_complex else 2048) // tile)
@@ -85,17 +100,20 @@ def pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanCon
     return ScanConfig(block_l, fwd_d, bwd_d, warps, warps, pick_seg_l(batch, d, L, block_l, fwd_d))
 
 
+#: channels (lanes) per program of the sequential forward, and the programs it aims at
+SEQ_LANES = 32
+SEQ_TARGET_PROGRAMS = 4096
 #: programs the chunk-parallel scan aims at (H100: 132 SMs; several resident programs each)
 TARGET_PROGRAMS = 2048
 #: shortest segment, in chunks (shorter ones make the local and carry passes dominate)
 MIN_SEG_CHUNKS = 8
 
 
-def pick_seg_l(batch: int, d: int, L: int, block_l: int, block_d: int) -> int:
-    """Segment length so that batch · d-blocks · segments reaches :data:`TARGET_PROGRAMS`
+def pick_seg_l(batch: int, d: int, L: int, block_l: int, block_d: int, target: int = TARGET_PROGRAMS) -> int:
+    """Segment length so that batch · d-blocks · segments reaches ``target`` programs
     (0 = a single segment when the channel blocks alone already fill the GPU or L is short)."""
     base = batch * -(-d // block_d)
-    want = -(-TARGET_PROGRAMS // base)
+    want = -(-target // base)
     if want <= 1:
         return 0
     per = -(-L // want)

@@ -2,7 +2,8 @@
 
 Forward y, last state and every gradient, for real/complex × selective/LTI × optional
 D/z/delta_bias/softplus × L not a multiple of the chunk (BLOCK_L = 16; L = 1, 7, 37), plus
-several channel blocks with masked tails (d = 5, BLOCK_D = 2, N = 3), bf16 inputs, strided
+several channel blocks with masked tails (d = 5, BLOCK_D = 2, N = 3), chunk-parallel segments
+(forward and backward) with the chunk-scan and the sequential forward, bf16 inputs, strided
 inputs and the step kernel.
 """
 
@@ -21,7 +22,7 @@ triton_scan = pytest.importorskip("kernels.triton_scan")
 ALL_OPTS = ("D", "z", "delta_bias", "delta_softplus")
 
 
-def run_both(args, opts, *, block_l=16, block_d=4, dtype=torch.float32, mixed=None, seg_l=0):
+def run_both(args, opts, *, block_l=16, block_d=4, dtype=torch.float32, mixed=None, seg_l=0, seq=False):
     """Forward + backward through Triton and the sequential reference; returns both results."""
     u, delta, A, B, C, D, z, db = args
     if mixed == "dt_sel_bc_lti":  # selective delta with LTI B, C
@@ -35,7 +36,7 @@ def run_both(args, opts, *, block_l=16, block_d=4, dtype=torch.float32, mixed=No
     sp = "delta_softplus" in opts
     y_t, h_t = triton_scan.selective_scan_triton(
         **cast, delta_softplus=sp, return_last_state=True,
-        config=ScanConfig(block_l, block_d, max(1, block_d // 2), 4, 4, seg_l),
+        config=ScanConfig(block_l, block_d, max(1, block_d // 2), 4, 4, seg_l, seq, seg_l if seg_l else -1),
     )
     y_r, h_r = selective_scan_ref(**cast, delta_softplus=sp, return_last_state=True)
     gy = torch.randn(y_r.shape, generator=torch.Generator().manual_seed(1))
@@ -85,11 +86,13 @@ def test_triton_several_channel_blocks_masked_tails(cplx, lti):
 
 @pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])
 @pytest.mark.parametrize("lti", [False, True], ids=["selective", "lti"])
-def test_triton_chunk_parallel_segments(cplx, lti):
-    """L = 83 in segments of 32 steps (2 chunks of 16; the last segment partial): the local pass,
-    the carry across segments and the per-segment partial sums, forward and backward."""
-    args = make_args(2, 5, 3, 83, cplx=cplx, lti=lti, seed=8)
-    assert_match(*run_both(args, ALL_OPTS, block_d=2, seg_l=32))
+@pytest.mark.parametrize("seq", [False, True], ids=["scan-fwd", "seq-fwd"])
+def test_triton_chunk_parallel_segments(cplx, lti, seq):
+    """L = 50 in segments of 32 steps (2 chunks of 16; the last segment partial): the local pass,
+    the carry across segments and the per-segment partial sums, forward and backward; with the
+    chunk-scan forward and with the lane-per-channel sequential forward (sub-tiles of 8 steps)."""
+    args = make_args(2, 5, 3, 50, cplx=cplx, lti=lti, seed=8)
+    assert_match(*run_both(args, ALL_OPTS, block_d=2, seg_l=32, seq=seq))
 
 
 def test_triton_mixed_selective_delta_lti_bc():
@@ -183,7 +186,8 @@ def test_scan_config_env_override_and_errors(monkeypatch):
     assert pick_config(8, 128, 16, 4096, False) == ScanConfig(32, 2, 1, 4, 8, 1024)
     monkeypatch.delenv("AUDIOMAMBA_SCAN_CONFIG")
     cfg = pick_config(16, 128, 16, 16384, True)
-    assert cfg.block_d_fwd * 16 * cfg.block_l <= 1024 and cfg.block_d_bwd * 16 * cfg.block_l <= 1024
+    assert cfg.seq_fwd and cfg.block_d_fwd == 32 * cfg.warps_fwd and cfg.block_d_bwd * 16 * cfg.block_l <= 1024
+    assert str(parse_config(str(cfg))) == str(cfg)
     assert pick_config(16, 128, 64, 16384, False).block_l == 16  # N = 64 (S4 blocks): shorter chunks
     assert pick_config(2, 4, 4, 7, False).block_l == 16
     from audiomamba.errors import ConfigError
@@ -193,7 +197,7 @@ def test_scan_config_env_override_and_errors(monkeypatch):
     with pytest.raises(ConfigError, match="AUDIOMAMBA_SCAN_CONFIG"):
         parse_config("64,2,1,4,4,32")  # segment shorter than a chunk
     assert pick_config(8, 128, 16, 131072, False).seg_l > 0  # long L: chunk-parallel segments
-    assert pick_config(8, 2048, 16, 2048, False).seg_l == 0
+    assert pick_config(64, 2048, 16, 2048, False).seg_l == 0  # enough programs without segments
 
 
 @pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])

@@ -70,6 +70,14 @@ def barrier(info: DistInfo) -> None:
 
 
 def shutdown(info: DistInfo) -> None:
-    """Destroy the process group if this module created one."""
+    """Destroy the process group if this module created one.
+
+    All ranks meet at a barrier first: a rank that tears down its gloo connections while rank 0 is
+    still writing checkpoints/plots can make the peer abort ("terminate called without an active
+    exception").
+    """
     if info.distributed and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
