@@ -11,10 +11,10 @@ from audiomamba.errors import CheckpointError
 KEYS = {"FID": "fid", "IS": "is", "mIS": "mis", "AM": "am", "NDB": "ndb"}
 
 
-def sample_scorer(classifier: Path, data: Path | None):
+def sample_scorer(classifier: Path, data: Path | None, seconds: float = 1.0):
     """A scorer ``(model, recipe, run_dir, n, seed) -> {"fid": …, "is": …, "mis": …, "am": …, "ndb": …}``.
 
-    Samples (1 s, temperature 1) go to ``run_dir/samples``; the metrics JSON to ``run_dir/sample_metrics.json``.
+    Samples (``seconds`` long, SC09: 1 s; temperature 1) go to ``run_dir/samples``; the metrics JSON to ``run_dir/sample_metrics.json``.
     """
     if not Path(classifier).is_file():
         raise CheckpointError(f"classifier checkpoint not found: {classifier}: train one with `audiomamba evaluate train-classifier`")
@@ -25,7 +25,7 @@ def sample_scorer(classifier: Path, data: Path | None):
 
         device = next(model.parameters()).device
         folder = run_dir / "samples"
-        generate_to_folder(model, folder, n, 1.0, min(n, 256), SamplingConfig(), seed, recipe.data.normalization,
+        generate_to_folder(model, folder, n, seconds, min(n, 256), SamplingConfig(), seed, recipe.data.normalization,
                            device=device, progress=False)
         report = evaluate_samples(folder, classifier, data or recipe.data.root, json_out=run_dir / "sample_metrics.json",
                                   device=device.type, progress=False)
