@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from audiomamba.audio import SAMPLE_RATE, audio_info, load_audio
+from audiomamba.audio import SAMPLE_RATE, AudioInfo, audio_info, load_audio
 from audiomamba.data.splits import check_split
 from audiomamba.errors import DataError
 from audiomamba.tokenizer import Normalization, mu_law_encode, shift_right
@@ -81,6 +81,7 @@ class SC09Dataset(Dataset):
         self.files: list[Path] = [p for p, _ in pairs]
         self.labels: list[int] = [lab for _, lab in pairs]
         self._warned_long: set[Path] = set()
+        self._infos: dict[int, AudioInfo] = {}  # header facts, read once per clip
 
     def __len__(self) -> int:
         return len(self.files)
@@ -88,7 +89,9 @@ class SC09Dataset(Dataset):
     def waveform(self, index: int) -> torch.Tensor:
         """The clip, mono 16 kHz, cropped/right-padded with zeros to 16000 samples: (16000,) float32."""
         path = self.files[index]
-        info = audio_info(path)
+        info = self._infos.get(index)
+        if info is None:
+            info = self._infos[index] = audio_info(path)
         wave = load_audio(path, SAMPLE_RATE, info=info)
         if wave.shape[0] > CLIP_SAMPLES:
             if path not in self._warned_long:
