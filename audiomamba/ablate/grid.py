@@ -8,6 +8,8 @@ A grid is a TOML file in ``recipes/grids/``::
     layout = "bars"            # bars | outer-center | seqlen
     steps = 2000               # schedule length and step budget of every cell
     minutes = 0                # optional wall-clock cap per cell (0 = none)
+    fit = false                # with minutes: time each cell's steps first and size its schedule
+                               # (warm-up + cosine) to fill the minutes: an equal wall-clock budget
     seeds = 1
     eval_segments = 64         # test segments/clips scored for BPB (0 = all)
 
@@ -31,7 +33,7 @@ from audiomamba.errors import ConfigError
 
 GRIDS_DIR = Path(__file__).resolve().parents[2] / "recipes" / "grids"
 LAYOUTS = ("bars", "outer-center", "seqlen")
-GRID_KEYS = {"name", "paper", "layout", "steps", "minutes", "seeds", "eval_segments", "description", "samples"}
+GRID_KEYS = {"name", "paper", "layout", "steps", "minutes", "fit", "seeds", "eval_segments", "description", "samples"}
 CELL_KEYS = {"name", "recipe", "set", "row", "col", "paper", "x"}
 
 
@@ -62,6 +64,7 @@ class Grid:
     paper: str = ""
     steps: int = 1000
     minutes: float = 0.0
+    fit: bool = False
     seeds: int = 1
     eval_segments: int = 64
     samples: int = 0
@@ -119,4 +122,45 @@ def load_grid(name_or_path: str | Path) -> Grid:
         raise ConfigError(f"layout {grid.layout!r} in {path}: use one of {', '.join(LAYOUTS)}")
     if grid.steps <= 0 or grid.seeds <= 0:
         raise ConfigError(f"steps and seeds in {path} must be positive")
+    check_budget(grid, str(path))
     return grid
+
+
+def check_budget(grid: Grid, where: str) -> None:
+    """A fitted schedule needs a wall-clock budget to fit into."""
+    if grid.minutes < 0:
+        raise ConfigError(f"minutes in {where} must be >= 0, got {grid.minutes}")
+    if grid.fit and not grid.minutes:
+        raise ConfigError(f"{where}: a fitted schedule (fit / --fit-schedule) needs a wall-clock budget "
+                          "(minutes / --budget-minutes)")
+
+
+def budget_text(grid: Grid) -> str:
+    """The budget per cell in words, for reports."""
+    if grid.fit:
+        return f"{grid.minutes:g} min per cell (each cell's warm-up + cosine schedule sized to it by timing its steps)"
+    return f"{grid.steps} steps per cell" + (f", at most {grid.minutes:g} min" if grid.minutes else "")
+
+
+def select_cells(grid: Grid, spec: str) -> Grid:
+    """The grid restricted to ``spec``: comma-separated 1-based cell numbers or cell slugs.
+
+    Lets one grid's cells run in separate processes or on separate machines into one --out
+    folder; a later run of the whole grid skips the finished cells and writes the reports."""
+    chosen: list[Cell] = []
+    for item in (s.strip() for s in spec.split(",") if s.strip()):
+        if item.isdigit() and 1 <= int(item) <= len(grid.cells):
+            cell = grid.cells[int(item) - 1]
+        else:
+            match = [c for c in grid.cells if c.slug == item.lower()]
+            if not match:
+                names = ", ".join(f"{i} = {c.slug}" for i, c in enumerate(grid.cells, 1))
+                raise ConfigError(f"--cells: no cell {item!r} in grid {grid.name}; cells are {names}")
+            cell = match[0]
+        if cell not in chosen:
+            chosen.append(cell)
+    if not chosen:
+        raise ConfigError("--cells is empty: name cells by number or slug, e.g. --cells 1,3")
+    from dataclasses import replace
+
+    return replace(grid, cells=chosen)

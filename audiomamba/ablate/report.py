@@ -6,7 +6,7 @@ import csv
 import statistics
 from pathlib import Path
 
-from audiomamba.ablate.grid import Grid
+from audiomamba.ablate.grid import Grid, budget_text
 
 METRICS = ("test_bpb", "fid", "is", "mis", "am", "ndb")
 
@@ -38,6 +38,10 @@ def _fmt(a: dict, m: str) -> str:
     return f"{a[m]:.4f} ± {a[m + '_std']:.4f}" if a["seeds"] > 1 else f"{a[m]:.4f}"
 
 
+def _steps(a: dict, steps: list[str]) -> list[str]:
+    return [str(a["steps"])] if steps else []
+
+
 def write_csv(rows: list[dict], path: Path) -> Path:
     keys: list[str] = []
     for r in rows:
@@ -54,17 +58,19 @@ def write_markdown(grid: Grid, agg: list[dict], path: Path, command: str = "") -
     lines = [f"# {grid.name}", "", f"Reproduces: {grid.paper}" if grid.paper else "", ""]
     if command:
         lines += [f"Command: `{command}`", ""]
-    lines += [f"Budget per cell: {grid.steps} steps" + (f", at most {grid.minutes} min" if grid.minutes else "")
-              + f"; seeds: {max((a['seeds'] for a in agg), default=0)}.", ""]
+    lines += [f"Budget: {budget_text(grid)}; seeds: {max((a['seeds'] for a in agg), default=0)}.", ""]
+    steps = ["steps"] if grid.fit else []  # fitted schedules differ per cell: show each one's
     if grid.layout == "outer-center":
-        head = ["outer", "center", *metrics, "params", "paper"]
-        body = [[a["row"], a["col"], *[_fmt(a, m) for m in metrics], f"{a['params'] / 1e6:.2f} M", a["paper"]] for a in agg]
+        head = ["outer", "center", *metrics, *steps, "params", "paper"]
+        body = [[a["row"], a["col"], *[_fmt(a, m) for m in metrics], *_steps(a, steps), f"{a['params'] / 1e6:.2f} M", a["paper"]]
+                for a in agg]
     elif grid.layout == "seqlen":
-        head = ["sample_len", *metrics, "paper"]
-        body = [[str(int(a["x"] or 0)), *[_fmt(a, m) for m in metrics], a["paper"]] for a in agg]
+        head = ["sample_len", *metrics, *steps, "paper"]
+        body = [[str(int(a["x"] or 0)), *[_fmt(a, m) for m in metrics], *_steps(a, steps), a["paper"]] for a in agg]
     else:
-        head = ["cell", "levels", *metrics, "params", "paper"]
-        body = [[a["cell"], a["row"] or a["col"], *[_fmt(a, m) for m in metrics], f"{a['params'] / 1e6:.2f} M", a["paper"]] for a in agg]
+        head = ["cell", "levels", *metrics, *steps, "params", "paper"]
+        body = [[a["cell"], a["row"] or a["col"], *[_fmt(a, m) for m in metrics], *_steps(a, steps), f"{a['params'] / 1e6:.2f} M",
+                 a["paper"]] for a in agg]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in body]
     if "test_bpb" in metrics and agg:
@@ -96,7 +102,8 @@ def plot(grid: Grid, agg: list[dict], path: Path) -> Path:
         lo = min(v for v in vals if v == v) if any(v == v for v in vals) else 0
         ax.set_ylim(bottom=max(0.0, lo - 0.3))
     ax.set_ylabel("test bits per sample")
-    ax.set_title(f"{grid.name} ({grid.steps} steps per cell)", fontsize=10)
+    budget = f"{grid.minutes:g} min per cell" if grid.fit else f"{grid.steps} steps per cell"
+    ax.set_title(f"{grid.name} ({budget})", fontsize=10)
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     fig.savefig(path)

@@ -28,11 +28,12 @@ def _write_json(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
-def cell_recipe(grid: Grid, cell: Cell, seed: int, data: Path | None, extra_sets: list[str]):
-    """The recipe of one run: the cell's recipe, its overrides, the grid's budget and the seed."""
+def cell_recipe(grid: Grid, cell: Cell, seed: int, data: Path | None, extra_sets: list[str], steps: int | None = None):
+    """The recipe of one run: the cell's recipe, its overrides, the budget (``steps``, default the
+    grid's) and the seed."""
     from audiomamba.recipe import load_recipe
 
-    steps = grid.steps
+    steps = steps or grid.steps
     sets = [
         *cell.set,
         f"train.steps={steps}",
@@ -42,6 +43,26 @@ def cell_recipe(grid: Grid, cell: Cell, seed: int, data: Path | None, extra_sets
         *extra_sets,
     ]
     return load_recipe(cell.recipe, sets, data)
+
+
+def fitted_steps(grid: Grid, cell: Cell, seed: int, data: Path | None, extra_sets: list[str],
+                 device: torch.device, run_dir: Path, log: Callable[[str], None]) -> int:
+    """Steps of a cell under a fitted schedule: a resumed run keeps the steps in its recipe.toml;
+    a new one times a few optimiser steps and fills ``fraction`` of the grid's minutes."""
+    from audiomamba.data import build_dataset
+    from audiomamba.recipe import load_recipe, pool_product
+    from audiomamba.train.calibrate import fitted_sets, seconds_per_step
+
+    saved = run_dir / "recipe.toml"
+    if saved.is_file():
+        return load_recipe(saved).train.steps
+    rec = cell_recipe(grid, cell, seed, data, extra_sets)
+    d = rec.data
+    train_ds = build_dataset(d.kind, d.root, "train", d.sample_len, d.normalization, pool_product(rec.model_config()))
+    per_step = seconds_per_step(rec, device, train_ds)
+    steps, _ = fitted_sets(grid.minutes, per_step)
+    log(f"    fitted schedule: {per_step * 1000:.0f} ms/step on {device} -> {steps} steps for {grid.minutes:g} min")
+    return steps
 
 
 def test_bpb(run_dir: Path, recipe, device: torch.device, segments: int) -> tuple[float, object]:
@@ -88,15 +109,17 @@ def run_grid(
             log(f"[{i}/{len(runs)}] {cell.name} seed {seed}: done before, skipped")
             rows.append(json.loads(result_path.read_text()))
             continue
+        resume = holds_run(run_dir)
+        log(f"[{i}/{len(runs)}] {cell.name} seed {seed}: {'resuming' if resume else 'training'} {cell.recipe} in {run_dir}")
         try:
-            recipe = cell_recipe(grid, cell, seed, data, list(extra_sets or []))
+            steps = (fitted_steps(grid, cell, seed, data, list(extra_sets or []), dev, run_dir, log)
+                     if grid.fit else grid.steps)
+            recipe = cell_recipe(grid, cell, seed, data, list(extra_sets or []), steps)
         except ConfigError as err:
             raise ConfigError(f"grid {grid.name}, cell {cell.name!r}: {err}") from None
-        resume = holds_run(run_dir)
-        log(f"[{i}/{len(runs)}] {cell.name} seed {seed}: {'resuming' if resume else 'training'} {recipe.name} in {run_dir}")
         start = time.perf_counter()
         result = train_recipe(recipe, RunOptions(
-            out=run_dir, resume=resume, max_steps=grid.steps, max_minutes=grid.minutes or None,
+            out=run_dir, resume=resume, max_steps=steps, max_minutes=grid.minutes or None,
             device=str(dev), progress=progress,
         ))
         minutes = (time.perf_counter() - start) / 60

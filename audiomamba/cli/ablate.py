@@ -15,6 +15,11 @@ def ablate(
     out: Path | None = typer.Option(None, "--out", help="Output folder (default runs/ablate-<grid>)."),
     budget_steps: int | None = typer.Option(None, "--budget-steps", help="Steps per cell (schedule length too)."),
     budget_minutes: float | None = typer.Option(None, "--budget-minutes", help="Wall-clock cap per cell."),
+    fit_schedule: bool = typer.Option(
+        False, "--fit-schedule", help="With --budget-minutes: time each cell's steps and size its schedule to fill "
+        "the minutes (an equal wall-clock budget per cell)."),
+    cells: str | None = typer.Option(None, "--cells", help="Run only these cells (1-based numbers or slugs, comma-separated); "
+                                     "the reports then cover the finished cells of this subset."),
     seeds: int | None = typer.Option(None, "--seeds", help="Seeds per cell (default: the grid's)."),
     set_: list[str] = typer.Option([], "--set", help="Recipe override applied to every cell (repeatable)."),
     samples: int | None = typer.Option(None, "--samples", help="SC09 grids: samples per cell for FID/IS/mIS/AM/NDB (0 = BPB only)."),
@@ -25,6 +30,7 @@ def ablate(
     from rich.console import Console
 
     from audiomamba.ablate import load_grid, run_grid, write_reports
+    from audiomamba.ablate.grid import check_budget, select_cells
     from audiomamba.errors import ConfigError
 
     g = load_grid(grid)
@@ -34,6 +40,11 @@ def ablate(
         g.steps = budget_steps
     if budget_minutes is not None:
         g.minutes = budget_minutes
+    if fit_schedule:
+        g.fit = True
+    check_budget(g, "the command line")
+    if cells is not None:
+        g = select_cells(g, cells)
     if samples is not None:
         g.samples = samples
     scorer = None
