@@ -23,7 +23,8 @@ def aggregate(grid: Grid, rows: list[dict]) -> list[dict]:
         if not mine:
             continue
         agg = {"cell": cell.name, "row": cell.row, "col": cell.col, "x": cell.x, "paper": cell.paper,
-               "seeds": len(mine), "steps": mine[0]["steps"], "params": mine[0]["params"]}
+               "seeds": len(mine), "steps": mine[0]["steps"], "params": mine[0]["params"],
+               "scheduled_steps": mine[0].get("scheduled_steps")}
         for m in METRICS:
             vals = [float(r[m]) for r in mine if r.get(m) is not None]
             if vals:
@@ -39,7 +40,11 @@ def _fmt(a: dict, m: str) -> str:
 
 
 def _steps(a: dict, steps: list[str]) -> list[str]:
-    return [str(a["steps"])] if steps else []
+    """Steps run; "done of scheduled" when the wall-clock cap cut the schedule short."""
+    if not steps:
+        return []
+    sched = a.get("scheduled_steps")
+    return [f"{a['steps']} of {sched}" if sched and int(sched) > int(a["steps"]) else str(a["steps"])]
 
 
 def write_csv(rows: list[dict], path: Path) -> Path:

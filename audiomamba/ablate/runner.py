@@ -126,7 +126,7 @@ def run_grid(
         bpb, model = test_bpb(run_dir, recipe, dev, grid.eval_segments)
         row = {
             "grid": grid.name, "cell": cell.name, "row": cell.row, "col": cell.col, "x": cell.x,
-            "recipe": cell.recipe, "seed": seed, "steps": result.step, "stop_reason": result.stop_reason,
+            "recipe": cell.recipe, "seed": seed, "steps": result.step, "scheduled_steps": steps, "stop_reason": result.stop_reason,
             "params": result.n_params, "minutes": round(minutes, 2), "test_bpb": round(bpb, 5),
             "best_val_bpb": result.best_val_bpb, "paper": cell.paper,
         }

@@ -17,7 +17,9 @@ def ablate(
     budget_minutes: float | None = typer.Option(None, "--budget-minutes", help="Wall-clock cap per cell."),
     fit_schedule: bool = typer.Option(
         False, "--fit-schedule", help="With --budget-minutes: time each cell's steps and size its schedule to fill "
-        "the minutes (an equal wall-clock budget per cell)."),
+        "the minutes (an equal wall-clock budget per cell). Each cell is timed alone at its start: cells run "
+        "concurrently (--cells in parallel processes) share the GPU, so the cap may cut a schedule short "
+        "(reported as 'done of scheduled' steps)."),
     cells: str | None = typer.Option(None, "--cells", help="Run only these cells (1-based numbers or slugs, comma-separated); "
                                      "the reports then cover the finished cells of this subset."),
     seeds: int | None = typer.Option(None, "--seeds", help="Seeds per cell (default: the grid's)."),
