@@ -13,7 +13,7 @@ from audiomamba.tokenizer import shift_right
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-@pytest.mark.parametrize("center", ["mamba-s6", "s4-mlp"])
+@pytest.mark.parametrize("center", ["mamba-s6", "s4-mlp", "mha-mlp"])
 def test_graph_generation_matches_forward_and_eager(center: str) -> None:
     torch.manual_seed(0)
     cfg = {"d_model": 32, "pool": [4, 4], "levels": [{"block": "mamba-s4", "n": 1}, {"block": "mamba-s6", "n": 1}],

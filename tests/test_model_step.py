@@ -68,3 +68,24 @@ def test_unet_step_state_counts_steps() -> None:
         for _ in range(5):
             logits, state = model.step(torch.full((3,), 128), state)
     assert logits.shape == (3, 256) and state["t"] == 5
+
+
+def test_preallocated_kv_cache_matches_forward_and_guards_overflow() -> None:
+    """reserve_cache keeps already cached steps, gives fixed shapes, and equals the parallel forward."""
+    torch.manual_seed(0)
+    model = build_model({"d_model": 16, "pool": [2], "levels": [{"block": "mha-mlp", "n": 1}],
+                         "center": {"block": "mha-mlp", "n": 1}}).eval()
+    tokens = torch.randint(0, 256, (2, 12))
+    with torch.no_grad():
+        ref = model(tokens)
+        state = model.init_state(2)
+        outs = [model.step(tokens[:, t], state)[0] for t in range(3)]  # growing caches first
+        model.reserve_cache(state, 9)
+        cache = state["body"]["down"][0][0]
+        shape = cache["k"].shape
+        outs += [model.step(tokens[:, t], state)[0] for t in range(3, 12)]
+        assert cache["k"].shape == shape == (2, cache["k"].shape[1], 12, cache["k"].shape[3])
+        assert int(cache["n"]) == 12
+        assert (torch.stack(outs, 1) - ref).abs().max() < 1e-5
+        with pytest.raises((IndexError, RuntimeError)):
+            model.step(tokens[:, 0], state)  # past the reserved length

@@ -115,6 +115,8 @@ class Stepper:
         tokens = torch.empty(total, batch, dtype=torch.long, device=dev)
         logp = torch.empty(total, batch, dtype=torch.float32, device=dev)
         state = self.model.init_state(batch, dev)
+        if hasattr(self.model, "reserve_cache"):  # fixed-shape KV caches: graph-capturable steps
+            self.model.reserve_cache(state, total)
         inp = torch.full((batch,), Q_ZERO, dtype=torch.long, device=dev)
         if self.use_graph:
             self._run_graphed(inp, state, forced, force, tokens, logp, on_period)

@@ -53,6 +53,12 @@ class Block(nn.Module):
         """One state per sublayer."""
         return [layer.init_state(batch, device, dtype) for layer in self.layers]
 
+    def reserve_cache(self, state: list[Any], steps: int) -> None:
+        """Preallocate the KV caches of the attention sublayers for ``steps`` steps (in place)."""
+        for layer, st in zip(self.layers, state, strict=True):
+            if isinstance(layer.mixer, CausalAttention):
+                layer.mixer.reserve(st, steps)
+
     def step(self, x: Tensor, state: list[Any]) -> tuple[Tensor, list[Any]]:
         """x_t (B, H) -> (y_t (B, H), state)."""
         for i, layer in enumerate(self.layers):

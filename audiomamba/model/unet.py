@@ -55,6 +55,11 @@ class Center(nn.Module):
         """One state per block."""
         return _stage_state(self.blocks, batch, device, dtype)
 
+    def reserve_cache(self, state: list[Any], steps: int) -> None:
+        """Preallocate the attention KV caches for ``steps`` steps of this stage."""
+        for blk, st in zip(self.blocks, state, strict=True):
+            blk.reserve_cache(st, steps)
+
     def step(self, x: Tensor, state: list[Any]) -> tuple[Tensor, list[Any]]:
         """x (B, H) -> (y (B, H), state); block states are updated in ``state``."""
         y = x
@@ -103,6 +108,14 @@ class Level(nn.Module):
             "up_pool": self.up_pool.init_state(batch, device, dtype),
             "up": _stage_state(self.up, batch, device, dtype),
         }
+
+    def reserve_cache(self, state: dict[str, Any], steps: int) -> None:
+        """Preallocate the attention KV caches for ``steps`` full-rate steps; the inner level runs
+        every p-th step, so it gets ceil(steps / p) of its own."""
+        for blocks, key in ((self.down, "down"), (self.up, "up")):
+            for blk, st in zip(blocks, state[key], strict=True):
+                blk.reserve_cache(st, steps)
+        self.inner.reserve_cache(state["inner"], -(-steps // self.down_pool.pool))
 
     def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         """One full-rate step of this level: x (B, H) -> (y (B, H), state); the inner level runs every p-th step."""
@@ -162,6 +175,12 @@ class AudioUNet(nn.Module):
         SSM states are float32/complex64 whatever ``dtype``; conv/pool buffers and KV caches use ``dtype``.
         """
         return {"body": self.body.init_state(batch, device, dtype), "t": 0}
+
+    def reserve_cache(self, state: dict[str, Any], steps: int) -> None:
+        """Preallocate every attention KV cache in ``state`` for ``steps`` more steps, so that the
+        state keeps fixed shapes while stepping (needed to capture steps in a CUDA graph). Stepping
+        further than that is an error. No-op for models without attention."""
+        self.body.reserve_cache(state["body"], steps)
 
     def step(self, tokens: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         """One autoregressive step: tokens (B,) -> logits (B, vocab); ``state`` is updated (in place)."""
