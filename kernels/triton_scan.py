@@ -890,6 +890,8 @@ class SelectiveScanFn(torch.autograd.Function):
             if cfg.seq_fwd:
                 fwd_kernel = _scan_fwd_seq_kernel
                 flags["SUB_L"] = min(SEQ_SUB_L, block_l)
+                if cfg.maxnreg:
+                    flags["maxnreg"] = cfg.maxnreg
             if nseg > 1:
                 # pass 1: local end state and Δ sum of every segment but the last, from a zero state
                 fwd_kernel[(batch, nd, nseg - 1)](*args, SAVE_STATES=False, LOCAL=True, HAS_INIT=False, **flags)

@@ -37,6 +37,9 @@ class ScanConfig:
     seq_fwd: bool = False
     #: backward segment length: -1 = from :func:`pick_seg_l` for the backward's programs, 0 = one
     seg_l_bwd: int = -1
+    #: register cap per thread of the sequential forward (0 = the compiler's choice); more resident
+    #: warps per SM at the price of spills. Env: AUDIOMAMBA_SCAN_MAXNREG.
+    maxnreg: int = 0
 
     def __str__(self) -> str:
         s = f"{self.block_l},{self.block_d_fwd},{self.block_d_bwd},{self.warps_fwd},{self.warps_bwd}"
@@ -79,6 +82,18 @@ def pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanCon
     (its own segment count: only when batch · d programs are too few). Larger N (S4-style blocks):
     the chunk-scan kernels over (BLOCK_D, BLOCK_L, N) tiles of ~1024 elements with 4-8 warps.
     """
+    cfg = _pick_config(batch, d, N, L, is_complex)
+    cap = os.environ.get("AUDIOMAMBA_SCAN_MAXNREG", "").strip()
+    if cap:
+        if not cap.isdigit() or not 24 <= int(cap) <= 255:
+            raise ConfigError(f"bad AUDIOMAMBA_SCAN_MAXNREG={cap!r}: give a register count between 24 and 255, e.g. 128")
+        from dataclasses import replace
+
+        cfg = replace(cfg, maxnreg=int(cap))
+    return cfg
+
+
+def _pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanConfig:
     env = os.environ.get("AUDIOMAMBA_SCAN_CONFIG", "").strip()
     if env:
         return parse_config(env)
