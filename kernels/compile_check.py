@@ -66,8 +66,8 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                     out.append(Variant("fwd", tuple(fwd.items()), warps))
                     out.append(Variant("fwd", tuple(fwd_loc.items()), warps))
                     seq_w = max(1, seq_d // 32)
-                    out.append(Variant("seq", tuple(dict(fwd, BLOCK_D=seq_d, SUB_L=8).items()), seq_w))
-                    out.append(Variant("seq", tuple(dict(fwd_loc, BLOCK_D=seq_d, SUB_L=8).items()), seq_w))
+                    out.append(Variant("seq", tuple(dict(fwd, BLOCK_D=seq_d, SUB_L=8, UNROLL=1).items()), seq_w))
+                    out.append(Variant("seq", tuple(dict(fwd_loc, BLOCK_D=seq_d, SUB_L=8, UNROLL=1).items()), seq_w))
                     out.append(Variant("bwd", tuple(bwd.items()), warps))
                     out.append(Variant("bwdloc", tuple(bwd_loc.items()), warps))
     for cplx in (False, True):

@@ -329,6 +329,7 @@ def _scan_fwd_seq_kernel(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     SAVE_STATES: tl.constexpr, R: tl.constexpr, LOCAL: tl.constexpr, HAS_INIT: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, SUB_L: tl.constexpr,
+    UNROLL: tl.constexpr,
 ):
     """Forward, one lane per channel: the (N, BLOCK_D) state has the channels across the lanes and
     the N states in each lane's registers; the lane steps through time sequentially (no scan, no
@@ -415,44 +416,46 @@ def _scan_fwd_seq_kernel(
             dsum += tl.sum(DT, axis=0)
         DU = DT * U
         Y = tl.zeros((SUB_L, BLOCK_D), tl.float32)
-        for i in range(SUB_L):
-            sel = (offs_l == i)[:, None]
-            ti = cs * SUB_L + i
-            valid = ti < seqlen
-            du_i = tl.sum(tl.where(sel, DU, 0.0), axis=0)[None, :]
-            if DT_LTI:
-                a_re = tl.where(valid, ac_re, 1.0)
-                a_im = tl.where(valid, ac_im, 0.0)
-            else:
-                dt_i = tl.sum(tl.where(sel, DT, 0.0), axis=0)[None, :]
-                a_re, a_im = _exp_dtA(dt_i, A_re, A_im, IS_COMPLEX)
-            if B_LTI:
-                B_re, B_im = Bc_re, Bc_im
-            else:
-                B_re = tl.load(B_rows + ti * sB_l, mask=mask_n & valid, other=0.0).to(tl.float32)[:, None]
-                B_im = tl.zeros_like(B_re)
-                if B_COMPLEX:
-                    B_im = tl.load(B_rows + ti * sB_l + 1, mask=mask_n & valid, other=0.0).to(tl.float32)[:, None]
-            if IS_COMPLEX:
-                b_re = du_i * B_re
-                b_im = du_i * B_im
-                h_re, h_im = a_re * h_re - a_im * h_im + b_re, a_re * h_im + a_im * h_re + b_im
-            else:
-                h_re = a_re * h_re + du_i * B_re
-            if not LOCAL:
-                if C_LTI:
-                    C_re, C_im = Cc_re, Cc_im
+        for i0 in range(0, SUB_L, UNROLL):  # UNROLL steps unrolled per iteration (loads can be issued early)
+            for i1 in tl.static_range(UNROLL):
+                i = i0 + i1
+                sel = (offs_l == i)[:, None]
+                ti = cs * SUB_L + i
+                valid = ti < seqlen
+                du_i = tl.sum(tl.where(sel, DU, 0.0), axis=0)[None, :]
+                if DT_LTI:
+                    a_re = tl.where(valid, ac_re, 1.0)
+                    a_im = tl.where(valid, ac_im, 0.0)
                 else:
-                    C_re = tl.load(C_rows + ti * sC_l, mask=mask_n & valid, other=0.0).to(tl.float32)[:, None]
-                    C_im = tl.zeros_like(C_re)
-                    if C_COMPLEX:
-                        C_im = tl.load(C_rows + ti * sC_l + 1, mask=mask_n & valid, other=0.0).to(tl.float32)[:, None]
-                prod = C_re * h_re
+                    dt_i = tl.sum(tl.where(sel, DT, 0.0), axis=0)[None, :]
+                    a_re, a_im = _exp_dtA(dt_i, A_re, A_im, IS_COMPLEX)
+                if B_LTI:
+                    B_re, B_im = Bc_re, Bc_im
+                else:
+                    B_re = tl.load(B_rows + ti * sB_l, mask=mask_n & valid, other=0.0).to(tl.float32)[:, None]
+                    B_im = tl.zeros_like(B_re)
+                    if B_COMPLEX:
+                        B_im = tl.load(B_rows + ti * sB_l + 1, mask=mask_n & valid, other=0.0).to(tl.float32)[:, None]
                 if IS_COMPLEX:
-                    if C_COMPLEX:
-                        prod -= C_im * h_im
-                    prod = 2.0 * prod
-                Y = tl.where(sel, tl.sum(prod, axis=0)[None, :], Y)
+                    b_re = du_i * B_re
+                    b_im = du_i * B_im
+                    h_re, h_im = a_re * h_re - a_im * h_im + b_re, a_re * h_im + a_im * h_re + b_im
+                else:
+                    h_re = a_re * h_re + du_i * B_re
+                if not LOCAL:
+                    if C_LTI:
+                        C_re, C_im = Cc_re, Cc_im
+                    else:
+                        C_re = tl.load(C_rows + ti * sC_l, mask=mask_n & valid, other=0.0).to(tl.float32)[:, None]
+                        C_im = tl.zeros_like(C_re)
+                        if C_COMPLEX:
+                            C_im = tl.load(C_rows + ti * sC_l + 1, mask=mask_n & valid, other=0.0).to(tl.float32)[:, None]
+                    prod = C_re * h_re
+                    if IS_COMPLEX:
+                        if C_COMPLEX:
+                            prod -= C_im * h_im
+                        prod = 2.0 * prod
+                    Y = tl.where(sel, tl.sum(prod, axis=0)[None, :], Y)
         if not LOCAL:
             Y += Dv[None, :] * U
             if HAS_Z:
@@ -890,6 +893,7 @@ class SelectiveScanFn(torch.autograd.Function):
             if cfg.seq_fwd:
                 fwd_kernel = _scan_fwd_seq_kernel
                 flags["SUB_L"] = min(SEQ_SUB_L, block_l)
+                flags["UNROLL"] = min(cfg.unroll, flags["SUB_L"])
                 if cfg.maxnreg:
                     flags["maxnreg"] = cfg.maxnreg
             if nseg > 1:

@@ -40,6 +40,9 @@ class ScanConfig:
     #: register cap per thread of the sequential forward (0 = the compiler's choice); more resident
     #: warps per SM at the price of spills. Env: AUDIOMAMBA_SCAN_MAXNREG.
     maxnreg: int = 0
+    #: time steps unrolled per iteration of the sequential forward's inner loop (1 = none; a power of
+    #: two <= 8). Env: AUDIOMAMBA_SCAN_UNROLL.
+    unroll: int = 1
 
     def __str__(self) -> str:
         s = f"{self.block_l},{self.block_d_fwd},{self.block_d_bwd},{self.warps_fwd},{self.warps_bwd}"
@@ -90,6 +93,13 @@ def pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanCon
         from dataclasses import replace
 
         cfg = replace(cfg, maxnreg=int(cap))
+    unroll = os.environ.get("AUDIOMAMBA_SCAN_UNROLL", "").strip()
+    if unroll:
+        if unroll not in ("1", "2", "4", "8"):
+            raise ConfigError(f"bad AUDIOMAMBA_SCAN_UNROLL={unroll!r}: give 1, 2, 4 or 8 (steps unrolled per loop iteration)")
+        from dataclasses import replace
+
+        cfg = replace(cfg, unroll=int(unroll))
     return cfg
 
 
