@@ -41,8 +41,9 @@ class ScanConfig:
     #: warps per SM at the price of spills. Env: AUDIOMAMBA_SCAN_MAXNREG.
     maxnreg: int = 0
     #: time steps unrolled per iteration of the sequential forward's inner loop (1 = none; a power of
-    #: two <= 8). Env: AUDIOMAMBA_SCAN_UNROLL.
-    unroll: int = 1
+    #: two <= 8). 4 was 1.00-1.32x faster than 1 on every benchmark shape (H100; BENCHMARKS.md).
+    #: Env: AUDIOMAMBA_SCAN_UNROLL.
+    unroll: int = 4
 
     def __str__(self) -> str:
         s = f"{self.block_l},{self.block_d_fwd},{self.block_d_bwd},{self.warps_fwd},{self.warps_bwd}"
