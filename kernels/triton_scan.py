@@ -24,8 +24,9 @@ parameter grads are added in PyTorch. With one segment passes 1 and 2 are skippe
 Sequential forward (``ScanConfig.seq_fwd``, the default for N <= 16): :func:`_scan_fwd_seq_kernel`
 gives each lane one channel with its N states in registers and steps through time one step at a
 time (y_t = Σ_n C_t h_t stays in the lane; no scan, no shuffles); u/Δ/z/y move as (8, lanes)
-tiles and B_t/C_t are broadcast loads. It has the same arguments and outputs as the chunk-scan
-forward (segments, saved chunk-start states), so the backward is shared.
+tiles and B_t/C_t are broadcast loads; the step loop is unrolled ``UNROLL`` steps at a time so the
+loads of later steps are issued before the current state update. It has the same arguments and
+outputs as the chunk-scan forward (segments, saved chunk-start states), so the backward is shared.
 
 LTI parameters are never materialised along batch or L: a (d, N) B or C is loaded once per
 program, and a (d,) delta gives one decay exp(ΔA) per program, computed once (no exp per step).
