@@ -165,6 +165,16 @@ def _bc_chunk(ptr, pid_b, offs_n, t, mask_n, mask_t, s_b, s_n, s_l, IS_CPLX: tl.
 
 
 @triton.jit
+def _bc_step(rows, t, s_l, mask, IS_CPLX: tl.constexpr):
+    """Selective B or C at one time step t from row pointers (BLOCK_N,): (BLOCK_N, 1) re, im (0 when real)."""
+    re = tl.load(rows + t * s_l, mask=mask, other=0.0).to(tl.float32)[:, None]
+    im = tl.zeros_like(re)
+    if IS_CPLX:
+        im = tl.load(rows + t * s_l + 1, mask=mask, other=0.0).to(tl.float32)[:, None]
+    return re, im
+
+
+@triton.jit
 def _scan_fwd_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, y_ptr, states_ptr, hlast_ptr,
     seg_ptr, dsum_ptr,
@@ -433,10 +443,7 @@ def _scan_fwd_seq_kernel(
                 if B_LTI:
                     B_re, B_im = Bc_re, Bc_im
                 else:
-                    B_re = tl.load(B_rows + ti * sB_l, mask=mask_n & valid, other=0.0).to(tl.float32)[:, None]
-                    B_im = tl.zeros_like(B_re)
-                    if B_COMPLEX:
-                        B_im = tl.load(B_rows + ti * sB_l + 1, mask=mask_n & valid, other=0.0).to(tl.float32)[:, None]
+                    B_re, B_im = _bc_step(B_rows, ti, sB_l, mask_n & valid, B_COMPLEX)
                 if IS_COMPLEX:
                     b_re = du_i * B_re
                     b_im = du_i * B_im
@@ -447,10 +454,7 @@ def _scan_fwd_seq_kernel(
                     if C_LTI:
                         C_re, C_im = Cc_re, Cc_im
                     else:
-                        C_re = tl.load(C_rows + ti * sC_l, mask=mask_n & valid, other=0.0).to(tl.float32)[:, None]
-                        C_im = tl.zeros_like(C_re)
-                        if C_COMPLEX:
-                            C_im = tl.load(C_rows + ti * sC_l + 1, mask=mask_n & valid, other=0.0).to(tl.float32)[:, None]
+                        C_re, C_im = _bc_step(C_rows, ti, sC_l, mask_n & valid, C_COMPLEX)
                     prod = C_re * h_re
                     if IS_COMPLEX:
                         if C_COMPLEX:

@@ -17,7 +17,7 @@ Measured on an H100 (fp32, N = 16): the sequential forward with 32 lanes and 1 w
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from audiomamba.errors import ConfigError
 
@@ -87,21 +87,19 @@ def pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanCon
     the chunk-scan kernels over (BLOCK_D, BLOCK_L, N) tiles of ~1024 elements with 4-8 warps.
     """
     cfg = _pick_config(batch, d, N, L, is_complex)
-    cap = os.environ.get("AUDIOMAMBA_SCAN_MAXNREG", "").strip()
-    if cap:
-        if not cap.isdigit() or not 24 <= int(cap) <= 255:
-            raise ConfigError(f"bad AUDIOMAMBA_SCAN_MAXNREG={cap!r}: give a register count between 24 and 255, e.g. 128")
-        from dataclasses import replace
+    cap = _env_choice("AUDIOMAMBA_SCAN_MAXNREG", range(24, 256), "a register count between 24 and 255, e.g. 128")
+    unroll = _env_choice("AUDIOMAMBA_SCAN_UNROLL", (1, 2, 4, 8), "1, 2, 4 or 8 (steps unrolled per loop iteration)")
+    return replace(cfg, maxnreg=cfg.maxnreg if cap is None else cap, unroll=cfg.unroll if unroll is None else unroll)
 
-        cfg = replace(cfg, maxnreg=int(cap))
-    unroll = os.environ.get("AUDIOMAMBA_SCAN_UNROLL", "").strip()
-    if unroll:
-        if unroll not in ("1", "2", "4", "8"):
-            raise ConfigError(f"bad AUDIOMAMBA_SCAN_UNROLL={unroll!r}: give 1, 2, 4 or 8 (steps unrolled per loop iteration)")
-        from dataclasses import replace
 
-        cfg = replace(cfg, unroll=int(unroll))
-    return cfg
+def _env_choice(name: str, allowed, what: str) -> int | None:
+    """The integer in environment variable ``name`` (None when unset); a ConfigError unless in ``allowed``."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) not in allowed:
+        raise ConfigError(f"bad {name}={text!r}: give {what}")
+    return int(text)
 
 
 def _pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanConfig:

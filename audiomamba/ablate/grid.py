@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from audiomamba.errors import ConfigError
@@ -161,6 +161,4 @@ def select_cells(grid: Grid, spec: str) -> Grid:
             chosen.append(cell)
     if not chosen:
         raise ConfigError("--cells is empty: name cells by number or slug, e.g. --cells 1,3")
-    from dataclasses import replace
-
     return replace(grid, cells=chosen)

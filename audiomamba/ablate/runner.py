@@ -49,18 +49,13 @@ def fitted_steps(grid: Grid, cell: Cell, seed: int, data: Path | None, extra_set
                  device: torch.device, run_dir: Path, log: Callable[[str], None]) -> int:
     """Steps of a cell under a fitted schedule: a resumed run keeps the steps in its recipe.toml;
     a new one times a few optimiser steps and fills ``fraction`` of the grid's minutes."""
-    from audiomamba.data import build_dataset
-    from audiomamba.recipe import load_recipe, pool_product
-    from audiomamba.train.calibrate import fitted_sets, seconds_per_step
+    from audiomamba.recipe import load_recipe
+    from audiomamba.train.calibrate import fit_steps
 
     saved = run_dir / "recipe.toml"
     if saved.is_file():
         return load_recipe(saved).train.steps
-    rec = cell_recipe(grid, cell, seed, data, extra_sets)
-    d = rec.data
-    train_ds = build_dataset(d.kind, d.root, "train", d.sample_len, d.normalization, pool_product(rec.model_config()))
-    per_step = seconds_per_step(rec, device, train_ds)
-    steps, _ = fitted_sets(grid.minutes, per_step)
+    steps, _, per_step = fit_steps(cell_recipe(grid, cell, seed, data, extra_sets), device, grid.minutes)
     log(f"    fitted schedule: {per_step * 1000:.0f} ms/step on {device} -> {steps} steps for {grid.minutes:g} min")
     return steps
 

@@ -60,10 +60,9 @@ def _fit_schedule(name: str, rec, sets: list[str], data: Path | None, minutes: f
     import torch
     from rich.console import Console
 
-    from audiomamba.data import build_dataset
     from audiomamba.errors import ConfigError
-    from audiomamba.recipe import load_recipe, pool_product
-    from audiomamba.train.calibrate import fitted_sets, seconds_per_step
+    from audiomamba.recipe import load_recipe
+    from audiomamba.train.calibrate import fit_steps
 
     if minutes is None:
         raise ConfigError("--fit-schedule needs --max-minutes (the budget to fit the schedule into)")
@@ -72,9 +71,6 @@ def _fit_schedule(name: str, rec, sets: list[str], data: Path | None, minutes: f
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("--fit-schedule runs in a single process: under torchrun pass --set train.steps=N instead")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    d = rec.data
-    train_ds = build_dataset(d.kind, d.root, "train", d.sample_len, d.normalization, pool_product(rec.model_config()))
-    per_step = seconds_per_step(rec, dev, train_ds)
-    steps, fit = fitted_sets(minutes, per_step)
+    steps, fit, per_step = fit_steps(rec, dev, minutes)
     Console().print(f"--fit-schedule: {per_step * 1000:.0f} ms/step on {dev} -> train.steps={steps} for {minutes:g} min")
     return load_recipe(name, [*sets, *fit], data)

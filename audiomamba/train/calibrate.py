@@ -53,3 +53,17 @@ def fitted_sets(minutes: float, per_step: float, evals: int = 10, fraction: floa
     steps = max(10, int(minutes * 60 * fraction / max(per_step, 1e-6)))
     every = max(1, steps // evals)
     return steps, [f"train.steps={steps}", f"train.eval_every={every}", f"train.checkpoint_every={every}"]
+
+
+def fit_steps(recipe: Recipe, device: torch.device, minutes: float) -> tuple[int, list[str], float]:
+    """Time the recipe's steps on its training split and size ``train.steps`` to ``minutes``.
+
+    Returns (steps, the ``--set`` overrides of :func:`fitted_sets`, seconds per step)."""
+    from audiomamba.data import build_dataset
+    from audiomamba.recipe import pool_product
+
+    d = recipe.data
+    train_ds = build_dataset(d.kind, d.root, "train", d.sample_len, d.normalization, pool_product(recipe.model_config()))
+    per_step = seconds_per_step(recipe, device, train_ds)
+    steps, sets = fitted_sets(minutes, per_step)
+    return steps, sets, per_step
