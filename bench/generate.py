@@ -1,4 +1,4 @@
-"""Generation speed: CUDA-graph stepping vs a plain Python loop, in one run.
+"""Generation speed: fused Triton step kernels vs the composed step, CUDA graphs vs a plain Python loop, in one run.
 
 Run on a GPU::
 
@@ -7,12 +7,14 @@ Run on a GPU::
 Cases (random weights: speed does not depend on training):
 
 * ``sc09-small`` (the sc09-mamba model, ~6.1 M): 2048 one-second samples at batch 2048 with CUDA
-  graphs (goal <= 20 s on one H100), side by side with the same model stepped by a plain Python
-  loop; the loop is timed over a whole number of periods and extrapolated to 16000 steps (said so
-  in the table);
-* one stream (batch 1), one second: goal >= 16 000 samples/s (real time);
+  graphs (goal <= 20 s on one H100), with the fused per-step kernels (one kernel chain per
+  mamba-s6 block and one sampling kernel, :mod:`kernels.triton_mamba_step`) and with the composed
+  step (``kernels.set_fused_step(False)``), side by side with the same model stepped by a plain
+  Python loop (composed step); the loop is timed over a whole number of periods and extrapolated
+  to 16000 steps (said so in the table);
+* one stream (batch 1), one second: goal >= 16 000 samples/s (real time), fused and composed;
 * ``youtubemix`` (youtubemix-mamba-s6, ~3.5 M) continuing 1 s prompts for 8 s, batched and single
-  stream.
+  stream, fused and composed.
 
 ``--quick`` runs tiny presets for a few steps (any device; a smoke test of the driver).
 """
@@ -80,36 +82,65 @@ def time_eager_steps(model, batch, steps, dev, bf16) -> float:
     return (time.perf_counter() - t0) / steps
 
 
+def _fused(on: bool):
+    """Context: fused per-step Triton kernels on or off (kernels.set_fused_step), restored after."""
+    import contextlib
+
+    import kernels
+
+    @contextlib.contextmanager
+    def ctx():
+        kernels.set_fused_step(on)
+        try:
+            yield
+        finally:
+            kernels.set_fused_step(None)
+
+    return ctx()
+
+
 def run(quick: bool = False, device: str | None = None, command: str = "audiomamba bench generate",
         bf16: bool = False) -> str:
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     graph = dev.type == "cuda"
+    stepping = "CUDA graph" if graph else "eager"
+    with _fused(True):
+        import kernels
+
+        fusable = kernels.use_fused_step(torch.zeros(1, device=dev))
+    fused_label = f"{stepping} + fused kernels" if fusable else f"{stepping} (fused kernels need the Triton backend)"
+    plain_label = f"{stepping}, composed step"
     rows: list[Row] = []
     sc09, ytm = ("sc09-small-tiny", "youtubemix-tiny") if quick else ("sc09-small", "youtubemix")
     n_sc09, sec, eager_steps = (4, 0.01, 16) if quick else (2048, 1.0, 256)
     m = _model(sc09, dev)
-    # warm-up/compile once at the real batch, then time the whole job
-    time_generate(m, n_sc09, step_period(m) / 16000, n_sc09, dev, graph, bf16)
-    wall = time_generate(m, n_sc09, sec, n_sc09, dev, graph, bf16)
-    rows.append(Row(f"{sc09} unconditional", "CUDA graph" if graph else "eager", n_sc09, sec, wall))
-    per_step = time_eager_steps(m, n_sc09, eager_steps, dev, bf16)
     steps = int(sec * 16000)
-    rows.append(Row(f"{sc09} unconditional", "plain Python loop", n_sc09, sec, per_step * steps,
+    for fused, label in ((True, fused_label), (False, plain_label)):
+        with _fused(fused):
+            # warm-up/compile once at the real batch, then time the whole job
+            time_generate(m, n_sc09, step_period(m) / 16000, n_sc09, dev, graph, bf16)
+            rows.append(Row(f"{sc09} unconditional", label, n_sc09, sec, time_generate(m, n_sc09, sec, n_sc09, dev,
+                                                                                       graph, bf16)))
+    with _fused(False):
+        per_step = time_eager_steps(m, n_sc09, eager_steps, dev, bf16)
+    rows.append(Row(f"{sc09} unconditional", "plain Python loop, composed step", n_sc09, sec, per_step * steps,
                     f"timed over {eager_steps} steps, extrapolated to {steps}"))
-    wall1 = time_generate(m, 1, sec, 1, dev, graph, bf16)
-    rows.append(Row(f"{sc09} single stream", "CUDA graph" if graph else "eager", 1, sec, wall1))
+    for fused, label in ((True, fused_label), (False, plain_label)):
+        with _fused(fused):
+            rows.append(Row(f"{sc09} single stream", label, 1, sec, time_generate(m, 1, sec, 1, dev, graph, bf16)))
     del m
     m = _model(ytm, dev)
     n_y, sec_y, prompt_y = (2, 0.05, 0.02) if quick else (16, 8.0, 1.0)
-    time_generate(m, n_y, 2 * step_period(m) / 16000, n_y, dev, graph, bf16)
-    wall = time_generate(m, n_y, sec_y, n_y, dev, graph, bf16, prompt_s=prompt_y)
-    rows.append(Row(f"{ytm} {prompt_y:g} s prompt -> {sec_y:g} s", "CUDA graph" if graph else "eager", n_y, sec_y, wall))
-    wall1 = time_generate(m, 1, sec_y, 1, dev, graph, bf16, prompt_s=prompt_y)
-    rows.append(Row(f"{ytm} {prompt_y:g} s prompt -> {sec_y:g} s", "CUDA graph" if graph else "eager", 1, sec_y, wall1))
+    case = f"{ytm} {prompt_y:g} s prompt -> {sec_y:g} s"
+    for fused, label in ((True, fused_label), (False, plain_label)):
+        with _fused(fused):
+            time_generate(m, n_y, 2 * step_period(m) / 16000, n_y, dev, graph, bf16)
+            rows.append(Row(case, label, n_y, sec_y, time_generate(m, n_y, sec_y, n_y, dev, graph, bf16, prompt_y)))
+            rows.append(Row(case, label, 1, sec_y, time_generate(m, 1, sec_y, 1, dev, graph, bf16, prompt_y)))
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
     lines = [
         f"Device: {name}; torch {torch.__version__}; date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
-        f"precision {'bf16 autocast' if bf16 else 'fp32'}",
+        f"precision {'bf16 autocast (fused kernels off)' if bf16 else 'fp32'}",
         f"Command: `{command}`",
         "",
         "| case | stepping | batch | audio per sample (s) | wall (s) | samples/s | × real time | note |",
@@ -119,5 +150,9 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
         lines.append(f"| {r.case} | {r.mode} | {r.batch} | {r.seconds_audio:g} | {r.wall_s:.2f} | "
                      f"{r.samples_per_s:,.0f} | {r.samples_per_s / 16000:,.1f} | {r.note} |")
     lines.append("")
-    lines.append(f"CUDA graph vs plain loop ({sc09}, batch {n_sc09}): {rows[1].wall_s / rows[0].wall_s:.1f}× faster")
+    ratio = lambda a, b: rows[b].wall_s / rows[a].wall_s  # noqa: E731
+    lines.append(f"Same run, {sc09} batch {n_sc09}: fused kernels vs composed step {ratio(0, 1):.2f}× faster; "
+                 f"vs the plain Python loop {ratio(0, 2):.1f}× faster (composed step: graph vs loop {ratio(1, 2):.1f}×).")
+    lines.append(f"Single stream: fused vs composed {ratio(3, 4):.2f}×; {ytm}: batch {n_y} {ratio(5, 7):.2f}×, "
+                 f"one stream {ratio(6, 8):.2f}×.")
     return "\n".join(lines) + "\n"

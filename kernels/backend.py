@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 
+import torch
 from torch import Tensor
 
 from audiomamba.errors import ConfigError
 
 BACKENDS = ("auto", "triton", "reference")
 _override: str | None = None
+_fused_override: bool | None = None
 
 
 def set_backend(name: str | None) -> None:
@@ -44,6 +46,26 @@ def use_triton(x: Tensor) -> bool:
     if name == "triton":
         return True
     return x.is_cuda
+
+
+def set_fused_step(enabled: bool | None) -> None:
+    """Turn the fused per-block step kernels on or off; None restores the env default."""
+    global _fused_override
+    _fused_override = enabled
+
+
+def use_fused_step(x: Tensor) -> bool:
+    """Whether a block step on ``x`` runs a fused Triton block kernel (see kernels.triton_mamba_step).
+
+    Needs the Triton backend for ``x`` (:func:`use_triton`) and no autocast (the fused kernel computes
+    in float32 whatever autocast asks); off with :func:`set_fused_step` (False) or
+    ``AUDIOMAMBA_FUSED_STEP=0``.
+    """
+    if _fused_override is not None:
+        enabled = _fused_override
+    else:
+        enabled = os.environ.get("AUDIOMAMBA_FUSED_STEP", "1").strip() not in ("0", "false", "off")
+    return enabled and use_triton(x) and not torch.is_autocast_enabled(x.device.type)
 
 
 def interpreting() -> bool:

@@ -70,3 +70,22 @@ def selective_state_update(
 
         return selective_state_update_triton(h, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     return selective_state_update_ref(h, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+
+
+def mamba_s6_block_step(x: Tensor, *args, **kwargs) -> Tensor:
+    """Fused step of a whole pre-norm ``mamba-s6`` block (Triton only; see
+    :func:`kernels.triton_mamba_step.mamba_s6_block_step_triton` for the arguments). Callers check
+    :func:`kernels.use_fused_step` first; the composed PyTorch step is the reference."""
+    from kernels.triton_mamba_step import mamba_s6_block_step_triton
+
+    return mamba_s6_block_step_triton(x, *args, **kwargs)
+
+
+def norm_linear(x: Tensor, norm_weight: Tensor, norm_bias: Tensor, eps: float, weight: Tensor,
+                bias: Tensor | None = None) -> Tensor:
+    """Linear(LayerNorm(x)) for x (B, H) in one Triton launch (generation steps; Triton only,
+    see :func:`kernels.triton_norm_linear.norm_linear_triton`). Callers check
+    :func:`kernels.use_fused_step` first; ``F.linear(F.layer_norm(...))`` is the reference."""
+    from kernels.triton_norm_linear import norm_linear_triton
+
+    return norm_linear_triton(x, norm_weight, norm_bias, eps, weight, bias)

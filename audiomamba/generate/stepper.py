@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
+import kernels
 from audiomamba.generate.sampling import RandFn, sample_tokens
+from audiomamba.generate.triton_sample import sample_step_triton
 from audiomamba.tokenizer import Q_ZERO
 
 
@@ -43,17 +45,27 @@ def _advance(
     force: torch.Tensor,
     sampling: SamplingConfig,
     rand: RandFn,
-) -> tuple[torch.Tensor, torch.Tensor, object]:
-    """One step for the batch: (B,) input tokens -> (next token (B,), its log-prob (B,), state).
+    token_out: torch.Tensor,
+    logp_out: torch.Tensor,
+) -> tuple[torch.Tensor, object]:
+    """One step for the batch: (B,) input tokens -> (next token (B,), state).
 
-    Where ``force`` is set the next token is ``forced`` (a prompt token) instead of a sample; the
-    log-probability is always the model's own (temperature 1, unfiltered).
+    The next tokens and their log-probabilities are written into ``token_out`` and ``logp_out``
+    ((B,) rows of the output buffers; the returned token tensor is ``token_out``). Where ``force``
+    is set the next token is ``forced`` (a prompt token) instead of a sample; the log-probability
+    is always the model's own (temperature 1, unfiltered). Without nucleus filtering the draw is
+    one Triton kernel where :func:`kernels.use_fused_step` allows (the same Gumbel-max draw).
     """
     logits, state = model.step(inp, state)
+    if sampling.top_p >= 1.0 and kernels.use_fused_step(logits):
+        noise = rand(tuple(logits.shape)) if sampling.temperature > 0 else None
+        sample_step_triton(logits, noise, sampling.temperature, forced, force, token_out, logp_out)
+        return token_out, state
     logp_all = F.log_softmax(logits.float(), dim=-1)
     sampled = sample_tokens(logits, sampling.temperature, sampling.top_p, rand)
-    token = torch.where(force, forced, sampled)
-    return token, logp_all.gather(-1, token[:, None])[:, 0], state
+    token_out.copy_(torch.where(force, forced, sampled))
+    logp_out.copy_(logp_all.gather(-1, token_out[:, None])[:, 0])
+    return token_out, state
 
 
 class Stepper:
@@ -96,9 +108,8 @@ class Stepper:
         """Run one period of steps; writes tokens/log-probs into rows of ``out_*`` ((period, B))."""
         with self._autocast():
             for j in range(self.period):
-                inp, logp, state = _advance(self.model, inp, state, forced[j], force[j], self.sampling, self._rand)
-                out_tok[j].copy_(inp)
-                out_logp[j].copy_(logp)
+                inp, state = _advance(self.model, inp, state, forced[j], force[j], self.sampling, self._rand,
+                                      out_tok[j], out_logp[j])
         return inp, state
 
     @torch.no_grad()

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+import kernels
 from audiomamba.model.attention import CausalAttention
 from audiomamba.model.config import ModelConfig
 from audiomamba.model.mamba import MambaMixer
@@ -59,11 +60,11 @@ class Block(nn.Module):
             if isinstance(layer.mixer, CausalAttention):
                 layer.mixer.reserve(st, steps)
 
-    def step(self, x: Tensor, state: list[Any]) -> tuple[Tensor, list[Any]]:
-        """x_t (B, H) -> (y_t (B, H), state)."""
+    def step(self, x: Tensor, state: list[Any], res: Tensor | None = None) -> tuple[Tensor, list[Any]]:
+        """x_t (B, H) -> (y_t (B, H), state); ``res`` (B, H), if given, is added to y_t (a U-Net skip)."""
         for i, layer in enumerate(self.layers):
             x, state[i] = layer.step(x, state[i])
-        return x, state
+        return (x if res is None else x + res), state
 
 
 class _MambaBlock(Block):
@@ -77,6 +78,21 @@ class _MambaBlock(Block):
     @staticmethod
     def make_ssm(width: int, d_inner: int, cfg: ModelConfig) -> SSMLayer:
         raise NotImplementedError
+
+    def step(self, x: Tensor, state: list[Any], res: Tensor | None = None) -> tuple[Tensor, list[Any]]:
+        """x_t (B, H) -> (y_t (B, H), state); one fused Triton kernel for an S6 block where
+        :func:`kernels.use_fused_step` allows, else the composed step (the reference)."""
+        layer = self.layers[0]
+        mixer = layer.mixer
+        if not (isinstance(mixer.ssm, S6) and kernels.use_fused_step(x)):
+            return super().step(x, state, res)
+        ssm, st = mixer.ssm, state[0]
+        y = kernels.mamba_s6_block_step(
+            x, layer.norm.weight, layer.norm.bias, layer.norm.eps, mixer.in_proj.weight,
+            mixer.conv1d.weight, mixer.conv1d.bias, st["conv"], ssm.x_proj.weight, ssm.dt_proj.weight,
+            ssm.dt_bias, ssm.A_log, ssm.D, st["ssm"], mixer.out_proj.weight, res,
+        )
+        return y, state
 
 
 class MambaS6Block(_MambaBlock):

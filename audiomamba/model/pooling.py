@@ -65,9 +65,13 @@ class UpPool(nn.Module):
         """Buffer (B, p, H_out) of pending full-rate outputs (zeros = the shift) and the read position."""
         return {"buf": torch.zeros(batch, self.pool, self.width_out, device=device, dtype=dtype), "i": 0}
 
-    def step(self, x: Tensor | None, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
-        """Emit the next full-rate output (B, H_out); when the inner level produced x (B, H_in), refill after emitting."""
-        y = state["buf"][:, state["i"]].clone()
+    def step(
+        self, x: Tensor | None, state: dict[str, Any], skip: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Any]]:
+        """Emit the next full-rate output (B, H_out) (plus ``skip`` (B, H_out) if given, in one op);
+        when the inner level produced x (B, H_in), refill after emitting."""
+        out = state["buf"][:, state["i"]]
+        y = out.clone() if skip is None else out + skip
         state["i"] += 1
         if x is not None:
             if state["i"] != self.pool:

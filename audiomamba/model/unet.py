@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+import kernels
 from audiomamba.errors import ConfigError
 from audiomamba.model.blocks import Block, make_block
 from audiomamba.model.config import ModelConfig, StageSpec
@@ -62,10 +63,10 @@ class Center(nn.Module):
 
     def step(self, x: Tensor, state: list[Any]) -> tuple[Tensor, list[Any]]:
         """x (B, H) -> (y (B, H), state); block states are updated in ``state``."""
-        y = x
+        y, last = x, len(self.blocks) - 1
         for i, blk in enumerate(self.blocks):
-            y, state[i] = blk.step(y, state[i])
-        return y + x, state
+            y, state[i] = blk.step(y, state[i], x if i == last else None)  # the last adds the input back
+        return (y if last >= 0 else y + x), state
 
 
 class Level(nn.Module):
@@ -125,12 +126,9 @@ class Level(nn.Module):
             skips.append(x)
         pooled, _ = self.down_pool.step(x, state["down_pool"])
         inner = self.inner.step(pooled, state["inner"])[0] if pooled is not None else None
-        x, _ = self.up_pool.step(inner, state["up_pool"])
-        x = x + skips.pop()
+        x, _ = self.up_pool.step(inner, state["up_pool"], skips.pop())
         for i, blk in enumerate(self.up):
-            x, state["up"][i] = blk.step(x, state["up"][i])
-            if skips:
-                x = x + skips.pop()
+            x, state["up"][i] = blk.step(x, state["up"][i], skips.pop() if skips else None)
         return x, state
 
 
@@ -190,6 +188,9 @@ class AudioUNet(nn.Module):
             )
         x, _ = self.body.step(self.embedding(tokens), state["body"])
         state["t"] += 1
+        if kernels.use_fused_step(x):  # one launch instead of three (same math)
+            return kernels.norm_linear(x, self.norm.weight, self.norm.bias, self.norm.eps, self.head.weight,
+                                       self.head.bias), state
         return self.head(self.norm(x)), state
 
     def num_params(self) -> int:

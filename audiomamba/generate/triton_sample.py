@@ -1,0 +1,75 @@
+"""One Triton launch per step for drawing the next tokens (replaces about a dozen small kernels).
+
+Same draw as :func:`audiomamba.generate.sampling.sample_tokens` without nucleus filtering:
+token = argmax(logits / T + Gumbel(u)) with Gumbel(u) = -log(-log(u)), u the uniform noise
+clamped to [1e-10, 1 - 1e-7] (greedy arg-max for T <= 0); then prompt tokens override it where
+``force`` is set, and the token's log-probability under the unscaled logits is returned with it.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+#: rows per program
+BLOCK_B = 4
+
+
+@triton.jit
+def _sample_kernel(
+    logits_ptr, noise_ptr, forced_ptr, force_ptr, token_ptr, logp_ptr,
+    batch, V, temperature,
+    GREEDY: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_V: tl.constexpr,
+):
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    m_b = rows < batch
+    rows = rows.to(tl.int64)
+    offs_v = tl.arange(0, BLOCK_V)
+    m_v = offs_v < V
+    m = m_b[:, None] & m_v[None, :]
+    raw = tl.load(logits_ptr + rows[:, None] * V + offs_v[None, :], mask=m, other=0.0).to(tl.float32)
+    logits = tl.where(m_v[None, :], raw, -float("inf"))  # padded rows stay finite
+    if GREEDY:
+        score = logits
+    else:
+        u = tl.load(noise_ptr + rows[:, None] * V + offs_v[None, :], mask=m, other=0.5)
+        u = tl.minimum(tl.maximum(u, 1e-10), 1.0 - 1e-7)
+        score = tl.where(m_v[None, :], logits / temperature - tl.log(-tl.log(u)), -float("inf"))
+    sampled = tl.argmax(score, axis=1, tie_break_left=True).to(tl.int64)
+    forced = tl.load(forced_ptr + rows, mask=m_b, other=0)
+    force = tl.load(force_ptr + rows, mask=m_b, other=0) != 0
+    token = tl.where(force, forced, sampled)
+    peak = tl.max(logits, axis=1)
+    lse = peak + tl.log(tl.sum(tl.where(m_v[None, :], tl.exp(logits - peak[:, None]), 0.0), axis=1))
+    chosen = tl.sum(tl.where(offs_v[None, :] == token[:, None], logits, 0.0), axis=1)
+    tl.store(token_ptr + rows, token, mask=m_b)
+    tl.store(logp_ptr + rows, chosen - lse, mask=m_b)
+
+
+@torch.no_grad()
+def sample_step_triton(
+    logits: Tensor,
+    noise: Tensor | None,
+    temperature: float,
+    forced: Tensor,
+    force: Tensor,
+    token_out: Tensor,
+    logp_out: Tensor,
+) -> None:
+    """Draw one token per row and its log-probability, written into ``token_out``/``logp_out``.
+
+    Args:
+        logits: (B, V) float. noise: (B, V) uniform [0, 1) (unused and may be None when
+        ``temperature <= 0``). forced: (B,) int64 prompt tokens; force: (B,) bool, where they apply.
+        token_out: (B,) int64; logp_out: (B,) float32 (contiguous, e.g. a row of the output buffers).
+    """
+    batch, V = logits.shape
+    greedy = temperature <= 0
+    logits = logits.contiguous()
+    _sample_kernel[(triton.cdiv(batch, BLOCK_B),)](
+        logits, logits if greedy else noise.contiguous(), forced, force, token_out, logp_out,
+        batch, V, 1.0 if greedy else float(temperature),
+        GREEDY=greedy, BLOCK_B=BLOCK_B, BLOCK_V=triton.next_power_of_2(V),
+    )

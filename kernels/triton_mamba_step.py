@@ -1,0 +1,352 @@
+"""Fused step of a whole pre-norm Mamba block with a selective (S6) SSM, for generation.
+
+:meth:`audiomamba.model.blocks.Block.step` runs a ``mamba-s6`` block as about sixteen small
+kernels; this runs the same computation as three or four Triton launches. For a batch of 16 rows
+or more::
+
+    1. _in_conv_kernel     xn = LayerNorm(x); (u, z) = in_proj(xn); u = SiLU(conv step(u))
+                           (conv window shifted in place)
+    2. _xproj_kernel       (Δ_low, B_t, C_t) = x_proj(u)
+    3. _ssm_kernel         Δ = softplus(dt_proj(Δ_low) + dt_bias); h ← exp(Δ A) h + Δ B_t u
+                           (in place); y = (C_t · h + D u) · SiLU(z)
+    4. _out_proj_kernel    out = x + out_proj(y) (+ res, a U-Net skip)
+
+Kernels 1 and 3 run one program per (tile of ``BLOCK_B`` rows, block of ``BLOCK_E`` channels),
+kernel 4 one per (row tile, ``BLOCK_HO`` output columns), so thousands of streams fill the GPU.
+The splits sit at the two reductions over all d_inner channels (x_proj and out_proj). Matmul
+tiles use ``tl.dot`` with precision :func:`default_precision` ("tf32x3" on a GPU: three TF32
+products, about float32 accuracy, on tensor cores).
+
+For fewer than 16 rows (one stream) every launch is latency-bound, so kernel 2 is folded into
+kernel 3 (each of its programs repeats the small x_proj) and products are exact float32 broadcast
+products. (One program doing kernels 2-4 for a stream was tried: 1.0× at width 64 and 0.3-0.7×
+at widths 128-256, because it walks the channels serially.) Both paths share the state-update
+helper :func:`_ssm_channels` (built on the scan kernels' ``_softplus`` and ``_exp_dtA``). u, z
+and y pass between launches through (B, d_inner) float32 buffers.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from audiomamba.errors import ConfigError
+from kernels.backend import interpreting
+from kernels.triton_scan import _exp_dtA, _softplus
+
+#: channels per program
+BLOCK_E = 32
+#: rows of the batch per program of each kernel when the batch has at least 16 rows
+BLOCK_B = {"in": 16, "xproj": 16, "ssm": 16, "out": 16}
+#: reduction chunk (channels summed per iteration) and output columns per program of the out_proj
+BLOCK_K = 64
+BLOCK_HO = 32
+NUM_WARPS = 4
+
+
+def default_precision() -> str:
+    """tl.dot input precision: "tf32x3" (three TF32 products, about float32 accuracy, on tensor
+    cores) on a GPU, "ieee" in the CPU interpreter; ``AUDIOMAMBA_STEP_PRECISION`` overrides."""
+    env = os.environ.get("AUDIOMAMBA_STEP_PRECISION", "").strip()
+    if env:
+        if env not in ("ieee", "tf32x3", "tf32"):
+            raise ConfigError(f"AUDIOMAMBA_STEP_PRECISION={env!r} in the environment: use ieee, tf32x3 or tf32")
+        return env
+    return "ieee" if interpreting() else "tf32x3"
+
+
+@triton.jit
+def _mm(a, b, USE_DOT: tl.constexpr, PREC: tl.constexpr):
+    """a (M, K) @ b (K, N) in float32: tl.dot for M >= 16, else a broadcast product."""
+    if USE_DOT:
+        return tl.dot(a, b, input_precision=PREC)
+    return tl.sum(a[:, :, None] * b[None, :, :], axis=1)
+
+
+@triton.jit
+def _in_conv_kernel(
+    x_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, u_ptr, z_ptr,
+    batch, H, E, eps,
+    K: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
+):
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    m_b = rows < batch
+    rows = rows.to(tl.int64)
+    offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
+    m_e = offs_e < E
+    m_be = m_b[:, None] & m_e[None, :]
+
+    # LayerNorm statistics over the H columns (two passes; x stays in L1)
+    total = tl.zeros((BLOCK_B,), dtype=tl.float32)
+    for h0 in range(0, H, BLOCK_H):
+        offs_h = h0 + tl.arange(0, BLOCK_H)
+        m_bh = m_b[:, None] & (offs_h < H)[None, :]
+        x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
+        total += tl.sum(x, axis=1)
+    mean = total / H
+    sq = tl.zeros((BLOCK_B,), dtype=tl.float32)
+    for h0 in range(0, H, BLOCK_H):
+        offs_h = h0 + tl.arange(0, BLOCK_H)
+        m_bh = m_b[:, None] & (offs_h < H)[None, :]
+        x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
+        xc = tl.where(m_bh, x - mean[:, None], 0.0)
+        sq += tl.sum(xc * xc, axis=1)
+    rstd = 1.0 / tl.sqrt(sq / H + eps)
+
+    # in_proj of this block of channels: u and z (BLOCK_B, BLOCK_E)
+    u = tl.zeros((BLOCK_B, BLOCK_E), dtype=tl.float32)
+    z = tl.zeros((BLOCK_B, BLOCK_E), dtype=tl.float32)
+    for h0 in range(0, H, BLOCK_H):
+        offs_h = h0 + tl.arange(0, BLOCK_H)
+        m_h = offs_h < H
+        m_bh = m_b[:, None] & m_h[None, :]
+        x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
+        nw = tl.load(nw_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
+        nb = tl.load(nb_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
+        xn = tl.where(m_bh, (x - mean[:, None]) * rstd[:, None] * nw[None, :] + nb[None, :], 0.0)
+        m_he = m_h[:, None] & m_e[None, :]
+        w_u = tl.load(win_ptr + offs_e[None, :] * H + offs_h[:, None], mask=m_he, other=0.0).to(tl.float32)
+        w_z = tl.load(win_ptr + (E + offs_e[None, :]) * H + offs_h[:, None], mask=m_he, other=0.0).to(tl.float32)
+        u += _mm(xn, w_u, USE_DOT, PREC)
+        z += _mm(xn, w_z, USE_DOT, PREC)
+
+    # causal depthwise conv step over the window (batch, E, K-1) of past inputs, shifted in place
+    acc = u * tl.load(cw_ptr + offs_e * K + (K - 1), mask=m_e, other=0.0).to(tl.float32)[None, :]
+    acc += tl.load(cb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)[None, :]
+    win = conv_ptr + rows[:, None] * (E * (K - 1)) + offs_e[None, :] * (K - 1)
+    for k in tl.static_range(K - 1):
+        past = tl.load(win + k, mask=m_be, other=0.0)
+        acc += past.to(tl.float32) * tl.load(cw_ptr + offs_e * K + k, mask=m_e, other=0.0).to(tl.float32)[None, :]
+        if k > 0:
+            tl.store(win + (k - 1), past, mask=m_be)
+    tl.store(win + (K - 2), u.to(conv_ptr.dtype.element_ty), mask=m_be)
+    tl.store(u_ptr + rows[:, None] * E + offs_e[None, :], acc * tl.sigmoid(acc), mask=m_be)
+    tl.store(z_ptr + rows[:, None] * E + offs_e[None, :], z, mask=m_be)
+
+
+@triton.jit
+def _xproj(u_ptr, wx_ptr, rows, m_b, E, N, R, USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_B: tl.constexpr,
+           BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr):
+    """x_proj of u (rows, E) -> Δ_low (BLOCK_B, BLOCK_R), B_t and C_t (BLOCK_B, BLOCK_N); 0 where padded."""
+    offs_n = tl.arange(0, BLOCK_N)
+    m_n = offs_n < N
+    offs_r = tl.arange(0, BLOCK_R)
+    m_r = offs_r < R
+    dt_low = tl.zeros((BLOCK_B, BLOCK_R), dtype=tl.float32)
+    Bt = tl.zeros((BLOCK_B, BLOCK_N), dtype=tl.float32)
+    Ct = tl.zeros((BLOCK_B, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, E, BLOCK_K):
+        offs_k = k0 + tl.arange(0, BLOCK_K)
+        m_k = offs_k < E
+        uk = tl.load(u_ptr + rows[:, None] * E + offs_k[None, :], mask=m_b[:, None] & m_k[None, :], other=0.0)
+        m_kr = m_k[:, None] & m_r[None, :]
+        m_kn = m_k[:, None] & m_n[None, :]
+        w_r = tl.load(wx_ptr + offs_r[None, :] * E + offs_k[:, None], mask=m_kr, other=0.0).to(tl.float32)
+        w_b = tl.load(wx_ptr + (R + offs_n[None, :]) * E + offs_k[:, None], mask=m_kn, other=0.0).to(tl.float32)
+        w_c = tl.load(wx_ptr + (R + N + offs_n[None, :]) * E + offs_k[:, None], mask=m_kn, other=0.0).to(tl.float32)
+        dt_low += _mm(uk, w_r, USE_DOT, PREC)
+        Bt += _mm(uk, w_b, USE_DOT, PREC)
+        Ct += _mm(uk, w_c, USE_DOT, PREC)
+    return dt_low, Bt, Ct
+
+
+@triton.jit
+def _xproj_kernel(
+    u_ptr, wx_ptr, dbc_ptr, batch, E, N, R,
+    USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_B: tl.constexpr,
+    BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
+):
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    m_b = rows < batch
+    rows = rows.to(tl.int64)
+    dt_low, Bt, Ct = _xproj(u_ptr, wx_ptr, rows, m_b, E, N, R, USE_DOT, PREC, BLOCK_B, BLOCK_K, BLOCK_N, BLOCK_R)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_r = tl.arange(0, BLOCK_R)
+    dbc = dbc_ptr + rows[:, None] * (R + 2 * N)
+    tl.store(dbc + offs_r[None, :], dt_low, mask=m_b[:, None] & (offs_r < R)[None, :])
+    tl.store(dbc + R + offs_n[None, :], Bt, mask=m_b[:, None] & (offs_n < N)[None, :])
+    tl.store(dbc + R + N + offs_n[None, :], Ct, mask=m_b[:, None] & (offs_n < N)[None, :])
+
+
+@triton.jit
+def _ssm_channels(u_ptr, z_ptr, wdt_ptr, dtb_ptr, alog_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, R,
+                  dt_low, Bt, Ct, USE_DOT: tl.constexpr, PREC: tl.constexpr,
+                  BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr):
+    """Δ, state update (h in place) and gated output y (BLOCK_B, BLOCK_E) of channels ``offs_e``."""
+    m_e = offs_e < E
+    m_be = m_b[:, None] & m_e[None, :]
+    offs_n = tl.arange(0, BLOCK_N)
+    m_n = offs_n < N
+    offs_r = tl.arange(0, BLOCK_R)
+    w_dt = tl.load(wdt_ptr + offs_e[None, :] * R + offs_r[:, None], mask=(offs_r < R)[:, None] & m_e[None, :],
+                   other=0.0)
+    dt = _mm(dt_low, w_dt.to(tl.float32), USE_DOT, PREC)
+    dt = _softplus(dt + tl.load(dtb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)[None, :])
+    u = tl.load(u_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
+    z = tl.load(z_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
+    m_en = m_e[:, None] & m_n[None, :]
+    A = -tl.exp(tl.load(alog_ptr + offs_e[:, None] * N + offs_n[None, :], mask=m_en, other=0.0).to(tl.float32))
+    hp = h_ptr + rows[:, None, None] * (E * N) + offs_e[None, :, None] * N + offs_n[None, None, :]
+    m_ben = m_be[:, :, None] & m_n[None, None, :]
+    h = tl.load(hp, mask=m_ben, other=0.0)
+    a, _ = _exp_dtA(dt[:, :, None], A[None, :, :], A, False)
+    h = a * h + (dt * u)[:, :, None] * Bt[:, None, :]
+    tl.store(hp, h, mask=m_ben)
+    y = tl.sum(h * Ct[:, None, :], axis=2)
+    y += tl.load(D_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)[None, :] * u
+    return tl.where(m_be, y * z * tl.sigmoid(z), 0.0)
+
+
+@triton.jit
+def _residual_store(acc, x_ptr, res_ptr, out_ptr, rows, m_b, offs_h, H, HAS_RES: tl.constexpr):
+    """out = acc + x (+ res) for rows x columns ``offs_h`` of (B, H) tensors."""
+    m_bh = m_b[:, None] & (offs_h < H)[None, :]
+    acc += tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
+    if HAS_RES:
+        acc += tl.load(res_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
+    tl.store(out_ptr + rows[:, None] * H + offs_h[None, :], acc.to(out_ptr.dtype.element_ty), mask=m_bh)
+
+
+@triton.jit
+def _ssm_kernel(
+    u_ptr, z_ptr, wx_ptr, dbc_ptr, wdt_ptr, dtb_ptr, alog_ptr, D_ptr, h_ptr, y_ptr,
+    batch, E, N, R,
+    XPROJ_INLINE: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_B: tl.constexpr,
+    BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
+):
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    m_b = rows < batch
+    rows = rows.to(tl.int64)
+    offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
+    if XPROJ_INLINE:  # few rows: every program of a row tile repeats the small x_proj (saves a launch)
+        dt_low, Bt, Ct = _xproj(u_ptr, wx_ptr, rows, m_b, E, N, R, USE_DOT, PREC, BLOCK_B, BLOCK_K, BLOCK_N, BLOCK_R)
+    else:  # rows of (Δ_low (R), B_t (N), C_t (N)) from _xproj_kernel
+        offs_n = tl.arange(0, BLOCK_N)
+        m_n = offs_n < N
+        offs_r = tl.arange(0, BLOCK_R)
+        dbc = dbc_ptr + rows[:, None] * (R + 2 * N)
+        dt_low = tl.load(dbc + offs_r[None, :], mask=m_b[:, None] & (offs_r < R)[None, :], other=0.0)
+        Bt = tl.load(dbc + R + offs_n[None, :], mask=m_b[:, None] & m_n[None, :], other=0.0)
+        Ct = tl.load(dbc + R + N + offs_n[None, :], mask=m_b[:, None] & m_n[None, :], other=0.0)
+    y = _ssm_channels(u_ptr, z_ptr, wdt_ptr, dtb_ptr, alog_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, R,
+                      dt_low, Bt, Ct, USE_DOT, PREC, BLOCK_N, BLOCK_R)
+    tl.store(y_ptr + rows[:, None] * E + offs_e[None, :], y, mask=m_b[:, None] & (offs_e < E)[None, :])
+
+
+@triton.jit
+def _out_proj_kernel(
+    y_ptr, wout_ptr, x_ptr, res_ptr, out_ptr,
+    batch, H, E,
+    HAS_RES: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    m_b = rows < batch
+    rows = rows.to(tl.int64)
+    offs_h = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
+    m_h = offs_h < H
+    acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
+    for k0 in range(0, E, BLOCK_K):
+        offs_k = k0 + tl.arange(0, BLOCK_K)
+        m_k = offs_k < E
+        y = tl.load(y_ptr + rows[:, None] * E + offs_k[None, :], mask=m_b[:, None] & m_k[None, :], other=0.0)
+        w = tl.load(wout_ptr + offs_h[None, :] * E + offs_k[:, None], mask=m_k[:, None] & m_h[None, :], other=0.0)
+        acc += _mm(y, w.to(tl.float32), USE_DOT, PREC)
+    _residual_store(acc, x_ptr, res_ptr, out_ptr, rows, m_b, offs_h, H, HAS_RES)
+
+
+def _pad(n: int, least: int = 16) -> int:
+    return max(least, triton.next_power_of_2(n))
+
+
+def _check_state(name: str, t: Tensor, shape: tuple[int, ...]) -> None:
+    if tuple(t.shape) != shape:
+        raise ValueError(f"mamba_s6_block_step: {name} must have shape {shape}, got {tuple(t.shape)}")
+    if not t.is_contiguous():
+        raise ValueError(f"mamba_s6_block_step: {name} must be contiguous (it is updated in place)")
+
+
+@torch.no_grad()
+def mamba_s6_block_step_triton(
+    x: Tensor,
+    norm_weight: Tensor,
+    norm_bias: Tensor,
+    eps: float,
+    in_proj: Tensor,
+    conv_weight: Tensor,
+    conv_bias: Tensor,
+    conv_state: Tensor,
+    x_proj: Tensor,
+    dt_proj: Tensor,
+    dt_bias: Tensor,
+    A_log: Tensor,
+    D: Tensor,
+    h: Tensor,
+    out_proj: Tensor,
+    res: Tensor | None = None,
+    precision: str | None = None,
+) -> Tensor:
+    """One step of a pre-norm ``mamba-s6`` block; updates ``conv_state`` and ``h`` IN PLACE.
+
+    Args:
+        x: (B, H) block input. res: optional (B, H) added to the output (a U-Net skip).
+        norm_weight, norm_bias: (H,) LayerNorm. in_proj: (2E, H). conv_weight: (E, 1, K) or (E, K);
+        conv_bias: (E,); conv_state: (B, E, K-1) past conv inputs. x_proj: (R + 2N, E).
+        dt_proj: (E, R); dt_bias: (E,). A_log: (E, N), A = -exp(A_log). D: (E,).
+        h: (B, E, N) float32 SSM state. out_proj: (H, E).
+        precision: ``tl.dot`` input precision ("ieee", "tf32x3", "tf32"); default
+            :func:`default_precision`. Tiles of fewer than 16 rows use exact float32 products.
+
+    Returns:
+        (B, H) = x + out_proj(y) (+ res), in x's dtype.
+    """
+    batch, H = x.shape
+    E, N = A_log.shape
+    R = dt_proj.shape[1]
+    K = conv_weight.shape[-1]
+    if h.dtype != torch.float32:
+        raise TypeError(f"mamba_s6_block_step: h must be float32, got {h.dtype}")
+    _check_state("h", h, (batch, E, N))
+    _check_state("conv_state", conv_state, (batch, E, K - 1))
+    x = x.contiguous()
+    u, z, y = torch.empty((3, batch, E), device=x.device, dtype=torch.float32)
+    out = torch.empty_like(x)
+    prec = precision or default_precision()
+    small = batch < 16  # one program per row tile of next_pow2(batch) rows, exact broadcast products
+    bb = {k: (triton.next_power_of_2(batch) if small else v) for k, v in BLOCK_B.items()}
+    dot = {k: v >= 16 for k, v in bb.items()}
+    block_n, block_r = _pad(N, 2 if small else 16), _pad(R, 2 if small else 16)
+    block_k = min(_pad(E), 256) if small else BLOCK_K  # few rows: fewer, wider reduction steps
+    _in_conv_kernel[(triton.cdiv(batch, bb["in"]), triton.cdiv(E, BLOCK_E))](
+        x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
+        batch, H, E, float(eps),
+        K=K, USE_DOT=dot["in"], PREC=prec, BLOCK_B=bb["in"], BLOCK_H=min(_pad(H), 128), BLOCK_E=BLOCK_E,
+        num_warps=NUM_WARPS,
+    )
+    x_proj = x_proj.contiguous()
+    dbc = u  # not read when x_proj runs inside _ssm_kernel
+    if not small:
+        dbc = torch.empty((batch, R + 2 * N), device=x.device, dtype=torch.float32)
+        _xproj_kernel[(triton.cdiv(batch, bb["xproj"]),)](
+            u, x_proj, dbc, batch, E, N, R,
+            USE_DOT=dot["xproj"], PREC=prec, BLOCK_B=bb["xproj"], BLOCK_K=BLOCK_K, BLOCK_N=block_n, BLOCK_R=block_r,
+            num_warps=NUM_WARPS,
+        )
+    _ssm_kernel[(triton.cdiv(batch, bb["ssm"]), triton.cdiv(E, BLOCK_E))](
+        u, z, x_proj, dbc, dt_proj.contiguous(), dt_bias, A_log.contiguous(), D, h, y,
+        batch, E, N, R,
+        XPROJ_INLINE=small, USE_DOT=dot["ssm"], PREC=prec, BLOCK_B=bb["ssm"], BLOCK_E=BLOCK_E, BLOCK_K=block_k,
+        BLOCK_N=block_n, BLOCK_R=block_r, num_warps=NUM_WARPS,
+    )
+    _out_proj_kernel[(triton.cdiv(batch, bb["out"]), triton.cdiv(H, BLOCK_HO))](
+        y, out_proj.contiguous(), x, res.contiguous() if res is not None else x, out,
+        batch, H, E,
+        HAS_RES=res is not None, USE_DOT=dot["out"], PREC=prec, BLOCK_B=bb["out"], BLOCK_H=BLOCK_HO,
+        BLOCK_K=block_k, num_warps=NUM_WARPS,
+    )
+    return out
