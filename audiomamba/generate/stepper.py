@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,9 @@ import kernels
 from audiomamba.generate.sampling import RandFn, sample_tokens
 from audiomamba.generate.triton_sample import sample_step_triton
 from audiomamba.tokenizer import Q_ZERO
+
+#: most uniform numbers drawn in one call for the sampling noise (64 MiB of float32)
+NOISE_NUMBERS = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,13 @@ def _advance(
     return token_out, state
 
 
+def _drawn(noise: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """A :data:`RandFn` that hands out noise drawn beforehand (its shape must be the one asked for)."""
+    if tuple(noise.shape) != tuple(shape):
+        raise RuntimeError(f"sampling noise of shape {tuple(shape)} asked for, {tuple(noise.shape)} drawn")
+    return noise
+
+
 class Stepper:
     """Generates ``length`` tokens for a batch, period by period.
 
@@ -104,11 +115,26 @@ class Stepper:
         enabled = self.autocast_dtype is not None
         return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16, enabled=enabled)
 
+    def _noise_steps(self) -> int:
+        """Steps whose sampling noise is drawn in one call: the whole period, capped at 2^24 numbers."""
+        vocab = getattr(getattr(self.model, "config", None), "vocab", 256)
+        return max(1, min(self.period, NOISE_NUMBERS // (self.batch * vocab)))
+
     def _period(self, inp, state, forced, force, out_tok, out_logp):
-        """Run one period of steps; writes tokens/log-probs into rows of ``out_*`` ((period, B))."""
+        """Run one period of steps; writes tokens/log-probs into rows of ``out_*`` ((period, B)).
+
+        The uniform noise of the Gumbel-max draws is drawn for up to :meth:`_noise_steps` steps
+        at once (one launch instead of one per step); step j reads its own slice.
+        """
+        chunk = self._noise_steps()
+        vocab = getattr(getattr(self.model, "config", None), "vocab", 256)
+        noise = None
         with self._autocast():
             for j in range(self.period):
-                inp, state = _advance(self.model, inp, state, forced[j], force[j], self.sampling, self._rand,
+                if j % chunk == 0 and self.sampling.temperature > 0:
+                    noise = self._rand((min(chunk, self.period - j), self.batch, vocab))
+                rand = partial(_drawn, noise[j % chunk]) if noise is not None else self._rand
+                inp, state = _advance(self.model, inp, state, forced[j], force[j], self.sampling, rand,
                                       out_tok[j], out_logp[j])
         return inp, state
 
