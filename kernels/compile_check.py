@@ -1,4 +1,4 @@
-"""Compile the Triton scan kernels for a GPU target without a GPU, and report registers and spills.
+"""Compile the Triton kernels (scan, step, generation) for a GPU target without a GPU; report registers and spills.
 
 The CPU interpreter (``TRITON_INTERPRET=1``) runs the kernels' arithmetic but not Triton's
 compiler, so type errors of the compiled path (e.g. a loop-carried variable changing shape) and
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 class Variant:
     """One compile-time specialisation of a kernel."""
 
-    kernel: str  # "fwd", "seq" (sequential forward), "bwd", "bwdloc", "carry" or "step"
+    kernel: str  # "fwd", "seq" (sequential forward), "bwd", "bwdloc", "carry", "step", or a generation kernel
     consts: tuple[tuple[str, object], ...]
     num_warps: int
 
@@ -76,6 +76,25 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
         out.append(Variant("step", tuple(step.items()), 4))
         carry = dict(IS_COMPLEX=cplx, REVERSE=cplx, R=2 if cplx else 1, BLOCK_D=16, BLOCK_N=16)
         out.append(Variant("carry", tuple(carry.items()), 4))
+    # the generation kernels (fused mamba-s6 block step, LayerNorm+head, sampling) at the tiles the
+    # wrapper launches for sc09-small's widths (H 64/128/256, d_inner 128/256/512): one stream and batched
+    from kernels.triton_mamba_step import TILES_BATCHED, TILES_STREAM
+
+    for small, t in ((True, TILES_STREAM), (False, TILES_BATCHED)):
+        common = dict(USE_DOT=not small, PREC="ieee" if small else "tf32x3", BLOCK_B=1 if small else t["rows"])
+        nr = 2 if small else 16
+        for H in ((64,) if quick else (64, 128, 256)):
+            E = 2 * H
+            k = min(E, t["k"])
+            out.append(Variant("in_conv", tuple(dict(common, K=4, BLOCK_H=min(H, t["in_h"]), BLOCK_E=t["in_e"]).items()), 4))
+            out.append(Variant("ssm", tuple(dict(common, XPROJ_INLINE=small, BLOCK_E=t["ssm_e"], BLOCK_K=k, BLOCK_N=16,
+                                                 BLOCK_R=max(nr, 4)).items()), 4))
+            if not small:
+                out.append(Variant("xproj", tuple(dict(common, BLOCK_K=k, BLOCK_N=16, BLOCK_R=16).items()), 4))
+            out.append(Variant("out_proj", tuple(dict(common, HAS_RES=True, BLOCK_H=t["out_h"],
+                                                      BLOCK_K=min(E, t["out_k"])).items()), 4))
+        out.append(Variant("norm_linear", tuple(dict(common, HAS_BIAS=True, BLOCK_H=64, BLOCK_V=64).items()), 4))
+        out.append(Variant("sample", tuple(dict(GREEDY=not small, BLOCK_B=4, BLOCK_V=256).items()), 4))
     return out
 
 
@@ -85,17 +104,24 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from kernels import triton_scan, triton_step
+    from audiomamba.generate import triton_sample
+    from kernels import triton_mamba_step, triton_norm_linear, triton_scan, triton_step
 
     fn = {"fwd": triton_scan._scan_fwd_kernel, "seq": triton_scan._scan_fwd_seq_kernel, "bwd": triton_scan._scan_bwd_kernel,
           "bwdloc": triton_scan._scan_bwd_local_kernel, "carry": triton_scan._seg_carry_kernel,
-          "step": triton_step._step_kernel}[v.kernel]
+          "step": triton_step._step_kernel, "in_conv": triton_mamba_step._in_conv_kernel,
+          "xproj": triton_mamba_step._xproj_kernel, "ssm": triton_mamba_step._ssm_kernel,
+          "out_proj": triton_mamba_step._out_proj_kernel, "norm_linear": triton_norm_linear._norm_linear_kernel,
+          "sample": triton_sample._sample_kernel}[v.kernel]
     consts = dict(v.consts)
+    special = {"forced_ptr": "*i64", "token_ptr": "*i64", "force_ptr": "*i1", "eps": "fp32", "temperature": "fp32"}
     sig = {}
     for name in inspect.signature(fn.fn).parameters:
         if name in consts:
             sig[name] = "constexpr"
-        elif name.endswith("_ptr"):
+        elif name in special:
+            sig[name] = special[name]
+        elif name.endswith(("_ptr", "_buf")):
             sig[name] = "*bf16" if name in ("u_ptr", "y_ptr") and v.kernel in ("fwd", "seq") else "*fp32"
         else:
             sig[name] = "i32"

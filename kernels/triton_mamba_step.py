@@ -11,8 +11,8 @@ or more::
                            (in place); y = (C_t · h + D u) · SiLU(z)
     4. _out_proj_kernel    out = x + out_proj(y) (+ res, a U-Net skip)
 
-Kernels 1 and 3 run one program per (tile of ``BLOCK_B`` rows, block of ``BLOCK_E`` channels),
-kernel 4 one per (row tile, ``BLOCK_HO`` output columns), so thousands of streams fill the GPU.
+Kernels 1 and 3 run one program per (tile of rows, block of channels), kernel 4 one per (row
+tile, block of output columns) (tile sizes: ``TILES_BATCHED``), so thousands of streams fill the GPU.
 The splits sit at the two reductions over all d_inner channels (x_proj and out_proj). Matmul
 tiles use ``tl.dot`` with precision :func:`default_precision` ("tf32x3" on a GPU: three TF32
 products, about float32 accuracy, on tensor cores).
@@ -38,13 +38,12 @@ from audiomamba.errors import ConfigError
 from kernels.backend import interpreting
 from kernels.triton_scan import _exp_dtA, _softplus
 
-#: channels per program
-BLOCK_E = 32
-#: rows of the batch per program of each kernel when the batch has at least 16 rows
-BLOCK_B = {"in": 16, "xproj": 16, "ssm": 16, "out": 16}
-#: reduction chunk (channels summed per iteration) and output columns per program of the out_proj
-BLOCK_K = 64
-BLOCK_HO = 32
+#: launch tiles: rows of the batch per program (16+ rows: tl.dot tiles), d_inner channels per
+#: program of the in_proj/conv and state-update kernels, H columns per LayerNorm/in_proj chunk,
+#: channels per reduction step of x_proj/out_proj, out_proj columns per program. The batched
+#: values are the fastest spill-free ones on sm_90 (``python -m kernels.compile_check``, H100 sweeps).
+TILES_BATCHED = {"rows": 16, "in_e": 32, "in_h": 32, "ssm_e": 16, "k": 32, "out_h": 32, "out_k": 64}
+TILES_STREAM = {"in_e": 32, "in_h": 128, "ssm_e": 32, "k": 256, "out_h": 32, "out_k": 256}
 NUM_WARPS = 4
 
 
@@ -68,6 +67,36 @@ def _mm(a, b, USE_DOT: tl.constexpr, PREC: tl.constexpr):
 
 
 @triton.jit
+def _ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
+    """LayerNorm mean and 1/std (BLOCK_B,) of rows of x (B, H), two passes over H in chunks."""
+    total = tl.zeros((BLOCK_B,), dtype=tl.float32)
+    for h0 in range(0, H, BLOCK_H):
+        offs_h = h0 + tl.arange(0, BLOCK_H)
+        m_bh = m_b[:, None] & (offs_h < H)[None, :]
+        total += tl.sum(tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32), 1)
+    mean = total / H
+    sq = tl.zeros((BLOCK_B,), dtype=tl.float32)
+    for h0 in range(0, H, BLOCK_H):
+        offs_h = h0 + tl.arange(0, BLOCK_H)
+        m_bh = m_b[:, None] & (offs_h < H)[None, :]
+        x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
+        xc = tl.where(m_bh, x - mean[:, None], 0.0)
+        sq += tl.sum(xc * xc, axis=1)
+    return mean, 1.0 / tl.sqrt(sq / H + eps)
+
+
+@triton.jit
+def _ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd):
+    """LayerNorm(x) at columns ``offs_h`` of rows of x (B, H): (BLOCK_B, len(offs_h)), 0 where padded."""
+    m_h = offs_h < H
+    m_bh = m_b[:, None] & m_h[None, :]
+    x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
+    nw = tl.load(nw_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
+    nb = tl.load(nb_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
+    return tl.where(m_bh, (x - mean[:, None]) * rstd[:, None] * nw[None, :] + nb[None, :], 0.0)
+
+
+@triton.jit
 def _in_conv_kernel(
     x_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, u_ptr, z_ptr,
     batch, H, E, eps,
@@ -81,35 +110,14 @@ def _in_conv_kernel(
     m_e = offs_e < E
     m_be = m_b[:, None] & m_e[None, :]
 
-    # LayerNorm statistics over the H columns (two passes; x stays in L1)
-    total = tl.zeros((BLOCK_B,), dtype=tl.float32)
-    for h0 in range(0, H, BLOCK_H):
-        offs_h = h0 + tl.arange(0, BLOCK_H)
-        m_bh = m_b[:, None] & (offs_h < H)[None, :]
-        x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
-        total += tl.sum(x, axis=1)
-    mean = total / H
-    sq = tl.zeros((BLOCK_B,), dtype=tl.float32)
-    for h0 in range(0, H, BLOCK_H):
-        offs_h = h0 + tl.arange(0, BLOCK_H)
-        m_bh = m_b[:, None] & (offs_h < H)[None, :]
-        x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
-        xc = tl.where(m_bh, x - mean[:, None], 0.0)
-        sq += tl.sum(xc * xc, axis=1)
-    rstd = 1.0 / tl.sqrt(sq / H + eps)
-
+    mean, rstd = _ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B, BLOCK_H)
     # in_proj of this block of channels: u and z (BLOCK_B, BLOCK_E)
     u = tl.zeros((BLOCK_B, BLOCK_E), dtype=tl.float32)
     z = tl.zeros((BLOCK_B, BLOCK_E), dtype=tl.float32)
     for h0 in range(0, H, BLOCK_H):
         offs_h = h0 + tl.arange(0, BLOCK_H)
-        m_h = offs_h < H
-        m_bh = m_b[:, None] & m_h[None, :]
-        x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
-        nw = tl.load(nw_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
-        nb = tl.load(nb_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
-        xn = tl.where(m_bh, (x - mean[:, None]) * rstd[:, None] * nw[None, :] + nb[None, :], 0.0)
-        m_he = m_h[:, None] & m_e[None, :]
+        xn = _ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd)
+        m_he = (offs_h < H)[:, None] & m_e[None, :]
         w_u = tl.load(win_ptr + offs_e[None, :] * H + offs_h[:, None], mask=m_he, other=0.0).to(tl.float32)
         w_z = tl.load(win_ptr + (E + offs_e[None, :]) * H + offs_h[:, None], mask=m_he, other=0.0).to(tl.float32)
         u += _mm(xn, w_u, USE_DOT, PREC)
@@ -317,36 +325,33 @@ def mamba_s6_block_step_triton(
     u, z, y = torch.empty((3, batch, E), device=x.device, dtype=torch.float32)
     out = torch.empty_like(x)
     prec = precision or default_precision()
-    small = batch < 16  # one program per row tile of next_pow2(batch) rows, exact broadcast products
-    bb = {k: (triton.next_power_of_2(batch) if small else v) for k, v in BLOCK_B.items()}
-    dot = {k: v >= 16 for k, v in bb.items()}
+    small = batch < 16  # one stream: one row tile of next_pow2(batch) rows, exact broadcast products
+    t = TILES_STREAM if small else TILES_BATCHED
+    bb = triton.next_power_of_2(batch) if small else t["rows"]
+    n_b = triton.cdiv(batch, bb)
+    common = dict(USE_DOT=not small, PREC=prec, BLOCK_B=bb, num_warps=NUM_WARPS)
     block_n, block_r = _pad(N, 2 if small else 16), _pad(R, 2 if small else 16)
-    block_k = min(_pad(E), 256) if small else BLOCK_K  # few rows: fewer, wider reduction steps
-    _in_conv_kernel[(triton.cdiv(batch, bb["in"]), triton.cdiv(E, BLOCK_E))](
+    block_k = min(_pad(E), t["k"])
+    _in_conv_kernel[(n_b, triton.cdiv(E, t["in_e"]))](
         x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
         batch, H, E, float(eps),
-        K=K, USE_DOT=dot["in"], PREC=prec, BLOCK_B=bb["in"], BLOCK_H=min(_pad(H), 128), BLOCK_E=BLOCK_E,
-        num_warps=NUM_WARPS,
+        K=K, BLOCK_H=min(_pad(H), t["in_h"]), BLOCK_E=t["in_e"], **common,
     )
     x_proj = x_proj.contiguous()
     dbc = u  # not read when x_proj runs inside _ssm_kernel
     if not small:
         dbc = torch.empty((batch, R + 2 * N), device=x.device, dtype=torch.float32)
-        _xproj_kernel[(triton.cdiv(batch, bb["xproj"]),)](
-            u, x_proj, dbc, batch, E, N, R,
-            USE_DOT=dot["xproj"], PREC=prec, BLOCK_B=bb["xproj"], BLOCK_K=BLOCK_K, BLOCK_N=block_n, BLOCK_R=block_r,
-            num_warps=NUM_WARPS,
+        _xproj_kernel[(n_b,)](
+            u, x_proj, dbc, batch, E, N, R, BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r, **common,
         )
-    _ssm_kernel[(triton.cdiv(batch, bb["ssm"]), triton.cdiv(E, BLOCK_E))](
+    _ssm_kernel[(n_b, triton.cdiv(E, t["ssm_e"]))](
         u, z, x_proj, dbc, dt_proj.contiguous(), dt_bias, A_log.contiguous(), D, h, y,
         batch, E, N, R,
-        XPROJ_INLINE=small, USE_DOT=dot["ssm"], PREC=prec, BLOCK_B=bb["ssm"], BLOCK_E=BLOCK_E, BLOCK_K=block_k,
-        BLOCK_N=block_n, BLOCK_R=block_r, num_warps=NUM_WARPS,
+        XPROJ_INLINE=small, BLOCK_E=t["ssm_e"], BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r, **common,
     )
-    _out_proj_kernel[(triton.cdiv(batch, bb["out"]), triton.cdiv(H, BLOCK_HO))](
+    _out_proj_kernel[(n_b, triton.cdiv(H, t["out_h"]))](
         y, out_proj.contiguous(), x, res.contiguous() if res is not None else x, out,
         batch, H, E,
-        HAS_RES=res is not None, USE_DOT=dot["out"], PREC=prec, BLOCK_B=bb["out"], BLOCK_H=BLOCK_HO,
-        BLOCK_K=block_k, num_warps=NUM_WARPS,
+        HAS_RES=res is not None, BLOCK_H=t["out_h"], BLOCK_K=min(_pad(E), t["out_k"]), **common,
     )
     return out

@@ -2,7 +2,8 @@
 output head: about three kernels in PyTorch for one step).
 
 One program per (tile of rows, block of ``BLOCK_V`` outputs); each program normalises its rows
-over all H columns (H <= 1024, held in one tile) and multiplies by its block of weight rows.
+over all H columns (H <= 1024, held in one tile; the LayerNorm helpers are the fused Mamba step's)
+and multiplies by its block of weight rows.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from kernels.triton_mamba_step import _mm, default_precision
+from kernels.triton_mamba_step import _ln_apply, _ln_stats, _mm, default_precision
 
 #: outputs (vocabulary entries) per program
 BLOCK_V = 64
@@ -30,14 +31,8 @@ def _norm_linear_kernel(
     rows = rows.to(tl.int64)
     offs_h = tl.arange(0, BLOCK_H)
     m_h = offs_h < H
-    m_bh = m_b[:, None] & m_h[None, :]
-    x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
-    mean = tl.sum(x, axis=1) / H
-    xc = tl.where(m_bh, x - mean[:, None], 0.0)
-    rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, axis=1) / H + eps)
-    nw = tl.load(nw_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
-    nb = tl.load(nb_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
-    xn = tl.where(m_bh, xc * rstd[:, None] * nw[None, :] + nb[None, :], 0.0)
+    mean, rstd = _ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B, BLOCK_H)
+    xn = _ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd)
     offs_v = tl.program_id(1) * BLOCK_V + tl.arange(0, BLOCK_V)
     m_v = offs_v < V
     w = tl.load(w_ptr + offs_v[None, :] * H + offs_h[:, None], mask=m_h[:, None] & m_v[None, :], other=0.0)

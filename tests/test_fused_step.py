@@ -31,13 +31,17 @@ def _run_steps(model, tokens, fused: bool):
     return out, state
 
 
-@pytest.mark.parametrize("batch,block_e", [(1, 32), (3, 16), (19, 32)])
-def test_fused_block_step_matches_composed_step(batch: int, block_e: int, monkeypatch) -> None:
+@pytest.mark.parametrize("batch,small_tiles", [(1, False), (3, True), (19, False), (19, True)])
+def test_fused_block_step_matches_composed_step(batch: int, small_tiles: bool, monkeypatch) -> None:
     """One block, several steps, odd sizes (H = 24, E = 48, N = 5, R = 2, K = 4), with a skip input:
-    one stream, a few rows in blocks of 16 channels, and the batched (tl.dot) path."""
+    one stream, a few rows, and the batched (tl.dot) path, also with tiles smaller than the sizes
+    (several chunks per loop and several programs per row tile)."""
     import kernels.triton_mamba_step as tm
 
-    monkeypatch.setattr(tm, "BLOCK_E", block_e)
+    if small_tiles:
+        for name in ("TILES_STREAM", "TILES_BATCHED"):
+            monkeypatch.setattr(tm, name, dict(getattr(tm, name), in_e=16, in_h=16, ssm_e=16, k=16, out_h=16,
+                                               out_k=16))
     torch.manual_seed(0)
     cfg = ModelConfig.from_dict({"d_model": 24, "d_state": 5, "pool": [], "levels": [], "center": {"block": "mamba-s6", "n": 1}})
     dev = _device()
