@@ -8,6 +8,7 @@ Public API::
                            delta_softplus=False) -> y      # updates h in place
     set_backend("auto" | "triton" | "reference")
     mamba_s6_block_step(x, ...) -> x + block(x)     # fused step of a whole mamba-s6 block (Triton)
+    mamba_lti_block_step(x, ...) -> x + block(x)    # the same for mamba-s4 / mamba-s4-real blocks
     norm_linear(x, ...) -> Linear(LayerNorm(x))      # one launch, for the output head's step
     set_fused_step(True | False | None); use_fused_step(x)
 
@@ -16,18 +17,25 @@ CUDA tensors run the Triton kernels; CPU tensors the PyTorch reference unless fo
 
 Files: ``reference.py`` (sequential + associative PyTorch scans, step), ``triton_scan.py``
 (forward/backward kernels + autograd Function), ``triton_step.py`` (step kernel),
-``triton_mamba_step.py`` (fused step of a whole pre-norm Mamba S6 block, for generation),
+``triton_mamba_step.py`` (fused step of a whole pre-norm Mamba block, S6 or LTI, for generation),
 ``triton_norm_linear.py`` (LayerNorm + Linear in one launch, the head's step),
 ``backend.py`` (dispatch), ``checks.py`` (argument checks), ``tuning.py`` (launch configs,
 ``AUDIOMAMBA_SCAN_CONFIG``), ``compile_check.py`` (compile for sm_90 without a GPU).
 """
 
 from kernels.backend import get_backend, set_backend, set_fused_step, use_fused_step
-from kernels.ops import mamba_s6_block_step, norm_linear, selective_scan, selective_state_update
+from kernels.ops import (
+    mamba_lti_block_step,
+    mamba_s6_block_step,
+    norm_linear,
+    selective_scan,
+    selective_state_update,
+)
 from kernels.reference import selective_scan_assoc, selective_scan_ref, selective_state_update_ref
 
 __all__ = [
     "get_backend",
+    "mamba_lti_block_step",
     "mamba_s6_block_step",
     "norm_linear",
     "selective_scan",

@@ -91,6 +91,9 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                                                  BLOCK_R=max(nr, 4)).items()), 4))
             if not small:
                 out.append(Variant("xproj", tuple(dict(common, BLOCK_K=k, BLOCK_N=16, BLOCK_R=16).items()), 4))
+            for cplx in (True, False):
+                out.append(Variant("ssm_lti", tuple(dict(IS_COMPLEX=cplx, ZOH=cplx, BLOCK_B=common["BLOCK_B"],
+                                                         BLOCK_E=t["ssm_e"], BLOCK_N=16).items()), 4))
             out.append(Variant("out_proj", tuple(dict(common, HAS_RES=True, BLOCK_H=t["out_h"],
                                                       BLOCK_K=min(E, t["out_k"])).items()), 4))
         out.append(Variant("norm_linear", tuple(dict(common, HAS_BIAS=True, BLOCK_H=64, BLOCK_V=64).items()), 4))
@@ -111,6 +114,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "bwdloc": triton_scan._scan_bwd_local_kernel, "carry": triton_scan._seg_carry_kernel,
           "step": triton_step._step_kernel, "in_conv": triton_mamba_step._in_conv_kernel,
           "xproj": triton_mamba_step._xproj_kernel, "ssm": triton_mamba_step._ssm_kernel,
+          "ssm_lti": triton_mamba_step._ssm_lti_kernel,
           "out_proj": triton_mamba_step._out_proj_kernel, "norm_linear": triton_norm_linear._norm_linear_kernel,
           "sample": triton_sample._sample_kernel}[v.kernel]
     consts = dict(v.consts)

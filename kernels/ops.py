@@ -81,6 +81,15 @@ def mamba_s6_block_step(x: Tensor, *args, **kwargs) -> Tensor:
     return mamba_s6_block_step_triton(x, *args, **kwargs)
 
 
+def mamba_lti_block_step(x: Tensor, *args, **kwargs) -> Tensor:
+    """Fused step of a whole pre-norm ``mamba-s4`` / ``mamba-s4-real`` block (Triton only; see
+    :func:`kernels.triton_mamba_step.mamba_lti_block_step_triton`). Callers check
+    :func:`kernels.use_fused_step` first; the composed PyTorch step is the reference."""
+    from kernels.triton_mamba_step import mamba_lti_block_step_triton
+
+    return mamba_lti_block_step_triton(x, *args, **kwargs)
+
+
 def norm_linear(x: Tensor, norm_weight: Tensor, norm_bias: Tensor, eps: float, weight: Tensor,
                 bias: Tensor | None = None) -> Tensor:
     """Linear(LayerNorm(x)) for x (B, H) in one Triton launch (generation steps; Triton only,

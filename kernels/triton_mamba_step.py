@@ -1,4 +1,4 @@
-"""Fused step of a whole pre-norm Mamba block with a selective (S6) SSM, for generation.
+"""Fused step of a whole pre-norm Mamba block (selective S6, or LTI S4 complex/real), for generation.
 
 :meth:`audiomamba.model.blocks.Block.step` runs a ``mamba-s6`` block as about sixteen small
 kernels; this runs the same computation as three or four Triton launches. For a batch of 16 rows
@@ -23,11 +23,17 @@ products. (One program doing kernels 2-4 for a stream was tried: 1.0× at width 
 at widths 128-256, because it walks the channels serially.) Both paths share the state-update
 helper :func:`_ssm_channels` (built on the scan kernels' ``_softplus`` and ``_exp_dtA``). u, z
 and y pass between launches through (B, d_inner) float32 buffers.
+
+LTI blocks (``mamba-s4``, ``mamba-s4-real``) have no x_proj: kernel 3 is :func:`_ssm_lti_kernel`
+(Δ = exp(log_dt) per channel, complex or real A, zero-order-hold B computed in the kernel), so
+they take three launches at any batch size.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import triton
@@ -37,6 +43,7 @@ from torch import Tensor
 from audiomamba.errors import ConfigError
 from kernels.backend import interpreting
 from kernels.triton_scan import _exp_dtA, _softplus
+from kernels.triton_step import readout, state_update
 
 #: launch tiles: rows of the batch per program (16+ rows: tl.dot tiles), d_inner channels per
 #: program of the in_proj/conv and state-update kernels, H columns per LayerNorm/in_proj chunk,
@@ -203,9 +210,15 @@ def _ssm_channels(u_ptr, z_ptr, wdt_ptr, dtb_ptr, alog_ptr, D_ptr, h_ptr, rows, 
     m_ben = m_be[:, :, None] & m_n[None, None, :]
     h = tl.load(hp, mask=m_ben, other=0.0)
     a, _ = _exp_dtA(dt[:, :, None], A[None, :, :], A, False)
-    h = a * h + (dt * u)[:, :, None] * Bt[:, None, :]
+    h, _ = state_update(h, h, a, a, (dt * u)[:, :, None], Bt[:, None, :], Bt[:, None, :], False)
     tl.store(hp, h, mask=m_ben)
-    y = tl.sum(h * Ct[:, None, :], axis=2)
+    y = readout(h, h, Ct[:, None, :], Ct[:, None, :], 2, False)
+    return _skip_gate(y, u, z, D_ptr, offs_e, m_e, m_be)
+
+
+@triton.jit
+def _skip_gate(y, u, z, D_ptr, offs_e, m_e, m_be):
+    """(y + D u) · SiLU(z) for channels ``offs_e`` (mask m_e; rows and channels m_be); 0 where masked."""
     y += tl.load(D_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)[None, :] * u
     return tl.where(m_be, y * z * tl.sigmoid(z), 0.0)
 
@@ -268,15 +281,131 @@ def _out_proj_kernel(
     _residual_store(acc, x_ptr, res_ptr, out_ptr, rows, m_b, offs_h, H, HAS_RES)
 
 
+@triton.jit
+def _expm1_over(x):
+    """(exp(x) - 1) / x for real x, accurate near 0 (a series below |x| = 0.1, like torch.expm1 / x)."""
+    series = 1.0 + x * (0.5 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x * (1.0 / 120.0 + x / 720.0))))
+    return tl.where(tl.abs(x) < 0.1, series, (tl.exp(x) - 1.0) / x)
+
+
+@triton.jit
+def _ssm_lti_kernel(
+    u_ptr, z_ptr, logdt_ptr, are_ptr, aim_ptr, B_ptr, C_ptr, D_ptr, h_ptr, y_ptr,
+    batch, E, N,
+    IS_COMPLEX: tl.constexpr, ZOH: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    """LTI state update of one (row tile, channel block): Δ = exp(log_dt), A = -exp(A_re_log) (+ i A_im),
+    B' = B or the zero-order-hold B (exp(ΔA) - 1)/(ΔA); h ← exp(ΔA) h + Δ B' u; y = (C h + D u) SiLU(z).
+    Complex B, C and h are (re, im) pairs in memory."""
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    m_b = rows < batch
+    rows = rows.to(tl.int64)
+    offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
+    m_e = offs_e < E
+    m_be = m_b[:, None] & m_e[None, :]
+    offs_n = tl.arange(0, BLOCK_N)
+    m_en = m_e[:, None] & (offs_n < N)[None, :]
+    en = offs_e[:, None] * N + offs_n[None, :]
+    dt_e = tl.exp(tl.load(logdt_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32))  # (BLOCK_E,)
+    dt = dt_e[:, None]
+    A_re = -tl.exp(tl.load(are_ptr + en, mask=m_en, other=0.0).to(tl.float32))
+    A_im = tl.zeros_like(A_re)
+    B_im = tl.zeros_like(A_re)
+    C_im = tl.zeros_like(A_re)
+    if IS_COMPLEX:
+        A_im = tl.load(aim_ptr + en, mask=m_en, other=0.0).to(tl.float32)
+        B_re = tl.load(B_ptr + 2 * en, mask=m_en, other=0.0).to(tl.float32)
+        B_im = tl.load(B_ptr + 2 * en + 1, mask=m_en, other=0.0).to(tl.float32)
+        C_re = tl.load(C_ptr + 2 * en, mask=m_en, other=0.0).to(tl.float32)
+        C_im = tl.load(C_ptr + 2 * en + 1, mask=m_en, other=0.0).to(tl.float32)
+    else:
+        B_re = tl.load(B_ptr + en, mask=m_en, other=0.0).to(tl.float32)
+        C_re = tl.load(C_ptr + en, mask=m_en, other=0.0).to(tl.float32)
+    a_re, a_im = _exp_dtA(dt, A_re, A_im, IS_COMPLEX)  # (BLOCK_E, BLOCK_N)
+    if ZOH:
+        w_re = dt * A_re
+        if IS_COMPLEX:  # (exp(w) - 1) / w, w = ΔA complex
+            w_im = dt * A_im
+            den = tl.where(m_en, w_re * w_re + w_im * w_im, 1.0)
+            f_re = ((a_re - 1.0) * w_re + a_im * w_im) / den
+            f_im = (a_im * w_re - (a_re - 1.0) * w_im) / den
+            B_re, B_im = B_re * f_re - B_im * f_im, B_re * f_im + B_im * f_re
+        else:
+            B_re = B_re * _expm1_over(tl.where(m_en, w_re, 1.0))
+
+    u = tl.load(u_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
+    z = tl.load(z_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
+    du = (dt_e[None, :] * u)[:, :, None]
+    m_ben = m_be[:, :, None] & (offs_n < N)[None, None, :]
+    h_off = (rows[:, None, None] * E + offs_e[None, :, None]) * N + offs_n[None, None, :]
+    if IS_COMPLEX:
+        h_re = tl.load(h_ptr + 2 * h_off, mask=m_ben, other=0.0)
+        h_im = tl.load(h_ptr + 2 * h_off + 1, mask=m_ben, other=0.0)
+    else:
+        h_re = tl.load(h_ptr + h_off, mask=m_ben, other=0.0)
+        h_im = h_re
+    h_re, h_im = state_update(h_re, h_im, a_re[None], a_im[None], du, B_re[None], B_im[None], IS_COMPLEX)
+    if IS_COMPLEX:
+        tl.store(h_ptr + 2 * h_off, h_re, mask=m_ben)
+        tl.store(h_ptr + 2 * h_off + 1, h_im, mask=m_ben)
+    else:
+        tl.store(h_ptr + h_off, h_re, mask=m_ben)
+    y = readout(h_re, h_im, C_re[None], C_im[None], 2, IS_COMPLEX)
+    y = _skip_gate(y, u, z, D_ptr, offs_e, m_e, m_be)
+    tl.store(y_ptr + rows[:, None] * E + offs_e[None, :], y, mask=m_be)
+
+
 def _pad(n: int, least: int = 16) -> int:
     return max(least, triton.next_power_of_2(n))
 
 
-def _check_state(name: str, t: Tensor, shape: tuple[int, ...]) -> None:
-    if tuple(t.shape) != shape:
-        raise ValueError(f"mamba_s6_block_step: {name} must have shape {shape}, got {tuple(t.shape)}")
+def _check_state(op: str, name: str, t: Tensor, shape: tuple[int, ...], dtype: torch.dtype) -> None:
+    if tuple(t.shape) != shape or t.dtype != dtype:
+        raise ValueError(f"{op}: {name} must be {dtype} of shape {shape}, got {t.dtype} {tuple(t.shape)}")
     if not t.is_contiguous():
-        raise ValueError(f"mamba_s6_block_step: {name} must be contiguous (it is updated in place)")
+        raise ValueError(f"{op}: {name} must be contiguous (it is updated in place)")
+
+
+@dataclass(frozen=True)
+class _Launch:
+    """Launch geometry shared by the kernels of one block step."""
+
+    small: bool  # fewer than 16 rows: one row tile of next_pow2(batch) rows, broadcast products
+    tiles: dict[str, int]
+    rows: int  # rows per program
+    n_rows: int  # row tiles
+    common: dict[str, object]  # USE_DOT, PREC, BLOCK_B, num_warps
+
+
+def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias: Tensor, eps: float,
+                in_proj: Tensor, conv_weight: Tensor, conv_bias: Tensor, conv_state: Tensor, out_proj: Tensor,
+                precision: str | None, ssm: Callable[[Tensor, Tensor, Tensor, _Launch], None]) -> Tensor:
+    """in_proj + conv launch, ``ssm(u, z, y, launch)`` (the SSM launches: y from u, z), out_proj launch."""
+    batch, H = x.shape
+    E = in_proj.shape[0] // 2
+    K = conv_weight.shape[-1]
+    _check_state(op, "conv_state", conv_state, (batch, E, K - 1), conv_state.dtype)
+    x = x.contiguous()
+    u, z, y = torch.empty((3, batch, E), device=x.device, dtype=torch.float32)
+    out = torch.empty_like(x)
+    small = batch < 16
+    t = TILES_STREAM if small else TILES_BATCHED
+    bb = triton.next_power_of_2(batch) if small else t["rows"]
+    launch = _Launch(small, t, bb, triton.cdiv(batch, bb),
+                     dict(USE_DOT=not small, PREC=precision or default_precision(), BLOCK_B=bb, num_warps=NUM_WARPS))
+    _in_conv_kernel[(launch.n_rows, triton.cdiv(E, t["in_e"]))](
+        x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
+        batch, H, E, float(eps),
+        K=K, BLOCK_H=min(_pad(H), t["in_h"]), BLOCK_E=t["in_e"], **launch.common,
+    )
+    ssm(u, z, y, launch)
+    _out_proj_kernel[(launch.n_rows, triton.cdiv(H, t["out_h"]))](
+        y, out_proj.contiguous(), x, res.contiguous() if res is not None else x, out,
+        batch, H, E,
+        HAS_RES=res is not None, BLOCK_H=t["out_h"], BLOCK_K=min(_pad(E), t["out_k"]), **launch.common,
+    )
+    return out
 
 
 @torch.no_grad()
@@ -313,45 +442,84 @@ def mamba_s6_block_step_triton(
     Returns:
         (B, H) = x + out_proj(y) (+ res), in x's dtype.
     """
-    batch, H = x.shape
+    batch = x.shape[0]
     E, N = A_log.shape
     R = dt_proj.shape[1]
-    K = conv_weight.shape[-1]
-    if h.dtype != torch.float32:
-        raise TypeError(f"mamba_s6_block_step: h must be float32, got {h.dtype}")
-    _check_state("h", h, (batch, E, N))
-    _check_state("conv_state", conv_state, (batch, E, K - 1))
-    x = x.contiguous()
-    u, z, y = torch.empty((3, batch, E), device=x.device, dtype=torch.float32)
-    out = torch.empty_like(x)
-    prec = precision or default_precision()
-    small = batch < 16  # one stream: one row tile of next_pow2(batch) rows, exact broadcast products
-    t = TILES_STREAM if small else TILES_BATCHED
-    bb = triton.next_power_of_2(batch) if small else t["rows"]
-    n_b = triton.cdiv(batch, bb)
-    common = dict(USE_DOT=not small, PREC=prec, BLOCK_B=bb, num_warps=NUM_WARPS)
-    block_n, block_r = _pad(N, 2 if small else 16), _pad(R, 2 if small else 16)
-    block_k = min(_pad(E), t["k"])
-    _in_conv_kernel[(n_b, triton.cdiv(E, t["in_e"]))](
-        x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
-        batch, H, E, float(eps),
-        K=K, BLOCK_H=min(_pad(H), t["in_h"]), BLOCK_E=t["in_e"], **common,
-    )
+    _check_state("mamba_s6_block_step", "h", h, (batch, E, N), torch.float32)
     x_proj = x_proj.contiguous()
-    dbc = u  # not read when x_proj runs inside _ssm_kernel
-    if not small:
-        dbc = torch.empty((batch, R + 2 * N), device=x.device, dtype=torch.float32)
-        _xproj_kernel[(n_b,)](
-            u, x_proj, dbc, batch, E, N, R, BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r, **common,
+
+    def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch) -> None:
+        t = launch.tiles
+        block_n, block_r = _pad(N, 2 if launch.small else 16), _pad(R, 2 if launch.small else 16)
+        block_k = min(_pad(E), t["k"])
+        dbc = u  # not read when x_proj runs inside _ssm_kernel (one stream: saves a launch)
+        if not launch.small:
+            dbc = torch.empty((batch, R + 2 * N), device=u.device, dtype=torch.float32)
+            _xproj_kernel[(launch.n_rows,)](
+                u, x_proj, dbc, batch, E, N, R, BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r, **launch.common,
+            )
+        _ssm_kernel[(launch.n_rows, triton.cdiv(E, t["ssm_e"]))](
+            u, z, x_proj, dbc, dt_proj.contiguous(), dt_bias, A_log.contiguous(), D, h, y,
+            batch, E, N, R,
+            XPROJ_INLINE=launch.small, BLOCK_E=t["ssm_e"], BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r,
+            **launch.common,
         )
-    _ssm_kernel[(n_b, triton.cdiv(E, t["ssm_e"]))](
-        u, z, x_proj, dbc, dt_proj.contiguous(), dt_bias, A_log.contiguous(), D, h, y,
-        batch, E, N, R,
-        XPROJ_INLINE=small, BLOCK_E=t["ssm_e"], BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r, **common,
-    )
-    _out_proj_kernel[(n_b, triton.cdiv(H, t["out_h"]))](
-        y, out_proj.contiguous(), x, res.contiguous() if res is not None else x, out,
-        batch, H, E,
-        HAS_RES=res is not None, BLOCK_H=t["out_h"], BLOCK_K=min(_pad(E), t["out_k"]), **common,
-    )
-    return out
+
+    return _block_step("mamba_s6_block_step", x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias,
+                       conv_state, out_proj, precision, ssm)
+
+
+@torch.no_grad()
+def mamba_lti_block_step_triton(
+    x: Tensor,
+    norm_weight: Tensor,
+    norm_bias: Tensor,
+    eps: float,
+    in_proj: Tensor,
+    conv_weight: Tensor,
+    conv_bias: Tensor,
+    conv_state: Tensor,
+    log_dt: Tensor,
+    A_re_log: Tensor,
+    A_im: Tensor | None,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor,
+    h: Tensor,
+    out_proj: Tensor,
+    zoh: bool,
+    res: Tensor | None = None,
+    precision: str | None = None,
+) -> Tensor:
+    """One step of a pre-norm ``mamba-s4`` (complex) or ``mamba-s4-real`` block; updates
+    ``conv_state`` and ``h`` IN PLACE.
+
+    Args:
+        x, res, norm_weight, norm_bias, in_proj, conv_*, out_proj, precision: as
+            :func:`mamba_s6_block_step_triton`.
+        log_dt: (E,), Δ = exp(log_dt). A_re_log: (E, N), Re A = -exp(A_re_log). A_im: (E, N) Im A,
+            or None for a real SSM. B, C: (E, N, 2) (re, im) pairs when complex, else (E, N).
+        D: (E,). h: (B, E, N) complex64 (complex) or float32 state. zoh: zero-order-hold B.
+
+    Returns:
+        (B, H) = x + out_proj(y) (+ res), in x's dtype.
+    """
+    batch = x.shape[0]
+    E, N = A_re_log.shape
+    cplx = A_im is not None
+    op = "mamba_lti_block_step"
+    _check_state(op, "h", h, (batch, E, N), torch.complex64 if cplx else torch.float32)
+    hv = torch.view_as_real(h) if cplx else h
+
+    def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch) -> None:
+        t = launch.tiles
+        _ssm_lti_kernel[(launch.n_rows, triton.cdiv(E, t["ssm_e"]))](
+            u, z, log_dt, A_re_log.contiguous(), A_im.contiguous() if cplx else A_re_log, B.contiguous(),
+            C.contiguous(), D, hv, y,
+            batch, E, N,
+            IS_COMPLEX=cplx, ZOH=bool(zoh), BLOCK_B=launch.rows, BLOCK_E=t["ssm_e"], BLOCK_N=_pad(N, 2),
+            num_warps=NUM_WARPS,
+        )
+
+    return _block_step(op, x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias, conv_state,
+                       out_proj, precision, ssm)

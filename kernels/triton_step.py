@@ -14,8 +14,25 @@ import triton.language as tl
 from torch import Tensor
 
 from kernels.reference import step_bc_is_lti
+from kernels.triton_scan import _exp_dtA, _softplus
 
 BLOCK_D = 16
+
+
+@triton.jit
+def state_update(h_re, h_im, a_re, a_im, du, B_re, B_im, IS_COMPLEX: tl.constexpr):
+    """h ← a h + Δu B (complex products as (re, im) pairs; the im parts are ignored for real A)."""
+    if IS_COMPLEX:
+        return a_re * h_re - a_im * h_im + du * B_re, a_re * h_im + a_im * h_re + du * B_im
+    return a_re * h_re + du * B_re, h_im
+
+
+@triton.jit
+def readout(h_re, h_im, C_re, C_im, AXIS: tl.constexpr, IS_COMPLEX: tl.constexpr):
+    """y = Σ_n C h over ``AXIS``: 2 Re(Σ C h) for complex A (conjugate pairs), Σ C h for real A."""
+    if IS_COMPLEX:
+        return 2.0 * tl.sum(C_re * h_re - C_im * h_im, axis=AXIS)
+    return tl.sum(C_re * h_re, axis=AXIS)
 
 
 @triton.jit
@@ -40,7 +57,7 @@ def _step_kernel(
     if HAS_BIAS:
         dt += tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
     if SOFTPLUS:
-        dt = tl.where(dt <= 20.0, tl.log(1.0 + tl.exp(dt)), dt)
+        dt = _softplus(dt)
     a_off = offs_d[:, None] * sA_d + offs_n[None, :] * sA_n
     b_off = pid_b * sB_b + offs_d[:, None] * sB_d + offs_n[None, :] * sB_n
     c_off = pid_b * sC_b + offs_d[:, None] * sC_d + offs_n[None, :] * sC_n
@@ -51,26 +68,23 @@ def _step_kernel(
     h_re = tl.load(h_ptr + h_off, mask=mask, other=0.0)
     dt2 = dt[:, None]
     du = (dt * u)[:, None]
+    A_im = tl.zeros_like(A_re)
+    h_im = tl.zeros_like(h_re)
+    B_im = tl.zeros_like(B_re)
+    C_im = tl.zeros_like(C_re)
     if IS_COMPLEX:
         A_im = tl.load(A_ptr + a_off + 1, mask=mask, other=0.0).to(tl.float32)
         h_im = tl.load(h_ptr + h_off + 1, mask=mask, other=0.0)
-        mag = tl.exp(dt2 * A_re)
-        a_re = mag * tl.cos(dt2 * A_im)
-        a_im = mag * tl.sin(dt2 * A_im)
-        n_re = a_re * h_re - a_im * h_im + du * B_re
-        n_im = a_re * h_im + a_im * h_re
         if B_COMPLEX:
-            n_im += du * tl.load(B_ptr + b_off + 1, mask=mask, other=0.0).to(tl.float32)
-        prod = C_re * n_re
+            B_im = tl.load(B_ptr + b_off + 1, mask=mask, other=0.0).to(tl.float32)
         if C_COMPLEX:
-            prod -= tl.load(C_ptr + c_off + 1, mask=mask, other=0.0).to(tl.float32) * n_im
-        y = 2.0 * tl.sum(prod, axis=1)
-        tl.store(h_ptr + h_off, n_re, mask=mask)
-        tl.store(h_ptr + h_off + 1, n_im, mask=mask)
-    else:
-        n_re = tl.exp(dt2 * A_re) * h_re + du * B_re
-        y = tl.sum(C_re * n_re, axis=1)
-        tl.store(h_ptr + h_off, n_re, mask=mask)
+            C_im = tl.load(C_ptr + c_off + 1, mask=mask, other=0.0).to(tl.float32)
+    a_re, a_im = _exp_dtA(dt2, A_re, A_im, IS_COMPLEX)
+    h_re, h_im = state_update(h_re, h_im, a_re, a_im, du, B_re, B_im, IS_COMPLEX)
+    y = readout(h_re, h_im, C_re, C_im, 1, IS_COMPLEX)
+    tl.store(h_ptr + h_off, h_re, mask=mask)
+    if IS_COMPLEX:
+        tl.store(h_ptr + h_off + 1, h_im, mask=mask)
     if HAS_D:
         y += tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32) * u
     if HAS_Z:

@@ -32,23 +32,31 @@ def _run_steps(model, tokens, fused: bool):
 
 
 @pytest.mark.parametrize("batch,small_tiles", [(1, False), (3, True), (19, False), (19, True)])
-def test_fused_block_step_matches_composed_step(batch: int, small_tiles: bool, monkeypatch) -> None:
+@pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4", "mamba-s4-real", "mamba-s4-zoh", "mamba-s4-real-zoh"])
+def test_fused_block_step_matches_composed_step(kind: str, batch: int, small_tiles: bool, monkeypatch) -> None:
     """One block, several steps, odd sizes (H = 24, E = 48, N = 5, R = 2, K = 4), with a skip input:
     one stream, a few rows, and the batched (tl.dot) path, also with tiles smaller than the sizes
-    (several chunks per loop and several programs per row tile)."""
+    (several chunks per loop and several programs per row tile); S6, complex and real LTI SSMs
+    with and without zero-order hold."""
     import kernels.triton_mamba_step as tm
+    from audiomamba.model.blocks import BLOCKS
 
     if small_tiles:
         for name in ("TILES_STREAM", "TILES_BATCHED"):
             monkeypatch.setattr(tm, name, dict(getattr(tm, name), in_e=16, in_h=16, ssm_e=16, k=16, out_h=16,
                                                out_k=16))
     torch.manual_seed(0)
-    cfg = ModelConfig.from_dict({"d_model": 24, "d_state": 5, "pool": [], "levels": [], "center": {"block": "mamba-s6", "n": 1}})
+    cfg = ModelConfig.from_dict({"d_model": 24, "d_state": 5, "pool": [], "levels": [],
+                                 "center": {"block": "mamba-s6", "n": 1}})
     dev = _device()
-    block = MambaS6Block(24, cfg).to(dev)
-    with torch.no_grad():  # non-trivial norm and conv parameters
+    block = BLOCKS[kind.removesuffix("-zoh")](24, cfg).to(dev)
+    ssm = block.layers[0].mixer.ssm
+    with torch.no_grad():  # non-trivial norm parameters, complex B with an imaginary part
         block.layers[0].norm.weight.uniform_(0.5, 1.5)
         block.layers[0].norm.bias.normal_(0, 0.1)
+        if kind != "mamba-s6":
+            ssm.B.normal_()
+            ssm.zoh = kind.endswith("-zoh")
     s_ref = block.init_state(batch, dev)
     s_fus = copy.deepcopy(s_ref)
     kernels.set_backend("triton")
@@ -70,11 +78,11 @@ def test_fused_block_step_matches_composed_step(batch: int, small_tiles: bool, m
 
 
 def test_fused_unet_step_matches_composed_step_and_forward() -> None:
-    """A U-Net with S6 blocks at every level (and a non-S6 block, which keeps the composed step)."""
+    """A U-Net with S6, complex-LTI and real-LTI Mamba blocks at its levels."""
     torch.manual_seed(1)
     cfg = {"d_model": 16, "d_state": 4, "pool": [2, 2],
            "levels": [{"block": "mamba-s6", "n": 2}, {"block": "mamba-s4", "n": 1}],
-           "center": {"block": "mamba-s6", "n": 2}}
+           "center": {"block": "mamba-s4-real", "n": 1}}
     dev = _device()
     model = build_model(cfg).to(dev).eval()
     tokens = torch.randint(0, 256, (3, 12), device=dev)

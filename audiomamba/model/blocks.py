@@ -80,18 +80,26 @@ class _MambaBlock(Block):
         raise NotImplementedError
 
     def step(self, x: Tensor, state: list[Any], res: Tensor | None = None) -> tuple[Tensor, list[Any]]:
-        """x_t (B, H) -> (y_t (B, H), state); one fused Triton kernel for an S6 block where
+        """x_t (B, H) -> (y_t (B, H), state); a chain of three or four fused Triton launches where
         :func:`kernels.use_fused_step` allows, else the composed step (the reference)."""
-        layer = self.layers[0]
-        mixer = layer.mixer
-        if not (isinstance(mixer.ssm, S6) and kernels.use_fused_step(x)):
+        if not kernels.use_fused_step(x):
             return super().step(x, state, res)
-        ssm, st = mixer.ssm, state[0]
-        y = kernels.mamba_s6_block_step(
-            x, layer.norm.weight, layer.norm.bias, layer.norm.eps, mixer.in_proj.weight,
-            mixer.conv1d.weight, mixer.conv1d.bias, st["conv"], ssm.x_proj.weight, ssm.dt_proj.weight,
-            ssm.dt_bias, ssm.A_log, ssm.D, st["ssm"], mixer.out_proj.weight, res,
-        )
+        layer = self.layers[0]
+        mixer, st = layer.mixer, state[0]
+        ssm = mixer.ssm
+        head = (x, layer.norm.weight, layer.norm.bias, layer.norm.eps, mixer.in_proj.weight, mixer.conv1d.weight,
+                mixer.conv1d.bias, st["conv"])
+        if isinstance(ssm, S6):
+            y = kernels.mamba_s6_block_step(*head, ssm.x_proj.weight, ssm.dt_proj.weight, ssm.dt_bias, ssm.A_log,
+                                            ssm.D, st["ssm"], mixer.out_proj.weight, res)
+        elif isinstance(ssm, S4Complex):
+            y = kernels.mamba_lti_block_step(*head, ssm.log_dt, ssm.A_re_log, ssm.A_im, ssm.B, ssm.C, ssm.D,
+                                             st["ssm"], mixer.out_proj.weight, ssm.zoh, res)
+        elif isinstance(ssm, S4Real):
+            y = kernels.mamba_lti_block_step(*head, ssm.log_dt, ssm.A_log, None, ssm.B, ssm.C, ssm.D, st["ssm"],
+                                             mixer.out_proj.weight, ssm.zoh, res)
+        else:
+            return super().step(x, state, res)
         return y, state
 
 
