@@ -512,12 +512,13 @@ def mamba_lti_block_step_triton(
     hv = torch.view_as_real(h) if cplx else h
 
     def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch) -> None:
-        t = launch.tiles
-        _ssm_lti_kernel[(launch.n_rows, triton.cdiv(E, t["ssm_e"]))](
+        # complex (re, im) tiles hold twice the registers: half the channels per program when batched
+        block_e = launch.tiles["ssm_e"] // (2 if cplx and not launch.small else 1)
+        _ssm_lti_kernel[(launch.n_rows, triton.cdiv(E, block_e))](
             u, z, log_dt, A_re_log.contiguous(), A_im.contiguous() if cplx else A_re_log, B.contiguous(),
             C.contiguous(), D, hv, y,
             batch, E, N,
-            IS_COMPLEX=cplx, ZOH=bool(zoh), BLOCK_B=launch.rows, BLOCK_E=t["ssm_e"], BLOCK_N=_pad(N, 2),
+            IS_COMPLEX=cplx, ZOH=bool(zoh), BLOCK_B=launch.rows, BLOCK_E=block_e, BLOCK_N=_pad(N, 2),
             num_warps=NUM_WARPS,
         )
 
