@@ -32,6 +32,11 @@ from audiomamba.model.ssm_s4 import S4Complex
 from audiomamba.model.ssm_s4_real import S4Real
 from audiomamba.model.ssm_s6 import S6
 
+#: largest batch for which a complex-LTI (``mamba-s4``) block step takes the fused kernels: on an H100
+#: they were 2.8x faster for one stream and 2.4x for a whole batch-16 model, but 0.77x the composed
+#: step at batch 2048 (BENCHMARKS.md); the cut-off between is a guess, not a measurement
+FUSED_COMPLEX_LTI_MAX_BATCH = 256
+
 
 class Block(nn.Module):
     """A stack of :class:`PreNormResidual` sublayers on width H.
@@ -92,7 +97,7 @@ class _MambaBlock(Block):
         if isinstance(ssm, S6):
             y = kernels.mamba_s6_block_step(*head, ssm.x_proj.weight, ssm.dt_proj.weight, ssm.dt_bias, ssm.A_log,
                                             ssm.D, st["ssm"], mixer.out_proj.weight, res)
-        elif isinstance(ssm, S4Complex):
+        elif isinstance(ssm, S4Complex) and x.shape[0] <= FUSED_COMPLEX_LTI_MAX_BATCH:
             y = kernels.mamba_lti_block_step(*head, ssm.log_dt, ssm.A_re_log, ssm.A_im, ssm.B, ssm.C, ssm.D,
                                              st["ssm"], mixer.out_proj.weight, ssm.zoh, res)
         elif isinstance(ssm, S4Real):
