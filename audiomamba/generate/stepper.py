@@ -102,6 +102,7 @@ class Stepper:
         self.device = device
         self.sampling = sampling
         self.period = step_period(model)
+        self.vocab = getattr(getattr(model, "config", None), "vocab", 256)  # logits per step (noise shape)
         self.autocast_dtype = autocast_dtype
         self.generator = None if use_graph else generator
         self.use_graph = use_graph
@@ -117,8 +118,7 @@ class Stepper:
 
     def _noise_steps(self) -> int:
         """Steps whose sampling noise is drawn in one call: the whole period, capped at 2^24 numbers."""
-        vocab = getattr(getattr(self.model, "config", None), "vocab", 256)
-        return max(1, min(self.period, NOISE_NUMBERS // (self.batch * vocab)))
+        return max(1, min(self.period, NOISE_NUMBERS // (self.batch * self.vocab)))
 
     def _period(self, inp, state, forced, force, out_tok, out_logp):
         """Run one period of steps; writes tokens/log-probs into rows of ``out_*`` ((period, B)).
@@ -127,12 +127,11 @@ class Stepper:
         at once (one launch instead of one per step); step j reads its own slice.
         """
         chunk = self._noise_steps()
-        vocab = getattr(getattr(self.model, "config", None), "vocab", 256)
         noise = None
         with self._autocast():
             for j in range(self.period):
                 if j % chunk == 0 and self.sampling.temperature > 0:
-                    noise = self._rand((min(chunk, self.period - j), self.batch, vocab))
+                    noise = self._rand((min(chunk, self.period - j), self.batch, self.vocab))
                 rand = partial(_drawn, noise[j % chunk]) if noise is not None else self._rand
                 inp, state = _advance(self.model, inp, state, forced[j], force[j], self.sampling, rand,
                                       out_tok[j], out_logp[j])
