@@ -1,7 +1,7 @@
 """Fused step of a whole pre-norm Mamba block (selective S6, or LTI S4 complex/real), for generation.
 
-:meth:`audiomamba.model.blocks.Block.step` runs a ``mamba-s6`` block as about sixteen small
-kernels; this runs the same computation as three or four Triton launches. For a batch of 16 rows
+:meth:`audiomamba.model.blocks.Block.step` (the composed step, the reference) runs a Mamba block
+as about sixteen small kernels; this runs the same computation as three or four Triton launches. For a batch of 16 rows
 or more::
 
     1. _in_conv_kernel     xn = LayerNorm(x); (u, z) = in_proj(xn); u = SiLU(conv step(u))
@@ -21,8 +21,9 @@ For fewer than 16 rows (one stream) every launch is latency-bound, so kernel 2 i
 kernel 3 (each of its programs repeats the small x_proj) and products are exact float32 broadcast
 products. (One program doing kernels 2-4 for a stream was tried: 1.0× at width 64 and 0.3-0.7×
 at widths 128-256, because it walks the channels serially.) Both paths share the state-update
-helper :func:`_ssm_channels` (built on the scan kernels' ``_softplus`` and ``_exp_dtA``). u, z
-and y pass between launches through (B, d_inner) float32 buffers.
+helper :func:`_ssm_channels`, built on the scan kernels' ``_softplus`` and ``_exp_dtA`` and the
+step kernel's ``state_update`` and ``readout`` (so every SSM update in the package is the same
+code). u, z and y pass between launches through (B, d_inner) float32 buffers.
 
 LTI blocks (``mamba-s4``, ``mamba-s4-real``) have no x_proj: kernel 3 is :func:`_ssm_lti_kernel`
 (Δ = exp(log_dt) per channel, complex or real A, zero-order-hold B computed in the kernel), so
