@@ -21,6 +21,7 @@ Cases (random weights: speed does not depend on training):
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 
 import torch
 
+import kernels
 from audiomamba.generate import SamplingConfig, generate_tokens
 from audiomamba.generate.stepper import Stepper, step_period
 from audiomamba.model import build_model, load_model_preset
@@ -82,21 +84,14 @@ def time_eager_steps(model, batch, steps, dev, bf16) -> float:
     return (time.perf_counter() - t0) / steps
 
 
+@contextlib.contextmanager
 def _fused(on: bool):
-    """Context: fused per-step Triton kernels on or off (kernels.set_fused_step), restored after."""
-    import contextlib
-
-    import kernels
-
-    @contextlib.contextmanager
-    def ctx():
-        kernels.set_fused_step(on)
-        try:
-            yield
-        finally:
-            kernels.set_fused_step(None)
-
-    return ctx()
+    """Fused per-step Triton kernels on or off (kernels.set_fused_step) inside the block, restored after."""
+    kernels.set_fused_step(on)
+    try:
+        yield
+    finally:
+        kernels.set_fused_step(None)
 
 
 def run(quick: bool = False, device: str | None = None, command: str = "audiomamba bench generate",
@@ -105,8 +100,6 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
     graph = dev.type == "cuda"
     stepping = "CUDA graph" if graph else "eager"
     with _fused(True):
-        import kernels
-
         fusable = kernels.use_fused_step(torch.zeros(1, device=dev))
     fused_label = f"{stepping} + fused kernels" if fusable else f"{stepping} (fused kernels need the Triton backend)"
     plain_label = f"{stepping}, composed step"

@@ -67,6 +67,13 @@ def default_precision() -> str:
 
 
 @triton.jit
+def _row_tile(batch, BLOCK_B: tl.constexpr):
+    """This program's rows of the batch (int64, for offsets) along grid axis 0, and their mask."""
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    return rows.to(tl.int64), rows < batch
+
+
+@triton.jit
 def _mm(a, b, USE_DOT: tl.constexpr, PREC: tl.constexpr):
     """a (M, K) @ b (K, N) in float32: tl.dot for M >= 16, else a broadcast product."""
     if USE_DOT:
@@ -111,9 +118,7 @@ def _in_conv_kernel(
     K: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
 ):
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    m_b = rows < batch
-    rows = rows.to(tl.int64)
+    rows, m_b = _row_tile(batch, BLOCK_B)
     offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
     m_e = offs_e < E
     m_be = m_b[:, None] & m_e[None, :]
@@ -177,9 +182,7 @@ def _xproj_kernel(
     USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_B: tl.constexpr,
     BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
 ):
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    m_b = rows < batch
-    rows = rows.to(tl.int64)
+    rows, m_b = _row_tile(batch, BLOCK_B)
     dt_low, Bt, Ct = _xproj(u_ptr, wx_ptr, rows, m_b, E, N, R, USE_DOT, PREC, BLOCK_B, BLOCK_K, BLOCK_N, BLOCK_R)
     offs_n = tl.arange(0, BLOCK_N)
     offs_r = tl.arange(0, BLOCK_R)
@@ -241,9 +244,7 @@ def _ssm_kernel(
     XPROJ_INLINE: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_B: tl.constexpr,
     BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
 ):
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    m_b = rows < batch
-    rows = rows.to(tl.int64)
+    rows, m_b = _row_tile(batch, BLOCK_B)
     offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
     if XPROJ_INLINE:  # few rows: every program of a row tile repeats the small x_proj (saves a launch)
         dt_low, Bt, Ct = _xproj(u_ptr, wx_ptr, rows, m_b, E, N, R, USE_DOT, PREC, BLOCK_B, BLOCK_K, BLOCK_N, BLOCK_R)
@@ -267,9 +268,7 @@ def _out_proj_kernel(
     HAS_RES: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    m_b = rows < batch
-    rows = rows.to(tl.int64)
+    rows, m_b = _row_tile(batch, BLOCK_B)
     offs_h = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
     m_h = offs_h < H
     acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
@@ -299,9 +298,7 @@ def _ssm_lti_kernel(
     """LTI state update of one (row tile, channel block): Δ = exp(log_dt), A = -exp(A_re_log) (+ i A_im),
     B' = B or the zero-order-hold B (exp(ΔA) - 1)/(ΔA); h ← exp(ΔA) h + Δ B' u; y = (C h + D u) SiLU(z).
     Complex B, C and h are (re, im) pairs in memory."""
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    m_b = rows < batch
-    rows = rows.to(tl.int64)
+    rows, m_b = _row_tile(batch, BLOCK_B)
     offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
     m_e = offs_e < E
     m_be = m_b[:, None] & m_e[None, :]

@@ -13,7 +13,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from kernels.triton_mamba_step import _ln_apply, _ln_stats, _mm, default_precision
+from kernels.triton_mamba_step import _ln_apply, _ln_stats, _mm, _row_tile, default_precision
 
 #: outputs (vocabulary entries) per program
 BLOCK_V = 64
@@ -26,9 +26,7 @@ def _norm_linear_kernel(
     HAS_BIAS: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_V: tl.constexpr,
 ):
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    m_b = rows < batch
-    rows = rows.to(tl.int64)
+    rows, m_b = _row_tile(batch, BLOCK_B)
     offs_h = tl.arange(0, BLOCK_H)
     m_h = offs_h < H
     mean, rstd = _ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B, BLOCK_H)
