@@ -58,6 +58,8 @@ class DataCfg:
     normalization: str = "minmax"
     batch_size: int = 1
     num_workers: int = 0
+    clips_per_class: int | None = None  # SC09: train on the first k train clips of each digit (overfit checks)
+    val_split: str = "validation"  # split scored as "validation" ("train" scores the training subset itself)
 
 
 @dataclass
@@ -101,6 +103,7 @@ class TrainCfg:
     log_every: int = 10
     seed: int = 0
     bf16: bool = True
+    ema: float = 0.0  # decay of an exponential moving average of the weights (0 = off); generate uses it
 
 
 @dataclass
@@ -338,6 +341,11 @@ def _validate_values(r: Recipe, origins: dict[str, str]) -> None:
     chk(r.data.sample_len is None or r.data.sample_len > 0, "data.sample_len", "must be a positive number of samples")
     chk(r.data.batch_size >= 1, "data.batch_size", f"must be >= 1, got {r.data.batch_size}")
     chk(r.data.num_workers >= 0, "data.num_workers", "must be >= 0")
+    chk(r.data.clips_per_class is None or r.data.clips_per_class >= 1, "data.clips_per_class",
+        "must be >= 1 (or left out for every clip)")
+    chk(r.data.clips_per_class is None or r.data.kind == "sc09", "data.clips_per_class", "only sc09 data has classes")
+    chk(r.data.val_split in ("train", "validation", "test"), "data.val_split", "use train, validation or test")
+    chk(0 <= r.train.ema < 1, "train.ema", f"is a decay in [0, 1) (0 = off), got {r.train.ema}")
     chk(bool(r.model.preset), "model.preset", "every recipe needs model.preset (a name in recipes/models/)")
     chk(r.optim.lr > 0, "optim.lr", f"must be > 0, got {r.optim.lr}")
     chk(len(r.optim.betas) == 2 and all(0 <= b < 1 for b in r.optim.betas), "optim.betas", "must be two numbers in [0, 1)")

@@ -191,3 +191,18 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Dig
         raise CheckpointError(f"classifier checkpoint {path} does not match the model ({reason}): {hint}") from None
     model.meta = dict(payload.get("meta", {}))  # type: ignore[attr-defined]
     return model.to(device).eval()
+
+
+def digit_labeller(path: str | Path, device: str | torch.device = "cpu"):
+    """A labeller for generated samples: ``waves (n, T) array -> (digit (n,), probability (n,))``
+    numpy arrays, from the classifier checkpoint at ``path`` (clips cropped/padded to 1 s)."""
+    model = load_classifier(path, device)
+
+    def label(waves) -> tuple:
+        x = torch.as_tensor(waves, dtype=torch.float32)
+        x = x[:, :16000] if x.shape[1] >= 16000 else torch.nn.functional.pad(x, (0, 16000 - x.shape[1]))
+        probs = model.probs(x)
+        p, d = probs.max(dim=-1)
+        return d.numpy(), p.numpy()
+
+    return label

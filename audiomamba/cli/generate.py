@@ -25,6 +25,11 @@ def generate(
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)."),
     no_graph: bool = typer.Option(False, "--no-graph", help="Step with a plain Python loop instead of CUDA graphs."),
     bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast for the per-step matmuls on GPU (SSM state stays fp32)."),
+    classifier: Path | None = typer.Option(
+        None, "--classifier", help="SC09 digit classifier: write each sample's predicted digit and probability "
+        "to the index and the spectrogram titles."
+    ),
+    no_ema: bool = typer.Option(False, "--no-ema", help="Sample from the trained weights, not their EMA (when the run kept one)."),
 ) -> None:
     """Sample audio autoregressively in step mode: unconditional (SC09) or continuing prompts (music)."""
     import torch
@@ -41,11 +46,16 @@ def generate(
     if seconds <= 0 or not 0 < top_p <= 1:
         raise ConfigError("--seconds must be positive and --top-p in (0, 1]")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model, recipe = load_model_from_checkpoint(run, dev)
+    labeller = None
+    if classifier is not None:
+        from eval.classifier import digit_labeller
+
+        labeller = digit_labeller(classifier, dev)
+    model, recipe = load_model_from_checkpoint(run, dev, ema=not no_ema)
     rows, gen = generate_to_folder(
         model, out, n, seconds, batch, SamplingConfig(temperature, top_p), seed, recipe.data.normalization,
         prompt, prompt_seconds, filter_ == "sashimi", regenerate_noisy, dev,
-        use_graph=False if no_graph else None, bf16=bf16,
+        use_graph=False if no_graph else None, bf16=bf16, labeller=labeller,
     )
     audio = n * seconds
     noisy = sum(r["runaway_noise"] for r in rows)
@@ -53,3 +63,7 @@ def generate(
         f"wrote {len(rows)} samples to {out} in {gen.seconds:.1f} s ({audio / gen.seconds:.1f}× real time); "
         f"mean BPB {float(gen.bpb().mean()):.3f}; runaway noise flagged in {noisy}; index: {out / 'index.csv'}"
     )
+    if labeller is not None:
+        confident = sum(r["digit_prob"] >= 0.9 for r in rows)
+        counts = [sum(r["digit"] == d for r in rows) for d in range(10)]
+        Console().print(f"classifier: {confident}/{len(rows)} samples recognised with p >= 0.9; digits 0-9: {counts}")

@@ -22,6 +22,10 @@ def train(
         "eval/checkpoint intervals) so the warm-up + cosine schedule ends within the budget."
     ),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+    snapshot_minutes: str = typer.Option(
+        "", "--snapshot-minutes", help="Comma-separated minutes (e.g. 5,10,20) at which to also keep snap-<m>min.pt "
+        "(time-to-quality curves from one run)."
+    ),
 ) -> None:
     """Train a model from a recipe (AdamW, warm-up + cosine, checkpoints, JSONL logs). Works under torchrun."""
     from rich.console import Console
@@ -36,11 +40,18 @@ def train(
         raise ConfigError(f"--max-minutes must be > 0, got {max_minutes}")
     if device is not None and device.split(":")[0] not in ("cpu", "cuda"):
         raise ConfigError(f"--device {device!r}: use cpu or cuda")
+    try:
+        snaps = tuple(float(m) for m in snapshot_minutes.split(",") if m.strip())
+    except ValueError:
+        raise ConfigError(f"--snapshot-minutes {snapshot_minutes!r}: pass minutes separated by commas, e.g. 5,10,20") from None
+    if any(not m > 0 for m in snaps):
+        raise ConfigError(f"--snapshot-minutes {snapshot_minutes!r}: every entry must be > 0")
     rec = load_recipe(recipe, set_, data)
     if fit_schedule:
         rec = _fit_schedule(recipe, rec, set_, data, max_minutes, resume, device)
     run_dir = out if out is not None else Path("runs") / rec.name
-    opts = RunOptions(out=run_dir, resume=resume, max_steps=max_steps, max_minutes=max_minutes, device=device)
+    opts = RunOptions(out=run_dir, resume=resume, max_steps=max_steps, max_minutes=max_minutes, device=device,
+                      snapshot_minutes=snaps)
     result = train_recipe(rec, opts)
     import os
 

@@ -70,14 +70,26 @@ class SC09Dataset(Dataset):
 
     ``ds[i] -> (input_tokens (16000,), target_tokens (16000,))`` int64, input = target shifted right
     with ``Q_ZERO`` first. ``ds.waveform(i) -> (16000,)`` float32 in [-1, 1]; ``ds.labels[i]`` the digit.
+    ``clips_per_class`` keeps the first k clips of each digit (small subsets for overfit checks).
     """
 
-    def __init__(self, root: str | Path, split: str = "train", normalization: Normalization = "minmax") -> None:
+    def __init__(
+        self, root: str | Path, split: str = "train", normalization: Normalization = "minmax",
+        clips_per_class: int | None = None,
+    ) -> None:
         self.root = Path(root)
         self.split = split
         self.normalization = normalization
         mu_law_encode(torch.zeros(1), normalization)  # validates the name early
         pairs = sc09_split_files(self.root, split)
+        if clips_per_class is not None:  # the first k clips of each digit (sorted by path)
+            seen: dict[int, int] = {}
+            kept = []
+            for path, label in pairs:
+                seen[label] = seen.get(label, 0) + 1
+                if seen[label] <= clips_per_class:
+                    kept.append((path, label))
+            pairs = kept
         self.files: list[Path] = [p for p, _ in pairs]
         self.labels: list[int] = [lab for _, lab in pairs]
         self._warned_long: set[Path] = set()

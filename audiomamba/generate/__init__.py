@@ -64,8 +64,12 @@ def generate_to_folder(
     use_graph: bool | None = None,
     bf16: bool = False,
     progress: bool = True,
+    labeller=None,
 ) -> tuple[list[dict], Generated]:
-    """Generate ``n`` samples of ``seconds`` (the prompt included) and write them to ``out``."""
+    """Generate ``n`` samples of ``seconds`` (the prompt included) and write them to ``out``.
+
+    ``labeller`` (see :func:`~audiomamba.generate.output.write_samples`) labels each sample with a digit.
+    """
     length = int(round(seconds * 16000))
     prompts, names = (None, None)
     if prompt is not None:
@@ -80,4 +84,4 @@ def generate_to_folder(
             return generate_tokens(model, len(rows), length, batch, seed=seed + 1_000_003 * attempt, prompts=sub, **kw)
 
         gen, _ = regenerate_noisy(gen, redo, regenerate)
-    return write_samples(gen, out, names, sashimi_filter), gen
+    return write_samples(gen, out, names, sashimi_filter, labeller=labeller), gen

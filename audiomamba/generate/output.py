@@ -31,15 +31,19 @@ def write_samples(
     prompt_names: list[str] | None = None,
     sashimi_filter: bool = False,
     spectrogram_count: int = 8,
+    labeller=None,
 ) -> list[dict]:
     """Decode and write every sample; returns the index rows (also written as index.csv/json).
 
     Samples dropped by the SaShiMi filter are written to ``out/dropped/`` (nothing is lost).
+    ``labeller(waves (n, T) float32) -> (digit (n,), probability (n,))`` (a digit classifier), if
+    given, adds the predicted digit and its probability to each row and to the spectrogram titles.
     """
     out.mkdir(parents=True, exist_ok=True)
     waves = mu_law_decode(gen.tokens).numpy()
     loglik, bpb = gen.loglik(), gen.bpb()
     keep = sashimi_keep(loglik) if sashimi_filter else torch.ones(len(waves), dtype=torch.bool)
+    digits, probs = labeller(waves) if labeller is not None else (None, None)
     rows = []
     for i, wave in enumerate(waves):
         noise = detect_runaway_noise(wave[gen.prompt_len :] if gen.prompt_len else wave)
@@ -56,6 +60,7 @@ def write_samples(
                 "bpb": round(float(bpb[i]), 5),
                 "kept": bool(keep[i]),
                 **{k: (round(v, 5) if isinstance(v, float) else v) for k, v in noise.as_dict().items()},
+                **({"digit": int(digits[i]), "digit_prob": round(float(probs[i]), 4)} if digits is not None else {}),
             }
         )
     with open(out / "index.csv", "w", newline="") as fh:
@@ -64,7 +69,9 @@ def write_samples(
         writer.writerows(rows)
     (out / "index.json").write_text(json.dumps(rows, indent=1))
     if spectrogram_count:
-        plot_grid(waves[:spectrogram_count], out / "spectrograms.png", [r["file"] for r in rows[:spectrogram_count]])
+        titles = [r["file"] + (f"  '{r['digit']}' p={r['digit_prob']:.2f}" if "digit" in r else "")
+                  for r in rows[:spectrogram_count]]
+        plot_grid(waves[:spectrogram_count], out / "spectrograms.png", titles)
     return rows
 
 

@@ -114,21 +114,26 @@ def load_checkpoint(path_or_run_dir: str | Path, prefer: str = BEST) -> dict[str
     return state
 
 
-def model_from_state(state: dict[str, Any], device: str | torch.device = "cpu") -> nn.Module:
-    """Build the model from a loaded checkpoint's ``model_config`` and load its weights."""
+def model_from_state(state: dict[str, Any], device: str | torch.device = "cpu", ema: bool = True) -> nn.Module:
+    """Build the model from a loaded checkpoint's ``model_config`` and load its weights: the EMA
+    weights where the checkpoint has them and ``ema`` is true, else the trained weights."""
     from audiomamba.model import build_model
 
     model = build_model(state["model_config"])
+    weights = dict(state["model"])
+    if ema and state.get("ema"):
+        weights.update({k: v.to(weights[k].dtype) for k, v in state["ema"].items() if k in weights})
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(weights)
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
         raise CheckpointError(f"weights in {state.get('path')} do not fit the model config ({first[:120]})") from None
     return model.to(device).eval()
 
 
-def load_model_from_checkpoint(path_or_run_dir: str | Path, device: str | torch.device = "cpu"):
-    """``(model, recipe)`` from a run folder (best.pt, else last.pt) or a checkpoint file.
+def load_model_from_checkpoint(path_or_run_dir: str | Path, device: str | torch.device = "cpu", ema: bool = True):
+    """``(model, recipe)`` from a run folder (best.pt, else last.pt) or a checkpoint file; the
+    weights are the EMA where the run kept one and ``ema`` is true.
 
     The model is in eval mode on ``device``; ``recipe`` is a :class:`audiomamba.recipe.Recipe`
     (its ``data.root`` may point at a folder that no longer exists; pass ``--data`` then).
@@ -137,4 +142,4 @@ def load_model_from_checkpoint(path_or_run_dir: str | Path, device: str | torch.
 
     state = load_checkpoint(path_or_run_dir)
     recipe = recipe_from_dict(state["recipe"], source=state["path"], check_model=False)
-    return model_from_state(state, device), recipe
+    return model_from_state(state, device, ema), recipe

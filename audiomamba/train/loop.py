@@ -68,6 +68,7 @@ class RunOptions:
     max_minutes: float | None = None
     device: str | None = None
     progress: bool = True
+    snapshot_minutes: tuple[float, ...] = ()  # also keep snap-<m>min.pt when m minutes of training have passed
 
 
 @dataclass
@@ -123,8 +124,9 @@ def _build_data(recipe: Recipe, model_config: dict[str, Any]):
         raise ConfigError(f"data.root is empty in {recipe.source}: pass --data DIR")
     if not Path(d.root).is_dir():
         raise DataError(f"dataset folder {d.root} (data.root of {recipe.name}) not found: pass --data DIR")
-    train_ds = build_dataset(d.kind, d.root, "train", d.sample_len, d.normalization, pp)
-    val_ds = build_dataset(d.kind, d.root, "validation", d.sample_len, d.normalization, pp)
+    train_ds = build_dataset(d.kind, d.root, "train", d.sample_len, d.normalization, pp, d.clips_per_class)
+    val_ds = build_dataset(d.kind, d.root, d.val_split, d.sample_len, d.normalization, pp,
+                           d.clips_per_class if d.val_split == "train" else None)
     return train_ds, val_ds
 
 
@@ -165,6 +167,9 @@ class Trainer:
         self.local_batch = recipe.data.batch_size // world
         self.bpe = batches_per_epoch(len(self.train_ds), self.local_batch, world)
         self.opt, self.sched = build_optimizer(self.model, recipe.optim, recipe.schedule, recipe.train.steps)
+        # EMA of the weights (float32, parameters and float buffers); sampling uses it by default
+        self._ema_src = {k: v for k, v in self.model.state_dict().items() if v.is_floating_point()}
+        self.ema = {k: v.detach().float().clone() for k, v in self._ema_src.items()} if recipe.train.ema > 0 else None
         self.step = 0
         self.pos = LoaderPosition()
         self.best_val: float | None = None
@@ -207,6 +212,9 @@ class Trainer:
         except (RuntimeError, ValueError, KeyError) as err:
             first = str(err).strip().splitlines()[0][:120]
             raise CheckpointError(f"cannot resume from {state['path']} ({first}): start a new --out") from None
+        if self.ema is not None and state.get("ema"):
+            for k, v in self.ema.items():
+                v.copy_(state["ema"][k])
         self.step = int(state["step"])
         self.pos = LoaderPosition(**state["loader"])
         metrics = state.get("metrics", {})
@@ -246,6 +254,7 @@ class Trainer:
             "metrics": {"best_val_bpb": self.best_val, "val_bpb": self.last_val, "train_loss": train_loss},
             "world_size": self.info.world_size,
             "n_params": self.n_params,
+            **({"ema": self.ema, "ema_decay": self.recipe.train.ema} if self.ema is not None else {}),
         }
 
     def save(self, name: str, train_loss: float | None) -> None:
@@ -269,6 +278,7 @@ class Trainer:
         t0 = time.monotonic()
         budget = self.opts.max_minutes * 60 if self.opts.max_minutes else None
         reason = "steps"
+        snaps = sorted(m for m in self.opts.snapshot_minutes if m > 0)
         window_loss, window_n, window_t, window_samples = 0.0, 0, time.monotonic(), 0
         last_loss: float | None = None
         progress = TrainProgress(stop_at, self.step, enabled=self.info.is_main and self.opts.progress)
@@ -318,6 +328,8 @@ class Trainer:
                         self._evaluate(progress)
                     if self.step % r.train.checkpoint_every == 0 or last:
                         self.save(LAST, last_loss)
+                    while snaps and time.monotonic() - t0 >= snaps[0] * 60:  # time-to-quality snapshots
+                        self.save(f"snap-{snaps.pop(0):g}min.pt", last_loss)
                     window_t += time.monotonic() - t_pause  # throughput counts training time only
                     if out_of_time:
                         reason, stop = "time", True
@@ -356,7 +368,17 @@ class Trainer:
                 self._diverged("gradient norm", float(gnorm))
         self.opt.step()
         self.sched.step()
+        if self.ema is not None:
+            self._update_ema()
         return loss_value
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """ema <- decay * ema + (1 - decay) * weights, with the decay ramped up over the first steps
+        (min(decay, (1 + t) / (10 + t))) so that an early EMA is not dominated by the initialisation."""
+        decay = min(self.recipe.train.ema, (1 + self.step) / (10 + self.step))
+        keys = list(self.ema)
+        torch._foreach_lerp_([self.ema[k] for k in keys], [self._ema_src[k].float() for k in keys], 1.0 - decay)
 
     def _diverged(self, what: str, value: float) -> None:
         ckpt = self.run_dir / LAST

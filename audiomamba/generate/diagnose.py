@@ -1,0 +1,96 @@
+"""Does the generator compute what training learned? Per-token log-likelihoods of real clips through
+every path that can produce them, side by side.
+
+The training loss and the validation BPB come from the parallel forward (bf16 autocast on GPU);
+samples come from step mode (fused Triton steps on GPU, or the composed PyTorch step). If step mode
+disagreed with the parallel forward on *trained* weights, the model would be fine and the samples
+noise. :func:`step_consistency` teacher-forces real clips through
+
+- ``parallel_fp32``: the parallel forward in float32 (the reference of the comparison),
+- ``parallel_bf16``: the parallel forward under bf16 autocast, as in training (CUDA only),
+- ``parallel_reference_scan``: the parallel forward with the PyTorch reference scan (no Triton),
+- ``step_fused`` / ``step_composed``: step mode, the way ``generate`` runs it (the prompt of the
+  stepper is the clip itself, so every token is forced and its log-probability recorded),
+
+and reports the BPB of the clips under each path and the largest per-token log-probability
+difference from ``parallel_fp32``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import kernels
+from audiomamba.generate.stepper import SamplingConfig, Stepper
+from audiomamba.tokenizer import shift_right
+from audiomamba.train.nll import autocast_for
+
+
+def _parallel_logp(model: nn.Module, targets: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """log p(target_t | target_<t) from the parallel forward: targets (B, L) -> (B, L) float32."""
+    with torch.no_grad(), autocast_for(targets.device, bf16):
+        logits = model(shift_right(targets))
+    return F.log_softmax(logits.float(), dim=-1).gather(-1, targets[..., None])[..., 0]
+
+
+def _step_logp(model: nn.Module, targets: torch.Tensor, fused: bool) -> torch.Tensor:
+    """The same log-probabilities from step mode (the clip is the stepper's prompt): (B, L)."""
+    dev = targets.device
+    kernels.set_fused_step(fused)
+    try:
+        stepper = Stepper(model, targets.shape[0], dev, SamplingConfig(), use_graph=dev.type == "cuda")
+        _, logp = stepper.run(targets, targets.shape[1])
+    finally:
+        kernels.set_fused_step(None)
+    return logp
+
+
+def step_consistency(model: nn.Module, targets: torch.Tensor, reference_scan: bool = True) -> dict:
+    """Teacher-force ``targets`` ((B, L) int64 tokens on the model's device; L a multiple of the
+    pooling product) through every path; returns ``{"paths": {name: {"bpb", "max_abs_logp_diff"}},
+    "worst": name, "agree": bool}``. ``agree`` means every path is within 0.02 BPB of
+    ``parallel_fp32`` and the step paths' per-token log-probabilities within 0.05 nats of it.
+    """
+    model = model.eval()
+    cuda = targets.device.type == "cuda"
+    paths: dict[str, torch.Tensor] = {"parallel_fp32": _parallel_logp(model, targets, False)}
+    if cuda:
+        paths["parallel_bf16"] = _parallel_logp(model, targets, True)
+    if reference_scan:
+        previous = kernels.get_backend()
+        kernels.set_backend("reference")
+        try:
+            paths["parallel_reference_scan"] = _parallel_logp(model, targets, False)
+        finally:
+            kernels.set_backend(previous)
+    if cuda:
+        paths["step_fused"] = _step_logp(model, targets, True)
+    paths["step_composed"] = _step_logp(model, targets, False)
+    base = paths["parallel_fp32"]
+    report: dict[str, dict[str, float]] = {}
+    agree = True
+    for name, logp in paths.items():
+        bpb = float(-logp.double().mean() / math.log(2))
+        diff = float((logp - base).abs().max())
+        report[name] = {"bpb": bpb, "max_abs_logp_diff": diff}
+        agree &= abs(bpb - report["parallel_fp32"]["bpb"]) <= 0.02
+        if name.startswith("step"):
+            agree &= diff <= 0.05
+    worst = max(report, key=lambda k: report[k]["max_abs_logp_diff"])
+    return {"clips": int(targets.shape[0]), "length": int(targets.shape[1]), "paths": report, "worst": worst,
+            "agree": bool(agree)}
+
+
+def format_consistency(result: dict) -> str:
+    """The :func:`step_consistency` result as a Markdown table."""
+    lines = [f"Teacher-forced {result['clips']} clip(s) of {result['length']} tokens:", "",
+             "| path | BPB | max abs log-p diff vs parallel_fp32 (nats) |", "|---|---|---|"]
+    for name, row in result["paths"].items():
+        lines.append(f"| {name} | {row['bpb']:.4f} | {row['max_abs_logp_diff']:.2e} |")
+    lines.append("")
+    lines.append("all paths agree" if result["agree"] else f"PATHS DISAGREE (worst: {result['worst']})")
+    return "\n".join(lines)
