@@ -61,6 +61,7 @@ def run_overfit(
     from audiomamba.data import build_dataset
     from audiomamba.generate import SamplingConfig, generate_to_folder
     from audiomamba.generate.diagnose import format_consistency, step_consistency
+    from audiomamba.generate.noise import NoiseProfile
     from audiomamba.recipe import load_recipe, pool_product
     from audiomamba.train import RunOptions, train_recipe
     from audiomamba.train.checkpoint import LAST, load_checkpoint, model_from_state
@@ -89,11 +90,13 @@ def run_overfit(
     rows, gen = generate_to_folder(
         model, samples_dir, n, 1.0, min(n, 256), SamplingConfig(temperature), seed, d.normalization,
         device=dev, progress=progress, labeller=digit_labeller(classifier_path, dev),
+        noise_profile=NoiseProfile.load(run_dir),
     )
     from audiomamba.tokenizer import mu_law_decode
 
     verdict = score_waves(load_classifier(classifier_path, dev), mu_law_decode(gen.tokens))
     verdict["samples_bpb"] = float(gen.bpb().mean())
+    verdict["noise_flagged"] = sum(r["noise"] for r in rows)
     passed = verdict["recognised"] >= GOAL_CONFIDENT and verdict["IS"] >= GOAL_IS
     report = {
         "recipe": recipe.name,

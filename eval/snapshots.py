@@ -41,7 +41,7 @@ def score_snapshots(
 ) -> list[dict]:
     """Generate and score ``n`` samples per snapshot and temperature; returns the table rows."""
     from audiomamba.errors import CheckpointError
-    from audiomamba.generate import SamplingConfig, generate_to_folder
+    from audiomamba.generate import NoiseProfile, SamplingConfig, generate_to_folder
     from audiomamba.tokenizer import mu_law_decode
     from audiomamba.train.checkpoint import load_checkpoint, model_from_state
     from eval.classifier import digit_labeller, load_classifier
@@ -59,6 +59,7 @@ def score_snapshots(
     ref_f, ref_p = classifier.features_and_probs(train_waves)
     ndb = NDB(ref_f, k=50, seed=0)
     out.mkdir(parents=True, exist_ok=True)
+    profile = NoiseProfile.load(run)
     rows = []
     for minutes, path in files:
         state = load_checkpoint(path)
@@ -67,9 +68,9 @@ def score_snapshots(
         elapsed = minutes if minutes is not None else _elapsed_minutes(run, int(state["step"]))
         for temp in temperatures:
             tag = f"{path.stem}-T{temp:g}"
-            _, gen = generate_to_folder(
+            written, gen = generate_to_folder(
                 model, out / tag, n, 1.0, min(n, 256), SamplingConfig(temp), seed, normalization,
-                device=dev, progress=progress, labeller=labeller,
+                device=dev, progress=progress, labeller=labeller, noise_profile=profile,
             )
             waves = mu_law_decode(gen.tokens)
             feats, probs = classifier.features_and_probs(waves)
@@ -78,6 +79,7 @@ def score_snapshots(
                    **sample_metrics(ref_f, ref_p, feats, probs, ndb).row(),
                    "recognised": score_waves(classifier, waves)["recognised"],
                    "samples_bpb": float(gen.bpb().mean()),
+                   "noise_flagged": sum(r["noise"] for r in written) / len(written),
                    "val_bpb": (state.get("metrics") or {}).get("val_bpb"),
                    "spectrograms": f"{tag}/spectrograms.png"}
             rows.append(row)

@@ -51,17 +51,22 @@ def generate(
         from eval.classifier import digit_labeller
 
         labeller = digit_labeller(classifier, dev)
+    if regenerate_noisy < 0:
+        raise ConfigError(f"--regenerate-noisy must be >= 0, got {regenerate_noisy}")
     model, recipe = load_model_from_checkpoint(run, dev, ema=not no_ema)
+    from audiomamba.generate.noise import NoiseProfile
+
+    profile = NoiseProfile.load(run if run.is_dir() else run.parent)
     rows, gen = generate_to_folder(
         model, out, n, seconds, batch, SamplingConfig(temperature, top_p), seed, recipe.data.normalization,
         prompt, prompt_seconds, filter_ == "sashimi", regenerate_noisy, dev,
-        use_graph=False if no_graph else None, bf16=bf16, labeller=labeller,
+        use_graph=False if no_graph else None, bf16=bf16, labeller=labeller, noise_profile=profile,
     )
     audio = n * seconds
-    noisy = sum(r["runaway_noise"] for r in rows)
+    noisy = sum(r["noise"] for r in rows)
     Console().print(
         f"wrote {len(rows)} samples to {out} in {gen.seconds:.1f} s ({audio / gen.seconds:.1f}× real time); "
-        f"mean BPB {float(gen.bpb().mean()):.3f}; runaway noise flagged in {noisy}; index: {out / 'index.csv'}"
+        f"mean BPB {float(gen.bpb().mean()):.3f}; noise flagged in {noisy}{'' if profile else ' (no noise_profile.json in the run: default thresholds)'}; index: {out / 'index.csv'}"
     )
     if labeller is not None:
         confident = sum(r["digit_prob"] >= 0.9 for r in rows)

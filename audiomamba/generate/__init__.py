@@ -13,18 +13,21 @@ import torch
 from torch import nn
 
 from audiomamba.errors import ConfigError
-from audiomamba.generate.noise import detect_runaway_noise
+from audiomamba.generate.noise import NoiseProfile, detect_runaway_noise
 from audiomamba.generate.output import write_samples
 from audiomamba.generate.prompts import load_prompts
 from audiomamba.generate.sampler import Generated, generate_tokens
 from audiomamba.generate.stepper import SamplingConfig
 from audiomamba.tokenizer import mu_law_decode
 
-__all__ = ["Generated", "SamplingConfig", "generate_to_folder", "generate_tokens", "regenerate_noisy"]
+__all__ = ["Generated", "NoiseProfile", "SamplingConfig", "generate_to_folder", "generate_tokens", "regenerate_noisy"]
 
 
-def regenerate_noisy(gen: Generated, redo, attempts: int) -> tuple[Generated, int]:
-    """Replace samples flagged as runaway noise by fresh ones, up to ``attempts`` rounds.
+def regenerate_noisy(
+    gen: Generated, redo, attempts: int, profile: NoiseProfile | None = None
+) -> tuple[Generated, int]:
+    """Replace samples flagged as noise (throughout, judged by ``profile``, or a late runaway) by
+    fresh ones, up to ``attempts`` rounds.
 
     ``redo(rows: list[int], attempt: int) -> Generated`` generates replacements for those rows.
     Returns the updated samples and how many are still flagged.
@@ -32,7 +35,7 @@ def regenerate_noisy(gen: Generated, redo, attempts: int) -> tuple[Generated, in
 
     def flagged(g: Generated) -> list[int]:
         waves = mu_law_decode(g.tokens[:, g.prompt_len :]).numpy()
-        return [i for i, w in enumerate(waves) if detect_runaway_noise(w).runaway_noise]
+        return [i for i, w in enumerate(waves) if detect_runaway_noise(w, profile).noise]
 
     bad = flagged(gen)
     for attempt in range(1, attempts + 1):
@@ -65,10 +68,12 @@ def generate_to_folder(
     bf16: bool = False,
     progress: bool = True,
     labeller=None,
+    noise_profile: NoiseProfile | None = None,
 ) -> tuple[list[dict], Generated]:
     """Generate ``n`` samples of ``seconds`` (the prompt included) and write them to ``out``.
 
-    ``labeller`` (see :func:`~audiomamba.generate.output.write_samples`) labels each sample with a digit.
+    ``labeller`` (see :func:`~audiomamba.generate.output.write_samples`) labels each sample with a digit;
+    ``noise_profile`` (the run's ``noise_profile.json``) sets what counts as noise.
     """
     length = int(round(seconds * 16000))
     prompts, names = (None, None)
@@ -83,5 +88,5 @@ def generate_to_folder(
             sub = None if prompts is None else prompts[rows]
             return generate_tokens(model, len(rows), length, batch, seed=seed + 1_000_003 * attempt, prompts=sub, **kw)
 
-        gen, _ = regenerate_noisy(gen, redo, regenerate)
-    return write_samples(gen, out, names, sashimi_filter, labeller=labeller), gen
+        gen, _ = regenerate_noisy(gen, redo, regenerate, noise_profile)
+    return write_samples(gen, out, names, sashimi_filter, labeller=labeller, noise_profile=noise_profile), gen

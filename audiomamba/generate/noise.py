@@ -1,60 +1,147 @@
-"""Runaway-noise detection: a sample whose later part turns into loud broadband noise.
+"""Noise detection for generated samples, judged against the training data.
 
-Spectral flatness (geometric / arithmetic mean of the power spectrum, per frame, then averaged) is
-near 0 for tonal audio and about 0.5 for white noise. A sample is flagged when its last part is
-flat (noise-like), much flatter than its first part, and much louder.
+Two ways a sample can be noise:
+
+- **noise throughout**: most of the sample is loud, broadband noise. Per frame (512 samples, hop
+  256, frame mean removed) the spectral flatness (geometric / arithmetic mean of the power
+  spectrum, near 0 for tonal audio, about 0.5-0.6 for white noise) is measured over the band
+  where the training data has its energy; a frame is *noisy* when it is loud and flat. A sample
+  is flagged when its share of noisy frames exceeds what real clips show. Real speech has
+  noise-like frames too (fricatives: "six", "seven"), so the threshold comes from a
+  :class:`NoiseProfile` of real clips, stored with the run (``noise_profile.json``).
+- **late runaway**: the last third of the sample turns flat and much louder than the first third.
+
+Without a profile, defaults for full-band 16 kHz audio are used.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
-FLAT_NOISE = 0.3  # flatness above which a part counts as broadband noise
+FRAME, HOP = 512, 256
+FLAT_NOISE = 0.3  # flatness above which a frame or part counts as broadband noise
 FLAT_RATIO = 2.0  # late flatness must exceed this multiple of the early flatness (plus 0.1)
 LEVEL_RATIO = 1.5  # and the late RMS this multiple of the early RMS
+PROFILE_FILE = "noise_profile.json"
+
+
+@dataclass(frozen=True)
+class NoiseProfile:
+    """What real clips look like: the band that holds 99.5 % of their energy (Hz), the frame RMS
+    above which a frame counts as loud, and the largest share of loud, flat frames a sample may
+    have before it is called noise (from the real clips' 99.5th percentile plus a margin)."""
+
+    band_hz: float = 8000.0
+    loud_rms: float = 0.02
+    max_noisy_fraction: float = 0.5
+    clips: int = 0
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> NoiseProfile | None:
+        """The profile in ``path`` (a file or a run folder holding ``noise_profile.json``), or None."""
+        path = Path(path)
+        path = path / PROFILE_FILE if path.is_dir() else path
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
 
 
 @dataclass(frozen=True)
 class NoiseReport:
-    """Per-sample statistics of the first and last third and the verdict."""
+    """Per-sample statistics and the verdicts (``noise`` is true when either applies)."""
 
+    noisy_fraction: float
     flatness_early: float
     flatness_late: float
     rms_early: float
     rms_late: float
+    noise_throughout: bool
     runaway_noise: bool
 
+    @property
+    def noise(self) -> bool:
+        return self.noise_throughout or self.runaway_noise
+
     def as_dict(self) -> dict[str, float | bool]:
-        return asdict(self)
+        return {**asdict(self), "noise": self.noise}
 
 
-def spectral_flatness(wave: np.ndarray, n_fft: int = 512, hop: int = 256) -> float:
+def _frames(wave: np.ndarray) -> np.ndarray:
+    """(T,) -> (n_frames, FRAME) with each frame's mean removed (a DC offset is not sound)."""
+    if wave.shape[0] < FRAME:
+        wave = np.pad(wave, (0, FRAME - wave.shape[0]))
+    frames = np.lib.stride_tricks.sliding_window_view(wave, FRAME)[::HOP]
+    return frames - frames.mean(axis=-1, keepdims=True)
+
+
+def _power(frames: np.ndarray, band_hz: float = 8000.0, sample_rate: int = 16000) -> np.ndarray:
+    """Power spectra (n_frames, bins) of the bins from the first above DC up to ``band_hz``."""
+    power = np.abs(np.fft.rfft(frames * np.hanning(FRAME), axis=-1)) ** 2
+    top = max(2, min(power.shape[-1] - 1, int(round(band_hz / sample_rate * FRAME))))
+    return power[:, 1 : top + 1] + 1e-12
+
+
+def frame_stats(wave: np.ndarray, band_hz: float = 8000.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame spectral flatness within ``band_hz`` and RMS: wave (T,) -> two (n_frames,) arrays."""
+    frames = _frames(np.asarray(wave, dtype=np.float64))
+    power = _power(frames, band_hz)
+    flat = np.exp(np.log(power).mean(axis=-1)) / power.mean(axis=-1)
+    return flat, np.sqrt((frames**2).mean(axis=-1))
+
+
+def spectral_flatness(wave: np.ndarray, n_fft: int = FRAME, hop: int = HOP) -> float:
     """Mean per-frame spectral flatness of ``wave`` ((T,) float), ignoring near-silent frames."""
-    if wave.shape[0] < n_fft:
-        wave = np.pad(wave, (0, n_fft - wave.shape[0]))
-    frames = np.lib.stride_tricks.sliding_window_view(wave, n_fft)[::hop] * np.hanning(n_fft)
-    power = np.abs(np.fft.rfft(frames, axis=-1)) ** 2 + 1e-12
-    energy = power.mean(axis=-1)
+    flat, rms = frame_stats(wave)
+    energy = rms**2
     loud = energy > 1e-6 * max(float(energy.max()), 1e-12)
-    if not loud.any():
-        return 0.0
-    flat = np.exp(np.log(power[loud]).mean(axis=-1)) / power[loud].mean(axis=-1)
-    return float(flat.mean())
+    return float(flat[loud].mean()) if loud.any() else 0.0
 
 
-def detect_runaway_noise(wave: np.ndarray) -> NoiseReport:
-    """Compare the first and last third of ``wave`` ((T,) float in [-1, 1])."""
+def noisy_fraction(wave: np.ndarray, profile: NoiseProfile) -> float:
+    """Share of the frames of ``wave`` that are loud and broadband (flatness >= FLAT_NOISE in the band)."""
+    flat, rms = frame_stats(wave, profile.band_hz)
+    return float(((rms >= profile.loud_rms) & (flat >= FLAT_NOISE)).mean())
+
+
+def fit_profile(waves: np.ndarray | list[np.ndarray], margin: float = 0.15) -> NoiseProfile:
+    """A :class:`NoiseProfile` from real clips (each (T,), in the samples' domain: decoded tokens)."""
+    waves = [np.asarray(w, dtype=np.float64) for w in waves]
+    if not waves:
+        return NoiseProfile()
+    total = sum(_power(_frames(w)).sum(axis=0) for w in waves)
+    cum = np.cumsum(total) / max(float(total.sum()), 1e-12)
+    band_hz = float((int(np.searchsorted(cum, 0.995)) + 2) * 16000 / FRAME)
+    rms = np.concatenate([frame_stats(w)[1] for w in waves])
+    loud_rms = max(0.1 * float(np.quantile(rms, 0.95)), 1e-4)
+    partial = NoiseProfile(min(band_hz, 8000.0), loud_rms, 1.0, len(waves))
+    fractions = np.array([noisy_fraction(w, partial) for w in waves])
+    limit = min(0.95, max(0.3, float(np.quantile(fractions, 0.995)) + margin))
+    return NoiseProfile(partial.band_hz, loud_rms, limit, len(waves))
+
+
+def detect_runaway_noise(wave: np.ndarray, profile: NoiseProfile | None = None) -> NoiseReport:
+    """Judge ``wave`` ((T,) float in [-1, 1]): noise throughout (against ``profile``) or a late runaway."""
+    profile = profile or NoiseProfile()
     wave = np.asarray(wave, dtype=np.float64)
     third = max(wave.shape[0] // 3, 1)
     early, late = wave[:third], wave[-third:]
     f_early, f_late = spectral_flatness(early), spectral_flatness(late)
-    r_early, r_late = float(np.sqrt(np.mean(early**2))), float(np.sqrt(np.mean(late**2)))
+    r_early, r_late = (float(np.sqrt(np.mean((p - p.mean()) ** 2))) for p in (early, late))
     runaway = (
         f_late >= FLAT_NOISE
         and f_late >= FLAT_RATIO * f_early + 0.1
         and r_late >= LEVEL_RATIO * r_early
         and r_late > 0.02
     )
-    return NoiseReport(f_early, f_late, r_early, r_late, bool(runaway))
+    fraction = noisy_fraction(wave, profile)
+    return NoiseReport(fraction, f_early, f_late, r_early, r_late, fraction > profile.max_noisy_fraction, bool(runaway))

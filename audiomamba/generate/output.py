@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from audiomamba.audio import SAMPLE_RATE, save_wav
-from audiomamba.generate.noise import detect_runaway_noise
+from audiomamba.generate.noise import NoiseProfile, detect_runaway_noise
 from audiomamba.generate.sampler import Generated
 from audiomamba.tokenizer import mu_law_decode
 
@@ -32,12 +32,14 @@ def write_samples(
     sashimi_filter: bool = False,
     spectrogram_count: int = 8,
     labeller=None,
+    noise_profile: NoiseProfile | None = None,
 ) -> list[dict]:
     """Decode and write every sample; returns the index rows (also written as index.csv/json).
 
     Samples dropped by the SaShiMi filter are written to ``out/dropped/`` (nothing is lost).
     ``labeller(waves (n, T) float32) -> (digit (n,), probability (n,))`` (a digit classifier), if
     given, adds the predicted digit and its probability to each row and to the spectrogram titles.
+    ``noise_profile`` (the run's, from its training data) sets what counts as noise throughout.
     """
     out.mkdir(parents=True, exist_ok=True)
     waves = mu_law_decode(gen.tokens).numpy()
@@ -46,7 +48,7 @@ def write_samples(
     digits, probs = labeller(waves) if labeller is not None else (None, None)
     rows = []
     for i, wave in enumerate(waves):
-        noise = detect_runaway_noise(wave[gen.prompt_len :] if gen.prompt_len else wave)
+        noise = detect_runaway_noise(wave[gen.prompt_len :] if gen.prompt_len else wave, noise_profile)
         name = f"sample_{i:05d}.wav"
         path = save_wav((out if keep[i] else out / "dropped") / name, wave, SAMPLE_RATE)
         rows.append(

@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from audiomamba.errors import AudioMambaError, CheckpointError, ConfigError, DataError
+from audiomamba.generate.noise import PROFILE_FILE, NoiseProfile, fit_profile
 from audiomamba.recipe import Recipe, pool_product, recipe_from_dict
 from audiomamba.train import nll as nll_mod
 from audiomamba.train.checkpoint import (
@@ -51,6 +52,7 @@ from audiomamba.train.progress import TrainProgress
 from audiomamba.train.sampler import LoaderPosition, ShardedBatches, batches_per_epoch, epoch_permutation
 
 RUN_MARKERS = (LAST, BEST, "metrics.jsonl", "recipe.toml")
+PROFILE_CLIPS = 256  # training clips (their first second) that the run's noise profile is fitted on
 VAL_SEED = 1234
 
 
@@ -130,6 +132,15 @@ def _build_data(recipe: Recipe, model_config: dict[str, Any]):
     return train_ds, val_ds
 
 
+def noise_profile_of(dataset) -> NoiseProfile:
+    """The noise profile of up to :data:`PROFILE_CLIPS` training items (first second of each, decoded
+    from their tokens, so in the domain of generated samples); generation flags noise against it."""
+    from audiomamba.tokenizer import mu_law_decode
+
+    idx = epoch_permutation(len(dataset), VAL_SEED, 0)[:PROFILE_CLIPS].tolist()
+    return fit_profile([mu_law_decode(dataset[i][1][:16000]).numpy() for i in idx])
+
+
 def _val_indices(n: int, n_wanted: int, info: DistInfo) -> list[int]:
     """This rank's share of the fixed validation subset (the same subset at every evaluation)."""
     chosen = epoch_permutation(n, VAL_SEED, 0)[: min(n, n_wanted)].tolist()
@@ -190,6 +201,8 @@ class Trainer:
         elif info.is_main:
             (self.run_dir / "recipe.toml").write_text(recipe.to_toml())
             (self.run_dir / "model_config.json").write_text(json.dumps(self.model_config, indent=2))
+        if info.is_main and not (self.run_dir / PROFILE_FILE).is_file():
+            noise_profile_of(self.train_ds).save(self.run_dir / PROFILE_FILE)
 
     # -- setup -----------------------------------------------------------------------------
     def _prepare_folder(self) -> None:
