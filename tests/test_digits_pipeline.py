@@ -32,7 +32,7 @@ def test_clips_per_class_keeps_the_first_clips_of_each_digit(tmp_path: Path) -> 
 
 def test_recipe_checks_the_new_keys() -> None:
     r = load_recipe("sc09-overfit")
-    assert r.data.clips_per_class == 2 and r.data.val_split == "train"
+    assert r.data.clips_per_class == 1 and r.data.val_split == "train"
     with pytest.raises(ConfigError, match="clips_per_class"):
         load_recipe("sc09-mamba", ["data.clips_per_class=0"])
     with pytest.raises(ConfigError, match="val_split"):

@@ -33,22 +33,36 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: runs the app and turns user errors into one-line messages."""
+    """Console-script entry point: runs the app and turns every error into one line (exit 2).
+
+    User errors (:class:`AudioMambaError`), usage errors (unknown commands or options, bad
+    values: typer's usage box) and unexpected exceptions never end in a traceback unless
+    ``--debug`` is given (anywhere on the command line).
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
     try:
-        app(args=argv, standalone_mode=False)
-    except AudioMambaError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        rc = app(args=args, standalone_mode=False, prog_name="audiomamba")
     except typer.Exit as ex:
         raise SystemExit(ex.exit_code) from None
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         print("aborted", file=sys.stderr)
         raise SystemExit(130) from None
-    except Exception as err:  # click usage errors
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            raise SystemExit(err.exit_code) from None
-        raise
-
+    except AudioMambaError as err:
+        if debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except Exception as err:
+        if debug:
+            raise
+        show, code = getattr(err, "show", None), getattr(err, "exit_code", None)
+        if callable(show) and isinstance(code, int):  # usage errors of typer's (vendored) click
+            show()
+            raise SystemExit(code) from None
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        print(f"error: {type(err).__name__}: {first} (run again with --debug for the traceback)", file=sys.stderr)
+        raise SystemExit(2) from None
+    if isinstance(rc, int) and rc != 0:
+        raise SystemExit(rc)
