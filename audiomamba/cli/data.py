@@ -17,7 +17,10 @@ def info(
     """Detect the layout and report files, hours, rates, channels, splits and problems."""
     from audiomamba.data.inspect import inspect_folder, render_report
 
-    render_report(inspect_folder(directory, deep=not quick, progress=True))
+    report = inspect_folder(directory, deep=not quick, progress=True)
+    render_report(report)
+    if report.problems:  # a script can tell a clean folder from one that training would reject
+        raise typer.Exit(1)
 
 
 @app.command("download")

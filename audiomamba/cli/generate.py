@@ -43,16 +43,24 @@ def generate(
     for name, value in (("--n", n), ("--batch", batch)):
         if value <= 0:
             raise ConfigError(f"{name} must be positive, got {value}")
-    if seconds <= 0 or not 0 < top_p <= 1:
-        raise ConfigError("--seconds must be positive and --top-p in (0, 1]")
+    if not (0 < seconds < float("inf")):
+        raise ConfigError(f"--seconds must be a positive number, got {seconds}")
+    if not 0 < top_p <= 1:
+        raise ConfigError(f"--top-p must be in (0, 1], got {top_p}")
+    if not (0 <= temperature < float("inf")):
+        raise ConfigError(f"--temperature must be a finite number >= 0 (0 = arg-max), got {temperature}")
+    if regenerate_noisy < 0:
+        raise ConfigError(f"--regenerate-noisy must be >= 0, got {regenerate_noisy}")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is an existing file: pass a folder (it is created if missing)")
+    if device is not None and device.split(":")[0] == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device} asked for CUDA but no GPU is visible here: use --device cpu")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     labeller = None
     if classifier is not None:
         from eval.classifier import digit_labeller
 
         labeller = digit_labeller(classifier, dev)
-    if regenerate_noisy < 0:
-        raise ConfigError(f"--regenerate-noisy must be >= 0, got {regenerate_noisy}")
     model, recipe = load_model_from_checkpoint(run, dev, ema=not no_ema)
     from audiomamba.generate.noise import NoiseProfile
 

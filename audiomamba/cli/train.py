@@ -22,6 +22,10 @@ def train(
         "eval/checkpoint intervals) so the warm-up + cosine schedule ends within the budget."
     ),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+    skip_bad: bool = typer.Option(
+        False, "--skip-bad", help="Leave out the files the data pre-flight rejects (listed in the run's "
+        "rejected_files.txt) instead of stopping before step 1."
+    ),
     snapshot_minutes: str = typer.Option(
         "", "--snapshot-minutes", help="Comma-separated minutes (e.g. 5,10,20) at which to also keep snap-<m>min.pt "
         "(time-to-quality curves from one run)."
@@ -51,7 +55,7 @@ def train(
         rec = _fit_schedule(recipe, rec, set_, data, max_minutes, resume, device)
     run_dir = out if out is not None else Path("runs") / rec.name
     opts = RunOptions(out=run_dir, resume=resume, max_steps=max_steps, max_minutes=max_minutes, device=device,
-                      snapshot_minutes=snaps)
+                      snapshot_minutes=snaps, skip_bad=skip_bad)
     result = train_recipe(rec, opts)
     import os
 

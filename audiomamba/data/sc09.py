@@ -70,18 +70,20 @@ class SC09Dataset(Dataset):
 
     ``ds[i] -> (input_tokens (16000,), target_tokens (16000,))`` int64, input = target shifted right
     with ``Q_ZERO`` first. ``ds.waveform(i) -> (16000,)`` float32 in [-1, 1]; ``ds.labels[i]`` the digit.
-    ``clips_per_class`` keeps the first k clips of each digit (small subsets for overfit checks).
+    ``clips_per_class`` keeps the first k clips of each digit (small subsets for overfit checks);
+    ``exclude`` leaves out files that a data pre-flight rejected (``--skip-bad``).
     """
 
     def __init__(
         self, root: str | Path, split: str = "train", normalization: Normalization = "minmax",
         clips_per_class: int | None = None,
+        exclude: frozenset[Path] | set[Path] = frozenset(),
     ) -> None:
         self.root = Path(root)
         self.split = split
         self.normalization = normalization
         mu_law_encode(torch.zeros(1), normalization)  # validates the name early
-        pairs = sc09_split_files(self.root, split)
+        pairs = [(p, lab) for p, lab in sc09_split_files(self.root, split) if p not in exclude]
         if clips_per_class is not None:  # the first k clips of each digit (sorted by path)
             seen: dict[int, int] = {}
             kept = []

@@ -39,15 +39,15 @@ def seqlen_schedule(pool_product: int | None = None) -> list[tuple[int, int]]:
     return list(SEQLEN_SCHEDULE)
 
 
-def scan_folder(root: str | Path) -> list[AudioInfo]:
-    """Header info of every audio file directly in ``root`` (sorted by name). Raises on a bad file."""
+def scan_folder(root: str | Path, exclude: frozenset[Path] | set[Path] = frozenset()) -> list[AudioInfo]:
+    """Header info of every audio file directly in ``root`` (sorted by name) but ``exclude``. Raises on a bad file."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"music folder not found: {root}: pass a folder of 16 kHz WAV files")
     files = list_audio_files(root)
     if not files:
         raise DataError(f"no audio files (.wav, .flac, …) in {root}: put the recordings directly in this folder")
-    return [audio_info(p) for p in files]
+    return [audio_info(p) for p in files if p not in exclude]
 
 
 class YouTubeMixDataset(Dataset):
@@ -64,6 +64,7 @@ class YouTubeMixDataset(Dataset):
         sample_len: int = 16384,
         normalization: Normalization = "minmax",
         pool_product: int = 1,
+        exclude: frozenset[Path] | set[Path] = frozenset(),
     ) -> None:
         if sample_len <= 0:
             raise DataError(f"sample_len must be positive, got {sample_len}")
@@ -78,7 +79,7 @@ class YouTubeMixDataset(Dataset):
         self.sample_len = sample_len
         self.normalization = normalization
         mu_law_encode(torch.zeros(1), normalization)
-        infos = {i.path: i for i in scan_folder(self.root)}
+        infos = {i.path: i for i in scan_folder(self.root, exclude)}
         self.infos: list[AudioInfo] = [infos[p] for p in split_files(list(infos), split)]
         self.segments: list[tuple[int, int]] = [
             (fi, k * sample_len)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +100,23 @@ def resolve_checkpoint(path_or_run_dir: str | Path, prefer: str = BEST) -> Path:
 
 
 def load_checkpoint(path_or_run_dir: str | Path, prefer: str = BEST) -> dict[str, Any]:
-    """Load a checkpoint with ``torch.load(weights_only=True)`` onto the CPU; CheckpointError if unusable."""
+    """Load a checkpoint with ``torch.load(weights_only=True)`` onto the CPU; CheckpointError if unusable.
+
+    For a run folder, an unreadable ``prefer`` checkpoint falls back to the other one (best.pt <->
+    last.pt) with a warning.
+    """
     path = resolve_checkpoint(path_or_run_dir, prefer)
+    try:
+        return _load_file(path)
+    except CheckpointError as err:
+        other = path.parent / (LAST if path.name == BEST else BEST)
+        if not (Path(path_or_run_dir).is_dir() and other.is_file()):
+            raise
+        warnings.warn(f"{err}; using {other.name} instead", stacklevel=2)
+        return _load_file(other)
+
+
+def _load_file(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling/zip failure means a corrupt file

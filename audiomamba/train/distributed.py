@@ -36,6 +36,10 @@ def init_distributed(device: str | None = None) -> DistInfo:
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
+    if use_cuda and not torch.cuda.is_available():
+        from audiomamba.errors import ConfigError
+
+        raise ConfigError(f"--device {device} asked for CUDA but no GPU is visible here: use --device cpu")
     if use_cuda:
         torch.cuda.set_device(local)
         dev = torch.device("cuda", local)

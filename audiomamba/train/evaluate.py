@@ -42,6 +42,9 @@ def evaluate_nll(
     if not Path(root).is_dir():
         how = "check --data" if data_root is not None else "the run's recipe points there; pass --data DIR"
         raise DataError(f"dataset folder {root} not found: {how}")
+    from audiomamba.data.inspect import preflight
+
+    preflight(root, where="evaluation")
     ds = build_dataset(d.kind, root, split, d.sample_len, d.normalization, pool_product(state["model_config"]))
     bs = batch_size or max(1, d.batch_size)
     t0 = time.monotonic()

@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from audiomamba.data.resilient import Resilient
 from audiomamba.errors import AudioMambaError, CheckpointError, ConfigError, DataError
 from audiomamba.generate.noise import PROFILE_FILE, NoiseProfile, fit_profile
 from audiomamba.recipe import Recipe, pool_product, recipe_from_dict
@@ -45,6 +46,7 @@ from audiomamba.train.distributed import (
     init_distributed,
     shutdown,
 )
+from audiomamba.train.lock import RunLock
 from audiomamba.train.metrics_log import MetricsLog
 from audiomamba.train.optim import build_optimizer
 from audiomamba.train.plots import plot_curves
@@ -70,6 +72,7 @@ class RunOptions:
     max_minutes: float | None = None
     device: str | None = None
     progress: bool = True
+    skip_bad: bool = False  # leave out the files the data pre-flight rejects (else stop before step 1)
     snapshot_minutes: tuple[float, ...] = ()  # also keep snap-<m>min.pt when m minutes of training have passed
 
 
@@ -117,28 +120,42 @@ def _check_resume_compatible(saved: Recipe, given: Recipe, where: str) -> list[s
     return notes
 
 
-def _build_data(recipe: Recipe, model_config: dict[str, Any]):
-    from audiomamba.data import build_dataset
+def _preflight(recipe: Recipe, skip_bad: bool) -> frozenset[Path]:
+    """Check every file of the data folder before step 1; the files to leave out (``skip_bad``)."""
+    from audiomamba.data.inspect import preflight
 
-    pp = pool_product(model_config)
     d = recipe.data
     if not d.root:
         raise ConfigError(f"data.root is empty in {recipe.source}: pass --data DIR")
     if not Path(d.root).is_dir():
         raise DataError(f"dataset folder {d.root} (data.root of {recipe.name}) not found: pass --data DIR")
-    train_ds = build_dataset(d.kind, d.root, "train", d.sample_len, d.normalization, pp, d.clips_per_class)
+    return frozenset(preflight(d.root, skip_bad).rejected)
+
+
+def _build_data(recipe: Recipe, model_config: dict[str, Any], exclude: frozenset[Path] = frozenset()):
+    from audiomamba.data import build_dataset
+
+    pp = pool_product(model_config)
+    d = recipe.data
+    train_ds = build_dataset(d.kind, d.root, "train", d.sample_len, d.normalization, pp, d.clips_per_class, exclude)
     val_ds = build_dataset(d.kind, d.root, d.val_split, d.sample_len, d.normalization, pp,
-                           d.clips_per_class if d.val_split == "train" else None)
+                           d.clips_per_class if d.val_split == "train" else None, exclude)
     return train_ds, val_ds
 
 
 def noise_profile_of(dataset) -> NoiseProfile:
     """The noise profile of up to :data:`PROFILE_CLIPS` training items (first second of each, decoded
     from their tokens, so in the domain of generated samples); generation flags noise against it."""
+    from audiomamba.data.resilient import READ_ERRORS
     from audiomamba.tokenizer import mu_law_decode
 
-    idx = epoch_permutation(len(dataset), VAL_SEED, 0)[:PROFILE_CLIPS].tolist()
-    return fit_profile([mu_law_decode(dataset[i][1][:16000]).numpy() for i in idx])
+    waves = []
+    for i in epoch_permutation(len(dataset), VAL_SEED, 0)[:PROFILE_CLIPS].tolist():
+        try:
+            waves.append(mu_law_decode(dataset[i][1][:16000]).numpy())
+        except READ_ERRORS:  # an unreadable clip is the training loop's business, not the profile's
+            continue
+    return fit_profile(waves)
 
 
 def _val_indices(n: int, n_wanted: int, info: DistInfo) -> list[int]:
@@ -155,7 +172,20 @@ class Trainer:
         self.run_dir = Path(opts.out)
         self.device = info.device
         self.notes: list[str] = []
+        self.lock = RunLock(self.run_dir) if info.is_main else None
+        try:
+            self._setup()
+        except BaseException:
+            if self.lock is not None:
+                self.lock.release()
+                if self.run_dir.is_dir() and not any(self.run_dir.iterdir()):
+                    self.run_dir.rmdir()  # refused before anything was written: leave no trace
+            raise
+
+    def _setup(self) -> None:
+        recipe, opts, info = self.recipe, self.opts, self.info
         self._prepare_folder()
+        exclude = _preflight(recipe, opts.skip_bad)
         state = load_checkpoint(self.run_dir, prefer=LAST) if opts.resume else None
         if state is not None:
             saved = recipe_from_dict(state["recipe"], source=state["path"], check_model=False)
@@ -168,7 +198,11 @@ class Trainer:
         _seed_everything(recipe.train.seed)
         self.model: nn.Module = build_model(self.model_config).to(self.device)
         self.n_params = sum(p.numel() for p in self.model.parameters())
-        self.train_ds, self.val_ds = _build_data(recipe, self.model_config)
+        self.train_ds, self.val_ds = _build_data(recipe, self.model_config, exclude)
+        if exclude and info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "rejected_files.txt").write_text("".join(f"{p}\n" for p in sorted(exclude)))
+        self.skipped_items = 0
         world = info.world_size
         if recipe.data.batch_size % world:
             raise ConfigError(
@@ -207,10 +241,13 @@ class Trainer:
     # -- setup -----------------------------------------------------------------------------
     def _prepare_folder(self) -> None:
         if self.opts.resume:
-            if not (self.run_dir / LAST).is_file():
-                raise CheckpointError(
-                    f"--resume: no {LAST} in {self.run_dir}: train without --resume first, or point --out at the run"
-                )
+            if not (self.run_dir / LAST).is_file():  # died before its first checkpoint: start it again
+                if self.info.is_main:
+                    print(f"note: --resume: no {LAST} in {self.run_dir} yet (the run stopped before its first "
+                          "checkpoint); starting it fresh")
+                    for name in ("metrics.jsonl", PROFILE_FILE):
+                        (self.run_dir / name).unlink(missing_ok=True)
+                self.opts.resume = False
         elif holds_run(self.run_dir):
             raise AudioMambaError(
                 f"run folder {self.run_dir} already holds a run: pass --resume to continue it, or choose another --out"
@@ -279,7 +316,7 @@ class Trainer:
         """Validation BPB over the fixed subset of ``val_batches`` global batches."""
         idx = _val_indices(len(self.val_ds), self.recipe.train.val_batches * self.recipe.data.batch_size, self.info)
         total, count = nll_mod.dataset_nll(
-            self.model, self.val_ds, self.local_batch, self.device, idx, self.recipe.train.bf16
+            self.model, self.val_ds, self.local_batch, self.device, idx, self.recipe.train.bf16, resilient=True
         )
         total, count = all_reduce_sum([total, float(count)], self.info)
         return nll_mod.nats_to_bpb(total / max(count, 1.0))
@@ -305,11 +342,12 @@ class Trainer:
                     self.info.rank, self.info.world_size,
                 )
                 loader = DataLoader(
-                    self.train_ds, batch_sampler=sampler, num_workers=r.data.num_workers,
+                    Resilient(self.train_ds), batch_sampler=sampler, num_workers=r.data.num_workers,
                     pin_memory=self.device.type == "cuda",
                 )
                 stop = False
-                for inputs, targets in loader:
+                for inputs, targets, skipped in loader:
+                    self.skipped_items += int(skipped.sum())
                     loss_value = self._train_step(inputs, targets)
                     self.pos.index += 1
                     self.step += 1
@@ -324,7 +362,7 @@ class Trainer:
                             self.step, "train", loss=mean, bpb=nll_mod.nats_to_bpb(mean),
                             lr=self.sched.get_last_lr()[0], sequences_per_s=window_samples / dt,
                             audio_samples_per_s=window_samples * inputs.shape[1] / dt,
-                            elapsed_s=time.monotonic() - t0,
+                            elapsed_s=time.monotonic() - t0, skipped_items=self.skipped_items,
                         )
                         progress.update(
                             self.step, loss=mean, samples_per_s=window_samples / dt,
@@ -395,12 +433,13 @@ class Trainer:
 
     def _diverged(self, what: str, value: float) -> None:
         ckpt = self.run_dir / LAST
-        kept = f"the last good checkpoint {ckpt} is kept" if ckpt.exists() else "no checkpoint was written yet"
+        kept = (f"the last good checkpoint {ckpt} is kept; continue with --resume" if ckpt.exists()
+                else "no checkpoint was written yet; start again with the same command (with --resume it starts fresh)")
         self.log.log(self.step + 1, "error", message=f"non-finite {what}")
         self.log.close()
         raise TrainingDiverged(
             f"non-finite {what} ({value}) at step {self.step + 1} of {self.run_dir}: {kept}; "
-            "lower optim.lr (--set optim.lr=...) or check the data, then continue with --resume"
+            "lower optim.lr (--set optim.lr=...) or check the data"
         )
 
     def _evaluate(self, progress: TrainProgress) -> None:
@@ -408,7 +447,7 @@ class Trainer:
         self.last_val = val
         self.log.log(self.step, "val", val_bpb=val, val_loss=val * math.log(2))
         progress.update(self.step, val_bpb=val)
-        if self.best_val is None or val < self.best_val:
+        if math.isfinite(val) and (self.best_val is None or not math.isfinite(self.best_val) or val < self.best_val):
             self.best_val = val
             self.save(BEST, None)
         if self.info.is_main:
@@ -423,6 +462,7 @@ class Trainer:
 def train_recipe(recipe: Recipe, opts: RunOptions) -> TrainResult:
     """Train ``recipe`` into ``opts.out`` (single process, or one rank of a ``torchrun`` job)."""
     info = init_distributed(opts.device)
+    trainer = None
     try:
         trainer = Trainer(recipe, opts, info)
         for note in trainer.notes:
@@ -430,4 +470,6 @@ def train_recipe(recipe: Recipe, opts: RunOptions) -> TrainResult:
                 print(f"note: resumed with a changed setting {note}")
         return trainer.run()
     finally:
+        if trainer is not None and trainer.lock is not None:
+            trainer.lock.release()
         shutdown(info)

@@ -37,19 +37,26 @@ def dataset_nll(
     bf16: bool = False,
     num_workers: int = 0,
     progress: Iterable | None = None,
+    resilient: bool = False,
 ) -> tuple[float, int]:
     """Summed NLL (nats) and the number of predicted samples over ``dataset`` (or its ``indices``).
 
     Every sequence is scored whole (no overlap, no truncation). The model is put in eval mode and
-    restored afterwards. ``progress``: optional callable(n_done) hook per batch.
+    restored afterwards. ``progress``: optional callable(n_done) hook per batch. ``resilient``
+    (validation inside a training run): an unreadable item is retried, then replaced by the next
+    readable one with a warning, instead of ending the run.
     """
     was_training = model.training
     model.eval()
     ds = Subset(dataset, list(indices)) if indices is not None else dataset
+    if resilient:
+        from audiomamba.data.resilient import Resilient
+
+        ds = Resilient(ds)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     total, count = 0.0, 0
-    for inputs, targets in loader:
-        inputs, targets = inputs.to(device), targets.to(device)
+    for batch in loader:
+        inputs, targets = batch[0].to(device), batch[1].to(device)
         with autocast_for(device, bf16):
             logits = model(inputs)
         nll = F.cross_entropy(logits.reshape(-1, N_CLASSES).float(), targets.reshape(-1), reduction="sum")
