@@ -6,7 +6,7 @@ from torch import Tensor
 
 from kernels.backend import use_triton
 from kernels.checks import check_scan_args, check_step_args
-from kernels.reference import selective_scan_assoc, selective_state_update_ref
+from kernels.reference import selective_scan_assoc, selective_scan_fft, selective_state_update_ref
 
 
 def selective_scan(
@@ -42,6 +42,8 @@ def selective_scan(
         from kernels.triton_scan import selective_scan_triton
 
         return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    if delta.dim() == 1 and B.dim() == 2 and C.dim() == 2:  # LTI: a causal convolution (FFT) on the CPU
+        return selective_scan_fft(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     return selective_scan_assoc(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
 
 

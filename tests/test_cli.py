@@ -65,5 +65,5 @@ def test_bad_files_in_data_info_are_reported_not_raised(tmp_path: Path) -> None:
     root = make_music(tmp_path / "m", n_files=3)
     (root / "broken.wav").write_bytes(b"not audio at all" * 10)
     proc = run_cli("data", "info", str(root))
-    assert proc.returncode == 0 and "rejected" in proc.stdout and "broken.wav" in proc.stdout
+    assert proc.returncode == 1 and "rejected" in proc.stdout and "broken.wav" in proc.stdout  # all listed, then exit 1
     assert "Traceback" not in proc.stderr

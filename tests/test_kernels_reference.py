@@ -159,3 +159,43 @@ def test_step_bad_state_shape_raises():
     u, delta, A, B, C, *_ = make_args(2, 3, 4, 1, cplx=True, lti=True)
     with pytest.raises(ConfigError, match="state h"):
         kernels.selective_state_update(torch.zeros(2, 3, 4), u[:, :, 0], delta, A, B, C)
+
+
+@pytest.mark.parametrize("complex_a", [False, True])
+def test_fft_lti_scan_matches_the_sequential_scan(complex_a: bool) -> None:
+    """The CPU path of LTI scans (a causal FFT convolution): y, h_last and every gradient."""
+    from kernels.reference import selective_scan_fft
+
+    torch.manual_seed(3)
+    b, d, n, length = 2, 6, 4, 96
+    dtype = torch.complex128 if complex_a else torch.float64
+    u = torch.randn(b, d, length, dtype=torch.float64, requires_grad=True)
+    delta = (torch.rand(d, dtype=torch.float64) * 0.2).requires_grad_()
+    a_re = -torch.rand(d, n, dtype=torch.float64) - 0.1
+    A = (torch.complex(a_re, torch.randn(d, n, dtype=torch.float64) * 3) if complex_a else a_re).requires_grad_()
+    B = torch.randn(d, n, dtype=dtype, requires_grad=True)
+    C = torch.randn(d, n, dtype=dtype, requires_grad=True)
+    D, z = torch.randn(d, dtype=torch.float64), torch.randn(b, d, length, dtype=torch.float64)
+    ins = [u, delta, A, B, C]
+    y1, h1 = selective_scan_ref(u, delta, A, B, C, D, z, return_last_state=True)
+    y2, h2 = selective_scan_fft(u, delta, A, B, C, D, z, return_last_state=True)
+    torch.testing.assert_close(y2, y1, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(h2, h1, rtol=1e-9, atol=1e-9)
+    w = torch.randn(b, d, length, dtype=torch.float64)
+    g1 = torch.autograd.grad((y1 * w).sum() + h1.abs().sum(), ins)
+    g2 = torch.autograd.grad((y2 * w).sum() + h2.abs().sum(), ins)
+    for a, e in zip(g2, g1, strict=True):
+        torch.testing.assert_close(a, e, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("complex_a", [False, True])
+def test_linear_scan_backward_is_the_exact_gradient(complex_a: bool) -> None:
+    """The hand-written backward of the associative scan used on the CPU (gradcheck in float64)."""
+    from kernels.reference import linear_scan
+
+    torch.manual_seed(4)
+    dtype = torch.complex128 if complex_a else torch.float64
+    a = (torch.rand(2, 3, 19, dtype=torch.float64) * 0.9).to(dtype).requires_grad_()
+    b = torch.randn(2, 3, 19, dtype=dtype, requires_grad=True)
+    h0 = torch.randn(2, 3, dtype=dtype, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b, h0: linear_scan(a, b, h0), (a, b, h0))

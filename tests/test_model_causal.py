@@ -11,10 +11,16 @@ from audiomamba.model.pooling import DownPool, UpPool
 SMALL = {"d_model": 16, "d_state": 4, "s4_d_state": 8, "attn_head_dim": 8}
 
 
-def assert_causal(fn, x: torch.Tensor, x_perturbed: torch.Tensor, t: int) -> None:
+#: blocks whose CPU path is a causal convolution by FFT (LTI scans): causal up to float rounding
+#: (~1e-7), far below what a real leak (a wrong shift or padding) changes (~1e-1)
+FFT_BLOCKS = ("mamba-s4", "mamba-s4-real", "s4-mlp")
+
+
+def assert_causal(fn, x: torch.Tensor, x_perturbed: torch.Tensor, t: int, atol: float = 0.0) -> None:
     with torch.no_grad():
         a, b = fn(x), fn(x_perturbed)
-    assert torch.equal(a[:, :t], b[:, :t]), f"output before {t} changed"
+    leak = (a[:, :t] - b[:, :t]).abs().max().item() if t else 0.0
+    assert leak <= atol, f"output before {t} changed (by {leak:.2e})"
     assert (a[:, t:] - b[:, t:]).abs().max() > 1e-6, f"perturbing {t} changed nothing after it"
 
 
@@ -26,7 +32,7 @@ def test_block_is_causal(name: str) -> None:
     for t in (0, 5, 11):
         y = x.clone()
         y[:, t] += torch.randn(2, 16)
-        assert_causal(blk, x, y, t)
+        assert_causal(blk, x, y, t, 1e-5 if name in FFT_BLOCKS else 0.0)
 
 
 @pytest.mark.parametrize("pool", [[4], [2, 3]], ids=["1-level", "2-levels"])
@@ -46,7 +52,7 @@ def test_unet_is_causal(name: str, pool: list[int]) -> None:
     for t in (0, 3, 5, 6, 13, 23):
         other = tokens.clone()
         other[:, t] = (other[:, t] + 97) % 256
-        assert_causal(model, tokens, other, t)
+        assert_causal(model, tokens, other, t, 1e-5 if name in FFT_BLOCKS else 0.0)
 
 
 def test_uppool_shift_is_one_pooled_step() -> None:

@@ -37,7 +37,8 @@ def build_dataset(
 ) -> Dataset:
     """The dataset of ``kind`` ("youtubemix" or "sc09") for ``split``.
 
-    SC09 clips are always 16000 samples (``sample_len`` must be None or 16000); ``clips_per_class``
+    SC09 clips are 16000 samples (``sample_len`` < 16000 crops each to its first samples, for fast
+    CPU recipes); ``clips_per_class``
     keeps only the first k clips of each digit (SC09 only); ``exclude`` leaves those files out.
     """
     if kind == "youtubemix":
@@ -45,9 +46,10 @@ def build_dataset(
             raise DataError("data.clips_per_class is for sc09 data (digit classes); youtubemix has none")
         return YouTubeMixDataset(root, split, sample_len or 16384, normalization, pool_product, exclude)
     if kind == "sc09":
-        if sample_len not in (None, 16000):
-            raise DataError(f"SC09 clips are 16000 samples; sample_len {sample_len} is not supported for sc09")
-        if pool_product > 1 and 16000 % pool_product:
-            raise DataError(f"SC09's 16000 samples are not divisible by the pooling product {pool_product}")
-        return SC09Dataset(root, split, normalization, clips_per_class, exclude)  # type: ignore[arg-type]
+        n = 16000 if sample_len is None else sample_len
+        if not 0 < n <= 16000:
+            raise DataError(f"SC09 clips are 16000 samples; sample_len {sample_len} must be in 1..16000 (a crop from the start)")
+        if pool_product > 1 and n % pool_product:
+            raise DataError(f"SC09 sample_len {n} is not divisible by the pooling product {pool_product}")
+        return SC09Dataset(root, split, normalization, clips_per_class, exclude, n)  # type: ignore[arg-type]
     raise DataError(f"unknown data kind {kind!r}: use one of {', '.join(KINDS)}")

@@ -71,17 +71,20 @@ class SC09Dataset(Dataset):
     ``ds[i] -> (input_tokens (16000,), target_tokens (16000,))`` int64, input = target shifted right
     with ``Q_ZERO`` first. ``ds.waveform(i) -> (16000,)`` float32 in [-1, 1]; ``ds.labels[i]`` the digit.
     ``clips_per_class`` keeps the first k clips of each digit (small subsets for overfit checks);
-    ``exclude`` leaves out files that a data pre-flight rejected (``--skip-bad``).
+    ``exclude`` leaves out files that a data pre-flight rejected (``--skip-bad``); ``sample_len``
+    < 16000 crops every item to the clip's first samples (fast CPU recipes).
     """
 
     def __init__(
         self, root: str | Path, split: str = "train", normalization: Normalization = "minmax",
         clips_per_class: int | None = None,
         exclude: frozenset[Path] | set[Path] = frozenset(),
+        sample_len: int = CLIP_SAMPLES,
     ) -> None:
         self.root = Path(root)
         self.split = split
         self.normalization = normalization
+        self.sample_len = sample_len
         mu_law_encode(torch.zeros(1), normalization)  # validates the name early
         pairs = [(p, lab) for p, lab in sc09_split_files(self.root, split) if p not in exclude]
         if clips_per_class is not None:  # the first k clips of each digit (sorted by path)
@@ -120,5 +123,7 @@ class SC09Dataset(Dataset):
         return torch.from_numpy(out)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        target = mu_law_encode(self.waveform(index), self.normalization)
+        """(input, target) tokens of the clip's first ``sample_len`` samples (the whole clip by default);
+        a crop is normalised on its own, as a clip of that length would be."""
+        target = mu_law_encode(self.waveform(index)[: self.sample_len], self.normalization)
         return shift_right(target), target
