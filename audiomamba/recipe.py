@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from audiomamba.errors import ConfigError
+from audiomamba.recipes import folder as recipe_folder
 
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+RECIPES_DIR = recipe_folder()
 BLOCKS = ("mamba-s6", "mamba-s4", "mamba-s4-real", "s4-mlp", "mha-mlp")
 DATA_KINDS = ("youtubemix", "sc09")
 NORMALIZATIONS = ("minmax", "none")

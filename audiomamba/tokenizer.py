@@ -1,4 +1,4 @@
-"""8-bit mu-law tokenisation of waveforms (DESIGN §3), a linear quantiser, and token helpers.
+"""8-bit mu-law tokenisation of waveforms (docs/ARCHITECTURE.md §3), a linear quantiser, and token helpers.
 
 Two normalisations:
 

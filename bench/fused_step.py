@@ -2,7 +2,7 @@
 
 Run on a GPU::
 
-    python -m bench.fused_step
+    python -m audiomamba.bench.fused_step
 
 1. One block step (``mamba-s6`` at widths 64/128/256, ``mamba-s4`` and ``mamba-s4-real`` at 64)
    with a skip input, at batch 1 and 2048: a CUDA graph of 20 calls replayed 10 times, fused
@@ -14,12 +14,12 @@ Run on a GPU::
 from __future__ import annotations
 
 import torch
+from audiomamba.bench.generate import _fused, time_generate
 
 from audiomamba.generate.stepper import step_period
 from audiomamba.model import build_model, load_model_preset
 from audiomamba.model.blocks import BLOCKS
 from audiomamba.model.config import ModelConfig
-from bench.generate import _fused, time_generate
 
 
 def graph_us(fn, calls: int = 20, replays: int = 10) -> float:
@@ -78,7 +78,7 @@ def model_rows(kind: str) -> list[str]:
 
 def main() -> None:
     if not torch.cuda.is_available():
-        raise SystemExit("bench.fused_step needs a CUDA device (the fused kernels and CUDA graphs)")
+        raise SystemExit("audiomamba.bench.fused_step needs a CUDA device (the fused kernels and CUDA graphs)")
     print(f"Device: {torch.cuda.get_device_name()}; torch {torch.__version__}")
     print("| case | fused | composed | speed-up |\n|---|---:|---:|---:|")
     for kind, width in (("mamba-s6", 64), ("mamba-s6", 128), ("mamba-s6", 256), ("mamba-s4", 64),

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 
 import torch
 
-import kernels
+from audiomamba import kernels
 from audiomamba.generate import SamplingConfig, generate_tokens
 from audiomamba.generate.stepper import Stepper, step_period
 from audiomamba.model import build_model, load_model_preset

@@ -19,10 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from audiomamba.kernels.reference import selective_scan_assoc
+from audiomamba.kernels.tuning import pick_config
 from torch import Tensor
-
-from kernels.reference import selective_scan_assoc
-from kernels.tuning import pick_config
 
 
 @dataclass(frozen=True)
@@ -211,9 +210,8 @@ def _fmt(x: float | None) -> str:
 def run_benchmark(device: str = "cuda", quick: bool = False, command: str = "audiomamba bench kernel",
                   dtypes: tuple[str, ...] = ("fp32", "bf16"), cases: list[Case] | None = None) -> str:
     """Measure every case and return the Markdown report (device, date, command, table, notes)."""
+    from audiomamba.kernels.triton_scan import selective_scan_triton
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from kernels.triton_scan import selective_scan_triton
 
     if cases is None:
         cases = CPU_CASES if device == "cpu" else (QUICK_CASES if quick else FULL_CASES)
@@ -312,10 +310,9 @@ def run_sweep(device: str = "cuda", quick: bool = False, command: str = "audioma
     """Time the Triton kernels under several launch configs (for choosing AUDIOMAMBA_SCAN_CONFIG).
 
     Returns a Markdown table: per case and config, fwd and fwd+bwd ms and % of the HBM roofline."""
+    from audiomamba.kernels.triton_scan import selective_scan_triton
+    from audiomamba.kernels.tuning import parse_config
     from rich.progress import Progress
-
-    from kernels.triton_scan import selective_scan_triton
-    from kernels.tuning import parse_config
 
     if cases is None:
         cases = CPU_CASES if device == "cpu" else QUICK_CASES

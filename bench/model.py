@@ -10,7 +10,7 @@ Measures, in one run and under bf16 autocast:
   once with the PyTorch reference scan (forced through :func:`kernels.set_backend`). A case that
   runs out of memory is reported as OOM and retried at half the batch down to 1, then at half the
   length (up to 4 times), so that both scans still get a samples/s figure; the note says where.
-* the longest ``sample_len`` of the Table 14 schedule (DESIGN §4) whose training step fits at
+* the longest ``sample_len`` of the Table 14 schedule (docs/ARCHITECTURE.md §4) whose training step fits at
   batch 1 with the Triton scan (goal: 958464), trying lengths from the longest down.
 
 ``--quick`` runs tiny presets on short sequences (any device; a smoke test of the driver).
@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 import torch
 import torch.nn.functional as F
 
-import kernels
+from audiomamba import kernels
 from audiomamba.model import build_model, load_model_preset
 
 

@@ -1,7 +1,7 @@
 """Forward of the scan under each value of one tuning variable, side by side in one run (GPU).
 
-    python -m bench.scan_env_sweep AUDIOMAMBA_SCAN_UNROLL 1,2,4,8
-    python -m bench.scan_env_sweep AUDIOMAMBA_SCAN_MAXNREG 0,168,128,96     (0 = unset)
+    python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_UNROLL 1,2,4,8
+    python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_MAXNREG 0,168,128,96     (0 = unset)
 
 Every benchmark shape of ``audiomamba bench kernel``, fp32 and bf16: ms, % of the HBM roofline,
 speed-up against the first value, and the largest relative difference of the outputs.
@@ -12,11 +12,19 @@ from __future__ import annotations
 import os
 import sys
 
-from bench.kernel import DTYPES, FULL_CASES, copy_bandwidth, make_inputs, make_timer, min_bytes, pass_fn
+from audiomamba.bench.kernel import (
+    DTYPES,
+    FULL_CASES,
+    copy_bandwidth,
+    make_inputs,
+    make_timer,
+    min_bytes,
+    pass_fn,
+)
 
 
 def main(var: str, values: list[str]) -> None:
-    from kernels import selective_scan
+    from audiomamba.kernels import selective_scan
 
     timer = make_timer("cuda", False)
     bw = copy_bandwidth("cuda", timer)
@@ -39,5 +47,5 @@ def main(var: str, values: list[str]) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:
-        sys.exit("usage: python -m bench.scan_env_sweep VARIABLE V1,V2,... (e.g. AUDIOMAMBA_SCAN_UNROLL 1,2,4,8)")
+        sys.exit("usage: python -m audiomamba.bench.scan_env_sweep VARIABLE V1,V2,... (e.g. AUDIOMAMBA_SCAN_UNROLL 1,2,4,8)")
     main(sys.argv[1], sys.argv[2].split(","))

@@ -1,4 +1,4 @@
-"""SC09 evaluation: digit classifier and automated sample metrics (DESIGN §9).
+"""SC09 evaluation: digit classifier and automated sample metrics (docs/ARCHITECTURE.md §9).
 
 - :mod:`eval.features`          log-mel front end (waveform → normalised log-mel image)
 - :mod:`eval.classifier`        ResNeXt-style classifier, ``features`` / ``probs``, checkpoint I/O

@@ -1,4 +1,4 @@
-"""ResNeXt-style digit classifier for the SC09 sample metrics (DESIGN §9).
+"""ResNeXt-style digit classifier for the SC09 sample metrics (docs/ARCHITECTURE.md §9).
 
 waveform (B, T) → :class:`~eval.features.LogMel` (B, 1, M, F) → stem conv (stride 2) →
 stages of grouped-conv bottleneck residual blocks (ResNeXt) → global average pool →
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from audiomamba.eval.features import LogMel, LogMelConfig
 from torch import nn
 
 from audiomamba.errors import CheckpointError
-from eval.features import LogMel, LogMelConfig
 
 CHECKPOINT_FORMAT = "audiomamba-sc09-classifier/1"
 NUM_CLASSES = 10

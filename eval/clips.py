@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-
-from eval.progress import make_progress
+from audiomamba.eval.progress import make_progress
 
 
 def load_split(root: str | Path, split: str, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:

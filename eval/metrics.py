@@ -1,4 +1,4 @@
-"""SC09 automated sample metrics (DESIGN §9), comparable with SaShiMi / Mamba Table 4.
+"""SC09 automated sample metrics (docs/ARCHITECTURE.md §9), comparable with SaShiMi / Mamba Table 4.
 
 Inputs are classifier outputs: ``features`` (N, D) from the penultimate layer and ``probs``
 (N, C) class probabilities. All computations are in float64.
@@ -17,8 +17,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-
-from eval.kmeans import assign, kmeans
+from audiomamba.eval.kmeans import assign, kmeans
 
 EPS = 1e-12
 

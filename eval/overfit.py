@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 
 import torch
-
-from eval.classifier import load_classifier
-from eval.metrics import inception_score
+from audiomamba.eval.classifier import load_classifier
+from audiomamba.eval.metrics import inception_score
 
 CONFIDENT = 0.9
 GOAL_CONFIDENT = 0.8
@@ -58,6 +57,8 @@ def run_overfit(
 ) -> dict:
     """Train ``recipe_name`` into ``out/run``, check step consistency, generate ``n`` samples into
     ``out/samples`` and score them. Writes ``out/overfit.json`` and returns the report."""
+    from audiomamba.eval.classifier import digit_labeller
+
     from audiomamba.data import build_dataset
     from audiomamba.generate import SamplingConfig, generate_to_folder
     from audiomamba.generate.diagnose import format_consistency, step_consistency
@@ -66,7 +67,6 @@ def run_overfit(
     from audiomamba.train import RunOptions, train_recipe
     from audiomamba.train.checkpoint import LAST, load_checkpoint, model_from_state
     from audiomamba.train.nll import dataset_nll, nats_to_bpb
-    from eval.classifier import digit_labeller
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     recipe = load_recipe(recipe_name, sets, data)

@@ -14,16 +14,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
+from audiomamba.eval.classifier import DigitClassifier, load_classifier
+from audiomamba.eval.clips import load_split
+from audiomamba.eval.metrics import NDB, sample_metrics
+from audiomamba.eval.progress import make_progress
+from audiomamba.eval.sample_audio import load_samples
+from audiomamba.eval.train_classifier import resolve_device
 from rich.console import Console
 from rich.table import Table
 
 from audiomamba.errors import ConfigError
-from eval.classifier import DigitClassifier, load_classifier
-from eval.clips import load_split
-from eval.metrics import NDB, sample_metrics
-from eval.progress import make_progress
-from eval.sample_audio import load_samples
-from eval.train_classifier import resolve_device
 
 SPLITS = ("train", "validation", "test")
 NDB_MIN_SAMPLES = 500

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+from audiomamba.eval.progress import make_progress
 
 from audiomamba.audio import AUDIO_SUFFIXES, SAMPLE_RATE
 from audiomamba.errors import DataError
-from eval.progress import make_progress
 
 CLIP_SAMPLES = SAMPLE_RATE
 SILENT_PEAK = 1e-4

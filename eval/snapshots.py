@@ -40,14 +40,15 @@ def score_snapshots(
     progress: bool = True,
 ) -> list[dict]:
     """Generate and score ``n`` samples per snapshot and temperature; returns the table rows."""
+    from audiomamba.eval.classifier import digit_labeller, load_classifier
+    from audiomamba.eval.clips import load_split
+    from audiomamba.eval.metrics import NDB, sample_metrics
+    from audiomamba.eval.overfit import score_waves
+
     from audiomamba.errors import CheckpointError
     from audiomamba.generate import NoiseProfile, SamplingConfig, generate_to_folder
     from audiomamba.tokenizer import mu_law_decode
     from audiomamba.train.checkpoint import load_checkpoint, model_from_state
-    from eval.classifier import digit_labeller, load_classifier
-    from eval.clips import load_split
-    from eval.metrics import NDB, sample_metrics
-    from eval.overfit import score_waves
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     files = snapshot_files(run)

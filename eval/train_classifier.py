@@ -24,14 +24,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from audiomamba.eval.augment import AugmentConfig, augment_wave, mask_spec
+from audiomamba.eval.classifier import ClassifierConfig, DigitClassifier, save_classifier
+from audiomamba.eval.clips import load_split
+from audiomamba.eval.confusion import confusion_matrix, plot_confusion
+from audiomamba.eval.progress import make_progress
 from rich.console import Console
 
 from audiomamba.errors import ConfigError
-from eval.augment import AugmentConfig, augment_wave, mask_spec
-from eval.classifier import ClassifierConfig, DigitClassifier, save_classifier
-from eval.clips import load_split
-from eval.confusion import confusion_matrix, plot_confusion
-from eval.progress import make_progress
 
 
 @dataclass(frozen=True)

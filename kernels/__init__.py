@@ -1,4 +1,4 @@
-"""The shared scan kernel: Triton forward/backward/step, PyTorch reference, dispatch (DESIGN §6).
+"""The shared scan kernel: Triton forward/backward/step, PyTorch reference, dispatch (docs/ARCHITECTURE.md §6).
 
 Public API::
 
@@ -23,15 +23,15 @@ Files: ``reference.py`` (sequential + associative PyTorch scans, step), ``triton
 ``AUDIOMAMBA_SCAN_CONFIG``), ``compile_check.py`` (compile for sm_90 without a GPU).
 """
 
-from kernels.backend import get_backend, set_backend, set_fused_step, use_fused_step
-from kernels.ops import (
+from .backend import get_backend, set_backend, set_fused_step, use_fused_step
+from .ops import (
     mamba_lti_block_step,
     mamba_s6_block_step,
     norm_linear,
     selective_scan,
     selective_state_update,
 )
-from kernels.reference import selective_scan_assoc, selective_scan_ref, selective_state_update_ref
+from .reference import selective_scan_assoc, selective_scan_ref, selective_state_update_ref
 
 __all__ = [
     "get_backend",

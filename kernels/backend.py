@@ -13,7 +13,7 @@ import os
 import torch
 from torch import Tensor
 
-from audiomamba.errors import ConfigError
+from .errors import KernelError
 
 BACKENDS = ("auto", "triton", "reference")
 _override: str | None = None
@@ -24,7 +24,7 @@ def set_backend(name: str | None) -> None:
     """Force the scan backend: "auto" (by device), "triton" or "reference"; None restores the env default."""
     global _override
     if name is not None and name not in BACKENDS:
-        raise ConfigError(f"unknown scan backend {name!r} in kernels.set_backend: use one of {', '.join(BACKENDS)}")
+        raise KernelError(f"unknown scan backend {name!r} in kernels.set_backend: use one of {', '.join(BACKENDS)}")
     _override = name
 
 
@@ -34,7 +34,7 @@ def get_backend() -> str:
         return _override
     name = os.environ.get("AUDIOMAMBA_SCAN", "auto").strip().lower() or "auto"
     if name not in BACKENDS:
-        raise ConfigError(f"unknown scan backend AUDIOMAMBA_SCAN={name!r} in the environment: use one of {', '.join(BACKENDS)}")
+        raise KernelError(f"unknown scan backend AUDIOMAMBA_SCAN={name!r} in the environment: use one of {', '.join(BACKENDS)}")
     return name
 
 

@@ -1,14 +1,14 @@
-"""Argument checks for the public scan ops: one-line :class:`ConfigError` on a bad shape or dtype."""
+"""Argument checks for the public scan ops: one-line :class:`KernelError` on a bad shape or dtype."""
 
 from __future__ import annotations
 
 from torch import Tensor
 
-from audiomamba.errors import ConfigError
+from .errors import KernelError
 
 
 def _fail(op: str, what: str, fix: str) -> None:
-    raise ConfigError(f"{what} in kernels.{op}: {fix}")
+    raise KernelError(f"{what} in kernels.{op}: {fix}")
 
 
 def _shape(x: Tensor) -> str:
@@ -25,7 +25,7 @@ def check_scan_args(
     z: Tensor | None,
     delta_bias: Tensor | None,
 ) -> None:
-    """Validate the shapes of a :func:`kernels.selective_scan` call (see DESIGN §6)."""
+    """Validate the shapes of a :func:`kernels.selective_scan` call (see docs/ARCHITECTURE.md §6)."""
     op = "selective_scan"
     if u.dim() != 3 or u.is_complex():
         _fail(op, f"u has shape {_shape(u)} dtype {u.dtype}", "pass a real tensor of shape (batch, d, L)")

@@ -6,8 +6,8 @@ register spills only show up on a GPU. This tool runs the real compiler pipeline
 an NVIDIA target (default sm_90, H100) and, when Triton's bundled ``ptxas`` is present, to SASS
 register counts::
 
-    python -m kernels.compile_check            # every variant the ops can launch
-    python -m kernels.compile_check --quick    # a few representative ones
+    python -m audiomamba.kernels.compile_check            # every variant the ops can launch
+    python -m audiomamba.kernels.compile_check --quick    # a few representative ones
 
 It must run in a process where ``TRITON_INTERPRET`` is unset (it refuses otherwise).
 """
@@ -78,7 +78,7 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
         out.append(Variant("carry", tuple(carry.items()), 4))
     # the generation kernels (fused mamba-s6 block step, LayerNorm+head, sampling) at the tiles the
     # wrapper launches for sc09-small's widths (H 64/128/256, d_inner 128/256/512): one stream and batched
-    from kernels.triton_mamba_step import TILES_BATCHED, TILES_STREAM
+    from .triton_mamba_step import TILES_BATCHED, TILES_STREAM
 
     for small, t in ((True, TILES_STREAM), (False, TILES_BATCHED)):
         common = dict(USE_DOT=not small, PREC="ieee" if small else "tf32x3", BLOCK_B=1 if small else t["rows"])
@@ -108,8 +108,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from audiomamba.generate import triton_sample
-    from kernels import triton_mamba_step, triton_norm_linear, triton_scan, triton_step
+    from . import triton_mamba_step, triton_norm_linear, triton_sample, triton_scan, triton_step
 
     fn = {"fwd": triton_scan._scan_fwd_kernel, "seq": triton_scan._scan_fwd_seq_kernel, "bwd": triton_scan._scan_bwd_kernel,
           "bwdloc": triton_scan._scan_bwd_local_kernel, "carry": triton_scan._seg_carry_kernel,

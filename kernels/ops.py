@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from kernels.backend import use_triton
-from kernels.checks import check_scan_args, check_step_args
-from kernels.reference import selective_scan_assoc, selective_scan_fft, selective_state_update_ref
+from .backend import use_triton
+from .checks import check_scan_args, check_step_args
+from .reference import selective_scan_assoc, selective_scan_fft, selective_state_update_ref
 
 
 def selective_scan(
@@ -21,7 +21,7 @@ def selective_scan(
     delta_softplus: bool = False,
     return_last_state: bool = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
-    """Selective (or LTI) state-space scan, autograd-aware (DESIGN §6).
+    """Selective (or LTI) state-space scan, autograd-aware (docs/ARCHITECTURE.md §6).
 
     h_t = exp(Δ_t A) ⊙ h_{t-1} + Δ_t B_t u_t;  y_t = C_t·h_t (2·Re(C_t·h_t) for complex A) + D u_t;
     out = y · silu(z). Δ = softplus(delta + delta_bias) when ``delta_softplus`` else delta + delta_bias.
@@ -39,7 +39,7 @@ def selective_scan(
     """
     check_scan_args(u, delta, A, B, C, D, z, delta_bias)
     if use_triton(u):
-        from kernels.triton_scan import selective_scan_triton
+        from .triton_scan import selective_scan_triton
 
         return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     if delta.dim() == 1 and B.dim() == 2 and C.dim() == 2:  # LTI: a causal convolution (FFT) on the CPU
@@ -68,7 +68,7 @@ def selective_state_update(
     """
     check_step_args(h, u, delta, A, B, C, D, z, delta_bias)
     if use_triton(u):
-        from kernels.triton_step import selective_state_update_triton
+        from .triton_step import selective_state_update_triton
 
         return selective_state_update_triton(h, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     return selective_state_update_ref(h, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
@@ -78,7 +78,7 @@ def mamba_s6_block_step(x: Tensor, *args, **kwargs) -> Tensor:
     """Fused step of a whole pre-norm ``mamba-s6`` block (Triton only; see
     :func:`kernels.triton_mamba_step.mamba_s6_block_step_triton` for the arguments). Callers check
     :func:`kernels.use_fused_step` first; the composed PyTorch step is the reference."""
-    from kernels.triton_mamba_step import mamba_s6_block_step_triton
+    from .triton_mamba_step import mamba_s6_block_step_triton
 
     return mamba_s6_block_step_triton(x, *args, **kwargs)
 
@@ -87,7 +87,7 @@ def mamba_lti_block_step(x: Tensor, *args, **kwargs) -> Tensor:
     """Fused step of a whole pre-norm ``mamba-s4`` / ``mamba-s4-real`` block (Triton only; see
     :func:`kernels.triton_mamba_step.mamba_lti_block_step_triton`). Callers check
     :func:`kernels.use_fused_step` first; the composed PyTorch step is the reference."""
-    from kernels.triton_mamba_step import mamba_lti_block_step_triton
+    from .triton_mamba_step import mamba_lti_block_step_triton
 
     return mamba_lti_block_step_triton(x, *args, **kwargs)
 
@@ -97,6 +97,6 @@ def norm_linear(x: Tensor, norm_weight: Tensor, norm_bias: Tensor, eps: float, w
     """Linear(LayerNorm(x)) for x (B, H) in one Triton launch (generation steps; Triton only,
     see :func:`kernels.triton_norm_linear.norm_linear_triton`). Callers check
     :func:`kernels.use_fused_step` first; ``F.linear(F.layer_norm(...))`` is the reference."""
-    from kernels.triton_norm_linear import norm_linear_triton
+    from .triton_norm_linear import norm_linear_triton
 
     return norm_linear_triton(x, norm_weight, norm_bias, eps, weight, bias)

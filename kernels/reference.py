@@ -1,4 +1,4 @@
-"""Plain-PyTorch reference implementations of the selective scan (DESIGN §6).
+"""Plain-PyTorch reference implementations of the selective scan (docs/ARCHITECTURE.md §6).
 
 Two versions of the same recurrence, per batch element, channel ``d`` and state ``n``::
 

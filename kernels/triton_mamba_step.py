@@ -21,7 +21,7 @@ For fewer than 16 rows (one stream) every launch is latency-bound, so kernel 2 i
 kernel 3 (each of its programs repeats the small x_proj) and products are exact float32 broadcast
 products. (One program doing kernels 2-4 for a stream was tried: 1.0× at width 64 and 0.3-0.7×
 at widths 128-256, because it walks the channels serially.) Both paths share the state-update
-helper :func:`_ssm_channels`, built on the scan kernels' ``_softplus`` and ``_exp_dtA`` and the
+helper :func:`_ssm_channels`, built on the scan kernels' ``softplus`` and ``exp_dtA`` and the
 step kernel's ``state_update`` and ``readout`` (so every SSM update in the package is the same
 code). u, z and y pass between launches through (B, d_inner) float32 buffers.
 
@@ -41,15 +41,14 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from audiomamba.errors import ConfigError
-from kernels.backend import interpreting
-from kernels.triton_scan import _exp_dtA, _softplus
-from kernels.triton_step import readout, state_update
+from .backend import interpreting
+from .errors import KernelError
+from .triton_helpers import exp_dtA, ln_apply, ln_stats, mm, readout, row_tile, softplus, state_update
 
 #: launch tiles: rows of the batch per program (16+ rows: tl.dot tiles), d_inner channels per
 #: program of the in_proj/conv and state-update kernels, H columns per LayerNorm/in_proj chunk,
 #: channels per reduction step of x_proj/out_proj, out_proj columns per program. The batched
-#: values are the fastest spill-free ones on sm_90 (``python -m kernels.compile_check``, H100 sweeps).
+#: values are the fastest spill-free ones on sm_90 (``python -m audiomamba.kernels.compile_check``, H100 sweeps).
 TILES_BATCHED = {"rows": 16, "in_e": 32, "in_h": 32, "ssm_e": 16, "k": 32, "out_h": 32, "out_k": 64}
 TILES_STREAM = {"in_e": 32, "in_h": 128, "ssm_e": 32, "k": 256, "out_h": 32, "out_k": 256}
 NUM_WARPS = 4
@@ -61,54 +60,9 @@ def default_precision() -> str:
     env = os.environ.get("AUDIOMAMBA_STEP_PRECISION", "").strip()
     if env:
         if env not in ("ieee", "tf32x3", "tf32"):
-            raise ConfigError(f"AUDIOMAMBA_STEP_PRECISION={env!r} in the environment: use ieee, tf32x3 or tf32")
+            raise KernelError(f"AUDIOMAMBA_STEP_PRECISION={env!r} in the environment: use ieee, tf32x3 or tf32")
         return env
     return "ieee" if interpreting() else "tf32x3"
-
-
-@triton.jit
-def _row_tile(batch, BLOCK_B: tl.constexpr):
-    """This program's rows of the batch (int64, for offsets) along grid axis 0, and their mask."""
-    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    return rows.to(tl.int64), rows < batch
-
-
-@triton.jit
-def _mm(a, b, USE_DOT: tl.constexpr, PREC: tl.constexpr):
-    """a (M, K) @ b (K, N) in float32: tl.dot for M >= 16, else a broadcast product."""
-    if USE_DOT:
-        return tl.dot(a, b, input_precision=PREC)
-    return tl.sum(a[:, :, None] * b[None, :, :], axis=1)
-
-
-@triton.jit
-def _ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
-    """LayerNorm mean and 1/std (BLOCK_B,) of rows of x (B, H), two passes over H in chunks."""
-    total = tl.zeros((BLOCK_B,), dtype=tl.float32)
-    for h0 in range(0, H, BLOCK_H):
-        offs_h = h0 + tl.arange(0, BLOCK_H)
-        m_bh = m_b[:, None] & (offs_h < H)[None, :]
-        total += tl.sum(tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32), 1)
-    mean = total / H
-    sq = tl.zeros((BLOCK_B,), dtype=tl.float32)
-    for h0 in range(0, H, BLOCK_H):
-        offs_h = h0 + tl.arange(0, BLOCK_H)
-        m_bh = m_b[:, None] & (offs_h < H)[None, :]
-        x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
-        xc = tl.where(m_bh, x - mean[:, None], 0.0)
-        sq += tl.sum(xc * xc, axis=1)
-    return mean, 1.0 / tl.sqrt(sq / H + eps)
-
-
-@triton.jit
-def _ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd):
-    """LayerNorm(x) at columns ``offs_h`` of rows of x (B, H): (BLOCK_B, len(offs_h)), 0 where padded."""
-    m_h = offs_h < H
-    m_bh = m_b[:, None] & m_h[None, :]
-    x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
-    nw = tl.load(nw_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
-    nb = tl.load(nb_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
-    return tl.where(m_bh, (x - mean[:, None]) * rstd[:, None] * nw[None, :] + nb[None, :], 0.0)
 
 
 @triton.jit
@@ -118,23 +72,23 @@ def _in_conv_kernel(
     K: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
 ):
-    rows, m_b = _row_tile(batch, BLOCK_B)
+    rows, m_b = row_tile(batch, BLOCK_B)
     offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
     m_e = offs_e < E
     m_be = m_b[:, None] & m_e[None, :]
 
-    mean, rstd = _ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B, BLOCK_H)
+    mean, rstd = ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B, BLOCK_H)
     # in_proj of this block of channels: u and z (BLOCK_B, BLOCK_E)
     u = tl.zeros((BLOCK_B, BLOCK_E), dtype=tl.float32)
     z = tl.zeros((BLOCK_B, BLOCK_E), dtype=tl.float32)
     for h0 in range(0, H, BLOCK_H):
         offs_h = h0 + tl.arange(0, BLOCK_H)
-        xn = _ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd)
+        xn = ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd)
         m_he = (offs_h < H)[:, None] & m_e[None, :]
         w_u = tl.load(win_ptr + offs_e[None, :] * H + offs_h[:, None], mask=m_he, other=0.0).to(tl.float32)
         w_z = tl.load(win_ptr + (E + offs_e[None, :]) * H + offs_h[:, None], mask=m_he, other=0.0).to(tl.float32)
-        u += _mm(xn, w_u, USE_DOT, PREC)
-        z += _mm(xn, w_z, USE_DOT, PREC)
+        u += mm(xn, w_u, USE_DOT, PREC)
+        z += mm(xn, w_z, USE_DOT, PREC)
 
     # causal depthwise conv step over the window (batch, E, K-1) of past inputs, shifted in place
     acc = u * tl.load(cw_ptr + offs_e * K + (K - 1), mask=m_e, other=0.0).to(tl.float32)[None, :]
@@ -170,9 +124,9 @@ def _xproj(u_ptr, wx_ptr, rows, m_b, E, N, R, USE_DOT: tl.constexpr, PREC: tl.co
         w_r = tl.load(wx_ptr + offs_r[None, :] * E + offs_k[:, None], mask=m_kr, other=0.0).to(tl.float32)
         w_b = tl.load(wx_ptr + (R + offs_n[None, :]) * E + offs_k[:, None], mask=m_kn, other=0.0).to(tl.float32)
         w_c = tl.load(wx_ptr + (R + N + offs_n[None, :]) * E + offs_k[:, None], mask=m_kn, other=0.0).to(tl.float32)
-        dt_low += _mm(uk, w_r, USE_DOT, PREC)
-        Bt += _mm(uk, w_b, USE_DOT, PREC)
-        Ct += _mm(uk, w_c, USE_DOT, PREC)
+        dt_low += mm(uk, w_r, USE_DOT, PREC)
+        Bt += mm(uk, w_b, USE_DOT, PREC)
+        Ct += mm(uk, w_c, USE_DOT, PREC)
     return dt_low, Bt, Ct
 
 
@@ -182,7 +136,7 @@ def _xproj_kernel(
     USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_B: tl.constexpr,
     BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
 ):
-    rows, m_b = _row_tile(batch, BLOCK_B)
+    rows, m_b = row_tile(batch, BLOCK_B)
     dt_low, Bt, Ct = _xproj(u_ptr, wx_ptr, rows, m_b, E, N, R, USE_DOT, PREC, BLOCK_B, BLOCK_K, BLOCK_N, BLOCK_R)
     offs_n = tl.arange(0, BLOCK_N)
     offs_r = tl.arange(0, BLOCK_R)
@@ -204,8 +158,8 @@ def _ssm_channels(u_ptr, z_ptr, wdt_ptr, dtb_ptr, alog_ptr, D_ptr, h_ptr, rows, 
     offs_r = tl.arange(0, BLOCK_R)
     w_dt = tl.load(wdt_ptr + offs_e[None, :] * R + offs_r[:, None], mask=(offs_r < R)[:, None] & m_e[None, :],
                    other=0.0)
-    dt = _mm(dt_low, w_dt.to(tl.float32), USE_DOT, PREC)
-    dt = _softplus(dt + tl.load(dtb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)[None, :])
+    dt = mm(dt_low, w_dt.to(tl.float32), USE_DOT, PREC)
+    dt = softplus(dt + tl.load(dtb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)[None, :])
     u = tl.load(u_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
     z = tl.load(z_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
     m_en = m_e[:, None] & m_n[None, :]
@@ -213,7 +167,7 @@ def _ssm_channels(u_ptr, z_ptr, wdt_ptr, dtb_ptr, alog_ptr, D_ptr, h_ptr, rows, 
     hp = h_ptr + rows[:, None, None] * (E * N) + offs_e[None, :, None] * N + offs_n[None, None, :]
     m_ben = m_be[:, :, None] & m_n[None, None, :]
     h = tl.load(hp, mask=m_ben, other=0.0)
-    a, _ = _exp_dtA(dt[:, :, None], A[None, :, :], A, False)
+    a, _ = exp_dtA(dt[:, :, None], A[None, :, :], A, False)
     h, _ = state_update(h, h, a, a, (dt * u)[:, :, None], Bt[:, None, :], Bt[:, None, :], False)
     tl.store(hp, h, mask=m_ben)
     y = readout(h, h, Ct[:, None, :], Ct[:, None, :], 2, False)
@@ -244,7 +198,7 @@ def _ssm_kernel(
     XPROJ_INLINE: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_B: tl.constexpr,
     BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
 ):
-    rows, m_b = _row_tile(batch, BLOCK_B)
+    rows, m_b = row_tile(batch, BLOCK_B)
     offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
     if XPROJ_INLINE:  # few rows: every program of a row tile repeats the small x_proj (saves a launch)
         dt_low, Bt, Ct = _xproj(u_ptr, wx_ptr, rows, m_b, E, N, R, USE_DOT, PREC, BLOCK_B, BLOCK_K, BLOCK_N, BLOCK_R)
@@ -268,7 +222,7 @@ def _out_proj_kernel(
     HAS_RES: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
-    rows, m_b = _row_tile(batch, BLOCK_B)
+    rows, m_b = row_tile(batch, BLOCK_B)
     offs_h = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
     m_h = offs_h < H
     acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
@@ -277,7 +231,7 @@ def _out_proj_kernel(
         m_k = offs_k < E
         y = tl.load(y_ptr + rows[:, None] * E + offs_k[None, :], mask=m_b[:, None] & m_k[None, :], other=0.0)
         w = tl.load(wout_ptr + offs_h[None, :] * E + offs_k[:, None], mask=m_k[:, None] & m_h[None, :], other=0.0)
-        acc += _mm(y, w.to(tl.float32), USE_DOT, PREC)
+        acc += mm(y, w.to(tl.float32), USE_DOT, PREC)
     _residual_store(acc, x_ptr, res_ptr, out_ptr, rows, m_b, offs_h, H, HAS_RES)
 
 
@@ -298,7 +252,7 @@ def _ssm_lti_kernel(
     """LTI state update of one (row tile, channel block): Δ = exp(log_dt), A = -exp(A_re_log) (+ i A_im),
     B' = B or the zero-order-hold B (exp(ΔA) - 1)/(ΔA); h ← exp(ΔA) h + Δ B' u; y = (C h + D u) SiLU(z).
     Complex B, C and h are (re, im) pairs in memory."""
-    rows, m_b = _row_tile(batch, BLOCK_B)
+    rows, m_b = row_tile(batch, BLOCK_B)
     offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
     m_e = offs_e < E
     m_be = m_b[:, None] & m_e[None, :]
@@ -320,7 +274,7 @@ def _ssm_lti_kernel(
     else:
         B_re = tl.load(B_ptr + en, mask=m_en, other=0.0).to(tl.float32)
         C_re = tl.load(C_ptr + en, mask=m_en, other=0.0).to(tl.float32)
-    a_re, a_im = _exp_dtA(dt, A_re, A_im, IS_COMPLEX)  # (BLOCK_E, BLOCK_N)
+    a_re, a_im = exp_dtA(dt, A_re, A_im, IS_COMPLEX)  # (BLOCK_E, BLOCK_N)
     if ZOH:
         w_re = dt * A_re
         if IS_COMPLEX:  # (exp(w) - 1) / w, w = ΔA complex

@@ -13,7 +13,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from kernels.triton_mamba_step import _ln_apply, _ln_stats, _mm, _row_tile, default_precision
+from .triton_helpers import ln_apply, ln_stats, mm, row_tile
+from .triton_mamba_step import default_precision
 
 #: outputs (vocabulary entries) per program
 BLOCK_V = 64
@@ -26,15 +27,15 @@ def _norm_linear_kernel(
     HAS_BIAS: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_V: tl.constexpr,
 ):
-    rows, m_b = _row_tile(batch, BLOCK_B)
+    rows, m_b = row_tile(batch, BLOCK_B)
     offs_h = tl.arange(0, BLOCK_H)
     m_h = offs_h < H
-    mean, rstd = _ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B, BLOCK_H)
-    xn = _ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd)
+    mean, rstd = ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B, BLOCK_H)
+    xn = ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd)
     offs_v = tl.program_id(1) * BLOCK_V + tl.arange(0, BLOCK_V)
     m_v = offs_v < V
     w = tl.load(w_ptr + offs_v[None, :] * H + offs_h[:, None], mask=m_h[:, None] & m_v[None, :], other=0.0)
-    out = _mm(xn, w.to(tl.float32), USE_DOT, PREC)
+    out = mm(xn, w.to(tl.float32), USE_DOT, PREC)
     if HAS_BIAS:
         out += tl.load(bias_ptr + offs_v, mask=m_v, other=0.0).to(tl.float32)[None, :]
     tl.store(out_ptr + rows[:, None] * V + offs_v[None, :], out.to(out_ptr.dtype.element_ty),

@@ -1,4 +1,4 @@
-"""Triton selective scan: forward and backward kernels and their autograd Function (DESIGN §6).
+"""Triton selective scan: forward and backward kernels and their autograd Function (docs/ARCHITECTURE.md §6).
 
 Layout of the work: a program owns (batch element, block of ``BLOCK_D`` channels, segment of L);
 the N states of those channels live in registers; the program walks its segment in chunks of
@@ -56,7 +56,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from kernels.tuning import ScanConfig, pick_config, pick_seg_l
+from .triton_helpers import exp_dtA, softplus
+from .tuning import ScanConfig, pick_config, pick_seg_l
 
 
 @triton.jit
@@ -74,11 +75,6 @@ def _combine_complex(ar1, ai1, br1, bi1, ar2, ai2, br2, bi2):
 
 
 @triton.jit
-def _softplus(x):
-    return tl.where(x <= 20.0, tl.log(1.0 + tl.exp(x)), x)
-
-
-@triton.jit
 def _delta_from_raw(raw, mask2, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
     """Selective Δ (BLOCK_D, BLOCK_L) from loaded delta values; 0 where masked.
 
@@ -88,7 +84,7 @@ def _delta_from_raw(raw, mask2, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.const
         raw = raw + bias[:, None]
     dt = raw
     if SOFTPLUS:
-        dt = _softplus(raw)
+        dt = softplus(raw)
     dt = tl.where(mask2, dt, 0.0)
     return dt, raw
 
@@ -97,19 +93,6 @@ def _delta_from_raw(raw, mask2, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.const
 def _delta_rows(dt_ptr, t, mask2, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
     """Selective Δ (BLOCK_D, BLOCK_L) at times t from row pointers dt_ptr (BLOCK_D, 1); see _delta_from_raw."""
     return _delta_from_raw(tl.load(dt_ptr + t, mask=mask2, other=0.0), mask2, bias, HAS_BIAS, SOFTPLUS)
-
-
-@triton.jit
-def _exp_dtA(dt, A_re, A_im, IS_COMPLEX: tl.constexpr):
-    """exp(Δ A) as (re, im) (im = 0 for real A); dt and A broadcast against each other."""
-    mag = tl.exp(dt * A_re)
-    a_re = mag
-    a_im = tl.zeros_like(mag)
-    if IS_COMPLEX:
-        ang = dt * A_im
-        a_re = mag * tl.cos(ang)
-        a_im = mag * tl.sin(ang)
-    return a_re, a_im
 
 
 @triton.jit
@@ -135,9 +118,9 @@ def _setup(A_ptr, D_ptr, bias_ptr, dt_ptr, pid_b, offs_d, offs_n, mask_d, mask_d
         dtc_raw = tl.load(dt_ptr + pid_b * sdt_b + offs_d * sdt_d, mask=mask_d, other=0.0).to(tl.float32) + bias
         dtc = dtc_raw
         if SOFTPLUS:
-            dtc = _softplus(dtc_raw)
+            dtc = softplus(dtc_raw)
         dtc = tl.where(mask_d, dtc, 0.0)
-    ac_re, ac_im = _exp_dtA(dtc[:, None], A_re, A_im, IS_COMPLEX)
+    ac_re, ac_im = exp_dtA(dtc[:, None], A_re, A_im, IS_COMPLEX)
     return A_re[:, None, :], A_im[:, None, :], Dv, bias, dtc, dtc_raw, ac_re[:, None, :], ac_im[:, None, :]
 
 
@@ -284,7 +267,7 @@ def _scan_fwd_kernel(
             a_im = tl.where(m3, ac_im, 0.0)
         else:
             dt, dt_raw = _delta_from_raw(dt_in, m2, bias, HAS_BIAS, SOFTPLUS)
-            a_re, a_im = _exp_dtA(dt[:, :, None], A_re, A_im, IS_COMPLEX)
+            a_re, a_im = exp_dtA(dt[:, :, None], A_re, A_im, IS_COMPLEX)
         if LOCAL:
             dsum += tl.sum(dt, axis=1)
         du3 = (dt * u)[:, :, None]
@@ -373,9 +356,9 @@ def _scan_fwd_seq_kernel(
     if DT_LTI:
         dtc = tl.load(dt_ptr + pid_b * sdt_b + offs_d * sdt_d, mask=mask_d, other=0.0).to(tl.float32) + bias
         if SOFTPLUS:
-            dtc = _softplus(dtc)
+            dtc = softplus(dtc)
         dtc = tl.where(mask_d, dtc, 0.0)
-    ac_re, ac_im = _exp_dtA(dtc[None, :], A_re, A_im, IS_COMPLEX)
+    ac_re, ac_im = exp_dtA(dtc[None, :], A_re, A_im, IS_COMPLEX)
     if B_LTI:
         b_off = offs_n[:, None] * sB_n + offs_d[None, :] * sB_d
         Bc_re = tl.load(B_ptr + b_off, mask=mask_nd, other=0.0).to(tl.float32)
@@ -421,7 +404,7 @@ def _scan_fwd_seq_kernel(
             raw = tl.load(dt_cols + t[:, None] * sdt_l, mask=m2, other=0.0).to(tl.float32) + bias[None, :]
             DT = raw
             if SOFTPLUS:
-                DT = _softplus(raw)
+                DT = softplus(raw)
             DT = tl.where(m2, DT, 0.0)
         if LOCAL:
             dsum += tl.sum(DT, axis=0)
@@ -439,7 +422,7 @@ def _scan_fwd_seq_kernel(
                     a_im = tl.where(valid, ac_im, 0.0)
                 else:
                     dt_i = tl.sum(tl.where(sel, DT, 0.0), axis=0)[None, :]
-                    a_re, a_im = _exp_dtA(dt_i, A_re, A_im, IS_COMPLEX)
+                    a_re, a_im = exp_dtA(dt_i, A_re, A_im, IS_COMPLEX)
                 if B_LTI:
                     B_re, B_im = Bc_re, Bc_im
                 else:
@@ -514,7 +497,7 @@ def _seg_carry_kernel(
         if IS_COMPLEX:
             tl.store(init_ptr + off + 1, h_im, mask=mask_dn)
         S = tl.load(dsum_ptr + row, mask=mask_d, other=0.0)[:, None]
-        d_re, d_im = _exp_dtA(S, A_re, A_im, IS_COMPLEX)
+        d_re, d_im = exp_dtA(S, A_re, A_im, IS_COMPLEX)
         l_re = tl.load(loc_ptr + off, mask=mask_dn, other=0.0)
         if IS_COMPLEX:
             if REVERSE:
@@ -620,12 +603,12 @@ def _scan_bwd_kernel(
             al_im = -tl.broadcast_to(ac_im, (BLOCK_D, BLOCK_L, BLOCK_N))
         else:
             dt, dt_raw = _delta_from_raw(dt_in, m2, bias, HAS_BIAS, SOFTPLUS)
-            a_re, a_im = _exp_dtA(dt[:, :, None], A_re, A_im, IS_COMPLEX)
+            a_re, a_im = exp_dtA(dt[:, :, None], A_re, A_im, IS_COMPLEX)
             # Δ one step ahead (mostly cache hits: the same rows were just loaded)
             t1 = t + 1
             m2n = mask_d[:, None] & (t1 < seqlen)[None, :]
             dt_next, dt_next_raw = _delta_rows(dt_rows, t1[None, :] * sdt_l, m2n, bias, HAS_BIAS, SOFTPLUS)
-            al_re, al_im = _exp_dtA(dt_next[:, :, None], A_re, A_im, IS_COMPLEX)
+            al_re, al_im = exp_dtA(dt_next[:, :, None], A_re, A_im, IS_COMPLEX)
             al_im = -al_im
         dt3 = dt[:, :, None]
         du3 = (dt * u)[:, :, None]
@@ -787,7 +770,7 @@ def _scan_bwd_local_kernel(
             m2n = mask_d[:, None] & (t1 < seqlen)[None, :]
             dt_next, dt_next_raw = _delta_rows(dt_rows, t1[None, :] * sdt_l, m2n, bias, HAS_BIAS, SOFTPLUS)
             dsum += tl.sum(dt_next, axis=1)
-            al_re, al_im = _exp_dtA(dt_next[:, :, None], A_re, A_im, IS_COMPLEX)
+            al_re, al_im = exp_dtA(dt_next[:, :, None], A_re, A_im, IS_COMPLEX)
             al_im = -al_im
         c_re = FAC * dout[:, :, None] * C_re
         if IS_COMPLEX:

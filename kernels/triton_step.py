@@ -13,26 +13,10 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from kernels.reference import step_bc_is_lti
-from kernels.triton_scan import _exp_dtA, _softplus
+from .reference import step_bc_is_lti
+from .triton_helpers import exp_dtA, readout, softplus, state_update
 
 BLOCK_D = 16
-
-
-@triton.jit
-def state_update(h_re, h_im, a_re, a_im, du, B_re, B_im, IS_COMPLEX: tl.constexpr):
-    """h ← a h + Δu B (complex products as (re, im) pairs; the im parts are ignored for real A)."""
-    if IS_COMPLEX:
-        return a_re * h_re - a_im * h_im + du * B_re, a_re * h_im + a_im * h_re + du * B_im
-    return a_re * h_re + du * B_re, h_im
-
-
-@triton.jit
-def readout(h_re, h_im, C_re, C_im, AXIS: tl.constexpr, IS_COMPLEX: tl.constexpr):
-    """y = Σ_n C h over ``AXIS``: 2 Re(Σ C h) for complex A (conjugate pairs), Σ C h for real A."""
-    if IS_COMPLEX:
-        return 2.0 * tl.sum(C_re * h_re - C_im * h_im, axis=AXIS)
-    return tl.sum(C_re * h_re, axis=AXIS)
 
 
 @triton.jit
@@ -57,7 +41,7 @@ def _step_kernel(
     if HAS_BIAS:
         dt += tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
     if SOFTPLUS:
-        dt = _softplus(dt)
+        dt = softplus(dt)
     a_off = offs_d[:, None] * sA_d + offs_n[None, :] * sA_n
     b_off = pid_b * sB_b + offs_d[:, None] * sB_d + offs_n[None, :] * sB_n
     c_off = pid_b * sC_b + offs_d[:, None] * sC_d + offs_n[None, :] * sC_n
@@ -79,7 +63,7 @@ def _step_kernel(
             B_im = tl.load(B_ptr + b_off + 1, mask=mask, other=0.0).to(tl.float32)
         if C_COMPLEX:
             C_im = tl.load(C_ptr + c_off + 1, mask=mask, other=0.0).to(tl.float32)
-    a_re, a_im = _exp_dtA(dt2, A_re, A_im, IS_COMPLEX)
+    a_re, a_im = exp_dtA(dt2, A_re, A_im, IS_COMPLEX)
     h_re, h_im = state_update(h_re, h_im, a_re, a_im, du, B_re, B_im, IS_COMPLEX)
     y = readout(h_re, h_im, C_re, C_im, 1, IS_COMPLEX)
     tl.store(h_ptr + h_off, h_re, mask=mask)

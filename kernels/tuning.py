@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-from audiomamba.errors import ConfigError
+from .errors import KernelError
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def parse_config(text: str) -> ScanConfig:
     if len(vals) == 6 and vals[5] == 0:
         vals = vals[:5]
     if len(vals) not in (5, 6) or not all(_pow2(v) for v in vals) or (len(vals) == 6 and vals[5] < vals[0]):
-        raise ConfigError(
+        raise KernelError(
             f"bad scan config {text!r} in AUDIOMAMBA_SCAN_CONFIG: give 5 or 6 powers of two "
             "BLOCK_L,BLOCK_D_FWD,BLOCK_D_BWD,WARPS_FWD,WARPS_BWD[,SEG_L >= BLOCK_L] such as 64,4,2,4,4,2048"
         )
@@ -93,12 +93,12 @@ def pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanCon
 
 
 def _env_choice(name: str, allowed, what: str) -> int | None:
-    """The integer in environment variable ``name`` (None when unset); a ConfigError unless in ``allowed``."""
+    """The integer in environment variable ``name`` (None when unset); a KernelError unless in ``allowed``."""
     text = os.environ.get(name, "").strip()
     if not text:
         return None
     if not text.isdigit() or int(text) not in allowed:
-        raise ConfigError(f"bad {name}={text!r}: give {what}")
+        raise KernelError(f"bad {name}={text!r}: give {what}")
     return int(text)
 
 

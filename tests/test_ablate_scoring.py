@@ -9,12 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from audiomamba.eval.synthetic import write_tone_sc09
 
 from audiomamba.ablate.scoring import sample_scorer
 from audiomamba.cli import main
 from audiomamba.errors import CheckpointError
 from audiomamba.model import build_model, load_model_preset
-from eval.synthetic import write_tone_sc09
 
 
 def test_scorer_generates_and_scores(tmp_path: Path) -> None:

@@ -108,7 +108,7 @@ def test_generate_labels_samples_with_digits(tmp_path: Path) -> None:
 
 
 def test_digit_labeller_reads_the_shipped_classifier() -> None:
-    from eval.classifier import digit_labeller
+    from audiomamba.eval.classifier import digit_labeller
 
     weights = Path(__file__).resolve().parents[1] / "eval" / "weights" / "sc09-fsdd-classifier.pt"
     label = digit_labeller(weights)
@@ -117,7 +117,7 @@ def test_digit_labeller_reads_the_shipped_classifier() -> None:
 
 
 def test_snapshot_table_and_plot(tmp_path: Path) -> None:
-    from eval.snapshots import format_table, plot_snapshots, snapshot_files
+    from audiomamba.eval.snapshots import format_table, plot_snapshots, snapshot_files
 
     for name in ("snap-10min.pt", "snap-5min.pt", "last.pt", "best.pt"):
         (tmp_path / name).write_bytes(b"")

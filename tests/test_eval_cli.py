@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from audiomamba.eval.classifier import load_classifier
+from audiomamba.eval.synthetic import tone_clip, write_tone_sc09
 
 from audiomamba.cli import main
 from audiomamba.errors import CheckpointError
-from eval.classifier import load_classifier
-from eval.synthetic import tone_clip, write_tone_sc09
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,7 @@ SHIPPED = Path(__file__).resolve().parents[1] / "eval" / "weights" / "sc09-fsdd-
 
 @pytest.mark.skipif(not (SC09_FSDD.is_dir() and SHIPPED.is_file()), reason="needs ../shared/data/sc09-fsdd and the shipped weights")
 def test_shipped_classifier_reaches_97_percent_on_sc09_fsdd_test() -> None:
-    from eval.clips import load_split
+    from audiomamba.eval.clips import load_split
 
     torch.set_num_threads(1)
     waves, labels = load_split(SC09_FSDD, "test", progress=False)

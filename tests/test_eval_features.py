@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
-
-from eval.augment import AugmentConfig, augment_wave, mask_spec, time_shift
-from eval.classifier import ClassifierConfig, DigitClassifier, ResNeXtBlock
-from eval.confusion import confusion_matrix
-from eval.features import LogMel
+from audiomamba.eval.augment import AugmentConfig, augment_wave, mask_spec, time_shift
+from audiomamba.eval.classifier import ClassifierConfig, DigitClassifier, ResNeXtBlock
+from audiomamba.eval.confusion import confusion_matrix
+from audiomamba.eval.features import LogMel
 
 
 def test_logmel_shape_range_gain_invariance_and_silence() -> None:

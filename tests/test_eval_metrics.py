@@ -6,9 +6,8 @@ import math
 
 import pytest
 import torch
-
-from eval.kmeans import assign, kmeans
-from eval.metrics import (
+from audiomamba.eval.kmeans import assign, kmeans
+from audiomamba.eval.metrics import (
     NDB,
     am_score,
     fid,

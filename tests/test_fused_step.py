@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-import kernels
+from audiomamba import kernels
 from audiomamba.model import build_model
 from audiomamba.model.blocks import MambaS6Block
 from audiomamba.model.config import ModelConfig
@@ -38,7 +38,8 @@ def test_fused_block_step_matches_composed_step(kind: str, batch: int, small_til
     one stream, a few rows, and the batched (tl.dot) path, also with tiles smaller than the sizes
     (several chunks per loop and several programs per row tile); S6, complex and real LTI SSMs
     with and without zero-order hold."""
-    import kernels.triton_mamba_step as tm
+    import audiomamba.kernels.triton_mamba_step as tm
+
     from audiomamba.model.blocks import BLOCKS
 
     if small_tiles:
@@ -129,8 +130,9 @@ def test_fused_step_rejects_a_non_contiguous_state() -> None:
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7, 0.0])
 def test_fused_sampling_kernel_matches_torch_sampling(temperature: float) -> None:
+    from audiomamba.kernels.triton_sample import sample_step_triton
+
     from audiomamba.generate.sampling import sample_tokens
-    from audiomamba.generate.triton_sample import sample_step_triton
 
     gen = torch.Generator().manual_seed(0)
     dev = _device()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from bench.kernel import Case, fft_conv, make_inputs, min_bytes, run_benchmark
-from kernels.reference import selective_scan_ref
+from audiomamba.bench.kernel import Case, fft_conv, make_inputs, min_bytes, run_benchmark
+from audiomamba.kernels.reference import selective_scan_ref
 
 
 @pytest.mark.parametrize("with_gate", [False, True])
@@ -68,7 +67,7 @@ def test_cli_bench_kernel_without_cuda_is_one_line_error(capsys):
 
 def test_cpu_smoke_config_sweep():
     pytest.importorskip("triton")
-    from bench.kernel import run_sweep
+    from audiomamba.bench.kernel import run_sweep
 
     report = run_sweep(device="cpu", quick=True, command="t", dtype="fp32",
                        cases=[Case(1, 4, 4, 16, "selective-real")], configs=["16,2,1,4,4", "16,4,4,4,4"])

@@ -18,7 +18,7 @@ pytest.importorskip("triton")
 def test_kernels_compile_for_sm90():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["OMP_NUM_THREADS"] = "1"
-    res = subprocess.run([sys.executable, "-m", "kernels.compile_check", "--quick"], env=env,
+    res = subprocess.run([sys.executable, "-m", "audiomamba.kernels.compile_check", "--quick"], env=env,
                          capture_output=True, text=True, timeout=600)
     if "No module named" in res.stderr and "triton.backends" in res.stderr:
         pytest.skip("this triton build has no NVIDIA backend")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from audiomamba.kernels.reference import selective_scan_assoc
 
-import kernels
-from kernels.reference import selective_scan_assoc
+from audiomamba import kernels
 
 pytestmark = [
     pytest.mark.gpu,
@@ -104,8 +104,8 @@ def test_gpu_step_matches_scan(cplx, lti):
 @pytest.mark.parametrize("cplx,lti", [(False, False), (True, True)])
 def test_gpu_other_launch_configs_agree(config, cplx, lti):
     """Every launch config the sweep may pick gives the same results as the default one."""
-    from kernels.triton_scan import selective_scan_triton
-    from kernels.tuning import parse_config
+    from audiomamba.kernels.triton_scan import selective_scan_triton
+    from audiomamba.kernels.tuning import parse_config
 
     args = make(2, 96, 16, 3000, cplx=cplx, lti=lti)
     gy = torch.randn(2, 96, 3000, device="cuda")

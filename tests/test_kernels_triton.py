@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from audiomamba.kernels.reference import selective_scan_ref
+from audiomamba.kernels.tuning import ScanConfig, parse_config, pick_config
 from test_kernels_reference import make_args
 
-import kernels
-from kernels.reference import selective_scan_ref
-from kernels.tuning import ScanConfig, parse_config, pick_config
+from audiomamba import kernels
 
-triton_scan = pytest.importorskip("kernels.triton_scan")
+triton_scan = pytest.importorskip("audiomamba.kernels.triton_scan")
 
 ALL_OPTS = ("D", "z", "delta_bias", "delta_softplus")
 
@@ -164,7 +164,7 @@ def test_public_op_forced_triton_backend(monkeypatch):
 @pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])
 @pytest.mark.parametrize("lti", [False, True], ids=["selective", "lti"])
 def test_triton_step_iterated_equals_scan(cplx, lti):
-    from kernels.triton_step import selective_state_update_triton
+    from audiomamba.kernels.triton_step import selective_state_update_triton
 
     L = 6
     u, delta, A, B, C, D, z, db = make_args(2, 5, 3, L, cplx=cplx, lti=lti, seed=8)
@@ -190,11 +190,11 @@ def test_scan_config_env_override_and_errors(monkeypatch):
     assert str(parse_config(str(cfg))) == str(cfg)
     assert pick_config(16, 128, 64, 16384, False).block_l == 16  # N = 64 (S4 blocks): shorter chunks
     assert pick_config(2, 4, 4, 7, False).block_l == 16
-    from audiomamba.errors import ConfigError
+    from audiomamba.kernels.errors import KernelError
 
-    with pytest.raises(ConfigError, match="AUDIOMAMBA_SCAN_CONFIG"):
+    with pytest.raises(KernelError, match="AUDIOMAMBA_SCAN_CONFIG"):
         parse_config("64,3,1,4,4")
-    with pytest.raises(ConfigError, match="AUDIOMAMBA_SCAN_CONFIG"):
+    with pytest.raises(KernelError, match="AUDIOMAMBA_SCAN_CONFIG"):
         parse_config("64,2,1,4,4,32")  # segment shorter than a chunk
     assert pick_config(8, 128, 16, 131072, False).seg_l > 0  # long L: chunk-parallel segments
     assert pick_config(64, 2048, 16, 2048, False).seg_l == 0  # enough programs without segments

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from bench.model import Case, measure, render
+from audiomamba.bench.model import Case, measure, render
 
 
 def test_measure_and_render_on_cpu() -> None:
@@ -33,7 +32,7 @@ def test_cli_bench_model_needs_gpu(capsys) -> None:
 
 
 def test_fallback_shapes_halve_batch_then_length() -> None:
-    from bench.model import fallback_shapes
+    from audiomamba.bench.model import fallback_shapes
 
     shapes = fallback_shapes(Case("x", 4, 16000), 16)
     assert shapes[:3] == [(4, 16000), (2, 16000), (1, 16000)]

@@ -1,4 +1,4 @@
-"""Causality: perturbing input t leaves every output before t unchanged (DESIGN §5.1)."""
+"""Causality: perturbing input t leaves every output before t unchanged (docs/ARCHITECTURE.md §5.1)."""
 
 from __future__ import annotations
 

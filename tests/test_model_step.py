@@ -1,4 +1,4 @@
-"""Step mode reproduces the parallel forward (DESIGN §5.3), block by block and for whole U-Nets."""
+"""Step mode reproduces the parallel forward (docs/ARCHITECTURE.md §5.3), block by block and for whole U-Nets."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import kernels
+from audiomamba import kernels
 from audiomamba.model import build_model
 
 

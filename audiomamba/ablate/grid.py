@@ -30,8 +30,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from audiomamba.errors import ConfigError
+from audiomamba.recipes import folder as recipe_folder
 
-GRIDS_DIR = Path(__file__).resolve().parents[2] / "recipes" / "grids"
+GRIDS_DIR = recipe_folder("grids")
 LAYOUTS = ("bars", "outer-center", "seqlen")
 GRID_KEYS = {"name", "paper", "layout", "steps", "minutes", "fit", "seeds", "eval_segments", "description", "samples"}
 CELL_KEYS = {"name", "recipe", "set", "row", "col", "paper", "x"}

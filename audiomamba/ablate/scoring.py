@@ -20,8 +20,8 @@ def sample_scorer(classifier: Path, data: Path | None, seconds: float = 1.0):
         raise CheckpointError(f"classifier checkpoint not found: {classifier}: train one with `audiomamba evaluate train-classifier`")
 
     def score(model: torch.nn.Module, recipe, run_dir: Path, n: int, seed: int) -> dict[str, float]:
+        from audiomamba.eval.report import evaluate_samples
         from audiomamba.generate import SamplingConfig, generate_to_folder
-        from eval.report import evaluate_samples
 
         device = next(model.parameters()).device
         folder = run_dir / "samples"

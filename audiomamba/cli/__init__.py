@@ -7,6 +7,7 @@ import sys
 import typer
 
 from audiomamba.errors import AudioMambaError
+from audiomamba.kernels.errors import KernelError
 
 app = typer.Typer(
     help="audiomamba: train, sample and evaluate raw-audio SSM models (SaShiMi U-Net, Mamba/S4 blocks).",
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         print("aborted", file=sys.stderr)
         raise SystemExit(130) from None
-    except AudioMambaError as err:
+    except (AudioMambaError, KernelError) as err:
         if debug:
             raise
         print(f"error: {err}", file=sys.stderr)

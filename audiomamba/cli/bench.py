@@ -40,7 +40,7 @@ def kernel(
 
         if not torch.cuda.is_available():
             raise ConfigError("no CUDA device for `audiomamba bench kernel`: run it on a GPU, or pass --device cpu for a smoke run")
-    from bench.kernel import run_benchmark, run_sweep
+    from audiomamba.bench.kernel import run_benchmark, run_sweep
 
     command = "audiomamba bench kernel " + shlex.join(sys.argv[3:] if sys.argv[1:3] == ["bench", "kernel"] else [])
     if sweep:
@@ -62,7 +62,7 @@ def model(
     """U-Net forward+backward throughput and peak memory, Triton vs reference scan."""
     import torch
 
-    from bench.model import run
+    from audiomamba.bench.model import run
 
     if device is not None and device != "cpu" and not device.startswith("cuda"):
         raise AudioMambaError(f"unknown device {device!r} for --device: use cuda, cuda:N or cpu")
@@ -93,7 +93,7 @@ def generate(
 
     import torch
 
-    from bench.generate import run
+    from audiomamba.bench.generate import run
 
     if not quick and (device == "cpu" or not torch.cuda.is_available()):
         raise AudioMambaError("`audiomamba bench generate` needs a CUDA GPU: run it on a GPU machine, or add --quick")

@@ -48,8 +48,8 @@ def train_classifier(
     """
     import torch
 
-    from eval.train_classifier import TrainConfig
-    from eval.train_classifier import train_classifier as run
+    from audiomamba.eval.train_classifier import TrainConfig
+    from audiomamba.eval.train_classifier import train_classifier as run
 
     if threads is not None:
         torch.set_num_threads(max(1, threads))
@@ -71,7 +71,7 @@ def samples(
     ndb_bins: int = typer.Option(50, "--ndb-bins", help="k-means bins for NDB."),
 ) -> None:
     """FID, IS, mIS, AM and NDB of a folder of samples, with train/test reference rows."""
-    from eval.report import evaluate_samples
+    from audiomamba.eval.report import evaluate_samples
 
     evaluate_samples(samples_dir, classifier, reference, split=split, json_out=json_out, device=device, ndb_bins=ndb_bins)
 
@@ -91,7 +91,7 @@ def overfit(
     """Overfit proof: train on a few clips, check step mode against the parallel forward, generate,
     and require the classifier to recognise the samples (>= 80 % at p >= 0.9, IS >= 5)."""
     from audiomamba.errors import ConfigError
-    from eval.overfit import format_overfit, run_overfit
+    from audiomamba.eval.overfit import format_overfit, run_overfit
 
     if n < 1:
         raise ConfigError(f"--n must be >= 1, got {n}")
@@ -116,7 +116,7 @@ def snapshots(
 ) -> None:
     """Time to digits: generate and score samples from every snapshot of a run."""
     from audiomamba.errors import ConfigError
-    from eval.snapshots import format_table, score_snapshots
+    from audiomamba.eval.snapshots import format_table, score_snapshots
 
     try:
         temps = tuple(float(t) for t in temperature.split(",") if t.strip())

@@ -58,7 +58,7 @@ def generate(
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     labeller = None
     if classifier is not None:
-        from eval.classifier import digit_labeller
+        from audiomamba.eval.classifier import digit_labeller
 
         labeller = digit_labeller(classifier, dev)
     model, recipe = load_model_from_checkpoint(run, dev, ema=not no_ema)

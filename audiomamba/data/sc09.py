@@ -1,4 +1,4 @@
-"""SC09: the ten digit words of Speech Commands (DESIGN §4).
+"""SC09: the ten digit words of Speech Commands (docs/ARCHITECTURE.md §4).
 
 Layout: ``<root>/<word>/<file>.wav`` for word in :data:`DIGITS`, with ``validation_list.txt`` and
 ``testing_list.txt`` (paths relative to ``root``); every other digit clip is train. Other Speech

@@ -1,4 +1,4 @@
-"""YouTubeMix-style music folders (DESIGN §4): long recordings cut into fixed-length segments.
+"""YouTubeMix-style music folders (docs/ARCHITECTURE.md §4): long recordings cut into fixed-length segments.
 
 A folder of audio files (16 kHz mono; other rates are resampled, stereo averaged), sorted by name
 and split 88/6/6 by file. Each file of the split is cut into non-overlapping segments of

@@ -1,4 +1,4 @@
-"""Fast batched autoregressive generation in step mode (DESIGN §8).
+"""Fast batched autoregressive generation in step mode (docs/ARCHITECTURE.md §8).
 
 ``generate_tokens`` samples token sequences (eager stepping, or one CUDA graph per period of the
 U-Net on GPU); ``generate_to_folder`` adds prompts, runaway-noise regeneration, the SaShiMi filter

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import kernels
+from audiomamba import kernels
 from audiomamba.generate.stepper import SamplingConfig, Stepper
 from audiomamba.tokenizer import shift_right
 from audiomamba.train.nll import autocast_for

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-import kernels
+from audiomamba import kernels
 from audiomamba.generate.sampling import RandFn, sample_tokens
-from audiomamba.generate.triton_sample import sample_step_triton
+from audiomamba.kernels.triton_sample import sample_step_triton
 from audiomamba.tokenizer import Q_ZERO
 
 #: most uniform numbers drawn in one call for the sampling noise (64 MiB of float32)

@@ -1,4 +1,4 @@
-"""The SaShiMi-style U-Net with swappable Mamba / S4 / attention blocks (DESIGN §5).
+"""The SaShiMi-style U-Net with swappable Mamba / S4 / attention blocks (docs/ARCHITECTURE.md §5).
 
 Public API::
 

@@ -1,4 +1,4 @@
-"""The U-Net's swappable blocks and their registry (DESIGN §5.2).
+"""The U-Net's swappable blocks and their registry (docs/ARCHITECTURE.md §5.2).
 
 Each block is a short stack of pre-norm residual sublayers; forward and step loop over them,
 so the sequence logic lives only in the mixers (:mod:`~audiomamba.model.mamba`,
@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-import kernels
+from audiomamba import kernels
 from audiomamba.model.attention import CausalAttention
 from audiomamba.model.config import ModelConfig
 from audiomamba.model.mamba import MambaMixer

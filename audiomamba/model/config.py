@@ -1,4 +1,4 @@
-"""Model configuration: a validated dataclass built from a preset's ``[model]`` table (DESIGN §5).
+"""Model configuration: a validated dataclass built from a preset's ``[model]`` table (docs/ARCHITECTURE.md §5).
 
 Example (TOML)::
 

@@ -1,4 +1,4 @@
-"""AdamW parameter groups: no weight decay for SSM parameters, norms, biases and embeddings (DESIGN §7)."""
+"""AdamW parameter groups: no weight decay for SSM parameters, norms, biases and embeddings (docs/ARCHITECTURE.md §7)."""
 
 from __future__ import annotations
 

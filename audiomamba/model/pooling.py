@@ -1,4 +1,4 @@
-"""SaShiMi's DownPool and causal UpPool, in parallel and step mode (DESIGN §5.1, §5.3).
+"""SaShiMi's DownPool and causal UpPool, in parallel and step mode (docs/ARCHITECTURE.md §5.1, §5.3).
 
 Step-mode timing (pool p): the DownPool collects p full-rate inputs and emits pooled step k
 after input (k+1)·p - 1; the UpPool's output for pooled step k is shifted right by one pooled

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import difflib
 import tomllib
-from pathlib import Path
 from typing import Any
 
 from audiomamba.errors import ConfigError
+from audiomamba.recipes import folder as recipe_folder
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent.parent / "recipes" / "models"
+PRESETS_DIR = recipe_folder("models")
 
 
 def list_model_presets() -> list[str]:

@@ -1,4 +1,4 @@
-"""What every SSM layer shares: the call into the scan op, step mode, and init helpers (DESIGN §5.2).
+"""What every SSM layer shares: the call into the scan op, step mode, and init helpers (docs/ARCHITECTURE.md §5.2).
 
 An SSM layer maps u (batch, d, L) to y (batch, d, L) (optionally gated by z) through
 :func:`kernels.selective_scan`, and one step u_t (batch, d) -> y_t (batch, d) through
@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-import kernels
+from audiomamba import kernels
 
 
 def no_decay(p: nn.Parameter) -> nn.Parameter:

@@ -1,4 +1,4 @@
-"""S4-complex: a linear time-invariant diagonal SSM with complex S4D-Lin A (DESIGN §5.2)."""
+"""S4-complex: a linear time-invariant diagonal SSM with complex S4D-Lin A (docs/ARCHITECTURE.md §5.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""S4-real: a linear time-invariant diagonal SSM with real S4D-Real A (DESIGN §5.2)."""
+"""S4-real: a linear time-invariant diagonal SSM with real S4D-Real A (docs/ARCHITECTURE.md §5.2)."""
 
 from __future__ import annotations
 

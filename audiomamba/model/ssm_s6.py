@@ -1,4 +1,4 @@
-"""S6: the selective SSM of Mamba (input-dependent Δ, B, C; real diagonal A) (DESIGN §5.2)."""
+"""S6: the selective SSM of Mamba (input-dependent Δ, B, C; real diagonal A) (docs/ARCHITECTURE.md §5.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The SaShiMi-style U-Net over μ-law tokens (DESIGN §5.1) with an exact step mode (§5.3).
+"""The SaShiMi-style U-Net over μ-law tokens (docs/ARCHITECTURE.md §5.1) with an exact step mode (§5.3).
 
 Structure (SaShiMi "unet" variant): every level keeps the outputs of its input and of each
 down block; the up path adds them back in reverse order, one after the UpPool and one after
@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-import kernels
+from audiomamba import kernels
 from audiomamba.errors import ConfigError
 from audiomamba.model.blocks import Block, make_block
 from audiomamba.model.config import ModelConfig, StageSpec

@@ -1,4 +1,4 @@
-"""Training: recipes -> run folders with checkpoints, logs and plots (DESIGN §7).
+"""Training: recipes -> run folders with checkpoints, logs and plots (docs/ARCHITECTURE.md §7).
 
 * :mod:`audiomamba.train.optim` — AdamW groups and the warm-up + cosine schedule
 * :mod:`audiomamba.train.sampler` — resumable, rank-sharded batch order

@@ -1,4 +1,4 @@
-"""The training loop (DESIGN §7): AdamW + warm-up/cosine, clipping, bf16 on CUDA, validation BPB,
+"""The training loop (docs/ARCHITECTURE.md §7): AdamW + warm-up/cosine, clipping, bf16 on CUDA, validation BPB,
 atomic best/last checkpoints with exact resume, DDP under ``torchrun``, JSONL logs and curve plots.
 
 Run-folder contents (written by rank 0 only)::

@@ -1,4 +1,4 @@
-"""AdamW with decay/no-decay parameter groups and the warm-up + cosine learning-rate schedule (DESIGN §7)."""
+"""AdamW with decay/no-decay parameter groups and the warm-up + cosine learning-rate schedule (docs/ARCHITECTURE.md §7)."""
 
 from __future__ import annotations
 

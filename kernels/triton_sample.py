@@ -13,7 +13,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from kernels.triton_mamba_step import _row_tile
+from .triton_helpers import row_tile
 
 #: rows per program
 BLOCK_B = 4
@@ -25,7 +25,7 @@ def _sample_kernel(
     batch, V, temperature,
     GREEDY: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_V: tl.constexpr,
 ):
-    rows, m_b = _row_tile(batch, BLOCK_B)
+    rows, m_b = row_tile(batch, BLOCK_B)
     offs_v = tl.arange(0, BLOCK_V)
     m_v = offs_v < V
     m = m_b[:, None] & m_v[None, :]

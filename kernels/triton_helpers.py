@@ -1,0 +1,88 @@
+"""The ``@triton.jit`` helpers that several kernels share: softplus and exp(ΔA) (real or complex),
+the SSM state update and readout, row tiles of a batch, a matmul that uses ``tl.dot`` or a
+broadcast product, and LayerNorm statistics and application. Kernels import them from here.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def softplus(x):
+    return tl.where(x <= 20.0, tl.log(1.0 + tl.exp(x)), x)
+
+
+@triton.jit
+def exp_dtA(dt, A_re, A_im, IS_COMPLEX: tl.constexpr):
+    """exp(Δ A) as (re, im) (im = 0 for real A); dt and A broadcast against each other."""
+    mag = tl.exp(dt * A_re)
+    a_re = mag
+    a_im = tl.zeros_like(mag)
+    if IS_COMPLEX:
+        ang = dt * A_im
+        a_re = mag * tl.cos(ang)
+        a_im = mag * tl.sin(ang)
+    return a_re, a_im
+
+
+@triton.jit
+def state_update(h_re, h_im, a_re, a_im, du, B_re, B_im, IS_COMPLEX: tl.constexpr):
+    """h ← a h + Δu B (complex products as (re, im) pairs; the im parts are ignored for real A)."""
+    if IS_COMPLEX:
+        return a_re * h_re - a_im * h_im + du * B_re, a_re * h_im + a_im * h_re + du * B_im
+    return a_re * h_re + du * B_re, h_im
+
+
+@triton.jit
+def readout(h_re, h_im, C_re, C_im, AXIS: tl.constexpr, IS_COMPLEX: tl.constexpr):
+    """y = Σ_n C h over ``AXIS``: 2 Re(Σ C h) for complex A (conjugate pairs), Σ C h for real A."""
+    if IS_COMPLEX:
+        return 2.0 * tl.sum(C_re * h_re - C_im * h_im, axis=AXIS)
+    return tl.sum(C_re * h_re, axis=AXIS)
+
+
+@triton.jit
+def row_tile(batch, BLOCK_B: tl.constexpr):
+    """This program's rows of the batch (int64, for offsets) along grid axis 0, and their mask."""
+    rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
+    return rows.to(tl.int64), rows < batch
+
+
+@triton.jit
+def mm(a, b, USE_DOT: tl.constexpr, PREC: tl.constexpr):
+    """a (M, K) @ b (K, N) in float32: tl.dot for M >= 16, else a broadcast product."""
+    if USE_DOT:
+        return tl.dot(a, b, input_precision=PREC)
+    return tl.sum(a[:, :, None] * b[None, :, :], axis=1)
+
+
+@triton.jit
+def ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
+    """LayerNorm mean and 1/std (BLOCK_B,) of rows of x (B, H), two passes over H in chunks."""
+    total = tl.zeros((BLOCK_B,), dtype=tl.float32)
+    for h0 in range(0, H, BLOCK_H):
+        offs_h = h0 + tl.arange(0, BLOCK_H)
+        m_bh = m_b[:, None] & (offs_h < H)[None, :]
+        total += tl.sum(tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32), 1)
+    mean = total / H
+    sq = tl.zeros((BLOCK_B,), dtype=tl.float32)
+    for h0 in range(0, H, BLOCK_H):
+        offs_h = h0 + tl.arange(0, BLOCK_H)
+        m_bh = m_b[:, None] & (offs_h < H)[None, :]
+        x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
+        xc = tl.where(m_bh, x - mean[:, None], 0.0)
+        sq += tl.sum(xc * xc, axis=1)
+    return mean, 1.0 / tl.sqrt(sq / H + eps)
+
+
+@triton.jit
+def ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd):
+    """LayerNorm(x) at columns ``offs_h`` of rows of x (B, H): (BLOCK_B, len(offs_h)), 0 where padded."""
+    m_h = offs_h < H
+    m_bh = m_b[:, None] & m_h[None, :]
+    x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
+    nw = tl.load(nw_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
+    nb = tl.load(nb_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
+    return tl.where(m_bh, (x - mean[:, None]) * rstd[:, None] * nw[None, :] + nb[None, :], 0.0)
