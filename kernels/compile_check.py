@@ -93,7 +93,7 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 out.append(Variant("xproj", tuple(dict(common, BLOCK_K=k, BLOCK_N=16, BLOCK_R=16).items()), 4))
             for cplx in (True, False):
                 block_e = t["ssm_e"] // (2 if cplx and not small else 1)  # as mamba_lti_block_step launches it
-                out.append(Variant("ssm_lti", tuple(dict(IS_COMPLEX=cplx, ZOH=cplx, BLOCK_B=common["BLOCK_B"],
+                out.append(Variant("ssm_lti", tuple(dict(IS_COMPLEX=cplx, BLOCK_B=common["BLOCK_B"],
                                                          BLOCK_E=block_e, BLOCK_N=16).items()), 4))
             out.append(Variant("out_proj", tuple(dict(common, HAS_RES=True, BLOCK_H=t["out_h"],
                                                       BLOCK_K=min(E, t["out_k"])).items()), 4))

@@ -25,9 +25,12 @@ helper :func:`_ssm_channels`, built on the scan kernels' ``softplus`` and ``exp_
 step kernel's ``state_update`` and ``readout`` (so every SSM update in the package is the same
 code). u, z and y pass between launches through (B, d_inner) float32 buffers.
 
-LTI blocks (``mamba-s4``, ``mamba-s4-real``) have no x_proj: kernel 3 is :func:`_ssm_lti_kernel`
-(Δ = exp(log_dt) per channel, complex or real A, zero-order-hold B computed in the kernel), so
-they take three launches at any batch size.
+LTI blocks (``mamba-s4``, ``mamba-s4-real``) have no x_proj: kernel 3 is :func:`_ssm_lti_kernel`,
+so they take three launches at any batch size.
+
+The kernels take the SSM's discretisation inputs (A, and for LTI Δ, B, C) as the layer computes
+them for :func:`selective_scan` (its ``discretization()``); the parameterisation (A = -exp(A_log),
+Δ = exp(log_dt), zero-order hold) is written once, in the layer.
 """
 
 from __future__ import annotations
@@ -147,7 +150,7 @@ def _xproj_kernel(
 
 
 @triton.jit
-def _ssm_channels(u_ptr, z_ptr, wdt_ptr, dtb_ptr, alog_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, R,
+def _ssm_channels(u_ptr, z_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, R,
                   dt_low, Bt, Ct, USE_DOT: tl.constexpr, PREC: tl.constexpr,
                   BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr):
     """Δ, state update (h in place) and gated output y (BLOCK_B, BLOCK_E) of channels ``offs_e``."""
@@ -163,7 +166,7 @@ def _ssm_channels(u_ptr, z_ptr, wdt_ptr, dtb_ptr, alog_ptr, D_ptr, h_ptr, rows, 
     u = tl.load(u_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
     z = tl.load(z_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
     m_en = m_e[:, None] & m_n[None, :]
-    A = -tl.exp(tl.load(alog_ptr + offs_e[:, None] * N + offs_n[None, :], mask=m_en, other=0.0).to(tl.float32))
+    A = tl.load(a_ptr + offs_e[:, None] * N + offs_n[None, :], mask=m_en, other=0.0).to(tl.float32)
     hp = h_ptr + rows[:, None, None] * (E * N) + offs_e[None, :, None] * N + offs_n[None, None, :]
     m_ben = m_be[:, :, None] & m_n[None, None, :]
     h = tl.load(hp, mask=m_ben, other=0.0)
@@ -193,7 +196,7 @@ def _residual_store(acc, x_ptr, res_ptr, out_ptr, rows, m_b, offs_h, H, HAS_RES:
 
 @triton.jit
 def _ssm_kernel(
-    u_ptr, z_ptr, wx_ptr, dbc_ptr, wdt_ptr, dtb_ptr, alog_ptr, D_ptr, h_ptr, y_ptr,
+    u_ptr, z_ptr, wx_ptr, dbc_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, y_ptr,
     batch, E, N, R,
     XPROJ_INLINE: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_B: tl.constexpr,
     BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
@@ -210,7 +213,7 @@ def _ssm_kernel(
         dt_low = tl.load(dbc + offs_r[None, :], mask=m_b[:, None] & (offs_r < R)[None, :], other=0.0)
         Bt = tl.load(dbc + R + offs_n[None, :], mask=m_b[:, None] & m_n[None, :], other=0.0)
         Ct = tl.load(dbc + R + N + offs_n[None, :], mask=m_b[:, None] & m_n[None, :], other=0.0)
-    y = _ssm_channels(u_ptr, z_ptr, wdt_ptr, dtb_ptr, alog_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, R,
+    y = _ssm_channels(u_ptr, z_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, R,
                       dt_low, Bt, Ct, USE_DOT, PREC, BLOCK_N, BLOCK_R)
     tl.store(y_ptr + rows[:, None] * E + offs_e[None, :], y, mask=m_b[:, None] & (offs_e < E)[None, :])
 
@@ -236,22 +239,14 @@ def _out_proj_kernel(
 
 
 @triton.jit
-def _expm1_over(x):
-    """(exp(x) - 1) / x for real x, accurate near 0 (a series below |x| = 0.1, like torch.expm1 / x)."""
-    series = 1.0 + x * (0.5 + x * (1.0 / 6.0 + x * (1.0 / 24.0 + x * (1.0 / 120.0 + x / 720.0))))
-    return tl.where(tl.abs(x) < 0.1, series, (tl.exp(x) - 1.0) / x)
-
-
-@triton.jit
 def _ssm_lti_kernel(
-    u_ptr, z_ptr, logdt_ptr, are_ptr, aim_ptr, B_ptr, C_ptr, D_ptr, h_ptr, y_ptr,
+    u_ptr, z_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, y_ptr,
     batch, E, N,
-    IS_COMPLEX: tl.constexpr, ZOH: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr,
+    IS_COMPLEX: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    """LTI state update of one (row tile, channel block): Δ = exp(log_dt), A = -exp(A_re_log) (+ i A_im),
-    B' = B or the zero-order-hold B (exp(ΔA) - 1)/(ΔA); h ← exp(ΔA) h + Δ B' u; y = (C h + D u) SiLU(z).
-    Complex B, C and h are (re, im) pairs in memory."""
+    """LTI state update of one (row tile, channel block) from the layer's discretisation inputs
+    (Δ (E,), A, B, C (E, N); the layer has applied any zero-order hold to B):
+    h ← exp(ΔA) h + Δ B u; y = (C h + D u) SiLU(z). Complex A, B, C and h are (re, im) pairs in memory."""
     rows, m_b = row_tile(batch, BLOCK_B)
     offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
     m_e = offs_e < E
@@ -259,32 +254,23 @@ def _ssm_lti_kernel(
     offs_n = tl.arange(0, BLOCK_N)
     m_en = m_e[:, None] & (offs_n < N)[None, :]
     en = offs_e[:, None] * N + offs_n[None, :]
-    dt_e = tl.exp(tl.load(logdt_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32))  # (BLOCK_E,)
+    dt_e = tl.load(dt_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)  # (BLOCK_E,)
     dt = dt_e[:, None]
-    A_re = -tl.exp(tl.load(are_ptr + en, mask=m_en, other=0.0).to(tl.float32))
-    A_im = tl.zeros_like(A_re)
-    B_im = tl.zeros_like(A_re)
-    C_im = tl.zeros_like(A_re)
     if IS_COMPLEX:
-        A_im = tl.load(aim_ptr + en, mask=m_en, other=0.0).to(tl.float32)
+        A_re = tl.load(A_ptr + 2 * en, mask=m_en, other=0.0).to(tl.float32)
+        A_im = tl.load(A_ptr + 2 * en + 1, mask=m_en, other=0.0).to(tl.float32)
         B_re = tl.load(B_ptr + 2 * en, mask=m_en, other=0.0).to(tl.float32)
         B_im = tl.load(B_ptr + 2 * en + 1, mask=m_en, other=0.0).to(tl.float32)
         C_re = tl.load(C_ptr + 2 * en, mask=m_en, other=0.0).to(tl.float32)
         C_im = tl.load(C_ptr + 2 * en + 1, mask=m_en, other=0.0).to(tl.float32)
     else:
+        A_re = tl.load(A_ptr + en, mask=m_en, other=0.0).to(tl.float32)
         B_re = tl.load(B_ptr + en, mask=m_en, other=0.0).to(tl.float32)
         C_re = tl.load(C_ptr + en, mask=m_en, other=0.0).to(tl.float32)
+        A_im = tl.zeros_like(A_re)
+        B_im = tl.zeros_like(A_re)
+        C_im = tl.zeros_like(A_re)
     a_re, a_im = exp_dtA(dt, A_re, A_im, IS_COMPLEX)  # (BLOCK_E, BLOCK_N)
-    if ZOH:
-        w_re = dt * A_re
-        if IS_COMPLEX:  # (exp(w) - 1) / w, w = ΔA complex
-            w_im = dt * A_im
-            den = tl.where(m_en, w_re * w_re + w_im * w_im, 1.0)
-            f_re = ((a_re - 1.0) * w_re + a_im * w_im) / den
-            f_im = (a_im * w_re - (a_re - 1.0) * w_im) / den
-            B_re, B_im = B_re * f_re - B_im * f_im, B_re * f_im + B_im * f_re
-        else:
-            B_re = B_re * _expm1_over(tl.where(m_en, w_re, 1.0))
 
     u = tl.load(u_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
     z = tl.load(z_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
@@ -373,7 +359,7 @@ def mamba_s6_block_step_triton(
     x_proj: Tensor,
     dt_proj: Tensor,
     dt_bias: Tensor,
-    A_log: Tensor,
+    A: Tensor,
     D: Tensor,
     h: Tensor,
     out_proj: Tensor,
@@ -386,7 +372,7 @@ def mamba_s6_block_step_triton(
         x: (B, H) block input. res: optional (B, H) added to the output (a U-Net skip).
         norm_weight, norm_bias: (H,) LayerNorm. in_proj: (2E, H). conv_weight: (E, 1, K) or (E, K);
         conv_bias: (E,); conv_state: (B, E, K-1) past conv inputs. x_proj: (R + 2N, E).
-        dt_proj: (E, R); dt_bias: (E,). A_log: (E, N), A = -exp(A_log). D: (E,).
+        dt_proj: (E, R); dt_bias: (E,). A: (E, N) real (the layer's A). D: (E,).
         h: (B, E, N) float32 SSM state. out_proj: (H, E).
         precision: ``tl.dot`` input precision ("ieee", "tf32x3", "tf32"); default
             :func:`default_precision`. Tiles of fewer than 16 rows use exact float32 products.
@@ -395,7 +381,7 @@ def mamba_s6_block_step_triton(
         (B, H) = x + out_proj(y) (+ res), in x's dtype.
     """
     batch = x.shape[0]
-    E, N = A_log.shape
+    E, N = A.shape
     R = dt_proj.shape[1]
     _check_state("mamba_s6_block_step", "h", h, (batch, E, N), torch.float32)
     x_proj = x_proj.contiguous()
@@ -411,7 +397,7 @@ def mamba_s6_block_step_triton(
                 u, x_proj, dbc, batch, E, N, R, BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r, **launch.common,
             )
         _ssm_kernel[(launch.n_rows, triton.cdiv(E, t["ssm_e"]))](
-            u, z, x_proj, dbc, dt_proj.contiguous(), dt_bias, A_log.contiguous(), D, h, y,
+            u, z, x_proj, dbc, dt_proj.contiguous(), dt_bias, A.float().contiguous(), D, h, y,
             batch, E, N, R,
             XPROJ_INLINE=launch.small, BLOCK_E=t["ssm_e"], BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r,
             **launch.common,
@@ -431,15 +417,13 @@ def mamba_lti_block_step_triton(
     conv_weight: Tensor,
     conv_bias: Tensor,
     conv_state: Tensor,
-    log_dt: Tensor,
-    A_re_log: Tensor,
-    A_im: Tensor | None,
+    delta: Tensor,
+    A: Tensor,
     B: Tensor,
     C: Tensor,
     D: Tensor,
     h: Tensor,
     out_proj: Tensor,
-    zoh: bool,
     res: Tensor | None = None,
     precision: str | None = None,
 ) -> Tensor:
@@ -449,28 +433,33 @@ def mamba_lti_block_step_triton(
     Args:
         x, res, norm_weight, norm_bias, in_proj, conv_*, out_proj, precision: as
             :func:`mamba_s6_block_step_triton`.
-        log_dt: (E,), Δ = exp(log_dt). A_re_log: (E, N), Re A = -exp(A_re_log). A_im: (E, N) Im A,
-            or None for a real SSM. B, C: (E, N, 2) (re, im) pairs when complex, else (E, N).
-        D: (E,). h: (B, E, N) complex64 (complex) or float32 state. zoh: zero-order-hold B.
+        delta, A, B, C, D: the SSM layer's discretisation inputs, as it passes them to
+            :func:`selective_scan`: delta (E,); A, B, C (E, N), complex (complex64) or real
+            (B with any zero-order hold applied); D (E,).
+        h: (B, E, N) complex64 (complex) or float32 state.
 
     Returns:
         (B, H) = x + out_proj(y) (+ res), in x's dtype.
     """
     batch = x.shape[0]
-    E, N = A_re_log.shape
-    cplx = A_im is not None
+    E, N = A.shape
+    cplx = A.is_complex()
     op = "mamba_lti_block_step"
     _check_state(op, "h", h, (batch, E, N), torch.complex64 if cplx else torch.float32)
     hv = torch.view_as_real(h) if cplx else h
+
+    def pairs(t: Tensor) -> Tensor:
+        return torch.view_as_real(t.to(torch.complex64)).contiguous() if cplx else t.float().contiguous()
+
+    A_, B_, C_ = pairs(A), pairs(B), pairs(C)
 
     def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch) -> None:
         # complex (re, im) tiles hold twice the registers: half the channels per program when batched
         block_e = launch.tiles["ssm_e"] // (2 if cplx and not launch.small else 1)
         _ssm_lti_kernel[(launch.n_rows, triton.cdiv(E, block_e))](
-            u, z, log_dt, A_re_log.contiguous(), A_im.contiguous() if cplx else A_re_log, B.contiguous(),
-            C.contiguous(), D, hv, y,
+            u, z, delta.float().contiguous(), A_, B_, C_, D, hv, y,
             batch, E, N,
-            IS_COMPLEX=cplx, ZOH=bool(zoh), BLOCK_B=launch.rows, BLOCK_E=block_e, BLOCK_N=_pad(N, 2),
+            IS_COMPLEX=cplx, BLOCK_B=launch.rows, BLOCK_E=block_e, BLOCK_N=_pad(N, 2),
             num_warps=NUM_WARPS,
         )
 

@@ -89,3 +89,22 @@ def test_preallocated_kv_cache_matches_forward_and_guards_overflow() -> None:
         assert (torch.stack(outs, 1) - ref).abs().max() < 1e-5
         with pytest.raises((IndexError, RuntimeError)):
             model.step(tokens[:, 0], state)  # past the reserved length
+
+
+def test_frozen_discretization_follows_the_parameters() -> None:
+    """The fused step's inputs come from the layer's one discretization(), cached for generation
+    and recomputed as soon as a parameter changes (e.g. a checkpoint is loaded)."""
+    from audiomamba.model.ssm_s4 import S4Complex
+    from audiomamba.model.ssm_s6 import S6
+
+    for layer in (S6(8, 4, 2), S4Complex(8, 4, zoh=True)):
+        with torch.no_grad():
+            first = layer.frozen_discretization()
+            assert layer.frozen_discretization() is first  # cached
+            torch.testing.assert_close(first["A"], layer.discretization()["A"])
+            param = layer.A_log if isinstance(layer, S6) else layer.A_re_log
+            param.add_(0.5)
+            again = layer.frozen_discretization()
+            assert again is not first
+            torch.testing.assert_close(again["A"], layer.discretization()["A"])
+        assert layer.frozen_discretization()["A"].requires_grad  # under autograd: never cached

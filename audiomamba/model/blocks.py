@@ -32,11 +32,6 @@ from audiomamba.model.ssm_s4 import S4Complex
 from audiomamba.model.ssm_s4_real import S4Real
 from audiomamba.model.ssm_s6 import S6
 
-#: largest batch for which a complex-LTI (``mamba-s4``) block step takes the fused kernels: on an H100
-#: they were 2.8x faster for one stream and 2.4x for a whole batch-16 model, but 0.77x the composed
-#: step at batch 2048 (BENCHMARKS.md); the cut-off between is a guess, not a measurement
-FUSED_COMPLEX_LTI_MAX_BATCH = 256
-
 
 class Block(nn.Module):
     """A stack of :class:`PreNormResidual` sublayers on width H.
@@ -86,26 +81,17 @@ class _MambaBlock(Block):
 
     def step(self, x: Tensor, state: list[Any], res: Tensor | None = None) -> tuple[Tensor, list[Any]]:
         """x_t (B, H) -> (y_t (B, H), state); a chain of three or four fused Triton launches where
-        :func:`kernels.use_fused_step` allows, else the composed step (the reference)."""
-        if not kernels.use_fused_step(x):
-            return super().step(x, state, res)
-        layer = self.layers[0]
-        mixer, st = layer.mixer, state[0]
-        ssm = mixer.ssm
-        head = (x, layer.norm.weight, layer.norm.bias, layer.norm.eps, mixer.in_proj.weight, mixer.conv1d.weight,
-                mixer.conv1d.bias, st["conv"])
-        if isinstance(ssm, S6):
-            y = kernels.mamba_s6_block_step(*head, ssm.x_proj.weight, ssm.dt_proj.weight, ssm.dt_bias, ssm.A_log,
-                                            ssm.D, st["ssm"], mixer.out_proj.weight, res)
-        elif isinstance(ssm, S4Complex) and x.shape[0] <= FUSED_COMPLEX_LTI_MAX_BATCH:
-            y = kernels.mamba_lti_block_step(*head, ssm.log_dt, ssm.A_re_log, ssm.A_im, ssm.B, ssm.C, ssm.D,
-                                             st["ssm"], mixer.out_proj.weight, ssm.zoh, res)
-        elif isinstance(ssm, S4Real):
-            y = kernels.mamba_lti_block_step(*head, ssm.log_dt, ssm.A_log, None, ssm.B, ssm.C, ssm.D, st["ssm"],
-                                             mixer.out_proj.weight, ssm.zoh, res)
-        else:
-            return super().step(x, state, res)
-        return y, state
+        :func:`kernels.use_fused_step` allows and the SSM layer has a fused step, else the composed
+        step (the reference)."""
+        if kernels.use_fused_step(x):
+            layer = self.layers[0]
+            mixer, st = layer.mixer, state[0]
+            head = (x, layer.norm.weight, layer.norm.bias, layer.norm.eps, mixer.in_proj.weight, mixer.conv1d.weight,
+                    mixer.conv1d.bias, st["conv"])
+            y = mixer.ssm.fused_block_step(head, st["ssm"], mixer.out_proj.weight, res)
+            if y is not None:
+                return y, state
+        return super().step(x, state, res)
 
 
 class MambaS6Block(_MambaBlock):

@@ -71,3 +71,41 @@ class SSMLayer(nn.Module):
     def step(self, u: Tensor, h: Tensor, z: Tensor | None = None) -> Tensor:
         """One step: u (batch, d), state h (batch, d, N) updated IN PLACE, z (batch, d) -> y (batch, d)."""
         return kernels.selective_state_update(h, u, z=z, **self.scan_args(u, False))
+
+    def discretization(self) -> dict[str, Tensor]:
+        """The input-independent scan arguments, computed from the parameters in one place: what
+        :meth:`scan_args` (forward and step) and :meth:`fused_block_step` both use."""
+        raise NotImplementedError
+
+    def frozen_discretization(self) -> dict[str, Tensor]:
+        """:meth:`discretization` for generation: computed once and reused until a parameter changes
+        (so a fused step adds no launches); recomputed every call when autograd is on."""
+        if torch.is_grad_enabled():
+            return self.discretization()
+        stamp = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        cached = self.__dict__.get("_frozen")
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, self.discretization())
+            self.__dict__["_frozen"] = cached
+        return cached[1]
+
+    def fused_block_step(self, head: tuple, h: Tensor, out_proj: Tensor, res: Tensor | None) -> Tensor | None:
+        """One fused step of the Mamba block around this SSM, or None where this layer has none (the
+        block then runs the composed step). ``head``: (x, norm weight, norm bias, eps, in_proj weight,
+        conv weight, conv bias, conv state) of the block; h (batch, d, N) is updated in place."""
+        return None
+
+
+class LTILayer(SSMLayer):
+    """An SSM whose Δ, B and C do not depend on the input: :meth:`discretization` gives delta (d,),
+    A, B, C (d, N) and D (d,), the same for a sequence and a step."""
+
+    def scan_args(self, u: Tensor, seq: bool) -> dict[str, Any]:
+        args = dict(self.discretization())
+        if not seq:  # explicit "LTI" shape for the step op
+            args["B"], args["C"] = args["B"][None], args["C"][None]
+        return args
+
+    def fused_block_step(self, head: tuple, h: Tensor, out_proj: Tensor, res: Tensor | None) -> Tensor | None:
+        p = self.frozen_discretization()
+        return kernels.mamba_lti_block_step(*head, p["delta"], p["A"], p["B"], p["C"], p["D"], h, out_proj, res)

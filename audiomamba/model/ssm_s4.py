@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from audiomamba.model.ssm_base import SSMLayer, log_uniform, no_decay, zoh_factor
+from audiomamba.model.ssm_base import LTILayer, log_uniform, no_decay, zoh_factor
+
+#: largest batch for which a ``mamba-s4`` block step takes the fused kernels: on an H100 they were
+#: 2.8x faster for one stream and 2.4x for a whole batch-16 model, but 0.77x the composed step at
+#: batch 2048 (BENCHMARKS.md); the cut-off between is a guess, not a measurement
+FUSED_COMPLEX_LTI_MAX_BATCH = 256
 
 
-class S4Complex(SSMLayer):
+class S4Complex(LTILayer):
     """LTI SSM with A_n = -exp(A_re_log) + i·A_im (init S4D-Lin: -1/2 + iπn), y = 2·Re(C h) + D u.
 
     Δ = exp(log_dt) per channel (log-uniform in [dt_min, dt_max] at init); B init 1, C init complex
@@ -35,14 +39,17 @@ class S4Complex(SSMLayer):
         self.C = nn.Parameter(torch.randn(d, N, 2) * math.sqrt(0.5))
         self.D = no_decay(nn.Parameter(torch.ones(d)))
 
-    def scan_args(self, u: Tensor, seq: bool) -> dict[str, Any]:
-        """LTI arguments, the same for a sequence and a step: delta (d,), A, B, C (d, N) complex."""
+    def discretization(self) -> dict[str, Tensor]:
+        """delta (d,) = exp(log_dt); A = -exp(A_re_log) + i A_im; B (zero-order hold when ``zoh``), C (d, N) complex; D."""
         delta = torch.exp(self.log_dt.float())
         A = torch.complex(-torch.exp(self.A_re_log.float()), self.A_im.float())
         B = torch.view_as_complex(self.B.float().contiguous())
         C = torch.view_as_complex(self.C.float().contiguous())
         if self.zoh:
             B = B * zoh_factor(delta[:, None] * A)
-        if not seq:  # explicit "LTI" shape for the step op
-            B, C = B[None], C[None]
         return {"delta": delta, "A": A, "B": B, "C": C, "D": self.D.float()}
+
+    def fused_block_step(self, head: tuple, h: Tensor, out_proj: Tensor, res: Tensor | None) -> Tensor | None:
+        if h.shape[0] > FUSED_COMPLEX_LTI_MAX_BATCH:
+            return None
+        return super().fused_block_step(head, h, out_proj, res)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 
-from audiomamba.model.ssm_base import SSMLayer, log_uniform, no_decay, zoh_factor
+from audiomamba.model.ssm_base import LTILayer, log_uniform, no_decay, zoh_factor
 
 
-class S4Real(SSMLayer):
+class S4Real(LTILayer):
     """LTI SSM with real A = -exp(A_log) (init S4D-Real: A_n = -(n+1)), real B (init 1), C (init N(0, 1)).
 
     Δ = exp(log_dt) per channel, log-uniform in [dt_min, dt_max] at init; y = C h + D u.
@@ -33,13 +31,11 @@ class S4Real(SSMLayer):
         self.C = nn.Parameter(torch.randn(d, N))
         self.D = no_decay(nn.Parameter(torch.ones(d)))
 
-    def scan_args(self, u: Tensor, seq: bool) -> dict[str, Any]:
-        """LTI arguments, the same for a sequence and a step: delta (d,), A, B, C (d, N) real."""
+    def discretization(self) -> dict[str, Tensor]:
+        """delta (d,) = exp(log_dt); A = -exp(A_log); B (zero-order hold when ``zoh``), C (d, N) real; D."""
         delta = torch.exp(self.log_dt.float())
         A = -torch.exp(self.A_log.float())
         B, C = self.B.float(), self.C.float()
         if self.zoh:
             B = B * zoh_factor(delta[:, None] * A)
-        if not seq:
-            B, C = B[None], C[None]
         return {"delta": delta, "A": A, "B": B, "C": C, "D": self.D.float()}

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from audiomamba import kernels
 from audiomamba.model.ssm_base import SSMLayer, inverse_softplus, log_uniform, no_decay
 
 
@@ -49,15 +50,16 @@ class S6(SSMLayer):
             delta, B, C = delta.transpose(1, 2), B.transpose(1, 2), C.transpose(1, 2)
         else:
             B, C = B[:, None, :], C[:, None, :]  # explicit "selective" shape for the step op
-        return {
-            "delta": delta,
-            "A": -torch.exp(self.A_log.float()),
-            "B": B,
-            "C": C,
-            "D": self.D.float(),
-            "delta_bias": self.dt_bias.float(),
-            "delta_softplus": True,
-        }
+        return {"delta": delta, "B": B, "C": C, **self.discretization(), "delta_softplus": True}
+
+    def discretization(self) -> dict[str, Tensor]:
+        """The input-independent arguments: A = -exp(A_log) (d, N), D (d,), delta_bias (d,)."""
+        return {"A": -torch.exp(self.A_log.float()), "D": self.D.float(), "delta_bias": self.dt_bias.float()}
+
+    def fused_block_step(self, head: tuple, h: Tensor, out_proj: Tensor, res: Tensor | None) -> Tensor | None:
+        p = self.frozen_discretization()
+        return kernels.mamba_s6_block_step(*head, self.x_proj.weight, self.dt_proj.weight, p["delta_bias"], p["A"],
+                                           p["D"], h, out_proj, res)
 
     @staticmethod
     def default_rank(width: int) -> int:
