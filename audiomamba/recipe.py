@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from audiomamba.errors import ConfigError
+from audiomamba.model.config import BLOCK_NAMES
 from audiomamba.recipes import folder as recipe_folder
 
 RECIPES_DIR = recipe_folder()
-BLOCKS = ("mamba-s6", "mamba-s4", "mamba-s4-real", "s4-mlp", "mha-mlp")
 DATA_KINDS = ("youtubemix", "sc09")
 NORMALIZATIONS = ("minmax", "none")
 SCHEDULES = ("cosine", "constant")
@@ -359,10 +359,10 @@ def _validate_values(r: Recipe, origins: dict[str, str]) -> None:
     for key in ("steps", "eval_every", "checkpoint_every", "log_every", "val_batches"):
         chk(getattr(r.train, key) >= 1, f"train.{key}", f"must be >= 1, got {getattr(r.train, key)}")
     for i, b in enumerate(r.model.level_blocks or []):
-        chk(b in BLOCKS, "model.level_blocks", f"entry {i} {b!r} is not a block: {_suggest(b, BLOCKS)}")
+        chk(b in BLOCK_NAMES, "model.level_blocks", f"entry {i} {b!r} is not a block: {_suggest(b, BLOCK_NAMES)}")
     if r.model.center_block is not None:
         b = r.model.center_block
-        chk(b in BLOCKS, "model.center_block", f"{b!r} is not a block: {_suggest(b, BLOCKS)}")
+        chk(b in BLOCK_NAMES, "model.center_block", f"{b!r} is not a block: {_suggest(b, BLOCK_NAMES)}")
 
 
 def recipe_from_dict(

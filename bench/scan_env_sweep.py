@@ -1,7 +1,6 @@
 """Forward of the scan under each value of one tuning variable, side by side in one run (GPU).
 
     python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_UNROLL 1,2,4,8
-    python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_MAXNREG 0,168,128,96     (0 = unset)
 
 Every benchmark shape of ``audiomamba bench kernel``, fp32 and bf16: ms, % of the HBM roofline,
 speed-up against the first value, and the largest relative difference of the outputs.

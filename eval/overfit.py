@@ -64,9 +64,10 @@ def run_overfit(
     from audiomamba.generate.diagnose import format_consistency, step_consistency
     from audiomamba.generate.noise import NoiseProfile
     from audiomamba.recipe import load_recipe, pool_product
+    from audiomamba.tokenizer import bits_per_sample
     from audiomamba.train import RunOptions, train_recipe
     from audiomamba.train.checkpoint import LAST, load_checkpoint, model_from_state
-    from audiomamba.train.nll import dataset_nll, nats_to_bpb
+    from audiomamba.train.nll import dataset_nll
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     recipe = load_recipe(recipe_name, sets, data)
@@ -81,7 +82,7 @@ def run_overfit(
     train_ds = build_dataset(d.kind, d.root, "train", d.sample_len, d.normalization,
                              pool_product(state["model_config"]), d.clips_per_class)
     total, count = dataset_nll(model, train_ds, d.batch_size, dev, bf16=recipe.train.bf16)
-    train_bpb = nats_to_bpb(total / count)
+    train_bpb = bits_per_sample(total / count)
 
     clips = torch.stack([train_ds[i][1] for i in range(min(2, len(train_ds)))]).to(dev)
     consistency = step_consistency(model, clips)

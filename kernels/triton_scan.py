@@ -882,8 +882,6 @@ class SelectiveScanFn(torch.autograd.Function):
                 fwd_kernel = _scan_fwd_seq_kernel
                 flags["SUB_L"] = min(SEQ_SUB_L, block_l)
                 flags["UNROLL"] = min(cfg.unroll, flags["SUB_L"])
-                if cfg.maxnreg:
-                    flags["maxnreg"] = cfg.maxnreg
             if nseg > 1:
                 # pass 1: local end state and Δ sum of every segment but the last, from a zero state
                 fwd_kernel[(batch, nd, nseg - 1)](*args, SAVE_STATES=False, LOCAL=True, HAS_INIT=False, **flags)

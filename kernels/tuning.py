@@ -37,9 +37,6 @@ class ScanConfig:
     seq_fwd: bool = False
     #: backward segment length: -1 = from :func:`pick_seg_l` for the backward's programs, 0 = one
     seg_l_bwd: int = -1
-    #: register cap per thread of the sequential forward (0 = the compiler's choice); more resident
-    #: warps per SM at the price of spills. Env: AUDIOMAMBA_SCAN_MAXNREG.
-    maxnreg: int = 0
     #: time steps unrolled per iteration of the sequential forward's inner loop (1 = none; a power of
     #: two <= 8). 4 was 1.00-1.32x faster than 1 on every benchmark shape (H100; BENCHMARKS.md).
     #: Env: AUDIOMAMBA_SCAN_UNROLL.
@@ -87,9 +84,8 @@ def pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanCon
     the chunk-scan kernels over (BLOCK_D, BLOCK_L, N) tiles of ~1024 elements with 4-8 warps.
     """
     cfg = _pick_config(batch, d, N, L, is_complex)
-    cap = _env_choice("AUDIOMAMBA_SCAN_MAXNREG", range(24, 256), "a register count between 24 and 255, e.g. 128")
     unroll = _env_choice("AUDIOMAMBA_SCAN_UNROLL", (1, 2, 4, 8), "1, 2, 4 or 8 (steps unrolled per loop iteration)")
-    return replace(cfg, maxnreg=cfg.maxnreg if cap is None else cap, unroll=cfg.unroll if unroll is None else unroll)
+    return replace(cfg, unroll=cfg.unroll if unroll is None else unroll)
 
 
 def _env_choice(name: str, allowed, what: str) -> int | None:

@@ -7,7 +7,6 @@ with a ``result.json`` is skipped; a run folder without one resumes from its las
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ import torch
 
 from audiomamba.ablate.grid import Cell, Grid
 from audiomamba.errors import ConfigError
+from audiomamba.tokenizer import bits_per_sample
 
 RESULT = "result.json"
 SampleScorer = Callable[[torch.nn.Module, object, Path, int, int], dict[str, float]]
@@ -75,7 +75,7 @@ def test_bpb(run_dir: Path, recipe, device: torch.device, segments: int) -> tupl
     idx = list(range(n)) if segments <= 0 or segments >= n else [round(i * (n - 1) / (segments - 1 or 1)) for i in range(segments)]
     nats, count = dataset_nll(model, ds, max(1, min(d.batch_size, 16)), device, indices=idx,
                               bf16=recipe.train.bf16 and device.type == "cuda")
-    return nats / count / math.log(2), model
+    return bits_per_sample(nats / count), model
 
 
 def run_grid(

@@ -18,15 +18,13 @@ difference from ``parallel_fp32``.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from audiomamba import kernels
 from audiomamba.generate.stepper import SamplingConfig, Stepper
-from audiomamba.tokenizer import shift_right
+from audiomamba.tokenizer import bits_per_sample, shift_right
 from audiomamba.train.nll import autocast_for
 
 
@@ -74,7 +72,7 @@ def step_consistency(model: nn.Module, targets: torch.Tensor, reference_scan: bo
     report: dict[str, dict[str, float]] = {}
     agree = True
     for name, logp in paths.items():
-        bpb = float(-logp.double().mean() / math.log(2))
+        bpb = float(bits_per_sample(-logp.double().mean()))
         diff = float((logp - base).abs().max())
         report[name] = {"bpb": bpb, "max_abs_logp_diff": diff}
         agree &= abs(bpb - report["parallel_fp32"]["bpb"]) <= 0.02

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -10,6 +9,7 @@ import torch
 from torch import nn
 
 from audiomamba.generate.stepper import SamplingConfig, Stepper, step_period
+from audiomamba.tokenizer import bits_per_sample
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Generated:
     def bpb(self) -> torch.Tensor:
         """Bits per generated sample: (n,)."""
         n_gen = max(self.tokens.shape[1] - self.prompt_len, 1)
-        return -self.loglik() / n_gen / math.log(2)
+        return bits_per_sample(-self.loglik() / n_gen)
 
 
 def generate_tokens(

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from audiomamba import kernels
 from audiomamba.model.attention import CausalAttention
-from audiomamba.model.config import ModelConfig
+from audiomamba.model.config import BLOCK_NAMES, ModelConfig
 from audiomamba.model.mamba import MambaMixer
 from audiomamba.model.mlp import MLP
 from audiomamba.model.residual import PreNormResidual
@@ -135,13 +135,9 @@ class MHAMLPBlock(Block):
 
 
 #: block name -> class; every class takes (width, ModelConfig).
-BLOCKS: dict[str, type[Block]] = {
-    "mamba-s6": MambaS6Block,
-    "mamba-s4": MambaS4Block,
-    "mamba-s4-real": MambaS4RealBlock,
-    "s4-mlp": S4MLPBlock,
-    "mha-mlp": MHAMLPBlock,
-}
+BLOCKS: dict[str, type[Block]] = dict(
+    zip(BLOCK_NAMES, (MambaS6Block, MambaS4Block, MambaS4RealBlock, S4MLPBlock, MHAMLPBlock), strict=True)
+)
 
 
 def make_block(name: str, width: int, cfg: ModelConfig) -> Block:

@@ -12,8 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from audiomamba.errors import DataError
 from audiomamba.recipe import pool_product, recipe_from_dict
+from audiomamba.tokenizer import bits_per_sample
 from audiomamba.train.checkpoint import load_checkpoint, model_from_state
-from audiomamba.train.nll import dataset_nll, nats_to_bpb
+from audiomamba.train.nll import dataset_nll
 
 
 def evaluate_nll(
@@ -69,7 +70,7 @@ def evaluate_nll(
         "n_sequences": len(ds),
         "n_samples": int(count),
         "nll": nll,
-        "bpb": nats_to_bpb(nll),
+        "bpb": bits_per_sample(nll),
         "perplexity": math.exp(nll),
         "device": str(dev),
         "seconds": time.monotonic() - t0,

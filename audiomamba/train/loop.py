@@ -28,6 +28,7 @@ from audiomamba.data.resilient import Resilient
 from audiomamba.errors import AudioMambaError, CheckpointError, ConfigError, DataError
 from audiomamba.generate.noise import PROFILE_FILE, NoiseProfile, fit_profile
 from audiomamba.recipe import Recipe, pool_product, recipe_from_dict
+from audiomamba.tokenizer import bits_per_sample
 from audiomamba.train import nll as nll_mod
 from audiomamba.train.checkpoint import (
     BEST,
@@ -319,7 +320,7 @@ class Trainer:
             self.model, self.val_ds, self.local_batch, self.device, idx, self.recipe.train.bf16, resilient=True
         )
         total, count = all_reduce_sum([total, float(count)], self.info)
-        return nll_mod.nats_to_bpb(total / max(count, 1.0))
+        return bits_per_sample(total / max(count, 1.0))
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self) -> TrainResult:
@@ -359,7 +360,7 @@ class Trainer:
                         dt = max(time.monotonic() - window_t, 1e-9)
                         mean = window_loss / window_n
                         self.log.log(
-                            self.step, "train", loss=mean, bpb=nll_mod.nats_to_bpb(mean),
+                            self.step, "train", loss=mean, bpb=bits_per_sample(mean),
                             lr=self.sched.get_last_lr()[0], sequences_per_s=window_samples / dt,
                             audio_samples_per_s=window_samples * inputs.shape[1] / dt,
                             elapsed_s=time.monotonic() - t0, skipped_items=self.skipped_items,
@@ -397,7 +398,7 @@ class Trainer:
         return TrainResult(
             run_dir=self.run_dir, step=self.step, stop_reason=reason, best_val_bpb=self.best_val,
             last_val_bpb=self.last_val,
-            last_train_bpb=nll_mod.nats_to_bpb(last_loss) if last_loss is not None else None,
+            last_train_bpb=bits_per_sample(last_loss) if last_loss is not None else None,
             n_params=self.n_params,
         )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -67,7 +66,3 @@ def dataset_nll(
     model.train(was_training)
     return total, count
 
-
-def nats_to_bpb(nats_per_sample: float) -> float:
-    """Mean NLL in nats per sample -> bits per sample."""
-    return nats_per_sample / math.log(2)

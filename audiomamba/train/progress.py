@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -12,6 +10,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from audiomamba.tokenizer import bits_per_sample
 
 
 class TrainProgress:
@@ -53,7 +53,7 @@ class TrainProgress:
             return
         if loss is not None:
             self.fields["loss"] = f"{loss:.4f}"
-            self.fields["bpb"] = f"{loss / math.log(2):.4f}"
+            self.fields["bpb"] = f"{bits_per_sample(loss):.4f}"
         if samples_per_s is not None:
             self.fields["rate"] = f"{samples_per_s:.1f}"
         if audio_rate is not None:
