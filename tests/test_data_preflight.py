@@ -122,3 +122,19 @@ def test_training_goes_on_when_a_file_vanishes(tmp_path: Path, monkeypatch: pyte
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert max(r.get("skipped_items", 0) for r in records) >= 1
     assert np.isfinite([r["loss"] for r in records if r["kind"] == "train"]).all()
+
+
+def test_check_samples_finds_a_nan_file_before_step_1(tmp_path: Path) -> None:
+    from datafixtures import write
+
+    from audiomamba.train import RunOptions, train_recipe
+
+    data = make_music(tmp_path / "music", n_files=5, seconds=0.3)
+    bad = np.zeros(4800, dtype=np.float32)
+    bad[100] = np.nan
+    write(data / "zz_nan.wav", bad, subtype="FLOAT")
+    opts = dict(max_steps=2, device="cpu", progress=False, check_samples=True)
+    with pytest.raises(DataError, match="--skip-bad"):
+        train_recipe(tiny_recipe(data), RunOptions(out=tmp_path / "run", **opts))
+    with pytest.warns(UserWarning, match="skip-bad"):
+        assert train_recipe(tiny_recipe(data), RunOptions(out=tmp_path / "run", skip_bad=True, **opts)).step == 2

@@ -142,3 +142,14 @@ def test_resume_with_a_longer_schedule_and_new_lr_takes_effect(tmp_path, data):
     lrs = [r["lr"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "train"]
     assert lrs[3] == pytest.approx(0.0, abs=1e-12)  # the 4-step cosine ended at 0
     assert lrs[4] > 0 and lrs[4] <= 1e-3  # resumed on the new 6-step schedule with the new peak lr
+
+
+def test_divergence_before_the_first_checkpoint_says_how_to_restart(tmp_path, data, monkeypatch):
+    real = nll_mod.sequence_loss
+    monkeypatch.setattr(nll_mod, "sequence_loss", lambda m, x, y: real(m, x, y) * float("nan"))
+    with pytest.raises(TrainingDiverged, match="no checkpoint was written yet; start again") as ei:
+        train_recipe(tiny_recipe(data), _opts(tmp_path / "run"))
+    assert "continue with --resume" not in str(ei.value)
+    monkeypatch.undo()
+    # and the advice holds: the same command with --resume starts the run fresh
+    assert train_recipe(tiny_recipe(data, "train.steps=2"), _opts(tmp_path / "run", resume=True)).step == 2

@@ -26,6 +26,10 @@ def train(
         False, "--skip-bad", help="Leave out the files the data pre-flight rejects (listed in the run's "
         "rejected_files.txt) instead of stopping before step 1."
     ),
+    check_samples: bool = typer.Option(
+        False, "--check-samples", help="The data pre-flight also reads every file's samples (NaN/inf), "
+        "not only the headers; cached per file, so a second run reads nothing."
+    ),
     snapshot_minutes: str = typer.Option(
         "", "--snapshot-minutes", help="Comma-separated minutes (e.g. 5,10,20) at which to also keep snap-<m>min.pt "
         "(time-to-quality curves from one run)."
@@ -55,7 +59,7 @@ def train(
         rec = _fit_schedule(recipe, rec, set_, data, max_minutes, resume, device)
     run_dir = out if out is not None else Path("runs") / rec.name
     opts = RunOptions(out=run_dir, resume=resume, max_steps=max_steps, max_minutes=max_minutes, device=device,
-                      snapshot_minutes=snaps, skip_bad=skip_bad)
+                      snapshot_minutes=snaps, skip_bad=skip_bad, check_samples=check_samples)
     result = train_recipe(rec, opts)
     import os
 

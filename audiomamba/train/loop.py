@@ -74,6 +74,7 @@ class RunOptions:
     device: str | None = None
     progress: bool = True
     skip_bad: bool = False  # leave out the files the data pre-flight rejects (else stop before step 1)
+    check_samples: bool = False  # the pre-flight also reads every file's samples (NaN/inf; cached)
     snapshot_minutes: tuple[float, ...] = ()  # also keep snap-<m>min.pt when m minutes of training have passed
 
 
@@ -121,7 +122,7 @@ def _check_resume_compatible(saved: Recipe, given: Recipe, where: str) -> list[s
     return notes
 
 
-def _preflight(recipe: Recipe, skip_bad: bool) -> frozenset[Path]:
+def _preflight(recipe: Recipe, skip_bad: bool, deep: bool = False) -> frozenset[Path]:
     """Check every file of the data folder before step 1; the files to leave out (``skip_bad``)."""
     from audiomamba.data.inspect import preflight
 
@@ -130,7 +131,7 @@ def _preflight(recipe: Recipe, skip_bad: bool) -> frozenset[Path]:
         raise ConfigError(f"data.root is empty in {recipe.source}: pass --data DIR")
     if not Path(d.root).is_dir():
         raise DataError(f"dataset folder {d.root} (data.root of {recipe.name}) not found: pass --data DIR")
-    return frozenset(preflight(d.root, skip_bad).rejected)
+    return frozenset(preflight(d.root, skip_bad, deep).rejected)
 
 
 def _build_data(recipe: Recipe, model_config: dict[str, Any], exclude: frozenset[Path] = frozenset()):
@@ -145,13 +146,16 @@ def _build_data(recipe: Recipe, model_config: dict[str, Any], exclude: frozenset
 
 
 def noise_profile_of(dataset) -> NoiseProfile:
-    """The noise profile of up to :data:`PROFILE_CLIPS` training items (first second of each, decoded
-    from their tokens, so in the domain of generated samples); generation flags noise against it."""
+    """The noise profile of up to :data:`PROFILE_CLIPS` training items (fewer for long segments): the
+    first second of each, decoded from its tokens, so in the domain of generated samples.
+    Generation flags noise against it."""
     from audiomamba.data.resilient import READ_ERRORS
     from audiomamba.tokenizer import mu_law_decode
 
     waves = []
-    for i in epoch_permutation(len(dataset), VAL_SEED, 0)[:PROFILE_CLIPS].tolist():
+    # at most ~4 M samples read in all (a long YouTubeMix segment is read whole)
+    n = min(PROFILE_CLIPS, max(8, (1 << 22) // max(int(getattr(dataset, "sample_len", 16000)), 1)))
+    for i in epoch_permutation(len(dataset), VAL_SEED, 0)[:n].tolist():
         try:
             waves.append(mu_law_decode(dataset[i][1][:16000]).numpy())
         except READ_ERRORS:  # an unreadable clip is the training loop's business, not the profile's
@@ -186,7 +190,7 @@ class Trainer:
     def _setup(self) -> None:
         recipe, opts, info = self.recipe, self.opts, self.info
         self._prepare_folder()
-        exclude = _preflight(recipe, opts.skip_bad)
+        exclude = _preflight(recipe, opts.skip_bad, opts.check_samples)
         state = load_checkpoint(self.run_dir, prefer=LAST) if opts.resume else None
         if state is not None:
             saved = recipe_from_dict(state["recipe"], source=state["path"], check_model=False)
