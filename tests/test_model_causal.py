@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from audiomamba.model import BLOCK_NAMES, ModelConfig, build_model, make_block
-from audiomamba.model.pooling import DownPool, UpPool
+from audiomamba.model.unet import DownPool, UpPool
 
 SMALL = {"d_model": 16, "d_state": 4, "s4_d_state": 8, "attn_head_dim": 8}
 

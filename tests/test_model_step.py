@@ -94,8 +94,7 @@ def test_preallocated_kv_cache_matches_forward_and_guards_overflow() -> None:
 def test_frozen_discretization_follows_the_parameters() -> None:
     """The fused step's inputs come from the layer's one discretization(), cached for generation
     and recomputed as soon as a parameter changes (e.g. a checkpoint is loaded)."""
-    from audiomamba.model.ssm_s4 import S4Complex
-    from audiomamba.model.ssm_s6 import S6
+    from audiomamba.model.ssm import S6, S4Complex
 
     for layer in (S6(8, 4, 2), S4Complex(8, 4, zoh=True)):
         with torch.no_grad():

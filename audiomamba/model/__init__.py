@@ -15,9 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 from audiomamba.model.blocks import BLOCKS, Block, make_block
-from audiomamba.model.config import BLOCK_NAMES, ModelConfig, StageSpec
-from audiomamba.model.params import param_groups
-from audiomamba.model.presets import list_model_presets, load_model_preset
+from audiomamba.model.config import (
+    BLOCK_NAMES,
+    ModelConfig,
+    StageSpec,
+    list_model_presets,
+    load_model_preset,
+    param_groups,
+)
 from audiomamba.model.unet import AudioUNet
 
 

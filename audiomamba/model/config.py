@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import difflib
 import math
+import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from torch import nn
+
 from audiomamba.errors import ConfigError
+from audiomamba.recipes import folder as recipe_folder
 
 #: valid block names (the registry in :mod:`audiomamba.model.blocks` maps them to classes).
 BLOCK_NAMES = ("mamba-s6", "mamba-s4", "mamba-s4-real", "s4-mlp", "mha-mlp")
@@ -213,3 +217,70 @@ def _coerce(key: str, value: Any, default: Any, where: str) -> Any:
             raise ConfigError(f"bad value for {key!r} in {where}: expected a number, got {value!r}")
         return float(value)
     return value
+
+
+_NO_DECAY_MODULES = (nn.LayerNorm, nn.Embedding, nn.GroupNorm, nn.RMSNorm)
+
+
+def is_no_decay(module: nn.Module, name: str, param: nn.Parameter) -> bool:
+    """Whether ``module.<name>`` is excluded from weight decay.
+
+    True for parameters flagged ``_no_weight_decay`` or listed in the module's ``no_weight_decay``
+    (SSM A, Δ, D, …), for norm and embedding weights, and for biases and other 1-D tensors.
+    """
+    return (
+        getattr(param, "_no_weight_decay", False)
+        or name in getattr(module, "no_weight_decay", ())
+        or isinstance(module, _NO_DECAY_MODULES)
+        or name.endswith("bias")
+        or param.ndim < 2
+    )
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two AdamW groups: ``{"params": [...], "weight_decay": weight_decay}`` and the no-decay group (0.0).
+
+    Each parameter appears once; empty groups are left out.
+    """
+    decay: list[nn.Parameter] = []
+    no: list[nn.Parameter] = []
+    seen: set[int] = set()
+    for module in model.modules():
+        for name, p in module.named_parameters(recurse=False):
+            if id(p) in seen or not p.requires_grad:
+                continue
+            seen.add(id(p))
+            (no if is_no_decay(module, name, p) else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+PRESETS_DIR = recipe_folder("models")
+
+
+def list_model_presets() -> list[str]:
+    """Names of the shipped model presets, sorted."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+
+
+def load_model_preset(name: str) -> dict[str, Any]:
+    """The preset file as a dict: ``{"model": {...}, "expected_params": int, "paper": str}``.
+
+    Raises ConfigError (one line, listing the presets) for an unknown name or a broken file.
+    """
+    path = PRESETS_DIR / f"{name}.toml"
+    if not path.is_file():
+        names = list_model_presets()
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(
+            f"unknown model preset {name!r} (not in {PRESETS_DIR}): {hint}presets: {', '.join(names)}"
+        )
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"invalid TOML in model preset {path}: {err}; fix the syntax") from None
+    if not isinstance(raw.get("model"), dict):
+        raise ConfigError(f"model preset {path} has no [model] table: add one")
+    return raw
