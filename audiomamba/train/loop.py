@@ -169,6 +169,24 @@ def _val_indices(n: int, n_wanted: int, info: DistInfo) -> list[int]:
     return chosen[info.rank :: info.world_size]
 
 
+@dataclass
+class _Window:
+    """Loss and throughput since the last train log record."""
+
+    start: float
+    loss: float = 0.0
+    n: int = 0
+    sequences: int = 0
+    samples: int = 0
+
+    def add(self, loss: float, sequences: int, length: int) -> None:
+        self.loss, self.n = self.loss + loss, self.n + 1
+        self.sequences, self.samples = self.sequences + sequences, self.samples + sequences * length
+
+    def reset(self, start: float) -> None:
+        self.start, self.loss, self.n, self.sequences, self.samples = start, 0.0, 0, 0, 0
+
+
 class Trainer:
     """One training run of a recipe in a run folder. Use :func:`train_recipe`."""
 
@@ -327,84 +345,76 @@ class Trainer:
         return bits_per_sample(total / max(count, 1.0))
 
     # -- the loop -----------------------------------------------------------------------------
+    def _batches(self):
+        """This rank's training batches, epoch after epoch, from the saved loader position (so a
+        resumed run draws exactly the batches it would have drawn): (inputs, targets, skipped)."""
+        r = self.recipe
+        while True:
+            if self.pos.index >= self.bpe:
+                self.pos = LoaderPosition(self.pos.epoch + 1, 0)
+            sampler = ShardedBatches(len(self.train_ds), self.local_batch, r.train.seed, self.pos.epoch,
+                                     self.pos.index, self.info.rank, self.info.world_size)
+            yield from DataLoader(Resilient(self.train_ds), batch_sampler=sampler, num_workers=r.data.num_workers,
+                                  pin_memory=self.device.type == "cuda")
+
     def run(self) -> TrainResult:
+        """The loop: step (lr schedule, clip, optimiser, EMA), log, evaluate and checkpoint, stop."""
         r = self.recipe
         stop_at = min(r.train.steps, self.opts.max_steps) if self.opts.max_steps else r.train.steps
         t0 = time.monotonic()
         budget = self.opts.max_minutes * 60 if self.opts.max_minutes else None
-        reason = "steps"
         snaps = sorted(m for m in self.opts.snapshot_minutes if m > 0)
-        window_loss, window_n, window_t, window_samples = 0.0, 0, time.monotonic(), 0
-        last_loss: float | None = None
+        window = _Window(time.monotonic())
+        reason, loss = "steps", None
         progress = TrainProgress(stop_at, self.step, enabled=self.info.is_main and self.opts.progress)
+        batches = self._batches()
         self.ddp.train()
         with progress:
             while self.step < stop_at:
-                if self.pos.index >= self.bpe:
-                    self.pos = LoaderPosition(self.pos.epoch + 1, 0)
-                sampler = ShardedBatches(
-                    len(self.train_ds), self.local_batch, r.train.seed, self.pos.epoch, self.pos.index,
-                    self.info.rank, self.info.world_size,
-                )
-                loader = DataLoader(
-                    Resilient(self.train_ds), batch_sampler=sampler, num_workers=r.data.num_workers,
-                    pin_memory=self.device.type == "cuda",
-                )
-                stop = False
-                for inputs, targets, skipped in loader:
-                    self.skipped_items += int(skipped.sum())
-                    loss_value = self._train_step(inputs, targets)
-                    self.pos.index += 1
-                    self.step += 1
-                    last_loss = loss_value
-                    window_loss += loss_value
-                    window_n += 1
-                    window_samples += inputs.shape[0] * self.info.world_size
-                    if self.step % r.train.log_every == 0 or self.step == stop_at:
-                        dt = max(time.monotonic() - window_t, 1e-9)
-                        mean = window_loss / window_n
-                        self.log.log(
-                            self.step, "train", loss=mean, bpb=bits_per_sample(mean),
-                            lr=self.sched.get_last_lr()[0], sequences_per_s=window_samples / dt,
-                            audio_samples_per_s=window_samples * inputs.shape[1] / dt,
-                            elapsed_s=time.monotonic() - t0, skipped_items=self.skipped_items,
-                        )
-                        progress.update(
-                            self.step, loss=mean, samples_per_s=window_samples / dt,
-                            audio_rate=window_samples * inputs.shape[1] / dt,
-                        )
-                        window_loss, window_n, window_t, window_samples = 0.0, 0, time.monotonic(), 0
-                    else:
-                        progress.update(self.step)
-                    out_of_time = budget is not None and time.monotonic() - t0 > budget
-                    out_of_time = broadcast_flag(out_of_time, self.info) if budget is not None else False
-                    last = self.step >= stop_at or out_of_time
-                    t_pause = time.monotonic()
-                    if self.step % r.train.eval_every == 0 or last:
-                        self._evaluate(progress)
-                    if self.step % r.train.checkpoint_every == 0 or last:
-                        self.save(LAST, last_loss)
-                    while snaps and time.monotonic() - t0 >= snaps[0] * 60:  # time-to-quality snapshots
-                        self.save(f"snap-{snaps.pop(0):g}min.pt", last_loss)
-                    window_t += time.monotonic() - t_pause  # throughput counts training time only
-                    if out_of_time:
-                        reason, stop = "time", True
-                    if last:
-                        stop = True
-                        break
-                if stop:
+                inputs, targets, skipped = next(batches)
+                loss = self._train_step(inputs, targets)
+                self.step += 1
+                self.pos.index += 1
+                self.skipped_items += int(skipped.sum())
+                window.add(loss, inputs.shape[0] * self.info.world_size, inputs.shape[1])
+                if self.step % r.train.log_every == 0 or self.step == stop_at:
+                    self._log(window, progress, t0)
+                else:
+                    progress.update(self.step)
+                out_of_time = budget is not None and broadcast_flag(time.monotonic() - t0 > budget, self.info)
+                last = self.step >= stop_at or out_of_time
+                t_pause = time.monotonic()
+                if self.step % r.train.eval_every == 0 or last:
+                    self._evaluate(progress)
+                if self.step % r.train.checkpoint_every == 0 or last:
+                    self.save(LAST, loss)
+                while snaps and time.monotonic() - t0 >= snaps[0] * 60:  # time-to-quality snapshots
+                    self.save(f"snap-{snaps.pop(0):g}min.pt", loss)
+                window.start += time.monotonic() - t_pause  # throughput counts training time only
+                if out_of_time:
+                    reason = "time"
                     break
-                if self.pos.index >= self.bpe:
-                    self.pos = LoaderPosition(self.pos.epoch + 1, 0)
-        if self.step < r.train.steps and reason == "steps":
-            reason = "max_steps" if self.opts.max_steps else reason
+        batches.close()  # ends the loader's workers now
+        if self.step < r.train.steps and reason == "steps" and self.opts.max_steps:
+            reason = "max_steps"
         self._finish()
         return TrainResult(
             run_dir=self.run_dir, step=self.step, stop_reason=reason, best_val_bpb=self.best_val,
-            last_val_bpb=self.last_val,
-            last_train_bpb=bits_per_sample(last_loss) if last_loss is not None else None,
+            last_val_bpb=self.last_val, last_train_bpb=bits_per_sample(loss) if loss is not None else None,
             n_params=self.n_params,
         )
+
+    def _log(self, window: _Window, progress: TrainProgress, t0: float) -> None:
+        """One train record (mean loss, lr, throughput) of the steps since the last, then a new window."""
+        dt = max(time.monotonic() - window.start, 1e-9)
+        mean = window.loss / window.n
+        self.log.log(
+            self.step, "train", loss=mean, bpb=bits_per_sample(mean), lr=self.sched.get_last_lr()[0],
+            sequences_per_s=window.sequences / dt, audio_samples_per_s=window.samples / dt,
+            elapsed_s=time.monotonic() - t0, skipped_items=self.skipped_items,
+        )
+        progress.update(self.step, loss=mean, samples_per_s=window.sequences / dt, audio_rate=window.samples / dt)
+        window.reset(time.monotonic())
 
     def _train_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> float:
         """One optimiser step on this rank's batch; returns the loss averaged over ranks (nats)."""
