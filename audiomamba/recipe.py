@@ -22,15 +22,15 @@ from __future__ import annotations
 import copy
 import difflib
 import tomllib
-import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from audiomamba.errors import ConfigError
-from audiomamba.model.config import BLOCK_NAMES
+from audiomamba.model.config import BLOCK_NAMES, SIMPLE_MODEL_FIELDS
 from audiomamba.recipes import folder as recipe_folder
+from audiomamba.validate import coerce, suggest
 
 RECIPES_DIR = recipe_folder()
 DATA_KINDS = ("youtubemix", "sc09")
@@ -244,7 +244,7 @@ def apply_sets(raw: dict[str, Any], sets: list[str], origins: dict[str, str]) ->
         if len(parts) < 2 or not all(parts):
             raise ConfigError(f"--set {item!r}: the key must be section.key (e.g. train.steps), got {key!r}")
         if parts[0] not in SECTIONS:
-            raise ConfigError(f"unknown section {parts[0]!r} in --set {item}: {_suggest(parts[0], SECTIONS)}")
+            raise ConfigError(f"unknown section {parts[0]!r} in --set {item}: {suggest(parts[0], SECTIONS)}")
         node = raw
         for p in parts[:-1]:
             node = node.setdefault(p, {})
@@ -257,41 +257,6 @@ def apply_sets(raw: dict[str, Any], sets: list[str], origins: dict[str, str]) ->
 
 # ----------------------------------------------------------------------------------------------
 # validation
-
-
-def _suggest(key: str, options: typing.Iterable[str]) -> str:
-    opts = list(options)
-    close = difflib.get_close_matches(key, opts, n=1, cutoff=0.6)
-    if close:
-        return f"did you mean {close[0]!r}?"
-    return f"valid keys: {', '.join(opts)}"
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
-
-
-def _check_type(value: Any, tp: Any) -> bool:
-    """Whether a TOML value fits a (simple) annotation: int, float, str, bool, list[X], dict, X | None."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return any(_check_type(value, a) for a in typing.get_args(tp))
-    if tp is type(None):
-        return value is None
-    if tp is bool:
-        return isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if tp is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if tp is str:
-        return isinstance(value, str)
-    if origin is list:
-        (inner,) = typing.get_args(tp)
-        return isinstance(value, list) and all(_check_type(v, inner) for v in value)
-    if origin is dict or tp is dict:
-        return isinstance(value, dict)
-    return True
 
 
 def _where(key: str, origins: dict[str, str], source: str) -> str:
@@ -312,15 +277,8 @@ def _build_section(name: str, table: Any, origins: dict[str, str], source: str) 
             if name == "model":
                 extra[key] = value
                 continue
-            raise ConfigError(f"unknown key {full!r} in {_where(full, origins, source)}: {_suggest(key, known)}")
-        tp = hints[key]
-        if not _check_type(value, tp):
-            raise ConfigError(
-                f"bad value for {full!r} in {_where(full, origins, source)}: expected {_type_name(tp)}, got {value!r}"
-            )
-        if tp is float or typing.get_args(tp) == (float,):
-            value = float(value) if not isinstance(value, list) else [float(v) for v in value]
-        values[key] = value
+            raise ConfigError(f"unknown key {full!r} in {_where(full, origins, source)}: {suggest(key, known)}")
+        values[key] = coerce(value, hints[key], full, _where(full, origins, source))
     if name == "model":
         values["overrides"] = extra
     return cls(**values)
@@ -359,10 +317,10 @@ def _validate_values(r: Recipe, origins: dict[str, str]) -> None:
     for key in ("steps", "eval_every", "checkpoint_every", "log_every", "val_batches"):
         chk(getattr(r.train, key) >= 1, f"train.{key}", f"must be >= 1, got {getattr(r.train, key)}")
     for i, b in enumerate(r.model.level_blocks or []):
-        chk(b in BLOCK_NAMES, "model.level_blocks", f"entry {i} {b!r} is not a block: {_suggest(b, BLOCK_NAMES)}")
+        chk(b in BLOCK_NAMES, "model.level_blocks", f"entry {i} {b!r} is not a block: {suggest(b, BLOCK_NAMES)}")
     if r.model.center_block is not None:
         b = r.model.center_block
-        chk(b in BLOCK_NAMES, "model.center_block", f"{b!r} is not a block: {_suggest(b, BLOCK_NAMES)}")
+        chk(b in BLOCK_NAMES, "model.center_block", f"{b!r} is not a block: {suggest(b, BLOCK_NAMES)}")
 
 
 def recipe_from_dict(
@@ -376,7 +334,7 @@ def recipe_from_dict(
     origins = origins or {}
     for key in raw:
         if key not in SECTIONS:
-            raise ConfigError(f"unknown section [{key}] in {_where(key, origins, source)}: {_suggest(key, SECTIONS)}")
+            raise ConfigError(f"unknown section [{key}] in {_where(key, origins, source)}: {suggest(key, SECTIONS)}")
     built = {name: _build_section(name, raw.get(name, {}), origins, source) for name in SECTIONS}
     recipe = Recipe(**built, source=source)
     if not recipe.meta.name:
@@ -425,18 +383,10 @@ def resolve_model_config(cfg: ModelCfg, source: str = "<recipe>", origins: dict[
         full = f"model.{key}"
         if key not in model:
             valid = [*model, "level_blocks", "center_block"]
-            raise ConfigError(f"unknown key {full!r} in {_where(full, origins, source)}: {_suggest(key, valid)}")
-        old = model[key]
-        ok = (
-            isinstance(value, bool) == isinstance(old, bool)
-            and (type(value) is type(old) or (isinstance(old, float) and isinstance(value, int)))
-        ) or old is None
-        if not ok:
-            raise ConfigError(
-                f"bad value for {full!r} in {_where(full, origins, source)}: expected {type(old).__name__} "
-                f"like the preset's {old!r}, got {value!r}"
-            )
-        model[key] = float(value) if isinstance(old, float) else value
+            raise ConfigError(f"unknown key {full!r} in {_where(full, origins, source)}: {suggest(key, valid)}")
+        if key in SIMPLE_MODEL_FIELDS:  # stage tables are checked by ModelConfig when the model is built
+            value = coerce(value, SIMPLE_MODEL_FIELDS[key], full, _where(full, origins, source))
+        model[key] = value
     if cfg.level_blocks is not None:
         levels = model.get("levels", [])
         if len(cfg.level_blocks) != len(levels):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -179,3 +180,18 @@ def test_seqlen_variant_helper():
     assert (v.data.sample_len, v.data.batch_size) == (61440, 16) and v.name == "youtubemix-mamba-s4-seqlen-61440"
     with pytest.raises(ConfigError, match="Table 14"):
         seqlen_variant(load_recipe("youtubemix-mamba-s4"), 1000)
+
+
+def test_one_checker_for_every_config_value() -> None:
+    """Recipe sections, model overrides and ModelConfig share one value checker and one message."""
+    from audiomamba.model import ModelConfig
+
+    messages = []
+    for make in (lambda: load_recipe("sc09-mamba", ["train.steps='x'"]),
+                 lambda: load_recipe("sc09-mamba", ["model.d_model='x'"]),
+                 lambda: ModelConfig.from_dict({"d_model": "x"})):
+        with pytest.raises(ConfigError) as err:
+            make()
+        messages.append(str(err.value))
+    assert all(re.search(r"bad value for '[\w.]+' in .*: expected int, got 'x'", m) for m in messages), messages
+    assert load_recipe("sc09-mamba", ["model.dt_min=1"]).model_config()["dt_min"] == 1.0  # int -> float

@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import math
 import tomllib
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -25,6 +26,7 @@ from torch import nn
 
 from audiomamba.errors import ConfigError
 from audiomamba.recipes import folder as recipe_folder
+from audiomamba.validate import coerce, suggest
 
 #: valid block names (the registry in :mod:`audiomamba.model.blocks` maps them to classes).
 BLOCK_NAMES = ("mamba-s6", "mamba-s4", "mamba-s4-real", "s4-mlp", "mha-mlp")
@@ -119,11 +121,11 @@ class ModelConfig:
         values: dict[str, Any] = {}
         for key, value in raw.items():
             if key not in known:
-                raise ConfigError(f"unknown key {key!r} in {where}: {_suggest(key, known)}")
+                raise ConfigError(f"unknown key {key!r} in {where}: {suggest(key, known)}")
             values[key] = value
         out = cls()
         for key, value in values.items():
-            setattr(out, key, _coerce(key, value, getattr(out, key), where))
+            setattr(out, key, _coerce(key, value, where))
         out._validate(where)
         return out
 
@@ -158,12 +160,6 @@ class ModelConfig:
         need(self.vocab >= 2, "vocab", f"must be >= 2, got {self.vocab}")
 
 
-def _suggest(key: str, options: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(key, list(options), n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    return f"{hint}valid: {', '.join(options)}"
-
-
 def _stage(value: Any, key: str, where: str) -> StageSpec:
     if isinstance(value, StageSpec):
         value = asdict(value)
@@ -188,8 +184,14 @@ def _stage(value: Any, key: str, where: str) -> StageSpec:
     return StageSpec(block=block, n=counts["n"], n_down=counts["n_down"])
 
 
-def _coerce(key: str, value: Any, default: Any, where: str) -> Any:
-    """Type-check one value against the default's type; stages become :class:`StageSpec`."""
+#: the ModelConfig fields with plain (non-stage) values, and their annotations
+SIMPLE_MODEL_FIELDS: dict[str, Any] = {
+    k: v for k, v in typing.get_type_hints(ModelConfig).items() if k not in ("levels", "center")
+}
+
+
+def _coerce(key: str, value: Any, where: str) -> Any:
+    """Type-check one value against its field's annotation; stages become :class:`StageSpec`."""
     if key == "center":
         return _stage(value, key, where)
     if key == "levels":
@@ -198,25 +200,7 @@ def _coerce(key: str, value: Any, default: Any, where: str) -> Any:
                 f"bad value for 'levels' in {where}: expected a list of {{block, n}} tables, got {value!r}"
             )
         return [_stage(v, f"levels[{i}]", where) for i, v in enumerate(value)]
-    if key == "pool":
-        if not isinstance(value, list) or not all(
-            isinstance(p, int) and not isinstance(p, bool) for p in value
-        ):
-            raise ConfigError(f"bad value for 'pool' in {where}: expected a list of integers, got {value!r}")
-        return list(value)
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"bad value for {key!r} in {where}: expected true/false, got {value!r}")
-        return value
-    if isinstance(default, int):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ConfigError(f"bad value for {key!r} in {where}: expected an integer, got {value!r}")
-        return value
-    if isinstance(default, float):
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise ConfigError(f"bad value for {key!r} in {where}: expected a number, got {value!r}")
-        return float(value)
-    return value
+    return coerce(value, SIMPLE_MODEL_FIELDS[key], key, where)
 
 
 _NO_DECAY_MODULES = (nn.LayerNorm, nn.Embedding, nn.GroupNorm, nn.RMSNorm)
