@@ -138,3 +138,13 @@ def test_check_samples_finds_a_nan_file_before_step_1(tmp_path: Path) -> None:
         train_recipe(tiny_recipe(data), RunOptions(out=tmp_path / "run", **opts))
     with pytest.warns(UserWarning, match="skip-bad"):
         assert train_recipe(tiny_recipe(data), RunOptions(out=tmp_path / "run", skip_bad=True, **opts)).step == 2
+
+
+def test_fewer_items_than_one_batch_is_a_clear_error(tmp_path: Path) -> None:
+    from audiomamba.train import RunOptions, train_recipe
+
+    data = make_music(tmp_path / "music", n_files=5, seconds=0.3)
+    with pytest.raises(DataError, match="fewer than one batch"):
+        train_recipe(tiny_recipe(data, "data.batch_size=512"), RunOptions(out=tmp_path / "run", device="cpu",
+                                                                          progress=False))
+    assert not (tmp_path / "run").exists()

@@ -234,6 +234,11 @@ class Trainer:
             )
         self.local_batch = recipe.data.batch_size // world
         self.bpe = batches_per_epoch(len(self.train_ds), self.local_batch, world)
+        if self.bpe == 0:
+            raise DataError(
+                f"{len(self.train_ds)} training items in {recipe.data.root} are fewer than one batch of "
+                f"{recipe.data.batch_size}: lower data.batch_size (--set data.batch_size=N) or add data"
+            )
         self.opt, self.sched = build_optimizer(self.model, recipe.optim, recipe.schedule, recipe.train.steps)
         # EMA of the weights (float32, parameters and float buffers); sampling uses it by default
         self._ema_src = {k: v for k, v in self.model.state_dict().items() if v.is_floating_point()}
