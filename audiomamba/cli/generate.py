@@ -29,6 +29,10 @@ def generate(
         None, "--classifier", help="SC09 digit classifier: write each sample's predicted digit and probability "
         "to the index and the spectrogram titles."
     ),
+    stream_: bool = typer.Option(
+        False, "--stream", help="Stream one sample to OUT/stream.wav as it is made (the WAV grows while it plays; "
+        "a prompt is continued, not repeated); --n and --batch are ignored."
+    ),
     no_ema: bool = typer.Option(False, "--no-ema", help="Sample from the trained weights, not their EMA (when the run kept one)."),
 ) -> None:
     """Sample audio autoregressively in step mode: unconditional (SC09) or continuing prompts (music)."""
@@ -56,6 +60,10 @@ def generate(
     if device is not None and device.split(":")[0] == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {device} asked for CUDA but no GPU is visible here: use --device cpu")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if stream_:
+        _stream_to_wav(run, out, seconds, prompt, prompt_seconds, SamplingConfig(temperature, top_p), seed, dev,
+                       not no_ema)
+        return
     labeller = None
     if classifier is not None:
         from audiomamba.eval.classifier import digit_labeller
@@ -80,3 +88,29 @@ def generate(
         confident = sum(r["digit_prob"] >= 0.9 for r in rows)
         counts = [sum(r["digit"] == d for r in rows) for d in range(10)]
         Console().print(f"classifier: {confident}/{len(rows)} samples recognised with p >= 0.9; digits 0-9: {counts}")
+
+
+def _stream_to_wav(run: Path, out: Path, seconds: float, prompt: Path | None, prompt_seconds: float,
+                   sampling, seed: int, dev, ema: bool) -> None:
+    """``generate --stream``: write chunks to OUT/stream.wav as they come (flushed, so it can be played)."""
+    import time
+
+    import soundfile as sf
+
+    from audiomamba.generate.prompts import load_prompts
+    from audiomamba.generate.stream import stream_model
+    from audiomamba.train.checkpoint import load_model_from_checkpoint
+
+    model, recipe = load_model_from_checkpoint(run, dev, ema)
+    tokens = load_prompts(prompt, prompt_seconds, 1, recipe.data.normalization)[0] if prompt is not None else None
+    out.mkdir(parents=True, exist_ok=True)
+    path, start, written = out / "stream.wav", time.perf_counter(), 0
+    with sf.SoundFile(str(path), "w", 16000, 1, "PCM_16") as wav:
+        for chunk in stream_model(model, seconds, tokens, sampling=sampling, seed=seed, device=dev,
+                                  use_graph=dev.type == "cuda"):
+            wav.write(chunk)
+            wav.flush()
+            written += chunk.shape[0]
+            rate = written / 16000 / max(time.perf_counter() - start, 1e-9)
+            print(f"\r{path}: {written / 16000:.2f} s written ({rate:.2f}× real time)", end="", flush=True)
+    print()

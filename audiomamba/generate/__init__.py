@@ -18,9 +18,10 @@ from audiomamba.generate.output import write_samples
 from audiomamba.generate.prompts import load_prompts
 from audiomamba.generate.sampler import Generated, generate_tokens
 from audiomamba.generate.stepper import SamplingConfig
+from audiomamba.generate.stream import stream, stream_model
 from audiomamba.tokenizer import mu_law_decode
 
-__all__ = ["Generated", "NoiseProfile", "SamplingConfig", "generate_to_folder", "generate_tokens", "regenerate_noisy"]
+__all__ = ["Generated", "NoiseProfile", "SamplingConfig", "stream", "stream_model", "generate_to_folder", "generate_tokens", "regenerate_noisy"]
 
 
 def regenerate_noisy(

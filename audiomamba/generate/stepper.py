@@ -137,8 +137,19 @@ class Stepper:
                                       out_tok[j], out_logp[j])
         return inp, state
 
-    @torch.no_grad()
     def run(self, prompt: torch.Tensor | None, length: int, on_period: Callable[[int], None] | None = None):
+        """All ``length`` tokens: (tokens (B, length), logp (B, length)); ``on_period(k)`` after period k."""
+        done = None
+        for done in self.periods(prompt, length):
+            if on_period:
+                on_period(done[0])
+        _, tokens, logp = done
+        return tokens[:length].T.contiguous(), logp[:length].T.contiguous()
+
+    @torch.no_grad()
+    def periods(self, prompt: torch.Tensor | None, length: int):
+        """Generate period by period: after period k (1-based) yields ``(k, tokens, logp)``, the
+        (periods · period, B) buffers whose first k · period rows are filled (for streaming)."""
         batch, period, dev = self.batch, self.period, self.device
         n_periods = -(-length // period)
         total = n_periods * period
@@ -155,17 +166,16 @@ class Stepper:
             self.model.reserve_cache(state, total)
         inp = torch.full((batch,), Q_ZERO, dtype=torch.long, device=dev)
         if self.use_graph:
-            self._run_graphed(inp, state, forced, force, tokens, logp, on_period)
+            yield from self._run_graphed(inp, state, forced, force, tokens, logp)
         else:
             for k in range(n_periods):
                 rows = slice(k * period, (k + 1) * period)
                 inp, state = self._period(inp, state, forced[rows], force[rows], tokens[rows], logp[rows])
-                if on_period:
-                    on_period(k + 1)
-        return tokens[:length].T.contiguous(), logp[:length].T.contiguous()
+                yield k + 1, tokens, logp
 
-    def _run_graphed(self, inp, state, forced, force, tokens, logp, on_period) -> None:
-        """Capture one period as a CUDA graph over static buffers, then replay it per period."""
+    def _run_graphed(self, inp, state, forced, force, tokens, logp):
+        """Capture one period as a CUDA graph over static buffers, then replay it per period
+        (a generator, like :meth:`periods`)."""
         period, batch, dev = self.period, self.batch, self.device
         leaves, spec = tree_flatten(state)
         tensor_idx = [i for i, leaf in enumerate(leaves) if isinstance(leaf, torch.Tensor)]
@@ -206,5 +216,4 @@ class Stepper:
             graph.replay()
             tokens[rows].copy_(s_tok)
             logp[rows].copy_(s_logp)
-            if on_period:
-                on_period(k + 1)
+            yield k + 1, tokens, logp
