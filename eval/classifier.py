@@ -193,10 +193,10 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Dig
     return model.to(device).eval()
 
 
-def digit_labeller(path: str | Path, device: str | torch.device = "cpu"):
+def digit_labeller(classifier: str | Path | DigitClassifier, device: str | torch.device = "cpu"):
     """A labeller for generated samples: ``waves (n, T) array -> (digit (n,), probability (n,))``
-    numpy arrays, from the classifier checkpoint at ``path`` (clips cropped/padded to 1 s)."""
-    model = load_classifier(path, device)
+    numpy arrays, from a loaded classifier or its checkpoint (clips cropped/padded to 1 s)."""
+    model = classifier if isinstance(classifier, DigitClassifier) else load_classifier(classifier, device)
 
     def label(waves) -> tuple:
         x = torch.as_tensor(waves, dtype=torch.float32)

@@ -29,12 +29,12 @@ GOAL_CONFIDENT = 0.8
 GOAL_IS = 5.0
 
 
-def score_waves(classifier, waves: torch.Tensor) -> dict:
-    """Classifier verdict on waves (n, 16000): share with p >= 0.9, IS, digits drawn."""
-    probs = classifier.probs(waves)
+def score_probs(probs: torch.Tensor) -> dict:
+    """Classifier verdict from the class probabilities (n, 10) of n samples: share with p >= 0.9,
+    IS, digits drawn."""
     top, digit = probs.max(dim=-1)
     return {
-        "count": int(waves.shape[0]),
+        "count": int(probs.shape[0]),
         "recognised": float((top >= CONFIDENT).float().mean()),
         "IS": inception_score(probs),
         "digits": torch.bincount(digit, minlength=probs.shape[1]).tolist(),
@@ -70,6 +70,7 @@ def run_overfit(
     from audiomamba.train.nll import dataset_nll
 
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    classifier = load_classifier(classifier_path, dev)
     recipe = load_recipe(recipe_name, sets, data)
     run_dir = out / "run"
     t0 = time.monotonic()
@@ -90,12 +91,12 @@ def run_overfit(
     samples_dir = out / "samples"
     rows, gen = generate_to_folder(
         model, samples_dir, n, 1.0, min(n, 256), SamplingConfig(temperature), seed, d.normalization,
-        device=dev, progress=progress, labeller=digit_labeller(classifier_path, dev),
+        device=dev, progress=progress, labeller=digit_labeller(classifier),
         noise_profile=NoiseProfile.load(run_dir),
     )
     from audiomamba.tokenizer import mu_law_decode
 
-    verdict = score_waves(load_classifier(classifier_path, dev), mu_law_decode(gen.tokens))
+    verdict = score_probs(classifier.probs(mu_law_decode(gen.tokens)))
     verdict["samples_bpb"] = float(gen.bpb().mean())
     verdict["noise_flagged"] = sum(r["noise"] for r in rows)
     passed = verdict["recognised"] >= GOAL_CONFIDENT and verdict["IS"] >= GOAL_IS

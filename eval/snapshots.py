@@ -43,7 +43,7 @@ def score_snapshots(
     from audiomamba.eval.classifier import digit_labeller, load_classifier
     from audiomamba.eval.clips import load_split
     from audiomamba.eval.metrics import NDB, sample_metrics
-    from audiomamba.eval.overfit import score_waves
+    from audiomamba.eval.overfit import score_probs
 
     from audiomamba.errors import CheckpointError
     from audiomamba.generate import NoiseProfile, SamplingConfig, generate_to_folder
@@ -55,7 +55,7 @@ def score_snapshots(
     if not files:
         raise CheckpointError(f"no snap-<m>min.pt or last.pt in {run}: train with --snapshot-minutes first")
     classifier = load_classifier(classifier_path, dev)
-    labeller = digit_labeller(classifier_path, dev)
+    labeller = digit_labeller(classifier)
     train_waves, _ = load_split(reference, "train", progress)
     ref_f, ref_p = classifier.features_and_probs(train_waves)
     ndb = NDB(ref_f, k=50, seed=0)
@@ -78,7 +78,7 @@ def score_snapshots(
             row = {"checkpoint": path.name, "minutes": elapsed, "step": int(state["step"]), "temperature": temp,
                    "ema": bool(ema and state.get("ema")),
                    **sample_metrics(ref_f, ref_p, feats, probs, ndb).row(),
-                   "recognised": score_waves(classifier, waves)["recognised"],
+                   "recognised": score_probs(probs)["recognised"],
                    "samples_bpb": float(gen.bpb().mean()),
                    "noise_flagged": sum(r["noise"] for r in written) / len(written),
                    "val_bpb": (state.get("metrics") or {}).get("val_bpb"),
