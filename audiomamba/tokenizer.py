@@ -75,10 +75,20 @@ def mu_law_encode(wave: torch.Tensor, normalization: Normalization = "minmax") -
     return tokens.clamp(0, MU).to(torch.int64)  # truncation == floor for the non-negative values
 
 
+def _decode_table() -> torch.Tensor:
+    """The 256 decoded levels (float32, computed in float64)."""
+    return mu_law_expand(torch.arange(N_CLASSES, dtype=torch.float64) / MU * 2 - 1).to(torch.float32)
+
+
+_DECODE = _decode_table()
+
+
 def mu_law_decode(tokens: torch.Tensor) -> torch.Tensor:
-    """8-bit mu-law tokens to a waveform in [-1, 1]. tokens: (..., T) int -> (..., T) float32."""
-    e = tokens.to(torch.float64) / MU * 2 - 1
-    return mu_law_expand(e).to(torch.float32)
+    """8-bit mu-law tokens to a waveform in [-1, 1]. tokens: (..., T) int -> (..., T) float32.
+
+    A lookup in the 256 decoded levels (the same values as expanding each token in float64)."""
+    tokens = torch.as_tensor(tokens)
+    return _DECODE.to(tokens.device)[tokens.long()]
 
 
 def linear_encode(wave: torch.Tensor) -> torch.Tensor:

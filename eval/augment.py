@@ -1,13 +1,23 @@
 """Cheap batched augmentations for classifier training.
 
-Waveform domain (B, T): random time shift (zero-filled, not circular), random gain, additive
-white noise at a random absolute level. Spectrogram domain (B, 1, M, F): SpecAugment-style
-frequency and time masks. All draw from an explicit ``torch.Generator`` so runs are repeatable.
+Waveform domain (B, T): speed perturbation (resampling by a random factor, which moves pitch,
+formants and tempo together), a random smooth equaliser (microphone colour), random time shift
+(zero-filled, not circular), random gain, coloured background noise (white … brown) at a random
+SNR, additive white noise at a random absolute level. Spectrogram domain (B, 1, M, F): a random
+tempo change (speaking rate; pitch kept), a random warp of the frequency axis (VTLP-style
+vocal-tract-length perturbation: formants move, tempo does not), SpecAugment-style frequency and
+time masks, and mixup of pairs of clips (soft labels). All draw from an explicit
+``torch.Generator`` so runs are repeatable; an augmentation that is switched off draws nothing,
+so the original ("basic") recipe's random stream is unchanged.
+
+:data:`AUGMENT_PRESETS` names the recipes: ``basic`` (the original one) and ``robust`` (for
+speakers not seen in training; see RESULTS.md, leave-one-speaker-out).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -22,6 +32,39 @@ class AugmentConfig:
     freq_mask: int = 8  # bins
     time_mask: int = 12  # frames
     mask_prob: float = 0.5
+    # Added for speaker robustness; all off by default (= the original recipe).
+    speed_prob: float = 0.0
+    speed: tuple[float, float] = (0.85, 1.15)  # resampling factor (> 1: faster and higher)
+    colored_noise_prob: float = 0.0
+    snr_db: tuple[float, float] = (5.0, 30.0)  # against the clip's power where it is not silent
+    noise_color: tuple[float, float] = (0.0, 2.0)  # spectral slope beta of 1/f**beta (0 white, 1 pink, 2 brown)
+    tempo_prob: float = 0.0
+    tempo: tuple[float, float] = (0.7, 1.4)  # log-uniform time-axis stretch of the log-mel (> 1: faster), pitch kept
+    warp_prob: float = 0.0
+    warp: tuple[float, float] = (0.9, 1.1)  # frequency-axis factor of the log-mel (VTLP)
+    eq_prob: float = 0.0
+    eq_db: float = 6.0  # random smooth equaliser (microphone / room colour): +-eq_db/k dB on cos(k pi f/Nyquist)
+    eq_terms: int = 4  # k = 1 … eq_terms
+    masks: int = 1  # frequency and time masks per clip
+    mixup_prob: float = 0.0
+    mixup_min: float = 0.5  # mixing weight of the clip's own label ~ U(mixup_min, 1)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+AUGMENT_PRESETS: dict[str, AugmentConfig] = {
+    "basic": AugmentConfig(),
+    # Chosen on leave-one-speaker-out folds (RESULTS.md): mild speed / formant / channel changes and
+    # mixup helped; a wide tempo range, a strong equaliser and heavier masking did not.
+    "robust": AugmentConfig(
+        speed_prob=0.5, speed=(0.9, 1.1),
+        warp_prob=0.5, warp=(0.9, 1.1),
+        eq_prob=0.5, eq_db=6.0,
+        colored_noise_prob=0.3, snr_db=(5.0, 30.0),
+        mixup_prob=0.5, mixup_min=0.5,
+    ),
+}
 
 
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
@@ -36,30 +79,167 @@ def time_shift(wave: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     return torch.where(valid, wave.gather(1, src.clamp(0, t - 1)), torch.zeros((), dtype=wave.dtype))
 
 
+def speed_perturb(wave: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Resample each clip by ``factor[b]`` (linear interpolation; > 1 plays faster and higher),
+    keeping the start and cropping / zero-padding back to T samples. (B, T) → (B, T).
+
+    Linear interpolation without an anti-alias filter is enough for digits band-limited well below
+    Nyquist / 1.15 (FSDD: 4 kHz; Speech Commands: little energy above 6 kHz).
+    """
+    b, t = wave.shape
+    pos = torch.arange(t, dtype=torch.float32).unsqueeze(0) * factor.float().unsqueeze(1)  # (B, T)
+    i0 = pos.floor().long()
+    frac = (pos - i0).to(wave.dtype)
+    x0 = wave.gather(1, i0.clamp(0, t - 1))
+    x1 = wave.gather(1, (i0 + 1).clamp(0, t - 1))
+    out = x0 + frac * (x1 - x0)
+    return torch.where(i0 < t - 1, out, torch.zeros((), dtype=wave.dtype))
+
+
+def colored_noise(b: int, t: int, beta: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """(B, T) noise of unit power with a 1/f**beta[b] power spectrum (beta 0 white, 1 pink, 2 brown)."""
+    spec = torch.fft.rfft(torch.randn(b, t, generator=gen), dim=1)
+    f = torch.arange(spec.shape[1], dtype=torch.float32).clamp_min(1.0)
+    spec = spec * f.unsqueeze(0) ** (-beta.unsqueeze(1) / 2)
+    x = torch.fft.irfft(spec, n=t, dim=1)
+    return x / x.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-12)
+
+
+def add_noise_snr(wave: torch.Tensor, snr_db: torch.Tensor, beta: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Add coloured noise at ``snr_db[b]`` below the clip's power over its non-silent samples."""
+    b, t = wave.shape
+    active = (wave.abs() > 1e-4).sum(dim=1).clamp_min(1)
+    power = wave.pow(2).sum(dim=1) / active
+    scale = (power / 10.0 ** (snr_db / 10.0)).sqrt()
+    return wave + scale.unsqueeze(1) * colored_noise(b, t, beta, gen)
+
+
+def random_eq(wave: torch.Tensor, db: torch.Tensor) -> torch.Tensor:
+    """Filter each clip by a smooth gain curve ``sum_k db[b, k-1] * cos(k pi f / Nyquist)`` dB (zero phase).
+    (B, T), db (B, K) → (B, T)."""
+    b, t = wave.shape
+    spec = torch.fft.rfft(wave, dim=1)
+    f = torch.linspace(0.0, 1.0, spec.shape[1])
+    k = torch.arange(1, db.shape[1] + 1, dtype=torch.float32)
+    curve = (db.unsqueeze(2) * torch.cos(torch.pi * k.view(1, -1, 1) * f.view(1, 1, -1))).sum(1)  # (B, F) dB
+    return torch.fft.irfft(spec * 10.0 ** (curve / 20.0), n=t, dim=1)
+
+
 def augment_wave(wave: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
-    """(B, T) CPU waveforms → augmented (B, T): shift, gain, optional noise; clipped to [-1, 1]."""
+    """(B, T) CPU waveforms → augmented (B, T): speed, shift, gain, noise; clipped to [-1, 1]."""
     b, _ = wave.shape
+    out = wave
+    if cfg.speed_prob > 0:
+        factor = _uniform(b, *cfg.speed, gen)
+        factor = torch.where(torch.rand(b, generator=gen) < cfg.speed_prob, factor, torch.ones(()))
+        out = speed_perturb(out, factor)
+    if cfg.eq_prob > 0:
+        k = torch.arange(1, cfg.eq_terms + 1, dtype=torch.float32)
+        db = (2 * torch.rand(b, cfg.eq_terms, generator=gen) - 1) * cfg.eq_db / k
+        db = torch.where((torch.rand(b, generator=gen) < cfg.eq_prob).unsqueeze(1), db, torch.zeros(()))
+        out = random_eq(out, db)
     shift = torch.randint(-cfg.max_shift_left, cfg.max_shift_right + 1, (b,), generator=gen)
-    out = time_shift(wave, shift)
+    out = time_shift(out, shift)
     gain = 10.0 ** (_uniform(b, *cfg.gain_db, gen) / 20.0)
     out = out * gain.unsqueeze(1)
+    if cfg.colored_noise_prob > 0:
+        snr = _uniform(b, *cfg.snr_db, gen)
+        snr = torch.where(torch.rand(b, generator=gen) < cfg.colored_noise_prob, snr, torch.full((), math.inf))
+        out = add_noise_snr(out, snr, _uniform(b, *cfg.noise_color, gen), gen)
     std = 10.0 ** _uniform(b, *cfg.noise_log10_std, gen)
     std = torch.where(torch.rand(b, generator=gen) < cfg.noise_prob, std, torch.zeros(()))
     out = out + std.unsqueeze(1) * torch.randn(out.shape, generator=gen)
     return out.clamp(-1.0, 1.0)
 
 
+def _hz_to_mel(f: torch.Tensor) -> torch.Tensor:
+    return 2595.0 * torch.log10(1.0 + f / 700.0)
+
+
+def _mel_to_hz(m: torch.Tensor) -> torch.Tensor:
+    return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
+
+
+def warp_freq(spec: torch.Tensor, alpha: torch.Tensor, f_min: float, f_max: float) -> torch.Tensor:
+    """Warp the frequency axis of a log-mel image (B, 1, M, F) (HTK mel bands over f_min…f_max):
+    the output band at frequency f takes the input at f / alpha[b] (alpha > 1 moves formants up).
+    Bands read from beyond the top are set to the floor (-1). → (B, 1, M, F)."""
+    b, _, m, f = spec.shape
+    lo, hi = _hz_to_mel(torch.tensor(f_min)), _hz_to_mel(torch.tensor(f_max))
+    step = (hi - lo) / (m + 1)
+    centres = _mel_to_hz(lo + step * torch.arange(1, m + 1))  # (M,) Hz
+    src = (_hz_to_mel(centres.unsqueeze(0) / alpha.float().unsqueeze(1)) - lo) / step - 1.0  # (B, M)
+    i0 = src.floor().long()
+    frac = (src - i0).to(spec.device, spec.dtype).view(b, 1, m, 1)
+    inside = (src <= m - 1).to(spec.device).view(b, 1, m, 1)
+    i0c, i1c = i0.clamp(0, m - 1), (i0 + 1).clamp(0, m - 1)
+    idx0 = i0c.to(spec.device).view(b, 1, m, 1).expand(b, 1, m, f)
+    idx1 = i1c.to(spec.device).view(b, 1, m, 1).expand(b, 1, m, f)
+    out = spec.gather(2, idx0) * (1 - frac) + spec.gather(2, idx1) * frac
+    return torch.where(inside, out, torch.full((), -1.0, device=spec.device, dtype=spec.dtype))
+
+
+def stretch_time(spec: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+    """Change the tempo of log-mel images (B, 1, M, F) without touching pitch: output frame j reads
+    input frame j * rate[b] (linear interpolation; > 1 plays faster), holding the last frame
+    beyond the end. → (B, 1, M, F)."""
+    b, _, m, f = spec.shape
+    pos = (torch.arange(f, dtype=torch.float32).unsqueeze(0) * rate.float().unsqueeze(1)).clamp(max=f - 1)  # (B, F)
+    i0 = pos.floor().long()
+    frac = (pos - i0).to(spec.device, spec.dtype).view(b, 1, 1, f)
+    idx0 = i0.to(spec.device).view(b, 1, 1, f).expand(b, 1, m, f)
+    idx1 = (i0 + 1).clamp(max=f - 1).to(spec.device).view(b, 1, 1, f).expand(b, 1, m, f)
+    return spec.gather(3, idx0) * (1 - frac) + spec.gather(3, idx1) * frac
+
+
+def augment_spec(
+    spec: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator, f_min: float = 20.0, f_max: float = 8000.0
+) -> torch.Tensor:
+    """Spectrogram-domain augmentation (B, 1, M, F) → (B, 1, M, F): optional tempo change and
+    frequency warp, then masks."""
+    if cfg.tempo_prob > 0:
+        b = spec.shape[0]
+        lo, hi = math.log(cfg.tempo[0]), math.log(cfg.tempo[1])
+        rate = torch.exp(_uniform(b, lo, hi, gen))
+        rate = torch.where(torch.rand(b, generator=gen) < cfg.tempo_prob, rate, torch.ones(()))
+        spec = stretch_time(spec, rate)
+    if cfg.warp_prob > 0:
+        b = spec.shape[0]
+        alpha = _uniform(b, *cfg.warp, gen)
+        alpha = torch.where(torch.rand(b, generator=gen) < cfg.warp_prob, alpha, torch.ones(()))
+        spec = warp_freq(spec, alpha, f_min, f_max)
+    return mask_spec(spec, cfg, gen)
+
+
 def mask_spec(spec: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
-    """(B, 1, M, F) log-mel in [-1, 0] → one frequency band and one time span set to the floor (-1)."""
+    """(B, 1, M, F) log-mel in [-1, 0] → ``cfg.masks`` frequency bands and time spans set to the floor (-1)."""
     b, _, m, f = spec.shape
     apply = (torch.rand(b, generator=gen) < cfg.mask_prob).view(b, 1, 1, 1)
-    fw = torch.randint(0, cfg.freq_mask + 1, (b,), generator=gen)
-    f0 = (torch.rand(b, generator=gen) * (m - fw)).long()
-    tw = torch.randint(0, cfg.time_mask + 1, (b,), generator=gen)
-    t0 = (torch.rand(b, generator=gen) * (f - tw)).long()
     mi = torch.arange(m).view(1, m)
     ti = torch.arange(f).view(1, f)
-    fmask = (mi >= f0[:, None]) & (mi < (f0 + fw)[:, None])  # (B, M)
-    tmask = (ti >= t0[:, None]) & (ti < (t0 + tw)[:, None])  # (B, F)
-    mask = (fmask[:, :, None] | tmask[:, None, :]).unsqueeze(1) & apply  # (B, 1, M, F), built on CPU
+    mask = torch.zeros(b, 1, m, f, dtype=torch.bool)
+    for _ in range(cfg.masks):
+        fw = torch.randint(0, cfg.freq_mask + 1, (b,), generator=gen)
+        f0 = (torch.rand(b, generator=gen) * (m - fw)).long()
+        tw = torch.randint(0, cfg.time_mask + 1, (b,), generator=gen)
+        t0 = (torch.rand(b, generator=gen) * (f - tw)).long()
+        fmask = (mi >= f0[:, None]) & (mi < (f0 + fw)[:, None])  # (B, M)
+        tmask = (ti >= t0[:, None]) & (ti < (t0 + tw)[:, None])  # (B, F)
+        mask = mask | (fmask[:, :, None] | tmask[:, None, :]).unsqueeze(1)
+    mask = mask & apply  # (B, 1, M, F), built on CPU
     return torch.where(mask.to(spec.device), torch.full((), -1.0, device=spec.device), spec)
+
+
+def mixup(
+    spec: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mix a random ``mixup_prob`` share of the batch with a partner clip:
+    (B, 1, M, F) → (mixed spec, partner index (B,), own-label weight lam (B,)); lam = 1 where unmixed.
+    The loss is ``lam * CE(y) + (1 - lam) * CE(y[partner])``."""
+    b = spec.shape[0]
+    partner = torch.randperm(b, generator=gen)
+    lam = _uniform(b, cfg.mixup_min, 1.0, gen)
+    lam = torch.where(torch.rand(b, generator=gen) < cfg.mixup_prob, lam, torch.ones(()))
+    lam_d = lam.to(spec.device, spec.dtype).view(b, 1, 1, 1)
+    mixed = lam_d * spec + (1 - lam_d) * spec[partner.to(spec.device)]
+    return mixed, partner, lam

@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from audiomamba.eval.features import LogMel, LogMelConfig
+from audiomamba.eval.sashimi_classifier import SASHIMI_FORMAT, SashimiResNeXt, model_from_payload
+from audiomamba.eval.scoring import ScoresClips
 from torch import nn
 
 from audiomamba.errors import CheckpointError
@@ -48,8 +50,14 @@ class ClassifierConfig:
     def from_dict(cls, d: dict) -> ClassifierConfig:
         d = dict(d)
         d["widths"], d["blocks"] = tuple(d["widths"]), tuple(d["blocks"])
-        d["logmel"] = LogMelConfig(**d["logmel"])
+        d["logmel"] = LogMelConfig(**{"mu_law": False, **d["logmel"]})  # files from before mu_law heard PCM
         return cls(**d)
+
+
+MODEL_PRESETS: dict[str, ClassifierConfig] = {
+    "small": ClassifierConfig(),  # 137 k parameters
+    "wide": ClassifierConfig(stem=48, widths=(96, 192, 384), blocks=(1, 2, 1)),
+}
 
 
 class ResNeXtBlock(nn.Module):
@@ -81,7 +89,7 @@ class ResNeXtBlock(nn.Module):
         return F.relu(h + self.skip(x))
 
 
-class DigitClassifier(nn.Module):
+class DigitClassifier(ScoresClips):
     """SC09 digit classifier on raw 16 kHz waveforms (any length; 16000 samples in practice)."""
 
     def __init__(self, config: ClassifierConfig | None = None) -> None:
@@ -117,43 +125,15 @@ class DigitClassifier(nn.Module):
         """wave (B, T) → logits (B, num_classes)."""
         return self.forward_spec(self.frontend(wave))
 
-    @torch.no_grad()
-    def features_and_probs(self, wave: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-        """wave (N, T) on any device → (features (N, feature_dim), probs (N, 10)), float32 on CPU.
 
-        Runs in eval mode in batches of ``batch_size`` on the model's device.
-        """
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
-        feats, probs = [], []
-        try:
-            for start in range(0, wave.shape[0], batch_size):
-                x = wave[start : start + batch_size].to(device, torch.float32)
-                f = self.embed_spec(self.frontend(x))
-                feats.append(f.float().cpu())
-                probs.append(torch.softmax(self.head(f).float(), dim=-1).cpu())
-        finally:
-            self.train(was_training)
-        if not feats:
-            return torch.zeros(0, self.feature_dim), torch.zeros(0, self.config.num_classes)
-        return torch.cat(feats), torch.cat(probs)
-
-    def features(self, wave: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """wave (B, T) → penultimate-layer features (B, feature_dim), float32 on CPU."""
-        return self.features_and_probs(wave, batch_size)[0]
-
-    def probs(self, wave: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-        """wave (B, T) → class probabilities (B, 10), float32 on CPU."""
-        return self.features_and_probs(wave, batch_size)[1]
-
-
-def save_classifier(model: DigitClassifier, path: str | Path, meta: dict | None = None) -> Path:
-    """Write ``{"format", "config", "state_dict", "meta"}`` atomically (temp file, then rename)."""
+def save_classifier(model: nn.Module, path: str | Path, meta: dict | None = None,
+                    fmt: str = CHECKPOINT_FORMAT) -> Path:
+    """Write ``{"format", "config", "state_dict", "meta"}`` atomically (temp file, then rename).
+    ``model`` has a ``config`` with ``to_dict()``; ``fmt`` names the architecture for the loader."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
-        "format": CHECKPOINT_FORMAT,
+        "format": fmt,
         "config": model.config.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": dict(meta or {}),
@@ -168,8 +148,11 @@ def save_classifier(model: DigitClassifier, path: str | Path, meta: dict | None 
     return path
 
 
-def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> DigitClassifier:
-    """Load a classifier checkpoint (weights_only) in eval mode; raises a one-line CheckpointError."""
+def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> DigitClassifier | SashimiResNeXt:
+    """Load a classifier checkpoint (weights_only) in eval mode; raises a one-line CheckpointError.
+
+    Also loads SaShiMi's classifier as converted by ``audiomamba evaluate import-classifier``
+    (:class:`~audiomamba.eval.sashimi_classifier.SashimiResNeXt`, same interface)."""
     path = Path(path)
     hint = "train one with `audiomamba evaluate train-classifier SC09_DIR --out CKPT`"
     if not path.is_file():
@@ -179,6 +162,8 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Dig
     except Exception as err:  # noqa: BLE001 - truncated zip, pickle error, …
         reason = (str(err).splitlines() or [type(err).__name__])[0][:120]
         raise CheckpointError(f"cannot read classifier checkpoint {path} ({reason}): the file is corrupt; {hint}") from None
+    if isinstance(payload, dict) and payload.get("format") == SASHIMI_FORMAT:
+        return model_from_payload(payload, path, hint).to(device).eval()
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path} is not an SC09 classifier checkpoint (format {CHECKPOINT_FORMAT!r} expected): {hint}"
@@ -193,10 +178,10 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Dig
     return model.to(device).eval()
 
 
-def digit_labeller(classifier: str | Path | DigitClassifier, device: str | torch.device = "cpu"):
+def digit_labeller(classifier: str | Path | DigitClassifier | SashimiResNeXt, device: str | torch.device = "cpu"):
     """A labeller for generated samples: ``waves (n, T) array -> (digit (n,), probability (n,))``
     numpy arrays, from a loaded classifier or its checkpoint (clips cropped/padded to 1 s)."""
-    model = classifier if isinstance(classifier, DigitClassifier) else load_classifier(classifier, device)
+    model = classifier if isinstance(classifier, nn.Module) else load_classifier(classifier, device)
 
     def label(waves) -> tuple:
         x = torch.as_tensor(waves, dtype=torch.float32)

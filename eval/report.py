@@ -3,7 +3,9 @@
 Reference statistics come from the SC09 folder: the **train** split is the basis of FID, AM and
 NDB (k-means bins fitted on its features); the train and test splits are also scored themselves
 as reference rows. The evaluated set is either a folder of audio files or, with ``split``, a
-split of the reference folder (to measure real data against itself).
+split of the reference folder (to measure real data against itself). ``protocol`` picks the metric
+formulas (``ours`` or ``sashimi``, eval.metrics) for every row, reference rows included; the table
+title and the JSON name it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import torch
 from audiomamba.eval.classifier import DigitClassifier, load_classifier
 from audiomamba.eval.clips import load_split
-from audiomamba.eval.metrics import NDB, sample_metrics
+from audiomamba.eval.metrics import NDB, PROTOCOL_NOTES, PROTOCOLS, sample_metrics
 from audiomamba.eval.progress import make_progress
 from audiomamba.eval.sample_audio import load_samples
 from audiomamba.eval.train_classifier import resolve_device
@@ -82,12 +84,17 @@ def evaluate_samples(
     seed: int = 0,
     progress: bool = True,
     console: Console | None = None,
+    protocol: str = "ours",
 ) -> dict:
     """Score a samples folder (or a reference ``split``) and the train/test reference rows.
 
-    Returns the report dict; writes it as JSON to ``json_out`` when given and prints a table.
+    ``protocol``: ``"ours"`` (default) or ``"sashimi"`` (the SaShiMi / Mamba metrics script's
+    FID, IS, mIS and AM), used for all rows. Returns the report dict; writes it as JSON to
+    ``json_out`` when given and prints a table.
     """
     console = console or Console()
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {protocol!r} in --protocol: use one of {', '.join(PROTOCOLS)}")
     if (samples_dir is None) == (split is None):
         raise ConfigError("pass either SAMPLES_DIR or --split {train,validation,test}, not both or neither")
     if split is not None and split not in SPLITS:
@@ -114,13 +121,13 @@ def evaluate_samples(
     if sample_set is not None:
         feats, probs = embed(model, sample_set.waves, "classify samples", progress, console=console)
         label = "samples"
-        rows[label] = sample_metrics(train_f, train_p, feats, probs, ndb).row()
+        rows[label] = sample_metrics(train_f, train_p, feats, probs, ndb, protocol).row()
         rows[label]["predicted_class_counts"] = torch.bincount(probs.argmax(-1), minlength=probs.shape[1]).tolist()
     else:
         label = f"{split} (reference)"
     for name, (f, p) in ref.items():
         key = f"{name} (reference)"
-        rows[key] = sample_metrics(train_f, train_p, f, p, ndb).row()
+        rows[key] = sample_metrics(train_f, train_p, f, p, ndb, protocol).row()
         rows[key]["predicted_class_counts"] = torch.bincount(p.argmax(-1), minlength=p.shape[1]).tolist()
     if split is not None:  # evaluated split first, then train and test
         rows = {label: rows[label], **{k: v for k, v in rows.items() if k != label}}
@@ -130,6 +137,8 @@ def evaluate_samples(
         "evaluated": str(samples_dir) if samples_dir is not None else f"{reference} split {split}",
         "classifier": str(classifier),
         "reference": str(reference),
+        "protocol": protocol,
+        "protocol_notes": PROTOCOL_NOTES[protocol],
         "basis": "train split: FID/AM/NDB against its features and class marginal; "
                  f"NDB with {ndb_bins} k-means bins (seed {seed}), two-proportion z-test alpha 0.05",
         "device": str(dev),
@@ -138,7 +147,7 @@ def evaluate_samples(
     if sample_set is not None:
         report["quality"] = sample_set.quality()
 
-    console.print(metrics_table(rows, "SC09 sample metrics"))
+    console.print(metrics_table(rows, f"SC09 sample metrics ({protocol} protocol)"))
     if sample_set is not None:
         q = report["quality"]
         console.print(

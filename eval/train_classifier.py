@@ -1,10 +1,12 @@
 """Training the SC09 digit classifier (``audiomamba evaluate train-classifier``).
 
 The three splits are loaded once as waveform tensors; each batch is augmented on the fly
-(:mod:`eval.augment`: shift, gain, noise, then spectrogram masks), which costs far less than the
+(:mod:`eval.augment`: the ``basic`` recipe shifts, gains, adds noise and masks the spectrogram;
+``robust`` adds speed, coloured noise, a frequency warp and mixup), which costs far less than the
 CNN. AdamW with a one-cycle schedule and label smoothing. After every epoch the validation
 accuracy is measured and the best epoch's weights are kept (ties: lower validation loss).
-Finally the best model is scored on the test split and three files are written:
+:func:`fit_classifier` is that loop on tensors, shared with the leave-one-speaker-out
+evaluation (:mod:`eval.loso`). Finally the best model is scored on the test split and three files are written:
 
 - ``CKPT``                  the checkpoint (atomic; ``torch.load(weights_only=True)``);
 - ``CKPT`` stem + ``.json``  accuracies, confusion matrix, training time, device, command facts;
@@ -18,14 +20,14 @@ import json
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from audiomamba.eval.augment import AugmentConfig, augment_wave, mask_spec
-from audiomamba.eval.classifier import ClassifierConfig, DigitClassifier, save_classifier
+from audiomamba.eval.augment import AUGMENT_PRESETS, AugmentConfig, augment_spec, augment_wave, mixup
+from audiomamba.eval.classifier import MODEL_PRESETS, ClassifierConfig, DigitClassifier, save_classifier
 from audiomamba.eval.clips import load_split
 from audiomamba.eval.confusion import confusion_matrix, plot_confusion
 from audiomamba.eval.progress import make_progress
@@ -43,6 +45,19 @@ class TrainConfig:
     label_smoothing: float = 0.05
     seed: int = 0
     device: str = "auto"
+
+
+def recipe_configs(augment: str = "basic", model: str = "small", mu_law: bool = True) -> tuple[AugmentConfig, ClassifierConfig]:
+    """Named presets → (AugmentConfig, ClassifierConfig); a one-line ConfigError for unknown names.
+
+    ``mu_law``: the front end hears clips as the models' 8-bit min-max mu-law tokens (the default:
+    generated samples are mu-law audio) rather than as 16-bit PCM."""
+    if augment not in AUGMENT_PRESETS:
+        raise ConfigError(f"unknown --augment {augment!r}: use {' or '.join(AUGMENT_PRESETS)}")
+    if model not in MODEL_PRESETS:
+        raise ConfigError(f"unknown --model {model!r}: use {' or '.join(MODEL_PRESETS)}")
+    config = MODEL_PRESETS[model]
+    return AUGMENT_PRESETS[augment], replace(config, logmel=replace(config.logmel, mu_law=mu_law))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -73,41 +88,52 @@ def evaluate(model: DigitClassifier, waves: torch.Tensor, labels: torch.Tensor) 
     return (pred == labels).float().mean().item(), loss, pred
 
 
-def train_classifier(
-    root: str | Path,
-    out: str | Path,
+@dataclass
+class FitResult:
+    """What :func:`fit_classifier` returns: the best-validation model and its history."""
+
+    model: DigitClassifier
+    best_epoch: int
+    val_accuracy: float
+    val_loss: float
+    history: list[dict]
+    train_seconds: float
+
+
+def fit_classifier(
+    train_w: torch.Tensor,
+    train_y: torch.Tensor,
+    val_w: torch.Tensor,
+    val_y: torch.Tensor,
     cfg: TrainConfig | None = None,
     model_cfg: ClassifierConfig | None = None,
     aug: AugmentConfig | None = None,
     progress: bool = True,
     console: Console | None = None,
-) -> dict:
-    """Train on ``root``'s train split, select on validation, score on test, write checkpoint + report.
+    desc: str = "train",
+) -> FitResult:
+    """The training loop shared by ``train-classifier`` and the leave-one-speaker-out evaluation.
 
-    Returns the report dict (also saved as JSON next to the checkpoint).
+    train_w (N, T), train_y (N,), val_w (V, T), val_y (V,) on the CPU. Trains a fresh
+    :class:`DigitClassifier` (seeded by ``cfg.seed``) with on-the-fly augmentation, keeps the best
+    validation epoch (ties: lower validation loss) and returns it loaded into the model.
     """
-    from audiomamba.data.sc09 import DIGITS
-
     cfg = cfg or TrainConfig()
     aug = aug or AugmentConfig()
     console = console or Console(stderr=True)
     if cfg.epochs < 1:
         raise ConfigError(f"--epochs {cfg.epochs} is not positive: pass --epochs 1 or more")
     device = resolve_device(cfg.device)
-    out = Path(out)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
 
-    train_w, train_y = load_split(root, "train", progress)
-    val_w, val_y = load_split(root, "validation", progress)
-    test_w, test_y = load_split(root, "test", progress)
-
     model = DigitClassifier(model_cfg).to(device)
+    mel = model.config.logmel
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n_train = len(train_y)
     steps_per_epoch = n_train // cfg.batch_size + (1 if n_train % cfg.batch_size >= 2 else 0)
     if steps_per_epoch == 0:
-        raise ConfigError(f"only {n_train} training clip(s) in {root}: the classifier needs at least 2")
+        raise ConfigError(f"only {n_train} training clip(s): the classifier needs at least 2")
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
     )
@@ -118,7 +144,7 @@ def train_classifier(
     history: list[dict] = []
     t0 = time.perf_counter()
     with make_progress("batch", disable=not progress, console=console) as bar:
-        task = bar.add_task("train", total=cfg.epochs * steps_per_epoch, info="")
+        task = bar.add_task(desc, total=cfg.epochs * steps_per_epoch, info="")
         for epoch in range(1, cfg.epochs + 1):
             model.train()
             perm = torch.randperm(len(train_y), generator=gen)
@@ -129,9 +155,18 @@ def train_classifier(
                     continue
                 x = augment_wave(train_w[idx], aug, gen).to(device)
                 y = train_y[idx].to(device)
-                spec = mask_spec(model.frontend(x), aug, gen)
-                logits = model.forward_spec(spec)
-                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                spec = augment_spec(model.frontend(x), aug, gen, mel.f_min, mel.f_max)
+                if aug.mixup_prob > 0:
+                    spec, partner, lam = mixup(spec, aug, gen)
+                    logits = model.forward_spec(spec)
+                    lam = lam.to(device)
+                    ls = cfg.label_smoothing
+                    own = F.cross_entropy(logits, y, label_smoothing=ls, reduction="none")
+                    other = F.cross_entropy(logits, y[partner.to(device)], label_smoothing=ls, reduction="none")
+                    loss = (lam * own + (1 - lam) * other).mean()
+                else:
+                    logits = model.forward_spec(spec)
+                    loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -150,30 +185,69 @@ def train_classifier(
                 best_state = copy.deepcopy(model.state_dict())
             bar.update(task, info=f"ep {epoch}/{cfg.epochs} val {val_acc:.3f} best {best[0]:.3f}@{best_epoch}")
     train_seconds = time.perf_counter() - t0
-
     model.load_state_dict(best_state)
+    return FitResult(model, best_epoch, best[0], best[1], history, train_seconds)
+
+
+def device_name(device: torch.device) -> str:
+    """GPU name, or 'cpu (processor, N threads)'."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def train_classifier(
+    root: str | Path,
+    out: str | Path,
+    cfg: TrainConfig | None = None,
+    model_cfg: ClassifierConfig | None = None,
+    aug: AugmentConfig | None = None,
+    progress: bool = True,
+    console: Console | None = None,
+) -> dict:
+    """Train on ``root``'s train split, select on validation, score on test, write checkpoint + report.
+
+    Returns the report dict (also saved as JSON next to the checkpoint).
+    """
+    from audiomamba.data.sc09 import DIGITS
+
+    cfg = cfg or TrainConfig()
+    aug = aug or AugmentConfig()
+    if cfg.epochs < 1:
+        raise ConfigError(f"--epochs {cfg.epochs} is not positive: pass --epochs 1 or more")
+    device = resolve_device(cfg.device)
+    out = Path(out)
+
+    train_w, train_y = load_split(root, "train", progress)
+    val_w, val_y = load_split(root, "validation", progress)
+    test_w, test_y = load_split(root, "test", progress)
+    if len(train_y) < 2:
+        raise ConfigError(f"only {len(train_y)} training clip(s) in {root}: the classifier needs at least 2")
+
+    fit = fit_classifier(train_w, train_y, val_w, val_y, cfg, model_cfg, aug, progress, console)
+    model = fit.model
     test_acc, test_loss, test_pred = evaluate(model, test_w, test_y)
     cm = confusion_matrix(test_pred, test_y, len(DIGITS))
     json_path, png_path = sidecar_paths(out)
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     report = {
         "data": str(Path(root).resolve()),
         "checkpoint": str(out),
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "device": device_name,
-        "train_seconds": round(train_seconds, 1),
+        "device": device_name(device),
+        "train_seconds": round(fit.train_seconds, 1),
         "epochs": cfg.epochs,
-        "best_epoch": best_epoch,
-        "val_accuracy": best[0],
+        "best_epoch": fit.best_epoch,
+        "val_accuracy": fit.val_accuracy,
         "test_accuracy": test_acc,
         "test_loss": test_loss,
         "clips": {"train": len(train_y), "validation": len(val_y), "test": len(test_y)},
         "parameters": sum(p.numel() for p in model.parameters()),
         "train_config": asdict(cfg),
         "model_config": model.config.to_dict(),
+        "augment_config": aug.to_dict(),
         "classes": list(DIGITS),
         "test_confusion": cm.tolist(),
-        "history": history,
+        "history": fit.history,
     }
     meta = {k: report[k] for k in ("data", "date", "device", "train_seconds", "best_epoch", "val_accuracy", "test_accuracy")}
     save_classifier(model, out, meta)

@@ -134,6 +134,39 @@ def test_samples_split_mode_scores_a_reference_split(trained: tuple[Path, Path],
     assert rows["validation (reference)"]["FID"] > rows["train (reference)"]["FID"]
 
 
+def test_samples_protocol_is_named_in_table_and_json(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, ckpt = trained
+    base = ["evaluate", "samples", "--split", "validation", "--classifier", str(ckpt), "--reference", str(root),
+            "--ndb-bins", "10", "--device", "cpu"]
+    reports = {}
+    for protocol in ("ours", "sashimi"):
+        out = tmp_path / f"{protocol}.json"
+        main([*base, "--json", str(out), "--protocol", protocol])
+        assert f"({protocol} protocol)" in capsys.readouterr().out
+        reports[protocol] = json.loads(out.read_text())
+        assert reports[protocol]["protocol"] == protocol and reports[protocol]["protocol_notes"]
+    ours, sash = reports["ours"]["rows"], reports["sashimi"]["rows"]
+    assert list(sash) == list(ours)
+    for name in ours:  # same formula for FID and AM; IS differs (per-class KL on a half split)
+        assert sash[name]["FID"] == pytest.approx(ours[name]["FID"], rel=1e-5, abs=1e-4)
+        assert sash[name]["AM"] == pytest.approx(ours[name]["AM"], rel=1e-5, abs=1e-6)
+        assert sash[name]["NDB"] == ours[name]["NDB"]
+    default = tmp_path / "default.json"
+    main([*base, "--json", str(default)])
+    assert json.loads(default.read_text())["protocol"] == "ours"
+
+
+def test_samples_unknown_protocol_is_a_one_line_error(
+    trained: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, ckpt = trained
+    err = _run_error(["evaluate", "samples", "--split", "test", "--classifier", str(ckpt), "--reference", str(root),
+                      "--protocol", "bogus"], capsys)
+    assert "--protocol" in err and "'bogus'" in err and "ours, sashimi" in err
+
+
 def test_samples_folder_errors(trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root, ckpt = trained
     base = ["--classifier", str(ckpt), "--reference", str(root)]

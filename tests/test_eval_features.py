@@ -6,19 +6,22 @@ import torch
 from audiomamba.eval.augment import AugmentConfig, augment_wave, mask_spec, time_shift
 from audiomamba.eval.classifier import ClassifierConfig, DigitClassifier, ResNeXtBlock
 from audiomamba.eval.confusion import confusion_matrix
-from audiomamba.eval.features import LogMel
+from audiomamba.eval.features import LogMel, LogMelConfig
 
 
 def test_logmel_shape_range_gain_invariance_and_silence() -> None:
     g = torch.Generator().manual_seed(0)
     x = 0.3 * torch.randn(3, 16000, generator=g)
-    fe = LogMel()
+    fe = LogMel(LogMelConfig(mu_law=False))
     s = fe(x)
     assert s.shape == (3, 1, 64, fe.frames(16000)) == (3, 1, 64, 101)
     assert s.max() <= 0 and s.min() >= -1
     torch.testing.assert_close(fe(0.1 * x), s, atol=1e-4, rtol=0)  # per-clip normalisation
     silent = fe(torch.zeros(2, 16000))
     assert torch.isfinite(silent).all() and (silent == 0).all()
+    heard = LogMel()  # mu-law: silence is the constant token 128, a tiny DC level; still finite
+    assert torch.isfinite(heard(torch.zeros(2, 16000))).all()
+    torch.testing.assert_close(heard(0.1 * x), heard(x), atol=1e-4, rtol=0)
     nan = x.clone()
     nan[0, :50] = float("nan")
     assert torch.isfinite(fe(nan)).all()
@@ -59,3 +62,22 @@ def test_resnext_block_and_classifier_shapes() -> None:
 def test_confusion_matrix_counts() -> None:
     cm = confusion_matrix(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 2, 2]), 3)
     assert cm.tolist() == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
+
+
+def test_mu_law_front_end_hears_clips_as_the_models_tokens() -> None:
+    """With ``mu_law`` a 16-bit clip and its 8-bit min-max mu-law round trip (what a model trained on
+    it can generate) give the same features; without it they differ (quantisation noise)."""
+    from audiomamba.tokenizer import mu_law_decode, mu_law_encode
+
+    gen = torch.Generator().manual_seed(0)
+    t = torch.arange(16000) / 16000
+    clip = 0.2 * torch.sin(2 * torch.pi * 300 * t) * (t < 0.4) + 1e-4 * torch.randn(16000, generator=gen)
+    tokens = mu_law_encode(clip[None], "minmax")
+    heard = LogMel(LogMelConfig(mu_law=True))
+    assert torch.allclose(heard(clip[None]), heard(mu_law_decode(tokens)), atol=1e-5)
+    plain = LogMel(LogMelConfig(mu_law=False))
+    assert (plain(clip[None]) - plain(mu_law_decode(tokens))).abs().max() > 0.05
+    assert LogMelConfig().mu_law  # new classifiers hear mu-law; checkpoints from before the key heard PCM:
+    old = ClassifierConfig().to_dict()
+    del old["logmel"]["mu_law"]
+    assert ClassifierConfig.from_dict(old).logmel.mu_law is False

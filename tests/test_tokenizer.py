@@ -118,3 +118,14 @@ def test_properties_monotone_and_in_range(values: list[float]) -> None:
 def test_property_decode_encode_is_identity_on_tokens(token: int) -> None:
     t = torch.tensor([token])
     assert mu_law_encode(mu_law_decode(t), "none").item() == token
+
+
+def test_decode_table_equals_the_expansion() -> None:
+    """mu_law_decode is a lookup in 256 levels: the same float32 values as expanding in float64."""
+    from audiomamba.tokenizer import MU, mu_law_expand
+
+    tokens = torch.arange(256).repeat(3, 2)
+    want = mu_law_expand(tokens.to(torch.float64) / MU * 2 - 1).to(torch.float32)
+    got = mu_law_decode(tokens)
+    assert got.dtype == torch.float32 and got.shape == tokens.shape and torch.equal(got, want)
+    assert torch.equal(mu_law_decode(tokens.to(torch.int32)), want)

@@ -41,6 +41,10 @@ def train_classifier(
     lr: float = typer.Option(3e-3, "--lr", help="Peak learning rate of the one-cycle schedule."),
     seed: int = typer.Option(0, "--seed", help="Random seed (init, shuffling, augmentation)."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
+    augment: str = typer.Option("basic", "--augment", help="Augmentation recipe: basic or robust (unseen speakers)."),
+    model: str = typer.Option("small", "--model", help="Classifier size: small or wide."),
+    mu_law: bool = typer.Option(True, "--mu-law/--no-mu-law", help="Hear clips as the models' 8-bit mu-law tokens "
+                                "(default; generated samples are mu-law) or as 16-bit PCM."),
 ) -> None:
     """Train the SC09 digit classifier used by the sample metrics.
 
@@ -48,12 +52,14 @@ def train_classifier(
     """
     import torch
 
-    from audiomamba.eval.train_classifier import TrainConfig
+    from audiomamba.eval.train_classifier import TrainConfig, recipe_configs
     from audiomamba.eval.train_classifier import train_classifier as run
 
     if threads is not None:
         torch.set_num_threads(max(1, threads))
-    report = run(sc09_dir, out, TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device))
+    aug, model_cfg = recipe_configs(augment, model, mu_law)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
+    report = run(sc09_dir, out, cfg, model_cfg, aug)
     typer.echo(
         f"test accuracy {100 * report['test_accuracy']:.2f}% (validation {100 * report['val_accuracy']:.2f}%, "
         f"epoch {report['best_epoch']}), trained in {report['train_seconds']:.0f} s on {report['device']}; wrote {out}"
@@ -69,11 +75,47 @@ def samples(
     split: str | None = typer.Option(None, "--split", help="Evaluate this split of --reference instead of a folder."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     ndb_bins: int = typer.Option(50, "--ndb-bins", help="k-means bins for NDB."),
+    protocol: str = typer.Option(
+        "ours", "--protocol",
+        help="Metric formulas: ours, or sashimi (FID/IS/mIS/AM as the SaShiMi/Mamba papers' script).",
+    ),
 ) -> None:
     """FID, IS, mIS, AM and NDB of a folder of samples, with train/test reference rows."""
     from audiomamba.eval.report import evaluate_samples
 
-    evaluate_samples(samples_dir, classifier, reference, split=split, json_out=json_out, device=device, ndb_bins=ndb_bins)
+    evaluate_samples(samples_dir, classifier, reference, split=split, json_out=json_out, device=device,
+                     ndb_bins=ndb_bins, protocol=protocol)
+
+
+@app.command("run")
+def run_(
+    run: Path = typer.Argument(..., help="Trained SC09 run folder or checkpoint file."),
+    classifier: Path = typer.Option(..., "--classifier", help="Digit classifier checkpoint."),
+    reference: Path = typer.Option(..., "--reference", help="SC09-layout folder (train and test reference rows)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the samples and report.json."),
+    samples: int = typer.Option(10240, "--samples", help="Samples to generate (the papers score 10,240)."),
+    batch: int = typer.Option(2048, "--batch", help="Samples generated at once."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Softmax temperature; 0 = arg-max."),
+    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (1 = off)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    no_ema: bool = typer.Option(False, "--no-ema", help="Sample from the trained weights, not their EMA."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+    ndb_bins: int = typer.Option(50, "--ndb-bins", help="k-means bins for NDB."),
+    protocol: str = typer.Option("ours", "--protocol", help="Metric formulas: ours or sashimi (the papers' script)."),
+) -> None:
+    """Generate, filter (SaShiMi's likelihood filter) and score a run's samples: one table with the
+    whole set, the filtered set and the train/test reference rows."""
+    from audiomamba.errors import ConfigError
+    from audiomamba.eval.run import evaluate_run
+
+    if not (0 <= temperature < float("inf")):
+        raise ConfigError(f"--temperature must be a finite number >= 0, got {temperature}")
+    if not 0 < top_p <= 1:
+        raise ConfigError(f"--top-p must be in (0, 1], got {top_p}")
+    if ndb_bins < 1:
+        raise ConfigError(f"--ndb-bins must be positive, got {ndb_bins}")
+    evaluate_run(run, out, classifier, reference, samples, batch, temperature, top_p, seed, not no_ema, device, ndb_bins,
+                 protocol=protocol)
 
 
 @app.command("overfit")
@@ -128,3 +170,62 @@ def snapshots(
         raise ConfigError(f"--n must be >= 1, got {n}")
     rows = score_snapshots(run, reference, classifier, out, n, temps, device, ema=not no_ema)
     typer.echo(format_table(rows))
+
+
+@app.command("classifier-loso")
+def classifier_loso(
+    sc09_dir: Path = typer.Argument(..., help="SC09-layout folder (<digit>/<speaker>_nohash_<n>.wav)."),
+    out: Path = typer.Option(..., "--out", help="Folder for loso.json, loso.md and loso.png."),
+    epochs: int = typer.Option(30, "--epochs", help="Training epochs per fold (best validation epoch is kept)."),
+    augment: str = typer.Option("basic", "--augment", help="Augmentation recipe: basic or robust."),
+    model: str = typer.Option("small", "--model", help="Classifier size: small or wide."),
+    mu_law: bool = typer.Option(True, "--mu-law/--no-mu-law", help="Hear clips as the models' 8-bit mu-law tokens "
+                                "(default; generated samples are mu-law) or as 16-bit PCM."),
+    speakers: str | None = typer.Option(None, "--speakers", help="Comma-separated held-out speakers (default: all)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Clips per step."),
+    lr: float = typer.Option(3e-3, "--lr", help="Peak learning rate of the one-cycle schedule."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (init, shuffling, augmentation)."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
+    label: str = typer.Option("", "--label", help="Name of this run in the JSON and the plot."),
+) -> None:
+    """Leave-one-speaker-out accuracy of the digit classifier: per speaker, train on the others and
+    test on all of that speaker's clips. Writes OUT/loso.json, OUT/loso.md and OUT/loso.png."""
+    import torch
+
+    from audiomamba.eval.loso import format_table, run_loso
+    from audiomamba.eval.train_classifier import TrainConfig, recipe_configs
+
+    if threads is not None:
+        torch.set_num_threads(max(1, threads))
+    aug, model_cfg = recipe_configs(augment, model, mu_law)
+    names = [s.strip() for s in speakers.split(",") if s.strip()] if speakers else None
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
+    report = run_loso(sc09_dir, out, cfg, model_cfg, aug, names, label=label or f"{augment}/{model}, {epochs} epochs")
+    typer.echo(format_table(report))
+    typer.echo(f"mean leave-one-speaker-out accuracy {100 * report['mean_accuracy']:.2f}% "
+               f"({report['wall_seconds']:.0f} s on {report['device']}); wrote {out}")
+
+
+@app.command("import-classifier")
+def import_classifier(
+    file: Path = typer.Argument(..., help="SaShiMi's released SC09 classifier (sc09_classifier/resnext.pth)."),
+    out: Path = typer.Option(..., "--out", help="Classifier checkpoint to write (loads with weights_only)."),
+) -> None:
+    """Convert SaShiMi's SC09 ResNeXt classifier (a pickled DataParallel) into our checkpoint.
+
+    The pickle is read by a restricted unpickler: only its model classes, torch.nn layers and
+    tensors are admitted (as inert stand-ins) and none of the file's code runs; anything else is
+    refused. The result works wherever --classifier CKPT is taken and computes SaShiMi's own
+    features (32 mel bands x 32 frames of 1 s at 16 kHz, dB re each clip's maximum).
+    """
+    from audiomamba.eval.sashimi_classifier import import_sashimi_classifier
+
+    s = import_sashimi_classifier(file, out)
+    fe = s["config"]["frontend"]
+    typer.echo(
+        f"imported {s['layout']} (ResNeXt-{s['depth']}, cardinality {s['cardinality']}, {s['params'] / 1e6:.2f} M "
+        f"parameters, {s['feature_dim']}-d features, {s['num_classes']} classes; input {fe['n_mels']} mel x "
+        f"{s['input_size'][1]} frames, n_fft {fe['n_fft']}, hop {fe['hop_length']}, {fe['sample_rate']} Hz); "
+        f"wrote {out}"
+    )

@@ -64,6 +64,9 @@ def generate(
         _stream_to_wav(run, out, seconds, prompt, prompt_seconds, SamplingConfig(temperature, top_p), seed, dev,
                        not no_ema)
         return
+    import time
+
+    t_start = time.perf_counter()
     labeller = None
     if classifier is not None:
         from audiomamba.eval.classifier import digit_labeller
@@ -80,8 +83,10 @@ def generate(
     )
     audio = n * seconds
     noisy = sum(r["noise"] for r in rows)
+    wall = time.perf_counter() - t_start
     Console().print(
-        f"wrote {len(rows)} samples to {out} in {gen.seconds:.1f} s ({audio / gen.seconds:.1f}× real time); "
+        f"wrote {len(rows)} samples to {out}: sampling {gen.seconds:.1f} s ({audio / gen.seconds:.1f}× real time), "
+        f"{wall:.1f} s from loading the model to the index (loading, writing and labelling {wall - gen.seconds:.1f} s); "
         f"mean BPB {float(gen.bpb().mean()):.3f}; noise flagged in {noisy}{'' if profile else ' (no noise_profile.json in the run: default thresholds)'}; index: {out / 'index.csv'}"
     )
     if labeller is not None:

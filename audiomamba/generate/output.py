@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,7 @@ def write_samples(
     spectrogram_count: int = 8,
     labeller=None,
     noise_profile: NoiseProfile | None = None,
+    workers: int | None = None,
 ) -> list[dict]:
     """Decode and write every sample; returns the index rows (also written as index.csv/json).
 
@@ -40,17 +43,18 @@ def write_samples(
     ``labeller(waves (n, T) float32) -> (digit (n,), probability (n,))`` (a digit classifier), if
     given, adds the predicted digit and its probability to each row and to the spectrogram titles.
     ``noise_profile`` (the run's, from its training data) sets what counts as noise throughout.
+    ``workers``: threads writing the files (default min(8, CPUs); 1 writes them one after another).
     """
     out.mkdir(parents=True, exist_ok=True)
     waves = mu_law_decode(gen.tokens).numpy()
     loglik, bpb = gen.loglik(), gen.bpb()
     keep = sashimi_keep(loglik) if sashimi_filter else torch.ones(len(waves), dtype=torch.bool)
     digits, probs = labeller(waves) if labeller is not None else (None, None)
-    rows = []
+    rows, paths = [], []
     for i, wave in enumerate(waves):
         noise = detect_runaway_noise(wave[gen.prompt_len :] if gen.prompt_len else wave, noise_profile)
-        name = f"sample_{i:05d}.wav"
-        path = save_wav((out if keep[i] else out / "dropped") / name, wave, SAMPLE_RATE)
+        path = (out if keep[i] else out / "dropped") / f"sample_{i:05d}.wav"
+        paths.append(path)
         rows.append(
             {
                 "file": str(path.relative_to(out)),
@@ -65,29 +69,36 @@ def write_samples(
                 **({"digit": int(digits[i]), "digit_prob": round(float(probs[i]), 4)} if digits is not None else {}),
             }
         )
+    # The WAVs and the spectrogram grid are written by a pool of threads (libsndfile and the Agg
+    # renderer run outside the GIL for most of their time): writing 2048 files is I/O-bound.
+    if not bool(keep.all()):
+        (out / "dropped").mkdir(exist_ok=True)
+    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 2)) as pool:
+        plot = None
+        if spectrogram_count:
+            titles = [r["file"] + (f"  '{r['digit']}' p={r['digit_prob']:.2f}" if "digit" in r else "")
+                      for r in rows[:spectrogram_count]]
+            plot = pool.submit(plot_grid, waves[:spectrogram_count], out / "spectrograms.png", titles)
+        list(pool.map(lambda job: save_wav(job[0], job[1], SAMPLE_RATE), zip(paths, waves, strict=True)))
+        if plot is not None:
+            plot.result()
     with open(out / "index.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     (out / "index.json").write_text(json.dumps(rows, indent=1))
-    if spectrogram_count:
-        titles = [r["file"] + (f"  '{r['digit']}' p={r['digit_prob']:.2f}" if "digit" in r else "")
-                  for r in rows[:spectrogram_count]]
-        plot_grid(waves[:spectrogram_count], out / "spectrograms.png", titles)
     return rows
 
 
 def plot_grid(waves: np.ndarray, path: Path, titles: list[str]) -> Path:
     """A grid of log-spectrograms (up to 4 per row) of ``waves`` ((k, T))."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: safe to render off the main thread
 
     k = len(waves)
     cols = min(4, k)
     rows = -(-k // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), dpi=100, squeeze=False)
+    fig = Figure(figsize=(3.2 * cols, 2.4 * rows), dpi=100)
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[k:]:
         ax.axis("off")
     for ax, wave, title in zip(axes.flat, waves, titles, strict=False):
@@ -96,5 +107,4 @@ def plot_grid(waves: np.ndarray, path: Path, titles: list[str]) -> Path:
         ax.tick_params(labelsize=6)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path

@@ -1,0 +1,219 @@
+"""Leave-one-speaker-out evaluation of the digit classifier and the speaker-robust augmentations,
+on a tiny synthetic SC09-layout fixture (three "speakers" of tone digits; never downloaded)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from audiomamba.eval.augment import (
+    AUGMENT_PRESETS,
+    AugmentConfig,
+    add_noise_snr,
+    augment_spec,
+    augment_wave,
+    colored_noise,
+    mixup,
+    random_eq,
+    speed_perturb,
+    stretch_time,
+    warp_freq,
+)
+from audiomamba.eval.classifier import ClassifierConfig, DigitClassifier, load_classifier, save_classifier
+from audiomamba.eval.loso import load_all, loso_folds, speaker_of
+from audiomamba.eval.synthetic import tone_clip
+
+from audiomamba.cli import main
+from audiomamba.data.sc09 import DIGITS
+
+SPEAKERS = ("ann", "bob", "cat")
+
+
+def make_speakers_sc09(root: Path, per_speaker: int = 3, seed: int = 0) -> Path:
+    """``per_speaker`` clips of each digit per speaker: index 0 → test, 1 → validation, rest train."""
+    rng = np.random.default_rng(seed)
+    lists: dict[str, list[str]] = {"validation": [], "test": []}
+    for k, word in enumerate(DIGITS):
+        (root / word).mkdir(parents=True, exist_ok=True)
+        for s, spk in enumerate(SPEAKERS):
+            for i in range(per_speaker):
+                rel = f"{word}/{spk}_nohash_{i}.wav"
+                sf.write(str(root / rel), tone_clip(k, rng, base_hz=240.0 + 10 * s), 16000, subtype="PCM_16")
+                if i == 0:
+                    lists["test"].append(rel)
+                elif i == 1:
+                    lists["validation"].append(rel)
+    (root / "validation_list.txt").write_text("\n".join(lists["validation"]) + "\n")
+    (root / "testing_list.txt").write_text("\n".join(lists["test"]) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def sc09(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_speakers_sc09(tmp_path_factory.mktemp("loso") / "sc09")
+
+
+def test_speaker_of_reads_the_sc09_file_name() -> None:
+    assert speaker_of("one/0a7c2a8d_nohash_3.wav") == "0a7c2a8d"
+    assert speaker_of(Path("x/george_nohash_12.wav")) == "george"
+    assert speaker_of("odd.wav") == "odd"
+
+
+def test_folds_hold_out_exactly_one_speaker(sc09: Path) -> None:
+    waves, labels, speakers, splits = load_all(sc09, progress=False)
+    assert waves.shape == (len(SPEAKERS) * 10 * 3, 16000) and len(labels) == len(speakers) == len(splits)
+    folds = loso_folds(speakers, splits)
+    assert [f["speaker"] for f in folds] == sorted(SPEAKERS)
+    for f in folds:
+        test, train, val = f["test"].tolist(), f["train"].tolist(), f["val"].tolist()
+        assert {speakers[i] for i in test} == {f["speaker"]}
+        assert len(test) == 30  # all clips of the speaker, every split
+        assert f["speaker"] not in {speakers[i] for i in train + val}
+        assert not set(train) & set(val)
+        assert {splits[i] for i in val} == {"validation"}
+        assert sorted(train + val + test) == list(range(len(speakers)))
+    # no validation-split clips among the others: every 10th of their clips is held out instead
+    folds = loso_folds(["a"] * 20 + ["b"] * 20, ["train"] * 40)
+    assert len(folds[0]["val"]) == 2 and len(folds[0]["train"]) == 18
+
+
+def test_classifier_loso_cli_writes_json_table_and_plot(sc09: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch.set_num_threads(1)
+    out = tmp_path / "loso"
+    main(["evaluate", "classifier-loso", str(sc09), "--out", str(out), "--epochs", "2", "--batch-size", "16",
+          "--device", "cpu", "--augment", "robust", "--speakers", "ann,cat"])
+    printed = capsys.readouterr().out
+    assert "| ann |" in printed and "| cat |" in printed and "**mean**" in printed
+    report = json.loads((out / "loso.json").read_text())
+    assert [f["speaker"] for f in report["folds"]] == ["ann", "cat"]
+    for f in report["folds"]:
+        assert f["test_clips"] == 30 and f["train_clips"] == 40 and f["val_clips"] == 20
+        assert 0.0 <= f["accuracy"] <= 1.0 and sum(map(sum, f["confusion"])) == 30
+    assert report["mean_accuracy"] == pytest.approx(sum(f["accuracy"] for f in report["folds"]) / 2)
+    assert report["augment_config"]["speed_prob"] > 0
+    assert (out / "loso.md").read_text().startswith("| held-out speaker")
+    assert (out / "loso.png").stat().st_size > 1000
+
+
+def test_classifier_loso_argument_errors(sc09: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for extra, word in ((["--augment", "nope"], "--augment"), (["--model", "huge"], "--model"),
+                        (["--speakers", "zed"], "--speakers"), (["--epochs", "0"], "--epochs")):
+        with pytest.raises(SystemExit) as ex:
+            main(["evaluate", "classifier-loso", str(sc09), "--out", str(tmp_path / "o"), "--device", "cpu", *extra])
+        assert ex.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and word in err and "\n" not in err
+
+
+def _waves(b: int = 6, t: int = 16000) -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    w = 0.3 * torch.sin(torch.arange(t) * 0.05 * (1 + torch.rand(b, 1, generator=g)))
+    w[:, t // 2 :] = 0.0  # padded tail, as in SC09
+    return w
+
+
+def test_speed_perturb_resamples_and_keeps_length() -> None:
+    w = _waves()
+    assert torch.allclose(speed_perturb(w, torch.ones(6)), w)
+    fast = speed_perturb(w, torch.full((6,), 1.25))
+    slow = speed_perturb(w, torch.full((6,), 0.8))
+    assert fast.shape == slow.shape == w.shape
+    assert torch.allclose(fast[:, 100], w[:, 125], atol=1e-6)
+    nz = lambda x: int((x.abs() > 0).sum(1).max())  # noqa: E731 - active length
+    assert nz(fast) < nz(w) < nz(slow)
+
+
+def test_colored_noise_and_snr() -> None:
+    g = torch.Generator().manual_seed(0)
+    n = colored_noise(4, 16000, torch.tensor([0.0, 1.0, 2.0, 2.0]), g)
+    assert n.shape == (4, 16000) and torch.allclose(n.pow(2).mean(1), torch.ones(4), atol=1e-4)
+    low = torch.fft.rfft(n, dim=1).abs().pow(2)[:, 1:200].mean(1) / torch.fft.rfft(n, dim=1).abs().pow(2)[:, 4000:].mean(1)
+    assert low[0] < 3 < low[1] < low[2]  # white is flat, pink and brown tilt to the lows
+    w = _waves(4)
+    noisy = add_noise_snr(w, torch.full((4,), 10.0), torch.zeros(4), g)
+    sig = w[:, :8000].pow(2).mean(1)
+    snr = 10 * torch.log10(sig / (noisy - w).pow(2).mean(1))
+    assert torch.allclose(snr, torch.full((4,), 10.0), atol=0.5)
+
+
+def test_warp_freq_moves_energy_and_keeps_range() -> None:
+    spec = torch.full((2, 1, 64, 10), -1.0)
+    spec[:, :, 30] = 0.0  # one bright band
+    out = warp_freq(spec, torch.tensor([1.0, 1.15]), 20.0, 8000.0)
+    assert out.shape == spec.shape and out.min() >= -1 and out.max() <= 0
+    assert torch.allclose(out[0], spec[0], atol=1e-5)
+    assert int(out[1, 0, :, 0].argmax()) > 30  # formants move up for alpha > 1
+
+
+def test_stretch_time_and_random_eq() -> None:
+    spec = torch.rand(2, 1, 64, 101) - 1
+    assert torch.allclose(stretch_time(spec, torch.ones(2)), spec)
+    fast = stretch_time(spec, torch.tensor([2.0, 0.5]))
+    assert fast.shape == spec.shape
+    assert torch.allclose(fast[0, ..., 10], spec[0, ..., 20]) and torch.allclose(fast[1, ..., 20], spec[1, ..., 10])
+    w = _waves(3)
+    assert torch.allclose(random_eq(w, torch.zeros(3, 4)), w, atol=1e-6)
+    tilt = random_eq(w, torch.tensor([[6.0, 0, 0, 0]] * 3))  # +6 dB at DC, -6 dB at Nyquist
+    assert tilt.shape == w.shape and tilt.pow(2).sum() > w.pow(2).sum()  # low tones are boosted
+
+
+@pytest.mark.parametrize("preset", sorted(AUGMENT_PRESETS))
+def test_augmentations_keep_shapes_and_repeat_for_a_seed(preset: str) -> None:
+    cfg = AUGMENT_PRESETS[preset]
+    w = _waves(8)
+    runs = []
+    for _ in range(2):
+        g = torch.Generator().manual_seed(123)
+        x = augment_wave(w, cfg, g)
+        spec = augment_spec(DigitClassifier().frontend(x), cfg, g)
+        mixed, partner, lam = mixup(spec, cfg, g)
+        runs.append((x, spec, mixed, partner, lam))
+    x, spec, mixed, partner, lam = runs[0]
+    assert x.shape == w.shape and x.abs().max() <= 1.0
+    assert spec.shape == mixed.shape == (8, 1, 64, 101) and partner.shape == lam.shape == (8,)
+    assert ((lam > 0) & (lam <= 1)).all()
+    for a, b in zip(runs[0], runs[1], strict=True):
+        assert torch.equal(a, b)
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
+    assert not torch.equal(augment_wave(w, cfg, g1), augment_wave(w, cfg, g2))
+
+
+def _original_augment_wave(wave: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """augment_wave as it was before the speaker-robust additions (the reference)."""
+    from audiomamba.eval.augment import time_shift
+
+    b, _ = wave.shape
+    shift = torch.randint(-cfg.max_shift_left, cfg.max_shift_right + 1, (b,), generator=gen)
+    out = time_shift(wave, shift)
+    lo, hi = cfg.gain_db
+    out = out * (10.0 ** ((lo + (hi - lo) * torch.rand(b, generator=gen)) / 20.0)).unsqueeze(1)
+    lo, hi = cfg.noise_log10_std
+    std = 10.0 ** (lo + (hi - lo) * torch.rand(b, generator=gen))
+    std = torch.where(torch.rand(b, generator=gen) < cfg.noise_prob, std, torch.zeros(()))
+    return (out + std.unsqueeze(1) * torch.randn(out.shape, generator=gen)).clamp(-1.0, 1.0)
+
+
+def test_basic_recipe_draws_the_original_random_stream() -> None:
+    """The new augmentations are off in ``basic`` and draw nothing, so old runs are reproducible."""
+    cfg = AugmentConfig()
+    assert cfg == AUGMENT_PRESETS["basic"]
+    w = _waves(4)
+    g_new, g_old = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    assert torch.equal(augment_wave(w, cfg, g_new), _original_augment_wave(w, cfg, g_old))
+    assert torch.equal(torch.rand(3, generator=g_new), torch.rand(3, generator=g_old))
+
+
+def test_old_checkpoint_configs_still_load(tmp_path: Path) -> None:
+    """Checkpoints store only ClassifierConfig; the wide preset round-trips and the shipped one loads."""
+    from audiomamba.eval.classifier import MODEL_PRESETS
+
+    path = save_classifier(DigitClassifier(MODEL_PRESETS["wide"]), tmp_path / "wide.pt")
+    assert load_classifier(path).config == MODEL_PRESETS["wide"]
+    assert MODEL_PRESETS["small"] == ClassifierConfig()
+    shipped = Path(__file__).resolve().parents[1] / "eval" / "weights" / "sc09-fsdd-classifier.pt"
+    if shipped.is_file():
+        load_classifier(shipped)
