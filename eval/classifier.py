@@ -178,14 +178,19 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Dig
     return model.to(device).eval()
 
 
+def one_second(waves) -> torch.Tensor:
+    """waves (n, T) array or tensor -> (n, 16000) float32: cropped or zero-padded to 1 s at 16 kHz."""
+    x = torch.as_tensor(waves, dtype=torch.float32)
+    return x[:, :16000] if x.shape[1] >= 16000 else torch.nn.functional.pad(x, (0, 16000 - x.shape[1]))
+
+
 def digit_labeller(classifier: str | Path | DigitClassifier | SashimiResNeXt, device: str | torch.device = "cpu"):
     """A labeller for generated samples: ``waves (n, T) array -> (digit (n,), probability (n,))``
     numpy arrays, from a loaded classifier or its checkpoint (clips cropped/padded to 1 s)."""
     model = classifier if isinstance(classifier, nn.Module) else load_classifier(classifier, device)
 
     def label(waves) -> tuple:
-        x = torch.as_tensor(waves, dtype=torch.float32)
-        x = x[:, :16000] if x.shape[1] >= 16000 else torch.nn.functional.pad(x, (0, 16000 - x.shape[1]))
+        x = one_second(waves)
         probs = model.probs(x)
         p, d = probs.max(dim=-1)
         return d.numpy(), p.numpy()

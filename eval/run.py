@@ -47,14 +47,13 @@ def evaluate_run(
     written to ``out/report.json``) and prints the table. ``seconds`` (1 for SC09) exists for
     quick tests; the classifier pads or crops every clip to 1 s. ``protocol``: the metric formulas,
     ``"ours"`` or ``"sashimi"`` (:mod:`audiomamba.eval.metrics`), for every row."""
-    from audiomamba.eval.classifier import load_classifier
+    from audiomamba.eval.classifier import load_classifier, one_second
     from audiomamba.eval.clips import load_split
     from audiomamba.eval.metrics import NDB, PROTOCOLS, sample_metrics
     from audiomamba.eval.report import _clean, embed, metrics_table
 
     from audiomamba.errors import ConfigError
     from audiomamba.generate import NoiseProfile, SamplingConfig, generate_to_folder
-    from audiomamba.generate.output import sashimi_keep
     from audiomamba.train.checkpoint import load_model_from_checkpoint
 
     console = console or Console()
@@ -76,8 +75,7 @@ def evaluate_run(
 
     def labeller(waves):
         """Classifies every sample once, for the index and the metrics."""
-        x = torch.as_tensor(waves, dtype=torch.float32)
-        x = x[:, :16000] if x.shape[1] >= 16000 else torch.nn.functional.pad(x, (0, 16000 - x.shape[1]))
+        x = one_second(waves)
         scored["features"], scored["probs"] = embed(classifier, x, "classify samples", progress, 512, console)
         p, d = scored["probs"].max(dim=-1)
         return d.numpy(), p.numpy()
@@ -94,7 +92,7 @@ def evaluate_run(
     train_f, train_p = embed(classifier, train_waves, "classify train", progress, 512, console)
     test_f, test_p = embed(classifier, test_waves, "classify test", progress, 512, console)
     ndb = NDB(train_f, k=ndb_bins, seed=seed)
-    keep = sashimi_keep(gen.loglik())
+    keep = torch.tensor([r["kept"] for r in rows])  # the filter write_samples applied
     bpb = gen.bpb()
     f, p = scored["features"], scored["probs"]
     sets = {
