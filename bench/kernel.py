@@ -4,6 +4,10 @@ Run on a GPU with ``audiomamba bench kernel --out BENCH_KERNEL.md`` (``--quick``
 Every row is measured in the same run on the same device. ``--device cpu`` is a smoke run at
 tiny shapes (Triton interpreted when ``TRITON_INTERPRET=1``), for checking the driver, not speed.
 
+``--peer mamba_ssm`` adds mamba_ssm's CUDA ``selective_scan`` to every row (built from its sdist by
+``python -m audiomamba.bench.peer build``; see bench/peer.py for the layout mapping): its time, the
+ratio mamba_ssm ms ÷ Triton ms (> 1: ours is faster) and the max relative difference of y.
+
 Roofline: the minimum bytes a pass must move through HBM (inputs read once, outputs written
 once, in the benchmark's dtype; LTI parameters are negligible) divided by the device-to-device
 copy bandwidth measured with a large ``Tensor.copy_``.
@@ -207,9 +211,43 @@ def _fmt(x: float | None) -> str:
     return "–" if x is None else (f"{x:.3f}" if x < 10 else f"{x:.1f}")
 
 
+def max_rel_diff(y: Tensor, ref: Tensor) -> float:
+    """max |y − ref| / max |ref| (the normalisation of the report's correctness notes)."""
+    y, ref = y.float(), ref.float()
+    return (y - ref).abs().max().item() / ref.abs().max().item()
+
+
+def peer_cells(t_peer: float | None, t_ours: float, rel: float | None) -> str:
+    """A row's peer cells: peer ms, peer ms ÷ ours ms (> 1: ours is faster), max relative difference of y."""
+    ratio = _ratio(t_peer / t_ours) if t_peer else "–"
+    return f" {_fmt(t_peer)} | {ratio} | {'–' if rel is None else f'{rel:.1e}'} |"
+
+
+def _measure_peer(case: Case, dname: str, backward: bool, inputs: dict, triton_op, peer, timer,
+                  t_triton: float, notes: list[str]) -> str:
+    """The peer's cells of one row: its inputs mapped once (untimed), y compared, then timed like ours."""
+    try:
+        args = peer.prepare(**inputs)
+        with torch.no_grad():
+            rel = max_rel_diff(peer(**args), triton_op(**inputs))
+        t_peer = timer(pass_fn(peer, args, backward))
+    except torch.OutOfMemoryError:
+        return " OOM | – | – |"
+    except Exception as err:  # noqa: BLE001 - a case the peer refuses is reported, the run goes on
+        first = (str(err).strip().splitlines() or [""])[0][:160]
+        pname = "fwd+bwd" if backward else "fwd"
+        notes.append(f"{peer.name} failed at {case.kind} {case.label()} {dname} {pname}: {type(err).__name__}: {first}")
+        return " failed | – | – |"
+    return peer_cells(t_peer, t_triton, rel)
+
+
 def run_benchmark(device: str = "cuda", quick: bool = False, command: str = "audiomamba bench kernel",
-                  dtypes: tuple[str, ...] = ("fp32", "bf16"), cases: list[Case] | None = None) -> str:
-    """Measure every case and return the Markdown report (device, date, command, table, notes)."""
+                  dtypes: tuple[str, ...] = ("fp32", "bf16"), cases: list[Case] | None = None,
+                  peer=None) -> str:
+    """Measure every case and return the Markdown report (device, date, command, table, notes).
+
+    ``peer``: a loaded :class:`audiomamba.bench.peer.PeerScan` (or None): adds its columns to every row.
+    """
     from audiomamba.kernels.triton_scan import selective_scan_triton
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -224,7 +262,7 @@ def run_benchmark(device: str = "cuda", quick: bool = False, command: str = "aud
         task = bar.add_task("bench kernel", total=len(jobs))
         for case, dname, backward in jobs:
             bar.update(task, description=f"{case.kind} {case.label()} {dname} {'fwd+bwd' if backward else 'fwd'}")
-            rows.append(_measure(case, dname, backward, device, timer, bw, selective_scan_triton, notes))
+            rows.append(_measure(case, dname, backward, device, timer, bw, selective_scan_triton, notes, peer))
             bar.advance(task)
             if device == "cuda":
                 torch.cuda.empty_cache()
@@ -244,10 +282,19 @@ def run_benchmark(device: str = "cuda", quick: bool = False, command: str = "aud
         "- all passes with D and the z gate; selective: softplus Δ with bias; times in ms (lower is better);"
         " roofline = minimum HBM bytes / copy bandwidth; speed-up = other / Triton",
         "",
-        "| shape (B, d, N, L) | SSM | dtype | pass | Triton ms | roofline ms | % of roofline "
-        "| PyTorch ref ms | Triton × vs ref | FFT conv ms | Triton × vs FFT |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    columns = ("| shape (B, d, N, L) | SSM | dtype | pass | Triton ms | roofline ms | % of roofline "
+               "| PyTorch ref ms | Triton × vs ref | FFT conv ms | Triton × vs FFT |")
+    rule = "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    if peer is not None:
+        p = peer.name
+        head.insert(-1, f"- peer: {peer.describe()}; {p} ms in the row's pass; {p} ÷ Triton = {p} ms / Triton ms "
+                    f"(> 1: Triton is faster); y rel diff = max |y {p} − y Triton| / max |y Triton|; LTI rows: {p} "
+                    "takes Δ as its float32 delta_bias over a zero (B, d, L) delta in the input dtype (it has no "
+                    "per-channel Δ), so it also reads that delta and, in the backward, writes its gradient")
+        columns += f" {p} ms | {p} ÷ Triton | y rel diff vs {p} |"
+        rule += "---:|---:|---:|"
+    head += [columns, rule]
     return "\n".join(head + rows + [""] + [f"- {n}" for n in notes]) + "\n"
 
 
@@ -265,8 +312,9 @@ def _check(case: Case, dname: str, inputs: dict, triton_op, notes: list[str]) ->
     notes.append(msg)
 
 
-def _measure(case: Case, dname: str, backward: bool, device: str, timer, bw: float, triton_op, notes) -> str:
-    """One table row: Triton, reference (maybe at reduced L, scaled), FFT conv for LTI, roofline."""
+def _measure(case: Case, dname: str, backward: bool, device: str, timer, bw: float, triton_op, notes,
+             peer=None) -> str:
+    """One table row: Triton, reference (maybe at reduced L, scaled), FFT conv for LTI, roofline[, peer]."""
     dtype = DTYPES[dname]
     inputs = make_inputs(case, dtype, device)
     if not backward:
@@ -295,8 +343,11 @@ def _measure(case: Case, dname: str, backward: bool, device: str, timer, bw: flo
             fft_txt = "OOM"
     speed_ref = _ratio(t_ref / t_triton) if t_ref else "–"
     speed_fft = _ratio(t_fft / t_triton) if t_fft else "–"
-    return (f"| {case.label()} | {case.kind} | {dname} | {'fwd+bwd' if backward else 'fwd'} | {_fmt(t_triton)} "
-            f"| {_fmt(roof)} | {100 * roof / t_triton:.0f} % | {ref_txt} | {speed_ref} | {fft_txt} | {speed_fft} |")
+    row = (f"| {case.label()} | {case.kind} | {dname} | {'fwd+bwd' if backward else 'fwd'} | {_fmt(t_triton)} "
+           f"| {_fmt(roof)} | {100 * roof / t_triton:.0f} % | {ref_txt} | {speed_ref} | {fft_txt} | {speed_fft} |")
+    if peer is not None:
+        row += _measure_peer(case, dname, backward, inputs, triton_op, peer, timer, t_triton, notes)
+    return row
 
 
 SWEEP_CONFIGS = [
