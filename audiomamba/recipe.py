@@ -105,6 +105,9 @@ class TrainCfg:
     seed: int = 0
     bf16: bool = True
     ema: float = 0.0  # decay of an exponential moving average of the weights (0 = off); generate uses it
+    # torch.compile the training forward (static shapes; the scan stays our kernel, kernels/scan_op.py);
+    # checkpoints, EMA, clipping and validation use the plain module. On the CPU it needs a C++ compiler.
+    compile: bool = False
 
 
 @dataclass

@@ -14,6 +14,23 @@ Measures, in one run and under bf16 autocast:
   batch 1 with the Triton scan (goal: 958464), trying lengths from the longest down.
 
 ``--quick`` runs tiny presets on short sequences (any device; a smoke test of the driver).
+
+``--profile`` and ``--compile`` replace those tables (no reference-scan rows, no sweep) with, per
+model (the same cases; the Triton scan on CUDA), one training step as the trainer runs it (forward,
+cross-entropy on float logits, backward, clip_grad_norm_, AdamW; :class:`TrainStep`):
+
+* ``--profile``: torch.profiler's device time of a step (CUDA kernel time; on the CPU each op's self
+  CPU time) grouped into scan, matmul, conv, norm, elementwise, loss, optimizer and other by the
+  name rules of :data:`GROUP_RULES` (a kernel is classified by its own name and the names of the op
+  that launched it and that op's parents), plus the largest kernels/ops of each model;
+* ``--compile``: the eager step and ``torch.compile(model)`` (Inductor, static shapes; the scan is
+  the opaque op of ``kernels/scan_op.py``) timed side by side on the same weights: samples/s of
+  each and their ratio, the first compiled step's seconds, and how far the first step's loss and
+  gradients differ; with ``--profile`` the compiled step is profiled too.
+
+Both print a progress line per phase on stderr::
+
+    audiomamba bench model --profile --compile --out bench-profile.md
 """
 
 from __future__ import annotations
@@ -21,7 +38,10 @@ from __future__ import annotations
 import gc
 import math
 import platform
+import re
+import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -299,3 +319,414 @@ def run(
         sweep_preset, lengths = "youtubemix", [n for n, _ in SEQLEN_SCHEDULE]
     sweep = longest_trainable(sweep_preset, lengths, dev, max_s) if "triton" in backends else []
     return render(results, sweep, dev, command, max(lengths))
+
+
+# ----------------------------------------------------------------------------------------------
+# --profile: where the time of one training step goes; --compile: eager vs torch.compile
+
+#: the groups of the profile table, in column order
+PROFILE_GROUPS = ("scan", "matmul", "conv", "norm", "elementwise", "loss", "optimizer", "other")
+
+#: (group, regular expression), in priority order. An event belongs to the first group whose
+#: expression matches (case-insensitively) its own name or the name of an op it runs inside: for a
+#: CUDA kernel, the kernel name, the op that launched it and that op's parents; on the CPU, the op
+#: and its parents. So the aten::mul inside the reference scan's backward counts as scan, the
+#: foreach kernels under ``Optimizer.step`` as optimizer, a GEMM under ``aten::convolution`` as
+#: conv. Anything unmatched is "other" (embedding, pads' neighbours, memcpy/memset, views, host
+#: overhead on the CPU).
+GROUP_RULES: tuple[tuple[str, str], ...] = (
+    # the Triton scan kernels by name; the autograd Function, its backward node and the opaque
+    # torch.compile op (audiomamba::selective_scan[_bwd]); the reference scan's _LinearScan
+    ("scan", r"_scan_fwd|_scan_bwd|_seg_carry|selective_scan|SelectiveScanFn|_LinearScan"),
+    # Optimizer.step#AdamW.step / zero_grad (recorded by torch.optim), our clip_grad_norm_ label,
+    # foreach / multi-tensor kernels
+    ("optimizer", r"optimizer|adamw|_foreach_|multi_tensor_apply|clip_grad"),
+    # F.cross_entropy and its parts, forward and backward; our label around the loss (it holds the
+    # logits' float cast)
+    ("loss", r"cross_?entropy|log_?softmax|nll_?loss"),
+    # LayerNorm forward/backward (aten ops, CUDA kernels, Inductor's fused kernels that contain one)
+    ("norm", r"layer_?norm|gammabeta"),
+    # the depthwise causal conv1d: aten::convolution and its backward, cuDNN / depthwise kernels
+    ("conv", r"convolution|conv[123]d|conv_depthwise|depthwise|cudnn"),
+    # aten::mm/addmm/bmm/linear/matmul and their backward nodes; cuBLAS/CUTLASS GEMM kernels
+    # (gemm, cutlass, cublas, nvjet, xmma, sm90_...), Inductor's matmul templates
+    ("matmul", r"aten::(mm|addmm|bmm|baddbmm|addbmm|matmul|linear)\b|(mm|addmm|bmm)backward|gemm|cutlass|cublas"
+               r"|nvjet|xmma|sm\d\d_|splitk|triton_tem_"),
+    # the token embedding and its backward (a gather / scatter-add, not pointwise)
+    ("other", r"embedding"),
+    # pointwise ops, casts and copies, reductions, cat/pad: aten names, their backward nodes,
+    # PyTorch's CUDA elementwise/reduce kernels, Inductor's pointwise/reduction kernels
+    ("elementwise", r"elementwise|reduce_kernel|triton_(poi|red|per)_|catarray|"
+                    r"aten::(add|sub|rsub|mul|div|neg|exp|expm1|log|log1p|silu|sigmoid|softplus|gelu|glu|tanh|pow|"
+                    r"sqrt|rsqrt|reciprocal|abs|where|clamp|maximum|minimum|lerp|addcmul|addcdiv|copy|_to_copy|"
+                    r"to|contiguous|clone|cat|stack|sum|mean|fill|zero|zeros|ones|masked_fill|constant_pad_nd|"
+                    r"pad|\w+_backward)_?\b|(add|sub|mul|div|neg|exp|silu|sigmoid|softplus|gelu|glu|tanh|pow|"
+                    r"tocopy|cat|clone|sum|mean|where|clamp|constantpadnd)backward"),
+)
+_RULES = tuple((group, re.compile(expr, re.IGNORECASE)) for group, expr in GROUP_RULES)
+
+
+def classify(names: str | Sequence[str]) -> str:
+    """The profile group of an event: ``names`` is its own name first, then the ops it runs inside
+    (innermost first); the first rule of :data:`GROUP_RULES` matching any of them wins."""
+    chain = [names] if isinstance(names, str) else list(names)
+    for group, rx in _RULES:
+        if any(rx.search(n) for n in chain):
+            return group
+    return "other"
+
+
+def group_times(events: Iterable[tuple[str | Sequence[str], float]]) -> dict[str, float]:
+    """Sum (names, time) events by :func:`classify`; every group of :data:`PROFILE_GROUPS` is a key."""
+    out = dict.fromkeys(PROFILE_GROUPS, 0.0)
+    for names, t in events:
+        out[classify(names)] += t
+    return out
+
+
+def profile_events(prof, cuda: bool) -> list[tuple[list[str], float]]:
+    """(names, µs) of a finished ``torch.profiler.profile``: on CUDA every kernel (its name, then
+    the op that launched it and that op's parents; kernels linked to no op by their name alone),
+    on the CPU every op's self CPU time (its name, then its parents)."""
+    from torch.autograd import DeviceType
+
+    def chain(evt) -> list[str]:
+        names = []
+        while evt is not None:
+            names.append(evt.name)
+            evt = evt.cpu_parent
+        return names
+
+    out: list[tuple[list[str], float]] = []
+    events = list(prof.events())
+    if not cuda:
+        for e in events:
+            if e.device_type == DeviceType.CPU and not e.is_async and e.self_cpu_time_total > 0:
+                out.append((chain(e), float(e.self_cpu_time_total)))
+        return out
+    linked: dict[str, float] = {}
+    for e in events:
+        if e.device_type == DeviceType.CPU and not e.is_async:
+            for k in e.kernels:
+                out.append(([k.name, *chain(e)], float(k.duration)))
+                linked[k.name] = linked.get(k.name, 0.0) + float(k.duration)
+    device: dict[str, float] = {}
+    for e in events:
+        if e.device_type == DeviceType.CUDA:
+            device[e.name] = device.get(e.name, 0.0) + float(e.time_range.end - e.time_range.start)
+    for name, t in device.items():  # kernels no CPU op claimed
+        if t - linked.get(name, 0.0) > 0.5:
+            out.append(([name], t - linked.get(name, 0.0)))
+    return out
+
+
+class TrainStep:
+    """One training step of ``preset`` on fixed random tokens (batch, length), as the trainer runs it:
+    bf16 autocast forward (on CUDA), cross-entropy on float logits, backward, clip_grad_norm_ and
+    AdamW (the recipe defaults of :class:`audiomamba.recipe.OptimCfg`). :meth:`compile` swaps the
+    forward for ``torch.compile(model)`` (the weights are shared)."""
+
+    def __init__(self, preset: str, batch: int, length: int, device: torch.device, bf16: bool = True) -> None:
+        from audiomamba.recipe import OptimCfg, ScheduleCfg
+        from audiomamba.train.optim import build_optimizer
+
+        torch.manual_seed(0)
+        self.device = device
+        self.model = build_model(load_model_preset(preset)).to(device)
+        self.module: torch.nn.Module = self.model
+        self.compiled: torch.nn.Module | None = None
+        self.tokens = torch.randint(0, 256, (batch, length), device=device)
+        self.bf16 = bf16 and device.type == "cuda"
+        optim = OptimCfg()
+        self.clip = optim.clip
+        self.opt, _ = build_optimizer(self.model, optim, ScheduleCfg(), 1000)
+        self.params = sum(p.numel() for p in self.model.parameters())
+
+    def compile(self, backend: str = "inductor") -> None:
+        """Compile the model (static shapes: one graph for the fixed batch) and use it from now on."""
+        self.compiled = torch.compile(self.model, backend=backend, dynamic=False)
+        self.module = self.compiled
+
+    def use(self, compiled: bool) -> None:
+        """Run the compiled model (after :meth:`compile`) or the eager one."""
+        self.module = self.compiled if compiled and self.compiled is not None else self.model
+
+    def loss(self) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            logits = self.module(self.tokens)
+        with torch.profiler.record_function("loss: cross_entropy"):
+            return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), self.tokens.reshape(-1))
+
+    def loss_and_grads(self) -> tuple[float, dict[str, torch.Tensor]]:
+        """Loss and gradients at the current weights (no optimiser step)."""
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.loss()
+        loss.backward()
+        grads = {n: p.grad.detach().float().clone() for n, p in self.model.named_parameters() if p.grad is not None}
+        self.opt.zero_grad(set_to_none=True)
+        return float(loss.detach()), grads
+
+    def __call__(self) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        self.loss().backward()
+        if self.clip > 0:
+            with torch.profiler.record_function("optimizer: clip_grad_norm_"):
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        self.opt.step()
+
+    def time(self, iters: int, max_seconds: float) -> tuple[float, float | None]:
+        """(ms per step, peak GiB or None on CPU) over up to ``iters`` steps after one warm-up step."""
+        self()
+        _sync(self.device)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        t0 = time.perf_counter()
+        n = 0
+        while n < iters:
+            self()
+            n += 1
+            _sync(self.device)
+            if time.perf_counter() - t0 > max_seconds:
+                break
+        ms = (time.perf_counter() - t0) / n * 1000
+        peak = torch.cuda.max_memory_allocated(self.device) / 2**30 if self.device.type == "cuda" else None
+        return ms, peak
+
+
+@dataclass
+class StepProfile:
+    """Grouped device time of one training step (ms per step)."""
+
+    preset: str
+    mode: str  # eager | compiled
+    batch: int
+    length: int
+    groups: dict[str, float]
+    wall_ms: float
+    top: list[tuple[str, str, float]]  # (group, kernel or op name, ms per step), largest first
+    unit: str  # what was summed: CUDA kernel time, or CPU self time
+
+    @property
+    def total_ms(self) -> float:
+        return sum(self.groups.values())
+
+
+def profile_step(step: TrainStep, preset: str, mode: str, iters: int = 1, top: int = 10) -> StepProfile:
+    """Profile ``iters`` training steps (after one warm-up step) with torch.profiler and group them."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = step.device.type == "cuda"
+    step()
+    _sync(step.device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            step()
+        _sync(step.device)
+        wall = (time.perf_counter() - t0) / iters * 1000
+    events = profile_events(prof, cuda)
+    groups = {g: t / iters / 1000 for g, t in group_times(events).items()}
+    by_name: dict[tuple[str, str], float] = {}
+    for names, t in events:
+        key = (classify(names), names[0])
+        by_name[key] = by_name.get(key, 0.0) + t / iters / 1000
+    ranked = sorted(((g, n, t) for (g, n), t in by_name.items()), key=lambda r: -r[2])[:top]
+    batch, length = step.tokens.shape
+    return StepProfile(preset, mode, batch, length, groups, wall, ranked,
+                       "CUDA kernel time" if cuda else "CPU self time of each op")
+
+
+@dataclass
+class CompileResult:
+    """Eager vs torch.compile on one case, same weights and batch."""
+
+    preset: str
+    batch: int
+    length: int
+    params: int = 0
+    eager_ms: float | None = None
+    compiled_ms: float | None = None
+    eager_peak: float | None = None
+    compiled_peak: float | None = None
+    compile_s: float | None = None  # the first compiled step (trace + compile + run)
+    loss_diff: float | None = None  # |loss eager - loss compiled| on the same batch and weights
+    grad_rel_diff: float | None = None  # max |grad eager - grad compiled| / max |grad eager|
+    note: str = ""
+
+    def samples_per_s(self, ms: float | None) -> float | None:
+        return None if ms is None else self.batch * self.length / (ms / 1000)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.eager_ms is None or self.compiled_ms is None:
+            return None
+        return self.eager_ms / self.compiled_ms  # = samples/s compiled ÷ samples/s eager
+
+
+def _progress(text: str) -> None:
+    """One progress line on stderr (the report comes at the end; a run cut short still says how far it got)."""
+    print(f"[bench model] {text}", file=sys.stderr, flush=True)
+
+
+def run_case(case: Case, device: torch.device, iters: int, max_seconds: float, profile: bool, compile: bool,
+             backend: str = "inductor", profile_iters: int = 1,
+             log: Callable[[str], None] = _progress) -> tuple[list[StepProfile], CompileResult | None, str]:
+    """One model: [eager and compiled loss/grads on the same weights and batch (the compiled one
+    compiles)], [eager timing], [eager profile], [compiled timing], [compiled profile], in one process.
+    Returns (profiles, compile result or None, note: a failure, else "")."""
+    profiles: list[StepProfile] = []
+    res = CompileResult(case.preset, case.batch, case.length) if compile else None
+    step = None
+    try:
+        step = TrainStep(case.preset, case.batch, case.length, device)
+        if res is not None:  # the same weights and batch: eager, then compiled (its first call compiles)
+            res.params = step.params
+            eager_loss, eager_grads = step.loss_and_grads()
+            step.compile(backend)
+            t0 = time.perf_counter()
+            loss, grads = step.loss_and_grads()
+            _sync(device)
+            res.compile_s = time.perf_counter() - t0
+            log(f"{case.preset}: first compiled step {res.compile_s:.1f} s")
+            res.loss_diff = abs(loss - eager_loss)
+            scale = max(float(g.abs().max()) for g in eager_grads.values())
+            res.grad_rel_diff = max(float((grads[n] - g).abs().max()) for n, g in eager_grads.items()) / max(scale, 1e-30)
+            eager_grads = grads = None
+            step.use(compiled=False)
+            res.eager_ms, res.eager_peak = step.time(iters, max_seconds)
+            log(f"{case.preset}: eager {res.eager_ms:.1f} ms/step")
+        if profile:
+            profiles.append(profile_step(step, case.preset, "eager", profile_iters))
+            log(f"{case.preset}: eager profile " + _brief(profiles[-1]))
+        if res is not None:
+            step.use(compiled=True)
+            res.compiled_ms, res.compiled_peak = step.time(iters, max_seconds)
+            log(f"{case.preset}: compiled {res.compiled_ms:.1f} ms/step ({res.ratio:.2f}x eager's samples/s)")
+            if profile:
+                profiles.append(profile_step(step, case.preset, "compiled", profile_iters))
+                log(f"{case.preset}: compiled profile " + _brief(profiles[-1]))
+        return profiles, res, ""
+    except Exception as err:  # noqa: BLE001 - a failure becomes a note; the other model still runs
+        note = _describe(err)
+        log(f"{case.preset}: {note}")
+        if res is not None:
+            res.note = note
+        return profiles, res, note
+    finally:
+        step = None
+        if compile:
+            torch._dynamo.reset()
+        _free(device)
+
+
+def _brief(p: StepProfile) -> str:
+    return ", ".join(f"{g} {p.groups[g]:.0f}" for g in PROFILE_GROUPS) + f" ms (total {p.total_ms:.0f})"
+
+
+def _pct(x: float, total: float) -> str:
+    return f"{x:.1f} ({100 * x / total:.0f} %)" if total > 0 else f"{x:.1f}"
+
+
+def render_profile(profiles: list[StepProfile], notes: dict[str, str]) -> list[str]:
+    """The --profile section: grouped ms (and % of the summed time) per model and mode, then the
+    largest kernels/ops of each."""
+    unit = profiles[0].unit if profiles else "device time"
+    lines = [
+        "### Where the time of one training step goes (torch.profiler)",
+        "",
+        f"ms per step of {unit}, grouped by name (`GROUP_RULES` in `bench/model.py`: scan = the Triton scan "
+        "kernels / the scan op and its backward; matmul = aten mm/addmm/bmm/linear and cuBLAS/CUTLASS GEMMs; "
+        "conv = the depthwise conv1d; norm = LayerNorm; loss = cross-entropy/log-softmax/NLL incl. the logits' "
+        "float cast; optimizer = clip_grad_norm_ + AdamW; elementwise = pointwise ops, casts, copies, "
+        "reductions, Inductor's fused pointwise kernels; other = the rest). wall = the profiled step's wall "
+        "time (profiler overhead included).",
+        "",
+        "| model | batch × length | mode | " + " | ".join(PROFILE_GROUPS) + " | total (ms) | wall (ms) |",
+        "|---|---|---|" + "---:|" * (len(PROFILE_GROUPS) + 2),
+    ]
+    for p in profiles:
+        cells = " | ".join(_pct(p.groups[g], p.total_ms) for g in PROFILE_GROUPS)
+        lines.append(f"| {p.preset} | {p.batch} × {p.length} | {p.mode} | {cells} | {p.total_ms:.1f} | {p.wall_ms:.1f} |")
+    for preset, note in notes.items():
+        lines.append(f"| {preset} | – | – | " + " | ".join("–" for _ in PROFILE_GROUPS) + f" | – | – | {note} |")
+    for p in profiles:
+        lines += ["", f"Largest of {p.preset} ({p.mode}):", "", "| group | kernel / op | ms per step |", "|---|---|---:|"]
+        for group, name, ms in p.top:
+            short = (name if len(name) <= 90 else name[:87] + "...").replace("|", "/")
+            lines.append(f"| {group} | `{short}` | {ms:.2f} |")
+    return lines
+
+
+def render_compile(results: list[CompileResult], device: torch.device, backend: str) -> list[str]:
+    """The --compile section: eager vs compiled samples/s, their ratio, compile time, loss/grad agreement."""
+    lines = [
+        f"### torch.compile around the scan (backend {backend}, static shapes; eager and compiled in one run)",
+        "",
+        "One training step as the trainer runs it (forward, cross-entropy, backward, clip, AdamW); only the model "
+        "is compiled, the scan is the opaque op `audiomamba::selective_scan` (kernels/scan_op.py). "
+        "Δloss and Δgrad: the first step of each, same weights and batch"
+        + (" (bf16 autocast: expect ~1e-3)." if device.type == "cuda" else "."),
+        "",
+        "| model | params | batch × length | eager samples/s | compiled samples/s | compiled ÷ eager | eager ms/step "
+        "| compiled ms/step | first compiled step (s) | max abs Δloss | max abs Δgrad / max abs grad "
+        "| peak GiB eager / compiled | note |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for r in results:
+        peak = f"{_fmt(r.eager_peak, '.2f')} / {_fmt(r.compiled_peak, '.2f')}"
+        ratio = _fmt(r.ratio, ".2f") + ("×" if r.ratio else "")
+        lines.append(
+            f"| {r.preset} | {_fmt(r.params / 1e6 if r.params else None, '.2f')} M | {r.batch} × {r.length} "
+            f"| {_fmt(r.samples_per_s(r.eager_ms), ',.0f')} | {_fmt(r.samples_per_s(r.compiled_ms), ',.0f')} | {ratio} "
+            f"| {_fmt(r.eager_ms, '.1f')} | {_fmt(r.compiled_ms, '.1f')} | {_fmt(r.compile_s, '.1f')} "
+            f"| {_fmt(r.loss_diff, '.2e')} | {_fmt(r.grad_rel_diff, '.2e')} | {peak} | {r.note} |"
+        )
+    return lines
+
+
+def run_profile_compile(
+    quick: bool = False,
+    device: str | None = None,
+    command: str = "audiomamba bench model --profile --compile",
+    profile: bool = True,
+    compile: bool = True,
+    backend: str = "inductor",
+    cases: list[Case] | None = None,
+) -> str:
+    """``bench model --profile`` / ``--compile``: per model of the benchmark's cases (Triton scan on
+    CUDA, the reference on the CPU), a grouped profile of one training step and/or eager vs
+    torch.compile. The default benchmark's tables (reference-scan rows, longest-sequence sweep) are
+    not run. Returns the markdown report."""
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    cases = cases if cases is not None else (QUICK_CASES if quick else FULL_CASES)
+    iters, max_s = (1, 5.0) if quick else (3, 20.0)
+    profiles: list[StepProfile] = []
+    results: list[CompileResult] = []
+    notes: dict[str, str] = {}
+    for case in cases:
+        p, r, note = run_case(case, dev, iters, max_s, profile, compile, backend, profile_iters=1 if quick else 2)
+        profiles += p
+        if r is not None:
+            results.append(r)
+        if note and profile and not p:
+            notes[case.preset] = note
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    from audiomamba.kernels.backend import use_triton
+
+    scan = "Triton scan" if use_triton(torch.empty(0, device=dev)) else "reference scan"
+    lines = [
+        "## U-Net training step: profile and torch.compile",
+        "",
+        f"- device: {device_name(dev)}",
+        f"- date: {now}",
+        f"- command: `{command}`",
+        f"- torch {torch.__version__}; {scan}; "
+        f"{'bf16 autocast' if dev.type == 'cuda' else 'fp32 (CPU)'}, random tokens",
+        "",
+    ]
+    if profile:
+        lines += render_profile(profiles, notes) + [""]
+    if compile:
+        lines += render_compile(results, dev, backend) + [""]
+    return "\n".join(lines)

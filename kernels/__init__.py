@@ -19,6 +19,7 @@ Files: ``reference.py`` (sequential + associative PyTorch scans, step), ``triton
 (forward/backward kernels + autograd Function), ``triton_step.py`` (step kernel),
 ``triton_mamba_step.py`` (fused step of a whole pre-norm Mamba block, S6 or LTI, for generation),
 ``triton_norm_linear.py`` (LayerNorm + Linear in one launch, the head's step),
+``scan_op.py`` (the scan as an opaque ``torch.library`` custom op, what ``torch.compile`` sees),
 ``backend.py`` (dispatch), ``checks.py`` (argument checks), ``tuning.py`` (launch configs,
 ``AUDIOMAMBA_SCAN_CONFIG``), ``compile_check.py`` (compile for sm_90 without a GPU).
 """
@@ -32,6 +33,7 @@ from .ops import (
     selective_state_update,
 )
 from .reference import selective_scan_assoc, selective_scan_ref, selective_state_update_ref
+from .scan_op import selective_scan_op  # registers torch.ops.audiomamba.selective_scan (torch.compile)
 
 __all__ = [
     "get_backend",
@@ -40,6 +42,7 @@ __all__ = [
     "norm_linear",
     "selective_scan",
     "selective_scan_assoc",
+    "selective_scan_op",
     "selective_scan_ref",
     "selective_state_update",
     "selective_state_update_ref",

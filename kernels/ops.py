@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from .backend import use_triton
@@ -38,13 +39,20 @@ def selective_scan(
         y (batch, d, L) in u's dtype (accumulated in float32), and h_last if asked.
     """
     check_scan_args(u, delta, A, B, C, D, z, delta_bias)
+    if torch.compiler.is_compiling():  # an opaque op for torch.compile (kernels/scan_op.py)
+        from .scan_op import selective_scan_compiled
+
+        return selective_scan_compiled(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state,
+                                       use_triton(u))
     if use_triton(u):
         from .triton_scan import selective_scan_triton
 
         return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
-    if delta.dim() == 1 and B.dim() == 2 and C.dim() == 2:  # LTI: a causal convolution (FFT) on the CPU
-        return selective_scan_fft(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
-    return selective_scan_assoc(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    # named for torch.profiler (bench model --profile); the Triton path is named by its autograd Function
+    with torch.profiler.record_function("audiomamba::selective_scan (reference)"):
+        if delta.dim() == 1 and B.dim() == 2 and C.dim() == 2:  # LTI: a causal convolution (FFT) on the CPU
+            return selective_scan_fft(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+        return selective_scan_assoc(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
 
 
 def selective_state_update(

@@ -128,16 +128,22 @@ class _LinearScan(torch.autograd.Function):
 
     The forward runs :func:`_hillis_steele` without autograd; the backward is the same scan run
     in reverse (gh_t = g_t + conj(a_{t+1}) gh_{t+1}; grad b_t = gh_t, grad a_t = gh_t conj(h_{t-1})),
-    so no per-round slices are kept for autograd (3-4x faster on the CPU).
+    so no per-round slices are kept for autograd (3-4x faster on the CPU). The forward and
+    ``setup_context`` are separate so that ``torch.func.vjp`` can differentiate it (the reference
+    backward of the compiled scan op, kernels/scan_op.py).
     """
 
     @staticmethod
-    def forward(ctx, a: Tensor, b: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(a: Tensor, b: Tensor) -> Tensor:  # type: ignore[override]
         with torch.no_grad():
             _, h = _hillis_steele(a, b)
-        ctx.save_for_backward(a, h)
+        return b.view_as(b) if h is b else h  # L = 1: b itself, returned as a view (autograd's rule)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple[Tensor, Tensor], output: Tensor) -> None:
+        a, b = inputs
+        ctx.save_for_backward(a, output)
         ctx.real = (not a.is_complex(), not b.is_complex())
-        return h
 
     @staticmethod
     def backward(ctx, g: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]

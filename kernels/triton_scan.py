@@ -841,59 +841,8 @@ class SelectiveScanFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, cfg, need_grad):
-        batch, d, L = u.shape
-        N = A.shape[1]
-        is_complex = A.is_complex()
-        A_v = _real_view(A) if is_complex else A.float().contiguous()
-        B_v, C_v = _real_view(B), _real_view(C)
-        dt_lti = delta.dim() == 1
-        B_lti, C_lti = B.dim() == 2, C.dim() == 2
-        block_l, block_d = cfg.block_l, cfg.block_d_fwd
-        nchunks = max(1, triton.cdiv(L, block_l))
-        seg_chunks, nseg = _segments(cfg, nchunks)
-        R = 2 if is_complex else 1
-        f32 = torch.float32
-        y = torch.empty((batch, d, L), dtype=u.dtype, device=u.device)
-        states = torch.empty((batch, d, nchunks, N, R) if need_grad else (1,), dtype=f32, device=u.device)
-        hlast = torch.empty((batch, d, N, R), dtype=f32, device=u.device)
-        dt_str = (0, delta.stride(0), 0) if dt_lti else _strides3(delta)
-        if L > 0:
-            seg = torch.empty((batch, nseg, d, N, R) if nseg > 1 else (1,), dtype=f32, device=u.device)
-            dsum = torch.empty((batch, nseg, d) if nseg > 1 else (1,), dtype=f32, device=u.device)
-            args = [
-                u, delta, A_v, B_v, C_v,
-                D if D is not None else u, z if z is not None else u,
-                delta_bias if delta_bias is not None else u, y, states, hlast, seg, dsum,
-                d, N, L, nchunks, seg_chunks, nseg,
-                *_strides3(u), *dt_str, A_v.stride(0), A_v.stride(1),
-                *_bc_strides(B_v, B_lti), *_bc_strides(C_v, C_lti),
-                *_strides3(z), *_strides3(y),
-            ]
-            flags = dict(
-                IS_COMPLEX=is_complex, B_COMPLEX=B.is_complex(), C_COMPLEX=C.is_complex(),
-                B_LTI=B_lti, C_LTI=C_lti, DT_LTI=dt_lti,
-                HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                SOFTPLUS=bool(delta_softplus), R=R,
-                BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l, num_warps=cfg.warps_fwd,
-            )
-            nd = triton.cdiv(d, block_d)
-            fwd_kernel = _scan_fwd_kernel
-            if cfg.seq_fwd:
-                fwd_kernel = _scan_fwd_seq_kernel
-                flags["SUB_L"] = min(SEQ_SUB_L, block_l)
-                flags["UNROLL"] = min(cfg.unroll, flags["SUB_L"])
-            if nseg > 1:
-                # pass 1: local end state and Δ sum of every segment but the last, from a zero state
-                fwd_kernel[(batch, nd, nseg - 1)](*args, SAVE_STATES=False, LOCAL=True, HAS_INIT=False, **flags)
-                # pass 2: true start state of every segment (seg is overwritten with the start states)
-                init = torch.empty_like(seg)
-                _carry(seg, dsum, A_v, init, batch, d, N, nseg, is_complex, reverse=False)
-                args[11] = init
-            # pass 3: every segment from its start state: y, chunk-start states, h_last
-            fwd_kernel[(batch, nd, nseg)](*args, SAVE_STATES=need_grad, LOCAL=False, HAS_INIT=nseg > 1, **flags)
-        else:
-            hlast.zero_()
-        h_last = torch.view_as_complex(hlast) if is_complex else hlast[..., 0]
+        y, states, hlast, nchunks = scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, cfg, need_grad)
+        h_last = torch.view_as_complex(hlast) if A.is_complex() else hlast[..., 0]
         ctx.mark_non_differentiable(h_last)
         if need_grad:
             ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, states)
@@ -904,91 +853,155 @@ class SelectiveScanFn(torch.autograd.Function):
     def backward(ctx, dy, _dh_last):
         u, delta, A, B, C, D, z, delta_bias, states = ctx.saved_tensors
         softplus, cfg, nchunks = ctx.cfg
-        block_l, block_d = cfg.block_l, cfg.block_d_bwd
-        batch, d, L = u.shape
-        seg_l = cfg.seg_l_bwd
-        if seg_l < 0:
-            seg_l = pick_seg_l(batch, d, L, block_l, block_d)
-        seg_chunks, nseg = _segments(replace(cfg, seg_l=seg_l), nchunks)
-        N = A.shape[1]
-        dev = u.device
-        is_complex = A.is_complex()
-        A_v = _real_view(A) if is_complex else A.float().contiguous()
-        B_v, C_v = _real_view(B), _real_view(C)
-        dt_lti = delta.dim() == 1
-        B_lti, C_lti = B.dim() == 2, C.dim() == 2
-        R = 2 if is_complex else 1
-        RB, RC = (2 if B.is_complex() else 1), (2 if C.is_complex() else 1)
-        f32 = torch.float32
-        du = torch.empty((batch, d, L), dtype=u.dtype, device=dev)
-        ddt = torch.empty((batch, d, L) if not dt_lti else (1,), dtype=delta.dtype, device=dev)
-        dz = torch.empty((batch, d, L), dtype=z.dtype, device=dev) if z is not None else du
-        # partial sums per (batch, segment), summed below
-        dA = torch.empty((batch, nseg, d, N, R), dtype=f32, device=dev)
-        dB = torch.zeros((batch, nseg, d, N, RB) if B_lti else (batch, N, L, RB), dtype=f32, device=dev)
-        dC = torch.zeros((batch, nseg, d, N, RC) if C_lti else (batch, N, L, RC), dtype=f32, device=dev)
-        dD = torch.empty((batch, nseg, d), dtype=f32, device=dev)
-        ddt_sum = torch.empty((batch, nseg, d), dtype=f32, device=dev)
-        dt_str = (0, delta.stride(0), 0) if dt_lti else _strides3(delta)
-        nd = triton.cdiv(d, block_d)
-        ginit = dA
-        if L > 0 and nseg > 1:
-            # pass 1: adjoint at the start of every segment but the first, from zero at its end
-            gloc = torch.empty((batch, nseg, d, N, R), dtype=f32, device=dev)
-            dsum = torch.empty((batch, nseg, d), dtype=f32, device=dev)
-            _scan_bwd_local_kernel[(batch, nd, nseg - 1)](
-                delta, A_v, C_v, z if z is not None else u,
-                delta_bias if delta_bias is not None else u, dy, gloc, dsum,
-                d, N, L, nchunks, seg_chunks, nseg, 1,
-                *dt_str, A_v.stride(0), A_v.stride(1), *_bc_strides(C_v, C_lti), *_strides3(z), *_strides3(dy),
-                IS_COMPLEX=is_complex, C_COMPLEX=C.is_complex(), C_LTI=C_lti, DT_LTI=dt_lti,
-                HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, R=R,
-                FAC=2.0 if is_complex else 1.0, BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l,
-                num_warps=cfg.warps_bwd,
-            )
-            # pass 2: the adjoint entering every segment from the right
-            ginit = torch.empty_like(gloc)
-            _carry(gloc, dsum, A_v, ginit, batch, d, N, nseg, is_complex, reverse=True)
-        if L > 0:
-            # pass 3: every segment, in parallel, from its incoming adjoint
-            _scan_bwd_kernel[(batch, nd, nseg)](
-                u, delta, A_v, B_v, C_v,
-                D if D is not None else u, z if z is not None else u,
-                delta_bias if delta_bias is not None else u, dy, states,
-                du, ddt, dz, dA, dB, dC, dD, ddt_sum, ginit,
-                d, N, L, nchunks, seg_chunks, nseg,
-                *_strides3(u), *dt_str, A_v.stride(0), A_v.stride(1),
-                *_bc_strides(B_v, B_lti), *_bc_strides(C_v, C_lti),
-                *_strides3(z), *_strides3(dy),
-                IS_COMPLEX=is_complex, B_COMPLEX=B.is_complex(), C_COMPLEX=C.is_complex(),
-                B_LTI=B_lti, C_LTI=C_lti, DT_LTI=dt_lti,
-                HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                SOFTPLUS=softplus, R=R, RB=RB, RC=RC, FAC=2.0 if is_complex else 1.0, HAS_INIT=nseg > 1,
-                BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l, num_warps=cfg.warps_bwd,
-            )
-        else:
-            for g in (dA, dB, dC, dD, ddt_sum):
-                g.zero_()
+        return (*scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, states, softplus, cfg, nchunks), None, None, None)
 
-        def as_param(g: Tensor, like: Tensor) -> Tensor:
-            """fp32 (..., R) grad -> grad in like's dtype (complex when like is complex)."""
-            g = torch.view_as_complex(g) if like.is_complex() else g[..., 0]
-            return g.to(like.dtype)
 
-        g_delta = ddt_sum.sum((0, 1)) if dt_lti else ddt
-        return (
-            du.to(u.dtype),
-            g_delta.to(delta.dtype),
-            as_param(dA.sum((0, 1)), A),
-            as_param(dB.sum((0, 1)) if B_lti else dB, B),
-            as_param(dC.sum((0, 1)) if C_lti else dC, C),
-            dD.sum((0, 1)).to(D.dtype) if D is not None else None,
-            dz.to(z.dtype) if z is not None else None,
-            ddt_sum.sum((0, 1)).to(delta_bias.dtype) if delta_bias is not None else None,
-            None,
-            None,
-            None,
+def scan_forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, z: Tensor | None,
+                 delta_bias: Tensor | None, delta_softplus: bool, cfg: ScanConfig,
+                 need_grad: bool) -> tuple[Tensor, Tensor, Tensor, int]:
+    """The forward launches: (y, chunk-start states for the backward ((1,) unless ``need_grad``),
+    h_last as a (batch, d, N, R) float32 tensor (R = 2: re, im for complex A), number of chunks)."""
+    batch, d, L = u.shape
+    N = A.shape[1]
+    is_complex = A.is_complex()
+    A_v = _real_view(A) if is_complex else A.float().contiguous()
+    B_v, C_v = _real_view(B), _real_view(C)
+    dt_lti = delta.dim() == 1
+    B_lti, C_lti = B.dim() == 2, C.dim() == 2
+    block_l, block_d = cfg.block_l, cfg.block_d_fwd
+    nchunks = max(1, triton.cdiv(L, block_l))
+    seg_chunks, nseg = _segments(cfg, nchunks)
+    R = 2 if is_complex else 1
+    f32 = torch.float32
+    y = torch.empty((batch, d, L), dtype=u.dtype, device=u.device)
+    states = torch.empty((batch, d, nchunks, N, R) if need_grad else (1,), dtype=f32, device=u.device)
+    hlast = torch.empty((batch, d, N, R), dtype=f32, device=u.device)
+    dt_str = (0, delta.stride(0), 0) if dt_lti else _strides3(delta)
+    if L > 0:
+        seg = torch.empty((batch, nseg, d, N, R) if nseg > 1 else (1,), dtype=f32, device=u.device)
+        dsum = torch.empty((batch, nseg, d) if nseg > 1 else (1,), dtype=f32, device=u.device)
+        args = [
+            u, delta, A_v, B_v, C_v,
+            D if D is not None else u, z if z is not None else u,
+            delta_bias if delta_bias is not None else u, y, states, hlast, seg, dsum,
+            d, N, L, nchunks, seg_chunks, nseg,
+            *_strides3(u), *dt_str, A_v.stride(0), A_v.stride(1),
+            *_bc_strides(B_v, B_lti), *_bc_strides(C_v, C_lti),
+            *_strides3(z), *_strides3(y),
+        ]
+        flags = dict(
+            IS_COMPLEX=is_complex, B_COMPLEX=B.is_complex(), C_COMPLEX=C.is_complex(),
+            B_LTI=B_lti, C_LTI=C_lti, DT_LTI=dt_lti,
+            HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+            SOFTPLUS=bool(delta_softplus), R=R,
+            BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l, num_warps=cfg.warps_fwd,
         )
+        nd = triton.cdiv(d, block_d)
+        fwd_kernel = _scan_fwd_kernel
+        if cfg.seq_fwd:
+            fwd_kernel = _scan_fwd_seq_kernel
+            flags["SUB_L"] = min(SEQ_SUB_L, block_l)
+            flags["UNROLL"] = min(cfg.unroll, flags["SUB_L"])
+        if nseg > 1:
+            # pass 1: local end state and Δ sum of every segment but the last, from a zero state
+            fwd_kernel[(batch, nd, nseg - 1)](*args, SAVE_STATES=False, LOCAL=True, HAS_INIT=False, **flags)
+            # pass 2: true start state of every segment (seg is overwritten with the start states)
+            init = torch.empty_like(seg)
+            _carry(seg, dsum, A_v, init, batch, d, N, nseg, is_complex, reverse=False)
+            args[11] = init
+        # pass 3: every segment from its start state: y, chunk-start states, h_last
+        fwd_kernel[(batch, nd, nseg)](*args, SAVE_STATES=need_grad, LOCAL=False, HAS_INIT=nseg > 1, **flags)
+    else:
+        hlast.zero_()
+    return y, states, hlast, nchunks
+
+
+def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
+                  z: Tensor | None, delta_bias: Tensor | None, states: Tensor, softplus: bool, cfg: ScanConfig,
+                  nchunks: int) -> tuple[Tensor | None, ...]:
+    """The backward launches: grads of (u, delta, A, B, C, D, z, delta_bias), None for an absent input."""
+    block_l, block_d = cfg.block_l, cfg.block_d_bwd
+    batch, d, L = u.shape
+    seg_l = cfg.seg_l_bwd
+    if seg_l < 0:
+        seg_l = pick_seg_l(batch, d, L, block_l, block_d)
+    seg_chunks, nseg = _segments(replace(cfg, seg_l=seg_l), nchunks)
+    N = A.shape[1]
+    dev = u.device
+    is_complex = A.is_complex()
+    A_v = _real_view(A) if is_complex else A.float().contiguous()
+    B_v, C_v = _real_view(B), _real_view(C)
+    dt_lti = delta.dim() == 1
+    B_lti, C_lti = B.dim() == 2, C.dim() == 2
+    R = 2 if is_complex else 1
+    RB, RC = (2 if B.is_complex() else 1), (2 if C.is_complex() else 1)
+    f32 = torch.float32
+    du = torch.empty((batch, d, L), dtype=u.dtype, device=dev)
+    ddt = torch.empty((batch, d, L) if not dt_lti else (1,), dtype=delta.dtype, device=dev)
+    dz = torch.empty((batch, d, L), dtype=z.dtype, device=dev) if z is not None else du
+    # partial sums per (batch, segment), summed below
+    dA = torch.empty((batch, nseg, d, N, R), dtype=f32, device=dev)
+    dB = torch.zeros((batch, nseg, d, N, RB) if B_lti else (batch, N, L, RB), dtype=f32, device=dev)
+    dC = torch.zeros((batch, nseg, d, N, RC) if C_lti else (batch, N, L, RC), dtype=f32, device=dev)
+    dD = torch.empty((batch, nseg, d), dtype=f32, device=dev)
+    ddt_sum = torch.empty((batch, nseg, d), dtype=f32, device=dev)
+    dt_str = (0, delta.stride(0), 0) if dt_lti else _strides3(delta)
+    nd = triton.cdiv(d, block_d)
+    ginit = dA
+    if L > 0 and nseg > 1:
+        # pass 1: adjoint at the start of every segment but the first, from zero at its end
+        gloc = torch.empty((batch, nseg, d, N, R), dtype=f32, device=dev)
+        dsum = torch.empty((batch, nseg, d), dtype=f32, device=dev)
+        _scan_bwd_local_kernel[(batch, nd, nseg - 1)](
+            delta, A_v, C_v, z if z is not None else u,
+            delta_bias if delta_bias is not None else u, dy, gloc, dsum,
+            d, N, L, nchunks, seg_chunks, nseg, 1,
+            *dt_str, A_v.stride(0), A_v.stride(1), *_bc_strides(C_v, C_lti), *_strides3(z), *_strides3(dy),
+            IS_COMPLEX=is_complex, C_COMPLEX=C.is_complex(), C_LTI=C_lti, DT_LTI=dt_lti,
+            HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, R=R,
+            FAC=2.0 if is_complex else 1.0, BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l,
+            num_warps=cfg.warps_bwd,
+        )
+        # pass 2: the adjoint entering every segment from the right
+        ginit = torch.empty_like(gloc)
+        _carry(gloc, dsum, A_v, ginit, batch, d, N, nseg, is_complex, reverse=True)
+    if L > 0:
+        # pass 3: every segment, in parallel, from its incoming adjoint
+        _scan_bwd_kernel[(batch, nd, nseg)](
+            u, delta, A_v, B_v, C_v,
+            D if D is not None else u, z if z is not None else u,
+            delta_bias if delta_bias is not None else u, dy, states,
+            du, ddt, dz, dA, dB, dC, dD, ddt_sum, ginit,
+            d, N, L, nchunks, seg_chunks, nseg,
+            *_strides3(u), *dt_str, A_v.stride(0), A_v.stride(1),
+            *_bc_strides(B_v, B_lti), *_bc_strides(C_v, C_lti),
+            *_strides3(z), *_strides3(dy),
+            IS_COMPLEX=is_complex, B_COMPLEX=B.is_complex(), C_COMPLEX=C.is_complex(),
+            B_LTI=B_lti, C_LTI=C_lti, DT_LTI=dt_lti,
+            HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+            SOFTPLUS=softplus, R=R, RB=RB, RC=RC, FAC=2.0 if is_complex else 1.0, HAS_INIT=nseg > 1,
+            BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l, num_warps=cfg.warps_bwd,
+        )
+    else:
+        for g in (dA, dB, dC, dD, ddt_sum):
+            g.zero_()
+
+    def as_param(g: Tensor, like: Tensor) -> Tensor:
+        """fp32 (..., R) grad -> grad in like's dtype (complex when like is complex)."""
+        g = torch.view_as_complex(g) if like.is_complex() else g[..., 0]
+        return g.to(like.dtype)
+
+    g_delta = ddt_sum.sum((0, 1)) if dt_lti else ddt
+    return (
+        du.to(u.dtype),
+        g_delta.to(delta.dtype),
+        as_param(dA.sum((0, 1)), A),
+        as_param(dB.sum((0, 1)) if B_lti else dB, B),
+        as_param(dC.sum((0, 1)) if C_lti else dC, C),
+        dD.sum((0, 1)).to(D.dtype) if D is not None else None,
+        dz.to(z.dtype) if z is not None else None,
+        ddt_sum.sum((0, 1)).to(delta_bias.dtype) if delta_bias is not None else None,
+    )
 
 
 def selective_scan_triton(

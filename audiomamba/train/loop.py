@@ -187,6 +187,19 @@ class _Window:
         self.start, self.loss, self.n, self.sequences, self.samples = start, 0.0, 0, 0, 0
 
 
+def compile_for_training(module: nn.Module, device: torch.device) -> nn.Module:
+    """``torch.compile`` of the training forward (``train.compile``): static shapes (the batch shape is
+    fixed, so one graph); the scan is an opaque op that runs our kernels (kernels/scan_op.py). Only the
+    returned wrapper is compiled: the module itself (its state_dict keys, the EMA, clipping,
+    validation) stays the plain one. On the CPU Inductor needs a C++ compiler."""
+    import shutil
+
+    if device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        raise ConfigError("train.compile = true on the CPU needs a C++ compiler (Inductor's CPU backend): install g++, "
+                          "or --set train.compile=false")
+    return torch.compile(module, dynamic=False)
+
+
 class Trainer:
     """One training run of a recipe in a run folder. Use :func:`train_recipe`."""
 
@@ -255,6 +268,8 @@ class Trainer:
         if info.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = DistributedDataParallel(self.model, device_ids=ids)
+        if recipe.train.compile:
+            self.ddp = compile_for_training(self.ddp, self.device)
         if info.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log = MetricsLog(self.run_dir, enabled=info.is_main)

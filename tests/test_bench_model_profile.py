@@ -1,0 +1,92 @@
+"""`bench model --profile` / `--compile` (issue 14): the grouping rules, the CLI on tiny CPU shapes, and
+the eager-vs-compiled driver (the aot_eager backend: no C++ compile, seconds instead of minutes)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from audiomamba.bench import model as bench_model
+from audiomamba.bench.model import PROFILE_GROUPS, Case, classify, group_times
+
+# (names: own name first, then the ops it runs inside; time), with the group each must land in
+EVENTS = [
+    (["_scan_fwd_seq_kernel", "SelectiveScanFn"], 40.0, "scan"),
+    (["_scan_bwd_kernel", "autograd::engine::evaluate_function: SelectiveScanFnBackward"], 30.0, "scan"),
+    (["aten::mul", "audiomamba::selective_scan (reference)"], 1.0, "scan"),
+    (["audiomamba::selective_scan_bwd", "CompiledFunctionBackward"], 2.0, "scan"),
+    (["nvjet_tst_128x64_64x4_1x2_h_bz_coopA_NNT", "aten::mm", "aten::linear"], 10.0, "matmul"),
+    (["sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64", "aten::addmm"], 5.0, "matmul"),
+    (["aten::mm", "autograd::engine::evaluate_function: MmBackward0"], 2.0, "matmul"),
+    (["void cutlass::Kernel2<cutlass_80_tensorop_s16816gemm_bf16>(Params)"], 1.0, "matmul"),
+    (["void conv_depthwise2d_forward_kernel<float>", "aten::_conv_depthwise2d", "aten::convolution"], 3.0, "conv"),
+    (["xmma_fprop_implicit_gemm", "aten::cudnn_convolution", "aten::convolution"], 1.0, "conv"),
+    (["aten::convolution_backward", "ConvolutionBackward0"], 1.0, "conv"),
+    (["void at::native::vectorized_layer_norm_kernel<float>", "aten::native_layer_norm", "aten::layer_norm"], 2.0, "norm"),
+    (["triton_per_fused_add_native_layer_norm_3", "## Call CompiledFxGraph fxyz ##"], 1.0, "norm"),
+    (["void at::native::GammaBetaBackwardCUDAKernel<float>", "aten::native_layer_norm_backward"], 1.0, "norm"),
+    (["void at::native::vectorized_elementwise_kernel<4, silu>", "aten::silu"], 2.0, "elementwise"),
+    (["triton_poi_fused_mul_silu_sigmoid_7", "## Call CompiledFxGraph fxyz ##"], 1.0, "elementwise"),
+    (["aten::_to_copy", "aten::to"], 1.0, "elementwise"),
+    (["aten::mul", "autograd::engine::evaluate_function: SoftplusBackward0"], 1.0, "elementwise"),
+    (["void at::native::cunn_SoftMaxForward<float>", "aten::_log_softmax", "aten::log_softmax",
+      "aten::cross_entropy_loss"], 4.0, "loss"),
+    (["aten::_to_copy", "aten::to", "loss: cross_entropy"], 2.0, "loss"),
+    (["aten::nll_loss_backward", "NllLossBackward0"], 1.0, "loss"),
+    (["void at::native::multi_tensor_apply_kernel<adam>", "aten::_foreach_mul_", "Optimizer.step#AdamW.step"], 3.0,
+     "optimizer"),
+    (["aten::mul", "optimizer: clip_grad_norm_"], 1.0, "optimizer"),
+    (["aten::embedding_dense_backward", "EmbeddingBackward0"], 1.0, "other"),
+    (["Memset (Device)"], 0.5, "other"),
+    (["aten::view"], 0.5, "other"),
+]
+
+
+def test_grouping_rules_on_synthetic_events() -> None:
+    for names, _, want in EVENTS:
+        assert classify(names) == want, names
+    totals = group_times((names, t) for names, t, _ in EVENTS)
+    assert list(totals) == list(PROFILE_GROUPS)
+    for group in PROFILE_GROUPS:
+        assert totals[group] == pytest.approx(sum(t for _, t, g in EVENTS if g == group)), group
+    assert totals["scan"] == pytest.approx(73.0)
+    assert classify("aten::mm") == "matmul" and classify("some_new_kernel") == "other"  # a bare name works too
+
+
+@pytest.fixture
+def tiny_cases(monkeypatch):
+    """The --quick cases shrunk to one tiny shape (the CPU runs the reference scan)."""
+    monkeypatch.setattr(bench_model, "QUICK_CASES", [Case("sc09-small-tiny", 1, 64)])
+
+
+def test_cli_profile_quick_cpu_prints_every_group(tiny_cases, tmp_path, capsys) -> None:
+    from audiomamba.cli import main
+
+    out = tmp_path / "profile.md"
+    try:
+        main(["bench", "model", "--profile", "--quick", "--device", "cpu", "--out", str(out)])
+    except SystemExit as ex:
+        assert ex.code in (0, None)
+    printed = capsys.readouterr().out
+    header = next(line for line in printed.splitlines() if line.startswith("| model | batch × length | mode |"))
+    assert all(f"| {g} |" in header for g in PROFILE_GROUPS)
+    row = next(line for line in printed.splitlines() if line.startswith("| sc09-small-tiny | 1 × 64 | eager |"))
+    assert row.count("%") == len(PROFILE_GROUPS)
+    assert "Largest of sc09-small-tiny (eager)" in printed and "--profile" in printed
+    assert out.read_text().strip() == printed.strip()
+    assert "Triton vs reference scan" not in printed  # the default benchmark's table is not run
+
+
+def test_profile_and_compile_driver_on_cpu() -> None:
+    """Eager and compiled side by side (aot_eager: the same graph capture and autograd as Inductor,
+    without its C++ compile): same loss and gradients, a ratio, a profile of each."""
+    dev = torch.device("cpu")
+    profiles, res, note = bench_model.run_case(Case("sc09-small-tiny", 1, 64), dev, iters=1, max_seconds=5.0,
+                                               profile=True, compile=True, backend="aot_eager")
+    assert note == "" and res is not None and res.note == ""
+    assert [p.mode for p in profiles] == ["eager", "compiled"]
+    assert res.loss_diff is not None and res.loss_diff < 1e-4
+    assert res.grad_rel_diff is not None and res.grad_rel_diff < 1e-4
+    assert res.ratio is not None and res.ratio > 0 and res.compile_s is not None
+    assert profiles[1].groups["scan"] > 0  # the opaque op (and its backward) is found in the compiled step
+    text = "\n".join(bench_model.render_compile([res], dev, "aot_eager"))
+    assert "| sc09-small-tiny | 0.08 M | 1 × 64 |" in text and "compiled ÷ eager" in text
