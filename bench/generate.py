@@ -17,22 +17,41 @@ Cases (random weights: speed does not depend on training):
   stream, fused and composed.
 
 ``--quick`` runs tiny presets for a few steps (any device; a smoke test of the driver).
+
+Two more drivers (issue 18), each with ``--quick`` for a CPU smoke run:
+
+* ``audiomamba bench generate --matrix``: :func:`run_matrix`, the ``audiomamba generate`` path end
+  to end (weights loaded onto the device, sampling, noise flags, SaShiMi filter, WAVs, index,
+  spectrograms: :func:`audiomamba.generate.generate_to_folder` into a temporary folder) per preset
+  x block type x batch, with the wall time and the sampling time side by side;
+* ``audiomamba bench generate --lti-cutoff``: :func:`run_lti_cutoff`, fused vs composed step of
+  ``mamba-s4`` models per batch with CUDA graphs, and the batch where the composed step becomes
+  faster (:data:`audiomamba.model.ssm.FUSED_COMPLEX_LTI_MAX_BATCH`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
+import math
 import platform
+import shutil
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import torch
 
+import audiomamba.generate as _generate_pkg
 from audiomamba import kernels
-from audiomamba.generate import SamplingConfig, generate_tokens
+from audiomamba.generate import Generated, SamplingConfig, generate_to_folder, generate_tokens
 from audiomamba.generate.stepper import Stepper, step_period
 from audiomamba.model import build_model, load_model_preset
+from audiomamba.model import ssm as _ssm
+from audiomamba.train.checkpoint import model_from_state
 
 
 @dataclass
@@ -150,4 +169,357 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
                  f"vs the plain Python loop {ratio(0, 2):.1f}× faster (composed step: graph vs loop {ratio(1, 2):.1f}×).")
     lines.append(f"Single stream: fused vs composed {ratio(3, 4):.2f}×; {ytm}: batch {n_y} {ratio(5, 7):.2f}×, "
                  f"one stream {ratio(6, 8):.2f}×.")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# `bench generate --matrix`: the CLI's path end to end, per preset x block type x batch (issue 18)
+# --------------------------------------------------------------------------------------------------
+
+MATRIX_PRESETS = ("sc09-small", "sc09-large", "youtubemix")
+MATRIX_BLOCKS = ("mamba-s6", "mamba-s4", "mamba-s4-real")
+MATRIX_BATCHES = (1, 16, 256, 2048)
+LTI_PRESETS = ("sc09-small", "youtubemix")
+LTI_BATCHES = (16, 64, 128, 256, 512, 1024, 2048)
+QUICK_BATCHES = (1, 2)
+QUICK_SECONDS = 8 / 16000  # 8 steps: two periods of the tiny presets
+#: full-rate steps after the first period that the probe times (steady per-step rate, for the cap)
+PROBE_STEPS = 256
+
+
+def quick_preset(name: str) -> str:
+    """The ``-tiny`` CPU variant of a preset (``--quick``), or the name itself when there is none."""
+    from audiomamba.model.config import list_model_presets
+
+    return name if name.endswith("-tiny") or f"{name}-tiny" not in list_model_presets() else f"{name}-tiny"
+
+
+def preset_with_block(preset: str, block: str) -> dict:
+    """The preset's ``[model]`` table with every level's and the centre's block replaced by ``block``
+    (what a recipe's ``level_blocks = [block, ...]`` and ``center_block = block`` do)."""
+    model = dict(load_model_preset(preset)["model"])
+    model["levels"] = [{**level, "block": block} for level in model["levels"]]
+    model["center"] = {**model.get("center", {}), "block": block}
+    return model
+
+
+def _free(dev: torch.device) -> None:
+    gc.collect()
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def steady_step_seconds(model, batch: int, dev: torch.device, steps: int, graph: bool) -> float:
+    """Seconds per full-rate step at steady state: a :class:`Stepper` runs one period (kernels
+    compiled and, with ``graph``, the period captured and replayed once), then whole periods covering
+    at least ``steps`` steps are timed (graph replays, or the eager loop)."""
+    period = step_period(model)
+    timed = max(1, math.ceil(steps / period))
+    stepper = Stepper(model, batch, dev, SamplingConfig(), use_graph=graph, seed=0)
+    it = stepper.periods(None, (timed + 1) * period)
+    next(it)
+    _sync(dev)
+    t0 = time.perf_counter()
+    for _ in it:
+        pass
+    _sync(dev)
+    return (time.perf_counter() - t0) / (timed * period)
+
+
+@contextlib.contextmanager
+def capped_sampling(steps: int | None):
+    """Inside the block, :func:`generate_to_folder` samples only ``steps`` tokens per row and repeats
+    them up to the length asked for, so the files are written at full length (``None``: no cap).
+
+    The sampled part's time is what :class:`Generated` ``.seconds`` reports; the caller extrapolates
+    it to the full length.
+    """
+    if steps is None:
+        yield
+        return
+    real = _generate_pkg.generate_tokens
+
+    def capped(model, n, length, batch, *args, **kwargs) -> Generated:
+        gen = real(model, n, min(steps, length), batch, *args, **kwargs)
+        reps = -(-length // gen.tokens.shape[1])
+        return Generated(gen.tokens.repeat(1, reps)[:, :length].contiguous(),
+                         gen.logp.repeat(1, reps)[:, :length].contiguous(), gen.prompt_len, gen.seconds)
+
+    _generate_pkg.generate_tokens = capped
+    try:
+        yield
+    finally:
+        _generate_pkg.generate_tokens = real
+
+
+@dataclass
+class MatrixRow:
+    preset: str
+    block: str
+    batch: int
+    seconds_audio: float
+    wall_s: float | None = None  # None: the case did not finish (``failed`` and the note say why)
+    sampling_s: float | None = None
+    note: str = ""
+    failed: str = ""  # "OOM" (out of GPU memory) or "error" (any other exception) when wall_s is None
+
+    @property
+    def rest_s(self) -> float | None:
+        return None if self.wall_s is None else self.wall_s - self.sampling_s
+
+    def cells(self) -> list[str]:
+        audio = self.batch * self.seconds_audio * 16000
+        if self.wall_s is None:
+            return [self.preset, f"`{self.block}`", str(self.batch), f"{self.seconds_audio:g}",
+                    *[self.failed] * 3, "-", "-", "-", self.note]
+        return [self.preset, f"`{self.block}`", str(self.batch), f"{self.seconds_audio:g}", f"{self.wall_s:.2f}",
+                f"{self.sampling_s:.2f}", f"{self.rest_s:.2f}", f"{audio / self.wall_s:,.0f}",
+                f"{audio / self.wall_s / 16000:,.2f}", f"{audio / self.sampling_s / 16000:,.2f}", self.note]
+
+
+MATRIX_HEADER = ("| preset | block | batch | audio per sample (s) | wall (s) | sampling (s) | rest (s) | "
+                 "samples/s (wall) | × real time (wall) | × real time (sampling) | note |")
+
+
+def matrix_case(preset: str, block: str, batch: int, seconds: float, max_seconds: float, dev: torch.device,
+                weights: Path, probe_model, out: Path, bf16: bool = False) -> MatrixRow:
+    """One case of the matrix; ``weights``: a file with the random model's ``model_config`` and ``model``.
+
+    Untimed: a probe with ``probe_model`` (already on ``dev``) at this batch compiles the kernels and
+    measures the steady per-step time. Timed (the wall): loading ``weights`` onto ``dev`` as
+    ``audiomamba generate`` does (:func:`model_from_state`), then :func:`generate_to_folder` with the
+    SaShiMi filter into ``out``. When the probe predicts more than ``max_seconds`` of sampling, only
+    whole periods worth about ``max_seconds`` are sampled (:func:`capped_sampling`) and the sampling
+    time is extrapolated at the probe's rate (the note says so); the files are still written at full length.
+    """
+    graph = dev.type == "cuda"
+    full = int(round(seconds * 16000))
+    period = step_period(probe_model)
+    per_step = steady_step_seconds(probe_model, batch, dev, min(PROBE_STEPS, full), graph) if full else 0.0
+    steps = None  # sampled steps when capped: whole periods, fewer than the full length
+    if per_step * full > max_seconds:
+        steps = max(period, int(max_seconds / per_step) // period * period)
+        steps = steps if steps < full else None
+    _free(dev)
+    _sync(dev)
+    t0 = time.perf_counter()
+    model = model_from_state(torch.load(weights, map_location="cpu", weights_only=True), dev)
+    with capped_sampling(steps):
+        _, gen = generate_to_folder(model, out, batch, seconds, batch, SamplingConfig(), 0, "minmax",
+                                    sashimi_filter=True, device=dev, bf16=bf16, progress=False)
+    _sync(dev)
+    wall = time.perf_counter() - t0
+    sampling, note = gen.seconds, ""
+    if steps is not None:
+        extra = (full - steps) * per_step
+        sampling, wall = sampling + extra, wall + extra
+        note = (f"sampling timed over {steps} of {full} steps, extrapolated at the steady "
+                f"{per_step * 1e3:.3f} ms/step; files written at full length")
+    del model, gen
+    shutil.rmtree(out, ignore_errors=True)
+    return MatrixRow(preset, block, batch, seconds, wall, sampling, note)
+
+
+def _is_oom(err: BaseException) -> bool:
+    return isinstance(err, torch.cuda.OutOfMemoryError) or (isinstance(err, RuntimeError) and "out of memory" in str(err))
+
+
+def _failure_note(err: BaseException, batch: int) -> str:
+    """One line for a case that failed: out of GPU memory, or the exception (the run goes on)."""
+    first = (str(err).strip().splitlines() or [""])[0][:90].rstrip(".").replace("|", "/")
+    if _is_oom(err):
+        return f"out of GPU memory at batch {batch} ({first})"
+    return f"{type(err).__name__} at batch {batch}: {first}"
+
+
+def render_matrix(rows: list[MatrixRow], header: list[str], total: int) -> str:
+    lines = [*header, "", MATRIX_HEADER, "|" + "---|" * 11]
+    lines += ["| " + " | ".join(r.cells()) + " |" for r in rows]
+    lines.append("")
+    done = [r for r in rows if r.wall_s is not None]
+    failed = sum(r.failed == "error" for r in rows)
+    lines.append(f"{len(rows)} of {total} cases; {sum(r.failed == 'OOM' for r in rows)} out of memory (OOM); "
+                 + (f"{failed} failed (error, see the note); " if failed else "")
+                 + f"{sum(bool(r.note) for r in done)} extrapolated (note).")
+    if done:
+        share = [r.rest_s / r.wall_s for r in done]
+        worst = max(done, key=lambda r: r.rest_s / r.wall_s)
+        lines.append(f"The rest (loading the weights, noise flags, filter, WAVs, index, spectrograms) is "
+                     f"{min(share):.0%}-{max(share):.0%} of the wall; most for {worst.preset} `{worst.block}` "
+                     f"batch {worst.batch} ({worst.rest_s:.2f} of {worst.wall_s:.2f} s).")
+        for preset in dict.fromkeys(r.preset for r in done):
+            for block in dict.fromkeys(r.block for r in done if r.preset == preset):
+                cells = [f"{r.batch}: {r.batch * r.seconds_audio * 16000 / r.wall_s:,.0f}"
+                         for r in done if r.preset == preset and r.block == block]
+                lines.append(f"- {preset} `{block}`, samples/s by the wall per batch: {', '.join(cells)}")
+    return "\n".join(lines) + "\n"
+
+
+def run_matrix(presets=MATRIX_PRESETS, blocks=MATRIX_BLOCKS, batches=MATRIX_BATCHES, seconds: float = 1.0,
+               max_seconds: float = 5.0, device: str | None = None, command: str = "audiomamba bench generate --matrix",
+               bf16: bool = False, log: Callable[[str], None] = print,
+               on_update: Callable[[str], None] | None = None) -> str:
+    """The CLI's generation path per preset x block x batch (:func:`matrix_case`); a Markdown report.
+
+    A case that runs out of GPU memory gets an OOM row and the run goes on. ``on_update(report)``
+    gets the report so far after every case (the CLI rewrites ``--out`` with it).
+    """
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    with _fused(True):
+        fusable = kernels.use_fused_step(torch.zeros(1, device=dev))
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
+    header = [
+        f"Device: {name}; torch {torch.__version__}; date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
+        f"{'bf16 autocast' if bf16 else 'fp32'}; stepping: {'CUDA graphs' if dev.type == 'cuda' else 'eager'}, "
+        f"{'fused step kernels' if fusable and not bf16 else 'composed step'} "
+        f"(`mamba-s4` fused up to batch {_ssm.FUSED_COMPLEX_LTI_MAX_BATCH})",
+        f"Command: `{command}`",
+        "",
+        "Random weights. wall = loading the weights onto the device + `generate_to_folder` (sampling, noise flags, "
+        "SaShiMi filter, WAVs, index.csv/json, spectrograms), the path of `audiomamba generate` without a "
+        "classifier; sampling = the time it reports; rest = wall - sampling. Kernels are compiled before each case "
+        f"is timed; sampling is capped at about {max_seconds:g} s per case (extrapolated rows say so in the note).",
+    ]
+    import matplotlib.figure  # noqa: F401 - imported before the first case is timed, not inside it
+
+    rows: list[MatrixRow] = []
+    total = len(presets) * len(blocks) * len(batches)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-generate-matrix-"))
+    try:
+        for preset in presets:
+            for block in blocks:
+                torch.manual_seed(0)
+                cpu_model = build_model(preset_with_block(preset, block))
+                weights = tmp / f"{preset}-{block}.pt"
+                torch.save({"model_config": preset_with_block(preset, block), "model": cpu_model.state_dict()}, weights)
+                probe = None
+                for batch in batches:
+                    try:
+                        if probe is None:
+                            probe = cpu_model.to(dev).eval()
+                        row = matrix_case(preset, block, batch, seconds, max_seconds, dev, weights, probe,
+                                          tmp / f"{preset}-{block}-{batch}", bf16)
+                    except Exception as err:  # noqa: BLE001 - one failed case must not end a GPU session's run
+                        row = MatrixRow(preset, block, batch, seconds, note=_failure_note(err, batch),
+                                        failed="OOM" if _is_oom(err) else "error")
+                    shutil.rmtree(tmp / f"{preset}-{block}-{batch}", ignore_errors=True)
+                    _free(dev)
+                    rows.append(row)
+                    wall = (f"{row.failed}: {row.note}" if row.wall_s is None
+                            else f"wall {row.wall_s:.2f} s, sampling {row.sampling_s:.2f} s")
+                    log(f"[{len(rows)}/{total}] {preset} {block} batch {batch}: {wall}" + (" (extrapolated)" if row.note and row.wall_s else ""))
+                    if on_update is not None:
+                        on_update(render_matrix(rows, header, total))
+                del probe, cpu_model
+                _free(dev)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return render_matrix(rows, header, total)
+
+
+# --------------------------------------------------------------------------------------------------
+# `bench generate --lti-cutoff`: where the fused complex-LTI step stops paying (issue 18)
+# --------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _no_lti_cutoff():
+    """The fused ``mamba-s4`` step at every batch inside the block (the cut-off lifted, restored after)."""
+    saved = _ssm.FUSED_COMPLEX_LTI_MAX_BATCH
+    _ssm.FUSED_COMPLEX_LTI_MAX_BATCH = 1 << 62
+    try:
+        yield
+    finally:
+        _ssm.FUSED_COMPLEX_LTI_MAX_BATCH = saved
+
+
+def largest_fused_batch(speedups: dict[int, float | None]) -> int | None:
+    """Largest batch up to which the fused step was faster at every measured batch (None: not even the smallest)."""
+    best = None
+    for batch in sorted(speedups):
+        if speedups[batch] is None or speedups[batch] < 1.0:
+            break
+        best = batch
+    return best
+
+
+def run_lti_cutoff(presets=LTI_PRESETS, batches=LTI_BATCHES, steps: int = 1024, device: str | None = None,
+                   command: str = "audiomamba bench generate --lti-cutoff", log: Callable[[str], None] = print) -> str:
+    """Fused vs composed step of ``mamba-s4`` models (every block replaced) per batch, CUDA graphs.
+
+    Per preset and batch, :func:`steady_step_seconds` over ``steps`` steps (whole periods after one
+    untimed period) with the fused kernels (cut-off lifted) and with the composed step; the report
+    gives ms/step, the speed-up and the largest batch up to which fused was faster, which is the
+    value for :data:`audiomamba.model.ssm.FUSED_COMPLEX_LTI_MAX_BATCH`.
+    """
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    graph = dev.type == "cuda"
+    with _fused(True):
+        fusable = kernels.use_fused_step(torch.zeros(1, device=dev))
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
+    lines = [
+        f"Device: {name}; torch {torch.__version__}; date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; fp32; "
+        f"{'CUDA graphs' if graph else 'eager'}",
+        f"Command: `{command}`",
+        "",
+        f"Every block `mamba-s4` (complex LTI), random weights; ms per full-rate step of the whole model over "
+        f"about {steps} steps after one untimed period; fused = `kernels.set_fused_step(True)` with the batch "
+        f"cut-off lifted, composed = `set_fused_step(False)`; speed-up = composed / fused.",
+    ]
+    if not fusable:
+        lines.append("**The fused kernels need the Triton backend on a GPU: both columns ran the composed step "
+                     "(a smoke run; the ratios are noise).**")
+    lines += ["", "| preset | batch | fused (ms/step) | composed (ms/step) | speed-up | faster |", "|---|---:|---:|---:|---:|---|"]
+    cutoffs: dict[str, int | None] = {}
+    summary = []
+    for preset in presets:
+        torch.manual_seed(0)
+        model = build_model(preset_with_block(preset, "mamba-s4")).to(dev).eval()
+        speedups: dict[int, float | None] = {}
+        for batch in batches:
+            ms, failed, note = {}, "", ""
+            try:
+                for fused in (True, False):
+                    with _fused(fused), _no_lti_cutoff():
+                        ms[fused] = 1e3 * steady_step_seconds(model, batch, dev, steps, graph)
+                    _free(dev)
+            except Exception as err:  # noqa: BLE001 - one failed case must not end a GPU session's run
+                failed, note = ("OOM" if _is_oom(err) else "error"), _failure_note(err, batch)
+            if failed:
+                _free(dev)
+                speedups[batch] = None
+                lines.append(f"| {preset} | {batch} | {failed} | {failed} | - | {note} |")
+                log(f"{preset} batch {batch}: {note}")
+                continue
+            speedups[batch] = ms[False] / ms[True]
+            lines.append(f"| {preset} | {batch} | {ms[True]:.3f} | {ms[False]:.3f} | {speedups[batch]:.2f}× | "
+                         f"{'fused' if speedups[batch] >= 1 else 'composed'} |")
+            log(f"{preset} batch {batch}: fused {ms[True]:.3f} ms/step, composed {ms[False]:.3f}, "
+                f"speed-up {speedups[batch]:.2f}×")
+        del model
+        _free(dev)
+        cutoffs[preset] = largest_fused_batch(speedups)
+        slower = [b for b in sorted(speedups) if speedups[b] is not None and speedups[b] < 1.0]
+        cut = cutoffs[preset]
+        if cut is None:
+            summary.append(f"- {preset}: composed faster already at batch {min(batches)}")
+        elif cut == max(batches):
+            summary.append(f"- {preset}: fused faster at every measured batch (up to {cut})")
+        else:
+            first = min(b for b in sorted(speedups) if b > cut)
+            summary.append(f"- {preset}: fused faster up to batch {cut}, not at {first} (cross-over between "
+                           f"{cut} and {first})" + (f"; composed faster at {', '.join(map(str, slower))}" if slower else ""))
+    lines += ["", "Measured cross-over:", *summary]
+    current = _ssm.FUSED_COMPLEX_LTI_MAX_BATCH
+    if not fusable:
+        lines.append(f"No cut-off measured (no fused kernels here); it stays {current}.")
+    elif any(c is None for c in cutoffs.values()):
+        lines.append(f"**Cut-off: the fused `mamba-s4` step is slower even at batch {min(batches)}**: "
+                     f"set `FUSED_COMPLEX_LTI_MAX_BATCH` below it (now {current}, `audiomamba/model/ssm.py`).")
+    else:
+        value = min(cutoffs.values())
+        above = " (fused was never slower: larger batches were not measured)" if value == max(batches) else ""
+        lines.append(f"**Measured cut-off: `FUSED_COMPLEX_LTI_MAX_BATCH = {value}`**{above} "
+                     f"(now {current}, `audiomamba/model/ssm.py`): the largest batch up to which fused was "
+                     f"faster on every preset.")
     return "\n".join(lines) + "\n"

@@ -168,9 +168,10 @@ class S6(SSMLayer):
         return math.ceil(width / 16)
 
 
-#: largest batch for which a ``mamba-s4`` block step takes the fused kernels: on an H100 they were
-#: 2.8x faster for one stream and 2.4x for a whole batch-16 model, but 0.77x the composed step at
-#: batch 2048 (BENCHMARKS.md); the cut-off between is a guess, not a measurement
+#: largest batch for which a ``mamba-s4`` block step takes the fused kernels (above it: the composed
+#: step). Measured by ``audiomamba bench generate --lti-cutoff``, which prints the value to put here
+#: (BENCHMARKS.md). The only place the cut-off lives. 256 is still the guess from an H100 (fused 2.8x
+#: faster for one stream and 2.4x for a batch-16 model, 0.77x the composed step at batch 2048).
 FUSED_COMPLEX_LTI_MAX_BATCH = 256
 
 
