@@ -32,7 +32,6 @@ Two more drivers (issue 18), each with ``--quick`` for a CPU smoke run:
 from __future__ import annotations
 
 import contextlib
-import gc
 import math
 import platform
 import shutil
@@ -44,6 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
+from audiomamba.bench.device import free, is_oom, sync
 
 import audiomamba.generate as _generate_pkg
 from audiomamba import kernels
@@ -68,11 +68,6 @@ class Row:
         return self.batch * self.seconds_audio * 16000 / self.wall_s
 
 
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-
-
 def _model(preset: str, dev: torch.device) -> torch.nn.Module:
     torch.manual_seed(0)
     return build_model(load_model_preset(preset)).to(dev).eval()
@@ -84,10 +79,10 @@ def time_generate(model, n, seconds, batch, dev, graph, bf16, prompt_s=0.0) -> f
     prompts = None
     if prompt_s:
         prompts = torch.randint(0, 256, (n, int(prompt_s * 16000)), generator=torch.Generator().manual_seed(0))
-    _sync(dev)
+    sync(dev)
     t0 = time.perf_counter()
     generate_tokens(model, n, length, batch, SamplingConfig(), 0, prompts, dev, use_graph=graph, bf16=bf16, progress=False)
-    _sync(dev)
+    sync(dev)
     return time.perf_counter() - t0
 
 
@@ -96,10 +91,10 @@ def time_eager_steps(model, batch, steps, dev, bf16) -> float:
     stepper = Stepper(model, batch, dev, SamplingConfig(), use_graph=False,
                       autocast_dtype=torch.bfloat16 if bf16 else None)
     stepper.run(None, step_period(model))  # warm-up (kernel compilation)
-    _sync(dev)
+    sync(dev)
     t0 = time.perf_counter()
     stepper.run(None, steps)
-    _sync(dev)
+    sync(dev)
     return (time.perf_counter() - t0) / steps
 
 
@@ -197,16 +192,10 @@ def quick_preset(name: str) -> str:
 def preset_with_block(preset: str, block: str) -> dict:
     """The preset's ``[model]`` table with every level's and the centre's block replaced by ``block``
     (what a recipe's ``level_blocks = [block, ...]`` and ``center_block = block`` do)."""
-    model = dict(load_model_preset(preset)["model"])
-    model["levels"] = [{**level, "block": block} for level in model["levels"]]
-    model["center"] = {**model.get("center", {}), "block": block}
-    return model
+    from audiomamba.recipe import ModelCfg, resolve_model_config
 
-
-def _free(dev: torch.device) -> None:
-    gc.collect()
-    if dev.type == "cuda":
-        torch.cuda.empty_cache()
+    levels = len(load_model_preset(preset)["model"]["levels"])
+    return resolve_model_config(ModelCfg(preset=preset, level_blocks=[block] * levels, center_block=block))
 
 
 def steady_step_seconds(model, batch: int, dev: torch.device, steps: int, graph: bool) -> float:
@@ -218,11 +207,11 @@ def steady_step_seconds(model, batch: int, dev: torch.device, steps: int, graph:
     stepper = Stepper(model, batch, dev, SamplingConfig(), use_graph=graph, seed=0)
     it = stepper.periods(None, (timed + 1) * period)
     next(it)
-    _sync(dev)
+    sync(dev)
     t0 = time.perf_counter()
     for _ in it:
         pass
-    _sync(dev)
+    sync(dev)
     return (time.perf_counter() - t0) / (timed * period)
 
 
@@ -300,14 +289,14 @@ def matrix_case(preset: str, block: str, batch: int, seconds: float, max_seconds
     if per_step * full > max_seconds:
         steps = max(period, int(max_seconds / per_step) // period * period)
         steps = steps if steps < full else None
-    _free(dev)
-    _sync(dev)
+    free(dev)
+    sync(dev)
     t0 = time.perf_counter()
     model = model_from_state(torch.load(weights, map_location="cpu", weights_only=True), dev)
     with capped_sampling(steps):
         _, gen = generate_to_folder(model, out, batch, seconds, batch, SamplingConfig(), 0, "minmax",
                                     sashimi_filter=True, device=dev, bf16=bf16, progress=False)
-    _sync(dev)
+    sync(dev)
     wall = time.perf_counter() - t0
     sampling, note = gen.seconds, ""
     if steps is not None:
@@ -320,14 +309,10 @@ def matrix_case(preset: str, block: str, batch: int, seconds: float, max_seconds
     return MatrixRow(preset, block, batch, seconds, wall, sampling, note)
 
 
-def _is_oom(err: BaseException) -> bool:
-    return isinstance(err, torch.cuda.OutOfMemoryError) or (isinstance(err, RuntimeError) and "out of memory" in str(err))
-
-
 def _failure_note(err: BaseException, batch: int) -> str:
     """One line for a case that failed: out of GPU memory, or the exception (the run goes on)."""
     first = (str(err).strip().splitlines() or [""])[0][:90].rstrip(".").replace("|", "/")
-    if _is_oom(err):
+    if is_oom(err):
         return f"out of GPU memory at batch {batch} ({first})"
     return f"{type(err).__name__} at batch {batch}: {first}"
 
@@ -401,9 +386,9 @@ def run_matrix(presets=MATRIX_PRESETS, blocks=MATRIX_BLOCKS, batches=MATRIX_BATC
                                           tmp / f"{preset}-{block}-{batch}", bf16)
                     except Exception as err:  # noqa: BLE001 - one failed case must not end a GPU session's run
                         row = MatrixRow(preset, block, batch, seconds, note=_failure_note(err, batch),
-                                        failed="OOM" if _is_oom(err) else "error")
+                                        failed="OOM" if is_oom(err) else "error")
                     shutil.rmtree(tmp / f"{preset}-{block}-{batch}", ignore_errors=True)
-                    _free(dev)
+                    free(dev)
                     rows.append(row)
                     wall = (f"{row.failed}: {row.note}" if row.wall_s is None
                             else f"wall {row.wall_s:.2f} s, sampling {row.sampling_s:.2f} s")
@@ -411,7 +396,7 @@ def run_matrix(presets=MATRIX_PRESETS, blocks=MATRIX_BLOCKS, batches=MATRIX_BATC
                     if on_update is not None:
                         on_update(render_matrix(rows, header, total))
                 del probe, cpu_model
-                _free(dev)
+                free(dev)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return render_matrix(rows, header, total)
@@ -482,11 +467,11 @@ def run_lti_cutoff(presets=LTI_PRESETS, batches=LTI_BATCHES, steps: int = 1024, 
                 for fused in (True, False):
                     with _fused(fused), _no_lti_cutoff():
                         ms[fused] = 1e3 * steady_step_seconds(model, batch, dev, steps, graph)
-                    _free(dev)
+                    free(dev)
             except Exception as err:  # noqa: BLE001 - one failed case must not end a GPU session's run
-                failed, note = ("OOM" if _is_oom(err) else "error"), _failure_note(err, batch)
+                failed, note = ("OOM" if is_oom(err) else "error"), _failure_note(err, batch)
             if failed:
-                _free(dev)
+                free(dev)
                 speedups[batch] = None
                 lines.append(f"| {preset} | {batch} | {failed} | {failed} | - | {note} |")
                 log(f"{preset} batch {batch}: {note}")
@@ -497,7 +482,7 @@ def run_lti_cutoff(presets=LTI_PRESETS, batches=LTI_BATCHES, steps: int = 1024, 
             log(f"{preset} batch {batch}: fused {ms[True]:.3f} ms/step, composed {ms[False]:.3f}, "
                 f"speed-up {speedups[batch]:.2f}×")
         del model
-        _free(dev)
+        free(dev)
         cutoffs[preset] = largest_fused_batch(speedups)
         slower = [b for b in sorted(speedups) if speedups[b] is not None and speedups[b] < 1.0]
         cut = cutoffs[preset]

@@ -35,9 +35,7 @@ Both print a progress line per phase on stderr::
 
 from __future__ import annotations
 
-import gc
 import math
-import platform
 import re
 import sys
 import time
@@ -47,6 +45,7 @@ from datetime import UTC, datetime
 
 import torch
 import torch.nn.functional as F
+from audiomamba.bench.device import device_name, free, is_oom, sync
 
 from audiomamba import kernels
 from audiomamba.model import build_model, load_model_preset
@@ -86,24 +85,9 @@ QUICK_CASES = [Case("sc09-small-tiny", 2, 1024), Case("youtubemix-tiny", 2, 2048
 BACKENDS = ("triton", "reference")
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _free(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
-def _is_oom(err: BaseException) -> bool:
-    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
-
-
 def _describe(err: BaseException) -> str:
     """ "OOM", or a one-line "error: Type: message" for a table note."""
-    if _is_oom(err):
+    if is_oom(err):
         return "OOM"
     first = str(err).strip().splitlines()[0][:120] if str(err).strip() else ""
     return f"error: {type(err).__name__}: {first}".replace("|", "/")
@@ -140,13 +124,13 @@ def train_step_time(
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         step()
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         n = 0
         while n < iters:
             step()
             n += 1
-            _sync(device)
+            sync(device)
             if time.perf_counter() - t0 > max_seconds:
                 break
         ms = (time.perf_counter() - t0) / n * 1000
@@ -154,7 +138,7 @@ def train_step_time(
         return ms, peak, sum(p.numel() for p in model.parameters())
     finally:
         model = tokens = None  # drop the references before freeing the cache
-        _free(device)
+        free(device)
 
 
 def fallback_shapes(case: Case, pool_product: int, max_halvings: int = 4) -> list[tuple[int, int]]:
@@ -193,7 +177,7 @@ def measure(case: Case, backend: str, device: torch.device, iters: int, max_seco
             except Exception as err:  # noqa: BLE001 - every failure becomes a row note
                 failure = _describe(err)
             # freed outside the except clause: the traceback holds the failed step's activations
-            _free(device)
+            free(device)
             if failure != "OOM":
                 res.note = failure
                 return res
@@ -224,7 +208,7 @@ def longest_trainable(
                 break
             except Exception as err:  # noqa: BLE001
                 failure = _describe(err)
-            _free(device)
+            free(device)
             rows.append((length, None, None, failure))
     finally:
         kernels.set_backend(None)
@@ -233,13 +217,6 @@ def longest_trainable(
 
 def _fmt(x: float | None, spec: str) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
-
-
-def device_name(device: torch.device) -> str:
-    """Human-readable device description."""
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def render(
@@ -477,7 +454,7 @@ class TrainStep:
     def time(self, iters: int, max_seconds: float) -> tuple[float, float | None]:
         """(ms per step, peak GiB or None on CPU) over up to ``iters`` steps after one warm-up step."""
         self()
-        _sync(self.device)
+        sync(self.device)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         t0 = time.perf_counter()
@@ -485,7 +462,7 @@ class TrainStep:
         while n < iters:
             self()
             n += 1
-            _sync(self.device)
+            sync(self.device)
             if time.perf_counter() - t0 > max_seconds:
                 break
         ms = (time.perf_counter() - t0) / n * 1000
@@ -517,13 +494,13 @@ def profile_step(step: TrainStep, preset: str, mode: str, iters: int = 1, top: i
 
     cuda = step.device.type == "cuda"
     step()
-    _sync(step.device)
+    sync(step.device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with profile(activities=activities) as prof:
         t0 = time.perf_counter()
         for _ in range(iters):
             step()
-        _sync(step.device)
+        sync(step.device)
         wall = (time.perf_counter() - t0) / iters * 1000
     events = profile_events(prof, cuda)
     groups = {g: t / iters / 1000 for g, t in group_times(events).items()}
@@ -586,7 +563,7 @@ def run_case(case: Case, device: torch.device, iters: int, max_seconds: float, p
             step.compile(backend)
             t0 = time.perf_counter()
             loss, grads = step.loss_and_grads()
-            _sync(device)
+            sync(device)
             res.compile_s = time.perf_counter() - t0
             log(f"{case.preset}: first compiled step {res.compile_s:.1f} s")
             res.loss_diff = abs(loss - eager_loss)
@@ -617,7 +594,7 @@ def run_case(case: Case, device: torch.device, iters: int, max_seconds: float, p
         step = None
         if compile:
             torch._dynamo.reset()
-        _free(device)
+        free(device)
 
 
 def _brief(p: StepProfile) -> str:
