@@ -170,9 +170,9 @@ class S6(SSMLayer):
 
 #: largest batch for which a ``mamba-s4`` block step takes the fused kernels (above it: the composed
 #: step). Measured by ``audiomamba bench generate --lti-cutoff``, which prints the value to put here
-#: (BENCHMARKS.md). The only place the cut-off lives. 256 is still the guess from an H100 (fused 2.8x
-#: faster for one stream and 2.4x for a batch-16 model, 0.77x the composed step at batch 2048).
-FUSED_COMPLEX_LTI_MAX_BATCH = 256
+#: (BENCHMARKS.md). The only place the cut-off lives. Measured on an H200 (2026-12-02): fused faster
+#: up to batch 512 on sc09-small and youtubemix (1.11x / 1.22x there), composed faster from 1024.
+FUSED_COMPLEX_LTI_MAX_BATCH = 512
 
 
 class S4Complex(LTILayer):

@@ -45,10 +45,12 @@ def seconds_per_step(recipe: Recipe, device: torch.device, train_ds: Dataset, ba
     return float(np.median(times[1:]))
 
 
-def fitted_sets(minutes: float, per_step: float, evals: int = 10, fraction: float = 0.8) -> tuple[int, list[str]]:
+def fitted_sets(minutes: float, per_step: float, evals: int = 10, fraction: float = 0.9) -> tuple[int, list[str]]:
     """``--set`` overrides sizing train.steps (and eval/checkpoint intervals) to ``fraction`` of the budget.
 
-    The rest of the budget covers validation, checkpoints and data loading.
+    The rest of the budget covers validation, checkpoints and data loading. Measured (H200,
+    2026-12-02, sc09-mamba-fast, 10 evals and 4 snapshots): 228 ms per step in the run against the
+    212 timed here, 7.5 % overhead; with the earlier fraction 0.8 a 20-minute run trained 17.2.
     """
     steps = max(10, int(minutes * 60 * fraction / max(per_step, 1e-6)))
     every = max(1, steps // evals)
