@@ -1,9 +1,13 @@
-"""Forward of the scan under each value of one tuning variable, side by side in one run (GPU).
+"""The scan under each value of one tuning variable, side by side in one run (GPU).
 
     python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_UNROLL 1,2,4,8
+    python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_SEQ_BWD 0,1 --backward [--quick]
 
-Every benchmark shape of ``audiomamba bench kernel``, fp32 and bf16: ms, % of the HBM roofline,
-speed-up against the first value, and the largest relative difference of the outputs.
+Every benchmark shape of ``audiomamba bench kernel`` (with ``--backward`` also the U-Net level shapes
+of sc09-small, (16, 256, 16, 4000) and (16, 512, 16, 1000)), fp32 and bf16: ms, % of the HBM
+roofline, speed-up against the first value, and the largest relative difference of the outputs (the
+forward's y, or with ``--backward`` every gradient). ``--quick``: the selective shapes
+(16, 128, 16, 16384) and (16, 256, 16, 4000) only.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import sys
 from audiomamba.bench.kernel import (
     DTYPES,
     FULL_CASES,
+    Case,
     copy_bandwidth,
     make_inputs,
     make_timer,
@@ -21,30 +26,48 @@ from audiomamba.bench.kernel import (
     pass_fn,
 )
 
+#: the U-Net levels of sc09-small (16 x 16000, expand 2, pooling 4 x 4)
+UNET_CASES = [Case(16, 256, 16, 4000, "selective-real"), Case(16, 512, 16, 1000, "selective-real")]
 
-def main(var: str, values: list[str]) -> None:
+
+def _max_rel(outs: list) -> float:
+    """Largest relative difference of each value's outputs (a tensor or a tuple of grads) from the first's."""
+    def flat(o):
+        return [o] if hasattr(o, "float") else list(o)
+    ref = flat(outs[0])
+    return max(float((a.float() - b.float()).abs().max() / (b.float().abs().max() + 1e-30))
+               for o in outs for a, b in zip(flat(o), ref, strict=True))
+
+
+def main(var: str, values: list[str], backward: bool = False, quick: bool = False) -> None:
     from audiomamba.kernels import selective_scan
 
     timer = make_timer("cuda", False)
     bw = copy_bandwidth("cuda", timer)
-    print(f"copy bandwidth {bw / 1e9:.0f} GB/s; {var} in {values}")
-    for case in FULL_CASES:
+    cases = FULL_CASES + (UNET_CASES if backward else [])
+    if quick:
+        cases = [FULL_CASES[0], UNET_CASES[0]]
+    print(f"copy bandwidth {bw / 1e9:.0f} GB/s; {var} in {values}; {'fwd+bwd' if backward else 'fwd'}")
+    for case in cases:
         for dname in ("fp32", "bf16"):
             inputs = make_inputs(case, DTYPES[dname], "cuda")
             times, outs = [], []
             for v in values:
-                os.environ[var] = "" if v == "0" else v
-                fn = pass_fn(selective_scan, inputs, False)
-                outs.append(fn().float())
+                os.environ[var] = "" if v == "0" and var != "AUDIOMAMBA_SCAN_SEQ_BWD" else v
+                fn = pass_fn(selective_scan, inputs, backward)
+                outs.append(fn())
                 times.append(timer(fn))
             os.environ.pop(var, None)
-            roof = min_bytes(case, 2 if dname == "bf16" else 4, False) / bw * 1e3
-            err = max(float((o - outs[0]).abs().max() / outs[0].abs().max()) for o in outs)
+            roof = min_bytes(case, 2 if dname == "bf16" else 4, backward) / bw * 1e3
+            err = _max_rel(outs)
             cells = "  ".join(f"{v}: {t:.3f} ms ({roof / t * 100:.0f}%, {times[0] / t:.2f}x)" for v, t in zip(values, times, strict=True))
             print(f"{case.kind} {case.label()} {dname}: {cells}  maxrel {err:.1e}", flush=True)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: python -m audiomamba.bench.scan_env_sweep VARIABLE V1,V2,... (e.g. AUDIOMAMBA_SCAN_UNROLL 1,2,4,8)")
-    main(sys.argv[1], sys.argv[2].split(","))
+    flags = {a for a in sys.argv[1:] if a.startswith("--")}
+    rest = [a for a in sys.argv[1:] if not a.startswith("--")]
+    if len(rest) != 2 or flags - {"--backward", "--quick"}:
+        sys.exit("usage: python -m audiomamba.bench.scan_env_sweep VARIABLE V1,V2,... [--backward] [--quick] "
+                 "(e.g. AUDIOMAMBA_SCAN_UNROLL 1,2,4,8)")
+    main(rest[0], rest[1].split(","), "--backward" in flags, "--quick" in flags)

@@ -38,6 +38,12 @@ class LogMelConfig:
     # classifier trained on 16-bit clips only mistakes mu-law quantisation noise (above 4 kHz on
     # sc09-fsdd's band-limited clips) for speech.
     mu_law: bool = True
+    # True: remove each clip's mean log-mel spectrum over its speech frames (those within
+    # ``band_norm_db`` of the clip's loudest bin), band by band: cepstral mean normalisation. It takes
+    # out a fixed colouring of the clip (microphone, room, a speaker's average vocal tract), so a voice
+    # or recording setup not seen in training looks more like the ones that were.
+    band_norm: bool = False
+    band_norm_db: float = 40.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,4 +83,17 @@ class LogMel(nn.Module):
         db = 10.0 * torch.log10(spec.clamp_min(1e-10))
         peak = db.amax(dim=(1, 2), keepdim=True)
         db = (db - peak).clamp_min(-self.config.top_db)
+        if self.config.band_norm:
+            db = self._band_norm(db)
         return (db / self.config.top_db).unsqueeze(1)
+
+    def _band_norm(self, db: torch.Tensor) -> torch.Tensor:
+        """(B, M, F) dB re peak → each band's mean over the speech frames subtracted from the speech
+        frames, silent frames at the floor; the result stays within [-top_db, 0] after a shift."""
+        cfg = self.config
+        speech = (db.amax(dim=1, keepdim=True) > -cfg.band_norm_db).to(db.dtype)  # (B, 1, F)
+        n = speech.sum(dim=2, keepdim=True).clamp_min(1.0)
+        mean = (db * speech).sum(dim=2, keepdim=True) / n  # (B, M, 1)
+        # centred speech frames land around -top_db / 2, silence at the floor
+        out = (db - mean - cfg.top_db / 2).clamp(-cfg.top_db, 0.0)
+        return torch.where(speech.bool(), out, torch.full_like(db, -cfg.top_db))

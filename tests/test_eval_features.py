@@ -81,3 +81,22 @@ def test_mu_law_front_end_hears_clips_as_the_models_tokens() -> None:
     old = ClassifierConfig().to_dict()
     del old["logmel"]["mu_law"]
     assert ClassifierConfig.from_dict(old).logmel.mu_law is False
+
+
+def test_band_norm_removes_a_fixed_channel_colour() -> None:
+    """A fixed filter (pre-emphasis: +6 dB per octave) moves the plain log-mel a lot and the
+    band-normalised one little; silence stays at the floor and nothing is NaN."""
+    g = torch.Generator().manual_seed(1)
+    t = torch.arange(16000) / 16000
+    env = ((t > 0.1) & (t < 0.6)).float()  # half a second of "speech", then silence
+    x = env * (torch.randn(2, 16000, generator=g) * torch.sin(2 * torch.pi * 3 * t))
+    colour = torch.cat([x[:, :1], x[:, 1:] - 0.9 * x[:, :-1]], dim=1)
+    plain, norm = LogMel(LogMelConfig(mu_law=False)), LogMel(LogMelConfig(mu_law=False, band_norm=True))
+    speech = slice(20, 55)  # frames well inside the active part
+    d_plain = (plain(colour) - plain(x))[..., speech].abs().mean()
+    d_norm = (norm(colour) - norm(x))[..., speech].abs().mean()
+    assert d_norm < 0.25 * d_plain, (float(d_norm), float(d_plain))
+    out = norm(x)
+    assert out.min() >= -1 and out.max() <= 0 and torch.isfinite(out).all()
+    assert (out[..., 70:] == -1).all()  # silent frames at the floor
+    assert torch.isfinite(norm(torch.zeros(1, 16000))).all()

@@ -83,6 +83,7 @@ def test_bad_block_name_lists_blocks() -> None:
         ({"center": {"block": "mamba-s6", "m": 1}}, "center.m"),
         ({"s4_d_state": 7}, "s4_d_state"),
         ({"mamba_lti_zoh": 1}, "mamba_lti_zoh"),
+        ({"dropout": 1.0}, "dropout"),
     ],
 )
 def test_bad_values_are_one_line_config_errors(raw: dict, match: str) -> None:
@@ -120,3 +121,21 @@ def test_to_dict_round_trips_through_from_dict() -> None:
         assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     variant = ModelConfig.from_dict({"pool": [2], "levels": [{"block": "s4-mlp", "n": 2, "n_down": 0}]})
     assert ModelConfig.from_dict(variant.to_dict()) == variant
+
+
+def test_dropout_acts_in_training_only_and_adds_no_weights() -> None:
+    """``dropout`` > 0: two training forwards differ, eval forwards agree and match the model without
+    dropout on the same weights (the checkpoint layout is unchanged)."""
+    table = {"d_model": 8, "pool": [2], "levels": [{"block": "mamba-s6", "n": 1}],
+             "center": {"block": "mha-mlp", "n": 1}}
+    torch.manual_seed(0)
+    drop = build_model(ModelConfig.from_dict({**table, "dropout": 0.3}))
+    plain = build_model(ModelConfig.from_dict(table))
+    plain.load_state_dict(drop.state_dict())  # same keys: dropout holds no weights
+    x = torch.randint(0, 256, (2, 16))
+    drop.train()
+    with torch.no_grad():
+        assert not torch.equal(drop(x), drop(x))
+        drop.eval()
+        plain.eval()
+        torch.testing.assert_close(drop(x), plain(x))

@@ -45,6 +45,8 @@ def train_classifier(
     model: str = typer.Option("small", "--model", help="Classifier size: small or wide."),
     mu_law: bool = typer.Option(True, "--mu-law/--no-mu-law", help="Hear clips as the models' 8-bit mu-law tokens "
                                 "(default; generated samples are mu-law) or as 16-bit PCM."),
+    band_norm: bool = typer.Option(False, "--band-norm", help="Remove each clip's mean log-mel spectrum over its "
+                                   "speech frames (channel / speaker colour) before the network."),
 ) -> None:
     """Train the SC09 digit classifier used by the sample metrics.
 
@@ -57,7 +59,7 @@ def train_classifier(
 
     if threads is not None:
         torch.set_num_threads(max(1, threads))
-    aug, model_cfg = recipe_configs(augment, model, mu_law)
+    aug, model_cfg = recipe_configs(augment, model, mu_law, band_norm)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
     report = run(sc09_dir, out, cfg, model_cfg, aug)
     typer.echo(
@@ -181,6 +183,8 @@ def classifier_loso(
     model: str = typer.Option("small", "--model", help="Classifier size: small or wide."),
     mu_law: bool = typer.Option(True, "--mu-law/--no-mu-law", help="Hear clips as the models' 8-bit mu-law tokens "
                                 "(default; generated samples are mu-law) or as 16-bit PCM."),
+    band_norm: bool = typer.Option(False, "--band-norm", help="Remove each clip's mean log-mel spectrum over its "
+                                   "speech frames (channel / speaker colour) before the network."),
     speakers: str | None = typer.Option(None, "--speakers", help="Comma-separated held-out speakers (default: all)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     batch_size: int = typer.Option(64, "--batch-size", help="Clips per step."),
@@ -198,7 +202,7 @@ def classifier_loso(
 
     if threads is not None:
         torch.set_num_threads(max(1, threads))
-    aug, model_cfg = recipe_configs(augment, model, mu_law)
+    aug, model_cfg = recipe_configs(augment, model, mu_law, band_norm)
     names = [s.strip() for s in speakers.split(",") if s.strip()] if speakers else None
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
     report = run_loso(sc09_dir, out, cfg, model_cfg, aug, names, label=label or f"{augment}/{model}, {epochs} epochs")

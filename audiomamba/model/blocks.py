@@ -29,16 +29,18 @@ from audiomamba.model.ssm import S6, S4Complex, S4Real, SSMLayer
 
 
 class PreNormResidual(nn.Module):
-    """x -> x + mixer(norm(x)); ``mixer`` has forward (B, L, H), init_state and step (B, H)."""
+    """x -> x + dropout(mixer(norm(x))); ``mixer`` has forward (B, L, H), init_state and step (B, H).
+    The step (generation, eval mode) has no dropout."""
 
-    def __init__(self, width: int, mixer: nn.Module, eps: float = 1e-5) -> None:
+    def __init__(self, width: int, mixer: nn.Module, eps: float = 1e-5, dropout: float = 0.0) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(width, eps=eps)
         self.mixer = mixer
+        self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
         """x (B, L, H) -> (B, L, H)."""
-        return x + self.mixer(self.norm(x))
+        return x + self.drop(self.mixer(self.norm(x)))
 
     def init_state(self, batch: int, device: Any = None, dtype: torch.dtype = torch.float32) -> Any:
         """The mixer's state."""
@@ -228,10 +230,10 @@ class Block(nn.Module):
     forward: x (B, L, H) -> (B, L, H); step: x_t (B, H) -> (B, H) with per-sublayer state.
     """
 
-    def __init__(self, width: int, mixers: list[nn.Module], eps: float = 1e-5) -> None:
+    def __init__(self, width: int, mixers: list[nn.Module], eps: float = 1e-5, dropout: float = 0.0) -> None:
         super().__init__()
         self.width = width
-        self.layers = nn.ModuleList(PreNormResidual(width, m, eps) for m in mixers)
+        self.layers = nn.ModuleList(PreNormResidual(width, m, eps, dropout) for m in mixers)
 
     def forward(self, x: Tensor) -> Tensor:
         """x (B, L, H) -> (B, L, H)."""
@@ -262,7 +264,7 @@ class _MambaBlock(Block):
     def __init__(self, width: int, cfg: ModelConfig) -> None:
         d_inner = cfg.mamba_expand * width
         ssm = self.make_ssm(width, d_inner, cfg)
-        super().__init__(width, [MambaMixer(width, ssm, cfg.d_conv)], cfg.norm_eps)
+        super().__init__(width, [MambaMixer(width, ssm, cfg.d_conv)], cfg.norm_eps, cfg.dropout)
 
     @staticmethod
     def make_ssm(width: int, d_inner: int, cfg: ModelConfig) -> SSMLayer:
@@ -312,7 +314,7 @@ class S4MLPBlock(Block):
 
     def __init__(self, width: int, cfg: ModelConfig) -> None:
         s4 = SaShiMiS4(width, cfg.s4_d_state, cfg.dt_min, cfg.dt_max)
-        super().__init__(width, [s4, MLP(width, cfg.mlp_expand)], cfg.norm_eps)
+        super().__init__(width, [s4, MLP(width, cfg.mlp_expand)], cfg.norm_eps, cfg.dropout)
 
 
 class MHAMLPBlock(Block):
@@ -320,7 +322,7 @@ class MHAMLPBlock(Block):
 
     def __init__(self, width: int, cfg: ModelConfig) -> None:
         attn = CausalAttention(width, cfg.attn_head_dim)
-        super().__init__(width, [attn, MLP(width, cfg.mlp_expand)], cfg.norm_eps)
+        super().__init__(width, [attn, MLP(width, cfg.mlp_expand)], cfg.norm_eps, cfg.dropout)
 
 
 #: block name -> class; every class takes (width, ModelConfig).

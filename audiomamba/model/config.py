@@ -71,6 +71,8 @@ class ModelConfig:
         attn_head_dim: head width of ``mha-mlp`` attention (heads = max(1, H // attn_head_dim)).
         norm_eps: LayerNorm epsilon.
         vocab: number of token classes (256 for 8-bit μ-law).
+        dropout: dropout on every residual branch's output in training (0 = none, the papers' setting);
+            a regulariser for small datasets. Generation runs in eval mode, where it is the identity.
     """
 
     d_model: int = 64
@@ -89,6 +91,7 @@ class ModelConfig:
     attn_head_dim: int = 32
     norm_eps: float = 1e-5
     vocab: int = 256
+    dropout: float = 0.0
 
     # ------------------------------------------------------------------------------------------
 
@@ -158,6 +161,7 @@ class ModelConfig:
             f"need 0 < dt_min <= dt_max, got {self.dt_min}, {self.dt_max}",
         )
         need(self.vocab >= 2, "vocab", f"must be >= 2, got {self.vocab}")
+        need(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1), got {self.dropout}")
 
 
 def _stage(value: Any, key: str, where: str) -> StageSpec:
