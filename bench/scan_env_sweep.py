@@ -1,12 +1,12 @@
 """The scan under each value of one tuning variable, side by side in one run (GPU).
 
     python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_UNROLL 1,2,4,8
-    python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_SEQ_BWD 0,1 --backward [--quick]
+    python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_CONFIG "0;32,32,2,1,2,256,seq" --backward
 
 Every benchmark shape of ``audiomamba bench kernel`` (with ``--backward`` also the U-Net level shapes
 of sc09-small, (16, 256, 16, 4000) and (16, 512, 16, 1000)), fp32 and bf16: ms, % of the HBM
-roofline, speed-up against the first value, and the largest relative difference of the outputs (the
-forward's y, or with ``--backward`` every gradient). ``--quick``: the selective shapes
+roofline, speed-up against the first value ("0": the variable unset), and the largest relative
+difference of the outputs (the forward's y, or with ``--backward`` every gradient). ``--quick``: the selective shapes
 (16, 128, 16, 16384) and (16, 256, 16, 4000) only.
 """
 
@@ -53,7 +53,7 @@ def main(var: str, values: list[str], backward: bool = False, quick: bool = Fals
             inputs = make_inputs(case, DTYPES[dname], "cuda")
             times, outs = [], []
             for v in values:
-                os.environ[var] = "" if v == "0" and var != "AUDIOMAMBA_SCAN_SEQ_BWD" else v
+                os.environ[var] = "" if v == "0" else v
                 fn = pass_fn(selective_scan, inputs, backward)
                 outs.append(fn())
                 times.append(timer(fn))
@@ -70,4 +70,6 @@ if __name__ == "__main__":
     if len(rest) != 2 or flags - {"--backward", "--quick"}:
         sys.exit("usage: python -m audiomamba.bench.scan_env_sweep VARIABLE V1,V2,... [--backward] [--quick] "
                  "(e.g. AUDIOMAMBA_SCAN_UNROLL 1,2,4,8)")
-    main(rest[0], rest[1].split(","), "--backward" in flags, "--quick" in flags)
+    # values that hold commas themselves (AUDIOMAMBA_SCAN_CONFIG) are separated by ";"
+    values = rest[1].split(";") if ";" in rest[1] else rest[1].split(",")
+    main(rest[0], values, "--backward" in flags, "--quick" in flags)
