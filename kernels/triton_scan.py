@@ -509,6 +509,20 @@ def _seg_carry_kernel(
 
 
 @triton.jit
+def _sel_grad_out(ptr, vals, pid_b, pid_d, offs_n, t, mtn, dstate, seqlen, R: tl.constexpr, part: tl.constexpr,
+                  PARTIAL: tl.constexpr):
+    """One chunk's selective dB or dC, (BLOCK_L, BLOCK_N) summed over the program's channels: added
+    atomically into (batch, N, L, R), or with ``PARTIAL`` stored into this channel block's own slice
+    of (batch, channel blocks, L, N, R) (N fastest), summed over the blocks in PyTorch."""
+    if PARTIAL:
+        off = (((pid_b * tl.num_programs(1) + pid_d) * seqlen + t[:, None]) * dstate + offs_n[None, :]) * R + part
+        tl.store(ptr + off, vals, mask=mtn)
+    else:
+        off = ((pid_b * dstate + offs_n[None, :]) * seqlen + t[:, None]) * R + part
+        tl.atomic_add(ptr + off, vals, mask=mtn, sem="relaxed")
+
+
+@triton.jit
 def _scan_bwd_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dy_ptr, states_ptr,
     du_ptr, ddt_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, ddt_sum_ptr, ginit_ptr,
@@ -520,7 +534,7 @@ def _scan_bwd_kernel(
     B_LTI: tl.constexpr, C_LTI: tl.constexpr, DT_LTI: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     R: tl.constexpr, RB: tl.constexpr, RC: tl.constexpr, FAC: tl.constexpr, HAS_INIT: tl.constexpr,
-    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, PARTIAL: tl.constexpr,
 ):
     pid_b = tl.program_id(0).to(tl.int64)
     pid_d = tl.program_id(1)
@@ -682,19 +696,17 @@ def _scan_bwd_kernel(
             if B_COMPLEX:
                 dB_im += tl.sum(gB_im, axis=1)
         else:
-            sel_b = ((pid_b * dstate + offs_n[None, :]) * seqlen + t[:, None]) * RB
-            tl.atomic_add(dB_ptr + sel_b, tl.sum(gB_re, axis=0), mask=mtn, sem="relaxed")
+            _sel_grad_out(dB_ptr, tl.sum(gB_re, axis=0), pid_b, pid_d, offs_n, t, mtn, dstate, seqlen, RB, 0, PARTIAL)
             if B_COMPLEX:
-                tl.atomic_add(dB_ptr + sel_b + 1, tl.sum(gB_im, axis=0), mask=mtn, sem="relaxed")
+                _sel_grad_out(dB_ptr, tl.sum(gB_im, axis=0), pid_b, pid_d, offs_n, t, mtn, dstate, seqlen, RB, 1, PARTIAL)
         if C_LTI:
             dC_re += tl.sum(gC_re, axis=1)
             if C_COMPLEX:
                 dC_im += tl.sum(gC_im, axis=1)
         else:
-            sel_c = ((pid_b * dstate + offs_n[None, :]) * seqlen + t[:, None]) * RC
-            tl.atomic_add(dC_ptr + sel_c, tl.sum(gC_re, axis=0), mask=mtn, sem="relaxed")
+            _sel_grad_out(dC_ptr, tl.sum(gC_re, axis=0), pid_b, pid_d, offs_n, t, mtn, dstate, seqlen, RC, 0, PARTIAL)
             if C_COMPLEX:
-                tl.atomic_add(dC_ptr + sel_c + 1, tl.sum(gC_im, axis=0), mask=mtn, sem="relaxed")
+                _sel_grad_out(dC_ptr, tl.sum(gC_im, axis=0), pid_b, pid_d, offs_n, t, mtn, dstate, seqlen, RC, 1, PARTIAL)
 
     # per-(batch, segment) partial sums: dA, LTI dB/dC (batch, nseg, d, N[, 2]); dD, ddelta-sum (batch, nseg, d)
     tl.store(dA_ptr + pdn * R, dA_re, mask=mask_dn)
@@ -941,12 +953,20 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
     dz = torch.empty((batch, d, L), dtype=z.dtype, device=dev) if z is not None else du
     # partial sums per (batch, segment), summed below
     dA = torch.empty((batch, nseg, d, N, R), dtype=f32, device=dev)
-    dB = torch.zeros((batch, nseg, d, N, RB) if B_lti else (batch, N, L, RB), dtype=f32, device=dev)
-    dC = torch.zeros((batch, nseg, d, N, RC) if C_lti else (batch, N, L, RC), dtype=f32, device=dev)
+    nd = triton.cdiv(d, block_d)
+    # selective dB/dC: atomics into (batch, N, L), or per channel block (batch, nd, L, N) summed below
+    partial = cfg.bwd_partials
+
+    def sel_grad(r: int) -> Tensor:
+        if partial:
+            return torch.empty((batch, nd, L, N, r), dtype=f32, device=dev)
+        return torch.zeros((batch, N, L, r), dtype=f32, device=dev)
+
+    dB = torch.zeros((batch, nseg, d, N, RB), dtype=f32, device=dev) if B_lti else sel_grad(RB)
+    dC = torch.zeros((batch, nseg, d, N, RC), dtype=f32, device=dev) if C_lti else sel_grad(RC)
     dD = torch.empty((batch, nseg, d), dtype=f32, device=dev)
     ddt_sum = torch.empty((batch, nseg, d), dtype=f32, device=dev)
     dt_str = (0, delta.stride(0), 0) if dt_lti else _strides3(delta)
-    nd = triton.cdiv(d, block_d)
     ginit = dA
     if L > 0 and nseg > 1:
         # pass 1: adjoint at the start of every segment but the first, from zero at its end
@@ -980,11 +1000,14 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
             B_LTI=B_lti, C_LTI=C_lti, DT_LTI=dt_lti,
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
             SOFTPLUS=softplus, R=R, RB=RB, RC=RC, FAC=2.0 if is_complex else 1.0, HAS_INIT=nseg > 1,
-            BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l, num_warps=cfg.warps_bwd,
+            BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l, PARTIAL=partial, num_warps=cfg.warps_bwd,
         )
     else:
         for g in (dA, dB, dC, dD, ddt_sum):
             g.zero_()
+    if partial:  # (batch, nd, L, N, R) -> (batch, N, L, R)
+        dB = dB if B_lti else dB.sum(1).transpose(1, 2)
+        dC = dC if C_lti else dC.sum(1).transpose(1, 2)
 
     def as_param(g: Tensor, like: Tensor) -> Tensor:
         """fp32 (..., R) grad -> grad in like's dtype (complex when like is complex)."""

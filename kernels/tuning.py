@@ -41,6 +41,10 @@ class ScanConfig:
     #: two <= 8). 4 was 1.00-1.32x faster than 1 on every benchmark shape (H100; BENCHMARKS.md).
     #: Env: AUDIOMAMBA_SCAN_UNROLL.
     unroll: int = 4
+    #: selective dB/dC of the backward stored per channel block and summed in PyTorch, instead of
+    #: atomics into one (batch, N, L) buffer (costs batch·(d / BLOCK_D_BWD)·L·N floats per tensor).
+    #: Env: AUDIOMAMBA_SCAN_BWD_PARTIALS=1. Off until an H200 benchmark says it is faster.
+    bwd_partials: bool = False
 
     def __str__(self) -> str:
         s = f"{self.block_l},{self.block_d_fwd},{self.block_d_bwd},{self.warps_fwd},{self.warps_bwd}"
@@ -85,7 +89,9 @@ def pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanCon
     """
     cfg = _pick_config(batch, d, N, L, is_complex)
     unroll = _env_choice("AUDIOMAMBA_SCAN_UNROLL", (1, 2, 4, 8), "1, 2, 4 or 8 (steps unrolled per loop iteration)")
-    return replace(cfg, unroll=cfg.unroll if unroll is None else unroll)
+    partials = _env_choice("AUDIOMAMBA_SCAN_BWD_PARTIALS", (0, 1), "0 or 1 (1: selective dB/dC per channel block, no atomics)")
+    return replace(cfg, unroll=cfg.unroll if unroll is None else unroll,
+                   bwd_partials=cfg.bwd_partials if partials is None else bool(partials))
 
 
 def _env_choice(name: str, allowed, what: str) -> int | None:

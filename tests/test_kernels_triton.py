@@ -22,7 +22,8 @@ triton_scan = pytest.importorskip("audiomamba.kernels.triton_scan")
 ALL_OPTS = ("D", "z", "delta_bias", "delta_softplus")
 
 
-def run_both(args, opts, *, block_l=16, block_d=4, dtype=torch.float32, mixed=None, seg_l=0, seq=False):
+def run_both(args, opts, *, block_l=16, block_d=4, dtype=torch.float32, mixed=None, seg_l=0, seq=False,
+             partials=False):
     """Forward + backward through Triton and the sequential reference; returns both results."""
     u, delta, A, B, C, D, z, db = args
     if mixed == "dt_sel_bc_lti":  # selective delta with LTI B, C
@@ -36,7 +37,8 @@ def run_both(args, opts, *, block_l=16, block_d=4, dtype=torch.float32, mixed=No
     sp = "delta_softplus" in opts
     y_t, h_t = triton_scan.selective_scan_triton(
         **cast, delta_softplus=sp, return_last_state=True,
-        config=ScanConfig(block_l, block_d, max(1, block_d // 2), 4, 4, seg_l, seq, seg_l if seg_l else -1),
+        config=ScanConfig(block_l, block_d, max(1, block_d // 2), 4, 4, seg_l, seq, seg_l if seg_l else -1,
+                          bwd_partials=partials),
     )
     y_r, h_r = selective_scan_ref(**cast, delta_softplus=sp, return_last_state=True)
     gy = torch.randn(y_r.shape, generator=torch.Generator().manual_seed(1))
@@ -93,6 +95,17 @@ def test_triton_chunk_parallel_segments(cplx, lti, seq):
     chunk-scan forward and with the lane-per-channel sequential forward (sub-tiles of 8 steps)."""
     args = make_args(2, 5, 3, 50, cplx=cplx, lti=lti, seed=8)
     assert_match(*run_both(args, ALL_OPTS, block_d=2, seg_l=32, seq=seq))
+
+
+@pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])
+@pytest.mark.parametrize("seg_l", [0, 32], ids=["one-segment", "segments"])
+def test_triton_backward_partials_instead_of_atomics(cplx, seg_l):
+    """``bwd_partials``: selective dB/dC stored per channel block (d = 5 over blocks of 1, and 2 in the
+    mixed case) and summed in PyTorch give the reference's grads, with and without segments."""
+    args = make_args(2, 5, 3, 50, cplx=cplx, lti=False, seed=8)
+    assert_match(*run_both(args, ALL_OPTS, block_d=2, seg_l=seg_l, seq=True, partials=True))
+    args = make_args(2, 5, 3, 20, cplx=cplx, lti=False, seed=3)
+    assert_match(*run_both(args, ALL_OPTS, block_d=4, partials=True))
 
 
 def test_triton_mixed_selective_delta_lti_bc():
@@ -198,6 +211,12 @@ def test_scan_config_env_override_and_errors(monkeypatch):
         parse_config("64,2,1,4,4,32")  # segment shorter than a chunk
     assert pick_config(8, 128, 16, 131072, False).seg_l > 0  # long L: chunk-parallel segments
     assert pick_config(64, 2048, 16, 2048, False).seg_l == 0  # enough programs without segments
+    assert not pick_config(8, 128, 16, 4096, False).bwd_partials
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_PARTIALS", "1")
+    assert pick_config(8, 128, 16, 4096, False).bwd_partials
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_PARTIALS", "yes")
+    with pytest.raises(KernelError, match="AUDIOMAMBA_SCAN_BWD_PARTIALS"):
+        pick_config(8, 128, 16, 4096, False)
 
 
 @pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])
