@@ -6,7 +6,9 @@ classifier is trained (:func:`eval.train_classifier.fit_classifier`) on the clip
 speakers from every split except their validation split, selected on those speakers'
 validation-split clips (or every 10th of their clips where they have none), and tested on **all**
 clips of S, which it never heard. Writes ``OUT/loso.json`` (per-fold accuracy, per-digit accuracy,
-confusion, history), ``OUT/loso.md`` (the table) and ``OUT/loso.png`` (bar chart per speaker).
+confusion, history), ``OUT/loso.md`` (the table), ``OUT/loso.png`` (bar chart per speaker) and
+``OUT/probs-<speaker>.pt`` (the held-out clips' class probabilities and labels), which
+:func:`ensemble_accuracy` averages across runs.
 """
 
 from __future__ import annotations
@@ -137,6 +139,9 @@ def run_loso(
         fit = fit_classifier(waves[tr], labels[tr], waves[va], labels[va], cfg, model_cfg, aug, progress, console,
                              desc=f"fold {k}/{len(folds)}")
         acc, loss, pred = evaluate(fit.model, waves[te], labels[te])
+        with torch.no_grad():
+            probs = fit.model.features_and_probs(waves[te])[1].float().cpu()
+        torch.save({"probs": probs, "labels": labels[te].cpu()}, out / f"probs-{name}.pt")
         cm = confusion_matrix(pred, labels[te], len(DIGITS))
         per_digit = (cm.diag().float() / cm.sum(1).clamp_min(1).float()).tolist()
         rows.append({
@@ -167,6 +172,27 @@ def run_loso(
     (out / "loso.md").write_text(format_table(report) + "\n")
     plot_loso(report, out / "loso.png")
     return report
+
+
+def ensemble_accuracy(runs: list[str | Path]) -> dict[str, float]:
+    """Per held-out speaker, the accuracy of the mean class probabilities of several LOSO runs
+    (their ``probs-<speaker>.pt``; only speakers every run has), plus ``"mean"`` over them."""
+    runs = [Path(r) for r in runs]
+    names = [{f.stem[len("probs-"):] for f in r.glob("probs-*.pt")} for r in runs]
+    common = sorted(set.intersection(*names)) if names else []
+    if not common:
+        raise DataError(f"no held-out speaker with probs-<speaker>.pt in every one of {', '.join(map(str, runs))}: "
+                        "run classifier-loso into each folder first")
+    out: dict[str, float] = {}
+    for name in common:
+        parts = [torch.load(r / f"probs-{name}.pt", weights_only=True) for r in runs]
+        labels = parts[0]["labels"]
+        if any(not torch.equal(q["labels"], labels) for q in parts):
+            raise DataError(f"probs-{name}.pt: the runs tested different clips; use one data folder for all")
+        mean = torch.stack([q["probs"] for q in parts]).mean(0)
+        out[name] = (mean.argmax(-1) == labels).float().mean().item()
+    out["mean"] = sum(out.values()) / len(out)
+    return out
 
 
 def format_table(report: dict) -> str:

@@ -97,6 +97,27 @@ def test_classifier_loso_cli_writes_json_table_and_plot(sc09: Path, tmp_path: Pa
     assert report["augment_config"]["speed_prob"] > 0
     assert (out / "loso.md").read_text().startswith("| held-out speaker")
     assert (out / "loso.png").stat().st_size > 1000
+    # the held-out clips' probabilities: an ensemble of the run with itself is the run
+    from audiomamba.eval.loso import ensemble_accuracy
+
+    saved = torch.load(out / "probs-ann.pt", weights_only=True)
+    assert saved["probs"].shape == (30, 10) and saved["labels"].shape == (30,)
+    ens = ensemble_accuracy([out, out])
+    by_name = {f["speaker"]: f["accuracy"] for f in report["folds"]}
+    assert ens["ann"] == pytest.approx(by_name["ann"]) and ens["cat"] == pytest.approx(by_name["cat"])
+    # a second run that disagrees everywhere (probabilities rolled by one class, more confident)
+    # outvotes the first: the ensemble follows the mean of the probabilities
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("ann", "cat"):
+        part = torch.load(out / f"probs-{name}.pt", weights_only=True)
+        rolled = torch.nn.functional.one_hot((part["probs"].argmax(-1) + 1) % 10, 10).float() * 5
+        torch.save({"probs": rolled, "labels": part["labels"]}, other / f"probs-{name}.pt")
+    assert ensemble_accuracy([out, other])["ann"] == pytest.approx(
+        ((saved["probs"].argmax(-1) + 1) % 10 == saved["labels"]).float().mean().item())
+    capsys.readouterr()
+    main(["evaluate", "loso-ensemble", str(out), str(out)])
+    assert f"| ann | {100 * by_name['ann']:.2f} % |" in capsys.readouterr().out
 
 
 def test_classifier_loso_argument_errors(sc09: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

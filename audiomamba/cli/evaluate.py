@@ -194,7 +194,8 @@ def classifier_loso(
     label: str = typer.Option("", "--label", help="Name of this run in the JSON and the plot."),
 ) -> None:
     """Leave-one-speaker-out accuracy of the digit classifier: per speaker, train on the others and
-    test on all of that speaker's clips. Writes OUT/loso.json, OUT/loso.md and OUT/loso.png."""
+    test on all of that speaker's clips. Writes OUT/loso.json, OUT/loso.md, OUT/loso.png and the
+    held-out clips' probabilities OUT/probs-<speaker>.pt (for loso-ensemble)."""
     import torch
 
     from audiomamba.eval.loso import format_table, run_loso
@@ -209,6 +210,20 @@ def classifier_loso(
     typer.echo(format_table(report))
     typer.echo(f"mean leave-one-speaker-out accuracy {100 * report['mean_accuracy']:.2f}% "
                f"({report['wall_seconds']:.0f} s on {report['device']}); wrote {out}")
+
+
+@app.command("loso-ensemble")
+def loso_ensemble(
+    runs: list[Path] = typer.Argument(..., help="classifier-loso output folders (each with probs-<speaker>.pt)."),
+) -> None:
+    """Leave-one-speaker-out accuracy of the mean class probabilities of several classifier-loso runs
+    (seeds, front ends, augmentations), per held-out speaker that every run has."""
+    from audiomamba.eval.loso import ensemble_accuracy
+
+    acc = ensemble_accuracy(runs)
+    typer.echo("| held-out speaker | ensemble accuracy |\n| --- | ---: |")
+    for name, value in acc.items():
+        typer.echo(f"| {'**mean**' if name == 'mean' else name} | {100 * value:.2f} % |")
 
 
 @app.command("import-classifier")
