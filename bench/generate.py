@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import platform
 import shutil
 import tempfile
 import time
@@ -43,7 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from audiomamba.bench.device import free, is_oom, sync
+from audiomamba.bench.device import device_name, free, is_oom, sync
 
 import audiomamba.generate as _generate_pkg
 from audiomamba import kernels
@@ -71,6 +70,11 @@ class Row:
 def _model(preset: str, dev: torch.device) -> torch.nn.Module:
     torch.manual_seed(0)
     return build_model(load_model_preset(preset)).to(dev).eval()
+
+
+def _device_line(dev: torch.device, rest: str) -> str:
+    """The first line of every report: device, torch version, date, then ``rest``."""
+    return f"Device: {device_name(dev)}; torch {torch.__version__}; date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {rest}"
 
 
 def time_generate(model, n, seconds, batch, dev, graph, bf16, prompt_s=0.0) -> float:
@@ -146,10 +150,8 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
                 time_generate(m, b, 2 * step_period(m) / 16000, b, dev, graph, bf16)
             rows.append(Row(case, label, n_y, sec_y, time_generate(m, n_y, sec_y, n_y, dev, graph, bf16, prompt_y)))
             rows.append(Row(case, label, 1, sec_y, time_generate(m, 1, sec_y, 1, dev, graph, bf16, prompt_y)))
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
     lines = [
-        f"Device: {name}; torch {torch.__version__}; date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
-        f"precision {'bf16 autocast (fused kernels off)' if bf16 else 'fp32'}",
+        _device_line(dev, f"precision {'bf16 autocast (fused kernels off)' if bf16 else 'fp32'}"),
         f"Command: `{command}`",
         "",
         "| case | stepping | batch | audio per sample (s) | wall (s) | samples/s | × real time | note |",
@@ -352,12 +354,10 @@ def run_matrix(presets=MATRIX_PRESETS, blocks=MATRIX_BLOCKS, batches=MATRIX_BATC
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     with _fused(True):
         fusable = kernels.use_fused_step(torch.zeros(1, device=dev))
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
     header = [
-        f"Device: {name}; torch {torch.__version__}; date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
-        f"{'bf16 autocast' if bf16 else 'fp32'}; stepping: {'CUDA graphs' if dev.type == 'cuda' else 'eager'}, "
-        f"{'fused step kernels' if fusable and not bf16 else 'composed step'} "
-        f"(`mamba-s4` fused up to batch {_ssm.FUSED_COMPLEX_LTI_MAX_BATCH})",
+        _device_line(dev, f"{'bf16 autocast' if bf16 else 'fp32'}; stepping: {'CUDA graphs' if dev.type == 'cuda' else 'eager'}, "
+                     f"{'fused step kernels' if fusable and not bf16 else 'composed step'} "
+                     f"(`mamba-s4` fused up to batch {_ssm.FUSED_COMPLEX_LTI_MAX_BATCH})"),
         f"Command: `{command}`",
         "",
         "Random weights. wall = loading the weights onto the device + `generate_to_folder` (sampling, noise flags, "
@@ -441,10 +441,8 @@ def run_lti_cutoff(presets=LTI_PRESETS, batches=LTI_BATCHES, steps: int = 1024, 
     graph = dev.type == "cuda"
     with _fused(True):
         fusable = kernels.use_fused_step(torch.zeros(1, device=dev))
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
     lines = [
-        f"Device: {name}; torch {torch.__version__}; date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; fp32; "
-        f"{'CUDA graphs' if graph else 'eager'}",
+        _device_line(dev, f"fp32; {'CUDA graphs' if graph else 'eager'}"),
         f"Command: `{command}`",
         "",
         f"Every block `mamba-s4` (complex LTI), random weights; ms per full-rate step of the whole model over "
