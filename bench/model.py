@@ -555,6 +555,10 @@ def run_case(case: Case, device: torch.device, iters: int, max_seconds: float, p
     profiles: list[StepProfile] = []
     res = CompileResult(case.preset, case.batch, case.length) if compile else None
     step = None
+
+    def profile_mode(mode: str) -> None:
+        profiles.append(profile_step(step, case.preset, mode, profile_iters))
+        log(f"{case.preset}: {mode} profile " + _brief(profiles[-1]))
     try:
         step = TrainStep(case.preset, case.batch, case.length, device)
         if res is not None:  # the same weights and batch: eager, then compiled (its first call compiles)
@@ -574,15 +578,13 @@ def run_case(case: Case, device: torch.device, iters: int, max_seconds: float, p
             res.eager_ms, res.eager_peak = step.time(iters, max_seconds)
             log(f"{case.preset}: eager {res.eager_ms:.1f} ms/step")
         if profile:
-            profiles.append(profile_step(step, case.preset, "eager", profile_iters))
-            log(f"{case.preset}: eager profile " + _brief(profiles[-1]))
+            profile_mode("eager")
         if res is not None:
             step.use(compiled=True)
             res.compiled_ms, res.compiled_peak = step.time(iters, max_seconds)
             log(f"{case.preset}: compiled {res.compiled_ms:.1f} ms/step ({res.ratio:.2f}x eager's samples/s)")
             if profile:
-                profiles.append(profile_step(step, case.preset, "compiled", profile_iters))
-                log(f"{case.preset}: compiled profile " + _brief(profiles[-1]))
+                profile_mode("compiled")
         return profiles, res, ""
     except Exception as err:  # noqa: BLE001 - a failure becomes a note; the other model still runs
         note = _describe(err)
