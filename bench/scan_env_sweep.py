@@ -22,6 +22,7 @@ from audiomamba.bench.kernel import (
     copy_bandwidth,
     make_inputs,
     make_timer,
+    max_rel_diff,
     min_bytes,
     pass_fn,
 )
@@ -31,12 +32,11 @@ UNET_CASES = [Case(16, 256, 16, 4000, "selective-real"), Case(16, 512, 16, 1000,
 
 
 def _max_rel(outs: list) -> float:
-    """Largest relative difference of each value's outputs (a tensor or a tuple of grads) from the first's."""
+    """Largest :func:`max_rel_diff` of each value's outputs (a tensor or a tuple of grads) from the first's."""
     def flat(o):
         return [o] if hasattr(o, "float") else list(o)
     ref = flat(outs[0])
-    return max(float((a.float() - b.float()).abs().max() / (b.float().abs().max() + 1e-30))
-               for o in outs for a, b in zip(flat(o), ref, strict=True))
+    return max((max_rel_diff(a, b) for o in outs[1:] for a, b in zip(flat(o), ref, strict=True)), default=0.0)
 
 
 def main(var: str, values: list[str], backward: bool = False, quick: bool = False) -> None:
