@@ -138,9 +138,7 @@ def run_loso(
                       f"train {len(tr)}, validation {len(va)} clips of the other speakers")
         fit = fit_classifier(waves[tr], labels[tr], waves[va], labels[va], cfg, model_cfg, aug, progress, console,
                              desc=f"fold {k}/{len(folds)}")
-        acc, loss, pred = evaluate(fit.model, waves[te], labels[te])
-        with torch.no_grad():
-            probs = fit.model.features_and_probs(waves[te])[1].float().cpu()
+        acc, loss, pred, probs = evaluate(fit.model, waves[te], labels[te])
         torch.save({"probs": probs, "labels": labels[te].cpu()}, out / f"probs-{name}.pt")
         cm = confusion_matrix(pred, labels[te], len(DIGITS))
         per_digit = (cm.diag().float() / cm.sum(1).clamp_min(1).float()).tolist()

@@ -82,12 +82,14 @@ def sidecar_paths(ckpt: str | Path) -> tuple[Path, Path]:
 
 
 @torch.no_grad()
-def evaluate(model: DigitClassifier, waves: torch.Tensor, labels: torch.Tensor) -> tuple[float, float, torch.Tensor]:
-    """(accuracy, mean CE loss, predictions (N,)) of ``model`` on waves (N, T), labels (N,)."""
+def evaluate(model: DigitClassifier, waves: torch.Tensor,
+             labels: torch.Tensor) -> tuple[float, float, torch.Tensor, torch.Tensor]:
+    """(accuracy, mean CE loss, predictions (N,), class probabilities (N, classes)) of ``model`` on
+    waves (N, T), labels (N,)."""
     _, probs = model.features_and_probs(waves)
     pred = probs.argmax(-1)
     loss = F.nll_loss(probs.clamp_min(1e-12).log(), labels).item()
-    return (pred == labels).float().mean().item(), loss, pred
+    return (pred == labels).float().mean().item(), loss, pred, probs
 
 
 @dataclass
@@ -177,7 +179,7 @@ def fit_classifier(
                 correct += int((logits.argmax(-1) == y).sum())
                 seen += len(idx)
                 bar.update(task, advance=1, info=f"ep {epoch}/{cfg.epochs} loss {loss.item():.3f}")
-            val_acc, val_loss, _ = evaluate(model, val_w, val_y)
+            val_acc, val_loss, _, _ = evaluate(model, val_w, val_y)
             history.append(
                 {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
                  "val_acc": val_acc, "val_loss": val_loss}
@@ -228,7 +230,7 @@ def train_classifier(
 
     fit = fit_classifier(train_w, train_y, val_w, val_y, cfg, model_cfg, aug, progress, console)
     model = fit.model
-    test_acc, test_loss, test_pred = evaluate(model, test_w, test_y)
+    test_acc, test_loss, test_pred, _ = evaluate(model, test_w, test_y)
     cm = confusion_matrix(test_pred, test_y, len(DIGITS))
     json_path, png_path = sidecar_paths(out)
     report = {
