@@ -28,7 +28,8 @@ from dataclasses import dataclass
 class Variant:
     """One compile-time specialisation of a kernel."""
 
-    kernel: str  # "fwd", "seq" (sequential forward), "bwd", "bwdloc", "carry", "step", or a generation kernel
+    kernel: str  # "fwd", "seq" (sequential forward), "bwd", "bwdloop" (state-loop backward), "bwdloc", "carry",
+    # "step", or a generation kernel
     consts: tuple[tuple[str, object], ...]
     num_warps: int
 
@@ -39,7 +40,7 @@ class Variant:
 
 
 def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, warps: int = 1,
-             seq_d: int = 32) -> list[Variant]:
+             seq_d: int = 32, loop_chunk: int = 128) -> list[Variant]:
     """The specialisations to compile: all flag combinations the ops can produce, or a few."""
     out = []
     flag_sets = [(True, True, True, True), (False, False, False, False)]
@@ -69,6 +70,8 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                     out.append(Variant("seq", tuple(dict(fwd, BLOCK_D=seq_d, SUB_L=8, UNROLL=1).items()), seq_w))
                     out.append(Variant("seq", tuple(dict(fwd_loc, BLOCK_D=seq_d, SUB_L=8, UNROLL=1).items()), seq_w))
                     out.append(Variant("bwd", tuple(bwd.items()), warps))
+                    loop = {k: v for k, v in bwd.items() if k != "BLOCK_D"} | {"CHUNK": loop_chunk}
+                    out.append(Variant("bwdloop", tuple(loop.items()), warps))
                     out.append(Variant("bwdloc", tuple(bwd_loc.items()), warps))
     for cplx in (False, True):
         step = dict(IS_COMPLEX=cplx, B_COMPLEX=cplx, C_COMPLEX=cplx, HAS_D=True, HAS_Z=True, HAS_BIAS=not cplx,
@@ -111,6 +114,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     from . import triton_mamba_step, triton_norm_linear, triton_sample, triton_scan, triton_step
 
     fn = {"fwd": triton_scan._scan_fwd_kernel, "seq": triton_scan._scan_fwd_seq_kernel, "bwd": triton_scan._scan_bwd_kernel,
+          "bwdloop": triton_scan._scan_bwd_loop_kernel,
           "bwdloc": triton_scan._scan_bwd_local_kernel, "carry": triton_scan._seg_carry_kernel,
           "step": triton_step._step_kernel, "in_conv": triton_mamba_step._in_conv_kernel,
           "xproj": triton_mamba_step._xproj_kernel, "ssm": triton_mamba_step._ssm_kernel,
@@ -151,13 +155,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="compile a few representative variants only")
     parser.add_argument("--arch", type=int, default=90, help="CUDA compute capability, e.g. 90 for H100")
     parser.add_argument("--config", default="32,1,1,1,1", help="BLOCK_L,BLOCK_D_FWD,BLOCK_D_BWD,WARPS[,...]")
+    parser.add_argument("--loop-chunk", type=int, default=128, help="CHUNK of the state-loop backward")
+    parser.add_argument("--only", default="", help="compile only this kernel kind (e.g. bwdloop)")
     args = parser.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         print("unset TRITON_INTERPRET to compile the kernels", file=sys.stderr)
         return 2
     bl, fd, bd, w = (int(x) for x in args.config.split(",")[:4])
     failed = 0
-    for v in variants(args.quick, bl, fd, bd, w):
+    for v in variants(args.quick, bl, fd, bd, w, loop_chunk=args.loop_chunk):
+        if args.only and v.kernel != args.only:
+            continue
         try:
             print(f"ok    {v.label()}: {compile_variant(v, args.arch)}", flush=True)
         except Exception as err:  # noqa: BLE001 - report every failing variant, then fail

@@ -45,6 +45,14 @@ where dy_t is the grad reaching the SSM output (after the SiLU gate), f = 2 for 
 for real A (grads of complex tensors use PyTorch's convention ∂L/∂Re + i ∂L/∂Im). Selective
 dB/dC are summed over channels with atomics; LTI ones, dA, dD and the (d,) delta/bias grads are
 written per (batch element, segment) and summed in PyTorch.
+
+Two backward kernels compute this. The tile backward (:func:`_scan_bwd_kernel`) scans
+(BLOCK_D, BLOCK_L, N) tiles, and its sums over N cross lanes at every step. The state-loop backward
+(:func:`_scan_bwd_loop_kernel`, ``ScanConfig.bwd_loop``, the default for real A) gives each program
+one channel and 1-D tiles along L, and loops over the N states. The sums over N then add up in
+registers; the loads of u/Δ/B/C and the dB/dC atomics run along t and are coalesced. On an H200 it
+was 1.15-1.82x the tile backward's fwd+bwd on every selective shape, and 0.90x on complex LTI, which
+keeps the tile backward (BENCHMARKS.md, "State-loop backward").
 """
 
 from __future__ import annotations
@@ -726,6 +734,240 @@ def _scan_bwd_kernel(
 
 
 @triton.jit
+def _scan_bwd_loop_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dy_ptr, states_ptr,
+    du_ptr, ddt_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, ddt_sum_ptr, ginit_ptr,
+    dim, dstate, seqlen, nchunks, seg_chunks, nseg,
+    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
+    sB_b, sB_d, sB_n, sB_l, sC_b, sC_d, sC_n, sC_l,
+    sz_b, sz_d, sz_l, sdy_b, sdy_d, sdy_l,
+    IS_COMPLEX: tl.constexpr, B_COMPLEX: tl.constexpr, C_COMPLEX: tl.constexpr,
+    B_LTI: tl.constexpr, C_LTI: tl.constexpr, DT_LTI: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    R: tl.constexpr, RB: tl.constexpr, RC: tl.constexpr, FAC: tl.constexpr, HAS_INIT: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, CHUNK: tl.constexpr,
+):
+    """The state-loop backward (``ScanConfig.bwd_loop``): one program per (batch element, channel,
+    segment). It walks the segment's chunks of ``CHUNK`` steps from the right; within a chunk, its
+    tiles are 1-D along L (lanes along time, coalesced loads and dB/dC atomics), and it loops over
+    the N states: per state, a forward scan recomputes h_t from the saved chunk-start state and a
+    reverse scan gives the adjoint G_t. The sums over N (du, dΔ, y for the gate) accumulate in
+    registers across the loop, so no reduction crosses lanes per step; only the per-chunk carries and
+    dA (and LTI dB/dC) are reduced over the chunk. Same outputs as :func:`_scan_bwd_kernel`."""
+    pid_b = tl.program_id(0).to(tl.int64)
+    pid_d = tl.program_id(1)
+    pid_s = tl.program_id(2)
+    c0 = pid_s * seg_chunks
+    c1 = tl.minimum(c0 + seg_chunks, nchunks)
+    t_end = tl.minimum(c1 * BLOCK_L, seqlen)
+    offs = tl.arange(0, CHUNK)
+    offs_n = tl.arange(0, BLOCK_N)
+    mask_n = offs_n < dstate
+    first = offs == 0
+    # per-channel constants
+    Dv = 0.0
+    if HAS_D:
+        Dv = tl.load(D_ptr + pid_d).to(tl.float32)
+    bias = 0.0
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + pid_d).to(tl.float32)
+    dtc = 0.0
+    dtc_raw = 0.0
+    if DT_LTI:
+        dtc_raw = tl.load(dt_ptr + pid_b * sdt_b + pid_d * sdt_d).to(tl.float32) + bias
+        dtc = dtc_raw
+        if SOFTPLUS:
+            dtc = softplus(dtc_raw)
+    u_row = u_ptr + pid_b * su_b + pid_d * su_d
+    dt_row = dt_ptr + pid_b * sdt_b + pid_d * sdt_d
+    z_row = z_ptr + pid_b * sz_b + pid_d * sz_d
+    dy_row = dy_ptr + pid_b * sdy_b + pid_d * sdy_d
+    g_row = (pid_b * dim + pid_d) * seqlen
+    st_base = (pid_b * dim + pid_d) * nchunks * dstate * R
+    a_base = A_ptr + pid_d * sA_d
+    B_base = B_ptr + pid_b * sB_b + pid_d * sB_d
+    C_base = C_ptr + pid_b * sC_b + pid_d * sC_d
+    pdn = ((pid_b * nseg + pid_s) * dim + pid_d) * dstate + offs_n
+
+    # per-state carries and sums, (BLOCK_N,) vectors: the adjoint after the current chunk, dA, LTI dB/dC
+    G_re = tl.zeros((BLOCK_N,), tl.float32)
+    G_im = tl.zeros((BLOCK_N,), tl.float32)
+    if HAS_INIT:
+        G_re = tl.load(ginit_ptr + pdn * R, mask=mask_n, other=0.0)
+        if IS_COMPLEX:
+            G_im = tl.load(ginit_ptr + pdn * R + 1, mask=mask_n, other=0.0)
+    dA_re = tl.zeros((BLOCK_N,), tl.float32)
+    dA_im = tl.zeros((BLOCK_N,), tl.float32)
+    dB_re = tl.zeros((BLOCK_N,), tl.float32)
+    dB_im = tl.zeros((BLOCK_N,), tl.float32)
+    dC_re = tl.zeros((BLOCK_N,), tl.float32)
+    dC_im = tl.zeros((BLOCK_N,), tl.float32)
+    dD_acc = 0.0
+    ddt_acc = 0.0
+    SUB: tl.constexpr = CHUNK // BLOCK_L
+    nsub = tl.cdiv(c1 - c0, SUB)
+    for j in range(0, nsub):
+        cb = c0 + (nsub - 1 - j) * SUB          # saved-state index at this chunk's start
+        t = cb * BLOCK_L + offs
+        mask_t = t < t_end
+        u = tl.load(u_row + t * su_l, mask=mask_t, other=0.0).to(tl.float32)
+        dy = tl.load(dy_row + t * sdy_l, mask=mask_t, other=0.0).to(tl.float32)
+        dout = dy
+        if HAS_Z:
+            zz = tl.load(z_row + t * sz_l, mask=mask_t, other=0.0).to(tl.float32)
+            sg = tl.sigmoid(zz)
+            dout = dy * zz * sg
+        if DT_LTI:
+            dt = tl.where(mask_t, dtc, 0.0)
+            dt_raw = dtc_raw
+        else:
+            dt_raw = tl.load(dt_row + t * sdt_l, mask=mask_t, other=0.0).to(tl.float32) + bias
+            dt = dt_raw
+            if SOFTPLUS:
+                dt = softplus(dt_raw)
+            dt = tl.where(mask_t, dt, 0.0)
+            # Δ one step ahead (the decay a_{t+1} of the adjoint; past L it multiplies a zero adjoint)
+            t1 = t + 1
+            m1 = t1 < seqlen
+            dtn = tl.load(dt_row + t1 * sdt_l, mask=m1, other=0.0).to(tl.float32) + bias
+            if SOFTPLUS:
+                dtn = softplus(dtn)
+            dtn = tl.where(m1, dtn, 0.0)
+        du3 = dt * u
+        y = tl.zeros((CHUNK,), tl.float32)
+        s = tl.zeros((CHUNK,), tl.float32)
+        gA = tl.zeros((CHUNK,), tl.float32)
+        for n in range(0, dstate):
+            sel = offs_n == n
+            A_re = tl.load(a_base + n * sA_n).to(tl.float32)
+            A_im = 0.0
+            if IS_COMPLEX:
+                A_im = tl.load(a_base + n * sA_n + 1).to(tl.float32)
+            if B_LTI:
+                B_re = tl.load(B_base + n * sB_n).to(tl.float32)
+                B_im = 0.0
+                if B_COMPLEX:
+                    B_im = tl.load(B_base + n * sB_n + 1).to(tl.float32)
+            else:
+                B_re = tl.load(B_base + n * sB_n + t * sB_l, mask=mask_t, other=0.0).to(tl.float32)
+                B_im = tl.zeros_like(B_re)
+                if B_COMPLEX:
+                    B_im = tl.load(B_base + n * sB_n + t * sB_l + 1, mask=mask_t, other=0.0).to(tl.float32)
+            if C_LTI:
+                C_re = tl.load(C_base + n * sC_n).to(tl.float32)
+                C_im = 0.0
+                if C_COMPLEX:
+                    C_im = tl.load(C_base + n * sC_n + 1).to(tl.float32)
+            else:
+                C_re = tl.load(C_base + n * sC_n + t * sC_l, mask=mask_t, other=0.0).to(tl.float32)
+                C_im = tl.zeros_like(C_re)
+                if C_COMPLEX:
+                    C_im = tl.load(C_base + n * sC_n + t * sC_l + 1, mask=mask_t, other=0.0).to(tl.float32)
+            h0_re = tl.load(states_ptr + st_base + (cb * dstate + n) * R)
+            h0_im = 0.0
+            if IS_COMPLEX:
+                h0_im = tl.load(states_ptr + st_base + (cb * dstate + n) * R + 1)
+            a_re, a_im = exp_dtA(dt, A_re, A_im, IS_COMPLEX)
+            if DT_LTI:
+                al_re, al_im = exp_dtA(dtc, A_re, A_im, IS_COMPLEX)
+                al_re = tl.zeros_like(dt) + al_re
+                al_im = tl.zeros_like(dt) - al_im
+            else:
+                al_re, al_im = exp_dtA(dtn, A_re, A_im, IS_COMPLEX)
+                al_im = -al_im
+            b_re = du3 * B_re
+            cc_re = FAC * dout * C_re
+            # states of the chunk from its start state; adjoint from the carry after the chunk
+            Gn_re = tl.sum(tl.where(sel, G_re, 0.0), axis=0)
+            if IS_COMPLEX:
+                b_im = du3 * B_im
+                pa_re, pa_im, pb_re, pb_im = tl.associative_scan((a_re, a_im, b_re, b_im), 0, _combine_complex)
+                h_re = pb_re + pa_re * h0_re - pa_im * h0_im
+                h_im = pb_im + pa_re * h0_im + pa_im * h0_re
+                cc_im = -FAC * dout * C_im
+                ra_re, ra_im, rb_re, rb_im = tl.associative_scan(
+                    (al_re, al_im, cc_re, cc_im), 0, _combine_complex, reverse=True
+                )
+                Gn_im = tl.sum(tl.where(sel, G_im, 0.0), axis=0)
+                g_re = rb_re + ra_re * Gn_re - ra_im * Gn_im
+                g_im = rb_im + ra_re * Gn_im + ra_im * Gn_re
+                if HAS_Z:
+                    y += 2.0 * (C_re * h_re - C_im * h_im)
+                s += g_re * B_re + g_im * B_im
+                hm_re = h_re - b_re
+                hm_im = h_im - b_im
+                w_re = g_re * hm_re + g_im * hm_im
+                w_im = g_im * hm_re - g_re * hm_im
+                gA += A_re * w_re + A_im * w_im
+                dA_im += tl.where(sel, tl.sum(dt * w_im, axis=0), 0.0)
+                G_im = tl.where(sel, tl.sum(tl.where(first, g_im, 0.0), axis=0), G_im)
+                gB_im = g_im * du3
+                gC_im = -FAC * dout * h_im
+            else:
+                pa, pb = tl.associative_scan((a_re, b_re), 0, _combine_real)
+                h_re = pb + pa * h0_re
+                ra, rb = tl.associative_scan((al_re, cc_re), 0, _combine_real, reverse=True)
+                g_re = rb + ra * Gn_re
+                if HAS_Z:
+                    y += C_re * h_re
+                s += g_re * B_re
+                w_re = g_re * (h_re - b_re)
+                gA += A_re * w_re
+            dA_re += tl.where(sel, tl.sum(dt * w_re, axis=0), 0.0)
+            G_re = tl.where(sel, tl.sum(tl.where(first, g_re, 0.0), axis=0), G_re)
+            gB_re = g_re * du3
+            gC_re = FAC * dout * h_re
+            # B, C: LTI -> sums over L per state; selective -> atomics over channels, along t
+            if B_LTI:
+                dB_re += tl.where(sel, tl.sum(gB_re, axis=0), 0.0)
+                if B_COMPLEX:
+                    dB_im += tl.where(sel, tl.sum(gB_im, axis=0), 0.0)
+            else:
+                off = ((pid_b * dstate + n) * seqlen + t) * RB
+                tl.atomic_add(dB_ptr + off, gB_re, mask=mask_t, sem="relaxed")
+                if B_COMPLEX:
+                    tl.atomic_add(dB_ptr + off + 1, gB_im, mask=mask_t, sem="relaxed")
+            if C_LTI:
+                dC_re += tl.where(sel, tl.sum(gC_re, axis=0), 0.0)
+                if C_COMPLEX:
+                    dC_im += tl.where(sel, tl.sum(gC_im, axis=0), 0.0)
+            else:
+                off = ((pid_b * dstate + n) * seqlen + t) * RC
+                tl.atomic_add(dC_ptr + off, gC_re, mask=mask_t, sem="relaxed")
+                if C_COMPLEX:
+                    tl.atomic_add(dC_ptr + off + 1, gC_im, mask=mask_t, sem="relaxed")
+        if HAS_Z:
+            out = y + Dv * u
+            dz = dy * out * sg * (1.0 + zz * (1.0 - sg))
+            tl.store(dz_ptr + g_row + t, dz.to(dz_ptr.dtype.element_ty), mask=mask_t)
+        dD_acc += tl.sum(dout * u, axis=0)
+        du = dt * s + dout * Dv
+        tl.store(du_ptr + g_row + t, du.to(du_ptr.dtype.element_ty), mask=mask_t)
+        gdt = u * s + gA
+        if SOFTPLUS:
+            gdt = gdt * tl.sigmoid(dt_raw)
+        gdt = tl.where(mask_t, gdt, 0.0)
+        ddt_acc += tl.sum(gdt, axis=0)
+        if not DT_LTI:
+            tl.store(ddt_ptr + g_row + t, gdt.to(ddt_ptr.dtype.element_ty), mask=mask_t)
+
+    tl.store(dA_ptr + pdn * R, dA_re, mask=mask_n)
+    if IS_COMPLEX:
+        tl.store(dA_ptr + pdn * R + 1, dA_im, mask=mask_n)
+    if B_LTI:
+        tl.store(dB_ptr + pdn * RB, dB_re, mask=mask_n)
+        if B_COMPLEX:
+            tl.store(dB_ptr + pdn * RB + 1, dB_im, mask=mask_n)
+    if C_LTI:
+        tl.store(dC_ptr + pdn * RC, dC_re, mask=mask_n)
+        if C_COMPLEX:
+            tl.store(dC_ptr + pdn * RC + 1, dC_im, mask=mask_n)
+    row = (pid_b * nseg + pid_s) * dim + pid_d
+    tl.store(dD_ptr + row, dD_acc)
+    tl.store(ddt_sum_ptr + row, ddt_acc)
+
+
+@triton.jit
 def _scan_bwd_local_kernel(
     dt_ptr, A_ptr, C_ptr, z_ptr, bias_ptr, dy_ptr, gloc_ptr, dsum_ptr,
     dim, dstate, seqlen, nchunks, seg_chunks, nseg, s_base,
@@ -934,9 +1176,15 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
     """The backward launches: grads of (u, delta, A, B, C, D, z, delta_bias), None for an absent input."""
     block_l, block_d = cfg.block_l, cfg.block_d_bwd
     batch, d, L = u.shape
+    # the state-loop backward: one channel per program, chunks of `chunk` steps (a multiple of block_l)
+    chunk = max(cfg.bwd_loop, block_l) if cfg.bwd_loop else 0
+    if chunk:
+        block_d = 1
     seg_l = cfg.seg_l_bwd
     if seg_l < 0:
         seg_l = pick_seg_l(batch, d, L, block_l, block_d)
+    if chunk and seg_l:
+        seg_l = max(seg_l, chunk)
     seg_chunks, nseg = _segments(replace(cfg, seg_l=seg_l), nchunks)
     N = A.shape[1]
     dev = u.device
@@ -955,7 +1203,7 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
     dA = torch.empty((batch, nseg, d, N, R), dtype=f32, device=dev)
     nd = triton.cdiv(d, block_d)
     # selective dB/dC: atomics into (batch, N, L), or per channel block (batch, nd, L, N) summed below
-    partial = cfg.bwd_partials
+    partial = cfg.bwd_partials and not chunk
 
     def sel_grad(r: int) -> Tensor:
         if partial:
@@ -987,7 +1235,7 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
         _carry(gloc, dsum, A_v, ginit, batch, d, N, nseg, is_complex, reverse=True)
     if L > 0:
         # pass 3: every segment, in parallel, from its incoming adjoint
-        _scan_bwd_kernel[(batch, nd, nseg)](
+        args = (
             u, delta, A_v, B_v, C_v,
             D if D is not None else u, z if z is not None else u,
             delta_bias if delta_bias is not None else u, dy, states,
@@ -996,12 +1244,18 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
             *_strides3(u), *dt_str, A_v.stride(0), A_v.stride(1),
             *_bc_strides(B_v, B_lti), *_bc_strides(C_v, C_lti),
             *_strides3(z), *_strides3(dy),
+        )
+        flags = dict(
             IS_COMPLEX=is_complex, B_COMPLEX=B.is_complex(), C_COMPLEX=C.is_complex(),
             B_LTI=B_lti, C_LTI=C_lti, DT_LTI=dt_lti,
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
             SOFTPLUS=softplus, R=R, RB=RB, RC=RC, FAC=2.0 if is_complex else 1.0, HAS_INIT=nseg > 1,
-            BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l, PARTIAL=partial, num_warps=cfg.warps_bwd,
+            BLOCK_N=_block_n(N), BLOCK_L=block_l, num_warps=cfg.warps_bwd,
         )
+        if chunk:
+            _scan_bwd_loop_kernel[(batch, d, nseg)](*args, CHUNK=chunk, **flags)
+        else:
+            _scan_bwd_kernel[(batch, nd, nseg)](*args, BLOCK_D=block_d, PARTIAL=partial, **flags)
     else:
         for g in (dA, dB, dC, dD, ddt_sum):
             g.zero_()

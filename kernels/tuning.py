@@ -1,8 +1,9 @@
 """Launch configuration of the Triton scan kernels (block sizes, warps, segments), with an env override.
 
-``AUDIOMAMBA_SCAN_CONFIG="BLOCK_L,BLOCK_D_FWD,BLOCK_D_BWD,WARPS_FWD,WARPS_BWD[,SEG_L][,seq]"``
+``AUDIOMAMBA_SCAN_CONFIG="BLOCK_L,BLOCK_D_FWD,BLOCK_D_BWD,WARPS_FWD,WARPS_BWD[,SEG_L][,seq][,loopCHUNK]"``
 (powers of two; SEG_L = 0 or left out: one forward segment; ``seq``: the sequential lane-per-channel
-forward, BLOCK_D_FWD = 32 · WARPS_FWD) overrides the heuristic, for tuning on a new GPU
+forward, BLOCK_D_FWD = 32 · WARPS_FWD; ``loopCHUNK``: the state-loop backward over chunks of CHUNK
+steps, else the tile backward) overrides the heuristic, for tuning on a new GPU
 (``audiomamba bench kernel --sweep`` times a few).
 
 SEG_L is the segment length of the chunk-parallel forward: L is cut into segments of SEG_L steps
@@ -11,7 +12,10 @@ pass). The backward picks its own segment count (:func:`pick_seg_l`) unless ``se
 BLOCK_L is the chunk of the backward's scan and the spacing of the states the forward saves for it.
 
 Measured on an H100 (fp32, N = 16): the sequential forward with 32 lanes and 1 warp, segments of
-256-1024 steps, and a 1-warp backward over (1, 32, N) tiles were the fastest of the configs tried.
+256-1024 steps, and a 1-warp backward over (1, 32, N) tiles were the fastest of the configs tried;
+on an H200 (2026-12-02) the state-loop backward (``bwd_loop``) beat the tile one for real A.
+``AUDIOMAMBA_SCAN_CONFIG`` gives the tile backward unless it ends in ``loopCHUNK`` or
+``AUDIOMAMBA_SCAN_BWD_LOOP`` is set.
 """
 
 from __future__ import annotations
@@ -45,12 +49,16 @@ class ScanConfig:
     #: atomics into one (batch, N, L) buffer (costs batch·(d / BLOCK_D_BWD)·L·N floats per tensor).
     #: Env: AUDIOMAMBA_SCAN_BWD_PARTIALS=1. Off until an H200 benchmark says it is faster.
     bwd_partials: bool = False
+    #: chunk length (steps) of the state-loop backward (:func:`kernels.triton_scan._scan_bwd_loop_kernel`:
+    #: one channel per program, lanes along L, a loop over the N states); 0 = the tile backward.
+    #: Env: AUDIOMAMBA_SCAN_BWD_LOOP=0|64|128|256|512.
+    bwd_loop: int = 0
 
     def __str__(self) -> str:
         s = f"{self.block_l},{self.block_d_fwd},{self.block_d_bwd},{self.warps_fwd},{self.warps_bwd}"
         if self.seg_l or self.seq_fwd:
             s += f",{self.seg_l}"
-        return s + (",seq" if self.seq_fwd else "")
+        return s + (",seq" if self.seq_fwd else "") + (f",loop{self.bwd_loop}" if self.bwd_loop else "")
 
 
 def _pow2(x: int) -> bool:
@@ -60,6 +68,10 @@ def _pow2(x: int) -> bool:
 def parse_config(text: str) -> ScanConfig:
     """Parse "BLOCK_L,BLOCK_D_FWD,BLOCK_D_BWD,WARPS_FWD,WARPS_BWD[,SEG_L]" into a :class:`ScanConfig`."""
     parts = text.split(",")
+    loop = 0
+    if parts[-1].strip().startswith("loop"):
+        tail = parts.pop().strip()[4:]
+        loop = int(tail) if tail.isdigit() and _pow2(int(tail)) else -1
     seq = parts[-1].strip() == "seq"
     if seq:
         parts = parts[:-1]
@@ -69,13 +81,15 @@ def parse_config(text: str) -> ScanConfig:
         vals = []
     if len(vals) == 6 and vals[5] == 0:
         vals = vals[:5]
-    if len(vals) not in (5, 6) or not all(_pow2(v) for v in vals) or (len(vals) == 6 and vals[5] < vals[0]):
+    if (len(vals) not in (5, 6) or not all(_pow2(v) for v in vals) or (len(vals) == 6 and vals[5] < vals[0])
+            or loop < 0):
         raise KernelError(
             f"bad scan config {text!r} in AUDIOMAMBA_SCAN_CONFIG: give 5 or 6 powers of two "
-            "BLOCK_L,BLOCK_D_FWD,BLOCK_D_BWD,WARPS_FWD,WARPS_BWD[,SEG_L >= BLOCK_L] such as 64,4,2,4,4,2048"
+            "BLOCK_L,BLOCK_D_FWD,BLOCK_D_BWD,WARPS_FWD,WARPS_BWD[,SEG_L >= BLOCK_L][,seq][,loopCHUNK] "
+            "such as 64,4,2,4,4,2048 or 32,32,1,1,1,256,seq,loop128"
         )
     cfg = ScanConfig(*vals)
-    return ScanConfig(*vals[:5], cfg.seg_l, seq) if seq else cfg
+    return ScanConfig(*vals[:5], cfg.seg_l, seq, bwd_loop=loop)
 
 
 def pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanConfig:
@@ -83,15 +97,19 @@ def pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanCon
     an H100, see ``bench/kernel.py``).
 
     N <= 16: the sequential forward (one lane per channel, 32 channels and 1 warp per program, L cut
-    into segments so that there are enough programs) and a 1-warp backward over (1, 32, N) tiles
-    (its own segment count: only when batch · d programs are too few). Larger N (S4-style blocks):
+    into segments so that there are enough programs) and a 1-warp backward with its own segment
+    count (only when batch · d programs are too few): for real A the state-loop backward over
+    chunks of 128 steps, for complex A the tile backward over (1, 32, N) tiles. Larger N (S4-style blocks):
     the chunk-scan kernels over (BLOCK_D, BLOCK_L, N) tiles of ~1024 elements with 4-8 warps.
     """
     cfg = _pick_config(batch, d, N, L, is_complex)
     unroll = _env_choice("AUDIOMAMBA_SCAN_UNROLL", (1, 2, 4, 8), "1, 2, 4 or 8 (steps unrolled per loop iteration)")
     partials = _env_choice("AUDIOMAMBA_SCAN_BWD_PARTIALS", (0, 1), "0 or 1 (1: selective dB/dC per channel block, no atomics)")
+    loop = _env_choice("AUDIOMAMBA_SCAN_BWD_LOOP", (0, 64, 128, 256, 512),
+                       "0, 64, 128, 256 or 512 (chunk of the state-loop backward; 0 = the tile backward)")
     return replace(cfg, unroll=cfg.unroll if unroll is None else unroll,
-                   bwd_partials=cfg.bwd_partials if partials is None else bool(partials))
+                   bwd_partials=cfg.bwd_partials if partials is None else bool(partials),
+                   bwd_loop=cfg.bwd_loop if loop is None else loop)
 
 
 def _env_choice(name: str, allowed, what: str) -> int | None:
@@ -113,7 +131,9 @@ def _pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanCo
     if n_pad <= 16:
         block_l = min(32, l_pad)
         seg = pick_seg_l(batch, d, L, block_l, SEQ_LANES, SEQ_TARGET_PROGRAMS)
-        return ScanConfig(block_l, SEQ_LANES, 1, 1, 1, seg, True)
+        # real A: the state-loop backward (1.15-1.82x the tile backward's fwd+bwd on every selective
+        # benchmark shape, H200); complex A keeps the tile backward (the loop was 0.90x there)
+        return ScanConfig(block_l, SEQ_LANES, 1, 1, 1, seg, True, bwd_loop=0 if is_complex else BWD_LOOP_CHUNK)
     block_l = max(16, min(64, 1024 // n_pad, l_pad))
     tile = n_pad * block_l
     fwd_d = max(1, (1024 if is_complex else 2048) // tile)
@@ -126,6 +146,8 @@ def _pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanCo
     return ScanConfig(block_l, fwd_d, bwd_d, warps, warps, pick_seg_l(batch, d, L, block_l, fwd_d))
 
 
+#: chunk of the state-loop backward by default (128 beat 64 and 256 on every selective shape, H200 2026-12-02)
+BWD_LOOP_CHUNK = 128
 #: channels (lanes) per program of the sequential forward, and the programs it aims at
 SEQ_LANES = 32
 SEQ_TARGET_PROGRAMS = 4096

@@ -23,7 +23,7 @@ ALL_OPTS = ("D", "z", "delta_bias", "delta_softplus")
 
 
 def run_both(args, opts, *, block_l=16, block_d=4, dtype=torch.float32, mixed=None, seg_l=0, seq=False,
-             partials=False):
+             partials=False, loop=0):
     """Forward + backward through Triton and the sequential reference; returns both results."""
     u, delta, A, B, C, D, z, db = args
     if mixed == "dt_sel_bc_lti":  # selective delta with LTI B, C
@@ -38,7 +38,7 @@ def run_both(args, opts, *, block_l=16, block_d=4, dtype=torch.float32, mixed=No
     y_t, h_t = triton_scan.selective_scan_triton(
         **cast, delta_softplus=sp, return_last_state=True,
         config=ScanConfig(block_l, block_d, max(1, block_d // 2), 4, 4, seg_l, seq, seg_l if seg_l else -1,
-                          bwd_partials=partials),
+                          bwd_partials=partials, bwd_loop=loop),
     )
     y_r, h_r = selective_scan_ref(**cast, delta_softplus=sp, return_last_state=True)
     gy = torch.randn(y_r.shape, generator=torch.Generator().manual_seed(1))
@@ -106,6 +106,35 @@ def test_triton_backward_partials_instead_of_atomics(cplx, seg_l):
     assert_match(*run_both(args, ALL_OPTS, block_d=2, seg_l=seg_l, seq=True, partials=True))
     args = make_args(2, 5, 3, 20, cplx=cplx, lti=False, seed=3)
     assert_match(*run_both(args, ALL_OPTS, block_d=4, partials=True))
+
+
+@pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])
+@pytest.mark.parametrize("lti", [False, True], ids=["selective", "lti"])
+@pytest.mark.parametrize(
+    "L,seg_l,loop,opts",
+    [(1, 0, 32, ALL_OPTS), (37, 0, 32, ALL_OPTS), (37, 0, 16, OPTS[2]), (50, 32, 32, ALL_OPTS),
+     (70, 64, 32, OPTS[3]), (50, 0, 64, ())],
+    ids=["L1", "L37-sub2", "L37-sub1-D-softplus", "L50-seg32", "L70-seg64-sub2-z-bias", "L50-chunk64-none"],
+)
+def test_triton_state_loop_backward(cplx, lti, L, seg_l, loop, opts):
+    """``bwd_loop``: the state-loop backward (one channel per program, chunks of ``loop`` steps =
+    1 or 2 of the forward's saved chunks of 16, a loop over N = 3 states) gives the reference's grads,
+    in one segment and in segments (with the local pass and the carry), with partial last chunks."""
+    args = make_args(2, 5, 3, L, cplx=cplx, lti=lti, seed=11)
+    assert_match(*run_both(args, opts, block_d=2, seg_l=seg_l, seq=True, loop=loop))
+
+
+def test_triton_state_loop_backward_mixed_and_strided():
+    """The state-loop backward with selective Δ and LTI B/C, complex A with real B/C, strided u/z/B."""
+    args = make_args(2, 4, 4, 19, cplx=True, lti=False, seed=4)
+    assert_match(*run_both(args, ALL_OPTS, mixed="dt_sel_bc_lti", loop=32))
+    u, delta, A, B, C, D, z, db = make_args(2, 4, 4, 19, cplx=True, lti=False, seed=5)
+    assert_match(*run_both((u, delta, A, B.real.contiguous(), C.real.contiguous(), D, z, db), ALL_OPTS, loop=32))
+    u, delta, A, B, C, D, z, db = make_args(2, 4, 4, 21, cplx=False, lti=False, seed=6)
+    u_s = u.transpose(1, 2).contiguous().transpose(1, 2)
+    z_s = z.transpose(1, 2).contiguous().transpose(1, 2)
+    B_s = B.transpose(1, 2).contiguous().transpose(1, 2)
+    assert_match(*run_both((u_s, delta, A, B_s, C, D, z_s, db), ALL_OPTS, loop=32))
 
 
 def test_triton_mixed_selective_delta_lti_bc():
@@ -212,6 +241,21 @@ def test_scan_config_env_override_and_errors(monkeypatch):
     assert pick_config(8, 128, 16, 131072, False).seg_l > 0  # long L: chunk-parallel segments
     assert pick_config(64, 2048, 16, 2048, False).seg_l == 0  # enough programs without segments
     assert not pick_config(8, 128, 16, 4096, False).bwd_partials
+    # the state-loop backward: default for real A, not complex; env and config-string overrides
+    assert pick_config(16, 128, 16, 16000, False).bwd_loop == 128
+    assert pick_config(16, 128, 16, 16000, True).bwd_loop == 0
+    assert parse_config("32,32,1,1,1,256,seq,loop64") == ScanConfig(32, 32, 1, 1, 1, 256, True, bwd_loop=64)
+    assert str(parse_config("32,32,1,1,1,256,seq,loop64")) == "32,32,1,1,1,256,seq,loop64"
+    with pytest.raises(KernelError, match="AUDIOMAMBA_SCAN_CONFIG"):
+        parse_config("32,32,1,1,1,256,seq,loop3")
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_LOOP", "0")
+    assert pick_config(16, 128, 16, 16000, False).bwd_loop == 0
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_LOOP", "256")
+    assert pick_config(16, 128, 16, 16000, True).bwd_loop == 256
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_LOOP", "100")
+    with pytest.raises(KernelError, match="AUDIOMAMBA_SCAN_BWD_LOOP"):
+        pick_config(8, 128, 16, 4096, False)
+    monkeypatch.delenv("AUDIOMAMBA_SCAN_BWD_LOOP")
     monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_PARTIALS", "1")
     assert pick_config(8, 128, 16, 4096, False).bwd_partials
     monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_PARTIALS", "yes")
