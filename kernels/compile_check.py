@@ -73,6 +73,10 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                     loop = {k: v for k, v in bwd.items() if k != "BLOCK_D"} | {"CHUNK": loop_chunk}
                     out.append(Variant("bwdloop", tuple(loop.items()), warps))
                     out.append(Variant("bwdloc", tuple(bwd_loc.items()), warps))
+    for bias in (True, False):
+        conv = dict(K=4, HAS_BIAS=bias, BLOCK_L=64, BLOCK_E=32)
+        out.append(Variant("conv_fwd", tuple(conv.items()), 4))
+        out.append(Variant("conv_bwd", tuple(dict(conv, BLOCK_L=16).items()), 4))
     for cplx in (False, True):
         step = dict(IS_COMPLEX=cplx, B_COMPLEX=cplx, C_COMPLEX=cplx, HAS_D=True, HAS_Z=True, HAS_BIAS=not cplx,
                     SOFTPLUS=not cplx, BLOCK_D=16, BLOCK_N=16)
@@ -111,7 +115,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from . import triton_mamba_step, triton_norm_linear, triton_sample, triton_scan, triton_step
+    from . import triton_conv, triton_mamba_step, triton_norm_linear, triton_sample, triton_scan, triton_step
 
     fn = {"fwd": triton_scan._scan_fwd_kernel, "seq": triton_scan._scan_fwd_seq_kernel, "bwd": triton_scan._scan_bwd_kernel,
           "bwdloop": triton_scan._scan_bwd_loop_kernel,
@@ -120,7 +124,8 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "xproj": triton_mamba_step._xproj_kernel, "ssm": triton_mamba_step._ssm_kernel,
           "ssm_lti": triton_mamba_step._ssm_lti_kernel,
           "out_proj": triton_mamba_step._out_proj_kernel, "norm_linear": triton_norm_linear._norm_linear_kernel,
-          "sample": triton_sample._sample_kernel}[v.kernel]
+          "sample": triton_sample._sample_kernel, "conv_fwd": triton_conv._conv_fwd_kernel,
+          "conv_bwd": triton_conv._conv_bwd_kernel}[v.kernel]
     consts = dict(v.consts)
     special = {"forced_ptr": "*i64", "token_ptr": "*i64", "force_ptr": "*i1", "eps": "fp32", "temperature": "fp32"}
     sig = {}

@@ -24,6 +24,8 @@ from torch import Tensor, nn
 
 from audiomamba import kernels
 from audiomamba.errors import ConfigError
+from audiomamba.kernels.backend import use_triton
+from audiomamba.kernels.triton_conv import causal_conv1d_silu, fused_conv_enabled
 from audiomamba.model.config import BLOCK_NAMES, ModelConfig
 from audiomamba.model.ssm import S6, S4Complex, S4Real, SSMLayer
 
@@ -170,8 +172,14 @@ class MambaMixer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """x (B, L, H) -> (B, L, H)."""
         L = x.shape[1]
-        u, z = self.in_proj(x).transpose(1, 2).chunk(2, dim=1)  # (B, d_inner, L) each
-        u = F.silu(self.conv1d(u)[..., :L])
+        xz = self.in_proj(x)
+        if fused_conv_enabled() and use_triton(xz):
+            # AUDIOMAMBA_FUSED_CONV=1: conv + SiLU in one Triton kernel, straight from the (B, L, 2E) layout
+            u = causal_conv1d_silu(xz[..., : self.d_inner], self.conv1d.weight[:, 0, :], self.conv1d.bias)
+            z = xz[..., self.d_inner :].transpose(1, 2)
+        else:
+            u, z = xz.transpose(1, 2).chunk(2, dim=1)  # (B, d_inner, L) each
+            u = F.silu(self.conv1d(u)[..., :L])
         y = self.ssm(u.contiguous(), z.contiguous())
         return self.out_proj(y.transpose(1, 2))
 

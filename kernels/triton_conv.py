@@ -1,0 +1,150 @@
+"""Causal depthwise Conv1d + SiLU for the Mamba block's training forward, in Triton (issue 14).
+
+The block computes ``u = silu(conv1d(x)[..., :L])`` on ``x = in_proj(h)[..., :E]``, which PyTorch does as
+a transpose, a padded depthwise convolution of L + k - 1 outputs, a slice, a SiLU and a copy to
+contiguous (several launches, and cuDNN's slow depthwise weight gradient in the backward). Here:
+
+- :func:`_conv_fwd_kernel` reads x straight from the in_proj output (B, L, E) (a strided view), sums
+  the k taps, adds the bias, applies SiLU and writes u (B, E, L) contiguous, as the scan wants it.
+- :func:`_conv_bwd_kernel` recomputes the pre-activations it needs (the k taps again, no saved
+  activations), writes dx (B, L, E), and per-program partial sums of dweight and dbias, which
+  PyTorch adds.
+
+Tiles are (BLOCK_L, BLOCK_E); the k shifted loads of a tile hit the cache. :func:`causal_conv1d_silu`
+is the autograd wrapper; :func:`causal_conv1d_silu_ref` is the PyTorch definition it must match.
+Off by default until a GPU benchmark says it is faster: ``AUDIOMAMBA_FUSED_CONV=1`` turns it on in
+``MambaMixer`` (``audiomamba/model/blocks.py``) for CUDA tensors.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+import triton
+import triton.language as tl
+from torch import Tensor
+
+BLOCK_L = 64
+BLOCK_E = 32
+#: the backward's tile is shorter: it recomputes k pre-activation tiles (sm_90: 64 x 32 spilled)
+BWD_BLOCK_L = 16
+
+
+def fused_conv_enabled() -> bool:
+    """``AUDIOMAMBA_FUSED_CONV=1``: the Mamba block's conv + SiLU through this kernel (CUDA tensors)."""
+    return os.environ.get("AUDIOMAMBA_FUSED_CONV", "0") not in ("", "0")
+
+
+def causal_conv1d_silu_ref(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """x (B, L, E), weight (E, k), bias (E,) -> silu(causal depthwise conv of x over L), (B, E, L)."""
+    E, k = weight.shape
+    L = x.shape[1]
+    y = F.conv1d(x.transpose(1, 2), weight[:, None, :], bias, padding=k - 1, groups=E)[..., :L]
+    return F.silu(y)
+
+
+@triton.jit
+def _pre(x_row, w_ptr, b_ptr, offs_e, mask_e, t, seqlen, sx_l, K: tl.constexpr, HAS_BIAS: tl.constexpr):
+    """Pre-activation conv(x)[t] + bias for a (BLOCK_L, BLOCK_E) tile of times t (0 where t >= L)."""
+    acc = tl.zeros((t.shape[0], offs_e.shape[0]), tl.float32)
+    for k in tl.static_range(K):
+        ts = t - (K - 1) + k
+        m = ((ts >= 0) & (ts < seqlen))[:, None] & mask_e[None, :]
+        xk = tl.load(x_row + ts[:, None] * sx_l + offs_e[None, :], mask=m, other=0.0).to(tl.float32)
+        wk = tl.load(w_ptr + offs_e * K + k, mask=mask_e, other=0.0).to(tl.float32)
+        acc += xk * wk[None, :]
+    if HAS_BIAS:
+        acc += tl.load(b_ptr + offs_e, mask=mask_e, other=0.0).to(tl.float32)[None, :]
+    return acc
+
+
+@triton.jit
+def _conv_fwd_kernel(x_ptr, w_ptr, b_ptr, u_ptr, seqlen, E, sx_b, sx_l,
+                     K: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_E: tl.constexpr):
+    pid_b = tl.program_id(0).to(tl.int64)
+    offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
+    t = tl.program_id(2) * BLOCK_L + tl.arange(0, BLOCK_L)
+    mask_e = offs_e < E
+    pre = _pre(x_ptr + pid_b * sx_b, w_ptr, b_ptr, offs_e, mask_e, t, seqlen, sx_l, K, HAS_BIAS)
+    u = pre * tl.sigmoid(pre)
+    m = (t < seqlen)[:, None] & mask_e[None, :]
+    tl.store(u_ptr + (pid_b * E + offs_e[None, :]) * seqlen + t[:, None], u.to(u_ptr.dtype.element_ty), mask=m)
+
+
+@triton.jit
+def _conv_bwd_kernel(x_ptr, w_ptr, b_ptr, du_ptr, dx_ptr, dw_ptr, db_ptr, seqlen, E, sx_b, sx_l,
+                     K: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_E: tl.constexpr):
+    pid_b = tl.program_id(0).to(tl.int64)
+    pid_l = tl.program_id(2)
+    offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
+    t = pid_l * BLOCK_L + tl.arange(0, BLOCK_L)
+    mask_e = offs_e < E
+    x_row = x_ptr + pid_b * sx_b
+    du_rows = du_ptr + (pid_b * E + offs_e[None, :]) * seqlen
+    dx = tl.zeros((BLOCK_L, BLOCK_E), tl.float32)
+    for j in tl.static_range(K):
+        # dx[t] = sum_j w[K-1-j] dpre[t + j], with dpre = du * silu'(pre) recomputed at t + j
+        tj = t + j
+        mj = (tj < seqlen)[:, None] & mask_e[None, :]
+        pre = _pre(x_row, w_ptr, b_ptr, offs_e, mask_e, tj, seqlen, sx_l, K, HAS_BIAS)
+        sg = tl.sigmoid(pre)
+        du = tl.load(du_rows + tj[:, None], mask=mj, other=0.0).to(tl.float32)
+        dpre = tl.where(mj, du * sg * (1.0 + pre * (1.0 - sg)), 0.0)
+        wj = tl.load(w_ptr + offs_e * K + (K - 1 - j), mask=mask_e, other=0.0).to(tl.float32)
+        dx += dpre * wj[None, :]
+        if j == 0:
+            # this tile's partial sums of dbias and dweight[k] = sum_t dpre[t] x[t - (K-1) + k]
+            part = (pid_b * tl.num_programs(2) + pid_l) * E + offs_e
+            if HAS_BIAS:
+                tl.store(db_ptr + part, tl.sum(dpre, axis=0), mask=mask_e)
+            for k in tl.static_range(K):
+                ts = t - (K - 1) + k
+                m = ((ts >= 0) & (ts < seqlen))[:, None] & mask_e[None, :]
+                xk = tl.load(x_row + ts[:, None] * sx_l + offs_e[None, :], mask=m, other=0.0).to(tl.float32)
+                tl.store(dw_ptr + part * K + k, tl.sum(dpre * xk, axis=0), mask=mask_e)
+    m = (t < seqlen)[:, None] & mask_e[None, :]
+    tl.store(dx_ptr + (pid_b * seqlen + t[:, None]) * E + offs_e[None, :], dx.to(dx_ptr.dtype.element_ty), mask=m)
+
+
+def _grid(x: Tensor, E: int, block_l: int) -> tuple[int, int, int]:
+    return x.shape[0], triton.cdiv(E, BLOCK_E), triton.cdiv(x.shape[1], block_l)
+
+
+class _ConvSiluFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        B, L, E = x.shape
+        w = weight.contiguous()
+        u = torch.empty((B, E, L), dtype=x.dtype, device=x.device)
+        if L > 0:
+            _conv_fwd_kernel[_grid(x, E, BLOCK_L)](x, w, bias if bias is not None else w, u, L, E, x.stride(0), x.stride(1),
+                                          K=w.shape[1], HAS_BIAS=bias is not None, BLOCK_L=BLOCK_L, BLOCK_E=BLOCK_E)
+        ctx.save_for_backward(x, w, bias)
+        return u
+
+    @staticmethod
+    def backward(ctx, du):
+        x, w, bias = ctx.saved_tensors
+        B, L, E = x.shape
+        K = w.shape[1]
+        grid = _grid(x, E, BWD_BLOCK_L)
+        dx = torch.empty((B, L, E), dtype=x.dtype, device=x.device)
+        dw = torch.zeros((B, grid[2], E, K), dtype=torch.float32, device=x.device)
+        db = torch.zeros((B, grid[2], E), dtype=torch.float32, device=x.device)
+        if L > 0:
+            _conv_bwd_kernel[grid](x, w, bias if bias is not None else w, du.contiguous(), dx, dw, db, L, E,
+                                   x.stride(0), x.stride(1), K=K, HAS_BIAS=bias is not None,
+                                   BLOCK_L=BWD_BLOCK_L, BLOCK_E=BLOCK_E)
+        g_b = db.sum((0, 1)).to(bias.dtype) if bias is not None else None
+        return dx, dw.sum((0, 1)).to(w.dtype), g_b
+
+
+def causal_conv1d_silu(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """silu(causal depthwise conv1d) in Triton: x (B, L, E) with unit stride along E (e.g. a slice of
+    the in_proj output), weight (E, k), bias (E,) or None -> u (B, E, L) contiguous, in x's dtype."""
+    if x.dim() != 3 or x.stride(2) != 1 or weight.dim() != 2 or weight.shape[0] != x.shape[2]:
+        raise ValueError(f"causal_conv1d_silu: x (B, L, E) with unit stride along E and weight (E, k), got "
+                         f"x {tuple(x.shape)} strides {x.stride()}, weight {tuple(weight.shape)}")
+    return _ConvSiluFn.apply(x, weight, bias)
