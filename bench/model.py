@@ -36,10 +36,12 @@ Both print a progress line per phase on stderr::
 from __future__ import annotations
 
 import math
+import os
 import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -529,6 +531,7 @@ class CompileResult:
     compile_s: float | None = None  # the first compiled step (trace + compile + run)
     loss_diff: float | None = None  # |loss eager - loss compiled| on the same batch and weights
     grad_rel_diff: float | None = None  # max |grad eager - grad compiled| / max |grad eager|
+    baseline_ms: float | None = None  # eager, under the --baseline environment (e.g. an older kernel)
     note: str = ""
 
     def samples_per_s(self, ms: float | None) -> float | None:
@@ -540,6 +543,37 @@ class CompileResult:
             return None
         return self.eager_ms / self.compiled_ms  # = samples/s compiled ÷ samples/s eager
 
+    def over_baseline(self, ms: float | None) -> float | None:
+        """samples/s at ``ms`` ÷ samples/s of the baseline (eager under the --baseline environment)."""
+        return None if ms is None or self.baseline_ms is None else self.baseline_ms / ms
+
+
+@contextmanager
+def environment(env: dict[str, str]):
+    """Set environment variables for the block (the kernels read their tuning variables per call)."""
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def parse_baseline(text: str) -> dict[str, str]:
+    """``"VAR=VAL[,VAR=VAL]"`` -> {VAR: VAL}; a ValueError names the bad item."""
+    env = {}
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip().isidentifier():
+            raise ValueError(f"bad --baseline item {item!r}: give VAR=VALUE pairs separated by commas, "
+                             "e.g. AUDIOMAMBA_SCAN_BWD_LOOP=0")
+        env[name.strip()] = value.strip()
+    return env
+
 
 def _progress(text: str) -> None:
     """One progress line on stderr (the report comes at the end; a run cut short still says how far it got)."""
@@ -548,9 +582,11 @@ def _progress(text: str) -> None:
 
 def run_case(case: Case, device: torch.device, iters: int, max_seconds: float, profile: bool, compile: bool,
              backend: str = "inductor", profile_iters: int = 1,
-             log: Callable[[str], None] = _progress) -> tuple[list[StepProfile], CompileResult | None, str]:
+             log: Callable[[str], None] = _progress,
+             baseline: dict[str, str] | None = None) -> tuple[list[StepProfile], CompileResult | None, str]:
     """One model: [eager and compiled loss/grads on the same weights and batch (the compiled one
-    compiles)], [eager timing], [eager profile], [compiled timing], [compiled profile], in one process.
+    compiles)], [eager timing under the ``baseline`` environment], [eager timing], [eager profile],
+    [compiled timing], [compiled profile], in one process.
     Returns (profiles, compile result or None, note: a failure, else "")."""
     profiles: list[StepProfile] = []
     res = CompileResult(case.preset, case.batch, case.length) if compile else None
@@ -575,6 +611,10 @@ def run_case(case: Case, device: torch.device, iters: int, max_seconds: float, p
             res.grad_rel_diff = max(float((grads[n] - g).abs().max()) for n, g in eager_grads.items()) / max(scale, 1e-30)
             eager_grads = grads = None
             step.use(compiled=False)
+            if baseline:
+                with environment(baseline):
+                    res.baseline_ms, _ = step.time(iters, max_seconds)
+                log(f"{case.preset}: baseline ({_env_text(baseline)}) {res.baseline_ms:.1f} ms/step")
             res.eager_ms, res.eager_peak = step.time(iters, max_seconds)
             log(f"{case.preset}: eager {res.eager_ms:.1f} ms/step")
         if profile:
@@ -637,6 +677,29 @@ def render_profile(profiles: list[StepProfile], notes: dict[str, str]) -> list[s
     return lines
 
 
+def _env_text(env: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in env.items())
+
+
+def render_baseline(results: list[CompileResult], baseline: dict[str, str]) -> list[str]:
+    """The --baseline table: eager under the baseline environment against eager and compiled now."""
+    lines = [
+        f"### Against the baseline `{_env_text(baseline)}` (eager, same weights and batch, same run)",
+        "",
+        "| model | batch × length | baseline samples/s | eager samples/s | eager ÷ baseline | compiled samples/s "
+        "| compiled ÷ baseline |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        e, c = r.over_baseline(r.eager_ms), r.over_baseline(r.compiled_ms)
+        lines.append(
+            f"| {r.preset} | {r.batch} × {r.length} | {_fmt(r.samples_per_s(r.baseline_ms), ',.0f')} "
+            f"| {_fmt(r.samples_per_s(r.eager_ms), ',.0f')} | {_fmt(e, '.2f')}{'×' if e else ''} "
+            f"| {_fmt(r.samples_per_s(r.compiled_ms), ',.0f')} | {_fmt(c, '.2f')}{'×' if c else ''} |"
+        )
+    return lines
+
+
 def render_compile(results: list[CompileResult], device: torch.device, backend: str) -> list[str]:
     """The --compile section: eager vs compiled samples/s, their ratio, compile time, loss/grad agreement."""
     lines = [
@@ -672,6 +735,7 @@ def run_profile_compile(
     compile: bool = True,
     backend: str = "inductor",
     cases: list[Case] | None = None,
+    baseline: dict[str, str] | None = None,
 ) -> str:
     """``bench model --profile`` / ``--compile``: per model of the benchmark's cases (Triton scan on
     CUDA, the reference on the CPU), a grouped profile of one training step and/or eager vs
@@ -684,7 +748,8 @@ def run_profile_compile(
     results: list[CompileResult] = []
     notes: dict[str, str] = {}
     for case in cases:
-        p, r, note = run_case(case, dev, iters, max_s, profile, compile, backend, profile_iters=1 if quick else 2)
+        p, r, note = run_case(case, dev, iters, max_s, profile, compile, backend, profile_iters=1 if quick else 2,
+                              baseline=baseline)
         profiles += p
         if r is not None:
             results.append(r)
@@ -708,4 +773,6 @@ def run_profile_compile(
         lines += render_profile(profiles, notes) + [""]
     if compile:
         lines += render_compile(results, dev, backend) + [""]
+        if baseline:
+            lines += render_baseline(results, baseline) + [""]
     return "\n".join(lines)

@@ -3,6 +3,8 @@ the eager-vs-compiled driver (the aot_eager backend: no C++ compile, seconds ins
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from audiomamba.bench import model as bench_model
@@ -81,7 +83,8 @@ def test_profile_and_compile_driver_on_cpu() -> None:
     without its C++ compile): same loss and gradients, a ratio, a profile of each."""
     dev = torch.device("cpu")
     profiles, res, note = bench_model.run_case(Case("sc09-small-tiny", 1, 64), dev, iters=1, max_seconds=5.0,
-                                               profile=True, compile=True, backend="aot_eager")
+                                               profile=True, compile=True, backend="aot_eager",
+                                               baseline={"AUDIOMAMBA_SCAN_BWD_LOOP": "0"})
     assert note == "" and res is not None and res.note == ""
     assert [p.mode for p in profiles] == ["eager", "compiled"]
     assert res.loss_diff is not None and res.loss_diff < 1e-4
@@ -90,3 +93,26 @@ def test_profile_and_compile_driver_on_cpu() -> None:
     assert profiles[1].groups["scan"] > 0  # the opaque op (and its backward) is found in the compiled step
     text = "\n".join(bench_model.render_compile([res], dev, "aot_eager"))
     assert "| sc09-small-tiny | 0.08 M | 1 × 64 |" in text and "compiled ÷ eager" in text
+    assert res.baseline_ms is not None and res.over_baseline(res.compiled_ms) > 0
+    assert "AUDIOMAMBA_SCAN_BWD_LOOP" not in os.environ  # the baseline environment was restored
+    text = "\n".join(bench_model.render_baseline([res], {"AUDIOMAMBA_SCAN_BWD_LOOP": "0"}))
+    assert "`AUDIOMAMBA_SCAN_BWD_LOOP=0`" in text and "| sc09-small-tiny | 1 × 64 |" in text
+
+
+def test_baseline_option_parsing_and_errors() -> None:
+    assert bench_model.parse_baseline("A=0, B_C=x") == {"A": "0", "B_C": "x"}
+    assert bench_model.parse_baseline("") == {}
+    with pytest.raises(ValueError, match="bad --baseline item 'A'"):
+        bench_model.parse_baseline("A")
+
+
+@pytest.mark.parametrize("args,msg", [(["--baseline", "AUDIOMAMBA_SCAN_BWD_LOOP=0"], "--baseline needs --compile"),
+                                      (["--compile", "--baseline", "LOOP"], "bad --baseline item")])
+def test_cli_baseline_errors_are_one_line(args, msg, capsys) -> None:
+    from audiomamba.cli import main
+
+    with pytest.raises(SystemExit) as ex:
+        main(["bench", "model", "--quick", "--device", "cpu", *args])
+    assert ex.value.code not in (0, None)
+    err = capsys.readouterr().err
+    assert msg in err and "Traceback" not in err

@@ -79,6 +79,9 @@ def model(
                                   "side by side (samples/s ratio, compile time, loss/grad agreement); with "
                                   "--profile also the compiled step's profile. On the CPU Inductor needs a C++ "
                                   "compiler and takes minutes."),
+    baseline: str = typer.Option("", "--baseline", help="With --compile: also time the eager step under these "
+                                 "environment variables (VAR=VALUE,...; e.g. AUDIOMAMBA_SCAN_BWD_LOOP=0 for the "
+                                 "tile backward), same weights and batch, and report samples/s against it."),
 ) -> None:
     """U-Net forward+backward throughput and peak memory, Triton vs reference scan [--profile, --compile]."""
     import shutil
@@ -101,9 +104,19 @@ def model(
                               "or run it on a GPU")
     command = "audiomamba bench model" + (" --quick" if quick else "") + (f" --device {device}" if device else "")
     command += (" --profile" if profile else "") + (" --compile" if compile_ else "")
+    from audiomamba.bench.model import parse_baseline
+
+    try:
+        base_env = parse_baseline(baseline)
+    except ValueError as err:
+        raise AudioMambaError(str(err)) from None
+    if base_env and not compile_:
+        raise AudioMambaError("--baseline needs --compile (it adds a column to the eager/compiled comparison)")
+    command += f" --baseline {baseline}" if base_env else ""
     command += f" --out {out}" if out is not None else ""
     if profile or compile_:
-        report = run_profile_compile(quick=quick, device=device, command=command, profile=profile, compile=compile_)
+        report = run_profile_compile(quick=quick, device=device, command=command, profile=profile, compile=compile_,
+                                     baseline=base_env or None)
     else:
         report = run(quick=quick, device=device, command=command)
     print(report)
