@@ -734,6 +734,24 @@ def _scan_bwd_kernel(
 
 
 @triton.jit
+def _bc_of_state(ptr, t_off, mask_t, LTI: tl.constexpr, CPLX: tl.constexpr):
+    """B or C of one state for the state-loop backward, from a pointer to its (d, N) entry (LTI: a
+    scalar) or to its (batch, N, L) row (selective: a (CHUNK,) vector at offsets ``t_off``); (re, im),
+    im = 0 when real."""
+    if LTI:
+        re = tl.load(ptr).to(tl.float32)
+        im = 0.0
+        if CPLX:
+            im = tl.load(ptr + 1).to(tl.float32)
+    else:
+        re = tl.load(ptr + t_off, mask=mask_t, other=0.0).to(tl.float32)
+        im = tl.zeros_like(re)
+        if CPLX:
+            im = tl.load(ptr + t_off + 1, mask=mask_t, other=0.0).to(tl.float32)
+    return re, im
+
+
+@triton.jit
 def _scan_bwd_loop_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dy_ptr, states_ptr,
     du_ptr, ddt_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, ddt_sum_ptr, ginit_ptr,
@@ -843,26 +861,8 @@ def _scan_bwd_loop_kernel(
             A_im = 0.0
             if IS_COMPLEX:
                 A_im = tl.load(a_base + n * sA_n + 1).to(tl.float32)
-            if B_LTI:
-                B_re = tl.load(B_base + n * sB_n).to(tl.float32)
-                B_im = 0.0
-                if B_COMPLEX:
-                    B_im = tl.load(B_base + n * sB_n + 1).to(tl.float32)
-            else:
-                B_re = tl.load(B_base + n * sB_n + t * sB_l, mask=mask_t, other=0.0).to(tl.float32)
-                B_im = tl.zeros_like(B_re)
-                if B_COMPLEX:
-                    B_im = tl.load(B_base + n * sB_n + t * sB_l + 1, mask=mask_t, other=0.0).to(tl.float32)
-            if C_LTI:
-                C_re = tl.load(C_base + n * sC_n).to(tl.float32)
-                C_im = 0.0
-                if C_COMPLEX:
-                    C_im = tl.load(C_base + n * sC_n + 1).to(tl.float32)
-            else:
-                C_re = tl.load(C_base + n * sC_n + t * sC_l, mask=mask_t, other=0.0).to(tl.float32)
-                C_im = tl.zeros_like(C_re)
-                if C_COMPLEX:
-                    C_im = tl.load(C_base + n * sC_n + t * sC_l + 1, mask=mask_t, other=0.0).to(tl.float32)
+            B_re, B_im = _bc_of_state(B_base + n * sB_n, t * sB_l, mask_t, B_LTI, B_COMPLEX)
+            C_re, C_im = _bc_of_state(C_base + n * sC_n, t * sC_l, mask_t, C_LTI, C_COMPLEX)
             h0_re = tl.load(states_ptr + st_base + (cb * dstate + n) * R)
             h0_im = 0.0
             if IS_COMPLEX:
