@@ -131,8 +131,9 @@ class _ConvSiluFn(torch.autograd.Function):
         K = w.shape[1]
         grid = _grid(x, E, BWD_BLOCK_L)
         dx = torch.empty((B, L, E), dtype=x.dtype, device=x.device)
-        dw = torch.zeros((B, grid[2], E, K), dtype=torch.float32, device=x.device)
-        db = torch.zeros((B, grid[2], E), dtype=torch.float32, device=x.device)
+        # every entry is written by the kernel (no tiles at all when L = 0: the sums are then zero)
+        dw = torch.empty((B, grid[2], E, K), dtype=torch.float32, device=x.device)
+        db = torch.empty((B, grid[2], E) if bias is not None else (1,), dtype=torch.float32, device=x.device)
         if L > 0:
             _conv_bwd_kernel[grid](x, w, bias if bias is not None else w, du.contiguous(), dx, dw, db, L, E,
                                    x.stride(0), x.stride(1), K=K, HAS_BIAS=bias is not None,

@@ -30,6 +30,25 @@ _combine_real, _combine_complex = ts._combine_real, ts._combine_complex
 
 
 @triton.jit
+def _bc_of_state(ptr, d_off, t_off, mask_d, mask_t, LTI: tl.constexpr, CPLX: tl.constexpr):
+    """B or C of one state from a pointer to its entry: LTI -> (BLOCK_D, 1) at channel offsets
+    ``d_off``, selective -> (1, CHUNK) at time offsets ``t_off``; (re, im), im = 0 when real."""
+    if LTI:
+        p = ptr + d_off
+        m = mask_d
+    else:
+        p = ptr + t_off
+        m = mask_t
+    re = tl.load(p, mask=m, other=0.0).to(tl.float32)
+    im = tl.zeros_like(re)
+    if CPLX:
+        im = tl.load(p + 1, mask=m, other=0.0).to(tl.float32)
+    if LTI:
+        return re[:, None], im[:, None]
+    return re[None, :], im[None, :]
+
+
+@triton.jit
 def _scan_bwd_loop_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dy_ptr, states_ptr,
     du_ptr, ddt_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, ddt_sum_ptr, ginit_ptr,
@@ -88,8 +107,6 @@ def _scan_bwd_loop_kernel(
     g_rows = (pid_b * dim + offs_d[:, None]) * seqlen
     st_rows = (pid_b * dim + offs_d) * nchunks
     a_rows = A_ptr + offs_d * sA_d
-    B_rows = B_ptr + pid_b * sB_b + offs_d * sB_d
-    C_rows = C_ptr + pid_b * sC_b + offs_d * sC_d
     pdn = ((pid_b * nseg + pid_s) * dim + offs_d[:, None]) * dstate + offs_n[None, :]
 
     # per-state carries and sums, (BLOCK_D, BLOCK_N): the adjoint after the current chunk, dA, LTI dB/dC
@@ -147,28 +164,10 @@ def _scan_bwd_loop_kernel(
             A_im = tl.zeros_like(A_re)
             if IS_COMPLEX:
                 A_im = tl.load(a_rows + n * sA_n + 1, mask=mask_d, other=0.0).to(tl.float32)[:, None]
-            if B_LTI:
-                B_re = tl.load(B_rows + n * sB_n, mask=mask_d, other=0.0).to(tl.float32)[:, None]
-                B_im = tl.zeros_like(B_re)
-                if B_COMPLEX:
-                    B_im = tl.load(B_rows + n * sB_n + 1, mask=mask_d, other=0.0).to(tl.float32)[:, None]
-            else:
-                B_re = tl.load(B_ptr + pid_b * sB_b + n * sB_n + t * sB_l, mask=mask_t, other=0.0).to(tl.float32)[None, :]
-                B_im = tl.zeros_like(B_re)
-                if B_COMPLEX:
-                    B_im = tl.load(B_ptr + pid_b * sB_b + n * sB_n + t * sB_l + 1, mask=mask_t,
-                                   other=0.0).to(tl.float32)[None, :]
-            if C_LTI:
-                C_re = tl.load(C_rows + n * sC_n, mask=mask_d, other=0.0).to(tl.float32)[:, None]
-                C_im = tl.zeros_like(C_re)
-                if C_COMPLEX:
-                    C_im = tl.load(C_rows + n * sC_n + 1, mask=mask_d, other=0.0).to(tl.float32)[:, None]
-            else:
-                C_re = tl.load(C_ptr + pid_b * sC_b + n * sC_n + t * sC_l, mask=mask_t, other=0.0).to(tl.float32)[None, :]
-                C_im = tl.zeros_like(C_re)
-                if C_COMPLEX:
-                    C_im = tl.load(C_ptr + pid_b * sC_b + n * sC_n + t * sC_l + 1, mask=mask_t,
-                                   other=0.0).to(tl.float32)[None, :]
+            B_re, B_im = _bc_of_state(B_ptr + pid_b * sB_b + n * sB_n, offs_d * sB_d, t * sB_l, mask_d, mask_t,
+                                      B_LTI, B_COMPLEX)
+            C_re, C_im = _bc_of_state(C_ptr + pid_b * sC_b + n * sC_n, offs_d * sC_d, t * sC_l, mask_d, mask_t,
+                                      C_LTI, C_COMPLEX)
             st = (st_rows + cb) * dstate + n
             h0_re = tl.load(states_ptr + st * R, mask=mask_d, other=0.0)[:, None]
             if IS_COMPLEX:
@@ -326,29 +325,27 @@ def gpu() -> None:
 
 
 def cpu_check() -> None:
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+    from audiomamba.bench.kernel import Case, make_inputs
     from audiomamba.kernels.reference import selective_scan_ref
     from audiomamba.kernels.tuning import ScanConfig
-    from test_kernels_reference import make_args
 
-    for cplx in (False, True):
-        for lti in (False, True):
-            u, delta, A, B, C, D, z, db = make_args(2, 5, 3, 50, cplx=cplx, lti=lti, seed=11)
-            leaves = [x.detach().clone().requires_grad_() for x in (u, delta, A, B, C, D, z, db)]
-            gy = torch.randn(u.shape, generator=torch.Generator().manual_seed(1))
-            ref = torch.autograd.grad((selective_scan_ref(*leaves, delta_softplus=True) * gy).sum(), leaves)
-            for bd, ch, seg in ((2, 32, 0), (4, 16, 32), (4, 32, 64)):
-                cfg = ScanConfig(16, 4, 2, 4, 4, seg, True, seg if seg else -1, bwd_loop=ch)
-                ts._scan_bwd_loop_kernel, orig = _Patched(bd), ts._scan_bwd_loop_kernel
-                try:
-                    y = ts.selective_scan_triton(*leaves, delta_softplus=True, config=cfg)
-                    got = torch.autograd.grad((y * gy).sum(), leaves)
-                finally:
-                    ts._scan_bwd_loop_kernel = orig
-                err = max(((a - b).abs().max() / (b.abs().max() + 1e-6)).item() for a, b in zip(got, ref, strict=True))
-                print(f"cplx={cplx} lti={lti} BLOCK_D={bd} CHUNK={ch} seg={seg}: max rel err {err:.1e}")
-                assert err < 2e-4
-
+    for kind in ("selective-real", "lti-complex"):
+        inputs = make_inputs(Case(2, 5, 3, 50, kind), torch.float32, "cpu", seed=11)
+        kw = {k: v.detach().clone().requires_grad_() if torch.is_tensor(v) else v for k, v in inputs.items()}
+        leaves = [v for v in kw.values() if torch.is_tensor(v)]
+        gy = torch.randn(kw["u"].shape, generator=torch.Generator().manual_seed(1))
+        ref = torch.autograd.grad((selective_scan_ref(**kw) * gy).sum(), leaves)
+        for bd, ch, seg in ((2, 32, 0), (4, 16, 32), (4, 32, 64)):
+            cfg = ScanConfig(16, 4, 2, 4, 4, seg, True, seg if seg else -1, bwd_loop=ch)
+            ts._scan_bwd_loop_kernel, orig = _Patched(bd), ts._scan_bwd_loop_kernel
+            try:
+                y = ts.selective_scan_triton(**kw, config=cfg)
+                got = torch.autograd.grad((y * gy).sum(), leaves)
+            finally:
+                ts._scan_bwd_loop_kernel = orig
+            err = max(((a - b).abs().max() / (b.abs().max() + 1e-6)).item() for a, b in zip(got, ref, strict=True))
+            print(f"{kind} BLOCK_D={bd} CHUNK={ch} seg={seg}: max rel err {err:.1e}")
+            assert err < 2e-4
 
 if __name__ == "__main__":
     cpu_check() if "--cpu-check" in sys.argv else gpu()
