@@ -3,7 +3,8 @@
 A recipe has six tables::
 
     [meta]      name, paper (figure/table it reproduces), expected_params, description, extends
-    [data]      kind, root, sample_len, normalization, batch_size, num_workers
+    [data]      kind, root, sample_len, normalization, batch_size, num_workers, clips_per_class,
+                val_split, augment_speed, augment_gain_db (SC09 training clips)
     [model]     preset = "<recipes/models/NAME.toml>" plus overrides of the preset's keys, and the
                 shorthands level_blocks = [outer, ..., inner] / center_block = "..." that change
                 only block types (keeping each stage's block count)
@@ -61,6 +62,8 @@ class DataCfg:
     num_workers: int = 0
     clips_per_class: int | None = None  # SC09: train on the first k train clips of each digit (overfit checks)
     val_split: str = "validation"  # split scored as "validation" ("train" scores the training subset itself)
+    augment_speed: float = 0.0  # SC09 train clips: random playback rate in 1 +- this (audiomamba/data/augment.py)
+    augment_gain_db: float = 0.0  # SC09 train clips: random gain in +- this many dB (peak kept below 1)
 
 
 @dataclass
@@ -307,6 +310,10 @@ def _validate_values(r: Recipe, origins: dict[str, str]) -> None:
         "must be >= 1 (or left out for every clip)")
     chk(r.data.clips_per_class is None or r.data.kind == "sc09", "data.clips_per_class", "only sc09 data has classes")
     chk(r.data.val_split in ("train", "validation", "test"), "data.val_split", "use train, validation or test")
+    chk(0 <= r.data.augment_speed < 0.5, "data.augment_speed", f"is a relative rate change in [0, 0.5), got {r.data.augment_speed}")
+    chk(0 <= r.data.augment_gain_db <= 24, "data.augment_gain_db", f"is a range in dB in [0, 24], got {r.data.augment_gain_db}")
+    chk(r.data.kind == "sc09" or (r.data.augment_speed == 0 and r.data.augment_gain_db == 0), "data.augment_speed",
+        "waveform augmentation is implemented for sc09 data only; set it to 0")
     chk(0 <= r.train.ema < 1, "train.ema", f"is a decay in [0, 1) (0 = off), got {r.train.ema}")
     chk(bool(r.model.preset), "model.preset", "every recipe needs model.preset (a name in recipes/models/)")
     chk(r.optim.lr > 0, "optim.lr", f"must be > 0, got {r.optim.lr}")

@@ -124,27 +124,35 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join([head, *(format_row(r) for r in rows)])
 
 
-def plot_snapshots(rows: list[dict], path: Path) -> Path:
-    """IS and AM of the samples against training minutes, one line per temperature."""
+def plot_snapshots(rows: list[dict], path: Path, title: str = "") -> Path:
+    """IS, AM, recognised and val BPB against training minutes: one line per row ``label`` (e.g. runs
+    set side by side), else per temperature."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), dpi=100)
-    for temp in sorted({r["temperature"] for r in rows}):
-        sel = [r for r in rows if r["temperature"] == temp and r["minutes"] is not None]
-        sel.sort(key=lambda r: r["minutes"])
+    def series(r: dict) -> str:
+        return r.get("label") or f"T = {r['temperature']:g}"
+
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), dpi=100)
+    for name in dict.fromkeys(series(r) for r in rows):
+        by_minute = {round(r["minutes"], 3): r for r in rows if series(r) == name and r["minutes"] is not None}
+        sel = [by_minute[m] for m in sorted(by_minute)]  # the final checkpoint may repeat the last snapshot
         x = [r["minutes"] for r in sel]
-        for ax, key in zip(axes, ("IS", "AM", "recognised"), strict=True):
-            ax.plot(x, [r[key] for r in sel], marker="o", label=f"T = {temp:g}")
-    for ax, key, goal in zip(axes, ("IS ↑", "AM ↓", "recognised (p ≥ 0.9) ↑"), (4.0, 1.5, None), strict=True):
+        for ax, key in zip(axes, ("IS", "AM", "recognised", "val_bpb"), strict=True):
+            pts = [(m, r.get(key)) for m, r in zip(x, sel, strict=True) if r.get(key) is not None]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+    titles = ("IS ↑", "AM ↓", "recognised (p ≥ 0.9) ↑", "val BPB ↓")
+    for ax, key, goal in zip(axes, titles, (4.0, 1.5, None, None), strict=True):
         ax.set_xlabel("training minutes")
         ax.set_title(key)
         if goal is not None:
             ax.axhline(goal, color="grey", ls="--", lw=1, label="goal")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

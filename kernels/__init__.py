@@ -19,7 +19,7 @@ Files: ``reference.py`` (sequential + associative PyTorch scans, step), ``triton
 (forward/backward kernels + autograd Function), ``triton_step.py`` (step kernel),
 ``triton_mamba_step.py`` (fused step of a whole pre-norm Mamba block, S6 or LTI, for generation),
 ``triton_norm_linear.py`` (LayerNorm + Linear in one launch, the head's step),
-``triton_conv.py`` (the Mamba block's causal conv + SiLU for training, ``AUDIOMAMBA_FUSED_CONV=1``),
+``triton_conv.py`` (the Mamba block's causal conv + SiLU for training; ``AUDIOMAMBA_FUSED_CONV=0`` turns it off),
 ``scan_op.py`` (the scan as an opaque ``torch.library`` custom op, what ``torch.compile`` sees),
 ``backend.py`` (dispatch), ``checks.py`` (argument checks), ``tuning.py`` (launch configs,
 ``AUDIOMAMBA_SCAN_CONFIG``), ``compile_check.py`` (compile for sm_90 without a GPU).

@@ -12,8 +12,10 @@ contiguous (several launches, and cuDNN's slow depthwise weight gradient in the 
 
 Tiles are (BLOCK_L, BLOCK_E); the k shifted loads of a tile hit the cache. :func:`causal_conv1d_silu`
 is the autograd wrapper; :func:`causal_conv1d_silu_ref` is the PyTorch definition it must match.
-Off by default until a GPU benchmark says it is faster: ``AUDIOMAMBA_FUSED_CONV=1`` turns it on in
-``MambaMixer`` (``audiomamba/model/blocks.py``) for CUDA tensors.
+On by default in ``MambaMixer`` (``audiomamba/model/blocks.py``) for CUDA tensors, and
+``AUDIOMAMBA_FUSED_CONV=0`` turns it off. Measured (one H200, 2026-12-02, ``python -m audiomamba.bench.conv``):
+fwd+bwd 1.04-2.23x the PyTorch path, and the sc09-small eager training step 289.6 -> 277.0 ms
+(BENCHMARKS.md, "Fused causal conv + SiLU").
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ BWD_BLOCK_L = 16
 
 
 def fused_conv_enabled() -> bool:
-    """``AUDIOMAMBA_FUSED_CONV=1``: the Mamba block's conv + SiLU through this kernel (CUDA tensors)."""
-    return os.environ.get("AUDIOMAMBA_FUSED_CONV", "0") not in ("", "0")
+    """The Mamba block's conv + SiLU through this kernel (CUDA tensors); ``AUDIOMAMBA_FUSED_CONV=0`` turns it off."""
+    return os.environ.get("AUDIOMAMBA_FUSED_CONV", "1") not in ("", "0")
 
 
 def causal_conv1d_silu_ref(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:

@@ -1180,6 +1180,10 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
     chunk = max(cfg.bwd_loop, block_l) if cfg.bwd_loop else 0
     if chunk:
         block_d = 1
+        # Its lanes run along L, so it wants unit stride along L (as mamba_ssm's wrapper makes Δ, B and C
+        # contiguous): the model passes Δ, B, C as transposed views of the x_proj output, and autograd hands
+        # dy over as a transposed gradient, where every lane would read its own 32-byte sector.
+        dy, delta, B, C = (x if x.dim() < 3 or x.stride(-1) == 1 else x.contiguous() for x in (dy, delta, B, C))
     seg_l = cfg.seg_l_bwd
     if seg_l < 0:
         seg_l = pick_seg_l(batch, d, L, block_l, block_d)

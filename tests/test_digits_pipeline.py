@@ -128,3 +128,6 @@ def test_snapshot_table_and_plot(tmp_path: Path) -> None:
     table = format_table([row, {**row, "minutes": 10.0, "IS": 3.0}])
     assert table.count("\n") == 3 and "| 5.0 | 10 | 1 | 1.200 |" in table
     assert plot_snapshots([row, {**row, "minutes": 10.0}], tmp_path / "p.png").is_file()
+    # runs side by side: one line per label; a repeated final point and a missing val BPB are fine
+    runs = [{**row, "label": "a"}, {**row, "label": "a"}, {**row, "minutes": 7.0, "label": "b", "val_bpb": None}]
+    assert plot_snapshots(runs, tmp_path / "runs.png", title="t").is_file()

@@ -135,6 +135,11 @@ def test_triton_state_loop_backward_mixed_and_strided():
     z_s = z.transpose(1, 2).contiguous().transpose(1, 2)
     B_s = B.transpose(1, 2).contiguous().transpose(1, 2)
     assert_match(*run_both((u_s, delta, A, B_s, C, D, z_s, db), ALL_OPTS, loop=32))
+    # Δ, B and C with non-unit stride along L, as the model's transposed x_proj views have (dense here, so
+    # that run_both's clones keep the strides)
+    d_s, B_s, C_s = (x.transpose(1, 2).contiguous().transpose(1, 2) for x in (delta, B, C))
+    assert d_s.stride(-1) == 4 and B_s.stride(-1) == 4 and d_s.clone().stride() == d_s.stride()
+    assert_match(*run_both((u, d_s, A, B_s, C_s, D, z, db), ALL_OPTS, loop=32))
 
 
 def test_triton_mixed_selective_delta_lti_bc():

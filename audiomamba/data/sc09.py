@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from audiomamba.audio import SAMPLE_RATE, AudioInfo, audio_info, load_audio
+from audiomamba.data.augment import WaveAugment
 from audiomamba.data.splits import check_split
 from audiomamba.errors import DataError
 from audiomamba.tokenizer import Normalization, mu_law_encode, shift_right
@@ -72,7 +73,8 @@ class SC09Dataset(Dataset):
     with ``Q_ZERO`` first. ``ds.waveform(i) -> (16000,)`` float32 in [-1, 1]; ``ds.labels[i]`` the digit.
     ``clips_per_class`` keeps the first k clips of each digit (small subsets for overfit checks);
     ``exclude`` leaves out files that a data pre-flight rejected (``--skip-bad``); ``sample_len``
-    < 16000 crops every item to the clip's first samples (fast CPU recipes).
+    < 16000 crops every item to the clip's first samples (fast CPU recipes); ``augment`` draws a new
+    speed and gain for every item read (training clips; :meth:`target` without it reads them as they are).
     """
 
     def __init__(
@@ -80,11 +82,13 @@ class SC09Dataset(Dataset):
         clips_per_class: int | None = None,
         exclude: frozenset[Path] | set[Path] = frozenset(),
         sample_len: int = CLIP_SAMPLES,
+        augment: WaveAugment | None = None,
     ) -> None:
         self.root = Path(root)
         self.split = split
         self.normalization = normalization
         self.sample_len = sample_len
+        self.augment = augment if augment is not None and augment.active else None
         mu_law_encode(torch.zeros(1), normalization)  # validates the name early
         pairs = [(p, lab) for p, lab in sc09_split_files(self.root, split) if p not in exclude]
         if clips_per_class is not None:  # the first k clips of each digit (sorted by path)
@@ -125,5 +129,12 @@ class SC09Dataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(input, target) tokens of the clip's first ``sample_len`` samples (the whole clip by default);
         a crop is normalised on its own, as a clip of that length would be."""
-        target = mu_law_encode(self.waveform(index)[: self.sample_len], self.normalization)
+        target = self.target(index, augmented=True)
         return shift_right(target), target
+
+    def target(self, index: int, augmented: bool = False) -> torch.Tensor:
+        """The clip's tokens (sample_len,), through the augmentation when ``augmented`` and one is set."""
+        wave = self.waveform(index)
+        if augmented and self.augment is not None:
+            wave = self.augment(wave)
+        return mu_law_encode(wave[: self.sample_len], self.normalization)

@@ -174,7 +174,7 @@ class MambaMixer(nn.Module):
         L = x.shape[1]
         xz = self.in_proj(x)
         if fused_conv_enabled() and use_triton(xz):
-            # AUDIOMAMBA_FUSED_CONV=1: conv + SiLU in one Triton kernel, straight from the (B, L, 2E) layout
+            # conv + SiLU in one Triton kernel (AUDIOMAMBA_FUSED_CONV=0: the PyTorch path), straight from the (B, L, 2E) layout
             u = causal_conv1d_silu(xz[..., : self.d_inner], self.conv1d.weight[:, 0, :], self.conv1d.bias)
             z = xz[..., self.d_inner :].transpose(1, 2)
         else:

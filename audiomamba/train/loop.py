@@ -135,11 +135,13 @@ def _preflight(recipe: Recipe, skip_bad: bool, deep: bool = False) -> frozenset[
 
 
 def _build_data(recipe: Recipe, model_config: dict[str, Any], exclude: frozenset[Path] = frozenset()):
-    from audiomamba.data import build_dataset
+    from audiomamba.data import WaveAugment, build_dataset
 
     pp = pool_product(model_config)
     d = recipe.data
-    train_ds = build_dataset(d.kind, d.root, "train", d.sample_len, d.normalization, pp, d.clips_per_class, exclude)
+    augment = WaveAugment(d.augment_speed, d.augment_gain_db)
+    train_ds = build_dataset(d.kind, d.root, "train", d.sample_len, d.normalization, pp, d.clips_per_class, exclude,
+                             augment)
     val_ds = build_dataset(d.kind, d.root, d.val_split, d.sample_len, d.normalization, pp,
                            d.clips_per_class if d.val_split == "train" else None, exclude)
     return train_ds, val_ds
@@ -157,7 +159,8 @@ def noise_profile_of(dataset) -> NoiseProfile:
     n = min(PROFILE_CLIPS, max(8, (1 << 22) // max(int(getattr(dataset, "sample_len", 16000)), 1)))
     for i in epoch_permutation(len(dataset), VAL_SEED, 0)[:n].tolist():
         try:
-            waves.append(mu_law_decode(dataset[i][1][:16000]).numpy())
+            tokens = dataset.target(i) if hasattr(dataset, "target") else dataset[i][1]  # not augmented
+            waves.append(mu_law_decode(tokens[:16000]).numpy())
         except READ_ERRORS:  # an unreadable clip is the training loop's business, not the profile's
             continue
     return fit_profile(waves)
