@@ -10,7 +10,8 @@ A recipe has six tables::
                 only block types (keeping each stage's block count)
     [optim]     lr, betas, weight_decay, clip, eps                       (AdamW)
     [schedule]  warmup (fraction of steps), kind ("cosine" | "constant"), min_lr_ratio
-    [train]     steps, eval_every, val_batches, checkpoint_every, log_every, seed, bf16
+    [train]     steps, eval_every, val_batches, checkpoint_every, log_every, seed, bf16, ema, compile,
+                compile_mode
 
 ``meta.extends = "<recipe>"`` starts from another recipe and deep-merges this file over it.
 ``data.batch_size`` is the *global* batch: under DDP each of W processes takes batch_size / W.
@@ -36,6 +37,7 @@ from audiomamba.validate import coerce, suggest
 RECIPES_DIR = recipe_folder()
 DATA_KINDS = ("youtubemix", "sc09")
 NORMALIZATIONS = ("minmax", "none")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 SCHEDULES = ("cosine", "constant")
 
 
@@ -111,6 +113,7 @@ class TrainCfg:
     # torch.compile the training forward (static shapes; the scan stays our kernel, kernels/scan_op.py);
     # checkpoints, EMA, clipping and validation use the plain module. On the CPU it needs a C++ compiler.
     compile: bool = False
+    compile_mode: str = "default"  # torch.compile's mode with compile = true (reduce-overhead: CUDA graphs)
 
 
 @dataclass
@@ -314,6 +317,7 @@ def _validate_values(r: Recipe, origins: dict[str, str]) -> None:
     chk(0 <= r.data.augment_gain_db <= 24, "data.augment_gain_db", f"is a range in dB in [0, 24], got {r.data.augment_gain_db}")
     chk(r.data.kind == "sc09" or (r.data.augment_speed == 0 and r.data.augment_gain_db == 0), "data.augment_speed",
         "waveform augmentation is implemented for sc09 data only; set it to 0")
+    chk(r.train.compile_mode in COMPILE_MODES, "train.compile_mode", f"use one of {', '.join(COMPILE_MODES)}")
     chk(0 <= r.train.ema < 1, "train.ema", f"is a decay in [0, 1) (0 = off), got {r.train.ema}")
     chk(bool(r.model.preset), "model.preset", "every recipe needs model.preset (a name in recipes/models/)")
     chk(r.optim.lr > 0, "optim.lr", f"must be > 0, got {r.optim.lr}")

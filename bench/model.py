@@ -421,9 +421,11 @@ class TrainStep:
         self.opt, _ = build_optimizer(self.model, optim, ScheduleCfg(), 1000)
         self.params = sum(p.numel() for p in self.model.parameters())
 
-    def compile(self, backend: str = "inductor") -> None:
-        """Compile the model (static shapes: one graph for the fixed batch) and use it from now on."""
-        self.compiled = torch.compile(self.model, backend=backend, dynamic=False)
+    def compile(self, backend: str = "inductor", mode: str = "default") -> None:
+        """Compile the model (static shapes: one graph for the fixed batch) and use it from now on;
+        ``mode`` is torch.compile's (``reduce-overhead``: the forward and backward graphs as CUDA graphs)."""
+        self.compiled = torch.compile(self.model, backend=backend, dynamic=False,
+                                      mode=None if mode == "default" else mode)
         self.module = self.compiled
 
     def use(self, compiled: bool) -> None:
@@ -583,7 +585,8 @@ def _progress(text: str) -> None:
 def run_case(case: Case, device: torch.device, iters: int, max_seconds: float, profile: bool, compile: bool,
              backend: str = "inductor", profile_iters: int = 1,
              log: Callable[[str], None] = _progress,
-             baseline: dict[str, str] | None = None) -> tuple[list[StepProfile], CompileResult | None, str]:
+             baseline: dict[str, str] | None = None,
+             mode: str = "default") -> tuple[list[StepProfile], CompileResult | None, str]:
     """One model: [eager and compiled loss/grads on the same weights and batch (the compiled one
     compiles)], [eager timing under the ``baseline`` environment], [eager timing], [eager profile],
     [compiled timing], [compiled profile], in one process.
@@ -600,7 +603,7 @@ def run_case(case: Case, device: torch.device, iters: int, max_seconds: float, p
         if res is not None:  # the same weights and batch: eager, then compiled (its first call compiles)
             res.params = step.params
             eager_loss, eager_grads = step.loss_and_grads()
-            step.compile(backend)
+            step.compile(backend, mode)
             t0 = time.perf_counter()
             loss, grads = step.loss_and_grads()
             sync(device)
@@ -736,6 +739,7 @@ def run_profile_compile(
     backend: str = "inductor",
     cases: list[Case] | None = None,
     baseline: dict[str, str] | None = None,
+    mode: str = "default",
 ) -> str:
     """``bench model --profile`` / ``--compile``: per model of the benchmark's cases (Triton scan on
     CUDA, the reference on the CPU), a grouped profile of one training step and/or eager vs
@@ -749,7 +753,7 @@ def run_profile_compile(
     notes: dict[str, str] = {}
     for case in cases:
         p, r, note = run_case(case, dev, iters, max_s, profile, compile, backend, profile_iters=1 if quick else 2,
-                              baseline=baseline)
+                              baseline=baseline, mode=mode)
         profiles += p
         if r is not None:
             results.append(r)
@@ -766,7 +770,8 @@ def run_profile_compile(
         f"- date: {now}",
         f"- command: `{command}`",
         f"- torch {torch.__version__}; {scan}; "
-        f"{'bf16 autocast' if dev.type == 'cuda' else 'fp32 (CPU)'}, random tokens",
+        f"{'bf16 autocast' if dev.type == 'cuda' else 'fp32 (CPU)'}, random tokens"
+        + (f"; torch.compile mode {mode}" if compile else ""),
         "",
     ]
     if profile:

@@ -107,7 +107,9 @@ def test_baseline_option_parsing_and_errors() -> None:
 
 
 @pytest.mark.parametrize("args,msg", [(["--baseline", "AUDIOMAMBA_SCAN_BWD_LOOP=0"], "--baseline needs --compile"),
-                                      (["--compile", "--baseline", "LOOP"], "bad --baseline item")])
+                                      (["--compile", "--baseline", "LOOP"], "bad --baseline item"),
+                                      (["--compile", "--compile-mode", "fast"], "unknown --compile-mode"),
+                                      (["--compile-mode", "reduce-overhead"], "--compile-mode needs --compile")])
 def test_cli_baseline_errors_are_one_line(args, msg, capsys) -> None:
     from audiomamba.cli import main
 
@@ -116,3 +118,12 @@ def test_cli_baseline_errors_are_one_line(args, msg, capsys) -> None:
     assert ex.value.code not in (0, None)
     err = capsys.readouterr().err
     assert msg in err and "Traceback" not in err
+
+
+def test_compile_mode_reaches_torch_compile(monkeypatch) -> None:
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: seen.append(kw) or model)
+    step = bench_model.TrainStep("sc09-small-tiny", 1, 64, torch.device("cpu"))
+    step.compile("inductor", "reduce-overhead")
+    step.compile()
+    assert [kw["mode"] for kw in seen] == ["reduce-overhead", None] and all(kw["dynamic"] is False for kw in seen)

@@ -55,6 +55,8 @@ def test_unknown_section_suggests(tmp_path):
         ("[data]\nbatch_size = 0\n", "data.batch_size"),
         ('[data]\nkind = "librispeech"\n', "data.kind"),
         ("[schedule]\nwarmup = 1.5\n", "schedule.warmup"),
+        ('[train]\ncompile_mode = "turbo"\n', "train.compile_mode"),
+        ("[data]\naugment_gain_db = -1\n", "data.augment_gain_db"),
         ("[optim]\nbetas = [0.9]\n", "optim.betas"),
         ("[optim]\nlr = true\n", "optim.lr"),
         ("[train]\nsteps = 2.5\n", "train.steps"),

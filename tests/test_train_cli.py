@@ -79,3 +79,38 @@ def test_fit_schedule_sizes_steps_to_the_budget(tmp_path, capsys):
     fitted = load_recipe(tmp_path / "r1" / "recipe.toml")
     assert 10 <= fitted.train.steps < 300  # the tiny recipe's own 300 steps would not fit in 3 s
     assert fitted.train.eval_every == max(1, fitted.train.steps // 10)
+
+
+def test_fit_schedule_times_compiled_steps_and_takes_the_compile_off_the_budget(tmp_path, monkeypatch):
+    """train.compile: the steps are timed through the trainer's compile, and the first step's extra
+    time (the compilation) comes off the budget. The compiler is stood in for by a wrapper whose
+    first call takes 2 s longer."""
+    import time
+
+    from audiomamba.recipe import load_recipe
+    from audiomamba.train import calibrate, loop
+
+    calls = []
+
+    class SlowFirst(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            if not calls:
+                time.sleep(2.0)
+            calls.append(1)
+            return self.inner(x)
+
+    monkeypatch.setattr(loop, "compile_for_training", lambda module, device, mode="default": SlowFirst(module))
+    data = music_folder(tmp_path / "data")
+    sets = ["data.sample_len=512", "train.val_batches=1"]
+    plain = calibrate.fit_steps(load_recipe(TINY, sets, data), torch.device("cpu"), 0.1)
+    assert not calls and not plain[2].compiled
+    steps, fit, timing = calibrate.fit_steps(load_recipe(TINY, [*sets, "train.compile=true"], data), torch.device("cpu"), 0.1)
+    assert calls and timing.compiled and timing.first_step >= 2.0
+    # 6 s of budget, of which about 2 s went to the stand-in compilation: about 4 s of steps
+    expected = int((6.0 - (timing.first_step - timing.per_step)) * 0.9 / timing.per_step)
+    assert steps == max(10, expected) and f"train.steps={steps}" in fit
+    assert steps < int(6.0 * 0.9 / timing.per_step)

@@ -55,8 +55,8 @@ def fitted_steps(grid: Grid, cell: Cell, seed: int, data: Path | None, extra_set
     saved = run_dir / "recipe.toml"
     if saved.is_file():
         return load_recipe(saved).train.steps
-    steps, _, per_step = fit_steps(cell_recipe(grid, cell, seed, data, extra_sets), device, grid.minutes)
-    log(f"    fitted schedule: {per_step * 1000:.0f} ms/step on {device} -> {steps} steps for {grid.minutes:g} min")
+    steps, _, timing = fit_steps(cell_recipe(grid, cell, seed, data, extra_sets), device, grid.minutes)
+    log(f"    fitted schedule: {timing.per_step * 1000:.0f} ms/step on {device} -> {steps} steps for {grid.minutes:g} min")
     return steps
 
 

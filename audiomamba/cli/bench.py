@@ -79,6 +79,9 @@ def model(
                                   "side by side (samples/s ratio, compile time, loss/grad agreement); with "
                                   "--profile also the compiled step's profile. On the CPU Inductor needs a C++ "
                                   "compiler and takes minutes."),
+    compile_mode: str = typer.Option("default", "--compile-mode", help="With --compile: torch.compile's mode "
+                                     "(default, reduce-overhead = CUDA graphs of the forward and backward, "
+                                     "max-autotune, max-autotune-no-cudagraphs)."),
     baseline: str = typer.Option("", "--baseline", help="With --compile: also time the eager step under these "
                                  "environment variables (VAR=VALUE,...; e.g. AUDIOMAMBA_SCAN_BWD_LOOP=0 for the "
                                  "tile backward), same weights and batch, and report samples/s against it."),
@@ -104,6 +107,13 @@ def model(
                               "or run it on a GPU")
     command = "audiomamba bench model" + (" --quick" if quick else "") + (f" --device {device}" if device else "")
     command += (" --profile" if profile else "") + (" --compile" if compile_ else "")
+    from audiomamba.recipe import COMPILE_MODES
+
+    if compile_mode not in COMPILE_MODES:
+        raise AudioMambaError(f"unknown --compile-mode {compile_mode!r}: use one of {', '.join(COMPILE_MODES)}")
+    if compile_mode != "default" and not compile_:
+        raise AudioMambaError("--compile-mode needs --compile")
+    command += f" --compile-mode {compile_mode}" if compile_mode != "default" else ""
     from audiomamba.bench.model import parse_baseline
 
     try:
@@ -116,7 +126,7 @@ def model(
     command += f" --out {out}" if out is not None else ""
     if profile or compile_:
         report = run_profile_compile(quick=quick, device=device, command=command, profile=profile, compile=compile_,
-                                     baseline=base_env or None)
+                                     baseline=base_env or None, mode=compile_mode)
     else:
         report = run(quick=quick, device=device, command=command)
     print(report)

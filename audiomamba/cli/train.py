@@ -90,6 +90,8 @@ def _fit_schedule(name: str, rec, sets: list[str], data: Path | None, minutes: f
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("--fit-schedule runs in a single process: under torchrun pass --set train.steps=N instead")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    steps, fit, per_step = fit_steps(rec, dev, minutes)
-    Console().print(f"--fit-schedule: {per_step * 1000:.0f} ms/step on {dev} -> train.steps={steps} for {minutes:g} min")
+    steps, fit, timing = fit_steps(rec, dev, minutes)
+    how = f" compiled (first step {timing.first_step:.0f} s, taken off the budget)" if timing.compiled else ""
+    Console().print(f"--fit-schedule: {timing.per_step * 1000:.0f} ms/step{how} on {dev} -> train.steps={steps} "
+                    f"for {minutes:g} min")
     return load_recipe(name, [*sets, *fit], data)

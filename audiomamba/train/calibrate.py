@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -12,16 +13,27 @@ from audiomamba.recipe import Recipe
 from audiomamba.train.nll import autocast_for, sequence_loss
 
 
-def seconds_per_step(recipe: Recipe, device: torch.device, train_ds: Dataset, batch_size: int | None = None, repeats: int = 3) -> float:
-    """Median seconds of one forward/backward/AdamW step of the recipe's model on ``device``.
+@dataclass(frozen=True)
+class StepTiming:
+    per_step: float  # median seconds of the steps after the first
+    first_step: float  # seconds of the first step (kernel compilation; with train.compile, torch.compile)
+    compiled: bool
+
+
+def time_steps(recipe: Recipe, device: torch.device, train_ds: Dataset, batch_size: int | None = None,
+               repeats: int = 3) -> StepTiming:
+    """Time forward/backward/AdamW steps of the recipe's model on ``device``, compiled as the trainer
+    compiles it when ``train.compile`` is on.
 
     Uses a throwaway model and a fixed batch of ``batch_size`` (default: the recipe's) training
-    sequences; the first step (kernel compilation, allocator warm-up) is not counted.
+    sequences; the first step (kernel compilation, allocator warm-up, torch.compile) is timed apart.
     """
     from audiomamba.model import build_model
+    from audiomamba.train.loop import compile_for_training
 
     bs = batch_size or recipe.data.batch_size
     model = build_model(recipe.model_config()).to(device)
+    module = compile_for_training(model, device, recipe.train.compile_mode) if recipe.train.compile else model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
     pairs = [train_ds[i % len(train_ds)] for i in range(bs)]
     xb = torch.stack([p[0] for p in pairs]).to(device)
@@ -32,17 +44,23 @@ def seconds_per_step(recipe: Recipe, device: torch.device, train_ds: Dataset, ba
             torch.cuda.synchronize(device)
         t0 = time.monotonic()
         with autocast_for(device, recipe.train.bf16):
-            loss = sequence_loss(model, xb, yb)
+            loss = sequence_loss(module, xb, yb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         times.append(time.monotonic() - t0)
-    del model, opt, loss
+    del model, module, opt, loss
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return float(np.median(times[1:]))
+    return StepTiming(float(np.median(times[1:])), times[0], bool(recipe.train.compile))
+
+
+def seconds_per_step(recipe: Recipe, device: torch.device, train_ds: Dataset, batch_size: int | None = None,
+                     repeats: int = 3) -> float:
+    """Median seconds of one training step after the first (:func:`time_steps`)."""
+    return time_steps(recipe, device, train_ds, batch_size, repeats).per_step
 
 
 def fitted_sets(minutes: float, per_step: float, evals: int = 10, fraction: float = 0.9) -> tuple[int, list[str]]:
@@ -57,15 +75,18 @@ def fitted_sets(minutes: float, per_step: float, evals: int = 10, fraction: floa
     return steps, [f"train.steps={steps}", f"train.eval_every={every}", f"train.checkpoint_every={every}"]
 
 
-def fit_steps(recipe: Recipe, device: torch.device, minutes: float) -> tuple[int, list[str], float]:
+def fit_steps(recipe: Recipe, device: torch.device, minutes: float) -> tuple[int, list[str], StepTiming]:
     """Time the recipe's steps on its training split and size ``train.steps`` to ``minutes``.
 
-    Returns (steps, the ``--set`` overrides of :func:`fitted_sets`, seconds per step)."""
+    With ``train.compile`` the steps are timed compiled, and the budget loses the time of one
+    compilation (the run compiles again at its first step; Inductor's cache makes that one no longer).
+    Returns (steps, the ``--set`` overrides of :func:`fitted_sets`, the timing)."""
     from audiomamba.data import build_dataset
     from audiomamba.recipe import pool_product
 
     d = recipe.data
     train_ds = build_dataset(d.kind, d.root, "train", d.sample_len, d.normalization, pool_product(recipe.model_config()))
-    per_step = seconds_per_step(recipe, device, train_ds)
-    steps, sets = fitted_sets(minutes, per_step)
-    return steps, sets, per_step
+    timing = time_steps(recipe, device, train_ds)
+    compile_s = max(0.0, timing.first_step - timing.per_step) if timing.compiled else 0.0
+    steps, sets = fitted_sets(max(minutes - compile_s / 60, minutes * 0.1), timing.per_step)
+    return steps, sets, timing

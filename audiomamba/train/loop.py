@@ -190,7 +190,7 @@ class _Window:
         self.start, self.loss, self.n, self.sequences, self.samples = start, 0.0, 0, 0, 0
 
 
-def compile_for_training(module: nn.Module, device: torch.device) -> nn.Module:
+def compile_for_training(module: nn.Module, device: torch.device, mode: str = "default") -> nn.Module:
     """``torch.compile`` of the training forward (``train.compile``): static shapes (the batch shape is
     fixed, so one graph); the scan is an opaque op that runs our kernels (kernels/scan_op.py). Only the
     returned wrapper is compiled: the module itself (its state_dict keys, the EMA, clipping,
@@ -200,7 +200,7 @@ def compile_for_training(module: nn.Module, device: torch.device) -> nn.Module:
     if device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
         raise ConfigError("train.compile = true on the CPU needs a C++ compiler (Inductor's CPU backend): install g++, "
                           "or --set train.compile=false")
-    return torch.compile(module, dynamic=False)
+    return torch.compile(module, dynamic=False, mode=None if mode == "default" else mode)
 
 
 class Trainer:
@@ -272,7 +272,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = DistributedDataParallel(self.model, device_ids=ids)
         if recipe.train.compile:
-            self.ddp = compile_for_training(self.ddp, self.device)
+            self.ddp = compile_for_training(self.ddp, self.device, recipe.train.compile_mode)
         if info.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log = MetricsLog(self.run_dir, enabled=info.is_main)
