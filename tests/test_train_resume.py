@@ -64,6 +64,34 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, data, monkeypat
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
 
 
+def test_deferred_checks_catch_a_bad_gradient_before_the_next_checkpoint(tmp_path, data, monkeypatch):
+    """Losses and gradient norms are read back in batches (log_every = 8 here), but always before a
+    checkpoint: a non-finite gradient at step 3 stops the run at the step-4 checkpoint, names step 3,
+    and last.pt keeps step 2's finite weights."""
+    real = torch.nn.utils.clip_grad_norm_
+    calls = {"n": 0}
+
+    def flaky(params, clip, *a, **kw):
+        calls["n"] += 1
+        params = list(params)
+        if calls["n"] == 3:
+            for p in params:
+                p.grad.fill_(float("inf"))
+        return real(params, clip, *a, **kw)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", flaky)
+    with pytest.raises(TrainingDiverged) as ei:
+        train_recipe(tiny_recipe(data, "train.log_every=8", "optim.clip=1.0"), _opts(tmp_path / "run"))
+    msg = str(ei.value)
+    assert "non-finite gradient norm" in msg and "step 3" in msg and "\n" not in msg
+    assert calls["n"] == 4  # step 4 ran (no sync per step), then the read-back before its checkpoint stopped it
+    state = load_checkpoint(tmp_path / "run", "last.pt")
+    assert state["step"] == 2
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    errors = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "error"]
+    assert [r["step"] for r in errors] == [3]
+
+
 def test_existing_run_is_never_overwritten(tmp_path, data):
     recipe = tiny_recipe(data, "train.steps=1")
     train_recipe(recipe, _opts(tmp_path / "run"))

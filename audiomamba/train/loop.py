@@ -57,6 +57,7 @@ from audiomamba.train.sampler import LoaderPosition, ShardedBatches, batches_per
 RUN_MARKERS = (LAST, BEST, "metrics.jsonl", "recipe.toml")
 PROFILE_CLIPS = 256  # training clips (their first second) that the run's noise profile is fitted on
 VAL_SEED = 1234
+MAX_PENDING = 100  # steps whose loss and gradient norm may wait on the device before one read-back
 
 
 class TrainingDiverged(AudioMambaError):
@@ -182,8 +183,10 @@ class _Window:
     sequences: int = 0
     samples: int = 0
 
-    def add(self, loss: float, sequences: int, length: int) -> None:
+    def add(self, loss: float) -> None:
         self.loss, self.n = self.loss + loss, self.n + 1
+
+    def count(self, sequences: int, length: int) -> None:
         self.sequences, self.samples = self.sequences + sequences, self.samples + sequences * length
 
     def reset(self, start: float) -> None:
@@ -260,6 +263,9 @@ class Trainer:
         self._ema_src = {k: v for k, v in self.model.state_dict().items() if v.is_floating_point()}
         self.ema = {k: v.detach().float().clone() for k, v in self._ema_src.items()} if recipe.train.ema > 0 else None
         self.step = 0
+        # (step, loss, gradient norm or None) on the device, not yet read back (see _settle)
+        self._pending: list[tuple[int, torch.Tensor, torch.Tensor | None]] = []
+        self._last_loss: float | None = None
         self.pos = LoaderPosition()
         self.best_val: float | None = None
         self.last_val: float | None = None
@@ -395,21 +401,29 @@ class Trainer:
         with progress:
             while self.step < stop_at:
                 inputs, targets, skipped = next(batches)
-                loss = self._train_step(inputs, targets)
+                self._train_step(inputs, targets)
                 self.step += 1
                 self.pos.index += 1
                 self.skipped_items += int(skipped.sum())
-                window.add(loss, inputs.shape[0] * self.info.world_size, inputs.shape[1])
-                if self.step % r.train.log_every == 0 or self.step == stop_at:
+                window.count(inputs.shape[0] * self.info.world_size, inputs.shape[1])
+                out_of_time = budget is not None and broadcast_flag(time.monotonic() - t0 > budget, self.info)
+                last = self.step >= stop_at or out_of_time
+                log_now = self.step % r.train.log_every == 0 or self.step == stop_at
+                evaluate = self.step % r.train.eval_every == 0 or last
+                checkpoint = self.step % r.train.checkpoint_every == 0 or last
+                snap_due = bool(snaps) and time.monotonic() - t0 >= snaps[0] * 60
+                # losses and gradient norms are read back (one host sync) only here, and always before
+                # anything is saved, so a non-finite value never reaches a checkpoint
+                if log_now or evaluate or checkpoint or snap_due or len(self._pending) >= MAX_PENDING:
+                    loss = self._settle(window)
+                if log_now:
                     self._log(window, progress, t0)
                 else:
                     progress.update(self.step)
-                out_of_time = budget is not None and broadcast_flag(time.monotonic() - t0 > budget, self.info)
-                last = self.step >= stop_at or out_of_time
                 t_pause = time.monotonic()
-                if self.step % r.train.eval_every == 0 or last:
+                if evaluate:
                     self._evaluate(progress)
-                if self.step % r.train.checkpoint_every == 0 or last:
+                if checkpoint:
                     self.save(LAST, loss)
                 while snaps and time.monotonic() - t0 >= snaps[0] * 60:  # time-to-quality snapshots
                     self.save(f"snap-{snaps.pop(0):g}min.pt", loss)
@@ -430,7 +444,7 @@ class Trainer:
     def _log(self, window: _Window, progress: TrainProgress, t0: float) -> None:
         """One train record (mean loss, lr, throughput) of the steps since the last, then a new window."""
         dt = max(time.monotonic() - window.start, 1e-9)
-        mean = window.loss / window.n
+        mean = window.loss / max(window.n, 1)
         self.log.log(
             self.step, "train", loss=mean, bpb=bits_per_sample(mean), lr=self.sched.get_last_lr()[0],
             sequences_per_s=window.sequences / dt, audio_samples_per_s=window.samples / dt,
@@ -439,27 +453,42 @@ class Trainer:
         progress.update(self.step, loss=mean, samples_per_s=window.sequences / dt, audio_rate=window.samples / dt)
         window.reset(time.monotonic())
 
-    def _train_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> float:
-        """One optimiser step on this rank's batch; returns the loss averaged over ranks (nats)."""
+    def _train_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+        """One optimiser step on this rank's batch, without a host sync: the loss and gradient norm stay
+        on the device until :meth:`_settle` reads them back (a sync per step keeps the CPU from queueing
+        the next kernels while the GPU works, and the step is launch-bound in parts)."""
         inputs = inputs.to(self.device, non_blocking=True)
         targets = targets.to(self.device, non_blocking=True)
         with nll_mod.autocast_for(self.device, self.recipe.train.bf16):
             loss = nll_mod.sequence_loss(self.ddp, inputs, targets)
-        (loss_sum,) = all_reduce_sum([float(loss.detach())], self.info)
-        loss_value = loss_sum / self.info.world_size
-        if not math.isfinite(loss_value):
-            self._diverged("loss", loss_value)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        gnorm = None
         if self.recipe.optim.clip > 0:
             gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.optim.clip)
-            if not math.isfinite(float(gnorm)):
-                self._diverged("gradient norm", float(gnorm))
         self.opt.step()
         self.sched.step()
         if self.ema is not None:
             self._update_ema()
-        return loss_value
+        self._pending.append((self.step + 1, loss.detach().float(), gnorm))
+
+    def _settle(self, window: _Window) -> float | None:
+        """Read back the pending steps' losses (averaged over ranks) and gradient norms in one sync, stop
+        at the first non-finite one, add the losses to ``window``; returns the last loss (nats)."""
+        if not self._pending:
+            return self._last_loss
+        pending, self._pending = self._pending, []
+        losses = torch.stack([p[1] for p in pending]).tolist()
+        norms = [float(g) for g in torch.stack([p[2] for p in pending]).tolist()] if pending[0][2] is not None else []
+        losses = [v / self.info.world_size for v in all_reduce_sum(losses, self.info)]
+        for i, (step, _, _) in enumerate(pending):
+            if not math.isfinite(losses[i]):
+                self._diverged("loss", losses[i], step)
+            if norms and not math.isfinite(norms[i]):
+                self._diverged("gradient norm", norms[i], step)
+            window.add(losses[i])
+        self._last_loss = losses[-1]
+        return self._last_loss
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -469,14 +498,14 @@ class Trainer:
         keys = list(self.ema)
         torch._foreach_lerp_([self.ema[k] for k in keys], [self._ema_src[k].float() for k in keys], 1.0 - decay)
 
-    def _diverged(self, what: str, value: float) -> None:
+    def _diverged(self, what: str, value: float, step: int) -> None:
         ckpt = self.run_dir / LAST
         kept = (f"the last good checkpoint {ckpt} is kept; continue with --resume" if ckpt.exists()
                 else "no checkpoint was written yet; start again with the same command (with --resume it starts fresh)")
-        self.log.log(self.step + 1, "error", message=f"non-finite {what}")
+        self.log.log(step, "error", message=f"non-finite {what}")
         self.log.close()
         raise TrainingDiverged(
-            f"non-finite {what} ({value}) at step {self.step + 1} of {self.run_dir}: {kept}; "
+            f"non-finite {what} ({value}) at step {step} of {self.run_dir}: {kept}; "
             "lower optim.lr (--set optim.lr=...) or check the data"
         )
 
