@@ -90,6 +90,12 @@ def test_deferred_checks_catch_a_bad_gradient_before_the_next_checkpoint(tmp_pat
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
     errors = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "error"]
     assert [r["step"] for r in errors] == [3]
+    # AUDIOMAMBA_TRAIN_SYNC=1: read back after every step, so step 3 is the last one run
+    calls["n"] = 0
+    monkeypatch.setenv("AUDIOMAMBA_TRAIN_SYNC", "1")
+    with pytest.raises(TrainingDiverged, match="step 3"):
+        train_recipe(tiny_recipe(data, "train.log_every=8", "optim.clip=1.0"), _opts(tmp_path / "run2"))
+    assert calls["n"] == 3
 
 
 def test_existing_run_is_never_overwritten(tmp_path, data):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -58,6 +59,8 @@ RUN_MARKERS = (LAST, BEST, "metrics.jsonl", "recipe.toml")
 PROFILE_CLIPS = 256  # training clips (their first second) that the run's noise profile is fitted on
 VAL_SEED = 1234
 MAX_PENDING = 100  # steps whose loss and gradient norm may wait on the device before one read-back
+#: ``AUDIOMAMBA_TRAIN_SYNC=1`` reads them back after every step (the old loop; for same-run comparisons)
+SYNC_ENV = "AUDIOMAMBA_TRAIN_SYNC"
 
 
 class TrainingDiverged(AudioMambaError):
@@ -393,6 +396,7 @@ class Trainer:
         t0 = time.monotonic()
         budget = self.opts.max_minutes * 60 if self.opts.max_minutes else None
         snaps = sorted(m for m in self.opts.snapshot_minutes if m > 0)
+        max_pending = 1 if os.environ.get(SYNC_ENV, "0") not in ("", "0") else MAX_PENDING
         window = _Window(time.monotonic())
         reason, loss = "steps", None
         progress = TrainProgress(stop_at, self.step, enabled=self.info.is_main and self.opts.progress)
@@ -414,7 +418,7 @@ class Trainer:
                 snap_due = bool(snaps) and time.monotonic() - t0 >= snaps[0] * 60
                 # losses and gradient norms are read back (one host sync) only here, and always before
                 # anything is saved, so a non-finite value never reaches a checkpoint
-                if log_now or evaluate or checkpoint or snap_due or len(self._pending) >= MAX_PENDING:
+                if log_now or evaluate or checkpoint or snap_due or len(self._pending) >= max_pending:
                     loss = self._settle(window)
                 if log_now:
                     self._log(window, progress, t0)
