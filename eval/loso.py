@@ -109,8 +109,14 @@ def run_loso(
     progress: bool = True,
     console: Console | None = None,
     label: str = "",
+    tta_speeds: tuple[float, ...] = (),
 ) -> dict:
-    """Train and test one classifier per held-out speaker; write loso.json/.md/.png under ``out``."""
+    """Train and test one classifier per held-out speaker; write loso.json/.md/.png under ``out``.
+
+    ``tta_speeds`` (test-time augmentation): also classify each held-out clip played at these speeds
+    (:func:`eval.augment.speed_perturb`: pitch, formants and tempo move together, as between voices)
+    and average the probabilities; each fold then also reports ``tta_accuracy``, and its probs file
+    keeps every speed's probabilities (``tta``), so other subsets can be scored afterwards."""
     from audiomamba.data.sc09 import DIGITS
 
     cfg = cfg or TrainConfig()
@@ -119,6 +125,9 @@ def run_loso(
     console = console or Console(stderr=True)
     if cfg.epochs < 1:
         raise ConfigError(f"--epochs {cfg.epochs} is not positive: pass --epochs 1 or more")
+    bad = [s for s in tta_speeds if not 0.5 <= s <= 2.0]
+    if bad:
+        raise ConfigError(f"--tta-speeds {bad[0]:g}: use playback rates between 0.5 and 2, e.g. 0.9,1.0,1.1")
     device = resolve_device(cfg.device)
     out = Path(out)
     waves, labels, spk, splits = load_all(root, progress)
@@ -139,7 +148,11 @@ def run_loso(
         fit = fit_classifier(waves[tr], labels[tr], waves[va], labels[va], cfg, model_cfg, aug, progress, console,
                              desc=f"fold {k}/{len(folds)}")
         acc, loss, pred, probs = evaluate(fit.model, waves[te], labels[te])
-        torch.save({"probs": probs, "labels": labels[te].cpu()}, out / f"probs-{name}.pt")
+        tta = tta_probs(fit.model, waves[te], tta_speeds)
+        saved = {"probs": probs, "labels": labels[te].cpu()}
+        if tta:
+            saved["tta"] = tta
+        torch.save(saved, out / f"probs-{name}.pt")
         cm = confusion_matrix(pred, labels[te], len(DIGITS))
         per_digit = (cm.diag().float() / cm.sum(1).clamp_min(1).float()).tolist()
         rows.append({
@@ -148,8 +161,11 @@ def run_loso(
             "train_seconds": round(fit.train_seconds, 1), "per_digit_accuracy": per_digit,
             "confusion": cm.tolist(), "history": fit.history,
         })
-        console.print(f"fold {k}/{len(folds)}: {name} accuracy {100 * acc:.2f}% (validation {100 * fit.val_accuracy:.2f}% "
-                      f"at epoch {fit.best_epoch}, {fit.train_seconds:.0f} s)")
+        if tta:
+            rows[-1]["tta_accuracy"] = tta_accuracy(tta, labels[te].cpu())
+        with_tta = f", with test-time speeds {100 * rows[-1]['tta_accuracy']:.2f}%" if tta else ""
+        console.print(f"fold {k}/{len(folds)}: {name} accuracy {100 * acc:.2f}%{with_tta} (validation "
+                      f"{100 * fit.val_accuracy:.2f}% at epoch {fit.best_epoch}, {fit.train_seconds:.0f} s)")
     mean = sum(r["accuracy"] for r in rows) / len(rows)
     report = {
         "label": label,
@@ -164,12 +180,33 @@ def run_loso(
         "model_config": model_cfg.to_dict(),
         "augment_config": aug.to_dict(),
         "classes": list(DIGITS),
+        "tta_speeds": list(tta_speeds),
         "folds": rows,
     }
+    if tta_speeds:
+        report["mean_tta_accuracy"] = sum(r["tta_accuracy"] for r in rows) / len(rows)
     (out / "loso.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "loso.md").write_text(format_table(report) + "\n")
     plot_loso(report, out / "loso.png")
     return report
+
+
+def tta_probs(model: DigitClassifier, waves: torch.Tensor, speeds: tuple[float, ...]) -> dict[str, torch.Tensor]:
+    """Class probabilities of ``waves`` (N, T) played at each speed: {"0.9": (N, classes), ...}."""
+    from audiomamba.eval.augment import speed_perturb
+
+    out = {}
+    for s in speeds:
+        played = waves if s == 1.0 else speed_perturb(waves, torch.full((waves.shape[0],), float(s)))
+        out[f"{s:g}"] = evaluate(model, played, torch.zeros(len(waves), dtype=torch.long))[3].cpu()
+    return out
+
+
+def tta_accuracy(tta: dict[str, torch.Tensor], labels: torch.Tensor, speeds: list[str] | None = None) -> float:
+    """Accuracy of the mean probabilities over ``speeds`` (default: every speed in ``tta``)."""
+    keys = speeds or list(tta)
+    mean = torch.stack([tta[k] for k in keys]).mean(0)
+    return (mean.argmax(-1) == labels).float().mean().item()
 
 
 def ensemble_accuracy(runs: list[str | Path]) -> dict[str, float]:
@@ -194,14 +231,19 @@ def ensemble_accuracy(runs: list[str | Path]) -> dict[str, float]:
 
 
 def format_table(report: dict) -> str:
-    """Markdown table: one row per held-out speaker, then the mean."""
-    lines = ["| held-out speaker | test clips | accuracy | best epoch | validation (seen speakers) | train s |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    """Markdown table: one row per held-out speaker, then the mean (with a test-time-speeds column
+    when the run had ``tta_speeds``)."""
+    tta = bool(report.get("tta_speeds"))
+    head = "| held-out speaker | test clips | accuracy |" + (" with test-time speeds |" if tta else "")
+    lines = [head + " best epoch | validation (seen speakers) | train s |",
+             "| --- | ---: | ---: |" + (" ---: |" if tta else "") + " ---: | ---: | ---: |"]
     for r in report["folds"]:
-        lines.append(f"| {r['speaker']} | {r['test_clips']} | {100 * r['accuracy']:.2f} % | {r['best_epoch']} | "
+        extra = f" {100 * r['tta_accuracy']:.2f} % |" if tta else ""
+        lines.append(f"| {r['speaker']} | {r['test_clips']} | {100 * r['accuracy']:.2f} % |{extra} {r['best_epoch']} | "
                      f"{100 * r['val_accuracy']:.2f} % | {r['train_seconds']:.0f} |")
-    lines.append(f"| **mean** | {sum(r['test_clips'] for r in report['folds'])} | **{100 * report['mean_accuracy']:.2f} %** | | | "
-                 f"{sum(r['train_seconds'] for r in report['folds']):.0f} |")
+    extra = f" **{100 * report['mean_tta_accuracy']:.2f} %** |" if tta else ""
+    lines.append(f"| **mean** | {sum(r['test_clips'] for r in report['folds'])} | **{100 * report['mean_accuracy']:.2f} %** |"
+                 f"{extra} | | {sum(r['train_seconds'] for r in report['folds']):.0f} |")
     return "\n".join(lines)
 
 

@@ -120,9 +120,32 @@ def test_classifier_loso_cli_writes_json_table_and_plot(sc09: Path, tmp_path: Pa
     assert f"| ann | {100 * by_name['ann']:.2f} % |" in capsys.readouterr().out
 
 
+def test_classifier_loso_test_time_speeds(sc09: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--tta-speeds: every speed's probabilities are kept; the fold's tta_accuracy is their mean's
+    accuracy, and the plain accuracy is the run's without it (same seed)."""
+    from audiomamba.eval.loso import tta_accuracy
+
+    torch.set_num_threads(1)
+    out = tmp_path / "tta"
+    main(["evaluate", "classifier-loso", str(sc09), "--out", str(out), "--epochs", "1", "--batch-size", "16",
+          "--device", "cpu", "--speakers", "ann", "--tta-speeds", "0.9,1.0,1.1"])
+    printed = capsys.readouterr().out
+    assert "with test-time speeds" in printed
+    report = json.loads((out / "loso.json").read_text())
+    saved = torch.load(out / "probs-ann.pt", weights_only=True)
+    assert sorted(saved["tta"]) == ["0.9", "1", "1.1"] and saved["tta"]["0.9"].shape == (30, 10)
+    torch.testing.assert_close(saved["tta"]["1"], saved["probs"])  # speed 1 is the plain pass
+    assert not torch.allclose(saved["tta"]["0.9"], saved["probs"])
+    fold = report["folds"][0]
+    assert fold["tta_accuracy"] == pytest.approx(tta_accuracy(saved["tta"], saved["labels"]))
+    assert tta_accuracy(saved["tta"], saved["labels"], ["1"]) == pytest.approx(fold["accuracy"])
+    assert report["tta_speeds"] == [0.9, 1.0, 1.1] and "with test-time speeds" in (out / "loso.md").read_text()
+
+
 def test_classifier_loso_argument_errors(sc09: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for extra, word in ((["--augment", "nope"], "--augment"), (["--model", "huge"], "--model"),
-                        (["--speakers", "zed"], "--speakers"), (["--epochs", "0"], "--epochs")):
+                        (["--speakers", "zed"], "--speakers"), (["--epochs", "0"], "--epochs"),
+                        (["--tta-speeds", "fast"], "--tta-speeds"), (["--tta-speeds", "3"], "--tta-speeds")):
         with pytest.raises(SystemExit) as ex:
             main(["evaluate", "classifier-loso", str(sc09), "--out", str(tmp_path / "o"), "--device", "cpu", *extra])
         assert ex.value.code == 2

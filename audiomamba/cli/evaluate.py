@@ -192,12 +192,15 @@ def classifier_loso(
     seed: int = typer.Option(0, "--seed", help="Random seed (init, shuffling, augmentation)."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
     label: str = typer.Option("", "--label", help="Name of this run in the JSON and the plot."),
+    tta_speeds: str = typer.Option("", "--tta-speeds", help="Also classify each held-out clip at these playback "
+                                   "rates (e.g. 0.9,1.0,1.1) and average the probabilities (test-time augmentation)."),
 ) -> None:
     """Leave-one-speaker-out accuracy of the digit classifier: per speaker, train on the others and
     test on all of that speaker's clips. Writes OUT/loso.json, OUT/loso.md, OUT/loso.png and the
     held-out clips' probabilities OUT/probs-<speaker>.pt (for loso-ensemble)."""
     import torch
 
+    from audiomamba.errors import ConfigError
     from audiomamba.eval.loso import format_table, run_loso
     from audiomamba.eval.train_classifier import TrainConfig, recipe_configs
 
@@ -206,9 +209,16 @@ def classifier_loso(
     aug, model_cfg = recipe_configs(augment, model, mu_law, band_norm)
     names = [s.strip() for s in speakers.split(",") if s.strip()] if speakers else None
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
-    report = run_loso(sc09_dir, out, cfg, model_cfg, aug, names, label=label or f"{augment}/{model}, {epochs} epochs")
+    try:
+        speeds = tuple(float(v) for v in tta_speeds.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"--tta-speeds {tta_speeds!r}: pass playback rates separated by commas, e.g. 0.9,1.0,1.1") from None
+    report = run_loso(sc09_dir, out, cfg, model_cfg, aug, names, label=label or f"{augment}/{model}, {epochs} epochs",
+                      tta_speeds=speeds)
     typer.echo(format_table(report))
-    typer.echo(f"mean leave-one-speaker-out accuracy {100 * report['mean_accuracy']:.2f}% "
+    with_tta = (f"; with test-time speeds {tta_speeds}: {100 * report['mean_tta_accuracy']:.2f}%"
+                if speeds else "")
+    typer.echo(f"mean leave-one-speaker-out accuracy {100 * report['mean_accuracy']:.2f}%{with_tta} "
                f"({report['wall_seconds']:.0f} s on {report['device']}); wrote {out}")
 
 
