@@ -88,7 +88,9 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
     from .triton_mamba_step import TILES_BATCHED, TILES_STREAM
 
     for small, t in ((True, TILES_STREAM), (False, TILES_BATCHED)):
-        common = dict(USE_DOT=not small, PREC="ieee" if small else "tf32x3", BLOCK_B=1 if small else t["rows"])
+        # the batched tiles' tl.dot precision: tf32x3 unless AUDIOMAMBA_STEP_PRECISION says otherwise
+        batched_prec = os.environ.get("AUDIOMAMBA_STEP_PRECISION", "").strip() or "tf32x3"
+        common = dict(USE_DOT=not small, PREC="ieee" if small else batched_prec, BLOCK_B=1 if small else t["rows"])
         nr = 2 if small else 16
         for H in ((64,) if quick else (64, 128, 256)):
             E = 2 * H

@@ -52,10 +52,19 @@ def row_tile(batch, BLOCK_B: tl.constexpr):
 
 @triton.jit
 def mm(a, b, USE_DOT: tl.constexpr, PREC: tl.constexpr):
-    """a (M, K) @ b (K, N) in float32: tl.dot for M >= 16, else a broadcast product."""
+    """a (M, K) @ b (K, N) in float32: tl.dot for M >= 16, else a broadcast product. PREC "bf16"
+    rounds both operands to bfloat16 (the precision the models train in under autocast) and
+    accumulates in float32; otherwise it is tl.dot's input precision."""
     if USE_DOT:
-        return tl.dot(a, b, input_precision=PREC)
-    return tl.sum(a[:, :, None] * b[None, :, :], axis=1)
+        if PREC == "bf16":
+            out = tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16), out_dtype=tl.float32)
+        elif PREC == "bf16-rounded":  # the same products in float32 (the CPU interpreter's bf16 tl.dot is wrong)
+            out = tl.dot(a.to(tl.bfloat16).to(tl.float32), b.to(tl.bfloat16).to(tl.float32), input_precision="ieee")
+        else:
+            out = tl.dot(a, b, input_precision=PREC)
+    else:
+        out = tl.sum(a[:, :, None] * b[None, :, :], axis=1)
+    return out
 
 
 @triton.jit

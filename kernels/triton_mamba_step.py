@@ -57,14 +57,20 @@ TILES_STREAM = {"in_e": 32, "in_h": 128, "ssm_e": 32, "k": 256, "out_h": 32, "ou
 NUM_WARPS = 4
 
 
+#: tl.dot precisions of the batched step tiles: exact float32 FMA, three or one TF32 products, or
+#: bfloat16 operands with float32 accumulation (the models' training precision under autocast)
+STEP_PRECISIONS = ("ieee", "tf32x3", "tf32", "bf16")
+
+
 def default_precision() -> str:
     """tl.dot input precision: "tf32x3" (three TF32 products, about float32 accuracy, on tensor
     cores) on a GPU, "ieee" in the CPU interpreter; ``AUDIOMAMBA_STEP_PRECISION`` overrides."""
     env = os.environ.get("AUDIOMAMBA_STEP_PRECISION", "").strip()
     if env:
-        if env not in ("ieee", "tf32x3", "tf32"):
-            raise KernelError(f"AUDIOMAMBA_STEP_PRECISION={env!r} in the environment: use ieee, tf32x3 or tf32")
-        return env
+        if env not in STEP_PRECISIONS:
+            raise KernelError(f"AUDIOMAMBA_STEP_PRECISION={env!r} in the environment: use {', '.join(STEP_PRECISIONS)}")
+        # Triton 3.6's interpreter computes bf16 tl.dot wrongly: there, the same bf16-rounded operands in float32
+        return "bf16-rounded" if env == "bf16" and interpreting() else env
     return "ieee" if interpreting() else "tf32x3"
 
 
@@ -374,7 +380,7 @@ def mamba_s6_block_step_triton(
         conv_bias: (E,); conv_state: (B, E, K-1) past conv inputs. x_proj: (R + 2N, E).
         dt_proj: (E, R); dt_bias: (E,). A: (E, N) real (the layer's A). D: (E,).
         h: (B, E, N) float32 SSM state. out_proj: (H, E).
-        precision: ``tl.dot`` input precision ("ieee", "tf32x3", "tf32"); default
+        precision: ``tl.dot`` input precision ("ieee", "tf32x3", "tf32", "bf16"); default
             :func:`default_precision`. Tiles of fewer than 16 rows use exact float32 products.
 
     Returns:

@@ -78,6 +78,42 @@ def test_fused_block_step_matches_composed_step(kind: str, batch: int, small_til
         assert (s_ref[0][key] - s_fus[0][key]).abs().max().item() <= 1e-5, key
 
 
+@pytest.mark.parametrize("precision", ["tf32", "bf16"])
+def test_fused_block_step_lower_precisions(precision: str, monkeypatch) -> None:
+    """AUDIOMAMBA_STEP_PRECISION=tf32 / bf16 on the batched (tl.dot) path: close to the exact step
+    (bf16 operands: to bf16 rounding), and bf16 is not silently the exact product; an unknown
+    precision is a one-line error."""
+    from audiomamba.kernels.backend import interpreting
+    from audiomamba.kernels.errors import KernelError
+    from audiomamba.kernels.triton_mamba_step import default_precision
+
+    torch.manual_seed(0)
+    cfg = ModelConfig.from_dict({"d_model": 24, "d_state": 5, "pool": [], "levels": [],
+                                 "center": {"block": "mamba-s6", "n": 1}})
+    dev = _device()
+    block = MambaS6Block(24, cfg).to(dev)
+    x = torch.randn(19, 24, device=dev)
+    outs = {}
+    kernels.set_backend("triton")
+    kernels.set_fused_step(True)
+    try:
+        for prec in ("ieee", precision):
+            monkeypatch.setenv("AUDIOMAMBA_STEP_PRECISION", prec)
+            assert default_precision() == ("bf16-rounded" if prec == "bf16" and interpreting() else prec)
+            with torch.no_grad():
+                outs[prec] = block.step(x, block.init_state(19, dev))[0]
+    finally:
+        kernels.set_backend(None)
+        kernels.set_fused_step(None)
+    err = (outs[precision] - outs["ieee"]).abs().max().item()
+    assert err <= 3e-2 * outs["ieee"].abs().max().item()
+    if precision == "bf16":
+        assert err > 1e-6
+    monkeypatch.setenv("AUDIOMAMBA_STEP_PRECISION", "fp8")
+    with pytest.raises(KernelError, match="use ieee, tf32x3, tf32, bf16"):
+        default_precision()
+
+
 def test_fused_unet_step_matches_composed_step_and_forward() -> None:
     """A U-Net with S6, complex-LTI and real-LTI Mamba blocks at its levels."""
     torch.manual_seed(1)
