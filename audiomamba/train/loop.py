@@ -415,10 +415,9 @@ class Trainer:
                 log_now = self.step % r.train.log_every == 0 or self.step == stop_at
                 evaluate = self.step % r.train.eval_every == 0 or last
                 checkpoint = self.step % r.train.checkpoint_every == 0 or last
-                snap_due = bool(snaps) and time.monotonic() - t0 >= snaps[0] * 60
-                # losses and gradient norms are read back (one host sync) only here, and always before
-                # anything is saved, so a non-finite value never reaches a checkpoint
-                if log_now or evaluate or checkpoint or snap_due or len(self._pending) >= max_pending:
+                # losses and gradient norms are read back (one host sync) only here and before a snapshot,
+                # so always before anything is saved: a non-finite value never reaches a checkpoint
+                if log_now or evaluate or checkpoint or len(self._pending) >= max_pending:
                     loss = self._settle(window)
                 if log_now:
                     self._log(window, progress, t0)
@@ -430,6 +429,7 @@ class Trainer:
                 if checkpoint:
                     self.save(LAST, loss)
                 while snaps and time.monotonic() - t0 >= snaps[0] * 60:  # time-to-quality snapshots
+                    loss = self._settle(window)  # (it may have come due during the validation above)
                     self.save(f"snap-{snaps.pop(0):g}min.pt", loss)
                 window.start += time.monotonic() - t_pause  # throughput counts training time only
                 if out_of_time:
