@@ -207,7 +207,7 @@ def test_trainer_compiles_the_forward_and_saves_the_plain_module(tmp_path, monke
         result = train_recipe(recipe, RunOptions(out=tmp_path / "run", progress=False, device="cpu"))
     finally:
         torch._dynamo.reset()
-    assert calls == [{"dynamic": False}]
+    assert calls == [{"dynamic": False, "mode": None}]  # train.compile_mode "default"
     assert result.step == 2 and result.last_train_bpb is not None
     state = load_checkpoint(tmp_path / "run")
     from audiomamba.model import build_model

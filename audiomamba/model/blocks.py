@@ -173,8 +173,9 @@ class MambaMixer(nn.Module):
         """x (B, L, H) -> (B, L, H)."""
         L = x.shape[1]
         xz = self.in_proj(x)
-        if fused_conv_enabled() and use_triton(xz):
-            # conv + SiLU in one Triton kernel (AUDIOMAMBA_FUSED_CONV=0: the PyTorch path), straight from the (B, L, 2E) layout
+        if fused_conv_enabled() and use_triton(xz) and not torch.compiler.is_compiling():
+            # conv + SiLU in one Triton kernel (AUDIOMAMBA_FUSED_CONV=0: the PyTorch path). Under
+            # torch.compile the PyTorch path runs, for Inductor to fuse: the kernel is not yet an opaque op., straight from the (B, L, 2E) layout
             u = causal_conv1d_silu(xz[..., : self.d_inner], self.conv1d.weight[:, 0, :], self.conv1d.bias)
             z = xz[..., self.d_inner :].transpose(1, 2)
         else:
