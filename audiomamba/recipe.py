@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from audiomamba.data.augment import MAX_GAIN_DB, MAX_SPEED
 from audiomamba.errors import ConfigError
 from audiomamba.model.config import BLOCK_NAMES, SIMPLE_MODEL_FIELDS
 from audiomamba.recipes import folder as recipe_folder
@@ -313,8 +314,10 @@ def _validate_values(r: Recipe, origins: dict[str, str]) -> None:
         "must be >= 1 (or left out for every clip)")
     chk(r.data.clips_per_class is None or r.data.kind == "sc09", "data.clips_per_class", "only sc09 data has classes")
     chk(r.data.val_split in ("train", "validation", "test"), "data.val_split", "use train, validation or test")
-    chk(0 <= r.data.augment_speed < 0.5, "data.augment_speed", f"is a relative rate change in [0, 0.5), got {r.data.augment_speed}")
-    chk(0 <= r.data.augment_gain_db <= 24, "data.augment_gain_db", f"is a range in dB in [0, 24], got {r.data.augment_gain_db}")
+    chk(0 <= r.data.augment_speed < MAX_SPEED, "data.augment_speed",
+        f"is a relative rate change in [0, {MAX_SPEED:g}), got {r.data.augment_speed}")
+    chk(0 <= r.data.augment_gain_db <= MAX_GAIN_DB, "data.augment_gain_db",
+        f"is a range in dB in [0, {MAX_GAIN_DB:g}], got {r.data.augment_gain_db}")
     chk(r.data.kind == "sc09" or (r.data.augment_speed == 0 and r.data.augment_gain_db == 0), "data.augment_speed",
         "waveform augmentation is implemented for sc09 data only; set it to 0")
     chk(r.train.compile_mode in COMPILE_MODES, "train.compile_mode", f"use one of {', '.join(COMPILE_MODES)}")

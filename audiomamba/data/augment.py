@@ -23,6 +23,8 @@ import torch
 from audiomamba.errors import ConfigError
 
 PEAK = 0.99  # gain never lifts a clip's peak above this
+MAX_SPEED = 0.5  # data.augment_speed must be below this (the recipe validates it too)
+MAX_GAIN_DB = 24.0  # data.augment_gain_db must be at most this
 
 
 @dataclass(frozen=True)
@@ -31,10 +33,12 @@ class WaveAugment:
     gain_db: float = 0.0  # maximum gain change in dB, either way
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.speed < 0.5:
-            raise ConfigError(f"data.augment_speed = {self.speed}: use a relative rate change in [0, 0.5), e.g. 0.1")
-        if not 0.0 <= self.gain_db <= 24.0:
-            raise ConfigError(f"data.augment_gain_db = {self.gain_db}: use a gain range in dB in [0, 24], e.g. 6")
+        if not 0.0 <= self.speed < MAX_SPEED:
+            raise ConfigError(f"data.augment_speed = {self.speed}: use a relative rate change in [0, {MAX_SPEED:g}), "
+                              "e.g. 0.1")
+        if not 0.0 <= self.gain_db <= MAX_GAIN_DB:
+            raise ConfigError(f"data.augment_gain_db = {self.gain_db}: use a gain range in dB in [0, {MAX_GAIN_DB:g}], "
+                              "e.g. 6")
 
     @property
     def active(self) -> bool:

@@ -174,8 +174,8 @@ class MambaMixer(nn.Module):
         L = x.shape[1]
         xz = self.in_proj(x)
         if fused_conv_enabled() and use_triton(xz) and not torch.compiler.is_compiling():
-            # conv + SiLU in one Triton kernel (AUDIOMAMBA_FUSED_CONV=0: the PyTorch path). Under
-            # torch.compile the PyTorch path runs, for Inductor to fuse: the kernel is not yet an opaque op., straight from the (B, L, 2E) layout
+            # conv + SiLU in one Triton kernel, straight from the (B, L, 2E) layout (AUDIOMAMBA_FUSED_CONV=0:
+            # the PyTorch path). Under torch.compile the PyTorch path runs: the kernel is not yet an opaque op.
             u = causal_conv1d_silu(xz[..., : self.d_inner], self.conv1d.weight[:, 0, :], self.conv1d.bias)
             z = xz[..., self.d_inner :].transpose(1, 2)
         else:

@@ -482,9 +482,11 @@ class Trainer:
         if not self._pending:
             return self._last_loss
         pending, self._pending = self._pending, []
-        losses = torch.stack([p[1] for p in pending]).tolist()
-        norms = [float(g) for g in torch.stack([p[2] for p in pending]).tolist()] if pending[0][2] is not None else []
-        losses = [v / self.info.world_size for v in all_reduce_sum(losses, self.info)]
+        with_norms = pending[0][2] is not None
+        values = torch.stack([torch.stack([p[1], p[2].float()]) if with_norms else p[1][None] for p in pending])
+        values = values.tolist()  # the one device-to-host copy
+        norms = [v[1] for v in values] if with_norms else []
+        losses = [v / self.info.world_size for v in all_reduce_sum([v[0] for v in values], self.info)]
         for i, (step, _, _) in enumerate(pending):
             if not math.isfinite(losses[i]):
                 self._diverged("loss", losses[i], step)
