@@ -16,7 +16,9 @@ Cases (random weights: speed does not depend on training):
 * ``youtubemix`` (youtubemix-mamba-s6, ~3.5 M) continuing 1 s prompts for 8 s, batched and single
   stream, fused and composed.
 
-``--quick`` runs tiny presets for a few steps (any device; a smoke test of the driver).
+``--quick`` runs tiny presets for a few steps (any device; a smoke test of the driver). ``--cases``
+picks a subset (``sc09``, ``stream``, ``youtubemix``; e.g. ``--cases sc09`` for the 2048-sample goal
+alone); each row is logged on stderr as soon as it is timed.
 
 Two more drivers (issue 18), each with ``--quick`` for a CPU smoke run:
 
@@ -33,7 +35,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -112,8 +116,19 @@ def _fused(on: bool):
         kernels.set_fused_step(None)
 
 
+CASES = ("sc09", "stream", "youtubemix")  # `bench generate --cases`: batched SC09, one SC09 stream, YouTubeMix
+
+
+def _log(msg: str) -> None:
+    print(f"[bench generate] {msg}", file=sys.stderr, flush=True)
+
+
 def run(quick: bool = False, device: str | None = None, command: str = "audiomamba bench generate",
-        bf16: bool = False) -> str:
+        bf16: bool = False, cases: tuple[str, ...] = CASES, log: Callable[[str], None] = _log) -> str:
+    """The default table: ``cases`` of :data:`CASES`, fused vs composed step, each row logged as it is timed."""
+    unknown = [c for c in cases if c not in CASES]
+    if unknown or not cases:
+        raise ValueError(f"unknown case(s) {', '.join(unknown) or '(none)'}: choose from {', '.join(CASES)}")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     graph = dev.type == "cuda"
     stepping = "CUDA graph" if graph else "eager"
@@ -122,36 +137,46 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
     fused_label = f"{stepping} + fused kernels" if fusable else f"{stepping} (fused kernels need the Triton backend)"
     plain_label = f"{stepping}, composed step"
     rows: list[Row] = []
+
+    def add(row: Row) -> None:
+        rows.append(row)
+        log(f"{row.case}, {row.mode}, batch {row.batch}: {row.wall_s:.2f} s ({row.samples_per_s / 16000:,.1f}x real time)")
+
     sc09, ytm = ("sc09-small-tiny", "youtubemix-tiny") if quick else ("sc09-small", "youtubemix")
     n_sc09, sec, eager_steps = (4, 0.01, 16) if quick else (2048, 1.0, 256)
-    m = _model(sc09, dev)
     steps = int(sec * 16000)
-    for fused, label in ((True, fused_label), (False, plain_label)):
-        with _fused(fused):
-            # warm-up/compile once at the real batch, then time the whole job
-            time_generate(m, n_sc09, step_period(m) / 16000, n_sc09, dev, graph, bf16)
-            rows.append(Row(f"{sc09} unconditional", label, n_sc09, sec, time_generate(m, n_sc09, sec, n_sc09, dev,
-                                                                                       graph, bf16)))
-    with _fused(False):
-        per_step = time_eager_steps(m, n_sc09, eager_steps, dev, bf16)
-    rows.append(Row(f"{sc09} unconditional", "plain Python loop, composed step", n_sc09, sec, per_step * steps,
-                    f"timed over {eager_steps} steps, extrapolated to {steps}"))
-    for fused, label in ((True, fused_label), (False, plain_label)):
-        with _fused(fused):
-            time_generate(m, 1, step_period(m) / 16000, 1, dev, graph, bf16)  # warm-up: compile the batch-1 kernels
-            rows.append(Row(f"{sc09} single stream", label, 1, sec, time_generate(m, 1, sec, 1, dev, graph, bf16)))
-    del m
-    m = _model(ytm, dev)
+    if "sc09" in cases or "stream" in cases:
+        m = _model(sc09, dev)
+    if "sc09" in cases:
+        for fused, label in ((True, fused_label), (False, plain_label)):
+            with _fused(fused):
+                # warm-up/compile once at the real batch, then time the whole job
+                time_generate(m, n_sc09, step_period(m) / 16000, n_sc09, dev, graph, bf16)
+                add(Row(f"{sc09} unconditional", label, n_sc09, sec, time_generate(m, n_sc09, sec, n_sc09, dev,
+                                                                                  graph, bf16)))
+        with _fused(False):
+            per_step = time_eager_steps(m, n_sc09, eager_steps, dev, bf16)
+        add(Row(f"{sc09} unconditional", "plain Python loop, composed step", n_sc09, sec, per_step * steps,
+                f"timed over {eager_steps} steps, extrapolated to {steps}"))
+    if "stream" in cases:
+        for fused, label in ((True, fused_label), (False, plain_label)):
+            with _fused(fused):
+                time_generate(m, 1, step_period(m) / 16000, 1, dev, graph, bf16)  # warm-up: the batch-1 kernels
+                add(Row(f"{sc09} single stream", label, 1, sec, time_generate(m, 1, sec, 1, dev, graph, bf16)))
+    m = None
     n_y, sec_y, prompt_y = (2, 0.05, 0.02) if quick else (16, 8.0, 1.0)
-    case = f"{ytm} {prompt_y:g} s prompt -> {sec_y:g} s"
-    for fused, label in ((True, fused_label), (False, plain_label)):
-        with _fused(fused):
-            for b in (n_y, 1):  # warm-up: compile the kernels for both batch sizes
-                time_generate(m, b, 2 * step_period(m) / 16000, b, dev, graph, bf16)
-            rows.append(Row(case, label, n_y, sec_y, time_generate(m, n_y, sec_y, n_y, dev, graph, bf16, prompt_y)))
-            rows.append(Row(case, label, 1, sec_y, time_generate(m, 1, sec_y, 1, dev, graph, bf16, prompt_y)))
+    if "youtubemix" in cases:
+        m = _model(ytm, dev)
+        case = f"{ytm} {prompt_y:g} s prompt -> {sec_y:g} s"
+        for fused, label in ((True, fused_label), (False, plain_label)):
+            with _fused(fused):
+                for b in (n_y, 1):  # warm-up: compile the kernels for both batch sizes
+                    time_generate(m, b, 2 * step_period(m) / 16000, b, dev, graph, bf16)
+                add(Row(case, label, n_y, sec_y, time_generate(m, n_y, sec_y, n_y, dev, graph, bf16, prompt_y)))
+                add(Row(case, label, 1, sec_y, time_generate(m, 1, sec_y, 1, dev, graph, bf16, prompt_y)))
     lines = [
-        _device_line(dev, f"precision {'bf16 autocast (fused kernels off)' if bf16 else 'fp32'}"),
+        _device_line(dev, f"precision {'bf16 autocast (fused kernels off)' if bf16 else 'fp32'}"
+                     + _step_precision_note()),
         f"Command: `{command}`",
         "",
         "| case | stepping | batch | audio per sample (s) | wall (s) | samples/s | × real time | note |",
@@ -161,12 +186,28 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
         lines.append(f"| {r.case} | {r.mode} | {r.batch} | {r.seconds_audio:g} | {r.wall_s:.2f} | "
                      f"{r.samples_per_s:,.0f} | {r.samples_per_s / 16000:,.1f} | {r.note} |")
     lines.append("")
-    ratio = lambda a, b: rows[b].wall_s / rows[a].wall_s  # noqa: E731
-    lines.append(f"Same run, {sc09} batch {n_sc09}: fused kernels vs composed step {ratio(0, 1):.2f}× faster; "
-                 f"vs the plain Python loop {ratio(0, 2):.1f}× faster (composed step: graph vs loop {ratio(1, 2):.1f}×).")
-    lines.append(f"Single stream: fused vs composed {ratio(3, 4):.2f}×; {ytm}: batch {n_y} {ratio(5, 7):.2f}×, "
-                 f"one stream {ratio(6, 8):.2f}×.")
+
+    def wall(case: str, mode: str, batch: int) -> float:
+        return next(r.wall_s for r in rows if r.case.startswith(case) and r.mode == mode and r.batch == batch)
+
+    loop = "plain Python loop, composed step"
+    if "sc09" in cases:
+        f, c, p = (wall(sc09, mode, n_sc09) for mode in (fused_label, plain_label, loop))
+        lines.append(f"Same run, {sc09} batch {n_sc09}: fused kernels vs composed step {c / f:.2f}× faster; "
+                     f"vs the plain Python loop {p / f:.1f}× faster (composed step: graph vs loop {p / c:.1f}×).")
+    if "stream" in cases:
+        lines.append(f"Single stream: fused vs composed {wall(sc09, plain_label, 1) / wall(sc09, fused_label, 1):.2f}×.")
+    if "youtubemix" in cases:
+        lines.append(f"{ytm}: fused vs composed, batch {n_y} "
+                     f"{wall(ytm, plain_label, n_y) / wall(ytm, fused_label, n_y):.2f}×, one stream "
+                     f"{wall(ytm, plain_label, 1) / wall(ytm, fused_label, 1):.2f}×.")
     return "\n".join(lines) + "\n"
+
+
+def _step_precision_note() -> str:
+    """The fused step's matmul operands (``AUDIOMAMBA_STEP_PRECISION``), when set."""
+    value = os.environ.get("AUDIOMAMBA_STEP_PRECISION", "")
+    return f"; AUDIOMAMBA_STEP_PRECISION={value}" if value else ""
 
 
 # --------------------------------------------------------------------------------------------------

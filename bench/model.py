@@ -23,6 +23,9 @@ cross-entropy on float logits, backward, clip_grad_norm_, AdamW; :class:`TrainSt
   CPU time) grouped into scan, matmul, conv, norm, elementwise, loss, optimizer and other by the
   name rules of :data:`GROUP_RULES` (a kernel is classified by its own name and the names of the op
   that launched it and that op's parents), plus the largest kernels/ops of each model;
+* ``--loss-steps N`` (with ``--baseline``): the first N training losses on the same procedural-piano
+  batches, baseline from seeds 0 and 1 (seed noise) against the current eager and compiled step from
+  seed 0, as a table and a plot (:func:`run_loss_curves`);
 * ``--compile``: the eager step and ``torch.compile(model)`` (Inductor, static shapes; the scan is
   the opaque op of ``kernels/scan_op.py``) timed side by side on the same weights: samples/s of
   each and their ratio, the first compiled step's seconds, and how far the first step's loss and
@@ -405,16 +408,18 @@ class TrainStep:
     AdamW (the recipe defaults of :class:`audiomamba.recipe.OptimCfg`). :meth:`compile` swaps the
     forward for ``torch.compile(model)`` (the weights are shared)."""
 
-    def __init__(self, preset: str, batch: int, length: int, device: torch.device, bf16: bool = True) -> None:
+    def __init__(self, preset: str, batch: int, length: int, device: torch.device, bf16: bool = True,
+                 seed: int = 0) -> None:
         from audiomamba.recipe import OptimCfg, ScheduleCfg
         from audiomamba.train.optim import build_optimizer
 
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         self.device = device
         self.model = build_model(load_model_preset(preset)).to(device)
         self.module: torch.nn.Module = self.model
         self.compiled: torch.nn.Module | None = None
         self.tokens = torch.randint(0, 256, (batch, length), device=device)
+        self.inputs = self.tokens  # timing: random tokens in and out; :func:`loss_curve` sets real pairs
         self.bf16 = bf16 and device.type == "cuda"
         optim = OptimCfg()
         self.clip = optim.clip
@@ -434,7 +439,7 @@ class TrainStep:
 
     def loss(self) -> torch.Tensor:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            logits = self.module(self.tokens)
+            logits = self.module(self.inputs)
         with torch.profiler.record_function("loss: cross_entropy"):
             return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), self.tokens.reshape(-1))
 
@@ -447,13 +452,16 @@ class TrainStep:
         self.opt.zero_grad(set_to_none=True)
         return float(loss.detach()), grads
 
-    def __call__(self) -> None:
+    def __call__(self) -> torch.Tensor:
+        """One step; returns the loss (detached, on the device: no host sync)."""
         self.opt.zero_grad(set_to_none=True)
-        self.loss().backward()
+        loss = self.loss()
+        loss.backward()
         if self.clip > 0:
             with torch.profiler.record_function("optimizer: clip_grad_norm_"):
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
         self.opt.step()
+        return loss.detach()
 
     def time(self, iters: int, max_seconds: float) -> tuple[float, float | None]:
         """(ms per step, peak GiB or None on CPU) over up to ``iters`` steps after one warm-up step."""
@@ -740,6 +748,8 @@ def run_profile_compile(
     cases: list[Case] | None = None,
     baseline: dict[str, str] | None = None,
     mode: str = "default",
+    loss_steps: int = 0,
+    loss_plot: str | None = None,
 ) -> str:
     """``bench model --profile`` / ``--compile``: per model of the benchmark's cases (Triton scan on
     CUDA, the reference on the CPU), a grouped profile of one training step and/or eager vs
@@ -780,4 +790,142 @@ def run_profile_compile(
         lines += render_compile(results, dev, backend) + [""]
         if baseline:
             lines += render_baseline(results, baseline) + [""]
+    if loss_steps > 0 and baseline:
+        curves = run_loss_curves(cases, dev, loss_steps, baseline, compile, mode, backend=backend)
+        if loss_plot and any(r.curves for r in curves):
+            plot_loss_curves(curves, loss_plot)
+        lines += render_loss_curves(curves, baseline, loss_plot) + [""]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# `bench model --compile --baseline ... --loss-steps N`: do the first N training steps learn the same?
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LossCurves:
+    """The first steps' training losses of one model: the baseline at two seeds (seed noise), eager and compiled now."""
+
+    preset: str
+    batch: int
+    length: int
+    curves: dict[str, list[float]]  # label -> loss per step (nats)
+    note: str = ""
+
+    def gap(self, label: str, against: str = "baseline") -> tuple[float, float] | None:
+        """(mean, max) over steps of |loss[label] - loss[against]|, or None when a curve is missing."""
+        a, b = self.curves.get(label), self.curves.get(against)
+        if not a or not b or len(a) != len(b):
+            return None
+        d = [abs(x - y) for x, y in zip(a, b, strict=True)]
+        return sum(d) / len(d), max(d)
+
+
+def music_batches(batch: int, length: int, steps: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``steps`` (inputs, targets) pairs of μ-law tokens, (batch, length) each: random crops of one
+    procedural piano piece (:mod:`audiomamba.synth`), the same for every call with the same arguments.
+    Real structure to learn (unlike random tokens), so that a loss curve says something."""
+    from audiomamba.synth import synthesize_piece
+    from audiomamba.tokenizer import mu_law_encode, shift_right
+
+    seconds = max(60.0, 4 * (length + 1) / 16000)
+    tokens = mu_law_encode(torch.from_numpy(synthesize_piece(seconds, seed)))
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(steps):
+        starts = torch.randint(0, tokens.numel() - length, (batch,), generator=gen)
+        targets = torch.stack([tokens[s : s + length] for s in starts.tolist()])
+        out.append((shift_right(targets), targets))
+    return out
+
+
+def loss_curve(case: Case, device: torch.device, batches: list[tuple[torch.Tensor, torch.Tensor]], seed: int = 0,
+               compiled: bool = False, mode: str = "default", env: dict[str, str] | None = None,
+               backend: str = "inductor") -> list[float]:
+    """Training losses of ``len(batches)`` steps from the seed-``seed`` initialisation (the trainer's
+    step: :class:`TrainStep`), eager or ``torch.compile``-d, under the environment ``env``."""
+    with environment(env or {}):
+        step = TrainStep(case.preset, case.batch, case.length, device, seed=seed)
+        if compiled:
+            step.compile(backend, mode)
+        losses = []
+        for inputs, targets in batches:
+            step.inputs, step.tokens = inputs.to(device), targets.to(device)
+            losses.append(step())
+        out = [float(v) for v in torch.stack(losses).cpu()]
+    if compiled:
+        torch._dynamo.reset()
+    free(device)
+    return out
+
+
+def run_loss_curves(cases: list[Case], device: torch.device, steps: int, baseline: dict[str, str],
+                    compile: bool, mode: str = "default", log: Callable[[str], None] = _progress,
+                    backend: str = "inductor") -> list[LossCurves]:
+    """Per model, on the same batches: the baseline (``baseline`` environment) from seeds 0 and 1, and the
+    current eager [and compiled] step from seed 0. A failure becomes the model's note."""
+    out = []
+    for case in cases:
+        res = LossCurves(case.preset, case.batch, case.length, {})
+        try:
+            batches = music_batches(case.batch, case.length, steps)
+            runs = [("baseline", 0, False, baseline), ("baseline, seed 1", 1, False, baseline), ("eager", 0, False, {})]
+            runs += [("compiled", 0, True, {})] if compile else []
+            for label, seed, compiled, env in runs:
+                t0 = time.perf_counter()
+                res.curves[label] = loss_curve(case, device, batches, seed, compiled, mode, env, backend)
+                log(f"{case.preset}: {steps} steps, {label}: loss {res.curves[label][0]:.3f} -> "
+                    f"{res.curves[label][-1]:.3f} ({time.perf_counter() - t0:.1f} s)")
+        except Exception as err:  # noqa: BLE001 - a failure becomes a note; the other model still runs
+            res.note = _describe(err)
+            log(f"{case.preset}: loss curves: {res.note}")
+        out.append(res)
+    return out
+
+
+def render_loss_curves(results: list[LossCurves], baseline: dict[str, str], plot: str | None) -> list[str]:
+    """The --loss-steps section: per model the gap of each curve to the baseline's, against seed noise."""
+    steps = max((len(c) for r in results for c in r.curves.values()), default=0)
+    lines = [
+        f"### The first {steps} steps' losses against the baseline `{_env_text(baseline)}` (same batches)",
+        "",
+        "Procedural piano crops (`bench.model.music_batches`), the trainer's step from the same seed-0 weights. "
+        "Seed noise: the baseline again from seed-1 weights. A curve is within seed noise when its mean and max "
+        "|Δloss| to the baseline are at most the seed-1 curve's."
+        + (f" Plot: `{plot}`." if plot else ""),
+        "",
+        "| model | batch × length | curve | loss at step 1 / last | mean abs Δloss | max abs Δloss | within seed noise |",
+        "|---|---|---|---|---:|---:|---|",
+    ]
+    for r in results:
+        noise = r.gap("baseline, seed 1")
+        for label, curve in r.curves.items():
+            gap = r.gap(label) if label != "baseline" else None
+            verdict = ""
+            if label not in ("baseline", "baseline, seed 1") and gap and noise:
+                verdict = "yes" if gap[0] <= noise[0] and gap[1] <= noise[1] else "**no**"
+            lines.append(f"| {r.preset} | {r.batch} × {r.length} | {label} | {curve[0]:.3f} / {curve[-1]:.3f} "
+                         f"| {_fmt(gap[0] if gap else None, '.4f')} | {_fmt(gap[1] if gap else None, '.4f')} "
+                         f"| {verdict} |")
+        if r.note:
+            lines.append(f"| {r.preset} | {r.batch} × {r.length} | failed: {r.note} | | | | |")
+    return lines
+
+
+def plot_loss_curves(results: list[LossCurves], path: str) -> str:
+    """One panel per model: every curve's loss per step. Returns ``path``."""
+    from audiomamba.train.plots import _pyplot
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, max(len(results), 1), figsize=(6 * max(len(results), 1), 4), dpi=110, squeeze=False)
+    for ax, r in zip(axes[0], results, strict=False):
+        for label, curve in r.curves.items():
+            ax.plot(range(1, len(curve) + 1), curve, label=label, lw=1.2,
+                    ls="--" if label.startswith("baseline") else "-")
+        ax.set(title=f"{r.preset} ({r.batch} × {r.length})", xlabel="step", ylabel="training loss (nats)")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

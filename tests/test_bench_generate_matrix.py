@@ -153,3 +153,24 @@ def test_matrix_and_cutoff_option_errors(args, message, capsys) -> None:
     assert ex.value.code == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_default_table_quick_runs_only_the_chosen_cases_with_progress(capsys) -> None:
+    from audiomamba.cli import main
+
+    main(["bench", "generate", "--quick", "--device", "cpu", "--cases", "sc09,stream"])
+    out, err = capsys.readouterr()
+    assert "sc09-small-tiny unconditional" in out and "sc09-small-tiny single stream" in out
+    assert "youtubemix" not in out and "Same run, sc09-small-tiny batch 4" in out and "Single stream:" in out
+    progress = [line for line in err.splitlines() if line.startswith("[bench generate]")]
+    assert len(progress) == 5 and all("x real time" in line for line in progress)  # one line per row, as timed
+
+
+def test_default_table_bad_cases_is_one_line(capsys) -> None:
+    from audiomamba.cli import main
+
+    with pytest.raises(SystemExit) as ex:
+        main(["bench", "generate", "--quick", "--device", "cpu", "--cases", "sc09,music"])
+    assert ex.value.code not in (0, None)
+    err = capsys.readouterr().err
+    assert "--cases 'sc09,music'" in err and "sc09,stream,youtubemix" in err and "Traceback" not in err

@@ -85,6 +85,10 @@ def model(
     baseline: str = typer.Option("", "--baseline", help="With --compile: also time the eager step under these "
                                  "environment variables (VAR=VALUE,...; e.g. AUDIOMAMBA_SCAN_BWD_LOOP=0 for the "
                                  "tile backward), same weights and batch, and report samples/s against it."),
+    loss_steps: int = typer.Option(0, "--loss-steps", help="With --baseline: also the first N training losses on "
+                                   "the same procedural-piano batches, baseline (seeds 0 and 1: seed noise) vs the "
+                                   "eager and compiled step now; a table and a plot (next to --out, else "
+                                   "bench-model-losses.png)."),
 ) -> None:
     """U-Net forward+backward throughput and peak memory, Triton vs reference scan [--profile, --compile]."""
     import shutil
@@ -123,10 +127,18 @@ def model(
     if base_env and not compile_:
         raise AudioMambaError("--baseline needs --compile (it adds a column to the eager/compiled comparison)")
     command += f" --baseline {baseline}" if base_env else ""
+    if loss_steps < 0 or (loss_steps and not base_env):
+        raise AudioMambaError(f"--loss-steps {loss_steps}: give a positive number of steps together with --baseline "
+                              "(the curves are compared with the baseline's)")
+    command += f" --loss-steps {loss_steps}" if loss_steps else ""
     command += f" --out {out}" if out is not None else ""
+    loss_plot = None
+    if loss_steps:
+        loss_plot = str(out.with_name(out.stem + "-losses.png") if out is not None else Path("bench-model-losses.png"))
     if profile or compile_:
         report = run_profile_compile(quick=quick, device=device, command=command, profile=profile, compile=compile_,
-                                     baseline=base_env or None, mode=compile_mode)
+                                     baseline=base_env or None, mode=compile_mode, loss_steps=loss_steps,
+                                     loss_plot=loss_plot)
     else:
         report = run(quick=quick, device=device, command=command)
     print(report)
@@ -154,6 +166,9 @@ def generate(
     max_seconds_per_case: float = typer.Option(5.0, "--max-seconds-per-case", help="--matrix: sample at most about "
                                                "this long per case, extrapolate the rest (said in the note)."),
     lti_steps: int | None = typer.Option(None, "--lti-steps", help="--lti-cutoff: steps timed per case (default 1024)."),
+    cases: str = typer.Option("sc09,stream,youtubemix", "--cases", help="The default table's cases, comma-separated: "
+                              "sc09 (2048 samples at batch 2048), stream (one SC09 stream), youtubemix (8 s "
+                              "continuations)."),
 ) -> None:
     """Batched generation speed, CUDA graph vs plain Python stepping (SC09 and YouTubeMix models);
     --matrix: the CLI's wall vs sampling time per preset x block x batch; --lti-cutoff: the fused mamba-s4 cut-off."""
@@ -171,7 +186,12 @@ def generate(
         report = _generate_matrix_or_cutoff(matrix, lti_cutoff, quick, device, bf16, presets, blocks, batches,
                                             seconds, max_seconds_per_case, lti_steps, command.strip(), out)
     else:
-        report = run(quick=quick, device=device, command=command.strip(), bf16=bf16)
+        from audiomamba.bench.generate import CASES
+
+        chosen = tuple(c.strip() for c in cases.split(",") if c.strip())
+        if not chosen or any(c not in CASES for c in chosen):
+            raise AudioMambaError(f"--cases {cases!r}: give a comma-separated subset of {','.join(CASES)}")
+        report = run(quick=quick, device=device, command=command.strip(), bf16=bf16, cases=chosen)
     print(report)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
