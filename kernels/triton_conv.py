@@ -11,16 +11,23 @@ contiguous (several launches, and cuDNN's slow depthwise weight gradient in the 
   PyTorch adds.
 
 Tiles are (BLOCK_L, BLOCK_E); the k shifted loads of a tile hit the cache. :func:`causal_conv1d_silu`
-is the autograd wrapper; :func:`causal_conv1d_silu_ref` is the PyTorch definition it must match.
-On by default in ``MambaMixer`` (``audiomamba/model/blocks.py``) for CUDA tensors, and
-``AUDIOMAMBA_FUSED_CONV=0`` turns it off. Measured (one H200, 2026-12-02, ``python -m audiomamba.bench.conv``):
+is the entry point; :func:`causal_conv1d_silu_ref` is the PyTorch definition it must match. Eager
+calls go through the autograd Function :class:`_ConvSiluFn` (no dispatcher overhead); under
+``torch.compile`` they go through ``torch.ops.audiomamba.causal_conv1d_silu``, a
+``torch.library.custom_op`` that Dynamo and Inductor do not look into (fullgraph tracing of the
+Function failed), with ``register_fake`` shapes and ``register_autograd`` connecting it to
+``audiomamba::causal_conv1d_silu_bwd``, as :mod:`kernels.scan_op` does for the scan. Both run the
+same launches (:func:`_conv_forward`, :func:`_conv_backward`), so the numbers are the same. This
+file does not use ``from __future__ import annotations``: ``custom_op`` reads the real annotations.
+
+On by default in ``MambaMixer`` (``audiomamba/model/blocks.py``) for CUDA tensors, eager and
+compiled, and ``AUDIOMAMBA_FUSED_CONV=0`` turns it off. Measured (one H200, 2026-12-02, ``python -m audiomamba.bench.conv``):
 fwd+bwd 1.04-2.23x the PyTorch path, and the sc09-small eager training step 289.6 -> 277.0 ms
 (BENCHMARKS.md, "Fused causal conv + SiLU").
 """
 
-from __future__ import annotations
-
 import os
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -114,40 +121,125 @@ def _grid(x: Tensor, E: int, block_l: int) -> tuple[int, int, int]:
     return x.shape[0], triton.cdiv(E, BLOCK_E), triton.cdiv(x.shape[1], block_l)
 
 
+def _conv_forward(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """Launch the forward kernel: x (B, L, E) with unit stride along E -> u (B, E, L) contiguous."""
+    B, L, E = x.shape
+    w = weight.contiguous()
+    b = bias.contiguous() if bias is not None else None
+    u = torch.empty((B, E, L), dtype=x.dtype, device=x.device)
+    if L > 0:
+        _conv_fwd_kernel[_grid(x, E, BLOCK_L)](x, w, b if b is not None else w, u, L, E, x.stride(0), x.stride(1),
+                                              K=w.shape[1], HAS_BIAS=b is not None, BLOCK_L=BLOCK_L, BLOCK_E=BLOCK_E)
+    return u
+
+
+def _conv_backward(du: Tensor, x: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Launch the backward kernel: dx (B, L, E) contiguous in x's dtype, dweight in weight's dtype,
+    dbias in bias's dtype (None without a bias)."""
+    B, L, E = x.shape
+    w = weight.contiguous()
+    b = bias.contiguous() if bias is not None else None
+    K = w.shape[1]
+    grid = _grid(x, E, BWD_BLOCK_L)
+    dx = torch.empty((B, L, E), dtype=x.dtype, device=x.device)
+    # every entry is written by the kernel (no tiles at all when L = 0: the sums are then zero)
+    dw = torch.empty((B, grid[2], E, K), dtype=torch.float32, device=x.device)
+    db = torch.empty((B, grid[2], E) if b is not None else (1,), dtype=torch.float32, device=x.device)
+    if L > 0:
+        _conv_bwd_kernel[grid](x, w, b if b is not None else w, du.contiguous(), dx, dw, db, L, E,
+                               x.stride(0), x.stride(1), K=K, HAS_BIAS=b is not None,
+                               BLOCK_L=BWD_BLOCK_L, BLOCK_E=BLOCK_E)
+    g_b = db.sum((0, 1)).to(bias.dtype) if bias is not None else None
+    return dx, dw.sum((0, 1)).to(w.dtype), g_b
+
+
 class _ConvSiluFn(torch.autograd.Function):
+    """The eager path (no dispatcher overhead); the same launches as the custom op below."""
+
     @staticmethod
     def forward(ctx, x, weight, bias):
-        B, L, E = x.shape
-        w = weight.contiguous()
-        u = torch.empty((B, E, L), dtype=x.dtype, device=x.device)
-        if L > 0:
-            _conv_fwd_kernel[_grid(x, E, BLOCK_L)](x, w, bias if bias is not None else w, u, L, E, x.stride(0), x.stride(1),
-                                          K=w.shape[1], HAS_BIAS=bias is not None, BLOCK_L=BLOCK_L, BLOCK_E=BLOCK_E)
-        ctx.save_for_backward(x, w, bias)
-        return u
+        ctx.save_for_backward(x, weight, bias)
+        return _conv_forward(x, weight, bias)
 
     @staticmethod
     def backward(ctx, du):
-        x, w, bias = ctx.saved_tensors
-        B, L, E = x.shape
-        K = w.shape[1]
-        grid = _grid(x, E, BWD_BLOCK_L)
-        dx = torch.empty((B, L, E), dtype=x.dtype, device=x.device)
-        # every entry is written by the kernel (no tiles at all when L = 0: the sums are then zero)
-        dw = torch.empty((B, grid[2], E, K), dtype=torch.float32, device=x.device)
-        db = torch.empty((B, grid[2], E) if bias is not None else (1,), dtype=torch.float32, device=x.device)
-        if L > 0:
-            _conv_bwd_kernel[grid](x, w, bias if bias is not None else w, du.contiguous(), dx, dw, db, L, E,
-                                   x.stride(0), x.stride(1), K=K, HAS_BIAS=bias is not None,
-                                   BLOCK_L=BWD_BLOCK_L, BLOCK_E=BLOCK_E)
-        g_b = db.sum((0, 1)).to(bias.dtype) if bias is not None else None
-        return dx, dw.sum((0, 1)).to(w.dtype), g_b
+        x, weight, bias = ctx.saved_tensors
+        return _conv_backward(du, x, weight, bias)
+
+
+# --- the same kernels as an opaque op for torch.compile (the style of kernels/scan_op.py) ---------
+
+OP = "audiomamba::causal_conv1d_silu"
+OP_BWD = "audiomamba::causal_conv1d_silu_bwd"
+
+
+def _unit_e(x: Tensor) -> Tensor:
+    """x as the kernels read it (unit stride along E); a copy only if a caller passed another layout."""
+    return x if x.stride(2) == 1 or x.shape[2] <= 1 else x.contiguous()
+
+
+def _empty(like: Tensor) -> Tensor:
+    return like.new_empty((0,), dtype=torch.float32)
+
+
+@torch.library.custom_op(OP, mutates_args=())
+def causal_conv1d_silu_op(
+    x: Tensor,
+    weight: Tensor,
+    bias: Optional[Tensor],  # noqa: UP045 - custom_op's schema inference reads these annotations
+) -> Tensor:
+    """u (B, E, L) contiguous in x's dtype, from x (B, L, E) (any strides), weight (E, k), bias (E,) or None."""
+    return _conv_forward(_unit_e(x), weight, bias)
+
+
+@causal_conv1d_silu_op.register_fake
+def _(x, weight, bias):
+    B, L, E = x.shape
+    return x.new_empty((B, E, L))
+
+
+@torch.library.custom_op(OP_BWD, mutates_args=())
+def causal_conv1d_silu_bwd_op(
+    du: Tensor,
+    x: Tensor,
+    weight: Tensor,
+    bias: Optional[Tensor],  # noqa: UP045
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(dx (B, L, E) contiguous in x's dtype, dweight like weight, dbias like bias); without a bias,
+    dbias is a (0,) float32 tensor (a custom op cannot return None)."""
+    dx, dw, db = _conv_backward(du, _unit_e(x), weight, bias)
+    return dx, dw, db if db is not None else _empty(x)
+
+
+@causal_conv1d_silu_bwd_op.register_fake
+def _(du, x, weight, bias):
+    B, L, E = x.shape
+    db = bias.new_empty(bias.shape) if bias is not None else _empty(x)
+    return x.new_empty((B, L, E)), weight.new_empty(weight.shape), db
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    x, weight, bias = inputs
+    ctx.save_for_backward(x, weight, bias)
+    ctx.has_bias = bias is not None
+
+
+def _backward(ctx, du):
+    x, weight, bias = ctx.saved_tensors
+    dx, dw, db = causal_conv1d_silu_bwd_op(du, x, weight, bias)
+    return dx, dw, db if ctx.has_bias else None
+
+
+causal_conv1d_silu_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def causal_conv1d_silu(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     """silu(causal depthwise conv1d) in Triton: x (B, L, E) with unit stride along E (e.g. a slice of
-    the in_proj output), weight (E, k), bias (E,) or None -> u (B, E, L) contiguous, in x's dtype."""
+    the in_proj output), weight (E, k), bias (E,) or None -> u (B, E, L) contiguous, in x's dtype.
+    Eager: the autograd Function; under ``torch.compile``: the opaque op ``audiomamba::causal_conv1d_silu``."""
     if x.dim() != 3 or x.stride(2) != 1 or weight.dim() != 2 or weight.shape[0] != x.shape[2]:
         raise ValueError(f"causal_conv1d_silu: x (B, L, E) with unit stride along E and weight (E, k), got "
                          f"x {tuple(x.shape)} strides {x.stride()}, weight {tuple(weight.shape)}")
+    if torch.compiler.is_compiling():
+        return causal_conv1d_silu_op(x, weight, bias)
     return _ConvSiluFn.apply(x, weight, bias)

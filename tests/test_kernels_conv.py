@@ -72,3 +72,153 @@ def test_bench_conv_cpu_smoke(capsys):
     main("cpu")
     out = capsys.readouterr().out
     assert "float32: fwd" in out and "bfloat16: fwd" in out and "rel " in out
+
+
+# --- the opaque op for torch.compile: audiomamba::causal_conv1d_silu (+ _bwd) --------------------
+
+
+def _op_args(B=2, L=9, E=5, k=4, bias=True, grad=True, dtype=torch.float32):
+    """x a strided (B, L, E) view of a (B, L, 2E) tensor, as MambaMixer hands it over."""
+    g = torch.Generator().manual_seed(L + E + k)
+    x = torch.randn(B, L, 2 * E, generator=g).to(dtype)[..., :E]
+    w, b = torch.randn(E, k, generator=g) * 0.5, torch.randn(E, generator=g) if bias else None
+    return [t.requires_grad_(grad) if t is not None else None for t in (x, w, b)]
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+@pytest.mark.parametrize("L", [0, 9])
+def test_opcheck_conv_ops(bias, L):
+    """Schema, fake tensors, autograd registration, AOT dispatch (static and dynamic shapes) of the
+    forward op and of the backward op, on the CPU in Triton's interpreter (a tiny shape, ~1 s)."""
+    x, w, b = _op_args(L=L, bias=bias)
+    assert x.stride(1) == 2 * x.shape[2]
+    torch.library.opcheck(triton_conv.causal_conv1d_silu_op, (x, w, b))
+    du = torch.randn(x.shape[0], x.shape[2], L)
+    torch.library.opcheck(triton_conv.causal_conv1d_silu_bwd_op, (du, *_op_args(L=L, bias=bias, grad=False)))
+
+
+def test_conv_op_fake_shapes_and_dtypes():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    for mode in (FakeTensorMode(), None):
+        with mode or torch.device("meta"):
+            x = torch.empty(2, 7, 10, dtype=torch.bfloat16)[..., :5]
+            w, b = torch.empty(5, 4), torch.empty(5, dtype=torch.float64)
+            u = triton_conv.causal_conv1d_silu_op(x, w, b)
+            dx, dw, db = triton_conv.causal_conv1d_silu_bwd_op(u, x, w, b)
+            db_none = triton_conv.causal_conv1d_silu_bwd_op(u, x, w, None)[2]
+        assert u.shape == (2, 5, 7) and u.is_contiguous() and u.dtype == torch.bfloat16
+        assert dx.shape == (2, 7, 5) and dx.is_contiguous() and dx.dtype == torch.bfloat16
+        assert dw.shape == (5, 4) and dw.dtype == torch.float32 and db.shape == (5,) and db.dtype == torch.float64
+        assert db_none.shape == (0,)
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+@pytest.mark.parametrize("L,E,k", [(70, 37, 4), (1, 3, 2), (0, 8, 4)], ids=["L70-E37", "L1-k2", "L0"])
+def test_conv_op_grads_match_reference_and_eager(bias, L, E, k):
+    """The op's output and gradients (through register_autograd and the backward op) match the
+    PyTorch definition, and are bit-identical to the eager autograd Function (the same launches).
+    L = 0 (which F.conv1d refuses): an empty output and zero weight and bias gradients."""
+    leaves = _op_args(L=L, E=E, k=k, bias=bias)
+    leaves = [t for t in leaves if t is not None]
+    gu = torch.randn(2, E, L, generator=torch.Generator().manual_seed(1))
+    runs = []
+    fns = [triton_conv.causal_conv1d_silu_op, triton_conv._ConvSiluFn.apply]
+    if L > 0:
+        fns.append(triton_conv.causal_conv1d_silu_ref)
+    for fn in fns:
+        u = fn(leaves[0], leaves[1], leaves[2] if bias else None)
+        runs.append((u, torch.autograd.grad((u * gu).sum(), leaves)))
+    (u_op, g_op), (u_fn, g_fn) = runs[:2]
+    assert u_op.shape == (2, E, L) and u_op.is_contiguous()
+    assert g_op[0].shape == (2, L, E) and [g.dtype for g in g_op] == [t.dtype for t in leaves]
+    assert torch.equal(u_op, u_fn) and all(torch.equal(a, b) for a, b in zip(g_op, g_fn, strict=True))
+    if L == 0:
+        assert all(not g.any() for g in g_op[1:])
+        return
+    u_ref, g_ref = runs[2]
+    torch.testing.assert_close(u_op, u_ref, rtol=1e-5, atol=1e-5)
+    for a, r in zip(g_op, g_ref, strict=True):
+        torch.testing.assert_close(a, r, rtol=1e-4, atol=1e-4)
+
+
+def _capturing_aot_eager(graphs):
+    """aot_eager that also keeps the forward and backward graphs' code."""
+    from torch._dynamo.backends.common import aot_autograd
+    from torch._functorch.aot_autograd import make_boxed_func
+
+    def keep(name):
+        def compiler(gm, example_inputs):
+            graphs.append((name, gm.code))
+            return make_boxed_func(gm.forward)
+
+        return compiler
+
+    return aot_autograd(fw_compiler=keep("fw"), bw_compiler=keep("bw"))
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+def test_compiled_conv_is_one_graph_with_the_ops_and_matches_eager(bias):
+    """torch.compile(fullgraph=True) of a function calling causal_conv1d_silu: no graph breaks, the
+    forward op in the forward graph and the backward op in the backward graph, same output and grads."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    E = 6
+    xz, w = torch.randn(2, 21, 2 * E).requires_grad_(), torch.randn(E, 4).requires_grad_()
+    b = torch.randn(E).requires_grad_() if bias else None
+    leaves = [t for t in (xz, w, b) if t is not None]
+
+    def f(xz, w, b):
+        return triton_conv.causal_conv1d_silu(xz[..., :E], w, b).sin() * xz[..., E:].transpose(1, 2)
+
+    graphs = []
+    counter = CompileCounterWithBackend(_capturing_aot_eager(graphs))
+    try:
+        runs = []
+        for fn in (f, torch.compile(f, backend=counter, fullgraph=True, dynamic=False)):
+            y = fn(xz, w, b)
+            runs.append((y, torch.autograd.grad(y.square().sum(), leaves)))
+    finally:
+        torch._dynamo.reset()
+    assert counter.frame_count == 1
+    code = dict(graphs)
+    assert "audiomamba.causal_conv1d_silu.default" in code["fw"]
+    assert "audiomamba.causal_conv1d_silu_bwd.default" in code["bw"]
+    (y_e, g_e), (y_c, g_c) = runs
+    torch.testing.assert_close(y_c, y_e, rtol=1e-6, atol=1e-6)
+    for a, r in zip(g_c, g_e, strict=True):
+        torch.testing.assert_close(a, r, rtol=1e-5, atol=1e-6)
+
+
+def test_compiled_mamba_mixer_uses_the_fused_conv(monkeypatch):
+    """MambaMixer under torch.compile(fullgraph=True) takes the fused conv (the opaque op) when it is
+    on, and matches the eager mixer (forced onto the kernel on the CPU; the scan is the reference)."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    from audiomamba import kernels
+    from audiomamba.model import blocks
+    from audiomamba.model.ssm import S6
+
+    torch.manual_seed(0)
+    mixer = blocks.MambaMixer(8, S6(16, 4, 2), d_conv=4)
+    x = torch.randn(2, 37, 8)
+    monkeypatch.setattr(blocks, "use_triton", lambda t: True)
+    monkeypatch.setenv("AUDIOMAMBA_FUSED_CONV", "1")
+    counter = CompileCounterWithBackend("aot_eager")
+    kernels.set_backend("reference")
+    try:
+        runs = []
+        for module in (mixer, torch.compile(mixer, backend=counter, fullgraph=True, dynamic=False)):
+            mixer.zero_grad()
+            y = module(x)
+            (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+            runs.append((y.detach(), {n: p.grad.clone() for n, p in mixer.named_parameters()}))
+    finally:
+        kernels.set_backend("auto")
+        torch._dynamo.reset()
+    assert counter.frame_count == 1
+    assert "\n".join(g.code for g in counter.graphs).count("audiomamba.causal_conv1d_silu") == 1
+    (y_e, g_e), (y_c, g_c) = runs
+    torch.testing.assert_close(y_c, y_e, rtol=1e-5, atol=1e-5)
+    for n in g_e:
+        torch.testing.assert_close(g_c[n], g_e[n], rtol=1e-4, atol=1e-5, msg=n)

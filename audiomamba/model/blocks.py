@@ -173,9 +173,9 @@ class MambaMixer(nn.Module):
         """x (B, L, H) -> (B, L, H)."""
         L = x.shape[1]
         xz = self.in_proj(x)
-        if fused_conv_enabled() and use_triton(xz) and not torch.compiler.is_compiling():
+        if fused_conv_enabled() and use_triton(xz):
             # conv + SiLU in one Triton kernel, straight from the (B, L, 2E) layout (AUDIOMAMBA_FUSED_CONV=0:
-            # the PyTorch path). Under torch.compile the PyTorch path runs: the kernel is not yet an opaque op.
+            # the PyTorch path). Under torch.compile it is the opaque op audiomamba::causal_conv1d_silu.
             u = causal_conv1d_silu(xz[..., : self.d_inner], self.conv1d.weight[:, 0, :], self.conv1d.bias)
             z = xz[..., self.d_inner :].transpose(1, 2)
         else:
