@@ -124,8 +124,11 @@ def _log(msg: str) -> None:
 
 
 def run(quick: bool = False, device: str | None = None, command: str = "audiomamba bench generate",
-        bf16: bool = False, cases: tuple[str, ...] = CASES, log: Callable[[str], None] = _log) -> str:
-    """The default table: ``cases`` of :data:`CASES`, fused vs composed step, each row logged as it is timed."""
+        bf16: bool = False, cases: tuple[str, ...] = CASES, log: Callable[[str], None] = _log,
+        step_precisions: tuple[str, ...] = ()) -> str:
+    """The default table: ``cases`` of :data:`CASES`, fused vs composed step, each row logged as it is timed.
+    ``step_precisions``: for the SC09 cases, also the fused step under each ``AUDIOMAMBA_STEP_PRECISION``
+    (e.g. ``bf16``), in the same process, for a same-run ratio."""
     unknown = [c for c in cases if c not in CASES]
     if unknown or not cases:
         raise ValueError(f"unknown case(s) {', '.join(unknown) or '(none)'}: choose from {', '.join(CASES)}")
@@ -154,6 +157,11 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
                 time_generate(m, n_sc09, step_period(m) / 16000, n_sc09, dev, graph, bf16)
                 add(Row(f"{sc09} unconditional", label, n_sc09, sec, time_generate(m, n_sc09, sec, n_sc09, dev,
                                                                                   graph, bf16)))
+        for prec in step_precisions:
+            with _fused(True), _step_precision(prec):
+                time_generate(m, n_sc09, step_period(m) / 16000, n_sc09, dev, graph, bf16)
+                add(Row(f"{sc09} unconditional", f"{fused_label}, {prec} tl.dot", n_sc09, sec,
+                        time_generate(m, n_sc09, sec, n_sc09, dev, graph, bf16)))
         with _fused(False):
             per_step = time_eager_steps(m, n_sc09, eager_steps, dev, bf16)
         add(Row(f"{sc09} unconditional", "plain Python loop, composed step", n_sc09, sec, per_step * steps,
@@ -163,6 +171,11 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
             with _fused(fused):
                 time_generate(m, 1, step_period(m) / 16000, 1, dev, graph, bf16)  # warm-up: the batch-1 kernels
                 add(Row(f"{sc09} single stream", label, 1, sec, time_generate(m, 1, sec, 1, dev, graph, bf16)))
+        for prec in step_precisions:
+            with _fused(True), _step_precision(prec):
+                time_generate(m, 1, step_period(m) / 16000, 1, dev, graph, bf16)
+                add(Row(f"{sc09} single stream", f"{fused_label}, {prec} tl.dot", 1, sec,
+                        time_generate(m, 1, sec, 1, dev, graph, bf16)))
     m = None
     n_y, sec_y, prompt_y = (2, 0.05, 0.02) if quick else (16, 8.0, 1.0)
     if "youtubemix" in cases:
@@ -195,6 +208,12 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
         f, c, p = (wall(sc09, mode, n_sc09) for mode in (fused_label, plain_label, loop))
         lines.append(f"Same run, {sc09} batch {n_sc09}: fused kernels vs composed step {c / f:.2f}× faster; "
                      f"vs the plain Python loop {p / f:.1f}× faster (composed step: graph vs loop {p / c:.1f}×).")
+    for prec in step_precisions:
+        for case, batch in (("sc09", n_sc09), ("stream", 1)):
+            if case in cases:
+                ratio = wall(sc09, fused_label, batch) / wall(sc09, f"{fused_label}, {prec} tl.dot", batch)
+                lines.append(f"{sc09} batch {batch}: fused step with {prec} tl.dot operands {ratio:.2f}× the "
+                             f"default ({_step_precision_note() or 'tf32x3 on a GPU'}).")
     if "stream" in cases:
         lines.append(f"Single stream: fused vs composed {wall(sc09, plain_label, 1) / wall(sc09, fused_label, 1):.2f}×.")
     if "youtubemix" in cases:
@@ -202,6 +221,21 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
                      f"{wall(ytm, plain_label, n_y) / wall(ytm, fused_label, n_y):.2f}×, one stream "
                      f"{wall(ytm, plain_label, 1) / wall(ytm, fused_label, 1):.2f}×.")
     return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def _step_precision(value: str):
+    """``AUDIOMAMBA_STEP_PRECISION=value`` inside the block (read at each launch; a new CUDA graph is captured
+    per timed call), restored after."""
+    old = os.environ.get("AUDIOMAMBA_STEP_PRECISION")
+    os.environ["AUDIOMAMBA_STEP_PRECISION"] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("AUDIOMAMBA_STEP_PRECISION", None)
+        else:
+            os.environ["AUDIOMAMBA_STEP_PRECISION"] = old
 
 
 def _step_precision_note() -> str:

@@ -174,3 +174,28 @@ def test_default_table_bad_cases_is_one_line(capsys) -> None:
     assert ex.value.code not in (0, None)
     err = capsys.readouterr().err
     assert "--cases 'sc09,music'" in err and "sc09,stream,youtubemix" in err and "Traceback" not in err
+
+
+def test_default_table_times_other_step_precisions_in_the_same_run(capsys, monkeypatch) -> None:
+    import os
+
+    from audiomamba.cli import main
+
+    seen = []
+    real = bg.time_generate
+    monkeypatch.setattr(bg, "time_generate", lambda *a, **k: seen.append(os.environ.get("AUDIOMAMBA_STEP_PRECISION"))
+                        or real(*a, **k))
+    main(["bench", "generate", "--quick", "--device", "cpu", "--cases", "sc09", "--step-precisions", "bf16"])
+    out = capsys.readouterr().out
+    assert ", bf16 tl.dot | 4 |" in out
+    assert "fused step with bf16 tl.dot operands" in out
+    assert seen == [None] * 4 + ["bf16"] * 2 and "AUDIOMAMBA_STEP_PRECISION" not in os.environ  # set, then restored
+
+
+def test_default_table_bad_step_precision_is_one_line(capsys) -> None:
+    from audiomamba.cli import main
+
+    with pytest.raises(SystemExit) as ex:
+        main(["bench", "generate", "--quick", "--device", "cpu", "--cases", "sc09", "--step-precisions", "fp8"])
+    err = capsys.readouterr().err
+    assert ex.value.code not in (0, None) and "--step-precisions 'fp8'" in err and "Traceback" not in err

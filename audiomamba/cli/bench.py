@@ -169,6 +169,9 @@ def generate(
     cases: str = typer.Option("sc09,stream,youtubemix", "--cases", help="The default table's cases, comma-separated: "
                               "sc09 (2048 samples at batch 2048), stream (one SC09 stream), youtubemix (8 s "
                               "continuations)."),
+    step_precisions: str = typer.Option("", "--step-precisions", help="Also time the SC09 cases' fused step with "
+                                        "these tl.dot precisions (comma-separated, e.g. bf16; the values of "
+                                        "AUDIOMAMBA_STEP_PRECISION), same run."),
 ) -> None:
     """Batched generation speed, CUDA graph vs plain Python stepping (SC09 and YouTubeMix models);
     --matrix: the CLI's wall vs sampling time per preset x block x batch; --lti-cutoff: the fused mamba-s4 cut-off."""
@@ -191,7 +194,13 @@ def generate(
         chosen = tuple(c.strip() for c in cases.split(",") if c.strip())
         if not chosen or any(c not in CASES for c in chosen):
             raise AudioMambaError(f"--cases {cases!r}: give a comma-separated subset of {','.join(CASES)}")
-        report = run(quick=quick, device=device, command=command.strip(), bf16=bf16, cases=chosen)
+        from audiomamba.kernels.triton_mamba_step import STEP_PRECISIONS
+
+        precs = tuple(p.strip() for p in step_precisions.split(",") if p.strip())
+        if any(p not in STEP_PRECISIONS for p in precs):
+            raise AudioMambaError(f"--step-precisions {step_precisions!r}: use values of {','.join(STEP_PRECISIONS)}")
+        report = run(quick=quick, device=device, command=command.strip(), bf16=bf16, cases=chosen,
+                     step_precisions=precs)
     print(report)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
