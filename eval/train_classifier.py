@@ -2,7 +2,7 @@
 
 The three splits are loaded once as waveform tensors; each batch is augmented on the fly
 (:mod:`eval.augment`: the ``basic`` recipe shifts, gains, adds noise and masks the spectrogram;
-``robust`` adds speed, coloured noise, a frequency warp and mixup), which costs far less than the
+``robust`` adds speed, coloured noise, a frequency warp and mixup; ``robust-wide`` widens its ranges), which costs far less than the
 CNN. AdamW with a one-cycle schedule and label smoothing. After every epoch the validation
 accuracy is measured and the best epoch's weights are kept (ties: lower validation loss).
 :func:`fit_classifier` is that loop on tensors, shared with the leave-one-speaker-out
@@ -55,9 +55,9 @@ def recipe_configs(augment: str = "basic", model: str = "small", mu_law: bool = 
     generated samples are mu-law audio) rather than as 16-bit PCM. ``band_norm``: per-clip band-mean
     normalisation of the log-mel (:class:`eval.features.LogMelConfig`)."""
     if augment not in AUGMENT_PRESETS:
-        raise ConfigError(f"unknown --augment {augment!r}: use {' or '.join(AUGMENT_PRESETS)}")
+        raise ConfigError(f"unknown --augment {augment!r}: use one of {', '.join(AUGMENT_PRESETS)}")
     if model not in MODEL_PRESETS:
-        raise ConfigError(f"unknown --model {model!r}: use {' or '.join(MODEL_PRESETS)}")
+        raise ConfigError(f"unknown --model {model!r}: use one of {', '.join(MODEL_PRESETS)}")
     config = MODEL_PRESETS[model]
     return AUGMENT_PRESETS[augment], replace(config, logmel=replace(config.logmel, mu_law=mu_law, band_norm=band_norm))
 

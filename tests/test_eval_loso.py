@@ -145,12 +145,137 @@ def test_classifier_loso_test_time_speeds(sc09: Path, tmp_path: Path, capsys: py
 def test_classifier_loso_argument_errors(sc09: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for extra, word in ((["--augment", "nope"], "--augment"), (["--model", "huge"], "--model"),
                         (["--speakers", "zed"], "--speakers"), (["--epochs", "0"], "--epochs"),
-                        (["--tta-speeds", "fast"], "--tta-speeds"), (["--tta-speeds", "3"], "--tta-speeds")):
+                        (["--tta-speeds", "fast"], "--tta-speeds"), (["--tta-speeds", "3"], "--tta-speeds"),
+                        (["--tta-warps", "wide"], "--tta-warps"), (["--tta-warps", "0.2"], "--tta-warps"),
+                        (["--tta-warps", "1.1,1.1"], "--tta-warps"), (["--jobs", "0"], "--jobs")):
         with pytest.raises(SystemExit) as ex:
             main(["evaluate", "classifier-loso", str(sc09), "--out", str(tmp_path / "o"), "--device", "cpu", *extra])
         assert ex.value.code == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and word in err and "\n" not in err
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], *words: str) -> None:
+    with pytest.raises(SystemExit) as ex:
+        main(argv)
+    assert ex.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and all(w in err for w in words), err
+
+
+def test_save_weights_and_rescore(sc09: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--save-weights keeps loadable fold classifiers; rescoring them with the run's test-time
+    variants reproduces the fold's accuracies and probabilities, other variants need no training,
+    and loso-ensemble combines the rescored probabilities."""
+    from audiomamba.eval.loso import ensemble_accuracy, tta_accuracy
+
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    main(["evaluate", "classifier-loso", str(sc09), "--out", str(run), "--epochs", "1", "--batch-size", "16",
+          "--device", "cpu", "--speakers", "ann,bob", "--tta-speeds", "0.9,1.0", "--tta-warps", "1.0,1.1",
+          "--save-weights"])
+    printed = capsys.readouterr().out
+    assert "with test-time speeds 0.9,1 x warps 1,1.1" in printed
+    report = json.loads((run / "loso.json").read_text())
+    assert report["tta_warps"] == [1.0, 1.1] and report["saved_weights"] is True
+    assert "with test-time speeds x warps" in (run / "loso.md").read_text()
+    for fold in report["folds"]:
+        model = load_classifier(run / f"classifier-{fold['speaker']}.pt")
+        assert model.meta["speaker"] == fold["speaker"] and model.meta["accuracy"] == fold["accuracy"]
+        assert model.meta["best_epoch"] == fold["best_epoch"] and model.config.to_dict() == report["model_config"]
+    saved = torch.load(run / "probs-ann.pt", weights_only=True)
+    assert sorted(saved["tta"]) == ["0.9", "0.9w1.1", "1", "1w1.1"]  # every speed x warp combination
+
+    same = tmp_path / "same"
+    main(["evaluate", "classifier-loso-rescore", str(run), "--out", str(same), "--device", "cpu",
+          "--tta-speeds", "0.9,1.0", "--tta-warps", "1.0,1.1"])
+    again = json.loads((same / "loso.json").read_text())
+    assert again["rescored_from"] == str(run.resolve()) and again["train_config"] == report["train_config"]
+    for before, after in zip(report["folds"], again["folds"], strict=True):
+        assert after["speaker"] == before["speaker"]
+        assert after["accuracy"] == pytest.approx(before["accuracy"])
+        assert after["tta_accuracy"] == pytest.approx(before["tta_accuracy"])
+        assert after["best_epoch"] == before["best_epoch"] and after["confusion"] == before["confusion"]
+    resaved = torch.load(same / "probs-ann.pt", weights_only=True)
+    torch.testing.assert_close(resaved["probs"], saved["probs"])
+    for key in saved["tta"]:
+        torch.testing.assert_close(resaved["tta"][key], saved["tta"][key])
+
+    other = tmp_path / "warps"
+    main(["evaluate", "classifier-loso-rescore", str(run), "--out", str(other), "--data", str(sc09), "--device", "cpu",
+          "--tta-warps", "0.9,1.0,1.1"])
+    assert "with test-time warps 0.9,1,1.1" in capsys.readouterr().out
+    warped = torch.load(other / "probs-bob.pt", weights_only=True)
+    assert sorted(warped["tta"]) == ["1", "1w0.9", "1w1.1"]
+    torch.testing.assert_close(warped["tta"]["1w1.1"], torch.load(run / "probs-bob.pt", weights_only=True)["tta"]["1w1.1"])
+    # the ensemble of the rescored run's test-time means
+    ens = ensemble_accuracy([other], tta=True)
+    assert ens["bob"] == pytest.approx(tta_accuracy(warped["tta"], warped["labels"]))
+    assert ensemble_accuracy([other, run], tta=True, keys=["1", "1w1.1"])["ann"] == pytest.approx(
+        tta_accuracy(saved["tta"], saved["labels"], ["1", "1w1.1"]))
+    capsys.readouterr()
+    main(["evaluate", "loso-ensemble", str(other), "--tta"])
+    assert f"| bob | {100 * ens['bob']:.2f} % |" in capsys.readouterr().out
+    main(["evaluate", "loso-ensemble", str(run), "--tta-warps", "1.1"])  # the speed-1 warp-1.1 variant alone
+    acc = tta_accuracy(saved["tta"], saved["labels"], ["1w1.1"])
+    assert f"| ann | {100 * acc:.2f} % |" in capsys.readouterr().out
+
+    # one-line errors: what, where, how to fix
+    _one_line_error(capsys, ["evaluate", "classifier-loso-rescore", str(tmp_path / "none"), "--out", str(tmp_path / "x")],
+                    "not found", "classifier-loso")
+    _one_line_error(capsys, ["evaluate", "classifier-loso-rescore", str(sc09), "--out", str(tmp_path / "x")],
+                    "classifier-<speaker>.pt", "--save-weights")
+    _one_line_error(capsys, ["evaluate", "classifier-loso-rescore", str(run), "--out", str(run)], "--out")
+    _one_line_error(capsys, ["evaluate", "classifier-loso-rescore", str(run), "--out", str(tmp_path / "x"),
+                             "--tta-warps", "3"], "--tta-warps")
+    _one_line_error(capsys, ["evaluate", "loso-ensemble", str(run), "--tta-speeds", "1.2"], "1.2", "probs-ann.pt",
+                    "classifier-loso-rescore")
+    _one_line_error(capsys, ["evaluate", "loso-ensemble", str(run), "--tta-warps", "x"], "--tta-warps")
+
+
+def test_warp_tta_at_one_is_the_plain_pass() -> None:
+    """Warp 1.0 alone (and speed 1.0 alone) is exactly the pass without test-time augmentation; other
+    warps classify the warped log-mel; the grid names every speed x warp combination."""
+    from audiomamba.eval.loso import tta_accuracy, tta_grid, tta_keys, tta_probs
+    from audiomamba.eval.train_classifier import evaluate
+
+    torch.manual_seed(0)
+    model = DigitClassifier().eval()
+    w = _waves(5)
+    labels = torch.arange(5)
+    plain = evaluate(model, w, labels)
+    for speeds, warps in (((), (1.0,)), ((1.0,), ()), ((1.0,), (1.0,))):
+        tta = tta_probs(model, w, speeds, warps)
+        assert list(tta) == ["1"] and torch.equal(tta["1"], plain[3])
+        assert tta_accuracy(tta, labels) == plain[0]
+    assert tta_probs(model, w) == {}
+    tta = tta_probs(model, w, (), (0.9, 1.1))
+    mel = model.config.logmel
+    with torch.no_grad():
+        spec = warp_freq(model.frontend(w), torch.full((5,), 1.1), mel.f_min, mel.f_max)
+        torch.testing.assert_close(tta["1w1.1"], torch.softmax(model.forward_spec(spec), -1))
+    assert not torch.allclose(tta["1w0.9"], plain[3])
+    assert tta_grid((0.9, 1.0), (1.0, 1.1)) == [(0.9, 1.0), (0.9, 1.1), (1.0, 1.0), (1.0, 1.1)]
+    assert tta_keys((0.9, 1.0), (1.0, 1.1)) == ["0.9", "0.9w1.1", "1", "1w1.1"] and tta_keys((), ()) == []
+    assert list(tta_probs(model, w, (0.9, 1.0), (1.0, 1.1))) == tta_keys((0.9, 1.0), (1.0, 1.1))
+
+
+def test_classifier_loso_jobs_match_one_process(sc09: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--jobs 2 trains the folds in two processes (1 thread each) with the results of one process."""
+    torch.set_num_threads(1)
+    args = ["--epochs", "1", "--batch-size", "16", "--device", "cpu", "--speakers", "bob,cat", "--threads", "1",
+            "--tta-warps", "0.9,1.0"]
+    main(["evaluate", "classifier-loso", str(sc09), "--out", str(tmp_path / "one"), *args])
+    main(["evaluate", "classifier-loso", str(sc09), "--out", str(tmp_path / "two"), *args, "--jobs", "2",
+          "--save-weights"])
+    one, two = (json.loads((tmp_path / d / "loso.json").read_text()) for d in ("one", "two"))
+    assert two["jobs"] == 2 and [f["speaker"] for f in two["folds"]] == ["bob", "cat"]
+    for a, b in zip(one["folds"], two["folds"], strict=True):
+        assert a["accuracy"] == b["accuracy"] and a["tta_accuracy"] == b["tta_accuracy"] and a["history"] == b["history"]
+    for name in ("bob", "cat"):
+        assert (tmp_path / "two" / f"classifier-{name}.pt").is_file()
+        torch.testing.assert_close(torch.load(tmp_path / "one" / f"probs-{name}.pt", weights_only=True)["tta"]["1w0.9"],
+                                   torch.load(tmp_path / "two" / f"probs-{name}.pt", weights_only=True)["tta"]["1w0.9"])
 
 
 def _waves(b: int = 6, t: int = 16000) -> torch.Tensor:
@@ -249,6 +374,26 @@ def test_basic_recipe_draws_the_original_random_stream() -> None:
     g_new, g_old = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     assert torch.equal(augment_wave(w, cfg, g_new), _original_augment_wave(w, cfg, g_old))
     assert torch.equal(torch.rand(3, generator=g_new), torch.rand(3, generator=g_old))
+
+
+def test_xl_model_and_robust_wide_recipe(tmp_path: Path) -> None:
+    """The xl preset builds, runs forward and round-trips through a checkpoint; robust-wide is robust
+    with speed and warp ranges of 0.85-1.15; both are named by the recipe helper."""
+    from audiomamba.eval.classifier import MODEL_PRESETS
+    from audiomamba.eval.train_classifier import recipe_configs
+
+    model = DigitClassifier(MODEL_PRESETS["xl"]).eval()
+    params = {name: sum(p.numel() for p in DigitClassifier(c).parameters()) for name, c in MODEL_PRESETS.items()}
+    assert params["small"] < params["wide"] < params["xl"] and 0.9e6 < params["xl"] < 1.1e6
+    with torch.no_grad():
+        assert model(_waves(2)).shape == (2, 10) and model.feature_dim == 512
+    assert load_classifier(save_classifier(model, tmp_path / "xl.pt")).config == MODEL_PRESETS["xl"]
+    wide, robust = AUGMENT_PRESETS["robust-wide"], AUGMENT_PRESETS["robust"]
+    assert wide.speed == wide.warp == (0.85, 1.15)
+    assert {k: v for k, v in wide.to_dict().items() if k not in ("speed", "warp")} == \
+        {k: v for k, v in robust.to_dict().items() if k not in ("speed", "warp")}
+    aug, cfg = recipe_configs("robust-wide", "xl", mu_law=True)
+    assert aug == wide and cfg.widths == (128, 256, 512) and cfg.logmel.mu_law
 
 
 def test_old_checkpoint_configs_still_load(tmp_path: Path) -> None:

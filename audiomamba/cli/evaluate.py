@@ -1,4 +1,4 @@
-"""`audiomamba evaluate {nll,train-classifier,samples}`."""
+"""`audiomamba evaluate ...`: test NLL, the SC09 digit classifier (training, leave-one-speaker-out), sample metrics."""
 
 from __future__ import annotations
 
@@ -41,8 +41,10 @@ def train_classifier(
     lr: float = typer.Option(3e-3, "--lr", help="Peak learning rate of the one-cycle schedule."),
     seed: int = typer.Option(0, "--seed", help="Random seed (init, shuffling, augmentation)."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
-    augment: str = typer.Option("basic", "--augment", help="Augmentation recipe: basic or robust (unseen speakers)."),
-    model: str = typer.Option("small", "--model", help="Classifier size: small or wide."),
+    augment: str = typer.Option("basic", "--augment", help="Augmentation recipe: basic, robust (unseen speakers) or "
+                                "robust-wide (wider speed and warp ranges, for more epochs)."),
+    model: str = typer.Option("small", "--model", help="Classifier size: small (137 k parameters), wide (353 k) "
+                              "or xl (982 k)."),
     mu_law: bool = typer.Option(True, "--mu-law/--no-mu-law", help="Hear clips as the models' 8-bit mu-law tokens "
                                 "(default; generated samples are mu-law) or as 16-bit PCM."),
     band_norm: bool = typer.Option(False, "--band-norm", help="Remove each clip's mean log-mel spectrum over its "
@@ -179,8 +181,9 @@ def classifier_loso(
     sc09_dir: Path = typer.Argument(..., help="SC09-layout folder (<digit>/<speaker>_nohash_<n>.wav)."),
     out: Path = typer.Option(..., "--out", help="Folder for loso.json, loso.md and loso.png."),
     epochs: int = typer.Option(30, "--epochs", help="Training epochs per fold (best validation epoch is kept)."),
-    augment: str = typer.Option("basic", "--augment", help="Augmentation recipe: basic or robust."),
-    model: str = typer.Option("small", "--model", help="Classifier size: small or wide."),
+    augment: str = typer.Option("basic", "--augment", help="Augmentation recipe: basic, robust or robust-wide."),
+    model: str = typer.Option("small", "--model", help="Classifier size: small (137 k parameters), wide (353 k) "
+                              "or xl (982 k)."),
     mu_law: bool = typer.Option(True, "--mu-law/--no-mu-law", help="Hear clips as the models' 8-bit mu-law tokens "
                                 "(default; generated samples are mu-law) or as 16-bit PCM."),
     band_norm: bool = typer.Option(False, "--band-norm", help="Remove each clip's mean log-mel spectrum over its "
@@ -194,13 +197,19 @@ def classifier_loso(
     label: str = typer.Option("", "--label", help="Name of this run in the JSON and the plot."),
     tta_speeds: str = typer.Option("", "--tta-speeds", help="Also classify each held-out clip at these playback "
                                    "rates (e.g. 0.9,1.0,1.1) and average the probabilities (test-time augmentation)."),
+    tta_warps: str = typer.Option("", "--tta-warps", help="Also classify each held-out clip with its log-mel warped "
+                                  "along the frequency axis by these factors (e.g. 0.9,1.0,1.1; VTLN-style); with "
+                                  "--tta-speeds, every speed x warp combination is averaged."),
+    save_weights: bool = typer.Option(False, "--save-weights", help="Keep each fold's best classifier as "
+                                      "OUT/classifier-<speaker>.pt (for classifier-loso-rescore)."),
+    jobs: int = typer.Option(1, "--jobs", help="Folds trained at once, each in its own process with --threads "
+                             "torch threads (default 1 there); the results equal one process's."),
 ) -> None:
     """Leave-one-speaker-out accuracy of the digit classifier: per speaker, train on the others and
     test on all of that speaker's clips. Writes OUT/loso.json, OUT/loso.md, OUT/loso.png and the
     held-out clips' probabilities OUT/probs-<speaker>.pt (for loso-ensemble)."""
     import torch
 
-    from audiomamba.errors import ConfigError
     from audiomamba.eval.loso import format_table, run_loso
     from audiomamba.eval.train_classifier import TrainConfig, recipe_configs
 
@@ -209,28 +218,77 @@ def classifier_loso(
     aug, model_cfg = recipe_configs(augment, model, mu_law, band_norm)
     names = [s.strip() for s in speakers.split(",") if s.strip()] if speakers else None
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
-    try:
-        speeds = tuple(float(v) for v in tta_speeds.split(",") if v.strip())
-    except ValueError:
-        raise ConfigError(f"--tta-speeds {tta_speeds!r}: pass playback rates separated by commas, e.g. 0.9,1.0,1.1") from None
+    speeds, warps = _rates(tta_speeds, "--tta-speeds", "playback rates"), _rates(tta_warps, "--tta-warps", "warp factors")
     report = run_loso(sc09_dir, out, cfg, model_cfg, aug, names, label=label or f"{augment}/{model}, {epochs} epochs",
-                      tta_speeds=speeds)
+                      tta_speeds=speeds, tta_warps=warps, save_weights=save_weights, jobs=jobs, threads=threads)
     typer.echo(format_table(report))
-    with_tta = (f"; with test-time speeds {tta_speeds}: {100 * report['mean_tta_accuracy']:.2f}%"
-                if speeds else "")
+    with_tta = f"; with {_tta_text(speeds, warps)}: {100 * report['mean_tta_accuracy']:.2f}%" if speeds or warps else ""
     typer.echo(f"mean leave-one-speaker-out accuracy {100 * report['mean_accuracy']:.2f}%{with_tta} "
                f"({report['wall_seconds']:.0f} s on {report['device']}); wrote {out}")
+
+
+def _rates(text: str, option: str, what: str) -> tuple[float, ...]:
+    """'0.9,1.0,1.1' → (0.9, 1.0, 1.1); a one-line ConfigError for anything else."""
+    from audiomamba.errors import ConfigError
+
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: pass {what} separated by commas, e.g. 0.9,1.0,1.1") from None
+
+
+def _tta_text(speeds: tuple[float, ...], warps: tuple[float, ...]) -> str:
+    """(0.9, 1.0), (1.1,) → 'test-time speeds 0.9,1 x warps 1.1'."""
+    parts = [f"{what} {','.join(f'{v:g}' for v in values)}" for what, values in (("speeds", speeds), ("warps", warps))
+             if values]
+    return "test-time " + " x ".join(parts)
+
+
+@app.command("classifier-loso-rescore")
+def classifier_loso_rescore(
+    run: Path = typer.Argument(..., help="classifier-loso folder trained with --save-weights (classifier-<speaker>.pt)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the new probs-<speaker>.pt, loso.json, loso.md and loso.png."),
+    data: Path | None = typer.Option(None, "--data", help="SC09-layout folder (default: the one in RUN/loso.json)."),
+    tta_speeds: str = typer.Option("", "--tta-speeds", help="Playback rates to average over, e.g. 0.9,1.0,1.1."),
+    tta_warps: str = typer.Option("", "--tta-warps", help="Frequency-warp factors of the log-mel to average over "
+                                  "(every speed x warp combination), e.g. 0.9,1.0,1.1."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
+    label: str = typer.Option("", "--label", help="Name of this scoring in the JSON and the plot (default: the run's)."),
+) -> None:
+    """Score the fold classifiers of a classifier-loso --save-weights run again with other test-time
+    variants, without training. OUT gets probs-<speaker>.pt (for loso-ensemble) and the table."""
+    import torch
+
+    from audiomamba.eval.loso import format_table, rescore_loso
+
+    if threads is not None:
+        torch.set_num_threads(max(1, threads))
+    speeds, warps = _rates(tta_speeds, "--tta-speeds", "playback rates"), _rates(tta_warps, "--tta-warps", "warp factors")
+    report = rescore_loso(run, out, data, speeds, warps, device, label=label)
+    typer.echo(format_table(report))
+    with_tta = f"; with {_tta_text(speeds, warps)}: {100 * report['mean_tta_accuracy']:.2f}%" if speeds or warps else ""
+    typer.echo(f"mean leave-one-speaker-out accuracy {100 * report['mean_accuracy']:.2f}%{with_tta} "
+               f"({len(report['folds'])} saved folds of {run}); wrote {out}")
 
 
 @app.command("loso-ensemble")
 def loso_ensemble(
     runs: list[Path] = typer.Argument(..., help="classifier-loso output folders (each with probs-<speaker>.pt)."),
+    tta: bool = typer.Option(False, "--tta", help="Each run contributes the mean over all its stored test-time "
+                             "variants (runs without any: their plain probabilities)."),
+    tta_speeds: str = typer.Option("", "--tta-speeds", help="Like --tta, but only these stored playback rates "
+                                   "(e.g. 0.9,1.0,1.1), combined with --tta-warps."),
+    tta_warps: str = typer.Option("", "--tta-warps", help="Like --tta, but only these stored warp factors, "
+                                  "combined with --tta-speeds."),
 ) -> None:
     """Leave-one-speaker-out accuracy of the mean class probabilities of several classifier-loso runs
     (seeds, front ends, augmentations), per held-out speaker that every run has."""
-    from audiomamba.eval.loso import ensemble_accuracy
+    from audiomamba.eval.loso import check_tta, ensemble_accuracy, tta_keys
 
-    acc = ensemble_accuracy(runs)
+    speeds, warps = _rates(tta_speeds, "--tta-speeds", "playback rates"), _rates(tta_warps, "--tta-warps", "warp factors")
+    check_tta(speeds, warps)
+    acc = ensemble_accuracy(runs, tta=tta or bool(speeds or warps), keys=tta_keys(speeds, warps) or None)
     typer.echo("| held-out speaker | ensemble accuracy |\n| --- | ---: |")
     for name, value in acc.items():
         typer.echo(f"| {'**mean**' if name == 'mean' else name} | {100 * value:.2f} % |")
