@@ -1,0 +1,66 @@
+#!/bin/bash
+# Time-to-digits run 7 (issue 13) + LOSO levers on the spare CPU cores (issue 17) + the step loss check (issue 14).
+# Env knobs (a CPU dry run: RECIPE=sc09-mamba-tiny MINUTES=0.4 SNAPS=0.2 N=4 LOSO=0 PEER=0 BENCH=0 W=/tmp/dry/w RES=/tmp/dry/res): RECIPE MINUTES SNAPS N COMPILE LOSO BENCH DATA
+set -u
+RECIPE=${RECIPE:-sc09-mamba-fast-aug}; MINUTES=${MINUTES:-20}; SNAPS=${SNAPS:-5,10,15,20}; N=${N:-256}
+COMPILE=${COMPILE:-1}; LOSO=${LOSO:-1}; BENCH=${BENCH:-1}; W=${W:-/tmp/w}; RES=${RES:-/tmp/res}
+mkdir -p "$W" "$RES"
+cp -r .data/sc09-fsdd "$W/" && cp eval/weights/sc09-fsdd-classifier.pt "$W/clf.pt"
+NCPU=$(nproc)
+if [ "$LOSO" = 1 ] && [ "$NCPU" -ge 12 ]; then
+  echo "PHASE loso $(date -u +%T)"
+  # one config per line of docs/gpu/loso.cfg: NAME ARGS...; 5 folds at once (--jobs 5), pinned to 5 cores each
+  core=4
+  while read -r name args; do
+    (taskset -c $core-$(( core + 4 )) nice -n 19 python3 -m audiomamba evaluate classifier-loso "$W/sc09-fsdd" \
+       --out "$W/loso-$name" --threads 1 --jobs 5 --device cpu --label "$name" $args \
+       > "$RES/loso-$name.log" 2>&1; echo "loso $name rc=$? $(date -u +%T)") &
+    core=$(( core + 5 ))
+  done < "${LOSO_CFG:-docs/gpu/loso.cfg}"
+fi
+PEER=${PEER:-1}
+if [ "$PEER" = 1 ] && ls .peer/mamba_ssm-*.tar.gz >/dev/null 2>&1; then
+  cp .peer/mamba_ssm-*.tar.gz "$W/"
+  (MAX_JOBS=6 taskset -c $(( NCPU - 2 )),$(( NCPU - 1 )) nice -n 19 python3 -m audiomamba.bench.peer build --sdist "$W"/mamba_ssm-*.tar.gz \
+     --out /tmp/peer-build > "$RES/peer-build.log" 2>&1; echo "peer build rc=$? $(date -u +%T)") &
+fi
+T0=$(date +%s)
+PIN=""; [ "$NCPU" -ge 12 ] && PIN="taskset -c 0-3"
+echo "PHASE train $(date -u +%T)"
+EXTRA=""; [ "$COMPILE" = 1 ] && EXTRA="--set train.compile=true"
+$PIN python3 -m audiomamba train "$RECIPE" --data "$W/sc09-fsdd" --out "$W/t2d" --max-minutes "$MINUTES" --fit-schedule \
+  --snapshot-minutes "$SNAPS" $EXTRA > "$RES/train.log" 2>&1
+rc=$?
+echo "train rc=$rc $(date -u +%T)"
+if [ $rc != 0 ] && [ "$COMPILE" = 1 ]; then
+  left=$(python3 -c "print(max(1.0, $MINUTES - ($(date +%s) - $T0) / 60))")
+  echo "PHASE train-eager (compile failed) $left min $(date -u +%T)"
+  mv "$W/t2d" "$W/t2d-compile-failed"
+  $PIN python3 -m audiomamba train "$RECIPE" --data "$W/sc09-fsdd" --out "$W/t2d" --max-minutes "$left" --fit-schedule \
+    --snapshot-minutes "$SNAPS" > "$RES/train-eager.log" 2>&1
+  echo "train-eager rc=$? $(date -u +%T)"
+fi
+echo "PHASE eval $(date -u +%T)"
+$PIN python3 -m audiomamba evaluate snapshots "$W/t2d" --reference "$W/sc09-fsdd" --classifier "$W/clf.pt" \
+  --out "$W/t2d-eval" --n "$N" --temperature 1.0 > "$RES/eval.log" 2>&1
+echo "eval rc=$? $(date -u +%T)"
+$PIN python3 -m audiomamba evaluate snapshots "$W/t2d" --reference "$W/sc09-fsdd" --classifier "$W/clf.pt" \
+  --out "$W/t2d-eval-raw" --n "$N" --temperature 1.0 --no-ema > "$RES/eval-raw.log" 2>&1
+echo "eval-raw rc=$? $(date -u +%T)"
+(cd "$W" && tar --exclude='*.pt' --exclude='*.wav' -czf "$RES/run7.tgz" t2d t2d-eval t2d-eval-raw 2>/dev/null)
+if [ "$PEER" = 1 ] && [ -d /tmp/peer-build ]; then
+  while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
+  echo "PHASE peer $(date -u +%T)"
+  $PIN python3 -m audiomamba bench kernel --peer mamba_ssm --peer-build /tmp/peer-build --out "$RES/bench-kernel-peer.md" \
+    > "$RES/bench-peer.log" 2>&1
+  echo "peer bench rc=$? $(date -u +%T)"
+fi
+if [ "$BENCH" = 1 ]; then
+  echo "PHASE bench $(date -u +%T)"
+  $PIN python3 -m audiomamba bench model --compile --baseline AUDIOMAMBA_SCAN_BWD_LOOP=0,AUDIOMAMBA_FUSED_CONV=0 \
+    --loss-steps 50 --out "$RES/bench-model.md" > "$RES/bench.log" 2>&1
+  echo "bench rc=$? $(date -u +%T)"
+fi
+wait
+(cd "$W" && tar --exclude='classifier-*.pt' -czf "$RES/loso.tgz" loso-* 2>/dev/null)
+echo "PHASE done $(date -u +%T)"
