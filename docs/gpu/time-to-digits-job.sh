@@ -2,8 +2,8 @@
 # Time-to-digits run 7 (issue 13) + LOSO levers on the spare CPU cores (issue 17) + the step loss check (issue 14).
 # Env knobs (a CPU dry run: RECIPE=sc09-mamba-tiny MINUTES=0.4 SNAPS=0.2 N=4 LOSO=0 PEER=0 BENCH=0 W=/tmp/dry/w RES=/tmp/dry/res): RECIPE MINUTES SNAPS N COMPILE LOSO BENCH DATA
 set -u
-RECIPE=${RECIPE:-sc09-mamba-fast-aug}; MINUTES=${MINUTES:-20}; SNAPS=${SNAPS:-5,10,15,20}; N=${N:-256}
-COMPILE=${COMPILE:-1}; LOSO=${LOSO:-1}; BENCH=${BENCH:-1}; W=${W:-/tmp/w}; RES=${RES:-/tmp/res}
+RECIPE=${RECIPE:-sc09-mamba-fast-aug}; MINUTES=${MINUTES:-22}; SNAPS=${SNAPS:-5,10,15,20,22}; N=${N:-256}
+COMPILE=${COMPILE:-1}; LOSO=${LOSO:-1}; BENCH=${BENCH:-0}; W=${W:-/tmp/w}; RES=${RES:-/tmp/res}
 mkdir -p "$W" "$RES"
 cp -r .data/sc09-fsdd "$W/" && cp eval/weights/sc09-fsdd-classifier.pt "$W/clf.pt"
 NCPU=$(nproc)
@@ -18,7 +18,7 @@ if [ "$LOSO" = 1 ] && [ "$NCPU" -ge 12 ]; then
     core=$(( core + 5 ))
   done < "${LOSO_CFG:-docs/gpu/loso.cfg}"
 fi
-PEER=${PEER:-1}
+PEER=${PEER:-0}
 if [ "$PEER" = 1 ] && ls .peer/mamba_ssm-*.tar.gz >/dev/null 2>&1; then
   cp .peer/mamba_ssm-*.tar.gz "$W/"
   (MAX_JOBS=6 taskset -c $(( NCPU - 2 )),$(( NCPU - 1 )) nice -n 19 python3 -m audiomamba.bench.peer build --sdist "$W"/mamba_ssm-*.tar.gz \
