@@ -7,12 +7,13 @@ COMPILE=${COMPILE:-1}; LOSO=${LOSO:-1}; BENCH=${BENCH:-0}; W=${W:-/tmp/w}; RES=$
 mkdir -p "$W" "$RES"
 cp -r .data/sc09-fsdd "$W/" && cp eval/weights/sc09-fsdd-classifier.pt "$W/clf.pt"
 NCPU=$(nproc)
+TS() { if command -v taskset > /dev/null; then taskset -c "$@"; else shift; "$@"; fi; }  # pin when taskset exists
 if [ "$LOSO" = 1 ] && [ "$NCPU" -ge 12 ]; then
   echo "PHASE loso $(date -u +%T)"
   # one config per line of docs/gpu/loso.cfg: NAME ARGS...; 5 folds at once (--jobs 5), pinned to 5 cores each
   core=4
   while read -r name args; do
-    (taskset -c $core-$(( core + 4 )) nice -n 19 python3 -m audiomamba evaluate classifier-loso "$W/sc09-fsdd" \
+    (TS $core-$(( core + 4 )) nice -n 19 python3 -m audiomamba evaluate classifier-loso "$W/sc09-fsdd" \
        --out "$W/loso-$name" --threads 1 --jobs 5 --device cpu --label "$name" $args \
        > "$RES/loso-$name.log" 2>&1; echo "loso $name rc=$? $(date -u +%T)") &
     core=$(( core + 5 ))
@@ -21,11 +22,11 @@ fi
 PEER=${PEER:-0}
 if [ "$PEER" = 1 ] && ls .peer/mamba_ssm-*.tar.gz >/dev/null 2>&1; then
   cp .peer/mamba_ssm-*.tar.gz "$W/"
-  (MAX_JOBS=6 taskset -c $(( NCPU - 2 )),$(( NCPU - 1 )) nice -n 19 python3 -m audiomamba.bench.peer build --sdist "$W"/mamba_ssm-*.tar.gz \
+  (MAX_JOBS=6 TS $(( NCPU - 2 )),$(( NCPU - 1 )) nice -n 19 python3 -m audiomamba.bench.peer build --sdist "$W"/mamba_ssm-*.tar.gz \
      --out /tmp/peer-build > "$RES/peer-build.log" 2>&1; echo "peer build rc=$? $(date -u +%T)") &
 fi
 T0=$(date +%s)
-PIN=""; [ "$NCPU" -ge 12 ] && PIN="taskset -c 0-3"
+PIN=""; [ "$NCPU" -ge 12 ] && PIN="TS 0-3"
 echo "PHASE train $(date -u +%T)"
 EXTRA=""; [ "$COMPILE" = 1 ] && EXTRA="--set train.compile=true"
 $PIN python3 -m audiomamba train "$RECIPE" --data "$W/sc09-fsdd" --out "$W/t2d" --max-minutes "$MINUTES" --fit-schedule \
