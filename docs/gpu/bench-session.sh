@@ -1,0 +1,30 @@
+#!/bin/bash
+# One device session of benchmarks, in priority order (issues 14 and 18); each writes its report to $RES
+# as soon as it ends, so a session cut short keeps what finished. Poll with docs/gpu/poll.sh.
+# Needs carry [".whl", ".gpu", ".peer"] (.peer/: the mamba_ssm sdist, see BENCHMARKS.md "Against mamba_ssm").
+set -u
+RES=${RES:-/tmp/res}; mkdir -p "$RES"
+NCPU=$(nproc)
+TS() { if command -v taskset > /dev/null; then taskset -c "$@"; else shift; "$@"; fi; }
+if ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
+  cp .peer/mamba_ssm-*.tar.gz /tmp/
+  (MAX_JOBS=$(( NCPU - 4 )) TS 4-$(( NCPU - 1 )) nice -n 19 python3 -m audiomamba.bench.peer build \
+     --sdist /tmp/mamba_ssm-*.tar.gz --out /tmp/peer-build > "$RES/peer-build.log" 2>&1
+   echo "peer build rc=$? $(date -u +%T)") &
+fi
+run() {  # run NAME COMMAND...: log to $RES/NAME.log, say when it ends
+  echo "PHASE $1 $(date -u +%T)"
+  local name=$1; shift
+  TS 0-3 "$@" > "$RES/$name.log" 2>&1
+  echo "$name rc=$? $(date -u +%T)"
+}
+B="python3 -m audiomamba bench"
+run step-losses $B model --compile --baseline AUDIOMAMBA_SCAN_BWD_LOOP=0,AUDIOMAMBA_FUSED_CONV=0 --loss-steps 50 \
+  --out "$RES/bench-model.md"
+run generate-bf16 $B generate --cases sc09,stream --step-precisions bf16 --out "$RES/bench-generate-bf16.md"
+while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
+[ -d /tmp/peer-build ] && run peer $B kernel --peer mamba_ssm --peer-build /tmp/peer-build --out "$RES/bench-kernel-peer.md"
+run step-cudagraphs $B model --compile --compile-mode reduce-overhead --out "$RES/bench-model-reduce-overhead.md"
+run step-profile $B model --profile --compile --out "$RES/bench-model-profile.md"
+run generate-matrix $B generate --matrix --out "$RES/bench-generate-matrix.md"
+echo "PHASE done $(date -u +%T)"
