@@ -47,6 +47,7 @@ from pathlib import Path
 
 import torch
 from audiomamba.bench.device import device_name, free, is_oom, sync
+from audiomamba.bench.model import environment
 
 import audiomamba.generate as _generate_pkg
 from audiomamba import kernels
@@ -158,7 +159,7 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
                 add(Row(f"{sc09} unconditional", label, n_sc09, sec, time_generate(m, n_sc09, sec, n_sc09, dev,
                                                                                   graph, bf16)))
         for prec in step_precisions:
-            with _fused(True), _step_precision(prec):
+            with _fused(True), environment({"AUDIOMAMBA_STEP_PRECISION": prec}):
                 time_generate(m, n_sc09, step_period(m) / 16000, n_sc09, dev, graph, bf16)
                 add(Row(f"{sc09} unconditional", f"{fused_label}, {prec} tl.dot", n_sc09, sec,
                         time_generate(m, n_sc09, sec, n_sc09, dev, graph, bf16)))
@@ -172,7 +173,7 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
                 time_generate(m, 1, step_period(m) / 16000, 1, dev, graph, bf16)  # warm-up: the batch-1 kernels
                 add(Row(f"{sc09} single stream", label, 1, sec, time_generate(m, 1, sec, 1, dev, graph, bf16)))
         for prec in step_precisions:
-            with _fused(True), _step_precision(prec):
+            with _fused(True), environment({"AUDIOMAMBA_STEP_PRECISION": prec}):
                 time_generate(m, 1, step_period(m) / 16000, 1, dev, graph, bf16)
                 add(Row(f"{sc09} single stream", f"{fused_label}, {prec} tl.dot", 1, sec,
                         time_generate(m, 1, sec, 1, dev, graph, bf16)))
@@ -221,21 +222,6 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
                      f"{wall(ytm, plain_label, n_y) / wall(ytm, fused_label, n_y):.2f}×, one stream "
                      f"{wall(ytm, plain_label, 1) / wall(ytm, fused_label, 1):.2f}×.")
     return "\n".join(lines) + "\n"
-
-
-@contextlib.contextmanager
-def _step_precision(value: str):
-    """``AUDIOMAMBA_STEP_PRECISION=value`` inside the block (read at each launch; a new CUDA graph is captured
-    per timed call), restored after."""
-    old = os.environ.get("AUDIOMAMBA_STEP_PRECISION")
-    os.environ["AUDIOMAMBA_STEP_PRECISION"] = value
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("AUDIOMAMBA_STEP_PRECISION", None)
-        else:
-            os.environ["AUDIOMAMBA_STEP_PRECISION"] = old
 
 
 def _step_precision_note() -> str:
