@@ -304,6 +304,11 @@ def capped_sampling(steps: int | None):
         _generate_pkg.generate_tokens = real
 
 
+def seconds_cell(seconds: float) -> str:
+    """A time for a table cell: milliseconds stay visible (a quick case samples in a few ms), long runs get 2 decimals."""
+    return f"{seconds:.4f}" if abs(seconds) < 1 else f"{seconds:.2f}"
+
+
 @dataclass
 class MatrixRow:
     preset: str
@@ -324,8 +329,8 @@ class MatrixRow:
         if self.wall_s is None:
             return [self.preset, f"`{self.block}`", str(self.batch), f"{self.seconds_audio:g}",
                     *[self.failed] * 3, "-", "-", "-", self.note]
-        return [self.preset, f"`{self.block}`", str(self.batch), f"{self.seconds_audio:g}", f"{self.wall_s:.2f}",
-                f"{self.sampling_s:.2f}", f"{self.rest_s:.2f}", f"{audio / self.wall_s:,.0f}",
+        return [self.preset, f"`{self.block}`", str(self.batch), f"{self.seconds_audio:g}", seconds_cell(self.wall_s),
+                seconds_cell(self.sampling_s), seconds_cell(self.rest_s), f"{audio / self.wall_s:,.0f}",
                 f"{audio / self.wall_s / 16000:,.2f}", f"{audio / self.sampling_s / 16000:,.2f}", self.note]
 
 
