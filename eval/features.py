@@ -44,6 +44,10 @@ class LogMelConfig:
     # or recording setup not seen in training looks more like the ones that were.
     band_norm: bool = False
     band_norm_db: float = 40.0
+    # > 0: cepstral smoothing (liftering). Each frame's log-mel is projected onto its first ``lifter``
+    # DCT-II components and back, so the spectral envelope (formants: the digit) stays and the fine
+    # ripple of the voice's harmonics (its pitch: the speaker) goes, as in MFCC front ends. 0: off.
+    lifter: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,6 +71,11 @@ class LogMel(nn.Module):
             n_mels=cfg.n_mels,
             power=2.0,
         )
+        if not 0 <= cfg.lifter <= cfg.n_mels:
+            raise ValueError(f"LogMelConfig.lifter={cfg.lifter}: use 0 (off) to n_mels={cfg.n_mels} DCT components")
+        # (M, M) projection onto the first `lifter` orthonormal DCT-II components along the mel axis
+        self.register_buffer("smooth", lifter_matrix(cfg.n_mels, cfg.lifter) if cfg.lifter else None,
+                             persistent=False)
 
     def frames(self, num_samples: int) -> int:
         """Number of spectrogram frames for a clip of ``num_samples`` samples (centred STFT)."""
@@ -83,6 +92,8 @@ class LogMel(nn.Module):
         db = 10.0 * torch.log10(spec.clamp_min(1e-10))
         peak = db.amax(dim=(1, 2), keepdim=True)
         db = (db - peak).clamp_min(-self.config.top_db)
+        if self.smooth is not None:
+            db = torch.einsum("mn,bnf->bmf", self.smooth, db).clamp(-self.config.top_db, 0.0)
         if self.config.band_norm:
             db = self._band_norm(db)
         return (db / self.config.top_db).unsqueeze(1)
@@ -97,3 +108,13 @@ class LogMel(nn.Module):
         # centred speech frames land around -top_db / 2, silence at the floor
         out = (db - mean - cfg.top_db / 2).clamp(-cfg.top_db, 0.0)
         return torch.where(speech.bool(), out, torch.full_like(db, -cfg.top_db))
+
+
+def lifter_matrix(n: int, keep: int) -> torch.Tensor:
+    """(n, n) matrix that keeps the first ``keep`` orthonormal DCT-II components of a length-``n`` vector:
+    C_k^T C_k with C[k, m] = s_k cos(pi k (m + 1/2) / n), s_0 = sqrt(1/n), s_k = sqrt(2/n)."""
+    m = torch.arange(n, dtype=torch.float64)
+    k = torch.arange(keep, dtype=torch.float64)[:, None]
+    dct = torch.cos(torch.pi * k * (m + 0.5) / n) * (2.0 / n) ** 0.5
+    dct[0] /= 2.0 ** 0.5
+    return (dct.T @ dct).float()

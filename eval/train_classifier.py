@@ -48,18 +48,20 @@ class TrainConfig:
 
 
 def recipe_configs(augment: str = "basic", model: str = "small", mu_law: bool = True,
-                   band_norm: bool = False) -> tuple[AugmentConfig, ClassifierConfig]:
+                   band_norm: bool = False, lifter: int = 0) -> tuple[AugmentConfig, ClassifierConfig]:
     """Named presets → (AugmentConfig, ClassifierConfig); a one-line ConfigError for unknown names.
 
     ``mu_law``: the front end hears clips as the models' 8-bit min-max mu-law tokens (the default:
     generated samples are mu-law audio) rather than as 16-bit PCM. ``band_norm``: per-clip band-mean
-    normalisation of the log-mel (:class:`eval.features.LogMelConfig`)."""
+    normalisation of the log-mel; ``lifter``: cepstral smoothing to that many DCT components, 0 off
+    (:class:`eval.features.LogMelConfig`)."""
     if augment not in AUGMENT_PRESETS:
         raise ConfigError(f"unknown --augment {augment!r}: use one of {', '.join(AUGMENT_PRESETS)}")
     if model not in MODEL_PRESETS:
         raise ConfigError(f"unknown --model {model!r}: use one of {', '.join(MODEL_PRESETS)}")
     config = MODEL_PRESETS[model]
-    return AUGMENT_PRESETS[augment], replace(config, logmel=replace(config.logmel, mu_law=mu_law, band_norm=band_norm))
+    return AUGMENT_PRESETS[augment], replace(config, logmel=replace(config.logmel, mu_law=mu_law, band_norm=band_norm,
+                                                                      lifter=lifter))
 
 
 def resolve_device(name: str) -> torch.device:

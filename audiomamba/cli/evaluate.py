@@ -49,6 +49,8 @@ def train_classifier(
                                 "(default; generated samples are mu-law) or as 16-bit PCM."),
     band_norm: bool = typer.Option(False, "--band-norm", help="Remove each clip's mean log-mel spectrum over its "
                                    "speech frames (channel / speaker colour) before the network."),
+    lifter: int = typer.Option(0, "--lifter", help="Cepstral smoothing: keep this many DCT components of each "
+                               "log-mel frame (formants stay, the voice's pitch ripple goes); 0 = off."),
 ) -> None:
     """Train the SC09 digit classifier used by the sample metrics.
 
@@ -61,7 +63,7 @@ def train_classifier(
 
     if threads is not None:
         torch.set_num_threads(max(1, threads))
-    aug, model_cfg = recipe_configs(augment, model, mu_law, band_norm)
+    aug, model_cfg = recipe_configs(augment, model, mu_law, band_norm, lifter)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
     report = run(sc09_dir, out, cfg, model_cfg, aug)
     typer.echo(
@@ -188,6 +190,8 @@ def classifier_loso(
                                 "(default; generated samples are mu-law) or as 16-bit PCM."),
     band_norm: bool = typer.Option(False, "--band-norm", help="Remove each clip's mean log-mel spectrum over its "
                                    "speech frames (channel / speaker colour) before the network."),
+    lifter: int = typer.Option(0, "--lifter", help="Cepstral smoothing: keep this many DCT components of each "
+                               "log-mel frame (formants stay, the voice's pitch ripple goes); 0 = off."),
     speakers: str | None = typer.Option(None, "--speakers", help="Comma-separated held-out speakers (default: all)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     batch_size: int = typer.Option(64, "--batch-size", help="Clips per step."),
@@ -215,7 +219,7 @@ def classifier_loso(
 
     if threads is not None:
         torch.set_num_threads(max(1, threads))
-    aug, model_cfg = recipe_configs(augment, model, mu_law, band_norm)
+    aug, model_cfg = recipe_configs(augment, model, mu_law, band_norm, lifter)
     names = [s.strip() for s in speakers.split(",") if s.strip()] if speakers else None
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
     speeds, warps = _rates(tta_speeds, "--tta-speeds", "playback rates"), _rates(tta_warps, "--tta-warps", "warp factors")
