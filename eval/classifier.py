@@ -25,6 +25,7 @@ from torch import nn
 from audiomamba.errors import CheckpointError
 
 CHECKPOINT_FORMAT = "audiomamba-sc09-classifier/1"
+ENSEMBLE_FORMAT = "audiomamba-sc09-classifier-ensemble/1"  # eval.ensemble: several of these heard as one
 NUM_CLASSES = 10
 
 
@@ -154,7 +155,9 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Dig
     """Load a classifier checkpoint (weights_only) in eval mode; raises a one-line CheckpointError.
 
     Also loads SaShiMi's classifier as converted by ``audiomamba evaluate import-classifier``
-    (:class:`~audiomamba.eval.sashimi_classifier.SashimiResNeXt`, same interface)."""
+    (:class:`~audiomamba.eval.sashimi_classifier.SashimiResNeXt`) and ensembles written by
+    ``audiomamba evaluate ensemble-classifier`` (:class:`~audiomamba.eval.ensemble.ClassifierEnsemble`),
+    both with the same scoring interface."""
     path = Path(path)
     hint = "train one with `audiomamba evaluate train-classifier SC09_DIR --out CKPT`"
     if not path.is_file():
@@ -166,6 +169,10 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Dig
         raise CheckpointError(f"cannot read classifier checkpoint {path} ({reason}): the file is corrupt; {hint}") from None
     if isinstance(payload, dict) and payload.get("format") == SASHIMI_FORMAT:
         return model_from_payload(payload, path, hint).to(device).eval()
+    if isinstance(payload, dict) and payload.get("format") == ENSEMBLE_FORMAT:
+        from audiomamba.eval.ensemble import ensemble_from_payload
+
+        return ensemble_from_payload(payload, path, hint).to(device).eval()
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path} is not an SC09 classifier checkpoint (format {CHECKPOINT_FORMAT!r} expected): {hint}"

@@ -298,6 +298,37 @@ def loso_ensemble(
         typer.echo(f"| {'**mean**' if name == 'mean' else name} | {100 * value:.2f} % |")
 
 
+@app.command("ensemble-classifier")
+def ensemble_classifier(
+    checkpoints: list[Path] = typer.Argument(..., help="Classifier checkpoints from train-classifier (e.g. front ends "
+                                             "that err on different voices)."),
+    data: Path = typer.Option(..., "--data", help="SC09-layout folder: the temperature is fitted on its validation "
+                              "split and the ensemble scored on its test split."),
+    out: Path = typer.Option(..., "--out", help="Ensemble checkpoint to write (works wherever --classifier CKPT is taken)."),
+    tta_speeds: str = typer.Option("0.9,1.0,1.1", "--tta-speeds", help="Playback rates each member hears every clip "
+                                   "at, probabilities averaged; '' for the plain clip only."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
+) -> None:
+    """Combine trained digit classifiers into one: mean probabilities over members and playback rates,
+    sharpened by a temperature fitted on the validation split. Writes OUT, OUT-stem.json and
+    OUT-stem.confusion.png."""
+    import torch
+
+    from audiomamba.eval.ensemble import build_ensemble
+    from audiomamba.eval.loso import check_tta
+
+    if threads is not None:
+        torch.set_num_threads(max(1, threads))
+    speeds = _rates(tta_speeds, "--tta-speeds", "playback rates")
+    check_tta(speeds, ())
+    r = build_ensemble(checkpoints, data, out, speeds, device)
+    members = ", ".join(f"{100 * a:.2f}%" for a in r["member_test_accuracy"])
+    typer.echo(f"test accuracy {100 * r['test_accuracy']:.2f}% (members {members}); temperature {r['temperature']:g} "
+               f"fitted on validation; test clips with p >= 0.9: {100 * r['test_confident']:.1f}% "
+               f"({100 * r['test_confident_before_temperature']:.1f}% before); wrote {out}")
+
+
 @app.command("import-classifier")
 def import_classifier(
     file: Path = typer.Argument(..., help="SaShiMi's released SC09 classifier (sc09_classifier/resnext.pth)."),

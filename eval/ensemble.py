@@ -1,0 +1,203 @@
+"""Several digit classifiers heard as one (``audiomamba evaluate ensemble-classifier``).
+
+Leave-one-speaker-out runs (RESULTS.md, issue 17) showed that classifiers with different front ends
+(plain μ-law log-mel, band-normalised, cepstrally smoothed) err on different voices, and that the mean
+of their probabilities, also over a few playback rates, generalises best to voices no member heard.
+A generated sample is such a voice. This module makes that ensemble a classifier like any other:
+
+- ``probs``: the members' class probabilities, each averaged over the test-time playback ``speeds``
+  (:func:`eval.augment.speed_perturb`), then averaged over members, then sharpened by one
+  ``temperature`` fitted on the validation split (p ∝ p̄ ** (1 / T)). Mixup-trained members are
+  under-confident; the temperature makes "p ≥ 0.9" mean what it says again.
+- ``features``: the members' penultimate features of the plain clip, concatenated (FID, NDB).
+
+The checkpoint is a plain dict ``{"format", "members": [{"config", "state_dict"}], "speeds",
+"temperature", "meta"}``, read with ``torch.load(weights_only=True)`` by
+:func:`eval.classifier.load_classifier`, so ``--classifier ENSEMBLE.pt`` works wherever a single
+classifier does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+from audiomamba.eval.classifier import ENSEMBLE_FORMAT, ClassifierConfig, DigitClassifier
+from torch import nn
+
+from audiomamba.errors import CheckpointError, ConfigError
+
+TEMPERATURES = tuple(round(0.1 * 1.05 ** k, 4) for k in range(0, 70))  # 0.1 … 2.8, 5 % apart
+
+
+def sharpen(probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """(N, C) probabilities → p ** (1 / T), renormalised (T < 1 sharpens, T = 1 is the identity)."""
+    if temperature == 1.0:
+        return probs
+    return torch.softmax(probs.clamp_min(1e-12).log() / temperature, dim=-1)
+
+
+class ClassifierEnsemble(nn.Module):
+    """Mean probabilities of several :class:`DigitClassifier`, with the same scoring interface."""
+
+    def __init__(self, members: list[DigitClassifier], speeds: tuple[float, ...] = (),
+                 temperature: float = 1.0) -> None:
+        super().__init__()
+        if not members:
+            raise ConfigError("an ensemble needs at least one classifier: pass one or more CKPT files")
+        classes = {m.config.num_classes for m in members}
+        if len(classes) != 1:
+            raise ConfigError(f"the classifiers have different class counts {sorted(classes)}: ensemble classifiers of one task")
+        if temperature <= 0:
+            raise ConfigError(f"temperature {temperature:g} is not positive: use e.g. 0.5 (sharper) or 1 (as is)")
+        self.members = nn.ModuleList(members)
+        self.speeds = tuple(float(s) for s in speeds)
+        self.temperature = float(temperature)
+        self.num_classes = classes.pop()
+        self.meta: dict = {}
+
+    @property
+    def feature_dim(self) -> int:
+        return sum(m.feature_dim for m in self.members)
+
+    @torch.no_grad()
+    def member_outputs(self, wave: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """wave (N, T) → (concatenated features (N, feature_dim), [each member's probs (N, C), averaged
+        over the test-time speeds]), on the CPU, before the temperature."""
+        from audiomamba.eval.augment import speed_perturb
+
+        played = {s: speed_perturb(wave, torch.full((wave.shape[0],), s)) for s in self.speeds if s != 1.0}
+        feats, probs = [], []
+        for m in self.members:
+            f, p = m.features_and_probs(wave, batch_size)
+            feats.append(f)
+            if self.speeds:
+                p = torch.stack([p if s == 1.0 else m.probs(played[s], batch_size) for s in self.speeds]).mean(0)
+            probs.append(p)
+        return torch.cat(feats, dim=-1), probs
+
+    def features_and_probs(self, wave: torch.Tensor, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+        """wave (N, T) → (features (N, feature_dim), probs (N, C)), float32 on the CPU."""
+        feats, probs = self.member_outputs(wave, batch_size)
+        return feats, sharpen(torch.stack(probs).mean(0), self.temperature)
+
+    def features(self, wave: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        return self.features_and_probs(wave, batch_size)[0]
+
+    def probs(self, wave: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        return self.features_and_probs(wave, batch_size)[1]
+
+
+def fit_temperature(probs: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """The temperature of :data:`TEMPERATURES` (or 1) with the lowest mean NLL of ``sharpen(probs, T)``
+    on ``labels``: (temperature, nll)."""
+    best = (1.0, math.inf)
+    for t in (1.0, *TEMPERATURES):
+        nll = nn.functional.nll_loss(sharpen(probs, t).clamp_min(1e-12).log(), labels).item()
+        if nll < best[1] - 1e-9:
+            best = (t, nll)
+    return best
+
+
+def save_ensemble(model: ClassifierEnsemble, path: str | Path, meta: dict | None = None) -> Path:
+    """Write the ensemble checkpoint atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": ENSEMBLE_FORMAT,
+        "members": [{"config": m.config.to_dict(), "state_dict": {k: v.detach().cpu() for k, v in m.state_dict().items()}}
+                    for m in model.members],
+        "speeds": list(model.speeds),
+        "temperature": model.temperature,
+        "meta": dict(meta or {}),
+    }
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def ensemble_from_payload(payload: dict, path: Path, hint: str) -> ClassifierEnsemble:
+    """The :class:`ClassifierEnsemble` of a loaded checkpoint dict; a one-line CheckpointError if it does not fit."""
+    try:
+        members = []
+        for i, part in enumerate(payload["members"]):
+            member = DigitClassifier(ClassifierConfig.from_dict(part["config"]))
+            try:
+                member.load_state_dict(part["state_dict"])
+            except RuntimeError as err:
+                raise ValueError(f"member {i}: {(str(err).splitlines() or [''])[0]}") from None
+            members.append(member)
+        model = ClassifierEnsemble(members, tuple(payload.get("speeds", ())), float(payload.get("temperature", 1.0)))
+    except (KeyError, TypeError, ValueError, ConfigError) as err:
+        reason = (str(err).splitlines() or [type(err).__name__])[0][:120]
+        raise CheckpointError(f"classifier ensemble {path} does not match the model ({reason}): {hint}") from None
+    model.meta = dict(payload.get("meta", {}))
+    return model
+
+
+def build_ensemble(checkpoints: list[str | Path], sc09_dir: str | Path, out: str | Path,
+                   speeds: tuple[float, ...] = (), device: str = "auto", progress: bool = True) -> dict:
+    """Load trained classifiers, fit the temperature on ``sc09_dir``'s validation split, score the test
+    split, and write ``out`` (the ensemble), ``out``-stem ``.json`` and ``.confusion.png``. Returns the report."""
+    from audiomamba.eval.classifier import load_classifier
+    from audiomamba.eval.confusion import confusion_matrix, plot_confusion
+    from audiomamba.eval.train_classifier import device_name, load_split, resolve_device, sidecar_paths
+
+    from audiomamba.data.sc09 import DIGITS
+
+    dev = resolve_device(device)
+    members = []
+    for ckpt in checkpoints:
+        m = load_classifier(ckpt, dev)
+        if not isinstance(m, DigitClassifier):
+            raise ConfigError(f"{ckpt} is not one of our digit classifiers (an ensemble or an imported one): "
+                              "ensemble checkpoints written by `audiomamba evaluate train-classifier`")
+        members.append(m)
+    model = ClassifierEnsemble(members, speeds)
+    val_w, val_y = load_split(sc09_dir, "validation", progress)
+    test_w, test_y = load_split(sc09_dir, "test", progress)
+    _, val_members = model.member_outputs(val_w)
+    temperature, val_nll = fit_temperature(torch.stack(val_members).mean(0), val_y)
+    model.temperature = temperature
+    _, test_members = model.member_outputs(test_w)
+    test_mean = torch.stack(test_members).mean(0)
+    test_p = sharpen(test_mean, temperature)
+    pred = test_p.argmax(-1)
+
+    def confident(p: torch.Tensor) -> float:
+        return (p.max(-1).values >= 0.9).float().mean().item()
+
+    cm = confusion_matrix(pred, test_y, len(DIGITS))
+    report = {
+        "data": str(Path(sc09_dir).resolve()),
+        "checkpoint": str(out),
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "device": device_name(dev),
+        "members": [str(c) for c in checkpoints],
+        "member_test_accuracy": [(p.argmax(-1) == test_y).float().mean().item() for p in test_members],
+        "speeds": list(model.speeds),
+        "temperature": temperature,
+        "val_nll": val_nll,
+        "val_accuracy": (torch.stack(val_members).mean(0).argmax(-1) == val_y).float().mean().item(),
+        "test_accuracy": (pred == test_y).float().mean().item(),
+        "test_confident_before_temperature": confident(test_mean),
+        "test_confident": confident(test_p),
+        "classes": list(DIGITS),
+        "test_confusion": cm.tolist(),
+    }
+    meta = {k: report[k] for k in ("data", "date", "device", "members", "temperature", "val_accuracy", "test_accuracy")}
+    save_ensemble(model, out, meta)
+    json_path, png_path = sidecar_paths(Path(out))
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    plot_confusion(cm, DIGITS, png_path, f"SC09 classifier ensemble ({len(members)}), test accuracy "
+                                         f"{100 * report['test_accuracy']:.2f}%")
+    return report
