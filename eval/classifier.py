@@ -133,14 +133,18 @@ def save_classifier(model: nn.Module, path: str | Path, meta: dict | None = None
                     fmt: str = CHECKPOINT_FORMAT) -> Path:
     """Write ``{"format", "config", "state_dict", "meta"}`` atomically (temp file, then rename).
     ``model`` has a ``config`` with ``to_dict()``; ``fmt`` names the architecture for the loader."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
+    return save_payload({
         "format": fmt,
         "config": model.config.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": dict(meta or {}),
-    }
+    }, path)
+
+
+def save_payload(payload: dict, path: str | Path) -> Path:
+    """``torch.save`` of a checkpoint dict, atomically: a temp file beside ``path``, then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         torch.save(payload, tmp)

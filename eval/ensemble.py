@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from audiomamba.eval.classifier import ENSEMBLE_FORMAT, ClassifierConfig, DigitClassifier
+from audiomamba.eval.classifier import ENSEMBLE_FORMAT, ClassifierConfig, DigitClassifier, save_payload
 from torch import nn
 
 from audiomamba.errors import CheckpointError, ConfigError
@@ -105,24 +104,14 @@ def fit_temperature(probs: torch.Tensor, labels: torch.Tensor) -> tuple[float, f
 
 def save_ensemble(model: ClassifierEnsemble, path: str | Path, meta: dict | None = None) -> Path:
     """Write the ensemble checkpoint atomically (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
+    return save_payload({
         "format": ENSEMBLE_FORMAT,
         "members": [{"config": m.config.to_dict(), "state_dict": {k: v.detach().cpu() for k, v in m.state_dict().items()}}
                     for m in model.members],
         "speeds": list(model.speeds),
         "temperature": model.temperature,
         "meta": dict(meta or {}),
-    }
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    }, path)
 
 
 def ensemble_from_payload(payload: dict, path: Path, hint: str) -> ClassifierEnsemble:
