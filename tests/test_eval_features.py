@@ -131,3 +131,22 @@ def test_lifter_keeps_the_envelope_and_drops_the_pitch() -> None:
     assert torch.allclose(full(low), plain(low), atol=1e-5)
     with pytest.raises(ValueError, match="lifter"):
         LogMel(LogMelConfig(lifter=65))
+
+
+def test_floor_noise_stays_in_the_band_and_the_clip_extent_at_the_asked_snr() -> None:
+    from audiomamba.eval.augment import AUGMENT_PRESETS, add_floor_noise
+
+    g = torch.Generator().manual_seed(0)
+    clip = torch.zeros(2, 16000)
+    clip[:, 1000:6000] = 0.3 * torch.sin(2 * torch.pi * 300 * torch.arange(5000) / 16000)  # 0.31 s, then padding
+    out = add_floor_noise(clip, torch.tensor([10.0, 20.0]), torch.tensor([0.0, 1.0]), 4000.0, g)
+    noise = out - clip
+    assert (noise[:, :1000] == 0).all() and (noise[:, 6000:] == 0).all()  # only where the clip was recorded
+    snr = 10 * torch.log10(clip[:, 1000:6000].pow(2).mean(1) / noise[:, 1000:6000].pow(2).mean(1))
+    assert torch.allclose(snr, torch.tensor([10.0, 20.0]), atol=1.0), snr
+    spec = torch.fft.rfft(noise[:, 1000:6000], dim=1).abs().pow(2)
+    freqs = torch.fft.rfftfreq(5000, 1 / 16000)
+    assert (spec[:, freqs > 4500].sum(1) < 0.02 * spec.sum(1)).all()  # band-limited like 8 kHz recordings
+    quiet = add_floor_noise(clip, torch.full((2,), float("inf")), torch.zeros(2), 4000.0, g)
+    assert torch.equal(quiet, clip)
+    assert AUGMENT_PRESETS["robust-floor"].floor_noise_prob > 0 and AUGMENT_PRESETS["robust"].floor_noise_prob == 0

@@ -42,7 +42,8 @@ def train_classifier(
     seed: int = typer.Option(0, "--seed", help="Random seed (init, shuffling, augmentation)."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
     augment: str = typer.Option("basic", "--augment", help="Augmentation recipe: basic, robust (unseen speakers) or "
-                                "robust-wide (wider speed and warp ranges, for more epochs)."),
+                                "robust-wide (wider speed and warp ranges, for more epochs) or robust-floor (plus a recording noise "
+                                "floor under 4 kHz)."),
     model: str = typer.Option("small", "--model", help="Classifier size: small (137 k parameters), wide (353 k) "
                               "or xl (982 k)."),
     mu_law: bool = typer.Option(True, "--mu-law/--no-mu-law", help="Hear clips as the models' 8-bit mu-law tokens "
@@ -183,7 +184,8 @@ def classifier_loso(
     sc09_dir: Path = typer.Argument(..., help="SC09-layout folder (<digit>/<speaker>_nohash_<n>.wav)."),
     out: Path = typer.Option(..., "--out", help="Folder for loso.json, loso.md and loso.png."),
     epochs: int = typer.Option(30, "--epochs", help="Training epochs per fold (best validation epoch is kept)."),
-    augment: str = typer.Option("basic", "--augment", help="Augmentation recipe: basic, robust or robust-wide."),
+    augment: str = typer.Option("basic", "--augment", help="Augmentation recipe: basic, robust, "
+                                "robust-wide or robust-floor."),
     model: str = typer.Option("small", "--model", help="Classifier size: small (137 k parameters), wide (353 k) "
                               "or xl (982 k)."),
     mu_law: bool = typer.Option(True, "--mu-law/--no-mu-law", help="Hear clips as the models' 8-bit mu-law tokens "
