@@ -7,8 +7,9 @@ A generated sample is such a voice. This module makes that ensemble a classifier
 
 - ``probs``: the members' class probabilities, each averaged over the test-time playback ``speeds``
   (:func:`eval.augment.speed_perturb`), then averaged over members, then sharpened by one
-  ``temperature`` fitted on the validation split (p ∝ p̄ ** (1 / T)). Mixup-trained members are
-  under-confident; the temperature makes "p ≥ 0.9" mean what it says again.
+  ``temperature`` (p ∝ p̄ ** (1 / T)). Mixup-trained members, averaged, are under-confident. The
+  temperature is fitted on the members' recipes' leave-one-speaker-out probabilities (voices they did
+  not hear, like generated samples), so that "p ≥ 0.9" means what it says again.
 - ``features``: the members' penultimate features of the plain clip, concatenated (FID, NDB).
 
 The checkpoint is a plain dict ``{"format", "members": [{"config", "state_dict"}], "speeds",
@@ -102,6 +103,17 @@ def fit_temperature(probs: torch.Tensor, labels: torch.Tensor) -> tuple[float, f
     return best
 
 
+def confident(probs: torch.Tensor, p: float = 0.9) -> float:
+    """Fraction of rows whose top probability is at least ``p``."""
+    return (probs.max(-1).values >= p).float().mean().item()
+
+
+def right_when_confident(probs: torch.Tensor, labels: torch.Tensor, p: float = 0.9) -> float:
+    """Accuracy over the rows whose top probability is at least ``p`` (NaN when there are none)."""
+    sure = probs.max(-1).values >= p
+    return (probs.argmax(-1) == labels)[sure].float().mean().item() if sure.any() else float("nan")
+
+
 def save_ensemble(model: ClassifierEnsemble, path: str | Path, meta: dict | None = None) -> Path:
     """Write the ensemble checkpoint atomically (temp file, then rename)."""
     return save_payload({
@@ -133,10 +145,37 @@ def ensemble_from_payload(payload: dict, path: Path, hint: str) -> ClassifierEns
     return model
 
 
+def loso_probs(runs: list[str | Path], speeds: tuple[float, ...] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ensemble's mean probabilities (before any temperature) and labels over every held-out clip of
+    ``classifier-loso`` runs, one run per member in order: (probs (N, C), labels (N,)). Each run gives
+    its mean over the test-time ``speeds`` (stored with ``--tta-speeds``), or its plain pass without them."""
+    from audiomamba.eval.loso import ensemble_speakers, member_probs, tta_keys
+
+    runs = [Path(r) for r in runs]
+    keys = tta_keys(speeds, ()) or None
+    probs, labels = [], []
+    for name in ensemble_speakers(runs):
+        parts = [torch.load(r / f"probs-{name}.pt", weights_only=True) for r in runs]
+        probs.append(torch.stack([member_probs(q, r / f"probs-{name}.pt", keys is not None, keys)
+                                  for q, r in zip(parts, runs, strict=True)]).mean(0))
+        labels.append(parts[0]["labels"])
+    return torch.cat(probs), torch.cat(labels)
+
+
 def build_ensemble(checkpoints: list[str | Path], sc09_dir: str | Path, out: str | Path,
-                   speeds: tuple[float, ...] = (), device: str = "auto", progress: bool = True) -> dict:
-    """Load trained classifiers, fit the temperature on ``sc09_dir``'s validation split, score the test
-    split, and write ``out`` (the ensemble), ``out``-stem ``.json`` and ``.confusion.png``. Returns the report."""
+                   speeds: tuple[float, ...] = (), device: str = "auto", progress: bool = True,
+                   calibrate_on: list[str | Path] | None = None) -> dict:
+    """Load trained classifiers, fit the temperature, score ``sc09_dir``'s test split, and write ``out``
+    (the ensemble), ``out``-stem ``.json`` and ``.confusion.png``. Returns the report.
+
+    The temperature is fitted on ``calibrate_on`` when given: ``classifier-loso`` runs of the members'
+    recipes, one per member in order, whose held-out-speaker probabilities show how confident the
+    ensemble should be on voices it has not heard (generated samples are such voices). Without them it
+    is fitted on the validation split, whose voices the members trained on: that makes it over-confident
+    on new voices."""
+    if calibrate_on is not None and len(calibrate_on) != len(checkpoints):
+        raise ConfigError(f"--calibrate-on got {len(calibrate_on)} leave-one-speaker-out run(s) for {len(checkpoints)} "
+                          "classifier(s): pass one classifier-loso folder per classifier, in the same order")
     from audiomamba.eval.classifier import load_classifier
     from audiomamba.eval.confusion import confusion_matrix, plot_confusion
     from audiomamba.eval.train_classifier import device_name, load_split, resolve_device, sidecar_paths
@@ -155,15 +194,19 @@ def build_ensemble(checkpoints: list[str | Path], sc09_dir: str | Path, out: str
     val_w, val_y = load_split(sc09_dir, "validation", progress)
     test_w, test_y = load_split(sc09_dir, "test", progress)
     _, val_members = model.member_outputs(val_w)
-    temperature, val_nll = fit_temperature(torch.stack(val_members).mean(0), val_y)
+    val_mean = torch.stack(val_members).mean(0)
+    if calibrate_on:
+        cal_p, cal_y = loso_probs(calibrate_on, model.speeds)
+        fitted_on = f"leave-one-speaker-out probabilities of {len(cal_y)} clips ({', '.join(map(str, calibrate_on))})"
+    else:
+        cal_p, cal_y, fitted_on = val_mean, val_y, "validation split"
+    temperature, cal_nll = fit_temperature(cal_p, cal_y)
     model.temperature = temperature
     _, test_members = model.member_outputs(test_w)
     test_mean = torch.stack(test_members).mean(0)
     test_p = sharpen(test_mean, temperature)
     pred = test_p.argmax(-1)
 
-    def confident(p: torch.Tensor) -> float:
-        return (p.max(-1).values >= 0.9).float().mean().item()
 
     cm = confusion_matrix(pred, test_y, len(DIGITS))
     report = {
@@ -175,15 +218,20 @@ def build_ensemble(checkpoints: list[str | Path], sc09_dir: str | Path, out: str
         "member_test_accuracy": [(p.argmax(-1) == test_y).float().mean().item() for p in test_members],
         "speeds": list(model.speeds),
         "temperature": temperature,
-        "val_nll": val_nll,
-        "val_accuracy": (torch.stack(val_members).mean(0).argmax(-1) == val_y).float().mean().item(),
+        "temperature_fitted_on": fitted_on,
+        "calibration_nll": cal_nll,
+        "calibration_accuracy": (cal_p.argmax(-1) == cal_y).float().mean().item(),
+        "calibration_confident": confident(sharpen(cal_p, temperature)),
+        "calibration_right_when_confident": right_when_confident(sharpen(cal_p, temperature), cal_y),
+        "val_accuracy": (val_mean.argmax(-1) == val_y).float().mean().item(),
         "test_accuracy": (pred == test_y).float().mean().item(),
         "test_confident_before_temperature": confident(test_mean),
         "test_confident": confident(test_p),
         "classes": list(DIGITS),
         "test_confusion": cm.tolist(),
     }
-    meta = {k: report[k] for k in ("data", "date", "device", "members", "temperature", "val_accuracy", "test_accuracy")}
+    meta = {k: report[k] for k in ("data", "date", "device", "members", "temperature", "temperature_fitted_on",
+                                   "val_accuracy", "test_accuracy")}
     save_ensemble(model, out, meta)
     json_path, png_path = sidecar_paths(Path(out))
     json_path.write_text(json.dumps(report, indent=2) + "\n")

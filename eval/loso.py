@@ -439,19 +439,25 @@ def member_probs(saved: dict, where: str | Path, tta: bool = False, keys: list[s
     return torch.stack([variants[k] for k in keys]).mean(0)
 
 
+def ensemble_speakers(runs: list[Path]) -> list[str]:
+    """The held-out speakers that every run has a ``probs-<speaker>.pt`` for, sorted; a one-line
+    DataError when there is none."""
+    names = [{f.stem[len("probs-"):] for f in r.glob("probs-*.pt")} for r in runs]
+    common = sorted(set.intersection(*names)) if names else []
+    if not common:
+        raise DataError(f"no held-out speaker with probs-<speaker>.pt in every one of {', '.join(map(str, runs))}: "
+                        "run classifier-loso into each folder first")
+    return common
+
+
 def ensemble_accuracy(runs: list[str | Path], tta: bool = False, keys: list[str] | None = None) -> dict[str, float]:
     """Per held-out speaker, the accuracy of the mean class probabilities of several LOSO runs
     (their ``probs-<speaker>.pt``; only speakers every run has), plus ``"mean"`` over them.
     ``tta``: each run contributes the mean over its test-time variants (``keys``, default all; see
     :func:`member_probs`) instead of its plain probabilities."""
     runs = [Path(r) for r in runs]
-    names = [{f.stem[len("probs-"):] for f in r.glob("probs-*.pt")} for r in runs]
-    common = sorted(set.intersection(*names)) if names else []
-    if not common:
-        raise DataError(f"no held-out speaker with probs-<speaker>.pt in every one of {', '.join(map(str, runs))}: "
-                        "run classifier-loso into each folder first")
     out: dict[str, float] = {}
-    for name in common:
+    for name in ensemble_speakers(runs):
         parts = [torch.load(r / f"probs-{name}.pt", weights_only=True) for r in runs]
         labels = parts[0]["labels"]
         if any(not torch.equal(q["labels"], labels) for q in parts):

@@ -91,3 +91,37 @@ def test_ensemble_classifier_cli_fits_scores_and_writes(tmp_path: Path, capsys: 
     with pytest.raises(SystemExit):
         main(["evaluate", "ensemble-classifier", str(out), "--data", str(root), "--out", str(tmp_path / "x.pt")])
     assert "not one of our digit classifiers" in capsys.readouterr().err
+
+
+def _fake_loso(folder: Path, confidence: float, seed: int) -> Path:
+    """A classifier-loso folder: two speakers, right but under-confident probabilities, with test-time variants."""
+    g = torch.Generator().manual_seed(seed)
+    folder.mkdir(parents=True)
+    for name in ("ann", "bob"):
+        labels = torch.randint(0, 10, (50,), generator=g)
+        probs = torch.full((50, 10), (1 - confidence) / 9).scatter(1, labels[:, None], confidence)
+        tta = {k: probs for k in ("0.95", "1")}
+        torch.save({"probs": probs, "labels": labels, "tta": tta}, folder / f"probs-{name}.pt")
+    return folder
+
+
+def test_calibrate_on_fits_the_temperature_on_held_out_speakers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from audiomamba.eval.ensemble import loso_probs
+
+    root = write_tone_sc09(tmp_path / "sc09", train=1, validation=1, test=1, seed=0)
+    ckpts = [save_classifier(_member(s), tmp_path / f"m{s}.pt") for s in (0, 1)]
+    # the labels must agree across members: same seed for the clips, other confidence
+    runs = [_fake_loso(tmp_path / "loso-a", 0.5, 0), _fake_loso(tmp_path / "loso-b", 0.3, 0)]
+    probs, labels = loso_probs(runs, (0.95, 1.0))
+    assert probs.shape == (100, 10) and torch.allclose(probs.max(-1).values, torch.full((100,), 0.4))
+    out = tmp_path / "ens.pt"
+    main(["evaluate", "ensemble-classifier", *map(str, ckpts), "--data", str(root), "--out", str(out),
+          "--tta-speeds", "0.95,1.0", "--device", "cpu", "--calibrate-on", str(runs[0]), "--calibrate-on", str(runs[1])])
+    assert "leave-one-speaker-out probabilities of 100 clips" in capsys.readouterr().out
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["temperature"] < 0.5 and report["calibration_accuracy"] == 1.0  # right but shy: sharpen a lot
+    assert report["calibration_confident"] == 1.0
+    with pytest.raises(SystemExit):
+        main(["evaluate", "ensemble-classifier", *map(str, ckpts), "--data", str(root), "--out", str(out),
+              "--calibrate-on", str(runs[0])])
+    assert "one classifier-loso folder per classifier" in capsys.readouterr().err

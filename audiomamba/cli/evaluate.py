@@ -309,12 +309,15 @@ def ensemble_classifier(
     out: Path = typer.Option(..., "--out", help="Ensemble checkpoint to write (works wherever --classifier CKPT is taken)."),
     tta_speeds: str = typer.Option("0.9,1.0,1.1", "--tta-speeds", help="Playback rates each member hears every clip "
                                    "at, probabilities averaged; '' for the plain clip only."),
+    calibrate_on: list[Path] | None = typer.Option(None, "--calibrate-on", help="A classifier-loso folder of each "
+                                                   "classifier's recipe (repeat, same order): fit the temperature on "
+                                                   "voices the members did not hear, not on the validation split."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
 ) -> None:
     """Combine trained digit classifiers into one: mean probabilities over members and playback rates,
-    sharpened by a temperature fitted on the validation split. Writes OUT, OUT-stem.json and
-    OUT-stem.confusion.png."""
+    sharpened by a temperature fitted on the validation split or, with --calibrate-on, on
+    leave-one-speaker-out probabilities. Writes OUT, OUT-stem.json and OUT-stem.confusion.png."""
     import torch
 
     from audiomamba.eval.ensemble import build_ensemble
@@ -324,11 +327,13 @@ def ensemble_classifier(
         torch.set_num_threads(max(1, threads))
     speeds = _rates(tta_speeds, "--tta-speeds", "playback rates")
     check_tta(speeds, ())
-    r = build_ensemble(checkpoints, data, out, speeds, device)
+    r = build_ensemble(checkpoints, data, out, speeds, device, calibrate_on=calibrate_on or None)
     members = ", ".join(f"{100 * a:.2f}%" for a in r["member_test_accuracy"])
     typer.echo(f"test accuracy {100 * r['test_accuracy']:.2f}% (members {members}); temperature {r['temperature']:g} "
-               f"fitted on validation; test clips with p >= 0.9: {100 * r['test_confident']:.1f}% "
-               f"({100 * r['test_confident_before_temperature']:.1f}% before); wrote {out}")
+               f"fitted on the {r['temperature_fitted_on']}: there {100 * r['calibration_confident']:.1f}% reach "
+               f"p >= 0.9, {100 * r['calibration_right_when_confident']:.1f}% of them right; test clips with "
+               f"p >= 0.9: {100 * r['test_confident']:.1f}% ({100 * r['test_confident_before_temperature']:.1f}% "
+               f"before); wrote {out}")
 
 
 @app.command("import-classifier")
