@@ -188,7 +188,7 @@ def build_ensemble(checkpoints: list[str | Path], sc09_dir: str | Path, out: str
         m = load_classifier(ckpt, dev)
         if not isinstance(m, DigitClassifier):
             raise ConfigError(f"{ckpt} is not one of our digit classifiers (an ensemble or an imported one): "
-                              "ensemble checkpoints written by `audiomamba evaluate train-classifier`")
+                              "pass checkpoints written by `audiomamba evaluate train-classifier`")
         members.append(m)
     model = ClassifierEnsemble(members, speeds)
     val_w, val_y = load_split(sc09_dir, "validation", progress)
@@ -206,8 +206,6 @@ def build_ensemble(checkpoints: list[str | Path], sc09_dir: str | Path, out: str
     test_mean = torch.stack(test_members).mean(0)
     test_p = sharpen(test_mean, temperature)
     pred = test_p.argmax(-1)
-
-
     cm = confusion_matrix(pred, test_y, len(DIGITS))
     report = {
         "data": str(Path(sc09_dir).resolve()),
