@@ -102,7 +102,7 @@ def speed_perturb(wave: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     Nyquist / 1.15 (FSDD: 4 kHz; Speech Commands: little energy above 6 kHz).
     """
     b, t = wave.shape
-    pos = torch.arange(t, dtype=torch.float32).unsqueeze(0) * factor.float().unsqueeze(1)  # (B, T)
+    pos = torch.arange(t, dtype=torch.float32, device=wave.device).unsqueeze(0) * factor.to(wave.device).float().unsqueeze(1)
     i0 = pos.floor().long()
     frac = (pos - i0).to(wave.dtype)
     x0 = wave.gather(1, i0.clamp(0, t - 1))

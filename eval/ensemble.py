@@ -70,7 +70,7 @@ class ClassifierEnsemble(nn.Module):
         over the test-time speeds]), on the CPU, before the temperature."""
         from audiomamba.eval.augment import speed_perturb
 
-        played = {s: speed_perturb(wave, torch.full((wave.shape[0],), s)) for s in self.speeds if s != 1.0}
+        played = {s: speed_perturb(wave, torch.full((wave.shape[0],), s, device=wave.device)) for s in self.speeds if s != 1.0}
         feats, probs = [], []
         for m in self.members:
             f, p = m.features_and_probs(wave, batch_size)
