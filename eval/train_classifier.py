@@ -60,6 +60,9 @@ def recipe_configs(augment: str = "basic", model: str = "small", mu_law: bool = 
     if model not in MODEL_PRESETS:
         raise ConfigError(f"unknown --model {model!r}: use one of {', '.join(MODEL_PRESETS)}")
     config = MODEL_PRESETS[model]
+    if not 0 <= lifter <= config.logmel.n_mels:
+        raise ConfigError(f"--lifter {lifter}: keep 0 (off) to {config.logmel.n_mels} DCT components of each log-mel "
+                          "frame, e.g. --lifter 20")
     return AUGMENT_PRESETS[augment], replace(config, logmel=replace(config.logmel, mu_law=mu_law, band_norm=band_norm,
                                                                       lifter=lifter))
 

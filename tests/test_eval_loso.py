@@ -29,6 +29,7 @@ from audiomamba.eval.synthetic import tone_clip
 
 from audiomamba.cli import main
 from audiomamba.data.sc09 import DIGITS
+from audiomamba.errors import ConfigError
 
 SPEAKERS = ("ann", "bob", "cat")
 
@@ -394,6 +395,9 @@ def test_xl_model_and_robust_wide_recipe(tmp_path: Path) -> None:
         {k: v for k, v in robust.to_dict().items() if k not in ("speed", "warp")}
     aug, cfg = recipe_configs("robust-wide", "xl", mu_law=True)
     assert aug == wide and cfg.widths == (128, 256, 512) and cfg.logmel.mu_law
+    assert recipe_configs("robust", "xl", lifter=20)[1].logmel.lifter == 20
+    with pytest.raises(ConfigError, match="--lifter 65"):
+        recipe_configs("robust", "xl", lifter=65)
 
 
 def test_old_checkpoint_configs_still_load(tmp_path: Path) -> None:

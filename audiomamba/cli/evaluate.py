@@ -41,9 +41,9 @@ def train_classifier(
     lr: float = typer.Option(3e-3, "--lr", help="Peak learning rate of the one-cycle schedule."),
     seed: int = typer.Option(0, "--seed", help="Random seed (init, shuffling, augmentation)."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
-    augment: str = typer.Option("basic", "--augment", help="Augmentation recipe: basic, robust (unseen speakers) or "
-                                "robust-wide (wider speed and warp ranges, for more epochs) or robust-floor (plus a recording noise "
-                                "floor under 4 kHz)."),
+    augment: str = typer.Option("basic", "--augment", help="Augmentation recipe: basic, robust (unseen speakers), "
+                                "robust-wide (wider speed and warp ranges, for more epochs) or robust-floor (plus a recording "
+                                "noise floor under 4 kHz)."),
     model: str = typer.Option("small", "--model", help="Classifier size: small (137 k parameters), wide (353 k) "
                               "or xl (982 k)."),
     mu_law: bool = typer.Option(True, "--mu-law/--no-mu-law", help="Hear clips as the models' 8-bit mu-law tokens "
@@ -304,8 +304,8 @@ def loso_ensemble(
 def ensemble_classifier(
     checkpoints: list[Path] = typer.Argument(..., help="Classifier checkpoints from train-classifier (e.g. front ends "
                                              "that err on different voices)."),
-    data: Path = typer.Option(..., "--data", help="SC09-layout folder: the temperature is fitted on its validation "
-                              "split and the ensemble scored on its test split."),
+    data: Path = typer.Option(..., "--data", help="SC09-layout folder: the ensemble is scored on its test split, "
+                              "and without --calibrate-on the temperature is fitted on its validation split."),
     out: Path = typer.Option(..., "--out", help="Ensemble checkpoint to write (works wherever --classifier CKPT is taken)."),
     tta_speeds: str = typer.Option("0.9,1.0,1.1", "--tta-speeds", help="Playback rates each member hears every clip "
                                    "at, probabilities averaged; '' for the plain clip only."),
