@@ -136,9 +136,22 @@ def save_classifier(model: nn.Module, path: str | Path, meta: dict | None = None
     return save_payload({
         "format": fmt,
         "config": model.config.to_dict(),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": cpu_state(model),
         "meta": dict(meta or {}),
     }, path)
+
+
+def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict, detached, on the CPU (what a checkpoint stores)."""
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def classifier_from_state(config: dict, state_dict: dict) -> DigitClassifier:
+    """A :class:`DigitClassifier` built from a stored config dict and loaded with ``state_dict``
+    (raises KeyError / TypeError / ValueError / RuntimeError when they do not fit)."""
+    model = DigitClassifier(ClassifierConfig.from_dict(config))
+    model.load_state_dict(state_dict)
+    return model
 
 
 def save_payload(payload: dict, path: str | Path) -> Path:
@@ -182,8 +195,7 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Dig
             f"{path} is not an SC09 classifier checkpoint (format {CHECKPOINT_FORMAT!r} expected): {hint}"
         )
     try:
-        model = DigitClassifier(ClassifierConfig.from_dict(payload["config"]))
-        model.load_state_dict(payload["state_dict"])
+        model = classifier_from_state(payload["config"], payload["state_dict"])
     except (KeyError, TypeError, RuntimeError, ValueError) as err:
         reason = (str(err).splitlines() or [type(err).__name__])[0][:120]
         raise CheckpointError(f"classifier checkpoint {path} does not match the model ({reason}): {hint}") from None

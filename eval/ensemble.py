@@ -26,7 +26,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from audiomamba.eval.classifier import ENSEMBLE_FORMAT, ClassifierConfig, DigitClassifier, save_payload
+from audiomamba.eval.classifier import (
+    ENSEMBLE_FORMAT,
+    DigitClassifier,
+    classifier_from_state,
+    cpu_state,
+    save_payload,
+)
 from torch import nn
 
 from audiomamba.errors import CheckpointError, ConfigError
@@ -118,8 +124,7 @@ def save_ensemble(model: ClassifierEnsemble, path: str | Path, meta: dict | None
     """Write the ensemble checkpoint atomically (temp file, then rename)."""
     return save_payload({
         "format": ENSEMBLE_FORMAT,
-        "members": [{"config": m.config.to_dict(), "state_dict": {k: v.detach().cpu() for k, v in m.state_dict().items()}}
-                    for m in model.members],
+        "members": [{"config": m.config.to_dict(), "state_dict": cpu_state(m)} for m in model.members],
         "speeds": list(model.speeds),
         "temperature": model.temperature,
         "meta": dict(meta or {}),
@@ -131,12 +136,10 @@ def ensemble_from_payload(payload: dict, path: Path, hint: str) -> ClassifierEns
     try:
         members = []
         for i, part in enumerate(payload["members"]):
-            member = DigitClassifier(ClassifierConfig.from_dict(part["config"]))
             try:
-                member.load_state_dict(part["state_dict"])
+                members.append(classifier_from_state(part["config"], part["state_dict"]))
             except RuntimeError as err:
                 raise ValueError(f"member {i}: {(str(err).splitlines() or [''])[0]}") from None
-            members.append(member)
         model = ClassifierEnsemble(members, tuple(payload.get("speeds", ())), float(payload.get("temperature", 1.0)))
     except (KeyError, TypeError, ValueError, ConfigError) as err:
         reason = (str(err).splitlines() or [type(err).__name__])[0][:120]
