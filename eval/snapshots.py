@@ -3,7 +3,9 @@
 For every ``snap-<m>min.pt`` of a run folder (and ``last.pt``) and every sampling temperature,
 generate ``n`` unconditional samples exactly as ``audiomamba generate`` does, then score them with
 the digit classifier against the SC09 train split: FID, IS, mIS, AM, the share of samples
-recognised with p >= 0.9, and the samples' own BPB under the model. Writes ``snapshots.json``,
+recognised with p >= 0.9, and the samples' own BPB under the model. With ``sashimi_filter`` each
+sample set is scored twice, from the same samples: all of them, and the ones SaShiMi's likelihood
+filter keeps (40th to 95th percentile; the papers' protocol applies it before scoring). Writes ``snapshots.json``,
 ``snapshots.md`` (the table), ``snapshots.png`` (IS and AM against training minutes) and one
 labelled spectrogram grid per snapshot.
 """
@@ -38,6 +40,9 @@ def score_snapshots(
     seed: int = 0,
     ema: bool = True,
     progress: bool = True,
+    sashimi_filter: bool = False,
+    seconds: float = 1.0,
+    ndb_bins: int = 50,
 ) -> list[dict]:
     """Generate and score ``n`` samples per snapshot and temperature; returns the table rows."""
     from audiomamba.eval.classifier import digit_labeller, load_classifier
@@ -47,6 +52,7 @@ def score_snapshots(
 
     from audiomamba.errors import CheckpointError
     from audiomamba.generate import NoiseProfile, SamplingConfig, generate_to_folder
+    from audiomamba.generate.output import sashimi_keep
     from audiomamba.tokenizer import mu_law_decode
     from audiomamba.train.checkpoint import load_checkpoint, model_from_state
 
@@ -58,7 +64,7 @@ def score_snapshots(
     labeller = digit_labeller(classifier)
     train_waves, _ = load_split(reference, "train", progress)
     ref_f, ref_p = classifier.features_and_probs(train_waves)
-    ndb = NDB(ref_f, k=50, seed=0)
+    ndb = NDB(ref_f, k=ndb_bins, seed=0)
     out.mkdir(parents=True, exist_ok=True)
     profile = NoiseProfile.load(run)
     rows = []
@@ -70,21 +76,26 @@ def score_snapshots(
         for temp in temperatures:
             tag = f"{path.stem}-T{temp:g}"
             written, gen = generate_to_folder(
-                model, out / tag, n, 1.0, min(n, 256), SamplingConfig(temp), seed, normalization,
-                device=dev, progress=progress, labeller=labeller, noise_profile=profile,
+                model, out / tag, n, seconds, min(n, 256), SamplingConfig(temp), seed, normalization,
+                device=dev, progress=progress, labeller=labeller, noise_profile=profile, sashimi_filter=sashimi_filter,
             )
             waves = mu_law_decode(gen.tokens)
             feats, probs = classifier.features_and_probs(waves)
-            row = {"checkpoint": path.name, "minutes": elapsed, "step": int(state["step"]), "temperature": temp,
-                   "ema": bool(ema and state.get("ema")),
-                   **sample_metrics(ref_f, ref_p, feats, probs, ndb).row(),
-                   "recognised": score_probs(probs)["recognised"],
-                   "samples_bpb": float(gen.bpb().mean()),
-                   "noise_flagged": sum(r["noise"] for r in written) / len(written),
-                   "val_bpb": (state.get("metrics") or {}).get("val_bpb"),
-                   "spectrograms": f"{tag}/spectrograms.png"}
-            rows.append(row)
-            print(format_row(row), flush=True)
+            bpb, noise = gen.bpb(), torch.tensor([bool(r["noise"]) for r in written])
+            subsets = [("none", torch.ones(len(waves), dtype=torch.bool))]
+            if sashimi_filter:
+                subsets.append(("sashimi", sashimi_keep(gen.loglik())))
+            for name, keep in subsets:
+                row = {"checkpoint": path.name, "minutes": elapsed, "step": int(state["step"]), "temperature": temp,
+                       "ema": bool(ema and state.get("ema")), "filter": name,
+                       **sample_metrics(ref_f, ref_p, feats[keep], probs[keep], ndb).row(),
+                       "recognised": score_probs(probs[keep])["recognised"],
+                       "samples_bpb": float(bpb[keep].mean()),
+                       "noise_flagged": float(noise[keep].float().mean()),
+                       "val_bpb": (state.get("metrics") or {}).get("val_bpb"),
+                       "spectrograms": f"{tag}/spectrograms.png"}
+                rows.append(row)
+                print(format_row(row), flush=True)
         del model
     (out / "snapshots.json").write_text(json.dumps(rows, indent=2) + "\n")
     (out / "snapshots.md").write_text(format_table(rows) + "\n")
@@ -113,7 +124,8 @@ def _fmt(v, spec: str) -> str:
 
 
 def format_row(r: dict) -> str:
-    return (f"| {_fmt(r['minutes'], '.1f')} | {r['step']} | {r['temperature']:g} | {_fmt(r['val_bpb'], '.3f')} | "
+    sampling = f"{r['temperature']:g}" + (f", SaShiMi filter ({r['count']})" if r.get("filter") == "sashimi" else "")
+    return (f"| {_fmt(r['minutes'], '.1f')} | {r['step']} | {sampling} | {_fmt(r['val_bpb'], '.3f')} | "
             f"{r['FID']:.1f} | {r['IS']:.2f} | {r['mIS']:.2f} | {r['AM']:.2f} | {100 * r['recognised']:.1f} % | "
             f"{r['samples_bpb']:.3f} |")
 
@@ -133,7 +145,7 @@ def plot_snapshots(rows: list[dict], path: Path, title: str = "") -> Path:
     import matplotlib.pyplot as plt
 
     def series(r: dict) -> str:
-        return r.get("label") or f"T = {r['temperature']:g}"
+        return r.get("label") or f"T = {r['temperature']:g}" + (", SaShiMi filter" if r.get("filter") == "sashimi" else "")
 
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), dpi=100)
     for name in dict.fromkeys(series(r) for r in rows):

@@ -38,6 +38,8 @@ CASES = [
     (["train", "sc09-mamba-tiny", "--snapshot-minutes", "5,x"], "--snapshot-minutes"),
     (["evaluate", "snapshots", "r", "--reference", "d", "--classifier", "c", "--out", "o", "--temperature", "-2"],
      "--temperature"),
+    (["evaluate", "snapshots", "r", "--reference", "d", "--classifier", "c", "--out", "o", "--filter", "top"],
+     "--filter"),
 ]
 
 

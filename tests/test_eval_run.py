@@ -64,3 +64,20 @@ def test_evaluate_run_cli_rejects_bad_options(sc09_run: tuple[Path, Path], tmp_p
         err = capsys.readouterr().err
         assert ex.value.code == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "ev").exists()
+
+
+def test_snapshots_score_all_samples_and_the_sashimi_filtered_ones(sc09_run: tuple[Path, Path], tmp_path: Path) -> None:
+    from audiomamba.eval.snapshots import score_snapshots
+
+    data, run = sc09_run
+    rows = score_snapshots(run, data, WEIGHTS, tmp_path / "snap", n=10, device="cpu", progress=False,
+                           sashimi_filter=True, seconds=0.02, ndb_bins=2)
+    assert [(r["checkpoint"], r["filter"]) for r in rows] == [("last.pt", "none"), ("last.pt", "sashimi")]
+    everything, kept = rows
+    assert everything["count"] == 10 and 3 <= kept["count"] < 10
+    index = json.loads((tmp_path / "snap" / "last-T1" / "index.json").read_text())
+    assert sum(r["kept"] for r in index) == kept["count"]
+    # the filtered row is scored on the kept samples alone: its BPB is their mean
+    assert kept["samples_bpb"] == pytest.approx(sum(r["bpb"] for r in index if r["kept"]) / kept["count"], rel=1e-3)
+    table = (tmp_path / "snap" / "snapshots.md").read_text()
+    assert f"| 1, SaShiMi filter ({kept['count']}) |" in table

@@ -161,6 +161,8 @@ def snapshots(
     n: int = typer.Option(256, "--n", help="Samples per snapshot and temperature."),
     temperature: str = typer.Option("1.0", "--temperature", help="Comma-separated sampling temperatures."),
     no_ema: bool = typer.Option(False, "--no-ema", help="Sample from the trained weights, not their EMA."),
+    filter_: str | None = typer.Option(None, "--filter", help="'sashimi': also score the samples that SaShiMi's "
+                                       "likelihood filter keeps (40th-95th percentile), as the papers do."),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
 ) -> None:
     """Time to digits: generate and score samples from every snapshot of a run."""
@@ -175,7 +177,10 @@ def snapshots(
         raise ConfigError(f"--temperature {temperature!r}: every temperature must be a finite number >= 0")
     if n < 1:
         raise ConfigError(f"--n must be >= 1, got {n}")
-    rows = score_snapshots(run, reference, classifier, out, n, temps, device, ema=not no_ema)
+    if filter_ not in (None, "sashimi"):
+        raise ConfigError(f"unknown --filter {filter_!r}: the only filter is 'sashimi'")
+    rows = score_snapshots(run, reference, classifier, out, n, temps, device, ema=not no_ema,
+                           sashimi_filter=filter_ == "sashimi")
     typer.echo(format_table(rows))
 
 

@@ -1,8 +1,8 @@
 #!/bin/bash
-# Time-to-digits run 7 (issue 13) + LOSO levers on the spare CPU cores (issue 17) + the step loss check (issue 14).
+# Time-to-digits run 7 (issue 13; SaShiMi-filtered rows too) + LOSO levers on the spare CPU cores (issue 17) + the step loss check (issue 14).
 # Env knobs (a CPU dry run: RECIPE=sc09-mamba-tiny MINUTES=0.4 SNAPS=0.2 N=4 LOSO=0 PEER=0 BENCH=0 W=/tmp/dry/w RES=/tmp/dry/res): RECIPE MINUTES SNAPS N COMPILE LOSO BENCH DATA
 set -u
-RECIPE=${RECIPE:-sc09-mamba-fast-aug}; MINUTES=${MINUTES:-22}; SNAPS=${SNAPS:-5,10,15,20,22}; N=${N:-256}
+RECIPE=${RECIPE:-sc09-mamba-fast-aug}; MINUTES=${MINUTES:-20}; SNAPS=${SNAPS:-5,10,15}; N=${N:-512}
 COMPILE=${COMPILE:-1}; LOSO=${LOSO:-1}; BENCH=${BENCH:-0}; W=${W:-/tmp/w}; RES=${RES:-/tmp/res}
 mkdir -p "$W" "$RES"
 # clf.pt: the single mu-law classifier that issue 13's goals (IS >= 4, AM <= 1.5) were set against;
@@ -46,13 +46,13 @@ if [ $rc != 0 ] && [ "$COMPILE" = 1 ]; then
 fi
 echo "PHASE eval $(date -u +%T)"
 $PIN python3 -m audiomamba evaluate snapshots "$W/t2d" --reference "$W/sc09-fsdd" --classifier "$W/clf.pt" \
-  --out "$W/t2d-eval" --n "$N" --temperature 1.0 > "$RES/eval.log" 2>&1
+  --out "$W/t2d-eval" --n "$N" --temperature 1.0 --filter sashimi > "$RES/eval.log" 2>&1
 echo "eval rc=$? $(date -u +%T)"
 $PIN python3 -m audiomamba evaluate snapshots "$W/t2d" --reference "$W/sc09-fsdd" --classifier "$W/clf-ens.pt" \
-  --out "$W/t2d-eval-ens" --n "$N" --temperature 1.0 > "$RES/eval-ens.log" 2>&1
+  --out "$W/t2d-eval-ens" --n "$N" --temperature 1.0 --filter sashimi > "$RES/eval-ens.log" 2>&1
 echo "eval-ens rc=$? $(date -u +%T)"
 $PIN python3 -m audiomamba evaluate snapshots "$W/t2d" --reference "$W/sc09-fsdd" --classifier "$W/clf.pt" \
-  --out "$W/t2d-eval-raw" --n "$N" --temperature 1.0 --no-ema > "$RES/eval-raw.log" 2>&1
+  --out "$W/t2d-eval-raw" --n 256 --temperature 1.0 --no-ema > "$RES/eval-raw.log" 2>&1
 echo "eval-raw rc=$? $(date -u +%T)"
 (cd "$W" && tar --exclude='*.pt' --exclude='*.wav' -czf "$RES/run7.tgz" t2d t2d-eval t2d-eval-ens t2d-eval-raw 2>/dev/null)
 if [ "$PEER" = 1 ] && [ -d /tmp/peer-build ]; then
