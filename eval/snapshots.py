@@ -52,7 +52,6 @@ def score_snapshots(
 
     from audiomamba.errors import CheckpointError
     from audiomamba.generate import NoiseProfile, SamplingConfig, generate_to_folder
-    from audiomamba.generate.output import sashimi_keep
     from audiomamba.tokenizer import mu_law_decode
     from audiomamba.train.checkpoint import load_checkpoint, model_from_state
 
@@ -83,8 +82,8 @@ def score_snapshots(
             feats, probs = classifier.features_and_probs(waves)
             bpb, noise = gen.bpb(), torch.tensor([bool(r["noise"]) for r in written])
             subsets = [("none", torch.ones(len(waves), dtype=torch.bool))]
-            if sashimi_filter:
-                subsets.append(("sashimi", sashimi_keep(gen.loglik())))
+            if sashimi_filter:  # the index already holds the filter's verdict per sample
+                subsets.append(("sashimi", torch.tensor([bool(r["kept"]) for r in written])))
             for name, keep in subsets:
                 row = {"checkpoint": path.name, "minutes": elapsed, "step": int(state["step"]), "temperature": temp,
                        "ema": bool(ema and state.get("ema")), "filter": name,

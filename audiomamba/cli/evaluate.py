@@ -177,10 +177,10 @@ def snapshots(
         raise ConfigError(f"--temperature {temperature!r}: every temperature must be a finite number >= 0")
     if n < 1:
         raise ConfigError(f"--n must be >= 1, got {n}")
-    if filter_ not in (None, "sashimi"):
-        raise ConfigError(f"unknown --filter {filter_!r}: the only filter is 'sashimi'")
+    from audiomamba.generate.output import sashimi_filter_option
+
     rows = score_snapshots(run, reference, classifier, out, n, temps, device, ema=not no_ema,
-                           sashimi_filter=filter_ == "sashimi")
+                           sashimi_filter=sashimi_filter_option(filter_))
     typer.echo(format_table(rows))
 
 

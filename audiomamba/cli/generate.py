@@ -40,10 +40,10 @@ def generate(
     from rich.console import Console
 
     from audiomamba.generate import SamplingConfig, generate_to_folder
+    from audiomamba.generate.output import sashimi_filter_option
     from audiomamba.train.checkpoint import load_model_from_checkpoint
 
-    if filter_ not in (None, "sashimi"):
-        raise ConfigError(f"unknown --filter {filter_!r}: the only filter is 'sashimi'")
+    sashimi_filter = sashimi_filter_option(filter_)
     for name, value in (("--n", n), ("--batch", batch)):
         if value <= 0:
             raise ConfigError(f"{name} must be positive, got {value}")
@@ -78,7 +78,7 @@ def generate(
     profile = NoiseProfile.load(run if run.is_dir() else run.parent)
     rows, gen = generate_to_folder(
         model, out, n, seconds, batch, SamplingConfig(temperature, top_p), seed, recipe.data.normalization,
-        prompt, prompt_seconds, filter_ == "sashimi", regenerate_noisy, dev,
+        prompt, prompt_seconds, sashimi_filter, regenerate_noisy, dev,
         use_graph=False if no_graph else None, bf16=bf16, labeller=labeller, noise_profile=profile,
     )
     audio = n * seconds

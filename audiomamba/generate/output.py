@@ -27,6 +27,15 @@ def sashimi_keep(loglik: torch.Tensor, band: tuple[float, float] = SASHIMI_KEEP)
     return (loglik >= lo) & (loglik <= hi)
 
 
+def sashimi_filter_option(name: str | None) -> bool:
+    """``--filter`` of the CLI: None (no filter) or 'sashimi' -> whether to apply SaShiMi's filter."""
+    if name not in (None, "sashimi"):
+        from audiomamba.errors import ConfigError
+
+        raise ConfigError(f"unknown --filter {name!r}: the only filter is 'sashimi'")
+    return name == "sashimi"
+
+
 def write_samples(
     gen: Generated,
     out: Path,
