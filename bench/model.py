@@ -329,7 +329,9 @@ GROUP_RULES: tuple[tuple[str, str], ...] = (
     # LayerNorm forward/backward (aten ops, CUDA kernels, Inductor's fused kernels that contain one)
     ("norm", r"layer_?norm|gammabeta"),
     # the depthwise causal conv1d: aten::convolution and its backward, cuDNN / depthwise kernels
-    ("conv", r"convolution|conv[123]d|conv_depthwise|depthwise|cudnn"),
+    # and our fused causal conv + SiLU (kernels/triton_conv.py: its Triton kernels, the autograd
+    # Function and the torch.library ops)
+    ("conv", r"convolution|conv[123]d|conv_depthwise|depthwise|cudnn|_conv_(fwd|bwd)|_ConvSilu|causal_conv"),
     # aten::mm/addmm/bmm/linear/matmul and their backward nodes; cuBLAS/CUTLASS GEMM kernels
     # (gemm, cutlass, cublas, nvjet, xmma, sm90_...), Inductor's matmul templates
     ("matmul", r"aten::(mm|addmm|bmm|baddbmm|addbmm|matmul|linear)\b|(mm|addmm|bmm)backward|gemm|cutlass|cublas"
@@ -409,7 +411,7 @@ class TrainStep:
     forward for ``torch.compile(model)`` (the weights are shared)."""
 
     def __init__(self, preset: str, batch: int, length: int, device: torch.device, bf16: bool = True,
-                 seed: int = 0) -> None:
+                 seed: int = 0, schedule_steps: int | None = None) -> None:
         from audiomamba.recipe import OptimCfg, ScheduleCfg
         from audiomamba.train.optim import build_optimizer
 
@@ -423,7 +425,10 @@ class TrainStep:
         self.bf16 = bf16 and device.type == "cuda"
         optim = OptimCfg()
         self.clip = optim.clip
-        self.opt, _ = build_optimizer(self.model, optim, ScheduleCfg(), 1000)
+        # timing: the lr does not matter (the warm-up's first value); loss curves: the recipe's warm-up and
+        # cosine schedule squeezed into ``schedule_steps`` steps, so that the weights move as in training
+        self.opt, sched = build_optimizer(self.model, optim, ScheduleCfg(), schedule_steps or 1000)
+        self.sched = sched if schedule_steps else None
         self.params = sum(p.numel() for p in self.model.parameters())
 
     def compile(self, backend: str = "inductor", mode: str = "default") -> None:
@@ -461,6 +466,8 @@ class TrainStep:
             with torch.profiler.record_function("optimizer: clip_grad_norm_"):
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
         self.opt.step()
+        if self.sched is not None:
+            self.sched.step()
         return loss.detach()
 
     def time(self, iters: int, max_seconds: float) -> tuple[float, float | None]:
@@ -844,9 +851,10 @@ def loss_curve(case: Case, device: torch.device, batches: list[tuple[torch.Tenso
                compiled: bool = False, mode: str = "default", env: dict[str, str] | None = None,
                backend: str = "inductor") -> list[float]:
     """Training losses of ``len(batches)`` steps from the seed-``seed`` initialisation (the trainer's
-    step: :class:`TrainStep`), eager or ``torch.compile``-d, under the environment ``env``."""
+    step: :class:`TrainStep`, with the recipe's lr, warm-up and cosine decay fitted to these steps so that
+    the loss moves as far as it can), eager or ``torch.compile``-d, under the environment ``env``."""
     with environment(env or {}):
-        step = TrainStep(case.preset, case.batch, case.length, device, seed=seed)
+        step = TrainStep(case.preset, case.batch, case.length, device, seed=seed, schedule_steps=len(batches))
         if compiled:
             step.compile(backend, mode)
         losses = []
@@ -890,7 +898,8 @@ def render_loss_curves(results: list[LossCurves], baseline: dict[str, str], plot
     lines = [
         f"### The first {steps} steps' losses against the baseline `{_env_text(baseline)}` (same batches)",
         "",
-        "Procedural piano crops (`bench.model.music_batches`), the trainer's step from the same seed-0 weights. "
+        "Procedural piano crops (`bench.model.music_batches`), the trainer's step from the same seed-0 weights, "
+        f"with the recipe's lr, warm-up and cosine decay fitted to {steps} steps. "
         "Seed noise: the baseline again from seed-1 weights. A curve is within seed noise when its mean and max "
         "|Δloss| to the baseline are at most the seed-1 curve's."
         + (f" Plot: `{plot}`." if plot else ""),

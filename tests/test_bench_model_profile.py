@@ -23,6 +23,10 @@ EVENTS = [
     (["void conv_depthwise2d_forward_kernel<float>", "aten::_conv_depthwise2d", "aten::convolution"], 3.0, "conv"),
     (["xmma_fprop_implicit_gemm", "aten::cudnn_convolution", "aten::convolution"], 1.0, "conv"),
     (["aten::convolution_backward", "ConvolutionBackward0"], 1.0, "conv"),
+    # our fused conv + SiLU, eager (its autograd Function) and compiled (its torch.library op)
+    (["_conv_bwd_kernel", "autograd::engine::evaluate_function: _ConvSiluFnBackward"], 2.0, "conv"),
+    (["_conv_fwd_kernel", "_ConvSiluFn"], 1.0, "conv"),
+    (["_conv_bwd_kernel", "audiomamba::causal_conv1d_silu_bwd"], 1.0, "conv"),
     (["void at::native::vectorized_layer_norm_kernel<float>", "aten::native_layer_norm", "aten::layer_norm"], 2.0, "norm"),
     (["triton_per_fused_add_native_layer_norm_3", "## Call CompiledFxGraph fxyz ##"], 1.0, "norm"),
     (["void at::native::GammaBetaBackwardCUDAKernel<float>", "aten::native_layer_norm_backward"], 1.0, "norm"),
@@ -157,6 +161,23 @@ def test_loss_curves_on_cpu_compare_with_seed_noise(tmp_path) -> None:
     # a curve that strays further than seed noise is called out
     r.curves["eager"] = [v + 2 * noise[1] for v in r.curves["baseline"]]
     assert "**no**" in "\n".join(bench_model.render_loss_curves(res, base, None))
+
+
+def test_loss_curve_steps_follow_the_recipe_schedule_fitted_to_them() -> None:
+    """The loss-curve step trains at the recipe's lr (warm-up, peak, cosine to zero over its N steps), so that
+    50 steps move the weights as training does; the timing step keeps a fixed lr."""
+    from audiomamba.recipe import OptimCfg
+
+    step = bench_model.TrainStep("sc09-small-tiny", 1, 64, torch.device("cpu"), schedule_steps=20)
+    lrs = []
+    for _ in range(20):
+        lrs.append(step.opt.param_groups[0]["lr"])
+        step()
+    peak = OptimCfg().lr
+    assert lrs[0] == pytest.approx(peak / 2) and lrs[1] == pytest.approx(peak)  # 2 warm-up steps (10 % of 20)
+    assert lrs[-1] < 0.05 * peak and all(a >= b for a, b in zip(lrs[1:], lrs[2:], strict=False))
+    timing = bench_model.TrainStep("sc09-small-tiny", 1, 64, torch.device("cpu"))
+    assert timing.sched is None
 
 
 def test_cli_loss_steps_needs_baseline(capsys) -> None:

@@ -187,3 +187,70 @@ def test_divergence_before_the_first_checkpoint_says_how_to_restart(tmp_path, da
     monkeypatch.undo()
     # and the advice holds: the same command with --resume starts the run fresh
     assert train_recipe(tiny_recipe(data, "train.steps=2"), _opts(tmp_path / "run", resume=True)).step == 2
+
+
+def test_resume_from_a_slim_checkpoint_follows_the_schedule_with_fresh_moments(tmp_path, data, capsys):
+    """A slim (no optimizer state) last.pt resumes: same steps, loader position and lr schedule as an unbroken
+    run, the EMA carried over (in bfloat16), AdamW's moments started again, and a note that says so."""
+    from audiomamba.train.checkpoint import save_checkpoint, slim_checkpoint
+
+    recipe = tiny_recipe(data, "train.ema=0.9")
+    straight = train_recipe(recipe, _opts(tmp_path / "a"))
+    train_recipe(recipe, _opts(tmp_path / "b", max_steps=4))
+    full = load_checkpoint(tmp_path / "b", "last.pt")
+    slim = slim_checkpoint(full)
+    assert "optimizer" not in slim and slim["slim"] == "training"
+    assert all(v.dtype == torch.bfloat16 for v in slim["ema"].values())
+    assert all(v.dtype == full["model"][k].dtype for k, v in slim["model"].items())
+    save_checkpoint(tmp_path / "b" / "last.pt", slim)
+    capsys.readouterr()
+    rest = train_recipe(recipe, _opts(tmp_path / "b", resume=True))
+    assert "slim checkpoint without optimizer state" in capsys.readouterr().out
+    assert rest.step == straight.step == 8
+    lr = lambda p: [(r["step"], r["lr"]) for r in read_metrics(p / "metrics.jsonl") if r["kind"] == "train"]  # noqa: E731
+    assert lr(tmp_path / "a") == pytest.approx(lr(tmp_path / "b"))
+    a, b = load_checkpoint(tmp_path / "a", "last.pt"), load_checkpoint(tmp_path / "b", "last.pt")
+    assert a["loader"] == b["loader"] and "optimizer" in b  # the resumed run writes full checkpoints again
+    # the weights after step 4 differ from the unbroken run's (fresh moments), but not the steps taken before
+    assert any(not torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert all(torch.isfinite(v).all() for v in b["ema"].values())
+
+
+def test_the_training_clock_and_snapshot_times_go_on_across_a_resume(tmp_path, data):
+    """Snapshot minutes count the run's training clock (checkpoint elapsed_s), not the resumed process's: a
+    time the checkpoint had passed is not taken again, and the next one comes at its place on the clock."""
+    from audiomamba.train.checkpoint import save_checkpoint
+
+    train_recipe(tiny_recipe(data), _opts(tmp_path / "run", max_steps=2))
+    state = load_checkpoint(tmp_path / "run", "last.pt")
+    assert 0 < state["elapsed_s"] < 600
+    state["elapsed_s"] = 600.0  # as if 10 minutes of training had gone before
+    save_checkpoint(tmp_path / "run" / "last.pt", {k: v for k, v in state.items() if k != "path"})
+    res = train_recipe(tiny_recipe(data), _opts(tmp_path / "run", resume=True, max_steps=4,
+                                                snapshot_minutes=(5.0, 10.0001, 60.0)))
+    assert res.step == 4
+    snaps = sorted(p.name for p in (tmp_path / "run").glob("snap-*.pt"))
+    assert snaps == ["snap-10.0001min.pt"]  # 5 had passed, 60 is far off; 10.0001 came at once
+    assert load_checkpoint(tmp_path / "run", "last.pt")["elapsed_s"] > 600.0
+    elapsed = [r["elapsed_s"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "train"]
+    assert elapsed[-1] > 600.0 > elapsed[0]
+
+
+def test_slim_sampling_checkpoint_gives_the_ema_model(tmp_path, data, capsys):
+    from audiomamba.train.checkpoint import model_from_state
+    from audiomamba.train.slim import main
+
+    train_recipe(tiny_recipe(data, "train.ema=0.9", "train.steps=4"), _opts(tmp_path / "run"))
+    assert main([str(tmp_path / "run" / "last.pt"), str(tmp_path / "s.pt"), "--sampling"]) == 0
+    assert "slim sampling, step 4" in capsys.readouterr().out
+    full, slim = load_checkpoint(tmp_path / "run", "last.pt"), load_checkpoint(tmp_path / "s.pt")
+    assert slim["slim"] == "sampling" and "ema" not in slim and "optimizer" not in slim
+    assert (tmp_path / "s.pt").stat().st_size < 0.25 * (tmp_path / "run" / "last.pt").stat().st_size
+    want, got = model_from_state(full, ema=True), model_from_state(slim)
+    x = torch.randint(0, 256, (1, 64))
+    with torch.no_grad():
+        assert torch.allclose(want(x), got(x), atol=0.05, rtol=0.05)  # bfloat16 weights
+        assert not torch.allclose(model_from_state(full, ema=False)(x), got(x), atol=1e-4)  # the EMA, not the weights
+    assert main([str(tmp_path / "missing.pt"), str(tmp_path / "t.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: checkpoint not found") and err.count("\n") == 1

@@ -15,7 +15,10 @@ def train(
     max_steps: int | None = typer.Option(
         None, "--max-steps", help="Stop at this step; the LR schedule still follows train.steps (use --set train.steps=N to shorten it)."
     ),
-    max_minutes: float | None = typer.Option(None, "--max-minutes", help="Stop (with a checkpoint) after this many minutes."),
+    max_minutes: float | None = typer.Option(
+        None, "--max-minutes", help="Stop (with a checkpoint) after this many minutes of this process (a resumed run "
+        "gets them anew; --snapshot-minutes count the run's whole training clock)."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Resume the run in --out from its last checkpoint."),
     fit_schedule: bool = typer.Option(
         False, "--fit-schedule", help="With --max-minutes: time a few steps first and size train.steps (and the "
@@ -32,7 +35,7 @@ def train(
     ),
     snapshot_minutes: str = typer.Option(
         "", "--snapshot-minutes", help="Comma-separated minutes (e.g. 5,10,20) at which to also keep snap-<m>min.pt "
-        "(time-to-quality curves from one run)."
+        "(time-to-quality curves from one run; minutes of the run's training clock, which a --resume continues)."
     ),
 ) -> None:
     """Train a model from a recipe (AdamW, warm-up + cosine, checkpoints, JSONL logs). Works under torchrun."""

@@ -13,6 +13,19 @@ A checkpoint is a plain dict readable with ``torch.load(weights_only=True)``::
     model_config resolved model config for audiomamba.model.build_model
     metrics      {"best_val_bpb": float | None, "val_bpb": float | None, "train_loss": float | None}
     world_size   int
+    elapsed_s    float, the training clock (seconds across resumes) that --snapshot-minutes reads
+    ema          float32 EMA of the floating-point entries of ``model`` (when train.ema > 0)
+
+A *slim* checkpoint (:func:`slim_checkpoint`) leaves out the optimizer state, to move a run between
+machines in a third of the bytes::
+
+    python -m audiomamba.train.slim RUN/last.pt last-slim.pt              # resumable
+    python -m audiomamba.train.slim RUN/snap-10min.pt snap.pt --sampling  # EMA weights only
+
+``slim = "training"`` keeps the weights in float32 and the EMA in bfloat16; ``train --resume`` goes on
+from it with AdamW's moments started again (with betas (0.9, 0.95) they settle within some tens of
+steps). ``slim = "sampling"`` keeps only the EMA weights (else the weights) in bfloat16, for
+``generate`` and ``evaluate``.
 """
 
 from __future__ import annotations
@@ -130,6 +143,23 @@ def _load_file(path: Path) -> dict[str, Any]:
     return state
 
 
+def slim_checkpoint(state: dict[str, Any], sampling: bool = False) -> dict[str, Any]:
+    """A copy of ``state`` without the optimizer state: ``slim = "training"`` (float32 weights, bfloat16 EMA;
+    ``train --resume`` reads it) or, with ``sampling``, ``slim = "sampling"`` (the EMA weights where there
+    are some, else the weights, in bfloat16, and no EMA)."""
+    out = {k: v for k, v in state.items() if k not in ("optimizer", "path")}
+    ema = state.get("ema") or {}
+    if sampling:
+        weights = {**state["model"], **{k: v for k, v in ema.items() if k in state["model"]}}
+        out["model"] = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in weights.items()}
+        for key in ("ema", "ema_decay", "scheduler", "rng", "loader"):
+            out.pop(key, None)
+    elif ema:
+        out["ema"] = {k: v.to(torch.bfloat16) for k, v in ema.items()}
+    out["slim"] = "sampling" if sampling else "training"
+    return out
+
+
 def model_from_state(state: dict[str, Any], device: str | torch.device = "cpu", ema: bool = True) -> nn.Module:
     """Build the model from a loaded checkpoint's ``model_config`` and load its weights: the EMA
     weights where the checkpoint has them and ``ema`` is true, else the trained weights."""
@@ -159,3 +189,4 @@ def load_model_from_checkpoint(path_or_run_dir: str | Path, device: str | torch.
     state = load_checkpoint(path_or_run_dir)
     recipe = recipe_from_dict(state["recipe"], source=state["path"], check_model=False)
     return model_from_state(state, device, ema), recipe
+

@@ -266,6 +266,8 @@ class Trainer:
         self._ema_src = {k: v for k, v in self.model.state_dict().items() if v.is_floating_point()}
         self.ema = {k: v.detach().float().clone() for k, v in self._ema_src.items()} if recipe.train.ema > 0 else None
         self.step = 0
+        self.elapsed0 = 0.0  # training-clock seconds before this process (from the resumed checkpoint)
+        self._t0: float | None = None  # monotonic time at which the training clock read zero
         # (step, loss, gradient norm or None) on the device, not yet read back (see _settle)
         self._pending: list[tuple[int, torch.Tensor, torch.Tensor | None]] = []
         self._last_loss: float | None = None
@@ -312,7 +314,8 @@ class Trainer:
     def _load_state(self, state: dict[str, Any]) -> None:
         try:
             self.model.load_state_dict(state["model"])
-            self.opt.load_state_dict(state["optimizer"])
+            if "optimizer" in state:
+                self.opt.load_state_dict(state["optimizer"])
             self.sched.load_state_dict(state["scheduler"])
         except (RuntimeError, ValueError, KeyError) as err:
             first = str(err).strip().splitlines()[0][:120]
@@ -320,7 +323,14 @@ class Trainer:
         if self.ema is not None and state.get("ema"):
             for k, v in self.ema.items():
                 v.copy_(state["ema"][k])
+        if "optimizer" not in state:  # a slim checkpoint (slim_checkpoint): the lr from the schedule, fresh moments
+            for group, lr in zip(self.opt.param_groups, self.sched.get_last_lr(), strict=True):
+                group["lr"] = lr
+            if self.info.is_main:
+                print(f"note: --resume from {state['path']}, a slim checkpoint without optimizer state: "
+                      "AdamW's moments start again from zero")
         self.step = int(state["step"])
+        self.elapsed0 = float(state.get("elapsed_s", 0.0))
         self.pos = LoaderPosition(**state["loader"])
         metrics = state.get("metrics", {})
         self.best_val = metrics.get("best_val_bpb")
@@ -359,6 +369,8 @@ class Trainer:
             "metrics": {"best_val_bpb": self.best_val, "val_bpb": self.last_val, "train_loss": train_loss},
             "world_size": self.info.world_size,
             "n_params": self.n_params,
+            # the training clock (wall seconds of training across resumes) that --snapshot-minutes reads
+            "elapsed_s": time.monotonic() - self._t0 if self._t0 is not None else self.elapsed0,
             **({"ema": self.ema, "ema_decay": self.recipe.train.ema} if self.ema is not None else {}),
         }
 
@@ -393,9 +405,11 @@ class Trainer:
         """The loop: step (lr schedule, clip, optimiser, EMA), log, evaluate and checkpoint, stop."""
         r = self.recipe
         stop_at = min(r.train.steps, self.opts.max_steps) if self.opts.max_steps else r.train.steps
-        t0 = time.monotonic()
+        t_start = time.monotonic()  # --max-minutes counts this process's time
+        t0 = self._t0 = t_start - self.elapsed0  # the training clock goes on from a resumed checkpoint
         budget = self.opts.max_minutes * 60 if self.opts.max_minutes else None
-        snaps = sorted(m for m in self.opts.snapshot_minutes if m > 0)
+        # a snapshot time the resumed checkpoint had passed was saved before it (snapshots come first)
+        snaps = sorted(m for m in self.opts.snapshot_minutes if m > 0 and m * 60 > self.elapsed0)
         max_pending = 1 if os.environ.get(SYNC_ENV, "0") not in ("", "0") else MAX_PENDING
         window = _Window(time.monotonic())
         reason, loss = "steps", None
@@ -410,7 +424,7 @@ class Trainer:
                 self.pos.index += 1
                 self.skipped_items += int(skipped.sum())
                 window.count(inputs.shape[0] * self.info.world_size, inputs.shape[1])
-                out_of_time = budget is not None and broadcast_flag(time.monotonic() - t0 > budget, self.info)
+                out_of_time = budget is not None and broadcast_flag(time.monotonic() - t_start > budget, self.info)
                 last = self.step >= stop_at or out_of_time
                 log_now = self.step % r.train.log_every == 0 or self.step == stop_at
                 evaluate = self.step % r.train.eval_every == 0 or last

@@ -1,13 +1,32 @@
 #!/bin/bash
 # poll.sh SECONDS: wait until the job says "PHASE done" or SECONDS pass, copying the results so far into
 # $OUT every minute (a call cut off by the device budget still brings back the last copy).
-# $OUT gets at most 8 files: logs.tgz, partial.tgz (run folders without checkpoints and WAVs),
-# loso-partial.tgz (LOSO folders without fold weights), and the reports (*.md, *.png) of /tmp/res.
+# $OUT gets at most 8 files:
+#   logs.tgz         the job's logs and reports (/tmp/res: *.log, *.md, *.png)
+#   partial.tgz      the run folders without checkpoints and WAVs (t2d, t2d-eval*)
+#   loso-partial.tgz the LOSO folders without fold weights (only when the job ran LOSO)
+#   last-slim.pt.part-aa, -ab   the run's last.pt, slim (no optimizer state, EMA in bf16; split under 16 MiB)
+#   snap-<m>min.pt   each time-to-quality snapshot, slim for sampling (EMA weights in bf16)
+# With these, docs/gpu/rescue.sh rebuilds the run folder here, and a fresh machine resumes it (README.md, "Rescue").
+SLIM=/tmp/slim; mkdir -p "$SLIM"
+slim() {  # refresh the slim copies when the trainer has written a newer checkpoint (os.replace: never half-written)
+  local last=/tmp/w/t2d/last.pt
+  if [ -f "$last" ] && { [ ! -f "$SLIM/stamp" ] || [ "$last" -nt "$SLIM/stamp" ]; }; then
+    touch "$SLIM/stamp"
+    python3 -m audiomamba.train.slim "$last" "$SLIM/last-slim.pt" > /dev/null \
+      && rm -f "$SLIM"/last-slim.pt.part-* && split -b 15M "$SLIM/last-slim.pt" "$SLIM/last-slim.pt.part-"
+  fi
+  for s in /tmp/w/t2d/snap-*min.pt; do
+    [ -f "$s" ] && [ ! -f "$SLIM/$(basename "$s")" ] \
+      && python3 -m audiomamba.train.slim "$s" "$SLIM/$(basename "$s")" --sampling > /dev/null
+  done
+}
 copy() {
-  (cd /tmp/res 2>/dev/null && tar -czf "$OUT/logs.tgz" ./*.log 2>/dev/null)
-  cp /tmp/res/*.md /tmp/res/*.png "$OUT"/ 2>/dev/null
-  [ -d /tmp/w/t2d ] && (cd /tmp/w && tar --exclude='*.pt' --exclude='*.wav' -czf "$OUT/partial.tgz" t2d t2d-eval* 2>/dev/null)
+  (cd /tmp/res 2>/dev/null && tar -czf "$OUT/logs.tgz" $(ls ./*.log ./*.md ./*.png 2>/dev/null) 2>/dev/null)
+  [ -d /tmp/w/t2d ] && (cd /tmp/w && tar --exclude='*.pt' --exclude='*.wav' --exclude='.lock' -czf "$OUT/partial.tgz" t2d t2d-eval* 2>/dev/null)
   ls -d /tmp/w/loso-* > /dev/null 2>&1 && (cd /tmp/w && tar --exclude='classifier-*.pt' -czf "$OUT/loso-partial.tgz" loso-*)
+  slim
+  cp "$SLIM"/last-slim.pt.part-* "$SLIM"/snap-*min.pt "$OUT"/ 2>/dev/null
 }
 end=$(( $(date +%s) + ${1:-500} ))
 next=$(( $(date +%s) + 60 ))
@@ -16,4 +35,4 @@ while [ "$(date +%s)" -lt $end ] && ! grep -q "PHASE done" /tmp/job.log 2>/dev/n
   if [ "$(date +%s)" -ge $next ]; then copy; next=$(( $(date +%s) + 60 )); fi
 done
 copy
-cat /tmp/job.log; tail -c 400 /tmp/res/train.log 2>/dev/null; ls "$OUT"
+cat /tmp/job.log; tail -c 400 /tmp/res/train.log 2>/dev/null; ls -la "$OUT"

@@ -1,14 +1,19 @@
 #!/bin/bash
-# Time-to-digits run 7 (issue 13; SaShiMi-filtered rows too) + LOSO levers on the spare CPU cores (issue 17) + the step loss check (issue 14).
+# Time-to-digits run (issue 13; SaShiMi-filtered rows too) + LOSO levers on the spare CPU cores (issue 17) + the step loss check (issue 14).
+# With .rescue/t2d/last.pt in the tree (docs/gpu/rescue.sh) it resumes that run instead of starting one.
 # Env knobs (a CPU dry run: RECIPE=sc09-mamba-tiny MINUTES=0.4 SNAPS=0.2 N=4 LOSO=0 PEER=0 BENCH=0 W=/tmp/dry/w RES=/tmp/dry/res): RECIPE MINUTES SNAPS N COMPILE LOSO BENCH DATA
 set -u
 RECIPE=${RECIPE:-sc09-mamba-fast-aug}; MINUTES=${MINUTES:-20}; SNAPS=${SNAPS:-5,10,15}; N=${N:-512}
-COMPILE=${COMPILE:-1}; LOSO=${LOSO:-1}; BENCH=${BENCH:-0}; W=${W:-/tmp/w}; RES=${RES:-/tmp/res}
+COMPILE=${COMPILE:-1}; LOSO=${LOSO:-0}; BENCH=${BENCH:-0}; W=${W:-/tmp/w}; RES=${RES:-/tmp/res}
 mkdir -p "$W" "$RES"
 # clf.pt: the single mu-law classifier that issue 13's goals (IS >= 4, AM <= 1.5) were set against;
 # clf-ens.pt: the shipped ensemble (since 2026-12-02 21:50 UTC; real test clips score IS 9.8 with it, 7.4 with clf.pt)
-cp -r .data/sc09-fsdd "$W/" && cp eval/weights/sc09-fsdd-classifier-small.pt "$W/clf.pt" \
-  && cp eval/weights/sc09-fsdd-classifier.pt "$W/clf-ens.pt"
+# the data: .data/sc09-fsdd-flac.tar.xz (12 MiB; docs/gpu/flac_data.py pack) or the WAV folder .data/sc09-fsdd (37 MB)
+if [ -f .data/sc09-fsdd-flac.tar.xz ]; then python3 docs/gpu/flac_data.py unpack .data/sc09-fsdd-flac.tar.xz "$W"
+else cp -r .data/sc09-fsdd "$W/"; fi
+cp eval/weights/sc09-fsdd-classifier-small.pt "$W/clf.pt" && cp eval/weights/sc09-fsdd-classifier.pt "$W/clf-ens.pt"
+# rescue (docs/gpu/README.md): .rescue/t2d holds the lost run's folder with the slim last.pt that the polls brought back
+RESUME=0; [ -f .rescue/t2d/last.pt ] && RESUME=1 && cp -r .rescue/t2d "$W/t2d"
 NCPU=$(nproc)
 TS() { if command -v taskset > /dev/null; then taskset -c "$@"; else shift; "$@"; fi; }  # pin when taskset exists
 if [ "$LOSO" = 1 ] && [ "$NCPU" -ge 12 ]; then
@@ -32,11 +37,19 @@ T0=$(date +%s)
 PIN=""; [ "$NCPU" -ge 12 ] && PIN="TS 0-3"
 echo "PHASE train $(date -u +%T)"
 EXTRA=""; [ "$COMPILE" = 1 ] && EXTRA="--set train.compile=true"
-$PIN python3 -m audiomamba train "$RECIPE" --data "$W/sc09-fsdd" --out "$W/t2d" --max-minutes "$MINUTES" --fit-schedule \
-  --snapshot-minutes "$SNAPS" $EXTRA > "$RES/train.log" 2>&1
+if [ "$RESUME" = 1 ]; then
+  # the run's own recipe (fitted steps, compile) goes on; the training clock (snapshot times) goes on from the checkpoint
+  left=$(python3 -c "import torch; s = torch.load('$W/t2d/last.pt', weights_only=True); print(round(max(1.0, $MINUTES - s['elapsed_s'] / 60 + 2), 2))")
+  echo "PHASE train-resume step $(python3 -c "import torch; print(torch.load('$W/t2d/last.pt', weights_only=True)['step'])"), at most $left min"
+  $PIN python3 -m audiomamba train "$W/t2d/recipe.toml" --data "$W/sc09-fsdd" --out "$W/t2d" --resume --max-minutes "$left" \
+    --snapshot-minutes "$SNAPS" > "$RES/train.log" 2>&1
+else
+  $PIN python3 -m audiomamba train "$RECIPE" --data "$W/sc09-fsdd" --out "$W/t2d" --max-minutes "$MINUTES" --fit-schedule \
+    --snapshot-minutes "$SNAPS" $EXTRA > "$RES/train.log" 2>&1
+fi
 rc=$?
 echo "train rc=$rc $(date -u +%T)"
-if [ $rc != 0 ] && [ "$COMPILE" = 1 ]; then
+if [ $rc != 0 ] && [ "$COMPILE" = 1 ] && [ "$RESUME" = 0 ]; then
   left=$(python3 -c "print(max(1.0, $MINUTES - ($(date +%s) - $T0) / 60))")
   echo "PHASE train-eager (compile failed) $left min $(date -u +%T)"
   mv "$W/t2d" "$W/t2d-compile-failed"

@@ -1,0 +1,37 @@
+"""``python -m audiomamba.train.slim SRC DST [--sampling]``: write a slim copy of a checkpoint.
+
+A slim checkpoint has no optimizer state (a third of the bytes, or an eighth with ``--sampling``), to move a
+run between machines: ``train --resume`` goes on from a slim ``last.pt``, and ``generate``/``evaluate`` read a
+``--sampling`` one. See :func:`audiomamba.train.checkpoint.slim_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from audiomamba.errors import CheckpointError
+from audiomamba.train.checkpoint import LAST, load_checkpoint, save_checkpoint, slim_checkpoint
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m audiomamba.train.slim",
+                                     description="Write a slim copy of a checkpoint (no optimizer state).")
+    parser.add_argument("src", type=Path, help="a checkpoint file, or a run folder (its last.pt)")
+    parser.add_argument("dst", type=Path, help="the slim checkpoint to write")
+    parser.add_argument("--sampling", action="store_true", help="Keep only the EMA weights, in bfloat16.")
+    args = parser.parse_args(argv)
+    try:
+        state = load_checkpoint(args.src, prefer=LAST)
+        path = save_checkpoint(args.dst, slim_checkpoint(state, args.sampling))
+    except (CheckpointError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    mib = path.stat().st_size / 2**20
+    print(f"wrote {path} ({mib:.1f} MiB, slim {'sampling' if args.sampling else 'training'}, step {state['step']})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,17 @@
+#!/bin/bash
+# rescue.sh FILES_AT: after the device machine went back mid-run, rebuild the run folder here from the last
+# poll's files (docs/gpu/poll.sh) into .rescue/t2d: the run folder without checkpoints (partial.tgz), its slim
+# last.pt (the joined parts) and the slim snapshots. The next call, with carry
+# [".whl", ".data/sc09-fsdd-flac.tar.xz", ".rescue"], starts docs/gpu/time-to-digits-job.sh as usual: it finds
+# .rescue/t2d/last.pt and resumes the run (train --resume; fresh AdamW moments; the training clock goes on).
+set -eu
+FROM=${1:?usage: docs/gpu/rescue.sh FILES_AT (the folder of the last poll files)}
+[ -f "$FROM/partial.tgz" ] && ls "$FROM"/last-slim.pt.part-* > /dev/null 2>&1 \
+  || { echo "rescue.sh: $FROM has no partial.tgz or last-slim.pt.part-*: nothing to resume from; start the job again" >&2; exit 2; }
+rm -rf .rescue && mkdir -p .rescue
+tar -xzf "$FROM/partial.tgz" -C .rescue t2d
+rm -f .rescue/t2d/.lock
+cat "$FROM"/last-slim.pt.part-* > .rescue/t2d/last.pt
+cp "$FROM"/snap-*min.pt .rescue/t2d/ 2>/dev/null || true
+python3 -c "import torch; s = torch.load('.rescue/t2d/last.pt', weights_only=True); print(f'.rescue/t2d: step {s[\"step\"]}, {s[\"elapsed_s\"] / 60:.1f} min of training')"
+du -sh .rescue
