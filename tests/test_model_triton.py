@@ -40,3 +40,36 @@ def test_unet_triton_scan_matches_reference_forward_backward_and_step() -> None:
     assert (ref - steps).abs().max().item() <= 1e-4
     for (name, _), a, b in zip(model.named_parameters(), g_ref, g_tri, strict=True):
         assert (a - b).abs().max().item() <= 1e-4 * (1 + a.abs().max().item()), name
+
+
+@pytest.mark.parametrize("backend", ["reference", "triton"])
+def test_time_major_xproj_layout_gives_the_same_numbers(backend, monkeypatch) -> None:
+    """AUDIOMAMBA_XPROJ_LAYOUT=time (Δ, B, C time-contiguous, no copies in the scan's backward) computes the
+    same forward and gradients as the default channel-contiguous views; the scan gets unit-stride Δ, B, C."""
+    from audiomamba.errors import ConfigError
+    from audiomamba.model.ssm import S6
+
+    torch.manual_seed(0)
+    layer = S6(d=8, N=4, dt_rank=2)
+    u = torch.randn(2, 8, 12, requires_grad=True)
+    z = torch.randn(2, 8, 12)
+    runs = {}
+    try:
+        kernels.set_backend(backend)
+        for layout in ("channels", "time"):
+            monkeypatch.setenv("AUDIOMAMBA_XPROJ_LAYOUT", layout)
+            args = layer.scan_args(u, True)
+            strides = {k: args[k].stride(-1) for k in ("delta", "B", "C")}
+            y = layer(u, z)
+            grads = torch.autograd.grad(y.square().sum(), [u, *layer.parameters()])
+            runs[layout] = (y.detach(), grads, strides)
+    finally:
+        kernels.set_backend(None)
+    assert runs["time"][2] == {"delta": 1, "B": 1, "C": 1}
+    assert runs["channels"][2]["delta"] == 8  # the default: views of (batch, L, ·)
+    assert torch.allclose(runs["time"][0], runs["channels"][0], atol=1e-5, rtol=1e-5)
+    for a, b in zip(runs["time"][1], runs["channels"][1], strict=True):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+    monkeypatch.setenv("AUDIOMAMBA_XPROJ_LAYOUT", "rows")
+    with pytest.raises(ConfigError, match="AUDIOMAMBA_XPROJ_LAYOUT='rows'.*channels, time"):
+        layer.scan_args(u, True)

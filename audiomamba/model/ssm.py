@@ -11,12 +11,24 @@ once in ``discretization()``; ``scan_args()`` (forward and step) and ``fused_blo
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from audiomamba import kernels
+from audiomamba.errors import ConfigError
+
+XPROJ_LAYOUTS = ("channels", "time")
+
+
+def xproj_layout() -> str:
+    """How a selective layer lays out a sequence's Δ, B, C: ``AUDIOMAMBA_XPROJ_LAYOUT`` = channels (default) or time."""
+    name = os.environ.get("AUDIOMAMBA_XPROJ_LAYOUT", "").strip().lower() or "channels"
+    if name not in XPROJ_LAYOUTS:
+        raise ConfigError(f"AUDIOMAMBA_XPROJ_LAYOUT={name!r} in the environment: use one of {', '.join(XPROJ_LAYOUTS)}")
+    return name
 
 
 def no_decay(p: nn.Parameter) -> nn.Parameter:
@@ -143,7 +155,16 @@ class S6(SSMLayer):
         self.D = no_decay(nn.Parameter(torch.ones(d)))
 
     def scan_args(self, u: Tensor, seq: bool) -> dict[str, Any]:
-        """Project u to (Δ, B, C): (batch, d, L) / (batch, N, L) for a sequence, (batch, d) / (batch, 1, N) per step."""
+        """Project u to (Δ, B, C): (batch, d, L) / (batch, N, L) for a sequence, (batch, d) / (batch, 1, N) per step.
+
+        A sequence's Δ, B, C are channel-contiguous views of the projections (batch, L, ·) by default, which the
+        scan's backward copies to time-contiguous. ``AUDIOMAMBA_XPROJ_LAYOUT=time`` computes them time-contiguous
+        instead (W @ u on u (batch, d, L)): the same numbers, no copies (issue 14, an experiment until timed)."""
+        if seq and xproj_layout() == "time":
+            xd = torch.matmul(self.x_proj.weight, u)  # (batch, R + 2N, L), unit stride along L
+            dt_low, B, C = torch.split(xd, [self.R, self.N, self.N], dim=1)
+            return {"delta": torch.matmul(self.dt_proj.weight, dt_low), "B": B, "C": C, **self.discretization(),
+                    "delta_softplus": True}
         x = u.transpose(1, 2) if seq else u  # (batch, L, d) or (batch, d)
         dt_low, B, C = torch.split(self.x_proj(x), [self.R, self.N, self.N], dim=-1)
         delta = self.dt_proj(dt_low)

@@ -21,6 +21,9 @@ run() {  # run NAME COMMAND...: log to $RES/NAME.log, say when it ends
 B="python3 -m audiomamba bench"
 run step-losses $B model --compile --baseline AUDIOMAMBA_SCAN_BWD_LOOP=0,AUDIOMAMBA_FUSED_CONV=0 --loss-steps 50 \
   --out "$RES/bench-model.md"
+# Δ, B, C time-contiguous (no copies in the scan's backward) against the default layout, same run
+run xproj-layout env AUDIOMAMBA_XPROJ_LAYOUT=time $B model --compile --baseline AUDIOMAMBA_XPROJ_LAYOUT=channels \
+  --out "$RES/bench-model-xproj-time.md"
 run generate-bf16 $B generate --cases sc09,stream --step-precisions bf16 --out "$RES/bench-generate-bf16.md"
 while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 [ -d /tmp/peer-build ] && run peer $B kernel --peer mamba_ssm --peer-build /tmp/peer-build --out "$RES/bench-kernel-peer.md"
