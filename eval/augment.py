@@ -270,15 +270,20 @@ def mask_spec(spec: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> t
 
 
 def mixup(
-    spec: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator
+    spec: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
+    pairing: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mix a random ``mixup_prob`` share of the batch with a partner clip:
     (B, 1, M, F) → (mixed spec, partner index (B,), own-label weight lam (B,)); lam = 1 where unmixed.
-    The loss is ``lam * CE(y) + (1 - lam) * CE(y[partner])``."""
+    The loss is ``lam * CE(y) + (1 - lam) * CE(y[partner])``. ``pairing`` = (partner, lam) of an earlier
+    call mixes a second view of the same batch the same way (no draws)."""
     b = spec.shape[0]
-    partner = torch.randperm(b, generator=gen)
-    lam = _uniform(b, cfg.mixup_min, 1.0, gen)
-    lam = torch.where(torch.rand(b, generator=gen) < cfg.mixup_prob, lam, torch.ones(()))
+    if pairing is not None:
+        partner, lam = pairing
+    else:
+        partner = torch.randperm(b, generator=gen)
+        lam = _uniform(b, cfg.mixup_min, 1.0, gen)
+        lam = torch.where(torch.rand(b, generator=gen) < cfg.mixup_prob, lam, torch.ones(()))
     lam_d = lam.to(spec.device, spec.dtype).view(b, 1, 1, 1)
     mixed = lam_d * spec + (1 - lam_d) * spec[partner.to(spec.device)]
     return mixed, partner, lam

@@ -43,8 +43,20 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-3
     label_smoothing: float = 0.05
+    # weight of a Jensen-Shannon consistency term between the class probabilities of two independent augmentations
+    # of each clip (AugMix's, with two views): rate, formant and channel changes should not change the digit; 0 off
+    consistency: float = 0.0
     seed: int = 0
     device: str = "auto"
+
+
+def js_divergence(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    """Mean Jensen-Shannon divergence (nats) between the class distributions of two batches of logits:
+    (KL(p || m) + KL(q || m)) / 2 with m = (p + q) / 2; 0 for equal distributions, at most log 2."""
+    p, q = logits_a.float().softmax(-1), logits_b.float().softmax(-1)
+    log_m = ((p + q) / 2).clamp_min(1e-7).log()
+    kl = lambda r: (r * (r.clamp_min(1e-7).log() - log_m)).sum(-1)  # noqa: E731
+    return ((kl(p) + kl(q)) / 2).mean()
 
 
 def recipe_configs(augment: str = "basic", model: str = "small", mu_law: bool = True,
@@ -162,11 +174,13 @@ def fit_classifier(
                 idx = perm[start : start + cfg.batch_size]
                 if len(idx) < 2:  # a last batch of one clip is skipped (BatchNorm needs two)
                     continue
-                x = augment_wave(train_w[idx], aug, gen).to(device)
                 y = train_y[idx].to(device)
-                spec = augment_spec(model.frontend(x), aug, gen, mel.f_min, mel.f_max)
+                spec = augment_spec(model.frontend(augment_wave(train_w[idx], aug, gen).to(device)), aug, gen,
+                                    mel.f_min, mel.f_max)
+                pairing = None
                 if aug.mixup_prob > 0:
                     spec, partner, lam = mixup(spec, aug, gen)
+                    pairing = (partner, lam)
                     logits = model.forward_spec(spec)
                     lam = lam.to(device)
                     ls = cfg.label_smoothing
@@ -176,6 +190,12 @@ def fit_classifier(
                 else:
                     logits = model.forward_spec(spec)
                     loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                if cfg.consistency > 0:  # a second, independent augmentation of the same clips (mixed alike)
+                    spec2 = augment_spec(model.frontend(augment_wave(train_w[idx], aug, gen).to(device)), aug, gen,
+                                         mel.f_min, mel.f_max)
+                    if pairing is not None:
+                        spec2 = mixup(spec2, aug, gen, pairing)[0]
+                    loss = loss + cfg.consistency * js_divergence(logits, model.forward_spec(spec2))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -52,6 +52,8 @@ def train_classifier(
                                    "speech frames (channel / speaker colour) before the network."),
     lifter: int = typer.Option(0, "--lifter", help="Cepstral smoothing: keep this many DCT components of each "
                                "log-mel frame (formants stay, the voice's pitch ripple goes); 0 = off."),
+    consistency: float = typer.Option(0.0, "--consistency", help="Weight of a Jensen-Shannon consistency term "
+                                      "between two independent augmentations of each clip (AugMix-style); 0 = off."),
 ) -> None:
     """Train the SC09 digit classifier used by the sample metrics.
 
@@ -65,7 +67,11 @@ def train_classifier(
     if threads is not None:
         torch.set_num_threads(max(1, threads))
     aug, model_cfg = recipe_configs(augment, model, mu_law, band_norm, lifter)
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
+    from audiomamba.errors import ConfigError
+
+    if consistency < 0:
+        raise ConfigError(f"--consistency {consistency} is negative: pass 0 (off) or a positive weight, e.g. 12")
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, consistency=consistency)
     report = run(sc09_dir, out, cfg, model_cfg, aug)
     typer.echo(
         f"test accuracy {100 * report['test_accuracy']:.2f}% (validation {100 * report['val_accuracy']:.2f}%, "
@@ -215,6 +221,8 @@ def classifier_loso(
                                       "OUT/classifier-<speaker>.pt (for classifier-loso-rescore)."),
     jobs: int = typer.Option(1, "--jobs", help="Folds trained at once, each in its own process with --threads "
                              "torch threads (default 1 there); the results equal one process's."),
+    consistency: float = typer.Option(0.0, "--consistency", help="Weight of a Jensen-Shannon consistency term "
+                                      "between two independent augmentations of each clip (AugMix-style); 0 = off."),
 ) -> None:
     """Leave-one-speaker-out accuracy of the digit classifier: per speaker, train on the others and
     test on all of that speaker's clips. Writes OUT/loso.json, OUT/loso.md, OUT/loso.png and the
@@ -228,7 +236,11 @@ def classifier_loso(
         torch.set_num_threads(max(1, threads))
     aug, model_cfg = recipe_configs(augment, model, mu_law, band_norm, lifter)
     names = [s.strip() for s in speakers.split(",") if s.strip()] if speakers else None
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device)
+    from audiomamba.errors import ConfigError
+
+    if consistency < 0:
+        raise ConfigError(f"--consistency {consistency} is negative: pass 0 (off) or a positive weight, e.g. 12")
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, consistency=consistency)
     speeds, warps = _rates(tta_speeds, "--tta-speeds", "playback rates"), _rates(tta_warps, "--tta-warps", "warp factors")
     report = run_loso(sc09_dir, out, cfg, model_cfg, aug, names, label=label or f"{augment}/{model}, {epochs} epochs",
                       tta_speeds=speeds, tta_warps=warps, save_weights=save_weights, jobs=jobs, threads=threads)
