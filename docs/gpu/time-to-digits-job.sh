@@ -1,7 +1,7 @@
 #!/bin/bash
 # Time-to-digits run (issue 13; SaShiMi-filtered rows too) + LOSO levers on the spare CPU cores (issue 17) + the step loss check (issue 14).
 # With .rescue/t2d/last.pt in the tree (docs/gpu/rescue.sh) it resumes that run instead of starting one.
-# Env knobs (a CPU dry run: RECIPE=sc09-mamba-tiny MINUTES=0.4 SNAPS=0.2 N=4 LOSO=0 PEER=0 BENCH=0 W=/tmp/dry/w RES=/tmp/dry/res): RECIPE MINUTES SNAPS N COMPILE LOSO BENCH DATA
+# Env knobs (a CPU dry run: RECIPE=sc09-mamba-tiny MINUTES=0.4 SNAPS=0.2 N=4 LOSO=0 PEER=0 BENCH=0 W=/tmp/dry/w RES=/tmp/dry/res): RECIPE MINUTES SNAPS N COMPILE LOSO RAW BENCH PEER
 set -u
 RECIPE=${RECIPE:-sc09-mamba-fast-aug}; MINUTES=${MINUTES:-20}; SNAPS=${SNAPS:-5,10,15}; N=${N:-512}
 COMPILE=${COMPILE:-1}; LOSO=${LOSO:-0}; BENCH=${BENCH:-0}; W=${W:-/tmp/w}; RES=${RES:-/tmp/res}
@@ -64,10 +64,12 @@ echo "eval rc=$? $(date -u +%T)"
 $PIN python3 -m audiomamba evaluate snapshots "$W/t2d" --reference "$W/sc09-fsdd" --classifier "$W/clf-ens.pt" \
   --out "$W/t2d-eval-ens" --n "$N" --temperature 1.0 --filter sashimi > "$RES/eval-ens.log" 2>&1
 echo "eval-ens rc=$? $(date -u +%T)"
-$PIN python3 -m audiomamba evaluate snapshots "$W/t2d" --reference "$W/sc09-fsdd" --classifier "$W/clf.pt" \
-  --out "$W/t2d-eval-raw" --n 256 --temperature 1.0 --no-ema > "$RES/eval-raw.log" 2>&1
-echo "eval-raw rc=$? $(date -u +%T)"
-(cd "$W" && tar --exclude='*.pt' --exclude='*.wav' -czf "$RES/run7.tgz" t2d t2d-eval t2d-eval-ens t2d-eval-raw 2>/dev/null)
+if [ "${RAW:-0}" = 1 ]; then  # the raw (not EMA) weights too: about a minute more
+  $PIN python3 -m audiomamba evaluate snapshots "$W/t2d" --reference "$W/sc09-fsdd" --classifier "$W/clf.pt" \
+    --out "$W/t2d-eval-raw" --n 256 --temperature 1.0 --no-ema > "$RES/eval-raw.log" 2>&1
+  echo "eval-raw rc=$? $(date -u +%T)"
+fi
+(cd "$W" && tar --exclude='*.pt' --exclude='*.wav' -czf "$RES/run.tgz" t2d t2d-eval* 2>/dev/null)
 if [ "$PEER" = 1 ] && [ -d /tmp/peer-build ]; then
   while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
   echo "PHASE peer $(date -u +%T)"
