@@ -67,11 +67,7 @@ def train_classifier(
     if threads is not None:
         torch.set_num_threads(max(1, threads))
     aug, model_cfg = recipe_configs(augment, model, mu_law, band_norm, lifter)
-    from audiomamba.errors import ConfigError
-
-    if consistency < 0:
-        raise ConfigError(f"--consistency {consistency} is negative: pass 0 (off) or a positive weight, e.g. 12")
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, consistency=consistency)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, consistency=_consistency(consistency))
     report = run(sc09_dir, out, cfg, model_cfg, aug)
     typer.echo(
         f"test accuracy {100 * report['test_accuracy']:.2f}% (validation {100 * report['val_accuracy']:.2f}%, "
@@ -190,6 +186,14 @@ def snapshots(
     typer.echo(format_table(rows))
 
 
+def _consistency(weight: float) -> float:
+    from audiomamba.errors import ConfigError
+
+    if not weight >= 0:
+        raise ConfigError(f"--consistency {weight} is not a weight >= 0: pass 0 (off) or a positive weight, e.g. 12")
+    return weight
+
+
 @app.command("classifier-loso")
 def classifier_loso(
     sc09_dir: Path = typer.Argument(..., help="SC09-layout folder (<digit>/<speaker>_nohash_<n>.wav)."),
@@ -236,11 +240,7 @@ def classifier_loso(
         torch.set_num_threads(max(1, threads))
     aug, model_cfg = recipe_configs(augment, model, mu_law, band_norm, lifter)
     names = [s.strip() for s in speakers.split(",") if s.strip()] if speakers else None
-    from audiomamba.errors import ConfigError
-
-    if consistency < 0:
-        raise ConfigError(f"--consistency {consistency} is negative: pass 0 (off) or a positive weight, e.g. 12")
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, consistency=consistency)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, consistency=_consistency(consistency))
     speeds, warps = _rates(tta_speeds, "--tta-speeds", "playback rates"), _rates(tta_warps, "--tta-warps", "warp factors")
     report = run_loso(sc09_dir, out, cfg, model_cfg, aug, names, label=label or f"{augment}/{model}, {epochs} epochs",
                       tta_speeds=speeds, tta_warps=warps, save_weights=save_weights, jobs=jobs, threads=threads)

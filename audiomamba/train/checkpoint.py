@@ -189,4 +189,3 @@ def load_model_from_checkpoint(path_or_run_dir: str | Path, device: str | torch.
     state = load_checkpoint(path_or_run_dir)
     recipe = recipe_from_dict(state["recipe"], source=state["path"], check_model=False)
     return model_from_state(state, device, ema), recipe
-
