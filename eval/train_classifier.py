@@ -52,7 +52,9 @@ class TrainConfig:
 
 def js_divergence(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
     """Mean Jensen-Shannon divergence (nats) between the class distributions of two batches of logits:
-    (KL(p || m) + KL(q || m)) / 2 with m = (p + q) / 2; 0 for equal distributions, at most log 2."""
+    (KL(p || m) + KL(q || m)) / 2 with m = (p + q) / 2; 0 for equal distributions, at most log 2. A training
+    loss, so its logs are clamped: the gradient stays finite where a probability underflows to 0 (the scoring
+    helper ``metrics._rel_entr`` is exact there, but its gradient is not finite)."""
     p, q = logits_a.float().softmax(-1), logits_b.float().softmax(-1)
     log_m = ((p + q) / 2).clamp_min(1e-7).log()
     kl = lambda r: (r * (r.clamp_min(1e-7).log() - log_m)).sum(-1)  # noqa: E731
@@ -159,6 +161,11 @@ def fit_classifier(
         opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
     )
 
+    def augmented_view(idx: torch.Tensor) -> torch.Tensor:
+        """The log-mel of one random augmentation (waveform, then spectrogram) of the clips ``idx``."""
+        x = augment_wave(train_w[idx], aug, gen).to(device)
+        return augment_spec(model.frontend(x), aug, gen, mel.f_min, mel.f_max)
+
     best: tuple[float, float] = (-1.0, math.inf)
     best_state: dict = {}
     best_epoch = 0
@@ -175,8 +182,7 @@ def fit_classifier(
                 if len(idx) < 2:  # a last batch of one clip is skipped (BatchNorm needs two)
                     continue
                 y = train_y[idx].to(device)
-                spec = augment_spec(model.frontend(augment_wave(train_w[idx], aug, gen).to(device)), aug, gen,
-                                    mel.f_min, mel.f_max)
+                spec = augmented_view(idx)
                 pairing = None
                 if aug.mixup_prob > 0:
                     spec, partner, lam = mixup(spec, aug, gen)
@@ -191,8 +197,7 @@ def fit_classifier(
                     logits = model.forward_spec(spec)
                     loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
                 if cfg.consistency > 0:  # a second, independent augmentation of the same clips (mixed alike)
-                    spec2 = augment_spec(model.frontend(augment_wave(train_w[idx], aug, gen).to(device)), aug, gen,
-                                         mel.f_min, mel.f_max)
+                    spec2 = augmented_view(idx)
                     if pairing is not None:
                         spec2 = mixup(spec2, aug, gen, pairing)[0]
                     loss = loss + cfg.consistency * js_divergence(logits, model.forward_spec(spec2))

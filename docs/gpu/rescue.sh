@@ -16,7 +16,7 @@ cat "$FROM"/last-slim.pt.part-* > .rescue/t2d/last.pt
 # The resumed run takes its later snapshots itself; these are scored in a call of their own (README.md, "Rescue").
 rm -rf .rescue-snaps
 if ls "$FROM"/snap-*min.pt > /dev/null 2>&1; then
-  mkdir -p .rescue-snaps && cp -r .rescue/t2d .rescue-snaps/t2d && rm .rescue-snaps/t2d/last.pt
+  mkdir -p .rescue-snaps && tar -xzf "$FROM/partial.tgz" -C .rescue-snaps t2d && rm -f .rescue-snaps/t2d/.lock
   cp "$FROM"/snap-*min.pt .rescue-snaps/t2d/
   echo ".rescue-snaps/t2d: $(cd .rescue-snaps/t2d && ls snap-*min.pt | tr '\n' ' ')"
 fi

@@ -39,8 +39,8 @@ echo "PHASE train $(date -u +%T)"
 EXTRA=""; [ "$COMPILE" = 1 ] && EXTRA="--set train.compile=true"
 if [ "$RESUME" = 1 ]; then
   # the run's own recipe (fitted steps, compile) goes on; the training clock (snapshot times) goes on from the checkpoint
-  left=$(python3 -c "import torch; s = torch.load('$W/t2d/last.pt', weights_only=True); print(round(max(1.0, $MINUTES - s['elapsed_s'] / 60 + 2), 2))")
-  echo "PHASE train-resume step $(python3 -c "import torch; print(torch.load('$W/t2d/last.pt', weights_only=True)['step'])"), at most $left min"
+  read -r step left < <(python3 -c "import torch; s = torch.load('$W/t2d/last.pt', weights_only=True); print(s['step'], round(max(1.0, $MINUTES - s['elapsed_s'] / 60 + 2), 2))")
+  echo "PHASE train-resume step $step, at most $left min"
   $PIN python3 -m audiomamba train "$W/t2d/recipe.toml" --data "$W/sc09-fsdd" --out "$W/t2d" --resume --max-minutes "$left" \
     --snapshot-minutes "$SNAPS" > "$RES/train.log" 2>&1
 else
