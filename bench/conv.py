@@ -1,7 +1,8 @@
 """The Mamba block's causal conv + SiLU: PyTorch (transpose, padded depthwise Conv1d, slice, SiLU,
 contiguous copy) against the fused Triton kernel (``kernels/triton_conv.py``), side by side in one run.
 
-    python -m audiomamba.bench.conv            # GPU: ms fwd and fwd+bwd, ratio, max rel. difference
+    python -m audiomamba.bench.conv            # GPU: ms fwd and fwd+bwd, ratio, max rel. difference,
+                                               # and fwd+bwd with the split backward (AUDIOMAMBA_CONV_BWD=split)
     python -m audiomamba.bench.conv --device cpu   # tiny smoke run (interpreter)
 
 Shapes: the sc09-small levels (batch 16; L 16000 / 4000 / 1000 with E = 128 / 256 / 512, k = 4) and
@@ -11,6 +12,8 @@ as in the block. fp32 and bf16 inputs (the weights stay fp32, as under autocast)
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 
 import torch
@@ -41,8 +44,30 @@ def _case(B: int, L: int, E: int, dtype: torch.dtype, device: str, timer) -> str
         rel = max_rel_diff(paths["triton"](), paths["pytorch"]())
     t = {k: (timer(fn), timer(lambda fn=fn: torch.autograd.grad(fn(), (xz, w, b), gu))) for k, fn in paths.items()}
     (pf, pfb), (tf, tfb) = t["pytorch"], t["triton"]
+    # the split backward (AUDIOMAMBA_CONV_BWD=split) in the same run, and its dx against the default's
+    grads = {}
+    with _conv_bwd("split"):
+        sfb = timer(lambda: torch.autograd.grad(paths["triton"](), (xz, w, b), gu))
+        grads["split"] = torch.autograd.grad(paths["triton"](), (xz, w, b), gu)
+    grads["recompute"] = torch.autograd.grad(paths["triton"](), (xz, w, b), gu)
+    rel_dx = max_rel_diff(grads["split"][0], grads["recompute"][0])
     return (f"({B}, {L}, E={E}) {str(dtype)[6:]}: fwd {pf:.3f} -> {tf:.3f} ms ({pf / tf:.2f}x)  "
-            f"fwd+bwd {pfb:.3f} -> {tfb:.3f} ms ({pfb / tfb:.2f}x)  rel {rel:.1e}")
+            f"fwd+bwd {pfb:.3f} -> {tfb:.3f} ms ({pfb / tfb:.2f}x)  rel {rel:.1e}  "
+            f"split bwd: fwd+bwd {sfb:.3f} ms ({tfb / sfb:.2f}x the default, {pfb / sfb:.2f}x PyTorch), dx rel {rel_dx:.1e}")
+
+
+@contextlib.contextmanager
+def _conv_bwd(mode: str):
+    """AUDIOMAMBA_CONV_BWD=mode inside the block (the kernels read it at every backward)."""
+    old = os.environ.get("AUDIOMAMBA_CONV_BWD")
+    os.environ["AUDIOMAMBA_CONV_BWD"] = mode
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("AUDIOMAMBA_CONV_BWD")
+        else:
+            os.environ["AUDIOMAMBA_CONV_BWD"] = old
 
 
 def main(device: str = "cuda") -> None:

@@ -77,6 +77,8 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
         conv = dict(K=4, HAS_BIAS=bias, BLOCK_L=64, BLOCK_E=32)
         out.append(Variant("conv_fwd", tuple(conv.items()), 4))
         out.append(Variant("conv_bwd", tuple(dict(conv, BLOCK_L=16).items()), 4))
+        out.append(Variant("conv_dpre", tuple(dict(conv, KP=4, BLOCK_L=16).items()), 4))
+    out.append(Variant("conv_dx", (("K", 4), ("BLOCK_L", 64), ("BLOCK_E", 32)), 4))
     for cplx in (False, True):
         step = dict(IS_COMPLEX=cplx, B_COMPLEX=cplx, C_COMPLEX=cplx, HAS_D=True, HAS_Z=True, HAS_BIAS=not cplx,
                     SOFTPLUS=not cplx, BLOCK_D=16, BLOCK_N=16)
@@ -127,7 +129,8 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "ssm_lti": triton_mamba_step._ssm_lti_kernel,
           "out_proj": triton_mamba_step._out_proj_kernel, "norm_linear": triton_norm_linear._norm_linear_kernel,
           "sample": triton_sample._sample_kernel, "conv_fwd": triton_conv._conv_fwd_kernel,
-          "conv_bwd": triton_conv._conv_bwd_kernel}[v.kernel]
+          "conv_bwd": triton_conv._conv_bwd_kernel, "conv_dpre": triton_conv._conv_dpre_kernel,
+          "conv_dx": triton_conv._conv_dx_kernel}[v.kernel]
     consts = dict(v.consts)
     special = {"forced_ptr": "*i64", "token_ptr": "*i64", "force_ptr": "*i1", "eps": "fp32", "temperature": "fp32"}
     sig = {}

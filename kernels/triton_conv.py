@@ -10,6 +10,12 @@ contiguous (several launches, and cuDNN's slow depthwise weight gradient in the 
   activations), writes dx (B, L, E), and per-program partial sums of dweight and dbias, which
   PyTorch adds.
 
+- ``AUDIOMAMBA_CONV_BWD=split`` runs the backward as two launches instead: :func:`_conv_dpre_kernel`
+  computes dpre = du * silu'(pre) once per element (k loads and one sigmoid, where the default pays
+  k^2 loads and k sigmoids), writes it to a scratch of x's size and dtype with per-program partial
+  sums of dweight and dbias, and :func:`_conv_dx_kernel` reads it k times shifted for dx. Same
+  numbers in float32 (tests); not yet timed on a GPU (``python -m audiomamba.bench.conv`` prints both).
+
 Tiles are (BLOCK_L, BLOCK_E); the k shifted loads of a tile hit the cache. :func:`causal_conv1d_silu`
 is the entry point; :func:`causal_conv1d_silu_ref` is the PyTorch definition it must match. Eager
 calls go through the autograd Function :class:`_ConvSiluFn` (no dispatcher overhead); under
@@ -39,11 +45,30 @@ BLOCK_L = 64
 BLOCK_E = 32
 #: the backward's tile is shorter: it recomputes k pre-activation tiles (sm_90: 64 x 32 spilled)
 BWD_BLOCK_L = 16
+#: the split backward (``AUDIOMAMBA_CONV_BWD=split``): rows per tile of its first kernel (16 x 32:
+#: 119 registers, no spills on sm_90; 32 x 32 takes 226) and tiles per program (its dweight/dbias
+#: partial sums are per program, not per tile), and the tile of its dx kernel (95 registers)
+SPLIT_BLOCK_L = 16
+SPLIT_TILES = 32
+DX_BLOCK_L = 64
+DX_BLOCK_E = 32
+CONV_BWD_MODES = ("recompute", "split")
 
 
 def fused_conv_enabled() -> bool:
     """The Mamba block's conv + SiLU through this kernel (CUDA tensors); ``AUDIOMAMBA_FUSED_CONV=0`` turns it off."""
     return os.environ.get("AUDIOMAMBA_FUSED_CONV", "1") not in ("", "0")
+
+
+def conv_bwd_mode() -> str:
+    """Which backward ``AUDIOMAMBA_CONV_BWD`` picks: "recompute" (default; one launch that recomputes
+    the k pre-activation tiles each dx tile needs, k^2 loads and k sigmoids per element) or "split"
+    (two launches: dpre = du * silu'(pre) once per element, written to a scratch of x's size and
+    dtype with the dweight/dbias partial sums, then dx as k shifted reads of it)."""
+    mode = os.environ.get("AUDIOMAMBA_CONV_BWD", "").strip() or "recompute"
+    if mode not in CONV_BWD_MODES:
+        raise ValueError(f"AUDIOMAMBA_CONV_BWD={mode!r} in the environment: use {' or '.join(CONV_BWD_MODES)}")
+    return mode
 
 
 def causal_conv1d_silu_ref(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -117,6 +142,62 @@ def _conv_bwd_kernel(x_ptr, w_ptr, b_ptr, du_ptr, dx_ptr, dw_ptr, db_ptr, seqlen
     tl.store(dx_ptr + (pid_b * seqlen + t[:, None]) * E + offs_e[None, :], dx.to(dx_ptr.dtype.element_ty), mask=m)
 
 
+@triton.jit
+def _conv_dpre_kernel(x_ptr, w_ptr, b_ptr, du_ptr, dpre_ptr, dw_ptr, db_ptr, seqlen, E, sx_b, sx_l, tiles,
+                      K: tl.constexpr, KP: tl.constexpr, HAS_BIAS: tl.constexpr,
+                      BLOCK_L: tl.constexpr, BLOCK_E: tl.constexpr):
+    """Split backward, part 1: for ``tiles`` consecutive (BLOCK_L, BLOCK_E) tiles, dpre = du * silu'(pre)
+    (pre recomputed once: k loads, one sigmoid), stored (B, L, E) in dpre's dtype; this program's
+    partial sums of dbias and dweight[k] = sum_t dpre[t] x[t - (K-1) + k] (from the float32 dpre)."""
+    pid_b = tl.program_id(0).to(tl.int64)
+    pid_c = tl.program_id(2)
+    offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
+    mask_e = offs_e < E
+    x_row = x_ptr + pid_b * sx_b
+    du_rows = du_ptr + (pid_b * E + offs_e[None, :]) * seqlen
+    dp_row = dpre_ptr + pid_b * seqlen * E
+    kk = tl.arange(0, KP)
+    dw_acc = tl.zeros((BLOCK_E, KP), tl.float32)
+    db_acc = tl.zeros((BLOCK_E,), tl.float32)
+    for i in range(tiles):
+        t = (pid_c * tiles + i) * BLOCK_L + tl.arange(0, BLOCK_L)
+        mt = (t < seqlen)[:, None] & mask_e[None, :]
+        pre = _pre(x_row, w_ptr, b_ptr, offs_e, mask_e, t, seqlen, sx_l, K, HAS_BIAS)
+        sg = tl.sigmoid(pre)
+        du = tl.load(du_rows + t[:, None], mask=mt, other=0.0).to(tl.float32)
+        dpre = tl.where(mt, du * sg * (1.0 + pre * (1.0 - sg)), 0.0)
+        tl.store(dp_row + t[:, None] * E + offs_e[None, :], dpre.to(dpre_ptr.dtype.element_ty), mask=mt)
+        db_acc += tl.sum(dpre, axis=0)
+        for k in tl.static_range(K):
+            ts = t - (K - 1) + k
+            m = ((ts >= 0) & (ts < seqlen))[:, None] & mask_e[None, :]
+            xk = tl.load(x_row + ts[:, None] * sx_l + offs_e[None, :], mask=m, other=0.0).to(tl.float32)
+            dw_acc += tl.where(kk[None, :] == k, tl.sum(dpre * xk, axis=0)[:, None], 0.0)
+    part = (pid_b * tl.num_programs(2) + pid_c) * E + offs_e
+    if HAS_BIAS:
+        tl.store(db_ptr + part, db_acc, mask=mask_e)
+    tl.store(dw_ptr + part[:, None] * K + kk[None, :], dw_acc, mask=mask_e[:, None] & (kk[None, :] < K))
+
+
+@triton.jit
+def _conv_dx_kernel(dpre_ptr, w_ptr, dx_ptr, seqlen, E, K: tl.constexpr, BLOCK_L: tl.constexpr, BLOCK_E: tl.constexpr):
+    """Split backward, part 2: dx[t] = sum_j w[K-1-j] dpre[t + j], both (B, L, E)."""
+    pid_b = tl.program_id(0).to(tl.int64)
+    offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
+    t = tl.program_id(2) * BLOCK_L + tl.arange(0, BLOCK_L)
+    mask_e = offs_e < E
+    row = pid_b * seqlen * E
+    dx = tl.zeros((BLOCK_L, BLOCK_E), tl.float32)
+    for j in tl.static_range(K):
+        tj = t + j
+        m = (tj < seqlen)[:, None] & mask_e[None, :]
+        d = tl.load(dpre_ptr + row + tj[:, None] * E + offs_e[None, :], mask=m, other=0.0).to(tl.float32)
+        wj = tl.load(w_ptr + offs_e * K + (K - 1 - j), mask=mask_e, other=0.0).to(tl.float32)
+        dx += d * wj[None, :]
+    m = (t < seqlen)[:, None] & mask_e[None, :]
+    tl.store(dx_ptr + row + t[:, None] * E + offs_e[None, :], dx.to(dx_ptr.dtype.element_ty), mask=m)
+
+
 def _grid(x: Tensor, E: int, block_l: int) -> tuple[int, int, int]:
     return x.shape[0], triton.cdiv(E, BLOCK_E), triton.cdiv(x.shape[1], block_l)
 
@@ -140,6 +221,8 @@ def _conv_backward(du: Tensor, x: Tensor, weight: Tensor, bias: Tensor | None) -
     w = weight.contiguous()
     b = bias.contiguous() if bias is not None else None
     K = w.shape[1]
+    if conv_bwd_mode() == "split":
+        return _conv_backward_split(du, x, w, b, bias)
     grid = _grid(x, E, BWD_BLOCK_L)
     dx = torch.empty((B, L, E), dtype=x.dtype, device=x.device)
     # every entry is written by the kernel (no tiles at all when L = 0: the sums are then zero)
@@ -149,6 +232,26 @@ def _conv_backward(du: Tensor, x: Tensor, weight: Tensor, bias: Tensor | None) -
         _conv_bwd_kernel[grid](x, w, b if b is not None else w, du.contiguous(), dx, dw, db, L, E,
                                x.stride(0), x.stride(1), K=K, HAS_BIAS=b is not None,
                                BLOCK_L=BWD_BLOCK_L, BLOCK_E=BLOCK_E)
+    g_b = db.sum((0, 1)).to(bias.dtype) if bias is not None else None
+    return dx, dw.sum((0, 1)).to(w.dtype), g_b
+
+
+def _conv_backward_split(du: Tensor, x: Tensor, w: Tensor, b: Tensor | None,
+                         bias: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``AUDIOMAMBA_CONV_BWD=split``: the two launches of :func:`_conv_dpre_kernel` and :func:`_conv_dx_kernel`."""
+    B, L, E = x.shape
+    K = w.shape[1]
+    chunks = triton.cdiv(max(L, 1), SPLIT_BLOCK_L * SPLIT_TILES)
+    dpre = torch.empty((B, L, E), dtype=x.dtype, device=x.device)
+    dx = torch.empty((B, L, E), dtype=x.dtype, device=x.device)
+    dw = torch.zeros((B, chunks, E, K), dtype=torch.float32, device=x.device)
+    db = torch.zeros((B, chunks, E) if b is not None else (1,), dtype=torch.float32, device=x.device)
+    if L > 0:
+        _conv_dpre_kernel[(B, triton.cdiv(E, BLOCK_E), chunks)](
+            x, w, b if b is not None else w, du.contiguous(), dpre, dw, db, L, E, x.stride(0), x.stride(1), SPLIT_TILES,
+            K=K, KP=triton.next_power_of_2(K), HAS_BIAS=b is not None, BLOCK_L=SPLIT_BLOCK_L, BLOCK_E=BLOCK_E)
+        _conv_dx_kernel[(B, triton.cdiv(E, DX_BLOCK_E), triton.cdiv(L, DX_BLOCK_L))](
+            dpre, w, dx, L, E, K=K, BLOCK_L=DX_BLOCK_L, BLOCK_E=DX_BLOCK_E)
     g_b = db.sum((0, 1)).to(bias.dtype) if bias is not None else None
     return dx, dw.sum((0, 1)).to(w.dtype), g_b
 

@@ -30,6 +30,50 @@ def test_conv_silu_matches_pytorch(bias, L, E, k):
         torch.testing.assert_close(a, r, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+@pytest.mark.parametrize("L,E,k", [(1100, 37, 4), (1, 3, 2), (513, 8, 3)], ids=["L1100-3-chunks", "L1-k2", "L513-k3"])
+def test_split_backward_matches_recompute(monkeypatch, bias, L, E, k):
+    """AUDIOMAMBA_CONV_BWD=split (two launches, dpre written once) gives the gradients of the default
+    one-launch backward, with L across several programs (512 rows each) and a partial last tile."""
+    g = torch.Generator().manual_seed(L + E)
+    x = torch.randn(2, L, 2 * E, generator=g)[..., :E]
+    w, b = torch.randn(E, k, generator=g) * 0.5, torch.randn(E, generator=g) if bias else None
+    du = torch.randn(2, E, L, generator=g)
+    out = {}
+    for mode in ("recompute", "split"):
+        monkeypatch.setenv("AUDIOMAMBA_CONV_BWD", mode)
+        out[mode] = triton_conv._conv_backward(du, x, w, b)
+    for a, r in zip(out["split"], out["recompute"], strict=True):
+        if r is None:
+            assert a is None
+        else:
+            assert a.shape == r.shape and a.dtype == r.dtype
+            torch.testing.assert_close(a, r, rtol=1e-5, atol=1e-5)
+
+
+def test_split_backward_bf16_close_to_float32_reference(monkeypatch):
+    """In bfloat16 (training under autocast) the split backward's dpre scratch is bfloat16: its
+    gradients stay within bf16 rounding of the float32 PyTorch definition on the same inputs."""
+    monkeypatch.setenv("AUDIOMAMBA_CONV_BWD", "split")
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 600, 16, generator=g).to(torch.bfloat16)
+    w, b = torch.randn(16, 4, generator=g) * 0.5, torch.randn(16, generator=g)
+    gu = torch.randn(2, 16, 600, generator=g)
+    grads = []
+    for fn, xx in ((triton_conv.causal_conv1d_silu, x), (triton_conv.causal_conv1d_silu_ref, x.float())):
+        leaves = [xx.clone().requires_grad_(), w.clone().requires_grad_(), b.clone().requires_grad_()]
+        u = fn(*leaves)
+        grads.append(torch.autograd.grad((u.float() * gu).sum(), leaves))
+    for a, r, name in zip(*grads, ("dx", "dweight", "dbias"), strict=True):
+        assert (a.float() - r).abs().max().item() <= 2e-2 * max(r.abs().max().item(), 1.0), name
+
+
+def test_conv_bwd_mode_bad_value_is_one_line_error(monkeypatch):
+    monkeypatch.setenv("AUDIOMAMBA_CONV_BWD", "fast")
+    with pytest.raises(ValueError, match="AUDIOMAMBA_CONV_BWD='fast'.*recompute or split"):
+        triton_conv.conv_bwd_mode()
+
+
 def test_conv_silu_bad_layout_is_one_line_error():
     with pytest.raises(ValueError, match="unit stride along E"):
         triton_conv.causal_conv1d_silu(torch.randn(2, 8, 4).transpose(1, 2), torch.randn(8, 4), None)
@@ -71,7 +115,7 @@ def test_bench_conv_cpu_smoke(capsys):
 
     main("cpu")
     out = capsys.readouterr().out
-    assert "float32: fwd" in out and "bfloat16: fwd" in out and "rel " in out
+    assert "float32: fwd" in out and "bfloat16: fwd" in out and "rel " in out and "split bwd" in out
 
 
 # --- the opaque op for torch.compile: audiomamba::causal_conv1d_silu (+ _bwd) --------------------

@@ -140,12 +140,15 @@ def test_gpu_step_in_cuda_graph():
     torch.testing.assert_close(h, h_eager, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["recompute", "split"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("B,L,E", [(4, 16000, 128), (2, 1000, 512), (1, 131072, 64)], ids=["sc09", "center", "long"])
-def test_fused_conv_silu_matches_pytorch_on_gpu(dtype, B, L, E):
-    """kernels/triton_conv.py compiled: output and gradients of x, weight and bias against the
-    PyTorch conv run in float32 on the same (rounded) inputs."""
+def test_fused_conv_silu_matches_pytorch_on_gpu(monkeypatch, mode, dtype, B, L, E):
+    """kernels/triton_conv.py compiled, both backwards (AUDIOMAMBA_CONV_BWD): output and gradients of
+    x, weight and bias against the PyTorch conv run in float32 on the same (rounded) inputs."""
     from audiomamba.kernels.triton_conv import causal_conv1d_silu, causal_conv1d_silu_ref
+
+    monkeypatch.setenv("AUDIOMAMBA_CONV_BWD", mode)
 
     g = torch.Generator(device="cuda").manual_seed(L)
     xz = torch.randn(B, L, 2 * E, generator=g, device="cuda").to(dtype)

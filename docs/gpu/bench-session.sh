@@ -24,6 +24,10 @@ run step-losses $B model --compile --baseline AUDIOMAMBA_SCAN_BWD_LOOP=0,AUDIOMA
 # Δ, B, C time-contiguous (no copies in the scan's backward) against the default layout, same run
 run xproj-layout env AUDIOMAMBA_XPROJ_LAYOUT=time $B model --compile --baseline AUDIOMAMBA_XPROJ_LAYOUT=channels \
   --out "$RES/bench-model-xproj-time.md"
+# the conv's split backward (two launches, dpre once per element) against the default, kernel and step
+run conv-split python3 -m audiomamba.bench.conv
+run conv-split-step env AUDIOMAMBA_CONV_BWD=split $B model --compile --baseline AUDIOMAMBA_CONV_BWD=recompute \
+  --out "$RES/bench-model-conv-split.md"
 run generate-bf16 $B generate --cases sc09,stream --step-precisions bf16 --out "$RES/bench-generate-bf16.md"
 while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 [ -d /tmp/peer-build ] && run peer $B kernel --peer mamba_ssm --peer-build /tmp/peer-build --out "$RES/bench-kernel-peer.md"
