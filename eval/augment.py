@@ -3,7 +3,8 @@
 Waveform domain (B, T): speed perturbation (resampling by a random factor, which moves pitch,
 formants and tempo together), a random smooth equaliser (microphone colour), random time shift
 (zero-filled, not circular), random gain, coloured background noise (white … brown) at a random
-SNR, additive white noise at a random absolute level. Spectrogram domain (B, 1, M, F): a random
+SNR, additive white noise at a random absolute level, and a pitch shift that keeps formants and
+tempo (phase vocoder over a cepstral source-filter split). Spectrogram domain (B, 1, M, F): a random
 tempo change (speaking rate; pitch kept), a random warp of the frequency axis (VTLP-style
 vocal-tract-length perturbation: formants move, tempo does not), SpecAugment-style frequency and
 time masks, and mixup of pairs of clips (soft labels). All draw from an explicit
@@ -13,7 +14,8 @@ so the original ("basic") recipe's random stream is unchanged.
 :data:`AUGMENT_PRESETS` names the recipes: ``basic`` (the original one), ``robust`` (for
 speakers not seen in training; see RESULTS.md, leave-one-speaker-out) and ``robust-wide``
 (``robust`` with speed and warp ranges of 0.85-1.15, meant for more epochs) and ``robust-floor``
-(``robust`` plus a recording noise floor under 4 kHz over the clip's extent).
+(``robust`` plus a recording noise floor under 4 kHz over the clip's extent) and ``robust-pitch``
+(``robust`` plus the pitch shift).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class AugmentConfig:
     tempo: tuple[float, float] = (0.7, 1.4)  # log-uniform time-axis stretch of the log-mel (> 1: faster), pitch kept
     warp_prob: float = 0.0
     warp: tuple[float, float] = (0.9, 1.1)  # frequency-axis factor of the log-mel (VTLP)
+    pitch_prob: float = 0.0
+    pitch: tuple[float, float] = (0.85, 1.18)  # F0 factor (about -3 to +3 semitones); formants and tempo kept
     eq_prob: float = 0.0
     eq_db: float = 6.0  # random smooth equaliser (microphone / room colour): +-eq_db/k dB on cos(k pi f/Nyquist)
     eq_terms: int = 4  # k = 1 … eq_terms
@@ -80,6 +84,9 @@ AUGMENT_PRESETS["robust-wide"] = replace(AUGMENT_PRESETS["robust"], speed=(0.85,
 # robust plus a band-limited noise floor over the recorded extent (add_floor_noise), for voices recorded
 # with more background noise than the training voices.
 AUGMENT_PRESETS["robust-floor"] = replace(AUGMENT_PRESETS["robust"], floor_noise_prob=0.5)
+# robust plus a pitch shift that keeps formants and tempo (pitch_shift): another voice's F0 on the same
+# vocal tract, which speed (all three move) and warp (formants only) do not give.
+AUGMENT_PRESETS["robust-pitch"] = replace(AUGMENT_PRESETS["robust"], pitch_prob=0.5)
 
 
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
@@ -109,6 +116,51 @@ def speed_perturb(wave: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     x1 = wave.gather(1, (i0 + 1).clamp(0, t - 1))
     out = x0 + frac * (x1 - x0)
     return torch.where(i0 < t - 1, out, torch.zeros((), dtype=wave.dtype))
+
+
+def _read_bins(x: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+    """x (B, F, N) read at fractional frequency bins src (B, F), each in [0, F - 1] (linear interpolation)."""
+    b, f, n = x.shape
+    i0 = src.floor().long().clamp(0, f - 1)
+    i1 = (i0 + 1).clamp(max=f - 1)
+    frac = (src - i0).unsqueeze(2).to(x.dtype)
+    x0 = x.gather(1, i0.unsqueeze(2).expand(b, f, n))
+    return x0 + frac * (x.gather(1, i1.unsqueeze(2).expand(b, f, n)) - x0)
+
+
+def pitch_shift(wave: torch.Tensor, factor: torch.Tensor, n_fft: int = 1024, hop: int = 128,
+                lifter: int = 30) -> torch.Tensor:
+    """Multiply each clip's pitch by ``factor[b]``, keeping its formants and tempo. (B, T) → (B, T).
+
+    A source-filter split of the STFT log-magnitude: the spectral envelope (formants) is its cepstrum
+    below ``lifter`` samples of quefrency (1.9 ms at 16 kHz, under any voice's pitch period); the rest
+    (harmonics) is read at bin k / factor, so harmonic h of F0 lands at h F0 factor under the same
+    envelope. Phases follow the phase vocoder: each output bin advances per hop by factor times the
+    measured instantaneous frequency of the bin it reads, so the frames stay coherent and the tempo
+    is unchanged. Each clip's power is kept.
+    """
+    b, t = wave.shape
+    win = torch.hann_window(n_fft, device=wave.device)
+    spec = torch.stft(wave.float(), n_fft, hop, window=win, return_complex=True)  # (B, F, N)
+    f = spec.shape[1]
+    logm = spec.abs().clamp_min(1e-7).log()
+    q = torch.arange(n_fft, device=wave.device)
+    lift = ((q < lifter) | (q > n_fft - lifter)).float().view(1, -1, 1)
+    env = torch.fft.rfft(torch.fft.irfft(logm, n=n_fft, dim=1) * lift, dim=1).real
+    bins = torch.arange(f, device=wave.device, dtype=torch.float32)
+    src = bins.unsqueeze(0) / factor.to(wave.device).float().unsqueeze(1)  # (B, F)
+    inside = (src <= f - 1).unsqueeze(2)
+    src = src.clamp(max=f - 1)
+    fine = torch.where(inside, _read_bins(logm - env, src), torch.full((), -30.0, device=wave.device))
+    phase = spec.angle()
+    omega = (2 * math.pi * hop / n_fft) * bins.view(1, f, 1)  # a bin centre's phase advance per hop
+    dev = phase[..., 1:] - phase[..., :-1] - omega
+    advance = omega + dev - 2 * math.pi * torch.round(dev / (2 * math.pi))  # (B, F, N - 1)
+    start = _read_bins(phase[..., :1], src)
+    out_phase = torch.cat([start, start + (_read_bins(advance, src) * factor.to(wave.device).view(b, 1, 1)).cumsum(2)], 2)
+    out = torch.istft(torch.polar((env + fine).exp(), out_phase), n_fft, hop, window=win, length=t)
+    power_in, power_out = wave.float().pow(2).mean(1, keepdim=True), out.pow(2).mean(1, keepdim=True)
+    return (out * (power_in / power_out.clamp_min(1e-20)).sqrt()).to(wave.dtype)
 
 
 def colored_noise(b: int, t: int, beta: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -168,6 +220,12 @@ def augment_wave(wave: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -
         factor = _uniform(b, *cfg.speed, gen)
         factor = torch.where(torch.rand(b, generator=gen) < cfg.speed_prob, factor, torch.ones(()))
         out = speed_perturb(out, factor)
+    if cfg.pitch_prob > 0:
+        factor = _uniform(b, *cfg.pitch, gen)
+        chosen = (torch.rand(b, generator=gen) < cfg.pitch_prob).nonzero().view(-1)
+        if chosen.numel():
+            out = out.clone()
+            out[chosen] = pitch_shift(out[chosen], factor[chosen])
     if cfg.eq_prob > 0:
         k = torch.arange(1, cfg.eq_terms + 1, dtype=torch.float32)
         db = (2 * torch.rand(b, cfg.eq_terms, generator=gen) - 1) * cfg.eq_db / k

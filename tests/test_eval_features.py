@@ -150,3 +150,53 @@ def test_floor_noise_stays_in_the_band_and_the_clip_extent_at_the_asked_snr() ->
     quiet = add_floor_noise(clip, torch.full((2,), float("inf")), torch.zeros(2), 4000.0, g)
     assert torch.equal(quiet, clip)
     assert AUGMENT_PRESETS["robust-floor"].floor_noise_prob > 0 and AUGMENT_PRESETS["robust"].floor_noise_prob == 0
+
+
+def _vowel(f0: float, sr: int = 16000) -> torch.Tensor:
+    """A 0.4 s voiced 'vowel' (harmonics of f0 under formants at 700 and 1800 Hz), silent around it."""
+    t = torch.arange(sr) / sr
+    sig = torch.zeros(sr)
+    for h in range(1, int(3900 // f0) + 1):
+        fr = torch.tensor(f0 * h)
+        gain = torch.exp(-((fr - 700) / 150) ** 2) + 0.6 * torch.exp(-((fr - 1800) / 200) ** 2) + 0.02
+        sig += gain * torch.sin(2 * math.pi * fr * t + h)
+    sig = sig * ((t > 0.2) & (t < 0.6)).float()
+    return 0.5 * sig / sig.abs().max()
+
+
+def _f0_and_envelope_peak(seg: torch.Tensor, sr: int = 16000) -> tuple[float, float]:
+    spec = torch.fft.rfft(seg * torch.hann_window(seg.numel())).abs()
+    hz = torch.fft.rfftfreq(seg.numel(), 1 / sr)
+    cands = torch.arange(80.0, 300.0, 0.5)
+    bins = torch.round(cands.view(-1, 1) * torch.arange(1, 8).view(1, -1) * seg.numel() / sr).long()
+    f0 = cands[spec[bins].sum(1).argmax()].item()  # harmonic sum
+    smooth = torch.nn.functional.avg_pool1d(spec.view(1, 1, -1), 81, 1, 40).view(-1)
+    return f0, hz[smooth.argmax()].item()
+
+
+def test_pitch_shift_moves_f0_and_keeps_formants_tempo_and_power() -> None:
+    from audiomamba.eval.augment import AUGMENT_PRESETS, pitch_shift
+
+    clip = _vowel(130.0)
+    factors = torch.tensor([1.2, 0.85, 1.0])
+    out = pitch_shift(clip.expand(3, -1).clone(), factors)
+    assert out.shape == (3, 16000)
+    for o, r in zip(out, factors.tolist(), strict=True):
+        f0, peak = _f0_and_envelope_peak(o[4800:8000])
+        assert abs(f0 - 130.0 * r) <= 2.0, (r, f0)  # the pitch moved by the factor
+        assert abs(peak - 700.0) <= 130.0, (r, peak)  # the first formant stayed (nearest harmonic to 700 Hz)
+        assert o[11200:].pow(2).mean() < 1e-6 * o[4800:8000].pow(2).mean()  # silent after the vowel: tempo kept
+        assert torch.allclose(o.pow(2).mean(), clip.pow(2).mean(), rtol=1e-3)  # power kept
+    assert torch.allclose(out[2], clip, atol=2e-3)  # factor 1 gives the clip back
+    # a 1.2 speed-up would move the formant too; the shift does not
+    assert AUGMENT_PRESETS["robust-pitch"].pitch_prob > 0 and AUGMENT_PRESETS["robust"].pitch_prob == 0
+
+
+def test_pitch_shift_in_augment_wave_is_seeded_and_changes_the_clips() -> None:
+    from audiomamba.eval.augment import AUGMENT_PRESETS
+
+    w = 0.3 * torch.randn(6, 16000)
+    runs = [augment_wave(w, AUGMENT_PRESETS["robust-pitch"], torch.Generator().manual_seed(4)) for _ in range(2)]
+    assert torch.equal(runs[0], runs[1]) and runs[0].abs().max() <= 1.0
+    plain = augment_wave(w, AUGMENT_PRESETS["robust"], torch.Generator().manual_seed(4))
+    assert not torch.equal(plain, runs[0])

@@ -42,8 +42,8 @@ def train_classifier(
     seed: int = typer.Option(0, "--seed", help="Random seed (init, shuffling, augmentation)."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's choice)."),
     augment: str = typer.Option("basic", "--augment", help="Augmentation recipe: basic, robust (unseen speakers), "
-                                "robust-wide (wider speed and warp ranges, for more epochs) or robust-floor (plus a recording "
-                                "noise floor under 4 kHz)."),
+                                "robust-wide (wider speed and warp ranges, for more epochs), robust-floor (plus a recording "
+                                "noise floor under 4 kHz) or robust-pitch (plus a pitch shift that keeps formants and tempo)."),
     model: str = typer.Option("small", "--model", help="Classifier size: small (137 k parameters), wide (353 k) "
                               "or xl (982 k)."),
     mu_law: bool = typer.Option(True, "--mu-law/--no-mu-law", help="Hear clips as the models' 8-bit mu-law tokens "
@@ -200,7 +200,7 @@ def classifier_loso(
     out: Path = typer.Option(..., "--out", help="Folder for loso.json, loso.md and loso.png."),
     epochs: int = typer.Option(30, "--epochs", help="Training epochs per fold (best validation epoch is kept)."),
     augment: str = typer.Option("basic", "--augment", help="Augmentation recipe: basic, robust, "
-                                "robust-wide or robust-floor."),
+                                "robust-wide, robust-floor or robust-pitch."),
     model: str = typer.Option("small", "--model", help="Classifier size: small (137 k parameters), wide (353 k) "
                               "or xl (982 k)."),
     mu_law: bool = typer.Option(True, "--mu-law/--no-mu-law", help="Hear clips as the models' 8-bit mu-law tokens "
