@@ -126,10 +126,13 @@ def _log(msg: str) -> None:
 
 def run(quick: bool = False, device: str | None = None, command: str = "audiomamba bench generate",
         bf16: bool = False, cases: tuple[str, ...] = CASES, log: Callable[[str], None] = _log,
-        step_precisions: tuple[str, ...] = ()) -> str:
+        step_precisions: tuple[str, ...] = (), pdl: bool = False) -> str:
     """The default table: ``cases`` of :data:`CASES`, fused vs composed step, each row logged as it is timed.
     ``step_precisions``: for the SC09 cases, also the fused step under each ``AUDIOMAMBA_STEP_PRECISION``
-    (e.g. ``bf16``), in the same process, for a same-run ratio."""
+    (e.g. ``bf16``), in the same process, for a same-run ratio; ``pdl``: also with ``AUDIOMAMBA_PDL=1``
+    (programmatic dependent launch of the step kernels)."""
+    variants = [(f"{p} tl.dot", {"AUDIOMAMBA_STEP_PRECISION": p}) for p in step_precisions]
+    variants += [("PDL", {"AUDIOMAMBA_PDL": "1"})] if pdl else []
     unknown = [c for c in cases if c not in CASES]
     if unknown or not cases:
         raise ValueError(f"unknown case(s) {', '.join(unknown) or '(none)'}: choose from {', '.join(CASES)}")
@@ -158,10 +161,10 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
                 time_generate(m, n_sc09, step_period(m) / 16000, n_sc09, dev, graph, bf16)
                 add(Row(f"{sc09} unconditional", label, n_sc09, sec, time_generate(m, n_sc09, sec, n_sc09, dev,
                                                                                   graph, bf16)))
-        for prec in step_precisions:
-            with _fused(True), environment({"AUDIOMAMBA_STEP_PRECISION": prec}):
+        for name, env in variants:
+            with _fused(True), environment(env):
                 time_generate(m, n_sc09, step_period(m) / 16000, n_sc09, dev, graph, bf16)
-                add(Row(f"{sc09} unconditional", f"{fused_label}, {prec} tl.dot", n_sc09, sec,
+                add(Row(f"{sc09} unconditional", f"{fused_label}, {name}", n_sc09, sec,
                         time_generate(m, n_sc09, sec, n_sc09, dev, graph, bf16)))
         with _fused(False):
             per_step = time_eager_steps(m, n_sc09, eager_steps, dev, bf16)
@@ -172,10 +175,10 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
             with _fused(fused):
                 time_generate(m, 1, step_period(m) / 16000, 1, dev, graph, bf16)  # warm-up: the batch-1 kernels
                 add(Row(f"{sc09} single stream", label, 1, sec, time_generate(m, 1, sec, 1, dev, graph, bf16)))
-        for prec in step_precisions:
-            with _fused(True), environment({"AUDIOMAMBA_STEP_PRECISION": prec}):
+        for name, env in variants:
+            with _fused(True), environment(env):
                 time_generate(m, 1, step_period(m) / 16000, 1, dev, graph, bf16)
-                add(Row(f"{sc09} single stream", f"{fused_label}, {prec} tl.dot", 1, sec,
+                add(Row(f"{sc09} single stream", f"{fused_label}, {name}", 1, sec,
                         time_generate(m, 1, sec, 1, dev, graph, bf16)))
     m = None
     n_y, sec_y, prompt_y = (2, 0.05, 0.02) if quick else (16, 8.0, 1.0)
@@ -209,12 +212,12 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
         f, c, p = (wall(sc09, mode, n_sc09) for mode in (fused_label, plain_label, loop))
         lines.append(f"Same run, {sc09} batch {n_sc09}: fused kernels vs composed step {c / f:.2f}× faster; "
                      f"vs the plain Python loop {p / f:.1f}× faster (composed step: graph vs loop {p / c:.1f}×).")
-    for prec in step_precisions:
+    for name, _ in variants:
         for case, batch in (("sc09", n_sc09), ("stream", 1)):
             if case in cases:
-                ratio = wall(sc09, fused_label, batch) / wall(sc09, f"{fused_label}, {prec} tl.dot", batch)
-                lines.append(f"{sc09} batch {batch}: fused step with {prec} tl.dot operands {ratio:.2f}× the "
-                             f"default ({_step_precision_note() or 'tf32x3 on a GPU'}).")
+                ratio = wall(sc09, fused_label, batch) / wall(sc09, f"{fused_label}, {name}", batch)
+                lines.append(f"{sc09} batch {batch}: fused step with {name} {ratio:.2f}× the "
+                             f"default ({_step_precision_note() or 'tf32x3 on a GPU'}, no PDL).")
     if "stream" in cases:
         lines.append(f"Single stream: fused vs composed {wall(sc09, plain_label, 1) / wall(sc09, fused_label, 1):.2f}×.")
     if "youtubemix" in cases:

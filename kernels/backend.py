@@ -71,3 +71,13 @@ def use_fused_step(x: Tensor) -> bool:
 def interpreting() -> bool:
     """True when Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1``)."""
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def pdl_enabled(t: torch.Tensor) -> bool:
+    """Launch the generation step kernels with programmatic dependent launch (PDL)? Only with
+    ``AUDIOMAMBA_PDL=1``, for CUDA tensors on sm_90 or newer, outside the interpreter (which has no
+    grid dependency control). Each such kernel waits for its predecessor before touching memory
+    (:func:`kernels.triton_helpers.pdl_wait`), so PDL hides launch latency and changes no result."""
+    if os.environ.get("AUDIOMAMBA_PDL", "0").strip() in ("", "0") or not t.is_cuda or interpreting():
+        return False
+    return torch.cuda.get_device_capability(t.device)[0] >= 9

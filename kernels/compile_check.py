@@ -97,7 +97,10 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
         for H in ((64,) if quick else (64, 128, 256)):
             E = 2 * H
             k = min(E, t["k"])
-            out.append(Variant("in_conv", tuple(dict(common, K=4, BLOCK_H=min(H, t["in_h"]), BLOCK_E=t["in_e"]).items()), 4))
+            in_conv = dict(common, K=4, BLOCK_H=min(H, t["in_h"]), BLOCK_E=t["in_e"])
+            out.append(Variant("in_conv", tuple(in_conv.items()), 4))
+            if small:  # with programmatic dependent launch (AUDIOMAMBA_PDL=1): the grid dependency ops compile
+                out.append(Variant("in_conv", tuple(dict(in_conv, PDL=True).items()), 4))
             out.append(Variant("ssm", tuple(dict(common, XPROJ_INLINE=small, BLOCK_E=t["ssm_e"], BLOCK_K=k, BLOCK_N=16,
                                                  BLOCK_R=max(nr, 4)).items()), 4))
             if not small:
@@ -134,7 +137,9 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     consts = dict(v.consts)
     special = {"forced_ptr": "*i64", "token_ptr": "*i64", "force_ptr": "*i1", "eps": "fp32", "temperature": "fp32"}
     sig = {}
-    for name in inspect.signature(fn.fn).parameters:
+    for name, param in inspect.signature(fn.fn).parameters.items():
+        if name not in consts and param.default is not inspect.Parameter.empty:
+            consts[name] = param.default  # a constexpr with a default (e.g. PDL=False)
         if name in consts:
             sig[name] = "constexpr"
         elif name in special:

@@ -95,3 +95,14 @@ def ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd):
     nw = tl.load(nw_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
     nb = tl.load(nb_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
     return tl.where(m_bh, (x - mean[:, None]) * rstd[:, None] * nw[None, :] + nb[None, :], 0.0)
+
+
+@triton.jit
+def pdl_wait(PDL: tl.constexpr):
+    """Programmatic dependent launch (sm_90+, ``AUDIOMAMBA_PDL=1``; :func:`kernels.backend.pdl_enabled`):
+    wait until the previous kernel of the stream has finished and its writes are visible, then let
+    the next kernel start launching. Called first, before any global memory access, so only launch
+    latency overlaps and every read and write stays ordered as without PDL. Nothing when PDL is off."""
+    if PDL:
+        tl.extra.cuda.gdc_wait()
+        tl.extra.cuda.gdc_launch_dependents()

@@ -25,6 +25,11 @@ helper :func:`_ssm_channels`, built on the scan kernels' ``softplus`` and ``exp_
 step kernel's ``state_update`` and ``readout`` (so every SSM update in the package is the same
 code). u, z and y pass between launches through (B, d_inner) float32 buffers.
 
+With ``AUDIOMAMBA_PDL=1`` on sm_90+ every launch uses programmatic dependent launch: each kernel
+starts launching while its predecessor finishes and waits for it (``pdl_wait``) before touching
+memory, which hides the gap between the latency-bound launches of one stream (built 2026-12-03; not
+yet timed: ``audiomamba bench generate --cases sc09,stream --pdl``).
+
 LTI blocks (``mamba-s4``, ``mamba-s4-real``) have no x_proj: kernel 3 is :func:`_ssm_lti_kernel`,
 so they take three launches at any batch size.
 
@@ -44,9 +49,19 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .backend import interpreting
+from .backend import interpreting, pdl_enabled
 from .errors import KernelError
-from .triton_helpers import exp_dtA, ln_apply, ln_stats, mm, readout, row_tile, softplus, state_update
+from .triton_helpers import (
+    exp_dtA,
+    ln_apply,
+    ln_stats,
+    mm,
+    pdl_wait,
+    readout,
+    row_tile,
+    softplus,
+    state_update,
+)
 
 #: launch tiles: rows of the batch per program (16+ rows: tl.dot tiles), d_inner channels per
 #: program of the in_proj/conv and state-update kernels, H columns per LayerNorm/in_proj chunk,
@@ -79,8 +94,9 @@ def _in_conv_kernel(
     x_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, u_ptr, z_ptr,
     batch, H, E, eps,
     K: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, PDL: tl.constexpr = False,
 ):
+    pdl_wait(PDL)
     rows, m_b = row_tile(batch, BLOCK_B)
     offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
     m_e = offs_e < E
@@ -143,8 +159,9 @@ def _xproj(u_ptr, wx_ptr, rows, m_b, E, N, R, USE_DOT: tl.constexpr, PREC: tl.co
 def _xproj_kernel(
     u_ptr, wx_ptr, dbc_ptr, batch, E, N, R,
     USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_B: tl.constexpr,
-    BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
+    BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, PDL: tl.constexpr = False,
 ):
+    pdl_wait(PDL)
     rows, m_b = row_tile(batch, BLOCK_B)
     dt_low, Bt, Ct = _xproj(u_ptr, wx_ptr, rows, m_b, E, N, R, USE_DOT, PREC, BLOCK_B, BLOCK_K, BLOCK_N, BLOCK_R)
     offs_n = tl.arange(0, BLOCK_N)
@@ -206,7 +223,9 @@ def _ssm_kernel(
     batch, E, N, R,
     XPROJ_INLINE: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_B: tl.constexpr,
     BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):
+    pdl_wait(PDL)
     rows, m_b = row_tile(batch, BLOCK_B)
     offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
     if XPROJ_INLINE:  # few rows: every program of a row tile repeats the small x_proj (saves a launch)
@@ -229,8 +248,9 @@ def _out_proj_kernel(
     y_ptr, wout_ptr, x_ptr, res_ptr, out_ptr,
     batch, H, E,
     HAS_RES: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PDL: tl.constexpr = False,
 ):
+    pdl_wait(PDL)
     rows, m_b = row_tile(batch, BLOCK_B)
     offs_h = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
     m_h = offs_h < H
@@ -249,10 +269,12 @@ def _ssm_lti_kernel(
     u_ptr, z_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, y_ptr,
     batch, E, N,
     IS_COMPLEX: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr,
+    PDL: tl.constexpr = False,
 ):
     """LTI state update of one (row tile, channel block) from the layer's discretisation inputs
     (Δ (E,), A, B, C (E, N); the layer has applied any zero-order hold to B):
     h ← exp(ΔA) h + Δ B u; y = (C h + D u) SiLU(z). Complex A, B, C and h are (re, im) pairs in memory."""
+    pdl_wait(PDL)
     rows, m_b = row_tile(batch, BLOCK_B)
     offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
     m_e = offs_e < E
@@ -319,7 +341,7 @@ class _Launch:
     tiles: dict[str, int]
     rows: int  # rows per program
     n_rows: int  # row tiles
-    common: dict[str, object]  # USE_DOT, PREC, BLOCK_B, num_warps
+    common: dict[str, object]  # USE_DOT, PREC, BLOCK_B, num_warps, PDL and launch_pdl (AUDIOMAMBA_PDL=1)
 
 
 def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias: Tensor, eps: float,
@@ -336,8 +358,10 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
     small = batch < 16
     t = TILES_STREAM if small else TILES_BATCHED
     bb = triton.next_power_of_2(batch) if small else t["rows"]
+    pdl = pdl_enabled(x)
     launch = _Launch(small, t, bb, triton.cdiv(batch, bb),
-                     dict(USE_DOT=not small, PREC=precision or default_precision(), BLOCK_B=bb, num_warps=NUM_WARPS))
+                     dict(USE_DOT=not small, PREC=precision or default_precision(), BLOCK_B=bb, num_warps=NUM_WARPS,
+                          PDL=pdl, launch_pdl=pdl))
     _in_conv_kernel[(launch.n_rows, triton.cdiv(E, t["in_e"]))](
         x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
         batch, H, E, float(eps),
@@ -466,7 +490,7 @@ def mamba_lti_block_step_triton(
             u, z, delta.float().contiguous(), A_, B_, C_, D, hv, y,
             batch, E, N,
             IS_COMPLEX=cplx, BLOCK_B=launch.rows, BLOCK_E=block_e, BLOCK_N=_pad(N, 2),
-            num_warps=NUM_WARPS,
+            num_warps=NUM_WARPS, PDL=launch.common["PDL"], launch_pdl=launch.common["launch_pdl"],
         )
 
     return _block_step(op, x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias, conv_state,

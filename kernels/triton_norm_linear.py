@@ -13,7 +13,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .triton_helpers import ln_apply, ln_stats, mm, row_tile
+from .backend import pdl_enabled
+from .triton_helpers import ln_apply, ln_stats, mm, pdl_wait, row_tile
 from .triton_mamba_step import default_precision
 
 #: outputs (vocabulary entries) per program
@@ -25,8 +26,9 @@ def _norm_linear_kernel(
     x_ptr, nw_ptr, nb_ptr, w_ptr, bias_ptr, out_ptr,
     batch, H, V, eps,
     HAS_BIAS: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_V: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_V: tl.constexpr, PDL: tl.constexpr = False,
 ):
+    pdl_wait(PDL)
     rows, m_b = row_tile(batch, BLOCK_B)
     offs_h = tl.arange(0, BLOCK_H)
     m_h = offs_h < H
@@ -54,10 +56,11 @@ def norm_linear_triton(
     x = x.contiguous()
     out = torch.empty((batch, V), device=x.device, dtype=x.dtype)
     bb = 16 if batch >= 16 else triton.next_power_of_2(batch)
+    pdl = pdl_enabled(x)
     _norm_linear_kernel[(triton.cdiv(batch, bb), triton.cdiv(V, BLOCK_V))](
         x, norm_weight, norm_bias, weight.contiguous(), bias if bias is not None else x, out,
         batch, H, V, float(eps),
         HAS_BIAS=bias is not None, USE_DOT=bb >= 16, PREC=default_precision(),
-        BLOCK_B=bb, BLOCK_H=max(16, triton.next_power_of_2(H)), BLOCK_V=BLOCK_V,
+        BLOCK_B=bb, BLOCK_H=max(16, triton.next_power_of_2(H)), BLOCK_V=BLOCK_V, PDL=pdl, launch_pdl=pdl,
     )
     return out

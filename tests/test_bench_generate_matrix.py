@@ -183,13 +183,14 @@ def test_default_table_times_other_step_precisions_in_the_same_run(capsys, monke
 
     seen = []
     real = bg.time_generate
-    monkeypatch.setattr(bg, "time_generate", lambda *a, **k: seen.append(os.environ.get("AUDIOMAMBA_STEP_PRECISION"))
-                        or real(*a, **k))
-    main(["bench", "generate", "--quick", "--device", "cpu", "--cases", "sc09", "--step-precisions", "bf16"])
+    monkeypatch.setattr(bg, "time_generate", lambda *a, **k: seen.append(
+        (os.environ.get("AUDIOMAMBA_STEP_PRECISION"), os.environ.get("AUDIOMAMBA_PDL"))) or real(*a, **k))
+    main(["bench", "generate", "--quick", "--device", "cpu", "--cases", "sc09", "--step-precisions", "bf16", "--pdl"])
     out = capsys.readouterr().out
-    assert ", bf16 tl.dot | 4 |" in out
-    assert "fused step with bf16 tl.dot operands" in out
-    assert seen == [None] * 4 + ["bf16"] * 2 and "AUDIOMAMBA_STEP_PRECISION" not in os.environ  # set, then restored
+    assert ", bf16 tl.dot | 4 |" in out and ", PDL | 4 |" in out
+    assert "fused step with bf16 tl.dot " in out and "fused step with PDL " in out
+    assert seen == [(None, None)] * 4 + [("bf16", None)] * 2 + [(None, "1")] * 2
+    assert "AUDIOMAMBA_STEP_PRECISION" not in os.environ and "AUDIOMAMBA_PDL" not in os.environ  # set, then restored
 
 
 def test_default_table_bad_step_precision_is_one_line(capsys) -> None:

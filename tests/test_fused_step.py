@@ -234,3 +234,14 @@ def test_norm_linear_matches_layernorm_then_linear(batch: int) -> None:
     ref = F.linear(F.layer_norm(x, (24,), nw, nb, 1e-5), w, b)
     assert out.shape == (batch, 100)
     assert (out - ref).abs().max().item() <= 1e-4
+
+
+def test_pdl_is_off_on_the_cpu_and_in_the_interpreter(monkeypatch) -> None:
+    """AUDIOMAMBA_PDL=1 asks for programmatic dependent launch; CPU tensors (and the interpreter, which
+    has no grid dependency control) never get it, so the same kernels run as without the flag."""
+    from audiomamba.kernels.backend import pdl_enabled
+
+    monkeypatch.setenv("AUDIOMAMBA_PDL", "1")
+    assert not pdl_enabled(torch.zeros(1))
+    monkeypatch.setenv("AUDIOMAMBA_PDL", "0")
+    assert not pdl_enabled(torch.zeros(1))
