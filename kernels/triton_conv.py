@@ -244,8 +244,10 @@ def _conv_backward_split(du: Tensor, x: Tensor, w: Tensor, b: Tensor | None,
     chunks = triton.cdiv(max(L, 1), SPLIT_BLOCK_L * SPLIT_TILES)
     dpre = torch.empty((B, L, E), dtype=x.dtype, device=x.device)
     dx = torch.empty((B, L, E), dtype=x.dtype, device=x.device)
-    dw = torch.zeros((B, chunks, E, K), dtype=torch.float32, device=x.device)
-    db = torch.zeros((B, chunks, E) if b is not None else (1,), dtype=torch.float32, device=x.device)
+    # every entry is written by the first kernel; with L = 0 there is none, and the sums are zero
+    new = torch.empty if L > 0 else torch.zeros
+    dw = new((B, chunks, E, K), dtype=torch.float32, device=x.device)
+    db = new((B, chunks, E) if b is not None else (1,), dtype=torch.float32, device=x.device)
     if L > 0:
         _conv_dpre_kernel[(B, triton.cdiv(E, BLOCK_E), chunks)](
             x, w, b if b is not None else w, du.contiguous(), dpre, dw, db, L, E, x.stride(0), x.stride(1), SPLIT_TILES,

@@ -31,7 +31,8 @@ def test_conv_silu_matches_pytorch(bias, L, E, k):
 
 
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
-@pytest.mark.parametrize("L,E,k", [(1100, 37, 4), (1, 3, 2), (513, 8, 3)], ids=["L1100-3-chunks", "L1-k2", "L513-k3"])
+@pytest.mark.parametrize("L,E,k", [(1100, 37, 4), (1, 3, 2), (513, 8, 3), (0, 8, 4)],
+                         ids=["L1100-3-chunks", "L1-k2", "L513-k3", "L0"])
 def test_split_backward_matches_recompute(monkeypatch, bias, L, E, k):
     """AUDIOMAMBA_CONV_BWD=split (two launches, dpre written once) gives the gradients of the default
     one-launch backward, with L across several programs (512 rows each) and a partial last tile."""
