@@ -111,6 +111,7 @@ def test_fit_schedule_times_compiled_steps_and_takes_the_compile_off_the_budget(
     steps, fit, timing = calibrate.fit_steps(load_recipe(TINY, [*sets, "train.compile=true"], data), torch.device("cpu"), 0.1)
     assert calls and timing.compiled and timing.first_step >= 2.0
     # 6 s of budget, of which about 2 s went to the stand-in compilation: about 4 s of steps
-    expected = int((6.0 - (timing.first_step - timing.per_step)) * 0.9 / timing.per_step)
+    expected = int((6.0 - (timing.first_step - timing.per_step)) * calibrate.COMPILED_FRACTION / timing.per_step)
     assert steps == max(10, expected) and f"train.steps={steps}" in fit
-    assert steps < int(6.0 * 0.9 / timing.per_step)
+    if expected > 10:  # a loaded machine (slow steps) hits the 10-step floor either way
+        assert steps < int(6.0 * calibrate.COMPILED_FRACTION / timing.per_step)
