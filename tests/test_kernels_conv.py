@@ -3,6 +3,8 @@ against the PyTorch definition: output and gradients of x, weight and bias."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -111,10 +113,12 @@ def test_mamba_mixer_with_fused_conv_matches_pytorch_conv(monkeypatch):
         torch.testing.assert_close(g1[n], g0[n], rtol=1e-4, atol=1e-5, msg=n)
 
 
-def test_bench_conv_cpu_smoke(capsys):
+def test_bench_conv_cpu_smoke(capsys, monkeypatch):
     from audiomamba.bench.conv import main
 
+    monkeypatch.delenv("AUDIOMAMBA_CONV_BWD", raising=False)
     main("cpu")
+    assert "AUDIOMAMBA_CONV_BWD" not in os.environ  # the split row's setting is undone
     out = capsys.readouterr().out
     assert "float32: fwd" in out and "bfloat16: fwd" in out and "rel " in out and "split bwd" in out
 
