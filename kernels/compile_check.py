@@ -100,7 +100,7 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             in_conv = dict(common, K=4, BLOCK_H=min(H, t["in_h"]), BLOCK_E=t["in_e"])
             out.append(Variant("in_conv", tuple(in_conv.items()), 4))
             if small:  # with programmatic dependent launch (AUDIOMAMBA_PDL=1): the grid dependency ops compile
-                out.append(Variant("in_conv", tuple(dict(in_conv, PDL=True).items()), 4))
+                out.append(Variant("in_conv", tuple(dict(in_conv, PDL=True, PRELOAD=True).items()), 4))
             out.append(Variant("ssm", tuple(dict(common, XPROJ_INLINE=small, BLOCK_E=t["ssm_e"], BLOCK_K=k, BLOCK_N=16,
                                                  BLOCK_R=max(nr, 4)).items()), 4))
             if not small:
@@ -109,8 +109,10 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 block_e = t["ssm_e"] // (2 if cplx and not small else 1)  # as mamba_lti_block_step launches it
                 out.append(Variant("ssm_lti", tuple(dict(IS_COMPLEX=cplx, BLOCK_B=common["BLOCK_B"],
                                                          BLOCK_E=block_e, BLOCK_N=16).items()), 4))
-            out.append(Variant("out_proj", tuple(dict(common, HAS_RES=True, BLOCK_H=t["out_h"],
-                                                      BLOCK_K=min(E, t["out_k"])).items()), 4))
+            out_proj = dict(common, HAS_RES=True, BLOCK_H=t["out_h"], BLOCK_K=min(E, t["out_k"]))
+            out.append(Variant("out_proj", tuple(out_proj.items()), 4))
+            if small:
+                out.append(Variant("out_proj", tuple(dict(out_proj, PDL=True, PRELOAD=True).items()), 4))
         out.append(Variant("norm_linear", tuple(dict(common, HAS_BIAS=True, BLOCK_H=64, BLOCK_V=64).items()), 4))
         out.append(Variant("sample", tuple(dict(GREEDY=not small, BLOCK_B=4, BLOCK_V=256).items()), 4))
     return out

@@ -101,8 +101,9 @@ def ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd):
 def pdl_wait(PDL: tl.constexpr):
     """Programmatic dependent launch (sm_90+, ``AUDIOMAMBA_PDL=1``; :func:`kernels.backend.pdl_enabled`):
     wait until the previous kernel of the stream has finished and its writes are visible, then let
-    the next kernel start launching. Called first, before any global memory access, so only launch
-    latency overlaps and every read and write stays ordered as without PDL. Nothing when PDL is off."""
+    the next kernel start launching. Called before any access to memory that a kernel of the step
+    writes (only weights may be loaded before it), so launch latency and weight loads overlap and
+    every read and write of activations and states stays ordered as without PDL. Nothing when PDL is off."""
     if PDL:
         tl.extra.cuda.gdc_wait()
         tl.extra.cuda.gdc_launch_dependents()

@@ -70,6 +70,9 @@ from .triton_helpers import (
 TILES_BATCHED = {"rows": 16, "in_e": 32, "in_h": 32, "ssm_e": 16, "k": 32, "out_h": 32, "out_k": 64}
 TILES_STREAM = {"in_e": 32, "in_h": 128, "ssm_e": 32, "k": 256, "out_h": 32, "out_k": 256}
 NUM_WARPS = 4
+#: load the in_proj / out_proj weights before waiting for the previous kernel (when they fit in one
+#: chunk): None = only with PDL (where they then load while the previous kernel finishes); True/False force it
+PRELOAD_WEIGHTS: bool | None = None
 
 
 #: tl.dot precisions of the batched step tiles: exact float32 FMA, three or one TF32 products, or
@@ -90,17 +93,29 @@ def default_precision() -> str:
 
 
 @triton.jit
+def _in_proj_weights(win_ptr, offs_e, m_e, offs_h, H, E):
+    """The in_proj rows of u and z for channels offs_e over columns offs_h: two (BLOCK_H, BLOCK_E) float32 tiles."""
+    m_he = (offs_h < H)[:, None] & m_e[None, :]
+    w_u = tl.load(win_ptr + offs_e[None, :] * H + offs_h[:, None], mask=m_he, other=0.0).to(tl.float32)
+    w_z = tl.load(win_ptr + (E + offs_e[None, :]) * H + offs_h[:, None], mask=m_he, other=0.0).to(tl.float32)
+    return w_u, w_z
+
+
+@triton.jit
 def _in_conv_kernel(
     x_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, u_ptr, z_ptr,
     batch, H, E, eps,
     K: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, PDL: tl.constexpr = False,
+    PRELOAD: tl.constexpr = False,
 ):
-    pdl_wait(PDL)
     rows, m_b = row_tile(batch, BLOCK_B)
     offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
     m_e = offs_e < E
     m_be = m_b[:, None] & m_e[None, :]
+    if PRELOAD:  # PDL and H in one chunk: the weights do not depend on the previous kernel, so load them first
+        w_u1, w_z1 = _in_proj_weights(win_ptr, offs_e, m_e, tl.arange(0, BLOCK_H), H, E)
+    pdl_wait(PDL)
 
     mean, rstd = ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B, BLOCK_H)
     # in_proj of this block of channels: u and z (BLOCK_B, BLOCK_E)
@@ -109,9 +124,11 @@ def _in_conv_kernel(
     for h0 in range(0, H, BLOCK_H):
         offs_h = h0 + tl.arange(0, BLOCK_H)
         xn = ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd)
-        m_he = (offs_h < H)[:, None] & m_e[None, :]
-        w_u = tl.load(win_ptr + offs_e[None, :] * H + offs_h[:, None], mask=m_he, other=0.0).to(tl.float32)
-        w_z = tl.load(win_ptr + (E + offs_e[None, :]) * H + offs_h[:, None], mask=m_he, other=0.0).to(tl.float32)
+        if PRELOAD:
+            w_u = w_u1
+            w_z = w_z1
+        else:
+            w_u, w_z = _in_proj_weights(win_ptr, offs_e, m_e, offs_h, H, E)
         u += mm(xn, w_u, USE_DOT, PREC)
         z += mm(xn, w_z, USE_DOT, PREC)
 
@@ -244,23 +261,36 @@ def _ssm_kernel(
 
 
 @triton.jit
+def _out_proj_weights(wout_ptr, offs_h, m_h, offs_k, E):
+    """out_proj columns offs_k of output rows offs_h: a (BLOCK_K, BLOCK_H) float32 tile."""
+    m = (offs_k < E)[:, None] & m_h[None, :]
+    return tl.load(wout_ptr + offs_h[None, :] * E + offs_k[:, None], mask=m, other=0.0).to(tl.float32)
+
+
+@triton.jit
 def _out_proj_kernel(
     y_ptr, wout_ptr, x_ptr, res_ptr, out_ptr,
     batch, H, E,
     HAS_RES: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PDL: tl.constexpr = False,
+    PRELOAD: tl.constexpr = False,
 ):
-    pdl_wait(PDL)
     rows, m_b = row_tile(batch, BLOCK_B)
     offs_h = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
     m_h = offs_h < H
+    if PRELOAD:  # PDL and E in one chunk: load the weights before waiting for the previous kernel
+        w1 = _out_proj_weights(wout_ptr, offs_h, m_h, tl.arange(0, BLOCK_K), E)
+    pdl_wait(PDL)
     acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
     for k0 in range(0, E, BLOCK_K):
         offs_k = k0 + tl.arange(0, BLOCK_K)
         m_k = offs_k < E
         y = tl.load(y_ptr + rows[:, None] * E + offs_k[None, :], mask=m_b[:, None] & m_k[None, :], other=0.0)
-        w = tl.load(wout_ptr + offs_h[None, :] * E + offs_k[:, None], mask=m_k[:, None] & m_h[None, :], other=0.0)
-        acc += mm(y, w.to(tl.float32), USE_DOT, PREC)
+        if PRELOAD:
+            w = w1
+        else:
+            w = _out_proj_weights(wout_ptr, offs_h, m_h, offs_k, E)
+        acc += mm(y, w, USE_DOT, PREC)
     _residual_store(acc, x_ptr, res_ptr, out_ptr, rows, m_b, offs_h, H, HAS_RES)
 
 
@@ -362,16 +392,18 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
     launch = _Launch(small, t, bb, triton.cdiv(batch, bb),
                      dict(USE_DOT=not small, PREC=precision or default_precision(), BLOCK_B=bb, num_warps=NUM_WARPS,
                           PDL=pdl, launch_pdl=pdl))
+    block_h, block_k = min(_pad(H), t["in_h"]), min(_pad(E), t["out_k"])
+    preload = pdl if PRELOAD_WEIGHTS is None else PRELOAD_WEIGHTS
     _in_conv_kernel[(launch.n_rows, triton.cdiv(E, t["in_e"]))](
         x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
         batch, H, E, float(eps),
-        K=K, BLOCK_H=min(_pad(H), t["in_h"]), BLOCK_E=t["in_e"], **launch.common,
+        K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"], PRELOAD=preload and H <= block_h, **launch.common,
     )
     ssm(u, z, y, launch)
     _out_proj_kernel[(launch.n_rows, triton.cdiv(H, t["out_h"]))](
         y, out_proj.contiguous(), x, res.contiguous() if res is not None else x, out,
         batch, H, E,
-        HAS_RES=res is not None, BLOCK_H=t["out_h"], BLOCK_K=min(_pad(E), t["out_k"]), **launch.common,
+        HAS_RES=res is not None, BLOCK_H=t["out_h"], BLOCK_K=block_k, PRELOAD=preload and E <= block_k, **launch.common,
     )
     return out
 

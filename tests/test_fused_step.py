@@ -78,6 +78,17 @@ def test_fused_block_step_matches_composed_step(kind: str, batch: int, small_til
         assert (s_ref[0][key] - s_fus[0][key]).abs().max().item() <= 1e-5, key
 
 
+@pytest.mark.parametrize("batch", [1, 19])
+@pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4-real"])
+def test_fused_block_step_with_weights_loaded_first(kind: str, batch: int, monkeypatch) -> None:
+    """PRELOAD_WEIGHTS (what AUDIOMAMBA_PDL=1 does on a GPU: in_proj and out_proj weights loaded before
+    the wait for the previous kernel, when they fit in one chunk, as here) gives the same steps."""
+    import audiomamba.kernels.triton_mamba_step as tm
+
+    monkeypatch.setattr(tm, "PRELOAD_WEIGHTS", True)
+    test_fused_block_step_matches_composed_step(kind, batch, False, monkeypatch)
+
+
 @pytest.mark.parametrize("precision", ["tf32", "bf16"])
 def test_fused_block_step_lower_precisions(precision: str, monkeypatch) -> None:
     """AUDIOMAMBA_STEP_PRECISION=tf32 / bf16 on the batched (tl.dot) path: close to the exact step
