@@ -12,12 +12,11 @@ as in the block. fp32 and bf16 inputs (the weights stay fp32, as under autocast)
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
 
 import torch
 from audiomamba.bench.kernel import make_timer, max_rel_diff
+from audiomamba.bench.model import environment
 
 SHAPES = [(16, 16000, 128), (16, 4000, 256), (16, 1000, 512), (8, 131072, 128)]
 SMOKE = [(2, 100, 8)]
@@ -46,7 +45,7 @@ def _case(B: int, L: int, E: int, dtype: torch.dtype, device: str, timer) -> str
     (pf, pfb), (tf, tfb) = t["pytorch"], t["triton"]
     # the split backward (AUDIOMAMBA_CONV_BWD=split) in the same run, and its dx against the default's
     grads = {}
-    with _conv_bwd("split"):
+    with environment({"AUDIOMAMBA_CONV_BWD": "split"}):
         sfb = timer(lambda: torch.autograd.grad(paths["triton"](), (xz, w, b), gu))
         grads["split"] = torch.autograd.grad(paths["triton"](), (xz, w, b), gu)
     grads["recompute"] = torch.autograd.grad(paths["triton"](), (xz, w, b), gu)
@@ -55,19 +54,6 @@ def _case(B: int, L: int, E: int, dtype: torch.dtype, device: str, timer) -> str
             f"fwd+bwd {pfb:.3f} -> {tfb:.3f} ms ({pfb / tfb:.2f}x)  rel {rel:.1e}  "
             f"split bwd: fwd+bwd {sfb:.3f} ms ({tfb / sfb:.2f}x the default, {pfb / sfb:.2f}x PyTorch), dx rel {rel_dx:.1e}")
 
-
-@contextlib.contextmanager
-def _conv_bwd(mode: str):
-    """AUDIOMAMBA_CONV_BWD=mode inside the block (the kernels read it at every backward)."""
-    old = os.environ.get("AUDIOMAMBA_CONV_BWD")
-    os.environ["AUDIOMAMBA_CONV_BWD"] = mode
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("AUDIOMAMBA_CONV_BWD")
-        else:
-            os.environ["AUDIOMAMBA_CONV_BWD"] = old
 
 
 def main(device: str = "cuda") -> None:

@@ -140,6 +140,7 @@ def pitch_shift(wave: torch.Tensor, factor: torch.Tensor, n_fft: int = 1024, hop
     is unchanged. Each clip's power is kept.
     """
     b, t = wave.shape
+    factor = factor.to(wave.device).float()
     win = torch.hann_window(n_fft, device=wave.device)
     spec = torch.stft(wave.float(), n_fft, hop, window=win, return_complex=True)  # (B, F, N)
     f = spec.shape[1]
@@ -148,7 +149,7 @@ def pitch_shift(wave: torch.Tensor, factor: torch.Tensor, n_fft: int = 1024, hop
     lift = ((q < lifter) | (q > n_fft - lifter)).float().view(1, -1, 1)
     env = torch.fft.rfft(torch.fft.irfft(logm, n=n_fft, dim=1) * lift, dim=1).real
     bins = torch.arange(f, device=wave.device, dtype=torch.float32)
-    src = bins.unsqueeze(0) / factor.to(wave.device).float().unsqueeze(1)  # (B, F)
+    src = bins.unsqueeze(0) / factor.unsqueeze(1)  # (B, F)
     inside = (src <= f - 1).unsqueeze(2)
     src = src.clamp(max=f - 1)
     fine = torch.where(inside, _read_bins(logm - env, src), torch.full((), -30.0, device=wave.device))
@@ -157,7 +158,7 @@ def pitch_shift(wave: torch.Tensor, factor: torch.Tensor, n_fft: int = 1024, hop
     dev = phase[..., 1:] - phase[..., :-1] - omega
     advance = omega + dev - 2 * math.pi * torch.round(dev / (2 * math.pi))  # (B, F, N - 1)
     start = _read_bins(phase[..., :1], src)
-    out_phase = torch.cat([start, start + (_read_bins(advance, src) * factor.to(wave.device).view(b, 1, 1)).cumsum(2)], 2)
+    out_phase = torch.cat([start, start + (_read_bins(advance, src) * factor.view(b, 1, 1)).cumsum(2)], 2)
     out = torch.istft(torch.polar((env + fine).exp(), out_phase), n_fft, hop, window=win, length=t)
     power_in, power_out = wave.float().pow(2).mean(1, keepdim=True), out.pow(2).mean(1, keepdim=True)
     return (out * (power_in / power_out.clamp_min(1e-20)).sqrt()).to(wave.dtype)
