@@ -42,6 +42,7 @@ def evaluate_run(
     console: Console | None = None,
     seconds: float = 1.0,
     protocol: str = "ours",
+    min_p: float = 0.0,
 ) -> dict:
     """Generate ``n`` samples from ``run``, filter and score them; returns the report (also
     written to ``out/report.json``) and prints the table. ``seconds`` (1 for SC09) exists for
@@ -82,7 +83,7 @@ def evaluate_run(
 
     t0 = time.perf_counter()
     rows, gen = generate_to_folder(
-        model, out / "samples", n, seconds, min(batch, n), SamplingConfig(temperature, top_p), seed,
+        model, out / "samples", n, seconds, min(batch, n), SamplingConfig(temperature, top_p, min_p), seed,
         recipe.data.normalization, sashimi_filter=True, device=dev, progress=progress, labeller=labeller,
         noise_profile=NoiseProfile.load(run_dir),
     )
@@ -119,6 +120,7 @@ def evaluate_run(
         "batch": min(batch, n),
         "temperature": temperature,
         "top_p": top_p,
+        "min_p": min_p,
         "seed": seed,
         "ema": ema,
         "classifier": str(classifier_path),
@@ -137,7 +139,7 @@ def evaluate_run(
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(_clean(report), indent=2) + "\n")
-    console.print(metrics_table(table, f"SC09 sample metrics ({protocol} protocol): {run} ({n} samples, T = {temperature:g}, top-p {top_p:g})"))
+    console.print(metrics_table(table, f"SC09 sample metrics ({protocol} protocol): {run} ({n} samples, T = {temperature:g}, top-p {top_p:g}, min-p {min_p:g})"))
     s = report["seconds"]
     console.print(
         f"samples' own BPB {table[f'samples, all {n}']['samples_bpb']:.3f}; recognised (p >= 0.9) "

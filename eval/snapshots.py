@@ -43,6 +43,7 @@ def score_snapshots(
     sashimi_filter: bool = False,
     seconds: float = 1.0,
     ndb_bins: int = 50,
+    min_p: float = 0.0,
 ) -> list[dict]:
     """Generate and score ``n`` samples per snapshot and temperature; returns the table rows."""
     from audiomamba.eval.classifier import digit_labeller, load_classifier
@@ -75,7 +76,7 @@ def score_snapshots(
         for temp in temperatures:
             tag = f"{path.stem}-T{temp:g}"
             written, gen = generate_to_folder(
-                model, out / tag, n, seconds, min(n, 256), SamplingConfig(temp), seed, normalization,
+                model, out / tag, n, seconds, min(n, 256), SamplingConfig(temp, min_p=min_p), seed, normalization,
                 device=dev, progress=progress, labeller=labeller, noise_profile=profile, sashimi_filter=sashimi_filter,
             )
             waves = mu_law_decode(gen.tokens)
@@ -86,7 +87,7 @@ def score_snapshots(
                 subsets.append(("sashimi", torch.tensor([bool(r["kept"]) for r in written])))
             for name, keep in subsets:
                 row = {"checkpoint": path.name, "minutes": elapsed, "step": int(state["step"]), "temperature": temp,
-                       "ema": bool(ema and state.get("ema")), "filter": name,
+                       "min_p": min_p, "ema": bool(ema and state.get("ema")), "filter": name,
                        **sample_metrics(ref_f, ref_p, feats[keep], probs[keep], ndb).row(),
                        "recognised": score_probs(probs[keep])["recognised"],
                        "samples_bpb": float(bpb[keep].mean()),
@@ -123,7 +124,7 @@ def _fmt(v, spec: str) -> str:
 
 
 def format_row(r: dict) -> str:
-    sampling = f"{r['temperature']:g}" + (f", SaShiMi filter ({r['count']})" if r.get("filter") == "sashimi" else "")
+    sampling = f"{r['temperature']:g}" + (f", min-p {r['min_p']:g}" if r.get("min_p") else "") + (f", SaShiMi filter ({r['count']})" if r.get("filter") == "sashimi" else "")
     return (f"| {_fmt(r['minutes'], '.1f')} | {r['step']} | {sampling} | {_fmt(r['val_bpb'], '.3f')} | "
             f"{r['FID']:.1f} | {r['IS']:.2f} | {r['mIS']:.2f} | {r['AM']:.2f} | {100 * r['recognised']:.1f} % | "
             f"{r['samples_bpb']:.3f} |")

@@ -175,8 +175,8 @@ def test_fused_step_rejects_a_non_contiguous_state() -> None:
         kernels.set_backend(None)
 
 
-@pytest.mark.parametrize("temperature", [1.0, 0.7, 0.0])
-def test_fused_sampling_kernel_matches_torch_sampling(temperature: float) -> None:
+@pytest.mark.parametrize("temperature, min_p", [(1.0, 0.0), (0.7, 0.0), (0.0, 0.0), (1.0, 0.05), (0.7, 0.2)])
+def test_fused_sampling_kernel_matches_torch_sampling(temperature: float, min_p: float) -> None:
     from audiomamba.kernels.triton_sample import sample_step_triton
 
     from audiomamba.generate.sampling import sample_tokens
@@ -188,8 +188,8 @@ def test_fused_sampling_kernel_matches_torch_sampling(temperature: float) -> Non
     forced = torch.randint(0, 256, (37,), generator=gen).to(dev)
     force = (torch.arange(37) % 5 == 0).to(dev)
     token, logp = torch.empty(37, dtype=torch.long, device=dev), torch.empty(37, device=dev)
-    sample_step_triton(logits, noise, temperature, forced, force, token, logp)
-    want = torch.where(force, forced, sample_tokens(logits, temperature, 1.0, lambda s: noise.clone()))
+    sample_step_triton(logits, noise, temperature, forced, force, token, logp, min_p)
+    want = torch.where(force, forced, sample_tokens(logits, temperature, 1.0, lambda s: noise.clone(), min_p))
     assert torch.equal(token, want)
     ref = torch.log_softmax(logits.double(), -1).gather(-1, want[:, None])[:, 0]
     assert (logp.double() - ref).abs().max().item() <= 1e-5

@@ -8,7 +8,7 @@ import torch
 from audiomamba.generate import Generated, regenerate_noisy
 from audiomamba.generate.noise import detect_runaway_noise, spectral_flatness
 from audiomamba.generate.output import sashimi_keep
-from audiomamba.generate.sampling import sample_tokens, top_p_filter
+from audiomamba.generate.sampling import min_p_filter, sample_tokens, top_p_filter
 
 
 def test_top_p_keeps_smallest_set_reaching_mass() -> None:
@@ -18,6 +18,20 @@ def test_top_p_keeps_smallest_set_reaching_mass() -> None:
     kept = torch.isfinite(top_p_filter(probs.log(), 0.1))
     assert kept.tolist() == [[True, False, False, False]]  # the top token is always kept
     assert torch.equal(top_p_filter(probs.log(), 1.0), probs.log())
+
+
+def test_min_p_cuts_only_the_tail_relative_to_the_top_token() -> None:
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.04, 0.01], [0.9, 0.05, 0.03, 0.015, 0.005]])
+    kept = torch.isfinite(min_p_filter(probs.log(), 0.1))  # keep p >= 0.05 (row 0), p >= 0.09 (row 1)
+    assert kept.tolist() == [[True, True, True, False, False], [True, False, False, False, False]]
+    assert torch.equal(min_p_filter(probs.log(), 0.0), probs.log())
+    # what it keeps keeps its relative odds: the head is not sharpened (unlike a lower temperature)
+    gen = torch.Generator().manual_seed(1)
+    logits = probs[0].log().expand(40000, 5)
+    tok = sample_tokens(logits, 1.0, 1.0, lambda s: torch.rand(s, generator=gen), min_p=0.1)
+    freq = torch.bincount(tok, minlength=5).float() / 40000
+    assert torch.allclose(freq[:3], probs[0, :3] / probs[0, :3].sum(), atol=0.015)
+    assert freq[3:].sum() == 0
 
 
 def test_sampling_distribution_and_greedy() -> None:

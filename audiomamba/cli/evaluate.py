@@ -106,6 +106,8 @@ def run_(
     batch: int = typer.Option(2048, "--batch", help="Samples generated at once."),
     temperature: float = typer.Option(1.0, "--temperature", help="Softmax temperature; 0 = arg-max."),
     top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (1 = off)."),
+    min_p: float = typer.Option(0.0, "--min-p", help="Drop tokens less likely than this times the most likely one "
+                                "(the far tail; 0 = off)."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     no_ema: bool = typer.Option(False, "--no-ema", help="Sample from the trained weights, not their EMA."),
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
@@ -116,15 +118,13 @@ def run_(
     whole set, the filtered set and the train/test reference rows."""
     from audiomamba.errors import ConfigError
     from audiomamba.eval.run import evaluate_run
+    from audiomamba.generate.sampling import check_sampling_options
 
-    if not (0 <= temperature < float("inf")):
-        raise ConfigError(f"--temperature must be a finite number >= 0, got {temperature}")
-    if not 0 < top_p <= 1:
-        raise ConfigError(f"--top-p must be in (0, 1], got {top_p}")
+    check_sampling_options(temperature, top_p, min_p)
     if ndb_bins < 1:
         raise ConfigError(f"--ndb-bins must be positive, got {ndb_bins}")
     evaluate_run(run, out, classifier, reference, samples, batch, temperature, top_p, seed, not no_ema, device, ndb_bins,
-                 protocol=protocol)
+                 protocol=protocol, min_p=min_p)
 
 
 @app.command("overfit")
@@ -162,6 +162,8 @@ def snapshots(
     out: Path = typer.Option(..., "--out", help="Folder for the samples, the table and the plot."),
     n: int = typer.Option(256, "--n", help="Samples per snapshot and temperature."),
     temperature: str = typer.Option("1.0", "--temperature", help="Comma-separated sampling temperatures."),
+    min_p: float = typer.Option(0.0, "--min-p", help="Drop tokens less likely than this times the most likely one "
+                                "(the far tail; 0 = off)."),
     no_ema: bool = typer.Option(False, "--no-ema", help="Sample from the trained weights, not their EMA."),
     filter_: str | None = typer.Option(None, "--filter", help="'sashimi': also score the samples that SaShiMi's "
                                        "likelihood filter keeps (40th-95th percentile), as the papers do."),
@@ -180,9 +182,11 @@ def snapshots(
     if n < 1:
         raise ConfigError(f"--n must be >= 1, got {n}")
     from audiomamba.generate.output import sashimi_filter_option
+    from audiomamba.generate.sampling import check_sampling_options
 
+    check_sampling_options(1.0, 1.0, min_p)
     rows = score_snapshots(run, reference, classifier, out, n, temps, device, ema=not no_ema,
-                           sashimi_filter=sashimi_filter_option(filter_))
+                           sashimi_filter=sashimi_filter_option(filter_), min_p=min_p)
     typer.echo(format_table(rows))
 
 

@@ -17,6 +17,8 @@ def generate(
     batch: int = typer.Option(16, "--batch", help="Samples generated at once (the last batch may be smaller)."),
     temperature: float = typer.Option(1.0, "--temperature", help="Softmax temperature; 0 = arg-max."),
     top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (1 = off)."),
+    min_p: float = typer.Option(0.0, "--min-p", help="Drop tokens less likely than this times the most likely one "
+                                "(the far tail; 0 = off)."),
     prompt: Path | None = typer.Option(None, "--prompt", help="WAV file or folder of WAVs to continue (music)."),
     prompt_seconds: float = typer.Option(1.0, "--prompt-seconds", help="Seconds of each prompt to condition on."),
     filter_: str | None = typer.Option(None, "--filter", help="'sashimi': keep samples between the 40th and 95th likelihood percentile."),
@@ -41,6 +43,7 @@ def generate(
 
     from audiomamba.generate import SamplingConfig, generate_to_folder
     from audiomamba.generate.output import sashimi_filter_option
+    from audiomamba.generate.sampling import check_sampling_options
     from audiomamba.train.checkpoint import load_model_from_checkpoint
 
     sashimi_filter = sashimi_filter_option(filter_)
@@ -49,10 +52,7 @@ def generate(
             raise ConfigError(f"{name} must be positive, got {value}")
     if not (0 < seconds < float("inf")):
         raise ConfigError(f"--seconds must be a positive number, got {seconds}")
-    if not 0 < top_p <= 1:
-        raise ConfigError(f"--top-p must be in (0, 1], got {top_p}")
-    if not (0 <= temperature < float("inf")):
-        raise ConfigError(f"--temperature must be a finite number >= 0 (0 = arg-max), got {temperature}")
+    check_sampling_options(temperature, top_p, min_p)
     if regenerate_noisy < 0:
         raise ConfigError(f"--regenerate-noisy must be >= 0, got {regenerate_noisy}")
     if out.exists() and not out.is_dir():
@@ -61,7 +61,7 @@ def generate(
         raise ConfigError(f"--device {device} asked for CUDA but no GPU is visible here: use --device cpu")
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if stream_:
-        _stream_to_wav(run, out, seconds, prompt, prompt_seconds, SamplingConfig(temperature, top_p), seed, dev,
+        _stream_to_wav(run, out, seconds, prompt, prompt_seconds, SamplingConfig(temperature, top_p, min_p), seed, dev,
                        not no_ema)
         return
     import time
@@ -77,7 +77,7 @@ def generate(
 
     profile = NoiseProfile.load(run if run.is_dir() else run.parent)
     rows, gen = generate_to_folder(
-        model, out, n, seconds, batch, SamplingConfig(temperature, top_p), seed, recipe.data.normalization,
+        model, out, n, seconds, batch, SamplingConfig(temperature, top_p, min_p), seed, recipe.data.normalization,
         prompt, prompt_seconds, sashimi_filter, regenerate_noisy, dev,
         use_graph=False if no_graph else None, bf16=bf16, labeller=labeller, noise_profile=profile,
     )

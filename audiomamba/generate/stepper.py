@@ -28,10 +28,12 @@ NOISE_NUMBERS = 1 << 24
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """How tokens are drawn. ``temperature <= 0`` is greedy; ``top_p < 1`` is nucleus sampling."""
+    """How tokens are drawn. ``temperature <= 0`` is greedy; ``top_p < 1`` is nucleus sampling;
+    ``min_p > 0`` drops tokens less likely than ``min_p`` times the most likely one (the far tail)."""
 
     temperature: float = 1.0
     top_p: float = 1.0
+    min_p: float = 0.0
 
 
 def step_period(model: nn.Module) -> int:
@@ -63,10 +65,10 @@ def _advance(
     logits, state = model.step(inp, state)
     if sampling.top_p >= 1.0 and kernels.use_fused_step(logits):
         noise = rand(tuple(logits.shape)) if sampling.temperature > 0 else None
-        sample_step_triton(logits, noise, sampling.temperature, forced, force, token_out, logp_out)
+        sample_step_triton(logits, noise, sampling.temperature, forced, force, token_out, logp_out, sampling.min_p)
         return token_out, state
     logp_all = F.log_softmax(logits.float(), dim=-1)
-    sampled = sample_tokens(logits, sampling.temperature, sampling.top_p, rand)
+    sampled = sample_tokens(logits, sampling.temperature, sampling.top_p, rand, sampling.min_p)
     token_out.copy_(torch.where(force, forced, sampled))
     logp_out.copy_(logp_all.gather(-1, token_out[:, None])[:, 0])
     return token_out, state

@@ -56,6 +56,7 @@ def stream(
     temperature: float = 1.0,
     top_p: float = 1.0,
     seed: int = 0,
+    min_p: float = 0.0,
     device: str | None = None,
     ema: bool = True,
 ) -> Iterator[np.ndarray]:
@@ -69,4 +70,4 @@ def stream(
     tokens = None
     if prompt is not None:
         tokens, _ = load_prompts(Path(prompt), prompt_seconds, 1, recipe.data.normalization)
-    yield from stream_model(model, seconds, tokens, chunk_seconds, SamplingConfig(temperature, top_p), seed, dev)
+    yield from stream_model(model, seconds, tokens, chunk_seconds, SamplingConfig(temperature, top_p, min_p), seed, dev)

@@ -24,8 +24,7 @@ run step-losses $B model --compile --baseline AUDIOMAMBA_SCAN_BWD_LOOP=0,AUDIOMA
 # Δ, B, C time-contiguous (no copies in the scan's backward) against the default layout, same run
 run xproj-layout env AUDIOMAMBA_XPROJ_LAYOUT=time $B model --compile --baseline AUDIOMAMBA_XPROJ_LAYOUT=channels \
   --out "$RES/bench-model-xproj-time.md"
-# the conv's split backward (two launches, dpre once per element) against the default, kernel and step
-run conv-split python3 -m audiomamba.bench.conv
+# the conv's split backward against the default in the step (the kernel table ran 2026-12-03: BENCHMARKS.md)
 run conv-split-step env AUDIOMAMBA_CONV_BWD=split $B model --compile --baseline AUDIOMAMBA_CONV_BWD=recompute \
   --out "$RES/bench-model-conv-split.md"
 run generate-bf16 $B generate --cases sc09,stream --step-precisions bf16,tf32 --pdl --out "$RES/bench-generate-bf16.md"

@@ -8,6 +8,8 @@
 #   last-slim.pt.part-aa, -ab   the run's last.pt, slim (no optimizer state, EMA in bf16; split under 16 MiB)
 #   snap-<m>min.pt   each time-to-quality snapshot, slim for sampling (EMA weights in bf16)
 # With these, docs/gpu/rescue.sh rebuilds the run folder here, and a fresh machine resumes it (README.md, "Rescue").
+# the package and wheels that call 1 installed (a poll call that forgot the export lost its slim copies on 2026-12-03)
+[ -d /tmp/pkg ] && export PYTHONPATH="${PYTHONPATH:-/tmp/pkg:/tmp/site}"
 SLIM=/tmp/slim; mkdir -p "$SLIM"
 slim() {  # refresh the slim copies when the trainer has written a newer checkpoint (os.replace: never half-written)
   local last=/tmp/w/t2d/last.pt
