@@ -95,6 +95,23 @@ def time_generate(model, n, seconds, batch, dev, graph, bf16, prompt_s=0.0) -> f
     return time.perf_counter() - t0
 
 
+def same_tokens_note(model, batch, dev, graph, bf16, env: dict[str, str], seconds: float = 0.1) -> str:
+    """Generate ``seconds`` with the same seed with and without ``env`` (e.g. PDL, which must change no
+    sample) and say whether the tokens are identical."""
+    length = int(seconds * 16000)
+
+    def tokens() -> torch.Tensor:
+        return generate_tokens(model, batch, length, batch, SamplingConfig(), 0, None, dev, use_graph=graph, bf16=bf16,
+                               progress=False).tokens.cpu()
+
+    base = tokens()
+    with environment(env):
+        other = tokens()
+    differ = int((base != other).sum())
+    return f"tokens of {seconds:g} s identical to the default" if differ == 0 else \
+        f"{differ} of {base.numel()} tokens differ from the default (same seed)"
+
+
 def time_eager_steps(model, batch, steps, dev, bf16) -> float:
     """Wall seconds per full-rate step of the plain Python loop (measured over ``steps`` steps)."""
     stepper = Stepper(model, batch, dev, SamplingConfig(), use_graph=False,
@@ -133,6 +150,10 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
     (programmatic dependent launch of the step kernels)."""
     variants = [(f"{p} tl.dot", {"AUDIOMAMBA_STEP_PRECISION": p}) for p in step_precisions]
     variants += [("PDL", {"AUDIOMAMBA_PDL": "1"})] if pdl else []
+
+    def note(name: str, env: dict[str, str], batch: int) -> str:  # PDL must change no sample: check it in the run
+        return same_tokens_note(m, batch, dev, graph, bf16, env) if name == "PDL" else ""
+
     unknown = [c for c in cases if c not in CASES]
     if unknown or not cases:
         raise ValueError(f"unknown case(s) {', '.join(unknown) or '(none)'}: choose from {', '.join(CASES)}")
@@ -164,8 +185,9 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
         for name, env in variants:
             with _fused(True), environment(env):
                 time_generate(m, n_sc09, step_period(m) / 16000, n_sc09, dev, graph, bf16)
-                add(Row(f"{sc09} unconditional", f"{fused_label}, {name}", n_sc09, sec,
-                        time_generate(m, n_sc09, sec, n_sc09, dev, graph, bf16)))
+                wall_s = time_generate(m, n_sc09, sec, n_sc09, dev, graph, bf16)
+            with _fused(True):
+                add(Row(f"{sc09} unconditional", f"{fused_label}, {name}", n_sc09, sec, wall_s, note(name, env, n_sc09)))
         with _fused(False):
             per_step = time_eager_steps(m, n_sc09, eager_steps, dev, bf16)
         add(Row(f"{sc09} unconditional", "plain Python loop, composed step", n_sc09, sec, per_step * steps,
@@ -178,8 +200,9 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
         for name, env in variants:
             with _fused(True), environment(env):
                 time_generate(m, 1, step_period(m) / 16000, 1, dev, graph, bf16)
-                add(Row(f"{sc09} single stream", f"{fused_label}, {name}", 1, sec,
-                        time_generate(m, 1, sec, 1, dev, graph, bf16)))
+                wall_s = time_generate(m, 1, sec, 1, dev, graph, bf16)
+            with _fused(True):
+                add(Row(f"{sc09} single stream", f"{fused_label}, {name}", 1, sec, wall_s, note(name, env, 1)))
     m = None
     n_y, sec_y, prompt_y = (2, 0.05, 0.02) if quick else (16, 8.0, 1.0)
     if "youtubemix" in cases:

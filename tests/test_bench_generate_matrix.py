@@ -189,6 +189,8 @@ def test_default_table_times_other_step_precisions_in_the_same_run(capsys, monke
     out = capsys.readouterr().out
     assert ", bf16 tl.dot | 4 |" in out and ", PDL | 4 |" in out
     assert "fused step with bf16 tl.dot " in out and "fused step with PDL " in out
+    # the PDL row says whether it changed the samples (on the CPU PDL is off, so they are the same)
+    assert "tokens of 0.1 s identical to the default" in out.split(", PDL | 4 |")[1].splitlines()[0]
     assert seen == [(None, None)] * 4 + [("bf16", None)] * 2 + [(None, "1")] * 2
     assert "AUDIOMAMBA_STEP_PRECISION" not in os.environ and "AUDIOMAMBA_PDL" not in os.environ  # set, then restored
 
