@@ -1,7 +1,7 @@
 #!/bin/bash
 # Time-to-digits run (issue 13; SaShiMi-filtered rows too) + LOSO levers on the spare CPU cores (issue 17) + the step loss check (issue 14).
 # With .rescue/t2d/last.pt in the tree (docs/gpu/rescue.sh) it resumes that run instead of starting one.
-# Env knobs (a CPU dry run: RECIPE=sc09-mamba-tiny MINUTES=0.4 SNAPS=0.2 N=4 LOSO=0 PEER=0 BENCH=0 W=/tmp/dry/w RES=/tmp/dry/res): RECIPE MINUTES SNAPS N COMPILE LOSO RAW BENCH PEER
+# Env knobs (a CPU dry run: RECIPE=sc09-mamba-tiny MINUTES=0.4 SNAPS=0.2 N=4 LOSO=0 PEER=0 BENCH=0 W=/tmp/dry/w RES=/tmp/dry/res): RECIPE MINUTES SNAPS N COMPILE SETS LOSO RAW BENCH PEER
 set -u
 RECIPE=${RECIPE:-sc09-mamba-fast-aug}; MINUTES=${MINUTES:-20}; SNAPS=${SNAPS:-5,10,15}; N=${N:-512}
 COMPILE=${COMPILE:-1}; LOSO=${LOSO:-0}; BENCH=${BENCH:-0}; W=${W:-/tmp/w}; RES=${RES:-/tmp/res}
@@ -37,6 +37,7 @@ T0=$(date +%s)
 PIN=""; [ "$NCPU" -ge 12 ] && PIN="TS 0-3"
 echo "PHASE train $(date -u +%T)"
 EXTRA=""; [ "$COMPILE" = 1 ] && EXTRA="--set train.compile=true"
+for kv in ${SETS:-}; do EXTRA="$EXTRA --set $kv"; done  # SETS="optim.lr=4e-3 ...": recipe overrides for a lever
 if [ "$RESUME" = 1 ]; then
   # the run's own recipe (fitted steps, compile) goes on; the training clock (snapshot times) goes on from the checkpoint
   read -r step left < <(python3 -c "import torch; s = torch.load('$W/t2d/last.pt', weights_only=True); print(s['step'], round(max(1.0, $MINUTES - s['elapsed_s'] / 60 + 2), 2))")
