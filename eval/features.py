@@ -1,7 +1,8 @@
 """Log-mel front end of the SC09 digit classifier.
 
 waveform (B, T) at 16 kHz → power mel spectrogram (B, n_mels, frames) → dB → per-clip
-normalisation (loudest bin = 0 dB, floor at ``-top_db``) → scaled to [-1, 0].
+normalisation (loudest bin = 0 dB, floor at ``-top_db``) → scaled to [-1, 0]; or, with ``pcen``,
+per-channel energy normalisation in place of dB, also scaled to [-1, 0].
 
 The per-clip normalisation makes the classifier invariant to overall gain, which matters because
 generated SC09 samples are min-max normalised to full scale while real recordings are not.
@@ -48,6 +49,16 @@ class LogMelConfig:
     # DCT-II components and back, so the spectral envelope (formants: the digit) stays and the fine
     # ripple of the voice's harmonics (its pitch: the speaker) goes, as in MFCC front ends. 0: off.
     lifter: int = 0
+    # True: per-channel energy normalisation (PCEN; Wang et al. 2017, the keyword-spotting front end) instead
+    # of dB: each mel band's power is divided by its own smoothed recent level (an IIR over ``pcen_time_s``)
+    # to the power ``pcen_alpha``, then compressed: (E / (eps + M)^alpha + delta)^r - delta^r. It follows
+    # the onsets and formant moves within a band and discounts the band's steady level (the voice's and the
+    # channel's colouring), where dB keeps both. Scaled per clip to [-1, 0] like the dB image.
+    pcen: bool = False
+    pcen_time_s: float = 0.4
+    pcen_alpha: float = 0.98
+    pcen_delta: float = 2.0
+    pcen_r: float = 0.5
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,6 +100,8 @@ class LogMel(nn.Module):
         if self.config.mu_law:
             wave = mu_law_decode(mu_law_encode(wave, "minmax")).to(wave.dtype)
         spec = self.mel(wave)  # (B, M, F)
+        if self.config.pcen:
+            return (self._pcen(spec) - 1.0).unsqueeze(1)
         db = 10.0 * torch.log10(spec.clamp_min(1e-10))
         peak = db.amax(dim=(1, 2), keepdim=True)
         db = (db - peak).clamp_min(-self.config.top_db)
@@ -97,6 +110,20 @@ class LogMel(nn.Module):
         if self.config.band_norm:
             db = self._band_norm(db)
         return (db / self.config.top_db).unsqueeze(1)
+
+    def _pcen(self, spec: torch.Tensor) -> torch.Tensor:
+        """(B, M, F) mel power → PCEN, scaled per clip so its largest bin is 1 (silence: 0)."""
+        cfg = self.config
+        e = spec / spec.amax(dim=(1, 2), keepdim=True).clamp_min(1e-10)  # gain out first: the clip's peak is 1
+        frames = cfg.pcen_time_s * 1000.0 / cfg.hop_ms  # the smoother's time constant in frames (librosa's form)
+        s = ((1.0 + 4.0 * frames**2) ** 0.5 - 1.0) / (2.0 * frames**2)
+        level = e[..., 0]
+        smooth = torch.empty_like(e)
+        for t in range(e.shape[-1]):  # M_t = (1 - s) M_(t-1) + s E_t, started at the first frame
+            level = (1.0 - s) * level + s * e[..., t]
+            smooth[..., t] = level
+        out = (e / (1e-6 + smooth) ** cfg.pcen_alpha + cfg.pcen_delta) ** cfg.pcen_r - cfg.pcen_delta**cfg.pcen_r
+        return out / out.amax(dim=(1, 2), keepdim=True).clamp_min(1e-6)
 
     def _band_norm(self, db: torch.Tensor) -> torch.Tensor:
         """(B, M, F) dB re peak → each band's mean over the speech frames subtracted from the speech

@@ -62,13 +62,13 @@ def js_divergence(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tenso
 
 
 def recipe_configs(augment: str = "basic", model: str = "small", mu_law: bool = True,
-                   band_norm: bool = False, lifter: int = 0) -> tuple[AugmentConfig, ClassifierConfig]:
+                   band_norm: bool = False, lifter: int = 0, pcen: bool = False) -> tuple[AugmentConfig, ClassifierConfig]:
     """Named presets → (AugmentConfig, ClassifierConfig); a one-line ConfigError for unknown names.
 
     ``mu_law``: the front end hears clips as the models' 8-bit min-max mu-law tokens (the default:
     generated samples are mu-law audio) rather than as 16-bit PCM. ``band_norm``: per-clip band-mean
-    normalisation of the log-mel; ``lifter``: cepstral smoothing to that many DCT components, 0 off
-    (:class:`eval.features.LogMelConfig`)."""
+    normalisation of the log-mel; ``lifter``: cepstral smoothing to that many DCT components, 0 off;
+    ``pcen``: per-channel energy normalisation instead of dB (:class:`eval.features.LogMelConfig`)."""
     if augment not in AUGMENT_PRESETS:
         raise ConfigError(f"unknown --augment {augment!r}: use one of {', '.join(AUGMENT_PRESETS)}")
     if model not in MODEL_PRESETS:
@@ -77,8 +77,10 @@ def recipe_configs(augment: str = "basic", model: str = "small", mu_law: bool = 
     if not 0 <= lifter <= config.logmel.n_mels:
         raise ConfigError(f"--lifter {lifter}: keep 0 (off) to {config.logmel.n_mels} DCT components of each log-mel "
                           "frame, e.g. --lifter 20")
+    if pcen and (band_norm or lifter):
+        raise ConfigError("--pcen replaces the dB image that --band-norm and --lifter work on: use one of them")
     return AUGMENT_PRESETS[augment], replace(config, logmel=replace(config.logmel, mu_law=mu_law, band_norm=band_norm,
-                                                                      lifter=lifter))
+                                                                      lifter=lifter, pcen=pcen))
 
 
 def resolve_device(name: str) -> torch.device:

@@ -114,7 +114,9 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             if small:
                 out.append(Variant("out_proj", tuple(dict(out_proj, PDL=True, PRELOAD=True).items()), 4))
         out.append(Variant("norm_linear", tuple(dict(common, HAS_BIAS=True, BLOCK_H=64, BLOCK_V=64).items()), 4))
-        out.append(Variant("sample", tuple(dict(GREEDY=not small, BLOCK_B=4, BLOCK_V=256).items()), 4))
+        out.append(Variant("sample", tuple(dict(GREEDY=not small, MIN_P=False, BLOCK_B=4, BLOCK_V=256).items()), 4))
+        if small:  # --min-p sampling
+            out.append(Variant("sample", tuple(dict(GREEDY=False, MIN_P=True, BLOCK_B=4, BLOCK_V=256).items()), 4))
     return out
 
 
@@ -137,7 +139,8 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "conv_bwd": triton_conv._conv_bwd_kernel, "conv_dpre": triton_conv._conv_dpre_kernel,
           "conv_dx": triton_conv._conv_dx_kernel}[v.kernel]
     consts = dict(v.consts)
-    special = {"forced_ptr": "*i64", "token_ptr": "*i64", "force_ptr": "*i1", "eps": "fp32", "temperature": "fp32"}
+    special = {"forced_ptr": "*i64", "token_ptr": "*i64", "force_ptr": "*i1", "eps": "fp32", "temperature": "fp32",
+               "log_min_p": "fp32"}
     sig = {}
     for name, param in inspect.signature(fn.fn).parameters.items():
         if name not in consts and param.default is not inspect.Parameter.empty:

@@ -40,7 +40,7 @@ def _sample_kernel(
         u = tl.load(noise_ptr + rows[:, None] * V + offs_v[None, :], mask=m, other=0.5)
         u = tl.minimum(tl.maximum(u, 1e-10), 1.0 - 1e-7)
         scaled = logits / temperature
-        keep = m_v[None, :]
+        keep = tl.broadcast_to(m_v[None, :], (BLOCK_B, BLOCK_V))  # full shape: the min-p branch refines it
         if MIN_P:  # drop the far tail: tokens less likely than min_p times the most likely one
             keep = keep & (scaled >= tl.max(scaled, axis=1)[:, None] + log_min_p)
         score = tl.where(keep, scaled - tl.log(-tl.log(u)), -float("inf"))

@@ -105,6 +105,31 @@ def test_band_norm_removes_a_fixed_channel_colour() -> None:
     assert torch.isfinite(norm(torch.zeros(1, 16000))).all()
 
 
+def test_pcen_follows_onsets_discounts_a_steady_band_and_ignores_gain() -> None:
+    """PCEN: in [-1, 0], gain-invariant, silence at -1; a band that switches on stands out at its onset and
+    then fades towards its steady level (the dB image keeps it at full height); --pcen with --band-norm is refused."""
+    t = torch.arange(16000) / 16000
+    tone = torch.sin(2 * torch.pi * 1000 * t) * ((t > 0.2) & (t < 0.8)).float()
+    fe = LogMel(LogMelConfig(mu_law=False, pcen=True))
+    out = fe(tone[None])
+    assert out.min() >= -1 and out.max() <= 0 and torch.isfinite(out).all()
+    assert torch.allclose(fe(0.05 * tone[None]), out, atol=1e-5)  # the clip's gain is taken out
+    assert (out[..., :15] == -1).all()  # before the tone: silence
+    band = out[0, 0].argmax(dim=0)[25].item()  # the 1 kHz band
+    onset, late = out[0, 0, band, 21].item(), out[0, 0, band, 75].item()
+    assert onset > late + 0.3, (onset, late)  # the onset stands out, the steady level fades
+    plain = LogMel(LogMelConfig(mu_law=False))(tone[None])[0, 0, band]
+    assert abs(plain[21].item() - plain[75].item()) < 0.05  # the dB image holds the tone at one height
+    assert torch.isfinite(fe(torch.zeros(1, 16000))).all()
+    from audiomamba.eval.train_classifier import recipe_configs
+
+    from audiomamba.errors import ConfigError
+
+    assert recipe_configs("robust", "small", pcen=True)[1].logmel.pcen
+    with pytest.raises(ConfigError, match="--pcen"):
+        recipe_configs("robust", "small", band_norm=True, pcen=True)
+
+
 def _voiced(f0: float, seconds: float = 0.5) -> torch.Tensor:
     """A steady vowel-like sound: harmonics of ``f0`` under one fixed formant envelope (peaks at 700 and 1200 Hz)."""
     t = torch.arange(int(16000 * seconds)) / 16000

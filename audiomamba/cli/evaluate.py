@@ -52,6 +52,8 @@ def train_classifier(
                                    "speech frames (channel / speaker colour) before the network."),
     lifter: int = typer.Option(0, "--lifter", help="Cepstral smoothing: keep this many DCT components of each "
                                "log-mel frame (formants stay, the voice's pitch ripple goes); 0 = off."),
+    pcen: bool = typer.Option(False, "--pcen", help="Per-channel energy normalisation (the keyword-spotting front "
+                              "end) instead of the dB log-mel: each band divided by its own recent level."),
     consistency: float = typer.Option(0.0, "--consistency", help="Weight of a Jensen-Shannon consistency term "
                                       "between two independent augmentations of each clip (AugMix-style); 0 = off."),
 ) -> None:
@@ -66,7 +68,7 @@ def train_classifier(
 
     if threads is not None:
         torch.set_num_threads(max(1, threads))
-    aug, model_cfg = recipe_configs(augment, model, mu_law, band_norm, lifter)
+    aug, model_cfg = recipe_configs(augment, model, mu_law, band_norm, lifter, pcen)
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, consistency=_consistency(consistency))
     report = run(sc09_dir, out, cfg, model_cfg, aug)
     typer.echo(
@@ -213,6 +215,8 @@ def classifier_loso(
                                    "speech frames (channel / speaker colour) before the network."),
     lifter: int = typer.Option(0, "--lifter", help="Cepstral smoothing: keep this many DCT components of each "
                                "log-mel frame (formants stay, the voice's pitch ripple goes); 0 = off."),
+    pcen: bool = typer.Option(False, "--pcen", help="Per-channel energy normalisation (the keyword-spotting front "
+                              "end) instead of the dB log-mel: each band divided by its own recent level."),
     speakers: str | None = typer.Option(None, "--speakers", help="Comma-separated held-out speakers (default: all)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     batch_size: int = typer.Option(64, "--batch-size", help="Clips per step."),
@@ -242,7 +246,7 @@ def classifier_loso(
 
     if threads is not None:
         torch.set_num_threads(max(1, threads))
-    aug, model_cfg = recipe_configs(augment, model, mu_law, band_norm, lifter)
+    aug, model_cfg = recipe_configs(augment, model, mu_law, band_norm, lifter, pcen)
     names = [s.strip() for s in speakers.split(",") if s.strip()] if speakers else None
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, consistency=_consistency(consistency))
     speeds, warps = _rates(tta_speeds, "--tta-speeds", "playback rates"), _rates(tta_warps, "--tta-warps", "warp factors")

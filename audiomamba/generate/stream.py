@@ -56,9 +56,9 @@ def stream(
     temperature: float = 1.0,
     top_p: float = 1.0,
     seed: int = 0,
-    min_p: float = 0.0,
     device: str | None = None,
     ema: bool = True,
+    min_p: float = 0.0,
 ) -> Iterator[np.ndarray]:
     """Stream one sample from a trained run (folder or checkpoint), continuing ``prompt`` (a WAV)
     if given; see :func:`stream_model`."""
