@@ -11,13 +11,13 @@ from collections.abc import Callable
 
 import torch
 
+from audiomamba.errors import ConfigError
+
 RandFn = Callable[[tuple[int, ...]], torch.Tensor]
 
 
 def check_sampling_options(temperature: float, top_p: float, min_p: float) -> None:
     """One-line ConfigError for a CLI's --temperature, --top-p or --min-p out of range."""
-    from audiomamba.errors import ConfigError
-
     if not (0 <= temperature < float("inf")):
         raise ConfigError(f"--temperature must be a finite number >= 0 (0 = arg-max), got {temperature}")
     if not 0 < top_p <= 1:
