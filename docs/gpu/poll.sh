@@ -9,7 +9,9 @@
 #   snap-<m>min.pt   each time-to-quality snapshot, slim for sampling (EMA weights in bf16)
 # With these, docs/gpu/rescue.sh rebuilds the run folder here, and a fresh machine resumes it (README.md, "Rescue").
 # the package and wheels that call 1 installed (a poll call that forgot the export lost its slim copies on 2026-12-03)
-[ -d /tmp/pkg ] && export PYTHONPATH="${PYTHONPATH:-/tmp/pkg:/tmp/site}"
+# PYTHONSAFEPATH: `python3 -m` must not put the checkout first on sys.path (its audiomamba/ lacks the installed
+# namespace's kernels, so the slim copies failed to import on 2026-12-03 14:18 when a poll call left it out)
+[ -d /tmp/pkg ] && export PYTHONPATH="${PYTHONPATH:-/tmp/pkg:/tmp/site}" PYTHONSAFEPATH=1
 SLIM=/tmp/slim; mkdir -p "$SLIM"
 slim() {  # refresh the slim copies when the trainer has written a newer checkpoint (os.replace: never half-written)
   local last=/tmp/w/t2d/last.pt
