@@ -143,16 +143,19 @@ def _log(msg: str) -> None:
 
 def run(quick: bool = False, device: str | None = None, command: str = "audiomamba bench generate",
         bf16: bool = False, cases: tuple[str, ...] = CASES, log: Callable[[str], None] = _log,
-        step_precisions: tuple[str, ...] = (), pdl: bool = False) -> str:
+        step_precisions: tuple[str, ...] = (), pdl: bool = False, tail_out: bool = False) -> str:
     """The default table: ``cases`` of :data:`CASES`, fused vs composed step, each row logged as it is timed.
     ``step_precisions``: for the SC09 cases, also the fused step under each ``AUDIOMAMBA_STEP_PRECISION``
     (e.g. ``bf16``), in the same process, for a same-run ratio; ``pdl``: also with ``AUDIOMAMBA_PDL=1``
-    (programmatic dependent launch of the step kernels)."""
+    (programmatic dependent launch of the step kernels); ``tail_out``: also with ``AUDIOMAMBA_TAIL_OUT=1`` (one
+    stream's out_proj as the tail of the state-update launch), and with both when ``pdl`` is set too."""
     variants = [(f"{p} tl.dot", {"AUDIOMAMBA_STEP_PRECISION": p}) for p in step_precisions]
     variants += [("PDL", {"AUDIOMAMBA_PDL": "1"})] if pdl else []
+    variants += [("tail out_proj", {"AUDIOMAMBA_TAIL_OUT": "1"})] if tail_out else []
+    variants += [("PDL + tail out_proj", {"AUDIOMAMBA_PDL": "1", "AUDIOMAMBA_TAIL_OUT": "1"})] if pdl and tail_out else []
 
-    def note(name: str, env: dict[str, str], batch: int) -> str:  # PDL must change no sample: check it in the run
-        return same_tokens_note(m, batch, dev, graph, bf16, env) if name == "PDL" else ""
+    def note(name: str, env: dict[str, str], batch: int) -> str:  # launch changes must change no sample: check it
+        return same_tokens_note(m, batch, dev, graph, bf16, env) if "tl.dot" not in name else ""
 
     unknown = [c for c in cases if c not in CASES]
     if unknown or not cases:

@@ -81,3 +81,10 @@ def pdl_enabled(t: torch.Tensor) -> bool:
     if os.environ.get("AUDIOMAMBA_PDL", "0").strip() in ("", "0") or not t.is_cuda or interpreting():
         return False
     return torch.cuda.get_device_capability(t.device)[0] >= 9
+
+
+def tail_out_enabled() -> bool:
+    """Run a one-stream block step's out_proj as the tail of its state-update launch (two launches per block
+    instead of three; :func:`kernels.triton_mamba_step._tail_out_proj`)? Only with ``AUDIOMAMBA_TAIL_OUT=1``
+    until a GPU run has timed it and checked its tokens (``audiomamba bench generate --cases stream --tail-out``)."""
+    return os.environ.get("AUDIOMAMBA_TAIL_OUT", "0").strip() not in ("", "0", "false", "off")

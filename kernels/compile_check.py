@@ -101,14 +101,20 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             out.append(Variant("in_conv", tuple(in_conv.items()), 4))
             if small:  # with programmatic dependent launch (AUDIOMAMBA_PDL=1): the grid dependency ops compile
                 out.append(Variant("in_conv", tuple(dict(in_conv, PDL=True, PRELOAD=True).items()), 4))
-            out.append(Variant("ssm", tuple(dict(common, XPROJ_INLINE=small, BLOCK_E=t["ssm_e"], BLOCK_K=k, BLOCK_N=16,
-                                                 BLOCK_R=max(nr, 4)).items()), 4))
+            ssm = dict(common, XPROJ_INLINE=small, BLOCK_E=t["ssm_e"], BLOCK_K=k, BLOCK_N=16, BLOCK_R=max(nr, 4))
+            out.append(Variant("ssm", tuple(ssm.items()), 4))
+            # one stream with AUDIOMAMBA_TAIL_OUT=1: the out_proj as the launch's tail (atomics, barrier)
+            tail = dict(TAIL=True, HAS_RES=True, BLOCK_OH=t["out_h"], BLOCK_OK=min(E, t["out_k"]))
+            if small:
+                out.append(Variant("ssm", tuple(dict(ssm, PDL=True, **tail).items()), 4))
             if not small:
                 out.append(Variant("xproj", tuple(dict(common, BLOCK_K=k, BLOCK_N=16, BLOCK_R=16).items()), 4))
             for cplx in (True, False):
                 block_e = t["ssm_e"] // (2 if cplx and not small else 1)  # as mamba_lti_block_step launches it
-                out.append(Variant("ssm_lti", tuple(dict(IS_COMPLEX=cplx, BLOCK_B=common["BLOCK_B"],
-                                                         BLOCK_E=block_e, BLOCK_N=16).items()), 4))
+                lti = dict(IS_COMPLEX=cplx, BLOCK_B=common["BLOCK_B"], BLOCK_E=block_e, BLOCK_N=16)
+                out.append(Variant("ssm_lti", tuple(lti.items()), 4))
+                if small:
+                    out.append(Variant("ssm_lti", tuple(dict(lti, **tail).items()), 4))
             out_proj = dict(common, HAS_RES=True, BLOCK_H=t["out_h"], BLOCK_K=min(E, t["out_k"]))
             out.append(Variant("out_proj", tuple(out_proj.items()), 4))
             if small:
@@ -140,7 +146,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "conv_dx": triton_conv._conv_dx_kernel}[v.kernel]
     consts = dict(v.consts)
     special = {"forced_ptr": "*i64", "token_ptr": "*i64", "force_ptr": "*i1", "eps": "fp32", "temperature": "fp32",
-               "log_min_p": "fp32"}
+               "log_min_p": "fp32", "cnt_ptr": "*i32"}
     sig = {}
     for name, param in inspect.signature(fn.fn).parameters.items():
         if name not in consts and param.default is not inspect.Parameter.empty:

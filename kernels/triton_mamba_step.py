@@ -30,6 +30,12 @@ starts launching while its predecessor finishes and waits for it (``pdl_wait``) 
 memory, which hides the gap between the latency-bound launches of one stream (built 2026-12-03; not
 yet timed: ``audiomamba bench generate --cases sc09,stream --pdl``).
 
+With ``AUDIOMAMBA_TAIL_OUT=1`` one stream's kernel 4 runs as the tail of kernel 3 where the block is small
+(H·E <= :data:`TAIL_OUT_MAX`): each program stores its channels of y and counts itself in (an acquire-release
+atomic per row tile); the last one computes out = x + out_proj(y) (+ res) for the tile and zeroes the counter. So a
+block step is two launches (built 2026-12-03, opt-in until timed and token-checked on a GPU:
+``audiomamba bench generate --cases stream --pdl --tail-out``).
+
 LTI blocks (``mamba-s4``, ``mamba-s4-real``) have no x_proj: kernel 3 is :func:`_ssm_lti_kernel`,
 so they take three launches at any batch size.
 
@@ -49,7 +55,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .backend import interpreting, pdl_enabled
+from .backend import interpreting, pdl_enabled, tail_out_enabled
 from .errors import KernelError
 from .triton_helpers import (
     exp_dtA,
@@ -73,6 +79,24 @@ NUM_WARPS = 4
 #: load the in_proj / out_proj weights before waiting for the previous kernel (when they fit in one
 #: chunk): None = only with PDL (where they then load while the previous kernel finishes); True/False force it
 PRELOAD_WEIGHTS: bool | None = None
+#: largest H·E (block width × d_inner) whose out_proj runs as the tail of the state-update launch with
+#: ``AUDIOMAMBA_TAIL_OUT=1`` (:func:`_tail_out_proj`; one stream only): one program then walks the whole out_proj,
+#: which pays where the matrix is small. sc09-small: its 16 kHz (64 · 128) and 4 kHz (128 · 256) levels, not its
+#: 1 kHz center (256 · 512)
+TAIL_OUT_MAX = 128 * 256
+_tail_counters: dict[tuple[torch.device, int], Tensor] = {}
+
+
+def _tail_counter(device: torch.device, n: int) -> Tensor | None:
+    """The zeroed int32 counters (one per row tile) of :func:`_tail_out_proj`, shared by every block (launches on
+    one stream are ordered, and the last program zeroes its counter again). None inside a CUDA graph capture when
+    not yet allocated: the step then takes the separate out_proj launch."""
+    counter = _tail_counters.get((device, n))
+    if counter is None:
+        if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+            return None
+        counter = _tail_counters[(device, n)] = torch.zeros(n, dtype=torch.int32, device=device)
+    return counter
 
 
 #: tl.dot precisions of the batched step tiles: exact float32 FMA, three or one TF32 products, or
@@ -235,12 +259,39 @@ def _residual_store(acc, x_ptr, res_ptr, out_ptr, rows, m_b, offs_h, H, HAS_RES:
 
 
 @triton.jit
+def _tail_out_proj(y_ptr, wout_ptr, x_ptr, res_ptr, out_ptr, cnt_ptr, rows, m_b, H, E,
+                   HAS_RES: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_B: tl.constexpr,
+                   BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr):
+    """out_proj as the tail of the state-update launch (``AUDIOMAMBA_TAIL_OUT=1``): every program of a row tile
+    has stored its channels of y; the last one to finish (a counter per row tile, acquire-release) computes
+    out = x + out_proj(y) (+ res) for the whole tile and resets the counter. One launch fewer per block step,
+    and deterministic: a single program sums all channels in a fixed order."""
+    tl.debug_barrier()  # all of this program's y stores happen before its release below
+    pid = tl.program_id(0)
+    done = tl.atomic_add(cnt_ptr + pid, 1, sem="acq_rel")
+    if done == tl.num_programs(1) - 1:
+        tl.atomic_xchg(cnt_ptr + pid, 0)  # zero again for the next launch
+        for h0 in range(0, H, BLOCK_H):
+            offs_h = h0 + tl.arange(0, BLOCK_H)
+            m_h = offs_h < H
+            acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
+            for k0 in range(0, E, BLOCK_K):
+                offs_k = k0 + tl.arange(0, BLOCK_K)
+                m_by = m_b[:, None] & (offs_k < E)[None, :]
+                y = tl.load(y_ptr + rows[:, None] * E + offs_k[None, :], mask=m_by, other=0.0, cache_modifier=".cg")
+                acc += mm(y, _out_proj_weights(wout_ptr, offs_h, m_h, offs_k, E), USE_DOT, PREC)
+            _residual_store(acc, x_ptr, res_ptr, out_ptr, rows, m_b, offs_h, H, HAS_RES)
+
+
+@triton.jit
 def _ssm_kernel(
     u_ptr, z_ptr, wx_ptr, dbc_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, y_ptr,
-    batch, E, N, R,
+    wout_ptr, x_ptr, res_ptr, out_ptr, cnt_ptr,
+    batch, E, N, R, H,
     XPROJ_INLINE: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_B: tl.constexpr,
     BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
-    PDL: tl.constexpr = False,
+    PDL: tl.constexpr = False, TAIL: tl.constexpr = False, HAS_RES: tl.constexpr = False,
+    BLOCK_OH: tl.constexpr = 16, BLOCK_OK: tl.constexpr = 16,
 ):
     pdl_wait(PDL)
     rows, m_b = row_tile(batch, BLOCK_B)
@@ -258,6 +309,9 @@ def _ssm_kernel(
     y = _ssm_channels(u_ptr, z_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, R,
                       dt_low, Bt, Ct, USE_DOT, PREC, BLOCK_N, BLOCK_R)
     tl.store(y_ptr + rows[:, None] * E + offs_e[None, :], y, mask=m_b[:, None] & (offs_e < E)[None, :])
+    if TAIL:
+        _tail_out_proj(y_ptr, wout_ptr, x_ptr, res_ptr, out_ptr, cnt_ptr, rows, m_b, H, E, HAS_RES, USE_DOT, PREC,
+                       BLOCK_B, BLOCK_OH, BLOCK_OK)
 
 
 @triton.jit
@@ -297,9 +351,12 @@ def _out_proj_kernel(
 @triton.jit
 def _ssm_lti_kernel(
     u_ptr, z_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, y_ptr,
-    batch, E, N,
+    wout_ptr, x_ptr, res_ptr, out_ptr, cnt_ptr,
+    batch, E, N, H,
     IS_COMPLEX: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr,
-    PDL: tl.constexpr = False,
+    PDL: tl.constexpr = False, TAIL: tl.constexpr = False, HAS_RES: tl.constexpr = False,
+    USE_DOT: tl.constexpr = False, PREC: tl.constexpr = "ieee", BLOCK_OH: tl.constexpr = 16,
+    BLOCK_OK: tl.constexpr = 16,
 ):
     """LTI state update of one (row tile, channel block) from the layer's discretisation inputs
     (Δ (E,), A, B, C (E, N); the layer has applied any zero-order hold to B):
@@ -350,6 +407,9 @@ def _ssm_lti_kernel(
     y = readout(h_re, h_im, C_re[None], C_im[None], 2, IS_COMPLEX)
     y = _skip_gate(y, u, z, D_ptr, offs_e, m_e, m_be)
     tl.store(y_ptr + rows[:, None] * E + offs_e[None, :], y, mask=m_be)
+    if TAIL:
+        _tail_out_proj(y_ptr, wout_ptr, x_ptr, res_ptr, out_ptr, cnt_ptr, rows, m_b, H, E, HAS_RES, USE_DOT, PREC,
+                       BLOCK_B, BLOCK_OH, BLOCK_OK)
 
 
 def _pad(n: int, least: int = 16) -> int:
@@ -376,8 +436,9 @@ class _Launch:
 
 def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias: Tensor, eps: float,
                 in_proj: Tensor, conv_weight: Tensor, conv_bias: Tensor, conv_state: Tensor, out_proj: Tensor,
-                precision: str | None, ssm: Callable[[Tensor, Tensor, Tensor, _Launch], None]) -> Tensor:
-    """in_proj + conv launch, ``ssm(u, z, y, launch)`` (the SSM launches: y from u, z), out_proj launch."""
+                precision: str | None, ssm: Callable[[Tensor, Tensor, Tensor, _Launch, dict], None]) -> Tensor:
+    """in_proj + conv launch, ``ssm(u, z, y, launch, tail)`` (the SSM launches: y from u, z; ``tail``: the
+    out_proj's kernel arguments for the last SSM launch), then the out_proj launch unless that tail ran it."""
     batch, H = x.shape
     E = in_proj.shape[0] // 2
     K = conv_weight.shape[-1]
@@ -399,12 +460,20 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
         batch, H, E, float(eps),
         K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"], PRELOAD=preload and H <= block_h, **launch.common,
     )
-    ssm(u, z, y, launch)
-    _out_proj_kernel[(launch.n_rows, triton.cdiv(H, t["out_h"]))](
-        y, out_proj.contiguous(), x, res.contiguous() if res is not None else x, out,
-        batch, H, E,
-        HAS_RES=res is not None, BLOCK_H=t["out_h"], BLOCK_K=block_k, PRELOAD=preload and E <= block_k, **launch.common,
-    )
+    res_ = res.contiguous() if res is not None else x
+    counter = _tail_counter(x.device, launch.n_rows) if small and H * E <= TAIL_OUT_MAX and tail_out_enabled() else None
+    # the out_proj's arguments, for the SSM launch's tail (TAIL) or, without it, unused there
+    tail = dict(wout_ptr=out_proj.contiguous(), x_ptr=x, res_ptr=res_, out_ptr=out,
+                cnt_ptr=counter if counter is not None else u, H=H, TAIL=counter is not None, HAS_RES=res is not None,
+                BLOCK_OH=t["out_h"], BLOCK_OK=block_k)
+    ssm(u, z, y, launch, tail)
+    if counter is None:
+        _out_proj_kernel[(launch.n_rows, triton.cdiv(H, t["out_h"]))](
+            y, out_proj.contiguous(), x, res_, out,
+            batch, H, E,
+            HAS_RES=res is not None, BLOCK_H=t["out_h"], BLOCK_K=block_k, PRELOAD=preload and E <= block_k,
+            **launch.common,
+        )
     return out
 
 
@@ -448,7 +517,7 @@ def mamba_s6_block_step_triton(
     _check_state("mamba_s6_block_step", "h", h, (batch, E, N), torch.float32)
     x_proj = x_proj.contiguous()
 
-    def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch) -> None:
+    def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch, tail: dict) -> None:
         t = launch.tiles
         block_n, block_r = _pad(N, 2 if launch.small else 16), _pad(R, 2 if launch.small else 16)
         block_k = min(_pad(E), t["k"])
@@ -460,9 +529,9 @@ def mamba_s6_block_step_triton(
             )
         _ssm_kernel[(launch.n_rows, triton.cdiv(E, t["ssm_e"]))](
             u, z, x_proj, dbc, dt_proj.contiguous(), dt_bias, A.float().contiguous(), D, h, y,
-            batch, E, N, R,
+            batch=batch, E=E, N=N, R=R,
             XPROJ_INLINE=launch.small, BLOCK_E=t["ssm_e"], BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r,
-            **launch.common,
+            **tail, **launch.common,
         )
 
     return _block_step("mamba_s6_block_step", x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias,
@@ -515,14 +584,15 @@ def mamba_lti_block_step_triton(
 
     A_, B_, C_ = pairs(A), pairs(B), pairs(C)
 
-    def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch) -> None:
+    def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch, tail: dict) -> None:
         # complex (re, im) tiles hold twice the registers: half the channels per program when batched
         block_e = launch.tiles["ssm_e"] // (2 if cplx and not launch.small else 1)
         _ssm_lti_kernel[(launch.n_rows, triton.cdiv(E, block_e))](
             u, z, delta.float().contiguous(), A_, B_, C_, D, hv, y,
-            batch, E, N,
+            batch=batch, E=E, N=N,
             IS_COMPLEX=cplx, BLOCK_B=launch.rows, BLOCK_E=block_e, BLOCK_N=_pad(N, 2),
             num_warps=NUM_WARPS, PDL=launch.common["PDL"], launch_pdl=launch.common["launch_pdl"],
+            USE_DOT=launch.common["USE_DOT"], PREC=launch.common["PREC"], **tail,
         )
 
     return _block_step(op, x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias, conv_state,

@@ -89,6 +89,63 @@ def test_fused_block_step_with_weights_loaded_first(kind: str, batch: int, monke
     test_fused_block_step_matches_composed_step(kind, batch, False, monkeypatch)
 
 
+@pytest.mark.parametrize("batch,small_tiles", [(1, False), (1, True), (3, True)])
+@pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4", "mamba-s4-real"])
+def test_fused_block_step_with_out_proj_as_tail(kind: str, batch: int, small_tiles: bool, monkeypatch) -> None:
+    """AUDIOMAMBA_TAIL_OUT=1: one stream's out_proj runs as the tail of the state-update launch (the last
+    program of the row tile to finish, by a counter), so the separate out_proj kernel never launches; the steps
+    equal the composed step (with small tiles: three channel programs per row tile), and the counter is zero
+    again after every launch."""
+    import audiomamba.kernels.triton_mamba_step as tm
+
+    class NoLaunch:
+        def __getitem__(self, grid):
+            raise AssertionError("the separate out_proj kernel launched although its tail ran")
+
+    monkeypatch.setenv("AUDIOMAMBA_TAIL_OUT", "1")
+    monkeypatch.setattr(tm, "_out_proj_kernel", NoLaunch())
+    test_fused_block_step_matches_composed_step(kind, batch, small_tiles, monkeypatch)
+    assert tm._tail_counters and all(int(c.abs().sum()) == 0 for c in tm._tail_counters.values())
+
+
+def test_out_proj_tail_only_for_one_stream_and_small_blocks(monkeypatch) -> None:
+    """The tail is for one stream (fewer than 16 rows) and H·E <= TAIL_OUT_MAX; above either, and without
+    AUDIOMAMBA_TAIL_OUT=1, the separate out_proj kernel runs."""
+    import audiomamba.kernels.triton_mamba_step as tm
+
+    launches = []
+    real = tm._out_proj_kernel
+
+    class Counting:
+        def __getitem__(self, grid):
+            launches.append(grid)
+            return real[grid]
+
+    monkeypatch.setattr(tm, "_out_proj_kernel", Counting())
+    torch.manual_seed(0)
+    cfg = ModelConfig.from_dict({"d_model": 24, "d_state": 5, "pool": [], "levels": [],
+                                 "center": {"block": "mamba-s6", "n": 1}})
+    block = MambaS6Block(24, cfg).to(_device())
+    kernels.set_backend("triton")
+    kernels.set_fused_step(True)
+
+    def step(batch: int) -> int:
+        before = len(launches)
+        with torch.no_grad():
+            block.step(torch.randn(batch, 24, device=_device()), block.init_state(batch, _device()))
+        return len(launches) - before
+
+    try:
+        assert step(1) == 1  # off by default
+        monkeypatch.setenv("AUDIOMAMBA_TAIL_OUT", "1")
+        assert step(1) == 0 and step(16) == 1
+        monkeypatch.setattr(tm, "TAIL_OUT_MAX", 24 * 48 - 1)
+        assert step(1) == 1
+    finally:
+        kernels.set_backend(None)
+        kernels.set_fused_step(None)
+
+
 @pytest.mark.parametrize("precision", ["tf32", "bf16"])
 def test_fused_block_step_lower_precisions(precision: str, monkeypatch) -> None:
     """AUDIOMAMBA_STEP_PRECISION=tf32 / bf16 on the batched (tl.dot) path: close to the exact step

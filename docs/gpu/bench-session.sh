@@ -27,7 +27,7 @@ run xproj-layout env AUDIOMAMBA_XPROJ_LAYOUT=time $B model --compile --baseline 
 # the conv's split backward against the default in the step (the kernel table ran 2026-12-03: BENCHMARKS.md)
 run conv-split-step env AUDIOMAMBA_CONV_BWD=split $B model --compile --baseline AUDIOMAMBA_CONV_BWD=recompute \
   --out "$RES/bench-model-conv-split.md"
-run generate-bf16 $B generate --cases sc09,stream --step-precisions bf16,tf32 --pdl --out "$RES/bench-generate-bf16.md"
+run generate-bf16 $B generate --cases sc09,stream --step-precisions bf16,tf32 --pdl --tail-out --out "$RES/bench-generate-bf16.md"
 while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 [ -d /tmp/peer-build ] && run peer $B kernel --peer mamba_ssm --peer-build /tmp/peer-build --out "$RES/bench-kernel-peer.md"
 run step-cudagraphs $B model --compile --compile-mode reduce-overhead --out "$RES/bench-model-reduce-overhead.md"

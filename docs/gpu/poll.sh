@@ -16,9 +16,12 @@ SLIM=/tmp/slim; mkdir -p "$SLIM"
 slim() {  # refresh the slim copies when the trainer has written a newer checkpoint (os.replace: never half-written)
   local last=/tmp/w/t2d/last.pt
   if [ -f "$last" ] && { [ ! -f "$SLIM/stamp" ] || [ "$last" -nt "$SLIM/stamp" ]; }; then
-    touch "$SLIM/stamp"
+    # the stamp moves only when the copy succeeded (on 2026-12-03 a failed import stamped it anyway, and
+    # run 11's later polls kept sending the step-2384 copy)
+    touch "$SLIM/stamp.new"
     python3 -m audiomamba.train.slim "$last" "$SLIM/last-slim.pt" > /dev/null \
-      && rm -f "$SLIM"/last-slim.pt.part-* && split -b 15M "$SLIM/last-slim.pt" "$SLIM/last-slim.pt.part-"
+      && rm -f "$SLIM"/last-slim.pt.part-* && split -b 15M "$SLIM/last-slim.pt" "$SLIM/last-slim.pt.part-" \
+      && mv "$SLIM/stamp.new" "$SLIM/stamp"
   fi
   for s in /tmp/w/t2d/snap-*min.pt; do
     [ -f "$s" ] && [ ! -f "$SLIM/$(basename "$s")" ] \
