@@ -30,8 +30,12 @@ fi
 PEER=${PEER:-0}
 if [ "$PEER" = 1 ] && ls .peer/mamba_ssm-*.tar.gz >/dev/null 2>&1; then
   cp .peer/mamba_ssm-*.tar.gz "$W/"
-  (MAX_JOBS=6 TS $(( NCPU - 2 )),$(( NCPU - 1 )) nice -n 19 python3 -m audiomamba.bench.peer build --sdist "$W"/mamba_ssm-*.tar.gz \
-     --out /tmp/peer-build > "$RES/peer-build.log" 2>&1; echo "peer build rc=$? $(date -u +%T)") &
+  # the cores that training (0-3) and the LOSO configurations (5 each from 4) leave free, at least the last two
+  first=4; [ "$LOSO" = 1 ] && [ "$NCPU" -ge 12 ] && first=$(( 4 + 5 * $(grep -c . "${LOSO_CFG:-docs/gpu/loso.cfg}") ))
+  [ "$first" -gt $(( NCPU - 2 )) ] && first=$(( NCPU - 2 ))
+  (MAX_JOBS=$(( NCPU - first )) TS $first-$(( NCPU - 1 )) nice -n 19 python3 -m audiomamba.bench.peer build \
+     --sdist "$W"/mamba_ssm-*.tar.gz --out /tmp/peer-build > "$RES/peer-build.log" 2>&1
+   echo "peer build rc=$? $(date -u +%T)") &
 fi
 T0=$(date +%s)
 PIN=""; [ "$NCPU" -ge 12 ] && PIN="TS 0-3"
