@@ -27,6 +27,8 @@ run xproj-layout env AUDIOMAMBA_XPROJ_LAYOUT=time $B model --compile --baseline 
 # the conv's split backward against the default in the step (the kernel table ran 2026-12-03: BENCHMARKS.md)
 run conv-split-step env AUDIOMAMBA_CONV_BWD=split $B model --compile --baseline AUDIOMAMBA_CONV_BWD=recompute \
   --out "$RES/bench-model-conv-split.md"
+# the fused step on the GPU: PDL and the out_proj tail must change no sample (GPU-only tests)
+run gpu-tests python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py tests/test_fused_step.py
 run generate-bf16 $B generate --cases sc09,stream --step-precisions bf16,tf32 --pdl --tail-out --out "$RES/bench-generate-bf16.md"
 while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 [ -d /tmp/peer-build ] && run peer $B kernel --peer mamba_ssm --peer-build /tmp/peer-build --out "$RES/bench-kernel-peer.md"
