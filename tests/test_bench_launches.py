@@ -1,0 +1,34 @@
+"""`python -m audiomamba.bench.launches`: kernel launches per generated sample, counted in the Triton interpreter."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from audiomamba.bench.launches import launches_per_sample, main
+
+from audiomamba.model import build_model
+
+
+@pytest.mark.parametrize("block", ["mamba-s6", "mamba-s4"])
+def test_launches_per_sample_follow_the_u_net(block: str) -> None:
+    """pool [2], one block per side at full rate and one in the center at half rate: 2.5 block steps per sample.
+    Fused: three launches each plus the head; with the out_proj tail, two each. The PyTorch ops around them
+    (embedding, pooling buffers, skips) are the same either way."""
+    torch.manual_seed(0)
+    model = build_model({"d_model": 16, "d_state": 4, "pool": [2], "levels": [{"block": block, "n": 1}],
+                         "center": {"block": block, "n": 1}}).eval()
+    plain, tail = launches_per_sample(model), launches_per_sample(model, tail_out=True)
+    ssm = "triton._ssm_kernel" if block == "mamba-s6" else "triton._ssm_lti_kernel"
+    assert {k: v for k, v in plain.items() if k.startswith("triton.")} == {
+        "triton._in_conv_kernel": 2.5, ssm: 2.5, "triton._out_proj_kernel": 2.5, "triton._norm_linear_kernel": 1.0}
+    assert {k: v for k, v in tail.items() if k.startswith("triton.")} == {
+        "triton._in_conv_kernel": 2.5, ssm: 2.5, "triton._norm_linear_kernel": 1.0}
+    torch_ops = {k: v for k, v in plain.items() if k.startswith("torch.")}
+    assert torch_ops == {k: v for k, v in tail.items() if k.startswith("torch.")}
+    assert torch_ops["torch.embedding"] == 1.0
+
+
+def test_launch_table_needs_the_interpreter(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    assert main(["--presets", "sc09-small-tiny"]) == 2
+    assert "TRITON_INTERPRET=1" in capsys.readouterr().err
