@@ -97,7 +97,7 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
         for H in ((64,) if quick else (64, 128, 256)):
             E = 2 * H
             k = min(E, t["k"])
-            in_conv = dict(common, K=4, BLOCK_H=min(H, t["in_h"]), BLOCK_E=t["in_e"])
+            in_conv = dict(common, K=4, BLOCK_H=min(H, t["in_h"]), BLOCK_E=t["in_e"], ONE_CHUNK=small and H <= t["in_h"])
             out.append(Variant("in_conv", tuple(in_conv.items()), 4))
             if small:  # with programmatic dependent launch (AUDIOMAMBA_PDL=1): the grid dependency ops compile
                 out.append(Variant("in_conv", tuple(dict(in_conv, PDL=True, PRELOAD=True).items()), 4))

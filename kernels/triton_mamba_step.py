@@ -21,7 +21,7 @@ For fewer than 16 rows (one stream) every launch is latency-bound, so kernel 2 i
 kernel 3 (each of its programs repeats the small x_proj) and products are exact float32 broadcast
 products. (One program doing kernels 2-4 for a stream was tried: 1.0× at width 64 and 0.3-0.7×
 at widths 128-256, because it walks the channels serially.) Both paths share the state-update
-helper :func:`_ssm_channels`, built on the scan kernels' ``softplus`` and ``exp_dtA`` and the
+helpers :func:`_ssm_loads` and :func:`_ssm_channels`, built on the scan kernels' ``softplus`` and ``exp_dtA`` and the
 step kernel's ``state_update`` and ``readout`` (so every SSM update in the package is the same
 code). u, z and y pass between launches through (B, d_inner) float32 buffers.
 
@@ -35,6 +35,11 @@ With ``AUDIOMAMBA_TAIL_OUT=1`` one stream's kernel 4 runs as the tail of kernel 
 atomic per row tile); the last one computes out = x + out_proj(y) (+ res) for the tile and zeroes the counter. So a
 block step is two launches (built 2026-12-03, opt-in until timed and token-checked on a GPU:
 ``audiomamba bench generate --cases stream --pdl --tail-out``).
+
+Every launch is latency-bound at small batches, so each kernel issues the loads that nothing it computes depends on
+before it needs the first of them (built 2026-12-03, not yet timed): kernel 1 loads the conv window's taps with x
+(and, with H in one chunk, x only once, its LayerNorm and in_proj weights before the wait for the previous kernel);
+kernel 3 loads Δ's weights, u, z, A, h and D before its x_proj. The arithmetic is unchanged.
 
 LTI blocks (``mamba-s4``, ``mamba-s4-real``) have no x_proj: kernel 3 is :func:`_ssm_lti_kernel`,
 so they take three launches at any batch size.
@@ -131,40 +136,66 @@ def _in_conv_kernel(
     batch, H, E, eps,
     K: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, PDL: tl.constexpr = False,
-    PRELOAD: tl.constexpr = False,
+    PRELOAD: tl.constexpr = False, ONE_CHUNK: tl.constexpr = False,
 ):
+    """LayerNorm, in_proj (u, z) and the causal conv step of one (row tile, channel block).
+
+    The kernel is latency-bound at small batches, so every load that nothing computed here depends on is issued
+    before the first result is needed: the conv window's taps right after the wait for the previous kernel (they
+    overlap the LayerNorm's loads), and with ``ONE_CHUNK`` (H <= BLOCK_H: one stream) x once, with the LayerNorm
+    and in_proj weights loaded before the wait (one round trip to memory instead of one per pass)."""
     rows, m_b = row_tile(batch, BLOCK_B)
     offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
     m_e = offs_e < E
     m_be = m_b[:, None] & m_e[None, :]
-    if PRELOAD:  # PDL and H in one chunk: the weights do not depend on the previous kernel, so load them first
+    if PRELOAD or ONE_CHUNK:  # H in one chunk: the weights do not depend on the previous kernel, so load them first
         w_u1, w_z1 = _in_proj_weights(win_ptr, offs_e, m_e, tl.arange(0, BLOCK_H), H, E)
+    w_last = tl.load(cw_ptr + offs_e * K + (K - 1), mask=m_e, other=0.0).to(tl.float32)
+    bias = tl.load(cb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
+    if ONE_CHUNK:
+        offs_h1 = tl.arange(0, BLOCK_H)
+        m_h1 = offs_h1 < H
+        nw = tl.load(nw_ptr + offs_h1, mask=m_h1, other=0.0).to(tl.float32)
+        nb = tl.load(nb_ptr + offs_h1, mask=m_h1, other=0.0).to(tl.float32)
     pdl_wait(PDL)
 
-    mean, rstd = ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B, BLOCK_H)
-    # in_proj of this block of channels: u and z (BLOCK_B, BLOCK_E)
-    u = tl.zeros((BLOCK_B, BLOCK_E), dtype=tl.float32)
-    z = tl.zeros((BLOCK_B, BLOCK_E), dtype=tl.float32)
-    for h0 in range(0, H, BLOCK_H):
-        offs_h = h0 + tl.arange(0, BLOCK_H)
-        xn = ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd)
-        if PRELOAD:
-            w_u = w_u1
-            w_z = w_z1
-        else:
-            w_u, w_z = _in_proj_weights(win_ptr, offs_e, m_e, offs_h, H, E)
-        u += mm(xn, w_u, USE_DOT, PREC)
-        z += mm(xn, w_z, USE_DOT, PREC)
-
-    # causal depthwise conv step over the window (batch, E, K-1) of past inputs, shifted in place
-    acc = u * tl.load(cw_ptr + offs_e * K + (K - 1), mask=m_e, other=0.0).to(tl.float32)[None, :]
-    acc += tl.load(cb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)[None, :]
+    if ONE_CHUNK:
+        m_bh = m_b[:, None] & m_h1[None, :]
+        x = tl.load(x_ptr + rows[:, None] * H + offs_h1[None, :], mask=m_bh, other=0.0).to(tl.float32)
+    # the conv window (batch, E, K-1) of past inputs: every tap loaded before anything is stored
     win = conv_ptr + rows[:, None] * (E * (K - 1)) + offs_e[None, :] * (K - 1)
+    taps = tl.zeros((BLOCK_B, BLOCK_E), dtype=tl.float32)
     for k in tl.static_range(K - 1):
-        past = tl.load(win + k, mask=m_be, other=0.0)
-        acc += past.to(tl.float32) * tl.load(cw_ptr + offs_e * K + k, mask=m_e, other=0.0).to(tl.float32)[None, :]
-        if k > 0:
-            tl.store(win + (k - 1), past, mask=m_be)
+        w_k = tl.load(cw_ptr + offs_e * K + k, mask=m_e, other=0.0).to(tl.float32)
+        taps += tl.load(win + k, mask=m_be, other=0.0).to(tl.float32) * w_k[None, :]
+
+    # in_proj of this block of channels: u and z (BLOCK_B, BLOCK_E)
+    if ONE_CHUNK:  # the LayerNorm of ln_stats + ln_apply, from the x already loaded
+        mean = tl.sum(x, 1) / H
+        xc = tl.where(m_bh, x - mean[:, None], 0.0)
+        rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, axis=1) / H + eps)
+        xn = tl.where(m_bh, (x - mean[:, None]) * rstd[:, None] * nw[None, :] + nb[None, :], 0.0)
+        u = mm(xn, w_u1, USE_DOT, PREC)
+        z = mm(xn, w_z1, USE_DOT, PREC)
+    else:
+        mean, rstd = ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B, BLOCK_H)
+        u = tl.zeros((BLOCK_B, BLOCK_E), dtype=tl.float32)
+        z = tl.zeros((BLOCK_B, BLOCK_E), dtype=tl.float32)
+        for h0 in range(0, H, BLOCK_H):
+            offs_h = h0 + tl.arange(0, BLOCK_H)
+            xn = ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd)
+            if PRELOAD:
+                w_u = w_u1
+                w_z = w_z1
+            else:
+                w_u, w_z = _in_proj_weights(win_ptr, offs_e, m_e, offs_h, H, E)
+            u += mm(xn, w_u, USE_DOT, PREC)
+            z += mm(xn, w_z, USE_DOT, PREC)
+
+    # causal depthwise conv step, then the window shifted in place (the taps reload from L1)
+    acc = u * w_last[None, :] + bias[None, :] + taps
+    for k in tl.static_range(1, K - 1):
+        tl.store(win + (k - 1), tl.load(win + k, mask=m_be, other=0.0), mask=m_be)
     tl.store(win + (K - 2), u.to(conv_ptr.dtype.element_ty), mask=m_be)
     tl.store(u_ptr + rows[:, None] * E + offs_e[None, :], acc * tl.sigmoid(acc), mask=m_be)
     tl.store(z_ptr + rows[:, None] * E + offs_e[None, :], z, mask=m_be)
@@ -214,10 +245,10 @@ def _xproj_kernel(
 
 
 @triton.jit
-def _ssm_channels(u_ptr, z_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, R,
-                  dt_low, Bt, Ct, USE_DOT: tl.constexpr, PREC: tl.constexpr,
-                  BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr):
-    """Δ, state update (h in place) and gated output y (BLOCK_B, BLOCK_E) of channels ``offs_e``."""
+def _ssm_loads(u_ptr, z_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, R,
+               BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr):
+    """Everything the state update of channels ``offs_e`` reads: issued together, before the x_proj (one round
+    trip to memory, not one after it). Returns (w_dt, Δ bias, u, z, A, h, D)."""
     m_e = offs_e < E
     m_be = m_b[:, None] & m_e[None, :]
     offs_n = tl.arange(0, BLOCK_N)
@@ -225,20 +256,35 @@ def _ssm_channels(u_ptr, z_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, rows, m_b
     offs_r = tl.arange(0, BLOCK_R)
     w_dt = tl.load(wdt_ptr + offs_e[None, :] * R + offs_r[:, None], mask=(offs_r < R)[:, None] & m_e[None, :],
                    other=0.0)
-    dt = mm(dt_low, w_dt.to(tl.float32), USE_DOT, PREC)
-    dt = softplus(dt + tl.load(dtb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)[None, :])
+    dtb = tl.load(dtb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
     u = tl.load(u_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
     z = tl.load(z_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
-    m_en = m_e[:, None] & m_n[None, :]
-    A = tl.load(a_ptr + offs_e[:, None] * N + offs_n[None, :], mask=m_en, other=0.0).to(tl.float32)
+    A = tl.load(a_ptr + offs_e[:, None] * N + offs_n[None, :], mask=m_e[:, None] & m_n[None, :], other=0.0)
+    hp = h_ptr + rows[:, None, None] * (E * N) + offs_e[None, :, None] * N + offs_n[None, None, :]
+    h = tl.load(hp, mask=m_be[:, :, None] & m_n[None, None, :], other=0.0)
+    D = tl.load(D_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
+    return w_dt, dtb, u, z, A.to(tl.float32), h, D
+
+
+@triton.jit
+def _ssm_channels(h_ptr, rows, m_b, offs_e, E, N, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, D,
+                  USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Δ, state update (h in place) and gated output y (BLOCK_B, BLOCK_E) of channels ``offs_e``, from
+    :func:`_ssm_loads`."""
+    m_e = offs_e < E
+    m_be = m_b[:, None] & m_e[None, :]
+    offs_n = tl.arange(0, BLOCK_N)
+    m_n = offs_n < N
+    dt = mm(dt_low, w_dt.to(tl.float32), USE_DOT, PREC)
+    dt = softplus(dt + dtb[None, :])
     hp = h_ptr + rows[:, None, None] * (E * N) + offs_e[None, :, None] * N + offs_n[None, None, :]
     m_ben = m_be[:, :, None] & m_n[None, None, :]
-    h = tl.load(hp, mask=m_ben, other=0.0)
     a, _ = exp_dtA(dt[:, :, None], A[None, :, :], A, False)
     h, _ = state_update(h, h, a, a, (dt * u)[:, :, None], Bt[:, None, :], Bt[:, None, :], False)
     tl.store(hp, h, mask=m_ben)
     y = readout(h, h, Ct[:, None, :], Ct[:, None, :], 2, False)
-    return _skip_gate(y, u, z, D_ptr, offs_e, m_e, m_be)
+    y += D[None, :] * u
+    return tl.where(m_be, y * z * tl.sigmoid(z), 0.0)
 
 
 @triton.jit
@@ -296,6 +342,8 @@ def _ssm_kernel(
     pdl_wait(PDL)
     rows, m_b = row_tile(batch, BLOCK_B)
     offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
+    w_dt, dtb, u, z, A, h, D = _ssm_loads(u_ptr, z_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, rows, m_b, offs_e,
+                                          E, N, R, BLOCK_N, BLOCK_R)
     if XPROJ_INLINE:  # few rows: every program of a row tile repeats the small x_proj (saves a launch)
         dt_low, Bt, Ct = _xproj(u_ptr, wx_ptr, rows, m_b, E, N, R, USE_DOT, PREC, BLOCK_B, BLOCK_K, BLOCK_N, BLOCK_R)
     else:  # rows of (Δ_low (R), B_t (N), C_t (N)) from _xproj_kernel
@@ -306,8 +354,7 @@ def _ssm_kernel(
         dt_low = tl.load(dbc + offs_r[None, :], mask=m_b[:, None] & (offs_r < R)[None, :], other=0.0)
         Bt = tl.load(dbc + R + offs_n[None, :], mask=m_b[:, None] & m_n[None, :], other=0.0)
         Ct = tl.load(dbc + R + N + offs_n[None, :], mask=m_b[:, None] & m_n[None, :], other=0.0)
-    y = _ssm_channels(u_ptr, z_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, R,
-                      dt_low, Bt, Ct, USE_DOT, PREC, BLOCK_N, BLOCK_R)
+    y = _ssm_channels(h_ptr, rows, m_b, offs_e, E, N, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, D, USE_DOT, PREC, BLOCK_N)
     tl.store(y_ptr + rows[:, None] * E + offs_e[None, :], y, mask=m_b[:, None] & (offs_e < E)[None, :])
     if TAIL:
         _tail_out_proj(y_ptr, wout_ptr, x_ptr, res_ptr, out_ptr, cnt_ptr, rows, m_b, H, E, HAS_RES, USE_DOT, PREC,
@@ -458,7 +505,8 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
     _in_conv_kernel[(launch.n_rows, triton.cdiv(E, t["in_e"]))](
         x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
         batch, H, E, float(eps),
-        K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"], PRELOAD=preload and H <= block_h, **launch.common,
+        K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"], PRELOAD=preload and H <= block_h, ONE_CHUNK=small and H <= block_h,
+        **launch.common,
     )
     res_ = res.contiguous() if res is not None else x
     counter = _tail_counter(x.device, launch.n_rows) if small and H * E <= TAIL_OUT_MAX and tail_out_enabled() else None
