@@ -89,6 +89,8 @@ def launches_per_sample(model: torch.nn.Module, tail_out: bool = False) -> colle
     period), by kernel or op name; ``tail_out``: with ``AUDIOMAMBA_TAIL_OUT=1``."""
     from audiomamba.generate.stepper import step_period
 
+    if not interpreting():
+        raise RuntimeError("launch counting needs the Triton interpreter: run with TRITON_INTERPRET=1 on the CPU")
     period = step_period(model)
     state = model.init_state(1, "cpu")
     token = torch.zeros(1, dtype=torch.long)

@@ -32,3 +32,5 @@ def test_launch_table_needs_the_interpreter(monkeypatch, capsys) -> None:
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     assert main(["--presets", "sc09-small-tiny"]) == 2
     assert "TRITON_INTERPRET=1" in capsys.readouterr().err
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
+        launches_per_sample(torch.nn.Linear(1, 1))
