@@ -158,7 +158,7 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
     batched_variants = [(name, env) for name, env in variants if "AUDIOMAMBA_TAIL_OUT" not in env]
 
     def note(name: str, env: dict[str, str], batch: int) -> str:  # launch changes must change no sample: check it
-        return same_tokens_note(m, batch, dev, graph, bf16, env) if "tl.dot" not in name else ""
+        return same_tokens_note(m, batch, dev, graph, bf16, env) if "AUDIOMAMBA_STEP_PRECISION" not in env else ""
 
     unknown = [c for c in cases if c not in CASES]
     if unknown or not cases:

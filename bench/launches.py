@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import os
 import sys
 
 import torch
@@ -87,6 +86,8 @@ def counting():
 def launches_per_sample(model: torch.nn.Module, tail_out: bool = False) -> collections.Counter[str]:
     """Launches per full-rate sample of ``model`` at batch 1 (mean over one pooling period, after one warm-up
     period), by kernel or op name; ``tail_out``: with ``AUDIOMAMBA_TAIL_OUT=1``."""
+    from audiomamba.bench.model import environment
+
     from audiomamba.generate.stepper import step_period
 
     if not interpreting():
@@ -94,23 +95,18 @@ def launches_per_sample(model: torch.nn.Module, tail_out: bool = False) -> colle
     period = step_period(model)
     state = model.init_state(1, "cpu")
     token = torch.zeros(1, dtype=torch.long)
-    old = os.environ.get("AUDIOMAMBA_TAIL_OUT")
-    os.environ["AUDIOMAMBA_TAIL_OUT"] = "1" if tail_out else "0"
     kernels.set_backend("triton")
     kernels.set_fused_step(True)
     try:
-        for _ in range(period):
-            model.step(token, state)
-        with counting() as counts:
+        with environment({"AUDIOMAMBA_TAIL_OUT": "1" if tail_out else "0"}):
             for _ in range(period):
                 model.step(token, state)
+            with counting() as counts:
+                for _ in range(period):
+                    model.step(token, state)
     finally:
         kernels.set_backend(None)
         kernels.set_fused_step(None)
-        if old is None:
-            os.environ.pop("AUDIOMAMBA_TAIL_OUT", None)
-        else:
-            os.environ["AUDIOMAMBA_TAIL_OUT"] = old
     return collections.Counter({name: n / period for name, n in counts.items()})
 
 

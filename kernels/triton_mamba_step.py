@@ -248,7 +248,7 @@ def _xproj_kernel(
 def _ssm_loads(u_ptr, z_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, R,
                BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr):
     """Everything the state update of channels ``offs_e`` reads: issued together, before the x_proj (one round
-    trip to memory, not one after it). Returns (w_dt, Δ bias, u, z, A, h, D)."""
+    trip to memory, not one after it). Returns (w_dt, Δ bias, u, z, A, h and its pointers, D)."""
     m_e = offs_e < E
     m_be = m_b[:, None] & m_e[None, :]
     offs_n = tl.arange(0, BLOCK_N)
@@ -263,34 +263,28 @@ def _ssm_loads(u_ptr, z_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, rows, m_b, o
     hp = h_ptr + rows[:, None, None] * (E * N) + offs_e[None, :, None] * N + offs_n[None, None, :]
     h = tl.load(hp, mask=m_be[:, :, None] & m_n[None, None, :], other=0.0)
     D = tl.load(D_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
-    return w_dt, dtb, u, z, A.to(tl.float32), h, D
+    return w_dt, dtb, u, z, A.to(tl.float32), h, hp, D
 
 
 @triton.jit
-def _ssm_channels(h_ptr, rows, m_b, offs_e, E, N, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, D,
+def _ssm_channels(m_b, offs_e, E, N, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, hp, D,
                   USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_N: tl.constexpr):
-    """Δ, state update (h in place) and gated output y (BLOCK_B, BLOCK_E) of channels ``offs_e``, from
-    :func:`_ssm_loads`."""
-    m_e = offs_e < E
-    m_be = m_b[:, None] & m_e[None, :]
-    offs_n = tl.arange(0, BLOCK_N)
-    m_n = offs_n < N
+    """Δ, state update (h in place at ``hp``) and gated output y (BLOCK_B, BLOCK_E) of channels ``offs_e``,
+    from :func:`_ssm_loads`."""
+    m_be = m_b[:, None] & (offs_e < E)[None, :]
     dt = mm(dt_low, w_dt.to(tl.float32), USE_DOT, PREC)
     dt = softplus(dt + dtb[None, :])
-    hp = h_ptr + rows[:, None, None] * (E * N) + offs_e[None, :, None] * N + offs_n[None, None, :]
-    m_ben = m_be[:, :, None] & m_n[None, None, :]
     a, _ = exp_dtA(dt[:, :, None], A[None, :, :], A, False)
     h, _ = state_update(h, h, a, a, (dt * u)[:, :, None], Bt[:, None, :], Bt[:, None, :], False)
-    tl.store(hp, h, mask=m_ben)
+    tl.store(hp, h, mask=m_be[:, :, None] & (tl.arange(0, BLOCK_N) < N)[None, None, :])
     y = readout(h, h, Ct[:, None, :], Ct[:, None, :], 2, False)
-    y += D[None, :] * u
-    return tl.where(m_be, y * z * tl.sigmoid(z), 0.0)
+    return _skip_gate(y, u, z, D, m_be)
 
 
 @triton.jit
-def _skip_gate(y, u, z, D_ptr, offs_e, m_e, m_be):
-    """(y + D u) · SiLU(z) for channels ``offs_e`` (mask m_e; rows and channels m_be); 0 where masked."""
-    y += tl.load(D_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)[None, :] * u
+def _skip_gate(y, u, z, D, m_be):
+    """(y + D u) · SiLU(z), D the channels' (BLOCK_E,) float32 skip weights; 0 where m_be masks rows or channels."""
+    y += D[None, :] * u
     return tl.where(m_be, y * z * tl.sigmoid(z), 0.0)
 
 
@@ -302,6 +296,25 @@ def _residual_store(acc, x_ptr, res_ptr, out_ptr, rows, m_b, offs_h, H, HAS_RES:
     if HAS_RES:
         acc += tl.load(res_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
     tl.store(out_ptr + rows[:, None] * H + offs_h[None, :], acc.to(out_ptr.dtype.element_ty), mask=m_bh)
+
+
+@triton.jit
+def _out_proj_acc(y_ptr, wout_ptr, rows, m_b, offs_h, m_h, E, w1, PRELOAD: tl.constexpr, USE_DOT: tl.constexpr,
+                  PREC: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr):
+    """out_proj(y) of rows x output columns ``offs_h``: (BLOCK_B, BLOCK_H) float32, summed over E in BLOCK_K
+    chunks (``w1``: the weights, loaded already, when PRELOAD and E is one chunk). y is read from L2 (``.cg``):
+    other programs of the launch may have written it (:func:`_tail_out_proj`)."""
+    acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
+    for k0 in range(0, E, BLOCK_K):
+        offs_k = k0 + tl.arange(0, BLOCK_K)
+        m_by = m_b[:, None] & (offs_k < E)[None, :]
+        y = tl.load(y_ptr + rows[:, None] * E + offs_k[None, :], mask=m_by, other=0.0, cache_modifier=".cg")
+        if PRELOAD:
+            w = w1
+        else:
+            w = _out_proj_weights(wout_ptr, offs_h, m_h, offs_k, E)
+        acc += mm(y, w, USE_DOT, PREC)
+    return acc
 
 
 @triton.jit
@@ -319,13 +332,8 @@ def _tail_out_proj(y_ptr, wout_ptr, x_ptr, res_ptr, out_ptr, cnt_ptr, rows, m_b,
         tl.atomic_xchg(cnt_ptr + pid, 0)  # zero again for the next launch
         for h0 in range(0, H, BLOCK_H):
             offs_h = h0 + tl.arange(0, BLOCK_H)
-            m_h = offs_h < H
-            acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
-            for k0 in range(0, E, BLOCK_K):
-                offs_k = k0 + tl.arange(0, BLOCK_K)
-                m_by = m_b[:, None] & (offs_k < E)[None, :]
-                y = tl.load(y_ptr + rows[:, None] * E + offs_k[None, :], mask=m_by, other=0.0, cache_modifier=".cg")
-                acc += mm(y, _out_proj_weights(wout_ptr, offs_h, m_h, offs_k, E), USE_DOT, PREC)
+            acc = _out_proj_acc(y_ptr, wout_ptr, rows, m_b, offs_h, offs_h < H, E, 0.0, False, USE_DOT, PREC,
+                                BLOCK_B, BLOCK_H, BLOCK_K)
             _residual_store(acc, x_ptr, res_ptr, out_ptr, rows, m_b, offs_h, H, HAS_RES)
 
 
@@ -342,7 +350,7 @@ def _ssm_kernel(
     pdl_wait(PDL)
     rows, m_b = row_tile(batch, BLOCK_B)
     offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
-    w_dt, dtb, u, z, A, h, D = _ssm_loads(u_ptr, z_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, rows, m_b, offs_e,
+    w_dt, dtb, u, z, A, h, hp, D = _ssm_loads(u_ptr, z_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, rows, m_b, offs_e,
                                           E, N, R, BLOCK_N, BLOCK_R)
     if XPROJ_INLINE:  # few rows: every program of a row tile repeats the small x_proj (saves a launch)
         dt_low, Bt, Ct = _xproj(u_ptr, wx_ptr, rows, m_b, E, N, R, USE_DOT, PREC, BLOCK_B, BLOCK_K, BLOCK_N, BLOCK_R)
@@ -354,7 +362,7 @@ def _ssm_kernel(
         dt_low = tl.load(dbc + offs_r[None, :], mask=m_b[:, None] & (offs_r < R)[None, :], other=0.0)
         Bt = tl.load(dbc + R + offs_n[None, :], mask=m_b[:, None] & m_n[None, :], other=0.0)
         Ct = tl.load(dbc + R + N + offs_n[None, :], mask=m_b[:, None] & m_n[None, :], other=0.0)
-    y = _ssm_channels(h_ptr, rows, m_b, offs_e, E, N, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, D, USE_DOT, PREC, BLOCK_N)
+    y = _ssm_channels(m_b, offs_e, E, N, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, hp, D, USE_DOT, PREC, BLOCK_N)
     tl.store(y_ptr + rows[:, None] * E + offs_e[None, :], y, mask=m_b[:, None] & (offs_e < E)[None, :])
     if TAIL:
         _tail_out_proj(y_ptr, wout_ptr, x_ptr, res_ptr, out_ptr, cnt_ptr, rows, m_b, H, E, HAS_RES, USE_DOT, PREC,
@@ -381,17 +389,11 @@ def _out_proj_kernel(
     m_h = offs_h < H
     if PRELOAD:  # PDL and E in one chunk: load the weights before waiting for the previous kernel
         w1 = _out_proj_weights(wout_ptr, offs_h, m_h, tl.arange(0, BLOCK_K), E)
+    else:
+        w1 = 0.0
     pdl_wait(PDL)
-    acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
-    for k0 in range(0, E, BLOCK_K):
-        offs_k = k0 + tl.arange(0, BLOCK_K)
-        m_k = offs_k < E
-        y = tl.load(y_ptr + rows[:, None] * E + offs_k[None, :], mask=m_b[:, None] & m_k[None, :], other=0.0)
-        if PRELOAD:
-            w = w1
-        else:
-            w = _out_proj_weights(wout_ptr, offs_h, m_h, offs_k, E)
-        acc += mm(y, w, USE_DOT, PREC)
+    acc = _out_proj_acc(y_ptr, wout_ptr, rows, m_b, offs_h, m_h, E, w1, PRELOAD, USE_DOT, PREC, BLOCK_B, BLOCK_H,
+                        BLOCK_K)
     _residual_store(acc, x_ptr, res_ptr, out_ptr, rows, m_b, offs_h, H, HAS_RES)
 
 
@@ -452,7 +454,7 @@ def _ssm_lti_kernel(
     else:
         tl.store(h_ptr + h_off, h_re, mask=m_ben)
     y = readout(h_re, h_im, C_re[None], C_im[None], 2, IS_COMPLEX)
-    y = _skip_gate(y, u, z, D_ptr, offs_e, m_e, m_be)
+    y = _skip_gate(y, u, z, tl.load(D_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32), m_be)
     tl.store(y_ptr + rows[:, None] * E + offs_e[None, :], y, mask=m_be)
     if TAIL:
         _tail_out_proj(y_ptr, wout_ptr, x_ptr, res_ptr, out_ptr, cnt_ptr, rows, m_b, H, E, HAS_RES, USE_DOT, PREC,
@@ -509,15 +511,16 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
         **launch.common,
     )
     res_ = res.contiguous() if res is not None else x
+    w_out = out_proj.contiguous()
     counter = _tail_counter(x.device, launch.n_rows) if small and H * E <= TAIL_OUT_MAX and tail_out_enabled() else None
     # the out_proj's arguments, for the SSM launch's tail (TAIL) or, without it, unused there
-    tail = dict(wout_ptr=out_proj.contiguous(), x_ptr=x, res_ptr=res_, out_ptr=out,
+    tail = dict(wout_ptr=w_out, x_ptr=x, res_ptr=res_, out_ptr=out,
                 cnt_ptr=counter if counter is not None else u, H=H, TAIL=counter is not None, HAS_RES=res is not None,
                 BLOCK_OH=t["out_h"], BLOCK_OK=block_k)
     ssm(u, z, y, launch, tail)
     if counter is None:
         _out_proj_kernel[(launch.n_rows, triton.cdiv(H, t["out_h"]))](
-            y, out_proj.contiguous(), x, res_, out,
+            y, w_out, x, res_, out,
             batch, H, E,
             HAS_RES=res is not None, BLOCK_H=t["out_h"], BLOCK_K=block_k, PRELOAD=preload and E <= block_k,
             **launch.common,
