@@ -48,6 +48,7 @@ from pathlib import Path
 import torch
 from audiomamba.bench.device import device_name, free, is_oom, sync
 from audiomamba.bench.model import environment
+from audiomamba.kernels.backend import PDL_AUTO_MAX_ROWS
 
 import audiomamba.generate as _generate_pkg
 from audiomamba import kernels
@@ -146,11 +147,12 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
         step_precisions: tuple[str, ...] = (), pdl: bool = False, tail_out: bool = False) -> str:
     """The default table: ``cases`` of :data:`CASES`, fused vs composed step, each row logged as it is timed.
     ``step_precisions``: for the SC09 cases, also the fused step under each ``AUDIOMAMBA_STEP_PRECISION``
-    (e.g. ``bf16``), in the same process, for a same-run ratio; ``pdl``: also with ``AUDIOMAMBA_PDL=1``
-    (programmatic dependent launch of the step kernels); ``tail_out``: also with ``AUDIOMAMBA_TAIL_OUT=1`` (one
+    (e.g. ``bf16``), in the same process, for a same-run ratio; ``pdl``: also with ``AUDIOMAMBA_PDL=1`` and ``=0``
+    (programmatic dependent launch of the step kernels always and never; by default one stream has it); ``tail_out``: also with ``AUDIOMAMBA_TAIL_OUT=1`` (one
     stream's out_proj as the tail of the state-update launch), and with both when ``pdl`` is set too."""
     variants = [(f"{p} tl.dot", {"AUDIOMAMBA_STEP_PRECISION": p}) for p in step_precisions]
-    variants += [("PDL", {"AUDIOMAMBA_PDL": "1"})] if pdl else []
+    # PDL is on by default for one stream (AUDIOMAMBA_PDL unset: fewer than 16 rows), off for batches
+    variants += [("PDL", {"AUDIOMAMBA_PDL": "1"}), ("no PDL", {"AUDIOMAMBA_PDL": "0"})] if pdl else []
     variants += [("tail out_proj", {"AUDIOMAMBA_TAIL_OUT": "1"})] if tail_out else []
     variants += [("PDL + tail out_proj", {"AUDIOMAMBA_PDL": "1", "AUDIOMAMBA_TAIL_OUT": "1"})] if pdl and tail_out else []
 
@@ -245,8 +247,9 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
         for case, batch in (("sc09", n_sc09), ("stream", 1)):
             if case in cases and (case == "stream" or (name, env) in batched_variants):
                 ratio = wall(sc09, fused_label, batch) / wall(sc09, f"{fused_label}, {name}", batch)
+                pdl_default = "PDL" if batch < PDL_AUTO_MAX_ROWS else "no PDL"
                 lines.append(f"{sc09} batch {batch}: fused step with {name} {ratio:.2f}× the "
-                             f"default ({_step_precision_note() or 'tf32x3 on a GPU'}, no PDL).")
+                             f"default ({_step_precision_note() or 'tf32x3 on a GPU'}, {pdl_default}).")
     if "stream" in cases:
         lines.append(f"Single stream: fused vs composed {wall(sc09, plain_label, 1) / wall(sc09, fused_label, 1):.2f}×.")
     if "youtubemix" in cases:

@@ -54,6 +54,9 @@ FULL_CASES = [
     Case(16, 512, 16, 1024, "selective-real"),
     Case(8, 2048, 16, 2048, "selective-real"),
 ]
+# the shapes sc09-small's U-Net levels run at (16 x 16000 tokens, pooling 4 x 4): 4 kHz and 1 kHz (issue 14)
+UNET_CASES = [Case(16, 256, 16, 4000, "selective-real"), Case(16, 512, 16, 1000, "selective-real")]
+FULL_CASES += UNET_CASES
 QUICK_CASES = FULL_CASES[:2]
 CPU_CASES = [Case(1, 4, 4, 32, "selective-real"), Case(1, 4, 4, 32, "lti-complex")]
 

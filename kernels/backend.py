@@ -73,18 +73,28 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
+#: below this many rows (one stream) the step kernels are launch-bound, and PDL pays (H200, 2026-12-03: 1.26x for one
+#: sc09-small stream, tokens identical); at batch 2048 it cost 9 % (0.91x), so batched steps keep plain launches
+PDL_AUTO_MAX_ROWS = 16
+
+
 def pdl_enabled(t: torch.Tensor) -> bool:
-    """Launch the generation step kernels with programmatic dependent launch (PDL)? Only with
-    ``AUDIOMAMBA_PDL=1``, for CUDA tensors on sm_90 or newer, outside the interpreter (which has no
-    grid dependency control). Each such kernel waits for its predecessor before touching memory
+    """Launch the generation step kernels with programmatic dependent launch (PDL)? ``AUDIOMAMBA_PDL=1``: always,
+    ``0``: never, unset or ``auto``: for fewer than :data:`PDL_AUTO_MAX_ROWS` rows (``t`` is the step's (B, H)
+    input). Only for CUDA tensors on sm_90 or newer, outside the interpreter (which has no grid dependency
+    control). Each such kernel waits for its predecessor before touching memory
     (:func:`kernels.triton_helpers.pdl_wait`), so PDL hides launch latency and changes no result."""
-    if os.environ.get("AUDIOMAMBA_PDL", "0").strip() in ("", "0") or not t.is_cuda or interpreting():
+    flag = os.environ.get("AUDIOMAMBA_PDL", "auto").strip().lower()
+    if flag in ("0", "false", "off") or not t.is_cuda or interpreting():
+        return False
+    if flag in ("", "auto") and (t.dim() == 0 or t.shape[0] >= PDL_AUTO_MAX_ROWS):
         return False
     return torch.cuda.get_device_capability(t.device)[0] >= 9
 
 
 def tail_out_enabled() -> bool:
     """Run a one-stream block step's out_proj as the tail of its state-update launch (two launches per block
-    instead of three; :func:`kernels.triton_mamba_step._tail_out_proj`)? Only with ``AUDIOMAMBA_TAIL_OUT=1``
-    until a GPU run has timed it and checked its tokens (``audiomamba bench generate --cases stream --tail-out``)."""
+    instead of three; :func:`kernels.triton_mamba_step._tail_out_proj`)? Only with ``AUDIOMAMBA_TAIL_OUT=1``: on an
+    H200 (2026-12-03, ``bench generate --cases stream --pdl --tail-out``) its tokens were identical but one stream
+    ran 0.78x as fast (0.96x with PDL)."""
     return os.environ.get("AUDIOMAMBA_TAIL_OUT", "0").strip() not in ("", "0", "false", "off")

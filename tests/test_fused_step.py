@@ -309,7 +309,38 @@ def test_pdl_is_off_on_the_cpu_and_in_the_interpreter(monkeypatch) -> None:
     has no grid dependency control) never get it, so the same kernels run as without the flag."""
     from audiomamba.kernels.backend import pdl_enabled
 
+    for flag in ("1", "0", "auto"):
+        monkeypatch.setenv("AUDIOMAMBA_PDL", flag)
+        assert not pdl_enabled(torch.zeros(1, 8))
+    monkeypatch.delenv("AUDIOMAMBA_PDL")
+    assert not pdl_enabled(torch.zeros(1, 8))
+
+
+def test_pdl_by_default_only_for_one_stream(monkeypatch) -> None:
+    """Unset (or ``auto``), PDL is for steps of fewer than PDL_AUTO_MAX_ROWS rows (one stream: 1.26x on an H200,
+    batch 2048: 0.91x); ``1`` forces it on, ``0`` off. The device check is stubbed: the rule is what is tested."""
+    from audiomamba.kernels import backend
+
+    class Cuda:  # a stand-in with the attributes pdl_enabled reads
+        def __init__(self, rows: int) -> None:
+            self.is_cuda, self.shape, self.device = True, (rows, 8), None
+
+        def dim(self) -> int:
+            return 2
+
+    monkeypatch.setattr(backend.torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setattr(backend, "interpreting", lambda: False)
+    monkeypatch.delenv("AUDIOMAMBA_PDL", raising=False)
+    small, big = Cuda(1), Cuda(backend.PDL_AUTO_MAX_ROWS)
+    assert backend.pdl_enabled(small) and not backend.pdl_enabled(big)
+    monkeypatch.setenv("AUDIOMAMBA_PDL", "auto")
+    assert backend.pdl_enabled(Cuda(backend.PDL_AUTO_MAX_ROWS - 1)) and not backend.pdl_enabled(big)
     monkeypatch.setenv("AUDIOMAMBA_PDL", "1")
-    assert not pdl_enabled(torch.zeros(1))
+    assert backend.pdl_enabled(small) and backend.pdl_enabled(big)
     monkeypatch.setenv("AUDIOMAMBA_PDL", "0")
-    assert not pdl_enabled(torch.zeros(1))
+    assert not backend.pdl_enabled(small) and not backend.pdl_enabled(big)
+    monkeypatch.setattr(backend.torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    monkeypatch.delenv("AUDIOMAMBA_PDL")
+    assert not backend.pdl_enabled(small)  # sm_80 has no programmatic dependent launch
+
+

@@ -255,3 +255,28 @@ def test_slim_sampling_checkpoint_gives_the_ema_model(tmp_path, data, capsys):
     assert main([str(tmp_path / "missing.pt"), str(tmp_path / "t.pt")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: checkpoint not found") and err.count("\n") == 1
+
+
+def test_resume_from_a_slim_copy_without_the_ema_restarts_the_ema_from_the_weights(tmp_path, data, capsys):
+    """``slim --no-ema`` (the rescue copy of a model too large for the device's 64 MiB): the resumed run's EMA
+    starts from the loaded weights, not from the fresh model's initial ones, and a note says so."""
+    from audiomamba.train.checkpoint import save_checkpoint, slim_checkpoint
+    from audiomamba.train.slim import main as slim_main
+
+    recipe = tiny_recipe(data, "train.ema=0.999")
+    train_recipe(recipe, _opts(tmp_path / "b", max_steps=4))
+    full = load_checkpoint(tmp_path / "b", "last.pt")
+    slim = slim_checkpoint(full, keep_ema=False)
+    assert "ema" not in slim and "optimizer" not in slim and slim["slim"] == "training"
+    assert slim_checkpoint(full, sampling=True, keep_ema=False)["model"].keys() == full["model"].keys()
+    assert slim_main([str(tmp_path / "b" / "last.pt"), str(tmp_path / "s.pt"), "--no-ema"]) == 0
+    assert "no EMA" in capsys.readouterr().out
+    save_checkpoint(tmp_path / "b" / "last.pt", slim)
+    rest = train_recipe(recipe, _opts(tmp_path / "b", resume=True, max_steps=5))
+    assert "has no EMA: the EMA starts again from its weights" in capsys.readouterr().out
+    assert rest.step == 5
+    after = load_checkpoint(tmp_path / "b", "last.pt")
+    # one step of EMA 0.999 from the step-4 weights stays next to them, far from the fresh model's init
+    for k, v in after["ema"].items():
+        if v.is_floating_point() and v.numel() > 16:
+            assert (v - full["model"][k].float()).abs().max() <= (after["model"][k].float() - full["model"][k].float()).abs().max() + 1e-6

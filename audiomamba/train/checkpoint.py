@@ -143,12 +143,16 @@ def _load_file(path: Path) -> dict[str, Any]:
     return state
 
 
-def slim_checkpoint(state: dict[str, Any], sampling: bool = False) -> dict[str, Any]:
+def slim_checkpoint(state: dict[str, Any], sampling: bool = False, keep_ema: bool = True) -> dict[str, Any]:
     """A copy of ``state`` without the optimizer state: ``slim = "training"`` (float32 weights, bfloat16 EMA;
     ``train --resume`` reads it) or, with ``sampling``, ``slim = "sampling"`` (the EMA weights where there
-    are some, else the weights, in bfloat16, and no EMA)."""
+    are some, else the weights, in bfloat16, and no EMA). ``keep_ema=False`` (training copies only) drops
+    the EMA too, two thirds of the bytes: a resume then restarts the EMA from the weights."""
     out = {k: v for k, v in state.items() if k not in ("optimizer", "path")}
     ema = state.get("ema") or {}
+    if not keep_ema and not sampling:
+        ema = {}
+        out.pop("ema", None)
     if sampling:
         weights = {**state["model"], **{k: v for k, v in ema.items() if k in state["model"]}}
         out["model"] = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in weights.items()}

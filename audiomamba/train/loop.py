@@ -323,6 +323,11 @@ class Trainer:
         if self.ema is not None and state.get("ema"):
             for k, v in self.ema.items():
                 v.copy_(state["ema"][k])
+        elif self.ema is not None:  # a slim copy without the EMA (slim --no-ema): it restarts from the weights
+            for k, v in self.ema.items():
+                v.copy_(self._ema_src[k])
+            if self.info.is_main:
+                print(f"note: --resume from {state['path']}, which has no EMA: the EMA starts again from its weights")
         if "optimizer" not in state:  # a slim checkpoint (slim_checkpoint): the lr from the schedule, fresh moments
             for group, lr in zip(self.opt.param_groups, self.sched.get_last_lr(), strict=True):
                 group["lr"] = lr

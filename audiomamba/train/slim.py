@@ -21,15 +21,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("src", type=Path, help="a checkpoint file, or a run folder (its last.pt)")
     parser.add_argument("dst", type=Path, help="the slim checkpoint to write")
     parser.add_argument("--sampling", action="store_true", help="Keep only the EMA weights, in bfloat16.")
+    parser.add_argument("--no-ema", action="store_true",
+                        help="A training copy without the EMA (2/3 of the bytes; a resume restarts the EMA).")
     args = parser.parse_args(argv)
     try:
         state = load_checkpoint(args.src, prefer=LAST)
-        path = save_checkpoint(args.dst, slim_checkpoint(state, args.sampling))
+        path = save_checkpoint(args.dst, slim_checkpoint(state, args.sampling, keep_ema=not args.no_ema))
     except (CheckpointError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     mib = path.stat().st_size / 2**20
-    print(f"wrote {path} ({mib:.1f} MiB, slim {'sampling' if args.sampling else 'training'}, step {state['step']})")
+    kind = "sampling" if args.sampling else "training" + (", no EMA" if args.no_ema else "")
+    print(f"wrote {path} ({mib:.1f} MiB, slim {kind}, step {state['step']})")
     return 0
 
 

@@ -5,8 +5,9 @@
 #   logs.tgz         the job's logs and reports (/tmp/res: *.log, *.md, *.png)
 #   partial.tgz      the run folders without checkpoints and WAVs (t2d, t2d-eval*)
 #   loso-partial.tgz the LOSO folders without fold weights (only when the job ran LOSO)
-#   last-slim.pt.part-aa, -ab   the run's last.pt, slim (no optimizer state, EMA in bf16; split under 16 MiB)
-#   snap-<m>min.pt   each time-to-quality snapshot, slim for sampling (EMA weights in bf16)
+#   last-slim.pt.part-aa, -ab   the run's last.pt, slim (no optimizer state, EMA in bf16, or no EMA when the copy
+#                    would pass 56 MiB; split under 16 MiB)
+#   snap-<m>min.pt   each time-to-quality snapshot, slim for sampling (EMA weights in bf16), where it still fits
 # With these, docs/gpu/rescue.sh rebuilds the run folder here, and a fresh machine resumes it (README.md, "Rescue").
 # the package and wheels that call 1 installed (a poll call that forgot the export lost its slim copies on 2026-12-03)
 # PYTHONSAFEPATH: `python3 -m` must not put the checkout first on sys.path (its audiomamba/ lacks the installed
@@ -19,7 +20,11 @@ slim() {  # refresh the slim copies when the trainer has written a newer checkpo
     # the stamp moves only when the copy succeeded (on 2026-12-03 a failed import stamped it anyway, and
     # run 11's later polls kept sending the step-2384 copy)
     touch "$SLIM/stamp.new"
+    # a copy over 56 MiB (12.8 M parameters: run 12 on 2026-12-03, whose fifth part never came back) drops the EMA,
+    # so that its parts and the logs fit the 64 MiB a call brings back; a resume restarts the EMA from the weights
     python3 -m audiomamba.train.slim "$last" "$SLIM/last-slim.pt" > /dev/null \
+      && { [ "$(stat -c %s "$SLIM/last-slim.pt")" -le $(( 56 * 1024 * 1024 )) ] \
+           || python3 -m audiomamba.train.slim "$last" "$SLIM/last-slim.pt" --no-ema > /dev/null; } \
       && rm -f "$SLIM"/last-slim.pt.part-* && split -b 15M "$SLIM/last-slim.pt" "$SLIM/last-slim.pt.part-" \
       && mv "$SLIM/stamp.new" "$SLIM/stamp"
   fi
@@ -33,7 +38,17 @@ copy() {
   [ -d /tmp/w/t2d ] && (cd /tmp/w && tar --exclude='*.pt' --exclude='*.wav' --exclude='.lock' -czf "$OUT/partial.tgz" t2d t2d-eval* 2>/dev/null)
   ls -d /tmp/w/loso-* > /dev/null 2>&1 && (cd /tmp/w && tar --exclude='classifier-*.pt' -czf "$OUT/loso-partial.tgz" loso-*)
   slim
-  cp "$SLIM"/last-slim.pt.part-* "$SLIM"/snap-*min.pt "$OUT"/ 2>/dev/null
+  # what comes back is at most 8 files, 16 MiB each, 64 MiB together: the parts first, then snapshots that still fit
+  local f n size total
+  rm -f "$OUT"/last-slim.pt.part-* "$OUT"/snap-*min.pt  # last minute's copies
+  n=$(ls "$OUT" | wc -l); total=$(du -cb "$OUT"/* 2>/dev/null | tail -1 | cut -f1)
+  for f in "$SLIM"/last-slim.pt.part-* "$SLIM"/snap-*min.pt; do
+    [ -f "$f" ] || continue
+    size=$(stat -c %s "$f")
+    if [ "$n" -lt 8 ] && [ "$size" -le $(( 16 * 1024 * 1024 )) ] && [ $(( ${total:-0} + size )) -le $(( 63 * 1024 * 1024 )) ]; then
+      cp "$f" "$OUT"/ && n=$(( n + 1 )) && total=$(( ${total:-0} + size ))
+    fi
+  done
 }
 end=$(( $(date +%s) + ${1:-500} ))
 next=$(( $(date +%s) + 60 ))
