@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from audiomamba.eval.augment import AugmentConfig
 from audiomamba.eval.classifier import ClassifierConfig, DigitClassifier, load_classifier, save_classifier
+from audiomamba.eval.clips import speaker_ids, speaker_of
 from audiomamba.eval.confusion import confusion_matrix
 from audiomamba.eval.progress import make_progress
 from audiomamba.eval.train_classifier import (
@@ -39,12 +40,6 @@ from rich.console import Console
 from audiomamba.errors import CheckpointError, ConfigError, DataError
 
 SPLITS = ("train", "validation", "test")
-
-
-def speaker_of(path: str | Path) -> str:
-    """``<speaker>_nohash_<n>.wav`` → speaker (the whole stem if there is no ``_nohash_``)."""
-    stem = Path(path).stem
-    return stem.split("_nohash_")[0]
 
 
 def load_all(root: str | Path, progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
@@ -78,7 +73,8 @@ def load_all(root: str | Path, progress: bool = True) -> tuple[torch.Tensor, tor
 
 
 def loso_folds(speakers: list[str], splits: list[str]) -> list[dict]:
-    """One fold per speaker (sorted): {"speaker", "train", "val", "test"} index tensors.
+    """One fold per speaker (sorted): {"speaker", "train", "val", "test"} index tensors, and "train_spk", the
+    training clips' speaker indices (:func:`eval.clips.speaker_ids`, for ``--speaker-adversarial``).
 
     test = all clips of the speaker; val = the other speakers' validation-split clips (every 10th
     of their clips if they have none); train = the other speakers' remaining clips.
@@ -98,7 +94,8 @@ def loso_folds(speakers: list[str], splits: list[str]) -> list[dict]:
             val = others[::10]
         vs = set(val)
         train = [i for i in others if i not in vs]
-        folds.append({"speaker": name, "train": torch.tensor(train), "val": torch.tensor(val), "test": torch.tensor(test)})
+        folds.append({"speaker": name, "train": torch.tensor(train), "val": torch.tensor(val), "test": torch.tensor(test),
+                      "train_spk": speaker_ids([speakers[i] for i in train])})
     return folds
 
 
@@ -183,7 +180,7 @@ def _run_fold(waves: torch.Tensor, labels: torch.Tensor, fold: dict, k: int, n_f
     console.print(f"fold {k}/{n_folds}: held-out speaker {name} ({len(te)} clips); "
                   f"train {len(tr)}, validation {len(va)} clips of the other speakers")
     fit = fit_classifier(waves[tr], labels[tr], waves[va], labels[va], cfg, model_cfg, aug, progress, console,
-                         desc=f"fold {k}/{n_folds}")
+                         desc=f"fold {k}/{n_folds}", train_spk=fold["train_spk"])
     row = _score_fold(fit.model, name, waves[te], labels[te], out, speeds, warps)
     row.update({"train_clips": len(tr), "val_clips": len(va), "best_epoch": fit.best_epoch,
                 "val_accuracy": fit.val_accuracy, "train_seconds": round(fit.train_seconds, 1),

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from audiomamba.eval.augment import AUGMENT_PRESETS, AugmentConfig, augment_spec, augment_wave, mixup
 from audiomamba.eval.classifier import MODEL_PRESETS, ClassifierConfig, DigitClassifier, save_classifier
-from audiomamba.eval.clips import load_split
+from audiomamba.eval.clips import load_split, speaker_ids, split_speakers
 from audiomamba.eval.confusion import confusion_matrix, plot_confusion
 from audiomamba.eval.progress import make_progress
 from rich.console import Console
@@ -46,6 +46,10 @@ class TrainConfig:
     # weight of a Jensen-Shannon consistency term between the class probabilities of two independent augmentations
     # of each clip (AugMix's, with two views): rate, formant and channel changes should not change the digit; 0 off
     consistency: float = 0.0
+    # weight of a speaker-adversarial term (DANN): a speaker head on the penultimate features, trained through a
+    # gradient reversal, so that the features learn to say the digit but not who says it; ramped in over training
+    # (2 / (1 + exp(-10 p)) - 1 at progress p); 0 off
+    speaker_adversarial: float = 0.0
     seed: int = 0
     device: str = "auto"
 
@@ -59,6 +63,33 @@ def js_divergence(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tenso
     log_m = ((p + q) / 2).clamp_min(1e-7).log()
     kl = lambda r: (r * (r.clamp_min(1e-7).log() - log_m)).sum(-1)  # noqa: E731
     return ((kl(p) + kl(q)) / 2).mean()
+
+
+class _GradReverse(torch.autograd.Function):
+    """Identity forward; the backward multiplies the gradient by ``-scale`` (gradient reversal layer)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.scale * grad, None
+
+
+def grad_reverse(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """``x`` unchanged, with its gradient reversed and scaled by ``scale`` on the way back."""
+    return _GradReverse.apply(x, scale)
+
+
+#: the speaker head's constant learning rate (``--speaker-adversarial``)
+ADVERSARY_LR = 1e-3
+
+
+def adversary_ramp(progress: float) -> float:
+    """DANN's schedule for the reversal's weight: 0 at the start, about 1 after half of training."""
+    return 2.0 / (1.0 + math.exp(-10.0 * progress)) - 1.0
 
 
 def recipe_configs(augment: str = "basic", model: str = "small", mu_law: bool = True,
@@ -102,6 +133,19 @@ def sidecar_paths(ckpt: str | Path) -> tuple[Path, Path]:
     return ckpt.with_suffix(".json"), ckpt.with_name(ckpt.stem + ".confusion.png")
 
 
+def mixed_ce(logits: torch.Tensor, y: torch.Tensor, pairing: tuple[torch.Tensor, torch.Tensor] | None,
+             label_smoothing: float) -> torch.Tensor:
+    """Cross-entropy of ``logits`` against ``y``, or, for a mixup batch (``pairing`` = (partner, lam)), the
+    lam-weighted mean of the losses against each clip's own label and its partner's."""
+    if pairing is None:
+        return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    partner, lam = pairing
+    lam = lam.to(logits.device)
+    own = F.cross_entropy(logits, y, label_smoothing=label_smoothing, reduction="none")
+    other = F.cross_entropy(logits, y[partner.to(logits.device)], label_smoothing=label_smoothing, reduction="none")
+    return (lam * own + (1 - lam) * other).mean()
+
+
 @torch.no_grad()
 def evaluate(model: DigitClassifier, waves: torch.Tensor,
              labels: torch.Tensor) -> tuple[float, float, torch.Tensor, torch.Tensor]:
@@ -136,12 +180,15 @@ def fit_classifier(
     progress: bool = True,
     console: Console | None = None,
     desc: str = "train",
+    train_spk: torch.Tensor | None = None,
 ) -> FitResult:
     """The training loop shared by ``train-classifier`` and the leave-one-speaker-out evaluation.
 
     train_w (N, T), train_y (N,), val_w (V, T), val_y (V,) on the CPU. Trains a fresh
     :class:`DigitClassifier` (seeded by ``cfg.seed``) with on-the-fly augmentation, keeps the best
     validation epoch (ties: lower validation loss) and returns it loaded into the model.
+    ``train_spk`` (N,): the training clips' speaker indices, needed by ``cfg.speaker_adversarial``; the speaker
+    head is training-only and is not part of the returned model.
     """
     cfg = cfg or TrainConfig()
     aug = aug or AugmentConfig()
@@ -154,7 +201,22 @@ def fit_classifier(
 
     model = DigitClassifier(model_cfg).to(device)
     mel = model.config.logmel
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups = [{"params": list(model.parameters())}]
+    adversary = None
+    if cfg.speaker_adversarial > 0:
+        if train_spk is None or len(train_spk) != len(train_y):
+            raise ConfigError("--speaker-adversarial needs each training clip's speaker: use it with SC09 file names "
+                              "(<digit>/<speaker>_nohash_<n>.wav)")
+        n_spk = int(train_spk.max()) + 1
+        if n_spk < 2:
+            raise ConfigError(f"--speaker-adversarial needs at least 2 training speakers, found {n_spk}: pass 0 (off)")
+        # its own optimizer at a constant lr, with normalised inputs: under the classifier's one-cycle schedule
+        # (lr/25 at the start) it stayed at chance even unopposed, while a linear probe on the trained features
+        # told the 4 training voices apart at 90 % (2026-12-03)
+        adversary = torch.nn.Sequential(torch.nn.LayerNorm(model.feature_dim), torch.nn.Linear(model.feature_dim, 128),
+                                        torch.nn.ReLU(), torch.nn.Linear(128, n_spk)).to(device)
+        adv_opt = torch.optim.Adam(adversary.parameters(), lr=ADVERSARY_LR)
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     n_train = len(train_y)
     steps_per_epoch = n_train // cfg.batch_size + (1 if n_train % cfg.batch_size >= 2 else 0)
     if steps_per_epoch == 0:
@@ -173,12 +235,14 @@ def fit_classifier(
     best_epoch = 0
     history: list[dict] = []
     t0 = time.perf_counter()
+    total_steps = cfg.epochs * steps_per_epoch
+    step = 0
     with make_progress("batch", disable=not progress, console=console) as bar:
-        task = bar.add_task(desc, total=cfg.epochs * steps_per_epoch, info="")
+        task = bar.add_task(desc, total=total_steps, info="")
         for epoch in range(1, cfg.epochs + 1):
             model.train()
             perm = torch.randperm(len(train_y), generator=gen)
-            loss_sum, correct, seen = 0.0, 0, 0
+            loss_sum, correct, seen, spk_correct = 0.0, 0, 0, 0
             for start in range(0, len(perm), cfg.batch_size):
                 idx = perm[start : start + cfg.batch_size]
                 if len(idx) < 2:  # a last batch of one clip is skipped (BatchNorm needs two)
@@ -189,24 +253,29 @@ def fit_classifier(
                 if aug.mixup_prob > 0:
                     spec, partner, lam = mixup(spec, aug, gen)
                     pairing = (partner, lam)
-                    logits = model.forward_spec(spec)
-                    lam = lam.to(device)
-                    ls = cfg.label_smoothing
-                    own = F.cross_entropy(logits, y, label_smoothing=ls, reduction="none")
-                    other = F.cross_entropy(logits, y[partner.to(device)], label_smoothing=ls, reduction="none")
-                    loss = (lam * own + (1 - lam) * other).mean()
-                else:
-                    logits = model.forward_spec(spec)
-                    loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+                feats = model.embed_spec(spec)
+                logits = model.head(model.dropout(feats))
+                loss = mixed_ce(logits, y, pairing, cfg.label_smoothing)
+                if adversary is not None:  # the speaker head learns who speaks; the reversed gradient unlearns it
+                    scale = cfg.speaker_adversarial * adversary_ramp(step / total_steps)
+                    spk_logits = adversary(grad_reverse(feats, scale))
+                    spk = train_spk[idx].to(device)
+                    loss = loss + mixed_ce(spk_logits, spk, pairing, 0.0)
+                    spk_correct += int((spk_logits.argmax(-1) == spk).sum())
                 if cfg.consistency > 0:  # a second, independent augmentation of the same clips (mixed alike)
                     spec2 = augmented_view(idx)
                     if pairing is not None:
                         spec2 = mixup(spec2, aug, gen, pairing)[0]
                     loss = loss + cfg.consistency * js_divergence(logits, model.forward_spec(spec2))
                 opt.zero_grad(set_to_none=True)
+                if adversary is not None:
+                    adv_opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                if adversary is not None:
+                    adv_opt.step()
                 sched.step()
+                step += 1
                 loss_sum += loss.item() * len(idx)
                 correct += int((logits.argmax(-1) == y).sum())
                 seen += len(idx)
@@ -215,6 +284,7 @@ def fit_classifier(
             history.append(
                 {"epoch": epoch, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
                  "val_acc": val_acc, "val_loss": val_loss}
+                | ({"speaker_acc": spk_correct / max(seen, 1)} if adversary is not None else {})
             )
             if (val_acc, -val_loss) > (best[0], -best[1]):
                 best, best_epoch = (val_acc, val_loss), epoch
@@ -260,7 +330,8 @@ def train_classifier(
     if len(train_y) < 2:
         raise ConfigError(f"only {len(train_y)} training clip(s) in {root}: the classifier needs at least 2")
 
-    fit = fit_classifier(train_w, train_y, val_w, val_y, cfg, model_cfg, aug, progress, console)
+    train_spk = speaker_ids(split_speakers(root, "train")) if cfg.speaker_adversarial > 0 else None
+    fit = fit_classifier(train_w, train_y, val_w, val_y, cfg, model_cfg, aug, progress, console, train_spk=train_spk)
     model = fit.model
     test_acc, test_loss, test_pred, _ = evaluate(model, test_w, test_y)
     cm = confusion_matrix(test_pred, test_y, len(DIGITS))

@@ -188,10 +188,12 @@ def test_default_table_times_other_step_precisions_in_the_same_run(capsys, monke
     main(["bench", "generate", "--quick", "--device", "cpu", "--cases", "sc09", "--step-precisions", "bf16", "--pdl"])
     out = capsys.readouterr().out
     assert ", bf16 tl.dot | 4 |" in out and ", PDL | 4 |" in out
-    assert "fused step with bf16 tl.dot " in out and "fused step with PDL " in out
-    # the PDL row says whether it changed the samples (on the CPU PDL is off, so they are the same)
+    assert "fused step with bf16 tl.dot " in out and "fused step with PDL " in out and ", no PDL | 4 |" in out
+    # the PDL rows say whether they changed the samples (on the CPU PDL is off, so they are the same)
     assert "tokens of 0.1 s identical to the default" in out.split(", PDL | 4 |")[1].splitlines()[0]
-    assert seen == [(None, None)] * 4 + [("bf16", None)] * 2 + [(None, "1")] * 2
+    assert "tokens of 0.1 s identical to the default" in out.split(", no PDL | 4 |")[1].splitlines()[0]
+    # PDL forced on, then off (the default is on for one stream only)
+    assert seen == [(None, None)] * 4 + [("bf16", None)] * 2 + [(None, "1")] * 2 + [(None, "0")] * 2
     assert "AUDIOMAMBA_STEP_PRECISION" not in os.environ and "AUDIOMAMBA_PDL" not in os.environ  # set, then restored
 
 
@@ -212,9 +214,10 @@ def test_default_table_times_the_out_proj_tail_in_the_same_run(capsys, monkeypat
         row = out.split(f", {name} | 1 |")[1].splitlines()[0]
         assert "tokens of 0.1 s identical to the default" in row
         assert f"fused step with {name} " in out
-    # sc09 (batched): default, composed, PDL; no tail rows (the tail is for one stream); then the stream case
-    assert seen == ([(None, None)] * 4 + [("1", None)] * 2 + [(None, None)] * 4 + [("1", None)] * 2
-                    + [(None, "1")] * 2 + [("1", "1")] * 2)
+    # sc09 (batched): default, composed, PDL on, PDL off; no tail rows (the tail is for one stream); then the
+    # stream case alike, with the tail rows
+    assert seen == ([(None, None)] * 4 + [("1", None)] * 2 + [("0", None)] * 2 + [(None, None)] * 4
+                    + [("1", None)] * 2 + [("0", None)] * 2 + [(None, "1")] * 2 + [("1", "1")] * 2)
     assert ", tail out_proj | 4 |" not in out
     assert "AUDIOMAMBA_TAIL_OUT" not in os.environ and "AUDIOMAMBA_PDL" not in os.environ
 

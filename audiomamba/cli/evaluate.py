@@ -56,6 +56,9 @@ def train_classifier(
                               "end) instead of the dB log-mel: each band divided by its own recent level."),
     consistency: float = typer.Option(0.0, "--consistency", help="Weight of a Jensen-Shannon consistency term "
                                       "between two independent augmentations of each clip (AugMix-style); 0 = off."),
+    speaker_adversarial: float = typer.Option(0.0, "--speaker-adversarial", help="Weight of a speaker-adversarial "
+                                              "term: a speaker head trained through a gradient reversal, so the "
+                                              "features carry the digit but not the voice (DANN); 0 = off."),
 ) -> None:
     """Train the SC09 digit classifier used by the sample metrics.
 
@@ -69,7 +72,9 @@ def train_classifier(
     if threads is not None:
         torch.set_num_threads(max(1, threads))
     aug, model_cfg = recipe_configs(augment, model, mu_law, band_norm, lifter, pcen)
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, consistency=_consistency(consistency))
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+                      consistency=_weight(consistency, "--consistency", 12),
+                      speaker_adversarial=_weight(speaker_adversarial, "--speaker-adversarial", 0.3))
     report = run(sc09_dir, out, cfg, model_cfg, aug)
     typer.echo(
         f"test accuracy {100 * report['test_accuracy']:.2f}% (validation {100 * report['val_accuracy']:.2f}%, "
@@ -192,11 +197,11 @@ def snapshots(
     typer.echo(format_table(rows))
 
 
-def _consistency(weight: float) -> float:
+def _weight(weight: float, option: str, example: float) -> float:
     from audiomamba.errors import ConfigError
 
     if not weight >= 0:
-        raise ConfigError(f"--consistency {weight} is not a weight >= 0: pass 0 (off) or a positive weight, e.g. 12")
+        raise ConfigError(f"{option} {weight} is not a weight >= 0: pass 0 (off) or a positive weight, e.g. {example:g}")
     return weight
 
 
@@ -235,6 +240,9 @@ def classifier_loso(
                              "torch threads (default 1 there); the results equal one process's."),
     consistency: float = typer.Option(0.0, "--consistency", help="Weight of a Jensen-Shannon consistency term "
                                       "between two independent augmentations of each clip (AugMix-style); 0 = off."),
+    speaker_adversarial: float = typer.Option(0.0, "--speaker-adversarial", help="Weight of a speaker-adversarial "
+                                              "term: a speaker head trained through a gradient reversal, so the "
+                                              "features carry the digit but not the voice (DANN); 0 = off."),
 ) -> None:
     """Leave-one-speaker-out accuracy of the digit classifier: per speaker, train on the others and
     test on all of that speaker's clips. Writes OUT/loso.json, OUT/loso.md, OUT/loso.png and the
@@ -248,7 +256,9 @@ def classifier_loso(
         torch.set_num_threads(max(1, threads))
     aug, model_cfg = recipe_configs(augment, model, mu_law, band_norm, lifter, pcen)
     names = [s.strip() for s in speakers.split(",") if s.strip()] if speakers else None
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, consistency=_consistency(consistency))
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+                      consistency=_weight(consistency, "--consistency", 12),
+                      speaker_adversarial=_weight(speaker_adversarial, "--speaker-adversarial", 0.3))
     speeds, warps = _rates(tta_speeds, "--tta-speeds", "playback rates"), _rates(tta_warps, "--tta-warps", "warp factors")
     report = run_loso(sc09_dir, out, cfg, model_cfg, aug, names, label=label or f"{augment}/{model}, {epochs} epochs",
                       tta_speeds=speeds, tta_warps=warps, save_weights=save_weights, jobs=jobs, threads=threads)

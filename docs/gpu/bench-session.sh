@@ -19,17 +19,16 @@ run() {  # run NAME COMMAND...: log to $RES/NAME.log, say when it ends
   echo "$name rc=$? $(date -u +%T)"
 }
 B="python3 -m audiomamba bench"
-run step-losses $B model --compile --baseline AUDIOMAMBA_SCAN_BWD_LOOP=0,AUDIOMAMBA_FUSED_CONV=0 --loss-steps 50 \
-  --out "$RES/bench-model.md"
+# (the step against the baseline with its loss check, the GPU tests and the one-stream PDL/tail rows ran on
+# 2026-12-03 16:54-17:19 UTC: BENCHMARKS.md)
 # Δ, B, C time-contiguous (no copies in the scan's backward) against the default layout, same run
 run xproj-layout env AUDIOMAMBA_XPROJ_LAYOUT=time $B model --compile --baseline AUDIOMAMBA_XPROJ_LAYOUT=channels \
   --out "$RES/bench-model-xproj-time.md"
 # the conv's split backward against the default in the step (the kernel table ran 2026-12-03: BENCHMARKS.md)
 run conv-split-step env AUDIOMAMBA_CONV_BWD=split $B model --compile --baseline AUDIOMAMBA_CONV_BWD=recompute \
   --out "$RES/bench-model-conv-split.md"
-# the fused step on the GPU: PDL and the out_proj tail must change no sample (GPU-only tests)
-run gpu-tests python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py tests/test_fused_step.py
-run generate-bf16 $B generate --cases sc09,stream --step-precisions bf16,tf32 --pdl --tail-out --out "$RES/bench-generate-bf16.md"
+# batch 2048 with bf16 tiles and PDL (now the default for one stream), with the token checks
+run generate-bf16 $B generate --cases sc09 --step-precisions bf16 --pdl --out "$RES/bench-generate-bf16.md"
 while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 [ -d /tmp/peer-build ] && run peer $B kernel --peer mamba_ssm --peer-build /tmp/peer-build --out "$RES/bench-kernel-peer.md"
 run step-cudagraphs $B model --compile --compile-mode reduce-overhead --out "$RES/bench-model-reduce-overhead.md"
