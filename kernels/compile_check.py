@@ -28,7 +28,7 @@ from dataclasses import dataclass
 class Variant:
     """One compile-time specialisation of a kernel."""
 
-    kernel: str  # "fwd", "seq" (sequential forward), "bwd", "bwdloop" (state-loop backward), "bwdloc", "carry",
+    kernel: str  # "fwd", "seq" (sequential forward; "seqlanes" without unit-L-stride specialisation), "bwd", "bwdloop" (state-loop backward), "bwdloc", "carry",
     # "step", or a generation kernel
     consts: tuple[tuple[str, object], ...]
     num_warps: int
@@ -67,8 +67,9 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                     out.append(Variant("fwd", tuple(fwd.items()), warps))
                     out.append(Variant("fwd", tuple(fwd_loc.items()), warps))
                     seq_w = max(1, seq_d // 32)
-                    out.append(Variant("seq", tuple(dict(fwd, BLOCK_D=seq_d, SUB_L=8, UNROLL=1).items()), seq_w))
-                    out.append(Variant("seq", tuple(dict(fwd_loc, BLOCK_D=seq_d, SUB_L=8, UNROLL=1).items()), seq_w))
+                    for kind in ("seq", "seqlanes"):  # with and without the unit-L-stride specialisation
+                        out.append(Variant(kind, tuple(dict(fwd, BLOCK_D=seq_d, SUB_L=8, UNROLL=4).items()), seq_w))
+                        out.append(Variant(kind, tuple(dict(fwd_loc, BLOCK_D=seq_d, SUB_L=8, UNROLL=4).items()), seq_w))
                     out.append(Variant("bwd", tuple(bwd.items()), warps))
                     loop = {k: v for k, v in bwd.items() if k != "BLOCK_D"} | {"CHUNK": loop_chunk}
                     out.append(Variant("bwdloop", tuple(loop.items()), warps))
@@ -134,7 +135,8 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
 
     from . import triton_conv, triton_mamba_step, triton_norm_linear, triton_sample, triton_scan, triton_step
 
-    fn = {"fwd": triton_scan._scan_fwd_kernel, "seq": triton_scan._scan_fwd_seq_kernel, "bwd": triton_scan._scan_bwd_kernel,
+    fn = {"fwd": triton_scan._scan_fwd_kernel, "seq": triton_scan._scan_fwd_seq_kernel,
+          "seqlanes": triton_scan._scan_fwd_seq_lanes_kernel, "bwd": triton_scan._scan_bwd_kernel,
           "bwdloop": triton_scan._scan_bwd_loop_kernel,
           "bwdloc": triton_scan._scan_bwd_local_kernel, "carry": triton_scan._seg_carry_kernel,
           "step": triton_step._step_kernel, "in_conv": triton_mamba_step._in_conv_kernel,
@@ -145,6 +147,12 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "conv_bwd": triton_conv._conv_bwd_kernel, "conv_dpre": triton_conv._conv_dpre_kernel,
           "conv_dx": triton_conv._conv_dx_kernel}[v.kernel]
     consts = dict(v.consts)
+    # the strides that are 1 when the sequential forward runs on contiguous (b, d, L) u/Δ/z/y, (b, N, L) B/C and
+    # (d, N) A, which Triton's launcher specialises to the constant 1 unless the kernel says do_not_specialize
+    if v.kernel in ("seq", "seqlanes"):
+        skip = fn.do_not_specialize if hasattr(fn, "do_not_specialize") else []
+        names = [p for p in ("su_l", "sdt_l", "sz_l", "sy_l", "sB_l", "sC_l", "sA_n") if p not in skip]
+        consts.update({name: 1 for name in names})
     special = {"forced_ptr": "*i64", "token_ptr": "*i64", "force_ptr": "*i1", "eps": "fp32", "temperature": "fp32",
                "log_min_p": "fp32", "cnt_ptr": "*i32"}
     sig = {}
@@ -156,14 +164,16 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
         elif name in special:
             sig[name] = special[name]
         elif name.endswith(("_ptr", "_buf")):
-            sig[name] = "*bf16" if name in ("u_ptr", "y_ptr") and v.kernel in ("fwd", "seq") else "*fp32"
+            sig[name] = "*bf16" if name in ("u_ptr", "y_ptr") and v.kernel in ("fwd", "seq", "seqlanes") else "*fp32"
         else:
             sig[name] = "i32"
     src = ASTSource(fn, sig, constexprs=consts)
     kern = triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"num_warps": v.num_warps})
+    # cross-lane shuffles: reductions and layout changes; in a time loop they cost every step
+    shfl = f", shfl.sync {kern.asm['ptx'].count('shfl.sync')}"
     ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
     if not os.path.exists(ptxas):
-        return "compiled to PTX (no ptxas for register counts)"
+        return "compiled to PTX (no ptxas for register counts)" + shfl
     with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
         f.write(kern.asm["ptx"])
     try:
@@ -173,7 +183,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
         os.unlink(f.name)
     regs = re.search(r"Used (\d+) registers", res.stderr)
     spill = re.search(r"(\d+) bytes spill stores", res.stderr)
-    return f"registers {regs.group(1) if regs else '?'}, spill stores {spill.group(1) if spill else '?'} B"
+    return f"registers {regs.group(1) if regs else '?'}, spill stores {spill.group(1) if spill else '?'} B" + shfl
 
 
 def main(argv: list[str] | None = None) -> int:

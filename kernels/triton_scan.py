@@ -318,8 +318,7 @@ def _scan_fwd_kernel(
             tl.store(hlast_ptr + hl_off + 1, h_im, mask=m_last)
 
 
-@triton.jit
-def _scan_fwd_seq_kernel(
+def _scan_fwd_seq(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, y_ptr, states_ptr, hlast_ptr,
     seg_ptr, dsum_ptr,
     dim, dstate, seqlen, nchunks, seg_chunks, nseg,
@@ -470,6 +469,15 @@ def _scan_fwd_seq_kernel(
         tl.store(hlast_ptr + hl_off, h_re, mask=m_last)
         if IS_COMPLEX:
             tl.store(hlast_ptr + hl_off + 1, h_im, mask=m_last)
+
+
+#: the sequential forward as Triton compiles it by default: unit strides specialised (with L-contiguous u/Δ/z/y
+#: the tiles put L across lanes, coalesced, and each step shuffles across lanes)
+_scan_fwd_seq_kernel = triton.jit(_scan_fwd_seq)
+#: the same kernel without the unit-L-stride specialisation (``ScanConfig.seq_lanes``): one channel per lane,
+#: its steps in registers, no shuffles in the time loop; loads of a tile are 32 channels' rows, one step apart
+_SEQ_L_STRIDES = ["su_l", "sdt_l", "sz_l", "sy_l"]
+_scan_fwd_seq_lanes_kernel = triton.jit(do_not_specialize=_SEQ_L_STRIDES)(_scan_fwd_seq)
 
 
 @triton.jit
@@ -1067,10 +1075,6 @@ def _block_n(N: int) -> int:
     return max(2, triton.next_power_of_2(N))
 
 
-#: steps per (SUB_L, BLOCK_D) tile of u/Δ/z/y in the sequential forward
-SEQ_SUB_L = 8
-
-
 def _segments(cfg: ScanConfig, nchunks: int) -> tuple[int, int]:
     """(chunks per segment, number of segments) for the chunk-parallel passes; one segment when
     ``cfg.seg_l`` is 0 or covers L."""
@@ -1153,8 +1157,8 @@ def scan_forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
         nd = triton.cdiv(d, block_d)
         fwd_kernel = _scan_fwd_kernel
         if cfg.seq_fwd:
-            fwd_kernel = _scan_fwd_seq_kernel
-            flags["SUB_L"] = min(SEQ_SUB_L, block_l)
+            fwd_kernel = _scan_fwd_seq_lanes_kernel if cfg.seq_lanes else _scan_fwd_seq_kernel
+            flags["SUB_L"] = min(cfg.seq_sub_l, block_l)
             flags["UNROLL"] = min(cfg.unroll, flags["SUB_L"])
         if nseg > 1:
             # pass 1: local end state and Δ sum of every segment but the last, from a zero state

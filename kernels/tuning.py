@@ -53,6 +53,17 @@ class ScanConfig:
     #: one channel per program, lanes along L, a loop over the N states); 0 = the tile backward.
     #: Env: AUDIOMAMBA_SCAN_BWD_LOOP=0|64|128|256|512.
     bwd_loop: int = 0
+    #: compile the sequential forward without Triton's specialisation of unit L strides (u, Δ, z, y), so that
+    #: its (SUB_L, BLOCK_D) tiles keep one channel per lane with the steps in registers. With the
+    #: specialisation (L-contiguous tensors, the usual case) Triton lays the tiles out with L across lanes
+    #: for coalesced loads, and every step then pays cross-lane shuffles to pick its row and to sum over
+    #: the N states: sm_90 PTX (kernels/compile_check.py, 2026-12-03) has 336 shfl.sync in the 4-step inner
+    #: loop with it, 0 without. Env: AUDIOMAMBA_SCAN_SEQ_LANES=1. Off until a GPU benchmark says it is faster.
+    seq_lanes: bool = False
+    #: steps per (SUB_L, BLOCK_D) tile of u/Δ/z/y in the sequential forward (UNROLL ≤ SUB_L); with the
+    #: specialisation, fewer steps per tile means fewer shuffles per step (sm_90 PTX: 96 in the 4-step loop at 4,
+    #: 352 at 8). Env: AUDIOMAMBA_SCAN_SEQ_SUB_L=2|4|8|16.
+    seq_sub_l: int = 8
 
     def __str__(self) -> str:
         s = f"{self.block_l},{self.block_d_fwd},{self.block_d_bwd},{self.warps_fwd},{self.warps_bwd}"
@@ -107,9 +118,14 @@ def pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanCon
     partials = _env_choice("AUDIOMAMBA_SCAN_BWD_PARTIALS", (0, 1), "0 or 1 (1: selective dB/dC per channel block, no atomics)")
     loop = _env_choice("AUDIOMAMBA_SCAN_BWD_LOOP", (0, 64, 128, 256, 512),
                        "0, 64, 128, 256 or 512 (chunk of the state-loop backward; 0 = the tile backward)")
+    lanes = _env_choice("AUDIOMAMBA_SCAN_SEQ_LANES", (0, 1),
+                        "0 or 1 (1: the sequential forward compiled without unit-L-stride specialisation)")
+    sub_l = _env_choice("AUDIOMAMBA_SCAN_SEQ_SUB_L", (2, 4, 8, 16), "2, 4, 8 or 16 (steps per tile of the sequential forward)")
     return replace(cfg, unroll=cfg.unroll if unroll is None else unroll,
                    bwd_partials=cfg.bwd_partials if partials is None else bool(partials),
-                   bwd_loop=cfg.bwd_loop if loop is None else loop)
+                   bwd_loop=cfg.bwd_loop if loop is None else loop,
+                   seq_lanes=cfg.seq_lanes if lanes is None else bool(lanes),
+                   seq_sub_l=cfg.seq_sub_l if sub_l is None else sub_l)
 
 
 def _env_choice(name: str, allowed, what: str) -> int | None:

@@ -23,7 +23,7 @@ ALL_OPTS = ("D", "z", "delta_bias", "delta_softplus")
 
 
 def run_both(args, opts, *, block_l=16, block_d=4, dtype=torch.float32, mixed=None, seg_l=0, seq=False,
-             partials=False, loop=0):
+             partials=False, loop=0, **cfg_extra):
     """Forward + backward through Triton and the sequential reference; returns both results."""
     u, delta, A, B, C, D, z, db = args
     if mixed == "dt_sel_bc_lti":  # selective delta with LTI B, C
@@ -38,7 +38,7 @@ def run_both(args, opts, *, block_l=16, block_d=4, dtype=torch.float32, mixed=No
     y_t, h_t = triton_scan.selective_scan_triton(
         **cast, delta_softplus=sp, return_last_state=True,
         config=ScanConfig(block_l, block_d, max(1, block_d // 2), 4, 4, seg_l, seq, seg_l if seg_l else -1,
-                          bwd_partials=partials, bwd_loop=loop),
+                          bwd_partials=partials, bwd_loop=loop, **cfg_extra),
     )
     y_r, h_r = selective_scan_ref(**cast, delta_softplus=sp, return_last_state=True)
     gy = torch.randn(y_r.shape, generator=torch.Generator().manual_seed(1))
@@ -95,6 +95,17 @@ def test_triton_chunk_parallel_segments(cplx, lti, seq):
     chunk-scan forward and with the lane-per-channel sequential forward (sub-tiles of 8 steps)."""
     args = make_args(2, 5, 3, 50, cplx=cplx, lti=lti, seed=8)
     assert_match(*run_both(args, ALL_OPTS, block_d=2, seg_l=32, seq=seq))
+
+
+@pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])
+@pytest.mark.parametrize("lti", [False, True], ids=["selective", "lti"])
+@pytest.mark.parametrize("sub_l", [4, 8], ids=["sub4", "sub8"])
+def test_triton_seq_forward_without_unit_stride_specialisation(cplx, lti, sub_l):
+    """``seq_lanes``: the sequential forward compiled without Triton's unit-L-stride specialisation (a second
+    JIT of the same body) and ``seq_sub_l`` steps per tile give the reference's outputs and grads, in segments
+    with a partial last one (L = 50, unrolled by 4 over tiles of 4 or 8 steps)."""
+    args = make_args(2, 5, 3, 50, cplx=cplx, lti=lti, seed=8)
+    assert_match(*run_both(args, ALL_OPTS, block_d=2, seg_l=32, seq=True, seq_lanes=True, seq_sub_l=sub_l))
 
 
 @pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])
@@ -266,6 +277,18 @@ def test_scan_config_env_override_and_errors(monkeypatch):
     monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_PARTIALS", "yes")
     with pytest.raises(KernelError, match="AUDIOMAMBA_SCAN_BWD_PARTIALS"):
         pick_config(8, 128, 16, 4096, False)
+    monkeypatch.delenv("AUDIOMAMBA_SCAN_BWD_PARTIALS")
+    # the sequential forward's compile (unit-L-stride specialisation or not) and steps per tile
+    assert not pick_config(8, 128, 16, 4096, False).seq_lanes and pick_config(8, 128, 16, 4096, False).seq_sub_l == 8
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_SEQ_LANES", "1")
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_SEQ_SUB_L", "4")
+    cfg = pick_config(8, 128, 16, 4096, False)
+    assert cfg.seq_lanes and cfg.seq_sub_l == 4
+    for name, bad in (("AUDIOMAMBA_SCAN_SEQ_LANES", "2"), ("AUDIOMAMBA_SCAN_SEQ_SUB_L", "3")):
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(KernelError, match=name):
+            pick_config(8, 128, 16, 4096, False)
+        monkeypatch.delenv(name)
 
 
 @pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])

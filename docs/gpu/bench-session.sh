@@ -19,6 +19,12 @@ run() {  # run NAME COMMAND...: log to $RES/NAME.log, say when it ends
   echo "$name rc=$? $(date -u +%T)"
 }
 B="python3 -m audiomamba bench"
+# the sequential forward without unit-L-stride specialisation (kernels/tuning.py seq_lanes: no shuffles in its
+# time loop in sm_90 PTX, against 352 per 4 steps now) at 4 and 8 steps per tile, forward alone and fwd+bwd, same run
+for sub in 4 8; do
+  run seq-lanes-sub$sub env AUDIOMAMBA_SCAN_SEQ_SUB_L=$sub python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_SEQ_LANES 0,1
+done
+run seq-lanes-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_SEQ_LANES 0,1 --backward --quick
 # (the step against the baseline with its loss check, the GPU tests and the one-stream PDL/tail rows ran on
 # 2026-12-03 16:54-17:19 UTC: BENCHMARKS.md)
 # Δ, B, C time-contiguous (no copies in the scan's backward) against the default layout, same run
