@@ -65,7 +65,7 @@ import triton.language as tl
 from torch import Tensor
 
 from .triton_helpers import exp_dtA, softplus
-from .tuning import ScanConfig, pick_config, pick_seg_l
+from .tuning import SEQ_TILE_AUTO, SEQ_TILE_COMPLEX, ScanConfig, pick_config, pick_seg_l
 
 
 @triton.jit
@@ -1158,8 +1158,9 @@ def scan_forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
         fwd_kernel = _scan_fwd_kernel
         if cfg.seq_fwd:
             fwd_kernel = _scan_fwd_seq_lanes_kernel if cfg.seq_lanes else _scan_fwd_seq_kernel
-            flags["SUB_L"] = min(cfg.seq_sub_l, block_l)
-            flags["UNROLL"] = min(cfg.unroll, flags["SUB_L"])
+            sub_l, unroll = SEQ_TILE_COMPLEX if is_complex else SEQ_TILE_AUTO.get(u.element_size(), (8, 4))
+            flags["SUB_L"] = min(cfg.seq_sub_l or sub_l, block_l)
+            flags["UNROLL"] = min(cfg.unroll or unroll, flags["SUB_L"])
         if nseg > 1:
             # pass 1: local end state and Δ sum of every segment but the last, from a zero state
             fwd_kernel[(batch, nd, nseg - 1)](*args, SAVE_STATES=False, LOCAL=True, HAS_INIT=False, **flags)

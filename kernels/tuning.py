@@ -42,9 +42,8 @@ class ScanConfig:
     #: backward segment length: -1 = from :func:`pick_seg_l` for the backward's programs, 0 = one
     seg_l_bwd: int = -1
     #: time steps unrolled per iteration of the sequential forward's inner loop (1 = none; a power of
-    #: two <= 8). 4 was 1.00-1.32x faster than 1 on every benchmark shape (H100; BENCHMARKS.md).
-    #: Env: AUDIOMAMBA_SCAN_UNROLL.
-    unroll: int = 4
+    #: two <= 16; 0 = by input dtype, :data:`SEQ_TILE_AUTO`). Env: AUDIOMAMBA_SCAN_UNROLL.
+    unroll: int = 0
     #: selective dB/dC of the backward stored per channel block and summed in PyTorch, instead of
     #: atomics into one (batch, N, L) buffer (costs batch·(d / BLOCK_D_BWD)·L·N floats per tensor).
     #: Env: AUDIOMAMBA_SCAN_BWD_PARTIALS=1. Off until an H200 benchmark says it is faster.
@@ -60,10 +59,9 @@ class ScanConfig:
     #: the N states: sm_90 PTX (kernels/compile_check.py, 2026-12-03) has 336 shfl.sync in the 4-step inner
     #: loop with it, 0 without. Env: AUDIOMAMBA_SCAN_SEQ_LANES=1. Off until a GPU benchmark says it is faster.
     seq_lanes: bool = False
-    #: steps per (SUB_L, BLOCK_D) tile of u/Δ/z/y in the sequential forward (UNROLL ≤ SUB_L); with the
-    #: specialisation, fewer steps per tile means fewer shuffles per step (sm_90 PTX: 96 in the 4-step loop at 4,
-    #: 352 at 8). Env: AUDIOMAMBA_SCAN_SEQ_SUB_L=2|4|8|16.
-    seq_sub_l: int = 8
+    #: steps per (SUB_L, BLOCK_D) tile of u/Δ/z/y in the sequential forward (0 = by input dtype,
+    #: :data:`SEQ_TILE_AUTO`). Env: AUDIOMAMBA_SCAN_SEQ_SUB_L=2|4|8|16.
+    seq_sub_l: int = 0
 
     def __str__(self) -> str:
         s = f"{self.block_l},{self.block_d_fwd},{self.block_d_bwd},{self.warps_fwd},{self.warps_bwd}"
@@ -114,7 +112,7 @@ def pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanCon
     the chunk-scan kernels over (BLOCK_D, BLOCK_L, N) tiles of ~1024 elements with 4-8 warps.
     """
     cfg = _pick_config(batch, d, N, L, is_complex)
-    unroll = _env_choice("AUDIOMAMBA_SCAN_UNROLL", (1, 2, 4, 8), "1, 2, 4 or 8 (steps unrolled per loop iteration)")
+    unroll = _env_choice("AUDIOMAMBA_SCAN_UNROLL", (1, 2, 4, 8, 16), "1, 2, 4, 8 or 16 (steps unrolled per loop iteration)")
     partials = _env_choice("AUDIOMAMBA_SCAN_BWD_PARTIALS", (0, 1), "0 or 1 (1: selective dB/dC per channel block, no atomics)")
     loop = _env_choice("AUDIOMAMBA_SCAN_BWD_LOOP", (0, 64, 128, 256, 512),
                        "0, 64, 128, 256 or 512 (chunk of the state-loop backward; 0 = the tile backward)")
@@ -162,6 +160,13 @@ def _pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanCo
     return ScanConfig(block_l, fwd_d, bwd_d, warps, warps, pick_seg_l(batch, d, L, block_l, fwd_d))
 
 
+#: the sequential forward's (steps per tile, steps unrolled) by input element size in bytes, where ScanConfig
+#: leaves them at 0. One H200, 2026-12-03 18:21 UTC, selective real A, forward alone, each sweep in one process
+#: (`python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_SEQ_SUB_L 8,4,16 --quick`, then the unroll at 16):
+#: float32 at (4, 4) 1.45x / 1.56x the old (8, 4) at (16, 128, 16, 16384) / (16, 256, 16, 4000); bfloat16 at
+#: (16, 8) 1.32x / 1.32x, where (4, 4) was 0.89x. Complex A keeps (8, 4) (not measured).
+SEQ_TILE_AUTO = {4: (4, 4), 2: (16, 8)}
+SEQ_TILE_COMPLEX = (8, 4)
 #: chunk of the state-loop backward by default (128 beat 64 and 256 on every selective shape, H200 2026-12-02)
 BWD_LOOP_CHUNK = 128
 #: channels (lanes) per program of the sequential forward, and the programs it aims at

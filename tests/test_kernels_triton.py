@@ -108,6 +108,36 @@ def test_triton_seq_forward_without_unit_stride_specialisation(cplx, lti, sub_l)
     assert_match(*run_both(args, ALL_OPTS, block_d=2, seg_l=32, seq=True, seq_lanes=True, seq_sub_l=sub_l))
 
 
+def test_seq_forward_tile_follows_the_input_dtype(monkeypatch):
+    """With ScanConfig's tile and unroll left at 0, the sequential forward takes them from SEQ_TILE_AUTO by the
+    inputs' element size (float32: 4 steps per tile, unrolled by 4; bfloat16: 16 by 8, as timed on an H200), complex
+    A keeps (8, 4), and the env / config values win; the outputs match the reference either way."""
+    from audiomamba.kernels.tuning import SEQ_TILE_AUTO, SEQ_TILE_COMPLEX
+
+    seen = []
+    real = triton_scan._scan_fwd_seq_kernel
+
+    class Spy:
+        def __getitem__(self, grid):
+            def launch(*args, **flags):
+                seen.append((flags["SUB_L"], flags["UNROLL"]))
+                return real[grid](*args, **flags)
+            return launch
+
+    monkeypatch.setattr(triton_scan, "_scan_fwd_seq_kernel", Spy())
+    for cplx, dtype, want in ((False, torch.float32, SEQ_TILE_AUTO[4]), (False, torch.bfloat16, SEQ_TILE_AUTO[2]),
+                              (True, torch.float32, SEQ_TILE_COMPLEX)):
+        seen.clear()
+        args = make_args(2, 5, 3, 40, cplx=cplx, lti=False, seed=8)
+        assert_match(*run_both(args, ALL_OPTS, block_l=32, block_d=2, seq=True, dtype=dtype),
+                     rtol=2e-4 if dtype == torch.float32 else 3e-2)
+        assert seen and set(seen) == {want}, (seen, want)
+    seen.clear()
+    run_both(make_args(2, 5, 3, 40, cplx=False, lti=False, seed=8), ALL_OPTS, block_l=32, block_d=2, seq=True,
+             seq_sub_l=8, unroll=2)
+    assert set(seen) == {(8, 2)}
+
+
 @pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])
 @pytest.mark.parametrize("seg_l", [0, 32], ids=["one-segment", "segments"])
 def test_triton_backward_partials_instead_of_atomics(cplx, seg_l):
@@ -279,7 +309,7 @@ def test_scan_config_env_override_and_errors(monkeypatch):
         pick_config(8, 128, 16, 4096, False)
     monkeypatch.delenv("AUDIOMAMBA_SCAN_BWD_PARTIALS")
     # the sequential forward's compile (unit-L-stride specialisation or not) and steps per tile
-    assert not pick_config(8, 128, 16, 4096, False).seq_lanes and pick_config(8, 128, 16, 4096, False).seq_sub_l == 8
+    assert not pick_config(8, 128, 16, 4096, False).seq_lanes and pick_config(8, 128, 16, 4096, False).seq_sub_l == 0
     monkeypatch.setenv("AUDIOMAMBA_SCAN_SEQ_LANES", "1")
     monkeypatch.setenv("AUDIOMAMBA_SCAN_SEQ_SUB_L", "4")
     cfg = pick_config(8, 128, 16, 4096, False)

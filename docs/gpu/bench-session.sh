@@ -19,12 +19,11 @@ run() {  # run NAME COMMAND...: log to $RES/NAME.log, say when it ends
   echo "$name rc=$? $(date -u +%T)"
 }
 B="python3 -m audiomamba bench"
-# the sequential forward without unit-L-stride specialisation (kernels/tuning.py seq_lanes: no shuffles in its
-# time loop in sm_90 PTX, against 352 per 4 steps now) at 4 and 8 steps per tile, forward alone and fwd+bwd, same run
-for sub in 4 8; do
-  run seq-lanes-sub$sub env AUDIOMAMBA_SCAN_SEQ_SUB_L=$sub python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_SEQ_LANES 0,1
-done
-run seq-lanes-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_SEQ_LANES 0,1 --backward --quick
+# the scan against the peer with the new sequential-forward tiles (kernels.tuning.SEQ_TILE_AUTO, 2026-12-03), all
+# shapes including the U-Net levels, then the step with them
+while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
+[ -d /tmp/peer-build ] && run peer $B kernel --peer mamba_ssm --peer-build /tmp/peer-build --out "$RES/bench-kernel-peer.md"
+run step $B model --compile --baseline AUDIOMAMBA_SCAN_BWD_LOOP=0,AUDIOMAMBA_FUSED_CONV=0 --out "$RES/bench-model.md"
 # (the step against the baseline with its loss check, the GPU tests and the one-stream PDL/tail rows ran on
 # 2026-12-03 16:54-17:19 UTC: BENCHMARKS.md)
 # Δ, B, C time-contiguous (no copies in the scan's backward) against the default layout, same run
@@ -35,8 +34,6 @@ run conv-split-step env AUDIOMAMBA_CONV_BWD=split $B model --compile --baseline 
   --out "$RES/bench-model-conv-split.md"
 # batch 2048 with bf16 tiles and PDL (now the default for one stream), with the token checks
 run generate-bf16 $B generate --cases sc09 --step-precisions bf16 --pdl --out "$RES/bench-generate-bf16.md"
-while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
-[ -d /tmp/peer-build ] && run peer $B kernel --peer mamba_ssm --peer-build /tmp/peer-build --out "$RES/bench-kernel-peer.md"
 run step-cudagraphs $B model --compile --compile-mode reduce-overhead --out "$RES/bench-model-reduce-overhead.md"
 run step-profile $B model --profile --compile --out "$RES/bench-model-profile.md"
 run generate-matrix $B generate --matrix --out "$RES/bench-generate-matrix.md"
