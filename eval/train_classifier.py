@@ -201,7 +201,6 @@ def fit_classifier(
 
     model = DigitClassifier(model_cfg).to(device)
     mel = model.config.logmel
-    groups = [{"params": list(model.parameters())}]
     adversary = None
     if cfg.speaker_adversarial > 0:
         if train_spk is None or len(train_spk) != len(train_y):
@@ -216,7 +215,7 @@ def fit_classifier(
         adversary = torch.nn.Sequential(torch.nn.LayerNorm(model.feature_dim), torch.nn.Linear(model.feature_dim, 128),
                                         torch.nn.ReLU(), torch.nn.Linear(128, n_spk)).to(device)
         adv_opt = torch.optim.Adam(adversary.parameters(), lr=ADVERSARY_LR)
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n_train = len(train_y)
     steps_per_epoch = n_train // cfg.batch_size + (1 if n_train % cfg.batch_size >= 2 else 0)
     if steps_per_epoch == 0:
@@ -272,7 +271,7 @@ def fit_classifier(
                     adv_opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                if adversary is not None:
+                if adversary is not None:  # the head's own step (constant lr, no schedule)
                     adv_opt.step()
                 sched.step()
                 step += 1

@@ -28,20 +28,23 @@ from dataclasses import dataclass
 class Variant:
     """One compile-time specialisation of a kernel."""
 
-    kernel: str  # "fwd", "seq" (sequential forward; "seqlanes" without unit-L-stride specialisation), "bwd", "bwdloop" (state-loop backward), "bwdloc", "carry",
-    # "step", or a generation kernel
+    # "fwd", "seq" (sequential forward; "seqlanes": without unit-L-stride specialisation), "bwd", "bwdloop"
+    # (state-loop backward), "bwdloc", "carry", "step", or a generation kernel
+    kernel: str
     consts: tuple[tuple[str, object], ...]
     num_warps: int
 
     def label(self) -> str:
         flags = [k for k, v in self.consts if v is True]
-        blocks = [f"{k}={v}" for k, v in self.consts if k.startswith("BLOCK")]
+        blocks = [f"{k}={v}" for k, v in self.consts if k.startswith("BLOCK") or k in ("SUB_L", "UNROLL")]
         return f"{self.kernel} warps={self.num_warps} " + " ".join(blocks + flags)
 
 
 def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, warps: int = 1,
              seq_d: int = 32, loop_chunk: int = 128) -> list[Variant]:
     """The specialisations to compile: all flag combinations the ops can produce, or a few."""
+    from .tuning import SEQ_TILE_AUTO, SEQ_TILE_COMPLEX
+
     out = []
     flag_sets = [(True, True, True, True), (False, False, False, False)]
     lti_sets = [(False, False, False), (True, True, True), (False, True, True), (True, False, False)]
@@ -67,9 +70,13 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                     out.append(Variant("fwd", tuple(fwd.items()), warps))
                     out.append(Variant("fwd", tuple(fwd_loc.items()), warps))
                     seq_w = max(1, seq_d // 32)
-                    for kind in ("seq", "seqlanes"):  # with and without the unit-L-stride specialisation
-                        out.append(Variant(kind, tuple(dict(fwd, BLOCK_D=seq_d, SUB_L=8, UNROLL=4).items()), seq_w))
-                        out.append(Variant(kind, tuple(dict(fwd_loc, BLOCK_D=seq_d, SUB_L=8, UNROLL=4).items()), seq_w))
+                    # the default tiles (by input dtype, tuning.SEQ_TILE_AUTO / SEQ_TILE_COMPLEX), and the kernel
+                    # without the unit-L-stride specialisation (AUDIOMAMBA_SCAN_SEQ_LANES=1) at the old (8, 4)
+                    tiles = [SEQ_TILE_COMPLEX] if cplx else sorted(set(SEQ_TILE_AUTO.values()))
+                    for kind, (sub_l, unroll) in [("seq", t) for t in tiles] + [("seqlanes", (8, 4))]:
+                        for pas in (fwd, fwd_loc):
+                            out.append(Variant(kind, tuple(dict(pas, BLOCK_D=seq_d, SUB_L=sub_l, UNROLL=unroll).items()),
+                                               seq_w))
                     out.append(Variant("bwd", tuple(bwd.items()), warps))
                     loop = {k: v for k, v in bwd.items() if k != "BLOCK_D"} | {"CHUNK": loop_chunk}
                     out.append(Variant("bwdloop", tuple(loop.items()), warps))

@@ -57,7 +57,8 @@ class ScanConfig:
     #: specialisation (L-contiguous tensors, the usual case) Triton lays the tiles out with L across lanes
     #: for coalesced loads, and every step then pays cross-lane shuffles to pick its row and to sum over
     #: the N states: sm_90 PTX (kernels/compile_check.py, 2026-12-03) has 336 shfl.sync in the 4-step inner
-    #: loop with it, 0 without. Env: AUDIOMAMBA_SCAN_SEQ_LANES=1. Off until a GPU benchmark says it is faster.
+    #: loop with it, 0 without. Env: AUDIOMAMBA_SCAN_SEQ_LANES=1. Off: on an H200 (2026-12-03) it was 0.83-0.99x
+    #: the specialised kernel (uncoalesced rows cost more than the shuffles).
     seq_lanes: bool = False
     #: steps per (SUB_L, BLOCK_D) tile of u/Δ/z/y in the sequential forward (0 = by input dtype,
     #: :data:`SEQ_TILE_AUTO`). Env: AUDIOMAMBA_SCAN_SEQ_SUB_L=2|4|8|16.
