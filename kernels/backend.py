@@ -87,7 +87,7 @@ def pdl_enabled(t: torch.Tensor) -> bool:
     flag = os.environ.get("AUDIOMAMBA_PDL", "auto").strip().lower()
     if flag in ("0", "false", "off") or not t.is_cuda or interpreting():
         return False
-    if flag in ("", "auto") and (t.dim() == 0 or t.shape[0] >= PDL_AUTO_MAX_ROWS):
+    if flag in ("", "auto") and t.shape[0] >= PDL_AUTO_MAX_ROWS:
         return False
     return torch.cuda.get_device_capability(t.device)[0] >= 9
 

@@ -157,7 +157,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     # the strides that are 1 when the sequential forward runs on contiguous (b, d, L) u/Δ/z/y, (b, N, L) B/C and
     # (d, N) A, which Triton's launcher specialises to the constant 1 unless the kernel says do_not_specialize
     if v.kernel in ("seq", "seqlanes"):
-        skip = fn.do_not_specialize if hasattr(fn, "do_not_specialize") else []
+        skip = getattr(fn, "do_not_specialize", [])
         names = [p for p in ("su_l", "sdt_l", "sz_l", "sy_l", "sB_l", "sC_l", "sA_n") if p not in skip]
         consts.update({name: 1 for name in names})
     special = {"forced_ptr": "*i64", "token_ptr": "*i64", "force_ptr": "*i1", "eps": "fp32", "temperature": "fp32",

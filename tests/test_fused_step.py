@@ -325,9 +325,6 @@ def test_pdl_by_default_only_for_one_stream(monkeypatch) -> None:
         def __init__(self, rows: int) -> None:
             self.is_cuda, self.shape, self.device = True, (rows, 8), None
 
-        def dim(self) -> int:
-            return 2
-
     monkeypatch.setattr(backend.torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     monkeypatch.setattr(backend, "interpreting", lambda: False)
     monkeypatch.delenv("AUDIOMAMBA_PDL", raising=False)

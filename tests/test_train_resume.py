@@ -280,3 +280,16 @@ def test_resume_from_a_slim_copy_without_the_ema_restarts_the_ema_from_the_weigh
     for k, v in after["ema"].items():
         if v.is_floating_point() and v.numel() > 16:
             assert (v - full["model"][k].float()).abs().max() <= (after["model"][k].float() - full["model"][k].float()).abs().max() + 1e-6
+
+
+def test_slim_max_mib_drops_the_ema_only_past_the_cap(tmp_path, data, capsys):
+    """``slim --max-mib M`` (poll.sh's rescue copy): one pass that keeps the EMA while the copy's tensors fit in M
+    MiB and drops it past them."""
+    from audiomamba.train.slim import main as slim_main
+
+    train_recipe(tiny_recipe(data, "train.ema=0.999"), _opts(tmp_path / "b", max_steps=2))
+    src, dst = str(tmp_path / "b" / "last.pt"), tmp_path / "s.pt"
+    assert slim_main([src, str(dst), "--max-mib", "1000"]) == 0
+    assert "ema" in load_checkpoint(dst) and "no EMA" not in capsys.readouterr().out
+    assert slim_main([src, str(dst), "--max-mib", "0.000001"]) == 0
+    assert "ema" not in load_checkpoint(dst) and "no EMA" in capsys.readouterr().out

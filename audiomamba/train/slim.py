@@ -23,10 +23,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sampling", action="store_true", help="Keep only the EMA weights, in bfloat16.")
     parser.add_argument("--no-ema", action="store_true",
                         help="A training copy without the EMA (2/3 of the bytes; a resume restarts the EMA).")
+    parser.add_argument("--max-mib", type=float, default=0.0,
+                        help="Drop the EMA from a training copy whose tensors would pass this many MiB (0: no cap).")
     args = parser.parse_args(argv)
     try:
         state = load_checkpoint(args.src, prefer=LAST)
-        path = save_checkpoint(args.dst, slim_checkpoint(state, args.sampling, keep_ema=not args.no_ema))
+        slim = slim_checkpoint(state, args.sampling, keep_ema=not args.no_ema)
+        if args.max_mib and not args.sampling and "ema" in slim and _tensor_mib(slim) > args.max_mib:
+            args.no_ema = True
+            slim = slim_checkpoint(state, keep_ema=False)
+        path = save_checkpoint(args.dst, slim)
     except (CheckpointError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -34,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     kind = "sampling" if args.sampling else "training" + (", no EMA" if args.no_ema else "")
     print(f"wrote {path} ({mib:.1f} MiB, slim {kind}, step {state['step']})")
     return 0
+
+
+def _tensor_mib(state: dict) -> float:
+    """MiB of the weights and EMA tensors of a checkpoint dict (what dominates its file)."""
+    return sum(t.numel() * t.element_size() for key in ("model", "ema") for t in (state.get(key) or {}).values()) / 2**20
 
 
 if __name__ == "__main__":

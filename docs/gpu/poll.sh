@@ -22,9 +22,7 @@ slim() {  # refresh the slim copies when the trainer has written a newer checkpo
     touch "$SLIM/stamp.new"
     # a copy over 56 MiB (12.8 M parameters: run 12 on 2026-12-03, whose fifth part never came back) drops the EMA,
     # so that its parts and the logs fit the 64 MiB a call brings back; a resume restarts the EMA from the weights
-    python3 -m audiomamba.train.slim "$last" "$SLIM/last-slim.pt" > /dev/null \
-      && { [ "$(stat -c %s "$SLIM/last-slim.pt")" -le $(( 56 * 1024 * 1024 )) ] \
-           || python3 -m audiomamba.train.slim "$last" "$SLIM/last-slim.pt" --no-ema > /dev/null; } \
+    python3 -m audiomamba.train.slim "$last" "$SLIM/last-slim.pt" --max-mib 56 > /dev/null \
       && rm -f "$SLIM"/last-slim.pt.part-* && split -b 15M "$SLIM/last-slim.pt" "$SLIM/last-slim.pt.part-" \
       && mv "$SLIM/stamp.new" "$SLIM/stamp"
   fi
