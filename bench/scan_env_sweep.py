@@ -7,7 +7,8 @@ Every benchmark shape of ``audiomamba bench kernel`` (with ``--backward`` also t
 of sc09-small, (16, 256, 16, 4000) and (16, 512, 16, 1000)), fp32 and bf16: ms, % of the HBM
 roofline, speed-up against the first value ("0": the variable unset), and the largest relative
 difference of the outputs (the forward's y, or with ``--backward`` every gradient). ``--quick``: the selective shapes
-(16, 128, 16, 16384) and (16, 256, 16, 4000) only.
+(16, 128, 16, 16384) and (16, 256, 16, 4000) only (with ``--backward`` also (16, 512, 16, 1000)). ``--complex``: the complex-LTI shapes only (with ``--quick``,
+(16, 128, 16, 16384)).
 """
 
 from __future__ import annotations
@@ -36,14 +37,16 @@ def _max_rel(outs: list) -> float:
     return max((max_rel_diff(a, b) for o in outs[1:] for a, b in zip(flat(o), ref, strict=True)), default=0.0)
 
 
-def main(var: str, values: list[str], backward: bool = False, quick: bool = False) -> None:
+def main(var: str, values: list[str], backward: bool = False, quick: bool = False, complex_a: bool = False) -> None:
     from audiomamba.kernels import selective_scan
 
     timer = make_timer("cuda", False)
     bw = copy_bandwidth("cuda", timer)
     cases = FULL_CASES if backward else [c for c in FULL_CASES if c not in UNET_CASES]
+    if complex_a:
+        cases = [c for c in cases if c.kind == "lti-complex"]
     if quick:
-        cases = [FULL_CASES[0], UNET_CASES[0]]
+        cases = cases[:1] if complex_a else [FULL_CASES[0], *(UNET_CASES if backward else UNET_CASES[:1])]
     print(f"copy bandwidth {bw / 1e9:.0f} GB/s; {var} in {values}; {'fwd+bwd' if backward else 'fwd'}")
     for case in cases:
         for dname in ("fp32", "bf16"):
@@ -64,9 +67,9 @@ def main(var: str, values: list[str], backward: bool = False, quick: bool = Fals
 if __name__ == "__main__":
     flags = {a for a in sys.argv[1:] if a.startswith("--")}
     rest = [a for a in sys.argv[1:] if not a.startswith("--")]
-    if len(rest) != 2 or flags - {"--backward", "--quick"}:
+    if len(rest) != 2 or flags - {"--backward", "--quick", "--complex"}:
         sys.exit("usage: python -m audiomamba.bench.scan_env_sweep VARIABLE V1,V2,... [--backward] [--quick] "
-                 "(e.g. AUDIOMAMBA_SCAN_UNROLL 1,2,4,8)")
+                 "[--complex] (e.g. AUDIOMAMBA_SCAN_UNROLL 1,2,4,8)")
     # values that hold commas themselves (AUDIOMAMBA_SCAN_CONFIG) are separated by ";"
     values = rest[1].split(";") if ";" in rest[1] else rest[1].split(",")
-    main(rest[0], values, "--backward" in flags, "--quick" in flags)
+    main(rest[0], values, "--backward" in flags, "--quick" in flags, "--complex" in flags)

@@ -83,6 +83,21 @@ def _combine_complex(ar1, ai1, br1, bi1, ar2, ai2, br2, bi2):
 
 
 @triton.jit
+def _flip_chunk(x, CHUNK: tl.constexpr, LANE_ASM: tl.constexpr):
+    """``x`` (CHUNK,) in reversed order. ``LANE_ASM`` (one warp of 32 lanes, CHUNK // 32 contiguous
+    elements per lane): the elements are flipped within each lane, then across lanes by one
+    ``shfl.sync.bfly`` with lane mask 31 per register, where ``tl.flip`` takes five (one per bit of the lane)."""
+    if LANE_ASM:
+        PER: tl.constexpr = CHUNK // 32
+        y = tl.flip(tl.reshape(x, (32, PER)), 1)
+        y = tl.inline_asm_elementwise("shfl.sync.bfly.b32 $0, $1, 31, 31, -1;", "=r,r", [y],
+                                      dtype=tl.float32, is_pure=True, pack=1)
+        return tl.reshape(y, (CHUNK,))
+    else:
+        return tl.flip(x, 0)
+
+
+@triton.jit
 def _delta_from_raw(raw, mask2, bias, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
     """Selective Δ (BLOCK_D, BLOCK_L) from loaded delta values; 0 where masked.
 
@@ -771,7 +786,8 @@ def _scan_bwd_loop_kernel(
     B_LTI: tl.constexpr, C_LTI: tl.constexpr, DT_LTI: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     R: tl.constexpr, RB: tl.constexpr, RC: tl.constexpr, FAC: tl.constexpr, HAS_INIT: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, CHUNK: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, CHUNK: tl.constexpr, REV_LOADS: tl.constexpr = True,
+    LANE_ASM: tl.constexpr = False, ALIGN: tl.constexpr = 1,
 ):
     """The state-loop backward (``ScanConfig.bwd_loop``): one program per (batch element, channel,
     segment). It walks the segment's chunks of ``CHUNK`` steps from the right; within a chunk, its
@@ -779,10 +795,40 @@ def _scan_bwd_loop_kernel(
     the N states: per state, a forward scan recomputes h_t from the saved chunk-start state and a
     reverse scan gives the adjoint G_t. The sums over N (du, dΔ, y for the gate) accumulate in
     registers across the loop, so no reduction crosses lanes per step; only the per-chunk carries and
-    dA (and LTI dB/dC) are reduced over the chunk. Same outputs as :func:`_scan_bwd_kernel`."""
+    dA (and LTI dB/dC) are reduced over the chunk. Same outputs as :func:`_scan_bwd_kernel`.
+
+    ``REV_LOADS`` (``ScanConfig.bwd_flip`` off): the adjoint's reverse scan runs as a forward scan over
+    tiles loaded in reversed time order (Δ of the next step, the output gradient, the gate and C), and only
+    its result is flipped back to time order. Triton lowers ``associative_scan(reverse=True)`` to a flip of
+    every input and output (a lane reversal: five butterfly shuffles per register), which made 80 of the
+    128 shuffles per state and chunk in the sm_90 PTX (fp32, CHUNK 128, one warp); reversed loads leave
+    the flip of g alone (20 for real A).
+
+    ``ALIGN`` (1, 2 or 4): the wrapper's promise that L and the rows' strides are multiples of it. Triton's
+    launcher marks an integer only when it is a multiple of 16, and without that its loads and masks are
+    one element wide, so its 1-D tiles hold one element per lane in CHUNK / 32 strided repeats and every
+    scan runs once per repeat (L = 1000, sc09's 1 kHz level: 156 shuffles per state and chunk in the
+    PTX against 68 at L = 1024). With the hint the tiles keep ALIGN neighbouring steps per lane."""
     pid_b = tl.program_id(0).to(tl.int64)
     pid_d = tl.program_id(1)
     pid_s = tl.program_id(2)
+    if ALIGN > 1:  # x // ALIGN * ALIGN is x under the promise, and Triton's analysis then knows it divides
+        seqlen = (seqlen // ALIGN) * ALIGN
+        su_b = (su_b // ALIGN) * ALIGN
+        su_d = (su_d // ALIGN) * ALIGN
+        if not DT_LTI:
+            sdt_b = (sdt_b // ALIGN) * ALIGN
+            sdt_d = (sdt_d // ALIGN) * ALIGN
+        if not B_LTI:
+            sB_b = (sB_b // ALIGN) * ALIGN
+            sB_n = (sB_n // ALIGN) * ALIGN
+        if not C_LTI:
+            sC_b = (sC_b // ALIGN) * ALIGN
+            sC_n = (sC_n // ALIGN) * ALIGN
+        sz_b = (sz_b // ALIGN) * ALIGN
+        sz_d = (sz_d // ALIGN) * ALIGN
+        sdy_b = (sdy_b // ALIGN) * ALIGN
+        sdy_d = (sdy_d // ALIGN) * ALIGN
     c0 = pid_s * seg_chunks
     c1 = tl.minimum(c0 + seg_chunks, nchunks)
     t_end = tl.minimum(c1 * BLOCK_L, seqlen)
@@ -790,6 +836,7 @@ def _scan_bwd_loop_kernel(
     offs_n = tl.arange(0, BLOCK_N)
     mask_n = offs_n < dstate
     first = offs == 0
+    last = offs == CHUNK - 1
     # per-channel constants
     Dv = 0.0
     if HAS_D:
@@ -860,6 +907,20 @@ def _scan_bwd_loop_kernel(
                 dtn = softplus(dtn)
             dtn = tl.where(m1, dtn, 0.0)
         du3 = dt * u
+        if REV_LOADS:
+            # the same quantities for the adjoint's scan, in reversed time order (lane order = t descending)
+            tr = cb * BLOCK_L + (CHUNK - 1) - offs
+            mask_r = tr < t_end
+            dout_r = tl.load(dy_row + tr * sdy_l, mask=mask_r, other=0.0).to(tl.float32)
+            if HAS_Z:
+                zr = tl.load(z_row + tr * sz_l, mask=mask_r, other=0.0).to(tl.float32)
+                dout_r = dout_r * zr * tl.sigmoid(zr)
+            if not DT_LTI:
+                m1r = tr + 1 < seqlen
+                dtn_r = tl.load(dt_row + (tr + 1) * sdt_l, mask=m1r, other=0.0).to(tl.float32) + bias
+                if SOFTPLUS:
+                    dtn_r = softplus(dtn_r)
+                dtn_r = tl.where(m1r, dtn_r, 0.0)
         y = tl.zeros((CHUNK,), tl.float32)
         s = tl.zeros((CHUNK,), tl.float32)
         gA = tl.zeros((CHUNK,), tl.float32)
@@ -876,15 +937,25 @@ def _scan_bwd_loop_kernel(
             if IS_COMPLEX:
                 h0_im = tl.load(states_ptr + st_base + (cb * dstate + n) * R + 1)
             a_re, a_im = exp_dtA(dt, A_re, A_im, IS_COMPLEX)
+            # the adjoint's decay a_{t+1} and input FAC·dout_t·conj(C_t): in time order, or (REV_LOADS) reversed
+            if REV_LOADS:
+                Cr_re, Cr_im = _bc_of_state(C_base + n * sC_n, tr * sC_l, mask_r, C_LTI, C_COMPLEX)
+                cc_re = FAC * dout_r * Cr_re
+                cc_im = -FAC * dout_r * Cr_im
+            else:
+                cc_re = FAC * dout * C_re
+                cc_im = -FAC * dout * C_im
             if DT_LTI:
                 al_re, al_im = exp_dtA(dtc, A_re, A_im, IS_COMPLEX)
                 al_re = tl.zeros_like(dt) + al_re
                 al_im = tl.zeros_like(dt) - al_im
             else:
-                al_re, al_im = exp_dtA(dtn, A_re, A_im, IS_COMPLEX)
+                if REV_LOADS:
+                    al_re, al_im = exp_dtA(dtn_r, A_re, A_im, IS_COMPLEX)
+                else:
+                    al_re, al_im = exp_dtA(dtn, A_re, A_im, IS_COMPLEX)
                 al_im = -al_im
             b_re = du3 * B_re
-            cc_re = FAC * dout * C_re
             # states of the chunk from its start state; adjoint from the carry after the chunk
             Gn_re = tl.sum(tl.where(sel, G_re, 0.0), axis=0)
             if IS_COMPLEX:
@@ -892,13 +963,18 @@ def _scan_bwd_loop_kernel(
                 pa_re, pa_im, pb_re, pb_im = tl.associative_scan((a_re, a_im, b_re, b_im), 0, _combine_complex)
                 h_re = pb_re + pa_re * h0_re - pa_im * h0_im
                 h_im = pb_im + pa_re * h0_im + pa_im * h0_re
-                cc_im = -FAC * dout * C_im
-                ra_re, ra_im, rb_re, rb_im = tl.associative_scan(
-                    (al_re, al_im, cc_re, cc_im), 0, _combine_complex, reverse=True
-                )
                 Gn_im = tl.sum(tl.where(sel, G_im, 0.0), axis=0)
+                ra_re, ra_im, rb_re, rb_im = tl.associative_scan(
+                    (al_re, al_im, cc_re, cc_im), 0, _combine_complex, reverse=not REV_LOADS
+                )
                 g_re = rb_re + ra_re * Gn_re - ra_im * Gn_im
                 g_im = rb_im + ra_re * Gn_im + ra_im * Gn_re
+                # the adjoint entering the chunk (its first step) is the carry for the chunk to its left
+                Gc_re = tl.sum(tl.where(last if REV_LOADS else first, g_re, 0.0), axis=0)
+                Gc_im = tl.sum(tl.where(last if REV_LOADS else first, g_im, 0.0), axis=0)
+                if REV_LOADS:
+                    g_re = _flip_chunk(g_re, CHUNK, LANE_ASM)
+                    g_im = _flip_chunk(g_im, CHUNK, LANE_ASM)
                 if HAS_Z:
                     y += 2.0 * (C_re * h_re - C_im * h_im)
                 s += g_re * B_re + g_im * B_im
@@ -908,21 +984,24 @@ def _scan_bwd_loop_kernel(
                 w_im = g_im * hm_re - g_re * hm_im
                 gA += A_re * w_re + A_im * w_im
                 dA_im += tl.where(sel, tl.sum(dt * w_im, axis=0), 0.0)
-                G_im = tl.where(sel, tl.sum(tl.where(first, g_im, 0.0), axis=0), G_im)
+                G_im = tl.where(sel, Gc_im, G_im)
                 gB_im = g_im * du3
                 gC_im = -FAC * dout * h_im
             else:
                 pa, pb = tl.associative_scan((a_re, b_re), 0, _combine_real)
                 h_re = pb + pa * h0_re
-                ra, rb = tl.associative_scan((al_re, cc_re), 0, _combine_real, reverse=True)
+                ra, rb = tl.associative_scan((al_re, cc_re), 0, _combine_real, reverse=not REV_LOADS)
                 g_re = rb + ra * Gn_re
+                Gc_re = tl.sum(tl.where(last if REV_LOADS else first, g_re, 0.0), axis=0)
+                if REV_LOADS:
+                    g_re = _flip_chunk(g_re, CHUNK, LANE_ASM)
                 if HAS_Z:
                     y += C_re * h_re
                 s += g_re * B_re
                 w_re = g_re * (h_re - b_re)
                 gA += A_re * w_re
             dA_re += tl.where(sel, tl.sum(dt * w_re, axis=0), 0.0)
-            G_re = tl.where(sel, tl.sum(tl.where(first, g_re, 0.0), axis=0), G_re)
+            G_re = tl.where(sel, Gc_re, G_re)
             gB_re = g_re * du3
             gC_re = FAC * dout * h_re
             # B, C: LTI -> sums over L per state; selective -> atomics over channels, along t
@@ -1262,7 +1341,16 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
             BLOCK_N=_block_n(N), BLOCK_L=block_l, num_warps=cfg.warps_bwd,
         )
         if chunk:
-            _scan_bwd_loop_kernel[(batch, d, nseg)](*args, CHUNK=chunk, **flags)
+            # the rows' strides that the kernel's ALIGN hint covers (B, C, Δ only where they vary along L)
+            rows = [*_strides3(u)[:2], *_strides3(z)[:2], *_strides3(dy)[:2]]
+            rows += [] if dt_lti else list(dt_str[:2])
+            rows += [] if B_lti else [_bc_strides(B_v, False)[i] for i in (0, 2)]
+            rows += [] if C_lti else [_bc_strides(C_v, False)[i] for i in (0, 2)]
+            align = next(a for a in (4, 2, 1) if L % a == 0 and all(x % a == 0 for x in rows))
+            align = 1 if cfg.bwd_flip else align  # bwd_flip: the kernel as it was, for side-by-side timing
+            lane_asm = cfg.bwd_lane_asm and not cfg.bwd_flip and align == 4 and cfg.warps_bwd == 1 and chunk in (64, 128)
+            _scan_bwd_loop_kernel[(batch, d, nseg)](*args, CHUNK=chunk, REV_LOADS=not cfg.bwd_flip, ALIGN=align,
+                                                    LANE_ASM=lane_asm, **flags)
         else:
             _scan_bwd_kernel[(batch, nd, nseg)](*args, BLOCK_D=block_d, PARTIAL=partial, **flags)
     else:

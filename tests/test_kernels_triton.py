@@ -165,6 +165,21 @@ def test_triton_state_loop_backward(cplx, lti, L, seg_l, loop, opts):
     assert_match(*run_both(args, opts, block_d=2, seg_l=seg_l, seq=True, loop=loop))
 
 
+@pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])
+@pytest.mark.parametrize("lti", [False, True], ids=["selective", "lti"])
+def test_triton_state_loop_backward_reverse_scan_both_ways(cplx, lti):
+    """The adjoint's reverse scan over reversed loads (the default) and as Triton's flipped
+    ``associative_scan(reverse=True)`` (``bwd_flip``) both give the reference's grads, with segments and a
+    partial last chunk, and agree with each other. L = 52 makes the wrapper promise ALIGN = 4 (L and the
+    rows' strides are multiples of 4; the other state-loop tests run at 2 and 1)."""
+    args = make_args(2, 5, 3, 52, cplx=cplx, lti=lti, seed=12)
+    rev = run_both(args, ALL_OPTS, block_d=2, seg_l=32, seq=True, loop=32)
+    flip = run_both(args, ALL_OPTS, block_d=2, seg_l=32, seq=True, loop=32, bwd_flip=True)
+    assert_match(*rev)
+    assert_match(*flip)
+    assert_match(rev[0], flip[0], rtol=1e-5)
+
+
 def test_triton_state_loop_backward_mixed_and_strided():
     """The state-loop backward with selective Δ and LTI B/C, complex A with real B/C, strided u/z/B."""
     args = make_args(2, 4, 4, 19, cplx=True, lti=False, seed=4)
