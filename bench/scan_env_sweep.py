@@ -7,7 +7,7 @@ Every benchmark shape of ``audiomamba bench kernel`` (with ``--backward`` also t
 of sc09-small, (16, 256, 16, 4000) and (16, 512, 16, 1000)), fp32 and bf16: ms, % of the HBM
 roofline, speed-up against the first value ("0": the variable unset), and the largest relative
 difference of the outputs (the forward's y, or with ``--backward`` every gradient). ``--quick``: the selective shapes
-(16, 128, 16, 16384) and (16, 256, 16, 4000) only (with ``--backward`` also (16, 512, 16, 1000)). ``--complex``: the complex-LTI shapes only (with ``--quick``,
+(16, 128, 16, 16384), (16, 256, 16, 4000) and (16, 512, 16, 1000) only. ``--complex``: the complex-LTI shapes only (with ``--quick``,
 (16, 128, 16, 16384)).
 """
 
@@ -46,7 +46,7 @@ def main(var: str, values: list[str], backward: bool = False, quick: bool = Fals
     if complex_a:
         cases = [c for c in cases if c.kind == "lti-complex"]
     if quick:
-        cases = cases[:1] if complex_a else [FULL_CASES[0], *(UNET_CASES if backward else UNET_CASES[:1])]
+        cases = cases[:1] if complex_a else [FULL_CASES[0], *UNET_CASES]
     print(f"copy bandwidth {bw / 1e9:.0f} GB/s; {var} in {values}; {'fwd+bwd' if backward else 'fwd'}")
     for case in cases:
         for dname in ("fp32", "bf16"):

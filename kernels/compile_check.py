@@ -36,7 +36,8 @@ class Variant:
 
     def label(self) -> str:
         flags = [k for k, v in self.consts if v is True]
-        blocks = [f"{k}={v}" for k, v in self.consts if k.startswith("BLOCK") or k in ("SUB_L", "UNROLL")]
+        blocks = [f"{k}={v}" for k, v in self.consts if k.startswith("BLOCK") or k in ("SUB_L", "UNROLL", "CHUNK", "ALIGN")]
+        flags += [f"{k}=False" for k, v in self.consts if k == "REV_LOADS" and v is False]
         return f"{self.kernel} warps={self.num_warps} " + " ".join(blocks + flags)
 
 
@@ -77,9 +78,17 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                         for pas in (fwd, fwd_loc):
                             out.append(Variant(kind, tuple(dict(pas, BLOCK_D=seq_d, SUB_L=sub_l, UNROLL=unroll).items()),
                                                seq_w))
+                        if kind == "seq":  # the ALIGN promise of an L that is no multiple of 16 (e.g. 1000)
+                            out.append(Variant(kind, tuple(dict(fwd, BLOCK_D=seq_d, SUB_L=sub_l, UNROLL=unroll,
+                                                                ALIGN=8).items()), seq_w))
                     out.append(Variant("bwd", tuple(bwd.items()), warps))
                     loop = {k: v for k, v in bwd.items() if k != "BLOCK_D"} | {"CHUNK": loop_chunk}
                     out.append(Variant("bwdloop", tuple(loop.items()), warps))
+                    # the reverse scan as Triton's flipped one (AUDIOMAMBA_SCAN_BWD_FLIP=1), and the ALIGN promise of an
+                    # L that is no multiple of 16 with the inline-PTX lane flip (AUDIOMAMBA_SCAN_BWD_LANE_ASM=1)
+                    out.append(Variant("bwdloop", tuple((loop | {"REV_LOADS": False}).items()), warps))
+                    if warps == 1 and loop_chunk in (64, 128):
+                        out.append(Variant("bwdloop", tuple((loop | {"ALIGN": 4, "LANE_ASM": True}).items()), warps))
                     out.append(Variant("bwdloc", tuple(bwd_loc.items()), warps))
     for bias in (True, False):
         conv = dict(K=4, HAS_BIAS=bias, BLOCK_L=64, BLOCK_E=32)
@@ -156,10 +165,10 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     consts = dict(v.consts)
     # the strides that are 1 when the sequential forward runs on contiguous (b, d, L) u/Δ/z/y, (b, N, L) B/C and
     # (d, N) A, which Triton's launcher specialises to the constant 1 unless the kernel says do_not_specialize
-    if v.kernel in ("seq", "seqlanes"):
+    if v.kernel in ("seq", "seqlanes", "bwdloop"):
         skip = getattr(fn, "do_not_specialize", [])
-        names = [p for p in ("su_l", "sdt_l", "sz_l", "sy_l", "sB_l", "sC_l", "sA_n") if p not in skip]
-        consts.update({name: 1 for name in names})
+        names = [p for p in ("su_l", "sdt_l", "sz_l", "sy_l", "sdy_l", "sB_l", "sC_l", "sA_n") if p not in skip]
+        consts.update({name: 1 for name in names if name in inspect.signature(fn.fn).parameters})
     special = {"forced_ptr": "*i64", "token_ptr": "*i64", "force_ptr": "*i1", "eps": "fp32", "temperature": "fp32",
                "log_min_p": "fp32", "cnt_ptr": "*i32"}
     sig = {}
@@ -174,7 +183,10 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
             sig[name] = "*bf16" if name in ("u_ptr", "y_ptr") and v.kernel in ("fwd", "seq", "seqlanes") else "*fp32"
         else:
             sig[name] = "i32"
-    src = ASTSource(fn, sig, constexprs=consts)
+    # PyTorch's allocations are 16-byte aligned, and the launcher marks such pointers; integers are left unmarked,
+    # as for an L that is no multiple of 16 (the ALIGN variants show what the wrappers' promise then buys)
+    attrs = {(i,): [["tt.divisibility", 16]] for i, name in enumerate(sig) if sig[name].startswith("*")}
+    src = ASTSource(fn, sig, constexprs=consts, attrs=attrs)
     kern = triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"num_warps": v.num_warps})
     # cross-lane shuffles: reductions and layout changes; in a time loop they cost every step
     shfl = f", shfl.sync {kern.asm['ptx'].count('shfl.sync')}"

@@ -345,16 +345,29 @@ def _scan_fwd_seq(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     SAVE_STATES: tl.constexpr, R: tl.constexpr, LOCAL: tl.constexpr, HAS_INIT: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, SUB_L: tl.constexpr,
-    UNROLL: tl.constexpr,
+    UNROLL: tl.constexpr, ALIGN: tl.constexpr = 1,
 ):
     """Forward, one lane per channel: the (N, BLOCK_D) state has the channels across the lanes and
     the N states in each lane's registers; the lane steps through time sequentially (no scan, no
     cross-lane reduction: y_t = Σ_n C h is in-lane). Same arguments and outputs as
     :func:`_scan_fwd_kernel` (states saved every BLOCK_L steps); u/Δ/z/y move as (SUB_L, BLOCK_D)
-    tiles."""
+    tiles. ``ALIGN``: as in :func:`_scan_bwd_loop_kernel`, the wrapper's promise that L and the rows'
+    strides are multiples of it (sm_90 PTX at an L that is no multiple of 16, bf16, 16 steps per tile: 1536
+    shuffles and 508 B of spills without it)."""
     pid_b = tl.program_id(0).to(tl.int64)
     pid_d = tl.program_id(1)
     pid_s = tl.program_id(2)
+    if ALIGN > 1:  # x // ALIGN * ALIGN is x under the promise, and Triton's analysis then knows it divides
+        seqlen = (seqlen // ALIGN) * ALIGN
+        su_b = (su_b // ALIGN) * ALIGN
+        su_d = (su_d // ALIGN) * ALIGN
+        if not DT_LTI:
+            sdt_b = (sdt_b // ALIGN) * ALIGN
+            sdt_d = (sdt_d // ALIGN) * ALIGN
+        sz_b = (sz_b // ALIGN) * ALIGN
+        sz_d = (sz_d // ALIGN) * ALIGN
+        sy_b = (sy_b // ALIGN) * ALIGN
+        sy_d = (sy_d // ALIGN) * ALIGN
     c0 = pid_s * seg_chunks
     c1 = tl.minimum(c0 + seg_chunks, nchunks)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
@@ -804,7 +817,7 @@ def _scan_bwd_loop_kernel(
     128 shuffles per state and chunk in the sm_90 PTX (fp32, CHUNK 128, one warp); reversed loads leave
     the flip of g alone (20 for real A).
 
-    ``ALIGN`` (1, 2 or 4): the wrapper's promise that L and the rows' strides are multiples of it. Triton's
+    ``ALIGN`` (1, 2, 4 or 8): the wrapper's promise that L and the rows' strides are multiples of it. Triton's
     launcher marks an integer only when it is a multiple of 16, and without that its loads and masks are
     one element wide, so its 1-D tiles hold one element per lane in CHUNK / 32 strided repeats and every
     scan runs once per repeat (L = 1000, sc09's 1 kHz level: 156 shuffles per state and chunk in the
@@ -1150,6 +1163,12 @@ def _strides3(x: Tensor | None) -> tuple[int, int, int]:
     return (0, 0, 0) if x is None else (x.stride(0), x.stride(1), x.stride(2))
 
 
+def _row_align(L: int, strides: list[int]) -> int:
+    """The largest of 8, 4, 2, 1 that divides L and every given row stride: the kernels' ``ALIGN``
+    promise, which lets Triton keep neighbouring steps in one lane when L is no multiple of 16."""
+    return next(a for a in (8, 4, 2, 1) if L % a == 0 and all(x % a == 0 for x in strides))
+
+
 def _block_n(N: int) -> int:
     return max(2, triton.next_power_of_2(N))
 
@@ -1240,6 +1259,8 @@ def scan_forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
             sub_l, unroll = SEQ_TILE_COMPLEX if is_complex else SEQ_TILE_AUTO.get(u.element_size(), (8, 4))
             flags["SUB_L"] = min(cfg.seq_sub_l or sub_l, block_l)
             flags["UNROLL"] = min(cfg.unroll or unroll, flags["SUB_L"])
+            rows = [*_strides3(u)[:2], *_strides3(z)[:2], *_strides3(y)[:2], *([] if dt_lti else dt_str[:2])]
+            flags["ALIGN"] = _row_align(L, rows) if cfg.align else 1
         if nseg > 1:
             # pass 1: local end state and Δ sum of every segment but the last, from a zero state
             fwd_kernel[(batch, nd, nseg - 1)](*args, SAVE_STATES=False, LOCAL=True, HAS_INIT=False, **flags)
@@ -1346,9 +1367,8 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
             rows += [] if dt_lti else list(dt_str[:2])
             rows += [] if B_lti else [_bc_strides(B_v, False)[i] for i in (0, 2)]
             rows += [] if C_lti else [_bc_strides(C_v, False)[i] for i in (0, 2)]
-            align = next(a for a in (4, 2, 1) if L % a == 0 and all(x % a == 0 for x in rows))
-            align = 1 if cfg.bwd_flip else align  # bwd_flip: the kernel as it was, for side-by-side timing
-            lane_asm = cfg.bwd_lane_asm and not cfg.bwd_flip and align == 4 and cfg.warps_bwd == 1 and chunk in (64, 128)
+            align = _row_align(L, rows) if cfg.align else 1
+            lane_asm = cfg.bwd_lane_asm and not cfg.bwd_flip and align >= 4 and cfg.warps_bwd == 1 and chunk in (64, 128)
             _scan_bwd_loop_kernel[(batch, d, nseg)](*args, CHUNK=chunk, REV_LOADS=not cfg.bwd_flip, ALIGN=align,
                                                     LANE_ASM=lane_asm, **flags)
         else:

@@ -63,15 +63,19 @@ class ScanConfig:
     #: the state-loop backward's reverse scan as Triton's ``associative_scan(reverse=True)``, which flips every
     #: input and output across lanes (the state before 2026-12-03 evening), instead of a forward scan over
     #: tiles loaded in reversed time order with only its result flipped back. sm_90 PTX (fp32, CHUNK 128, one
-    #: warp, kernels/compile_check.py): 128 shuffles per state and chunk with the flips, 68 without. It also drops
-    #: the kernel's ALIGN hint (the backward as it was before both, for side-by-side timing).
+    #: warp, kernels/compile_check.py): 128 shuffles per state and chunk with the flips, 68 without.
     #: Env: AUDIOMAMBA_SCAN_BWD_FLIP=1.
     bwd_flip: bool = False
     #: the flip of the adjoint back to time order by one ``shfl.sync.bfly`` (lane mask 31) per register in
     #: inline PTX, where ``tl.flip`` takes five. Only right when the tile keeps CHUNK / 32 neighbouring steps per
-    #: lane, so it applies only with one warp and the wrapper's ALIGN of 4; the CPU interpreter cannot run it.
+    #: lane, so it applies only with one warp and the wrapper's ALIGN of at least 4; the CPU interpreter cannot run it.
     #: Env: AUDIOMAMBA_SCAN_BWD_LANE_ASM=1. Off until an H200 run says it is right and faster.
     bwd_lane_asm: bool = False
+    #: promise the sequential forward and the state-loop backward the largest of 8, 4, 2 that divides L and the
+    #: rows' strides (``ALIGN``), so that Triton keeps neighbouring steps in one lane when L is no multiple of 16
+    #: (sm_90 PTX at L = 1000: backward 156 -> 68 shuffles per state and chunk, bf16 forward 1536 -> 52).
+    #: Env: AUDIOMAMBA_SCAN_ALIGN=0 (off, for side-by-side timing).
+    align: bool = True
     #: steps per (SUB_L, BLOCK_D) tile of u/Δ/z/y in the sequential forward (0 = by input dtype,
     #: :data:`SEQ_TILE_AUTO`). Env: AUDIOMAMBA_SCAN_SEQ_SUB_L=2|4|8|16.
     seq_sub_l: int = 0
@@ -134,6 +138,7 @@ def pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanCon
     sub_l = _env_choice("AUDIOMAMBA_SCAN_SEQ_SUB_L", (2, 4, 8, 16), "2, 4, 8 or 16 (steps per tile of the sequential forward)")
     flip = _env_choice("AUDIOMAMBA_SCAN_BWD_FLIP", (0, 1),
                        "0 or 1 (1: the state-loop backward's reverse scan with Triton's lane flips)")
+    align = _env_choice("AUDIOMAMBA_SCAN_ALIGN", (0, 1), "0 or 1 (0: no ALIGN promise to the scan kernels)")
     lane_asm = _env_choice("AUDIOMAMBA_SCAN_BWD_LANE_ASM", (0, 1),
                            "0 or 1 (1: the state-loop backward flips the adjoint with one inline shuffle per register)")
     return replace(cfg, unroll=cfg.unroll if unroll is None else unroll,
@@ -142,7 +147,8 @@ def pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanCon
                    seq_lanes=cfg.seq_lanes if lanes is None else bool(lanes),
                    seq_sub_l=cfg.seq_sub_l if sub_l is None else sub_l,
                    bwd_flip=cfg.bwd_flip if flip is None else bool(flip),
-                   bwd_lane_asm=cfg.bwd_lane_asm if lane_asm is None else bool(lane_asm))
+                   bwd_lane_asm=cfg.bwd_lane_asm if lane_asm is None else bool(lane_asm),
+                   align=cfg.align if align is None else bool(align))
 
 
 def _env_choice(name: str, allowed, what: str) -> int | None:

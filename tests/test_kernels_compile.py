@@ -28,3 +28,19 @@ def test_kernels_compile_for_sm90():
     # the sequential forward without unit-L-stride specialisation keeps one channel per lane: no shuffles
     lanes = [ln for ln in lines if ln.split()[1] == "seqlanes"]
     assert lanes and all(ln.endswith("shfl.sync 0") for ln in lanes), lanes
+    # the state-loop backward: the reverse scan over reversed loads takes fewer shuffles than Triton's flipped one, and
+    # the ALIGN promise (an L that is no multiple of 16) fewer again; the same promise for the sequential forward
+    def shfl(line: str) -> int:
+        return int(line.rsplit("shfl.sync ", 1)[1])
+
+    loops = [ln for ln in lines if ln.split()[1] == "bwdloop"]
+    rev = [shfl(ln) for ln in loops if "REV_LOADS=False" not in ln and "ALIGN=" not in ln]
+    flip = [shfl(ln) for ln in loops if "REV_LOADS=False" in ln]
+    aligned = [shfl(ln) for ln in loops if "ALIGN=4" in ln]
+    assert rev and len(rev) == len(flip) == len(aligned), loops
+    assert all(a < r < f for a, r, f in zip(aligned, rev, flip, strict=True)), loops
+    seq = [ln for ln in lines if ln.split()[1] == "seq" and "SAVE_STATES" in ln]
+    for with_align in (ln for ln in seq if "ALIGN=8" in ln):
+        label = with_align.split(":")[0].replace(" ALIGN=8", "")
+        plain = [ln for ln in seq if ln.split(":")[0] == label]
+        assert len(plain) == 1 and shfl(with_align) < shfl(plain[0]), seq

@@ -334,6 +334,29 @@ def test_scan_config_env_override_and_errors(monkeypatch):
         with pytest.raises(KernelError, match=name):
             pick_config(8, 128, 16, 4096, False)
         monkeypatch.delenv(name)
+    # the state-loop backward's reverse scan, its inline lane flip, and the ALIGN promise
+    cfg = pick_config(8, 128, 16, 4096, False)
+    assert not cfg.bwd_flip and not cfg.bwd_lane_asm and cfg.align
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_FLIP", "1")
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_LANE_ASM", "1")
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_ALIGN", "0")
+    cfg = pick_config(8, 128, 16, 4096, False)
+    assert cfg.bwd_flip and cfg.bwd_lane_asm and not cfg.align
+    for name in ("AUDIOMAMBA_SCAN_BWD_FLIP", "AUDIOMAMBA_SCAN_BWD_LANE_ASM", "AUDIOMAMBA_SCAN_ALIGN"):
+        monkeypatch.setenv(name, "on")
+        with pytest.raises(KernelError, match=name):
+            pick_config(8, 128, 16, 4096, False)
+        monkeypatch.delenv(name)
+
+
+def test_row_align_promise():
+    """The kernels' ALIGN: the largest of 8, 4, 2, 1 dividing L and every row stride, never more."""
+    assert triton_scan._row_align(16000, [16 * 16000, 16000]) == 8
+    assert triton_scan._row_align(1000, [512 * 1000, 1000]) == 8
+    assert triton_scan._row_align(250, [512 * 250, 250]) == 2
+    assert triton_scan._row_align(1000, [1000, 1001]) == 1   # a padded row stride breaks the promise
+    assert triton_scan._row_align(52, [0, 52]) == 4           # a broadcast (stride 0) row keeps it
+    assert triton_scan._row_align(37, []) == 1
 
 
 @pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])

@@ -23,6 +23,12 @@ B="python3 -m audiomamba bench"
 # shapes including the U-Net levels, then the step with them
 while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 [ -d /tmp/peer-build ] && run peer $B kernel --peer mamba_ssm --peer-build /tmp/peer-build --out "$RES/bench-kernel-peer.md"
+# the scan kernels' ALIGN promise (L = 1000, sc09's 1 kHz level, and the other quick shapes), fwd+bwd and forward alone
+run align-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_ALIGN 0,1 --backward --quick
+run align-fwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_ALIGN 0,1 --quick
+# the state loop's chunk without the lane flips: 8 steps per lane (256) halve the scans' cross-lane share per step
+# (SASS, fp32: 317 instructions per state and chunk of 128, 58 of them shuffles); with the flips 256 lost (0.83-0.93x)
+run loop-chunk python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_LOOP 128,256 --backward --quick
 run step $B model --compile --baseline AUDIOMAMBA_SCAN_BWD_LOOP=0,AUDIOMAMBA_FUSED_CONV=0 --out "$RES/bench-model.md"
 # (the step against the issue's baseline with its loss check, the GPU tests and the one-stream PDL/tail rows ran on
 # 2026-12-03 16:54-17:19 UTC: BENCHMARKS.md)
