@@ -83,6 +83,14 @@ def _combine_complex(ar1, ai1, br1, bi1, ar2, ai2, br2, bi2):
 
 
 @triton.jit
+def _promise(s_b, s_d, ALIGN: tl.constexpr):
+    """A row's (batch, channel) strides under the wrapper's promise that ALIGN divides them (``_row_align``):
+    x // ALIGN * ALIGN is x then, and Triton's divisibility analysis sees it (its launcher marks only integers
+    that are multiples of 16)."""
+    return s_b // ALIGN * ALIGN, s_d // ALIGN * ALIGN
+
+
+@triton.jit
 def _flip_chunk(x, CHUNK: tl.constexpr, LANE_ASM: tl.constexpr):
     """``x`` (CHUNK,) in reversed order. ``LANE_ASM`` (one warp of 32 lanes, CHUNK // 32 contiguous
     elements per lane): the elements are flipped within each lane, then across lanes by one
@@ -357,17 +365,13 @@ def _scan_fwd_seq(
     pid_b = tl.program_id(0).to(tl.int64)
     pid_d = tl.program_id(1)
     pid_s = tl.program_id(2)
-    if ALIGN > 1:  # x // ALIGN * ALIGN is x under the promise, and Triton's analysis then knows it divides
-        seqlen = (seqlen // ALIGN) * ALIGN
-        su_b = (su_b // ALIGN) * ALIGN
-        su_d = (su_d // ALIGN) * ALIGN
+    if ALIGN > 1:  # see _promise
+        seqlen, _ = _promise(seqlen, seqlen, ALIGN)
         if not DT_LTI:
-            sdt_b = (sdt_b // ALIGN) * ALIGN
-            sdt_d = (sdt_d // ALIGN) * ALIGN
-        sz_b = (sz_b // ALIGN) * ALIGN
-        sz_d = (sz_d // ALIGN) * ALIGN
-        sy_b = (sy_b // ALIGN) * ALIGN
-        sy_d = (sy_d // ALIGN) * ALIGN
+            sdt_b, sdt_d = _promise(sdt_b, sdt_d, ALIGN)
+        su_b, su_d = _promise(su_b, su_d, ALIGN)
+        sz_b, sz_d = _promise(sz_b, sz_d, ALIGN)
+        sy_b, sy_d = _promise(sy_b, sy_d, ALIGN)
     c0 = pid_s * seg_chunks
     c1 = tl.minimum(c0 + seg_chunks, nchunks)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
@@ -825,23 +829,17 @@ def _scan_bwd_loop_kernel(
     pid_b = tl.program_id(0).to(tl.int64)
     pid_d = tl.program_id(1)
     pid_s = tl.program_id(2)
-    if ALIGN > 1:  # x // ALIGN * ALIGN is x under the promise, and Triton's analysis then knows it divides
-        seqlen = (seqlen // ALIGN) * ALIGN
-        su_b = (su_b // ALIGN) * ALIGN
-        su_d = (su_d // ALIGN) * ALIGN
+    if ALIGN > 1:  # see _promise
+        seqlen = seqlen // ALIGN * ALIGN
+        su_b, su_d = _promise(su_b, su_d, ALIGN)
+        sdy_b, sdy_d = _promise(sdy_b, sdy_d, ALIGN)
+        sz_b, sz_d = _promise(sz_b, sz_d, ALIGN)
         if not DT_LTI:
-            sdt_b = (sdt_b // ALIGN) * ALIGN
-            sdt_d = (sdt_d // ALIGN) * ALIGN
+            sdt_b, sdt_d = _promise(sdt_b, sdt_d, ALIGN)
         if not B_LTI:
-            sB_b = (sB_b // ALIGN) * ALIGN
-            sB_n = (sB_n // ALIGN) * ALIGN
+            sB_b, sB_n = _promise(sB_b, sB_n, ALIGN)
         if not C_LTI:
-            sC_b = (sC_b // ALIGN) * ALIGN
-            sC_n = (sC_n // ALIGN) * ALIGN
-        sz_b = (sz_b // ALIGN) * ALIGN
-        sz_d = (sz_d // ALIGN) * ALIGN
-        sdy_b = (sdy_b // ALIGN) * ALIGN
-        sdy_d = (sdy_d // ALIGN) * ALIGN
+            sC_b, sC_n = _promise(sC_b, sC_n, ALIGN)
     c0 = pid_s * seg_chunks
     c1 = tl.minimum(c0 + seg_chunks, nchunks)
     t_end = tl.minimum(c1 * BLOCK_L, seqlen)
@@ -949,7 +947,12 @@ def _scan_bwd_loop_kernel(
             h0_im = 0.0
             if IS_COMPLEX:
                 h0_im = tl.load(states_ptr + st_base + (cb * dstate + n) * R + 1)
-            a_re, a_im = exp_dtA(dt, A_re, A_im, IS_COMPLEX)
+            if DT_LTI:  # one exp (and cos, sin for complex A) per state, not per step
+                ac_re, ac_im = exp_dtA(dtc, A_re, A_im, IS_COMPLEX)
+                a_re = tl.where(mask_t, ac_re, 1.0)
+                a_im = tl.where(mask_t, ac_im, 0.0)
+            else:
+                a_re, a_im = exp_dtA(dt, A_re, A_im, IS_COMPLEX)
             # the adjoint's decay a_{t+1} and input FAC·dout_t·conj(C_t): in time order, or (REV_LOADS) reversed
             if REV_LOADS:
                 Cr_re, Cr_im = _bc_of_state(C_base + n * sC_n, tr * sC_l, mask_r, C_LTI, C_COMPLEX)
@@ -959,9 +962,8 @@ def _scan_bwd_loop_kernel(
                 cc_re = FAC * dout * C_re
                 cc_im = -FAC * dout * C_im
             if DT_LTI:
-                al_re, al_im = exp_dtA(dtc, A_re, A_im, IS_COMPLEX)
-                al_re = tl.zeros_like(dt) + al_re
-                al_im = tl.zeros_like(dt) - al_im
+                al_re = tl.zeros_like(dt) + ac_re
+                al_im = tl.zeros_like(dt) - ac_im
             else:
                 if REV_LOADS:
                     al_re, al_im = exp_dtA(dtn_r, A_re, A_im, IS_COMPLEX)

@@ -1,7 +1,7 @@
 #!/bin/bash
 # One device session of benchmarks, in priority order (issues 14 and 18); each writes its report to $RES
 # as soon as it ends, so a session cut short keeps what finished. Poll with docs/gpu/poll.sh.
-# Needs carry [".whl", ".gpu", ".peer"] (.peer/: the mamba_ssm sdist, see BENCHMARKS.md "Against mamba_ssm").
+# Needs carry [".whl", ".peer"] (.peer/: the mamba_ssm sdist, see BENCHMARKS.md "Against mamba_ssm").
 set -u
 RES=${RES:-/tmp/res}; mkdir -p "$RES"
 NCPU=$(nproc)
@@ -19,16 +19,19 @@ run() {  # run NAME COMMAND...: log to $RES/NAME.log, say when it ends
   echo "$name rc=$? $(date -u +%T)"
 }
 B="python3 -m audiomamba bench"
-# the scan against the peer with the new sequential-forward tiles (kernels.tuning.SEQ_TILE_AUTO, 2026-12-03), all
-# shapes including the U-Net levels, then the step with them
-while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
-[ -d /tmp/peer-build ] && run peer $B kernel --peer mamba_ssm --peer-build /tmp/peer-build --out "$RES/bench-kernel-peer.md"
+# while the peer builds on the other cores: the kernels' GPU tests (the backward without lane flips, ALIGN and exp2
+# are new since the last GPU test run), then the quick sweeps
+run gpu-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py tests/test_generate_gpu.py
 # the scan kernels' ALIGN promise (L = 1000, sc09's 1 kHz level, and the other quick shapes), fwd+bwd and forward alone
 run align-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_ALIGN 0,1 --backward --quick
 run align-fwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_ALIGN 0,1 --quick
 # the state loop's chunk without the lane flips: 8 steps per lane (256) halve the scans' cross-lane share per step
 # (SASS, fp32: 317 instructions per state and chunk of 128, 58 of them shuffles); with the flips 256 lost (0.83-0.93x)
 run loop-chunk python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_LOOP 128,256 --backward --quick
+# the scan against the peer with the new sequential-forward tiles (kernels.tuning.SEQ_TILE_AUTO), exp2, ALIGN and the
+# backward without lane flips (2026-12-03), all shapes including the U-Net levels, then the step with them
+while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
+[ -d /tmp/peer-build ] && run peer $B kernel --peer mamba_ssm --peer-build /tmp/peer-build --out "$RES/bench-kernel-peer.md"
 run step $B model --compile --baseline AUDIOMAMBA_SCAN_BWD_LOOP=0,AUDIOMAMBA_FUSED_CONV=0 --out "$RES/bench-model.md"
 # (the step against the issue's baseline with its loss check, the GPU tests and the one-stream PDL/tail rows ran on
 # 2026-12-03 16:54-17:19 UTC: BENCHMARKS.md)
