@@ -29,15 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         state = load_checkpoint(args.src, prefer=LAST)
         slim = slim_checkpoint(state, args.sampling, keep_ema=not args.no_ema)
+        no_ema = args.no_ema
         if args.max_mib and not args.sampling and "ema" in slim and _tensor_mib(slim) > args.max_mib:
-            args.no_ema = True
-            slim = slim_checkpoint(state, keep_ema=False)
+            del slim["ema"]  # what keep_ema=False leaves out, without converting the EMA a second time
+            no_ema = True
         path = save_checkpoint(args.dst, slim)
     except (CheckpointError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     mib = path.stat().st_size / 2**20
-    kind = "sampling" if args.sampling else "training" + (", no EMA" if args.no_ema else "")
+    kind = "sampling" if args.sampling else "training" + (", no EMA" if no_ema else "")
     print(f"wrote {path} ({mib:.1f} MiB, slim {kind}, step {state['step']})")
     return 0
 
