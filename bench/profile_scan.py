@@ -1,5 +1,14 @@
-"""One forward + backward of the selective scan at (16, 128, 16, 16384) fp32 inside a profiler range,
-for Nsight Compute (GPU)::
+"""Where a scan's GPU time goes, kernel by kernel (GPU).
+
+Two uses:
+
+- ``python -m audiomamba.bench.profile_scan --table [--quick] [--peer-build DIR]``: for each benchmark shape
+  (``--quick``: (16, 128, 16, 16384), the U-Net level shapes (16, 256, 16, 4000) and (16, 512, 16, 1000), and
+  complex LTI at (16, 128, 16, 16384)), fp32 and bf16, one forward + backward under ``torch.profiler``: the
+  device time of every kernel per call (ours, and the peer's with ``--peer-build``), the sum, and the wall
+  time of the same calls. Says whether a gap is in the forward, the backward or the small kernels around them.
+- no arguments: one forward + backward at (16, 128, 16, 16384) fp32 inside a profiler range, for Nsight
+  Compute::
 
     ncu --profile-from-start off -k "regex:_scan_(fwd_seq|bwd)_kernel" -c 4 --section SpeedOfLight \\
         --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis python -m audiomamba.bench.profile_scan
@@ -7,11 +16,72 @@ for Nsight Compute (GPU)::
 
 from __future__ import annotations
 
+import argparse
+import time
+from collections import defaultdict
+
 import torch
-from audiomamba.bench.kernel import FULL_CASES, make_inputs, pass_fn
+from audiomamba.bench.kernel import DTYPES, FULL_CASES, UNET_CASES, make_inputs, pass_fn
+
+#: calls profiled per shape (after one untimed call that compiles)
+CALLS = 5
 
 
-def main() -> None:
+def kernel_times(fn, calls: int = CALLS) -> tuple[dict[str, float], float]:
+    """({kernel name: device µs per call}, wall µs per call) of ``calls`` calls of ``fn`` under torch.profiler."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+        wall = (time.perf_counter() - t0) / calls * 1e6
+    per = defaultdict(float)
+    for ev in prof.events():
+        if ev.device_type == torch.autograd.DeviceType.CUDA:
+            per[ev.name] += float(ev.time_range.end - ev.time_range.start) / calls
+    return dict(per), wall
+
+
+def short(name: str, width: int = 48) -> str:
+    """A kernel's name without template arguments, cut to ``width``."""
+    base = name.split("<")[0].split("(")[0]
+    return base if len(base) <= width else base[: width - 1] + "…"
+
+
+def report(label: str, times: dict[str, float], wall: float) -> list[str]:
+    total = sum(times.values())
+    lines = [f"  {label}: {total:.0f} µs of kernels, {wall:.0f} µs wall per call"]
+    for name, us in sorted(times.items(), key=lambda kv: -kv[1]):
+        lines.append(f"    {us:8.1f} µs  {100 * us / max(total, 1e-9):4.0f} %  {short(name)}")
+    return lines
+
+
+def table(quick: bool, peer_build: str | None) -> None:
+    from audiomamba.kernels import selective_scan
+
+    peer = None
+    if peer_build:
+        from audiomamba.bench.peer import load_peer
+
+        peer = load_peer(peer_build)
+    lti = [c for c in FULL_CASES if c.lti]
+    cases = [FULL_CASES[0], *UNET_CASES, lti[0]] if quick else FULL_CASES
+    print(f"{torch.cuda.get_device_name()}; {CALLS} calls per entry, device time per call", flush=True)
+    for case in cases:
+        for dname, dtype in DTYPES.items():
+            inputs = make_inputs(case, dtype, "cuda")
+            print(f"{case.kind} {case.label()} {dname} fwd+bwd", flush=True)
+            print("\n".join(report("ours", *kernel_times(pass_fn(selective_scan, inputs, True)))), flush=True)
+            if peer is not None:
+                args = peer.prepare(**inputs)
+                print("\n".join(report(peer.name, *kernel_times(pass_fn(peer, args, True)))), flush=True)
+
+
+def ncu_range() -> None:
     from audiomamba.kernels import selective_scan
 
     fn = pass_fn(selective_scan, make_inputs(FULL_CASES[0], torch.float32, "cuda"), True)
@@ -21,6 +91,20 @@ def main() -> None:
     fn()
     torch.cuda.synchronize()
     torch.cuda.cudart().cudaProfilerStop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m audiomamba.bench.profile_scan", description=__doc__.split("\n")[0])
+    parser.add_argument("--table", action="store_true", help="kernel times per shape under torch.profiler")
+    parser.add_argument("--quick", action="store_true", help="with --table: four shapes, not every benchmark shape")
+    parser.add_argument("--peer-build", default=None, help="with --table: the peer's build folder (bench.peer)")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        raise SystemExit("profile_scan needs a CUDA GPU (none found): run it on the GPU machine")
+    if args.table:
+        table(args.quick, args.peer_build)
+    else:
+        ncu_range()
 
 
 if __name__ == "__main__":

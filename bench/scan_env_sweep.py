@@ -5,7 +5,8 @@
 
 Every benchmark shape of ``audiomamba bench kernel`` (with ``--backward`` also the U-Net level shapes
 of sc09-small, (16, 256, 16, 4000) and (16, 512, 16, 1000)), fp32 and bf16: ms, % of the HBM
-roofline, speed-up against the first value ("0": the variable unset), and the largest relative
+roofline, speed-up against the first value ("0": the variable unset; the values take turns three times and
+each reports its median), and the largest relative
 difference of the outputs (the forward's y, or with ``--backward`` every gradient). ``--quick``: the selective shapes
 (16, 128, 16, 16384), (16, 256, 16, 4000) and (16, 512, 16, 1000) only. ``--complex``: the complex-LTI shapes only (with ``--quick``,
 (16, 128, 16, 16384)).
@@ -14,6 +15,7 @@ difference of the outputs (the forward's y, or with ``--backward`` every gradien
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 
 from audiomamba.bench.kernel import (
@@ -27,6 +29,9 @@ from audiomamba.bench.kernel import (
     min_bytes,
     pass_fn,
 )
+
+#: turns each value takes (interleaved); the median is reported
+ROUNDS = 3
 
 
 def _max_rel(outs: list) -> float:
@@ -51,13 +56,19 @@ def main(var: str, values: list[str], backward: bool = False, quick: bool = Fals
     for case in cases:
         for dname in ("fp32", "bf16"):
             inputs = make_inputs(case, DTYPES[dname], "cuda")
-            times, outs = [], []
+            fn = pass_fn(selective_scan, inputs, backward)
+            outs, runs = [], [[] for _ in values]
             for v in values:
                 os.environ[var] = "" if v == "0" else v
-                fn = pass_fn(selective_scan, inputs, backward)
                 outs.append(fn())
-                times.append(timer(fn))
+            # the values take turns, ROUNDS times, and each keeps its median: the machine's speed drifts by up to
+            # 1.3x within a minute (2026-12-03), which one timing per value in a row would read as a difference
+            for _ in range(ROUNDS):
+                for k, v in enumerate(values):
+                    os.environ[var] = "" if v == "0" else v
+                    runs[k].append(timer(fn))
             os.environ.pop(var, None)
+            times = [statistics.median(r) for r in runs]
             roof = min_bytes(case, 2 if dname == "bf16" else 4, backward) / bw * 1e3
             err = _max_rel(outs)
             cells = "  ".join(f"{v}: {t:.3f} ms ({roof / t * 100:.0f}%, {times[0] / t:.2f}x)" for v, t in zip(values, times, strict=True))

@@ -36,7 +36,7 @@ class Variant:
 
     def label(self) -> str:
         flags = [k for k, v in self.consts if v is True]
-        blocks = [f"{k}={v}" for k, v in self.consts if k.startswith("BLOCK") or k in ("SUB_L", "UNROLL", "CHUNK", "ALIGN")]
+        blocks = [f"{k}={v}" for k, v in self.consts if k.startswith("BLOCK") or k in ("SUB_L", "UNROLL", "CHUNK", "ALIGN", "STAGES")]
         flags += [f"{k}=False" for k, v in self.consts if k == "REV_LOADS" and v is False]
         return f"{self.kernel} warps={self.num_warps} " + " ".join(blocks + flags)
 
@@ -87,6 +87,8 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                     # the reverse scan as Triton's flipped one (AUDIOMAMBA_SCAN_BWD_FLIP=1), and the ALIGN promise of an
                     # L that is no multiple of 16 with the inline-PTX lane flip (AUDIOMAMBA_SCAN_BWD_LANE_ASM=1)
                     out.append(Variant("bwdloop", tuple((loop | {"REV_LOADS": False}).items()), warps))
+                    # the state loop software-pipelined (AUDIOMAMBA_SCAN_BWD_STAGES=2): its loads go out by cp.async
+                    out.append(Variant("bwdloop", tuple((loop | {"STAGES": 2}).items()), warps))
                     if warps == 1 and loop_chunk in (64, 128):
                         out.append(Variant("bwdloop", tuple((loop | {"ALIGN": 4, "LANE_ASM": True}).items()), warps))
                     out.append(Variant("bwdloc", tuple(bwd_loc.items()), warps))
@@ -188,8 +190,10 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     attrs = {(i,): [["tt.divisibility", 16]] for i, name in enumerate(sig) if sig[name].startswith("*")}
     src = ASTSource(fn, sig, constexprs=consts, attrs=attrs)
     kern = triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"num_warps": v.num_warps})
-    # cross-lane shuffles: reductions and layout changes; in a time loop they cost every step
-    shfl = f", shfl.sync {kern.asm['ptx'].count('shfl.sync')}"
+    # asynchronous copies (a software-pipelined loop's prefetches), then cross-lane shuffles: reductions and layout
+    # changes; in a time loop they cost every step
+    ptx = kern.asm["ptx"]
+    shfl = f", cp.async {ptx.count('cp.async.')}, shfl.sync {ptx.count('shfl.sync')}"
     ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
     if not os.path.exists(ptxas):
         return "compiled to PTX (no ptxas for register counts)" + shfl

@@ -353,7 +353,7 @@ def _scan_fwd_seq(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     SAVE_STATES: tl.constexpr, R: tl.constexpr, LOCAL: tl.constexpr, HAS_INIT: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, SUB_L: tl.constexpr,
-    UNROLL: tl.constexpr, ALIGN: tl.constexpr = 1,
+    UNROLL: tl.constexpr, ALIGN: tl.constexpr = 1, STAGES: tl.constexpr = 1,
 ):
     """Forward, one lane per channel: the (N, BLOCK_D) state has the channels across the lanes and
     the N states in each lane's registers; the lane steps through time sequentially (no scan, no
@@ -361,7 +361,8 @@ def _scan_fwd_seq(
     :func:`_scan_fwd_kernel` (states saved every BLOCK_L steps); u/Δ/z/y move as (SUB_L, BLOCK_D)
     tiles. ``ALIGN``: as in :func:`_scan_bwd_loop_kernel`, the wrapper's promise that L and the rows'
     strides are multiples of it (sm_90 PTX at an L that is no multiple of 16, bf16, 16 steps per tile: 1536
-    shuffles and 508 B of spills without it)."""
+    shuffles and 508 B of spills without it). ``STAGES``: software-pipelining stages of the tile loop
+    (``ScanConfig.fwd_stages``)."""
     pid_b = tl.program_id(0).to(tl.int64)
     pid_d = tl.program_id(1)
     pid_s = tl.program_id(2)
@@ -427,7 +428,7 @@ def _scan_fwd_seq(
             h_im = tl.load(seg_ptr + seg_off + 1, mask=mask_nd, other=0.0)
     dsum = tl.zeros((BLOCK_D,), tl.float32)
     KS: tl.constexpr = BLOCK_L // SUB_L
-    for cs in range(c0 * KS, tl.minimum(c1 * KS, tl.cdiv(seqlen, SUB_L))):
+    for cs in tl.range(c0 * KS, tl.minimum(c1 * KS, tl.cdiv(seqlen, SUB_L)), num_stages=STAGES):
         if SAVE_STATES:
             if cs % KS == 0:
                 c = cs // KS
@@ -804,7 +805,7 @@ def _scan_bwd_loop_kernel(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     R: tl.constexpr, RB: tl.constexpr, RC: tl.constexpr, FAC: tl.constexpr, HAS_INIT: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, CHUNK: tl.constexpr, REV_LOADS: tl.constexpr = True,
-    LANE_ASM: tl.constexpr = False, ALIGN: tl.constexpr = 1,
+    LANE_ASM: tl.constexpr = False, ALIGN: tl.constexpr = 1, STAGES: tl.constexpr = 1,
 ):
     """The state-loop backward (``ScanConfig.bwd_loop``): one program per (batch element, channel,
     segment). It walks the segment's chunks of ``CHUNK`` steps from the right; within a chunk, its
@@ -820,6 +821,8 @@ def _scan_bwd_loop_kernel(
     every input and output (a lane reversal: five butterfly shuffles per register), which made 80 of the
     128 shuffles per state and chunk in the sm_90 PTX (fp32, CHUNK 128, one warp); reversed loads leave
     the flip of g alone (20 for real A).
+
+    ``STAGES``: software-pipelining stages of the loop over the states (``ScanConfig.bwd_stages``).
 
     ``ALIGN`` (1, 2, 4 or 8): the wrapper's promise that L and the rows' strides are multiples of it. Triton's
     launcher marks an integer only when it is a multiple of 16, and without that its loads and masks are
@@ -935,7 +938,7 @@ def _scan_bwd_loop_kernel(
         y = tl.zeros((CHUNK,), tl.float32)
         s = tl.zeros((CHUNK,), tl.float32)
         gA = tl.zeros((CHUNK,), tl.float32)
-        for n in range(0, dstate):
+        for n in tl.range(0, dstate, num_stages=STAGES):
             sel = offs_n == n
             A_re = tl.load(a_base + n * sA_n).to(tl.float32)
             A_im = 0.0
@@ -1167,7 +1170,11 @@ def _strides3(x: Tensor | None) -> tuple[int, int, int]:
 
 def _row_align(L: int, strides: list[int]) -> int:
     """The largest of 8, 4, 2, 1 that divides L and every given row stride: the kernels' ``ALIGN``
-    promise, which lets Triton keep neighbouring steps in one lane when L is no multiple of 16."""
+    promise, which lets Triton keep neighbouring steps in one lane when L is no multiple of 16. 1 when 16
+    divides them all: Triton's launcher marks such integers itself, and the promise would only add integer
+    ops (sm_90 PTX: the same shuffles and vector loads, 33 more lines)."""
+    if all(x % 16 == 0 for x in (L, *strides)):
+        return 1
     return next(a for a in (8, 4, 2, 1) if L % a == 0 and all(x % a == 0 for x in strides))
 
 
@@ -1263,6 +1270,7 @@ def scan_forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
             flags["UNROLL"] = min(cfg.unroll or unroll, flags["SUB_L"])
             rows = [*_strides3(u)[:2], *_strides3(z)[:2], *_strides3(y)[:2], *([] if dt_lti else dt_str[:2])]
             flags["ALIGN"] = _row_align(L, rows) if cfg.align else 1
+            flags["STAGES"] = cfg.fwd_stages
         if nseg > 1:
             # pass 1: local end state and Δ sum of every segment but the last, from a zero state
             fwd_kernel[(batch, nd, nseg - 1)](*args, SAVE_STATES=False, LOCAL=True, HAS_INIT=False, **flags)
@@ -1372,7 +1380,7 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
             align = _row_align(L, rows) if cfg.align else 1
             lane_asm = cfg.bwd_lane_asm and not cfg.bwd_flip and align >= 4 and cfg.warps_bwd == 1 and chunk in (64, 128)
             _scan_bwd_loop_kernel[(batch, d, nseg)](*args, CHUNK=chunk, REV_LOADS=not cfg.bwd_flip, ALIGN=align,
-                                                    LANE_ASM=lane_asm, **flags)
+                                                    LANE_ASM=lane_asm, STAGES=cfg.bwd_stages, **flags)
         else:
             _scan_bwd_kernel[(batch, nd, nseg)](*args, BLOCK_D=block_d, PARTIAL=partial, **flags)
     else:

@@ -79,6 +79,12 @@ class ScanConfig:
     #: steps per (SUB_L, BLOCK_D) tile of u/Δ/z/y in the sequential forward (0 = by input dtype,
     #: :data:`SEQ_TILE_AUTO`). Env: AUDIOMAMBA_SCAN_SEQ_SUB_L=2|4|8|16.
     seq_sub_l: int = 0
+    #: software-pipelining stages of the state-loop backward's loop over the N states (``tl.range(num_stages=)``:
+    #: the next states' B, C, A and saved-state loads go out by ``cp.async`` while this state scans; 1 = none).
+    #: sm_90 PTX (fp32, CHUNK 128): 40 cp.async, registers 168 -> 153. Env: AUDIOMAMBA_SCAN_BWD_STAGES=1|2|3.
+    bwd_stages: int = 1
+    #: the same for the sequential forward's loop over its (SUB_L, BLOCK_D) tiles. Env: AUDIOMAMBA_SCAN_FWD_STAGES.
+    fwd_stages: int = 1
 
     def __str__(self) -> str:
         s = f"{self.block_l},{self.block_d_fwd},{self.block_d_bwd},{self.warps_fwd},{self.warps_bwd}"
@@ -141,7 +147,13 @@ def pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanCon
     align = _env_choice("AUDIOMAMBA_SCAN_ALIGN", (0, 1), "0 or 1 (0: no ALIGN promise to the scan kernels)")
     lane_asm = _env_choice("AUDIOMAMBA_SCAN_BWD_LANE_ASM", (0, 1),
                            "0 or 1 (1: the state-loop backward flips the adjoint with one inline shuffle per register)")
+    bwd_stages = _env_choice("AUDIOMAMBA_SCAN_BWD_STAGES", (1, 2, 3),
+                             "1, 2 or 3 (software-pipelining stages of the state-loop backward's state loop)")
+    fwd_stages = _env_choice("AUDIOMAMBA_SCAN_FWD_STAGES", (1, 2, 3),
+                             "1, 2 or 3 (software-pipelining stages of the sequential forward's tile loop)")
     return replace(cfg, unroll=cfg.unroll if unroll is None else unroll,
+                   bwd_stages=cfg.bwd_stages if bwd_stages is None else bwd_stages,
+                   fwd_stages=cfg.fwd_stages if fwd_stages is None else fwd_stages,
                    bwd_partials=cfg.bwd_partials if partials is None else bool(partials),
                    bwd_loop=cfg.bwd_loop if loop is None else loop,
                    seq_lanes=cfg.seq_lanes if lanes is None else bool(lanes),

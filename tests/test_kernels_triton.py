@@ -180,6 +180,13 @@ def test_triton_state_loop_backward_reverse_scan_both_ways(cplx, lti):
     assert_match(rev[0], flip[0], rtol=1e-5)
 
 
+def test_triton_pipelined_loops_match_the_reference():
+    """The state-loop backward's state loop and the sequential forward's tile loop with software pipelining
+    (``bwd_stages``, ``fwd_stages``; the interpreter runs the loops as written, the GPU tests run them compiled)."""
+    args = make_args(2, 5, 3, 52, cplx=False, lti=False, seed=13)
+    assert_match(*run_both(args, ALL_OPTS, block_d=2, seg_l=32, seq=True, loop=32, bwd_stages=2, fwd_stages=2))
+
+
 def test_triton_state_loop_backward_mixed_and_strided():
     """The state-loop backward with selective Δ and LTI B/C, complex A with real B/C, strided u/z/B."""
     args = make_args(2, 4, 4, 19, cplx=True, lti=False, seed=4)
@@ -347,11 +354,22 @@ def test_scan_config_env_override_and_errors(monkeypatch):
         with pytest.raises(KernelError, match=name):
             pick_config(8, 128, 16, 4096, False)
         monkeypatch.delenv(name)
+    # software pipelining of the state-loop backward's and the sequential forward's loops
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_STAGES", "2")
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_FWD_STAGES", "3")
+    cfg = pick_config(8, 128, 16, 4096, False)
+    assert (cfg.bwd_stages, cfg.fwd_stages) == (2, 3)
+    for name in ("AUDIOMAMBA_SCAN_BWD_STAGES", "AUDIOMAMBA_SCAN_FWD_STAGES"):
+        monkeypatch.setenv(name, "4")
+        with pytest.raises(KernelError, match=name):
+            pick_config(8, 128, 16, 4096, False)
+        monkeypatch.delenv(name)
 
 
 def test_row_align_promise():
     """The kernels' ALIGN: the largest of 8, 4, 2, 1 dividing L and every row stride, never more."""
-    assert triton_scan._row_align(16000, [16 * 16000, 16000]) == 8
+    assert triton_scan._row_align(16000, [16 * 16000, 16000]) == 1  # the launcher marks multiples of 16
+    assert triton_scan._row_align(16000, [16 * 16000, 8008]) == 8
     assert triton_scan._row_align(1000, [512 * 1000, 1000]) == 8
     assert triton_scan._row_align(250, [512 * 250, 250]) == 2
     assert triton_scan._row_align(1000, [1000, 1001]) == 1   # a padded row stride breaks the promise

@@ -2,17 +2,25 @@
 # One device session of benchmarks, in priority order (issues 14 and 18); each writes its report to $RES
 # as soon as it ends, so a session cut short keeps what finished. Poll with docs/gpu/poll.sh.
 # Needs carry [".whl", ".peer"] (.peer/: the mamba_ssm sdist, see BENCHMARKS.md "Against mamba_ssm").
+# ONLY="gpu-tests peer ...": run only the named phases (a session split in two; empty: all). PEER_BUILD: a build
+# that came back from an earlier call (the .so under .peer/build: no rebuild).
 set -u
 RES=${RES:-/tmp/res}; mkdir -p "$RES"
+ONLY=${ONLY:-}
+want() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
+PEER_BUILD=${PEER_BUILD:-/tmp/peer-build}
 NCPU=$(nproc)
 TS() { if command -v taskset > /dev/null; then taskset -c "$@"; else shift; "$@"; fi; }
-if ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
+if want peer && [ ! -d "$PEER_BUILD" ] && ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
   cp .peer/mamba_ssm-*.tar.gz /tmp/
   (MAX_JOBS=$(( NCPU - 4 )) TS 4-$(( NCPU - 1 )) nice -n 19 python3 -m audiomamba.bench.peer build \
-     --sdist /tmp/mamba_ssm-*.tar.gz --out /tmp/peer-build > "$RES/peer-build.log" 2>&1
-   echo "peer build rc=$? $(date -u +%T)") &
+     --sdist /tmp/mamba_ssm-*.tar.gz --out "$PEER_BUILD" > "$RES/peer-build.log" 2>&1
+   echo "peer build rc=$? $(date -u +%T)"
+   # the built extension comes back (poll.sh), so that a later machine can skip the build: carry it as .peer/build
+   (cd "$PEER_BUILD" && tar -czf /tmp/peer-so.tgz selective_scan_cuda*.so && ls -la /tmp/peer-so.tgz)) &
 fi
 run() {  # run NAME COMMAND...: log to $RES/NAME.log, say when it ends
+  want "$1" || return 0
   echo "PHASE $1 $(date -u +%T)"
   local name=$1; shift
   TS 0-3 "$@" > "$RES/$name.log" 2>&1
@@ -28,10 +36,26 @@ run align-fwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_ALIGN 0
 # the state loop's chunk without the lane flips: 8 steps per lane (256) halve the scans' cross-lane share per step
 # (SASS, fp32: 317 instructions per state and chunk of 128, 58 of them shuffles); with the flips 256 lost (0.83-0.93x)
 run loop-chunk python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_LOOP 128,256 --backward --quick
+# software pipelining (tl.range num_stages, cp.async prefetch) of the state-loop backward's state loop and of the
+# sequential forward's tile loop (2026-12-04)
+run stages-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_STAGES 1,2,3 --backward --quick
+run stages-fwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_FWD_STAGES 1,2 --quick
+# the sequential forward with fewer channels per program (states split over 2 or 4 lanes: 248 -> 167 / 107 registers
+# in the sm_90 PTX) and fewer segments: the short-L rows (16, 512, 16, 1000/1024) lose 0.4-0.7x to the peer
+run fwd-blockd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_CONFIG \
+  "0;32,16,1,1,1,256,seq,loop128;32,8,1,1,1,256,seq,loop128;32,16,1,1,1,512,seq,loop128;32,8,1,1,1,1024,seq,loop128" --quick
+# complex LTI fwd+bwd (0.55-0.64x the peer): the tile backward against the state loop at 128 and 256, and pipelined
+run complex-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_CONFIG \
+  "0;32,32,1,1,1,256,seq,loop128;32,32,1,1,1,256,seq,loop256" --backward --complex --quick
+run complex-stages env AUDIOMAMBA_SCAN_BWD_LOOP=128 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_STAGES 1,2 \
+  --backward --complex --quick
+# where the time goes, kernel by kernel, ours and the peer's (torch.profiler)
+while want profile && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
+run profile python3 -m audiomamba.bench.profile_scan --table --quick $([ -d "$PEER_BUILD" ] && echo --peer-build "$PEER_BUILD")
 # the scan against the peer with the new sequential-forward tiles (kernels.tuning.SEQ_TILE_AUTO), exp2, ALIGN and the
 # backward without lane flips (2026-12-03), all shapes including the U-Net levels, then the step with them
 while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
-[ -d /tmp/peer-build ] && run peer $B kernel --peer mamba_ssm --peer-build /tmp/peer-build --out "$RES/bench-kernel-peer.md"
+[ -d "$PEER_BUILD" ] && run peer $B kernel --peer mamba_ssm --peer-build "$PEER_BUILD" --out "$RES/bench-kernel-peer.md"
 run step $B model --compile --baseline AUDIOMAMBA_SCAN_BWD_LOOP=0,AUDIOMAMBA_FUSED_CONV=0 --out "$RES/bench-model.md"
 # (the step against the issue's baseline with its loss check, the GPU tests and the one-stream PDL/tail rows ran on
 # 2026-12-03 16:54-17:19 UTC: BENCHMARKS.md)
