@@ -7,6 +7,8 @@ Two uses:
   complex LTI at (16, 128, 16, 16384)), fp32 and bf16, one forward + backward under ``torch.profiler``: the
   device time of every kernel per call (ours, and the peer's with ``--peer-build``), the sum, and the wall
   time of the same calls. Says whether a gap is in the forward, the backward or the small kernels around them.
+- ``--cpu CASE [--dtype bf16]``: the Python side of a forward + backward at ``FULL_CASES[CASE]`` (cProfile), and
+  the time to issue a call against the time to finish it.
 - no arguments: one forward + backward at (16, 128, 16, 16384) fp32 inside a profiler range, for Nsight
   Compute::
 
@@ -81,6 +83,36 @@ def table(quick: bool, peer_build: str | None) -> None:
                 print("\n".join(report(peer.name, *kernel_times(pass_fn(peer, args, True)))), flush=True)
 
 
+def cpu_profile(case_index: int, dname: str, calls: int = 50) -> None:
+    """Where the CPU time of a forward + backward goes (cProfile), and the call rate with and without waiting for
+    the GPU: at short L the kernels take less time than Python and Triton's launcher take to issue them."""
+    import cProfile
+    import pstats
+
+    from audiomamba.kernels import selective_scan
+
+    case = FULL_CASES[case_index]
+    fn = pass_fn(selective_scan, make_inputs(case, DTYPES[dname], "cuda"), True)
+    fn()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    issued = (time.perf_counter() - t0) / calls * 1e6
+    torch.cuda.synchronize()
+    done = (time.perf_counter() - t0) / calls * 1e6
+    times, _ = kernel_times(fn)
+    print(f"{case.kind} {case.label()} {dname} fwd+bwd: {issued:.0f} µs per call to issue, {done:.0f} µs per call "
+          f"to finish, {sum(times.values()):.0f} µs of kernels", flush=True)
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(calls):
+        fn()
+    prof.disable()
+    torch.cuda.synchronize()
+    pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+
+
 def ncu_range() -> None:
     from audiomamba.kernels import selective_scan
 
@@ -98,10 +130,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--table", action="store_true", help="kernel times per shape under torch.profiler")
     parser.add_argument("--quick", action="store_true", help="with --table: four shapes, not every benchmark shape")
     parser.add_argument("--peer-build", default=None, help="with --table: the peer's build folder (bench.peer)")
+    parser.add_argument("--cpu", type=int, default=None, metavar="CASE",
+                        help="cProfile of the Python side of fwd+bwd at benchmark shape CASE (index into FULL_CASES)")
+    parser.add_argument("--dtype", default="bf16", choices=sorted(DTYPES), help="with --cpu: the input dtype")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("profile_scan needs a CUDA GPU (none found): run it on the GPU machine")
-    if args.table:
+    if args.cpu is not None:
+        cpu_profile(args.cpu, args.dtype)
+    elif args.table:
         table(args.quick, args.peer_build)
     else:
         ncu_range()
