@@ -48,22 +48,21 @@ written per (batch element, segment) and summed in PyTorch.
 
 Two backward kernels compute this. The tile backward (:func:`_scan_bwd_kernel`) scans
 (BLOCK_D, BLOCK_L, N) tiles, and its sums over N cross lanes at every step. The state-loop backward
-(:func:`_scan_bwd_loop_kernel`, ``ScanConfig.bwd_loop``, the default for real A) gives each program
+(:func:`_scan_bwd_loop_kernel`, ``ScanConfig.bwd_loop``, the default) gives each program
 one channel and 1-D tiles along L, and loops over the N states. The sums over N then add up in
 registers; the loads of u/Δ/B/C and the dB/dC atomics run along t and are coalesced. On an H200 it
-was 1.15-1.82x the tile backward's fwd+bwd on every selective shape, and 0.90x on complex LTI, which
-keeps the tile backward (BENCHMARKS.md, "State-loop backward").
+was 1.15-1.82x the tile backward's fwd+bwd on every selective shape (chunks of 128 steps), and with
+chunks of 256 steps 1.28-1.47x on complex LTI (BENCHMARKS.md, "State-loop backward").
 """
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 import torch
 import triton
 import triton.language as tl
 from torch import Tensor
 
+from .launch import launch
 from .triton_helpers import exp_dtA, softplus
 from .tuning import SEQ_TILE_AUTO, SEQ_TILE_COMPLEX, ScanConfig, pick_config, pick_seg_l
 
@@ -1182,10 +1181,10 @@ def _block_n(N: int) -> int:
     return max(2, triton.next_power_of_2(N))
 
 
-def _segments(cfg: ScanConfig, nchunks: int) -> tuple[int, int]:
+def _segments(seg_l: int, block_l: int, nchunks: int) -> tuple[int, int]:
     """(chunks per segment, number of segments) for the chunk-parallel passes; one segment when
-    ``cfg.seg_l`` is 0 or covers L."""
-    seg_chunks = max(1, cfg.seg_l // cfg.block_l) if cfg.seg_l > 0 else nchunks
+    ``seg_l`` is 0 or covers L."""
+    seg_chunks = max(1, seg_l // block_l) if seg_l > 0 else nchunks
     seg_chunks = min(seg_chunks, nchunks)
     return seg_chunks, triton.cdiv(nchunks, seg_chunks)
 
@@ -1194,8 +1193,9 @@ def _carry(loc: Tensor, dsum: Tensor, A_v: Tensor, init: Tensor, batch: int, d: 
            is_complex: bool, reverse: bool) -> None:
     """Pass 2 of the chunk-parallel scan: segment start states (or incoming adjoints) into ``init``."""
     block_d = 16
-    _seg_carry_kernel[(batch, triton.cdiv(d, block_d))](
-        loc, dsum, A_v, init, d, N, nseg, A_v.stride(0), A_v.stride(1),
+    launch(
+        _seg_carry_kernel, (batch, triton.cdiv(d, block_d)),
+        (loc, dsum, A_v, init, d, N, nseg, A_v.stride(0), A_v.stride(1)),
         IS_COMPLEX=is_complex, REVERSE=reverse, R=2 if is_complex else 1,
         BLOCK_D=block_d, BLOCK_N=_block_n(N), num_warps=4,
     )
@@ -1235,7 +1235,7 @@ def scan_forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
     B_lti, C_lti = B.dim() == 2, C.dim() == 2
     block_l, block_d = cfg.block_l, cfg.block_d_fwd
     nchunks = max(1, triton.cdiv(L, block_l))
-    seg_chunks, nseg = _segments(cfg, nchunks)
+    seg_chunks, nseg = _segments(cfg.seg_l, block_l, nchunks)
     R = 2 if is_complex else 1
     f32 = torch.float32
     y = torch.empty((batch, d, L), dtype=u.dtype, device=u.device)
@@ -1273,13 +1273,13 @@ def scan_forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
             flags["STAGES"] = cfg.fwd_stages
         if nseg > 1:
             # pass 1: local end state and Δ sum of every segment but the last, from a zero state
-            fwd_kernel[(batch, nd, nseg - 1)](*args, SAVE_STATES=False, LOCAL=True, HAS_INIT=False, **flags)
+            launch(fwd_kernel, (batch, nd, nseg - 1), args, SAVE_STATES=False, LOCAL=True, HAS_INIT=False, **flags)
             # pass 2: true start state of every segment (seg is overwritten with the start states)
             init = torch.empty_like(seg)
             _carry(seg, dsum, A_v, init, batch, d, N, nseg, is_complex, reverse=False)
             args[11] = init
         # pass 3: every segment from its start state: y, chunk-start states, h_last
-        fwd_kernel[(batch, nd, nseg)](*args, SAVE_STATES=need_grad, LOCAL=False, HAS_INIT=nseg > 1, **flags)
+        launch(fwd_kernel, (batch, nd, nseg), args, SAVE_STATES=need_grad, LOCAL=False, HAS_INIT=nseg > 1, **flags)
     else:
         hlast.zero_()
     return y, states, hlast, nchunks
@@ -1304,7 +1304,7 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
         seg_l = pick_seg_l(batch, d, L, block_l, block_d)
     if chunk and seg_l:
         seg_l = max(seg_l, chunk)
-    seg_chunks, nseg = _segments(replace(cfg, seg_l=seg_l), nchunks)
+    seg_chunks, nseg = _segments(seg_l, block_l, nchunks)
     N = A.shape[1]
     dev = u.device
     is_complex = A.is_complex()
@@ -1339,11 +1339,12 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
         # pass 1: adjoint at the start of every segment but the first, from zero at its end
         gloc = torch.empty((batch, nseg, d, N, R), dtype=f32, device=dev)
         dsum = torch.empty((batch, nseg, d), dtype=f32, device=dev)
-        _scan_bwd_local_kernel[(batch, nd, nseg - 1)](
-            delta, A_v, C_v, z if z is not None else u,
-            delta_bias if delta_bias is not None else u, dy, gloc, dsum,
-            d, N, L, nchunks, seg_chunks, nseg, 1,
-            *dt_str, A_v.stride(0), A_v.stride(1), *_bc_strides(C_v, C_lti), *_strides3(z), *_strides3(dy),
+        launch(
+            _scan_bwd_local_kernel, (batch, nd, nseg - 1),
+            (delta, A_v, C_v, z if z is not None else u,
+             delta_bias if delta_bias is not None else u, dy, gloc, dsum,
+             d, N, L, nchunks, seg_chunks, nseg, 1,
+             *dt_str, A_v.stride(0), A_v.stride(1), *_bc_strides(C_v, C_lti), *_strides3(z), *_strides3(dy)),
             IS_COMPLEX=is_complex, C_COMPLEX=C.is_complex(), C_LTI=C_lti, DT_LTI=dt_lti,
             HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, R=R,
             FAC=2.0 if is_complex else 1.0, BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l,
@@ -1379,10 +1380,10 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
             rows += [] if C_lti else [_bc_strides(C_v, False)[i] for i in (0, 2)]
             align = _row_align(L, rows) if cfg.align else 1
             lane_asm = cfg.bwd_lane_asm and not cfg.bwd_flip and align >= 4 and cfg.warps_bwd == 1 and chunk in (64, 128)
-            _scan_bwd_loop_kernel[(batch, d, nseg)](*args, CHUNK=chunk, REV_LOADS=not cfg.bwd_flip, ALIGN=align,
-                                                    LANE_ASM=lane_asm, STAGES=cfg.bwd_stages, **flags)
+            launch(_scan_bwd_loop_kernel, (batch, d, nseg), args, CHUNK=chunk, REV_LOADS=not cfg.bwd_flip, ALIGN=align,
+                   LANE_ASM=lane_asm, STAGES=cfg.bwd_stages, **flags)
         else:
-            _scan_bwd_kernel[(batch, nd, nseg)](*args, BLOCK_D=block_d, PARTIAL=partial, **flags)
+            launch(_scan_bwd_kernel, (batch, nd, nseg), args, BLOCK_D=block_d, PARTIAL=partial, **flags)
     else:
         for g in (dA, dB, dC, dD, ddt_sum):
             g.zero_()

@@ -13,7 +13,8 @@ BLOCK_L is the chunk of the backward's scan and the spacing of the states the fo
 
 Measured on an H100 (fp32, N = 16): the sequential forward with 32 lanes and 1 warp, segments of
 256-1024 steps, and a 1-warp backward over (1, 32, N) tiles were the fastest of the configs tried;
-on an H200 (2026-12-02) the state-loop backward (``bwd_loop``) beat the tile one for real A.
+on an H200 the state-loop backward (``bwd_loop``) beat the tile one for real A (2026-12-02) and, over
+chunks of 256 steps, for complex A (2026-12-04).
 ``AUDIOMAMBA_SCAN_CONFIG`` gives the tile backward unless it ends in ``loopCHUNK`` or
 ``AUDIOMAMBA_SCAN_BWD_LOOP`` is set.
 """
@@ -129,11 +130,28 @@ def pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanCon
     an H100, see ``bench/kernel.py``).
 
     N <= 16: the sequential forward (one lane per channel, 32 channels and 1 warp per program, L cut
-    into segments so that there are enough programs) and a 1-warp backward with its own segment
-    count (only when batch · d programs are too few): for real A the state-loop backward over
-    chunks of 128 steps, for complex A the tile backward over (1, 32, N) tiles. Larger N (S4-style blocks):
+    into segments so that there are enough programs) and a 1-warp state-loop backward with its own segment
+    count (only when batch · d programs are too few), over chunks of 128 steps for real A and 256 for complex A. Larger N (S4-style blocks):
     the chunk-scan kernels over (BLOCK_D, BLOCK_L, N) tiles of ~1024 elements with 4-8 warps.
     """
+    env = tuple(os.environ.get(name) for name in _ENV_NAMES)
+    key = (batch, d, N, L, is_complex, env)
+    cfg = _PICKED.get(key)
+    if cfg is None:  # a scan call's Python time counts at short L (kernels/launch.py): pick once per shape
+        if len(_PICKED) > 4096:
+            _PICKED.clear()
+        cfg = _PICKED[key] = _pick_with_env(batch, d, N, L, is_complex)
+    return cfg
+
+
+#: every environment variable that :func:`pick_config` reads
+_ENV_NAMES = ("AUDIOMAMBA_SCAN_CONFIG", "AUDIOMAMBA_SCAN_UNROLL", "AUDIOMAMBA_SCAN_BWD_PARTIALS", "AUDIOMAMBA_SCAN_BWD_LOOP",
+              "AUDIOMAMBA_SCAN_SEQ_LANES", "AUDIOMAMBA_SCAN_SEQ_SUB_L", "AUDIOMAMBA_SCAN_BWD_FLIP", "AUDIOMAMBA_SCAN_ALIGN",
+              "AUDIOMAMBA_SCAN_BWD_LANE_ASM", "AUDIOMAMBA_SCAN_BWD_STAGES", "AUDIOMAMBA_SCAN_FWD_STAGES")
+_PICKED: dict[tuple, ScanConfig] = {}
+
+
+def _pick_with_env(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanConfig:
     cfg = _pick_config(batch, d, N, L, is_complex)
     unroll = _env_choice("AUDIOMAMBA_SCAN_UNROLL", (1, 2, 4, 8, 16), "1, 2, 4, 8 or 16 (steps unrolled per loop iteration)")
     partials = _env_choice("AUDIOMAMBA_SCAN_BWD_PARTIALS", (0, 1), "0 or 1 (1: selective dB/dC per channel block, no atomics)")
@@ -182,9 +200,10 @@ def _pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanCo
     if n_pad <= 16:
         block_l = min(32, l_pad)
         seg = pick_seg_l(batch, d, L, block_l, SEQ_LANES, SEQ_TARGET_PROGRAMS)
-        # real A: the state-loop backward (1.15-1.82x the tile backward's fwd+bwd on every selective
-        # benchmark shape, H200); complex A keeps the tile backward (the loop was 0.90x there)
-        return ScanConfig(block_l, SEQ_LANES, 1, 1, 1, seg, True, bwd_loop=0 if is_complex else BWD_LOOP_CHUNK)
+        # the state-loop backward: real A over chunks of 128 steps (1.15-1.82x the tile backward's fwd+bwd on every
+        # selective benchmark shape, H200), complex A over 256 (1.28-1.47x the tile backward, H200 2026-12-04)
+        return ScanConfig(block_l, SEQ_LANES, 1, 1, 1, seg, True,
+                          bwd_loop=BWD_LOOP_CHUNK_COMPLEX if is_complex else BWD_LOOP_CHUNK)
     block_l = max(16, min(64, 1024 // n_pad, l_pad))
     tile = n_pad * block_l
     fwd_d = max(1, (1024 if is_complex else 2048) // tile)
@@ -206,6 +225,11 @@ SEQ_TILE_AUTO = {4: (4, 4), 2: (16, 8)}
 SEQ_TILE_COMPLEX = (8, 4)
 #: chunk of the state-loop backward by default (128 beat 64 and 256 on every selective shape, H200 2026-12-02)
 BWD_LOOP_CHUNK = 128
+#: ... and for complex A: 256 steps, 8 per lane (one H200, 2026-12-04 00:31 and 00:39 UTC, `python -m
+#: audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_CONFIG "0;32,32,1,1,1,256,seq,loop256;..." --backward --complex`,
+#: complex LTI fwd+bwd against the tile backward: 1.38x / 1.47x (fp32 / bf16) at (16, 128, 16, 16384), 1.28x / 1.39x at
+#: (8, 128, 16, 131072); chunk 128 gave 1.22x / 1.24x; 2 or 4 warps per chunk of 256 or 512 were 0.44-0.65x)
+BWD_LOOP_CHUNK_COMPLEX = 256
 #: channels (lanes) per program of the sequential forward, and the programs it aims at
 SEQ_LANES = 32
 SEQ_TARGET_PROGRAMS = 4096

@@ -309,9 +309,9 @@ def test_scan_config_env_override_and_errors(monkeypatch):
     assert pick_config(8, 128, 16, 131072, False).seg_l > 0  # long L: chunk-parallel segments
     assert pick_config(64, 2048, 16, 2048, False).seg_l == 0  # enough programs without segments
     assert not pick_config(8, 128, 16, 4096, False).bwd_partials
-    # the state-loop backward: default for real A, not complex; env and config-string overrides
+    # the state-loop backward: the default, over 128 steps for real A and 256 for complex; env and config-string overrides
     assert pick_config(16, 128, 16, 16000, False).bwd_loop == 128
-    assert pick_config(16, 128, 16, 16000, True).bwd_loop == 0
+    assert pick_config(16, 128, 16, 16000, True).bwd_loop == 256
     assert parse_config("32,32,1,1,1,256,seq,loop64") == ScanConfig(32, 32, 1, 1, 1, 256, True, bwd_loop=64)
     assert str(parse_config("32,32,1,1,1,256,seq,loop64")) == "32,32,1,1,1,256,seq,loop64"
     with pytest.raises(KernelError, match="AUDIOMAMBA_SCAN_CONFIG"):
@@ -364,6 +364,39 @@ def test_scan_config_env_override_and_errors(monkeypatch):
         with pytest.raises(KernelError, match=name):
             pick_config(8, 128, 16, 4096, False)
         monkeypatch.delenv(name)
+
+
+def test_pick_config_cache_keys_on_every_variable_it_reads(monkeypatch):
+    """pick_config caches per shape and environment: every AUDIOMAMBA_* variable that the tuning module reads is
+    in the key, and a changed variable gives a new config (a stale one would time the wrong kernel in a sweep)."""
+    import inspect
+    import re
+
+    from audiomamba.kernels import tuning
+
+    read = set(re.findall(r'"(AUDIOMAMBA_[A-Z_]+)"', inspect.getsource(tuning)))
+    assert read and read <= set(tuning._ENV_NAMES), read - set(tuning._ENV_NAMES)
+    monkeypatch.delenv("AUDIOMAMBA_SCAN_BWD_LOOP", raising=False)
+    assert pick_config(16, 128, 16, 16000, False).bwd_loop == 128
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_LOOP", "256")
+    assert pick_config(16, 128, 16, 16000, False).bwd_loop == 256
+
+
+def test_fast_launch_key_sees_what_triton_specialises():
+    """kernels.launch keys a compiled kernel on what Triton specialises: a tensor's dtype and 16-byte alignment,
+    an integer's being 1, divisible by 16 or wider than 32 bits; and it steps aside in the interpreter."""
+    from audiomamba.kernels import launch
+
+    x = torch.zeros(64)
+    assert launch._arg_key(x) != launch._arg_key(x[1:])            # 4 bytes off alignment
+    assert launch._arg_key(x) != launch._arg_key(x.double())
+    assert launch._arg_key(x[4:]) == launch._arg_key(x)            # 16 bytes on: the same specialisation
+    assert launch._arg_key(1000) != launch._arg_key(1024) != launch._arg_key(1)
+    assert launch._arg_key(1008) == launch._arg_key(1024)
+    assert launch._arg_key(2**31 + 16) != launch._arg_key(16)
+    with pytest.raises(TypeError):
+        launch._arg_key("text")
+    assert not launch.enabled()  # these tests run interpreted: Triton's own launch path
 
 
 def test_row_align_promise():
