@@ -44,13 +44,22 @@ def enabled() -> bool:
     return os.environ.get("AUDIOMAMBA_FAST_LAUNCH", "1").strip() not in ("0", "false", "off")
 
 
+def _hook_active(hook: object) -> bool:
+    """A launch hook that would run: Triton 3.6+ keeps an always-present ``HookChain``, empty unless a profiler
+    (e.g. proton) added a call to it; older versions keep None or a callable."""
+    if hook is None:
+        return False
+    calls = getattr(hook, "calls", None)
+    return bool(calls) if calls is not None else True
+
+
 def _hooks_set() -> bool:
     try:
         from triton import knobs
     except ImportError:  # an older Triton: always its own path
         return True
     rt = knobs.runtime
-    return rt.launch_enter_hook is not None or rt.launch_exit_hook is not None
+    return _hook_active(rt.launch_enter_hook) or _hook_active(rt.launch_exit_hook)
 
 
 def launch(kernel, grid: tuple[int, ...], args: list | tuple, **kwargs) -> None:

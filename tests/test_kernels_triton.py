@@ -397,6 +397,15 @@ def test_fast_launch_key_sees_what_triton_specialises():
     with pytest.raises(TypeError):
         launch._arg_key("text")
     assert not launch.enabled()  # these tests run interpreted: Triton's own launch path
+    # Triton's launch hooks: an empty chain (the default since 3.6) lets the direct launch run, a hook stops it
+    from triton import knobs
+
+    assert not launch._hooks_set()
+    assert launch._hook_active(lambda *a: None) and not launch._hook_active(None)
+    chain = knobs.HookChain()
+    assert not launch._hook_active(chain)
+    chain.add(print)
+    assert launch._hook_active(chain)
 
 
 def test_row_align_promise():

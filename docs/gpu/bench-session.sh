@@ -30,6 +30,11 @@ B="python3 -m audiomamba bench"
 # while the peer builds on the other cores: the kernels' GPU tests (the backward without lane flips, ALIGN and exp2
 # are new since the last GPU test run), then the quick sweeps
 run gpu-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py tests/test_generate_gpu.py
+# the scan kernels' GPU tests alone (a session that changed no generation kernel)
+run kernel-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py
+# the Python side of a short-L scan call with Triton's launch path and with the direct one (kernels/launch.py)
+run launch-triton env AUDIOMAMBA_FAST_LAUNCH=0 python3 -m audiomamba.bench.profile_scan --cpu 7
+run launch-direct env AUDIOMAMBA_FAST_LAUNCH=1 python3 -m audiomamba.bench.profile_scan --cpu 7
 # the scan kernels' ALIGN promise (L = 1000, sc09's 1 kHz level, and the other quick shapes), fwd+bwd and forward alone
 run align-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_ALIGN 0,1 --backward --quick
 run align-fwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_ALIGN 0,1 --quick
