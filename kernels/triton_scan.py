@@ -1159,12 +1159,14 @@ def _real_view(x: Tensor) -> Tensor:
 def _bc_strides(x: Tensor, lti: bool) -> tuple[int, int, int, int]:
     """(batch, d, n, l) element strides of B/C: LTI (d, N) or selective (batch, N, L), zero where broadcast."""
     if lti:
-        return 0, x.stride(0), x.stride(1), 0
-    return x.stride(0), 0, x.stride(1), x.stride(2)
+        s = x.stride()
+        return 0, s[0], s[1], 0
+    s = x.stride()
+    return s[0], 0, s[1], s[2]
 
 
 def _strides3(x: Tensor | None) -> tuple[int, int, int]:
-    return (0, 0, 0) if x is None else (x.stride(0), x.stride(1), x.stride(2))
+    return (0, 0, 0) if x is None else x.stride()
 
 
 def _row_align(L: int, strides: list[int]) -> int:
@@ -1177,8 +1179,19 @@ def _row_align(L: int, strides: list[int]) -> int:
     return next(a for a in (8, 4, 2, 1) if L % a == 0 and all(x % a == 0 for x in strides))
 
 
+def _cdiv(a: int, b: int) -> int:
+    """⌈a / b⌉ in plain Python: ``triton.cdiv`` is a constexpr function in Triton 3.5+, whose call from Python
+    costs several µs, and the wrappers' Python time counts at short L (kernels/launch.py)."""
+    return -(-a // b)
+
+
+def _cast(x: Tensor, dtype: torch.dtype) -> Tensor:
+    """``x.to(dtype)`` without a call when it is already that dtype (each call costs µs of Python)."""
+    return x if x.dtype == dtype else x.to(dtype)
+
+
 def _block_n(N: int) -> int:
-    return max(2, triton.next_power_of_2(N))
+    return max(2, 1 << (N - 1).bit_length())
 
 
 def _segments(seg_l: int, block_l: int, nchunks: int) -> tuple[int, int]:
@@ -1186,7 +1199,7 @@ def _segments(seg_l: int, block_l: int, nchunks: int) -> tuple[int, int]:
     ``seg_l`` is 0 or covers L."""
     seg_chunks = max(1, seg_l // block_l) if seg_l > 0 else nchunks
     seg_chunks = min(seg_chunks, nchunks)
-    return seg_chunks, triton.cdiv(nchunks, seg_chunks)
+    return seg_chunks, _cdiv(nchunks, seg_chunks)
 
 
 def _carry(loc: Tensor, dsum: Tensor, A_v: Tensor, init: Tensor, batch: int, d: int, N: int, nseg: int,
@@ -1194,8 +1207,8 @@ def _carry(loc: Tensor, dsum: Tensor, A_v: Tensor, init: Tensor, batch: int, d: 
     """Pass 2 of the chunk-parallel scan: segment start states (or incoming adjoints) into ``init``."""
     block_d = 16
     launch(
-        _seg_carry_kernel, (batch, triton.cdiv(d, block_d)),
-        (loc, dsum, A_v, init, d, N, nseg, A_v.stride(0), A_v.stride(1)),
+        _seg_carry_kernel, (batch, _cdiv(d, block_d)),
+        (loc, dsum, A_v, init, d, N, nseg, *A_v.stride()[:2]),
         IS_COMPLEX=is_complex, REVERSE=reverse, R=2 if is_complex else 1,
         BLOCK_D=block_d, BLOCK_N=_block_n(N), num_warps=4,
     )
@@ -1234,7 +1247,7 @@ def scan_forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
     dt_lti = delta.dim() == 1
     B_lti, C_lti = B.dim() == 2, C.dim() == 2
     block_l, block_d = cfg.block_l, cfg.block_d_fwd
-    nchunks = max(1, triton.cdiv(L, block_l))
+    nchunks = max(1, _cdiv(L, block_l))
     seg_chunks, nseg = _segments(cfg.seg_l, block_l, nchunks)
     R = 2 if is_complex else 1
     f32 = torch.float32
@@ -1243,14 +1256,18 @@ def scan_forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
     hlast = torch.empty((batch, d, N, R), dtype=f32, device=u.device)
     dt_str = (0, delta.stride(0), 0) if dt_lti else _strides3(delta)
     if L > 0:
-        seg = torch.empty((batch, nseg, d, N, R) if nseg > 1 else (1,), dtype=f32, device=u.device)
-        dsum = torch.empty((batch, nseg, d) if nseg > 1 else (1,), dtype=f32, device=u.device)
+        # the segments' local states, start states and Δ sums (unused with one segment: hlast stands in)
+        seg, init, dsum = hlast, hlast, hlast
+        if nseg > 1:
+            seg = torch.empty((batch, nseg, d, N, R), dtype=f32, device=u.device)
+            init = torch.empty_like(seg)
+            dsum = torch.empty((batch, nseg, d), dtype=f32, device=u.device)
         args = [
             u, delta, A_v, B_v, C_v,
             D if D is not None else u, z if z is not None else u,
             delta_bias if delta_bias is not None else u, y, states, hlast, seg, dsum,
             d, N, L, nchunks, seg_chunks, nseg,
-            *_strides3(u), *dt_str, A_v.stride(0), A_v.stride(1),
+            *_strides3(u), *dt_str, *A_v.stride()[:2],
             *_bc_strides(B_v, B_lti), *_bc_strides(C_v, C_lti),
             *_strides3(z), *_strides3(y),
         ]
@@ -1261,7 +1278,7 @@ def scan_forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
             SOFTPLUS=bool(delta_softplus), R=R,
             BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l, num_warps=cfg.warps_fwd,
         )
-        nd = triton.cdiv(d, block_d)
+        nd = _cdiv(d, block_d)
         fwd_kernel = _scan_fwd_kernel
         if cfg.seq_fwd:
             fwd_kernel = _scan_fwd_seq_lanes_kernel if cfg.seq_lanes else _scan_fwd_seq_kernel
@@ -1275,7 +1292,6 @@ def scan_forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
             # pass 1: local end state and Δ sum of every segment but the last, from a zero state
             launch(fwd_kernel, (batch, nd, nseg - 1), args, SAVE_STATES=False, LOCAL=True, HAS_INIT=False, **flags)
             # pass 2: true start state of every segment (seg is overwritten with the start states)
-            init = torch.empty_like(seg)
             _carry(seg, dsum, A_v, init, batch, d, N, nseg, is_complex, reverse=False)
             args[11] = init
         # pass 3: every segment from its start state: y, chunk-start states, h_last
@@ -1320,7 +1336,9 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
     dz = torch.empty((batch, d, L), dtype=z.dtype, device=dev) if z is not None else du
     # partial sums per (batch, segment), summed below
     dA = torch.empty((batch, nseg, d, N, R), dtype=f32, device=dev)
-    nd = triton.cdiv(d, block_d)
+    sums = torch.empty((2, batch, nseg, d), dtype=f32, device=dev)  # dD and the Δ sum, reduced together below
+    dD, ddt_sum = sums[0], sums[1]
+    nd = _cdiv(d, block_d)
     # selective dB/dC: atomics into (batch, N, L), or per channel block (batch, nd, L, N) summed below
     partial = cfg.bwd_partials and not chunk
 
@@ -1331,27 +1349,25 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
 
     dB = torch.zeros((batch, nseg, d, N, RB), dtype=f32, device=dev) if B_lti else sel_grad(RB)
     dC = torch.zeros((batch, nseg, d, N, RC), dtype=f32, device=dev) if C_lti else sel_grad(RC)
-    dD = torch.empty((batch, nseg, d), dtype=f32, device=dev)
-    ddt_sum = torch.empty((batch, nseg, d), dtype=f32, device=dev)
     dt_str = (0, delta.stride(0), 0) if dt_lti else _strides3(delta)
     ginit = dA
     if L > 0 and nseg > 1:
         # pass 1: adjoint at the start of every segment but the first, from zero at its end
         gloc = torch.empty((batch, nseg, d, N, R), dtype=f32, device=dev)
+        ginit = torch.empty_like(gloc)
         dsum = torch.empty((batch, nseg, d), dtype=f32, device=dev)
         launch(
             _scan_bwd_local_kernel, (batch, nd, nseg - 1),
             (delta, A_v, C_v, z if z is not None else u,
              delta_bias if delta_bias is not None else u, dy, gloc, dsum,
              d, N, L, nchunks, seg_chunks, nseg, 1,
-             *dt_str, A_v.stride(0), A_v.stride(1), *_bc_strides(C_v, C_lti), *_strides3(z), *_strides3(dy)),
+             *dt_str, *A_v.stride()[:2], *_bc_strides(C_v, C_lti), *_strides3(z), *_strides3(dy)),
             IS_COMPLEX=is_complex, C_COMPLEX=C.is_complex(), C_LTI=C_lti, DT_LTI=dt_lti,
             HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, R=R,
             FAC=2.0 if is_complex else 1.0, BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l,
             num_warps=cfg.warps_bwd,
         )
         # pass 2: the adjoint entering every segment from the right
-        ginit = torch.empty_like(gloc)
         _carry(gloc, dsum, A_v, ginit, batch, d, N, nseg, is_complex, reverse=True)
     if L > 0:
         # pass 3: every segment, in parallel, from its incoming adjoint
@@ -1361,7 +1377,7 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
             delta_bias if delta_bias is not None else u, dy, states,
             du, ddt, dz, dA, dB, dC, dD, ddt_sum, ginit,
             d, N, L, nchunks, seg_chunks, nseg,
-            *_strides3(u), *dt_str, A_v.stride(0), A_v.stride(1),
+            *_strides3(u), *dt_str, *A_v.stride()[:2],
             *_bc_strides(B_v, B_lti), *_bc_strides(C_v, C_lti),
             *_strides3(z), *_strides3(dy),
         )
@@ -1385,7 +1401,7 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
         else:
             launch(_scan_bwd_kernel, (batch, nd, nseg), args, BLOCK_D=block_d, PARTIAL=partial, **flags)
     else:
-        for g in (dA, dB, dC, dD, ddt_sum):
+        for g in (dA, dB, dC, sums):
             g.zero_()
     if partial:  # (batch, nd, L, N, R) -> (batch, N, L, R)
         dB = dB if B_lti else dB.sum(1).transpose(1, 2)
@@ -1394,18 +1410,18 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
     def as_param(g: Tensor, like: Tensor) -> Tensor:
         """fp32 (..., R) grad -> grad in like's dtype (complex when like is complex)."""
         g = torch.view_as_complex(g) if like.is_complex() else g[..., 0]
-        return g.to(like.dtype)
+        return _cast(g, like.dtype)
 
-    g_delta = ddt_sum.sum((0, 1)) if dt_lti else ddt
+    sum_d, sum_dt = sums.sum((1, 2))  # dD and the Δ sum over batch and segments, in one reduction
     return (
-        du.to(u.dtype),
-        g_delta.to(delta.dtype),
+        du,
+        _cast(sum_dt if dt_lti else ddt, delta.dtype),
         as_param(dA.sum((0, 1)), A),
         as_param(dB.sum((0, 1)) if B_lti else dB, B),
         as_param(dC.sum((0, 1)) if C_lti else dC, C),
-        dD.sum((0, 1)).to(D.dtype) if D is not None else None,
-        dz.to(z.dtype) if z is not None else None,
-        ddt_sum.sum((0, 1)).to(delta_bias.dtype) if delta_bias is not None else None,
+        _cast(sum_d, D.dtype) if D is not None else None,
+        dz if z is not None else None,
+        _cast(sum_dt, delta_bias.dtype) if delta_bias is not None else None,
     )
 
 
