@@ -36,7 +36,7 @@ class Variant:
 
     def label(self) -> str:
         flags = [k for k, v in self.consts if v is True]
-        blocks = [f"{k}={v}" for k, v in self.consts if k.startswith("BLOCK") or k in ("SUB_L", "UNROLL", "CHUNK", "ALIGN", "STAGES")]
+        blocks = [f"{k}={v}" for k, v in self.consts if k.startswith("BLOCK") or k in ("SUB_L", "UNROLL", "CHUNK", "ALIGN", "STAGES", "UNROLL_N")]
         flags += [f"{k}=False" for k, v in self.consts if k == "REV_LOADS" and v is False]
         return f"{self.kernel} warps={self.num_warps} " + " ".join(blocks + flags)
 
@@ -89,6 +89,8 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                     out.append(Variant("bwdloop", tuple((loop | {"REV_LOADS": False}).items()), warps))
                     # the state loop software-pipelined (AUDIOMAMBA_SCAN_BWD_STAGES=2): its loads go out by cp.async
                     out.append(Variant("bwdloop", tuple((loop | {"STAGES": 2}).items()), warps))
+                    # two states per iteration of the state loop (AUDIOMAMBA_SCAN_BWD_UNROLL_N=2)
+                    out.append(Variant("bwdloop", tuple((loop | {"UNROLL_N": 2}).items()), warps))
                     if warps == 1 and loop_chunk in (64, 128):
                         out.append(Variant("bwdloop", tuple((loop | {"ALIGN": 4, "LANE_ASM": True}).items()), warps))
                     out.append(Variant("bwdloc", tuple(bwd_loc.items()), warps))

@@ -3,14 +3,13 @@
 ``kernel[grid](*args, **constexprs)`` binds and specialises every argument anew on each call, builds a
 cache key from them and looks the compiled kernel up: on the H200 host that took 66 µs per launch of the
 sequential forward (41 arguments, 22 constexprs), against 14 µs for the compiled kernel's own launcher
-(2026-12-04 00:55 UTC). At short L the scan's kernels run for less time than that: (16, 512, 16, 1000) bf16
+(2026-12-04, about 00:40 UTC). At short L the scan's kernels run for less time than that: (16, 512, 16, 1000) bf16
 fwd+bwd took 1604 µs of CPU to issue for 773 µs of kernels, so the GPU waited on Python.
 
-:func:`launch` keeps the compiled kernel that Triton's own launch returned, under a key of everything Triton
-specialises on (each tensor's dtype and 16-byte alignment; each integer's being 1, its divisibility by 16 and
-whether it fits 32 bits; the constexprs and launch options), and calls its launcher directly next time. Any
-other case (the CPU interpreter, a launch hook set by a profiler, an argument of another kind,
-``AUDIOMAMBA_FAST_LAUNCH=0``) takes Triton's path.
+:func:`launch` keeps the compiled kernel that Triton's own launch returned, under a key at least as fine as what
+Triton specialises on (each tensor's dtype and 16-byte alignment; the integers' values; the constexprs and launch
+options), and calls its launcher directly next time. Any other case (the CPU interpreter, a launch hook set by a
+profiler, ``AUDIOMAMBA_FAST_LAUNCH=0``) takes Triton's path.
 """
 
 from __future__ import annotations
@@ -20,28 +19,13 @@ import os
 
 import torch
 
-#: (kernel, device, argument keys, constexprs) -> (compiled kernel, the remaining parameters with their defaults)
+#: (kernel, device, tensor keys, integers, constexprs and options) -> (compiled kernel, the constexprs after the integers)
 _CACHE: dict[tuple, tuple] = {}
 
 
-def _arg_key(v: object) -> object:
-    """What Triton's specialisation can see of one runtime argument (never less; sometimes more)."""
-    if isinstance(v, torch.Tensor):
-        return v.dtype, v.data_ptr() % 16 == 0
-    if isinstance(v, bool) or v is None:
-        return v
-    if isinstance(v, int):
-        return v == 1, v % 16 == 0, -(2**31) <= v < 2**31
-    if isinstance(v, float):
-        return float
-    raise TypeError(type(v))
-
-
-def enabled() -> bool:
-    """The direct launch is on unless ``AUDIOMAMBA_FAST_LAUNCH=0`` or Triton interprets kernels on the CPU."""
-    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
-        return False
-    return os.environ.get("AUDIOMAMBA_FAST_LAUNCH", "1").strip() not in ("0", "false", "off")
+def _tensor_key(t: torch.Tensor) -> tuple:
+    """What Triton's specialisation sees of a tensor argument: its dtype and whether its address is 16-byte aligned."""
+    return t.dtype, t.data_ptr() % 16 == 0
 
 
 def _hook_active(hook: object) -> bool:
@@ -62,26 +46,29 @@ def _hooks_set() -> bool:
     return _hook_active(rt.launch_enter_hook) or _hook_active(rt.launch_exit_hook)
 
 
-def launch(kernel, grid: tuple[int, ...], args: list | tuple, **kwargs) -> None:
-    """``kernel[grid](*args, **kwargs)``, through the compiled kernel's own launcher once Triton has compiled
-    this specialisation (``args``: the runtime arguments in order; ``kwargs``: constexprs and launch options)."""
-    if not enabled() or _hooks_set():
-        kernel[grid](*args, **kwargs)
+def launch(kernel, grid: tuple[int, ...], tensors: list | tuple, ints: tuple[int, ...], **kwargs) -> None:
+    """``kernel[grid](*tensors, *ints, **kwargs)``, through the compiled kernel's own launcher once Triton has
+    compiled this specialisation. ``tensors``: the leading pointer arguments; ``ints``: the integer arguments after
+    them, in order (keyed by value: a key at least as fine as Triton's being 1, divisible by 16 or 64-bit);
+    ``kwargs``: constexprs and launch options."""
+    # CPU tensors run in Triton's interpreter, whose launch returns no compiled kernel
+    if (not tensors[0].is_cuda or os.environ.get("AUDIOMAMBA_FAST_LAUNCH", "1").strip() in ("0", "false", "off")
+            or _hooks_set()):
+        kernel[grid](*tensors, *ints, **kwargs)
         return
-    try:
-        key = (kernel, torch.cuda.current_device(), tuple(_arg_key(a) for a in args), tuple(kwargs.items()))
-    except TypeError:
-        kernel[grid](*args, **kwargs)
-        return
+    key = (kernel, torch.cuda.current_device(), tuple(map(_tensor_key, tensors)), ints, tuple(kwargs.items()))
     hit = _CACHE.get(key)
     if hit is None:
-        compiled = kernel[grid](*args, **kwargs)
+        compiled = kernel[grid](*tensors, *ints, **kwargs)
         if compiled is not None and hasattr(compiled, "run") and hasattr(compiled, "packed_metadata"):
-            params = list(inspect.signature(kernel.fn).parameters.values())[len(args):]
-            _CACHE[key] = (compiled, [(p.name, p.default) for p in params])
+            params = list(inspect.signature(kernel.fn).parameters.values())[len(tensors) + len(ints):]
+            if len(_CACHE) > 4096:
+                _CACHE.clear()
+            # the constexprs after the integers, as the launcher takes them (it skips their values)
+            _CACHE[key] = (compiled, tuple(kwargs.get(p.name, p.default) for p in params))
         return
     compiled, tail = hit
-    vals = [*args, *(kwargs[name] if name in kwargs else default for name, default in tail)]
     g = (*grid, 1, 1)
     stream = torch.cuda.current_stream().cuda_stream
-    compiled.run(g[0], g[1], g[2], stream, compiled.function, compiled.packed_metadata, None, None, None, *vals)
+    compiled.run(g[0], g[1], g[2], stream, compiled.function, compiled.packed_metadata, None, None, None,
+                 *tensors, *ints, *tail)

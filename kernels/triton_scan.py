@@ -804,7 +804,7 @@ def _scan_bwd_loop_kernel(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     R: tl.constexpr, RB: tl.constexpr, RC: tl.constexpr, FAC: tl.constexpr, HAS_INIT: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, CHUNK: tl.constexpr, REV_LOADS: tl.constexpr = True,
-    LANE_ASM: tl.constexpr = False, ALIGN: tl.constexpr = 1, STAGES: tl.constexpr = 1,
+    LANE_ASM: tl.constexpr = False, ALIGN: tl.constexpr = 1, STAGES: tl.constexpr = 1, UNROLL_N: tl.constexpr = 1,
 ):
     """The state-loop backward (``ScanConfig.bwd_loop``): one program per (batch element, channel,
     segment). It walks the segment's chunks of ``CHUNK`` steps from the right; within a chunk, its
@@ -821,7 +821,8 @@ def _scan_bwd_loop_kernel(
     128 shuffles per state and chunk in the sm_90 PTX (fp32, CHUNK 128, one warp); reversed loads leave
     the flip of g alone (20 for real A).
 
-    ``STAGES``: software-pipelining stages of the loop over the states (``ScanConfig.bwd_stages``).
+    ``STAGES``: software-pipelining stages of the loop over the states (``ScanConfig.bwd_stages``); ``UNROLL_N``: states
+    per iteration of that loop (``ScanConfig.bwd_unroll_n``: two independent scan chains for the scheduler to interleave).
 
     ``ALIGN`` (1, 2, 4 or 8): the wrapper's promise that L and the rows' strides are multiples of it. Triton's
     launcher marks an integer only when it is a multiple of 16, and without that its loads and masks are
@@ -937,7 +938,7 @@ def _scan_bwd_loop_kernel(
         y = tl.zeros((CHUNK,), tl.float32)
         s = tl.zeros((CHUNK,), tl.float32)
         gA = tl.zeros((CHUNK,), tl.float32)
-        for n in tl.range(0, dstate, num_stages=STAGES):
+        for n in tl.range(0, dstate, num_stages=STAGES, loop_unroll_factor=UNROLL_N):
             sel = offs_n == n
             A_re = tl.load(a_base + n * sA_n).to(tl.float32)
             A_im = 0.0
@@ -1208,7 +1209,7 @@ def _carry(loc: Tensor, dsum: Tensor, A_v: Tensor, init: Tensor, batch: int, d: 
     block_d = 16
     launch(
         _seg_carry_kernel, (batch, _cdiv(d, block_d)),
-        (loc, dsum, A_v, init, d, N, nseg, *A_v.stride()[:2]),
+        (loc, dsum, A_v, init), (d, N, nseg, *A_v.stride()[:2]),
         IS_COMPLEX=is_complex, REVERSE=reverse, R=2 if is_complex else 1,
         BLOCK_D=block_d, BLOCK_N=_block_n(N), num_warps=4,
     )
@@ -1262,15 +1263,17 @@ def scan_forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
             seg = torch.empty((batch, nseg, d, N, R), dtype=f32, device=u.device)
             init = torch.empty_like(seg)
             dsum = torch.empty((batch, nseg, d), dtype=f32, device=u.device)
-        args = [
+        ptrs = [
             u, delta, A_v, B_v, C_v,
             D if D is not None else u, z if z is not None else u,
             delta_bias if delta_bias is not None else u, y, states, hlast, seg, dsum,
+        ]
+        ints = (
             d, N, L, nchunks, seg_chunks, nseg,
             *_strides3(u), *dt_str, *A_v.stride()[:2],
             *_bc_strides(B_v, B_lti), *_bc_strides(C_v, C_lti),
             *_strides3(z), *_strides3(y),
-        ]
+        )
         flags = dict(
             IS_COMPLEX=is_complex, B_COMPLEX=B.is_complex(), C_COMPLEX=C.is_complex(),
             B_LTI=B_lti, C_LTI=C_lti, DT_LTI=dt_lti,
@@ -1290,12 +1293,12 @@ def scan_forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
             flags["STAGES"] = cfg.fwd_stages
         if nseg > 1:
             # pass 1: local end state and Δ sum of every segment but the last, from a zero state
-            launch(fwd_kernel, (batch, nd, nseg - 1), args, SAVE_STATES=False, LOCAL=True, HAS_INIT=False, **flags)
+            launch(fwd_kernel, (batch, nd, nseg - 1), ptrs, ints, SAVE_STATES=False, LOCAL=True, HAS_INIT=False, **flags)
             # pass 2: true start state of every segment (seg is overwritten with the start states)
             _carry(seg, dsum, A_v, init, batch, d, N, nseg, is_complex, reverse=False)
-            args[11] = init
+            ptrs[11] = init
         # pass 3: every segment from its start state: y, chunk-start states, h_last
-        launch(fwd_kernel, (batch, nd, nseg), args, SAVE_STATES=need_grad, LOCAL=False, HAS_INIT=nseg > 1, **flags)
+        launch(fwd_kernel, (batch, nd, nseg), ptrs, ints, SAVE_STATES=need_grad, LOCAL=False, HAS_INIT=nseg > 1, **flags)
     else:
         hlast.zero_()
     return y, states, hlast, nchunks
@@ -1358,9 +1361,8 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
         dsum = torch.empty((batch, nseg, d), dtype=f32, device=dev)
         launch(
             _scan_bwd_local_kernel, (batch, nd, nseg - 1),
-            (delta, A_v, C_v, z if z is not None else u,
-             delta_bias if delta_bias is not None else u, dy, gloc, dsum,
-             d, N, L, nchunks, seg_chunks, nseg, 1,
+            (delta, A_v, C_v, z if z is not None else u, delta_bias if delta_bias is not None else u, dy, gloc, dsum),
+            (d, N, L, nchunks, seg_chunks, nseg, 1,
              *dt_str, *A_v.stride()[:2], *_bc_strides(C_v, C_lti), *_strides3(z), *_strides3(dy)),
             IS_COMPLEX=is_complex, C_COMPLEX=C.is_complex(), C_LTI=C_lti, DT_LTI=dt_lti,
             HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, R=R,
@@ -1371,11 +1373,13 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
         _carry(gloc, dsum, A_v, ginit, batch, d, N, nseg, is_complex, reverse=True)
     if L > 0:
         # pass 3: every segment, in parallel, from its incoming adjoint
-        args = (
+        ptrs = (
             u, delta, A_v, B_v, C_v,
             D if D is not None else u, z if z is not None else u,
             delta_bias if delta_bias is not None else u, dy, states,
             du, ddt, dz, dA, dB, dC, dD, ddt_sum, ginit,
+        )
+        ints = (
             d, N, L, nchunks, seg_chunks, nseg,
             *_strides3(u), *dt_str, *A_v.stride()[:2],
             *_bc_strides(B_v, B_lti), *_bc_strides(C_v, C_lti),
@@ -1396,10 +1400,10 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
             rows += [] if C_lti else [_bc_strides(C_v, False)[i] for i in (0, 2)]
             align = _row_align(L, rows) if cfg.align else 1
             lane_asm = cfg.bwd_lane_asm and not cfg.bwd_flip and align >= 4 and cfg.warps_bwd == 1 and chunk in (64, 128)
-            launch(_scan_bwd_loop_kernel, (batch, d, nseg), args, CHUNK=chunk, REV_LOADS=not cfg.bwd_flip, ALIGN=align,
-                   LANE_ASM=lane_asm, STAGES=cfg.bwd_stages, **flags)
+            launch(_scan_bwd_loop_kernel, (batch, d, nseg), ptrs, ints, CHUNK=chunk, REV_LOADS=not cfg.bwd_flip, ALIGN=align,
+                   LANE_ASM=lane_asm, STAGES=cfg.bwd_stages, UNROLL_N=cfg.bwd_unroll_n, **flags)
         else:
-            launch(_scan_bwd_kernel, (batch, nd, nseg), args, BLOCK_D=block_d, PARTIAL=partial, **flags)
+            launch(_scan_bwd_kernel, (batch, nd, nseg), ptrs, ints, BLOCK_D=block_d, PARTIAL=partial, **flags)
     else:
         for g in (dA, dB, dC, sums):
             g.zero_()

@@ -86,6 +86,11 @@ class ScanConfig:
     bwd_stages: int = 1
     #: the same for the sequential forward's loop over its (SUB_L, BLOCK_D) tiles. Env: AUDIOMAMBA_SCAN_FWD_STAGES.
     fwd_stages: int = 1
+    #: states per iteration of the state-loop backward's loop over the N states (``tl.range(loop_unroll_factor=)``): two
+    #: independent scan chains in one block for the scheduler to interleave, against the latency stalls that leave the
+    #: loop at about 43 % of its issue rate (sm_90 SASS, fp32, CHUNK 128: 284 instructions per state, 563 per pair).
+    #: Env: AUDIOMAMBA_SCAN_BWD_UNROLL_N=1|2. 1 until an H200 sweep says otherwise.
+    bwd_unroll_n: int = 1
 
     def __str__(self) -> str:
         s = f"{self.block_l},{self.block_d_fwd},{self.block_d_bwd},{self.warps_fwd},{self.warps_bwd}"
@@ -147,7 +152,8 @@ def pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanCon
 #: every environment variable that :func:`pick_config` reads
 _ENV_NAMES = ("AUDIOMAMBA_SCAN_CONFIG", "AUDIOMAMBA_SCAN_UNROLL", "AUDIOMAMBA_SCAN_BWD_PARTIALS", "AUDIOMAMBA_SCAN_BWD_LOOP",
               "AUDIOMAMBA_SCAN_SEQ_LANES", "AUDIOMAMBA_SCAN_SEQ_SUB_L", "AUDIOMAMBA_SCAN_BWD_FLIP", "AUDIOMAMBA_SCAN_ALIGN",
-              "AUDIOMAMBA_SCAN_BWD_LANE_ASM", "AUDIOMAMBA_SCAN_BWD_STAGES", "AUDIOMAMBA_SCAN_FWD_STAGES")
+              "AUDIOMAMBA_SCAN_BWD_LANE_ASM", "AUDIOMAMBA_SCAN_BWD_STAGES", "AUDIOMAMBA_SCAN_FWD_STAGES",
+              "AUDIOMAMBA_SCAN_BWD_UNROLL_N")
 _PICKED: dict[tuple, ScanConfig] = {}
 
 
@@ -169,9 +175,12 @@ def _pick_with_env(batch: int, d: int, N: int, L: int, is_complex: bool) -> Scan
                              "1, 2 or 3 (software-pipelining stages of the state-loop backward's state loop)")
     fwd_stages = _env_choice("AUDIOMAMBA_SCAN_FWD_STAGES", (1, 2, 3),
                              "1, 2 or 3 (software-pipelining stages of the sequential forward's tile loop)")
+    unroll_n = _env_choice("AUDIOMAMBA_SCAN_BWD_UNROLL_N", (1, 2),
+                           "1 or 2 (states per iteration of the state-loop backward's loop over the states)")
     return replace(cfg, unroll=cfg.unroll if unroll is None else unroll,
                    bwd_stages=cfg.bwd_stages if bwd_stages is None else bwd_stages,
                    fwd_stages=cfg.fwd_stages if fwd_stages is None else fwd_stages,
+                   bwd_unroll_n=cfg.bwd_unroll_n if unroll_n is None else unroll_n,
                    bwd_partials=cfg.bwd_partials if partials is None else bool(partials),
                    bwd_loop=cfg.bwd_loop if loop is None else loop,
                    seq_lanes=cfg.seq_lanes if lanes is None else bool(lanes),

@@ -44,6 +44,8 @@ run loop-chunk python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_LO
 # software pipelining (tl.range num_stages, cp.async prefetch) of the state-loop backward's state loop and of the
 # sequential forward's tile loop (2026-12-04)
 run stages-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_STAGES 1,2,3 --backward --quick
+# two states per iteration of the state loop (two scan chains for the scheduler; 2026-12-04, not yet timed)
+run unroll-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_UNROLL_N 1,2 --backward --quick
 run stages-fwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_FWD_STAGES 1,2 --quick
 # the sequential forward with fewer channels per program (states split over 2 or 4 lanes: 248 -> 167 / 107 registers
 # in the sm_90 PTX) and fewer segments: the short-L rows (16, 512, 16, 1000/1024) lose 0.4-0.7x to the peer
