@@ -1339,8 +1339,8 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
     dz = torch.empty((batch, d, L), dtype=z.dtype, device=dev) if z is not None else du
     # partial sums per (batch, segment), summed below
     dA = torch.empty((batch, nseg, d, N, R), dtype=f32, device=dev)
-    sums = torch.empty((2, batch, nseg, d), dtype=f32, device=dev)  # dD and the Δ sum, reduced together below
-    dD, ddt_sum = sums[0], sums[1]
+    dD = torch.empty((batch, nseg, d), dtype=f32, device=dev)
+    ddt_sum = torch.empty((batch, nseg, d), dtype=f32, device=dev)
     nd = _cdiv(d, block_d)
     # selective dB/dC: atomics into (batch, N, L), or per channel block (batch, nd, L, N) summed below
     partial = cfg.bwd_partials and not chunk
@@ -1405,7 +1405,7 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
         else:
             launch(_scan_bwd_kernel, (batch, nd, nseg), ptrs, ints, BLOCK_D=block_d, PARTIAL=partial, **flags)
     else:
-        for g in (dA, dB, dC, sums):
+        for g in (dA, dB, dC, dD, ddt_sum):
             g.zero_()
     if partial:  # (batch, nd, L, N, R) -> (batch, N, L, R)
         dB = dB if B_lti else dB.sum(1).transpose(1, 2)
@@ -1416,16 +1416,17 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
         g = torch.view_as_complex(g) if like.is_complex() else g[..., 0]
         return _cast(g, like.dtype)
 
-    sum_d, sum_dt = sums.sum((1, 2))  # dD and the Δ sum over batch and segments, in one reduction
+    # every grad its own tensor: the compiled op (kernels/scan_op.py) may not return outputs that alias each other,
+    # so the LTI Δ's grad and delta_bias's, the same sum, are two reductions
     return (
         du,
-        _cast(sum_dt if dt_lti else ddt, delta.dtype),
+        _cast(ddt_sum.sum((0, 1)) if dt_lti else ddt, delta.dtype),
         as_param(dA.sum((0, 1)), A),
         as_param(dB.sum((0, 1)) if B_lti else dB, B),
         as_param(dC.sum((0, 1)) if C_lti else dC, C),
-        _cast(sum_d, D.dtype) if D is not None else None,
+        _cast(dD.sum((0, 1)), D.dtype) if D is not None else None,
         dz if z is not None else None,
-        _cast(sum_dt, delta_bias.dtype) if delta_bias is not None else None,
+        _cast(ddt_sum.sum((0, 1)), delta_bias.dtype) if delta_bias is not None else None,
     )
 
 
