@@ -2,8 +2,8 @@
 # One device session of benchmarks, in priority order (issues 14 and 18); each writes its report to $RES
 # as soon as it ends, so a session cut short keeps what finished. Poll with docs/gpu/poll.sh.
 # Needs carry [".whl", ".peer"] (.peer/: the mamba_ssm sdist, see BENCHMARKS.md "Against mamba_ssm").
-# ONLY="gpu-tests peer ...": run only the named phases (a session split in two; empty: all). PEER_BUILD: a build
-# that came back from an earlier call (the .so under .peer/build: no rebuild).
+# ONLY="gpu-tests peer ...": run only the named phases (a session split in two; empty: all; the peer is built only
+# when ONLY names `peer` or is empty). PEER_BUILD: where the build goes, or an existing build to use (no rebuild).
 set -u
 RES=${RES:-/tmp/res}; mkdir -p "$RES"
 ONLY=${ONLY:-}
@@ -15,9 +15,7 @@ if want peer && [ ! -d "$PEER_BUILD" ] && ls .peer/mamba_ssm-*.tar.gz > /dev/nul
   cp .peer/mamba_ssm-*.tar.gz /tmp/
   (MAX_JOBS=$(( NCPU - 4 )) TS 4-$(( NCPU - 1 )) nice -n 19 python3 -m audiomamba.bench.peer build \
      --sdist /tmp/mamba_ssm-*.tar.gz --out "$PEER_BUILD" > "$RES/peer-build.log" 2>&1
-   echo "peer build rc=$? $(date -u +%T)"
-   # the built extension comes back (poll.sh), so that a later machine can skip the build: carry it as .peer/build
-   (cd "$PEER_BUILD" && tar -czf /tmp/peer-so.tgz selective_scan_cuda*.so && ls -la /tmp/peer-so.tgz)) &
+   echo "peer build rc=$? $(date -u +%T)") &
 fi
 run() {  # run NAME COMMAND...: log to $RES/NAME.log, say when it ends
   want "$1" || return 0
@@ -59,8 +57,8 @@ run complex-stages env AUDIOMAMBA_SCAN_BWD_LOOP=128 python3 -m audiomamba.bench.
 # where the time goes, kernel by kernel, ours and the peer's (torch.profiler)
 while want profile && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 run profile python3 -m audiomamba.bench.profile_scan --table --quick $([ -d "$PEER_BUILD" ] && echo --peer-build "$PEER_BUILD")
-# the scan against the peer with the new sequential-forward tiles (kernels.tuning.SEQ_TILE_AUTO), exp2, ALIGN and the
-# backward without lane flips (2026-12-03), all shapes including the U-Net levels, then the step with them
+# the scan against the peer, same run, all shapes including the U-Net levels (2026-12-04: 20 of 32 rows >= 1.0x), then
+# the step
 while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 [ -d "$PEER_BUILD" ] && run peer $B kernel --peer mamba_ssm --peer-build "$PEER_BUILD" --out "$RES/bench-kernel-peer.md"
 run step $B model --compile --baseline AUDIOMAMBA_SCAN_BWD_LOOP=0,AUDIOMAMBA_FUSED_CONV=0 --out "$RES/bench-model.md"

@@ -3,7 +3,6 @@
 # $OUT every minute (a call cut off by the device budget still brings back the last copy).
 # $OUT gets at most 8 files:
 #   logs.tgz         the job's logs and reports (/tmp/res: *.log, *.md, *.png)
-#   peer-so.tgz      the mamba_ssm extension that bench-session.sh built (unpack into .peer/build for a later machine)
 #   partial.tgz      the run folders without checkpoints and WAVs (t2d, t2d-eval*)
 #   loso-partial.tgz the LOSO folders without fold weights (only when the job ran LOSO)
 #   last-slim.pt.part-aa, -ab   the run's last.pt, slim (no optimizer state, EMA in bf16, or no EMA when the copy
@@ -34,7 +33,6 @@ slim() {  # refresh the slim copies when the trainer has written a newer checkpo
 }
 copy() {
   (cd /tmp/res 2>/dev/null && tar -czf "$OUT/logs.tgz" $(ls ./*.log ./*.md ./*.png 2>/dev/null) 2>/dev/null)
-  [ -f /tmp/peer-so.tgz ] && [ ! -f "$OUT/peer-so.tgz" ] && cp /tmp/peer-so.tgz "$OUT"/
   [ -d /tmp/w/t2d ] && (cd /tmp/w && tar --exclude='*.pt' --exclude='*.wav' --exclude='.lock' -czf "$OUT/partial.tgz" t2d t2d-eval* 2>/dev/null)
   ls -d /tmp/w/loso-* > /dev/null 2>&1 && (cd /tmp/w && tar --exclude='classifier-*.pt' -czf "$OUT/loso-partial.tgz" loso-*)
   slim
