@@ -24,6 +24,7 @@ from collections import defaultdict
 
 import torch
 from audiomamba.bench.kernel import DTYPES, FULL_CASES, UNET_CASES, make_inputs, pass_fn
+from audiomamba.bench.model import profile_events
 
 #: calls profiled per shape (after one untimed call that compiles)
 CALLS = 5
@@ -42,9 +43,8 @@ def kernel_times(fn, calls: int = CALLS) -> tuple[dict[str, float], float]:
         torch.cuda.synchronize()
         wall = (time.perf_counter() - t0) / calls * 1e6
     per = defaultdict(float)
-    for ev in prof.events():
-        if ev.device_type == torch.autograd.DeviceType.CUDA:
-            per[ev.name] += float(ev.time_range.end - ev.time_range.start) / calls
+    for names, us in profile_events(prof, cuda=True):  # every kernel once: (its name, then the ops that launched it)
+        per[names[0]] += us / calls
     return dict(per), wall
 
 

@@ -19,6 +19,11 @@ import os
 
 import torch
 
+try:  # Triton's runtime settings (launch hooks), looked up on every launch, so imported once
+    from triton import knobs as _knobs
+except ImportError:
+    _knobs = None
+
 #: (kernel, device, tensor keys, integers, constexprs and options) -> (compiled kernel, the constexprs after the integers)
 _CACHE: dict[tuple, tuple] = {}
 
@@ -38,11 +43,9 @@ def _hook_active(hook: object) -> bool:
 
 
 def _hooks_set() -> bool:
-    try:
-        from triton import knobs
-    except ImportError:  # an older Triton: always its own path
+    if _knobs is None:  # an older Triton: always its own path
         return True
-    rt = knobs.runtime
+    rt = _knobs.runtime
     return _hook_active(rt.launch_enter_hook) or _hook_active(rt.launch_exit_hook)
 
 

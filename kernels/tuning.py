@@ -149,45 +149,40 @@ def pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanCon
     return cfg
 
 
-#: every environment variable that :func:`pick_config` reads
-_ENV_NAMES = ("AUDIOMAMBA_SCAN_CONFIG", "AUDIOMAMBA_SCAN_UNROLL", "AUDIOMAMBA_SCAN_BWD_PARTIALS", "AUDIOMAMBA_SCAN_BWD_LOOP",
-              "AUDIOMAMBA_SCAN_SEQ_LANES", "AUDIOMAMBA_SCAN_SEQ_SUB_L", "AUDIOMAMBA_SCAN_BWD_FLIP", "AUDIOMAMBA_SCAN_ALIGN",
-              "AUDIOMAMBA_SCAN_BWD_LANE_ASM", "AUDIOMAMBA_SCAN_BWD_STAGES", "AUDIOMAMBA_SCAN_FWD_STAGES",
-              "AUDIOMAMBA_SCAN_BWD_UNROLL_N")
+#: the environment's overrides of single fields: (variable, ScanConfig field, allowed values, what to give)
+_ENV_KNOBS = (
+    ("AUDIOMAMBA_SCAN_UNROLL", "unroll", (1, 2, 4, 8, 16), "1, 2, 4, 8 or 16 (steps unrolled per loop iteration)"),
+    ("AUDIOMAMBA_SCAN_BWD_PARTIALS", "bwd_partials", (0, 1), "0 or 1 (1: selective dB/dC per channel block, no atomics)"),
+    ("AUDIOMAMBA_SCAN_BWD_LOOP", "bwd_loop", (0, 64, 128, 256, 512),
+     "0, 64, 128, 256 or 512 (chunk of the state-loop backward; 0 = the tile backward)"),
+    ("AUDIOMAMBA_SCAN_SEQ_LANES", "seq_lanes", (0, 1),
+     "0 or 1 (1: the sequential forward compiled without unit-L-stride specialisation)"),
+    ("AUDIOMAMBA_SCAN_SEQ_SUB_L", "seq_sub_l", (2, 4, 8, 16), "2, 4, 8 or 16 (steps per tile of the sequential forward)"),
+    ("AUDIOMAMBA_SCAN_BWD_FLIP", "bwd_flip", (0, 1),
+     "0 or 1 (1: the state-loop backward's reverse scan with Triton's lane flips)"),
+    ("AUDIOMAMBA_SCAN_ALIGN", "align", (0, 1), "0 or 1 (0: no ALIGN promise to the scan kernels)"),
+    ("AUDIOMAMBA_SCAN_BWD_LANE_ASM", "bwd_lane_asm", (0, 1),
+     "0 or 1 (1: the state-loop backward flips the adjoint with one inline shuffle per register)"),
+    ("AUDIOMAMBA_SCAN_BWD_STAGES", "bwd_stages", (1, 2, 3),
+     "1, 2 or 3 (software-pipelining stages of the state-loop backward's state loop)"),
+    ("AUDIOMAMBA_SCAN_FWD_STAGES", "fwd_stages", (1, 2, 3),
+     "1, 2 or 3 (software-pipelining stages of the sequential forward's tile loop)"),
+    ("AUDIOMAMBA_SCAN_BWD_UNROLL_N", "bwd_unroll_n", (1, 2),
+     "1 or 2 (states per iteration of the state-loop backward's loop over the states)"),
+)
+#: every environment variable that :func:`pick_config` reads (part of its cache key)
+_ENV_NAMES = ("AUDIOMAMBA_SCAN_CONFIG", *(knob[0] for knob in _ENV_KNOBS))
 _PICKED: dict[tuple, ScanConfig] = {}
 
 
 def _pick_with_env(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanConfig:
     cfg = _pick_config(batch, d, N, L, is_complex)
-    unroll = _env_choice("AUDIOMAMBA_SCAN_UNROLL", (1, 2, 4, 8, 16), "1, 2, 4, 8 or 16 (steps unrolled per loop iteration)")
-    partials = _env_choice("AUDIOMAMBA_SCAN_BWD_PARTIALS", (0, 1), "0 or 1 (1: selective dB/dC per channel block, no atomics)")
-    loop = _env_choice("AUDIOMAMBA_SCAN_BWD_LOOP", (0, 64, 128, 256, 512),
-                       "0, 64, 128, 256 or 512 (chunk of the state-loop backward; 0 = the tile backward)")
-    lanes = _env_choice("AUDIOMAMBA_SCAN_SEQ_LANES", (0, 1),
-                        "0 or 1 (1: the sequential forward compiled without unit-L-stride specialisation)")
-    sub_l = _env_choice("AUDIOMAMBA_SCAN_SEQ_SUB_L", (2, 4, 8, 16), "2, 4, 8 or 16 (steps per tile of the sequential forward)")
-    flip = _env_choice("AUDIOMAMBA_SCAN_BWD_FLIP", (0, 1),
-                       "0 or 1 (1: the state-loop backward's reverse scan with Triton's lane flips)")
-    align = _env_choice("AUDIOMAMBA_SCAN_ALIGN", (0, 1), "0 or 1 (0: no ALIGN promise to the scan kernels)")
-    lane_asm = _env_choice("AUDIOMAMBA_SCAN_BWD_LANE_ASM", (0, 1),
-                           "0 or 1 (1: the state-loop backward flips the adjoint with one inline shuffle per register)")
-    bwd_stages = _env_choice("AUDIOMAMBA_SCAN_BWD_STAGES", (1, 2, 3),
-                             "1, 2 or 3 (software-pipelining stages of the state-loop backward's state loop)")
-    fwd_stages = _env_choice("AUDIOMAMBA_SCAN_FWD_STAGES", (1, 2, 3),
-                             "1, 2 or 3 (software-pipelining stages of the sequential forward's tile loop)")
-    unroll_n = _env_choice("AUDIOMAMBA_SCAN_BWD_UNROLL_N", (1, 2),
-                           "1 or 2 (states per iteration of the state-loop backward's loop over the states)")
-    return replace(cfg, unroll=cfg.unroll if unroll is None else unroll,
-                   bwd_stages=cfg.bwd_stages if bwd_stages is None else bwd_stages,
-                   fwd_stages=cfg.fwd_stages if fwd_stages is None else fwd_stages,
-                   bwd_unroll_n=cfg.bwd_unroll_n if unroll_n is None else unroll_n,
-                   bwd_partials=cfg.bwd_partials if partials is None else bool(partials),
-                   bwd_loop=cfg.bwd_loop if loop is None else loop,
-                   seq_lanes=cfg.seq_lanes if lanes is None else bool(lanes),
-                   seq_sub_l=cfg.seq_sub_l if sub_l is None else sub_l,
-                   bwd_flip=cfg.bwd_flip if flip is None else bool(flip),
-                   bwd_lane_asm=cfg.bwd_lane_asm if lane_asm is None else bool(lane_asm),
-                   align=cfg.align if align is None else bool(align))
+    over = {}
+    for name, field, allowed, what in _ENV_KNOBS:
+        value = _env_choice(name, allowed, what)
+        if value is not None:
+            over[field] = type(getattr(cfg, field))(value)  # bool fields take 0 / 1 as False / True
+    return replace(cfg, **over)
 
 
 def _env_choice(name: str, allowed, what: str) -> int | None:
