@@ -60,6 +60,9 @@ MODEL_PRESETS: dict[str, ClassifierConfig] = {
     "wide": ClassifierConfig(stem=48, widths=(96, 192, 384), blocks=(1, 2, 1)),  # 353 k
     # 982 k parameters; a training step on the CPU takes about 1.5x wide's (1 thread, batch 64)
     "xl": ClassifierConfig(stem=64, widths=(128, 256, 512), blocks=(2, 2, 2)),
+    # 2.39 M parameters: 1.5x xl's widths and a third block at the middle width (issue 17's "a larger model if it
+    # pays"); meant for the GPU (`--device cuda`), where a fold costs minutes, not the CPU's hour
+    "xxl": ClassifierConfig(stem=96, widths=(192, 384, 768), blocks=(2, 3, 2)),
 }
 
 

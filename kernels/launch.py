@@ -49,6 +49,13 @@ def _hooks_set() -> bool:
     return _hook_active(rt.launch_enter_hook) or _hook_active(rt.launch_exit_hook)
 
 
+def _raw_stream(device: int) -> int:
+    """The current CUDA stream's handle, as Triton's own launch reads it (``torch.cuda.current_stream()`` builds a
+    Stream object: 40 µs per launch under cProfile on the H200 host, 2026-12-04 03:04 UTC)."""
+    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+    return raw(device) if raw is not None else torch.cuda.current_stream(device).cuda_stream
+
+
 def launch(kernel, grid: tuple[int, ...], tensors: list | tuple, ints: tuple[int, ...], **kwargs) -> None:
     """``kernel[grid](*tensors, *ints, **kwargs)``, through the compiled kernel's own launcher once Triton has
     compiled this specialisation. ``tensors``: the leading pointer arguments; ``ints``: the integer arguments after
@@ -59,7 +66,8 @@ def launch(kernel, grid: tuple[int, ...], tensors: list | tuple, ints: tuple[int
             or _hooks_set()):
         kernel[grid](*tensors, *ints, **kwargs)
         return
-    key = (kernel, torch.cuda.current_device(), tuple(map(_tensor_key, tensors)), ints, tuple(kwargs.items()))
+    device = tensors[0].get_device()
+    key = (kernel, device, tuple(map(_tensor_key, tensors)), ints, tuple(kwargs.items()))
     hit = _CACHE.get(key)
     if hit is None:
         compiled = kernel[grid](*tensors, *ints, **kwargs)
@@ -72,6 +80,6 @@ def launch(kernel, grid: tuple[int, ...], tensors: list | tuple, ints: tuple[int
         return
     compiled, tail = hit
     g = (*grid, 1, 1)
-    stream = torch.cuda.current_stream().cuda_stream
+    stream = _raw_stream(device)
     compiled.run(g[0], g[1], g[2], stream, compiled.function, compiled.packed_metadata, None, None, None,
                  *tensors, *ints, *tail)

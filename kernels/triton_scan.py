@@ -1223,6 +1223,9 @@ class SelectiveScanFn(torch.autograd.Function):
         y, states, hlast, nchunks = scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, cfg, need_grad)
         h_last = torch.view_as_complex(hlast) if A.is_complex() else hlast[..., 0]
         ctx.mark_non_differentiable(h_last)
+        # h_last's grad is never used: without this autograd would fill a (batch, d, N) zero tensor for it on every
+        # backward (on a 2-core CPU a trivial Function's fwd+bwd took 287 µs with it, 95 µs without)
+        ctx.set_materialize_grads(False)
         if need_grad:
             ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, states)
         ctx.cfg = (bool(delta_softplus), cfg, nchunks)
@@ -1232,6 +1235,8 @@ class SelectiveScanFn(torch.autograd.Function):
     def backward(ctx, dy, _dh_last):
         u, delta, A, B, C, D, z, delta_bias, states = ctx.saved_tensors
         softplus, cfg, nchunks = ctx.cfg
+        if dy is None:  # y unused downstream (grads are not materialised)
+            dy = torch.zeros_like(u)
         return (*scan_backward(dy, u, delta, A, B, C, D, z, delta_bias, states, softplus, cfg, nchunks), None, None, None)
 
 

@@ -408,7 +408,8 @@ def test_xl_model_and_robust_wide_recipe(tmp_path: Path) -> None:
 
     model = DigitClassifier(MODEL_PRESETS["xl"]).eval()
     params = {name: sum(p.numel() for p in DigitClassifier(c).parameters()) for name, c in MODEL_PRESETS.items()}
-    assert params["small"] < params["wide"] < params["xl"] and 0.9e6 < params["xl"] < 1.1e6
+    assert params["small"] < params["wide"] < params["xl"] < params["xxl"] and 0.9e6 < params["xl"] < 1.1e6
+    assert 2.3e6 < params["xxl"] < 2.5e6 and DigitClassifier(MODEL_PRESETS["xxl"]).feature_dim == 768
     with torch.no_grad():
         assert model(_waves(2)).shape == (2, 10) and model.feature_dim == 512
     assert load_classifier(save_classifier(model, tmp_path / "xl.pt")).config == MODEL_PRESETS["xl"]

@@ -44,8 +44,8 @@ def train_classifier(
     augment: str = typer.Option("basic", "--augment", help="Augmentation recipe: basic, robust (unseen speakers), "
                                 "robust-wide (wider speed and warp ranges, for more epochs), robust-floor (plus a recording "
                                 "noise floor under 4 kHz) or robust-pitch (plus a pitch shift that keeps formants and tempo)."),
-    model: str = typer.Option("small", "--model", help="Classifier size: small (137 k parameters), wide (353 k) "
-                              "or xl (982 k)."),
+    model: str = typer.Option("small", "--model", help="Classifier size: small (137 k parameters), wide (353 k), "
+                              "xl (982 k) or xxl (2.39 M, for the GPU)."),
     mu_law: bool = typer.Option(True, "--mu-law/--no-mu-law", help="Hear clips as the models' 8-bit mu-law tokens "
                                 "(default; generated samples are mu-law) or as 16-bit PCM."),
     band_norm: bool = typer.Option(False, "--band-norm", help="Remove each clip's mean log-mel spectrum over its "
@@ -212,8 +212,8 @@ def classifier_loso(
     epochs: int = typer.Option(30, "--epochs", help="Training epochs per fold (best validation epoch is kept)."),
     augment: str = typer.Option("basic", "--augment", help="Augmentation recipe: basic, robust, "
                                 "robust-wide, robust-floor or robust-pitch."),
-    model: str = typer.Option("small", "--model", help="Classifier size: small (137 k parameters), wide (353 k) "
-                              "or xl (982 k)."),
+    model: str = typer.Option("small", "--model", help="Classifier size: small (137 k parameters), wide (353 k), "
+                              "xl (982 k) or xxl (2.39 M, for the GPU)."),
     mu_law: bool = typer.Option(True, "--mu-law/--no-mu-law", help="Hear clips as the models' 8-bit mu-law tokens "
                                 "(default; generated samples are mu-law) or as 16-bit PCM."),
     band_norm: bool = typer.Option(False, "--band-norm", help="Remove each clip's mean log-mel spectrum over its "

@@ -25,6 +25,34 @@ run() {  # run NAME COMMAND...: log to $RES/NAME.log, say when it ends
   echo "$name rc=$? $(date -u +%T)"
 }
 B="python3 -m audiomamba bench"
+# issue 17 (first: its runs load the GPU, so the timed phases wait for it): leave-one-speaker-out configurations on the GPU, one line of $LOSO_CFG each (NAME ARGS...), all at once,
+# 5 folds per configuration (--jobs 5, 1 CPU thread per fold for the clips and augmentation, pinned to 5 cores);
+# needs carry ".data/sc09-fsdd-flac.tar.xz"; the folders (without fold weights) come back in poll.sh's loso-partial.tgz
+if want loso-gpu; then
+  echo "PHASE loso-gpu $(date -u +%T)"
+  W=${W:-/tmp/w}; mkdir -p "$W"
+  [ -d "$W/sc09-fsdd" ] || python3 docs/gpu/flac_data.py unpack .data/sc09-fsdd-flac.tar.xz "$W"
+  cp "${LOSO_CFG:-docs/gpu/loso-gpu.cfg}" /tmp/loso-gpu.cfg  # a re-synced tree must not change the list mid-phase
+  core=0
+  while read -r name args; do
+    (TS $core-$(( core + 4 )) python3 -m audiomamba evaluate classifier-loso "$W/sc09-fsdd" --out "$W/loso-$name" \
+       --threads 1 --jobs 5 --device cuda --label "$name" $args > "$RES/loso-$name.log" 2>&1
+     echo "loso $name rc=$? $(date -u +%T)") &
+    core=$(( (core + 5) % (NCPU - 4) ))
+  done < /tmp/loso-gpu.cfg
+  # classifiers on all five speakers (one line of $TRAIN_CFG each: NAME ARGS...), the candidates to ship, at the same
+  # time; the weights come back in poll.sh's weights.tgz
+  if [ -f "${TRAIN_CFG:-docs/gpu/train-gpu.cfg}" ]; then
+    cp "${TRAIN_CFG:-docs/gpu/train-gpu.cfg}" /tmp/train-gpu.cfg
+    while read -r name args; do
+      (TS $core-$(( core + 1 )) python3 -m audiomamba evaluate train-classifier "$W/sc09-fsdd" --out "$RES/$name.pt" \
+         --threads 1 --device cuda $args > "$RES/train-$name.log" 2>&1; echo "train $name rc=$? $(date -u +%T)") &
+      core=$(( (core + 2) % (NCPU - 4) ))
+    done < /tmp/train-gpu.cfg
+  fi
+  wait  # (the peer build too, which ends first)
+  echo "loso-gpu done $(date -u +%T)"
+fi
 # while the peer builds on the other cores: the kernels' GPU tests (the backward without lane flips, ALIGN and exp2
 # are new since the last GPU test run), then the quick sweeps
 run gpu-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py tests/test_generate_gpu.py

@@ -34,6 +34,7 @@ slim() {  # refresh the slim copies when the trainer has written a newer checkpo
 copy() {
   (cd /tmp/res 2>/dev/null && tar -czf "$OUT/logs.tgz" $(ls ./*.log ./*.md ./*.png 2>/dev/null) 2>/dev/null)
   [ -d /tmp/w/t2d ] && (cd /tmp/w && tar --exclude='*.pt' --exclude='*.wav' --exclude='.lock' -czf "$OUT/partial.tgz" t2d t2d-eval* 2>/dev/null)
+  ls /tmp/res/*.pt > /dev/null 2>&1 && (cd /tmp/res && tar -czf "$OUT/weights.tgz" ./*.pt)  # bench-session's classifiers
   ls -d /tmp/w/loso-* > /dev/null 2>&1 && (cd /tmp/w && tar --exclude='classifier-*.pt' -czf "$OUT/loso-partial.tgz" loso-*)
   slim
   # what comes back is at most 8 files, 16 MiB each, 64 MiB together: the parts first, then snapshots that still fit
