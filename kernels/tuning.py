@@ -185,6 +185,8 @@ def _env_values() -> tuple:
         get = _ENV_DATA.get
         return tuple([get(key) for key in _ENV_KEYS])
     return tuple(os.environ.get(name) for name in _ENV_NAMES)
+
+
 _PICKED: dict[tuple, ScanConfig] = {}
 
 
