@@ -49,11 +49,13 @@ def _hooks_set() -> bool:
     return _hook_active(rt.launch_enter_hook) or _hook_active(rt.launch_exit_hook)
 
 
+# the current CUDA stream's handle, as Triton's own launch reads it (``torch.cuda.current_stream()`` builds a Stream
+# object: 40 µs per launch under cProfile on the H200 host, 2026-12-04 03:04 UTC); looked up once, not per launch
+_RAW_STREAM = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+
+
 def _raw_stream(device: int) -> int:
-    """The current CUDA stream's handle, as Triton's own launch reads it (``torch.cuda.current_stream()`` builds a
-    Stream object: 40 µs per launch under cProfile on the H200 host, 2026-12-04 03:04 UTC)."""
-    raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
-    return raw(device) if raw is not None else torch.cuda.current_stream(device).cuda_stream
+    return _RAW_STREAM(device) if _RAW_STREAM is not None else torch.cuda.current_stream(device).cuda_stream
 
 
 def launch(kernel, grid: tuple[int, ...], tensors: list | tuple, ints: tuple[int, ...], **kwargs) -> None:

@@ -25,8 +25,8 @@ run() {  # run NAME COMMAND...: log to $RES/NAME.log, say when it ends
   echo "$name rc=$? $(date -u +%T)"
 }
 B="python3 -m audiomamba bench"
-# issue 17 (first: its runs load the GPU, so the timed phases wait for it): leave-one-speaker-out configurations on the GPU, one line of $LOSO_CFG each (NAME ARGS...), all at once,
-# 5 folds per configuration (--jobs 5, 1 CPU thread per fold for the clips and augmentation, pinned to 5 cores);
+# issue 17 (first: its runs load the GPU, so the timed phases wait for it): leave-one-speaker-out configurations on
+# the GPU, one line of $LOSO_CFG each (NAME ARGS...), all at once, 5 folds per configuration (--jobs 5, 1 CPU thread per fold for the clips and augmentation, pinned to 5 cores);
 # needs carry ".data/sc09-fsdd-flac.tar.xz"; the folders (without fold weights) come back in poll.sh's loso-partial.tgz
 if want loso-gpu; then
   echo "PHASE loso-gpu $(date -u +%T)"
