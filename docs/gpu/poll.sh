@@ -2,7 +2,7 @@
 # poll.sh SECONDS: wait until the job says "PHASE done" or SECONDS pass, copying the results so far into
 # $OUT every minute (a call cut off by the device budget still brings back the last copy).
 # $OUT gets at most 8 files:
-#   logs.tgz         the job's logs and reports (/tmp/res: *.log, *.md, *.png)
+#   logs.tgz         the job's logs and reports (/tmp/res: *.log, *.md, *.png, *.json: the classifiers' histories)
 #   partial.tgz      the run folders without checkpoints and WAVs (t2d, t2d-eval*)
 #   loso-partial.tgz the LOSO folders without fold weights (only when the job ran LOSO)
 #   last-slim.pt.part-aa, -ab   the run's last.pt, slim (no optimizer state, EMA in bf16, or no EMA when the copy
@@ -32,7 +32,7 @@ slim() {  # refresh the slim copies when the trainer has written a newer checkpo
   done
 }
 copy() {
-  (cd /tmp/res 2>/dev/null && tar -czf "$OUT/logs.tgz" $(ls ./*.log ./*.md ./*.png 2>/dev/null) 2>/dev/null)
+  (cd /tmp/res 2>/dev/null && tar -czf "$OUT/logs.tgz" $(ls ./*.log ./*.md ./*.png ./*.json 2>/dev/null) 2>/dev/null)
   [ -d /tmp/w/t2d ] && (cd /tmp/w && tar --exclude='*.pt' --exclude='*.wav' --exclude='.lock' -czf "$OUT/partial.tgz" t2d t2d-eval* 2>/dev/null)
   ls /tmp/res/*.pt > /dev/null 2>&1 && (cd /tmp/res && tar -czf "$OUT/weights.tgz" ./*.pt)  # bench-session's classifiers
   ls -d /tmp/w/loso-* > /dev/null 2>&1 && (cd /tmp/w && tar --exclude='classifier-*.pt' -czf "$OUT/loso-partial.tgz" loso-*)
