@@ -130,12 +130,35 @@ def copy_bandwidth(device: str, timer: Callable[[Callable[[], object]], float]) 
     return 2 * src.numel() * 4 / (ms * 1e-3)
 
 
-def make_timer(device: str, quick: bool) -> Callable[[Callable[[], object]], float]:
-    """Milliseconds per call: ``triton.testing.do_bench`` on CUDA, a median of wall times on CPU."""
+def cuda_graphed(fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` captured once into a CUDA graph; the closure returned replays it: the same kernels on the same buffers,
+    without the host's Python, autograd and launch costs. That is what a training step under CUDA graphs (torch.compile
+    mode reduce-overhead) runs, and at short L, where the scan's kernels take less time than its call takes to issue
+    (BENCHMARKS.md, "Where the time goes"), it is the GPU's own time. Three warm-up calls on a side stream first (the
+    compiles, the launch caches, autograd's first-call work), as ``torch.cuda.graph`` asks."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph.replay
+
+
+def make_timer(device: str, quick: bool, graph: bool = False) -> Callable[[Callable[[], object]], float]:
+    """Milliseconds per call: ``triton.testing.do_bench`` on CUDA, a median of wall times on CPU. ``graph`` (CUDA
+    only): time replays of :func:`cuda_graphed`."""
+    if graph and device != "cuda":
+        raise ValueError("CUDA-graph timing needs device cuda")
     if device == "cuda":
         from triton.testing import do_bench
 
         def cuda_timer(fn: Callable[[], object]) -> float:
+            if graph:
+                fn = cuda_graphed(fn)
             fn()  # compile / warm caches
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
@@ -249,17 +272,19 @@ def _measure_peer(case: Case, dname: str, backward: bool, inputs: dict, triton_o
 
 def run_benchmark(device: str = "cuda", quick: bool = False, command: str = "audiomamba bench kernel",
                   dtypes: tuple[str, ...] = ("fp32", "bf16"), cases: list[Case] | None = None,
-                  peer=None) -> str:
+                  peer=None, cuda_graph: bool = False) -> str:
     """Measure every case and return the Markdown report (device, date, command, table, notes).
 
     ``peer``: a loaded :class:`audiomamba.bench.peer.PeerScan` (or None): adds its columns to every row.
+    ``cuda_graph``: time ours and the peer's calls as CUDA-graph replays (:func:`cuda_graphed`); the reference and
+    FFT columns are left out then.
     """
     from audiomamba.kernels.triton_scan import selective_scan_triton
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     if cases is None:
         cases = CPU_CASES if device == "cpu" else (QUICK_CASES if quick else FULL_CASES)
-    timer = make_timer(device, quick)
+    timer = make_timer(device, quick, graph=cuda_graph)
     bw = copy_bandwidth(device, timer)
     notes: list[str] = []
     rows: list[str] = []
@@ -268,7 +293,8 @@ def run_benchmark(device: str = "cuda", quick: bool = False, command: str = "aud
         task = bar.add_task("bench kernel", total=len(jobs))
         for case, dname, backward in jobs:
             bar.update(task, description=f"{case.kind} {case.label()} {dname} {'fwd+bwd' if backward else 'fwd'}")
-            rows.append(_measure(case, dname, backward, device, timer, bw, selective_scan_triton, notes, peer))
+            rows.append(_measure(case, dname, backward, device, timer, bw, selective_scan_triton, notes, peer,
+                                 others=not cuda_graph))
             bar.advance(task)
             if device == "cuda":
                 torch.cuda.empty_cache()
@@ -289,6 +315,10 @@ def run_benchmark(device: str = "cuda", quick: bool = False, command: str = "aud
         " roofline = minimum HBM bytes / copy bandwidth; speed-up = other / Triton",
         "",
     ]
+    if cuda_graph:
+        head.insert(-1, "- **timing: CUDA-graph replays** (`--cuda-graph`): every call (ours, the peer's, the bandwidth "
+                    "copy) captured once and replayed, so no host time is in the figures; the PyTorch reference and "
+                    "FFT columns are not timed")
     columns = ("| shape (B, d, N, L) | SSM | dtype | pass | Triton ms | roofline ms | % of roofline "
                "| PyTorch ref ms | Triton × vs ref | FFT conv ms | Triton × vs FFT |")
     rule = "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
@@ -304,6 +334,22 @@ def run_benchmark(device: str = "cuda", quick: bool = False, command: str = "aud
     return "\n".join(head + rows + [""] + [f"- {n}" for n in notes]) + "\n"
 
 
+def _measure_ref(case: Case, dtype: torch.dtype, backward: bool, device: str, timer,
+                 notes: list[str]) -> tuple[float | None, str]:
+    """The PyTorch reference's time and cell: at a reduced L where it does not fit, scaled linearly."""
+    L_ref = ref_length(case, backward, device)
+    try:
+        small = case if L_ref == case.L else Case(case.batch, case.d, case.N, L_ref, case.kind)
+        t_ref = timer(pass_fn(selective_scan_assoc, make_inputs(small, dtype, device), backward)) * case.L / L_ref
+    except torch.OutOfMemoryError:
+        return None, "OOM"
+    if L_ref != case.L:
+        note = f"reference fwd+bwd at {case.label()} does not fit; timed at L={L_ref} and scaled linearly"
+        if note not in notes:
+            notes.append(note)
+    return t_ref, _fmt(t_ref) + ("" if L_ref == case.L else f" (at L={L_ref}, ×{case.L // L_ref})")
+
+
 def _check(case: Case, dname: str, inputs: dict, triton_op, notes: list[str]) -> None:
     """Record in the notes how far the timed Triton forward is from the reference (and FFT conv)."""
     with torch.no_grad():
@@ -316,8 +362,9 @@ def _check(case: Case, dname: str, inputs: dict, triton_op, notes: list[str]) ->
 
 
 def _measure(case: Case, dname: str, backward: bool, device: str, timer, bw: float, triton_op, notes,
-             peer=None) -> str:
-    """One table row: Triton, reference (maybe at reduced L, scaled), FFT conv for LTI, roofline[, peer]."""
+             peer=None, others: bool = True) -> str:
+    """One table row: Triton, reference (maybe at reduced L, scaled), FFT conv for LTI, roofline[, peer].
+    ``others`` False: the reference and FFT cells stay empty ("–")."""
     dtype = DTYPES[dname]
     inputs = make_inputs(case, dtype, device)
     if not backward:
@@ -326,19 +373,10 @@ def _measure(case: Case, dname: str, backward: bool, device: str, timer, bw: flo
     roof = min_bytes(case, torch.finfo(dtype).bits // 8, backward) / bw * 1e3
 
     t_ref, ref_txt = None, "–"
-    L_ref = ref_length(case, backward, device)
-    try:
-        small = case if L_ref == case.L else Case(case.batch, case.d, case.N, L_ref, case.kind)
-        t_ref = timer(pass_fn(selective_scan_assoc, make_inputs(small, dtype, device), backward)) * case.L / L_ref
-        ref_txt = _fmt(t_ref) + ("" if L_ref == case.L else f" (at L={L_ref}, ×{case.L // L_ref})")
-        if L_ref != case.L:
-            note = f"reference fwd+bwd at {case.label()} does not fit; timed at L={L_ref} and scaled linearly"
-            if note not in notes:
-                notes.append(note)
-    except torch.OutOfMemoryError:
-        ref_txt = "OOM"
+    if others:
+        t_ref, ref_txt = _measure_ref(case, dtype, backward, device, timer, notes)
     t_fft, fft_txt = None, "–"
-    if case.lti:
+    if case.lti and others:
         try:
             t_fft = timer(pass_fn(fft_conv, inputs, backward))
             fft_txt = _fmt(t_fft)

@@ -22,6 +22,9 @@ def kernel(
                                     "(its CUDA selective_scan, built by `python -m audiomamba.bench.peer build`)."),
     peer_build: Path | None = typer.Option(None, "--peer-build", help="Folder the peer was built into "
                                            "(default .peer/build)."),
+    cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Time every call (ours and the peer's) as replays "
+                                    "of a CUDA graph captured once: the GPU's time without the host's Python and "
+                                    "launch costs, as under torch.compile's CUDA graphs (no reference or FFT columns)."),
 ) -> None:
     """Scan kernel: Triton vs PyTorch reference vs FFT convolution vs HBM roofline [vs a peer]."""
     import os
@@ -35,6 +38,10 @@ def kernel(
     bad = [d for d in dtype if d not in ("fp32", "bf16")]
     if bad:
         raise ConfigError(f"unknown dtype {bad[0]!r} in --dtype: use fp32 or bf16")
+    if cuda_graph and (device != "cuda" or sweep):
+        what = "--sweep" if sweep else "--device cpu"
+        raise ConfigError(f"--cuda-graph with {what} in bench kernel: CUDA graphs time the benchmark table on a GPU; "
+                          f"drop one of the two")
     if device == "cpu":
         os.environ.setdefault("TRITON_INTERPRET", "1")
         if "triton" in sys.modules and os.environ["TRITON_INTERPRET"] != "1":
@@ -60,7 +67,8 @@ def kernel(
     if sweep:
         report = run_sweep(device=device, quick=quick, command=command.strip(), dtype=dtype[-1])
     else:
-        report = run_benchmark(device=device, quick=quick, command=command.strip(), dtypes=tuple(dtype), peer=loaded)
+        report = run_benchmark(device=device, quick=quick, command=command.strip(), dtypes=tuple(dtype), peer=loaded,
+                               cuda_graph=cuda_graph)
     typer.echo(report)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -89,6 +89,10 @@ run profile python3 -m audiomamba.bench.profile_scan --table --quick $([ -d "$PE
 # the step
 while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 [ -d "$PEER_BUILD" ] && run peer $B kernel --peer mamba_ssm --peer-build "$PEER_BUILD" --out "$RES/bench-kernel-peer.md"
+# the same table with every call (ours, the peer's) replayed from a CUDA graph: the GPU's time without the host's
+# (the short-L rows are bound by the host in eager mode; 2026-12-04, not yet run)
+[ -d "$PEER_BUILD" ] && run peer-graph $B kernel --peer mamba_ssm --peer-build "$PEER_BUILD" --cuda-graph \
+  --out "$RES/bench-kernel-peer-graph.md"
 run step $B model --compile --baseline AUDIOMAMBA_SCAN_BWD_LOOP=0,AUDIOMAMBA_FUSED_CONV=0 --out "$RES/bench-model.md"
 # (the step against the issue's baseline with its loss check, the GPU tests and the one-stream PDL/tail rows ran on
 # 2026-12-03 16:54-17:19 UTC: BENCHMARKS.md)
