@@ -29,7 +29,7 @@ class Variant:
     """One compile-time specialisation of a kernel."""
 
     # "fwd", "seq" (sequential forward; "seqlanes": without unit-L-stride specialisation), "bwd", "bwdloop"
-    # (state-loop backward), "bwdloc", "carry", "step", or a generation kernel
+    # (state-loop backward), "bwdloc", "carry", "finish" (the backward's sums), "step", or a generation kernel
     kernel: str
     consts: tuple[tuple[str, object], ...]
     num_warps: int
@@ -106,6 +106,10 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
         out.append(Variant("step", tuple(step.items()), 4))
         carry = dict(IS_COMPLEX=cplx, REVERSE=cplx, R=2 if cplx else 1, BLOCK_D=16, BLOCK_N=16)
         out.append(Variant("carry", tuple(carry.items()), 4))
+    # the backward's finishing launch: the parameter grads' sums over (batch, segment), all flags on and all off
+    for on in (True, False):
+        finish = dict(HAS_D=on, DT_LTI=on, HAS_BIAS=on, B_LTI=on, C_LTI=on, BLOCK=1024)
+        out.append(Variant("finish", tuple(finish.items()), 4))
     # the generation kernels (fused mamba-s6 block step, LayerNorm+head, sampling) at the tiles the
     # wrapper launches for sc09-small's widths (H 64/128/256, d_inner 128/256/512): one stream and batched
     from .triton_mamba_step import TILES_BATCHED, TILES_STREAM
@@ -159,6 +163,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "seqlanes": triton_scan._scan_fwd_seq_lanes_kernel, "bwd": triton_scan._scan_bwd_kernel,
           "bwdloop": triton_scan._scan_bwd_loop_kernel,
           "bwdloc": triton_scan._scan_bwd_local_kernel, "carry": triton_scan._seg_carry_kernel,
+          "finish": triton_scan._bwd_finish_kernel,
           "step": triton_step._step_kernel, "in_conv": triton_mamba_step._in_conv_kernel,
           "xproj": triton_mamba_step._xproj_kernel, "ssm": triton_mamba_step._ssm_kernel,
           "ssm_lti": triton_mamba_step._ssm_lti_kernel,

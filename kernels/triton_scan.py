@@ -19,7 +19,8 @@ Chunk-parallel scan along L (``ScanConfig.seg_l``): with S > 1 segments the forw
 The backward mirrors it from the right: a local pass (adjoint at each segment's start from a zero
 adjoint at its end, and the segment's Σ of next-step Δ), the reverse carry (conjugate decays),
 then the full pass per segment from its incoming adjoint. Per-(batch, segment) partial sums of the
-parameter grads are added in PyTorch. With one segment passes 1 and 2 are skipped.
+parameter grads are added by one finishing launch (:func:`_bwd_finish_kernel`), which writes them in the
+parameters' dtypes. With one segment passes 1 and 2 are skipped.
 
 Sequential forward (``ScanConfig.seq_fwd``, the default for N <= 16): :func:`_scan_fwd_seq_kernel`
 gives each lane one channel with its N states in registers and steps through time one step at a
@@ -554,6 +555,46 @@ def _seg_carry_kernel(
             h_re, h_im = d_re * h_re - d_im * h_im + l_re, d_re * h_im + d_im * h_re + l_im
         else:
             h_re = d_re * h_re + l_re
+
+
+@triton.jit
+def _rows_sum(src_ptr, nrows, width, offs, mask, BLOCK: tl.constexpr):
+    """Σ over ``nrows`` rows of a (nrows, width) float32 matrix, at columns ``offs``."""
+    acc = tl.zeros((BLOCK,), tl.float32)
+    for r in range(nrows):
+        acc += tl.load(src_ptr + r * width + offs, mask=mask, other=0.0)
+    return acc
+
+
+@triton.jit
+def _bwd_finish_kernel(
+    dA_ptr, dD_ptr, dts_ptr, dB_ptr, dC_ptr, oA_ptr, oD_ptr, odt_ptr, obias_ptr, oB_ptr, oC_ptr,
+    nrows, dim, wA, wB, wC,
+    HAS_D: tl.constexpr, DT_LTI: tl.constexpr, HAS_BIAS: tl.constexpr, B_LTI: tl.constexpr, C_LTI: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    """The backward's last step in one launch: the per-(batch, segment) partial grads summed over their ``nrows`` rows
+    and written in the parameters' dtypes: dA (width wA = d·N·R), dD and the Δ sum (width d; the LTI Δ's grad and
+    delta_bias's are that same sum, written to two tensors), and the LTI dB / dC (widths wB, wC). Before, three to five
+    PyTorch reductions and casts, each a launch and some µs of host Python at short L (kernels/launch.py)."""
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = offs < wA
+    tl.store(oA_ptr + offs, _rows_sum(dA_ptr, nrows, wA, offs, m, BLOCK), mask=m)
+    md = offs < dim
+    if HAS_D:
+        tl.store(oD_ptr + offs, _rows_sum(dD_ptr, nrows, dim, offs, md, BLOCK).to(oD_ptr.dtype.element_ty), mask=md)
+    if DT_LTI or HAS_BIAS:
+        g = _rows_sum(dts_ptr, nrows, dim, offs, md, BLOCK)
+        if DT_LTI:
+            tl.store(odt_ptr + offs, g.to(odt_ptr.dtype.element_ty), mask=md)
+        if HAS_BIAS:
+            tl.store(obias_ptr + offs, g.to(obias_ptr.dtype.element_ty), mask=md)
+    if B_LTI:
+        mb = offs < wB
+        tl.store(oB_ptr + offs, _rows_sum(dB_ptr, nrows, wB, offs, mb, BLOCK), mask=mb)
+    if C_LTI:
+        mc = offs < wC
+        tl.store(oC_ptr + offs, _rows_sum(dC_ptr, nrows, wC, offs, mc, BLOCK), mask=mc)
 
 
 @triton.jit
@@ -1416,22 +1457,39 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
         dB = dB if B_lti else dB.sum(1).transpose(1, 2)
         dC = dC if C_lti else dC.sum(1).transpose(1, 2)
 
+    # the partial grads summed over (batch, segment) in one launch, in the parameters' dtypes; every grad its own
+    # tensor: the compiled op (kernels/scan_op.py) may not return outputs that alias each other, so the LTI Δ's grad
+    # and delta_bias's, the same sum, are written twice
+    oA = torch.empty((d, N, R), dtype=f32, device=dev)
+    oD = torch.empty((d,), dtype=D.dtype, device=dev) if D is not None else None
+    odt = torch.empty((d,), dtype=delta.dtype, device=dev) if dt_lti else None
+    obias = torch.empty((d,), dtype=delta_bias.dtype, device=dev) if delta_bias is not None else None
+    oB = torch.empty((d, N, RB), dtype=f32, device=dev) if B_lti else None
+    oC = torch.empty((d, N, RC), dtype=f32, device=dev) if C_lti else None
+    widths = (d * N * R, d * N * RB if B_lti else 0, d * N * RC if C_lti else 0)
+    block = 1024
+    launch(
+        _bwd_finish_kernel, (_cdiv(max(*widths, d), block),),
+        (dA, dD, ddt_sum, dB, dC, oA, *(x if x is not None else oA for x in (oD, odt, obias, oB, oC))),
+        (batch * nseg, d, *widths),
+        HAS_D=D is not None, DT_LTI=dt_lti, HAS_BIAS=delta_bias is not None, B_LTI=B_lti, C_LTI=C_lti,
+        BLOCK=block, num_warps=4,
+    )
+
     def as_param(g: Tensor, like: Tensor) -> Tensor:
         """fp32 (..., R) grad -> grad in like's dtype (complex when like is complex)."""
         g = torch.view_as_complex(g) if like.is_complex() else g[..., 0]
         return _cast(g, like.dtype)
 
-    # every grad its own tensor: the compiled op (kernels/scan_op.py) may not return outputs that alias each other,
-    # so the LTI Δ's grad and delta_bias's, the same sum, are two reductions
     return (
         du,
-        _cast(ddt_sum.sum((0, 1)) if dt_lti else ddt, delta.dtype),
-        as_param(dA.sum((0, 1)), A),
-        as_param(dB.sum((0, 1)) if B_lti else dB, B),
-        as_param(dC.sum((0, 1)) if C_lti else dC, C),
-        _cast(dD.sum((0, 1)), D.dtype) if D is not None else None,
+        odt if dt_lti else ddt,
+        as_param(oA, A),
+        as_param(oB if B_lti else dB, B),
+        as_param(oC if C_lti else dC, C),
+        oD,
         dz if z is not None else None,
-        _cast(ddt_sum.sum((0, 1)), delta_bias.dtype) if delta_bias is not None else None,
+        obias,
     )
 
 
