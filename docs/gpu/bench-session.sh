@@ -10,7 +10,8 @@ ONLY=${ONLY:-}
 want() { [ -z "$ONLY" ] || [[ " $ONLY " == *" $1 "* ]]; }
 PEER_BUILD=${PEER_BUILD:-/tmp/peer-build}
 NCPU=$(nproc)
-TS() { if command -v taskset > /dev/null; then taskset -c "$@"; else shift; "$@"; fi; }
+W=${W:-/tmp/w}
+. docs/gpu/loso-start.sh  # TS (core pinning), start_loso
 if want peer && [ ! -d "$PEER_BUILD" ] && ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
   cp .peer/mamba_ssm-*.tar.gz /tmp/
   (MAX_JOBS=$(( NCPU - 4 )) TS 4-$(( NCPU - 1 )) nice -n 19 python3 -m audiomamba.bench.peer build \
@@ -30,16 +31,10 @@ B="python3 -m audiomamba bench"
 # needs carry ".data/sc09-fsdd-flac.tar.xz"; the folders (without fold weights) come back in poll.sh's loso-partial.tgz
 if want loso-gpu; then
   echo "PHASE loso-gpu $(date -u +%T)"
-  W=${W:-/tmp/w}; mkdir -p "$W"
+  mkdir -p "$W"
   [ -d "$W/sc09-fsdd" ] || python3 docs/gpu/flac_data.py unpack .data/sc09-fsdd-flac.tar.xz "$W"
-  cp "${LOSO_CFG:-docs/gpu/loso-gpu.cfg}" /tmp/loso-gpu.cfg  # a re-synced tree must not change the list mid-phase
-  core=0
-  while read -r name args; do
-    (TS $core-$(( core + 4 )) python3 -m audiomamba evaluate classifier-loso "$W/sc09-fsdd" --out "$W/loso-$name" \
-       --threads 1 --jobs 5 --device cuda --label "$name" $args > "$RES/loso-$name.log" 2>&1
-     echo "loso $name rc=$? $(date -u +%T)") &
-    core=$(( (core + 5) % (NCPU - 4) ))
-  done < /tmp/loso-gpu.cfg
+  start_loso "${LOSO_CFG:-docs/gpu/loso-gpu.cfg}" cuda 0 $(( NCPU - 4 )) 0
+  core=$LOSO_NEXT_CORE
   # classifiers on all five speakers (one line of $TRAIN_CFG each: NAME ARGS...), the candidates to ship, at the same
   # time; the weights come back in poll.sh's weights.tgz
   if [ -f "${TRAIN_CFG:-docs/gpu/train-gpu.cfg}" ]; then

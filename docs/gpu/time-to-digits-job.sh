@@ -15,17 +15,11 @@ cp eval/weights/sc09-fsdd-classifier-small.pt "$W/clf.pt" && cp eval/weights/sc0
 # rescue (docs/gpu/README.md): .rescue/t2d holds the lost run's folder with the slim last.pt that the polls brought back
 RESUME=0; [ -f .rescue/t2d/last.pt ] && RESUME=1 && cp -r .rescue/t2d "$W/t2d"
 NCPU=$(nproc)
-TS() { if command -v taskset > /dev/null; then taskset -c "$@"; else shift; "$@"; fi; }  # pin when taskset exists
+. docs/gpu/loso-start.sh  # TS (core pinning), start_loso
 if [ "$LOSO" = 1 ] && [ "$NCPU" -ge 12 ]; then
   echo "PHASE loso $(date -u +%T)"
-  # one config per line of docs/gpu/loso.cfg: NAME ARGS...; 5 folds at once (--jobs 5), pinned to 5 cores each
-  core=4
-  while read -r name args; do
-    (TS $core-$(( core + 4 )) nice -n 19 python3 -m audiomamba evaluate classifier-loso "$W/sc09-fsdd" \
-       --out "$W/loso-$name" --threads 1 --jobs 5 --device cpu --label "$name" $args \
-       > "$RES/loso-$name.log" 2>&1; echo "loso $name rc=$? $(date -u +%T)") &
-    core=$(( core + 5 ))
-  done < "${LOSO_CFG:-docs/gpu/loso.cfg}"
+  # one config per line of docs/gpu/loso.cfg (NAME ARGS...) on the CPU cores from 4 on, at nice 19 beside training
+  start_loso "${LOSO_CFG:-docs/gpu/loso.cfg}" cpu 4 0 19
 fi
 PEER=${PEER:-0}
 if [ "$PEER" = 1 ] && ls .peer/mamba_ssm-*.tar.gz >/dev/null 2>&1; then
