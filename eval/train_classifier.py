@@ -355,7 +355,10 @@ def train_classifier(
         "test_confusion": cm.tolist(),
         "history": fit.history,
     }
-    meta = {k: report[k] for k in ("data", "date", "device", "train_seconds", "best_epoch", "val_accuracy", "test_accuracy")}
+    # the checkpoint carries its own training config and per-epoch history too (the JSON beside it did not come back
+    # from a GPU machine on 2026-12-04, and the shipped members lost theirs)
+    meta = {k: report[k] for k in ("data", "date", "device", "train_seconds", "best_epoch", "val_accuracy", "test_accuracy",
+                                   "train_config", "augment_config", "history")}
     save_classifier(model, out, meta)
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     plot_confusion(cm, DIGITS, png_path, f"SC09 classifier, test accuracy {100 * test_acc:.2f}%")

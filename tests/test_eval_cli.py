@@ -51,6 +51,9 @@ def test_train_classifier_beats_chance_and_writes_report(trained: tuple[Path, Pa
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     payload = torch.load(ckpt, weights_only=True)
     assert set(payload) == {"format", "config", "state_dict", "meta"}
+    # the checkpoint carries its history and training config, so they survive without the JSON beside it
+    assert payload["meta"]["history"] == report["history"] and payload["meta"]["train_config"]["epochs"] == 12
+    assert payload["meta"]["augment_config"] == report["augment_config"]
     assert not list(ckpt.parent.glob(".*tmp*"))  # atomic write left no temp file
 
 
