@@ -52,7 +52,8 @@ fi
 # are new since the last GPU test run), then the quick sweeps
 run gpu-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py tests/test_generate_gpu.py
 # the scan kernels' GPU tests alone (a session that changed no generation kernel)
-run kernel-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py
+run kernel-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py \
+  tests/test_kernels_bench.py::test_cuda_graphed_fwd_bwd_replays_the_scan
 # the Python side of a short-L scan call with Triton's launch path and with the direct one (kernels/launch.py)
 run launch-triton env AUDIOMAMBA_FAST_LAUNCH=0 python3 -m audiomamba.bench.profile_scan --cpu 7
 run launch-direct env AUDIOMAMBA_FAST_LAUNCH=1 python3 -m audiomamba.bench.profile_scan --cpu 7
