@@ -25,7 +25,7 @@ PEER=${PEER:-0}
 if [ "$PEER" = 1 ] && ls .peer/mamba_ssm-*.tar.gz >/dev/null 2>&1; then
   cp .peer/mamba_ssm-*.tar.gz "$W/"
   # the cores that training (0-3) and the LOSO configurations (5 each from 4) leave free, at least the last two
-  first=4; [ "$LOSO" = 1 ] && [ "$NCPU" -ge 12 ] && first=$(( 4 + 5 * $(grep -c . "${LOSO_CFG:-docs/gpu/loso.cfg}") ))
+  first=4; [ "$LOSO" = 1 ] && [ "$NCPU" -ge 12 ] && first=$LOSO_NEXT_CORE
   [ "$first" -gt $(( NCPU - 2 )) ] && first=$(( NCPU - 2 ))
   (MAX_JOBS=$(( NCPU - first )) TS $first-$(( NCPU - 1 )) nice -n 19 python3 -m audiomamba.bench.peer build \
      --sdist "$W"/mamba_ssm-*.tar.gz --out /tmp/peer-build > "$RES/peer-build.log" 2>&1
