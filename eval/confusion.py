@@ -1,4 +1,5 @@
-"""Confusion matrix of the digit classifier: counting and a matplotlib (Agg) figure."""
+"""The digit classifier's figures: the confusion matrix (counting and a matplotlib (Agg) figure) and the
+per-epoch training history."""
 
 from __future__ import annotations
 
@@ -38,6 +39,35 @@ def plot_confusion(cm: torch.Tensor, names: Sequence[str], path: str | Path, tit
                 ax.text(j, i, str(int(c[i, j])), ha="center", va="center", fontsize=8,
                         color="white" if c[i, j] > top / 2 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_history(history: Sequence[dict], path: str | Path, title: str, best_epoch: int | None = None) -> Path:
+    """Save the per-epoch ``history`` of ``fit_classifier`` (rows with epoch, train_loss, val_loss, train_acc,
+    val_acc) as a PNG: losses on the left, accuracies on the right, the selected epoch marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    epochs = [row["epoch"] for row in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+    for ax, key, label in ((ax_loss, "loss", "cross-entropy"), (ax_acc, "acc", "accuracy")):
+        for split, style in (("train", "-"), ("val", "--")):
+            ax.plot(epochs, [row[f"{split}_{key}"] for row in history], style,
+                    label="train (augmented)" if split == "train" else "validation")
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="grey", lw=0.8, ls=":", label=f"kept: epoch {best_epoch}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -447,22 +447,73 @@ def ensemble_speakers(runs: list[Path]) -> list[str]:
     return common
 
 
-def ensemble_accuracy(runs: list[str | Path], tta: bool = False, keys: list[str] | None = None) -> dict[str, float]:
-    """Per held-out speaker, the accuracy of the mean class probabilities of several LOSO runs
-    (their ``probs-<speaker>.pt``; only speakers every run has), plus ``"mean"`` over them.
-    ``tta``: each run contributes the mean over its test-time variants (``keys``, default all; see
-    :func:`member_probs`) instead of its plain probabilities."""
-    runs = [Path(r) for r in runs]
-    out: dict[str, float] = {}
+def _held_out_probs(runs: list[Path], tta: bool, keys: list[str] | None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Per held-out speaker every run has: (each run's probabilities stacked (runs, N, classes), labels (N,))."""
+    out = {}
     for name in ensemble_speakers(runs):
         parts = [torch.load(r / f"probs-{name}.pt", weights_only=True) for r in runs]
         labels = parts[0]["labels"]
         if any(not torch.equal(q["labels"], labels) for q in parts):
             raise DataError(f"probs-{name}.pt: the runs tested different clips; use one data folder for all")
-        mean = torch.stack([member_probs(q, r / f"probs-{name}.pt", tta, keys) for q, r in zip(parts, runs, strict=True)]).mean(0)
-        out[name] = (mean.argmax(-1) == labels).float().mean().item()
+        out[name] = (torch.stack([member_probs(q, r / f"probs-{name}.pt", tta, keys) for q, r in zip(parts, runs, strict=True)]),
+                     labels)
+    return out
+
+
+def ensemble_accuracy(runs: list[str | Path], tta: bool = False, keys: list[str] | None = None) -> dict[str, float]:
+    """Per held-out speaker, the accuracy of the mean class probabilities of several LOSO runs
+    (their ``probs-<speaker>.pt``; only speakers every run has), plus ``"mean"`` over them.
+    ``tta``: each run contributes the mean over its test-time variants (``keys``, default all; see
+    :func:`member_probs`) instead of its plain probabilities."""
+    out = {name: (probs.mean(0).argmax(-1) == labels).float().mean().item()
+           for name, (probs, labels) in _held_out_probs([Path(r) for r in runs], tta, keys).items()}
     out["mean"] = sum(out.values()) / len(out)
     return out
+
+
+MAX_SELECT_RUNS = 12  # 4095 sets
+
+
+def nested_selection(runs: list[str | Path], tta: bool = False, keys: list[str] | None = None,
+                     max_members: int | None = None) -> dict:
+    """How well "ship the set of runs with the best leave-one-speaker-out mean" does on a voice that the
+    choice never saw: for each held-out speaker, the set (of at most ``max_members`` of ``runs``) with the
+    best mean accuracy over the *other* speakers is picked, then scored on the held-out one. The mean of
+    those scores is a fair estimate of the procedure (nested leave-one-speaker-out); the set picked on
+    every speaker, and its mean there, are what would ship (that mean is optimistic: it chose the set).
+    Ties go to fewer members, then to the earlier runs in ``runs`` order."""
+    from itertools import combinations
+
+    runs = [Path(r) for r in runs]
+    if not 1 <= len(runs) <= MAX_SELECT_RUNS:
+        raise ConfigError(f"loso-select got {len(runs)} runs: pass 1 to {MAX_SELECT_RUNS} classifier-loso folders")
+    held = _held_out_probs(runs, tta, keys)
+    speakers = list(held)
+    if len(speakers) < 2:
+        raise DataError(f"only {len(speakers)} held-out speaker in every run: nested selection needs at least 2")
+    top = min(max_members or len(runs), len(runs))
+    sets = [c for k in range(1, top + 1) for c in combinations(range(len(runs)), k)]
+    acc = {c: {name: (p[list(c)].mean(0).argmax(-1) == y).float().mean().item() for name, (p, y) in held.items()}
+           for c in sets}
+
+    def pick(names: list[str]) -> tuple[tuple[int, ...], float]:
+        best = max(sets, key=lambda c: (round(sum(acc[c][n] for n in names) / len(names), 9), -len(c),
+                                        [-i for i in c]))
+        return best, sum(acc[best][n] for n in names) / len(names)
+
+    def label(c: tuple[int, ...]) -> list[str]:
+        return [runs[i].name for i in c]
+
+    folds = []
+    for name in speakers:
+        chosen, on_others = pick([n for n in speakers if n != name])
+        folds.append({"speaker": name, "chosen": label(chosen), "others_accuracy": on_others,
+                      "held_out_accuracy": acc[chosen][name]})
+    final, final_acc = pick(speakers)
+    return {"runs": [str(r) for r in runs], "sets_compared": len(sets), "folds": folds,
+            "nested_mean": sum(f["held_out_accuracy"] for f in folds) / len(folds),
+            "chosen": label(final), "chosen_runs": [str(runs[i]) for i in final], "chosen_mean": final_acc,
+            "chosen_per_speaker": {n: acc[final][n] for n in speakers}}
 
 
 def format_table(report: dict) -> str:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from audiomamba.eval.augment import AUGMENT_PRESETS, AugmentConfig, augment_spec, augment_wave, mixup
 from audiomamba.eval.classifier import MODEL_PRESETS, ClassifierConfig, DigitClassifier, save_classifier
 from audiomamba.eval.clips import load_split, speaker_ids, split_speakers
-from audiomamba.eval.confusion import confusion_matrix, plot_confusion
+from audiomamba.eval.confusion import confusion_matrix, plot_confusion, plot_history
 from audiomamba.eval.progress import make_progress
 from rich.console import Console
 
@@ -131,6 +131,12 @@ def sidecar_paths(ckpt: str | Path) -> tuple[Path, Path]:
     """(json report, confusion PNG) written next to the checkpoint."""
     ckpt = Path(ckpt)
     return ckpt.with_suffix(".json"), ckpt.with_name(ckpt.stem + ".confusion.png")
+
+
+def history_png(ckpt: str | Path) -> Path:
+    """The training-history PNG written next to the checkpoint."""
+    ckpt = Path(ckpt)
+    return ckpt.with_name(ckpt.stem + ".history.png")
 
 
 def mixed_ce(logits: torch.Tensor, y: torch.Tensor, pairing: tuple[torch.Tensor, torch.Tensor] | None,
@@ -362,4 +368,5 @@ def train_classifier(
     save_classifier(model, out, meta)
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     plot_confusion(cm, DIGITS, png_path, f"SC09 classifier, test accuracy {100 * test_acc:.2f}%")
+    plot_history(fit.history, history_png(out), f"SC09 classifier training ({len(fit.history)} epochs)", fit.best_epoch)
     return report

@@ -47,8 +47,8 @@ def test_train_classifier_beats_chance_and_writes_report(trained: tuple[Path, Pa
     cm = np.array(report["test_confusion"])
     assert cm.shape == (10, 10) and cm.sum() == 20
     assert np.trace(cm) / cm.sum() == pytest.approx(report["test_accuracy"])
-    png = ckpt.with_name("classifier.confusion.png")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("classifier.confusion.png", "classifier.history.png"):
+        assert ckpt.with_name(name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     payload = torch.load(ckpt, weights_only=True)
     assert set(payload) == {"format", "config", "state_dict", "meta"}
     # the checkpoint carries its history and training config, so they survive without the JSON beside it

@@ -536,3 +536,44 @@ def test_speaker_adversarial_needs_the_speakers() -> None:
     with pytest.raises(ConfigError, match="at least 2 training speakers"):
         fit_classifier(waves, digits, waves, digits, cfg, small, AugmentConfig(), progress=False,
                        train_spk=torch.zeros_like(spk))
+
+
+def _write_probs(run: Path, per_speaker: dict[str, list[tuple[bool, float]]]) -> Path:
+    """A classifier-loso folder with probs-<speaker>.pt: per clip (right?, confidence) over 10 classes, clip i
+    labelled i % 10; a wrong clip puts the confidence on the next class."""
+    run.mkdir(parents=True)
+    for name, clips in per_speaker.items():
+        labels = torch.arange(len(clips)) % 10
+        probs = torch.empty(len(clips), 10)
+        for i, (right, q) in enumerate(clips):
+            probs[i] = (1 - q) / 9
+            probs[i, labels[i] if right else (labels[i] + 1) % 10] = q
+        torch.save({"probs": probs, "labels": labels}, run / f"probs-{name}.pt")
+    return run
+
+
+def test_nested_selection_scores_each_voice_with_a_set_chosen_without_it(tmp_path: Path, capsys) -> None:
+    from audiomamba.eval.loso import nested_selection
+
+    steady = [(True, 0.6)] * 8 + [(False, 0.6)] * 2  # 80 % on every voice
+    sure, lost = [(True, 1.0)] * 10, [(False, 1.0)] * 10
+    a = _write_probs(tmp_path / "steady", {"ann": steady, "bob": steady, "cid": steady})
+    b = _write_probs(tmp_path / "ann-bob", {"ann": sure, "bob": sure, "cid": lost})  # right on two voices only
+    r = nested_selection([a, b])
+    folds = {f["speaker"]: f for f in r["folds"]}
+    # without cid, the two-voice run looks perfect and is chosen, and cid shows what that choice is worth
+    assert folds["cid"]["chosen"] == ["ann-bob"] and folds["cid"]["others_accuracy"] == 1.0
+    assert folds["cid"]["held_out_accuracy"] == 0.0
+    # without ann (or bob) the steady run wins (the pair is right on bob, wrong on cid: 50 %)
+    assert folds["ann"]["chosen"] == ["steady"] and folds["ann"]["held_out_accuracy"] == pytest.approx(0.8)
+    assert folds["bob"]["chosen"] == ["steady"]
+    assert r["nested_mean"] == pytest.approx((0.8 + 0.8 + 0.0) / 3)
+    # on every voice: steady 80 % against 66.7 % for the two-voice run and the pair; the pick's own mean is optimistic
+    assert r["chosen"] == ["steady"] and r["chosen_mean"] == pytest.approx(0.8) and r["sets_compared"] == 3
+    assert nested_selection([a, b], max_members=1)["sets_compared"] == 2
+    main(["evaluate", "loso-select", str(a), str(b), "--json", str(tmp_path / "sel.json")])
+    out = capsys.readouterr().out
+    assert "| cid | ann-bob | 100.00 % | 0.00 % |" in out and "**53.33 %**" in out
+    assert json.loads((tmp_path / "sel.json").read_text())["chosen"] == ["steady"]
+    with pytest.raises(ConfigError, match="1 to 12"):
+        nested_selection([a] * 13)

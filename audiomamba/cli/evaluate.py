@@ -313,26 +313,67 @@ def classifier_loso_rescore(
                f"({len(report['folds'])} saved folds of {run}); wrote {out}")
 
 
-@app.command("loso-ensemble")
-def loso_ensemble(
-    runs: list[Path] = typer.Argument(..., help="classifier-loso output folders (each with probs-<speaker>.pt)."),
-    tta: bool = typer.Option(False, "--tta", help="Each run contributes the mean over all its stored test-time "
-                             "variants (runs without any: their plain probabilities)."),
-    tta_speeds: str = typer.Option("", "--tta-speeds", help="Like --tta, but only these stored playback rates "
-                                   "(e.g. 0.9,1.0,1.1), combined with --tta-warps."),
-    tta_warps: str = typer.Option("", "--tta-warps", help="Like --tta, but only these stored warp factors, "
-                                  "combined with --tta-speeds."),
-) -> None:
-    """Leave-one-speaker-out accuracy of the mean class probabilities of several classifier-loso runs
-    (seeds, front ends, augmentations), per held-out speaker that every run has."""
-    from audiomamba.eval.loso import check_tta, ensemble_accuracy, tta_keys
+# the stored-probabilities options of loso-ensemble and loso-select
+_LOSO_RUNS = typer.Argument(..., help="classifier-loso output folders (each with probs-<speaker>.pt).")
+_TTA = typer.Option(False, "--tta", help="Each run contributes the mean over all its stored test-time variants (runs "
+                    "without any: their plain probabilities).")
+_TTA_SPEEDS = typer.Option("", "--tta-speeds", help="Like --tta, but only these stored playback rates (e.g. 0.9,1.0,1.1), "
+                           "combined with --tta-warps.")
+_TTA_WARPS = typer.Option("", "--tta-warps", help="Like --tta, but only these stored warp factors, combined with "
+                          "--tta-speeds.")
+
+
+def _stored_variants(tta: bool, tta_speeds: str, tta_warps: str) -> tuple[bool, list[str] | None]:
+    """(use test-time variants, their keys) from the --tta / --tta-speeds / --tta-warps options."""
+    from audiomamba.eval.loso import check_tta, tta_keys
 
     speeds, warps = _rates(tta_speeds, "--tta-speeds", "playback rates"), _rates(tta_warps, "--tta-warps", "warp factors")
     check_tta(speeds, warps)
-    acc = ensemble_accuracy(runs, tta=tta or bool(speeds or warps), keys=tta_keys(speeds, warps) or None)
+    return tta or bool(speeds or warps), tta_keys(speeds, warps) or None
+
+
+@app.command("loso-ensemble")
+def loso_ensemble(runs: list[Path] = _LOSO_RUNS, tta: bool = _TTA, tta_speeds: str = _TTA_SPEEDS,
+                  tta_warps: str = _TTA_WARPS) -> None:
+    """Leave-one-speaker-out accuracy of the mean class probabilities of several classifier-loso runs
+    (seeds, front ends, augmentations), per held-out speaker that every run has."""
+    from audiomamba.eval.loso import ensemble_accuracy
+
+    use_tta, keys = _stored_variants(tta, tta_speeds, tta_warps)
+    acc = ensemble_accuracy(runs, tta=use_tta, keys=keys)
     typer.echo("| held-out speaker | ensemble accuracy |\n| --- | ---: |")
     for name, value in acc.items():
         typer.echo(f"| {'**mean**' if name == 'mean' else name} | {100 * value:.2f} % |")
+
+
+@app.command("loso-select")
+def loso_select(
+    runs: list[Path] = _LOSO_RUNS, tta: bool = _TTA, tta_speeds: str = _TTA_SPEEDS, tta_warps: str = _TTA_WARPS,
+    max_members: int = typer.Option(0, "--max-members", min=0, help="Largest set compared (0: up to all runs)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the report here as JSON."),
+) -> None:
+    """Pick the set of classifier-loso runs to ensemble, and say fairly how well picking does: for each
+    held-out speaker the set with the best mean over the other speakers is chosen and scored on the
+    held-out one (nested leave-one-speaker-out). Then the set chosen on every speaker (what to ship)."""
+    import json
+
+    from audiomamba.eval.loso import nested_selection
+
+    use_tta, keys = _stored_variants(tta, tta_speeds, tta_warps)
+    r = nested_selection(runs, tta=use_tta, keys=keys, max_members=max_members or None)
+    typer.echo("| held-out speaker | set chosen on the other speakers | its mean there | held-out accuracy |\n"
+               "| --- | --- | ---: | ---: |")
+    for f in r["folds"]:
+        typer.echo(f"| {f['speaker']} | {' + '.join(f['chosen'])} | {100 * f['others_accuracy']:.2f} % | "
+                   f"{100 * f['held_out_accuracy']:.2f} % |")
+    typer.echo(f"| **nested mean** | | | **{100 * r['nested_mean']:.2f} %** |")
+    typer.echo(f"{r['sets_compared']} sets compared. Chosen on all {len(r['folds'])} speakers: {' + '.join(r['chosen'])}, "
+               f"mean {100 * r['chosen_mean']:.2f} % there (optimistic: that mean chose it; the nested mean is the fair "
+               "estimate of picking this way)")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(r, indent=2) + "\n")
+        typer.echo(f"wrote {json_out}")
 
 
 @app.command("ensemble-classifier")

@@ -2,7 +2,8 @@
 # poll.sh SECONDS: wait until the job says "PHASE done" or SECONDS pass, copying the results so far into
 # $OUT every minute (a call cut off by the device budget still brings back the last copy).
 # $OUT gets at most 8 files:
-#   logs.tgz         the job's logs and reports (/tmp/res: *.log, *.md, *.png, *.json: the classifiers' histories)
+#   logs.tgz         the job's logs and reports ($RES, default /tmp/res: *.log, *.md, *.png, *.json: the classifiers'
+#                    histories; a second bench-session started with RES=/tmp/res2 is polled with the same RES)
 #   partial.tgz      the run folders without checkpoints and WAVs (t2d, t2d-eval*)
 #   loso-partial.tgz the LOSO folders without fold weights (only when the job ran LOSO)
 #   last-slim.pt.part-aa, -ab   the run's last.pt, slim (no optimizer state, EMA in bf16, or no EMA when the copy
@@ -13,6 +14,7 @@
 # PYTHONSAFEPATH: `python3 -m` must not put the checkout first on sys.path (its audiomamba/ lacks the installed
 # namespace's kernels, so the slim copies failed to import on 2026-12-03 14:18 when a poll call left it out)
 [ -d /tmp/pkg ] && export PYTHONPATH="${PYTHONPATH:-/tmp/pkg:/tmp/site}" PYTHONSAFEPATH=1
+RES=${RES:-/tmp/res}
 SLIM=/tmp/slim; mkdir -p "$SLIM"
 slim() {  # refresh the slim copies when the trainer has written a newer checkpoint (os.replace: never half-written)
   local last=/tmp/w/t2d/last.pt
@@ -32,9 +34,9 @@ slim() {  # refresh the slim copies when the trainer has written a newer checkpo
   done
 }
 copy() {
-  (cd /tmp/res 2>/dev/null && tar -czf "$OUT/logs.tgz" $(ls ./*.log ./*.md ./*.png ./*.json 2>/dev/null) 2>/dev/null)
+  (cd "$RES" 2>/dev/null && tar -czf "$OUT/logs.tgz" $(ls ./*.log ./*.md ./*.png ./*.json 2>/dev/null) 2>/dev/null)
   [ -d /tmp/w/t2d ] && (cd /tmp/w && tar --exclude='*.pt' --exclude='*.wav' --exclude='.lock' -czf "$OUT/partial.tgz" t2d t2d-eval* 2>/dev/null)
-  ls /tmp/res/*.pt > /dev/null 2>&1 && (cd /tmp/res && tar -czf "$OUT/weights.tgz" ./*.pt)  # bench-session's classifiers
+  ls "$RES"/*.pt > /dev/null 2>&1 && (cd "$RES" && tar -czf "$OUT/weights.tgz" ./*.pt)  # bench-session's classifiers
   ls -d /tmp/w/loso-* > /dev/null 2>&1 && (cd /tmp/w && tar --exclude='classifier-*.pt' -czf "$OUT/loso-partial.tgz" loso-*)
   slim
   # what comes back is at most 8 files, 16 MiB each, 64 MiB together: the parts first, then snapshots that still fit
@@ -56,4 +58,4 @@ while [ "$(date +%s)" -lt $end ] && ! grep -q "PHASE done" /tmp/job.log 2>/dev/n
   if [ "$(date +%s)" -ge $next ]; then copy; next=$(( $(date +%s) + 60 )); fi
 done
 copy
-cat /tmp/job.log; tail -c 400 /tmp/res/train.log 2>/dev/null; ls -la "$OUT"
+cat /tmp/job.log; tail -c 400 "$RES"/train.log 2>/dev/null; ls -la "$OUT"
