@@ -7,6 +7,8 @@ naming the file and the fix.
 from __future__ import annotations
 
 import math
+import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,17 +133,37 @@ def load_audio(
     return mono
 
 
-def save_wav(path: str | Path, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
-    """Write a mono waveform in [-1, 1] as 16-bit PCM WAV (atomically). wave: (T,) -> path."""
-    import os
+def pcm16(wave: np.ndarray) -> np.ndarray:
+    """Waveform(s) in [-1, 1] (any shape) as 16-bit PCM samples, converted as libsndfile's float-to-PCM_16 write
+    converts them on this platform (x · 32768, rounded down, clipped to the int16 range; NaN becomes 0)."""
+    x = np.nan_to_num(np.asarray(wave, dtype=np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
+    return np.clip(np.floor(x * np.float32(32768.0)), -32768, 32767).astype("<i2")
 
+
+def wav_header(frames: int, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """The 44-byte RIFF header of a mono 16-bit PCM WAV with ``frames`` samples."""
+    data = 2 * frames
+    return (b"RIFF" + struct.pack("<I", 36 + data) + b"WAVEfmt "
+            + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, 2 * sample_rate, 2, 16) + b"data" + struct.pack("<I", data))
+
+
+def save_pcm16(path: str | Path, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Write mono 16-bit samples ((T,) int16, from :func:`pcm16`) as a WAV, atomically (temp file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wave = np.nan_to_num(np.asarray(wave, dtype=np.float32).reshape(-1), nan=0.0).clip(-1.0, 1.0)
+    samples = np.ascontiguousarray(samples, dtype="<i2").reshape(-1)
     tmp = path.with_name(path.name + ".tmp")
-    sf.write(str(tmp), wave, sample_rate, subtype="PCM_16", format="WAV")
+    with open(tmp, "wb") as fh:
+        fh.write(wav_header(samples.shape[0], sample_rate))
+        fh.write(samples.tobytes())
     os.replace(tmp, path)
     return path
+
+
+def save_wav(path: str | Path, wave: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Write a mono waveform in [-1, 1] as 16-bit PCM WAV (atomically). wave: (T,) -> path.
+    The header and samples are written directly (libsndfile took 6x as long per one-second file)."""
+    return save_pcm16(path, pcm16(np.asarray(wave).reshape(-1)), sample_rate)
 
 
 def list_audio_files(directory: Path) -> list[Path]:

@@ -171,6 +171,20 @@ def test_save_wav_round_trip(tmp_path: Path) -> None:
     path = save_wav(tmp_path / "out" / "x.wav", x)
     y = load_audio(path)
     assert np.abs(x - y).max() < 1e-4
+    assert not list(path.parent.glob("*.tmp"))  # written atomically
+
+
+def test_save_wav_writes_what_libsndfile_writes(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(-1, 1, 20000), [1.0, -1.0, 1.5, -1.5, np.nan, 0.0, 0.4 / 32768, -0.4 / 32768]])
+    ours = save_wav(tmp_path / "ours.wav", x)
+    theirs = tmp_path / "theirs.wav"
+    sf.write(str(theirs), np.nan_to_num(x.astype(np.float32)).clip(-1, 1), 16000, subtype="PCM_16", format="WAV")
+    assert ours.read_bytes() == theirs.read_bytes()
+    info = sf.info(str(ours))
+    assert (info.samplerate, info.channels, info.frames, info.subtype) == (16000, 1, x.shape[0], "PCM_16")
 
 
 @pytest.mark.skipif(not (SHARED / "sc09-fsdd").is_dir(), reason="shared data not present")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -84,3 +85,27 @@ def test_generate_to_folder_writes_wavs_index_and_plot(model: torch.nn.Module, t
     for r in index:
         assert (out / r["file"]).is_file() and "runaway_noise" in r and r["bpb"] > 0
     assert sorted(p.name for p in (out / "dropped").iterdir()) == sorted(Path(r["file"]).name for r in index if not r["kept"])
+
+
+def test_write_samples_pool_gives_what_one_thread_gives(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from audiomamba.generate.noise import detect_runaway_noise
+    from audiomamba.generate.output import write_samples
+    from audiomamba.generate.sampler import Generated
+    from audiomamba.tokenizer import mu_law_decode
+
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, 256, (21, 4000), generator=g)
+    tokens[3] = 128  # one near-silent sample
+    gen = Generated(tokens, -torch.rand(21, 4000, generator=g) * 5, 100, 1.0)
+    one = write_samples(gen, tmp_path / "one", sashimi_filter=True, workers=1)
+    pool = write_samples(gen, tmp_path / "pool", sashimi_filter=True, workers=3)
+    assert one == pool and (tmp_path / "one" / "index.json").read_text() == (tmp_path / "pool" / "index.json").read_text()
+    waves = mu_law_decode(tokens).numpy()
+    for row in pool:
+        assert (tmp_path / "one" / row["file"]).read_bytes() == (tmp_path / "pool" / row["file"]).read_bytes()
+        pcm, rate = sf.read(str(tmp_path / "pool" / row["file"]), dtype="float32")
+        assert rate == 16000 and np.abs(pcm - waves[row["index"]]).max() <= 1 / 32768
+        assert row["noise"] == detect_runaway_noise(waves[row["index"], 100:]).noise
+    assert sum(not r["kept"] for r in pool) > 0 and (tmp_path / "pool" / "dropped").is_dir()

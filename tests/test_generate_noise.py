@@ -96,3 +96,19 @@ def test_real_clips_are_rarely_flagged_and_noise_is() -> None:
     rng = np.random.default_rng(4)
     noise = np.clip(rng.normal(-0.1, 0.3, 16000), -1, 1)  # what the untrained sc09-mamba wrote (issue 13)
     assert detect_runaway_noise(noise, profile).noise_throughout
+
+
+def test_detect_noise_judges_a_batch_as_one_clip_at_a_time() -> None:
+    from audiomamba.generate.noise import NOISE_CHUNK, detect_noise
+
+    rng = np.random.default_rng(3)
+    n = 2 * NOISE_CHUNK + 3  # chunks of the batch and a short last one
+    waves = np.stack([_decoded(_speechlike(rng)) for _ in range(n)])
+    waves[1] = np.clip(rng.normal(0, 0.3, 16000), -1, 1)  # noise throughout
+    waves[NOISE_CHUNK] = 0.0  # digital silence
+    waves[n - 1, 10000:] = np.clip(rng.normal(0, 0.5, 6000), -1, 1)  # a late runaway
+    profile = NoiseProfile(4000.0, 0.02, 0.4, 10)
+    batch = detect_noise(waves, profile)
+    assert len(batch) == n
+    assert [r.as_dict() for r in batch] == [detect_runaway_noise(w, profile).as_dict() for w in waves]
+    assert batch[1].noise_throughout and batch[n - 1].runaway_noise and not batch[0].noise and not batch[NOISE_CHUNK].noise

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from audiomamba.errors import ConfigError
-from audiomamba.generate.noise import NoiseProfile, detect_runaway_noise
+from audiomamba.generate.noise import NoiseProfile, detect_noise
 from audiomamba.generate.output import write_samples
 from audiomamba.generate.prompts import load_prompts
 from audiomamba.generate.sampler import Generated, generate_tokens
@@ -36,7 +36,7 @@ def regenerate_noisy(
 
     def flagged(g: Generated) -> list[int]:
         waves = mu_law_decode(g.tokens[:, g.prompt_len :]).numpy()
-        return [i for i, w in enumerate(waves) if detect_runaway_noise(w, profile).noise]
+        return [i for i, report in enumerate(detect_noise(waves, profile)) if report.noise]
 
     bad = flagged(gen)
     for attempt in range(1, attempts + 1):

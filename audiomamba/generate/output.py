@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiomamba.audio import SAMPLE_RATE, save_wav
-from audiomamba.generate.noise import NoiseProfile, detect_runaway_noise
+from audiomamba.audio import SAMPLE_RATE, pcm16, save_pcm16
+from audiomamba.generate.noise import NOISE_CHUNK, NoiseProfile, detect_noise
 from audiomamba.generate.sampler import Generated
 from audiomamba.tokenizer import mu_law_decode
 
@@ -59,38 +59,41 @@ def write_samples(
     loglik, bpb = gen.loglik(), gen.bpb()
     keep = sashimi_keep(loglik) if sashimi_filter else torch.ones(len(waves), dtype=torch.bool)
     digits, probs = labeller(waves) if labeller is not None else (None, None)
-    rows, paths = [], []
-    for i, wave in enumerate(waves):
-        noise = detect_runaway_noise(wave[gen.prompt_len :] if gen.prompt_len else wave, noise_profile)
-        path = (out if keep[i] else out / "dropped") / f"sample_{i:05d}.wav"
-        paths.append(path)
-        rows.append(
-            {
-                "file": str(path.relative_to(out)),
-                "index": i,
-                "seconds": round(len(wave) / SAMPLE_RATE, 4),
-                "prompt": prompt_names[i] if prompt_names else "",
-                "prompt_samples": gen.prompt_len,
-                "loglik_nats": round(float(loglik[i]), 4),
-                "bpb": round(float(bpb[i]), 5),
-                "kept": bool(keep[i]),
-                **{k: (round(v, 5) if isinstance(v, float) else v) for k, v in noise.as_dict().items()},
-                **({"digit": int(digits[i]), "digit_prob": round(float(probs[i]), 4)} if digits is not None else {}),
-            }
-        )
-    # The WAVs and the spectrogram grid are written by a pool of threads (libsndfile and the Agg
-    # renderer run outside the GIL for most of their time): writing 2048 files is I/O-bound.
+    paths = [(out if keep[i] else out / "dropped") / f"sample_{i:05d}.wav" for i in range(len(waves))]
+    judged = waves[:, gen.prompt_len :] if gen.prompt_len else waves
+    # A pool of threads judges the noise (numpy's FFTs release the GIL) and writes the WAVs and the spectrogram
+    # grid (file writes and the Agg renderer do too): 2048 one-second samples are a few seconds of CPU work.
     if not bool(keep.all()):
         (out / "dropped").mkdir(exist_ok=True)
-    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 2)) as pool:
+    workers = workers or min(8, os.cpu_count() or 2)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        step = max(NOISE_CHUNK, -(-len(waves) // (4 * workers)))  # about 4 noise jobs per thread
+        noise_parts = [pool.submit(detect_noise, judged[lo : lo + step], noise_profile) for lo in range(0, len(waves), step)]
         plot = None
         if spectrogram_count:
-            titles = [r["file"] + (f"  '{r['digit']}' p={r['digit_prob']:.2f}" if "digit" in r else "")
-                      for r in rows[:spectrogram_count]]
+            titles = [str(paths[i].relative_to(out))
+                      + (f"  '{int(digits[i])}' p={float(probs[i]):.2f}" if digits is not None else "")
+                      for i in range(min(spectrogram_count, len(waves)))]
             plot = pool.submit(plot_grid, waves[:spectrogram_count], out / "spectrograms.png", titles)
-        list(pool.map(lambda job: save_wav(job[0], job[1], SAMPLE_RATE), zip(paths, waves, strict=True)))
+        list(pool.map(save_pcm16, paths, pcm16(waves)))
+        noise = [report for part in noise_parts for report in part.result()]
         if plot is not None:
             plot.result()
+    rows = [
+        {
+            "file": str(path.relative_to(out)),
+            "index": i,
+            "seconds": round(waves.shape[1] / SAMPLE_RATE, 4),
+            "prompt": prompt_names[i] if prompt_names else "",
+            "prompt_samples": gen.prompt_len,
+            "loglik_nats": round(float(loglik[i]), 4),
+            "bpb": round(float(bpb[i]), 5),
+            "kept": bool(keep[i]),
+            **{k: (round(v, 5) if isinstance(v, float) else v) for k, v in noise[i].as_dict().items()},
+            **({"digit": int(digits[i]), "digit_prob": round(float(probs[i]), 4)} if digits is not None else {}),
+        }
+        for i, path in enumerate(paths)
+    ]
     with open(out / "index.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -24,7 +24,7 @@ class Generated:
 
     def loglik(self) -> torch.Tensor:
         """Log-likelihood (nats) of the generated part of each sample: (n,)."""
-        return self.logp[:, self.prompt_len :].double().sum(dim=1)
+        return self.logp[:, self.prompt_len :].sum(dim=1, dtype=torch.float64)  # no float64 copy of logp
 
     def bpb(self) -> torch.Tensor:
         """Bits per generated sample: (n,)."""
