@@ -56,7 +56,8 @@ def write_samples(
     """
     out.mkdir(parents=True, exist_ok=True)
     waves = mu_law_decode(gen.tokens).numpy()
-    loglik, bpb = gen.loglik(), gen.bpb()
+    loglik = gen.loglik()
+    bpb = gen.bpb(loglik)
     keep = sashimi_keep(loglik) if sashimi_filter else torch.ones(len(waves), dtype=torch.bool)
     digits, probs = labeller(waves) if labeller is not None else (None, None)
     paths = [(out if keep[i] else out / "dropped") / f"sample_{i:05d}.wav" for i in range(len(waves))]
@@ -75,7 +76,10 @@ def write_samples(
                       + (f"  '{int(digits[i])}' p={float(probs[i]):.2f}" if digits is not None else "")
                       for i in range(min(spectrogram_count, len(waves)))]
             plot = pool.submit(plot_grid, waves[:spectrogram_count], out / "spectrograms.png", titles)
-        list(pool.map(save_pcm16, paths, pcm16(waves)))
+        # 16-bit PCM straight from the tokens: the 256 decoded levels converted once (the same samples as
+        # converting each decoded wave), looked up per file inside the pool
+        levels, tokens = pcm16(mu_law_decode(torch.arange(256)).numpy()), gen.tokens.numpy()
+        list(pool.map(lambda i: save_pcm16(paths[i], levels[tokens[i]]), range(len(paths))))
         noise = [report for part in noise_parts for report in part.result()]
         if plot is not None:
             plot.result()

@@ -26,10 +26,10 @@ class Generated:
         """Log-likelihood (nats) of the generated part of each sample: (n,)."""
         return self.logp[:, self.prompt_len :].sum(dim=1, dtype=torch.float64)  # no float64 copy of logp
 
-    def bpb(self) -> torch.Tensor:
-        """Bits per generated sample: (n,)."""
+    def bpb(self, loglik: torch.Tensor | None = None) -> torch.Tensor:
+        """Bits per generated sample: (n,) (from ``loglik``, this object's :meth:`loglik`, when already at hand)."""
         n_gen = max(self.tokens.shape[1] - self.prompt_len, 1)
-        return bits_per_sample(-self.loglik() / n_gen)
+        return bits_per_sample(-(self.loglik() if loglik is None else loglik) / n_gen)
 
 
 def generate_tokens(
