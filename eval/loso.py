@@ -516,6 +516,19 @@ def nested_selection(runs: list[str | Path], tta: bool = False, keys: list[str] 
             "chosen_per_speaker": {n: acc[final][n] for n in speakers}}
 
 
+def plot_selection(selection: dict, path: str | Path) -> Path:
+    """Bars per held-out speaker of a :func:`nested_selection` report: each voice scored by the set picked without it
+    (the fair figure), beside the set picked on every voice (what ships)."""
+    def as_run(label: str, acc: dict[str, float], mean: float) -> dict:
+        return {"label": label, "folds": [{"speaker": k, "accuracy": v} for k, v in acc.items()], "mean_accuracy": mean}
+
+    nested = as_run("nested: the set picked without that voice",
+                    {f["speaker"]: f["held_out_accuracy"] for f in selection["folds"]}, selection["nested_mean"])
+    chosen = as_run(f"picked on every voice: {' + '.join(selection['chosen'])}", selection["chosen_per_speaker"],
+                    selection["chosen_mean"])
+    return plot_loso(nested, path, [chosen])
+
+
 def format_table(report: dict) -> str:
     """Markdown table: one row per held-out speaker, then the mean (with a test-time column when the
     run had ``tta_speeds`` or ``tta_warps``)."""

@@ -571,9 +571,11 @@ def test_nested_selection_scores_each_voice_with_a_set_chosen_without_it(tmp_pat
     # on every voice: steady 80 % against 66.7 % for the two-voice run and the pair; the pick's own mean is optimistic
     assert r["chosen"] == ["steady"] and r["chosen_mean"] == pytest.approx(0.8) and r["sets_compared"] == 3
     assert nested_selection([a, b], max_members=1)["sets_compared"] == 2
-    main(["evaluate", "loso-select", str(a), str(b), "--json", str(tmp_path / "sel.json")])
+    main(["evaluate", "loso-select", str(a), str(b), "--json", str(tmp_path / "sel.json"), "--plot", str(tmp_path / "sel.png")])
     out = capsys.readouterr().out
     assert "| cid | ann-bob | 100.00 % | 0.00 % |" in out and "**53.33 %**" in out
     assert json.loads((tmp_path / "sel.json").read_text())["chosen"] == ["steady"]
+    assert (tmp_path / "sel.png").read_bytes()[:4] == b"\x89PNG"
+    _one_line_error(capsys, ["evaluate", "loso-select", str(a), str(tmp_path / "empty")], "probs-<speaker>.pt")
     with pytest.raises(ConfigError, match="1 to 12"):
         nested_selection([a] * 13)

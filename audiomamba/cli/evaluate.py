@@ -351,13 +351,14 @@ def loso_select(
     runs: list[Path] = _LOSO_RUNS, tta: bool = _TTA, tta_speeds: str = _TTA_SPEEDS, tta_warps: str = _TTA_WARPS,
     max_members: int = typer.Option(0, "--max-members", min=0, help="Largest set compared (0: up to all runs)."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the report here as JSON."),
+    plot: Path | None = typer.Option(None, "--plot", help="Also draw the per-speaker bars here (PNG)."),
 ) -> None:
     """Pick the set of classifier-loso runs to ensemble, and say fairly how well picking does: for each
     held-out speaker the set with the best mean over the other speakers is chosen and scored on the
     held-out one (nested leave-one-speaker-out). Then the set chosen on every speaker (what to ship)."""
     import json
 
-    from audiomamba.eval.loso import nested_selection
+    from audiomamba.eval.loso import nested_selection, plot_selection
 
     use_tta, keys = _stored_variants(tta, tta_speeds, tta_warps)
     r = nested_selection(runs, tta=use_tta, keys=keys, max_members=max_members or None)
@@ -374,6 +375,8 @@ def loso_select(
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(r, indent=2) + "\n")
         typer.echo(f"wrote {json_out}")
+    if plot is not None:
+        typer.echo(f"wrote {plot_selection(r, plot)}")
 
 
 @app.command("ensemble-classifier")
