@@ -62,8 +62,8 @@ def write_samples(
     digits, probs = labeller(waves) if labeller is not None else (None, None)
     paths = [(out if keep[i] else out / "dropped") / f"sample_{i:05d}.wav" for i in range(len(waves))]
     judged = waves[:, gen.prompt_len :] if gen.prompt_len else waves
-    # A pool of threads judges the noise (numpy's FFTs release the GIL) and writes the WAVs and the spectrogram
-    # grid (file writes and the Agg renderer do too): 2048 one-second samples are a few seconds of CPU work.
+    # A pool of threads judges the noise (numpy's array work runs partly outside the GIL: 1.4x on two threads of a
+    # 2-core CPU) and writes the WAVs and the spectrogram grid (file writes and the Agg renderer release it too).
     if not bool(keep.all()):
         (out / "dropped").mkdir(exist_ok=True)
     workers = workers or min(8, os.cpu_count() or 2)
