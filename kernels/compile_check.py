@@ -91,6 +91,8 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                     out.append(Variant("bwdloop", tuple((loop | {"STAGES": 2}).items()), warps))
                     # two states per iteration of the state loop (AUDIOMAMBA_SCAN_BWD_UNROLL_N=2)
                     out.append(Variant("bwdloop", tuple((loop | {"UNROLL_N": 2}).items()), warps))
+                    if dt_lti:  # the closed-form LTI scans, as the wrapper launches them on a GPU (ScanConfig.bwd_closed)
+                        out.append(Variant("bwdloop", tuple((loop | {"CLOSED": True, "FAST_TRIG": True}).items()), warps))
                     if warps == 1 and loop_chunk in (64, 128):
                         out.append(Variant("bwdloop", tuple((loop | {"ALIGN": 4, "LANE_ASM": True}).items()), warps))
                     out.append(Variant("bwdloc", tuple(bwd_loc.items()), warps))
@@ -127,7 +129,8 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             if small:  # with programmatic dependent launch (AUDIOMAMBA_PDL=1): the grid dependency ops compile
                 out.append(Variant("in_conv", tuple(dict(in_conv, PDL=True, PRELOAD=True).items()), 4))
             ssm = dict(common, XPROJ_INLINE=small, BLOCK_E=t["ssm_e"], BLOCK_K=k, BLOCK_N=16, BLOCK_R=max(nr, 4))
-            out.append(Variant("ssm", tuple(ssm.items()), 4))
+            ssm_warps = 4 if small else t.get("ssm_warps", 4)  # as _kernel_launch launches it
+            out.append(Variant("ssm", tuple(ssm.items()), ssm_warps))
             # one stream with AUDIOMAMBA_TAIL_OUT=1: the out_proj as the launch's tail (atomics, barrier)
             tail = dict(TAIL=True, HAS_RES=True, BLOCK_OH=t["out_h"], BLOCK_OK=min(E, t["out_k"]))
             if small:
@@ -137,7 +140,7 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             for cplx in (True, False):
                 block_e = t["ssm_e"] // (2 if cplx and not small else 1)  # as mamba_lti_block_step launches it
                 lti = dict(IS_COMPLEX=cplx, BLOCK_B=common["BLOCK_B"], BLOCK_E=block_e, BLOCK_N=16)
-                out.append(Variant("ssm_lti", tuple(lti.items()), 4))
+                out.append(Variant("ssm_lti", tuple(lti.items()), ssm_warps))
                 if small:
                     out.append(Variant("ssm_lti", tuple(dict(lti, **tail).items()), 4))
             out_proj = dict(common, HAS_RES=True, BLOCK_H=t["out_h"], BLOCK_K=min(E, t["out_k"]))

@@ -54,6 +54,12 @@ one channel and 1-D tiles along L, and loops over the N states. The sums over N 
 registers; the loads of u/Δ/B/C and the dB/dC atomics run along t and are coalesced. On an H200 it
 was 1.15-1.82x the tile backward's fwd+bwd on every selective shape (chunks of 128 steps), and with
 chunks of 256 steps 1.28-1.47x on complex LTI (BENCHMARKS.md, "State-loop backward").
+
+With LTI Δ and A the decay is one constant a, and the state loop can run its two scans per state in closed form
+(``ScanConfig.bwd_closed``, :func:`_closed_scans`): h_t = a^(t-M) (a^(M+1) h0 + Σ_(s<=t) a^(M-s) b_s) is one
+cumulative sum, and so is the adjoint (over reversed lanes, or in time order as a total minus a cumulative sum where
+the decay is slow enough that the subtraction loses at most CLOSED_TIME_LIM in the exponent). It is exact up to
+rounding and takes a quarter fewer instructions, but was no faster on an H200 (the loop is latency-bound), so it is off.
 """
 
 from __future__ import annotations
@@ -62,9 +68,11 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor
+from triton.language.extra.cuda import libdevice
 
+from .backend import interpreting
 from .launch import launch
-from .triton_helpers import exp_dtA, softplus
+from .triton_helpers import LOG2E, exp_dtA, softplus
 from .tuning import SEQ_TILE_AUTO, SEQ_TILE_COMPLEX, ScanConfig, pick_config, pick_seg_l
 
 
@@ -814,6 +822,166 @@ def _scan_bwd_kernel(
     tl.store(ddt_sum_ptr + row, ddt_acc, mask=mask_d)
 
 
+#: the closed-form scans of :func:`_const_decay_scan` run while 0 <= -Re(Δ A) · CHUNK / 2 <= this (a decay): their
+#: factors a^(±k) then stay within e^±30 of 1 in float32 (at the S4D-Lin start, Re A = -1/2 and Δ <= 0.1, the
+#: exponent is at most 6.4 for chunks of 256 steps); above it the state falls back to the associative scans
+CLOSED_LIM = tl.constexpr(30.0)
+TWO_PI_HI = tl.constexpr(6.28125)  # 2π in two parts (Cody-Waite): turns · 6.28125 is exact for |turns| < 2^15
+TWO_PI_LO = tl.constexpr(0.0019353071795864769)
+INV_TWO_PI = tl.constexpr(0.15915494309189535)
+#: ... and without flipping the adjoint across lanes (:func:`_closed_scans_time`) while -Re(Δ A) · CHUNK <= this
+CLOSED_TIME_LIM = tl.constexpr(4.0)
+
+
+@triton.jit
+def _turn(ang):
+    """``ang`` brought into [-π, π] (the range where the fast sin and cos are accurate)."""
+    turns = tl.floor(ang * INV_TWO_PI + 0.5)
+    return ang - turns * TWO_PI_HI - turns * TWO_PI_LO
+
+
+@triton.jit
+def _cos_sin(ang, FAST: tl.constexpr):
+    """cos and sin of an angle in [-π, π]: with ``FAST`` (compiled for a GPU) the MUFU approximations, one
+    instruction each (absolute error about 5e-7 there), where tl.cos / tl.sin compile to libdevice's full range
+    reduction with its branches (1215 PTX lines for one tile against 225); the CPU interpreter has no fast ones."""
+    if FAST:
+        return libdevice.fast_cosf(ang), libdevice.fast_sinf(ang)
+    return tl.cos(ang), tl.sin(ang)
+
+
+@triton.jit
+def _const_decay_pow(p_re, p_im, k, IS_COMPLEX: tl.constexpr, FAST: tl.constexpr):
+    """exp(p · k) as (re, im) for the exponent p = Δ A (complex: p_re + i p_im) and a real k (scalar or tile)."""
+    mag = tl.exp2(p_re * LOG2E * k)
+    if IS_COMPLEX:
+        c, s = _cos_sin(_turn(p_im * k), FAST)
+        return mag * c, mag * s
+    return mag, 0.0 * mag
+
+
+@triton.jit
+def _const_decay_scan(m, fm, c, s, x_re, x_im, i_re, i_im, init_re, init_im, IS_COMPLEX: tl.constexpr):
+    """v_t = a v_(t-1) + x_t along the tile from v_(-1) = init, for a decay a that is the same at every step, in
+    closed form with one cumulative sum per component (the associative scan of (a, x) pairs also carries the
+    products of the decays, in complex multiplies, and moves twice the values across lanes).
+
+    With E_t = a^(t-M) = m (c + i s), F_t = 1/E_t = fm (c - i s) and i = a^(M+1) (from the caller, which also
+    passes the conjugates for the adjoint's decay conj(a)):
+
+        v_t = a^(t+1) init + Σ_(s<=t) a^(t-s) x_s = E_t (i · init + Σ_(s<=t) F_s x_s).
+
+    |F_s| grows along the tile (|a| <= 1), so every partial sum's largest term is its last: nothing cancels, and
+    the rounding is that of the recurrence. The caller keeps |E|, |F| <= e^CLOSED_LIM."""
+    if IS_COMPLEX:
+        S_re = tl.cumsum(fm * (c * x_re + s * x_im), 0) + (i_re * init_re - i_im * init_im)
+        S_im = tl.cumsum(fm * (c * x_im - s * x_re), 0) + (i_re * init_im + i_im * init_re)
+        return m * (c * S_re - s * S_im), m * (c * S_im + s * S_re)
+    return m * (tl.cumsum(fm * x_re, 0) + i_re * init_re), x_im
+
+
+@triton.jit
+def _pair_scans(a_re, a_im, b_re, b_im, h0_re, h0_im, al_re, al_im, cc_re, cc_im, G_re, G_im,
+                REVERSE: tl.constexpr, IS_COMPLEX: tl.constexpr):
+    """The state-loop backward's two scans of one state over a chunk, as associative scans of (decay, input)
+    pairs: the states h_t from the chunk's start state h0, and the adjoint from the carry G after the chunk
+    (decays ``al`` and inputs ``cc`` in time order with ``REVERSE``, else already in reversed lane order).
+    Returns (h_re, h_im, g_re, g_im); for real A the im parts repeat the re parts (unused)."""
+    if IS_COMPLEX:
+        pa_re, pa_im, pb_re, pb_im = tl.associative_scan((a_re, a_im, b_re, b_im), 0, _combine_complex)
+        ra_re, ra_im, rb_re, rb_im = tl.associative_scan((al_re, al_im, cc_re, cc_im), 0, _combine_complex,
+                                                         reverse=REVERSE)
+        return (pb_re + pa_re * h0_re - pa_im * h0_im, pb_im + pa_re * h0_im + pa_im * h0_re,
+                rb_re + ra_re * G_re - ra_im * G_im, rb_im + ra_re * G_im + ra_im * G_re)
+    pa, pb = tl.associative_scan((a_re, b_re), 0, _combine_real)
+    ra, rb = tl.associative_scan((al_re, cc_re), 0, _combine_real, reverse=REVERSE)
+    h = pb + pa * h0_re
+    g = rb + ra * G_re
+    return h, h, g, g
+
+
+@triton.jit
+def _closed_scans(p_re, p_im, tm, b_re, b_im, h0_re, h0_im, cc_re, cc_im, G_re, G_im,
+                  CHUNK: tl.constexpr, IS_COMPLEX: tl.constexpr, FAST: tl.constexpr):
+    """:func:`_pair_scans` (reversed lane order for the adjoint) when the decay a = exp(p) is the same at every
+    step (Δ and A LTI), by :func:`_const_decay_scan`. In reversed lanes t' = CHUNK-1-t the adjoint
+    g_t = conj(a) g_(t+1) + cc_t is the forward recurrence g'_t' = conj(a) g'_(t'-1) + cc'_t' from G, so both
+    scans share E_t, F_t (one exp2 each, one cos and sin): the adjoint's are their conjugates."""
+    M: tl.constexpr = CHUNK // 2
+    lm = p_re * LOG2E * tm
+    m = tl.exp2(lm)
+    fm = tl.exp2(-lm)
+    i_re, i_im = _const_decay_pow(p_re, p_im, M + 1.0, IS_COMPLEX, FAST)
+    if IS_COMPLEX:
+        c, s = _cos_sin(_turn(p_im * tm), FAST)
+        h_re, h_im = _const_decay_scan(m, fm, c, s, b_re, b_im, i_re, i_im, h0_re, h0_im, True)
+        g_re, g_im = _const_decay_scan(m, fm, c, -s, cc_re, cc_im, i_re, -i_im, G_re, G_im, True)
+        return h_re, h_im, g_re, g_im
+    h, _ = _const_decay_scan(m, fm, 1.0, 0.0, b_re, b_re, i_re, 0.0, h0_re, 0.0, False)
+    g, _ = _const_decay_scan(m, fm, 1.0, 0.0, cc_re, cc_re, i_re, 0.0, G_re, 0.0, False)
+    return h, h, g, g
+
+
+@triton.jit
+def _closed_scans_time(p_re, p_im, tm, b_re, b_im, h0_re, h0_im, cc_re, cc_im, G_re, G_im,
+                       CHUNK: tl.constexpr, IS_COMPLEX: tl.constexpr, FAST: tl.constexpr):
+    """:func:`_closed_scans` with the adjoint's input ``cc`` and the adjoint in time order, so that nothing is
+    flipped across lanes (a flip is 5 shuffles per register: 80 of the state loop's 180 for complex A, CHUNK 256).
+    The adjoint's suffix sums R_t = Σ_(s>=t) Ē_s cc_s come from one cumulative sum P and the total T as
+    T - P_t + x_t, which cancels: its rounding grows by up to e^(-Re(ΔA) · CHUNK), so the caller takes this
+    path only while that exponent is at most CLOSED_TIME_LIM (55 ulp; the associative scans' rounding is a few ulp).
+
+        g_t = conj(a)^(CHUNK-t) G + Σ_(s>=t) conj(a)^(s-t) cc_s = conj(F_t) (conj(a^M) G + R_t),  M = CHUNK / 2,
+
+    and the carry to the chunk on the left is g_0 = conj(a^M) (T + conj(a^M) G). Returns (h_re, h_im, g_re, g_im,
+    g0_re, g0_im)."""
+    M: tl.constexpr = CHUNK // 2
+    lm = p_re * LOG2E * tm
+    m = tl.exp2(lm)
+    fm = tl.exp2(-lm)
+    i_re, i_im = _const_decay_pow(p_re, p_im, M + 1.0, IS_COMPLEX, FAST)
+    k_re, k_im = _const_decay_pow(p_re, p_im, M * 1.0, IS_COMPLEX, FAST)  # a^M
+    if IS_COMPLEX:
+        c, s = _cos_sin(_turn(p_im * tm), FAST)
+        h_re, h_im = _const_decay_scan(m, fm, c, s, b_re, b_im, i_re, i_im, h0_re, h0_im, True)
+        x_re = m * (c * cc_re + s * cc_im)  # conj(E_t) cc_t
+        x_im = m * (c * cc_im - s * cc_re)
+        T_re = tl.sum(x_re, 0)
+        T_im = tl.sum(x_im, 0)
+        G1_re = k_re * G_re + k_im * G_im  # conj(a^M) G
+        G1_im = k_re * G_im - k_im * G_re
+        R_re = T_re - tl.cumsum(x_re, 0) + x_re + G1_re
+        R_im = T_im - tl.cumsum(x_im, 0) + x_im + G1_im
+        g_re = fm * (c * R_re - s * R_im)  # conj(F_t) R_t
+        g_im = fm * (c * R_im + s * R_re)
+        g0_re = k_re * (T_re + G1_re) + k_im * (T_im + G1_im)
+        g0_im = k_re * (T_im + G1_im) - k_im * (T_re + G1_re)
+        return h_re, h_im, g_re, g_im, g0_re, g0_im
+    h, _ = _const_decay_scan(m, fm, 1.0, 0.0, b_re, b_re, i_re, 0.0, h0_re, 0.0, False)
+    x = m * cc_re
+    T = tl.sum(x, 0)
+    G1 = k_re * G_re
+    g = fm * (T - tl.cumsum(x, 0) + x + G1)
+    g0 = k_re * (T + G1)
+    return h, h, g, g, g0, g0
+
+
+@triton.jit
+def _adjoint_in_time_order(g_re, g_im, edge, REVERSED: tl.constexpr, CHUNK: tl.constexpr, LANE_ASM: tl.constexpr,
+                           IS_COMPLEX: tl.constexpr):
+    """The adjoint of a chunk from its scan's lane order (reversed with ``REVERSED``) to time order, and its value
+    at the chunk's first step (lane ``edge``), the carry for the chunk on the left: (g_re, g_im, g0_re, g0_im)."""
+    g0_re = tl.sum(tl.where(edge, g_re, 0.0), axis=0)
+    g0_im = g0_re
+    if IS_COMPLEX:
+        g0_im = tl.sum(tl.where(edge, g_im, 0.0), axis=0)
+    if REVERSED:
+        g_re = _flip_chunk(g_re, CHUNK, LANE_ASM)
+        if IS_COMPLEX:
+            g_im = _flip_chunk(g_im, CHUNK, LANE_ASM)
+    return g_re, g_im, g0_re, g0_im
+
+
 @triton.jit
 def _bc_of_state(ptr, t_off, mask_t, LTI: tl.constexpr, CPLX: tl.constexpr):
     """B or C of one state for the state-loop backward, from a pointer to its (d, N) entry (LTI: a
@@ -846,6 +1014,7 @@ def _scan_bwd_loop_kernel(
     R: tl.constexpr, RB: tl.constexpr, RC: tl.constexpr, FAC: tl.constexpr, HAS_INIT: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, CHUNK: tl.constexpr, REV_LOADS: tl.constexpr = True,
     LANE_ASM: tl.constexpr = False, ALIGN: tl.constexpr = 1, STAGES: tl.constexpr = 1, UNROLL_N: tl.constexpr = 1,
+    CLOSED: tl.constexpr = False, FAST_TRIG: tl.constexpr = False,
 ):
     """The state-loop backward (``ScanConfig.bwd_loop``): one program per (batch element, channel,
     segment). It walks the segment's chunks of ``CHUNK`` steps from the right; within a chunk, its
@@ -892,6 +1061,7 @@ def _scan_bwd_loop_kernel(
     mask_n = offs_n < dstate
     first = offs == 0
     last = offs == CHUNK - 1
+    tm = (offs - CHUNK // 2).to(tl.float32)  # steps from the chunk's middle, for the closed-form scans (CLOSED)
     # per-channel constants
     Dv = 0.0
     if HAS_D:
@@ -1015,25 +1185,36 @@ def _scan_bwd_loop_kernel(
                     al_re, al_im = exp_dtA(dtn, A_re, A_im, IS_COMPLEX)
                 al_im = -al_im
             b_re = du3 * B_re
+            b_im = du3 * B_im
             # states of the chunk from its start state; adjoint from the carry after the chunk
             Gn_re = tl.sum(tl.where(sel, G_re, 0.0), axis=0)
+            Gn_im = tl.sum(tl.where(sel, G_im, 0.0), axis=0)
+            edge = last if REV_LOADS else first  # the adjoint's lane of the chunk's first step
+            if CLOSED:  # Δ and A LTI: one decay for the whole chunk, closed form while its powers stay in range
+                p_re = dtc * A_re
+                if (p_re <= 0.0) & (p_re * CHUNK >= -CLOSED_TIME_LIM):  # a slow decay: nothing flipped
+                    h_re, h_im, g_re, g_im, Gc_re, Gc_im = _closed_scans_time(
+                        p_re, dtc * A_im, tm, b_re, b_im, h0_re, h0_im, FAC * dout * C_re, -FAC * dout * C_im,
+                        Gn_re, Gn_im, CHUNK, IS_COMPLEX, FAST_TRIG)
+                elif (p_re <= 0.0) & (p_re * (CHUNK // 2) >= -CLOSED_LIM):  # a decay (|a| <= 1), not too fast
+                    h_re, h_im, g_re, g_im = _closed_scans(
+                        p_re, dtc * A_im, tm, b_re, b_im, h0_re, h0_im, cc_re, cc_im, Gn_re, Gn_im, CHUNK, IS_COMPLEX,
+                        FAST_TRIG)
+                    g_re, g_im, Gc_re, Gc_im = _adjoint_in_time_order(g_re, g_im, edge, REV_LOADS, CHUNK, LANE_ASM,
+                                                                      IS_COMPLEX)
+                else:
+                    h_re, h_im, g_re, g_im = _pair_scans(
+                        a_re, a_im, b_re, b_im, h0_re, h0_im, al_re, al_im, cc_re, cc_im, Gn_re, Gn_im,
+                        not REV_LOADS, IS_COMPLEX)
+                    g_re, g_im, Gc_re, Gc_im = _adjoint_in_time_order(g_re, g_im, edge, REV_LOADS, CHUNK, LANE_ASM,
+                                                                      IS_COMPLEX)
+            else:
+                h_re, h_im, g_re, g_im = _pair_scans(
+                    a_re, a_im, b_re, b_im, h0_re, h0_im, al_re, al_im, cc_re, cc_im, Gn_re, Gn_im,
+                    not REV_LOADS, IS_COMPLEX)
+                g_re, g_im, Gc_re, Gc_im = _adjoint_in_time_order(g_re, g_im, edge, REV_LOADS, CHUNK, LANE_ASM,
+                                                                  IS_COMPLEX)
             if IS_COMPLEX:
-                b_im = du3 * B_im
-                pa_re, pa_im, pb_re, pb_im = tl.associative_scan((a_re, a_im, b_re, b_im), 0, _combine_complex)
-                h_re = pb_re + pa_re * h0_re - pa_im * h0_im
-                h_im = pb_im + pa_re * h0_im + pa_im * h0_re
-                Gn_im = tl.sum(tl.where(sel, G_im, 0.0), axis=0)
-                ra_re, ra_im, rb_re, rb_im = tl.associative_scan(
-                    (al_re, al_im, cc_re, cc_im), 0, _combine_complex, reverse=not REV_LOADS
-                )
-                g_re = rb_re + ra_re * Gn_re - ra_im * Gn_im
-                g_im = rb_im + ra_re * Gn_im + ra_im * Gn_re
-                # the adjoint entering the chunk (its first step) is the carry for the chunk to its left
-                Gc_re = tl.sum(tl.where(last if REV_LOADS else first, g_re, 0.0), axis=0)
-                Gc_im = tl.sum(tl.where(last if REV_LOADS else first, g_im, 0.0), axis=0)
-                if REV_LOADS:
-                    g_re = _flip_chunk(g_re, CHUNK, LANE_ASM)
-                    g_im = _flip_chunk(g_im, CHUNK, LANE_ASM)
                 if HAS_Z:
                     y += 2.0 * (C_re * h_re - C_im * h_im)
                 s += g_re * B_re + g_im * B_im
@@ -1047,13 +1228,6 @@ def _scan_bwd_loop_kernel(
                 gB_im = g_im * du3
                 gC_im = -FAC * dout * h_im
             else:
-                pa, pb = tl.associative_scan((a_re, b_re), 0, _combine_real)
-                h_re = pb + pa * h0_re
-                ra, rb = tl.associative_scan((al_re, cc_re), 0, _combine_real, reverse=not REV_LOADS)
-                g_re = rb + ra * Gn_re
-                Gc_re = tl.sum(tl.where(last if REV_LOADS else first, g_re, 0.0), axis=0)
-                if REV_LOADS:
-                    g_re = _flip_chunk(g_re, CHUNK, LANE_ASM)
                 if HAS_Z:
                     y += C_re * h_re
                 s += g_re * B_re
@@ -1446,8 +1620,11 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
             rows += [] if C_lti else [_bc_strides(C_v, False)[i] for i in (0, 2)]
             align = _row_align(L, rows) if cfg.align else 1
             lane_asm = cfg.bwd_lane_asm and not cfg.bwd_flip and align >= 4 and cfg.warps_bwd == 1 and chunk in (64, 128)
+            closed = cfg.bwd_closed and dt_lti and not cfg.bwd_flip
             launch(_scan_bwd_loop_kernel, (batch, d, nseg), ptrs, ints, CHUNK=chunk, REV_LOADS=not cfg.bwd_flip, ALIGN=align,
-                   LANE_ASM=lane_asm, STAGES=cfg.bwd_stages, UNROLL_N=cfg.bwd_unroll_n, **flags)
+                   LANE_ASM=lane_asm, STAGES=cfg.bwd_stages, UNROLL_N=cfg.bwd_unroll_n, CLOSED=closed,
+                   FAST_TRIG=closed and not interpreting(),
+                   **({"maxnreg": cfg.bwd_maxnreg} if cfg.bwd_maxnreg and not interpreting() else {}), **flags)
         else:
             launch(_scan_bwd_kernel, (batch, nd, nseg), ptrs, ints, BLOCK_D=block_d, PARTIAL=partial, **flags)
     else:

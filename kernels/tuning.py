@@ -91,6 +91,17 @@ class ScanConfig:
     #: loop at about 43 % of its issue rate (sm_90 SASS, fp32, CHUNK 128: 284 instructions per state, 563 per pair).
     #: Env: AUDIOMAMBA_SCAN_BWD_UNROLL_N=1|2. 1 until an H200 sweep says otherwise.
     bwd_unroll_n: int = 1
+    #: where Δ and A are LTI (one decay a for every step), the state-loop backward's two scans per state in closed form
+    #: (:func:`kernels.triton_scan._closed_scans`: one cumulative sum per component of b_t / a^t, then times a^t) instead
+    #: of associative scans of (a, b) pairs, while -Re(Δ A) · CHUNK / 2 <= 30 (per state, checked in the kernel).
+    #: 25 % fewer SASS instructions and 55 % fewer shuffles per state and chunk (complex A, CHUNK 256), yet on an H200
+    #: (2026-12-04 18:08 UTC, complex LTI fwd+bwd) 1.00x in fp32 and 0.93-0.95x in bf16 against the pair scans: the loop
+    #: is bound by latency, not by its instruction count. Off. Env: AUDIOMAMBA_SCAN_BWD_CLOSED=1.
+    bwd_closed: bool = False
+    #: register cap per thread of the state-loop backward (Triton's ``maxnreg``; 0 = none: 245 registers for complex A,
+    #: 8 one-warp programs per SM). H200, 2026-12-04 18:21 UTC, complex LTI (16, 128, 16, 16384) fp32 fwd+bwd: 128
+    #: (104 B of spills) 0.91x, 168 (64 B) 0.79x. Env: AUDIOMAMBA_SCAN_BWD_MAXNREG=0|96|128|168.
+    bwd_maxnreg: int = 0
 
     def __str__(self) -> str:
         s = f"{self.block_l},{self.block_d_fwd},{self.block_d_bwd},{self.warps_fwd},{self.warps_bwd}"
@@ -169,6 +180,10 @@ _ENV_KNOBS = (
      "1, 2 or 3 (software-pipelining stages of the sequential forward's tile loop)"),
     ("AUDIOMAMBA_SCAN_BWD_UNROLL_N", "bwd_unroll_n", (1, 2),
      "1 or 2 (states per iteration of the state-loop backward's loop over the states)"),
+    ("AUDIOMAMBA_SCAN_BWD_MAXNREG", "bwd_maxnreg", (0, 96, 128, 168),
+     "0, 96, 128 or 168 (register cap per thread of the state-loop backward; 0 = none)"),
+    ("AUDIOMAMBA_SCAN_BWD_CLOSED", "bwd_closed", (0, 1),
+     "0 or 1 (1: the state-loop backward's LTI scans in closed form, not as associative scans)"),
 )
 #: every environment variable that :func:`pick_config` reads (part of its cache key)
 _ENV_NAMES = ("AUDIOMAMBA_SCAN_CONFIG", *(knob[0] for knob in _ENV_KNOBS))

@@ -35,7 +35,7 @@ def test_kernels_compile_for_sm90():
 
     loops = [ln for ln in lines if ln.split()[1] == "bwdloop"]
     rev = [shfl(ln) for ln in loops if "REV_LOADS=False" not in ln and "ALIGN=" not in ln and "STAGES=" not in ln
-           and "UNROLL_N=" not in ln]
+           and "UNROLL_N=" not in ln and "CLOSED" not in ln]
     flip = [shfl(ln) for ln in loops if "REV_LOADS=False" in ln]
     aligned = [shfl(ln) for ln in loops if "ALIGN=4" in ln]
     assert rev and len(rev) == len(flip) == len(aligned), loops
@@ -45,6 +45,7 @@ def test_kernels_compile_for_sm90():
     assert staged and all(int(ln.split("cp.async ")[1].split(",")[0]) > 0 for ln in staged), staged
     assert all(" cp.async 0," in ln for ln in loops if "STAGES=" not in ln), loops
     assert [ln for ln in loops if "UNROLL_N=2" in ln], loops  # two states per iteration compiles
+    assert [ln for ln in loops if "CLOSED FAST_TRIG" in ln], loops  # the closed-form LTI scans (LTI Δ) compile
     seq = [ln for ln in lines if ln.split()[1] == "seq" and "SAVE_STATES" in ln]
     for with_align in (ln for ln in seq if "ALIGN=8" in ln):
         label = with_align.split(":")[0].replace(" ALIGN=8", "")

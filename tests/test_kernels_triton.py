@@ -180,6 +180,29 @@ def test_triton_state_loop_backward_reverse_scan_both_ways(cplx, lti):
     assert_match(rev[0], flip[0], rtol=1e-5)
 
 
+@pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])
+def test_triton_state_loop_backward_closed_form_lti(cplx):
+    """LTI Δ and A: the state-loop backward's closed-form scans (``bwd_closed``) and the associative scans (the
+    default) both give the reference's grads, and agree. The four states' decays q = -Re(ΔA)
+    (Δ in [0.2, 0.9]) take every path of the same launch: q · CHUNK <= 4 (closed, adjoint in time order),
+    q · CHUNK / 2 <= 30 (closed, adjoint over reversed lanes) and faster (associative scans); over segments of one
+    chunk and one segment of four chunks of 16, the last one partial."""
+    u, delta, A, B, C, D, z, db = make_args(2, 5, 4, 52, cplx=cplx, lti=True, seed=14)
+    delta = torch.rand(5, generator=torch.Generator().manual_seed(2)) * 0.7 + 0.2
+    a_re = torch.tensor([-0.1, -1.0, -4.0, -20.0]).expand(5, 4)
+    A = torch.complex(a_re, A.imag) if cplx else a_re.contiguous()
+    args = (u, delta, A, B, C, D, z, db)
+    opts = ("D", "z")
+    for seg_l, loop in ((32, 32), (0, 16)):  # one chunk per segment; four chunks in one (the carry between chunks)
+        closed = run_both(args, opts, block_d=2, seg_l=seg_l, seq=True, loop=loop, bwd_closed=True)
+        pairs = run_both(args, opts, block_d=2, seg_l=seg_l, seq=True, loop=loop)
+        assert_match(*closed)
+        assert_match(*pairs)
+        assert_match(closed[0], pairs[0], rtol=1e-5)
+        q = -delta[:, None] * a_re
+        assert (q * loop <= 4).any() and ((q * loop > 4) & (q * loop / 2 <= 30)).any() and (q * loop / 2 > 30).any()
+
+
 def test_triton_pipelined_loops_match_the_reference():
     """The state-loop backward's state loop and the sequential forward's tile loop with software pipelining
     (``bwd_stages``, ``fwd_stages``; the interpreter runs the loops as written, the GPU tests run them compiled)."""
