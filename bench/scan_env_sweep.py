@@ -1,12 +1,13 @@
 """The scan under each value of one tuning variable, side by side in one run (GPU).
 
     python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_UNROLL 1,2,4,8
-    python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_CONFIG "0;32,32,2,1,2,256,seq" --backward
+    python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_CONFIG "default;32,32,2,1,2,256,seq" --backward
+    python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_CLOSED default,0 --backward --complex
 
 Every benchmark shape of ``audiomamba bench kernel`` (with ``--backward`` also the U-Net level shapes
 of sc09-small, (16, 256, 16, 4000) and (16, 512, 16, 1000)), fp32 and bf16: ms, % of the HBM
-roofline, speed-up against the first value ("0": the variable unset; the values take turns three times and
-each reports its median), and the largest relative
+roofline, speed-up against the first value ("default": the variable unset; every other value is set as written,
+"0" included; the values take turns three times and each reports its median), and the largest relative
 difference of the outputs (the forward's y, or with ``--backward`` every gradient). ``--quick``: the selective shapes
 (16, 128, 16, 16384), (16, 256, 16, 4000) and (16, 512, 16, 1000) only. ``--complex``: the complex-LTI shapes only (with ``--quick``,
 (16, 128, 16, 16384)).
@@ -32,6 +33,9 @@ from audiomamba.bench.kernel import (
 
 #: turns each value takes (interleaved); the median is reported
 ROUNDS = 3
+#: the value that leaves the variable unset (before 2026-12-04 evening it was "0", which made a sweep of a 0/1 knob
+#: such as AUDIOMAMBA_SCAN_ALIGN "0,1" time the default against itself)
+UNSET = "default"
 
 
 def _max_rel(outs: list) -> float:
@@ -59,13 +63,13 @@ def main(var: str, values: list[str], backward: bool = False, quick: bool = Fals
             fn = pass_fn(selective_scan, inputs, backward)
             outs, runs = [], [[] for _ in values]
             for v in values:
-                os.environ[var] = "" if v == "0" else v
+                os.environ[var] = "" if v == UNSET else v
                 outs.append(fn())
             # the values take turns, ROUNDS times, and each keeps its median: the machine's speed drifts by up to
             # 1.3x within a minute (2026-12-03), which one timing per value in a row would read as a difference
             for _ in range(ROUNDS):
                 for k, v in enumerate(values):
-                    os.environ[var] = "" if v == "0" else v
+                    os.environ[var] = "" if v == UNSET else v
                     runs[k].append(timer(fn))
             os.environ.pop(var, None)
             times = [statistics.median(r) for r in runs]
@@ -80,7 +84,7 @@ if __name__ == "__main__":
     rest = [a for a in sys.argv[1:] if not a.startswith("--")]
     if len(rest) != 2 or flags - {"--backward", "--quick", "--complex"}:
         sys.exit("usage: python -m audiomamba.bench.scan_env_sweep VARIABLE V1,V2,... [--backward] [--quick] "
-                 "[--complex] (e.g. AUDIOMAMBA_SCAN_UNROLL 1,2,4,8)")
+                 "[--complex] (e.g. AUDIOMAMBA_SCAN_UNROLL 1,2,4,8; \"default\" leaves it unset)")
     # values that hold commas themselves (AUDIOMAMBA_SCAN_CONFIG) are separated by ";"
     values = rest[1].split(";") if ";" in rest[1] else rest[1].split(",")
     main(rest[0], values, "--backward" in flags, "--quick" in flags, "--complex" in flags)

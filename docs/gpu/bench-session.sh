@@ -58,8 +58,8 @@ run kernel-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu
 run launch-triton env AUDIOMAMBA_FAST_LAUNCH=0 python3 -m audiomamba.bench.profile_scan --cpu 7
 run launch-direct env AUDIOMAMBA_FAST_LAUNCH=1 python3 -m audiomamba.bench.profile_scan --cpu 7
 # the scan kernels' ALIGN promise (L = 1000, sc09's 1 kHz level, and the other quick shapes), fwd+bwd and forward alone
-run align-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_ALIGN 0,1 --backward --quick
-run align-fwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_ALIGN 0,1 --quick
+run align-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_ALIGN default,0 --backward --quick
+run align-fwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_ALIGN default,0 --quick
 # the state loop's chunk without the lane flips: 8 steps per lane (256) halve the scans' cross-lane share per step
 # (SASS, fp32: 317 instructions per state and chunk of 128, 58 of them shuffles); with the flips 256 lost (0.83-0.93x)
 run loop-chunk python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_LOOP 128,256 --backward --quick
@@ -72,12 +72,19 @@ run stages-fwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_FWD_ST
 # the sequential forward with fewer channels per program (states split over 2 or 4 lanes: 248 -> 167 / 107 registers
 # in the sm_90 PTX) and fewer segments: the short-L rows (16, 512, 16, 1000/1024) lose 0.4-0.7x to the peer
 run fwd-blockd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_CONFIG \
-  "0;32,16,1,1,1,256,seq,loop128;32,8,1,1,1,256,seq,loop128;32,16,1,1,1,512,seq,loop128;32,8,1,1,1,1024,seq,loop128" --quick
+  "default;32,16,1,1,1,256,seq,loop128;32,8,1,1,1,256,seq,loop128;32,16,1,1,1,512,seq,loop128;32,8,1,1,1,1024,seq,loop128" --quick
 # complex LTI fwd+bwd (0.55-0.64x the peer): the tile backward against the state loop at 128 and 256, and pipelined
 run complex-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_CONFIG \
-  "0;32,32,1,1,1,256,seq,loop128;32,32,1,1,1,256,seq,loop256" --backward --complex --quick
+  "default;32,32,1,1,1,256,seq,loop128;32,32,1,1,1,256,seq,loop256" --backward --complex --quick
 run complex-stages env AUDIOMAMBA_SCAN_BWD_LOOP=128 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_STAGES 1,2 \
   --backward --complex --quick
+# complex LTI fwd+bwd (0.76-0.93x the peer on 2026-12-04 16:10): the state loop's closed-form LTI scans against the
+# associative scans (the default), then the closed form's chunk (2026-12-04 18:08: 1.00x fp32, 0.93-0.95x bf16; chunk
+# 128 0.90-0.94x and 512 0.75-0.88x of 256), then a register cap (18:21: 128 0.91x, 168 0.79x: spills)
+run closed-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_CLOSED default,1 --backward --complex
+run closed-chunk env AUDIOMAMBA_SCAN_BWD_CLOSED=1 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_LOOP \
+  default,128,512 --backward --complex
+run maxnreg-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_MAXNREG default,128,168 --backward --complex
 # where the time goes, kernel by kernel, ours and the peer's (torch.profiler)
 while want profile && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 run profile python3 -m audiomamba.bench.profile_scan --table --quick $([ -d "$PEER_BUILD" ] && echo --peer-build "$PEER_BUILD")
@@ -103,4 +110,8 @@ run generate-bf16 $B generate --cases sc09 --step-precisions bf16 --pdl --out "$
 run step-cudagraphs $B model --compile --compile-mode reduce-overhead --out "$RES/bench-model-reduce-overhead.md"
 run step-profile $B model --profile --compile --out "$RES/bench-model-profile.md"
 run generate-matrix $B generate --matrix --out "$RES/bench-generate-matrix.md"
+# where a generation step's GPU time goes, kernel by kernel: batch 2048 (1.057 ms/step on 2026-12-04, 0.5 needed for
+# 2048 SC09 seconds in 10 s) and one stream (BENCHMARKS.md, "Where a generation step's time goes")
+run profile-gen python3 -m audiomamba.bench.profile_generate --batch 2048 --out "$RES/profile-generate-2048.md"
+run profile-gen1 python3 -m audiomamba.bench.profile_generate --batch 1 --periods 64 --out "$RES/profile-generate-1.md"
 echo "PHASE done $(date -u +%T)"

@@ -3,7 +3,9 @@
 # $OUT every minute (a call cut off by the device budget still brings back the last copy).
 # $OUT gets at most 8 files:
 #   logs.tgz         the job's logs and reports ($RES, default /tmp/res: *.log, *.md, *.png, *.json: the classifiers'
-#                    histories; a second bench-session started with RES=/tmp/res2 is polled with the same RES)
+#                    histories; a second bench-session started with RES=/tmp/res2 and its log in /tmp/job2.log is
+#                    polled with the same RES and JOB=/tmp/job2.log: on 2026-12-04 a poll of the second job
+#                    returned at once, as it read the first job's "PHASE done")
 #   partial.tgz      the run folders without checkpoints and WAVs (t2d, t2d-eval*)
 #   loso-partial.tgz the LOSO folders without fold weights (only when the job ran LOSO)
 #   last-slim.pt.part-aa, -ab   the run's last.pt, slim (no optimizer state, EMA in bf16, or no EMA when the copy
@@ -53,9 +55,10 @@ copy() {
 }
 end=$(( $(date +%s) + ${1:-500} ))
 next=$(( $(date +%s) + 60 ))
-while [ "$(date +%s)" -lt $end ] && ! grep -q "PHASE done" /tmp/job.log 2>/dev/null; do
+JOB=${JOB:-/tmp/job.log}  # the job's log (a second bench-session: JOB=/tmp/job2.log with its RES)
+while [ "$(date +%s)" -lt $end ] && ! grep -q "PHASE done" "$JOB" 2>/dev/null; do
   sleep 10
   if [ "$(date +%s)" -ge $next ]; then copy; next=$(( $(date +%s) + 60 )); fi
 done
 copy
-cat /tmp/job.log; tail -c 400 "$RES"/train.log 2>/dev/null; ls -la "$OUT"
+cat "$JOB"; tail -c 400 "$RES"/train.log 2>/dev/null; ls -la "$OUT"
