@@ -76,11 +76,44 @@ from .triton_helpers import (
 
 #: launch tiles: rows of the batch per program (16+ rows: tl.dot tiles), d_inner channels per
 #: program of the in_proj/conv and state-update kernels, H columns per LayerNorm/in_proj chunk,
-#: channels per reduction step of x_proj/out_proj, out_proj columns per program. The batched
-#: values are the fastest spill-free ones on sm_90 (``python -m audiomamba.kernels.compile_check``, H100 sweeps).
-TILES_BATCHED = {"rows": 16, "in_e": 32, "in_h": 32, "ssm_e": 16, "k": 32, "out_h": 32, "out_k": 64}
+#: channels per reduction step of x_proj/out_proj, out_proj columns per program (and per-kernel rows and warps,
+#: :data:`TILE_KERNEL_KEYS`). The batched values: the fastest spill-free ones on sm_90 (H100 sweeps), then, from
+#: ``python -m audiomamba.bench.step_tiles`` (one H200, 2026-12-04 18:33 UTC, sc09-small mamba-s6 at batch 2048,
+#: whole-model step), in_e 64, k 64 and 2 warps for the state update: 0.975 against 1.049 ms per step (1.08x; 28-704
+#: B of spills in the sm_90 SASS, which cost less than the programs they save).
+TILES_BATCHED = {"rows": 16, "in_e": 64, "in_h": 32, "ssm_e": 16, "k": 64, "out_h": 32, "out_k": 64, "ssm_warps": 2}
 TILES_STREAM = {"in_e": 32, "in_h": 128, "ssm_e": 32, "k": 256, "out_h": 32, "out_k": 256}
 NUM_WARPS = 4
+#: keys that tune one batched kernel's launch apart from the others: rows per program (at least 16, for tl.dot) and
+#: warps of the in_proj + conv (``in_``), x_proj (``x_``) and out_proj (``out_``) kernels, warps of the state update
+#: (``ssm_warps``; its rows are ``rows``). Unset: ``rows`` and :data:`NUM_WARPS`.
+TILE_KERNEL_KEYS = ("in_rows", "in_warps", "x_rows", "x_warps", "ssm_warps", "out_rows", "out_warps")
+_tiles_cache: dict[tuple, dict[str, int]] = {}
+
+
+def batched_tiles() -> dict[str, int]:
+    """:data:`TILES_BATCHED` with the overrides in ``AUDIOMAMBA_STEP_TILES`` ("KEY=VALUE,...": any key of
+    TILES_BATCHED or :data:`TILE_KERNEL_KEYS`, powers of two; for sweeping the tiles on a new GPU:
+    ``python -m audiomamba.bench.step_tiles``). A KernelError names a bad entry."""
+    text = os.environ.get("AUDIOMAMBA_STEP_TILES", "").strip()
+    key = (text, tuple(TILES_BATCHED.items()))
+    tiles = _tiles_cache.get(key)
+    if tiles is None:
+        tiles = dict(TILES_BATCHED)
+        for part in (p.strip() for p in text.split(",")):
+            if not part:
+                continue
+            name, _, value = (x.strip() for x in part.partition("="))
+            n = int(value) if value.isdigit() else 0
+            rows = name == "rows" or name.endswith("_rows")
+            if (name not in TILES_BATCHED and name not in TILE_KERNEL_KEYS) or n < 1 or n & (n - 1) or (rows and n < 16):
+                raise KernelError(
+                    f"bad entry {part!r} in AUDIOMAMBA_STEP_TILES={text!r}: give KEY=VALUE with a power of two (rows "
+                    f"at least 16), KEY one of {', '.join(dict.fromkeys([*TILES_BATCHED, *TILE_KERNEL_KEYS]))}"
+                )
+            tiles[name] = n
+        _tiles_cache[key] = tiles
+    return tiles
 #: load the in_proj / out_proj weights before waiting for the previous kernel (when they fit in one
 #: chunk): None = only with PDL (where they then load while the previous kernel finishes); True/False force it
 PRELOAD_WEIGHTS: bool | None = None
@@ -483,6 +516,16 @@ class _Launch:
     common: dict[str, object]  # USE_DOT, PREC, BLOCK_B, num_warps, PDL and launch_pdl (AUDIOMAMBA_PDL=1)
 
 
+def _kernel_launch(launch: _Launch, batch: int, kernel: str) -> tuple[int, dict[str, object]]:
+    """(row tiles, launch keywords) of one batched kernel: ``launch.common`` with its own rows per program and warps
+    where the tiles name them (``{kernel}_rows``, ``{kernel}_warps``; :func:`batched_tiles`); one stream: unchanged."""
+    t = launch.tiles
+    rows, warps = t.get(f"{kernel}_rows", launch.rows), t.get(f"{kernel}_warps", NUM_WARPS)
+    if launch.small or (rows == launch.rows and warps == launch.common["num_warps"]):
+        return launch.n_rows, launch.common
+    return triton.cdiv(batch, rows), dict(launch.common, BLOCK_B=rows, num_warps=warps)
+
+
 def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias: Tensor, eps: float,
                 in_proj: Tensor, conv_weight: Tensor, conv_bias: Tensor, conv_state: Tensor, out_proj: Tensor,
                 precision: str | None, ssm: Callable[[Tensor, Tensor, Tensor, _Launch, dict], None]) -> Tensor:
@@ -496,7 +539,7 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
     u, z, y = torch.empty((3, batch, E), device=x.device, dtype=torch.float32)
     out = torch.empty_like(x)
     small = batch < 16
-    t = TILES_STREAM if small else TILES_BATCHED
+    t = TILES_STREAM if small else batched_tiles()
     bb = triton.next_power_of_2(batch) if small else t["rows"]
     pdl = pdl_enabled(x)
     launch = _Launch(small, t, bb, triton.cdiv(batch, bb),
@@ -504,11 +547,12 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
                           PDL=pdl, launch_pdl=pdl))
     block_h, block_k = min(_pad(H), t["in_h"]), min(_pad(E), t["out_k"])
     preload = pdl if PRELOAD_WEIGHTS is None else PRELOAD_WEIGHTS
-    _in_conv_kernel[(launch.n_rows, triton.cdiv(E, t["in_e"]))](
+    n_rows, common = _kernel_launch(launch, batch, "in")
+    _in_conv_kernel[(n_rows, triton.cdiv(E, t["in_e"]))](
         x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
         batch, H, E, float(eps),
         K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"], PRELOAD=preload and H <= block_h, ONE_CHUNK=small and H <= block_h,
-        **launch.common,
+        **common,
     )
     res_ = res.contiguous() if res is not None else x
     w_out = out_proj.contiguous()
@@ -519,11 +563,12 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
                 BLOCK_OH=t["out_h"], BLOCK_OK=block_k)
     ssm(u, z, y, launch, tail)
     if counter is None:
-        _out_proj_kernel[(launch.n_rows, triton.cdiv(H, t["out_h"]))](
+        n_rows, common = _kernel_launch(launch, batch, "out")
+        _out_proj_kernel[(n_rows, triton.cdiv(H, t["out_h"]))](
             y, w_out, x, res_, out,
             batch, H, E,
             HAS_RES=res is not None, BLOCK_H=t["out_h"], BLOCK_K=block_k, PRELOAD=preload and E <= block_k,
-            **launch.common,
+            **common,
         )
     return out
 
@@ -575,14 +620,15 @@ def mamba_s6_block_step_triton(
         dbc = u  # not read when x_proj runs inside _ssm_kernel (one stream: saves a launch)
         if not launch.small:
             dbc = torch.empty((batch, R + 2 * N), device=u.device, dtype=torch.float32)
-            _xproj_kernel[(launch.n_rows,)](
-                u, x_proj, dbc, batch, E, N, R, BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r, **launch.common,
+            n_rows, common = _kernel_launch(launch, batch, "x")
+            _xproj_kernel[(n_rows,)](
+                u, x_proj, dbc, batch, E, N, R, BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r, **common,
             )
         _ssm_kernel[(launch.n_rows, triton.cdiv(E, t["ssm_e"]))](
             u, z, x_proj, dbc, dt_proj.contiguous(), dt_bias, A.float().contiguous(), D, h, y,
             batch=batch, E=E, N=N, R=R,
             XPROJ_INLINE=launch.small, BLOCK_E=t["ssm_e"], BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r,
-            **tail, **launch.common,
+            **tail, **_kernel_launch(launch, batch, "ssm")[1],
         )
 
     return _block_step("mamba_s6_block_step", x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias,
@@ -642,7 +688,8 @@ def mamba_lti_block_step_triton(
             u, z, delta.float().contiguous(), A_, B_, C_, D, hv, y,
             batch=batch, E=E, N=N,
             IS_COMPLEX=cplx, BLOCK_B=launch.rows, BLOCK_E=block_e, BLOCK_N=_pad(N, 2),
-            num_warps=NUM_WARPS, PDL=launch.common["PDL"], launch_pdl=launch.common["launch_pdl"],
+            num_warps=_kernel_launch(launch, batch, "ssm")[1]["num_warps"], PDL=launch.common["PDL"],
+            launch_pdl=launch.common["launch_pdl"],
             USE_DOT=launch.common["USE_DOT"], PREC=launch.common["PREC"], **tail,
         )
 

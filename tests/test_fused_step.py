@@ -31,18 +31,22 @@ def _run_steps(model, tokens, fused: bool):
     return out, state
 
 
-@pytest.mark.parametrize("batch,small_tiles", [(1, False), (3, True), (19, False), (19, True)])
+@pytest.mark.parametrize("batch,tiles", [(1, "default"), (3, "small"), (19, "default"), (19, "small"), (19, "per-kernel")])
 @pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4", "mamba-s4-real", "mamba-s4-zoh", "mamba-s4-real-zoh"])
-def test_fused_block_step_matches_composed_step(kind: str, batch: int, small_tiles: bool, monkeypatch) -> None:
+def test_fused_block_step_matches_composed_step(kind: str, batch: int, tiles: str, monkeypatch) -> None:
     """One block, several steps, odd sizes (H = 24, E = 48, N = 5, R = 2, K = 4), with a skip input:
     one stream, a few rows, and the batched (tl.dot) path, also with tiles smaller than the sizes
-    (several chunks per loop and several programs per row tile); S6, complex and real LTI SSMs
-    with and without zero-order hold."""
+    (several chunks per loop and several programs per row tile), and with each batched kernel's own rows and warps
+    (``AUDIOMAMBA_STEP_TILES``: 32-row tiles, masked past the 19 rows, beside the state update's 16); S6, complex and
+    real LTI SSMs with and without zero-order hold."""
     import audiomamba.kernels.triton_mamba_step as tm
 
     from audiomamba.model.blocks import BLOCKS
 
-    if small_tiles:
+    if tiles == "per-kernel":
+        monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", "in_rows=32,in_warps=2,in_e=16,x_rows=32,x_warps=2,ssm_warps=2,"
+                                                    "out_rows=32,out_warps=2")
+    if tiles == "small":
         for name in ("TILES_STREAM", "TILES_BATCHED"):
             monkeypatch.setattr(tm, name, dict(getattr(tm, name), in_e=16, in_h=16, ssm_e=16, k=16, out_h=16,
                                                out_k=16))
@@ -341,3 +345,27 @@ def test_pdl_by_default_only_for_one_stream(monkeypatch) -> None:
     assert not backend.pdl_enabled(small)  # sm_80 has no programmatic dependent launch
 
 
+
+
+def test_step_tiles_from_the_environment(monkeypatch) -> None:
+    """``AUDIOMAMBA_STEP_TILES`` overrides the batched tiles per kernel; a bad entry is a one-line KernelError that
+    names it; one stream keeps its own tiles."""
+    import audiomamba.kernels.triton_mamba_step as tm
+    from audiomamba.kernels.errors import KernelError
+
+    monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", "in_e=64, in_warps=8,out_rows=32")
+    t = tm.batched_tiles()
+    assert t == dict(tm.TILES_BATCHED, in_e=64, in_warps=8, out_rows=32)
+    launch = tm._Launch(False, t, 16, 128, dict(USE_DOT=True, PREC="ieee", BLOCK_B=16, num_warps=tm.NUM_WARPS,
+                                                PDL=False, launch_pdl=False))
+    assert tm._kernel_launch(launch, 2048, "in") == (128, dict(launch.common, num_warps=8))
+    assert tm._kernel_launch(launch, 2048, "out") == (64, dict(launch.common, BLOCK_B=32))
+    assert tm._kernel_launch(launch, 2048, "ssm") == (128, dict(launch.common, num_warps=t["ssm_warps"]))
+    assert tm._kernel_launch(launch, 2048, "x") == (128, launch.common)
+    stream = tm._Launch(True, tm.TILES_STREAM, 1, 1, launch.common)
+    assert tm._kernel_launch(stream, 1, "in") == (1, launch.common)
+    for bad in ("in_e=48", "rows=8", "in_warp=8", "in_e"):
+        monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", bad)
+        with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_TILES") as err:
+            tm.batched_tiles()
+        assert "\n" not in str(err.value) and repr(bad) in str(err.value)
