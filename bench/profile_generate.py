@@ -12,6 +12,9 @@ the share of the step. The header also gives the wall ms per step of the same re
 GPU time summed over kernels (their gaps are the difference), and the bytes of the SSM states that every step
 reads and writes (batch · channels · states per layer, weighted by the layer's rate), against the device's copy
 bandwidth: the floor of a step that must stream its states through HBM.
+
+With ``--ncu`` it only replays one period inside a profiler range, for Nsight Compute (``docs/gpu/bench-session.sh``
+phase ``ncu-gen``: the fused kernels' speed of light, occupancy and warp stalls).
 """
 
 from __future__ import annotations
@@ -74,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=2048)
     parser.add_argument("--periods", type=int, default=8, help="pooling periods profiled")
     parser.add_argument("--out", default="", help="also write the report (markdown) here")
+    parser.add_argument("--ncu", action="store_true",
+                        help="instead: one period's graph replay between cudaProfilerStart/Stop, for "
+                             "`ncu --profile-from-start off` (the kernels' hardware counters)")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("profile_generate needs a CUDA device")
@@ -92,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         return it
 
     it = replays(True)
+    if args.ncu:
+        sync(dev)
+        torch.cuda.cudart().cudaProfilerStart()
+        next(it)
+        sync(dev)
+        torch.cuda.cudart().cudaProfilerStop()
+        return 0
     sync(dev)
     t0 = time.perf_counter()
     for _ in range(args.periods):

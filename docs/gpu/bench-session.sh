@@ -114,4 +114,9 @@ run generate-matrix $B generate --matrix --out "$RES/bench-generate-matrix.md"
 # 2048 SC09 seconds in 10 s) and one stream (BENCHMARKS.md, "Where a generation step's time goes")
 run profile-gen python3 -m audiomamba.bench.profile_generate --batch 2048 --out "$RES/profile-generate-2048.md"
 run profile-gen1 python3 -m audiomamba.bench.profile_generate --batch 1 --periods 64 --out "$RES/profile-generate-1.md"
+# the same step's fused kernels under Nsight Compute (hardware counters: Firecracker machines only, KINDS.md), the
+# first launch of each kernel at each of sc09-small's three widths: why the in_proj + conv runs at 6.7 TFLOP/s
+run ncu-gen ncu --profile-from-start off --clock-control none -k "regex:_(in_conv|ssm|xproj|out_proj)_kernel" -c 12 \
+  --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+  --section MemoryWorkloadAnalysis python3 -m audiomamba.bench.profile_generate --batch 2048 --periods 1 --ncu
 echo "PHASE done $(date -u +%T)"
