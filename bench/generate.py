@@ -296,6 +296,25 @@ def preset_with_block(preset: str, block: str) -> dict:
     return resolve_model_config(ModelCfg(preset=preset, level_blocks=[block] * levels, center_block=block))
 
 
+def add_model_args(parser, batch: int = 2048) -> None:
+    """The ``--preset``, ``--block`` and ``--batch`` options of the generation-step tools (``profile_generate``,
+    ``step_tiles``): a preset whose every block is replaced by one block type, stepped at one batch size."""
+    parser.add_argument("--preset", default="sc09-small")
+    parser.add_argument("--block", default="mamba-s6", help="block type replacing every block of the preset")
+    parser.add_argument("--batch", type=int, default=batch)
+
+
+def cuda_model(args, tool: str) -> tuple[torch.device, torch.nn.Module] | None:
+    """(device, model) for :func:`add_model_args`' options: the random-weight model on the GPU in eval mode, or None
+    after saying that ``tool`` needs a CUDA device."""
+    if not torch.cuda.is_available():
+        print(f"{tool} needs a CUDA device")
+        return None
+    dev = torch.device("cuda")
+    torch.manual_seed(0)
+    return dev, build_model(preset_with_block(args.preset, args.block)).to(dev).eval()
+
+
 def steady_step_seconds(model, batch: int, dev: torch.device, steps: int, graph: bool) -> float:
     """Seconds per full-rate step at steady state: a :class:`Stepper` runs one period (kernels
     compiled and, with ``graph``, the period captured and replayed once), then whole periods covering

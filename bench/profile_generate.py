@@ -28,12 +28,11 @@ from datetime import UTC, datetime
 
 import torch
 from audiomamba.bench.device import device_name, sync
-from audiomamba.bench.generate import preset_with_block
+from audiomamba.bench.generate import add_model_args, cuda_model
 from audiomamba.kernels.triton_mamba_step import default_precision
 
 from audiomamba.generate import SamplingConfig
 from audiomamba.generate.stepper import Stepper, step_period
-from audiomamba.model import build_model
 
 
 def state_bytes_per_step(model: torch.nn.Module, batch: int) -> float:
@@ -72,21 +71,17 @@ def kernel_table(prof, steps: int) -> list[tuple[str, float, float]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="sc09-small")
-    parser.add_argument("--block", default="mamba-s6", help="block type replacing every block of the preset")
-    parser.add_argument("--batch", type=int, default=2048)
+    add_model_args(parser)
     parser.add_argument("--periods", type=int, default=8, help="pooling periods profiled")
     parser.add_argument("--out", default="", help="also write the report (markdown) here")
     parser.add_argument("--ncu", action="store_true",
                         help="instead: one period's graph replay between cudaProfilerStart/Stop, for "
                              "`ncu --profile-from-start off` (the kernels' hardware counters)")
     args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
-        print("profile_generate needs a CUDA device")
+    built = cuda_model(args, "profile_generate")
+    if built is None:
         return 2
-    dev = torch.device("cuda")
-    torch.manual_seed(0)
-    model = build_model(preset_with_block(args.preset, args.block)).to(dev).eval()
+    dev, model = built
     period = step_period(model)
     steps = args.periods * period
 

@@ -21,11 +21,10 @@ from datetime import UTC, datetime
 
 import torch
 from audiomamba.bench.device import device_name, sync
-from audiomamba.bench.generate import preset_with_block, steady_step_seconds
+from audiomamba.bench.generate import add_model_args, cuda_model, steady_step_seconds
 from audiomamba.kernels.triton_mamba_step import batched_tiles
 
 from audiomamba.generate.stepper import step_period
-from audiomamba.model import build_model
 
 DEFAULT = "default"
 #: one kernel's tiles at a time (the others as committed): in_proj + conv, x_proj, state update, out_proj, all rows
@@ -68,20 +67,16 @@ def combine(best: dict[str, str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="sc09-small")
-    parser.add_argument("--block", default="mamba-s6")
-    parser.add_argument("--batch", type=int, default=2048)
+    add_model_args(parser)
     parser.add_argument("--configs", default="", help="';'-separated AUDIOMAMBA_STEP_TILES values (default: a sweep)")
     parser.add_argument("--rounds", type=int, default=2, help="turns each configuration takes (median kept)")
     parser.add_argument("--steps", type=int, default=512, help="full-rate steps timed per turn")
     parser.add_argument("--out", default="", help="also write the report (markdown) here")
     args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
-        print("step_tiles needs a CUDA device")
+    built = cuda_model(args, "step_tiles")
+    if built is None:
         return 2
-    dev = torch.device("cuda")
-    torch.manual_seed(0)
-    model = build_model(preset_with_block(args.preset, args.block)).to(dev).eval()
+    dev, model = built
     configs = [DEFAULT, *([c.strip() for c in args.configs.split(";") if c.strip()] or CONFIGS)]
 
     def timed(config: str) -> float:

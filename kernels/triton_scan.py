@@ -881,29 +881,36 @@ def _const_decay_scan(m, fm, c, s, x_re, x_im, i_re, i_im, init_re, init_im, IS_
 
 
 @triton.jit
-def _pair_scans(a_re, a_im, b_re, b_im, h0_re, h0_im, al_re, al_im, cc_re, cc_im, G_re, G_im,
-                REVERSE: tl.constexpr, IS_COMPLEX: tl.constexpr):
+def _pair_scans(a_re, a_im, b_re, b_im, h0_re, h0_im, al_re, al_im, cc_re, cc_im, G_re, G_im, edge,
+                REVERSED: tl.constexpr, CHUNK: tl.constexpr, LANE_ASM: tl.constexpr, IS_COMPLEX: tl.constexpr):
     """The state-loop backward's two scans of one state over a chunk, as associative scans of (decay, input)
     pairs: the states h_t from the chunk's start state h0, and the adjoint from the carry G after the chunk
-    (decays ``al`` and inputs ``cc`` in time order with ``REVERSE``, else already in reversed lane order).
-    Returns (h_re, h_im, g_re, g_im); for real A the im parts repeat the re parts (unused)."""
+    (decays ``al`` and inputs ``cc`` in reversed lane order with ``REVERSED``, else in time order, scanned in
+    reverse), brought to time order by :func:`_adjoint_in_time_order`. Returns (h_re, h_im, g_re, g_im, g0_re,
+    g0_im), g0 the adjoint at the chunk's first step; for real A the im parts repeat the re parts (unused)."""
     if IS_COMPLEX:
         pa_re, pa_im, pb_re, pb_im = tl.associative_scan((a_re, a_im, b_re, b_im), 0, _combine_complex)
         ra_re, ra_im, rb_re, rb_im = tl.associative_scan((al_re, al_im, cc_re, cc_im), 0, _combine_complex,
-                                                         reverse=REVERSE)
-        return (pb_re + pa_re * h0_re - pa_im * h0_im, pb_im + pa_re * h0_im + pa_im * h0_re,
-                rb_re + ra_re * G_re - ra_im * G_im, rb_im + ra_re * G_im + ra_im * G_re)
-    pa, pb = tl.associative_scan((a_re, b_re), 0, _combine_real)
-    ra, rb = tl.associative_scan((al_re, cc_re), 0, _combine_real, reverse=REVERSE)
-    h = pb + pa * h0_re
-    g = rb + ra * G_re
-    return h, h, g, g
+                                                         reverse=not REVERSED)
+        h_re = pb_re + pa_re * h0_re - pa_im * h0_im
+        h_im = pb_im + pa_re * h0_im + pa_im * h0_re
+        g_re = rb_re + ra_re * G_re - ra_im * G_im
+        g_im = rb_im + ra_re * G_im + ra_im * G_re
+    else:
+        pa, pb = tl.associative_scan((a_re, b_re), 0, _combine_real)
+        ra, rb = tl.associative_scan((al_re, cc_re), 0, _combine_real, reverse=not REVERSED)
+        h_re = pb + pa * h0_re
+        h_im = h_re
+        g_re = rb + ra * G_re
+        g_im = g_re
+    g_re, g_im, g0_re, g0_im = _adjoint_in_time_order(g_re, g_im, edge, REVERSED, CHUNK, LANE_ASM, IS_COMPLEX)
+    return h_re, h_im, g_re, g_im, g0_re, g0_im
 
 
 @triton.jit
 def _closed_scans(p_re, p_im, tm, b_re, b_im, h0_re, h0_im, cc_re, cc_im, G_re, G_im,
                   CHUNK: tl.constexpr, IS_COMPLEX: tl.constexpr, FAST: tl.constexpr):
-    """:func:`_pair_scans` (reversed lane order for the adjoint) when the decay a = exp(p) is the same at every
+    """:func:`_pair_scans`' two scans (the adjoint over reversed lanes, not yet flipped) when the decay a = exp(p) is the same at every
     step (Δ and A LTI), by :func:`_const_decay_scan`. In reversed lanes t' = CHUNK-1-t the adjoint
     g_t = conj(a) g_(t+1) + cc_t is the forward recurrence g'_t' = conj(a) g'_(t'-1) + cc'_t' from G, so both
     scans share E_t, F_t (one exp2 each, one cos and sin): the adjoint's are their conjugates."""
@@ -1203,17 +1210,13 @@ def _scan_bwd_loop_kernel(
                     g_re, g_im, Gc_re, Gc_im = _adjoint_in_time_order(g_re, g_im, edge, REV_LOADS, CHUNK, LANE_ASM,
                                                                       IS_COMPLEX)
                 else:
-                    h_re, h_im, g_re, g_im = _pair_scans(
-                        a_re, a_im, b_re, b_im, h0_re, h0_im, al_re, al_im, cc_re, cc_im, Gn_re, Gn_im,
-                        not REV_LOADS, IS_COMPLEX)
-                    g_re, g_im, Gc_re, Gc_im = _adjoint_in_time_order(g_re, g_im, edge, REV_LOADS, CHUNK, LANE_ASM,
-                                                                      IS_COMPLEX)
+                    h_re, h_im, g_re, g_im, Gc_re, Gc_im = _pair_scans(
+                        a_re, a_im, b_re, b_im, h0_re, h0_im, al_re, al_im, cc_re, cc_im, Gn_re, Gn_im, edge,
+                        REV_LOADS, CHUNK, LANE_ASM, IS_COMPLEX)
             else:
-                h_re, h_im, g_re, g_im = _pair_scans(
-                    a_re, a_im, b_re, b_im, h0_re, h0_im, al_re, al_im, cc_re, cc_im, Gn_re, Gn_im,
-                    not REV_LOADS, IS_COMPLEX)
-                g_re, g_im, Gc_re, Gc_im = _adjoint_in_time_order(g_re, g_im, edge, REV_LOADS, CHUNK, LANE_ASM,
-                                                                  IS_COMPLEX)
+                h_re, h_im, g_re, g_im, Gc_re, Gc_im = _pair_scans(
+                    a_re, a_im, b_re, b_im, h0_re, h0_im, al_re, al_im, cc_re, cc_im, Gn_re, Gn_im, edge,
+                    REV_LOADS, CHUNK, LANE_ASM, IS_COMPLEX)
             if IS_COMPLEX:
                 if HAS_Z:
                     y += 2.0 * (C_re * h_re - C_im * h_im)

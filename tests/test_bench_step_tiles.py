@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 from audiomamba.bench.step_tiles import CONFIGS, DEFAULT, combine, group, main
-
 from audiomamba.kernels.triton_mamba_step import TILE_KERNEL_KEYS, TILES_BATCHED
 
 
