@@ -112,3 +112,23 @@ def test_detect_noise_judges_a_batch_as_one_clip_at_a_time() -> None:
     assert len(batch) == n
     assert [r.as_dict() for r in batch] == [detect_runaway_noise(w, profile).as_dict() for w in waves]
     assert batch[1].noise_throughout and batch[n - 1].runaway_noise and not batch[0].noise and not batch[NOISE_CHUNK].noise
+
+
+@pytest.mark.parametrize("length", [16000, 1000], ids=["1s", "short-third"])
+@pytest.mark.parametrize("band_hz", [4000.0, 8000.0])
+def test_detect_noise_reuses_the_clips_spectra_without_changing_a_number(band_hz: float, length: int) -> None:
+    """detect_noise takes the early third's flatness from the whole clip's first frames (one FFT fewer): the same
+    numbers, bit for bit, as the early third's own frames, the late third's and the clip's noisy frames computed
+    apart; a third shorter than a frame (zero-padded there) keeps its own."""
+    from audiomamba.generate.noise import _loud_flatness, _noisy_fractions, detect_noise
+
+    rng = np.random.default_rng(5)
+    waves = np.stack([_decoded(_speechlike(rng))[:length] for _ in range(5)])
+    waves[2] = np.clip(rng.normal(0, 0.3, length), -1, 1)
+    profile = NoiseProfile(band_hz, 0.02, 0.4, 10)
+    third = length // 3
+    early, late = waves[:, :third].astype(np.float64), waves[:, -third:].astype(np.float64)
+    expected = zip(_noisy_fractions(waves.astype(np.float64), profile), _loud_flatness(early), _loud_flatness(late),
+                   strict=True)
+    for report, (fraction, f_early, f_late) in zip(detect_noise(waves, profile), expected, strict=True):
+        assert (report.noisy_fraction, report.flatness_early, report.flatness_late) == (fraction, f_early, f_late)

@@ -84,24 +84,37 @@ def _frames(waves: np.ndarray) -> np.ndarray:
     return frames - frames.mean(axis=-1, keepdims=True)
 
 
-def _power(frames: np.ndarray, band_hz: float = 8000.0, sample_rate: int = 16000) -> np.ndarray:
-    """Power spectra (..., n_frames, bins) of the bins from the first above DC up to ``band_hz``."""
-    power = np.abs(np.fft.rfft(frames * np.hanning(FRAME), axis=-1)) ** 2
+def _band(power: np.ndarray, band_hz: float = 8000.0, sample_rate: int = 16000) -> np.ndarray:
+    """The bins of full power spectra (..., FRAME // 2 + 1) from the first above DC up to ``band_hz``."""
     top = max(2, min(power.shape[-1] - 1, int(round(band_hz / sample_rate * FRAME))))
     return power[..., 1 : top + 1] + 1e-12
+
+
+def _full_power(frames: np.ndarray) -> np.ndarray:
+    """Power spectra (..., n_frames, FRAME // 2 + 1) of Hann-windowed frames."""
+    return np.abs(np.fft.rfft(frames * np.hanning(FRAME), axis=-1)) ** 2
+
+
+def _power(frames: np.ndarray, band_hz: float = 8000.0, sample_rate: int = 16000) -> np.ndarray:
+    """Power spectra (..., n_frames, bins) of the bins from the first above DC up to ``band_hz``."""
+    return _band(_full_power(frames), band_hz, sample_rate)
+
+
+def _flatness(band_power: np.ndarray) -> np.ndarray:
+    """Spectral flatness (geometric over arithmetic mean) of each spectrum: (..., bins) -> (...)."""
+    return np.exp(np.log(band_power).mean(axis=-1)) / band_power.mean(axis=-1)
 
 
 def frame_stats(wave: np.ndarray, band_hz: float = 8000.0) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame spectral flatness within ``band_hz`` and RMS: waves (..., T) -> two (..., n_frames) arrays."""
     frames = _frames(np.asarray(wave, dtype=np.float64))
-    power = _power(frames, band_hz)
-    flat = np.exp(np.log(power).mean(axis=-1)) / power.mean(axis=-1)
-    return flat, np.sqrt((frames**2).mean(axis=-1))
+    return _flatness(_power(frames, band_hz)), np.sqrt((frames**2).mean(axis=-1))
 
 
-def _loud_flatness(waves: np.ndarray) -> np.ndarray:
-    """Mean per-frame flatness of each of ``waves`` (..., T) over its frames that are not near-silent: (...)."""
-    flat, rms = frame_stats(waves)
+def _loud_flatness(waves: np.ndarray, stats: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Mean per-frame flatness of each of ``waves`` (..., T) over its frames that are not near-silent: (...).
+    ``stats``: their :func:`frame_stats` (full band) when the caller has them already."""
+    flat, rms = stats if stats is not None else frame_stats(waves)
     energy = rms**2
     loud = energy > 1e-6 * np.maximum(energy.max(axis=-1, keepdims=True), 1e-12)
     count = loud.sum(axis=-1)
@@ -153,9 +166,21 @@ def detect_noise(waves: np.ndarray, profile: NoiseProfile | None = None) -> list
         part = waves[lo : lo + NOISE_CHUNK]
         third = max(part.shape[-1] // 3, 1)
         early, late = part[..., :third], part[..., -third:]
-        f_early, f_late = _loud_flatness(early), _loud_flatness(late)
+        # one set of spectra for the whole clip: its noisy frames, and the early third's flatness from its first
+        # frames (the same samples as the early third's own frames, so the same numbers) instead of a second FFT
+        frames = _frames(part)
+        power = _full_power(frames)
+        rms = np.sqrt((frames**2).mean(axis=-1))
+        flat = _flatness(_band(power, profile.band_hz))
+        fraction = ((rms >= profile.loud_rms) & (flat >= FLAT_NOISE)).mean(axis=-1)
+        if third >= FRAME:
+            n_early = (third - FRAME) // HOP + 1
+            flat8k = flat if profile.band_hz == 8000.0 else _flatness(_band(power[..., :n_early, :]))
+            f_early = _loud_flatness(early, (flat8k[..., :n_early], rms[..., :n_early]))
+        else:  # the early third is shorter than a frame: its one frame is zero-padded, unlike the clip's
+            f_early = _loud_flatness(early)
+        f_late = _loud_flatness(late)
         r_early, r_late = (np.sqrt(np.mean((p - p.mean(axis=-1, keepdims=True)) ** 2, axis=-1)) for p in (early, late))
-        fraction = _noisy_fractions(part, profile)
         for i in range(part.shape[0]):
             fl, fe, rl, re = float(f_late[i]), float(f_early[i]), float(r_late[i]), float(r_early[i])
             runaway = fl >= FLAT_NOISE and fl >= FLAT_RATIO * fe + 0.1 and rl >= LEVEL_RATIO * re and rl > 0.02
