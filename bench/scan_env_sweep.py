@@ -2,7 +2,7 @@
 
     python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_UNROLL 1,2,4,8
     python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_CONFIG "default;32,32,2,1,2,256,seq" --backward
-    python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_CLOSED default,0 --backward --complex
+    python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_CLOSED default,1 --backward --complex
 
 Every benchmark shape of ``audiomamba bench kernel`` (with ``--backward`` also the U-Net level shapes
 of sc09-small, (16, 256, 16, 4000) and (16, 512, 16, 1000)), fp32 and bf16: ms, % of the HBM
