@@ -460,12 +460,17 @@ def _held_out_probs(runs: list[Path], tta: bool, keys: list[str] | None) -> dict
     return out
 
 
+def _mean_accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Accuracy of the mean of stacked class probabilities (members, N, classes) against ``labels`` (N,)."""
+    return (probs.mean(0).argmax(-1) == labels).float().mean().item()
+
+
 def ensemble_accuracy(runs: list[str | Path], tta: bool = False, keys: list[str] | None = None) -> dict[str, float]:
     """Per held-out speaker, the accuracy of the mean class probabilities of several LOSO runs
     (their ``probs-<speaker>.pt``; only speakers every run has), plus ``"mean"`` over them.
     ``tta``: each run contributes the mean over its test-time variants (``keys``, default all; see
     :func:`member_probs`) instead of its plain probabilities."""
-    out = {name: (probs.mean(0).argmax(-1) == labels).float().mean().item()
+    out = {name: _mean_accuracy(probs, labels)
            for name, (probs, labels) in _held_out_probs([Path(r) for r in runs], tta, keys).items()}
     out["mean"] = sum(out.values()) / len(out)
     return out
@@ -493,8 +498,7 @@ def nested_selection(runs: list[str | Path], tta: bool = False, keys: list[str] 
         raise DataError(f"only {len(speakers)} held-out speaker in every run: nested selection needs at least 2")
     top = min(max_members or len(runs), len(runs))
     sets = [c for k in range(1, top + 1) for c in combinations(range(len(runs)), k)]
-    acc = {c: {name: (p[list(c)].mean(0).argmax(-1) == y).float().mean().item() for name, (p, y) in held.items()}
-           for c in sets}
+    acc = {c: {name: _mean_accuracy(p[list(c)], y) for name, (p, y) in held.items()} for c in sets}
 
     def pick(names: list[str]) -> tuple[tuple[int, ...], float]:
         best = max(sets, key=lambda c: (round(sum(acc[c][n] for n in names) / len(names), 9), -len(c),

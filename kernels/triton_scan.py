@@ -908,24 +908,31 @@ def _pair_scans(a_re, a_im, b_re, b_im, h0_re, h0_im, al_re, al_im, cc_re, cc_im
 
 
 @triton.jit
+def _closed_factors(p_re, p_im, tm, M: tl.constexpr, IS_COMPLEX: tl.constexpr, FAST: tl.constexpr):
+    """The closed-form scans' factors for exponent p = Δ A and steps ``tm`` = t - M from the chunk's middle:
+    |E_t| = m, |F_t| = fm, the phase (c, s) of E_t (1, 0 for real A) and a^(M+1) = (i_re, i_im)."""
+    lm = p_re * LOG2E * tm
+    i_re, i_im = _const_decay_pow(p_re, p_im, M + 1.0, IS_COMPLEX, FAST)
+    c, s = 1.0, 0.0
+    if IS_COMPLEX:
+        c, s = _cos_sin(_turn(p_im * tm), FAST)
+    return tl.exp2(lm), tl.exp2(-lm), c, s, i_re, i_im
+
+
+@triton.jit
 def _closed_scans(p_re, p_im, tm, b_re, b_im, h0_re, h0_im, cc_re, cc_im, G_re, G_im,
                   CHUNK: tl.constexpr, IS_COMPLEX: tl.constexpr, FAST: tl.constexpr):
     """:func:`_pair_scans`' two scans (the adjoint over reversed lanes, not yet flipped) when the decay a = exp(p) is the same at every
     step (Δ and A LTI), by :func:`_const_decay_scan`. In reversed lanes t' = CHUNK-1-t the adjoint
     g_t = conj(a) g_(t+1) + cc_t is the forward recurrence g'_t' = conj(a) g'_(t'-1) + cc'_t' from G, so both
     scans share E_t, F_t (one exp2 each, one cos and sin): the adjoint's are their conjugates."""
-    M: tl.constexpr = CHUNK // 2
-    lm = p_re * LOG2E * tm
-    m = tl.exp2(lm)
-    fm = tl.exp2(-lm)
-    i_re, i_im = _const_decay_pow(p_re, p_im, M + 1.0, IS_COMPLEX, FAST)
+    m, fm, c, s, i_re, i_im = _closed_factors(p_re, p_im, tm, CHUNK // 2, IS_COMPLEX, FAST)
     if IS_COMPLEX:
-        c, s = _cos_sin(_turn(p_im * tm), FAST)
         h_re, h_im = _const_decay_scan(m, fm, c, s, b_re, b_im, i_re, i_im, h0_re, h0_im, True)
         g_re, g_im = _const_decay_scan(m, fm, c, -s, cc_re, cc_im, i_re, -i_im, G_re, G_im, True)
         return h_re, h_im, g_re, g_im
-    h, _ = _const_decay_scan(m, fm, 1.0, 0.0, b_re, b_re, i_re, 0.0, h0_re, 0.0, False)
-    g, _ = _const_decay_scan(m, fm, 1.0, 0.0, cc_re, cc_re, i_re, 0.0, G_re, 0.0, False)
+    h, _ = _const_decay_scan(m, fm, c, s, b_re, b_re, i_re, 0.0, h0_re, 0.0, False)
+    g, _ = _const_decay_scan(m, fm, c, s, cc_re, cc_re, i_re, 0.0, G_re, 0.0, False)
     return h, h, g, g
 
 
@@ -943,13 +950,9 @@ def _closed_scans_time(p_re, p_im, tm, b_re, b_im, h0_re, h0_im, cc_re, cc_im, G
     and the carry to the chunk on the left is g_0 = conj(a^M) (T + conj(a^M) G). Returns (h_re, h_im, g_re, g_im,
     g0_re, g0_im)."""
     M: tl.constexpr = CHUNK // 2
-    lm = p_re * LOG2E * tm
-    m = tl.exp2(lm)
-    fm = tl.exp2(-lm)
-    i_re, i_im = _const_decay_pow(p_re, p_im, M + 1.0, IS_COMPLEX, FAST)
+    m, fm, c, s, i_re, i_im = _closed_factors(p_re, p_im, tm, M, IS_COMPLEX, FAST)
     k_re, k_im = _const_decay_pow(p_re, p_im, M * 1.0, IS_COMPLEX, FAST)  # a^M
     if IS_COMPLEX:
-        c, s = _cos_sin(_turn(p_im * tm), FAST)
         h_re, h_im = _const_decay_scan(m, fm, c, s, b_re, b_im, i_re, i_im, h0_re, h0_im, True)
         x_re = m * (c * cc_re + s * cc_im)  # conj(E_t) cc_t
         x_im = m * (c * cc_im - s * cc_re)
@@ -964,7 +967,7 @@ def _closed_scans_time(p_re, p_im, tm, b_re, b_im, h0_re, h0_im, cc_re, cc_im, G
         g0_re = k_re * (T_re + G1_re) + k_im * (T_im + G1_im)
         g0_im = k_re * (T_im + G1_im) - k_im * (T_re + G1_re)
         return h_re, h_im, g_re, g_im, g0_re, g0_im
-    h, _ = _const_decay_scan(m, fm, 1.0, 0.0, b_re, b_re, i_re, 0.0, h0_re, 0.0, False)
+    h, _ = _const_decay_scan(m, fm, c, s, b_re, b_re, i_re, 0.0, h0_re, 0.0, False)
     x = m * cc_re
     T = tl.sum(x, 0)
     G1 = k_re * G_re

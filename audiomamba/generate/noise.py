@@ -105,10 +105,15 @@ def _flatness(band_power: np.ndarray) -> np.ndarray:
     return np.exp(np.log(band_power).mean(axis=-1)) / band_power.mean(axis=-1)
 
 
+def _rms(frames: np.ndarray) -> np.ndarray:
+    """RMS of each (mean-removed) frame: (..., FRAME) -> (...)."""
+    return np.sqrt((frames**2).mean(axis=-1))
+
+
 def frame_stats(wave: np.ndarray, band_hz: float = 8000.0) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame spectral flatness within ``band_hz`` and RMS: waves (..., T) -> two (..., n_frames) arrays."""
     frames = _frames(np.asarray(wave, dtype=np.float64))
-    return _flatness(_power(frames, band_hz)), np.sqrt((frames**2).mean(axis=-1))
+    return _flatness(_power(frames, band_hz)), _rms(frames)
 
 
 def _loud_flatness(waves: np.ndarray, stats: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
@@ -126,10 +131,14 @@ def spectral_flatness(wave: np.ndarray, n_fft: int = FRAME, hop: int = HOP) -> f
     return float(_loud_flatness(np.asarray(wave, dtype=np.float64)))
 
 
+def _noisy_share(flat: np.ndarray, rms: np.ndarray, profile: NoiseProfile) -> np.ndarray:
+    """Share of frames that are loud and broadband, from their flatness in the profile's band and RMS: (...)."""
+    return ((rms >= profile.loud_rms) & (flat >= FLAT_NOISE)).mean(axis=-1)
+
+
 def _noisy_fractions(waves: np.ndarray, profile: NoiseProfile) -> np.ndarray:
     """Share of the frames of each of ``waves`` (..., T) that are loud and broadband: (...)."""
-    flat, rms = frame_stats(waves, profile.band_hz)
-    return ((rms >= profile.loud_rms) & (flat >= FLAT_NOISE)).mean(axis=-1)
+    return _noisy_share(*frame_stats(waves, profile.band_hz), profile)
 
 
 def noisy_fraction(wave: np.ndarray, profile: NoiseProfile) -> float:
@@ -170,9 +179,9 @@ def detect_noise(waves: np.ndarray, profile: NoiseProfile | None = None) -> list
         # frames (the same samples as the early third's own frames, so the same numbers) instead of a second FFT
         frames = _frames(part)
         power = _full_power(frames)
-        rms = np.sqrt((frames**2).mean(axis=-1))
+        rms = _rms(frames)
         flat = _flatness(_band(power, profile.band_hz))
-        fraction = ((rms >= profile.loud_rms) & (flat >= FLAT_NOISE)).mean(axis=-1)
+        fraction = _noisy_share(flat, rms, profile)
         if third >= FRAME:
             n_early = (third - FRAME) // HOP + 1
             flat8k = flat if profile.band_hz == 8000.0 else _flatness(_band(power[..., :n_early, :]))
