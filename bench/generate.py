@@ -373,6 +373,7 @@ class MatrixRow:
     sampling_s: float | None = None
     note: str = ""
     failed: str = ""  # "OOM" (out of GPU memory) or "error" (any other exception) when wall_s is None
+    parts: str = ""  # where the rest went (:func:`rest_note`), shown after the note
 
     @property
     def rest_s(self) -> float | None:
@@ -385,7 +386,8 @@ class MatrixRow:
                     *[self.failed] * 3, "-", "-", "-", self.note]
         return [self.preset, f"`{self.block}`", str(self.batch), f"{self.seconds_audio:g}", seconds_cell(self.wall_s),
                 seconds_cell(self.sampling_s), seconds_cell(self.rest_s), f"{audio / self.wall_s:,.0f}",
-                f"{audio / self.wall_s / 16000:,.2f}", f"{audio / self.sampling_s / 16000:,.2f}", self.note]
+                f"{audio / self.wall_s / 16000:,.2f}", f"{audio / self.sampling_s / 16000:,.2f}",
+                "; ".join(x for x in (self.note, self.parts) if x)]
 
 
 MATRIX_HEADER = ("| preset | block | batch | audio per sample (s) | wall (s) | sampling (s) | rest (s) | "
@@ -415,9 +417,11 @@ def matrix_case(preset: str, block: str, batch: int, seconds: float, max_seconds
     sync(dev)
     t0 = time.perf_counter()
     model = model_from_state(torch.load(weights, map_location="cpu", weights_only=True), dev)
+    loaded = time.perf_counter() - t0
+    timings: dict[str, float] = {}
     with capped_sampling(steps):
         _, gen = generate_to_folder(model, out, batch, seconds, batch, SamplingConfig(), 0, "minmax",
-                                    sashimi_filter=True, device=dev, bf16=bf16, progress=False)
+                                    sashimi_filter=True, device=dev, bf16=bf16, progress=False, timings=timings)
     sync(dev)
     wall = time.perf_counter() - t0
     sampling, note = gen.seconds, ""
@@ -428,7 +432,15 @@ def matrix_case(preset: str, block: str, batch: int, seconds: float, max_seconds
                 f"{per_step * 1e3:.3f} ms/step; files written at full length")
     del model, gen
     shutil.rmtree(out, ignore_errors=True)
-    return MatrixRow(preset, block, batch, seconds, wall, sampling, note)
+    return MatrixRow(preset, block, batch, seconds, wall, sampling, note, parts=rest_note(loaded, timings))
+
+
+def rest_note(loaded: float, timings: dict[str, float]) -> str:
+    """The rest's parts, short (:func:`generate_to_folder`'s ``timings``): load, decode, files (the pool, with its
+    grid's own seconds) and index."""
+    t = timings.get
+    return (f"rest: load {loaded:.2f}, decode {t('decode', 0.0):.2f}, files {t('files', 0.0):.2f} (grid "
+            f"{t('grid', 0.0):.2f}, noise {t('noise', 0.0):.2f} thread-s), index {t('index', 0.0):.2f}")
 
 
 def _failure_note(err: BaseException, batch: int) -> str:

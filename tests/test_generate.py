@@ -75,8 +75,13 @@ def test_n_not_divisible_by_batch(model: torch.nn.Module) -> None:
 
 
 def test_generate_to_folder_writes_wavs_index_and_plot(model: torch.nn.Module, tmp_path: Path) -> None:
+    timings: dict[str, float] = {}
     rows, gen = generate_to_folder(model, tmp_path / "out", n=5, seconds=0.002, batch=2,
-                                   sampling=SamplingConfig(top_p=0.9), sashimi_filter=True, progress=False)
+                                   sampling=SamplingConfig(top_p=0.9), sashimi_filter=True, progress=False,
+                                   timings=timings)
+    assert set(timings) == {"sampling", "decode", "noise", "grid", "wavs", "files", "index"}
+    assert timings["sampling"] == gen.seconds and min(timings.values()) > 0
+    assert timings["files"] >= timings["grid"]  # the pool waits for the grid
     out = tmp_path / "out"
     assert len(rows) == 5 and (out / "index.csv").is_file() and (out / "spectrograms.png").is_file()
     index = json.loads((out / "index.json").read_text())
@@ -109,3 +114,57 @@ def test_write_samples_pool_gives_what_one_thread_gives(tmp_path: Path) -> None:
         assert rate == 16000 and np.abs(pcm - waves[row["index"]]).max() <= 1 / 32768
         assert row["noise"] == detect_runaway_noise(waves[row["index"], 100:]).noise
     assert sum(not r["kept"] for r in pool) > 0 and (tmp_path / "pool" / "dropped").is_dir()
+
+
+def test_row_groups_give_the_tokens_of_one_group(model: torch.nn.Module, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows split into groups (uneven: 2 + 2 + 1, each with its own state and KV cache) draw the same tokens with the
+    same log-probabilities as the whole batch stepped at once, prompts included."""
+    prompt = torch.randint(0, 256, (5, 6), generator=torch.Generator().manual_seed(4))
+    runs = {}
+    for groups in ("1", "3"):
+        monkeypatch.setenv("AUDIOMAMBA_STEP_GROUPS", groups)
+        runs[groups] = generate_tokens(model, 5, 20, 5, SamplingConfig(), seed=3, prompts=prompt, progress=False)
+    assert torch.equal(runs["1"].tokens, runs["3"].tokens)
+    assert torch.equal(runs["3"].tokens[:, :6], prompt)
+    assert (runs["1"].logp - runs["3"].logp).abs().max() <= 1e-5
+
+
+def test_step_groups_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from audiomamba.generate.stepper import AUTO_GROUP_ROWS, AUTO_GROUPS_MAX, group_rows, step_groups
+    from audiomamba.generate.stepper import AUTO_GROUPS_MIN_BATCH as MIN
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.delenv("AUDIOMAMBA_STEP_GROUPS", raising=False)
+    assert step_groups(4 * MIN, cpu) == 1
+    assert step_groups(MIN, gpu) == min(AUTO_GROUPS_MAX, MIN // AUTO_GROUP_ROWS) > 1
+    assert step_groups(64 * MIN, gpu) == AUTO_GROUPS_MAX
+    assert step_groups(MIN - 1, gpu) == 1
+    real, cplx = [{"h": torch.zeros(1, 4)}], [{"h": torch.zeros(1, 4)}, {"h": torch.zeros(1, 4, dtype=torch.complex64)}]
+    assert step_groups(MIN, gpu, real) > 1 and step_groups(MIN, gpu, cplx) == 1
+    monkeypatch.setenv("AUDIOMAMBA_STEP_GROUPS", "4")
+    assert step_groups(2, cpu) == 2 and step_groups(64, cpu) == 4 and step_groups(64, gpu, cplx) == 4
+    monkeypatch.setenv("AUDIOMAMBA_STEP_GROUPS", "two")
+    with pytest.raises(ValueError, match="AUDIOMAMBA_STEP_GROUPS='two'"):
+        step_groups(64, cpu)
+    assert group_rows(5, 3) == [slice(0, 2), slice(2, 4), slice(4, 5)]
+    assert group_rows(4, 1) == [slice(0, 4)]
+
+
+def test_cli_line_says_where_the_time_outside_sampling_went() -> None:
+    from audiomamba.cli.generate import rest_line
+
+    line = rest_line(0.5, {"sampling": 9.0, "decode": 0.25, "files": 1.5, "noise": 2.0, "wavs": 0.75, "grid": 1.25,
+                           "index": 0.125})
+    assert line.startswith("outside sampling: loading 0.50 s, decoding") and "files 1.50 s" in line
+    assert "noise check 2.00, WAVs 0.75, spectrogram grid 1.25" in line and "regenerating" not in line
+    assert "regenerating noisy samples 3.00 s" in rest_line(0.5, {"regenerate": 3.0})
+
+
+def test_log_spectrograms_put_a_tone_in_its_bin_and_pad_short_clips() -> None:
+    from audiomamba.generate.output import log_spectrograms
+
+    t = np.arange(16000) / 16000
+    spec = log_spectrograms(np.stack([np.sin(2 * np.pi * 1000 * t), 0.5 * np.sin(2 * np.pi * 2500 * t)]))
+    assert spec.shape == (2, 129, (16000 - 256) // 64 + 1)
+    assert (spec[0].argmax(0) == 16).all() and (spec[1].argmax(0) == 40).all()  # 1000 and 2500 Hz / 62.5 Hz per bin
+    assert log_spectrograms(np.zeros((1, 100))).shape == (1, 129, 1)

@@ -69,3 +69,21 @@ def test_out_proj_tail_changes_no_sample(monkeypatch, pdl: str) -> None:
                                     use_graph=True, progress=False))
     assert torch.equal(runs[0].tokens, runs[1].tokens)
     assert torch.allclose(runs[0].logp, runs[1].logp, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("graph", [True, False])
+def test_row_groups_on_streams_change_no_sample(monkeypatch, graph: bool) -> None:
+    """Rows stepped in groups on their own CUDA streams (AUDIOMAMBA_STEP_GROUPS; uneven groups of 22 + 21 + 21
+    rows, a prompt on some steps) draw the same tokens as one group, in CUDA graphs and eagerly."""
+    torch.manual_seed(0)
+    cfg = {"d_model": 32, "pool": [4, 4], "levels": [{"block": "mamba-s6", "n": 2}, {"block": "mamba-s4-real", "n": 1}],
+           "center": {"block": "mamba-s4", "n": 1}}
+    model = build_model(cfg).cuda().eval()
+    prompt = torch.randint(0, 256, (64, 24))
+    runs = []
+    for groups in ("1", "3"):
+        monkeypatch.setenv("AUDIOMAMBA_STEP_GROUPS", groups)
+        runs.append(generate_tokens(model, 64, 320, 64, SamplingConfig(), seed=3, prompts=prompt, device="cuda",
+                                    use_graph=graph, progress=False))
+    assert torch.equal(runs[0].tokens, runs[1].tokens)
+    assert torch.allclose(runs[0].logp, runs[1].logp, rtol=0, atol=1e-5)

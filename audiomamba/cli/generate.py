@@ -76,10 +76,12 @@ def generate(
     from audiomamba.generate.noise import NoiseProfile
 
     profile = NoiseProfile.load(run if run.is_dir() else run.parent)
+    loaded = time.perf_counter() - t_start
+    timings: dict[str, float] = {}
     rows, gen = generate_to_folder(
         model, out, n, seconds, batch, SamplingConfig(temperature, top_p, min_p), seed, recipe.data.normalization,
         prompt, prompt_seconds, sashimi_filter, regenerate_noisy, dev,
-        use_graph=False if no_graph else None, bf16=bf16, labeller=labeller, noise_profile=profile,
+        use_graph=False if no_graph else None, bf16=bf16, labeller=labeller, noise_profile=profile, timings=timings,
     )
     audio = n * seconds
     noisy = sum(r["noise"] for r in rows)
@@ -89,6 +91,7 @@ def generate(
         f"{wall:.1f} s from loading the model to the index (loading, writing and labelling {wall - gen.seconds:.1f} s); "
         f"mean BPB {float(gen.bpb().mean()):.3f}; noise flagged in {noisy}{'' if profile else ' (no noise_profile.json in the run: default thresholds)'}; index: {out / 'index.csv'}"
     )
+    Console().print(rest_line(loaded, timings))
     if labeller is not None:
         confident = sum(r["digit_prob"] >= 0.9 for r in rows)
         counts = [sum(r["digit"] == d for r in rows) for d in range(10)]
@@ -119,3 +122,16 @@ def _stream_to_wav(run: Path, out: Path, seconds: float, prompt: Path | None, pr
             rate = written / 16000 / max(time.perf_counter() - start, 1e-9)
             print(f"\r{path}: {written / 16000:.2f} s written ({rate:.2f}× real time)", end="", flush=True)
     print()
+
+
+def rest_line(loaded: float, timings: dict[str, float]) -> str:
+    """Where the wall time outside sampling went, from :func:`generate_to_folder`'s ``timings``: one line."""
+    t = timings.get
+    parts = [f"loading {loaded:.2f} s"]
+    if "regenerate" in timings:
+        parts.append(f"regenerating noisy samples {t('regenerate'):.2f} s")
+    parts.append(f"decoding, scoring and labelling {t('decode', 0.0):.2f} s")
+    parts.append(f"files {t('files', 0.0):.2f} s (thread seconds: noise check {t('noise', 0.0):.2f}, WAVs "
+                 f"{t('wavs', 0.0):.2f}, spectrogram grid {t('grid', 0.0):.2f})")
+    parts.append(f"index {t('index', 0.0):.2f} s")
+    return "outside sampling: " + ", ".join(parts)

@@ -7,6 +7,7 @@ and writes WAVs, an index and a spectrogram grid.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
@@ -70,12 +71,15 @@ def generate_to_folder(
     progress: bool = True,
     labeller=None,
     noise_profile: NoiseProfile | None = None,
+    timings: dict[str, float] | None = None,
 ) -> tuple[list[dict], Generated]:
     """Generate ``n`` samples of ``seconds`` (the prompt included) and write them to ``out``.
 
     ``labeller`` (see :func:`~audiomamba.generate.output.write_samples`) labels each sample with a digit;
-    ``noise_profile`` (the run's ``noise_profile.json``) sets what counts as noise.
+    ``noise_profile`` (the run's ``noise_profile.json``) sets what counts as noise; ``timings``, if given, receives
+    the wall seconds of "sampling", "regenerate" (noisy samples made again) and :func:`write_samples`' parts.
     """
+    timings = {} if timings is None else timings
     length = int(round(seconds * 16000))
     prompts, names = (None, None)
     if prompt is not None:
@@ -84,10 +88,15 @@ def generate_to_folder(
             raise ConfigError(f"--seconds {seconds} must exceed --prompt-seconds {prompt_seconds} to continue a prompt")
     kw = dict(sampling=sampling, device=device, use_graph=use_graph, bf16=bf16, progress=progress)
     gen = generate_tokens(model, n, length, batch, seed=seed, prompts=prompts, **kw)
+    timings["sampling"] = gen.seconds
     if regenerate > 0:
         def redo(rows: list[int], attempt: int) -> Generated:
             sub = None if prompts is None else prompts[rows]
             return generate_tokens(model, len(rows), length, batch, seed=seed + 1_000_003 * attempt, prompts=sub, **kw)
 
+        t0 = time.perf_counter()
         gen, _ = regenerate_noisy(gen, redo, regenerate, noise_profile)
-    return write_samples(gen, out, names, sashimi_filter, labeller=labeller, noise_profile=noise_profile), gen
+        timings["regenerate"] = time.perf_counter() - t0
+    rows = write_samples(gen, out, names, sashimi_filter, labeller=labeller, noise_profile=noise_profile,
+                         timings=timings)
+    return rows, gen

@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -45,6 +48,7 @@ def write_samples(
     labeller=None,
     noise_profile: NoiseProfile | None = None,
     workers: int | None = None,
+    timings: dict[str, float] | None = None,
 ) -> list[dict]:
     """Decode and write every sample; returns the index rows (also written as index.csv/json).
 
@@ -53,7 +57,12 @@ def write_samples(
     given, adds the predicted digit and its probability to each row and to the spectrogram titles.
     ``noise_profile`` (the run's, from its training data) sets what counts as noise throughout.
     ``workers``: threads writing the files (default min(8, CPUs); 1 writes them one after another).
+    ``timings``, if given, receives seconds by the wall: "decode" (tokens to waves, likelihoods, filter, labels),
+    "files" (the thread pool: noise check, WAVs and spectrogram grid side by side) and "index"; and the seconds
+    each part of the pool took, summed over its jobs: "noise", "wavs", "grid".
     """
+    timings = {} if timings is None else timings
+    clock = _Clock(timings)
     out.mkdir(parents=True, exist_ok=True)
     waves = mu_law_decode(gen.tokens).numpy()
     loglik = gen.loglik()
@@ -67,22 +76,28 @@ def write_samples(
     if not bool(keep.all()):
         (out / "dropped").mkdir(exist_ok=True)
     workers = workers or min(8, os.cpu_count() or 2)
+    clock.lap("decode")
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        step = max(NOISE_CHUNK, -(-len(waves) // (4 * workers)))  # about 4 noise jobs per thread
-        noise_parts = [pool.submit(detect_noise, judged[lo : lo + step], noise_profile) for lo in range(0, len(waves), step)]
+        # the grid first: one job as long as several noise jobs, so it must not wait behind them (an H200 machine,
+        # 2026-12-04: queued last, it ended the pool 0.6 s after the noise check)
         plot = None
         if spectrogram_count:
             titles = [str(paths[i].relative_to(out))
                       + (f"  '{int(digits[i])}' p={float(probs[i]):.2f}" if digits is not None else "")
                       for i in range(min(spectrogram_count, len(waves)))]
-            plot = pool.submit(plot_grid, waves[:spectrogram_count], out / "spectrograms.png", titles)
+            plot = pool.submit(clock.timed("grid", plot_grid), waves[:spectrogram_count], out / "spectrograms.png", titles)
+        step = max(NOISE_CHUNK, -(-len(waves) // (4 * workers)))  # about 4 noise jobs per thread
+        noise_parts = [pool.submit(clock.timed("noise", detect_noise), judged[lo : lo + step], noise_profile)
+                       for lo in range(0, len(waves), step)]
         # 16-bit PCM straight from the tokens: the 256 decoded levels converted once (the same samples as
         # converting each decoded wave), looked up per file inside the pool
         levels, tokens = pcm16(mu_law_decode(torch.arange(256)).numpy()), gen.tokens.numpy()
-        list(pool.map(lambda i: save_pcm16(paths[i], levels[tokens[i]]), range(len(paths))))
+        save = clock.timed("wavs", save_pcm16)
+        list(pool.map(lambda i: save(paths[i], levels[tokens[i]]), range(len(paths))))
         noise = [report for part in noise_parts for report in part.result()]
         if plot is not None:
             plot.result()
+    clock.lap("files")
     rows = [
         {
             "file": str(path.relative_to(out)),
@@ -103,24 +118,65 @@ def write_samples(
         writer.writeheader()
         writer.writerows(rows)
     (out / "index.json").write_text(json.dumps(rows, indent=1))
+    clock.lap("index")
     return rows
 
 
+class _Clock:
+    """Wall seconds into a dict: :meth:`lap` since the last lap, :meth:`timed` summed over a function's calls
+    (from any thread)."""
+
+    def __init__(self, into: dict[str, float]) -> None:
+        self.into, self.last, self.lock = into, time.perf_counter(), threading.Lock()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.into[name] = self.into.get(name, 0.0) + now - self.last
+        self.last = now
+
+    def timed(self, name: str, fn: Callable) -> Callable:
+        def run(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self.lock:
+                    self.into[name] = self.into.get(name, 0.0) + time.perf_counter() - t0
+        return run
+
+
+def log_spectrograms(waves: np.ndarray, n_fft: int = 256, hop: int = 64) -> np.ndarray:
+    """Power spectrograms in dB of Hann-windowed frames: waves (k, T) -> (k, n_fft // 2 + 1, frames)."""
+    waves = np.asarray(waves, dtype=np.float64)
+    if waves.shape[-1] < n_fft:
+        waves = np.pad(waves, [(0, 0), (0, n_fft - waves.shape[-1])])
+    frames = np.lib.stride_tricks.sliding_window_view(waves, n_fft, axis=-1)[:, ::hop, :]
+    power = np.abs(np.fft.rfft(frames * np.hanning(n_fft), axis=-1)) ** 2
+    return np.swapaxes(10.0 * np.log10(power + 1e-20), 1, 2)
+
+
 def plot_grid(waves: np.ndarray, path: Path, titles: list[str]) -> Path:
-    """A grid of log-spectrograms (up to 4 per row) of ``waves`` ((k, T))."""
+    """A grid of log-spectrograms (up to 4 per row) of ``waves`` ((k, T)); frequency in Hz over seconds.
+
+    The spectrograms are computed at once (:func:`log_spectrograms`) and drawn as images with fixed margins:
+    about half the time of matplotlib's ``specgram`` with ``tight_layout`` (0.34 against 0.62 s for 8 one-second
+    clips, 2-core CPU, 2026-12-04)."""
     from matplotlib.figure import Figure  # no pyplot: safe to render off the main thread
 
     k = len(waves)
     cols = min(4, k)
     rows = -(-k // cols)
-    fig = Figure(figsize=(3.2 * cols, 2.4 * rows), dpi=100)
+    fig = Figure(figsize=(3.2 * cols, 2.4 * rows), dpi=100)  # the same size as ``width, height`` below
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[k:]:
         ax.axis("off")
-    for ax, wave, title in zip(axes.flat, waves, titles, strict=False):
-        ax.specgram(np.asarray(wave, dtype=np.float64) + 1e-9, NFFT=256, Fs=SAMPLE_RATE, noverlap=192, cmap="magma")
+    extent = (0.0, max(np.shape(waves)[-1], 1) / SAMPLE_RATE, 0.0, SAMPLE_RATE / 2)
+    for ax, spec, title in zip(axes.flat, log_spectrograms(waves), titles, strict=False):
+        ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", extent=extent, interpolation="nearest")
         ax.set_title(title, fontsize=8)
         ax.tick_params(labelsize=6)
-    fig.tight_layout()
+    width, height = 3.2 * cols, 2.4 * rows  # margins in inches: tick labels on the left, a title above
+    fig.subplots_adjust(left=0.4 / width, right=1 - 0.08 / width, bottom=0.3 / height, top=1 - 0.28 / height,
+                        wspace=0.2, hspace=0.45)
     fig.savefig(path)
     return path

@@ -3,11 +3,22 @@
 One "period" is ``prod(pool)`` full-rate steps: after it every level of the U-Net is back in the
 same phase, so the work of a whole period is captured once as a CUDA graph and replayed. Both
 paths run the same :func:`_advance` per step; the graph path only changes who launches it.
+
+Row groups: the batch's rows never interact, so the stepper can split them into groups that step
+on their own CUDA streams (:func:`step_groups`). A large batch's step kernels each fill the GPU for
+one latency-bound wave at low occupancy (one H200, 2026-12-04: the in_proj + conv kernel of a
+batch-2048 step at 12 % occupancy, 12 cycles between one warp's instructions); two groups' kernels
+run side by side and hide each other's latency. Each row sees the same step kernels and the same
+sampling noise as without groups (the noise is drawn for the whole batch first), so the tokens are the
+same; only the pooling layers' cuBLAS products may pick another algorithm for another row count, which
+with bf16 step tiles changed 438 of 3.3 M tokens (H200, 2026-12-04; none with the default tf32x3).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -24,6 +35,45 @@ from audiomamba.tokenizer import Q_ZERO
 
 #: most uniform numbers drawn in one call for the sampling noise (64 MiB of float32)
 NOISE_NUMBERS = 1 << 24
+#: a batch of at least this many rows is split into groups by :func:`step_groups` on its own
+AUTO_GROUPS_MIN_BATCH = 2048
+#: rows per group and most groups when :func:`step_groups` splits a batch on its own
+AUTO_GROUP_ROWS = 128
+AUTO_GROUPS_MAX = 16
+
+
+def step_groups(batch: int, device: torch.device, state: object = None) -> int:
+    """Row groups stepped on their own CUDA streams: ``AUDIOMAMBA_STEP_GROUPS`` (a positive integer, at most the
+    batch; ``auto`` or unset: the rule below).
+
+    The rule (``python -m audiomamba.bench.step_groups``, one H200, 2026-12-04 20:06 and 20:22 UTC, sc09-small,
+    ms per full-rate step against one group): on a GPU, a batch of :data:`AUTO_GROUPS_MIN_BATCH` rows or more in
+    groups of :data:`AUTO_GROUP_ROWS` rows, at most :data:`AUTO_GROUPS_MAX` (``mamba-s6`` at 2048: 16 groups 1.15×,
+    8 groups 1.12-1.13×, 4 groups 1.06×; at 4096: 8 or 16 groups 1.19×; ``mamba-s4-real`` at 2048: 4 groups 1.09×;
+    at 512 or 1024 rows groups gained nothing); otherwise one group. A model whose step ``state`` (one row's, if
+    given) holds complex tensors keeps one group: its complex LTI states make the step bound by their traffic, where
+    groups cost 3-12 % (``mamba-s4`` at 2048).
+    """
+    text = os.environ.get("AUDIOMAMBA_STEP_GROUPS", "").strip().lower()
+    if text in ("", "auto"):
+        if device.type != "cuda" or batch < AUTO_GROUPS_MIN_BATCH:
+            return 1
+        if any(isinstance(leaf, torch.Tensor) and leaf.is_complex() for leaf in tree_flatten(state)[0]):
+            return 1
+        return max(1, min(AUTO_GROUPS_MAX, batch // AUTO_GROUP_ROWS))
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"AUDIOMAMBA_STEP_GROUPS={text!r} in the environment: give a positive integer or 'auto'")
+    return min(int(text), batch)
+
+
+def group_rows(batch: int, groups: int) -> list[slice]:
+    """``groups`` contiguous row ranges covering ``batch`` rows, sizes differing by at most one (the first
+    ones larger)."""
+    base, extra = divmod(batch, groups)
+    bounds = [0]
+    for g in range(groups):
+        bounds.append(bounds[-1] + base + (g < extra))
+    return [slice(bounds[g], bounds[g + 1]) for g in range(groups)]
 
 
 @dataclass(frozen=True)
@@ -98,6 +148,7 @@ class Stepper:
         generator: torch.Generator | None = None,
         seed: int = 0,
         autocast_dtype: torch.dtype | None = None,
+        groups: int | None = None,
     ) -> None:
         self.model = model
         self.batch = batch
@@ -110,6 +161,13 @@ class Stepper:
         self.use_graph = use_graph
         self.seed = seed  # seeds the CUDA generator before the replays (the graph draws from it)
         self._graph: torch.cuda.CUDAGraph | None = None
+        #: row groups (each with its own state, and on a GPU its own stream): :func:`step_groups` when None
+        if groups is None:
+            one_row = model.init_state(1, device) if device.type == "cuda" and hasattr(model, "init_state") else None
+            groups = step_groups(batch, device, one_row)
+        self.groups = group_rows(batch, groups)
+        self._streams = ([torch.cuda.Stream(device=device) for _ in self.groups]
+                         if device.type == "cuda" and len(self.groups) > 1 else [])
 
     def _rand(self, shape: tuple[int, ...]) -> torch.Tensor:
         return torch.rand(shape, device=self.device, generator=self.generator)
@@ -125,19 +183,35 @@ class Stepper:
     def _period(self, inp, state, forced, force, out_tok, out_logp):
         """Run one period of steps; writes tokens/log-probs into rows of ``out_*`` ((period, B)).
 
-        The uniform noise of the Gumbel-max draws is drawn for up to :meth:`_noise_steps` steps
-        at once (one launch instead of one per step); step j reads its own slice.
+        The uniform noise of the Gumbel-max draws is drawn for the whole batch, up to
+        :meth:`_noise_steps` steps per call (one launch instead of one per step); step j reads its
+        own slice. ``state`` holds one state per row group; each group steps its rows through the
+        period, on its own stream where there are several (forked from and joined to the current one).
         """
         chunk = self._noise_steps()
-        noise = None
+        noise = []
+        if self.sampling.temperature > 0:
+            for j in range(0, self.period, chunk):
+                noise.append(self._rand((min(chunk, self.period - j), self.batch, self.vocab)))
+        main = torch.cuda.current_stream(self.device) if self._streams else None
         with self._autocast():
-            for j in range(self.period):
-                if j % chunk == 0 and self.sampling.temperature > 0:
-                    noise = self._rand((min(chunk, self.period - j), self.batch, self.vocab))
-                rand = partial(_drawn, noise[j % chunk]) if noise is not None else self._rand
-                inp, state = _advance(self.model, inp, state, forced[j], force[j], self.sampling, rand,
-                                      out_tok[j], out_logp[j])
-        return inp, state
+            for g, rows in enumerate(self.groups):
+                stream = self._streams[g] if self._streams else None
+                if stream is not None:
+                    stream.wait_stream(main)
+                with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
+                    g_inp = inp[rows]
+                    for j in range(self.period):
+                        rand = partial(_drawn, noise[j // chunk][j % chunk][rows]) if noise else self._rand
+                        g_inp, state[g] = _advance(self.model, g_inp, state[g], forced[j][rows], force[j][rows],
+                                                   self.sampling, rand, out_tok[j][rows], out_logp[j][rows])
+            for stream in self._streams:
+                main.wait_stream(stream)
+        return out_tok[self.period - 1], state
+
+    def init_state(self) -> list:
+        """The model's initial step state, one per row group."""
+        return [self.model.init_state(rows.stop - rows.start, self.device) for rows in self.groups]
 
     def run(self, prompt: torch.Tensor | None, length: int, on_period: Callable[[int], None] | None = None):
         """All ``length`` tokens: (tokens (B, length), logp (B, length)); ``on_period(k)`` after period k."""
@@ -163,9 +237,10 @@ class Stepper:
             force[:p] = True
         tokens = torch.empty(total, batch, dtype=torch.long, device=dev)
         logp = torch.empty(total, batch, dtype=torch.float32, device=dev)
-        state = self.model.init_state(batch, dev)
+        state = self.init_state()
         if hasattr(self.model, "reserve_cache"):  # fixed-shape KV caches: graph-capturable steps
-            self.model.reserve_cache(state, total)
+            for group_state in state:
+                self.model.reserve_cache(group_state, total)
         inp = torch.full((batch,), Q_ZERO, dtype=torch.long, device=dev)
         if self.use_graph:
             yield from self._run_graphed(inp, state, forced, force, tokens, logp)

@@ -110,13 +110,27 @@ run generate-bf16 $B generate --cases sc09 --step-precisions bf16 --pdl --out "$
 run step-cudagraphs $B model --compile --compile-mode reduce-overhead --out "$RES/bench-model-reduce-overhead.md"
 run step-profile $B model --profile --compile --out "$RES/bench-model-profile.md"
 run generate-matrix $B generate --matrix --out "$RES/bench-generate-matrix.md"
+# the batch's rows in groups on their own CUDA streams (new 2026-12-04: the step kernels ran at 12 % occupancy), with
+# the token checks, then the LTI blocks at 2048; and the GPU tests of the groups
+run step-groups python3 -m audiomamba.bench.step_groups --blocks mamba-s6 --batches 2048,1024,512 --groups 1,2,3,4,8 \
+  --out "$RES/step-groups-s6.md"
+run step-groups-lti python3 -m audiomamba.bench.step_groups --blocks mamba-s4-real,mamba-s4 --batches 2048 \
+  --groups 1,2,4 --out "$RES/step-groups-lti.md"
+run groups-tests python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py -k row_groups
+# more groups and batches, then the CLI path at 2048 and 1 with the rest's parts (loading, decode, files, index)
+run step-groups-more python3 -m audiomamba.bench.step_groups --blocks mamba-s6 --batches 2048,4096 --groups 1,4,8,16 \
+  --out "$RES/step-groups-more.md"
+run step-groups-bf16 env AUDIOMAMBA_STEP_PRECISION=bf16 python3 -m audiomamba.bench.step_groups --blocks mamba-s6 \
+  --batches 2048 --groups 1,8 --out "$RES/step-groups-bf16.md"
+run matrix-sc09 $B generate --matrix --presets sc09-small --blocks mamba-s6,mamba-s4-real --batches 2048,1 \
+  --out "$RES/bench-generate-matrix-sc09.md"
 # where a generation step's GPU time goes, kernel by kernel: batch 2048 (1.057 ms/step on 2026-12-04, 0.5 needed for
 # 2048 SC09 seconds in 10 s) and one stream (BENCHMARKS.md, "Where a generation step's time goes")
 run profile-gen python3 -m audiomamba.bench.profile_generate --batch 2048 --out "$RES/profile-generate-2048.md"
 run profile-gen1 python3 -m audiomamba.bench.profile_generate --batch 1 --periods 64 --out "$RES/profile-generate-1.md"
 # the same step's fused kernels under Nsight Compute (hardware counters: Firecracker machines only, KINDS.md), the
-# first launch of each kernel at each of sc09-small's three widths: why the in_proj + conv runs at 6.7 TFLOP/s
-run ncu-gen ncu --profile-from-start off --clock-control none -k "regex:_(in_conv|ssm|xproj|out_proj)_kernel" -c 12 \
+# launches of one period's first step (all 40 blocks: sc09-small's three widths): why the in_proj + conv runs at 6.7 TFLOP/s
+run ncu-gen ncu --profile-from-start off --clock-control none -k "regex:_(in_conv|ssm|xproj|out_proj)_kernel" -c 160 \
   --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
   --section MemoryWorkloadAnalysis python3 -m audiomamba.bench.profile_generate --batch 2048 --periods 1 --ncu
 echo "PHASE done $(date -u +%T)"
