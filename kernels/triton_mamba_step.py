@@ -86,8 +86,11 @@ TILES_STREAM = {"in_e": 32, "in_h": 128, "ssm_e": 32, "k": 256, "out_h": 32, "ou
 NUM_WARPS = 4
 #: keys that tune one batched kernel's launch apart from the others: rows per program (at least 16, for tl.dot) and
 #: warps of the in_proj + conv (``in_``), x_proj (``x_``) and out_proj (``out_``) kernels, warps of the state update
-#: (``ssm_warps``; its rows are ``rows``). Unset: ``rows`` and :data:`NUM_WARPS`.
-TILE_KERNEL_KEYS = ("in_rows", "in_warps", "x_rows", "x_warps", "ssm_warps", "out_rows", "out_warps")
+#: (``ssm_warps``; its rows are ``rows``), and software-pipelining stages of each kernel's loops (``*_stages``, 1-4:
+#: Triton's ``num_stages``; more stages prefetch a loop's next loads through shared memory). Unset: ``rows``,
+#: :data:`NUM_WARPS` and Triton's default stages.
+TILE_KERNEL_KEYS = ("in_rows", "in_warps", "x_rows", "x_warps", "ssm_warps", "out_rows", "out_warps",
+                    "in_stages", "x_stages", "ssm_stages", "out_stages")
 _tiles_cache: dict[tuple, dict[str, int]] = {}
 
 
@@ -106,10 +109,12 @@ def batched_tiles() -> dict[str, int]:
             name, _, value = (x.strip() for x in part.partition("="))
             n = int(value) if value.isdigit() else 0
             rows = name == "rows" or name.endswith("_rows")
-            if (name not in TILES_BATCHED and name not in TILE_KERNEL_KEYS) or n < 1 or n & (n - 1) or (rows and n < 16):
+            bad_n = n > 4 if name.endswith("_stages") else n & (n - 1) or (rows and n < 16)
+            if (name not in TILES_BATCHED and name not in TILE_KERNEL_KEYS) or n < 1 or bad_n:
                 raise KernelError(
                     f"bad entry {part!r} in AUDIOMAMBA_STEP_TILES={text!r}: give KEY=VALUE with a power of two (rows "
-                    f"at least 16), KEY one of {', '.join(dict.fromkeys([*TILES_BATCHED, *TILE_KERNEL_KEYS]))}"
+                    f"at least 16; stages 1-4), KEY one of "
+                    f"{', '.join(dict.fromkeys([*TILES_BATCHED, *TILE_KERNEL_KEYS]))}"
                 )
             tiles[name] = n
         _tiles_cache[key] = tiles
@@ -517,13 +522,16 @@ class _Launch:
 
 
 def _kernel_launch(launch: _Launch, batch: int, kernel: str) -> tuple[int, dict[str, object]]:
-    """(row tiles, launch keywords) of one batched kernel: ``launch.common`` with its own rows per program and warps
-    where the tiles name them (``{kernel}_rows``, ``{kernel}_warps``; :func:`batched_tiles`); one stream: unchanged."""
+    """(row tiles, launch keywords) of one batched kernel: ``launch.common`` with its own rows per program, warps
+    and pipelining stages where the tiles name them (``{kernel}_rows``, ``{kernel}_warps``, ``{kernel}_stages``;
+    :func:`batched_tiles`); one stream: unchanged."""
     t = launch.tiles
     rows, warps = t.get(f"{kernel}_rows", launch.rows), t.get(f"{kernel}_warps", NUM_WARPS)
-    if launch.small or (rows == launch.rows and warps == launch.common["num_warps"]):
+    stages = t.get(f"{kernel}_stages")
+    if launch.small or (rows == launch.rows and warps == launch.common["num_warps"] and stages is None):
         return launch.n_rows, launch.common
-    return triton.cdiv(batch, rows), dict(launch.common, BLOCK_B=rows, num_warps=warps)
+    extra = {} if stages is None else {"num_stages": stages}
+    return triton.cdiv(batch, rows), dict(launch.common, BLOCK_B=rows, num_warps=warps, **extra)
 
 
 def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias: Tensor, eps: float,

@@ -45,7 +45,7 @@ def test_fused_block_step_matches_composed_step(kind: str, batch: int, tiles: st
 
     if tiles == "per-kernel":
         monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", "in_rows=32,in_warps=2,in_e=16,x_rows=32,x_warps=2,ssm_warps=2,"
-                                                    "out_rows=32,out_warps=2")
+                                                    "out_rows=32,out_warps=2,in_stages=1,x_stages=2,out_stages=1")
     if tiles == "small":
         for name in ("TILES_STREAM", "TILES_BATCHED"):
             monkeypatch.setattr(tm, name, dict(getattr(tm, name), in_e=16, in_h=16, ssm_e=16, k=16, out_h=16,
@@ -353,18 +353,18 @@ def test_step_tiles_from_the_environment(monkeypatch) -> None:
     import audiomamba.kernels.triton_mamba_step as tm
     from audiomamba.kernels.errors import KernelError
 
-    monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", "in_e=64, in_warps=8,out_rows=32")
+    monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", "in_e=64, in_warps=8,out_rows=32,x_stages=3")
     t = tm.batched_tiles()
-    assert t == dict(tm.TILES_BATCHED, in_e=64, in_warps=8, out_rows=32)
+    assert t == dict(tm.TILES_BATCHED, in_e=64, in_warps=8, out_rows=32, x_stages=3)
     launch = tm._Launch(False, t, 16, 128, dict(USE_DOT=True, PREC="ieee", BLOCK_B=16, num_warps=tm.NUM_WARPS,
                                                 PDL=False, launch_pdl=False))
     assert tm._kernel_launch(launch, 2048, "in") == (128, dict(launch.common, num_warps=8))
     assert tm._kernel_launch(launch, 2048, "out") == (64, dict(launch.common, BLOCK_B=32))
     assert tm._kernel_launch(launch, 2048, "ssm") == (128, dict(launch.common, num_warps=t["ssm_warps"]))
-    assert tm._kernel_launch(launch, 2048, "x") == (128, launch.common)
+    assert tm._kernel_launch(launch, 2048, "x") == (128, dict(launch.common, num_stages=3))
     stream = tm._Launch(True, tm.TILES_STREAM, 1, 1, launch.common)
     assert tm._kernel_launch(stream, 1, "in") == (1, launch.common)
-    for bad in ("in_e=48", "rows=8", "in_warp=8", "in_e"):
+    for bad in ("in_e=48", "rows=8", "in_warp=8", "in_e", "in_stages=5", "x_stages=0"):
         monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", bad)
         with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_TILES") as err:
             tm.batched_tiles()

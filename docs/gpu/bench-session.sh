@@ -124,6 +124,16 @@ run step-groups-bf16 env AUDIOMAMBA_STEP_PRECISION=bf16 python3 -m audiomamba.be
   --batches 2048 --groups 1,8 --out "$RES/step-groups-bf16.md"
 run matrix-sc09 $B generate --matrix --presets sc09-small --blocks mamba-s6,mamba-s4-real --batches 2048,1 \
   --out "$RES/bench-generate-matrix-sc09.md"
+# the step kernels' software-pipelining stages (their loops run 1-4 times at sc09's widths; Triton's default 3 stages
+# cost sm_90 instructions and shared memory: in_proj + conv 2200 -> 1592 SASS instructions, 49.6 -> 8 KB at 1 stage)
+run step-stages python3 -m audiomamba.bench.step_tiles --rounds 3 --out "$RES/step-tiles-stages.md" \
+  --configs "in_stages=1;x_stages=1;out_stages=1;in_stages=1,x_stages=1,out_stages=1"
+# 16 groups against 8 with more hardware queues than the default 8 (16 groups timed 0.84 or 1.26 ms per step at random)
+run groups-connections env CUDA_DEVICE_MAX_CONNECTIONS=32 python3 -m audiomamba.bench.step_groups --blocks mamba-s6 \
+  --batches 2048 --groups 1,8,16 --check-seconds 0 --out "$RES/step-groups-connections.md"
+# the groups forked all at once (a group on the capture stream no longer holds the later ones back): slow runs left?
+run groups-fork python3 -m audiomamba.bench.step_groups --blocks mamba-s6 --batches 2048 --groups 1,4,8,16 --rounds 6 \
+  --check-seconds 0 --out "$RES/step-groups-fork.md"
 # where a generation step's GPU time goes, kernel by kernel: batch 2048 (1.057 ms/step on 2026-12-04, 0.5 needed for
 # 2048 SC09 seconds in 10 s) and one stream (BENCHMARKS.md, "Where a generation step's time goes")
 run profile-gen python3 -m audiomamba.bench.profile_generate --batch 2048 --out "$RES/profile-generate-2048.md"
