@@ -1,4 +1,5 @@
-"""Small device helpers shared by the benchmark drivers: synchronise, free memory, spot an OOM, name the device."""
+"""Small helpers shared by the benchmark drivers: synchronise, free memory, spot an OOM, name the device, print and
+save a report."""
 
 from __future__ import annotations
 
@@ -31,3 +32,13 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def emit_report(lines: list[str], out: str = "") -> str:
+    """Join a report's lines, print it, and also write it to ``out`` when given (the drivers' ``--out``)."""
+    report = "\n".join(lines) + "\n"
+    print(report, flush=True)
+    if out:
+        with open(out, "w") as f:
+            f.write(report)
+    return report

@@ -53,6 +53,7 @@ from audiomamba.kernels.backend import PDL_AUTO_MAX_ROWS
 import audiomamba.generate as _generate_pkg
 from audiomamba import kernels
 from audiomamba.generate import Generated, SamplingConfig, generate_to_folder, generate_tokens
+from audiomamba.generate.output import outside_sampling_line
 from audiomamba.generate.stepper import Stepper, step_period
 from audiomamba.model import build_model, load_model_preset
 from audiomamba.model import ssm as _ssm
@@ -373,7 +374,7 @@ class MatrixRow:
     sampling_s: float | None = None
     note: str = ""
     failed: str = ""  # "OOM" (out of GPU memory) or "error" (any other exception) when wall_s is None
-    parts: str = ""  # where the rest went (:func:`rest_note`), shown after the note
+    parts: str = ""  # where the rest went (``outside_sampling_line``), shown after the note
 
     @property
     def rest_s(self) -> float | None:
@@ -432,15 +433,7 @@ def matrix_case(preset: str, block: str, batch: int, seconds: float, max_seconds
                 f"{per_step * 1e3:.3f} ms/step; files written at full length")
     del model, gen
     shutil.rmtree(out, ignore_errors=True)
-    return MatrixRow(preset, block, batch, seconds, wall, sampling, note, parts=rest_note(loaded, timings))
-
-
-def rest_note(loaded: float, timings: dict[str, float]) -> str:
-    """The rest's parts, short (:func:`generate_to_folder`'s ``timings``): load, decode, files (the pool, with its
-    grid's own seconds) and index."""
-    t = timings.get
-    return (f"rest: load {loaded:.2f}, decode {t('decode', 0.0):.2f}, files {t('files', 0.0):.2f} (grid "
-            f"{t('grid', 0.0):.2f}, noise {t('noise', 0.0):.2f} thread-s), index {t('index', 0.0):.2f}")
+    return MatrixRow(preset, block, batch, seconds, wall, sampling, note, parts=outside_sampling_line(loaded, timings))
 
 
 def _failure_note(err: BaseException, batch: int) -> str:

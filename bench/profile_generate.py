@@ -27,7 +27,7 @@ import time
 from datetime import UTC, datetime
 
 import torch
-from audiomamba.bench.device import device_name, sync
+from audiomamba.bench.device import device_name, emit_report, sync
 from audiomamba.bench.generate import add_model_args, cuda_model
 from audiomamba.kernels.triton_mamba_step import default_precision
 
@@ -156,11 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(rows) > 25:
         rest = sum(r[2] for r in rows[25:])
         lines.append(f"| {len(rows) - 25} others | | {rest:.1f} | {rest / total_us * 100:.1f} % |")
-    report = "\n".join(lines) + "\n"
-    print(report, flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(report)
+    emit_report(lines, args.out)
     return 0
 
 

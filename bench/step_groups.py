@@ -18,7 +18,7 @@ import statistics
 from datetime import UTC, datetime
 
 import torch
-from audiomamba.bench.device import device_name, sync
+from audiomamba.bench.device import device_name, emit_report, sync
 from audiomamba.bench.generate import preset_with_block, steady_step_seconds
 from audiomamba.bench.model import environment
 
@@ -97,11 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 lines.append(f"| {block} | {batch} | {g} | {ms[g]:.3f} | {ms[1] / ms[g]:.2f}× | {note} |")
         del model
         torch.cuda.empty_cache()
-    report = "\n".join(lines) + "\n"
-    print(report, flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(report)
+    emit_report(lines, args.out)
     sync(dev)
     return 0
 

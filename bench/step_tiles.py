@@ -20,7 +20,7 @@ import statistics
 from datetime import UTC, datetime
 
 import torch
-from audiomamba.bench.device import device_name, sync
+from audiomamba.bench.device import device_name, emit_report, sync
 from audiomamba.bench.generate import add_model_args, cuda_model, steady_step_seconds
 from audiomamba.kernels.triton_mamba_step import batched_tiles
 
@@ -129,11 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"(**{a / b:.2f}×**, same process, {args.rounds + 1} turns each, median)."]
     else:
         lines += ["", "No configuration beat the default."]
-    report = "\n".join(lines) + "\n"
-    print(report, flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(report)
+    emit_report(lines, args.out)
     sync(dev)
     return 0
 

@@ -43,8 +43,8 @@ def test_matrix_quick_runs_the_cli_path_and_writes_the_table(tmp_path, capsys) -
     for r in rows:
         wall, sampling, rest = float(r[4]), float(r[5]), float(r[6])
         assert wall > sampling > 0 and rest == pytest.approx(wall - sampling, abs=0.011)  # 4 decimals below 1 s
-        assert r[10].startswith("rest: load ")  # not extrapolated (8 steps are far below the cap): the rest's parts
-        assert "extrapolated" not in r[10] and " files " in r[10] and "(grid " in r[10]
+        assert r[10].startswith("outside sampling: loading ")  # not extrapolated (8 steps are far below the cap)
+        assert "extrapolated" not in r[10] and " files " in r[10] and "spectrogram grid " in r[10]
     assert "4 of 4 cases; 0 out of memory (OOM); 0 extrapolated" in text
     assert "Command: `audiomamba bench generate" in text
 

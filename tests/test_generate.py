@@ -151,13 +151,13 @@ def test_step_groups_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_cli_line_says_where_the_time_outside_sampling_went() -> None:
-    from audiomamba.cli.generate import rest_line
+    from audiomamba.generate.output import outside_sampling_line
 
-    line = rest_line(0.5, {"sampling": 9.0, "decode": 0.25, "files": 1.5, "noise": 2.0, "wavs": 0.75, "grid": 1.25,
-                           "index": 0.125})
+    timings = {"sampling": 9.0, "decode": 0.25, "files": 1.5, "noise": 2.0, "wavs": 0.75, "grid": 1.25, "index": 0.125}
+    line = outside_sampling_line(0.5, timings)
     assert line.startswith("outside sampling: loading 0.50 s, decoding") and "files 1.50 s" in line
     assert "noise check 2.00, WAVs 0.75, spectrogram grid 1.25" in line and "regenerating" not in line
-    assert "regenerating noisy samples 3.00 s" in rest_line(0.5, {"regenerate": 3.0})
+    assert "regenerating noisy samples 3.00 s" in outside_sampling_line(0.5, {"regenerate": 3.0})
 
 
 def test_log_spectrograms_put_a_tone_in_its_bin_and_pad_short_clips() -> None:

@@ -74,6 +74,7 @@ def generate(
         labeller = digit_labeller(classifier, dev)
     model, recipe = load_model_from_checkpoint(run, dev, ema=not no_ema)
     from audiomamba.generate.noise import NoiseProfile
+    from audiomamba.generate.output import outside_sampling_line
 
     profile = NoiseProfile.load(run if run.is_dir() else run.parent)
     loaded = time.perf_counter() - t_start
@@ -91,7 +92,7 @@ def generate(
         f"{wall:.1f} s from loading the model to the index (loading, writing and labelling {wall - gen.seconds:.1f} s); "
         f"mean BPB {float(gen.bpb().mean()):.3f}; noise flagged in {noisy}{'' if profile else ' (no noise_profile.json in the run: default thresholds)'}; index: {out / 'index.csv'}"
     )
-    Console().print(rest_line(loaded, timings))
+    Console().print(outside_sampling_line(loaded, timings))
     if labeller is not None:
         confident = sum(r["digit_prob"] >= 0.9 for r in rows)
         counts = [sum(r["digit"] == d for r in rows) for d in range(10)]
@@ -123,15 +124,3 @@ def _stream_to_wav(run: Path, out: Path, seconds: float, prompt: Path | None, pr
             print(f"\r{path}: {written / 16000:.2f} s written ({rate:.2f}× real time)", end="", flush=True)
     print()
 
-
-def rest_line(loaded: float, timings: dict[str, float]) -> str:
-    """Where the wall time outside sampling went, from :func:`generate_to_folder`'s ``timings``: one line."""
-    t = timings.get
-    parts = [f"loading {loaded:.2f} s"]
-    if "regenerate" in timings:
-        parts.append(f"regenerating noisy samples {t('regenerate'):.2f} s")
-    parts.append(f"decoding, scoring and labelling {t('decode', 0.0):.2f} s")
-    parts.append(f"files {t('files', 0.0):.2f} s (thread seconds: noise check {t('noise', 0.0):.2f}, WAVs "
-                 f"{t('wavs', 0.0):.2f}, spectrogram grid {t('grid', 0.0):.2f})")
-    parts.append(f"index {t('index', 0.0):.2f} s")
-    return "outside sampling: " + ", ".join(parts)

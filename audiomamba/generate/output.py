@@ -122,6 +122,21 @@ def write_samples(
     return rows
 
 
+def outside_sampling_line(loaded: float, timings: dict[str, float]) -> str:
+    """Where the wall time outside sampling went, one line: ``loaded`` seconds to load the model, then
+    :func:`~audiomamba.generate.generate_to_folder`'s ``timings`` (``audiomamba generate`` prints it; the generation
+    matrix of ``audiomamba bench generate`` puts it in its notes)."""
+    t = timings.get
+    parts = [f"loading {loaded:.2f} s"]
+    if "regenerate" in timings:
+        parts.append(f"regenerating noisy samples {t('regenerate'):.2f} s")
+    parts.append(f"decoding, scoring and labelling {t('decode', 0.0):.2f} s")
+    parts.append(f"files {t('files', 0.0):.2f} s (thread seconds: noise check {t('noise', 0.0):.2f}, WAVs "
+                 f"{t('wavs', 0.0):.2f}, spectrogram grid {t('grid', 0.0):.2f})")
+    parts.append(f"index {t('index', 0.0):.2f} s")
+    return "outside sampling: " + ", ".join(parts)
+
+
 class _Clock:
     """Wall seconds into a dict: :meth:`lap` since the last lap, :meth:`timed` summed over a function's calls
     (from any thread)."""

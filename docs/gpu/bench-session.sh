@@ -131,6 +131,9 @@ run step-stages python3 -m audiomamba.bench.step_tiles --rounds 3 --out "$RES/st
 # 16 groups against 8 with more hardware queues than the default 8 (16 groups timed 0.84 or 1.26 ms per step at random)
 run groups-connections env CUDA_DEVICE_MAX_CONNECTIONS=32 python3 -m audiomamba.bench.step_groups --blocks mamba-s6 \
   --batches 2048 --groups 1,8,16 --check-seconds 0 --out "$RES/step-groups-connections.md"
+# the batched tiles swept again under the row groups (8 groups of 256 rows since 2026-12-04 20:40; the tiles were
+# tuned for one group of 2048)
+run step-tiles-groups python3 -m audiomamba.bench.step_tiles --rounds 3 --out "$RES/step-tiles-groups.md"
 # the groups forked all at once (a group on the capture stream no longer holds the later ones back): slow runs left?
 run groups-fork python3 -m audiomamba.bench.step_groups --blocks mamba-s6 --batches 2048 --groups 1,4,8,16 --rounds 6 \
   --check-seconds 0 --out "$RES/step-groups-fork.md"
