@@ -3,6 +3,10 @@
     python -m audiomamba.bench.step_tiles [--preset sc09-small] [--block mamba-s6] [--batch 2048]
                                           [--configs "in_warps=8;in_e=64,in_warps=8;..."] [--rounds 2] [--out F]
 
+With ``--var NAME`` the configurations are values of another environment variable that the step reads (e.g.
+``--var AUDIOMAMBA_STEP_EVEN --configs 0``: the masked kernels against the default), timed and checked the same way,
+without the per-kernel combination.
+
 Each configuration is an ``AUDIOMAMBA_STEP_TILES`` value (``kernels.triton_mamba_step.batched_tiles``: rows per
 program, channels and warps per kernel); "default" is the tiles as committed. For each one, the whole model's steady
 ms per full-rate step (CUDA-graph replays of one pooling period, as generation runs; ``bench.generate.
@@ -27,6 +31,7 @@ from audiomamba.kernels.triton_mamba_step import batched_tiles
 from audiomamba.generate.stepper import step_period
 
 DEFAULT = "default"
+TILES_VAR = "AUDIOMAMBA_STEP_TILES"
 #: one kernel's tiles at a time (the others as committed): in_proj + conv, x_proj, state update, out_proj, all rows
 CONFIGS = (
     "in_warps=8", "in_e=16", "in_e=64", "in_e=64,in_warps=8", "in_h=64", "in_h=64,in_warps=8", "in_rows=32,in_warps=8",
@@ -72,24 +77,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="turns each configuration takes (median kept)")
     parser.add_argument("--steps", type=int, default=512, help="full-rate steps timed per turn")
     parser.add_argument("--out", default="", help="also write the report (markdown) here")
+    parser.add_argument("--var", default=TILES_VAR, help="the environment variable whose values --configs lists")
     args = parser.parse_args(argv)
+    var, tiles = args.var, args.var == TILES_VAR
+    if not tiles and not args.configs.strip():
+        raise SystemExit(f"--var {var}: give its values to time with --configs")
     built = cuda_model(args, "step_tiles")
     if built is None:
         return 2
     dev, model = built
     configs = [DEFAULT, *([c.strip() for c in args.configs.split(";") if c.strip()] or CONFIGS)]
 
+    def setting(config: str) -> None:
+        if config == DEFAULT:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = config
+        if tiles:
+            batched_tiles()  # a bad value fails here, before any launch
+
     def timed(config: str) -> float:
-        os.environ["AUDIOMAMBA_STEP_TILES"] = "" if config == DEFAULT else config
-        batched_tiles()  # a bad value fails here, before any launch
+        setting(config)
         return steady_step_seconds(model, args.batch, dev, args.steps, True) * 1e3
 
     def diff(config: str, ref: torch.Tensor) -> float:
-        os.environ["AUDIOMAMBA_STEP_TILES"] = "" if config == DEFAULT else config
+        setting(config)
         out = logits_after_period(model, args.batch, dev)
         return float((out - ref).abs().max() / ref.abs().max().clamp_min(1e-12))
 
-    os.environ["AUDIOMAMBA_STEP_TILES"] = ""
+    setting(DEFAULT)
     ref = logits_after_period(model, args.batch, dev)
     runs: dict[str, list[float]] = {c: [] for c in configs}
     diffs = {c: diff(c, ref) for c in configs}
@@ -99,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {r + 1}: {c}: {runs[c][-1]:.3f} ms/step", flush=True)
     ms = {c: statistics.median(v) for c, v in runs.items()}
     best: dict[str, str] = {}
-    for c in configs[1:]:
+    for c in configs[1:] if tiles else ():
         g = group(c)
         if diffs[c] < 1e-4 and ms[c] < ms[best.get(g, DEFAULT)]:
             best[g] = c
@@ -109,25 +125,26 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.rounds + 1):
             for c in (DEFAULT, combined):
                 final.setdefault(c, []).append(timed(c))
-    os.environ.pop("AUDIOMAMBA_STEP_TILES", None)
+    setting(DEFAULT)
     lines = [
         f"Device: {device_name(dev)}; torch {torch.__version__}; date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"Command: python -m audiomamba.bench.step_tiles --preset {args.preset} --block {args.block} --batch {args.batch} "
-        f"--rounds {args.rounds} --steps {args.steps}",
+        f"--rounds {args.rounds} --steps {args.steps}" + ("" if tiles else f" --var {var} --configs '{args.configs}'"),
         "",
         f"{args.preset}, every block {args.block}, batch {args.batch}, fp32, CUDA graphs; ms per full-rate step "
         f"(median of {args.rounds} turns); logits diff = max |logits − default's| / max |default's| after one period.",
         "",
-        "| AUDIOMAMBA_STEP_TILES | kernel | ms/step | speed-up | logits diff |",
+        f"| {var} | kernel | ms/step | speed-up | logits diff |",
         "|---|---|---:|---:|---:|",
     ]
     for c in configs:
-        lines.append(f"| `{c}` | {group(c)} | {ms[c]:.3f} | {ms[DEFAULT] / ms[c]:.2f}× | {diffs[c]:.1e} |")
+        lines.append(f"| `{c}` | {group(c) if tiles else '–'} | {ms[c]:.3f} | {ms[DEFAULT] / ms[c]:.2f}× | "
+                     f"{diffs[c]:.1e} |")
     if combined:
         a, b = statistics.median(final[DEFAULT]), statistics.median(final[combined])
         lines += ["", f"Best per kernel, combined: `{combined}`: {b:.3f} ms/step against the default's {a:.3f} "
                       f"(**{a / b:.2f}×**, same process, {args.rounds + 1} turns each, median)."]
-    else:
+    elif tiles:
         lines += ["", "No configuration beat the default."]
     emit_report(lines, args.out)
     sync(dev)

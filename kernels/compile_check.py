@@ -126,17 +126,22 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             k = min(E, t["k"])
             in_conv = dict(common, K=4, BLOCK_H=min(H, t["in_h"]), BLOCK_E=t["in_e"], ONE_CHUNK=small and H <= t["in_h"])
             out.append(Variant("in_conv", tuple(in_conv.items()), 4))
+            # sizes that are multiples of the tiles, as at sc09's widths: no masks (``EVEN``)
+            out.append(Variant("in_conv", tuple(dict(in_conv, EVEN=True).items()), 4))
             if small:  # with programmatic dependent launch (AUDIOMAMBA_PDL=1): the grid dependency ops compile
                 out.append(Variant("in_conv", tuple(dict(in_conv, PDL=True, PRELOAD=True).items()), 4))
             ssm = dict(common, XPROJ_INLINE=small, BLOCK_E=t["ssm_e"], BLOCK_K=k, BLOCK_N=16, BLOCK_R=max(nr, 4))
             ssm_warps = 4 if small else t.get("ssm_warps", 4)  # as _kernel_launch launches it
             out.append(Variant("ssm", tuple(ssm.items()), ssm_warps))
+            out.append(Variant("ssm", tuple(dict(ssm, EVEN=True).items()), ssm_warps))
             # one stream with AUDIOMAMBA_TAIL_OUT=1: the out_proj as the launch's tail (atomics, barrier)
             tail = dict(TAIL=True, HAS_RES=True, BLOCK_OH=t["out_h"], BLOCK_OK=min(E, t["out_k"]))
             if small:
                 out.append(Variant("ssm", tuple(dict(ssm, PDL=True, **tail).items()), 4))
             if not small:
-                out.append(Variant("xproj", tuple(dict(common, BLOCK_K=k, BLOCK_N=16, BLOCK_R=16).items()), 4))
+                xproj = dict(common, BLOCK_K=k, BLOCK_N=16, BLOCK_R=16)
+                out.append(Variant("xproj", tuple(xproj.items()), 4))
+                out.append(Variant("xproj", tuple(dict(xproj, EVEN=True).items()), 4))
             for cplx in (True, False):
                 block_e = t["ssm_e"] // (2 if cplx and not small else 1)  # as mamba_lti_block_step launches it
                 lti = dict(IS_COMPLEX=cplx, BLOCK_B=common["BLOCK_B"], BLOCK_E=block_e, BLOCK_N=16)
@@ -145,6 +150,7 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                     out.append(Variant("ssm_lti", tuple(dict(lti, **tail).items()), 4))
             out_proj = dict(common, HAS_RES=True, BLOCK_H=t["out_h"], BLOCK_K=min(E, t["out_k"]))
             out.append(Variant("out_proj", tuple(out_proj.items()), 4))
+            out.append(Variant("out_proj", tuple(dict(out_proj, EVEN=True).items()), 4))
             if small:
                 out.append(Variant("out_proj", tuple(dict(out_proj, PDL=True, PRELOAD=True).items()), 4))
         out.append(Variant("norm_linear", tuple(dict(common, HAS_BIAS=True, BLOCK_H=64, BLOCK_V=64).items()), 4))
@@ -216,7 +222,24 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
         os.unlink(f.name)
     regs = re.search(r"Used (\d+) registers", res.stderr)
     spill = re.search(r"(\d+) bytes spill stores", res.stderr)
-    return f"registers {regs.group(1) if regs else '?'}, spill stores {spill.group(1) if spill else '?'} B" + shfl
+    return f"registers {regs.group(1) if regs else '?'}, spill stores {spill.group(1) if spill else '?'} B" + shfl \
+        + sass_instructions(kern.asm["cubin"], os.path.dirname(ptxas))
+
+
+def sass_instructions(cubin: bytes, bin_dir: str) -> str:
+    """", sass N": the number of machine instructions in the compiled kernel (static, from Triton's bundled
+    ``nvdisasm``), or "" where that tool is missing."""
+    nvdisasm = os.path.join(bin_dir, "nvdisasm")
+    if not os.path.exists(nvdisasm):
+        return ""
+    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
+        f.write(cubin)
+    try:
+        out = subprocess.run([nvdisasm, "-c", f.name], capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(f.name)
+    instruction = re.compile(r"\s*/\*[0-9a-f]+\*/\s+\S")
+    return f", sass {sum(1 for line in out.splitlines() if instruction.match(line))}"
 
 
 def main(argv: list[str] | None = None) -> int:

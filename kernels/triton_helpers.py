@@ -52,10 +52,21 @@ def readout(h_re, h_im, C_re, C_im, AXIS: tl.constexpr, IS_COMPLEX: tl.constexpr
 
 
 @triton.jit
-def row_tile(batch, BLOCK_B: tl.constexpr):
-    """This program's rows of the batch (int64, for offsets) along grid axis 0, and their mask."""
+def below(offs, n, EVEN: tl.constexpr = False):
+    """The mask ``offs < n``, or with ``EVEN`` (the caller knows every offset is in range: the size is a multiple of
+    the tile) a constant true one, which the compiler folds away with the loads' and stores' predicates (sm_90: about
+    a quarter fewer instructions in the generation step kernels)."""
+    if EVEN:
+        return tl.full(offs.shape, 1, tl.int1)
+    return offs < n
+
+
+@triton.jit
+def row_tile(batch, BLOCK_B: tl.constexpr, EVEN: tl.constexpr = False):
+    """This program's rows of the batch (int64, for offsets) along grid axis 0, and their mask (constant with
+    ``EVEN``: batch a multiple of BLOCK_B)."""
     rows = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
-    return rows.to(tl.int64), rows < batch
+    return rows.to(tl.int64), below(rows, batch, EVEN)
 
 
 @triton.jit
@@ -76,18 +87,19 @@ def mm(a, b, USE_DOT: tl.constexpr, PREC: tl.constexpr):
 
 
 @triton.jit
-def ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
-    """LayerNorm mean and 1/std (BLOCK_B,) of rows of x (B, H), two passes over H in chunks."""
+def ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, EVEN: tl.constexpr = False):
+    """LayerNorm mean and 1/std (BLOCK_B,) of rows of x (B, H), two passes over H in chunks (``EVEN``: H a
+    multiple of BLOCK_H)."""
     total = tl.zeros((BLOCK_B,), dtype=tl.float32)
     for h0 in range(0, H, BLOCK_H):
         offs_h = h0 + tl.arange(0, BLOCK_H)
-        m_bh = m_b[:, None] & (offs_h < H)[None, :]
+        m_bh = m_b[:, None] & below(offs_h, H, EVEN)[None, :]
         total += tl.sum(tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32), 1)
     mean = total / H
     sq = tl.zeros((BLOCK_B,), dtype=tl.float32)
     for h0 in range(0, H, BLOCK_H):
         offs_h = h0 + tl.arange(0, BLOCK_H)
-        m_bh = m_b[:, None] & (offs_h < H)[None, :]
+        m_bh = m_b[:, None] & below(offs_h, H, EVEN)[None, :]
         x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
         xc = tl.where(m_bh, x - mean[:, None], 0.0)
         sq += tl.sum(xc * xc, axis=1)
@@ -95,9 +107,9 @@ def ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B: tl.constexpr, BLOCK_H: tl.conste
 
 
 @triton.jit
-def ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd):
+def ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd, EVEN: tl.constexpr = False):
     """LayerNorm(x) at columns ``offs_h`` of rows of x (B, H): (BLOCK_B, len(offs_h)), 0 where padded."""
-    m_h = offs_h < H
+    m_h = below(offs_h, H, EVEN)
     m_bh = m_b[:, None] & m_h[None, :]
     x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
     nw = tl.load(nw_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)

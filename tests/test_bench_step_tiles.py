@@ -27,3 +27,10 @@ def test_main_says_it_needs_a_gpu(capsys):
         return
     assert main([]) == 2
     assert "needs a CUDA device" in capsys.readouterr().out
+
+
+def test_another_variable_needs_its_values():
+    import pytest
+
+    with pytest.raises(SystemExit, match="--var AUDIOMAMBA_STEP_EVEN: give its values"):
+        main(["--var", "AUDIOMAMBA_STEP_EVEN"])

@@ -41,7 +41,6 @@ def test_fused_block_step_matches_composed_step(kind: str, batch: int, tiles: st
     real LTI SSMs with and without zero-order hold."""
     import audiomamba.kernels.triton_mamba_step as tm
 
-    from audiomamba.model.blocks import BLOCKS
 
     if tiles == "per-kernel":
         monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", "in_rows=32,in_warps=2,in_e=16,x_rows=32,x_warps=2,ssm_warps=2,"
@@ -50,11 +49,19 @@ def test_fused_block_step_matches_composed_step(kind: str, batch: int, tiles: st
         for name in ("TILES_STREAM", "TILES_BATCHED"):
             monkeypatch.setattr(tm, name, dict(getattr(tm, name), in_e=16, in_h=16, ssm_e=16, k=16, out_h=16,
                                                out_k=16))
+    _fused_equals_composed(kind, batch)
+
+
+def _fused_equals_composed(kind: str, batch: int, width: int = 24, d_state: int = 5) -> None:
+    """Five steps of one block of ``kind`` (``width`` = H, E = 2H, ``d_state`` = N) with the fused kernels equal the
+    composed step, outputs and states, with a skip input on every other step."""
+    from audiomamba.model.blocks import BLOCKS
+
     torch.manual_seed(0)
-    cfg = ModelConfig.from_dict({"d_model": 24, "d_state": 5, "pool": [], "levels": [],
+    cfg = ModelConfig.from_dict({"d_model": width, "d_state": d_state, "pool": [], "levels": [],
                                  "center": {"block": "mamba-s6", "n": 1}})
     dev = _device()
-    block = BLOCKS[kind.removesuffix("-zoh")](24, cfg).to(dev)
+    block = BLOCKS[kind.removesuffix("-zoh")](width, cfg).to(dev)
     ssm = block.layers[0].mixer.ssm
     with torch.no_grad():  # non-trivial norm parameters, complex B with an imaginary part
         block.layers[0].norm.weight.uniform_(0.5, 1.5)
@@ -67,8 +74,8 @@ def test_fused_block_step_matches_composed_step(kind: str, batch: int, tiles: st
     kernels.set_backend("triton")
     try:
         for t in range(5):
-            x = torch.randn(batch, 24, device=dev)
-            res = torch.randn(batch, 24, device=dev) if t % 2 else None
+            x = torch.randn(batch, width, device=dev)
+            res = torch.randn(batch, width, device=dev) if t % 2 else None
             with torch.no_grad():
                 kernels.set_fused_step(False)
                 ref, _ = block.step(x, s_ref, res)
@@ -80,6 +87,27 @@ def test_fused_block_step_matches_composed_step(kind: str, batch: int, tiles: st
         kernels.set_fused_step(None)
     for key in ("conv", "ssm"):
         assert (s_ref[0][key] - s_fus[0][key]).abs().max().item() <= 1e-5, key
+
+
+@pytest.mark.parametrize("batch", [1, 4, 32])
+@pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4", "mamba-s4-real"])
+def test_fused_block_step_without_masks(kind: str, batch: int, monkeypatch) -> None:
+    """Sizes that are multiples of every tile (H = 32, E = 64, N = 16; one stream of 1 or 4 rows, or two row tiles of
+    16): every launch drops its masks (``EVEN``), and the steps still equal the composed step."""
+    import audiomamba.kernels.triton_mamba_step as tm
+
+    verdicts = []
+    real = tm._even
+
+    def spy(*args):
+        verdicts.append(real(*args))
+        return verdicts[-1]
+
+    monkeypatch.setattr(tm, "_even", spy)
+    _fused_equals_composed(kind, batch, width=32, d_state=16)
+    assert verdicts and all(verdicts), verdicts
+    monkeypatch.setenv("AUDIOMAMBA_STEP_EVEN", "0")  # the switch for timing the masks against their absence
+    assert not real(16, 32, (64, 64))
 
 
 @pytest.mark.parametrize("batch", [1, 19])

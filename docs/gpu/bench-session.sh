@@ -131,6 +131,13 @@ run step-stages python3 -m audiomamba.bench.step_tiles --rounds 3 --out "$RES/st
 # 16 groups against 8 with more hardware queues than the default 8 (16 groups timed 0.84 or 1.26 ms per step at random)
 run groups-connections env CUDA_DEVICE_MAX_CONNECTIONS=32 python3 -m audiomamba.bench.step_groups --blocks mamba-s6 \
   --batches 2048 --groups 1,8,16 --check-seconds 0 --out "$RES/step-groups-connections.md"
+# the step kernels without masks (EVEN, new 2026-12-04 21:00: 22-27 % fewer sm_90 instructions) against the masked
+# ones, batch 2048 (with the row groups) and one stream; then the fused-step and generation GPU tests
+run step-even python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_EVEN --configs 0 --rounds 4 \
+  --out "$RES/step-even-2048.md"
+run step-even1 python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_EVEN --configs 0 --rounds 4 --batch 1 \
+  --steps 2048 --out "$RES/step-even-1.md"
+run even-tests python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py tests/test_generate_gpu.py
 # the batched tiles swept again under the row groups (8 groups of 256 rows since 2026-12-04 20:40; the tiles were
 # tuned for one group of 2048)
 run step-tiles-groups python3 -m audiomamba.bench.step_tiles --rounds 3 --out "$RES/step-tiles-groups.md"
