@@ -523,7 +523,11 @@ def _even(rows: int, batch: int, *sizes: tuple[int, int]) -> bool:
     """A launch's ``EVEN``: the batch is a multiple of ``rows`` per program and every (size, tile) of ``sizes`` a
     multiple of the tile, so the kernel needs no masks (sm_90: 22-27 % fewer instructions per kernel, from
     ``kernels.compile_check`` SASS counts). ``AUDIOMAMBA_STEP_EVEN=0`` keeps the masks (for timing the two)."""
-    if os.environ.get("AUDIOMAMBA_STEP_EVEN", "1").strip() == "0":
+    flag = os.environ.get("AUDIOMAMBA_STEP_EVEN", "1").strip()
+    if flag not in ("0", "1", ""):
+        raise KernelError(f"AUDIOMAMBA_STEP_EVEN={flag!r} in the environment: use 1 (no masks where the sizes allow, "
+                          "the default) or 0 (always masks)")
+    if flag == "0":
         return False
     return batch % rows == 0 and all(size % tile == 0 for size, tile in sizes)
 

@@ -108,6 +108,11 @@ def test_fused_block_step_without_masks(kind: str, batch: int, monkeypatch) -> N
     assert verdicts and all(verdicts), verdicts
     monkeypatch.setenv("AUDIOMAMBA_STEP_EVEN", "0")  # the switch for timing the masks against their absence
     assert not real(16, 32, (64, 64))
+    monkeypatch.setenv("AUDIOMAMBA_STEP_EVEN", "yes")
+    from audiomamba.kernels.errors import KernelError
+
+    with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_EVEN='yes'"):
+        real(16, 32, (64, 64))
 
 
 @pytest.mark.parametrize("batch", [1, 19])

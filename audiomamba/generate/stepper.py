@@ -29,6 +29,7 @@ from torch import nn
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from audiomamba import kernels
+from audiomamba.errors import ConfigError
 from audiomamba.generate.sampling import RandFn, sample_tokens
 from audiomamba.kernels.triton_sample import sample_step_triton
 from audiomamba.tokenizer import Q_ZERO
@@ -62,7 +63,7 @@ def step_groups(batch: int, device: torch.device, state: object = None) -> int:
             return 1
         return max(1, min(AUTO_GROUPS_MAX, batch // AUTO_GROUP_ROWS))
     if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"AUDIOMAMBA_STEP_GROUPS={text!r} in the environment: give a positive integer or 'auto'")
+        raise ConfigError(f"AUDIOMAMBA_STEP_GROUPS={text!r} in the environment: give a positive integer or 'auto'")
     return min(int(text), batch)
 
 
