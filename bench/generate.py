@@ -436,7 +436,7 @@ def matrix_case(preset: str, block: str, batch: int, seconds: float, max_seconds
     return MatrixRow(preset, block, batch, seconds, wall, sampling, note, parts=outside_sampling_line(loaded, timings))
 
 
-def _groups_note(dev: torch.device) -> str:
+def groups_note(dev: torch.device) -> str:
     """How the stepper splits a batch into row groups on streams here (``stepper.step_groups``), for a report header."""
     from audiomamba.generate import stepper
 
@@ -494,7 +494,7 @@ def run_matrix(presets=MATRIX_PRESETS, blocks=MATRIX_BLOCKS, batches=MATRIX_BATC
     header = [
         _device_line(dev, f"{'bf16 autocast' if bf16 else 'fp32'}; stepping: {'CUDA graphs' if dev.type == 'cuda' else 'eager'}, "
                      f"{'fused step kernels' if fusable and not bf16 else 'composed step'} "
-                     f"(`mamba-s4` fused up to batch {_ssm.FUSED_COMPLEX_LTI_MAX_BATCH}); {_groups_note(dev)}"),
+                     f"(`mamba-s4` fused up to batch {_ssm.FUSED_COMPLEX_LTI_MAX_BATCH}); {groups_note(dev)}"),
         f"Command: `{command}`",
         "",
         "Random weights. wall = loading the weights onto the device + `generate_to_folder` (sampling, noise flags, "

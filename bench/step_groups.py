@@ -35,6 +35,11 @@ def sampled_tokens(model: torch.nn.Module, batch: int, dev: torch.device, groups
                                use_graph=True, progress=False).tokens.cpu()
 
 
+def turns(values: list[float]) -> str:
+    """Every turn's ms per step, in order (a median hides a slow turn)."""
+    return " ".join(f"{v:.3f}" for v in values)
+
+
 def parse_ints(text: str, what: str) -> list[int]:
     """A comma-separated list of positive integers (``what`` names the option in the error)."""
     try:
@@ -73,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.rounds} turns, group counts interleaved); speed-up against one group; tokens: {args.check_seconds:g} s "
         "sampled with seed 0, compared with one group's.",
         "",
-        "| block | batch | groups | ms/step | speed-up | tokens |",
-        "|---|---:|---:|---:|---:|---|",
+        "| block | batch | groups | ms/step | speed-up | tokens | every turn (ms/step) |",
+        "|---|---:|---:|---:|---:|---|---|",
     ]
     for block in [b.strip() for b in args.blocks.split(",") if b.strip()]:
         torch.manual_seed(0)
@@ -94,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                 if base is not None and g > 1:
                     differ = int((sampled_tokens(model, batch, dev, g, args.check_seconds) != base).sum())
                     note = "identical" if differ == 0 else f"{differ} of {base.numel()} differ"
-                lines.append(f"| {block} | {batch} | {g} | {ms[g]:.3f} | {ms[1] / ms[g]:.2f}× | {note} |")
+                lines.append(f"| {block} | {batch} | {g} | {ms[g]:.3f} | {ms[1] / ms[g]:.2f}× | {note} | "
+                             f"{turns(runs[g])} |")
         del model
         torch.cuda.empty_cache()
     emit_report(lines, args.out)

@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 
 import torch
 from audiomamba.bench.device import device_name, emit_report, sync
-from audiomamba.bench.generate import add_model_args, cuda_model, steady_step_seconds
+from audiomamba.bench.generate import add_model_args, cuda_model, groups_note, steady_step_seconds
+from audiomamba.bench.step_groups import turns
 from audiomamba.kernels.triton_mamba_step import batched_tiles
 
 from audiomamba.generate.stepper import step_period
@@ -131,15 +132,15 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: python -m audiomamba.bench.step_tiles --preset {args.preset} --block {args.block} --batch {args.batch} "
         f"--rounds {args.rounds} --steps {args.steps}" + ("" if tiles else f" --var {var} --configs '{args.configs}'"),
         "",
-        f"{args.preset}, every block {args.block}, batch {args.batch}, fp32, CUDA graphs; ms per full-rate step "
+        f"{args.preset}, every block {args.block}, batch {args.batch}, fp32, CUDA graphs, {groups_note(dev)}; ms per full-rate step "
         f"(median of {args.rounds} turns); logits diff = max |logits − default's| / max |default's| after one period.",
         "",
-        f"| {var} | kernel | ms/step | speed-up | logits diff |",
-        "|---|---|---:|---:|---:|",
+        f"| {var} | kernel | ms/step | speed-up | logits diff | every turn (ms/step) |",
+        "|---|---|---:|---:|---:|---|",
     ]
     for c in configs:
         lines.append(f"| `{c}` | {group(c) if tiles else '–'} | {ms[c]:.3f} | {ms[DEFAULT] / ms[c]:.2f}× | "
-                     f"{diffs[c]:.1e} |")
+                     f"{diffs[c]:.1e} | {turns(runs[c])} |")
     if combined:
         a, b = statistics.median(final[DEFAULT]), statistics.median(final[combined])
         lines += ["", f"Best per kernel, combined: `{combined}`: {b:.3f} ms/step against the default's {a:.3f} "
