@@ -170,3 +170,45 @@ def test_log_spectrograms_put_a_tone_in_its_bin_and_pad_short_clips() -> None:
     assert spec.shape == (2, 129, (16000 - 256) // 64 + 1)
     assert (spec[0].argmax(0) == 16).all() and (spec[1].argmax(0) == 40).all()  # 1000 and 2500 Hz / 62.5 Hz per bin
     assert log_spectrograms(np.zeros((1, 100))).shape == (1, 129, 1)
+
+
+def test_row_groups_fork_before_any_work_and_join_after(model: torch.nn.Module, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a GPU every group's stream waits for the current stream before any group's work is queued, and the current
+    stream waits for every group at the end: a group stream can be the current one (PyTorch's stream pool), and a fork
+    queued after that group's work made the later groups wait for it (slow turns on an H200, 2026-12-04). Checked with
+    stand-in streams on the CPU."""
+    import contextlib
+
+    from audiomamba.generate import stepper as st
+
+    log: list[str] = []
+
+    class FakeStream:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def wait_stream(self, other: FakeStream) -> None:
+            log.append(f"{self.name} waits {other.name}")
+
+    main = FakeStream("main")
+    monkeypatch.setattr(st.torch.cuda, "current_stream", lambda device=None: main)
+
+    @contextlib.contextmanager
+    def on(stream: FakeStream):
+        log.append(f"on {stream.name}")
+        yield
+
+    monkeypatch.setattr(st.torch.cuda, "stream", on)
+    real_advance = st._advance
+
+    def advance(*args, **kwargs):
+        log.append("work")
+        return real_advance(*args, **kwargs)
+
+    monkeypatch.setattr(st, "_advance", advance)
+    stepper = st.Stepper(model, 4, torch.device("cpu"), SamplingConfig(), groups=2)
+    stepper._streams = [FakeStream("s0"), FakeStream("s1")]
+    stepper.run(None, stepper.period)
+    first_work = log.index("work")
+    assert log[:2] == ["s0 waits main", "s1 waits main"] and first_work > 2
+    assert log[-2:] == ["main waits s0", "main waits s1"] and "on s1" in log and log.count("work") == 2 * stepper.period
