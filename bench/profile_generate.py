@@ -29,10 +29,11 @@ from datetime import UTC, datetime
 import torch
 from audiomamba.bench.device import device_name, emit_report, sync
 from audiomamba.bench.generate import add_model_args, cuda_model
+from audiomamba.bench.kernel import copy_bandwidth, make_timer
 from audiomamba.kernels.triton_mamba_step import default_precision
 
 from audiomamba.generate import SamplingConfig
-from audiomamba.generate.stepper import Stepper, step_period
+from audiomamba.generate.stepper import Stepper, step_groups, step_period
 
 
 def state_bytes_per_step(model: torch.nn.Module, batch: int) -> float:
@@ -119,20 +120,11 @@ def main(argv: list[str] | None = None) -> int:
             sync(dev)
         rows, how = kernel_table(prof, steps), "eager steps (this driver traced no kernels inside graph replays)"
     gpu_ms = sum(r[2] for r in rows) / 1e3
-    groups = len(Stepper(model, args.batch, dev, SamplingConfig(), use_graph=True).groups)
+    groups = step_groups(args.batch, dev, model.init_state(1, dev))
     overlap = ("the rest is gaps between kernels" if groups == 1 else
                f"the batch steps as {groups} row groups on their own streams, whose kernels overlap")
     state = state_bytes_per_step(model, args.batch)
-    src = torch.empty(1 << 28, dtype=torch.float32, device=dev)
-    dst = torch.empty_like(src)
-    dst.copy_(src)
-    sync(dev)
-    t0 = time.perf_counter()
-    for _ in range(5):
-        dst.copy_(src)
-    sync(dev)
-    bw = 5 * 2 * src.numel() * 4 / (time.perf_counter() - t0)
-    del src, dst
+    bw = copy_bandwidth("cuda", make_timer("cuda", False))
     env = "".join(f"{k}={os.environ[k]} " for k in sorted(os.environ) if k.startswith("AUDIOMAMBA_"))
     lines = [
         f"Device: {device_name(dev)}; torch {torch.__version__}; date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
