@@ -153,6 +153,13 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             out.append(Variant("out_proj", tuple(dict(out_proj, EVEN=True).items()), 4))
             if small:
                 out.append(Variant("out_proj", tuple(dict(out_proj, PDL=True, PRELOAD=True).items()), 4))
+            if small:  # a run of blocks in one launch (AUDIOMAMBA_STEP_RUNS): persistent (barriers) and one phase
+                from .triton_mamba_run import RUN_BLOCK_E, RUN_WARPS
+
+                run = dict(K=4, RES_REVERSED=True, BLOCK_B=1, BLOCK_H=H, BLOCK_E=RUN_BLOCK_E, BLOCK_N=16,
+                           BLOCK_R=max(2, H // 16), BLOCK_P=E // RUN_BLOCK_E)
+                for persistent in (True, False):
+                    out.append(Variant("run", tuple(dict(run, PERSISTENT=persistent, PDL=True).items()), RUN_WARPS))
         out.append(Variant("norm_linear", tuple(dict(common, HAS_BIAS=True, BLOCK_H=64, BLOCK_V=64).items()), 4))
         out.append(Variant("sample", tuple(dict(GREEDY=not small, MIN_P=False, BLOCK_B=4, BLOCK_V=256).items()), 4))
         if small:  # --min-p sampling
@@ -166,7 +173,15 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from . import triton_conv, triton_mamba_step, triton_norm_linear, triton_sample, triton_scan, triton_step
+    from . import (
+        triton_conv,
+        triton_mamba_run,
+        triton_mamba_step,
+        triton_norm_linear,
+        triton_sample,
+        triton_scan,
+        triton_step,
+    )
 
     fn = {"fwd": triton_scan._scan_fwd_kernel, "seq": triton_scan._scan_fwd_seq_kernel,
           "seqlanes": triton_scan._scan_fwd_seq_lanes_kernel, "bwd": triton_scan._scan_bwd_kernel,
@@ -179,7 +194,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "out_proj": triton_mamba_step._out_proj_kernel, "norm_linear": triton_norm_linear._norm_linear_kernel,
           "sample": triton_sample._sample_kernel, "conv_fwd": triton_conv._conv_fwd_kernel,
           "conv_bwd": triton_conv._conv_bwd_kernel, "conv_dpre": triton_conv._conv_dpre_kernel,
-          "conv_dx": triton_conv._conv_dx_kernel}[v.kernel]
+          "conv_dx": triton_conv._conv_dx_kernel, "run": triton_mamba_run._s6_run_kernel}[v.kernel]
     consts = dict(v.consts)
     # the strides that are 1 when the sequential forward runs on contiguous (b, d, L) u/Δ/z/y, (b, N, L) B/C and
     # (d, N) A, which Triton's launcher specialises to the constant 1 unless the kernel says do_not_specialize
@@ -188,7 +203,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
         names = [p for p in ("su_l", "sdt_l", "sz_l", "sy_l", "sdy_l", "sB_l", "sC_l", "sA_n") if p not in skip]
         consts.update({name: 1 for name in names if name in inspect.signature(fn.fn).parameters})
     special = {"forced_ptr": "*i64", "token_ptr": "*i64", "force_ptr": "*i1", "eps": "fp32", "temperature": "fp32",
-               "log_min_p": "fp32", "cnt_ptr": "*i32"}
+               "log_min_p": "fp32", "cnt_ptr": "*i32", "ticket_ptr": "*i64"}
     sig = {}
     for name, param in inspect.signature(fn.fn).parameters.items():
         if name not in consts and param.default is not inspect.Parameter.empty:

@@ -118,6 +118,16 @@ def ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd, EVEN: tl.c
 
 
 @triton.jit
+def ln_regs(x, m_bh, nw, nb, H, eps):
+    """LayerNorm of rows of x (BLOCK_B, BLOCK_H) already in registers (all H columns in one tile; ``m_bh`` masks the
+    padding), with weights nw, nb (BLOCK_H,): the result of ln_stats + ln_apply, 0 where padded."""
+    mean = tl.sum(x, 1) / H
+    xc = tl.where(m_bh, x - mean[:, None], 0.0)
+    rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, axis=1) / H + eps)
+    return tl.where(m_bh, (x - mean[:, None]) * rstd[:, None] * nw[None, :] + nb[None, :], 0.0)
+
+
+@triton.jit
 def pdl_wait(PDL: tl.constexpr):
     """Programmatic dependent launch (sm_90+, ``AUDIOMAMBA_PDL=1``; :func:`kernels.backend.pdl_enabled`):
     wait until the previous kernel of the stream has finished and its writes are visible, then let

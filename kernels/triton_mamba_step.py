@@ -73,6 +73,7 @@ from .triton_helpers import (
     below,
     exp_dtA,
     ln_apply,
+    ln_regs,
     ln_stats,
     mm,
     pdl_wait,
@@ -177,6 +178,30 @@ def _in_proj_weights(win_ptr, offs_e, m_e, offs_h, H, E, EVEN: tl.constexpr):
 
 
 @triton.jit
+def _conv_taps(conv_ptr, cw_ptr, rows, offs_e, m_e, m_be, E, K: tl.constexpr, BLOCK_B: tl.constexpr,
+               BLOCK_E: tl.constexpr):
+    """The causal conv's window (batch, E, K-1) of past inputs at ``rows`` x ``offs_e``: its pointers and the sum of
+    its K-1 taps times their weights (every tap loaded before anything is stored)."""
+    win = conv_ptr + rows[:, None] * (E * (K - 1)) + offs_e[None, :] * (K - 1)
+    taps = tl.zeros((BLOCK_B, BLOCK_E), dtype=tl.float32)
+    for k in tl.static_range(K - 1):
+        w_k = tl.load(cw_ptr + offs_e * K + k, mask=m_e, other=0.0).to(tl.float32)
+        taps += tl.load(win + k, mask=m_be, other=0.0).to(tl.float32) * w_k[None, :]
+    return win, taps
+
+
+@triton.jit
+def _conv_step(win, taps, u, w_last, bias, m_be, conv_ptr, K: tl.constexpr):
+    """SiLU(causal depthwise conv step) of the new input u, from :func:`_conv_taps`; the window is shifted in place
+    (the taps reload from L1) and u becomes its newest entry."""
+    acc = u * w_last[None, :] + bias[None, :] + taps
+    for k in tl.static_range(1, K - 1):
+        tl.store(win + (k - 1), tl.load(win + k, mask=m_be, other=0.0), mask=m_be)
+    tl.store(win + (K - 2), u.to(conv_ptr.dtype.element_ty), mask=m_be)
+    return acc * tl.sigmoid(acc)
+
+
+@triton.jit
 def _in_conv_kernel(
     x_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, u_ptr, z_ptr,
     batch, H, E, eps,
@@ -209,19 +234,11 @@ def _in_conv_kernel(
     if ONE_CHUNK:
         m_bh = m_b[:, None] & m_h1[None, :]
         x = tl.load(x_ptr + rows[:, None] * H + offs_h1[None, :], mask=m_bh, other=0.0).to(tl.float32)
-    # the conv window (batch, E, K-1) of past inputs: every tap loaded before anything is stored
-    win = conv_ptr + rows[:, None] * (E * (K - 1)) + offs_e[None, :] * (K - 1)
-    taps = tl.zeros((BLOCK_B, BLOCK_E), dtype=tl.float32)
-    for k in tl.static_range(K - 1):
-        w_k = tl.load(cw_ptr + offs_e * K + k, mask=m_e, other=0.0).to(tl.float32)
-        taps += tl.load(win + k, mask=m_be, other=0.0).to(tl.float32) * w_k[None, :]
+    win, taps = _conv_taps(conv_ptr, cw_ptr, rows, offs_e, m_e, m_be, E, K, BLOCK_B, BLOCK_E)
 
     # in_proj of this block of channels: u and z (BLOCK_B, BLOCK_E)
     if ONE_CHUNK:  # the LayerNorm of ln_stats + ln_apply, from the x already loaded
-        mean = tl.sum(x, 1) / H
-        xc = tl.where(m_bh, x - mean[:, None], 0.0)
-        rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, axis=1) / H + eps)
-        xn = tl.where(m_bh, (x - mean[:, None]) * rstd[:, None] * nw[None, :] + nb[None, :], 0.0)
+        xn = ln_regs(x, m_bh, nw, nb, H, eps)
         u = mm(xn, w_u1, USE_DOT, PREC)
         z = mm(xn, w_z1, USE_DOT, PREC)
     else:
@@ -239,12 +256,8 @@ def _in_conv_kernel(
             u += mm(xn, w_u, USE_DOT, PREC)
             z += mm(xn, w_z, USE_DOT, PREC)
 
-    # causal depthwise conv step, then the window shifted in place (the taps reload from L1)
-    acc = u * w_last[None, :] + bias[None, :] + taps
-    for k in tl.static_range(1, K - 1):
-        tl.store(win + (k - 1), tl.load(win + k, mask=m_be, other=0.0), mask=m_be)
-    tl.store(win + (K - 2), u.to(conv_ptr.dtype.element_ty), mask=m_be)
-    tl.store(u_ptr + rows[:, None] * E + offs_e[None, :], acc * tl.sigmoid(acc), mask=m_be)
+    u = _conv_step(win, taps, u, w_last, bias, m_be, conv_ptr, K)
+    tl.store(u_ptr + rows[:, None] * E + offs_e[None, :], u, mask=m_be)
     tl.store(z_ptr + rows[:, None] * E + offs_e[None, :], z, mask=m_be)
 
 
@@ -299,6 +312,19 @@ def _ssm_loads(u_ptr, z_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, rows, m_b, o
                BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, EVEN: tl.constexpr):
     """Everything the state update of channels ``offs_e`` reads: issued together, before the x_proj (one round
     trip to memory, not one after it). Returns (w_dt, Δ bias, u, z, A, h and its pointers, D)."""
+    m_be = m_b[:, None] & below(offs_e, E, EVEN)[None, :]
+    w_dt, dtb, A, h, hp, D = _ssm_params(wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, R, BLOCK_N,
+                                         BLOCK_R, EVEN)
+    u = tl.load(u_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
+    z = tl.load(z_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
+    return w_dt, dtb, u, z, A, h, hp, D
+
+
+@triton.jit
+def _ssm_params(wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, R, BLOCK_N: tl.constexpr,
+                BLOCK_R: tl.constexpr, EVEN: tl.constexpr):
+    """The selective state update's weights and state for channels ``offs_e``: (w_dt, Δ bias, A, h and its
+    pointers, D)."""
     m_e = below(offs_e, E, EVEN)
     m_be = m_b[:, None] & m_e[None, :]
     offs_n = tl.arange(0, BLOCK_N)
@@ -307,13 +333,11 @@ def _ssm_loads(u_ptr, z_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, rows, m_b, o
     w_dt = tl.load(wdt_ptr + offs_e[None, :] * R + offs_r[:, None], mask=(offs_r < R)[:, None] & m_e[None, :],
                    other=0.0)
     dtb = tl.load(dtb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
-    u = tl.load(u_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
-    z = tl.load(z_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
     A = tl.load(a_ptr + offs_e[:, None] * N + offs_n[None, :], mask=m_e[:, None] & m_n[None, :], other=0.0)
     hp = h_ptr + rows[:, None, None] * (E * N) + offs_e[None, :, None] * N + offs_n[None, None, :]
     h = tl.load(hp, mask=m_be[:, :, None] & m_n[None, None, :], other=0.0)
     D = tl.load(D_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
-    return w_dt, dtb, u, z, A.to(tl.float32), h, hp, D
+    return w_dt, dtb, A.to(tl.float32), h, hp, D
 
 
 @triton.jit

@@ -31,6 +31,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 from audiomamba import kernels
 from audiomamba.errors import ConfigError
 from audiomamba.generate.sampling import RandFn, sample_tokens
+from audiomamba.kernels.triton_mamba_run import runs_mode
 from audiomamba.kernels.triton_sample import sample_step_triton
 from audiomamba.tokenizer import Q_ZERO
 
@@ -215,8 +216,13 @@ class Stepper:
         return out_tok[self.period - 1], state
 
     def init_state(self) -> list:
-        """The model's initial step state, one per row group."""
-        return [self.model.init_state(rows.stop - rows.start, self.device) for rows in self.groups]
+        """The model's initial step state, one per row group; with ``AUDIOMAMBA_STEP_RUNS`` set (1 or split) and
+        fewer than 16 rows, runs of ``mamba-s6`` blocks step as one launch each (:meth:`AudioUNet.attach_runs`)."""
+        states = [self.model.init_state(rows.stop - rows.start, self.device) for rows in self.groups]
+        if runs_mode() != "0" and hasattr(self.model, "attach_runs"):
+            for state in states:
+                self.model.attach_runs(state)
+        return states
 
     def run(self, prompt: torch.Tensor | None, length: int, on_period: Callable[[int], None] | None = None):
         """All ``length`` tokens: (tokens (B, length), logp (B, length)); ``on_period(k)`` after period k."""

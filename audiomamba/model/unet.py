@@ -28,6 +28,7 @@ from audiomamba import kernels
 from audiomamba.errors import ConfigError
 from audiomamba.model.blocks import Block, make_block
 from audiomamba.model.config import ModelConfig, StageSpec
+from audiomamba.model.runs import BlockRun
 
 
 class DownPool(nn.Module):
@@ -126,8 +127,11 @@ class Center(nn.Module):
         for blk, st in zip(self.blocks, state, strict=True):
             blk.reserve_cache(st, steps)
 
-    def step(self, x: Tensor, state: list[Any]) -> tuple[Tensor, list[Any]]:
-        """x (B, H) -> (y (B, H), state); block states are updated in ``state``."""
+    def step(self, x: Tensor, state: list[Any], run: BlockRun | None = None) -> tuple[Tensor, list[Any]]:
+        """x (B, H) -> (y (B, H), state); block states are updated in ``state`` (by one launch with ``run``, the
+        blocks' :class:`BlockRun`)."""
+        if run is not None:
+            return run.step(x, x[None], len(self.blocks) - 1)[-1], state
         y, last = x, len(self.blocks) - 1
         for i, blk in enumerate(self.blocks):
             y, state[i] = blk.step(y, state[i], x if i == last else None)  # the last adds the input back
@@ -184,17 +188,43 @@ class Level(nn.Module):
         self.inner.reserve_cache(state["inner"], -(-steps // self.down_pool.pool))
 
     def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
-        """One full-rate step of this level: x (B, H) -> (y (B, H), state); the inner level runs every p-th step."""
-        skips = [x]
-        for i, blk in enumerate(self.down):
-            x, state["down"][i] = blk.step(x, state["down"][i])
-            skips.append(x)
+        """One full-rate step of this level: x (B, H) -> (y (B, H), state); the inner level runs every p-th step.
+        Runs attached by :meth:`attach_runs` step their blocks as one launch each (same numbers up to the order of
+        sums)."""
+        runs = state.get("runs") if kernels.use_fused_step(x) else None
+        runs = runs or {}
+        skips, stacked = [x], None
+        if runs.get("down") is not None:
+            stacked = runs["down"].step(x)  # (n_down + 1, B, H): x and every down block's output
+            skips, x = list(stacked.unbind(0)), stacked[-1]
+        else:
+            for i, blk in enumerate(self.down):
+                x, state["down"][i] = blk.step(x, state["down"][i])
+                skips.append(x)
         pooled, _ = self.down_pool.step(x, state["down_pool"])
-        inner = self.inner.step(pooled, state["inner"])[0] if pooled is not None else None
+        inner = None
+        if pooled is not None:
+            center = {"run": runs["center"]} if runs.get("center") is not None else {}
+            inner = self.inner.step(pooled, state["inner"], **center)[0]
         x, _ = self.up_pool.step(inner, state["up_pool"], skips.pop())
+        if runs.get("up") is not None:  # block i adds skips[-1 - i]: the stack read backwards
+            res = (stacked[:len(skips)] if stacked is not None else torch.stack(skips)) if skips else None
+            return runs["up"].step(x, res, 0, True)[-1], state
         for i, blk in enumerate(self.up):
             x, state["up"][i] = blk.step(x, state["up"][i], skips.pop() if skips else None)
         return x, state
+
+    def attach_runs(self, state: dict[str, Any]) -> int:
+        """Give this level's (and its inner levels') runs of ``mamba-s6`` blocks a :class:`BlockRun` in ``state``
+        (one launch per run and step, for fewer than 16 rows); returns how many runs got one."""
+        runs = {"down": BlockRun.make(self.down, state["down"]), "up": BlockRun.make(self.up, state["up"])}
+        if isinstance(self.inner, Center):
+            runs["center"] = BlockRun.make(self.inner.blocks, state["inner"])
+            inner = 0
+        else:
+            inner = self.inner.attach_runs(state["inner"])
+        state["runs"] = runs
+        return inner + sum(r is not None for r in runs.values())
 
 
 class AudioUNet(nn.Module):
@@ -207,6 +237,12 @@ class AudioUNet(nn.Module):
         self.body: Level | Center = Level(cfg, 0) if cfg.pool else Center(cfg.d_model, cfg)
         self.norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
         self.head = nn.Linear(cfg.d_model, cfg.vocab)
+
+    def attach_runs(self, state: dict[str, Any]) -> int:
+        """Step every run of consecutive ``mamba-s6`` blocks (a stage's down blocks, its up blocks, the center) as one
+        launch (:mod:`audiomamba.model.runs`; one stream, fewer than 16 rows). The runs hold copies of the weights
+        as they are now. Returns how many runs were attached (0 for a model without pooling)."""
+        return self.body.attach_runs(state["body"]) if isinstance(self.body, Level) else 0
 
     def check_length(self, length: int) -> None:
         """ConfigError unless ``length`` is a positive multiple of the pooling product."""

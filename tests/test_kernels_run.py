@@ -1,0 +1,168 @@
+"""A run of mamba-s6 blocks stepped as one launch (kernels/triton_mamba_run.py, audiomamba/model/runs.py):
+the kernel against its PyTorch reference, the U-Net with runs against the per-block steps (interpreted on CPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from audiomamba.kernels.errors import KernelError
+from audiomamba.kernels.triton_mamba_run import (
+    S6Stack,
+    mamba_s6_run_step_ref,
+    mamba_s6_run_step_triton,
+    run_block_e,
+    run_scratch,
+    runs_mode,
+)
+
+from audiomamba import kernels
+from audiomamba.model import build_model
+from audiomamba.model.runs import BlockRun
+
+
+def _device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _stack(n: int, H: int, E: int, N: int, R: int, K: int, gen: torch.Generator, dev: str) -> S6Stack:
+    def r(*shape: int, scale: float = 0.2) -> torch.Tensor:
+        return (torch.randn(*shape, generator=gen) * scale).to(dev).contiguous()
+
+    A = -torch.arange(1, N + 1, dtype=torch.float32).repeat(n, E, 1).to(dev).contiguous()
+    return S6Stack(1 + r(n, H), r(n, H), r(n, 2 * E, H), r(n, E, K), r(n, E), r(n, R + 2 * N, E), r(n, E, R),
+                   r(n, E) - 2, A, 1 + r(n, E), r(n, H, E), 1e-5)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("block_e,mode", [(16, "split"), (64, "1"), (32, "1")])
+@pytest.mark.parametrize("res_kind", ["none", "forward", "reversed"])
+def test_run_step_matches_the_reference(batch: int, block_e: int, mode: str, res_kind: str) -> None:
+    """Three steps of a run of 3 blocks (H 32, d_inner 64, N 16, rank 2): outputs, every block's input, the conv
+    windows and SSM states as the float64 reference. block_e 64 is one program (the persistent launch with its
+    barriers in the interpreter); 16 and 32 are 4 and 2 programs (one launch per phase in the interpreter)."""
+    gen = torch.Generator().manual_seed(batch * 100 + block_e)
+    dev = _device()
+    n, H, E, N, R, K = 3, 32, 64, 16, 2, 4
+    w = _stack(n, H, E, N, R, K, gen, dev)
+    conv = (torch.randn(n, batch, E, K - 1, generator=gen) * 0.3).to(dev)
+    h = (torch.randn(n, batch, E, N, generator=gen) * 0.3).to(dev)
+    conv_ref, h_ref = conv.double().clone(), h.double().clone()
+    res = None if res_kind == "none" else torch.randn(4, batch, H, generator=gen).to(dev)
+    first = 0 if res_kind == "forward" else 1
+    scratch = run_scratch(batch, H, E, N, R, torch.device(dev), block_e)
+    outs = torch.empty(n + 1, batch, H, device=dev)
+    for _ in range(3):
+        x = torch.randn(batch, H, generator=gen).to(dev)
+        y = mamba_s6_run_step_triton(x, w, conv, h, outs, scratch, res, first, res_kind == "reversed", block_e, mode)
+        ref = mamba_s6_run_step_ref(x.double(), w, conv_ref, h_ref, res, first, res_kind == "reversed")
+        assert (outs.double() - ref).abs().max().item() <= 2e-5
+        assert torch.equal(y, outs[n])
+        assert (conv.double() - conv_ref).abs().max().item() <= 2e-6
+        assert (h.double() - h_ref).abs().max().item() <= 2e-6
+
+
+def test_run_step_rejects_bad_shapes() -> None:
+    gen = torch.Generator().manual_seed(0)
+    w = _stack(2, 16, 32, 4, 1, 4, gen, "cpu")
+    scratch = run_scratch(1, 16, 32, 4, 1, torch.device("cpu"), 16)
+    conv, h, outs = torch.zeros(2, 1, 32, 3), torch.zeros(2, 1, 32, 4), torch.zeros(3, 1, 16)
+    with pytest.raises(ValueError, match="x must be"):
+        mamba_s6_run_step_triton(torch.zeros(16, 16), w, conv, h, outs, scratch)
+    with pytest.raises(ValueError, match="h must be contiguous of shape"):
+        mamba_s6_run_step_triton(torch.zeros(1, 16), w, conv, h[:1], outs, scratch)
+    bad = S6Stack(**{**w.__dict__, "D": w.D[:, :8].contiguous()})
+    with pytest.raises(ValueError, match=r"S6Stack.D must be contiguous of shape \(2, 32\)"):
+        mamba_s6_run_step_triton(torch.zeros(1, 16), bad, conv, h, outs, scratch)
+
+
+def test_runs_mode_and_block_e_from_the_environment(monkeypatch) -> None:
+    monkeypatch.delenv("AUDIOMAMBA_STEP_RUNS", raising=False)
+    assert runs_mode() == "0"
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", "split")
+    assert runs_mode() == "split"
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", "yes")
+    with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_RUNS='yes'"):
+        runs_mode()
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_E", "32")
+    assert run_block_e(128) == 32 and run_block_e(20) == 32
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_E", "24")
+    with pytest.raises(KernelError, match="power of two"):
+        run_block_e(128)
+
+
+def _steps(model, tokens: torch.Tensor, runs: bool):
+    """Step the model over tokens (B, L) with the fused Triton steps, runs attached or not: logits and state."""
+    state = model.init_state(tokens.shape[0], tokens.device)
+    kernels.set_backend("triton")
+    try:
+        attached = model.attach_runs(state) if runs else 0
+        with torch.no_grad():
+            out = torch.stack([model.step(tokens[:, t], state)[0] for t in range(tokens.shape[1])], dim=1)
+    finally:
+        kernels.set_backend(None)
+    return out, state, attached
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_unet_with_runs_matches_the_per_block_steps(batch: int) -> None:
+    """Two pooling levels of two mamba-s6 blocks each and a center of two: five runs (down, up per level; the
+    center), every U-Net skip through the runs' stacked outputs. Logits and every state as the per-block steps."""
+    torch.manual_seed(3)
+    cfg = {"d_model": 16, "d_state": 4, "pool": [2, 2], "levels": [{"block": "mamba-s6", "n": 2}] * 2,
+           "center": {"block": "mamba-s6", "n": 2}}
+    dev = _device()
+    model = build_model(cfg).to(dev).eval()
+    tokens = torch.randint(0, 256, (batch, 8), device=dev)
+    with_runs, s_runs, attached = _steps(model, tokens, True)
+    per_block, s_blocks, _ = _steps(model, tokens, False)
+    assert attached == 5
+    assert (with_runs - per_block).abs().max().item() <= 1e-4
+    blocks = s_runs["body"]["down"]
+    run = s_runs["body"]["runs"]["down"]
+    assert blocks[1][0]["ssm"].data_ptr() == run.h[1].data_ptr()  # the blocks' states are views of the run's
+    leaves_r = [t for t in torch.utils._pytree.tree_leaves(s_runs) if isinstance(t, torch.Tensor)]
+    leaves_b = [t for t in torch.utils._pytree.tree_leaves(s_blocks) if isinstance(t, torch.Tensor)]
+    for a, b in zip(leaves_r, leaves_b, strict=True):
+        assert (a - b).abs().max().item() <= 1e-4
+
+
+def test_runs_only_where_every_block_is_mamba_s6_and_the_batch_is_small() -> None:
+    """A level of mamba-s4 blocks keeps its per-block steps (the runs of the other stages still step as one launch,
+    same logits); 16 rows and more take none."""
+    torch.manual_seed(4)
+    cfg = {"d_model": 16, "d_state": 4, "pool": [2], "levels": [{"block": "mamba-s4", "n": 1}],
+           "center": {"block": "mamba-s6", "n": 2}}
+    dev = _device()
+    model = build_model(cfg).to(dev).eval()
+    tokens = torch.randint(0, 256, (1, 6), device=dev)
+    with_runs, s_runs, attached = _steps(model, tokens, True)
+    per_block, _, _ = _steps(model, tokens, False)
+    assert attached == 1
+    assert s_runs["body"]["runs"]["down"] is None and s_runs["body"]["runs"]["center"] is not None
+    assert (with_runs - per_block).abs().max().item() <= 1e-4
+    big = model.init_state(16, dev)
+    assert model.attach_runs(big) == 0
+    assert BlockRun.make(model.body.inner.blocks[:0], []) is None
+
+
+def test_generation_with_runs_gives_the_same_tokens(monkeypatch) -> None:
+    """``AUDIOMAMBA_STEP_RUNS`` (the Stepper attaches the runs): the same tokens and log-likelihoods as the
+    per-block fused steps for the same seed."""
+    from audiomamba.generate import SamplingConfig, generate_tokens
+
+    torch.manual_seed(5)
+    cfg = {"d_model": 16, "d_state": 4, "pool": [2], "levels": [{"block": "mamba-s6", "n": 2}],
+           "center": {"block": "mamba-s6", "n": 1}}
+    dev = _device()
+    model = build_model(cfg).to(dev).eval()
+    out = {}
+    for mode in ("0", "split"):
+        monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", mode)
+        kernels.set_backend("triton")
+        try:
+            out[mode] = generate_tokens(model, 2, 12, 2, SamplingConfig(), seed=7, device=dev, use_graph=False,
+                                        progress=False)
+        finally:
+            kernels.set_backend(None)
+    assert torch.equal(out["0"].tokens, out["split"].tokens)
+    assert (out["0"].logp - out["split"].logp).abs().max().item() <= 1e-4
