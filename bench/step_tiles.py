@@ -4,8 +4,9 @@
                                           [--configs "in_warps=8;in_e=64,in_warps=8;..."] [--rounds 2] [--out F]
 
 With ``--var NAME`` the configurations are values of another environment variable that the step reads (e.g.
-``--var AUDIOMAMBA_STEP_EVEN --configs 0``: the masked kernels against the default), timed and checked the same way,
-without the per-kernel combination.
+``--var AUDIOMAMBA_STEP_EVEN --configs 0``: the masked kernels against the default; ``--var AUDIOMAMBA_STEP_RUNS
+--configs "1;split" --batch 1``: one launch per run of blocks against the per-block launches), timed and checked the
+same way, without the per-kernel combination.
 
 Each configuration is an ``AUDIOMAMBA_STEP_TILES`` value (``kernels.triton_mamba_step.batched_tiles``: rows per
 program, channels and warps per kernel); "default" is the tiles as committed. For each one, the whole model's steady
@@ -29,7 +30,7 @@ from audiomamba.bench.generate import add_model_args, cuda_model, groups_note, s
 from audiomamba.bench.step_groups import turns
 from audiomamba.kernels.triton_mamba_step import batched_tiles
 
-from audiomamba.generate.stepper import step_period
+from audiomamba.generate.stepper import initial_state, step_period
 
 DEFAULT = "default"
 TILES_VAR = "AUDIOMAMBA_STEP_TILES"
@@ -59,7 +60,7 @@ def logits_after_period(model: torch.nn.Module, batch: int, dev: torch.device, s
     """The logits after one pooling period of teacher-forced random tokens from the initial state."""
     g = torch.Generator(device="cpu").manual_seed(seed)
     tokens = torch.randint(0, 256, (step_period(model), batch), generator=g).to(dev)
-    state = model.init_state(batch, dev)
+    state = initial_state(model, batch, dev)
     with torch.no_grad():
         for tok in tokens:
             logits, state = model.step(tok, state)

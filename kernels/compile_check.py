@@ -157,9 +157,11 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 from .triton_mamba_run import RUN_BLOCK_E, RUN_WARPS
 
                 run = dict(K=4, RES_REVERSED=True, BLOCK_B=1, BLOCK_H=H, BLOCK_E=RUN_BLOCK_E, BLOCK_N=16,
-                           BLOCK_R=max(2, H // 16), BLOCK_P=E // RUN_BLOCK_E)
-                for persistent in (True, False):
-                    out.append(Variant("run", tuple(dict(run, PERSISTENT=persistent, PDL=True).items()), RUN_WARPS))
+                           BLOCK_R=max(2, H // 16), BLOCK_P=E // RUN_BLOCK_E, PDL=True)
+                for selective, cplx in ((True, False), (False, True), (False, False)):
+                    for persistent in (True, False) if selective or not quick else (True,):
+                        kind = dict(run, SELECTIVE=selective, IS_COMPLEX=cplx, PERSISTENT=persistent)
+                        out.append(Variant("run", tuple(kind.items()), RUN_WARPS))
         out.append(Variant("norm_linear", tuple(dict(common, HAS_BIAS=True, BLOCK_H=64, BLOCK_V=64).items()), 4))
         out.append(Variant("sample", tuple(dict(GREEDY=not small, MIN_P=False, BLOCK_B=4, BLOCK_V=256).items()), 4))
         if small:  # --min-p sampling
@@ -194,7 +196,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "out_proj": triton_mamba_step._out_proj_kernel, "norm_linear": triton_norm_linear._norm_linear_kernel,
           "sample": triton_sample._sample_kernel, "conv_fwd": triton_conv._conv_fwd_kernel,
           "conv_bwd": triton_conv._conv_bwd_kernel, "conv_dpre": triton_conv._conv_dpre_kernel,
-          "conv_dx": triton_conv._conv_dx_kernel, "run": triton_mamba_run._s6_run_kernel}[v.kernel]
+          "conv_dx": triton_conv._conv_dx_kernel, "run": triton_mamba_run._run_kernel}[v.kernel]
     consts = dict(v.consts)
     # the strides that are 1 when the sequential forward runs on contiguous (b, d, L) u/Δ/z/y, (b, N, L) B/C and
     # (d, N) A, which Triton's launcher specialises to the constant 1 unless the kernel says do_not_specialize

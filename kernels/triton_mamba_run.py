@@ -1,10 +1,11 @@
-"""One stream's step of a run of consecutive ``mamba-s6`` blocks in ONE launch: a persistent grid with barriers.
+"""One stream's step of a run of consecutive Mamba blocks in ONE launch: a persistent grid with barriers.
 
 A one-stream step of a Mamba block is three latency-bound launches (:mod:`kernels.triton_mamba_step`), and an
 sc09-small sample takes about 67 launches (62 of them block kernels: H200, 2026-12-04, 0.104 ms per sample, 0.60x
-real time). This kernel steps a whole run of blocks (a U-Net stage's 8 down or up blocks, or its center) for a few rows
-(fewer than 16) as one launch of P programs, each owning ``BLOCK_E`` of the d_inner channels. The two reductions over
-all channels become grid barriers instead of launch boundaries; per block j::
+real time). This kernel steps a whole run of blocks of one kind (a U-Net stage's 8 down or up blocks, or its center;
+``mamba-s6``, ``mamba-s4`` or ``mamba-s4-real``) for a few rows (fewer than 16) as one launch of P programs, each
+owning ``BLOCK_E`` of the d_inner channels. The reductions over all channels become grid barriers instead of launch
+boundaries. Per selective block j::
 
     A(j)  x_j = x_(j-1) + Σ_p out-partials_p (+ res)      every program, the same sum in the same order
           xn = LayerNorm(x_j); (u, z) = in_proj(xn) for its channels; u = SiLU(conv step(u));
@@ -13,26 +14,31 @@ all channels become grid barriers instead of launch boundaries; per block j::
           h ← exp(Δ A) h + Δ B_t u (its channels, in place); y = (C_t · h + D u) · SiLU(z);
           its out_proj partial W_out[:, channels] y                                   -> barrier
 
-and after the last block, x_out = x + Σ partials (+ res). So a run of n blocks is one launch with 2n barriers
-instead of 3n launches. Program 0 writes every block's input and the run's output to ``outs`` (n + 1, B, H): the
-U-Net's skips. Partials, u and z pass through small float32 buffers (read from L2, ``.cg``).
+An LTI block needs no x_proj, so it is one phase (A without the x_proj, then B's state update on its own channels and
+the out_proj partial) and one barrier. After the last block, x_out = x + Σ partials (+ res). So a run of n blocks is
+one launch with 2n (LTI: n) barriers instead of 3n launches (4n batched). Program 0 writes every block's input and
+the run's output to ``outs`` (n + 1, B, H): the U-Net's skips. Partials, u and z pass through small float32 buffers
+(read from L2, ``.cg``); the out_proj partials alternate between two slots (even and odd blocks), because an LTI
+block's programs write theirs while a slower program may still be reading the previous block's.
 
 The barrier (:func:`_grid_barrier`) is a ticket counter (int64, never reset): each program adds 1 (release) and
 waits (acquire) until the count reaches the next multiple of P, so every launch of a run uses the same counter
 safely (launches on one stream are ordered; with PDL the wait for the previous kernel comes first). All P programs
-must be resident at once: P is at most ``E / BLOCK_E`` (8-32 for the sc09 and youtubemix presets), far below the
-number of SMs.
+must be resident at once: P is ``E / BLOCK_E`` (8-32 for the sc09 and youtubemix presets), far below the number of
+SMs.
 
 Triton's CPU interpreter runs a grid's programs one after another, so a barrier there would wait forever: under the
 interpreter (and with ``AUDIOMAMBA_STEP_RUNS=split`` on a GPU, to time the barriers against launches) the same
-phases run as 2n + 1 launches of one phase each, with the same code and buffers. The math is that of
-:func:`kernels.triton_mamba_step.mamba_s6_block_step_triton` for one stream (exact float32 broadcast products; the
-same state-update helpers); only the order of the sums over channels differs. :func:`mamba_s6_run_step_ref` is the
-PyTorch reference.
+phases run as one launch each, with the same code and buffers. Running a phase's programs in order is also what
+exposes a missing barrier in the tests: a program that overwrites what a later one still reads fails them (that is
+how the second out_proj slot was found). The math is that of :mod:`kernels.triton_mamba_step` for one stream (exact
+float32 broadcast products; the same conv, state-update and readout helpers); only the order of the sums over
+channels differs. :func:`run_step_ref` is the PyTorch reference.
 
-Built 2026-12-04 on a CPU machine (interpreter tests); not yet timed on a GPU: opt-in with ``AUDIOMAMBA_STEP_RUNS=1``
-(:func:`runs_mode`), ``python -m audiomamba.bench.profile_generate --batch 1`` and the ``bench generate`` stream cases
-time it.
+Built 2026-12-04 on a CPU machine (interpreter tests, sm_90 compile checks: no spills, 209-231 registers); not yet
+timed on a GPU, so opt-in: ``AUDIOMAMBA_STEP_RUNS=1`` (:func:`runs_mode`; the Stepper attaches the runs,
+:meth:`audiomamba.model.unet.AudioUNet.attach_runs`). ``python -m audiomamba.bench.step_tiles --var
+AUDIOMAMBA_STEP_RUNS --configs 1,split --batch 1`` times it against the per-block launches.
 """
 
 from __future__ import annotations
@@ -49,7 +55,14 @@ from torch import Tensor
 from .backend import interpreting, pdl_enabled
 from .errors import KernelError
 from .triton_helpers import ln_regs, mm, pdl_wait
-from .triton_mamba_step import _conv_step, _conv_taps, _in_proj_weights, _ssm_channels, _ssm_params
+from .triton_mamba_step import (
+    _conv_step,
+    _conv_taps,
+    _in_proj_weights,
+    _lti_channels,
+    _ssm_channels,
+    _ssm_params,
+)
 
 #: ``AUDIOMAMBA_STEP_RUNS``: 0 (off, the default until timed), 1 (one persistent launch per run), split (one launch
 #: per phase: the same kernel without barriers)
@@ -106,7 +119,8 @@ def _run_x(j, x0_ptr, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, offs_p,
         x = tl.load(outs_ptr + (j - 1) * batch * H + bh, mask=m_bh, other=0.0, cache_modifier=".cg").to(tl.float32)
         tile = offs_p[:, None, None] * (BLOCK_B * BLOCK_H) + (tl.arange(0, BLOCK_B)[:, None] * BLOCK_H
                                                               + tl.arange(0, BLOCK_H)[None, :])[None, :, :]
-        part = tl.load(op_ptr + tile, mask=m_p[:, None, None], other=0.0, cache_modifier=".cg")
+        slot = op_ptr + ((j - 1) % 2) * tl.num_programs(0) * (BLOCK_B * BLOCK_H)
+        part = tl.load(slot + tile, mask=m_p[:, None, None], other=0.0, cache_modifier=".cg")
         x += tl.sum(part, axis=0)
         i = j - 1 - res_first
         if (i >= 0) & (i < n_res):
@@ -120,22 +134,15 @@ def _run_x(j, x0_ptr, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, offs_p,
 
 
 @triton.jit
-def _run_phase_a(j, x0_ptr, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr,
-                 conv_ptr, wx_ptr, batch, H, E, N, R, eps, res_first, n_res,
-                 K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
-                 BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr):
-    """Phase A of block j (module docstring): x_j, LayerNorm, in_proj + conv of this program's channels (u and z
-    kept in ``uz``), and its x_proj partial to ``xp[program]``."""
-    pid = tl.program_id(0)
-    rows = tl.arange(0, BLOCK_B).to(tl.int64)
-    m_b = rows < batch
+def _run_front(j, x0_ptr, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b,
+               offs_e, m_e, batch, H, E, eps, res_first, n_res, K: tl.constexpr, RES_REVERSED: tl.constexpr,
+               BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_P: tl.constexpr):
+    """The start of block j's step: x_j (:func:`_run_x`), its LayerNorm, in_proj and the conv step of this program's
+    channels: (u, z) (BLOCK_B, BLOCK_E), 0 where padded. The weights and the conv window load first: none of them
+    depends on the other programs, so they are in flight with x's partials."""
     offs_h = tl.arange(0, BLOCK_H)
     m_h = offs_h < H
-    offs_e = pid * BLOCK_E + tl.arange(0, BLOCK_E)
-    m_e = offs_e < E
     m_be = m_b[:, None] & m_e[None, :]
-    offs_p = tl.arange(0, BLOCK_P)
-    # this block's weights and conv window: none depends on the other programs, so all load with x's partials
     w_u, w_z = _in_proj_weights(win_ptr + j * 2 * E * H, offs_e, m_e, offs_h, H, E, False)
     nw = tl.load(nw_ptr + j * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
     nb = tl.load(nb_ptr + j * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
@@ -144,6 +151,40 @@ def _run_phase_a(j, x0_ptr, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr, n
     bias = tl.load(cb_ptr + j * E + offs_e, mask=m_e, other=0.0).to(tl.float32)
     conv = conv_ptr + j * batch * E * (K - 1)
     win, taps = _conv_taps(conv, cw, rows, offs_e, m_e, m_be, E, K, BLOCK_B, BLOCK_E)
+    offs_p = tl.arange(0, BLOCK_P)
+    x = _run_x(j, x0_ptr, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, offs_p, offs_p < tl.num_programs(0),
+               batch, H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H)
+    xn = ln_regs(x, m_b[:, None] & m_h[None, :], nw, nb, H, eps)
+    u = mm(xn, w_u, False, "ieee")
+    z = tl.where(m_be, mm(xn, w_z, False, "ieee"), 0.0)
+    u = tl.where(m_be, _conv_step(win, taps, u, w_last, bias, m_be, conv, K), 0.0)
+    return u, z
+
+
+@triton.jit
+def _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H: tl.constexpr):
+    """Block j's out_proj columns of this program's channels: (BLOCK_E, BLOCK_H) float32."""
+    offs_h = tl.arange(0, BLOCK_H)
+    return tl.load(wout_ptr + j * H * E + offs_h[None, :] * E + offs_e[:, None],
+                   mask=m_e[:, None] & (offs_h < H)[None, :], other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _store_out_partial(op_ptr, j, y, w_out, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
+    """This program's out_proj partial W_out[:, channels] y of block j to ``op[j % 2, program]`` (padded rows and
+    columns are 0). Two slots: an LTI block's programs write theirs while slower ones may still read block j-1's."""
+    tile = tl.arange(0, BLOCK_B)[:, None] * BLOCK_H + tl.arange(0, BLOCK_H)[None, :]
+    slot = (j % 2) * tl.num_programs(0) + tl.program_id(0)
+    tl.store(op_ptr + slot * (BLOCK_B * BLOCK_H) + tile, mm(y, w_out, False, "ieee"))
+
+
+@triton.jit
+def _run_phase_a(j, x0_ptr, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr,
+                 conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps, res_first, n_res,
+                 K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+                 BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr):
+    """Phase A of selective block j (module docstring): :func:`_run_front`, u and z kept in ``uz``, and this
+    program's x_proj partial to ``xp[program]``."""
     wx = wx_ptr + j * (R + 2 * N) * E
     offs_r = tl.arange(0, BLOCK_R)
     offs_n = tl.arange(0, BLOCK_N)
@@ -152,42 +193,32 @@ def _run_phase_a(j, x0_ptr, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr, n
     w_r = tl.load(wx + offs_r[None, :] * E + offs_e[:, None], mask=m_er, other=0.0).to(tl.float32)
     w_b = tl.load(wx + (R + offs_n[None, :]) * E + offs_e[:, None], mask=m_en, other=0.0).to(tl.float32)
     w_c = tl.load(wx + (R + N + offs_n[None, :]) * E + offs_e[:, None], mask=m_en, other=0.0).to(tl.float32)
-
-    x = _run_x(j, x0_ptr, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, offs_p, offs_p < tl.num_programs(0),
-               batch, H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H)
-    xn = ln_regs(x, m_b[:, None] & m_h[None, :], nw, nb, H, eps)
-    u = mm(xn, w_u, False, "ieee")
-    z = tl.where(m_be, mm(xn, w_z, False, "ieee"), 0.0)
-    u = tl.where(m_be, _conv_step(win, taps, u, w_last, bias, m_be, conv, K), 0.0)
+    u, z = _run_front(j, x0_ptr, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows,
+                      m_b, offs_e, m_e, batch, H, E, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E,
+                      BLOCK_P)
+    m_be = m_b[:, None] & m_e[None, :]
     be = rows[:, None] * E + offs_e[None, :]
     tl.store(uz_ptr + be, u, mask=m_be)
     tl.store(uz_ptr + batch * E + be, z, mask=m_be)
-    # this program's x_proj partial: (Δ_low | B_t | C_t) padded to (BLOCK_R | BLOCK_N | BLOCK_N) columns
+    # (Δ_low | B_t | C_t) padded to (BLOCK_R | BLOCK_N | BLOCK_N) columns
     xw: tl.constexpr = BLOCK_R + 2 * BLOCK_N
-    part = xp_ptr + pid * (BLOCK_B * xw) + tl.arange(0, BLOCK_B)[:, None] * xw
+    part = xp_ptr + tl.program_id(0) * (BLOCK_B * xw) + tl.arange(0, BLOCK_B)[:, None] * xw
     tl.store(part + offs_r[None, :], mm(u, w_r, False, "ieee"))
     tl.store(part + BLOCK_R + offs_n[None, :], mm(u, w_b, False, "ieee"))
     tl.store(part + BLOCK_R + BLOCK_N + offs_n[None, :], mm(u, w_c, False, "ieee"))
 
 
 @triton.jit
-def _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, batch, H, E, N, R,
-                 BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr,
+def _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e,
+                 batch, H, E, N, R, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
                  BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr):
-    """Phase B of block j (module docstring): the summed x_proj, the state update of this program's channels and its
-    out_proj partial to ``op[program]``."""
-    pid = tl.program_id(0)
-    rows = tl.arange(0, BLOCK_B).to(tl.int64)
-    m_b = rows < batch
-    offs_e = pid * BLOCK_E + tl.arange(0, BLOCK_E)
-    m_e = offs_e < E
-    m_be = m_b[:, None] & m_e[None, :]
-    offs_h = tl.arange(0, BLOCK_H)
+    """Phase B of selective block j (module docstring): the summed x_proj, the state update of this program's
+    channels and its out_proj partial."""
     w_dt, dtb, A, h, hp, D = _ssm_params(wdt_ptr + j * E * R, dtb_ptr + j * E, a_ptr + j * E * N, D_ptr + j * E,
                                          h_ptr + j * batch * E * N, rows, m_b, offs_e, E, N, R, BLOCK_N, BLOCK_R,
                                          False)
-    w_out = tl.load(wout_ptr + j * H * E + offs_h[None, :] * E + offs_e[:, None],
-                    mask=m_e[:, None] & (offs_h < H)[None, :], other=0.0).to(tl.float32)
+    w_out = _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H)
+    m_be = m_b[:, None] & m_e[None, :]
     be = rows[:, None] * E + offs_e[None, :]
     u = tl.load(uz_ptr + be, mask=m_be, other=0.0, cache_modifier=".cg")
     z = tl.load(uz_ptr + batch * E + be, mask=m_be, other=0.0, cache_modifier=".cg")
@@ -201,46 +232,66 @@ def _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_pt
     Ct = tl.sum(tl.load(part + BLOCK_R + BLOCK_N + tl.arange(0, BLOCK_N)[None, None, :], mask=m_p, other=0.0,
                         cache_modifier=".cg"), 0)
     y = _ssm_channels(m_b, offs_e, E, N, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, hp, D, False, "ieee", BLOCK_N, False)
-    tl.store(op_ptr + pid * (BLOCK_B * BLOCK_H) + tl.arange(0, BLOCK_B)[:, None] * BLOCK_H + offs_h[None, :],
-             mm(y, w_out, False, "ieee"))
+    _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H)
 
 
 @triton.jit
-def _s6_run_kernel(
-    x0_ptr, outs_ptr, res_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, a_ptr,
-    D_ptr, h_ptr, wout_ptr, uz_ptr, xp_ptr, op_ptr, ticket_ptr,
+def _run_kernel(
+    x0_ptr, outs_ptr, res_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, dt_ptr,
+    a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, wout_ptr, uz_ptr, xp_ptr, op_ptr, ticket_ptr,
     batch, H, E, N, R, n_blocks, eps, res_first, n_res, phase,
-    K: tl.constexpr, RES_REVERSED: tl.constexpr, PERSISTENT: tl.constexpr, BLOCK_B: tl.constexpr,
-    BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
-    BLOCK_P: tl.constexpr, PDL: tl.constexpr = False,
+    K: tl.constexpr, SELECTIVE: tl.constexpr, IS_COMPLEX: tl.constexpr, RES_REVERSED: tl.constexpr,
+    PERSISTENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, PDL: tl.constexpr = False,
 ):
-    """A run of ``n_blocks`` block steps: all phases with barriers (PERSISTENT), or only ``phase`` (2j: A of block
-    j, 2j + 1: B of block j, 2·n_blocks: the run's output)."""
+    """A run of ``n_blocks`` block steps: every phase with a barrier after each (PERSISTENT), or only ``phase``.
+    Selective blocks take two phases each (2j: A, 2j + 1: B of block j; the x_proj and Δ weights ``wx``, ``wdt``,
+    ``dtb``), LTI blocks one (j: the whole block up to its out_proj partial; ``dt``, ``b``, ``c``: Δ (E,), B and C
+    (E, N), as (re, im) pairs with IS_COMPLEX); the last phase (2 or 1 times n_blocks) is the run's output."""
     pdl_wait(PDL)
     P = tl.num_programs(0)
+    if SELECTIVE:
+        per_block = 2
+    else:
+        per_block = 1
+    n_phases = per_block * n_blocks
     if PERSISTENT:
         first = 0
-        last = 2 * n_blocks + 1
+        last = n_phases + 1
     else:
         first = phase
         last = phase + 1
+    rows = tl.arange(0, BLOCK_B).to(tl.int64)
+    m_b = rows < batch
+    offs_e = tl.program_id(0) * BLOCK_E + tl.arange(0, BLOCK_E)
+    m_e = offs_e < E
     for s in range(first, last):
-        j = s // 2
-        if s == 2 * n_blocks:  # the run's output (only program 0's store lands)
-            rows = tl.arange(0, BLOCK_B).to(tl.int64)
+        j = s // per_block
+        if s == n_phases:  # the run's output (only program 0's store lands)
             offs_h = tl.arange(0, BLOCK_H)
             offs_p = tl.arange(0, BLOCK_P)
-            _run_x(j, x0_ptr, outs_ptr, res_ptr, op_ptr, rows, rows < batch, offs_h, offs_h < H, offs_p, offs_p < P,
-                   batch, H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H)
-        elif s % 2 == 0:
-            _run_phase_a(j, x0_ptr, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr,
-                         cb_ptr, conv_ptr, wx_ptr, batch, H, E, N, R, eps, res_first, n_res, K, RES_REVERSED,
-                         BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_N, BLOCK_R, BLOCK_P)
-        else:
-            _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, batch, H, E, N,
-                         R, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_N, BLOCK_R, BLOCK_P)
+            _run_x(j, x0_ptr, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, offs_h < H, offs_p, offs_p < P, batch, H,
+                   res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H)
+        elif SELECTIVE:
+            if s % 2 == 0:
+                _run_phase_a(j, x0_ptr, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr,
+                             cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps, res_first,
+                             n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_N, BLOCK_R, BLOCK_P)
+            else:
+                _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b,
+                             offs_e, m_e, batch, H, E, N, R, BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P)
+        else:  # LTI: the state update needs only this program's channels, so the block is one phase
+            w_out = _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H)
+            u, z = _run_front(j, x0_ptr, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr,
+                              rows, m_b, offs_e, m_e, batch, H, E, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B,
+                              BLOCK_H, BLOCK_E, BLOCK_P)
+            pairs = 2 if IS_COMPLEX else 1
+            y = _lti_channels(dt_ptr + j * E, a_ptr + j * E * N * pairs, b_ptr + j * E * N * pairs,
+                              c_ptr + j * E * N * pairs, D_ptr + j * E, h_ptr + j * batch * E * N * pairs, rows, m_b,
+                              offs_e, E, N, u, z, IS_COMPLEX, BLOCK_N, False)
+            _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H)
         if PERSISTENT:
-            if s < 2 * n_blocks:
+            if s < n_phases:
                 _grid_barrier(ticket_ptr, P)
 
 
@@ -264,37 +315,117 @@ class S6Stack:
     out_proj: Tensor
     eps: float
 
-    def check(self) -> None:
-        """ValueError naming the field whose shape does not fit the others."""
-        n, H = self.norm_weight.shape
-        E, N = self.A.shape[1:]
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        n, E, N = self.A.shape
         R = self.dt_proj.shape[-1]
-        K = self.conv_weight.shape[-1]
-        want = dict(norm_weight=(n, H), norm_bias=(n, H), in_proj=(n, 2 * E, H), conv_weight=(n, E, K),
-                    conv_bias=(n, E), x_proj=(n, R + 2 * N, E), dt_proj=(n, E, R), dt_bias=(n, E), A=(n, E, N),
-                    D=(n, E), out_proj=(n, H, E))
-        for name, shape in want.items():
-            t = getattr(self, name)
-            if tuple(t.shape) != shape or not t.is_contiguous():
-                raise ValueError(f"S6Stack.{name} must be contiguous of shape {shape} (run of {n} blocks, width {H}, "
-                                 f"d_inner {E}, state {N}, rank {R}), got {tuple(t.shape)}")
+        return dict(_front_shapes(self), x_proj=(n, R + 2 * N, E), dt_proj=(n, E, R), dt_bias=(n, E), A=(n, E, N))
 
 
-_counters: dict[torch.device, Tensor] = {}
+@dataclass
+class LTIStack:
+    """The weights of a run of ``mamba-s4`` (complex) or ``mamba-s4-real`` blocks, stacked as :class:`S6Stack`:
+    the LayerNorms, in_proj, conv and out_proj as there; the SSM's discretisation inputs as the layer passes them to
+    the fused step: delta (n, E); A, B, C (n, E, N), complex64 or float32 (B with any zero-order hold); D (n, E)."""
+
+    norm_weight: Tensor
+    norm_bias: Tensor
+    in_proj: Tensor
+    conv_weight: Tensor
+    conv_bias: Tensor
+    delta: Tensor
+    A: Tensor
+    B: Tensor
+    C: Tensor
+    D: Tensor
+    out_proj: Tensor
+    eps: float
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        n, E, N = self.A.shape
+        return dict(_front_shapes(self), delta=(n, E), A=(n, E, N), B=(n, E, N), C=(n, E, N))
+
+
+def _front_shapes(w: S6Stack | LTIStack) -> dict[str, tuple[int, ...]]:
+    n, H = w.norm_weight.shape
+    E, K = w.A.shape[1], w.conv_weight.shape[-1]
+    return dict(norm_weight=(n, H), norm_bias=(n, H), in_proj=(n, 2 * E, H), conv_weight=(n, E, K), conv_bias=(n, E),
+                D=(n, E), out_proj=(n, H, E))
+
+
+def _check_stack(w: S6Stack | LTIStack) -> None:
+    """ValueError naming the field whose shape does not fit the others."""
+    for name, shape in w.shapes().items():
+        t = getattr(w, name)
+        if tuple(t.shape) != shape or not t.is_contiguous():
+            raise ValueError(f"{type(w).__name__}.{name} must be contiguous of shape {shape} (run of {shape[0]} "
+                             f"blocks; width, d_inner and state from norm_weight and A), got {tuple(t.shape)}")
 
 
 def run_scratch(batch: int, H: int, E: int, N: int, R: int, device: torch.device, block_e: int) -> dict[str, Tensor]:
     """The buffers a run's launch passes partials through (allocate once per run, outside a CUDA graph capture): u
-    and z (2, B, E); x_proj and out_proj partials per program; the barrier's counter (int64, starts at 0)."""
+    and z (2, B, E); x_proj partials per program; out_proj partials per program in two slots (even and odd blocks);
+    the barrier's counter (int64, starts at 0). R = 0 for LTI blocks."""
     bb, bh = triton.next_power_of_2(batch), triton.next_power_of_2(H)
     P = triton.cdiv(E, block_e)
     xw = max(2, triton.next_power_of_2(R)) + 2 * max(2, triton.next_power_of_2(N))
     f32 = dict(device=device, dtype=torch.float32)
     return dict(uz=torch.empty((2, batch, E), **f32), xp=torch.zeros((P, bb, xw), **f32),
-                op=torch.zeros((P, bb, bh), **f32), counter=torch.zeros(1, device=device, dtype=torch.int64))
+                op=torch.zeros((2, P, bb, bh), **f32), counter=torch.zeros(1, device=device, dtype=torch.int64))
+
+
+def _as_real(t: Tensor) -> Tensor:
+    return torch.view_as_real(t) if t.is_complex() else t
 
 
 @torch.no_grad()
+def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, outs: Tensor,
+              scratch: dict[str, Tensor], res: Tensor | None, res_first: int, res_reversed: bool,
+              block_e: int | None, mode: str | None) -> Tensor:
+    _check_stack(w)
+    op = "mamba_s6_run_step" if isinstance(w, S6Stack) else "mamba_lti_run_step"
+    n, H = w.norm_weight.shape
+    E, N = w.A.shape[1:]
+    K = w.conv_weight.shape[-1]
+    selective = isinstance(w, S6Stack)
+    R = w.dt_proj.shape[-1] if selective else 0
+    cplx = w.A.is_complex()
+    batch = x.shape[0]
+    if batch >= 16 or tuple(x.shape) != (batch, H):
+        raise ValueError(f"{op}: x must be (B, {H}) with B < 16 (one stream), got {tuple(x.shape)}")
+    for name, t, shape in (("conv_state", conv_state, (n, batch, E, K - 1)), ("h", h, (n, batch, E, N)),
+                           ("outs", outs, (n + 1, batch, H))):
+        if tuple(t.shape) != shape or not t.is_contiguous():
+            raise ValueError(f"{op}: {name} must be contiguous of shape {shape}, got {tuple(t.shape)}")
+    h_dtype = torch.complex64 if cplx else torch.float32
+    if h.dtype != h_dtype:
+        raise ValueError(f"{op}: h must be {h_dtype} (the SSM's state), got {h.dtype}")
+    n_res = 0 if res is None else res.shape[0]
+    if res is not None and (tuple(res.shape[1:]) != (batch, H) or not res.is_contiguous()):
+        raise ValueError(f"{op}: res must be contiguous (m, {batch}, {H}), got {tuple(res.shape)}")
+    block_e = block_e or run_block_e(E)
+    P = triton.cdiv(E, block_e)
+    persistent = (mode or runs_mode()) == "1" and not (interpreting() and P > 1)
+    if persistent and x.is_cuda and P > torch.cuda.get_device_properties(x.device).multi_processor_count:
+        persistent = False  # a barrier needs every program resident at once: one SM each at most
+    pdl = pdl_enabled(x)
+    none = scratch["op"]  # any float32 buffer: a pointer the other block kind does not read
+    if selective:
+        ssm = (w.x_proj, w.dt_proj, w.dt_bias, none, w.A, none, none)
+    else:
+        ssm = (none, none, none, w.delta, _as_real(w.A), _as_real(w.B), _as_real(w.C))
+    args = (x.contiguous(), outs, res if res is not None else x, w.norm_weight, w.norm_bias, w.in_proj,
+            w.conv_weight, w.conv_bias, conv_state, *ssm, w.D, _as_real(h), w.out_proj, scratch["uz"], scratch["xp"],
+            scratch["op"], scratch["counter"], batch, H, E, N, R, n, float(w.eps), res_first, n_res)
+    consts = dict(K=K, SELECTIVE=selective, IS_COMPLEX=cplx, RES_REVERSED=res_reversed, PERSISTENT=persistent,
+                  BLOCK_B=triton.next_power_of_2(batch), BLOCK_H=triton.next_power_of_2(H), BLOCK_E=block_e,
+                  BLOCK_N=max(2, triton.next_power_of_2(N)), BLOCK_R=max(2, triton.next_power_of_2(R)),
+                  BLOCK_P=triton.next_power_of_2(P), num_warps=RUN_WARPS, PDL=pdl, launch_pdl=pdl)
+    n_phases = (2 if selective else 1) * n
+    for phase in [0] if persistent else range(n_phases + 1):
+        _run_kernel[(P,)](*args, phase, **consts)
+    return outs[n]
+
+
 def mamba_s6_run_step_triton(x: Tensor, w: S6Stack, conv_state: Tensor, h: Tensor, outs: Tensor,
                              scratch: dict[str, Tensor], res: Tensor | None = None, res_first: int = 0,
                              res_reversed: bool = False, block_e: int | None = None, mode: str | None = None) -> Tensor:
@@ -306,60 +437,50 @@ def mamba_s6_run_step_triton(x: Tensor, w: S6Stack, conv_state: Tensor, h: Tenso
     U-Net's up path pops its skips). ``scratch``: :func:`run_scratch` for the same sizes and ``block_e``.
     ``mode``: "1" (one persistent launch) or "split" (one launch per phase); default :func:`runs_mode`, and always
     "split" in the CPU interpreter where more than one program would need a barrier."""
-    w.check()
-    n, H = w.norm_weight.shape
-    E, N = w.A.shape[1:]
-    R, K = w.dt_proj.shape[-1], w.conv_weight.shape[-1]
-    batch = x.shape[0]
-    if batch >= 16 or tuple(x.shape) != (batch, H):
-        raise ValueError(f"mamba_s6_run_step: x must be (B, {H}) with B < 16 (one stream), got {tuple(x.shape)}")
-    for name, t, shape in (("conv_state", conv_state, (n, batch, E, K - 1)), ("h", h, (n, batch, E, N)),
-                           ("outs", outs, (n + 1, batch, H))):
-        if tuple(t.shape) != shape or not t.is_contiguous():
-            raise ValueError(f"mamba_s6_run_step: {name} must be contiguous of shape {shape}, got {tuple(t.shape)}")
-    if h.dtype != torch.float32:
-        raise ValueError(f"mamba_s6_run_step: h must be float32, got {h.dtype}")
-    block_e = block_e or run_block_e(E)
-    P = triton.cdiv(E, block_e)
-    mode = mode or runs_mode()
-    persistent = mode == "1" and not (interpreting() and P > 1)
-    n_res = 0 if res is None else res.shape[0]
-    if res is not None and (tuple(res.shape[1:]) != (batch, H) or not res.is_contiguous()):
-        raise ValueError(f"mamba_s6_run_step: res must be contiguous (m, {batch}, {H}), got {tuple(res.shape)}")
-    pdl = pdl_enabled(x)
-    args = (x.contiguous(), outs, res if res is not None else x, w.norm_weight, w.norm_bias, w.in_proj,
-            w.conv_weight, w.conv_bias, conv_state, w.x_proj, w.dt_proj, w.dt_bias, w.A, w.D, h, w.out_proj,
-            scratch["uz"], scratch["xp"], scratch["op"], scratch["counter"], batch, H, E, N, R, n, float(w.eps),
-            res_first, n_res)
-    consts = dict(K=K, RES_REVERSED=res_reversed, PERSISTENT=persistent, BLOCK_B=triton.next_power_of_2(batch),
-                  BLOCK_H=triton.next_power_of_2(H), BLOCK_E=block_e, BLOCK_N=max(2, triton.next_power_of_2(N)),
-                  BLOCK_R=max(2, triton.next_power_of_2(R)), BLOCK_P=triton.next_power_of_2(P), num_warps=RUN_WARPS,
-                  PDL=pdl, launch_pdl=pdl)
-    for phase in [0] if persistent else range(2 * n + 1):
-        _s6_run_kernel[(P,)](*args, phase, **consts)
-    return outs[n]
+    return _run_step(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, mode)
 
 
-def mamba_s6_run_step_ref(x: Tensor, w: S6Stack, conv_state: Tensor, h: Tensor, res: Tensor | None = None,
-                          res_first: int = 0, res_reversed: bool = False) -> Tensor:
-    """PyTorch reference of :func:`mamba_s6_run_step_triton` (float64-capable): returns outs (n + 1, B, H) and
-    updates ``conv_state`` and ``h`` in place."""
-    n = w.norm_weight.shape[0]
-    N = w.A.shape[-1]
-    R = w.dt_proj.shape[-1]
+def mamba_lti_run_step_triton(x: Tensor, w: LTIStack, conv_state: Tensor, h: Tensor, outs: Tensor,
+                              scratch: dict[str, Tensor], res: Tensor | None = None, res_first: int = 0,
+                              res_reversed: bool = False, block_e: int | None = None, mode: str | None = None) -> Tensor:
+    """:func:`mamba_s6_run_step_triton` for a run of ``mamba-s4`` (complex; h (n, B, E, N) complex64) or
+    ``mamba-s4-real`` blocks (h float32): one phase and one barrier per block (the state update needs no sum over
+    channels)."""
+    return _run_step(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, mode)
+
+
+def _ref_front(x: Tensor, w: S6Stack | LTIStack, j: int, conv_state: Tensor) -> tuple[Tensor, Tensor]:
+    """Block j's LayerNorm, in_proj and conv step (conv_state[j] shifted in place): (u, z)."""
+    xn = F.layer_norm(x, x.shape[-1:], w.norm_weight[j].to(x.dtype), w.norm_bias[j].to(x.dtype), w.eps)
+    u, z = (xn @ w.in_proj[j].to(x.dtype).T).chunk(2, dim=-1)
+    window = torch.cat([conv_state[j].to(x.dtype), u[..., None]], dim=-1)  # (B, E, K)
+    conv_state[j].copy_(window[..., 1:])
+    return F.silu((window * w.conv_weight[j].to(x.dtype)).sum(-1) + w.conv_bias[j].to(x.dtype)), z
+
+
+def run_step_ref(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, res: Tensor | None = None,
+                 res_first: int = 0, res_reversed: bool = False) -> Tensor:
+    """PyTorch reference of :func:`mamba_s6_run_step_triton` and :func:`mamba_lti_run_step_triton` (float64
+    x computes in float64; h complex128 for complex LTI): returns outs (n + 1, B, H) and updates ``conv_state`` and
+    ``h`` in place."""
     outs = [x]
-    for j in range(n):
-        xn = F.layer_norm(x, x.shape[-1:], w.norm_weight[j].to(x.dtype), w.norm_bias[j].to(x.dtype), w.eps)
-        u, z = (xn @ w.in_proj[j].to(x.dtype).T).chunk(2, dim=-1)
-        window = torch.cat([conv_state[j].to(x.dtype), u[..., None]], dim=-1)  # (B, E, K)
-        conv_state[j].copy_(window[..., 1:])
-        u = F.silu((window * w.conv_weight[j].to(x.dtype)).sum(-1) + w.conv_bias[j].to(x.dtype))
-        dbc = u @ w.x_proj[j].to(x.dtype).T
-        dt_low, Bt, Ct = dbc[:, :R], dbc[:, R:R + N], dbc[:, R + N:]
-        dt = F.softplus(dt_low @ w.dt_proj[j].to(x.dtype).T + w.dt_bias[j].to(x.dtype))
-        hj = torch.exp(dt[..., None] * w.A[j].to(x.dtype)) * h[j].to(x.dtype) + (dt * u)[..., None] * Bt[:, None, :]
+    for j in range(w.norm_weight.shape[0]):
+        u, z = _ref_front(x, w, j, conv_state)
+        D = w.D[j].to(x.dtype)
+        if isinstance(w, S6Stack):
+            N, R = w.A.shape[-1], w.dt_proj.shape[-1]
+            dbc = u @ w.x_proj[j].to(x.dtype).T
+            dt_low, Bt, Ct = dbc[:, :R], dbc[:, R:R + N], dbc[:, R + N:]
+            dt = F.softplus(dt_low @ w.dt_proj[j].to(x.dtype).T + w.dt_bias[j].to(x.dtype))
+            hj = torch.exp(dt[..., None] * w.A[j].to(x.dtype)) * h[j] + (dt * u)[..., None] * Bt[:, None, :]
+            y = (hj * Ct[:, None, :]).sum(-1)
+        else:
+            dt = w.delta[j].to(x.dtype)[:, None]
+            hj = torch.exp(dt * w.A[j].to(h.dtype)) * h[j] + (dt * w.B[j].to(h.dtype)) * u[..., None]
+            y = (hj * w.C[j].to(h.dtype)).sum(-1)
+            y = 2 * y.real if y.is_complex() else y
         h[j].copy_(hj)
-        y = ((hj * Ct[:, None, :]).sum(-1) + w.D[j].to(x.dtype) * u) * F.silu(z)
+        y = (y + D * u) * F.silu(z)
         x = x + y @ w.out_proj[j].to(x.dtype).T
         i = j - res_first
         if res is not None and 0 <= i < res.shape[0]:

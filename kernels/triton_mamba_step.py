@@ -475,21 +475,11 @@ def _out_proj_kernel(
 
 
 @triton.jit
-def _ssm_lti_kernel(
-    u_ptr, z_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, y_ptr,
-    wout_ptr, x_ptr, res_ptr, out_ptr, cnt_ptr,
-    batch, E, N, H,
-    IS_COMPLEX: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr,
-    PDL: tl.constexpr = False, TAIL: tl.constexpr = False, HAS_RES: tl.constexpr = False,
-    USE_DOT: tl.constexpr = False, PREC: tl.constexpr = "ieee", BLOCK_OH: tl.constexpr = 16,
-    BLOCK_OK: tl.constexpr = 16, EVEN: tl.constexpr = False,
-):
-    """LTI state update of one (row tile, channel block) from the layer's discretisation inputs
-    (Δ (E,), A, B, C (E, N); the layer has applied any zero-order hold to B):
+def _lti_channels(dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, u, z,
+                  IS_COMPLEX: tl.constexpr, BLOCK_N: tl.constexpr, EVEN: tl.constexpr):
+    """LTI state update (h in place) and gated output y (BLOCK_B, BLOCK_E) of channels ``offs_e`` from the layer's
+    discretisation inputs (Δ (E,), A, B, C (E, N); the layer has applied any zero-order hold to B):
     h ← exp(ΔA) h + Δ B u; y = (C h + D u) SiLU(z). Complex A, B, C and h are (re, im) pairs in memory."""
-    pdl_wait(PDL)
-    rows, m_b = row_tile(batch, BLOCK_B, EVEN)
-    offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
     m_e = below(offs_e, E, EVEN)
     m_be = m_b[:, None] & m_e[None, :]
     offs_n = tl.arange(0, BLOCK_N)
@@ -513,9 +503,6 @@ def _ssm_lti_kernel(
         B_im = tl.zeros_like(A_re)
         C_im = tl.zeros_like(A_re)
     a_re, a_im = exp_dtA(dt, A_re, A_im, IS_COMPLEX)  # (BLOCK_E, BLOCK_N)
-
-    u = tl.load(u_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
-    z = tl.load(z_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
     du = (dt_e[None, :] * u)[:, :, None]
     m_ben = m_be[:, :, None] & m_n[None, None, :]
     h_off = (rows[:, None, None] * E + offs_e[None, :, None]) * N + offs_n[None, None, :]
@@ -532,7 +519,28 @@ def _ssm_lti_kernel(
     else:
         tl.store(h_ptr + h_off, h_re, mask=m_ben)
     y = readout(h_re, h_im, C_re[None], C_im[None], 2, IS_COMPLEX)
-    y = _skip_gate(y, u, z, tl.load(D_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32), m_be)
+    return _skip_gate(y, u, z, tl.load(D_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32), m_be)
+
+
+@triton.jit
+def _ssm_lti_kernel(
+    u_ptr, z_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, y_ptr,
+    wout_ptr, x_ptr, res_ptr, out_ptr, cnt_ptr,
+    batch, E, N, H,
+    IS_COMPLEX: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr,
+    PDL: tl.constexpr = False, TAIL: tl.constexpr = False, HAS_RES: tl.constexpr = False,
+    USE_DOT: tl.constexpr = False, PREC: tl.constexpr = "ieee", BLOCK_OH: tl.constexpr = 16,
+    BLOCK_OK: tl.constexpr = 16, EVEN: tl.constexpr = False,
+):
+    """LTI state update of one (row tile, channel block): :func:`_lti_channels` on u and z from memory."""
+    pdl_wait(PDL)
+    rows, m_b = row_tile(batch, BLOCK_B, EVEN)
+    offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
+    m_be = m_b[:, None] & below(offs_e, E, EVEN)[None, :]
+    u = tl.load(u_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
+    z = tl.load(z_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
+    y = _lti_channels(dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, u, z, IS_COMPLEX, BLOCK_N,
+                      EVEN)
     tl.store(y_ptr + rows[:, None] * E + offs_e[None, :], y, mask=m_be)
     if TAIL:
         _tail_out_proj(y_ptr, wout_ptr, x_ptr, res_ptr, out_ptr, cnt_ptr, rows, m_b, H, E, HAS_RES, USE_DOT, PREC,

@@ -87,3 +87,24 @@ def test_row_groups_on_streams_change_no_sample(monkeypatch, graph: bool) -> Non
                                     use_graph=graph, progress=False))
     assert torch.equal(runs[0].tokens, runs[1].tokens)
     assert torch.allclose(runs[0].logp, runs[1].logp, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("pdl", ["0", "1"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_block_runs_change_no_sample(monkeypatch, pdl: str, batch: int) -> None:
+    """AUDIOMAMBA_STEP_RUNS=1 (each run of Mamba blocks as one persistent launch with grid barriers) and =split (one
+    launch per phase) in CUDA graphs, with and without PDL: the same samples as the per-block launches, and
+    log-probabilities within float32 rounding (the sums over channels are ordered differently)."""
+    torch.manual_seed(0)
+    cfg = {"d_model": 64, "pool": [4, 4], "levels": [{"block": "mamba-s6", "n": 3}, {"block": "mamba-s4-real", "n": 2}],
+           "center": {"block": "mamba-s4", "n": 2}}
+    model = build_model(cfg).cuda().eval()
+    monkeypatch.setenv("AUDIOMAMBA_PDL", pdl)
+    runs = {}
+    for flag in ("0", "1", "split"):
+        monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", flag)
+        runs[flag] = generate_tokens(model, batch, 640, batch, SamplingConfig(), seed=3, device="cuda",
+                                     use_graph=True, progress=False)
+    for flag in ("1", "split"):
+        assert (runs[flag].tokens != runs["0"].tokens).float().mean() < 0.01
+        assert torch.allclose(runs[flag].logp, runs["0"].logp, rtol=0, atol=1e-3)

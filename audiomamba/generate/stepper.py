@@ -88,6 +88,15 @@ class SamplingConfig:
     min_p: float = 0.0
 
 
+def initial_state(model: nn.Module, batch: int, device: torch.device):
+    """``model.init_state(batch, device)``; with ``AUDIOMAMBA_STEP_RUNS`` set (1 or split), runs of Mamba blocks then
+    step as one launch each where the batch is small (:meth:`audiomamba.model.unet.AudioUNet.attach_runs`)."""
+    state = model.init_state(batch, device)
+    if runs_mode() != "0" and hasattr(model, "attach_runs"):
+        model.attach_runs(state)
+    return state
+
+
 def step_period(model: nn.Module) -> int:
     """Number of full-rate steps after which every level is in the same phase again (prod(pool))."""
     config = getattr(model, "config", None)
@@ -216,13 +225,8 @@ class Stepper:
         return out_tok[self.period - 1], state
 
     def init_state(self) -> list:
-        """The model's initial step state, one per row group; with ``AUDIOMAMBA_STEP_RUNS`` set (1 or split) and
-        fewer than 16 rows, runs of ``mamba-s6`` blocks step as one launch each (:meth:`AudioUNet.attach_runs`)."""
-        states = [self.model.init_state(rows.stop - rows.start, self.device) for rows in self.groups]
-        if runs_mode() != "0" and hasattr(self.model, "attach_runs"):
-            for state in states:
-                self.model.attach_runs(state)
-        return states
+        """The model's initial step state (:func:`initial_state`), one per row group."""
+        return [initial_state(self.model, rows.stop - rows.start, self.device) for rows in self.groups]
 
     def run(self, prompt: torch.Tensor | None, length: int, on_period: Callable[[int], None] | None = None):
         """All ``length`` tokens: (tokens (B, length), logp (B, length)); ``on_period(k)`` after period k."""

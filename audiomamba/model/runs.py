@@ -1,10 +1,10 @@
-"""Runs of consecutive ``mamba-s6`` blocks stepped as one launch each, for one stream (``AUDIOMAMBA_STEP_RUNS``).
+"""Runs of consecutive Mamba blocks stepped as one launch each, for one stream (``AUDIOMAMBA_STEP_RUNS``).
 
-A U-Net stage's down blocks, its up blocks and the center are runs: a :class:`BlockRun` holds their weights stacked
+A run is consecutive blocks of one kind (``mamba-s6``, ``mamba-s4``, ``mamba-s4-real``). A U-Net stage's down blocks, its up blocks and the center are runs: a :class:`BlockRun` holds their weights stacked
 along a block axis (copies, made when the generation state is created) and their conv windows and SSM states as one
 stacked tensor each; the blocks' own states become views of it, so the per-block steps and the run read and write
-the same numbers. :meth:`BlockRun.step` is :func:`kernels.triton_mamba_run.mamba_s6_run_step_triton`: one launch for
-the whole run instead of three per block. :meth:`audiomamba.model.unet.AudioUNet.attach_runs` builds them.
+the same numbers. :meth:`BlockRun.step` is :func:`kernels.triton_mamba_run.mamba_s6_run_step_triton` (or its LTI
+twin): one launch for the whole run instead of three or four per block. :meth:`audiomamba.model.unet.AudioUNet.attach_runs` builds them.
 """
 
 from __future__ import annotations
@@ -14,35 +14,54 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from audiomamba.kernels.triton_mamba_run import S6Stack, mamba_s6_run_step_triton, run_block_e, run_scratch
-from audiomamba.model.blocks import MambaS6Block
+from audiomamba.kernels.triton_mamba_run import (
+    LTIStack,
+    S6Stack,
+    mamba_lti_run_step_triton,
+    mamba_s6_run_step_triton,
+    run_block_e,
+    run_scratch,
+)
+from audiomamba.model.blocks import MambaS4Block, MambaS4RealBlock, MambaS6Block
 
 #: largest batch a run steps (the kernel's one row tile); larger batches keep the per-block launches
 RUN_MAX_ROWS = 15
+#: the block kinds a run steps
+RUN_BLOCKS = frozenset({MambaS6Block, MambaS4Block, MambaS4RealBlock})
 
 
 class BlockRun:
-    """Consecutive ``mamba-s6`` blocks and their states (lists of the same length), stepped as one launch."""
+    """Consecutive Mamba blocks of one kind (``mamba-s6``, ``mamba-s4`` or ``mamba-s4-real``) and their states
+    (lists of the same length), stepped as one launch."""
 
-    def __init__(self, blocks: list[MambaS6Block], states: list[Any]) -> None:
+    def __init__(self, blocks: list[nn.Module], states: list[Any]) -> None:
         layers = [b.layers[0] for b in blocks]
         mixers = [layer.mixer for layer in layers]
         disc = [m.ssm.frozen_discretization() for m in mixers]
 
         def stack(ts: list[Tensor]) -> Tensor:
-            return torch.stack([t.detach().float() for t in ts]).contiguous()
+            return torch.stack([t.detach() if t.is_complex() else t.detach().float() for t in ts]).contiguous()
+
+        def field(name: str) -> Tensor:
+            return stack([d[name] for d in disc])
 
         E, K = mixers[0].d_inner, mixers[0].d_conv
         with torch.no_grad():
-            self.weights = S6Stack(
+            front = dict(
                 norm_weight=stack([la.norm.weight for la in layers]), norm_bias=stack([la.norm.bias for la in layers]),
                 in_proj=stack([m.in_proj.weight for m in mixers]),
                 conv_weight=stack([m.conv1d.weight.reshape(E, K) for m in mixers]),
-                conv_bias=stack([m.conv1d.bias for m in mixers]), x_proj=stack([m.ssm.x_proj.weight for m in mixers]),
-                dt_proj=stack([m.ssm.dt_proj.weight for m in mixers]), dt_bias=stack([d["delta_bias"] for d in disc]),
-                A=stack([d["A"] for d in disc]), D=stack([d["D"] for d in disc]),
-                out_proj=stack([m.out_proj.weight for m in mixers]), eps=layers[0].norm.eps,
+                conv_bias=stack([m.conv1d.bias for m in mixers]), out_proj=stack([m.out_proj.weight for m in mixers]),
+                D=field("D"), A=field("A"), eps=layers[0].norm.eps,
             )
+            if isinstance(blocks[0], MambaS6Block):
+                self.weights = S6Stack(**front, x_proj=stack([m.ssm.x_proj.weight for m in mixers]),
+                                       dt_proj=stack([m.ssm.dt_proj.weight for m in mixers]),
+                                       dt_bias=field("delta_bias"))
+                self._step, R = mamba_s6_run_step_triton, self.weights.dt_proj.shape[2]
+            else:
+                self.weights = LTIStack(**front, delta=field("delta"), B=field("B"), C=field("C"))
+                self._step, R = mamba_lti_run_step_triton, 0
             # the states as one tensor each; every block's state dict now holds its view
             cells = [st[0] for st in states]
             self.conv_state = torch.stack([c["conv"] for c in cells]).contiguous()
@@ -53,22 +72,22 @@ class BlockRun:
         H, N = self.weights.norm_weight.shape[1], self.weights.A.shape[2]
         self.block_e = run_block_e(E)
         self.outs = torch.empty((n + 1, batch, H), device=self.h.device, dtype=self.conv_state.dtype)
-        self.scratch = run_scratch(batch, H, E, N, self.weights.dt_proj.shape[2], self.h.device, self.block_e)
+        self.scratch = run_scratch(batch, H, E, N, R, self.h.device, self.block_e)
 
     @staticmethod
     def make(blocks: nn.ModuleList, states: list[Any]) -> BlockRun | None:
-        """A run of ``blocks`` (their step states ``states``), or None where the kernel does not step them: a block
-        that is not ``mamba-s6``, no blocks, or more than :data:`RUN_MAX_ROWS` rows."""
-        if not blocks or not all(type(b) is MambaS6Block and len(b.layers) == 1 for b in blocks):
+        """A run of ``blocks`` (their step states ``states``), or None where the kernel does not step them: no
+        blocks, blocks of another kind or of different kinds, or more than :data:`RUN_MAX_ROWS` rows."""
+        kinds = {type(b) for b in blocks}
+        if len(kinds) != 1 or not kinds <= RUN_BLOCKS or any(len(b.layers) != 1 for b in blocks):
             return None
-        h = states[0][0]["ssm"]
-        if h.shape[0] > RUN_MAX_ROWS or h.dtype != torch.float32:
+        if states[0][0]["ssm"].shape[0] > RUN_MAX_ROWS:
             return None
         return BlockRun(list(blocks), states)
 
     def step(self, x: Tensor, res: Tensor | None = None, res_first: int = 0, res_reversed: bool = False) -> Tensor:
         """x (B, H) -> outs (n + 1, B, H): outs[j] the input of block j, outs[n] the run's output (a buffer the next
         step overwrites). ``res`` (m, B, H): as :func:`kernels.triton_mamba_run.mamba_s6_run_step_triton`."""
-        mamba_s6_run_step_triton(x, self.weights, self.conv_state, self.h, self.outs, self.scratch, res, res_first,
-                                 res_reversed, self.block_e)
+        self._step(x, self.weights, self.conv_state, self.h, self.outs, self.scratch, res, res_first, res_reversed,
+                   self.block_e)
         return self.outs

@@ -131,6 +131,22 @@ run step-stages python3 -m audiomamba.bench.step_tiles --rounds 3 --out "$RES/st
 # 16 groups against 8 with more hardware queues than the default 8 (16 groups timed 0.84 or 1.26 ms per step at random)
 run groups-connections env CUDA_DEVICE_MAX_CONNECTIONS=32 python3 -m audiomamba.bench.step_groups --blocks mamba-s6 \
   --batches 2048 --groups 1,8,16 --check-seconds 0 --out "$RES/step-groups-connections.md"
+# one launch per run of Mamba blocks for one stream (AUDIOMAMBA_STEP_RUNS, new 2026-12-04 22:40, not yet on a GPU):
+# the GPU tests first (persistent grids meeting at barriers: a hang here is a barrier that never opens, hence the
+# timeouts), then one stream's whole-model step with runs (1: one launch per run; split: one launch per phase)
+# against the per-block launches, per block type and preset, then the CLI path at batch 1 with runs on
+run runs-tests timeout 600 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_run.py tests/test_generate_gpu.py \
+  -k "run_step or runs or block_runs"
+step_runs() { timeout 300 python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUNS --configs "1;split" \
+  --batch 1 --steps 2048 --rounds 3 "$@"; }
+export -f step_runs
+run step-runs bash -c "step_runs --out $RES/step-runs-sc09-small-s6.md"
+run step-runs-lti bash -c "step_runs --block mamba-s4-real --out $RES/step-runs-sc09-small-s4-real.md; \
+  step_runs --block mamba-s4 --out $RES/step-runs-sc09-small-s4.md"
+run step-runs-presets bash -c "step_runs --preset youtubemix --out $RES/step-runs-youtubemix-s6.md; \
+  step_runs --preset sc09-large --out $RES/step-runs-sc09-large-s6.md"
+run matrix-runs env AUDIOMAMBA_STEP_RUNS=1 timeout 500 $B generate --matrix --presets sc09-small,sc09-large,youtubemix \
+  --blocks mamba-s6,mamba-s4,mamba-s4-real --batches 1 --out "$RES/bench-generate-matrix-runs.md"
 # the step kernels without masks (EVEN, new 2026-12-04 21:00: 22-27 % fewer sm_90 instructions) against the masked
 # ones, batch 2048 (with the row groups) and one stream; then the fused-step and generation GPU tests
 run step-even python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_EVEN --configs 0 --rounds 4 \
