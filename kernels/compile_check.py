@@ -154,14 +154,16 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             if small:
                 out.append(Variant("out_proj", tuple(dict(out_proj, PDL=True, PRELOAD=True).items()), 4))
             if small:  # a run of blocks in one launch (AUDIOMAMBA_STEP_RUNS): persistent (barriers) and one phase
-                from .triton_mamba_run import RUN_BLOCK_E, RUN_WARPS
+                from .triton_mamba_run import RUN_BLOCK_E, run_warps
 
                 run = dict(K=4, RES_REVERSED=True, BLOCK_B=1, BLOCK_H=H, BLOCK_E=RUN_BLOCK_E, BLOCK_N=16,
                            BLOCK_R=max(2, H // 16), BLOCK_P=E // RUN_BLOCK_E, PDL=True)
-                for selective, cplx in ((True, False), (False, True), (False, False)):
-                    for persistent in (True, False) if selective or not quick else (True,):
-                        kind = dict(run, SELECTIVE=selective, IS_COMPLEX=cplx, PERSISTENT=persistent)
-                        out.append(Variant("run", tuple(kind.items()), RUN_WARPS))
+                for selective, cplx, one in ((True, False, False), (True, False, True), (False, True, False),
+                                             (False, False, False)):
+                    for persistent in (True, False) if selective and not one or not quick else (True,):
+                        kind = dict(run, SELECTIVE=selective, IS_COMPLEX=cplx, PERSISTENT=persistent, ONE_PHASE=one,
+                                    BLOCK_K=min(E, max(16, 4096 // H)))  # as the wrapper launches it
+                        out.append(Variant("run", tuple(kind.items()), run_warps(H)))
         out.append(Variant("norm_linear", tuple(dict(common, HAS_BIAS=True, BLOCK_H=64, BLOCK_V=64).items()), 4))
         out.append(Variant("sample", tuple(dict(GREEDY=not small, MIN_P=False, BLOCK_B=4, BLOCK_V=256).items()), 4))
         if small:  # --min-p sampling

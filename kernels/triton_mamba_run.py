@@ -56,6 +56,7 @@ from .backend import interpreting, pdl_enabled
 from .errors import KernelError
 from .triton_helpers import ln_regs, mm, pdl_wait
 from .triton_mamba_step import (
+    _conv_shift,
     _conv_step,
     _conv_taps,
     _in_proj_weights,
@@ -69,7 +70,10 @@ from .triton_mamba_step import (
 RUNS_MODES = ("0", "1", "split")
 #: d_inner channels per program (``AUDIOMAMBA_STEP_RUN_E`` overrides; a power of two)
 RUN_BLOCK_E = 16
+#: warps per program: 4, or 8 from this block width up (the one-stream tiles span all H columns; sm_90 compile checks:
+#: 4 warps spill at H = 256)
 RUN_WARPS = 4
+RUN_WIDE_H = 256
 
 
 def runs_mode() -> str:
@@ -79,6 +83,27 @@ def runs_mode() -> str:
         raise KernelError(f"AUDIOMAMBA_STEP_RUNS={flag!r} in the environment: use 0 (one launch chain per block, the "
                           "default), 1 (one launch per run of blocks) or split (one launch per phase)")
     return flag
+
+
+def run_phases() -> int:
+    """Phases (and barriers) per selective block: ``AUDIOMAMBA_STEP_RUN_PHASES`` 2 (the default: x_proj summed over
+    the programs) or 1 (every program computes the whole x_proj; :func:`_run_s6_one`)."""
+    text = os.environ.get("AUDIOMAMBA_STEP_RUN_PHASES", "").strip() or "2"
+    if text not in ("1", "2"):
+        raise KernelError(f"AUDIOMAMBA_STEP_RUN_PHASES={text!r} in the environment: use 2 (x_proj summed over the "
+                          "programs, two barriers per selective block) or 1 (each program computes it, one barrier)")
+    return int(text)
+
+
+def run_warps(H: int) -> int:
+    """Warps per program of a run's launch: ``AUDIOMAMBA_STEP_RUN_WARPS``, else :data:`RUN_WARPS` (twice that from
+    :data:`RUN_WIDE_H` columns)."""
+    text = os.environ.get("AUDIOMAMBA_STEP_RUN_WARPS", "").strip()
+    if text:
+        if text not in ("1", "2", "4", "8", "16"):
+            raise KernelError(f"AUDIOMAMBA_STEP_RUN_WARPS={text!r} in the environment: use 1, 2, 4, 8 or 16")
+        return int(text)
+    return RUN_WARPS * (2 if H >= RUN_WIDE_H else 1)
 
 
 def run_block_e(E: int) -> int:
@@ -92,14 +117,13 @@ def run_block_e(E: int) -> int:
 
 
 @triton.jit
-def _grid_barrier(ticket_ptr, n_programs):
-    """Every program of the grid waits here until all have arrived: a ticket counter that is never reset (ticket t
-    belongs to the barrier that ends at the next multiple of ``n_programs``). Release on arrival, acquire on leaving,
-    and a CTA barrier on both sides, so the stores of every program before it are visible to the loads of every
-    program after it (those loads also read L2, ``.cg``)."""
+def _grid_barrier(ticket_ptr, target):
+    """Every program of the grid waits here until all have arrived: each adds 1 to a counter that is never reset
+    (release) and waits until it reaches ``target`` (acquire; :func:`_run_kernel` computes the targets from the
+    count at its start, so no program waits for its own add to come back). A CTA barrier on both sides, so the
+    stores of every program before it are visible to the loads of every program after it (which read L2, ``.cg``)."""
     tl.debug_barrier()
-    ticket = tl.atomic_add(ticket_ptr, 1, sem="release", scope="gpu")
-    target = (ticket // n_programs + 1) * n_programs
+    tl.atomic_add(ticket_ptr, 1, sem="release", scope="gpu")
     seen = tl.atomic_add(ticket_ptr, 0, sem="acquire", scope="gpu")
     while seen < target:
         seen = tl.atomic_add(ticket_ptr, 0, sem="acquire", scope="gpu")
@@ -236,6 +260,80 @@ def _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_pt
 
 
 @triton.jit
+def _run_s6_one(j, x0_ptr, outs_ptr, res_ptr, op_ptr, uz_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr,
+                wx_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps,
+                res_first, n_res, K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr,
+                BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
+                BLOCK_P: tl.constexpr, BLOCK_K: tl.constexpr):
+    """Selective block j as ONE phase (``AUDIOMAMBA_STEP_RUN_PHASES=1``): every program computes the whole x_proj
+    itself (in_proj rows of u and the conv for all channels, in BLOCK_K chunks), so the block needs one barrier (the
+    out_proj's) instead of two. The conv windows of block j are read by every program in this phase, so their
+    owners shift them one phase later (:func:`_conv_commit`; u's new entries wait in ``uz``, slot j % 2)."""
+    offs_h = tl.arange(0, BLOCK_H)
+    m_h = offs_h < H
+    m_be = m_b[:, None] & m_e[None, :]
+    if j > 0:
+        _conv_commit(conv_ptr, uz_ptr, j - 1, rows, offs_e, m_be, batch, E, K)
+    # this program's channels: weights, conv window and SSM state (none depends on the other programs)
+    w_u, w_z = _in_proj_weights(win_ptr + j * 2 * E * H, offs_e, m_e, offs_h, H, E, False)
+    nw = tl.load(nw_ptr + j * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
+    nb = tl.load(nb_ptr + j * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
+    cw = cw_ptr + j * E * K
+    conv = conv_ptr + j * batch * E * (K - 1)
+    w_last = tl.load(cw + offs_e * K + (K - 1), mask=m_e, other=0.0).to(tl.float32)
+    bias = tl.load(cb_ptr + j * E + offs_e, mask=m_e, other=0.0).to(tl.float32)
+    _win, taps = _conv_taps(conv, cw, rows, offs_e, m_e, m_be, E, K, BLOCK_B, BLOCK_E)
+    w_dt, dtb, A, h, hp, D = _ssm_params(wdt_ptr + j * E * R, dtb_ptr + j * E, a_ptr + j * E * N, D_ptr + j * E,
+                                         h_ptr + j * batch * E * N, rows, m_b, offs_e, E, N, R, BLOCK_N, BLOCK_R,
+                                         False)
+    w_out = _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H)
+    offs_p = tl.arange(0, BLOCK_P)
+    x = _run_x(j, x0_ptr, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, offs_p, offs_p < tl.num_programs(0),
+               batch, H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H)
+    xn = ln_regs(x, m_b[:, None] & m_h[None, :], nw, nb, H, eps)
+    # the whole x_proj: u of every channel, chunk by chunk
+    wx = wx_ptr + j * (R + 2 * N) * E
+    offs_r = tl.arange(0, BLOCK_R)
+    offs_n = tl.arange(0, BLOCK_N)
+    dt_low = tl.zeros((BLOCK_B, BLOCK_R), dtype=tl.float32)
+    Bt = tl.zeros((BLOCK_B, BLOCK_N), dtype=tl.float32)
+    Ct = tl.zeros((BLOCK_B, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, E, BLOCK_K):
+        offs_k = k0 + tl.arange(0, BLOCK_K)
+        m_k = offs_k < E
+        m_bk = m_b[:, None] & m_k[None, :]
+        wk_u = tl.load(win_ptr + j * 2 * E * H + offs_k[None, :] * H + offs_h[:, None],
+                       mask=m_h[:, None] & m_k[None, :], other=0.0).to(tl.float32)
+        _win_k, taps_k = _conv_taps(conv, cw, rows, offs_k, m_k, m_bk, E, K, BLOCK_B, BLOCK_K)
+        acc = (mm(xn, wk_u, False, "ieee") * tl.load(cw + offs_k * K + (K - 1), mask=m_k, other=0.0)[None, :]
+               + tl.load(cb_ptr + j * E + offs_k, mask=m_k, other=0.0)[None, :] + taps_k)
+        uk = tl.where(m_bk, acc * tl.sigmoid(acc), 0.0)
+        m_kr = m_k[:, None] & (offs_r < R)[None, :]
+        m_kn = m_k[:, None] & (offs_n < N)[None, :]
+        dt_low += mm(uk, tl.load(wx + offs_r[None, :] * E + offs_k[:, None], mask=m_kr, other=0.0), False, "ieee")
+        Bt += mm(uk, tl.load(wx + (R + offs_n[None, :]) * E + offs_k[:, None], mask=m_kn, other=0.0), False, "ieee")
+        Ct += mm(uk, tl.load(wx + (R + N + offs_n[None, :]) * E + offs_k[:, None], mask=m_kn, other=0.0), False,
+                 "ieee")
+    # this program's channels
+    u_new = mm(xn, w_u, False, "ieee")
+    z = tl.where(m_be, mm(xn, w_z, False, "ieee"), 0.0)
+    acc = u_new * w_last[None, :] + bias[None, :] + taps
+    u = tl.where(m_be, acc * tl.sigmoid(acc), 0.0)
+    tl.store(uz_ptr + (j % 2) * batch * E + rows[:, None] * E + offs_e[None, :], u_new, mask=m_be)
+    y = _ssm_channels(m_b, offs_e, E, N, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, hp, D, False, "ieee", BLOCK_N, False)
+    _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H)
+
+
+@triton.jit
+def _conv_commit(conv_ptr, uz_ptr, j, rows, offs_e, m_be, batch, E, K: tl.constexpr):
+    """Block j's conv windows of this program's channels shifted by one step, with u's new entries that
+    :func:`_run_s6_one` left in ``uz`` (slot j % 2)."""
+    u_new = tl.load(uz_ptr + (j % 2) * batch * E + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
+    conv = conv_ptr + j * batch * E * (K - 1)
+    _conv_shift(conv + rows[:, None] * (E * (K - 1)) + offs_e[None, :] * (K - 1), u_new, m_be, conv, K)
+
+
+@triton.jit
 def _run_kernel(
     x0_ptr, outs_ptr, res_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, dt_ptr,
     a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, wout_ptr, uz_ptr, xp_ptr, op_ptr, ticket_ptr,
@@ -243,14 +341,16 @@ def _run_kernel(
     K: tl.constexpr, SELECTIVE: tl.constexpr, IS_COMPLEX: tl.constexpr, RES_REVERSED: tl.constexpr,
     PERSISTENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, PDL: tl.constexpr = False,
+    ONE_PHASE: tl.constexpr = False, BLOCK_K: tl.constexpr = 64,
 ):
     """A run of ``n_blocks`` block steps: every phase with a barrier after each (PERSISTENT), or only ``phase``.
     Selective blocks take two phases each (2j: A, 2j + 1: B of block j; the x_proj and Δ weights ``wx``, ``wdt``,
     ``dtb``), LTI blocks one (j: the whole block up to its out_proj partial; ``dt``, ``b``, ``c``: Δ (E,), B and C
-    (E, N), as (re, im) pairs with IS_COMPLEX); the last phase (2 or 1 times n_blocks) is the run's output."""
+    (E, N), as (re, im) pairs with IS_COMPLEX); selective blocks with ONE_PHASE one (:func:`_run_s6_one`); the last
+    phase (2 or 1 times n_blocks) is the run's output."""
     pdl_wait(PDL)
     P = tl.num_programs(0)
-    if SELECTIVE:
+    if SELECTIVE and not ONE_PHASE:
         per_block = 2
     else:
         per_block = 1
@@ -258,9 +358,14 @@ def _run_kernel(
     if PERSISTENT:
         first = 0
         last = n_phases + 1
+        # every launch adds P per barrier, n_phases barriers: the count before this launch, although up to P - 1
+        # programs may have arrived at the first barrier before this one reads it
+        start = tl.atomic_add(ticket_ptr, 0, sem="relaxed", scope="gpu")
+        base = start - start % (P * n_phases)
     else:
         first = phase
         last = phase + 1
+        base = 0
     rows = tl.arange(0, BLOCK_B).to(tl.int64)
     m_b = rows < batch
     offs_e = tl.program_id(0) * BLOCK_E + tl.arange(0, BLOCK_E)
@@ -272,6 +377,13 @@ def _run_kernel(
             offs_p = tl.arange(0, BLOCK_P)
             _run_x(j, x0_ptr, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, offs_h < H, offs_p, offs_p < P, batch, H,
                    res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H)
+            if SELECTIVE and ONE_PHASE:
+                _conv_commit(conv_ptr, uz_ptr, j - 1, rows, offs_e, m_b[:, None] & m_e[None, :], batch, E, K)
+        elif SELECTIVE and ONE_PHASE:
+            _run_s6_one(j, x0_ptr, outs_ptr, res_ptr, op_ptr, uz_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr,
+                        conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e,
+                        batch, H, E, N, R, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_N,
+                        BLOCK_R, BLOCK_P, BLOCK_K)
         elif SELECTIVE:
             if s % 2 == 0:
                 _run_phase_a(j, x0_ptr, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr,
@@ -292,7 +404,7 @@ def _run_kernel(
             _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H)
         if PERSISTENT:
             if s < n_phases:
-                _grid_barrier(ticket_ptr, P)
+                _grid_barrier(ticket_ptr, base + (s + 1) * P)
 
 
 @dataclass
@@ -419,8 +531,11 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     consts = dict(K=K, SELECTIVE=selective, IS_COMPLEX=cplx, RES_REVERSED=res_reversed, PERSISTENT=persistent,
                   BLOCK_B=triton.next_power_of_2(batch), BLOCK_H=triton.next_power_of_2(H), BLOCK_E=block_e,
                   BLOCK_N=max(2, triton.next_power_of_2(N)), BLOCK_R=max(2, triton.next_power_of_2(R)),
-                  BLOCK_P=triton.next_power_of_2(P), num_warps=RUN_WARPS, PDL=pdl, launch_pdl=pdl)
-    n_phases = (2 if selective else 1) * n
+                  BLOCK_P=triton.next_power_of_2(P), num_warps=run_warps(H), PDL=pdl, launch_pdl=pdl)
+    one_phase = selective and run_phases() == 1
+    n_phases = (2 if selective and not one_phase else 1) * n
+    # the whole x_proj's chunks: an in_proj tile of at most 4096 weights
+    consts.update(ONE_PHASE=one_phase, BLOCK_K=min(triton.next_power_of_2(E), max(16, 4096 // consts["BLOCK_H"])))
     for phase in [0] if persistent else range(n_phases + 1):
         _run_kernel[(P,)](*args, phase, **consts)
     return outs[n]

@@ -195,10 +195,16 @@ def _conv_step(win, taps, u, w_last, bias, m_be, conv_ptr, K: tl.constexpr):
     """SiLU(causal depthwise conv step) of the new input u, from :func:`_conv_taps`; the window is shifted in place
     (the taps reload from L1) and u becomes its newest entry."""
     acc = u * w_last[None, :] + bias[None, :] + taps
+    _conv_shift(win, u, m_be, conv_ptr, K)
+    return acc * tl.sigmoid(acc)
+
+
+@triton.jit
+def _conv_shift(win, u, m_be, conv_ptr, K: tl.constexpr):
+    """The conv window at ``win`` (:func:`_conv_taps`) shifted by one step in place, u its newest entry."""
     for k in tl.static_range(1, K - 1):
         tl.store(win + (k - 1), tl.load(win + k, mask=m_be, other=0.0), mask=m_be)
     tl.store(win + (K - 2), u.to(conv_ptr.dtype.element_ty), mask=m_be)
-    return acc * tl.sigmoid(acc)
 
 
 @triton.jit

@@ -12,6 +12,7 @@ from audiomamba.kernels.triton_mamba_run import (
     mamba_lti_run_step_triton,
     mamba_s6_run_step_triton,
     run_block_e,
+    run_phases,
     run_scratch,
     run_step_ref,
     runs_mode,
@@ -46,12 +47,15 @@ def _stack(n: int, H: int, E: int, N: int, R: int, K: int, gen: torch.Generator,
 
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("block_e,mode", [(16, "split"), (64, "1"), (16, "1"), (32, "1")])
-@pytest.mark.parametrize("res_kind", ["none", "forward", "reversed"])
-def test_run_step_matches_the_reference(batch: int, block_e: int, mode: str, res_kind: str) -> None:
+@pytest.mark.parametrize("res_kind,phases", [("none", "2"), ("forward", "2"), ("reversed", "2"), ("reversed", "1")])
+def test_run_step_matches_the_reference(batch: int, block_e: int, mode: str, res_kind: str, phases: str,
+                                        monkeypatch) -> None:
     """Three steps of a run of 3 blocks (H 32, d_inner 64, N 16, rank 2): outputs, every block's input, the conv
     windows and SSM states as the float64 reference. block_e 64 is one program (the persistent launch, barriers
-    included, runs in the interpreter); 16 and 32 are 4 and 2 programs (persistent: on a GPU only)."""
+    included, runs in the interpreter); 16 and 32 are 4 and 2 programs (persistent: on a GPU only). phases 1: every
+    program computes the whole x_proj (one barrier per block; the conv windows shift one phase late)."""
     _needs_concurrent_programs(mode, block_e, 64)
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_PHASES", phases)
     gen = torch.Generator().manual_seed(batch * 100 + block_e)
     dev = _device()
     n, H, E, N, R, K = 3, 32, 64, 16, 2, 4
@@ -136,6 +140,9 @@ def test_runs_mode_and_block_e_from_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_E", "24")
     with pytest.raises(KernelError, match="power of two"):
         run_block_e(128)
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_PHASES", "3")
+    with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_RUN_PHASES='3'"):
+        run_phases()
 
 
 def _steps(model, tokens: torch.Tensor, runs: bool):
@@ -194,7 +201,8 @@ def test_runs_only_for_mamba_blocks_and_small_batches() -> None:
     assert BlockRun.make(model.body.inner.blocks[:0], []) is None
 
 
-def test_generation_with_runs_gives_the_same_tokens(monkeypatch) -> None:
+@pytest.mark.parametrize("phases", ["2", "1"])
+def test_generation_with_runs_gives_the_same_tokens(phases: str, monkeypatch) -> None:
     """``AUDIOMAMBA_STEP_RUNS`` (the Stepper attaches the runs): the same tokens and log-likelihoods as the
     per-block fused steps for the same seed."""
     from audiomamba.generate import SamplingConfig, generate_tokens
@@ -204,6 +212,7 @@ def test_generation_with_runs_gives_the_same_tokens(monkeypatch) -> None:
            "center": {"block": "mamba-s6", "n": 1}}
     dev = _device()
     model = build_model(cfg).to(dev).eval()
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_PHASES", phases)
     out = {}
     for mode in ("0", "split"):
         monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", mode)
