@@ -26,6 +26,11 @@ def test_launches_per_sample_follow_the_u_net(block: str) -> None:
     torch_ops = {k: v for k, v in plain.items() if k.startswith("torch.")}
     assert torch_ops == {k: v for k, v in tail.items() if k.startswith("torch.")}
     assert torch_ops["torch.embedding"] == 1.0
+    # each run of blocks one launch (the down and up blocks every sample, the center every second one), whatever
+    # the interpreter launches for its phases
+    runs = launches_per_sample(model, runs=True)
+    assert {k: v for k, v in runs.items() if k.startswith("triton.")} == {
+        "triton._run_kernel": 2.5, "triton._norm_linear_kernel": 1.0}
 
 
 def test_launch_table_needs_the_interpreter(monkeypatch, capsys) -> None:
