@@ -117,16 +117,22 @@ def run_block_e(E: int) -> int:
 
 
 @triton.jit
-def _grid_barrier(ticket_ptr, target):
+def _grid_barrier(ticket_ptr, target, POLLS: tl.constexpr):
     """Every program of the grid waits here until all have arrived: each adds 1 to a counter that is never reset
     (release) and waits until it reaches ``target`` (acquire; :func:`_run_kernel` computes the targets from the
     count at its start, so no program waits for its own add to come back). A CTA barrier on both sides, so the
-    stores of every program before it are visible to the loads of every program after it (which read L2, ``.cg``)."""
+    stores of every program before it are visible to the loads of every program after it (which read L2, ``.cg``).
+    After ``POLLS`` polls a program gives up and sets the flag next to the counter (``ticket_ptr + 1``), so a grid
+    whose programs cannot all run at once ends with an error (:func:`check_runs_scratch`) instead of hanging."""
     tl.debug_barrier()
     tl.atomic_add(ticket_ptr, 1, sem="release", scope="gpu")
     seen = tl.atomic_add(ticket_ptr, 0, sem="acquire", scope="gpu")
-    while seen < target:
+    polls = 0
+    while (seen < target) & (polls < POLLS):
         seen = tl.atomic_add(ticket_ptr, 0, sem="acquire", scope="gpu")
+        polls += 1
+    if seen < target:
+        tl.atomic_xchg(ticket_ptr + 1, 1)
     tl.debug_barrier()
 
 
@@ -341,7 +347,7 @@ def _run_kernel(
     K: tl.constexpr, SELECTIVE: tl.constexpr, IS_COMPLEX: tl.constexpr, RES_REVERSED: tl.constexpr,
     PERSISTENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, PDL: tl.constexpr = False,
-    ONE_PHASE: tl.constexpr = False, BLOCK_K: tl.constexpr = 64,
+    ONE_PHASE: tl.constexpr = False, BLOCK_K: tl.constexpr = 64, POLLS: tl.constexpr = 1 << 24,
 ):
     """A run of ``n_blocks`` block steps: every phase with a barrier after each (PERSISTENT), or only ``phase``.
     Selective blocks take two phases each (2j: A, 2j + 1: B of block j; the x_proj and Δ weights ``wx``, ``wdt``,
@@ -404,7 +410,7 @@ def _run_kernel(
             _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H)
         if PERSISTENT:
             if s < n_phases:
-                _grid_barrier(ticket_ptr, base + (s + 1) * P)
+                _grid_barrier(ticket_ptr, base + (s + 1) * P, POLLS)
 
 
 @dataclass
@@ -476,13 +482,28 @@ def _check_stack(w: S6Stack | LTIStack) -> None:
 def run_scratch(batch: int, H: int, E: int, N: int, R: int, device: torch.device, block_e: int) -> dict[str, Tensor]:
     """The buffers a run's launch passes partials through (allocate once per run, outside a CUDA graph capture): u
     and z (2, B, E); x_proj partials per program; out_proj partials per program in two slots (even and odd blocks);
-    the barrier's counter (int64, starts at 0). R = 0 for LTI blocks."""
+    the barrier's counter and its give-up flag (int64, start at 0). R = 0 for LTI blocks."""
     bb, bh = triton.next_power_of_2(batch), triton.next_power_of_2(H)
     P = triton.cdiv(E, block_e)
     xw = max(2, triton.next_power_of_2(R)) + 2 * max(2, triton.next_power_of_2(N))
     f32 = dict(device=device, dtype=torch.float32)
     return dict(uz=torch.empty((2, batch, E), **f32), xp=torch.zeros((P, bb, xw), **f32),
-                op=torch.zeros((2, P, bb, bh), **f32), counter=torch.zeros(1, device=device, dtype=torch.int64))
+                op=torch.zeros((2, P, bb, bh), **f32), counter=torch.zeros(2, device=device, dtype=torch.int64))
+
+
+def check_runs_scratch(scratch: dict[str, Tensor]) -> None:
+    """KernelError if a launch with these buffers gave up waiting at a barrier (its results are then wrong). Reads
+    the flag from the device: call it once at the end of a generation, not per step."""
+    if int(scratch["counter"][1].item()):
+        raise KernelError("a one-launch run of Mamba blocks gave up waiting at a grid barrier (not all of its programs "
+                          "could run at once, e.g. another process holds the GPU's SMs), so its samples are wrong: "
+                          "set AUDIOMAMBA_STEP_RUNS=split or 0 and generate again")
+
+
+#: polls of a barrier before a program gives up (about seconds on a GPU); tests set it low
+RUN_POLLS = 1 << 24
+#: tests only: let the interpreter run a persistent grid of several programs (whose barriers then give up)
+_INTERPRETER_BARRIERS = False
 
 
 def _as_real(t: Tensor) -> Tensor:
@@ -516,7 +537,7 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
         raise ValueError(f"{op}: res must be contiguous (m, {batch}, {H}), got {tuple(res.shape)}")
     block_e = block_e or run_block_e(E)
     P = triton.cdiv(E, block_e)
-    persistent = (mode or runs_mode()) == "1" and not (interpreting() and P > 1)
+    persistent = (mode or runs_mode()) == "1" and not (interpreting() and P > 1 and not _INTERPRETER_BARRIERS)
     if persistent and x.is_cuda and P > torch.cuda.get_device_properties(x.device).multi_processor_count:
         persistent = False  # a barrier needs every program resident at once: one SM each at most
     pdl = pdl_enabled(x)
@@ -535,7 +556,8 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     one_phase = selective and run_phases() == 1
     n_phases = (2 if selective and not one_phase else 1) * n
     # the whole x_proj's chunks: an in_proj tile of at most 4096 weights
-    consts.update(ONE_PHASE=one_phase, BLOCK_K=min(triton.next_power_of_2(E), max(16, 4096 // consts["BLOCK_H"])))
+    consts.update(ONE_PHASE=one_phase, BLOCK_K=min(triton.next_power_of_2(E), max(16, 4096 // consts["BLOCK_H"])),
+                  POLLS=RUN_POLLS)
     for phase in [0] if persistent else range(n_phases + 1):
         _run_kernel[(P,)](*args, phase, **consts)
     return outs[n]

@@ -224,3 +224,25 @@ def test_generation_with_runs_gives_the_same_tokens(phases: str, monkeypatch) ->
             kernels.set_backend(None)
     assert torch.equal(out["0"].tokens, out["split"].tokens)
     assert (out["0"].logp - out["split"].logp).abs().max().item() <= 1e-4
+
+
+def test_a_barrier_that_never_opens_ends_with_an_error(monkeypatch) -> None:
+    """Two programs on a persistent grid in the interpreter (which runs them one after another): the first gives up
+    at its barrier after the allowed polls and flags it, and the run's check turns that into a KernelError."""
+    from audiomamba.kernels import triton_mamba_run
+    from audiomamba.kernels.backend import interpreting
+    from audiomamba.kernels.triton_mamba_run import check_runs_scratch
+
+    if not interpreting():
+        pytest.skip("needs the interpreter's programs in turn (on a GPU the two programs meet)")
+    monkeypatch.setattr(triton_mamba_run, "_INTERPRETER_BARRIERS", True)
+    monkeypatch.setattr(triton_mamba_run, "RUN_POLLS", 4)
+    gen = torch.Generator().manual_seed(1)
+    n, H, E, N, R, K = 1, 16, 32, 4, 1, 4
+    w = _stack(n, H, E, N, R, K, gen, "cpu")
+    scratch = run_scratch(1, H, E, N, R, torch.device("cpu"), 16)
+    check_runs_scratch(scratch)  # nothing flagged yet
+    mamba_s6_run_step_triton(torch.randn(1, H, generator=gen), w, torch.zeros(n, 1, E, K - 1),
+                             torch.zeros(n, 1, E, N), torch.empty(n + 1, 1, H), scratch, block_e=16, mode="1")
+    with pytest.raises(KernelError, match="gave up waiting at a grid barrier"):
+        check_runs_scratch(scratch)

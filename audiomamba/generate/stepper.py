@@ -257,13 +257,21 @@ class Stepper:
             for group_state in state:
                 self.model.reserve_cache(group_state, total)
         inp = torch.full((batch,), Q_ZERO, dtype=torch.long, device=dev)
-        if self.use_graph:
-            yield from self._run_graphed(inp, state, forced, force, tokens, logp)
-        else:
-            for k in range(n_periods):
-                rows = slice(k * period, (k + 1) * period)
-                inp, state = self._period(inp, state, forced[rows], force[rows], tokens[rows], logp[rows])
-                yield k + 1, tokens, logp
+        done = self._run_graphed(inp, state, forced, force, tokens, logp) if self.use_graph else \
+            self._run_eager(inp, state, forced, force, tokens, logp)
+        for k, tokens, logp in done:
+            if k == n_periods and hasattr(self.model, "check_runs"):  # a run's launch that gave up at a barrier
+                for group_state in state:
+                    self.model.check_runs(group_state)
+            yield k, tokens, logp
+
+    def _run_eager(self, inp, state, forced, force, tokens, logp):
+        """The periods one by one without a graph (a generator, like :meth:`periods`)."""
+        period = self.period
+        for k in range(tokens.shape[0] // period):
+            rows = slice(k * period, (k + 1) * period)
+            inp, state = self._period(inp, state, forced[rows], force[rows], tokens[rows], logp[rows])
+            yield k + 1, tokens, logp
 
     def _run_graphed(self, inp, state, forced, force, tokens, logp):
         """Capture one period as a CUDA graph over static buffers, then replay it per period

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from audiomamba.kernels.triton_mamba_run import (
     LTIStack,
     S6Stack,
+    check_runs_scratch,
     mamba_lti_run_step_triton,
     mamba_s6_run_step_triton,
     run_block_e,
@@ -84,6 +85,11 @@ class BlockRun:
         if states[0][0]["ssm"].shape[0] > RUN_MAX_ROWS:
             return None
         return BlockRun(list(blocks), states)
+
+    def check(self) -> None:
+        """KernelError if one of this run's launches gave up waiting at a grid barrier (a device read: call it once
+        after a generation)."""
+        check_runs_scratch(self.scratch)
 
     def step(self, x: Tensor, res: Tensor | None = None, res_first: int = 0, res_reversed: bool = False) -> Tensor:
         """x (B, H) -> outs (n + 1, B, H): outs[j] the input of block j, outs[n] the run's output (a buffer the next

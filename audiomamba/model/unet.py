@@ -226,6 +226,14 @@ class Level(nn.Module):
         state["runs"] = runs
         return inner + sum(r is not None for r in runs.values())
 
+    def check_runs(self, state: dict[str, Any]) -> None:
+        """KernelError if a run of this level (or an inner one) gave up waiting at a grid barrier."""
+        for run in state.get("runs", {}).values():
+            if run is not None:
+                run.check()
+        if isinstance(self.inner, Level):
+            self.inner.check_runs(state["inner"])
+
 
 class AudioUNet(nn.Module):
     """Tokens (B, L) -> Embedding(vocab, D) -> U-Net -> LayerNorm -> Linear(D, vocab) logits (B, L, vocab)."""
@@ -243,6 +251,12 @@ class AudioUNet(nn.Module):
         launch (:mod:`audiomamba.model.runs`; one stream, fewer than 16 rows). The runs hold copies of the weights
         as they are now. Returns how many runs were attached (0 for a model without pooling)."""
         return self.body.attach_runs(state["body"]) if isinstance(self.body, Level) else 0
+
+    def check_runs(self, state: dict[str, Any]) -> None:
+        """KernelError if a launch of the runs that :meth:`attach_runs` attached gave up at a grid barrier (its
+        samples are wrong); reads flags from the device, so call it once after a generation."""
+        if isinstance(self.body, Level):
+            self.body.check_runs(state["body"])
 
     def check_length(self, length: int) -> None:
         """ConfigError unless ``length`` is a positive multiple of the pooling product."""
