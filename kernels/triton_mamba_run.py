@@ -137,14 +137,17 @@ def _grid_barrier(ticket_ptr, target, POLLS: tl.constexpr):
 
 
 @triton.jit
-def _run_x(j, x0_ptr, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, offs_p, m_p, batch, H, res_first, n_res,
+def _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, offs_p, m_p, batch, H, res_first, n_res,
            RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
-    """Block j's input x_j (BLOCK_B, BLOCK_H): x0 for j = 0, else x_(j-1) + Σ_p out_proj partials (+ block j-1's
-    res); program 0 stores it to outs[j]."""
+    """Block j's input x_j (BLOCK_B, BLOCK_H): x0 (+ x0b where ``x0b_stride`` >= 0; rows x0_stride and x0b_stride
+    apart: the UpPool's pending output and its skip) for j = 0, else x_(j-1) + Σ_p out_proj partials (+ block
+    j-1's res); program 0 stores it to outs[j]."""
     m_bh = m_b[:, None] & m_h[None, :]
     bh = rows[:, None] * H + offs_h[None, :]
     if j == 0:
-        x = tl.load(x0_ptr + bh, mask=m_bh, other=0.0).to(tl.float32)
+        x = tl.load(x0_ptr + rows[:, None] * x0_stride + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
+        if x0b_stride >= 0:
+            x += tl.load(x0b_ptr + rows[:, None] * x0b_stride + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
     else:
         x = tl.load(outs_ptr + (j - 1) * batch * H + bh, mask=m_bh, other=0.0, cache_modifier=".cg").to(tl.float32)
         tile = offs_p[:, None, None] * (BLOCK_B * BLOCK_H) + (tl.arange(0, BLOCK_B)[:, None] * BLOCK_H
@@ -164,7 +167,7 @@ def _run_x(j, x0_ptr, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, offs_p,
 
 
 @triton.jit
-def _run_front(j, x0_ptr, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b,
+def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b,
                offs_e, m_e, batch, H, E, eps, res_first, n_res, K: tl.constexpr, RES_REVERSED: tl.constexpr,
                BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_P: tl.constexpr):
     """The start of block j's step: x_j (:func:`_run_x`), its LayerNorm, in_proj and the conv step of this program's
@@ -182,7 +185,7 @@ def _run_front(j, x0_ptr, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, win_ptr, cw
     conv = conv_ptr + j * batch * E * (K - 1)
     win, taps = _conv_taps(conv, cw, rows, offs_e, m_e, m_be, E, K, BLOCK_B, BLOCK_E)
     offs_p = tl.arange(0, BLOCK_P)
-    x = _run_x(j, x0_ptr, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, offs_p, offs_p < tl.num_programs(0),
+    x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, offs_p, offs_p < tl.num_programs(0),
                batch, H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H)
     xn = ln_regs(x, m_b[:, None] & m_h[None, :], nw, nb, H, eps)
     u = mm(xn, w_u, False, "ieee")
@@ -209,7 +212,7 @@ def _store_out_partial(op_ptr, j, y, w_out, BLOCK_B: tl.constexpr, BLOCK_H: tl.c
 
 
 @triton.jit
-def _run_phase_a(j, x0_ptr, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr,
+def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr,
                  conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps, res_first, n_res,
                  K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
                  BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr):
@@ -223,7 +226,7 @@ def _run_phase_a(j, x0_ptr, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr, n
     w_r = tl.load(wx + offs_r[None, :] * E + offs_e[:, None], mask=m_er, other=0.0).to(tl.float32)
     w_b = tl.load(wx + (R + offs_n[None, :]) * E + offs_e[:, None], mask=m_en, other=0.0).to(tl.float32)
     w_c = tl.load(wx + (R + N + offs_n[None, :]) * E + offs_e[:, None], mask=m_en, other=0.0).to(tl.float32)
-    u, z = _run_front(j, x0_ptr, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows,
+    u, z = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows,
                       m_b, offs_e, m_e, batch, H, E, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E,
                       BLOCK_P)
     m_be = m_b[:, None] & m_e[None, :]
@@ -266,7 +269,7 @@ def _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_pt
 
 
 @triton.jit
-def _run_s6_one(j, x0_ptr, outs_ptr, res_ptr, op_ptr, uz_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr,
+def _run_s6_one(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, uz_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr,
                 wx_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps,
                 res_first, n_res, K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr,
                 BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
@@ -294,7 +297,7 @@ def _run_s6_one(j, x0_ptr, outs_ptr, res_ptr, op_ptr, uz_ptr, nw_ptr, nb_ptr, wi
                                          False)
     w_out = _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H)
     offs_p = tl.arange(0, BLOCK_P)
-    x = _run_x(j, x0_ptr, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, offs_p, offs_p < tl.num_programs(0),
+    x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, offs_p, offs_p < tl.num_programs(0),
                batch, H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H)
     xn = ln_regs(x, m_b[:, None] & m_h[None, :], nw, nb, H, eps)
     # the whole x_proj: u of every channel, chunk by chunk
@@ -341,9 +344,9 @@ def _conv_commit(conv_ptr, uz_ptr, j, rows, offs_e, m_be, batch, E, K: tl.conste
 
 @triton.jit
 def _run_kernel(
-    x0_ptr, outs_ptr, res_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, dt_ptr,
-    a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, wout_ptr, uz_ptr, xp_ptr, op_ptr, ticket_ptr,
-    batch, H, E, N, R, n_blocks, eps, res_first, n_res, phase,
+    x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, dt_ptr,
+    a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, wout_ptr, uz_ptr, xp_ptr, op_ptr, ticket_ptr, tail_ptr,
+    batch, H, E, N, R, n_blocks, eps, res_first, n_res, tail_stride, phase,
     K: tl.constexpr, SELECTIVE: tl.constexpr, IS_COMPLEX: tl.constexpr, RES_REVERSED: tl.constexpr,
     PERSISTENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, PDL: tl.constexpr = False,
@@ -378,21 +381,24 @@ def _run_kernel(
     m_e = offs_e < E
     for s in range(first, last):
         j = s // per_block
-        if s == n_phases:  # the run's output (only program 0's store lands)
+        if s == n_phases:  # the run's output (only program 0's stores land), also to ``tail`` where given
             offs_h = tl.arange(0, BLOCK_H)
             offs_p = tl.arange(0, BLOCK_P)
-            _run_x(j, x0_ptr, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, offs_h < H, offs_p, offs_p < P, batch, H,
-                   res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H)
+            x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h,
+                       offs_h < H, offs_p, offs_p < P, batch, H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H)
+            if (tail_stride >= 0) & (tl.program_id(0) == 0):
+                tl.store(tail_ptr + rows[:, None] * tail_stride + offs_h[None, :], x.to(tail_ptr.dtype.element_ty),
+                         mask=m_b[:, None] & (offs_h < H)[None, :])
             if SELECTIVE and ONE_PHASE:
                 _conv_commit(conv_ptr, uz_ptr, j - 1, rows, offs_e, m_b[:, None] & m_e[None, :], batch, E, K)
         elif SELECTIVE and ONE_PHASE:
-            _run_s6_one(j, x0_ptr, outs_ptr, res_ptr, op_ptr, uz_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr,
+            _run_s6_one(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, uz_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr,
                         conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e,
                         batch, H, E, N, R, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_N,
                         BLOCK_R, BLOCK_P, BLOCK_K)
         elif SELECTIVE:
             if s % 2 == 0:
-                _run_phase_a(j, x0_ptr, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr,
+                _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr,
                              cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps, res_first,
                              n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_N, BLOCK_R, BLOCK_P)
             else:
@@ -400,7 +406,7 @@ def _run_kernel(
                              offs_e, m_e, batch, H, E, N, R, BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P)
         else:  # LTI: the state update needs only this program's channels, so the block is one phase
             w_out = _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H)
-            u, z = _run_front(j, x0_ptr, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr,
+            u, z = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr,
                               rows, m_b, offs_e, m_e, batch, H, E, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B,
                               BLOCK_H, BLOCK_E, BLOCK_P)
             pairs = 2 if IS_COMPLEX else 1
@@ -513,7 +519,7 @@ def _as_real(t: Tensor) -> Tensor:
 @torch.no_grad()
 def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, outs: Tensor,
               scratch: dict[str, Tensor], res: Tensor | None, res_first: int, res_reversed: bool,
-              block_e: int | None, mode: str | None) -> Tensor:
+              block_e: int | None, mode: str | None, x0b: Tensor | None, tail: Tensor | None) -> Tensor:
     _check_stack(w)
     op = "mamba_s6_run_step" if isinstance(w, S6Stack) else "mamba_lti_run_step"
     n, H = w.norm_weight.shape
@@ -523,8 +529,10 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     R = w.dt_proj.shape[-1] if selective else 0
     cplx = w.A.is_complex()
     batch = x.shape[0]
-    if batch >= 16 or tuple(x.shape) != (batch, H):
-        raise ValueError(f"{op}: x must be (B, {H}) with B < 16 (one stream), got {tuple(x.shape)}")
+    for name, t in (("x", x), ("x0b", x0b), ("tail", tail)):
+        if t is not None and (batch >= 16 or tuple(t.shape) != (batch, H) or t.stride(1) != 1):
+            raise ValueError(f"{op}: {name} must be (B, {H}) with B < 16 (one stream) and unit column stride, got "
+                             f"{tuple(t.shape)} strides {t.stride()}")
     for name, t, shape in (("conv_state", conv_state, (n, batch, E, K - 1)), ("h", h, (n, batch, E, N)),
                            ("outs", outs, (n + 1, batch, H))):
         if tuple(t.shape) != shape or not t.is_contiguous():
@@ -546,9 +554,11 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
         ssm = (w.x_proj, w.dt_proj, w.dt_bias, none, w.A, none, none)
     else:
         ssm = (none, none, none, w.delta, _as_real(w.A), _as_real(w.B), _as_real(w.C))
-    args = (x.contiguous(), outs, res if res is not None else x, w.norm_weight, w.norm_bias, w.in_proj,
-            w.conv_weight, w.conv_bias, conv_state, *ssm, w.D, _as_real(h), w.out_proj, scratch["uz"], scratch["xp"],
-            scratch["op"], scratch["counter"], batch, H, E, N, R, n, float(w.eps), res_first, n_res)
+    args = (x, x.stride(0), x if x0b is None else x0b, -1 if x0b is None else x0b.stride(0), outs,
+            res if res is not None else x, w.norm_weight, w.norm_bias, w.in_proj, w.conv_weight, w.conv_bias,
+            conv_state, *ssm, w.D, _as_real(h), w.out_proj, scratch["uz"], scratch["xp"], scratch["op"],
+            scratch["counter"], outs if tail is None else tail, batch, H, E, N, R, n, float(w.eps), res_first, n_res,
+            -1 if tail is None else tail.stride(0))
     consts = dict(K=K, SELECTIVE=selective, IS_COMPLEX=cplx, RES_REVERSED=res_reversed, PERSISTENT=persistent,
                   BLOCK_B=triton.next_power_of_2(batch), BLOCK_H=triton.next_power_of_2(H), BLOCK_E=block_e,
                   BLOCK_N=max(2, triton.next_power_of_2(N)), BLOCK_R=max(2, triton.next_power_of_2(R)),
@@ -565,7 +575,8 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
 
 def mamba_s6_run_step_triton(x: Tensor, w: S6Stack, conv_state: Tensor, h: Tensor, outs: Tensor,
                              scratch: dict[str, Tensor], res: Tensor | None = None, res_first: int = 0,
-                             res_reversed: bool = False, block_e: int | None = None, mode: str | None = None) -> Tensor:
+                             res_reversed: bool = False, block_e: int | None = None, mode: str | None = None,
+                             x0b: Tensor | None = None, tail: Tensor | None = None) -> Tensor:
     """One step of a run of n ``mamba-s6`` blocks for x (B, H), B < 16; updates ``conv_state`` (n, B, E, K-1) and
     ``h`` (n, B, E, N) IN PLACE and writes ``outs`` (n + 1, B, H): outs[j] the input of block j, outs[n] the run's
     output (returned).
@@ -573,17 +584,20 @@ def mamba_s6_run_step_triton(x: Tensor, w: S6Stack, conv_state: Tensor, h: Tenso
     ``res`` (m, B, H): block res_first + i adds res[i] to its output (res[m - 1 - i] with ``res_reversed``: the
     U-Net's up path pops its skips). ``scratch``: :func:`run_scratch` for the same sizes and ``block_e``.
     ``mode``: "1" (one persistent launch) or "split" (one launch per phase); default :func:`runs_mode`, and always
-    "split" in the CPU interpreter where more than one program would need a barrier."""
-    return _run_step(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, mode)
+    "split" in the CPU interpreter where more than one program would need a barrier. ``x0b`` (B, H): added to x (the
+    UpPool's output and its skip, one launch fewer); ``tail`` (B, H): the output is also written there (the
+    DownPool's buffer slot). x, x0b and tail may have any row stride."""
+    return _run_step(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, mode, x0b, tail)
 
 
 def mamba_lti_run_step_triton(x: Tensor, w: LTIStack, conv_state: Tensor, h: Tensor, outs: Tensor,
                               scratch: dict[str, Tensor], res: Tensor | None = None, res_first: int = 0,
-                              res_reversed: bool = False, block_e: int | None = None, mode: str | None = None) -> Tensor:
+                              res_reversed: bool = False, block_e: int | None = None, mode: str | None = None,
+                              x0b: Tensor | None = None, tail: Tensor | None = None) -> Tensor:
     """:func:`mamba_s6_run_step_triton` for a run of ``mamba-s4`` (complex; h (n, B, E, N) complex64) or
     ``mamba-s4-real`` blocks (h float32): one phase and one barrier per block (the state update needs no sum over
     channels)."""
-    return _run_step(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, mode)
+    return _run_step(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, mode, x0b, tail)
 
 
 def _ref_front(x: Tensor, w: S6Stack | LTIStack, j: int, conv_state: Tensor) -> tuple[Tensor, Tensor]:
@@ -596,10 +610,11 @@ def _ref_front(x: Tensor, w: S6Stack | LTIStack, j: int, conv_state: Tensor) -> 
 
 
 def run_step_ref(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, res: Tensor | None = None,
-                 res_first: int = 0, res_reversed: bool = False) -> Tensor:
+                 res_first: int = 0, res_reversed: bool = False, x0b: Tensor | None = None) -> Tensor:
     """PyTorch reference of :func:`mamba_s6_run_step_triton` and :func:`mamba_lti_run_step_triton` (float64
     x computes in float64; h complex128 for complex LTI): returns outs (n + 1, B, H) and updates ``conv_state`` and
     ``h`` in place."""
+    x = x if x0b is None else x + x0b.to(x.dtype)
     outs = [x]
     for j in range(w.norm_weight.shape[0]):
         u, z = _ref_front(x, w, j, conv_state)

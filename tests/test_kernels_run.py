@@ -111,6 +111,29 @@ def test_lti_run_step_matches_the_reference(cplx: bool, batch: int, block_e: int
         assert (h.to(h_ref.dtype) - h_ref).abs().max().item() <= 2e-6
 
 
+def test_run_step_adds_a_second_input_and_writes_a_strided_tail() -> None:
+    """x0b (the UpPool's skip) is added to the input and the output is also written to ``tail``, both strided
+    views of larger buffers, as the U-Net passes its pooling buffers."""
+    gen = torch.Generator().manual_seed(11)
+    dev = _device()
+    n, H, E, N, R, K, batch = 2, 16, 32, 4, 1, 4, 2
+    w = _stack(n, H, E, N, R, K, gen, dev)
+    conv, h = torch.zeros(n, batch, E, K - 1, device=dev), torch.zeros(n, batch, E, N, device=dev)
+    pool_in = torch.randn(batch, 4, H, generator=gen).to(dev)  # the UpPool's buffer: row stride 4H
+    pool_out = torch.zeros(batch, 4, H, device=dev)
+    skip = torch.randn(batch, H, generator=gen).to(dev)
+    scratch = run_scratch(batch, H, E, N, R, torch.device(dev), 16)
+    outs = torch.empty(n + 1, batch, H, device=dev)
+    mamba_s6_run_step_triton(pool_in[:, 2], w, conv, h, outs, scratch, block_e=16, mode="split", x0b=skip,
+                             tail=pool_out[:, 1])
+    ref = run_step_ref(pool_in[:, 2].double(), w, torch.zeros(n, batch, E, K - 1, dtype=torch.float64, device=dev),
+                       torch.zeros(n, batch, E, N, dtype=torch.float64, device=dev), x0b=skip)
+    assert (outs.double() - ref).abs().max().item() <= 2e-5
+    assert torch.equal(pool_out[:, 1], outs[n]) and not pool_out[:, [0, 2, 3]].any()
+    with pytest.raises(ValueError, match="tail must be"):
+        mamba_s6_run_step_triton(skip, w, conv, h, outs, scratch, tail=pool_out[:, 1, :8])
+
+
 def test_run_step_rejects_bad_shapes() -> None:
     gen = torch.Generator().manual_seed(0)
     w = _stack(2, 16, 32, 4, 1, 4, gen, "cpu")

@@ -91,9 +91,11 @@ class BlockRun:
         after a generation)."""
         check_runs_scratch(self.scratch)
 
-    def step(self, x: Tensor, res: Tensor | None = None, res_first: int = 0, res_reversed: bool = False) -> Tensor:
-        """x (B, H) -> outs (n + 1, B, H): outs[j] the input of block j, outs[n] the run's output (a buffer the next
-        step overwrites). ``res`` (m, B, H): as :func:`kernels.triton_mamba_run.mamba_s6_run_step_triton`."""
+    def step(self, x: Tensor, res: Tensor | None = None, res_first: int = 0, res_reversed: bool = False,
+             x0b: Tensor | None = None, tail: Tensor | None = None) -> Tensor:
+        """x (B, H) (+ x0b) -> outs (n + 1, B, H): outs[j] the input of block j, outs[n] the run's output (a buffer
+        the next step overwrites; also written to ``tail``). ``res``: as
+        :func:`kernels.triton_mamba_run.mamba_s6_run_step_triton`."""
         self._step(x, self.weights, self.conv_state, self.h, self.outs, self.scratch, res, res_first, res_reversed,
-                   self.block_e)
+                   self.block_e, x0b=x0b, tail=tail)
         return self.outs

@@ -52,12 +52,21 @@ class DownPool(nn.Module):
 
     def step(self, x: Tensor, state: dict[str, Any]) -> tuple[Tensor | None, dict[str, Any]]:
         """x (B, H) -> pooled output (B, expand·H) every p-th call, else None."""
-        state["buf"][:, state["n"]] = x
+        self.slot(state).copy_(x)
+        return self.advance(state, x.dtype), state
+
+    def slot(self, state: dict[str, Any]) -> Tensor:
+        """The buffer's row (B, H) that this step's input goes to (a view: a run of blocks writes it directly)."""
+        return state["buf"][:, state["n"]]
+
+    def advance(self, state: dict[str, Any], dtype: torch.dtype) -> Tensor | None:
+        """After :meth:`slot` was written: the pooled output (B, expand·H) every p-th call, else None."""
         state["n"] += 1
         if state["n"] < self.pool:
-            return None, state
+            return None
         state["n"] = 0
-        return self.linear(state["buf"].reshape(x.shape[0], -1).to(x.dtype)), state
+        buf = state["buf"]
+        return self.linear(buf.reshape(buf.shape[0], -1).to(dtype))
 
 
 class UpPool(nn.Module):
@@ -85,15 +94,23 @@ class UpPool(nn.Module):
     ) -> tuple[Tensor, dict[str, Any]]:
         """Emit the next full-rate output (B, H_out) (plus ``skip`` (B, H_out) if given, in one op);
         when the inner level produced x (B, H_in), refill after emitting."""
-        out = state["buf"][:, state["i"]]
+        out = self.pending(state)
         y = out.clone() if skip is None else out + skip
+        self.advance(x, state)
+        return y, state
+
+    def pending(self, state: dict[str, Any]) -> Tensor:
+        """The next full-rate output (B, H_out), a view of the buffer (a run of blocks reads it directly)."""
+        return state["buf"][:, state["i"]]
+
+    def advance(self, x: Tensor | None, state: dict[str, Any]) -> None:
+        """After :meth:`pending` was read: the next position, and the refill when the inner level produced x."""
         state["i"] += 1
         if x is not None:
             if state["i"] != self.pool:
                 raise RuntimeError(f"UpPool.step got a pooled input at phase {state['i']} of {self.pool}")
             state["buf"].copy_(self.linear(x).reshape(x.shape[0], self.pool, self.width_out))
             state["i"] = 0
-        return y, state
 
 
 def _stage(spec: StageSpec, width: int, cfg: ModelConfig, n: int | None = None) -> nn.ModuleList:
@@ -194,22 +211,26 @@ class Level(nn.Module):
         runs = state.get("runs") if kernels.use_fused_step(x) else None
         runs = runs or {}
         skips, stacked = [x], None
-        if runs.get("down") is not None:
-            stacked = runs["down"].step(x)  # (n_down + 1, B, H): x and every down block's output
+        if runs.get("down") is not None:  # (n_down + 1, B, H): x and every down block's output, the last one also
+            stacked = runs["down"].step(x, tail=self.down_pool.slot(state["down_pool"]))  # in the pooling buffer
             skips, x = list(stacked.unbind(0)), stacked[-1]
+            pooled = self.down_pool.advance(state["down_pool"], x.dtype)
         else:
             for i, blk in enumerate(self.down):
                 x, state["down"][i] = blk.step(x, state["down"][i])
                 skips.append(x)
-        pooled, _ = self.down_pool.step(x, state["down_pool"])
+            pooled, _ = self.down_pool.step(x, state["down_pool"])
         inner = None
         if pooled is not None:
             center = {"run": runs["center"]} if runs.get("center") is not None else {}
             inner = self.inner.step(pooled, state["inner"], **center)[0]
-        x, _ = self.up_pool.step(inner, state["up_pool"], skips.pop())
-        if runs.get("up") is not None:  # block i adds skips[-1 - i]: the stack read backwards
+        if runs.get("up") is not None:  # the UpPool's output + its skip as the run's input; block i adds
+            skip = skips.pop()        # skips[-1 - i]: the stack read backwards
             res = (stacked[:len(skips)] if stacked is not None else torch.stack(skips)) if skips else None
-            return runs["up"].step(x, res, 0, True)[-1], state
+            out = runs["up"].step(self.up_pool.pending(state["up_pool"]), res, 0, True, x0b=skip)[-1]
+            self.up_pool.advance(inner, state["up_pool"])  # after the run has read the pending output
+            return out, state
+        x, _ = self.up_pool.step(inner, state["up_pool"], skips.pop())
         for i, blk in enumerate(self.up):
             x, state["up"][i] = blk.step(x, state["up"][i], skips.pop() if skips else None)
         return x, state
