@@ -137,8 +137,9 @@ def _grid_barrier(ticket_ptr, target, POLLS: tl.constexpr):
 
 
 @triton.jit
-def _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, offs_p, m_p, batch, H, res_first, n_res,
-           RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
+def _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, offs_p,
+           m_p, batch, H, res_first, n_res, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H:
+           tl.constexpr):
     """Block j's input x_j (BLOCK_B, BLOCK_H): x0 (+ x0b where ``x0b_stride`` >= 0; rows x0_stride and x0b_stride
     apart: the UpPool's pending output and its skip) for j = 0, else x_(j-1) + Σ_p out_proj partials (+ block
     j-1's res); program 0 stores it to outs[j]."""
@@ -167,9 +168,10 @@ def _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr,
 
 
 @triton.jit
-def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b,
-               offs_e, m_e, batch, H, E, eps, res_first, n_res, K: tl.constexpr, RES_REVERSED: tl.constexpr,
-               BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_P: tl.constexpr):
+def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, win_ptr,
+               cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first, n_res, K:
+               tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E:
+               tl.constexpr, BLOCK_P: tl.constexpr):
     """The start of block j's step: x_j (:func:`_run_x`), its LayerNorm, in_proj and the conv step of this program's
     channels: (u, z) (BLOCK_B, BLOCK_E), 0 where padded. The weights and the conv window load first: none of them
     depends on the other programs, so they are in flight with x's partials."""
@@ -185,8 +187,8 @@ def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_
     conv = conv_ptr + j * batch * E * (K - 1)
     win, taps = _conv_taps(conv, cw, rows, offs_e, m_e, m_be, E, K, BLOCK_B, BLOCK_E)
     offs_p = tl.arange(0, BLOCK_P)
-    x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, offs_p, offs_p < tl.num_programs(0),
-               batch, H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H)
+    x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h,
+               offs_p, offs_p < tl.num_programs(0), batch, H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H)
     xn = ln_regs(x, m_b[:, None] & m_h[None, :], nw, nb, H, eps)
     u = mm(xn, w_u, False, "ieee")
     z = tl.where(m_be, mm(xn, w_z, False, "ieee"), 0.0)
@@ -212,10 +214,11 @@ def _store_out_partial(op_ptr, j, y, w_out, BLOCK_B: tl.constexpr, BLOCK_H: tl.c
 
 
 @triton.jit
-def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr,
-                 conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps, res_first, n_res,
-                 K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
-                 BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr):
+def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr,
+                 nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps,
+                 res_first, n_res, K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H:
+                 tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P:
+                 tl.constexpr):
     """Phase A of selective block j (module docstring): :func:`_run_front`, u and z kept in ``uz``, and this
     program's x_proj partial to ``xp[program]``."""
     wx = wx_ptr + j * (R + 2 * N) * E
@@ -226,9 +229,9 @@ def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, o
     w_r = tl.load(wx + offs_r[None, :] * E + offs_e[:, None], mask=m_er, other=0.0).to(tl.float32)
     w_b = tl.load(wx + (R + offs_n[None, :]) * E + offs_e[:, None], mask=m_en, other=0.0).to(tl.float32)
     w_c = tl.load(wx + (R + N + offs_n[None, :]) * E + offs_e[:, None], mask=m_en, other=0.0).to(tl.float32)
-    u, z = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows,
-                      m_b, offs_e, m_e, batch, H, E, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E,
-                      BLOCK_P)
+    u, z = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr,
+                      win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first,
+                      n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_P)
     m_be = m_b[:, None] & m_e[None, :]
     be = rows[:, None] * E + offs_e[None, :]
     tl.store(uz_ptr + be, u, mask=m_be)
@@ -269,11 +272,11 @@ def _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_pt
 
 
 @triton.jit
-def _run_s6_one(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, uz_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr,
-                wx_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps,
-                res_first, n_res, K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr,
-                BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
-                BLOCK_P: tl.constexpr, BLOCK_K: tl.constexpr):
+def _run_s6_one(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, uz_ptr, nw_ptr, nb_ptr,
+                win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows,
+                m_b, offs_e, m_e, batch, H, E, N, R, eps, res_first, n_res, K: tl.constexpr, RES_REVERSED:
+                tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N:
+                tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_K: tl.constexpr):
     """Selective block j as ONE phase (``AUDIOMAMBA_STEP_RUN_PHASES=1``): every program computes the whole x_proj
     itself (in_proj rows of u and the conv for all channels, in BLOCK_K chunks), so the block needs one barrier (the
     out_proj's) instead of two. The conv windows of block j are read by every program in this phase, so their
@@ -297,8 +300,8 @@ def _run_s6_one(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op
                                          False)
     w_out = _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H)
     offs_p = tl.arange(0, BLOCK_P)
-    x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, offs_p, offs_p < tl.num_programs(0),
-               batch, H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H)
+    x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h,
+               offs_p, offs_p < tl.num_programs(0), batch, H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H)
     xn = ln_regs(x, m_b[:, None] & m_h[None, :], nw, nb, H, eps)
     # the whole x_proj: u of every channel, chunk by chunk
     wx = wx_ptr + j * (R + 2 * N) * E
@@ -344,8 +347,9 @@ def _conv_commit(conv_ptr, uz_ptr, j, rows, offs_e, m_be, batch, E, K: tl.conste
 
 @triton.jit
 def _run_kernel(
-    x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, dt_ptr,
-    a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, wout_ptr, uz_ptr, xp_ptr, op_ptr, ticket_ptr, tail_ptr,
+    x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr,
+    wx_ptr, wdt_ptr, dtb_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, wout_ptr, uz_ptr, xp_ptr, op_ptr, ticket_ptr,
+    tail_ptr,
     batch, H, E, N, R, n_blocks, eps, res_first, n_res, tail_stride, phase,
     K: tl.constexpr, SELECTIVE: tl.constexpr, IS_COMPLEX: tl.constexpr, RES_REVERSED: tl.constexpr,
     PERSISTENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
@@ -392,23 +396,24 @@ def _run_kernel(
             if SELECTIVE and ONE_PHASE:
                 _conv_commit(conv_ptr, uz_ptr, j - 1, rows, offs_e, m_b[:, None] & m_e[None, :], batch, E, K)
         elif SELECTIVE and ONE_PHASE:
-            _run_s6_one(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, uz_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr,
-                        conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e,
-                        batch, H, E, N, R, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_N,
-                        BLOCK_R, BLOCK_P, BLOCK_K)
+            _run_s6_one(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, uz_ptr, nw_ptr,
+                        nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr,
+                        wout_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps, res_first, n_res, K,
+                        RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_N, BLOCK_R, BLOCK_P, BLOCK_K)
         elif SELECTIVE:
             if s % 2 == 0:
-                _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr,
-                             cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps, res_first,
-                             n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_N, BLOCK_R, BLOCK_P)
+                _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr,
+                             nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e,
+                             batch, H, E, N, R, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E,
+                             BLOCK_N, BLOCK_R, BLOCK_P)
             else:
                 _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b,
                              offs_e, m_e, batch, H, E, N, R, BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P)
         else:  # LTI: the state update needs only this program's channels, so the block is one phase
             w_out = _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H)
-            u, z = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr,
-                              rows, m_b, offs_e, m_e, batch, H, E, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B,
-                              BLOCK_H, BLOCK_E, BLOCK_P)
+            u, z = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr,
+                              win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps,
+                              res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_P)
             pairs = 2 if IS_COMPLEX else 1
             y = _lti_channels(dt_ptr + j * E, a_ptr + j * E * N * pairs, b_ptr + j * E * N * pairs,
                               c_ptr + j * E * N * pairs, D_ptr + j * E, h_ptr + j * batch * E * N * pairs, rows, m_b,

@@ -1,10 +1,12 @@
 """Runs of consecutive Mamba blocks stepped as one launch each, for one stream (``AUDIOMAMBA_STEP_RUNS``).
 
-A run is consecutive blocks of one kind (``mamba-s6``, ``mamba-s4``, ``mamba-s4-real``). A U-Net stage's down blocks, its up blocks and the center are runs: a :class:`BlockRun` holds their weights stacked
-along a block axis (copies, made when the generation state is created) and their conv windows and SSM states as one
-stacked tensor each; the blocks' own states become views of it, so the per-block steps and the run read and write
-the same numbers. :meth:`BlockRun.step` is :func:`kernels.triton_mamba_run.mamba_s6_run_step_triton` (or its LTI
-twin): one launch for the whole run instead of three or four per block. :meth:`audiomamba.model.unet.AudioUNet.attach_runs` builds them.
+A run is consecutive blocks of one kind (``mamba-s6``, ``mamba-s4``, ``mamba-s4-real``): a U-Net stage's down
+blocks, its up blocks, the center. A :class:`BlockRun` holds their weights stacked along a block axis (copies, made
+when the generation state is created) and their conv windows and SSM states as one stacked tensor each; the blocks'
+own states become views of it, so the per-block steps and the run read and write the same numbers.
+:meth:`BlockRun.step` is :func:`kernels.triton_mamba_run.mamba_s6_run_step_triton` (or its LTI twin): one launch
+for the whole run instead of three or four per block. :meth:`audiomamba.model.unet.AudioUNet.attach_runs` builds
+them.
 """
 
 from __future__ import annotations
