@@ -425,60 +425,56 @@ def _run_kernel(
 
 
 @dataclass
-class S6Stack:
-    """The weights of a run of ``mamba-s6`` blocks, stacked along a leading block axis (contiguous float32 copies,
-    as the layers pass them to the fused step): norm (n, H) x2; in_proj (n, 2E, H); conv weight (n, E, K) and bias
-    (n, E); x_proj (n, R + 2N, E); dt_proj (n, E, R); dt_bias (n, E); A (n, E, N) (the layer's A); D (n, E);
-    out_proj (n, H, E); eps the LayerNorms' epsilon (one for the run)."""
+class _Stack:
+    """What every Mamba block of a run has, stacked along a leading block axis (contiguous float32 copies, as the
+    layers pass them to the fused step): norm (n, H) x2; in_proj (n, 2E, H); conv weight (n, E, K) and bias (n, E);
+    A (n, E, N) (the layer's A); D (n, E); out_proj (n, H, E); eps the LayerNorms' epsilon (one for the run)."""
 
     norm_weight: Tensor
     norm_bias: Tensor
     in_proj: Tensor
     conv_weight: Tensor
     conv_bias: Tensor
-    x_proj: Tensor
-    dt_proj: Tensor
-    dt_bias: Tensor
     A: Tensor
     D: Tensor
     out_proj: Tensor
     eps: float
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        n, H = self.norm_weight.shape
+        E, N = self.A.shape[1:]
+        K = self.conv_weight.shape[-1]
+        return dict(norm_weight=(n, H), norm_bias=(n, H), in_proj=(n, 2 * E, H), conv_weight=(n, E, K),
+                    conv_bias=(n, E), A=(n, E, N), D=(n, E), out_proj=(n, H, E))
+
+
+@dataclass
+class S6Stack(_Stack):
+    """A run of ``mamba-s6`` blocks: :class:`_Stack` and x_proj (n, R + 2N, E), dt_proj (n, E, R), dt_bias (n, E)."""
+
+    x_proj: Tensor
+    dt_proj: Tensor
+    dt_bias: Tensor
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         n, E, N = self.A.shape
         R = self.dt_proj.shape[-1]
-        return dict(_front_shapes(self), x_proj=(n, R + 2 * N, E), dt_proj=(n, E, R), dt_bias=(n, E), A=(n, E, N))
+        return dict(super().shapes(), x_proj=(n, R + 2 * N, E), dt_proj=(n, E, R), dt_bias=(n, E))
 
 
 @dataclass
-class LTIStack:
-    """The weights of a run of ``mamba-s4`` (complex) or ``mamba-s4-real`` blocks, stacked as :class:`S6Stack`:
-    the LayerNorms, in_proj, conv and out_proj as there; the SSM's discretisation inputs as the layer passes them to
-    the fused step: delta (n, E); A, B, C (n, E, N), complex64 or float32 (B with any zero-order hold); D (n, E)."""
+class LTIStack(_Stack):
+    """A run of ``mamba-s4`` (complex) or ``mamba-s4-real`` blocks: :class:`_Stack` (A complex64 or float32) and the
+    SSM's other discretisation inputs as the layer passes them to the fused step: delta (n, E); B, C (n, E, N) (B
+    with any zero-order hold)."""
 
-    norm_weight: Tensor
-    norm_bias: Tensor
-    in_proj: Tensor
-    conv_weight: Tensor
-    conv_bias: Tensor
     delta: Tensor
-    A: Tensor
     B: Tensor
     C: Tensor
-    D: Tensor
-    out_proj: Tensor
-    eps: float
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         n, E, N = self.A.shape
-        return dict(_front_shapes(self), delta=(n, E), A=(n, E, N), B=(n, E, N), C=(n, E, N))
-
-
-def _front_shapes(w: S6Stack | LTIStack) -> dict[str, tuple[int, ...]]:
-    n, H = w.norm_weight.shape
-    E, K = w.A.shape[1], w.conv_weight.shape[-1]
-    return dict(norm_weight=(n, H), norm_bias=(n, H), in_proj=(n, 2 * E, H), conv_weight=(n, E, K), conv_bias=(n, E),
-                D=(n, E), out_proj=(n, H, E))
+        return dict(super().shapes(), delta=(n, E), B=(n, E, N), C=(n, E, N))
 
 
 def _check_stack(w: S6Stack | LTIStack) -> None:

@@ -41,8 +41,9 @@ def _stack(n: int, H: int, E: int, N: int, R: int, K: int, gen: torch.Generator,
         return (torch.randn(*shape, generator=gen) * scale).to(dev).contiguous()
 
     A = -torch.arange(1, N + 1, dtype=torch.float32).repeat(n, E, 1).to(dev).contiguous()
-    return S6Stack(1 + r(n, H), r(n, H), r(n, 2 * E, H), r(n, E, K), r(n, E), r(n, R + 2 * N, E), r(n, E, R),
-                   r(n, E) - 2, A, 1 + r(n, E), r(n, H, E), 1e-5)
+    return S6Stack(norm_weight=1 + r(n, H), norm_bias=r(n, H), in_proj=r(n, 2 * E, H), conv_weight=r(n, E, K),
+                   conv_bias=r(n, E), A=A, D=1 + r(n, E), out_proj=r(n, H, E), eps=1e-5, x_proj=r(n, R + 2 * N, E),
+                   dt_proj=r(n, E, R), dt_bias=r(n, E) - 2)
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -93,9 +94,9 @@ def test_lti_run_step_matches_the_reference(cplx: bool, batch: int, block_e: int
         return (torch.view_as_complex(t) if cplx else t[..., 0]).to(dev).contiguous()
 
     A = (-0.5 + (r(n, E, N).imag * 1j if cplx else 0) - r(n, E, N).real.abs()).to(cdt).contiguous()
-    w = LTIStack(base.norm_weight, base.norm_bias, base.in_proj, base.conv_weight, base.conv_bias,
-                 torch.rand(n, E, generator=gen).to(dev) * 0.1 + 0.01, A, r(n, E, N), r(n, E, N), base.D,
-                 base.out_proj, 1e-5)
+    w = LTIStack(norm_weight=base.norm_weight, norm_bias=base.norm_bias, in_proj=base.in_proj,
+                 conv_weight=base.conv_weight, conv_bias=base.conv_bias, A=A, D=base.D, out_proj=base.out_proj,
+                 eps=1e-5, delta=torch.rand(n, E, generator=gen).to(dev) * 0.1 + 0.01, B=r(n, E, N), C=r(n, E, N))
     conv = (torch.randn(n, batch, E, K - 1, generator=gen) * 0.3).to(dev)
     h = r(n, batch, E, N)
     conv_ref, h_ref = conv.double().clone(), h.to(torch.complex128 if cplx else torch.float64).clone()

@@ -236,7 +236,7 @@ class Level(nn.Module):
         return x, state
 
     def attach_runs(self, state: dict[str, Any]) -> int:
-        """Give this level's (and its inner levels') runs of ``mamba-s6`` blocks a :class:`BlockRun` in ``state``
+        """Give this level's (and its inner levels') runs of Mamba blocks a :class:`BlockRun` in ``state``
         (one launch per run and step, for fewer than 16 rows); returns how many runs got one."""
         runs = {"down": BlockRun.make(self.down, state["down"]), "up": BlockRun.make(self.up, state["up"])}
         if isinstance(self.inner, Center):
