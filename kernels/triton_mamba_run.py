@@ -21,11 +21,19 @@ the run's output to ``outs`` (n + 1, B, H): the U-Net's skips. Partials, u and z
 (read from L2, ``.cg``); the out_proj partials alternate between two slots (even and odd blocks), because an LTI
 block's programs write theirs while a slower program may still be reading the previous block's.
 
-The barrier (:func:`_grid_barrier`) is a ticket counter (int64, never reset): each program adds 1 (release) and
-waits (acquire) until the count reaches the next multiple of P, so every launch of a run uses the same counter
-safely (launches on one stream are ordered; with PDL the wait for the previous kernel comes first). All P programs
-must be resident at once: P is ``E / BLOCK_E`` (8-32 for the sc09 and youtubemix presets), far below the number of
-SMs.
+The barrier (:func:`_grid_barrier`) is a counter that is never reset (int64): each program adds 1 (release) and
+waits (acquire) until the count reaches the barrier's target, base + (k + 1) P for the launch's k-th barrier, where
+base is the count at the launch's start rounded down to a multiple of P times its barriers (no program waits for its
+own add to come back). Launches on one stream are ordered (with PDL the wait for the previous kernel comes first), so
+every launch of a run uses the same counter safely. All P programs must be resident at once: P is ``E / BLOCK_E``
+(8-32 for the sc09 and youtubemix presets), far below the number of SMs; the wrapper takes one launch per phase when
+P exceeds them, and a program that polls 2^24 times gives up and flags it (:func:`check_runs_scratch`: the Stepper
+raises a KernelError at the end of the generation instead of hanging).
+
+The U-Net's pooling buffers are read and written in place: the up run adds the UpPool's pending output and its skip
+as its input (``x0b``), the down run also writes its output to the DownPool's slot (``tail``), one PyTorch launch
+fewer each per sample. With ``AUDIOMAMBA_STEP_RUN_PHASES=1`` a selective block is one phase too
+(:func:`_run_s6_one`: every program computes the whole x_proj).
 
 Triton's CPU interpreter runs a grid's programs one after another, so a barrier there would wait forever: under the
 interpreter (and with ``AUDIOMAMBA_STEP_RUNS=split`` on a GPU, to time the barriers against launches) the same
@@ -35,10 +43,11 @@ how the second out_proj slot was found). The math is that of :mod:`kernels.trito
 float32 broadcast products; the same conv, state-update and readout helpers); only the order of the sums over
 channels differs. :func:`run_step_ref` is the PyTorch reference.
 
-Built 2026-12-04 on a CPU machine (interpreter tests, sm_90 compile checks: no spills, 209-231 registers); not yet
-timed on a GPU, so opt-in: ``AUDIOMAMBA_STEP_RUNS=1`` (:func:`runs_mode`; the Stepper attaches the runs,
-:meth:`audiomamba.model.unet.AudioUNet.attach_runs`). ``python -m audiomamba.bench.step_tiles --var
-AUDIOMAMBA_STEP_RUNS --configs 1,split --batch 1`` times it against the per-block launches.
+Built 2026-12-04 on a CPU machine (interpreter tests; sm_90 compile checks, ``compile_check --only run``: 209-255
+registers, spills of 0-256 B); not yet timed on a GPU, so opt-in: ``AUDIOMAMBA_STEP_RUNS=1`` (:func:`runs_mode`; the
+Stepper attaches the runs, :meth:`audiomamba.model.unet.AudioUNet.attach_runs`). ``python -m
+audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUNS --configs "1;split" --batch 1`` times it against the
+per-block launches.
 """
 
 from __future__ import annotations
