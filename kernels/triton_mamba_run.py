@@ -69,7 +69,8 @@ from .triton_mamba_step import (
     _conv_step,
     _conv_taps,
     _in_proj_weights,
-    _lti_channels,
+    _lti_params,
+    _lti_update,
     _ssm_channels,
     _ssm_params,
 )
@@ -419,14 +420,18 @@ def _run_kernel(
                 _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b,
                              offs_e, m_e, batch, H, E, N, R, BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P)
         else:  # LTI: the state update needs only this program's channels, so the block is one phase
+            # the SSM's parameters and state first: they load with x's partials, not after them
             w_out = _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H)
+            pairs = 2 if IS_COMPLEX else 1
+            hj = h_ptr + j * batch * E * N * pairs
+            dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D = _lti_params(
+                dt_ptr + j * E, a_ptr + j * E * N * pairs, b_ptr + j * E * N * pairs, c_ptr + j * E * N * pairs,
+                D_ptr + j * E, hj, rows, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
             u, z = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr,
                               win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps,
                               res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_P)
-            pairs = 2 if IS_COMPLEX else 1
-            y = _lti_channels(dt_ptr + j * E, a_ptr + j * E * N * pairs, b_ptr + j * E * N * pairs,
-                              c_ptr + j * E * N * pairs, D_ptr + j * E, h_ptr + j * batch * E * N * pairs, rows, m_b,
-                              offs_e, E, N, u, z, IS_COMPLEX, BLOCK_N, False)
+            y = _lti_update(dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D, u, z, hj, m_b, offs_e, E, N,
+                            IS_COMPLEX, BLOCK_N, False)
             _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H)
         if PERSISTENT:
             if s < n_phases:

@@ -486,6 +486,17 @@ def _lti_channels(dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, 
     """LTI state update (h in place) and gated output y (BLOCK_B, BLOCK_E) of channels ``offs_e`` from the layer's
     discretisation inputs (Δ (E,), A, B, C (E, N); the layer has applied any zero-order hold to B):
     h ← exp(ΔA) h + Δ B u; y = (C h + D u) SiLU(z). Complex A, B, C and h are (re, im) pairs in memory."""
+    dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D = _lti_params(
+        dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, EVEN)
+    return _lti_update(dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D, u, z, h_ptr, m_b, offs_e, E, N,
+                       IS_COMPLEX, BLOCK_N, EVEN)
+
+
+@triton.jit
+def _lti_params(dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, IS_COMPLEX: tl.constexpr,
+                BLOCK_N: tl.constexpr, EVEN: tl.constexpr):
+    """What :func:`_lti_channels` reads, loaded (and exp(ΔA) computed) before u is known: (Δ, exp(ΔA) re and im,
+    B re and im, C re and im, h re and im, h's offsets, D)."""
     m_e = below(offs_e, E, EVEN)
     m_be = m_b[:, None] & m_e[None, :]
     offs_n = tl.arange(0, BLOCK_N)
@@ -493,7 +504,6 @@ def _lti_channels(dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, 
     m_en = m_e[:, None] & m_n[None, :]
     en = offs_e[:, None] * N + offs_n[None, :]
     dt_e = tl.load(dt_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)  # (BLOCK_E,)
-    dt = dt_e[:, None]
     if IS_COMPLEX:
         A_re = tl.load(A_ptr + 2 * en, mask=m_en, other=0.0).to(tl.float32)
         A_im = tl.load(A_ptr + 2 * en + 1, mask=m_en, other=0.0).to(tl.float32)
@@ -508,8 +518,6 @@ def _lti_channels(dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, 
         A_im = tl.zeros_like(A_re)
         B_im = tl.zeros_like(A_re)
         C_im = tl.zeros_like(A_re)
-    a_re, a_im = exp_dtA(dt, A_re, A_im, IS_COMPLEX)  # (BLOCK_E, BLOCK_N)
-    du = (dt_e[None, :] * u)[:, :, None]
     m_ben = m_be[:, :, None] & m_n[None, None, :]
     h_off = (rows[:, None, None] * E + offs_e[None, :, None]) * N + offs_n[None, None, :]
     if IS_COMPLEX:
@@ -518,6 +526,19 @@ def _lti_channels(dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, 
     else:
         h_re = tl.load(h_ptr + h_off, mask=m_ben, other=0.0)
         h_im = h_re
+    D = tl.load(D_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
+    a_re, a_im = exp_dtA(dt_e[:, None], A_re, A_im, IS_COMPLEX)  # (BLOCK_E, BLOCK_N)
+    return dt_e, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D
+
+
+@triton.jit
+def _lti_update(dt_e, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D, u, z, h_ptr, m_b, offs_e, E, N,
+                IS_COMPLEX: tl.constexpr, BLOCK_N: tl.constexpr, EVEN: tl.constexpr):
+    """The state update (h in place) and gated output of :func:`_lti_channels` from what :func:`_lti_params`
+    loaded."""
+    m_be = m_b[:, None] & below(offs_e, E, EVEN)[None, :]
+    m_ben = m_be[:, :, None] & below(tl.arange(0, BLOCK_N), N, EVEN)[None, None, :]
+    du = (dt_e[None, :] * u)[:, :, None]
     h_re, h_im = state_update(h_re, h_im, a_re[None], a_im[None], du, B_re[None], B_im[None], IS_COMPLEX)
     if IS_COMPLEX:
         tl.store(h_ptr + 2 * h_off, h_re, mask=m_ben)
@@ -525,7 +546,7 @@ def _lti_channels(dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, 
     else:
         tl.store(h_ptr + h_off, h_re, mask=m_ben)
     y = readout(h_re, h_im, C_re[None], C_im[None], 2, IS_COMPLEX)
-    return _skip_gate(y, u, z, tl.load(D_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32), m_be)
+    return _skip_gate(y, u, z, D, m_be)
 
 
 @triton.jit
