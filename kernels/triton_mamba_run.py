@@ -148,8 +148,8 @@ def _grid_barrier(ticket_ptr, target, POLLS: tl.constexpr):
 
 @triton.jit
 def _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, offs_p,
-           m_p, batch, H, res_first, n_res, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H:
-           tl.constexpr):
+           m_p, batch, H, res_first, n_res, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr,
+           BLOCK_H: tl.constexpr):
     """Block j's input x_j (BLOCK_B, BLOCK_H): x0 (+ x0b where ``x0b_stride`` >= 0; rows x0_stride and x0b_stride
     apart: the UpPool's pending output and its skip) for j = 0, else x_(j-1) + Σ_p out_proj partials (+ block
     j-1's res); program 0 stores it to outs[j]."""
@@ -179,9 +179,9 @@ def _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr,
 
 @triton.jit
 def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, win_ptr,
-               cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first, n_res, K:
-               tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E:
-               tl.constexpr, BLOCK_P: tl.constexpr):
+               cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first, n_res,
+               K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+               BLOCK_E: tl.constexpr, BLOCK_P: tl.constexpr):
     """The start of block j's step: x_j (:func:`_run_x`), its LayerNorm, in_proj and the conv step of this program's
     channels: (u, z) (BLOCK_B, BLOCK_E), 0 where padded. The weights and the conv window load first: none of them
     depends on the other programs, so they are in flight with x's partials."""
@@ -226,9 +226,9 @@ def _store_out_partial(op_ptr, j, y, w_out, BLOCK_B: tl.constexpr, BLOCK_H: tl.c
 @triton.jit
 def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr,
                  nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps,
-                 res_first, n_res, K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H:
-                 tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P:
-                 tl.constexpr):
+                 res_first, n_res, K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr,
+                 BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
+                 BLOCK_P: tl.constexpr):
     """Phase A of selective block j (module docstring): :func:`_run_front`, u and z kept in ``uz``, and this
     program's x_proj partial to ``xp[program]``."""
     wx = wx_ptr + j * (R + 2 * N) * E
@@ -284,9 +284,9 @@ def _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_pt
 @triton.jit
 def _run_s6_one(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, uz_ptr, nw_ptr, nb_ptr,
                 win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows,
-                m_b, offs_e, m_e, batch, H, E, N, R, eps, res_first, n_res, K: tl.constexpr, RES_REVERSED:
-                tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N:
-                tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_K: tl.constexpr):
+                m_b, offs_e, m_e, batch, H, E, N, R, eps, res_first, n_res, K: tl.constexpr,
+                RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
+                BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_K: tl.constexpr):
     """Selective block j as ONE phase (``AUDIOMAMBA_STEP_RUN_PHASES=1``): every program computes the whole x_proj
     itself (in_proj rows of u and the conv for all channels, in BLOCK_K chunks), so the block needs one barrier (the
     out_proj's) instead of two. The conv windows of block j are read by every program in this phase, so their
@@ -320,7 +320,7 @@ def _run_s6_one(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op
     dt_low = tl.zeros((BLOCK_B, BLOCK_R), dtype=tl.float32)
     Bt = tl.zeros((BLOCK_B, BLOCK_N), dtype=tl.float32)
     Ct = tl.zeros((BLOCK_B, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, E, BLOCK_K):
+    for k0 in range(0, E, BLOCK_K):  # a loop, not unrolled: unrolled, sm_90 spills 1-6 KB (compile_check)
         offs_k = k0 + tl.arange(0, BLOCK_K)
         m_k = offs_k < E
         m_bk = m_b[:, None] & m_k[None, :]
@@ -581,8 +581,8 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     one_phase = selective and run_phases() == 1
     n_phases = (2 if selective and not one_phase else 1) * n
     # the whole x_proj's chunks: an in_proj tile of at most 4096 weights
-    consts.update(ONE_PHASE=one_phase, BLOCK_K=min(triton.next_power_of_2(E), max(16, 4096 // consts["BLOCK_H"])),
-                  POLLS=RUN_POLLS)
+    block_k = min(triton.next_power_of_2(E), max(16, 4096 // consts["BLOCK_H"]))
+    consts.update(ONE_PHASE=one_phase, BLOCK_K=block_k, POLLS=RUN_POLLS)
     for phase in [0] if persistent else range(n_phases + 1):
         _run_kernel[(P,)](*args, phase, **consts)
     return outs[n]
