@@ -145,11 +145,14 @@ run step-runs-lti bash -c "step_runs --block mamba-s4-real --out $RES/step-runs-
   step_runs --block mamba-s4 --out $RES/step-runs-sc09-small-s4.md"
 run step-runs-presets bash -c "step_runs --preset youtubemix --out $RES/step-runs-youtubemix-s6.md; \
   step_runs --preset sc09-large --out $RES/step-runs-sc09-large-s6.md"
-# one phase (and one barrier) per selective block against two, and 8 warps against 4, runs on
+# one phase (and one barrier) per selective block against two, 2 or 8 warps against 4, 8/32/64 channels per
+# program against 16, runs on
 run step-runs-phases env AUDIOMAMBA_STEP_RUNS=1 bash -c "timeout 300 python3 -m audiomamba.bench.step_tiles \
   --var AUDIOMAMBA_STEP_RUN_PHASES --configs 1 --batch 1 --steps 2048 --rounds 3 --out $RES/step-runs-phases.md; \
   timeout 300 python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUN_WARPS --configs '2;8' --batch 1 \
-  --steps 2048 --rounds 3 --out $RES/step-runs-warps.md"
+  --steps 2048 --rounds 3 --out $RES/step-runs-warps.md; \
+  timeout 300 python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUN_E --configs '8;32;64' --batch 1 \
+  --steps 2048 --rounds 3 --out $RES/step-runs-channels.md"
 run matrix-runs env AUDIOMAMBA_STEP_RUNS=1 timeout 500 $B generate --matrix --presets sc09-small,sc09-large,youtubemix \
   --blocks mamba-s6,mamba-s4,mamba-s4-real --batches 1 --out "$RES/bench-generate-matrix-runs.md"
 # the step kernels without masks (EVEN, new 2026-12-04 21:00: 22-27 % fewer sm_90 instructions) against the masked
