@@ -23,8 +23,8 @@ block's programs write theirs while a slower program may still be reading the pr
 
 The barrier (:func:`_grid_barrier`) is a counter that is never reset (int64): each program adds 1 (release) and
 waits (acquire) until the count reaches the barrier's target, base + (k + 1) P for the launch's k-th barrier, where
-base is the count at the launch's start rounded down to a multiple of P times its barriers (no program waits for its
-own add to come back). Launches on one stream are ordered (with PDL the wait for the previous kernel comes first), so
+base is the count at the launch's start rounded down to a multiple of P (no program waits for its own add to come
+back). Launches on one stream are ordered (with PDL the wait for the previous kernel comes first), so
 every launch of a run uses the same counter safely. All P programs must be resident at once: P is ``E / BLOCK_E``
 (8-32 for the sc09 and youtubemix presets), far below the number of SMs; the wrapper takes one launch per phase when
 P exceeds them, and a program that polls 2^24 times gives up and flags it (:func:`check_runs_scratch`: the Stepper
@@ -381,10 +381,10 @@ def _run_kernel(
     if PERSISTENT:
         first = 0
         last = n_phases + 1
-        # every launch adds P per barrier, n_phases barriers: the count before this launch, although up to P - 1
-        # programs may have arrived at the first barrier before this one reads it
+        # every launch of this grid size adds P per barrier, so the count before this launch is a multiple of P, and
+        # at most P - 1 programs can have arrived at the first barrier before this one reads it
         start = tl.atomic_add(ticket_ptr, 0, sem="relaxed", scope="gpu")
-        base = start - start % (P * n_phases)
+        base = start - start % P
     else:
         first = phase
         last = phase + 1
@@ -560,6 +560,9 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
         raise ValueError(f"{op}: res must be contiguous (m, {batch}, {H}), got {tuple(res.shape)}")
     block_e = block_e or run_block_e(E)
     P = triton.cdiv(E, block_e)
+    if scratch["xp"].shape[0] != P:  # the barrier's counter assumes one grid size per scratch
+        raise ValueError(f"{op}: scratch is for {scratch['xp'].shape[0]} programs, the launch has {P} ({block_e} "
+                         "channels each): pass the block_e given to run_scratch")
     persistent = (mode or runs_mode()) == "1" and not (interpreting() and P > 1 and not _INTERPRETER_BARRIERS)
     if persistent and x.is_cuda and P > torch.cuda.get_device_properties(x.device).multi_processor_count:
         persistent = False  # a barrier needs every program resident at once: one SM each at most

@@ -144,6 +144,8 @@ def test_run_step_rejects_bad_shapes() -> None:
         mamba_s6_run_step_triton(torch.zeros(16, 16), w, conv, h, outs, scratch)
     with pytest.raises(ValueError, match="h must be contiguous of shape"):
         mamba_s6_run_step_triton(torch.zeros(1, 16), w, conv, h[:1], outs, scratch)
+    with pytest.raises(ValueError, match="scratch is for 2 programs, the launch has 4"):
+        mamba_s6_run_step_triton(torch.zeros(1, 16), w, conv, h, outs, scratch, block_e=8)
     with pytest.raises(ValueError, match="h must be torch.float32"):
         mamba_s6_run_step_triton(torch.zeros(1, 16), w, conv, h.double(), outs, scratch)
     bad = S6Stack(**{**w.__dict__, "D": w.D[:, :8].contiguous()})
