@@ -437,15 +437,21 @@ def matrix_case(preset: str, block: str, batch: int, seconds: float, max_seconds
 
 
 def groups_note(dev: torch.device) -> str:
-    """How the stepper splits a batch into row groups on streams here (``stepper.step_groups``), for a report header."""
+    """How the stepper splits a batch into row groups on streams here (``stepper.step_groups``) and whether one
+    stream's runs of blocks take one launch each (``AUDIOMAMBA_STEP_RUNS``), for a report header."""
+    from audiomamba.kernels.triton_mamba_run import run_phases, runs_mode
+
     from audiomamba.generate import stepper
 
+    mode = runs_mode()
+    runs = ("; block runs: per-block launches" if mode == "0" else
+            f"; block runs: AUDIOMAMBA_STEP_RUNS={mode} (fewer than 16 rows; {run_phases()} phases per selective block)")
     if os.environ.get("AUDIOMAMBA_STEP_GROUPS", "").strip().lower() not in ("", "auto"):
-        return f"row groups: AUDIOMAMBA_STEP_GROUPS={os.environ['AUDIOMAMBA_STEP_GROUPS']}"
+        return f"row groups: AUDIOMAMBA_STEP_GROUPS={os.environ['AUDIOMAMBA_STEP_GROUPS']}" + runs
     if dev.type != "cuda":
-        return "row groups: none (CPU)"
+        return "row groups: none (CPU)" + runs
     return (f"row groups: {stepper.AUTO_GROUP_ROWS} rows each, at most {stepper.AUTO_GROUPS_MAX}, from "
-            f"{stepper.AUTO_GROUPS_MIN_BATCH} rows (one group for complex states)")
+            f"{stepper.AUTO_GROUPS_MIN_BATCH} rows (one group for complex states)" + runs)
 
 
 def _failure_note(err: BaseException, batch: int) -> str:
