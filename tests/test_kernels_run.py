@@ -1,5 +1,6 @@
-"""A run of mamba-s6 blocks stepped as one launch (kernels/triton_mamba_run.py, audiomamba/model/runs.py):
-the kernel against its PyTorch reference, the U-Net with runs against the per-block steps (interpreted on CPU)."""
+"""A run of Mamba blocks stepped as one launch (kernels/triton_mamba_run.py, audiomamba/model/runs.py): the kernel
+against its PyTorch reference, the U-Net with runs against the per-block steps (interpreted on CPU; the cases of
+several programs meeting at barriers run on a GPU only)."""
 
 from __future__ import annotations
 
