@@ -157,7 +157,8 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 from .triton_mamba_run import RUN_BLOCK_E, run_warps
 
                 run = dict(K=4, RES_REVERSED=True, BLOCK_B=1, BLOCK_H=H, BLOCK_E=RUN_BLOCK_E, BLOCK_N=16,
-                           BLOCK_R=max(2, H // 16), BLOCK_P=E // RUN_BLOCK_E, PDL=True)
+                           BLOCK_R=max(2, H // 16), BLOCK_P=E // RUN_BLOCK_E, PDL=True,
+                           BLOCK_PC=min(E // RUN_BLOCK_E, 8192 // H))
                 for selective, cplx, one in ((True, False, False), (True, False, True), (False, True, False),
                                              (False, False, False)):
                     for persistent in (True, False) if selective and not one or not quick else (True,):

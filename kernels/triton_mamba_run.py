@@ -147,12 +147,12 @@ def _grid_barrier(ticket_ptr, target, POLLS: tl.constexpr):
 
 
 @triton.jit
-def _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, offs_p,
-           m_p, batch, H, res_first, n_res, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr,
-           BLOCK_H: tl.constexpr):
+def _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, batch, H,
+           res_first, n_res, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+           BLOCK_PC: tl.constexpr):
     """Block j's input x_j (BLOCK_B, BLOCK_H): x0 (+ x0b where ``x0b_stride`` >= 0; rows x0_stride and x0b_stride
     apart: the UpPool's pending output and its skip) for j = 0, else x_(j-1) + Σ_p out_proj partials (+ block
-    j-1's res); program 0 stores it to outs[j]."""
+    j-1's res), the partials summed BLOCK_PC programs at a time; program 0 stores it to outs[j]."""
     m_bh = m_b[:, None] & m_h[None, :]
     bh = rows[:, None] * H + offs_h[None, :]
     if j == 0:
@@ -161,11 +161,13 @@ def _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr,
             x += tl.load(x0b_ptr + rows[:, None] * x0b_stride + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
     else:
         x = tl.load(outs_ptr + (j - 1) * batch * H + bh, mask=m_bh, other=0.0, cache_modifier=".cg").to(tl.float32)
-        tile = offs_p[:, None, None] * (BLOCK_B * BLOCK_H) + (tl.arange(0, BLOCK_B)[:, None] * BLOCK_H
-                                                              + tl.arange(0, BLOCK_H)[None, :])[None, :, :]
+        tile = (tl.arange(0, BLOCK_B)[:, None] * BLOCK_H + tl.arange(0, BLOCK_H)[None, :])[None, :, :]
         slot = op_ptr + ((j - 1) % 2) * tl.num_programs(0) * (BLOCK_B * BLOCK_H)
-        part = tl.load(slot + tile, mask=m_p[:, None, None], other=0.0, cache_modifier=".cg")
-        x += tl.sum(part, axis=0)
+        for p0 in range(0, tl.num_programs(0), BLOCK_PC):  # BLOCK_PC programs' partials per load: one load at sc09's
+            offs_p = p0 + tl.arange(0, BLOCK_PC)          # 16 kHz widths, a few for wide centers (registers)
+            part = tl.load(slot + offs_p[:, None, None] * (BLOCK_B * BLOCK_H) + tile,
+                           mask=(offs_p < tl.num_programs(0))[:, None, None], other=0.0, cache_modifier=".cg")
+            x += tl.sum(part, axis=0)
         i = j - 1 - res_first
         if (i >= 0) & (i < n_res):
             if RES_REVERSED:
@@ -181,7 +183,7 @@ def _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr,
 def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, win_ptr,
                cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first, n_res,
                K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
-               BLOCK_E: tl.constexpr, BLOCK_P: tl.constexpr):
+               BLOCK_E: tl.constexpr, BLOCK_PC: tl.constexpr):
     """The start of block j's step: x_j (:func:`_run_x`), its LayerNorm, in_proj and the conv step of this program's
     channels: (u, z) (BLOCK_B, BLOCK_E), 0 where padded. The weights and the conv window load first: none of them
     depends on the other programs, so they are in flight with x's partials."""
@@ -196,9 +198,8 @@ def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_
     bias = tl.load(cb_ptr + j * E + offs_e, mask=m_e, other=0.0).to(tl.float32)
     conv = conv_ptr + j * batch * E * (K - 1)
     win, taps = _conv_taps(conv, cw, rows, offs_e, m_e, m_be, E, K, BLOCK_B, BLOCK_E)
-    offs_p = tl.arange(0, BLOCK_P)
-    x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h,
-               offs_p, offs_p < tl.num_programs(0), batch, H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H)
+    x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, batch,
+               H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_PC)
     xn = ln_regs(x, m_b[:, None] & m_h[None, :], nw, nb, H, eps)
     u = mm(xn, w_u, False, "ieee")
     z = tl.where(m_be, mm(xn, w_z, False, "ieee"), 0.0)
@@ -228,7 +229,7 @@ def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, o
                  nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps,
                  res_first, n_res, K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr,
                  BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
-                 BLOCK_P: tl.constexpr):
+                 BLOCK_PC: tl.constexpr):
     """Phase A of selective block j (module docstring): :func:`_run_front`, u and z kept in ``uz``, and this
     program's x_proj partial to ``xp[program]``."""
     wx = wx_ptr + j * (R + 2 * N) * E
@@ -241,7 +242,7 @@ def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, o
     w_c = tl.load(wx + (R + N + offs_n[None, :]) * E + offs_e[:, None], mask=m_en, other=0.0).to(tl.float32)
     u, z = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr,
                       win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first,
-                      n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_P)
+                      n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC)
     m_be = m_b[:, None] & m_e[None, :]
     be = rows[:, None] * E + offs_e[None, :]
     tl.store(uz_ptr + be, u, mask=m_be)
@@ -286,7 +287,7 @@ def _run_s6_one(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op
                 win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows,
                 m_b, offs_e, m_e, batch, H, E, N, R, eps, res_first, n_res, K: tl.constexpr,
                 RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
-                BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_K: tl.constexpr):
+                BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_PC: tl.constexpr, BLOCK_K: tl.constexpr):
     """Selective block j as ONE phase (``AUDIOMAMBA_STEP_RUN_PHASES=1``): every program computes the whole x_proj
     itself (in_proj rows of u and the conv for all channels, in BLOCK_K chunks), so the block needs one barrier (the
     out_proj's) instead of two. The conv windows of block j are read by every program in this phase, so their
@@ -309,9 +310,8 @@ def _run_s6_one(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op
                                          h_ptr + j * batch * E * N, rows, m_b, offs_e, E, N, R, BLOCK_N, BLOCK_R,
                                          False)
     w_out = _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H)
-    offs_p = tl.arange(0, BLOCK_P)
-    x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h,
-               offs_p, offs_p < tl.num_programs(0), batch, H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H)
+    x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, batch,
+               H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_PC)
     xn = ln_regs(x, m_b[:, None] & m_h[None, :], nw, nb, H, eps)
     # the whole x_proj: u of every channel, chunk by chunk
     wx = wx_ptr + j * (R + 2 * N) * E
@@ -364,6 +364,7 @@ def _run_kernel(
     K: tl.constexpr, SELECTIVE: tl.constexpr, IS_COMPLEX: tl.constexpr, RES_REVERSED: tl.constexpr,
     PERSISTENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, PDL: tl.constexpr = False,
+    BLOCK_PC: tl.constexpr = 16,
     ONE_PHASE: tl.constexpr = False, BLOCK_K: tl.constexpr = 64, POLLS: tl.constexpr = 1 << 24,
 ):
     """A run of ``n_blocks`` block steps: every phase with a barrier after each (PERSISTENT), or only ``phase``.
@@ -397,9 +398,8 @@ def _run_kernel(
         j = s // per_block
         if s == n_phases:  # the run's output (only program 0's stores land), also to ``tail`` where given
             offs_h = tl.arange(0, BLOCK_H)
-            offs_p = tl.arange(0, BLOCK_P)
             x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h,
-                       offs_h < H, offs_p, offs_p < P, batch, H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H)
+                       offs_h < H, batch, H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_PC)
             if (tail_stride >= 0) & (tl.program_id(0) == 0):
                 tl.store(tail_ptr + rows[:, None] * tail_stride + offs_h[None, :], x.to(tail_ptr.dtype.element_ty),
                          mask=m_b[:, None] & (offs_h < H)[None, :])
@@ -409,13 +409,13 @@ def _run_kernel(
             _run_s6_one(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, uz_ptr, nw_ptr,
                         nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr,
                         wout_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps, res_first, n_res, K,
-                        RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_N, BLOCK_R, BLOCK_P, BLOCK_K)
+                        RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_N, BLOCK_R, BLOCK_PC, BLOCK_K)
         elif SELECTIVE:
             if s % 2 == 0:
                 _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr,
                              nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e,
                              batch, H, E, N, R, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E,
-                             BLOCK_N, BLOCK_R, BLOCK_P)
+                             BLOCK_N, BLOCK_R, BLOCK_PC)
             else:
                 _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b,
                              offs_e, m_e, batch, H, E, N, R, BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P)
@@ -429,7 +429,7 @@ def _run_kernel(
                 D_ptr + j * E, hj, rows, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
             u, z = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr,
                               win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps,
-                              res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_P)
+                              res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC)
             y = _lti_update(dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D, u, z, hj, m_b, offs_e, E, N,
                             IS_COMPLEX, BLOCK_N, False)
             _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H)
@@ -585,7 +585,9 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     n_phases = (2 if selective and not one_phase else 1) * n
     # the whole x_proj's chunks: an in_proj tile of at most 4096 weights
     block_k = min(triton.next_power_of_2(E), max(16, 4096 // consts["BLOCK_H"]))
-    consts.update(ONE_PHASE=one_phase, BLOCK_K=block_k, POLLS=RUN_POLLS)
+    # out_proj partials summed BLOCK_PC programs at a time: at most 8192 values per load (registers)
+    block_pc = min(consts["BLOCK_P"], max(1, 8192 // (consts["BLOCK_B"] * consts["BLOCK_H"])))
+    consts.update(ONE_PHASE=one_phase, BLOCK_K=block_k, POLLS=RUN_POLLS, BLOCK_PC=block_pc)
     for phase in [0] if persistent else range(n_phases + 1):
         _run_kernel[(P,)](*args, phase, **consts)
     return outs[n]
