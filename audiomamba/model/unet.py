@@ -211,8 +211,9 @@ class Level(nn.Module):
         runs = state.get("runs") if kernels.use_fused_step(x) else None
         runs = runs or {}
         skips, stacked = [x], None
-        if runs.get("down") is not None:  # (n_down + 1, B, H): x and every down block's output, the last one also
-            stacked = runs["down"].step(x, tail=self.down_pool.slot(state["down_pool"]))  # in the pooling buffer
+        if runs.get("down") is not None:
+            # stacked (n_down + 1, B, H): x and every down block's output; the last also goes to the pooling buffer
+            stacked = runs["down"].step(x, tail=self.down_pool.slot(state["down_pool"]))
             skips, x = list(stacked.unbind(0)), stacked[-1]
             pooled = self.down_pool.advance(state["down_pool"], x.dtype)
         else:
@@ -224,8 +225,10 @@ class Level(nn.Module):
         if pooled is not None:
             center = {"run": runs["center"]} if runs.get("center") is not None else {}
             inner = self.inner.step(pooled, state["inner"], **center)[0]
-        if runs.get("up") is not None:  # the UpPool's output + its skip as the run's input; block i adds
-            skip = skips.pop()        # skips[-1 - i]: the stack read backwards
+        if runs.get("up") is not None:
+            # the run's input is the UpPool's pending output + its skip; up block i adds skips[-1 - i] (the stack
+            # read backwards)
+            skip = skips.pop()
             res = (stacked[:len(skips)] if stacked is not None else torch.stack(skips)) if skips else None
             out = runs["up"].step(self.up_pool.pending(state["up_pool"]), res, 0, True, x0b=skip)[-1]
             self.up_pool.advance(inner, state["up_pool"])  # after the run has read the pending output
