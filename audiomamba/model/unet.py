@@ -208,8 +208,9 @@ class Level(nn.Module):
         """One full-rate step of this level: x (B, H) -> (y (B, H), state); the inner level runs every p-th step.
         Runs attached by :meth:`attach_runs` step their blocks as one launch each (same numbers up to the order of
         sums)."""
-        runs = state.get("runs") if kernels.use_fused_step(x) else None
-        runs = runs or {}
+        runs = state.get("runs") or {}
+        if runs and not kernels.use_fused_step(x):  # checked only where runs are attached: no cost without them
+            runs = {}
         skips, stacked = [x], None
         if runs.get("down") is not None:
             # stacked (n_down + 1, B, H): x and every down block's output; the last also goes to the pooling buffer
