@@ -36,7 +36,8 @@ class Variant:
 
     def label(self) -> str:
         flags = [k for k, v in self.consts if v is True]
-        blocks = [f"{k}={v}" for k, v in self.consts if k.startswith("BLOCK") or k in ("SUB_L", "UNROLL", "CHUNK", "ALIGN", "STAGES", "UNROLL_N")]
+        blocks = [f"{k}={v}" for k, v in self.consts
+                  if k.startswith("BLOCK") or k in ("SUB_L", "UNROLL", "CHUNK", "ALIGN", "STAGES", "UNROLL_N", "T", "ROWS", "PREC")]
         flags += [f"{k}=False" for k, v in self.consts if k == "REV_LOADS" and v is False]
         return f"{self.kernel} warps={self.num_warps} " + " ".join(blocks + flags)
 
@@ -108,6 +109,15 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
         out.append(Variant("step", tuple(step.items()), 4))
         carry = dict(IS_COMPLEX=cplx, REVERSE=cplx, R=2 if cplx else 1, BLOCK_D=16, BLOCK_N=16)
         out.append(Variant("carry", tuple(carry.items()), 4))
+    # the fully-LTI path by chunks on tensor cores (ScanConfig.lti_chunk): chunks of 64 steps, 16 per block, float32
+    # (tf32x3) and 16-bit (tf32) inputs; all chunk lengths and blocks of 32 without --quick
+    for cplx in (True, False):
+        for T, rows in ((64, 16),) if quick else ((32, 16), (64, 16), (64, 32), (128, 16)):
+            for prec in ("tf32x3", "tf32"):
+                lti = dict(T=T, ROWS=rows, NP=16, R=2 if cplx else 1, IS_COMPLEX=cplx, HAS_D=True, HAS_Z=True,
+                           PREC=prec)
+                out.append(Variant("ltifwd", tuple(dict(lti, SAVE_STATES=True).items()), 4))
+                out.append(Variant("ltibwd", tuple(lti.items()), 4))
     # the backward's finishing launch: the parameter grads' sums over (batch, segment), all flags on and all off
     for on in (True, False):
         finish = dict(HAS_D=on, DT_LTI=on, HAS_BIAS=on, B_LTI=on, C_LTI=on, BLOCK=1024)
@@ -180,6 +190,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
 
     from . import (
         triton_conv,
+        triton_lti_chunk,
         triton_mamba_run,
         triton_mamba_step,
         triton_norm_linear,
@@ -199,7 +210,8 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "out_proj": triton_mamba_step._out_proj_kernel, "norm_linear": triton_norm_linear._norm_linear_kernel,
           "sample": triton_sample._sample_kernel, "conv_fwd": triton_conv._conv_fwd_kernel,
           "conv_bwd": triton_conv._conv_bwd_kernel, "conv_dpre": triton_conv._conv_dpre_kernel,
-          "conv_dx": triton_conv._conv_dx_kernel, "run": triton_mamba_run._run_kernel}[v.kernel]
+          "conv_dx": triton_conv._conv_dx_kernel, "run": triton_mamba_run._run_kernel,
+          "ltifwd": triton_lti_chunk._lti_chunk_fwd_kernel, "ltibwd": triton_lti_chunk._lti_chunk_bwd_kernel}[v.kernel]
     consts = dict(v.consts)
     # the strides that are 1 when the sequential forward runs on contiguous (b, d, L) u/Δ/z/y, (b, N, L) B/C and
     # (d, N) A, which Triton's launcher specialises to the constant 1 unless the kernel says do_not_specialize

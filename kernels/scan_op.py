@@ -56,6 +56,15 @@ def _hlast_dtype(u: Tensor, reference: bool) -> torch.dtype:
     return torch.float64 if reference and u.dtype == torch.float64 else torch.float32
 
 
+def _chunked(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, cfg: ScanConfig) -> bool:
+    """Whether the chunked LTI kernels (:mod:`kernels.triton_lti_chunk`) take this call under ``cfg``."""
+    if not cfg.lti_chunk:
+        return False
+    from .triton_lti_chunk import applies
+
+    return applies(u, delta, A, B, C, cfg.lti_chunk)
+
+
 def _reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
     from .reference import selective_scan_assoc, selective_scan_fft
 
@@ -81,10 +90,15 @@ def selective_scan_op(
     R = 2 (re, im) for complex A). States: (batch, d, chunks, N, R) float32 for the Triton path with
     ``need_grad``, (1,) without, (0,) for the reference."""
     if config:
+        cfg = config_from_list(config)
+        if _chunked(u, delta, A, B, C, cfg):
+            from .triton_lti_chunk import chunk_forward
+
+            return chunk_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, cfg.lti_chunk, cfg.lti_rows,
+                                 cfg.lti_warps, need_grad)
         from .triton_scan import scan_forward
 
-        y, states, hlast, _ = scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
-                                           config_from_list(config), need_grad)
+        y, states, hlast, _ = scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, cfg, need_grad)
         return y, states, hlast
     y, h = _reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     hlast = torch.view_as_real(h) if h.is_complex() else h[..., None]
@@ -98,10 +112,16 @@ def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, config, need_grad):
     N = A.shape[1]
     R = 2 if A.is_complex() else 1
     y = u.new_empty((batch, d, L))
+    cfg = config_from_list(config) if config else None
     if not config:
         states = u.new_empty((0,), dtype=torch.float32)
+    elif need_grad and _chunked(u, delta, A, B, C, cfg):
+        from .triton_lti_chunk import states_shape
+
+        states = u.new_empty(states_shape(batch, d, N, L, A.is_complex(), cfg.lti_chunk, cfg.lti_rows),
+                             dtype=torch.float32)
     elif need_grad:
-        states = u.new_empty((batch, d, _n_chunks(L, config_from_list(config).block_l), N, R), dtype=torch.float32)
+        states = u.new_empty((batch, d, _n_chunks(L, cfg.block_l), N, R), dtype=torch.float32)
     else:
         states = u.new_empty((1,), dtype=torch.float32)
     hlast = u.new_empty((batch, d, N, R), dtype=_hlast_dtype(u, not config))
@@ -130,7 +150,15 @@ def selective_scan_bwd_op(
     """Grads of (u, delta, A, B, C, D, z, delta_bias), each like its input; a (0,) float32 tensor
     stands for an absent input."""
     inputs = (u, delta, A, B, C, D, z, delta_bias)
-    if config:
+    if config and _chunked(u, delta, A, B, C, config_from_list(config)):
+        from .triton_lti_chunk import chunk_backward
+
+        cfg = config_from_list(config)
+        grads = chunk_backward(dy, u, delta, A, B, C, D, z, delta_bias, states, delta_softplus, cfg.lti_chunk,
+                               cfg.lti_rows, cfg.lti_warps_bwd)
+        # the parameters' grads come from one vjp, where Δ's and delta_bias's are the same tensor: no aliases out
+        grads = [g if i in (0, 6) or g is None else g.clone() for i, g in enumerate(grads)]
+    elif config:
         from .triton_scan import scan_backward
 
         cfg = config_from_list(config)

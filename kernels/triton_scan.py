@@ -1699,5 +1699,11 @@ def selective_scan_triton(
     need_grad = torch.is_grad_enabled() and any(
         x is not None and x.requires_grad for x in (u, delta, A, B, C, D, z, delta_bias)
     )
+    if config.lti_chunk and delta.dim() == 1 and B.dim() == 2 and C.dim() == 2:
+        from . import triton_lti_chunk as lti
+
+        if lti.applies(u, delta, A, B, C, config.lti_chunk):
+            y, h_last = lti.LtiChunkFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, config, need_grad)
+            return (y, h_last) if return_last_state else y
     y, h_last = SelectiveScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, config, need_grad)
     return (y, h_last) if return_last_state else y

@@ -102,6 +102,18 @@ class ScanConfig:
     #: 8 one-warp programs per SM). H200, 2026-12-04 18:21 UTC, complex LTI (16, 128, 16, 16384) fp32 fwd+bwd: 128
     #: (104 B of spills) 0.91x, 168 (64 B) 0.79x. Env: AUDIOMAMBA_SCAN_BWD_MAXNREG=0|96|128|168.
     bwd_maxnreg: int = 0
+    #: fully LTI calls (Δ, B and C per channel: mamba-s4 / mamba-s4-real) by chunks of this many steps on tensor cores
+    #: (:mod:`kernels.triton_lti_chunk`: per chunk a Toeplitz product and two state products, a scan over chunks
+    #: instead of over steps); 0 = the scan kernels. Env: AUDIOMAMBA_SCAN_LTI_CHUNK=0|16|32|64|128. Off until an H200
+    #: run times it against the scan.
+    lti_chunk: int = 0
+    #: chunks per block of the chunked LTI path (the matmuls' M). Env: AUDIOMAMBA_SCAN_LTI_ROWS=16|32|64.
+    lti_rows: int = 16
+    #: warps per program of the chunked LTI forward and backward (sm_90, chunks of 64, complex A, float32 inputs: the
+    #: forward 255 registers without spills at 4 warps; the backward spills 1232 B at 4 warps, 516 B at 8).
+    #: Env: AUDIOMAMBA_SCAN_LTI_WARPS, AUDIOMAMBA_SCAN_LTI_WARPS_BWD = 1|2|4|8.
+    lti_warps: int = 4
+    lti_warps_bwd: int = 8
 
     def __str__(self) -> str:
         s = f"{self.block_l},{self.block_d_fwd},{self.block_d_bwd},{self.warps_fwd},{self.warps_bwd}"
@@ -184,6 +196,12 @@ _ENV_KNOBS = (
      "0, 96, 128 or 168 (register cap per thread of the state-loop backward; 0 = none)"),
     ("AUDIOMAMBA_SCAN_BWD_CLOSED", "bwd_closed", (0, 1),
      "0 or 1 (1: the state-loop backward's LTI scans in closed form, not as associative scans)"),
+    ("AUDIOMAMBA_SCAN_LTI_CHUNK", "lti_chunk", (0, 16, 32, 64, 128),
+     "0, 16, 32, 64 or 128 (steps per chunk of the fully-LTI path on tensor cores; 0 = the scan kernels)"),
+    ("AUDIOMAMBA_SCAN_LTI_ROWS", "lti_rows", (16, 32, 64), "16, 32 or 64 (chunks per block of the fully-LTI path)"),
+    ("AUDIOMAMBA_SCAN_LTI_WARPS", "lti_warps", (1, 2, 4, 8), "1, 2, 4 or 8 (warps per program of the fully-LTI forward)"),
+    ("AUDIOMAMBA_SCAN_LTI_WARPS_BWD", "lti_warps_bwd", (1, 2, 4, 8),
+     "1, 2, 4 or 8 (warps per program of the fully-LTI backward)"),
 )
 #: every environment variable that :func:`pick_config` reads (part of its cache key)
 _ENV_NAMES = ("AUDIOMAMBA_SCAN_CONFIG", *(knob[0] for knob in _ENV_KNOBS))

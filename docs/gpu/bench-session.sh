@@ -12,7 +12,7 @@ PEER_BUILD=${PEER_BUILD:-/tmp/peer-build}
 NCPU=$(nproc)
 W=${W:-/tmp/w}
 . docs/gpu/loso-start.sh  # TS (core pinning), start_loso
-if want peer && [ ! -d "$PEER_BUILD" ] && ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
+if { want peer || want peer-lti; } && [ ! -d "$PEER_BUILD" ] && ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
   cp .peer/mamba_ssm-*.tar.gz /tmp/
   (MAX_JOBS=$(( NCPU - 4 )) TS 4-$(( NCPU - 1 )) nice -n 19 python3 -m audiomamba.bench.peer build \
      --sdist /tmp/mamba_ssm-*.tar.gz --out "$PEER_BUILD" > "$RES/peer-build.log" 2>&1
@@ -137,6 +137,20 @@ run groups-connections env CUDA_DEVICE_MAX_CONNECTIONS=32 python3 -m audiomamba.
 # against the per-block launches, per block type and preset, then the CLI path at batch 1 with runs on
 run runs-tests timeout 600 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_run.py tests/test_generate_gpu.py \
   -k "run_step or runs or block_runs"
+# issue 14: the fully-LTI scan by chunks on tensor cores (kernels/triton_lti_chunk.py, new 2026-12-05, never run on a GPU):
+# its GPU tests, complex-LTI fwd+bwd and fwd against the scan at chunks of 32/64/128, warps and rows at 64, then the
+# peer table with it on (eager and CUDA-graph replays)
+run lti-tests timeout 400 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_lti_chunk.py
+lti_sweep() { timeout 300 python3 -m audiomamba.bench.scan_env_sweep "$@" --complex; }
+export -f lti_sweep
+run lti-sweep bash -c "lti_sweep AUDIOMAMBA_SCAN_LTI_CHUNK default,32,64,128 --backward; \
+  lti_sweep AUDIOMAMBA_SCAN_LTI_CHUNK default,32,64,128"
+run lti-geometry env AUDIOMAMBA_SCAN_LTI_CHUNK=64 bash -c "lti_sweep AUDIOMAMBA_SCAN_LTI_WARPS_BWD default,4,2 --backward; \
+  lti_sweep AUDIOMAMBA_SCAN_LTI_WARPS default,8,2; lti_sweep AUDIOMAMBA_SCAN_LTI_ROWS default,32 --backward"
+while want peer-lti && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
+[ -d "$PEER_BUILD" ] && run peer-lti env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-64} bash -c "$B kernel --peer mamba_ssm \
+  --peer-build $PEER_BUILD --out $RES/bench-kernel-peer-lti.md; $B kernel --peer mamba_ssm --peer-build $PEER_BUILD \
+  --cuda-graph --out $RES/bench-kernel-peer-lti-graph.md"
 step_runs() { timeout 300 python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUNS --configs "1;split" \
   --batch 1 --steps 2048 --rounds 3 "$@"; }
 export -f step_runs
