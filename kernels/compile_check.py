@@ -117,7 +117,7 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 lti = dict(T=T, ROWS=rows, NP=16, R=2 if cplx else 1, IS_COMPLEX=cplx, HAS_D=True, HAS_Z=True,
                            PREC=prec)
                 out.append(Variant("ltifwd", tuple(dict(lti, SAVE_STATES=True).items()), 4))
-                out.append(Variant("ltibwd", tuple(lti.items()), 4))
+                out.append(Variant("ltibwd", tuple(lti.items()), 8))
     # the backward's finishing launch: the parameter grads' sums over (batch, segment), all flags on and all off
     for on in (True, False):
         finish = dict(HAS_D=on, DT_LTI=on, HAS_BIAS=on, B_LTI=on, C_LTI=on, BLOCK=1024)

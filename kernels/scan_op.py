@@ -94,8 +94,7 @@ def selective_scan_op(
         if _chunked(u, delta, A, B, C, cfg):
             from .triton_lti_chunk import chunk_forward
 
-            return chunk_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, cfg.lti_chunk, cfg.lti_rows,
-                                 cfg.lti_warps, need_grad)
+            return chunk_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, cfg, need_grad)
         from .triton_scan import scan_forward
 
         y, states, hlast, _ = scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, cfg, need_grad)
@@ -154,8 +153,7 @@ def selective_scan_bwd_op(
         from .triton_lti_chunk import chunk_backward
 
         cfg = config_from_list(config)
-        grads = chunk_backward(dy, u, delta, A, B, C, D, z, delta_bias, states, delta_softplus, cfg.lti_chunk,
-                               cfg.lti_rows, cfg.lti_warps_bwd)
+        grads = chunk_backward(dy, u, delta, A, B, C, D, z, delta_bias, states, delta_softplus, cfg)
         # the parameters' grads come from one vjp, where Δ's and delta_bias's are the same tensor: no aliases out
         grads = [g if i in (0, 6) or g is None else g.clone() for i, g in enumerate(grads)]
     elif config:

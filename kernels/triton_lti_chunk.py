@@ -18,12 +18,15 @@ G_j = dY_j @ conj(VOUT)ᵀ, and the operators' grads are products summed over ro
 A program owns one (batch element, channel) and walks L in blocks of ROWS chunks, carrying the state between blocks
 (backward: the adjoint, blocks in reverse order). The forward saves only each block's entering state; the backward
 recomputes a block's chunk states from it. The operators are built in PyTorch from (delta, A, B, C, delta_bias)
-(:func:`lti_operators`, d·T·(T + 4N) numbers), and the backward takes the kernel's grads of the operators back to
-the parameters with ``torch.func.vjp`` of that builder: the kernels never see A, B, C or Δ.
+(:func:`lti_operators`, d·T·(T + 4N) numbers), and the backward takes the kernel's grads of the operators (per batch
+element, summed in PyTorch) back to the parameters through the builder's vjp: the kernels never see A, B, C or Δ.
 
-Matmuls run in float32 on the inputs: ``tf32x3`` (three TF32 products, about float32's accuracy) for float32 inputs,
-``tf32`` for 16-bit ones (a bf16 x is exact in TF32; the operators round to TF32's 10-bit mantissa, below bf16's
-7-bit output). Opt-in: ``ScanConfig.lti_chunk`` (``AUDIOMAMBA_SCAN_LTI_CHUNK=32|64|128``), chunks of that many steps.
+Matmuls run in float32 on the inputs: ``tf32x3`` (three TF32 products, about float32's accuracy) for float32 inputs
+unless PyTorch's float32 matmuls may use TF32, ``tf32`` for 16-bit ones (a bf16 x is exact in TF32; the operators
+round to TF32's 10-bit mantissa, below bf16's 7-bit output). sm_90 (``python -m audiomamba.kernels.compile_check
+--only ltifwd``, chunks of 64, complex A): the forward takes 254 registers with tf32x3 and 168 with tf32 at 4 warps,
+no spills; the backward 255 at 8 warps, 404 B and 16 B of spills. Opt-in: ``ScanConfig.lti_chunk``
+(``AUDIOMAMBA_SCAN_LTI_CHUNK=16|32|64|128``), chunks of that many steps; untimed until a GPU session.
 The reference is :func:`kernels.reference.selective_scan_fft` (the same convolution by FFT).
 """
 
@@ -36,6 +39,7 @@ from torch import Tensor
 
 from .launch import launch
 from .triton_scan import _combine_complex, _combine_real
+from .tuning import ScanConfig
 
 
 def _cdiv(a: int, b: int) -> int:
@@ -63,12 +67,31 @@ def states_shape(batch: int, d: int, N: int, L: int, is_complex: bool, chunk: in
     return (batch, d, n_blocks(L, chunk, rows), 2 if is_complex else 1, n_pad(N))
 
 
+#: per (T, device): the powers k = 0..T, and TOEP's gather index t' - s' (clamped) with its mask t' >= s'
+_INDEX: dict[tuple, tuple[Tensor, Tensor, Tensor]] = {}
+
+
+def _index(T: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    key = (T, str(device))
+    hit = _INDEX.get(key)
+    if hit is None:
+        s = torch.arange(T, device=device)
+        lag = s[None, :] - s[:, None]  # [s', t'] = t' - s'
+        hit = _INDEX[key] = (torch.arange(T + 1, device=device, dtype=torch.float32), lag.clamp(min=0), lag >= 0)
+    return hit
+
+
+def _real(x: Tensor) -> Tensor:
+    """A complex tensor as a contiguous (..., 2) float view (re, im); a real one contiguous."""
+    return torch.view_as_real(x.contiguous()) if x.is_complex() else x.contiguous()
+
+
 def lti_operators(delta: Tensor, A: Tensor, B: Tensor, C: Tensor, delta_bias: Tensor | None, softplus: bool, T: int,
                   L: int = 0) -> tuple[Tensor, ...]:
-    """The chunk operators of every channel, float32, differentiable: TOEP (d, T, T); VIN (d, R, T, NP);
-    VOUT (d, R, NP, T); AT (d, R, NP) (R = 2 planes re, im for complex A, else 1; states padded to NP with zeros).
+    """The chunk operators of every channel, float32, differentiable: TOEP (d, T, T); VIN (d, N, T[, 2]) (VIN[s', n]
+    of the docstring at [n, s']); VOUT (d, N, T[, 2]); AT (d, N[, 2]) (a trailing (re, im) dim for complex A).
     With ``L`` also the last state's (not differentiated): with clast = (L - 1) // T and r = L - clast·T steps in the
-    last chunk, h_L = a^r H_clast + Σ_(s' < r) Δ B a^(r-1-s') x_(clast·T + s'): VLAST (d, R, T, NP), ALAST (d, R, NP)."""
+    last chunk, h_L = a^r H_clast + Σ_(s' < r) Δ B a^(r-1-s') x_(clast·T + s'): VLAST (d, N, T[, 2]), ALAST (d, N[, 2])."""
     dt = delta.float()
     if delta_bias is not None:
         dt = dt + delta_bias.float()
@@ -77,43 +100,53 @@ def lti_operators(delta: Tensor, A: Tensor, B: Tensor, C: Tensor, delta_bias: Te
     cplx = A.is_complex()
     cdt = torch.complex64 if cplx else torch.float32
     A_, B_, C_ = A.to(cdt), B.to(cdt if B.is_complex() else torch.float32), C.to(cdt if C.is_complex() else torch.float32)
-    k = torch.arange(T + 1, device=A.device, dtype=torch.float32)
+    k, lag, causal = _index(T, A.device)
     P = torch.exp((dt[:, None] * A_)[:, :, None] * k)  # (d, N, T + 1): a^k
     Bd = dt[:, None] * B_  # (d, N)
     f = 2.0 if cplx else 1.0
     K = ((C_ * Bd)[:, :, None] * P[:, :, :T]).sum(1)  # (d, T)
-    K = f * (K.real if cplx else K)
-    s = torch.arange(T, device=A.device)
-    lag = s[None, :] - s[:, None]  # [s', t'] = t' - s'
-    toep = torch.where(lag >= 0, K[:, lag.clamp(min=0)], K.new_zeros(()))  # (d, T, T)
-    vin = (Bd[:, :, None] * P[:, :, :T].flip(-1)).transpose(1, 2)  # (d, T, N): ΔB a^(T-1-s')
+    K = f * K.real if cplx else K
+    toep = K[:, lag] * causal  # (d, T, T)
+    vin = Bd[:, :, None] * P[:, :, :T].flip(-1)  # (d, N, T): ΔB a^(T-1-s')
     vout = f * C_[:, :, None] * P[:, :, 1:]  # (d, N, T): f C a^(t'+1)
-    ops = (toep.contiguous(), _planes(vin, -1), _planes(vout, -2), _planes(P[:, :, T], -1))
+    ops = (toep, _real(vin), _real(vout), _real(P[:, :, T]))
     if not L:
         return ops
     with torch.no_grad():
         r = L - ((L - 1) // T) * T
-        back = r - 1 - s  # r-1-s'
+        back = r - 1 - torch.arange(T, device=A.device)  # r-1-s'
         vlast = Bd[:, :, None] * P[:, :, back.clamp(min=0)] * (back >= 0)  # (d, N, T)
-        return (*ops, _planes(vlast.transpose(1, 2), -1), _planes(P[:, :, r], -1))
-
-
-def _planes(x: Tensor, n_dim: int) -> Tensor:
-    """x as real planes (re, im) in a new dim 1 (one plane when real), its N dim ``n_dim`` zero-padded to NP."""
-    x = torch.stack([x.real, x.imag], 1) if x.is_complex() else x[:, None]
-    nd = n_dim % x.dim()
-    pad = n_pad(x.shape[nd]) - x.shape[nd]
-    if pad:
-        shape = list(x.shape)
-        shape[nd] = pad
-        x = torch.cat([x, x.new_zeros(shape)], nd)
-    return x.contiguous()
+        return (*ops, _real(vlast), _real(P[:, :, r]))
 
 
 @triton.jit
-def _mat(ptr, R0: tl.constexpr, R1: tl.constexpr, s0):
-    """A row-major (R0, R1) float32 matrix at ``ptr`` with row stride ``s0``."""
-    return tl.load(ptr + tl.arange(0, R0)[:, None] * s0 + tl.arange(0, R1)[None, :])
+def _mat(ptr, R0: tl.constexpr, R1: tl.constexpr, s0, s1, lim0, lim1):
+    """An (R0, R1) float32 matrix at ``ptr`` with strides (s0, s1), zero from row ``lim0`` and column ``lim1`` on."""
+    i = tl.arange(0, R0)[:, None]
+    j = tl.arange(0, R1)[None, :]
+    return tl.load(ptr + i * s0 + j * s1, mask=(i < lim0) & (j < lim1), other=0.0)
+
+
+@triton.jit
+def _operators(toep_ptr, vin_ptr, vout_ptr, pid_d, N, T: tl.constexpr, NP: tl.constexpr, R: tl.constexpr,
+               IS_COMPLEX: tl.constexpr):
+    """Channel ``pid_d``'s TOEP (T, T), VIN (T, NP) re and im, VOUT (NP, T) re and im (im = re when real; states
+    from N on are zero)."""
+    base = pid_d * N * T * R
+    toep = _mat(toep_ptr + pid_d * T * T, T, T, T, 1, T, T)
+    vin_r = _mat(vin_ptr + base, T, NP, R, T * R, T, N)
+    vout_r = _mat(vout_ptr + base, NP, T, T * R, R, N, T)
+    vin_i, vout_i = vin_r, vout_r
+    if IS_COMPLEX:
+        vin_i = _mat(vin_ptr + base + 1, T, NP, R, T * R, T, N)
+        vout_i = _mat(vout_ptr + base + 1, NP, T, T * R, R, N, T)
+    return toep, vin_r, vin_i, vout_r, vout_i
+
+
+@triton.jit
+def _vec(ptr, ns, N, R: tl.constexpr):
+    """Entries n < N of an (N[, 2]) re part at ``ptr`` (pass ptr + 1 for the im part), zero beyond."""
+    return tl.load(ptr + ns * R, mask=ns < N, other=0.0)
 
 
 @triton.jit
@@ -157,18 +190,12 @@ def _lti_chunk_fwd_kernel(
     rows = tl.arange(0, ROWS)
     cols = tl.arange(0, T)
     ns = tl.arange(0, NP)
-    toep = _mat(toep_ptr + pid_d * T * T, T, T, T)
-    vin = vin_ptr + pid_d * R * T * NP
-    vout = vout_ptr + pid_d * R * NP * T
-    at = at_ptr + pid_d * R * NP
-    vin_r = _mat(vin, T, NP, NP)
-    vout_r = _mat(vout, NP, T, T)
-    at_r = tl.load(at + ns)
-    vin_i, vout_i, at_i = vin_r, vout_r, at_r
+    at = at_ptr + pid_d * N * R
+    at_r = _vec(at, ns, N, R)
+    at_i = at_r
     if IS_COMPLEX:
-        vin_i = _mat(vin + T * NP, T, NP, NP)
-        vout_i = _mat(vout + NP * T, NP, T, T)
-        at_i = tl.load(at + NP + ns)
+        at_i = _vec(at + 1, ns, N, R)
+    toep, vin_r, vin_i, vout_r, vout_i = _operators(toep_ptr, vin_ptr, vout_ptr, pid_d, N, T, NP, R, IS_COMPLEX)
     dval = 0.0
     if HAS_D:
         dval = tl.load(D_ptr + pid_d).to(tl.float32)
@@ -211,15 +238,15 @@ def _lti_chunk_fwd_kernel(
             hc_i = _row(h_i, last)
     # h_L = a^r H_clast + the last chunk's first r steps through VLAST
     xl = tl.load(u_row + (clast * T + cols) * su_l, mask=clast * T + cols < L, other=0.0).to(tl.float32)
-    vl = vlast_ptr + pid_d * R * T * NP
-    al = alast_ptr + pid_d * R * NP
-    al_r = tl.load(al + ns)
+    vl = vlast_ptr + pid_d * N * T * R
+    al = alast_ptr + pid_d * N * R
+    al_r = _vec(al, ns, N, R)
     out = hlast_ptr + (pid_b * d + pid_d) * N * R
     mn = ns < N
-    own_r = tl.sum(xl[:, None] * _mat(vl, T, NP, NP), 0)
+    own_r = tl.sum(xl[:, None] * _mat(vl, T, NP, R, T * R, T, N), 0)
     if IS_COMPLEX:
-        al_i = tl.load(al + NP + ns)
-        own_i = tl.sum(xl[:, None] * _mat(vl + T * NP, T, NP, NP), 0)
+        al_i = _vec(al + 1, ns, N, R)
+        own_i = tl.sum(xl[:, None] * _mat(vl + 1, T, NP, R, T * R, T, N), 0)
         tl.store(out + ns * R, al_r * hl_r - al_i * hl_i + own_r, mask=mn)
         tl.store(out + ns * R + 1, al_r * hl_i + al_i * hl_r + own_i, mask=mn)
     else:
@@ -241,7 +268,7 @@ def _gated_grad(dy_row, z_row, pos, m, sdy_l, sz_l, HAS_Z: tl.constexpr):
 def _lti_chunk_bwd_kernel(
     u_ptr, z_ptr, D_ptr, dy_ptr, toep_ptr, vin_ptr, vout_ptr, at_ptr, states_ptr,
     du_ptr, dz_ptr, gtoep_ptr, gvin_ptr, gvout_ptr, gat_ptr, gD_ptr,
-    d, L, nblk,
+    d, N, L, nblk,
     su_b, su_d, su_l, sz_b, sz_d, sz_l, sdy_b, sdy_d, sdy_l,
     T: tl.constexpr, ROWS: tl.constexpr, NP: tl.constexpr, R: tl.constexpr, IS_COMPLEX: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, PREC: tl.constexpr,
@@ -253,18 +280,12 @@ def _lti_chunk_bwd_kernel(
     rows = tl.arange(0, ROWS)
     cols = tl.arange(0, T)
     ns = tl.arange(0, NP)
-    toep = _mat(toep_ptr + pid_d * T * T, T, T, T)
-    vin = vin_ptr + pid_d * R * T * NP
-    vout = vout_ptr + pid_d * R * NP * T
-    at = at_ptr + pid_d * R * NP
-    vin_r = _mat(vin, T, NP, NP)
-    vout_r = _mat(vout, NP, T, T)
-    at_r = tl.load(at + ns)
-    vin_i, vout_i, at_i = vin_r, vout_r, at_r
+    at = at_ptr + pid_d * N * R
+    at_r = _vec(at, ns, N, R)
+    at_i = at_r
     if IS_COMPLEX:
-        vin_i = _mat(vin + T * NP, T, NP, NP)
-        vout_i = _mat(vout + NP * T, NP, T, T)
-        at_i = tl.load(at + NP + ns)
+        at_i = _vec(at + 1, ns, N, R)
+    toep, vin_r, vin_i, vout_r, vout_i = _operators(toep_ptr, vin_ptr, vout_ptr, pid_d, N, T, NP, R, IS_COMPLEX)
     dval = 0.0
     if HAS_D:
         dval = tl.load(D_ptr + pid_d).to(tl.float32)
@@ -349,23 +370,27 @@ def _lti_chunk_bwd_kernel(
     prog = pid_b * d + pid_d
     gt = gtoep_ptr + prog * T * T
     tl.store(gt + cols[:, None] * T + cols[None, :], g_toep)
-    gv = gvin_ptr + prog * R * T * NP
-    tl.store(gv + cols[:, None] * NP + ns[None, :], g_vin_r)
-    go = gvout_ptr + prog * R * NP * T
-    tl.store(go + ns[:, None] * T + cols[None, :], g_vout_r)
-    ga = gat_ptr + prog * R * NP
-    tl.store(ga + ns, g_at_r)
+    # VIN's and VOUT's grads in their (N, T[, 2]) layout, AT's in (N[, 2])
+    base = prog * N * T * R
+    n_t = ns[:, None] * (T * R) + cols[None, :] * R
+    m_nt = ns[:, None] < N
+    tl.store(gvin_ptr + base + n_t, tl.trans(g_vin_r), mask=m_nt)
+    tl.store(gvout_ptr + base + n_t, g_vout_r, mask=m_nt)
+    ga = gat_ptr + prog * N * R
+    tl.store(ga + ns * R, g_at_r, mask=ns < N)
     if IS_COMPLEX:
-        tl.store(gv + T * NP + cols[:, None] * NP + ns[None, :], g_vin_i)
-        tl.store(go + NP * T + ns[:, None] * T + cols[None, :], g_vout_i)
-        tl.store(ga + NP + ns, g_at_i)
+        tl.store(gvin_ptr + base + n_t + 1, tl.trans(g_vin_i), mask=m_nt)
+        tl.store(gvout_ptr + base + n_t + 1, g_vout_i, mask=m_nt)
+        tl.store(ga + ns * R + 1, g_at_i, mask=ns < N)
     if HAS_D:
         tl.store(gD_ptr + prog, tl.sum(tl.sum(g_D, 1), 0))
 
 
-#: tl.dot's input precision by input dtype: float32 keeps about its accuracy with three TF32 products, 16-bit inputs are
-#: exact in TF32 and their outputs coarser than TF32's rounding of the operators
-PRECISION = {torch.float32: "tf32x3", torch.bfloat16: "tf32", torch.float16: "tf32"}
+def precision(dtype: torch.dtype) -> str:
+    """tl.dot's input precision for inputs of ``dtype``: 16-bit inputs are exact in TF32 and their outputs coarser than
+    TF32's rounding of the operators ("tf32"); float32 keeps about its accuracy with three TF32 products ("tf32x3")
+    unless PyTorch's float32 matmuls may use TF32 (``torch.backends.cuda.matmul.allow_tf32``), as a user's own would."""
+    return "tf32" if dtype != torch.float32 or torch.backends.cuda.matmul.allow_tf32 else "tf32x3"
 
 
 def _strides(x: Tensor | None) -> tuple[int, int, int]:
@@ -373,10 +398,11 @@ def _strides(x: Tensor | None) -> tuple[int, int, int]:
 
 
 def chunk_forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, z: Tensor | None,
-                  delta_bias: Tensor | None, softplus: bool, chunk: int, rows: int, warps: int,
-                  need_grad: bool, ops: tuple[Tensor, ...] | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """(y, the blocks' entering states for the backward ((1,) unless ``need_grad``), h_L as (batch, d, N, R) float32).
-    ``ops``: :func:`lti_operators` with ``L`` (built here when None)."""
+                  delta_bias: Tensor | None, softplus: bool, cfg: ScanConfig, need_grad: bool,
+                  ops: tuple[Tensor, ...] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """(y, the blocks' entering states for the backward ((1,) unless ``need_grad``), h_L as (batch, d, N, R) float32),
+    with ``cfg``'s ``lti_*`` geometry. ``ops``: :func:`lti_operators` with ``L`` (built here when None)."""
+    chunk, rows = cfg.lti_chunk, cfg.lti_rows
     batch, d, L = u.shape
     N = A.shape[1]
     cplx = A.is_complex()
@@ -396,17 +422,18 @@ def chunk_forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: 
         (u, z if z is not None else u, D if D is not None else u, y, *ops, states, hlast),
         (d, N, L, shape[2], *_strides(u), *_strides(z), *_strides(y)),
         T=chunk, ROWS=rows, NP=n_pad(N), R=R, IS_COMPLEX=cplx, HAS_D=D is not None, HAS_Z=z is not None,
-        SAVE_STATES=need_grad, PREC=PRECISION[u.dtype], num_warps=warps,
+        SAVE_STATES=need_grad, PREC=precision(u.dtype), num_warps=cfg.lti_warps,
     )
     return y, states, hlast
 
 
 def chunk_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
-                   z: Tensor | None, delta_bias: Tensor | None, states: Tensor, softplus: bool, chunk: int, rows: int,
-                   warps: int, built: tuple | None = None) -> tuple[Tensor | None, ...]:
+                   z: Tensor | None, delta_bias: Tensor | None, states: Tensor, softplus: bool, cfg: ScanConfig,
+                   built: tuple | None = None) -> tuple[Tensor | None, ...]:
     """Grads of (u, delta, A, B, C, D, z, delta_bias), None for an absent input: du and dz from the kernel, the
     parameters' from the kernel's grads of the operators through their builder's vjp. ``built``: (operators, vjp)
     from the forward (else ``torch.func.vjp`` of :func:`lti_operators` here)."""
+    chunk = cfg.lti_chunk
     batch, d, L = u.shape
     N = A.shape[1]
     cplx = A.is_complex()
@@ -425,9 +452,9 @@ def chunk_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C
     du = torch.empty((batch, d, L), dtype=u.dtype, device=dev)
     dz = torch.empty((batch, d, L), dtype=z.dtype, device=dev) if z is not None else None
     g_toep = torch.empty((batch, d, chunk, chunk), dtype=f32, device=dev)
-    g_vin = torch.empty((batch, d, R, chunk, NP), dtype=f32, device=dev)
-    g_vout = torch.empty((batch, d, R, NP, chunk), dtype=f32, device=dev)
-    g_at = torch.empty((batch, d, R, NP), dtype=f32, device=dev)
+    g_vin = torch.empty((batch, *ops[1].shape), dtype=f32, device=dev)
+    g_vout = torch.empty_like(g_vin)
+    g_at = torch.empty((batch, *ops[3].shape), dtype=f32, device=dev)
     g_D = torch.empty((batch, d), dtype=f32, device=dev)
     if L == 0:
         for g in (g_toep, g_vin, g_vout, g_at, g_D):
@@ -437,9 +464,9 @@ def chunk_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C
             _lti_chunk_bwd_kernel, (batch, d),
             (u, z if z is not None else u, D if D is not None else u, dy, *ops[:4], states,
              du, dz if dz is not None else du, g_toep, g_vin, g_vout, g_at, g_D),
-            (d, L, states.shape[2], *_strides(u), *_strides(z), *_strides(dy)),
-            T=chunk, ROWS=rows, NP=NP, R=R, IS_COMPLEX=cplx, HAS_D=D is not None, HAS_Z=z is not None,
-            PREC=PRECISION[u.dtype], num_warps=warps,
+            (d, N, L, states.shape[2], *_strides(u), *_strides(z), *_strides(dy)),
+            T=chunk, ROWS=cfg.lti_rows, NP=NP, R=R, IS_COMPLEX=cplx, HAS_D=D is not None, HAS_Z=z is not None,
+            PREC=precision(u.dtype), num_warps=cfg.lti_warps_bwd,
         )
     grads = vjp((g_toep.sum(0), g_vin.sum(0), g_vout.sum(0), g_at.sum(0)))
     g_delta, g_A, g_B, g_C = (g if g is None or g.dtype == p.dtype else g.to(p.dtype)
@@ -455,7 +482,6 @@ class LtiChunkFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, cfg, need_grad):
         softplus = bool(delta_softplus)
-        geometry = (cfg.lti_chunk, cfg.lti_rows)
         L = u.shape[2]
         built = None
         if need_grad:  # the operators' graph, kept for the backward's vjp (their builder runs once per fwd+bwd)
@@ -470,14 +496,14 @@ class LtiChunkFn(torch.autograd.Function):
         else:
             with torch.no_grad():
                 ops = lti_operators(delta, A, B, C, delta_bias, softplus, cfg.lti_chunk, L)
-        y, states, hlast = chunk_forward(u, delta, A, B, C, D, z, delta_bias, softplus, *geometry, cfg.lti_warps,
-                                         need_grad, tuple(o.detach() for o in ops))
+        y, states, hlast = chunk_forward(u, delta, A, B, C, D, z, delta_bias, softplus, cfg, need_grad,
+                                         tuple(o.detach() for o in ops))
         h_last = torch.view_as_complex(hlast) if A.is_complex() else hlast[..., 0]
         ctx.mark_non_differentiable(h_last)
         ctx.set_materialize_grads(False)
         if need_grad:
             ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, states)
-        ctx.args = (softplus, *geometry, cfg.lti_warps_bwd)
+        ctx.args = (softplus, cfg)
         ctx.built = built
         return y, h_last
 

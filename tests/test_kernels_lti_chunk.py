@@ -178,3 +178,11 @@ def test_gpu_chunked_lti_matches_float64(cplx, dtype, T):
     assert_close(h, h_r, 1e-3 if low else 1e-4, "h_last")
     for name in g_r:
         assert_close(g[name], g_r[name], 8e-3 if low else 2e-4, f"grad {name}")
+
+
+def test_matmul_precision_follows_input_dtype_and_torch_tf32(monkeypatch):
+    """float32 inputs get three-TF32 products unless PyTorch's float32 matmuls may use TF32; 16-bit inputs get TF32."""
+    assert lti.precision(torch.float32) == "tf32x3"
+    assert lti.precision(torch.bfloat16) == lti.precision(torch.float16) == "tf32"
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", True)
+    assert lti.precision(torch.float32) == "tf32"
