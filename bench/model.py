@@ -45,7 +45,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import torch
@@ -63,6 +63,13 @@ class Case:
     preset: str
     batch: int
     length: int
+    #: every level's and the centre's block replaced by this block type (``--block``); "" = the preset's own
+    block: str = ""
+
+    @property
+    def name(self) -> str:
+        """The preset, with the block type when one is forced (report rows, progress lines)."""
+        return f"{self.preset} ({self.block})" if self.block else self.preset
 
 
 @dataclass
@@ -317,9 +324,9 @@ PROFILE_GROUPS = ("scan", "matmul", "conv", "norm", "elementwise", "loss", "opti
 #: conv. Anything unmatched is "other" (embedding, pads' neighbours, memcpy/memset, views, host
 #: overhead on the CPU).
 GROUP_RULES: tuple[tuple[str, str], ...] = (
-    # the Triton scan kernels by name; the autograd Function, its backward node and the opaque
-    # torch.compile op (audiomamba::selective_scan[_bwd]); the reference scan's _LinearScan
-    ("scan", r"_scan_fwd|_scan_bwd|_seg_carry|selective_scan|SelectiveScanFn|_LinearScan"),
+    # the Triton scan kernels by name (the fully-LTI chunked ones too); the autograd Functions, their backward nodes
+    # and the opaque torch.compile op (audiomamba::selective_scan[_bwd]); the reference scan's _LinearScan
+    ("scan", r"_scan_fwd|_scan_bwd|_seg_carry|selective_scan|SelectiveScanFn|_LinearScan|_lti_chunk|LtiChunkFn"),
     # Optimizer.step#AdamW.step / zero_grad (recorded by torch.optim), our clip_grad_norm_ label,
     # foreach / multi-tensor kernels
     ("optimizer", r"optimizer|adamw|_foreach_|multi_tensor_apply|clip_grad"),
@@ -411,13 +418,19 @@ class TrainStep:
     forward for ``torch.compile(model)`` (the weights are shared)."""
 
     def __init__(self, preset: str, batch: int, length: int, device: torch.device, bf16: bool = True,
-                 seed: int = 0, schedule_steps: int | None = None) -> None:
+                 seed: int = 0, schedule_steps: int | None = None, block: str = "") -> None:
         from audiomamba.recipe import OptimCfg, ScheduleCfg
         from audiomamba.train.optim import build_optimizer
 
         torch.manual_seed(seed)
         self.device = device
-        self.model = build_model(load_model_preset(preset)).to(device)
+        if block:  # every level's and the centre's block replaced (bench model --block)
+            from audiomamba.bench.generate import preset_with_block
+
+            config = preset_with_block(preset, block)
+        else:
+            config = load_model_preset(preset)
+        self.model = build_model(config).to(device)
         self.module: torch.nn.Module = self.model
         self.compiled: torch.nn.Module | None = None
         self.tokens = torch.randint(0, 256, (batch, length), device=device)
@@ -607,14 +620,14 @@ def run_case(case: Case, device: torch.device, iters: int, max_seconds: float, p
     [compiled timing], [compiled profile], in one process.
     Returns (profiles, compile result or None, note: a failure, else "")."""
     profiles: list[StepProfile] = []
-    res = CompileResult(case.preset, case.batch, case.length) if compile else None
+    res = CompileResult(case.name, case.batch, case.length) if compile else None
     step = None
 
     def profile_mode(mode: str) -> None:
-        profiles.append(profile_step(step, case.preset, mode, profile_iters))
-        log(f"{case.preset}: {mode} profile " + _brief(profiles[-1]))
+        profiles.append(profile_step(step, case.name, mode, profile_iters))
+        log(f"{case.name}: {mode} profile " + _brief(profiles[-1]))
     try:
-        step = TrainStep(case.preset, case.batch, case.length, device)
+        step = TrainStep(case.preset, case.batch, case.length, device, block=case.block)
         if res is not None:  # the same weights and batch: eager, then compiled (its first call compiles)
             res.params = step.params
             eager_loss, eager_grads = step.loss_and_grads()
@@ -623,7 +636,7 @@ def run_case(case: Case, device: torch.device, iters: int, max_seconds: float, p
             loss, grads = step.loss_and_grads()
             sync(device)
             res.compile_s = time.perf_counter() - t0
-            log(f"{case.preset}: first compiled step {res.compile_s:.1f} s")
+            log(f"{case.name}: first compiled step {res.compile_s:.1f} s")
             res.loss_diff = abs(loss - eager_loss)
             scale = max(float(g.abs().max()) for g in eager_grads.values())
             res.grad_rel_diff = max(float((grads[n] - g).abs().max()) for n, g in eager_grads.items()) / max(scale, 1e-30)
@@ -632,21 +645,21 @@ def run_case(case: Case, device: torch.device, iters: int, max_seconds: float, p
             if baseline:
                 with environment(baseline):
                     res.baseline_ms, _ = step.time(iters, max_seconds)
-                log(f"{case.preset}: baseline ({_env_text(baseline)}) {res.baseline_ms:.1f} ms/step")
+                log(f"{case.name}: baseline ({_env_text(baseline)}) {res.baseline_ms:.1f} ms/step")
             res.eager_ms, res.eager_peak = step.time(iters, max_seconds)
-            log(f"{case.preset}: eager {res.eager_ms:.1f} ms/step")
+            log(f"{case.name}: eager {res.eager_ms:.1f} ms/step")
         if profile:
             profile_mode("eager")
         if res is not None:
             step.use(compiled=True)
             res.compiled_ms, res.compiled_peak = step.time(iters, max_seconds)
-            log(f"{case.preset}: compiled {res.compiled_ms:.1f} ms/step ({res.ratio:.2f}x eager's samples/s)")
+            log(f"{case.name}: compiled {res.compiled_ms:.1f} ms/step ({res.ratio:.2f}x eager's samples/s)")
             if profile:
                 profile_mode("compiled")
         return profiles, res, ""
     except Exception as err:  # noqa: BLE001 - a failure becomes a note; the other model still runs
         note = _describe(err)
-        log(f"{case.preset}: {note}")
+        log(f"{case.name}: {note}")
         if res is not None:
             res.note = note
         return profiles, res, note
@@ -757,13 +770,17 @@ def run_profile_compile(
     mode: str = "default",
     loss_steps: int = 0,
     loss_plot: str | None = None,
+    block: str = "",
 ) -> str:
     """``bench model --profile`` / ``--compile``: per model of the benchmark's cases (Triton scan on
     CUDA, the reference on the CPU), a grouped profile of one training step and/or eager vs
     torch.compile. The default benchmark's tables (reference-scan rows, longest-sequence sweep) are
-    not run. Returns the markdown report."""
+    not run. ``block``: every level's and the centre's block of each case replaced by this block type
+    (e.g. ``mamba-s4`` for the complex-LTI U-Net). Returns the markdown report."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     cases = cases if cases is not None else (QUICK_CASES if quick else FULL_CASES)
+    if block:
+        cases = [replace(c, block=block) for c in cases]
     iters, max_s = (1, 5.0) if quick else (3, 20.0)
     profiles: list[StepProfile] = []
     results: list[CompileResult] = []
@@ -775,7 +792,7 @@ def run_profile_compile(
         if r is not None:
             results.append(r)
         if note and profile and not p:
-            notes[case.preset] = note
+            notes[case.name] = note
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     from audiomamba.kernels.backend import use_triton
 
@@ -854,7 +871,8 @@ def loss_curve(case: Case, device: torch.device, batches: list[tuple[torch.Tenso
     step: :class:`TrainStep`, with the recipe's lr, warm-up and cosine decay fitted to these steps so that
     the loss moves as far as it can), eager or ``torch.compile``-d, under the environment ``env``."""
     with environment(env or {}):
-        step = TrainStep(case.preset, case.batch, case.length, device, seed=seed, schedule_steps=len(batches))
+        step = TrainStep(case.preset, case.batch, case.length, device, seed=seed, schedule_steps=len(batches),
+                         block=case.block)
         if compiled:
             step.compile(backend, mode)
         losses = []
@@ -875,7 +893,7 @@ def run_loss_curves(cases: list[Case], device: torch.device, steps: int, baselin
     current eager [and compiled] step from seed 0. A failure becomes the model's note."""
     out = []
     for case in cases:
-        res = LossCurves(case.preset, case.batch, case.length, {})
+        res = LossCurves(case.name, case.batch, case.length, {})
         try:
             batches = music_batches(case.batch, case.length, steps)
             runs = [("baseline", 0, False, baseline), ("baseline, seed 1", 1, False, baseline), ("eager", 0, False, {})]
@@ -883,11 +901,11 @@ def run_loss_curves(cases: list[Case], device: torch.device, steps: int, baselin
             for label, seed, compiled, env in runs:
                 t0 = time.perf_counter()
                 res.curves[label] = loss_curve(case, device, batches, seed, compiled, mode, env, backend)
-                log(f"{case.preset}: {steps} steps, {label}: loss {res.curves[label][0]:.3f} -> "
+                log(f"{case.name}: {steps} steps, {label}: loss {res.curves[label][0]:.3f} -> "
                     f"{res.curves[label][-1]:.3f} ({time.perf_counter() - t0:.1f} s)")
         except Exception as err:  # noqa: BLE001 - a failure becomes a note; the other model still runs
             res.note = _describe(err)
-            log(f"{case.preset}: loss curves: {res.note}")
+            log(f"{case.name}: loss curves: {res.note}")
         out.append(res)
     return out
 

@@ -16,6 +16,8 @@ EVENTS = [
     (["_scan_bwd_kernel", "autograd::engine::evaluate_function: SelectiveScanFnBackward"], 30.0, "scan"),
     (["aten::mul", "audiomamba::selective_scan (reference)"], 1.0, "scan"),
     (["audiomamba::selective_scan_bwd", "CompiledFunctionBackward"], 2.0, "scan"),
+    # the fully-LTI chunked kernels (AUDIOMAMBA_SCAN_LTI_CHUNK) and their autograd node
+    (["_lti_chunk_bwd_kernel", "autograd::engine::evaluate_function: LtiChunkFnBackward"], 2.0, "scan"),
     (["nvjet_tst_128x64_64x4_1x2_h_bz_coopA_NNT", "aten::mm", "aten::linear"], 10.0, "matmul"),
     (["sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64", "aten::addmm"], 5.0, "matmul"),
     (["aten::mm", "autograd::engine::evaluate_function: MmBackward0"], 2.0, "matmul"),
@@ -54,7 +56,7 @@ def test_grouping_rules_on_synthetic_events() -> None:
     assert list(totals) == list(PROFILE_GROUPS)
     for group in PROFILE_GROUPS:
         assert totals[group] == pytest.approx(sum(t for _, t, g in EVENTS if g == group)), group
-    assert totals["scan"] == pytest.approx(73.0)
+    assert totals["scan"] == pytest.approx(75.0)
     assert classify("aten::mm") == "matmul" and classify("some_new_kernel") == "other"  # a bare name works too
 
 
@@ -113,7 +115,9 @@ def test_baseline_option_parsing_and_errors() -> None:
 @pytest.mark.parametrize("args,msg", [(["--baseline", "AUDIOMAMBA_SCAN_BWD_LOOP=0"], "--baseline needs --compile"),
                                       (["--compile", "--baseline", "LOOP"], "bad --baseline item"),
                                       (["--compile", "--compile-mode", "fast"], "unknown --compile-mode"),
-                                      (["--compile-mode", "reduce-overhead"], "--compile-mode needs --compile")])
+                                      (["--compile-mode", "reduce-overhead"], "--compile-mode needs --compile"),
+                                      (["--profile", "--block", "mamba-s5"], "unknown block 'mamba-s5' for --block"),
+                                      (["--block", "mamba-s4"], "--block needs --profile or --compile")])
 def test_cli_baseline_errors_are_one_line(args, msg, capsys) -> None:
     from audiomamba.cli import main
 
@@ -122,6 +126,17 @@ def test_cli_baseline_errors_are_one_line(args, msg, capsys) -> None:
     assert ex.value.code not in (0, None)
     err = capsys.readouterr().err
     assert msg in err and "Traceback" not in err
+
+
+def test_block_option_replaces_every_block() -> None:
+    """``--block mamba-s4``: the training step's U-Net has that block at every level and the centre, and the report
+    rows name it."""
+    step = bench_model.TrainStep("sc09-small-tiny", 1, 64, torch.device("cpu"), block="mamba-s4")
+    kinds = {type(m).__name__ for m in step.model.modules()}
+    plain = {type(m).__name__ for m in bench_model.TrainStep("sc09-small-tiny", 1, 64, torch.device("cpu")).model.modules()}
+    assert kinds != plain and step.params != bench_model.TrainStep("sc09-small-tiny", 1, 64, torch.device("cpu")).params
+    assert Case("sc09-small", 16, 16000, "mamba-s4").name == "sc09-small (mamba-s4)"
+    assert Case("sc09-small", 16, 16000).name == "sc09-small"
 
 
 def test_compile_mode_reaches_torch_compile(monkeypatch) -> None:

@@ -97,6 +97,8 @@ def model(
                                    "the same procedural-piano batches, baseline (seeds 0 and 1: seed noise) vs the "
                                    "eager and compiled step now; a table and a plot (next to --out, else "
                                    "bench-model-losses.png)."),
+    block: str = typer.Option("", "--block", help="With --profile or --compile: every level's and the centre's "
+                              "block replaced by this block type (e.g. mamba-s4: the complex-LTI U-Net)."),
 ) -> None:
     """U-Net forward+backward throughput and peak memory, Triton vs reference scan [--profile, --compile]."""
     import shutil
@@ -143,10 +145,18 @@ def model(
     loss_plot = None
     if loss_steps:
         loss_plot = str(out.with_name(out.stem + "-losses.png") if out is not None else Path("bench-model-losses.png"))
+    if block:
+        from audiomamba.model.config import BLOCK_NAMES
+
+        if block not in BLOCK_NAMES:
+            raise AudioMambaError(f"unknown block {block!r} for --block: valid blocks: {', '.join(BLOCK_NAMES)}")
+        if not (profile or compile_):
+            raise AudioMambaError("--block needs --profile or --compile (the default tables run the presets as they are)")
+        command += f" --block {block}"
     if profile or compile_:
         report = run_profile_compile(quick=quick, device=device, command=command, profile=profile, compile=compile_,
                                      baseline=base_env or None, mode=compile_mode, loss_steps=loss_steps,
-                                     loss_plot=loss_plot)
+                                     loss_plot=loss_plot, block=block)
     else:
         report = run(quick=quick, device=device, command=command)
     print(report)

@@ -151,6 +151,9 @@ while want peer-lti && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 [ -d "$PEER_BUILD" ] && run peer-lti env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-64} bash -c "$B kernel --peer mamba_ssm \
   --peer-build $PEER_BUILD --out $RES/bench-kernel-peer-lti.md; $B kernel --peer mamba_ssm --peer-build $PEER_BUILD \
   --cuda-graph --out $RES/bench-kernel-peer-lti-graph.md"
+# the training step of the complex-LTI U-Net (every block mamba-s4) with the chunked scan against the scan kernels
+run model-lti env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-64} timeout 550 $B model --compile --block mamba-s4 \
+  --baseline AUDIOMAMBA_SCAN_LTI_CHUNK=0 --out "$RES/bench-model-lti.md"
 step_runs() { timeout 300 python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUNS --configs "1;split" \
   --batch 1 --steps 2048 --rounds 3 "$@"; }
 export -f step_runs
