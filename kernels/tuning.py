@@ -40,7 +40,9 @@ class ScanConfig:
     warps_bwd: int = 8
     seg_l: int = 0
     seq_fwd: bool = False
-    #: backward segment length: -1 = from :func:`pick_seg_l` for the backward's programs, 0 = one
+    #: backward segment length: -1 = from :func:`pick_seg_l` for the backward's programs, 0 = one. Never swept on a GPU
+    #: before 2026-12-05: at (8, 128, 16, 131072) the picked 2 segments give 2048 one-warp programs (one wave at 16 per
+    #: SM) for an extra local pass over half of L. Env: AUDIOMAMBA_SCAN_BWD_SEG_L=0|512|...|131072 (a power of two).
     seg_l_bwd: int = -1
     #: time steps unrolled per iteration of the sequential forward's inner loop (1 = none; a power of
     #: two <= 16; 0 = by input dtype, :data:`SEQ_TILE_AUTO`). Env: AUDIOMAMBA_SCAN_UNROLL.
@@ -196,6 +198,8 @@ _ENV_KNOBS = (
      "0, 96, 128 or 168 (register cap per thread of the state-loop backward; 0 = none)"),
     ("AUDIOMAMBA_SCAN_BWD_CLOSED", "bwd_closed", (0, 1),
      "0 or 1 (1: the state-loop backward's LTI scans in closed form, not as associative scans)"),
+    ("AUDIOMAMBA_SCAN_BWD_SEG_L", "seg_l_bwd", (0, *(1 << k for k in range(9, 18))),
+     "0 or a power of two from 512 to 131072 (segment length of the backward; 0 = one segment)"),
     ("AUDIOMAMBA_SCAN_LTI_CHUNK", "lti_chunk", (0, 16, 32, 64, 128),
      "0, 16, 32, 64 or 128 (steps per chunk of the fully-LTI path on tensor cores; 0 = the scan kernels)"),
     ("AUDIOMAMBA_SCAN_LTI_ROWS", "lti_rows", (16, 32, 64), "16, 32 or 64 (chunks per block of the fully-LTI path)"),

@@ -379,6 +379,16 @@ def test_scan_config_env_override_and_errors(monkeypatch):
         with pytest.raises(KernelError, match=name):
             pick_config(8, 128, 16, 4096, False)
         monkeypatch.delenv(name)
+    # the backward's segment length (auto, one segment, a power of two)
+    assert pick_config(8, 128, 16, 131072, False).seg_l_bwd == -1
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_SEG_L", "0")
+    assert pick_config(8, 128, 16, 131072, False).seg_l_bwd == 0
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_SEG_L", "16384")
+    assert pick_config(8, 128, 16, 131072, False).seg_l_bwd == 16384
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_SEG_L", "1000")
+    with pytest.raises(KernelError, match="AUDIOMAMBA_SCAN_BWD_SEG_L"):
+        pick_config(8, 128, 16, 131072, False)
+    monkeypatch.delenv("AUDIOMAMBA_SCAN_BWD_SEG_L")
     # software pipelining of the state-loop backward's and the sequential forward's loops
     monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_STAGES", "2")
     monkeypatch.setenv("AUDIOMAMBA_SCAN_FWD_STAGES", "3")

@@ -151,6 +151,10 @@ while want peer-lti && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 [ -d "$PEER_BUILD" ] && run peer-lti env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-64} bash -c "$B kernel --peer mamba_ssm \
   --peer-build $PEER_BUILD --out $RES/bench-kernel-peer-lti.md; $B kernel --peer mamba_ssm --peer-build $PEER_BUILD \
   --cuda-graph --out $RES/bench-kernel-peer-lti-graph.md"
+# issue 14, the selective bf16 fwd+bwd rows below the peer (0.78x at (8, 128, 16, 131072), 0.95x at (8, 2048, 16, 2048)):
+# the backward's segment length, never swept (picked: 2 segments there, 2048 one-warp programs)
+run bwd-seg timeout 400 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_SEG_L default,0,32768,16384,4096 \
+  --backward
 # the training step of the complex-LTI U-Net (every block mamba-s4) with the chunked scan against the scan kernels
 run model-lti env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-64} timeout 550 $B model --compile --block mamba-s4 \
   --baseline AUDIOMAMBA_SCAN_LTI_CHUNK=0 --out "$RES/bench-model-lti.md"
