@@ -269,7 +269,7 @@ def _lti_chunk_bwd_kernel(
     u_ptr, z_ptr, D_ptr, dy_ptr, toep_ptr, vin_ptr, vout_ptr, at_ptr, states_ptr,
     du_ptr, dz_ptr, gtoep_ptr, gvin_ptr, gvout_ptr, gat_ptr, gD_ptr,
     d, N, L, nblk,
-    su_b, su_d, su_l, sz_b, sz_d, sz_l, sdy_b, sdy_d, sdy_l,
+    su_b, su_d, su_l, sz_b, sz_d, sz_l, sdy_b, sdy_d, sdy_l, sdu_b, sdu_d, sdu_l, sdz_b, sdz_d, sdz_l,
     T: tl.constexpr, ROWS: tl.constexpr, NP: tl.constexpr, R: tl.constexpr, IS_COMPLEX: tl.constexpr,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, PREC: tl.constexpr,
 ):
@@ -292,8 +292,8 @@ def _lti_chunk_bwd_kernel(
     u_row = u_ptr + pid_b * su_b + pid_d * su_d
     z_row = z_ptr + pid_b * sz_b + pid_d * sz_d
     dy_row = dy_ptr + pid_b * sdy_b + pid_d * sdy_d
-    du_row = du_ptr + pid_b * su_b + pid_d * su_d
-    dz_row = dz_ptr + pid_b * sz_b + pid_d * sz_d
+    du_row = du_ptr + pid_b * sdu_b + pid_d * sdu_d
+    dz_row = dz_ptr + pid_b * sdz_b + pid_d * sdz_d
     st_row = states_ptr + (pid_b * d + pid_d) * nblk * R * NP
     g_toep = tl.zeros((T, T), dtype=tl.float32)
     g_vin_r = tl.zeros((T, NP), dtype=tl.float32)
@@ -329,7 +329,7 @@ def _lti_chunk_bwd_kernel(
                 y += dval * x
             sig = tl.sigmoid(zz)
             dz = gout * y * sig * (1.0 + zz * (1.0 - sig))
-            tl.store(dz_row + pos * sz_l, dz.to(dz_ptr.dtype.element_ty), mask=m)
+            tl.store(dz_row + pos * sdz_l, dz.to(dz_ptr.dtype.element_ty), mask=m)
         # the next chunks' output grads through conj(VOUT): the adjoint each row's own chunk state U gets from the
         # chunk after it, then the reverse scan over rows with conj(a^T), seeded with the next block's
         pn = pos + T
@@ -352,7 +352,7 @@ def _lti_chunk_bwd_kernel(
         if HAS_D:
             dx += dval * g
             g_D += g * x
-        tl.store(du_row + pos * su_l, dx.to(du_ptr.dtype.element_ty), mask=m)
+        tl.store(du_row + pos * sdu_l, dx.to(du_ptr.dtype.element_ty), mask=m)
         xt = tl.trans(x)
         g_toep += tl.dot(xt, g, input_precision=PREC)
         g_vin_r += tl.dot(xt, gu_r, input_precision=PREC)
@@ -464,7 +464,7 @@ def chunk_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C
             _lti_chunk_bwd_kernel, (batch, d),
             (u, z if z is not None else u, D if D is not None else u, dy, *ops[:4], states,
              du, dz if dz is not None else du, g_toep, g_vin, g_vout, g_at, g_D),
-            (d, N, L, states.shape[2], *_strides(u), *_strides(z), *_strides(dy)),
+            (d, N, L, states.shape[2], *_strides(u), *_strides(z), *_strides(dy), *_strides(du), *_strides(dz)),
             T=chunk, ROWS=cfg.lti_rows, NP=NP, R=R, IS_COMPLEX=cplx, HAS_D=D is not None, HAS_Z=z is not None,
             PREC=precision(u.dtype), num_warps=cfg.lti_warps_bwd,
         )
