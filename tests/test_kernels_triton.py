@@ -379,7 +379,15 @@ def test_scan_config_env_override_and_errors(monkeypatch):
         with pytest.raises(KernelError, match=name):
             pick_config(8, 128, 16, 4096, False)
         monkeypatch.delenv(name)
-    # the backward's segment length (auto, one segment, a power of two)
+    # the forward's and the backward's segment lengths (auto, one segment, a power of two)
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_SEG_L", "0")
+    assert pick_config(16, 512, 16, 1024, False).seg_l == 0
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_SEG_L", "512")
+    assert pick_config(16, 512, 16, 1024, False).seg_l == 512
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_SEG_L", "100")
+    with pytest.raises(KernelError, match="AUDIOMAMBA_SCAN_SEG_L"):
+        pick_config(16, 512, 16, 1024, False)
+    monkeypatch.delenv("AUDIOMAMBA_SCAN_SEG_L")
     assert pick_config(8, 128, 16, 131072, False).seg_l_bwd == -1
     monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_SEG_L", "0")
     assert pick_config(8, 128, 16, 131072, False).seg_l_bwd == 0

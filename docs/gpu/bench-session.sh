@@ -155,6 +155,9 @@ while want peer-lti && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 # the backward's segment length, never swept (picked: 2 segments there, 2048 one-warp programs)
 run bwd-seg timeout 400 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_SEG_L default,0,32768,16384,4096 \
   --backward
+# and the forward's (picked: 4 segments of 256 at (16, 512, 16, 1024): a local pass and a carry launch before the full
+# pass, where our bf16 forward is 0.93x the peer's one launch)
+run fwd-seg timeout 400 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_SEG_L default,0,512,1024
 # the training step of the complex-LTI U-Net (every block mamba-s4) with the chunked scan against the scan kernels
 run model-lti env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-64} timeout 550 $B model --compile --block mamba-s4 \
   --baseline AUDIOMAMBA_SCAN_LTI_CHUNK=0 --out "$RES/bench-model-lti.md"
