@@ -228,13 +228,15 @@ def _lti_chunk_fwd_kernel(
             zz = tl.load(z_row + pos * sz_l, mask=m, other=0.0).to(tl.float32)
             y = y * zz * tl.sigmoid(zz)
         tl.store(y_row + pos * sy_l, y.to(y_ptr.dtype.element_ty), mask=m)
-        at_last = c[:, None] == clast
-        hl_r += _row(h_r, at_last)
+        if j == nblk - 1:  # the last chunk (always in the last block): its entering state, for h_L
+            at_last = c[:, None] == clast
+            hl_r = _row(h_r, at_last)
+            if IS_COMPLEX:
+                hl_i = _row(h_i, at_last)
         # carried: the last row's entering state (the next block's first row adds a^T times it to its X_prev part)
         last = rows[:, None] == ROWS - 1
         hc_r = _row(h_r, last)
         if IS_COMPLEX:
-            hl_i += _row(h_i, at_last)
             hc_i = _row(h_i, last)
     # h_L = a^r H_clast + the last chunk's first r steps through VLAST
     xl = tl.load(u_row + (clast * T + cols) * su_l, mask=clast * T + cols < L, other=0.0).to(tl.float32)
