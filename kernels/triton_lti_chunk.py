@@ -150,6 +150,22 @@ def _vec(ptr, ns, N, R: tl.constexpr):
 
 
 @triton.jit
+def _channel(at_ptr, toep_ptr, vin_ptr, vout_ptr, D_ptr, pid_d, ns, N, T: tl.constexpr, NP: tl.constexpr,
+             R: tl.constexpr, IS_COMPLEX: tl.constexpr, HAS_D: tl.constexpr):
+    """What a program keeps of its channel: a^T re and im (NP,), the operators (:func:`_operators`) and D."""
+    at = at_ptr + pid_d * N * R
+    at_r = _vec(at, ns, N, R)
+    at_i = at_r
+    if IS_COMPLEX:
+        at_i = _vec(at + 1, ns, N, R)
+    toep, vin_r, vin_i, vout_r, vout_i = _operators(toep_ptr, vin_ptr, vout_ptr, pid_d, N, T, NP, R, IS_COMPLEX)
+    dval = 0.0
+    if HAS_D:
+        dval = tl.load(D_ptr + pid_d).to(tl.float32)
+    return at_r, at_i, toep, vin_r, vin_i, vout_r, vout_i, dval
+
+
+@triton.jit
 def _block_states(xp, vin_r, vin_i, at_r, at_i, hc_r, hc_i, rows, IS_COMPLEX: tl.constexpr, PREC: tl.constexpr):
     """The states entering each chunk of a block, (ROWS, NP) re and im: the rows' previous chunks X_prev through
     VIN, plus a^T times ``hc`` (the state entering the previous block's last chunk) on the first row, then scanned
@@ -190,15 +206,8 @@ def _lti_chunk_fwd_kernel(
     rows = tl.arange(0, ROWS)
     cols = tl.arange(0, T)
     ns = tl.arange(0, NP)
-    at = at_ptr + pid_d * N * R
-    at_r = _vec(at, ns, N, R)
-    at_i = at_r
-    if IS_COMPLEX:
-        at_i = _vec(at + 1, ns, N, R)
-    toep, vin_r, vin_i, vout_r, vout_i = _operators(toep_ptr, vin_ptr, vout_ptr, pid_d, N, T, NP, R, IS_COMPLEX)
-    dval = 0.0
-    if HAS_D:
-        dval = tl.load(D_ptr + pid_d).to(tl.float32)
+    at_r, at_i, toep, vin_r, vin_i, vout_r, vout_i, dval = _channel(
+        at_ptr, toep_ptr, vin_ptr, vout_ptr, D_ptr, pid_d, ns, N, T, NP, R, IS_COMPLEX, HAS_D)
     u_row = u_ptr + pid_b * su_b + pid_d * su_d
     z_row = z_ptr + pid_b * sz_b + pid_d * sz_d
     y_row = y_ptr + pid_b * sy_b + pid_d * sy_d
@@ -282,15 +291,8 @@ def _lti_chunk_bwd_kernel(
     rows = tl.arange(0, ROWS)
     cols = tl.arange(0, T)
     ns = tl.arange(0, NP)
-    at = at_ptr + pid_d * N * R
-    at_r = _vec(at, ns, N, R)
-    at_i = at_r
-    if IS_COMPLEX:
-        at_i = _vec(at + 1, ns, N, R)
-    toep, vin_r, vin_i, vout_r, vout_i = _operators(toep_ptr, vin_ptr, vout_ptr, pid_d, N, T, NP, R, IS_COMPLEX)
-    dval = 0.0
-    if HAS_D:
-        dval = tl.load(D_ptr + pid_d).to(tl.float32)
+    at_r, at_i, toep, vin_r, vin_i, vout_r, vout_i, dval = _channel(
+        at_ptr, toep_ptr, vin_ptr, vout_ptr, D_ptr, pid_d, ns, N, T, NP, R, IS_COMPLEX, HAS_D)
     u_row = u_ptr + pid_b * su_b + pid_d * su_d
     z_row = z_ptr + pid_b * sz_b + pid_d * sz_d
     dy_row = dy_ptr + pid_b * sdy_b + pid_d * sdy_d

@@ -380,23 +380,16 @@ def test_scan_config_env_override_and_errors(monkeypatch):
             pick_config(8, 128, 16, 4096, False)
         monkeypatch.delenv(name)
     # the forward's and the backward's segment lengths (auto, one segment, a power of two)
-    monkeypatch.setenv("AUDIOMAMBA_SCAN_SEG_L", "0")
-    assert pick_config(16, 512, 16, 1024, False).seg_l == 0
-    monkeypatch.setenv("AUDIOMAMBA_SCAN_SEG_L", "512")
-    assert pick_config(16, 512, 16, 1024, False).seg_l == 512
-    monkeypatch.setenv("AUDIOMAMBA_SCAN_SEG_L", "100")
-    with pytest.raises(KernelError, match="AUDIOMAMBA_SCAN_SEG_L"):
-        pick_config(16, 512, 16, 1024, False)
-    monkeypatch.delenv("AUDIOMAMBA_SCAN_SEG_L")
     assert pick_config(8, 128, 16, 131072, False).seg_l_bwd == -1
-    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_SEG_L", "0")
-    assert pick_config(8, 128, 16, 131072, False).seg_l_bwd == 0
-    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_SEG_L", "16384")
-    assert pick_config(8, 128, 16, 131072, False).seg_l_bwd == 16384
-    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_SEG_L", "1000")
-    with pytest.raises(KernelError, match="AUDIOMAMBA_SCAN_BWD_SEG_L"):
-        pick_config(8, 128, 16, 131072, False)
-    monkeypatch.delenv("AUDIOMAMBA_SCAN_BWD_SEG_L")
+    for name, field, good, bad in (("AUDIOMAMBA_SCAN_SEG_L", "seg_l", 512, "100"),
+                                   ("AUDIOMAMBA_SCAN_BWD_SEG_L", "seg_l_bwd", 16384, "1000")):
+        for value in (0, good):
+            monkeypatch.setenv(name, str(value))
+            assert getattr(pick_config(8, 128, 16, 131072, False), field) == value
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(KernelError, match=name):
+            pick_config(8, 128, 16, 131072, False)
+        monkeypatch.delenv(name)
     # software pipelining of the state-loop backward's and the sequential forward's loops
     monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_STAGES", "2")
     monkeypatch.setenv("AUDIOMAMBA_SCAN_FWD_STAGES", "3")

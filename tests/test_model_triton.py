@@ -9,6 +9,20 @@ from audiomamba import kernels
 from audiomamba.model import build_model
 
 
+def reference_and_triton(model, tokens):
+    """The model's logits and the grads of mean(logits²) for every parameter, with the reference scan, then Triton's."""
+    params = list(model.parameters())
+    out = []
+    try:
+        for backend in ("reference", "triton"):
+            kernels.set_backend(backend)
+            logits = model(tokens)
+            out += [logits, torch.autograd.grad(logits.square().mean(), params)]
+    finally:
+        kernels.set_backend(None)
+    return tuple(out)
+
+
 @pytest.mark.slow
 def test_unet_triton_scan_matches_reference_forward_backward_and_step() -> None:
     torch.manual_seed(0)
@@ -23,14 +37,9 @@ def test_unet_triton_scan_matches_reference_forward_backward_and_step() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = model.to(device)
     tokens = torch.randint(0, 256, (1, 8), device=device)
-    params = list(model.parameters())
+    ref, g_ref, tri, g_tri = reference_and_triton(model, tokens)
     try:
-        kernels.set_backend("reference")
-        ref = model(tokens)
-        g_ref = torch.autograd.grad(ref.square().mean(), params)
         kernels.set_backend("triton")
-        tri = model(tokens)
-        g_tri = torch.autograd.grad(tri.square().mean(), params)
         with torch.no_grad():
             state = model.init_state(1, device)
             steps = torch.stack([model.step(tokens[:, t], state)[0] for t in range(8)], dim=1)
@@ -83,22 +92,13 @@ def test_lti_unet_on_chunked_scan_matches_reference(monkeypatch) -> None:
            "center": {"block": "mamba-s4-real", "n": 1}}
     model = build_model(cfg)
     tokens = torch.randint(0, 256, (2, 40))
-    params = list(model.parameters())
     monkeypatch.setenv("AUDIOMAMBA_SCAN_LTI_CHUNK", "16")
     from audiomamba.kernels import triton_lti_chunk
 
     calls = []
     real_apply = triton_lti_chunk.LtiChunkFn.apply
     monkeypatch.setattr(triton_lti_chunk.LtiChunkFn, "apply", lambda *a: calls.append(1) or real_apply(*a))
-    try:
-        kernels.set_backend("reference")
-        ref = model(tokens)
-        g_ref = torch.autograd.grad(ref.square().mean(), params)
-        kernels.set_backend("triton")
-        tri = model(tokens)
-        g_tri = torch.autograd.grad(tri.square().mean(), params)
-    finally:
-        kernels.set_backend(None)
+    ref, g_ref, tri, g_tri = reference_and_triton(model, tokens)
     assert len(calls) >= 3  # the level's down and up blocks and the centre's
     assert (ref - tri).abs().max().item() <= 1e-4
     for (name, _), a, b in zip(model.named_parameters(), g_ref, g_tri, strict=True):
