@@ -113,7 +113,7 @@ class ScanConfig:
     #: chunks per block of the chunked LTI path (the matmuls' M). Env: AUDIOMAMBA_SCAN_LTI_ROWS=16|32|64.
     lti_rows: int = 16
     #: warps per program of the chunked LTI forward and backward (sm_90, chunks of 64, complex A, float32 inputs: the
-    #: forward 254 registers without spills at 4 warps; the backward 255 registers and 404 B of spills at 8).
+    #: forward 246 registers without spills at 4 warps; the backward 255 registers and 544 B of spills at 8).
     #: Env: AUDIOMAMBA_SCAN_LTI_WARPS, AUDIOMAMBA_SCAN_LTI_WARPS_BWD = 1|2|4|8.
     lti_warps: int = 4
     lti_warps_bwd: int = 8
