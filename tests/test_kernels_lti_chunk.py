@@ -207,9 +207,15 @@ def test_gpu_chunked_lti_matches_float64(cplx, dtype, T):
         assert_close(g[name], g_r[name], 8e-3 if low else 2e-4, f"grad {name}")
 
 
-def test_matmul_precision_follows_input_dtype_and_torch_tf32(monkeypatch):
+def test_matmul_precision_follows_input_dtype_and_torch_tf32():
     """float32 inputs get three-TF32 products unless PyTorch's float32 matmuls may use TF32; 16-bit inputs get TF32."""
-    assert lti.precision(torch.float32) == "tf32x3"
-    assert lti.precision(torch.bfloat16) == lti.precision(torch.float16) == "tf32"
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", True)
-    assert lti.precision(torch.float32) == "tf32"
+    matmul = torch.backends.cuda.matmul
+    before = matmul.allow_tf32
+    try:
+        matmul.allow_tf32 = False
+        assert lti.precision(torch.float32) == "tf32x3"
+        assert lti.precision(torch.bfloat16) == lti.precision(torch.float16) == "tf32"
+        matmul.allow_tf32 = True  # (pytest's monkeypatch cannot undo this attribute: it is computed, not stored)
+        assert lti.precision(torch.float32) == "tf32"
+    finally:
+        matmul.allow_tf32 = before
