@@ -8,6 +8,9 @@ traced and fused; the op itself runs our kernels unchanged at run time:
 * ``config`` non-empty: the Triton forward/backward of :mod:`kernels.triton_scan` with that launch
   configuration (the :class:`kernels.tuning.ScanConfig` fields as integers, from
   :func:`kernels.tuning.pick_config` at trace time, i.e. the same config as eager);
+* fully-LTI arguments under a config with ``lti_chunk``: ``torch.ops.audiomamba.lti_chunk_scan`` on the chunk
+  operators, which :func:`kernels.triton_lti_chunk.lti_operators` builds in the traced graph (so Inductor fuses the
+  builder and AOTAutograd differentiates it; the op's backward returns the operators' grads);
 * ``config`` empty: the PyTorch reference (the FFT convolution for LTI arguments, else the
   associative scan); its backward recomputes the reference forward and differentiates it with
   ``torch.func.vjp`` (autograd is off inside a custom op's implementation; CPU use only).
@@ -31,6 +34,8 @@ from .tuning import ScanConfig, pick_config
 
 OP = "audiomamba::selective_scan"
 OP_BWD = "audiomamba::selective_scan_bwd"
+OP_LTI = "audiomamba::lti_chunk_scan"
+OP_LTI_BWD = "audiomamba::lti_chunk_scan_bwd"
 
 
 #: the ScanConfig fields in order, and which of them are bools
@@ -54,15 +59,6 @@ def _n_chunks(L, block_l: int):
 
 def _hlast_dtype(u: Tensor, reference: bool) -> torch.dtype:
     return torch.float64 if reference and u.dtype == torch.float64 else torch.float32
-
-
-def _chunked(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, cfg: ScanConfig) -> bool:
-    """Whether the chunked LTI kernels (:mod:`kernels.triton_lti_chunk`) take this call under ``cfg``."""
-    if not cfg.lti_chunk:
-        return False
-    from .triton_lti_chunk import applies
-
-    return applies(u, delta, A, B, C, cfg.lti_chunk)
 
 
 def _reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
@@ -90,14 +86,10 @@ def selective_scan_op(
     R = 2 (re, im) for complex A). States: (batch, d, chunks, N, R) float32 for the Triton path with
     ``need_grad``, (1,) without, (0,) for the reference."""
     if config:
-        cfg = config_from_list(config)
-        if _chunked(u, delta, A, B, C, cfg):
-            from .triton_lti_chunk import chunk_forward
-
-            return chunk_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, cfg, need_grad)
         from .triton_scan import scan_forward
 
-        y, states, hlast, _ = scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, cfg, need_grad)
+        y, states, hlast, _ = scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                                           config_from_list(config), need_grad)
         return y, states, hlast
     y, h = _reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     hlast = torch.view_as_real(h) if h.is_complex() else h[..., None]
@@ -111,16 +103,10 @@ def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, config, need_grad):
     N = A.shape[1]
     R = 2 if A.is_complex() else 1
     y = u.new_empty((batch, d, L))
-    cfg = config_from_list(config) if config else None
     if not config:
         states = u.new_empty((0,), dtype=torch.float32)
-    elif need_grad and _chunked(u, delta, A, B, C, cfg):
-        from .triton_lti_chunk import states_shape
-
-        states = u.new_empty(states_shape(batch, d, N, L, A.is_complex(), cfg.lti_chunk, cfg.lti_rows),
-                             dtype=torch.float32)
     elif need_grad:
-        states = u.new_empty((batch, d, _n_chunks(L, cfg.block_l), N, R), dtype=torch.float32)
+        states = u.new_empty((batch, d, _n_chunks(L, config_from_list(config).block_l), N, R), dtype=torch.float32)
     else:
         states = u.new_empty((1,), dtype=torch.float32)
     hlast = u.new_empty((batch, d, N, R), dtype=_hlast_dtype(u, not config))
@@ -149,14 +135,7 @@ def selective_scan_bwd_op(
     """Grads of (u, delta, A, B, C, D, z, delta_bias), each like its input; a (0,) float32 tensor
     stands for an absent input."""
     inputs = (u, delta, A, B, C, D, z, delta_bias)
-    if config and _chunked(u, delta, A, B, C, config_from_list(config)):
-        from .triton_lti_chunk import chunk_backward
-
-        cfg = config_from_list(config)
-        grads = chunk_backward(dy, u, delta, A, B, C, D, z, delta_bias, states, delta_softplus, cfg)
-        # the parameters' grads come from one vjp, where Δ's and delta_bias's are the same tensor: no aliases out
-        grads = [g if i in (0, 6) or g is None else g.clone() for i, g in enumerate(grads)]
-    elif config:
+    if config:
         from .triton_scan import scan_backward
 
         cfg = config_from_list(config)
@@ -199,6 +178,77 @@ def _backward(ctx, dy, _d_states, _d_hlast):
 selective_scan_op.register_autograd(_backward, setup_context=_setup_context)
 
 
+@torch.library.custom_op(OP_LTI, mutates_args=())
+def lti_chunk_op(
+    u: Tensor,
+    z: Optional[Tensor],  # noqa: UP045
+    D: Optional[Tensor],  # noqa: UP045
+    ops: list[Tensor],
+    N: int,
+    config: list[int],
+    need_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The chunked LTI kernels (:mod:`kernels.triton_lti_chunk`) on the operators ``ops`` (TOEP, VIN, VOUT, AT,
+    VLAST, ALAST): (y, the blocks' entering states, h_last (batch, d, N, R) float32)."""
+    from .triton_lti_chunk import chunk_forward
+
+    return chunk_forward(u, z, D, tuple(ops), N, config_from_list(config), need_grad)
+
+
+@lti_chunk_op.register_fake
+def _(u, z, D, ops, N, config, need_grad):
+    from .triton_lti_chunk import states_shape
+
+    batch, d, L = u.shape
+    cfg = config_from_list(config)
+    cplx = ops[1].dim() == 4
+    shape = states_shape(batch, d, N, L, cplx, cfg.lti_chunk, cfg.lti_rows) if need_grad else (1,)
+    return (u.new_empty((batch, d, L)), u.new_empty(shape, dtype=torch.float32),
+            u.new_empty((batch, d, N, 2 if cplx else 1), dtype=torch.float32))
+
+
+@torch.library.custom_op(OP_LTI_BWD, mutates_args=())
+def lti_chunk_bwd_op(
+    dy: Tensor,
+    u: Tensor,
+    z: Optional[Tensor],  # noqa: UP045
+    D: Optional[Tensor],  # noqa: UP045
+    ops: list[Tensor],
+    N: int,
+    states: Tensor,
+    config: list[int],
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Grads of (u, z, D, TOEP, VIN, VOUT, AT); a (0,) float32 tensor stands for an absent z or D."""
+    from .triton_lti_chunk import chunk_backward
+
+    grads = chunk_backward(dy, u, z, D, tuple(ops), N, states, config_from_list(config))
+    return tuple(g if g is not None else _empty(u) for g in grads)
+
+
+@lti_chunk_bwd_op.register_fake
+def _(dy, u, z, D, ops, N, states, config):
+    like = (u, z, D, *ops[:4])
+    return tuple(torch.empty_like(x, dtype=x.dtype if i else u.dtype, memory_format=torch.contiguous_format)
+                 if x is not None else _empty(u) for i, x in enumerate(like))
+
+
+def _lti_setup_context(ctx, inputs, output) -> None:
+    u, z, D, ops, N, config, _need_grad = inputs
+    ctx.save_for_backward(u, z, D, *ops[:4], output[1])
+    ctx.N, ctx.config = N, config
+    ctx.present = (z is not None, D is not None)
+
+
+def _lti_backward(ctx, dy, _d_states, _d_hlast):
+    u, z, D, toep, vin, vout, at, states = ctx.saved_tensors
+    du, dz, dD, *g_ops = lti_chunk_bwd_op(dy, u, z, D, [toep, vin, vout, at], ctx.N, states, ctx.config)
+    has_z, has_D = ctx.present
+    return du, dz if has_z else None, dD if has_D else None, [*g_ops, None, None], None, None, None
+
+
+lti_chunk_op.register_autograd(_lti_backward, setup_context=_lti_setup_context)
+
+
 def selective_scan_compiled(
     u: Tensor,
     delta: Tensor,
@@ -214,10 +264,21 @@ def selective_scan_compiled(
 ) -> Tensor | tuple[Tensor, Tensor]:
     """:func:`kernels.selective_scan` through the opaque op (what runs under ``torch.compile``):
     the Triton kernels with the eager launch configuration when ``triton``, else the reference."""
-    config = config_to_list(pick_config(u.shape[0], u.shape[1], A.shape[1], u.shape[2], A.is_complex())) if triton else []
+    cfg = pick_config(u.shape[0], u.shape[1], A.shape[1], u.shape[2], A.is_complex()) if triton else None
+    config = config_to_list(cfg) if triton else []
     need_grad = torch.is_grad_enabled() and any(
         x is not None and x.requires_grad for x in (u, delta, A, B, C, D, z, delta_bias)
     )
+    if triton and cfg.lti_chunk:
+        from .triton_lti_chunk import applies, lti_operators
+
+        if applies(u, delta, A, B, C, cfg.lti_chunk):
+            # the operators' builder is traced with the graph around the op (fused, differentiated by AOTAutograd)
+            ops = lti_operators(delta, A, B, C, delta_bias, bool(delta_softplus), cfg.lti_chunk, u.shape[2])
+            y, _, hlast = lti_chunk_op(u, z, D, list(ops), A.shape[1], config, need_grad)
+            if not return_last_state:
+                return y
+            return y, (torch.view_as_complex(hlast) if A.is_complex() else hlast[..., 0])
     y, _, hlast = selective_scan_op(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus), config, need_grad)
     if not return_last_state:
         return y

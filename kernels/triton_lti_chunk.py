@@ -18,8 +18,9 @@ G_j = dY_j @ conj(VOUT)ᵀ, and the operators' grads are products summed over ro
 A program owns one (batch element, channel) and walks L in blocks of ROWS chunks, carrying the state between blocks
 (backward: the adjoint, blocks in reverse order). The forward saves only each block's entering state; the backward
 recomputes a block's chunk states from it. The operators are built in PyTorch from (delta, A, B, C, delta_bias)
-(:func:`lti_operators`, d·T·(T + 4N) numbers), and the backward takes the kernel's grads of the operators (per batch
-element, summed in PyTorch) back to the parameters through the builder's vjp: the kernels never see A, B, C or Δ.
+(:func:`lti_operators`, d·T·(T + 4N) numbers) and enter the kernels' autograd Function (and, under ``torch.compile``,
+their opaque op in :mod:`kernels.scan_op`) as tensors: the backward kernel returns the operators' grads (per batch
+element, summed in PyTorch), and the builder's own autograd takes them back to Δ, A, B, C. The kernels never see them.
 
 Matmuls run in float32 on the inputs: ``tf32x3`` (three TF32 products, about float32's accuracy) for float32 inputs
 unless PyTorch's float32 matmuls may use TF32, ``tf32`` for 16-bit ones (a bf16 x is exact in TF32; the operators
@@ -401,64 +402,41 @@ def _strides(x: Tensor | None) -> tuple[int, int, int]:
     return (0, 0, 0) if x is None else x.stride()
 
 
-def chunk_forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, z: Tensor | None,
-                  delta_bias: Tensor | None, softplus: bool, cfg: ScanConfig, need_grad: bool,
-                  ops: tuple[Tensor, ...] | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """(y, the blocks' entering states for the backward ((1,) unless ``need_grad``), h_L as (batch, d, N, R) float32),
-    with ``cfg``'s ``lti_*`` geometry. ``ops``: :func:`lti_operators` with ``L`` (built here when None)."""
-    chunk, rows = cfg.lti_chunk, cfg.lti_rows
+def chunk_forward(u: Tensor, z: Tensor | None, D: Tensor | None, ops: tuple[Tensor, ...], N: int, cfg: ScanConfig,
+                  need_grad: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """The forward launch on the operators ``ops`` (:func:`lti_operators` with L): (y, the blocks' entering states
+    for the backward ((1,) unless ``need_grad``), h_L as (batch, d, N, R) float32), with ``cfg``'s ``lti_*``
+    geometry."""
     batch, d, L = u.shape
-    N = A.shape[1]
-    cplx = A.is_complex()
+    cplx = ops[1].dim() == 4
     R = 2 if cplx else 1
     f32 = torch.float32
     y = torch.empty((batch, d, L), dtype=u.dtype, device=u.device)
     hlast = torch.zeros((batch, d, N, R), dtype=f32, device=u.device)
-    shape = states_shape(batch, d, N, L, cplx, chunk, rows)
+    shape = states_shape(batch, d, N, L, cplx, cfg.lti_chunk, cfg.lti_rows)
     states = torch.empty(shape if need_grad else (1,), dtype=f32, device=u.device)
-    if L == 0:
-        return y, states, hlast
-    if ops is None:
-        with torch.no_grad():
-            ops = lti_operators(delta, A, B, C, delta_bias, softplus, chunk, L)
-    launch(
-        _lti_chunk_fwd_kernel, (batch, d),
-        (u, z if z is not None else u, D if D is not None else u, y, *ops, states, hlast),
-        (d, N, L, shape[2], *_strides(u), *_strides(z), *_strides(y)),
-        T=chunk, ROWS=rows, NP=n_pad(N), R=R, IS_COMPLEX=cplx, HAS_D=D is not None, HAS_Z=z is not None,
-        SAVE_STATES=need_grad, PREC=precision(u.dtype), num_warps=cfg.lti_warps,
-    )
+    if L > 0:
+        launch(
+            _lti_chunk_fwd_kernel, (batch, d),
+            (u, z if z is not None else u, D if D is not None else u, y, *ops, states, hlast),
+            (d, N, L, shape[2], *_strides(u), *_strides(z), *_strides(y)),
+            T=cfg.lti_chunk, ROWS=cfg.lti_rows, NP=n_pad(N), R=R, IS_COMPLEX=cplx, HAS_D=D is not None,
+            HAS_Z=z is not None, SAVE_STATES=need_grad, PREC=precision(u.dtype), num_warps=cfg.lti_warps,
+        )
     return y, states, hlast
 
 
-def chunk_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
-                   z: Tensor | None, delta_bias: Tensor | None, states: Tensor, softplus: bool, cfg: ScanConfig,
-                   built: tuple | None = None) -> tuple[Tensor | None, ...]:
-    """Grads of (u, delta, A, B, C, D, z, delta_bias), None for an absent input: du and dz from the kernel, the
-    parameters' from the kernel's grads of the operators through their builder's vjp. ``built``: (operators, vjp)
-    from the forward (else ``torch.func.vjp`` of :func:`lti_operators` here)."""
-    chunk = cfg.lti_chunk
+def chunk_backward(dy: Tensor, u: Tensor, z: Tensor | None, D: Tensor | None, ops: tuple[Tensor, ...], N: int,
+                   states: Tensor, cfg: ScanConfig) -> tuple[Tensor | None, ...]:
+    """The backward launch: grads of (u, z, D, TOEP, VIN, VOUT, AT) (None for an absent z or D); the operators' and
+    D's summed over batch here, their way back to Δ, A, B, C is the builder's autograd."""
     batch, d, L = u.shape
-    N = A.shape[1]
-    cplx = A.is_complex()
-    R = 2 if cplx else 1
-    NP = n_pad(N)
+    cplx = ops[1].dim() == 4
     dev = u.device
     f32 = torch.float32
-
-    def build(dl: Tensor, a: Tensor, b: Tensor, c: Tensor, *bias: Tensor) -> tuple[Tensor, ...]:
-        return lti_operators(dl, a, b, c, bias[0] if bias else None, softplus, chunk)
-
-    if built is None:
-        params = (delta, A, B, C) + ((delta_bias,) if delta_bias is not None else ())
-        built = torch.func.vjp(build, *params)
-    ops, vjp = built
     du = torch.empty((batch, d, L), dtype=u.dtype, device=dev)
     dz = torch.empty((batch, d, L), dtype=z.dtype, device=dev) if z is not None else None
-    g_toep = torch.empty((batch, d, chunk, chunk), dtype=f32, device=dev)
-    g_vin = torch.empty((batch, *ops[1].shape), dtype=f32, device=dev)
-    g_vout = torch.empty_like(g_vin)
-    g_at = torch.empty((batch, *ops[3].shape), dtype=f32, device=dev)
+    g_toep, g_vin, g_vout, g_at = (torch.empty((batch, *op.shape), dtype=f32, device=dev) for op in ops[:4])
     g_D = torch.empty((batch, d), dtype=f32, device=dev)
     if L == 0:
         for g in (g_toep, g_vin, g_vout, g_at, g_D):
@@ -469,53 +447,42 @@ def chunk_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C
             (u, z if z is not None else u, D if D is not None else u, dy, *ops[:4], states,
              du, dz if dz is not None else du, g_toep, g_vin, g_vout, g_at, g_D),
             (d, N, L, states.shape[2], *_strides(u), *_strides(z), *_strides(dy), *_strides(du), *_strides(dz)),
-            T=chunk, ROWS=cfg.lti_rows, NP=NP, R=R, IS_COMPLEX=cplx, HAS_D=D is not None, HAS_Z=z is not None,
-            PREC=precision(u.dtype), num_warps=cfg.lti_warps_bwd,
+            T=cfg.lti_chunk, ROWS=cfg.lti_rows, NP=n_pad(N), R=2 if cplx else 1, IS_COMPLEX=cplx,
+            HAS_D=D is not None, HAS_Z=z is not None, PREC=precision(u.dtype), num_warps=cfg.lti_warps_bwd,
         )
-    grads = vjp((g_toep.sum(0), g_vin.sum(0), g_vout.sum(0), g_at.sum(0)))
-    g_delta, g_A, g_B, g_C = (g if g is None or g.dtype == p.dtype else g.to(p.dtype)
-                              for g, p in zip(grads[:4], (delta, A, B, C), strict=True))
-    g_bias = grads[4] if delta_bias is not None else None
     gD = g_D.sum(0).to(D.dtype) if D is not None else None
-    return du, g_delta, g_A, g_B, g_C, gD, dz, g_bias
+    return du, dz, gD, g_toep.sum(0), g_vin.sum(0), g_vout.sum(0), g_at.sum(0)
 
 
 class LtiChunkFn(torch.autograd.Function):
-    """Autograd wrapper of the chunked LTI scan: Triton forward (saves the blocks' entering states) and backward."""
+    """The chunked kernels as an autograd Function of (u, z, D) and the operators; Δ, A, B, C reach it only through
+    :func:`lti_operators`, whose own autograd takes the operators' grads back to them."""
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, cfg, need_grad):
-        softplus = bool(delta_softplus)
-        L = u.shape[2]
-        built = None
-        if need_grad:  # the operators' graph, kept for the backward's vjp (their builder runs once per fwd+bwd)
-            leaves = [x.detach().requires_grad_() for x in (delta, A, B, C, delta_bias) if x is not None]
-            with torch.enable_grad():
-                ops = lti_operators(*leaves[:4], leaves[4] if len(leaves) > 4 else None, softplus, cfg.lti_chunk, L)
-
-            def vjp(grads: tuple[Tensor, ...]) -> tuple[Tensor | None, ...]:
-                return torch.autograd.grad(ops[:4], leaves, grads, allow_unused=True)
-
-            built = (ops, vjp)
-        else:
-            with torch.no_grad():
-                ops = lti_operators(delta, A, B, C, delta_bias, softplus, cfg.lti_chunk, L)
-        y, states, hlast = chunk_forward(u, delta, A, B, C, D, z, delta_bias, softplus, cfg, need_grad,
-                                         tuple(o.detach() for o in ops))
-        h_last = torch.view_as_complex(hlast) if A.is_complex() else hlast[..., 0]
-        ctx.mark_non_differentiable(h_last)
+    def forward(ctx, u, z, D, toep, vin, vout, at, vlast, alast, N, cfg, need_grad):
+        ops = (toep, vin, vout, at, vlast, alast)
+        y, states, hlast = chunk_forward(u, z, D, ops, N, cfg, need_grad)
+        ctx.mark_non_differentiable(hlast)
         ctx.set_materialize_grads(False)
         if need_grad:
-            ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, states)
-        ctx.args = (softplus, cfg)
-        ctx.built = built
-        return y, h_last
+            ctx.save_for_backward(u, z, D, toep, vin, vout, at, states)
+        ctx.args = (N, cfg)
+        return y, hlast
 
     @staticmethod
-    def backward(ctx, dy, _dh_last):
-        u, delta, A, B, C, D, z, delta_bias, states = ctx.saved_tensors
+    def backward(ctx, dy, _dhlast):
+        u, z, D, toep, vin, vout, at, states = ctx.saved_tensors
         if dy is None:
             dy = torch.zeros_like(u)
-        built, ctx.built = ctx.built, None
-        grads = chunk_backward(dy, u, delta, A, B, C, D, z, delta_bias, states, *ctx.args, built=built)
-        return (*grads, None, None, None)
+        N, cfg = ctx.args
+        grads = chunk_backward(dy, u, z, D, (toep, vin, vout, at), N, states, cfg)
+        return (*grads, None, None, None, None, None)
+
+
+def lti_chunk_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, z: Tensor | None,
+                   delta_bias: Tensor | None, delta_softplus: bool, cfg: ScanConfig,
+                   need_grad: bool) -> tuple[Tensor, Tensor]:
+    """The fully-LTI scan by chunks, autograd-aware: (y, h_last) as :func:`kernels.selective_scan` returns them."""
+    ops = lti_operators(delta, A, B, C, delta_bias, bool(delta_softplus), cfg.lti_chunk, u.shape[2])
+    y, hlast = LtiChunkFn.apply(u, z, D, *ops, A.shape[1], cfg, need_grad)
+    return y, (torch.view_as_complex(hlast) if A.is_complex() else hlast[..., 0])

@@ -1703,7 +1703,7 @@ def selective_scan_triton(
         from . import triton_lti_chunk as lti
 
         if lti.applies(u, delta, A, B, C, config.lti_chunk):
-            y, h_last = lti.LtiChunkFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, config, need_grad)
+            y, h_last = lti.lti_chunk_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, config, need_grad)
             return (y, h_last) if return_last_state else y
     y, h_last = SelectiveScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, config, need_grad)
     return (y, h_last) if return_last_state else y
