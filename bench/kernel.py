@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 from audiomamba.kernels.reference import selective_scan_assoc
-from audiomamba.kernels.tuning import pick_config
+from audiomamba.kernels.tuning import env_overrides, pick_config
 from torch import Tensor
 
 
@@ -315,6 +315,9 @@ def run_benchmark(device: str = "cuda", quick: bool = False, command: str = "aud
         " roofline = minimum HBM bytes / copy bandwidth; speed-up = other / Triton",
         "",
     ]
+    if env_overrides():
+        head.insert(-1, f"- tuning environment: `{env_overrides()}` (e.g. `AUDIOMAMBA_SCAN_LTI_CHUNK`: fully-LTI rows by "
+                    "chunks on tensor cores, kernels/triton_lti_chunk.py)")
     if cuda_graph:
         head.insert(-1, "- **timing: CUDA-graph replays** (`--cuda-graph`): every call (ours, the peer's, the bandwidth "
                     "copy) captured once and replayed, so no host time is in the figures; the PyTorch reference and "

@@ -230,6 +230,12 @@ def _env_values() -> tuple:
 _PICKED: dict[tuple, ScanConfig] = {}
 
 
+def env_overrides() -> str:
+    """The tuning variables set in the environment, as "NAME=value" joined by ", " ("" when none): for report headers,
+    so that a benchmark's file says which kernels it timed."""
+    return ", ".join(f"{name}={os.environ[name].strip()}" for name in _ENV_NAMES if os.environ.get(name, "").strip())
+
+
 def _pick_with_env(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanConfig:
     cfg = _pick_config(batch, d, N, L, is_complex)
     over = {}

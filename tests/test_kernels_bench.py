@@ -50,6 +50,18 @@ def test_cpu_smoke_benchmark_report():
         assert all(e < 1e-4 for e in errs), ln
 
 
+def test_cpu_smoke_report_names_the_tuning_environment(monkeypatch):
+    """A tuning variable in the environment (here the chunked LTI path) is named in the report's header, and the
+    timed kernels still agree with the reference."""
+    pytest.importorskip("triton")
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_LTI_CHUNK", "16")
+    report = run_benchmark(device="cpu", quick=True, command="test", dtypes=("fp32",),
+                           cases=[Case(1, 4, 4, 40, "lti-complex")])
+    assert "- tuning environment: `AUDIOMAMBA_SCAN_LTI_CHUNK=16`" in report
+    checks = [ln for ln in report.splitlines() if ln.startswith("- check")]
+    assert checks and all(float(tok.split(",")[0]) < 1e-4 for ln in checks for tok in ln.split("= ")[1:]), checks
+
+
 def test_cli_bench_kernel_without_cuda_is_one_line_error(capsys):
     if torch.cuda.is_available():
         pytest.skip("has CUDA")
