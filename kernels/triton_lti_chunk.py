@@ -38,6 +38,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from .backend import interpreting
 from .launch import launch
 from .triton_scan import _combine_complex, _combine_real
 from .tuning import ScanConfig
@@ -398,6 +399,11 @@ def precision(dtype: torch.dtype) -> str:
     return "tf32" if dtype != torch.float32 or torch.backends.cuda.matmul.allow_tf32 else "tf32x3"
 
 
+def _cap(cfg: ScanConfig) -> dict[str, int]:
+    """The launches' register cap (``ScanConfig.lti_maxnreg``), where set and compiled (the interpreter has none)."""
+    return {"maxnreg": cfg.lti_maxnreg} if cfg.lti_maxnreg and not interpreting() else {}
+
+
 def _strides(x: Tensor | None) -> tuple[int, int, int]:
     return (0, 0, 0) if x is None else x.stride()
 
@@ -422,6 +428,7 @@ def chunk_forward(u: Tensor, z: Tensor | None, D: Tensor | None, ops: tuple[Tens
             (d, N, L, shape[2], *_strides(u), *_strides(z), *_strides(y)),
             T=cfg.lti_chunk, ROWS=cfg.lti_rows, NP=n_pad(N), R=R, IS_COMPLEX=cplx, HAS_D=D is not None,
             HAS_Z=z is not None, SAVE_STATES=need_grad, PREC=precision(u.dtype), num_warps=cfg.lti_warps,
+            **_cap(cfg),
         )
     return y, states, hlast
 
@@ -449,6 +456,7 @@ def chunk_backward(dy: Tensor, u: Tensor, z: Tensor | None, D: Tensor | None, op
             (d, N, L, states.shape[2], *_strides(u), *_strides(z), *_strides(dy), *_strides(du), *_strides(dz)),
             T=cfg.lti_chunk, ROWS=cfg.lti_rows, NP=n_pad(N), R=2 if cplx else 1, IS_COMPLEX=cplx,
             HAS_D=D is not None, HAS_Z=z is not None, PREC=precision(u.dtype), num_warps=cfg.lti_warps_bwd,
+            **_cap(cfg),
         )
     gD = g_D.sum(0).to(D.dtype) if D is not None else None
     return du, dz, gD, g_toep.sum(0), g_vin.sum(0), g_vout.sum(0), g_at.sum(0)

@@ -117,6 +117,11 @@ class ScanConfig:
     #: Env: AUDIOMAMBA_SCAN_LTI_WARPS, AUDIOMAMBA_SCAN_LTI_WARPS_BWD = 1|2|4|8.
     lti_warps: int = 4
     lti_warps_bwd: int = 8
+    #: register cap per thread of the chunked LTI kernels (Triton's ``maxnreg``; 0 = none). sm_90, complex A, chunks of
+    #: 64, 2026-12-05: uncapped the backward takes 255 registers at 8 warps (one program per SM); at 128 (two per SM) it
+    #: spills 800 B (tf32) / 1900 B (tf32x3), at 168 464 / 1228 B; the forward at 168 spills 24 / 136 B (3 programs per
+    #: SM instead of 2 for float32 inputs). Env: AUDIOMAMBA_SCAN_LTI_MAXNREG=0|128|168.
+    lti_maxnreg: int = 0
 
     def __str__(self) -> str:
         s = f"{self.block_l},{self.block_d_fwd},{self.block_d_bwd},{self.warps_fwd},{self.warps_bwd}"
@@ -209,6 +214,8 @@ _ENV_KNOBS = (
     ("AUDIOMAMBA_SCAN_LTI_WARPS", "lti_warps", (1, 2, 4, 8), "1, 2, 4 or 8 (warps per program of the fully-LTI forward)"),
     ("AUDIOMAMBA_SCAN_LTI_WARPS_BWD", "lti_warps_bwd", (1, 2, 4, 8),
      "1, 2, 4 or 8 (warps per program of the fully-LTI backward)"),
+    ("AUDIOMAMBA_SCAN_LTI_MAXNREG", "lti_maxnreg", (0, 128, 168),
+     "0, 128 or 168 (register cap per thread of the fully-LTI kernels; 0 = none)"),
 )
 #: every environment variable that :func:`pick_config` reads (part of its cache key)
 _ENV_NAMES = ("AUDIOMAMBA_SCAN_CONFIG", *(knob[0] for knob in _ENV_KNOBS))

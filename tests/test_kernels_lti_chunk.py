@@ -151,9 +151,12 @@ def test_env_knob_routes_lti_calls_only(monkeypatch):
                                  args["C"])
     assert type(sel.grad_fn).__name__ == "SelectiveScanFnBackward"
     assert pick_config(1, 2, 4, 40, True).lti_chunk == 16
-    monkeypatch.setenv("AUDIOMAMBA_SCAN_LTI_CHUNK", "48")
-    with pytest.raises(KernelError, match="AUDIOMAMBA_SCAN_LTI_CHUNK"):
-        pick_config(1, 2, 4, 40, True)
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_LTI_MAXNREG", "168")
+    assert pick_config(1, 2, 4, 40, True).lti_maxnreg == 168
+    for name, bad in (("AUDIOMAMBA_SCAN_LTI_CHUNK", "48"), ("AUDIOMAMBA_SCAN_LTI_MAXNREG", "100")):
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(KernelError, match=name):
+            pick_config(1, 2, 4, 40, True)
 
 
 def test_compiled_graph_runs_the_chunked_op(monkeypatch):

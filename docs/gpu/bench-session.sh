@@ -146,7 +146,8 @@ export -f lti_sweep
 run lti-sweep bash -c "lti_sweep AUDIOMAMBA_SCAN_LTI_CHUNK default,32,64,128 --backward; \
   lti_sweep AUDIOMAMBA_SCAN_LTI_CHUNK default,32,64,128"
 run lti-geometry env AUDIOMAMBA_SCAN_LTI_CHUNK=64 bash -c "lti_sweep AUDIOMAMBA_SCAN_LTI_WARPS_BWD default,4,2 --backward; \
-  lti_sweep AUDIOMAMBA_SCAN_LTI_WARPS default,8,2; lti_sweep AUDIOMAMBA_SCAN_LTI_ROWS default,32 --backward"
+  lti_sweep AUDIOMAMBA_SCAN_LTI_WARPS default,8,2; lti_sweep AUDIOMAMBA_SCAN_LTI_ROWS default,32 --backward; \
+  lti_sweep AUDIOMAMBA_SCAN_LTI_MAXNREG default,168,128 --backward"
 while want peer-lti && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 [ -d "$PEER_BUILD" ] && run peer-lti env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-64} bash -c "$B kernel --peer mamba_ssm \
   --peer-build $PEER_BUILD --out $RES/bench-kernel-peer-lti.md; $B kernel --peer mamba_ssm --peer-build $PEER_BUILD \
