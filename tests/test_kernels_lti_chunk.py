@@ -157,6 +157,7 @@ def test_env_knob_routes_lti_calls_only(monkeypatch):
         monkeypatch.setenv(name, bad)
         with pytest.raises(KernelError, match=name):
             pick_config(1, 2, 4, 40, True)
+        monkeypatch.delenv(name)
 
 
 def test_compiled_graph_runs_the_chunked_op(monkeypatch):
