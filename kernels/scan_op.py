@@ -227,9 +227,8 @@ def lti_chunk_bwd_op(
 
 @lti_chunk_bwd_op.register_fake
 def _(dy, u, z, D, ops, N, states, config):
-    like = (u, z, D, *ops[:4])
-    return tuple(torch.empty_like(x, dtype=x.dtype if i else u.dtype, memory_format=torch.contiguous_format)
-                 if x is not None else _empty(u) for i, x in enumerate(like))
+    return tuple(torch.empty_like(x, memory_format=torch.contiguous_format) if x is not None else _empty(u)
+                 for x in (u, z, D, *ops[:4]))
 
 
 def _lti_setup_context(ctx, inputs, output) -> None:
