@@ -3,7 +3,8 @@
 On CPU the kernels run in Triton's interpreter (tests/conftest.py). Forward y, last state and every gradient for
 complex and real A, with and without D / z / delta_bias / softplus, L a multiple of a block, not a multiple of a
 chunk and shorter than one chunk, N padded to 16; bf16 inputs; the dispatch by ``AUDIOMAMBA_SCAN_LTI_CHUNK``; the
-opaque op that ``torch.compile`` calls. GPU-only tests (compiled kernels, tf32x3 products) skip without CUDA.
+opaque op that ``torch.compile`` calls. With CUDA the same tests run the compiled kernels (tolerances for three-TF32
+products), and the GPU-only ones add a longer L and every chunk length; without it those skip.
 """
 
 from __future__ import annotations
@@ -21,8 +22,13 @@ from audiomamba import kernels
 triton_scan = pytest.importorskip("audiomamba.kernels.triton_scan")
 lti = pytest.importorskip("audiomamba.kernels.triton_lti_chunk")
 
+#: where the tests run: the interpreter on CPU, the compiled kernels with CUDA
+DEV = "cuda" if torch.cuda.is_available() else "cpu"
+#: agreement with float64 and between kernel paths: exact float32 in the interpreter, three-TF32 products compiled
+TOL, SAME = (1e-5, 1e-6) if DEV == "cpu" else (1e-4, 1e-5)
 
-def make(batch, d, N, L, *, cplx, device="cpu", seed=0):
+
+def make(batch, d, N, L, *, cplx, device=DEV, seed=0):
     """S4D-like LTI arguments: Δ (d,), A (d, N) with Re A < 0, B and C (d, N); D, z, delta_bias."""
     g = torch.Generator(device=device).manual_seed(seed)
 
@@ -46,7 +52,7 @@ def run(fn, args, opts, gy, dtype=torch.float32):
     leaves = {k: args[k].detach().clone().requires_grad_() for k in names}
     cast = {k: v.to(dtype) if k in ("u", "z") else v for k, v in leaves.items()}
     y, h = fn(**cast, delta_softplus="softplus" in opts, return_last_state=True)
-    grads = torch.autograd.grad((y.to(gy.dtype) * gy).sum(), list(leaves.values()))
+    grads = torch.autograd.grad((y.to(gy.dtype) * gy.to(y.device)).sum(), list(leaves.values()))
     return y, h, dict(zip(names, grads, strict=True))
 
 
@@ -90,10 +96,10 @@ def test_chunked_lti_matches_float64_reference(cplx, L, opts):
     y, h, g = run(chunked(), args, opts, gy)
     y_r, h_r, g_r = run(reference64, args, opts, gy)
     assert y.dtype == torch.float32 and h.shape == h_r.shape
-    assert_close(y, y_r, 1e-5, "y")
-    assert_close(h, h_r, 1e-5, "h_last")
+    assert_close(y, y_r, TOL, "y")
+    assert_close(h, h_r, TOL, "h_last")
     for name in g_r:
-        assert_close(g[name], g_r[name], 1e-5, f"grad {name}")
+        assert_close(g[name], g_r[name], TOL, f"grad {name}")
 
 
 def test_chunked_lti_rows_and_chunk_agree():
@@ -104,7 +110,7 @@ def test_chunked_lti_rows_and_chunk_agree():
     for T, rows in ((32, 16), (16, 32)):
         other = run(chunked(T, rows), args, ALL, gy)
         for a, b in zip((other[0], other[1], *other[2].values()), (base[0], base[1], *base[2].values()), strict=True):
-            assert_close(a, b, 1e-5, f"T={T} rows={rows}")
+            assert_close(a, b, TOL, f"T={T} rows={rows}")
 
 
 def test_chunked_lti_strided_inputs():
@@ -113,7 +119,7 @@ def test_chunked_lti_strided_inputs():
     args = make(2, 3, 4, 150, cplx=True)
     gy = torch.randn(2, 3, 150, generator=torch.Generator().manual_seed(4))
     base = run(chunked(), args, ALL, gy)
-    wide = torch.cat([args["u"], torch.randn(2, 2, 150)], 1)
+    wide = torch.cat([args["u"], torch.randn(2, 2, 150, device=DEV)], 1)
     strided = dict(args, u=wide[:, :3], z=args["z"].transpose(1, 2).contiguous().transpose(1, 2))
     assert not strided["u"].is_contiguous() and not strided["z"].is_contiguous()
 
@@ -125,13 +131,13 @@ def test_chunked_lti_strided_inputs():
     leaves = {k: strided[k].detach().requires_grad_() for k in names}
     leaves["u"] = wide.detach().requires_grad_()
     y, h = fn(**leaves, delta_softplus=True, return_last_state=True)
-    grads = torch.autograd.grad((y.double() * gy).sum(), list(leaves.values()))
+    grads = torch.autograd.grad((y.double() * gy.to(DEV)).sum(), list(leaves.values()))
     got = dict(zip(names, grads, strict=True))
-    assert_close(y, base[0], 1e-6, "y")
-    assert_close(got["u"][:, :3], base[2]["u"], 1e-6, "grad u")
+    assert_close(y, base[0], SAME, "y")
+    assert_close(got["u"][:, :3], base[2]["u"], SAME, "grad u")
     assert got["u"][:, 3:].abs().max() == 0
     for name in names[1:]:
-        assert_close(got[name], base[2][name], 1e-6, f"grad {name}")
+        assert_close(got[name], base[2][name], SAME, f"grad {name}")
 
 
 def test_chunked_lti_bf16_inputs():
@@ -190,14 +196,14 @@ def test_compiled_graph_runs_the_chunked_op(monkeypatch):
     for fn in (scan, torch.compile(scan, backend="aot_eager", fullgraph=True)):
         leaves = [args[k].clone().requires_grad_() for k in order]
         y, h = fn(*leaves)
-        gy = torch.randn(y.shape, generator=torch.Generator().manual_seed(5))
+        gy = torch.randn(y.shape, generator=torch.Generator().manual_seed(5)).to(y.device)
         results.append((y, h, torch.autograd.grad((y * gy).sum(), leaves)))
     assert calls, "the compiled graph did not call the chunked op"
     (y_e, h_e, g_e), (y_c, h_c, g_c) = results
-    assert_close(y_c, y_e, 1e-6, "y")
-    assert_close(h_c, h_e, 1e-6, "h_last")
+    assert_close(y_c, y_e, SAME, "y")
+    assert_close(h_c, h_e, SAME, "h_last")
     for name, a, b in zip(order, g_c, g_e, strict=True):
-        assert_close(a, b, 1e-6, f"grad {name}")
+        assert_close(a, b, SAME, f"grad {name}")
 
 
 @pytest.mark.gpu

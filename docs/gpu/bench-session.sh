@@ -140,7 +140,7 @@ run runs-tests timeout 600 python3 -m pytest -q -p no:cacheprovider tests/test_k
 # issue 14: the fully-LTI scan by chunks on tensor cores (kernels/triton_lti_chunk.py, new 2026-12-05, never run on a GPU):
 # its GPU tests, complex-LTI fwd+bwd and fwd against the scan at chunks of 32/64/128, warps and rows at 64, then the
 # peer table with it on (eager and CUDA-graph replays)
-run lti-tests timeout 400 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_lti_chunk.py
+run lti-tests timeout 600 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_lti_chunk.py
 lti_sweep() { timeout 300 python3 -m audiomamba.bench.scan_env_sweep "$@" --complex; }
 export -f lti_sweep
 run lti-sweep bash -c "lti_sweep AUDIOMAMBA_SCAN_LTI_CHUNK default,32,64,128 --backward; \
