@@ -90,8 +90,9 @@ def test_lti_unet_on_chunked_scan_matches_reference(monkeypatch) -> None:
     torch.manual_seed(0)
     cfg = {"d_model": 8, "d_state": 4, "pool": [2], "levels": [{"block": "mamba-s4", "n": 1}],
            "center": {"block": "mamba-s4-real", "n": 1}}
-    model = build_model(cfg)
-    tokens = torch.randint(0, 256, (2, 40))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = build_model(cfg).to(device)
+    tokens = torch.randint(0, 256, (2, 40), device=device)
     monkeypatch.setenv("AUDIOMAMBA_SCAN_LTI_CHUNK", "16")
     from audiomamba.kernels import triton_lti_chunk
 
