@@ -87,10 +87,11 @@ ALL = ("D", "z", "delta_bias", "softplus")
 
 
 @pytest.mark.parametrize("cplx", [True, False], ids=["complex", "real"])
-@pytest.mark.parametrize("L,opts", [(512, ALL), (300, ALL), (37, ALL), (300, ())], ids=["blocks", "ragged", "short", "bare"])
+@pytest.mark.parametrize("L,opts", [(512, ALL), (300, ALL), (37, ALL), (1, ALL), (300, ())],
+                         ids=["blocks", "ragged", "short", "one-step", "bare"])
 def test_chunked_lti_matches_float64_reference(cplx, L, opts):
-    """Two blocks of 16 chunks of 16 steps (512), a ragged last chunk and block (300), less than one block (37), and
-    no D / z / bias / softplus; N = 4 padded to 16 states."""
+    """Two blocks of 16 chunks of 16 steps (512), a ragged last chunk and block (300), less than one block (37), one
+    step, and no D / z / bias / softplus; N = 4 padded to 16 states."""
     args = make(2, 3, 4, L, cplx=cplx)
     gy = torch.randn(2, 3, L, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     y, h, g = run(chunked(), args, opts, gy)
