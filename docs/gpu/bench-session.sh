@@ -131,12 +131,6 @@ run step-stages python3 -m audiomamba.bench.step_tiles --rounds 3 --out "$RES/st
 # 16 groups against 8 with more hardware queues than the default 8 (16 groups timed 0.84 or 1.26 ms per step at random)
 run groups-connections env CUDA_DEVICE_MAX_CONNECTIONS=32 python3 -m audiomamba.bench.step_groups --blocks mamba-s6 \
   --batches 2048 --groups 1,8,16 --check-seconds 0 --out "$RES/step-groups-connections.md"
-# one launch per run of Mamba blocks for one stream (AUDIOMAMBA_STEP_RUNS, new 2026-12-04 22:40, not yet on a GPU):
-# the GPU tests first (persistent grids meeting at barriers: a hang here is a barrier that never opens, hence the
-# timeouts), then one stream's whole-model step with runs (1: one launch per run; split: one launch per phase)
-# against the per-block launches, per block type and preset, then the CLI path at batch 1 with runs on
-run runs-tests timeout 600 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_run.py tests/test_generate_gpu.py \
-  -k "run_step or runs or block_runs"
 # issue 14: the fully-LTI scan by chunks on tensor cores (kernels/triton_lti_chunk.py, new 2026-12-05, never run on a GPU):
 # its GPU tests, complex-LTI fwd+bwd and fwd against the scan at chunks of 32/64/128, warps and rows at 64, then the
 # peer table with it on (eager and CUDA-graph replays)
@@ -145,9 +139,6 @@ lti_sweep() { timeout 300 python3 -m audiomamba.bench.scan_env_sweep "$@" --comp
 export -f lti_sweep
 run lti-sweep bash -c "lti_sweep AUDIOMAMBA_SCAN_LTI_CHUNK default,32,64,128 --backward; \
   lti_sweep AUDIOMAMBA_SCAN_LTI_CHUNK default,32,64,128"
-run lti-geometry env AUDIOMAMBA_SCAN_LTI_CHUNK=64 bash -c "lti_sweep AUDIOMAMBA_SCAN_LTI_WARPS_BWD default,4,2 --backward; \
-  lti_sweep AUDIOMAMBA_SCAN_LTI_WARPS default,8,2; lti_sweep AUDIOMAMBA_SCAN_LTI_ROWS default,32 --backward; \
-  lti_sweep AUDIOMAMBA_SCAN_LTI_MAXNREG default,168,128 --backward"
 while want peer-lti && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 [ -d "$PEER_BUILD" ] && run peer-lti env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-64} bash -c "$B kernel --peer mamba_ssm \
   --peer-build $PEER_BUILD --out $RES/bench-kernel-peer-lti.md; $B kernel --peer mamba_ssm --peer-build $PEER_BUILD \
@@ -156,12 +147,22 @@ while want peer-lti && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 # the backward's segment length, never swept (picked: 2 segments there, 2048 one-warp programs)
 run bwd-seg timeout 400 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_SEG_L default,0,32768,16384,4096 \
   --backward
+# warps, rows and the register cap of the chunked LTI kernels at chunks of 64
+run lti-geometry env AUDIOMAMBA_SCAN_LTI_CHUNK=64 bash -c "lti_sweep AUDIOMAMBA_SCAN_LTI_WARPS_BWD default,4,2 --backward; \
+  lti_sweep AUDIOMAMBA_SCAN_LTI_WARPS default,8,2; lti_sweep AUDIOMAMBA_SCAN_LTI_ROWS default,32 --backward; \
+  lti_sweep AUDIOMAMBA_SCAN_LTI_MAXNREG default,168,128 --backward"
 # and the forward's (picked: 4 segments of 256 at (16, 512, 16, 1024): a local pass and a carry launch before the full
 # pass, where our bf16 forward is 0.93x the peer's one launch)
 run fwd-seg timeout 400 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_SEG_L default,0,512,1024
 # the training step of the complex-LTI U-Net (every block mamba-s4) with the chunked scan against the scan kernels
 run model-lti env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-64} timeout 550 $B model --compile --block mamba-s4 \
   --baseline AUDIOMAMBA_SCAN_LTI_CHUNK=0 --out "$RES/bench-model-lti.md"
+# one launch per run of Mamba blocks for one stream (AUDIOMAMBA_STEP_RUNS, new 2026-12-04 22:40, not yet on a GPU):
+# the GPU tests first (persistent grids meeting at barriers: a hang here is a barrier that never opens, hence the
+# timeouts), then one stream's whole-model step with runs (1: one launch per run; split: one launch per phase)
+# against the per-block launches, per block type and preset, then the CLI path at batch 1 with runs on
+run runs-tests timeout 600 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_run.py tests/test_generate_gpu.py \
+  -k "run_step or runs or block_runs"
 step_runs() { timeout 300 python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUNS --configs "1;split" \
   --batch 1 --steps 2048 --rounds 3 "$@"; }
 export -f step_runs
