@@ -107,16 +107,16 @@ class ScanConfig:
     bwd_maxnreg: int = 0
     #: fully LTI calls (Δ, B and C per channel: mamba-s4 / mamba-s4-real) by chunks of this many steps on tensor cores
     #: (:mod:`kernels.triton_lti_chunk`: per chunk a Toeplitz product and two state products, a scan over chunks
-    #: instead of over steps); 0 = the scan kernels. Env: AUDIOMAMBA_SCAN_LTI_CHUNK=0|16|32|64|128. Off until an H200
-    #: run times it against the scan.
+    #: instead of over steps); 0 = the scan kernels. :func:`pick_config` sets :data:`LTI_CHUNK` (32, measured);
+    #: a ScanConfig made by hand keeps the scan kernels. Env: AUDIOMAMBA_SCAN_LTI_CHUNK=0|16|32|64|128.
     lti_chunk: int = 0
     #: chunks per block of the chunked LTI path (the matmuls' M). Env: AUDIOMAMBA_SCAN_LTI_ROWS=16|32|64.
     lti_rows: int = 16
-    #: warps per program of the chunked LTI forward and backward (sm_90, chunks of 64, complex A, float32 inputs: the
-    #: forward 246 registers without spills at 4 warps; the backward 255 registers and 544 B of spills at 8).
-    #: Env: AUDIOMAMBA_SCAN_LTI_WARPS, AUDIOMAMBA_SCAN_LTI_WARPS_BWD = 1|2|4|8.
+    #: warps per program of the chunked LTI forward and backward (H200, 2026-12-05, chunks of 64: 4 backward warps
+    #: 1.01-1.48x against 8, 2 forward warps 1.15-1.26x for bf16 but 0.93x for fp32; :func:`pick_config` takes
+    #: :data:`LTI_WARPS_BWD`). Env: AUDIOMAMBA_SCAN_LTI_WARPS, AUDIOMAMBA_SCAN_LTI_WARPS_BWD = 1|2|4|8.
     lti_warps: int = 4
-    lti_warps_bwd: int = 8
+    lti_warps_bwd: int = 4
     #: register cap per thread of the chunked LTI kernels (Triton's ``maxnreg``; 0 = none). sm_90, complex A, chunks of
     #: 64, 2026-12-05: uncapped the backward takes 255 registers at 8 warps (one program per SM); at 128 (two per SM) it
     #: spills 800 B (tf32) / 1900 B (tf32x3), at 168 464 / 1228 B; the forward at 168 spills 24 / 136 B (3 programs per
@@ -243,8 +243,17 @@ def env_overrides() -> str:
     return ", ".join(f"{name}={os.environ[name].strip()}" for name in _ENV_NAMES if os.environ.get(name, "").strip())
 
 
+#: the chunked LTI path's chunk and backward warps by default (fully-LTI calls only; explicit ScanConfigs keep the scan
+#: kernels unless they set ``lti_chunk``). One H200, 2026-12-05 02:37-02:44 UTC (BENCHMARKS.md, "The fully-LTI scan by
+#: chunks"): complex-LTI fwd+bwd against the scan kernels, chunks of 32 with 4 backward warps, 1.56x / 2.03x (fp32) and
+#: 1.79x / 2.76x (bf16) at (16, 128, 16, 16384) / (8, 128, 16, 131072); forward 1.54-2.67x; the all-mamba-s4 U-Net's
+#: training step 1.18x (sc09-small) and 1.52x (youtubemix) eager, 1.28x and 2.19x compiled.
+LTI_CHUNK = 32
+LTI_WARPS_BWD = 4
+
+
 def _pick_with_env(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanConfig:
-    cfg = _pick_config(batch, d, N, L, is_complex)
+    cfg = replace(_pick_config(batch, d, N, L, is_complex), lti_chunk=LTI_CHUNK, lti_warps_bwd=LTI_WARPS_BWD)
     over = {}
     for name, field, allowed, what in _ENV_KNOBS:
         value = _env_choice(name, allowed, what)

@@ -315,10 +315,14 @@ def test_triton_step_iterated_equals_scan(cplx, lti):
 
 
 def test_scan_config_env_override_and_errors(monkeypatch):
+    from audiomamba.kernels import tuning
+
+    # (the config string sets the scan kernels; fully-LTI calls keep the chunked path's defaults on top)
+    lti = dict(lti_chunk=tuning.LTI_CHUNK, lti_warps_bwd=tuning.LTI_WARPS_BWD)
     monkeypatch.setenv("AUDIOMAMBA_SCAN_CONFIG", "32,2,1,4,8")
-    assert pick_config(8, 128, 16, 4096, False) == ScanConfig(32, 2, 1, 4, 8)
+    assert pick_config(8, 128, 16, 4096, False) == ScanConfig(32, 2, 1, 4, 8, **lti)
     monkeypatch.setenv("AUDIOMAMBA_SCAN_CONFIG", "32,2,1,4,8,1024")
-    assert pick_config(8, 128, 16, 4096, False) == ScanConfig(32, 2, 1, 4, 8, 1024)
+    assert pick_config(8, 128, 16, 4096, False) == ScanConfig(32, 2, 1, 4, 8, 1024, **lti)
     monkeypatch.delenv("AUDIOMAMBA_SCAN_CONFIG")
     cfg = pick_config(16, 128, 16, 16384, True)
     assert cfg.seq_fwd and cfg.block_d_fwd == 32 * cfg.warps_fwd and cfg.block_d_bwd * 16 * cfg.block_l <= 1024

@@ -137,8 +137,8 @@ run groups-connections env CUDA_DEVICE_MAX_CONNECTIONS=32 python3 -m audiomamba.
 run lti-tests timeout 600 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_lti_chunk.py
 lti_sweep() { timeout 300 python3 -m audiomamba.bench.scan_env_sweep "$@" --complex; }
 export -f lti_sweep
-run lti-sweep bash -c "lti_sweep AUDIOMAMBA_SCAN_LTI_CHUNK default,32,64,128 --backward; \
-  lti_sweep AUDIOMAMBA_SCAN_LTI_CHUNK default,32,64,128"
+run lti-sweep bash -c "lti_sweep AUDIOMAMBA_SCAN_LTI_CHUNK default,32,64 --backward; \
+  lti_sweep AUDIOMAMBA_SCAN_LTI_CHUNK default,32,64"
 while want peer-lti && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 [ -d "$PEER_BUILD" ] && run peer-lti env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-64} bash -c "$B kernel --peer mamba_ssm \
   --peer-build $PEER_BUILD --out $RES/bench-kernel-peer-lti.md; $B kernel --peer mamba_ssm --peer-build $PEER_BUILD \
