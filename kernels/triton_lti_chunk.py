@@ -27,7 +27,7 @@ unless PyTorch's float32 matmuls may use TF32, ``tf32`` for 16-bit ones (a bf16 
 round to TF32's 10-bit mantissa, below bf16's 7-bit output). sm_90 (``python -m audiomamba.kernels.compile_check
 --only ltifwd``, chunks of 64, complex A): the forward takes 246 registers with tf32x3 and 168 with tf32 at 4 warps,
 no spills; the backward 255 at 8 warps, 544 B and 24 B of spills. ``ScanConfig.lti_chunk``
-(``AUDIOMAMBA_SCAN_LTI_CHUNK=0|16|32|64|128``): chunks of that many steps, 32 by default (:func:`kernels.tuning.pick_config`;
+(``AUDIOMAMBA_SCAN_LTI_CHUNK=0|16|32|64``): chunks of that many steps, 32 by default (:func:`kernels.tuning.pick_config`;
 H200, 2026-12-05: 1.56-2.76x the scan kernels' complex-LTI fwd+bwd with 4 backward warps; chunks of 128 need more shared
 memory than an H200 has for float32 inputs).
 The reference is :func:`kernels.reference.selective_scan_fft` (the same convolution by FFT).

@@ -108,7 +108,7 @@ class ScanConfig:
     #: fully LTI calls (Δ, B and C per channel: mamba-s4 / mamba-s4-real) by chunks of this many steps on tensor cores
     #: (:mod:`kernels.triton_lti_chunk`: per chunk a Toeplitz product and two state products, a scan over chunks
     #: instead of over steps); 0 = the scan kernels. :func:`pick_config` sets :data:`LTI_CHUNK` (32, measured);
-    #: a ScanConfig made by hand keeps the scan kernels. Env: AUDIOMAMBA_SCAN_LTI_CHUNK=0|16|32|64|128.
+    #: a ScanConfig made by hand keeps the scan kernels. Env: AUDIOMAMBA_SCAN_LTI_CHUNK=0|16|32|64.
     lti_chunk: int = 0
     #: chunks per block of the chunked LTI path (the matmuls' M). Env: AUDIOMAMBA_SCAN_LTI_ROWS=16|32|64.
     lti_rows: int = 16
@@ -208,8 +208,9 @@ _ENV_KNOBS = (
      "0 or a power of two from 256 to 131072 (segment length of the forward; 0 = one segment)"),
     ("AUDIOMAMBA_SCAN_BWD_SEG_L", "seg_l_bwd", (0, *(1 << k for k in range(9, 18))),
      "0 or a power of two from 512 to 131072 (segment length of the backward; 0 = one segment)"),
-    ("AUDIOMAMBA_SCAN_LTI_CHUNK", "lti_chunk", (0, 16, 32, 64, 128),
-     "0, 16, 32, 64 or 128 (steps per chunk of the fully-LTI path on tensor cores; 0 = the scan kernels)"),
+    ("AUDIOMAMBA_SCAN_LTI_CHUNK", "lti_chunk", (0, 16, 32, 64),
+     "0, 16, 32 or 64 (steps per chunk of the fully-LTI path on tensor cores; 0 = the scan kernels; 128 needs more "
+     "shared memory than an H200 has)"),
     ("AUDIOMAMBA_SCAN_LTI_ROWS", "lti_rows", (16, 32, 64), "16, 32 or 64 (chunks per block of the fully-LTI path)"),
     ("AUDIOMAMBA_SCAN_LTI_WARPS", "lti_warps", (1, 2, 4, 8), "1, 2, 4 or 8 (warps per program of the fully-LTI forward)"),
     ("AUDIOMAMBA_SCAN_LTI_WARPS_BWD", "lti_warps_bwd", (1, 2, 4, 8),

@@ -137,25 +137,25 @@ run groups-connections env CUDA_DEVICE_MAX_CONNECTIONS=32 python3 -m audiomamba.
 run lti-tests timeout 600 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_lti_chunk.py
 lti_sweep() { timeout 300 python3 -m audiomamba.bench.scan_env_sweep "$@" --complex; }
 export -f lti_sweep
-run lti-sweep bash -c "lti_sweep AUDIOMAMBA_SCAN_LTI_CHUNK default,32,64 --backward; \
-  lti_sweep AUDIOMAMBA_SCAN_LTI_CHUNK default,32,64"
+run lti-sweep bash -c "lti_sweep AUDIOMAMBA_SCAN_LTI_CHUNK 0,32,64 --backward; \
+  lti_sweep AUDIOMAMBA_SCAN_LTI_CHUNK 0,32,64"
 while want peer-lti && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
-[ -d "$PEER_BUILD" ] && run peer-lti env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-64} bash -c "$B kernel --peer mamba_ssm \
+[ -d "$PEER_BUILD" ] && run peer-lti env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-32} bash -c "$B kernel --peer mamba_ssm \
   --peer-build $PEER_BUILD --out $RES/bench-kernel-peer-lti.md; $B kernel --peer mamba_ssm --peer-build $PEER_BUILD \
   --cuda-graph --out $RES/bench-kernel-peer-lti-graph.md"
 # issue 14, the selective bf16 fwd+bwd rows below the peer (0.78x at (8, 128, 16, 131072), 0.95x at (8, 2048, 16, 2048)):
 # the backward's segment length, never swept (picked: 2 segments there, 2048 one-warp programs)
 run bwd-seg timeout 400 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_SEG_L default,0,32768,16384,4096 \
   --backward
-# warps, rows and the register cap of the chunked LTI kernels at chunks of 64
-run lti-geometry env AUDIOMAMBA_SCAN_LTI_CHUNK=64 bash -c "lti_sweep AUDIOMAMBA_SCAN_LTI_WARPS_BWD default,4,2 --backward; \
+# warps, rows and the register cap of the chunked LTI kernels (chunks of 32 by default)
+run lti-geometry env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-32} bash -c "lti_sweep AUDIOMAMBA_SCAN_LTI_WARPS_BWD default,4,2 --backward; \
   lti_sweep AUDIOMAMBA_SCAN_LTI_WARPS default,8,2; lti_sweep AUDIOMAMBA_SCAN_LTI_ROWS default,32 --backward; \
   lti_sweep AUDIOMAMBA_SCAN_LTI_MAXNREG default,168,128 --backward"
 # and the forward's (picked: 4 segments of 256 at (16, 512, 16, 1024): a local pass and a carry launch before the full
 # pass, where our bf16 forward is 0.93x the peer's one launch)
 run fwd-seg timeout 400 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_SEG_L default,0,512,1024
 # the training step of the complex-LTI U-Net (every block mamba-s4) with the chunked scan against the scan kernels
-run model-lti env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-64} timeout 550 $B model --compile --block mamba-s4 \
+run model-lti env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-32} timeout 550 $B model --compile --block mamba-s4 \
   --baseline AUDIOMAMBA_SCAN_LTI_CHUNK=0 --out "$RES/bench-model-lti.md"
 # one launch per run of Mamba blocks for one stream (AUDIOMAMBA_STEP_RUNS, new 2026-12-04 22:40, not yet on a GPU):
 # the GPU tests first (persistent grids meeting at barriers: a hang here is a barrier that never opens, hence the
