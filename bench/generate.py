@@ -445,6 +445,8 @@ def groups_note(dev: torch.device) -> str:
 
     mode = runs_mode()
     runs = ("; block runs: per-block launches" if mode == "0" else
+            "; block runs: split runs of LTI blocks on a GPU (AUDIOMAMBA_STEP_RUNS unset; fewer than 16 rows)"
+            if mode == "auto" else
             f"; block runs: AUDIOMAMBA_STEP_RUNS={mode} (fewer than 16 rows; {run_phases()} phases per selective block)")
     if os.environ.get("AUDIOMAMBA_STEP_GROUPS", "").strip().lower() not in ("", "auto"):
         return f"row groups: AUDIOMAMBA_STEP_GROUPS={os.environ['AUDIOMAMBA_STEP_GROUPS']}" + runs

@@ -44,10 +44,10 @@ float32 broadcast products; the same conv, state-update and readout helpers); on
 channels differs. :func:`run_step_ref` is the PyTorch reference.
 
 Built 2026-12-04 on a CPU machine (interpreter tests; sm_90 compile checks, ``compile_check --only run``: 209-255
-registers, spills of 0-256 B); not yet timed on a GPU, so opt-in: ``AUDIOMAMBA_STEP_RUNS=1`` (:func:`runs_mode`; the
-Stepper attaches the runs, :meth:`audiomamba.model.unet.AudioUNet.attach_runs`). ``python -m
-audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUNS --configs "1;split" --batch 1`` times it against the
-per-block launches.
+registers, spills of 0-256 B); timed on an H200 on 2026-12-05 (``python -m audiomamba.bench.step_tiles --var
+AUDIOMAMBA_STEP_RUNS --configs "0;1;split" --batch 1``): one launch per phase ("split") beat the persistent grid for
+every block kind, and the per-block launches for LTI blocks only, so by default (:func:`runs_mode` "auto") the Stepper
+attaches split runs of LTI blocks on a GPU (:meth:`audiomamba.model.unet.AudioUNet.attach_runs`).
 """
 
 from __future__ import annotations
@@ -87,11 +87,16 @@ RUN_WIDE_H = 256
 
 
 def runs_mode() -> str:
-    """``AUDIOMAMBA_STEP_RUNS``: "0" (off), "1" (persistent) or "split"; a bad value is a one-line KernelError."""
-    flag = os.environ.get("AUDIOMAMBA_STEP_RUNS", "0").strip().lower() or "0"
+    """``AUDIOMAMBA_STEP_RUNS``: "0" (off), "1" (persistent) or "split"; unset: "auto" (split runs of LTI blocks on a
+    GPU, none of ``mamba-s6``: on an H200, 2026-12-05, one sc09-small stream ran 1.20x / 1.69x with split runs of
+    ``mamba-s4-real`` / ``mamba-s4`` blocks, 0.95x of ``mamba-s6``). A bad value is a one-line KernelError."""
+    flag = os.environ.get("AUDIOMAMBA_STEP_RUNS", "").strip().lower()
+    if not flag:
+        return "auto"
     if flag not in RUNS_MODES:
-        raise KernelError(f"AUDIOMAMBA_STEP_RUNS={flag!r} in the environment: use 0 (one launch chain per block, the "
-                          "default), 1 (one launch per run of blocks) or split (one launch per phase)")
+        raise KernelError(f"AUDIOMAMBA_STEP_RUNS={flag!r} in the environment: use 0 (one launch chain per block), 1 "
+                          "(one launch per run of blocks), split (one launch per phase), or leave it unset (split "
+                          "runs of LTI blocks on a GPU)")
     return flag
 
 

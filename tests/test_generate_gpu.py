@@ -103,13 +103,13 @@ def test_block_runs_change_no_sample(monkeypatch, pdl: str, batch: int) -> None:
     monkeypatch.setenv("AUDIOMAMBA_PDL", pdl)
     prompt = torch.randint(0, 256, (batch, 640), generator=torch.Generator().manual_seed(1))
     forced, free = {}, {}
-    for flag in ("0", "1", "split"):
+    for flag in ("0", "1", "split", ""):  # "": unset, the default (split runs of the LTI blocks)
         monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", flag)
         forced[flag] = generate_tokens(model, batch, 640, batch, SamplingConfig(), seed=3, prompts=prompt,
                                        device="cuda", use_graph=True, progress=False)
         free[flag] = generate_tokens(model, batch, 32, batch, SamplingConfig(), seed=3, device="cuda",
                                      use_graph=True, progress=False)
-    for flag in ("1", "split"):
+    for flag in ("1", "split", ""):
         assert torch.equal(forced[flag].tokens, prompt)
         assert torch.allclose(forced[flag].logp, forced["0"].logp, rtol=0, atol=1e-3)
         assert torch.equal(free[flag].tokens, free["0"].tokens)

@@ -156,7 +156,7 @@ def test_run_step_rejects_bad_shapes() -> None:
 
 def test_runs_mode_and_block_e_from_the_environment(monkeypatch) -> None:
     monkeypatch.delenv("AUDIOMAMBA_STEP_RUNS", raising=False)
-    assert runs_mode() == "0"
+    assert runs_mode() == "auto"
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", "split")
     assert runs_mode() == "split"
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", "yes")
@@ -226,6 +226,24 @@ def test_runs_only_for_mamba_blocks_and_small_batches() -> None:
     big = model.init_state(16, dev)
     assert model.attach_runs(big) == 0
     assert BlockRun.make(model.body.inner.blocks[:0], []) is None
+
+
+def test_default_runs_are_the_lti_blocks_on_a_gpu(monkeypatch) -> None:
+    """``AUDIOMAMBA_STEP_RUNS`` unset ("auto"): the Stepper attaches runs of LTI blocks only (``mamba-s6`` runs lost to
+    the per-block launches on an H200), and only on a GPU; 1 / split attach every kind."""
+    from audiomamba.generate.stepper import initial_state
+
+    torch.manual_seed(5)
+    cfg = {"d_model": 16, "d_state": 4, "pool": [2], "levels": [{"block": "mamba-s4", "n": 1}],
+           "center": {"block": "mamba-s6", "n": 1}}
+    model = build_model(cfg).eval()
+    monkeypatch.delenv("AUDIOMAMBA_STEP_RUNS", raising=False)
+    assert "runs" not in initial_state(model, 1, torch.device("cpu"))["body"]  # CPU: none by default
+    state = model.init_state(1, "cpu")
+    assert model.attach_runs(state, lti_only=True) == 2  # the level's down and up runs, not the S6 center
+    assert state["body"]["runs"]["center"] is None and state["body"]["runs"]["down"] is not None
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", "split")
+    assert initial_state(model, 1, torch.device("cpu"))["body"]["runs"]["center"] is not None
 
 
 @pytest.mark.parametrize("phases", ["2", "1"])

@@ -89,11 +89,13 @@ class SamplingConfig:
 
 
 def initial_state(model: nn.Module, batch: int, device: torch.device):
-    """``model.init_state(batch, device)``; with ``AUDIOMAMBA_STEP_RUNS`` set (1 or split), runs of Mamba blocks then
-    step as one launch each where the batch is small (:meth:`audiomamba.model.unet.AudioUNet.attach_runs`)."""
+    """``model.init_state(batch, device)``; where the batch is small, runs of Mamba blocks then step as one launch
+    each (:meth:`audiomamba.model.unet.AudioUNet.attach_runs`): with ``AUDIOMAMBA_STEP_RUNS`` 1 or split every kind,
+    unset ("auto") the LTI blocks' runs on a GPU."""
     state = model.init_state(batch, device)
-    if runs_mode() != "0" and hasattr(model, "attach_runs"):
-        model.attach_runs(state)
+    mode = runs_mode()
+    if mode != "0" and hasattr(model, "attach_runs") and (mode != "auto" or torch.device(device).type == "cuda"):
+        model.attach_runs(state, lti_only=mode == "auto")
     return state
 
 

@@ -78,11 +78,14 @@ class BlockRun:
         self.scratch = run_scratch(batch, H, E, N, R, self.h.device, self.block_e)
 
     @staticmethod
-    def make(blocks: nn.ModuleList, states: list[Any]) -> BlockRun | None:
+    def make(blocks: nn.ModuleList, states: list[Any], lti_only: bool = False) -> BlockRun | None:
         """A run of ``blocks`` (their step states ``states``), or None where the kernel does not step them: no
-        blocks, blocks of another kind or of different kinds, or more than :data:`RUN_MAX_ROWS` rows."""
+        blocks, blocks of another kind or of different kinds (or ``mamba-s6`` with ``lti_only``), or more than
+        :data:`RUN_MAX_ROWS` rows."""
         kinds = {type(b) for b in blocks}
         if len(kinds) != 1 or not kinds <= RUN_BLOCKS or any(len(b.layers) != 1 for b in blocks):
+            return None
+        if lti_only and kinds == {MambaS6Block}:
             return None
         if states[0][0]["ssm"].shape[0] > RUN_MAX_ROWS:
             return None

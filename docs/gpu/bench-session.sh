@@ -163,7 +163,7 @@ run model-lti env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-32} timeout 550 $B mode
 # against the per-block launches, per block type and preset, then the CLI path at batch 1 with runs on
 run runs-tests timeout 600 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_run.py tests/test_generate_gpu.py \
   -k "run_step or runs or block_runs"
-step_runs() { timeout 300 python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUNS --configs "1;split" \
+step_runs() { timeout 300 python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUNS --configs "0;1;split" \
   --batch 1 --steps 2048 --rounds 3 "$@"; }
 export -f step_runs
 run step-runs bash -c "step_runs --out $RES/step-runs-sc09-small-s6.md"
