@@ -42,12 +42,8 @@ from torch import Tensor
 
 from .backend import interpreting
 from .launch import launch
-from .triton_scan import _combine_complex, _combine_real
+from .triton_scan import _cdiv, _combine_complex, _combine_real, _strides3
 from .tuning import ScanConfig
-
-
-def _cdiv(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 def n_pad(N: int) -> int:
@@ -406,10 +402,6 @@ def _cap(cfg: ScanConfig) -> dict[str, int]:
     return {"maxnreg": cfg.lti_maxnreg} if cfg.lti_maxnreg and not interpreting() else {}
 
 
-def _strides(x: Tensor | None) -> tuple[int, int, int]:
-    return (0, 0, 0) if x is None else x.stride()
-
-
 def chunk_forward(u: Tensor, z: Tensor | None, D: Tensor | None, ops: tuple[Tensor, ...], N: int, cfg: ScanConfig,
                   need_grad: bool) -> tuple[Tensor, Tensor, Tensor]:
     """The forward launch on the operators ``ops`` (:func:`lti_operators` with L): (y, the blocks' entering states
@@ -427,7 +419,7 @@ def chunk_forward(u: Tensor, z: Tensor | None, D: Tensor | None, ops: tuple[Tens
         launch(
             _lti_chunk_fwd_kernel, (batch, d),
             (u, z if z is not None else u, D if D is not None else u, y, *ops, states, hlast),
-            (d, N, L, shape[2], *_strides(u), *_strides(z), *_strides(y)),
+            (d, N, L, shape[2], *_strides3(u), *_strides3(z), *_strides3(y)),
             T=cfg.lti_chunk, ROWS=cfg.lti_rows, NP=n_pad(N), R=R, IS_COMPLEX=cplx, HAS_D=D is not None,
             HAS_Z=z is not None, SAVE_STATES=need_grad, PREC=precision(u.dtype), num_warps=cfg.lti_warps,
             **_cap(cfg),
@@ -455,7 +447,7 @@ def chunk_backward(dy: Tensor, u: Tensor, z: Tensor | None, D: Tensor | None, op
             _lti_chunk_bwd_kernel, (batch, d),
             (u, z if z is not None else u, D if D is not None else u, dy, *ops[:4], states,
              du, dz if dz is not None else du, g_toep, g_vin, g_vout, g_at, g_D),
-            (d, N, L, states.shape[2], *_strides(u), *_strides(z), *_strides(dy), *_strides(du), *_strides(dz)),
+            (d, N, L, states.shape[2], *_strides3(u), *_strides3(z), *_strides3(dy), *_strides3(du), *_strides3(dz)),
             T=cfg.lti_chunk, ROWS=cfg.lti_rows, NP=n_pad(N), R=2 if cplx else 1, IS_COMPLEX=cplx,
             HAS_D=D is not None, HAS_Z=z is not None, PREC=precision(u.dtype), num_warps=cfg.lti_warps_bwd,
             **_cap(cfg),
