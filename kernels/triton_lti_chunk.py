@@ -43,7 +43,7 @@ from torch import Tensor
 from .backend import interpreting
 from .launch import launch
 from .triton_scan import _cdiv, _combine_complex, _combine_real, _strides3
-from .tuning import ScanConfig
+from .tuning import ScanConfig, lti_warps
 
 
 def n_pad(N: int) -> int:
@@ -421,7 +421,7 @@ def chunk_forward(u: Tensor, z: Tensor | None, D: Tensor | None, ops: tuple[Tens
             (u, z if z is not None else u, D if D is not None else u, y, *ops, states, hlast),
             (d, N, L, shape[2], *_strides3(u), *_strides3(z), *_strides3(y)),
             T=cfg.lti_chunk, ROWS=cfg.lti_rows, NP=n_pad(N), R=R, IS_COMPLEX=cplx, HAS_D=D is not None,
-            HAS_Z=z is not None, SAVE_STATES=need_grad, PREC=precision(u.dtype), num_warps=cfg.lti_warps,
+            HAS_Z=z is not None, SAVE_STATES=need_grad, PREC=precision(u.dtype), num_warps=lti_warps(cfg, u.dtype, False),
             **_cap(cfg),
         )
     return y, states, hlast
@@ -449,7 +449,7 @@ def chunk_backward(dy: Tensor, u: Tensor, z: Tensor | None, D: Tensor | None, op
              du, dz if dz is not None else du, g_toep, g_vin, g_vout, g_at, g_D),
             (d, N, L, states.shape[2], *_strides3(u), *_strides3(z), *_strides3(dy), *_strides3(du), *_strides3(dz)),
             T=cfg.lti_chunk, ROWS=cfg.lti_rows, NP=n_pad(N), R=2 if cplx else 1, IS_COMPLEX=cplx,
-            HAS_D=D is not None, HAS_Z=z is not None, PREC=precision(u.dtype), num_warps=cfg.lti_warps_bwd,
+            HAS_D=D is not None, HAS_Z=z is not None, PREC=precision(u.dtype), num_warps=lti_warps(cfg, u.dtype, True),
             **_cap(cfg),
         )
     gD = g_D.sum(0).to(D.dtype) if D is not None else None

@@ -112,11 +112,14 @@ class ScanConfig:
     lti_chunk: int = 0
     #: chunks per block of the chunked LTI path (the matmuls' M). Env: AUDIOMAMBA_SCAN_LTI_ROWS=16|32|64.
     lti_rows: int = 16
-    #: warps per program of the chunked LTI forward and backward (H200, 2026-12-05, chunks of 64: 4 backward warps
-    #: 1.01-1.48x against 8, 2 forward warps 1.15-1.26x for bf16 but 0.93x for fp32; :func:`pick_config` takes
-    #: :data:`LTI_WARPS_BWD`). Env: AUDIOMAMBA_SCAN_LTI_WARPS, AUDIOMAMBA_SCAN_LTI_WARPS_BWD = 1|2|4|8.
-    lti_warps: int = 4
-    lti_warps_bwd: int = 4
+    #: warps per program of the chunked LTI forward and backward; 0 = by the inputs' dtype (:func:`lti_warps`): 2 for
+    #: 16-bit inputs, 4 for float32. One H200, 2026-12-05 04:29 UTC, chunks of 32, complex LTI, against 4 warps:
+    #: forward with 2, bf16 1.06x / 1.54x, fp32 1.07x / 0.95x at (16, 128, 16, 16384) / (8, 128, 16, 131072);
+    #: fwd+bwd with a 2-warp backward, bf16 0.95x / 1.39x, fp32 1.00x / 0.97x; with an 8-warp one 0.56-0.94x (at
+    #: L = 16384 the eager call is bound by launching the operators' builder, so its row is noise).
+    #: Env: AUDIOMAMBA_SCAN_LTI_WARPS, AUDIOMAMBA_SCAN_LTI_WARPS_BWD = 1|2|4|8.
+    lti_warps: int = 0
+    lti_warps_bwd: int = 0
     #: register cap per thread of the chunked LTI kernels (Triton's ``maxnreg``; 0 = none). sm_90, complex A, chunks of
     #: 64, 2026-12-05: uncapped the backward takes 255 registers at 8 warps (one program per SM); at 128 (two per SM) it
     #: spills 800 B (tf32) / 1900 B (tf32x3), at 168 464 / 1228 B; the forward at 168 spills 24 / 136 B (3 programs per
@@ -244,17 +247,23 @@ def env_overrides() -> str:
     return ", ".join(f"{name}={os.environ[name].strip()}" for name in _ENV_NAMES if os.environ.get(name, "").strip())
 
 
-#: the chunked LTI path's chunk and backward warps by default (fully-LTI calls only; explicit ScanConfigs keep the scan
+def lti_warps(cfg: ScanConfig, dtype, backward: bool) -> int:
+    """Warps per program of the chunked LTI forward or backward: ``cfg``'s, or where 0 by the inputs' dtype (2 for
+    16-bit inputs, 4 for float32: measured, :class:`ScanConfig`'s ``lti_warps``)."""
+    warps = cfg.lti_warps_bwd if backward else cfg.lti_warps
+    return warps or (4 if dtype.itemsize >= 4 else 2)
+
+
+#: the chunked LTI path's chunk by default (fully-LTI calls only; explicit ScanConfigs keep the scan
 #: kernels unless they set ``lti_chunk``). One H200, 2026-12-05 02:37-02:44 UTC (BENCHMARKS.md, "The fully-LTI scan by
-#: chunks"): complex-LTI fwd+bwd against the scan kernels, chunks of 32 with 4 backward warps, 1.56x / 2.03x (fp32) and
+#: chunks"): complex-LTI fwd+bwd against the scan kernels, chunks of 32 with 4 backward warps (since 04:29 UTC 2 for 16-bit inputs: :func:`lti_warps`), 1.56x / 2.03x (fp32) and
 #: 1.79x / 2.76x (bf16) at (16, 128, 16, 16384) / (8, 128, 16, 131072); forward 1.54-2.67x; the all-mamba-s4 U-Net's
 #: training step 1.18x (sc09-small) and 1.52x (youtubemix) eager, 1.28x and 2.19x compiled.
 LTI_CHUNK = 32
-LTI_WARPS_BWD = 4
 
 
 def _pick_with_env(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanConfig:
-    cfg = replace(_pick_config(batch, d, N, L, is_complex), lti_chunk=LTI_CHUNK, lti_warps_bwd=LTI_WARPS_BWD)
+    cfg = replace(_pick_config(batch, d, N, L, is_complex), lti_chunk=LTI_CHUNK)
     over = {}
     for name, field, allowed, what in _ENV_KNOBS:
         value = _env_choice(name, allowed, what)

@@ -11,7 +11,7 @@ from audiomamba.kernels import backend
 from audiomamba.cli import main
 
 MATRIX_COLUMNS = ["preset", "block", "batch", "audio per sample (s)", "wall (s)", "sampling (s)", "rest (s)",
-                  "samples/s (wall)", "× real time (wall)", "× real time (sampling)", "note"]
+                  "samples/s (wall)", "× real time (wall)", "× real time (sampling)", "× real time (steady)", "note"]
 
 
 def _table(text: str, first: str) -> tuple[list[str], list[list[str]]]:
@@ -43,8 +43,9 @@ def test_matrix_quick_runs_the_cli_path_and_writes_the_table(tmp_path, capsys) -
     for r in rows:
         wall, sampling, rest = float(r[4]), float(r[5]), float(r[6])
         assert wall > sampling > 0 and rest == pytest.approx(wall - sampling, abs=0.011)  # 4 decimals below 1 s
-        assert r[10].startswith("outside sampling: loading ")  # not extrapolated (8 steps are far below the cap)
-        assert "extrapolated" not in r[10] and " files " in r[10] and "spectrogram grid " in r[10]
+        assert r[11].startswith("outside sampling: loading ")  # not extrapolated (8 steps are far below the cap)
+        assert "extrapolated" not in r[11] and " files " in r[11] and "spectrogram grid " in r[11]
+        assert float(r[10]) > 0  # the probe's steady rate
     assert "4 of 4 cases; 0 out of memory (OOM); 0 extrapolated" in text
     assert "Command: `audiomamba bench generate" in text
 
@@ -67,9 +68,9 @@ def test_matrix_failed_cases_get_oom_or_error_rows_and_the_run_goes_on(tmp_path,
     assert calls == [2, 3, 1]
     _, rows = _table(text, "preset")
     oom, error, ok = rows
-    assert error[4:7] == ["error", "error", "error"] and error[10] == "ValueError at batch 3: something else / broke"
+    assert error[4:7] == ["error", "error", "error"] and error[11] == "ValueError at batch 3: something else / broke"
     assert oom[:3] == ["youtubemix-tiny", "`mamba-s4-real`", "2"] and oom[4:7] == ["OOM", "OOM", "OOM"]
-    assert "out of GPU memory at batch 2" in oom[10] and "Tried to allocate 20.00 GiB" in oom[10]
+    assert "out of GPU memory at batch 2" in oom[11] and "Tried to allocate 20.00 GiB" in oom[11]
     assert ok[2] == "1" and float(ok[4]) > 0
     assert "3 of 3 cases; 1 out of memory (OOM); 1 failed (error, see the note); 0 extrapolated" in text
 
@@ -89,7 +90,7 @@ def test_matrix_caps_sampling_extrapolates_and_says_so(tmp_path, capsys, monkeyp
                  "--seconds", "0.002", "--max-seconds-per-case", "1e-6"], capsys)
     _, (row,) = _table(text, "preset")
     assert row[3] == "0.002"
-    assert "sampling timed over 4 of 32 steps, extrapolated" in row[10] and "files written at full length" in row[10]
+    assert "sampling timed over 4 of 32 steps, extrapolated" in row[11] and "files written at full length" in row[11]
     assert written == [((2, 32), 2)]  # WAVs of the full length, one per sample
     assert float(row[4]) > float(row[5]) > 0
     assert "1 extrapolated (note)" in text

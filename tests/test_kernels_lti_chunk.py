@@ -15,7 +15,7 @@ import pytest
 import torch
 from audiomamba.kernels.errors import KernelError
 from audiomamba.kernels.reference import selective_scan_assoc, selective_scan_ref
-from audiomamba.kernels.tuning import ScanConfig, pick_config
+from audiomamba.kernels.tuning import ScanConfig, lti_warps, pick_config
 
 from audiomamba import kernels
 
@@ -169,6 +169,13 @@ def test_env_knob_routes_lti_calls_only(monkeypatch):
     assert pick_config(1, 2, 4, 40, True).lti_chunk == 16
     monkeypatch.setenv("AUDIOMAMBA_SCAN_LTI_MAXNREG", "168")
     assert pick_config(1, 2, 4, 40, True).lti_maxnreg == 168
+    # warps by the inputs' dtype unless set (2 for 16-bit, 4 for float32: measured on an H200)
+    cfg = pick_config(1, 2, 4, 40, True)
+    assert [lti_warps(cfg, t, bwd) for t in (torch.float32, torch.bfloat16) for bwd in (False, True)] == [4, 4, 2, 2]
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_LTI_WARPS_BWD", "8")
+    cfg = pick_config(1, 2, 4, 40, True)
+    assert (lti_warps(cfg, torch.bfloat16, False), lti_warps(cfg, torch.bfloat16, True)) == (2, 8)
+    monkeypatch.delenv("AUDIOMAMBA_SCAN_LTI_WARPS_BWD")
     for name, bad in (("AUDIOMAMBA_SCAN_LTI_CHUNK", "48"), ("AUDIOMAMBA_SCAN_LTI_MAXNREG", "100")):
         monkeypatch.setenv(name, bad)
         with pytest.raises(KernelError, match=name):

@@ -318,7 +318,7 @@ def test_scan_config_env_override_and_errors(monkeypatch):
     from audiomamba.kernels import tuning
 
     # (the config string sets the scan kernels; fully-LTI calls keep the chunked path's defaults on top)
-    lti = dict(lti_chunk=tuning.LTI_CHUNK, lti_warps_bwd=tuning.LTI_WARPS_BWD)
+    lti = dict(lti_chunk=tuning.LTI_CHUNK)
     monkeypatch.setenv("AUDIOMAMBA_SCAN_CONFIG", "32,2,1,4,8")
     assert pick_config(8, 128, 16, 4096, False) == ScanConfig(32, 2, 1, 4, 8, **lti)
     monkeypatch.setenv("AUDIOMAMBA_SCAN_CONFIG", "32,2,1,4,8,1024")

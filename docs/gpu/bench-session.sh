@@ -139,18 +139,14 @@ lti_sweep() { timeout 300 python3 -m audiomamba.bench.scan_env_sweep "$@" --comp
 export -f lti_sweep
 run lti-sweep bash -c "lti_sweep AUDIOMAMBA_SCAN_LTI_CHUNK 0,32,64 --backward; \
   lti_sweep AUDIOMAMBA_SCAN_LTI_CHUNK 0,32,64"
-while want peer-lti && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
-[ -d "$PEER_BUILD" ] && run peer-lti env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-32} bash -c "$B kernel --peer mamba_ssm \
-  --peer-build $PEER_BUILD --out $RES/bench-kernel-peer-lti.md; $B kernel --peer mamba_ssm --peer-build $PEER_BUILD \
-  --cuda-graph --out $RES/bench-kernel-peer-lti-graph.md"
 # issue 14, the selective bf16 fwd+bwd rows below the peer (0.78x at (8, 128, 16, 131072), 0.95x at (8, 2048, 16, 2048)):
 # the backward's segment length, never swept (picked: 2 segments there, 2048 one-warp programs)
 run bwd-seg timeout 400 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_SEG_L default,0,32768,16384,4096 \
   --backward
-# warps, rows and the register cap of the chunked LTI kernels (chunks of 32 by default)
-run lti-geometry env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-32} bash -c "lti_sweep AUDIOMAMBA_SCAN_LTI_WARPS_BWD default,4,2 --backward; \
-  lti_sweep AUDIOMAMBA_SCAN_LTI_WARPS default,8,2; lti_sweep AUDIOMAMBA_SCAN_LTI_ROWS default,32 --backward; \
-  lti_sweep AUDIOMAMBA_SCAN_LTI_MAXNREG default,168,128 --backward"
+# the 16-bit inputs' 2 warps each way (default since 2026-12-05 04:45, measured one at a time: forward 1.54x, backward
+# 1.39x at (8, 128, 16, 131072) bf16) against 4 for the other: the pair's effect, and its GPU tests
+run lti-warps16 bash -c "timeout 200 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_lti_chunk.py; \
+  lti_sweep AUDIOMAMBA_SCAN_LTI_WARPS_BWD default,4 --backward; lti_sweep AUDIOMAMBA_SCAN_LTI_WARPS default,4"
 # and the forward's (picked: 4 segments of 256 at (16, 512, 16, 1024): a local pass and a carry launch before the full
 # pass, where our bf16 forward is 0.93x the peer's one launch)
 run fwd-seg timeout 400 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_SEG_L default,0,512,1024
@@ -163,6 +159,15 @@ run model-lti env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-32} timeout 550 $B mode
 # against the per-block launches, per block type and preset, then the CLI path at batch 1 with runs on
 run runs-tests timeout 600 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_run.py tests/test_generate_gpu.py \
   -k "run_step or runs or block_runs"
+# the peer table with the chunked LTI defaults (after the runs' tests, which fill the peer build's minutes)
+while want peer-lti && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
+[ -d "$PEER_BUILD" ] && run peer-lti env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-32} bash -c "$B kernel --peer mamba_ssm \
+  --peer-build $PEER_BUILD --out $RES/bench-kernel-peer-lti.md; $B kernel --peer mamba_ssm --peer-build $PEER_BUILD \
+  --cuda-graph --out $RES/bench-kernel-peer-lti-graph.md"
+# warps, rows and the register cap of the chunked LTI kernels (chunks of 32 by default)
+run lti-geometry env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-32} bash -c "lti_sweep AUDIOMAMBA_SCAN_LTI_WARPS_BWD default,8,2 --backward; \
+  lti_sweep AUDIOMAMBA_SCAN_LTI_WARPS default,8,2; lti_sweep AUDIOMAMBA_SCAN_LTI_ROWS default,32 --backward; \
+  lti_sweep AUDIOMAMBA_SCAN_LTI_MAXNREG default,168,128 --backward"
 step_runs() { timeout 300 python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUNS --configs "0;1;split" \
   --batch 1 --steps 2048 --rounds 3 "$@"; }
 export -f step_runs
@@ -179,7 +184,7 @@ run step-runs-phases env AUDIOMAMBA_STEP_RUNS=1 bash -c "timeout 300 python3 -m 
   --steps 2048 --rounds 3 --out $RES/step-runs-warps.md; \
   timeout 300 python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUN_E --configs '8;32;64' --batch 1 \
   --steps 2048 --rounds 3 --out $RES/step-runs-channels.md"
-run matrix-runs env AUDIOMAMBA_STEP_RUNS=1 timeout 500 $B generate --matrix --presets sc09-small,sc09-large,youtubemix \
+run matrix-runs timeout 500 $B generate --matrix --presets sc09-small,sc09-large,youtubemix \
   --blocks mamba-s6,mamba-s4,mamba-s4-real --batches 1 --out "$RES/bench-generate-matrix-runs.md"
 # the step kernels without masks (EVEN, new 2026-12-04 21:00: 22-27 % fewer sm_90 instructions) against the masked
 # ones, batch 2048 (with the row groups) and one stream; then the fused-step and generation GPU tests
