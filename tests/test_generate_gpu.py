@@ -113,3 +113,23 @@ def test_block_runs_change_no_sample(monkeypatch, pdl: str, batch: int) -> None:
         assert torch.equal(forced[flag].tokens, prompt)
         assert torch.allclose(forced[flag].logp, forced["0"].logp, rtol=0, atol=1e-3)
         assert torch.equal(free[flag].tokens, free["0"].tokens)
+
+
+def test_write_samples_judges_noise_on_the_gpu(tmp_path) -> None:
+    """``write_samples(device="cuda")`` judges every sample's noise on the GPU while the pool writes the WAVs: the
+    same files and verdicts as the CPU's pool, statistics within 1e-9."""
+    from audiomamba.generate.output import write_samples
+    from audiomamba.generate.sampler import Generated
+
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(100, 156, (12, 4000), generator=g)
+    tokens[3] = torch.randint(0, 256, (4000,), generator=g)  # loud noise throughout
+    gen = Generated(tokens, -torch.rand(12, 4000, generator=g) * 5, 0, 1.0)
+    cpu = write_samples(gen, tmp_path / "cpu", sashimi_filter=True, spectrogram_count=0)
+    timings: dict[str, float] = {}
+    gpu = write_samples(gen, tmp_path / "gpu", sashimi_filter=True, spectrogram_count=0, device="cuda", timings=timings)
+    assert timings["noise"] > 0 and cpu[3]["noise"]
+    for c, r in zip(cpu, gpu, strict=True):
+        assert {k: v for k, v in c.items() if not isinstance(v, float)} == {k: v for k, v in r.items() if not isinstance(v, float)}
+        assert all(abs(c[k] - r[k]) <= 1e-5 for k in c if isinstance(c[k], float))  # the index rounds to 5 decimals
+        assert (tmp_path / "cpu" / c["file"]).read_bytes() == (tmp_path / "gpu" / r["file"]).read_bytes()

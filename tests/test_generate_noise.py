@@ -132,3 +132,23 @@ def test_detect_noise_reuses_the_clips_spectra_without_changing_a_number(band_hz
                    strict=True)
     for report, (fraction, f_early, f_late) in zip(detect_noise(waves, profile), expected, strict=True):
         assert (report.noisy_fraction, report.flatness_early, report.flatness_late) == (fraction, f_early, f_late)
+
+
+def test_detect_noise_takes_a_tensor_on_its_device() -> None:
+    """A tensor is judged where it lies (a generation's samples on its GPU): on a CPU the same reports, bit for bit,
+    as its numpy array; on a GPU (where there is one) the same verdicts and statistics within 1e-9."""
+    from audiomamba.generate.noise import NOISE_CHUNK, detect_noise
+
+    rng = np.random.default_rng(6)
+    waves = np.stack([_decoded(_speechlike(rng)) for _ in range(NOISE_CHUNK + 2)]).astype(np.float32)
+    waves[3] = np.clip(rng.normal(0, 0.3, 16000), -1, 1)
+    waves[5, 10000:] = np.clip(rng.normal(0, 0.5, 6000), -1, 1)
+    profile = NoiseProfile(4000.0, 0.02, 0.4, 10)
+    expected = [r.as_dict() for r in detect_noise(waves, profile)]
+    assert expected[3]["noise_throughout"] and expected[5]["runaway_noise"]
+    assert [r.as_dict() for r in detect_noise(torch.from_numpy(waves), profile)] == expected
+    if torch.cuda.is_available():
+        got = [r.as_dict() for r in detect_noise(torch.from_numpy(waves).cuda(), profile)]
+        for g, e in zip(got, expected, strict=True):
+            assert {k: v for k, v in g.items() if isinstance(v, bool)} == {k: v for k, v in e.items() if isinstance(v, bool)}
+            assert all(abs(g[k] - e[k]) <= 1e-9 for k in e if not isinstance(e[k], bool))

@@ -98,5 +98,5 @@ def generate_to_folder(
         gen, _ = regenerate_noisy(gen, redo, regenerate, noise_profile)
         timings["regenerate"] = time.perf_counter() - t0
     rows = write_samples(gen, out, names, sashimi_filter, labeller=labeller, noise_profile=noise_profile,
-                         timings=timings)
+                         timings=timings, device=device)
     return rows, gen

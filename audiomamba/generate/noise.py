@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 FRAME, HOP = 512, 256
 FLAT_NOISE = 0.3  # flatness above which a frame or part counts as broadband noise
@@ -76,69 +77,84 @@ class NoiseReport:
         return {**asdict(self), "noise": self.noise}
 
 
-def _frames(waves: np.ndarray) -> np.ndarray:
+# The statistics are computed with torch in float64 (one implementation for a CPU and a GPU: the samples of a
+# generation are judged on the device that made them, :func:`detect_noise`); the functions taking numpy arrays convert.
+
+
+def _frames(waves: torch.Tensor) -> torch.Tensor:
     """(..., T) -> (..., n_frames, FRAME) with each frame's mean removed (a DC offset is not sound)."""
     if waves.shape[-1] < FRAME:
-        waves = np.pad(waves, [(0, 0)] * (waves.ndim - 1) + [(0, FRAME - waves.shape[-1])])
-    frames = np.lib.stride_tricks.sliding_window_view(waves, FRAME, axis=-1)[..., ::HOP, :]
-    return frames - frames.mean(axis=-1, keepdims=True)
+        waves = torch.nn.functional.pad(waves, (0, FRAME - waves.shape[-1]))
+    frames = waves.unfold(-1, FRAME, HOP)
+    return frames - frames.mean(dim=-1, keepdim=True)
 
 
-def _band(power: np.ndarray, band_hz: float = 8000.0, sample_rate: int = 16000) -> np.ndarray:
+def _band(power: torch.Tensor, band_hz: float = 8000.0, sample_rate: int = 16000) -> torch.Tensor:
     """The bins of full power spectra (..., FRAME // 2 + 1) from the first above DC up to ``band_hz``."""
     top = max(2, min(power.shape[-1] - 1, int(round(band_hz / sample_rate * FRAME))))
     return power[..., 1 : top + 1] + 1e-12
 
 
-def _full_power(frames: np.ndarray) -> np.ndarray:
-    """Power spectra (..., n_frames, FRAME // 2 + 1) of Hann-windowed frames."""
-    return np.abs(np.fft.rfft(frames * np.hanning(FRAME), axis=-1)) ** 2
+def _full_power(frames: torch.Tensor) -> torch.Tensor:
+    """Power spectra (..., n_frames, FRAME // 2 + 1) of Hann-windowed frames (the symmetric window, numpy's)."""
+    window = torch.hann_window(FRAME, periodic=False, dtype=frames.dtype, device=frames.device)
+    return torch.fft.rfft(frames * window, dim=-1).abs() ** 2
 
 
-def _power(frames: np.ndarray, band_hz: float = 8000.0, sample_rate: int = 16000) -> np.ndarray:
+def _power(frames: torch.Tensor, band_hz: float = 8000.0, sample_rate: int = 16000) -> torch.Tensor:
     """Power spectra (..., n_frames, bins) of the bins from the first above DC up to ``band_hz``."""
     return _band(_full_power(frames), band_hz, sample_rate)
 
 
-def _flatness(band_power: np.ndarray) -> np.ndarray:
+def _flatness(band_power: torch.Tensor) -> torch.Tensor:
     """Spectral flatness (geometric over arithmetic mean) of each spectrum: (..., bins) -> (...)."""
-    return np.exp(np.log(band_power).mean(axis=-1)) / band_power.mean(axis=-1)
+    return torch.exp(torch.log(band_power).mean(dim=-1)) / band_power.mean(dim=-1)
 
 
-def _rms(frames: np.ndarray) -> np.ndarray:
+def _rms(frames: torch.Tensor) -> torch.Tensor:
     """RMS of each (mean-removed) frame: (..., FRAME) -> (...)."""
-    return np.sqrt((frames**2).mean(axis=-1))
+    return torch.sqrt((frames**2).mean(dim=-1))
+
+
+def _f64(wave) -> torch.Tensor:
+    """A numpy array or tensor as a float64 tensor (on the tensor's device)."""
+    return wave.double() if isinstance(wave, torch.Tensor) else torch.from_numpy(np.asarray(wave, dtype=np.float64))
+
+
+def _frame_stats(wave: torch.Tensor, band_hz: float = 8000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    frames = _frames(_f64(wave))
+    return _flatness(_power(frames, band_hz)), _rms(frames)
 
 
 def frame_stats(wave: np.ndarray, band_hz: float = 8000.0) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame spectral flatness within ``band_hz`` and RMS: waves (..., T) -> two (..., n_frames) arrays."""
-    frames = _frames(np.asarray(wave, dtype=np.float64))
-    return _flatness(_power(frames, band_hz)), _rms(frames)
+    flat, rms = _frame_stats(wave, band_hz)
+    return flat.numpy(), rms.numpy()
 
 
-def _loud_flatness(waves: np.ndarray, stats: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+def _loud_flatness(waves, stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Mean per-frame flatness of each of ``waves`` (..., T) over its frames that are not near-silent: (...).
-    ``stats``: their :func:`frame_stats` (full band) when the caller has them already."""
-    flat, rms = stats if stats is not None else frame_stats(waves)
+    ``stats``: their per-frame flatness (full band) and RMS when the caller has them already."""
+    flat, rms = stats if stats is not None else _frame_stats(waves)
     energy = rms**2
-    loud = energy > 1e-6 * np.maximum(energy.max(axis=-1, keepdims=True), 1e-12)
-    count = loud.sum(axis=-1)
-    return np.where(count > 0, np.where(loud, flat, 0.0).sum(axis=-1) / np.maximum(count, 1), 0.0)
+    loud = energy > 1e-6 * energy.amax(dim=-1, keepdim=True).clamp_min(1e-12)
+    count = loud.sum(dim=-1)
+    return torch.where(count > 0, torch.where(loud, flat, 0.0).sum(dim=-1) / count.clamp_min(1), 0.0)
 
 
 def spectral_flatness(wave: np.ndarray, n_fft: int = FRAME, hop: int = HOP) -> float:
     """Mean per-frame spectral flatness of ``wave`` ((T,) float), ignoring near-silent frames."""
-    return float(_loud_flatness(np.asarray(wave, dtype=np.float64)))
+    return float(_loud_flatness(wave))
 
 
-def _noisy_share(flat: np.ndarray, rms: np.ndarray, profile: NoiseProfile) -> np.ndarray:
+def _noisy_share(flat: torch.Tensor, rms: torch.Tensor, profile: NoiseProfile) -> torch.Tensor:
     """Share of frames that are loud and broadband, from their flatness in the profile's band and RMS: (...)."""
-    return ((rms >= profile.loud_rms) & (flat >= FLAT_NOISE)).mean(axis=-1)
+    return ((rms >= profile.loud_rms) & (flat >= FLAT_NOISE)).double().mean(dim=-1)
 
 
-def _noisy_fractions(waves: np.ndarray, profile: NoiseProfile) -> np.ndarray:
+def _noisy_fractions(waves, profile: NoiseProfile) -> torch.Tensor:
     """Share of the frames of each of ``waves`` (..., T) that are loud and broadband: (...)."""
-    return _noisy_share(*frame_stats(waves, profile.band_hz), profile)
+    return _noisy_share(*_frame_stats(waves, profile.band_hz), profile)
 
 
 def noisy_fraction(wave: np.ndarray, profile: NoiseProfile) -> float:
@@ -148,13 +164,13 @@ def noisy_fraction(wave: np.ndarray, profile: NoiseProfile) -> float:
 
 def fit_profile(waves: np.ndarray | list[np.ndarray], margin: float = 0.15) -> NoiseProfile:
     """A :class:`NoiseProfile` from real clips (each (T,), in the samples' domain: decoded tokens)."""
-    waves = [np.asarray(w, dtype=np.float64) for w in waves]
+    waves = [_f64(w) for w in waves]
     if not waves:
         return NoiseProfile()
-    total = sum(_power(_frames(w)).sum(axis=0) for w in waves)
+    total = sum(_power(_frames(w)).sum(dim=0) for w in waves).numpy()
     cum = np.cumsum(total) / max(float(total.sum()), 1e-12)
     band_hz = float((int(np.searchsorted(cum, 0.995)) + 2) * 16000 / FRAME)
-    rms = np.concatenate([frame_stats(w)[1] for w in waves])
+    rms = torch.cat([_frame_stats(w)[1] for w in waves]).numpy()
     loud_rms = max(0.1 * float(np.quantile(rms, 0.95)), 1e-4)
     partial = NoiseProfile(min(band_hz, 8000.0), loud_rms, 1.0, len(waves))
     fractions = np.array([noisy_fraction(w, partial) for w in waves])
@@ -162,17 +178,20 @@ def fit_profile(waves: np.ndarray | list[np.ndarray], margin: float = 0.15) -> N
     return NoiseProfile(partial.band_hz, loud_rms, limit, len(waves))
 
 
-NOISE_CHUNK = 8  # waves judged at once by detect_noise (more is slower: the frames and spectra leave the cache)
+NOISE_CHUNK = 8  # waves judged at once by detect_noise on a CPU (more is slower: the frames and spectra leave the cache)
+NOISE_CHUNK_GPU = 256  # and on a GPU (about 0.3 GB of float64 frames and spectra per chunk of one-second clips)
 
 
-def detect_noise(waves: np.ndarray, profile: NoiseProfile | None = None) -> list[NoiseReport]:
-    """Judge each of ``waves`` ((n, T) float in [-1, 1], one length): noise throughout (against ``profile``) or a
-    late runaway, ``NOISE_CHUNK`` clips at a time (about 0.5 ms per one-second clip on one core)."""
+def detect_noise(waves, profile: NoiseProfile | None = None) -> list[NoiseReport]:
+    """Judge each of ``waves`` ((n, T) float in [-1, 1], one length; a numpy array, or a tensor judged on its device):
+    noise throughout (against ``profile``) or a late runaway, :data:`NOISE_CHUNK` clips at a time on a CPU (about 0.5
+    ms per one-second clip on one core), :data:`NOISE_CHUNK_GPU` on a GPU."""
     profile = profile or NoiseProfile()
-    waves = np.asarray(waves, dtype=np.float64)
+    waves = _f64(waves)
+    chunk = NOISE_CHUNK if waves.device.type == "cpu" else NOISE_CHUNK_GPU
     reports = []
-    for lo in range(0, waves.shape[0], NOISE_CHUNK):
-        part = waves[lo : lo + NOISE_CHUNK]
+    for lo in range(0, waves.shape[0], chunk):
+        part = waves[lo : lo + chunk]
         third = max(part.shape[-1] // 3, 1)
         early, late = part[..., :third], part[..., -third:]
         # one set of spectra for the whole clip: its noisy frames, and the early third's flatness from its first
@@ -189,12 +208,11 @@ def detect_noise(waves: np.ndarray, profile: NoiseProfile | None = None) -> list
         else:  # the early third is shorter than a frame: its one frame is zero-padded, unlike the clip's
             f_early = _loud_flatness(early)
         f_late = _loud_flatness(late)
-        r_early, r_late = (np.sqrt(np.mean((p - p.mean(axis=-1, keepdims=True)) ** 2, axis=-1)) for p in (early, late))
-        for i in range(part.shape[0]):
-            fl, fe, rl, re = float(f_late[i]), float(f_early[i]), float(r_late[i]), float(r_early[i])
+        r_early, r_late = (torch.sqrt(((p - p.mean(dim=-1, keepdim=True)) ** 2).mean(dim=-1)) for p in (early, late))
+        stats = torch.stack([fraction, f_early, f_late, r_early, r_late], dim=1).cpu().tolist()
+        for fr, fe, fl, re, rl in stats:
             runaway = fl >= FLAT_NOISE and fl >= FLAT_RATIO * fe + 0.1 and rl >= LEVEL_RATIO * re and rl > 0.02
-            reports.append(NoiseReport(float(fraction[i]), fe, fl, re, rl, float(fraction[i]) > profile.max_noisy_fraction,
-                                       bool(runaway)))
+            reports.append(NoiseReport(fr, fe, fl, re, rl, fr > profile.max_noisy_fraction, bool(runaway)))
     return reports
 
 

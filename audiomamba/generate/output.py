@@ -49,6 +49,7 @@ def write_samples(
     noise_profile: NoiseProfile | None = None,
     workers: int | None = None,
     timings: dict[str, float] | None = None,
+    device: str | torch.device | None = None,
 ) -> list[dict]:
     """Decode and write every sample; returns the index rows (also written as index.csv/json).
 
@@ -60,6 +61,8 @@ def write_samples(
     ``timings``, if given, receives seconds by the wall: "decode" (tokens to waves, likelihoods, filter, labels),
     "files" (the thread pool: noise check, WAVs and spectrogram grid side by side) and "index"; and the seconds
     each part of the pool took, summed over its jobs: "noise", "wavs", "grid".
+    ``device``: where the noise is judged; a GPU judges every sample at once in this thread while the pool writes the
+    files (on a CPU the pool's threads judge it, a few samples per job).
     """
     timings = {} if timings is None else timings
     clock = _Clock(timings)
@@ -86,15 +89,22 @@ def write_samples(
                       + (f"  '{int(digits[i])}' p={float(probs[i]):.2f}" if digits is not None else "")
                       for i in range(min(spectrogram_count, len(waves)))]
             plot = pool.submit(clock.timed("grid", plot_grid), waves[:spectrogram_count], out / "spectrograms.png", titles)
+        judge = clock.timed("noise", detect_noise)
+        on_gpu = device is not None and torch.device(device).type == "cuda"
         step = max(NOISE_CHUNK, -(-len(waves) // (4 * workers)))  # about 4 noise jobs per thread
-        noise_parts = [pool.submit(clock.timed("noise", detect_noise), judged[lo : lo + step], noise_profile)
-                       for lo in range(0, len(waves), step)]
+        noise_parts = [] if on_gpu else [pool.submit(judge, judged[lo : lo + step], noise_profile)
+                                         for lo in range(0, len(waves), step)]
         # 16-bit PCM straight from the tokens: the 256 decoded levels converted once (the same samples as
         # converting each decoded wave), looked up per file inside the pool
         levels, tokens = pcm16(mu_law_decode(torch.arange(256)).numpy()), gen.tokens.numpy()
         save = clock.timed("wavs", save_pcm16)
-        list(pool.map(lambda i: save(paths[i], levels[tokens[i]]), range(len(paths))))
-        noise = [report for part in noise_parts for report in part.result()]
+        wav_jobs = [pool.submit(save, paths[i], levels[tokens[i]]) for i in range(len(paths))]
+        if on_gpu:
+            noise = judge(torch.from_numpy(judged).to(device), noise_profile)
+        else:
+            noise = [report for part in noise_parts for report in part.result()]
+        for job in wav_jobs:
+            job.result()
         if plot is not None:
             plot.result()
     clock.lap("files")
