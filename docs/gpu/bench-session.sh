@@ -168,6 +168,9 @@ while want peer-lti && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 run lti-geometry env AUDIOMAMBA_SCAN_LTI_CHUNK=${LTI_CHUNK:-32} bash -c "lti_sweep AUDIOMAMBA_SCAN_LTI_WARPS_BWD default,8,2 --backward; \
   lti_sweep AUDIOMAMBA_SCAN_LTI_WARPS default,8,2; lti_sweep AUDIOMAMBA_SCAN_LTI_ROWS default,32 --backward; \
   lti_sweep AUDIOMAMBA_SCAN_LTI_MAXNREG default,168,128 --backward"
+# what one synchronisation costs (new 2026-12-05, not yet on a GPU): a launch in a graph, a grid barrier of 8-64
+# programs, a sum across the CTAs of a thread-block cluster (Triton's num_ctas: DSMEM and hardware cluster barriers)
+run sync-cost timeout 300 python3 -m audiomamba.bench.sync_cost --out "$RES/sync-cost.md"
 step_runs() { timeout 300 python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUNS --configs "0;1;split" \
   --batch 1 --steps 2048 --rounds 3 "$@"; }
 export -f step_runs

@@ -1,0 +1,183 @@
+"""What one synchronisation costs on this GPU, side by side (issue 18: one stream in real time).
+
+    python -m audiomamba.bench.sync_cost [--rounds 20000] [--programs 8,16,32,64] [--ctas 1,2,4,8] [--out F]
+
+A stream's step is a chain of small dependent pieces of work (a block's channels mix in x_proj and out_proj, and the
+next block needs the result), so what bounds it is how the pieces wait for each other. Three ways, each timed as µs
+per synchronisation, from the difference of two lengths (so a launch's fixed cost cancels):
+
+- **launch**: one tiny kernel after another inside a CUDA graph (the per-block launches of the step kernels);
+- **grid barrier**: P programs of one launch meeting at a barrier in global memory, again and again (the runs of
+  blocks, ``kernels/triton_mamba_run.py``, whose barrier this uses);
+- **cluster**: one Triton program spread over C CTAs of a thread-block cluster (``num_ctas``, sm_90+), summing a
+  vector across them again and again: Triton exchanges the partial sums through distributed shared memory and waits
+  at hardware cluster barriers. C = 1 is the same sum inside one CTA, the baseline.
+
+The 2026-12-05 runs measured the first two only through whole steps (split launches beat the persistent grid's
+barriers on every block type); the third is what a persistent kernel spread over one cluster would pay per block.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from datetime import UTC, datetime
+
+import torch
+import triton
+import triton.language as tl
+from audiomamba.bench.device import device_name, emit_report
+from audiomamba.kernels.triton_mamba_run import _grid_barrier
+
+#: polls before a barrier gives up (a grid whose programs cannot all be resident would hang otherwise)
+POLLS = 1 << 24
+#: the vector summed across the cluster's CTAs per round (fp32, 4 warps per CTA)
+CLUSTER_BLOCK = 1024
+
+
+@triton.jit
+def _tick_kernel(x_ptr):
+    tl.store(x_ptr, tl.load(x_ptr) + 1.0)
+
+
+@triton.jit
+def _barrier_rounds_kernel(x_ptr, ticket_ptr, rounds, POLLS: tl.constexpr):
+    P = tl.num_programs(0)
+    # the counter before this launch is a multiple of P (each launch adds P per round), and at most P - 1 programs
+    # can have arrived at the first barrier before this one reads it
+    start = tl.atomic_add(ticket_ptr, 0, sem="relaxed", scope="gpu")
+    base = start - start % P
+    pid = tl.program_id(0)
+    v = tl.load(x_ptr + pid)
+    for i in range(rounds):
+        v = v + 1.0
+        _grid_barrier(ticket_ptr, base + P * (i + 1), POLLS)
+    tl.store(x_ptr + pid, v)
+
+
+@triton.jit
+def _cluster_rounds_kernel(x_ptr, y_ptr, rounds, BLOCK: tl.constexpr):
+    offs = tl.arange(0, BLOCK)
+    x = tl.load(x_ptr + offs)
+    acc = tl.zeros([BLOCK], tl.float32)
+    for _ in range(rounds):
+        acc = acc + tl.sum(x * (acc + 1.0), axis=0) * 1e-9  # each round needs the whole previous sum
+    tl.store(y_ptr + offs, acc)
+
+
+def _event_ms(fn, repeats: int = 5) -> float:
+    """Median milliseconds of ``fn()`` on the current stream, by CUDA events, after one untimed call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def per_round_us(run, rounds: int) -> float:
+    """µs per round of ``run(n)`` (n rounds in one go), from ``rounds`` and ``2 * rounds``: fixed costs cancel."""
+    return max(0.0, (_event_ms(lambda: run(2 * rounds)) - _event_ms(lambda: run(rounds))) * 1e3 / rounds)
+
+
+def launch_us(rounds: int) -> float:
+    """µs per launch of a tiny kernel chained inside a CUDA graph."""
+    x = torch.zeros(1, device="cuda")
+    graphs = {}
+    for n in (rounds, 2 * rounds):
+        _tick_kernel[(1,)](x)  # compiled before the capture
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            for _ in range(n):
+                _tick_kernel[(1,)](x)
+        graphs[n] = g
+    return per_round_us(lambda n: graphs[n].replay(), rounds)
+
+
+def barrier_us(programs: int, rounds: int) -> float:
+    """µs per grid barrier of ``programs`` programs (one launch, ``rounds`` barriers)."""
+    x = torch.zeros(programs, device="cuda")
+    ticket = torch.zeros(2, dtype=torch.int64, device="cuda")
+    us = per_round_us(lambda n: _barrier_rounds_kernel[(programs,)](x, ticket, n, POLLS=POLLS), rounds)
+    if int(ticket[1]):
+        raise RuntimeError(f"a barrier of {programs} programs gave up after {POLLS} polls")
+    return us
+
+
+def cluster_us(ctas: int, rounds: int) -> float:
+    """µs per round of a sum over one program spread across ``ctas`` CTAs of a cluster."""
+    x = torch.rand(CLUSTER_BLOCK, device="cuda")
+    y = torch.empty_like(x)
+    return per_round_us(lambda n: _cluster_rounds_kernel[(1,)](x, y, n, BLOCK=CLUSTER_BLOCK, num_warps=4,
+                                                               num_ctas=ctas), rounds)
+
+
+def ptx_facts(arch: int = 90) -> dict[str, bool]:
+    """Compile the kernels for ``arch`` without a GPU (``--ptx``) and say what their PTX holds: the cluster sum over 4
+    CTAs with hardware cluster barriers and distributed shared memory (``mapa``), over 1 CTA with neither; the grid
+    barrier with release and acquire atomics. (Not under ``TRITON_INTERPRET``: the interpreter compiles nothing.)"""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    def ptx(fn, sig: dict[str, str], consts: dict, **options) -> str:
+        src = ASTSource(fn, {**sig, **{k: "constexpr" for k in consts}}, constexprs=consts)
+        return triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"num_warps": 4, **options}).asm["ptx"]
+
+    cluster = {"x_ptr": "*fp32", "y_ptr": "*fp32", "rounds": "i32"}
+    one = ptx(_cluster_rounds_kernel, cluster, {"BLOCK": CLUSTER_BLOCK}, num_ctas=1)
+    four = ptx(_cluster_rounds_kernel, cluster, {"BLOCK": CLUSTER_BLOCK}, num_ctas=4)
+    grid = ptx(_barrier_rounds_kernel, {"x_ptr": "*fp32", "ticket_ptr": "*i64", "rounds": "i32"}, {"POLLS": 16})
+    return {"cluster4_barrier": "barrier.cluster" in four, "cluster4_dsmem": "mapa" in four,
+            "cluster1_barrier": "barrier.cluster" in one or "shared::cluster" in one,
+            "grid_release_acquire": "atom" in grid and "release" in grid and "acquire" in grid}
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m audiomamba.bench.sync_cost", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=20000, help="synchronisations per timed launch (and twice as many)")
+    parser.add_argument("--programs", default="8,16,32,64", help="grid sizes of the barrier rows")
+    parser.add_argument("--ctas", default="1,2,4,8", help="CTAs per cluster of the cluster rows (1: one CTA)")
+    parser.add_argument("--out", default="")
+    parser.add_argument("--ptx", action="store_true", help="compile for sm_90 (no GPU needed) and say what the PTX holds")
+    args = parser.parse_args(argv)
+    if args.ptx:
+        for name, value in ptx_facts().items():
+            print(f"{name} {value}")
+        return 0
+    if not torch.cuda.is_available():
+        print("sync_cost needs a CUDA device")
+        return 0
+    dev = torch.device("cuda")
+    cases = [("launch (CUDA graph)", "1 program", lambda: launch_us(min(args.rounds, 2000)))]
+    cases += [("grid barrier", f"{p} programs", lambda p=p: barrier_us(p, args.rounds)) for p in _ints(args.programs)]
+    cases += [("cluster sum", f"{c} CTA" + "s" * (c > 1), lambda c=c: cluster_us(c, args.rounds))
+              for c in _ints(args.ctas)]
+    rows = []
+    for kind, size, fn in cases:
+        try:
+            rows.append(f"| {kind} | {size} | {fn():.3f} |  |")
+        except Exception as err:  # noqa: BLE001 - a way this GPU or Triton cannot run is a row, not the end
+            first = (str(err).strip().splitlines() or [""])[0][:100].replace("|", "/")
+            rows.append(f"| {kind} | {size} | – | {type(err).__name__}: {first} |")
+        print(rows[-1], flush=True)
+    lines = [f"Device: {device_name(dev)}; torch {torch.__version__}, triton {triton.__version__}; date "
+             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+             f"Command: python -m audiomamba.bench.sync_cost --rounds {args.rounds} --programs {args.programs} "
+             f"--ctas {args.ctas}", "",
+             "µs per synchronisation: (time of 2n rounds - time of n rounds) / n, median of 5 by CUDA events (launch "
+             "rows: n of at most 2000 launches in one graph).", "",
+             "| way | size | µs per synchronisation | note |", "|---|---|---:|---|", *rows]
+    emit_report(lines, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
