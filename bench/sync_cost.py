@@ -25,44 +25,16 @@ from datetime import UTC, datetime
 
 import torch
 import triton
-import triton.language as tl
 from audiomamba.bench.device import device_name, emit_report
-from audiomamba.kernels.triton_mamba_run import _grid_barrier
+from audiomamba.kernels.triton_sync import (
+    CLUSTER_BLOCK,
+    _barrier_rounds_kernel,
+    _cluster_rounds_kernel,
+    _tick_kernel,
+)
 
 #: polls before a barrier gives up (a grid whose programs cannot all be resident would hang otherwise)
 POLLS = 1 << 24
-#: the vector summed across the cluster's CTAs per round (fp32, 4 warps per CTA)
-CLUSTER_BLOCK = 1024
-
-
-@triton.jit
-def _tick_kernel(x_ptr):
-    tl.store(x_ptr, tl.load(x_ptr) + 1.0)
-
-
-@triton.jit
-def _barrier_rounds_kernel(x_ptr, ticket_ptr, rounds, POLLS: tl.constexpr):
-    P = tl.num_programs(0)
-    # the counter before this launch is a multiple of P (each launch adds P per round), and at most P - 1 programs
-    # can have arrived at the first barrier before this one reads it
-    start = tl.atomic_add(ticket_ptr, 0, sem="relaxed", scope="gpu")
-    base = start - start % P
-    pid = tl.program_id(0)
-    v = tl.load(x_ptr + pid)
-    for i in range(rounds):
-        v = v + 1.0
-        _grid_barrier(ticket_ptr, base + P * (i + 1), POLLS)
-    tl.store(x_ptr + pid, v)
-
-
-@triton.jit
-def _cluster_rounds_kernel(x_ptr, y_ptr, rounds, BLOCK: tl.constexpr):
-    offs = tl.arange(0, BLOCK)
-    x = tl.load(x_ptr + offs)
-    acc = tl.zeros([BLOCK], tl.float32)
-    for _ in range(rounds):
-        acc = acc + tl.sum(x * (acc + 1.0), axis=0) * 1e-9  # each round needs the whole previous sum
-    tl.store(y_ptr + offs, acc)
 
 
 def _event_ms(fn, repeats: int = 5) -> float:
