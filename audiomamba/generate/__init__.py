@@ -26,17 +26,17 @@ __all__ = ["Generated", "NoiseProfile", "SamplingConfig", "stream", "stream_mode
 
 
 def regenerate_noisy(
-    gen: Generated, redo, attempts: int, profile: NoiseProfile | None = None
+    gen: Generated, redo, attempts: int, profile: NoiseProfile | None = None, device: str | torch.device = "cpu"
 ) -> tuple[Generated, int]:
     """Replace samples flagged as noise (throughout, judged by ``profile``, or a late runaway) by
     fresh ones, up to ``attempts`` rounds.
 
     ``redo(rows: list[int], attempt: int) -> Generated`` generates replacements for those rows.
-    Returns the updated samples and how many are still flagged.
+    Returns the updated samples and how many are still flagged. The noise is judged on ``device`` (the generation's).
     """
 
     def flagged(g: Generated) -> list[int]:
-        waves = mu_law_decode(g.tokens[:, g.prompt_len :]).numpy()
+        waves = mu_law_decode(g.tokens[:, g.prompt_len :].to(device))
         return [i for i, report in enumerate(detect_noise(waves, profile)) if report.noise]
 
     bad = flagged(gen)
@@ -95,7 +95,7 @@ def generate_to_folder(
             return generate_tokens(model, len(rows), length, batch, seed=seed + 1_000_003 * attempt, prompts=sub, **kw)
 
         t0 = time.perf_counter()
-        gen, _ = regenerate_noisy(gen, redo, regenerate, noise_profile)
+        gen, _ = regenerate_noisy(gen, redo, regenerate, noise_profile, device)
         timings["regenerate"] = time.perf_counter() - t0
     rows = write_samples(gen, out, names, sashimi_filter, labeller=labeller, noise_profile=noise_profile,
                          timings=timings, device=device)
