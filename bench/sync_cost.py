@@ -20,12 +20,14 @@ barriers on every block type); the third is what a persistent kernel spread over
 from __future__ import annotations
 
 import argparse
-import statistics
 from datetime import UTC, datetime
 
 import torch
 import triton
 from audiomamba.bench.device import device_name, emit_report
+from audiomamba.bench.fused_step import graph_us
+from audiomamba.bench.kernel import make_timer
+from audiomamba.kernels.triton_mamba_run import RUN_POLLS
 from audiomamba.kernels.triton_sync import (
     CLUSTER_BLOCK,
     _barrier_rounds_kernel,
@@ -33,50 +35,27 @@ from audiomamba.kernels.triton_sync import (
     _tick_kernel,
 )
 
-#: polls before a barrier gives up (a grid whose programs cannot all be resident would hang otherwise)
-POLLS = 1 << 24
-
-
-def _event_ms(fn, repeats: int = 5) -> float:
-    """Median milliseconds of ``fn()`` on the current stream, by CUDA events, after one untimed call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
-
 
 def per_round_us(run, rounds: int) -> float:
-    """µs per round of ``run(n)`` (n rounds in one go), from ``rounds`` and ``2 * rounds``: fixed costs cancel."""
-    return max(0.0, (_event_ms(lambda: run(2 * rounds)) - _event_ms(lambda: run(rounds))) * 1e3 / rounds)
+    """µs per round of ``run(n)`` (n rounds in one go), from ``rounds`` and ``2 * rounds``: fixed costs cancel.
+    Timed as ``bench kernel`` times (:func:`audiomamba.bench.kernel.make_timer`)."""
+    timer = make_timer("cuda", quick=True)
+    return max(0.0, (timer(lambda: run(2 * rounds)) - timer(lambda: run(rounds))) * 1e3 / rounds)
 
 
-def launch_us(rounds: int) -> float:
-    """µs per launch of a tiny kernel chained inside a CUDA graph."""
+def launch_us(launches: int) -> float:
+    """µs per launch of a tiny kernel chained ``launches`` times inside a CUDA graph."""
     x = torch.zeros(1, device="cuda")
-    graphs = {}
-    for n in (rounds, 2 * rounds):
-        _tick_kernel[(1,)](x)  # compiled before the capture
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            for _ in range(n):
-                _tick_kernel[(1,)](x)
-        graphs[n] = g
-    return per_round_us(lambda n: graphs[n].replay(), rounds)
+    return graph_us(lambda: _tick_kernel[(1,)](x), calls=launches)
 
 
 def barrier_us(programs: int, rounds: int) -> float:
     """µs per grid barrier of ``programs`` programs (one launch, ``rounds`` barriers)."""
     x = torch.zeros(programs, device="cuda")
     ticket = torch.zeros(2, dtype=torch.int64, device="cuda")
-    us = per_round_us(lambda n: _barrier_rounds_kernel[(programs,)](x, ticket, n, POLLS=POLLS), rounds)
+    us = per_round_us(lambda n: _barrier_rounds_kernel[(programs,)](x, ticket, n, POLLS=RUN_POLLS), rounds)
     if int(ticket[1]):
-        raise RuntimeError(f"a barrier of {programs} programs gave up after {POLLS} polls")
+        raise RuntimeError(f"a barrier of {programs} programs gave up after {RUN_POLLS} polls")
     return us
 
 
@@ -144,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
              f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
              f"Command: python -m audiomamba.bench.sync_cost --rounds {args.rounds} --programs {args.programs} "
              f"--ctas {args.ctas}", "",
-             "µs per synchronisation: (time of 2n rounds - time of n rounds) / n, median of 5 by CUDA events (launch "
-             "rows: n of at most 2000 launches in one graph).", "",
+             "µs per synchronisation: (time of 2n rounds - time of n rounds) / n, each by `bench kernel`'s timer "
+             "(launch row: at most 2000 launches in one graph, replayed 10 times).", "",
              "| way | size | µs per synchronisation | note |", "|---|---|---:|---|", *rows]
     emit_report(lines, args.out)
     return 0

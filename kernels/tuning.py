@@ -256,7 +256,8 @@ def lti_warps(cfg: ScanConfig, dtype, backward: bool) -> int:
 
 #: the chunked LTI path's chunk by default (fully-LTI calls only; explicit ScanConfigs keep the scan
 #: kernels unless they set ``lti_chunk``). One H200, 2026-12-05 02:37-02:44 UTC (BENCHMARKS.md, "The fully-LTI scan by
-#: chunks"): complex-LTI fwd+bwd against the scan kernels, chunks of 32 with 4 backward warps (since 04:29 UTC 2 for 16-bit inputs: :func:`lti_warps`), 1.56x / 2.03x (fp32) and
+#: chunks"): complex-LTI fwd+bwd against the scan kernels, chunks of 32 with 4 backward warps (2 for 16-bit inputs
+#: since 04:29 UTC: :func:`lti_warps`), 1.56x / 2.03x (fp32) and
 #: 1.79x / 2.76x (bf16) at (16, 128, 16, 16384) / (8, 128, 16, 131072); forward 1.54-2.67x; the all-mamba-s4 U-Net's
 #: training step 1.18x (sc09-small) and 1.52x (youtubemix) eager, 1.28x and 2.19x compiled.
 LTI_CHUNK = 32
