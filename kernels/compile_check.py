@@ -134,10 +134,13 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
         for H in ((64,) if quick else (64, 128, 256)):
             E = 2 * H
             k = min(E, t["k"])
-            in_conv = dict(common, K=4, BLOCK_H=min(H, t["in_h"]), BLOCK_E=t["in_e"], ONE_CHUNK=small and H <= t["in_h"])
+            in_conv = dict(common, K=4, BLOCK_H=min(H, t["in_h"]), BLOCK_E=t["in_e"], ONE_CHUNK=H <= t["in_h"])
             out.append(Variant("in_conv", tuple(in_conv.items()), 4))
             # sizes that are multiples of the tiles, as at sc09's widths: no masks (``EVEN``)
             out.append(Variant("in_conv", tuple(dict(in_conv, EVEN=True).items()), 4))
+            if not small and H < 256:  # all H columns in one chunk (``in_h=H``: x loaded once), 4 and 8 warps
+                one = dict(in_conv, BLOCK_H=H, ONE_CHUNK=True, EVEN=True)
+                out += [Variant("in_conv", tuple(one.items()), w) for w in (4, 8)]
             if small:  # with programmatic dependent launch (AUDIOMAMBA_PDL=1): the grid dependency ops compile
                 out.append(Variant("in_conv", tuple(dict(in_conv, PDL=True, PRELOAD=True).items()), 4))
             ssm = dict(common, XPROJ_INLINE=small, BLOCK_E=t["ssm_e"], BLOCK_K=k, BLOCK_N=16, BLOCK_R=max(nr, 4))

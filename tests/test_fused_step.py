@@ -89,13 +89,15 @@ def _fused_equals_composed(kind: str, batch: int, width: int = 24, d_state: int 
         assert (s_ref[0][key] - s_fus[0][key]).abs().max().item() <= 1e-5, key
 
 
-@pytest.mark.parametrize("batch", [1, 4, 32])
+@pytest.mark.parametrize("batch,in_h", [(1, 32), (4, 32), (32, 32), (32, 16)])
 @pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4", "mamba-s4-real"])
-def test_fused_block_step_without_masks(kind: str, batch: int, monkeypatch) -> None:
+def test_fused_block_step_without_masks(kind: str, batch: int, in_h: int, monkeypatch) -> None:
     """Sizes that are multiples of every tile (H = 32, E = 64, N = 16; one stream of 1 or 4 rows, or two row tiles of
-    16): every launch drops its masks (``EVEN``), and the steps still equal the composed step."""
+    16): every launch drops its masks (``EVEN``), and the steps still equal the composed step; batched with H in one
+    chunk (x loaded once) and in two (``in_h`` 16)."""
     import audiomamba.kernels.triton_mamba_step as tm
 
+    monkeypatch.setattr(tm, "TILES_BATCHED", dict(tm.TILES_BATCHED, in_h=in_h))
     verdicts = []
     real = tm._even
 

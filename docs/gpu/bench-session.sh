@@ -199,6 +199,10 @@ run even-tests python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py
 # the batched tiles swept again under the row groups (8 groups of 256 rows since 2026-12-04 20:40; the tiles were
 # tuned for one group of 2048)
 run step-tiles-groups python3 -m audiomamba.bench.step_tiles --rounds 3 --out "$RES/step-tiles-groups.md"
+# the in_proj + conv with all H columns in one chunk (new 2026-12-05 07:00: x loaded once, the LayerNorm in registers;
+# sm_90: 8 warps 147 registers and 1016 instructions against the default's 255 and 1632), batch 2048 with groups
+run in-one python3 -m audiomamba.bench.step_tiles --rounds 4 --out "$RES/step-tiles-in-one.md" \
+  --configs "in_h=64;in_h=64,in_warps=8;in_h=64,in_e=32;in_h=64,in_e=128,in_warps=8"
 # the groups forked all at once (a group on the capture stream no longer holds the later ones back): slow runs left?
 run groups-fork python3 -m audiomamba.bench.step_groups --blocks mamba-s6 --batches 2048 --groups 1,4,8,16 --rounds 6 \
   --check-seconds 0 --out "$RES/step-groups-fork.md"
