@@ -139,8 +139,8 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             # sizes that are multiples of the tiles, as at sc09's widths: no masks (``EVEN``)
             out.append(Variant("in_conv", tuple(dict(in_conv, EVEN=True).items()), 4))
             if not small and H < 256:  # all H columns in one chunk (``in_h=H``: x loaded once), 4 and 8 warps
-                one = dict(in_conv, BLOCK_H=H, ONE_CHUNK=True, EVEN=True)
-                out += [Variant("in_conv", tuple(one.items()), w) for w in (4, 8)]
+                one = dict(in_conv, BLOCK_H=H, ONE_CHUNK=True)
+                out += [Variant("in_conv", tuple(dict(one, EVEN=e).items()), w) for w in (4, 8) for e in (False, True)]
             if small:  # with programmatic dependent launch (AUDIOMAMBA_PDL=1): the grid dependency ops compile
                 out.append(Variant("in_conv", tuple(dict(in_conv, PDL=True, PRELOAD=True).items()), 4))
             ssm = dict(common, XPROJ_INLINE=small, BLOCK_E=t["ssm_e"], BLOCK_K=k, BLOCK_N=16, BLOCK_R=max(nr, 4))

@@ -62,6 +62,7 @@ import triton.language as tl
 from torch import Tensor
 
 from .backend import interpreting, pdl_enabled
+from .checks import REAL_STATE_DTYPES
 from .errors import KernelError
 from .triton_helpers import ln_regs, mm, pdl_wait
 from .triton_mamba_step import (
@@ -557,9 +558,9 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
                            ("outs", outs, (n + 1, batch, H))):
         if tuple(t.shape) != shape or not t.is_contiguous():
             raise ValueError(f"{op}: {name} must be contiguous of shape {shape}, got {tuple(t.shape)}")
-    h_dtype = torch.complex64 if cplx else torch.float32
-    if h.dtype != h_dtype:
-        raise ValueError(f"{op}: h must be {h_dtype} (the SSM's state), got {h.dtype}")
+    h_dtypes = (torch.complex64,) if cplx else REAL_STATE_DTYPES
+    if h.dtype not in h_dtypes:
+        raise ValueError(f"{op}: h must be {' or '.join(map(str, h_dtypes))} (the SSM's state), got {h.dtype}")
     n_res = 0 if res is None else res.shape[0]
     if res is not None and (tuple(res.shape[1:]) != (batch, H) or not res.is_contiguous()):
         raise ValueError(f"{op}: res must be contiguous (m, {batch}, {H}), got {tuple(res.shape)}")
@@ -649,12 +650,13 @@ def run_step_ref(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor
             dbc = u @ w.x_proj[j].to(x.dtype).T
             dt_low, Bt, Ct = dbc[:, :R], dbc[:, R:R + N], dbc[:, R + N:]
             dt = F.softplus(dt_low @ w.dt_proj[j].to(x.dtype).T + w.dt_bias[j].to(x.dtype))
-            hj = torch.exp(dt[..., None] * w.A[j].to(x.dtype)) * h[j] + (dt * u)[..., None] * Bt[:, None, :]
+            hj = torch.exp(dt[..., None] * w.A[j].to(x.dtype)) * h[j].to(x.dtype) + (dt * u)[..., None] * Bt[:, None, :]
             y = (hj * Ct[:, None, :]).sum(-1)
         else:
             dt = w.delta[j].to(x.dtype)[:, None]
-            hj = torch.exp(dt * w.A[j].to(h.dtype)) * h[j] + (dt * w.B[j].to(h.dtype)) * u[..., None]
-            y = (hj * w.C[j].to(h.dtype)).sum(-1)
+            sd = h.dtype if h.is_complex() else x.dtype  # a bf16 state computes in x's precision
+            hj = torch.exp(dt * w.A[j].to(sd)) * h[j].to(sd) + (dt * w.B[j].to(sd)) * u[..., None]
+            y = (hj * w.C[j].to(sd)).sum(-1)
             y = 2 * y.real if y.is_complex() else y
         h[j].copy_(hj)
         y = (y + D * u) * F.silu(z)

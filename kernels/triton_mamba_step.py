@@ -68,6 +68,7 @@ import triton.language as tl
 from torch import Tensor
 
 from .backend import interpreting, pdl_enabled, tail_out_enabled
+from .checks import REAL_STATE_DTYPES
 from .errors import KernelError
 from .triton_helpers import (
     below,
@@ -344,7 +345,7 @@ def _ssm_params(wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, 
     dtb = tl.load(dtb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
     A = tl.load(a_ptr + offs_e[:, None] * N + offs_n[None, :], mask=m_e[:, None] & m_n[None, :], other=0.0)
     hp = h_ptr + rows[:, None, None] * (E * N) + offs_e[None, :, None] * N + offs_n[None, None, :]
-    h = tl.load(hp, mask=m_be[:, :, None] & m_n[None, None, :], other=0.0)
+    h = tl.load(hp, mask=m_be[:, :, None] & m_n[None, None, :], other=0.0).to(tl.float32)  # float32 or bf16 states
     D = tl.load(D_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
     return w_dt, dtb, A.to(tl.float32), h, hp, D
 
@@ -527,7 +528,7 @@ def _lti_params(dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E,
         h_re = tl.load(h_ptr + 2 * h_off, mask=m_ben, other=0.0)
         h_im = tl.load(h_ptr + 2 * h_off + 1, mask=m_ben, other=0.0)
     else:
-        h_re = tl.load(h_ptr + h_off, mask=m_ben, other=0.0)
+        h_re = tl.load(h_ptr + h_off, mask=m_ben, other=0.0).to(tl.float32)  # float32 or bf16 states
         h_im = h_re
     D = tl.load(D_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
     a_re, a_im = exp_dtA(dt_e[:, None], A_re, A_im, IS_COMPLEX)  # (BLOCK_E, BLOCK_N)
@@ -594,9 +595,10 @@ def _even(rows: int, batch: int, *sizes: tuple[int, int]) -> bool:
     return batch % rows == 0 and all(size % tile == 0 for size, tile in sizes)
 
 
-def _check_state(op: str, name: str, t: Tensor, shape: tuple[int, ...], dtype: torch.dtype) -> None:
-    if tuple(t.shape) != shape or t.dtype != dtype:
-        raise ValueError(f"{op}: {name} must be {dtype} of shape {shape}, got {t.dtype} {tuple(t.shape)}")
+def _check_state(op: str, name: str, t: Tensor, shape: tuple[int, ...], *dtypes: torch.dtype) -> None:
+    if tuple(t.shape) != shape or t.dtype not in dtypes:
+        want = " or ".join(str(d) for d in dtypes)
+        raise ValueError(f"{op}: {name} must be {want} of shape {shape}, got {t.dtype} {tuple(t.shape)}")
     if not t.is_contiguous():
         raise ValueError(f"{op}: {name} must be contiguous (it is updated in place)")
 
@@ -709,7 +711,7 @@ def mamba_s6_block_step_triton(
     batch = x.shape[0]
     E, N = A.shape
     R = dt_proj.shape[1]
-    _check_state("mamba_s6_block_step", "h", h, (batch, E, N), torch.float32)
+    _check_state("mamba_s6_block_step", "h", h, (batch, E, N), *REAL_STATE_DTYPES)
     x_proj = x_proj.contiguous()
 
     def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch, tail: dict) -> None:
@@ -775,7 +777,7 @@ def mamba_lti_block_step_triton(
     E, N = A.shape
     cplx = A.is_complex()
     op = "mamba_lti_block_step"
-    _check_state(op, "h", h, (batch, E, N), torch.complex64 if cplx else torch.float32)
+    _check_state(op, "h", h, (batch, E, N), *((torch.complex64,) if cplx else REAL_STATE_DTYPES))
     hv = torch.view_as_real(h) if cplx else h
 
     def pairs(t: Tensor) -> Tensor:

@@ -13,6 +13,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from .checks import REAL_STATE_DTYPES
 from .reference import step_bc_is_lti
 from .triton_helpers import exp_dtA, readout, softplus, state_update
 
@@ -49,7 +50,7 @@ def _step_kernel(
     A_re = tl.load(A_ptr + a_off, mask=mask, other=0.0).to(tl.float32)
     B_re = tl.load(B_ptr + b_off, mask=mask, other=0.0).to(tl.float32)
     C_re = tl.load(C_ptr + c_off, mask=mask, other=0.0).to(tl.float32)
-    h_re = tl.load(h_ptr + h_off, mask=mask, other=0.0)
+    h_re = tl.load(h_ptr + h_off, mask=mask, other=0.0).to(tl.float32)  # float32 or bf16 states
     dt2 = dt[:, None]
     du = (dt * u)[:, None]
     A_im = tl.zeros_like(A_re)
@@ -109,8 +110,9 @@ def selective_state_update_triton(
     batch, d = u.shape
     N = A.shape[1]
     is_complex = A.is_complex()
-    if h.dtype != (torch.complex64 if is_complex else torch.float32):
-        raise TypeError(f"selective_state_update: h must be {'complex64' if is_complex else 'float32'}, got {h.dtype}")
+    if h.dtype not in ((torch.complex64,) if is_complex else REAL_STATE_DTYPES):
+        raise TypeError(f"selective_state_update: h must be {'complex64' if is_complex else 'float32 or bfloat16'}, "
+                        f"got {h.dtype}")
     hv = _view(h)
     Av = _view(A.to(torch.complex64)) if is_complex else A.float()
     a_n = Av.stride(-2) if is_complex else Av.stride(-1)

@@ -212,3 +212,29 @@ def test_row_groups_fork_before_any_work_and_join_after(model: torch.nn.Module, 
     first_work = log.index("work")
     assert log[:2] == ["s0 waits main", "s1 waits main"] and first_work > 2
     assert log[-2:] == ["main waits s0", "main waits s1"] and "on s1" in log and log.count("work") == 2 * stepper.period
+
+
+def test_bf16_states_keep_the_likelihoods(model: torch.nn.Module, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``state_dtype`` bf16 (``generate --states bf16``, ``AUDIOMAMBA_STEP_STATES``): the Mamba blocks' conv windows
+    and real SSM states are stored in bfloat16 (complex ones stay complex64, attention caches untouched), and the
+    step log-probabilities stay close to the parallel forward's; a bad name is a one-line ConfigError."""
+    from audiomamba.errors import ConfigError
+    from audiomamba.generate.stepper import Stepper, step_state_dtype
+
+    prompt = torch.randint(0, 256, (2, 24), generator=torch.Generator().manual_seed(5))
+    gen = generate_tokens(model, 2, 24, 2, SamplingConfig(), seed=0, prompts=prompt, progress=False,
+                          state_dtype=torch.bfloat16)
+    diff = (gen.logp.double() - _forward_logp(model, prompt)).abs()
+    assert 0 < diff[:, 1:].max() <= 0.05  # the first token's state is all zeros: nothing to round yet
+    monkeypatch.setenv("AUDIOMAMBA_STEP_STATES", "bf16")
+    stepper = Stepper(model, 2, torch.device("cpu"), SamplingConfig())
+    assert stepper.state_dtype == torch.bfloat16
+    leaves = [t for t in torch.utils._pytree.tree_leaves(stepper.init_state()) if isinstance(t, torch.Tensor)]
+    dtypes = {t.dtype for t in leaves}
+    assert torch.bfloat16 in dtypes and torch.complex64 in dtypes and torch.float32 in dtypes  # caches, pools: fp32
+    monkeypatch.setenv("AUDIOMAMBA_STEP_STATES", "fp16")
+    for call, name in ((lambda: step_state_dtype(), "AUDIOMAMBA_STEP_STATES='fp16'"),
+                       (lambda: step_state_dtype("half"), "--states='half'")):
+        with pytest.raises(ConfigError, match=name) as err:
+            call()
+        assert "\n" not in str(err.value)

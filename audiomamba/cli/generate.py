@@ -27,6 +27,9 @@ def generate(
     device: str | None = typer.Option(None, "--device", help="cpu or cuda (default: cuda if available)."),
     no_graph: bool = typer.Option(False, "--no-graph", help="Step with a plain Python loop instead of CUDA graphs."),
     bf16: bool = typer.Option(False, "--bf16", help="bf16 autocast for the per-step matmuls on GPU (SSM state stays fp32)."),
+    states: str = typer.Option("", "--states", help="fp32 or bf16: the Mamba blocks' conv windows and real SSM states "
+                               "while stepping (bf16 halves a large batch's state traffic; updates still compute in "
+                               "fp32). Default: AUDIOMAMBA_STEP_STATES, else fp32."),
     classifier: Path | None = typer.Option(
         None, "--classifier", help="SC09 digit classifier: write each sample's predicted digit and probability "
         "to the index and the spectrogram titles."
@@ -44,9 +47,11 @@ def generate(
     from audiomamba.generate import SamplingConfig, generate_to_folder
     from audiomamba.generate.output import sashimi_filter_option
     from audiomamba.generate.sampling import check_sampling_options
+    from audiomamba.generate.stepper import step_state_dtype
     from audiomamba.train.checkpoint import load_model_from_checkpoint
 
     sashimi_filter = sashimi_filter_option(filter_)
+    state_dtype = step_state_dtype(states) if states.strip() else None
     for name, value in (("--n", n), ("--batch", batch)):
         if value <= 0:
             raise ConfigError(f"{name} must be positive, got {value}")
@@ -83,6 +88,7 @@ def generate(
         model, out, n, seconds, batch, SamplingConfig(temperature, top_p, min_p), seed, recipe.data.normalization,
         prompt, prompt_seconds, sashimi_filter, regenerate_noisy, dev,
         use_graph=False if no_graph else None, bf16=bf16, labeller=labeller, noise_profile=profile, timings=timings,
+        state_dtype=state_dtype,
     )
     audio = n * seconds
     noisy = sum(r["noise"] for r in rows)

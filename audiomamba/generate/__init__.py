@@ -72,12 +72,14 @@ def generate_to_folder(
     labeller=None,
     noise_profile: NoiseProfile | None = None,
     timings: dict[str, float] | None = None,
+    state_dtype: torch.dtype | None = None,
 ) -> tuple[list[dict], Generated]:
     """Generate ``n`` samples of ``seconds`` (the prompt included) and write them to ``out``.
 
     ``labeller`` (see :func:`~audiomamba.generate.output.write_samples`) labels each sample with a digit;
     ``noise_profile`` (the run's ``noise_profile.json``) sets what counts as noise; ``timings``, if given, receives
-    the wall seconds of "sampling", "regenerate" (noisy samples made again) and :func:`write_samples`' parts.
+    the wall seconds of "sampling", "regenerate" (noisy samples made again) and :func:`write_samples`' parts;
+    ``state_dtype``: the Mamba blocks' step states (float32 or bfloat16; None: ``AUDIOMAMBA_STEP_STATES``).
     """
     timings = {} if timings is None else timings
     length = int(round(seconds * 16000))
@@ -86,7 +88,8 @@ def generate_to_folder(
         prompts, names = load_prompts(prompt, prompt_seconds, n, normalization)
         if prompts.shape[1] >= length:
             raise ConfigError(f"--seconds {seconds} must exceed --prompt-seconds {prompt_seconds} to continue a prompt")
-    kw = dict(sampling=sampling, device=device, use_graph=use_graph, bf16=bf16, progress=progress)
+    kw = dict(sampling=sampling, device=device, use_graph=use_graph, bf16=bf16, progress=progress,
+              state_dtype=state_dtype)
     gen = generate_tokens(model, n, length, batch, seed=seed, prompts=prompts, **kw)
     timings["sampling"] = gen.seconds
     if regenerate > 0:

@@ -44,12 +44,14 @@ def generate_tokens(
     use_graph: bool | None = None,
     bf16: bool = False,
     progress: bool = True,
+    state_dtype: torch.dtype | None = None,
 ) -> Generated:
     """Sample ``n`` token sequences of ``length`` in batches of ``batch``.
 
     prompts: (n, P) int64 or None; the first P tokens of each sample are its prompt.
     Batch ``k`` uses seed ``seed + k``, so a given seed reproduces the same samples.
-    ``use_graph`` (default: on CUDA) captures each period of steps as a CUDA graph.
+    ``use_graph`` (default: on CUDA) captures each period of steps as a CUDA graph. ``state_dtype``: the Mamba
+    blocks' step states (:class:`~audiomamba.generate.stepper.Stepper`; None: ``AUDIOMAMBA_STEP_STATES`` or float32).
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -77,7 +79,7 @@ def generate_tokens(
             b = min(batch, n - lo)
             gen = torch.Generator(device=device).manual_seed(seed + k) if not use_graph else None
             stepper = Stepper(model, b, device, sampling, use_graph, gen, seed + k,
-                              torch.bfloat16 if bf16 else None)
+                              torch.bfloat16 if bf16 else None, state_dtype=state_dtype)
 
             def tick(p: int, base: int = done_periods, b: int = b, lo: int = lo) -> None:
                 secs = time.perf_counter() - start

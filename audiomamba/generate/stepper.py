@@ -12,6 +12,14 @@ run side by side and hide each other's latency. Each row sees the same step kern
 sampling noise as without groups (the noise is drawn for the whole batch first), so the tokens are the
 same; only the pooling layers' cuBLAS products may pick another algorithm for another row count, which
 with bf16 step tiles changed 438 of 3.3 M tokens (H200, 2026-12-04; none with the default tf32x3).
+
+State precision (``state_dtype``, ``AUDIOMAMBA_STEP_STATES``, ``generate --states``): the Mamba blocks' conv windows
+and real SSM states are float32, or bfloat16. A batch-2048 step of sc09-small reads and writes about 1 GB of states
+(0.25 ms at an H200's copy bandwidth, half of the 0.45 ms per step that 2048 SC09 seconds in 10 s allow); bf16 halves
+that. Every update and readout still computes in float32 (the kernels load the state, update it in registers, read
+out from the unrounded state and store it rounded); complex states stay complex64. Whether the rounding changes what
+the model says is measured, not assumed: :func:`audiomamba.generate.diagnose.step_consistency` teacher-forces clips
+through step mode with bf16 states beside float32 ones.
 """
 
 from __future__ import annotations
@@ -42,6 +50,37 @@ AUTO_GROUPS_MIN_BATCH = 2048
 #: rows per group and most groups when :func:`step_groups` splits a batch on its own
 AUTO_GROUP_ROWS = 256
 AUTO_GROUPS_MAX = 8
+#: ``state_dtype`` names: the dtype of the Mamba blocks' conv windows and real SSM states while stepping
+STATE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def step_state_dtype(name: str | None = None) -> torch.dtype:
+    """The step states' dtype by name ("fp32" or "bf16"); None: ``AUDIOMAMBA_STEP_STATES``, else float32. A bad
+    name is a one-line ConfigError."""
+    source = "--states" if name is not None else "AUDIOMAMBA_STEP_STATES"
+    text = (name if name is not None else os.environ.get("AUDIOMAMBA_STEP_STATES", "")).strip().lower() or "fp32"
+    if text not in STATE_DTYPES:
+        raise ConfigError(f"{source}={text!r}: use fp32 (the default) or bf16 (the Mamba blocks' conv windows and real "
+                          "SSM states in bfloat16: half the state traffic of a large batch)")
+    return STATE_DTYPES[text]
+
+
+def cast_states(state: object, dtype: torch.dtype) -> object:
+    """The Mamba mixers' states in a model's step state (dicts with "conv" and "ssm") as ``dtype``: the conv window,
+    and the SSM state where it is real (complex states are left complex64). Changed in the nested containers in
+    place; returns ``state``."""
+    if isinstance(state, dict):
+        if isinstance(state.get("conv"), torch.Tensor) and isinstance(state.get("ssm"), torch.Tensor):
+            state["conv"] = state["conv"].to(dtype)
+            if not state["ssm"].is_complex():
+                state["ssm"] = state["ssm"].to(dtype)
+            return state
+        for value in state.values():
+            cast_states(value, dtype)
+    elif isinstance(state, (list, tuple)):
+        for value in state:
+            cast_states(value, dtype)
+    return state
 
 
 def step_groups(batch: int, device: torch.device, state: object = None) -> int:
@@ -88,11 +127,15 @@ class SamplingConfig:
     min_p: float = 0.0
 
 
-def initial_state(model: nn.Module, batch: int, device: torch.device):
-    """``model.init_state(batch, device)``; where the batch is small, runs of Mamba blocks then step as one launch
-    each (:meth:`audiomamba.model.unet.AudioUNet.attach_runs`): with ``AUDIOMAMBA_STEP_RUNS`` 1 or split every kind,
-    unset ("auto") the LTI blocks' runs on a GPU."""
+def initial_state(model: nn.Module, batch: int, device: torch.device, dtype: torch.dtype | None = None):
+    """``model.init_state(batch, device)``, its Mamba states in ``dtype`` (:func:`cast_states`; None:
+    :func:`step_state_dtype`, i.e. ``AUDIOMAMBA_STEP_STATES`` or float32); where the batch is
+    small, runs of Mamba blocks then step as one launch each (:meth:`audiomamba.model.unet.AudioUNet.attach_runs`):
+    with ``AUDIOMAMBA_STEP_RUNS`` 1 or split every kind, unset ("auto") the LTI blocks' runs on a GPU."""
     state = model.init_state(batch, device)
+    dtype = step_state_dtype() if dtype is None else dtype
+    if dtype != torch.float32:
+        cast_states(state, dtype)
     mode = runs_mode()
     if mode != "0" and hasattr(model, "attach_runs") and (mode != "auto" or torch.device(device).type == "cuda"):
         model.attach_runs(state, lti_only=mode == "auto")
@@ -162,6 +205,7 @@ class Stepper:
         seed: int = 0,
         autocast_dtype: torch.dtype | None = None,
         groups: int | None = None,
+        state_dtype: torch.dtype | None = None,
     ) -> None:
         self.model = model
         self.batch = batch
@@ -170,6 +214,8 @@ class Stepper:
         self.period = step_period(model)
         self.vocab = getattr(getattr(model, "config", None), "vocab", 256)  # logits per step (noise shape)
         self.autocast_dtype = autocast_dtype
+        #: the Mamba blocks' conv windows and real SSM states (:data:`STATE_DTYPES`; None: ``AUDIOMAMBA_STEP_STATES``)
+        self.state_dtype = state_dtype if state_dtype is not None else step_state_dtype()
         self.generator = None if use_graph else generator
         self.use_graph = use_graph
         self.seed = seed  # seeds the CUDA generator before the replays (the graph draws from it)
@@ -228,7 +274,8 @@ class Stepper:
 
     def init_state(self) -> list:
         """The model's initial step state (:func:`initial_state`), one per row group."""
-        return [initial_state(self.model, rows.stop - rows.start, self.device) for rows in self.groups]
+        return [initial_state(self.model, rows.stop - rows.start, self.device, self.state_dtype)
+                for rows in self.groups]
 
     def run(self, prompt: torch.Tensor | None, length: int, on_period: Callable[[int], None] | None = None):
         """All ``length`` tokens: (tokens (B, length), logp (B, length)); ``on_period(k)`` after period k."""

@@ -196,7 +196,10 @@ class MambaMixer(nn.Module):
     def step(self, x: Tensor, state: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """x (B, H) -> (B, H); updates the conv window and SSM state in place."""
         u, z = self.in_proj(x).chunk(2, dim=-1)  # (B, d_inner)
-        window = torch.cat([state["conv"], u[:, :, None].to(state["conv"].dtype)], dim=-1)  # (B, d_inner, k)
+        # (B, d_inner, k) in the wider of the two dtypes: this step's u enters unrounded, as in the fused kernels, and
+        # is rounded only where it is stored (a bf16 window: ``generate --states bf16``)
+        wide = torch.promote_types(state["conv"].dtype, u.dtype)
+        window = torch.cat([state["conv"].to(wide), u[:, :, None].to(wide)], dim=-1)
         state["conv"].copy_(window[:, :, 1:])
         w = self.conv1d.weight[:, 0, :]  # (d_inner, k)
         u = F.silu((window * w).sum(-1) + self.conv1d.bias)

@@ -74,7 +74,8 @@ class BlockRun:
         n, batch = len(blocks), self.h.shape[1]
         H, N = self.weights.norm_weight.shape[1], self.weights.A.shape[2]
         self.block_e = run_block_e(E)
-        self.outs = torch.empty((n + 1, batch, H), device=self.h.device, dtype=self.conv_state.dtype)
+        # the blocks' outputs (activations) in the weights' dtype: the states may be stored narrower (bf16)
+        self.outs = torch.empty((n + 1, batch, H), device=self.h.device, dtype=self.weights.norm_weight.dtype)
         self.scratch = run_scratch(batch, H, E, N, R, self.h.device, self.block_e)
 
     @staticmethod

@@ -203,6 +203,26 @@ run step-tiles-groups python3 -m audiomamba.bench.step_tiles --rounds 3 --out "$
 # sm_90: 8 warps 147 registers and 1016 instructions against the default's 255 and 1632), batch 2048 with groups
 run in-one python3 -m audiomamba.bench.step_tiles --rounds 4 --out "$RES/step-tiles-in-one.md" \
   --configs "in_h=64;in_h=64,in_warps=8;in_h=64,in_e=32;in_h=64,in_e=128,in_warps=8"
+# bf16 step states (new 2026-12-05 07:40: conv windows and real SSM states stored in bfloat16, half of a batch-2048
+# step's ~1 GB of state traffic): the GPU tests, then the steady step against float32 states at batch 2048 (with the
+# groups) and one stream, sc09-small mamba-s6 and mamba-s4-real; the likelihood check is in the overfit phase
+run states-tests python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py tests/test_kernels_run.py \
+  tests/test_generate_gpu.py -k "bf16"
+run states-step bash -c "python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_STATES --configs bf16 --rounds 4 \
+  --out $RES/step-states-2048.md; python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_STATES --configs bf16 \
+  --rounds 4 --block mamba-s4-real --out $RES/step-states-2048-s4-real.md; python3 -m audiomamba.bench.step_tiles \
+  --var AUDIOMAMBA_STEP_STATES --configs bf16 --rounds 4 --batch 1 --steps 2048 --out $RES/step-states-1.md"
+run matrix-states env AUDIOMAMBA_STEP_STATES=bf16 timeout 300 $B generate --matrix --presets sc09-small \
+  --blocks mamba-s6,mamba-s4-real --batches 2048,1 --out "$RES/bench-generate-matrix-states.md"
+# the likelihood check of bf16 states on trained weights: the overfit proof (sc09-overfit, ~4 min of training on an
+# H200 on 2026-12-02) now also teacher-forces its clips through step mode with bf16 states ("step_fused_bf16_states"
+# in overfit.json's consistency table, judged by the same 0.02 BPB / 0.05 nats limits); needs carry ".data"
+if want overfit; then
+  mkdir -p "$W"
+  [ -d "$W/sc09-fsdd" ] || python3 docs/gpu/flac_data.py unpack .data/sc09-fsdd-flac.tar.xz "$W"
+fi
+run overfit bash -c "timeout 560 python3 -m audiomamba evaluate overfit --data $W/sc09-fsdd --out /tmp/overfit \
+  --classifier eval/weights/sc09-fsdd-classifier.pt --n 256; cp /tmp/overfit/overfit.json $RES/overfit-states.json"
 # the groups forked all at once (a group on the capture stream no longer holds the later ones back): slow runs left?
 run groups-fork python3 -m audiomamba.bench.step_groups --blocks mamba-s6 --batches 2048 --groups 1,4,8,16 --rounds 6 \
   --check-seconds 0 --out "$RES/step-groups-fork.md"
