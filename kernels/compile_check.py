@@ -155,6 +155,8 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 xproj = dict(common, BLOCK_K=k, BLOCK_N=16, BLOCK_R=16)
                 out.append(Variant("xproj", tuple(xproj.items()), 4))
                 out.append(Variant("xproj", tuple(dict(xproj, EVEN=True).items()), 4))
+                for even in (False, True):  # one of its three outputs per program (``x_split=1``)
+                    out.append(Variant("xproj", tuple(dict(xproj, SPLIT=True, EVEN=even).items()), 4))
             for cplx in (True, False):
                 block_e = t["ssm_e"] // (2 if cplx and not small else 1)  # as mamba_lti_block_step launches it
                 lti = dict(IS_COMPLEX=cplx, BLOCK_B=common["BLOCK_B"], BLOCK_E=block_e, BLOCK_N=16)

@@ -98,9 +98,11 @@ NUM_WARPS = 4
 #: warps of the in_proj + conv (``in_``), x_proj (``x_``) and out_proj (``out_``) kernels, warps of the state update
 #: (``ssm_warps``; its rows are ``rows``), and software-pipelining stages of each kernel's loops (``*_stages``, 1-4:
 #: Triton's ``num_stages``; more stages prefetch a loop's next loads through shared memory). Unset: ``rows``,
-#: :data:`NUM_WARPS` and Triton's default stages.
+#: :data:`NUM_WARPS` and Triton's default stages. ``x_split=1``: the x_proj's three outputs (Δ_low, B_t, C_t) in
+#: three programs per row tile (at batch 2048 its 128 programs leave one 4-warp program per SM: 6 % achieved
+#: occupancy on an H200, 2026-12-04).
 TILE_KERNEL_KEYS = ("in_rows", "in_warps", "x_rows", "x_warps", "ssm_warps", "out_rows", "out_warps",
-                    "in_stages", "x_stages", "ssm_stages", "out_stages")
+                    "in_stages", "x_stages", "ssm_stages", "out_stages", "x_split")
 _tiles_cache: dict[tuple, dict[str, int]] = {}
 
 
@@ -119,11 +121,12 @@ def batched_tiles() -> dict[str, int]:
             name, _, value = (x.strip() for x in part.partition("="))
             n = int(value) if value.isdigit() else 0
             rows = name == "rows" or name.endswith("_rows")
-            bad_n = n > 4 if name.endswith("_stages") else n & (n - 1) or (rows and n < 16)
+            bad_n = n > 4 if name.endswith("_stages") else n & (n - 1) or (rows and n < 16) or (name == "x_split"
+                                                                                                 and n != 1)
             if (name not in TILES_BATCHED and name not in TILE_KERNEL_KEYS) or n < 1 or bad_n:
                 raise KernelError(
                     f"bad entry {part!r} in AUDIOMAMBA_STEP_TILES={text!r}: give KEY=VALUE with a power of two (rows "
-                    f"at least 16; stages 1-4), KEY one of "
+                    f"at least 16; stages 1-4; x_split 1), KEY one of "
                     f"{', '.join(dict.fromkeys([*TILES_BATCHED, *TILE_KERNEL_KEYS]))}"
                 )
             tiles[name] = n
@@ -298,14 +301,41 @@ def _xproj(u_ptr, wx_ptr, rows, m_b, E, N, R, USE_DOT: tl.constexpr, PREC: tl.co
 
 
 @triton.jit
+def _xproj_part(u_ptr, wx_ptr, dbc_ptr, rows, m_b, E, N, R, USE_DOT: tl.constexpr, PREC: tl.constexpr,
+                BLOCK_B: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr, EVEN: tl.constexpr):
+    """One of the x_proj's three outputs for ``rows``: Δ_low, B_t or C_t by ``tl.program_id(1)`` (0, 1, 2), whose
+    weight rows start at 0, R and R + N (one accumulator and one weight tile per program, ``x_split``)."""
+    part = tl.program_id(1)
+    row0 = tl.where(part == 0, 0, R + (part - 1) * N)
+    width = tl.where(part == 0, R, N)
+    offs_w = tl.arange(0, BLOCK_W)
+    m_w = offs_w < width
+    acc = tl.zeros((BLOCK_B, BLOCK_W), dtype=tl.float32)
+    for k0 in range(0, E, BLOCK_K):
+        offs_k = k0 + tl.arange(0, BLOCK_K)
+        m_k = below(offs_k, E, EVEN)
+        uk = tl.load(u_ptr + rows[:, None] * E + offs_k[None, :], mask=m_b[:, None] & m_k[None, :], other=0.0)
+        w = tl.load(wx_ptr + (row0 + offs_w[None, :]) * E + offs_k[:, None], mask=m_k[:, None] & m_w[None, :],
+                    other=0.0).to(tl.float32)
+        acc += mm(uk, w, USE_DOT, PREC)
+    tl.store(dbc_ptr + rows[:, None] * (R + 2 * N) + row0 + offs_w[None, :], acc, mask=m_b[:, None] & m_w[None, :])
+
+
+@triton.jit
 def _xproj_kernel(
     u_ptr, wx_ptr, dbc_ptr, batch, E, N, R,
     USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_B: tl.constexpr,
     BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, PDL: tl.constexpr = False,
-    EVEN: tl.constexpr = False,
+    EVEN: tl.constexpr = False, SPLIT: tl.constexpr = False,
 ):
+    """x_proj of a row tile: (Δ_low, B_t, C_t) rows of ``dbc``; with ``SPLIT`` one of the three per program (grid
+    axis 1 of size 3: three times the programs, each with a third of the work and registers)."""
     pdl_wait(PDL)
     rows, m_b = row_tile(batch, BLOCK_B, EVEN)
+    if SPLIT:
+        BLOCK_W: tl.constexpr = BLOCK_N if BLOCK_N > BLOCK_R else BLOCK_R
+        _xproj_part(u_ptr, wx_ptr, dbc_ptr, rows, m_b, E, N, R, USE_DOT, PREC, BLOCK_B, BLOCK_K, BLOCK_W, EVEN)
+        return
     dt_low, Bt, Ct = _xproj(u_ptr, wx_ptr, rows, m_b, E, N, R, USE_DOT, PREC, BLOCK_B, BLOCK_K, BLOCK_N, BLOCK_R,
                             EVEN)
     offs_n = tl.arange(0, BLOCK_N)
@@ -722,9 +752,10 @@ def mamba_s6_block_step_triton(
         if not launch.small:
             dbc = torch.empty((batch, R + 2 * N), device=u.device, dtype=torch.float32)
             n_rows, common = _kernel_launch(launch, batch, "x")
-            _xproj_kernel[(n_rows,)](
+            split = bool(t.get("x_split"))  # one of (Δ_low, B_t, C_t) per program
+            _xproj_kernel[(n_rows, 3 if split else 1)](
                 u, x_proj, dbc, batch, E, N, R, BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r,
-                EVEN=_even(common["BLOCK_B"], batch, (E, block_k), (N, block_n)), **common,
+                EVEN=_even(common["BLOCK_B"], batch, (E, block_k), (N, block_n)), SPLIT=split, **common,
             )
         common = _kernel_launch(launch, batch, "ssm")[1]
         inline_k = (E, block_k) if launch.small else (1, 1)  # the x_proj's chunks, where it runs inside

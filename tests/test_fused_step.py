@@ -38,14 +38,16 @@ def test_fused_block_step_matches_composed_step(kind: str, batch: int, tiles: st
     """One block, several steps, odd sizes (H = 24, E = 48, N = 5, R = 2, K = 4), with a skip input:
     one stream, a few rows, and the batched (tl.dot) path, also with tiles smaller than the sizes
     (several chunks per loop and several programs per row tile), and with each batched kernel's own rows and warps
-    (``AUDIOMAMBA_STEP_TILES``: 32-row tiles, masked past the 19 rows, beside the state update's 16); S6, complex and
+    (``AUDIOMAMBA_STEP_TILES``: 32-row tiles, masked past the 19 rows, beside the state update's 16; the x_proj's three
+    outputs in three programs); S6, complex and
     real LTI SSMs with and without zero-order hold."""
     import audiomamba.kernels.triton_mamba_step as tm
 
 
     if tiles == "per-kernel":
         monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", "in_rows=32,in_warps=2,in_e=16,x_rows=32,x_warps=2,ssm_warps=2,"
-                                                    "out_rows=32,out_warps=2,in_stages=1,x_stages=2,out_stages=1")
+                                                    "out_rows=32,out_warps=2,in_stages=1,x_stages=2,out_stages=1,"
+                                                    "x_split=1")
     if tiles == "small":
         for name in ("TILES_STREAM", "TILES_BATCHED"):
             monkeypatch.setattr(tm, name, dict(getattr(tm, name), in_e=16, in_h=16, ssm_e=16, k=16, out_h=16,
@@ -423,7 +425,7 @@ def test_step_tiles_from_the_environment(monkeypatch) -> None:
     assert tm._kernel_launch(launch, 2048, "x") == (128, dict(launch.common, num_stages=3))
     stream = tm._Launch(True, tm.TILES_STREAM, 1, 1, launch.common)
     assert tm._kernel_launch(stream, 1, "in") == (1, launch.common)
-    for bad in ("in_e=48", "rows=8", "in_warp=8", "in_e", "in_stages=5", "x_stages=0"):
+    for bad in ("in_e=48", "rows=8", "in_warp=8", "in_e", "in_stages=5", "x_stages=0", "x_split=2"):
         monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", bad)
         with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_TILES") as err:
             tm.batched_tiles()
