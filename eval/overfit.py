@@ -86,7 +86,7 @@ def run_overfit(
     train_bpb = bits_per_sample(total / count)
 
     clips = torch.stack([train_ds[i][1] for i in range(min(2, len(train_ds)))]).to(dev)
-    consistency = step_consistency(model, clips, bf16_states=True)
+    consistency = step_consistency(model, clips, fast=True)
 
     samples_dir = out / "samples"
     rows, gen = generate_to_folder(

@@ -89,21 +89,21 @@ def test_step_consistency_agrees_on_a_tiny_unet() -> None:
     assert not step_consistency(model, targets, reference_scan=False)["agree"]
 
 
-def test_step_consistency_judges_bf16_states_apart() -> None:
-    """With ``bf16_states`` the step path with bf16 states joins the table and gets its own verdict (within the same
-    limits on a tiny U-Net), which does not decide ``agree``."""
+def test_step_consistency_judges_the_faster_settings_apart() -> None:
+    """With ``fast`` the step path with bf16 states (on a CPU the only one: bf16 tiles are the fused kernels') joins
+    the table and gets its own verdict (within the same limits on a tiny U-Net), which does not decide ``agree``."""
     from audiomamba.generate.diagnose import format_consistency, step_consistency
     from audiomamba.model import build_model
 
     torch.manual_seed(0)
     model = build_model(load_recipe("sc09-mamba-tiny").model_config())
     targets = torch.randint(0, 256, (2, 32))
-    result = step_consistency(model, targets, reference_scan=False, bf16_states=True)
+    result = step_consistency(model, targets, reference_scan=False, fast=True)
     paths = result["paths"]
     assert set(paths) == {"parallel_fp32", "step_composed", "step_composed_bf16_states"}
-    assert result["agree"] and result["bf16_states_agree"], format_consistency(result)
+    assert result["agree"] and result["fast_agree"], format_consistency(result)
     assert paths["step_composed_bf16_states"]["max_abs_logp_diff"] > paths["step_composed"]["max_abs_logp_diff"]
-    assert "bf16 states: within the same limits" in format_consistency(result)
+    assert "faster settings (bf16 states, bf16 tiles): within the same limits" in format_consistency(result)
 
 
 def test_generate_labels_samples_with_digits(tmp_path: Path) -> None:

@@ -58,6 +58,22 @@ def test_graph_generation_with_bf16_states(batch: int) -> None:
     assert {torch.bfloat16, torch.complex64} <= dtypes
 
 
+def test_step_consistency_with_the_faster_settings() -> None:
+    """``step_consistency(fast=True)`` on a GPU: the fused step with bf16 states, with bf16 tiles (2 clips repeated to
+    16 rows, so the batched kernels run) and with both, beside the default paths, within the same limits on a tiny
+    U-Net."""
+    from audiomamba.generate.diagnose import format_consistency, step_consistency
+
+    torch.manual_seed(0)
+    cfg = {"d_model": 32, "pool": [4, 4], "levels": [{"block": "mamba-s6", "n": 1}, {"block": "mamba-s4-real", "n": 1}],
+           "center": {"block": "mamba-s6", "n": 1}}
+    model = build_model(cfg).cuda().eval()
+    result = step_consistency(model, torch.randint(0, 256, (2, 64), device="cuda"), reference_scan=False, fast=True)
+    assert {"step_fused_bf16_states", "step_fused_bf16_tiles", "step_fused_bf16_tiles_states",
+            "step_composed_bf16_states"} <= set(result["paths"])
+    assert result["agree"] and result["fast_agree"], format_consistency(result)
+
+
 @pytest.mark.skipif(torch.cuda.is_available() and torch.cuda.get_device_capability()[0] < 9, reason="PDL needs sm_90+")
 @pytest.mark.parametrize("batch", [1, 32])
 def test_pdl_changes_no_sample(monkeypatch, batch: int) -> None:

@@ -11,15 +11,19 @@ noise. :func:`step_consistency` teacher-forces real clips through
 - ``parallel_reference_scan``: the parallel forward with the PyTorch reference scan (no Triton),
 - ``step_fused`` / ``step_composed``: step mode, the way ``generate`` runs it (the prompt of the
   stepper is the clip itself, so every token is forced and its log-probability recorded),
-- with ``bf16_states``, ``step_fused_bf16_states`` / ``step_composed_bf16_states``: the same with the Mamba blocks'
-  conv windows and real SSM states stored in bfloat16 (``generate --states bf16``), judged by the same limits but
-  apart from the default paths (``bf16_states_agree``),
+- with ``fast``, the faster settings of step mode, judged by the same limits but apart from the default paths
+  (``fast_agree``): ``step_composed_bf16_states`` and ``step_fused_bf16_states`` (the Mamba blocks' conv windows and
+  real SSM states stored in bfloat16: ``generate --states bf16``), ``step_fused_bf16_tiles`` (the batched fused
+  kernels' products on bf16 operands: ``AUDIOMAMBA_STEP_PRECISION=bf16``; the clips repeated to 16 rows, the
+  batched kernels' smallest batch) and ``step_fused_bf16_tiles_states`` (both),
 
 and reports the BPB of the clips under each path and the largest per-token log-probability
 difference from ``parallel_fp32``.
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 import torch.nn.functional as F
@@ -30,8 +34,12 @@ from audiomamba.generate.stepper import SamplingConfig, Stepper
 from audiomamba.tokenizer import bits_per_sample, shift_right
 from audiomamba.train.nll import autocast_for
 
-#: the suffix of the step paths with bf16 states
-BF16_STATES = "_bf16_states"
+PRECISION_VAR = "AUDIOMAMBA_STEP_PRECISION"
+
+#: the suffixes of the step paths with faster settings (``step_consistency(..., fast=True)``)
+FAST = ("_bf16_states", "_bf16_tiles", "_bf16_tiles_states")
+#: rows of the batched fused kernels (the bf16-tiles paths repeat the clips to this many)
+BATCHED_ROWS = 16
 
 
 def _parallel_logp(model: nn.Module, targets: torch.Tensor, bf16: bool) -> torch.Tensor:
@@ -41,28 +49,40 @@ def _parallel_logp(model: nn.Module, targets: torch.Tensor, bf16: bool) -> torch
     return F.log_softmax(logits.float(), dim=-1).gather(-1, targets[..., None])[..., 0]
 
 
-def _step_logp(model: nn.Module, targets: torch.Tensor, fused: bool,
-               state_dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """The same log-probabilities from step mode (the clip is the stepper's prompt): (B, L)."""
-    dev = targets.device
+def _step_logp(model: nn.Module, targets: torch.Tensor, fused: bool, state_dtype: torch.dtype = torch.float32,
+               precision: str | None = None) -> torch.Tensor:
+    """The same log-probabilities from step mode (the clip is the stepper's prompt): (B, L). ``precision``: the
+    batched fused kernels' ``AUDIOMAMBA_STEP_PRECISION`` for this call, with the clips repeated to
+    :data:`BATCHED_ROWS` rows so that those kernels run (the rows never interact)."""
+    dev, rows = targets.device, targets.shape[0]
+    if precision is not None:
+        targets = targets.repeat(-(-BATCHED_ROWS // rows), 1)
+    previous = os.environ.get(PRECISION_VAR)
     kernels.set_fused_step(fused)
     try:
+        if precision is not None:
+            os.environ[PRECISION_VAR] = precision
         stepper = Stepper(model, targets.shape[0], dev, SamplingConfig(), use_graph=dev.type == "cuda",
                           state_dtype=state_dtype)
         _, logp = stepper.run(targets, targets.shape[1])
     finally:
         kernels.set_fused_step(None)
-    return logp
+        if precision is not None:
+            if previous is None:
+                os.environ.pop(PRECISION_VAR, None)
+            else:
+                os.environ[PRECISION_VAR] = previous
+    return logp[:rows]
 
 
 def step_consistency(model: nn.Module, targets: torch.Tensor, reference_scan: bool = True,
-                     bf16_states: bool = False) -> dict:
+                     fast: bool = False) -> dict:
     """Teacher-force ``targets`` ((B, L) int64 tokens on the model's device; L a multiple of the
     pooling product) through every path; returns ``{"paths": {name: {"bpb", "max_abs_logp_diff"}},
     "worst": name, "failed": [names], "agree": bool}``. ``agree`` means every path is within 0.02 BPB of
     ``parallel_fp32`` and the step paths' per-token log-probabilities within 0.05 nats of it. With
-    ``bf16_states`` also the step paths with bf16 states, and ``"bf16_states_agree"``: whether those meet the same
-    limits (they do not count in ``agree``, which is about the default paths).
+    ``fast`` also the step paths with faster settings (module docstring), and ``"fast_agree"`` / ``"fast_failed"``:
+    whether those meet the same limits (they do not count in ``agree``, which is about the default paths).
     """
     model = model.eval()
     cuda = targets.device.type == "cuda"
@@ -79,10 +99,12 @@ def step_consistency(model: nn.Module, targets: torch.Tensor, reference_scan: bo
     if cuda:
         paths["step_fused"] = _step_logp(model, targets, True)
     paths["step_composed"] = _step_logp(model, targets, False)
-    if bf16_states:
+    if fast:
+        paths["step_composed_bf16_states"] = _step_logp(model, targets, False, torch.bfloat16)
         if cuda:
             paths["step_fused_bf16_states"] = _step_logp(model, targets, True, torch.bfloat16)
-        paths["step_composed_bf16_states"] = _step_logp(model, targets, False, torch.bfloat16)
+            paths["step_fused_bf16_tiles"] = _step_logp(model, targets, True, precision="bf16")
+            paths["step_fused_bf16_tiles_states"] = _step_logp(model, targets, True, torch.bfloat16, "bf16")
     base = paths["parallel_fp32"]
     report: dict[str, dict[str, float]] = {}
     failed: list[str] = []
@@ -92,14 +114,14 @@ def step_consistency(model: nn.Module, targets: torch.Tensor, reference_scan: bo
         report[name] = {"bpb": bpb, "max_abs_logp_diff": diff}
         if abs(bpb - report["parallel_fp32"]["bpb"]) > 0.02 or (name.startswith("step") and diff > 0.05):
             failed.append(name)
-    optional = [name for name in failed if name.endswith(BF16_STATES)]
+    optional = [name for name in failed if name.endswith(FAST)]
     failed = [name for name in failed if name not in optional]
     worst = max(report, key=lambda k: report[k]["max_abs_logp_diff"])
     out = {"clips": int(targets.shape[0]), "length": int(targets.shape[1]), "paths": report, "worst": worst,
            "failed": failed, "agree": not failed}
-    if bf16_states:
-        out["bf16_states_failed"] = optional
-        out["bf16_states_agree"] = not optional
+    if fast:
+        out["fast_failed"] = optional
+        out["fast_agree"] = not optional
     return out
 
 
@@ -112,7 +134,7 @@ def format_consistency(result: dict) -> str:
     lines.append("")
     lines.append("all paths agree (within 0.02 BPB; step paths within 0.05 nats per token)" if result["agree"]
                  else f"PATHS DISAGREE: {', '.join(result['failed'])} (limits: 0.02 BPB; step paths 0.05 nats per token)")
-    if "bf16_states_agree" in result:
-        lines.append("bf16 states: within the same limits" if result["bf16_states_agree"]
-                     else f"bf16 states: OUTSIDE the limits ({', '.join(result['bf16_states_failed'])})")
+    if "fast_agree" in result:
+        lines.append("faster settings (bf16 states, bf16 tiles): within the same limits" if result["fast_agree"]
+                     else f"faster settings: OUTSIDE the limits ({', '.join(result['fast_failed'])})")
     return "\n".join(lines)

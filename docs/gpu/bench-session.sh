@@ -209,16 +209,17 @@ run in-one python3 -m audiomamba.bench.step_tiles --rounds 4 --out "$RES/step-ti
 # step's ~1 GB of state traffic): the GPU tests, then the steady step against float32 states at batch 2048 (with the
 # groups) and one stream, sc09-small mamba-s6 and mamba-s4-real; the likelihood check is in the overfit phase
 run states-tests python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py tests/test_kernels_run.py \
-  tests/test_generate_gpu.py -k "bf16"
+  tests/test_generate_gpu.py -k "bf16 or faster"
 run states-step bash -c "python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_STATES --configs bf16 --rounds 4 \
   --out $RES/step-states-2048.md; python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_STATES --configs bf16 \
   --rounds 4 --block mamba-s4-real --out $RES/step-states-2048-s4-real.md; python3 -m audiomamba.bench.step_tiles \
   --var AUDIOMAMBA_STEP_STATES --configs bf16 --rounds 4 --batch 1 --steps 2048 --out $RES/step-states-1.md"
 run matrix-states env AUDIOMAMBA_STEP_STATES=bf16 timeout 300 $B generate --matrix --presets sc09-small \
   --blocks mamba-s6,mamba-s4-real --batches 2048,1 --out "$RES/bench-generate-matrix-states.md"
-# the likelihood check of bf16 states on trained weights: the overfit proof (sc09-overfit, ~4 min of training on an
-# H200 on 2026-12-02) now also teacher-forces its clips through step mode with bf16 states ("step_fused_bf16_states"
-# in overfit.json's consistency table, judged by the same 0.02 BPB / 0.05 nats limits); needs carry ".data"
+# the likelihood check of the faster step settings on trained weights: the overfit proof (sc09-overfit, ~4 min of
+# training on an H200 on 2026-12-02) now also teacher-forces its clips through step mode with bf16 states, bf16 tiles
+# and both ("step_fused_bf16_*" in overfit.json's consistency table, judged by the same 0.02 BPB / 0.05 nats limits);
+# needs carry ".data"
 if want overfit; then
   mkdir -p "$W"
   [ -d "$W/sc09-fsdd" ] || python3 docs/gpu/flac_data.py unpack .data/sc09-fsdd-flac.tar.xz "$W"
