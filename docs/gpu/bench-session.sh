@@ -216,6 +216,17 @@ run states-step bash -c "python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA
   --var AUDIOMAMBA_STEP_STATES --configs bf16 --rounds 4 --batch 1 --steps 2048 --out $RES/step-states-1.md"
 run matrix-states env AUDIOMAMBA_STEP_STATES=bf16 timeout 300 $B generate --matrix --presets sc09-small \
   --blocks mamba-s6,mamba-s4-real --batches 2048,1 --out "$RES/bench-generate-matrix-states.md"
+# the CLI path at batch 2048 with what the phases above found: in-one's combined tiles (when they beat the default)
+# and bf16 states (when states-step found them faster), for the 10 s goal in one run
+if want matrix-best; then
+  best_tiles=$(grep -o 'Best per kernel, combined: `[^`]*`' "$RES/step-tiles-in-one.md" 2>/dev/null | cut -d'`' -f2)
+  states_x=$(grep -o '^| `bf16` | – | [0-9.]* | [0-9.]*×' "$RES/step-states-2048.md" 2>/dev/null | awk '{print $(NF)}' | tr -d '×')
+  best_states=$(awk -v x="${states_x:-0}" 'BEGIN { print (x > 1.0) ? "bf16" : "fp32" }')
+  echo "matrix-best: AUDIOMAMBA_STEP_TILES='$best_tiles' AUDIOMAMBA_STEP_STATES=$best_states (states-step: ${states_x:-none}x)"
+fi
+run matrix-best env AUDIOMAMBA_STEP_TILES="${best_tiles:-}" AUDIOMAMBA_STEP_STATES="${best_states:-fp32}" timeout 300 \
+  $B generate --matrix --presets sc09-small --blocks mamba-s6,mamba-s4-real --batches 2048 \
+  --out "$RES/bench-generate-matrix-best.md"
 # the likelihood check of the faster step settings on trained weights: the overfit proof (sc09-overfit, ~4 min of
 # training on an H200 on 2026-12-02) now also teacher-forces its clips through step mode with bf16 states, bf16 tiles
 # and both ("step_fused_bf16_*" in overfit.json's consistency table, judged by the same 0.02 BPB / 0.05 nats limits);
