@@ -187,6 +187,14 @@ run step-runs-phases env AUDIOMAMBA_STEP_RUNS=1 bash -c "timeout 300 python3 -m 
   --steps 2048 --rounds 3 --out $RES/step-runs-warps.md; \
   timeout 300 python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUN_E --configs '8;32;64' --batch 1 \
   --steps 2048 --rounds 3 --out $RES/step-runs-channels.md"
+# wider programs for one stream's split runs (new 2026-12-05 07:10; untried for split runs): 32-128 d_inner channels
+# per program against 16 (sm_90, sc09-small's 16 kHz level, real LTI: 16 -> 127 registers, 1160 instructions; 64 -> 253,
+# 2248; 128 at 8 warps -> 255, no spills, 2352): fewer programs, fewer partial sums to read back at each block's start
+run runs-width env AUDIOMAMBA_STEP_RUNS=split bash -c "for b in mamba-s4-real mamba-s4 mamba-s6; do timeout 200 \
+  python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUN_E --configs '32;64;128' --batch 1 --steps 2048 \
+  --rounds 3 --block \$b --out $RES/runs-width-\$b.md; done; AUDIOMAMBA_STEP_RUN_WARPS=8 timeout 200 python3 -m \
+  audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUN_E --configs '64;128' --batch 1 --steps 2048 --rounds 3 \
+  --block mamba-s4-real --out $RES/runs-width8-s4-real.md"
 run matrix-runs timeout 500 $B generate --matrix --presets sc09-small,sc09-large,youtubemix \
   --blocks mamba-s6,mamba-s4,mamba-s4-real --batches 1 --out "$RES/bench-generate-matrix-runs.md"
 # the step kernels without masks (EVEN, new 2026-12-04 21:00: 22-27 % fewer sm_90 instructions) against the masked
