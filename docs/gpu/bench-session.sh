@@ -54,6 +54,45 @@ run gpu-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py
 # the scan kernels' GPU tests alone (a session that changed no generation kernel)
 run kernel-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py \
   tests/test_kernels_bench.py::test_cuda_graphed_fwd_bwd_replays_the_scan
+# the batch-2048 generation step's levers of 2026-12-05 (issue 18's 10 s), first: a session may end early
+# the in_proj + conv with all H columns in one chunk (new 2026-12-05 07:00: x loaded once, the LayerNorm in registers;
+# sm_90: 8 warps 147 registers and 1016 instructions against the default's 255 and 1632) and the x_proj's three
+# outputs in three programs (x_split=1, 07:10: 168 registers, no spills, 928 instructions against 255, 136 B, 1848),
+# batch 2048 with groups; step_tiles then times the per-kernel winners combined against the default
+run in-one python3 -m audiomamba.bench.step_tiles --rounds 4 --out "$RES/step-tiles-in-one.md" \
+  --configs "in_h=64;in_h=64,in_warps=8;in_h=64,in_e=32;in_h=64,in_e=128,in_warps=8;x_split=1;x_split=1,x_warps=2"
+# bf16 step states (new 2026-12-05 07:40: conv windows and real SSM states stored in bfloat16, half of a batch-2048
+# step's ~1 GB of state traffic): the GPU tests, then the steady step against float32 states at batch 2048 (with the
+# groups) and one stream, sc09-small mamba-s6 and mamba-s4-real; the likelihood check is in the overfit phase
+run states-tests python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py tests/test_kernels_run.py \
+  tests/test_generate_gpu.py -k "bf16 or faster"
+run states-step bash -c "python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_STATES --configs bf16 --rounds 4 \
+  --out $RES/step-states-2048.md; python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_STATES --configs bf16 \
+  --rounds 4 --block mamba-s4-real --out $RES/step-states-2048-s4-real.md; python3 -m audiomamba.bench.step_tiles \
+  --var AUDIOMAMBA_STEP_STATES --configs bf16 --rounds 4 --batch 1 --steps 2048 --out $RES/step-states-1.md"
+run matrix-states env AUDIOMAMBA_STEP_STATES=bf16 timeout 300 $B generate --matrix --presets sc09-small \
+  --blocks mamba-s6,mamba-s4-real --batches 2048,1 --out "$RES/bench-generate-matrix-states.md"
+# the CLI path at batch 2048 with what the phases above found: in-one's combined tiles (when they beat the default)
+# and bf16 states (when states-step found them faster), for the 10 s goal in one run
+if want matrix-best; then
+  best_tiles=$(grep -o 'Best per kernel, combined: `[^`]*`' "$RES/step-tiles-in-one.md" 2>/dev/null | cut -d'`' -f2)
+  states_x=$(grep -o '^| `bf16` | – | [0-9.]* | [0-9.]*×' "$RES/step-states-2048.md" 2>/dev/null | awk '{print $(NF)}' | tr -d '×')
+  best_states=$(awk -v x="${states_x:-0}" 'BEGIN { print (x > 1.0) ? "bf16" : "fp32" }')
+  echo "matrix-best: AUDIOMAMBA_STEP_TILES='$best_tiles' AUDIOMAMBA_STEP_STATES=$best_states (states-step: ${states_x:-none}x)"
+fi
+run matrix-best env AUDIOMAMBA_STEP_TILES="${best_tiles:-}" AUDIOMAMBA_STEP_STATES="${best_states:-fp32}" timeout 300 \
+  $B generate --matrix --presets sc09-small --blocks mamba-s6,mamba-s4-real --batches 2048 \
+  --out "$RES/bench-generate-matrix-best.md"
+# the likelihood check of the faster step settings on trained weights: the overfit proof (sc09-overfit, ~4 min of
+# training on an H200 on 2026-12-02) now also teacher-forces its clips through step mode with bf16 states, bf16 tiles
+# and both ("step_fused_bf16_*" in overfit.json's consistency table, judged by the same 0.02 BPB / 0.05 nats limits);
+# needs carry ".data"
+if want overfit; then
+  mkdir -p "$W"
+  [ -d "$W/sc09-fsdd" ] || python3 docs/gpu/flac_data.py unpack .data/sc09-fsdd-flac.tar.xz "$W"
+fi
+run overfit bash -c "timeout 560 python3 -m audiomamba evaluate overfit --data $W/sc09-fsdd --out /tmp/overfit \
+  --classifier eval/weights/sc09-fsdd-classifier.pt --n 256; cp /tmp/overfit/overfit.json $RES/overfit-states.json"
 # the Python side of a short-L scan call with Triton's launch path and with the direct one (kernels/launch.py)
 run launch-triton env AUDIOMAMBA_FAST_LAUNCH=0 python3 -m audiomamba.bench.profile_scan --cpu 7
 run launch-direct env AUDIOMAMBA_FAST_LAUNCH=1 python3 -m audiomamba.bench.profile_scan --cpu 7
@@ -207,44 +246,6 @@ run even-tests python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py
 # the batched tiles swept again under the row groups (8 groups of 256 rows since 2026-12-04 20:40; the tiles were
 # tuned for one group of 2048)
 run step-tiles-groups python3 -m audiomamba.bench.step_tiles --rounds 3 --out "$RES/step-tiles-groups.md"
-# the in_proj + conv with all H columns in one chunk (new 2026-12-05 07:00: x loaded once, the LayerNorm in registers;
-# sm_90: 8 warps 147 registers and 1016 instructions against the default's 255 and 1632) and the x_proj's three
-# outputs in three programs (x_split=1, 07:10: 168 registers, no spills, 928 instructions against 255, 136 B, 1848),
-# batch 2048 with groups; step_tiles then times the per-kernel winners combined against the default
-run in-one python3 -m audiomamba.bench.step_tiles --rounds 4 --out "$RES/step-tiles-in-one.md" \
-  --configs "in_h=64;in_h=64,in_warps=8;in_h=64,in_e=32;in_h=64,in_e=128,in_warps=8;x_split=1;x_split=1,x_warps=2"
-# bf16 step states (new 2026-12-05 07:40: conv windows and real SSM states stored in bfloat16, half of a batch-2048
-# step's ~1 GB of state traffic): the GPU tests, then the steady step against float32 states at batch 2048 (with the
-# groups) and one stream, sc09-small mamba-s6 and mamba-s4-real; the likelihood check is in the overfit phase
-run states-tests python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py tests/test_kernels_run.py \
-  tests/test_generate_gpu.py -k "bf16 or faster"
-run states-step bash -c "python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_STATES --configs bf16 --rounds 4 \
-  --out $RES/step-states-2048.md; python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_STATES --configs bf16 \
-  --rounds 4 --block mamba-s4-real --out $RES/step-states-2048-s4-real.md; python3 -m audiomamba.bench.step_tiles \
-  --var AUDIOMAMBA_STEP_STATES --configs bf16 --rounds 4 --batch 1 --steps 2048 --out $RES/step-states-1.md"
-run matrix-states env AUDIOMAMBA_STEP_STATES=bf16 timeout 300 $B generate --matrix --presets sc09-small \
-  --blocks mamba-s6,mamba-s4-real --batches 2048,1 --out "$RES/bench-generate-matrix-states.md"
-# the CLI path at batch 2048 with what the phases above found: in-one's combined tiles (when they beat the default)
-# and bf16 states (when states-step found them faster), for the 10 s goal in one run
-if want matrix-best; then
-  best_tiles=$(grep -o 'Best per kernel, combined: `[^`]*`' "$RES/step-tiles-in-one.md" 2>/dev/null | cut -d'`' -f2)
-  states_x=$(grep -o '^| `bf16` | – | [0-9.]* | [0-9.]*×' "$RES/step-states-2048.md" 2>/dev/null | awk '{print $(NF)}' | tr -d '×')
-  best_states=$(awk -v x="${states_x:-0}" 'BEGIN { print (x > 1.0) ? "bf16" : "fp32" }')
-  echo "matrix-best: AUDIOMAMBA_STEP_TILES='$best_tiles' AUDIOMAMBA_STEP_STATES=$best_states (states-step: ${states_x:-none}x)"
-fi
-run matrix-best env AUDIOMAMBA_STEP_TILES="${best_tiles:-}" AUDIOMAMBA_STEP_STATES="${best_states:-fp32}" timeout 300 \
-  $B generate --matrix --presets sc09-small --blocks mamba-s6,mamba-s4-real --batches 2048 \
-  --out "$RES/bench-generate-matrix-best.md"
-# the likelihood check of the faster step settings on trained weights: the overfit proof (sc09-overfit, ~4 min of
-# training on an H200 on 2026-12-02) now also teacher-forces its clips through step mode with bf16 states, bf16 tiles
-# and both ("step_fused_bf16_*" in overfit.json's consistency table, judged by the same 0.02 BPB / 0.05 nats limits);
-# needs carry ".data"
-if want overfit; then
-  mkdir -p "$W"
-  [ -d "$W/sc09-fsdd" ] || python3 docs/gpu/flac_data.py unpack .data/sc09-fsdd-flac.tar.xz "$W"
-fi
-run overfit bash -c "timeout 560 python3 -m audiomamba evaluate overfit --data $W/sc09-fsdd --out /tmp/overfit \
-  --classifier eval/weights/sc09-fsdd-classifier.pt --n 256; cp /tmp/overfit/overfit.json $RES/overfit-states.json"
 # the groups forked all at once (a group on the capture stream no longer holds the later ones back): slow runs left?
 run groups-fork python3 -m audiomamba.bench.step_groups --blocks mamba-s6 --batches 2048 --groups 1,4,8,16 --rounds 6 \
   --check-seconds 0 --out "$RES/step-groups-fork.md"
