@@ -187,6 +187,10 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
     return out
 
 
+#: the generation step kernels, compiled with their sizes marked as multiples of 16 (:func:`compile_variant`)
+STEP_KERNELS = ("in_conv", "xproj", "ssm", "ssm_lti", "out_proj", "run")
+
+
 def compile_variant(v: Variant, arch: int = 90) -> str:
     """Compile one variant to PTX (and SASS stats with ptxas); returns a one-line summary."""
     import triton
@@ -241,6 +245,12 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     # PyTorch's allocations are 16-byte aligned, and the launcher marks such pointers; integers are left unmarked,
     # as for an L that is no multiple of 16 (the ALIGN variants show what the wrappers' promise then buys)
     attrs = {(i,): [["tt.divisibility", 16]] for i, name in enumerate(sig) if sig[name].startswith("*")}
+    # the generation step kernels' sizes at sc09's widths (H 64-256, d_inner 128-512, N 16; a batch of 2048) are
+    # multiples of 16, which the launcher marks as it marks pointers: without the mark a row of h (N states) or of x
+    # (H columns) is not known to start 16-byte aligned, so its loads compile one element wide
+    if v.kernel in STEP_KERNELS:
+        sizes = ("H", "E", "N") + (("batch",) if consts.get("BLOCK_B", 1) > 1 else ())
+        attrs.update({(i,): [["tt.divisibility", 16]] for i, name in enumerate(sig) if name in sizes})
     src = ASTSource(fn, sig, constexprs=consts, attrs=attrs)
     kern = triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"num_warps": v.num_warps})
     # asynchronous copies (a software-pipelined loop's prefetches), then cross-lane shuffles: reductions and layout

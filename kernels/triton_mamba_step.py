@@ -43,8 +43,9 @@ kernel 3 loads Δ's weights, u, z, A, h and D before its x_proj. The arithmetic 
 
 Where the batch is a multiple of a kernel's rows per program and the widths of its tiles (every sc09 and youtubemix
 preset: H, E, N powers of two), the kernel is compiled with ``EVEN``: its masks are constants the compiler folds away
-(sm_90 SASS, ``kernels.compile_check``: in_proj + conv 2200 -> 1632 instructions, x_proj 2120 -> 1848, state update
-3272 -> 2432, out_proj 1208 -> 896 and 190 -> 149 registers; built 2026-12-04, not yet timed on a GPU:
+(sm_90 SASS, ``kernels.compile_check`` with the sizes marked as multiples of 16, as the launcher marks them at these
+widths: in_proj + conv 1664 -> 1408 instructions and 255 -> 235 registers, x_proj 1376 -> 1344, state update 1312 ->
+1256, out_proj 672 -> 632; unmarked, on 2026-12-04, 11-31 % fewer; built 2026-12-04, not yet timed on a GPU:
 ``python -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_EVEN --configs 0`` times it against the masks).
 The rank R of Δ stays masked (it is padded to 16 for tl.dot).
 
@@ -227,8 +228,8 @@ def _in_conv_kernel(
     overlap the LayerNorm's loads), and with ``ONE_CHUNK`` (H <= BLOCK_H: one stream, or batched tiles with ``in_h`` >= H)
     x once, with the LayerNorm and in_proj weights loaded before the wait (one round trip to memory instead of one per
     pass: the chunked path reads x three times, in dependent loops). Batched at sc09's 16 kHz widths (H 64, 64
-    channels, 16 rows; sm_90 ``compile_check``, 2026-12-05): 4 warps 243 registers and 1880 instructions, 8 warps 147
-    and 1016, against the default chunks of 32 columns' 255 and 1632 (and at 64 columns, chunked: 684 B of spills)."""
+    channels, 16 rows; sm_90 ``compile_check``, 2026-12-05): 4 warps 255 registers and 1328 instructions, 8 warps 132
+    and 784, against the default chunks of 32 columns' 235 and 1408 (and at 64 columns, chunked: 100 B of spills)."""
     rows, m_b = row_tile(batch, BLOCK_B, EVEN)
     offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
     m_e = below(offs_e, E, EVEN)
@@ -614,7 +615,7 @@ def _pad(n: int, least: int = 16) -> int:
 
 def _even(rows: int, batch: int, *sizes: tuple[int, int]) -> bool:
     """A launch's ``EVEN``: the batch is a multiple of ``rows`` per program and every (size, tile) of ``sizes`` a
-    multiple of the tile, so the kernel needs no masks (sm_90: 11-31 % fewer instructions per kernel, from
+    multiple of the tile, so the kernel needs no masks (sm_90: 2-17 % fewer instructions per kernel, from
     ``kernels.compile_check`` SASS counts). ``AUDIOMAMBA_STEP_EVEN=0`` keeps the masks (for timing the two)."""
     flag = os.environ.get("AUDIOMAMBA_STEP_EVEN", "1").strip()
     if flag not in ("0", "1", ""):

@@ -56,8 +56,8 @@ run kernel-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu
   tests/test_kernels_bench.py::test_cuda_graphed_fwd_bwd_replays_the_scan
 # the batch-2048 generation step's levers of 2026-12-05 (issue 18's 10 s), first: a session may end early
 # the in_proj + conv with all H columns in one chunk (new 2026-12-05 07:00: x loaded once, the LayerNorm in registers;
-# sm_90: 8 warps 147 registers and 1016 instructions against the default's 255 and 1632) and the x_proj's three
-# outputs in three programs (x_split=1, 07:10: 168 registers, no spills, 928 instructions against 255, 136 B, 1848),
+# sm_90: 8 warps 132 registers and 784 instructions against the default's 235 and 1408) and the x_proj's three
+# outputs in three programs (x_split=1, 07:10: 128 registers and 704 instructions against 255 and 1344),
 # batch 2048 with groups; step_tiles then times the per-kernel winners combined against the default
 run in-one python3 -m audiomamba.bench.step_tiles --rounds 4 --out "$RES/step-tiles-in-one.md" \
   --configs "in_h=64;in_h=64,in_warps=8;in_h=64,in_e=32;in_h=64,in_e=128,in_warps=8;x_split=1;x_split=1,x_warps=2"
@@ -227,8 +227,8 @@ run step-runs-phases env AUDIOMAMBA_STEP_RUNS=1 bash -c "timeout 300 python3 -m 
   timeout 300 python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUN_E --configs '8;32;64' --batch 1 \
   --steps 2048 --rounds 3 --out $RES/step-runs-channels.md"
 # wider programs for one stream's split runs (new 2026-12-05 07:10; untried for split runs): 32-128 d_inner channels
-# per program against 16 (sm_90, sc09-small's 16 kHz level, real LTI: 16 -> 127 registers, 1160 instructions; 64 -> 253,
-# 2248; 128 at 8 warps -> 255, no spills, 2352): fewer programs, fewer partial sums to read back at each block's start
+# per program against 16 (sm_90, sc09-small's 16 kHz level, real LTI: 16 -> 126 registers, 928 instructions; 32 -> 125,
+# 1104; 64 -> 218, 1360; 128 at 8 warps -> 224, 1496): fewer programs, fewer partial sums to read at each block's start
 run runs-width env AUDIOMAMBA_STEP_RUNS=split bash -c "for b in mamba-s4-real mamba-s4 mamba-s6; do timeout 200 \
   python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUN_E --configs '32;64;128' --batch 1 --steps 2048 \
   --rounds 3 --block \$b --out $RES/runs-width-\$b.md; done; AUDIOMAMBA_STEP_RUN_WARPS=8 timeout 200 python3 -m \
@@ -236,7 +236,7 @@ run runs-width env AUDIOMAMBA_STEP_RUNS=split bash -c "for b in mamba-s4-real ma
   --block mamba-s4-real --out $RES/runs-width8-s4-real.md"
 run matrix-runs timeout 500 $B generate --matrix --presets sc09-small,sc09-large,youtubemix \
   --blocks mamba-s6,mamba-s4,mamba-s4-real --batches 1 --out "$RES/bench-generate-matrix-runs.md"
-# the step kernels without masks (EVEN, new 2026-12-04 21:00: 22-27 % fewer sm_90 instructions) against the masked
+# the step kernels without masks (EVEN, new 2026-12-04 21:00: 2-15 % fewer sm_90 instructions batched) against the masked
 # ones, batch 2048 (with the row groups) and one stream; then the fused-step and generation GPU tests
 run step-even python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_EVEN --configs 0 --rounds 4 \
   --out "$RES/step-even-2048.md"
