@@ -101,9 +101,12 @@ NUM_WARPS = 4
 #: Triton's ``num_stages``; more stages prefetch a loop's next loads through shared memory). Unset: ``rows``,
 #: :data:`NUM_WARPS` and Triton's default stages. ``x_split=1``: the x_proj's three outputs (Δ_low, B_t, C_t) in
 #: three programs per row tile (at batch 2048 its 128 programs leave one 4-warp program per SM: 6 % achieved
-#: occupancy on an H200, 2026-12-04).
+#: occupancy on an H200, 2026-12-04). ``*_maxnreg`` (64, 128 or 256): a register cap per thread (Triton's
+#: ``maxnreg``), for more programs per SM (sm_90: the in_proj + conv in one chunk of 64 columns at 8 warps takes 132
+#: registers, one program per SM; capped at 128, two, with 8 B of spills).
 TILE_KERNEL_KEYS = ("in_rows", "in_warps", "x_rows", "x_warps", "ssm_warps", "out_rows", "out_warps",
-                    "in_stages", "x_stages", "ssm_stages", "out_stages", "x_split")
+                    "in_stages", "x_stages", "ssm_stages", "out_stages", "x_split",
+                    "in_maxnreg", "x_maxnreg", "ssm_maxnreg", "out_maxnreg")
 _tiles_cache: dict[tuple, dict[str, int]] = {}
 
 
@@ -122,12 +125,12 @@ def batched_tiles() -> dict[str, int]:
             name, _, value = (x.strip() for x in part.partition("="))
             n = int(value) if value.isdigit() else 0
             rows = name == "rows" or name.endswith("_rows")
-            bad_n = n > 4 if name.endswith("_stages") else n & (n - 1) or (rows and n < 16) or (name == "x_split"
-                                                                                                 and n != 1)
+            bad_n = (n > 4 if name.endswith("_stages") else n & (n - 1) or (rows and n < 16)
+                     or (name == "x_split" and n != 1) or (name.endswith("_maxnreg") and not 64 <= n <= 256))
             if (name not in TILES_BATCHED and name not in TILE_KERNEL_KEYS) or n < 1 or bad_n:
                 raise KernelError(
                     f"bad entry {part!r} in AUDIOMAMBA_STEP_TILES={text!r}: give KEY=VALUE with a power of two (rows "
-                    f"at least 16; stages 1-4; x_split 1), KEY one of "
+                    f"at least 16; stages 1-4; x_split 1; maxnreg 64-256), KEY one of "
                     f"{', '.join(dict.fromkeys([*TILES_BATCHED, *TILE_KERNEL_KEYS]))}"
                 )
             tiles[name] = n
@@ -647,14 +650,15 @@ class _Launch:
 
 def _kernel_launch(launch: _Launch, batch: int, kernel: str) -> tuple[int, dict[str, object]]:
     """(row tiles, launch keywords) of one batched kernel: ``launch.common`` with its own rows per program, warps
-    and pipelining stages where the tiles name them (``{kernel}_rows``, ``{kernel}_warps``, ``{kernel}_stages``;
-    :func:`batched_tiles`); one stream: unchanged."""
+    and pipelining stages where the tiles name them (``{kernel}_rows``, ``{kernel}_warps``, ``{kernel}_stages``,
+    ``{kernel}_maxnreg``; :func:`batched_tiles`); one stream: unchanged."""
     t = launch.tiles
     rows, warps = t.get(f"{kernel}_rows", launch.rows), t.get(f"{kernel}_warps", NUM_WARPS)
     stages = t.get(f"{kernel}_stages")
-    if launch.small or (rows == launch.rows and warps == launch.common["num_warps"] and stages is None):
+    cap = None if interpreting() else t.get(f"{kernel}_maxnreg")  # the interpreter has no register cap
+    if launch.small or (rows == launch.rows and warps == launch.common["num_warps"] and stages is None and cap is None):
         return launch.n_rows, launch.common
-    extra = {} if stages is None else {"num_stages": stages}
+    extra = ({} if stages is None else {"num_stages": stages}) | ({} if cap is None else {"maxnreg": cap})
     return triton.cdiv(batch, rows), dict(launch.common, BLOCK_B=rows, num_warps=warps, **extra)
 
 

@@ -425,7 +425,14 @@ def test_step_tiles_from_the_environment(monkeypatch) -> None:
     assert tm._kernel_launch(launch, 2048, "x") == (128, dict(launch.common, num_stages=3))
     stream = tm._Launch(True, tm.TILES_STREAM, 1, 1, launch.common)
     assert tm._kernel_launch(stream, 1, "in") == (1, launch.common)
-    for bad in ("in_e=48", "rows=8", "in_warp=8", "in_e", "in_stages=5", "x_stages=0", "x_split=2"):
+    # a register cap: passed to the compiler on a GPU, dropped by the interpreter (which has none)
+    capped = tm._Launch(False, dict(t, in_maxnreg=128), 16, 128, launch.common)
+    monkeypatch.setattr(tm, "interpreting", lambda: False)
+    assert tm._kernel_launch(capped, 2048, "in") == (128, dict(launch.common, num_warps=8, maxnreg=128))
+    monkeypatch.setattr(tm, "interpreting", lambda: True)
+    assert tm._kernel_launch(capped, 2048, "in") == (128, dict(launch.common, num_warps=8))
+    for bad in ("in_e=48", "rows=8", "in_warp=8", "in_e", "in_stages=5", "x_stages=0", "x_split=2", "in_maxnreg=32",
+                "ssm_maxnreg=512"):
         monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", bad)
         with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_TILES") as err:
             tm.batched_tiles()

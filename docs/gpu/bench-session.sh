@@ -57,10 +57,11 @@ run kernel-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu
 # the batch-2048 generation step's levers of 2026-12-05 (issue 18's 10 s), first: a session may end early
 # the in_proj + conv with all H columns in one chunk (new 2026-12-05 07:00: x loaded once, the LayerNorm in registers;
 # sm_90: 8 warps 132 registers and 784 instructions against the default's 235 and 1408) and the x_proj's three
-# outputs in three programs (x_split=1, 07:10: 128 registers and 704 instructions against 255 and 1344),
+# outputs in three programs (x_split=1, 07:10: 128 registers and 704 instructions against 255 and 1344), and register
+# caps of 128 (in_maxnreg: two 8-warp programs per SM instead of one, 8 B of spills),
 # batch 2048 with groups; step_tiles then times the per-kernel winners combined against the default
 run in-one python3 -m audiomamba.bench.step_tiles --rounds 4 --out "$RES/step-tiles-in-one.md" \
-  --configs "in_h=64;in_h=64,in_warps=8;in_h=64,in_e=32;in_h=64,in_e=128,in_warps=8;x_split=1;x_split=1,x_warps=2"
+  --configs "in_h=64;in_h=64,in_warps=8;in_h=64,in_warps=8,in_maxnreg=128;in_h=64,in_e=32;in_h=64,in_e=32,in_maxnreg=128;in_h=64,in_e=128,in_warps=8;x_split=1;x_split=1,x_warps=2"
 # bf16 step states (new 2026-12-05 07:40: conv windows and real SSM states stored in bfloat16, half of a batch-2048
 # step's ~1 GB of state traffic): the GPU tests, then the steady step against float32 states at batch 2048 (with the
 # groups) and one stream, sc09-small mamba-s6 and mamba-s4-real; the likelihood check is in the overfit phase
