@@ -24,6 +24,7 @@ difference from ``parallel_fp32``.
 from __future__ import annotations
 
 import os
+from unittest.mock import patch
 
 import torch
 import torch.nn.functional as F
@@ -33,8 +34,6 @@ from audiomamba import kernels
 from audiomamba.generate.stepper import SamplingConfig, Stepper
 from audiomamba.tokenizer import bits_per_sample, shift_right
 from audiomamba.train.nll import autocast_for
-
-PRECISION_VAR = "AUDIOMAMBA_STEP_PRECISION"
 
 #: the suffixes of the step paths with faster settings (``step_consistency(..., fast=True)``)
 FAST = ("_bf16_states", "_bf16_tiles", "_bf16_tiles_states")
@@ -55,23 +54,17 @@ def _step_logp(model: nn.Module, targets: torch.Tensor, fused: bool, state_dtype
     batched fused kernels' ``AUDIOMAMBA_STEP_PRECISION`` for this call, with the clips repeated to
     :data:`BATCHED_ROWS` rows so that those kernels run (the rows never interact)."""
     dev, rows = targets.device, targets.shape[0]
+    env = {} if precision is None else {"AUDIOMAMBA_STEP_PRECISION": precision}
     if precision is not None:
         targets = targets.repeat(-(-BATCHED_ROWS // rows), 1)
-    previous = os.environ.get(PRECISION_VAR)
     kernels.set_fused_step(fused)
     try:
-        if precision is not None:
-            os.environ[PRECISION_VAR] = precision
-        stepper = Stepper(model, targets.shape[0], dev, SamplingConfig(), use_graph=dev.type == "cuda",
-                          state_dtype=state_dtype)
-        _, logp = stepper.run(targets, targets.shape[1])
+        with patch.dict(os.environ, env):
+            stepper = Stepper(model, targets.shape[0], dev, SamplingConfig(), use_graph=dev.type == "cuda",
+                              state_dtype=state_dtype)
+            _, logp = stepper.run(targets, targets.shape[1])
     finally:
         kernels.set_fused_step(None)
-        if precision is not None:
-            if previous is None:
-                os.environ.pop(PRECISION_VAR, None)
-            else:
-                os.environ[PRECISION_VAR] = previous
     return logp[:rows]
 
 
