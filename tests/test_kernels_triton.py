@@ -314,6 +314,30 @@ def test_triton_step_iterated_equals_scan(cplx, lti):
     torch.testing.assert_close(h, h_full, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("lti", [False, True], ids=["selective", "lti"])
+def test_step_with_a_bf16_state(lti):
+    """A real state h in bfloat16 (``generate --states bf16``): the Triton step and the reference read the same
+    rounded state, compute in float32 and store rounded: the outputs of one step agree to float32 rounding, the
+    stored states to a bf16 rounding (:func:`kernel_helpers.assert_bf16_rounded`); a float16 state is refused."""
+    from audiomamba.kernels.errors import KernelError
+    from audiomamba.kernels.reference import selective_state_update_ref
+    from audiomamba.kernels.triton_step import selective_state_update_triton
+    from kernel_helpers import assert_bf16_rounded
+
+    u, delta, A, B, C, D, z, db = make_args(2, 5, 3, 1, cplx=False, lti=lti, seed=9)
+    dt = delta if lti else delta[:, :, 0]
+    Bt, Ct = (B, C) if lti else (B[:, :, 0], C[:, :, 0])
+    h0 = torch.randn(2, 5, 3, generator=torch.Generator().manual_seed(1)).bfloat16()
+    h_tri, h_ref = h0.clone(), h0.clone()
+    y_tri = selective_state_update_triton(h_tri, u[:, :, 0], dt, A, Bt, Ct, D, z[:, :, 0], db, True, block_d=2)
+    y_ref = selective_state_update_ref(h_ref, u[:, :, 0], dt, A, Bt, Ct, D, z[:, :, 0], db, True)
+    torch.testing.assert_close(y_tri, y_ref, atol=1e-5, rtol=1e-5)
+    assert h_tri.dtype == torch.bfloat16 and not torch.equal(h_tri, h0)
+    assert_bf16_rounded(h_tri, h_ref)
+    with pytest.raises(KernelError, match="float32 or bfloat16"):
+        kernels.selective_state_update(h0.half(), u[:, :, 0], dt, A, Bt, Ct, D, z[:, :, 0], db, True)
+
+
 def test_scan_config_env_override_and_errors(monkeypatch):
     from audiomamba.kernels import tuning
 
