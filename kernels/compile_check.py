@@ -147,6 +147,9 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             ssm_warps = 4 if small else t.get("ssm_warps", 4)  # as _kernel_launch launches it
             out.append(Variant("ssm", tuple(ssm.items()), ssm_warps))
             out.append(Variant("ssm", tuple(dict(ssm, EVEN=True).items()), ssm_warps))
+            if small:  # one stream's state update in one layout (AUDIOMAMBA_STEP_FLAT=1), masked and not
+                flat = dict(BLOCK_E=t["ssm_e"], BLOCK_N=16, PDL=True)
+                out += [Variant("ssm_flat", tuple(dict(flat, EVEN=e).items()), 4) for e in (False, True)]
             # one stream with AUDIOMAMBA_TAIL_OUT=1: the out_proj as the launch's tail (atomics, barrier)
             tail = dict(TAIL=True, HAS_RES=True, BLOCK_OH=t["out_h"], BLOCK_OK=min(E, t["out_k"]))
             if small:
@@ -188,7 +191,7 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
 
 
 #: the generation step kernels, compiled with their sizes marked as multiples of 16 (:func:`compile_variant`)
-STEP_KERNELS = ("in_conv", "xproj", "ssm", "ssm_lti", "out_proj", "run")
+STEP_KERNELS = ("in_conv", "xproj", "ssm", "ssm_lti", "ssm_flat", "out_proj", "run")
 
 
 def compile_variant(v: Variant, arch: int = 90) -> str:
@@ -215,7 +218,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "finish": triton_scan._bwd_finish_kernel,
           "step": triton_step._step_kernel, "in_conv": triton_mamba_step._in_conv_kernel,
           "xproj": triton_mamba_step._xproj_kernel, "ssm": triton_mamba_step._ssm_kernel,
-          "ssm_lti": triton_mamba_step._ssm_lti_kernel,
+          "ssm_lti": triton_mamba_step._ssm_lti_kernel, "ssm_flat": triton_mamba_step._ssm_flat_kernel,
           "out_proj": triton_mamba_step._out_proj_kernel, "norm_linear": triton_norm_linear._norm_linear_kernel,
           "sample": triton_sample._sample_kernel, "conv_fwd": triton_conv._conv_fwd_kernel,
           "conv_bwd": triton_conv._conv_bwd_kernel, "conv_dpre": triton_conv._conv_dpre_kernel,
@@ -254,9 +257,10 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     src = ASTSource(fn, sig, constexprs=consts, attrs=attrs)
     kern = triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"num_warps": v.num_warps})
     # asynchronous copies (a software-pipelined loop's prefetches), then cross-lane shuffles: reductions and layout
-    # changes; in a time loop they cost every step
+    # changes; in a time loop they cost every step; then CTA barriers (layout changes through shared memory among
+    # them: each a wait in a latency-bound kernel)
     ptx = kern.asm["ptx"]
-    shfl = f", cp.async {ptx.count('cp.async.')}, shfl.sync {ptx.count('shfl.sync')}"
+    shfl = f", cp.async {ptx.count('cp.async.')}, shfl.sync {ptx.count('shfl.sync')}, bar.sync {ptx.count('bar.sync')}"
     ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
     if not os.path.exists(ptxas):
         return "compiled to PTX (no ptxas for register counts)" + shfl

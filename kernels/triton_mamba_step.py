@@ -491,6 +491,71 @@ def _ssm_kernel(
 
 
 @triton.jit
+def _ssm_flat_kernel(
+    u_ptr, z_ptr, wxt_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, y_ptr, E, N, R,
+    BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, PDL: tl.constexpr = False, EVEN: tl.constexpr = False,
+):
+    """One stream's selective state update with its x_proj (``AUDIOMAMBA_STEP_FLAT=1``): one row per program
+    (grid axis 0) and BLOCK_E channels (axis 1), every tile (BLOCK_E, BLOCK_N) in one layout, so almost nothing
+    crosses lanes through shared memory. The x_proj walks u in chunks of BLOCK_E channels against the transposed
+    weight ``wxt`` (E, R + 2N) (rows contiguous, like h's), summing (chunk, state) products elementwise and
+    reducing over the chunk once at the end; Δ's rank R (at most BLOCK_N) rides in the state columns.
+
+    sm_90 (``compile_check``, sc09-small's widths, 2026-12-05): 392 instructions, 7 barriers, 1 layout conversion,
+    against :func:`_ssm_kernel`'s one-stream 592, 36 and about 20 (its x_proj, Δ and state tiles each take their own
+    layout, and every change between them goes through shared memory)."""
+    row = tl.program_id(0).to(tl.int64)
+    offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
+    offs_n = tl.arange(0, BLOCK_N)
+    m_e = below(offs_e, E, EVEN)
+    m_n = below(offs_n, N, EVEN)
+    m_r = offs_n < R
+    m_en = m_e[:, None] & m_n[None, :]
+    en = offs_e[:, None] * N + offs_n[None, :]
+    # weights first (nothing before the wait for the previous kernel reads what a kernel of the step writes)
+    A = tl.load(a_ptr + en, mask=m_en, other=0.0).to(tl.float32)
+    w_dt = tl.load(wdt_ptr + offs_e[:, None] * R + offs_n[None, :], mask=m_e[:, None] & m_r[None, :],
+                   other=0.0).to(tl.float32)
+    dtb = tl.load(dtb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
+    D = tl.load(D_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
+    pdl_wait(PDL)
+    hp = h_ptr + row * E * N + en
+    h = tl.load(hp, mask=m_en, other=0.0).to(tl.float32)  # float32 or bf16 states
+    u = tl.load(u_ptr + row * E + offs_e, mask=m_e, other=0.0)
+    z = tl.load(z_ptr + row * E + offs_e, mask=m_e, other=0.0)
+    acc_r = tl.zeros((BLOCK_E, BLOCK_N), tl.float32)
+    acc_b = tl.zeros((BLOCK_E, BLOCK_N), tl.float32)
+    acc_c = tl.zeros((BLOCK_E, BLOCK_N), tl.float32)
+    for k0 in range(0, E, BLOCK_E):
+        offs_k = k0 + tl.arange(0, BLOCK_E)
+        m_k = below(offs_k, E, EVEN)
+        uk = tl.load(u_ptr + row * E + offs_k, mask=m_k, other=0.0)[:, None]
+        wk = wxt_ptr + offs_k[:, None] * (R + 2 * N) + offs_n[None, :]
+        acc_r += uk * tl.load(wk, mask=m_k[:, None] & m_r[None, :], other=0.0).to(tl.float32)
+        acc_b += uk * tl.load(wk + R, mask=m_k[:, None] & m_n[None, :], other=0.0).to(tl.float32)
+        acc_c += uk * tl.load(wk + R + N, mask=m_k[:, None] & m_n[None, :], other=0.0).to(tl.float32)
+    dt_low = tl.sum(acc_r, axis=0)
+    Bt = tl.sum(acc_b, axis=0)
+    Ct = tl.sum(acc_c, axis=0)
+    dt = softplus(tl.sum(w_dt * dt_low[None, :], axis=1) + dtb)
+    a, _ = exp_dtA(dt[:, None], A, A, False)
+    h, _ = state_update(h, h, a, a, (dt * u)[:, None], Bt[None, :], Bt[None, :], False)
+    tl.store(hp, h, mask=m_en)
+    y = readout(h, h, Ct[None, :], Ct[None, :], 1, False)
+    tl.store(y_ptr + row * E + offs_e, (y + D * u) * z * tl.sigmoid(z), mask=m_e)
+
+
+def step_flat() -> bool:
+    """One stream's selective state update in one layout (:func:`_ssm_flat_kernel`)? ``AUDIOMAMBA_STEP_FLAT=1``;
+    off by default until timed on a GPU. A bad value is a one-line KernelError."""
+    flag = os.environ.get("AUDIOMAMBA_STEP_FLAT", "0").strip()
+    if flag not in ("0", "1", ""):
+        raise KernelError(f"AUDIOMAMBA_STEP_FLAT={flag!r} in the environment: use 1 (one stream's state update in one "
+                          "layout, x_proj included) or 0 (the default)")
+    return flag == "1"
+
+
+@triton.jit
 def _out_proj_weights(wout_ptr, offs_h, m_h, offs_k, E, EVEN: tl.constexpr = False):
     """out_proj columns offs_k of output rows offs_h: a (BLOCK_K, BLOCK_H) float32 tile."""
     m = below(offs_k, E, EVEN)[:, None] & m_h[None, :]
@@ -728,6 +793,7 @@ def mamba_s6_block_step_triton(
     out_proj: Tensor,
     res: Tensor | None = None,
     precision: str | None = None,
+    x_proj_t: Tensor | None = None,
 ) -> Tensor:
     """One step of a pre-norm ``mamba-s6`` block; updates ``conv_state`` and ``h`` IN PLACE.
 
@@ -739,6 +805,8 @@ def mamba_s6_block_step_triton(
         h: (B, E, N) float32 SSM state. out_proj: (H, E).
         precision: ``tl.dot`` input precision ("ieee", "tf32x3", "tf32", "bf16"); default
             :func:`default_precision`. Tiles of fewer than 16 rows use exact float32 products.
+        x_proj_t: x_proj transposed, (E, R + 2N) contiguous (the layer's frozen copy): with it, fewer than 16 rows,
+            R <= N and ``AUDIOMAMBA_STEP_FLAT=1``, the state update runs as :func:`_ssm_flat_kernel`.
 
     Returns:
         (B, H) = x + out_proj(y) (+ res), in x's dtype.
@@ -763,6 +831,14 @@ def mamba_s6_block_step_triton(
                 EVEN=_even(common["BLOCK_B"], batch, (E, block_k), (N, block_n)), SPLIT=split, **common,
             )
         common = _kernel_launch(launch, batch, "ssm")[1]
+        if launch.small and x_proj_t is not None and R <= block_n and not tail["TAIL"] and step_flat():
+            block_e = min(t["ssm_e"], _pad(E, 2))
+            _ssm_flat_kernel[(batch, triton.cdiv(E, block_e))](
+                u, z, x_proj_t, dt_proj.contiguous(), dt_bias, A.float().contiguous(), D, h, y, E, N, R,
+                BLOCK_E=block_e, BLOCK_N=block_n, EVEN=_even(1, batch, (E, block_e), (N, block_n)),
+                PDL=common["PDL"], launch_pdl=common["launch_pdl"], num_warps=common["num_warps"],
+            )
+            return
         inline_k = (E, block_k) if launch.small else (1, 1)  # the x_proj's chunks, where it runs inside
         _ssm_kernel[(launch.n_rows, triton.cdiv(E, t["ssm_e"]))](
             u, z, x_proj, dbc, dt_proj.contiguous(), dt_bias, A.float().contiguous(), D, h, y,

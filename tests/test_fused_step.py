@@ -99,6 +99,35 @@ def _fused_equals_composed(kind: str, batch: int, width: int = 24, d_state: int 
             assert (ref - fus).abs().max().item() <= tol, key
 
 
+@pytest.mark.parametrize("width,d_state,states", [(24, 5, "fp32"), (32, 16, "fp32"), (32, 16, "bf16")])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_flat_state_update_matches_the_composed_step(batch: int, width: int, d_state: int, states: str,
+                                                     monkeypatch) -> None:
+    """``AUDIOMAMBA_STEP_FLAT=1``: one stream's selective state update in one layout (``_ssm_flat_kernel``, x_proj
+    against its transposed weight) equals the composed step, at odd sizes (masked), at sizes that are multiples of the
+    tiles (``EVEN``) and with bf16 states; it really ran (a spy on the launch)."""
+    import audiomamba.kernels.triton_mamba_step as tm
+
+    monkeypatch.setenv("AUDIOMAMBA_STEP_FLAT", "1")
+    launched = []
+    real = tm._ssm_flat_kernel
+
+    class Spy:
+        def __getitem__(self, grid):
+            launched.append(grid)
+            return real[grid]
+
+    monkeypatch.setattr(tm, "_ssm_flat_kernel", Spy())
+    dtype = torch.bfloat16 if states == "bf16" else torch.float32
+    _fused_equals_composed("mamba-s6", batch, width, d_state, dtype, 1e-5 if states == "fp32" else 3e-3)
+    assert launched and all(grid[0] == batch for grid in launched)
+    monkeypatch.setenv("AUDIOMAMBA_STEP_FLAT", "yes")
+    from audiomamba.kernels.errors import KernelError
+
+    with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_FLAT='yes'"):
+        tm.step_flat()
+
+
 @pytest.mark.parametrize("batch", [1, 19])
 @pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4", "mamba-s4-real"])
 def test_fused_block_step_with_bf16_states(kind: str, batch: int) -> None:
