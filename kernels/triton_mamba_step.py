@@ -545,14 +545,52 @@ def _ssm_flat_kernel(
     tl.store(y_ptr + row * E + offs_e, (y + D * u) * z * tl.sigmoid(z), mask=m_e)
 
 
-def step_flat() -> bool:
-    """One stream's selective state update in one layout (:func:`_ssm_flat_kernel`)? ``AUDIOMAMBA_STEP_FLAT=1``;
-    off by default until timed on a GPU. A bad value is a one-line KernelError."""
-    flag = os.environ.get("AUDIOMAMBA_STEP_FLAT", "0").strip()
-    if flag not in ("0", "1", ""):
-        raise KernelError(f"AUDIOMAMBA_STEP_FLAT={flag!r} in the environment: use 1 (one stream's state update in one "
-                          "layout, x_proj included) or 0 (the default)")
-    return flag == "1"
+@triton.jit
+def _out_proj_flat_kernel(
+    y_ptr, wout_ptr, x_ptr, res_ptr, out_ptr, H, E,
+    HAS_RES: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PDL: tl.constexpr = False,
+    EVEN: tl.constexpr = False,
+):
+    """One stream's out_proj + residual in one layout (``AUDIOMAMBA_STEP_FLAT`` with ``out``): one row per program
+    (grid axis 0), BLOCK_H output columns (axis 1); the (column, channel) tile of W_out as stored (rows contiguous),
+    y read into the same layout (each row of the tile the same y), products summed elementwise over the chunks of E
+    and reduced once. sm_90 (sc09-small's widths): 1 CTA barrier and 344 instructions, against :func:`_out_proj_kernel`'s
+    one-stream 7-8 and 256-280."""
+    row = tl.program_id(0).to(tl.int64)
+    offs_h = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
+    offs_k = tl.arange(0, BLOCK_K)
+    m_h = below(offs_h, H, EVEN)
+    w = tl.load(wout_ptr + offs_h[:, None] * E + offs_k[None, :], mask=m_h[:, None] & below(offs_k, E, EVEN)[None, :],
+                other=0.0).to(tl.float32)  # the first chunk's weights before the wait
+    pdl_wait(PDL)
+    acc = tl.zeros((BLOCK_H, BLOCK_K), tl.float32)
+    for k0 in range(0, E, BLOCK_K):
+        ok = k0 + offs_k
+        m_hk = m_h[:, None] & below(ok, E, EVEN)[None, :]
+        if k0 > 0:
+            w = tl.load(wout_ptr + offs_h[:, None] * E + ok[None, :], mask=m_hk, other=0.0).to(tl.float32)
+        acc += w * tl.load(y_ptr + row * E + ok[None, :] + 0 * offs_h[:, None], mask=m_hk, other=0.0)
+    out = tl.sum(acc, axis=1) + tl.load(x_ptr + row * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
+    if HAS_RES:
+        out += tl.load(res_ptr + row * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
+    tl.store(out_ptr + row * H + offs_h, out.to(out_ptr.dtype.element_ty), mask=m_h)
+
+
+#: the one-stream kernels ``AUDIOMAMBA_STEP_FLAT`` can switch to one layout: the selective state update with its x_proj
+#: (:func:`_ssm_flat_kernel`) and the out_proj (:func:`_out_proj_flat_kernel`)
+FLAT_KERNELS = ("ssm", "out")
+
+
+def step_flat(kernel: str) -> bool:
+    """Whether one stream's ``kernel`` ("ssm" or "out") runs in one layout: ``AUDIOMAMBA_STEP_FLAT`` lists them
+    ("ssm", "out", "ssm,out"; "1" = all, "0" or unset = none: off by default until timed on a GPU). A bad value is a
+    one-line KernelError."""
+    text = os.environ.get("AUDIOMAMBA_STEP_FLAT", "0").strip()
+    names = set(FLAT_KERNELS) if text == "1" else {p.strip() for p in text.split(",") if p.strip() not in ("", "0")}
+    if not names <= set(FLAT_KERNELS):
+        raise KernelError(f"AUDIOMAMBA_STEP_FLAT={text!r} in the environment: list the one-stream kernels to run in one "
+                          f"layout ({', '.join(FLAT_KERNELS)}), 1 for all or 0 for none (the default)")
+    return kernel in names
 
 
 @triton.jit
@@ -763,7 +801,15 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
                 cnt_ptr=counter if counter is not None else u, H=H, TAIL=counter is not None, HAS_RES=res is not None,
                 BLOCK_OH=t["out_h"], BLOCK_OK=block_k)
     ssm(u, z, y, launch, tail)
-    if counter is None:
+    if counter is None and small and step_flat("out"):
+        common = launch.common
+        block_h = min(t["out_h"], _pad(H, 2))
+        _out_proj_flat_kernel[(batch, triton.cdiv(H, block_h))](
+            y, w_out, x, res_, out, H, E, HAS_RES=res is not None, BLOCK_H=block_h, BLOCK_K=block_k,
+            EVEN=_even(1, batch, (H, block_h), (E, block_k)), PDL=common["PDL"], launch_pdl=common["launch_pdl"],
+            num_warps=common["num_warps"],
+        )
+    elif counter is None:
         n_rows, common = _kernel_launch(launch, batch, "out")
         _out_proj_kernel[(n_rows, triton.cdiv(H, t["out_h"]))](
             y, w_out, x, res_, out,
@@ -831,7 +877,7 @@ def mamba_s6_block_step_triton(
                 EVEN=_even(common["BLOCK_B"], batch, (E, block_k), (N, block_n)), SPLIT=split, **common,
             )
         common = _kernel_launch(launch, batch, "ssm")[1]
-        if launch.small and x_proj_t is not None and R <= block_n and not tail["TAIL"] and step_flat():
+        if launch.small and x_proj_t is not None and R <= block_n and not tail["TAIL"] and step_flat("ssm"):
             block_e = min(t["ssm_e"], _pad(E, 2))
             _ssm_flat_kernel[(batch, triton.cdiv(E, block_e))](
                 u, z, x_proj_t, dt_proj.contiguous(), dt_bias, A.float().contiguous(), D, h, y, E, N, R,
