@@ -147,7 +147,9 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             ssm_warps = 4 if small else t.get("ssm_warps", 4)  # as _kernel_launch launches it
             out.append(Variant("ssm", tuple(ssm.items()), ssm_warps))
             out.append(Variant("ssm", tuple(dict(ssm, EVEN=True).items()), ssm_warps))
-            if small:  # one stream's state update and out_proj in one layout (AUDIOMAMBA_STEP_FLAT), masked and not
+            if small:  # one stream's kernels in one layout (AUDIOMAMBA_STEP_FLAT), masked and not
+                flat_in = dict(K=4, BLOCK_H=H, BLOCK_E=t["in_e"], PDL=True)
+                out += [Variant("in_flat", tuple(dict(flat_in, EVEN=e).items()), 4) for e in (False, True)]
                 flat = dict(BLOCK_E=t["ssm_e"], BLOCK_N=16, PDL=True)
                 out += [Variant("ssm_flat", tuple(dict(flat, EVEN=e).items()), 4) for e in (False, True)]
                 flat_out = dict(HAS_RES=True, BLOCK_H=t["out_h"], BLOCK_K=min(E, t["out_k"]), PDL=True)
@@ -193,7 +195,7 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
 
 
 #: the generation step kernels, compiled with their sizes marked as multiples of 16 (:func:`compile_variant`)
-STEP_KERNELS = ("in_conv", "xproj", "ssm", "ssm_lti", "ssm_flat", "out_proj", "out_flat", "run")
+STEP_KERNELS = ("in_conv", "in_flat", "xproj", "ssm", "ssm_lti", "ssm_flat", "out_proj", "out_flat", "run")
 
 
 def compile_variant(v: Variant, arch: int = 90) -> str:
@@ -221,6 +223,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "step": triton_step._step_kernel, "in_conv": triton_mamba_step._in_conv_kernel,
           "xproj": triton_mamba_step._xproj_kernel, "ssm": triton_mamba_step._ssm_kernel,
           "ssm_lti": triton_mamba_step._ssm_lti_kernel, "ssm_flat": triton_mamba_step._ssm_flat_kernel,
+          "in_flat": triton_mamba_step._in_conv_flat_kernel,
           "out_flat": triton_mamba_step._out_proj_flat_kernel,
           "out_proj": triton_mamba_step._out_proj_kernel, "norm_linear": triton_norm_linear._norm_linear_kernel,
           "sample": triton_sample._sample_kernel, "conv_fwd": triton_conv._conv_fwd_kernel,

@@ -546,6 +546,47 @@ def _ssm_flat_kernel(
 
 
 @triton.jit
+def _in_conv_flat_kernel(x_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, u_ptr, z_ptr, H, E, eps,
+                         K: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, PDL: tl.constexpr = False,
+                         EVEN: tl.constexpr = False):
+    """One stream's LayerNorm, in_proj and conv step in one layout (``AUDIOMAMBA_STEP_FLAT`` with ``in``): one row per
+    program (grid axis 0), BLOCK_E channels (axis 1), all H columns (H <= BLOCK_H); the in_proj's (channel, column)
+    tiles as stored (rows contiguous), x and the LayerNorm's weights read into the same layout (each row of the tile
+    the same vector), the LayerNorm's sums and the in_proj's over the columns within each row. sm_90 (sc09-small's
+    widths): 3 CTA barriers and 336 instructions, against :func:`_in_conv_kernel`'s one-stream 15 and 456."""
+    row = tl.program_id(0).to(tl.int64)
+    offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
+    offs_h = tl.arange(0, BLOCK_H)
+    m_e = below(offs_e, E, EVEN)
+    m_h = below(offs_h, H, EVEN)
+    m_eh = m_e[:, None] & m_h[None, :]
+    w_u = tl.load(win_ptr + offs_e[:, None] * H + offs_h[None, :], mask=m_eh, other=0.0).to(tl.float32)
+    w_z = tl.load(win_ptr + (E + offs_e[:, None]) * H + offs_h[None, :], mask=m_eh, other=0.0).to(tl.float32)
+    rep = 0 * offs_e[:, None]  # every row of a (channel, column) tile holds the same vector over the columns
+    nw = tl.load(nw_ptr + offs_h[None, :] + rep, mask=m_eh, other=0.0).to(tl.float32)
+    nb = tl.load(nb_ptr + offs_h[None, :] + rep, mask=m_eh, other=0.0).to(tl.float32)
+    w_last = tl.load(cw_ptr + offs_e * K + (K - 1), mask=m_e, other=0.0).to(tl.float32)
+    bias = tl.load(cb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
+    pdl_wait(PDL)
+    win = conv_ptr + row * E * (K - 1) + offs_e * (K - 1)
+    taps = tl.zeros((BLOCK_E,), tl.float32)
+    for k in tl.static_range(K - 1):
+        w_k = tl.load(cw_ptr + offs_e * K + k, mask=m_e, other=0.0).to(tl.float32)
+        taps += tl.load(win + k, mask=m_e, other=0.0).to(tl.float32) * w_k
+    x = tl.load(x_ptr + row * H + offs_h[None, :] + rep, mask=m_eh, other=0.0).to(tl.float32)
+    mean = tl.sum(x, axis=1) / H
+    xc = tl.where(m_eh, x - mean[:, None], 0.0)
+    rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, axis=1) / H + eps)
+    xn = xc * rstd[:, None] * nw + nb
+    u = tl.sum(w_u * xn, axis=1)
+    z = tl.sum(w_z * xn, axis=1)
+    _conv_shift(win, u, m_e, conv_ptr, K)
+    acc = u * w_last + bias + taps
+    tl.store(u_ptr + row * E + offs_e, acc * tl.sigmoid(acc), mask=m_e)
+    tl.store(z_ptr + row * E + offs_e, z, mask=m_e)
+
+
+@triton.jit
 def _out_proj_flat_kernel(
     y_ptr, wout_ptr, x_ptr, res_ptr, out_ptr, H, E,
     HAS_RES: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PDL: tl.constexpr = False,
@@ -576,14 +617,15 @@ def _out_proj_flat_kernel(
     tl.store(out_ptr + row * H + offs_h, out.to(out_ptr.dtype.element_ty), mask=m_h)
 
 
-#: the one-stream kernels ``AUDIOMAMBA_STEP_FLAT`` can switch to one layout: the selective state update with its x_proj
-#: (:func:`_ssm_flat_kernel`) and the out_proj (:func:`_out_proj_flat_kernel`)
-FLAT_KERNELS = ("ssm", "out")
+#: the one-stream kernels ``AUDIOMAMBA_STEP_FLAT`` can switch to one layout: the LayerNorm + in_proj + conv
+#: (:func:`_in_conv_flat_kernel`), the selective state update with its x_proj (:func:`_ssm_flat_kernel`) and the
+#: out_proj (:func:`_out_proj_flat_kernel`)
+FLAT_KERNELS = ("in", "ssm", "out")
 
 
 def step_flat(kernel: str) -> bool:
-    """Whether one stream's ``kernel`` ("ssm" or "out") runs in one layout: ``AUDIOMAMBA_STEP_FLAT`` lists them
-    ("ssm", "out", "ssm,out"; "1" = all, "0" or unset = none: off by default until timed on a GPU). A bad value is a
+    """Whether one stream's ``kernel`` ("in", "ssm" or "out") runs in one layout: ``AUDIOMAMBA_STEP_FLAT`` lists them
+    ("ssm", "in,out", ...; "1" = all, "0" or unset = none: off by default until timed on a GPU). A bad value is a
     one-line KernelError."""
     text = os.environ.get("AUDIOMAMBA_STEP_FLAT", "0").strip()
     names = set(FLAT_KERNELS) if text == "1" else {p.strip() for p in text.split(",") if p.strip() not in ("", "0")}
@@ -787,12 +829,20 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
     block_h, block_k = min(_pad(H), t["in_h"]), min(_pad(E), t["out_k"])
     preload = pdl if PRELOAD_WEIGHTS is None else PRELOAD_WEIGHTS
     n_rows, common = _kernel_launch(launch, batch, "in")
-    _in_conv_kernel[(n_rows, triton.cdiv(E, t["in_e"]))](
-        x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
-        batch, H, E, float(eps),
-        K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"], PRELOAD=preload and H <= block_h, ONE_CHUNK=H <= block_h,
-        EVEN=_even(common["BLOCK_B"], batch, (E, t["in_e"]), (H, block_h)), **common,
-    )
+    if small and H <= block_h and step_flat("in"):
+        _in_conv_flat_kernel[(batch, triton.cdiv(E, t["in_e"]))](
+            x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
+            H, E, float(eps), K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"],
+            EVEN=_even(1, batch, (E, t["in_e"]), (H, block_h)), PDL=common["PDL"], launch_pdl=common["launch_pdl"],
+            num_warps=common["num_warps"],
+        )
+    else:
+        _in_conv_kernel[(n_rows, triton.cdiv(E, t["in_e"]))](
+            x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
+            batch, H, E, float(eps),
+            K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"], PRELOAD=preload and H <= block_h, ONE_CHUNK=H <= block_h,
+            EVEN=_even(common["BLOCK_B"], batch, (E, t["in_e"]), (H, block_h)), **common,
+        )
     res_ = res.contiguous() if res is not None else x
     w_out = out_proj.contiguous()
     counter = _tail_counter(x.device, launch.n_rows) if small and H * E <= TAIL_OUT_MAX and tail_out_enabled() else None

@@ -101,19 +101,20 @@ def _fused_equals_composed(kind: str, batch: int, width: int = 24, d_state: int 
 
 @pytest.mark.parametrize("flag,kind,width,d_state,states", [
     ("1", "mamba-s6", 24, 5, "fp32"), ("1", "mamba-s6", 32, 16, "fp32"), ("ssm", "mamba-s6", 32, 16, "bf16"),
-    ("out", "mamba-s4-real", 24, 5, "fp32")])
+    ("out", "mamba-s4-real", 24, 5, "fp32"), ("in", "mamba-s4", 32, 16, "fp32"), ("in,out", "mamba-s4-real", 32, 16, "bf16")])
 @pytest.mark.parametrize("batch", [1, 3])
 def test_flat_kernels_match_the_composed_step(batch: int, flag: str, kind: str, width: int, d_state: int,
                                               states: str, monkeypatch) -> None:
-    """``AUDIOMAMBA_STEP_FLAT``: one stream's selective state update (``_ssm_flat_kernel``, x_proj against its
-    transposed weight) and out_proj (``_out_proj_flat_kernel``) in one layout equal the composed step, at odd sizes
+    """``AUDIOMAMBA_STEP_FLAT``: one stream's LayerNorm + in_proj + conv (``_in_conv_flat_kernel``), selective state
+    update (``_ssm_flat_kernel``, x_proj against its transposed weight) and out_proj (``_out_proj_flat_kernel``) in
+    one layout equal the composed step, at odd sizes
     (masked), at sizes that are multiples of the tiles (``EVEN``) and with bf16 states; the ones named ran (spies on
     the launches), the others did not. A bad value is a one-line KernelError."""
     import audiomamba.kernels.triton_mamba_step as tm
     from audiomamba.kernels.errors import KernelError
 
     monkeypatch.setenv("AUDIOMAMBA_STEP_FLAT", flag)
-    launched: dict[str, list] = {"ssm": [], "out": []}
+    launched: dict[str, list] = {"in": [], "ssm": [], "out": []}
 
     class Spy:
         def __init__(self, name: str, real) -> None:
@@ -125,15 +126,16 @@ def test_flat_kernels_match_the_composed_step(batch: int, flag: str, kind: str, 
 
     monkeypatch.setattr(tm, "_ssm_flat_kernel", Spy("ssm", tm._ssm_flat_kernel))
     monkeypatch.setattr(tm, "_out_proj_flat_kernel", Spy("out", tm._out_proj_flat_kernel))
+    monkeypatch.setattr(tm, "_in_conv_flat_kernel", Spy("in", tm._in_conv_flat_kernel))
     dtype = torch.bfloat16 if states == "bf16" else torch.float32
     _fused_equals_composed(kind, batch, width, d_state, dtype, 1e-5 if states == "fp32" else 3e-3)
-    wanted = {"ssm", "out"} if flag == "1" else {flag}
+    wanted = {"in", "ssm", "out"} if flag == "1" else set(flag.split(","))
     if kind != "mamba-s6":
         wanted.discard("ssm")
     for name, grids in launched.items():
         assert bool(grids) == (name in wanted), (name, grids)
         assert all(grid[0] == batch for grid in grids)
-    for bad in ("yes", "ssm,in"):
+    for bad in ("yes", "ssm,conv"):
         monkeypatch.setenv("AUDIOMAMBA_STEP_FLAT", bad)
         with pytest.raises(KernelError, match=f"AUDIOMAMBA_STEP_FLAT={bad!r}") as err:
             tm.step_flat("ssm")
