@@ -553,7 +553,7 @@ def _in_conv_flat_kernel(x_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_pt
     program (grid axis 0), BLOCK_E channels (axis 1), all H columns (H <= BLOCK_H); the in_proj's (channel, column)
     tiles as stored (rows contiguous), x and the LayerNorm's weights read into the same layout (each row of the tile
     the same vector), the LayerNorm's sums and the in_proj's over the columns within each row. sm_90 (sc09-small's
-    widths): 3 CTA barriers and 336 instructions, against :func:`_in_conv_kernel`'s one-stream 15 and 456."""
+    widths): 3 CTA barriers and 328 instructions, against :func:`_in_conv_kernel`'s one-stream 15 and 456."""
     row = tl.program_id(0).to(tl.int64)
     offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
     offs_h = tl.arange(0, BLOCK_H)
