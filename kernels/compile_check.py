@@ -154,6 +154,7 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 out += [Variant("ssm_flat", tuple(dict(flat, EVEN=e).items()), 4) for e in (False, True)]
                 flat_out = dict(HAS_RES=True, BLOCK_H=t["out_h"], BLOCK_K=min(E, t["out_k"]), PDL=True)
                 out += [Variant("out_flat", tuple(dict(flat_out, EVEN=e).items()), 4) for e in (False, True)]
+
             # one stream with AUDIOMAMBA_TAIL_OUT=1: the out_proj as the launch's tail (atomics, barrier)
             tail = dict(TAIL=True, HAS_RES=True, BLOCK_OH=t["out_h"], BLOCK_OK=min(E, t["out_k"]))
             if small:
@@ -178,6 +179,10 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             if small:  # a run of blocks in one launch (AUDIOMAMBA_STEP_RUNS): persistent (barriers) and one phase
                 from .triton_mamba_run import RUN_BLOCK_E, run_warps
 
+                # the split runs of real LTI blocks in one layout (AUDIOMAMBA_STEP_FLAT=run): a block, the output
+                flat_run = dict(K=4, RES_REVERSED=True, BLOCK_H=H, BLOCK_E=RUN_BLOCK_E, BLOCK_B=1, PDL=True)
+                out += [Variant("run_flat", tuple(dict(flat_run, LAST=last).items()), run_warps(H))
+                        for last in (False, True)]
                 run = dict(K=4, RES_REVERSED=True, BLOCK_B=1, BLOCK_H=H, BLOCK_E=RUN_BLOCK_E, BLOCK_N=16,
                            BLOCK_R=max(2, H // 16), BLOCK_P=E // RUN_BLOCK_E, PDL=True,
                            BLOCK_PC=min(E // RUN_BLOCK_E, 8192 // H))
@@ -195,7 +200,8 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
 
 
 #: the generation step kernels, compiled with their sizes marked as multiples of 16 (:func:`compile_variant`)
-STEP_KERNELS = ("in_conv", "in_flat", "xproj", "ssm", "ssm_lti", "ssm_flat", "out_proj", "out_flat", "run")
+STEP_KERNELS = ("in_conv", "in_flat", "xproj", "ssm", "ssm_lti", "ssm_flat", "out_proj", "out_flat", "run",
+                "run_flat")
 
 
 def compile_variant(v: Variant, arch: int = 90) -> str:
@@ -224,7 +230,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "xproj": triton_mamba_step._xproj_kernel, "ssm": triton_mamba_step._ssm_kernel,
           "ssm_lti": triton_mamba_step._ssm_lti_kernel, "ssm_flat": triton_mamba_step._ssm_flat_kernel,
           "in_flat": triton_mamba_step._in_conv_flat_kernel,
-          "out_flat": triton_mamba_step._out_proj_flat_kernel,
+          "out_flat": triton_mamba_step._out_proj_flat_kernel, "run_flat": triton_mamba_run._run_lti_flat_kernel,
           "out_proj": triton_mamba_step._out_proj_kernel, "norm_linear": triton_norm_linear._norm_linear_kernel,
           "sample": triton_sample._sample_kernel, "conv_fwd": triton_conv._conv_fwd_kernel,
           "conv_bwd": triton_conv._conv_bwd_kernel, "conv_dpre": triton_conv._conv_dpre_kernel,

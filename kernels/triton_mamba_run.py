@@ -64,7 +64,7 @@ from torch import Tensor
 from .backend import interpreting, pdl_enabled
 from .checks import REAL_STATE_DTYPES
 from .errors import KernelError
-from .triton_helpers import ln_regs, mm, pdl_wait
+from .triton_helpers import exp_dtA, ln_regs, mm, pdl_wait, readout, state_update
 from .triton_mamba_step import (
     _conv_shift,
     _conv_step,
@@ -74,6 +74,7 @@ from .triton_mamba_step import (
     _lti_update,
     _ssm_channels,
     _ssm_params,
+    step_flat,
 )
 
 #: ``AUDIOMAMBA_STEP_RUNS``: 0 (off, the default until timed), 1 (one persistent launch per run), split (one launch
@@ -444,6 +445,92 @@ def _run_kernel(
                 _grid_barrier(ticket_ptr, base + (s + 1) * P, POLLS)
 
 
+@triton.jit
+def _run_lti_flat_kernel(
+    x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr,
+    dt_ptr, a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, woutt_ptr, op_ptr, tail_ptr,
+    batch, H, E, N, eps, res_first, n_res, tail_stride, j, P,
+    K: tl.constexpr, RES_REVERSED: tl.constexpr, LAST: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
+    BLOCK_B: tl.constexpr, PDL: tl.constexpr = False,
+):
+    """Block j of a split run of ``mamba-s4-real`` blocks in one layout (``AUDIOMAMBA_STEP_FLAT`` with ``run``), or with
+    LAST the run's output: one row per program (grid axis 1), BLOCK_E channels (axis 0). Every tile is (channels,
+    columns): the in_proj's rows, the transposed out_proj's (``woutt`` (n, E, H)), the states (N <= BLOCK_H columns),
+    and the other programs' out_proj partials (programs as the tile's rows); vectors over the columns and over the
+    channels are that layout's slices, so only the stores and the sums over channels cross warps. The math is the
+    split launch's (:func:`_run_kernel`). sm_90 (sc09-small's 16 kHz level): 13 CTA barriers and 1008 instructions,
+    against the split launch's 42 and 928."""
+    p = tl.program_id(0)
+    row = tl.program_id(1).to(tl.int64)
+    offs_e = p * BLOCK_E + tl.arange(0, BLOCK_E)
+    offs_h = tl.arange(0, BLOCK_H)
+    m_e = offs_e < E
+    m_h = offs_h < H
+    m_eh = m_e[:, None] & m_h[None, :]
+    m_en = m_e[:, None] & (offs_h < N)[None, :]
+    en = offs_e[:, None] * N + offs_h[None, :]
+    if not LAST:  # block j's weights and SSM before the wait: nothing of this step writes them
+        w_u = tl.load(win_ptr + j * 2 * E * H + offs_e[:, None] * H + offs_h[None, :], mask=m_eh, other=0.0)
+        w_z = tl.load(win_ptr + j * 2 * E * H + (E + offs_e[:, None]) * H + offs_h[None, :], mask=m_eh, other=0.0)
+        w_o = tl.load(woutt_ptr + j * E * H + offs_e[:, None] * H + offs_h[None, :], mask=m_eh, other=0.0)
+        nw = tl.load(nw_ptr + j * H + offs_h, mask=m_h, other=0.0)
+        nb = tl.load(nb_ptr + j * H + offs_h, mask=m_h, other=0.0)
+        cw = cw_ptr + j * E * K
+        w_last = tl.load(cw + offs_e * K + (K - 1), mask=m_e, other=0.0)
+        bias = tl.load(cb_ptr + j * E + offs_e, mask=m_e, other=0.0)
+        dt = tl.load(dt_ptr + j * E + offs_e, mask=m_e, other=0.0)
+        A = tl.load(a_ptr + j * E * N + en, mask=m_en, other=0.0)
+        B = tl.load(b_ptr + j * E * N + en, mask=m_en, other=0.0)
+        C = tl.load(c_ptr + j * E * N + en, mask=m_en, other=0.0)
+        D = tl.load(D_ptr + j * E + offs_e, mask=m_e, other=0.0)
+        a, _ = exp_dtA(dt[:, None], A, A, False)
+    pdl_wait(PDL)
+    # x_j: x0 (+ x0b), or x_(j-1) + every program's out_proj partial of block j - 1 (+ its res)
+    if j == 0:
+        x = tl.load(x0_ptr + row * x0_stride + offs_h, mask=m_h, other=0.0).to(tl.float32)
+        if x0b_stride >= 0:
+            x += tl.load(x0b_ptr + row * x0b_stride + offs_h, mask=m_h, other=0.0).to(tl.float32)
+    else:
+        x = tl.load(outs_ptr + ((j - 1) * batch + row) * H + offs_h, mask=m_h, other=0.0, cache_modifier=".cg")
+        slot = op_ptr + ((j - 1) % 2) * P * BLOCK_B * BLOCK_H + row * BLOCK_H
+        parts = tl.zeros((BLOCK_E, BLOCK_H), tl.float32)
+        for p0 in range(0, P, BLOCK_E):  # the programs as the tile's rows
+            offs_p = p0 + tl.arange(0, BLOCK_E)
+            parts += tl.load(slot + offs_p[:, None] * (BLOCK_B * BLOCK_H) + offs_h[None, :],
+                             mask=(offs_p < P)[:, None] & m_h[None, :], other=0.0, cache_modifier=".cg")
+        x += tl.sum(parts, axis=0)
+        i = j - 1 - res_first
+        if (i >= 0) & (i < n_res):
+            if RES_REVERSED:
+                i = n_res - 1 - i
+            x += tl.load(res_ptr + (i * batch + row) * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
+        x = tl.where(m_h, x, 0.0)
+    if p == 0:
+        tl.store(outs_ptr + (j * batch + row) * H + offs_h, x.to(outs_ptr.dtype.element_ty), mask=m_h)
+        if LAST and tail_stride >= 0:
+            tl.store(tail_ptr + row * tail_stride + offs_h, x.to(tail_ptr.dtype.element_ty), mask=m_h)
+    if not LAST:
+        mean = tl.sum(x, axis=0) / H
+        xc = tl.where(m_h, x - mean, 0.0)
+        xn = xc * (1.0 / tl.sqrt(tl.sum(xc * xc, axis=0) / H + eps)) * nw + nb
+        u = tl.sum(w_u * xn[None, :], axis=1)
+        z = tl.sum(w_z * xn[None, :], axis=1)
+        conv = conv_ptr + (j * batch + row) * E * (K - 1) + offs_e * (K - 1)
+        taps = tl.zeros((BLOCK_E,), tl.float32)
+        for k in tl.static_range(K - 1):
+            taps += tl.load(conv + k, mask=m_e, other=0.0).to(tl.float32) * tl.load(cw + offs_e * K + k, mask=m_e,
+                                                                                    other=0.0)
+        _conv_shift(conv, u, m_e, conv_ptr, K)
+        acc = u * w_last + bias + taps
+        u = acc * tl.sigmoid(acc)
+        hp = h_ptr + (j * batch + row) * E * N + en
+        h = tl.load(hp, mask=m_en, other=0.0).to(tl.float32)  # float32 or bf16 states
+        h, _ = state_update(h, h, a, a, (dt * u)[:, None], B, B, False)
+        tl.store(hp, h, mask=m_en)
+        y = (readout(h, h, C, C, 1, False) + D * u) * z * tl.sigmoid(z)
+        tl.store(op_ptr + ((j % 2) * P + p) * BLOCK_B * BLOCK_H + row * BLOCK_H + offs_h, tl.sum(w_o * y[:, None], 0))
+
+
 @dataclass
 class _Stack:
     """What every Mamba block of a run has, stacked along a leading block axis (contiguous float32 copies, as the
@@ -540,7 +627,8 @@ def _as_real(t: Tensor) -> Tensor:
 @torch.no_grad()
 def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, outs: Tensor,
               scratch: dict[str, Tensor], res: Tensor | None, res_first: int, res_reversed: bool,
-              block_e: int | None, mode: str | None, x0b: Tensor | None, tail: Tensor | None) -> Tensor:
+              block_e: int | None, mode: str | None, x0b: Tensor | None, tail: Tensor | None,
+              out_proj_t: Tensor | None = None) -> Tensor:
     _check_stack(w)
     op = "mamba_s6_run_step" if isinstance(w, S6Stack) else "mamba_lti_run_step"
     n, H = w.norm_weight.shape
@@ -573,6 +661,11 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     if persistent and x.is_cuda and P > torch.cuda.get_device_properties(x.device).multi_processor_count:
         persistent = False  # a barrier needs every program resident at once: one SM each at most
     pdl = pdl_enabled(x)
+    if (not selective and not cplx and not persistent and out_proj_t is not None and step_flat("run")
+            and N <= triton.next_power_of_2(H)):
+        _run_lti_flat(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, P, x0b, tail,
+                      out_proj_t, pdl)
+        return outs[n]
     none = scratch["op"]  # any float32 buffer: a pointer the other block kind does not read
     if selective:
         ssm = (w.x_proj, w.dt_proj, w.dt_bias, none, w.A, none, none)
@@ -599,6 +692,28 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     return outs[n]
 
 
+def _run_lti_flat(x: Tensor, w: LTIStack, conv_state: Tensor, h: Tensor, outs: Tensor, scratch: dict[str, Tensor],
+                  res: Tensor | None, res_first: int, res_reversed: bool, block_e: int, P: int, x0b: Tensor | None,
+                  tail: Tensor | None, out_proj_t: Tensor, pdl: bool) -> None:
+    """The split run of real LTI blocks as :func:`_run_lti_flat_kernel` launches: one per block on (programs, rows),
+    then the output on (1, rows)."""
+    n, batch, H = w.norm_weight.shape[0], x.shape[0], x.shape[1]
+    E, N = w.A.shape[1:]
+    if tuple(out_proj_t.shape) != (n, E, H) or not out_proj_t.is_contiguous():
+        raise ValueError(f"mamba_lti_run_step: out_proj_t must be contiguous of shape {(n, E, H)} (out_proj "
+                         f"transposed), got {tuple(out_proj_t.shape)}")
+    args = (x, x.stride(0), x if x0b is None else x0b, -1 if x0b is None else x0b.stride(0), outs,
+            res if res is not None else x, w.norm_weight, w.norm_bias, w.in_proj, w.conv_weight, w.conv_bias,
+            conv_state, w.delta, w.A, w.B, w.C, w.D, h, out_proj_t, scratch["op"], outs if tail is None else tail,
+            batch, H, E, N, float(w.eps), res_first, 0 if res is None else res.shape[0],
+            -1 if tail is None else tail.stride(0))
+    consts = dict(K=w.conv_weight.shape[-1], RES_REVERSED=res_reversed, BLOCK_H=triton.next_power_of_2(H),
+                  BLOCK_E=block_e, BLOCK_B=triton.next_power_of_2(batch), num_warps=run_warps(H), PDL=pdl,
+                  launch_pdl=pdl)
+    for j in range(n + 1):
+        _run_lti_flat_kernel[(P if j < n else 1, batch)](*args, j, P, LAST=j == n, **consts)
+
+
 def mamba_s6_run_step_triton(x: Tensor, w: S6Stack, conv_state: Tensor, h: Tensor, outs: Tensor,
                              scratch: dict[str, Tensor], res: Tensor | None = None, res_first: int = 0,
                              res_reversed: bool = False, block_e: int | None = None, mode: str | None = None,
@@ -619,11 +734,14 @@ def mamba_s6_run_step_triton(x: Tensor, w: S6Stack, conv_state: Tensor, h: Tenso
 def mamba_lti_run_step_triton(x: Tensor, w: LTIStack, conv_state: Tensor, h: Tensor, outs: Tensor,
                               scratch: dict[str, Tensor], res: Tensor | None = None, res_first: int = 0,
                               res_reversed: bool = False, block_e: int | None = None, mode: str | None = None,
-                              x0b: Tensor | None = None, tail: Tensor | None = None) -> Tensor:
+                              x0b: Tensor | None = None, tail: Tensor | None = None,
+                              out_proj_t: Tensor | None = None) -> Tensor:
     """:func:`mamba_s6_run_step_triton` for a run of ``mamba-s4`` (complex; h (n, B, E, N) complex64) or
-    ``mamba-s4-real`` blocks (h float32): one phase and one barrier per block (the state update needs no sum over
-    channels)."""
-    return _run_step(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, mode, x0b, tail)
+    ``mamba-s4-real`` blocks (h float32 or bf16): one phase and one barrier per block (the state update needs no sum
+    over channels). ``out_proj_t`` (n, E, H): the out_proj weights transposed, contiguous; with it, real A, split
+    launches and ``AUDIOMAMBA_STEP_FLAT`` naming ``run``, the blocks step as :func:`_run_lti_flat_kernel`."""
+    return _run_step(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, mode, x0b, tail,
+                     out_proj_t)
 
 
 def _ref_front(x: Tensor, w: S6Stack | LTIStack, j: int, conv_state: Tensor) -> tuple[Tensor, Tensor]:

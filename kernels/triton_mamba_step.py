@@ -618,13 +618,14 @@ def _out_proj_flat_kernel(
 
 
 #: the one-stream kernels ``AUDIOMAMBA_STEP_FLAT`` can switch to one layout: the LayerNorm + in_proj + conv
-#: (:func:`_in_conv_flat_kernel`), the selective state update with its x_proj (:func:`_ssm_flat_kernel`) and the
-#: out_proj (:func:`_out_proj_flat_kernel`)
-FLAT_KERNELS = ("in", "ssm", "out")
+#: (:func:`_in_conv_flat_kernel`), the selective state update with its x_proj (:func:`_ssm_flat_kernel`), the
+#: out_proj (:func:`_out_proj_flat_kernel`) and the split runs of real LTI blocks
+#: (:func:`kernels.triton_mamba_run._run_lti_flat_kernel`)
+FLAT_KERNELS = ("in", "ssm", "out", "run")
 
 
 def step_flat(kernel: str) -> bool:
-    """Whether one stream's ``kernel`` ("in", "ssm" or "out") runs in one layout: ``AUDIOMAMBA_STEP_FLAT`` lists them
+    """Whether one stream's ``kernel`` ("in", "ssm", "out" or "run") runs in one layout: ``AUDIOMAMBA_STEP_FLAT`` lists them
     ("ssm", "in,out", ...; "1" = all, "0" or unset = none: off by default until timed on a GPU). A bad value is a
     one-line KernelError."""
     text = os.environ.get("AUDIOMAMBA_STEP_FLAT", "0").strip()

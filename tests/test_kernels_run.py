@@ -114,6 +114,58 @@ def test_lti_run_step_matches_the_reference(cplx: bool, batch: int, block_e: int
         assert (h.to(h_ref.dtype) - h_ref).abs().max().item() <= 2e-6
 
 
+@pytest.mark.parametrize("batch,block_e,skips", [(1, 16, "reversed"), (3, 32, "forward"), (2, 64, "second input")])
+def test_flat_lti_run_matches_the_reference(batch: int, block_e: int, skips: str, monkeypatch) -> None:
+    """``AUDIOMAMBA_STEP_FLAT=run``: a split run of 3 mamba-s4-real blocks in one layout (``_run_lti_flat_kernel``,
+    one row per program, out_proj transposed) as the float64 reference over 3 steps: outputs, every block's input,
+    conv windows and states; U-Net skips forwards and backwards, a second input and a strided tail; 1, 2 and 4
+    programs (their partials summed as one tile's rows)."""
+    import audiomamba.kernels.triton_mamba_run as tr
+
+    monkeypatch.setenv("AUDIOMAMBA_STEP_FLAT", "run")
+    launched = []
+    real = tr._run_lti_flat_kernel
+
+    class Spy:
+        def __getitem__(self, grid):
+            launched.append(grid)
+            return real[grid]
+
+    monkeypatch.setattr(tr, "_run_lti_flat_kernel", Spy())
+    gen = torch.Generator().manual_seed(13 + batch)
+    dev = _device()
+    n, H, E, N, K = 3, 32, 64, 8, 4
+    base = _stack(n, H, E, N, 1, K, gen, dev)
+    w = LTIStack(norm_weight=base.norm_weight, norm_bias=base.norm_bias, in_proj=base.in_proj,
+                 conv_weight=base.conv_weight, conv_bias=base.conv_bias, A=-0.5 - torch.rand(n, E, N, generator=gen).to(dev),
+                 D=base.D, out_proj=base.out_proj, eps=1e-5, delta=torch.rand(n, E, generator=gen).to(dev) * 0.1 + 0.01,
+                 B=torch.randn(n, E, N, generator=gen).to(dev), C=torch.randn(n, E, N, generator=gen).to(dev))
+    wt = w.out_proj.transpose(1, 2).contiguous()
+    conv = (torch.randn(n, batch, E, K - 1, generator=gen) * 0.3).to(dev)
+    h = (torch.randn(n, batch, E, N, generator=gen) * 0.3).to(dev)
+    conv_ref, h_ref = conv.double().clone(), h.double().clone()
+    res = torch.randn(3, batch, H, generator=gen).to(dev)
+    scratch = run_scratch(batch, H, E, N, 0, torch.device(dev), block_e)
+    outs = torch.empty(n + 1, batch, H, device=dev)
+    tail = torch.zeros(batch, 2 * H, device=dev)
+    for _ in range(3):
+        x = torch.randn(batch, H, generator=gen).to(dev)
+        x0b = torch.randn(batch, H, generator=gen).to(dev) if skips == "second input" else None
+        first, rev = (0, False) if skips == "forward" else (1, True)
+        y = mamba_lti_run_step_triton(x, w, conv, h, outs, scratch, res, first, rev, block_e, "split", x0b,
+                                      tail[:, :H] if x0b is not None else None, out_proj_t=wt)
+        ref = run_step_ref(x.double(), w, conv_ref, h_ref, res, first, rev, None if x0b is None else x0b.double())
+        assert (outs.double() - ref).abs().max().item() <= 2e-5
+        assert torch.equal(y, outs[n])
+        if x0b is not None:
+            assert torch.equal(tail[:, :H], outs[n])
+        assert (conv.double() - conv_ref).abs().max().item() <= 2e-6
+        assert (h.double() - h_ref).abs().max().item() <= 2e-6
+    assert len(launched) == 3 * (n + 1) and all(grid[1] == batch for grid in launched)
+    with pytest.raises(ValueError, match="out_proj_t must be contiguous of shape"):
+        mamba_lti_run_step_triton(x, w, conv, h, outs, scratch, res, 0, False, block_e, "split", out_proj_t=w.out_proj)
+
+
 @pytest.mark.parametrize("selective", [True, False])
 def test_run_step_with_bf16_states(selective: bool) -> None:
     """Conv windows and SSM states stored in bfloat16 (``generate --states bf16``): a run of 3 mamba-s6 or
@@ -281,6 +333,41 @@ def test_default_runs_are_the_lti_blocks_on_a_gpu(monkeypatch) -> None:
     assert state["body"]["runs"]["center"] is None and state["body"]["runs"]["down"] is not None
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", "split")
     assert initial_state(model, 1, torch.device("cpu"))["body"]["runs"]["center"] is not None
+
+
+def test_generation_with_flat_lti_runs_gives_the_same_tokens(monkeypatch) -> None:
+    """A U-Net of mamba-s4-real blocks stepped with split runs in one layout (``AUDIOMAMBA_STEP_FLAT=run``: the
+    BlockRun passes its transposed out_proj) draws the tokens of the per-block fused steps."""
+    import audiomamba.kernels.triton_mamba_run as tr
+
+    from audiomamba.generate import SamplingConfig, generate_tokens
+
+    calls = []
+    real = tr._run_lti_flat
+
+    def spy(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(tr, "_run_lti_flat", spy)
+
+    torch.manual_seed(6)
+    cfg = {"d_model": 16, "d_state": 4, "pool": [2], "levels": [{"block": "mamba-s4-real", "n": 2}],
+           "center": {"block": "mamba-s4-real", "n": 1}}
+    dev = _device()
+    model = build_model(cfg).to(dev).eval()
+    monkeypatch.setenv("AUDIOMAMBA_STEP_FLAT", "run")
+    out = {}
+    for mode in ("0", "split"):
+        monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", mode)
+        kernels.set_backend("triton")
+        try:
+            out[mode] = generate_tokens(model, 2, 12, 2, SamplingConfig(), seed=7, device=dev, use_graph=False,
+                                        progress=False)
+        finally:
+            kernels.set_backend(None)
+    assert calls and torch.equal(out["0"].tokens, out["split"].tokens)
+    assert (out["0"].logp - out["split"].logp).abs().max().item() <= 1e-4
 
 
 @pytest.mark.parametrize("phases,states", [("2", "fp32"), ("1", "fp32"), ("2", "bf16")])

@@ -89,14 +89,17 @@ run matrix-best env AUDIOMAMBA_STEP_TILES="${best_tiles:-}" AUDIOMAMBA_STEP_STAT
 # step with in, ssm, out and all against the default: sc09-small, sc09-large and youtubemix (mamba-s6); sc09-small
 # mamba-s4-real (in and out apply) per block (its default is split runs, which the flag leaves alone), then the flat
 # per-block steps against the split runs
-run step-flat bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py -k flat; for p in sc09-small \
+run step-flat bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py tests/test_kernels_run.py \
+  -k flat; for p in sc09-small \
   sc09-large youtubemix; do timeout 150 python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_FLAT \
   --configs 'in;ssm;out;1' --batch 1 --steps 2048 --rounds 4 --preset \$p --out $RES/step-flat-\$p.md; done; \
   AUDIOMAMBA_STEP_RUNS=0 timeout 150 python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_FLAT \
   --configs 'in;out;in,out' --batch 1 --steps 2048 --rounds 4 --block mamba-s4-real \
   --out $RES/step-flat-sc09-small-s4-real.md; AUDIOMAMBA_STEP_FLAT=in,out timeout 150 python3 -m \
   audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUNS --configs 0 --batch 1 --steps 2048 --rounds 4 \
-  --block mamba-s4-real --out $RES/step-flat-vs-runs-s4-real.md"
+  --block mamba-s4-real --out $RES/step-flat-vs-runs-s4-real.md; timeout 150 python3 -m audiomamba.bench.step_tiles \
+  --var AUDIOMAMBA_STEP_FLAT --configs 'run;in,out,run' --batch 1 --steps 2048 --rounds 4 --block mamba-s4-real \
+  --out $RES/step-flat-runs-s4-real.md"
 # the likelihood check of the faster step settings on trained weights: the overfit proof (sc09-overfit, ~4 min of
 # training on an H200 on 2026-12-02) now also teacher-forces its clips through step mode with bf16 states, bf16 tiles
 # and both ("step_fused_bf16_*" in overfit.json's consistency table, judged by the same 0.02 BPB / 0.05 nats limits);
