@@ -23,3 +23,18 @@ def assert_bf16_close(got: torch.Tensor, want: torch.Tensor, rel: float = 2.0 **
     steps compute, so the two drift apart by more than an ulp; within ``rel`` of the states' scale."""
     diff = (got.float() - want.float()).abs().max().item()
     assert diff <= rel * want.float().abs().max().item(), diff
+
+
+def spy_launches(monkeypatch, module, name: str) -> list:
+    """Replace the Triton kernel ``module.name`` by a spy that records each launch's grid (and then launches the
+    kernel); returns the list of grids."""
+    grids: list = []
+    real = getattr(module, name)
+
+    class Spy:
+        def __getitem__(self, grid):
+            grids.append(grid)
+            return real[grid]
+
+    monkeypatch.setattr(module, name, Spy())
+    return grids

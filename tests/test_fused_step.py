@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from kernel_helpers import assert_bf16_close
+from kernel_helpers import assert_bf16_close, spy_launches
 
 from audiomamba import kernels
 from audiomamba.model import build_model
@@ -114,19 +114,8 @@ def test_flat_kernels_match_the_composed_step(batch: int, flag: str, kind: str, 
     from audiomamba.kernels.errors import KernelError
 
     monkeypatch.setenv("AUDIOMAMBA_STEP_FLAT", flag)
-    launched: dict[str, list] = {"in": [], "ssm": [], "out": []}
-
-    class Spy:
-        def __init__(self, name: str, real) -> None:
-            self.name, self.real = name, real
-
-        def __getitem__(self, grid):
-            launched[self.name].append(grid)
-            return self.real[grid]
-
-    monkeypatch.setattr(tm, "_ssm_flat_kernel", Spy("ssm", tm._ssm_flat_kernel))
-    monkeypatch.setattr(tm, "_out_proj_flat_kernel", Spy("out", tm._out_proj_flat_kernel))
-    monkeypatch.setattr(tm, "_in_conv_flat_kernel", Spy("in", tm._in_conv_flat_kernel))
+    launched = {name: spy_launches(monkeypatch, tm, kernel) for name, kernel in
+                (("in", "_in_conv_flat_kernel"), ("ssm", "_ssm_flat_kernel"), ("out", "_out_proj_flat_kernel"))}
     dtype = torch.bfloat16 if states == "bf16" else torch.float32
     _fused_equals_composed(kind, batch, width, d_state, dtype, 1e-5 if states == "fp32" else 3e-3)
     wanted = {"in", "ssm", "out"} if flag == "1" else set(flag.split(","))
@@ -221,15 +210,7 @@ def test_out_proj_tail_only_for_one_stream_and_small_blocks(monkeypatch) -> None
     AUDIOMAMBA_TAIL_OUT=1, the separate out_proj kernel runs."""
     import audiomamba.kernels.triton_mamba_step as tm
 
-    launches = []
-    real = tm._out_proj_kernel
-
-    class Counting:
-        def __getitem__(self, grid):
-            launches.append(grid)
-            return real[grid]
-
-    monkeypatch.setattr(tm, "_out_proj_kernel", Counting())
+    launches = spy_launches(monkeypatch, tm, "_out_proj_kernel")
     torch.manual_seed(0)
     cfg = ModelConfig.from_dict({"d_model": 24, "d_state": 5, "pool": [], "levels": [],
                                  "center": {"block": "mamba-s6", "n": 1}})

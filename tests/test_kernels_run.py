@@ -18,7 +18,7 @@ from audiomamba.kernels.triton_mamba_run import (
     run_step_ref,
     runs_mode,
 )
-from kernel_helpers import assert_bf16_close, assert_bf16_rounded
+from kernel_helpers import assert_bf16_close, assert_bf16_rounded, spy_launches
 
 from audiomamba import kernels
 from audiomamba.model import build_model
@@ -123,15 +123,7 @@ def test_flat_lti_run_matches_the_reference(batch: int, block_e: int, skips: str
     import audiomamba.kernels.triton_mamba_run as tr
 
     monkeypatch.setenv("AUDIOMAMBA_STEP_FLAT", "run")
-    launched = []
-    real = tr._run_lti_flat_kernel
-
-    class Spy:
-        def __getitem__(self, grid):
-            launched.append(grid)
-            return real[grid]
-
-    monkeypatch.setattr(tr, "_run_lti_flat_kernel", Spy())
+    launched = spy_launches(monkeypatch, tr, "_run_lti_flat_kernel")
     gen = torch.Generator().manual_seed(13 + batch)
     dev = _device()
     n, H, E, N, K = 3, 32, 64, 8, 4
@@ -335,28 +327,16 @@ def test_default_runs_are_the_lti_blocks_on_a_gpu(monkeypatch) -> None:
     assert initial_state(model, 1, torch.device("cpu"))["body"]["runs"]["center"] is not None
 
 
-def test_generation_with_flat_lti_runs_gives_the_same_tokens(monkeypatch) -> None:
-    """A U-Net of mamba-s4-real blocks stepped with split runs in one layout (``AUDIOMAMBA_STEP_FLAT=run``: the
-    BlockRun passes its transposed out_proj) draws the tokens of the per-block fused steps."""
-    import audiomamba.kernels.triton_mamba_run as tr
-
+def _generated_with_and_without_runs(block: str, seed: int, monkeypatch) -> dict:
+    """12 tokens of 2 rows from a two-level U-Net of ``block`` (random weights, seed ``seed``), generated with the
+    per-block fused steps ("0") and with split runs ("split"), the same sampling seed."""
     from audiomamba.generate import SamplingConfig, generate_tokens
 
-    calls = []
-    real = tr._run_lti_flat
-
-    def spy(*args):
-        calls.append(1)
-        return real(*args)
-
-    monkeypatch.setattr(tr, "_run_lti_flat", spy)
-
-    torch.manual_seed(6)
-    cfg = {"d_model": 16, "d_state": 4, "pool": [2], "levels": [{"block": "mamba-s4-real", "n": 2}],
-           "center": {"block": "mamba-s4-real", "n": 1}}
+    torch.manual_seed(seed)
+    cfg = {"d_model": 16, "d_state": 4, "pool": [2], "levels": [{"block": block, "n": 2}],
+           "center": {"block": block, "n": 1}}
     dev = _device()
     model = build_model(cfg).to(dev).eval()
-    monkeypatch.setenv("AUDIOMAMBA_STEP_FLAT", "run")
     out = {}
     for mode in ("0", "split"):
         monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", mode)
@@ -366,7 +346,18 @@ def test_generation_with_flat_lti_runs_gives_the_same_tokens(monkeypatch) -> Non
                                         progress=False)
         finally:
             kernels.set_backend(None)
-    assert calls and torch.equal(out["0"].tokens, out["split"].tokens)
+    return out
+
+
+def test_generation_with_flat_lti_runs_gives_the_same_tokens(monkeypatch) -> None:
+    """A U-Net of mamba-s4-real blocks stepped with split runs in one layout (``AUDIOMAMBA_STEP_FLAT=run``: the
+    BlockRun passes its transposed out_proj) draws the tokens of the per-block fused steps."""
+    import audiomamba.kernels.triton_mamba_run as tr
+
+    launched = spy_launches(monkeypatch, tr, "_run_lti_flat_kernel")
+    monkeypatch.setenv("AUDIOMAMBA_STEP_FLAT", "run")
+    out = _generated_with_and_without_runs("mamba-s4-real", 6, monkeypatch)
+    assert launched and torch.equal(out["0"].tokens, out["split"].tokens)
     assert (out["0"].logp - out["split"].logp).abs().max().item() <= 1e-4
 
 
@@ -376,23 +367,8 @@ def test_generation_with_runs_gives_the_same_tokens(phases: str, states: str, mo
     per-block fused steps for the same seed, with float32 states and with bf16 ones (``AUDIOMAMBA_STEP_STATES``: the
     run's stacked states keep the dtype)."""
     monkeypatch.setenv("AUDIOMAMBA_STEP_STATES", states)
-    from audiomamba.generate import SamplingConfig, generate_tokens
-
-    torch.manual_seed(5)
-    cfg = {"d_model": 16, "d_state": 4, "pool": [2], "levels": [{"block": "mamba-s6", "n": 2}],
-           "center": {"block": "mamba-s6", "n": 1}}
-    dev = _device()
-    model = build_model(cfg).to(dev).eval()
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_PHASES", phases)
-    out = {}
-    for mode in ("0", "split"):
-        monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", mode)
-        kernels.set_backend("triton")
-        try:
-            out[mode] = generate_tokens(model, 2, 12, 2, SamplingConfig(), seed=7, device=dev, use_graph=False,
-                                        progress=False)
-        finally:
-            kernels.set_backend(None)
+    out = _generated_with_and_without_runs("mamba-s6", 5, monkeypatch)
     assert torch.equal(out["0"].tokens, out["split"].tokens)
     assert (out["0"].logp - out["split"].logp).abs().max().item() <= (1e-4 if states == "fp32" else 1e-2)
 
