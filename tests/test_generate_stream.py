@@ -21,11 +21,15 @@ def model() -> torch.nn.Module:
     return build_model(load_recipe("sc09-mamba-tiny").model_config()).eval()
 
 
-@pytest.mark.parametrize("temperature", [1.0, 0.0])
-def test_stream_chunks_join_to_the_generated_sample(model: torch.nn.Module, temperature: float) -> None:
+@pytest.mark.parametrize("temperature,states", [(1.0, None), (0.0, None), (1.0, torch.bfloat16)])
+def test_stream_chunks_join_to_the_generated_sample(model: torch.nn.Module, temperature: float, states) -> None:
+    """The chunks, joined, are the sample `generate` draws with the same seed; also with bf16 states (``generate
+    --stream --states bf16``: the stream steps the same states)."""
     seconds, sampling = 0.02, SamplingConfig(temperature)
-    gen = generate_tokens(model, 1, 320, 1, sampling, seed=5, device="cpu", use_graph=False, progress=False)
-    chunks = list(stream_model(model, seconds, chunk_seconds=0.004, sampling=sampling, seed=5, device="cpu"))
+    gen = generate_tokens(model, 1, 320, 1, sampling, seed=5, device="cpu", use_graph=False, progress=False,
+                          state_dtype=states)
+    chunks = list(stream_model(model, seconds, chunk_seconds=0.004, sampling=sampling, seed=5, device="cpu",
+                               state_dtype=states))
     assert len(chunks) >= 4 and all(c.dtype == np.float32 for c in chunks)  # several chunks, as they come
     np.testing.assert_array_equal(np.concatenate(chunks), mu_law_decode(gen.tokens[0]).numpy())
 

@@ -67,7 +67,7 @@ def generate(
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if stream_:
         _stream_to_wav(run, out, seconds, prompt, prompt_seconds, SamplingConfig(temperature, top_p, min_p), seed, dev,
-                       not no_ema)
+                       not no_ema, state_dtype)
         return
     import time
 
@@ -106,7 +106,7 @@ def generate(
 
 
 def _stream_to_wav(run: Path, out: Path, seconds: float, prompt: Path | None, prompt_seconds: float,
-                   sampling, seed: int, dev, ema: bool) -> None:
+                   sampling, seed: int, dev, ema: bool, state_dtype=None) -> None:
     """``generate --stream``: write chunks to OUT/stream.wav as they come (flushed, so it can be played)."""
     import time
 
@@ -122,7 +122,7 @@ def _stream_to_wav(run: Path, out: Path, seconds: float, prompt: Path | None, pr
     path, start, written = out / "stream.wav", time.perf_counter(), 0
     with sf.SoundFile(str(path), "w", 16000, 1, "PCM_16") as wav:
         for chunk in stream_model(model, seconds, tokens, sampling=sampling, seed=seed, device=dev,
-                                  use_graph=dev.type == "cuda"):
+                                  use_graph=dev.type == "cuda", state_dtype=state_dtype):
             wav.write(chunk)
             wav.flush()
             written += chunk.shape[0]

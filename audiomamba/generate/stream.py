@@ -28,9 +28,11 @@ def stream_model(
     seed: int = 0,
     device: str | torch.device = "cpu",
     use_graph: bool | None = None,
+    state_dtype: torch.dtype | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the generated audio of one sample in chunks of about ``chunk_seconds`` (float32 (n,),
-    decoded mu-law in [-1, 1]). ``seconds`` counts the prompt ((1, P) tokens) too."""
+    decoded mu-law in [-1, 1]). ``seconds`` counts the prompt ((1, P) tokens) too. ``state_dtype``: the Mamba blocks'
+    step states (:class:`~audiomamba.generate.stepper.Stepper`)."""
     device = torch.device(device)
     use_graph = device.type == "cuda" if use_graph is None else use_graph
     length = int(round(seconds * 16000))
@@ -38,7 +40,8 @@ def stream_model(
     period = step_period(model)
     every = max(1, int(round(chunk_seconds * 16000 / period)))  # periods per chunk
     generator = None if use_graph else torch.Generator(device=device).manual_seed(seed)
-    stepper = Stepper(model, 1, device, sampling or SamplingConfig(), use_graph, generator, seed)
+    stepper = Stepper(model, 1, device, sampling or SamplingConfig(), use_graph, generator, seed,
+                      state_dtype=state_dtype)
     done = 0 if prompt is None else min(int(prompt.shape[1]), length)
     for k, tokens, _ in stepper.periods(prompt, length):
         end = min(k * period, length)
