@@ -501,7 +501,7 @@ def _ssm_flat_kernel(
     weight ``wxt`` (E, R + 2N) (rows contiguous, like h's), summing (chunk, state) products elementwise and
     reducing over the chunk once at the end; Δ's rank R (at most BLOCK_N) rides in the state columns.
 
-    sm_90 (``compile_check``, sc09-small's widths, 2026-12-05): 392 instructions, 7 barriers, 1 layout conversion,
+    sm_90 (``compile_check``, sc09-small's widths, 2026-12-05): 416 instructions, 7 barriers, 1 layout conversion,
     against :func:`_ssm_kernel`'s one-stream 592, 36 and about 20 (its x_proj, Δ and state tiles each take their own
     layout, and every change between them goes through shared memory)."""
     row = tl.program_id(0).to(tl.int64)
