@@ -68,7 +68,9 @@ from .triton_helpers import exp_dtA, ln_regs, mm, pdl_wait, readout, state_updat
 from .triton_mamba_step import (
     _conv_shift,
     _conv_step,
+    _conv_step_row,
     _conv_taps,
+    _conv_taps_row,
     _in_proj_weights,
     _lti_params,
     _lti_update,
@@ -458,7 +460,7 @@ def _run_lti_flat_kernel(
     columns): the in_proj's rows, the transposed out_proj's (``woutt`` (n, E, H)), the states (N <= BLOCK_H columns),
     and the other programs' out_proj partials (programs as the tile's rows); vectors over the columns and over the
     channels are that layout's slices, so only the stores and the sums over channels cross warps. The math is the
-    split launch's (:func:`_run_kernel`). sm_90 (sc09-small's 16 kHz level): 13 CTA barriers and 968 instructions,
+    split launch's (:func:`_run_kernel`). sm_90 (sc09-small's 16 kHz level): 13 CTA barriers and 1008 instructions,
     against the split launch's 42 and 928."""
     p = tl.program_id(0)
     row = tl.program_id(1).to(tl.int64)
@@ -485,6 +487,9 @@ def _run_lti_flat_kernel(
         D = tl.load(D_ptr + j * E + offs_e, mask=m_e, other=0.0)
         a, _ = exp_dtA(dt[:, None], A, A, False)
     pdl_wait(PDL)
+    if not LAST:  # the conv window's taps, in flight with x's partials
+        conv = conv_ptr + (j * batch + row) * E * (K - 1) + offs_e * (K - 1)
+        taps = _conv_taps_row(conv, cw, offs_e, m_e, K, BLOCK_E)
     # x_j: x0 (+ x0b), or x_(j-1) + every program's out_proj partial of block j - 1 (+ its res)
     if j == 0:
         x = tl.load(x0_ptr + row * x0_stride + offs_h, mask=m_h, other=0.0).to(tl.float32)
@@ -513,16 +518,8 @@ def _run_lti_flat_kernel(
         mean = tl.sum(x, axis=0) / H
         xc = tl.where(m_h, x - mean, 0.0)
         xn = xc * (1.0 / tl.sqrt(tl.sum(xc * xc, axis=0) / H + eps)) * nw + nb
-        u = tl.sum(w_u * xn[None, :], axis=1)
+        u = _conv_step_row(conv, taps, tl.sum(w_u * xn[None, :], axis=1), w_last, bias, m_e, conv_ptr, K)
         z = tl.sum(w_z * xn[None, :], axis=1)
-        conv = conv_ptr + (j * batch + row) * E * (K - 1) + offs_e * (K - 1)
-        taps = tl.zeros((BLOCK_E,), tl.float32)
-        for k in tl.static_range(K - 1):
-            taps += tl.load(conv + k, mask=m_e, other=0.0).to(tl.float32) * tl.load(cw + offs_e * K + k, mask=m_e,
-                                                                                    other=0.0)
-        _conv_shift(conv, u, m_e, conv_ptr, K)
-        acc = u * w_last + bias + taps
-        u = acc * tl.sigmoid(acc)
         hp = h_ptr + (j * batch + row) * E * N + en
         h = tl.load(hp, mask=m_en, other=0.0).to(tl.float32)  # float32 or bf16 states
         h, _ = state_update(h, h, a, a, (dt * u)[:, None], B, B, False)

@@ -216,6 +216,25 @@ def _conv_shift(win, u, m_be, conv_ptr, K: tl.constexpr):
 
 
 @triton.jit
+def _conv_taps_row(win, cw_ptr, offs_e, m_e, K: tl.constexpr, BLOCK_E: tl.constexpr):
+    """:func:`_conv_taps` for one row: the sum of the window's K-1 taps (at ``win``, the row's channels ``offs_e``)
+    times their weights, (BLOCK_E,) float32."""
+    taps = tl.zeros((BLOCK_E,), tl.float32)
+    for k in tl.static_range(K - 1):
+        w_k = tl.load(cw_ptr + offs_e * K + k, mask=m_e, other=0.0).to(tl.float32)
+        taps += tl.load(win + k, mask=m_e, other=0.0).to(tl.float32) * w_k
+    return taps
+
+
+@triton.jit
+def _conv_step_row(win, taps, u, w_last, bias, m_e, conv_ptr, K: tl.constexpr):
+    """:func:`_conv_step` for one row: SiLU of the conv step of the new input u (BLOCK_E,), the window shifted."""
+    _conv_shift(win, u, m_e, conv_ptr, K)
+    acc = u * w_last + bias + taps
+    return acc * tl.sigmoid(acc)
+
+
+@triton.jit
 def _in_conv_kernel(
     x_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, u_ptr, z_ptr,
     batch, H, E, eps,
@@ -569,21 +588,15 @@ def _in_conv_flat_kernel(x_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_pt
     bias = tl.load(cb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
     pdl_wait(PDL)
     win = conv_ptr + row * E * (K - 1) + offs_e * (K - 1)
-    taps = tl.zeros((BLOCK_E,), tl.float32)
-    for k in tl.static_range(K - 1):
-        w_k = tl.load(cw_ptr + offs_e * K + k, mask=m_e, other=0.0).to(tl.float32)
-        taps += tl.load(win + k, mask=m_e, other=0.0).to(tl.float32) * w_k
+    taps = _conv_taps_row(win, cw_ptr, offs_e, m_e, K, BLOCK_E)
     x = tl.load(x_ptr + row * H + offs_h[None, :] + rep, mask=m_eh, other=0.0).to(tl.float32)
     mean = tl.sum(x, axis=1) / H
     xc = tl.where(m_eh, x - mean[:, None], 0.0)
     rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, axis=1) / H + eps)
     xn = xc * rstd[:, None] * nw + nb
-    u = tl.sum(w_u * xn, axis=1)
-    z = tl.sum(w_z * xn, axis=1)
-    _conv_shift(win, u, m_e, conv_ptr, K)
-    acc = u * w_last + bias + taps
-    tl.store(u_ptr + row * E + offs_e, acc * tl.sigmoid(acc), mask=m_e)
-    tl.store(z_ptr + row * E + offs_e, z, mask=m_e)
+    u = _conv_step_row(win, taps, tl.sum(w_u * xn, axis=1), w_last, bias, m_e, conv_ptr, K)
+    tl.store(u_ptr + row * E + offs_e, u, mask=m_e)
+    tl.store(z_ptr + row * E + offs_e, tl.sum(w_z * xn, axis=1), mask=m_e)
 
 
 @triton.jit
