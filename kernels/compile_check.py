@@ -33,13 +33,16 @@ class Variant:
     kernel: str
     consts: tuple[tuple[str, object], ...]
     num_warps: int
+    #: software-pipelining stages where the launch sets them (None: Triton's default)
+    num_stages: int | None = None
 
     def label(self) -> str:
         flags = [k for k, v in self.consts if v is True]
         blocks = [f"{k}={v}" for k, v in self.consts
                   if k.startswith("BLOCK") or k in ("SUB_L", "UNROLL", "CHUNK", "ALIGN", "STAGES", "UNROLL_N", "T", "ROWS", "PREC")]
         flags += [f"{k}=False" for k, v in self.consts if k == "REV_LOADS" and v is False]
-        return f"{self.kernel} warps={self.num_warps} " + " ".join(blocks + flags)
+        stages = [] if self.num_stages is None else [f"stages={self.num_stages}"]
+        return f"{self.kernel} warps={self.num_warps} " + " ".join(stages + blocks + flags)
 
 
 def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, warps: int = 1,
@@ -176,6 +179,16 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             out.append(Variant("out_proj", tuple(dict(out_proj, EVEN=True).items()), 4))
             if small:
                 out.append(Variant("out_proj", tuple(dict(out_proj, PDL=True, PRELOAD=True).items()), 4))
+            if not small:  # a batch's run of blocks as one row-tile launch (AUDIOMAMBA_STEP_ROWS=1), as launched
+                from .triton_mamba_rows import ROWS_TILES as rt
+
+                rows = dict(K=4, RES_REVERSED=True, USE_DOT=True, PREC=batched_prec, BLOCK_B=rt["run_rows"],
+                            BLOCK_H=H, BLOCK_E=rt["run_e"], BLOCK_R=16)
+                for selective, cplx in ((True, False), (False, False), (False, True)):
+                    kind = dict(rows, SELECTIVE=selective, IS_COMPLEX=cplx, BLOCK_N=16,
+                                BLOCK_S=max(16, rt["run_s"] // (2 if cplx else 1)))
+                    out += [Variant("rows", tuple(dict(kind, EVEN=e).items()), rt["run_warps"], rt["run_stages"])
+                            for e in (False, True) if e or not quick]
             if small:  # a run of blocks in one launch (AUDIOMAMBA_STEP_RUNS): persistent (barriers) and one phase
                 from .triton_mamba_run import RUN_BLOCK_E, run_warps
 
@@ -201,7 +214,7 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
 
 #: the generation step kernels, compiled with their sizes marked as multiples of 16 (:func:`compile_variant`)
 STEP_KERNELS = ("in_conv", "in_flat", "xproj", "ssm", "ssm_lti", "ssm_flat", "out_proj", "out_flat", "run",
-                "run_flat")
+                "run_flat", "rows")
 
 
 def compile_variant(v: Variant, arch: int = 90) -> str:
@@ -213,6 +226,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     from . import (
         triton_conv,
         triton_lti_chunk,
+        triton_mamba_rows,
         triton_mamba_run,
         triton_mamba_step,
         triton_norm_linear,
@@ -235,6 +249,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "sample": triton_sample._sample_kernel, "conv_fwd": triton_conv._conv_fwd_kernel,
           "conv_bwd": triton_conv._conv_bwd_kernel, "conv_dpre": triton_conv._conv_dpre_kernel,
           "conv_dx": triton_conv._conv_dx_kernel, "run": triton_mamba_run._run_kernel,
+          "rows": triton_mamba_rows._rows_run_kernel,
           "ltifwd": triton_lti_chunk._lti_chunk_fwd_kernel, "ltibwd": triton_lti_chunk._lti_chunk_bwd_kernel}[v.kernel]
     consts = dict(v.consts)
     # the strides that are 1 when the sequential forward runs on contiguous (b, d, L) u/Δ/z/y, (b, N, L) B/C and
@@ -267,7 +282,8 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
         sizes = ("H", "E", "N") + (("batch",) if consts.get("BLOCK_B", 1) > 1 else ())
         attrs.update({(i,): [["tt.divisibility", 16]] for i, name in enumerate(sig) if name in sizes})
     src = ASTSource(fn, sig, constexprs=consts, attrs=attrs)
-    kern = triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"num_warps": v.num_warps})
+    options = {"num_warps": v.num_warps} | ({} if v.num_stages is None else {"num_stages": v.num_stages})
+    kern = triton.compile(src, target=GPUTarget("cuda", arch, 32), options=options)
     # asynchronous copies (a software-pipelined loop's prefetches), then cross-lane shuffles: reductions and layout
     # changes; in a time loop they cost every step; then CTA barriers (layout changes through shared memory among
     # them: each a wait in a latency-bound kernel)

@@ -590,6 +590,32 @@ def _check_stack(w: S6Stack | LTIStack) -> None:
                              f"blocks; width, d_inner and state from norm_weight and A), got {tuple(t.shape)}")
 
 
+def check_run_args(op: str, x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, outs: Tensor,
+                   res: Tensor | None, x0b: Tensor | None, tail: Tensor | None, rows_below: int | None) -> None:
+    """ValueError naming the argument of a run's step whose shape, layout or dtype does not fit the stack ``w``
+    (and, with ``rows_below``, a batch of that many rows or more)."""
+    _check_stack(w)
+    n, H = w.norm_weight.shape
+    E, N = w.A.shape[1:]
+    K = w.conv_weight.shape[-1]
+    batch = x.shape[0]
+    few = "" if rows_below is None else f" with B < {rows_below} (one stream)"
+    for name, t in (("x", x), ("x0b", x0b), ("tail", tail)):
+        if t is not None and ((rows_below is not None and batch >= rows_below) or tuple(t.shape) != (batch, H)
+                              or t.stride(1) != 1):
+            raise ValueError(f"{op}: {name} must be (B, {H}){few} and unit column stride, got {tuple(t.shape)} "
+                             f"strides {t.stride()}")
+    for name, t, shape in (("conv_state", conv_state, (n, batch, E, K - 1)), ("h", h, (n, batch, E, N)),
+                           ("outs", outs, (n + 1, batch, H))):
+        if tuple(t.shape) != shape or not t.is_contiguous():
+            raise ValueError(f"{op}: {name} must be contiguous of shape {shape}, got {tuple(t.shape)}")
+    h_dtypes = (torch.complex64,) if w.A.is_complex() else REAL_STATE_DTYPES
+    if h.dtype not in h_dtypes:
+        raise ValueError(f"{op}: h must be {' or '.join(map(str, h_dtypes))} (the SSM's state), got {h.dtype}")
+    if res is not None and (tuple(res.shape[1:]) != (batch, H) or not res.is_contiguous()):
+        raise ValueError(f"{op}: res must be contiguous (m, {batch}, {H}), got {tuple(res.shape)}")
+
+
 def run_scratch(batch: int, H: int, E: int, N: int, R: int, device: torch.device, block_e: int) -> dict[str, Tensor]:
     """The buffers a run's launch passes partials through (allocate once per run, outside a CUDA graph capture): u
     and z (2, B, E); x_proj partials per program; out_proj partials per program in two slots (even and odd blocks);
@@ -626,8 +652,8 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
               scratch: dict[str, Tensor], res: Tensor | None, res_first: int, res_reversed: bool,
               block_e: int | None, mode: str | None, x0b: Tensor | None, tail: Tensor | None,
               out_proj_t: Tensor | None = None) -> Tensor:
-    _check_stack(w)
     op = "mamba_s6_run_step" if isinstance(w, S6Stack) else "mamba_lti_run_step"
+    check_run_args(op, x, w, conv_state, h, outs, res, x0b, tail, 16)
     n, H = w.norm_weight.shape
     E, N = w.A.shape[1:]
     K = w.conv_weight.shape[-1]
@@ -635,20 +661,7 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     R = w.dt_proj.shape[-1] if selective else 0
     cplx = w.A.is_complex()
     batch = x.shape[0]
-    for name, t in (("x", x), ("x0b", x0b), ("tail", tail)):
-        if t is not None and (batch >= 16 or tuple(t.shape) != (batch, H) or t.stride(1) != 1):
-            raise ValueError(f"{op}: {name} must be (B, {H}) with B < 16 (one stream) and unit column stride, got "
-                             f"{tuple(t.shape)} strides {t.stride()}")
-    for name, t, shape in (("conv_state", conv_state, (n, batch, E, K - 1)), ("h", h, (n, batch, E, N)),
-                           ("outs", outs, (n + 1, batch, H))):
-        if tuple(t.shape) != shape or not t.is_contiguous():
-            raise ValueError(f"{op}: {name} must be contiguous of shape {shape}, got {tuple(t.shape)}")
-    h_dtypes = (torch.complex64,) if cplx else REAL_STATE_DTYPES
-    if h.dtype not in h_dtypes:
-        raise ValueError(f"{op}: h must be {' or '.join(map(str, h_dtypes))} (the SSM's state), got {h.dtype}")
     n_res = 0 if res is None else res.shape[0]
-    if res is not None and (tuple(res.shape[1:]) != (batch, H) or not res.is_contiguous()):
-        raise ValueError(f"{op}: res must be contiguous (m, {batch}, {H}), got {tuple(res.shape)}")
     block_e = block_e or run_block_e(E)
     P = triton.cdiv(E, block_e)
     if scratch["xp"].shape[0] != P:  # the barrier's counter assumes one grid size per scratch

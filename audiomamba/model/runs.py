@@ -1,4 +1,5 @@
-"""Runs of consecutive Mamba blocks stepped as one launch each, for one stream (``AUDIOMAMBA_STEP_RUNS``).
+"""Runs of consecutive Mamba blocks stepped as one launch each: one stream (``AUDIOMAMBA_STEP_RUNS``), or a batch of 16
+rows or more (``AUDIOMAMBA_STEP_ROWS=1``, one program per row tile: :mod:`kernels.triton_mamba_rows`).
 
 A run is consecutive blocks of one kind (``mamba-s6``, ``mamba-s4``, ``mamba-s4-real``): a U-Net stage's down
 blocks, its up blocks, the center. A :class:`BlockRun` holds their weights stacked along a block axis (copies, made
@@ -16,6 +17,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from audiomamba.kernels.triton_mamba_rows import (
+    mamba_rows_run_step_triton,
+    rows_runs,
+    rows_scratch,
+    rows_width_ok,
+)
 from audiomamba.kernels.triton_mamba_run import (
     LTIStack,
     S6Stack,
@@ -27,7 +34,8 @@ from audiomamba.kernels.triton_mamba_run import (
 )
 from audiomamba.model.blocks import MambaS4Block, MambaS4RealBlock, MambaS6Block
 
-#: largest batch a run steps (the kernel's one row tile); larger batches keep the per-block launches
+#: largest batch a one-stream run steps (the kernel's one row tile); larger batches keep the per-block launches, or
+#: with ``AUDIOMAMBA_STEP_ROWS=1`` step as one row-tile launch per run (:mod:`kernels.triton_mamba_rows`)
 RUN_MAX_ROWS = 15
 #: the block kinds a run steps
 RUN_BLOCKS = frozenset({MambaS6Block, MambaS4Block, MambaS4RealBlock})
@@ -79,32 +87,41 @@ class BlockRun:
         self.block_e = run_block_e(E)
         # the blocks' outputs (activations) in the weights' dtype: the states may be stored narrower (bf16)
         self.outs = torch.empty((n + 1, batch, H), device=self.h.device, dtype=self.weights.norm_weight.dtype)
-        self.scratch = run_scratch(batch, H, E, N, R, self.h.device, self.block_e)
+        # a batch's run is one launch of row tiles (its u and z pass through ``uz``); one stream's, of channel blocks
+        self.rows = batch > RUN_MAX_ROWS
+        self.uz = rows_scratch(batch, E, self.h.device) if self.rows else None
+        self.scratch = None if self.rows else run_scratch(batch, H, E, N, R, self.h.device, self.block_e)
 
     @staticmethod
     def make(blocks: nn.ModuleList, states: list[Any], lti_only: bool = False) -> BlockRun | None:
         """A run of ``blocks`` (their step states ``states``), or None where the kernel does not step them: no
         blocks, blocks of another kind or of different kinds (or ``mamba-s6`` with ``lti_only``), or more than
-        :data:`RUN_MAX_ROWS` rows."""
+        :data:`RUN_MAX_ROWS` rows without ``AUDIOMAMBA_STEP_ROWS=1`` (:func:`kernels.triton_mamba_rows.rows_runs`) or
+        wider than its ``run_max_h`` (:func:`~kernels.triton_mamba_rows.rows_width_ok`)."""
         kinds = {type(b) for b in blocks}
         if len(kinds) != 1 or not kinds <= RUN_BLOCKS or any(len(b.layers) != 1 for b in blocks):
             return None
         if lti_only and kinds == {MambaS6Block}:
             return None
-        if states[0][0]["ssm"].shape[0] > RUN_MAX_ROWS:
+        if states[0][0]["ssm"].shape[0] > RUN_MAX_ROWS and not (rows_runs() and rows_width_ok(blocks[0].width)):
             return None
         return BlockRun(list(blocks), states)
 
     def check(self) -> None:
         """KernelError if one of this run's launches gave up waiting at a grid barrier (a device read: call it once
-        after a generation)."""
-        check_runs_scratch(self.scratch)
+        after a generation; a batch's row-tile launches have no barrier)."""
+        if self.scratch is not None:
+            check_runs_scratch(self.scratch)
 
     def step(self, x: Tensor, res: Tensor | None = None, res_first: int = 0, res_reversed: bool = False,
              x0b: Tensor | None = None, tail: Tensor | None = None) -> Tensor:
         """x (B, H) (+ x0b) -> outs (n + 1, B, H): outs[j] the input of block j, outs[n] the run's output (a buffer
         the next step overwrites; also written to ``tail``). ``res``: as
         :func:`kernels.triton_mamba_run.mamba_s6_run_step_triton`."""
+        if self.rows:
+            mamba_rows_run_step_triton(x, self.weights, self.conv_state, self.h, self.outs, self.uz, res, res_first,
+                                       res_reversed, x0b, tail)
+            return self.outs
         extra = {"out_proj_t": self.out_proj_t} if self.out_proj_t is not None else {}
         self._step(x, self.weights, self.conv_state, self.h, self.outs, self.scratch, res, res_first, res_reversed,
                    self.block_e, x0b=x0b, tail=tail, **extra)
