@@ -196,6 +196,10 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 flat_run = dict(K=4, RES_REVERSED=True, BLOCK_H=H, BLOCK_E=RUN_BLOCK_E, BLOCK_B=1, PDL=True)
                 out += [Variant("run_flat", tuple(dict(flat_run, LAST=last).items()), run_warps(H))
                         for last in (False, True)]
+                # ... and of selective blocks (one launch per block: every program computes the whole x_proj)
+                s6_flat = dict(flat_run, BLOCK_K=max(16, 2048 // H))
+                out += [Variant("run_s6flat", tuple(dict(s6_flat, LAST=last).items()), run_warps(H))
+                        for last in (False, True)]
                 run = dict(K=4, RES_REVERSED=True, BLOCK_B=1, BLOCK_H=H, BLOCK_E=RUN_BLOCK_E, BLOCK_N=16,
                            BLOCK_R=max(2, H // 16), BLOCK_P=E // RUN_BLOCK_E, PDL=True,
                            BLOCK_PC=min(E // RUN_BLOCK_E, 8192 // H))
@@ -214,7 +218,7 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
 
 #: the generation step kernels, compiled with their sizes marked as multiples of 16 (:func:`compile_variant`)
 STEP_KERNELS = ("in_conv", "in_flat", "xproj", "ssm", "ssm_lti", "ssm_flat", "out_proj", "out_flat", "run",
-                "run_flat", "rows")
+                "run_flat", "run_s6flat", "rows")
 
 
 def compile_variant(v: Variant, arch: int = 90) -> str:
@@ -245,6 +249,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "ssm_lti": triton_mamba_step._ssm_lti_kernel, "ssm_flat": triton_mamba_step._ssm_flat_kernel,
           "in_flat": triton_mamba_step._in_conv_flat_kernel,
           "out_flat": triton_mamba_step._out_proj_flat_kernel, "run_flat": triton_mamba_run._run_lti_flat_kernel,
+          "run_s6flat": triton_mamba_run._run_s6_flat_kernel,
           "out_proj": triton_mamba_step._out_proj_kernel, "norm_linear": triton_norm_linear._norm_linear_kernel,
           "sample": triton_sample._sample_kernel, "conv_fwd": triton_conv._conv_fwd_kernel,
           "conv_bwd": triton_conv._conv_bwd_kernel, "conv_dpre": triton_conv._conv_dpre_kernel,

@@ -73,9 +73,12 @@ class BlockRun:
             else:
                 self.weights = LTIStack(**front, delta=field("delta"), B=field("B"), C=field("C"))
                 self._step, R = mamba_lti_run_step_triton, 0
-            # out_proj transposed, for the real LTI runs in one layout (AUDIOMAMBA_STEP_FLAT=run)
-            self.out_proj_t = (None if self.weights.A.is_complex() or isinstance(self.weights, S6Stack)
+            # out_proj (and x_proj) transposed, for the split runs of real LTI and selective blocks in one layout
+            # (AUDIOMAMBA_STEP_FLAT=run)
+            self.out_proj_t = (None if self.weights.A.is_complex()
                                else self.weights.out_proj.transpose(1, 2).contiguous())
+            self.x_proj_t = (self.weights.x_proj.transpose(1, 2).contiguous()
+                             if isinstance(self.weights, S6Stack) else None)
             # the states as one tensor each; every block's state dict now holds its view
             cells = [st[0] for st in states]
             self.conv_state = torch.stack([c["conv"] for c in cells]).contiguous()
@@ -123,6 +126,8 @@ class BlockRun:
                                        res_reversed, x0b, tail)
             return self.outs
         extra = {"out_proj_t": self.out_proj_t} if self.out_proj_t is not None else {}
+        if self.x_proj_t is not None:
+            extra["x_proj_t"] = self.x_proj_t
         self._step(x, self.weights, self.conv_state, self.h, self.outs, self.scratch, res, res_first, res_reversed,
                    self.block_e, x0b=x0b, tail=tail, **extra)
         return self.outs

@@ -64,6 +64,17 @@ run rows-step bash -c "for b in mamba-s6 mamba-s4-real mamba-s4; do timeout 150 
 run rows-tiles env AUDIOMAMBA_STEP_ROWS=1 timeout 300 python3 -m audiomamba.bench.step_tiles --rounds 3 \
   --out "$RES/step-rows-tiles.md" --configs "run_e=32;run_s=32;run_warps=4;run_warps=16;run_stages=2;run_stages=3;\
 run_rows=32;run_rows=32,run_warps=16;run_max_h=256;run_max_h=64;run_maxnreg=128,run_warps=4"
+# one stream's selective blocks as split runs in one layout, ONE launch per block (AUDIOMAMBA_STEP_FLAT=run with
+# AUDIOMAMBA_STEP_RUNS=split, new 2026-12-05 10:00: every program computes the whole x_proj; sm_90 at sc09-small's
+# 16 kHz widths 25 CTA barriers and 1744 instructions in one launch, against the per-block launches' 58 and 1328 in
+# three): the GPU tests, then the steady one-stream step against the per-block launches (sc09-small, sc09-large,
+# youtubemix mamba-s6) and against the split runs that are not flat, and with the flat per-block kernels on top
+run s6-flat-run bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_kernels_run.py -k flat; for p in \
+  sc09-small sc09-large youtubemix; do AUDIOMAMBA_STEP_FLAT=run timeout 150 python3 -m audiomamba.bench.step_tiles \
+  --var AUDIOMAMBA_STEP_RUNS --configs split --batch 1 --steps 2048 --rounds 4 --preset \$p \
+  --out $RES/step-s6-flat-run-\$p.md; done; AUDIOMAMBA_STEP_RUNS=split timeout 150 python3 -m \
+  audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_FLAT --configs 'run;in,ssm,out,run' --batch 1 --steps 2048 \
+  --rounds 4 --out $RES/step-s6-flat-run-vs-split.md"
 # the batch-2048 generation step's levers of 2026-12-05 (issue 18's 10 s), first: a session may end early
 # the in_proj + conv with all H columns in one chunk (new 2026-12-05 07:00: x loaded once, the LayerNorm in registers;
 # sm_90: 8 warps 132 registers and 784 instructions against the default's 235 and 1408) and the x_proj's three
