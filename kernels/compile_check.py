@@ -196,6 +196,10 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 flat_run = dict(K=4, RES_REVERSED=True, BLOCK_H=H, BLOCK_E=RUN_BLOCK_E, BLOCK_B=1, PDL=True)
                 out += [Variant("run_flat", tuple(dict(flat_run, LAST=last).items()), run_warps(H))
                         for last in (False, True)]
+                # one stream's run of selective blocks as a chain of programs, one per block (AUDIOMAMBA_STEP_RUNS=chain)
+                if H <= 64:
+                    chain = dict(K=4, RES_REVERSED=True, BLOCK_H=H, BLOCK_E=E, BLOCK_N=16, PDL=True)
+                    out.append(Variant("chain", tuple(chain.items()), 2 * run_warps(H)))
                 # ... and of selective blocks (one launch per block: every program computes the whole x_proj)
                 s6_flat = dict(flat_run, BLOCK_K=max(16, 2048 // H))
                 out += [Variant("run_s6flat", tuple(dict(s6_flat, LAST=last).items()), run_warps(H))
@@ -218,7 +222,7 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
 
 #: the generation step kernels, compiled with their sizes marked as multiples of 16 (:func:`compile_variant`)
 STEP_KERNELS = ("in_conv", "in_flat", "xproj", "ssm", "ssm_lti", "ssm_flat", "out_proj", "out_flat", "run",
-                "run_flat", "run_s6flat", "rows")
+                "run_flat", "run_s6flat", "rows", "chain")
 
 
 def compile_variant(v: Variant, arch: int = 90) -> str:
@@ -230,6 +234,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     from . import (
         triton_conv,
         triton_lti_chunk,
+        triton_mamba_chain,
         triton_mamba_rows,
         triton_mamba_run,
         triton_mamba_step,
@@ -254,7 +259,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "sample": triton_sample._sample_kernel, "conv_fwd": triton_conv._conv_fwd_kernel,
           "conv_bwd": triton_conv._conv_bwd_kernel, "conv_dpre": triton_conv._conv_dpre_kernel,
           "conv_dx": triton_conv._conv_dx_kernel, "run": triton_mamba_run._run_kernel,
-          "rows": triton_mamba_rows._rows_run_kernel,
+          "rows": triton_mamba_rows._rows_run_kernel, "chain": triton_mamba_chain._chain_s6_kernel,
           "ltifwd": triton_lti_chunk._lti_chunk_fwd_kernel, "ltibwd": triton_lti_chunk._lti_chunk_bwd_kernel}[v.kernel]
     consts = dict(v.consts)
     # the strides that are 1 when the sequential forward runs on contiguous (b, d, L) u/Δ/z/y, (b, N, L) B/C and
@@ -264,7 +269,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
         names = [p for p in ("su_l", "sdt_l", "sz_l", "sy_l", "sdy_l", "sB_l", "sC_l", "sA_n") if p not in skip]
         consts.update({name: 1 for name in names if name in inspect.signature(fn.fn).parameters})
     special = {"forced_ptr": "*i64", "token_ptr": "*i64", "force_ptr": "*i1", "eps": "fp32", "temperature": "fp32",
-               "log_min_p": "fp32", "cnt_ptr": "*i32", "ticket_ptr": "*i64"}
+               "log_min_p": "fp32", "cnt_ptr": "*i32", "ticket_ptr": "*i64", "sync_ptr": "*i64"}
     sig = {}
     for name, param in inspect.signature(fn.fn).parameters.items():
         if name not in consts and param.default is not inspect.Parameter.empty:

@@ -83,7 +83,7 @@ from .triton_mamba_step import (
 
 #: ``AUDIOMAMBA_STEP_RUNS``: 0 (off, the default until timed), 1 (one persistent launch per run), split (one launch
 #: per phase: the same kernel without barriers)
-RUNS_MODES = ("0", "1", "split")
+RUNS_MODES = ("0", "1", "split", "chain")
 #: d_inner channels per program (``AUDIOMAMBA_STEP_RUN_E`` overrides; a power of two)
 RUN_BLOCK_E = 16
 #: warps per program: 4, or 8 from this block width up (the one-stream tiles span all H columns; sm_90 compile checks:
@@ -101,8 +101,9 @@ def runs_mode() -> str:
         return "auto"
     if flag not in RUNS_MODES:
         raise KernelError(f"AUDIOMAMBA_STEP_RUNS={flag!r} in the environment: use 0 (one launch chain per block), 1 "
-                          "(one launch per run of blocks), split (one launch per phase), or leave it unset (split "
-                          "runs of LTI blocks on a GPU)")
+                          "(one launch per run of blocks), split (one launch per phase), chain (one launch per run "
+                          "of mamba-s6 blocks, a program per block; kernels/triton_mamba_chain.py), or leave it unset "
+                          "(split runs of LTI blocks on a GPU)")
     return flag
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from audiomamba.kernels.triton_mamba_chain import chain_fits, chain_sync, check_chain_sync, mamba_s6_chain_step_triton
 from audiomamba.kernels.triton_mamba_rows import (
     mamba_rows_run_step_triton,
     rows_runs,
@@ -31,6 +32,7 @@ from audiomamba.kernels.triton_mamba_run import (
     mamba_s6_run_step_triton,
     run_block_e,
     run_scratch,
+    runs_mode,
 )
 from audiomamba.model.blocks import MambaS4Block, MambaS4RealBlock, MambaS6Block
 
@@ -90,10 +92,14 @@ class BlockRun:
         self.block_e = run_block_e(E)
         # the blocks' outputs (activations) in the weights' dtype: the states may be stored narrower (bf16)
         self.outs = torch.empty((n + 1, batch, H), device=self.h.device, dtype=self.weights.norm_weight.dtype)
-        # a batch's run is one launch of row tiles (its u and z pass through ``uz``); one stream's, of channel blocks
+        # a batch's run is one launch of row tiles (its u and z pass through ``uz``); one stream's, of channel blocks,
+        # or with AUDIOMAMBA_STEP_RUNS=chain (mamba-s6) a program per block handing x on by flags (``sync``)
         self.rows = batch > RUN_MAX_ROWS
         self.uz = rows_scratch(batch, E, self.h.device) if self.rows else None
-        self.scratch = None if self.rows else run_scratch(batch, H, E, N, R, self.h.device, self.block_e)
+        self.chain = not self.rows and isinstance(self.weights, S6Stack) and runs_mode() == "chain"
+        self.sync = chain_sync(n, self.h.device) if self.chain else None
+        self.scratch = (None if self.rows or self.chain
+                        else run_scratch(batch, H, E, N, R, self.h.device, self.block_e))
 
     @staticmethod
     def make(blocks: nn.ModuleList, states: list[Any], lti_only: bool = False) -> BlockRun | None:
@@ -108,6 +114,10 @@ class BlockRun:
             return None
         if states[0][0]["ssm"].shape[0] > RUN_MAX_ROWS and not (rows_runs() and rows_width_ok(blocks[0].width)):
             return None
+        if kinds == {MambaS6Block} and states[0][0]["ssm"].shape[0] <= RUN_MAX_ROWS and runs_mode() == "chain":
+            mixer, ssm = blocks[0].layers[0].mixer, blocks[0].layers[0].mixer.ssm
+            if not chain_fits(blocks[0].width, mixer.d_inner, ssm.A_log.shape[-1], ssm.dt_proj.weight.shape[1]):
+                return None  # too wide for one program per block: the per-block launches
         return BlockRun(list(blocks), states)
 
     def check(self) -> None:
@@ -115,6 +125,8 @@ class BlockRun:
         after a generation; a batch's row-tile launches have no barrier)."""
         if self.scratch is not None:
             check_runs_scratch(self.scratch)
+        if self.sync is not None:
+            check_chain_sync(self.sync)
 
     def step(self, x: Tensor, res: Tensor | None = None, res_first: int = 0, res_reversed: bool = False,
              x0b: Tensor | None = None, tail: Tensor | None = None) -> Tensor:
@@ -124,6 +136,10 @@ class BlockRun:
         if self.rows:
             mamba_rows_run_step_triton(x, self.weights, self.conv_state, self.h, self.outs, self.uz, res, res_first,
                                        res_reversed, x0b, tail)
+            return self.outs
+        if self.chain:
+            mamba_s6_chain_step_triton(x, self.weights, self.conv_state, self.h, self.outs, self.sync, self.out_proj_t,
+                                       self.x_proj_t, res, res_first, res_reversed, x0b, tail)
             return self.outs
         extra = {"out_proj_t": self.out_proj_t} if self.out_proj_t is not None else {}
         if self.x_proj_t is not None:

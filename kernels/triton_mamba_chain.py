@@ -1,0 +1,210 @@
+"""One stream's step of a run of selective Mamba blocks as ONE launch: a chain of programs, one per block.
+
+One stream is latency-bound: a block step is three launches of 2-4 µs (:mod:`kernels.triton_mamba_step`), and a
+launch inside a CUDA graph costs about 0.9 µs of synchronisation alone, as much as a grid barrier (0.77-0.91 µs for
+8-64 programs; ``python -m audiomamba.bench.sync_cost``, H100, 2026-12-05). Splitting a block over several programs
+needs two such synchronisations per block (after the x_proj's and the out_proj's sums over channels), and the runs of
+:mod:`kernels.triton_mamba_run` paid them: their persistent grid was slower than split launches, and split launches
+of one phase per selective block ran 0.49x the per-block launches (every program repeated the whole x_proj).
+
+Here one program owns a whole block: program j of the launch steps block j of the run, all d_inner channels and all
+H columns, so nothing inside a block crosses programs. The n programs start together and each loads its block's
+weights while it waits; program j then waits for block j-1's output (a flag that program j-1 raises after writing
+x_j), steps its block for every row, writes x_(j+1) and raises the next flag. A run of n blocks is one launch and n-1
+hand-offs of one flag each, instead of 3n launches; each block's work is what one SM does for one row (about 35 k
+multiply-adds at sc09-small's 16 kHz width) with its weights already in registers.
+
+Per block j and row (every tile (channels, columns) as in :func:`kernels.triton_mamba_run._run_lti_flat_kernel`)::
+
+    x_j = x0 (+ x0b) for j = 0, else outs[j] (program j-1 wrote it)
+    xn = LayerNorm(x_j); (u, z) = in_proj(xn); u = SiLU(conv step(u))        (the window shifted in place)
+    (Δ_low, B_t, C_t) = x_proj(u); Δ = softplus(dt_proj(Δ_low) + dt_bias)
+    h ← exp(Δ A) h + Δ B_t u; y = (C_t · h + D u) SiLU(z)
+    outs[j + 1] = x_j + out_proj(y) (+ res)
+
+The flags never reset: each program keeps the count of launches it has finished (``done[j]``, written only by
+itself), so in launch e every program waits for ``flag[j] >= e + 1`` and raises ``flag[j + 1]`` to e + 1. All n
+programs must be resident at once (n is at most the SMs; a program that polls 2^24 times gives up and flags it, and
+:func:`kernels.triton_mamba_run.check_runs_scratch`-style checking turns that into a KernelError). Triton's CPU
+interpreter runs the programs in order 0, 1, ..., so every flag is raised before it is awaited there.
+
+``AUDIOMAMBA_STEP_RUNS=chain`` attaches it to one stream's runs of ``mamba-s6`` blocks (the LTI runs keep their split
+launches); built 2026-12-05 on the CPU machine (interpreter tests against the float64 reference and the per-block
+steps, sm_90 compile checks), not yet timed.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from .backend import interpreting, pdl_enabled
+from .errors import KernelError
+from .triton_helpers import exp_dtA, pdl_wait, readout, softplus, state_update
+from .triton_mamba_run import S6Stack, check_run_args, run_warps
+from .triton_mamba_step import _conv_shift, _conv_taps_row
+
+#: polls of a flag before a program gives up (about seconds on a GPU); tests set it low
+CHAIN_POLLS = 1 << 24
+
+
+def chain_sync(n: int, device: torch.device) -> Tensor:
+    """The flags of a chain of n blocks (int64, zeros): flag[j] for j < n (block j's input is ready), done[j] (launches
+    program j has finished), and the give-up flag."""
+    return torch.zeros(2 * n + 1, device=device, dtype=torch.int64)
+
+
+def check_chain_sync(sync: Tensor) -> None:
+    """KernelError if a chain's program gave up waiting for its input (its results are then wrong). Reads the flag
+    from the device: call it once at the end of a generation, not per step."""
+    if int(sync[-1].item()):
+        raise KernelError("a one-launch chain of Mamba blocks gave up waiting for a block's input (not all of its "
+                          "programs could run at once, e.g. another process holds the GPU's SMs), so its samples are "
+                          "wrong: set AUDIOMAMBA_STEP_RUNS=0 and generate again")
+
+
+@triton.jit
+def _chain_s6_kernel(
+    x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr,
+    wxt_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, woutt_ptr, sync_ptr, tail_ptr,
+    batch, H, E, N, R, n_blocks, eps, res_first, n_res, tail_stride,
+    K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
+    BLOCK_N: tl.constexpr, PDL: tl.constexpr = False, POLLS: tl.constexpr = 1 << 24,
+):
+    """Program j steps block j of the run for every row (module docstring). Tiles: (channels, H columns) for the
+    in_proj and the transposed out_proj ``woutt`` (n, E, H); (channels, BLOCK_N columns) for the transposed x_proj
+    ``wxt`` (n, E, R + 2N) in three parts, Δ's weights (R <= BLOCK_N) and the states."""
+    j = tl.program_id(0)
+    offs_e = tl.arange(0, BLOCK_E)
+    offs_h = tl.arange(0, BLOCK_H)
+    offs_n = tl.arange(0, BLOCK_N)
+    m_e = offs_e < E
+    m_h = offs_h < H
+    m_n = offs_n < N
+    m_eh = m_e[:, None] & m_h[None, :]
+    m_en = m_e[:, None] & m_n[None, :]
+    m_er = m_e[:, None] & (offs_n < R)[None, :]
+    # block j's weights, before anything waits (nothing of the step writes them)
+    w_u = tl.load(win_ptr + j * 2 * E * H + offs_e[:, None] * H + offs_h[None, :], mask=m_eh, other=0.0)
+    w_z = tl.load(win_ptr + j * 2 * E * H + (E + offs_e[:, None]) * H + offs_h[None, :], mask=m_eh, other=0.0)
+    w_o = tl.load(woutt_ptr + j * E * H + offs_e[:, None] * H + offs_h[None, :], mask=m_eh, other=0.0)
+    xw = R + 2 * N
+    wx = wxt_ptr + j * E * xw + offs_e[:, None] * xw + offs_n[None, :]
+    w_r = tl.load(wx, mask=m_er, other=0.0)
+    w_b = tl.load(wx + R, mask=m_en, other=0.0)
+    w_c = tl.load(wx + R + N, mask=m_en, other=0.0)
+    w_dt = tl.load(wdt_ptr + j * E * R + offs_e[:, None] * R + offs_n[None, :], mask=m_er, other=0.0)
+    A = tl.load(a_ptr + j * E * N + offs_e[:, None] * N + offs_n[None, :], mask=m_en, other=0.0)
+    nw = tl.load(nw_ptr + j * H + offs_h, mask=m_h, other=0.0)
+    nb = tl.load(nb_ptr + j * H + offs_h, mask=m_h, other=0.0)
+    cw = cw_ptr + j * E * K
+    w_last = tl.load(cw + offs_e * K + (K - 1), mask=m_e, other=0.0)
+    bias = tl.load(cb_ptr + j * E + offs_e, mask=m_e, other=0.0)
+    dtb = tl.load(dtb_ptr + j * E + offs_e, mask=m_e, other=0.0)
+    D = tl.load(D_ptr + j * E + offs_e, mask=m_e, other=0.0)
+    pdl_wait(PDL)
+    # this launch's number (every program has finished as many), then block j's input
+    e = tl.load(sync_ptr + n_blocks + j)
+    if j > 0:
+        seen = tl.atomic_add(sync_ptr + j, 0, sem="acquire", scope="gpu")
+        polls = 0
+        while (seen < e + 1) & (polls < POLLS):
+            seen = tl.atomic_add(sync_ptr + j, 0, sem="acquire", scope="gpu")
+            polls += 1
+        if seen < e + 1:
+            tl.atomic_xchg(sync_ptr + 2 * n_blocks, 1)
+        tl.debug_barrier()
+    for row in range(0, batch):
+        if j == 0:
+            x = tl.load(x0_ptr + row * x0_stride + offs_h, mask=m_h, other=0.0).to(tl.float32)
+            if x0b_stride >= 0:
+                x += tl.load(x0b_ptr + row * x0b_stride + offs_h, mask=m_h, other=0.0).to(tl.float32)
+            tl.store(outs_ptr + row * H + offs_h, x.to(outs_ptr.dtype.element_ty), mask=m_h)
+        else:
+            x = tl.load(outs_ptr + (j * batch + row) * H + offs_h, mask=m_h, other=0.0, cache_modifier=".cg")
+            x = x.to(tl.float32)
+        mean = tl.sum(x, axis=0) / H
+        xc = tl.where(m_h, x - mean, 0.0)
+        xn = xc * (1.0 / tl.sqrt(tl.sum(xc * xc, axis=0) / H + eps)) * nw + nb
+        # in_proj, conv step (block j's window: only this program touches it)
+        win = conv_ptr + (j * batch + row) * E * (K - 1) + offs_e * (K - 1)
+        taps = _conv_taps_row(win, cw, offs_e, m_e, K, BLOCK_E)
+        u_new = tl.sum(w_u * xn[None, :], axis=1)
+        z = tl.sum(w_z * xn[None, :], axis=1)
+        _conv_shift(win, u_new, m_e, conv_ptr, K)
+        acc = u_new * w_last + bias + taps
+        u = tl.where(m_e, acc * tl.sigmoid(acc), 0.0)
+        # x_proj, Δ, state update, readout
+        dt_low = tl.sum(u[:, None] * w_r, axis=0)
+        Bt = tl.sum(u[:, None] * w_b, axis=0)
+        Ct = tl.sum(u[:, None] * w_c, axis=0)
+        dt = softplus(tl.sum(w_dt * dt_low[None, :], axis=1) + dtb)
+        a, _ = exp_dtA(dt[:, None], A, A, False)
+        hp = h_ptr + (j * batch + row) * E * N + offs_e[:, None] * N + offs_n[None, :]
+        h = tl.load(hp, mask=m_en, other=0.0).to(tl.float32)  # float32 or bf16 states
+        h, _ = state_update(h, h, a, a, (dt * u)[:, None], Bt[None, :], Bt[None, :], False)
+        tl.store(hp, h, mask=m_en)
+        y = (readout(h, h, Ct[None, :], Ct[None, :], 1, False) + D * u) * z * tl.sigmoid(z)
+        y = tl.where(m_e, y, 0.0)
+        x = x + tl.sum(w_o * y[:, None], axis=0)
+        i = j - res_first
+        if (i >= 0) & (i < n_res):
+            if RES_REVERSED:
+                i = n_res - 1 - i
+            x += tl.load(res_ptr + (i * batch + row) * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
+        tl.store(outs_ptr + ((j + 1) * batch + row) * H + offs_h, x.to(outs_ptr.dtype.element_ty), mask=m_h)
+        if (j == n_blocks - 1) & (tail_stride >= 0):
+            tl.store(tail_ptr + row * tail_stride + offs_h, x.to(tail_ptr.dtype.element_ty), mask=m_h)
+    # every row's x_(j+1) stored (and visible GPU-wide) before the next block's program may read it
+    tl.debug_barrier()
+    if j + 1 < n_blocks:
+        tl.atomic_xchg(sync_ptr + j + 1, e + 1, sem="release", scope="gpu")
+    tl.store(sync_ptr + n_blocks + j, e + 1)
+
+
+def chain_fits(H: int, E: int, N: int, R: int) -> bool:
+    """Whether a block of these sizes steps as one program of the chain: R and N at most next_pow2(N) columns and
+    the (channels, H) weight tiles at most 128 x 64 (sc09-small's and youtubemix's 16 kHz levels; wider blocks would
+    hold their weights in local memory)."""
+    return R <= max(16, triton.next_power_of_2(N)) and triton.next_power_of_2(E) * triton.next_power_of_2(H) <= 8192
+
+
+@torch.no_grad()
+def mamba_s6_chain_step_triton(x: Tensor, w: S6Stack, conv_state: Tensor, h: Tensor, outs: Tensor, sync: Tensor,
+                               out_proj_t: Tensor, x_proj_t: Tensor, res: Tensor | None = None, res_first: int = 0,
+                               res_reversed: bool = False, x0b: Tensor | None = None,
+                               tail: Tensor | None = None) -> Tensor:
+    """One step of a run of n ``mamba-s6`` blocks for x (B, H), B < 16, as one launch of n programs
+    (:func:`_chain_s6_kernel`); updates ``conv_state`` (n, B, E, K-1) and ``h`` (n, B, E, N) IN PLACE and writes
+    ``outs`` (n + 1, B, H). ``sync``: :func:`chain_sync` (n), the same tensor on every step of the run.
+    ``out_proj_t`` (n, E, H), ``x_proj_t`` (n, E, R + 2N): out_proj and x_proj transposed, contiguous. ``res``,
+    ``res_first``, ``res_reversed``, ``x0b``, ``tail``: as :func:`kernels.triton_mamba_run.mamba_s6_run_step_triton`."""
+    op = "mamba_s6_chain_step"
+    check_run_args(op, x, w, conv_state, h, outs, res, x0b, tail, 16)
+    n, H = w.norm_weight.shape
+    E, N = w.A.shape[1:]
+    R = w.dt_proj.shape[-1]
+    for name, t, shape in (("out_proj_t", out_proj_t, (n, E, H)), ("x_proj_t", x_proj_t, (n, E, R + 2 * N)),
+                           ("sync", sync, (2 * n + 1,))):
+        if tuple(t.shape) != shape or not t.is_contiguous():
+            raise ValueError(f"{op}: {name} must be contiguous of shape {shape}, got {tuple(t.shape)}")
+    if not chain_fits(H, E, N, R):
+        raise ValueError(f"{op}: a block of width {H}, d_inner {E}, state {N} and rank {R} does not fit one program "
+                         "(chain_fits): step it with the per-block launches")
+    if x.is_cuda and n > torch.cuda.get_device_properties(x.device).multi_processor_count:
+        raise ValueError(f"{op}: {n} blocks need {n} programs resident at once, more than the GPU's SMs")
+    pdl = pdl_enabled(x)
+    block_n = max(16, triton.next_power_of_2(N))
+    _chain_s6_kernel[(n,)](
+        x, x.stride(0), x if x0b is None else x0b, -1 if x0b is None else x0b.stride(0), outs,
+        res if res is not None else x, w.norm_weight, w.norm_bias, w.in_proj, w.conv_weight, w.conv_bias, conv_state,
+        x_proj_t, w.dt_proj, w.dt_bias, w.A, w.D, h, out_proj_t, sync, outs if tail is None else tail,
+        x.shape[0], H, E, N, R, n, float(w.eps), res_first, 0 if res is None else res.shape[0],
+        -1 if tail is None else tail.stride(0),
+        K=w.conv_weight.shape[-1], RES_REVERSED=res_reversed, BLOCK_H=triton.next_power_of_2(H),
+        BLOCK_E=triton.next_power_of_2(E), BLOCK_N=block_n, PDL=pdl, launch_pdl=pdl,
+        POLLS=CHAIN_POLLS if not interpreting() else 4, num_warps=2 * run_warps(H),
+    )
+    return outs[n]
