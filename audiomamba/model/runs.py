@@ -17,7 +17,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from audiomamba.kernels.triton_mamba_chain import chain_fits, chain_sync, check_chain_sync, mamba_s6_chain_step_triton
+from audiomamba.kernels.triton_mamba_chain import (
+    chain_fits,
+    chain_sync,
+    check_chain_sync,
+    mamba_s6_chain_step_triton,
+)
 from audiomamba.kernels.triton_mamba_rows import (
     mamba_rows_run_step_triton,
     rows_runs,
