@@ -91,8 +91,11 @@ from .triton_helpers import (
 #: :data:`TILE_KERNEL_KEYS`). The batched values: the fastest spill-free ones on sm_90 (H100 sweeps), then, from
 #: ``python -m audiomamba.bench.step_tiles`` (one H200, 2026-12-04 18:33 UTC, sc09-small mamba-s6 at batch 2048,
 #: whole-model step), in_e 64, k 64 and 2 warps for the state update: 0.975 against 1.049 ms per step (1.08x; 28-704
-#: B of spills in the sm_90 SASS, which cost less than the programs they save).
-TILES_BATCHED = {"rows": 16, "in_e": 64, "in_h": 32, "ssm_e": 16, "k": 64, "out_h": 32, "out_k": 64, "ssm_warps": 2}
+#: B of spills in the sm_90 SASS, which cost less than the programs they save). Then the x_proj's three outputs in three
+#: 2-warp programs per row tile (``x_split=1,x_warps=2``; one H100, 2026-12-05 09:12 UTC, ``step_tiles``, same process:
+#: 0.873 against 0.908 ms per step, 1.04x, logits identical; ``x_split=0`` keeps one program per row tile).
+TILES_BATCHED = {"rows": 16, "in_e": 64, "in_h": 32, "ssm_e": 16, "k": 64, "out_h": 32, "out_k": 64, "ssm_warps": 2,
+                 "x_split": 1, "x_warps": 2}
 TILES_STREAM = {"in_e": 32, "in_h": 128, "ssm_e": 32, "k": 256, "out_h": 32, "out_k": 256}
 NUM_WARPS = 4
 #: keys that tune one batched kernel's launch apart from the others: rows per program (at least 16, for tl.dot) and
@@ -128,11 +131,12 @@ def batched_tiles() -> dict[str, int]:
             n = int(value) if value.isdigit() else 0
             rows = name == "rows" or name.endswith("_rows")
             bad_n = (n > 4 if name.endswith("_stages") else n & (n - 1) or (rows and n < 16)
-                     or (name == "x_split" and n != 1) or (name.endswith("_maxnreg") and not 64 <= n <= 256))
-            if (name not in TILES_BATCHED and name not in TILE_KERNEL_KEYS) or n < 1 or bad_n:
+                     or (name == "x_split" and n > 1) or (name.endswith("_maxnreg") and not 64 <= n <= 256))
+            if ((name not in TILES_BATCHED and name not in TILE_KERNEL_KEYS) or not value.isdigit()
+                    or (n < 1 and name != "x_split") or bad_n):
                 raise KernelError(
                     f"bad entry {part!r} in AUDIOMAMBA_STEP_TILES={text!r}: give KEY=VALUE with a power of two (rows "
-                    f"at least 16; stages 1-4; x_split 1; maxnreg 64-256), KEY one of "
+                    f"at least 16; stages 1-4; x_split 0 or 1; maxnreg 64-256), KEY one of "
                     f"{', '.join(dict.fromkeys([*TILES_BATCHED, *TILE_KERNEL_KEYS]))}"
                 )
             tiles[name] = n

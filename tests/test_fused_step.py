@@ -39,7 +39,7 @@ def test_fused_block_step_matches_composed_step(kind: str, batch: int, tiles: st
     one stream, a few rows, and the batched (tl.dot) path, also with tiles smaller than the sizes
     (several chunks per loop and several programs per row tile), and with each batched kernel's own rows and warps
     (``AUDIOMAMBA_STEP_TILES``: 32-row tiles, masked past the 19 rows, beside the state update's 16; the x_proj's three
-    outputs in three programs); S6, complex and
+    outputs in one program, where the default splits them over three); S6, complex and
     real LTI SSMs with and without zero-order hold."""
     import audiomamba.kernels.triton_mamba_step as tm
 
@@ -47,7 +47,7 @@ def test_fused_block_step_matches_composed_step(kind: str, batch: int, tiles: st
     if tiles == "per-kernel":
         monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", "in_rows=32,in_warps=2,in_e=16,x_rows=32,x_warps=2,ssm_warps=2,"
                                                     "out_rows=32,out_warps=2,in_stages=1,x_stages=2,out_stages=1,"
-                                                    "x_split=1")
+                                                    "x_split=0")
     if tiles == "small":
         for name in ("TILES_STREAM", "TILES_BATCHED"):
             monkeypatch.setattr(tm, name, dict(getattr(tm, name), in_e=16, in_h=16, ssm_e=16, k=16, out_h=16,
@@ -446,7 +446,7 @@ def test_step_tiles_from_the_environment(monkeypatch) -> None:
     assert tm._kernel_launch(launch, 2048, "in") == (128, dict(launch.common, num_warps=8))
     assert tm._kernel_launch(launch, 2048, "out") == (64, dict(launch.common, BLOCK_B=32))
     assert tm._kernel_launch(launch, 2048, "ssm") == (128, dict(launch.common, num_warps=t["ssm_warps"]))
-    assert tm._kernel_launch(launch, 2048, "x") == (128, dict(launch.common, num_stages=3))
+    assert tm._kernel_launch(launch, 2048, "x") == (128, dict(launch.common, num_stages=3, num_warps=t["x_warps"]))
     stream = tm._Launch(True, tm.TILES_STREAM, 1, 1, launch.common)
     assert tm._kernel_launch(stream, 1, "in") == (1, launch.common)
     # a register cap: passed to the compiler on a GPU, dropped by the interpreter (which has none)
@@ -455,7 +455,8 @@ def test_step_tiles_from_the_environment(monkeypatch) -> None:
     assert tm._kernel_launch(capped, 2048, "in") == (128, dict(launch.common, num_warps=8, maxnreg=128))
     monkeypatch.setattr(tm, "interpreting", lambda: True)
     assert tm._kernel_launch(capped, 2048, "in") == (128, dict(launch.common, num_warps=8))
-    for bad in ("in_e=48", "rows=8", "in_warp=8", "in_e", "in_stages=5", "x_stages=0", "x_split=2", "in_maxnreg=32",
+    for bad in ("in_e=48", "rows=8", "in_warp=8", "in_e", "in_stages=5", "x_stages=0", "x_split=2", "x_split",
+                "in_maxnreg=32",
                 "ssm_maxnreg=512"):
         monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", bad)
         with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_TILES") as err:
