@@ -84,8 +84,15 @@ def rows_tiles() -> dict[str, int]:
     """:data:`ROWS_TILES` with the ``run_*`` keys of ``AUDIOMAMBA_STEP_TILES`` (:func:`batched_tiles` checks them), and
     ``run_maxnreg`` where given."""
     t = batched_tiles()
-    return {k: t[k] for k in (*ROWS_TILES, "run_maxnreg") if k in t} | {
+    tiles = {k: t[k] for k in (*ROWS_TILES, "run_maxnreg") if k in t} | {
         k: v for k, v in ROWS_TILES.items() if k not in t}
+    # more threads than a (rows, chunk) tile's elements replicate them across threads, and the conv window's in-place
+    # shift then races with other threads' reads of it (16 warps on 16 x 16 tiles: logits 4e-2 off on an H100)
+    if 32 * tiles["run_warps"] > tiles["run_rows"] * min(tiles["run_e"], tiles["run_s"]):
+        raise KernelError(f"AUDIOMAMBA_STEP_TILES: run_warps={tiles['run_warps']} is more threads than a tile of "
+                          f"run_rows={tiles['run_rows']} x {min(tiles['run_e'], tiles['run_s'])} channels holds: give "
+                          "fewer warps or larger tiles")
+    return tiles
 
 
 def rows_width_ok(H: int) -> bool:

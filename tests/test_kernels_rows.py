@@ -137,6 +137,9 @@ def test_rows_run_rejects_bad_arguments_and_settings(monkeypatch) -> None:
     monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", "run_rows=8")
     with pytest.raises(KernelError, match="rows at least 16"):
         rows_tiles()
+    monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", "run_warps=16")
+    with pytest.raises(KernelError, match="run_warps=16 is more threads than a tile"):
+        rows_tiles()
 
 
 def _steps(model, tokens: torch.Tensor, rows: bool, monkeypatch):
