@@ -197,9 +197,10 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 out += [Variant("run_flat", tuple(dict(flat_run, LAST=last).items()), run_warps(H))
                         for last in (False, True)]
                 # one stream's run of selective blocks as a chain of programs, one per block (AUDIOMAMBA_STEP_RUNS=chain)
-                if H <= 64:
+                if H <= 64:  # ... and of real and complex LTI blocks
                     chain = dict(K=4, RES_REVERSED=True, BLOCK_H=H, BLOCK_E=E, BLOCK_N=16, PDL=True)
-                    out.append(Variant("chain", tuple(chain.items()), 2 * run_warps(H)))
+                    out += [Variant("chain", tuple(dict(chain, SELECTIVE=sel, IS_COMPLEX=cplx).items()),
+                                    2 * run_warps(H)) for sel, cplx in ((True, False), (False, False), (False, True))]
                 # ... and of selective blocks (one launch per block: every program computes the whole x_proj)
                 s6_flat = dict(flat_run, BLOCK_K=max(16, 2048 // H))
                 out += [Variant("run_s6flat", tuple(dict(s6_flat, LAST=last).items()), run_warps(H))
@@ -259,7 +260,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "sample": triton_sample._sample_kernel, "conv_fwd": triton_conv._conv_fwd_kernel,
           "conv_bwd": triton_conv._conv_bwd_kernel, "conv_dpre": triton_conv._conv_dpre_kernel,
           "conv_dx": triton_conv._conv_dx_kernel, "run": triton_mamba_run._run_kernel,
-          "rows": triton_mamba_rows._rows_run_kernel, "chain": triton_mamba_chain._chain_s6_kernel,
+          "rows": triton_mamba_rows._rows_run_kernel, "chain": triton_mamba_chain._chain_kernel,
           "ltifwd": triton_lti_chunk._lti_chunk_fwd_kernel, "ltibwd": triton_lti_chunk._lti_chunk_bwd_kernel}[v.kernel]
     consts = dict(v.consts)
     # the strides that are 1 when the sequential forward runs on contiguous (b, d, L) u/Δ/z/y, (b, N, L) B/C and

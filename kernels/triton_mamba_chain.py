@@ -1,4 +1,4 @@
-"""One stream's step of a run of selective Mamba blocks as ONE launch: a chain of programs, one per block.
+"""One stream's step of a run of Mamba blocks as ONE launch: a chain of programs, one per block.
 
 One stream is latency-bound: a block step is three launches of 2-4 µs (:mod:`kernels.triton_mamba_step`), and a
 launch inside a CUDA graph costs about 0.9 µs of synchronisation alone, as much as a grid barrier (0.77-0.91 µs for
@@ -28,8 +28,9 @@ programs must be resident at once (n is at most the SMs; a program that polls 2^
 :func:`kernels.triton_mamba_run.check_runs_scratch`-style checking turns that into a KernelError). Triton's CPU
 interpreter runs the programs in order 0, 1, ..., so every flag is raised before it is awaited there.
 
-``AUDIOMAMBA_STEP_RUNS=chain`` attaches it to one stream's runs of ``mamba-s6`` blocks (the LTI runs keep their split
-launches); built 2026-12-05 on the CPU machine (interpreter tests against the float64 reference and the per-block
+LTI blocks (``mamba-s4``, ``mamba-s4-real``) chain the same way without the x_proj (their decay exp(Δ A) computed once
+per launch). ``AUDIOMAMBA_STEP_RUNS=chain`` attaches it to one stream's runs of every Mamba kind that fits one program
+(:func:`chain_fits`); built 2026-12-05 on the CPU machine (interpreter tests against the float64 reference and the per-block
 steps, sm_90 compile checks), not yet timed.
 """
 
@@ -43,7 +44,7 @@ from torch import Tensor
 from .backend import interpreting, pdl_enabled
 from .errors import KernelError
 from .triton_helpers import exp_dtA, pdl_wait, readout, softplus, state_update
-from .triton_mamba_run import S6Stack, check_run_args, run_warps
+from .triton_mamba_run import LTIStack, S6Stack, _as_real, check_run_args, run_warps
 from .triton_mamba_step import _conv_shift, _conv_taps_row
 
 #: polls of a flag before a program gives up (about seconds on a GPU); tests set it low
@@ -66,16 +67,19 @@ def check_chain_sync(sync: Tensor) -> None:
 
 
 @triton.jit
-def _chain_s6_kernel(
+def _chain_kernel(
     x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr,
-    wxt_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, woutt_ptr, sync_ptr, tail_ptr,
+    wxt_ptr, wdt_ptr, dtb_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, woutt_ptr, sync_ptr, tail_ptr,
     batch, H, E, N, R, n_blocks, eps, res_first, n_res, tail_stride,
     K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
-    BLOCK_N: tl.constexpr, PDL: tl.constexpr = False, POLLS: tl.constexpr = 1 << 24,
+    BLOCK_N: tl.constexpr, SELECTIVE: tl.constexpr = True, IS_COMPLEX: tl.constexpr = False,
+    PDL: tl.constexpr = False, POLLS: tl.constexpr = 1 << 24,
 ):
     """Program j steps block j of the run for every row (module docstring). Tiles: (channels, H columns) for the
     in_proj and the transposed out_proj ``woutt`` (n, E, H); (channels, BLOCK_N columns) for the transposed x_proj
-    ``wxt`` (n, E, R + 2N) in three parts, Δ's weights (R <= BLOCK_N) and the states."""
+    ``wxt`` (n, E, R + 2N) in three parts, Δ's weights (R <= BLOCK_N) and the states. LTI blocks (not SELECTIVE)
+    read Δ (n, E) and A, B, C (n, E, N) instead ((re, im) pairs with IS_COMPLEX, h too), and their decay exp(Δ A)
+    is computed once per launch, before the wait."""
     j = tl.program_id(0)
     offs_e = tl.arange(0, BLOCK_E)
     offs_h = tl.arange(0, BLOCK_H)
@@ -90,19 +94,38 @@ def _chain_s6_kernel(
     w_u = tl.load(win_ptr + j * 2 * E * H + offs_e[:, None] * H + offs_h[None, :], mask=m_eh, other=0.0)
     w_z = tl.load(win_ptr + j * 2 * E * H + (E + offs_e[:, None]) * H + offs_h[None, :], mask=m_eh, other=0.0)
     w_o = tl.load(woutt_ptr + j * E * H + offs_e[:, None] * H + offs_h[None, :], mask=m_eh, other=0.0)
-    xw = R + 2 * N
-    wx = wxt_ptr + j * E * xw + offs_e[:, None] * xw + offs_n[None, :]
-    w_r = tl.load(wx, mask=m_er, other=0.0)
-    w_b = tl.load(wx + R, mask=m_en, other=0.0)
-    w_c = tl.load(wx + R + N, mask=m_en, other=0.0)
-    w_dt = tl.load(wdt_ptr + j * E * R + offs_e[:, None] * R + offs_n[None, :], mask=m_er, other=0.0)
-    A = tl.load(a_ptr + j * E * N + offs_e[:, None] * N + offs_n[None, :], mask=m_en, other=0.0)
+    en = offs_e[:, None] * N + offs_n[None, :]
+    if SELECTIVE:
+        xw = R + 2 * N
+        wx = wxt_ptr + j * E * xw + offs_e[:, None] * xw + offs_n[None, :]
+        w_r = tl.load(wx, mask=m_er, other=0.0)
+        w_b = tl.load(wx + R, mask=m_en, other=0.0)
+        w_c = tl.load(wx + R + N, mask=m_en, other=0.0)
+        w_dt = tl.load(wdt_ptr + j * E * R + offs_e[:, None] * R + offs_n[None, :], mask=m_er, other=0.0)
+        A = tl.load(a_ptr + j * E * N + en, mask=m_en, other=0.0)
+    else:  # Δ, A, B, C per channel: the decay once per launch
+        pairs = 2 if IS_COMPLEX else 1
+        dtc = tl.load(dt_ptr + j * E + offs_e, mask=m_e, other=0.0)
+        off = j * E * N * pairs + pairs * en
+        A_re = tl.load(a_ptr + off, mask=m_en, other=0.0)
+        B_re = tl.load(b_ptr + off, mask=m_en, other=0.0)
+        C_re = tl.load(c_ptr + off, mask=m_en, other=0.0)
+        if IS_COMPLEX:
+            A_im = tl.load(a_ptr + off + 1, mask=m_en, other=0.0)
+            B_im = tl.load(b_ptr + off + 1, mask=m_en, other=0.0)
+            C_im = tl.load(c_ptr + off + 1, mask=m_en, other=0.0)
+        else:
+            A_im = A_re
+            B_im = B_re
+            C_im = C_re
+        a_re, a_im = exp_dtA(dtc[:, None], A_re, A_im, IS_COMPLEX)
     nw = tl.load(nw_ptr + j * H + offs_h, mask=m_h, other=0.0)
     nb = tl.load(nb_ptr + j * H + offs_h, mask=m_h, other=0.0)
     cw = cw_ptr + j * E * K
     w_last = tl.load(cw + offs_e * K + (K - 1), mask=m_e, other=0.0)
     bias = tl.load(cb_ptr + j * E + offs_e, mask=m_e, other=0.0)
-    dtb = tl.load(dtb_ptr + j * E + offs_e, mask=m_e, other=0.0)
+    if SELECTIVE:
+        dtb = tl.load(dtb_ptr + j * E + offs_e, mask=m_e, other=0.0)
     D = tl.load(D_ptr + j * E + offs_e, mask=m_e, other=0.0)
     pdl_wait(PDL)
     # this launch's number (every program has finished as many), then block j's input
@@ -136,17 +159,29 @@ def _chain_s6_kernel(
         _conv_shift(win, u_new, m_e, conv_ptr, K)
         acc = u_new * w_last + bias + taps
         u = tl.where(m_e, acc * tl.sigmoid(acc), 0.0)
-        # x_proj, Δ, state update, readout
-        dt_low = tl.sum(u[:, None] * w_r, axis=0)
-        Bt = tl.sum(u[:, None] * w_b, axis=0)
-        Ct = tl.sum(u[:, None] * w_c, axis=0)
-        dt = softplus(tl.sum(w_dt * dt_low[None, :], axis=1) + dtb)
-        a, _ = exp_dtA(dt[:, None], A, A, False)
-        hp = h_ptr + (j * batch + row) * E * N + offs_e[:, None] * N + offs_n[None, :]
-        h = tl.load(hp, mask=m_en, other=0.0).to(tl.float32)  # float32 or bf16 states
-        h, _ = state_update(h, h, a, a, (dt * u)[:, None], Bt[None, :], Bt[None, :], False)
-        tl.store(hp, h, mask=m_en)
-        y = (readout(h, h, Ct[None, :], Ct[None, :], 1, False) + D * u) * z * tl.sigmoid(z)
+        if SELECTIVE:  # x_proj, Δ, state update, readout
+            dt_low = tl.sum(u[:, None] * w_r, axis=0)
+            Bt = tl.sum(u[:, None] * w_b, axis=0)
+            Ct = tl.sum(u[:, None] * w_c, axis=0)
+            dt = softplus(tl.sum(w_dt * dt_low[None, :], axis=1) + dtb)
+            a, _ = exp_dtA(dt[:, None], A, A, False)
+            hp = h_ptr + (j * batch + row) * E * N + en
+            h = tl.load(hp, mask=m_en, other=0.0).to(tl.float32)  # float32 or bf16 states
+            h, _ = state_update(h, h, a, a, (dt * u)[:, None], Bt[None, :], Bt[None, :], False)
+            tl.store(hp, h, mask=m_en)
+            y = readout(h, h, Ct[None, :], Ct[None, :], 1, False)
+        else:
+            hp = h_ptr + (j * batch + row) * E * N * pairs + pairs * en
+            h_re = tl.load(hp, mask=m_en, other=0.0).to(tl.float32)  # float32 or bf16 real states
+            h_im = h_re
+            if IS_COMPLEX:
+                h_im = tl.load(hp + 1, mask=m_en, other=0.0)
+            h_re, h_im = state_update(h_re, h_im, a_re, a_im, (dtc * u)[:, None], B_re, B_im, IS_COMPLEX)
+            tl.store(hp, h_re, mask=m_en)
+            if IS_COMPLEX:
+                tl.store(hp + 1, h_im, mask=m_en)
+            y = readout(h_re, h_im, C_re, C_im, 1, IS_COMPLEX)
+        y = (y + D * u) * z * tl.sigmoid(z)
         y = tl.where(m_e, y, 0.0)
         x = x + tl.sum(w_o * y[:, None], axis=0)
         i = j - res_first
@@ -164,47 +199,57 @@ def _chain_s6_kernel(
     tl.store(sync_ptr + n_blocks + j, e + 1)
 
 
-def chain_fits(H: int, E: int, N: int, R: int) -> bool:
-    """Whether a block of these sizes steps as one program of the chain: R and N at most next_pow2(N) columns and
-    the (channels, H) weight tiles at most 128 x 64 (sc09-small's and youtubemix's 16 kHz levels; wider blocks would
-    hold their weights in local memory)."""
+def chain_fits(H: int, E: int, N: int, R: int = 0) -> bool:
+    """Whether a block of these sizes steps as one program of the chain (R = 0 for LTI blocks): Δ's rank R within the
+    state tiles' max(16, next_pow2(N)) columns and the (channels, H) weight tiles at most 128 x 64 (sc09-small's and
+    youtubemix's 16 kHz levels; wider blocks would hold their weights in local memory)."""
     return R <= max(16, triton.next_power_of_2(N)) and triton.next_power_of_2(E) * triton.next_power_of_2(H) <= 8192
 
 
 @torch.no_grad()
-def mamba_s6_chain_step_triton(x: Tensor, w: S6Stack, conv_state: Tensor, h: Tensor, outs: Tensor, sync: Tensor,
-                               out_proj_t: Tensor, x_proj_t: Tensor, res: Tensor | None = None, res_first: int = 0,
-                               res_reversed: bool = False, x0b: Tensor | None = None,
-                               tail: Tensor | None = None) -> Tensor:
-    """One step of a run of n ``mamba-s6`` blocks for x (B, H), B < 16, as one launch of n programs
-    (:func:`_chain_s6_kernel`); updates ``conv_state`` (n, B, E, K-1) and ``h`` (n, B, E, N) IN PLACE and writes
-    ``outs`` (n + 1, B, H). ``sync``: :func:`chain_sync` (n), the same tensor on every step of the run.
-    ``out_proj_t`` (n, E, H), ``x_proj_t`` (n, E, R + 2N): out_proj and x_proj transposed, contiguous. ``res``,
-    ``res_first``, ``res_reversed``, ``x0b``, ``tail``: as :func:`kernels.triton_mamba_run.mamba_s6_run_step_triton`."""
-    op = "mamba_s6_chain_step"
+def mamba_chain_step_triton(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, outs: Tensor,
+                            sync: Tensor, out_proj_t: Tensor, x_proj_t: Tensor | None = None, res: Tensor | None = None,
+                            res_first: int = 0, res_reversed: bool = False, x0b: Tensor | None = None,
+                            tail: Tensor | None = None) -> Tensor:
+    """One step of a run of n Mamba blocks (``mamba-s6``, or ``mamba-s4`` / ``mamba-s4-real`` with an
+    :class:`LTIStack`) for x (B, H), B < 16, as one launch of n programs (:func:`_chain_kernel`); updates
+    ``conv_state`` (n, B, E, K-1) and ``h`` (n, B, E, N) IN PLACE and writes ``outs`` (n + 1, B, H). ``sync``:
+    :func:`chain_sync` (n), the same tensor on every step of the run. ``out_proj_t`` (n, E, H), ``x_proj_t``
+    (n, E, R + 2N; selective blocks only): out_proj and x_proj transposed, contiguous. ``res``, ``res_first``,
+    ``res_reversed``, ``x0b``, ``tail``: as :func:`kernels.triton_mamba_run.mamba_s6_run_step_triton`."""
+    op = "mamba_chain_step"
     check_run_args(op, x, w, conv_state, h, outs, res, x0b, tail, 16)
     n, H = w.norm_weight.shape
     E, N = w.A.shape[1:]
-    R = w.dt_proj.shape[-1]
-    for name, t, shape in (("out_proj_t", out_proj_t, (n, E, H)), ("x_proj_t", x_proj_t, (n, E, R + 2 * N)),
-                           ("sync", sync, (2 * n + 1,))):
-        if tuple(t.shape) != shape or not t.is_contiguous():
-            raise ValueError(f"{op}: {name} must be contiguous of shape {shape}, got {tuple(t.shape)}")
+    selective = isinstance(w, S6Stack)
+    R = w.dt_proj.shape[-1] if selective else 0
+    shapes = [("out_proj_t", out_proj_t, (n, E, H)), ("sync", sync, (2 * n + 1,))]
+    if selective:
+        shapes.append(("x_proj_t", x_proj_t, (n, E, R + 2 * N)))
+    for name, t, shape in shapes:
+        if t is None or tuple(t.shape) != shape or not t.is_contiguous():
+            raise ValueError(f"{op}: {name} must be contiguous of shape {shape}, got "
+                             f"{None if t is None else tuple(t.shape)}")
     if not chain_fits(H, E, N, R):
         raise ValueError(f"{op}: a block of width {H}, d_inner {E}, state {N} and rank {R} does not fit one program "
                          "(chain_fits): step it with the per-block launches")
     if x.is_cuda and n > torch.cuda.get_device_properties(x.device).multi_processor_count:
         raise ValueError(f"{op}: {n} blocks need {n} programs resident at once, more than the GPU's SMs")
     pdl = pdl_enabled(x)
-    block_n = max(16, triton.next_power_of_2(N))
-    _chain_s6_kernel[(n,)](
+    none = sync  # a pointer the other block kind does not read
+    if selective:
+        ssm = (x_proj_t, w.dt_proj, w.dt_bias, none, w.A, none, none)
+    else:
+        ssm = (none, none, none, w.delta, _as_real(w.A), _as_real(w.B), _as_real(w.C))
+    _chain_kernel[(n,)](
         x, x.stride(0), x if x0b is None else x0b, -1 if x0b is None else x0b.stride(0), outs,
         res if res is not None else x, w.norm_weight, w.norm_bias, w.in_proj, w.conv_weight, w.conv_bias, conv_state,
-        x_proj_t, w.dt_proj, w.dt_bias, w.A, w.D, h, out_proj_t, sync, outs if tail is None else tail,
+        *ssm, w.D, _as_real(h), out_proj_t, sync, outs if tail is None else tail,
         x.shape[0], H, E, N, R, n, float(w.eps), res_first, 0 if res is None else res.shape[0],
         -1 if tail is None else tail.stride(0),
         K=w.conv_weight.shape[-1], RES_REVERSED=res_reversed, BLOCK_H=triton.next_power_of_2(H),
-        BLOCK_E=triton.next_power_of_2(E), BLOCK_N=block_n, PDL=pdl, launch_pdl=pdl,
-        POLLS=CHAIN_POLLS if not interpreting() else 4, num_warps=2 * run_warps(H),
+        BLOCK_E=triton.next_power_of_2(E), BLOCK_N=max(16, triton.next_power_of_2(N)), SELECTIVE=selective,
+        IS_COMPLEX=w.A.is_complex(), PDL=pdl, launch_pdl=pdl, POLLS=CHAIN_POLLS if not interpreting() else 4,
+        num_warps=2 * run_warps(H),
     )
     return outs[n]

@@ -12,9 +12,9 @@ from audiomamba.kernels.triton_mamba_chain import (
     chain_fits,
     chain_sync,
     check_chain_sync,
-    mamba_s6_chain_step_triton,
+    mamba_chain_step_triton,
 )
-from audiomamba.kernels.triton_mamba_run import S6Stack, run_step_ref
+from audiomamba.kernels.triton_mamba_run import LTIStack, S6Stack, run_step_ref
 from kernel_helpers import assert_bf16_close, assert_bf16_rounded, spy_launches
 
 from audiomamba import kernels
@@ -35,24 +35,45 @@ def _stack(n: int, H: int, E: int, N: int, R: int, K: int, gen: torch.Generator,
                    dt_proj=r(n, E, R), dt_bias=r(n, E) - 2)
 
 
-def _t(w: S6Stack) -> tuple[torch.Tensor, torch.Tensor]:
-    return w.out_proj.transpose(1, 2).contiguous(), w.x_proj.transpose(1, 2).contiguous()
+def _t(w: S6Stack | LTIStack) -> tuple[torch.Tensor, torch.Tensor | None]:
+    x_proj_t = w.x_proj.transpose(1, 2).contiguous() if isinstance(w, S6Stack) else None
+    return w.out_proj.transpose(1, 2).contiguous(), x_proj_t
 
 
+def _lti(w: S6Stack, cplx: bool, gen: torch.Generator, dev: str) -> LTIStack:
+    """The front of ``w`` with an LTI SSM: complex (mamba-s4) or real (mamba-s4-real) A, B, C per channel."""
+    n, E, N = w.A.shape
+
+    def r(*shape: int) -> torch.Tensor:
+        t = torch.randn(*shape, 2 if cplx else 1, generator=gen) * 0.3
+        return (torch.view_as_complex(t) if cplx else t[..., 0]).to(dev).contiguous()
+
+    A = (-0.5 - r(n, E, N).real.abs() + (1j * r(n, E, N).imag if cplx else 0)).to(
+        torch.complex64 if cplx else torch.float32).contiguous()
+    front = {k: getattr(w, k) for k in ("norm_weight", "norm_bias", "in_proj", "conv_weight", "conv_bias", "D",
+                                         "out_proj", "eps")}
+    return LTIStack(**front, A=A, delta=(torch.rand(n, E, generator=gen) * 0.1 + 0.01).to(dev), B=r(n, E, N),
+                    C=r(n, E, N))
+
+
+@pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4-real", "mamba-s4"])
 @pytest.mark.parametrize("batch,H,E,N,skips", [(1, 32, 64, 16, "reversed"), (3, 24, 48, 8, "forward"),
                                                (2, 32, 64, 16, "second input")])
-def test_chain_matches_the_reference(batch: int, H: int, E: int, N: int, skips: str) -> None:
-    """Three steps of a chain of 3 blocks: outputs, every block's input, conv windows and states as the float64
-    reference; padded sizes (H 24, d_inner 48, N 8 in tiles of 32, 64, 16); U-Net skips forwards and backwards, a
-    second input and a strided tail; one launch of 3 programs per step."""
+def test_chain_matches_the_reference(kind: str, batch: int, H: int, E: int, N: int, skips: str) -> None:
+    """Three steps of a chain of 3 blocks (selective, real or complex LTI): outputs, every block's input, conv
+    windows and states as the float64 reference; padded sizes (H 24, d_inner 48, N 8 in tiles of 32, 64, 16); U-Net
+    skips forwards and backwards, a second input and a strided tail; one launch of 3 programs per step."""
     gen = torch.Generator().manual_seed(batch + H)
     dev = _device()
     n, R, K = 3, 2, 4
     w = _stack(n, H, E, N, R, K, gen, dev)
+    if kind != "mamba-s6":
+        w = _lti(w, kind == "mamba-s4", gen, dev)
     wt, xt = _t(w)
     conv = (torch.randn(n, batch, E, K - 1, generator=gen) * 0.3).to(dev)
-    h = (torch.randn(n, batch, E, N, generator=gen) * 0.3).to(dev)
-    conv_ref, h_ref = conv.double().clone(), h.double().clone()
+    h = (torch.randn(n, batch, E, N, 2 if kind == "mamba-s4" else 1, generator=gen) * 0.3).to(dev)
+    h = torch.view_as_complex(h).contiguous() if kind == "mamba-s4" else h[..., 0].contiguous()
+    conv_ref, h_ref = conv.double().clone(), h.to(torch.complex128 if h.is_complex() else torch.float64).clone()
     res = torch.randn(3, batch, H, generator=gen).to(dev)
     sync, outs = chain_sync(n, torch.device(dev)), torch.empty(n + 1, batch, H, device=dev)
     tail = torch.zeros(batch, 2 * H, device=dev)
@@ -60,7 +81,7 @@ def test_chain_matches_the_reference(batch: int, H: int, E: int, N: int, skips: 
         x = torch.randn(batch, H, generator=gen).to(dev)
         x0b = torch.randn(batch, H, generator=gen).to(dev) if skips == "second input" else None
         first, rev = (0, False) if skips == "forward" else (1, True)
-        y = mamba_s6_chain_step_triton(x, w, conv, h, outs, sync, wt, xt, res, first, rev, x0b,
+        y = mamba_chain_step_triton(x, w, conv, h, outs, sync, wt, xt, res, first, rev, x0b,
                                        tail[:, :H] if x0b is not None else None)
         ref = run_step_ref(x.double(), w, conv_ref, h_ref, res, first, rev, None if x0b is None else x0b.double())
         assert (outs.double() - ref).abs().max().item() <= 2e-5
@@ -68,7 +89,7 @@ def test_chain_matches_the_reference(batch: int, H: int, E: int, N: int, skips: 
         if x0b is not None:
             assert torch.equal(tail[:, :H], outs[n]) and not tail[:, H:].any()
         assert (conv.double() - conv_ref).abs().max().item() <= 2e-6
-        assert (h.double() - h_ref).abs().max().item() <= 2e-6
+        assert (h.to(h_ref.dtype) - h_ref).abs().max().item() <= 2e-6
         # each program counted the launch; the flags of blocks 1 and 2 were raised once per launch
         assert sync.tolist() == [0, step + 1, step + 1, step + 1, step + 1, step + 1, 0]
     check_chain_sync(sync)
@@ -88,7 +109,7 @@ def test_chain_with_bf16_states() -> None:
     sync, outs = chain_sync(n, torch.device(dev)), torch.empty(n + 1, batch, H, device=dev)
     for t in range(3):
         x = torch.randn(batch, H, generator=gen).to(dev)
-        mamba_s6_chain_step_triton(x, w, conv, h, outs, sync, wt, xt)
+        mamba_chain_step_triton(x, w, conv, h, outs, sync, wt, xt)
         ref = run_step_ref(x, w, conv_ref, h_ref)
         assert (outs - ref).abs().max().item() <= 2.0 ** -6 * ref.abs().max().item()
         for got, want in ((conv, conv_ref), (h, h_ref)):
@@ -106,14 +127,14 @@ def test_chain_rejects_bad_arguments_and_a_lost_hand_off() -> None:
     conv, h, outs = torch.zeros(2, 1, 32, 3), torch.zeros(2, 1, 32, 4), torch.zeros(3, 1, 16)
     sync = chain_sync(2, torch.device("cpu"))
     with pytest.raises(ValueError, match=r"sync must be contiguous of shape \(5,\)"):
-        mamba_s6_chain_step_triton(torch.zeros(1, 16), w, conv, h, outs, sync[:4], wt, xt)
+        mamba_chain_step_triton(torch.zeros(1, 16), w, conv, h, outs, sync[:4], wt, xt)
     with pytest.raises(ValueError, match="x_proj_t must be contiguous"):
-        mamba_s6_chain_step_triton(torch.zeros(1, 16), w, conv, h, outs, sync, wt, w.x_proj)
+        mamba_chain_step_triton(torch.zeros(1, 16), w, conv, h, outs, sync, wt, w.x_proj)
     with pytest.raises(ValueError, match="x must be"):
-        mamba_s6_chain_step_triton(torch.zeros(16, 16), w, conv, h, outs, sync, wt, xt)
+        mamba_chain_step_triton(torch.zeros(16, 16), w, conv, h, outs, sync, wt, xt)
     assert chain_fits(64, 128, 16, 4) and not chain_fits(128, 256, 16, 8) and not chain_fits(64, 128, 16, 32)
     sync[2 + 1] = 5  # program 1 believes it has finished 5 launches: it waits for a flag that stays at 1
-    mamba_s6_chain_step_triton(torch.zeros(1, 16), w, conv, h, outs, sync, wt, xt)
+    mamba_chain_step_triton(torch.zeros(1, 16), w, conv, h, outs, sync, wt, xt)
     with pytest.raises(KernelError, match="gave up waiting"):
         check_chain_sync(sync)
 
@@ -133,23 +154,23 @@ def _steps(model, tokens: torch.Tensor, mode: str, monkeypatch):
 
 
 def test_unet_with_chains_matches_the_per_block_steps(monkeypatch) -> None:
-    """Two pooling levels of two mamba-s6 blocks each, a center of two, and a level of mamba-s4-real blocks in
-    between: the four selective runs step as chains (one launch each), the LTI runs as split runs; logits and every
-    state as the per-block fused steps."""
+    """A level of two mamba-s6 blocks, an inner level of two mamba-s4-real blocks and a center of two mamba-s4: every
+    run steps as a chain (one launch each); logits and every state as the per-block fused steps."""
     import audiomamba.kernels.triton_mamba_chain as ch
 
     torch.manual_seed(3)
     cfg = {"d_model": 16, "d_state": 4, "pool": [2, 2], "levels": [{"block": "mamba-s6", "n": 2},
                                                                   {"block": "mamba-s4-real", "n": 2}],
-           "center": {"block": "mamba-s6", "n": 2}}
+           "center": {"block": "mamba-s4", "n": 2}}
     dev = _device()
     model = build_model(cfg).to(dev).eval()
     tokens = torch.randint(0, 256, (1, 8), device=dev)
-    launched = spy_launches(monkeypatch, ch, "_chain_s6_kernel")
+    launched = spy_launches(monkeypatch, ch, "_chain_kernel")
     chained, s_chain = _steps(model, tokens, "chain", monkeypatch)
-    assert len(launched) == 8 * 2 + 2 and all(grid == (2,) for grid in launched)  # outer every step, center every 4th
+    # the outer level's two runs every step, the inner level's every 2nd, the center every 4th
+    assert len(launched) == 8 * 2 + 4 * 2 + 2 and all(grid == (2,) for grid in launched)
     per_block, s_blocks = _steps(model, tokens, "0", monkeypatch)
-    assert s_chain["body"]["runs"]["down"].chain and not s_chain["body"]["inner"]["runs"]["down"].chain
+    assert s_chain["body"]["runs"]["down"].chain and s_chain["body"]["inner"]["runs"]["center"].chain
     assert (chained - per_block).abs().max().item() <= 1e-4
     leaves_c = [t for t in torch.utils._pytree.tree_leaves(s_chain) if isinstance(t, torch.Tensor)]
     leaves_b = [t for t in torch.utils._pytree.tree_leaves(s_blocks) if isinstance(t, torch.Tensor)]

@@ -21,7 +21,7 @@ from audiomamba.kernels.triton_mamba_chain import (
     chain_fits,
     chain_sync,
     check_chain_sync,
-    mamba_s6_chain_step_triton,
+    mamba_chain_step_triton,
 )
 from audiomamba.kernels.triton_mamba_rows import (
     mamba_rows_run_step_triton,
@@ -82,8 +82,7 @@ class BlockRun:
                 self._step, R = mamba_lti_run_step_triton, 0
             # out_proj (and x_proj) transposed, for the split runs of real LTI and selective blocks in one layout
             # (AUDIOMAMBA_STEP_FLAT=run)
-            self.out_proj_t = (None if self.weights.A.is_complex()
-                               else self.weights.out_proj.transpose(1, 2).contiguous())
+            self.out_proj_t = self.weights.out_proj.transpose(1, 2).contiguous()
             self.x_proj_t = (self.weights.x_proj.transpose(1, 2).contiguous()
                              if isinstance(self.weights, S6Stack) else None)
             # the states as one tensor each; every block's state dict now holds its view
@@ -98,10 +97,10 @@ class BlockRun:
         # the blocks' outputs (activations) in the weights' dtype: the states may be stored narrower (bf16)
         self.outs = torch.empty((n + 1, batch, H), device=self.h.device, dtype=self.weights.norm_weight.dtype)
         # a batch's run is one launch of row tiles (its u and z pass through ``uz``); one stream's, of channel blocks,
-        # or with AUDIOMAMBA_STEP_RUNS=chain (mamba-s6) a program per block handing x on by flags (``sync``)
+        # or with AUDIOMAMBA_STEP_RUNS=chain a program per block handing x on by flags (``sync``)
         self.rows = batch > RUN_MAX_ROWS
         self.uz = rows_scratch(batch, E, self.h.device) if self.rows else None
-        self.chain = not self.rows and isinstance(self.weights, S6Stack) and runs_mode() == "chain"
+        self.chain = not self.rows and runs_mode() == "chain"
         self.sync = chain_sync(n, self.h.device) if self.chain else None
         self.scratch = (None if self.rows or self.chain
                         else run_scratch(batch, H, E, N, R, self.h.device, self.block_e))
@@ -119,9 +118,11 @@ class BlockRun:
             return None
         if states[0][0]["ssm"].shape[0] > RUN_MAX_ROWS and not (rows_runs() and rows_width_ok(blocks[0].width)):
             return None
-        if kinds == {MambaS6Block} and states[0][0]["ssm"].shape[0] <= RUN_MAX_ROWS and runs_mode() == "chain":
-            mixer, ssm = blocks[0].layers[0].mixer, blocks[0].layers[0].mixer.ssm
-            if not chain_fits(blocks[0].width, mixer.d_inner, ssm.A_log.shape[-1], ssm.dt_proj.weight.shape[1]):
+        h = states[0][0]["ssm"]
+        if h.shape[0] <= RUN_MAX_ROWS and runs_mode() == "chain":
+            ssm = blocks[0].layers[0].mixer.ssm
+            rank = ssm.dt_proj.weight.shape[1] if kinds == {MambaS6Block} else 0
+            if not chain_fits(blocks[0].width, h.shape[-2], h.shape[-1], rank):
                 return None  # too wide for one program per block: the per-block launches
         return BlockRun(list(blocks), states)
 
@@ -143,8 +144,8 @@ class BlockRun:
                                        res_reversed, x0b, tail)
             return self.outs
         if self.chain:
-            mamba_s6_chain_step_triton(x, self.weights, self.conv_state, self.h, self.outs, self.sync, self.out_proj_t,
-                                       self.x_proj_t, res, res_first, res_reversed, x0b, tail)
+            mamba_chain_step_triton(x, self.weights, self.conv_state, self.h, self.outs, self.sync, self.out_proj_t,
+                                    self.x_proj_t, res, res_first, res_reversed, x0b, tail)
             return self.outs
         extra = {"out_proj_t": self.out_proj_t} if self.out_proj_t is not None else {}
         if self.x_proj_t is not None:

@@ -68,11 +68,11 @@ run_rows=32;run_rows=32,run_warps=16;run_max_h=256;run_max_h=64;run_maxnreg=128,
 # (AUDIOMAMBA_STEP_RUNS=chain, new 2026-12-05 09:50; sync_cost on an H100: a grid barrier 0.77-0.91 us, a graph launch
 # 0.90 us, so a block split over programs pays two of them and a whole block per program none): the GPU tests, the
 # steady one-stream step against the per-block launches (sc09-small, youtubemix), the CLI path at batch 1
-run chain bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_kernels_chain.py; for p in sc09-small \
-  youtubemix; do timeout 150 python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUNS --configs chain \
-  --batch 1 --steps 2048 --rounds 3 --preset \$p --out $RES/step-chain-\$p.md; done; AUDIOMAMBA_STEP_RUNS=chain \
-  timeout 200 python3 -m audiomamba bench generate --matrix --presets sc09-small,youtubemix --blocks mamba-s6 \
-  --batches 1 --out $RES/bench-generate-matrix-chain.md"
+run chain bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_kernels_chain.py; for b in mamba-s6 \
+  mamba-s4-real mamba-s4; do for p in sc09-small youtubemix; do timeout 150 python3 -m audiomamba.bench.step_tiles \
+  --var AUDIOMAMBA_STEP_RUNS --configs chain --batch 1 --steps 2048 --rounds 3 --preset \$p --block \$b \
+  --out $RES/step-chain-\$p-\$b.md; done; done; AUDIOMAMBA_STEP_RUNS=chain timeout 300 python3 -m audiomamba bench \
+  generate --matrix --presets sc09-small,sc09-large,youtubemix --batches 1 --out $RES/bench-generate-matrix-chain.md"
 # one stream's selective blocks as split runs in one layout, ONE launch per block (AUDIOMAMBA_STEP_FLAT=run with
 # AUDIOMAMBA_STEP_RUNS=split, new 2026-12-05 10:00: every program computes the whole x_proj; sm_90 at sc09-small's
 # 16 kHz widths 25 CTA barriers and 1744 instructions in one launch, against the per-block launches' 58 and 1328 in
