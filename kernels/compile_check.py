@@ -179,16 +179,6 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             out.append(Variant("out_proj", tuple(dict(out_proj, EVEN=True).items()), 4))
             if small:
                 out.append(Variant("out_proj", tuple(dict(out_proj, PDL=True, PRELOAD=True).items()), 4))
-            if not small:  # a batch's run of blocks as one row-tile launch (AUDIOMAMBA_STEP_ROWS=1), as launched
-                from .triton_mamba_rows import ROWS_TILES as rt
-
-                rows = dict(K=4, RES_REVERSED=True, USE_DOT=True, PREC=batched_prec, BLOCK_B=rt["run_rows"],
-                            BLOCK_H=H, BLOCK_E=rt["run_e"], BLOCK_R=16)
-                for selective, cplx in ((True, False), (False, False), (False, True)):
-                    kind = dict(rows, SELECTIVE=selective, IS_COMPLEX=cplx, BLOCK_N=16,
-                                BLOCK_S=max(16, rt["run_s"] // (2 if cplx else 1)))
-                    out += [Variant("rows", tuple(dict(kind, EVEN=e).items()), rt["run_warps"], rt["run_stages"])
-                            for e in (False, True) if e or not quick]
             if small:  # a run of blocks in one launch (AUDIOMAMBA_STEP_RUNS): persistent (barriers) and one phase
                 from .triton_mamba_run import RUN_BLOCK_E, run_warps
 
@@ -201,10 +191,6 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                     chain = dict(K=4, RES_REVERSED=True, BLOCK_H=H, BLOCK_E=E, BLOCK_N=16, PDL=True)
                     out += [Variant("chain", tuple(dict(chain, SELECTIVE=sel, IS_COMPLEX=cplx).items()),
                                     2 * run_warps(H)) for sel, cplx in ((True, False), (False, False), (False, True))]
-                # ... and of selective blocks (one launch per block: every program computes the whole x_proj)
-                s6_flat = dict(flat_run, BLOCK_K=max(16, 2048 // H))
-                out += [Variant("run_s6flat", tuple(dict(s6_flat, LAST=last).items()), run_warps(H))
-                        for last in (False, True)]
                 run = dict(K=4, RES_REVERSED=True, BLOCK_B=1, BLOCK_H=H, BLOCK_E=RUN_BLOCK_E, BLOCK_N=16,
                            BLOCK_R=max(2, H // 16), BLOCK_P=E // RUN_BLOCK_E, PDL=True,
                            BLOCK_PC=min(E // RUN_BLOCK_E, 8192 // H))
@@ -223,7 +209,7 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
 
 #: the generation step kernels, compiled with their sizes marked as multiples of 16 (:func:`compile_variant`)
 STEP_KERNELS = ("in_conv", "in_flat", "xproj", "ssm", "ssm_lti", "ssm_flat", "out_proj", "out_flat", "run",
-                "run_flat", "run_s6flat", "rows", "chain")
+                "run_flat", "chain")
 
 
 def compile_variant(v: Variant, arch: int = 90) -> str:
@@ -236,7 +222,6 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
         triton_conv,
         triton_lti_chunk,
         triton_mamba_chain,
-        triton_mamba_rows,
         triton_mamba_run,
         triton_mamba_step,
         triton_norm_linear,
@@ -255,12 +240,11 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "ssm_lti": triton_mamba_step._ssm_lti_kernel, "ssm_flat": triton_mamba_step._ssm_flat_kernel,
           "in_flat": triton_mamba_step._in_conv_flat_kernel,
           "out_flat": triton_mamba_step._out_proj_flat_kernel, "run_flat": triton_mamba_run._run_lti_flat_kernel,
-          "run_s6flat": triton_mamba_run._run_s6_flat_kernel,
           "out_proj": triton_mamba_step._out_proj_kernel, "norm_linear": triton_norm_linear._norm_linear_kernel,
           "sample": triton_sample._sample_kernel, "conv_fwd": triton_conv._conv_fwd_kernel,
           "conv_bwd": triton_conv._conv_bwd_kernel, "conv_dpre": triton_conv._conv_dpre_kernel,
           "conv_dx": triton_conv._conv_dx_kernel, "run": triton_mamba_run._run_kernel,
-          "rows": triton_mamba_rows._rows_run_kernel, "chain": triton_mamba_chain._chain_kernel,
+          "chain": triton_mamba_chain._chain_kernel,
           "ltifwd": triton_lti_chunk._lti_chunk_fwd_kernel, "ltibwd": triton_lti_chunk._lti_chunk_bwd_kernel}[v.kernel]
     consts = dict(v.consts)
     # the strides that are 1 when the sequential forward runs on contiguous (b, d, L) u/Δ/z/y, (b, N, L) B/C and

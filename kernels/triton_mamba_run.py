@@ -34,8 +34,9 @@ The U-Net's pooling buffers are read and written in place: the up run adds the U
 as its input (``x0b``), the down run also writes its output to the DownPool's slot (``tail``), one PyTorch launch
 fewer each per sample. With ``AUDIOMAMBA_STEP_RUN_PHASES=1`` a selective block is one phase too
 (:func:`_run_s6_one`: every program computes the whole x_proj). With ``AUDIOMAMBA_STEP_FLAT`` naming ``run``, split runs
-of ``mamba-s4-real`` and ``mamba-s6`` blocks take :func:`_run_lti_flat_kernel` and :func:`_run_s6_flat_kernel`: one
-launch per block (the selective one computing the whole x_proj in every program), every tile in one layout.
+of ``mamba-s4-real`` blocks take :func:`_run_lti_flat_kernel` (every tile in one layout). A one-launch-per-block
+version for ``mamba-s6`` blocks (every program repeating the whole x_proj) ran 0.49x the per-block launches on an H100
+(2026-12-05) and was removed; :mod:`kernels.triton_mamba_chain` gives each block one program instead.
 
 Triton's CPU interpreter runs a grid's programs one after another, so a barrier there would wait forever: under the
 interpreter (and with ``AUDIOMAMBA_STEP_RUNS=split`` on a GPU, to time the barriers against launches) the same
@@ -66,7 +67,7 @@ from torch import Tensor
 from .backend import interpreting, pdl_enabled
 from .checks import REAL_STATE_DTYPES
 from .errors import KernelError
-from .triton_helpers import exp_dtA, ln_regs, mm, pdl_wait, readout, softplus, state_update
+from .triton_helpers import exp_dtA, ln_regs, mm, pdl_wait, readout, state_update
 from .triton_mamba_step import (
     _conv_shift,
     _conv_step,
@@ -531,119 +532,6 @@ def _run_lti_flat_kernel(
         tl.store(op_ptr + ((j % 2) * P + p) * BLOCK_B * BLOCK_H + row * BLOCK_H + offs_h, tl.sum(w_o * y[:, None], 0))
 
 
-@triton.jit
-def _run_s6_flat_kernel(
-    x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr,
-    wxt_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, woutt_ptr, op_ptr, uz_ptr, tail_ptr,
-    batch, H, E, N, R, eps, res_first, n_res, tail_stride, j, P,
-    K: tl.constexpr, RES_REVERSED: tl.constexpr, LAST: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
-    BLOCK_K: tl.constexpr, BLOCK_B: tl.constexpr, PDL: tl.constexpr = False,
-):
-    """Selective block j of a split run in one launch and one layout (``AUDIOMAMBA_STEP_FLAT`` with ``run``), or with
-    LAST the run's output: one row per program (grid axis 1), BLOCK_E channels (axis 0). As :func:`_run_s6_one`,
-    every program computes the whole x_proj itself (the in_proj rows of u and the conv step of every channel, BLOCK_K
-    channels at a time, against the transposed x_proj ``wxt`` (n, E, R + 2N)), so the block is one launch; the conv
-    windows of block j are read by every program, so each owner shifts its channels' window at the next launch (u's
-    new entries wait in ``uz`` (2, B, E), slot j % 2). Every tile is (channels, columns) as in
-    :func:`_run_lti_flat_kernel`: the in_proj's and the transposed out_proj's rows, x_proj's, Δ's rank and the states
-    in the columns (R + 2N and N at most BLOCK_H). The math is :func:`_run_s6_one`'s."""
-    p = tl.program_id(0)
-    row = tl.program_id(1).to(tl.int64)
-    offs_e = p * BLOCK_E + tl.arange(0, BLOCK_E)
-    offs_h = tl.arange(0, BLOCK_H)
-    m_e = offs_e < E
-    m_h = offs_h < H
-    m_eh = m_e[:, None] & m_h[None, :]
-    m_en = m_e[:, None] & (offs_h < N)[None, :]
-    en = offs_e[:, None] * N + offs_h[None, :]
-    if not LAST:  # block j's weights for this program's channels before the wait: nothing of this step writes them
-        w_u = tl.load(win_ptr + j * 2 * E * H + offs_e[:, None] * H + offs_h[None, :], mask=m_eh, other=0.0)
-        w_z = tl.load(win_ptr + j * 2 * E * H + (E + offs_e[:, None]) * H + offs_h[None, :], mask=m_eh, other=0.0)
-        w_o = tl.load(woutt_ptr + j * E * H + offs_e[:, None] * H + offs_h[None, :], mask=m_eh, other=0.0)
-        w_dt = tl.load(wdt_ptr + j * E * R + offs_e[:, None] * R + offs_h[None, :],
-                       mask=m_e[:, None] & (offs_h < R)[None, :], other=0.0)
-        nw = tl.load(nw_ptr + j * H + offs_h, mask=m_h, other=0.0)
-        nb = tl.load(nb_ptr + j * H + offs_h, mask=m_h, other=0.0)
-        cw = cw_ptr + j * E * K
-        w_last = tl.load(cw + offs_e * K + (K - 1), mask=m_e, other=0.0)
-        bias = tl.load(cb_ptr + j * E + offs_e, mask=m_e, other=0.0)
-        dtb = tl.load(dtb_ptr + j * E + offs_e, mask=m_e, other=0.0)
-        A = tl.load(a_ptr + j * E * N + en, mask=m_en, other=0.0)
-        D = tl.load(D_ptr + j * E + offs_e, mask=m_e, other=0.0)
-    pdl_wait(PDL)
-    if j > 0:  # block j - 1's windows of this program's channels: every program has read them (the last launch)
-        prev = conv_ptr + ((j - 1) * batch + row) * E * (K - 1) + offs_e * (K - 1)
-        _conv_shift(prev, tl.load(uz_ptr + ((j - 1) % 2 * batch + row) * E + offs_e, mask=m_e, other=0.0), m_e,
-                    conv_ptr, K)
-    conv_j = conv_ptr + (j * batch + row) * E * (K - 1)
-    if not LAST:  # the taps of this program's channels, in flight with x's partials
-        taps = _conv_taps_row(conv_j + offs_e * (K - 1), cw, offs_e, m_e, K, BLOCK_E)
-    # x_j: x0 (+ x0b), or x_(j-1) + every program's out_proj partial of block j - 1 (+ its res)
-    if j == 0:
-        x = tl.load(x0_ptr + row * x0_stride + offs_h, mask=m_h, other=0.0).to(tl.float32)
-        if x0b_stride >= 0:
-            x += tl.load(x0b_ptr + row * x0b_stride + offs_h, mask=m_h, other=0.0).to(tl.float32)
-    else:
-        x = tl.load(outs_ptr + ((j - 1) * batch + row) * H + offs_h, mask=m_h, other=0.0, cache_modifier=".cg")
-        slot = op_ptr + ((j - 1) % 2) * P * BLOCK_B * BLOCK_H + row * BLOCK_H
-        parts = tl.zeros((BLOCK_E, BLOCK_H), tl.float32)
-        for p0 in range(0, P, BLOCK_E):  # the programs as the tile's rows
-            offs_p = p0 + tl.arange(0, BLOCK_E)
-            parts += tl.load(slot + offs_p[:, None] * (BLOCK_B * BLOCK_H) + offs_h[None, :],
-                             mask=(offs_p < P)[:, None] & m_h[None, :], other=0.0, cache_modifier=".cg")
-        x += tl.sum(parts, axis=0)
-        i = j - 1 - res_first
-        if (i >= 0) & (i < n_res):
-            if RES_REVERSED:
-                i = n_res - 1 - i
-            x += tl.load(res_ptr + (i * batch + row) * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
-        x = tl.where(m_h, x, 0.0)
-    if p == 0:
-        tl.store(outs_ptr + (j * batch + row) * H + offs_h, x.to(outs_ptr.dtype.element_ty), mask=m_h)
-        if LAST and tail_stride >= 0:
-            tl.store(tail_ptr + row * tail_stride + offs_h, x.to(tail_ptr.dtype.element_ty), mask=m_h)
-    if not LAST:
-        mean = tl.sum(x, axis=0) / H
-        xc = tl.where(m_h, x - mean, 0.0)
-        xn = xc * (1.0 / tl.sqrt(tl.sum(xc * xc, axis=0) / H + eps)) * nw + nb
-        # the whole x_proj: u of every channel (in_proj row, conv step), BLOCK_K channels at a time
-        xw = R + 2 * N
-        acc_r = tl.zeros((BLOCK_K, BLOCK_H), tl.float32)
-        acc_b = tl.zeros((BLOCK_K, BLOCK_H), tl.float32)
-        acc_c = tl.zeros((BLOCK_K, BLOCK_H), tl.float32)
-        for k0 in range(0, E, BLOCK_K):
-            offs_k = k0 + tl.arange(0, BLOCK_K)
-            m_k = offs_k < E
-            wk = tl.load(win_ptr + j * 2 * E * H + offs_k[:, None] * H + offs_h[None, :],
-                         mask=m_k[:, None] & m_h[None, :], other=0.0)
-            taps_k = _conv_taps_row(conv_j + offs_k * (K - 1), cw, offs_k, m_k, K, BLOCK_K)
-            acc = (tl.sum(wk * xn[None, :], axis=1) * tl.load(cw + offs_k * K + (K - 1), mask=m_k, other=0.0)
-                   + tl.load(cb_ptr + j * E + offs_k, mask=m_k, other=0.0) + taps_k)
-            uk = tl.where(m_k, acc * tl.sigmoid(acc), 0.0)[:, None]
-            wx = wxt_ptr + j * E * xw + offs_k[:, None] * xw + offs_h[None, :]
-            acc_r += uk * tl.load(wx, mask=m_k[:, None] & (offs_h < R)[None, :], other=0.0)
-            acc_b += uk * tl.load(wx + R, mask=m_k[:, None] & (offs_h < N)[None, :], other=0.0)
-            acc_c += uk * tl.load(wx + R + N, mask=m_k[:, None] & (offs_h < N)[None, :], other=0.0)
-        dt_low = tl.sum(acc_r, axis=0)
-        Bt = tl.sum(acc_b, axis=0)
-        Ct = tl.sum(acc_c, axis=0)
-        # this program's channels
-        u_new = tl.sum(w_u * xn[None, :], axis=1)
-        tl.store(uz_ptr + ((j % 2) * batch + row) * E + offs_e, u_new, mask=m_e)
-        acc = u_new * w_last + bias + taps
-        u = acc * tl.sigmoid(acc)
-        z = tl.sum(w_z * xn[None, :], axis=1)
-        dt = softplus(tl.sum(w_dt * dt_low[None, :], axis=1) + dtb)
-        a, _ = exp_dtA(dt[:, None], A, A, False)
-        hp = h_ptr + (j * batch + row) * E * N + en
-        h = tl.load(hp, mask=m_en, other=0.0).to(tl.float32)  # float32 or bf16 states
-        h, _ = state_update(h, h, a, a, (dt * u)[:, None], Bt[None, :], Bt[None, :], False)
-        tl.store(hp, h, mask=m_en)
-        y = (readout(h, h, Ct[None, :], Ct[None, :], 1, False) + D * u) * z * tl.sigmoid(z)
-        y = tl.where(m_e, y, 0.0)
-        tl.store(op_ptr + ((j % 2) * P + p) * BLOCK_B * BLOCK_H + row * BLOCK_H + offs_h, tl.sum(w_o * y[:, None], 0))
-
-
 @dataclass
 class _Stack:
     """What every Mamba block of a run has, stacked along a leading block axis (contiguous float32 copies, as the
@@ -767,7 +655,7 @@ def _as_real(t: Tensor) -> Tensor:
 def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, outs: Tensor,
               scratch: dict[str, Tensor], res: Tensor | None, res_first: int, res_reversed: bool,
               block_e: int | None, mode: str | None, x0b: Tensor | None, tail: Tensor | None,
-              out_proj_t: Tensor | None = None, x_proj_t: Tensor | None = None) -> Tensor:
+              out_proj_t: Tensor | None = None) -> Tensor:
     op = "mamba_s6_run_step" if isinstance(w, S6Stack) else "mamba_lti_run_step"
     check_run_args(op, x, w, conv_state, h, outs, res, x0b, tail, 16)
     n, H = w.norm_weight.shape
@@ -787,16 +675,11 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     if persistent and x.is_cuda and P > torch.cuda.get_device_properties(x.device).multi_processor_count:
         persistent = False  # a barrier needs every program resident at once: one SM each at most
     pdl = pdl_enabled(x)
-    wide = triton.next_power_of_2(H)
-    if not persistent and out_proj_t is not None and step_flat("run"):
-        if not selective and not cplx and N <= wide:
-            _run_lti_flat(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, P, x0b, tail,
-                          out_proj_t, pdl)
-            return outs[n]
-        if selective and x_proj_t is not None and max(N, R) <= wide:
-            _run_s6_flat(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, P, x0b, tail,
-                         out_proj_t, x_proj_t, pdl)
-            return outs[n]
+    if (not selective and not cplx and not persistent and out_proj_t is not None and step_flat("run")
+            and N <= triton.next_power_of_2(H)):
+        _run_lti_flat(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, P, x0b, tail,
+                      out_proj_t, pdl)
+        return outs[n]
     none = scratch["op"]  # any float32 buffer: a pointer the other block kind does not read
     if selective:
         ssm = (w.x_proj, w.dt_proj, w.dt_bias, none, w.A, none, none)
@@ -845,37 +728,10 @@ def _run_lti_flat(x: Tensor, w: LTIStack, conv_state: Tensor, h: Tensor, outs: T
         _run_lti_flat_kernel[(P if j < n else 1, batch)](*args, j, P, LAST=j == n, **consts)
 
 
-def _run_s6_flat(x: Tensor, w: S6Stack, conv_state: Tensor, h: Tensor, outs: Tensor, scratch: dict[str, Tensor],
-                 res: Tensor | None, res_first: int, res_reversed: bool, block_e: int, P: int, x0b: Tensor | None,
-                 tail: Tensor | None, out_proj_t: Tensor, x_proj_t: Tensor, pdl: bool) -> None:
-    """The split run of selective blocks as :func:`_run_s6_flat_kernel` launches: one per block on (programs, rows),
-    then the output (and the last block's conv windows) on (programs, rows)."""
-    n, batch, H = w.norm_weight.shape[0], x.shape[0], x.shape[1]
-    E, N = w.A.shape[1:]
-    R = w.dt_proj.shape[-1]
-    for name, t, shape in (("out_proj_t", out_proj_t, (n, E, H)), ("x_proj_t", x_proj_t, (n, E, R + 2 * N))):
-        if tuple(t.shape) != shape or not t.is_contiguous():
-            raise ValueError(f"mamba_s6_run_step: {name} must be contiguous of shape {shape} ({name[:-2]} "
-                             f"transposed), got {tuple(t.shape)}")
-    args = (x, x.stride(0), x if x0b is None else x0b, -1 if x0b is None else x0b.stride(0), outs,
-            res if res is not None else x, w.norm_weight, w.norm_bias, w.in_proj, w.conv_weight, w.conv_bias,
-            conv_state, x_proj_t, w.dt_proj, w.dt_bias, w.A, w.D, h, out_proj_t, scratch["op"], scratch["uz"],
-            outs if tail is None else tail, batch, H, E, N, R, float(w.eps), res_first,
-            0 if res is None else res.shape[0], -1 if tail is None else tail.stride(0))
-    block_h = triton.next_power_of_2(H)
-    # the whole x_proj's chunks: (chunk, column) tiles of at most 2048 values (three accumulators and their weights)
-    consts = dict(K=w.conv_weight.shape[-1], RES_REVERSED=res_reversed, BLOCK_H=block_h, BLOCK_E=block_e,
-                  BLOCK_K=min(triton.next_power_of_2(E), max(16, 2048 // block_h)),
-                  BLOCK_B=triton.next_power_of_2(batch), num_warps=run_warps(H), PDL=pdl, launch_pdl=pdl)
-    for j in range(n + 1):  # the output's launch also shifts the last block's conv windows: every program
-        _run_s6_flat_kernel[(P, batch)](*args, j, P, LAST=j == n, **consts)
-
-
 def mamba_s6_run_step_triton(x: Tensor, w: S6Stack, conv_state: Tensor, h: Tensor, outs: Tensor,
                              scratch: dict[str, Tensor], res: Tensor | None = None, res_first: int = 0,
                              res_reversed: bool = False, block_e: int | None = None, mode: str | None = None,
-                             x0b: Tensor | None = None, tail: Tensor | None = None, out_proj_t: Tensor | None = None,
-                             x_proj_t: Tensor | None = None) -> Tensor:
+                             x0b: Tensor | None = None, tail: Tensor | None = None) -> Tensor:
     """One step of a run of n ``mamba-s6`` blocks for x (B, H), B < 16; updates ``conv_state`` (n, B, E, K-1) and
     ``h`` (n, B, E, N) IN PLACE and writes ``outs`` (n + 1, B, H): outs[j] the input of block j, outs[n] the run's
     output (returned).
@@ -885,11 +741,8 @@ def mamba_s6_run_step_triton(x: Tensor, w: S6Stack, conv_state: Tensor, h: Tenso
     ``mode``: "1" (one persistent launch) or "split" (one launch per phase); default :func:`runs_mode`, and always
     "split" in the CPU interpreter where more than one program would need a barrier. ``x0b`` (B, H): added to x (the
     UpPool's output and its skip, one launch fewer); ``tail`` (B, H): the output is also written there (the
-    DownPool's buffer slot). x, x0b and tail may have any row stride. ``out_proj_t`` (n, E, H) and ``x_proj_t``
-    (n, E, R + 2N): out_proj and x_proj transposed, contiguous; with both, split launches and ``AUDIOMAMBA_STEP_FLAT``
-    naming ``run``, each block is one launch of :func:`_run_s6_flat_kernel`."""
-    return _run_step(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, mode, x0b, tail,
-                     out_proj_t, x_proj_t)
+    DownPool's buffer slot). x, x0b and tail may have any row stride."""
+    return _run_step(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, mode, x0b, tail)
 
 
 def mamba_lti_run_step_triton(x: Tensor, w: LTIStack, conv_state: Tensor, h: Tensor, outs: Tensor,

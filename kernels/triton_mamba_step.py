@@ -106,12 +106,10 @@ NUM_WARPS = 4
 #: three programs per row tile (at batch 2048 its 128 programs leave one 4-warp program per SM: 6 % achieved
 #: occupancy on an H200, 2026-12-04). ``*_maxnreg`` (64, 128 or 256): a register cap per thread (Triton's
 #: ``maxnreg``), for more programs per SM (sm_90: the in_proj + conv in one chunk of 64 columns at 8 warps takes 132
-#: registers, one program per SM; capped at 128, two, with 8 B of spills). ``run_*``: the row-tile runs' launch
-#: (``AUDIOMAMBA_STEP_ROWS=1``; :func:`kernels.triton_mamba_rows.rows_tiles`).
+#: registers, one program per SM; capped at 128, two, with 8 B of spills).
 TILE_KERNEL_KEYS = ("in_rows", "in_warps", "x_rows", "x_warps", "ssm_warps", "out_rows", "out_warps",
                     "in_stages", "x_stages", "ssm_stages", "out_stages", "x_split",
-                    "in_maxnreg", "x_maxnreg", "ssm_maxnreg", "out_maxnreg",
-                    "run_rows", "run_e", "run_s", "run_warps", "run_stages", "run_max_h", "run_maxnreg")
+                    "in_maxnreg", "x_maxnreg", "ssm_maxnreg", "out_maxnreg")
 _tiles_cache: dict[tuple, dict[str, int]] = {}
 
 

@@ -158,61 +158,6 @@ def test_flat_lti_run_matches_the_reference(batch: int, block_e: int, skips: str
         mamba_lti_run_step_triton(x, w, conv, h, outs, scratch, res, 0, False, block_e, "split", out_proj_t=w.out_proj)
 
 
-@pytest.mark.parametrize("batch,block_e,skips,states", [(1, 16, "reversed", "fp32"), (3, 32, "forward", "fp32"),
-                                                         (2, 64, "second input", "fp32"), (1, 16, "reversed", "bf16")])
-def test_flat_s6_run_matches_the_reference(batch: int, block_e: int, skips: str, states: str, monkeypatch) -> None:
-    """``AUDIOMAMBA_STEP_FLAT=run`` with selective blocks: a split run of 3 mamba-s6 blocks in one layout, one launch
-    per block (``_run_s6_flat_kernel``: every program computes the whole x_proj, the conv windows shift one launch
-    late) as the float64 reference over 3 steps: outputs, every block's input, conv windows and states; 1, 2 and 4
-    programs; skips forwards and backwards, a second input and a strided tail; bf16 states against the reference
-    with the same bf16 states."""
-    import audiomamba.kernels.triton_mamba_run as tr
-
-    monkeypatch.setenv("AUDIOMAMBA_STEP_FLAT", "run")
-    launched = spy_launches(monkeypatch, tr, "_run_s6_flat_kernel")
-    gen = torch.Generator().manual_seed(17 + batch)
-    dev = _device()
-    n, H, E, N, R, K = 3, 32, 64, 16, 2, 4
-    w = _stack(n, H, E, N, R, K, gen, dev)
-    wt, xt = w.out_proj.transpose(1, 2).contiguous(), w.x_proj.transpose(1, 2).contiguous()
-    conv = (torch.randn(n, batch, E, K - 1, generator=gen) * 0.3).to(dev)
-    h = (torch.randn(n, batch, E, N, generator=gen) * 0.3).to(dev)
-    if states == "bf16":
-        conv, h = conv.bfloat16(), h.bfloat16()
-        conv_ref, h_ref = conv.clone(), h.clone()
-    else:
-        conv_ref, h_ref = conv.double().clone(), h.double().clone()
-    res = torch.randn(3, batch, H, generator=gen).to(dev)
-    scratch = run_scratch(batch, H, E, N, R, torch.device(dev), block_e)
-    outs = torch.empty(n + 1, batch, H, device=dev)
-    tail = torch.zeros(batch, 2 * H, device=dev)
-    for t in range(3):
-        x = torch.randn(batch, H, generator=gen).to(dev)
-        x0b = torch.randn(batch, H, generator=gen).to(dev) if skips == "second input" else None
-        first, rev = (0, False) if skips == "forward" else (1, True)
-        y = mamba_s6_run_step_triton(x, w, conv, h, outs, scratch, res, first, rev, block_e, "split", x0b,
-                                     tail[:, :H] if x0b is not None else None, out_proj_t=wt, x_proj_t=xt)
-        if states == "bf16":
-            ref = run_step_ref(x, w, conv_ref, h_ref, res, first, rev)
-            assert (outs - ref).abs().max().item() <= 2.0 ** -6 * ref.abs().max().item()
-            for got, want in ((conv, conv_ref), (h, h_ref)):
-                if t == 0:
-                    assert_bf16_rounded(got[0], want[0])
-                assert_bf16_close(got, want)
-            continue
-        ref = run_step_ref(x.double(), w, conv_ref, h_ref, res, first, rev, None if x0b is None else x0b.double())
-        assert (outs.double() - ref).abs().max().item() <= 2e-5
-        assert torch.equal(y, outs[n])
-        if x0b is not None:
-            assert torch.equal(tail[:, :H], outs[n])
-        assert (conv.double() - conv_ref).abs().max().item() <= 2e-6
-        assert (h.double() - h_ref).abs().max().item() <= 2e-6
-    assert len(launched) == 3 * (n + 1) and all(grid == (64 // block_e, batch) for grid in launched)
-    with pytest.raises(ValueError, match="x_proj_t must be contiguous of shape"):
-        mamba_s6_run_step_triton(x, w, conv, h, outs, scratch, res, 0, False, block_e, "split", out_proj_t=wt,
-                                 x_proj_t=w.x_proj)
-
-
 @pytest.mark.parametrize("selective", [True, False])
 def test_run_step_with_bf16_states(selective: bool) -> None:
     """Conv windows and SSM states stored in bfloat16 (``generate --states bf16``): a run of 3 mamba-s6 or
@@ -404,16 +349,14 @@ def _generated_with_and_without_runs(block: str, seed: int, monkeypatch) -> dict
     return out
 
 
-@pytest.mark.parametrize("block", ["mamba-s4-real", "mamba-s6"])
-def test_generation_with_flat_runs_gives_the_same_tokens(block: str, monkeypatch) -> None:
-    """A U-Net of mamba-s4-real or mamba-s6 blocks stepped with split runs in one layout (``AUDIOMAMBA_STEP_FLAT=run``:
-    the BlockRun passes its transposed out_proj and x_proj) draws the tokens of the per-block fused steps."""
+def test_generation_with_flat_lti_runs_gives_the_same_tokens(monkeypatch) -> None:
+    """A U-Net of mamba-s4-real blocks stepped with split runs in one layout (``AUDIOMAMBA_STEP_FLAT=run``: the
+    BlockRun passes its transposed out_proj) draws the tokens of the per-block fused steps."""
     import audiomamba.kernels.triton_mamba_run as tr
 
-    kernel = "_run_lti_flat_kernel" if block == "mamba-s4-real" else "_run_s6_flat_kernel"
-    launched = spy_launches(monkeypatch, tr, kernel)
+    launched = spy_launches(monkeypatch, tr, "_run_lti_flat_kernel")
     monkeypatch.setenv("AUDIOMAMBA_STEP_FLAT", "run")
-    out = _generated_with_and_without_runs(block, 6, monkeypatch)
+    out = _generated_with_and_without_runs("mamba-s4-real", 6, monkeypatch)
     assert launched and torch.equal(out["0"].tokens, out["split"].tokens)
     assert (out["0"].logp - out["split"].logp).abs().max().item() <= 1e-4
 

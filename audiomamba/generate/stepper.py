@@ -39,10 +39,8 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 from audiomamba import kernels
 from audiomamba.errors import ConfigError
 from audiomamba.generate.sampling import RandFn, sample_tokens
-from audiomamba.kernels.triton_mamba_rows import rows_runs
 from audiomamba.kernels.triton_mamba_run import runs_mode
 from audiomamba.kernels.triton_sample import sample_step_triton
-from audiomamba.model.runs import RUN_MAX_ROWS
 from audiomamba.tokenizer import Q_ZERO
 
 #: most uniform numbers drawn in one call for the sampling noise (64 MiB of float32)
@@ -133,19 +131,13 @@ def initial_state(model: nn.Module, batch: int, device: torch.device, dtype: tor
     """``model.init_state(batch, device)``, its Mamba states in ``dtype`` (:func:`cast_states`; None:
     :func:`step_state_dtype`, i.e. ``AUDIOMAMBA_STEP_STATES`` or float32); where the batch is
     small, runs of Mamba blocks then step as one launch each (:meth:`audiomamba.model.unet.AudioUNet.attach_runs`):
-    with ``AUDIOMAMBA_STEP_RUNS`` 1 or split every kind, unset ("auto") the LTI blocks' runs on a GPU; for a batch of
-    16 rows or more, every kind's runs with ``AUDIOMAMBA_STEP_ROWS=1`` (one row-tile launch per run)."""
+    with ``AUDIOMAMBA_STEP_RUNS`` 1, split or chain every kind, unset ("auto") the LTI blocks' runs on a GPU."""
     state = model.init_state(batch, device)
     dtype = step_state_dtype() if dtype is None else dtype
     if dtype != torch.float32:
         cast_states(state, dtype)
     mode = runs_mode()
-    if not hasattr(model, "attach_runs"):
-        return state
-    if batch > RUN_MAX_ROWS:  # a batch: every kind's runs as row-tile launches, with AUDIOMAMBA_STEP_ROWS=1
-        if rows_runs():
-            model.attach_runs(state)
-    elif mode != "0" and (mode != "auto" or torch.device(device).type == "cuda"):
+    if mode != "0" and hasattr(model, "attach_runs") and (mode != "auto" or torch.device(device).type == "cuda"):
         model.attach_runs(state, lti_only=mode == "auto")
     return state
 

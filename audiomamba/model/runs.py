@@ -1,5 +1,4 @@
-"""Runs of consecutive Mamba blocks stepped as one launch each: one stream (``AUDIOMAMBA_STEP_RUNS``), or a batch of 16
-rows or more (``AUDIOMAMBA_STEP_ROWS=1``, one program per row tile: :mod:`kernels.triton_mamba_rows`).
+"""Runs of consecutive Mamba blocks stepped as one launch each, for one stream (``AUDIOMAMBA_STEP_RUNS``).
 
 A run is consecutive blocks of one kind (``mamba-s6``, ``mamba-s4``, ``mamba-s4-real``): a U-Net stage's down
 blocks, its up blocks, the center. A :class:`BlockRun` holds their weights stacked along a block axis (copies, made
@@ -23,12 +22,6 @@ from audiomamba.kernels.triton_mamba_chain import (
     check_chain_sync,
     mamba_chain_step_triton,
 )
-from audiomamba.kernels.triton_mamba_rows import (
-    mamba_rows_run_step_triton,
-    rows_runs,
-    rows_scratch,
-    rows_width_ok,
-)
 from audiomamba.kernels.triton_mamba_run import (
     LTIStack,
     S6Stack,
@@ -41,8 +34,7 @@ from audiomamba.kernels.triton_mamba_run import (
 )
 from audiomamba.model.blocks import MambaS4Block, MambaS4RealBlock, MambaS6Block
 
-#: largest batch a one-stream run steps (the kernel's one row tile); larger batches keep the per-block launches, or
-#: with ``AUDIOMAMBA_STEP_ROWS=1`` step as one row-tile launch per run (:mod:`kernels.triton_mamba_rows`)
+#: largest batch a run steps (the kernel's one row tile); larger batches keep the per-block launches
 RUN_MAX_ROWS = 15
 #: the block kinds a run steps
 RUN_BLOCKS = frozenset({MambaS6Block, MambaS4Block, MambaS4RealBlock})
@@ -80,8 +72,8 @@ class BlockRun:
             else:
                 self.weights = LTIStack(**front, delta=field("delta"), B=field("B"), C=field("C"))
                 self._step, R = mamba_lti_run_step_triton, 0
-            # out_proj (and x_proj) transposed, for the split runs of real LTI and selective blocks in one layout
-            # (AUDIOMAMBA_STEP_FLAT=run)
+            # out_proj (and x_proj) transposed: for the chains (AUDIOMAMBA_STEP_RUNS=chain) and the split runs of real
+            # LTI blocks in one layout (AUDIOMAMBA_STEP_FLAT=run)
             self.out_proj_t = self.weights.out_proj.transpose(1, 2).contiguous()
             self.x_proj_t = (self.weights.x_proj.transpose(1, 2).contiguous()
                              if isinstance(self.weights, S6Stack) else None)
@@ -96,30 +88,26 @@ class BlockRun:
         self.block_e = run_block_e(E)
         # the blocks' outputs (activations) in the weights' dtype: the states may be stored narrower (bf16)
         self.outs = torch.empty((n + 1, batch, H), device=self.h.device, dtype=self.weights.norm_weight.dtype)
-        # a batch's run is one launch of row tiles (its u and z pass through ``uz``); one stream's, of channel blocks,
-        # or with AUDIOMAMBA_STEP_RUNS=chain a program per block handing x on by flags (``sync``)
-        self.rows = batch > RUN_MAX_ROWS
-        self.uz = rows_scratch(batch, E, self.h.device) if self.rows else None
-        self.chain = not self.rows and runs_mode() == "chain"
+        # one launch of channel blocks, or with AUDIOMAMBA_STEP_RUNS=chain a program per block handing x on by flags
+        self.chain = runs_mode() == "chain"
         self.sync = chain_sync(n, self.h.device) if self.chain else None
-        self.scratch = (None if self.rows or self.chain
-                        else run_scratch(batch, H, E, N, R, self.h.device, self.block_e))
+        self.scratch = None if self.chain else run_scratch(batch, H, E, N, R, self.h.device, self.block_e)
 
     @staticmethod
     def make(blocks: nn.ModuleList, states: list[Any], lti_only: bool = False) -> BlockRun | None:
         """A run of ``blocks`` (their step states ``states``), or None where the kernel does not step them: no
         blocks, blocks of another kind or of different kinds (or ``mamba-s6`` with ``lti_only``), or more than
-        :data:`RUN_MAX_ROWS` rows without ``AUDIOMAMBA_STEP_ROWS=1`` (:func:`kernels.triton_mamba_rows.rows_runs`) or
-        wider than its ``run_max_h`` (:func:`~kernels.triton_mamba_rows.rows_width_ok`)."""
+        :data:`RUN_MAX_ROWS` rows, or with ``AUDIOMAMBA_STEP_RUNS=chain`` blocks too wide for one program
+        (:func:`kernels.triton_mamba_chain.chain_fits`)."""
         kinds = {type(b) for b in blocks}
         if len(kinds) != 1 or not kinds <= RUN_BLOCKS or any(len(b.layers) != 1 for b in blocks):
             return None
         if lti_only and kinds == {MambaS6Block}:
             return None
-        if states[0][0]["ssm"].shape[0] > RUN_MAX_ROWS and not (rows_runs() and rows_width_ok(blocks[0].width)):
-            return None
         h = states[0][0]["ssm"]
-        if h.shape[0] <= RUN_MAX_ROWS and runs_mode() == "chain":
+        if h.shape[0] > RUN_MAX_ROWS:
+            return None
+        if runs_mode() == "chain":
             ssm = blocks[0].layers[0].mixer.ssm
             rank = ssm.dt_proj.weight.shape[1] if kinds == {MambaS6Block} else 0
             if not chain_fits(blocks[0].width, h.shape[-2], h.shape[-1], rank):
@@ -139,17 +127,11 @@ class BlockRun:
         """x (B, H) (+ x0b) -> outs (n + 1, B, H): outs[j] the input of block j, outs[n] the run's output (a buffer
         the next step overwrites; also written to ``tail``). ``res``: as
         :func:`kernels.triton_mamba_run.mamba_s6_run_step_triton`."""
-        if self.rows:
-            mamba_rows_run_step_triton(x, self.weights, self.conv_state, self.h, self.outs, self.uz, res, res_first,
-                                       res_reversed, x0b, tail)
-            return self.outs
         if self.chain:
             mamba_chain_step_triton(x, self.weights, self.conv_state, self.h, self.outs, self.sync, self.out_proj_t,
                                     self.x_proj_t, res, res_first, res_reversed, x0b, tail)
             return self.outs
-        extra = {"out_proj_t": self.out_proj_t} if self.out_proj_t is not None else {}
-        if self.x_proj_t is not None:
-            extra["x_proj_t"] = self.x_proj_t
+        extra = {"out_proj_t": self.out_proj_t} if isinstance(self.weights, LTIStack) else {}
         self._step(x, self.weights, self.conv_state, self.h, self.outs, self.scratch, res, res_first, res_reversed,
                    self.block_e, x0b=x0b, tail=tail, **extra)
         return self.outs

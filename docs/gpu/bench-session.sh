@@ -54,16 +54,6 @@ run gpu-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py
 # the scan kernels' GPU tests alone (a session that changed no generation kernel)
 run kernel-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py \
   tests/test_kernels_bench.py::test_cuda_graphed_fwd_bwd_replays_the_scan
-# a batch's runs of Mamba blocks as ONE row-tile launch each (AUDIOMAMBA_STEP_ROWS=1, new 2026-12-05 09:30: one
-# program per 16 rows steps them through every block of a run, x in registers, no barrier; 128 programs at batch 2048;
-# sm_90 at sc09-small's 16 kHz widths: 249 registers, no spills, 2528 instructions): the GPU tests, then the steady
-# step at batch 2048 against the per-block launches (sc09-small mamba-s6, mamba-s4-real, mamba-s4; sc09-large and
-# youtubemix mamba-s6), then its tiles (chunks, warps, stages, rows per program, the widest level it takes)
-run rows-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_rows.py
-run rows-step bash -c "for b in mamba-s6 mamba-s4-real mamba-s4; do timeout 150 python3 -m audiomamba.bench.step_tiles   --var AUDIOMAMBA_STEP_ROWS --configs 1 --rounds 4 --block \$b --out $RES/step-rows-2048-\$b.md; done; for p in   sc09-large youtubemix; do timeout 150 python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_ROWS --configs 1   --rounds 3 --preset \$p --out $RES/step-rows-2048-\$p.md; done"
-run rows-tiles env AUDIOMAMBA_STEP_ROWS=1 timeout 300 python3 -m audiomamba.bench.step_tiles --rounds 3 \
-  --out "$RES/step-rows-tiles.md" --configs "run_e=32;run_s=32;run_warps=4;run_warps=16;run_stages=2;run_stages=3;\
-run_rows=32;run_rows=32,run_warps=16;run_max_h=256;run_max_h=64;run_maxnreg=128,run_warps=4"
 # one stream's runs of selective blocks as ONE launch each, a program per block handing x on by a flag
 # (AUDIOMAMBA_STEP_RUNS=chain, new 2026-12-05 09:50; sync_cost on an H100: a grid barrier 0.77-0.91 us, a graph launch
 # 0.90 us, so a block split over programs pays two of them and a whole block per program none): the GPU tests, the
@@ -73,17 +63,6 @@ run chain bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_kernels_c
   --var AUDIOMAMBA_STEP_RUNS --configs chain --batch 1 --steps 2048 --rounds 3 --preset \$p --block \$b \
   --out $RES/step-chain-\$p-\$b.md; done; done; AUDIOMAMBA_STEP_RUNS=chain timeout 300 python3 -m audiomamba bench \
   generate --matrix --presets sc09-small,sc09-large,youtubemix --batches 1 --out $RES/bench-generate-matrix-chain.md"
-# one stream's selective blocks as split runs in one layout, ONE launch per block (AUDIOMAMBA_STEP_FLAT=run with
-# AUDIOMAMBA_STEP_RUNS=split, new 2026-12-05 10:00: every program computes the whole x_proj; sm_90 at sc09-small's
-# 16 kHz widths 25 CTA barriers and 1744 instructions in one launch, against the per-block launches' 58 and 1328 in
-# three): the GPU tests, then the steady one-stream step against the per-block launches (sc09-small, sc09-large,
-# youtubemix mamba-s6) and against the split runs that are not flat, and with the flat per-block kernels on top
-run s6-flat-run bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_kernels_run.py -k flat; for p in \
-  sc09-small sc09-large youtubemix; do AUDIOMAMBA_STEP_FLAT=run timeout 150 python3 -m audiomamba.bench.step_tiles \
-  --var AUDIOMAMBA_STEP_RUNS --configs split --batch 1 --steps 2048 --rounds 4 --preset \$p \
-  --out $RES/step-s6-flat-run-\$p.md; done; AUDIOMAMBA_STEP_RUNS=split timeout 150 python3 -m \
-  audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_FLAT --configs 'run;in,ssm,out,run' --batch 1 --steps 2048 \
-  --rounds 4 --out $RES/step-s6-flat-run-vs-split.md"
 # the batch-2048 generation step's levers of 2026-12-05 (issue 18's 10 s), first: a session may end early
 # the in_proj + conv with all H columns in one chunk (new 2026-12-05 07:00: x loaded once, the LayerNorm in registers;
 # sm_90: 8 warps 132 registers and 784 instructions against the default's 235 and 1408) and the x_proj's three
@@ -109,12 +88,9 @@ if want matrix-best; then
   best_tiles=$(grep -o 'Best per kernel, combined: `[^`]*`' "$RES/step-tiles-in-one.md" 2>/dev/null | cut -d'`' -f2)
   states_x=$(grep -o '^| `bf16` | – | [0-9.]* | [0-9.]*×' "$RES/step-states-2048.md" 2>/dev/null | awk '{print $(NF)}' | tr -d '×')
   best_states=$(awk -v x="${states_x:-0}" 'BEGIN { print (x > 1.0) ? "bf16" : "fp32" }')
-  rows_x=$(grep -o '^| `1` | – | [0-9.]* | [0-9.]*×' "$RES/step-rows-2048-mamba-s6.md" 2>/dev/null | awk '{print $(NF)}' | tr -d '×')
-  best_rows=$(awk -v x="${rows_x:-0}" 'BEGIN { print (x > 1.0) ? "1" : "0" }')
-  echo "matrix-best: AUDIOMAMBA_STEP_TILES='$best_tiles' AUDIOMAMBA_STEP_STATES=$best_states (states-step: ${states_x:-none}x) AUDIOMAMBA_STEP_ROWS=$best_rows (rows-step: ${rows_x:-none}x)"
+  echo "matrix-best: AUDIOMAMBA_STEP_TILES='$best_tiles' AUDIOMAMBA_STEP_STATES=$best_states (states-step: ${states_x:-none}x)"
 fi
-run matrix-best env AUDIOMAMBA_STEP_TILES="${best_tiles:-}" AUDIOMAMBA_STEP_STATES="${best_states:-fp32}" \
-  AUDIOMAMBA_STEP_ROWS="${best_rows:-0}" timeout 300 \
+run matrix-best env AUDIOMAMBA_STEP_TILES="${best_tiles:-}" AUDIOMAMBA_STEP_STATES="${best_states:-fp32}" timeout 300 \
   $B generate --matrix --presets sc09-small --blocks mamba-s6,mamba-s4-real --batches 2048 \
   --out "$RES/bench-generate-matrix-best.md"
 # one stream's LayerNorm + in_proj + conv, selective state update and out_proj in one layout (AUDIOMAMBA_STEP_FLAT,
