@@ -129,7 +129,7 @@ def _chain_kernel(
     D = tl.load(D_ptr + j * E + offs_e, mask=m_e, other=0.0)
     pdl_wait(PDL)
     # this launch's number (every program has finished as many), then block j's input
-    e = tl.load(sync_ptr + n_blocks + j)
+    e = tl.load(sync_ptr + n_blocks + j, cache_modifier=".cg")
     if j > 0:
         seen = tl.atomic_add(sync_ptr + j, 0, sem="acquire", scope="gpu")
         polls = 0
