@@ -38,3 +38,47 @@ def spy_launches(monkeypatch, module, name: str) -> list:
 
     monkeypatch.setattr(module, name, Spy())
     return grids
+
+
+def kernel_device() -> str:
+    """Where the kernel tests run: the GPU when there is one, else the CPU (Triton's interpreter)."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def random_s6_stack(n: int, H: int, E: int, N: int, R: int, K: int, gen: torch.Generator, dev: str):
+    """A run of n ``mamba-s6`` blocks with random weights (width H, d_inner E, state N, rank R, conv K) as the runs'
+    kernels take them (:class:`kernels.triton_mamba_run.S6Stack`); A = -(1 ... N) per channel."""
+    from audiomamba.kernels.triton_mamba_run import S6Stack
+
+    def r(*shape: int, scale: float = 0.2) -> torch.Tensor:
+        return (torch.randn(*shape, generator=gen) * scale).to(dev).contiguous()
+
+    A = -torch.arange(1, N + 1, dtype=torch.float32).repeat(n, E, 1).to(dev).contiguous()
+    return S6Stack(norm_weight=1 + r(n, H), norm_bias=r(n, H), in_proj=r(n, 2 * E, H), conv_weight=r(n, E, K),
+                   conv_bias=r(n, E), A=A, D=1 + r(n, E), out_proj=r(n, H, E), eps=1e-5, x_proj=r(n, R + 2 * N, E),
+                   dt_proj=r(n, E, R), dt_bias=r(n, E) - 2)
+
+
+def generate_with_runs(block: str, seed: int, monkeypatch, mode: str) -> dict:
+    """12 tokens of 2 rows from a two-level U-Net of ``block`` (random weights, seed ``seed``), generated with the
+    per-block fused steps (``AUDIOMAMBA_STEP_RUNS=0``) and with runs of blocks (``mode``: split, chain, ...), the same
+    sampling seed: {"0": ..., mode: ...}."""
+    from audiomamba import kernels
+    from audiomamba.generate import SamplingConfig, generate_tokens
+    from audiomamba.model import build_model
+
+    torch.manual_seed(seed)
+    cfg = {"d_model": 16, "d_state": 4, "pool": [2], "levels": [{"block": block, "n": 2}],
+           "center": {"block": block, "n": 1}}
+    dev = kernel_device()
+    model = build_model(cfg).to(dev).eval()
+    out = {}
+    for m in ("0", mode):
+        monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", m)
+        kernels.set_backend("triton")
+        try:
+            out[m] = generate_tokens(model, 2, 12, 2, SamplingConfig(), seed=7, device=dev, use_graph=False,
+                                     progress=False)
+        finally:
+            kernels.set_backend(None)
+    return out

@@ -5,6 +5,7 @@ order)."""
 
 from __future__ import annotations
 
+import kernel_helpers as kh
 import pytest
 import torch
 from audiomamba.kernels.errors import KernelError
@@ -15,24 +16,9 @@ from audiomamba.kernels.triton_mamba_chain import (
     mamba_chain_step_triton,
 )
 from audiomamba.kernels.triton_mamba_run import LTIStack, S6Stack, run_step_ref
-from kernel_helpers import assert_bf16_close, assert_bf16_rounded, spy_launches
 
 from audiomamba import kernels
 from audiomamba.model import build_model
-
-
-def _device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _stack(n: int, H: int, E: int, N: int, R: int, K: int, gen: torch.Generator, dev: str) -> S6Stack:
-    def r(*shape: int, scale: float = 0.2) -> torch.Tensor:
-        return (torch.randn(*shape, generator=gen) * scale).to(dev).contiguous()
-
-    A = -torch.arange(1, N + 1, dtype=torch.float32).repeat(n, E, 1).to(dev).contiguous()
-    return S6Stack(norm_weight=1 + r(n, H), norm_bias=r(n, H), in_proj=r(n, 2 * E, H), conv_weight=r(n, E, K),
-                   conv_bias=r(n, E), A=A, D=1 + r(n, E), out_proj=r(n, H, E), eps=1e-5, x_proj=r(n, R + 2 * N, E),
-                   dt_proj=r(n, E, R), dt_bias=r(n, E) - 2)
 
 
 def _t(w: S6Stack | LTIStack) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -64,9 +50,9 @@ def test_chain_matches_the_reference(kind: str, batch: int, H: int, E: int, N: i
     windows and states as the float64 reference; padded sizes (H 24, d_inner 48, N 8 in tiles of 32, 64, 16); U-Net
     skips forwards and backwards, a second input and a strided tail; one launch of 3 programs per step."""
     gen = torch.Generator().manual_seed(batch + H)
-    dev = _device()
+    dev = kh.kernel_device()
     n, R, K = 3, 2, 4
-    w = _stack(n, H, E, N, R, K, gen, dev)
+    w = kh.random_s6_stack(n, H, E, N, R, K, gen, dev)
     if kind != "mamba-s6":
         w = _lti(w, kind == "mamba-s4", gen, dev)
     wt, xt = _t(w)
@@ -99,9 +85,9 @@ def test_chain_with_bf16_states() -> None:
     """Conv windows and SSM states in bfloat16: against the reference with the same bf16 states (one rounding apart
     at first, then drifting by ulps)."""
     gen = torch.Generator().manual_seed(31)
-    dev = _device()
+    dev = kh.kernel_device()
     n, batch, H, E, N, R, K = 2, 1, 32, 64, 16, 2, 4
-    w = _stack(n, H, E, N, R, K, gen, dev)
+    w = kh.random_s6_stack(n, H, E, N, R, K, gen, dev)
     wt, xt = _t(w)
     conv = (torch.randn(n, batch, E, K - 1, generator=gen) * 0.3).to(dev).bfloat16()
     h = (torch.randn(n, batch, E, N, generator=gen) * 0.3).to(dev).bfloat16()
@@ -114,15 +100,15 @@ def test_chain_with_bf16_states() -> None:
         assert (outs - ref).abs().max().item() <= 2.0 ** -6 * ref.abs().max().item()
         for got, want in ((conv, conv_ref), (h, h_ref)):
             if t == 0:
-                assert_bf16_rounded(got[0], want[0])
-            assert_bf16_close(got, want)
+                kh.assert_bf16_rounded(got[0], want[0])
+            kh.assert_bf16_close(got, want)
 
 
 def test_chain_rejects_bad_arguments_and_a_lost_hand_off() -> None:
     """Shapes that do not fit, blocks too wide for one program, and a program whose input never comes (its launch
     count out of step with the flags): it gives up after its polls and flags it, and the check raises."""
     gen = torch.Generator().manual_seed(0)
-    w = _stack(2, 16, 32, 4, 1, 4, gen, "cpu")
+    w = kh.random_s6_stack(2, 16, 32, 4, 1, 4, gen, "cpu")
     wt, xt = _t(w)
     conv, h, outs = torch.zeros(2, 1, 32, 3), torch.zeros(2, 1, 32, 4), torch.zeros(3, 1, 16)
     sync = chain_sync(2, torch.device("cpu"))
@@ -162,10 +148,10 @@ def test_unet_with_chains_matches_the_per_block_steps(monkeypatch) -> None:
     cfg = {"d_model": 16, "d_state": 4, "pool": [2, 2], "levels": [{"block": "mamba-s6", "n": 2},
                                                                   {"block": "mamba-s4-real", "n": 2}],
            "center": {"block": "mamba-s4", "n": 2}}
-    dev = _device()
+    dev = kh.kernel_device()
     model = build_model(cfg).to(dev).eval()
     tokens = torch.randint(0, 256, (1, 8), device=dev)
-    launched = spy_launches(monkeypatch, ch, "_chain_kernel")
+    launched = kh.spy_launches(monkeypatch, ch, "_chain_kernel")
     chained, s_chain = _steps(model, tokens, "chain", monkeypatch)
     # the outer level's two runs every step, the inner level's every 2nd, the center every 4th
     assert len(launched) == 8 * 2 + 4 * 2 + 2 and all(grid == (2,) for grid in launched)
@@ -181,21 +167,6 @@ def test_unet_with_chains_matches_the_per_block_steps(monkeypatch) -> None:
 def test_generation_with_chains_gives_the_same_tokens(monkeypatch) -> None:
     """``AUDIOMAMBA_STEP_RUNS=chain``: 2 rows of 12 tokens from a U-Net of mamba-s6 blocks, the tokens and
     log-likelihoods of the per-block fused steps for the same seed; the Stepper's end-of-generation check passes."""
-    from audiomamba.generate import SamplingConfig, generate_tokens
-
-    torch.manual_seed(5)
-    cfg = {"d_model": 16, "d_state": 4, "pool": [2], "levels": [{"block": "mamba-s6", "n": 2}],
-           "center": {"block": "mamba-s6", "n": 1}}
-    dev = _device()
-    model = build_model(cfg).to(dev).eval()
-    out = {}
-    for mode in ("0", "chain"):
-        monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", mode)
-        kernels.set_backend("triton")
-        try:
-            out[mode] = generate_tokens(model, 2, 12, 2, SamplingConfig(), seed=7, device=dev, use_graph=False,
-                                        progress=False)
-        finally:
-            kernels.set_backend(None)
+    out = kh.generate_with_runs("mamba-s6", 5, monkeypatch, "chain")
     assert torch.equal(out["0"].tokens, out["chain"].tokens)
     assert (out["0"].logp - out["chain"].logp).abs().max().item() <= 1e-4

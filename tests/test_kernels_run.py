@@ -18,15 +18,18 @@ from audiomamba.kernels.triton_mamba_run import (
     run_step_ref,
     runs_mode,
 )
-from kernel_helpers import assert_bf16_close, assert_bf16_rounded, spy_launches
+from kernel_helpers import (
+    assert_bf16_close,
+    assert_bf16_rounded,
+    generate_with_runs,
+    kernel_device,
+    random_s6_stack,
+    spy_launches,
+)
 
 from audiomamba import kernels
 from audiomamba.model import build_model
 from audiomamba.model.runs import BlockRun
-
-
-def _device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _needs_concurrent_programs(mode: str, block_e: int, E: int) -> None:
@@ -36,16 +39,6 @@ def _needs_concurrent_programs(mode: str, block_e: int, E: int) -> None:
 
     if mode == "1" and block_e < E and interpreting():
         pytest.skip("several programs meeting at a grid barrier need a GPU (the interpreter runs them in turn)")
-
-
-def _stack(n: int, H: int, E: int, N: int, R: int, K: int, gen: torch.Generator, dev: str) -> S6Stack:
-    def r(*shape: int, scale: float = 0.2) -> torch.Tensor:
-        return (torch.randn(*shape, generator=gen) * scale).to(dev).contiguous()
-
-    A = -torch.arange(1, N + 1, dtype=torch.float32).repeat(n, E, 1).to(dev).contiguous()
-    return S6Stack(norm_weight=1 + r(n, H), norm_bias=r(n, H), in_proj=r(n, 2 * E, H), conv_weight=r(n, E, K),
-                   conv_bias=r(n, E), A=A, D=1 + r(n, E), out_proj=r(n, H, E), eps=1e-5, x_proj=r(n, R + 2 * N, E),
-                   dt_proj=r(n, E, R), dt_bias=r(n, E) - 2)
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -60,9 +53,9 @@ def test_run_step_matches_the_reference(batch: int, block_e: int, mode: str, res
     _needs_concurrent_programs(mode, block_e, 64)
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_PHASES", phases)
     gen = torch.Generator().manual_seed(batch * 100 + block_e)
-    dev = _device()
+    dev = kernel_device()
     n, H, E, N, R, K = 3, 32, 64, 16, 2, 4
-    w = _stack(n, H, E, N, R, K, gen, dev)
+    w = random_s6_stack(n, H, E, N, R, K, gen, dev)
     conv = (torch.randn(n, batch, E, K - 1, generator=gen) * 0.3).to(dev)
     h = (torch.randn(n, batch, E, N, generator=gen) * 0.3).to(dev)
     conv_ref, h_ref = conv.double().clone(), h.double().clone()
@@ -86,9 +79,9 @@ def test_lti_run_step_matches_the_reference(cplx: bool, batch: int, block_e: int
     """A run of 3 mamba-s4 (complex) or mamba-s4-real blocks, U-Net up-path skips: as the float64 reference."""
     _needs_concurrent_programs(mode, block_e, 64)
     gen = torch.Generator().manual_seed(7 + batch)
-    dev = _device()
+    dev = kernel_device()
     n, H, E, N, K = 3, 32, 64, 8, 4
-    base = _stack(n, H, E, N, 1, K, gen, dev)
+    base = random_s6_stack(n, H, E, N, 1, K, gen, dev)
     cdt = torch.complex64 if cplx else torch.float32
 
     def r(*shape: int) -> torch.Tensor:
@@ -125,9 +118,9 @@ def test_flat_lti_run_matches_the_reference(batch: int, block_e: int, skips: str
     monkeypatch.setenv("AUDIOMAMBA_STEP_FLAT", "run")
     launched = spy_launches(monkeypatch, tr, "_run_lti_flat_kernel")
     gen = torch.Generator().manual_seed(13 + batch)
-    dev = _device()
+    dev = kernel_device()
     n, H, E, N, K = 3, 32, 64, 8, 4
-    base = _stack(n, H, E, N, 1, K, gen, dev)
+    base = random_s6_stack(n, H, E, N, 1, K, gen, dev)
     w = LTIStack(norm_weight=base.norm_weight, norm_bias=base.norm_bias, in_proj=base.in_proj,
                  conv_weight=base.conv_weight, conv_bias=base.conv_bias, A=-0.5 - torch.rand(n, E, N, generator=gen).to(dev),
                  D=base.D, out_proj=base.out_proj, eps=1e-5, delta=torch.rand(n, E, generator=gen).to(dev) * 0.1 + 0.01,
@@ -165,9 +158,9 @@ def test_run_step_with_bf16_states(selective: bool) -> None:
     may round the other way by one ulp, :func:`kernel_helpers.assert_bf16_rounded`, and later steps drift from there).
     The rounding is really there: float32 states give other outputs."""
     gen = torch.Generator().manual_seed(11)
-    dev = _device()
+    dev = kernel_device()
     n, batch, H, E, N, R, K = 3, 1, 32, 64, 16, 2, 4
-    w = _stack(n, H, E, N, R, K, gen, dev)
+    w = random_s6_stack(n, H, E, N, R, K, gen, dev)
     if not selective:
         w = LTIStack(norm_weight=w.norm_weight, norm_bias=w.norm_bias, in_proj=w.in_proj, conv_weight=w.conv_weight,
                      conv_bias=w.conv_bias, A=w.A * 0.05, D=w.D, out_proj=w.out_proj, eps=1e-5,
@@ -198,9 +191,9 @@ def test_run_step_adds_a_second_input_and_writes_a_strided_tail() -> None:
     """x0b (the UpPool's skip) is added to the input and the output is also written to ``tail``, both strided
     views of larger buffers, as the U-Net passes its pooling buffers."""
     gen = torch.Generator().manual_seed(11)
-    dev = _device()
+    dev = kernel_device()
     n, H, E, N, R, K, batch = 2, 16, 32, 4, 1, 4, 2
-    w = _stack(n, H, E, N, R, K, gen, dev)
+    w = random_s6_stack(n, H, E, N, R, K, gen, dev)
     conv, h = torch.zeros(n, batch, E, K - 1, device=dev), torch.zeros(n, batch, E, N, device=dev)
     pool_in = torch.randn(batch, 4, H, generator=gen).to(dev)  # the UpPool's buffer: row stride 4H
     pool_out = torch.zeros(batch, 4, H, device=dev)
@@ -219,7 +212,7 @@ def test_run_step_adds_a_second_input_and_writes_a_strided_tail() -> None:
 
 def test_run_step_rejects_bad_shapes() -> None:
     gen = torch.Generator().manual_seed(0)
-    w = _stack(2, 16, 32, 4, 1, 4, gen, "cpu")
+    w = random_s6_stack(2, 16, 32, 4, 1, 4, gen, "cpu")
     scratch = run_scratch(1, 16, 32, 4, 1, torch.device("cpu"), 16)
     conv, h, outs = torch.zeros(2, 1, 32, 3), torch.zeros(2, 1, 32, 4), torch.zeros(3, 1, 16)
     with pytest.raises(ValueError, match="x must be"):
@@ -274,7 +267,7 @@ def test_unet_with_runs_matches_the_per_block_steps(batch: int, kinds: tuple[str
     torch.manual_seed(3)
     cfg = {"d_model": 16, "d_state": 4, "pool": [2, 2], "levels": [{"block": k, "n": 2} for k in kinds[:2]],
            "center": {"block": kinds[2], "n": 2}}
-    dev = _device()
+    dev = kernel_device()
     model = build_model(cfg).to(dev).eval()
     tokens = torch.randint(0, 256, (batch, 8), device=dev)
     with_runs, s_runs, attached = _steps(model, tokens, True)
@@ -296,7 +289,7 @@ def test_runs_only_for_mamba_blocks_and_small_batches() -> None:
     torch.manual_seed(4)
     cfg = {"d_model": 16, "d_state": 4, "pool": [2], "levels": [{"block": "s4-mlp", "n": 1}],
            "center": {"block": "mamba-s6", "n": 2}}
-    dev = _device()
+    dev = kernel_device()
     model = build_model(cfg).to(dev).eval()
     tokens = torch.randint(0, 256, (1, 6), device=dev)
     with_runs, s_runs, attached = _steps(model, tokens, True)
@@ -327,28 +320,6 @@ def test_default_runs_are_the_lti_blocks_on_a_gpu(monkeypatch) -> None:
     assert initial_state(model, 1, torch.device("cpu"))["body"]["runs"]["center"] is not None
 
 
-def _generated_with_and_without_runs(block: str, seed: int, monkeypatch) -> dict:
-    """12 tokens of 2 rows from a two-level U-Net of ``block`` (random weights, seed ``seed``), generated with the
-    per-block fused steps ("0") and with split runs ("split"), the same sampling seed."""
-    from audiomamba.generate import SamplingConfig, generate_tokens
-
-    torch.manual_seed(seed)
-    cfg = {"d_model": 16, "d_state": 4, "pool": [2], "levels": [{"block": block, "n": 2}],
-           "center": {"block": block, "n": 1}}
-    dev = _device()
-    model = build_model(cfg).to(dev).eval()
-    out = {}
-    for mode in ("0", "split"):
-        monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", mode)
-        kernels.set_backend("triton")
-        try:
-            out[mode] = generate_tokens(model, 2, 12, 2, SamplingConfig(), seed=7, device=dev, use_graph=False,
-                                        progress=False)
-        finally:
-            kernels.set_backend(None)
-    return out
-
-
 def test_generation_with_flat_lti_runs_gives_the_same_tokens(monkeypatch) -> None:
     """A U-Net of mamba-s4-real blocks stepped with split runs in one layout (``AUDIOMAMBA_STEP_FLAT=run``: the
     BlockRun passes its transposed out_proj) draws the tokens of the per-block fused steps."""
@@ -356,7 +327,7 @@ def test_generation_with_flat_lti_runs_gives_the_same_tokens(monkeypatch) -> Non
 
     launched = spy_launches(monkeypatch, tr, "_run_lti_flat_kernel")
     monkeypatch.setenv("AUDIOMAMBA_STEP_FLAT", "run")
-    out = _generated_with_and_without_runs("mamba-s4-real", 6, monkeypatch)
+    out = generate_with_runs("mamba-s4-real", 6, monkeypatch, "split")
     assert launched and torch.equal(out["0"].tokens, out["split"].tokens)
     assert (out["0"].logp - out["split"].logp).abs().max().item() <= 1e-4
 
@@ -368,7 +339,7 @@ def test_generation_with_runs_gives_the_same_tokens(phases: str, states: str, mo
     run's stacked states keep the dtype)."""
     monkeypatch.setenv("AUDIOMAMBA_STEP_STATES", states)
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_PHASES", phases)
-    out = _generated_with_and_without_runs("mamba-s6", 5, monkeypatch)
+    out = generate_with_runs("mamba-s6", 5, monkeypatch, "split")
     assert torch.equal(out["0"].tokens, out["split"].tokens)
     assert (out["0"].logp - out["split"].logp).abs().max().item() <= (1e-4 if states == "fp32" else 1e-2)
 
@@ -386,7 +357,7 @@ def test_a_barrier_that_never_opens_ends_with_an_error(monkeypatch) -> None:
     monkeypatch.setattr(triton_mamba_run, "RUN_POLLS", 4)
     gen = torch.Generator().manual_seed(1)
     n, H, E, N, R, K = 1, 16, 32, 4, 1, 4
-    w = _stack(n, H, E, N, R, K, gen, "cpu")
+    w = random_s6_stack(n, H, E, N, R, K, gen, "cpu")
     scratch = run_scratch(1, H, E, N, R, torch.device("cpu"), 16)
     check_runs_scratch(scratch)  # nothing flagged yet
     mamba_s6_run_step_triton(torch.randn(1, H, generator=gen), w, torch.zeros(n, 1, E, K - 1),
