@@ -113,9 +113,12 @@ run step-flat bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_fused
 # training on an H200 on 2026-12-02) now also teacher-forces its clips through step mode with bf16 states, bf16 tiles
 # and both ("step_fused_bf16_*" in overfit.json's consistency table, judged by the same 0.02 BPB / 0.05 nats limits);
 # needs carry ".data"
+# (the whole archive no longer fits beside the tracked tree: carry ".data/sc09-george-flac.tar.xz", one speaker's
+# clips, docs/gpu/flac_data.py --speaker; 2026-12-05)
 if want overfit; then
   mkdir -p "$W"
-  [ -d "$W/sc09-fsdd" ] || python3 docs/gpu/flac_data.py unpack .data/sc09-fsdd-flac.tar.xz "$W"
+  arch=$(ls .data/sc09-fsdd-flac.tar.xz .data/sc09-george-flac.tar.xz 2>/dev/null | head -1)
+  [ -d "$W/sc09-fsdd" ] || python3 docs/gpu/flac_data.py unpack "$arch" "$W"
 fi
 run overfit bash -c "timeout 560 python3 -m audiomamba evaluate overfit --data $W/sc09-fsdd --out /tmp/overfit \
   --classifier eval/weights/sc09-fsdd-classifier.pt --n 256; cp /tmp/overfit/overfit.json $RES/overfit-states.json"
