@@ -82,8 +82,8 @@ from .triton_mamba_step import (
     step_flat,
 )
 
-#: ``AUDIOMAMBA_STEP_RUNS``: 0 (off, the default until timed), 1 (one persistent launch per run), split (one launch
-#: per phase: the same kernel without barriers)
+#: ``AUDIOMAMBA_STEP_RUNS``: 0 (off), 1 (one persistent launch per run), split (one launch per phase: the same kernel
+#: without barriers), chain (one launch per run, a program per block: :mod:`kernels.triton_mamba_chain`)
 RUNS_MODES = ("0", "1", "split", "chain")
 #: d_inner channels per program (``AUDIOMAMBA_STEP_RUN_E`` overrides; a power of two)
 RUN_BLOCK_E = 16
@@ -103,7 +103,7 @@ def runs_mode() -> str:
     if flag not in RUNS_MODES:
         raise KernelError(f"AUDIOMAMBA_STEP_RUNS={flag!r} in the environment: use 0 (one launch chain per block), 1 "
                           "(one launch per run of blocks), split (one launch per phase), chain (one launch per run "
-                          "of mamba-s6 blocks, a program per block; kernels/triton_mamba_chain.py), or leave it unset "
+                          "of blocks, a program per block; kernels/triton_mamba_chain.py), or leave it unset "
                           "(split runs of LTI blocks on a GPU)")
     return flag
 

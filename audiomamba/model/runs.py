@@ -4,8 +4,9 @@ A run is consecutive blocks of one kind (``mamba-s6``, ``mamba-s4``, ``mamba-s4-
 blocks, its up blocks, the center. A :class:`BlockRun` holds their weights stacked along a block axis (copies, made
 when the generation state is created) and their conv windows and SSM states as one stacked tensor each; the blocks'
 own states become views of it, so the per-block steps and the run read and write the same numbers.
-:meth:`BlockRun.step` is :func:`kernels.triton_mamba_run.mamba_s6_run_step_triton` (or its LTI twin): one launch
-for the whole run instead of three or four per block. :meth:`audiomamba.model.unet.AudioUNet.attach_runs` builds
+:meth:`BlockRun.step` is :func:`kernels.triton_mamba_run.mamba_s6_run_step_triton` (or its LTI twin), or with
+``AUDIOMAMBA_STEP_RUNS=chain`` :func:`kernels.triton_mamba_chain.mamba_chain_step_triton` (a program per block): one
+launch for the whole run instead of three or four per block. :meth:`audiomamba.model.unet.AudioUNet.attach_runs` builds
 them.
 """
 
@@ -115,8 +116,8 @@ class BlockRun:
         return BlockRun(list(blocks), states)
 
     def check(self) -> None:
-        """KernelError if one of this run's launches gave up waiting at a grid barrier (a device read: call it once
-        after a generation; a batch's row-tile launches have no barrier)."""
+        """KernelError if one of this run's launches gave up waiting at a grid barrier or for a chain's hand-off (a
+        device read: call it once after a generation)."""
         if self.scratch is not None:
             check_runs_scratch(self.scratch)
         if self.sync is not None:
