@@ -7,10 +7,10 @@ from torch import Tensor
 
 from .errors import KernelError
 
-#: dtypes a real SSM state h may have in the step ops: float32, or bfloat16 (half the bytes of the state traffic that
-#: bounds a large batch's generation step). The update and readout compute in float32 either way; only the stored
-#: state is rounded. Complex states are complex64.
-REAL_STATE_DTYPES = (torch.float32, torch.bfloat16)
+#: dtypes a real SSM state h may have in the step ops: float32, or bfloat16 or float16 (half the bytes of the state
+#: traffic that bounds a large batch's generation step; float16 keeps 3 more mantissa bits, bfloat16 more range). The
+#: update and readout compute in float32 either way; only the stored state is rounded. Complex states are complex64.
+REAL_STATE_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 def _fail(op: str, what: str, fix: str) -> None:
@@ -75,7 +75,7 @@ def check_step_args(
     if A.dim() != 2 or A.shape[0] != d:
         _fail(op, f"A has shape {_shape(A)}", f"pass A of shape (d, N) with d = {d}")
     N = A.shape[1]
-    want = "complex64" if A.is_complex() else "float32 or bfloat16"
+    want = "complex64" if A.is_complex() else "float32, bfloat16 or float16"
     if (h.shape != (batch, d, N) or h.is_complex() != A.is_complex()
             or not A.is_complex() and h.dtype not in REAL_STATE_DTYPES):
         _fail(op, f"state h has shape {_shape(h)} dtype {h.dtype}", f"pass h of shape ({batch}, {d}, {N}) and dtype {want}")

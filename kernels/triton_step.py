@@ -111,7 +111,7 @@ def selective_state_update_triton(
     N = A.shape[1]
     is_complex = A.is_complex()
     if h.dtype not in ((torch.complex64,) if is_complex else REAL_STATE_DTYPES):
-        raise TypeError(f"selective_state_update: h must be {'complex64' if is_complex else 'float32 or bfloat16'}, "
+        raise TypeError(f"selective_state_update: h must be {'complex64' if is_complex else 'float32, bfloat16 or float16'}, "
                         f"got {h.dtype}")
     hv = _view(h)
     Av = _view(A.to(torch.complex64)) if is_complex else A.float()

@@ -232,8 +232,9 @@ def test_bf16_states_keep_the_likelihoods(model: torch.nn.Module, monkeypatch: p
     leaves = [t for t in torch.utils._pytree.tree_leaves(stepper.init_state()) if isinstance(t, torch.Tensor)]
     dtypes = {t.dtype for t in leaves}
     assert torch.bfloat16 in dtypes and torch.complex64 in dtypes and torch.float32 in dtypes  # caches, pools: fp32
-    monkeypatch.setenv("AUDIOMAMBA_STEP_STATES", "fp16")
-    for call, name in ((lambda: step_state_dtype(), "AUDIOMAMBA_STEP_STATES='fp16'"),
+    assert step_state_dtype("fp16") == torch.float16
+    monkeypatch.setenv("AUDIOMAMBA_STEP_STATES", "fp8")
+    for call, name in ((lambda: step_state_dtype(), "AUDIOMAMBA_STEP_STATES='fp8'"),
                        (lambda: step_state_dtype("half"), "--states='half'")):
         with pytest.raises(ConfigError, match=name) as err:
             call()

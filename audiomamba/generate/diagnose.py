@@ -13,8 +13,9 @@ noise. :func:`step_consistency` teacher-forces real clips through
   stepper is the clip itself, so every token is forced and its log-probability recorded),
 - with ``fast``, the faster settings of step mode, judged by the same limits but apart from the default paths
   (``fast_agree``): ``step_composed_bf16_states`` and ``step_fused_bf16_states`` (the Mamba blocks' conv windows and
-  real SSM states stored in bfloat16: ``generate --states bf16``), ``step_fused_bf16_tiles`` (the batched fused
-  kernels' products on bf16 operands: ``AUDIOMAMBA_STEP_PRECISION=bf16``; the clips repeated to 16 rows, the
+  real SSM states stored in bfloat16: ``generate --states bf16``), the same with float16 states
+  (``step_composed_fp16_states``, ``step_fused_fp16_states``: ``--states fp16``), ``step_fused_bf16_tiles`` (the
+  batched fused kernels' products on bf16 operands: ``AUDIOMAMBA_STEP_PRECISION=bf16``; the clips repeated to 16 rows, the
   batched kernels' smallest batch) and ``step_fused_bf16_tiles_states`` (both),
 
 and reports the BPB of the clips under each path and the largest per-token log-probability
@@ -36,7 +37,7 @@ from audiomamba.tokenizer import bits_per_sample, shift_right
 from audiomamba.train.nll import autocast_for
 
 #: the suffixes of the step paths with faster settings (``step_consistency(..., fast=True)``)
-FAST = ("_bf16_states", "_bf16_tiles", "_bf16_tiles_states")
+FAST = ("_bf16_states", "_fp16_states", "_bf16_tiles", "_bf16_tiles_states")
 #: rows of the batched fused kernels (the bf16-tiles paths repeat the clips to this many)
 BATCHED_ROWS = 16
 
@@ -94,8 +95,10 @@ def step_consistency(model: nn.Module, targets: torch.Tensor, reference_scan: bo
     paths["step_composed"] = _step_logp(model, targets, False)
     if fast:
         paths["step_composed_bf16_states"] = _step_logp(model, targets, False, torch.bfloat16)
+        paths["step_composed_fp16_states"] = _step_logp(model, targets, False, torch.float16)
         if cuda:
             paths["step_fused_bf16_states"] = _step_logp(model, targets, True, torch.bfloat16)
+            paths["step_fused_fp16_states"] = _step_logp(model, targets, True, torch.float16)
             paths["step_fused_bf16_tiles"] = _step_logp(model, targets, True, precision="bf16")
             paths["step_fused_bf16_tiles_states"] = _step_logp(model, targets, True, torch.bfloat16, "bf16")
     base = paths["parallel_fp32"]
@@ -128,6 +131,6 @@ def format_consistency(result: dict) -> str:
     lines.append("all paths agree (within 0.02 BPB; step paths within 0.05 nats per token)" if result["agree"]
                  else f"PATHS DISAGREE: {', '.join(result['failed'])} (limits: 0.02 BPB; step paths 0.05 nats per token)")
     if "fast_agree" in result:
-        lines.append("faster settings (bf16 states, bf16 tiles): within the same limits" if result["fast_agree"]
+        lines.append("faster settings (bf16 and fp16 states, bf16 tiles): within the same limits" if result["fast_agree"]
                      else f"faster settings: OUTSIDE the limits ({', '.join(result['fast_failed'])})")
     return "\n".join(lines)

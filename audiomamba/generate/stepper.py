@@ -14,12 +14,14 @@ same; only the pooling layers' cuBLAS products may pick another algorithm for an
 with bf16 step tiles changed 438 of 3.3 M tokens (H200, 2026-12-04; none with the default tf32x3).
 
 State precision (``state_dtype``, ``AUDIOMAMBA_STEP_STATES``, ``generate --states``): the Mamba blocks' conv windows
-and real SSM states are float32, or bfloat16. A batch-2048 step of sc09-small reads and writes about 1 GB of states
+and real SSM states are float32, or bfloat16 or float16. A batch-2048 step of sc09-small reads and writes about 1 GB of states
 (0.25 ms at an H200's copy bandwidth, half of the 0.45 ms per step that 2048 SC09 seconds in 10 s allow); bf16 halves
 that. Every update and readout still computes in float32 (the kernels load the state, update it in registers, read
 out from the unrounded state and store it rounded); complex states stay complex64. Whether the rounding changes what
 the model says is measured, not assumed: :func:`audiomamba.generate.diagnose.step_consistency` teacher-forces clips
-through step mode with bf16 states beside float32 ones.
+through step mode with bf16 and fp16 states beside float32 ones. On an H100 (2026-12-05) bf16 states moved single
+tokens of a memorising model by up to 11 nats (outside the 0.05-nat limit); float16 keeps 3 more mantissa bits (an
+8x smaller rounding), with a range (65504) far above the states' values.
 """
 
 from __future__ import annotations
@@ -51,17 +53,17 @@ AUTO_GROUPS_MIN_BATCH = 2048
 AUTO_GROUP_ROWS = 256
 AUTO_GROUPS_MAX = 8
 #: ``state_dtype`` names: the dtype of the Mamba blocks' conv windows and real SSM states while stepping
-STATE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+STATE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def step_state_dtype(name: str | None = None) -> torch.dtype:
-    """The step states' dtype by name ("fp32" or "bf16"); None: ``AUDIOMAMBA_STEP_STATES``, else float32. A bad
-    name is a one-line ConfigError."""
+    """The step states' dtype by name ("fp32", "bf16" or "fp16"); None: ``AUDIOMAMBA_STEP_STATES``, else float32. A
+    bad name is a one-line ConfigError."""
     source = "--states" if name is not None else "AUDIOMAMBA_STEP_STATES"
     text = (name if name is not None else os.environ.get("AUDIOMAMBA_STEP_STATES", "")).strip().lower() or "fp32"
     if text not in STATE_DTYPES:
-        raise ConfigError(f"{source}={text!r}: use fp32 (the default) or bf16 (the Mamba blocks' conv windows and real "
-                          "SSM states in bfloat16: half the state traffic of a large batch)")
+        raise ConfigError(f"{source}={text!r}: use fp32 (the default), bf16 or fp16 (the Mamba blocks' conv windows and "
+                          "real SSM states in bfloat16 or float16: half the state traffic of a large batch)")
     return STATE_DTYPES[text]
 
 

@@ -76,8 +76,9 @@ run in-one python3 -m audiomamba.bench.step_tiles --rounds 4 --out "$RES/step-ti
 # groups) and one stream, sc09-small mamba-s6 and mamba-s4-real; the likelihood check is in the overfit phase
 run states-tests python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py tests/test_kernels_run.py \
   tests/test_generate_gpu.py -k "bf16 or faster"
-run states-step bash -c "python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_STATES --configs bf16 --rounds 4 \
-  --out $RES/step-states-2048.md; python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_STATES --configs bf16 \
+# (fp16 states, new 2026-12-05 10:20: bf16 states failed the likelihood check on the H100, fp16 rounds 8x finer)
+run states-step bash -c "python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_STATES --configs 'bf16;fp16' \
+  --rounds 4 --out $RES/step-states-2048.md; python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_STATES --configs bf16 \
   --rounds 4 --block mamba-s4-real --out $RES/step-states-2048-s4-real.md; python3 -m audiomamba.bench.step_tiles \
   --var AUDIOMAMBA_STEP_STATES --configs bf16 --rounds 4 --batch 1 --steps 2048 --out $RES/step-states-1.md"
 run matrix-states env AUDIOMAMBA_STEP_STATES=bf16 timeout 300 $B generate --matrix --presets sc09-small \
