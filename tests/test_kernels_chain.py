@@ -104,7 +104,7 @@ def test_chain_with_bf16_states() -> None:
             kh.assert_bf16_close(got, want)
 
 
-def test_chain_rejects_bad_arguments_and_a_lost_hand_off() -> None:
+def test_chain_rejects_bad_arguments_and_a_lost_hand_off(monkeypatch) -> None:
     """Shapes that do not fit, blocks too wide for one program, and a program whose input never comes (its launch
     count out of step with the flags): it gives up after its polls and flags it, and the check raises."""
     gen = torch.Generator().manual_seed(0)
@@ -119,6 +119,9 @@ def test_chain_rejects_bad_arguments_and_a_lost_hand_off() -> None:
     with pytest.raises(ValueError, match="x must be"):
         mamba_chain_step_triton(torch.zeros(16, 16), w, conv, h, outs, sync, wt, xt)
     assert chain_fits(64, 128, 16, 4) and not chain_fits(128, 256, 16, 8) and not chain_fits(64, 128, 16, 32)
+    import audiomamba.kernels.triton_mamba_chain as ch
+
+    monkeypatch.setattr(ch, "CHAIN_POLLS", 1000)  # on a GPU: give up after 1000 polls, not 2^24
     sync[2 + 1] = 5  # program 1 believes it has finished 5 launches: it waits for a flag that stays at 1
     mamba_chain_step_triton(torch.zeros(1, 16), w, conv, h, outs, sync, wt, xt)
     with pytest.raises(KernelError, match="gave up waiting"):
