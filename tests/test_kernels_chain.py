@@ -108,22 +108,24 @@ def test_chain_rejects_bad_arguments_and_a_lost_hand_off(monkeypatch) -> None:
     """Shapes that do not fit, blocks too wide for one program, and a program whose input never comes (its launch
     count out of step with the flags): it gives up after its polls and flags it, and the check raises."""
     gen = torch.Generator().manual_seed(0)
-    w = kh.random_s6_stack(2, 16, 32, 4, 1, 4, gen, "cpu")
+    dev = kh.kernel_device()
+    w = kh.random_s6_stack(2, 16, 32, 4, 1, 4, gen, dev)
     wt, xt = _t(w)
-    conv, h, outs = torch.zeros(2, 1, 32, 3), torch.zeros(2, 1, 32, 4), torch.zeros(3, 1, 16)
-    sync = chain_sync(2, torch.device("cpu"))
+    conv, h, outs = (torch.zeros(shape, device=dev) for shape in ((2, 1, 32, 3), (2, 1, 32, 4), (3, 1, 16)))
+    x = torch.zeros(1, 16, device=dev)
+    sync = chain_sync(2, torch.device(dev))
     with pytest.raises(ValueError, match=r"sync must be contiguous of shape \(5,\)"):
-        mamba_chain_step_triton(torch.zeros(1, 16), w, conv, h, outs, sync[:4], wt, xt)
+        mamba_chain_step_triton(x, w, conv, h, outs, sync[:4], wt, xt)
     with pytest.raises(ValueError, match="x_proj_t must be contiguous"):
-        mamba_chain_step_triton(torch.zeros(1, 16), w, conv, h, outs, sync, wt, w.x_proj)
+        mamba_chain_step_triton(x, w, conv, h, outs, sync, wt, w.x_proj)
     with pytest.raises(ValueError, match="x must be"):
-        mamba_chain_step_triton(torch.zeros(16, 16), w, conv, h, outs, sync, wt, xt)
+        mamba_chain_step_triton(torch.zeros(16, 16, device=dev), w, conv, h, outs, sync, wt, xt)
     assert chain_fits(64, 128, 16, 4) and not chain_fits(128, 256, 16, 8) and not chain_fits(64, 128, 16, 32)
     import audiomamba.kernels.triton_mamba_chain as ch
 
     monkeypatch.setattr(ch, "CHAIN_POLLS", 1000)  # on a GPU: give up after 1000 polls, not 2^24
     sync[2 + 1] = 5  # program 1 believes it has finished 5 launches: it waits for a flag that stays at 1
-    mamba_chain_step_triton(torch.zeros(1, 16), w, conv, h, outs, sync, wt, xt)
+    mamba_chain_step_triton(x, w, conv, h, outs, sync, wt, xt)
     with pytest.raises(KernelError, match="gave up waiting"):
         check_chain_sync(sync)
 
