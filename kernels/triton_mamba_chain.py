@@ -25,13 +25,13 @@ Per block j and row (every tile (channels, columns) as in :func:`kernels.triton_
 The flags never reset: each program keeps the count of launches it has finished (``done[j]``, written only by
 itself), so in launch e every program waits for ``flag[j] >= e + 1`` and raises ``flag[j + 1]`` to e + 1. All n
 programs must be resident at once (n is at most the SMs; a program that polls 2^24 times gives up and flags it, and
-:func:`kernels.triton_mamba_run.check_runs_scratch`-style checking turns that into a KernelError). Triton's CPU
+the Stepper's end-of-generation :func:`check_chain_sync` turns that into a KernelError). Triton's CPU
 interpreter runs the programs in order 0, 1, ..., so every flag is raised before it is awaited there.
 
 LTI blocks (``mamba-s4``, ``mamba-s4-real``) chain the same way without the x_proj (their decay exp(Δ A) computed once
 per launch). ``AUDIOMAMBA_STEP_RUNS=chain`` attaches it to one stream's runs of every Mamba kind that fits one program
-(:func:`chain_fits`); built 2026-12-05 on the CPU machine (interpreter tests against the float64 reference and the per-block
-steps, sm_90 compile checks), not yet timed.
+(:func:`chain_fits`); built 2026-12-05 on the CPU machine (interpreter tests against the float64 reference and the
+per-block steps, sm_90 compile checks), not yet timed.
 """
 
 from __future__ import annotations
