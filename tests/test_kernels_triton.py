@@ -318,7 +318,8 @@ def test_triton_step_iterated_equals_scan(cplx, lti):
 def test_step_with_a_bf16_state(lti):
     """A real state h in bfloat16 (``generate --states bf16``): the Triton step and the reference read the same
     rounded state, compute in float32 and store rounded: the outputs of one step agree to float32 rounding, the
-    stored states to a bf16 rounding (:func:`kernel_helpers.assert_bf16_rounded`); a float16 state is refused."""
+    stored states to a bf16 rounding (:func:`kernel_helpers.assert_bf16_rounded`); a float16 state likewise; a float64
+    state is refused."""
     from audiomamba.kernels.errors import KernelError
     from audiomamba.kernels.reference import selective_state_update_ref
     from audiomamba.kernels.triton_step import selective_state_update_triton
@@ -334,8 +335,15 @@ def test_step_with_a_bf16_state(lti):
     torch.testing.assert_close(y_tri, y_ref, atol=1e-5, rtol=1e-5)
     assert h_tri.dtype == torch.bfloat16 and not torch.equal(h_tri, h0)
     assert_bf16_rounded(h_tri, h_ref)
-    with pytest.raises(KernelError, match="float32 or bfloat16"):
-        kernels.selective_state_update(h0.half(), u[:, :, 0], dt, A, Bt, Ct, D, z[:, :, 0], db, True)
+    # float16 (``--states fp16``): the same, with float16's rounding
+    h16_tri, h16_ref = h0.half(), h0.half()
+    y16_tri = selective_state_update_triton(h16_tri, u[:, :, 0], dt, A, Bt, Ct, D, z[:, :, 0], db, True, block_d=2)
+    y16_ref = selective_state_update_ref(h16_ref, u[:, :, 0], dt, A, Bt, Ct, D, z[:, :, 0], db, True)
+    torch.testing.assert_close(y16_tri, y16_ref, atol=1e-5, rtol=1e-5)
+    assert h16_tri.dtype == torch.float16
+    torch.testing.assert_close(h16_tri.float(), h16_ref.float(), atol=0, rtol=2.0 ** -10)
+    with pytest.raises(KernelError, match="float32, bfloat16 or float16"):
+        kernels.selective_state_update(h0.double(), u[:, :, 0], dt, A, Bt, Ct, D, z[:, :, 0], db, True)
 
 
 def test_scan_config_env_override_and_errors(monkeypatch):
