@@ -43,9 +43,9 @@ from torch import Tensor
 
 from .backend import interpreting, pdl_enabled
 from .errors import KernelError
-from .triton_helpers import exp_dtA, pdl_wait, readout, softplus, state_update
+from .triton_helpers import exp_dtA, ln_row, pdl_wait, readout, state_update
 from .triton_mamba_run import LTIStack, S6Stack, _as_real, check_run_args, run_warps
-from .triton_mamba_step import _conv_shift, _conv_taps_row
+from .triton_mamba_step import _conv_step_row, _conv_taps_row, _s6_update_row
 
 #: polls of a flag before a program gives up (about seconds on a GPU); tests set it low
 CHAIN_POLLS = 1 << 24
@@ -148,28 +148,18 @@ def _chain_kernel(
         else:
             x = tl.load(outs_ptr + (j * batch + row) * H + offs_h, mask=m_h, other=0.0, cache_modifier=".cg")
             x = x.to(tl.float32)
-        mean = tl.sum(x, axis=0) / H
-        xc = tl.where(m_h, x - mean, 0.0)
-        xn = xc * (1.0 / tl.sqrt(tl.sum(xc * xc, axis=0) / H + eps)) * nw + nb
+        xn = ln_row(x, m_h, nw, nb, H, eps)
         # in_proj, conv step (block j's window: only this program touches it)
         win = conv_ptr + (j * batch + row) * E * (K - 1) + offs_e * (K - 1)
         taps = _conv_taps_row(win, cw, offs_e, m_e, K, BLOCK_E)
-        u_new = tl.sum(w_u * xn[None, :], axis=1)
         z = tl.sum(w_z * xn[None, :], axis=1)
-        _conv_shift(win, u_new, m_e, conv_ptr, K)
-        acc = u_new * w_last + bias + taps
-        u = tl.where(m_e, acc * tl.sigmoid(acc), 0.0)
+        u = tl.where(m_e, _conv_step_row(win, taps, tl.sum(w_u * xn[None, :], axis=1), w_last, bias, m_e, conv_ptr, K),
+                     0.0)
         if SELECTIVE:  # x_proj, Δ, state update, readout
-            dt_low = tl.sum(u[:, None] * w_r, axis=0)
-            Bt = tl.sum(u[:, None] * w_b, axis=0)
-            Ct = tl.sum(u[:, None] * w_c, axis=0)
-            dt = softplus(tl.sum(w_dt * dt_low[None, :], axis=1) + dtb)
-            a, _ = exp_dtA(dt[:, None], A, A, False)
             hp = h_ptr + (j * batch + row) * E * N + en
-            h = tl.load(hp, mask=m_en, other=0.0).to(tl.float32)  # float32 or bf16 states
-            h, _ = state_update(h, h, a, a, (dt * u)[:, None], Bt[None, :], Bt[None, :], False)
-            tl.store(hp, h, mask=m_en)
-            y = readout(h, h, Ct[None, :], Ct[None, :], 1, False)
+            h = tl.load(hp, mask=m_en, other=0.0).to(tl.float32)  # float32 or 16-bit states
+            y = _s6_update_row(h, hp, m_en, A, w_dt, dtb, tl.sum(u[:, None] * w_r, axis=0),
+                               tl.sum(u[:, None] * w_b, axis=0), tl.sum(u[:, None] * w_c, axis=0), u)
         else:
             hp = h_ptr + (j * batch + row) * E * N * pairs + pairs * en
             h_re = tl.load(hp, mask=m_en, other=0.0).to(tl.float32)  # float32 or bf16 real states

@@ -239,6 +239,18 @@ def _conv_step_row(win, taps, u, w_last, bias, m_e, conv_ptr, K: tl.constexpr):
 
 
 @triton.jit
+def _s6_update_row(h, hp, m_en, A, w_dt, dtb, dt_low, Bt, Ct, u):
+    """One row's selective state update in the (channels, states) layout of the one-row kernels, from its summed
+    x_proj (Δ_low, B_t, C_t over the columns): Δ = softplus(w_dt · Δ_low + dt_bias), h ← exp(Δ A) h + Δ u B_t (stored
+    at ``hp``), and the readout C_t · h (BLOCK_E,)."""
+    dt = softplus(tl.sum(w_dt * dt_low[None, :], axis=1) + dtb)
+    a, _ = exp_dtA(dt[:, None], A, A, False)
+    h, _ = state_update(h, h, a, a, (dt * u)[:, None], Bt[None, :], Bt[None, :], False)
+    tl.store(hp, h, mask=m_en)
+    return readout(h, h, Ct[None, :], Ct[None, :], 1, False)
+
+
+@triton.jit
 def _in_conv_kernel(
     x_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, u_ptr, z_ptr,
     batch, H, E, eps,
@@ -557,14 +569,8 @@ def _ssm_flat_kernel(
         acc_r += uk * tl.load(wk, mask=m_k[:, None] & m_r[None, :], other=0.0).to(tl.float32)
         acc_b += uk * tl.load(wk + R, mask=m_k[:, None] & m_n[None, :], other=0.0).to(tl.float32)
         acc_c += uk * tl.load(wk + R + N, mask=m_k[:, None] & m_n[None, :], other=0.0).to(tl.float32)
-    dt_low = tl.sum(acc_r, axis=0)
-    Bt = tl.sum(acc_b, axis=0)
-    Ct = tl.sum(acc_c, axis=0)
-    dt = softplus(tl.sum(w_dt * dt_low[None, :], axis=1) + dtb)
-    a, _ = exp_dtA(dt[:, None], A, A, False)
-    h, _ = state_update(h, h, a, a, (dt * u)[:, None], Bt[None, :], Bt[None, :], False)
-    tl.store(hp, h, mask=m_en)
-    y = readout(h, h, Ct[None, :], Ct[None, :], 1, False)
+    y = _s6_update_row(h, hp, m_en, A, w_dt, dtb, tl.sum(acc_r, axis=0), tl.sum(acc_b, axis=0), tl.sum(acc_c, axis=0),
+                       u)
     tl.store(y_ptr + row * E + offs_e, (y + D * u) * z * tl.sigmoid(z), mask=m_e)
 
 

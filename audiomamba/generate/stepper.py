@@ -14,9 +14,9 @@ same; only the pooling layers' cuBLAS products may pick another algorithm for an
 with bf16 step tiles changed 438 of 3.3 M tokens (H200, 2026-12-04; none with the default tf32x3).
 
 State precision (``state_dtype``, ``AUDIOMAMBA_STEP_STATES``, ``generate --states``): the Mamba blocks' conv windows
-and real SSM states are float32, or bfloat16 or float16. A batch-2048 step of sc09-small reads and writes about 1 GB of states
-(0.25 ms at an H200's copy bandwidth, half of the 0.45 ms per step that 2048 SC09 seconds in 10 s allow); bf16 halves
-that. Every update and readout still computes in float32 (the kernels load the state, update it in registers, read
+and real SSM states are float32, or bfloat16 or float16. A batch-2048 step of sc09-small reads and writes about 1 GB
+of states (0.25 ms at an H200's copy bandwidth, half of the 0.45 ms per step that 2048 SC09 seconds in 10 s allow);
+16-bit states halve that. Every update and readout still computes in float32 (the kernels load the state, update it in registers, read
 out from the unrounded state and store it rounded); complex states stay complex64. Whether the rounding changes what
 the model says is measured, not assumed: :func:`audiomamba.generate.diagnose.step_consistency` teacher-forces clips
 through step mode with bf16 and fp16 states beside float32 ones. On an H100 (2026-12-05) bf16 states moved single
