@@ -33,16 +33,13 @@ class Variant:
     kernel: str
     consts: tuple[tuple[str, object], ...]
     num_warps: int
-    #: software-pipelining stages where the launch sets them (None: Triton's default)
-    num_stages: int | None = None
 
     def label(self) -> str:
         flags = [k for k, v in self.consts if v is True]
         blocks = [f"{k}={v}" for k, v in self.consts
                   if k.startswith("BLOCK") or k in ("SUB_L", "UNROLL", "CHUNK", "ALIGN", "STAGES", "UNROLL_N", "T", "ROWS", "PREC")]
         flags += [f"{k}=False" for k, v in self.consts if k == "REV_LOADS" and v is False]
-        stages = [] if self.num_stages is None else [f"stages={self.num_stages}"]
-        return f"{self.kernel} warps={self.num_warps} " + " ".join(stages + blocks + flags)
+        return f"{self.kernel} warps={self.num_warps} " + " ".join(blocks + flags)
 
 
 def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, warps: int = 1,
@@ -186,8 +183,8 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 flat_run = dict(K=4, RES_REVERSED=True, BLOCK_H=H, BLOCK_E=RUN_BLOCK_E, BLOCK_B=1, PDL=True)
                 out += [Variant("run_flat", tuple(dict(flat_run, LAST=last).items()), run_warps(H))
                         for last in (False, True)]
-                # one stream's run of selective blocks as a chain of programs, one per block (AUDIOMAMBA_STEP_RUNS=chain)
-                if H <= 64:  # ... and of real and complex LTI blocks
+                # one stream's run of blocks as a chain of programs, one per block (AUDIOMAMBA_STEP_RUNS=chain)
+                if H <= 64:
                     chain = dict(K=4, RES_REVERSED=True, BLOCK_H=H, BLOCK_E=E, BLOCK_N=16, PDL=True)
                     out += [Variant("chain", tuple(dict(chain, SELECTIVE=sel, IS_COMPLEX=cplx).items()),
                                     2 * run_warps(H)) for sel, cplx in ((True, False), (False, False), (False, True))]
@@ -277,8 +274,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
         sizes = ("H", "E", "N") + (("batch",) if consts.get("BLOCK_B", 1) > 1 else ())
         attrs.update({(i,): [["tt.divisibility", 16]] for i, name in enumerate(sig) if name in sizes})
     src = ASTSource(fn, sig, constexprs=consts, attrs=attrs)
-    options = {"num_warps": v.num_warps} | ({} if v.num_stages is None else {"num_stages": v.num_stages})
-    kern = triton.compile(src, target=GPUTarget("cuda", arch, 32), options=options)
+    kern = triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"num_warps": v.num_warps})
     # asynchronous copies (a software-pipelined loop's prefetches), then cross-lane shuffles: reductions and layout
     # changes; in a time loop they cost every step; then CTA barriers (layout changes through shared memory among
     # them: each a wait in a latency-bound kernel)
