@@ -239,3 +239,33 @@ def test_bf16_states_keep_the_likelihoods(model: torch.nn.Module, monkeypatch: p
         with pytest.raises(ConfigError, match=name) as err:
             call()
         assert "\n" not in str(err.value)
+
+
+def test_auto_states_are_fp16_for_a_gpu_batch_and_an_overflow_is_caught(model: torch.nn.Module,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset (or ``auto``), the step states are float16 for a GPU batch of 16+ rows and float32 for fewer rows or on a
+    CPU; a 16-bit state that overflowed is a one-line KernelError at the end of a generation, float32 states are not
+    checked."""
+    from audiomamba.generate.stepper import (FP16_STATES_MIN_BATCH, Stepper, auto_state_dtype, check_states_finite,
+                                             step_state_dtype)
+    from audiomamba.kernels.errors import KernelError
+
+    monkeypatch.delenv("AUDIOMAMBA_STEP_STATES", raising=False)
+    assert step_state_dtype() is None and step_state_dtype("auto") is None
+    assert auto_state_dtype(FP16_STATES_MIN_BATCH, "cuda") == torch.float16
+    assert auto_state_dtype(FP16_STATES_MIN_BATCH - 1, "cuda") == torch.float32
+    assert auto_state_dtype(2048, "cpu") == torch.float32
+    stepper = Stepper(model, 2, torch.device("cpu"), SamplingConfig())
+    assert stepper.state_dtype is None
+    state = stepper.init_state()
+    leaves = [t for t in torch.utils._pytree.tree_leaves(state) if isinstance(t, torch.Tensor)]
+    assert torch.float32 in {t.dtype for t in leaves} and torch.float16 not in {t.dtype for t in leaves}
+    check_states_finite(state)
+    mamba = [t for t in leaves if t.dtype == torch.float32 and t.dim() == 3]
+    mamba[0][0, 0, 0] = float("inf")
+    check_states_finite(state)  # float32 states: not a 16-bit overflow
+    half = [t.half() for t in mamba]
+    check_states_finite(half[1:])
+    with pytest.raises(KernelError, match="--states fp32") as err:
+        check_states_finite({"ssm": half[0], "conv": half[1]})
+    assert "\n" not in str(err.value)

@@ -79,7 +79,8 @@ def generate_to_folder(
     ``labeller`` (see :func:`~audiomamba.generate.output.write_samples`) labels each sample with a digit;
     ``noise_profile`` (the run's ``noise_profile.json``) sets what counts as noise; ``timings``, if given, receives
     the wall seconds of "sampling", "regenerate" (noisy samples made again) and :func:`write_samples`' parts;
-    ``state_dtype``: the Mamba blocks' step states (float32, bfloat16 or float16; None: ``AUDIOMAMBA_STEP_STATES``).
+    ``state_dtype``: the Mamba blocks' step states (float32, bfloat16 or float16; None: ``AUDIOMAMBA_STEP_STATES``,
+    else auto: float16 for a GPU batch of 16+ rows).
     """
     timings = {} if timings is None else timings
     length = int(round(seconds * 16000))

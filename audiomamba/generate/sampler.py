@@ -51,7 +51,8 @@ def generate_tokens(
     prompts: (n, P) int64 or None; the first P tokens of each sample are its prompt.
     Batch ``k`` uses seed ``seed + k``, so a given seed reproduces the same samples.
     ``use_graph`` (default: on CUDA) captures each period of steps as a CUDA graph. ``state_dtype``: the Mamba
-    blocks' step states (:class:`~audiomamba.generate.stepper.Stepper`; None: ``AUDIOMAMBA_STEP_STATES`` or float32).
+    blocks' step states (:class:`~audiomamba.generate.stepper.Stepper`; None: ``AUDIOMAMBA_STEP_STATES`` or auto, i.e.
+    float16 for a GPU batch of 16+ rows, else float32).
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 

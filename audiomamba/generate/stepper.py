@@ -21,7 +21,11 @@ out from the unrounded state and store it rounded); complex states stay complex6
 the model says is measured, not assumed: :func:`audiomamba.generate.diagnose.step_consistency` teacher-forces clips
 through step mode with bf16 and fp16 states beside float32 ones. On an H100 (2026-12-05) bf16 states moved single
 tokens of a memorising model by up to 11 nats (outside the 0.05-nat limit); float16 keeps 3 more mantissa bits (an
-8x smaller rounding), with a range (65504) far above the states' values.
+8x smaller rounding), with a range (65504) far above the states' values: on the same H100 and model (2026-12-05
+12:51 UTC) float16 states kept every token within 7.5e-6 nats of the parallel forward and ran 1.12x per step at batch
+2048 (0.778 against 0.873 ms, sc09-small ``mamba-s6``; 1.01x for one stream). So by default (``auto``) a GPU batch of
+:data:`FP16_STATES_MIN_BATCH` rows or more steps with float16 states, everything else with float32; a state that
+overflows float16 anyway is a KernelError at the end of the generation (:func:`check_states_finite`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 from audiomamba import kernels
 from audiomamba.errors import ConfigError
 from audiomamba.generate.sampling import RandFn, sample_tokens
+from audiomamba.kernels.errors import KernelError
 from audiomamba.kernels.triton_mamba_run import runs_mode
 from audiomamba.kernels.triton_sample import sample_step_triton
 from audiomamba.tokenizer import Q_ZERO
@@ -54,17 +59,39 @@ AUTO_GROUP_ROWS = 256
 AUTO_GROUPS_MAX = 8
 #: ``state_dtype`` names: the dtype of the Mamba blocks' conv windows and real SSM states while stepping
 STATE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: ``auto`` states (the default): float16 for a GPU group of at least this many rows (the batched step kernels, where
+#: the state traffic is half of a step), float32 below (one stream: 1.01x, nothing to win) and on a CPU
+FP16_STATES_MIN_BATCH = 16
 
 
-def step_state_dtype(name: str | None = None) -> torch.dtype:
-    """The step states' dtype by name ("fp32", "bf16" or "fp16"); None: ``AUDIOMAMBA_STEP_STATES``, else float32. A
-    bad name is a one-line ConfigError."""
+def step_state_dtype(name: str | None = None) -> torch.dtype | None:
+    """The step states' dtype by name ("fp32", "bf16" or "fp16"), or None for "auto" (:func:`auto_state_dtype`); a
+    name of None reads ``AUDIOMAMBA_STEP_STATES`` (unset: auto). A bad name is a one-line ConfigError."""
     source = "--states" if name is not None else "AUDIOMAMBA_STEP_STATES"
-    text = (name if name is not None else os.environ.get("AUDIOMAMBA_STEP_STATES", "")).strip().lower() or "fp32"
+    text = (name if name is not None else os.environ.get("AUDIOMAMBA_STEP_STATES", "")).strip().lower() or "auto"
+    if text == "auto":
+        return None
     if text not in STATE_DTYPES:
-        raise ConfigError(f"{source}={text!r}: use fp32 (the default), bf16 or fp16 (the Mamba blocks' conv windows and "
-                          "real SSM states in bfloat16 or float16: half the state traffic of a large batch)")
+        raise ConfigError(f"{source}={text!r}: use auto (the default: fp16 for a GPU batch of {FP16_STATES_MIN_BATCH}+ "
+                          "rows, else fp32), fp32, bf16 or fp16 (the Mamba blocks' conv windows and real SSM states in "
+                          "bfloat16 or float16: half the state traffic of a large batch)")
     return STATE_DTYPES[text]
+
+
+def auto_state_dtype(batch: int, device: torch.device | str) -> torch.dtype:
+    """The "auto" step-state dtype: float16 for :data:`FP16_STATES_MIN_BATCH` or more rows on a GPU, else float32."""
+    return torch.float16 if torch.device(device).type == "cuda" and batch >= FP16_STATES_MIN_BATCH else torch.float32
+
+
+def check_states_finite(state: object) -> None:
+    """KernelError if a 16-bit Mamba step state (conv window or SSM state) holds an infinity or a NaN: a value that
+    overflowed float16 (65504) makes every later token of its row wrong. Reads the device once: call it at the end
+    of a generation."""
+    leaves = [t for t in tree_flatten(state)[0]
+              if isinstance(t, torch.Tensor) and t.dtype in (torch.float16, torch.bfloat16)]
+    if leaves and not bool(torch.stack([torch.isfinite(t).all() for t in leaves]).all()):
+        raise KernelError("a Mamba step state overflowed float16 (|value| > 65504) while generating, so the "
+                          "samples are wrong: generate again with --states fp32 (AUDIOMAMBA_STEP_STATES=fp32)")
 
 
 def cast_states(state: object, dtype: torch.dtype) -> object:
@@ -136,6 +163,7 @@ def initial_state(model: nn.Module, batch: int, device: torch.device, dtype: tor
     with ``AUDIOMAMBA_STEP_RUNS`` 1, split or chain every kind, unset ("auto") the LTI blocks' runs on a GPU."""
     state = model.init_state(batch, device)
     dtype = step_state_dtype() if dtype is None else dtype
+    dtype = auto_state_dtype(batch, device) if dtype is None else dtype
     if dtype != torch.float32:
         cast_states(state, dtype)
     mode = runs_mode()
@@ -216,7 +244,8 @@ class Stepper:
         self.period = step_period(model)
         self.vocab = getattr(getattr(model, "config", None), "vocab", 256)  # logits per step (noise shape)
         self.autocast_dtype = autocast_dtype
-        #: the Mamba blocks' conv windows and real SSM states (:data:`STATE_DTYPES`; None: ``AUDIOMAMBA_STEP_STATES``)
+        #: the Mamba blocks' conv windows and real SSM states (:data:`STATE_DTYPES`; None: ``AUDIOMAMBA_STEP_STATES``,
+        #: None again for "auto": :func:`auto_state_dtype` per row group)
         self.state_dtype = state_dtype if state_dtype is not None else step_state_dtype()
         self.generator = None if use_graph else generator
         self.use_graph = use_graph
@@ -311,9 +340,11 @@ class Stepper:
         done = self._run_graphed(inp, state, forced, force, tokens, logp) if self.use_graph else \
             self._run_eager(inp, state, forced, force, tokens, logp)
         for k, tokens, logp in done:
-            if k == n_periods and hasattr(self.model, "check_runs"):  # a run's launch that gave up at a barrier
-                for group_state in state:
-                    self.model.check_runs(group_state)
+            if k == n_periods:
+                if hasattr(self.model, "check_runs"):  # a run's launch that gave up at a barrier
+                    for group_state in state:
+                        self.model.check_runs(group_state)
+                check_states_finite(state)  # a 16-bit state that overflowed
             yield k, tokens, logp
 
     def _run_eager(self, inp, state, forced, force, tokens, logp):

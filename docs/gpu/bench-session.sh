@@ -154,6 +154,11 @@ run closed-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_CL
 run closed-chunk env AUDIOMAMBA_SCAN_BWD_CLOSED=1 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_LOOP \
   default,128,512 --backward --complex
 run maxnreg-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_MAXNREG default,128,168 --backward --complex
+# the selective bf16 rows below the peer (2026-12-05 04:27: 0.76x fwd+bwd at (8, 128, 16, 131072), 0.95x, 0.99x):
+# the state-loop backward is latency-bound with 128 registers (16 one-warp programs per SM); chunks of 64 steps (80
+# registers in the sm_90 compile check) and register caps of 96 / 128 give the SM more warps to switch between
+run bwd-occupancy bash -c "python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_LOOP default,64 --backward; \
+  python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_MAXNREG default,96 --backward"
 # where the time goes, kernel by kernel, ours and the peer's (torch.profiler)
 while want profile && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 run profile python3 -m audiomamba.bench.profile_scan --table --quick $([ -d "$PEER_BUILD" ] && echo --peer-build "$PEER_BUILD")
