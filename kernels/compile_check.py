@@ -183,11 +183,6 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 flat_run = dict(K=4, RES_REVERSED=True, BLOCK_H=H, BLOCK_E=RUN_BLOCK_E, BLOCK_B=1, PDL=True)
                 out += [Variant("run_flat", tuple(dict(flat_run, LAST=last).items()), run_warps(H))
                         for last in (False, True)]
-                # one stream's run of blocks as a chain of programs, one per block (AUDIOMAMBA_STEP_RUNS=chain)
-                if H <= 64:
-                    chain = dict(K=4, RES_REVERSED=True, BLOCK_H=H, BLOCK_E=E, BLOCK_N=16, PDL=True)
-                    out += [Variant("chain", tuple(dict(chain, SELECTIVE=sel, IS_COMPLEX=cplx).items()),
-                                    2 * run_warps(H)) for sel, cplx in ((True, False), (False, False), (False, True))]
                 run = dict(K=4, RES_REVERSED=True, BLOCK_B=1, BLOCK_H=H, BLOCK_E=RUN_BLOCK_E, BLOCK_N=16,
                            BLOCK_R=max(2, H // 16), BLOCK_P=E // RUN_BLOCK_E, PDL=True,
                            BLOCK_PC=min(E // RUN_BLOCK_E, 8192 // H))
@@ -206,7 +201,7 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
 
 #: the generation step kernels, compiled with their sizes marked as multiples of 16 (:func:`compile_variant`)
 STEP_KERNELS = ("in_conv", "in_flat", "xproj", "ssm", "ssm_lti", "ssm_flat", "out_proj", "out_flat", "run",
-                "run_flat", "chain")
+                "run_flat")
 
 
 def compile_variant(v: Variant, arch: int = 90) -> str:
@@ -218,7 +213,6 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     from . import (
         triton_conv,
         triton_lti_chunk,
-        triton_mamba_chain,
         triton_mamba_run,
         triton_mamba_step,
         triton_norm_linear,
@@ -241,7 +235,6 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "sample": triton_sample._sample_kernel, "conv_fwd": triton_conv._conv_fwd_kernel,
           "conv_bwd": triton_conv._conv_bwd_kernel, "conv_dpre": triton_conv._conv_dpre_kernel,
           "conv_dx": triton_conv._conv_dx_kernel, "run": triton_mamba_run._run_kernel,
-          "chain": triton_mamba_chain._chain_kernel,
           "ltifwd": triton_lti_chunk._lti_chunk_fwd_kernel, "ltibwd": triton_lti_chunk._lti_chunk_bwd_kernel}[v.kernel]
     consts = dict(v.consts)
     # the strides that are 1 when the sequential forward runs on contiguous (b, d, L) u/Δ/z/y, (b, N, L) B/C and

@@ -36,7 +36,8 @@ fewer each per sample. With ``AUDIOMAMBA_STEP_RUN_PHASES=1`` a selective block i
 (:func:`_run_s6_one`: every program computes the whole x_proj). With ``AUDIOMAMBA_STEP_FLAT`` naming ``run``, split runs
 of ``mamba-s4-real`` blocks take :func:`_run_lti_flat_kernel` (every tile in one layout). A one-launch-per-block
 version for ``mamba-s6`` blocks (every program repeating the whole x_proj) ran 0.49x the per-block launches on an H100
-(2026-12-05) and was removed; :mod:`kernels.triton_mamba_chain` gives each block one program instead.
+(2026-12-05) and was removed; so was a chain of programs, one per block handing x on by flags (0.92x / 0.76x /
+0.39x for ``mamba-s6`` / ``mamba-s4-real`` / ``mamba-s4``, H100, 2026-12-05; commit fc4f94e has it).
 
 Triton's CPU interpreter runs a grid's programs one after another, so a barrier there would wait forever: under the
 interpreter (and with ``AUDIOMAMBA_STEP_RUNS=split`` on a GPU, to time the barriers against launches) the same
@@ -83,8 +84,8 @@ from .triton_mamba_step import (
 )
 
 #: ``AUDIOMAMBA_STEP_RUNS``: 0 (off), 1 (one persistent launch per run), split (one launch per phase: the same kernel
-#: without barriers), chain (one launch per run, a program per block: :mod:`kernels.triton_mamba_chain`)
-RUNS_MODES = ("0", "1", "split", "chain")
+#: without barriers)
+RUNS_MODES = ("0", "1", "split")
 #: d_inner channels per program (``AUDIOMAMBA_STEP_RUN_E`` overrides; a power of two)
 RUN_BLOCK_E = 16
 #: warps per program: 4, or 8 from this block width up (the one-stream tiles span all H columns; sm_90 compile checks:
@@ -102,9 +103,8 @@ def runs_mode() -> str:
         return "auto"
     if flag not in RUNS_MODES:
         raise KernelError(f"AUDIOMAMBA_STEP_RUNS={flag!r} in the environment: use 0 (one launch chain per block), 1 "
-                          "(one launch per run of blocks), split (one launch per phase), chain (one launch per run "
-                          "of blocks, a program per block; kernels/triton_mamba_chain.py), or leave it unset "
-                          "(split runs of LTI blocks on a GPU)")
+                          "(one launch per run of blocks), split (one launch per phase), or leave it unset (split "
+                          "runs of LTI blocks on a GPU)")
     return flag
 
 

@@ -61,7 +61,7 @@ def random_s6_stack(n: int, H: int, E: int, N: int, R: int, K: int, gen: torch.G
 
 def generate_with_runs(block: str, seed: int, monkeypatch, mode: str) -> dict:
     """12 tokens of 2 rows from a two-level U-Net of ``block`` (random weights, seed ``seed``), generated with the
-    per-block fused steps (``AUDIOMAMBA_STEP_RUNS=0``) and with runs of blocks (``mode``: split, chain, ...), the same
+    per-block fused steps (``AUDIOMAMBA_STEP_RUNS=0``) and with runs of blocks (``mode``: 1, split), the same
     sampling seed: {"0": ..., mode: ...}."""
     from audiomamba import kernels
     from audiomamba.generate import SamplingConfig, generate_tokens

@@ -246,9 +246,15 @@ def test_auto_states_are_fp16_for_a_gpu_batch_and_an_overflow_is_caught(model: t
     """Unset (or ``auto``), the step states are float16 for a GPU batch of 16+ rows and float32 for fewer rows or on a
     CPU; a 16-bit state that overflowed is a one-line KernelError at the end of a generation, float32 states are not
     checked."""
-    from audiomamba.generate.stepper import (FP16_STATES_MIN_BATCH, Stepper, auto_state_dtype, check_states_finite,
-                                             step_state_dtype)
     from audiomamba.kernels.errors import KernelError
+
+    from audiomamba.generate.stepper import (
+        FP16_STATES_MIN_BATCH,
+        Stepper,
+        auto_state_dtype,
+        check_states_finite,
+        step_state_dtype,
+    )
 
     monkeypatch.delenv("AUDIOMAMBA_STEP_STATES", raising=False)
     assert step_state_dtype() is None and step_state_dtype("auto") is None

@@ -4,9 +4,10 @@ A run is consecutive blocks of one kind (``mamba-s6``, ``mamba-s4``, ``mamba-s4-
 blocks, its up blocks, the center. A :class:`BlockRun` holds their weights stacked along a block axis (copies, made
 when the generation state is created) and their conv windows and SSM states as one stacked tensor each; the blocks'
 own states become views of it, so the per-block steps and the run read and write the same numbers.
-:meth:`BlockRun.step` is :func:`kernels.triton_mamba_run.mamba_s6_run_step_triton` (or its LTI twin), or with
-``AUDIOMAMBA_STEP_RUNS=chain`` :func:`kernels.triton_mamba_chain.mamba_chain_step_triton` (a program per block): one
-launch for the whole run instead of three or four per block. :meth:`audiomamba.model.unet.AudioUNet.attach_runs` builds
+:meth:`BlockRun.step` is :func:`kernels.triton_mamba_run.mamba_s6_run_step_triton` (or its LTI twin): one launch
+for the whole run instead of three or four per block. (A chain of programs, one per block handing x on by flags, was
+tried and removed: on one H100, 2026-12-05, one sc09-small stream ran 0.92x / 0.76x / 0.39x the default with it for
+``mamba-s6`` / ``mamba-s4-real`` / ``mamba-s4``; commit fc4f94e has it.) :meth:`audiomamba.model.unet.AudioUNet.attach_runs` builds
 them.
 """
 
@@ -17,12 +18,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from audiomamba.kernels.triton_mamba_chain import (
-    chain_fits,
-    chain_sync,
-    check_chain_sync,
-    mamba_chain_step_triton,
-)
 from audiomamba.kernels.triton_mamba_run import (
     LTIStack,
     S6Stack,
@@ -31,7 +26,6 @@ from audiomamba.kernels.triton_mamba_run import (
     mamba_s6_run_step_triton,
     run_block_e,
     run_scratch,
-    runs_mode,
 )
 from audiomamba.model.blocks import MambaS4Block, MambaS4RealBlock, MambaS6Block
 
@@ -73,11 +67,8 @@ class BlockRun:
             else:
                 self.weights = LTIStack(**front, delta=field("delta"), B=field("B"), C=field("C"))
                 self._step, R = mamba_lti_run_step_triton, 0
-            # out_proj (and x_proj) transposed: for the chains (AUDIOMAMBA_STEP_RUNS=chain) and the split runs of real
-            # LTI blocks in one layout (AUDIOMAMBA_STEP_FLAT=run)
+            # out_proj transposed: for the split runs of LTI blocks in one layout (AUDIOMAMBA_STEP_FLAT=run)
             self.out_proj_t = self.weights.out_proj.transpose(1, 2).contiguous()
-            self.x_proj_t = (self.weights.x_proj.transpose(1, 2).contiguous()
-                             if isinstance(self.weights, S6Stack) else None)
             # the states as one tensor each; every block's state dict now holds its view
             cells = [st[0] for st in states]
             self.conv_state = torch.stack([c["conv"] for c in cells]).contiguous()
@@ -89,17 +80,13 @@ class BlockRun:
         self.block_e = run_block_e(E)
         # the blocks' outputs (activations) in the weights' dtype: the states may be stored narrower (bf16)
         self.outs = torch.empty((n + 1, batch, H), device=self.h.device, dtype=self.weights.norm_weight.dtype)
-        # one launch of channel blocks, or with AUDIOMAMBA_STEP_RUNS=chain a program per block handing x on by flags
-        self.chain = runs_mode() == "chain"
-        self.sync = chain_sync(n, self.h.device) if self.chain else None
-        self.scratch = None if self.chain else run_scratch(batch, H, E, N, R, self.h.device, self.block_e)
+        self.scratch = run_scratch(batch, H, E, N, R, self.h.device, self.block_e)
 
     @staticmethod
     def make(blocks: nn.ModuleList, states: list[Any], lti_only: bool = False) -> BlockRun | None:
         """A run of ``blocks`` (their step states ``states``), or None where the kernel does not step them: no
         blocks, blocks of another kind or of different kinds (or ``mamba-s6`` with ``lti_only``), or more than
-        :data:`RUN_MAX_ROWS` rows, or with ``AUDIOMAMBA_STEP_RUNS=chain`` blocks too wide for one program
-        (:func:`kernels.triton_mamba_chain.chain_fits`)."""
+        :data:`RUN_MAX_ROWS` rows."""
         kinds = {type(b) for b in blocks}
         if len(kinds) != 1 or not kinds <= RUN_BLOCKS or any(len(b.layers) != 1 for b in blocks):
             return None
@@ -108,30 +95,18 @@ class BlockRun:
         h = states[0][0]["ssm"]
         if h.shape[0] > RUN_MAX_ROWS:
             return None
-        if runs_mode() == "chain":
-            ssm = blocks[0].layers[0].mixer.ssm
-            rank = ssm.dt_proj.weight.shape[1] if kinds == {MambaS6Block} else 0
-            if not chain_fits(blocks[0].width, h.shape[-2], h.shape[-1], rank):
-                return None  # too wide for one program per block: the per-block launches
         return BlockRun(list(blocks), states)
 
     def check(self) -> None:
-        """KernelError if one of this run's launches gave up waiting at a grid barrier or for a chain's hand-off (a
-        device read: call it once after a generation)."""
-        if self.scratch is not None:
-            check_runs_scratch(self.scratch)
-        if self.sync is not None:
-            check_chain_sync(self.sync)
+        """KernelError if one of this run's launches gave up waiting at a grid barrier (a device read: call it once
+        after a generation)."""
+        check_runs_scratch(self.scratch)
 
     def step(self, x: Tensor, res: Tensor | None = None, res_first: int = 0, res_reversed: bool = False,
              x0b: Tensor | None = None, tail: Tensor | None = None) -> Tensor:
         """x (B, H) (+ x0b) -> outs (n + 1, B, H): outs[j] the input of block j, outs[n] the run's output (a buffer
         the next step overwrites; also written to ``tail``). ``res``: as
         :func:`kernels.triton_mamba_run.mamba_s6_run_step_triton`."""
-        if self.chain:
-            mamba_chain_step_triton(x, self.weights, self.conv_state, self.h, self.outs, self.sync, self.out_proj_t,
-                                    self.x_proj_t, res, res_first, res_reversed, x0b, tail)
-            return self.outs
         extra = {"out_proj_t": self.out_proj_t} if isinstance(self.weights, LTIStack) else {}
         self._step(x, self.weights, self.conv_state, self.h, self.outs, self.scratch, res, res_first, res_reversed,
                    self.block_e, x0b=x0b, tail=tail, **extra)

@@ -54,15 +54,8 @@ run gpu-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py
 # the scan kernels' GPU tests alone (a session that changed no generation kernel)
 run kernel-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py \
   tests/test_kernels_bench.py::test_cuda_graphed_fwd_bwd_replays_the_scan
-# one stream's runs of selective blocks as ONE launch each, a program per block handing x on by a flag
-# (AUDIOMAMBA_STEP_RUNS=chain, new 2026-12-05 09:50; sync_cost on an H100: a grid barrier 0.77-0.91 us, a graph launch
-# 0.90 us, so a block split over programs pays two of them and a whole block per program none): the GPU tests, the
-# steady one-stream step against the per-block launches (sc09-small, youtubemix), the CLI path at batch 1
-run chain bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_kernels_chain.py; for b in mamba-s6 \
-  mamba-s4-real mamba-s4; do for p in sc09-small youtubemix; do timeout 150 python3 -m audiomamba.bench.step_tiles \
-  --var AUDIOMAMBA_STEP_RUNS --configs chain --batch 1 --steps 2048 --rounds 3 --preset \$p --block \$b \
-  --out $RES/step-chain-\$p-\$b.md; done; done; AUDIOMAMBA_STEP_RUNS=chain timeout 300 python3 -m audiomamba bench \
-  generate --matrix --presets sc09-small,sc09-large,youtubemix --batches 1 --out $RES/bench-generate-matrix-chain.md"
+# (the chain of programs, one per block, AUDIOMAMBA_STEP_RUNS=chain: timed on one H100 2026-12-05 12:35 UTC, 0.92x /
+# 0.76x / 0.39x the default for sc09-small mamba-s6 / mamba-s4-real / mamba-s4, then removed; commit fc4f94e has it)
 # the batch-2048 generation step's levers of 2026-12-05 (issue 18's 10 s), first: a session may end early
 # the in_proj + conv with all H columns in one chunk (new 2026-12-05 07:00: x loaded once, the LayerNorm in registers;
 # sm_90: 8 warps 132 registers and 784 instructions against the default's 235 and 1408) and the x_proj's three
