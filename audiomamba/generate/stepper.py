@@ -90,8 +90,9 @@ def check_states_finite(state: object) -> None:
     leaves = [t for t in tree_flatten(state)[0]
               if isinstance(t, torch.Tensor) and t.dtype in (torch.float16, torch.bfloat16)]
     if leaves and not bool(torch.stack([torch.isfinite(t).all() for t in leaves]).all()):
-        raise KernelError("a Mamba step state overflowed float16 (|value| > 65504) while generating, so the "
-                          "samples are wrong: generate again with --states fp32 (AUDIOMAMBA_STEP_STATES=fp32)")
+        raise KernelError("a 16-bit Mamba step state became infinite or NaN while generating (float16 overflows "
+                          "past 65504), so the samples are wrong: generate again with --states fp32 "
+                          "(AUDIOMAMBA_STEP_STATES=fp32)")
 
 
 def cast_states(state: object, dtype: torch.dtype) -> object:
@@ -160,7 +161,7 @@ def initial_state(model: nn.Module, batch: int, device: torch.device, dtype: tor
     """``model.init_state(batch, device)``, its Mamba states in ``dtype`` (:func:`cast_states`; None:
     :func:`step_state_dtype`, i.e. ``AUDIOMAMBA_STEP_STATES`` or float32); where the batch is
     small, runs of Mamba blocks then step as one launch each (:meth:`audiomamba.model.unet.AudioUNet.attach_runs`):
-    with ``AUDIOMAMBA_STEP_RUNS`` 1, split or chain every kind, unset ("auto") the LTI blocks' runs on a GPU."""
+    with ``AUDIOMAMBA_STEP_RUNS`` 1 or split every kind, unset ("auto") the LTI blocks' runs on a GPU."""
     state = model.init_state(batch, device)
     dtype = step_state_dtype() if dtype is None else dtype
     dtype = auto_state_dtype(batch, device) if dtype is None else dtype
