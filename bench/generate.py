@@ -440,14 +440,18 @@ def matrix_case(preset: str, block: str, batch: int, seconds: float, max_seconds
 
 
 def groups_note(dev: torch.device) -> str:
-    """How the stepper splits a batch into row groups on streams here (``stepper.step_groups``) and whether one
-    stream's runs of blocks take one launch each (``AUDIOMAMBA_STEP_RUNS``), for a report header."""
+    """How the stepper splits a batch into row groups on streams here (``stepper.step_groups``), its step states'
+    dtype (``AUDIOMAMBA_STEP_STATES``) and whether one stream's runs of blocks take one launch each
+    (``AUDIOMAMBA_STEP_RUNS``), for a report header."""
     from audiomamba.kernels.triton_mamba_run import run_phases, runs_mode
 
     from audiomamba.generate import stepper
 
     mode = runs_mode()
-    runs = ("; block runs: per-block launches" if mode == "0" else
+    chosen = os.environ.get("AUDIOMAMBA_STEP_STATES", "").strip().lower()
+    states = (f"; step states: AUDIOMAMBA_STEP_STATES={chosen}" if chosen not in ("", "auto") else
+              f"; step states: auto (float16 for a GPU group of {stepper.FP16_STATES_MIN_BATCH}+ rows, else float32)")
+    runs = states + ("; block runs: per-block launches" if mode == "0" else
             "; block runs: split runs of LTI blocks on a GPU (AUDIOMAMBA_STEP_RUNS unset; fewer than 16 rows)"
             if mode == "auto" else
             f"; block runs: AUDIOMAMBA_STEP_RUNS={mode} (fewer than 16 rows; {run_phases()} phases per selective block)")
