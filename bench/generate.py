@@ -364,6 +364,12 @@ def seconds_cell(seconds: float) -> str:
     return f"{seconds:.4f}" if abs(seconds) < 1 else f"{seconds:.2f}"
 
 
+def ratio_cell(ratio: float) -> str:
+    """A × real time for a table cell: 2 decimals, or 2 significant digits below 0.1 (a tiny model on a busy CPU runs
+    at a few thousandths of real time, which 2 decimals would show as 0.00)."""
+    return f"{ratio:,.2f}" if abs(ratio) >= 0.1 else f"{ratio:.2g}"
+
+
 @dataclass
 class MatrixRow:
     preset: str
@@ -388,8 +394,8 @@ class MatrixRow:
                     *[self.failed] * 3, "-", "-", "-", "-", self.note]
         return [self.preset, f"`{self.block}`", str(self.batch), f"{self.seconds_audio:g}", seconds_cell(self.wall_s),
                 seconds_cell(self.sampling_s), seconds_cell(self.rest_s), f"{audio / self.wall_s:,.0f}",
-                f"{audio / self.wall_s / 16000:,.2f}", f"{audio / self.sampling_s / 16000:,.2f}",
-                f"{self.batch / (self.step_s * 16000):,.2f}" if self.step_s > 0 else "-",
+                ratio_cell(audio / self.wall_s / 16000), ratio_cell(audio / self.sampling_s / 16000),
+                ratio_cell(self.batch / (self.step_s * 16000)) if self.step_s > 0 else "-",
                 "; ".join(x for x in (self.note, self.parts) if x)]
 
 

@@ -231,3 +231,12 @@ def test_default_table_bad_step_precision_is_one_line(capsys) -> None:
         main(["bench", "generate", "--quick", "--device", "cpu", "--cases", "sc09", "--step-precisions", "fp8"])
     err = capsys.readouterr().err
     assert ex.value.code not in (0, None) and "--step-precisions 'fp8'" in err and "Traceback" not in err
+
+
+def test_ratio_cells_keep_small_rates_visible() -> None:
+    """A × real time cell keeps 2 significant digits below 0.1 (a tiny model on a busy 2-core CPU: a steady rate of
+    0.004 printed as 0.00 failed a CI run on 2026-12-05), 2 decimals above."""
+    from audiomamba.bench.generate import ratio_cell
+
+    assert [ratio_cell(x) for x in (0.0043, 0.05, 0.5, 1234.5)] == ["0.0043", "0.05", "0.50", "1,234.50"]
+    assert float(ratio_cell(1.234e-5)) > 0
