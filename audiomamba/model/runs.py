@@ -5,10 +5,10 @@ blocks, its up blocks, the center. A :class:`BlockRun` holds their weights stack
 when the generation state is created) and their conv windows and SSM states as one stacked tensor each; the blocks'
 own states become views of it, so the per-block steps and the run read and write the same numbers.
 :meth:`BlockRun.step` is :func:`kernels.triton_mamba_run.mamba_s6_run_step_triton` (or its LTI twin): one launch
-for the whole run instead of three or four per block. (A chain of programs, one per block handing x on by flags, was
-tried and removed: on one H100, 2026-12-05, one sc09-small stream ran 0.92x / 0.76x / 0.39x the default with it for
-``mamba-s6`` / ``mamba-s4-real`` / ``mamba-s4``; commit fc4f94e has it.) :meth:`audiomamba.model.unet.AudioUNet.attach_runs` builds
-them.
+for the whole run instead of three or four per block. :meth:`audiomamba.model.unet.AudioUNet.attach_runs` builds them.
+(A chain of programs, one per block handing x on by flags, was tried and removed: on one H100, 2026-12-05, one
+sc09-small stream ran 0.92x / 0.76x / 0.39x the default with it for ``mamba-s6`` / ``mamba-s4-real`` / ``mamba-s4``;
+commit fc4f94e has it.)
 """
 
 from __future__ import annotations
