@@ -128,14 +128,6 @@ def ln_regs(x, m_bh, nw, nb, H, eps):
 
 
 @triton.jit
-def ln_row(x, m_h, nw, nb, H, eps):
-    """:func:`ln_regs` of one row x (BLOCK_H,) (``m_h`` masks the padding, where x is 0)."""
-    mean = tl.sum(x, axis=0) / H
-    xc = tl.where(m_h, x - mean, 0.0)
-    return xc * (1.0 / tl.sqrt(tl.sum(xc * xc, axis=0) / H + eps)) * nw + nb
-
-
-@triton.jit
 def pdl_wait(PDL: tl.constexpr):
     """Programmatic dependent launch (sm_90+, ``AUDIOMAMBA_PDL=1``; :func:`kernels.backend.pdl_enabled`):
     wait until the previous kernel of the stream has finished and its writes are visible, then let

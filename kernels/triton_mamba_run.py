@@ -68,7 +68,7 @@ from torch import Tensor
 from .backend import interpreting, pdl_enabled
 from .checks import REAL_STATE_DTYPES
 from .errors import KernelError
-from .triton_helpers import exp_dtA, ln_regs, ln_row, mm, pdl_wait, readout, state_update
+from .triton_helpers import exp_dtA, ln_regs, mm, pdl_wait, readout, state_update
 from .triton_mamba_step import (
     _conv_shift,
     _conv_step,
@@ -519,7 +519,9 @@ def _run_lti_flat_kernel(
         if LAST and tail_stride >= 0:
             tl.store(tail_ptr + row * tail_stride + offs_h, x.to(tail_ptr.dtype.element_ty), mask=m_h)
     if not LAST:
-        xn = ln_row(x, m_h, nw, nb, H, eps)
+        mean = tl.sum(x, axis=0) / H
+        xc = tl.where(m_h, x - mean, 0.0)
+        xn = xc * (1.0 / tl.sqrt(tl.sum(xc * xc, axis=0) / H + eps)) * nw + nb
         u = _conv_step_row(conv, taps, tl.sum(w_u * xn[None, :], axis=1), w_last, bias, m_e, conv_ptr, K)
         z = tl.sum(w_z * xn[None, :], axis=1)
         hp = h_ptr + (j * batch + row) * E * N + en

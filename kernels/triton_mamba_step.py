@@ -66,6 +66,7 @@ them for :func:`selective_scan` (its ``discretization()``); the parameterisation
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -245,18 +246,6 @@ def _conv_step_row(win, taps, u, w_last, bias, m_e, conv_ptr, K: tl.constexpr):
 
 
 @triton.jit
-def _s6_update_row(h, hp, m_en, A, w_dt, dtb, dt_low, Bt, Ct, u):
-    """One row's selective state update in the (channels, states) layout of the one-row kernels, from its summed
-    x_proj (Δ_low, B_t, C_t over the columns): Δ = softplus(w_dt · Δ_low + dt_bias), h ← exp(Δ A) h + Δ u B_t (stored
-    at ``hp``), and the readout C_t · h (BLOCK_E,)."""
-    dt = softplus(tl.sum(w_dt * dt_low[None, :], axis=1) + dtb)
-    a, _ = exp_dtA(dt[:, None], A, A, False)
-    h, _ = state_update(h, h, a, a, (dt * u)[:, None], Bt[None, :], Bt[None, :], False)
-    tl.store(hp, h, mask=m_en)
-    return readout(h, h, Ct[None, :], Ct[None, :], 1, False)
-
-
-@triton.jit
 def _in_conv_kernel(
     x_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, u_ptr, z_ptr,
     batch, H, E, eps,
@@ -354,25 +343,27 @@ def _ln_fold_conv_kernel(
     tl.store(z_ptr + rows[:, None] * E + offs_e[None, :], z, mask=m_be)
 
 
-#: the folded in_proj weights of :func:`folded_in_proj`, by the weights' storage and versions (most entries kept)
-_FOLDED: dict[tuple, tuple[Tensor, Tensor, Tensor]] = {}
-FOLDED_MAX = 1024
+#: the folded in_proj weights of :func:`folded_in_proj`, by the in_proj tensor's id: (the three tensors' storage and
+#: versions, the fold). An entry is dropped when its tensor dies, so a freed model's storage reused by another cannot
+#: hand out its folds (tensors compare elementwise, so they cannot key a WeakKeyDictionary)
+_FOLDED: dict[int, tuple[tuple, tuple[Tensor, Tensor, Tensor]]] = {}
 
 
 def folded_in_proj(in_proj: Tensor, norm_weight: Tensor, norm_bias: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """The in_proj (2E, H) with the LayerNorm folded in, for ``AUDIOMAMBA_STEP_IN=cublas``: W'^T (H, 2E) with W' = W
     diag(norm_weight), s (2E,) the sums of W' over H and c = W norm_bias (2E,), all float32. Computed once per weights
-    (keyed by their storage and in-place versions), so a captured step reads them and adds no launch."""
-    key = tuple((t.data_ptr(), t._version, tuple(t.shape), str(t.device)) for t in (in_proj, norm_weight, norm_bias))
+    (again when one of them changes in place), so a captured step reads them and adds no launch."""
+    stamp = tuple((t.data_ptr(), t._version) for t in (in_proj, norm_weight, norm_bias))
+    key = id(in_proj)
     hit = _FOLDED.get(key)
-    if hit is None:
+    if hit is None or hit[0] != stamp:
+        if hit is None:
+            weakref.finalize(in_proj, _FOLDED.pop, key, None)
         w = in_proj.detach().float()
         wf = w * norm_weight.detach().float()[None, :]
-        hit = (wf.t().contiguous(), wf.sum(1).contiguous(), (w @ norm_bias.detach().float()).contiguous())
-        if len(_FOLDED) >= FOLDED_MAX:
-            _FOLDED.clear()
-        _FOLDED[key] = hit
-    return hit
+        hit = _FOLDED[key] = (stamp, (wf.t().contiguous(), wf.sum(1).contiguous(),
+                                      (w @ norm_bias.detach().float()).contiguous()))
+    return hit[1]
 
 
 def step_in_mode() -> str:
@@ -643,8 +634,14 @@ def _ssm_flat_kernel(
         acc_r += uk * tl.load(wk, mask=m_k[:, None] & m_r[None, :], other=0.0).to(tl.float32)
         acc_b += uk * tl.load(wk + R, mask=m_k[:, None] & m_n[None, :], other=0.0).to(tl.float32)
         acc_c += uk * tl.load(wk + R + N, mask=m_k[:, None] & m_n[None, :], other=0.0).to(tl.float32)
-    y = _s6_update_row(h, hp, m_en, A, w_dt, dtb, tl.sum(acc_r, axis=0), tl.sum(acc_b, axis=0), tl.sum(acc_c, axis=0),
-                       u)
+    dt_low = tl.sum(acc_r, axis=0)
+    Bt = tl.sum(acc_b, axis=0)
+    Ct = tl.sum(acc_c, axis=0)
+    dt = softplus(tl.sum(w_dt * dt_low[None, :], axis=1) + dtb)
+    a, _ = exp_dtA(dt[:, None], A, A, False)
+    h, _ = state_update(h, h, a, a, (dt * u)[:, None], Bt[None, :], Bt[None, :], False)
+    tl.store(hp, h, mask=m_en)
+    y = readout(h, h, Ct[None, :], Ct[None, :], 1, False)
     tl.store(y_ptr + row * E + offs_e, (y + D * u) * z * tl.sigmoid(z), mask=m_e)
 
 
