@@ -366,16 +366,36 @@ def folded_in_proj(in_proj: Tensor, norm_weight: Tensor, norm_bias: Tensor) -> t
     return hit[1]
 
 
+#: the values of ``AUDIOMAMBA_STEP_IN`` (:func:`step_in_mode`)
+STEP_IN_MODES = ("triton", "cublas", "cublas-tf32")
+
+
 def step_in_mode() -> str:
     """``AUDIOMAMBA_STEP_IN``: how a batched step computes LayerNorm + in_proj + conv: "triton" (the default, one
-    kernel) or "cublas" (in_proj as one cuBLAS float32 product on the raw rows, then :func:`_ln_fold_conv_kernel`;
+    kernel), "cublas" (in_proj as one cuBLAS float32 product on the raw rows, then :func:`_ln_fold_conv_kernel`;
     on an H100, 2026-12-05, cuBLAS's product of these shapes took 0.37-0.43 of the one kernel's time,
-    ``bench.step_vs_cublas``). A bad value is a one-line KernelError."""
+    ``bench.step_vs_cublas``) or "cublas-tf32" (the same product on TF32 tensor cores: 0.40-0.77 of the float32
+    product's time there; needs the likelihood check, ``step_fused_cublas_tf32_in``). A bad value is a one-line
+    KernelError."""
     text = os.environ.get("AUDIOMAMBA_STEP_IN", "").strip().lower() or "triton"
-    if text not in ("triton", "cublas"):
-        raise KernelError(f"AUDIOMAMBA_STEP_IN={text!r} in the environment: use triton (one kernel, the default) or "
-                          "cublas (in_proj as a cuBLAS product, then the LayerNorm correction and the conv step)")
+    if text not in STEP_IN_MODES:
+        raise KernelError(f"AUDIOMAMBA_STEP_IN={text!r} in the environment: use triton (one kernel, the default), "
+                          "cublas (in_proj as a cuBLAS float32 product, then the LayerNorm correction and the conv "
+                          "step) or cublas-tf32 (the same product on TF32 tensor cores)")
     return text
+
+
+def _folded_product(x: Tensor, w_fold: Tensor, tf32: bool) -> Tensor:
+    """p = x W' (batch, 2E) as one cuBLAS product, float32 or on TF32 tensor cores (torch's TF32 switch is set for
+    this call only and restored, also when the product fails; inside a CUDA-graph capture the choice is recorded)."""
+    if not tf32:
+        return torch.mm(x.float(), w_fold)
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        return torch.mm(x.float(), w_fold)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 @triton.jit
@@ -931,9 +951,9 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
             EVEN=_even(1, batch, (E, t["in_e"]), (H, block_h)), PDL=common["PDL"], launch_pdl=common["launch_pdl"],
             num_warps=common["num_warps"],
         )
-    elif not small and step_in_mode() == "cublas":
+    elif not small and (in_mode := step_in_mode()) != "triton":
         w_fold, s_fold, c_fold = folded_in_proj(in_proj, norm_weight, norm_bias)
-        p = torch.mm(x.float(), w_fold)
+        p = _folded_product(x, w_fold, tf32=in_mode == "cublas-tf32")
         _ln_fold_conv_kernel[(n_rows, triton.cdiv(E, t["in_e"]))](
             x, p, s_fold, c_fold, conv_weight.contiguous(), conv_bias, conv_state, u, z, batch, H, E, float(eps),
             K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"], EVEN=_even(common["BLOCK_B"], batch, (E, t["in_e"]), (H, block_h)),

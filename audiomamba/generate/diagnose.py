@@ -17,7 +17,8 @@ noise. :func:`step_consistency` teacher-forces real clips through
   (``step_composed_fp16_states``, ``step_fused_fp16_states``: ``--states fp16``), ``step_fused_bf16_tiles`` (the
   batched fused kernels' products on bf16 operands: ``AUDIOMAMBA_STEP_PRECISION=bf16``; the clips repeated to 16 rows, the
   batched kernels' smallest batch), ``step_fused_bf16_tiles_states`` (both) and ``step_fused_cublas_in`` (a batch's
-  in_proj as a cuBLAS product: ``AUDIOMAMBA_STEP_IN=cublas``, the clips repeated to 16 rows),
+  in_proj as a cuBLAS product: ``AUDIOMAMBA_STEP_IN=cublas``, the clips repeated to 16 rows) and
+  ``step_fused_cublas_tf32_in`` (the same product on TF32 tensor cores: ``AUDIOMAMBA_STEP_IN=cublas-tf32``),
 
 and reports the BPB of the clips under each path and the largest per-token log-probability
 difference from ``parallel_fp32``.
@@ -38,7 +39,7 @@ from audiomamba.tokenizer import bits_per_sample, shift_right
 from audiomamba.train.nll import autocast_for
 
 #: the suffixes of the step paths with faster settings (``step_consistency(..., fast=True)``)
-FAST = ("_bf16_states", "_fp16_states", "_bf16_tiles", "_bf16_tiles_states", "_cublas_in")
+FAST = ("_bf16_states", "_fp16_states", "_bf16_tiles", "_bf16_tiles_states", "_cublas_in", "_cublas_tf32_in")
 #: rows of the batched fused kernels (the bf16-tiles paths repeat the clips to this many)
 BATCHED_ROWS = 16
 
@@ -104,6 +105,7 @@ def step_consistency(model: nn.Module, targets: torch.Tensor, reference_scan: bo
             paths["step_fused_bf16_tiles"] = _step_logp(model, targets, True, precision="bf16")
             paths["step_fused_bf16_tiles_states"] = _step_logp(model, targets, True, torch.bfloat16, "bf16")
             paths["step_fused_cublas_in"] = _step_logp(model, targets, True, step_in="cublas")
+            paths["step_fused_cublas_tf32_in"] = _step_logp(model, targets, True, step_in="cublas-tf32")
     base = paths["parallel_fp32"]
     report: dict[str, dict[str, float]] = {}
     failed: list[str] = []

@@ -60,12 +60,13 @@ run kernel-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu
 # LayerNorm folded into the weights (AUDIOMAMBA_STEP_IN=cublas; bench.step_vs_cublas on an H100: cuBLAS's product
 # 0.37-0.43 of our in_proj + conv kernel's time), then the LayerNorm correction and the conv step in one kernel
 # (sm_90: 128 registers, no spills): the GPU tests, the steady step at batch 2048 against the default (mamba-s6,
-# mamba-s4-real), the CLI path; its likelihood check is the overfit phase's step_fused_cublas_in
+# mamba-s4-real), the CLI path; its likelihood check is the overfit phase's step_fused_cublas_in; cublas-tf32 (new
+# 2026-12-05 14:40): the same product on TF32 tensor cores (step_fused_cublas_tf32_in)
 run step-in bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py -k cublas; \
   python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py -k faster_settings; \
-  python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_IN --configs cublas --rounds 4 \
-  --out $RES/step-in-cublas-2048.md; python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_IN --configs cublas \
-  --rounds 4 --block mamba-s4-real --out $RES/step-in-cublas-2048-s4-real.md; AUDIOMAMBA_STEP_IN=cublas timeout 300 \
+  python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_IN --configs 'cublas;cublas-tf32' --rounds 4 \
+  --out $RES/step-in-cublas-2048.md; python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_IN \
+  --configs 'cublas;cublas-tf32' --rounds 4 --block mamba-s4-real --out $RES/step-in-cublas-2048-s4-real.md; AUDIOMAMBA_STEP_IN=cublas timeout 300 \
   python3 -m audiomamba bench generate --matrix --presets sc09-small --blocks mamba-s6,mamba-s4-real --batches 2048 \
   --out $RES/bench-generate-matrix-cublas-in.md"
 # the batch-2048 generation step's levers of 2026-12-05 (issue 18's 10 s), first: a session may end early
