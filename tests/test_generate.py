@@ -79,8 +79,10 @@ def test_generate_to_folder_writes_wavs_index_and_plot(model: torch.nn.Module, t
     rows, gen = generate_to_folder(model, tmp_path / "out", n=5, seconds=0.002, batch=2,
                                    sampling=SamplingConfig(top_p=0.9), sashimi_filter=True, progress=False,
                                    timings=timings)
-    assert set(timings) == {"sampling", "decode", "noise", "grid", "wavs", "files", "index"}
+    # (no CUDA graph here: the start-up is the states only, summed over the 3 batches)
+    assert set(timings) == {"sampling", "startup states", "decode", "noise", "grid", "wavs", "files", "index"}
     assert timings["sampling"] == gen.seconds and min(timings.values()) > 0
+    assert timings["startup states"] == gen.startup["states"] < gen.seconds
     assert timings["files"] >= max(timings["grid"], timings["index"])  # the pool waits for the grid and the index
     out = tmp_path / "out"
     assert len(rows) == 5 and (out / "index.csv").is_file() and (out / "spectrograms.png").is_file()
@@ -160,6 +162,10 @@ def test_cli_line_says_where_the_time_outside_sampling_went() -> None:
     assert line.startswith("outside sampling: loading 0.50 s, decoding") and "files and index 1.50 s" in line
     assert "noise check 2.00, WAVs 0.75, spectrogram grid 1.25, index 0.12" in line and "regenerating" not in line
     assert "regenerating noisy samples 3.00 s" in outside_sampling_line(0.5, {"regenerate": 3.0})
+    assert "start-up" not in line
+    timings.update({"startup states": 0.25, "startup warm-up": 0.5, "startup capture": 0.75})
+    assert outside_sampling_line(0.5, timings).endswith(
+        "; sampling's start-up 1.50 s (states 0.25, warm-up 0.50, capture 0.75)")
 
 
 def test_log_spectrograms_put_a_tone_in_its_bin_and_pad_short_clips() -> None:

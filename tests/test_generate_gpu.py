@@ -30,6 +30,7 @@ def test_graph_generation_matches_forward_and_eager(center: str) -> None:
     again = generate_tokens(model, 3, 160, 3, SamplingConfig(), seed=5, prompts=prompt, device="cuda",
                             use_graph=True, progress=False)
     assert torch.equal(graph.tokens, again.tokens)  # same seed, same samples
+    assert set(graph.startup) == {"states", "warm-up", "capture"} and sum(graph.startup.values()) < graph.seconds
     greedy = generate_tokens(model, 3, 64, 3, SamplingConfig(temperature=0), device="cuda", use_graph=True, progress=False)
     eager = generate_tokens(model, 3, 64, 3, SamplingConfig(temperature=0), device="cuda", use_graph=False, progress=False)
     assert (greedy.tokens != eager.tokens).float().mean() < 0.05  # same arg-max path up to float ties

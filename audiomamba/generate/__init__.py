@@ -78,7 +78,8 @@ def generate_to_folder(
 
     ``labeller`` (see :func:`~audiomamba.generate.output.write_samples`) labels each sample with a digit;
     ``noise_profile`` (the run's ``noise_profile.json``) sets what counts as noise; ``timings``, if given, receives
-    the wall seconds of "sampling", "regenerate" (noisy samples made again) and :func:`write_samples`' parts;
+    the wall seconds of "sampling", its start-up's parts ("startup states", "startup warm-up", "startup capture":
+    :attr:`Generated.startup`), "regenerate" (noisy samples made again) and :func:`write_samples`' parts;
     ``state_dtype``: the Mamba blocks' step states (float32, bfloat16 or float16; None: ``AUDIOMAMBA_STEP_STATES``,
     else auto: float16 for a GPU batch of 16+ rows).
     """
@@ -93,6 +94,7 @@ def generate_to_folder(
               state_dtype=state_dtype)
     gen = generate_tokens(model, n, length, batch, seed=seed, prompts=prompts, **kw)
     timings["sampling"] = gen.seconds
+    timings.update({f"startup {part}": secs for part, secs in gen.startup.items()})
     if regenerate > 0:
         def redo(rows: list[int], attempt: int) -> Generated:
             sub = None if prompts is None else prompts[rows]

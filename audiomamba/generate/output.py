@@ -157,7 +157,12 @@ def outside_sampling_line(loaded: float, timings: dict[str, float]) -> str:
     parts.append(f"decoding, scoring and labelling {t('decode', 0.0):.2f} s")
     parts.append(f"files and index {t('files', 0.0):.2f} s (thread seconds: noise check {t('noise', 0.0):.2f}, WAVs "
                  f"{t('wavs', 0.0):.2f}, spectrogram grid {t('grid', 0.0):.2f}, index {t('index', 0.0):.2f})")
-    return "outside sampling: " + ", ".join(parts)
+    line = "outside sampling: " + ", ".join(parts)
+    startup = {k.removeprefix("startup "): v for k, v in timings.items() if k.startswith("startup ")}
+    if startup:  # inside the sampling time: the stepper's start-up before its first period
+        line += (f"; sampling's start-up {sum(startup.values()):.2f} s ("
+                 + ", ".join(f"{k} {v:.2f}" for k, v in startup.items()) + ")")
+    return line
 
 
 class _Clock:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -21,6 +21,9 @@ class Generated:
     logp: torch.Tensor
     prompt_len: int
     seconds: float
+    #: wall seconds of the sampling's start-up inside ``seconds``, summed over the batches (:attr:`Stepper.startup`:
+    #: "states", "warm-up", "capture"; the rest of ``seconds`` is the periods themselves)
+    startup: dict[str, float] = field(default_factory=dict)
 
     def loglik(self) -> torch.Tensor:
         """Log-likelihood (nats) of the generated part of each sample: (n,)."""
@@ -64,6 +67,7 @@ def generate_tokens(
     model = model.to(device).eval()
     period = step_period(model)
     tokens, logp = [], []
+    startup: dict[str, float] = {}
     steps_total = -(-n // batch) * -(-length // period)
     start = time.perf_counter()
     cols = (
@@ -91,7 +95,9 @@ def generate_tokens(
             tok, lp = stepper.run(prompt, length, on_period=tick)
             tokens.append(tok.cpu())
             logp.append(lp.cpu())
+            for part, secs in stepper.startup.items():
+                startup[part] = startup.get(part, 0.0) + secs
             done_periods += -(-length // period)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return Generated(torch.cat(tokens), torch.cat(logp), prompt_len, time.perf_counter() - start)
+    return Generated(torch.cat(tokens), torch.cat(logp), prompt_len, time.perf_counter() - start, startup)

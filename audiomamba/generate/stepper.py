@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -252,6 +253,9 @@ class Stepper:
         self.use_graph = use_graph
         self.seed = seed  # seeds the CUDA generator before the replays (the graph draws from it)
         self._graph: torch.cuda.CUDAGraph | None = None
+        #: wall seconds of the last :meth:`periods`' start-up: "states" (the initial states and output buffers),
+        #: with a graph "warm-up" (one eager period) and "capture" (its capture; the GPU synchronised after each)
+        self.startup: dict[str, float] = {}
         #: row groups (each with its own state, and on a GPU its own stream): :func:`step_groups` when None
         if groups is None:
             one_row = model.init_state(1, device) if device.type == "cuda" and hasattr(model, "init_state") else None
@@ -323,6 +327,7 @@ class Stepper:
         """Generate period by period: after period k (1-based) yields ``(k, tokens, logp)``, the
         (periods · period, B) buffers whose first k · period rows are filled (for streaming)."""
         batch, period, dev = self.batch, self.period, self.device
+        t0 = time.perf_counter()
         n_periods = -(-length // period)
         total = n_periods * period
         forced = torch.zeros(total, batch, dtype=torch.long, device=dev)
@@ -338,6 +343,7 @@ class Stepper:
             for group_state in state:
                 self.model.reserve_cache(group_state, total)
         inp = torch.full((batch,), Q_ZERO, dtype=torch.long, device=dev)
+        self.startup = {"states": time.perf_counter() - t0}
         done = self._run_graphed(inp, state, forced, force, tokens, logp) if self.use_graph else \
             self._run_eager(inp, state, forced, force, tokens, logp)
         for k, tokens, logp in done:
@@ -379,14 +385,19 @@ class Stepper:
                     leaves[i].copy_(new_leaves[i])
             s_inp.copy_(last_inp)
 
+        t0 = time.perf_counter()
         side = torch.cuda.Stream(device=dev)
         side.wait_stream(torch.cuda.current_stream(dev))
         with torch.cuda.stream(side):  # warm-up: compiles kernels, initialises libraries
             one_period()
         torch.cuda.current_stream(dev).wait_stream(side)
+        torch.cuda.synchronize(dev)
+        t1 = time.perf_counter()
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             one_period()
+        torch.cuda.synchronize(dev)
+        self.startup.update({"warm-up": t1 - t0, "capture": time.perf_counter() - t1})
         for i, value in zip(tensor_idx, init, strict=True):  # undo the warm-up
             leaves[i].copy_(value)
         s_inp.copy_(inp)
