@@ -133,7 +133,13 @@ def test_row_groups_give_the_tokens_of_one_group(model: torch.nn.Module, monkeyp
 
 def test_step_groups_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     from audiomamba.errors import ConfigError
-    from audiomamba.generate.stepper import AUTO_GROUP_ROWS, AUTO_GROUPS_MAX, group_rows, step_groups
+    from audiomamba.generate.stepper import (
+        AUTO_GROUP_ROWS,
+        AUTO_GROUPS_MAX,
+        group_rows,
+        step_groups,
+        warmup_groups,
+    )
     from audiomamba.generate.stepper import AUTO_GROUPS_MIN_BATCH as MIN
 
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
@@ -151,6 +157,14 @@ def test_step_groups_setting(monkeypatch: pytest.MonkeyPatch) -> None:
         step_groups(64, cpu)
     assert "\n" not in str(err.value)
     assert group_rows(5, 3) == [slice(0, 2), slice(2, 4), slice(4, 5)]
+    monkeypatch.delenv("AUDIOMAMBA_STEP_WARMUP", raising=False)
+    assert warmup_groups(group_rows(5, 3)) == [0, 2] and warmup_groups(group_rows(2048, 8)) == [0]
+    monkeypatch.setenv("AUDIOMAMBA_STEP_WARMUP", "all")
+    assert warmup_groups(group_rows(2048, 8)) == list(range(8))
+    monkeypatch.setenv("AUDIOMAMBA_STEP_WARMUP", "some")
+    with pytest.raises(ConfigError, match="AUDIOMAMBA_STEP_WARMUP='some'") as err:
+        warmup_groups(group_rows(5, 3))
+    assert "\n" not in str(err.value)
     assert group_rows(4, 1) == [slice(0, 4)]
 
 

@@ -115,19 +115,22 @@ def test_out_proj_tail_changes_no_sample(monkeypatch, pdl: str) -> None:
 @pytest.mark.parametrize("graph", [True, False])
 def test_row_groups_on_streams_change_no_sample(monkeypatch, graph: bool) -> None:
     """Rows stepped in groups on their own CUDA streams (AUDIOMAMBA_STEP_GROUPS; uneven groups of 22 + 21 + 21
-    rows, a prompt on some steps) draw the same tokens as one group, in CUDA graphs and eagerly."""
+    rows, a prompt on some steps; 4 groups of 16) draw the same tokens as one group, in CUDA graphs and eagerly, whether
+    the warm-up before the capture steps one group of each size (the default) or every group."""
     torch.manual_seed(0)
     cfg = {"d_model": 32, "pool": [4, 4], "levels": [{"block": "mamba-s6", "n": 2}, {"block": "mamba-s4-real", "n": 1}],
            "center": {"block": "mamba-s4", "n": 1}}
     model = build_model(cfg).cuda().eval()
     prompt = torch.randint(0, 256, (64, 24))
     runs = []
-    for groups in ("1", "3"):
+    for groups, warmup in (("1", "distinct"), ("3", "distinct"), ("3", "all"), ("4", "distinct")):
         monkeypatch.setenv("AUDIOMAMBA_STEP_GROUPS", groups)
+        monkeypatch.setenv("AUDIOMAMBA_STEP_WARMUP", warmup)
         runs.append(generate_tokens(model, 64, 320, 64, SamplingConfig(), seed=3, prompts=prompt, device="cuda",
                                     use_graph=graph, progress=False))
-    assert torch.equal(runs[0].tokens, runs[1].tokens)
-    assert torch.allclose(runs[0].logp, runs[1].logp, rtol=0, atol=1e-5)
+    for other in runs[1:]:
+        assert torch.equal(runs[0].tokens, other.tokens)
+        assert torch.allclose(runs[0].logp, other.logp, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("pdl", ["0", "1"])

@@ -148,6 +148,23 @@ def group_rows(batch: int, groups: int) -> list[slice]:
     return [slice(bounds[g], bounds[g + 1]) for g in range(groups)]
 
 
+def warmup_groups(groups: list[slice]) -> list[int]:
+    """The row groups that the eager warm-up period before a graph capture steps: ``AUDIOMAMBA_STEP_WARMUP`` "distinct"
+    (or unset: the first group of each size, since groups of one size run the same kernels with the same
+    specialisations, so the others add only Python launch time) or "all" (every group). A bad value is a one-line
+    ConfigError."""
+    text = os.environ.get("AUDIOMAMBA_STEP_WARMUP", "").strip().lower() or "distinct"
+    if text not in ("distinct", "all"):
+        raise ConfigError(f"AUDIOMAMBA_STEP_WARMUP={text!r} in the environment: use distinct (one row group of each "
+                          "size, the default) or all (every group)")
+    if text == "all":
+        return list(range(len(groups)))
+    first: dict[int, int] = {}
+    for g, rows in enumerate(groups):
+        first.setdefault(rows.stop - rows.start, g)
+    return sorted(first.values())
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
     """How tokens are drawn. ``temperature <= 0`` is greedy; ``top_p < 1`` is nucleus sampling;
@@ -275,8 +292,9 @@ class Stepper:
         """Steps whose sampling noise is drawn in one call: the whole period, capped at 2^24 numbers."""
         return max(1, min(self.period, NOISE_NUMBERS // (self.batch * self.vocab)))
 
-    def _period(self, inp, state, forced, force, out_tok, out_logp):
-        """Run one period of steps; writes tokens/log-probs into rows of ``out_*`` ((period, B)).
+    def _period(self, inp, state, forced, force, out_tok, out_logp, only: list[int] | None = None):
+        """Run one period of steps; writes tokens/log-probs into rows of ``out_*`` ((period, B)); ``only``: the
+        row groups to step (None: all; the others' rows and states are left as they are).
 
         The uniform noise of the Gumbel-max draws is drawn for the whole batch, up to
         :meth:`_noise_steps` steps per call (one launch instead of one per step); step j reads its
@@ -297,6 +315,8 @@ class Stepper:
             stream.wait_stream(main)
         with self._autocast():
             for g, rows in enumerate(self.groups):
+                if only is not None and g not in only:
+                    continue
                 stream = self._streams[g] if self._streams else None
                 with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
                     g_inp = inp[rows]
@@ -375,8 +395,9 @@ class Stepper:
         s_logp = torch.empty(period, batch, dtype=torch.float32, device=dev)
         s_inp = inp.clone()
 
-        def one_period() -> None:
-            last_inp, new_state = self._period(s_inp, tree_unflatten(leaves, spec), s_forced, s_force, s_tok, s_logp)
+        def one_period(only: list[int] | None = None) -> None:
+            last_inp, new_state = self._period(s_inp, tree_unflatten(leaves, spec), s_forced, s_force, s_tok, s_logp,
+                                               only)
             new_leaves, new_spec = tree_flatten(new_state)
             if new_spec != spec:
                 raise RuntimeError("the model's step state changes structure over a period; use --no-graph")
@@ -388,8 +409,14 @@ class Stepper:
         t0 = time.perf_counter()
         side = torch.cuda.Stream(device=dev)
         side.wait_stream(torch.cuda.current_stream(dev))
+        warm = warmup_groups(self.groups)
         with torch.cuda.stream(side):  # warm-up: compiles kernels, initialises libraries
-            one_period()
+            one_period(warm)
+        for g, stream in enumerate(self._streams):  # the other groups' streams: cuBLAS's per-stream workspace
+            if g not in warm:
+                with torch.cuda.stream(stream):
+                    torch.mm(s_logp[:1, :1], s_logp[:1, :1])
+                side.wait_stream(stream)
         torch.cuda.current_stream(dev).wait_stream(side)
         torch.cuda.synchronize(dev)
         t1 = time.perf_counter()
