@@ -63,12 +63,17 @@ run kernel-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu
 # mamba-s4-real), the CLI path; its likelihood check is the overfit phase's step_fused_cublas_in; cublas-tf32 (new
 # 2026-12-05 14:40): the same product on TF32 tensor cores (step_fused_cublas_tf32_in)
 run step-in bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py -k cublas; \
-  python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py -k faster_settings; \
+  python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py -k 'faster_settings or row_groups or matches_forward'; \
   python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_IN --configs 'cublas;cublas-tf32' --rounds 4 \
   --out $RES/step-in-cublas-2048.md; python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_IN \
   --configs 'cublas;cublas-tf32' --rounds 4 --block mamba-s4-real --out $RES/step-in-cublas-2048-s4-real.md; AUDIOMAMBA_STEP_IN=cublas timeout 300 \
   python3 -m audiomamba bench generate --matrix --presets sc09-small --blocks mamba-s6,mamba-s4-real --batches 2048 \
   --out $RES/bench-generate-matrix-cublas-in.md"
+# (issue 18's 10 s, new 2026-12-05 14:40) the sampling's start-up at batch 2048 (the matrix of 09:12 UTC: 14.61 s of
+# sampling against 16 000 x 0.783 ms = 12.5 s steady): its parts (states, warm-up, capture) in the notes, with the
+# warm-up over every row group (as before) and over one group of each size (the default now)
+run startup bash -c "for w in all distinct; do AUDIOMAMBA_STEP_WARMUP=\$w timeout 200 python3 -m audiomamba bench generate \
+  --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 --out $RES/bench-generate-startup-\$w.md; done"
 # the batch-2048 generation step's levers of 2026-12-05 (issue 18's 10 s), first: a session may end early
 # the in_proj + conv with all H columns in one chunk (new 2026-12-05 07:00: x loaded once, the LayerNorm in registers;
 # sm_90: 8 warps 132 registers and 784 instructions against the default's 235 and 1408) and the x_proj's three
