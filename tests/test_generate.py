@@ -53,7 +53,10 @@ def test_prompt_is_reproduced_and_scored(model: torch.nn.Module) -> None:
 
 def test_same_seed_same_audio_and_other_seed_differs(model: torch.nn.Module) -> None:
     a = generate_tokens(model, 2, 16, 2, SamplingConfig(), seed=7, progress=False).tokens
-    b = generate_tokens(model, 2, 16, 2, SamplingConfig(), seed=7, progress=False).tokens
+    started = []
+    b = generate_tokens(model, 3, 16, 2, SamplingConfig(), seed=7, progress=False,  # two batches, one call
+                        on_started=lambda: started.append(1)).tokens[:2]
+    assert started == [1]
     c = generate_tokens(model, 2, 16, 2, SamplingConfig(), seed=8, progress=False).tokens
     assert torch.equal(a, b) and not torch.equal(a, c)
 
@@ -180,6 +183,16 @@ def test_cli_line_says_where_the_time_outside_sampling_went() -> None:
     timings.update({"startup states": 0.25, "startup warm-up": 0.5, "startup capture": 0.75})
     assert outside_sampling_line(0.5, timings).endswith(
         "; sampling's start-up 1.50 s (states 0.25, warm-up 0.50, capture 0.75)")
+
+
+def test_plotting_preloads_on_a_thread(tmp_path: Path) -> None:
+    from audiomamba.generate.output import plot_grid, preload_plotting
+
+    thread = preload_plotting()
+    thread.join(60)
+    assert not thread.is_alive()
+    path = plot_grid(np.zeros((3, 800)), tmp_path / "grid.png", ["a", "b", "c"])
+    assert path.stat().st_size > 1000
 
 
 def test_log_spectrograms_put_a_tone_in_its_bin_and_pad_short_clips() -> None:

@@ -15,7 +15,7 @@ from torch import nn
 
 from audiomamba.errors import ConfigError
 from audiomamba.generate.noise import NoiseProfile, detect_noise
-from audiomamba.generate.output import write_samples
+from audiomamba.generate.output import preload_plotting, write_samples
 from audiomamba.generate.prompts import load_prompts
 from audiomamba.generate.sampler import Generated, generate_tokens
 from audiomamba.generate.stepper import SamplingConfig
@@ -92,7 +92,8 @@ def generate_to_folder(
             raise ConfigError(f"--seconds {seconds} must exceed --prompt-seconds {prompt_seconds} to continue a prompt")
     kw = dict(sampling=sampling, device=device, use_graph=use_graph, bf16=bf16, progress=progress,
               state_dtype=state_dtype)
-    gen = generate_tokens(model, n, length, batch, seed=seed, prompts=prompts, **kw)
+    # the spectrogram grid's plotting library loads while the GPU samples (it was the last file waited for)
+    gen = generate_tokens(model, n, length, batch, seed=seed, prompts=prompts, on_started=preload_plotting, **kw)
     timings["sampling"] = gen.seconds
     timings.update({f"startup {part}": secs for part, secs in gen.startup.items()})
     if regenerate > 0:

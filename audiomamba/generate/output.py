@@ -198,6 +198,28 @@ def log_spectrograms(waves: np.ndarray, n_fft: int = 256, hop: int = 64) -> np.n
     return np.swapaxes(10.0 * np.log10(power + 1e-20), 1, 2)
 
 
+def preload_plotting() -> threading.Thread:
+    """Import matplotlib's Figure and Agg canvas and draw one tiny figure with text (fonts loaded) on a daemon thread,
+    so that :func:`plot_grid` at the end of a generation pays only for its drawing: 0.55-0.58 against 1.14-1.25 s for
+    8 clips in a fresh process on a 2-core CPU (2026-12-05). Generation starts it once its first period is captured,
+    when the CPU waits for the GPU (earlier, its import would hold the GIL against the capture's Python)."""
+    def warm() -> None:
+        import io
+
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(1, 1), dpi=20)
+        ax = fig.subplots()
+        ax.imshow(np.zeros((2, 2)))
+        ax.set_title("0", fontsize=8)
+        ax.set_xticks([0], ["0"], fontsize=6)
+        fig.savefig(io.BytesIO(), format="png")
+
+    thread = threading.Thread(target=warm, name="preload-plotting", daemon=True)
+    thread.start()
+    return thread
+
+
 def plot_grid(waves: np.ndarray, path: Path, titles: list[str]) -> Path:
     """A grid of log-spectrograms (up to 4 per row) of ``waves`` ((k, T)); frequency in Hz over seconds.
 
@@ -213,11 +235,17 @@ def plot_grid(waves: np.ndarray, path: Path, titles: list[str]) -> Path:
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[k:]:
         ax.axis("off")
-    extent = (0.0, max(np.shape(waves)[-1], 1) / SAMPLE_RATE, 0.0, SAMPLE_RATE / 2)
+    seconds = max(np.shape(waves)[-1], 1) / SAMPLE_RATE
+    extent = (0.0, seconds, 0.0, SAMPLE_RATE / 2)
+    # fixed ticks and title positions: matplotlib's automatic ones were 60 % of the drawing's time (0.55 of 1.1 s for
+    # 8 clips on a 2-core CPU, 2026-12-05; the grid is the last file a batch-2048 generation waits for)
+    x_ticks = np.linspace(0.0, seconds, 5)
+    y_ticks = np.arange(0, SAMPLE_RATE // 2 + 1, 2000)
     for ax, spec, title in zip(axes.flat, log_spectrograms(waves), titles, strict=False):
         ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", extent=extent, interpolation="nearest")
-        ax.set_title(title, fontsize=8)
-        ax.tick_params(labelsize=6)
+        ax.set_title(title, fontsize=8, y=1.0)
+        ax.set_xticks(x_ticks, [f"{t:g}" for t in x_ticks], fontsize=6)
+        ax.set_yticks(y_ticks, [f"{t:d}" for t in y_ticks], fontsize=6)
     width, height = 3.2 * cols, 2.4 * rows  # margins in inches: tick labels on the left, a title above
     fig.subplots_adjust(left=0.4 / width, right=1 - 0.08 / width, bottom=0.3 / height, top=1 - 0.28 / height,
                         wspace=0.2, hspace=0.45)

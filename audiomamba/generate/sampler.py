@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -48,6 +49,7 @@ def generate_tokens(
     bf16: bool = False,
     progress: bool = True,
     state_dtype: torch.dtype | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> Generated:
     """Sample ``n`` token sequences of ``length`` in batches of ``batch``.
 
@@ -55,7 +57,8 @@ def generate_tokens(
     Batch ``k`` uses seed ``seed + k``, so a given seed reproduces the same samples.
     ``use_graph`` (default: on CUDA) captures each period of steps as a CUDA graph. ``state_dtype``: the Mamba
     blocks' step states (:class:`~audiomamba.generate.stepper.Stepper`; None: ``AUDIOMAMBA_STEP_STATES`` or auto, i.e.
-    float16 for a GPU batch of 16+ rows, else float32).
+    float16 for a GPU batch of 16+ rows, else float32). ``on_started`` is called once, after the first batch's first
+    period (with a graph: once it is captured and its first replay queued, when the CPU mostly waits for the GPU).
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -87,6 +90,10 @@ def generate_tokens(
                               torch.bfloat16 if bf16 else None, state_dtype=state_dtype)
 
             def tick(p: int, base: int = done_periods, b: int = b, lo: int = lo) -> None:
+                nonlocal on_started
+                if on_started is not None:
+                    on_started, call = None, on_started
+                    call()
                 secs = time.perf_counter() - start
                 audio = (lo * length + b * p * period) / 16000
                 bar.update(task, completed=base + p, rate=f"{audio / max(secs, 1e-9):.1f}× real time")
