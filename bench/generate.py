@@ -350,7 +350,8 @@ def capped_sampling(steps: int | None):
         gen = real(model, n, min(steps, length), batch, *args, **kwargs)
         reps = -(-length // gen.tokens.shape[1])
         return Generated(gen.tokens.repeat(1, reps)[:, :length].contiguous(),
-                         gen.logp.repeat(1, reps)[:, :length].contiguous(), gen.prompt_len, gen.seconds)
+                         gen.logp.repeat(1, reps)[:, :length].contiguous(), gen.prompt_len, gen.seconds,
+                         gen.startup)
 
     _generate_pkg.generate_tokens = capped
     try:
