@@ -143,9 +143,6 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 out += [Variant("in_conv", tuple(dict(one, EVEN=e).items()), w) for w in (4, 8) for e in (False, True)]
             if small:  # with programmatic dependent launch (AUDIOMAMBA_PDL=1): the grid dependency ops compile
                 out.append(Variant("in_conv", tuple(dict(in_conv, PDL=True, PRELOAD=True).items()), 4))
-            if not small:  # in_proj on cuBLAS (AUDIOMAMBA_STEP_IN=cublas): the LayerNorm correction and the conv step
-                fold = dict(K=4, BLOCK_B=t["rows"], BLOCK_H=min(H, t["in_h"]), BLOCK_E=t["in_e"])
-                out += [Variant("ln_fold", tuple(dict(fold, EVEN=e).items()), 4) for e in (False, True)]
             ssm = dict(common, XPROJ_INLINE=small, BLOCK_E=t["ssm_e"], BLOCK_K=k, BLOCK_N=16, BLOCK_R=max(nr, 4))
             ssm_warps = 4 if small else t.get("ssm_warps", 4)  # as _kernel_launch launches it
             out.append(Variant("ssm", tuple(ssm.items()), ssm_warps))
@@ -203,7 +200,7 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
 
 
 #: the generation step kernels, compiled with their sizes marked as multiples of 16 (:func:`compile_variant`)
-STEP_KERNELS = ("in_conv", "in_flat", "ln_fold", "xproj", "ssm", "ssm_lti", "ssm_flat", "out_proj", "out_flat",
+STEP_KERNELS = ("in_conv", "in_flat", "xproj", "ssm", "ssm_lti", "ssm_flat", "out_proj", "out_flat",
                 "run", "run_flat")
 
 
@@ -232,7 +229,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "step": triton_step._step_kernel, "in_conv": triton_mamba_step._in_conv_kernel,
           "xproj": triton_mamba_step._xproj_kernel, "ssm": triton_mamba_step._ssm_kernel,
           "ssm_lti": triton_mamba_step._ssm_lti_kernel, "ssm_flat": triton_mamba_step._ssm_flat_kernel,
-          "in_flat": triton_mamba_step._in_conv_flat_kernel, "ln_fold": triton_mamba_step._ln_fold_conv_kernel,
+          "in_flat": triton_mamba_step._in_conv_flat_kernel,
           "out_flat": triton_mamba_step._out_proj_flat_kernel, "run_flat": triton_mamba_run._run_lti_flat_kernel,
           "out_proj": triton_mamba_step._out_proj_kernel, "norm_linear": triton_norm_linear._norm_linear_kernel,
           "sample": triton_sample._sample_kernel, "conv_fwd": triton_conv._conv_fwd_kernel,

@@ -49,12 +49,6 @@ widths: in_proj + conv 1664 -> 1408 instructions and 255 -> 235 registers, x_pro
 ``python -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_EVEN --configs 0`` times it against the masks).
 The rank R of Δ stays masked (it is padded to 16 for tl.dot).
 
-With ``AUDIOMAMBA_STEP_IN=cublas`` (:func:`step_in_mode`; built 2026-12-05, not yet timed) a batch's kernel 1 is two
-launches: in_proj as one cuBLAS float32 product of the raw rows with the LayerNorm's weight folded into it
-(:func:`folded_in_proj`, made once per weights), then :func:`_ln_fold_conv_kernel` (each row's LayerNorm correction,
-the conv step). On an H100 cuBLAS's product of these shapes took 0.37-0.43 of kernel 1's time
-(``python -m audiomamba.bench.step_vs_cublas``, 2026-12-05), and kernel 1 is 37-39 % of a batch-2048 step.
-
 LTI blocks (``mamba-s4``, ``mamba-s4-real``) have no x_proj: kernel 3 is :func:`_ssm_lti_kernel`,
 so they take three launches at any batch size.
 
@@ -66,7 +60,6 @@ them for :func:`selective_scan` (its ``discretization()``); the parameterisation
 from __future__ import annotations
 
 import os
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -306,96 +299,6 @@ def _in_conv_kernel(
     u = _conv_step(win, taps, u, w_last, bias, m_be, conv_ptr, K)
     tl.store(u_ptr + rows[:, None] * E + offs_e[None, :], u, mask=m_be)
     tl.store(z_ptr + rows[:, None] * E + offs_e[None, :], z, mask=m_be)
-
-
-@triton.jit
-def _ln_fold_conv_kernel(
-    x_ptr, p_ptr, s_ptr, c_ptr, cw_ptr, cb_ptr, conv_ptr, u_ptr, z_ptr,
-    batch, H, E, eps,
-    K: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, PDL: tl.constexpr = False,
-    EVEN: tl.constexpr = False,
-):
-    """Kernel 1 with in_proj as a cuBLAS product before it (``AUDIOMAMBA_STEP_IN=cublas``, batched tiles): p = x W'
-    (batch, 2E) with the LayerNorm's weight folded into W' (:func:`folded_in_proj`), so LayerNorm(x) W = rstd (p -
-    mean s) + c per row, s the columns' sums of W' and c the LayerNorm's bias times W. This kernel takes the rows'
-    mean and rstd from x, applies that correction to u and z, and steps the causal conv on u, as
-    :func:`_in_conv_kernel` does after its own product."""
-    rows, m_b = row_tile(batch, BLOCK_B, EVEN)
-    offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
-    m_e = below(offs_e, E, EVEN)
-    m_be = m_b[:, None] & m_e[None, :]
-    s_u = tl.load(s_ptr + offs_e, mask=m_e, other=0.0)
-    s_z = tl.load(s_ptr + E + offs_e, mask=m_e, other=0.0)
-    c_u = tl.load(c_ptr + offs_e, mask=m_e, other=0.0)
-    c_z = tl.load(c_ptr + E + offs_e, mask=m_e, other=0.0)
-    w_last = tl.load(cw_ptr + offs_e * K + (K - 1), mask=m_e, other=0.0).to(tl.float32)
-    bias = tl.load(cb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
-    pdl_wait(PDL)
-    win, taps = _conv_taps(conv_ptr, cw_ptr, rows, offs_e, m_e, m_be, E, K, BLOCK_B, BLOCK_E)
-    prow = p_ptr + rows[:, None] * (2 * E) + offs_e[None, :]
-    p_u = tl.load(prow, mask=m_be, other=0.0)
-    p_z = tl.load(prow + E, mask=m_be, other=0.0)
-    mean, rstd = ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B, BLOCK_H, EVEN)
-    u = rstd[:, None] * (p_u - mean[:, None] * s_u[None, :]) + c_u[None, :]
-    z = rstd[:, None] * (p_z - mean[:, None] * s_z[None, :]) + c_z[None, :]
-    u = _conv_step(win, taps, u, w_last, bias, m_be, conv_ptr, K)
-    tl.store(u_ptr + rows[:, None] * E + offs_e[None, :], u, mask=m_be)
-    tl.store(z_ptr + rows[:, None] * E + offs_e[None, :], z, mask=m_be)
-
-
-#: the folded in_proj weights of :func:`folded_in_proj`, by the in_proj tensor's id: (the three tensors' storage and
-#: versions, the fold). An entry is dropped when its tensor dies, so a freed model's storage reused by another cannot
-#: hand out its folds (tensors compare elementwise, so they cannot key a WeakKeyDictionary)
-_FOLDED: dict[int, tuple[tuple, tuple[Tensor, Tensor, Tensor]]] = {}
-
-
-def folded_in_proj(in_proj: Tensor, norm_weight: Tensor, norm_bias: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """The in_proj (2E, H) with the LayerNorm folded in, for ``AUDIOMAMBA_STEP_IN=cublas``: W'^T (H, 2E) with W' = W
-    diag(norm_weight), s (2E,) the sums of W' over H and c = W norm_bias (2E,), all float32. Computed once per weights
-    (again when one of them changes in place), so a captured step reads them and adds no launch."""
-    stamp = tuple((t.data_ptr(), t._version) for t in (in_proj, norm_weight, norm_bias))
-    key = id(in_proj)
-    hit = _FOLDED.get(key)
-    if hit is None or hit[0] != stamp:
-        if hit is None:
-            weakref.finalize(in_proj, _FOLDED.pop, key, None)
-        w = in_proj.detach().float()
-        wf = w * norm_weight.detach().float()[None, :]
-        hit = _FOLDED[key] = (stamp, (wf.t().contiguous(), wf.sum(1).contiguous(),
-                                      (w @ norm_bias.detach().float()).contiguous()))
-    return hit[1]
-
-
-#: the values of ``AUDIOMAMBA_STEP_IN`` (:func:`step_in_mode`)
-STEP_IN_MODES = ("triton", "cublas", "cublas-tf32")
-
-
-def step_in_mode() -> str:
-    """``AUDIOMAMBA_STEP_IN``: how a batched step computes LayerNorm + in_proj + conv: "triton" (the default, one
-    kernel), "cublas" (in_proj as one cuBLAS float32 product on the raw rows, then :func:`_ln_fold_conv_kernel`;
-    on an H100, 2026-12-05, cuBLAS's product of these shapes took 0.37-0.43 of the one kernel's time,
-    ``bench.step_vs_cublas``) or "cublas-tf32" (the same product on TF32 tensor cores: 0.40-0.77 of the float32
-    product's time there; needs the likelihood check, ``step_fused_cublas_tf32_in``). A bad value is a one-line
-    KernelError."""
-    text = os.environ.get("AUDIOMAMBA_STEP_IN", "").strip().lower() or "triton"
-    if text not in STEP_IN_MODES:
-        raise KernelError(f"AUDIOMAMBA_STEP_IN={text!r} in the environment: use triton (one kernel, the default), "
-                          "cublas (in_proj as a cuBLAS float32 product, then the LayerNorm correction and the conv "
-                          "step) or cublas-tf32 (the same product on TF32 tensor cores)")
-    return text
-
-
-def _folded_product(x: Tensor, w_fold: Tensor, tf32: bool) -> Tensor:
-    """p = x W' (batch, 2E) as one cuBLAS product, float32 or on TF32 tensor cores (torch's TF32 switch is set for
-    this call only and restored, also when the product fails; inside a CUDA-graph capture the choice is recorded)."""
-    if not tf32:
-        return torch.mm(x.float(), w_fold)
-    before = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = True
-    try:
-        return torch.mm(x.float(), w_fold)
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 @triton.jit
@@ -950,14 +853,6 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
             H, E, float(eps), K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"],
             EVEN=_even(1, batch, (E, t["in_e"]), (H, block_h)), PDL=common["PDL"], launch_pdl=common["launch_pdl"],
             num_warps=common["num_warps"],
-        )
-    elif not small and (in_mode := step_in_mode()) != "triton":
-        w_fold, s_fold, c_fold = folded_in_proj(in_proj, norm_weight, norm_bias)
-        p = _folded_product(x, w_fold, tf32=in_mode == "cublas-tf32")
-        _ln_fold_conv_kernel[(n_rows, triton.cdiv(E, t["in_e"]))](
-            x, p, s_fold, c_fold, conv_weight.contiguous(), conv_bias, conv_state, u, z, batch, H, E, float(eps),
-            K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"], EVEN=_even(common["BLOCK_B"], batch, (E, t["in_e"]), (H, block_h)),
-            **{k: v for k, v in common.items() if k not in ("USE_DOT", "PREC")},  # no product in this kernel
         )
     else:
         _in_conv_kernel[(n_rows, triton.cdiv(E, t["in_e"]))](

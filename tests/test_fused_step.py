@@ -178,57 +178,6 @@ def test_fused_block_step_without_masks(kind: str, batch: int, in_h: int, monkey
         real(16, 32, (64, 64))
 
 
-@pytest.mark.parametrize("batch,tiles,states,mode", [
-    (19, "default", "fp32", "cublas"), (19, "small", "fp16", "cublas"), (32, "even", "fp32", "cublas"),
-    (3, "default", "fp32", "cublas"), (19, "default", "fp16", "cublas-tf32")])
-@pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4", "mamba-s4-real"])
-def test_fused_block_step_with_in_proj_on_cublas(kind: str, batch: int, tiles: str, states: str, mode: str,
-                                                 monkeypatch) -> None:
-    """``AUDIOMAMBA_STEP_IN=cublas``: a batch's in_proj as one torch product on the raw rows with the LayerNorm folded
-    into the weights, then the LayerNorm's per-row correction and the conv step in one kernel, equals the composed
-    step (odd sizes, several chunks and programs with small tiles, float16 states, sizes without masks); one stream
-    (3 rows) keeps its kernel; the folded weights are made once per weights; ``cublas-tf32`` (the product on TF32
-    tensor cores) restores torch's TF32 switch; a bad value is a one-line KernelError."""
-    import audiomamba.kernels.triton_mamba_step as tm
-    from audiomamba.kernels.errors import KernelError
-
-    monkeypatch.setenv("AUDIOMAMBA_STEP_IN", mode)
-    launched = []
-    real = tm._ln_fold_conv_kernel
-
-    class Spy:
-        def __getitem__(self, grid):
-            launched.append(grid)
-            return real[grid]
-
-    monkeypatch.setattr(tm, "_ln_fold_conv_kernel", Spy())
-
-    class Folds(dict):  # counts the folds made (an entry leaves with its block's weights)
-        made = 0
-
-        def __setitem__(self, key, value):
-            Folds.made += 1
-            super().__setitem__(key, value)
-
-    monkeypatch.setattr(tm, "_FOLDED", Folds())
-    if tiles == "small":
-        monkeypatch.setattr(tm, "TILES_BATCHED", dict(tm.TILES_BATCHED, in_e=16, in_h=16))
-    dtype = {"fp32": torch.float32, "fp16": torch.float16}[states]
-    if tiles == "even":
-        _fused_equals_composed(kind, batch, width=32, d_state=16)
-    else:
-        # (TF32 rounds the product's operands to 10 mantissa bits on a GPU; on a CPU the switch changes nothing)
-        tol = 1e-2 if mode == "cublas-tf32" else 1e-3 if states == "fp16" else 1e-5
-        _fused_equals_composed(kind, batch, state_dtype=dtype, tol=tol)
-    assert len(launched) == (5 if batch >= 16 else 0)
-    assert Folds.made == (1 if batch >= 16 else 0)  # five steps, one fold
-    assert torch.backends.cuda.matmul.allow_tf32 is False  # the TF32 switch is restored after each product
-    monkeypatch.setenv("AUDIOMAMBA_STEP_IN", "cuBLAS!")
-    with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_IN='cublas!'") as err:
-        tm.step_in_mode()
-    assert "\n" not in str(err.value)
-
-
 @pytest.mark.parametrize("batch", [1, 19])
 @pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4-real"])
 def test_fused_block_step_with_weights_loaded_first(kind: str, batch: int, monkeypatch) -> None:

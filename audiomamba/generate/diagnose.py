@@ -16,9 +16,7 @@ noise. :func:`step_consistency` teacher-forces real clips through
   real SSM states stored in bfloat16: ``generate --states bf16``), the same with float16 states
   (``step_composed_fp16_states``, ``step_fused_fp16_states``: ``--states fp16``), ``step_fused_bf16_tiles`` (the
   batched fused kernels' products on bf16 operands: ``AUDIOMAMBA_STEP_PRECISION=bf16``; the clips repeated to 16 rows, the
-  batched kernels' smallest batch), ``step_fused_bf16_tiles_states`` (both) and ``step_fused_cublas_in`` (a batch's
-  in_proj as a cuBLAS product: ``AUDIOMAMBA_STEP_IN=cublas``, the clips repeated to 16 rows) and
-  ``step_fused_cublas_tf32_in`` (the same product on TF32 tensor cores: ``AUDIOMAMBA_STEP_IN=cublas-tf32``),
+  batched kernels' smallest batch) and ``step_fused_bf16_tiles_states`` (both),
 
 and reports the BPB of the clips under each path and the largest per-token log-probability
 difference from ``parallel_fp32``.
@@ -39,7 +37,7 @@ from audiomamba.tokenizer import bits_per_sample, shift_right
 from audiomamba.train.nll import autocast_for
 
 #: the suffixes of the step paths with faster settings (``step_consistency(..., fast=True)``)
-FAST = ("_bf16_states", "_fp16_states", "_bf16_tiles", "_bf16_tiles_states", "_cublas_in", "_cublas_tf32_in")
+FAST = ("_bf16_states", "_fp16_states", "_bf16_tiles", "_bf16_tiles_states")
 #: rows of the batched fused kernels (the bf16-tiles paths repeat the clips to this many)
 BATCHED_ROWS = 16
 
@@ -52,14 +50,13 @@ def _parallel_logp(model: nn.Module, targets: torch.Tensor, bf16: bool) -> torch
 
 
 def _step_logp(model: nn.Module, targets: torch.Tensor, fused: bool, state_dtype: torch.dtype = torch.float32,
-               precision: str | None = None, step_in: str | None = None) -> torch.Tensor:
-    """The same log-probabilities from step mode (the clip is the stepper's prompt): (B, L). ``precision`` and
-    ``step_in``: the batched fused kernels' ``AUDIOMAMBA_STEP_PRECISION`` and ``AUDIOMAMBA_STEP_IN`` for this call,
-    with the clips repeated to :data:`BATCHED_ROWS` rows so that those kernels run (the rows never interact)."""
+               precision: str | None = None) -> torch.Tensor:
+    """The same log-probabilities from step mode (the clip is the stepper's prompt): (B, L). ``precision``: the
+    batched fused kernels' ``AUDIOMAMBA_STEP_PRECISION`` for this call, with the clips repeated to
+    :data:`BATCHED_ROWS` rows so that those kernels run (the rows never interact)."""
     dev, rows = targets.device, targets.shape[0]
-    env = ({} if precision is None else {"AUDIOMAMBA_STEP_PRECISION": precision}) | (
-        {} if step_in is None else {"AUDIOMAMBA_STEP_IN": step_in})
-    if env:
+    env = {} if precision is None else {"AUDIOMAMBA_STEP_PRECISION": precision}
+    if precision is not None:
         targets = targets.repeat(-(-BATCHED_ROWS // rows), 1)
     kernels.set_fused_step(fused)
     try:
@@ -104,8 +101,6 @@ def step_consistency(model: nn.Module, targets: torch.Tensor, reference_scan: bo
             paths["step_fused_fp16_states"] = _step_logp(model, targets, True, torch.float16)
             paths["step_fused_bf16_tiles"] = _step_logp(model, targets, True, precision="bf16")
             paths["step_fused_bf16_tiles_states"] = _step_logp(model, targets, True, torch.bfloat16, "bf16")
-            paths["step_fused_cublas_in"] = _step_logp(model, targets, True, step_in="cublas")
-            paths["step_fused_cublas_tf32_in"] = _step_logp(model, targets, True, step_in="cublas-tf32")
     base = paths["parallel_fp32"]
     report: dict[str, dict[str, float]] = {}
     failed: list[str] = []
@@ -136,7 +131,6 @@ def format_consistency(result: dict) -> str:
     lines.append("all paths agree (within 0.02 BPB; step paths within 0.05 nats per token)" if result["agree"]
                  else f"PATHS DISAGREE: {', '.join(result['failed'])} (limits: 0.02 BPB; step paths 0.05 nats per token)")
     if "fast_agree" in result:
-        lines.append("faster settings (bf16 and fp16 states, bf16 tiles, cuBLAS in_proj): within the same limits"
-                     if result["fast_agree"]
+        lines.append("faster settings (bf16 and fp16 states, bf16 tiles): within the same limits" if result["fast_agree"]
                      else f"faster settings: OUTSIDE the limits ({', '.join(result['fast_failed'])})")
     return "\n".join(lines)

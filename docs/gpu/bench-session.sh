@@ -56,19 +56,9 @@ run kernel-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu
   tests/test_kernels_bench.py::test_cuda_graphed_fwd_bwd_replays_the_scan
 # (the chain of programs, one per block, AUDIOMAMBA_STEP_RUNS=chain: timed on one H100 2026-12-05 12:35 UTC, 0.92x /
 # 0.76x / 0.39x the default for sc09-small mamba-s6 / mamba-s4-real / mamba-s4, then removed; commit fc4f94e has it)
-# (issue 18's 10 s, new 2026-12-05 13:00) a batch's in_proj as ONE cuBLAS float32 product on the raw rows, the
-# LayerNorm folded into the weights (AUDIOMAMBA_STEP_IN=cublas; bench.step_vs_cublas on an H100: cuBLAS's product
-# 0.37-0.43 of our in_proj + conv kernel's time), then the LayerNorm correction and the conv step in one kernel
-# (sm_90: 128 registers, no spills): the GPU tests, the steady step at batch 2048 against the default (mamba-s6,
-# mamba-s4-real), the CLI path; its likelihood check is the overfit phase's step_fused_cublas_in; cublas-tf32 (new
-# 2026-12-05 14:40): the same product on TF32 tensor cores (step_fused_cublas_tf32_in)
-run step-in bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py -k cublas; \
-  python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py -k 'faster_settings or row_groups or matches_forward'; \
-  python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_IN --configs 'cublas;cublas-tf32' --rounds 4 \
-  --out $RES/step-in-cublas-2048.md; python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_IN \
-  --configs 'cublas;cublas-tf32' --rounds 4 --block mamba-s4-real --out $RES/step-in-cublas-2048-s4-real.md; AUDIOMAMBA_STEP_IN=cublas timeout 300 \
-  python3 -m audiomamba bench generate --matrix --presets sc09-small --blocks mamba-s6,mamba-s4-real --batches 2048 \
-  --out $RES/bench-generate-matrix-cublas-in.md"
+# (a batch's in_proj as one cuBLAS product with the LayerNorm folded into the weights, AUDIOMAMBA_STEP_IN=cublas and
+# cublas-tf32: timed on one H100 2026-12-05 14:45 UTC, 0.81x / 0.87x the default for sc09-small mamba-s6 at batch 2048,
+# 0.79x / 0.87x mamba-s4-real, then removed; commit 889d058 has it)
 # (issue 18's 10 s, new 2026-12-05 14:40) the sampling's start-up at batch 2048 (the matrix of 09:12 UTC: 14.61 s of
 # sampling against 16 000 x 0.783 ms = 12.5 s steady): its parts (states, warm-up, capture) in the notes, with the
 # warm-up over every row group (as before) and over one group of each size (the default now)
