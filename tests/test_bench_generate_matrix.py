@@ -91,6 +91,8 @@ def test_matrix_caps_sampling_extrapolates_and_says_so(tmp_path, capsys, monkeyp
     _, (row,) = _table(text, "preset")
     assert row[3] == "0.002"
     assert "sampling timed over 4 of 32 steps, extrapolated" in row[11] and "files written at full length" in row[11]
+    # at the sampled part's own rate after its start-up (here the initial states), the probe's beside it
+    assert "the sampled part's own rate after its start-up" in row[11] and "(the probe's steady " in row[11]
     assert written == [((2, 32), 2)]  # WAVs of the full length, one per sample
     assert float(row[4]) > float(row[5]) > 0
     assert "1 extrapolated (note)" in text
