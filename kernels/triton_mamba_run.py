@@ -68,6 +68,7 @@ from torch import Tensor
 from .backend import interpreting, pdl_enabled
 from .checks import REAL_STATE_DTYPES
 from .errors import KernelError
+from .launch import launch_named
 from .triton_helpers import exp_dtA, ln_regs, mm, pdl_wait, readout, state_update
 from .triton_mamba_step import (
     _conv_shift,
@@ -702,7 +703,7 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     block_pc = min(consts["BLOCK_P"], max(1, 8192 // (consts["BLOCK_B"] * consts["BLOCK_H"])))
     consts.update(ONE_PHASE=one_phase, BLOCK_K=block_k, POLLS=RUN_POLLS, BLOCK_PC=block_pc)
     for phase in [0] if persistent else range(n_phases + 1):
-        _run_kernel[(P,)](*args, phase, **consts)
+        launch_named(_run_kernel, (P,), *args, phase, **consts)
     return outs[n]
 
 
@@ -725,7 +726,7 @@ def _run_lti_flat(x: Tensor, w: LTIStack, conv_state: Tensor, h: Tensor, outs: T
                   BLOCK_E=block_e, BLOCK_B=triton.next_power_of_2(batch), num_warps=run_warps(H), PDL=pdl,
                   launch_pdl=pdl)
     for j in range(n + 1):
-        _run_lti_flat_kernel[(P if j < n else 1, batch)](*args, j, P, LAST=j == n, **consts)
+        launch_named(_run_lti_flat_kernel, (P if j < n else 1, batch), *args, j, P, LAST=j == n, **consts)
 
 
 def mamba_s6_run_step_triton(x: Tensor, w: S6Stack, conv_state: Tensor, h: Tensor, outs: Tensor,

@@ -71,6 +71,7 @@ from torch import Tensor
 from .backend import interpreting, pdl_enabled, tail_out_enabled
 from .checks import REAL_STATE_DTYPES
 from .errors import KernelError
+from .launch import launch_named
 from .triton_helpers import (
     below,
     exp_dtA,
@@ -848,14 +849,14 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
     preload = pdl if PRELOAD_WEIGHTS is None else PRELOAD_WEIGHTS
     n_rows, common = _kernel_launch(launch, batch, "in")
     if small and H <= block_h and step_flat("in"):
-        _in_conv_flat_kernel[(batch, triton.cdiv(E, t["in_e"]))](
+        launch_named(_in_conv_flat_kernel, (batch, triton.cdiv(E, t["in_e"])),
             x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
             H, E, float(eps), K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"],
             EVEN=_even(1, batch, (E, t["in_e"]), (H, block_h)), PDL=common["PDL"], launch_pdl=common["launch_pdl"],
             num_warps=common["num_warps"],
         )
     else:
-        _in_conv_kernel[(n_rows, triton.cdiv(E, t["in_e"]))](
+        launch_named(_in_conv_kernel, (n_rows, triton.cdiv(E, t["in_e"])),
             x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
             batch, H, E, float(eps),
             K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"], PRELOAD=preload and H <= block_h, ONE_CHUNK=H <= block_h,
@@ -872,14 +873,14 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
     if counter is None and small and step_flat("out"):
         common = launch.common
         block_h = min(t["out_h"], _pad(H, 2))
-        _out_proj_flat_kernel[(batch, triton.cdiv(H, block_h))](
+        launch_named(_out_proj_flat_kernel, (batch, triton.cdiv(H, block_h)),
             y, w_out, x, res_, out, H, E, HAS_RES=res is not None, BLOCK_H=block_h, BLOCK_K=block_k,
             EVEN=_even(1, batch, (H, block_h), (E, block_k)), PDL=common["PDL"], launch_pdl=common["launch_pdl"],
             num_warps=common["num_warps"],
         )
     elif counter is None:
         n_rows, common = _kernel_launch(launch, batch, "out")
-        _out_proj_kernel[(n_rows, triton.cdiv(H, t["out_h"]))](
+        launch_named(_out_proj_kernel, (n_rows, triton.cdiv(H, t["out_h"])),
             y, w_out, x, res_, out,
             batch, H, E,
             HAS_RES=res is not None, BLOCK_H=t["out_h"], BLOCK_K=block_k, PRELOAD=preload and E <= block_k,
@@ -940,21 +941,21 @@ def mamba_s6_block_step_triton(
             dbc = torch.empty((batch, R + 2 * N), device=u.device, dtype=torch.float32)
             n_rows, common = _kernel_launch(launch, batch, "x")
             split = bool(t.get("x_split"))  # one of (Δ_low, B_t, C_t) per program
-            _xproj_kernel[(n_rows, 3 if split else 1)](
+            launch_named(_xproj_kernel, (n_rows, 3 if split else 1),
                 u, x_proj, dbc, batch, E, N, R, BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r,
                 EVEN=_even(common["BLOCK_B"], batch, (E, block_k), (N, block_n)), SPLIT=split, **common,
             )
         common = _kernel_launch(launch, batch, "ssm")[1]
         if launch.small and x_proj_t is not None and R <= block_n and not tail["TAIL"] and step_flat("ssm"):
             block_e = min(t["ssm_e"], _pad(E, 2))
-            _ssm_flat_kernel[(batch, triton.cdiv(E, block_e))](
+            launch_named(_ssm_flat_kernel, (batch, triton.cdiv(E, block_e)),
                 u, z, x_proj_t, dt_proj.contiguous(), dt_bias, A.float().contiguous(), D, h, y, E, N, R,
                 BLOCK_E=block_e, BLOCK_N=block_n, EVEN=_even(1, batch, (E, block_e), (N, block_n)),
                 PDL=common["PDL"], launch_pdl=common["launch_pdl"], num_warps=common["num_warps"],
             )
             return
         inline_k = (E, block_k) if launch.small else (1, 1)  # the x_proj's chunks, where it runs inside
-        _ssm_kernel[(launch.n_rows, triton.cdiv(E, t["ssm_e"]))](
+        launch_named(_ssm_kernel, (launch.n_rows, triton.cdiv(E, t["ssm_e"])),
             u, z, x_proj, dbc, dt_proj.contiguous(), dt_bias, A.float().contiguous(), D, h, y,
             batch=batch, E=E, N=N, R=R,
             XPROJ_INLINE=launch.small, BLOCK_E=t["ssm_e"], BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r,
@@ -1014,7 +1015,7 @@ def mamba_lti_block_step_triton(
     def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch, tail: dict) -> None:
         # complex (re, im) tiles hold twice the registers: half the channels per program when batched
         block_e = launch.tiles["ssm_e"] // (2 if cplx and not launch.small else 1)
-        _ssm_lti_kernel[(launch.n_rows, triton.cdiv(E, block_e))](
+        launch_named(_ssm_lti_kernel, (launch.n_rows, triton.cdiv(E, block_e)),
             u, z, delta.float().contiguous(), A_, B_, C_, D, hv, y,
             batch=batch, E=E, N=N,
             IS_COMPLEX=cplx, BLOCK_B=launch.rows, BLOCK_E=block_e, BLOCK_N=_pad(N, 2),

@@ -14,6 +14,7 @@ import triton.language as tl
 from torch import Tensor
 
 from .backend import pdl_enabled
+from .launch import launch_named
 from .triton_helpers import ln_apply, ln_stats, mm, pdl_wait, row_tile
 from .triton_mamba_step import default_precision
 
@@ -58,7 +59,7 @@ def norm_linear_triton(
     out = torch.empty((batch, V), device=x.device, dtype=x.dtype)
     bb = 16 if batch >= 16 else triton.next_power_of_2(batch)
     pdl = pdl_enabled(x)
-    _norm_linear_kernel[(triton.cdiv(batch, bb), triton.cdiv(V, BLOCK_V))](
+    launch_named(_norm_linear_kernel, (triton.cdiv(batch, bb), triton.cdiv(V, BLOCK_V)),
         x, norm_weight, norm_bias, weight.contiguous(), bias if bias is not None else x, out,
         batch, H, V, float(eps),
         HAS_BIAS=bias is not None, USE_DOT=bb >= 16, PREC=default_precision(),

@@ -16,6 +16,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from .launch import launch_named
 from .triton_helpers import row_tile
 
 #: rows per program
@@ -77,7 +78,7 @@ def sample_step_triton(
     batch, V = logits.shape
     greedy = temperature <= 0
     logits = logits.contiguous()
-    _sample_kernel[(triton.cdiv(batch, BLOCK_B),)](
+    launch_named(_sample_kernel, (triton.cdiv(batch, BLOCK_B),),
         logits, logits if greedy else noise.contiguous(), forced, force, token_out, logp_out,
         batch, V, 1.0 if greedy else float(temperature), math.log(min_p) if min_p > 0 else 0.0,
         GREEDY=greedy, MIN_P=min_p > 0, BLOCK_B=BLOCK_B, BLOCK_V=triton.next_power_of_2(V),

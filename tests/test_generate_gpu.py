@@ -176,3 +176,27 @@ def test_write_samples_judges_noise_on_the_gpu(tmp_path) -> None:
         assert {k: v for k, v in c.items() if not isinstance(v, float)} == {k: v for k, v in r.items() if not isinstance(v, float)}
         assert all(abs(c[k] - r[k]) <= 1e-5 for k in c if isinstance(c[k], float))  # the index rounds to 5 decimals
         assert (tmp_path / "cpu" / c["file"]).read_bytes() == (tmp_path / "gpu" / r["file"]).read_bytes()
+
+
+@pytest.mark.parametrize("batch", [1, 32])
+def test_direct_launches_change_no_sample(monkeypatch, batch: int) -> None:
+    """The step kernels' direct launches (kernels.launch.launch_named, the default) draw the same tokens as Triton's
+    own launch (AUDIOMAMBA_FAST_LAUNCH=0), in CUDA graphs, one stream (PDL) and a batch; they are used."""
+    from audiomamba.kernels import launch
+    from audiomamba.kernels.triton_mamba_step import _in_conv_kernel, _ssm_kernel
+
+    torch.manual_seed(0)
+    cfg = {"d_model": 32, "pool": [4, 4], "levels": [{"block": "mamba-s6", "n": 1}, {"block": "mamba-s4-real", "n": 1}],
+           "center": {"block": "mamba-s6", "n": 1}}
+    model = build_model(cfg).cuda().eval()
+    runs = []
+    for fast in ("0", "1"):
+        monkeypatch.setenv("AUDIOMAMBA_FAST_LAUNCH", fast)
+        launch._NAMED.clear()
+        runs.append(generate_tokens(model, batch, 160, batch, SamplingConfig(), seed=3, device="cuda", use_graph=True,
+                                    progress=False))
+        assert bool(launch._NAMED) == (fast == "1")
+    assert torch.equal(runs[0].tokens, runs[1].tokens)
+    assert torch.allclose(runs[0].logp, runs[1].logp, rtol=0, atol=1e-6)
+    if batch > 1:
+        assert {key[0] for key in launch._NAMED} >= {_in_conv_kernel, _ssm_kernel}

@@ -480,6 +480,42 @@ def test_fast_launch_key_sees_what_triton_specialises():
     assert launch._hook_active(chain)
 
 
+def test_named_launch_binds_arguments_in_the_kernels_order():
+    """kernels.launch.launch_named: positional and keyword arguments, constexprs and defaults land in the kernel's
+    parameter order (what the compiled kernel's launcher takes), launch options apart; a spy in a kernel's place and
+    the interpreter take Triton's own launch."""
+
+    import triton.language as tl
+    from audiomamba.kernels import launch
+    from audiomamba.kernels.triton_mamba_step import _out_proj_kernel
+    from triton.runtime.jit import JITFunction
+
+    assert launch._signature(_out_proj_kernel) is None  # the interpreter's function: Triton's launch
+
+    def toy(x_ptr, y_ptr, n, scale, BLOCK: tl.constexpr, FLAG: tl.constexpr = False, K: tl.constexpr = 4, m=3):
+        pass
+
+    jit = JITFunction(toy)  # as on a GPU (nothing compiles here)
+    sig = launch._signature(jit)
+    assert sig[0] == ("x_ptr", "y_ptr", "n", "scale", "BLOCK", "FLAG", "K", "m")
+    assert sig[2] == (False, False, False, False, True, True, True, False)
+    values, options = launch._bind(sig, ("x", "y", 7), {"scale": 0.5, "BLOCK": 32, "num_warps": 8, "K": 2,
+                                                        "launch_pdl": False})
+    assert values == ("x", "y", 7, 0.5, 32, False, 2, 3)
+    assert options == (("num_warps", 8), ("launch_pdl", False))
+    assert launch._signature(object()) is None
+    launch._NAMED.clear()
+    grids = []
+
+    class Spy:
+        def __getitem__(self, grid):
+            grids.append(grid)
+            return lambda *a, **k: None
+
+    launch.launch_named(Spy(), (3, 1), torch.zeros(2), 5, FLAG=True)
+    assert grids == [(3, 1)] and not launch._NAMED
+
+
 def test_row_align_promise():
     """The kernels' ALIGN: the largest of 8, 4, 2, 1 dividing L and every row stride, never more."""
     assert triton_scan._row_align(16000, [16 * 16000, 16000]) == 1  # the launcher marks multiples of 16
