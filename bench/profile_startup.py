@@ -5,7 +5,9 @@ run on an H100, 2026-12-05), then the first replays against later ones.
 ``python -m audiomamba.bench.profile_startup [--preset P] [--block B] [--batch N] [--top 30]``: a :class:`Stepper`
 runs two periods (compiling the kernels, untimed); a second Stepper then runs its start-up under cProfile, and the
 report lists the functions by their own time and by their cumulative time, with the start-up's parts
-(:attr:`Stepper.startup`) and the wall time of replays 1, 2 and 3-10.
+(:attr:`Stepper.startup`) and the wall time of replays 1, 2 and 3-10. ``--compare-launch ROUNDS``: instead, the
+start-up's parts without cProfile under Triton's own launch and the direct one (``kernels.launch.launch_named``),
+turns interleaved (cProfile weighs the two unevenly: it charges every Python call).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_model_args(parser)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--compare-launch", type=int, default=0, metavar="ROUNDS",
+                        help="instead: the start-up without cProfile under AUDIOMAMBA_FAST_LAUNCH=0 and 1, taking "
+                             "turns ROUNDS times (median)")
     args = parser.parse_args(argv)
     got = cuda_model(args, "profile_startup")
     if got is None:
@@ -35,6 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     for _ in Stepper(model, args.batch, dev, SamplingConfig(), use_graph=True).periods(None, 2 * period):
         pass  # compiles every kernel
     torch.cuda.synchronize(dev)
+    if args.compare_launch:
+        compare_launch(model, args, dev, period)
+        return
     stepper = Stepper(model, args.batch, dev, SamplingConfig(), use_graph=True)
     it = stepper.periods(None, 12 * period)
     prof = cProfile.Profile()
@@ -56,6 +64,39 @@ def main(argv: list[str] | None = None) -> None:
         out = io.StringIO()
         pstats.Stats(prof, stream=out).sort_stats(key).print_stats(args.top)
         print(out.getvalue())
+
+
+def compare_launch(model, args, dev, period: int) -> None:
+    """The start-up's parts (:attr:`Stepper.startup`, seconds by the wall) with Triton's own launch
+    (``AUDIOMAMBA_FAST_LAUNCH=0``) and the direct one (``1``, the default), turns interleaved, median per part."""
+    import os
+    import statistics
+
+    seen: dict[str, list[dict[str, float]]] = {"0": [], "1": []}
+    before = os.environ.get("AUDIOMAMBA_FAST_LAUNCH")
+    try:
+        for _ in range(args.compare_launch):
+            for fast in seen:
+                os.environ["AUDIOMAMBA_FAST_LAUNCH"] = fast
+                stepper = Stepper(model, args.batch, dev, SamplingConfig(), use_graph=True)
+                it = stepper.periods(None, 2 * period)
+                next(it)
+                torch.cuda.synchronize(dev)
+                it.close()
+                seen[fast].append(dict(stepper.startup))
+                print(f"AUDIOMAMBA_FAST_LAUNCH={fast}: " + ", ".join(f"{k} {v:.3f}" for k, v in stepper.startup.items()))
+    finally:
+        if before is None:
+            os.environ.pop("AUDIOMAMBA_FAST_LAUNCH", None)
+        else:
+            os.environ["AUDIOMAMBA_FAST_LAUNCH"] = before
+    print(f"{args.preset} {args.block} batch {args.batch}: start-up seconds, median of {args.compare_launch} turns")
+    print("| AUDIOMAMBA_FAST_LAUNCH | " + " | ".join(seen["0"][0]) + " | total |")
+    print("|---|" + "---:|" * (len(seen["0"][0]) + 1))
+    for fast, runs in seen.items():
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        print(f"| {fast} | " + " | ".join(f"{v:.3f}" for v in med.values())
+              + f" | {statistics.median(sum(r.values()) for r in runs):.3f} |")
 
 
 if __name__ == "__main__":

@@ -93,45 +93,46 @@ _PARAMS: dict[object, tuple[tuple[str, ...], tuple[object, ...], tuple[bool, ...
 _NAMED: dict[tuple, object] = {}
 
 
-def _signature(kernel) -> tuple[tuple[str, ...], tuple[object, ...], tuple[bool, ...]] | None:
-    """The parameters of a ``@triton.jit`` kernel; None for anything else (a test's spy in its place)."""
+def _signature(kernel) -> tuple[tuple[str, ...], tuple[object, ...], frozenset[str]] | None:
+    """A ``@triton.jit`` kernel's parameter names and defaults in order, and the names as a set; None for anything
+    else (a test's spy in its place)."""
     hit = _PARAMS.get(kernel)
     if hit is None:
         if not hasattr(kernel, "fn") or not hasattr(kernel, "params"):
             return None
         params = list(inspect.signature(kernel.fn).parameters.values())
-        hit = _PARAMS[kernel] = (tuple(p.name for p in params), tuple(p.default for p in params),
-                                 tuple(p.is_constexpr for p in kernel.params))
+        names = tuple(p.name for p in params)
+        hit = _PARAMS[kernel] = (names, tuple(p.default for p in params), frozenset(names))
     return hit
 
 
-def _bind(sig: tuple, args: tuple, kwargs: dict) -> tuple[tuple, tuple]:
+def _bind(sig: tuple, args: tuple, kwargs: dict) -> tuple[list, tuple]:
     """(every parameter's value in the kernel's order, defaults filled in; the launch options as (name, value)
-    pairs) of a call ``kernel[grid](*args, **kwargs)``."""
-    names, defaults, _ = sig
+    pairs) of a call ``kernel[grid](*args, **kwargs)``. (Comprehensions, no generators: this runs per launch.)"""
+    names, defaults, known = sig
     n = len(args)
-    values = (*args, *(kwargs.get(name, default) for name, default in zip(names[n:], defaults[n:], strict=True)))
-    return values, tuple((k, v) for k, v in kwargs.items() if k not in names[n:])
+    get = kwargs.get
+    values = [*args, *[get(name, default) for name, default in zip(names[n:], defaults[n:], strict=True)]]
+    return values, tuple([(k, v) for k, v in kwargs.items() if k not in known])
 
 
 def launch_named(kernel, grid: tuple[int, ...], *args, **kwargs) -> None:
     """``kernel[grid](*args, **kwargs)`` with any mix of positional and keyword arguments (runtime arguments,
     constexprs and launch options such as ``num_warps`` or ``launch_pdl``), through the compiled kernel's own launcher
     once Triton has compiled this specialisation, as :func:`launch` does: the key holds each tensor's dtype and
-    16-byte alignment, every other runtime argument by value, the constexprs and the options. The generation step's
-    kernels take this path: a batch-2048 start-up (its warm-up period and graph capture) issued ~12 000 launches
-    through Triton's binding, ~60 µs each under cProfile on an H100 host (2026-12-05)."""
+    16-byte alignment, every other argument (integers, floats, constexprs) by value, and the options. The generation
+    step's kernels take this path: a batch-2048 start-up (its warm-up period and graph capture) issues ~12 000
+    launches, and Triton's binding took ~60 µs of each under cProfile on an H100 host (2026-12-05)."""
     sig = _signature(kernel)
     if (sig is None or not args or not isinstance(args[0], torch.Tensor) or not args[0].is_cuda
             or os.environ.get("AUDIOMAMBA_FAST_LAUNCH", "1").strip() in ("0", "false", "off") or _hooks_set()):
         kernel[grid](*args, **kwargs)
         return
     values, options = _bind(sig, args, kwargs)
-    const = sig[2]
     device = args[0].get_device()
-    key = (kernel, device, tuple(_tensor_key(v) if isinstance(v, torch.Tensor) else v if not c else None
-                                 for v, c in zip(values, const, strict=True)),
-           tuple(v for v, c in zip(values, const, strict=True) if c), options)
+    tensor = torch.Tensor
+    key = (kernel, device, options,
+           *[(v.dtype, v.data_ptr() % 16 == 0) if isinstance(v, tensor) else v for v in values])
     compiled = _NAMED.get(key)
     if compiled is None:
         compiled = kernel[grid](*args, **kwargs)
