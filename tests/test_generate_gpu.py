@@ -80,15 +80,7 @@ def test_step_consistency_with_the_faster_settings() -> None:
 def test_pdl_changes_no_sample(monkeypatch, batch: int) -> None:
     """AUDIOMAMBA_PDL=1 (programmatic dependent launch of the step kernels) gives bit-identical samples
     and log-probabilities in CUDA graphs: each kernel waits for its predecessor before touching memory."""
-    torch.manual_seed(0)
-    cfg = {"d_model": 32, "pool": [4, 4], "levels": [{"block": "mamba-s6", "n": 2}, {"block": "mamba-s4-real", "n": 1}],
-           "center": {"block": "mamba-s4", "n": 1}}
-    model = build_model(cfg).cuda().eval()
-    runs = []
-    for flag in ("0", "1"):
-        monkeypatch.setenv("AUDIOMAMBA_PDL", flag)
-        runs.append(generate_tokens(model, batch, 320, batch, SamplingConfig(), seed=3, device="cuda",
-                                    use_graph=True, progress=False))
+    runs = _generate_under(monkeypatch, "AUDIOMAMBA_PDL", ("0", "1"), batch, 320, center="mamba-s4", n_outer=2)
     assert torch.equal(runs[0].tokens, runs[1].tokens) and torch.equal(runs[0].logp, runs[1].logp)
 
 
@@ -185,18 +177,32 @@ def test_direct_launches_change_no_sample(monkeypatch, batch: int) -> None:
     from audiomamba.kernels import launch
     from audiomamba.kernels.triton_mamba_step import _in_conv_kernel, _ssm_kernel
 
-    torch.manual_seed(0)
-    cfg = {"d_model": 32, "pool": [4, 4], "levels": [{"block": "mamba-s6", "n": 1}, {"block": "mamba-s4-real", "n": 1}],
-           "center": {"block": "mamba-s6", "n": 1}}
-    model = build_model(cfg).cuda().eval()
-    runs = []
-    for fast in ("0", "1"):
-        monkeypatch.setenv("AUDIOMAMBA_FAST_LAUNCH", fast)
-        launch._NAMED.clear()
-        runs.append(generate_tokens(model, batch, 160, batch, SamplingConfig(), seed=3, device="cuda", use_graph=True,
-                                    progress=False))
-        assert bool(launch._NAMED) == (fast == "1")
+    used = []
+    runs = _generate_under(monkeypatch, "AUDIOMAMBA_FAST_LAUNCH", ("0", "1"), batch, 160, center="mamba-s6",
+                           before=launch._NAMED.clear, after=lambda: used.append(bool(launch._NAMED)))
+    assert used == [False, True]
     assert torch.equal(runs[0].tokens, runs[1].tokens)
     assert torch.allclose(runs[0].logp, runs[1].logp, rtol=0, atol=1e-6)
     if batch > 1:
         assert {key[0] for key in launch._NAMED} >= {_in_conv_kernel, _ssm_kernel}
+
+
+def _generate_under(monkeypatch, var: str, values: tuple[str, ...], batch: int, length: int, center: str,
+                    n_outer: int = 1, before=None, after=None) -> list:
+    """The same seeded generation (a tiny U-Net: ``n_outer`` mamba-s6 blocks, a mamba-s4-real level, ``center``; CUDA
+    graphs) once per value of the environment variable ``var``; ``before``/``after`` run around each."""
+    torch.manual_seed(0)
+    cfg = {"d_model": 32, "pool": [4, 4], "levels": [{"block": "mamba-s6", "n": n_outer},
+                                                     {"block": "mamba-s4-real", "n": 1}],
+           "center": {"block": center, "n": 1}}
+    model = build_model(cfg).cuda().eval()
+    runs = []
+    for value in values:
+        monkeypatch.setenv(var, value)
+        if before is not None:
+            before()
+        runs.append(generate_tokens(model, batch, length, batch, SamplingConfig(), seed=3, device="cuda",
+                                    use_graph=True, progress=False))
+        if after is not None:
+            after()
+    return runs
