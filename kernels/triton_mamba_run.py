@@ -68,7 +68,7 @@ from torch import Tensor
 from .backend import interpreting, pdl_enabled
 from .checks import REAL_STATE_DTYPES
 from .errors import KernelError
-from .launch import launch_named
+from .launch import cdiv, launch_named, next_pow2
 from .triton_helpers import exp_dtA, ln_regs, mm, pdl_wait, readout, state_update
 from .triton_mamba_step import (
     _conv_shift,
@@ -137,7 +137,7 @@ def run_block_e(E: int) -> int:
     if text and (not text.isdigit() or n < 1 or n & (n - 1)):
         raise KernelError(f"AUDIOMAMBA_STEP_RUN_E={text!r} in the environment: give a power of two (channels per "
                           "program of a run's launch)")
-    return min(n, triton.next_power_of_2(E))
+    return min(n, next_pow2(E))
 
 
 @triton.jit
@@ -625,9 +625,9 @@ def run_scratch(batch: int, H: int, E: int, N: int, R: int, device: torch.device
     """The buffers a run's launch passes partials through (allocate once per run, outside a CUDA graph capture): u
     and z (2, B, E); x_proj partials per program; out_proj partials per program in two slots (even and odd blocks);
     the barrier's counter and its give-up flag (int64, start at 0). R = 0 for LTI blocks."""
-    bb, bh = triton.next_power_of_2(batch), triton.next_power_of_2(H)
-    P = triton.cdiv(E, block_e)
-    xw = max(2, triton.next_power_of_2(R)) + 2 * max(2, triton.next_power_of_2(N))
+    bb, bh = next_pow2(batch), next_pow2(H)
+    P = cdiv(E, block_e)
+    xw = max(2, next_pow2(R)) + 2 * max(2, next_pow2(N))
     f32 = dict(device=device, dtype=torch.float32)
     return dict(uz=torch.empty((2, batch, E), **f32), xp=torch.zeros((P, bb, xw), **f32),
                 op=torch.zeros((2, P, bb, bh), **f32), counter=torch.zeros(2, device=device, dtype=torch.int64))
@@ -668,7 +668,7 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     batch = x.shape[0]
     n_res = 0 if res is None else res.shape[0]
     block_e = block_e or run_block_e(E)
-    P = triton.cdiv(E, block_e)
+    P = cdiv(E, block_e)
     if scratch["xp"].shape[0] != P:  # the barrier's counter assumes one grid size per scratch
         raise ValueError(f"{op}: scratch is for {scratch['xp'].shape[0]} programs, the launch has {P} ({block_e} "
                          "channels each): pass the block_e given to run_scratch")
@@ -677,7 +677,7 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
         persistent = False  # a barrier needs every program resident at once: one SM each at most
     pdl = pdl_enabled(x)
     if (not selective and not cplx and not persistent and out_proj_t is not None and step_flat("run")
-            and N <= triton.next_power_of_2(H)):
+            and N <= next_pow2(H)):
         _run_lti_flat(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, P, x0b, tail,
                       out_proj_t, pdl)
         return outs[n]
@@ -692,13 +692,13 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
             scratch["counter"], outs if tail is None else tail, batch, H, E, N, R, n, float(w.eps), res_first, n_res,
             -1 if tail is None else tail.stride(0))
     consts = dict(K=K, SELECTIVE=selective, IS_COMPLEX=cplx, RES_REVERSED=res_reversed, PERSISTENT=persistent,
-                  BLOCK_B=triton.next_power_of_2(batch), BLOCK_H=triton.next_power_of_2(H), BLOCK_E=block_e,
-                  BLOCK_N=max(2, triton.next_power_of_2(N)), BLOCK_R=max(2, triton.next_power_of_2(R)),
-                  BLOCK_P=triton.next_power_of_2(P), num_warps=run_warps(H), PDL=pdl, launch_pdl=pdl)
+                  BLOCK_B=next_pow2(batch), BLOCK_H=next_pow2(H), BLOCK_E=block_e,
+                  BLOCK_N=max(2, next_pow2(N)), BLOCK_R=max(2, next_pow2(R)),
+                  BLOCK_P=next_pow2(P), num_warps=run_warps(H), PDL=pdl, launch_pdl=pdl)
     one_phase = selective and run_phases() == 1
     n_phases = (2 if selective and not one_phase else 1) * n
     # the whole x_proj's chunks: an in_proj tile of at most 4096 weights
-    block_k = min(triton.next_power_of_2(E), max(16, 4096 // consts["BLOCK_H"]))
+    block_k = min(next_pow2(E), max(16, 4096 // consts["BLOCK_H"]))
     # out_proj partials summed BLOCK_PC programs at a time: at most 8192 values per load (registers)
     block_pc = min(consts["BLOCK_P"], max(1, 8192 // (consts["BLOCK_B"] * consts["BLOCK_H"])))
     consts.update(ONE_PHASE=one_phase, BLOCK_K=block_k, POLLS=RUN_POLLS, BLOCK_PC=block_pc)
@@ -722,8 +722,8 @@ def _run_lti_flat(x: Tensor, w: LTIStack, conv_state: Tensor, h: Tensor, outs: T
             conv_state, w.delta, w.A, w.B, w.C, w.D, h, out_proj_t, scratch["op"], outs if tail is None else tail,
             batch, H, E, N, float(w.eps), res_first, 0 if res is None else res.shape[0],
             -1 if tail is None else tail.stride(0))
-    consts = dict(K=w.conv_weight.shape[-1], RES_REVERSED=res_reversed, BLOCK_H=triton.next_power_of_2(H),
-                  BLOCK_E=block_e, BLOCK_B=triton.next_power_of_2(batch), num_warps=run_warps(H), PDL=pdl,
+    consts = dict(K=w.conv_weight.shape[-1], RES_REVERSED=res_reversed, BLOCK_H=next_pow2(H),
+                  BLOCK_E=block_e, BLOCK_B=next_pow2(batch), num_warps=run_warps(H), PDL=pdl,
                   launch_pdl=pdl)
     for j in range(n + 1):
         launch_named(_run_lti_flat_kernel, (P if j < n else 1, batch), *args, j, P, LAST=j == n, **consts)

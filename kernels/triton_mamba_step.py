@@ -71,7 +71,7 @@ from torch import Tensor
 from .backend import interpreting, pdl_enabled, tail_out_enabled
 from .checks import REAL_STATE_DTYPES
 from .errors import KernelError
-from .launch import launch_named
+from .launch import cdiv, launch_named, next_pow2
 from .triton_helpers import (
     below,
     exp_dtA,
@@ -777,7 +777,7 @@ def _ssm_lti_kernel(
 
 
 def _pad(n: int, least: int = 16) -> int:
-    return max(least, triton.next_power_of_2(n))
+    return max(least, next_pow2(n))
 
 
 def _even(rows: int, batch: int, *sizes: tuple[int, int]) -> bool:
@@ -823,7 +823,7 @@ def _kernel_launch(launch: _Launch, batch: int, kernel: str) -> tuple[int, dict[
     if launch.small or (rows == launch.rows and warps == launch.common["num_warps"] and stages is None and cap is None):
         return launch.n_rows, launch.common
     extra = ({} if stages is None else {"num_stages": stages}) | ({} if cap is None else {"maxnreg": cap})
-    return triton.cdiv(batch, rows), dict(launch.common, BLOCK_B=rows, num_warps=warps, **extra)
+    return cdiv(batch, rows), dict(launch.common, BLOCK_B=rows, num_warps=warps, **extra)
 
 
 def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias: Tensor, eps: float,
@@ -840,23 +840,23 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
     out = torch.empty_like(x)
     small = batch < 16
     t = TILES_STREAM if small else batched_tiles()
-    bb = triton.next_power_of_2(batch) if small else t["rows"]
+    bb = next_pow2(batch) if small else t["rows"]
     pdl = pdl_enabled(x)
-    launch = _Launch(small, t, bb, triton.cdiv(batch, bb),
+    launch = _Launch(small, t, bb, cdiv(batch, bb),
                      dict(USE_DOT=not small, PREC=precision or default_precision(), BLOCK_B=bb, num_warps=NUM_WARPS,
                           PDL=pdl, launch_pdl=pdl))
     block_h, block_k = min(_pad(H), t["in_h"]), min(_pad(E), t["out_k"])
     preload = pdl if PRELOAD_WEIGHTS is None else PRELOAD_WEIGHTS
     n_rows, common = _kernel_launch(launch, batch, "in")
     if small and H <= block_h and step_flat("in"):
-        launch_named(_in_conv_flat_kernel, (batch, triton.cdiv(E, t["in_e"])),
+        launch_named(_in_conv_flat_kernel, (batch, cdiv(E, t["in_e"])),
             x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
             H, E, float(eps), K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"],
             EVEN=_even(1, batch, (E, t["in_e"]), (H, block_h)), PDL=common["PDL"], launch_pdl=common["launch_pdl"],
             num_warps=common["num_warps"],
         )
     else:
-        launch_named(_in_conv_kernel, (n_rows, triton.cdiv(E, t["in_e"])),
+        launch_named(_in_conv_kernel, (n_rows, cdiv(E, t["in_e"])),
             x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
             batch, H, E, float(eps),
             K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"], PRELOAD=preload and H <= block_h, ONE_CHUNK=H <= block_h,
@@ -873,14 +873,14 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
     if counter is None and small and step_flat("out"):
         common = launch.common
         block_h = min(t["out_h"], _pad(H, 2))
-        launch_named(_out_proj_flat_kernel, (batch, triton.cdiv(H, block_h)),
+        launch_named(_out_proj_flat_kernel, (batch, cdiv(H, block_h)),
             y, w_out, x, res_, out, H, E, HAS_RES=res is not None, BLOCK_H=block_h, BLOCK_K=block_k,
             EVEN=_even(1, batch, (H, block_h), (E, block_k)), PDL=common["PDL"], launch_pdl=common["launch_pdl"],
             num_warps=common["num_warps"],
         )
     elif counter is None:
         n_rows, common = _kernel_launch(launch, batch, "out")
-        launch_named(_out_proj_kernel, (n_rows, triton.cdiv(H, t["out_h"])),
+        launch_named(_out_proj_kernel, (n_rows, cdiv(H, t["out_h"])),
             y, w_out, x, res_, out,
             batch, H, E,
             HAS_RES=res is not None, BLOCK_H=t["out_h"], BLOCK_K=block_k, PRELOAD=preload and E <= block_k,
@@ -948,14 +948,14 @@ def mamba_s6_block_step_triton(
         common = _kernel_launch(launch, batch, "ssm")[1]
         if launch.small and x_proj_t is not None and R <= block_n and not tail["TAIL"] and step_flat("ssm"):
             block_e = min(t["ssm_e"], _pad(E, 2))
-            launch_named(_ssm_flat_kernel, (batch, triton.cdiv(E, block_e)),
+            launch_named(_ssm_flat_kernel, (batch, cdiv(E, block_e)),
                 u, z, x_proj_t, dt_proj.contiguous(), dt_bias, A.float().contiguous(), D, h, y, E, N, R,
                 BLOCK_E=block_e, BLOCK_N=block_n, EVEN=_even(1, batch, (E, block_e), (N, block_n)),
                 PDL=common["PDL"], launch_pdl=common["launch_pdl"], num_warps=common["num_warps"],
             )
             return
         inline_k = (E, block_k) if launch.small else (1, 1)  # the x_proj's chunks, where it runs inside
-        launch_named(_ssm_kernel, (launch.n_rows, triton.cdiv(E, t["ssm_e"])),
+        launch_named(_ssm_kernel, (launch.n_rows, cdiv(E, t["ssm_e"])),
             u, z, x_proj, dbc, dt_proj.contiguous(), dt_bias, A.float().contiguous(), D, h, y,
             batch=batch, E=E, N=N, R=R,
             XPROJ_INLINE=launch.small, BLOCK_E=t["ssm_e"], BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r,
@@ -1015,7 +1015,7 @@ def mamba_lti_block_step_triton(
     def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch, tail: dict) -> None:
         # complex (re, im) tiles hold twice the registers: half the channels per program when batched
         block_e = launch.tiles["ssm_e"] // (2 if cplx and not launch.small else 1)
-        launch_named(_ssm_lti_kernel, (launch.n_rows, triton.cdiv(E, block_e)),
+        launch_named(_ssm_lti_kernel, (launch.n_rows, cdiv(E, block_e)),
             u, z, delta.float().contiguous(), A_, B_, C_, D, hv, y,
             batch=batch, E=E, N=N,
             IS_COMPLEX=cplx, BLOCK_B=launch.rows, BLOCK_E=block_e, BLOCK_N=_pad(N, 2),

@@ -14,7 +14,7 @@ import triton.language as tl
 from torch import Tensor
 
 from .backend import pdl_enabled
-from .launch import launch_named
+from .launch import cdiv, launch_named, next_pow2
 from .triton_helpers import ln_apply, ln_stats, mm, pdl_wait, row_tile
 from .triton_mamba_step import default_precision
 
@@ -57,12 +57,12 @@ def norm_linear_triton(
         raise ValueError(f"norm_linear: width {H} > 1024 is not supported by the one-tile LayerNorm")
     x = x.contiguous()
     out = torch.empty((batch, V), device=x.device, dtype=x.dtype)
-    bb = 16 if batch >= 16 else triton.next_power_of_2(batch)
+    bb = 16 if batch >= 16 else next_pow2(batch)
     pdl = pdl_enabled(x)
-    launch_named(_norm_linear_kernel, (triton.cdiv(batch, bb), triton.cdiv(V, BLOCK_V)),
+    launch_named(_norm_linear_kernel, (cdiv(batch, bb), cdiv(V, BLOCK_V)),
         x, norm_weight, norm_bias, weight.contiguous(), bias if bias is not None else x, out,
         batch, H, V, float(eps),
         HAS_BIAS=bias is not None, USE_DOT=bb >= 16, PREC=default_precision(),
-        BLOCK_B=bb, BLOCK_H=max(16, triton.next_power_of_2(H)), BLOCK_V=BLOCK_V, PDL=pdl, launch_pdl=pdl,
+        BLOCK_B=bb, BLOCK_H=max(16, next_pow2(H)), BLOCK_V=BLOCK_V, PDL=pdl, launch_pdl=pdl,
     )
     return out

@@ -16,7 +16,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .launch import launch_named
+from .launch import cdiv, launch_named, next_pow2
 from .triton_helpers import row_tile
 
 #: rows per program
@@ -78,8 +78,8 @@ def sample_step_triton(
     batch, V = logits.shape
     greedy = temperature <= 0
     logits = logits.contiguous()
-    launch_named(_sample_kernel, (triton.cdiv(batch, BLOCK_B),),
+    launch_named(_sample_kernel, (cdiv(batch, BLOCK_B),),
         logits, logits if greedy else noise.contiguous(), forced, force, token_out, logp_out,
         batch, V, 1.0 if greedy else float(temperature), math.log(min_p) if min_p > 0 else 0.0,
-        GREEDY=greedy, MIN_P=min_p > 0, BLOCK_B=BLOCK_B, BLOCK_V=triton.next_power_of_2(V),
+        GREEDY=greedy, MIN_P=min_p > 0, BLOCK_B=BLOCK_B, BLOCK_V=next_pow2(V),
     )

@@ -71,6 +71,7 @@ from torch import Tensor
 from triton.language.extra.cuda import libdevice
 
 from .backend import interpreting
+from .launch import cdiv as _cdiv
 from .launch import launch
 from .triton_helpers import LOG2E, exp_dtA, softplus
 from .tuning import SEQ_TILE_AUTO, SEQ_TILE_COMPLEX, ScanConfig, pick_config, pick_seg_l
@@ -1399,12 +1400,6 @@ def _row_align(L: int, strides: list[int]) -> int:
     if all(x % 16 == 0 for x in (L, *strides)):
         return 1
     return next(a for a in (8, 4, 2, 1) if L % a == 0 and all(x % a == 0 for x in strides))
-
-
-def _cdiv(a: int, b: int) -> int:
-    """⌈a / b⌉ in plain Python: ``triton.cdiv`` is a constexpr function in Triton 3.5+, whose call from Python
-    costs several µs, and the wrappers' Python time counts at short L (kernels/launch.py)."""
-    return -(-a // b)
 
 
 def _cast(x: Tensor, dtype: torch.dtype) -> Tensor:
