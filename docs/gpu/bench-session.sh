@@ -64,6 +64,13 @@ run kernel-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu
 # warm-up over every row group (as before) and over one group of each size (the default now)
 run startup bash -c "for w in all distinct; do AUDIOMAMBA_STEP_WARMUP=\$w timeout 200 python3 -m audiomamba bench generate \
   --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 --out $RES/bench-generate-startup-\$w.md; done"
+# (issue 18, new 2026-12-05 15:30) the start-up with Triton's launch and the direct one (launch_named; H100 15:22:
+# 1.48 -> 1.06 s at batch 2048, before the plain-Python grid arithmetic), batch 2048 and one youtubemix stream; then
+# the CLI matrix of the 10 s goal and the one-stream goal in one run
+run startup-launch bash -c "python3 -m audiomamba.bench.profile_startup --compare-launch 3 > $RES/startup-launch-2048.md; \
+  python3 -m audiomamba.bench.profile_startup --compare-launch 3 --preset youtubemix --batch 1 > $RES/startup-launch-ytm-1.md; \
+  timeout 400 python3 -m audiomamba bench generate --matrix --presets sc09-small,youtubemix --blocks mamba-s6,mamba-s4-real \
+  --batches 2048,1 --out $RES/bench-generate-matrix-startup.md"
 # the batch-2048 generation step's levers of 2026-12-05 (issue 18's 10 s), first: a session may end early
 # the in_proj + conv with all H columns in one chunk (new 2026-12-05 07:00: x loaded once, the LayerNorm in registers;
 # sm_90: 8 warps 132 registers and 784 instructions against the default's 235 and 1408) and the x_proj's three
