@@ -58,14 +58,39 @@ def _raw_stream(device: int) -> int:
     return _RAW_STREAM(device) if _RAW_STREAM is not None else torch.cuda.current_stream(device).cuda_stream
 
 
+def _direct(first: object) -> bool:
+    """Whether a launch whose first argument is ``first`` may take the compiled kernel's own launcher: a CUDA tensor
+    (CPU tensors run in Triton's interpreter, whose launch returns no compiled kernel), no
+    ``AUDIOMAMBA_FAST_LAUNCH=0`` and no launch hook (a profiler's)."""
+    return (isinstance(first, torch.Tensor) and first.is_cuda
+            and os.environ.get("AUDIOMAMBA_FAST_LAUNCH", "1").strip() not in ("0", "false", "off") and not _hooks_set())
+
+
+def _compiled(launched: object) -> bool:
+    """Whether Triton's launch returned a compiled kernel whose launcher can be called directly."""
+    return launched is not None and hasattr(launched, "run") and hasattr(launched, "packed_metadata")
+
+
+def _remember(cache: dict, key: tuple, value: object) -> None:
+    if len(cache) > 4096:
+        cache.clear()
+    cache[key] = value
+
+
+def _run(compiled, grid: tuple[int, ...], device: int, values) -> None:
+    """The compiled kernel's launcher on the current stream; ``values``: every parameter in the kernel's order (the
+    launcher skips the constexprs' values)."""
+    g = (*grid, 1, 1)
+    compiled.run(g[0], g[1], g[2], _raw_stream(device), compiled.function, compiled.packed_metadata, None, None, None,
+                 *values)
+
+
 def launch(kernel, grid: tuple[int, ...], tensors: list | tuple, ints: tuple[int, ...], **kwargs) -> None:
     """``kernel[grid](*tensors, *ints, **kwargs)``, through the compiled kernel's own launcher once Triton has
     compiled this specialisation. ``tensors``: the leading pointer arguments; ``ints``: the integer arguments after
     them, in order (keyed by value: a key at least as fine as Triton's being 1, divisible by 16 or 64-bit);
     ``kwargs``: constexprs and launch options."""
-    # CPU tensors run in Triton's interpreter, whose launch returns no compiled kernel
-    if (not tensors[0].is_cuda or os.environ.get("AUDIOMAMBA_FAST_LAUNCH", "1").strip() in ("0", "false", "off")
-            or _hooks_set()):
+    if not _direct(tensors[0]):
         kernel[grid](*tensors, *ints, **kwargs)
         return
     device = tensors[0].get_device()
@@ -73,18 +98,13 @@ def launch(kernel, grid: tuple[int, ...], tensors: list | tuple, ints: tuple[int
     hit = _CACHE.get(key)
     if hit is None:
         compiled = kernel[grid](*tensors, *ints, **kwargs)
-        if compiled is not None and hasattr(compiled, "run") and hasattr(compiled, "packed_metadata"):
+        if _compiled(compiled):
             params = list(inspect.signature(kernel.fn).parameters.values())[len(tensors) + len(ints):]
-            if len(_CACHE) > 4096:
-                _CACHE.clear()
             # the constexprs after the integers, as the launcher takes them (it skips their values)
-            _CACHE[key] = (compiled, tuple(kwargs.get(p.name, p.default) for p in params))
+            _remember(_CACHE, key, (compiled, tuple(kwargs.get(p.name, p.default) for p in params)))
         return
     compiled, tail = hit
-    g = (*grid, 1, 1)
-    stream = _raw_stream(device)
-    compiled.run(g[0], g[1], g[2], stream, compiled.function, compiled.packed_metadata, None, None, None,
-                 *tensors, *ints, *tail)
+    _run(compiled, grid, device, (*tensors, *ints, *tail))
 
 
 def cdiv(a: int, b: int) -> int:
@@ -99,9 +119,9 @@ def next_pow2(n: int) -> int:
     return 1 << (n - 1).bit_length() if n > 0 else 0
 
 
-#: per kernel: its parameters' names, defaults and which are constexprs (``launch_named``)
-_PARAMS: dict[object, tuple[tuple[str, ...], tuple[object, ...], tuple[bool, ...]]] = {}
-#: (kernel, device, the runtime arguments' keys, the constexprs, the launch options) -> compiled kernel
+#: per kernel: its parameters' names and defaults in order, and the names as a set (``launch_named``)
+_PARAMS: dict[object, tuple[tuple[str, ...], tuple[object, ...], frozenset[str]]] = {}
+#: (kernel, device, the launch options, then every argument's key in the kernel's order) -> compiled kernel
 _NAMED: dict[tuple, object] = {}
 
 
@@ -136,23 +156,17 @@ def launch_named(kernel, grid: tuple[int, ...], *args, **kwargs) -> None:
     step's kernels take this path: a batch-2048 start-up (its warm-up period and graph capture) issues ~12 000
     launches, and Triton's binding took ~60 µs of each under cProfile on an H100 host (2026-12-05)."""
     sig = _signature(kernel)
-    if (sig is None or not args or not isinstance(args[0], torch.Tensor) or not args[0].is_cuda
-            or os.environ.get("AUDIOMAMBA_FAST_LAUNCH", "1").strip() in ("0", "false", "off") or _hooks_set()):
+    if sig is None or not args or not _direct(args[0]):
         kernel[grid](*args, **kwargs)
         return
     values, options = _bind(sig, args, kwargs)
     device = args[0].get_device()
     tensor = torch.Tensor
-    key = (kernel, device, options,
-           *[(v.dtype, v.data_ptr() % 16 == 0) if isinstance(v, tensor) else v for v in values])
+    key = (kernel, device, options, *[_tensor_key(v) if isinstance(v, tensor) else v for v in values])
     compiled = _NAMED.get(key)
     if compiled is None:
         compiled = kernel[grid](*args, **kwargs)
-        if compiled is not None and hasattr(compiled, "run") and hasattr(compiled, "packed_metadata"):
-            if len(_NAMED) > 4096:
-                _NAMED.clear()
-            _NAMED[key] = compiled
+        if _compiled(compiled):
+            _remember(_NAMED, key, compiled)
         return
-    g = (*grid, 1, 1)
-    compiled.run(g[0], g[1], g[2], _raw_stream(device), compiled.function, compiled.packed_metadata, None, None,
-                 None, *values)
+    _run(compiled, grid, device, values)
