@@ -7,7 +7,9 @@ runs two periods (compiling the kernels, untimed); a second Stepper then runs it
 report lists the functions by their own time and by their cumulative time, with the start-up's parts
 (:attr:`Stepper.startup`) and the wall time of replays 1, 2 and 3-10. ``--compare-launch ROUNDS``: instead, the
 start-up's parts without cProfile under Triton's own launch and the direct one (``kernels.launch.launch_named``),
-turns interleaved (cProfile weighs the two unevenly: it charges every Python call).
+turns interleaved (cProfile weighs the two unevenly: it charges every Python call); ``--compare-var NAME
+--compare-values "A;B"`` compares the values of another environment variable the same way (e.g.
+``AUDIOMAMBA_STEP_GRAPH`` ``period;sub``: one graph of the whole pooling period against sub-period graphs).
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compare-launch", type=int, default=0, metavar="ROUNDS",
                         help="instead: the start-up without cProfile under AUDIOMAMBA_FAST_LAUNCH=0 and 1, taking "
                              "turns ROUNDS times (median)")
+    parser.add_argument("--compare-var", default="AUDIOMAMBA_FAST_LAUNCH", metavar="NAME",
+                        help="the environment variable that --compare-launch compares")
+    parser.add_argument("--compare-values", default="0;1", metavar="A;B",
+                        help="its values, separated by ';'")
     args = parser.parse_args(argv)
     got = cuda_model(args, "profile_startup")
     if got is None:
@@ -67,32 +73,35 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def compare_launch(model, args, dev, period: int) -> None:
-    """The start-up's parts (:attr:`Stepper.startup`, seconds by the wall) with Triton's own launch
-    (``AUDIOMAMBA_FAST_LAUNCH=0``) and the direct one (``1``, the default), turns interleaved, median per part."""
+    """The start-up's parts (:attr:`Stepper.startup`, seconds by the wall) under each value of ``--compare-var``
+    (by default ``AUDIOMAMBA_FAST_LAUNCH``: Triton's own launch ``0`` and the direct one ``1``), turns interleaved,
+    median per part."""
     import os
     import statistics
 
-    seen: dict[str, list[dict[str, float]]] = {"0": [], "1": []}
-    before = os.environ.get("AUDIOMAMBA_FAST_LAUNCH")
+    var = args.compare_var
+    seen: dict[str, list[dict[str, float]]] = {v.strip(): [] for v in args.compare_values.split(";") if v.strip()}
+    before = os.environ.get(var)
     try:
         for _ in range(args.compare_launch):
             for fast in seen:
-                os.environ["AUDIOMAMBA_FAST_LAUNCH"] = fast
+                os.environ[var] = fast
                 stepper = Stepper(model, args.batch, dev, SamplingConfig(), use_graph=True)
                 it = stepper.periods(None, 2 * period)
                 next(it)
                 torch.cuda.synchronize(dev)
                 it.close()
                 seen[fast].append(dict(stepper.startup))
-                print(f"AUDIOMAMBA_FAST_LAUNCH={fast}: " + ", ".join(f"{k} {v:.3f}" for k, v in stepper.startup.items()))
+                print(f"{var}={fast}: " + ", ".join(f"{k} {v:.3f}" for k, v in stepper.startup.items()))
     finally:
         if before is None:
-            os.environ.pop("AUDIOMAMBA_FAST_LAUNCH", None)
+            os.environ.pop(var, None)
         else:
-            os.environ["AUDIOMAMBA_FAST_LAUNCH"] = before
+            os.environ[var] = before
     print(f"{args.preset} {args.block} batch {args.batch}: start-up seconds, median of {args.compare_launch} turns")
-    print("| AUDIOMAMBA_FAST_LAUNCH | " + " | ".join(seen["0"][0]) + " | total |")
-    print("|---|" + "---:|" * (len(seen["0"][0]) + 1))
+    first = next(iter(seen.values()))[0]
+    print(f"| {var} | " + " | ".join(first) + " | total |")
+    print("|---|" + "---:|" * (len(first) + 1))
     for fast, runs in seen.items():
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         print(f"| {fast} | " + " | ".join(f"{v:.3f}" for v in med.values())

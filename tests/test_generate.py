@@ -171,6 +171,28 @@ def test_step_groups_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert group_rows(4, 1) == [slice(0, 4)]
 
 
+def test_graph_span_and_the_depth_of_each_sub_period(monkeypatch) -> None:
+    from audiomamba.errors import ConfigError
+    from audiomamba.generate.stepper import graph_span, sub_period_depth, sub_period_of_depth
+
+    two = build_model({"d_model": 16, "d_state": 4, "pool": [4, 2], "levels": [{"block": "mamba-s6", "n": 1}] * 2,
+                       "center": {"block": "mamba-s6", "n": 1}})
+    one = build_model({"d_model": 16, "d_state": 4, "pool": [4], "levels": [{"block": "mamba-s6", "n": 1}],
+                       "center": {"block": "mamba-s6", "n": 1}})
+    monkeypatch.delenv("AUDIOMAMBA_STEP_GRAPH", raising=False)
+    assert graph_span(two) == 4 and graph_span(one) == 4  # one level: the period is the outer factor
+    monkeypatch.setenv("AUDIOMAMBA_STEP_GRAPH", "period")
+    assert graph_span(two) == 8
+    monkeypatch.setenv("AUDIOMAMBA_STEP_GRAPH", "half")
+    with pytest.raises(ConfigError, match="AUDIOMAMBA_STEP_GRAPH='half'") as err:
+        graph_span(two)
+    assert "\n" not in str(err.value)
+    # pool [16, 16]: level 1 runs at the end of every sub-period of 16 steps, the center at the end of every 16th
+    assert [sub_period_depth([16, 16], s) for s in range(32)] == [1] * 15 + [2] + [1] * 15 + [2]
+    assert [sub_period_depth([2, 3, 2], s) for s in range(6)] == [1, 1, 2, 1, 1, 3]
+    assert [sub_period_of_depth([2, 3, 2], d) for d in (1, 2, 3)] == [0, 2, 5]
+
+
 def test_cli_line_says_where_the_time_outside_sampling_went() -> None:
     from audiomamba.generate.output import outside_sampling_line
 

@@ -206,3 +206,27 @@ def _generate_under(monkeypatch, var: str, values: tuple[str, ...], batch: int, 
         if after is not None:
             after()
     return runs
+
+
+@pytest.mark.parametrize("pool,batch,groups", [([4, 4], 1, "1"), ([4, 4], 64, "3"), ([2, 3, 2], 3, "1")])
+def test_sub_period_graphs_change_no_greedy_sample(monkeypatch, pool: list[int], batch: int, groups: str) -> None:
+    """AUDIOMAMBA_STEP_GRAPH=sub (the default: one CUDA graph per depth of the inner levels, each of pool[0] steps,
+    the inner pooling buffers shifting) against =period (one graph of the whole period): greedy samples and a prompt's
+    log-probabilities as the period graph's, for one stream (runs of blocks), row groups on streams and three levels
+    (an attention center with its KV cache). The sampling noise is drawn per graph, so only greedy draws compare."""
+    torch.manual_seed(0)
+    levels = ["mamba-s6", "mamba-s4-real", "mamba-s4"][:len(pool)]
+    cfg = {"d_model": 32, "pool": pool, "levels": [{"block": b, "n": 1} for b in levels],
+           "center": {"block": "mha-mlp" if len(pool) > 2 else "mamba-s6", "n": 1}}
+    model = build_model(cfg).cuda().eval()
+    monkeypatch.setenv("AUDIOMAMBA_STEP_GROUPS", groups)
+    period = model.config.pool_product
+    prompt = torch.randint(0, 256, (batch, 2 * period + pool[0]))
+    runs = []
+    for span in ("period", "sub"):
+        monkeypatch.setenv("AUDIOMAMBA_STEP_GRAPH", span)
+        runs.append(generate_tokens(model, batch, 10 * period, batch, SamplingConfig(temperature=0), prompts=prompt,
+                                    device="cuda", use_graph=True, progress=False))
+    assert torch.equal(runs[0].tokens, runs[1].tokens)
+    assert torch.allclose(runs[0].logp, runs[1].logp, rtol=0, atol=1e-6)
+    assert runs[0].logp.isfinite().all()

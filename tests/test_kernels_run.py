@@ -26,6 +26,7 @@ from kernel_helpers import (
     random_s6_stack,
     spy_launches,
 )
+from step_helpers import step_as_replayed
 
 from audiomamba import kernels
 from audiomamba.model import build_model
@@ -246,14 +247,16 @@ def test_runs_mode_and_block_e_from_the_environment(monkeypatch) -> None:
         run_phases()
 
 
-def _steps(model, tokens: torch.Tensor, runs: bool):
-    """Step the model over tokens (B, L) with the fused Triton steps, runs attached or not: logits and state."""
+def _steps(model, tokens: torch.Tensor, runs: bool, replayed: bool = False):
+    """Step the model over tokens (B, L) with the fused Triton steps, runs attached or not: logits and state; with
+    ``replayed`` as the sub-period CUDA graphs replay it (:func:`step_helpers.step_as_replayed`)."""
     state = model.init_state(tokens.shape[0], tokens.device)
     kernels.set_backend("triton")
     try:
         attached = model.attach_runs(state) if runs else 0
         with torch.no_grad():
-            out = torch.stack([model.step(tokens[:, t], state)[0] for t in range(tokens.shape[1])], dim=1)
+            out = step_as_replayed(model, tokens, state) if replayed else \
+                torch.stack([model.step(tokens[:, t], state)[0] for t in range(tokens.shape[1])], dim=1)
     finally:
         kernels.set_backend(None)
     return out, state, attached
@@ -281,6 +284,21 @@ def test_unet_with_runs_matches_the_per_block_steps(batch: int, kinds: tuple[str
     leaves_b = [t for t in torch.utils._pytree.tree_leaves(s_blocks) if isinstance(t, torch.Tensor)]
     for a, b in zip(leaves_r, leaves_b, strict=True):
         assert (a - b).abs().max().item() <= 1e-4
+
+
+def test_runs_replayed_at_a_fixed_phase_write_and_read_the_shifted_pools() -> None:
+    """The runs write the DownPool's slot and read the UpPool's pending row as views: in shift mode, stepped as the
+    sub-period graphs replay it, the logits are those of plain stepping."""
+    torch.manual_seed(4)
+    cfg = {"d_model": 16, "d_state": 4, "pool": [2, 2], "levels": [{"block": "mamba-s6", "n": 2}] * 2,
+           "center": {"block": "mamba-s6", "n": 1}}
+    dev = kernel_device()
+    model = build_model(cfg).to(dev).eval()
+    tokens = torch.randint(0, 256, (1, 10), device=dev)
+    replayed, _, attached = _steps(model, tokens, True, replayed=True)
+    plain, _, _ = _steps(model, tokens, True)
+    assert attached == 5
+    assert (replayed - plain).abs().max().item() <= 1e-6
 
 
 def test_runs_only_for_mamba_blocks_and_small_batches() -> None:

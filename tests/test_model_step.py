@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from step_helpers import pooling_positions, step_as_replayed
 
 from audiomamba.model import BLOCK_NAMES, ModelConfig, build_model, make_block
 
@@ -107,3 +108,41 @@ def test_frozen_discretization_follows_the_parameters() -> None:
             assert again is not first
             torch.testing.assert_close(again["A"], layer.discretization()["A"])
         assert layer.frozen_discretization()["A"].requires_grad  # under autograd: never cached
+
+
+@pytest.mark.parametrize(
+    "pool,levels,center",
+    [
+        ([2, 3], ["mamba-s6", "s4-mlp"], "mha-mlp"),
+        ([3, 2], ["mamba-s4", "mamba-s4-real"], "mamba-s6"),
+        ([2, 2, 2], ["mamba-s6", "mamba-s4", "s4-mlp"], "mamba-s4-real"),
+    ],
+)
+def test_shifted_pools_replayed_at_a_fixed_phase_give_the_same_logits(pool, levels, center) -> None:
+    """The sub-period CUDA graphs (audiomamba.generate.stepper.graph_span) run each sub-period with the ops captured at
+    the first sub-period of its depth: with the inner pooling buffers in shift mode that gives bit-identical logits
+    to plain stepping (and so to the parallel forward)."""
+    torch.manual_seed(2)
+    model = build_model(tiny_cfg(pool, levels, center)).eval()
+    period = model.config.pool_product
+    tokens = torch.randint(0, 256, (2, 2 * period + pool[0]))  # ends mid-period
+    with torch.no_grad():
+        plain = run_steps(model, tokens)
+        state = model.init_state(2, "cpu")
+        model.reserve_cache(state, tokens.shape[1])
+        replayed = step_as_replayed(model, tokens, state)
+        par = model(tokens[:, :2 * period])
+    assert torch.equal(plain, replayed)
+    assert (par - replayed[:, :2 * period]).abs().max().item() <= 1e-4
+
+
+def test_set_phase_gives_the_positions_of_plain_stepping() -> None:
+    model = build_model(tiny_cfg([2, 3, 2], ["mamba-s6"] * 3, "mamba-s6")).eval()
+    state = model.init_state(1, "cpu")
+    for t in range(1, 2 * model.config.pool_product + 3):
+        with torch.no_grad():
+            model.step(torch.full((1,), 128), state)
+        fresh = model.init_state(1, "cpu")
+        model.set_phase(fresh, t)
+        assert pooling_positions(fresh) == pooling_positions(state), t
+    assert pooling_positions(state) != [0] * 6  # the check above saw non-zero phases

@@ -165,6 +165,45 @@ def warmup_groups(groups: list[slice]) -> list[int]:
     return sorted(first.values())
 
 
+def graph_span(model: nn.Module) -> int:
+    """Full-rate steps per captured CUDA graph: ``AUDIOMAMBA_STEP_GRAPH`` "sub" (or unset: the outer pooling factor
+    p, when the model has two or more pooling levels and can shift its inner pooling buffers,
+    :meth:`audiomamba.model.unet.AudioUNet.shift_pools`) or "period" (the whole pooling period, as before). A bad
+    value is a one-line ConfigError.
+
+    Why: capturing is Python-bound (every launch of the captured steps goes through the wrappers, ~0.1 ms each), and
+    so is the eager warm-up before it; youtubemix (pool 16 x 16) captured 256 steps for one stream, 1.3 s of start-up
+    against 0.6 s of sampling for one second (one H100, 2026-12-05 15:23). With sub-period graphs the start-up
+    steps p steps to warm up and captures one graph of p steps per depth the inner levels reach
+    (:func:`sub_period_depth`): 16 + 2 x 16 steps instead of 2 x 256."""
+    text = os.environ.get("AUDIOMAMBA_STEP_GRAPH", "").strip().lower() or "sub"
+    if text not in ("sub", "period"):
+        raise ConfigError(f"AUDIOMAMBA_STEP_GRAPH={text!r} in the environment: use sub (graphs of the outer pooling "
+                          "factor's steps, the default) or period (one graph of the whole pooling period)")
+    pool = list(getattr(getattr(model, "config", None), "pool", None) or [])
+    if text == "period" or len(pool) < 2 or not hasattr(model, "shift_pools") or not hasattr(model, "set_phase"):
+        return step_period(model)
+    return pool[0]
+
+
+def sub_period_depth(pool: list[int], s: int) -> int:
+    """How deep the U-Net's inner levels run in sub-period ``s`` (0-based; a sub-period is ``pool[0]`` full-rate
+    steps from outer phase 0): 1 if only level 1 runs (at the sub-period's last step), ..., ``len(pool)`` if the
+    center runs too. Level l >= 1 runs once in sub-period s when s + 1 is a multiple of pool[1] ... pool[l-1]."""
+    depth, every = 0, 1
+    for p in [*pool[1:], None]:
+        if (s + 1) % every:
+            break
+        depth += 1
+        every *= p if p is not None else 1
+    return depth
+
+
+def sub_period_of_depth(pool: list[int], depth: int) -> int:
+    """The first sub-period (0-based) whose inner levels run exactly ``depth`` deep (:func:`sub_period_depth`)."""
+    return math.prod(pool[1:depth]) - 1
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
     """How tokens are drawn. ``temperature <= 0`` is greedy; ``top_p < 1`` is nucleus sampling;
@@ -288,24 +327,26 @@ class Stepper:
         enabled = self.autocast_dtype is not None
         return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16, enabled=enabled)
 
-    def _noise_steps(self) -> int:
-        """Steps whose sampling noise is drawn in one call: the whole period, capped at 2^24 numbers."""
-        return max(1, min(self.period, NOISE_NUMBERS // (self.batch * self.vocab)))
+    def _noise_steps(self, steps: int) -> int:
+        """Steps whose sampling noise is drawn in one call: all ``steps``, capped at 2^24 numbers."""
+        return max(1, min(steps, NOISE_NUMBERS // (self.batch * self.vocab)))
 
-    def _period(self, inp, state, forced, force, out_tok, out_logp, only: list[int] | None = None):
-        """Run one period of steps; writes tokens/log-probs into rows of ``out_*`` ((period, B)); ``only``: the
-        row groups to step (None: all; the others' rows and states are left as they are).
+    def _period(self, inp, state, forced, force, out_tok, out_logp, only: list[int] | None = None,
+                steps: int | None = None):
+        """Run one period of steps (or ``steps`` steps); writes tokens/log-probs into rows of ``out_*`` ((steps,
+        B)); ``only``: the row groups to step (None: all; the others' rows and states are left as they are).
 
         The uniform noise of the Gumbel-max draws is drawn for the whole batch, up to
         :meth:`_noise_steps` steps per call (one launch instead of one per step); step j reads its
         own slice. ``state`` holds one state per row group; each group steps its rows through the
         period, on its own stream where there are several (forked from and joined to the current one).
         """
-        chunk = self._noise_steps()
+        steps = self.period if steps is None else steps
+        chunk = self._noise_steps(steps)
         noise = []
         if self.sampling.temperature > 0:
-            for j in range(0, self.period, chunk):
-                noise.append(self._rand((min(chunk, self.period - j), self.batch, self.vocab)))
+            for j in range(0, steps, chunk):
+                noise.append(self._rand((min(chunk, steps - j), self.batch, self.vocab)))
         main = torch.cuda.current_stream(self.device) if self._streams else None
         # every group forks from the current stream before any group's work is queued: streams come from PyTorch's
         # pool, so a group's stream can be the current one (e.g. the graph's capture stream), and a fork after that
@@ -320,13 +361,13 @@ class Stepper:
                 stream = self._streams[g] if self._streams else None
                 with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
                     g_inp = inp[rows]
-                    for j in range(self.period):
+                    for j in range(steps):
                         rand = partial(_drawn, noise[j // chunk][j % chunk][rows]) if noise else self._rand
                         g_inp, state[g] = _advance(self.model, g_inp, state[g], forced[j][rows], force[j][rows],
                                                    self.sampling, rand, out_tok[j][rows], out_logp[j][rows])
             for stream in self._streams:
                 main.wait_stream(stream)
-        return out_tok[self.period - 1], state
+        return out_tok[steps - 1], state
 
     def init_state(self) -> list:
         """The model's initial step state (:func:`initial_state`), one per row group."""
@@ -383,21 +424,43 @@ class Stepper:
             yield k + 1, tokens, logp
 
     def _run_graphed(self, inp, state, forced, force, tokens, logp):
-        """Capture one period as a CUDA graph over static buffers, then replay it per period
-        (a generator, like :meth:`periods`)."""
+        """Capture CUDA graphs of :func:`graph_span` steps over static buffers, then replay them (a generator, like
+        :meth:`periods`).
+
+        With a span of the whole period there is one graph. With sub-period graphs (the outer pooling factor's steps)
+        the inner levels' pooling buffers are put in shift mode, so their views do not depend on the phase, and there
+        is one graph per depth that the inner levels reach in a sub-period (:func:`sub_period_depth`), each captured
+        with the pooling positions of a sub-period of that depth; a replay runs whatever sub-period comes next at its
+        depth (the Python-side positions are not kept up while replaying, and are set to the end at the end).
+        """
         period, batch, dev = self.period, self.batch, self.device
+        span = graph_span(self.model)
+        pool = list(self.model.config.pool) if span < period else []
+        if pool:
+            for group_state in state:
+                self.model.shift_pools(group_state)
         leaves, spec = tree_flatten(state)
         tensor_idx = [i for i, leaf in enumerate(leaves) if isinstance(leaf, torch.Tensor)]
         init = [leaves[i].clone() for i in tensor_idx]
-        s_forced = torch.zeros(period, batch, dtype=torch.long, device=dev)
-        s_force = torch.zeros(period, batch, dtype=torch.bool, device=dev)
-        s_tok = torch.empty(period, batch, dtype=torch.long, device=dev)
-        s_logp = torch.empty(period, batch, dtype=torch.float32, device=dev)
+        s_forced = torch.zeros(span, batch, dtype=torch.long, device=dev)
+        s_force = torch.zeros(span, batch, dtype=torch.bool, device=dev)
+        s_tok = torch.empty(span, batch, dtype=torch.long, device=dev)
+        s_logp = torch.empty(span, batch, dtype=torch.float32, device=dev)
         s_inp = inp.clone()
 
-        def one_period(only: list[int] | None = None) -> None:
+        def key(s: int) -> int:  # which graph runs sub-period s
+            return sub_period_depth(pool, s) if pool else 0
+
+        def set_phase(step: int) -> None:  # the pooling positions (Python ints among the leaves) after `step` steps
+            if pool:
+                phased = tree_unflatten(leaves, spec)
+                for group_state in phased:
+                    self.model.set_phase(group_state, step)
+                leaves[:] = tree_flatten(phased)[0]
+
+        def one_span(only: list[int] | None = None) -> None:
             last_inp, new_state = self._period(s_inp, tree_unflatten(leaves, spec), s_forced, s_force, s_tok, s_logp,
-                                               only)
+                                               only, steps=span)
             new_leaves, new_spec = tree_flatten(new_state)
             if new_spec != spec:
                 raise RuntimeError("the model's step state changes structure over a period; use --no-graph")
@@ -406,12 +469,16 @@ class Stepper:
                     leaves[i].copy_(new_leaves[i])
             s_inp.copy_(last_inp)
 
+        per = period // span
+        keys = sorted({key(s) for s in range(per)})
+        phase_of = {k: (sub_period_of_depth(pool, k) if pool else 0) * span for k in keys}
         t0 = time.perf_counter()
         side = torch.cuda.Stream(device=dev)
         side.wait_stream(torch.cuda.current_stream(dev))
         warm = warmup_groups(self.groups)
+        set_phase(phase_of[keys[-1]])  # the deepest sub-period runs every kernel that the others run
         with torch.cuda.stream(side):  # warm-up: compiles kernels, initialises libraries
-            one_period(warm)
+            one_span(warm)
         for g, stream in enumerate(self._streams):  # the other groups' streams: cuBLAS's per-stream workspace
             if g not in warm:
                 with torch.cuda.stream(stream):
@@ -420,21 +487,31 @@ class Stepper:
         torch.cuda.current_stream(dev).wait_stream(side)
         torch.cuda.synchronize(dev)
         t1 = time.perf_counter()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            one_period()
+        graphs: dict[int, torch.cuda.CUDAGraph] = {}
+        for k in keys:
+            set_phase(phase_of[k])
+            graph = torch.cuda.CUDAGraph()
+            shared = next(iter(graphs.values())).pool() if graphs else None  # replayed one at a time: one pool
+            with torch.cuda.graph(graph, pool=shared):
+                one_span()
+            graphs[k] = graph
         torch.cuda.synchronize(dev)
         self.startup.update({"warm-up": t1 - t0, "capture": time.perf_counter() - t1})
         for i, value in zip(tensor_idx, init, strict=True):  # undo the warm-up
             leaves[i].copy_(value)
         s_inp.copy_(inp)
-        self._graph = graph
+        self._graph = graphs[keys[-1]]
         torch.cuda.manual_seed(self.seed)
         for k in range(forced.shape[0] // period):
-            rows = slice(k * period, (k + 1) * period)
-            s_forced.copy_(forced[rows])
-            s_force.copy_(force[rows])
-            graph.replay()
-            tokens[rows].copy_(s_tok)
-            logp[rows].copy_(s_logp)
+            for j in range(per):
+                s = k * per + j
+                rows = slice(s * span, (s + 1) * span)
+                s_forced.copy_(forced[rows])
+                s_force.copy_(force[rows])
+                graphs[key(s)].replay()
+                tokens[rows].copy_(s_tok)
+                logp[rows].copy_(s_logp)
             yield k + 1, tokens, logp
+        set_phase(forced.shape[0])
+        if pool:
+            state[:] = tree_unflatten(leaves, spec)

@@ -56,8 +56,17 @@ class DownPool(nn.Module):
         return self.advance(state, x.dtype), state
 
     def slot(self, state: dict[str, Any]) -> Tensor:
-        """The buffer's row (B, H) that this step's input goes to (a view: a run of blocks writes it directly)."""
-        return state["buf"][:, state["n"]]
+        """The buffer's row (B, H) that this step's input goes to (a view: a run of blocks writes it directly).
+
+        In shift mode (``state["shift"]``, :meth:`Level.shift_pools`) the buffer first moves up one row and the
+        input goes to the last row, so the view is the same at every phase (what a CUDA graph of a few steps
+        replayed at any phase needs); the pooled output is the same."""
+        buf = state["buf"]
+        if state.get("shift"):
+            if self.pool > 1:
+                buf[:, :-1].copy_(buf[:, 1:].clone())
+            return buf[:, -1]
+        return buf[:, state["n"]]
 
     def advance(self, state: dict[str, Any], dtype: torch.dtype) -> Tensor | None:
         """After :meth:`slot` was written: the pooled output (B, expand·H) every p-th call, else None."""
@@ -100,12 +109,16 @@ class UpPool(nn.Module):
         return y, state
 
     def pending(self, state: dict[str, Any]) -> Tensor:
-        """The next full-rate output (B, H_out), a view of the buffer (a run of blocks reads it directly)."""
-        return state["buf"][:, state["i"]]
+        """The next full-rate output (B, H_out), a view of the buffer (a run of blocks reads it directly); in shift
+        mode (:meth:`Level.shift_pools`) always the first row, the buffer moving down one row per step instead."""
+        return state["buf"][:, 0] if state.get("shift") else state["buf"][:, state["i"]]
 
     def advance(self, x: Tensor | None, state: dict[str, Any]) -> None:
         """After :meth:`pending` was read: the next position, and the refill when the inner level produced x."""
         state["i"] += 1
+        if x is None and state.get("shift") and self.pool > 1:
+            buf = state["buf"]
+            buf[:, :-1].copy_(buf[:, 1:].clone())
         if x is not None:
             if state["i"] != self.pool:
                 raise RuntimeError(f"UpPool.step got a pooled input at phase {state['i']} of {self.pool}")
@@ -239,6 +252,24 @@ class Level(nn.Module):
             x, state["up"][i] = blk.step(x, state["up"][i], skips.pop() if skips else None)
         return x, state
 
+    def set_phase(self, state: dict[str, Any], step: int) -> None:
+        """Set this level's pooling positions, and the inner levels', to where they are after ``step`` steps of this
+        level from its start (the buffers' contents are left alone: see :meth:`shift_pools`)."""
+        phase = step % self.down_pool.pool
+        state["down_pool"]["n"] = phase
+        state["up_pool"]["i"] = phase  # both count this level's steps since the inner level last ran
+        if isinstance(self.inner, Level):
+            self.inner.set_phase(state["inner"], step // self.down_pool.pool)
+
+    def shift_pools(self, state: dict[str, Any], outer: bool = True) -> None:
+        """Put the pooling buffers of the levels inside this one (not this one's, unless ``outer`` is False) in
+        shift mode: their views no longer depend on the phase, so one CUDA graph of this level's p steps serves
+        every phase of the inner levels. Call it at phase 0 (the layouts of the two modes agree there)."""
+        if not outer:
+            state["down_pool"]["shift"] = state["up_pool"]["shift"] = True
+        if isinstance(self.inner, Level):
+            self.inner.shift_pools(state["inner"], outer=False)
+
     def attach_runs(self, state: dict[str, Any], lti_only: bool = False) -> int:
         """Give this level's (and its inner levels') runs of Mamba blocks a :class:`BlockRun` in ``state``
         (one launch per run and step, for fewer than 16 rows; with ``lti_only`` the LTI blocks' runs only); returns
@@ -279,6 +310,17 @@ class AudioUNet(nn.Module):
         one stream, fewer than 16 rows). The runs hold copies of the weights as they are now. Returns how many runs
         were attached (0 for a model without pooling)."""
         return self.body.attach_runs(state["body"], lti_only) if isinstance(self.body, Level) else 0
+
+    def set_phase(self, state: dict[str, Any], step: int) -> None:
+        """Set every pooling position in ``state`` to where it is after ``step`` full-rate steps (:meth:`Level.set_phase`;
+        the step count and the buffers are left alone)."""
+        if isinstance(self.body, Level):
+            self.body.set_phase(state["body"], step)
+
+    def shift_pools(self, state: dict[str, Any]) -> None:
+        """Shift mode for the pooling buffers below the outer level (:meth:`Level.shift_pools`), at phase 0."""
+        if isinstance(self.body, Level):
+            self.body.shift_pools(state["body"])
 
     def check_runs(self, state: dict[str, Any]) -> None:
         """KernelError if a launch of the runs that :meth:`attach_runs` attached gave up at a grid barrier (its

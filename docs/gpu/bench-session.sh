@@ -64,6 +64,23 @@ run kernel-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu
 # warm-up over every row group (as before) and over one group of each size (the default now)
 run startup bash -c "for w in all distinct; do AUDIOMAMBA_STEP_WARMUP=\$w timeout 200 python3 -m audiomamba bench generate \
   --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 --out $RES/bench-generate-startup-\$w.md; done"
+# (issue 18, new 2026-12-05 18:00) sub-period CUDA graphs (AUDIOMAMBA_STEP_GRAPH=sub, the default: graphs of the outer
+# pooling factor's steps, one per depth of the inner levels, instead of one graph of the whole period; youtubemix one
+# stream captured 256 steps, 1.3 s of start-up on an H100 at 15:23): the GPU tests, the start-up of both (youtubemix
+# one stream, sc09-small at 2048), the steady step of both, then the CLI matrix of the one-stream goal (every preset
+# and block type) and the 10 s goal (sc09-small mamba-s6 at 2048)
+run sub-tests python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py
+run sub-startup bash -c "python3 -m audiomamba.bench.profile_startup --compare-launch 3 --compare-var AUDIOMAMBA_STEP_GRAPH \
+  --compare-values 'period;sub' --preset youtubemix --batch 1 > $RES/startup-graph-ytm-1.md; \
+  python3 -m audiomamba.bench.profile_startup --compare-launch 3 --compare-var AUDIOMAMBA_STEP_GRAPH \
+  --compare-values 'period;sub' > $RES/startup-graph-2048.md"
+run sub-steady bash -c "python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_GRAPH --configs period --rounds 3 \
+  --preset youtubemix --batch 1 --steps 4096 --out $RES/step-graph-ytm-1.md; python3 -m audiomamba.bench.step_tiles \
+  --var AUDIOMAMBA_STEP_GRAPH --configs period --rounds 3 --out $RES/step-graph-2048.md"
+run sub-matrix bash -c "timeout 300 $B generate --matrix --presets sc09-small,sc09-large,youtubemix \
+  --blocks mamba-s6,mamba-s4,mamba-s4-real --batches 1 --out $RES/bench-generate-matrix-one-stream.md; \
+  timeout 200 $B generate --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 \
+  --out $RES/bench-generate-matrix-2048.md"
 # (issue 18, new 2026-12-05 15:30) the start-up with Triton's launch and the direct one (launch_named; H100 15:22:
 # 1.48 -> 1.06 s at batch 2048, before the plain-Python grid arithmetic), batch 2048 and one youtubemix stream; then
 # the CLI matrix of the 10 s goal and the one-stream goal in one run
