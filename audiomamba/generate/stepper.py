@@ -393,6 +393,7 @@ class Stepper:
         total = n_periods * period
         forced = torch.zeros(total, batch, dtype=torch.long, device=dev)
         force = torch.zeros(total, batch, dtype=torch.bool, device=dev)
+        p = 0  # steps whose token is forced (the prompt's)
         if prompt is not None and prompt.shape[1] > 0:
             p = min(prompt.shape[1], length)
             forced[:p] = prompt[:, :p].T.to(dev)
@@ -405,7 +406,7 @@ class Stepper:
                 self.model.reserve_cache(group_state, total)
         inp = torch.full((batch,), Q_ZERO, dtype=torch.long, device=dev)
         self.startup = {"states": time.perf_counter() - t0}
-        done = self._run_graphed(inp, state, forced, force, tokens, logp) if self.use_graph else \
+        done = self._run_graphed(inp, state, forced, force, tokens, logp, p) if self.use_graph else \
             self._run_eager(inp, state, forced, force, tokens, logp)
         for k, tokens, logp in done:
             if k == n_periods:
@@ -423,7 +424,7 @@ class Stepper:
             inp, state = self._period(inp, state, forced[rows], force[rows], tokens[rows], logp[rows])
             yield k + 1, tokens, logp
 
-    def _run_graphed(self, inp, state, forced, force, tokens, logp):
+    def _run_graphed(self, inp, state, forced, force, tokens, logp, prompt_len: int | None = None):
         """Capture CUDA graphs of :func:`graph_span` steps over static buffers, then replay them (a generator, like
         :meth:`periods`).
 
@@ -431,7 +432,9 @@ class Stepper:
         the inner levels' pooling buffers are put in shift mode, so their views do not depend on the phase, and there
         is one graph per depth that the inner levels reach in a sub-period (:func:`sub_period_depth`), each captured
         with the pooling positions of a sub-period of that depth; a replay runs whatever sub-period comes next at its
-        depth (the Python-side positions are not kept up while replaying, and are set to the end at the end).
+        depth (the Python-side positions are not kept up while replaying, and are set to the end at the end). Past
+        the first ``prompt_len`` steps (None: unknown) nothing is forced, so the replays stop copying the forced
+        tokens in (two launches fewer per replay; one stream's replay of 16 youtubemix steps is ~0.6 ms).
         """
         period, batch, dev = self.period, self.batch, self.device
         span = graph_span(self.model)
@@ -502,12 +505,14 @@ class Stepper:
         s_inp.copy_(inp)
         self._graph = graphs[keys[-1]]
         torch.cuda.manual_seed(self.seed)
+        free_from = forced.shape[0] if prompt_len is None else prompt_len  # s_force holds only False from there on
         for k in range(forced.shape[0] // period):
             for j in range(per):
                 s = k * per + j
                 rows = slice(s * span, (s + 1) * span)
-                s_forced.copy_(forced[rows])
-                s_force.copy_(force[rows])
+                if rows.start < free_from + span:  # a replay with forced steps, or the first without
+                    s_forced.copy_(forced[rows])
+                    s_force.copy_(force[rows])
                 graphs[key(s)].replay()
                 tokens[rows].copy_(s_tok)
                 logp[rows].copy_(s_logp)
