@@ -449,7 +449,10 @@ def _run_kernel(
             _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H)
         if PERSISTENT:
             if s < n_phases:
-                _grid_barrier(ticket_ptr, base + (s + 1) * P, POLLS)
+                if P > 1:
+                    _grid_barrier(ticket_ptr, base + (s + 1) * P, POLLS)
+                else:  # one program (AUDIOMAMBA_STEP_RUN_E >= the channels): its own stores are seen after a CTA barrier
+                    tl.debug_barrier()
 
 
 @triton.jit
