@@ -207,14 +207,22 @@ def test_cli_line_says_where_the_time_outside_sampling_went() -> None:
         "; sampling's start-up 1.50 s (states 0.25, warm-up 0.50, capture 0.75)")
 
 
-def test_plotting_preloads_on_a_thread(tmp_path: Path) -> None:
+def test_the_grid_figure_built_ahead_draws_the_same_png(tmp_path: Path) -> None:
+    """The grid's figure built on a thread while sampling (preload_plotting) gives the PNG that plot_grid draws from
+    scratch, byte for byte; one built for another size is not used, and it is used once."""
     from audiomamba.generate.output import plot_grid, preload_plotting
 
-    thread = preload_plotting()
-    thread.join(60)
-    assert not thread.is_alive()
-    path = plot_grid(np.zeros((3, 800)), tmp_path / "grid.png", ["a", "b", "c"])
-    assert path.stat().st_size > 1000
+    waves = np.random.default_rng(0).uniform(-1, 1, (3, 800))
+    grid = preload_plotting(3, 800)
+    grid.thread.join(60)
+    assert not grid.thread.is_alive()
+    ahead = plot_grid(waves, tmp_path / "ahead.png", ["a", "b", "c"], grid)
+    assert grid.take(3, 800) is None  # taken
+    plain = plot_grid(waves, tmp_path / "plain.png", ["a", "b", "c"])
+    assert ahead.stat().st_size > 1000 and ahead.read_bytes() == plain.read_bytes()
+    other = preload_plotting(2, 800)
+    assert other.take(3, 800) is None
+    assert plot_grid(waves[:2], tmp_path / "two.png", ["a", "b"], preload_plotting(2, 800)).stat().st_size > 1000
 
 
 def test_log_spectrograms_put_a_tone_in_its_bin_and_pad_short_clips() -> None:

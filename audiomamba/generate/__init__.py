@@ -15,7 +15,7 @@ from torch import nn
 
 from audiomamba.errors import ConfigError
 from audiomamba.generate.noise import NoiseProfile, detect_noise
-from audiomamba.generate.output import preload_plotting, write_samples
+from audiomamba.generate.output import SPECTROGRAMS, preload_plotting, write_samples
 from audiomamba.generate.prompts import load_prompts
 from audiomamba.generate.sampler import Generated, generate_tokens
 from audiomamba.generate.stepper import SamplingConfig
@@ -92,8 +92,10 @@ def generate_to_folder(
             raise ConfigError(f"--seconds {seconds} must exceed --prompt-seconds {prompt_seconds} to continue a prompt")
     kw = dict(sampling=sampling, device=device, use_graph=use_graph, bf16=bf16, progress=progress,
               state_dtype=state_dtype)
-    # the spectrogram grid's plotting library loads while the GPU samples (it was the last file waited for)
-    gen = generate_tokens(model, n, length, batch, seed=seed, prompts=prompts, on_started=preload_plotting, **kw)
+    # the spectrogram grid's figure is built while the GPU samples (it was the last file waited for)
+    grid: list = []
+    gen = generate_tokens(model, n, length, batch, seed=seed, prompts=prompts,
+                          on_started=lambda: grid.append(preload_plotting(min(SPECTROGRAMS, n), length)), **kw)
     timings["sampling"] = gen.seconds
     timings.update({f"startup {part}": secs for part, secs in gen.startup.items()})
     if regenerate > 0:
@@ -104,6 +106,6 @@ def generate_to_folder(
         t0 = time.perf_counter()
         gen, _ = regenerate_noisy(gen, redo, regenerate, noise_profile, device)
         timings["regenerate"] = time.perf_counter() - t0
-    rows = write_samples(gen, out, names, sashimi_filter, labeller=labeller, noise_profile=noise_profile,
-                         timings=timings, device=device)
+    rows = write_samples(gen, out, names, sashimi_filter, spectrogram_count=SPECTROGRAMS, labeller=labeller,
+                         noise_profile=noise_profile, timings=timings, device=device, grid=grid[0] if grid else None)
     return rows, gen

@@ -20,6 +20,7 @@ from audiomamba.generate.sampler import Generated
 from audiomamba.tokenizer import mu_law_decode
 
 SASHIMI_KEEP = (0.40, 0.95)  # keep samples between these likelihood quantiles
+SPECTROGRAMS = 8  # clips in the spectrogram grid
 
 
 def sashimi_keep(loglik: torch.Tensor, band: tuple[float, float] = SASHIMI_KEEP) -> torch.Tensor:
@@ -44,12 +45,13 @@ def write_samples(
     out: Path,
     prompt_names: list[str] | None = None,
     sashimi_filter: bool = False,
-    spectrogram_count: int = 8,
+    spectrogram_count: int = SPECTROGRAMS,
     labeller=None,
     noise_profile: NoiseProfile | None = None,
     workers: int | None = None,
     timings: dict[str, float] | None = None,
     device: str | torch.device | None = None,
+    grid: GridFigure | None = None,
 ) -> list[dict]:
     """Decode and write every sample; returns the index rows (also written as index.csv/json).
 
@@ -62,7 +64,8 @@ def write_samples(
     "files" (the thread pool: noise check, WAVs, spectrogram grid and then the index side by side); and the seconds
     each part took, summed over its jobs: "noise", "wavs", "grid", "index".
     ``device``: where the noise is judged; a GPU judges every sample at once in this thread while the pool writes the
-    files (on a CPU the pool's threads judge it, a few samples per job).
+    files (on a CPU the pool's threads judge it, a few samples per job). ``grid``: the spectrogram grid's figure
+    built ahead (:func:`preload_plotting`).
     """
     timings = {} if timings is None else timings
     clock = _Clock(timings)
@@ -88,7 +91,8 @@ def write_samples(
             titles = [str(paths[i].relative_to(out))
                       + (f"  '{int(digits[i])}' p={float(probs[i]):.2f}" if digits is not None else "")
                       for i in range(min(spectrogram_count, len(waves)))]
-            plot = pool.submit(clock.timed("grid", plot_grid), waves[:spectrogram_count], out / "spectrograms.png", titles)
+            plot = pool.submit(clock.timed("grid", plot_grid), waves[:spectrogram_count], out / "spectrograms.png", titles,
+                               grid)
         judge = clock.timed("noise", detect_noise)
         on_gpu = device is not None and torch.device(device).type == "cuda"
         step = max(NOISE_CHUNK, -(-len(waves) // (4 * workers)))  # about 4 noise jobs per thread
@@ -198,57 +202,92 @@ def log_spectrograms(waves: np.ndarray, n_fft: int = 256, hop: int = 64) -> np.n
     return np.swapaxes(10.0 * np.log10(power + 1e-20), 1, 2)
 
 
-def preload_plotting() -> threading.Thread:
-    """Import matplotlib's Figure and Agg canvas and draw one tiny figure with text (fonts loaded) on a daemon thread,
-    so that :func:`plot_grid` at the end of a generation pays only for its drawing: 0.55-0.58 against 1.14-1.25 s for
-    8 clips in a fresh process on a 2-core CPU (2026-12-05). Generation starts it once its first period is captured,
-    when the CPU waits for the GPU (earlier, its import would hold the GIL against the capture's Python)."""
-    def warm() -> None:
+class GridFigure:
+    """The spectrogram grid's figure built ahead on a daemon thread (:func:`plot_grid` with ``prepared``): axes,
+    ticks and images of the clips' spectrogram shape, drawn once into memory so that fonts and tick labels are laid
+    out. At the end of a generation only the images' data, the titles, the drawing and the PNG remain; building the
+    axes and ticks was about half of the grid's Python (cProfile, 8 clips, 2-core CPU, 2026-12-05), and the grid was
+    the last file of a batch of 2048 waited for (1.3 thread-seconds among the WAV threads on an H100 machine,
+    2026-12-05 17:46). Generation starts it once its first graph is captured, when the CPU waits for the GPU (earlier,
+    matplotlib's import would hold the GIL against the capture's Python)."""
+
+    def __init__(self, count: int, length: int) -> None:
+        self.count, self.length = count, length
+        self._built: tuple | None = None
+        self.thread = threading.Thread(target=self._build, name="grid-figure", daemon=True)
+
+    def start(self) -> GridFigure:
+        self.thread.start()
+        return self
+
+    def _build(self) -> None:
         import io
 
-        from matplotlib.figure import Figure
+        built = _grid_figure(self.count, self.length)
+        built[0].savefig(io.BytesIO(), format="png")  # lays out the ticks, loads the fonts
+        self._built = built
 
-        fig = Figure(figsize=(1, 1), dpi=20)
-        ax = fig.subplots()
-        ax.imshow(np.zeros((2, 2)))
-        ax.set_title("0", fontsize=8)
-        ax.set_xticks([0], ["0"], fontsize=6)
-        fig.savefig(io.BytesIO(), format="png")
-
-    thread = threading.Thread(target=warm, name="preload-plotting", daemon=True)
-    thread.start()
-    return thread
+    def take(self, count: int, length: int) -> tuple | None:
+        """The built (figure, axes, images) for ``count`` clips of ``length`` samples, once (None if it was started
+        for another size, not started, or already taken)."""
+        if not self.thread.is_alive() and self._built is None:
+            return None
+        self.thread.join()
+        built, self._built = self._built, None
+        return built if (count, length) == (self.count, self.length) else None
 
 
-def plot_grid(waves: np.ndarray, path: Path, titles: list[str]) -> Path:
-    """A grid of log-spectrograms (up to 4 per row) of ``waves`` ((k, T)); frequency in Hz over seconds.
+def preload_plotting(count: int = 8, length: int = 16000) -> GridFigure:
+    """Start building the spectrogram grid's figure for ``count`` clips of ``length`` samples (:class:`GridFigure`)."""
+    return GridFigure(count, length).start()
 
-    The spectrograms are computed at once (:func:`log_spectrograms`) and drawn as images with fixed margins:
-    about half the time of matplotlib's ``specgram`` with ``tight_layout`` (0.34 against 0.62 s for 8 one-second
-    clips, 2-core CPU, 2026-12-04)."""
-    from matplotlib.figure import Figure  # no pyplot: safe to render off the main thread
 
-    k = len(waves)
+def _grid_figure(k: int, length: int) -> tuple:
+    """(figure, axes, images) of a grid of ``k`` log-spectrogram panels (up to 4 per row) for clips of ``length``
+    samples: fixed margins, ticks and title positions, images of zeros (their data and colour limits are set when
+    drawn)."""
+    from matplotlib.figure import Figure  # no pyplot: safe to build off the main thread
+
     cols = min(4, k)
     rows = -(-k // cols)
     fig = Figure(figsize=(3.2 * cols, 2.4 * rows), dpi=100)  # the same size as ``width, height`` below
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[k:]:
         ax.axis("off")
-    seconds = max(np.shape(waves)[-1], 1) / SAMPLE_RATE
+    seconds = max(length, 1) / SAMPLE_RATE
     extent = (0.0, seconds, 0.0, SAMPLE_RATE / 2)
+    shape = log_spectrograms(np.zeros((1, max(length, 1))))[0].shape
     # fixed ticks and title positions, the same on every panel (no tick location or title placement per panel: about
     # half of the drawing's Python calls under cProfile; by the wall within noise, 0.54-0.59 against 0.57 s for 8
     # clips on a 2-core CPU, 2026-12-05)
     x_ticks = np.linspace(0.0, seconds, 5)
     y_ticks = np.arange(0, SAMPLE_RATE // 2 + 1, 2000)
-    for ax, spec, title in zip(axes.flat, log_spectrograms(waves), titles, strict=False):
-        ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", extent=extent, interpolation="nearest")
-        ax.set_title(title, fontsize=8, y=1.0)
+    images = []
+    for ax in axes.flat[:k]:
+        images.append(ax.imshow(np.zeros(shape), origin="lower", aspect="auto", cmap="magma", extent=extent,
+                                interpolation="nearest"))
+        ax.set_title(" ", fontsize=8, y=1.0)
         ax.set_xticks(x_ticks, [f"{t:g}" for t in x_ticks], fontsize=6)
         ax.set_yticks(y_ticks, [f"{t:d}" for t in y_ticks], fontsize=6)
     width, height = 3.2 * cols, 2.4 * rows  # margins in inches: tick labels on the left, a title above
     fig.subplots_adjust(left=0.4 / width, right=1 - 0.08 / width, bottom=0.3 / height, top=1 - 0.28 / height,
                         wspace=0.2, hspace=0.45)
+    return fig, list(axes.flat[:k]), images
+
+
+def plot_grid(waves: np.ndarray, path: Path, titles: list[str], prepared: GridFigure | None = None) -> Path:
+    """A grid of log-spectrograms (up to 4 per row) of ``waves`` ((k, T)); frequency in Hz over seconds.
+
+    The spectrograms are computed at once (:func:`log_spectrograms`) and drawn as images with fixed margins:
+    about half the time of matplotlib's ``specgram`` with ``tight_layout`` (0.34 against 0.62 s for 8 one-second
+    clips, 2-core CPU, 2026-12-04). ``prepared``: a :class:`GridFigure` built ahead for this many clips of this
+    length (else the figure is built here)."""
+    k, length = len(waves), np.shape(waves)[-1]
+    built = prepared.take(k, length) if prepared is not None else None
+    fig, axes, images = built if built is not None else _grid_figure(k, length)
+    for ax, image, spec, title in zip(axes, images, log_spectrograms(waves), titles, strict=False):
+        image.set_data(spec)
+        image.set_clim(float(spec.min()), float(spec.max()))  # what imshow's autoscaling picks
+        ax.set_title(title, fontsize=8, y=1.0)
     fig.savefig(path)
     return path
