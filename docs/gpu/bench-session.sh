@@ -81,6 +81,10 @@ run sub-matrix bash -c "timeout 300 $B generate --matrix --presets sc09-small,sc
   --blocks mamba-s6,mamba-s4,mamba-s4-real --batches 1 --out $RES/bench-generate-matrix-one-stream.md; \
   timeout 200 $B generate --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 \
   --out $RES/bench-generate-matrix-2048.md"
+# (issue 18, new 2026-12-05 18:05) the files phase at batch 2048: the grid's figure built ahead against at the end
+# (H100 18:04: 1.92 against 2.17 s), and the WAV writers on this machine's disk
+run files-phase bash -c "python3 -m audiomamba.bench.files_phase grid > $RES/files-phase-grid.md; \
+  python3 -m audiomamba.bench.files_phase wavs > $RES/files-phase-wavs.md"
 # (issue 18, new 2026-12-05 15:30) the start-up with Triton's launch and the direct one (launch_named; H100 15:22:
 # 1.48 -> 1.06 s at batch 2048, before the plain-Python grid arithmetic), batch 2048 and one youtubemix stream; then
 # the CLI matrix of the 10 s goal and the one-stream goal in one run
