@@ -1,8 +1,11 @@
 """Autoregressive stepping of a U-Net in step mode, eagerly or as replayed CUDA graphs.
 
 One "period" is ``prod(pool)`` full-rate steps: after it every level of the U-Net is back in the
-same phase, so the work of a whole period is captured once as a CUDA graph and replayed. Both
-paths run the same :func:`_advance` per step; the graph path only changes who launches it.
+same phase, so the work of a period can be captured once as a CUDA graph and replayed. By default
+the graphs are shorter (:func:`graph_span`): the outer pooling factor's steps, one graph per depth
+the inner levels reach, whose pooling buffers shift instead of being indexed by the phase; the
+capture, which is Python-bound, then steps a few sub-periods instead of a whole period. Both paths
+run the same :func:`_advance` per step; the graph path only changes who launches it.
 
 Row groups: the batch's rows never interact, so the stepper can split them into groups that step
 on their own CUDA streams (:func:`step_groups`). A large batch's step kernels each fill the GPU for
