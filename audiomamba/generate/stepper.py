@@ -311,7 +311,7 @@ class Stepper:
         self.generator = None if use_graph else generator
         self.use_graph = use_graph
         self.seed = seed  # seeds the CUDA generator before the replays (the graph draws from it)
-        self._graph: torch.cuda.CUDAGraph | None = None
+        self._graphs: dict[int, torch.cuda.CUDAGraph] = {}  # the last run's graphs, by sub-period depth
         #: wall seconds of the last :meth:`periods`' start-up: "states" (the initial states and output buffers),
         #: with a graph "warm-up" (one eager period) and "capture" (its capture; the GPU synchronised after each)
         self.startup: dict[str, float] = {}
@@ -506,7 +506,7 @@ class Stepper:
         for i, value in zip(tensor_idx, init, strict=True):  # undo the warm-up
             leaves[i].copy_(value)
         s_inp.copy_(inp)
-        self._graph = graphs[keys[-1]]
+        self._graphs = graphs
         torch.cuda.manual_seed(self.seed)
         free_from = forced.shape[0] if prompt_len is None else prompt_len  # s_force holds only False from there on
         for k in range(forced.shape[0] // period):
