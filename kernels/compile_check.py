@@ -171,6 +171,9 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 out.append(Variant("ssm_lti", tuple(lti.items()), ssm_warps))
                 if small:
                     out.append(Variant("ssm_lti", tuple(dict(lti, **tail).items()), 4))
+            if not small:  # a whole mamba-s6 block step per row tile (``whole=1``), masked and not, 4 and 8 warps
+                whole = dict(common, K=4, HAS_RES=True, BLOCK_H=H, BLOCK_E=16, BLOCK_N=16, BLOCK_R=16)
+                out += [Variant("whole", tuple(dict(whole, EVEN=e).items()), w) for w in (4, 8) for e in (False, True)]
             out_proj = dict(common, HAS_RES=True, BLOCK_H=t["out_h"], BLOCK_K=min(E, t["out_k"]))
             out.append(Variant("out_proj", tuple(out_proj.items()), 4))
             out.append(Variant("out_proj", tuple(dict(out_proj, EVEN=True).items()), 4))
@@ -201,7 +204,7 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
 
 #: the generation step kernels, compiled with their sizes marked as multiples of 16 (:func:`compile_variant`)
 STEP_KERNELS = ("in_conv", "in_flat", "xproj", "ssm", "ssm_lti", "ssm_flat", "out_proj", "out_flat",
-                "run", "run_flat")
+                "run", "run_flat", "whole")
 
 
 def compile_variant(v: Variant, arch: int = 90) -> str:
@@ -228,6 +231,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "finish": triton_scan._bwd_finish_kernel,
           "step": triton_step._step_kernel, "in_conv": triton_mamba_step._in_conv_kernel,
           "xproj": triton_mamba_step._xproj_kernel, "ssm": triton_mamba_step._ssm_kernel,
+          "whole": triton_mamba_step._s6_whole_kernel,
           "ssm_lti": triton_mamba_step._ssm_lti_kernel, "ssm_flat": triton_mamba_step._ssm_flat_kernel,
           "in_flat": triton_mamba_step._in_conv_flat_kernel,
           "out_flat": triton_mamba_step._out_proj_flat_kernel, "run_flat": triton_mamba_run._run_lti_flat_kernel,

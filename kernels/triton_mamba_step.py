@@ -108,9 +108,16 @@ NUM_WARPS = 4
 #: occupancy on an H200, 2026-12-04). ``*_maxnreg`` (64, 128 or 256): a register cap per thread (Triton's
 #: ``maxnreg``), for more programs per SM (sm_90: the in_proj + conv in one chunk of 64 columns at 8 warps takes 132
 #: registers, one program per SM; capped at 128, two, with 8 B of spills).
+#: ``whole=1`` (new 2026-12-05, not yet timed on a GPU): a ``mamba-s6`` block step as ONE kernel per row tile
+#: (:func:`_s6_whole_kernel`), ``whole_e`` channels per chunk (default :data:`WHOLE_E`), ``whole_rows`` rows and
+#: ``whole_warps`` warps (default :data:`WHOLE_WARPS`) per program.
 TILE_KERNEL_KEYS = ("in_rows", "in_warps", "x_rows", "x_warps", "ssm_warps", "out_rows", "out_warps",
                     "in_stages", "x_stages", "ssm_stages", "out_stages", "x_split",
-                    "in_maxnreg", "x_maxnreg", "ssm_maxnreg", "out_maxnreg")
+                    "in_maxnreg", "x_maxnreg", "ssm_maxnreg", "out_maxnreg",
+                    "whole", "whole_e", "whole_rows", "whole_warps", "whole_stages")
+WHOLE_E = 16  # sm_90, H 64, 8 warps, tf32x3: 255 registers, no spills (32 channels: 816-956 B of spills)
+WHOLE_WARPS = 8
+_FLAGS = ("x_split", "whole")  # tile keys that are 0 or 1
 _tiles_cache: dict[tuple, dict[str, int]] = {}
 
 
@@ -130,12 +137,12 @@ def batched_tiles() -> dict[str, int]:
             n = int(value) if value.isdigit() else 0
             rows = name == "rows" or name.endswith("_rows")
             bad_n = (n > 4 if name.endswith("_stages") else n & (n - 1) or (rows and n < 16)
-                     or (name == "x_split" and n > 1) or (name.endswith("_maxnreg") and not 64 <= n <= 256))
+                     or (name in _FLAGS and n > 1) or (name.endswith("_maxnreg") and not 64 <= n <= 256))
             if ((name not in TILES_BATCHED and name not in TILE_KERNEL_KEYS) or not value.isdigit()
-                    or (n < 1 and name != "x_split") or bad_n):
+                    or (n < 1 and name not in _FLAGS) or bad_n):
                 raise KernelError(
                     f"bad entry {part!r} in AUDIOMAMBA_STEP_TILES={text!r}: give KEY=VALUE with a power of two (rows "
-                    f"at least 16; stages 1-4; x_split 0 or 1; maxnreg 64-256), KEY one of "
+                    f"at least 16; stages 1-4; x_split and whole 0 or 1; maxnreg 64-256), KEY one of "
                     f"{', '.join(dict.fromkeys([*TILES_BATCHED, *TILE_KERNEL_KEYS]))}"
                 )
             tiles[name] = n
@@ -515,6 +522,73 @@ def _ssm_kernel(
 
 
 @triton.jit
+def _s6_whole_kernel(
+    x_ptr, res_ptr, out_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, a_ptr,
+    D_ptr, h_ptr, wout_ptr, u_ptr, z_ptr,
+    batch, H, E, N, R, eps,
+    K: tl.constexpr, HAS_RES: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_B: tl.constexpr,
+    BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
+    PDL: tl.constexpr = False, EVEN: tl.constexpr = False,
+):
+    """A whole ``mamba-s6`` block step for one row tile and every channel (``AUDIOMAMBA_STEP_TILES=whole=1``): x's
+    LayerNorm once, then per chunk of BLOCK_E channels the in_proj (u, z), the conv step and the x_proj's partial
+    sums (Δ_low, B_t, C_t over all channels); after a CTA barrier, per chunk the state update, the gate and the
+    out_proj's partial sum; then out = x + out_proj(y) (+ res). One launch and no wave boundary per block step
+    instead of four kernels each one latency-bound wave (Nsight, H200 2026-12-04); u and z pass through ``u_ptr``,
+    ``z_ptr`` (this program's rows, L2) between the two loops. BLOCK_H >= H."""
+    rows, m_b = row_tile(batch, BLOCK_B, EVEN)
+    offs_h = tl.arange(0, BLOCK_H)
+    m_h = below(offs_h, H, EVEN)
+    m_bh = m_b[:, None] & m_h[None, :]
+    nw = tl.load(nw_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
+    nb = tl.load(nb_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
+    pdl_wait(PDL)
+    x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
+    xn = ln_regs(x, m_bh, nw, nb, H, eps)
+    offs_r = tl.arange(0, BLOCK_R)
+    offs_n = tl.arange(0, BLOCK_N)
+    m_r = offs_r < R
+    m_n = below(offs_n, N, EVEN)
+    dt_low = tl.zeros((BLOCK_B, BLOCK_R), dtype=tl.float32)
+    Bt = tl.zeros((BLOCK_B, BLOCK_N), dtype=tl.float32)
+    Ct = tl.zeros((BLOCK_B, BLOCK_N), dtype=tl.float32)
+    for e0 in range(0, E, BLOCK_E):
+        offs_e = e0 + tl.arange(0, BLOCK_E)
+        m_e = below(offs_e, E, EVEN)
+        m_be = m_b[:, None] & m_e[None, :]
+        w_u, w_z = _in_proj_weights(win_ptr, offs_e, m_e, offs_h, H, E, EVEN)
+        w_last = tl.load(cw_ptr + offs_e * K + (K - 1), mask=m_e, other=0.0).to(tl.float32)
+        bias = tl.load(cb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
+        w_r = tl.load(wx_ptr + offs_r[None, :] * E + offs_e[:, None], mask=m_e[:, None] & m_r[None, :], other=0.0)
+        w_b = tl.load(wx_ptr + (R + offs_n[None, :]) * E + offs_e[:, None], mask=m_e[:, None] & m_n[None, :],
+                      other=0.0)
+        w_c = tl.load(wx_ptr + (R + N + offs_n[None, :]) * E + offs_e[:, None], mask=m_e[:, None] & m_n[None, :],
+                      other=0.0)
+        win, taps = _conv_taps(conv_ptr, cw_ptr, rows, offs_e, m_e, m_be, E, K, BLOCK_B, BLOCK_E)
+        u = _conv_step(win, taps, mm(xn, w_u, USE_DOT, PREC), w_last, bias, m_be, conv_ptr, K)
+        u = tl.where(m_be, u, 0.0)
+        z = mm(xn, w_z, USE_DOT, PREC)
+        tl.store(u_ptr + rows[:, None] * E + offs_e[None, :], u, mask=m_be)
+        tl.store(z_ptr + rows[:, None] * E + offs_e[None, :], z, mask=m_be)
+        dt_low += mm(u, w_r.to(tl.float32), USE_DOT, PREC)
+        Bt += mm(u, w_b.to(tl.float32), USE_DOT, PREC)
+        Ct += mm(u, w_c.to(tl.float32), USE_DOT, PREC)
+    tl.debug_barrier()  # the u, z stores above are read back below, by other threads of this program
+    acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
+    for e0 in range(0, E, BLOCK_E):
+        offs_e = e0 + tl.arange(0, BLOCK_E)
+        m_e = below(offs_e, E, EVEN)
+        w_dt, dtb, u, z, A, h, hp, D = _ssm_loads(u_ptr, z_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, rows, m_b,
+                                                  offs_e, E, N, R, BLOCK_N, BLOCK_R, EVEN)
+        w_out = tl.load(wout_ptr + offs_h[None, :] * E + offs_e[:, None], mask=m_e[:, None] & m_h[None, :],
+                        other=0.0).to(tl.float32)
+        y = _ssm_channels(m_b, offs_e, E, N, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, hp, D, USE_DOT, PREC, BLOCK_N,
+                          EVEN)
+        acc += mm(y, w_out, USE_DOT, PREC)
+    _residual_store(acc, x_ptr, res_ptr, out_ptr, rows, m_b, offs_h, H, HAS_RES, EVEN)
+
+
+@triton.jit
 def _ssm_flat_kernel(
     u_ptr, z_ptr, wxt_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, y_ptr, E, N, R,
     BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, PDL: tl.constexpr = False, EVEN: tl.constexpr = False,
@@ -889,6 +963,35 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
     return out
 
 
+def _s6_whole_step(x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias: Tensor, eps: float,
+                   in_proj: Tensor, conv_weight: Tensor, conv_bias: Tensor, conv_state: Tensor, x_proj: Tensor,
+                   dt_proj: Tensor, dt_bias: Tensor, A: Tensor, D: Tensor, h: Tensor, out_proj: Tensor,
+                   precision: str | None) -> Tensor:
+    """:func:`mamba_s6_block_step_triton` of 16+ rows as one launch of :func:`_s6_whole_kernel` per row tile."""
+    batch, H = x.shape
+    E, N = A.shape
+    R, K = dt_proj.shape[1], conv_weight.shape[-1]
+    _check_state("mamba_s6_block_step", "conv_state", conv_state, (batch, E, K - 1), conv_state.dtype)
+    x = x.contiguous()
+    u, z = torch.empty((2, batch, E), device=x.device, dtype=torch.float32)
+    out = torch.empty_like(x)
+    t = batched_tiles()
+    rows, block_e = t.get("whole_rows", t["rows"]), min(_pad(E), t.get("whole_e", WHOLE_E))
+    block_h, block_n, block_r = _pad(H), _pad(N), _pad(R)
+    pdl = pdl_enabled(x)
+    stages = t.get("whole_stages")
+    launch_named(_s6_whole_kernel, (cdiv(batch, rows),),
+        x, res.contiguous() if res is not None else x, out, norm_weight, norm_bias, in_proj.contiguous(),
+        conv_weight.contiguous(), conv_bias, conv_state, x_proj, dt_proj.contiguous(), dt_bias, A.float().contiguous(),
+        D, h, out_proj.contiguous(), u, z, batch, H, E, N, R, float(eps),
+        K=K, HAS_RES=res is not None, USE_DOT=True, PREC=precision or default_precision(), BLOCK_B=rows,
+        BLOCK_H=block_h, BLOCK_E=block_e, BLOCK_N=block_n, BLOCK_R=block_r, PDL=pdl, launch_pdl=pdl,
+        EVEN=_even(rows, batch, (E, block_e), (H, block_h), (N, block_n)), num_warps=t.get("whole_warps", WHOLE_WARPS),
+        **({} if stages is None else {"num_stages": stages}),
+    )
+    return out
+
+
 @torch.no_grad()
 def mamba_s6_block_step_triton(
     x: Tensor,
@@ -931,6 +1034,9 @@ def mamba_s6_block_step_triton(
     R = dt_proj.shape[1]
     _check_state("mamba_s6_block_step", "h", h, (batch, E, N), *REAL_STATE_DTYPES)
     x_proj = x_proj.contiguous()
+    if batch >= 16 and batched_tiles().get("whole"):
+        return _s6_whole_step(x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias, conv_state, x_proj,
+                              dt_proj, dt_bias, A, D, h, out_proj, precision)
 
     def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch, tail: dict) -> None:
         t = launch.tiles
