@@ -109,13 +109,17 @@ NUM_WARPS = 4
 #: ``maxnreg``), for more programs per SM (sm_90: the in_proj + conv in one chunk of 64 columns at 8 warps takes 132
 #: registers, one program per SM; capped at 128, two, with 8 B of spills).
 #: ``whole=1`` (new 2026-12-05, not yet timed on a GPU): a ``mamba-s6`` block step as ONE kernel per row tile
-#: (:func:`_s6_whole_kernel`), ``whole_e`` channels per chunk (default :data:`WHOLE_E`), ``whole_rows`` rows and
-#: ``whole_warps`` warps (default :data:`WHOLE_WARPS`) per program.
+#: (:func:`_s6_whole_kernel`) for blocks of at most ``whole_max_h`` columns (default :data:`WHOLE_MAX_H`; wider ones
+#: keep the four kernels), ``whole_e`` channels per chunk (default :data:`WHOLE_E`, half that above 64 columns),
+#: ``whole_rows`` rows and ``whole_warps`` warps (default :data:`WHOLE_WARPS`) per program.
 TILE_KERNEL_KEYS = ("in_rows", "in_warps", "x_rows", "x_warps", "ssm_warps", "out_rows", "out_warps",
                     "in_stages", "x_stages", "ssm_stages", "out_stages", "x_split",
                     "in_maxnreg", "x_maxnreg", "ssm_maxnreg", "out_maxnreg",
-                    "whole", "whole_e", "whole_rows", "whole_warps", "whole_stages")
-WHOLE_E = 16  # sm_90, H 64, 8 warps, tf32x3: 255 registers, no spills (32 channels: 816-956 B of spills)
+                    "whole", "whole_e", "whole_rows", "whole_warps", "whole_stages", "whole_max_h")
+#: sm_90, 8 warps, tf32x3 (``compile_check``, 2026-12-05): H 64 with 16 channels per chunk 255 registers and no spills
+#: (32: 816-956 B of spills); H 128 with 8, 24 B (16: 496-740 B); H 256 with 8, 732 B (16: 5-11 KB)
+WHOLE_E = 16
+WHOLE_MAX_H = 128
 WHOLE_WARPS = 8
 _FLAGS = ("x_split", "whole")  # tile keys that are 0 or 1
 _tiles_cache: dict[tuple, dict[str, int]] = {}
@@ -976,7 +980,7 @@ def _s6_whole_step(x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias
     u, z = torch.empty((2, batch, E), device=x.device, dtype=torch.float32)
     out = torch.empty_like(x)
     t = batched_tiles()
-    rows, block_e = t.get("whole_rows", t["rows"]), min(_pad(E), t.get("whole_e", WHOLE_E))
+    rows, block_e = t.get("whole_rows", t["rows"]), min(_pad(E), t.get("whole_e", WHOLE_E if H <= 64 else WHOLE_E // 2))
     block_h, block_n, block_r = _pad(H), _pad(N), _pad(R)
     pdl = pdl_enabled(x)
     stages = t.get("whole_stages")
@@ -1034,7 +1038,8 @@ def mamba_s6_block_step_triton(
     R = dt_proj.shape[1]
     _check_state("mamba_s6_block_step", "h", h, (batch, E, N), *REAL_STATE_DTYPES)
     x_proj = x_proj.contiguous()
-    if batch >= 16 and batched_tiles().get("whole"):
+    tiles = batched_tiles()
+    if batch >= 16 and tiles.get("whole") and x.shape[1] <= tiles.get("whole_max_h", WHOLE_MAX_H):
         return _s6_whole_step(x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias, conv_state, x_proj,
                               dt_proj, dt_bias, A, D, h, out_proj, precision)
 
