@@ -237,7 +237,7 @@ class GridFigure:
         return built if (count, length) == (self.count, self.length) else None
 
 
-def preload_plotting(count: int = 8, length: int = 16000) -> GridFigure:
+def preload_plotting(count: int = SPECTROGRAMS, length: int = SAMPLE_RATE) -> GridFigure:
     """Start building the spectrogram grid's figure for ``count`` clips of ``length`` samples (:class:`GridFigure`)."""
     return GridFigure(count, length).start()
 
