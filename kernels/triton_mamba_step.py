@@ -317,26 +317,38 @@ def _in_conv_kernel(
 def _xproj(u_ptr, wx_ptr, rows, m_b, E, N, R, USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_B: tl.constexpr,
            BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, EVEN: tl.constexpr):
     """x_proj of u (rows, E) -> Δ_low (BLOCK_B, BLOCK_R), B_t and C_t (BLOCK_B, BLOCK_N); 0 where padded."""
-    offs_n = tl.arange(0, BLOCK_N)
-    m_n = below(offs_n, N, EVEN)
-    offs_r = tl.arange(0, BLOCK_R)
-    m_r = offs_r < R
-    dt_low = tl.zeros((BLOCK_B, BLOCK_R), dtype=tl.float32)
-    Bt = tl.zeros((BLOCK_B, BLOCK_N), dtype=tl.float32)
-    Ct = tl.zeros((BLOCK_B, BLOCK_N), dtype=tl.float32)
+    dt_low, Bt, Ct = _xproj_zeros(BLOCK_B, BLOCK_N, BLOCK_R)
     for k0 in range(0, E, BLOCK_K):
         offs_k = k0 + tl.arange(0, BLOCK_K)
         m_k = below(offs_k, E, EVEN)
         uk = tl.load(u_ptr + rows[:, None] * E + offs_k[None, :], mask=m_b[:, None] & m_k[None, :], other=0.0)
-        m_kr = m_k[:, None] & m_r[None, :]
-        m_kn = m_k[:, None] & m_n[None, :]
-        w_r = tl.load(wx_ptr + offs_r[None, :] * E + offs_k[:, None], mask=m_kr, other=0.0).to(tl.float32)
-        w_b = tl.load(wx_ptr + (R + offs_n[None, :]) * E + offs_k[:, None], mask=m_kn, other=0.0).to(tl.float32)
-        w_c = tl.load(wx_ptr + (R + N + offs_n[None, :]) * E + offs_k[:, None], mask=m_kn, other=0.0).to(tl.float32)
-        dt_low += mm(uk, w_r, USE_DOT, PREC)
-        Bt += mm(uk, w_b, USE_DOT, PREC)
-        Ct += mm(uk, w_c, USE_DOT, PREC)
+        d, b, c = _xproj_chunk(uk, wx_ptr, offs_k, m_k, E, N, R, USE_DOT, PREC, BLOCK_N, BLOCK_R, EVEN)
+        dt_low += d
+        Bt += b
+        Ct += c
     return dt_low, Bt, Ct
+
+
+@triton.jit
+def _xproj_zeros(BLOCK_B: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr):
+    """The x_proj's three accumulators: Δ_low (BLOCK_B, BLOCK_R), B_t and C_t (BLOCK_B, BLOCK_N), float32 zeros."""
+    return (tl.zeros((BLOCK_B, BLOCK_R), dtype=tl.float32), tl.zeros((BLOCK_B, BLOCK_N), dtype=tl.float32),
+            tl.zeros((BLOCK_B, BLOCK_N), dtype=tl.float32))
+
+
+@triton.jit
+def _xproj_chunk(uk, wx_ptr, offs_k, m_k, E, N, R, USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_N: tl.constexpr,
+                 BLOCK_R: tl.constexpr, EVEN: tl.constexpr):
+    """The x_proj's sums over channels ``offs_k`` of ``uk`` (rows, BLOCK_K): (Δ_low (rows, BLOCK_R), B_t and C_t
+    (rows, BLOCK_N)); 0 where padded."""
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_r = tl.arange(0, BLOCK_R)
+    m_kr = m_k[:, None] & (offs_r < R)[None, :]
+    m_kn = m_k[:, None] & below(offs_n, N, EVEN)[None, :]
+    w_r = tl.load(wx_ptr + offs_r[None, :] * E + offs_k[:, None], mask=m_kr, other=0.0).to(tl.float32)
+    w_b = tl.load(wx_ptr + (R + offs_n[None, :]) * E + offs_k[:, None], mask=m_kn, other=0.0).to(tl.float32)
+    w_c = tl.load(wx_ptr + (R + N + offs_n[None, :]) * E + offs_k[:, None], mask=m_kn, other=0.0).to(tl.float32)
+    return mm(uk, w_r, USE_DOT, PREC), mm(uk, w_b, USE_DOT, PREC), mm(uk, w_c, USE_DOT, PREC)
 
 
 @triton.jit
@@ -549,13 +561,7 @@ def _s6_whole_kernel(
     pdl_wait(PDL)
     x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
     xn = ln_regs(x, m_bh, nw, nb, H, eps)
-    offs_r = tl.arange(0, BLOCK_R)
-    offs_n = tl.arange(0, BLOCK_N)
-    m_r = offs_r < R
-    m_n = below(offs_n, N, EVEN)
-    dt_low = tl.zeros((BLOCK_B, BLOCK_R), dtype=tl.float32)
-    Bt = tl.zeros((BLOCK_B, BLOCK_N), dtype=tl.float32)
-    Ct = tl.zeros((BLOCK_B, BLOCK_N), dtype=tl.float32)
+    dt_low, Bt, Ct = _xproj_zeros(BLOCK_B, BLOCK_N, BLOCK_R)
     for e0 in range(0, E, BLOCK_E):
         offs_e = e0 + tl.arange(0, BLOCK_E)
         m_e = below(offs_e, E, EVEN)
@@ -563,20 +569,16 @@ def _s6_whole_kernel(
         w_u, w_z = _in_proj_weights(win_ptr, offs_e, m_e, offs_h, H, E, EVEN)
         w_last = tl.load(cw_ptr + offs_e * K + (K - 1), mask=m_e, other=0.0).to(tl.float32)
         bias = tl.load(cb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
-        w_r = tl.load(wx_ptr + offs_r[None, :] * E + offs_e[:, None], mask=m_e[:, None] & m_r[None, :], other=0.0)
-        w_b = tl.load(wx_ptr + (R + offs_n[None, :]) * E + offs_e[:, None], mask=m_e[:, None] & m_n[None, :],
-                      other=0.0)
-        w_c = tl.load(wx_ptr + (R + N + offs_n[None, :]) * E + offs_e[:, None], mask=m_e[:, None] & m_n[None, :],
-                      other=0.0)
         win, taps = _conv_taps(conv_ptr, cw_ptr, rows, offs_e, m_e, m_be, E, K, BLOCK_B, BLOCK_E)
         u = _conv_step(win, taps, mm(xn, w_u, USE_DOT, PREC), w_last, bias, m_be, conv_ptr, K)
         u = tl.where(m_be, u, 0.0)
         z = mm(xn, w_z, USE_DOT, PREC)
         tl.store(u_ptr + rows[:, None] * E + offs_e[None, :], u, mask=m_be)
         tl.store(z_ptr + rows[:, None] * E + offs_e[None, :], z, mask=m_be)
-        dt_low += mm(u, w_r.to(tl.float32), USE_DOT, PREC)
-        Bt += mm(u, w_b.to(tl.float32), USE_DOT, PREC)
-        Ct += mm(u, w_c.to(tl.float32), USE_DOT, PREC)
+        d, b, c = _xproj_chunk(u, wx_ptr, offs_e, m_e, E, N, R, USE_DOT, PREC, BLOCK_N, BLOCK_R, EVEN)
+        dt_low += d
+        Bt += b
+        Ct += c
     tl.debug_barrier()  # the u, z stores above are read back below, by other threads of this program
     acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
     for e0 in range(0, E, BLOCK_E):
