@@ -176,6 +176,10 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 whole = dict(common, K=4, HAS_RES=True, BLOCK_H=H, BLOCK_E=16 if H <= 64 else 8, BLOCK_N=16,
                              BLOCK_R=16)
                 out += [Variant("whole", tuple(dict(whole, EVEN=e).items()), w) for w in (4, 8) for e in (False, True)]
+                for cplx in (False, True):  # the LTI blocks' (complex: half the channels per chunk), 8 warps
+                    lti_whole = dict(common, K=4, IS_COMPLEX=cplx, HAS_RES=True, BLOCK_H=H,
+                                     BLOCK_E=(16 if H <= 64 else 8) // (2 if cplx else 1), BLOCK_N=16, EVEN=True)
+                    out.append(Variant("lti_whole", tuple(lti_whole.items()), 8))
             out_proj = dict(common, HAS_RES=True, BLOCK_H=t["out_h"], BLOCK_K=min(E, t["out_k"]))
             out.append(Variant("out_proj", tuple(out_proj.items()), 4))
             out.append(Variant("out_proj", tuple(dict(out_proj, EVEN=True).items()), 4))
@@ -206,7 +210,7 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
 
 #: the generation step kernels, compiled with their sizes marked as multiples of 16 (:func:`compile_variant`)
 STEP_KERNELS = ("in_conv", "in_flat", "xproj", "ssm", "ssm_lti", "ssm_flat", "out_proj", "out_flat",
-                "run", "run_flat", "whole")
+                "run", "run_flat", "whole", "lti_whole")
 
 
 def compile_variant(v: Variant, arch: int = 90) -> str:
@@ -233,7 +237,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "finish": triton_scan._bwd_finish_kernel,
           "step": triton_step._step_kernel, "in_conv": triton_mamba_step._in_conv_kernel,
           "xproj": triton_mamba_step._xproj_kernel, "ssm": triton_mamba_step._ssm_kernel,
-          "whole": triton_mamba_step._s6_whole_kernel,
+          "whole": triton_mamba_step._s6_whole_kernel, "lti_whole": triton_mamba_step._lti_whole_kernel,
           "ssm_lti": triton_mamba_step._ssm_lti_kernel, "ssm_flat": triton_mamba_step._ssm_flat_kernel,
           "in_flat": triton_mamba_step._in_conv_flat_kernel,
           "out_flat": triton_mamba_step._out_proj_flat_kernel, "run_flat": triton_mamba_run._run_lti_flat_kernel,

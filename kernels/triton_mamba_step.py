@@ -108,8 +108,8 @@ NUM_WARPS = 4
 #: occupancy on an H200, 2026-12-04). ``*_maxnreg`` (64, 128 or 256): a register cap per thread (Triton's
 #: ``maxnreg``), for more programs per SM (sm_90: the in_proj + conv in one chunk of 64 columns at 8 warps takes 132
 #: registers, one program per SM; capped at 128, two, with 8 B of spills).
-#: ``whole=1`` (new 2026-12-05, not yet timed on a GPU): a ``mamba-s6`` block step as ONE kernel per row tile
-#: (:func:`_s6_whole_kernel`) for blocks of at most ``whole_max_h`` columns (default :data:`WHOLE_MAX_H`; wider ones
+#: ``whole=1`` (new 2026-12-05, not yet timed on a GPU): a Mamba block step as ONE kernel per row tile
+#: (:func:`_s6_whole_kernel`, :func:`_lti_whole_kernel`) for blocks of at most ``whole_max_h`` columns (default :data:`WHOLE_MAX_H`; wider ones
 #: keep the four kernels), ``whole_e`` channels per chunk (default :data:`WHOLE_E`, half that above 64 columns),
 #: ``whole_rows`` rows and ``whole_warps`` warps (default :data:`WHOLE_WARPS`) per program.
 TILE_KERNEL_KEYS = ("in_rows", "in_warps", "x_rows", "x_warps", "ssm_warps", "out_rows", "out_warps",
@@ -856,6 +856,48 @@ def _ssm_lti_kernel(
                        BLOCK_B, BLOCK_OH, BLOCK_OK)
 
 
+@triton.jit
+def _lti_whole_kernel(
+    x_ptr, res_ptr, out_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr,
+    h_ptr, wout_ptr,
+    batch, H, E, N, eps,
+    K: tl.constexpr, IS_COMPLEX: tl.constexpr, HAS_RES: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr,
+    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr,
+    PDL: tl.constexpr = False, EVEN: tl.constexpr = False,
+):
+    """A whole ``mamba-s4-real`` (or complex ``mamba-s4``) block step for one row tile and every channel
+    (``AUDIOMAMBA_STEP_TILES=whole=1``, as :func:`_s6_whole_kernel`): x's LayerNorm once, then per chunk of BLOCK_E
+    channels the in_proj, the conv step, the LTI state update and gate (:func:`_lti_channels`) and the out_proj's
+    partial sum; then out = x + out_proj(y) (+ res). An LTI block's channels never meet before the out_proj, so one
+    loop and no barrier. BLOCK_H >= H."""
+    rows, m_b = row_tile(batch, BLOCK_B, EVEN)
+    offs_h = tl.arange(0, BLOCK_H)
+    m_h = below(offs_h, H, EVEN)
+    m_bh = m_b[:, None] & m_h[None, :]
+    nw = tl.load(nw_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
+    nb = tl.load(nb_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
+    pdl_wait(PDL)
+    x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
+    xn = ln_regs(x, m_bh, nw, nb, H, eps)
+    acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
+    for e0 in range(0, E, BLOCK_E):
+        offs_e = e0 + tl.arange(0, BLOCK_E)
+        m_e = below(offs_e, E, EVEN)
+        m_be = m_b[:, None] & m_e[None, :]
+        w_u, w_z = _in_proj_weights(win_ptr, offs_e, m_e, offs_h, H, E, EVEN)
+        w_last = tl.load(cw_ptr + offs_e * K + (K - 1), mask=m_e, other=0.0).to(tl.float32)
+        bias = tl.load(cb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
+        w_out = tl.load(wout_ptr + offs_h[None, :] * E + offs_e[:, None], mask=m_e[:, None] & m_h[None, :],
+                        other=0.0).to(tl.float32)
+        win, taps = _conv_taps(conv_ptr, cw_ptr, rows, offs_e, m_e, m_be, E, K, BLOCK_B, BLOCK_E)
+        u = tl.where(m_be, _conv_step(win, taps, mm(xn, w_u, USE_DOT, PREC), w_last, bias, m_be, conv_ptr, K), 0.0)
+        z = tl.where(m_be, mm(xn, w_z, USE_DOT, PREC), 0.0)
+        y = _lti_channels(dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, u, z, IS_COMPLEX,
+                          BLOCK_N, EVEN)
+        acc += mm(y, w_out, USE_DOT, PREC)
+    _residual_store(acc, x_ptr, res_ptr, out_ptr, rows, m_b, offs_h, H, HAS_RES, EVEN)
+
+
 def _pad(n: int, least: int = 16) -> int:
     return max(least, next_pow2(n))
 
@@ -1079,6 +1121,36 @@ def mamba_s6_block_step_triton(
                        conv_state, out_proj, precision, ssm)
 
 
+def _lti_whole_step(x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias: Tensor, eps: float,
+                    in_proj: Tensor, conv_weight: Tensor, conv_bias: Tensor, conv_state: Tensor, delta: Tensor,
+                    A_: Tensor, B_: Tensor, C_: Tensor, D: Tensor, hv: Tensor, out_proj: Tensor, precision: str | None,
+                    cplx: bool) -> Tensor:
+    """:func:`mamba_lti_block_step_triton` of 16+ rows as one launch of :func:`_lti_whole_kernel` per row tile
+    (A_, B_, C_, hv: as that function lays them out for the kernels)."""
+    batch, H = x.shape
+    E, N = A_.shape[0], A_.shape[1]
+    K = conv_weight.shape[-1]
+    _check_state("mamba_lti_block_step", "conv_state", conv_state, (batch, E, K - 1), conv_state.dtype)
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    t = batched_tiles()
+    rows = t.get("whole_rows", t["rows"])
+    block_e = min(_pad(E), t.get("whole_e", (WHOLE_E if H <= 64 else WHOLE_E // 2) // (2 if cplx else 1)))
+    block_h, block_n = _pad(H), _pad(N, 2)
+    pdl = pdl_enabled(x)
+    stages = t.get("whole_stages")
+    launch_named(_lti_whole_kernel, (cdiv(batch, rows),),
+        x, res.contiguous() if res is not None else x, out, norm_weight, norm_bias, in_proj.contiguous(),
+        conv_weight.contiguous(), conv_bias, conv_state, delta.float().contiguous(), A_, B_, C_, D, hv,
+        out_proj.contiguous(), batch, H, E, N, float(eps),
+        K=K, IS_COMPLEX=cplx, HAS_RES=res is not None, USE_DOT=True, PREC=precision or default_precision(),
+        BLOCK_B=rows, BLOCK_H=block_h, BLOCK_E=block_e, BLOCK_N=block_n, PDL=pdl, launch_pdl=pdl,
+        EVEN=_even(rows, batch, (E, block_e), (H, block_h), (N, block_n)), num_warps=t.get("whole_warps", WHOLE_WARPS),
+        **({} if stages is None else {"num_stages": stages}),
+    )
+    return out
+
+
 @torch.no_grad()
 def mamba_lti_block_step_triton(
     x: Tensor,
@@ -1124,6 +1196,10 @@ def mamba_lti_block_step_triton(
         return torch.view_as_real(t.to(torch.complex64)).contiguous() if cplx else t.float().contiguous()
 
     A_, B_, C_ = pairs(A), pairs(B), pairs(C)
+    tiles = batched_tiles()
+    if batch >= 16 and tiles.get("whole") and x.shape[1] <= tiles.get("whole_max_h", WHOLE_MAX_H):
+        return _lti_whole_step(x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias, conv_state,
+                               delta, A_, B_, C_, D, hv, out_proj, precision, cplx)
 
     def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch, tail: dict) -> None:
         # complex (re, im) tiles hold twice the registers: half the channels per program when batched

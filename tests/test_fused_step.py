@@ -178,17 +178,20 @@ def test_fused_block_step_without_masks(kind: str, batch: int, in_h: int, monkey
         real(16, 32, (64, 64))
 
 
-@pytest.mark.parametrize("tiles,width,d_state,batch,states", [
-    ("whole=1", 24, 5, 19, torch.float32),                      # masked: odd sizes, a partial row tile
-    ("whole=1,whole_e=16", 24, 5, 19, torch.float16),           # several chunks per loop, float16 states
-    ("whole=1,whole_e=16,whole_warps=4", 32, 16, 32, torch.float32),  # EVEN: two full row tiles, no masks
-    ("whole=1,whole_max_h=16", 24, 5, 19, torch.float32),        # wider than whole_max_h: the four kernels
+@pytest.mark.parametrize("kind,tiles,width,d_state,batch,states", [
+    ("mamba-s6", "whole=1", 24, 5, 19, torch.float32),                      # masked: odd sizes, a partial row tile
+    ("mamba-s6", "whole=1,whole_e=16", 24, 5, 19, torch.float16),           # several chunks per loop, float16 states
+    ("mamba-s6", "whole=1,whole_e=16,whole_warps=4", 32, 16, 32, torch.float32),  # EVEN: two full row tiles
+    ("mamba-s6", "whole=1,whole_max_h=16", 24, 5, 19, torch.float32),        # wider than whole_max_h: four kernels
+    ("mamba-s4-real", "whole=1,whole_e=16", 24, 5, 19, torch.float32),
+    ("mamba-s4-real-zoh", "whole=1", 32, 16, 32, torch.float16),
+    ("mamba-s4", "whole=1,whole_e=16", 24, 5, 19, torch.float32),           # complex states
 ])
-def test_whole_block_kernel_matches_composed_step(tiles: str, width: int, d_state: int, batch: int,
+def test_whole_block_kernel_matches_composed_step(kind: str, tiles: str, width: int, d_state: int, batch: int,
                                                   states: torch.dtype, monkeypatch) -> None:
-    """``AUDIOMAMBA_STEP_TILES=whole=1``: a mamba-s6 block step of 16+ rows as one kernel per row tile equals the
+    """``AUDIOMAMBA_STEP_TILES=whole=1``: a Mamba block step of 16+ rows as one kernel per row tile equals the
     composed step (outputs, conv windows and states), and it is the only launch of the block's step (a block wider
-    than ``whole_max_h`` keeps the four kernels)."""
+    than ``whole_max_h`` keeps its kernels); selective, real and complex LTI blocks."""
     import audiomamba.kernels.triton_mamba_step as tm
 
     monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", tiles)
@@ -200,12 +203,13 @@ def test_whole_block_kernel_matches_composed_step(tiles: str, width: int, d_stat
         return real(kernel, *args, **kwargs)
 
     monkeypatch.setattr(tm, "launch_named", spy)
-    _fused_equals_composed("mamba-s6", batch, width=width, d_state=d_state, state_dtype=states,
+    _fused_equals_composed(kind, batch, width=width, d_state=d_state, state_dtype=states,
                            tol=1e-3 if states == torch.float16 else 1e-5)
+    whole = "_s6_whole_kernel" if kind == "mamba-s6" else "_lti_whole_kernel"
     if "whole_max_h" in tiles:
-        assert seen and "_s6_whole_kernel" not in seen, seen
+        assert seen and whole not in seen, seen
     else:
-        assert seen and set(seen) == {"_s6_whole_kernel"}, seen
+        assert seen and set(seen) == {whole}, seen
 
 
 @pytest.mark.parametrize("batch", [1, 19])
