@@ -538,6 +538,37 @@ def _ssm_kernel(
 
 
 @triton.jit
+def _whole_norm(x_ptr, nw_ptr, nb_ptr, batch, H, eps, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, PDL: tl.constexpr,
+                EVEN: tl.constexpr):
+    """A whole-block kernel's start: its row tile and x's LayerNorm over all H columns, (rows, m_b, offs_h, m_h, xn
+    (BLOCK_B, BLOCK_H)); the norm's weights load before the wait for the previous kernel."""
+    rows, m_b = row_tile(batch, BLOCK_B, EVEN)
+    offs_h = tl.arange(0, BLOCK_H)
+    m_h = below(offs_h, H, EVEN)
+    m_bh = m_b[:, None] & m_h[None, :]
+    nw = tl.load(nw_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
+    nb = tl.load(nb_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
+    pdl_wait(PDL)
+    x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
+    return rows, m_b, offs_h, m_h, ln_regs(x, m_bh, nw, nb, H, eps)
+
+
+@triton.jit
+def _whole_front(xn, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, offs_h, H, E, K: tl.constexpr,
+                 USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_E: tl.constexpr,
+                 EVEN: tl.constexpr):
+    """In_proj and conv step of channels ``offs_e`` from the normed rows ``xn``: (u, z) (BLOCK_B, BLOCK_E), 0 where
+    padded; the conv window is shifted in place."""
+    m_be = m_b[:, None] & m_e[None, :]
+    w_u, w_z = _in_proj_weights(win_ptr, offs_e, m_e, offs_h, H, E, EVEN)
+    w_last = tl.load(cw_ptr + offs_e * K + (K - 1), mask=m_e, other=0.0).to(tl.float32)
+    bias = tl.load(cb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
+    win, taps = _conv_taps(conv_ptr, cw_ptr, rows, offs_e, m_e, m_be, E, K, BLOCK_B, BLOCK_E)
+    u = _conv_step(win, taps, mm(xn, w_u, USE_DOT, PREC), w_last, bias, m_be, conv_ptr, K)
+    return tl.where(m_be, u, 0.0), tl.where(m_be, mm(xn, w_z, USE_DOT, PREC), 0.0)
+
+
+@triton.jit
 def _s6_whole_kernel(
     x_ptr, res_ptr, out_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, a_ptr,
     D_ptr, h_ptr, wout_ptr, u_ptr, z_ptr,
@@ -552,27 +583,14 @@ def _s6_whole_kernel(
     out_proj's partial sum; then out = x + out_proj(y) (+ res). One launch and no wave boundary per block step
     instead of four kernels each one latency-bound wave (Nsight, H200 2026-12-04); u and z pass through ``u_ptr``,
     ``z_ptr`` (this program's rows, L2) between the two loops. BLOCK_H >= H."""
-    rows, m_b = row_tile(batch, BLOCK_B, EVEN)
-    offs_h = tl.arange(0, BLOCK_H)
-    m_h = below(offs_h, H, EVEN)
-    m_bh = m_b[:, None] & m_h[None, :]
-    nw = tl.load(nw_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
-    nb = tl.load(nb_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
-    pdl_wait(PDL)
-    x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
-    xn = ln_regs(x, m_bh, nw, nb, H, eps)
+    rows, m_b, offs_h, m_h, xn = _whole_norm(x_ptr, nw_ptr, nb_ptr, batch, H, eps, BLOCK_B, BLOCK_H, PDL, EVEN)
     dt_low, Bt, Ct = _xproj_zeros(BLOCK_B, BLOCK_N, BLOCK_R)
     for e0 in range(0, E, BLOCK_E):
         offs_e = e0 + tl.arange(0, BLOCK_E)
         m_e = below(offs_e, E, EVEN)
         m_be = m_b[:, None] & m_e[None, :]
-        w_u, w_z = _in_proj_weights(win_ptr, offs_e, m_e, offs_h, H, E, EVEN)
-        w_last = tl.load(cw_ptr + offs_e * K + (K - 1), mask=m_e, other=0.0).to(tl.float32)
-        bias = tl.load(cb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
-        win, taps = _conv_taps(conv_ptr, cw_ptr, rows, offs_e, m_e, m_be, E, K, BLOCK_B, BLOCK_E)
-        u = _conv_step(win, taps, mm(xn, w_u, USE_DOT, PREC), w_last, bias, m_be, conv_ptr, K)
-        u = tl.where(m_be, u, 0.0)
-        z = mm(xn, w_z, USE_DOT, PREC)
+        u, z = _whole_front(xn, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, offs_h, H, E, K, USE_DOT,
+                            PREC, BLOCK_B, BLOCK_E, EVEN)
         tl.store(u_ptr + rows[:, None] * E + offs_e[None, :], u, mask=m_be)
         tl.store(z_ptr + rows[:, None] * E + offs_e[None, :], z, mask=m_be)
         d, b, c = _xproj_chunk(u, wx_ptr, offs_e, m_e, E, N, R, USE_DOT, PREC, BLOCK_N, BLOCK_R, EVEN)
@@ -870,28 +888,15 @@ def _lti_whole_kernel(
     channels the in_proj, the conv step, the LTI state update and gate (:func:`_lti_channels`) and the out_proj's
     partial sum; then out = x + out_proj(y) (+ res). An LTI block's channels never meet before the out_proj, so one
     loop and no barrier. BLOCK_H >= H."""
-    rows, m_b = row_tile(batch, BLOCK_B, EVEN)
-    offs_h = tl.arange(0, BLOCK_H)
-    m_h = below(offs_h, H, EVEN)
-    m_bh = m_b[:, None] & m_h[None, :]
-    nw = tl.load(nw_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
-    nb = tl.load(nb_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
-    pdl_wait(PDL)
-    x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
-    xn = ln_regs(x, m_bh, nw, nb, H, eps)
+    rows, m_b, offs_h, m_h, xn = _whole_norm(x_ptr, nw_ptr, nb_ptr, batch, H, eps, BLOCK_B, BLOCK_H, PDL, EVEN)
     acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
     for e0 in range(0, E, BLOCK_E):
         offs_e = e0 + tl.arange(0, BLOCK_E)
         m_e = below(offs_e, E, EVEN)
-        m_be = m_b[:, None] & m_e[None, :]
-        w_u, w_z = _in_proj_weights(win_ptr, offs_e, m_e, offs_h, H, E, EVEN)
-        w_last = tl.load(cw_ptr + offs_e * K + (K - 1), mask=m_e, other=0.0).to(tl.float32)
-        bias = tl.load(cb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
         w_out = tl.load(wout_ptr + offs_h[None, :] * E + offs_e[:, None], mask=m_e[:, None] & m_h[None, :],
                         other=0.0).to(tl.float32)
-        win, taps = _conv_taps(conv_ptr, cw_ptr, rows, offs_e, m_e, m_be, E, K, BLOCK_B, BLOCK_E)
-        u = tl.where(m_be, _conv_step(win, taps, mm(xn, w_u, USE_DOT, PREC), w_last, bias, m_be, conv_ptr, K), 0.0)
-        z = tl.where(m_be, mm(xn, w_z, USE_DOT, PREC), 0.0)
+        u, z = _whole_front(xn, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, offs_h, H, E, K, USE_DOT,
+                            PREC, BLOCK_B, BLOCK_E, EVEN)
         y = _lti_channels(dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, u, z, IS_COMPLEX,
                           BLOCK_N, EVEN)
         acc += mm(y, w_out, USE_DOT, PREC)
