@@ -1016,9 +1016,38 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
     return out
 
 
-def _s6_whole_step(x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias: Tensor, eps: float,
-                   in_proj: Tensor, conv_weight: Tensor, conv_bias: Tensor, conv_state: Tensor, x_proj: Tensor,
-                   dt_proj: Tensor, dt_bias: Tensor, A: Tensor, D: Tensor, h: Tensor, out_proj: Tensor,
+def _whole_tiles(x: Tensor) -> dict[str, int] | None:
+    """The batched tiles where a block step of ``x``'s rows runs as one kernel per row tile (``whole=1``: 16+ rows and
+    at most ``whole_max_h`` columns), else None."""
+    if x.shape[0] < 16:
+        return None
+    t = batched_tiles()
+    return t if t.get("whole") and x.shape[1] <= t.get("whole_max_h", WHOLE_MAX_H) else None
+
+
+def _whole_launch(kernel, t: dict[str, int], x: Tensor, res: Tensor | None, E: int, N: int, block_n: int,
+                  chunk_div: int, *args, **consts) -> Tensor:
+    """One launch of a whole-block kernel over ``x``'s row tiles (x contiguous): its arguments (x, res or x, out,
+    *args), the geometry both kernels share (rows, channels per chunk divided by ``chunk_div``, warps, stages from
+    the tiles ``t``) and ``consts``; returns out."""
+    batch, H = x.shape
+    out = torch.empty_like(x)
+    rows = t.get("whole_rows", t["rows"])
+    block_e = min(_pad(E), t.get("whole_e", (WHOLE_E if H <= 64 else WHOLE_E // 2) // chunk_div))
+    block_h = _pad(H)
+    pdl = pdl_enabled(x)
+    stages = t.get("whole_stages")
+    launch_named(kernel, (cdiv(batch, rows),), x, res.contiguous() if res is not None else x, out, *args,
+        HAS_RES=res is not None, USE_DOT=True, BLOCK_B=rows, BLOCK_H=block_h, BLOCK_E=block_e, BLOCK_N=block_n,
+        PDL=pdl, launch_pdl=pdl, EVEN=_even(rows, batch, (E, block_e), (H, block_h), (N, block_n)),
+        num_warps=t.get("whole_warps", WHOLE_WARPS), **({} if stages is None else {"num_stages": stages}), **consts,
+    )
+    return out
+
+
+def _s6_whole_step(t: dict[str, int], x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias: Tensor,
+                   eps: float, in_proj: Tensor, conv_weight: Tensor, conv_bias: Tensor, conv_state: Tensor,
+                   x_proj: Tensor, dt_proj: Tensor, dt_bias: Tensor, A: Tensor, D: Tensor, h: Tensor, out_proj: Tensor,
                    precision: str | None) -> Tensor:
     """:func:`mamba_s6_block_step_triton` of 16+ rows as one launch of :func:`_s6_whole_kernel` per row tile."""
     batch, H = x.shape
@@ -1027,22 +1056,11 @@ def _s6_whole_step(x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias
     _check_state("mamba_s6_block_step", "conv_state", conv_state, (batch, E, K - 1), conv_state.dtype)
     x = x.contiguous()
     u, z = torch.empty((2, batch, E), device=x.device, dtype=torch.float32)
-    out = torch.empty_like(x)
-    t = batched_tiles()
-    rows, block_e = t.get("whole_rows", t["rows"]), min(_pad(E), t.get("whole_e", WHOLE_E if H <= 64 else WHOLE_E // 2))
-    block_h, block_n, block_r = _pad(H), _pad(N), _pad(R)
-    pdl = pdl_enabled(x)
-    stages = t.get("whole_stages")
-    launch_named(_s6_whole_kernel, (cdiv(batch, rows),),
-        x, res.contiguous() if res is not None else x, out, norm_weight, norm_bias, in_proj.contiguous(),
-        conv_weight.contiguous(), conv_bias, conv_state, x_proj, dt_proj.contiguous(), dt_bias, A.float().contiguous(),
-        D, h, out_proj.contiguous(), u, z, batch, H, E, N, R, float(eps),
-        K=K, HAS_RES=res is not None, USE_DOT=True, PREC=precision or default_precision(), BLOCK_B=rows,
-        BLOCK_H=block_h, BLOCK_E=block_e, BLOCK_N=block_n, BLOCK_R=block_r, PDL=pdl, launch_pdl=pdl,
-        EVEN=_even(rows, batch, (E, block_e), (H, block_h), (N, block_n)), num_warps=t.get("whole_warps", WHOLE_WARPS),
-        **({} if stages is None else {"num_stages": stages}),
+    return _whole_launch(_s6_whole_kernel, t, x, res, E, N, _pad(N), 1,
+        norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, x_proj,
+        dt_proj.contiguous(), dt_bias, A.float().contiguous(), D, h, out_proj.contiguous(), u, z, batch, H, E, N, R,
+        float(eps), K=K, PREC=precision or default_precision(), BLOCK_R=_pad(R),
     )
-    return out
 
 
 @torch.no_grad()
@@ -1087,10 +1105,10 @@ def mamba_s6_block_step_triton(
     R = dt_proj.shape[1]
     _check_state("mamba_s6_block_step", "h", h, (batch, E, N), *REAL_STATE_DTYPES)
     x_proj = x_proj.contiguous()
-    tiles = batched_tiles()
-    if batch >= 16 and tiles.get("whole") and x.shape[1] <= tiles.get("whole_max_h", WHOLE_MAX_H):
-        return _s6_whole_step(x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias, conv_state, x_proj,
-                              dt_proj, dt_bias, A, D, h, out_proj, precision)
+    whole = _whole_tiles(x)
+    if whole is not None:
+        return _s6_whole_step(whole, x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias, conv_state,
+                              x_proj, dt_proj, dt_bias, A, D, h, out_proj, precision)
 
     def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch, tail: dict) -> None:
         t = launch.tiles
@@ -1126,34 +1144,21 @@ def mamba_s6_block_step_triton(
                        conv_state, out_proj, precision, ssm)
 
 
-def _lti_whole_step(x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias: Tensor, eps: float,
-                    in_proj: Tensor, conv_weight: Tensor, conv_bias: Tensor, conv_state: Tensor, delta: Tensor,
-                    A_: Tensor, B_: Tensor, C_: Tensor, D: Tensor, hv: Tensor, out_proj: Tensor, precision: str | None,
-                    cplx: bool) -> Tensor:
+def _lti_whole_step(t: dict[str, int], x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias: Tensor,
+                    eps: float, in_proj: Tensor, conv_weight: Tensor, conv_bias: Tensor, conv_state: Tensor,
+                    delta: Tensor, A_: Tensor, B_: Tensor, C_: Tensor, D: Tensor, hv: Tensor, out_proj: Tensor,
+                    precision: str | None, cplx: bool) -> Tensor:
     """:func:`mamba_lti_block_step_triton` of 16+ rows as one launch of :func:`_lti_whole_kernel` per row tile
-    (A_, B_, C_, hv: as that function lays them out for the kernels)."""
+    (A_, B_, C_, hv: as that function lays them out for the kernels; complex: half the channels per chunk)."""
     batch, H = x.shape
     E, N = A_.shape[0], A_.shape[1]
     K = conv_weight.shape[-1]
     _check_state("mamba_lti_block_step", "conv_state", conv_state, (batch, E, K - 1), conv_state.dtype)
-    x = x.contiguous()
-    out = torch.empty_like(x)
-    t = batched_tiles()
-    rows = t.get("whole_rows", t["rows"])
-    block_e = min(_pad(E), t.get("whole_e", (WHOLE_E if H <= 64 else WHOLE_E // 2) // (2 if cplx else 1)))
-    block_h, block_n = _pad(H), _pad(N, 2)
-    pdl = pdl_enabled(x)
-    stages = t.get("whole_stages")
-    launch_named(_lti_whole_kernel, (cdiv(batch, rows),),
-        x, res.contiguous() if res is not None else x, out, norm_weight, norm_bias, in_proj.contiguous(),
-        conv_weight.contiguous(), conv_bias, conv_state, delta.float().contiguous(), A_, B_, C_, D, hv,
-        out_proj.contiguous(), batch, H, E, N, float(eps),
-        K=K, IS_COMPLEX=cplx, HAS_RES=res is not None, USE_DOT=True, PREC=precision or default_precision(),
-        BLOCK_B=rows, BLOCK_H=block_h, BLOCK_E=block_e, BLOCK_N=block_n, PDL=pdl, launch_pdl=pdl,
-        EVEN=_even(rows, batch, (E, block_e), (H, block_h), (N, block_n)), num_warps=t.get("whole_warps", WHOLE_WARPS),
-        **({} if stages is None else {"num_stages": stages}),
+    return _whole_launch(_lti_whole_kernel, t, x.contiguous(), res, E, N, _pad(N, 2), 2 if cplx else 1,
+        norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state,
+        delta.float().contiguous(), A_, B_, C_, D, hv, out_proj.contiguous(), batch, H, E, N, float(eps),
+        K=K, IS_COMPLEX=cplx, PREC=precision or default_precision(),
     )
-    return out
 
 
 @torch.no_grad()
@@ -1201,10 +1206,10 @@ def mamba_lti_block_step_triton(
         return torch.view_as_real(t.to(torch.complex64)).contiguous() if cplx else t.float().contiguous()
 
     A_, B_, C_ = pairs(A), pairs(B), pairs(C)
-    tiles = batched_tiles()
-    if batch >= 16 and tiles.get("whole") and x.shape[1] <= tiles.get("whole_max_h", WHOLE_MAX_H):
-        return _lti_whole_step(x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias, conv_state,
-                               delta, A_, B_, C_, D, hv, out_proj, precision, cplx)
+    whole = _whole_tiles(x)
+    if whole is not None:
+        return _lti_whole_step(whole, x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias,
+                               conv_state, delta, A_, B_, C_, D, hv, out_proj, precision, cplx)
 
     def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch, tail: dict) -> None:
         # complex (re, im) tiles hold twice the registers: half the channels per program when batched

@@ -193,12 +193,12 @@ def sub_period_depth(pool: list[int], s: int) -> int:
     """How deep the U-Net's inner levels run in sub-period ``s`` (0-based; a sub-period is ``pool[0]`` full-rate
     steps from outer phase 0): 1 if only level 1 runs (at the sub-period's last step), ..., ``len(pool)`` if the
     center runs too. Level l >= 1 runs once in sub-period s when s + 1 is a multiple of pool[1] ... pool[l-1]."""
-    depth, every = 0, 1
-    for p in [*pool[1:], None]:
+    depth, every = 1, 1
+    for p in pool[1:]:
+        every *= p
         if (s + 1) % every:
             break
         depth += 1
-        every *= p if p is not None else 1
     return depth
 
 
