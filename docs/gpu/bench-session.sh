@@ -89,6 +89,10 @@ run whole-step bash -c "python3 -m audiomamba.bench.step_tiles --rounds 3 --out 
   --configs 'whole=1;whole=1,whole_e=32;whole=1,whole_warps=4;whole=1,whole_stages=1;whole=1,whole_rows=32'; \
   python3 -m audiomamba.bench.step_tiles --rounds 3 --block mamba-s4-real --configs 'whole=1;whole=1,whole_e=32' \
   --out $RES/step-tiles-whole-s4-real.md"
+# then the CLI path at 2048 with the whole-block kernels against the default, one process each, back to back
+run whole-matrix bash -c "timeout 200 $B generate --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 \
+  --out $RES/bench-generate-matrix-2048-default.md; AUDIOMAMBA_STEP_TILES=whole=1 timeout 200 $B generate --matrix \
+  --presets sc09-small --blocks mamba-s6 --batches 2048 --out $RES/bench-generate-matrix-2048-whole.md"
 # (issue 18, new 2026-12-05 18:05) the files phase at batch 2048: the grid's figure built ahead against at the end
 # (H100 18:04: 1.92 against 2.17 s), and the WAV writers on this machine's disk
 run files-phase bash -c "python3 -m audiomamba.bench.files_phase grid > $RES/files-phase-grid.md; \
