@@ -145,20 +145,14 @@ def _log(msg: str) -> None:
 
 def run(quick: bool = False, device: str | None = None, command: str = "audiomamba bench generate",
         bf16: bool = False, cases: tuple[str, ...] = CASES, log: Callable[[str], None] = _log,
-        step_precisions: tuple[str, ...] = (), pdl: bool = False, tail_out: bool = False) -> str:
+        step_precisions: tuple[str, ...] = (), pdl: bool = False) -> str:
     """The default table: ``cases`` of :data:`CASES`, fused vs composed step, each row logged as it is timed.
     ``step_precisions``: for the SC09 cases, also the fused step under each ``AUDIOMAMBA_STEP_PRECISION``
     (e.g. ``bf16``), in the same process, for a same-run ratio; ``pdl``: also with ``AUDIOMAMBA_PDL=1`` and ``=0``
-    (programmatic dependent launch of the step kernels always and never; by default one stream has it); ``tail_out``: also with ``AUDIOMAMBA_TAIL_OUT=1`` (one
-    stream's out_proj as the tail of the state-update launch), and with both when ``pdl`` is set too."""
+    (programmatic dependent launch of the step kernels always and never; by default one stream has it)."""
     variants = [(f"{p} tl.dot", {"AUDIOMAMBA_STEP_PRECISION": p}) for p in step_precisions]
     # PDL is on by default for one stream (AUDIOMAMBA_PDL unset: fewer than 16 rows), off for batches
     variants += [("PDL", {"AUDIOMAMBA_PDL": "1"}), ("no PDL", {"AUDIOMAMBA_PDL": "0"})] if pdl else []
-    variants += [("tail out_proj", {"AUDIOMAMBA_TAIL_OUT": "1"})] if tail_out else []
-    variants += [("PDL + tail out_proj", {"AUDIOMAMBA_PDL": "1", "AUDIOMAMBA_TAIL_OUT": "1"})] if pdl and tail_out else []
-
-    # the out_proj tail is for one stream only (fewer than 16 rows): the batched case would time the default again
-    batched_variants = [(name, env) for name, env in variants if "AUDIOMAMBA_TAIL_OUT" not in env]
 
     def note(name: str, env: dict[str, str], batch: int) -> str:  # launch changes must change no sample: check it
         return same_tokens_note(m, batch, dev, graph, bf16, env) if "AUDIOMAMBA_STEP_PRECISION" not in env else ""
@@ -191,7 +185,7 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
                 time_generate(m, n_sc09, step_period(m) / 16000, n_sc09, dev, graph, bf16)
                 add(Row(f"{sc09} unconditional", label, n_sc09, sec, time_generate(m, n_sc09, sec, n_sc09, dev,
                                                                                   graph, bf16)))
-        for name, env in batched_variants:
+        for name, env in variants:
             with _fused(True), environment(env):
                 time_generate(m, n_sc09, step_period(m) / 16000, n_sc09, dev, graph, bf16)
                 wall_s = time_generate(m, n_sc09, sec, n_sc09, dev, graph, bf16)
@@ -244,9 +238,9 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
         f, c, p = (wall(sc09, mode, n_sc09) for mode in (fused_label, plain_label, loop))
         lines.append(f"Same run, {sc09} batch {n_sc09}: fused kernels vs composed step {c / f:.2f}× faster; "
                      f"vs the plain Python loop {p / f:.1f}× faster (composed step: graph vs loop {p / c:.1f}×).")
-    for name, env in variants:
+    for name, _ in variants:
         for case, batch in (("sc09", n_sc09), ("stream", 1)):
-            if case in cases and (case == "stream" or (name, env) in batched_variants):
+            if case in cases:
                 ratio = wall(sc09, fused_label, batch) / wall(sc09, f"{fused_label}, {name}", batch)
                 pdl_default = "PDL" if batch < PDL_AUTO_MAX_ROWS else "no PDL"
                 lines.append(f"{sc09} batch {batch}: fused step with {name} {ratio:.2f}× the "
@@ -457,7 +451,7 @@ def groups_note(dev: torch.device) -> str:
     """How the stepper splits a batch into row groups on streams here (``stepper.step_groups``), its step states'
     dtype (``AUDIOMAMBA_STEP_STATES``) and whether one stream's runs of blocks take one launch each
     (``AUDIOMAMBA_STEP_RUNS``), for a report header."""
-    from audiomamba.kernels.triton_mamba_run import run_phases, runs_mode
+    from audiomamba.kernels.triton_mamba_run import runs_mode
 
     from audiomamba.generate import stepper
 
@@ -468,7 +462,7 @@ def groups_note(dev: torch.device) -> str:
     runs = states + ("; block runs: per-block launches" if mode == "0" else
             "; block runs: split runs of LTI blocks on a GPU (AUDIOMAMBA_STEP_RUNS unset; fewer than 16 rows)"
             if mode == "auto" else
-            f"; block runs: AUDIOMAMBA_STEP_RUNS={mode} (fewer than 16 rows; {run_phases()} phases per selective block)")
+            f"; block runs: AUDIOMAMBA_STEP_RUNS={mode} (fewer than 16 rows)")
     if os.environ.get("AUDIOMAMBA_STEP_GROUPS", "").strip().lower() not in ("", "auto"):
         return f"row groups: AUDIOMAMBA_STEP_GROUPS={os.environ['AUDIOMAMBA_STEP_GROUPS']}" + runs
     if dev.type != "cuda":

@@ -8,9 +8,8 @@ follows its launches per sample. This counts them without a GPU::
 Each case steps the model (random weights, batch 1, fused step kernels, Triton in its CPU interpreter) for one
 pooling period after a warm-up period, and counts what the same steps issue on a GPU: every Triton kernel launch,
 and every PyTorch op that is not a view or an allocation (each about one CUDA kernel). The token draw (one
-kernel per sample, outside ``model.step``) is not counted. Columns: the default, ``AUDIOMAMBA_TAIL_OUT=1``
-(one stream's out_proj as the tail of the state-update launch) and ``AUDIOMAMBA_STEP_RUNS=1`` (each run of Mamba
-blocks one persistent launch).
+kernel per sample, outside ``model.step``) is not counted. Columns: the default and ``AUDIOMAMBA_STEP_RUNS=1`` (each
+run of Mamba blocks one persistent launch).
 """
 
 from __future__ import annotations
@@ -88,10 +87,10 @@ def counting():
 
 
 @torch.no_grad()
-def launches_per_sample(model: torch.nn.Module, tail_out: bool = False, runs: bool = False) -> collections.Counter[str]:
+def launches_per_sample(model: torch.nn.Module, runs: bool = False) -> collections.Counter[str]:
     """Launches per full-rate sample of ``model`` at batch 1 (mean over one pooling period, after one warm-up
-    period), by kernel or op name; ``tail_out``: with ``AUDIOMAMBA_TAIL_OUT=1``; ``runs``: with
-    ``AUDIOMAMBA_STEP_RUNS=1`` (each run of Mamba blocks one launch, as on a GPU)."""
+    period), by kernel or op name; ``runs``: with ``AUDIOMAMBA_STEP_RUNS=1`` (each run of Mamba blocks one launch,
+    as on a GPU)."""
     from audiomamba.bench.model import environment
 
     from audiomamba.generate.stepper import initial_state, step_period
@@ -103,7 +102,7 @@ def launches_per_sample(model: torch.nn.Module, tail_out: bool = False, runs: bo
     kernels.set_backend("triton")
     kernels.set_fused_step(True)
     try:
-        with environment({"AUDIOMAMBA_TAIL_OUT": "1" if tail_out else "0", "AUDIOMAMBA_STEP_RUNS": "1" if runs else "0"}):
+        with environment({"AUDIOMAMBA_STEP_RUNS": "1" if runs else "0"}):
             state = initial_state(model, 1, torch.device("cpu"))
             for _ in range(period):
                 model.step(token, state)
@@ -117,25 +116,24 @@ def launches_per_sample(model: torch.nn.Module, tail_out: bool = False, runs: bo
 
 
 def table(presets: list[str], blocks: list[str]) -> str:
-    """Markdown table: launches per sample by preset and block type, default and with the out_proj tail."""
+    """Markdown table: launches per sample by preset and block type, default and with runs."""
     from audiomamba.bench.generate import preset_with_block
 
     from audiomamba.model import build_model
 
-    lines = ["| preset | block | Triton launches | PyTorch kernels | total | with `AUDIOMAMBA_TAIL_OUT=1` | "
-             "with `AUDIOMAMBA_STEP_RUNS=1` | Triton launches by kernel (default) |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+    lines = ["| preset | block | Triton launches | PyTorch kernels | total | with `AUDIOMAMBA_STEP_RUNS=1` | "
+             "Triton launches by kernel (default) |",
+             "|---|---|---:|---:|---:|---:|---|"]
     for preset in presets:
         for block in blocks:
             torch.manual_seed(0)
             model = build_model(preset_with_block(preset, block)).eval()
-            plain, tail = launches_per_sample(model), launches_per_sample(model, tail_out=True)
-            runs = launches_per_sample(model, runs=True)
+            plain, runs = launches_per_sample(model), launches_per_sample(model, runs=True)
             triton_n = sum(v for k, v in plain.items() if k.startswith("triton."))
             kinds = ", ".join(f"{k.removeprefix('triton.')} {v:g}" for k, v in sorted(plain.items())
                               if k.startswith("triton."))
             lines.append(f"| {preset} | {block} | {triton_n:g} | {sum(plain.values()) - triton_n:g} | "
-                         f"{sum(plain.values()):g} | {sum(tail.values()):g} | {sum(runs.values()):g} | {kinds} |")
+                         f"{sum(plain.values()):g} | {sum(runs.values()):g} | {kinds} |")
             print(lines[-1], file=sys.stderr, flush=True)
     return "\n".join(lines) + "\n"
 

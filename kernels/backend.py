@@ -90,11 +90,3 @@ def pdl_enabled(t: torch.Tensor) -> bool:
     if flag in ("", "auto") and t.shape[0] >= PDL_AUTO_MAX_ROWS:
         return False
     return torch.cuda.get_device_capability(t.device)[0] >= 9
-
-
-def tail_out_enabled() -> bool:
-    """Run a one-stream block step's out_proj as the tail of its state-update launch (two launches per block
-    instead of three; :func:`kernels.triton_mamba_step._tail_out_proj`)? Only with ``AUDIOMAMBA_TAIL_OUT=1``: on an
-    H200 (2026-12-03, ``bench generate --cases stream --pdl --tail-out``) its tokens were identical but one stream
-    ran 0.78x as fast (0.96x with PDL)."""
-    return os.environ.get("AUDIOMAMBA_TAIL_OUT", "0").strip() not in ("", "0", "false", "off")

@@ -147,18 +147,6 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             ssm_warps = 4 if small else t.get("ssm_warps", 4)  # as _kernel_launch launches it
             out.append(Variant("ssm", tuple(ssm.items()), ssm_warps))
             out.append(Variant("ssm", tuple(dict(ssm, EVEN=True).items()), ssm_warps))
-            if small:  # one stream's kernels in one layout (AUDIOMAMBA_STEP_FLAT), masked and not
-                flat_in = dict(K=4, BLOCK_H=H, BLOCK_E=t["in_e"], PDL=True)
-                out += [Variant("in_flat", tuple(dict(flat_in, EVEN=e).items()), 4) for e in (False, True)]
-                flat = dict(BLOCK_E=t["ssm_e"], BLOCK_N=16, PDL=True)
-                out += [Variant("ssm_flat", tuple(dict(flat, EVEN=e).items()), 4) for e in (False, True)]
-                flat_out = dict(HAS_RES=True, BLOCK_H=t["out_h"], BLOCK_K=min(E, t["out_k"]), PDL=True)
-                out += [Variant("out_flat", tuple(dict(flat_out, EVEN=e).items()), 4) for e in (False, True)]
-
-            # one stream with AUDIOMAMBA_TAIL_OUT=1: the out_proj as the launch's tail (atomics, barrier)
-            tail = dict(TAIL=True, HAS_RES=True, BLOCK_OH=t["out_h"], BLOCK_OK=min(E, t["out_k"]))
-            if small:
-                out.append(Variant("ssm", tuple(dict(ssm, PDL=True, **tail).items()), 4))
             if not small:
                 xproj = dict(common, BLOCK_K=k, BLOCK_N=16, BLOCK_R=16)
                 out.append(Variant("xproj", tuple(xproj.items()), 4))
@@ -169,8 +157,6 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 block_e = t["ssm_e"] // (2 if cplx and not small else 1)  # as mamba_lti_block_step launches it
                 lti = dict(IS_COMPLEX=cplx, BLOCK_B=common["BLOCK_B"], BLOCK_E=block_e, BLOCK_N=16)
                 out.append(Variant("ssm_lti", tuple(lti.items()), ssm_warps))
-                if small:
-                    out.append(Variant("ssm_lti", tuple(dict(lti, **tail).items()), 4))
             if not small and H <= 128:  # a whole mamba-s6 block step per row tile (``whole=1``), masked and not,
                 # 4 and 8 warps, the wrapper's channels per chunk
                 whole = dict(common, K=4, HAS_RES=True, BLOCK_H=H, BLOCK_E=16 if H <= 64 else 8, BLOCK_N=16,
@@ -185,21 +171,15 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             out.append(Variant("out_proj", tuple(dict(out_proj, EVEN=True).items()), 4))
             if small:
                 out.append(Variant("out_proj", tuple(dict(out_proj, PDL=True, PRELOAD=True).items()), 4))
-            if small:  # a run of blocks in one launch (AUDIOMAMBA_STEP_RUNS): persistent (barriers) and one phase
+            if small:  # a run of blocks in one launch (AUDIOMAMBA_STEP_RUNS): persistent (barriers) and split
                 from .triton_mamba_run import RUN_BLOCK_E, run_warps
 
-                # the split runs of real LTI blocks in one layout (AUDIOMAMBA_STEP_FLAT=run): a block, the output
-                flat_run = dict(K=4, RES_REVERSED=True, BLOCK_H=H, BLOCK_E=RUN_BLOCK_E, BLOCK_B=1, PDL=True)
-                out += [Variant("run_flat", tuple(dict(flat_run, LAST=last).items()), run_warps(H))
-                        for last in (False, True)]
                 run = dict(K=4, RES_REVERSED=True, BLOCK_B=1, BLOCK_H=H, BLOCK_E=RUN_BLOCK_E, BLOCK_N=16,
                            BLOCK_R=max(2, H // 16), BLOCK_P=E // RUN_BLOCK_E, PDL=True,
                            BLOCK_PC=min(E // RUN_BLOCK_E, 8192 // H))
-                for selective, cplx, one in ((True, False, False), (True, False, True), (False, True, False),
-                                             (False, False, False)):
-                    for persistent in (True, False) if selective and not one or not quick else (True,):
-                        kind = dict(run, SELECTIVE=selective, IS_COMPLEX=cplx, PERSISTENT=persistent, ONE_PHASE=one,
-                                    BLOCK_K=min(E, max(16, 4096 // H)))  # as the wrapper launches it
+                for selective, cplx in ((True, False), (False, True), (False, False)):
+                    for persistent in (True, False) if selective or not quick else (True,):
+                        kind = dict(run, SELECTIVE=selective, IS_COMPLEX=cplx, PERSISTENT=persistent)
                         out.append(Variant("run", tuple(kind.items()), run_warps(H)))
         out.append(Variant("norm_linear", tuple(dict(common, HAS_BIAS=True, BLOCK_H=64, BLOCK_V=64).items()), 4))
         out.append(Variant("sample", tuple(dict(GREEDY=not small, MIN_P=False, BLOCK_B=4, BLOCK_V=256).items()), 4))
@@ -209,8 +189,7 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
 
 
 #: the generation step kernels, compiled with their sizes marked as multiples of 16 (:func:`compile_variant`)
-STEP_KERNELS = ("in_conv", "in_flat", "xproj", "ssm", "ssm_lti", "ssm_flat", "out_proj", "out_flat",
-                "run", "run_flat", "whole", "lti_whole")
+STEP_KERNELS = ("in_conv", "xproj", "ssm", "ssm_lti", "out_proj", "run", "whole", "lti_whole")
 
 
 def compile_variant(v: Variant, arch: int = 90) -> str:
@@ -238,9 +217,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "step": triton_step._step_kernel, "in_conv": triton_mamba_step._in_conv_kernel,
           "xproj": triton_mamba_step._xproj_kernel, "ssm": triton_mamba_step._ssm_kernel,
           "whole": triton_mamba_step._s6_whole_kernel, "lti_whole": triton_mamba_step._lti_whole_kernel,
-          "ssm_lti": triton_mamba_step._ssm_lti_kernel, "ssm_flat": triton_mamba_step._ssm_flat_kernel,
-          "in_flat": triton_mamba_step._in_conv_flat_kernel,
-          "out_flat": triton_mamba_step._out_proj_flat_kernel, "run_flat": triton_mamba_run._run_lti_flat_kernel,
+          "ssm_lti": triton_mamba_step._ssm_lti_kernel,
           "out_proj": triton_mamba_step._out_proj_kernel, "norm_linear": triton_norm_linear._norm_linear_kernel,
           "sample": triton_sample._sample_kernel, "conv_fwd": triton_conv._conv_fwd_kernel,
           "conv_bwd": triton_conv._conv_bwd_kernel, "conv_dpre": triton_conv._conv_dpre_kernel,

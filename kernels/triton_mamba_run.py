@@ -32,9 +32,10 @@ raises a KernelError at the end of the generation instead of hanging).
 
 The U-Net's pooling buffers are read and written in place: the up run adds the UpPool's pending output and its skip
 as its input (``x0b``), the down run also writes its output to the DownPool's slot (``tail``), one PyTorch launch
-fewer each per sample. With ``AUDIOMAMBA_STEP_RUN_PHASES=1`` a selective block is one phase too
-(:func:`_run_s6_one`: every program computes the whole x_proj). With ``AUDIOMAMBA_STEP_FLAT`` naming ``run``, split runs
-of ``mamba-s4-real`` blocks take :func:`_run_lti_flat_kernel` (every tile in one layout). A one-launch-per-block
+fewer each per sample. A selective block as one phase (every program computing the whole x_proj, one barrier
+instead of two; ``AUDIOMAMBA_STEP_RUN_PHASES=1``) ran 0.56x (H200, 2026-12-05) and was removed; so were split runs of
+``mamba-s4-real`` blocks with every tile in one layout (``AUDIOMAMBA_STEP_FLAT=run``; with the one-stream kernels in
+one layout, 0.93-1.02x, H100 2026-12-05). A one-launch-per-block
 version for ``mamba-s6`` blocks (every program repeating the whole x_proj) ran 0.49x the per-block launches on an H100
 (2026-12-05) and was removed; so was a chain of programs, one per block handing x on by flags (0.92x / 0.76x /
 0.39x for ``mamba-s6`` / ``mamba-s4-real`` / ``mamba-s4``, H100, 2026-12-05; commit fc4f94e has it).
@@ -69,19 +70,15 @@ from .backend import interpreting, pdl_enabled
 from .checks import REAL_STATE_DTYPES
 from .errors import KernelError
 from .launch import cdiv, launch_named, next_pow2
-from .triton_helpers import exp_dtA, ln_regs, mm, pdl_wait, readout, state_update
+from .triton_helpers import ln_regs, mm, pdl_wait
 from .triton_mamba_step import (
-    _conv_shift,
     _conv_step,
-    _conv_step_row,
     _conv_taps,
-    _conv_taps_row,
     _in_proj_weights,
     _lti_params,
     _lti_update,
     _ssm_channels,
     _ssm_params,
-    step_flat,
 )
 
 #: ``AUDIOMAMBA_STEP_RUNS``: 0 (off), 1 (one persistent launch per run), split (one launch per phase: the same kernel
@@ -107,16 +104,6 @@ def runs_mode() -> str:
                           "(one launch per run of blocks), split (one launch per phase), or leave it unset (split "
                           "runs of LTI blocks on a GPU)")
     return flag
-
-
-def run_phases() -> int:
-    """Phases (and barriers) per selective block: ``AUDIOMAMBA_STEP_RUN_PHASES`` 2 (the default: x_proj summed over
-    the programs) or 1 (every program computes the whole x_proj; :func:`_run_s6_one`)."""
-    text = os.environ.get("AUDIOMAMBA_STEP_RUN_PHASES", "").strip() or "2"
-    if text not in ("1", "2"):
-        raise KernelError(f"AUDIOMAMBA_STEP_RUN_PHASES={text!r} in the environment: use 2 (x_proj summed over the "
-                          "programs, two barriers per selective block) or 1 (each program computes it, one barrier)")
-    return int(text)
 
 
 def run_warps(H: int) -> int:
@@ -297,79 +284,6 @@ def _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_pt
 
 
 @triton.jit
-def _run_s6_one(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, uz_ptr, nw_ptr, nb_ptr,
-                win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows,
-                m_b, offs_e, m_e, batch, H, E, N, R, eps, res_first, n_res, K: tl.constexpr,
-                RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
-                BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_PC: tl.constexpr, BLOCK_K: tl.constexpr):
-    """Selective block j as ONE phase (``AUDIOMAMBA_STEP_RUN_PHASES=1``): every program computes the whole x_proj
-    itself (in_proj rows of u and the conv for all channels, in BLOCK_K chunks), so the block needs one barrier (the
-    out_proj's) instead of two. The conv windows of block j are read by every program in this phase, so their
-    owners shift them one phase later (:func:`_conv_commit`; u's new entries wait in ``uz``, slot j % 2)."""
-    offs_h = tl.arange(0, BLOCK_H)
-    m_h = offs_h < H
-    m_be = m_b[:, None] & m_e[None, :]
-    if j > 0:
-        _conv_commit(conv_ptr, uz_ptr, j - 1, rows, offs_e, m_be, batch, E, K)
-    # this program's channels: weights, conv window and SSM state (none depends on the other programs)
-    w_u, w_z = _in_proj_weights(win_ptr + j * 2 * E * H, offs_e, m_e, offs_h, H, E, False)
-    nw = tl.load(nw_ptr + j * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
-    nb = tl.load(nb_ptr + j * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
-    cw = cw_ptr + j * E * K
-    conv = conv_ptr + j * batch * E * (K - 1)
-    w_last = tl.load(cw + offs_e * K + (K - 1), mask=m_e, other=0.0).to(tl.float32)
-    bias = tl.load(cb_ptr + j * E + offs_e, mask=m_e, other=0.0).to(tl.float32)
-    _win, taps = _conv_taps(conv, cw, rows, offs_e, m_e, m_be, E, K, BLOCK_B, BLOCK_E)
-    w_dt, dtb, A, h, hp, D = _ssm_params(wdt_ptr + j * E * R, dtb_ptr + j * E, a_ptr + j * E * N, D_ptr + j * E,
-                                         h_ptr + j * batch * E * N, rows, m_b, offs_e, E, N, R, BLOCK_N, BLOCK_R,
-                                         False)
-    w_out = _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H)
-    x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, batch,
-               H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_PC)
-    xn = ln_regs(x, m_b[:, None] & m_h[None, :], nw, nb, H, eps)
-    # the whole x_proj: u of every channel, chunk by chunk
-    wx = wx_ptr + j * (R + 2 * N) * E
-    offs_r = tl.arange(0, BLOCK_R)
-    offs_n = tl.arange(0, BLOCK_N)
-    dt_low = tl.zeros((BLOCK_B, BLOCK_R), dtype=tl.float32)
-    Bt = tl.zeros((BLOCK_B, BLOCK_N), dtype=tl.float32)
-    Ct = tl.zeros((BLOCK_B, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, E, BLOCK_K):  # a loop, not unrolled: unrolled, sm_90 spills 1-6 KB (compile_check)
-        offs_k = k0 + tl.arange(0, BLOCK_K)
-        m_k = offs_k < E
-        m_bk = m_b[:, None] & m_k[None, :]
-        wk_u = tl.load(win_ptr + j * 2 * E * H + offs_k[None, :] * H + offs_h[:, None],
-                       mask=m_h[:, None] & m_k[None, :], other=0.0).to(tl.float32)
-        _win_k, taps_k = _conv_taps(conv, cw, rows, offs_k, m_k, m_bk, E, K, BLOCK_B, BLOCK_K)
-        acc = (mm(xn, wk_u, False, "ieee") * tl.load(cw + offs_k * K + (K - 1), mask=m_k, other=0.0)[None, :]
-               + tl.load(cb_ptr + j * E + offs_k, mask=m_k, other=0.0)[None, :] + taps_k)
-        uk = tl.where(m_bk, acc * tl.sigmoid(acc), 0.0)
-        m_kr = m_k[:, None] & (offs_r < R)[None, :]
-        m_kn = m_k[:, None] & (offs_n < N)[None, :]
-        dt_low += mm(uk, tl.load(wx + offs_r[None, :] * E + offs_k[:, None], mask=m_kr, other=0.0), False, "ieee")
-        Bt += mm(uk, tl.load(wx + (R + offs_n[None, :]) * E + offs_k[:, None], mask=m_kn, other=0.0), False, "ieee")
-        Ct += mm(uk, tl.load(wx + (R + N + offs_n[None, :]) * E + offs_k[:, None], mask=m_kn, other=0.0), False,
-                 "ieee")
-    # this program's channels
-    u_new = mm(xn, w_u, False, "ieee")
-    z = tl.where(m_be, mm(xn, w_z, False, "ieee"), 0.0)
-    acc = u_new * w_last[None, :] + bias[None, :] + taps
-    u = tl.where(m_be, acc * tl.sigmoid(acc), 0.0)
-    tl.store(uz_ptr + (j % 2) * batch * E + rows[:, None] * E + offs_e[None, :], u_new, mask=m_be)
-    y = _ssm_channels(m_b, offs_e, E, N, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, hp, D, False, "ieee", BLOCK_N, False)
-    _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H)
-
-
-@triton.jit
-def _conv_commit(conv_ptr, uz_ptr, j, rows, offs_e, m_be, batch, E, K: tl.constexpr):
-    """Block j's conv windows of this program's channels shifted by one step, with u's new entries that
-    :func:`_run_s6_one` left in ``uz`` (slot j % 2)."""
-    u_new = tl.load(uz_ptr + (j % 2) * batch * E + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
-    conv = conv_ptr + j * batch * E * (K - 1)
-    _conv_shift(conv + rows[:, None] * (E * (K - 1)) + offs_e[None, :] * (K - 1), u_new, m_be, conv, K)
-
-
-@triton.jit
 def _run_kernel(
     x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr,
     wx_ptr, wdt_ptr, dtb_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, wout_ptr, uz_ptr, xp_ptr, op_ptr, ticket_ptr,
@@ -378,17 +292,16 @@ def _run_kernel(
     K: tl.constexpr, SELECTIVE: tl.constexpr, IS_COMPLEX: tl.constexpr, RES_REVERSED: tl.constexpr,
     PERSISTENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, PDL: tl.constexpr = False,
-    BLOCK_PC: tl.constexpr = 16,
-    ONE_PHASE: tl.constexpr = False, BLOCK_K: tl.constexpr = 64, POLLS: tl.constexpr = 1 << 24,
+    BLOCK_PC: tl.constexpr = 16, POLLS: tl.constexpr = 1 << 24,
 ):
     """A run of ``n_blocks`` block steps: every phase with a barrier after each (PERSISTENT), or only ``phase``.
     Selective blocks take two phases each (2j: A, 2j + 1: B of block j; the x_proj and Δ weights ``wx``, ``wdt``,
     ``dtb``), LTI blocks one (j: the whole block up to its out_proj partial; ``dt``, ``b``, ``c``: Δ (E,), B and C
-    (E, N), as (re, im) pairs with IS_COMPLEX); selective blocks with ONE_PHASE one (:func:`_run_s6_one`); the last
+    (E, N), as (re, im) pairs with IS_COMPLEX); the last
     phase (2 or 1 times n_blocks) is the run's output."""
     pdl_wait(PDL)
     P = tl.num_programs(0)
-    if SELECTIVE and not ONE_PHASE:
+    if SELECTIVE:
         per_block = 2
     else:
         per_block = 1
@@ -417,13 +330,6 @@ def _run_kernel(
             if (tail_stride >= 0) & (tl.program_id(0) == 0):
                 tl.store(tail_ptr + rows[:, None] * tail_stride + offs_h[None, :], x.to(tail_ptr.dtype.element_ty),
                          mask=m_b[:, None] & (offs_h < H)[None, :])
-            if SELECTIVE and ONE_PHASE:
-                _conv_commit(conv_ptr, uz_ptr, j - 1, rows, offs_e, m_b[:, None] & m_e[None, :], batch, E, K)
-        elif SELECTIVE and ONE_PHASE:
-            _run_s6_one(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, uz_ptr, nw_ptr,
-                        nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr,
-                        wout_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps, res_first, n_res, K,
-                        RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_N, BLOCK_R, BLOCK_PC, BLOCK_K)
         elif SELECTIVE:
             if s % 2 == 0:
                 _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr,
@@ -453,87 +359,6 @@ def _run_kernel(
                     _grid_barrier(ticket_ptr, base + (s + 1) * P, POLLS)
                 else:  # one program (AUDIOMAMBA_STEP_RUN_E >= the channels): its own stores are seen after a CTA barrier
                     tl.debug_barrier()
-
-
-@triton.jit
-def _run_lti_flat_kernel(
-    x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr,
-    dt_ptr, a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, woutt_ptr, op_ptr, tail_ptr,
-    batch, H, E, N, eps, res_first, n_res, tail_stride, j, P,
-    K: tl.constexpr, RES_REVERSED: tl.constexpr, LAST: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
-    BLOCK_B: tl.constexpr, PDL: tl.constexpr = False,
-):
-    """Block j of a split run of ``mamba-s4-real`` blocks in one layout (``AUDIOMAMBA_STEP_FLAT`` with ``run``), or with
-    LAST the run's output: one row per program (grid axis 1), BLOCK_E channels (axis 0). Every tile is (channels,
-    columns): the in_proj's rows, the transposed out_proj's (``woutt`` (n, E, H)), the states (N <= BLOCK_H columns),
-    and the other programs' out_proj partials (programs as the tile's rows); vectors over the columns and over the
-    channels are that layout's slices, so only the stores and the sums over channels cross warps. The math is the
-    split launch's (:func:`_run_kernel`). sm_90 (sc09-small's 16 kHz level): 13 CTA barriers and 1008 instructions,
-    against the split launch's 42 and 928."""
-    p = tl.program_id(0)
-    row = tl.program_id(1).to(tl.int64)
-    offs_e = p * BLOCK_E + tl.arange(0, BLOCK_E)
-    offs_h = tl.arange(0, BLOCK_H)
-    m_e = offs_e < E
-    m_h = offs_h < H
-    m_eh = m_e[:, None] & m_h[None, :]
-    m_en = m_e[:, None] & (offs_h < N)[None, :]
-    en = offs_e[:, None] * N + offs_h[None, :]
-    if not LAST:  # block j's weights and SSM before the wait: nothing of this step writes them
-        w_u = tl.load(win_ptr + j * 2 * E * H + offs_e[:, None] * H + offs_h[None, :], mask=m_eh, other=0.0)
-        w_z = tl.load(win_ptr + j * 2 * E * H + (E + offs_e[:, None]) * H + offs_h[None, :], mask=m_eh, other=0.0)
-        w_o = tl.load(woutt_ptr + j * E * H + offs_e[:, None] * H + offs_h[None, :], mask=m_eh, other=0.0)
-        nw = tl.load(nw_ptr + j * H + offs_h, mask=m_h, other=0.0)
-        nb = tl.load(nb_ptr + j * H + offs_h, mask=m_h, other=0.0)
-        cw = cw_ptr + j * E * K
-        w_last = tl.load(cw + offs_e * K + (K - 1), mask=m_e, other=0.0)
-        bias = tl.load(cb_ptr + j * E + offs_e, mask=m_e, other=0.0)
-        dt = tl.load(dt_ptr + j * E + offs_e, mask=m_e, other=0.0)
-        A = tl.load(a_ptr + j * E * N + en, mask=m_en, other=0.0)
-        B = tl.load(b_ptr + j * E * N + en, mask=m_en, other=0.0)
-        C = tl.load(c_ptr + j * E * N + en, mask=m_en, other=0.0)
-        D = tl.load(D_ptr + j * E + offs_e, mask=m_e, other=0.0)
-        a, _ = exp_dtA(dt[:, None], A, A, False)
-    pdl_wait(PDL)
-    if not LAST:  # the conv window's taps, in flight with x's partials
-        conv = conv_ptr + (j * batch + row) * E * (K - 1) + offs_e * (K - 1)
-        taps = _conv_taps_row(conv, cw, offs_e, m_e, K, BLOCK_E)
-    # x_j: x0 (+ x0b), or x_(j-1) + every program's out_proj partial of block j - 1 (+ its res)
-    if j == 0:
-        x = tl.load(x0_ptr + row * x0_stride + offs_h, mask=m_h, other=0.0).to(tl.float32)
-        if x0b_stride >= 0:
-            x += tl.load(x0b_ptr + row * x0b_stride + offs_h, mask=m_h, other=0.0).to(tl.float32)
-    else:
-        x = tl.load(outs_ptr + ((j - 1) * batch + row) * H + offs_h, mask=m_h, other=0.0, cache_modifier=".cg")
-        slot = op_ptr + ((j - 1) % 2) * P * BLOCK_B * BLOCK_H + row * BLOCK_H
-        parts = tl.zeros((BLOCK_E, BLOCK_H), tl.float32)
-        for p0 in range(0, P, BLOCK_E):  # the programs as the tile's rows
-            offs_p = p0 + tl.arange(0, BLOCK_E)
-            parts += tl.load(slot + offs_p[:, None] * (BLOCK_B * BLOCK_H) + offs_h[None, :],
-                             mask=(offs_p < P)[:, None] & m_h[None, :], other=0.0, cache_modifier=".cg")
-        x += tl.sum(parts, axis=0)
-        i = j - 1 - res_first
-        if (i >= 0) & (i < n_res):
-            if RES_REVERSED:
-                i = n_res - 1 - i
-            x += tl.load(res_ptr + (i * batch + row) * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
-        x = tl.where(m_h, x, 0.0)
-    if p == 0:
-        tl.store(outs_ptr + (j * batch + row) * H + offs_h, x.to(outs_ptr.dtype.element_ty), mask=m_h)
-        if LAST and tail_stride >= 0:
-            tl.store(tail_ptr + row * tail_stride + offs_h, x.to(tail_ptr.dtype.element_ty), mask=m_h)
-    if not LAST:
-        mean = tl.sum(x, axis=0) / H
-        xc = tl.where(m_h, x - mean, 0.0)
-        xn = xc * (1.0 / tl.sqrt(tl.sum(xc * xc, axis=0) / H + eps)) * nw + nb
-        u = _conv_step_row(conv, taps, tl.sum(w_u * xn[None, :], axis=1), w_last, bias, m_e, conv_ptr, K)
-        z = tl.sum(w_z * xn[None, :], axis=1)
-        hp = h_ptr + (j * batch + row) * E * N + en
-        h = tl.load(hp, mask=m_en, other=0.0).to(tl.float32)  # float32 or bf16 states
-        h, _ = state_update(h, h, a, a, (dt * u)[:, None], B, B, False)
-        tl.store(hp, h, mask=m_en)
-        y = (readout(h, h, C, C, 1, False) + D * u) * z * tl.sigmoid(z)
-        tl.store(op_ptr + ((j % 2) * P + p) * BLOCK_B * BLOCK_H + row * BLOCK_H + offs_h, tl.sum(w_o * y[:, None], 0))
 
 
 @dataclass
@@ -658,8 +483,7 @@ def _as_real(t: Tensor) -> Tensor:
 @torch.no_grad()
 def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, outs: Tensor,
               scratch: dict[str, Tensor], res: Tensor | None, res_first: int, res_reversed: bool,
-              block_e: int | None, mode: str | None, x0b: Tensor | None, tail: Tensor | None,
-              out_proj_t: Tensor | None = None) -> Tensor:
+              block_e: int | None, mode: str | None, x0b: Tensor | None, tail: Tensor | None) -> Tensor:
     op = "mamba_s6_run_step" if isinstance(w, S6Stack) else "mamba_lti_run_step"
     check_run_args(op, x, w, conv_state, h, outs, res, x0b, tail, 16)
     n, H = w.norm_weight.shape
@@ -679,11 +503,6 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     if persistent and x.is_cuda and P > torch.cuda.get_device_properties(x.device).multi_processor_count:
         persistent = False  # a barrier needs every program resident at once: one SM each at most
     pdl = pdl_enabled(x)
-    if (not selective and not cplx and not persistent and out_proj_t is not None and step_flat("run")
-            and N <= next_pow2(H)):
-        _run_lti_flat(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, P, x0b, tail,
-                      out_proj_t, pdl)
-        return outs[n]
     none = scratch["op"]  # any float32 buffer: a pointer the other block kind does not read
     if selective:
         ssm = (w.x_proj, w.dt_proj, w.dt_bias, none, w.A, none, none)
@@ -698,38 +517,13 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
                   BLOCK_B=next_pow2(batch), BLOCK_H=next_pow2(H), BLOCK_E=block_e,
                   BLOCK_N=max(2, next_pow2(N)), BLOCK_R=max(2, next_pow2(R)),
                   BLOCK_P=next_pow2(P), num_warps=run_warps(H), PDL=pdl, launch_pdl=pdl)
-    one_phase = selective and run_phases() == 1
-    n_phases = (2 if selective and not one_phase else 1) * n
-    # the whole x_proj's chunks: an in_proj tile of at most 4096 weights
-    block_k = min(next_pow2(E), max(16, 4096 // consts["BLOCK_H"]))
+    n_phases = (2 if selective else 1) * n
     # out_proj partials summed BLOCK_PC programs at a time: at most 8192 values per load (registers)
     block_pc = min(consts["BLOCK_P"], max(1, 8192 // (consts["BLOCK_B"] * consts["BLOCK_H"])))
-    consts.update(ONE_PHASE=one_phase, BLOCK_K=block_k, POLLS=RUN_POLLS, BLOCK_PC=block_pc)
+    consts.update(POLLS=RUN_POLLS, BLOCK_PC=block_pc)
     for phase in [0] if persistent else range(n_phases + 1):
         launch_named(_run_kernel, (P,), *args, phase, **consts)
     return outs[n]
-
-
-def _run_lti_flat(x: Tensor, w: LTIStack, conv_state: Tensor, h: Tensor, outs: Tensor, scratch: dict[str, Tensor],
-                  res: Tensor | None, res_first: int, res_reversed: bool, block_e: int, P: int, x0b: Tensor | None,
-                  tail: Tensor | None, out_proj_t: Tensor, pdl: bool) -> None:
-    """The split run of real LTI blocks as :func:`_run_lti_flat_kernel` launches: one per block on (programs, rows),
-    then the output on (1, rows)."""
-    n, batch, H = w.norm_weight.shape[0], x.shape[0], x.shape[1]
-    E, N = w.A.shape[1:]
-    if tuple(out_proj_t.shape) != (n, E, H) or not out_proj_t.is_contiguous():
-        raise ValueError(f"mamba_lti_run_step: out_proj_t must be contiguous of shape {(n, E, H)} (out_proj "
-                         f"transposed), got {tuple(out_proj_t.shape)}")
-    args = (x, x.stride(0), x if x0b is None else x0b, -1 if x0b is None else x0b.stride(0), outs,
-            res if res is not None else x, w.norm_weight, w.norm_bias, w.in_proj, w.conv_weight, w.conv_bias,
-            conv_state, w.delta, w.A, w.B, w.C, w.D, h, out_proj_t, scratch["op"], outs if tail is None else tail,
-            batch, H, E, N, float(w.eps), res_first, 0 if res is None else res.shape[0],
-            -1 if tail is None else tail.stride(0))
-    consts = dict(K=w.conv_weight.shape[-1], RES_REVERSED=res_reversed, BLOCK_H=next_pow2(H),
-                  BLOCK_E=block_e, BLOCK_B=next_pow2(batch), num_warps=run_warps(H), PDL=pdl,
-                  launch_pdl=pdl)
-    for j in range(n + 1):
-        launch_named(_run_lti_flat_kernel, (P if j < n else 1, batch), *args, j, P, LAST=j == n, **consts)
 
 
 def mamba_s6_run_step_triton(x: Tensor, w: S6Stack, conv_state: Tensor, h: Tensor, outs: Tensor,
@@ -752,14 +546,11 @@ def mamba_s6_run_step_triton(x: Tensor, w: S6Stack, conv_state: Tensor, h: Tenso
 def mamba_lti_run_step_triton(x: Tensor, w: LTIStack, conv_state: Tensor, h: Tensor, outs: Tensor,
                               scratch: dict[str, Tensor], res: Tensor | None = None, res_first: int = 0,
                               res_reversed: bool = False, block_e: int | None = None, mode: str | None = None,
-                              x0b: Tensor | None = None, tail: Tensor | None = None,
-                              out_proj_t: Tensor | None = None) -> Tensor:
+                              x0b: Tensor | None = None, tail: Tensor | None = None) -> Tensor:
     """:func:`mamba_s6_run_step_triton` for a run of ``mamba-s4`` (complex; h (n, B, E, N) complex64) or
     ``mamba-s4-real`` blocks (h float32 or bf16): one phase and one barrier per block (the state update needs no sum
-    over channels). ``out_proj_t`` (n, E, H): the out_proj weights transposed, contiguous; with it, real A, split
-    launches and ``AUDIOMAMBA_STEP_FLAT`` naming ``run``, the blocks step as :func:`_run_lti_flat_kernel`."""
-    return _run_step(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, mode, x0b, tail,
-                     out_proj_t)
+    over channels)."""
+    return _run_step(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, mode, x0b, tail)
 
 
 def _ref_front(x: Tensor, w: S6Stack | LTIStack, j: int, conv_state: Tensor) -> tuple[Tensor, Tensor]:

@@ -30,11 +30,9 @@ starts launching while its predecessor finishes and waits for it (``pdl_wait``) 
 memory, which hides the gap between the latency-bound launches of one stream (built 2026-12-03; not
 yet timed: ``audiomamba bench generate --cases sc09,stream --pdl``).
 
-With ``AUDIOMAMBA_TAIL_OUT=1`` one stream's kernel 4 runs as the tail of kernel 3 where the block is small
-(H·E <= :data:`TAIL_OUT_MAX`): each program stores its channels of y and counts itself in (an acquire-release
-atomic per row tile); the last one computes out = x + out_proj(y) (+ res) for the tile and zeroes the counter. So a
-block step is two launches (opt-in: on an H200, 2026-12-03, its tokens were identical but one stream ran 0.78x as
-fast, 0.96x with PDL; ``audiomamba bench generate --cases stream --pdl --tail-out``).
+Tried for one stream and removed (records in BENCHMARKS.md): the out_proj as the tail of the state-update launch
+(two launches per block step; 0.78x, 0.96x with PDL, H200 2026-12-03) and the kernels with every tile in one layout
+(fewer CTA barriers; 1.00x / 0.93x / 1.02x for the in_proj + conv / state update / out_proj, H100 2026-12-05).
 
 Every launch is latency-bound at small batches, so each kernel issues the loads that nothing it computes depends on
 before it needs the first of them (2026-12-03; about 1.13x for one H200 stream against an earlier run): kernel 1 loads the conv window's taps with x
@@ -68,7 +66,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .backend import interpreting, pdl_enabled, tail_out_enabled
+from .backend import interpreting, pdl_enabled
 from .checks import REAL_STATE_DTYPES
 from .errors import KernelError
 from .launch import cdiv, launch_named, next_pow2
@@ -155,26 +153,6 @@ def batched_tiles() -> dict[str, int]:
 #: load the in_proj / out_proj weights before waiting for the previous kernel (when they fit in one
 #: chunk): None = only with PDL (where they then load while the previous kernel finishes); True/False force it
 PRELOAD_WEIGHTS: bool | None = None
-#: largest H·E (block width × d_inner) whose out_proj runs as the tail of the state-update launch with
-#: ``AUDIOMAMBA_TAIL_OUT=1`` (:func:`_tail_out_proj`; one stream only): one program then walks the whole out_proj,
-#: which pays where the matrix is small. sc09-small: its 16 kHz (64 · 128) and 4 kHz (128 · 256) levels, not its
-#: 1 kHz center (256 · 512)
-TAIL_OUT_MAX = 128 * 256
-_tail_counters: dict[tuple[torch.device, int], Tensor] = {}
-
-
-def _tail_counter(device: torch.device, n: int) -> Tensor | None:
-    """The zeroed int32 counters (one per row tile) of :func:`_tail_out_proj`, shared by every block (launches on
-    one stream are ordered, and the last program zeroes its counter again). None inside a CUDA graph capture when
-    not yet allocated: the step then takes the separate out_proj launch."""
-    counter = _tail_counters.get((device, n))
-    if counter is None:
-        if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
-            return None
-        counter = _tail_counters[(device, n)] = torch.zeros(n, dtype=torch.int32, device=device)
-    return counter
-
-
 #: tl.dot precisions of the batched step tiles: exact float32 FMA, three or one TF32 products, or
 #: bfloat16 operands with float32 accumulation (the models' training precision under autocast)
 STEP_PRECISIONS = ("ieee", "tf32x3", "tf32", "bf16")
@@ -229,25 +207,6 @@ def _conv_shift(win, u, m_be, conv_ptr, K: tl.constexpr):
     for k in tl.static_range(1, K - 1):
         tl.store(win + (k - 1), tl.load(win + k, mask=m_be, other=0.0), mask=m_be)
     tl.store(win + (K - 2), u.to(conv_ptr.dtype.element_ty), mask=m_be)
-
-
-@triton.jit
-def _conv_taps_row(win, cw_ptr, offs_e, m_e, K: tl.constexpr, BLOCK_E: tl.constexpr):
-    """:func:`_conv_taps` for one row: the sum of the window's K-1 taps (at ``win``, the row's channels ``offs_e``)
-    times their weights, (BLOCK_E,) float32."""
-    taps = tl.zeros((BLOCK_E,), tl.float32)
-    for k in tl.static_range(K - 1):
-        w_k = tl.load(cw_ptr + offs_e * K + k, mask=m_e, other=0.0).to(tl.float32)
-        taps += tl.load(win + k, mask=m_e, other=0.0).to(tl.float32) * w_k
-    return taps
-
-
-@triton.jit
-def _conv_step_row(win, taps, u, w_last, bias, m_e, conv_ptr, K: tl.constexpr):
-    """:func:`_conv_step` for one row: SiLU of the conv step of the new input u (BLOCK_E,), the window shifted."""
-    _conv_shift(win, u, m_e, conv_ptr, K)
-    acc = u * w_last + bias + taps
-    return acc * tl.sigmoid(acc)
 
 
 @triton.jit
@@ -469,8 +428,8 @@ def _out_proj_acc(y_ptr, wout_ptr, rows, m_b, offs_h, m_h, E, w1, PRELOAD: tl.co
                   PREC: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr,
                   EVEN: tl.constexpr = False):
     """out_proj(y) of rows x output columns ``offs_h``: (BLOCK_B, BLOCK_H) float32, summed over E in BLOCK_K
-    chunks (``w1``: the weights, loaded already, when PRELOAD and E is one chunk). y is read from L2 (``.cg``):
-    other programs of the launch may have written it (:func:`_tail_out_proj`)."""
+    chunks (``w1``: the weights, loaded already, when PRELOAD and E is one chunk). y is read from L2 (``.cg``): the
+    state-update launch before wrote it."""
     acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
     for k0 in range(0, E, BLOCK_K):
         offs_k = k0 + tl.arange(0, BLOCK_K)
@@ -485,34 +444,12 @@ def _out_proj_acc(y_ptr, wout_ptr, rows, m_b, offs_h, m_h, E, w1, PRELOAD: tl.co
 
 
 @triton.jit
-def _tail_out_proj(y_ptr, wout_ptr, x_ptr, res_ptr, out_ptr, cnt_ptr, rows, m_b, H, E,
-                   HAS_RES: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_B: tl.constexpr,
-                   BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr):
-    """out_proj as the tail of the state-update launch (``AUDIOMAMBA_TAIL_OUT=1``): every program of a row tile
-    has stored its channels of y; the last one to finish (a counter per row tile, acquire-release) computes
-    out = x + out_proj(y) (+ res) for the whole tile and resets the counter. One launch fewer per block step,
-    and deterministic: a single program sums all channels in a fixed order."""
-    tl.debug_barrier()  # all of this program's y stores happen before its release below
-    pid = tl.program_id(0)
-    done = tl.atomic_add(cnt_ptr + pid, 1, sem="acq_rel")
-    if done == tl.num_programs(1) - 1:
-        tl.atomic_xchg(cnt_ptr + pid, 0)  # zero again for the next launch
-        for h0 in range(0, H, BLOCK_H):
-            offs_h = h0 + tl.arange(0, BLOCK_H)
-            acc = _out_proj_acc(y_ptr, wout_ptr, rows, m_b, offs_h, offs_h < H, E, 0.0, False, USE_DOT, PREC,
-                                BLOCK_B, BLOCK_H, BLOCK_K)
-            _residual_store(acc, x_ptr, res_ptr, out_ptr, rows, m_b, offs_h, H, HAS_RES)
-
-
-@triton.jit
 def _ssm_kernel(
     u_ptr, z_ptr, wx_ptr, dbc_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, y_ptr,
-    wout_ptr, x_ptr, res_ptr, out_ptr, cnt_ptr,
-    batch, E, N, R, H,
+    batch, E, N, R,
     XPROJ_INLINE: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_B: tl.constexpr,
     BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
-    PDL: tl.constexpr = False, TAIL: tl.constexpr = False, HAS_RES: tl.constexpr = False,
-    BLOCK_OH: tl.constexpr = 16, BLOCK_OK: tl.constexpr = 16, EVEN: tl.constexpr = False,
+    PDL: tl.constexpr = False, EVEN: tl.constexpr = False,
 ):
     pdl_wait(PDL)
     rows, m_b = row_tile(batch, BLOCK_B, EVEN)
@@ -532,9 +469,6 @@ def _ssm_kernel(
         Ct = tl.load(dbc + R + N + offs_n[None, :], mask=m_b[:, None] & m_n[None, :], other=0.0)
     y = _ssm_channels(m_b, offs_e, E, N, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, hp, D, USE_DOT, PREC, BLOCK_N, EVEN)
     tl.store(y_ptr + rows[:, None] * E + offs_e[None, :], y, mask=m_b[:, None] & below(offs_e, E, EVEN)[None, :])
-    if TAIL:
-        _tail_out_proj(y_ptr, wout_ptr, x_ptr, res_ptr, out_ptr, cnt_ptr, rows, m_b, H, E, HAS_RES, USE_DOT, PREC,
-                       BLOCK_B, BLOCK_OH, BLOCK_OK)
 
 
 @triton.jit
@@ -610,146 +544,6 @@ def _s6_whole_kernel(
                           EVEN)
         acc += mm(y, w_out, USE_DOT, PREC)
     _residual_store(acc, x_ptr, res_ptr, out_ptr, rows, m_b, offs_h, H, HAS_RES, EVEN)
-
-
-@triton.jit
-def _ssm_flat_kernel(
-    u_ptr, z_ptr, wxt_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, y_ptr, E, N, R,
-    BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, PDL: tl.constexpr = False, EVEN: tl.constexpr = False,
-):
-    """One stream's selective state update with its x_proj (``AUDIOMAMBA_STEP_FLAT=1``): one row per program
-    (grid axis 0) and BLOCK_E channels (axis 1), every tile (BLOCK_E, BLOCK_N) in one layout, so almost nothing
-    crosses lanes through shared memory. The x_proj walks u in chunks of BLOCK_E channels against the transposed
-    weight ``wxt`` (E, R + 2N) (rows contiguous, like h's), summing (chunk, state) products elementwise and
-    reducing over the chunk once at the end; Δ's rank R (at most BLOCK_N) rides in the state columns.
-
-    sm_90 (``compile_check``, sc09-small's widths, 2026-12-05): 416 instructions, 7 barriers, 1 layout conversion,
-    against :func:`_ssm_kernel`'s one-stream 592, 36 and about 20 (its x_proj, Δ and state tiles each take their own
-    layout, and every change between them goes through shared memory)."""
-    row = tl.program_id(0).to(tl.int64)
-    offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
-    offs_n = tl.arange(0, BLOCK_N)
-    m_e = below(offs_e, E, EVEN)
-    m_n = below(offs_n, N, EVEN)
-    m_r = offs_n < R
-    m_en = m_e[:, None] & m_n[None, :]
-    en = offs_e[:, None] * N + offs_n[None, :]
-    # weights first (nothing before the wait for the previous kernel reads what a kernel of the step writes)
-    A = tl.load(a_ptr + en, mask=m_en, other=0.0).to(tl.float32)
-    w_dt = tl.load(wdt_ptr + offs_e[:, None] * R + offs_n[None, :], mask=m_e[:, None] & m_r[None, :],
-                   other=0.0).to(tl.float32)
-    dtb = tl.load(dtb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
-    D = tl.load(D_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
-    pdl_wait(PDL)
-    hp = h_ptr + row * E * N + en
-    h = tl.load(hp, mask=m_en, other=0.0).to(tl.float32)  # float32 or bf16 states
-    u = tl.load(u_ptr + row * E + offs_e, mask=m_e, other=0.0)
-    z = tl.load(z_ptr + row * E + offs_e, mask=m_e, other=0.0)
-    acc_r = tl.zeros((BLOCK_E, BLOCK_N), tl.float32)
-    acc_b = tl.zeros((BLOCK_E, BLOCK_N), tl.float32)
-    acc_c = tl.zeros((BLOCK_E, BLOCK_N), tl.float32)
-    for k0 in range(0, E, BLOCK_E):
-        offs_k = k0 + tl.arange(0, BLOCK_E)
-        m_k = below(offs_k, E, EVEN)
-        uk = tl.load(u_ptr + row * E + offs_k, mask=m_k, other=0.0)[:, None]
-        wk = wxt_ptr + offs_k[:, None] * (R + 2 * N) + offs_n[None, :]
-        acc_r += uk * tl.load(wk, mask=m_k[:, None] & m_r[None, :], other=0.0).to(tl.float32)
-        acc_b += uk * tl.load(wk + R, mask=m_k[:, None] & m_n[None, :], other=0.0).to(tl.float32)
-        acc_c += uk * tl.load(wk + R + N, mask=m_k[:, None] & m_n[None, :], other=0.0).to(tl.float32)
-    dt_low = tl.sum(acc_r, axis=0)
-    Bt = tl.sum(acc_b, axis=0)
-    Ct = tl.sum(acc_c, axis=0)
-    dt = softplus(tl.sum(w_dt * dt_low[None, :], axis=1) + dtb)
-    a, _ = exp_dtA(dt[:, None], A, A, False)
-    h, _ = state_update(h, h, a, a, (dt * u)[:, None], Bt[None, :], Bt[None, :], False)
-    tl.store(hp, h, mask=m_en)
-    y = readout(h, h, Ct[None, :], Ct[None, :], 1, False)
-    tl.store(y_ptr + row * E + offs_e, (y + D * u) * z * tl.sigmoid(z), mask=m_e)
-
-
-@triton.jit
-def _in_conv_flat_kernel(x_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, u_ptr, z_ptr, H, E, eps,
-                         K: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, PDL: tl.constexpr = False,
-                         EVEN: tl.constexpr = False):
-    """One stream's LayerNorm, in_proj and conv step in one layout (``AUDIOMAMBA_STEP_FLAT`` with ``in``): one row per
-    program (grid axis 0), BLOCK_E channels (axis 1), all H columns (H <= BLOCK_H); the in_proj's (channel, column)
-    tiles as stored (rows contiguous), x and the LayerNorm's weights read into the same layout (each row of the tile
-    the same vector), the LayerNorm's sums and the in_proj's over the columns within each row. sm_90 (sc09-small's
-    widths): 3 CTA barriers and 328 instructions, against :func:`_in_conv_kernel`'s one-stream 15 and 456."""
-    row = tl.program_id(0).to(tl.int64)
-    offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
-    offs_h = tl.arange(0, BLOCK_H)
-    m_e = below(offs_e, E, EVEN)
-    m_h = below(offs_h, H, EVEN)
-    m_eh = m_e[:, None] & m_h[None, :]
-    w_u = tl.load(win_ptr + offs_e[:, None] * H + offs_h[None, :], mask=m_eh, other=0.0).to(tl.float32)
-    w_z = tl.load(win_ptr + (E + offs_e[:, None]) * H + offs_h[None, :], mask=m_eh, other=0.0).to(tl.float32)
-    rep = 0 * offs_e[:, None]  # every row of a (channel, column) tile holds the same vector over the columns
-    nw = tl.load(nw_ptr + offs_h[None, :] + rep, mask=m_eh, other=0.0).to(tl.float32)
-    nb = tl.load(nb_ptr + offs_h[None, :] + rep, mask=m_eh, other=0.0).to(tl.float32)
-    w_last = tl.load(cw_ptr + offs_e * K + (K - 1), mask=m_e, other=0.0).to(tl.float32)
-    bias = tl.load(cb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
-    pdl_wait(PDL)
-    win = conv_ptr + row * E * (K - 1) + offs_e * (K - 1)
-    taps = _conv_taps_row(win, cw_ptr, offs_e, m_e, K, BLOCK_E)
-    x = tl.load(x_ptr + row * H + offs_h[None, :] + rep, mask=m_eh, other=0.0).to(tl.float32)
-    mean = tl.sum(x, axis=1) / H
-    xc = tl.where(m_eh, x - mean[:, None], 0.0)
-    rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, axis=1) / H + eps)
-    xn = xc * rstd[:, None] * nw + nb
-    u = _conv_step_row(win, taps, tl.sum(w_u * xn, axis=1), w_last, bias, m_e, conv_ptr, K)
-    tl.store(u_ptr + row * E + offs_e, u, mask=m_e)
-    tl.store(z_ptr + row * E + offs_e, tl.sum(w_z * xn, axis=1), mask=m_e)
-
-
-@triton.jit
-def _out_proj_flat_kernel(
-    y_ptr, wout_ptr, x_ptr, res_ptr, out_ptr, H, E,
-    HAS_RES: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_K: tl.constexpr, PDL: tl.constexpr = False,
-    EVEN: tl.constexpr = False,
-):
-    """One stream's out_proj + residual in one layout (``AUDIOMAMBA_STEP_FLAT`` with ``out``): one row per program
-    (grid axis 0), BLOCK_H output columns (axis 1); the (column, channel) tile of W_out as stored (rows contiguous),
-    y read into the same layout (each row of the tile the same y), products summed elementwise over the chunks of E
-    and reduced once. sm_90 (sc09-small's widths): 1 CTA barrier and 344 instructions, against :func:`_out_proj_kernel`'s
-    one-stream 7-8 and 256-280."""
-    row = tl.program_id(0).to(tl.int64)
-    offs_h = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
-    offs_k = tl.arange(0, BLOCK_K)
-    m_h = below(offs_h, H, EVEN)
-    w = tl.load(wout_ptr + offs_h[:, None] * E + offs_k[None, :], mask=m_h[:, None] & below(offs_k, E, EVEN)[None, :],
-                other=0.0).to(tl.float32)  # the first chunk's weights before the wait
-    pdl_wait(PDL)
-    acc = tl.zeros((BLOCK_H, BLOCK_K), tl.float32)
-    for k0 in range(0, E, BLOCK_K):
-        ok = k0 + offs_k
-        m_hk = m_h[:, None] & below(ok, E, EVEN)[None, :]
-        if k0 > 0:
-            w = tl.load(wout_ptr + offs_h[:, None] * E + ok[None, :], mask=m_hk, other=0.0).to(tl.float32)
-        acc += w * tl.load(y_ptr + row * E + ok[None, :] + 0 * offs_h[:, None], mask=m_hk, other=0.0)
-    out = tl.sum(acc, axis=1) + tl.load(x_ptr + row * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
-    if HAS_RES:
-        out += tl.load(res_ptr + row * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
-    tl.store(out_ptr + row * H + offs_h, out.to(out_ptr.dtype.element_ty), mask=m_h)
-
-
-#: the one-stream kernels ``AUDIOMAMBA_STEP_FLAT`` can switch to one layout: the LayerNorm + in_proj + conv
-#: (:func:`_in_conv_flat_kernel`), the selective state update with its x_proj (:func:`_ssm_flat_kernel`), the
-#: out_proj (:func:`_out_proj_flat_kernel`) and the split runs of real LTI blocks
-#: (:func:`kernels.triton_mamba_run._run_lti_flat_kernel`)
-FLAT_KERNELS = ("in", "ssm", "out", "run")
-
-
-def step_flat(kernel: str) -> bool:
-    """Whether one stream's ``kernel`` ("in", "ssm", "out" or "run") runs in one layout: ``AUDIOMAMBA_STEP_FLAT`` lists them
-    ("ssm", "in,out", ...; "1" = all, "0" or unset = none: off by default until timed on a GPU). A bad value is a
-    one-line KernelError."""
-    text = os.environ.get("AUDIOMAMBA_STEP_FLAT", "0").strip()
-    names = set(FLAT_KERNELS) if text == "1" else {p.strip() for p in text.split(",") if p.strip() not in ("", "0")}
-    if not names <= set(FLAT_KERNELS):
-        raise KernelError(f"AUDIOMAMBA_STEP_FLAT={text!r} in the environment: list the one-stream kernels to run in one "
-                          f"layout ({', '.join(FLAT_KERNELS)}), 1 for all or 0 for none (the default)")
-    return kernel in names
 
 
 @triton.jit
@@ -852,12 +646,9 @@ def _lti_update(dt_e, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D, 
 @triton.jit
 def _ssm_lti_kernel(
     u_ptr, z_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, y_ptr,
-    wout_ptr, x_ptr, res_ptr, out_ptr, cnt_ptr,
-    batch, E, N, H,
+    batch, E, N,
     IS_COMPLEX: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr,
-    PDL: tl.constexpr = False, TAIL: tl.constexpr = False, HAS_RES: tl.constexpr = False,
-    USE_DOT: tl.constexpr = False, PREC: tl.constexpr = "ieee", BLOCK_OH: tl.constexpr = 16,
-    BLOCK_OK: tl.constexpr = 16, EVEN: tl.constexpr = False,
+    PDL: tl.constexpr = False, EVEN: tl.constexpr = False,
 ):
     """LTI state update of one (row tile, channel block): :func:`_lti_channels` on u and z from memory."""
     pdl_wait(PDL)
@@ -869,9 +660,6 @@ def _ssm_lti_kernel(
     y = _lti_channels(dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, u, z, IS_COMPLEX, BLOCK_N,
                       EVEN)
     tl.store(y_ptr + rows[:, None] * E + offs_e[None, :], y, mask=m_be)
-    if TAIL:
-        _tail_out_proj(y_ptr, wout_ptr, x_ptr, res_ptr, out_ptr, cnt_ptr, rows, m_b, H, E, HAS_RES, USE_DOT, PREC,
-                       BLOCK_B, BLOCK_OH, BLOCK_OK)
 
 
 @triton.jit
@@ -955,9 +743,8 @@ def _kernel_launch(launch: _Launch, batch: int, kernel: str) -> tuple[int, dict[
 
 def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias: Tensor, eps: float,
                 in_proj: Tensor, conv_weight: Tensor, conv_bias: Tensor, conv_state: Tensor, out_proj: Tensor,
-                precision: str | None, ssm: Callable[[Tensor, Tensor, Tensor, _Launch, dict], None]) -> Tensor:
-    """in_proj + conv launch, ``ssm(u, z, y, launch, tail)`` (the SSM launches: y from u, z; ``tail``: the
-    out_proj's kernel arguments for the last SSM launch), then the out_proj launch unless that tail ran it."""
+                precision: str | None, ssm: Callable[[Tensor, Tensor, Tensor, _Launch], None]) -> Tensor:
+    """in_proj + conv launch, ``ssm(u, z, y, launch)`` (the SSM launches: y from u, z), then the out_proj launch."""
     batch, H = x.shape
     E = in_proj.shape[0] // 2
     K = conv_weight.shape[-1]
@@ -975,44 +762,20 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
     block_h, block_k = min(_pad(H), t["in_h"]), min(_pad(E), t["out_k"])
     preload = pdl if PRELOAD_WEIGHTS is None else PRELOAD_WEIGHTS
     n_rows, common = _kernel_launch(launch, batch, "in")
-    if small and H <= block_h and step_flat("in"):
-        launch_named(_in_conv_flat_kernel, (batch, cdiv(E, t["in_e"])),
-            x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
-            H, E, float(eps), K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"],
-            EVEN=_even(1, batch, (E, t["in_e"]), (H, block_h)), PDL=common["PDL"], launch_pdl=common["launch_pdl"],
-            num_warps=common["num_warps"],
-        )
-    else:
-        launch_named(_in_conv_kernel, (n_rows, cdiv(E, t["in_e"])),
-            x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
-            batch, H, E, float(eps),
-            K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"], PRELOAD=preload and H <= block_h, ONE_CHUNK=H <= block_h,
-            EVEN=_even(common["BLOCK_B"], batch, (E, t["in_e"]), (H, block_h)), **common,
-        )
-    res_ = res.contiguous() if res is not None else x
-    w_out = out_proj.contiguous()
-    counter = _tail_counter(x.device, launch.n_rows) if small and H * E <= TAIL_OUT_MAX and tail_out_enabled() else None
-    # the out_proj's arguments, for the SSM launch's tail (TAIL) or, without it, unused there
-    tail = dict(wout_ptr=w_out, x_ptr=x, res_ptr=res_, out_ptr=out,
-                cnt_ptr=counter if counter is not None else u, H=H, TAIL=counter is not None, HAS_RES=res is not None,
-                BLOCK_OH=t["out_h"], BLOCK_OK=block_k)
-    ssm(u, z, y, launch, tail)
-    if counter is None and small and step_flat("out"):
-        common = launch.common
-        block_h = min(t["out_h"], _pad(H, 2))
-        launch_named(_out_proj_flat_kernel, (batch, cdiv(H, block_h)),
-            y, w_out, x, res_, out, H, E, HAS_RES=res is not None, BLOCK_H=block_h, BLOCK_K=block_k,
-            EVEN=_even(1, batch, (H, block_h), (E, block_k)), PDL=common["PDL"], launch_pdl=common["launch_pdl"],
-            num_warps=common["num_warps"],
-        )
-    elif counter is None:
-        n_rows, common = _kernel_launch(launch, batch, "out")
-        launch_named(_out_proj_kernel, (n_rows, cdiv(H, t["out_h"])),
-            y, w_out, x, res_, out,
-            batch, H, E,
-            HAS_RES=res is not None, BLOCK_H=t["out_h"], BLOCK_K=block_k, PRELOAD=preload and E <= block_k,
-            EVEN=_even(common["BLOCK_B"], batch, (H, t["out_h"]), (E, block_k)), **common,
-        )
+    launch_named(_in_conv_kernel, (n_rows, cdiv(E, t["in_e"])),
+        x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
+        batch, H, E, float(eps),
+        K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"], PRELOAD=preload and H <= block_h, ONE_CHUNK=H <= block_h,
+        EVEN=_even(common["BLOCK_B"], batch, (E, t["in_e"]), (H, block_h)), **common,
+    )
+    ssm(u, z, y, launch)
+    n_rows, common = _kernel_launch(launch, batch, "out")
+    launch_named(_out_proj_kernel, (n_rows, cdiv(H, t["out_h"])),
+        y, out_proj.contiguous(), x, res.contiguous() if res is not None else x, out,
+        batch, H, E,
+        HAS_RES=res is not None, BLOCK_H=t["out_h"], BLOCK_K=block_k, PRELOAD=preload and E <= block_k,
+        EVEN=_even(common["BLOCK_B"], batch, (H, t["out_h"]), (E, block_k)), **common,
+    )
     return out
 
 
@@ -1082,7 +845,6 @@ def mamba_s6_block_step_triton(
     out_proj: Tensor,
     res: Tensor | None = None,
     precision: str | None = None,
-    x_proj_t: Tensor | None = None,
 ) -> Tensor:
     """One step of a pre-norm ``mamba-s6`` block; updates ``conv_state`` and ``h`` IN PLACE.
 
@@ -1094,8 +856,6 @@ def mamba_s6_block_step_triton(
         h: (B, E, N) float32 SSM state. out_proj: (H, E).
         precision: ``tl.dot`` input precision ("ieee", "tf32x3", "tf32", "bf16"); default
             :func:`default_precision`. Tiles of fewer than 16 rows use exact float32 products.
-        x_proj_t: x_proj transposed, (E, R + 2N) contiguous (the layer's frozen copy): with it, fewer than 16 rows,
-            R <= N and ``AUDIOMAMBA_STEP_FLAT=1``, the state update runs as :func:`_ssm_flat_kernel`.
 
     Returns:
         (B, H) = x + out_proj(y) (+ res), in x's dtype.
@@ -1110,7 +870,7 @@ def mamba_s6_block_step_triton(
         return _s6_whole_step(whole, x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias, conv_state,
                               x_proj, dt_proj, dt_bias, A, D, h, out_proj, precision)
 
-    def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch, tail: dict) -> None:
+    def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch) -> None:
         t = launch.tiles
         block_n, block_r = _pad(N, 2 if launch.small else 16), _pad(R, 2 if launch.small else 16)
         block_k = min(_pad(E), t["k"])
@@ -1124,20 +884,12 @@ def mamba_s6_block_step_triton(
                 EVEN=_even(common["BLOCK_B"], batch, (E, block_k), (N, block_n)), SPLIT=split, **common,
             )
         common = _kernel_launch(launch, batch, "ssm")[1]
-        if launch.small and x_proj_t is not None and R <= block_n and not tail["TAIL"] and step_flat("ssm"):
-            block_e = min(t["ssm_e"], _pad(E, 2))
-            launch_named(_ssm_flat_kernel, (batch, cdiv(E, block_e)),
-                u, z, x_proj_t, dt_proj.contiguous(), dt_bias, A.float().contiguous(), D, h, y, E, N, R,
-                BLOCK_E=block_e, BLOCK_N=block_n, EVEN=_even(1, batch, (E, block_e), (N, block_n)),
-                PDL=common["PDL"], launch_pdl=common["launch_pdl"], num_warps=common["num_warps"],
-            )
-            return
         inline_k = (E, block_k) if launch.small else (1, 1)  # the x_proj's chunks, where it runs inside
         launch_named(_ssm_kernel, (launch.n_rows, cdiv(E, t["ssm_e"])),
             u, z, x_proj, dbc, dt_proj.contiguous(), dt_bias, A.float().contiguous(), D, h, y,
             batch=batch, E=E, N=N, R=R,
             XPROJ_INLINE=launch.small, BLOCK_E=t["ssm_e"], BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r,
-            EVEN=_even(common["BLOCK_B"], batch, (E, t["ssm_e"]), (N, block_n), inline_k), **tail, **common,
+            EVEN=_even(common["BLOCK_B"], batch, (E, t["ssm_e"]), (N, block_n), inline_k), **common,
         )
 
     return _block_step("mamba_s6_block_step", x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias,
@@ -1211,7 +963,7 @@ def mamba_lti_block_step_triton(
         return _lti_whole_step(whole, x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias,
                                conv_state, delta, A_, B_, C_, D, hv, out_proj, precision, cplx)
 
-    def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch, tail: dict) -> None:
+    def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch) -> None:
         # complex (re, im) tiles hold twice the registers: half the channels per program when batched
         block_e = launch.tiles["ssm_e"] // (2 if cplx and not launch.small else 1)
         launch_named(_ssm_lti_kernel, (launch.n_rows, cdiv(E, block_e)),
@@ -1221,7 +973,6 @@ def mamba_lti_block_step_triton(
             EVEN=_even(launch.rows, batch, (E, block_e), (N, _pad(N, 2))),
             num_warps=_kernel_launch(launch, batch, "ssm")[1]["num_warps"], PDL=launch.common["PDL"],
             launch_pdl=launch.common["launch_pdl"],
-            USE_DOT=launch.common["USE_DOT"], PREC=launch.common["PREC"], **tail,
         )
 
     return _block_step(op, x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias, conv_state,

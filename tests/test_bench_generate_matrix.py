@@ -201,31 +201,6 @@ def test_default_table_times_other_step_precisions_in_the_same_run(capsys, monke
     assert "AUDIOMAMBA_STEP_PRECISION" not in os.environ and "AUDIOMAMBA_PDL" not in os.environ  # set, then restored
 
 
-def test_default_table_times_the_out_proj_tail_in_the_same_run(capsys, monkeypatch) -> None:
-    """--tail-out (with --pdl: also both together) adds one-stream rows under AUDIOMAMBA_TAIL_OUT=1, each with
-    the same-seed token check, none for the batched case, and restores the environment."""
-    import os
-
-    from audiomamba.cli import main
-
-    seen = []
-    real = bg.time_generate
-    monkeypatch.setattr(bg, "time_generate", lambda *a, **k: seen.append(
-        (os.environ.get("AUDIOMAMBA_PDL"), os.environ.get("AUDIOMAMBA_TAIL_OUT"))) or real(*a, **k))
-    main(["bench", "generate", "--quick", "--device", "cpu", "--cases", "sc09,stream", "--tail-out", "--pdl"])
-    out = capsys.readouterr().out
-    for name in ("tail out_proj", "PDL + tail out_proj"):
-        row = out.split(f", {name} | 1 |")[1].splitlines()[0]
-        assert "tokens of 0.1 s identical to the default" in row
-        assert f"fused step with {name} " in out
-    # sc09 (batched): default, composed, PDL on, PDL off; no tail rows (the tail is for one stream); then the
-    # stream case alike, with the tail rows
-    assert seen == ([(None, None)] * 4 + [("1", None)] * 2 + [("0", None)] * 2 + [(None, None)] * 4
-                    + [("1", None)] * 2 + [("0", None)] * 2 + [(None, "1")] * 2 + [("1", "1")] * 2)
-    assert ", tail out_proj | 4 |" not in out
-    assert "AUDIOMAMBA_TAIL_OUT" not in os.environ and "AUDIOMAMBA_PDL" not in os.environ
-
-
 def test_default_table_bad_step_precision_is_one_line(capsys) -> None:
     from audiomamba.cli import main
 

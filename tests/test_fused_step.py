@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from kernel_helpers import assert_bf16_close, spy_launches
+from kernel_helpers import assert_bf16_close
 
 from audiomamba import kernels
 from audiomamba.model import build_model
@@ -101,38 +101,6 @@ def _fused_equals_composed(kind: str, batch: int, width: int = 24, d_state: int 
             assert (ref - fus).abs().max().item() <= tol, key
 
 
-@pytest.mark.parametrize("flag,kind,width,d_state,states", [
-    ("1", "mamba-s6", 24, 5, "fp32"), ("1", "mamba-s6", 32, 16, "fp32"), ("ssm", "mamba-s6", 32, 16, "bf16"),
-    ("out", "mamba-s4-real", 24, 5, "fp32"), ("in", "mamba-s4", 32, 16, "fp32"), ("in,out", "mamba-s4-real", 32, 16, "bf16")])
-@pytest.mark.parametrize("batch", [1, 3])
-def test_flat_kernels_match_the_composed_step(batch: int, flag: str, kind: str, width: int, d_state: int,
-                                              states: str, monkeypatch) -> None:
-    """``AUDIOMAMBA_STEP_FLAT``: one stream's LayerNorm + in_proj + conv (``_in_conv_flat_kernel``), selective state
-    update (``_ssm_flat_kernel``, x_proj against its transposed weight) and out_proj (``_out_proj_flat_kernel``) in
-    one layout equal the composed step, at odd sizes
-    (masked), at sizes that are multiples of the tiles (``EVEN``) and with bf16 states; the ones named ran (spies on
-    the launches), the others did not. A bad value is a one-line KernelError."""
-    import audiomamba.kernels.triton_mamba_step as tm
-    from audiomamba.kernels.errors import KernelError
-
-    monkeypatch.setenv("AUDIOMAMBA_STEP_FLAT", flag)
-    launched = {name: spy_launches(monkeypatch, tm, kernel) for name, kernel in
-                (("in", "_in_conv_flat_kernel"), ("ssm", "_ssm_flat_kernel"), ("out", "_out_proj_flat_kernel"))}
-    dtype = torch.bfloat16 if states == "bf16" else torch.float32
-    _fused_equals_composed(kind, batch, width, d_state, dtype, 1e-5 if states == "fp32" else 3e-3)
-    wanted = {"in", "ssm", "out"} if flag == "1" else set(flag.split(","))
-    if kind != "mamba-s6":
-        wanted.discard("ssm")
-    for name, grids in launched.items():
-        assert bool(grids) == (name in wanted), (name, grids)
-        assert all(grid[0] == batch for grid in grids)
-    for bad in ("yes", "ssm,conv"):
-        monkeypatch.setenv("AUDIOMAMBA_STEP_FLAT", bad)
-        with pytest.raises(KernelError, match=f"AUDIOMAMBA_STEP_FLAT={bad!r}") as err:
-            tm.step_flat("ssm")
-        assert "\n" not in str(err.value)
-
-
 @pytest.mark.parametrize("dtype,tol", [(torch.bfloat16, 3e-3), (torch.float16, 1e-3)])
 @pytest.mark.parametrize("batch", [1, 19])
 @pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4", "mamba-s4-real"])
@@ -221,55 +189,6 @@ def test_fused_block_step_with_weights_loaded_first(kind: str, batch: int, monke
 
     monkeypatch.setattr(tm, "PRELOAD_WEIGHTS", True)
     test_fused_block_step_matches_composed_step(kind, batch, False, monkeypatch)
-
-
-@pytest.mark.parametrize("batch,small_tiles", [(1, False), (1, True), (3, True)])
-@pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4", "mamba-s4-real"])
-def test_fused_block_step_with_out_proj_as_tail(kind: str, batch: int, small_tiles: bool, monkeypatch) -> None:
-    """AUDIOMAMBA_TAIL_OUT=1: one stream's out_proj runs as the tail of the state-update launch (the last
-    program of the row tile to finish, by a counter), so the separate out_proj kernel never launches; the steps
-    equal the composed step (with small tiles: three channel programs per row tile), and the counter is zero
-    again after every launch."""
-    import audiomamba.kernels.triton_mamba_step as tm
-
-    class NoLaunch:
-        def __getitem__(self, grid):
-            raise AssertionError("the separate out_proj kernel launched although its tail ran")
-
-    monkeypatch.setenv("AUDIOMAMBA_TAIL_OUT", "1")
-    monkeypatch.setattr(tm, "_out_proj_kernel", NoLaunch())
-    test_fused_block_step_matches_composed_step(kind, batch, small_tiles, monkeypatch)
-    assert tm._tail_counters and all(int(c.abs().sum()) == 0 for c in tm._tail_counters.values())
-
-
-def test_out_proj_tail_only_for_one_stream_and_small_blocks(monkeypatch) -> None:
-    """The tail is for one stream (fewer than 16 rows) and H·E <= TAIL_OUT_MAX; above either, and without
-    AUDIOMAMBA_TAIL_OUT=1, the separate out_proj kernel runs."""
-    import audiomamba.kernels.triton_mamba_step as tm
-
-    launches = spy_launches(monkeypatch, tm, "_out_proj_kernel")
-    torch.manual_seed(0)
-    cfg = ModelConfig.from_dict({"d_model": 24, "d_state": 5, "pool": [], "levels": [],
-                                 "center": {"block": "mamba-s6", "n": 1}})
-    block = MambaS6Block(24, cfg).to(_device())
-    kernels.set_backend("triton")
-    kernels.set_fused_step(True)
-
-    def step(batch: int) -> int:
-        before = len(launches)
-        with torch.no_grad():
-            block.step(torch.randn(batch, 24, device=_device()), block.init_state(batch, _device()))
-        return len(launches) - before
-
-    try:
-        assert step(1) == 1  # off by default
-        monkeypatch.setenv("AUDIOMAMBA_TAIL_OUT", "1")
-        assert step(1) == 0 and step(16) == 1
-        monkeypatch.setattr(tm, "TAIL_OUT_MAX", 24 * 48 - 1)
-        assert step(1) == 1
-    finally:
-        kernels.set_backend(None)
-        kernels.set_fused_step(None)
 
 
 @pytest.mark.parametrize("precision", ["tf32", "bf16"])

@@ -13,7 +13,6 @@ from audiomamba.kernels.triton_mamba_run import (
     mamba_lti_run_step_triton,
     mamba_s6_run_step_triton,
     run_block_e,
-    run_phases,
     run_scratch,
     run_step_ref,
     runs_mode,
@@ -24,7 +23,6 @@ from kernel_helpers import (
     generate_with_runs,
     kernel_device,
     random_s6_stack,
-    spy_launches,
 )
 from step_helpers import step_as_replayed
 
@@ -44,15 +42,12 @@ def _needs_concurrent_programs(mode: str, block_e: int, E: int) -> None:
 
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("block_e,mode", [(16, "split"), (64, "1"), (16, "1"), (32, "1")])
-@pytest.mark.parametrize("res_kind,phases", [("none", "2"), ("forward", "2"), ("reversed", "2"), ("reversed", "1")])
-def test_run_step_matches_the_reference(batch: int, block_e: int, mode: str, res_kind: str, phases: str,
-                                        monkeypatch) -> None:
+@pytest.mark.parametrize("res_kind", ["none", "forward", "reversed"])
+def test_run_step_matches_the_reference(batch: int, block_e: int, mode: str, res_kind: str) -> None:
     """Three steps of a run of 3 blocks (H 32, d_inner 64, N 16, rank 2): outputs, every block's input, the conv
     windows and SSM states as the float64 reference. block_e 64 is one program (the persistent launch, barriers
-    included, runs in the interpreter); 16 and 32 are 4 and 2 programs (persistent: on a GPU only). phases 1: every
-    program computes the whole x_proj (one barrier per block; the conv windows shift one phase late)."""
+    included, runs in the interpreter); 16 and 32 are 4 and 2 programs (persistent: on a GPU only)."""
     _needs_concurrent_programs(mode, block_e, 64)
-    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_PHASES", phases)
     gen = torch.Generator().manual_seed(batch * 100 + block_e)
     dev = kernel_device()
     n, H, E, N, R, K = 3, 32, 64, 16, 2, 4
@@ -106,50 +101,6 @@ def test_lti_run_step_matches_the_reference(cplx: bool, batch: int, block_e: int
         assert (outs.double() - ref).abs().max().item() <= 2e-5
         assert (conv.double() - conv_ref).abs().max().item() <= 2e-6
         assert (h.to(h_ref.dtype) - h_ref).abs().max().item() <= 2e-6
-
-
-@pytest.mark.parametrize("batch,block_e,skips", [(1, 16, "reversed"), (3, 32, "forward"), (2, 64, "second input")])
-def test_flat_lti_run_matches_the_reference(batch: int, block_e: int, skips: str, monkeypatch) -> None:
-    """``AUDIOMAMBA_STEP_FLAT=run``: a split run of 3 mamba-s4-real blocks in one layout (``_run_lti_flat_kernel``,
-    one row per program, out_proj transposed) as the float64 reference over 3 steps: outputs, every block's input,
-    conv windows and states; U-Net skips forwards and backwards, a second input and a strided tail; 1, 2 and 4
-    programs (their partials summed as one tile's rows)."""
-    import audiomamba.kernels.triton_mamba_run as tr
-
-    monkeypatch.setenv("AUDIOMAMBA_STEP_FLAT", "run")
-    launched = spy_launches(monkeypatch, tr, "_run_lti_flat_kernel")
-    gen = torch.Generator().manual_seed(13 + batch)
-    dev = kernel_device()
-    n, H, E, N, K = 3, 32, 64, 8, 4
-    base = random_s6_stack(n, H, E, N, 1, K, gen, dev)
-    w = LTIStack(norm_weight=base.norm_weight, norm_bias=base.norm_bias, in_proj=base.in_proj,
-                 conv_weight=base.conv_weight, conv_bias=base.conv_bias, A=-0.5 - torch.rand(n, E, N, generator=gen).to(dev),
-                 D=base.D, out_proj=base.out_proj, eps=1e-5, delta=torch.rand(n, E, generator=gen).to(dev) * 0.1 + 0.01,
-                 B=torch.randn(n, E, N, generator=gen).to(dev), C=torch.randn(n, E, N, generator=gen).to(dev))
-    wt = w.out_proj.transpose(1, 2).contiguous()
-    conv = (torch.randn(n, batch, E, K - 1, generator=gen) * 0.3).to(dev)
-    h = (torch.randn(n, batch, E, N, generator=gen) * 0.3).to(dev)
-    conv_ref, h_ref = conv.double().clone(), h.double().clone()
-    res = torch.randn(3, batch, H, generator=gen).to(dev)
-    scratch = run_scratch(batch, H, E, N, 0, torch.device(dev), block_e)
-    outs = torch.empty(n + 1, batch, H, device=dev)
-    tail = torch.zeros(batch, 2 * H, device=dev)
-    for _ in range(3):
-        x = torch.randn(batch, H, generator=gen).to(dev)
-        x0b = torch.randn(batch, H, generator=gen).to(dev) if skips == "second input" else None
-        first, rev = (0, False) if skips == "forward" else (1, True)
-        y = mamba_lti_run_step_triton(x, w, conv, h, outs, scratch, res, first, rev, block_e, "split", x0b,
-                                      tail[:, :H] if x0b is not None else None, out_proj_t=wt)
-        ref = run_step_ref(x.double(), w, conv_ref, h_ref, res, first, rev, None if x0b is None else x0b.double())
-        assert (outs.double() - ref).abs().max().item() <= 2e-5
-        assert torch.equal(y, outs[n])
-        if x0b is not None:
-            assert torch.equal(tail[:, :H], outs[n])
-        assert (conv.double() - conv_ref).abs().max().item() <= 2e-6
-        assert (h.double() - h_ref).abs().max().item() <= 2e-6
-    assert len(launched) == 3 * (n + 1) and all(grid[1] == batch for grid in launched)
-    with pytest.raises(ValueError, match="out_proj_t must be contiguous of shape"):
-        mamba_lti_run_step_triton(x, w, conv, h, outs, scratch, res, 0, False, block_e, "split", out_proj_t=w.out_proj)
 
 
 @pytest.mark.parametrize("selective", [True, False])
@@ -242,9 +193,6 @@ def test_runs_mode_and_block_e_from_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_E", "24")
     with pytest.raises(KernelError, match="power of two"):
         run_block_e(128)
-    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_PHASES", "3")
-    with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_RUN_PHASES='3'"):
-        run_phases()
 
 
 def _steps(model, tokens: torch.Tensor, runs: bool, replayed: bool = False):
@@ -338,25 +286,12 @@ def test_default_runs_are_the_lti_blocks_on_a_gpu(monkeypatch) -> None:
     assert initial_state(model, 1, torch.device("cpu"))["body"]["runs"]["center"] is not None
 
 
-def test_generation_with_flat_lti_runs_gives_the_same_tokens(monkeypatch) -> None:
-    """A U-Net of mamba-s4-real blocks stepped with split runs in one layout (``AUDIOMAMBA_STEP_FLAT=run``: the
-    BlockRun passes its transposed out_proj) draws the tokens of the per-block fused steps."""
-    import audiomamba.kernels.triton_mamba_run as tr
-
-    launched = spy_launches(monkeypatch, tr, "_run_lti_flat_kernel")
-    monkeypatch.setenv("AUDIOMAMBA_STEP_FLAT", "run")
-    out = generate_with_runs("mamba-s4-real", 6, monkeypatch, "split")
-    assert launched and torch.equal(out["0"].tokens, out["split"].tokens)
-    assert (out["0"].logp - out["split"].logp).abs().max().item() <= 1e-4
-
-
-@pytest.mark.parametrize("phases,states", [("2", "fp32"), ("1", "fp32"), ("2", "bf16")])
-def test_generation_with_runs_gives_the_same_tokens(phases: str, states: str, monkeypatch) -> None:
+@pytest.mark.parametrize("states", ["fp32", "bf16"])
+def test_generation_with_runs_gives_the_same_tokens(states: str, monkeypatch) -> None:
     """``AUDIOMAMBA_STEP_RUNS`` (the Stepper attaches the runs): the same tokens and log-likelihoods as the
     per-block fused steps for the same seed, with float32 states and with bf16 ones (``AUDIOMAMBA_STEP_STATES``: the
     run's stacked states keep the dtype)."""
     monkeypatch.setenv("AUDIOMAMBA_STEP_STATES", states)
-    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_PHASES", phases)
     out = generate_with_runs("mamba-s6", 5, monkeypatch, "split")
     assert torch.equal(out["0"].tokens, out["split"].tokens)
     assert (out["0"].logp - out["split"].logp).abs().max().item() <= (1e-4 if states == "fp32" else 1e-2)

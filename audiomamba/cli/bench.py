@@ -192,9 +192,6 @@ def generate(
                                         "AUDIOMAMBA_STEP_PRECISION), same run."),
     pdl: bool = typer.Option(False, "--pdl", help="Also time the SC09 cases' fused step with programmatic dependent "
                              "launch (AUDIOMAMBA_PDL=1; sm_90+), same run."),
-    tail_out: bool = typer.Option(False, "--tail-out", help="Also time one stream's fused step with the out_proj as "
-                                  "the tail of the state-update launch (AUDIOMAMBA_TAIL_OUT=1), same run; with --pdl "
-                                  "also both."),
 ) -> None:
     """Batched generation speed, CUDA graph vs plain Python stepping (SC09 and YouTubeMix models);
     --matrix: the CLI's wall vs sampling time per preset x block x batch; --lti-cutoff: the fused mamba-s4 cut-off."""
@@ -223,7 +220,7 @@ def generate(
         if any(p not in STEP_PRECISIONS for p in precs):
             raise AudioMambaError(f"--step-precisions {step_precisions!r}: use values of {','.join(STEP_PRECISIONS)}")
         report = run(quick=quick, device=device, command=command.strip(), bf16=bf16, cases=chosen,
-                     step_precisions=precs, pdl=pdl, tail_out=tail_out)
+                     step_precisions=precs, pdl=pdl)
     print(report)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -67,8 +67,6 @@ class BlockRun:
             else:
                 self.weights = LTIStack(**front, delta=field("delta"), B=field("B"), C=field("C"))
                 self._step, R = mamba_lti_run_step_triton, 0
-            # out_proj transposed: for the split runs of LTI blocks in one layout (AUDIOMAMBA_STEP_FLAT=run)
-            self.out_proj_t = self.weights.out_proj.transpose(1, 2).contiguous()
             # the states as one tensor each; every block's state dict now holds its view
             cells = [st[0] for st in states]
             self.conv_state = torch.stack([c["conv"] for c in cells]).contiguous()
@@ -107,7 +105,6 @@ class BlockRun:
         """x (B, H) (+ x0b) -> outs (n + 1, B, H): outs[j] the input of block j, outs[n] the run's output (a buffer
         the next step overwrites; also written to ``tail``). ``res``: as
         :func:`kernels.triton_mamba_run.mamba_s6_run_step_triton`."""
-        extra = {"out_proj_t": self.out_proj_t} if isinstance(self.weights, LTIStack) else {}
         self._step(x, self.weights, self.conv_state, self.h, self.outs, self.scratch, res, res_first, res_reversed,
-                   self.block_e, x0b=x0b, tail=tail, **extra)
+                   self.block_e, x0b=x0b, tail=tail)
         return self.outs

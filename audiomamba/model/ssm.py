@@ -99,14 +99,9 @@ class SSMLayer(nn.Module):
         stamp = tuple((p.data_ptr(), p._version) for p in self.parameters())
         cached = self.__dict__.get("_frozen")
         if cached is None or cached[0] != stamp:
-            cached = (stamp, self.discretization() | self.step_constants())
+            cached = (stamp, self.discretization())
             self.__dict__["_frozen"] = cached
         return cached[1]
-
-    def step_constants(self) -> dict[str, Tensor]:
-        """Tensors only the fused step reads, derived from the parameters and frozen with :meth:`discretization`
-        (in :meth:`frozen_discretization`, so computed once per generation, not per step); none here."""
-        return {}
 
     def fused_block_step(self, head: tuple, h: Tensor, out_proj: Tensor, res: Tensor | None) -> Tensor | None:
         """One fused step of the Mamba block around this SSM, or None where this layer has none (the
@@ -183,15 +178,10 @@ class S6(SSMLayer):
         """The input-independent arguments: A = -exp(A_log) (d, N), D (d,), delta_bias (d,)."""
         return {"A": -torch.exp(self.A_log.float()), "D": self.D.float(), "delta_bias": self.dt_bias.float()}
 
-    def step_constants(self) -> dict[str, Tensor]:
-        """x_proj's weight transposed, (d, R + 2N) contiguous: the one-stream state update's tiles
-        (``AUDIOMAMBA_STEP_FLAT``) read it along its rows."""
-        return {"x_proj_t": self.x_proj.weight.detach().t().contiguous()}
-
     def fused_block_step(self, head: tuple, h: Tensor, out_proj: Tensor, res: Tensor | None) -> Tensor | None:
         p = self.frozen_discretization()
         return kernels.mamba_s6_block_step(*head, self.x_proj.weight, self.dt_proj.weight, p["delta_bias"], p["A"],
-                                           p["D"], h, out_proj, res, x_proj_t=p.get("x_proj_t"))
+                                           p["D"], h, out_proj, res)
 
     @staticmethod
     def default_rank(width: int) -> int:
