@@ -297,7 +297,9 @@ run runs-width env AUDIOMAMBA_STEP_RUNS=split bash -c "for b in mamba-s4-real ma
   python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUN_E --configs '32;64;128' --batch 1 --steps 2048 \
   --rounds 3 --block \$b --out $RES/runs-width-\$b.md; done; AUDIOMAMBA_STEP_RUN_WARPS=8 timeout 200 python3 -m \
   audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUN_E --configs '64;128' --batch 1 --steps 2048 --rounds 3 \
-  --block mamba-s4-real --out $RES/runs-width8-s4-real.md"
+  --block mamba-s4-real --out $RES/runs-width8-s4-real.md; timeout 200 python3 -m audiomamba.bench.step_tiles \
+  --var AUDIOMAMBA_STEP_RUN_WARPS --configs '1;2;8' --batch 1 --steps 2048 --rounds 3 --block mamba-s4-real \
+  --out $RES/runs-warps-s4-real.md"
 run matrix-runs timeout 500 $B generate --matrix --presets sc09-small,sc09-large,youtubemix \
   --blocks mamba-s6,mamba-s4,mamba-s4-real --batches 1 --out "$RES/bench-generate-matrix-runs.md"
 # the step kernels without masks (EVEN, new 2026-12-04 21:00: 2-15 % fewer sm_90 instructions batched) against the masked
