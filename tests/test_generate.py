@@ -83,7 +83,8 @@ def test_generate_to_folder_writes_wavs_index_and_plot(model: torch.nn.Module, t
                                    sampling=SamplingConfig(top_p=0.9), sashimi_filter=True, progress=False,
                                    timings=timings)
     # (no CUDA graph here: the start-up is the states only, summed over the 3 batches)
-    assert set(timings) == {"sampling", "startup states", "decode", "noise", "grid", "wavs", "files", "index"}
+    assert set(timings) == {"sampling", "startup states", "decode", "noise", "grid", "wavs", "wavs ahead", "files",
+                            "index"}
     assert timings["sampling"] == gen.seconds and min(timings.values()) > 0
     assert timings["startup states"] == gen.startup["states"] < gen.seconds
     assert timings["files"] >= max(timings["grid"], timings["index"])  # the pool waits for the grid and the index
@@ -95,6 +96,70 @@ def test_generate_to_folder_writes_wavs_index_and_plot(model: torch.nn.Module, t
     for r in index:
         assert (out / r["file"]).is_file() and "runaway_noise" in r and r["bpb"] > 0
     assert sorted(p.name for p in (out / "dropped").iterdir()) == sorted(Path(r["file"]).name for r in index if not r["kept"])
+
+
+def _folder_files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_wavs_written_while_sampling_are_the_wavs_written_after(model: torch.nn.Module, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The WavSink (write_ahead, the default) writes each row's WAV in chunks while the samples are made (here 3
+    batches of 64 steps in chunks of 24 steps), then moves them into place: the folder is byte for byte the one
+    written after sampling (the SaShiMi filter's dropped/ included, a prompt's samples too), and no .partial is
+    left."""
+    import audiomamba.generate.output as output
+
+    monkeypatch.setattr(output, "SINK_CHUNK", 24)
+    appends = []
+    real_write = output.WavSink._write
+    monkeypatch.setattr(output.WavSink, "_write", lambda self, *a: appends.append(a[2:4]) or real_write(self, *a))
+    saved = []
+    real_save = output.save_pcm16
+    monkeypatch.setattr(output, "save_pcm16", lambda *a: saved.append(a[0]) or real_save(*a))
+    folders = {}
+    for ahead in (True, False):
+        timings: dict[str, float] = {}
+        out = tmp_path / f"ahead-{ahead}"
+        saved.clear()
+        generate_to_folder(model, out, n=5, seconds=0.004, batch=2, sampling=SamplingConfig(), seed=3,
+                           sashimi_filter=True, progress=False, timings=timings, write_ahead=ahead)
+        folders[ahead] = _folder_files(out)
+        assert ("wavs ahead" in timings) == ahead and not (out / ".partial").exists()
+        assert len(saved) == (0 if ahead else 5)  # ahead: every file was moved into place, none written at the end
+    # the spectrogram grid's PNG holds no clock or path: equal too
+    assert folders[True] == folders[False] and any(name.startswith("dropped/") for name in folders[True])
+    assert sorted(set(appends)) == [(0, 24), (24, 48), (48, 64)] and len(appends) == 9  # 3 chunks x 3 batches
+
+
+def test_rows_changed_after_the_sink_wrote_them_are_written_again(tmp_path: Path, monkeypatch) -> None:
+    """A row whose tokens change after the sink wrote it (a noisy sample made again) is written from its tokens; a
+    sink whose thread failed (a full disk) leaves every file to be written at the end. Either way the folder is the
+    one written without a sink."""
+    import audiomamba.generate.output as output
+    from audiomamba.generate.output import WavSink, write_samples
+    from audiomamba.generate.sampler import Generated
+
+    g = torch.Generator().manual_seed(1)
+    tokens = torch.randint(0, 256, (4, 300), generator=g)
+    gen = Generated(tokens.clone(), -torch.rand(4, 300, generator=g), 0, 1.0)
+    plain = write_samples(gen, tmp_path / "plain", spectrogram_count=0)
+    for case in ("changed", "failed"):
+        out = tmp_path / case
+        sink = WavSink(out, 4, 300, chunk=128)
+        if case == "failed":
+            monkeypatch.setattr(output.WavSink, "_write", lambda self, *a: 1 / 0)
+        fed = tokens.clone()
+        if case == "changed":
+            fed[2] = 7  # what the sink wrote for row 2 is not what the samples hold at the end
+        buf = fed.T.contiguous()
+        for steps in range(100, 301, 100):  # (time, B), as a batch's buffer
+            sink.feed(0, buf, steps)
+        timings: dict[str, float] = {}
+        rows = write_samples(gen, out, spectrogram_count=0, sink=sink, timings=timings)
+        assert rows == plain and _folder_files(out) == _folder_files(tmp_path / "plain")
+        assert (sink.error is not None) == (case == "failed") and not (out / ".partial").exists()
+        monkeypatch.undo()
 
 
 def test_write_samples_pool_gives_what_one_thread_gives(tmp_path: Path) -> None:

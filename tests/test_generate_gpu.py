@@ -156,6 +156,33 @@ def test_write_samples_judges_noise_on_the_gpu(tmp_path) -> None:
         assert (tmp_path / "cpu" / c["file"]).read_bytes() == (tmp_path / "gpu" / r["file"]).read_bytes()
 
 
+def test_wavs_written_while_the_gpu_samples(tmp_path, monkeypatch) -> None:
+    """generate_to_folder on the GPU with CUDA graphs: the WavSink copies each chunk after its event on a stream of
+    its own while the replays go on (48 rows in 2 batches, chunks of 160 steps); the folder is byte for byte the one
+    written after sampling, and no file was written at the end."""
+    import audiomamba.generate.output as output
+    from audiomamba.generate import generate_to_folder
+
+    torch.manual_seed(0)
+    cfg = {"d_model": 32, "pool": [4, 4], "levels": [{"block": "mamba-s6", "n": 1}, {"block": "mamba-s4-real", "n": 1}],
+           "center": {"block": "mamba-s6", "n": 1}}
+    model = build_model(cfg).cuda().eval()
+    monkeypatch.setattr(output, "SINK_CHUNK", 160)
+    saved = []
+    real_save = output.save_pcm16
+    monkeypatch.setattr(output, "save_pcm16", lambda *a: saved.append(a[0]) or real_save(*a))
+    folders = []
+    for ahead in (True, False):
+        out = tmp_path / str(ahead)
+        timings: dict[str, float] = {}
+        saved.clear()
+        generate_to_folder(model, out, n=48, seconds=0.05, batch=24, sampling=SamplingConfig(), seed=5,
+                           sashimi_filter=True, device="cuda", progress=False, timings=timings, write_ahead=ahead)
+        assert len(saved) == (0 if ahead else 48) and not (out / ".partial").exists()
+        folders.append({str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.wav"))})
+    assert folders[0] == folders[1] and len(folders[0]) == 48
+
+
 @pytest.mark.parametrize("batch", [1, 32])
 def test_direct_launches_change_no_sample(monkeypatch, batch: int) -> None:
     """The step kernels' direct launches (kernels.launch.launch_named, the default) draw the same tokens as Triton's

@@ -15,7 +15,7 @@ from torch import nn
 
 from audiomamba.errors import ConfigError
 from audiomamba.generate.noise import NoiseProfile, detect_noise
-from audiomamba.generate.output import SPECTROGRAMS, preload_plotting, write_samples
+from audiomamba.generate.output import SPECTROGRAMS, WavSink, preload_plotting, write_samples
 from audiomamba.generate.prompts import load_prompts
 from audiomamba.generate.sampler import Generated, generate_tokens
 from audiomamba.generate.stepper import SamplingConfig
@@ -73,6 +73,7 @@ def generate_to_folder(
     noise_profile: NoiseProfile | None = None,
     timings: dict[str, float] | None = None,
     state_dtype: torch.dtype | None = None,
+    write_ahead: bool = True,
 ) -> tuple[list[dict], Generated]:
     """Generate ``n`` samples of ``seconds`` (the prompt included) and write them to ``out``.
 
@@ -81,7 +82,8 @@ def generate_to_folder(
     the wall seconds of "sampling", its start-up's parts ("startup states", "startup warm-up", "startup capture":
     :attr:`Generated.startup`), "regenerate" (noisy samples made again) and :func:`write_samples`' parts;
     ``state_dtype``: the Mamba blocks' step states (float32, bfloat16 or float16; None: ``AUDIOMAMBA_STEP_STATES``,
-    else auto: float16 for a GPU batch of 16+ rows).
+    else auto: float16 for a GPU batch of 16+ rows). ``write_ahead``: write the WAVs while sampling
+    (:class:`~audiomamba.generate.output.WavSink`), so that at the end they are only moved into place.
     """
     timings = {} if timings is None else timings
     length = int(round(seconds * 16000))
@@ -94,18 +96,27 @@ def generate_to_folder(
               state_dtype=state_dtype)
     # the spectrogram grid's figure is built while the GPU samples (it was the last file waited for)
     grid: list = []
-    gen = generate_tokens(model, n, length, batch, seed=seed, prompts=prompts,
-                          on_started=lambda: grid.append(preload_plotting(min(SPECTROGRAMS, n), length)), **kw)
-    timings["sampling"] = gen.seconds
-    timings.update({f"startup {part}": secs for part, secs in gen.startup.items()})
-    if regenerate > 0:
-        def redo(rows: list[int], attempt: int) -> Generated:
-            sub = None if prompts is None else prompts[rows]
-            return generate_tokens(model, len(rows), length, batch, seed=seed + 1_000_003 * attempt, prompts=sub, **kw)
+    sink = WavSink(out, n, length) if write_ahead else None
+    try:
+        gen = generate_tokens(model, n, length, batch, seed=seed, prompts=prompts,
+                              on_started=lambda: grid.append(preload_plotting(min(SPECTROGRAMS, n), length)),
+                              on_tokens=None if sink is None else sink.feed, **kw)
+        timings["sampling"] = gen.seconds
+        timings.update({f"startup {part}": secs for part, secs in gen.startup.items()})
+        if regenerate > 0:
+            def redo(rows: list[int], attempt: int) -> Generated:
+                sub = None if prompts is None else prompts[rows]
+                return generate_tokens(model, len(rows), length, batch, seed=seed + 1_000_003 * attempt, prompts=sub,
+                                       **kw)
 
-        t0 = time.perf_counter()
-        gen, _ = regenerate_noisy(gen, redo, regenerate, noise_profile, device)
-        timings["regenerate"] = time.perf_counter() - t0
-    rows = write_samples(gen, out, names, sashimi_filter, spectrogram_count=SPECTROGRAMS, labeller=labeller,
-                         noise_profile=noise_profile, timings=timings, device=device, grid=grid[0] if grid else None)
+            t0 = time.perf_counter()
+            gen, _ = regenerate_noisy(gen, redo, regenerate, noise_profile, device)
+            timings["regenerate"] = time.perf_counter() - t0
+        rows = write_samples(gen, out, names, sashimi_filter, spectrogram_count=SPECTROGRAMS, labeller=labeller,
+                             noise_profile=noise_profile, timings=timings, device=device,
+                             grid=grid[0] if grid else None, sink=sink)
+    finally:
+        if sink is not None:  # what the sink had written is moved into place by now, or not wanted (an error)
+            sink.stop()
+            sink.close()
     return rows, gen

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import queue
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -14,13 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiomamba.audio import SAMPLE_RATE, pcm16, save_pcm16
+from audiomamba.audio import SAMPLE_RATE, pcm16, save_pcm16, wav_header
 from audiomamba.generate.noise import NOISE_CHUNK, NoiseProfile, detect_noise
 from audiomamba.generate.sampler import Generated
 from audiomamba.tokenizer import mu_law_decode
 
 SASHIMI_KEEP = (0.40, 0.95)  # keep samples between these likelihood quantiles
 SPECTROGRAMS = 8  # clips in the spectrogram grid
+#: steps of every row that :class:`WavSink` writes at a time while sampling goes on (1/8 s of audio)
+SINK_CHUNK = 2000
 
 
 def sashimi_keep(loglik: torch.Tensor, band: tuple[float, float] = SASHIMI_KEEP) -> torch.Tensor:
@@ -40,6 +44,121 @@ def sashimi_filter_option(name: str | None) -> bool:
     return name == "sashimi"
 
 
+def _pcm_levels() -> torch.Tensor:
+    """The 16-bit PCM value of each of the 256 tokens (their μ-law decoding, converted once): a lookup table."""
+    return torch.from_numpy(pcm16(mu_law_decode(torch.arange(256)).numpy()))
+
+
+def _digest_weights(length: int) -> torch.Tensor:
+    return torch.arange(1, length + 1, dtype=torch.int64) % 65521 + 1
+
+
+def _row_digest(tokens: torch.Tensor) -> torch.Tensor:
+    """One int64 per row of tokens (n, T) that changes when any token does (a position-weighted sum): whether a
+    row's WAV written ahead still holds its tokens."""
+    return (tokens.cpu().to(torch.int64) * _digest_weights(tokens.shape[1])).sum(1)
+
+
+class WavSink:
+    """The WAVs written while the GPU samples (issue 18: file writing off the critical path). Generation hands it
+    each batch's token buffer after every period (:meth:`feed`); every :data:`SINK_CHUNK` steps it records a CUDA
+    event, and its thread waits for that event (the GIL released), copies the finished steps to the CPU on a stream
+    of its own and appends them to each row's WAV in ``out/.partial/`` (the header, for the known length, first). So the disk's
+    writeback happens during sampling, and at the end :func:`write_samples` only moves the files into place
+    (``out/`` or ``out/dropped/``). A row whose tokens changed after they were written (a noisy sample made again)
+    is written again from its tokens; an error in the thread (a full disk) leaves every row to be written at the end,
+    as without the sink: nothing is lost either way."""
+
+    def __init__(self, out: Path, n: int, length: int, chunk: int | None = None) -> None:
+        self.dir = Path(out) / ".partial"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.n, self.length, self.chunk = n, length, chunk or SINK_CHUNK
+        self.header = wav_header(length)
+        self.levels = _pcm_levels()
+        self.written = np.zeros(n, dtype=np.int64)  # steps of each row in its file
+        self.digest = torch.zeros(n, dtype=torch.int64)
+        self.weights = _digest_weights(length)
+        self.fed: dict[int, int] = {}
+        self.error: str | None = None
+        self.seconds = 0.0  # the thread's writing time
+        self._queue: queue.Queue = queue.Queue()
+        self._stream = None
+        self._thread = threading.Thread(target=self._work, name="wav-sink", daemon=True)
+        self._thread.start()
+
+    def path(self, i: int) -> Path:
+        return self.dir / f"sample_{i:05d}.wav"
+
+    def feed(self, lo: int, tokens: torch.Tensor, steps: int) -> None:
+        """Rows ``lo`` .. ``lo + B`` of the samples: their token buffer ``tokens`` (time, B), of which the first
+        ``steps`` steps have been queued on the current stream; writes them once a chunk (or the end) is there."""
+        steps = min(steps, self.length)
+        start = self.fed.get(lo, 0)
+        if self.error is not None or steps <= start or (steps - start < self.chunk and steps < self.length):
+            return
+        event = None
+        if tokens.is_cuda:
+            event = torch.cuda.Event()
+            event.record()
+        self.fed[lo] = steps
+        self._queue.put((lo, tokens, start, steps, event))
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self.error is None:
+                t0 = time.perf_counter()
+                try:
+                    self._write(*item)
+                except Exception as err:  # written at the end instead
+                    self.error = f"{type(err).__name__}: {err}"
+                self.seconds += time.perf_counter() - t0
+
+    def _write(self, lo: int, tokens: torch.Tensor, start: int, stop: int, event) -> None:
+        if event is not None:
+            # wait for the GPU to reach the event with the GIL released (sampling's thread keeps queueing replays),
+            # then copy on a stream of our own: the default stream would wait for everything queued since
+            event.synchronize()
+            if self._stream is None:
+                self._stream = torch.cuda.Stream(tokens.device)
+            with torch.cuda.stream(self._stream):
+                chunk = tokens[start:stop].to("cpu")
+        else:
+            chunk = tokens[start:stop].clone()
+        chunk = chunk.T  # (B, steps)
+        self.digest[lo : lo + chunk.shape[0]] += (chunk * self.weights[start:stop]).sum(1)
+        pcm = self.levels[chunk].contiguous().numpy()
+        for r in range(pcm.shape[0]):
+            with open(self.path(lo + r), "ab" if start else "wb") as fh:
+                if not start:
+                    fh.write(self.header)
+                fh.write(pcm[r].tobytes())
+        self.written[lo : lo + pcm.shape[0]] = stop
+
+    def stop(self) -> None:
+        """Wait for the writes queued so far; later feeds are ignored."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self.error = self.error or "stopped"
+
+    def finish(self, tokens: torch.Tensor) -> np.ndarray:
+        """Wait for the writes, then which rows' files hold exactly ``tokens`` (n, length) (bool (n,)); the others'
+        files are removed."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        ready = np.zeros(self.n, dtype=bool)
+        if self.error is None and tuple(tokens.shape) == (self.n, self.length):
+            ready = (self.written == self.length) & (_row_digest(tokens) == self.digest).numpy()
+        for i in np.flatnonzero(~ready):
+            self.path(int(i)).unlink(missing_ok=True)
+        return ready
+
+    def close(self) -> None:
+        """Remove ``out/.partial/`` and whatever is left in it."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def write_samples(
     gen: Generated,
     out: Path,
@@ -52,6 +171,7 @@ def write_samples(
     timings: dict[str, float] | None = None,
     device: str | torch.device | None = None,
     grid: GridFigure | None = None,
+    sink: WavSink | None = None,
 ) -> list[dict]:
     """Decode and write every sample; returns the index rows (also written as index.csv/json).
 
@@ -65,7 +185,9 @@ def write_samples(
     each part took, summed over its jobs: "noise", "wavs", "grid", "index".
     ``device``: where the noise is judged; a GPU judges every sample at once in this thread while the pool writes the
     files (on a CPU the pool's threads judge it, a few samples per job). ``grid``: the spectrogram grid's figure
-    built ahead (:func:`preload_plotting`).
+    built ahead (:func:`preload_plotting`). ``sink``: the :class:`WavSink` that wrote the WAVs while sampling; its
+    files are moved into place (``timings["wavs ahead"]``: its thread's seconds), any row it did not finish is
+    written here.
     """
     timings = {} if timings is None else timings
     clock = _Clock(timings)
@@ -101,10 +223,16 @@ def write_samples(
         # 16-bit PCM straight from the tokens: the 256 decoded levels converted once (the same samples as
         # converting each decoded wave), looked up for the whole batch in one torch gather (multi-threaded: 2048 x 1 s
         # in 0.08 s on a 2-core CPU, against 0.11 s row by row in numpy, 0.43 s while the pool's threads hold the GIL)
-        levels = torch.from_numpy(pcm16(mu_law_decode(torch.arange(256)).numpy()))
-        pcm = levels[gen.tokens].numpy()
+        ahead = sink.finish(gen.tokens) if sink is not None else np.zeros(len(paths), dtype=bool)
+        if sink is not None:
+            timings["wavs ahead"] = sink.seconds
+        todo = np.flatnonzero(~ahead)
+        pcm = _pcm_levels()[gen.tokens[torch.from_numpy(todo)]].numpy()
         save = clock.timed("wavs", save_pcm16)
-        wav_jobs = [pool.submit(save, paths[i], pcm[i]) for i in range(len(paths))]
+        wav_jobs = [pool.submit(save, paths[i], pcm[j]) for j, i in enumerate(todo)]
+        if ahead.any():  # the files written while sampling: moved into place, one job (a rename each)
+            wav_jobs.append(pool.submit(clock.timed("wavs", _move_all), [(sink.path(i), paths[i])
+                                                                         for i in np.flatnonzero(ahead)]))
         if on_gpu:
             noise = judge(torch.from_numpy(judged).to(device), noise_profile)
         else:
@@ -119,8 +247,15 @@ def write_samples(
             if plot is not None:
                 plot.result()
             rows = index.result()
+    if sink is not None:
+        sink.close()
     clock.lap("files")
     return rows
+
+
+def _move_all(moves: list[tuple[Path, Path]]) -> None:
+    for src, dst in moves:
+        os.replace(src, dst)
 
 
 def _write_index(out: Path, paths: list[Path], length: int, prompt_names: list[str] | None, prompt_len: int,
@@ -159,8 +294,9 @@ def outside_sampling_line(loaded: float, timings: dict[str, float]) -> str:
     if "regenerate" in timings:
         parts.append(f"regenerating noisy samples {t('regenerate'):.2f} s")
     parts.append(f"decoding, scoring and labelling {t('decode', 0.0):.2f} s")
+    ahead = f" (while sampling: {t('wavs ahead'):.2f})" if "wavs ahead" in timings else ""
     parts.append(f"files and index {t('files', 0.0):.2f} s (thread seconds: noise check {t('noise', 0.0):.2f}, WAVs "
-                 f"{t('wavs', 0.0):.2f}, spectrogram grid {t('grid', 0.0):.2f}, index {t('index', 0.0):.2f})")
+                 f"{t('wavs', 0.0):.2f}{ahead}, spectrogram grid {t('grid', 0.0):.2f}, index {t('index', 0.0):.2f})")
     line = "outside sampling: " + ", ".join(parts)
     startup = {k.removeprefix("startup "): v for k, v in timings.items() if k.startswith("startup ")}
     if startup:  # inside the sampling time: the stepper's start-up before its first period

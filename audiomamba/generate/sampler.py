@@ -50,6 +50,7 @@ def generate_tokens(
     progress: bool = True,
     state_dtype: torch.dtype | None = None,
     on_started: Callable[[], None] | None = None,
+    on_tokens: Callable[[int, torch.Tensor, int], None] | None = None,
 ) -> Generated:
     """Sample ``n`` token sequences of ``length`` in batches of ``batch``.
 
@@ -59,6 +60,8 @@ def generate_tokens(
     blocks' step states (:class:`~audiomamba.generate.stepper.Stepper`; None: ``AUDIOMAMBA_STEP_STATES`` or auto, i.e.
     float16 for a GPU batch of 16+ rows, else float32). ``on_started`` is called once, after the first batch's first
     period (with a graph: once it is captured and its first replay queued, when the CPU mostly waits for the GPU).
+    ``on_tokens(lo, tokens, steps)`` after every period of the batch from sample ``lo`` on: its (time, B) token
+    buffer, the first ``steps`` steps queued (:class:`~audiomamba.generate.output.WavSink` writes them ahead).
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -99,7 +102,8 @@ def generate_tokens(
                 bar.update(task, completed=base + p, rate=f"{audio / max(secs, 1e-9):.1f}× real time")
 
             prompt = None if prompts is None else prompts[lo : lo + b]
-            tok, lp = stepper.run(prompt, length, on_period=tick)
+            feed = None if on_tokens is None else (lambda steps, buf, lo=lo: on_tokens(lo, buf, steps))
+            tok, lp = stepper.run(prompt, length, on_period=tick, on_tokens=feed)
             tokens.append(tok.cpu())
             logp.append(lp.cpu())
             for part, secs in stepper.startup.items():

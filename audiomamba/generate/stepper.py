@@ -377,12 +377,17 @@ class Stepper:
         return [initial_state(self.model, rows.stop - rows.start, self.device, self.state_dtype)
                 for rows in self.groups]
 
-    def run(self, prompt: torch.Tensor | None, length: int, on_period: Callable[[int], None] | None = None):
-        """All ``length`` tokens: (tokens (B, length), logp (B, length)); ``on_period(k)`` after period k."""
+    def run(self, prompt: torch.Tensor | None, length: int, on_period: Callable[[int], None] | None = None,
+            on_tokens: Callable[[int, torch.Tensor], None] | None = None):
+        """All ``length`` tokens: (tokens (B, length), logp (B, length)); ``on_period(k)`` after period k;
+        ``on_tokens(steps, tokens)`` then too, with the (time, B) token buffer whose first ``steps`` steps are queued
+        (on a GPU, on the current stream: record an event before reading them elsewhere)."""
         done = None
         for done in self.periods(prompt, length):
             if on_period:
                 on_period(done[0])
+            if on_tokens:
+                on_tokens(done[0] * self.period, done[1])
         _, tokens, logp = done
         return tokens[:length].T.contiguous(), logp[:length].T.contiguous()
 
