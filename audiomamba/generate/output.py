@@ -60,14 +60,15 @@ def _row_digest(tokens: torch.Tensor) -> torch.Tensor:
 
 
 class WavSink:
-    """The WAVs written while the GPU samples (issue 18: file writing off the critical path). Generation hands it
-    each batch's token buffer after every period (:meth:`feed`); every :data:`SINK_CHUNK` steps it records a CUDA
-    event, and its thread waits for that event (the GIL released), copies the finished steps to the CPU on a stream
-    of its own and appends them to each row's WAV in ``out/.partial/`` (the header, for the known length, first). So the disk's
-    writeback happens during sampling, and at the end :func:`write_samples` only moves the files into place
-    (``out/`` or ``out/dropped/``). A row whose tokens changed after they were written (a noisy sample made again)
-    is written again from its tokens; an error in the thread (a full disk) leaves every row to be written at the end,
-    as without the sink: nothing is lost either way."""
+    """The WAVs written while the GPU samples (issue 18: file writing off the critical path).
+
+    Generation hands it each batch's token buffer after every period (:meth:`feed`); every :data:`SINK_CHUNK` steps
+    it records a CUDA event, and its thread waits for that event (the GIL released), copies the finished steps to
+    the CPU on a stream of its own and appends them to each row's WAV in ``out/.partial/`` (the header, for the
+    known length, first). So the disk's writeback happens during sampling, and at the end :func:`write_samples`
+    only moves the files into place (``out/`` or ``out/dropped/``). A row whose tokens changed after they were
+    written (a noisy sample made again) is written again from its tokens; an error in the thread (a full disk)
+    leaves every row to be written at the end, as without the sink: nothing is lost either way."""
 
     def __init__(self, out: Path, n: int, length: int, chunk: int | None = None) -> None:
         self.dir = Path(out) / ".partial"
@@ -134,25 +135,23 @@ class WavSink:
                 fh.write(pcm[r].tobytes())
         self.written[lo : lo + pcm.shape[0]] = stop
 
-    def stop(self) -> None:
-        """Wait for the writes queued so far; later feeds are ignored."""
+    def _join(self) -> None:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+
+    def stop(self) -> None:
+        """Wait for the writes queued so far; later feeds are ignored."""
+        self._join()
         self.error = self.error or "stopped"
 
     def finish(self, tokens: torch.Tensor) -> np.ndarray:
-        """Wait for the writes, then which rows' files hold exactly ``tokens`` (n, length) (bool (n,)); the others'
-        files are removed."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        ready = np.zeros(self.n, dtype=bool)
-        if self.error is None and tuple(tokens.shape) == (self.n, self.length):
-            ready = (self.written == self.length) & (_row_digest(tokens) == self.digest).numpy()
-        for i in np.flatnonzero(~ready):
-            self.path(int(i)).unlink(missing_ok=True)
-        return ready
+        """Wait for the writes, then which rows' files hold exactly ``tokens`` (n, length): bool (n,) (the others'
+        files are left for :meth:`close` to remove)."""
+        self._join()
+        if self.error is not None or tuple(tokens.shape) != (self.n, self.length):
+            return np.zeros(self.n, dtype=bool)
+        return (self.written == self.length) & (_row_digest(tokens) == self.digest).numpy()
 
     def close(self) -> None:
         """Remove ``out/.partial/`` and whatever is left in it."""
