@@ -130,6 +130,12 @@ def test_wavs_written_while_sampling_are_the_wavs_written_after(model: torch.nn.
     # the spectrogram grid's PNG holds no clock or path: equal too
     assert folders[True] == folders[False] and any(name.startswith("dropped/") for name in folders[True])
     assert sorted(set(appends)) == [(0, 24), (24, 48), (48, 64)] and len(appends) == 9  # 3 chunks x 3 batches
+    from audiomamba.errors import ConfigError
+
+    monkeypatch.setenv("AUDIOMAMBA_WRITE_AHEAD", "yes")
+    with pytest.raises(ConfigError, match="AUDIOMAMBA_WRITE_AHEAD='yes'"):
+        generate_to_folder(model, tmp_path / "bad", n=1, seconds=0.001, batch=1, sampling=SamplingConfig(),
+                           progress=False)
 
 
 def test_rows_changed_after_the_sink_wrote_them_are_written_again(tmp_path: Path, monkeypatch) -> None:

@@ -7,6 +7,7 @@ and writes WAVs, an index and a spectrogram grid.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def generate_to_folder(
     noise_profile: NoiseProfile | None = None,
     timings: dict[str, float] | None = None,
     state_dtype: torch.dtype | None = None,
-    write_ahead: bool = True,
+    write_ahead: bool | None = None,
 ) -> tuple[list[dict], Generated]:
     """Generate ``n`` samples of ``seconds`` (the prompt included) and write them to ``out``.
 
@@ -83,7 +84,8 @@ def generate_to_folder(
     :attr:`Generated.startup`), "regenerate" (noisy samples made again) and :func:`write_samples`' parts;
     ``state_dtype``: the Mamba blocks' step states (float32, bfloat16 or float16; None: ``AUDIOMAMBA_STEP_STATES``,
     else auto: float16 for a GPU batch of 16+ rows). ``write_ahead``: write the WAVs while sampling
-    (:class:`~audiomamba.generate.output.WavSink`), so that at the end they are only moved into place.
+    (:class:`~audiomamba.generate.output.WavSink`), so that at the end they are only moved into place (None:
+    ``AUDIOMAMBA_WRITE_AHEAD``, on unless it is 0, for timing the two).
     """
     timings = {} if timings is None else timings
     length = int(round(seconds * 16000))
@@ -96,6 +98,12 @@ def generate_to_folder(
               state_dtype=state_dtype)
     # the spectrogram grid's figure is built while the GPU samples (it was the last file waited for)
     grid: list = []
+    if write_ahead is None:
+        flag = os.environ.get("AUDIOMAMBA_WRITE_AHEAD", "").strip()
+        if flag not in ("", "0", "1"):
+            raise ConfigError(f"AUDIOMAMBA_WRITE_AHEAD={flag!r} in the environment: use 1 (write the WAVs while "
+                              "sampling, the default) or 0 (after it)")
+        write_ahead = flag != "0"
     sink = WavSink(out, n, length) if write_ahead else None
     try:
         gen = generate_tokens(model, n, length, batch, seed=seed, prompts=prompts,

@@ -90,8 +90,11 @@ run whole-step bash -c "python3 -m audiomamba.bench.step_tiles --rounds 3 --out 
   python3 -m audiomamba.bench.step_tiles --rounds 3 --block mamba-s4-real --configs 'whole=1;whole=1,whole_e=32' \
   --out $RES/step-tiles-whole-s4-real.md"
 # then the CLI path at 2048 with the whole-block kernels against the default, one process each, back to back
+# (and the WAVs written while sampling against after it: AUDIOMAMBA_WRITE_AHEAD=0, new 2026-12-05 21:10)
 run whole-matrix bash -c "timeout 200 $B generate --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 \
-  --out $RES/bench-generate-matrix-2048-default.md; AUDIOMAMBA_STEP_TILES=whole=1 timeout 200 $B generate --matrix \
+  --out $RES/bench-generate-matrix-2048-default.md; AUDIOMAMBA_WRITE_AHEAD=0 timeout 200 $B generate --matrix \
+  --presets sc09-small --blocks mamba-s6 --batches 2048 --out $RES/bench-generate-matrix-2048-after.md; \
+  AUDIOMAMBA_STEP_TILES=whole=1 timeout 200 $B generate --matrix \
   --presets sc09-small --blocks mamba-s6 --batches 2048 --out $RES/bench-generate-matrix-2048-whole.md"
 # (issue 18, new 2026-12-05 21:00) bf16 tiles on top of today's fp16 states at 2048 (1.06x with fp32 states, H100 09:24,
 # within the likelihood check; overfit's table now has step_fused_bf16_tiles_fp16_states): the steady step and the CLI
