@@ -410,7 +410,8 @@ def matrix_case(preset: str, block: str, batch: int, seconds: float, max_seconds
     ``audiomamba generate`` does (:func:`model_from_state`), then :func:`generate_to_folder` with the
     SaShiMi filter into ``out``. When the probe predicts more than ``max_seconds`` of sampling, only
     whole periods worth about ``max_seconds`` are sampled (:func:`capped_sampling`) and the sampling
-    time is extrapolated at the probe's rate (the note says so); the files are still written at full length.
+    time is extrapolated at the probe's rate (the note says so); the files are still written at full length,
+    after sampling (uncapped, while sampling, as ``audiomamba generate`` writes them).
     """
     graph = dev.type == "cuda"
     full = int(round(seconds * 16000))
@@ -426,9 +427,12 @@ def matrix_case(preset: str, block: str, batch: int, seconds: float, max_seconds
     model = model_from_state(torch.load(weights, map_location="cpu", weights_only=True), dev)
     loaded = time.perf_counter() - t0
     timings: dict[str, float] = {}
+    # capped, the WAVs are written after sampling (the sampled part is repeated to full length afterwards, so the
+    # WavSink could not write them while sampling); uncapped as ``audiomamba generate`` writes them
     with capped_sampling(steps):
         _, gen = generate_to_folder(model, out, batch, seconds, batch, SamplingConfig(), 0, "minmax",
-                                    sashimi_filter=True, device=dev, bf16=bf16, progress=False, timings=timings)
+                                    sashimi_filter=True, device=dev, bf16=bf16, progress=False, timings=timings,
+                                    write_ahead=None if steps is None else False)
     sync(dev)
     wall = time.perf_counter() - t0
     sampling, note = gen.seconds, ""
@@ -440,7 +444,7 @@ def matrix_case(preset: str, block: str, batch: int, seconds: float, max_seconds
         extra = (full - steps) * rate
         sampling, wall = sampling + extra, wall + extra
         note = (f"sampling timed over {steps} of {full} steps, extrapolated at {source}, {rate * 1e3:.3f} ms/step "
-                f"(the probe's steady {per_step * 1e3:.3f}); files written at full length")
+                f"(the probe's steady {per_step * 1e3:.3f}); files written at full length, after sampling")
     del model, gen
     shutil.rmtree(out, ignore_errors=True)
     return MatrixRow(preset, block, batch, seconds, wall, sampling, note, parts=outside_sampling_line(loaded, timings),

@@ -81,7 +81,7 @@ def test_matrix_caps_sampling_extrapolates_and_says_so(tmp_path, capsys, monkeyp
 
     def spy(*args, **kwargs):
         rows, gen = real(*args, **kwargs)
-        written.append((tuple(gen.tokens.shape), len(list(args[1].glob("*.wav")))))
+        written.append((tuple(gen.tokens.shape), len(list(args[1].glob("*.wav"))), kwargs["write_ahead"]))
         return rows, gen
 
     monkeypatch.setattr(bg, "generate_to_folder", spy)
@@ -90,10 +90,12 @@ def test_matrix_caps_sampling_extrapolates_and_says_so(tmp_path, capsys, monkeyp
                  "--seconds", "0.002", "--max-seconds-per-case", "1e-6"], capsys)
     _, (row,) = _table(text, "preset")
     assert row[3] == "0.002"
-    assert "sampling timed over 4 of 32 steps, extrapolated" in row[11] and "files written at full length" in row[11]
+    assert "sampling timed over 4 of 32 steps, extrapolated" in row[11]
+    assert "files written at full length, after sampling" in row[11]
     # at the sampled part's own rate after its start-up (here the initial states), the probe's beside it
     assert "the sampled part's own rate after its start-up" in row[11] and "(the probe's steady " in row[11]
-    assert written == [((2, 32), 2)]  # WAVs of the full length, one per sample
+    # WAVs of the full length, one per sample, written after sampling (the repeated part was never sampled)
+    assert written == [((2, 32), 2, False)]
     assert float(row[4]) > float(row[5]) > 0
     assert "1 extrapolated (note)" in text
 

@@ -91,11 +91,11 @@ run whole-step bash -c "python3 -m audiomamba.bench.step_tiles --rounds 3 --out 
   --out $RES/step-tiles-whole-s4-real.md"
 # then the CLI path at 2048 with the whole-block kernels against the default, one process each, back to back
 # (and the WAVs written while sampling against after it: AUDIOMAMBA_WRITE_AHEAD=0, new 2026-12-05 21:10)
-run whole-matrix bash -c "timeout 200 $B generate --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 \
-  --out $RES/bench-generate-matrix-2048-default.md; AUDIOMAMBA_WRITE_AHEAD=0 timeout 200 $B generate --matrix \
-  --presets sc09-small --blocks mamba-s6 --batches 2048 --out $RES/bench-generate-matrix-2048-after.md; \
-  AUDIOMAMBA_STEP_TILES=whole=1 timeout 200 $B generate --matrix \
-  --presets sc09-small --blocks mamba-s6 --batches 2048 --out $RES/bench-generate-matrix-2048-whole.md"
+# (uncapped: --max-seconds-per-case 40 samples all 16 000 steps, so the WAVs can be written while sampling)
+run whole-matrix bash -c "M='$B generate --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 \
+  --max-seconds-per-case 40'; timeout 200 \$M --out $RES/bench-generate-matrix-2048-default.md; \
+  AUDIOMAMBA_WRITE_AHEAD=0 timeout 200 \$M --out $RES/bench-generate-matrix-2048-after.md; \
+  AUDIOMAMBA_STEP_TILES=whole=1 timeout 200 \$M --out $RES/bench-generate-matrix-2048-whole.md"
 # (issue 18, new 2026-12-05 21:00) bf16 tiles on top of today's fp16 states at 2048 (1.06x with fp32 states, H100 09:24,
 # within the likelihood check; overfit's table now has step_fused_bf16_tiles_fp16_states): the steady step and the CLI
 run tiles-bf16 bash -c "python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_PRECISION --configs bf16 --rounds 3 \
