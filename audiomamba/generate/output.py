@@ -226,7 +226,8 @@ def write_samples(
         if sink is not None:
             timings["wavs ahead"] = sink.seconds
         todo = np.flatnonzero(~ahead)
-        pcm = _pcm_levels()[gen.tokens[torch.from_numpy(todo)]].numpy()
+        # (no row ahead: the tokens as they are, not a 2048 x 16 000 int64 copy through an index)
+        pcm = _pcm_levels()[gen.tokens if len(todo) == len(paths) else gen.tokens[torch.from_numpy(todo)]].numpy()
         save = clock.timed("wavs", save_pcm16)
         wav_jobs = [pool.submit(save, paths[i], pcm[j]) for j, i in enumerate(todo)]
         if ahead.any():  # the files written while sampling: moved into place, one job (a rename each)
