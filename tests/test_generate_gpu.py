@@ -72,7 +72,7 @@ def test_step_consistency_with_the_faster_settings() -> None:
     result = step_consistency(model, torch.randint(0, 256, (2, 64), device="cuda"), reference_scan=False, fast=True)
     assert {"step_fused_bf16_states", "step_fused_bf16_tiles", "step_fused_bf16_tiles_states",
             "step_composed_bf16_states", "step_fused_fp16_states", "step_composed_fp16_states",
-            "step_fused_bf16_tiles_fp16_states"} <= set(result["paths"])
+            "step_fused_bf16_tiles_fp16_states", "step_fused_tf32_tiles_fp16_states"} <= set(result["paths"])
     assert result["agree"] and result["fast_agree"], format_consistency(result)
 
 

@@ -17,7 +17,8 @@ noise. :func:`step_consistency` teacher-forces real clips through
   (``step_composed_fp16_states``, ``step_fused_fp16_states``: ``--states fp16``), ``step_fused_bf16_tiles`` (the
   batched fused kernels' products on bf16 operands: ``AUDIOMAMBA_STEP_PRECISION=bf16``; the clips repeated to 16 rows, the
   batched kernels' smallest batch), ``step_fused_bf16_tiles_states`` (both) and ``step_fused_bf16_tiles_fp16_states``
-  (bf16 tiles with the float16 states a large GPU batch steps by default),
+  (bf16 tiles with the float16 states a large GPU batch steps by default) and ``step_fused_tf32_tiles_fp16_states``
+  (one TF32 product per tile instead of three: ``AUDIOMAMBA_STEP_PRECISION=tf32``),
 
 and reports the BPB of the clips under each path and the largest per-token log-probability
 difference from ``parallel_fp32``.
@@ -103,6 +104,7 @@ def step_consistency(model: nn.Module, targets: torch.Tensor, reference_scan: bo
             paths["step_fused_bf16_tiles"] = _step_logp(model, targets, True, precision="bf16")
             paths["step_fused_bf16_tiles_states"] = _step_logp(model, targets, True, torch.bfloat16, "bf16")
             paths["step_fused_bf16_tiles_fp16_states"] = _step_logp(model, targets, True, torch.float16, "bf16")
+            paths["step_fused_tf32_tiles_fp16_states"] = _step_logp(model, targets, True, torch.float16, "tf32")
     base = paths["parallel_fp32"]
     report: dict[str, dict[str, float]] = {}
     failed: list[str] = []

@@ -98,9 +98,12 @@ run whole-matrix bash -c "M='$B generate --matrix --presets sc09-small --blocks 
   AUDIOMAMBA_STEP_TILES=whole=1 timeout 200 \$M --out $RES/bench-generate-matrix-2048-whole.md"
 # (issue 18, new 2026-12-05 21:00) bf16 tiles on top of today's fp16 states at 2048 (1.06x with fp32 states, H100 09:24,
 # within the likelihood check; overfit's table now has step_fused_bf16_tiles_fp16_states): the steady step and the CLI
-run tiles-bf16 bash -c "python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_PRECISION --configs bf16 --rounds 3 \
+# (and one TF32 product per tile instead of three, `tf32`, new 2026-12-05 23:20: never timed; coarser than float32,
+# finer than bf16; overfit's table has step_fused_tf32_tiles_fp16_states)
+run tiles-bf16 bash -c "python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_PRECISION --configs 'bf16;tf32' --rounds 3 \
   --out $RES/step-prec-bf16-fp16-states.md; AUDIOMAMBA_STEP_PRECISION=bf16 timeout 200 $B generate --matrix \
-  --presets sc09-small --blocks mamba-s6 --batches 2048 --out $RES/bench-generate-matrix-2048-bf16-tiles.md"
+  --presets sc09-small --blocks mamba-s6 --batches 2048 --max-seconds-per-case 40 \
+  --out $RES/bench-generate-matrix-2048-bf16-tiles.md"
 # (issue 18, new 2026-12-05 18:05) the files phase at batch 2048: the grid's figure built ahead against at the end
 # (H100 18:04: 1.92 against 2.17 s), and the WAV writers on this machine's disk
 run files-phase bash -c "python3 -m audiomamba.bench.files_phase grid > $RES/files-phase-grid.md; \
