@@ -147,6 +147,8 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             ssm_warps = 4 if small else t.get("ssm_warps", 4)  # as _kernel_launch launches it
             out.append(Variant("ssm", tuple(ssm.items()), ssm_warps))
             out.append(Variant("ssm", tuple(dict(ssm, EVEN=True).items()), ssm_warps))
+            if not small:  # the x_proj inside every state-update program (``x_inline=1``), 2 and 4 warps
+                out += [Variant("ssm", tuple(dict(ssm, XPROJ_INLINE=True, EVEN=True).items()), w) for w in (2, 4)]
             if not small:
                 xproj = dict(common, BLOCK_K=k, BLOCK_N=16, BLOCK_R=16)
                 out.append(Variant("xproj", tuple(xproj.items()), 4))

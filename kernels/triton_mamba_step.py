@@ -109,17 +109,19 @@ NUM_WARPS = 4
 #: ``whole=1`` (new 2026-12-05, not yet timed on a GPU): a Mamba block step as ONE kernel per row tile
 #: (:func:`_s6_whole_kernel`, :func:`_lti_whole_kernel`) for blocks of at most ``whole_max_h`` columns (default :data:`WHOLE_MAX_H`; wider ones
 #: keep the four kernels), ``whole_e`` channels per chunk (default :data:`WHOLE_E`, half that above 64 columns),
-#: ``whole_rows`` rows and ``whole_warps`` warps (default :data:`WHOLE_WARPS`) per program.
+#: ``whole_rows`` rows and ``whole_warps`` warps (default :data:`WHOLE_WARPS`) per program. ``x_inline=1`` (new
+#: 2026-12-05 23:20, not yet timed): no x_proj launch; every state-update program of a row tile computes the x_proj
+#: of its rows itself (as one stream does), E / ``ssm_e`` times over, one launch per block fewer.
 TILE_KERNEL_KEYS = ("in_rows", "in_warps", "x_rows", "x_warps", "ssm_warps", "out_rows", "out_warps",
                     "in_stages", "x_stages", "ssm_stages", "out_stages", "x_split",
                     "in_maxnreg", "x_maxnreg", "ssm_maxnreg", "out_maxnreg",
-                    "whole", "whole_e", "whole_rows", "whole_warps", "whole_stages", "whole_max_h")
+                    "whole", "whole_e", "whole_rows", "whole_warps", "whole_stages", "whole_max_h", "x_inline")
 #: sm_90, 8 warps, tf32x3 (``compile_check``, 2026-12-05): H 64 with 16 channels per chunk 255 registers and no spills
 #: (32: 816-956 B of spills); H 128 with 8, 24 B (16: 496-740 B); H 256 with 8, 732 B (16: 5-11 KB)
 WHOLE_E = 16
 WHOLE_MAX_H = 128
 WHOLE_WARPS = 8
-_FLAGS = ("x_split", "whole")  # tile keys that are 0 or 1
+_FLAGS = ("x_split", "whole", "x_inline")  # tile keys that are 0 or 1
 _tiles_cache: dict[tuple, dict[str, int]] = {}
 
 
@@ -874,8 +876,9 @@ def mamba_s6_block_step_triton(
         t = launch.tiles
         block_n, block_r = _pad(N, 2 if launch.small else 16), _pad(R, 2 if launch.small else 16)
         block_k = min(_pad(E), t["k"])
-        dbc = u  # not read when x_proj runs inside _ssm_kernel (one stream: saves a launch)
-        if not launch.small:
+        dbc = u  # not read when x_proj runs inside _ssm_kernel (one stream, or x_inline: saves a launch)
+        inline = launch.small or bool(t.get("x_inline"))
+        if not inline:
             dbc = torch.empty((batch, R + 2 * N), device=u.device, dtype=torch.float32)
             n_rows, common = _kernel_launch(launch, batch, "x")
             split = bool(t.get("x_split"))  # one of (Δ_low, B_t, C_t) per program
@@ -884,11 +887,11 @@ def mamba_s6_block_step_triton(
                 EVEN=_even(common["BLOCK_B"], batch, (E, block_k), (N, block_n)), SPLIT=split, **common,
             )
         common = _kernel_launch(launch, batch, "ssm")[1]
-        inline_k = (E, block_k) if launch.small else (1, 1)  # the x_proj's chunks, where it runs inside
+        inline_k = (E, block_k) if inline else (1, 1)  # the x_proj's chunks, where it runs inside
         launch_named(_ssm_kernel, (launch.n_rows, cdiv(E, t["ssm_e"])),
             u, z, x_proj, dbc, dt_proj.contiguous(), dt_bias, A.float().contiguous(), D, h, y,
             batch=batch, E=E, N=N, R=R,
-            XPROJ_INLINE=launch.small, BLOCK_E=t["ssm_e"], BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r,
+            XPROJ_INLINE=inline, BLOCK_E=t["ssm_e"], BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r,
             EVEN=_even(common["BLOCK_B"], batch, (E, t["ssm_e"]), (N, block_n), inline_k), **common,
         )
 

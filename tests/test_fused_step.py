@@ -180,6 +180,26 @@ def test_whole_block_kernel_matches_composed_step(kind: str, tiles: str, width: 
         assert seen and set(seen) == {whole}, seen
 
 
+@pytest.mark.parametrize("tiles", ["x_inline=1", "x_inline=1,ssm_e=16,k=16"])
+def test_x_proj_inside_the_state_update_at_batch(tiles: str, monkeypatch) -> None:
+    """``AUDIOMAMBA_STEP_TILES=x_inline=1``: every state-update program of a row tile computes its rows' x_proj itself
+    (over several chunks of channels, and with several programs per row tile), the same as the composed step, with
+    no x_proj launch."""
+    import audiomamba.kernels.triton_mamba_step as tm
+
+    monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", tiles)
+    seen = []
+    real = tm.launch_named
+
+    def spy(kernel, *args, **kwargs):
+        seen.append(kernel.fn.__name__ if hasattr(kernel, "fn") else str(kernel))
+        return real(kernel, *args, **kwargs)
+
+    monkeypatch.setattr(tm, "launch_named", spy)
+    _fused_equals_composed("mamba-s6", 19, width=32, d_state=16)
+    assert "_ssm_kernel" in seen and "_xproj_kernel" not in seen, seen
+
+
 @pytest.mark.parametrize("batch", [1, 19])
 @pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4-real"])
 def test_fused_block_step_with_weights_loaded_first(kind: str, batch: int, monkeypatch) -> None:

@@ -89,6 +89,10 @@ run whole-step bash -c "python3 -m audiomamba.bench.step_tiles --rounds 3 --out 
   --configs 'whole=1;whole=1,whole_e=32;whole=1,whole_warps=4;whole=1,whole_stages=1;whole=1,whole_rows=32'; \
   python3 -m audiomamba.bench.step_tiles --rounds 3 --block mamba-s4-real --configs 'whole=1;whole=1,whole_e=32' \
   --out $RES/step-tiles-whole-s4-real.md"
+# (issue 18, new 2026-12-05 23:20, not yet timed) no x_proj launch at batch 2048: every state-update program computes
+# its rows' x_proj (x_inline=1; sm_90 tf32x3: 2 warps 255 registers and 528 B of spills, 4 warps 128 B)
+run x-inline python3 -m audiomamba.bench.step_tiles --rounds 3 --out $RES/step-tiles-x-inline.md \
+  --configs 'x_inline=1;x_inline=1,ssm_warps=4;x_inline=1,ssm_warps=4,ssm_e=32'
 # then the CLI path at 2048 with the whole-block kernels against the default, one process each, back to back
 # (and the WAVs written while sampling against after it: AUDIOMAMBA_WRITE_AHEAD=0, new 2026-12-05 21:10)
 # (uncapped: --max-seconds-per-case 40 samples all 16 000 steps, so the WAVs can be written while sampling)
