@@ -32,6 +32,21 @@ def _run_steps(model, tokens, fused: bool):
     return out, state
 
 
+def _spy_launches(monkeypatch) -> list[str]:
+    """The names of the step kernels launched from now on (``launch_named`` of ``triton_mamba_step``), in order."""
+    import audiomamba.kernels.triton_mamba_step as tm
+
+    seen: list[str] = []
+    real = tm.launch_named
+
+    def spy(kernel, *args, **kwargs):
+        seen.append(kernel.fn.__name__ if hasattr(kernel, "fn") else str(kernel))
+        return real(kernel, *args, **kwargs)
+
+    monkeypatch.setattr(tm, "launch_named", spy)
+    return seen
+
+
 @pytest.mark.parametrize("batch,tiles", [(1, "default"), (3, "small"), (19, "default"), (19, "small"), (19, "per-kernel")])
 @pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4", "mamba-s4-real", "mamba-s4-zoh", "mamba-s4-real-zoh"])
 def test_fused_block_step_matches_composed_step(kind: str, batch: int, tiles: str, monkeypatch) -> None:
@@ -160,17 +175,8 @@ def test_whole_block_kernel_matches_composed_step(kind: str, tiles: str, width: 
     """``AUDIOMAMBA_STEP_TILES=whole=1``: a Mamba block step of 16+ rows as one kernel per row tile equals the
     composed step (outputs, conv windows and states), and it is the only launch of the block's step (a block wider
     than ``whole_max_h`` keeps its kernels); selective, real and complex LTI blocks."""
-    import audiomamba.kernels.triton_mamba_step as tm
-
     monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", tiles)
-    seen = []
-    real = tm.launch_named
-
-    def spy(kernel, *args, **kwargs):
-        seen.append(kernel.fn.__name__ if hasattr(kernel, "fn") else str(kernel))
-        return real(kernel, *args, **kwargs)
-
-    monkeypatch.setattr(tm, "launch_named", spy)
+    seen = _spy_launches(monkeypatch)
     _fused_equals_composed(kind, batch, width=width, d_state=d_state, state_dtype=states,
                            tol=1e-3 if states == torch.float16 else 1e-5)
     whole = "_s6_whole_kernel" if kind == "mamba-s6" else "_lti_whole_kernel"
@@ -185,17 +191,8 @@ def test_x_proj_inside_the_state_update_at_batch(tiles: str, monkeypatch) -> Non
     """``AUDIOMAMBA_STEP_TILES=x_inline=1``: every state-update program of a row tile computes its rows' x_proj itself
     (over several chunks of channels, and with several programs per row tile), the same as the composed step, with
     no x_proj launch."""
-    import audiomamba.kernels.triton_mamba_step as tm
-
     monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", tiles)
-    seen = []
-    real = tm.launch_named
-
-    def spy(kernel, *args, **kwargs):
-        seen.append(kernel.fn.__name__ if hasattr(kernel, "fn") else str(kernel))
-        return real(kernel, *args, **kwargs)
-
-    monkeypatch.setattr(tm, "launch_named", spy)
+    seen = _spy_launches(monkeypatch)
     _fused_equals_composed("mamba-s6", 19, width=32, d_state=16)
     assert "_ssm_kernel" in seen and "_xproj_kernel" not in seen, seen
 
