@@ -138,6 +138,9 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             out.append(Variant("in_conv", tuple(in_conv.items()), 4))
             # sizes that are multiples of the tiles, as at sc09's widths: no masks (``EVEN``)
             out.append(Variant("in_conv", tuple(dict(in_conv, EVEN=True).items()), 4))
+            if not small:  # the x_proj folded in (``x_fold=1``: all of E per program), 4 and 8 warps
+                fold = dict(in_conv, BLOCK_E=E, XFOLD=True, BLOCK_N=16, BLOCK_R=16, EVEN=True)
+                out += [Variant("in_conv", tuple(fold.items()), w) for w in (4, 8)]
             if not small and H < 256:  # all H columns in one chunk (``in_h=H``: x loaded once), 4 and 8 warps
                 one = dict(in_conv, BLOCK_H=H, ONE_CHUNK=True)
                 out += [Variant("in_conv", tuple(dict(one, EVEN=e).items()), w) for w in (4, 8) for e in (False, True)]

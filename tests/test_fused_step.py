@@ -186,15 +186,18 @@ def test_whole_block_kernel_matches_composed_step(kind: str, tiles: str, width: 
         assert seen and set(seen) == {whole}, seen
 
 
-@pytest.mark.parametrize("tiles", ["x_inline=1", "x_inline=1,ssm_e=16,k=16"])
-def test_x_proj_inside_the_state_update_at_batch(tiles: str, monkeypatch) -> None:
-    """``AUDIOMAMBA_STEP_TILES=x_inline=1``: every state-update program of a row tile computes its rows' x_proj itself
-    (over several chunks of channels, and with several programs per row tile), the same as the composed step, with
-    no x_proj launch."""
+@pytest.mark.parametrize("tiles,x_launch", [("x_inline=1", False), ("x_inline=1,ssm_e=16,k=16", False),
+                                            ("x_fold=1,in_e=64", False), ("x_fold=1,in_e=64,in_h=16", False),
+                                            ("x_fold=1,in_e=32", True)])
+def test_x_proj_without_its_launch_at_batch(tiles: str, x_launch: bool, monkeypatch) -> None:
+    """The x_proj of a batch without a launch of its own, the same as the composed step (E = 64): ``x_inline=1``,
+    every state-update program of a row tile computes its rows' x_proj itself (over several chunks of channels, and
+    with several programs per row tile); ``x_fold=1``, the in_proj + conv program computes it from its u when it holds
+    all E channels (``in_e`` >= E; below that the x_proj keeps its launch)."""
     monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", tiles)
     seen = _spy_launches(monkeypatch)
     _fused_equals_composed("mamba-s6", 19, width=32, d_state=16)
-    assert "_ssm_kernel" in seen and "_xproj_kernel" not in seen, seen
+    assert "_ssm_kernel" in seen and ("_xproj_kernel" in seen) == x_launch, seen
 
 
 @pytest.mark.parametrize("batch", [1, 19])

@@ -93,6 +93,12 @@ run whole-step bash -c "python3 -m audiomamba.bench.step_tiles --rounds 3 --out 
 # its rows' x_proj (x_inline=1; sm_90 tf32x3: 2 warps 255 registers and 528 B of spills, 4 warps 128 B)
 run x-inline python3 -m audiomamba.bench.step_tiles --rounds 3 --out $RES/step-tiles-x-inline.md \
   --configs 'x_inline=1;x_inline=1,ssm_warps=4;x_inline=1,ssm_warps=4,ssm_e=32'
+# (issue 18, new 2026-12-05 23:40) the batched tiles under one TF32 product (tf32: sm_90 in_proj + conv 160 against 235
+# registers, x_proj 80 / 255, out_proj 40 / 93; 30-65 % fewer instructions than tf32x3), each against tf32's defaults:
+# the x_proj without its launch (x_inline; x_fold=1: in the in_proj + conv when one program holds all of E, 252
+# registers at 4 warps), H in one chunk at 8 warps (64 registers), 32 rows, out_proj over 64 columns
+run tiles-tf32 env AUDIOMAMBA_STEP_PRECISION=tf32 python3 -m audiomamba.bench.step_tiles --rounds 3 \
+  --out $RES/step-tiles-tf32.md --configs 'x_inline=1,ssm_warps=4;x_fold=1,in_e=128;x_fold=1,in_e=128,in_warps=8;in_h=64,in_warps=8;rows=32;out_h=64;x_fold=1,in_e=128,in_h=16,in_warps=8'
 # then the CLI path at 2048, one process each, back to back (sc09-large's too: its goal is within 3x of the 10 s)
 # (and the WAVs written while sampling against after it: AUDIOMAMBA_WRITE_AHEAD=0, new 2026-12-05 21:10)
 # (uncapped: --max-seconds-per-case 40 samples all 16 000 steps, so the WAVs can be written while sampling)
