@@ -84,7 +84,7 @@ run sub-matrix bash -c "timeout 300 $B generate --matrix --presets sc09-small,sc
 # (issue 18, new 2026-12-05 18:30, not yet timed) a whole mamba-s6 block step as ONE kernel per row tile at batch 2048
 # (AUDIOMAMBA_STEP_TILES=whole=1; sm_90 at H 64: 255 registers, no spills with 16 channels per chunk at 8 warps): its
 # GPU tests, then the steady step against the four kernels per block, and a few geometries; logits checked
-run whole-tests python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py tests/test_generate_gpu.py -k "whole or written or consistency"
+run whole-tests python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py tests/test_generate_gpu.py -k "whole or written or consistency or without_its_launch"
 run whole-step bash -c "python3 -m audiomamba.bench.step_tiles --rounds 3 --out $RES/step-tiles-whole.md \
   --configs 'whole=1;whole=1,whole_e=32;whole=1,whole_warps=4;whole=1,whole_stages=1;whole=1,whole_rows=32'; \
   python3 -m audiomamba.bench.step_tiles --rounds 3 --block mamba-s4-real --configs 'whole=1;whole=1,whole_e=32' \
