@@ -59,7 +59,7 @@ def width_row(H: int, batch: int, timer) -> dict[str, float]:
     x_bf, win_bf = x.bfloat16(), win_t.bfloat16()
     calls = {
         "in": lambda: S._in_conv_kernel[(n_rows, triton.cdiv(E, t["in_e"]))](
-            x, nw, nb, win, cw, cb, conv, u, z, u, u, batch, H, E, 1, 1, 1e-5, K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"],
+            x, nw, nb, win, cw, cb, conv, u, z, batch, H, E, 1e-5, K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"],
             PRELOAD=False, ONE_CHUNK=H <= block_h, EVEN=S._even(rows, batch, (E, t["in_e"]), (H, block_h)), **common),
         "lnmm": lambda: torch.mm(F.layer_norm(x, (H,), nw, nb, 1e-5), win_t),
         "mm": lambda: torch.mm(x, win_t),

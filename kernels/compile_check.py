@@ -138,9 +138,6 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             out.append(Variant("in_conv", tuple(in_conv.items()), 4))
             # sizes that are multiples of the tiles, as at sc09's widths: no masks (``EVEN``)
             out.append(Variant("in_conv", tuple(dict(in_conv, EVEN=True).items()), 4))
-            if not small:  # the x_proj folded in (``x_fold=1``: all of E per program), masked and not
-                fold = dict(in_conv, BLOCK_E=E, XFOLD=True, BLOCK_N=16, BLOCK_R=16)
-                out += [Variant("in_conv", tuple(dict(fold, EVEN=e).items()), 4) for e in (False, True)]
             if not small and H < 256:  # all H columns in one chunk (``in_h=H``: x loaded once), 4 and 8 warps
                 one = dict(in_conv, BLOCK_H=H, ONE_CHUNK=True)
                 out += [Variant("in_conv", tuple(dict(one, EVEN=e).items()), w) for w in (4, 8) for e in (False, True)]
@@ -150,8 +147,6 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             ssm_warps = 4 if small else t.get("ssm_warps", 4)  # as _kernel_launch launches it
             out.append(Variant("ssm", tuple(ssm.items()), ssm_warps))
             out.append(Variant("ssm", tuple(dict(ssm, EVEN=True).items()), ssm_warps))
-            if not small:  # the x_proj inside every state-update program (``x_inline=1``), masked and not, 4 warps
-                out += [Variant("ssm", tuple(dict(ssm, XPROJ_INLINE=True, EVEN=e).items()), 4) for e in (False, True)]
             if not small:
                 xproj = dict(common, BLOCK_K=k, BLOCK_N=16, BLOCK_R=16)
                 out.append(Variant("xproj", tuple(xproj.items()), 4))

@@ -109,22 +109,17 @@ NUM_WARPS = 4
 #: ``whole=1`` (new 2026-12-05, not yet timed on a GPU): a Mamba block step as ONE kernel per row tile
 #: (:func:`_s6_whole_kernel`, :func:`_lti_whole_kernel`) for blocks of at most ``whole_max_h`` columns (default :data:`WHOLE_MAX_H`; wider ones
 #: keep the four kernels), ``whole_e`` channels per chunk (default :data:`WHOLE_E`, half that above 64 columns),
-#: ``whole_rows`` rows and ``whole_warps`` warps (default :data:`WHOLE_WARPS`) per program. ``x_inline=1`` (new
-#: 2026-12-05 23:20, not yet timed): no x_proj launch; every state-update program of a row tile computes the x_proj
-#: of its rows itself (as one stream does), E / ``ssm_e`` times over, one launch per block fewer. ``x_fold=1`` (new
-#: 2026-12-05 23:30, not yet timed): no x_proj launch either; where ``in_e`` >= E (one in_proj + conv program holds all
-#: of a row tile's channels) that program computes the x_proj once from the u in its registers.
+#: ``whole_rows`` rows and ``whole_warps`` warps (default :data:`WHOLE_WARPS`) per program.
 TILE_KERNEL_KEYS = ("in_rows", "in_warps", "x_rows", "x_warps", "ssm_warps", "out_rows", "out_warps",
                     "in_stages", "x_stages", "ssm_stages", "out_stages", "x_split",
                     "in_maxnreg", "x_maxnreg", "ssm_maxnreg", "out_maxnreg",
-                    "whole", "whole_e", "whole_rows", "whole_warps", "whole_stages", "whole_max_h", "x_inline",
-                    "x_fold")
+                    "whole", "whole_e", "whole_rows", "whole_warps", "whole_stages", "whole_max_h")
 #: sm_90, 8 warps, tf32x3 (``compile_check``, 2026-12-05): H 64 with 16 channels per chunk 255 registers and no spills
 #: (32: 816-956 B of spills); H 128 with 8, 24 B (16: 496-740 B); H 256 with 8, 732 B (16: 5-11 KB)
 WHOLE_E = 16
 WHOLE_MAX_H = 128
 WHOLE_WARPS = 8
-_FLAGS = ("x_split", "whole", "x_inline", "x_fold")  # tile keys that are 0 or 1
+_FLAGS = ("x_split", "whole")  # tile keys that are 0 or 1
 _tiles_cache: dict[tuple, dict[str, int]] = {}
 
 
@@ -216,16 +211,14 @@ def _conv_shift(win, u, m_be, conv_ptr, K: tl.constexpr):
 
 @triton.jit
 def _in_conv_kernel(
-    x_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, u_ptr, z_ptr, wx_ptr, dbc_ptr,
-    batch, H, E, N, R, eps,
+    x_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, u_ptr, z_ptr,
+    batch, H, E, eps,
     K: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, PDL: tl.constexpr = False,
     PRELOAD: tl.constexpr = False, ONE_CHUNK: tl.constexpr = False, EVEN: tl.constexpr = False,
-    XFOLD: tl.constexpr = False, BLOCK_N: tl.constexpr = 16, BLOCK_R: tl.constexpr = 16,
 ):
     """LayerNorm, in_proj (u, z) and the causal conv step of one (row tile, channel block). ``EVEN``: batch, E and H
-    are multiples of their tiles (no masks). ``XFOLD`` (``x_fold=1``; BLOCK_E >= E, so one program holds all of a row
-    tile's channels): the x_proj's rows (Δ_low, B_t, C_t) of ``dbc`` from the u in registers, no x_proj launch.
+    are multiples of their tiles (no masks).
 
     The kernel is latency-bound at small batches, so every load that nothing computed here depends on is issued
     before the first result is needed: the conv window's taps right after the wait for the previous kernel (they
@@ -277,9 +270,6 @@ def _in_conv_kernel(
     u = _conv_step(win, taps, u, w_last, bias, m_be, conv_ptr, K)
     tl.store(u_ptr + rows[:, None] * E + offs_e[None, :], u, mask=m_be)
     tl.store(z_ptr + rows[:, None] * E + offs_e[None, :], z, mask=m_be)
-    if XFOLD:
-        dt_low, Bt, Ct = _xproj_chunk(u, wx_ptr, offs_e, m_e, E, N, R, USE_DOT, PREC, BLOCK_N, BLOCK_R, EVEN)
-        _dbc_store(dbc_ptr, rows, m_b, N, R, dt_low, Bt, Ct, BLOCK_N, BLOCK_R, EVEN)
 
 
 @triton.jit
@@ -358,13 +348,6 @@ def _xproj_kernel(
         return
     dt_low, Bt, Ct = _xproj(u_ptr, wx_ptr, rows, m_b, E, N, R, USE_DOT, PREC, BLOCK_B, BLOCK_K, BLOCK_N, BLOCK_R,
                             EVEN)
-    _dbc_store(dbc_ptr, rows, m_b, N, R, dt_low, Bt, Ct, BLOCK_N, BLOCK_R, EVEN)
-
-
-@triton.jit
-def _dbc_store(dbc_ptr, rows, m_b, N, R, dt_low, Bt, Ct, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
-               EVEN: tl.constexpr):
-    """The x_proj's outputs of ``rows`` as rows (Δ_low (R), B_t (N), C_t (N)) of ``dbc``."""
     offs_n = tl.arange(0, BLOCK_N)
     m_n = below(offs_n, N, EVEN)
     offs_r = tl.arange(0, BLOCK_R)
@@ -760,11 +743,8 @@ def _kernel_launch(launch: _Launch, batch: int, kernel: str) -> tuple[int, dict[
 
 def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias: Tensor, eps: float,
                 in_proj: Tensor, conv_weight: Tensor, conv_bias: Tensor, conv_state: Tensor, out_proj: Tensor,
-                precision: str | None, ssm: Callable[[Tensor, Tensor, Tensor, _Launch], None],
-                fold: tuple[Tensor, Tensor, int, int] | None = None) -> Tensor:
-    """in_proj + conv launch, ``ssm(u, z, y, launch)`` (the SSM launches: y from u, z), then the out_proj launch.
-    ``fold``: (x_proj, dbc, N, R) of a selective block whose in_proj + conv program computes the x_proj into dbc
-    (``x_fold``, where it holds all channels of its rows: the caller checks)."""
+                precision: str | None, ssm: Callable[[Tensor, Tensor, Tensor, _Launch], None]) -> Tensor:
+    """in_proj + conv launch, ``ssm(u, z, y, launch)`` (the SSM launches: y from u, z), then the out_proj launch."""
     batch, H = x.shape
     E = in_proj.shape[0] // 2
     K = conv_weight.shape[-1]
@@ -782,13 +762,11 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
     block_h, block_k = min(_pad(H), t["in_h"]), min(_pad(E), t["out_k"])
     preload = pdl if PRELOAD_WEIGHTS is None else PRELOAD_WEIGHTS
     n_rows, common = _kernel_launch(launch, batch, "in")
-    wx, dbc, N, R = fold if fold is not None else (u, u, 1, 1)  # (not read without a fold)
     launch_named(_in_conv_kernel, (n_rows, cdiv(E, t["in_e"])),
-        x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z, wx, dbc,
-        batch, H, E, N, R, float(eps),
+        x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
+        batch, H, E, float(eps),
         K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"], PRELOAD=preload and H <= block_h, ONE_CHUNK=H <= block_h,
-        EVEN=_even(common["BLOCK_B"], batch, (E, t["in_e"]), (H, block_h), *[(N, _pad(N))] * (fold is not None)),
-        XFOLD=fold is not None, BLOCK_N=_pad(N), BLOCK_R=_pad(R), **common,
+        EVEN=_even(common["BLOCK_B"], batch, (E, t["in_e"]), (H, block_h)), **common,
     )
     ssm(u, z, y, launch)
     n_rows, common = _kernel_launch(launch, batch, "out")
@@ -892,21 +870,12 @@ def mamba_s6_block_step_triton(
         return _s6_whole_step(whole, x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias, conv_state,
                               x_proj, dt_proj, dt_bias, A, D, h, out_proj, precision)
 
-    fold = None
-    if x.shape[0] >= 16:
-        t = batched_tiles()
-        if t.get("x_fold") and t["in_e"] >= E and not t.get("x_inline"):  # the in_proj + conv computes the x_proj
-            fold = (x_proj, torch.empty((x.shape[0], R + 2 * N), device=x.device, dtype=torch.float32), N, R)
-
     def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch) -> None:
         t = launch.tiles
         block_n, block_r = _pad(N, 2 if launch.small else 16), _pad(R, 2 if launch.small else 16)
         block_k = min(_pad(E), t["k"])
-        dbc = u  # not read when x_proj runs inside _ssm_kernel (one stream, or x_inline: saves a launch)
-        inline = launch.small or bool(t.get("x_inline"))
-        if fold is not None:
-            dbc = fold[1]
-        elif not inline:
+        dbc = u  # not read when x_proj runs inside _ssm_kernel (one stream: saves a launch)
+        if not launch.small:
             dbc = torch.empty((batch, R + 2 * N), device=u.device, dtype=torch.float32)
             n_rows, common = _kernel_launch(launch, batch, "x")
             split = bool(t.get("x_split"))  # one of (Δ_low, B_t, C_t) per program
@@ -915,16 +884,16 @@ def mamba_s6_block_step_triton(
                 EVEN=_even(common["BLOCK_B"], batch, (E, block_k), (N, block_n)), SPLIT=split, **common,
             )
         common = _kernel_launch(launch, batch, "ssm")[1]
-        inline_k = (E, block_k) if inline else (1, 1)  # the x_proj's chunks, where it runs inside
+        inline_k = (E, block_k) if launch.small else (1, 1)  # the x_proj's chunks, where it runs inside
         launch_named(_ssm_kernel, (launch.n_rows, cdiv(E, t["ssm_e"])),
             u, z, x_proj, dbc, dt_proj.contiguous(), dt_bias, A.float().contiguous(), D, h, y,
             batch=batch, E=E, N=N, R=R,
-            XPROJ_INLINE=inline, BLOCK_E=t["ssm_e"], BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r,
+            XPROJ_INLINE=launch.small, BLOCK_E=t["ssm_e"], BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r,
             EVEN=_even(common["BLOCK_B"], batch, (E, t["ssm_e"]), (N, block_n), inline_k), **common,
         )
 
     return _block_step("mamba_s6_block_step", x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias,
-                       conv_state, out_proj, precision, ssm, fold)
+                       conv_state, out_proj, precision, ssm)
 
 
 def _lti_whole_step(t: dict[str, int], x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias: Tensor,

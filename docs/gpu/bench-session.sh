@@ -84,21 +84,14 @@ run sub-matrix bash -c "timeout 300 $B generate --matrix --presets sc09-small,sc
 # (issue 18, new 2026-12-05 18:30, not yet timed) a whole mamba-s6 block step as ONE kernel per row tile at batch 2048
 # (AUDIOMAMBA_STEP_TILES=whole=1; sm_90 at H 64: 255 registers, no spills with 16 channels per chunk at 8 warps): its
 # GPU tests, then the steady step against the four kernels per block, and a few geometries; logits checked
-run whole-tests python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py tests/test_generate_gpu.py -k "whole or written or consistency or without_its_launch"
+run whole-tests python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py tests/test_generate_gpu.py -k "whole or written or consistency"
 run whole-step bash -c "python3 -m audiomamba.bench.step_tiles --rounds 3 --out $RES/step-tiles-whole.md \
   --configs 'whole=1;whole=1,whole_e=32;whole=1,whole_warps=4;whole=1,whole_stages=1;whole=1,whole_rows=32'; \
   python3 -m audiomamba.bench.step_tiles --rounds 3 --block mamba-s4-real --configs 'whole=1;whole=1,whole_e=32' \
   --out $RES/step-tiles-whole-s4-real.md"
-# (issue 18, new 2026-12-05 23:20, not yet timed) no x_proj launch at batch 2048: every state-update program computes
-# its rows' x_proj (x_inline=1; sm_90 tf32x3: 2 warps 255 registers and 528 B of spills, 4 warps 128 B)
-run x-inline python3 -m audiomamba.bench.step_tiles --rounds 3 --out $RES/step-tiles-x-inline.md \
-  --configs 'x_inline=1;x_inline=1,ssm_warps=4;x_inline=1,ssm_warps=4,ssm_e=32'
-# (issue 18, new 2026-12-05 23:40) the batched tiles under one TF32 product (tf32: sm_90 in_proj + conv 160 against 235
-# registers, x_proj 80 / 255, out_proj 40 / 93; 30-65 % fewer instructions than tf32x3), each against tf32's defaults:
-# the x_proj without its launch (x_inline; x_fold=1: in the in_proj + conv when one program holds all of E, 252
-# registers at 4 warps), H in one chunk at 8 warps (64 registers), 32 rows, out_proj over 64 columns
-run tiles-tf32 env AUDIOMAMBA_STEP_PRECISION=tf32 python3 -m audiomamba.bench.step_tiles --rounds 3 \
-  --out $RES/step-tiles-tf32.md --configs 'x_inline=1,ssm_warps=4;x_fold=1,in_e=128;x_fold=1,in_e=128,in_warps=8;in_h=64,in_warps=8;rows=32;out_h=64;x_fold=1,in_e=128,in_h=16,in_warps=8'
+# (no x_proj launch at batch 2048, x_inline=1 / x_fold=1: timed on one H100 2026-12-06 01:24-01:25 UTC, 0.57-0.80x and,
+# under tf32, 0.84x / 0.96-0.99x the default, then removed; commit c334334 has them. Under tf32 the tiles H in one
+# chunk at 8 warps 0.97x, 32 rows 0.77x, out_proj over 64 columns 1.00x: tf32 keeps the default tiles)
 # then the CLI path at 2048, one process each, back to back (sc09-large's too: its goal is within 3x of the 10 s)
 # (and the WAVs written while sampling against after it: AUDIOMAMBA_WRITE_AHEAD=0, new 2026-12-05 21:10)
 # (uncapped: --max-seconds-per-case 40 samples all 16 000 steps, so the WAVs can be written while sampling)
@@ -109,8 +102,9 @@ run whole-matrix bash -c "M='$B generate --matrix --presets sc09-small --blocks 
   --out $RES/bench-generate-matrix-2048-large.md"
 # (issue 18, new 2026-12-05 21:00) bf16 tiles on top of today's fp16 states at 2048 (1.06x with fp32 states, H100 09:24,
 # within the likelihood check; overfit's table now has step_fused_bf16_tiles_fp16_states): the steady step and the CLI
-# (and one TF32 product per tile instead of three, `tf32`, new 2026-12-05 23:20: never timed; coarser than float32,
-# finer than bf16; overfit's table has step_fused_tf32_tiles_fp16_states)
+# (and one TF32 product per tile instead of three, `tf32`, new 2026-12-05 23:20; overfit's table has
+# step_fused_tf32_tiles_fp16_states. Timed on one H100 2026-12-06 01:25 UTC: bf16 and tf32 both 1.06x per step, logits
+# 2.6e-3 / 7.7e-4 off the default's; the CLI with bf16 tiles 13.36 s by the wall; the likelihood check not yet run)
 run tiles-bf16 bash -c "python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_PRECISION --configs 'bf16;tf32' --rounds 3 \
   --out $RES/step-prec-bf16-fp16-states.md; AUDIOMAMBA_STEP_PRECISION=bf16 timeout 200 $B generate --matrix \
   --presets sc09-small --blocks mamba-s6 --batches 2048 --max-seconds-per-case 40 \
