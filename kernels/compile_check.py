@@ -159,9 +159,9 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 out.append(Variant("ssm_lti", tuple(lti.items()), ssm_warps))
             if not small and H <= 128:  # a whole mamba-s6 block step per row tile (``whole=1``), masked and not,
                 # 4 and 8 warps, the wrapper's channels per chunk
-                from .triton_mamba_step import WHOLE_E
+                from .triton_mamba_step import whole_chunk
 
-                chunk = WHOLE_E if H <= 64 else WHOLE_E // 2  # as _whole_launch picks it
+                chunk = whole_chunk(H)  # as _whole_launch picks it
                 whole = dict(common, K=4, HAS_RES=True, BLOCK_H=H, BLOCK_E=chunk, BLOCK_N=16, BLOCK_R=16)
                 out += [Variant("whole", tuple(dict(whole, EVEN=e).items()), w) for w in (4, 8) for e in (False, True)]
                 for cplx in (False, True):  # the LTI blocks' (complex: half the channels per chunk), 8 warps

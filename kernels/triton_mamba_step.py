@@ -119,6 +119,13 @@ TILE_KERNEL_KEYS = ("in_rows", "in_warps", "x_rows", "x_warps", "ssm_warps", "ou
 WHOLE_E = 16
 WHOLE_MAX_H = 128
 WHOLE_WARPS = 8
+
+
+def whole_chunk(H: int) -> int:
+    """The whole-block kernels' default channels per chunk for blocks of H columns (:data:`WHOLE_E`, half above 64)."""
+    return WHOLE_E if H <= 64 else WHOLE_E // 2
+
+
 _FLAGS = ("x_split", "whole")  # tile keys that are 0 or 1
 _tiles_cache: dict[tuple, dict[str, int]] = {}
 
@@ -796,7 +803,7 @@ def _whole_launch(kernel, t: dict[str, int], x: Tensor, res: Tensor | None, E: i
     batch, H = x.shape
     out = torch.empty_like(x)
     rows = t.get("whole_rows", t["rows"])
-    block_e = min(_pad(E), t.get("whole_e", (WHOLE_E if H <= 64 else WHOLE_E // 2) // chunk_div))
+    block_e = min(_pad(E), t.get("whole_e", whole_chunk(H) // chunk_div))
     block_h = _pad(H)
     pdl = pdl_enabled(x)
     stages = t.get("whole_stages")
