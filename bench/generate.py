@@ -244,7 +244,7 @@ def run(quick: bool = False, device: str | None = None, command: str = "audiomam
                 ratio = wall(sc09, fused_label, batch) / wall(sc09, f"{fused_label}, {name}", batch)
                 pdl_default = "PDL" if batch < PDL_AUTO_MAX_ROWS else "no PDL"
                 lines.append(f"{sc09} batch {batch}: fused step with {name} {ratio:.2f}× the "
-                             f"default ({_step_precision_note() or 'tf32x3 on a GPU'}, {pdl_default}).")
+                             f"default ({_step_precision_note() or 'tf32 on a GPU'}, {pdl_default}).")
     if "stream" in cases:
         lines.append(f"Single stream: fused vs composed {wall(sc09, plain_label, 1) / wall(sc09, fused_label, 1):.2f}×.")
     if "youtubemix" in cases:
@@ -463,6 +463,8 @@ def groups_note(dev: torch.device) -> str:
     chosen = os.environ.get("AUDIOMAMBA_STEP_STATES", "").strip().lower()
     states = (f"; step states: AUDIOMAMBA_STEP_STATES={chosen}" if chosen not in ("", "auto") else
               f"; step states: auto (float16 for a GPU group of {stepper.FP16_STATES_MIN_BATCH}+ rows, else float32)")
+    states += _step_precision_note() or ("; batched step tiles: tf32 (AUDIOMAMBA_STEP_PRECISION unset)"
+                                         if dev.type == "cuda" else "")
     runs = states + ("; block runs: per-block launches" if mode == "0" else
             "; block runs: split runs of LTI blocks on a GPU (AUDIOMAMBA_STEP_RUNS unset; fewer than 16 rows)"
             if mode == "auto" else

@@ -127,8 +127,9 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
     from .triton_mamba_step import TILES_BATCHED, TILES_STREAM
 
     for small, t in ((True, TILES_STREAM), (False, TILES_BATCHED)):
-        # the batched tiles' tl.dot precision: tf32x3 unless AUDIOMAMBA_STEP_PRECISION says otherwise
-        batched_prec = os.environ.get("AUDIOMAMBA_STEP_PRECISION", "").strip() or "tf32x3"
+        # the batched tiles' tl.dot precision: tf32 (default_precision on a GPU) unless AUDIOMAMBA_STEP_PRECISION
+        # says otherwise
+        batched_prec = os.environ.get("AUDIOMAMBA_STEP_PRECISION", "").strip() or "tf32"
         common = dict(USE_DOT=not small, PREC="ieee" if small else batched_prec, BLOCK_B=1 if small else t["rows"])
         nr = 2 if small else 16
         for H in ((64,) if quick else (64, 128, 256)):
@@ -159,14 +160,12 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 out.append(Variant("ssm_lti", tuple(lti.items()), ssm_warps))
             if not small and H <= 128:  # a whole mamba-s6 block step per row tile (``whole=1``), masked and not,
                 # 4 and 8 warps, the wrapper's channels per chunk
-                from .triton_mamba_step import whole_chunk
-
-                chunk = whole_chunk(H)  # as _whole_launch picks it
+                from .triton_mamba_step import WHOLE_E as chunk  # as _whole_launch picks it
                 whole = dict(common, K=4, HAS_RES=True, BLOCK_H=H, BLOCK_E=chunk, BLOCK_N=16, BLOCK_R=16)
                 out += [Variant("whole", tuple(dict(whole, EVEN=e).items()), w) for w in (4, 8) for e in (False, True)]
-                for cplx in (False, True):  # the LTI blocks' (complex: half the channels per chunk), 8 warps
-                    lti_whole = dict(common, K=4, IS_COMPLEX=cplx, HAS_RES=True, BLOCK_H=H,
-                                     BLOCK_E=chunk // (2 if cplx else 1), BLOCK_N=16, EVEN=True)
+                for cplx in (False, True):  # the LTI blocks', 8 warps
+                    lti_whole = dict(common, K=4, IS_COMPLEX=cplx, HAS_RES=True, BLOCK_H=H, BLOCK_E=chunk,
+                                     BLOCK_N=16, EVEN=True)
                     out.append(Variant("lti_whole", tuple(lti_whole.items()), 8))
             out_proj = dict(common, HAS_RES=True, BLOCK_H=t["out_h"], BLOCK_K=min(E, t["out_k"]))
             out.append(Variant("out_proj", tuple(out_proj.items()), 4))

@@ -14,8 +14,8 @@ or more::
 Kernels 1 and 3 run one program per (tile of rows, block of channels), kernel 4 one per (row
 tile, block of output columns) (tile sizes: ``TILES_BATCHED``), so thousands of streams fill the GPU.
 The splits sit at the two reductions over all d_inner channels (x_proj and out_proj). Matmul
-tiles use ``tl.dot`` with precision :func:`default_precision` ("tf32x3" on a GPU: three TF32
-products, about float32 accuracy, on tensor cores).
+tiles use ``tl.dot`` with precision :func:`default_precision` ("tf32" on a GPU: one TF32 product
+per tile, on tensor cores; "tf32x3", three, is about float32's accuracy).
 
 For fewer than 16 rows (one stream) every launch is latency-bound, so kernel 2 is folded into
 kernel 3 (each of its programs repeats the small x_proj) and products are exact float32 broadcast
@@ -108,22 +108,19 @@ NUM_WARPS = 4
 #: registers, one program per SM; capped at 128, two, with 8 B of spills).
 #: ``whole=1`` (new 2026-12-05, not yet timed on a GPU): a Mamba block step as ONE kernel per row tile
 #: (:func:`_s6_whole_kernel`, :func:`_lti_whole_kernel`) for blocks of at most ``whole_max_h`` columns (default :data:`WHOLE_MAX_H`; wider ones
-#: keep the four kernels), ``whole_e`` channels per chunk (default :data:`WHOLE_E`, half that above 64 columns),
+#: keep the four kernels), ``whole_e`` channels per chunk (default and least :data:`WHOLE_E`),
 #: ``whole_rows`` rows and ``whole_warps`` warps (default :data:`WHOLE_WARPS`) per program.
 TILE_KERNEL_KEYS = ("in_rows", "in_warps", "x_rows", "x_warps", "ssm_warps", "out_rows", "out_warps",
                     "in_stages", "x_stages", "ssm_stages", "out_stages", "x_split",
                     "in_maxnreg", "x_maxnreg", "ssm_maxnreg", "out_maxnreg",
                     "whole", "whole_e", "whole_rows", "whole_warps", "whole_stages", "whole_max_h")
-#: sm_90, 8 warps, tf32x3 (``compile_check``, 2026-12-05): H 64 with 16 channels per chunk 255 registers and no spills
-#: (32: 816-956 B of spills); H 128 with 8, 24 B (16: 496-740 B); H 256 with 8, 732 B (16: 5-11 KB)
+#: channels per chunk of the whole-block kernels, the default and the least: their tl.dot products take K >= 16 on a
+#: GPU (8 channels above 64 columns, as first chosen, failed to compile on an H100, 2026-12-06 03:51 UTC). sm_90, 8
+#: warps, tf32x3 (``compile_check``, 2026-12-05): H 64 with 16 channels 255 registers and no spills (32: 816-956 B of
+#: spills); H 128 with 16, 496-740 B; H 256, 5-11 KB
 WHOLE_E = 16
 WHOLE_MAX_H = 128
 WHOLE_WARPS = 8
-
-
-def whole_chunk(H: int) -> int:
-    """The whole-block kernels' default channels per chunk for blocks of H columns (:data:`WHOLE_E`, half above 64)."""
-    return WHOLE_E if H <= 64 else WHOLE_E // 2
 
 
 _FLAGS = ("x_split", "whole")  # tile keys that are 0 or 1
@@ -144,14 +141,14 @@ def batched_tiles() -> dict[str, int]:
                 continue
             name, _, value = (x.strip() for x in part.partition("="))
             n = int(value) if value.isdigit() else 0
-            rows = name == "rows" or name.endswith("_rows")
+            rows = name == "rows" or name.endswith("_rows") or name == "whole_e"  # tl.dot's least M and K
             bad_n = (n > 4 if name.endswith("_stages") else n & (n - 1) or (rows and n < 16)
                      or (name in _FLAGS and n > 1) or (name.endswith("_maxnreg") and not 64 <= n <= 256))
             if ((name not in TILES_BATCHED and name not in TILE_KERNEL_KEYS) or not value.isdigit()
                     or (n < 1 and name not in _FLAGS) or bad_n):
                 raise KernelError(
                     f"bad entry {part!r} in AUDIOMAMBA_STEP_TILES={text!r}: give KEY=VALUE with a power of two (rows "
-                    f"at least 16; stages 1-4; x_split and whole 0 or 1; maxnreg 64-256), KEY one of "
+                    f"and whole_e at least 16; stages 1-4; x_split and whole 0 or 1; maxnreg 64-256), KEY one of "
                     f"{', '.join(dict.fromkeys([*TILES_BATCHED, *TILE_KERNEL_KEYS]))}"
                 )
             tiles[name] = n
@@ -166,15 +163,21 @@ STEP_PRECISIONS = ("ieee", "tf32x3", "tf32", "bf16")
 
 
 def default_precision() -> str:
-    """tl.dot input precision: "tf32x3" (three TF32 products, about float32 accuracy, on tensor
-    cores) on a GPU, "ieee" in the CPU interpreter; ``AUDIOMAMBA_STEP_PRECISION`` overrides."""
+    """tl.dot input precision: "tf32" (one TF32 product per tile, on tensor cores) on a GPU, "ieee" in the CPU
+    interpreter; ``AUDIOMAMBA_STEP_PRECISION`` overrides ("tf32x3": three TF32 products, about float32 accuracy).
+
+    tf32 since 2026-12-06: at batch 2048 (sc09-small ``mamba-s6``, fp16 states) 1.06x per step against tf32x3 (0.746
+    against 0.787 ms, one H100, 2026-12-06 01:25 UTC, ``bench.step_tiles --var AUDIOMAMBA_STEP_PRECISION``), and
+    within the likelihood check of ``evaluate overfit`` (trained weights, teacher-forced through step mode with
+    float16 states: 0.025 nats at most per token off the parallel float32 forward, limit 0.05; the same BPB; one
+    H100, 2026-12-06 03:59 UTC). Only the batched tiles (16+ rows) use tl.dot; one stream's products are exact."""
     env = os.environ.get("AUDIOMAMBA_STEP_PRECISION", "").strip()
     if env:
         if env not in STEP_PRECISIONS:
             raise KernelError(f"AUDIOMAMBA_STEP_PRECISION={env!r} in the environment: use {', '.join(STEP_PRECISIONS)}")
         # Triton 3.6's interpreter computes bf16 tl.dot wrongly: there, the same bf16-rounded operands in float32
         return "bf16-rounded" if env == "bf16" and interpreting() else env
-    return "ieee" if interpreting() else "tf32x3"
+    return "ieee" if interpreting() else "tf32"
 
 
 @triton.jit
@@ -796,14 +799,14 @@ def _whole_tiles(x: Tensor) -> dict[str, int] | None:
 
 
 def _whole_launch(kernel, t: dict[str, int], x: Tensor, res: Tensor | None, E: int, N: int, block_n: int,
-                  chunk_div: int, *args, **consts) -> Tensor:
+                  *args, **consts) -> Tensor:
     """One launch of a whole-block kernel over ``x``'s row tiles (x contiguous): its arguments (x, res or x, out,
-    *args), the geometry both kernels share (rows, channels per chunk divided by ``chunk_div``, warps, stages from
+    *args), the geometry both kernels share (rows, channels per chunk, warps, stages from
     the tiles ``t``) and ``consts``; returns out."""
     batch, H = x.shape
     out = torch.empty_like(x)
     rows = t.get("whole_rows", t["rows"])
-    block_e = min(_pad(E), t.get("whole_e", whole_chunk(H) // chunk_div))
+    block_e = min(_pad(E), t.get("whole_e", WHOLE_E))
     block_h = _pad(H)
     pdl = pdl_enabled(x)
     stages = t.get("whole_stages")
@@ -826,7 +829,7 @@ def _s6_whole_step(t: dict[str, int], x: Tensor, res: Tensor | None, norm_weight
     _check_state("mamba_s6_block_step", "conv_state", conv_state, (batch, E, K - 1), conv_state.dtype)
     x = x.contiguous()
     u, z = torch.empty((2, batch, E), device=x.device, dtype=torch.float32)
-    return _whole_launch(_s6_whole_kernel, t, x, res, E, N, _pad(N), 1,
+    return _whole_launch(_s6_whole_kernel, t, x, res, E, N, _pad(N),
         norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, x_proj,
         dt_proj.contiguous(), dt_bias, A.float().contiguous(), D, h, out_proj.contiguous(), u, z, batch, H, E, N, R,
         float(eps), K=K, PREC=precision or default_precision(), BLOCK_R=_pad(R),
@@ -908,12 +911,12 @@ def _lti_whole_step(t: dict[str, int], x: Tensor, res: Tensor | None, norm_weigh
                     delta: Tensor, A_: Tensor, B_: Tensor, C_: Tensor, D: Tensor, hv: Tensor, out_proj: Tensor,
                     precision: str | None, cplx: bool) -> Tensor:
     """:func:`mamba_lti_block_step_triton` of 16+ rows as one launch of :func:`_lti_whole_kernel` per row tile
-    (A_, B_, C_, hv: as that function lays them out for the kernels; complex: half the channels per chunk)."""
+    (A_, B_, C_, hv: as that function lays them out for the kernels)."""
     batch, H = x.shape
     E, N = A_.shape[0], A_.shape[1]
     K = conv_weight.shape[-1]
     _check_state("mamba_lti_block_step", "conv_state", conv_state, (batch, E, K - 1), conv_state.dtype)
-    return _whole_launch(_lti_whole_kernel, t, x.contiguous(), res, E, N, _pad(N, 2), 2 if cplx else 1,
+    return _whole_launch(_lti_whole_kernel, t, x.contiguous(), res, E, N, _pad(N, 2),
         norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state,
         delta.float().contiguous(), A_, B_, C_, D, hv, out_proj.contiguous(), batch, H, E, N, float(eps),
         K=K, IS_COMPLEX=cplx, PREC=precision or default_precision(),

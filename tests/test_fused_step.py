@@ -227,6 +227,32 @@ def test_fused_block_step_lower_precisions(precision: str, monkeypatch) -> None:
         default_precision()
 
 
+def test_default_step_precision_is_one_tf32_product_on_a_gpu(monkeypatch) -> None:
+    """Unset, AUDIOMAMBA_STEP_PRECISION is "tf32" on a GPU (1.06x per batch-2048 step, within the likelihood check;
+    H100 2026-12-06) and exact float32 ("ieee") in the CPU interpreter; a set value wins."""
+    import audiomamba.kernels.triton_mamba_step as tm
+
+    monkeypatch.delenv("AUDIOMAMBA_STEP_PRECISION", raising=False)
+    monkeypatch.setattr(tm, "interpreting", lambda: False)
+    assert tm.default_precision() == "tf32"
+    monkeypatch.setattr(tm, "interpreting", lambda: True)
+    assert tm.default_precision() == "ieee"
+    monkeypatch.setenv("AUDIOMAMBA_STEP_PRECISION", "tf32x3")
+    assert tm.default_precision() == "tf32x3"
+
+
+def test_whole_block_chunk_below_tl_dot_least_is_refused(monkeypatch) -> None:
+    """whole_e below 16 (tl.dot's least K on a GPU; the CPU interpreter does not check it) is a one-line KernelError,
+    and the whole-block kernels' default chunk is at least 16 at every width."""
+    import audiomamba.kernels.triton_mamba_step as tm
+    from audiomamba.kernels.errors import KernelError
+
+    assert tm.WHOLE_E >= 16
+    monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", "whole=1,whole_e=8")
+    with pytest.raises(KernelError, match="whole_e at least 16"):
+        tm.batched_tiles()
+
+
 def test_fused_unet_step_matches_composed_step_and_forward() -> None:
     """A U-Net with S6, complex-LTI and real-LTI Mamba blocks at its levels."""
     torch.manual_seed(1)

@@ -14,7 +14,7 @@ batch-2048 step at 12 % occupancy, 12 cycles between one warp's instructions); t
 run side by side and hide each other's latency. Each row sees the same step kernels and the same
 sampling noise as without groups (the noise is drawn for the whole batch first), so the tokens are the
 same; only the pooling layers' cuBLAS products may pick another algorithm for another row count, which
-with bf16 step tiles changed 438 of 3.3 M tokens (H200, 2026-12-04; none with the default tf32x3).
+with bf16 step tiles changed 438 of 3.3 M tokens (H200, 2026-12-04; none with tf32x3, the default then).
 
 State precision (``state_dtype``, ``AUDIOMAMBA_STEP_STATES``, ``generate --states``): the Mamba blocks' conv windows
 and real SSM states are float32, or bfloat16 or float16. A batch-2048 step of sc09-small reads and writes about 1 GB
@@ -59,8 +59,8 @@ NOISE_NUMBERS = 1 << 24
 #: a batch of at least this many rows is split into groups by :func:`step_groups` on its own
 AUTO_GROUPS_MIN_BATCH = 2048
 #: rows per group and most groups when :func:`step_groups` splits a batch on its own
-AUTO_GROUP_ROWS = 256
-AUTO_GROUPS_MAX = 8
+AUTO_GROUP_ROWS = 128
+AUTO_GROUPS_MAX = 16
 #: ``state_dtype`` names: the dtype of the Mamba blocks' conv windows and real SSM states while stepping
 STATE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 #: ``auto`` states (the default): float16 for a GPU group of at least this many rows (the batched step kernels, where
@@ -124,7 +124,8 @@ def step_groups(batch: int, device: torch.device, state: object = None) -> int:
     The rule (``python -m audiomamba.bench.step_groups``, one H200, 2026-12-04 20:06 and 20:22 UTC, sc09-small,
     ms per full-rate step against one group): on a GPU, a batch of :data:`AUTO_GROUPS_MIN_BATCH` rows or more in
     groups of :data:`AUTO_GROUP_ROWS` rows, at most :data:`AUTO_GROUPS_MAX` (``mamba-s6`` at 2048: 16 groups 1.15×,
-    8 groups 1.12-1.13×, 4 groups 1.06×; at 4096: 8 or 16 groups 1.19×; ``mamba-s4-real`` at 2048: 4 groups 1.09×;
+    8 groups 1.12-1.13×, 4 groups 1.06×; at 4096: 8 or 16 groups 1.19×; one H100, 2026-12-06 03:52 UTC, against
+    the 8 groups of 256 rows that were the rule until then: 16 groups 1.02× (0.765 against 0.784 ms), 32 1.00×; ``mamba-s4-real`` at 2048: 4 groups 1.09×;
     at 512 or 1024 rows groups gained nothing); otherwise one group. A model whose step ``state`` (one row's, if
     given) holds complex tensors keeps one group: its complex LTI states make the step bound by their traffic, where
     groups cost 3-12 % (``mamba-s4`` at 2048).

@@ -81,7 +81,8 @@ run sub-matrix bash -c "timeout 300 $B generate --matrix --presets sc09-small,sc
   --blocks mamba-s6,mamba-s4,mamba-s4-real --batches 1 --out $RES/bench-generate-matrix-one-stream.md; \
   timeout 200 $B generate --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 \
   --out $RES/bench-generate-matrix-2048.md"
-# (issue 18, new 2026-12-05 18:30, not yet timed) a whole mamba-s6 block step as ONE kernel per row tile at batch 2048
+# (issue 18, new 2026-12-05 18:30, not yet timed; 2026-12-06 03:51 on an H100 it failed to compile: 8 channels per
+# chunk at H 128 gave tl.dot K = 8 < 16; now 16 at every width) a whole mamba-s6 block step as ONE kernel per row tile at batch 2048
 # (AUDIOMAMBA_STEP_TILES=whole=1; sm_90 at H 64: 255 registers, no spills with 16 channels per chunk at 8 warps): its
 # GPU tests, then the steady step against the four kernels per block, and a few geometries; logits checked
 run whole-tests python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py tests/test_generate_gpu.py -k "whole or written or consistency"
