@@ -124,11 +124,11 @@ def step_groups(batch: int, device: torch.device, state: object = None) -> int:
     The rule (``python -m audiomamba.bench.step_groups``, one H200, 2026-12-04 20:06 and 20:22 UTC, sc09-small,
     ms per full-rate step against one group): on a GPU, a batch of :data:`AUTO_GROUPS_MIN_BATCH` rows or more in
     groups of :data:`AUTO_GROUP_ROWS` rows, at most :data:`AUTO_GROUPS_MAX` (``mamba-s6`` at 2048: 16 groups 1.15×,
-    8 groups 1.12-1.13×, 4 groups 1.06×; at 4096: 8 or 16 groups 1.19×; one H100, 2026-12-06 03:52 UTC, against
-    the 8 groups of 256 rows that were the rule until then: 16 groups 1.02× (0.765 against 0.784 ms), 32 1.00×; ``mamba-s4-real`` at 2048: 4 groups 1.09×;
-    at 512 or 1024 rows groups gained nothing); otherwise one group. A model whose step ``state`` (one row's, if
-    given) holds complex tensors keeps one group: its complex LTI states make the step bound by their traffic, where
-    groups cost 3-12 % (``mamba-s4`` at 2048).
+    8 groups 1.12-1.13×, 4 groups 1.06×; at 4096: 8 or 16 groups 1.19×; ``mamba-s4-real`` at 2048: 4 groups 1.09×;
+    at 512 or 1024 rows groups gained nothing; one H100, 2026-12-06 03:52 UTC, against the 8 groups of 256 rows that
+    were the rule until then: 16 groups 1.02× (0.765 against 0.784 ms per step), 32 groups 1.00×); otherwise one
+    group. A model whose step ``state`` (one row's, if given) holds complex tensors keeps one group: its complex LTI
+    states make the step bound by their traffic, where groups cost 3-12 % (``mamba-s4`` at 2048).
     """
     text = os.environ.get("AUDIOMAMBA_STEP_GROUPS", "").strip().lower()
     if text in ("", "auto"):
