@@ -59,8 +59,8 @@ NOISE_NUMBERS = 1 << 24
 #: a batch of at least this many rows is split into groups by :func:`step_groups` on its own
 AUTO_GROUPS_MIN_BATCH = 2048
 #: rows per group and most groups when :func:`step_groups` splits a batch on its own
-AUTO_GROUP_ROWS = 128
-AUTO_GROUPS_MAX = 16
+AUTO_GROUP_ROWS = 256
+AUTO_GROUPS_MAX = 8
 #: ``state_dtype`` names: the dtype of the Mamba blocks' conv windows and real SSM states while stepping
 STATE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 #: ``auto`` states (the default): float16 for a GPU group of at least this many rows (the batched step kernels, where
@@ -125,9 +125,10 @@ def step_groups(batch: int, device: torch.device, state: object = None) -> int:
     ms per full-rate step against one group): on a GPU, a batch of :data:`AUTO_GROUPS_MIN_BATCH` rows or more in
     groups of :data:`AUTO_GROUP_ROWS` rows, at most :data:`AUTO_GROUPS_MAX` (``mamba-s6`` at 2048: 16 groups 1.15×,
     8 groups 1.12-1.13×, 4 groups 1.06×; at 4096: 8 or 16 groups 1.19×; ``mamba-s4-real`` at 2048: 4 groups 1.09×;
-    at 512 or 1024 rows groups gained nothing; one H100, 2026-12-06 03:52 UTC, against the 8 groups of 256 rows that
-    were the rule until then: 16 groups 1.02× (0.765 against 0.784 ms per step), 32 groups 1.00×); otherwise one
-    group. A model whose step ``state`` (one row's, if given) holds complex tensors keeps one group: its complex LTI
+    at 512 or 1024 rows groups gained nothing; one H100, 2026-12-06 03:52 UTC, against 8 groups: 16 groups 1.02× per
+    steady step (0.765 against 0.784 ms), 32 groups 1.00×; not the rule, as the CUDA-graph capture records every
+    group's launches, about 0.35 s for 8 groups at 2048 rows, so 16 would cost about as much start-up as they save on
+    one second of audio; untimed through the CLI); otherwise one group. A model whose step ``state`` (one row's, if given) holds complex tensors keeps one group: its complex LTI
     states make the step bound by their traffic, where groups cost 3-12 % (``mamba-s4`` at 2048).
     """
     text = os.environ.get("AUDIOMAMBA_STEP_GROUPS", "").strip().lower()
