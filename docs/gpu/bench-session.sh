@@ -101,11 +101,16 @@ run whole-matrix bash -c "M='$B generate --matrix --presets sc09-small --blocks 
   AUDIOMAMBA_WRITE_AHEAD=0 timeout 200 \$M --out $RES/bench-generate-matrix-2048-after.md; \
   timeout 200 $B generate --matrix --presets sc09-large --blocks mamba-s6 --batches 2048 --max-seconds-per-case 60 \
   --out $RES/bench-generate-matrix-2048-large.md"
+# (issue 18, new 2026-12-06) 16 row groups through the CLI, beside the default 8: 1.02x per steady step (H100 03:52),
+# but the graph's capture records every group's launches (0.35 s for 8), so only the wall can say whether 16 pay
+run groups-cli bash -c "M='$B generate --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 \
+  --max-seconds-per-case 40'; timeout 200 \$M --out $RES/bench-generate-matrix-2048-groups8.md; \
+  AUDIOMAMBA_STEP_GROUPS=16 timeout 200 \$M --out $RES/bench-generate-matrix-2048-groups16.md"
 # (issue 18, new 2026-12-05 21:00) bf16 tiles on top of today's fp16 states at 2048 (1.06x with fp32 states, H100 09:24,
 # within the likelihood check; overfit's table now has step_fused_bf16_tiles_fp16_states): the steady step and the CLI
 # (and one TF32 product per tile instead of three, `tf32`, new 2026-12-05 23:20; overfit's table has
 # step_fused_tf32_tiles_fp16_states. Timed on one H100 2026-12-06 01:25 UTC: bf16 and tf32 both 1.06x per step, logits
-# 2.6e-3 / 7.7e-4 off the default's; the CLI with bf16 tiles 13.36 s by the wall; the likelihood check not yet run)
+# 2.6e-3 / 7.7e-4 off the default's; the CLI with bf16 tiles 13.36 s by the wall; the likelihood check passed at 03:59, tf32 the default since)
 run tiles-bf16 bash -c "python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_PRECISION --configs 'bf16;tf32' --rounds 3 \
   --out $RES/step-prec-bf16-fp16-states.md; AUDIOMAMBA_STEP_PRECISION=bf16 timeout 200 $B generate --matrix \
   --presets sc09-small --blocks mamba-s6 --batches 2048 --max-seconds-per-case 40 \
