@@ -456,6 +456,7 @@ def groups_note(dev: torch.device) -> str:
     dtype (``AUDIOMAMBA_STEP_STATES``) and whether one stream's runs of blocks take one launch each
     (``AUDIOMAMBA_STEP_RUNS``), for a report header."""
     from audiomamba.kernels.triton_mamba_run import runs_mode
+    from audiomamba.kernels.triton_mamba_step import default_precision
 
     from audiomamba.generate import stepper
 
@@ -463,8 +464,8 @@ def groups_note(dev: torch.device) -> str:
     chosen = os.environ.get("AUDIOMAMBA_STEP_STATES", "").strip().lower()
     states = (f"; step states: AUDIOMAMBA_STEP_STATES={chosen}" if chosen not in ("", "auto") else
               f"; step states: auto (float16 for a GPU group of {stepper.FP16_STATES_MIN_BATCH}+ rows, else float32)")
-    states += _step_precision_note() or ("; batched step tiles: tf32 (AUDIOMAMBA_STEP_PRECISION unset)"
-                                         if dev.type == "cuda" else "")
+    states += _step_precision_note() or (f"; batched step tiles: {default_precision()} (AUDIOMAMBA_STEP_PRECISION "
+                                         "unset)" if dev.type == "cuda" else "")
     runs = states + ("; block runs: per-block launches" if mode == "0" else
             "; block runs: split runs of LTI blocks on a GPU (AUDIOMAMBA_STEP_RUNS unset; fewer than 16 rows)"
             if mode == "auto" else

@@ -124,12 +124,10 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
         out.append(Variant("finish", tuple(finish.items()), 4))
     # the generation kernels (fused mamba-s6 block step, LayerNorm+head, sampling) at the tiles the
     # wrapper launches for sc09-small's widths (H 64/128/256, d_inner 128/256/512): one stream and batched
-    from .triton_mamba_step import TILES_BATCHED, TILES_STREAM
+    from .triton_mamba_step import TILES_BATCHED, TILES_STREAM, default_precision
 
     for small, t in ((True, TILES_STREAM), (False, TILES_BATCHED)):
-        # the batched tiles' tl.dot precision: tf32 (default_precision on a GPU) unless AUDIOMAMBA_STEP_PRECISION
-        # says otherwise
-        batched_prec = os.environ.get("AUDIOMAMBA_STEP_PRECISION", "").strip() or "tf32"
+        batched_prec = default_precision()  # the batched tiles' tl.dot precision, as the wrapper launches them
         common = dict(USE_DOT=not small, PREC="ieee" if small else batched_prec, BLOCK_B=1 if small else t["rows"])
         nr = 2 if small else 16
         for H in ((64,) if quick else (64, 128, 256)):

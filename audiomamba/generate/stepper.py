@@ -128,8 +128,9 @@ def step_groups(batch: int, device: torch.device, state: object = None) -> int:
     at 512 or 1024 rows groups gained nothing; one H100, 2026-12-06 03:52 UTC, against 8 groups: 16 groups 1.02× per
     steady step (0.765 against 0.784 ms), 32 groups 1.00×; not the rule, as the CUDA-graph capture records every
     group's launches, about 0.35 s for 8 groups at 2048 rows, so 16 would cost about as much start-up as they save on
-    one second of audio; untimed through the CLI); otherwise one group. A model whose step ``state`` (one row's, if given) holds complex tensors keeps one group: its complex LTI
-    states make the step bound by their traffic, where groups cost 3-12 % (``mamba-s4`` at 2048).
+    one second of audio; untimed through the CLI); otherwise one group. A model whose step ``state`` (one row's, if
+    given) holds complex tensors keeps one group: its complex LTI states make the step bound by their traffic, where
+    groups cost 3-12 % (``mamba-s4`` at 2048).
     """
     text = os.environ.get("AUDIOMAMBA_STEP_GROUPS", "").strip().lower()
     if text in ("", "auto"):

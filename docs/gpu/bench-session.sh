@@ -82,7 +82,8 @@ run sub-matrix bash -c "timeout 300 $B generate --matrix --presets sc09-small,sc
   timeout 200 $B generate --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 \
   --out $RES/bench-generate-matrix-2048.md"
 # (issue 18, new 2026-12-05 18:30, not yet timed; 2026-12-06 03:51 on an H100 it failed to compile: 8 channels per
-# chunk at H 128 gave tl.dot K = 8 < 16; now 16 at every width) a whole mamba-s6 block step as ONE kernel per row tile at batch 2048
+# chunk at H 128 gave tl.dot K = 8 < 16; now 16 at every width) a whole mamba-s6 block step as ONE kernel per row
+# tile at batch 2048
 # (AUDIOMAMBA_STEP_TILES=whole=1; sm_90 at H 64: 255 registers, no spills with 16 channels per chunk at 8 warps): its
 # GPU tests, then the steady step against the four kernels per block, and a few geometries; logits checked
 run whole-tests python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py tests/test_generate_gpu.py -k "whole or written or consistency"
@@ -110,7 +111,8 @@ run groups-cli bash -c "M='$B generate --matrix --presets sc09-small --blocks ma
 # within the likelihood check; overfit's table now has step_fused_bf16_tiles_fp16_states): the steady step and the CLI
 # (and one TF32 product per tile instead of three, `tf32`, new 2026-12-05 23:20; overfit's table has
 # step_fused_tf32_tiles_fp16_states. Timed on one H100 2026-12-06 01:25 UTC: bf16 and tf32 both 1.06x per step, logits
-# 2.6e-3 / 7.7e-4 off the default's; the CLI with bf16 tiles 13.36 s by the wall; the likelihood check passed at 03:59, tf32 the default since)
+# 2.6e-3 / 7.7e-4 off the default's; the CLI with bf16 tiles 13.36 s by the wall; the likelihood check passed at
+# 03:59, tf32 the default since)
 run tiles-bf16 bash -c "python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_PRECISION --configs 'bf16;tf32' --rounds 3 \
   --out $RES/step-prec-bf16-fp16-states.md; AUDIOMAMBA_STEP_PRECISION=bf16 timeout 200 $B generate --matrix \
   --presets sc09-small --blocks mamba-s6 --batches 2048 --max-seconds-per-case 40 \
