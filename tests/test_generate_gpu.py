@@ -183,6 +183,44 @@ def test_wavs_written_while_the_gpu_samples(tmp_path, monkeypatch) -> None:
     assert folders[0] == folders[1] and len(folders[0]) == 48
 
 
+def test_a_capture_survives_the_sinks_copy_in_its_thread(tmp_path, monkeypatch) -> None:
+    """The WavSink's thread may copy the previous batch's last chunk (an event wait, a copy to the CPU on its own
+    stream) while the next batch's graphs are captured: on an H100 (2026-12-06) that invalidated the capture under
+    the default "global" capture mode. Here the sink's own write runs in its thread inside every capture, for sure."""
+    import threading
+
+    from audiomamba.generate.output import WavSink
+
+    sink = WavSink(tmp_path, n=4, length=64)
+    tokens = torch.randint(0, 256, (64, 4), device="cuda")
+    event = torch.cuda.Event()
+    event.record()
+    real_begin = torch.cuda.CUDAGraph.capture_begin
+    copies, active = [], [True]
+
+    def begin(self, *args, **kwargs):
+        real_begin(self, *args, **kwargs)
+        if not active[0]:
+            return
+        worker = threading.Thread(target=lambda: copies.append(sink._write(0, tokens, 0, 64, event)))
+        worker.start()
+        worker.join()
+
+    monkeypatch.setattr(torch.cuda.CUDAGraph, "capture_begin", begin)
+    torch.manual_seed(0)
+    cfg = {"d_model": 32, "pool": [4, 4], "levels": [{"block": "mamba-s6", "n": 1}, {"block": "mamba-s4-real", "n": 1}],
+           "center": {"block": "mamba-s6", "n": 1}}
+    model = build_model(cfg).cuda().eval()
+    runs = []
+    for with_copy in (True, False):
+        active[0] = with_copy
+        runs.append(generate_tokens(model, 2, 64, 2, SamplingConfig(), seed=5, device="cuda", use_graph=True,
+                                    progress=False))
+    assert copies and (sink.written == 64).all()
+    assert torch.equal(runs[0].tokens, runs[1].tokens) and torch.equal(runs[0].logp, runs[1].logp)
+    sink.close()
+
+
 @pytest.mark.parametrize("batch", [1, 32])
 def test_direct_launches_change_no_sample(monkeypatch, batch: int) -> None:
     """The step kernels' direct launches (kernels.launch.launch_named, the default) draw the same tokens as Triton's

@@ -506,7 +506,11 @@ class Stepper:
             set_phase(phase_of[k])
             graph = torch.cuda.CUDAGraph()
             shared = next(iter(graphs.values())).pool() if graphs else None  # replayed one at a time: one pool
-            with torch.cuda.graph(graph, pool=shared):
+            # thread_local: the WavSink's thread may still be copying the previous batch's last chunk (an event
+            # wait and a copy to the CPU, on its own stream); under the default "global" mode those calls from
+            # another thread invalidate this capture (cudaErrorStreamCaptureInvalidated: the second of two batches
+            # on an H100, 2026-12-06)
+            with torch.cuda.graph(graph, pool=shared, capture_error_mode="thread_local"):
                 one_span()
             graphs[k] = graph
         torch.cuda.synchronize(dev)
