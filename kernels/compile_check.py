@@ -156,15 +156,6 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 block_e = t["ssm_e"] // (2 if cplx and not small else 1)  # as mamba_lti_block_step launches it
                 lti = dict(IS_COMPLEX=cplx, BLOCK_B=common["BLOCK_B"], BLOCK_E=block_e, BLOCK_N=16)
                 out.append(Variant("ssm_lti", tuple(lti.items()), ssm_warps))
-            if not small and H <= 128:  # a whole mamba-s6 block step per row tile (``whole=1``), masked and not,
-                # 4 and 8 warps, the wrapper's channels per chunk
-                from .triton_mamba_step import WHOLE_E as chunk  # as _whole_launch picks it
-                whole = dict(common, K=4, HAS_RES=True, BLOCK_H=H, BLOCK_E=chunk, BLOCK_N=16, BLOCK_R=16)
-                out += [Variant("whole", tuple(dict(whole, EVEN=e).items()), w) for w in (4, 8) for e in (False, True)]
-                for cplx in (False, True):  # the LTI blocks', 8 warps
-                    lti_whole = dict(common, K=4, IS_COMPLEX=cplx, HAS_RES=True, BLOCK_H=H, BLOCK_E=chunk,
-                                     BLOCK_N=16, EVEN=True)
-                    out.append(Variant("lti_whole", tuple(lti_whole.items()), 8))
             out_proj = dict(common, HAS_RES=True, BLOCK_H=t["out_h"], BLOCK_K=min(E, t["out_k"]))
             out.append(Variant("out_proj", tuple(out_proj.items()), 4))
             out.append(Variant("out_proj", tuple(dict(out_proj, EVEN=True).items()), 4))
@@ -188,7 +179,7 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
 
 
 #: the generation step kernels, compiled with their sizes marked as multiples of 16 (:func:`compile_variant`)
-STEP_KERNELS = ("in_conv", "xproj", "ssm", "ssm_lti", "out_proj", "run", "whole", "lti_whole")
+STEP_KERNELS = ("in_conv", "xproj", "ssm", "ssm_lti", "out_proj", "run")
 
 
 def compile_variant(v: Variant, arch: int = 90) -> str:
@@ -215,7 +206,6 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "finish": triton_scan._bwd_finish_kernel,
           "step": triton_step._step_kernel, "in_conv": triton_mamba_step._in_conv_kernel,
           "xproj": triton_mamba_step._xproj_kernel, "ssm": triton_mamba_step._ssm_kernel,
-          "whole": triton_mamba_step._s6_whole_kernel, "lti_whole": triton_mamba_step._lti_whole_kernel,
           "ssm_lti": triton_mamba_step._ssm_lti_kernel,
           "out_proj": triton_mamba_step._out_proj_kernel, "norm_linear": triton_norm_linear._norm_linear_kernel,
           "sample": triton_sample._sample_kernel, "conv_fwd": triton_conv._conv_fwd_kernel,

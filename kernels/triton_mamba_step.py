@@ -106,24 +106,11 @@ NUM_WARPS = 4
 #: occupancy on an H200, 2026-12-04). ``*_maxnreg`` (64, 128 or 256): a register cap per thread (Triton's
 #: ``maxnreg``), for more programs per SM (sm_90: the in_proj + conv in one chunk of 64 columns at 8 warps takes 132
 #: registers, one program per SM; capped at 128, two, with 8 B of spills).
-#: ``whole=1`` (new 2026-12-05, not yet timed on a GPU): a Mamba block step as ONE kernel per row tile
-#: (:func:`_s6_whole_kernel`, :func:`_lti_whole_kernel`) for blocks of at most ``whole_max_h`` columns (default :data:`WHOLE_MAX_H`; wider ones
-#: keep the four kernels), ``whole_e`` channels per chunk (default and least :data:`WHOLE_E`),
-#: ``whole_rows`` rows and ``whole_warps`` warps (default :data:`WHOLE_WARPS`) per program.
 TILE_KERNEL_KEYS = ("in_rows", "in_warps", "x_rows", "x_warps", "ssm_warps", "out_rows", "out_warps",
                     "in_stages", "x_stages", "ssm_stages", "out_stages", "x_split",
-                    "in_maxnreg", "x_maxnreg", "ssm_maxnreg", "out_maxnreg",
-                    "whole", "whole_e", "whole_rows", "whole_warps", "whole_stages", "whole_max_h")
-#: channels per chunk of the whole-block kernels, the default and the least: their tl.dot products take K >= 16 on a
-#: GPU (8 channels above 64 columns, as first chosen, failed to compile on an H100, 2026-12-06 03:51 UTC). sm_90, 8
-#: warps, tf32x3 (``compile_check``, 2026-12-05): H 64 with 16 channels 255 registers and no spills (32: 816-956 B of
-#: spills); H 128 with 16, 496-740 B; H 256, 5-11 KB
-WHOLE_E = 16
-WHOLE_MAX_H = 128
-WHOLE_WARPS = 8
+                    "in_maxnreg", "x_maxnreg", "ssm_maxnreg", "out_maxnreg")
 
-
-_FLAGS = ("x_split", "whole")  # tile keys that are 0 or 1
+_FLAGS = ("x_split",)  # tile keys that are 0 or 1
 _tiles_cache: dict[tuple, dict[str, int]] = {}
 
 
@@ -141,14 +128,14 @@ def batched_tiles() -> dict[str, int]:
                 continue
             name, _, value = (x.strip() for x in part.partition("="))
             n = int(value) if value.isdigit() else 0
-            rows = name == "rows" or name.endswith("_rows") or name == "whole_e"  # tl.dot's least M and K
+            rows = name == "rows" or name.endswith("_rows")  # tl.dot's least M
             bad_n = (n > 4 if name.endswith("_stages") else n & (n - 1) or (rows and n < 16)
                      or (name in _FLAGS and n > 1) or (name.endswith("_maxnreg") and not 64 <= n <= 256))
             if ((name not in TILES_BATCHED and name not in TILE_KERNEL_KEYS) or not value.isdigit()
                     or (n < 1 and name not in _FLAGS) or bad_n):
                 raise KernelError(
                     f"bad entry {part!r} in AUDIOMAMBA_STEP_TILES={text!r}: give KEY=VALUE with a power of two (rows "
-                    f"and whole_e at least 16; stages 1-4; x_split and whole 0 or 1; maxnreg 64-256), KEY one of "
+                    f"at least 16; stages 1-4; x_split 0 or 1; maxnreg 64-256), KEY one of "
                     f"{', '.join(dict.fromkeys([*TILES_BATCHED, *TILE_KERNEL_KEYS]))}"
                 )
             tiles[name] = n
@@ -482,81 +469,6 @@ def _ssm_kernel(
 
 
 @triton.jit
-def _whole_norm(x_ptr, nw_ptr, nb_ptr, batch, H, eps, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, PDL: tl.constexpr,
-                EVEN: tl.constexpr):
-    """A whole-block kernel's start: its row tile and x's LayerNorm over all H columns, (rows, m_b, offs_h, m_h, xn
-    (BLOCK_B, BLOCK_H)); the norm's weights load before the wait for the previous kernel."""
-    rows, m_b = row_tile(batch, BLOCK_B, EVEN)
-    offs_h = tl.arange(0, BLOCK_H)
-    m_h = below(offs_h, H, EVEN)
-    m_bh = m_b[:, None] & m_h[None, :]
-    nw = tl.load(nw_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
-    nb = tl.load(nb_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
-    pdl_wait(PDL)
-    x = tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
-    return rows, m_b, offs_h, m_h, ln_regs(x, m_bh, nw, nb, H, eps)
-
-
-@triton.jit
-def _whole_front(xn, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, offs_h, H, E, K: tl.constexpr,
-                 USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_E: tl.constexpr,
-                 EVEN: tl.constexpr):
-    """In_proj and conv step of channels ``offs_e`` from the normed rows ``xn``: (u, z) (BLOCK_B, BLOCK_E), 0 where
-    padded; the conv window is shifted in place."""
-    m_be = m_b[:, None] & m_e[None, :]
-    w_u, w_z = _in_proj_weights(win_ptr, offs_e, m_e, offs_h, H, E, EVEN)
-    w_last = tl.load(cw_ptr + offs_e * K + (K - 1), mask=m_e, other=0.0).to(tl.float32)
-    bias = tl.load(cb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
-    win, taps = _conv_taps(conv_ptr, cw_ptr, rows, offs_e, m_e, m_be, E, K, BLOCK_B, BLOCK_E)
-    u = _conv_step(win, taps, mm(xn, w_u, USE_DOT, PREC), w_last, bias, m_be, conv_ptr, K)
-    return tl.where(m_be, u, 0.0), tl.where(m_be, mm(xn, w_z, USE_DOT, PREC), 0.0)
-
-
-@triton.jit
-def _s6_whole_kernel(
-    x_ptr, res_ptr, out_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, a_ptr,
-    D_ptr, h_ptr, wout_ptr, u_ptr, z_ptr,
-    batch, H, E, N, R, eps,
-    K: tl.constexpr, HAS_RES: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_B: tl.constexpr,
-    BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
-    PDL: tl.constexpr = False, EVEN: tl.constexpr = False,
-):
-    """A whole ``mamba-s6`` block step for one row tile and every channel (``AUDIOMAMBA_STEP_TILES=whole=1``): x's
-    LayerNorm once, then per chunk of BLOCK_E channels the in_proj (u, z), the conv step and the x_proj's partial
-    sums (Δ_low, B_t, C_t over all channels); after a CTA barrier, per chunk the state update, the gate and the
-    out_proj's partial sum; then out = x + out_proj(y) (+ res). One launch and no wave boundary per block step
-    instead of four kernels each one latency-bound wave (Nsight, H200 2026-12-04); u and z pass through ``u_ptr``,
-    ``z_ptr`` (this program's rows, L2) between the two loops. BLOCK_H >= H."""
-    rows, m_b, offs_h, m_h, xn = _whole_norm(x_ptr, nw_ptr, nb_ptr, batch, H, eps, BLOCK_B, BLOCK_H, PDL, EVEN)
-    dt_low, Bt, Ct = _xproj_zeros(BLOCK_B, BLOCK_N, BLOCK_R)
-    for e0 in range(0, E, BLOCK_E):
-        offs_e = e0 + tl.arange(0, BLOCK_E)
-        m_e = below(offs_e, E, EVEN)
-        m_be = m_b[:, None] & m_e[None, :]
-        u, z = _whole_front(xn, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, offs_h, H, E, K, USE_DOT,
-                            PREC, BLOCK_B, BLOCK_E, EVEN)
-        tl.store(u_ptr + rows[:, None] * E + offs_e[None, :], u, mask=m_be)
-        tl.store(z_ptr + rows[:, None] * E + offs_e[None, :], z, mask=m_be)
-        d, b, c = _xproj_chunk(u, wx_ptr, offs_e, m_e, E, N, R, USE_DOT, PREC, BLOCK_N, BLOCK_R, EVEN)
-        dt_low += d
-        Bt += b
-        Ct += c
-    tl.debug_barrier()  # the u, z stores above are read back below, by other threads of this program
-    acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
-    for e0 in range(0, E, BLOCK_E):
-        offs_e = e0 + tl.arange(0, BLOCK_E)
-        m_e = below(offs_e, E, EVEN)
-        w_dt, dtb, u, z, A, h, hp, D = _ssm_loads(u_ptr, z_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, rows, m_b,
-                                                  offs_e, E, N, R, BLOCK_N, BLOCK_R, EVEN)
-        w_out = tl.load(wout_ptr + offs_h[None, :] * E + offs_e[:, None], mask=m_e[:, None] & m_h[None, :],
-                        other=0.0).to(tl.float32)
-        y = _ssm_channels(m_b, offs_e, E, N, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, hp, D, USE_DOT, PREC, BLOCK_N,
-                          EVEN)
-        acc += mm(y, w_out, USE_DOT, PREC)
-    _residual_store(acc, x_ptr, res_ptr, out_ptr, rows, m_b, offs_h, H, HAS_RES, EVEN)
-
-
-@triton.jit
 def _out_proj_weights(wout_ptr, offs_h, m_h, offs_k, E, EVEN: tl.constexpr = False):
     """out_proj columns offs_k of output rows offs_h: a (BLOCK_K, BLOCK_H) float32 tile."""
     m = below(offs_k, E, EVEN)[:, None] & m_h[None, :]
@@ -672,35 +584,6 @@ def _ssm_lti_kernel(
     tl.store(y_ptr + rows[:, None] * E + offs_e[None, :], y, mask=m_be)
 
 
-@triton.jit
-def _lti_whole_kernel(
-    x_ptr, res_ptr, out_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr,
-    h_ptr, wout_ptr,
-    batch, H, E, N, eps,
-    K: tl.constexpr, IS_COMPLEX: tl.constexpr, HAS_RES: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr,
-    PDL: tl.constexpr = False, EVEN: tl.constexpr = False,
-):
-    """A whole ``mamba-s4-real`` (or complex ``mamba-s4``) block step for one row tile and every channel
-    (``AUDIOMAMBA_STEP_TILES=whole=1``, as :func:`_s6_whole_kernel`): x's LayerNorm once, then per chunk of BLOCK_E
-    channels the in_proj, the conv step, the LTI state update and gate (:func:`_lti_channels`) and the out_proj's
-    partial sum; then out = x + out_proj(y) (+ res). An LTI block's channels never meet before the out_proj, so one
-    loop and no barrier. BLOCK_H >= H."""
-    rows, m_b, offs_h, m_h, xn = _whole_norm(x_ptr, nw_ptr, nb_ptr, batch, H, eps, BLOCK_B, BLOCK_H, PDL, EVEN)
-    acc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)
-    for e0 in range(0, E, BLOCK_E):
-        offs_e = e0 + tl.arange(0, BLOCK_E)
-        m_e = below(offs_e, E, EVEN)
-        w_out = tl.load(wout_ptr + offs_h[None, :] * E + offs_e[:, None], mask=m_e[:, None] & m_h[None, :],
-                        other=0.0).to(tl.float32)
-        u, z = _whole_front(xn, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, offs_h, H, E, K, USE_DOT,
-                            PREC, BLOCK_B, BLOCK_E, EVEN)
-        y = _lti_channels(dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, u, z, IS_COMPLEX,
-                          BLOCK_N, EVEN)
-        acc += mm(y, w_out, USE_DOT, PREC)
-    _residual_store(acc, x_ptr, res_ptr, out_ptr, rows, m_b, offs_h, H, HAS_RES, EVEN)
-
-
 def _pad(n: int, least: int = 16) -> int:
     return max(least, next_pow2(n))
 
@@ -789,53 +672,6 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
     return out
 
 
-def _whole_tiles(x: Tensor) -> dict[str, int] | None:
-    """The batched tiles where a block step of ``x``'s rows runs as one kernel per row tile (``whole=1``: 16+ rows and
-    at most ``whole_max_h`` columns), else None."""
-    if x.shape[0] < 16:
-        return None
-    t = batched_tiles()
-    return t if t.get("whole") and x.shape[1] <= t.get("whole_max_h", WHOLE_MAX_H) else None
-
-
-def _whole_launch(kernel, t: dict[str, int], x: Tensor, res: Tensor | None, E: int, N: int, block_n: int,
-                  *args, **consts) -> Tensor:
-    """One launch of a whole-block kernel over ``x``'s row tiles (x contiguous): its arguments (x, res or x, out,
-    *args), the geometry both kernels share (rows, channels per chunk, warps, stages from
-    the tiles ``t``) and ``consts``; returns out."""
-    batch, H = x.shape
-    out = torch.empty_like(x)
-    rows = t.get("whole_rows", t["rows"])
-    block_e = min(_pad(E), t.get("whole_e", WHOLE_E))
-    block_h = _pad(H)
-    pdl = pdl_enabled(x)
-    stages = t.get("whole_stages")
-    launch_named(kernel, (cdiv(batch, rows),), x, res.contiguous() if res is not None else x, out, *args,
-        HAS_RES=res is not None, USE_DOT=True, BLOCK_B=rows, BLOCK_H=block_h, BLOCK_E=block_e, BLOCK_N=block_n,
-        PDL=pdl, launch_pdl=pdl, EVEN=_even(rows, batch, (E, block_e), (H, block_h), (N, block_n)),
-        num_warps=t.get("whole_warps", WHOLE_WARPS), **({} if stages is None else {"num_stages": stages}), **consts,
-    )
-    return out
-
-
-def _s6_whole_step(t: dict[str, int], x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias: Tensor,
-                   eps: float, in_proj: Tensor, conv_weight: Tensor, conv_bias: Tensor, conv_state: Tensor,
-                   x_proj: Tensor, dt_proj: Tensor, dt_bias: Tensor, A: Tensor, D: Tensor, h: Tensor, out_proj: Tensor,
-                   precision: str | None) -> Tensor:
-    """:func:`mamba_s6_block_step_triton` of 16+ rows as one launch of :func:`_s6_whole_kernel` per row tile."""
-    batch, H = x.shape
-    E, N = A.shape
-    R, K = dt_proj.shape[1], conv_weight.shape[-1]
-    _check_state("mamba_s6_block_step", "conv_state", conv_state, (batch, E, K - 1), conv_state.dtype)
-    x = x.contiguous()
-    u, z = torch.empty((2, batch, E), device=x.device, dtype=torch.float32)
-    return _whole_launch(_s6_whole_kernel, t, x, res, E, N, _pad(N),
-        norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, x_proj,
-        dt_proj.contiguous(), dt_bias, A.float().contiguous(), D, h, out_proj.contiguous(), u, z, batch, H, E, N, R,
-        float(eps), K=K, PREC=precision or default_precision(), BLOCK_R=_pad(R),
-    )
-
-
 @torch.no_grad()
 def mamba_s6_block_step_triton(
     x: Tensor,
@@ -875,10 +711,6 @@ def mamba_s6_block_step_triton(
     R = dt_proj.shape[1]
     _check_state("mamba_s6_block_step", "h", h, (batch, E, N), *REAL_STATE_DTYPES)
     x_proj = x_proj.contiguous()
-    whole = _whole_tiles(x)
-    if whole is not None:
-        return _s6_whole_step(whole, x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias, conv_state,
-                              x_proj, dt_proj, dt_bias, A, D, h, out_proj, precision)
 
     def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch) -> None:
         t = launch.tiles
@@ -904,23 +736,6 @@ def mamba_s6_block_step_triton(
 
     return _block_step("mamba_s6_block_step", x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias,
                        conv_state, out_proj, precision, ssm)
-
-
-def _lti_whole_step(t: dict[str, int], x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias: Tensor,
-                    eps: float, in_proj: Tensor, conv_weight: Tensor, conv_bias: Tensor, conv_state: Tensor,
-                    delta: Tensor, A_: Tensor, B_: Tensor, C_: Tensor, D: Tensor, hv: Tensor, out_proj: Tensor,
-                    precision: str | None, cplx: bool) -> Tensor:
-    """:func:`mamba_lti_block_step_triton` of 16+ rows as one launch of :func:`_lti_whole_kernel` per row tile
-    (A_, B_, C_, hv: as that function lays them out for the kernels)."""
-    batch, H = x.shape
-    E, N = A_.shape[0], A_.shape[1]
-    K = conv_weight.shape[-1]
-    _check_state("mamba_lti_block_step", "conv_state", conv_state, (batch, E, K - 1), conv_state.dtype)
-    return _whole_launch(_lti_whole_kernel, t, x.contiguous(), res, E, N, _pad(N, 2),
-        norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state,
-        delta.float().contiguous(), A_, B_, C_, D, hv, out_proj.contiguous(), batch, H, E, N, float(eps),
-        K=K, IS_COMPLEX=cplx, PREC=precision or default_precision(),
-    )
 
 
 @torch.no_grad()
@@ -968,10 +783,6 @@ def mamba_lti_block_step_triton(
         return torch.view_as_real(t.to(torch.complex64)).contiguous() if cplx else t.float().contiguous()
 
     A_, B_, C_ = pairs(A), pairs(B), pairs(C)
-    whole = _whole_tiles(x)
-    if whole is not None:
-        return _lti_whole_step(whole, x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias,
-                               conv_state, delta, A_, B_, C_, D, hv, out_proj, precision, cplx)
 
     def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch) -> None:
         # complex (re, im) tiles hold twice the registers: half the channels per program when batched

@@ -146,40 +146,6 @@ def test_fused_block_step_without_masks(kind: str, batch: int, in_h: int, monkey
         real(16, 32, (64, 64))
 
 
-@pytest.mark.parametrize("kind,tiles,width,d_state,batch,states", [
-    ("mamba-s6", "whole=1", 24, 5, 19, torch.float32),                      # masked: odd sizes, a partial row tile
-    ("mamba-s6", "whole=1,whole_e=16", 24, 5, 19, torch.float16),           # several chunks per loop, float16 states
-    ("mamba-s6", "whole=1,whole_e=16,whole_warps=4", 32, 16, 32, torch.float32),  # EVEN: two full row tiles
-    ("mamba-s6", "whole=1,whole_max_h=16", 24, 5, 19, torch.float32),        # wider than whole_max_h: four kernels
-    ("mamba-s4-real", "whole=1,whole_e=16", 24, 5, 19, torch.float32),
-    ("mamba-s4-real-zoh", "whole=1", 32, 16, 32, torch.float16),
-    ("mamba-s4", "whole=1,whole_e=16", 24, 5, 19, torch.float32),           # complex states
-])
-def test_whole_block_kernel_matches_composed_step(kind: str, tiles: str, width: int, d_state: int, batch: int,
-                                                  states: torch.dtype, monkeypatch) -> None:
-    """``AUDIOMAMBA_STEP_TILES=whole=1``: a Mamba block step of 16+ rows as one kernel per row tile equals the
-    composed step (outputs, conv windows and states), and it is the only launch of the block's step (a block wider
-    than ``whole_max_h`` keeps its kernels); selective, real and complex LTI blocks."""
-    import audiomamba.kernels.triton_mamba_step as tm
-
-    monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", tiles)
-    seen = []
-    real = tm.launch_named
-
-    def spy(kernel, *args, **kwargs):
-        seen.append(kernel.fn.__name__ if hasattr(kernel, "fn") else str(kernel))
-        return real(kernel, *args, **kwargs)
-
-    monkeypatch.setattr(tm, "launch_named", spy)
-    _fused_equals_composed(kind, batch, width=width, d_state=d_state, state_dtype=states,
-                           tol=1e-3 if states == torch.float16 else 1e-5)
-    whole = "_s6_whole_kernel" if kind == "mamba-s6" else "_lti_whole_kernel"
-    if "whole_max_h" in tiles:
-        assert seen and whole not in seen, seen
-    else:
-        assert seen and set(seen) == {whole}, seen
-
-
 @pytest.mark.parametrize("batch", [1, 19])
 @pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4-real"])
 def test_fused_block_step_with_weights_loaded_first(kind: str, batch: int, monkeypatch) -> None:
@@ -239,18 +205,6 @@ def test_default_step_precision_is_one_tf32_product_on_a_gpu(monkeypatch) -> Non
     assert tm.default_precision() == "ieee"
     monkeypatch.setenv("AUDIOMAMBA_STEP_PRECISION", "tf32x3")
     assert tm.default_precision() == "tf32x3"
-
-
-def test_whole_block_chunk_below_tl_dot_least_is_refused(monkeypatch) -> None:
-    """whole_e below 16 (tl.dot's least K on a GPU; the CPU interpreter does not check it) is a one-line KernelError,
-    and the whole-block kernels' default chunk is at least 16 at every width."""
-    import audiomamba.kernels.triton_mamba_step as tm
-    from audiomamba.kernels.errors import KernelError
-
-    assert tm.WHOLE_E >= 16
-    monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", "whole=1,whole_e=8")
-    with pytest.raises(KernelError, match="whole_e at least 16"):
-        tm.batched_tiles()
 
 
 def test_fused_unet_step_matches_composed_step_and_forward() -> None:

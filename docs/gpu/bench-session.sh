@@ -81,16 +81,10 @@ run sub-matrix bash -c "timeout 300 $B generate --matrix --presets sc09-small,sc
   --blocks mamba-s6,mamba-s4,mamba-s4-real --batches 1 --out $RES/bench-generate-matrix-one-stream.md; \
   timeout 200 $B generate --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 \
   --out $RES/bench-generate-matrix-2048.md"
-# (issue 18, new 2026-12-05 18:30, not yet timed; 2026-12-06 03:51 on an H100 it failed to compile: 8 channels per
-# chunk at H 128 gave tl.dot K = 8 < 16; now 16 at every width) a whole mamba-s6 block step as ONE kernel per row
-# tile at batch 2048
-# (AUDIOMAMBA_STEP_TILES=whole=1; sm_90 at H 64: 255 registers, no spills with 16 channels per chunk at 8 warps): its
-# GPU tests, then the steady step against the four kernels per block, and a few geometries; logits checked
-run whole-tests python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py tests/test_generate_gpu.py -k "whole or written or consistency"
-run whole-step bash -c "python3 -m audiomamba.bench.step_tiles --rounds 3 --out $RES/step-tiles-whole.md \
-  --configs 'whole=1;whole=1,whole_e=32;whole=1,whole_warps=4;whole=1,whole_stages=1;whole=1,whole_rows=32'; \
-  python3 -m audiomamba.bench.step_tiles --rounds 3 --block mamba-s4-real --configs 'whole=1;whole=1,whole_e=32' \
-  --out $RES/step-tiles-whole-s4-real.md"
+# (a whole block step as ONE kernel per row tile, AUDIOMAMBA_STEP_TILES=whole=1: timed on one H100 2026-12-06 05:26 UTC,
+# 0.45-0.78x the four kernels for mamba-s6 and 0.85-0.87x for mamba-s4-real at batch 2048, then removed; commit
+# 071ab9c has it)
+run sink-tests python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py -k "written or sink or consistency"
 # (no x_proj launch at batch 2048, x_inline=1 / x_fold=1: timed on one H100 2026-12-06 01:24-01:25 UTC, 0.57-0.80x and,
 # under tf32, 0.84x / 0.96-0.99x the default, then removed; commit c334334 has them. Under tf32 the tiles H in one
 # chunk at 8 warps 0.97x, 32 rows 0.77x, out_proj over 64 columns 1.00x: tf32 keeps the default tiles)
@@ -104,6 +98,8 @@ run whole-matrix bash -c "M='$B generate --matrix --presets sc09-small --blocks 
   --out $RES/bench-generate-matrix-2048-large.md"
 # (issue 18, new 2026-12-06) 16 row groups through the CLI, beside the default 8: 1.02x per steady step (H100 03:52),
 # but the graph's capture records every group's launches (0.35 s for 8), so only the wall can say whether 16 pay
+# (timed on one H100 2026-12-06 05:26-05:27 UTC: 13.35 s against 13.39 s by the wall, 1.00x: capture 0.55 s against 0.27
+# ate the steady step's gain; 8 stays the default)
 run groups-cli bash -c "M='$B generate --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 \
   --max-seconds-per-case 40'; timeout 200 \$M --out $RES/bench-generate-matrix-2048-groups8.md; \
   AUDIOMAMBA_STEP_GROUPS=16 timeout 200 \$M --out $RES/bench-generate-matrix-2048-groups16.md"
