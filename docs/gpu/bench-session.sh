@@ -308,6 +308,8 @@ run step-runs-phases env AUDIOMAMBA_STEP_RUNS=1 bash -c "timeout 300 python3 -m 
 # wider programs for one stream's split runs (new 2026-12-05 07:10; untried for split runs): 32-128 d_inner channels
 # per program against 16 (sm_90, sc09-small's 16 kHz level, real LTI: 16 -> 126 registers, 928 instructions; 32 -> 125,
 # 1104; 64 -> 218, 1360; 128 at 8 warps -> 224, 1496): fewer programs, fewer partial sums to read at each block's start
+# (timed on one H100 2026-12-06 05:28-05:31 UTC: 32 channels 0.95x / 0.61x / 0.96x (s4-real / s4 / s6), 64 and 128
+# 0.17-0.92x; 8 warps 0.46-0.94x, 1-2 warps 0.84-0.91x: 16 channels at 4 warps stay)
 run runs-width env AUDIOMAMBA_STEP_RUNS=split bash -c "for b in mamba-s4-real mamba-s4 mamba-s6; do timeout 200 \
   python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_RUN_E --configs '32;64;128' --batch 1 --steps 2048 \
   --rounds 3 --block \$b --out $RES/runs-width-\$b.md; done; AUDIOMAMBA_STEP_RUN_WARPS=8 timeout 200 python3 -m \
