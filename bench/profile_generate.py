@@ -33,13 +33,21 @@ from audiomamba.bench.kernel import copy_bandwidth, make_timer
 from audiomamba.kernels.triton_mamba_step import default_precision
 
 from audiomamba.generate import SamplingConfig
-from audiomamba.generate.stepper import Stepper, step_groups, step_period
+from audiomamba.generate.stepper import (
+    Stepper,
+    auto_state_dtype,
+    cast_states,
+    step_groups,
+    step_period,
+    step_state_dtype,
+)
 
 
-def state_bytes_per_step(model: torch.nn.Module, batch: int) -> float:
+def state_bytes_per_step(model: torch.nn.Module, batch: int, dtype: torch.dtype = torch.float32) -> float:
     """Bytes of the step states (SSM, conv, pooling buffers) read plus written per full-rate step: every state
     tensor of :meth:`init_state` at its level's rate (the U-Net's ``inner`` nesting: depth k steps once every
-    pool[0] · ... · pool[k-1] full-rate steps)."""
+    pool[0] · ... · pool[k-1] full-rate steps), the Mamba blocks' conv windows and real SSM states in ``dtype``
+    (as :func:`audiomamba.generate.stepper.initial_state` casts them)."""
     pools = list(model.config.pool)
     total = 0.0
 
@@ -54,7 +62,8 @@ def state_bytes_per_step(model: torch.nn.Module, batch: int) -> float:
             for v in x:
                 walk(v, depth)
 
-    walk(model.init_state(batch, "meta"), 0)
+    state = model.init_state(batch, "meta")
+    walk(cast_states(state, dtype) if dtype != torch.float32 else state, 0)
     return total
 
 
@@ -123,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     groups = step_groups(args.batch, dev, model.init_state(1, dev))
     overlap = ("the rest is gaps between kernels" if groups == 1 else
                f"the batch steps as {groups} row groups on their own streams, whose kernels overlap")
-    state = state_bytes_per_step(model, args.batch)
+    dtype = step_state_dtype() or auto_state_dtype(args.batch // groups, dev)  # as each row group's Stepper state
+    state = state_bytes_per_step(model, args.batch, dtype)
     bw = copy_bandwidth("cuda", make_timer("cuda", False))
     env = "".join(f"{k}={os.environ[k]} " for k in sorted(os.environ) if k.startswith("AUDIOMAMBA_"))
     lines = [
@@ -131,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: {env}python -m audiomamba.bench.profile_generate --preset {args.preset} --block {args.block} "
         f"--batch {args.batch} --periods {args.periods}",
         "",
-        f"{args.preset} with every block {args.block}, batch {args.batch}, fp32 weights and states, fused step "
+        f"{args.preset} with every block {args.block}, batch {args.batch}, fp32 weights, "
+        f"{str(dtype).removeprefix('torch.')} step states (conv windows and real SSM states), fused step "
         f"kernels (batched tiles' tl.dot precision: {default_precision()}); profiled: {steps} full-rate steps as {how}.",
         f"- wall per full-rate step (graph replays, no profiler): **{wall_ms:.3f} ms**; GPU time summed over "
         f"kernels: {gpu_ms:.3f} ms ({gpu_ms / wall_ms * 100:.0f} % of the wall; {overlap})",

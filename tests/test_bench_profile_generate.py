@@ -15,6 +15,9 @@ def test_state_bytes_weight_each_level_by_its_rate():
     model = build_model(preset_with_block("sc09-small", "mamba-s6"))
     per_row = (16 * 128 + 16 * 256 / 4 + 8 * 512 / 16) * (16 + 3) + (2 * 4 * 64 + 2 * 4 * 128 / 4)
     assert state_bytes_per_step(model, 3) == 2 * 4 * 3 * per_row
+    # float16 step states (a GPU batch's default): the Mamba states at 2 bytes, the pooling buffers still at 4
+    mamba_row = (16 * 128 + 16 * 256 / 4 + 8 * 512 / 16) * (16 + 3)
+    assert state_bytes_per_step(model, 3, torch.float16) == 2 * 3 * (2 * mamba_row + 4 * (per_row - mamba_row))
 
 
 def test_kernel_table_sums_device_time_per_step():
