@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -409,3 +410,111 @@ def test_auto_states_are_fp16_for_a_gpu_batch_and_an_overflow_is_caught(model: t
     with pytest.raises(KernelError, match="--states fp32") as err:
         check_states_finite({"ssm": half[0], "conv": half[1]})
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("cfg,groups", [(MIXED, "1"), (MIXED, "3"),
+                                        ({**MIXED, "pool": [4, 4], "center": {"block": "mamba-s4-real", "n": 2}}, "1"),
+                                        ({"d_model": 16, "pool": [2, 3, 2],
+                                          "levels": [{"block": "mamba-s6", "n": 1}, {"block": "s4-mlp", "n": 1},
+                                                     {"block": "mamba-s4-real", "n": 1}],
+                                          "center": {"block": "mamba-s6", "n": 1}}, "2")])
+def test_inner_levels_on_side_streams_change_no_sample(cfg: dict, groups: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AUDIOMAMBA_STEP_OVERLAP=1 (the inner levels step on side streams, their UpPool refill staged and landed at the
+    next step): the same tokens and log-probabilities as without, bit for bit, with prompts, row groups, an
+    attention center and three pooling levels; the refills were staged, and every one landed by the end."""
+    from audiomamba.model.unet import Level
+
+    torch.manual_seed(1)
+    net = build_model(cfg).eval()
+    monkeypatch.setenv("AUDIOMAMBA_STEP_GROUPS", groups)
+    prompt = torch.randint(0, 256, (5, 7), generator=torch.Generator().manual_seed(4))
+    forks = []
+    real_fork = Level._fork_inner
+    monkeypatch.setattr(Level, "_fork_inner", lambda self, *a: forks.append(1) or real_fork(self, *a))
+    runs = []
+    for overlap in ("0", "1"):
+        monkeypatch.setenv("AUDIOMAMBA_STEP_OVERLAP", overlap)
+        length = 4 * net.config.pool_product
+        runs.append(generate_tokens(net, 5, length, 5, SamplingConfig(), seed=3, prompts=prompt, progress=False))
+    assert torch.equal(runs[0].tokens, runs[1].tokens) and torch.equal(runs[0].logp, runs[1].logp)
+    assert torch.equal(runs[1].tokens[:, :7], prompt)
+    per_group = sum(length // math.prod(net.config.pool[: d + 1]) for d in range(len(net.config.pool)))
+    assert len(forks) == int(groups) * per_group  # every inner level's run, and none without the setting
+
+
+def test_inner_level_forks_after_the_current_stream_and_lands_a_step_later(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The order a GPU sees, with stand-in streams and events on the CPU: at the step where the inner level runs,
+    its side stream first waits for the current one, the inner level steps on it and its event is recorded after;
+    the current stream waits for that event only at the next step (after that step's down blocks), and
+    join_overlap lands a refill still pending."""
+    import contextlib
+
+    from audiomamba.model import unet
+
+    log: list[str] = []
+
+    class Fake:
+        device = "cpu"
+
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def wait_stream(self, other) -> None:
+            log.append(f"{self.name} waits {other.name}")
+
+        def wait_event(self, event) -> None:
+            log.append(f"{self.name} waits {event.name}")
+
+        def record(self, stream) -> None:
+            log.append(f"{self.name} recorded on {stream.name}")
+
+    current = [Fake("main")]
+
+    @contextlib.contextmanager
+    def on(stream):
+        current.append(stream)
+        yield
+        current.pop()
+
+    monkeypatch.setattr(unet.torch.cuda, "current_stream", lambda device=None: current[-1])
+    monkeypatch.setattr(unet.torch.cuda, "stream", on)
+    torch.manual_seed(0)
+    net = build_model({**MIXED, "center": {"block": "mamba-s6", "n": 1}}).eval()
+    state = net.init_state(2, "cpu")
+    net.attach_overlap(state, "cpu")
+    outer = state["body"]["overlap"]
+    outer["side"], outer["done"] = Fake("side"), Fake("done")
+    state["body"]["inner"].pop("overlap")  # the inner level steps its center in line here
+    real_inner = net.body.inner.step
+    net.body.inner.step = lambda *a, **k: log.append(f"inner on {current[-1].name}") or real_inner(*a, **k)
+    real_up = net.body.up_pool.pending
+    net.body.up_pool.pending = lambda st: log.append("up reads") or real_up(st)
+    tokens = torch.tensor([3, 4])
+    with torch.no_grad():
+        for t in range(3):
+            log.append(f"step {t}")
+            net.step(tokens, state)
+        assert log == ["step 0", "up reads",
+                       "step 1", "side waits main", "inner on side", "done recorded on side", "up reads",
+                       "step 2", "main waits done", "up reads"]
+        net.step(tokens, state)  # the inner level runs again: its refill stays pending
+        assert outer["staged"] and log[-1] == "up reads"
+        net.join_overlap(state)
+        assert not outer["staged"] and log[-1] == "main waits done"
+
+
+def test_overlap_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AUDIOMAMBA_STEP_OVERLAP: off unless 1; a bad value is a one-line ConfigError naming the variable; the bench
+    reports' header says when it is on."""
+    from audiomamba.bench.generate import groups_note
+
+    from audiomamba.errors import ConfigError
+    from audiomamba.generate.stepper import overlap_enabled
+
+    monkeypatch.delenv("AUDIOMAMBA_STEP_OVERLAP", raising=False)
+    assert not overlap_enabled() and "side streams" not in groups_note(torch.device("cpu"))
+    monkeypatch.setenv("AUDIOMAMBA_STEP_OVERLAP", "1")
+    assert overlap_enabled() and "inner levels: on side streams" in groups_note(torch.device("cpu"))
+    monkeypatch.setenv("AUDIOMAMBA_STEP_OVERLAP", "on")
+    with pytest.raises(ConfigError, match="AUDIOMAMBA_STEP_OVERLAP='on'"):
+        overlap_enabled()

@@ -285,3 +285,18 @@ def test_sub_period_graphs_change_no_greedy_sample(monkeypatch, pool: list[int],
     with torch.no_grad():  # after the prompt every token is the forward's arg-max (a stale forced token would not be)
         best = model(shift_right(runs[1].tokens.cuda())).argmax(-1).cpu()
     assert (best[:, P:] != runs[1].tokens[:, P:]).float().mean() < 0.02
+
+
+@pytest.mark.parametrize("graph", ["sub", "period"])
+@pytest.mark.parametrize("batch,groups", [(1, "1"), (48, "3")])
+def test_inner_levels_on_side_streams_change_no_sample_on_the_gpu(monkeypatch, graph: str, batch: int,
+                                                                    groups: str) -> None:
+    """AUDIOMAMBA_STEP_OVERLAP=1 on a GPU (the inner levels on side streams inside the CUDA graphs, one stream and
+    row groups on their streams; sub-period and whole-period graphs): the same seeded tokens and log-probabilities as
+    the inner levels in line, so no refill was read before its side stream finished."""
+    monkeypatch.setenv("AUDIOMAMBA_STEP_GRAPH", graph)
+    monkeypatch.setenv("AUDIOMAMBA_STEP_GROUPS", groups)
+    runs = _generate_under(monkeypatch, "AUDIOMAMBA_STEP_OVERLAP", ("0", "1"), batch, 640, center="mamba-s6",
+                           n_outer=2)
+    assert torch.equal(runs[0].tokens, runs[1].tokens)
+    assert torch.allclose(runs[0].logp, runs[1].logp, rtol=0, atol=1e-6)

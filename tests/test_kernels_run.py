@@ -297,6 +297,18 @@ def test_generation_with_runs_gives_the_same_tokens(states: str, monkeypatch) ->
     assert (out["0"].logp - out["split"].logp).abs().max().item() <= (1e-4 if states == "fp32" else 1e-2)
 
 
+def test_runs_with_the_inner_levels_on_side_streams(monkeypatch) -> None:
+    """AUDIOMAMBA_STEP_OVERLAP=1 with runs of blocks (the center's run stepped where the inner level forks, the up
+    run reading the UpPool before its staged refill lands): the tokens and log-likelihoods of the runs without it."""
+    monkeypatch.setenv("AUDIOMAMBA_STEP_OVERLAP", "0")
+    inline = generate_with_runs("mamba-s4-real", 5, monkeypatch, "split")
+    monkeypatch.setenv("AUDIOMAMBA_STEP_OVERLAP", "1")
+    side = generate_with_runs("mamba-s4-real", 5, monkeypatch, "split")
+    for mode in ("0", "split"):
+        assert torch.equal(inline[mode].tokens, side[mode].tokens)
+        assert torch.equal(inline[mode].logp, side[mode].logp)
+
+
 def test_a_barrier_that_never_opens_ends_with_an_error(monkeypatch) -> None:
     """Two programs on a persistent grid in the interpreter (which runs them one after another): the first gives up
     at its barrier after the allowed polls and flags it, and the run's check turns that into a KernelError."""

@@ -68,6 +68,17 @@ STATE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.flo
 FP16_STATES_MIN_BATCH = 16
 
 
+def overlap_enabled() -> bool:
+    """Step the inner levels of the U-Net on side streams, off the outer level's critical path
+    (:meth:`audiomamba.model.unet.Level.attach_overlap`)? ``AUDIOMAMBA_STEP_OVERLAP=1``; unset or ``0``: no (new
+    2026-12-06, not yet timed on a GPU). Anything else is a one-line ConfigError."""
+    text = os.environ.get("AUDIOMAMBA_STEP_OVERLAP", "").strip() or "0"
+    if text not in ("0", "1"):
+        raise ConfigError(f"AUDIOMAMBA_STEP_OVERLAP={text!r} in the environment: use 1 (the inner levels of the "
+                          "U-Net on side streams while generating) or 0 (off, the default)")
+    return text == "1"
+
+
 def step_state_dtype(name: str | None = None) -> torch.dtype | None:
     """The step states' dtype by name ("fp32", "bf16" or "fp16"), or None for "auto" (:func:`auto_state_dtype`); a
     name of None reads ``AUDIOMAMBA_STEP_STATES`` (unset: auto). A bad name is a one-line ConfigError."""
@@ -325,6 +336,9 @@ class Stepper:
         self.groups = group_rows(batch, groups)
         self._streams = ([torch.cuda.Stream(device=device) for _ in self.groups]
                          if device.type == "cuda" and len(self.groups) > 1 else [])
+        #: the inner levels stepped on side streams (:func:`overlap_enabled`; only models with pooling levels)
+        self.overlap = overlap_enabled() and hasattr(model, "attach_overlap") and bool(
+            getattr(getattr(model, "config", None), "pool", None))
 
     def _rand(self, shape: tuple[int, ...]) -> torch.Tensor:
         return torch.rand(shape, device=self.device, generator=self.generator)
@@ -371,14 +385,21 @@ class Stepper:
                         rand = partial(_drawn, noise[j // chunk][j % chunk][rows]) if noise else self._rand
                         g_inp, state[g] = _advance(self.model, g_inp, state[g], forced[j][rows], force[j][rows],
                                                    self.sampling, rand, out_tok[j][rows], out_logp[j][rows])
+                    if self.overlap:  # a graph's capture must end with every side stream joined
+                        self.model.join_overlap(state[g])
             for stream in self._streams:
                 main.wait_stream(stream)
         return out_tok[steps - 1], state
 
     def init_state(self) -> list:
-        """The model's initial step state (:func:`initial_state`), one per row group."""
-        return [initial_state(self.model, rows.stop - rows.start, self.device, self.state_dtype)
-                for rows in self.groups]
+        """The model's initial step state (:func:`initial_state`), one per row group (with side streams for the
+        inner levels where :attr:`overlap`)."""
+        states = [initial_state(self.model, rows.stop - rows.start, self.device, self.state_dtype)
+                  for rows in self.groups]
+        if self.overlap:
+            for state in states:
+                self.model.attach_overlap(state, self.device)
+        return states
 
     def run(self, prompt: torch.Tensor | None, length: int, on_period: Callable[[int], None] | None = None,
             on_tokens: Callable[[int, torch.Tensor], None] | None = None):

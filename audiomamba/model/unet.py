@@ -18,6 +18,7 @@ pooling buffers), and reproduces the parallel forward exactly.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -99,13 +100,13 @@ class UpPool(nn.Module):
         return {"buf": torch.zeros(batch, self.pool, self.width_out, device=device, dtype=dtype), "i": 0}
 
     def step(
-        self, x: Tensor | None, state: dict[str, Any], skip: Tensor | None = None
+        self, x: Tensor | None, state: dict[str, Any], skip: Tensor | None = None, staged: bool = False
     ) -> tuple[Tensor, dict[str, Any]]:
         """Emit the next full-rate output (B, H_out) (plus ``skip`` (B, H_out) if given, in one op);
-        when the inner level produced x (B, H_in), refill after emitting."""
+        when the inner level produced x (B, H_in), refill after emitting (``staged``: see :meth:`advance`)."""
         out = self.pending(state)
         y = out.clone() if skip is None else out + skip
-        self.advance(x, state)
+        self.advance(x, state, staged)
         return y, state
 
     def pending(self, state: dict[str, Any]) -> Tensor:
@@ -113,9 +114,16 @@ class UpPool(nn.Module):
         mode (:meth:`Level.shift_pools`) always the first row, the buffer moving down one row per step instead."""
         return state["buf"][:, 0] if state.get("shift") else state["buf"][:, state["i"]]
 
-    def advance(self, x: Tensor | None, state: dict[str, Any]) -> None:
-        """After :meth:`pending` was read: the next position, and the refill when the inner level produced x."""
+    def advance(self, x: Tensor | None, state: dict[str, Any], staged: bool = False) -> None:
+        """After :meth:`pending` was read: the next position, and the refill when the inner level produced x.
+        ``staged``: the inner level ran on a side stream and its refill waits in the level's staging buffer
+        (:meth:`Level.attach_overlap`); the position restarts, the buffer is left for the join to overwrite."""
         state["i"] += 1
+        if staged:
+            if state["i"] != self.pool:
+                raise RuntimeError(f"UpPool.step got a pooled input at phase {state['i']} of {self.pool}")
+            state["i"] = 0
+            return
         if x is None and state.get("shift") and self.pool > 1:
             buf = state["buf"]
             buf[:, :-1].copy_(buf[:, 1:].clone())
@@ -235,22 +243,76 @@ class Level(nn.Module):
                 x, state["down"][i] = blk.step(x, state["down"][i])
                 skips.append(x)
             pooled, _ = self.down_pool.step(x, state["down_pool"])
-        inner = None
+        inner, over = None, state.get("overlap")
+        joining = over is not None and over["staged"]  # the inner level's refill of an earlier step, still pending
         if pooled is not None:
             center = {"run": runs["center"]} if runs.get("center") is not None else {}
-            inner = self.inner.step(pooled, state["inner"], **center)[0]
+            if over is not None:
+                if joining:  # a pooling factor of 1: the last refill lands before the next one is made
+                    joining = self._join(state)
+                self._fork_inner(pooled, state, over, center)
+            else:
+                inner = self.inner.step(pooled, state["inner"], **center)[0]
+        if joining:
+            self._join(state)
+        staged = pooled is not None and over is not None
         if runs.get("up") is not None:
             # the run's input is the UpPool's pending output + its skip; up block i adds skips[-1 - i] (the stack
             # read backwards)
             skip = skips.pop()
             res = (stacked[:len(skips)] if stacked is not None else torch.stack(skips)) if skips else None
             out = runs["up"].step(self.up_pool.pending(state["up_pool"]), res, 0, True, x0b=skip)[-1]
-            self.up_pool.advance(inner, state["up_pool"])  # after the run has read the pending output
+            self.up_pool.advance(inner, state["up_pool"], staged)  # after the run has read the pending output
             return out, state
-        x, _ = self.up_pool.step(inner, state["up_pool"], skips.pop())
+        x, _ = self.up_pool.step(inner, state["up_pool"], skips.pop(), staged)
         for i, blk in enumerate(self.up):
             x, state["up"][i] = blk.step(x, state["up"][i], skips.pop() if skips else None)
         return x, state
+
+    def attach_overlap(self, state: dict[str, Any], device: Any) -> None:
+        """Take the inner levels off the critical path of this level's steps (and of the inner levels' own): at a
+        step where the inner level runs, it runs on a side stream (forked from the current one) and its UpPool
+        refill goes to a staging buffer; this level's up blocks of that step go on (they read the last row of the
+        old refill), the next step's down blocks too, and only the next step's up path waits for the side stream
+        (:meth:`_join`). The inner level's output is first read one step after it is made, so nothing changes but
+        the order of the launches. On a CPU the same staging runs without streams. :meth:`join_overlap` lands
+        what is still pending (before a CUDA graph's capture ends, and at the end of a generation)."""
+        cuda = torch.device(device).type == "cuda"
+        state["overlap"] = {"side": torch.cuda.Stream(device) if cuda else None,
+                            "done": torch.cuda.Event() if cuda else None,
+                            "next": torch.empty_like(state["up_pool"]["buf"]), "staged": False}
+        if isinstance(self.inner, Level):
+            self.inner.attach_overlap(state["inner"], device)
+
+    def join_overlap(self, state: dict[str, Any]) -> None:
+        """Land every pending refill of this level and the inner ones on the current stream."""
+        if isinstance(self.inner, Level):
+            self.inner.join_overlap(state["inner"])
+        over = state.get("overlap")
+        if over is not None and over["staged"]:
+            self._join(state)
+
+    def _fork_inner(self, pooled: Tensor, state: dict[str, Any], over: dict[str, Any], center: dict) -> None:
+        side = over["side"]
+        if side is not None:
+            side.wait_stream(torch.cuda.current_stream(side.device))
+            if pooled.is_cuda:
+                pooled.record_stream(side)  # made on the current stream, read on the side one
+        with torch.cuda.stream(side) if side is not None else contextlib.nullcontext():
+            y = self.inner.step(pooled, state["inner"], **center)[0]
+            over["next"].copy_(self.up_pool.linear(y).reshape(over["next"].shape))
+            if side is not None:
+                over["done"].record(side)
+        over["staged"] = True
+
+    def _join(self, state: dict[str, Any]) -> bool:
+        """The staged refill into the UpPool's buffer, after the side stream's work; returns False."""
+        over = state["overlap"]
+        if over["side"] is not None:
+            torch.cuda.current_stream(over["side"].device).wait_event(over["done"])
+        state["up_pool"]["buf"].copy_(over["next"])
+        over["staged"] = False
+        return False
 
     def set_phase(self, state: dict[str, Any], step: int) -> None:
         """Set this level's pooling positions, and the inner levels', to where they are after ``step`` steps of this
@@ -321,6 +383,17 @@ class AudioUNet(nn.Module):
         """Shift mode for the pooling buffers below the outer level (:meth:`Level.shift_pools`), at phase 0."""
         if isinstance(self.body, Level):
             self.body.shift_pools(state["body"])
+
+    def attach_overlap(self, state: dict[str, Any], device: Any) -> None:
+        """Step the inner levels beside the outer ones (:meth:`Level.attach_overlap`; a model without pooling has
+        none)."""
+        if isinstance(self.body, Level):
+            self.body.attach_overlap(state["body"], device)
+
+    def join_overlap(self, state: dict[str, Any]) -> None:
+        """Land the inner levels' pending work (:meth:`Level.join_overlap`)."""
+        if isinstance(self.body, Level):
+            self.body.join_overlap(state["body"])
 
     def check_runs(self, state: dict[str, Any]) -> None:
         """KernelError if a launch of the runs that :meth:`attach_runs` attached gave up at a grid barrier (its

@@ -96,6 +96,22 @@ run whole-matrix bash -c "M='$B generate --matrix --presets sc09-small --blocks 
   AUDIOMAMBA_WRITE_AHEAD=0 timeout 200 \$M --out $RES/bench-generate-matrix-2048-after.md; \
   timeout 200 $B generate --matrix --presets sc09-large --blocks mamba-s6 --batches 2048 --max-seconds-per-case 60 \
   --out $RES/bench-generate-matrix-2048-large.md"
+# (issue 18, new 2026-12-06 06:10, not yet timed) the inner levels of the U-Net on side streams
+# (AUDIOMAMBA_STEP_OVERLAP=1): a level's inner output is first read one step after it is made, so the inner levels'
+# blocks can run beside the outer level's up blocks (and, within a graph, the next step's down blocks); by the
+# profile the step is one row group's chain of dependent launches (82 per step, 9.2 us each), and this takes the
+# inner levels' 4.5 of its 20.5 block steps off that chain. Sub-period graphs join at every span's end (the inner
+# level runs at a span's last step: only its up blocks overlap); whole-period graphs keep 3 of 4 overlaps whole.
+# Its GPU tests first, then the steady step with and without, each graph mode, batch 2048 and one stream, then the
+# CLI at 2048
+run overlap-tests python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py -k "side_streams"
+run overlap bash -c "for g in sub period; do for b in 2048 1; do AUDIOMAMBA_STEP_GRAPH=\$g timeout 200 python3 -m \
+  audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_OVERLAP --configs 1 --batch \$b --rounds 3 \
+  --steps \$([ \$b = 1 ] && echo 2048 || echo 512) --out $RES/step-overlap-\$g-\$b.md; done; done; \
+  M='$B generate --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 --max-seconds-per-case 40'; \
+  timeout 200 \$M --out $RES/bench-generate-matrix-2048-base.md; \
+  AUDIOMAMBA_STEP_OVERLAP=1 timeout 200 \$M --out $RES/bench-generate-matrix-2048-overlap.md; \
+  AUDIOMAMBA_STEP_OVERLAP=1 AUDIOMAMBA_STEP_GRAPH=period timeout 200 \$M --out $RES/bench-generate-matrix-2048-overlap-period.md"
 # (issue 18, new 2026-12-06) 16 row groups through the CLI, beside the default 8: 1.02x per steady step (H100 03:52),
 # but the graph's capture records every group's launches (0.35 s for 8), so only the wall can say whether 16 pay
 # (timed on one H100 2026-12-06 05:26-05:27 UTC: 13.35 s against 13.39 s by the wall, 1.00x: capture 0.55 s against 0.27
