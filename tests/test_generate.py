@@ -502,6 +502,23 @@ def test_inner_level_forks_after_the_current_stream_and_lands_a_step_later(monke
         net.join_overlap(state)
         assert not outer["staged"] and log[-1] == "main waits done"
 
+        # both levels on side streams: the inner level forks its center from the outer level's side stream, and a
+        # join of both lands the outer level first (its side stream ran the inner level's up blocks, which read the
+        # buffer the inner join overwrites)
+        state = net.init_state(2, "cpu")
+        net.attach_overlap(state, "cpu")
+        for name, over in (("0", state["body"]["overlap"]), ("1", state["body"]["inner"]["overlap"])):
+            over["side"], over["done"] = Fake("side" + name), Fake("done" + name)
+        log.clear()
+        for _ in range(4):
+            net.step(tokens, state)
+        assert "side1 waits side0" in log and log.index("side0 waits main") < log.index("side1 waits side0")
+        last = {entry: i for i, entry in enumerate(log)}
+        assert last["done1 recorded on side1"] < last["done0 recorded on side0"]  # the center ran inside side0's fork
+        log.clear()
+        net.join_overlap(state)
+        assert log == ["main waits done0", "main waits done1"]
+
 
 def test_overlap_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     """AUDIOMAMBA_STEP_OVERLAP: off unless 1; a bad value is a one-line ConfigError naming the variable; the bench

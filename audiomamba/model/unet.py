@@ -285,12 +285,14 @@ class Level(nn.Module):
             self.inner.attach_overlap(state["inner"], device)
 
     def join_overlap(self, state: dict[str, Any]) -> None:
-        """Land every pending refill of this level and the inner ones on the current stream."""
-        if isinstance(self.inner, Level):
-            self.inner.join_overlap(state["inner"])
+        """Land every pending refill of this level and the inner ones on the current stream. This level's first:
+        its side stream also ran the inner level's up blocks, which read the buffer that the inner level's join
+        overwrites, and waiting for this level's event orders that write after those reads."""
         over = state.get("overlap")
         if over is not None and over["staged"]:
             self._join(state)
+        if isinstance(self.inner, Level):
+            self.inner.join_overlap(state["inner"])
 
     def _fork_inner(self, pooled: Tensor, state: dict[str, Any], over: dict[str, Any], center: dict) -> None:
         side = over["side"]
