@@ -535,3 +535,26 @@ def test_overlap_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUDIOMAMBA_STEP_OVERLAP", "on")
     with pytest.raises(ConfigError, match="AUDIOMAMBA_STEP_OVERLAP='on'"):
         overlap_enabled()
+
+
+@pytest.mark.parametrize("pool,offset", [([4, 4], False), ([4, 4], True), ([2, 3, 2], True), ([16, 16], True)])
+def test_graph_schedule_covers_every_step_once(pool: list[int], offset: bool) -> None:
+    """The replays of sub-period graphs: every step once and in order (the steps without a graph, then the spans,
+    then the rest); each span's key is the depth the inner levels reach at the step where the outer level's inner
+    level runs in it; every period is yielded once, after its last step. With the offset (the inner levels on side
+    streams) every span starts at that step, phase span - 1."""
+    from audiomamba.generate.stepper import graph_schedule, sub_period_depth
+
+    period, span = math.prod(pool), pool[0]
+    total = 3 * period
+    plan = graph_schedule(total, period, span, pool, offset)
+    steps = list(range(plan.head)) + [t for lo, _ in plan.spans for t in range(lo, lo + span)]
+    steps += list(range(plan.tail, total))
+    assert steps == list(range(total))
+    assert plan.head == (span - 1 if offset else 0) and total - plan.tail == (1 if offset else 0)
+    for lo, key in plan.spans:
+        runs_at = next(t for t in range(lo, lo + span) if t % span == span - 1)  # the outer level's inner level
+        assert (runs_at == lo) == offset and key == sub_period_depth(pool, runs_at // span)
+    assert plan.periods_after == [(lo + span) // period for lo, _ in plan.spans]
+    assert plan.periods_after[-1] == (total // period if not offset else total // period - 1)
+    assert graph_schedule(total, total, total, [], offset).spans == [(0, 0)]  # one graph of the period

@@ -222,6 +222,33 @@ def sub_period_of_depth(pool: list[int], depth: int) -> int:
 
 
 @dataclass(frozen=True)
+class GraphSchedule:
+    """How :meth:`Stepper._run_graphed` covers ``total`` steps: ``head`` steps without a graph, then the replays
+    ``spans`` ((first step, graph key) each, ``span`` steps long), then the steps from ``tail`` on without a graph;
+    ``periods_after[i]``: how many whole pooling periods are done after replay i (the generator yields them)."""
+
+    head: int
+    spans: list[tuple[int, int]]
+    tail: int
+    periods_after: list[int]
+
+
+def graph_schedule(total: int, period: int, span: int, pool: list[int], offset: bool) -> GraphSchedule:
+    """The replays of ``total`` steps (a multiple of ``period``) in graphs of ``span`` steps, keyed by the depth the
+    inner levels reach (:func:`sub_period_depth`; one key, 0, without sub-period graphs, ``pool`` empty).
+
+    ``offset`` (sub-period graphs with the inner levels on side streams, :func:`overlap_enabled`): every graph starts
+    at the step where the outer level's inner level runs (phase span - 1), so the side stream forked there is joined
+    inside the same graph, one step later, and a graph's capture never ends with it pending; the first span - 1
+    steps and the last one run without a graph."""
+    shift = span - 1 if offset and pool else 0
+    n = (total - shift) // span
+    spans = [(shift + s * span, sub_period_depth(pool, s) if pool else 0) for s in range(n)]
+    after = [(lo + span) // period for lo, _ in spans]
+    return GraphSchedule(shift, spans, shift + n * span, after)
+
+
+@dataclass(frozen=True)
 class SamplingConfig:
     """How tokens are drawn. ``temperature <= 0`` is greedy; ``top_p < 1`` is nucleus sampling;
     ``min_p > 0`` drops tokens less likely than ``min_p`` times the most likely one (the far tail)."""
@@ -466,7 +493,9 @@ class Stepper:
         with the pooling positions of a sub-period of that depth; a replay runs whatever sub-period comes next at its
         depth (the Python-side positions are not kept up while replaying, and are set to the end at the end). Past
         the first ``prompt_len`` steps (None: unknown) nothing is forced, so the replays stop copying the forced
-        tokens in (two launches fewer per replay; one stream's replay of 16 youtubemix steps is ~0.6 ms).
+        tokens in (two launches fewer per replay; one stream's replay of 16 youtubemix steps is ~0.6 ms). With the
+        inner levels on side streams (:attr:`overlap`) the sub-period graphs start where the outer level's inner
+        level runs (:func:`graph_schedule`), so that its side stream is joined inside the same graph.
         """
         period, batch, dev = self.period, self.batch, self.device
         span = graph_span(self.model)
@@ -493,9 +522,13 @@ class Stepper:
                     self.model.set_phase(group_state, step)
                 leaves[:] = tree_flatten(phased)[0]
 
-        def one_span(only: list[int] | None = None) -> None:
-            last_inp, new_state = self._period(s_inp, tree_unflatten(leaves, spec), s_forced, s_force, s_tok, s_logp,
-                                               only, steps=span)
+        def one_span(only: list[int] | None = None, rows: slice | None = None) -> None:
+            """``span`` steps over the static buffers (a graph's capture), or the steps ``rows`` of the outputs
+            without a graph (a schedule's head and tail), from the state in ``leaves``."""
+            bufs = (s_forced, s_force, s_tok, s_logp) if rows is None else (forced[rows], force[rows], tokens[rows],
+                                                                            logp[rows])
+            steps = span if rows is None else rows.stop - rows.start
+            last_inp, new_state = self._period(s_inp, tree_unflatten(leaves, spec), *bufs, only, steps=steps)
             new_leaves, new_spec = tree_flatten(new_state)
             if new_spec != spec:
                 raise RuntimeError("the model's step state changes structure over a period; use --no-graph")
@@ -506,7 +539,9 @@ class Stepper:
 
         per = period // span
         keys = sorted({key(s) for s in range(per)})
-        phase_of = {k: (sub_period_of_depth(pool, k) if pool else 0) * span for k in keys}
+        plan = graph_schedule(forced.shape[0], period, span, pool, self.overlap)
+        # each graph is captured at the phase its replays start at (a schedule's offset: the phase span - 1)
+        phase_of = {k: (sub_period_of_depth(pool, k) if pool else 0) * span + plan.head for k in keys}
         t0 = time.perf_counter()
         side = torch.cuda.Stream(device=dev)
         side.wait_stream(torch.cuda.current_stream(dev))
@@ -542,17 +577,27 @@ class Stepper:
         self._graphs = graphs
         torch.cuda.manual_seed(self.seed)
         free_from = forced.shape[0] if prompt_len is None else prompt_len  # s_force holds only False from there on
-        for k in range(forced.shape[0] // period):
-            for j in range(per):
-                s = k * per + j
-                rows = slice(s * span, (s + 1) * span)
-                if rows.start < free_from + span:  # a replay with forced steps, or the first without
-                    s_forced.copy_(forced[rows])
-                    s_force.copy_(force[rows])
-                graphs[key(s)].replay()
-                tokens[rows].copy_(s_tok)
-                logp[rows].copy_(s_logp)
-            yield k + 1, tokens, logp
+        if plan.head:
+            set_phase(0)
+            one_span(rows=slice(0, plan.head))
+        done = 0
+        for (lo, k), periods_done in zip(plan.spans, plan.periods_after, strict=True):
+            rows = slice(lo, lo + span)
+            if rows.start < free_from + span:  # a replay with forced steps, or the first without
+                s_forced.copy_(forced[rows])
+                s_force.copy_(force[rows])
+            graphs[k].replay()
+            tokens[rows].copy_(s_tok)
+            logp[rows].copy_(s_logp)
+            while done < periods_done:
+                done += 1
+                yield done, tokens, logp
+        if plan.tail < forced.shape[0]:
+            set_phase(plan.tail)
+            one_span(rows=slice(plan.tail, forced.shape[0]))
+        while done < forced.shape[0] // period:
+            done += 1
+            yield done, tokens, logp
         set_phase(forced.shape[0])
         if pool:
             state[:] = tree_unflatten(leaves, spec)

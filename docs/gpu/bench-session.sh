@@ -100,8 +100,9 @@ run whole-matrix bash -c "M='$B generate --matrix --presets sc09-small --blocks 
 # (AUDIOMAMBA_STEP_OVERLAP=1): a level's inner output is first read one step after it is made, so the inner levels'
 # blocks can run beside the outer level's up blocks (and, within a graph, the next step's down blocks); by the
 # profile the step is one row group's chain of dependent launches (82 per step, 9.2 us each), and this takes the
-# inner levels' 4.5 of its 20.5 block steps off that chain. Sub-period graphs join at every span's end (the inner
-# level runs at a span's last step: only its up blocks overlap); whole-period graphs keep 3 of 4 overlaps whole.
+# inner levels' 4.5 of its 20.5 block steps off that chain. With it the sub-period graphs start at the step where the
+# outer level's inner level runs (graph_schedule), so each fork is joined inside its graph a step later; whole-period
+# graphs keep 3 of 4 overlaps whole.
 # Its GPU tests first, then the steady step with and without, each graph mode, batch 2048 and one stream, then the
 # CLI at 2048
 run overlap-tests python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py -k "side_streams"
