@@ -558,3 +558,78 @@ def test_graph_schedule_covers_every_step_once(pool: list[int], offset: bool) ->
     assert plan.periods_after == [(lo + span) // period for lo, _ in plan.spans]
     assert plan.periods_after[-1] == (total // period if not offset else total // period - 1)
     assert graph_schedule(total, total, total, [], offset).spans == [(0, 0)]  # one graph of the period
+
+
+@pytest.mark.parametrize("overlap", ["0", "1"])
+@pytest.mark.parametrize("cfg,groups", [({**MIXED, "pool": [4, 4], "center": {"block": "mamba-s6", "n": 1}}, 1),
+                                        ({"d_model": 16, "pool": [2, 3, 2],
+                                          "levels": [{"block": "mamba-s6", "n": 1}, {"block": "s4-mlp", "n": 1},
+                                                     {"block": "mamba-s4-real", "n": 1}],
+                                          "center": {"block": "mha-mlp", "n": 1}}, 2)])
+def test_graph_replays_on_the_cpu_give_the_eager_tokens(cfg: dict, groups: int, overlap: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stepper._run_graphed on the CPU, with stand-in CUDA graphs: a "capture" keeps the span's function and the
+    Python values of the state at that moment (pooling positions, flags), and a replay runs the span again from them,
+    which is what a real replay does (the kernels as captured, whatever the Python positions are now). Greedy
+    tokens and log-probabilities with a prompt equal the eager Stepper's: sub-period graphs from phase 0 and, with the
+    inner levels on side streams, from the phase where the outer level's inner level runs (steps before and after
+    the graphs eager); row groups, an attention center's KV cache, three pooling levels."""
+    import contextlib
+    import sys
+
+    from audiomamba.generate import stepper as st
+
+    class FakeStream:
+        def __init__(self, *a, **k) -> None:
+            pass
+
+        def wait_stream(self, other) -> None:
+            pass
+
+    class FakeGraph:
+        replays = 0
+
+        def pool(self):
+            return None
+
+        def replay(self) -> None:
+            FakeGraph.replays += 1
+            for i, value in self.python:
+                self.leaves[i] = value
+            self.fn()
+
+    class Capture:
+        def __init__(self, graph, pool=None, capture_error_mode=None) -> None:
+            self.graph = graph
+
+        def __enter__(self):
+            frame = sys._getframe(1).f_locals  # _run_graphed's: the span's function and the state's leaves
+            g = self.graph
+            g.fn, g.leaves = frame["one_span"], frame["leaves"]
+            g.python = [(i, v) for i, v in enumerate(g.leaves) if not isinstance(v, torch.Tensor)]
+            return g
+
+        def __exit__(self, *exc) -> bool:
+            return False
+
+    monkeypatch.setattr(st.torch.cuda, "Stream", FakeStream)
+    monkeypatch.setattr(st.torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(st.torch.cuda, "current_stream", lambda device=None: FakeStream())
+    monkeypatch.setattr(st.torch.cuda, "synchronize", lambda device=None: None)
+    monkeypatch.setattr(st.torch.cuda, "CUDAGraph", FakeGraph)
+    monkeypatch.setattr(st.torch.cuda, "graph", Capture)
+    monkeypatch.setenv("AUDIOMAMBA_STEP_OVERLAP", overlap)
+    torch.manual_seed(2)
+    net = build_model(cfg).eval()
+    period = net.config.pool_product
+    prompt = torch.randint(0, 256, (4, period + 3), generator=torch.Generator().manual_seed(4))
+    out = {}
+    for graph in (False, True):
+        stepper = st.Stepper(net, 4, torch.device("cpu"), SamplingConfig(temperature=0), use_graph=graph,
+                             groups=groups)
+        yielded = [k for k, _, _ in stepper.periods(prompt, 3 * period)]
+        assert yielded == [1, 2, 3]
+        out[graph] = stepper.run(prompt, 3 * period)
+    assert FakeGraph.replays > 0
+    assert torch.equal(out[True][0], out[False][0]) and torch.equal(out[True][0][:, : period + 3], prompt)
+    assert torch.allclose(out[True][1], out[False][1], rtol=0, atol=1e-5)

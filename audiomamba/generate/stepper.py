@@ -508,7 +508,8 @@ class Stepper:
         init = [leaves[i].clone() for i in tensor_idx]
         s_forced = torch.zeros(span, batch, dtype=torch.long, device=dev)
         s_force = torch.zeros(span, batch, dtype=torch.bool, device=dev)
-        s_tok = torch.empty(span, batch, dtype=torch.long, device=dev)
+        # zeros: the warm-up steps only some row groups, and its last tokens become every row's input (s_inp)
+        s_tok = torch.zeros(span, batch, dtype=torch.long, device=dev)
         s_logp = torch.empty(span, batch, dtype=torch.float32, device=dev)
         s_inp = inp.clone()
 
