@@ -363,9 +363,8 @@ class Stepper:
         self.groups = group_rows(batch, groups)
         self._streams = ([torch.cuda.Stream(device=device) for _ in self.groups]
                          if device.type == "cuda" and len(self.groups) > 1 else [])
-        #: the inner levels stepped on side streams (:func:`overlap_enabled`; only models with pooling levels)
-        self.overlap = overlap_enabled() and hasattr(model, "attach_overlap") and bool(
-            getattr(getattr(model, "config", None), "pool", None))
+        #: the inner levels stepped on side streams (:func:`overlap_enabled`; a model without pooling has none)
+        self.overlap = overlap_enabled() and hasattr(model, "attach_overlap")
 
     def _rand(self, shape: tuple[int, ...]) -> torch.Tensor:
         return torch.rand(shape, device=self.device, generator=self.generator)

@@ -119,19 +119,16 @@ class UpPool(nn.Module):
         ``staged``: the inner level ran on a side stream and its refill waits in the level's staging buffer
         (:meth:`Level.attach_overlap`); the position restarts, the buffer is left for the join to overwrite."""
         state["i"] += 1
-        if staged:
-            if state["i"] != self.pool:
-                raise RuntimeError(f"UpPool.step got a pooled input at phase {state['i']} of {self.pool}")
-            state["i"] = 0
+        if x is None and not staged:
+            if state.get("shift") and self.pool > 1:
+                buf = state["buf"]
+                buf[:, :-1].copy_(buf[:, 1:].clone())
             return
-        if x is None and state.get("shift") and self.pool > 1:
-            buf = state["buf"]
-            buf[:, :-1].copy_(buf[:, 1:].clone())
+        if state["i"] != self.pool:
+            raise RuntimeError(f"UpPool.step got a pooled input at phase {state['i']} of {self.pool}")
         if x is not None:
-            if state["i"] != self.pool:
-                raise RuntimeError(f"UpPool.step got a pooled input at phase {state['i']} of {self.pool}")
             state["buf"].copy_(self.linear(x).reshape(x.shape[0], self.pool, self.width_out))
-            state["i"] = 0
+        state["i"] = 0
 
 
 def _stage(spec: StageSpec, width: int, cfg: ModelConfig, n: int | None = None) -> nn.ModuleList:
@@ -249,7 +246,8 @@ class Level(nn.Module):
             center = {"run": runs["center"]} if runs.get("center") is not None else {}
             if over is not None:
                 if joining:  # a pooling factor of 1: the last refill lands before the next one is made
-                    joining = self._join(state)
+                    self._join(state)
+                    joining = False
                 self._fork_inner(pooled, state, over, center)
             else:
                 inner = self.inner.step(pooled, state["inner"], **center)[0]
@@ -307,14 +305,13 @@ class Level(nn.Module):
                 over["done"].record(side)
         over["staged"] = True
 
-    def _join(self, state: dict[str, Any]) -> bool:
-        """The staged refill into the UpPool's buffer, after the side stream's work; returns False."""
+    def _join(self, state: dict[str, Any]) -> None:
+        """The staged refill into the UpPool's buffer, after the side stream's work."""
         over = state["overlap"]
         if over["side"] is not None:
             torch.cuda.current_stream(over["side"].device).wait_event(over["done"])
         state["up_pool"]["buf"].copy_(over["next"])
         over["staged"] = False
-        return False
 
     def set_phase(self, state: dict[str, Any], step: int) -> None:
         """Set this level's pooling positions, and the inner levels', to where they are after ``step`` steps of this
