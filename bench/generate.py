@@ -470,8 +470,10 @@ def groups_note(dev: torch.device) -> str:
             "; block runs: split runs of LTI blocks on a GPU (AUDIOMAMBA_STEP_RUNS unset; fewer than 16 rows)"
             if mode == "auto" else
             f"; block runs: AUDIOMAMBA_STEP_RUNS={mode} (fewer than 16 rows)")
-    if stepper.overlap_enabled():
-        runs += "; inner levels: on side streams (AUDIOMAMBA_STEP_OVERLAP=1)"
+    overlap = os.environ.get("AUDIOMAMBA_STEP_OVERLAP", "").strip()
+    said = f"AUDIOMAMBA_STEP_OVERLAP={overlap}" if overlap else "AUDIOMAMBA_STEP_OVERLAP unset"
+    runs += (f"; inner levels: on side streams ({said})" if stepper.overlap_enabled(dev) else
+             f"; inner levels: inline ({said})")
     if os.environ.get("AUDIOMAMBA_STEP_GROUPS", "").strip().lower() not in ("", "auto"):
         return f"row groups: AUDIOMAMBA_STEP_GROUPS={os.environ['AUDIOMAMBA_STEP_GROUPS']}" + runs
     if dev.type != "cuda":

@@ -420,7 +420,7 @@ def test_auto_states_are_fp16_for_a_gpu_batch_and_an_overflow_is_caught(model: t
                                           "center": {"block": "mamba-s6", "n": 1}}, "2")])
 def test_inner_levels_on_side_streams_change_no_sample(cfg: dict, groups: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """AUDIOMAMBA_STEP_OVERLAP=1 (the inner levels step on side streams, their UpPool refill staged and landed at the
-    next step): the same tokens and log-probabilities as without, bit for bit, with prompts, row groups, an
+    next step), and =outer (only the outermost level forks): the same tokens and log-probabilities as without, bit for bit, with prompts, row groups, an
     attention center and three pooling levels; the refills were staged, and every one landed by the end."""
     from audiomamba.model.unet import Level
 
@@ -431,15 +431,19 @@ def test_inner_levels_on_side_streams_change_no_sample(cfg: dict, groups: str, m
     forks = []
     real_fork = Level._fork_inner
     monkeypatch.setattr(Level, "_fork_inner", lambda self, *a: forks.append(1) or real_fork(self, *a))
-    runs = []
-    for overlap in ("0", "1"):
+    runs, counts = [], []
+    length = 4 * net.config.pool_product
+    for overlap in ("0", "1", "outer"):
         monkeypatch.setenv("AUDIOMAMBA_STEP_OVERLAP", overlap)
-        length = 4 * net.config.pool_product
+        forks.clear()
         runs.append(generate_tokens(net, 5, length, 5, SamplingConfig(), seed=3, prompts=prompt, progress=False))
-    assert torch.equal(runs[0].tokens, runs[1].tokens) and torch.equal(runs[0].logp, runs[1].logp)
+        counts.append(len(forks))
+    for run in runs[1:]:
+        assert torch.equal(runs[0].tokens, run.tokens) and torch.equal(runs[0].logp, run.logp)
     assert torch.equal(runs[1].tokens[:, :7], prompt)
     per_group = sum(length // math.prod(net.config.pool[: d + 1]) for d in range(len(net.config.pool)))
-    assert len(forks) == int(groups) * per_group  # every inner level's run, and none without the setting
+    # every inner level's run with 1, the outermost level's only with outer, none without the setting
+    assert counts == [0, int(groups) * per_group, int(groups) * length // net.config.pool[0]]
 
 
 def test_inner_level_forks_after_the_current_stream_and_lands_a_step_later(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -521,17 +525,29 @@ def test_inner_level_forks_after_the_current_stream_and_lands_a_step_later(monke
 
 
 def test_overlap_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    """AUDIOMAMBA_STEP_OVERLAP: off unless 1; a bad value is a one-line ConfigError naming the variable; the bench
-    reports' header says when it is on."""
+    """AUDIOMAMBA_STEP_OVERLAP: unset, on a GPU only; 1 on any device; 0 off; a bad value is a one-line ConfigError
+    naming the variable; the bench reports' header says which."""
     from audiomamba.bench.generate import groups_note
 
     from audiomamba.errors import ConfigError
-    from audiomamba.generate.stepper import overlap_enabled
+    from audiomamba.generate.stepper import overlap_enabled, overlap_levels
 
     monkeypatch.delenv("AUDIOMAMBA_STEP_OVERLAP", raising=False)
-    assert not overlap_enabled() and "side streams" not in groups_note(torch.device("cpu"))
+    assert overlap_enabled("cuda") and not overlap_enabled("cpu")
+    assert "inner levels: inline (AUDIOMAMBA_STEP_OVERLAP unset)" in groups_note(torch.device("cpu"))
+    monkeypatch.setenv("AUDIOMAMBA_STEP_OVERLAP", "0")
+    assert not overlap_enabled("cuda") and "inner levels: inline (AUDIOMAMBA_STEP_OVERLAP=0)" in groups_note(
+        torch.device("cpu"))
     monkeypatch.setenv("AUDIOMAMBA_STEP_OVERLAP", "1")
-    assert overlap_enabled() and "inner levels: on side streams" in groups_note(torch.device("cpu"))
+    assert overlap_enabled("cpu") and "inner levels: on side streams (AUDIOMAMBA_STEP_OVERLAP=1)" in groups_note(
+        torch.device("cpu"))
+    # every level forks while the row groups' streams stay within 32 (8 groups x 3 for two pooling levels), only the
+    # outermost beyond (16 x 3 was 2.3x slower than 16 x 2 on an H100) or with outer
+    assert overlap_levels(8, 2) is None and overlap_levels(10, 2) is None and overlap_levels(1, 31) is None
+    assert overlap_levels(12, 2) == 1 and overlap_levels(16, 2) == 1 and overlap_levels(64, 2) == 1
+    assert overlap_levels(8, 4) == 3
+    monkeypatch.setenv("AUDIOMAMBA_STEP_OVERLAP", "outer")
+    assert overlap_enabled("cpu") and overlap_levels(1, 2) == 1
     monkeypatch.setenv("AUDIOMAMBA_STEP_OVERLAP", "on")
     with pytest.raises(ConfigError, match="AUDIOMAMBA_STEP_OVERLAP='on'"):
         overlap_enabled()

@@ -68,15 +68,42 @@ STATE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.flo
 FP16_STATES_MIN_BATCH = 16
 
 
-def overlap_enabled() -> bool:
+def overlap_enabled(device: torch.device | str = "cuda") -> bool:
     """Step the inner levels of the U-Net on side streams, off the outer level's critical path
-    (:meth:`audiomamba.model.unet.Level.attach_overlap`)? ``AUDIOMAMBA_STEP_OVERLAP=1``; unset or ``0``: no (new
-    2026-12-06, not yet timed on a GPU). Anything else is a one-line ConfigError."""
-    text = os.environ.get("AUDIOMAMBA_STEP_OVERLAP", "").strip() or "0"
-    if text not in ("0", "1"):
+    (:meth:`audiomamba.model.unet.Level.attach_overlap`)? ``AUDIOMAMBA_STEP_OVERLAP`` unset: on a GPU yes (the default
+    since 2026-12-06: 1.08x per step at batch 2048, 1.21-1.25x for one stream, the same tokens, one H100), on a CPU
+    no (no streams there: the staging would only add a copy); ``1``: yes on any device (the CPU runs the same staging
+    in order, which its tests use); ``outer``: only the outermost level forks (its inner levels step in order on its
+    side stream); ``0``: no. Anything else is a one-line ConfigError."""
+    text = _overlap_setting()
+    return text in ("1", "outer") or (not text and torch.device(device).type == "cuda")
+
+
+#: most CUDA streams the row groups and their side streams may take together before the overlap forks fewer levels
+#: (sc09-small at batch 2048, one H100, 2026-12-06 08:13-08:21 UTC, ms per step: 8 groups x 3 streams 0.682; 12 x 3
+#: 0.908; 16 x 3 1.569, but 16 x 2 (only the outermost level forking) 0.673 and 16 without the overlap 0.725)
+OVERLAP_MAX_STREAMS = 32
+
+
+def overlap_levels(groups: int = 1, inner: int = 1) -> int | None:
+    """How many levels fork their inner level onto a side stream (:func:`overlap_enabled`), for ``groups`` row groups
+    of a model with ``inner`` inner levels: None (all), or 1 with ``AUDIOMAMBA_STEP_OVERLAP=outer``, or when every
+    level's side stream would take the groups past :data:`OVERLAP_MAX_STREAMS` streams (beyond that the graphs'
+    branches stall each other: 16 groups at three streams each ran 2.3x slower than at two)."""
+    if _overlap_setting() == "outer":
+        return 1
+    if groups * (1 + inner) <= OVERLAP_MAX_STREAMS:
+        return None
+    return max(1, OVERLAP_MAX_STREAMS // groups - 1)
+
+
+def _overlap_setting() -> str:
+    text = os.environ.get("AUDIOMAMBA_STEP_OVERLAP", "").strip().lower()
+    if text not in ("", "0", "1", "outer"):
         raise ConfigError(f"AUDIOMAMBA_STEP_OVERLAP={text!r} in the environment: use 1 (the inner levels of the "
-                          "U-Net on side streams while generating) or 0 (off, the default)")
-    return text == "1"
+                          "U-Net on side streams while generating; unset: on a GPU), outer (only the outermost "
+                          "level's inner level) or 0 (off)")
+    return text
 
 
 def step_state_dtype(name: str | None = None) -> torch.dtype | None:
@@ -364,7 +391,10 @@ class Stepper:
         self._streams = ([torch.cuda.Stream(device=device) for _ in self.groups]
                          if device.type == "cuda" and len(self.groups) > 1 else [])
         #: the inner levels stepped on side streams (:func:`overlap_enabled`; a model without pooling has none)
-        self.overlap = overlap_enabled() and hasattr(model, "attach_overlap")
+        self.overlap = overlap_enabled(device) and hasattr(model, "attach_overlap")
+        #: how many levels fork (:func:`overlap_levels`; None: all)
+        self.overlap_levels = overlap_levels(len(self.groups),
+                                             len(getattr(getattr(model, "config", None), "pool", None) or []))
 
     def _rand(self, shape: tuple[int, ...]) -> torch.Tensor:
         return torch.rand(shape, device=self.device, generator=self.generator)
@@ -424,7 +454,7 @@ class Stepper:
                   for rows in self.groups]
         if self.overlap:
             for state in states:
-                self.model.attach_overlap(state, self.device)
+                self.model.attach_overlap(state, self.device, self.overlap_levels)
         return states
 
     def run(self, prompt: torch.Tensor | None, length: int, on_period: Callable[[int], None] | None = None,

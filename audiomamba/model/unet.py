@@ -267,8 +267,9 @@ class Level(nn.Module):
             x, state["up"][i] = blk.step(x, state["up"][i], skips.pop() if skips else None)
         return x, state
 
-    def attach_overlap(self, state: dict[str, Any], device: Any) -> None:
-        """Take the inner levels off the critical path of this level's steps (and of the inner levels' own): at a
+    def attach_overlap(self, state: dict[str, Any], device: Any, levels: int | None = None) -> None:
+        """Take the inner levels off the critical path of this level's steps (and of the inner levels' own, for
+        ``levels`` levels from this one: None, all): at a
         step where the inner level runs, it runs on a side stream (forked from the current one) and its UpPool
         refill goes to a staging buffer; this level's up blocks of that step go on (they read the last row of the
         old refill), the next step's down blocks too, and only the next step's up path waits for the side stream
@@ -279,8 +280,8 @@ class Level(nn.Module):
         state["overlap"] = {"side": torch.cuda.Stream(device) if cuda else None,
                             "done": torch.cuda.Event() if cuda else None,
                             "next": torch.empty_like(state["up_pool"]["buf"]), "staged": False}
-        if isinstance(self.inner, Level):
-            self.inner.attach_overlap(state["inner"], device)
+        if isinstance(self.inner, Level) and (levels is None or levels > 1):
+            self.inner.attach_overlap(state["inner"], device, None if levels is None else levels - 1)
 
     def join_overlap(self, state: dict[str, Any]) -> None:
         """Land every pending refill of this level and the inner ones on the current stream. This level's first:
@@ -383,11 +384,11 @@ class AudioUNet(nn.Module):
         if isinstance(self.body, Level):
             self.body.shift_pools(state["body"])
 
-    def attach_overlap(self, state: dict[str, Any], device: Any) -> None:
-        """Step the inner levels beside the outer ones (:meth:`Level.attach_overlap`; a model without pooling has
-        none)."""
+    def attach_overlap(self, state: dict[str, Any], device: Any, levels: int | None = None) -> None:
+        """Step the inner levels beside the outer ones (:meth:`Level.attach_overlap`, ``levels`` levels from the
+        outermost; a model without pooling has none)."""
         if isinstance(self.body, Level):
-            self.body.attach_overlap(state["body"], device)
+            self.body.attach_overlap(state["body"], device, levels)
 
     def join_overlap(self, state: dict[str, Any]) -> None:
         """Land the inner levels' pending work (:meth:`Level.join_overlap`)."""

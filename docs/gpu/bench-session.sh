@@ -96,7 +96,8 @@ run whole-matrix bash -c "M='$B generate --matrix --presets sc09-small --blocks 
   AUDIOMAMBA_WRITE_AHEAD=0 timeout 200 \$M --out $RES/bench-generate-matrix-2048-after.md; \
   timeout 200 $B generate --matrix --presets sc09-large --blocks mamba-s6 --batches 2048 --max-seconds-per-case 60 \
   --out $RES/bench-generate-matrix-2048-large.md"
-# (issue 18, new 2026-12-06 06:10, not yet timed) the inner levels of the U-Net on side streams
+# (issue 18, new 2026-12-06 06:10; timed on one H100 08:05: 1.08-1.09x per step at 2048, 1.21-1.25x for one stream,
+# the default on a GPU since) the inner levels of the U-Net on side streams
 # (AUDIOMAMBA_STEP_OVERLAP=1): a level's inner output is first read one step after it is made, so the inner levels'
 # blocks can run beside the outer level's up blocks (and, within a graph, the next step's down blocks); by the
 # profile the step is one row group's chain of dependent launches (82 per step, 9.2 us each), and this takes the
@@ -113,6 +114,58 @@ run overlap bash -c "for g in sub period; do for b in 2048 1; do AUDIOMAMBA_STEP
   timeout 200 \$M --out $RES/bench-generate-matrix-2048-base.md; \
   AUDIOMAMBA_STEP_OVERLAP=1 timeout 200 \$M --out $RES/bench-generate-matrix-2048-overlap.md; \
   AUDIOMAMBA_STEP_OVERLAP=1 AUDIOMAMBA_STEP_GRAPH=period timeout 200 \$M --out $RES/bench-generate-matrix-2048-overlap-period.md"
+# (issue 18, 2026-12-06 08:05 UTC on one H100: overlap 1.08-1.09x per step at 2048, 1.21-1.25x for one stream, logits
+# unchanged; CLI 13.47 -> 13.07 s (sub graphs) / 12.76 s (period graphs); the default on a GPU since) every GPU
+# generation test with it on, then the other presets and block types against AUDIOMAMBA_STEP_OVERLAP=0, the row
+# groups again with it, and the goal rows' matrices (one stream: every preset and block type; 2048: sc09-small/large)
+run overlap-gpu-tests python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py
+run overlap-wide bash -c "S='python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_OVERLAP --configs 0 --rounds 3'; \
+  for b in 2048 1; do n=\$([ \$b = 1 ] && echo 2048 || echo 512); \
+  timeout 200 \$S --preset sc09-large --batch \$b --steps \$n --out $RES/step-overlap-large-\$b.md; \
+  for k in mamba-s4 mamba-s4-real; do timeout 200 \$S --block \$k --batch \$b --steps \$n \
+  --out $RES/step-overlap-small-\$k-\$b.md; done; done; \
+  timeout 200 python3 -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_GROUPS --configs '4;16' --rounds 3 --steps 512 \
+  --out $RES/step-overlap-groups.md; \
+  timeout 300 $B generate --matrix --presets sc09-small,sc09-large,youtubemix --blocks mamba-s6,mamba-s4,mamba-s4-real \
+  --batches 1 --out $RES/bench-generate-matrix-1-overlap.md; \
+  timeout 200 $B generate --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 --max-seconds-per-case 40 \
+  --out $RES/bench-generate-matrix-2048-overlap2.md; \
+  timeout 200 $B generate --matrix --presets sc09-large --blocks mamba-s6 --batches 2048 --max-seconds-per-case 60 \
+  --out $RES/bench-generate-matrix-2048-large-overlap.md"
+# (issue 18, 2026-12-06 08:13 UTC on one H100: with the overlap, 16 row groups 0.43x and 4 groups 0.98x per step) is it
+# the hardware queues now? 8 groups x 3 streams share CUDA_DEVICE_MAX_CONNECTIONS (8) queues, 16 groups 48 streams; a
+# side stream's wait can stall a main stream behind it in one queue. Groups 6/12/16 with 8 and 32 queues, and
+# sc09-large's graph modes and groups with the overlap
+run overlap-queues bash -c "S='python3 -m audiomamba.bench.step_tiles --rounds 3 --steps 512'; \
+  timeout 200 \$S --var AUDIOMAMBA_STEP_GROUPS --configs '6;12;16' --out $RES/step-overlap-groups-q8.md; \
+  CUDA_DEVICE_MAX_CONNECTIONS=32 timeout 200 \$S --var AUDIOMAMBA_STEP_GROUPS --configs '6;12;16' \
+  --out $RES/step-overlap-groups-q32.md; \
+  CUDA_DEVICE_MAX_CONNECTIONS=32 timeout 200 \$S --var AUDIOMAMBA_STEP_OVERLAP --configs '0' \
+  --out $RES/step-overlap-q32.md; \
+  timeout 200 \$S --preset sc09-large --steps 256 --var AUDIOMAMBA_STEP_GRAPH --configs period \
+  --out $RES/step-overlap-large-period.md; \
+  CUDA_DEVICE_MAX_CONNECTIONS=32 timeout 200 \$S --preset sc09-large --steps 256 --var AUDIOMAMBA_STEP_GROUPS \
+  --configs '12;16' --out $RES/step-overlap-large-groups-q32.md"
+# (issue 18, 2026-12-06 08:18 UTC on one H100: 32 hardware queues change nothing, 12 / 16 groups with the overlap
+# 0.75x / 0.43x, sc09-large's period graphs 1.00x) fewer side streams: only the outermost level forks
+# (AUDIOMAMBA_STEP_OVERLAP=outer: 2 streams per row group, not 3), at 8 and 16 groups, sc09-small and sc09-large
+run overlap-outer bash -c "S='python3 -m audiomamba.bench.step_tiles --rounds 3 --var AUDIOMAMBA_STEP_OVERLAP'; \
+  timeout 200 \$S --configs 'outer;0' --out $RES/step-overlap-outer.md; \
+  AUDIOMAMBA_STEP_GROUPS=16 timeout 200 \$S --configs 'outer;0' --out $RES/step-overlap-outer-g16.md; \
+  timeout 200 \$S --configs 'outer' --batch 1 --steps 2048 --out $RES/step-overlap-outer-1.md; \
+  timeout 200 \$S --preset sc09-large --steps 256 --configs 'outer' --out $RES/step-overlap-outer-large.md"
+# (issue 18, 2026-12-06 08:21 UTC on one H100: 16 groups with only the outermost level forking 0.673 ms per step
+# against 1.569 with all levels and 0.682 for the default 8 groups; so beyond 32 streams the overlap forks fewer
+# levels, OVERLAP_MAX_STREAMS) the side-stream GPU tests, 12 and 16 groups under that rule, then the goal rows' CLI
+# runs three times each (sc09-small and sc09-large at 2048), for their medians
+run goal-tests python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py -k "side_streams"
+run goal-groups timeout 200 python3 -m audiomamba.bench.step_tiles --rounds 3 --var AUDIOMAMBA_STEP_GROUPS \
+  --configs '12;16' --out $RES/step-overlap-groups-capped.md
+run goal-runs bash -c "for i in 1 2 3; do \
+  timeout 200 $B generate --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 --max-seconds-per-case 40 \
+  --out $RES/bench-generate-matrix-2048-goal-\$i.md; \
+  timeout 200 $B generate --matrix --presets sc09-large --blocks mamba-s6 --batches 2048 --max-seconds-per-case 60 \
+  --out $RES/bench-generate-matrix-2048-large-goal-\$i.md; done"
 # (issue 18, new 2026-12-06) 16 row groups through the CLI, beside the default 8: 1.02x per steady step (H100 03:52),
 # but the graph's capture records every group's launches (0.35 s for 8), so only the wall can say whether 16 pay
 # (timed on one H100 2026-12-06 05:26-05:27 UTC: 13.35 s against 13.39 s by the wall, 1.00x: capture 0.55 s against 0.27
