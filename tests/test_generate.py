@@ -649,3 +649,11 @@ def test_graph_replays_on_the_cpu_give_the_eager_tokens(cfg: dict, groups: int, 
     assert FakeGraph.replays > 0
     assert torch.equal(out[True][0], out[False][0]) and torch.equal(out[True][0][:, : period + 3], prompt)
     assert torch.allclose(out[True][1], out[False][1], rtol=0, atol=1e-5)
+
+
+def test_host_copy_on_the_cpu_is_the_tensor_itself() -> None:
+    """host_copy of a CPU tensor gives it back unchanged (no pinned memory, no narrowing), whatever ``small`` says."""
+    from audiomamba.generate.sampler import host_copy
+
+    tok = torch.randint(0, 256, (8, 5))
+    assert host_copy(tok, small=True) is tok and host_copy(tok).dtype == torch.int64

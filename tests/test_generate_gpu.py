@@ -312,3 +312,16 @@ def test_inner_levels_on_side_streams_change_no_sample_on_the_gpu(monkeypatch, g
     assert torch.equal(runs[1].tokens[:, :P], prompt)
     assert torch.allclose(runs[0].logp[:, :P], runs[1].logp[:, :P], rtol=0, atol=1e-5)
     assert (runs[0].tokens != runs[1].tokens).float().mean() < 0.02  # an arg-max tie may flip a continuation
+
+
+def test_host_copy_brings_tokens_and_log_probabilities_back_exactly() -> None:
+    """The tokens come back from the GPU as uint8 through pinned memory and are widened again; the log-probabilities
+    through pinned memory as they are: both equal the plain copies, and the tokens are int64 again."""
+    from audiomamba.generate.sampler import host_copy
+
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    tok = torch.randint(0, 256, (4096, 64), device="cuda", generator=gen)
+    lp = -torch.rand(4096, 64, device="cuda", generator=gen) * 9
+    for src, small in ((tok, True), (tok, False), (lp, False), (lp, True)):
+        out = host_copy(src, small=small)
+        assert out.device.type == "cpu" and out.dtype == src.dtype and torch.equal(out, src.cpu())

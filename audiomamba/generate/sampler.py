@@ -36,6 +36,18 @@ class Generated:
         return bits_per_sample(-(self.loglik() if loglik is None else loglik) / n_gen)
 
 
+def host_copy(t: torch.Tensor, small: bool = False) -> torch.Tensor:
+    """``t`` on the CPU. From a GPU the copy goes through pinned memory (at batch 2048 x 1 s the pageable copies of
+    the tokens and log-probabilities took 0.23 s, 1.7 GB/s, on an H100, 2026-12-06), and with ``small`` (int64 tokens
+    below 256) as uint8, an eighth of the bytes, widened again on the CPU."""
+    if t.device.type != "cuda":
+        return t.cpu()
+    src = t.to(torch.uint8) if small and t.dtype == torch.int64 else t
+    out = torch.empty(src.shape, dtype=src.dtype, pin_memory=True)
+    out.copy_(src)
+    return out.long() if out.dtype != t.dtype else out
+
+
 def generate_tokens(
     model: nn.Module,
     n: int,
@@ -104,11 +116,14 @@ def generate_tokens(
             prompt = None if prompts is None else prompts[lo : lo + b]
             feed = None if on_tokens is None else (lambda steps, buf, lo=lo: on_tokens(lo, buf, steps))
             tok, lp = stepper.run(prompt, length, on_period=tick, on_tokens=feed)
-            tokens.append(tok.cpu())
-            logp.append(lp.cpu())
+            vocab = getattr(getattr(model, "config", None), "vocab", None)
+            tokens.append(host_copy(tok, small=vocab is not None and vocab <= 256))
+            logp.append(host_copy(lp))
             for part, secs in stepper.startup.items():
                 startup[part] = startup.get(part, 0.0) + secs
             done_periods += -(-length // period)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return Generated(torch.cat(tokens), torch.cat(logp), prompt_len, time.perf_counter() - start, startup)
+    tokens = tokens[0] if len(tokens) == 1 else torch.cat(tokens)  # one batch: no 2nd copy (0.03 s at 2048 x 1 s)
+    logp = logp[0] if len(logp) == 1 else torch.cat(logp)
+    return Generated(tokens, logp, prompt_len, time.perf_counter() - start, startup)
