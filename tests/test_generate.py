@@ -420,8 +420,9 @@ def test_auto_states_are_fp16_for_a_gpu_batch_and_an_overflow_is_caught(model: t
                                           "center": {"block": "mamba-s6", "n": 1}}, "2")])
 def test_inner_levels_on_side_streams_change_no_sample(cfg: dict, groups: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """AUDIOMAMBA_STEP_OVERLAP=1 (the inner levels step on side streams, their UpPool refill staged and landed at the
-    next step), and =outer (only the outermost level forks): the same tokens and log-probabilities as without, bit for bit, with prompts, row groups, an
-    attention center and three pooling levels; the refills were staged, and every one landed by the end."""
+    next step) and =outer (only the outermost level forks): the same tokens and log-probabilities as without, bit for
+    bit, with prompts, row groups, an attention center and three pooling levels; each setting forks as many times as
+    its levels run."""
     from audiomamba.model.unet import Level
 
     torch.manual_seed(1)
