@@ -527,7 +527,7 @@ def test_inner_level_forks_after_the_current_stream_and_lands_a_step_later(monke
 
 def test_overlap_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     """AUDIOMAMBA_STEP_OVERLAP: unset, on a GPU only; 1 on any device; 0 off; a bad value is a one-line ConfigError
-    naming the variable; the bench reports' header says which."""
+    naming the variable; the bench reports' header says which (and when AUDIOMAMBA_STEP_FOLD=1 folds the out_projs)."""
     from audiomamba.bench.generate import groups_note
 
     from audiomamba.errors import ConfigError
@@ -549,6 +549,11 @@ def test_overlap_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert overlap_levels(8, 4) == 3
     monkeypatch.setenv("AUDIOMAMBA_STEP_OVERLAP", "outer")
     assert overlap_enabled("cpu") and overlap_levels(1, 2) == 1
+    monkeypatch.delenv("AUDIOMAMBA_STEP_FOLD", raising=False)
+    assert "out_projs folded" not in groups_note(torch.device("cpu"))
+    monkeypatch.setenv("AUDIOMAMBA_STEP_FOLD", "1")
+    assert "out_projs folded into the next block's first launch (AUDIOMAMBA_STEP_FOLD=1" in groups_note(
+        torch.device("cpu"))
     monkeypatch.setenv("AUDIOMAMBA_STEP_OVERLAP", "on")
     with pytest.raises(ConfigError, match="AUDIOMAMBA_STEP_OVERLAP='on'"):
         overlap_enabled()

@@ -19,6 +19,7 @@ pooling buffers), and reproduces the parallel forward exactly.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 import torch
@@ -173,6 +174,29 @@ class Center(nn.Module):
         return (y if last >= 0 else y + x), state
 
 
+def fold_enabled(x: Tensor) -> bool:
+    """Fold each Mamba block's out_proj into the next Mamba block's first launch while stepping
+    (:func:`audiomamba.kernels.triton_mamba_step._out_in_conv_kernel`: one launch fewer per block)?
+    ``AUDIOMAMBA_STEP_FOLD=1`` (new 2026-12-06, not yet timed on a GPU, so off by default), for fewer than 16 rows (one
+    stream: there the launches are the step's time; at batch every channel block would repeat the out_proj) on the
+    fused step kernels. A bad value is a one-line ConfigError."""
+    text = os.environ.get("AUDIOMAMBA_STEP_FOLD", "").strip() or "0"
+    if text not in ("0", "1"):
+        raise ConfigError(f"AUDIOMAMBA_STEP_FOLD={text!r} in the environment: use 1 (each Mamba block's out_proj "
+                          "folded into the next block's first launch, fewer than 16 rows) or 0 (off, the default)")
+    return text == "1" and x.shape[0] < 16 and kernels.use_fused_step(x)
+
+
+def _folds(blocks: nn.ModuleList, i: int) -> bool:
+    """Whether block i of a level's list hands its out_proj to block i + 1 (both fused Mamba blocks)."""
+    return i + 1 < len(blocks) and getattr(blocks[i], "foldable", False) and getattr(blocks[i + 1], "foldable", False)
+
+
+def _written(x: Any) -> Tensor:
+    """A block step's output tensor: a deferred one's buffer (written by the next block's first launch)."""
+    return x if isinstance(x, Tensor) else x.out
+
+
 class Level(nn.Module):
     """U-Net level ``depth``: down blocks, DownPool, inner level (or center), UpPool, up blocks."""
 
@@ -236,9 +260,12 @@ class Level(nn.Module):
             skips, x = list(stacked.unbind(0)), stacked[-1]
             pooled = self.down_pool.advance(state["down_pool"], x.dtype)
         else:
+            fold, arg = fold_enabled(x), x
             for i, blk in enumerate(self.down):
-                x, state["down"][i] = blk.step(x, state["down"][i])
-                skips.append(x)
+                defer = fold and _folds(self.down, i)
+                arg, state["down"][i] = blk.step(arg, state["down"][i], **({"defer": True} if defer else {}))
+                x = _written(arg)
+                skips.append(x)  # a deferred output is written by the next block's first launch, before it is read
             pooled, _ = self.down_pool.step(x, state["down_pool"])
         inner, over = None, state.get("overlap")
         joining = over is not None and over["staged"]  # the inner level's refill of an earlier step, still pending
@@ -263,8 +290,11 @@ class Level(nn.Module):
             self.up_pool.advance(inner, state["up_pool"], staged)  # after the run has read the pending output
             return out, state
         x, _ = self.up_pool.step(inner, state["up_pool"], skips.pop(), staged)
+        fold = fold_enabled(x)
         for i, blk in enumerate(self.up):
-            x, state["up"][i] = blk.step(x, state["up"][i], skips.pop() if skips else None)
+            defer = fold and _folds(self.up, i)
+            x, state["up"][i] = blk.step(x, state["up"][i], skips.pop() if skips else None,
+                                         **({"defer": True} if defer else {}))
         return x, state
 
     def attach_overlap(self, state: dict[str, Any], device: Any, levels: int | None = None) -> None:
