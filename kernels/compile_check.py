@@ -170,6 +170,9 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 fold = dict(common, HAS_RES=True, K=4, BLOCK_H=H, BLOCK_E=t["in_e"], BLOCK_K=fold_k, PDL=True,
                             PRELOAD=E <= fold_k)
                 out += [Variant("out_in_conv", tuple(dict(fold, EVEN=e).items()), 4) for e in (False, True)]
+            if not small and H <= 128:  # AUDIOMAMBA_STEP_FOLD=all: row tiles, H in one chunk, the out_proj's chunks
+                fold = dict(common, HAS_RES=True, K=4, BLOCK_H=H, BLOCK_E=t["in_e"], BLOCK_K=min(E, t["out_k"]))
+                out += [Variant("out_in_conv", tuple(dict(fold, EVEN=e).items()), 4) for e in (False, True)]
             if small:  # a run of blocks in one launch (AUDIOMAMBA_STEP_RUNS): persistent (barriers) and split
                 from .triton_mamba_run import RUN_BLOCK_E, run_warps
 

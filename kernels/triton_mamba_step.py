@@ -50,10 +50,10 @@ The rank R of Δ stays masked (it is padded to 16 for tl.dot).
 LTI blocks (``mamba-s4``, ``mamba-s4-real``) have no x_proj: kernel 3 is :func:`_ssm_lti_kernel`,
 so they take three launches at any batch size.
 
-With ``defer`` a block's step leaves kernel 4 to the next block (:class:`PendingOut`): for fewer than 16 rows and H in
-one chunk the next block's kernel 1 becomes :func:`_out_in_conv_kernel` (the out_proj and residual over all H columns,
-then kernel 1's work), so one stream's chain of Mamba blocks takes one launch fewer per block
-(``AUDIOMAMBA_STEP_FOLD=1``, :func:`audiomamba.model.unet.fold_enabled`; built 2026-12-06, not yet timed).
+With ``defer`` a block's step leaves kernel 4 to the next block (:class:`PendingOut`): where H fits in one chunk the
+next block's kernel 1 becomes :func:`_out_in_conv_kernel` (the out_proj and residual over all H columns, then kernel
+1's work), so a chain of Mamba blocks takes one launch fewer per block (``AUDIOMAMBA_STEP_FOLD=1`` for one stream,
+``all`` at any batch, :func:`audiomamba.model.unet.fold_enabled`; built 2026-12-06, not yet timed).
 
 The kernels take the SSM's discretisation inputs (A, and for LTI Δ, B, C) as the layer computes
 them for :func:`selective_scan` (its ``discretization()``); the parameterisation (A = -exp(A_log),
@@ -713,7 +713,7 @@ class PendingOut:
     """A block step whose out_proj is not launched yet (``defer=True`` of :func:`mamba_s6_block_step_triton` and
     :func:`mamba_lti_block_step_triton`): its output ``out`` = x + y out_proj^T (+ res) is written once the next
     block's step takes this as its input (the out_proj folded into that block's first launch,
-    :func:`_out_in_conv_kernel`, where it can: one stream, H in one chunk) or :meth:`finish` launches the out_proj
+    :func:`_out_in_conv_kernel`, where H fits in one chunk) or :meth:`finish` launches the out_proj
     alone. ``out`` may be handed on (a U-Net skip) before it is written: it is written on the same stream, before any
     later launch reads it."""
 
@@ -770,8 +770,12 @@ def _out_proj_launch(launch: _Launch, y: Tensor, out_proj: Tensor, x: Tensor, re
 FOLD_TILE = 8192
 
 
+#: widest H that the fold takes in one chunk for row tiles of 16+ rows (sc09's and youtubemix's widths: 64-128)
+FOLD_MAX_H = 128
+
+
 def _fold_chunk(E0: int, tile: int, cap: int) -> int:
-    """Channels per chunk of the fold's out_proj (:data:`FOLD_TILE`; ``tile``: rows x H columns per program)."""
+    """Channels per chunk of one stream's fold out_proj (:data:`FOLD_TILE`; ``tile``: H columns per program)."""
     whole = _pad(E0)
     if whole * tile <= FOLD_TILE and whole <= cap:
         return whole
@@ -784,7 +788,8 @@ def _block_step(op: str, x: Tensor | PendingOut, res: Tensor | None, norm_weight
                 defer: bool = False) -> Tensor | PendingOut:
     """in_proj + conv launch, ``ssm(u, z, y, launch)`` (the SSM launches: y from u, z), then the out_proj launch.
     ``x`` a :class:`PendingOut` (the previous block's step with ``defer``): its out_proj goes into this block's
-    first launch where it can (one stream, H in one chunk), else it is launched alone first. ``defer``: return a
+    first launch where H fits in one chunk (one stream's ``in_h``; :data:`FOLD_MAX_H` for row tiles), else it is
+    launched alone first. ``defer``: return a
     PendingOut instead of launching this block's out_proj."""
     prev = x if isinstance(x, PendingOut) else None
     if prev is not None:
@@ -800,18 +805,21 @@ def _block_step(op: str, x: Tensor | PendingOut, res: Tensor | None, norm_weight
     block_h = min(_pad(H), t["in_h"])
     preload = _preload(launch)
     n_rows, common = _kernel_launch(launch, batch, "in")
-    if prev is not None and not (launch.small and H <= block_h):
+    # the fold needs all H columns in one chunk: one stream's in_h, or for row tiles up to FOLD_MAX_H columns
+    fold_h = block_h if launch.small else _pad(H)
+    if prev is not None and not (H <= fold_h <= FOLD_MAX_H):
         prev.finish()
         prev = None
     if prev is not None:
         E0 = prev.y.shape[1]
-        block_k = _fold_chunk(E0, block_h * launch.rows, t["out_k"])
+        # one stream: broadcast products, their tile capped (_fold_chunk); row tiles: tl.dot, the out_proj's chunks
+        block_k = _fold_chunk(E0, fold_h, t["out_k"]) if launch.small else min(_pad(E0), t["out_k"])
         launch_named(_out_in_conv_kernel, (n_rows, cdiv(E, t["in_e"])),
             prev.y, prev.out_proj.contiguous(), prev.x, prev.res.contiguous() if prev.res is not None else prev.x, x,
             norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
             batch, H, E0, E, float(eps),
-            HAS_RES=prev.res is not None, K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"], BLOCK_K=block_k,
-            PRELOAD=preload and E0 <= block_k, EVEN=_even(common["BLOCK_B"], batch, (E, t["in_e"]), (H, block_h),
+            HAS_RES=prev.res is not None, K=K, BLOCK_H=fold_h, BLOCK_E=t["in_e"], BLOCK_K=block_k,
+            PRELOAD=preload and E0 <= block_k, EVEN=_even(common["BLOCK_B"], batch, (E, t["in_e"]), (H, fold_h),
                                                           (E0, block_k)), **common,
         )
     else:

@@ -420,7 +420,7 @@ def test_step_tiles_from_the_environment(monkeypatch) -> None:
 @pytest.mark.parametrize("kinds", [("mamba-s6", "mamba-s6", "mamba-s4-real"), ("mamba-s4", "mamba-s6", "mamba-s4")])
 def test_out_proj_folded_into_the_next_blocks_first_launch(kinds: tuple, batch: int, monkeypatch) -> None:
     """Three blocks stepped with ``defer`` (each block's out_proj left to the next block's first launch,
-    ``_out_in_conv_kernel``; at 19 rows launched alone first), with a skip on the middle one: the same outputs, every
+    ``_out_in_conv_kernel``, for one stream and for row tiles), with a skip on the middle one: the same outputs, every
     block's written output (a U-Net skip) and states as the blocks stepped one by one, over four steps; the
     out_proj's E in several chunks too (no preloading), and the last pending output finished on its own."""
     import audiomamba.kernels.triton_mamba_step as tm
@@ -458,8 +458,8 @@ def test_out_proj_folded_into_the_next_blocks_first_launch(kinds: tuple, batch: 
                     last = arg.finish()
                 for ref, got in zip(outs, [*written[:-1], last], strict=True):
                     assert (ref - got).abs().max().item() <= 1e-5
-            # one stream: two of the three out_projs folded each step; 19 rows: none
-            assert launched.count(tm._out_in_conv_kernel) == (8 if batch < 16 else 0)
+            # two of the three out_projs folded each step (19 rows: row tiles of 16, H in one chunk)
+            assert launched.count(tm._out_in_conv_kernel) == 8
             launched.clear()
         finally:
             kernels.set_backend(None)
@@ -474,7 +474,8 @@ def test_out_proj_folded_into_the_next_blocks_first_launch(kinds: tuple, batch: 
 def test_unet_steps_with_folded_out_projs_match_and_fold(monkeypatch) -> None:
     """``AUDIOMAMBA_STEP_FOLD=1`` in a U-Net (Mamba blocks of three kinds, two per list, a skip into every up block):
     the same logits and states as without, to 1e-5, and the folds happen (one per adjacent pair of Mamba blocks in a
-    level's down and up lists); generating gives the same tokens. Off by default; a bad value is a ConfigError."""
+    level's down and up lists); generating gives the same tokens. Off by default, ``1`` for fewer than 16 rows, ``all``
+    at any batch; a bad value is a ConfigError."""
     import audiomamba.kernels.triton_mamba_step as tm
 
     from audiomamba.errors import ConfigError
@@ -507,6 +508,15 @@ def test_unet_steps_with_folded_out_projs_match_and_fold(monkeypatch) -> None:
     assert torch.equal(runs["0"][2], runs["1"][2])
     monkeypatch.delenv("AUDIOMAMBA_STEP_FOLD")
     assert not fold_enabled(tokens[:, 0].float())
+    kernels.set_backend("triton")
+    try:  # 1: one stream only; all: any batch
+        rows19 = torch.zeros(19, 16, device=dev)
+        monkeypatch.setenv("AUDIOMAMBA_STEP_FOLD", "1")
+        assert fold_enabled(rows19[:3]) and not fold_enabled(rows19)
+        monkeypatch.setenv("AUDIOMAMBA_STEP_FOLD", "all")
+        assert fold_enabled(rows19[:3]) and fold_enabled(rows19)
+    finally:
+        kernels.set_backend(None)
     monkeypatch.setenv("AUDIOMAMBA_STEP_FOLD", "yes")
     with pytest.raises(ConfigError, match="AUDIOMAMBA_STEP_FOLD='yes'"):
         fold_enabled(tokens[:, 0].float())

@@ -177,14 +177,15 @@ class Center(nn.Module):
 def fold_enabled(x: Tensor) -> bool:
     """Fold each Mamba block's out_proj into the next Mamba block's first launch while stepping
     (:func:`audiomamba.kernels.triton_mamba_step._out_in_conv_kernel`: one launch fewer per block)?
-    ``AUDIOMAMBA_STEP_FOLD=1`` (new 2026-12-06, not yet timed on a GPU, so off by default), for fewer than 16 rows (one
-    stream: there the launches are the step's time; at batch every channel block would repeat the out_proj) on the
-    fused step kernels. A bad value is a one-line ConfigError."""
-    text = os.environ.get("AUDIOMAMBA_STEP_FOLD", "").strip() or "0"
-    if text not in ("0", "1"):
+    ``AUDIOMAMBA_STEP_FOLD=1``: for fewer than 16 rows (one stream: there the launches are the step's time); ``all``: at
+    any batch (every channel block of a row tile then repeats the out_proj); unset or ``0``: no (new 2026-12-06, not
+    yet timed on a GPU, so off by default). Only on the fused step kernels. A bad value is a one-line ConfigError."""
+    text = os.environ.get("AUDIOMAMBA_STEP_FOLD", "").strip().lower() or "0"
+    if text not in ("0", "1", "all"):
         raise ConfigError(f"AUDIOMAMBA_STEP_FOLD={text!r} in the environment: use 1 (each Mamba block's out_proj "
-                          "folded into the next block's first launch, fewer than 16 rows) or 0 (off, the default)")
-    return text == "1" and x.shape[0] < 16 and kernels.use_fused_step(x)
+                          "folded into the next block's first launch, fewer than 16 rows), all (at any batch) or 0 "
+                          "(off, the default)")
+    return text != "0" and (text == "all" or x.shape[0] < 16) and kernels.use_fused_step(x)
 
 
 def _folds(blocks: nn.ModuleList, i: int) -> bool:

@@ -178,6 +178,11 @@ run fold bash -c "S='python3 -m audiomamba.bench.step_tiles --batch 1 --steps 20
   --preset \$p --block \$k --var AUDIOMAMBA_STEP_RUNS --configs 0 --out $RES/step-fold-\$p-\$k.md; done; done; \
   AUDIOMAMBA_STEP_FOLD=1 timeout 300 $B generate --matrix --presets sc09-small,sc09-large,youtubemix \
   --blocks mamba-s6,mamba-s4,mamba-s4-real --batches 1 --out $RES/bench-generate-matrix-1-fold.md"
+# and at batch 2048 (AUDIOMAMBA_STEP_FOLD=all: every channel block of a row tile repeats the out_proj; sm_90 168
+# registers, no spills, at H 64): the steady step for sc09-small and sc09-large, then the CLI at 2048 if it pays
+run fold-batch bash -c "S='python3 -m audiomamba.bench.step_tiles --rounds 3 --var AUDIOMAMBA_STEP_FOLD --configs all'; \
+  timeout 200 \$S --out $RES/step-fold-all-2048.md; \
+  timeout 200 \$S --preset sc09-large --steps 256 --out $RES/step-fold-all-large-2048.md"
 # (issue 18, new 2026-12-06) 16 row groups through the CLI, beside the default 8: 1.02x per steady step (H100 03:52),
 # but the graph's capture records every group's launches (0.35 s for 8), so only the wall can say whether 16 pay
 # (timed on one H100 2026-12-06 05:26-05:27 UTC: 13.35 s against 13.39 s by the wall, 1.00x: capture 0.55 s against 0.27
