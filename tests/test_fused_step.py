@@ -209,11 +209,11 @@ def test_default_step_precision_is_one_tf32_product_on_a_gpu(monkeypatch) -> Non
 
 def _mixed_unet(seed: int, inner_blocks: int, steps: int) -> tuple:
     """(model, tokens (3, steps)) on :func:`_device`: a U-Net with S6, complex-LTI and real-LTI Mamba blocks at its
-    levels (``inner_blocks`` of them in each list of the inner level)."""
+    levels (``inner_blocks`` of them in each list of the inner level and in the center)."""
     torch.manual_seed(seed)
     cfg = {"d_model": 16, "d_state": 4, "pool": [2, 2],
            "levels": [{"block": "mamba-s6", "n": 2}, {"block": "mamba-s4", "n": inner_blocks}],
-           "center": {"block": "mamba-s4-real", "n": 1}}
+           "center": {"block": "mamba-s4-real", "n": inner_blocks}}
     dev = _device()
     return build_model(cfg).to(dev).eval(), torch.randint(0, 256, (3, steps), device=dev)
 
@@ -497,8 +497,9 @@ def test_unet_steps_with_folded_out_projs_match_and_fold(monkeypatch) -> None:
             kernels.set_backend(None)
         if fold == "0":
             assert tm._out_in_conv_kernel not in launched
-    # per step: the outer level's down and up pairs every step, the inner level's every other step (pool 2)
-    assert launched.count(tm._out_in_conv_kernel) == 2 * (8 + 8 // 2) * 2
+    # over 8 steps, twice: the outer level's down and up pairs every step, the inner level's every other step (pool
+    # 2), the center's one pair every fourth
+    assert launched.count(tm._out_in_conv_kernel) == (2 * 8 + 2 * (8 // 2) + 8 // 4) * 2
     assert (runs["0"][0] - runs["1"][0]).abs().max().item() <= 1e-5
     for a, b in zip(torch.utils._pytree.tree_leaves(runs["0"][1]), torch.utils._pytree.tree_leaves(runs["1"][1]),
                     strict=True):

@@ -168,9 +168,10 @@ class Center(nn.Module):
         blocks' :class:`BlockRun`)."""
         if run is not None:
             return run.step(x, x[None], len(self.blocks) - 1)[-1], state
-        y, last = x, len(self.blocks) - 1
+        y, last, fold = x, len(self.blocks) - 1, fold_enabled(x)
         for i, blk in enumerate(self.blocks):
-            y, state[i] = blk.step(y, state[i], x if i == last else None)  # the last adds the input back
+            defer = {"defer": True} if fold and _folds(self.blocks, i) else {}
+            y, state[i] = blk.step(y, state[i], x if i == last else None, **defer)  # the last adds the input back
         return (y if last >= 0 else y + x), state
 
 
