@@ -713,9 +713,9 @@ class PendingOut:
     """A block step whose out_proj is not launched yet (``defer=True`` of :func:`mamba_s6_block_step_triton` and
     :func:`mamba_lti_block_step_triton`): its output ``out`` = x + y out_proj^T (+ res) is written once the next
     block's step takes this as its input (the out_proj folded into that block's first launch,
-    :func:`_out_in_conv_kernel`, where H fits in one chunk) or :meth:`finish` launches the out_proj
-    alone. ``out`` may be handed on (a U-Net skip) before it is written: it is written on the same stream, before any
-    later launch reads it."""
+    :func:`_out_in_conv_kernel`, where H fits in one chunk) or :meth:`finish` launches the out_proj alone. ``out``
+    may be handed on (a U-Net skip) before it is written: it is written on the same stream, before any later launch
+    reads it."""
 
     y: Tensor  # (B, E) float32, the gated SSM output
     out_proj: Tensor  # (H, E)
@@ -789,8 +789,7 @@ def _block_step(op: str, x: Tensor | PendingOut, res: Tensor | None, norm_weight
     """in_proj + conv launch, ``ssm(u, z, y, launch)`` (the SSM launches: y from u, z), then the out_proj launch.
     ``x`` a :class:`PendingOut` (the previous block's step with ``defer``): its out_proj goes into this block's
     first launch where H fits in one chunk (one stream's ``in_h``; :data:`FOLD_MAX_H` for row tiles), else it is
-    launched alone first. ``defer``: return a
-    PendingOut instead of launching this block's out_proj."""
+    launched alone first. ``defer``: return a PendingOut instead of launching this block's out_proj."""
     prev = x if isinstance(x, PendingOut) else None
     if prev is not None:
         x = prev.out

@@ -304,9 +304,10 @@ class Level(nn.Module):
         ``levels`` levels counted from this one; None: all of them): at a step where the inner level runs, it runs on
         a side stream (forked from the current one) and its UpPool refill goes to a staging buffer; this level's up
         blocks of that step go on (they read the last row of the old refill), the next step's down blocks too, and
-        only the next step's up path waits for the side stream (:meth:`_join`). The inner level's output is first read one step after it is made, so nothing changes but
-        the order of the launches. On a CPU the same staging runs without streams. :meth:`join_overlap` lands
-        what is still pending (before a CUDA graph's capture ends, and at the end of a generation)."""
+        only the next step's up path waits for the side stream (:meth:`_join`). The inner level's output is first
+        read one step after it is made, so nothing changes but the order of the launches. On a CPU the same staging
+        runs without streams. :meth:`join_overlap` lands what is still pending (before a CUDA graph's capture ends,
+        and at the end of a generation)."""
         cuda = torch.device(device).type == "cuda"
         state["overlap"] = {"side": torch.cuda.Stream(device) if cuda else None,
                             "done": torch.cuda.Event() if cuda else None,
