@@ -722,7 +722,7 @@ class PendingOut:
     x: Tensor  # (B, H) the block's input (its residual)
     res: Tensor | None  # (B, H) a U-Net skip added to the output
     out: Tensor  # (B, H) where the output goes
-    precision: str | None
+    launch: _Launch  # the block step's launch geometry
 
     @property
     def shape(self) -> torch.Size:
@@ -730,7 +730,7 @@ class PendingOut:
 
     def finish(self) -> Tensor:
         """The out_proj launched alone: ``out``, written."""
-        _out_proj_launch(_make_launch(self.x, self.precision), self.y, self.out_proj, self.x, self.res, self.out)
+        _out_proj_launch(self.launch, self.y, self.out_proj, self.x, self.res, self.out)
         return self.out
 
 
@@ -831,7 +831,7 @@ def _block_step(op: str, x: Tensor | PendingOut, res: Tensor | None, norm_weight
     ssm(u, z, y, launch)
     out = torch.empty_like(x)
     if defer:
-        return PendingOut(y, out_proj, x, res, out, precision)
+        return PendingOut(y, out_proj, x, res, out, launch)
     _out_proj_launch(launch, y, out_proj, x, res, out)
     return out
 

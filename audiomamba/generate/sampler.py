@@ -85,6 +85,8 @@ def generate_tokens(
     model = model.to(device).eval()
     period = step_period(model)
     tokens, logp = [], []
+    vocab = getattr(getattr(model, "config", None), "vocab", None)
+    small_vocab = vocab is not None and vocab <= 256  # tokens fit in uint8 on their way to the CPU
     startup: dict[str, float] = {}
     steps_total = -(-n // batch) * -(-length // period)
     start = time.perf_counter()
@@ -116,8 +118,7 @@ def generate_tokens(
             prompt = None if prompts is None else prompts[lo : lo + b]
             feed = None if on_tokens is None else (lambda steps, buf, lo=lo: on_tokens(lo, buf, steps))
             tok, lp = stepper.run(prompt, length, on_period=tick, on_tokens=feed)
-            vocab = getattr(getattr(model, "config", None), "vocab", None)
-            tokens.append(host_copy(tok, small=vocab is not None and vocab <= 256))
+            tokens.append(host_copy(tok, small=small_vocab))
             logp.append(host_copy(lp))
             for part, secs in stepper.startup.items():
                 startup[part] = startup.get(part, 0.0) + secs

@@ -169,9 +169,8 @@ class Center(nn.Module):
         if run is not None:
             return run.step(x, x[None], len(self.blocks) - 1)[-1], state
         y, last, fold = x, len(self.blocks) - 1, fold_enabled(x)
-        for i, blk in enumerate(self.blocks):
-            defer = {"defer": True} if fold and _folds(self.blocks, i) else {}
-            y, state[i] = blk.step(y, state[i], x if i == last else None, **defer)  # the last adds the input back
+        for i in range(len(self.blocks)):  # the last adds the input back
+            y, state[i] = _step_block(self.blocks, i, y, state[i], x if i == last else None, fold)
         return (y if last >= 0 else y + x), state
 
 
@@ -189,9 +188,13 @@ def fold_enabled(x: Tensor) -> bool:
     return text != "0" and (text == "all" or x.shape[0] < 16) and kernels.use_fused_step(x)
 
 
-def _folds(blocks: nn.ModuleList, i: int) -> bool:
-    """Whether block i of a level's list hands its out_proj to block i + 1 (both fused Mamba blocks)."""
-    return i + 1 < len(blocks) and getattr(blocks[i], "foldable", False) and getattr(blocks[i + 1], "foldable", False)
+def _step_block(blocks: nn.ModuleList, i: int, x: Any, state: Any, res: Tensor | None, fold: bool) -> tuple[Any, Any]:
+    """Step block i of a list: (its output, its state). With ``fold`` (:func:`fold_enabled`), a Mamba block followed
+    by another hands its out_proj on to it (the output a :class:`~audiomamba.kernels.triton_mamba_step.PendingOut`)."""
+    blk = blocks[i]
+    if fold and i + 1 < len(blocks) and getattr(blk, "foldable", False) and getattr(blocks[i + 1], "foldable", False):
+        return blk.step(x, state, res, defer=True)
+    return blk.step(x, state, res)
 
 
 def _written(x: Any) -> Tensor:
@@ -255,17 +258,16 @@ class Level(nn.Module):
         runs = state.get("runs") or {}
         if runs and not kernels.use_fused_step(x):  # checked only where runs are attached: no cost without them
             runs = {}
-        skips, stacked = [x], None
+        skips, stacked, fold = [x], None, fold_enabled(x)
         if runs.get("down") is not None:
             # stacked (n_down + 1, B, H): x and every down block's output; the last also goes to the pooling buffer
             stacked = runs["down"].step(x, tail=self.down_pool.slot(state["down_pool"]))
             skips, x = list(stacked.unbind(0)), stacked[-1]
             pooled = self.down_pool.advance(state["down_pool"], x.dtype)
         else:
-            fold, arg = fold_enabled(x), x
-            for i, blk in enumerate(self.down):
-                defer = fold and _folds(self.down, i)
-                arg, state["down"][i] = blk.step(arg, state["down"][i], **({"defer": True} if defer else {}))
+            arg = x
+            for i in range(len(self.down)):
+                arg, state["down"][i] = _step_block(self.down, i, arg, state["down"][i], None, fold)
                 x = _written(arg)
                 skips.append(x)  # a deferred output is written by the next block's first launch, before it is read
             pooled, _ = self.down_pool.step(x, state["down_pool"])
@@ -292,11 +294,8 @@ class Level(nn.Module):
             self.up_pool.advance(inner, state["up_pool"], staged)  # after the run has read the pending output
             return out, state
         x, _ = self.up_pool.step(inner, state["up_pool"], skips.pop(), staged)
-        fold = fold_enabled(x)
-        for i, blk in enumerate(self.up):
-            defer = fold and _folds(self.up, i)
-            x, state["up"][i] = blk.step(x, state["up"][i], skips.pop() if skips else None,
-                                         **({"defer": True} if defer else {}))
+        for i in range(len(self.up)):
+            x, state["up"][i] = _step_block(self.up, i, x, state["up"][i], skips.pop() if skips else None, fold)
         return x, state
 
     def attach_overlap(self, state: dict[str, Any], device: Any, levels: int | None = None) -> None:
