@@ -474,10 +474,6 @@ def groups_note(dev: torch.device) -> str:
     said = f"AUDIOMAMBA_STEP_OVERLAP={overlap}" if overlap else "AUDIOMAMBA_STEP_OVERLAP unset"
     runs += (f"; inner levels: on side streams ({said})" if stepper.overlap_enabled(dev) else
              f"; inner levels: inline ({said})")
-    fold = os.environ.get("AUDIOMAMBA_STEP_FOLD", "").strip().lower()
-    if fold in ("1", "all"):
-        runs += (f"; out_projs folded into the next block's first launch (AUDIOMAMBA_STEP_FOLD={fold}"
-                 + (", fewer than 16 rows)" if fold == "1" else ")"))
     if os.environ.get("AUDIOMAMBA_STEP_GROUPS", "").strip().lower() not in ("", "auto"):
         return f"row groups: AUDIOMAMBA_STEP_GROUPS={os.environ['AUDIOMAMBA_STEP_GROUPS']}" + runs
     if dev.type != "cuda":

@@ -161,18 +161,6 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             out.append(Variant("out_proj", tuple(dict(out_proj, EVEN=True).items()), 4))
             if small:
                 out.append(Variant("out_proj", tuple(dict(out_proj, PDL=True, PRELOAD=True).items()), 4))
-            if small and H <= t["in_h"]:
-                # the previous block's out_proj folded into this block's first launch (AUDIOMAMBA_STEP_FOLD=1), its
-                # E in one chunk or in chunks (_fold_chunk; preloaded when one), as _block_step launches it
-                from .triton_mamba_step import _fold_chunk
-
-                fold_k = _fold_chunk(E, H, t["out_k"])
-                fold = dict(common, HAS_RES=True, K=4, BLOCK_H=H, BLOCK_E=t["in_e"], BLOCK_K=fold_k, PDL=True,
-                            PRELOAD=E <= fold_k)
-                out += [Variant("out_in_conv", tuple(dict(fold, EVEN=e).items()), 4) for e in (False, True)]
-            if not small and H <= 128:  # AUDIOMAMBA_STEP_FOLD=all: row tiles, H in one chunk, the out_proj's chunks
-                fold = dict(common, HAS_RES=True, K=4, BLOCK_H=H, BLOCK_E=t["in_e"], BLOCK_K=min(E, t["out_k"]))
-                out += [Variant("out_in_conv", tuple(dict(fold, EVEN=e).items()), 4) for e in (False, True)]
             if small:  # a run of blocks in one launch (AUDIOMAMBA_STEP_RUNS): persistent (barriers) and split
                 from .triton_mamba_run import RUN_BLOCK_E, run_warps
 
@@ -191,7 +179,7 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
 
 
 #: the generation step kernels, compiled with their sizes marked as multiples of 16 (:func:`compile_variant`)
-STEP_KERNELS = ("in_conv", "out_in_conv", "xproj", "ssm", "ssm_lti", "out_proj", "run")
+STEP_KERNELS = ("in_conv", "xproj", "ssm", "ssm_lti", "out_proj", "run")
 
 
 def compile_variant(v: Variant, arch: int = 90) -> str:
@@ -219,8 +207,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "step": triton_step._step_kernel, "in_conv": triton_mamba_step._in_conv_kernel,
           "xproj": triton_mamba_step._xproj_kernel, "ssm": triton_mamba_step._ssm_kernel,
           "ssm_lti": triton_mamba_step._ssm_lti_kernel,
-          "out_proj": triton_mamba_step._out_proj_kernel, "out_in_conv": triton_mamba_step._out_in_conv_kernel,
-          "norm_linear": triton_norm_linear._norm_linear_kernel,
+          "out_proj": triton_mamba_step._out_proj_kernel, "norm_linear": triton_norm_linear._norm_linear_kernel,
           "sample": triton_sample._sample_kernel, "conv_fwd": triton_conv._conv_fwd_kernel,
           "conv_bwd": triton_conv._conv_bwd_kernel, "conv_dpre": triton_conv._conv_dpre_kernel,
           "conv_dx": triton_conv._conv_dx_kernel, "run": triton_mamba_run._run_kernel,
@@ -253,7 +240,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     # multiples of 16, which the launcher marks as it marks pointers: without the mark a row of h (N states) or of x
     # (H columns) is not known to start 16-byte aligned, so its loads compile one element wide
     if v.kernel in STEP_KERNELS:
-        sizes = ("H", "E", "E0", "N") + (("batch",) if consts.get("BLOCK_B", 1) > 1 else ())
+        sizes = ("H", "E", "N") + (("batch",) if consts.get("BLOCK_B", 1) > 1 else ())
         attrs.update({(i,): [["tt.divisibility", 16]] for i, name in enumerate(sig) if name in sizes})
     src = ASTSource(fn, sig, constexprs=consts, attrs=attrs)
     kern = triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"num_warps": v.num_warps})

@@ -50,11 +50,6 @@ The rank R of Δ stays masked (it is padded to 16 for tl.dot).
 LTI blocks (``mamba-s4``, ``mamba-s4-real``) have no x_proj: kernel 3 is :func:`_ssm_lti_kernel`,
 so they take three launches at any batch size.
 
-With ``defer`` a block's step leaves kernel 4 to the next block (:class:`PendingOut`): where H fits in one chunk the
-next block's kernel 1 becomes :func:`_out_in_conv_kernel` (the out_proj and residual over all H columns, then kernel
-1's work), so a chain of Mamba blocks takes one launch fewer per block (``AUDIOMAMBA_STEP_FOLD=1`` for one stream,
-``all`` at any batch, :func:`audiomamba.model.unet.fold_enabled`; built 2026-12-06, not yet timed).
-
 The kernels take the SSM's discretisation inputs (A, and for LTI Δ, B, C) as the layer computes
 them for :func:`selective_scan` (its ``discretization()``); the parameterisation (A = -exp(A_log),
 Δ = exp(log_dt), zero-order hold) is written once, in the layer.
@@ -235,11 +230,13 @@ def _in_conv_kernel(
     m_be = m_b[:, None] & m_e[None, :]
     if PRELOAD or ONE_CHUNK:  # H in one chunk: the weights do not depend on the previous kernel, so load them first
         w_u1, w_z1 = _in_proj_weights(win_ptr, offs_e, m_e, tl.arange(0, BLOCK_H), H, E, EVEN)
-    w_last, bias = _conv_params(cw_ptr, cb_ptr, offs_e, m_e, K)
+    w_last = tl.load(cw_ptr + offs_e * K + (K - 1), mask=m_e, other=0.0).to(tl.float32)
+    bias = tl.load(cb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
     if ONE_CHUNK:
         offs_h1 = tl.arange(0, BLOCK_H)
         m_h1 = below(offs_h1, H, EVEN)
-        nw, nb = _norm_params(nw_ptr, nb_ptr, offs_h1, m_h1)
+        nw = tl.load(nw_ptr + offs_h1, mask=m_h1, other=0.0).to(tl.float32)
+        nb = tl.load(nb_ptr + offs_h1, mask=m_h1, other=0.0).to(tl.float32)
     pdl_wait(PDL)
 
     if ONE_CHUNK:
@@ -267,73 +264,9 @@ def _in_conv_kernel(
             u += mm(xn, w_u, USE_DOT, PREC)
             z += mm(xn, w_z, USE_DOT, PREC)
 
-    _conv_store(win, taps, u, z, w_last, bias, m_be, conv_ptr, u_ptr, z_ptr, rows, offs_e, E, K)
-
-
-@triton.jit
-def _conv_params(cw_ptr, cb_ptr, offs_e, m_e, K: tl.constexpr):
-    """The conv's newest tap weight and its bias for channels offs_e: two (BLOCK_E,) float32 vectors."""
-    w_last = tl.load(cw_ptr + offs_e * K + (K - 1), mask=m_e, other=0.0).to(tl.float32)
-    bias = tl.load(cb_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
-    return w_last, bias
-
-
-@triton.jit
-def _norm_params(nw_ptr, nb_ptr, offs_h, m_h):
-    """The LayerNorm's weight and bias at columns offs_h: two (BLOCK_H,) float32 vectors."""
-    nw = tl.load(nw_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
-    nb = tl.load(nb_ptr + offs_h, mask=m_h, other=0.0).to(tl.float32)
-    return nw, nb
-
-
-@triton.jit
-def _conv_store(win, taps, u, z, w_last, bias, m_be, conv_ptr, u_ptr, z_ptr, rows, offs_e, E, K: tl.constexpr):
-    """The conv step of the in_proj's u (:func:`_conv_step`), then u and z stored as (B, E) rows."""
     u = _conv_step(win, taps, u, w_last, bias, m_be, conv_ptr, K)
     tl.store(u_ptr + rows[:, None] * E + offs_e[None, :], u, mask=m_be)
     tl.store(z_ptr + rows[:, None] * E + offs_e[None, :], z, mask=m_be)
-
-
-@triton.jit
-def _out_in_conv_kernel(
-    y_ptr, wout_ptr, xp_ptr, res_ptr, x_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, u_ptr, z_ptr,
-    batch, H, E0, E, eps,
-    HAS_RES: tl.constexpr, K: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr,
-    BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
-    PDL: tl.constexpr = False, PRELOAD: tl.constexpr = False, EVEN: tl.constexpr = False,
-):
-    """The previous block's out_proj folded into this block's first launch (``AUDIOMAMBA_STEP_FOLD``): x = x_prev +
-    y_prev out_proj^T (+ res) over all H columns (H in one chunk), stored by the first channel block (the next
-    blocks' residual and the U-Net's skip), then this block's LayerNorm, in_proj (u, z) and conv step of one (row
-    tile, channel block), as :func:`_in_conv_kernel` with ``ONE_CHUNK``. Every channel block repeats the out_proj
-    (E0 x H products per row): one launch fewer per block for a stream, where the launches are the step's time.
-    ``PRELOAD``: the out_proj weights in one chunk (E0 <= BLOCK_K), loaded before the wait like the in_proj's."""
-    rows, m_b = row_tile(batch, BLOCK_B, EVEN)
-    offs_e = tl.program_id(1) * BLOCK_E + tl.arange(0, BLOCK_E)
-    m_e = below(offs_e, E, EVEN)
-    m_be = m_b[:, None] & m_e[None, :]
-    offs_h = tl.arange(0, BLOCK_H)
-    m_h = below(offs_h, H, EVEN)
-    w_u1, w_z1 = _in_proj_weights(win_ptr, offs_e, m_e, offs_h, H, E, EVEN)
-    if PRELOAD:
-        w1 = _out_proj_weights(wout_ptr, offs_h, m_h, tl.arange(0, BLOCK_K), E0, EVEN)
-    else:
-        w1 = 0.0
-    w_last, bias = _conv_params(cw_ptr, cb_ptr, offs_e, m_e, K)
-    nw, nb = _norm_params(nw_ptr, nb_ptr, offs_h, m_h)
-    pdl_wait(PDL)
-
-    win, taps = _conv_taps(conv_ptr, cw_ptr, rows, offs_e, m_e, m_be, E, K, BLOCK_B, BLOCK_E)
-    acc = _out_proj_acc(y_ptr, wout_ptr, rows, m_b, offs_h, m_h, E0, w1, PRELOAD, USE_DOT, PREC, BLOCK_B, BLOCK_H,
-                        BLOCK_K, EVEN)
-    m_bh = m_b[:, None] & m_h[None, :]
-    x = _residual_add(acc, xp_ptr, res_ptr, rows, m_bh, offs_h, H, HAS_RES).to(x_ptr.dtype.element_ty)
-    if tl.program_id(1) == 0:
-        tl.store(x_ptr + rows[:, None] * H + offs_h[None, :], x, mask=m_bh)
-    xn = ln_regs(x.to(tl.float32), m_bh, nw, nb, H, eps)
-    u = mm(xn, w_u1, USE_DOT, PREC)
-    z = mm(xn, w_z1, USE_DOT, PREC)
-    _conv_store(win, taps, u, z, w_last, bias, m_be, conv_ptr, u_ptr, z_ptr, rows, offs_e, E, K)
 
 
 @triton.jit
@@ -481,17 +414,10 @@ def _residual_store(acc, x_ptr, res_ptr, out_ptr, rows, m_b, offs_h, H, HAS_RES:
                     EVEN: tl.constexpr = False):
     """out = acc + x (+ res) for rows x columns ``offs_h`` of (B, H) tensors."""
     m_bh = m_b[:, None] & below(offs_h, H, EVEN)[None, :]
-    acc = _residual_add(acc, x_ptr, res_ptr, rows, m_bh, offs_h, H, HAS_RES)
-    tl.store(out_ptr + rows[:, None] * H + offs_h[None, :], acc.to(out_ptr.dtype.element_ty), mask=m_bh)
-
-
-@triton.jit
-def _residual_add(acc, x_ptr, res_ptr, rows, m_bh, offs_h, H, HAS_RES: tl.constexpr):
-    """acc + x (+ res) for rows x columns ``offs_h`` of (B, H) tensors, in float32."""
     acc += tl.load(x_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
     if HAS_RES:
         acc += tl.load(res_ptr + rows[:, None] * H + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
-    return acc
+    tl.store(out_ptr + rows[:, None] * H + offs_h[None, :], acc.to(out_ptr.dtype.element_ty), mask=m_bh)
 
 
 @triton.jit
@@ -708,137 +634,47 @@ def _kernel_launch(launch: _Launch, batch: int, kernel: str) -> tuple[int, dict[
     return cdiv(batch, rows), dict(launch.common, BLOCK_B=rows, num_warps=warps, **extra)
 
 
-@dataclass(frozen=True)
-class PendingOut:
-    """A block step whose out_proj is not launched yet (``defer=True`` of :func:`mamba_s6_block_step_triton` and
-    :func:`mamba_lti_block_step_triton`): its output ``out`` = x + y out_proj^T (+ res) is written once the next
-    block's step takes this as its input (the out_proj folded into that block's first launch,
-    :func:`_out_in_conv_kernel`, where H fits in one chunk) or :meth:`finish` launches the out_proj alone. ``out``
-    may be handed on (a U-Net skip) before it is written: it is written on the same stream, before any later launch
-    reads it."""
-
-    y: Tensor  # (B, E) float32, the gated SSM output
-    out_proj: Tensor  # (H, E)
-    x: Tensor  # (B, H) the block's input (its residual)
-    res: Tensor | None  # (B, H) a U-Net skip added to the output
-    out: Tensor  # (B, H) where the output goes
-    launch: _Launch  # the block step's launch geometry
-
-    @property
-    def shape(self) -> torch.Size:
-        return self.out.shape
-
-    def finish(self) -> Tensor:
-        """The out_proj launched alone: ``out``, written."""
-        _out_proj_launch(self.launch, self.y, self.out_proj, self.x, self.res, self.out)
-        return self.out
-
-
-def _make_launch(x: Tensor, precision: str | None) -> _Launch:
-    batch = x.shape[0]
-    small = batch < 16
-    t = TILES_STREAM if small else batched_tiles()
-    bb = next_pow2(batch) if small else t["rows"]
-    pdl = pdl_enabled(x)
-    return _Launch(small, t, bb, cdiv(batch, bb),
-                   dict(USE_DOT=not small, PREC=precision or default_precision(), BLOCK_B=bb, num_warps=NUM_WARPS,
-                        PDL=pdl, launch_pdl=pdl))
-
-
-def _preload(launch: _Launch) -> bool:
-    return launch.common["PDL"] if PRELOAD_WEIGHTS is None else PRELOAD_WEIGHTS
-
-
-def _out_proj_launch(launch: _Launch, y: Tensor, out_proj: Tensor, x: Tensor, res: Tensor | None, out: Tensor) -> None:
-    batch, H = x.shape
-    E = y.shape[1]
-    t = launch.tiles
-    block_k = min(_pad(E), t["out_k"])
-    n_rows, common = _kernel_launch(launch, batch, "out")
-    launch_named(_out_proj_kernel, (n_rows, cdiv(H, t["out_h"])),
-        y, out_proj.contiguous(), x, res.contiguous() if res is not None else x, out,
-        batch, H, E,
-        HAS_RES=res is not None, BLOCK_H=t["out_h"], BLOCK_K=block_k, PRELOAD=_preload(launch) and E <= block_k,
-        EVEN=_even(common["BLOCK_B"], batch, (H, t["out_h"]), (E, block_k)), **common,
-    )
-
-
-#: most float32 values of the fold's out_proj weights and product tile per program (rows x E chunk x H) with E in one
-#: chunk (its weights then loaded before the wait): the unfused one-stream out_proj's own (one row, 256 channels, 32
-#: columns); E in chunks of half that (sm_90, ``compile_check --only out_in_conv``, 2026-12-06: H 64 in one chunk 163
-#: registers, no spills; H 128 in chunks of 32 channels 211 registers, no spills, where chunks of 64 spilled 108 B)
-FOLD_TILE = 8192
-
-
-#: widest H that the fold takes in one chunk for row tiles of 16+ rows (sc09's and youtubemix's widths: 64-128)
-FOLD_MAX_H = 128
-
-
-def _fold_chunk(E0: int, tile: int, cap: int) -> int:
-    """Channels per chunk of one stream's fold out_proj (:data:`FOLD_TILE`; ``tile``: H columns per program)."""
-    whole = _pad(E0)
-    if whole * tile <= FOLD_TILE and whole <= cap:
-        return whole
-    return min(whole, cap, max(16, FOLD_TILE // (2 * tile)))
-
-
-def _block_step(op: str, x: Tensor | PendingOut, res: Tensor | None, norm_weight: Tensor, norm_bias: Tensor,
-                eps: float, in_proj: Tensor, conv_weight: Tensor, conv_bias: Tensor, conv_state: Tensor,
-                out_proj: Tensor, precision: str | None, ssm: Callable[[Tensor, Tensor, Tensor, _Launch], None],
-                defer: bool = False) -> Tensor | PendingOut:
-    """in_proj + conv launch, ``ssm(u, z, y, launch)`` (the SSM launches: y from u, z), then the out_proj launch.
-    ``x`` a :class:`PendingOut` (the previous block's step with ``defer``): its out_proj goes into this block's
-    first launch where H fits in one chunk (one stream's ``in_h``; :data:`FOLD_MAX_H` for row tiles), else it is
-    launched alone first. ``defer``: return a PendingOut instead of launching this block's out_proj."""
-    prev = x if isinstance(x, PendingOut) else None
-    if prev is not None:
-        x = prev.out
+def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias: Tensor, eps: float,
+                in_proj: Tensor, conv_weight: Tensor, conv_bias: Tensor, conv_state: Tensor, out_proj: Tensor,
+                precision: str | None, ssm: Callable[[Tensor, Tensor, Tensor, _Launch], None]) -> Tensor:
+    """in_proj + conv launch, ``ssm(u, z, y, launch)`` (the SSM launches: y from u, z), then the out_proj launch."""
     batch, H = x.shape
     E = in_proj.shape[0] // 2
     K = conv_weight.shape[-1]
     _check_state(op, "conv_state", conv_state, (batch, E, K - 1), conv_state.dtype)
     x = x.contiguous()
     u, z, y = torch.empty((3, batch, E), device=x.device, dtype=torch.float32)
-    launch = _make_launch(x, precision)
-    t = launch.tiles
-    block_h = min(_pad(H), t["in_h"])
-    preload = _preload(launch)
-    n_rows, common = _kernel_launch(launch, batch, "in")
-    # the fold needs all H columns in one chunk: one stream's in_h, or for row tiles up to FOLD_MAX_H columns
-    fold_h = block_h if launch.small else _pad(H)
-    if prev is not None and not (H <= fold_h <= FOLD_MAX_H):
-        prev.finish()
-        prev = None
-    if prev is not None:
-        E0 = prev.y.shape[1]
-        # one stream: broadcast products, their tile capped (_fold_chunk); row tiles: tl.dot, the out_proj's chunks
-        block_k = _fold_chunk(E0, fold_h, t["out_k"]) if launch.small else min(_pad(E0), t["out_k"])
-        launch_named(_out_in_conv_kernel, (n_rows, cdiv(E, t["in_e"])),
-            prev.y, prev.out_proj.contiguous(), prev.x, prev.res.contiguous() if prev.res is not None else prev.x, x,
-            norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
-            batch, H, E0, E, float(eps),
-            HAS_RES=prev.res is not None, K=K, BLOCK_H=fold_h, BLOCK_E=t["in_e"], BLOCK_K=block_k,
-            PRELOAD=preload and E0 <= block_k, EVEN=_even(common["BLOCK_B"], batch, (E, t["in_e"]), (H, fold_h),
-                                                          (E0, block_k)), **common,
-        )
-    else:
-        launch_named(_in_conv_kernel, (n_rows, cdiv(E, t["in_e"])),
-            x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
-            batch, H, E, float(eps),
-            K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"], PRELOAD=preload and H <= block_h, ONE_CHUNK=H <= block_h,
-            EVEN=_even(common["BLOCK_B"], batch, (E, t["in_e"]), (H, block_h)), **common,
-        )
-    ssm(u, z, y, launch)
     out = torch.empty_like(x)
-    if defer:
-        return PendingOut(y, out_proj, x, res, out, launch)
-    _out_proj_launch(launch, y, out_proj, x, res, out)
+    small = batch < 16
+    t = TILES_STREAM if small else batched_tiles()
+    bb = next_pow2(batch) if small else t["rows"]
+    pdl = pdl_enabled(x)
+    launch = _Launch(small, t, bb, cdiv(batch, bb),
+                     dict(USE_DOT=not small, PREC=precision or default_precision(), BLOCK_B=bb, num_warps=NUM_WARPS,
+                          PDL=pdl, launch_pdl=pdl))
+    block_h, block_k = min(_pad(H), t["in_h"]), min(_pad(E), t["out_k"])
+    preload = pdl if PRELOAD_WEIGHTS is None else PRELOAD_WEIGHTS
+    n_rows, common = _kernel_launch(launch, batch, "in")
+    launch_named(_in_conv_kernel, (n_rows, cdiv(E, t["in_e"])),
+        x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
+        batch, H, E, float(eps),
+        K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"], PRELOAD=preload and H <= block_h, ONE_CHUNK=H <= block_h,
+        EVEN=_even(common["BLOCK_B"], batch, (E, t["in_e"]), (H, block_h)), **common,
+    )
+    ssm(u, z, y, launch)
+    n_rows, common = _kernel_launch(launch, batch, "out")
+    launch_named(_out_proj_kernel, (n_rows, cdiv(H, t["out_h"])),
+        y, out_proj.contiguous(), x, res.contiguous() if res is not None else x, out,
+        batch, H, E,
+        HAS_RES=res is not None, BLOCK_H=t["out_h"], BLOCK_K=block_k, PRELOAD=preload and E <= block_k,
+        EVEN=_even(common["BLOCK_B"], batch, (H, t["out_h"]), (E, block_k)), **common,
+    )
     return out
 
 
 @torch.no_grad()
 def mamba_s6_block_step_triton(
-    x: Tensor | PendingOut,
+    x: Tensor,
     norm_weight: Tensor,
     norm_bias: Tensor,
     eps: float,
@@ -855,8 +691,7 @@ def mamba_s6_block_step_triton(
     out_proj: Tensor,
     res: Tensor | None = None,
     precision: str | None = None,
-    defer: bool = False,
-) -> Tensor | PendingOut:
+) -> Tensor:
     """One step of a pre-norm ``mamba-s6`` block; updates ``conv_state`` and ``h`` IN PLACE.
 
     Args:
@@ -867,11 +702,9 @@ def mamba_s6_block_step_triton(
         h: (B, E, N) float32 SSM state. out_proj: (H, E).
         precision: ``tl.dot`` input precision ("ieee", "tf32x3", "tf32", "bf16"); default
             :func:`default_precision`. Tiles of fewer than 16 rows use exact float32 products.
-        x may be the previous block's :class:`PendingOut`; ``defer``: return this block's as one (its out_proj not
-            launched: the next block's step folds it in, or :meth:`PendingOut.finish` launches it).
 
     Returns:
-        (B, H) = x + out_proj(y) (+ res), in x's dtype (a :class:`PendingOut` of it with ``defer``).
+        (B, H) = x + out_proj(y) (+ res), in x's dtype.
     """
     batch = x.shape[0]
     E, N = A.shape
@@ -902,12 +735,12 @@ def mamba_s6_block_step_triton(
         )
 
     return _block_step("mamba_s6_block_step", x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias,
-                       conv_state, out_proj, precision, ssm, defer)
+                       conv_state, out_proj, precision, ssm)
 
 
 @torch.no_grad()
 def mamba_lti_block_step_triton(
-    x: Tensor | PendingOut,
+    x: Tensor,
     norm_weight: Tensor,
     norm_bias: Tensor,
     eps: float,
@@ -924,13 +757,12 @@ def mamba_lti_block_step_triton(
     out_proj: Tensor,
     res: Tensor | None = None,
     precision: str | None = None,
-    defer: bool = False,
-) -> Tensor | PendingOut:
+) -> Tensor:
     """One step of a pre-norm ``mamba-s4`` (complex) or ``mamba-s4-real`` block; updates
     ``conv_state`` and ``h`` IN PLACE.
 
     Args:
-        x, res, norm_weight, norm_bias, in_proj, conv_*, out_proj, precision, defer: as
+        x, res, norm_weight, norm_bias, in_proj, conv_*, out_proj, precision: as
             :func:`mamba_s6_block_step_triton`.
         delta, A, B, C, D: the SSM layer's discretisation inputs, as it passes them to
             :func:`selective_scan`: delta (E,); A, B, C (E, N), complex (complex64) or real
@@ -938,7 +770,7 @@ def mamba_lti_block_step_triton(
         h: (B, E, N) complex64 (complex) or float32 state.
 
     Returns:
-        (B, H) = x + out_proj(y) (+ res), in x's dtype (a :class:`PendingOut` of it with ``defer``).
+        (B, H) = x + out_proj(y) (+ res), in x's dtype.
     """
     batch = x.shape[0]
     E, N = A.shape
@@ -965,4 +797,4 @@ def mamba_lti_block_step_triton(
         )
 
     return _block_step(op, x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias, conv_state,
-                       out_proj, precision, ssm, defer)
+                       out_proj, precision, ssm)

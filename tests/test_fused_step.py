@@ -207,31 +207,15 @@ def test_default_step_precision_is_one_tf32_product_on_a_gpu(monkeypatch) -> Non
     assert tm.default_precision() == "tf32x3"
 
 
-def _mixed_unet(seed: int, inner_blocks: int, steps: int) -> tuple:
-    """(model, tokens (3, steps)) on :func:`_device`: a U-Net with S6, complex-LTI and real-LTI Mamba blocks at its
-    levels (``inner_blocks`` of them in each list of the inner level and in the center)."""
-    torch.manual_seed(seed)
-    cfg = {"d_model": 16, "d_state": 4, "pool": [2, 2],
-           "levels": [{"block": "mamba-s6", "n": 2}, {"block": "mamba-s4", "n": inner_blocks}],
-           "center": {"block": "mamba-s4-real", "n": inner_blocks}}
-    dev = _device()
-    return build_model(cfg).to(dev).eval(), torch.randint(0, 256, (3, steps), device=dev)
-
-
-def _launch_log(monkeypatch) -> list:
-    """The kernels that the fused step's wrappers launch from now on, in order."""
-    import audiomamba.kernels.triton_mamba_step as tm
-
-    launched = []
-    real_launch = tm.launch_named
-    monkeypatch.setattr(tm, "launch_named", lambda kernel, *a, **k: launched.append(kernel) or real_launch(kernel, *a,
-                                                                                                           **k))
-    return launched
-
-
 def test_fused_unet_step_matches_composed_step_and_forward() -> None:
     """A U-Net with S6, complex-LTI and real-LTI Mamba blocks at its levels."""
-    model, tokens = _mixed_unet(1, 1, 12)
+    torch.manual_seed(1)
+    cfg = {"d_model": 16, "d_state": 4, "pool": [2, 2],
+           "levels": [{"block": "mamba-s6", "n": 2}, {"block": "mamba-s4", "n": 1}],
+           "center": {"block": "mamba-s4-real", "n": 1}}
+    dev = _device()
+    model = build_model(cfg).to(dev).eval()
+    tokens = torch.randint(0, 256, (3, 12), device=dev)
     fused, s_fused = _run_steps(model, tokens, True)
     composed, s_comp = _run_steps(model, tokens, False)
     with torch.no_grad():
@@ -414,110 +398,3 @@ def test_step_tiles_from_the_environment(monkeypatch) -> None:
         with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_TILES") as err:
             tm.batched_tiles()
         assert "\n" not in str(err.value) and repr(bad) in str(err.value)
-
-
-@pytest.mark.parametrize("batch", [1, 3, 19])
-@pytest.mark.parametrize("kinds", [("mamba-s6", "mamba-s6", "mamba-s4-real"), ("mamba-s4", "mamba-s6", "mamba-s4")])
-def test_out_proj_folded_into_the_next_blocks_first_launch(kinds: tuple, batch: int, monkeypatch) -> None:
-    """Three blocks stepped with ``defer`` (each block's out_proj left to the next block's first launch,
-    ``_out_in_conv_kernel``, for one stream and for row tiles), with a skip on the middle one: the same outputs, every
-    block's written output (a U-Net skip) and states as the blocks stepped one by one, over four steps; the
-    out_proj's E in several chunks too (no preloading), and the last pending output finished on its own."""
-    import audiomamba.kernels.triton_mamba_step as tm
-
-    from audiomamba.generate.stepper import cast_states
-    from audiomamba.model.blocks import BLOCKS
-
-    torch.manual_seed(0)
-    width = 24
-    cfg = ModelConfig.from_dict({"d_model": width, "d_state": 5, "pool": [], "levels": [],
-                                 "center": {"block": "mamba-s6", "n": 1}})
-    dev = _device()
-    blocks = [BLOCKS[k](width, cfg).to(dev) for k in kinds]
-    launched = _launch_log(monkeypatch)
-    for chunked in (False, True):
-        if chunked:
-            monkeypatch.setattr(tm, "FOLD_TILE", 16 * 32)  # 16 channels per chunk of the 48 (H 24 padded to 32)
-        states = {mode: [cast_states(b.init_state(batch, dev), torch.float32) for b in blocks] for mode in (0, 1)}
-        kernels.set_backend("triton")
-        kernels.set_fused_step(True)
-        try:
-            for _ in range(4):
-                x = torch.randn(batch, width, device=dev)
-                res = torch.randn(batch, width, device=dev)
-                with torch.no_grad():
-                    outs, h = [], x
-                    for i, b in enumerate(blocks):
-                        h, _ = b.step(h, states[0][i], res if i == 1 else None)
-                        outs.append(h)
-                    arg, written = x, []
-                    for i, b in enumerate(blocks):
-                        arg, _ = b.step(arg, states[1][i], res if i == 1 else None, defer=True)
-                        assert isinstance(arg, tm.PendingOut)
-                        written.append(arg.out)
-                    last = arg.finish()
-                for ref, got in zip(outs, [*written[:-1], last], strict=True):
-                    assert (ref - got).abs().max().item() <= 1e-5
-            # two of the three out_projs folded each step (19 rows: row tiles of 16, H in one chunk)
-            assert launched.count(tm._out_in_conv_kernel) == 8
-            launched.clear()
-        finally:
-            kernels.set_backend(None)
-            kernels.set_fused_step(None)
-        for a, b in zip(torch.utils._pytree.tree_leaves(states[0]), torch.utils._pytree.tree_leaves(states[1]),
-                        strict=True):
-            if isinstance(a, torch.Tensor):
-                assert torch.allclose(torch.view_as_real(a) if a.is_complex() else a,
-                                      torch.view_as_real(b) if b.is_complex() else b, rtol=0, atol=1e-5)
-
-
-def test_unet_steps_with_folded_out_projs_match_and_fold(monkeypatch) -> None:
-    """``AUDIOMAMBA_STEP_FOLD=1`` in a U-Net (Mamba blocks of three kinds, two per list, a skip into every up block):
-    the same logits and states as without, to 1e-5, and the folds happen (one per adjacent pair of Mamba blocks in a
-    level's down and up lists); generating gives the same tokens. Off by default, ``1`` for fewer than 16 rows, ``all``
-    at any batch; a bad value is a ConfigError."""
-    import audiomamba.kernels.triton_mamba_step as tm
-
-    from audiomamba.errors import ConfigError
-    from audiomamba.generate import SamplingConfig, generate_tokens
-    from audiomamba.model.unet import fold_enabled
-
-    model, tokens = _mixed_unet(3, 2, 8)
-    dev = tokens.device
-    launched = _launch_log(monkeypatch)
-    runs = {}
-    for fold in ("0", "1"):
-        monkeypatch.setenv("AUDIOMAMBA_STEP_FOLD", fold)
-        runs[fold] = _run_steps(model, tokens, True)
-        kernels.set_backend("triton")
-        try:
-            runs[fold] += (generate_tokens(model, 3, 8, 3, SamplingConfig(), seed=1, device=dev, use_graph=False,
-                                           progress=False).tokens,)
-        finally:
-            kernels.set_backend(None)
-        if fold == "0":
-            assert tm._out_in_conv_kernel not in launched
-    # over 8 steps, twice: the outer level's down and up pairs every step, the inner level's every other step (pool
-    # 2), the center's one pair every fourth
-    assert launched.count(tm._out_in_conv_kernel) == (2 * 8 + 2 * (8 // 2) + 8 // 4) * 2
-    assert (runs["0"][0] - runs["1"][0]).abs().max().item() <= 1e-5
-    for a, b in zip(torch.utils._pytree.tree_leaves(runs["0"][1]), torch.utils._pytree.tree_leaves(runs["1"][1]),
-                    strict=True):
-        if isinstance(a, torch.Tensor):
-            assert torch.allclose(torch.view_as_real(a) if a.is_complex() else a,
-                                  torch.view_as_real(b) if b.is_complex() else b, rtol=0, atol=1e-5)
-    assert torch.equal(runs["0"][2], runs["1"][2])
-    monkeypatch.delenv("AUDIOMAMBA_STEP_FOLD")
-    assert not fold_enabled(tokens[:, 0].float())
-    kernels.set_backend("triton")
-    try:  # 1: one stream only; all: any batch
-        rows19 = torch.zeros(19, 16, device=dev)
-        monkeypatch.setenv("AUDIOMAMBA_STEP_FOLD", "1")
-        assert fold_enabled(rows19[:3]) and not fold_enabled(rows19)
-        monkeypatch.setenv("AUDIOMAMBA_STEP_FOLD", "all")
-        assert fold_enabled(rows19[:3]) and fold_enabled(rows19)
-    finally:
-        kernels.set_backend(None)
-    monkeypatch.setenv("AUDIOMAMBA_STEP_FOLD", "yes")
-    with pytest.raises(ConfigError, match="AUDIOMAMBA_STEP_FOLD='yes'"):
-        fold_enabled(tokens[:, 0].float())

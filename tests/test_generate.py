@@ -297,6 +297,37 @@ def test_the_grid_figure_built_ahead_draws_the_same_png(tmp_path: Path) -> None:
     assert plot_grid(waves[:2], tmp_path / "two.png", ["a", "b"], preload_plotting(2, 800)).stat().st_size > 1000
 
 
+def test_the_grid_drawn_over_its_background_looks_like_a_whole_figure_draw(tmp_path: Path) -> None:
+    """plot_grid draws only the images, their frames and the titles over the axes' background bitmap: the PNG is the
+    figure matplotlib draws whole (every artist, titles included), up to antialiasing where a frame meets an image."""
+    import io
+
+    from PIL import Image
+
+    import audiomamba.generate.output as output
+
+    waves = np.random.default_rng(0).uniform(-1, 1, (3, 800))
+    built = output._grid_figure(3, 800)
+    drawn = np.asarray(Image.open(output.plot_grid(waves, tmp_path / "g.png", ["a", "b", "c"])).convert("RGB"))
+    again = np.asarray(Image.open(output.plot_grid(waves, tmp_path / "h.png", ["a", "b", "c"])).convert("RGB"))
+    assert (drawn == again).all()
+    fig = built[0]  # the same figure, its data set as plot_grid sets it, drawn whole
+    for image, spec, ax, title in zip(built[2], output.log_spectrograms(waves), built[1], "abc", strict=True):
+        image.set_data(spec)
+        image.set_clim(float(spec.min()), float(spec.max()))
+        ax.set_title(title, fontsize=8, y=1.0)
+    for artist in fig.findobj():
+        artist.set_animated(False)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    whole = np.asarray(Image.open(buf).convert("RGB"))
+    diff = np.abs(whole.astype(int) - drawn.astype(int)).max(-1)
+    assert whole.shape == drawn.shape
+    assert (diff > 0).mean() < 0.05 and diff.max() <= 64, ((diff > 0).mean(), diff.max())
+    assert (whole != np.asarray(Image.open(output.plot_grid(waves[::-1].copy(), tmp_path / "r.png", ["a", "b", "c"]))
+                                .convert("RGB"))).any()  # the images are the waves'
+
+
 def test_log_spectrograms_put_a_tone_in_its_bin_and_pad_short_clips() -> None:
     from audiomamba.generate.output import log_spectrograms
 
@@ -527,7 +558,7 @@ def test_inner_level_forks_after_the_current_stream_and_lands_a_step_later(monke
 
 def test_overlap_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     """AUDIOMAMBA_STEP_OVERLAP: unset, on a GPU only; 1 on any device; 0 off; a bad value is a one-line ConfigError
-    naming the variable; the bench reports' header says which (and when AUDIOMAMBA_STEP_FOLD=1 folds the out_projs)."""
+    naming the variable; the bench reports' header says which."""
     from audiomamba.bench.generate import groups_note
 
     from audiomamba.errors import ConfigError
@@ -549,11 +580,6 @@ def test_overlap_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert overlap_levels(8, 4) == 3
     monkeypatch.setenv("AUDIOMAMBA_STEP_OVERLAP", "outer")
     assert overlap_enabled("cpu") and overlap_levels(1, 2) == 1
-    monkeypatch.delenv("AUDIOMAMBA_STEP_FOLD", raising=False)
-    assert "out_projs folded" not in groups_note(torch.device("cpu"))
-    monkeypatch.setenv("AUDIOMAMBA_STEP_FOLD", "1")
-    assert "out_projs folded into the next block's first launch (AUDIOMAMBA_STEP_FOLD=1" in groups_note(
-        torch.device("cpu"))
     monkeypatch.setenv("AUDIOMAMBA_STEP_OVERLAP", "on")
     with pytest.raises(ConfigError, match="AUDIOMAMBA_STEP_OVERLAP='on'"):
         overlap_enabled()

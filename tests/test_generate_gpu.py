@@ -325,31 +325,3 @@ def test_host_copy_brings_tokens_and_log_probabilities_back_exactly() -> None:
     for src, small in ((tok, True), (tok, False), (lp, False), (lp, True)):
         out = host_copy(src, small=small)
         assert out.device.type == "cpu" and out.dtype == src.dtype and torch.equal(out, src.cpu())
-
-
-@pytest.mark.parametrize("graph", ["sub", "period"])
-@pytest.mark.parametrize("cfg_name", ["s6", "mixed"])
-@pytest.mark.parametrize("batch,fold", [(1, "1"), (48, "all")])
-def test_folded_out_projs_change_no_sample_on_the_gpu(monkeypatch, graph: str, cfg_name: str, batch: int,
-                                                      fold: str) -> None:
-    """AUDIOMAMBA_STEP_FOLD on a GPU, 1 for one stream and all for 48 rows in 3 row groups (each Mamba block's
-    out_proj in the next block's first launch, inside the CUDA graphs, with the inner levels on side streams): a
-    teacher-forced prompt's log-probabilities and the greedy continuation as without."""
-    torch.manual_seed(0)
-    second = {"block": "mamba-s4-real" if cfg_name == "mixed" else "mamba-s6", "n": 2}
-    cfg = {"d_model": 64, "pool": [4, 4], "levels": [{"block": "mamba-s6", "n": 2}, second],
-           "center": {"block": "mamba-s4" if cfg_name == "mixed" else "mamba-s6", "n": 2}}
-    model = build_model(cfg).cuda().eval()
-    monkeypatch.setenv("AUDIOMAMBA_STEP_GRAPH", graph)
-    monkeypatch.setenv("AUDIOMAMBA_STEP_GROUPS", "3" if batch > 1 else "1")
-    P = 200
-    prompt = torch.randint(0, 256, (batch, P), generator=torch.Generator().manual_seed(2))
-    runs = []
-    for setting in ("0", fold):
-        monkeypatch.setenv("AUDIOMAMBA_STEP_FOLD", setting)
-        runs.append(generate_tokens(model, batch, 640, batch, SamplingConfig(temperature=0), prompts=prompt,
-                                    device="cuda", use_graph=True, progress=False))
-    assert torch.equal(runs[1].tokens[:, :P], prompt)
-    # one stream's products are exact float32; row tiles' tl.dot products in TF32 may round in another order
-    assert torch.allclose(runs[0].logp[:, :P], runs[1].logp[:, :P], rtol=0, atol=1e-5 if batch == 1 else 2e-3)
-    assert (runs[0].tokens != runs[1].tokens).float().mean() < 0.02  # an arg-max tie may flip a continuation

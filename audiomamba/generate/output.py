@@ -340,12 +340,12 @@ def log_spectrograms(waves: np.ndarray, n_fft: int = 256, hop: int = 64) -> np.n
 
 class GridFigure:
     """The spectrogram grid's figure built ahead on a daemon thread (:func:`plot_grid` with ``prepared``): axes,
-    ticks and images of the clips' spectrogram shape, drawn once into memory so that fonts and tick labels are laid
-    out. At the end of a generation only the images' data, the titles, the drawing and the PNG remain; building the
-    axes and ticks was about half of the grid's Python (cProfile, 8 clips, 2-core CPU, 2026-12-05), and the grid was
-    the last file of a batch of 2048 waited for (1.3 thread-seconds among the WAV threads on an H100 machine,
-    2026-12-05 17:46). Generation starts it once its first graph is captured, when the CPU waits for the GPU (earlier,
-    matplotlib's import would hold the GIL against the capture's Python)."""
+    ticks and tick labels drawn once into a background bitmap (:func:`_grid_figure`). At the end of a generation only
+    the images, the titles and the PNG remain: building the axes and ticks was about half of the grid's Python
+    (cProfile, 8 clips, 2-core CPU, 2026-12-05), and the grid was the last file of a batch of 2048 waited for (1.3
+    thread-seconds among the WAV threads on an H100 machine, 2026-12-05 17:46; 0.54 s on the critical path of an
+    sc09-large batch, 2026-12-06). Generation starts it once its first graph is captured, when the CPU waits for the
+    GPU (earlier, matplotlib's import would hold the GIL against the capture's Python)."""
 
     def __init__(self, count: int, length: int) -> None:
         self.count, self.length = count, length
@@ -357,11 +357,7 @@ class GridFigure:
         return self
 
     def _build(self) -> None:
-        import io
-
-        built = _grid_figure(self.count, self.length)
-        built[0].savefig(io.BytesIO(), format="png")  # lays out the ticks, loads the fonts
-        self._built = built
+        self._built = _grid_figure(self.count, self.length)
 
     def take(self, count: int, length: int) -> tuple | None:
         """The built (figure, axes, images) for ``count`` clips of ``length`` samples, once (None if it was started
@@ -378,15 +374,22 @@ def preload_plotting(count: int = SPECTROGRAMS, length: int = SAMPLE_RATE) -> Gr
     return GridFigure(count, length).start()
 
 
+#: zlib level of the grid's PNG: 1 encodes 8 panels in a fraction of the default's time (0.12 s of the grid's 0.25 s
+#: on a 2-core CPU at the default, 2026-12-06) for a somewhat larger file
+GRID_PNG_LEVEL = 1
+
+
 def _grid_figure(k: int, length: int) -> tuple:
-    """(figure, axes, images) of a grid of ``k`` log-spectrogram panels (up to 4 per row) for clips of ``length``
-    samples: fixed margins, ticks and title positions, images of zeros (their data and colour limits are set when
-    drawn)."""
+    """(figure, axes, images, background) of a grid of ``k`` log-spectrogram panels (up to 4 per row) for clips of
+    ``length`` samples: fixed margins, ticks and title positions, and the bitmap of everything but the images and the
+    titles (drawn once: :func:`plot_grid` restores it and draws only those)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure  # no pyplot: safe to build off the main thread
 
     cols = min(4, k)
     rows = -(-k // cols)
     fig = Figure(figsize=(3.2 * cols, 2.4 * rows), dpi=100)  # the same size as ``width, height`` below
+    canvas = FigureCanvasAgg(fig)
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[k:]:
         ax.axis("off")
@@ -401,14 +404,15 @@ def _grid_figure(k: int, length: int) -> tuple:
     images = []
     for ax in axes.flat[:k]:
         images.append(ax.imshow(np.zeros(shape), origin="lower", aspect="auto", cmap="magma", extent=extent,
-                                interpolation="nearest"))
-        ax.set_title(" ", fontsize=8, y=1.0)
+                                interpolation="nearest", animated=True))
+        ax.set_title(" ", fontsize=8, y=1.0).set_animated(True)
         ax.set_xticks(x_ticks, [f"{t:g}" for t in x_ticks], fontsize=6)
         ax.set_yticks(y_ticks, [f"{t:d}" for t in y_ticks], fontsize=6)
     width, height = 3.2 * cols, 2.4 * rows  # margins in inches: tick labels on the left, a title above
     fig.subplots_adjust(left=0.4 / width, right=1 - 0.08 / width, bottom=0.3 / height, top=1 - 0.28 / height,
                         wspace=0.2, hspace=0.45)
-    return fig, list(axes.flat[:k]), images
+    canvas.draw()  # the animated artists (images, titles) are left out of this bitmap
+    return fig, list(axes.flat[:k]), images, canvas.copy_from_bbox(fig.bbox)
 
 
 def plot_grid(waves: np.ndarray, path: Path, titles: list[str], prepared: GridFigure | None = None) -> Path:
@@ -416,14 +420,26 @@ def plot_grid(waves: np.ndarray, path: Path, titles: list[str], prepared: GridFi
 
     The spectrograms are computed at once (:func:`log_spectrograms`) and drawn as images with fixed margins:
     about half the time of matplotlib's ``specgram`` with ``tight_layout`` (0.34 against 0.62 s for 8 one-second
-    clips, 2-core CPU, 2026-12-04). ``prepared``: a :class:`GridFigure` built ahead for this many clips of this
-    length (else the figure is built here)."""
+    clips, 2-core CPU, 2026-12-04). The axes, ticks and labels come from the figure's background bitmap; only the
+    images, the frames over them and the titles are drawn here, and the PNG is written at :data:`GRID_PNG_LEVEL` (8
+    clips, 2-core CPU, 2026-12-06: 0.25 s with a whole-figure draw and the default PNG level). ``prepared``: a
+    :class:`GridFigure` built ahead for this many clips of this length (else the figure is built here)."""
+    from PIL import Image
+
     k, length = len(waves), np.shape(waves)[-1]
     built = prepared.take(k, length) if prepared is not None else None
-    fig, axes, images = built if built is not None else _grid_figure(k, length)
+    fig, axes, images, background = built if built is not None else _grid_figure(k, length)
+    canvas = fig.canvas
+    canvas.restore_region(background)
     for ax, image, spec, title in zip(axes, images, log_spectrograms(waves), titles, strict=False):
         image.set_data(spec)
         image.set_clim(float(spec.min()), float(spec.max()))  # what imshow's autoscaling picks
-        ax.set_title(title, fontsize=8, y=1.0)
-    fig.savefig(path)
+        ax.draw_artist(image)
+        for spine in ax.spines.values():  # the frame drawn over the image, as a whole-figure draw orders them
+            ax.draw_artist(spine)
+        ax.title.set_text(title)
+        ax.draw_artist(ax.title)
+    w, h = canvas.get_width_height()
+    Image.frombuffer("RGBA", (w, h), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).save(
+        path, format="png", compress_level=GRID_PNG_LEVEL)
     return path

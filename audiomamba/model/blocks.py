@@ -26,7 +26,6 @@ from audiomamba import kernels
 from audiomamba.errors import ConfigError
 from audiomamba.kernels.backend import use_triton
 from audiomamba.kernels.triton_conv import causal_conv1d_silu, fused_conv_enabled
-from audiomamba.kernels.triton_mamba_step import PendingOut
 from audiomamba.model.config import BLOCK_NAMES, ModelConfig
 from audiomamba.model.ssm import S6, S4Complex, S4Real, SSMLayer
 
@@ -283,25 +282,18 @@ class _MambaBlock(Block):
     def make_ssm(width: int, d_inner: int, cfg: ModelConfig) -> SSMLayer:
         raise NotImplementedError
 
-    #: its fused step can hand its out_proj to the next block's (:func:`audiomamba.model.unet.fold_enabled`)
-    foldable = True
-
-    def step(self, x: Tensor | PendingOut, state: list[Any], res: Tensor | None = None,
-             defer: bool = False) -> tuple[Tensor | PendingOut, list[Any]]:
+    def step(self, x: Tensor, state: list[Any], res: Tensor | None = None) -> tuple[Tensor, list[Any]]:
         """x_t (B, H) -> (y_t (B, H), state); a chain of three or four fused Triton launches where
         :func:`kernels.use_fused_step` allows and the SSM layer has a fused step, else the composed
-        step (the reference). ``x`` may be the previous block's :class:`PendingOut`; ``defer``: the fused step
-        returns one for this block (its out_proj left to the next block's step, or to ``finish()``)."""
-        if kernels.use_fused_step(x.out if isinstance(x, PendingOut) else x):
+        step (the reference)."""
+        if kernels.use_fused_step(x):
             layer = self.layers[0]
             mixer, st = layer.mixer, state[0]
             head = (x, layer.norm.weight, layer.norm.bias, layer.norm.eps, mixer.in_proj.weight, mixer.conv1d.weight,
                     mixer.conv1d.bias, st["conv"])
-            y = mixer.ssm.fused_block_step(head, st["ssm"], mixer.out_proj.weight, res, defer=defer)
+            y = mixer.ssm.fused_block_step(head, st["ssm"], mixer.out_proj.weight, res)
             if y is not None:
                 return y, state
-        if isinstance(x, PendingOut):
-            x = x.finish()
         return super().step(x, state, res)
 
 

@@ -103,12 +103,10 @@ class SSMLayer(nn.Module):
             self.__dict__["_frozen"] = cached
         return cached[1]
 
-    def fused_block_step(self, head: tuple, h: Tensor, out_proj: Tensor, res: Tensor | None,
-                         defer: bool = False) -> Tensor | None:
+    def fused_block_step(self, head: tuple, h: Tensor, out_proj: Tensor, res: Tensor | None) -> Tensor | None:
         """One fused step of the Mamba block around this SSM, or None where this layer has none (the
         block then runs the composed step). ``head``: (x, norm weight, norm bias, eps, in_proj weight,
-        conv weight, conv bias, conv state) of the block; h (batch, d, N) is updated in place. ``defer``: the
-        out_proj left pending (:class:`audiomamba.kernels.triton_mamba_step.PendingOut`)."""
+        conv weight, conv bias, conv state) of the block; h (batch, d, N) is updated in place."""
         return None
 
 
@@ -122,11 +120,9 @@ class LTILayer(SSMLayer):
             args["B"], args["C"] = args["B"][None], args["C"][None]
         return args
 
-    def fused_block_step(self, head: tuple, h: Tensor, out_proj: Tensor, res: Tensor | None,
-                         defer: bool = False) -> Tensor | None:
+    def fused_block_step(self, head: tuple, h: Tensor, out_proj: Tensor, res: Tensor | None) -> Tensor | None:
         p = self.frozen_discretization()
-        return kernels.mamba_lti_block_step(*head, p["delta"], p["A"], p["B"], p["C"], p["D"], h, out_proj, res,
-                                            defer=defer)
+        return kernels.mamba_lti_block_step(*head, p["delta"], p["A"], p["B"], p["C"], p["D"], h, out_proj, res)
 
 
 class S6(SSMLayer):
@@ -182,11 +178,10 @@ class S6(SSMLayer):
         """The input-independent arguments: A = -exp(A_log) (d, N), D (d,), delta_bias (d,)."""
         return {"A": -torch.exp(self.A_log.float()), "D": self.D.float(), "delta_bias": self.dt_bias.float()}
 
-    def fused_block_step(self, head: tuple, h: Tensor, out_proj: Tensor, res: Tensor | None,
-                         defer: bool = False) -> Tensor | None:
+    def fused_block_step(self, head: tuple, h: Tensor, out_proj: Tensor, res: Tensor | None) -> Tensor | None:
         p = self.frozen_discretization()
         return kernels.mamba_s6_block_step(*head, self.x_proj.weight, self.dt_proj.weight, p["delta_bias"], p["A"],
-                                           p["D"], h, out_proj, res, defer=defer)
+                                           p["D"], h, out_proj, res)
 
     @staticmethod
     def default_rank(width: int) -> int:
@@ -235,11 +230,10 @@ class S4Complex(LTILayer):
             B = B * zoh_factor(delta[:, None] * A)
         return {"delta": delta, "A": A, "B": B, "C": C, "D": self.D.float()}
 
-    def fused_block_step(self, head: tuple, h: Tensor, out_proj: Tensor, res: Tensor | None,
-                         defer: bool = False) -> Tensor | None:
+    def fused_block_step(self, head: tuple, h: Tensor, out_proj: Tensor, res: Tensor | None) -> Tensor | None:
         if h.shape[0] > FUSED_COMPLEX_LTI_MAX_BATCH:
             return None
-        return super().fused_block_step(head, h, out_proj, res, defer)
+        return super().fused_block_step(head, h, out_proj, res)
 
 
 class S4Real(LTILayer):

@@ -19,7 +19,6 @@ pooling buffers), and reproduces the parallel forward exactly.
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Any
 
 import torch
@@ -168,38 +167,10 @@ class Center(nn.Module):
         blocks' :class:`BlockRun`)."""
         if run is not None:
             return run.step(x, x[None], len(self.blocks) - 1)[-1], state
-        y, last, fold = x, len(self.blocks) - 1, fold_enabled(x)
-        for i in range(len(self.blocks)):  # the last adds the input back
-            y, state[i] = _step_block(self.blocks, i, y, state[i], x if i == last else None, fold)
+        y, last = x, len(self.blocks) - 1
+        for i, blk in enumerate(self.blocks):
+            y, state[i] = blk.step(y, state[i], x if i == last else None)  # the last adds the input back
         return (y if last >= 0 else y + x), state
-
-
-def fold_enabled(x: Tensor) -> bool:
-    """Fold each Mamba block's out_proj into the next Mamba block's first launch while stepping
-    (:func:`audiomamba.kernels.triton_mamba_step._out_in_conv_kernel`: one launch fewer per block)?
-    ``AUDIOMAMBA_STEP_FOLD=1``: for fewer than 16 rows (one stream: there the launches are the step's time); ``all``: at
-    any batch (every channel block of a row tile then repeats the out_proj); unset or ``0``: no (new 2026-12-06, not
-    yet timed on a GPU, so off by default). Only on the fused step kernels. A bad value is a one-line ConfigError."""
-    text = os.environ.get("AUDIOMAMBA_STEP_FOLD", "").strip().lower() or "0"
-    if text not in ("0", "1", "all"):
-        raise ConfigError(f"AUDIOMAMBA_STEP_FOLD={text!r} in the environment: use 1 (each Mamba block's out_proj "
-                          "folded into the next block's first launch, fewer than 16 rows), all (at any batch) or 0 "
-                          "(off, the default)")
-    return text != "0" and (text == "all" or x.shape[0] < 16) and kernels.use_fused_step(x)
-
-
-def _step_block(blocks: nn.ModuleList, i: int, x: Any, state: Any, res: Tensor | None, fold: bool) -> tuple[Any, Any]:
-    """Step block i of a list: (its output, its state). With ``fold`` (:func:`fold_enabled`), a Mamba block followed
-    by another hands its out_proj on to it (the output a :class:`~audiomamba.kernels.triton_mamba_step.PendingOut`)."""
-    blk = blocks[i]
-    if fold and i + 1 < len(blocks) and getattr(blk, "foldable", False) and getattr(blocks[i + 1], "foldable", False):
-        return blk.step(x, state, res, defer=True)
-    return blk.step(x, state, res)
-
-
-def _written(x: Any) -> Tensor:
-    """A block step's output tensor: a deferred one's buffer (written by the next block's first launch)."""
-    return x if isinstance(x, Tensor) else x.out
 
 
 class Level(nn.Module):
@@ -258,18 +229,16 @@ class Level(nn.Module):
         runs = state.get("runs") or {}
         if runs and not kernels.use_fused_step(x):  # checked only where runs are attached: no cost without them
             runs = {}
-        skips, stacked, fold = [x], None, fold_enabled(x)
+        skips, stacked = [x], None
         if runs.get("down") is not None:
             # stacked (n_down + 1, B, H): x and every down block's output; the last also goes to the pooling buffer
             stacked = runs["down"].step(x, tail=self.down_pool.slot(state["down_pool"]))
             skips, x = list(stacked.unbind(0)), stacked[-1]
             pooled = self.down_pool.advance(state["down_pool"], x.dtype)
         else:
-            arg = x
-            for i in range(len(self.down)):
-                arg, state["down"][i] = _step_block(self.down, i, arg, state["down"][i], None, fold)
-                x = _written(arg)
-                skips.append(x)  # a deferred output is written by the next block's first launch, before it is read
+            for i, blk in enumerate(self.down):
+                x, state["down"][i] = blk.step(x, state["down"][i])
+                skips.append(x)
             pooled, _ = self.down_pool.step(x, state["down_pool"])
         inner, over = None, state.get("overlap")
         joining = over is not None and over["staged"]  # the inner level's refill of an earlier step, still pending
@@ -294,8 +263,8 @@ class Level(nn.Module):
             self.up_pool.advance(inner, state["up_pool"], staged)  # after the run has read the pending output
             return out, state
         x, _ = self.up_pool.step(inner, state["up_pool"], skips.pop(), staged)
-        for i in range(len(self.up)):
-            x, state["up"][i] = _step_block(self.up, i, x, state["up"][i], skips.pop() if skips else None, fold)
+        for i, blk in enumerate(self.up):
+            x, state["up"][i] = blk.step(x, state["up"][i], skips.pop() if skips else None)
         return x, state
 
     def attach_overlap(self, state: dict[str, Any], device: Any, levels: int | None = None) -> None:
@@ -303,10 +272,9 @@ class Level(nn.Module):
         ``levels`` levels counted from this one; None: all of them): at a step where the inner level runs, it runs on
         a side stream (forked from the current one) and its UpPool refill goes to a staging buffer; this level's up
         blocks of that step go on (they read the last row of the old refill), the next step's down blocks too, and
-        only the next step's up path waits for the side stream (:meth:`_join`). The inner level's output is first
-        read one step after it is made, so nothing changes but the order of the launches. On a CPU the same staging
-        runs without streams. :meth:`join_overlap` lands what is still pending (before a CUDA graph's capture ends,
-        and at the end of a generation)."""
+        only the next step's up path waits for the side stream (:meth:`_join`). The inner level's output is first read one step after it is made, so nothing changes but
+        the order of the launches. On a CPU the same staging runs without streams. :meth:`join_overlap` lands
+        what is still pending (before a CUDA graph's capture ends, and at the end of a generation)."""
         cuda = torch.device(device).type == "cuda"
         state["overlap"] = {"side": torch.cuda.Stream(device) if cuda else None,
                             "done": torch.cuda.Event() if cuda else None,

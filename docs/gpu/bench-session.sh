@@ -166,23 +166,8 @@ run goal-runs bash -c "for i in 1 2 3; do \
   --out $RES/bench-generate-matrix-2048-goal-\$i.md; \
   timeout 200 $B generate --matrix --presets sc09-large --blocks mamba-s6 --batches 2048 --max-seconds-per-case 60 \
   --out $RES/bench-generate-matrix-2048-large-goal-\$i.md; done"
-# (issue 18, new 2026-12-06 09:00, built on the CPU machine, not yet timed) each Mamba block's out_proj folded into the
-# next Mamba block's first launch for one stream (AUDIOMAMBA_STEP_FOLD=1, _out_in_conv_kernel: 3 -> 2 launches per
-# mamba-s6 block step; every channel block repeats the E x H out_proj). Its GPU tests, then the steady step at batch 1
-# with and without: mamba-s6 per preset; the LTI blocks step as runs by default (AUDIOMAMBA_STEP_RUNS), so for them
-# the fold (per-block launches) against the runs; then the one-stream matrix with it
-run fold-tests python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py -k "folded"
-run fold bash -c "S='python3 -m audiomamba.bench.step_tiles --batch 1 --steps 2048 --rounds 3'; \
-  for p in sc09-small sc09-large youtubemix; do timeout 200 \$S --preset \$p --var AUDIOMAMBA_STEP_FOLD --configs 1 \
-  --out $RES/step-fold-\$p-mamba-s6.md; for k in mamba-s4 mamba-s4-real; do AUDIOMAMBA_STEP_FOLD=1 timeout 200 \$S \
-  --preset \$p --block \$k --var AUDIOMAMBA_STEP_RUNS --configs 0 --out $RES/step-fold-\$p-\$k.md; done; done; \
-  AUDIOMAMBA_STEP_FOLD=1 timeout 300 $B generate --matrix --presets sc09-small,sc09-large,youtubemix \
-  --blocks mamba-s6,mamba-s4,mamba-s4-real --batches 1 --out $RES/bench-generate-matrix-1-fold.md"
-# and at batch 2048 (AUDIOMAMBA_STEP_FOLD=all: every channel block of a row tile repeats the out_proj; sm_90 168
-# registers, no spills, at H 64): the steady step for sc09-small and sc09-large, then the CLI at 2048 if it pays
-run fold-batch bash -c "S='python3 -m audiomamba.bench.step_tiles --rounds 3 --var AUDIOMAMBA_STEP_FOLD --configs all'; \
-  timeout 200 \$S --out $RES/step-fold-all-2048.md; \
-  timeout 200 \$S --preset sc09-large --steps 256 --out $RES/step-fold-all-large-2048.md"
+# (issue 18) each Mamba block's out_proj folded into the next block's first launch (AUDIOMAMBA_STEP_FOLD): timed on
+# one H100 2026-12-06 10:46-10:50 UTC, 0.82-0.92x for one stream and 0.88-0.91x at 2048, removed (commit 9c652a1 has it)
 # (issue 18, new 2026-12-06) 16 row groups through the CLI, beside the default 8: 1.02x per steady step (H100 03:52),
 # but the graph's capture records every group's launches (0.35 s for 8), so only the wall can say whether 16 pay
 # (timed on one H100 2026-12-06 05:26-05:27 UTC: 13.35 s against 13.39 s by the wall, 1.00x: capture 0.55 s against 0.27
