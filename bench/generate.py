@@ -474,6 +474,10 @@ def groups_note(dev: torch.device) -> str:
     said = f"AUDIOMAMBA_STEP_OVERLAP={overlap}" if overlap else "AUDIOMAMBA_STEP_OVERLAP unset"
     runs += (f"; inner levels: on side streams ({said})" if stepper.overlap_enabled(dev) else
              f"; inner levels: inline ({said})")
+    head = os.environ.get("AUDIOMAMBA_STEP_HEAD", "").strip()
+    head_said = f"AUDIOMAMBA_STEP_HEAD={head}" if head else "AUDIOMAMBA_STEP_HEAD unset"
+    runs += (f"; step ends: head, draw and next embedding in one launch ({head_said})" if stepper.head_draw_enabled()
+             else f"; step ends: head, draw and embedding apart ({head_said})")
     if os.environ.get("AUDIOMAMBA_STEP_GROUPS", "").strip().lower() not in ("", "auto"):
         return f"row groups: AUDIOMAMBA_STEP_GROUPS={os.environ['AUDIOMAMBA_STEP_GROUPS']}" + runs
     if dev.type != "cuda":

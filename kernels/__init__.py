@@ -10,6 +10,7 @@ Public API::
     mamba_s6_block_step(x, ...) -> x + block(x)     # fused step of a whole mamba-s6 block (Triton)
     mamba_lti_block_step(x, ...) -> x + block(x)    # the same for mamba-s4 / mamba-s4-real blocks
     norm_linear(x, ...) -> Linear(LayerNorm(x))      # one launch, for the output head's step
+    head_sample_step(x, ...) -> next input           # the head, the token draw and its embedding in one launch
     set_fused_step(True | False | None); use_fused_step(x)
 
 CUDA tensors run the Triton kernels; CPU tensors the PyTorch reference unless forced
@@ -18,7 +19,8 @@ CUDA tensors run the Triton kernels; CPU tensors the PyTorch reference unless fo
 Files: ``reference.py`` (sequential + associative PyTorch scans, step), ``triton_scan.py``
 (forward/backward kernels + autograd Function), ``triton_step.py`` (step kernel),
 ``triton_mamba_step.py`` (fused step of a whole pre-norm Mamba block, S6 or LTI, for generation),
-``triton_norm_linear.py`` (LayerNorm + Linear in one launch, the head's step),
+``triton_norm_linear.py`` (LayerNorm + Linear in one launch, the head's step), ``triton_sample.py`` (the token
+draw; with the head and the next input's embedding in one launch),
 ``triton_conv.py`` (the Mamba block's causal conv + SiLU for training; ``AUDIOMAMBA_FUSED_CONV=0`` turns it off),
 ``scan_op.py`` (the scan as an opaque ``torch.library`` custom op, what ``torch.compile`` sees),
 ``backend.py`` (dispatch), ``checks.py`` (argument checks), ``tuning.py`` (launch configs,
@@ -27,6 +29,7 @@ Files: ``reference.py`` (sequential + associative PyTorch scans, step), ``triton
 
 from .backend import get_backend, set_backend, set_fused_step, use_fused_step
 from .ops import (
+    head_sample_step,
     mamba_lti_block_step,
     mamba_s6_block_step,
     norm_linear,
@@ -38,6 +41,7 @@ from .scan_op import selective_scan_op  # registers torch.ops.audiomamba.selecti
 
 __all__ = [
     "get_backend",
+    "head_sample_step",
     "mamba_lti_block_step",
     "mamba_s6_block_step",
     "norm_linear",

@@ -175,6 +175,14 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
         out.append(Variant("sample", tuple(dict(GREEDY=not small, MIN_P=False, BLOCK_B=4, BLOCK_V=256).items()), 4))
         if small:  # --min-p sampling
             out.append(Variant("sample", tuple(dict(GREEDY=False, MIN_P=True, BLOCK_B=4, BLOCK_V=256).items()), 4))
+        # the head, the draw and the next input's embedding in one launch (as head_sample_step_triton launches it)
+        from .triton_sample import HEAD_BLOCK_H, HEAD_WARPS
+
+        head = dict(common, HAS_BIAS=True, GREEDY=False, MIN_P=False, BLOCK_H=HEAD_BLOCK_H, BLOCK_V=256,
+                    PDL=small)
+        out.append(Variant("head_sample", tuple(head.items()), HEAD_WARPS))
+        if small:
+            out.append(Variant("head_sample", tuple(dict(head, MIN_P=True).items()), HEAD_WARPS))
     return out
 
 
@@ -208,7 +216,8 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "xproj": triton_mamba_step._xproj_kernel, "ssm": triton_mamba_step._ssm_kernel,
           "ssm_lti": triton_mamba_step._ssm_lti_kernel,
           "out_proj": triton_mamba_step._out_proj_kernel, "norm_linear": triton_norm_linear._norm_linear_kernel,
-          "sample": triton_sample._sample_kernel, "conv_fwd": triton_conv._conv_fwd_kernel,
+          "sample": triton_sample._sample_kernel, "head_sample": triton_sample._head_sample_kernel,
+          "conv_fwd": triton_conv._conv_fwd_kernel,
           "conv_bwd": triton_conv._conv_bwd_kernel, "conv_dpre": triton_conv._conv_dpre_kernel,
           "conv_dx": triton_conv._conv_dx_kernel, "run": triton_mamba_run._run_kernel,
           "ltifwd": triton_lti_chunk._lti_chunk_fwd_kernel, "ltibwd": triton_lti_chunk._lti_chunk_bwd_kernel}[v.kernel]

@@ -108,3 +108,14 @@ def norm_linear(x: Tensor, norm_weight: Tensor, norm_bias: Tensor, eps: float, w
     from .triton_norm_linear import norm_linear_triton
 
     return norm_linear_triton(x, norm_weight, norm_bias, eps, weight, bias)
+
+
+def head_sample_step(x: Tensor, *args, **kwargs) -> Tensor:
+    """The end of a generation step in one launch: the output head (LayerNorm + Linear), the token draw and the
+    drawn tokens' embeddings, the next step's input (Triton; see
+    :func:`kernels.triton_sample.head_sample_step_triton` for the arguments). Callers check
+    :func:`kernels.use_fused_step` and :func:`kernels.triton_sample.head_sample_fits` first;
+    :func:`kernels.triton_sample.head_sample_step_ref` is the reference."""
+    from .triton_sample import head_sample_step_triton
+
+    return head_sample_step_triton(x, *args, **kwargs)

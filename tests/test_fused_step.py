@@ -310,6 +310,100 @@ def test_generation_with_fused_kernels_is_exact_and_matches_the_composed_path() 
     assert (gen.logp.double() - ref.cpu()).abs().max().item() <= 1e-4
 
 
+@pytest.mark.parametrize("sampling", [{}, {"temperature": 0.0}, {"min_p": 0.1}])
+def test_steps_that_draw_in_the_head_give_the_tokens_of_three_launches(monkeypatch: pytest.MonkeyPatch,
+                                                                       sampling: dict) -> None:
+    """AUDIOMAMBA_STEP_HEAD (unset: the head, the draw and the next input's embedding in one launch per step; 0: the
+    head, the draw and the embedding apart): the same tokens and log-probabilities (1e-5) from a prompt, with row
+    groups; the one launch is taken on every step (and never with nucleus filtering); a bad value is a one-line
+    ConfigError."""
+    from audiomamba.errors import ConfigError
+    from audiomamba.generate import SamplingConfig, generate_tokens
+    from audiomamba.generate.stepper import head_draw_enabled
+    from audiomamba.model.unet import AudioUNet
+
+    torch.manual_seed(3)
+    cfg = {"d_model": 16, "d_state": 4, "pool": [2], "levels": [{"block": "mamba-s6", "n": 1}],
+           "center": {"block": "mamba-s4-real", "n": 1}}
+    dev = _device()
+    model = build_model(cfg).to(dev).eval()
+    prompt = torch.randint(0, 256, (4, 3), generator=torch.Generator().manual_seed(1))
+    calls = []
+    real = AudioUNet.step_and_draw
+    monkeypatch.setattr(AudioUNet, "step_and_draw", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    runs = {}
+    monkeypatch.setenv("AUDIOMAMBA_STEP_GROUPS", "2")
+    for flag in ("", "0"):
+        monkeypatch.setenv("AUDIOMAMBA_STEP_HEAD", flag)
+        kernels.set_backend("triton")
+        try:
+            runs[flag] = generate_tokens(model, 4, 12, 4, SamplingConfig(**sampling), seed=5, prompts=prompt,
+                                         device=dev, use_graph=False, progress=False)
+        finally:
+            kernels.set_backend(None)
+        if flag == "":
+            assert len(calls) == 12 * 2  # every step of both row groups
+    assert len(calls) == 24  # none with the flag at 0
+    assert torch.equal(runs[""].tokens, runs["0"].tokens) and torch.equal(runs[""].tokens[:, :3], prompt)
+    assert (runs[""].logp - runs["0"].logp).abs().max().item() <= 1e-5
+    kernels.set_backend("triton")
+    try:
+        generate_tokens(model, 2, 4, 2, SamplingConfig(top_p=0.9), seed=5, device=dev, use_graph=False,
+                        progress=False)
+    finally:
+        kernels.set_backend(None)
+    assert len(calls) == 24  # nucleus filtering draws apart
+    monkeypatch.setenv("AUDIOMAMBA_STEP_HEAD", "fused")
+    with pytest.raises(ConfigError, match="AUDIOMAMBA_STEP_HEAD='fused'"):
+        head_draw_enabled()
+
+
+@pytest.mark.parametrize("batch, H, V, temperature, min_p, bias", [
+    (1, 64, 256, 1.0, 0.0, True), (3, 96, 256, 0.7, 0.05, True), (19, 40, 100, 1.0, 0.0, False),
+    (16, 64, 256, 0.0, 0.0, True), (2, 24, 256, 0.9, 0.2, False)])
+def test_head_sample_step_matches_its_reference(batch: int, H: int, V: int, temperature: float, min_p: float,
+                                                bias: bool) -> None:
+    """One launch for the head, the draw and the next input's embedding: the reference's tokens (prompt tokens where
+    forced), log-probabilities to 1e-5 and the drawn tokens' embeddings exactly, for one stream and row tiles, widths
+    off the 32-column chunks, greedy, min-p and no bias."""
+    from audiomamba.kernels.triton_sample import head_sample_step_ref
+
+    gen = torch.Generator().manual_seed(batch * 7 + H)
+    dev = _device()
+
+    def rnd(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen).to(dev)
+
+    x, nw, nb = rnd(batch, H) * 2 + 1, torch.rand(H, generator=gen).to(dev) + 0.5, rnd(H) * 0.1
+    w, b, emb = rnd(V, H) * 3 / H**0.5, rnd(V) if bias else None, rnd(V, H)
+    noise = torch.rand(batch, V, generator=gen).to(dev)
+    forced = torch.randint(0, V, (batch,), generator=gen).to(dev)
+    force = (torch.arange(batch) % 3 == 1).to(dev)
+    got, want = [], []
+    for out, fn in ((got, kernels.head_sample_step), (want, head_sample_step_ref)):
+        token, logp = torch.full((batch,), -1, dtype=torch.long, device=dev), torch.empty(batch, device=dev)
+        kernels.set_backend("triton")
+        try:
+            nxt = fn(x, nw, nb, 1e-5, w, b, emb, noise, temperature, forced, force, token, logp, min_p, "ieee")
+        finally:
+            kernels.set_backend(None)
+        out += [token, logp, nxt]
+    assert torch.equal(got[0], want[0]) and torch.equal(got[0][force], forced[force])
+    assert (got[1] - want[1]).abs().max().item() <= 1e-5
+    assert torch.equal(got[2], emb[got[0]]) and got[2].shape == (batch, H)
+
+
+def test_head_sample_step_refuses_a_head_wider_than_its_tile() -> None:
+    from audiomamba.kernels.triton_sample import HEAD_MAX_V, head_sample_fits
+
+    assert head_sample_fits(64, 256) and not head_sample_fits(64, HEAD_MAX_V + 1)
+    z = torch.zeros(1, 8)
+    with pytest.raises(ValueError, match="wider than one program's tile"):
+        kernels.head_sample_step(z, z[0], z[0], 1e-5, torch.zeros(HEAD_MAX_V + 1, 8), None,
+                                 torch.zeros(HEAD_MAX_V + 1, 8), None, 0.0, torch.zeros(1, dtype=torch.long),
+                                 torch.zeros(1, dtype=torch.bool), torch.zeros(1, dtype=torch.long), torch.zeros(1))
+
+
 @pytest.mark.parametrize("batch", [1, 19])
 def test_norm_linear_matches_layernorm_then_linear(batch: int) -> None:
     import torch.nn.functional as F

@@ -79,6 +79,18 @@ def overlap_enabled(device: torch.device | str = "cuda") -> bool:
     return text in ("1", "outer") or (not text and torch.device(device).type == "cuda")
 
 
+def head_draw_enabled() -> bool:
+    """End each step with one launch for the head, the token draw and the next input's embedding
+    (:meth:`audiomamba.model.unet.AudioUNet.step_and_draw`) where the model and the sampling allow it?
+    ``AUDIOMAMBA_STEP_HEAD`` unset or ``1``: yes; ``0``: the head, the draw and the embedding as three launches
+    (:func:`_advance`). Anything else is a one-line ConfigError."""
+    text = os.environ.get("AUDIOMAMBA_STEP_HEAD", "").strip().lower()
+    if text not in ("", "0", "1"):
+        raise ConfigError(f"AUDIOMAMBA_STEP_HEAD={text!r} in the environment: use 1 (the head, the draw and the next "
+                          "input's embedding in one launch, the default) or 0 (three launches)")
+    return text != "0"
+
+
 #: most CUDA streams the row groups and their side streams may take together before the overlap forks fewer levels
 #: (sc09-small at batch 2048, one H100, 2026-12-06 08:13-08:21 UTC, ms per step: 8 groups x 3 streams 0.682; 12 x 3
 #: 0.908; 16 x 3 1.569, but 16 x 2 (only the outermost level forking) 0.673 and 16 without the overlap 0.725)
@@ -431,14 +443,22 @@ class Stepper:
         for stream in self._streams:
             stream.wait_stream(main)
         with self._autocast():
+            in_head = self._draws_in_head(inp)
+            temperature, min_p = self.sampling.temperature, self.sampling.min_p
             for g, rows in enumerate(self.groups):
                 if only is not None and g not in only:
                     continue
                 stream = self._streams[g] if self._streams else None
                 with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
                     g_inp = inp[rows]
+                    x = self.model.embedding(g_inp) if in_head else None  # the embedded input, step to step
                     for j in range(steps):
                         rand = partial(_drawn, noise[j // chunk][j % chunk][rows]) if noise else self._rand
+                        if in_head:
+                            u = rand((rows.stop - rows.start, self.vocab)) if temperature > 0 else None
+                            x = self.model.step_and_draw(x, state[g], u, temperature, forced[j][rows],
+                                                         force[j][rows], out_tok[j][rows], out_logp[j][rows], min_p)
+                            continue
                         g_inp, state[g] = _advance(self.model, g_inp, state[g], forced[j][rows], force[j][rows],
                                                    self.sampling, rand, out_tok[j][rows], out_logp[j][rows])
                     if self.overlap:  # a graph's capture must end with every side stream joined
@@ -446,6 +466,14 @@ class Stepper:
             for stream in self._streams:
                 main.wait_stream(stream)
         return out_tok[steps - 1], state
+
+    def _draws_in_head(self, probe: torch.Tensor) -> bool:
+        """Whether the steps end in :meth:`audiomamba.model.unet.AudioUNet.step_and_draw` (one launch for the head,
+        the draw and the next input's embedding): :func:`head_draw_enabled`, no nucleus filtering, the fused step
+        kernels for ``probe``'s device (:func:`kernels.use_fused_step`, so not under autocast) and a head that fits
+        the kernel's tile."""
+        return (head_draw_enabled() and self.sampling.top_p >= 1.0 and hasattr(self.model, "step_and_draw")
+                and kernels.use_fused_step(probe) and self.model.draws_in_head())
 
     def init_state(self) -> list:
         """The model's initial step state (:func:`initial_state`), one per row group (with side streams for the

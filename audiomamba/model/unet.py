@@ -443,12 +443,37 @@ class AudioUNet(nn.Module):
             raise ConfigError(
                 f"tokens have shape {tuple(tokens.shape)} in AudioUNet.step: pass one token per sequence, shape (batch,)"
             )
-        x, _ = self.body.step(self.embedding(tokens), state["body"])
-        state["t"] += 1
+        x = self.step_body(self.embedding(tokens), state)
         if kernels.use_fused_step(x):  # one launch instead of three (same math)
             return kernels.norm_linear(x, self.norm.weight, self.norm.bias, self.norm.eps, self.head.weight,
                                        self.head.bias), state
         return self.head(self.norm(x)), state
+
+    def step_body(self, x: Tensor, state: dict[str, Any]) -> Tensor:
+        """One step of the body from an embedded input: x (B, d_model) -> the body's output before the head;
+        ``state`` is updated (in place)."""
+        x, _ = self.body.step(x, state["body"])
+        state["t"] += 1
+        return x
+
+    def draws_in_head(self) -> bool:
+        """Whether :meth:`step_and_draw` takes this model's head (one program's tile of it)."""
+        from audiomamba.kernels.triton_sample import head_sample_fits
+
+        return head_sample_fits(self.head.in_features, self.head.out_features)
+
+    def step_and_draw(self, x: Tensor, state: dict[str, Any], noise: Tensor | None, temperature: float,
+                      forced: Tensor, force: Tensor, token_out: Tensor, logp_out: Tensor,
+                      min_p: float = 0.0) -> Tensor:
+        """One generation step from an embedded input to the next one: the body's step, then the head, the token
+        draw and the drawn tokens' embeddings in one launch (:func:`kernels.head_sample_step`; the draw of
+        :func:`audiomamba.kernels.triton_sample.sample_step_triton`, into ``token_out`` and ``logp_out``). Returns
+        the next step's (B, d_model) input. Triton only: callers check :func:`kernels.use_fused_step` and
+        :meth:`draws_in_head`."""
+        y = self.step_body(x, state)
+        return kernels.head_sample_step(y, self.norm.weight, self.norm.bias, self.norm.eps, self.head.weight,
+                                        self.head.bias, self.embedding.weight, noise, temperature, forced, force,
+                                        token_out, logp_out, min_p)
 
     def num_params(self) -> int:
         """Number of parameters (works on the meta device)."""

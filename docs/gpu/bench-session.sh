@@ -166,6 +166,20 @@ run goal-runs bash -c "for i in 1 2 3; do \
   --out $RES/bench-generate-matrix-2048-goal-\$i.md; \
   timeout 200 $B generate --matrix --presets sc09-large --blocks mamba-s6 --batches 2048 --max-seconds-per-case 60 \
   --out $RES/bench-generate-matrix-2048-large-goal-\$i.md; done"
+# (issue 18, new 2026-12-06 11:10, built on the CPU machine) the head, the token draw and the next input's embedding in
+# one launch per step (AUDIOMAMBA_STEP_HEAD, default on; 0: three launches): its GPU tests, then the steady step with
+# and without, one stream per preset and block type and batch 2048 for sc09-small and sc09-large
+run head-tests bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py \
+  -k 'head or three_launches or fused_kernels_is_exact or sampling_kernel'"
+run head bash -c "S='python3 -m audiomamba.bench.step_tiles --batch 1 --steps 2048 --rounds 3 --var AUDIOMAMBA_STEP_HEAD \
+  --configs 0'; for p in sc09-small sc09-large youtubemix; do for k in mamba-s6 mamba-s4 mamba-s4-real; do \
+  timeout 200 \$S --preset \$p --block \$k --out $RES/step-head-\$p-\$k.md; done; done"
+run head-batch bash -c "S='python3 -m audiomamba.bench.step_tiles --rounds 3 --var AUDIOMAMBA_STEP_HEAD --configs 0'; \
+  timeout 200 \$S --out $RES/step-head-2048.md; \
+  timeout 200 \$S --preset sc09-large --steps 256 --out $RES/step-head-large-2048.md"
+run head-matrix timeout 300 $B generate --matrix --presets sc09-small,sc09-large,youtubemix \
+  --blocks mamba-s6,mamba-s4,mamba-s4-real --batches 1 --out $RES/bench-generate-matrix-1-head.md
+run gpu-tests-generate python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py
 # (issue 18) each Mamba block's out_proj folded into the next block's first launch (AUDIOMAMBA_STEP_FOLD): timed on
 # one H100 2026-12-06 10:46-10:50 UTC, 0.82-0.92x for one stream and 0.88-0.91x at 2048, removed (commit 9c652a1 has it)
 # (issue 18, new 2026-12-06) 16 row groups through the CLI, beside the default 8: 1.02x per steady step (H100 03:52),
