@@ -176,13 +176,15 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
         if small:  # --min-p sampling
             out.append(Variant("sample", tuple(dict(GREEDY=False, MIN_P=True, BLOCK_B=4, BLOCK_V=256).items()), 4))
         # the head, the draw and the next input's embedding in one launch (as head_sample_step_triton launches it)
-        from .triton_sample import HEAD_BLOCK_H, HEAD_WARPS
+        from .triton_sample import HEAD_BLOCK_H, HEAD_ONE_CHUNK_H, HEAD_ONE_CHUNK_WARPS, HEAD_WARPS
 
         head = dict(common, HAS_BIAS=True, GREEDY=False, MIN_P=False, BLOCK_H=HEAD_BLOCK_H, BLOCK_V=256,
                     PDL=small)
         out.append(Variant("head_sample", tuple(head.items()), HEAD_WARPS))
-        if small:
+        if small:  # min-p; then H in one chunk, preloaded (sc09-small's and youtubemix's 64 columns)
             out.append(Variant("head_sample", tuple(dict(head, MIN_P=True).items()), HEAD_WARPS))
+            one = dict(head, BLOCK_H=HEAD_ONE_CHUNK_H, ONE_CHUNK=True)
+            out.append(Variant("head_sample", tuple(one.items()), HEAD_ONE_CHUNK_WARPS))
     return out
 
 

@@ -105,11 +105,17 @@ def sample_step_triton(
 
 
 #: the fused head's tiles: H columns per chunk of its LayerNorm and product; widest head (V x H) it takes in one
-#: program's tile (wider heads keep the separate launches, :func:`head_sample_fits`)
+#: program's tile (wider heads keep the separate launches, :func:`head_sample_fits`); warps per program
 HEAD_BLOCK_H = 32
 HEAD_MAX_V = 1024
 HEAD_MAX_H = 1024
 HEAD_WARPS = 8
+#: for fewer than 16 rows, heads up to this width take all H columns in one chunk, their weights loaded before the
+#: wait for the previous kernel, with :data:`HEAD_ONE_CHUNK_WARPS` warps (sm_90, ``compile_check --only head_sample``,
+#: 2026-12-06: a (64, 256) tile at 16 warps 128 registers and no spills, at 8 warps 124 B of spills; a (128, 256) one
+#: spilled 592-932 B at 8-32 warps, so sc09-large's 96 columns keep the chunks)
+HEAD_ONE_CHUNK_H = 64
+HEAD_ONE_CHUNK_WARPS = 16
 
 
 @triton.jit
@@ -118,21 +124,32 @@ def _head_sample_kernel(
     batch, H, V, eps, temperature, log_min_p,
     HAS_BIAS: tl.constexpr, GREEDY: tl.constexpr, MIN_P: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_V: tl.constexpr, PDL: tl.constexpr = False,
+    ONE_CHUNK: tl.constexpr = False,
 ):
     """One program per tile of rows, every vocabulary entry: logits = Linear(LayerNorm(x)) (the product in chunks of
-    BLOCK_H columns), the draw (:func:`_draw`), then next[row] = emb[token]."""
+    BLOCK_H columns; ``ONE_CHUNK``: H in one, its weights loaded before the wait for the previous kernel), the draw
+    (:func:`_draw`), then next[row] = emb[token]."""
     rows, m_b = row_tile(batch, BLOCK_B)
     offs_v = tl.arange(0, BLOCK_V)
     m_v = offs_v < V
-    pdl_wait(PDL)
-    mean, rstd = ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B, BLOCK_H)
-    acc = tl.zeros((BLOCK_B, BLOCK_V), dtype=tl.float32)
-    for h0 in range(0, H, BLOCK_H):
-        offs_h = h0 + tl.arange(0, BLOCK_H)
+    if ONE_CHUNK:  # the weights do not depend on the previous kernel: with PDL they load while it finishes
+        offs_h = tl.arange(0, BLOCK_H)
         m_h = offs_h < H
-        xn = ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd)
         w = tl.load(w_ptr + offs_v[None, :] * H + offs_h[:, None], mask=m_h[:, None] & m_v[None, :], other=0.0)
-        acc += mm(xn, w.to(tl.float32), USE_DOT, PREC)
+        pdl_wait(PDL)
+        mean, rstd = ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B, BLOCK_H)
+        xn = ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd)
+        acc = mm(xn, w.to(tl.float32), USE_DOT, PREC)
+    else:
+        pdl_wait(PDL)
+        mean, rstd = ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B, BLOCK_H)
+        acc = tl.zeros((BLOCK_B, BLOCK_V), dtype=tl.float32)
+        for h0 in range(0, H, BLOCK_H):
+            offs_h = h0 + tl.arange(0, BLOCK_H)
+            m_h = offs_h < H
+            xn = ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd)
+            w = tl.load(w_ptr + offs_v[None, :] * H + offs_h[:, None], mask=m_h[:, None] & m_v[None, :], other=0.0)
+            acc += mm(xn, w.to(tl.float32), USE_DOT, PREC)
     if HAS_BIAS:
         acc += tl.load(bias_ptr + offs_v, mask=m_v, other=0.0).to(tl.float32)[None, :]
     logits = tl.where(m_v[None, :], acc, -float("inf"))
@@ -179,14 +196,16 @@ def head_sample_step_triton(
     x = x.contiguous()
     nxt = torch.empty((batch, H), device=x.device, dtype=embedding.dtype)
     bb = 16 if batch >= 16 else next_pow2(batch)
+    one = bb < 16 and H <= HEAD_ONE_CHUNK_H
+    block_h = max(16, next_pow2(H)) if one else HEAD_BLOCK_H
     pdl = pdl_enabled(x)
     launch_named(_head_sample_kernel, (cdiv(batch, bb),),
         x, norm_weight, norm_bias, weight.contiguous(), bias if bias is not None else x, embedding.contiguous(),
         x if greedy else noise.contiguous(), forced, force, token_out, logp_out, nxt,
         batch, H, V, float(eps), 1.0 if greedy else float(temperature), math.log(min_p) if min_p > 0 else 0.0,
         HAS_BIAS=bias is not None, GREEDY=greedy, MIN_P=min_p > 0, USE_DOT=bb >= 16,
-        PREC=precision or default_precision(), BLOCK_B=bb, BLOCK_H=HEAD_BLOCK_H, BLOCK_V=max(16, next_pow2(V)),
-        PDL=pdl, launch_pdl=pdl, num_warps=HEAD_WARPS,
+        PREC=precision or default_precision(), BLOCK_B=bb, BLOCK_H=block_h, BLOCK_V=max(16, next_pow2(V)),
+        PDL=pdl, launch_pdl=pdl, ONE_CHUNK=one, num_warps=HEAD_ONE_CHUNK_WARPS if one else HEAD_WARPS,
     )
     return nxt
 
