@@ -167,6 +167,15 @@ def head_sample_fits(H: int, V: int) -> bool:
     return H <= HEAD_MAX_H and V <= HEAD_MAX_V
 
 
+def head_sample_pays(H: int, V: int, rows: int) -> bool:
+    """Whether a generation step of ``rows`` rows should end in :func:`head_sample_step_triton` rather than three
+    launches: where it fits, at 16 rows or more, or below with H in one preloaded chunk (one H100, 2026-12-06 11:16-11:21
+    UTC, ``python -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_HEAD --configs 0``, steady ms per step: one
+    stream 1.01x for sc09-small, 1.03-1.05x for youtubemix (H 64, one chunk), 0.99-1.00x for sc09-large (H 96, in
+    chunks); 1.00x at batch 2048)."""
+    return head_sample_fits(H, V) and (rows >= 16 or H <= HEAD_ONE_CHUNK_H)
+
+
 @torch.no_grad()
 def head_sample_step_triton(
     x: Tensor, norm_weight: Tensor, norm_bias: Tensor, eps: float, weight: Tensor, bias: Tensor | None,

@@ -394,9 +394,11 @@ def test_head_sample_step_matches_its_reference(batch: int, H: int, V: int, temp
 
 
 def test_head_sample_step_refuses_a_head_wider_than_its_tile() -> None:
-    from audiomamba.kernels.triton_sample import HEAD_MAX_V, head_sample_fits
+    from audiomamba.kernels.triton_sample import HEAD_MAX_V, head_sample_fits, head_sample_pays
 
     assert head_sample_fits(64, 256) and not head_sample_fits(64, HEAD_MAX_V + 1)
+    # where it pays: 16+ rows, or one stream with H in one preloaded chunk (sc09-large's 96 columns keep 3 launches)
+    assert head_sample_pays(64, 256, 1) and head_sample_pays(96, 256, 16) and not head_sample_pays(96, 256, 1)
     z = torch.zeros(1, 8)
     with pytest.raises(ValueError, match="wider than one program's tile"):
         kernels.head_sample_step(z, z[0], z[0], 1e-5, torch.zeros(HEAD_MAX_V + 1, 8), None,

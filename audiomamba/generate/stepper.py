@@ -470,10 +470,11 @@ class Stepper:
     def _draws_in_head(self, probe: torch.Tensor) -> bool:
         """Whether the steps end in :meth:`audiomamba.model.unet.AudioUNet.step_and_draw` (one launch for the head,
         the draw and the next input's embedding): :func:`head_draw_enabled`, no nucleus filtering, the fused step
-        kernels for ``probe``'s device (:func:`kernels.use_fused_step`, so not under autocast) and a head that fits
-        the kernel's tile."""
+        kernels for ``probe``'s device (:func:`kernels.use_fused_step`, so not under autocast) and a head for which
+        the kernel pays at the row groups' size (:meth:`audiomamba.model.unet.AudioUNet.draws_in_head`)."""
         return (head_draw_enabled() and self.sampling.top_p >= 1.0 and hasattr(self.model, "step_and_draw")
-                and kernels.use_fused_step(probe) and self.model.draws_in_head())
+                and kernels.use_fused_step(probe)
+                and self.model.draws_in_head(min(rows.stop - rows.start for rows in self.groups)))
 
     def init_state(self) -> list:
         """The model's initial step state (:func:`initial_state`), one per row group (with side streams for the

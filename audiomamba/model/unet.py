@@ -456,11 +456,12 @@ class AudioUNet(nn.Module):
         state["t"] += 1
         return x
 
-    def draws_in_head(self) -> bool:
-        """Whether :meth:`step_and_draw` takes this model's head (one program's tile of it)."""
-        from audiomamba.kernels.triton_sample import head_sample_fits
+    def draws_in_head(self, rows: int) -> bool:
+        """Whether steps of ``rows`` rows should end in :meth:`step_and_draw` (its kernel takes this model's head and
+        pays at this batch: :func:`audiomamba.kernels.triton_sample.head_sample_pays`)."""
+        from audiomamba.kernels.triton_sample import head_sample_pays
 
-        return head_sample_fits(self.head.in_features, self.head.out_features)
+        return head_sample_pays(self.head.in_features, self.head.out_features, rows)
 
     def step_and_draw(self, x: Tensor, state: dict[str, Any], noise: Tensor | None, temperature: float,
                       forced: Tensor, force: Tensor, token_out: Tensor, logp_out: Tensor,
