@@ -148,6 +148,56 @@ def _bind(sig: tuple, args: tuple, kwargs: dict) -> tuple[list, tuple]:
     return values, tuple([(k, v) for k, v in kwargs.items() if k not in known])
 
 
+#: while :func:`recording` is on: (grid, every parameter's value in the kernel's order, the compiled kernel or None
+#: where the launch did not go through the compiled launcher) of each :func:`launch_named` call
+_RECORD: list | None = None
+
+
+class recording:
+    """``with recording() as launches:`` collects each :func:`launch_named` call inside it as (grid, values, compiled
+    kernel or None) so that a caller can replay the same launches with other tensors (:func:`replay`)."""
+
+    def __enter__(self) -> list:
+        global _RECORD
+        self._outer, _RECORD = _RECORD, []
+        return _RECORD
+
+    def __exit__(self, *exc: object) -> None:
+        global _RECORD
+        _RECORD = self._outer
+
+
+def replay(compiled, grid: tuple[int, ...], device: int, values) -> None:
+    """One recorded launch again through the compiled kernel's launcher (``values``: every parameter in the kernel's
+    order, the tensors of this call in place of the recorded ones; the caller keeps every key of the specialisation
+    the same: dtypes, 16-byte alignment, integers, constexprs)."""
+    _run(compiled, grid, device, values)
+
+
+def direct_launches() -> bool:
+    """Whether launches may take the compiled kernels' own launchers now: no ``AUDIOMAMBA_FAST_LAUNCH=0`` and no
+    launch hook (a profiler's); the tensors must be CUDA tensors too (:func:`launch_named`)."""
+    return os.environ.get("AUDIOMAMBA_FAST_LAUNCH", "1").strip() not in ("0", "false", "off") and not _hooks_set()
+
+
+_ENV = os.environ
+
+
+def env_key() -> tuple:
+    """The environment as a hashable key: a cached launch plan is valid only under the settings it was recorded with,
+    and a launch wrapper may read any ``AUDIOMAMBA_*`` or ``TRITON_*`` variable. The whole environment's raw items
+    (1.9 µs for 38 variables on a 2-core CPU, 2026-12-06, against 7 µs for filtering them by prefix and ~2 µs per
+    ``os.environ.get``); another variable changing only costs a new plan."""
+    data = getattr(_ENV, "_data", None)
+    return tuple(data.items()) if data is not None else tuple(sorted(_ENV.items()))
+
+
+def _first(kernel, grid: tuple[int, ...], args: tuple, kwargs: dict):
+    """Triton's own launch (it compiles this specialisation); the compiled kernel it returns, or None."""
+    compiled = kernel[grid](*args, **kwargs)
+    return compiled if _compiled(compiled) else None
+
+
 def launch_named(kernel, grid: tuple[int, ...], *args, **kwargs) -> None:
     """``kernel[grid](*args, **kwargs)`` with any mix of positional and keyword arguments (runtime arguments,
     constexprs and launch options such as ``num_warps`` or ``launch_pdl``), through the compiled kernel's own launcher
@@ -158,6 +208,8 @@ def launch_named(kernel, grid: tuple[int, ...], *args, **kwargs) -> None:
     sig = _signature(kernel)
     if sig is None or not args or not _direct(args[0]):
         kernel[grid](*args, **kwargs)
+        if _RECORD is not None:
+            _RECORD.append((grid, None, None))
         return
     values, options = _bind(sig, args, kwargs)
     device = args[0].get_device()
@@ -165,8 +217,10 @@ def launch_named(kernel, grid: tuple[int, ...], *args, **kwargs) -> None:
     key = (kernel, device, options, *[_tensor_key(v) if isinstance(v, tensor) else v for v in values])
     compiled = _NAMED.get(key)
     if compiled is None:
-        compiled = kernel[grid](*args, **kwargs)
-        if _compiled(compiled):
+        compiled = _first(kernel, grid, args, kwargs)
+        if compiled is not None:
             _remember(_NAMED, key, compiled)
-        return
-    _run(compiled, grid, device, values)
+    else:
+        _run(compiled, grid, device, values)
+    if _RECORD is not None:
+        _RECORD.append((grid, values, compiled))

@@ -69,7 +69,7 @@ from torch import Tensor
 from .backend import interpreting, pdl_enabled
 from .checks import REAL_STATE_DTYPES
 from .errors import KernelError
-from .launch import cdiv, launch_named, next_pow2
+from .launch import cdiv, direct_launches, env_key, launch_named, next_pow2, recording, replay
 from .triton_helpers import (
     below,
     exp_dtA,
@@ -634,17 +634,109 @@ def _kernel_launch(launch: _Launch, batch: int, kernel: str) -> tuple[int, dict[
     return cdiv(batch, rows), dict(launch.common, BLOCK_B=rows, num_warps=warps, **extra)
 
 
+#: recorded launches of a block step, by everything its launches depend on (:func:`_plan_key`): a list of (compiled
+#: kernel, grid, values with None where a tensor goes, (value index, slot index) of each tensor), or
+#: :data:`_NO_PLAN` where the step cannot be replayed (a launch through Triton's own path, or a tensor that is
+#: neither an argument nor scratch, e.g. a copy made by ``.contiguous()``)
+_PLANS: dict[tuple, list | object] = {}
+_NO_PLAN = object()
+
+
+def _plan_key(op: str, precision: str | None, eps: float, inputs: tuple) -> tuple:
+    """What a block step's launches depend on besides its tensors' addresses: the op, the precision and eps, the
+    module's settings (PRELOAD_WEIGHTS, the tile tables' contents, and the helpers tests replace, held by the key so
+    that no other object takes their identity), the settings in the environment (:func:`kernels.launch.env_key`), and
+    each input's shape, dtype, contiguity and 16-byte alignment (None for an absent skip)."""
+    return (op, precision, float(eps), PRELOAD_WEIGHTS, tuple(TILES_STREAM.items()), tuple(TILES_BATCHED.items()),
+            _even, interpreting, env_key(),
+            *[None if t is None else (t.shape, t.dtype, t.is_contiguous(), t.data_ptr() % 16 == 0) for t in inputs])
+
+
+def _plans_apply(x: Tensor) -> bool:
+    """Whether a block step on ``x`` records and replays its launches: a CUDA tensor, and the compiled kernels'
+    launchers allowed (:func:`kernels.launch.direct_launches`)."""
+    return x.is_cuda and direct_launches()
+
+
+def _scratch(x: Tensor, E: int, dbc: int) -> tuple:
+    """A block step's scratch: u, z, y (B, E) float32 (one allocation), the output like x, and the x_proj's (B, dbc)
+    outputs where ``dbc`` (else None)."""
+    batch = x.shape[0]
+    u, z, y = torch.empty((3, batch, E), device=x.device, dtype=torch.float32)
+    out = torch.empty_like(x)
+    return u, z, y, out, (torch.empty((batch, dbc), device=x.device, dtype=torch.float32) if dbc else None)
+
+
+def _make_plan(launches: list, slots: tuple) -> list | object:
+    """The replayable form of a block step's recorded launches (:data:`_PLANS`), each tensor found among ``slots``
+    (the step's inputs, then its scratch) by identity."""
+    plan = []
+    for grid, values, compiled in launches:
+        if values is None or compiled is None:
+            return _NO_PLAN
+        template, positions = list(values), []
+        for i, v in enumerate(values):
+            if isinstance(v, Tensor):
+                j = next((k for k, t in enumerate(slots) if t is v), None)
+                if j is None:
+                    return _NO_PLAN
+                template[i] = None
+                positions.append((i, j))
+        plan.append((compiled, grid, template, tuple(positions)))
+    return plan
+
+
 def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias: Tensor, eps: float,
                 in_proj: Tensor, conv_weight: Tensor, conv_bias: Tensor, conv_state: Tensor, out_proj: Tensor,
-                precision: str | None, ssm: Callable[[Tensor, Tensor, Tensor, _Launch], None]) -> Tensor:
-    """in_proj + conv launch, ``ssm(u, z, y, launch)`` (the SSM launches: y from u, z), then the out_proj launch."""
+                precision: str | None, ssm: Callable[[Tensor, Tensor, Tensor, Tensor | None, _Launch], None],
+                ssm_inputs: tuple, dbc: int = 0) -> Tensor:
+    """in_proj + conv launch, ``ssm(u, z, y, dbc, launch)`` (the SSM launches: y from u, z; ``ssm_inputs``: every
+    tensor they take besides the scratch), then the out_proj launch.
+
+    On a GPU the launches of the first step with given shapes, dtypes and settings are recorded
+    (:class:`kernels.launch.recording`), and later steps replay them with their own tensors through the compiled
+    kernels' launchers (:func:`_plan_key`): the same launches without re-deriving tiles, flags and arguments, which
+    made a block step's Python (the CUDA-graph capture and the steps outside the graphs are Python-bound) cost
+    ~57 µs before its four launches on a 2-core CPU (launches stubbed, 2026-12-06)."""
     batch, H = x.shape
     E = in_proj.shape[0] // 2
     K = conv_weight.shape[-1]
     _check_state(op, "conv_state", conv_state, (batch, E, K - 1), conv_state.dtype)
     x = x.contiguous()
-    u, z, y = torch.empty((3, batch, E), device=x.device, dtype=torch.float32)
-    out = torch.empty_like(x)
+    inputs = (x, norm_weight, norm_bias, in_proj, conv_weight, conv_bias, conv_state, out_proj, res, *ssm_inputs)
+    key = None
+    if _plans_apply(x):
+        key = _plan_key(op, precision, eps, inputs)
+        plan = _PLANS.get(key)
+        if plan is not None and plan is not _NO_PLAN:
+            scratch = _scratch(x, E, dbc)
+            slots = (*inputs, *scratch)
+            device = x.get_device()
+            for compiled, grid, template, positions in plan:
+                values = template.copy()
+                for i, j in positions:
+                    values[i] = slots[j]
+                replay(compiled, grid, device, values)
+            return scratch[3]
+    scratch = _scratch(x, E, dbc)
+    with recording() as launches:
+        _block_launches(x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias, conv_state, out_proj,
+                        precision, ssm, scratch)
+    if key is not None:
+        if len(_PLANS) > 4096:
+            _PLANS.clear()
+        _PLANS[key] = _make_plan(launches, (*inputs, *scratch))
+    return scratch[3]
+
+
+def _block_launches(x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bias: Tensor, eps: float,
+                    in_proj: Tensor, conv_weight: Tensor, conv_bias: Tensor, conv_state: Tensor, out_proj: Tensor,
+                    precision: str | None, ssm: Callable, scratch: tuple) -> None:
+    """The launches of :func:`_block_step`, deriving every tile, flag and argument."""
+    batch, H = x.shape
+    E = in_proj.shape[0] // 2
+    K = conv_weight.shape[-1]
+    u, z, y, out, dbc = scratch
     small = batch < 16
     t = TILES_STREAM if small else batched_tiles()
     bb = next_pow2(batch) if small else t["rows"]
@@ -661,7 +753,7 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
         K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"], PRELOAD=preload and H <= block_h, ONE_CHUNK=H <= block_h,
         EVEN=_even(common["BLOCK_B"], batch, (E, t["in_e"]), (H, block_h)), **common,
     )
-    ssm(u, z, y, launch)
+    ssm(u, z, y, dbc, launch)
     n_rows, common = _kernel_launch(launch, batch, "out")
     launch_named(_out_proj_kernel, (n_rows, cdiv(H, t["out_h"])),
         y, out_proj.contiguous(), x, res.contiguous() if res is not None else x, out,
@@ -669,7 +761,6 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
         HAS_RES=res is not None, BLOCK_H=t["out_h"], BLOCK_K=block_k, PRELOAD=preload and E <= block_k,
         EVEN=_even(common["BLOCK_B"], batch, (H, t["out_h"]), (E, block_k)), **common,
     )
-    return out
 
 
 @torch.no_grad()
@@ -712,13 +803,13 @@ def mamba_s6_block_step_triton(
     _check_state("mamba_s6_block_step", "h", h, (batch, E, N), *REAL_STATE_DTYPES)
     x_proj = x_proj.contiguous()
 
-    def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch) -> None:
+    def ssm(u: Tensor, z: Tensor, y: Tensor, dbc: Tensor | None, launch: _Launch) -> None:
         t = launch.tiles
         block_n, block_r = _pad(N, 2 if launch.small else 16), _pad(R, 2 if launch.small else 16)
         block_k = min(_pad(E), t["k"])
-        dbc = u  # not read when x_proj runs inside _ssm_kernel (one stream: saves a launch)
-        if not launch.small:
-            dbc = torch.empty((batch, R + 2 * N), device=u.device, dtype=torch.float32)
+        if launch.small:
+            dbc = u  # not read when x_proj runs inside _ssm_kernel (one stream: saves a launch)
+        else:
             n_rows, common = _kernel_launch(launch, batch, "x")
             split = bool(t.get("x_split"))  # one of (Δ_low, B_t, C_t) per program
             launch_named(_xproj_kernel, (n_rows, 3 if split else 1),
@@ -728,14 +819,16 @@ def mamba_s6_block_step_triton(
         common = _kernel_launch(launch, batch, "ssm")[1]
         inline_k = (E, block_k) if launch.small else (1, 1)  # the x_proj's chunks, where it runs inside
         launch_named(_ssm_kernel, (launch.n_rows, cdiv(E, t["ssm_e"])),
-            u, z, x_proj, dbc, dt_proj.contiguous(), dt_bias, A.float().contiguous(), D, h, y,
+            u, z, x_proj, dbc, dt_proj.contiguous(), dt_bias, A_, D, h, y,
             batch=batch, E=E, N=N, R=R,
             XPROJ_INLINE=launch.small, BLOCK_E=t["ssm_e"], BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r,
             EVEN=_even(common["BLOCK_B"], batch, (E, t["ssm_e"]), (N, block_n), inline_k), **common,
         )
 
+    A_ = A.float().contiguous()
     return _block_step("mamba_s6_block_step", x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias,
-                       conv_state, out_proj, precision, ssm)
+                       conv_state, out_proj, precision, ssm, (x_proj, dt_proj, dt_bias, A_, D, h),
+                       dbc=R + 2 * N if batch >= 16 else 0)
 
 
 @torch.no_grad()
@@ -784,11 +877,13 @@ def mamba_lti_block_step_triton(
 
     A_, B_, C_ = pairs(A), pairs(B), pairs(C)
 
-    def ssm(u: Tensor, z: Tensor, y: Tensor, launch: _Launch) -> None:
+    delta_ = delta.float().contiguous()
+
+    def ssm(u: Tensor, z: Tensor, y: Tensor, dbc: Tensor | None, launch: _Launch) -> None:
         # complex (re, im) tiles hold twice the registers: half the channels per program when batched
         block_e = launch.tiles["ssm_e"] // (2 if cplx and not launch.small else 1)
         launch_named(_ssm_lti_kernel, (launch.n_rows, cdiv(E, block_e)),
-            u, z, delta.float().contiguous(), A_, B_, C_, D, hv, y,
+            u, z, delta_, A_, B_, C_, D, hv, y,
             batch=batch, E=E, N=N,
             IS_COMPLEX=cplx, BLOCK_B=launch.rows, BLOCK_E=block_e, BLOCK_N=_pad(N, 2),
             EVEN=_even(launch.rows, batch, (E, block_e), (N, _pad(N, 2))),
@@ -797,4 +892,4 @@ def mamba_lti_block_step_triton(
         )
 
     return _block_step(op, x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias, conv_state,
-                       out_proj, precision, ssm)
+                       out_proj, precision, ssm, (delta_, A_, B_, C_, D, hv))

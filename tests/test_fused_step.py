@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 
 import pytest
 import torch
@@ -53,6 +54,51 @@ def test_fused_block_step_matches_composed_step(kind: str, batch: int, tiles: st
             monkeypatch.setattr(tm, name, dict(getattr(tm, name), in_e=16, in_h=16, ssm_e=16, k=16, out_h=16,
                                                out_k=16))
     _fused_equals_composed(kind, batch)
+
+
+class _Compiled:
+    """A stand-in for a compiled kernel on the CPU: its launcher runs the kernel in Triton's interpreter."""
+
+    def __init__(self, kernel) -> None:
+        self.kernel = kernel
+
+
+@pytest.mark.parametrize("batch", [1, 3, 19])
+@pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4", "mamba-s4-real"])
+def test_replayed_block_steps_equal_the_composed_step(kind: str, batch: int, monkeypatch) -> None:
+    """A block step's launches recorded on its first step and replayed with later steps' tensors (what a GPU does
+    through the compiled kernels' launchers; here the "launcher" runs the kernel in the interpreter): the outputs and
+    states of the composed step, every later step replayed (no launch re-derived), and a new plan when a setting in
+    the environment changes."""
+    import audiomamba.kernels.launch as launch
+    import audiomamba.kernels.triton_mamba_step as tm
+
+    def first(kernel, grid, args, kwargs):
+        kernel[grid](*args, **kwargs)
+        return _Compiled(kernel)
+
+    def signature(kernel):  # the interpreter's kernels have no ``params``: their parameters from the function
+        params = list(inspect.signature(kernel.fn).parameters.values())
+        names = tuple(p.name for p in params)
+        return names, tuple(p.default for p in params), frozenset(names)
+
+    replays = []
+    monkeypatch.setattr(tm, "_plans_apply", lambda x: True)
+    monkeypatch.setattr(tm, "_PLANS", {})
+    monkeypatch.setattr(launch, "_direct", lambda first_arg: isinstance(first_arg, torch.Tensor))
+    monkeypatch.setattr(launch, "_first", first)
+    monkeypatch.setattr(launch, "_signature", signature)
+    monkeypatch.setattr(launch, "_NAMED", {})
+    monkeypatch.setattr(launch, "_run", lambda compiled, grid, device, values: compiled.kernel[grid](*values))
+    real_replay = tm.replay
+    monkeypatch.setattr(tm, "replay", lambda *a: replays.append(1) or real_replay(*a))
+    launches = 3 if kind != "mamba-s6" else (4 if batch >= 16 else 3)
+    _fused_equals_composed(kind, batch)  # five steps, a skip input on every other one: two plans
+    assert len(tm._PLANS) == 2 and all(p is not tm._NO_PLAN for p in tm._PLANS.values())
+    assert len(replays) == 3 * launches  # steps 3, 4 and 5 replayed
+    monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", "out_h=16")
+    _fused_equals_composed(kind, batch)
+    assert len(tm._PLANS) == 4 and len(replays) == 6 * launches
 
 
 def _fused_equals_composed(kind: str, batch: int, width: int = 24, d_state: int = 5,
