@@ -137,3 +137,18 @@ def pdl_wait(PDL: tl.constexpr):
     if PDL:
         tl.extra.cuda.gdc_wait()
         tl.extra.cuda.gdc_launch_dependents()
+
+
+@triton.jit
+def ln_linear(x_ptr, nw_ptr, nb_ptr, w_ptr, rows, m_b, offs_v, m_v, H, eps, USE_DOT: tl.constexpr,
+              PREC: tl.constexpr, PDL: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
+    """Linear(LayerNorm(x)) without its bias for rows of x (B, H), H in one tile of BLOCK_H columns, at the outputs
+    ``offs_v`` of the weight w (V, H): (BLOCK_B, len(offs_v)) float32. The weights load first (they do not depend on
+    the previous kernel: with PDL they load while it finishes), then :func:`pdl_wait`."""
+    offs_h = tl.arange(0, BLOCK_H)
+    m_h = offs_h < H
+    w = tl.load(w_ptr + offs_v[None, :] * H + offs_h[:, None], mask=m_h[:, None] & m_v[None, :], other=0.0)
+    pdl_wait(PDL)
+    mean, rstd = ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B, BLOCK_H)
+    xn = ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd)
+    return mm(xn, w.to(tl.float32), USE_DOT, PREC)

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from .backend import pdl_enabled
 from .launch import cdiv, launch_named, next_pow2
-from .triton_helpers import ln_apply, ln_stats, mm, pdl_wait, row_tile
+from .triton_helpers import ln_linear, row_tile
 from .triton_mamba_step import default_precision
 
 #: outputs (vocabulary entries) per program
@@ -30,16 +30,9 @@ def _norm_linear_kernel(
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_V: tl.constexpr, PDL: tl.constexpr = False,
 ):
     rows, m_b = row_tile(batch, BLOCK_B)
-    offs_h = tl.arange(0, BLOCK_H)
-    m_h = offs_h < H
     offs_v = tl.program_id(1) * BLOCK_V + tl.arange(0, BLOCK_V)
     m_v = offs_v < V
-    # the weights do not depend on the previous kernel: with PDL they load while it finishes
-    w = tl.load(w_ptr + offs_v[None, :] * H + offs_h[:, None], mask=m_h[:, None] & m_v[None, :], other=0.0)
-    pdl_wait(PDL)
-    mean, rstd = ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B, BLOCK_H)
-    xn = ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd)
-    out = mm(xn, w.to(tl.float32), USE_DOT, PREC)
+    out = ln_linear(x_ptr, nw_ptr, nb_ptr, w_ptr, rows, m_b, offs_v, m_v, H, eps, USE_DOT, PREC, PDL, BLOCK_B, BLOCK_H)
     if HAS_BIAS:
         out += tl.load(bias_ptr + offs_v, mask=m_v, other=0.0).to(tl.float32)[None, :]
     tl.store(out_ptr + rows[:, None] * V + offs_v[None, :], out.to(out_ptr.dtype.element_ty),

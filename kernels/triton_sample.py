@@ -25,7 +25,7 @@ from torch import Tensor
 
 from .backend import pdl_enabled
 from .launch import cdiv, launch_named, next_pow2
-from .triton_helpers import ln_apply, ln_stats, mm, pdl_wait, row_tile
+from .triton_helpers import ln_apply, ln_linear, ln_stats, mm, pdl_wait, row_tile
 
 #: rows per program
 BLOCK_B = 4
@@ -132,14 +132,9 @@ def _head_sample_kernel(
     rows, m_b = row_tile(batch, BLOCK_B)
     offs_v = tl.arange(0, BLOCK_V)
     m_v = offs_v < V
-    if ONE_CHUNK:  # the weights do not depend on the previous kernel: with PDL they load while it finishes
-        offs_h = tl.arange(0, BLOCK_H)
-        m_h = offs_h < H
-        w = tl.load(w_ptr + offs_v[None, :] * H + offs_h[:, None], mask=m_h[:, None] & m_v[None, :], other=0.0)
-        pdl_wait(PDL)
-        mean, rstd = ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B, BLOCK_H)
-        xn = ln_apply(x_ptr, nw_ptr, nb_ptr, rows, m_b, offs_h, H, mean, rstd)
-        acc = mm(xn, w.to(tl.float32), USE_DOT, PREC)
+    if ONE_CHUNK:  # the weights load before the wait for the previous kernel
+        acc = ln_linear(x_ptr, nw_ptr, nb_ptr, w_ptr, rows, m_b, offs_v, m_v, H, eps, USE_DOT, PREC, PDL, BLOCK_B,
+                        BLOCK_H)
     else:
         pdl_wait(PDL)
         mean, rstd = ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B, BLOCK_H)

@@ -19,6 +19,15 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _tiny_unet(center: str, seed: int):
+    """A two-level U-Net of width 16 (pool 2, one mamba-s6 block per stage, one ``center`` block), seeded, in eval
+    mode on the test device."""
+    torch.manual_seed(seed)
+    cfg = {"d_model": 16, "d_state": 4, "pool": [2], "levels": [{"block": "mamba-s6", "n": 1}],
+           "center": {"block": center, "n": 1}}
+    return build_model(cfg).to(_device()).eval()
+
+
 def _run_steps(model, tokens, fused: bool):
     """Step the model over tokens (B, L): logits (B, L, V) and the final state."""
     state = model.init_state(tokens.shape[0], tokens.device)
@@ -331,11 +340,8 @@ def test_generation_with_fused_kernels_is_exact_and_matches_the_composed_path() 
     from audiomamba.generate import SamplingConfig, generate_tokens
     from audiomamba.tokenizer import shift_right
 
-    torch.manual_seed(2)
-    cfg = {"d_model": 16, "d_state": 4, "pool": [2], "levels": [{"block": "mamba-s6", "n": 1}],
-           "center": {"block": "mamba-s6", "n": 1}}
     dev = _device()
-    model = build_model(cfg).to(dev).eval()
+    model = _tiny_unet("mamba-s6", 2)
     prompt = torch.randint(0, 256, (3, 5), generator=torch.Generator().manual_seed(1))
     runs = {}
     for fused in (True, False):
@@ -368,11 +374,8 @@ def test_steps_that_draw_in_the_head_give_the_tokens_of_three_launches(monkeypat
     from audiomamba.generate.stepper import head_draw_enabled
     from audiomamba.model.unet import AudioUNet
 
-    torch.manual_seed(3)
-    cfg = {"d_model": 16, "d_state": 4, "pool": [2], "levels": [{"block": "mamba-s6", "n": 1}],
-           "center": {"block": "mamba-s4-real", "n": 1}}
     dev = _device()
-    model = build_model(cfg).to(dev).eval()
+    model = _tiny_unet("mamba-s4-real", 3)
     prompt = torch.randint(0, 256, (4, 3), generator=torch.Generator().manual_seed(1))
     calls = []
     real = AudioUNet.step_and_draw
