@@ -424,7 +424,7 @@ def plot_grid(waves: np.ndarray, path: Path, titles: list[str], prepared: GridFi
     images, the frames over them and the titles are drawn here, and the PNG is written at :data:`GRID_PNG_LEVEL` (8
     clips, 2-core CPU, 2026-12-06: 0.25 s with a whole-figure draw and the default PNG level). ``prepared``: a
     :class:`GridFigure` built ahead for this many clips of this length (else the figure is built here)."""
-    from PIL import Image
+    from matplotlib.image import imsave
 
     k, length = len(waves), np.shape(waves)[-1]
     built = prepared.take(k, length) if prepared is not None else None
@@ -439,7 +439,5 @@ def plot_grid(waves: np.ndarray, path: Path, titles: list[str], prepared: GridFi
             ax.draw_artist(spine)
         ax.title.set_text(title)
         ax.draw_artist(ax.title)
-    w, h = canvas.get_width_height()
-    Image.frombuffer("RGBA", (w, h), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).save(
-        path, format="png", compress_level=GRID_PNG_LEVEL)
+    imsave(path, np.asarray(canvas.buffer_rgba()), format="png", pil_kwargs={"compress_level": GRID_PNG_LEVEL})
     return path
