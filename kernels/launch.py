@@ -58,12 +58,17 @@ def _raw_stream(device: int) -> int:
     return _RAW_STREAM(device) if _RAW_STREAM is not None else torch.cuda.current_stream(device).cuda_stream
 
 
+def direct_launches() -> bool:
+    """Whether launches may take the compiled kernels' own launchers now: no ``AUDIOMAMBA_FAST_LAUNCH=0`` and no
+    launch hook (a profiler's); the tensors must be CUDA tensors too (:func:`launch_named`)."""
+    return os.environ.get("AUDIOMAMBA_FAST_LAUNCH", "1").strip() not in ("0", "false", "off") and not _hooks_set()
+
+
 def _direct(first: object) -> bool:
     """Whether a launch whose first argument is ``first`` may take the compiled kernel's own launcher: a CUDA tensor
     (CPU tensors run in Triton's interpreter, whose launch returns no compiled kernel), no
     ``AUDIOMAMBA_FAST_LAUNCH=0`` and no launch hook (a profiler's)."""
-    return (isinstance(first, torch.Tensor) and first.is_cuda
-            and os.environ.get("AUDIOMAMBA_FAST_LAUNCH", "1").strip() not in ("0", "false", "off") and not _hooks_set())
+    return isinstance(first, torch.Tensor) and first.is_cuda and direct_launches()
 
 
 def _compiled(launched: object) -> bool:
@@ -174,22 +179,13 @@ def replay(compiled, grid: tuple[int, ...], device: int, values) -> None:
     _run(compiled, grid, device, values)
 
 
-def direct_launches() -> bool:
-    """Whether launches may take the compiled kernels' own launchers now: no ``AUDIOMAMBA_FAST_LAUNCH=0`` and no
-    launch hook (a profiler's); the tensors must be CUDA tensors too (:func:`launch_named`)."""
-    return os.environ.get("AUDIOMAMBA_FAST_LAUNCH", "1").strip() not in ("0", "false", "off") and not _hooks_set()
-
-
-_ENV = os.environ
-
-
 def env_key() -> tuple:
     """The environment as a hashable key: a cached launch plan is valid only under the settings it was recorded with,
     and a launch wrapper may read any ``AUDIOMAMBA_*`` or ``TRITON_*`` variable. The whole environment's raw items
     (1.9 µs for 38 variables on a 2-core CPU, 2026-12-06, against 7 µs for filtering them by prefix and ~2 µs per
     ``os.environ.get``); another variable changing only costs a new plan."""
-    data = getattr(_ENV, "_data", None)
-    return tuple(data.items()) if data is not None else tuple(sorted(_ENV.items()))
+    data = getattr(os.environ, "_data", None)
+    return tuple(data.items()) if data is not None else tuple(sorted(os.environ.items()))
 
 
 def _first(kernel, grid: tuple[int, ...], args: tuple, kwargs: dict):

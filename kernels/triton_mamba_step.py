@@ -705,12 +705,12 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
     _check_state(op, "conv_state", conv_state, (batch, E, K - 1), conv_state.dtype)
     x = x.contiguous()
     inputs = (x, norm_weight, norm_bias, in_proj, conv_weight, conv_bias, conv_state, out_proj, res, *ssm_inputs)
+    scratch = _scratch(x, E, dbc)
     key = None
     if _plans_apply(x):
         key = _plan_key(op, precision, eps, inputs)
         plan = _PLANS.get(key)
         if plan is not None and plan is not _NO_PLAN:
-            scratch = _scratch(x, E, dbc)
             slots = (*inputs, *scratch)
             device = x.get_device()
             for compiled, grid, template, positions in plan:
@@ -719,7 +719,6 @@ def _block_step(op: str, x: Tensor, res: Tensor | None, norm_weight: Tensor, nor
                     values[i] = slots[j]
                 replay(compiled, grid, device, values)
             return scratch[3]
-    scratch = _scratch(x, E, dbc)
     with recording() as launches:
         _block_launches(x, res, norm_weight, norm_bias, eps, in_proj, conv_weight, conv_bias, conv_state, out_proj,
                         precision, ssm, scratch)

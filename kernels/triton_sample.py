@@ -26,6 +26,7 @@ from torch import Tensor
 from .backend import pdl_enabled
 from .launch import cdiv, launch_named, next_pow2
 from .triton_helpers import ln_apply, ln_linear, ln_stats, mm, pdl_wait, row_tile
+from .triton_mamba_step import default_precision
 
 #: rows per program
 BLOCK_B = 4
@@ -189,8 +190,6 @@ def head_sample_step_triton(
     Returns:
         (B, H) embedding[token_out], in the embedding's dtype.
     """
-    from .triton_mamba_step import default_precision
-
     batch, H = x.shape
     V = weight.shape[0]
     if not head_sample_fits(H, V):
