@@ -424,7 +424,7 @@ def matrix_case(preset: str, block: str, batch: int, seconds: float, max_seconds
     free(dev)
     sync(dev)
     t0 = time.perf_counter()
-    model = model_from_state(torch.load(weights, map_location="cpu", weights_only=True), dev)
+    model = model_from_state(torch.load(weights, map_location="cpu", weights_only=True, mmap=True), dev)
     loaded = time.perf_counter() - t0
     timings: dict[str, float] = {}
     # capped, the WAVs are written after sampling (the sampled part is repeated to full length afterwards, so the

@@ -136,16 +136,18 @@ def test_block_runs_change_no_sample(monkeypatch, pdl: str, batch: int) -> None:
         assert torch.equal(free[flag].tokens, free["0"].tokens)
 
 
-def test_write_samples_judges_noise_on_the_gpu(tmp_path) -> None:
-    """``write_samples(device="cuda")`` judges every sample's noise on the GPU while the pool writes the WAVs: the
-    same files and verdicts as the CPU's pool, statistics within 1e-9."""
+@pytest.mark.parametrize("prompt_len", [0, 500])
+def test_write_samples_judges_noise_on_the_gpu(tmp_path, prompt_len: int) -> None:
+    """``write_samples(device="cuda")`` judges every sample's noise on the GPU (from the tokens, on a thread of its
+    own) while the pool writes the WAVs: the same files and verdicts as the CPU's pool, statistics within 1e-5; with a
+    prompt, only the part after it is judged on both."""
     from audiomamba.generate.output import write_samples
     from audiomamba.generate.sampler import Generated
 
     g = torch.Generator().manual_seed(0)
     tokens = torch.randint(100, 156, (12, 4000), generator=g)
     tokens[3] = torch.randint(0, 256, (4000,), generator=g)  # loud noise throughout
-    gen = Generated(tokens, -torch.rand(12, 4000, generator=g) * 5, 0, 1.0)
+    gen = Generated(tokens, -torch.rand(12, 4000, generator=g) * 5, prompt_len, 1.0)
     cpu = write_samples(gen, tmp_path / "cpu", sashimi_filter=True, spectrogram_count=0)
     timings: dict[str, float] = {}
     gpu = write_samples(gen, tmp_path / "gpu", sashimi_filter=True, spectrogram_count=0, device="cuda", timings=timings)

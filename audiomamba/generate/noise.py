@@ -17,7 +17,7 @@ Without a profile, defaults for full-band 16 kHz audio are used.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +74,11 @@ class NoiseReport:
         return self.noise_throughout or self.runaway_noise
 
     def as_dict(self) -> dict[str, float | bool]:
-        return {**asdict(self), "noise": self.noise}
+        # the fields read directly (``dataclasses.asdict`` copies recursively: 40 µs a report, most of an index's time)
+        return {**{f.name: getattr(self, f.name) for f in _REPORT_FIELDS}, "noise": self.noise}
+
+
+_REPORT_FIELDS = fields(NoiseReport)
 
 
 # The statistics are computed with torch in float64 (one implementation for a CPU and a GPU: the samples of a

@@ -112,26 +112,27 @@ def resolve_checkpoint(path_or_run_dir: str | Path, prefer: str = BEST) -> Path:
     return p
 
 
-def load_checkpoint(path_or_run_dir: str | Path, prefer: str = BEST) -> dict[str, Any]:
+def load_checkpoint(path_or_run_dir: str | Path, prefer: str = BEST, mmap: bool = False) -> dict[str, Any]:
     """Load a checkpoint with ``torch.load(weights_only=True)`` onto the CPU; CheckpointError if unusable.
 
     For a run folder, an unreadable ``prefer`` checkpoint falls back to the other one (best.pt <->
-    last.pt) with a warning.
+    last.pt) with a warning. ``mmap``: the tensors map the file instead of being read into memory (for weights
+    copied once onto a device; checkpoints are replaced atomically, so a mapped one is never rewritten under it).
     """
     path = resolve_checkpoint(path_or_run_dir, prefer)
     try:
-        return _load_file(path)
+        return _load_file(path, mmap)
     except CheckpointError as err:
         other = path.parent / (LAST if path.name == BEST else BEST)
         if not (Path(path_or_run_dir).is_dir() and other.is_file()):
             raise
         warnings.warn(f"{err}; using {other.name} instead", stacklevel=2)
-        return _load_file(other)
+        return _load_file(other, mmap)
 
 
-def _load_file(path: Path) -> dict[str, Any]:
+def _load_file(path: Path, mmap: bool = False) -> dict[str, Any]:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as err:  # noqa: BLE001 - any unpickling/zip failure means a corrupt file
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"corrupt or unreadable checkpoint {path} ({msg[:120]}): use another checkpoint of the run") from None
@@ -166,10 +167,14 @@ def slim_checkpoint(state: dict[str, Any], sampling: bool = False, keep_ema: boo
 
 def model_from_state(state: dict[str, Any], device: str | torch.device = "cpu", ema: bool = True) -> nn.Module:
     """Build the model from a loaded checkpoint's ``model_config`` and load its weights: the EMA
-    weights where the checkpoint has them and ``ema`` is true, else the trained weights."""
+    weights where the checkpoint has them and ``ema`` is true, else the trained weights.
+
+    The model is built on ``device``: its initial weights, overwritten at once, are drawn there (on a CPU that was
+    0.1 s of ``uniform_`` for sc09-large's 24.9 M parameters, 2026-12-06), and the weights are copied there once."""
     from audiomamba.model import build_model
 
-    model = build_model(state["model_config"])
+    with torch.device(device):
+        model = build_model(state["model_config"])
     weights = dict(state["model"])
     if ema and state.get("ema"):
         weights.update({k: v.to(weights[k].dtype) for k, v in state["ema"].items() if k in weights})
@@ -190,6 +195,6 @@ def load_model_from_checkpoint(path_or_run_dir: str | Path, device: str | torch.
     """
     from audiomamba.recipe import recipe_from_dict
 
-    state = load_checkpoint(path_or_run_dir)
+    state = load_checkpoint(path_or_run_dir, mmap=True)
     recipe = recipe_from_dict(state["recipe"], source=state["path"], check_model=False)
     return model_from_state(state, device, ema), recipe

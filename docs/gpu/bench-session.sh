@@ -180,14 +180,21 @@ run head-batch bash -c "S='python3 -m audiomamba.bench.step_tiles --rounds 3 --v
 run head-matrix timeout 300 $B generate --matrix --presets sc09-small,sc09-large,youtubemix \
   --blocks mamba-s6,mamba-s4,mamba-s4-real --batches 1 --out $RES/bench-generate-matrix-1-head.md
 run gpu-tests-generate python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py
-# (issue 18, new 2026-12-06 11:45, built on the CPU machine, not yet run on a GPU) a fused block step's launches
-# recorded once and replayed (AUDIOMAMBA_STEP_REPLAY, on by default; 0: every launch through launch_named): the GPU
-# tests with it, the start-up with and without (sc09-large and sc09-small at 2048), the steady step (unchanged: the
-# graphs replay the same kernels), then the goal runs
+# (issue 18, 2026-12-06 11:45) a fused block step's launches recorded once and replayed (AUDIOMAMBA_STEP_REPLAY, on by
+# default; 0: every launch through launch_named): the GPU tests with it, the start-up with and without (sc09-large and
+# sc09-small at 2048), then the goal runs (one H100 13:44-13:52 UTC: 115 tests passed; start-up 0.597 -> 0.388 s
+# for sc09-large, 0.336 -> 0.227 s for sc09-small)
 run replay-tests bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py tests/test_fused_step.py"
 run replay bash -c "P='python3 -m audiomamba.bench.profile_startup --batch 2048 --compare-launch 3 \
   --compare-var AUDIOMAMBA_STEP_REPLAY --compare-values 0;1'; timeout 250 \$P --preset sc09-large \
-  > $RES/startup-replay-large.txt; timeout 200 \$P --preset sc09-small > $RES/startup-replay-small.txt"
+  > $RES/startup-replay-large.md; timeout 200 \$P --preset sc09-small > $RES/startup-replay-small.md"
+# (issue 18, new 2026-12-06 14:00, built on the CPU machine) the rest outside sampling: the noise judged from the tokens
+# on a thread started first (beside the decoding), the index's rows and JSON through faster paths, the weights file
+# mapped and the model built on the device: the GPU tests of the files phase, then the goal runs (goal-runs) and
+# one stream with every preset and block type
+run rest-tests python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py -k "noise or wavs or sink or host"
+run rest-matrix-1 timeout 300 $B generate --matrix --presets sc09-small,sc09-large,youtubemix \
+  --blocks mamba-s6,mamba-s4,mamba-s4-real --batches 1 --out $RES/bench-generate-matrix-1-rest.md
 # (issue 18) each Mamba block's out_proj folded into the next block's first launch (AUDIOMAMBA_STEP_FOLD): timed on
 # one H100 2026-12-06 10:46-10:50 UTC, 0.82-0.92x for one stream and 0.88-0.91x at 2048, removed (commit 9c652a1 has it)
 # (issue 18, new 2026-12-06) 16 row groups through the CLI, beside the default 8: 1.02x per steady step (H100 03:52),
