@@ -195,6 +195,19 @@ run replay bash -c "P='python3 -m audiomamba.bench.profile_startup --batch 2048 
 run rest-tests python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py -k "noise or wavs or sink or host"
 run rest-matrix-1 timeout 300 $B generate --matrix --presets sc09-small,sc09-large,youtubemix \
   --blocks mamba-s6,mamba-s4,mamba-s4-real --batches 1 --out $RES/bench-generate-matrix-1-rest.md
+# (issue 18, new 2026-12-06 14:30, built on the CPU machine) the pinned host buffers of the tokens' and log-probabilities'
+# copies allocated on a thread while sampling (0.18 s after sampling at sc09-large 2048 x 1 s, H100 14:15) and only the
+# grid's waves decoded on the CPU when the GPU judges the noise: the GPU tests, then the goal runs, sc09-large with
+# 8 row groups (the default) and 16 interleaved (the launch replay made the capture cheaper: 0.33 s for 8 groups)
+run pinned-tests python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py \
+  -k "noise or wavs or sink or host or graph_generation"
+run pinned-goal bash -c "L='$B generate --matrix --presets sc09-large --blocks mamba-s6 --batches 2048 \
+  --max-seconds-per-case 60'; S='$B generate --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 \
+  --max-seconds-per-case 40'; for i in 1 2; do timeout 200 \$L --out $RES/bench-generate-matrix-2048-large-pinned-\$i.md; \
+  AUDIOMAMBA_STEP_GROUPS=16 timeout 200 \$L --out $RES/bench-generate-matrix-2048-large-groups16-\$i.md; \
+  timeout 200 \$S --out $RES/bench-generate-matrix-2048-pinned-\$i.md; done; \
+  timeout 200 \$L --out $RES/bench-generate-matrix-2048-large-pinned-3.md; \
+  AUDIOMAMBA_STEP_GROUPS=16 timeout 200 \$S --out $RES/bench-generate-matrix-2048-groups16.md"
 # (issue 18) each Mamba block's out_proj folded into the next block's first launch (AUDIOMAMBA_STEP_FOLD): timed on
 # one H100 2026-12-06 10:46-10:50 UTC, 0.82-0.92x for one stream and 0.88-0.91x at 2048, removed (commit 9c652a1 has it)
 # (issue 18, new 2026-12-06) 16 row groups through the CLI, beside the default 8: 1.02x per steady step (H100 03:52),
