@@ -279,8 +279,7 @@ def graph_schedule(total: int, period: int, span: int, pool: list[int], offset: 
     ``offset`` (sub-period graphs with the inner levels on side streams, :func:`overlap_enabled`): every graph starts
     at the step where the outer level's inner level runs (phase span - 1), so the side stream forked there is joined
     inside the same graph, one step later, and a graph's capture never ends with it pending; the first span - 1
-    steps run without a graph, and the last one (from ``tail``) too while a prompt forces it, else as the next
-    span's replay with its surplus steps dropped (:meth:`Stepper._run_graphed`)."""
+    steps and the last one run without a graph."""
     shift = span - 1 if offset and pool else 0
     n = (total - shift) // span
     spans = [(shift + s * span, sub_period_depth(pool, s) if pool else 0) for s in range(n)]
@@ -653,17 +652,8 @@ class Stepper:
                 done += 1
                 yield done, tokens, logp
         if plan.tail < forced.shape[0]:
-            rows = slice(plan.tail, forced.shape[0])
-            if rows.start >= free_from:
-                # nothing forced: the next span's graph, its surplus steps dropped (nothing reads the state after a
-                # generation's last step), instead of an eager step (one launch per kernel: ~0.07 s at 2048 rows)
-                s_force.zero_()
-                graphs[key(len(plan.spans))].replay()
-                tokens[rows].copy_(s_tok[: rows.stop - rows.start])
-                logp[rows].copy_(s_logp[: rows.stop - rows.start])
-            else:
-                set_phase(plan.tail)
-                one_span(rows=rows)
+            set_phase(plan.tail)
+            one_span(rows=slice(plan.tail, forced.shape[0]))
         while done < forced.shape[0] // period:
             done += 1
             yield done, tokens, logp
