@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import torch
@@ -37,33 +36,16 @@ class Generated:
         return bits_per_sample(-(self.loglik() if loglik is None else loglik) / n_gen)
 
 
-def host_copy(t: torch.Tensor, small: bool = False, out: torch.Tensor | None = None) -> torch.Tensor:
+def host_copy(t: torch.Tensor, small: bool = False) -> torch.Tensor:
     """``t`` on the CPU. From a GPU the copy goes through pinned memory (at batch 2048 x 1 s the pageable copies of
     the tokens and log-probabilities took 0.23 s, 1.7 GB/s, on an H100, 2026-12-06), and with ``small`` (int64 tokens
-    below 256) as uint8, an eighth of the bytes, widened again on the CPU. ``out``: a pinned buffer allocated ahead
-    (:func:`host_buffers`), used when its shape and dtype fit."""
+    below 256) as uint8, an eighth of the bytes, widened again on the CPU."""
     if t.device.type != "cuda":
         return t.cpu()
     src = t.to(torch.uint8) if small and t.dtype == torch.int64 else t
-    if out is None or out.shape != src.shape or out.dtype != src.dtype:
-        out = torch.empty(src.shape, dtype=src.dtype, pin_memory=True)
+    out = torch.empty(src.shape, dtype=src.dtype, pin_memory=True)
     out.copy_(src)
     return out.long() if out.dtype != t.dtype else out
-
-
-def host_buffers(rows: int, length: int, small: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pinned buffers for :func:`host_copy` of a batch's tokens (uint8 with ``small``) and log-probabilities."""
-    return (torch.empty(rows, length, dtype=torch.uint8 if small else torch.int64, pin_memory=True),
-            torch.empty(rows, length, dtype=torch.float32, pin_memory=True))
-
-
-def _ready(job: Future | None) -> tuple[torch.Tensor, torch.Tensor] | tuple[None, None]:
-    """The buffers of a :func:`host_buffers` job, or (None, None) when there is none or it failed (then
-    :func:`host_copy` allocates its own)."""
-    try:
-        return job.result() if job is not None else (None, None)
-    except (RuntimeError, MemoryError):
-        return None, None
 
 
 def generate_tokens(
@@ -115,43 +97,32 @@ def generate_tokens(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    # each batch's pinned host buffers are allocated on a thread while its periods run (after its graphs' capture),
-    # not after them: page-locking the 164 MB of 2048 x 1 s took about 0.15 s after sampling (an H100, 2026-12-06)
-    pinning = ThreadPoolExecutor(max_workers=1) if device.type == "cuda" else None
-    ahead: dict[int, Future] = {}
-    try:
-        with Progress(*cols, disable=not progress) as bar:
-            task = bar.add_task("generating", total=steps_total, rate="")
-            done_periods = 0
-            for k, lo in enumerate(range(0, n, batch)):
-                b = min(batch, n - lo)
-                gen = torch.Generator(device=device).manual_seed(seed + k) if not use_graph else None
-                stepper = Stepper(model, b, device, sampling, use_graph, gen, seed + k,
-                                  torch.bfloat16 if bf16 else None, state_dtype=state_dtype)
+    with Progress(*cols, disable=not progress) as bar:
+        task = bar.add_task("generating", total=steps_total, rate="")
+        done_periods = 0
+        for k, lo in enumerate(range(0, n, batch)):
+            b = min(batch, n - lo)
+            gen = torch.Generator(device=device).manual_seed(seed + k) if not use_graph else None
+            stepper = Stepper(model, b, device, sampling, use_graph, gen, seed + k,
+                              torch.bfloat16 if bf16 else None, state_dtype=state_dtype)
 
-                def tick(p: int, base: int = done_periods, b: int = b, lo: int = lo) -> None:
-                    nonlocal on_started
-                    if on_started is not None:
-                        on_started, call = None, on_started
-                        call()
-                    if pinning is not None and lo not in ahead:
-                        ahead[lo] = pinning.submit(host_buffers, b, length, small_vocab)
-                    secs = time.perf_counter() - start
-                    audio = (lo * length + b * p * period) / 16000
-                    bar.update(task, completed=base + p, rate=f"{audio / max(secs, 1e-9):.1f}× real time")
+            def tick(p: int, base: int = done_periods, b: int = b, lo: int = lo) -> None:
+                nonlocal on_started
+                if on_started is not None:
+                    on_started, call = None, on_started
+                    call()
+                secs = time.perf_counter() - start
+                audio = (lo * length + b * p * period) / 16000
+                bar.update(task, completed=base + p, rate=f"{audio / max(secs, 1e-9):.1f}× real time")
 
-                prompt = None if prompts is None else prompts[lo : lo + b]
-                feed = None if on_tokens is None else (lambda steps, buf, lo=lo: on_tokens(lo, buf, steps))
-                tok, lp = stepper.run(prompt, length, on_period=tick, on_tokens=feed)
-                tok_buf, lp_buf = _ready(ahead.pop(lo, None))
-                tokens.append(host_copy(tok, small=small_vocab, out=tok_buf))
-                logp.append(host_copy(lp, out=lp_buf))
-                for part, secs in stepper.startup.items():
-                    startup[part] = startup.get(part, 0.0) + secs
-                done_periods += -(-length // period)
-    finally:
-        if pinning is not None:
-            pinning.shutdown(wait=True)
+            prompt = None if prompts is None else prompts[lo : lo + b]
+            feed = None if on_tokens is None else (lambda steps, buf, lo=lo: on_tokens(lo, buf, steps))
+            tok, lp = stepper.run(prompt, length, on_period=tick, on_tokens=feed)
+            tokens.append(host_copy(tok, small=small_vocab))
+            logp.append(host_copy(lp))
+            for part, secs in stepper.startup.items():
+                startup[part] = startup.get(part, 0.0) + secs
+            done_periods += -(-length // period)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     tokens = tokens[0] if len(tokens) == 1 else torch.cat(tokens)  # one batch: no 2nd copy (0.03 s at 2048 x 1 s)
