@@ -195,12 +195,9 @@ run replay bash -c "P='python3 -m audiomamba.bench.profile_startup --batch 2048 
 run rest-tests python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py -k "noise or wavs or sink or host"
 run rest-matrix-1 timeout 300 $B generate --matrix --presets sc09-small,sc09-large,youtubemix \
   --blocks mamba-s6,mamba-s4,mamba-s4-real --batches 1 --out $RES/bench-generate-matrix-1-rest.md
-# (issue 18, new 2026-12-06 14:30, built on the CPU machine) the pinned host buffers of the tokens' and log-probabilities'
-# copies allocated on a thread while sampling (0.18 s after sampling at sc09-large 2048 x 1 s, H100 14:15) and only the
-# grid's waves decoded on the CPU when the GPU judges the noise: the GPU tests, then the goal runs, sc09-large with
-# 8 row groups (the default) and 16 interleaved (the launch replay made the capture cheaper: 0.33 s for 8 groups)
-run pinned-tests python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py \
-  -k "noise or wavs or sink or host or graph_generation"
+# (issue 18, 2026-12-06 14:17) the pinned host buffers allocated on a thread while sampling, with 16 row groups
+# interleaved: one H100 14:18-14:22 UTC, sc09-large 30.14 / 30.19 / 30.43 s by the wall (sampling 29.50-29.59, as
+# without the buffers: removed), 16 groups 30.64 / 30.64 s (steady 1.004x, capture 0.35 -> 0.68 s: 8 stay)
 run pinned-goal bash -c "L='$B generate --matrix --presets sc09-large --blocks mamba-s6 --batches 2048 \
   --max-seconds-per-case 60'; S='$B generate --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 \
   --max-seconds-per-case 40'; for i in 1 2; do timeout 200 \$L --out $RES/bench-generate-matrix-2048-large-pinned-\$i.md; \
@@ -208,6 +205,18 @@ run pinned-goal bash -c "L='$B generate --matrix --presets sc09-large --blocks m
   timeout 200 \$S --out $RES/bench-generate-matrix-2048-pinned-\$i.md; done; \
   timeout 200 \$L --out $RES/bench-generate-matrix-2048-large-pinned-3.md; \
   AUDIOMAMBA_STEP_GROUPS=16 timeout 200 \$S --out $RES/bench-generate-matrix-2048-groups16.md"
+# (issue 18, new 2026-12-06 14:40, built on the CPU machine, not yet run on a GPU: the device budget was spent) a
+# generation's last step as the next span's graph replay, its surplus steps dropped (AUDIOMAMBA_STEP_TAIL=graph; the
+# default stays eager until timed): the GPU tests (sub-period graphs with both tails), then sc09-large and sc09-small
+# at 2048 through the CLI with and without, interleaved (the last period of sc09-small at 2048 took 0.086 s of which
+# 0.011 s of graph replays, the rest the eager last step and the end's checks, one H100 14:24 UTC)
+run tail-tests python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py -k "sub_period"
+run tail-goal bash -c "L='$B generate --matrix --presets sc09-large --blocks mamba-s6 --batches 2048 \
+  --max-seconds-per-case 60'; S='$B generate --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 \
+  --max-seconds-per-case 40'; for i in 1 2 3; do timeout 200 \$L --out $RES/bench-generate-matrix-2048-large-eager-\$i.md; \
+  AUDIOMAMBA_STEP_TAIL=graph timeout 200 \$L --out $RES/bench-generate-matrix-2048-large-tail-\$i.md; done; \
+  for i in 1 2; do timeout 200 \$S --out $RES/bench-generate-matrix-2048-eager-\$i.md; \
+  AUDIOMAMBA_STEP_TAIL=graph timeout 200 \$S --out $RES/bench-generate-matrix-2048-tail-\$i.md; done"
 # (issue 18) each Mamba block's out_proj folded into the next block's first launch (AUDIOMAMBA_STEP_FOLD): timed on
 # one H100 2026-12-06 10:46-10:50 UTC, 0.82-0.92x for one stream and 0.88-0.91x at 2048, removed (commit 9c652a1 has it)
 # (issue 18, new 2026-12-06) 16 row groups through the CLI, beside the default 8: 1.02x per steady step (H100 03:52),
