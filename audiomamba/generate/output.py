@@ -183,10 +183,10 @@ def write_samples(
     "files" (the thread pool: noise check, WAVs, spectrogram grid and then the index side by side); and the seconds
     each part took, summed over its jobs: "noise", "wavs", "grid", "index".
     ``device``: where the noise is judged; a GPU judges every sample from the tokens on a thread started first, while
-    this one decodes and the pool writes the files (on a CPU the pool's threads judge it, a few samples per job). ``grid``: the spectrogram grid's figure
-    built ahead (:func:`preload_plotting`). ``sink``: the :class:`WavSink` that wrote the WAVs while sampling; its
-    files are moved into place (``timings["wavs ahead"]``: its thread's seconds), any row it did not finish is
-    written here.
+    this one decodes and the pool writes the files (on a CPU the pool's threads judge it, a few samples per job).
+    ``grid``: the spectrogram grid's figure built ahead (:func:`preload_plotting`). ``sink``: the :class:`WavSink`
+    that wrote the WAVs while sampling; its files are moved into place (``timings["wavs ahead"]``: its thread's
+    seconds), any row it did not finish is written here.
     """
     timings = {} if timings is None else timings
     clock = _Clock(timings)
