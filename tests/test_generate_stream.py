@@ -44,7 +44,10 @@ def test_stream_continues_a_prompt_without_repeating_it(model: torch.nn.Module) 
     np.testing.assert_array_equal(joined, mu_law_decode(gen.tokens[0, 100:]).numpy())
 
 
-def test_cli_stream_writes_a_growing_wav(model: torch.nn.Module, tmp_path: Path) -> None:
+def test_cli_streams_a_wav_and_writes_a_folder(model: torch.nn.Module, tmp_path: Path, capsys) -> None:
+    """``generate --stream`` writes one WAV; without it (same run) a folder whose index gives the printed mean BPB."""
+    import json
+
     from train_helpers import music_folder, tiny_recipe
 
     from audiomamba.cli import main
@@ -56,3 +59,10 @@ def test_cli_stream_writes_a_growing_wav(model: torch.nn.Module, tmp_path: Path)
     main(["generate", str(run), "--out", str(tmp_path / "s"), "--stream", "--seconds", "0.02", "--device", "cpu"])
     audio, rate = sf.read(str(tmp_path / "s" / "stream.wav"))
     assert rate == 16000 and audio.shape == (320,)
+    capsys.readouterr()
+    main(["generate", str(run), "--out", str(tmp_path / "b"), "--n", "3", "--batch", "3", "--seconds", "0.02",
+          "--device", "cpu"])
+    rows = json.loads((tmp_path / "b" / "index.json").read_text())
+    assert len(rows) == 3 and all((tmp_path / "b" / r["file"]).is_file() for r in rows)
+    printed = " ".join(capsys.readouterr().out.split())
+    assert f"mean BPB {sum(r['bpb'] for r in rows) / 3:.3f}" in printed

@@ -95,10 +95,11 @@ def generate(
     audio = n * seconds
     noisy = sum(r["noise"] for r in rows)
     wall = time.perf_counter() - t_start
+    # the mean BPB from the index's rows (scoring every sample again took 0.08 s at 2048 x 1 s on a 2-core CPU)
     Console().print(
         f"wrote {len(rows)} samples to {out}: sampling {gen.seconds:.1f} s ({audio / gen.seconds:.1f}× real time), "
         f"{wall:.1f} s from loading the model to the index (loading, writing and labelling {wall - gen.seconds:.1f} s); "
-        f"mean BPB {float(gen.bpb().mean()):.3f}; noise flagged in {noisy}{'' if profile else ' (no noise_profile.json in the run: default thresholds)'}; index: {out / 'index.csv'}"
+        f"mean BPB {sum(r['bpb'] for r in rows) / len(rows):.3f}; noise flagged in {noisy}{'' if profile else ' (no noise_profile.json in the run: default thresholds)'}; index: {out / 'index.csv'}"
     )
     Console().print(outside_sampling_line(loaded, timings))
     if labeller is not None:
