@@ -206,7 +206,6 @@ def write_samples(
     keep = sashimi_keep(loglik) if sashimi_filter else torch.ones(n, dtype=torch.bool)
     digits, probs = labeller(waves) if labeller is not None else (None, None)
     paths = [(out if keep[i] else out / "dropped") / f"sample_{i:05d}.wav" for i in range(n)]
-    judged = waves[:, gen.prompt_len :] if gen.prompt_len else waves
     # A pool of threads judges the noise (numpy's array work runs partly outside the GIL: 1.4x on two threads of a
     # 2-core CPU) and writes the WAVs and the spectrogram grid (file writes and the Agg renderer release it too).
     if not bool(keep.all()):
@@ -224,6 +223,7 @@ def write_samples(
             plot = pool.submit(clock.timed("grid", plot_grid), waves[:spectrogram_count], out / "spectrograms.png", titles,
                                grid)
         step = max(NOISE_CHUNK, -(-n // (4 * workers)))  # about 4 noise jobs per thread
+        judged = waves[:, gen.prompt_len :]
         noise_parts = [] if on_gpu else [pool.submit(judge, judged[lo : lo + step], noise_profile)
                                          for lo in range(0, n, step)]
         # 16-bit PCM straight from the tokens: the 256 decoded levels converted once (the same samples as
