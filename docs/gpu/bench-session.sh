@@ -224,6 +224,14 @@ run tail-goal bash -c "L='$B generate --matrix --presets sc09-large --blocks mam
 run large-tiles-goal bash -c "L='$B generate --matrix --presets sc09-large --blocks mamba-s6 --batches 2048 \
   --max-seconds-per-case 60'; for i in 1 2 3; do timeout 200 \$L --out $RES/bench-generate-matrix-2048-large-tiles-default-\$i.md; \
   AUDIOMAMBA_STEP_TILES=out_h=64,x_rows=32 timeout 200 \$L --out $RES/bench-generate-matrix-2048-large-tiles-out64-\$i.md; done"
+# (issue 18, new 2026-12-06 16:45) both of the above together on sc09-large, three runs (the goal row if both pay)
+run combo-goal bash -c "L='$B generate --matrix --presets sc09-large --blocks mamba-s6 --batches 2048 \
+  --max-seconds-per-case 60'; for i in 1 2 3; do AUDIOMAMBA_STEP_TAIL=graph AUDIOMAMBA_STEP_TILES=out_h=64,x_rows=32 \
+  timeout 200 \$L --out $RES/bench-generate-matrix-2048-large-combo-\$i.md; done"
+# (issue 18, new 2026-12-06 17:35) where the start-up's Python goes now that block steps replay their launches
+# (cProfile of the capture and first period; the last such profile, 10:52 UTC, predates the replay)
+run startup-prof bash -c "python3 -m audiomamba.bench.profile_startup --preset sc09-large --batch 2048 --top 40 \
+  > $RES/profile-startup-replay-large.log 2>&1"
 # (issue 18) each Mamba block's out_proj folded into the next block's first launch (AUDIOMAMBA_STEP_FOLD): timed on
 # one H100 2026-12-06 10:46-10:50 UTC, 0.82-0.92x for one stream and 0.88-0.91x at 2048, removed (commit 9c652a1 has it)
 # (issue 18, new 2026-12-06) 16 row groups through the CLI, beside the default 8: 1.02x per steady step (H100 03:52),
