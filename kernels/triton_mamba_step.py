@@ -95,6 +95,13 @@ from .triton_helpers import (
 #: 0.873 against 0.908 ms per step, 1.04x, logits identical; ``x_split=0`` keeps one program per row tile).
 TILES_BATCHED = {"rows": 16, "in_e": 64, "in_h": 32, "ssm_e": 16, "k": 64, "out_h": 32, "out_k": 64, "ssm_warps": 2,
                  "x_split": 1, "x_warps": 2}
+#: batched tiles by the block's width H where they differ from :data:`TILES_BATCHED`: sc09-large's widths (96, 192,
+#: 384) take 64 out_proj columns and 32 x_proj rows per program (one H100, 2026-12-06 17:35-17:39 UTC, ``audiomamba
+#: bench generate --matrix --presets sc09-large --blocks mamba-s6 --batches 2048``, three runs each way interleaved:
+#: 29.91 s median by the wall against 30.13 s, 1.007x; 1.01x per steady step at 10:53 UTC). Unmeasured widths keep
+#: TILES_BATCHED (sc09-small's 64, 128, 256: the same tiles 1.00x there, 0.677 against 0.680 ms per step, 17:44 UTC,
+#: ``python -m audiomamba.bench.step_tiles --configs 'out_h=64,x_rows=32' --rounds 3``).
+TILES_BY_WIDTH: dict[int, dict[str, int]] = {w: {"out_h": 64, "x_rows": 32} for w in (96, 192, 384)}
 TILES_STREAM = {"in_e": 32, "in_h": 128, "ssm_e": 32, "k": 256, "out_h": 32, "out_k": 256}
 NUM_WARPS = 4
 #: keys that tune one batched kernel's launch apart from the others: rows per program (at least 16, for tl.dot) and
@@ -114,15 +121,16 @@ _FLAGS = ("x_split",)  # tile keys that are 0 or 1
 _tiles_cache: dict[tuple, dict[str, int]] = {}
 
 
-def batched_tiles() -> dict[str, int]:
-    """:data:`TILES_BATCHED` with the overrides in ``AUDIOMAMBA_STEP_TILES`` ("KEY=VALUE,...": any key of
-    TILES_BATCHED or :data:`TILE_KERNEL_KEYS`, powers of two; for sweeping the tiles on a new GPU:
-    ``python -m audiomamba.bench.step_tiles``). A KernelError names a bad entry."""
+def batched_tiles(width: int | None = None) -> dict[str, int]:
+    """:data:`TILES_BATCHED`, then a block of ``width`` columns' own (:data:`TILES_BY_WIDTH`), then the overrides in
+    ``AUDIOMAMBA_STEP_TILES`` ("KEY=VALUE,...": any key of TILES_BATCHED or :data:`TILE_KERNEL_KEYS`, powers of two;
+    for sweeping the tiles on a new GPU: ``python -m audiomamba.bench.step_tiles``). A KernelError names a bad entry."""
     text = os.environ.get("AUDIOMAMBA_STEP_TILES", "").strip()
-    key = (text, tuple(TILES_BATCHED.items()))
+    own = TILES_BY_WIDTH.get(width, {}) if width is not None else {}
+    key = (text, tuple(TILES_BATCHED.items()), tuple(own.items()))
     tiles = _tiles_cache.get(key)
     if tiles is None:
-        tiles = dict(TILES_BATCHED)
+        tiles = dict(TILES_BATCHED, **own)
         for part in (p.strip() for p in text.split(",")):
             if not part:
                 continue
@@ -648,6 +656,7 @@ def _plan_key(op: str, precision: str | None, eps: float, inputs: tuple) -> tupl
     that no other object takes their identity), the settings in the environment (:func:`kernels.launch.env_key`), and
     each input's shape, dtype, contiguity and 16-byte alignment (None for an absent skip)."""
     return (op, precision, float(eps), PRELOAD_WEIGHTS, tuple(TILES_STREAM.items()), tuple(TILES_BATCHED.items()),
+            tuple(TILES_BY_WIDTH.get(inputs[0].shape[1], {}).items()),
             _even, interpreting, env_key(),
             *[None if t is None else (t.shape, t.dtype, t.is_contiguous(), t.data_ptr() % 16 == 0) for t in inputs])
 
@@ -739,7 +748,7 @@ def _block_launches(x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bia
     K = conv_weight.shape[-1]
     u, z, y, out, dbc = scratch
     small = batch < 16
-    t = TILES_STREAM if small else batched_tiles()
+    t = TILES_STREAM if small else batched_tiles(H)
     bb = next_pow2(batch) if small else t["rows"]
     pdl = pdl_enabled(x)
     launch = _Launch(small, t, bb, cdiv(batch, bb),

@@ -42,14 +42,16 @@ def _run_steps(model, tokens, fused: bool):
     return out, state
 
 
-@pytest.mark.parametrize("batch,tiles", [(1, "default"), (3, "small"), (19, "default"), (19, "small"), (19, "per-kernel")])
+@pytest.mark.parametrize("batch,tiles", [(1, "default"), (3, "small"), (19, "default"), (19, "small"), (19, "per-kernel"),
+                                         (19, "by-width")])
 @pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4", "mamba-s4-real", "mamba-s4-zoh", "mamba-s4-real-zoh"])
 def test_fused_block_step_matches_composed_step(kind: str, batch: int, tiles: str, monkeypatch) -> None:
     """One block, several steps, odd sizes (H = 24, E = 48, N = 5, R = 2, K = 4), with a skip input:
     one stream, a few rows, and the batched (tl.dot) path, also with tiles smaller than the sizes
     (several chunks per loop and several programs per row tile), and with each batched kernel's own rows and warps
     (``AUDIOMAMBA_STEP_TILES``: 32-row tiles, masked past the 19 rows, beside the state update's 16; the x_proj's three
-    outputs in one program, where the default splits them over three); S6, complex and
+    outputs in one program, where the default splits them over three), and with the block's width's own tiles
+    (``TILES_BY_WIDTH``: out_proj columns in two masked programs, x_proj rows masked past the 19); S6, complex and
     real LTI SSMs with and without zero-order hold."""
     import audiomamba.kernels.triton_mamba_step as tm
 
@@ -58,6 +60,8 @@ def test_fused_block_step_matches_composed_step(kind: str, batch: int, tiles: st
         monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", "in_rows=32,in_warps=2,in_e=16,x_rows=32,x_warps=2,ssm_warps=2,"
                                                     "out_rows=32,out_warps=2,in_stages=1,x_stages=2,out_stages=1,"
                                                     "x_split=0")
+    if tiles == "by-width":
+        monkeypatch.setattr(tm, "TILES_BY_WIDTH", {24: {"out_h": 16, "x_rows": 32}})
     if tiles == "small":
         for name in ("TILES_STREAM", "TILES_BATCHED"):
             monkeypatch.setattr(tm, name, dict(getattr(tm, name), in_e=16, in_h=16, ssm_e=16, k=16, out_h=16,
@@ -536,6 +540,13 @@ def test_step_tiles_from_the_environment(monkeypatch) -> None:
     assert tm._kernel_launch(capped, 2048, "in") == (128, dict(launch.common, num_warps=8, maxnreg=128))
     monkeypatch.setattr(tm, "interpreting", lambda: True)
     assert tm._kernel_launch(capped, 2048, "in") == (128, dict(launch.common, num_warps=8))
+    # a width with its own tiles (sc09-large's): those over TILES_BATCHED, the environment's over both
+    wide = next(iter(tm.TILES_BY_WIDTH))
+    monkeypatch.delenv("AUDIOMAMBA_STEP_TILES")
+    assert tm.batched_tiles(wide) == dict(tm.TILES_BATCHED, **tm.TILES_BY_WIDTH[wide]) != tm.batched_tiles()
+    assert tm.batched_tiles(64) == tm.batched_tiles() == tm.TILES_BATCHED
+    monkeypatch.setenv("AUDIOMAMBA_STEP_TILES", "out_h=16")
+    assert tm.batched_tiles(wide)["out_h"] == 16
     for bad in ("in_e=48", "rows=8", "in_warp=8", "in_e", "in_stages=5", "x_stages=0", "x_split=2", "x_split",
                 "in_maxnreg=32",
                 "ssm_maxnreg=512"):

@@ -206,22 +206,6 @@ def test_row_groups_give_the_tokens_of_one_group(model: torch.nn.Module, monkeyp
     assert (runs["1"].logp - runs["3"].logp).abs().max() <= 1e-5
 
 
-def test_step_tail_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    """AUDIOMAMBA_STEP_TAIL: unset or eager (the default) an eager last step, graph a surplus replay; else one line."""
-    from audiomamba.errors import ConfigError
-    from audiomamba.generate.stepper import tail_graph_enabled
-
-    monkeypatch.delenv("AUDIOMAMBA_STEP_TAIL", raising=False)
-    assert not tail_graph_enabled()
-    for text, on in (("eager", False), (" Graph ", True)):
-        monkeypatch.setenv("AUDIOMAMBA_STEP_TAIL", text)
-        assert tail_graph_enabled() == on
-    monkeypatch.setenv("AUDIOMAMBA_STEP_TAIL", "replay")
-    with pytest.raises(ConfigError, match="AUDIOMAMBA_STEP_TAIL='replay'") as err:
-        tail_graph_enabled()
-    assert "\n" not in str(err.value)
-
-
 def test_step_groups_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     from audiomamba.errors import ConfigError
     from audiomamba.generate.stepper import (

@@ -91,19 +91,6 @@ def head_draw_enabled() -> bool:
     return text != "0"
 
 
-def tail_graph_enabled() -> bool:
-    """Run a graphed generation's last step (past the offset graphs' spans, :func:`graph_schedule`) as the next span's
-    replay with its surplus steps dropped, when no prompt forces it? ``AUDIOMAMBA_STEP_TAIL`` ``graph``: yes;
-    unset or ``eager``: one eager step (the default until the replay is timed on a GPU: the last period of an
-    sc09-small 2048-row generation took 0.086 s against 0.011 s of graph replays, one H100, 2026-12-06 14:24 UTC).
-    Anything else is a one-line ConfigError."""
-    text = os.environ.get("AUDIOMAMBA_STEP_TAIL", "").strip().lower()
-    if text not in ("", "eager", "graph"):
-        raise ConfigError(f"AUDIOMAMBA_STEP_TAIL={text!r} in the environment: use graph (a generation's last step as "
-                          "a graph replay whose surplus steps are dropped) or eager (one eager step, the default)")
-    return text == "graph"
-
-
 #: most CUDA streams the row groups and their side streams may take together before the overlap forks fewer levels
 #: (sc09-small at batch 2048, one H100, 2026-12-06 08:13-08:21 UTC, ms per step: 8 groups x 3 streams 0.682; 12 x 3
 #: 0.908; 16 x 3 1.569, but 16 x 2 (only the outermost level forking) 0.673 and 16 without the overlap 0.725)
@@ -292,8 +279,7 @@ def graph_schedule(total: int, period: int, span: int, pool: list[int], offset: 
     ``offset`` (sub-period graphs with the inner levels on side streams, :func:`overlap_enabled`): every graph starts
     at the step where the outer level's inner level runs (phase span - 1), so the side stream forked there is joined
     inside the same graph, one step later, and a graph's capture never ends with it pending; the first span - 1
-    steps run without a graph, and the last one (from ``tail``) too, or as the next span's replay with its surplus
-    steps dropped where :func:`tail_graph_enabled` and no prompt forces it (:meth:`Stepper._run_graphed`)."""
+    steps and the last one run without a graph."""
     shift = span - 1 if offset and pool else 0
     n = (total - shift) // span
     spans = [(shift + s * span, sub_period_depth(pool, s) if pool else 0) for s in range(n)]
@@ -666,17 +652,8 @@ class Stepper:
                 done += 1
                 yield done, tokens, logp
         if plan.tail < forced.shape[0]:
-            rows = slice(plan.tail, forced.shape[0])
-            if rows.start >= free_from and tail_graph_enabled():
-                # nothing forced: the next span's graph, its surplus steps dropped (nothing reads the state after a
-                # generation's last step), instead of an eager step launching every kernel from Python
-                s_force.zero_()
-                graphs[key(len(plan.spans))].replay()
-                tokens[rows].copy_(s_tok[: rows.stop - rows.start])
-                logp[rows].copy_(s_logp[: rows.stop - rows.start])
-            else:
-                set_phase(plan.tail)
-                one_span(rows=rows)
+            set_phase(plan.tail)
+            one_span(rows=slice(plan.tail, forced.shape[0]))
         while done < forced.shape[0] // period:
             done += 1
             yield done, tokens, logp

@@ -205,11 +205,9 @@ run pinned-goal bash -c "L='$B generate --matrix --presets sc09-large --blocks m
   timeout 200 \$S --out $RES/bench-generate-matrix-2048-pinned-\$i.md; done; \
   timeout 200 \$L --out $RES/bench-generate-matrix-2048-large-pinned-3.md; \
   AUDIOMAMBA_STEP_GROUPS=16 timeout 200 \$S --out $RES/bench-generate-matrix-2048-groups16.md"
-# (issue 18, new 2026-12-06 14:40, built on the CPU machine, not yet run on a GPU: the device budget was spent) a
-# generation's last step as the next span's graph replay, its surplus steps dropped (AUDIOMAMBA_STEP_TAIL=graph; the
-# default stays eager until timed): the GPU tests (sub-period graphs with both tails), then sc09-large and sc09-small
-# at 2048 through the CLI with and without, interleaved (the last period of sc09-small at 2048 took 0.086 s of which
-# 0.011 s of graph replays, the rest the eager last step and the end's checks, one H100 14:24 UTC)
+# (issue 18) a generation's last step as the next span's graph replay, its surplus steps dropped
+# (AUDIOMAMBA_STEP_TAIL=graph): timed on one H100 2026-12-06 17:30-17:35 UTC, 1.00x by the wall (sc09-large 30.24 s
+# median against 30.28, sc09-small 11.84 against 11.87), removed (commit e5d4ba1 has it; these phases need it)
 run tail-tests python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py -k "sub_period"
 run tail-goal bash -c "L='$B generate --matrix --presets sc09-large --blocks mamba-s6 --batches 2048 \
   --max-seconds-per-case 60'; S='$B generate --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 \
