@@ -215,19 +215,19 @@ run tail-goal bash -c "L='$B generate --matrix --presets sc09-large --blocks mam
   AUDIOMAMBA_STEP_TAIL=graph timeout 200 \$L --out $RES/bench-generate-matrix-2048-large-tail-\$i.md; done; \
   for i in 1 2; do timeout 200 \$S --out $RES/bench-generate-matrix-2048-eager-\$i.md; \
   AUDIOMAMBA_STEP_TAIL=graph timeout 200 \$S --out $RES/bench-generate-matrix-2048-tail-\$i.md; done"
-# (issue 18, new 2026-12-06 14:50) sc09-large's best tiles combined through the CLI: `out_h=64,x_rows=32` ran 1.01x per
-# steady step at 2048 (1.784 against 1.793 ms, H100 10:53) and out_h=64 32.85 against 33.46 s by the wall (H100 05:26),
-# and 1 % of its 16 000 steps is 0.29 s, more than the 0.19 s its <= 30 s goal misses by (30.19 s, H100 14:10):
-# interleaved, three each
+# (issue 18) sc09-large's best tiles combined through the CLI, interleaved, three each: timed on one H100 2026-12-06
+# 17:35-17:38 UTC, 29.91 s against 30.13 s by the wall (its <= 30 s met), now its widths' default (TILES_BY_WIDTH), so
+# the default runs here now take them too
 run large-tiles-goal bash -c "L='$B generate --matrix --presets sc09-large --blocks mamba-s6 --batches 2048 \
   --max-seconds-per-case 60'; for i in 1 2 3; do timeout 200 \$L --out $RES/bench-generate-matrix-2048-large-tiles-default-\$i.md; \
   AUDIOMAMBA_STEP_TILES=out_h=64,x_rows=32 timeout 200 \$L --out $RES/bench-generate-matrix-2048-large-tiles-out64-\$i.md; done"
-# (issue 18, new 2026-12-06 16:45) both of the above together on sc09-large, three runs (the goal row if both pay)
+# (issue 18) both of the above together on sc09-large, three runs: timed on one H100 2026-12-06 17:39-17:40 UTC,
+# 29.93 s median, the tail adding nothing (AUDIOMAMBA_STEP_TAIL is read by nothing since its removal)
 run combo-goal bash -c "L='$B generate --matrix --presets sc09-large --blocks mamba-s6 --batches 2048 \
   --max-seconds-per-case 60'; for i in 1 2 3; do AUDIOMAMBA_STEP_TAIL=graph AUDIOMAMBA_STEP_TILES=out_h=64,x_rows=32 \
   timeout 200 \$L --out $RES/bench-generate-matrix-2048-large-combo-\$i.md; done"
-# (issue 18, new 2026-12-06 17:35) where the start-up's Python goes now that block steps replay their launches
-# (cProfile of the capture and first period; the last such profile, 10:52 UTC, predates the replay)
+# (issue 18) where the start-up's Python goes now that block steps replay their launches (cProfile of the capture and
+# first period; run on one H100 2026-12-06 17:41 UTC, results/profile-startup-replay-large-h100-2026-12-06-1741.txt)
 run startup-prof bash -c "python3 -m audiomamba.bench.profile_startup --preset sc09-large --batch 2048 --top 40 \
   > $RES/profile-startup-replay-large.log 2>&1"
 # (issue 18) each Mamba block's out_proj folded into the next block's first launch (AUDIOMAMBA_STEP_FOLD): timed on
