@@ -126,7 +126,7 @@ def batched_tiles(width: int | None = None) -> dict[str, int]:
     ``AUDIOMAMBA_STEP_TILES`` ("KEY=VALUE,...": any key of TILES_BATCHED or :data:`TILE_KERNEL_KEYS`, powers of two;
     for sweeping the tiles on a new GPU: ``python -m audiomamba.bench.step_tiles``). A KernelError names a bad entry."""
     text = os.environ.get("AUDIOMAMBA_STEP_TILES", "").strip()
-    own = TILES_BY_WIDTH.get(width, {}) if width is not None else {}
+    own = TILES_BY_WIDTH.get(width, {})  # None (no width given): none
     key = (text, tuple(TILES_BATCHED.items()), tuple(own.items()))
     tiles = _tiles_cache.get(key)
     if tiles is None:
