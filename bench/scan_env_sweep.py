@@ -3,6 +3,11 @@
     python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_UNROLL 1,2,4,8
     python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_CONFIG "default;32,32,2,1,2,256,seq" --backward
     python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_CLOSED default,1 --backward --complex
+    python -m audiomamba.bench.scan_env_sweep combos \
+        "default;AUDIOMAMBA_SCAN_BWD_CHANNELS=2+AUDIOMAMBA_SCAN_BWD_LOOP=64" --backward
+
+A value of the form ``NAME=V+NAME=V...`` sets those variables together (VARIABLE is then only a label); every
+variable a value names is unset for the others.
 
 Every benchmark shape of ``audiomamba bench kernel`` (with ``--backward`` also the U-Net level shapes
 of sc09-small, (16, 256, 16, 4000) and (16, 512, 16, 1000)), fp32 and bf16: ms, % of the HBM
@@ -46,6 +51,26 @@ def _max_rel(outs: list) -> float:
     return max((max_rel_diff(a, b) for o in outs[1:] for a, b in zip(flat(o), ref, strict=True)), default=0.0)
 
 
+def _settings(var: str, values: list[str]) -> list[dict[str, str]]:
+    """Each value as the environment it sets: {var: value}, {} for "default", or its ``NAME=V+NAME=V`` pairs; every
+    variable that any value names is listed in each (unset: "")."""
+    sets = []
+    for v in values:
+        if v == UNSET:
+            sets.append({})
+        elif "=" in v:
+            sets.append(dict(pair.split("=", 1) for pair in v.split("+")))
+        else:
+            sets.append({var: v})
+    names = {name for one in sets for name in one}
+    return [{name: one.get(name, "") for name in sorted(names)} for one in sets]
+
+
+def _apply(env: dict[str, str]) -> None:
+    for name, value in env.items():
+        os.environ[name] = value
+
+
 def main(var: str, values: list[str], backward: bool = False, quick: bool = False, complex_a: bool = False) -> None:
     from audiomamba.kernels import selective_scan
 
@@ -56,22 +81,24 @@ def main(var: str, values: list[str], backward: bool = False, quick: bool = Fals
         cases = [c for c in cases if c.kind == "lti-complex"]
     if quick:
         cases = cases[:1] if complex_a else [FULL_CASES[0], *UNET_CASES]
+    envs = _settings(var, values)
     print(f"copy bandwidth {bw / 1e9:.0f} GB/s; {var} in {values}; {'fwd+bwd' if backward else 'fwd'}")
     for case in cases:
         for dname in ("fp32", "bf16"):
             inputs = make_inputs(case, DTYPES[dname], "cuda")
             fn = pass_fn(selective_scan, inputs, backward)
             outs, runs = [], [[] for _ in values]
-            for v in values:
-                os.environ[var] = "" if v == UNSET else v
+            for env in envs:
+                _apply(env)
                 outs.append(fn())
             # the values take turns, ROUNDS times, and each keeps its median: the machine's speed drifts by up to
             # 1.3x within a minute (2026-12-03), which one timing per value in a row would read as a difference
             for _ in range(ROUNDS):
-                for k, v in enumerate(values):
-                    os.environ[var] = "" if v == UNSET else v
+                for k, env in enumerate(envs):
+                    _apply(env)
                     runs[k].append(timer(fn))
-            os.environ.pop(var, None)
+            for name in envs[0]:
+                os.environ.pop(name, None)
             times = [statistics.median(r) for r in runs]
             roof = min_bytes(case, 2 if dname == "bf16" else 4, backward) / bw * 1e3
             err = _max_rel(outs)

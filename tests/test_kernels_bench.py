@@ -140,3 +140,13 @@ def test_fwd_bwd_closures_of_the_same_inputs_give_the_same_grads():
     g2 = pass_fn(selective_scan_ref, inputs, True)()
     for a, b in zip(g1, g2, strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_env_sweep_settings_one_variable_and_combinations():
+    """scan_env_sweep's values: one variable's values ("default" unsets it), or ``NAME=V+NAME=V`` combinations;
+    every variable that any value sets is unset ("") where another value leaves it out."""
+    from audiomamba.bench.scan_env_sweep import _settings
+
+    assert _settings("X", ["default", "1"]) == [{"X": ""}, {"X": "1"}]
+    assert _settings("combos", ["default", "A=2+B=3", "A=4"]) == [
+        {"A": "", "B": ""}, {"A": "2", "B": "3"}, {"A": "4", "B": ""}]

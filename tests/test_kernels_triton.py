@@ -203,6 +203,29 @@ def test_triton_state_loop_backward_closed_form_lti(cplx):
         assert (q * loop <= 4).any() and ((q * loop > 4) & (q * loop / 2 <= 30)).any() and (q * loop / 2 > 30).any()
 
 
+@pytest.mark.parametrize("chans", [2, 4], ids=["2ch", "4ch"])
+@pytest.mark.parametrize(
+    "L,seg_l,loop,opts",
+    [(37, 0, 32, ALL_OPTS), (52, 32, 32, ALL_OPTS), (70, 64, 32, OPTS[3]), (50, 0, 64, OPTS[2])],
+    ids=["L37-sub2", "L52-seg32-align4", "L70-seg64-z-bias", "L50-chunk64-D-softplus"],
+)
+def test_triton_state_loop_backward_several_channels(chans, L, seg_l, loop, opts):
+    """``bwd_channels``: the selective real scan's state-loop backward with 2 or 4 channels per program (d = 5: the
+    last program's channels masked; its dB, dC the programs' in-program sums, added by atomics) gives the reference's
+    grads and the one-channel kernel's, in one segment and in segments, with partial last chunks; bf16 inputs too.
+    Other scans ignore the setting (complex A here: the one-channel kernel, the same grads)."""
+    args = make_args(2, 5, 3, L, cplx=False, lti=False, seed=15)
+    multi = run_both(args, opts, block_d=2, seg_l=seg_l, seq=True, loop=loop, bwd_channels=chans)
+    one = run_both(args, opts, block_d=2, seg_l=seg_l, seq=True, loop=loop)
+    assert_match(*multi)
+    assert_match(multi[0], one[0], rtol=1e-5)
+    if L == 52:
+        assert_match(*run_both(args, opts, block_d=2, seg_l=seg_l, seq=True, loop=loop, bwd_channels=chans,
+                               dtype=torch.bfloat16), rtol=3e-2)
+        cargs = make_args(2, 5, 3, L, cplx=True, lti=False, seed=15)
+        assert_match(*run_both(cargs, opts, block_d=2, seg_l=seg_l, seq=True, loop=loop, bwd_channels=chans))
+
+
 def test_triton_pipelined_loops_match_the_reference():
     """The state-loop backward's state loop and the sequential forward's tile loop with software pipelining
     (``bwd_stages``, ``fwd_stages``; the interpreter runs the loops as written, the GPU tests run them compiled)."""
