@@ -203,11 +203,12 @@ def test_triton_state_loop_backward_closed_form_lti(cplx):
         assert (q * loop <= 4).any() and ((q * loop > 4) & (q * loop / 2 <= 30)).any() and (q * loop / 2 > 30).any()
 
 
-@pytest.mark.parametrize("chans", [2, 4], ids=["2ch", "4ch"])
 @pytest.mark.parametrize(
-    "L,seg_l,loop,opts",
-    [(37, 0, 32, ALL_OPTS), (52, 32, 32, ALL_OPTS), (70, 64, 32, OPTS[3]), (50, 0, 64, OPTS[2])],
-    ids=["L37-sub2", "L52-seg32-align4", "L70-seg64-z-bias", "L50-chunk64-D-softplus"],
+    "chans,L,seg_l,loop,opts",
+    [(2, 37, 0, 32, ALL_OPTS), (2, 52, 32, 32, ALL_OPTS), (4, 52, 32, 32, ALL_OPTS), (4, 70, 64, 32, OPTS[3]),
+     (2, 50, 0, 64, OPTS[2])],
+    ids=["2ch-L37-sub2", "2ch-L52-seg32-align4", "4ch-L52-seg32-align4", "4ch-L70-seg64-z-bias",
+         "2ch-L50-chunk64-D-softplus"],
 )
 def test_triton_state_loop_backward_several_channels(chans, L, seg_l, loop, opts):
     """``bwd_channels``: the selective real scan's state-loop backward with 2 or 4 channels per program (d = 5: the
