@@ -352,6 +352,10 @@ CHAN_ENV=${CHAN_ENV:-$CH=2+$LOOP=64}
 [ -d "$PEER_BUILD" ] && run chan-peer bash -c "$B kernel --peer mamba_ssm --peer-build $PEER_BUILD --cuda-graph \
   --out $RES/bench-kernel-peer-graph-default.md; env ${CHAN_ENV//+/ } $B kernel --peer mamba_ssm \
   --peer-build $PEER_BUILD --cuda-graph --out $RES/bench-kernel-peer-graph-chan.md"
+# kernel by kernel, ours (default, then $CHAN_ENV) and the peer's: how the backward's passes (local, carry, full)
+# split its time at every shape, against the peer's forward and backward kernels
+[ -d "$PEER_BUILD" ] && run chan-profile bash -c "python3 -m audiomamba.bench.profile_scan --table \
+  --peer-build $PEER_BUILD; env ${CHAN_ENV//+/ } python3 -m audiomamba.bench.profile_scan --table"
 # the state-loop backward is latency-bound with 128 registers (16 one-warp programs per SM); chunks of 64 steps (80
 # registers in the sm_90 compile check) and register caps of 96 / 128 give the SM more warps to switch between
 run bwd-occupancy bash -c "python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_LOOP default,64 --backward; \
