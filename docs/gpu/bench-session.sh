@@ -338,15 +338,16 @@ run closed-chunk env AUDIOMAMBA_SCAN_BWD_CLOSED=1 python3 -m audiomamba.bench.sc
 run maxnreg-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_MAXNREG default,128,168 --backward --complex
 # the selective bf16 rows below the peer (2026-12-05 04:27: 0.76x fwd+bwd at (8, 128, 16, 131072), 0.95x, 0.99x):
 # issue 14 (2026-12-06 evening): the selective real scan's state-loop backward with several channels per program
-# (kernels/triton_scan.py _scan_bwd_chan_kernel, new, never on a GPU): its GPU tests, then fwd+bwd at every selective
+# (kernels/triton_scan.py _scan_bwd_chan_kernel, new, never on a GPU): fwd+bwd at every selective
 # shape against the one-channel kernel (2 channels over chunks of 128 or 64 steps, 4 over 32 or 64; 2 over 64 with the
-# one-channel kernel's 2 segments at L = 131072, with its state loop pipelined, 2 over 128 capped at 168 registers), then the peer tables (CUDA-graph replays) with the default and with
+# one-channel kernel's 2 segments at L = 131072, with its state loop pipelined, 2 over 128 capped at 168 registers; the
+# sweep's maxrel compares every gradient with the default's), its GPU tests against float64, then the peer tables (CUDA-graph replays) with the default and with
 # $CHAN_ENV (the combination to time against the peer, "+"-separated NAME=V pairs)
-run chan-tests timeout 400 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py -k several_channel
 CH=AUDIOMAMBA_SCAN_BWD_CHANNELS; LOOP=AUDIOMAMBA_SCAN_BWD_LOOP
 run chan-sweep timeout 500 python3 -m audiomamba.bench.scan_env_sweep channels \
   "default;$CH=2;$CH=2+$LOOP=64;$CH=4+$LOOP=32;$CH=4+$LOOP=64;$CH=2+$LOOP=64+AUDIOMAMBA_SCAN_BWD_SEG_L=65536;\
 $CH=2+$LOOP=64+AUDIOMAMBA_SCAN_BWD_STAGES=2;$CH=2+AUDIOMAMBA_SCAN_BWD_MAXNREG=168" --backward
+run chan-tests timeout 400 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py -k several_channel
 while want chan-peer && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 CHAN_ENV=${CHAN_ENV:-$CH=2+$LOOP=64}
 [ -d "$PEER_BUILD" ] && run chan-peer bash -c "$B kernel --peer mamba_ssm --peer-build $PEER_BUILD --cuda-graph \
