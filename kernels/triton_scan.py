@@ -1516,6 +1516,74 @@ def _scan_bwd_local_kernel(
     tl.store(dsum_ptr + row, dsum, mask=mask_d)
 
 
+@triton.jit
+def _scan_bwd_local_chan_kernel(
+    dt_ptr, A_ptr, C_ptr, z_ptr, bias_ptr, dy_ptr, gloc_ptr, dsum_ptr,
+    dim, dstate, seqlen, nchunks, seg_chunks, nseg, s_base,
+    sdt_b, sdt_d, sdt_l, sA_d, sA_n, sC_b, sC_d, sC_n, sC_l, sz_b, sz_d, sz_l, sdy_b, sdy_d, sdy_l,
+    HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, CH: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, CHUNK: tl.constexpr, ALIGN: tl.constexpr = 1,
+):
+    """:func:`_scan_bwd_local_kernel` (backward pass 1: each segment's adjoint at its start from a zero one at its
+    end, and its sum of next-step Δ) for the selective real scan, as the state-loop kernels walk: ``CH`` channels
+    per program, chunks of ``CHUNK`` steps from the right with lanes along L, a loop over the states, one associative
+    scan per state over reversed loads (``ScanConfig.bwd_local_loop``). Same outputs."""
+    pid_b = tl.program_id(0).to(tl.int64)
+    pid_c = tl.program_id(1)
+    pid_s = tl.program_id(2) + s_base
+    if ALIGN > 1:  # see _promise
+        seqlen = seqlen // ALIGN * ALIGN
+        sdy_b, sdy_d = _promise(sdy_b, sdy_d, ALIGN)
+        sz_b, sz_d = _promise(sz_b, sz_d, ALIGN)
+        sdt_b, sdt_d = _promise(sdt_b, sdt_d, ALIGN)
+        sC_b, sC_n = _promise(sC_b, sC_n, ALIGN)
+    c0 = pid_s * seg_chunks
+    c1 = tl.minimum(c0 + seg_chunks, nchunks)
+    t_end = tl.minimum(c1 * BLOCK_L, seqlen)
+    offs = tl.arange(0, CHUNK)
+    offs_c = pid_c * CH + tl.arange(0, CH)
+    offs_n = tl.arange(0, BLOCK_N)
+    mask_c = offs_c < dim
+    last = (offs == CHUNK - 1)[None, :]  # the chunk's first step, in reversed lanes
+    bias = tl.zeros((CH,), tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_c, mask=mask_c, other=0.0).to(tl.float32)
+    rows = offs_c.to(tl.int64)[:, None]
+    dt_rows = dt_ptr + pid_b * sdt_b + rows * sdt_d
+    z_rows = z_ptr + pid_b * sz_b + rows * sz_d
+    dy_rows = dy_ptr + pid_b * sdy_b + rows * sdy_d
+    a_rows = A_ptr + offs_c * sA_d
+    C_base = C_ptr + pid_b * sC_b
+    G = tl.zeros((CH, BLOCK_N), tl.float32)
+    dsum = tl.zeros((CH,), tl.float32)
+    SUB: tl.constexpr = CHUNK // BLOCK_L
+    nsub = tl.cdiv(c1 - c0, SUB)
+    for j in range(0, nsub):
+        tr = (c0 + (nsub - 1 - j) * SUB) * BLOCK_L + (CHUNK - 1) - offs
+        mask_r = tr < t_end
+        m2r = mask_c[:, None] & mask_r[None, :]
+        dout_r = tl.load(dy_rows + tr[None, :] * sdy_l, mask=m2r, other=0.0).to(tl.float32)
+        if HAS_Z:
+            zr = tl.load(z_rows + tr[None, :] * sz_l, mask=m2r, other=0.0).to(tl.float32)
+            dout_r = dout_r * zr * tl.sigmoid(zr)
+        # Δ one step ahead (the adjoint's decay a_{t+1}); zero past L and past the segment (a decay of 1)
+        m1r = m2r & (tr + 1 < seqlen)[None, :]
+        dtn_r, _ = _delta_rows(dt_rows, (tr + 1)[None, :] * sdt_l, m1r, bias, HAS_BIAS, SOFTPLUS)
+        dsum += tl.sum(dtn_r, axis=1)
+        for n in range(0, dstate):
+            sel = (offs_n == n)[None, :]
+            A = tl.load(a_rows + n * sA_n, mask=mask_c, other=0.0).to(tl.float32)[:, None]
+            Cr = tl.load(C_base + n * sC_n + tr * sC_l, mask=mask_r, other=0.0).to(tl.float32)[None, :]
+            al, _ = exp_dtA(dtn_r, A, 0.0, False)
+            ra, rb = tl.associative_scan((al, dout_r * Cr), 1, _combine_real)
+            Gn = tl.sum(tl.where(sel, G, 0.0), axis=1)[:, None]
+            G = tl.where(sel, tl.sum(tl.where(last, rb + ra * Gn, 0.0), axis=1)[:, None], G)
+    row = (pid_b * nseg + pid_s) * dim + offs_c
+    mask_cn = mask_c[:, None] & (offs_n < dstate)[None, :]
+    tl.store(gloc_ptr + row.to(tl.int64)[:, None] * dstate + offs_n[None, :], G, mask=mask_cn)
+    tl.store(dsum_ptr + row, dsum, mask=mask_c)
+
+
 def _real_view(x: Tensor) -> Tensor:
     """Complex tensors as their (..., 2) float32 view (re, im); real tensors unchanged."""
     return torch.view_as_real(x.to(torch.complex64).contiguous()) if x.is_complex() else x
@@ -1685,8 +1753,8 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
     dt_lti = delta.dim() == 1
     B_lti, C_lti = B.dim() == 2, C.dim() == 2
     # channels per program (ScanConfig.bwd_channels): the selective real scan's multi-channel state-loop kernel
-    chans = cfg.bwd_channels if chunk and not (is_complex or B.is_complex() or C.is_complex() or dt_lti or B_lti
-                                               or C_lti) else 1
+    sel_real = bool(chunk) and not (is_complex or B.is_complex() or C.is_complex() or dt_lti or B_lti or C_lti)
+    chans = cfg.bwd_channels if sel_real else 1
     seg_l = cfg.seg_l_bwd
     if seg_l < 0:
         seg_l = pick_seg_l(batch, d, L, block_l, max(block_d, chans))
@@ -1725,16 +1793,25 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
         gloc = torch.empty((batch, nseg, d, N, R), dtype=f32, device=dev)
         ginit = torch.empty_like(gloc)
         dsum = torch.empty((batch, nseg, d), dtype=f32, device=dev)
-        launch(
-            _scan_bwd_local_kernel, (batch, nd, nseg - 1),
-            (delta, A_v, C_v, z if z is not None else u, delta_bias if delta_bias is not None else u, dy, gloc, dsum),
-            (d, N, L, nchunks, seg_chunks, nseg, 1,
-             *dt_str, *A_v.stride()[:2], *_bc_strides(C_v, C_lti), *_strides3(z), *_strides3(dy)),
-            IS_COMPLEX=is_complex, C_COMPLEX=C.is_complex(), C_LTI=C_lti, DT_LTI=dt_lti,
-            HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, R=R,
-            FAC=2.0 if is_complex else 1.0, BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l,
-            num_warps=cfg.warps_bwd,
-        )
+        loc_ptrs = (delta, A_v, C_v, z if z is not None else u, delta_bias if delta_bias is not None else u, dy, gloc,
+                    dsum)
+        loc_ints = (d, N, L, nchunks, seg_chunks, nseg, 1,
+                    *dt_str, *A_v.stride()[:2], *_bc_strides(C_v, C_lti), *_strides3(z), *_strides3(dy))
+        if sel_real and cfg.bwd_local_loop:
+            # the rows' strides of the kernel's ALIGN promise: Δ, C (along L), z and dy
+            rows = [*dt_str[:2], *[_bc_strides(C_v, False)[i] for i in (0, 2)], *_strides3(z)[:2], *_strides3(dy)[:2]]
+            launch(_scan_bwd_local_chan_kernel, (batch, _cdiv(d, chans), nseg - 1), loc_ptrs, loc_ints,
+                   HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, CH=chans,
+                   BLOCK_N=_block_n(N), BLOCK_L=block_l, CHUNK=chunk, ALIGN=_row_align(L, rows) if cfg.align else 1,
+                   num_warps=cfg.warps_bwd)
+        else:
+            launch(
+                _scan_bwd_local_kernel, (batch, nd, nseg - 1), loc_ptrs, loc_ints,
+                IS_COMPLEX=is_complex, C_COMPLEX=C.is_complex(), C_LTI=C_lti, DT_LTI=dt_lti,
+                HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, R=R,
+                FAC=2.0 if is_complex else 1.0, BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l,
+                num_warps=cfg.warps_bwd,
+            )
         # pass 2: the adjoint entering every segment from the right
         _carry(gloc, dsum, A_v, ginit, batch, d, N, nseg, is_complex, reverse=True)
     if L > 0:

@@ -213,13 +213,19 @@ def test_triton_state_loop_backward_closed_form_lti(cplx):
 def test_triton_state_loop_backward_several_channels(chans, L, seg_l, loop, opts):
     """``bwd_channels``: the selective real scan's state-loop backward with 2 or 4 channels per program (d = 5: the
     last program's channels masked; its dB, dC the programs' in-program sums, added by atomics) gives the reference's
-    grads and the one-channel kernel's, in one segment and in segments, with partial last chunks; bf16 inputs too.
-    Other scans ignore the setting (complex A here: the one-channel kernel, the same grads)."""
+    grads and the one-channel kernel's, in one segment and in segments, with partial last chunks; bf16 inputs too; in
+    segments also with the local pass along L (``bwd_local_loop``). Other scans ignore the settings (complex A here)."""
     args = make_args(2, 5, 3, L, cplx=False, lti=False, seed=15)
     multi = run_both(args, opts, block_d=2, seg_l=seg_l, seq=True, loop=loop, bwd_channels=chans)
     one = run_both(args, opts, block_d=2, seg_l=seg_l, seq=True, loop=loop)
     assert_match(*multi)
     assert_match(multi[0], one[0], rtol=1e-5)
+    if seg_l:  # the local pass with lanes along L too (bwd_local_loop), with one channel per program and several
+        for c in (1, chans):
+            local = run_both(args, opts, block_d=2, seg_l=seg_l, seq=True, loop=loop, bwd_channels=c,
+                             bwd_local_loop=True)
+            assert_match(*local)
+            assert_match(local[0], one[0], rtol=1e-5)
     if L == 52:
         assert_match(*run_both(args, opts, block_d=2, seg_l=seg_l, seq=True, loop=loop, bwd_channels=chans,
                                dtype=torch.bfloat16), rtol=3e-2)

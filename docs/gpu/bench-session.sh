@@ -340,13 +340,14 @@ run maxnreg-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_M
 # issue 14 (2026-12-06 evening): the selective real scan's state-loop backward with several channels per program
 # (kernels/triton_scan.py _scan_bwd_chan_kernel, new, never on a GPU): fwd+bwd at every selective
 # shape against the one-channel kernel (2 channels over chunks of 128 or 64 steps, 4 over 32 or 64; 2 over 64 with the
-# one-channel kernel's 2 segments at L = 131072, with its state loop pipelined, 2 over 128 capped at 168 registers; the
-# sweep's maxrel compares every gradient with the default's), its GPU tests against float64, then the peer tables (CUDA-graph replays) with the default and with
+# one-channel kernel's 2 segments at L = 131072, 2 over 128 capped at 168 registers; the local pass along L with one
+# channel per program and with 2 over 64; the sweep's maxrel compares every gradient with the default's), the GPU
+# tests against float64, then the peer tables (CUDA-graph replays) with the default and with
 # $CHAN_ENV (the combination to time against the peer, "+"-separated NAME=V pairs)
-CH=AUDIOMAMBA_SCAN_BWD_CHANNELS; LOOP=AUDIOMAMBA_SCAN_BWD_LOOP
-run chan-sweep timeout 500 python3 -m audiomamba.bench.scan_env_sweep channels \
+CH=AUDIOMAMBA_SCAN_BWD_CHANNELS; LOOP=AUDIOMAMBA_SCAN_BWD_LOOP; LOC=AUDIOMAMBA_SCAN_BWD_LOCAL_LOOP
+run chan-sweep timeout 600 python3 -m audiomamba.bench.scan_env_sweep channels \
   "default;$CH=2;$CH=2+$LOOP=64;$CH=4+$LOOP=32;$CH=4+$LOOP=64;$CH=2+$LOOP=64+AUDIOMAMBA_SCAN_BWD_SEG_L=65536;\
-$CH=2+$LOOP=64+AUDIOMAMBA_SCAN_BWD_STAGES=2;$CH=2+AUDIOMAMBA_SCAN_BWD_MAXNREG=168" --backward
+$CH=2+AUDIOMAMBA_SCAN_BWD_MAXNREG=168;$LOC=1;$CH=2+$LOOP=64+$LOC=1" --backward
 run chan-tests timeout 400 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py -k several_channel
 while want chan-peer && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 CHAN_ENV=${CHAN_ENV:-$CH=2+$LOOP=64}
