@@ -1295,6 +1295,20 @@ def _scan_bwd_loop_kernel(
 
 
 @triton.jit
+def _adjoint_inputs(dy_rows, z_rows, dt_rows, tr, mask, mask_next, bias, sdy_l, sz_l, sdt_l,
+                    HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
+    """The adjoint scan's inputs of the several-channel state-loop kernels at times ``tr`` (reversed lanes) from row
+    pointers (CH, 1): the output gradient through the gate, and Δ one step ahead (the decay a_{t+1}; zero where
+    ``mask_next`` is off)."""
+    dout = tl.load(dy_rows + tr[None, :] * sdy_l, mask=mask, other=0.0).to(tl.float32)
+    if HAS_Z:
+        zr = tl.load(z_rows + tr[None, :] * sz_l, mask=mask, other=0.0).to(tl.float32)
+        dout = dout * zr * tl.sigmoid(zr)
+    dtn, _ = _delta_rows(dt_rows, (tr + 1)[None, :] * sdt_l, mask_next, bias, HAS_BIAS, SOFTPLUS)
+    return dout, dtn
+
+
+@triton.jit
 def _scan_bwd_chan_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dy_ptr, states_ptr,
     du_ptr, ddt_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, ddt_sum_ptr, ginit_ptr,
@@ -1380,12 +1394,8 @@ def _scan_bwd_chan_kernel(
         tr = cb * BLOCK_L + (CHUNK - 1) - offs
         mask_r = tr < t_end
         m2r = mask_c[:, None] & mask_r[None, :]
-        dout_r = tl.load(dy_rows + tr[None, :] * sdy_l, mask=m2r, other=0.0).to(tl.float32)
-        if HAS_Z:
-            zr = tl.load(z_rows + tr[None, :] * sz_l, mask=m2r, other=0.0).to(tl.float32)
-            dout_r = dout_r * zr * tl.sigmoid(zr)
-        m1r = mask_c[:, None] & (tr + 1 < seqlen)[None, :]
-        dtn_r, _ = _delta_rows(dt_rows, (tr + 1)[None, :] * sdt_l, m1r, bias, HAS_BIAS, SOFTPLUS)
+        dout_r, dtn_r = _adjoint_inputs(dy_rows, z_rows, dt_rows, tr, m2r, mask_c[:, None] & (tr + 1 < seqlen)[None, :],
+                                        bias, sdy_l, sz_l, sdt_l, HAS_Z, HAS_BIAS, SOFTPLUS)
         y = tl.zeros((CH, CHUNK), tl.float32)
         s = tl.zeros((CH, CHUNK), tl.float32)
         gA = tl.zeros((CH, CHUNK), tl.float32)
@@ -1562,13 +1572,9 @@ def _scan_bwd_local_chan_kernel(
         tr = (c0 + (nsub - 1 - j) * SUB) * BLOCK_L + (CHUNK - 1) - offs
         mask_r = tr < t_end
         m2r = mask_c[:, None] & mask_r[None, :]
-        dout_r = tl.load(dy_rows + tr[None, :] * sdy_l, mask=m2r, other=0.0).to(tl.float32)
-        if HAS_Z:
-            zr = tl.load(z_rows + tr[None, :] * sz_l, mask=m2r, other=0.0).to(tl.float32)
-            dout_r = dout_r * zr * tl.sigmoid(zr)
-        # Δ one step ahead (the adjoint's decay a_{t+1}); zero past L and past the segment (a decay of 1)
-        m1r = m2r & (tr + 1 < seqlen)[None, :]
-        dtn_r, _ = _delta_rows(dt_rows, (tr + 1)[None, :] * sdt_l, m1r, bias, HAS_BIAS, SOFTPLUS)
+        # Δ one step ahead: zero past L and past the segment (a decay of 1)
+        dout_r, dtn_r = _adjoint_inputs(dy_rows, z_rows, dt_rows, tr, m2r, m2r & (tr + 1 < seqlen)[None, :], bias,
+                                        sdy_l, sz_l, sdt_l, HAS_Z, HAS_BIAS, SOFTPLUS)
         dsum += tl.sum(dtn_r, axis=1)
         for n in range(0, dstate):
             sel = (offs_n == n)[None, :]
