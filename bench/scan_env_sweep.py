@@ -15,7 +15,7 @@ roofline, speed-up against the first value ("default": the variable unset; every
 "0" included; the values take turns three times and each reports its median), and the largest relative
 difference of the outputs (the forward's y, or with ``--backward`` every gradient). ``--quick``: the selective shapes
 (16, 128, 16, 16384), (16, 256, 16, 4000) and (16, 512, 16, 1000) only. ``--complex``: the complex-LTI shapes only (with ``--quick``,
-(16, 128, 16, 16384)).
+(16, 128, 16, 16384)). ``--selective``: every shape but the complex-LTI ones.
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ def _apply(env: dict[str, str]) -> None:
         os.environ[name] = value
 
 
-def main(var: str, values: list[str], backward: bool = False, quick: bool = False, complex_a: bool = False) -> None:
+def main(var: str, values: list[str], backward: bool = False, quick: bool = False, complex_a: bool = False,
+         selective: bool = False) -> None:
     from audiomamba.kernels import selective_scan
 
     timer = make_timer("cuda", False)
@@ -79,6 +80,8 @@ def main(var: str, values: list[str], backward: bool = False, quick: bool = Fals
     cases = FULL_CASES if backward else [c for c in FULL_CASES if c not in UNET_CASES]
     if complex_a:
         cases = [c for c in cases if c.kind == "lti-complex"]
+    if selective:
+        cases = [c for c in cases if c.kind != "lti-complex"]
     if quick:
         cases = cases[:1] if complex_a else [FULL_CASES[0], *UNET_CASES]
     envs = _settings(var, values)
@@ -109,9 +112,9 @@ def main(var: str, values: list[str], backward: bool = False, quick: bool = Fals
 if __name__ == "__main__":
     flags = {a for a in sys.argv[1:] if a.startswith("--")}
     rest = [a for a in sys.argv[1:] if not a.startswith("--")]
-    if len(rest) != 2 or flags - {"--backward", "--quick", "--complex"}:
+    if len(rest) != 2 or flags - {"--backward", "--quick", "--complex", "--selective"}:
         sys.exit("usage: python -m audiomamba.bench.scan_env_sweep VARIABLE V1,V2,... [--backward] [--quick] "
-                 "[--complex] (e.g. AUDIOMAMBA_SCAN_UNROLL 1,2,4,8; \"default\" leaves it unset)")
+                 "[--complex | --selective] (e.g. AUDIOMAMBA_SCAN_UNROLL 1,2,4,8; \"default\" leaves it unset)")
     # values that hold commas themselves (AUDIOMAMBA_SCAN_CONFIG) are separated by ";"
     values = rest[1].split(";") if ";" in rest[1] else rest[1].split(",")
-    main(rest[0], values, "--backward" in flags, "--quick" in flags, "--complex" in flags)
+    main(rest[0], values, "--backward" in flags, "--quick" in flags, "--complex" in flags, "--selective" in flags)

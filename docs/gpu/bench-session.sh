@@ -347,7 +347,7 @@ run maxnreg-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_M
 CH=AUDIOMAMBA_SCAN_BWD_CHANNELS; LOOP=AUDIOMAMBA_SCAN_BWD_LOOP; LOC=AUDIOMAMBA_SCAN_BWD_LOCAL_LOOP
 CHAN_VALUES=${CHAN_VALUES:-"default;$CH=2;$CH=2+$LOOP=64;$CH=4+$LOOP=32;$CH=4+$LOOP=64;\
 $CH=2+$LOOP=64+AUDIOMAMBA_SCAN_BWD_SEG_L=65536;$CH=2+AUDIOMAMBA_SCAN_BWD_MAXNREG=168;$LOC=1;$CH=2+$LOOP=64+$LOC=1"}
-run chan-sweep timeout 600 python3 -m audiomamba.bench.scan_env_sweep channels "$CHAN_VALUES" --backward
+run chan-sweep timeout 600 python3 -m audiomamba.bench.scan_env_sweep channels "$CHAN_VALUES" --backward --selective
 run chan-tests timeout 400 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py -k several_channel
 while want chan-peer && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 CHAN_ENV=${CHAN_ENV:-$CH=2+$LOOP=64}
