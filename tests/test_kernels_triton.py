@@ -466,6 +466,18 @@ def test_scan_config_env_override_and_errors(monkeypatch):
         with pytest.raises(KernelError, match=name):
             pick_config(8, 128, 16, 4096, False)
         monkeypatch.delenv(name)
+    # the selective real backward's channels per program and its local pass along L (one channel, tiles: defaults)
+    cfg = pick_config(8, 128, 16, 4096, False)
+    assert cfg.bwd_channels == 1 and not cfg.bwd_local_loop
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_CHANNELS", "2")
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_LOCAL_LOOP", "1")
+    cfg = pick_config(8, 128, 16, 4096, False)
+    assert cfg.bwd_channels == 2 and cfg.bwd_local_loop
+    for name, bad in (("AUDIOMAMBA_SCAN_BWD_CHANNELS", "3"), ("AUDIOMAMBA_SCAN_BWD_LOCAL_LOOP", "2")):
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(KernelError, match=name):
+            pick_config(8, 128, 16, 4096, False)
+        monkeypatch.delenv(name)
 
 
 def test_pick_config_cache_keys_on_every_variable_it_reads(monkeypatch):
