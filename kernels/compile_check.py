@@ -29,7 +29,7 @@ class Variant:
     """One compile-time specialisation of a kernel."""
 
     # "fwd", "seq" (sequential forward; "seqlanes": without unit-L-stride specialisation), "bwd", "bwdloop"
-    # (state-loop backward; "bwdchan": its several-channel form, "bwdlocchan": its local pass), "bwdloc", "carry", "finish" (the backward's sums), "step", or a generation kernel
+    # (state-loop backward), "bwdloc", "carry", "finish" (the backward's sums), "step", or a generation kernel
     kernel: str
     consts: tuple[tuple[str, object], ...]
     num_warps: int
@@ -37,7 +37,7 @@ class Variant:
     def label(self) -> str:
         flags = [k for k, v in self.consts if v is True]
         blocks = [f"{k}={v}" for k, v in self.consts
-                  if k.startswith("BLOCK") or k in ("SUB_L", "UNROLL", "CHUNK", "ALIGN", "STAGES", "UNROLL_N", "T", "ROWS", "PREC", "CH")]
+                  if k.startswith("BLOCK") or k in ("SUB_L", "UNROLL", "CHUNK", "ALIGN", "STAGES", "UNROLL_N", "T", "ROWS", "PREC")]
         flags += [f"{k}=False" for k, v in self.consts if k == "REV_LOADS" and v is False]
         return f"{self.kernel} warps={self.num_warps} " + " ".join(blocks + flags)
 
@@ -96,14 +96,6 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                         out.append(Variant("bwdloop", tuple((loop | {"CLOSED": True, "FAST_TRIG": True}).items()), warps))
                     if warps == 1 and loop_chunk in (64, 128):
                         out.append(Variant("bwdloop", tuple((loop | {"ALIGN": 4, "LANE_ASM": True}).items()), warps))
-                    if not (cplx or dt_lti or b_lti or c_lti):  # the selective real scan by 2 and 4 channels per program
-                        chan = {k: bwd[k] for k in ("HAS_D", "HAS_Z", "HAS_BIAS", "SOFTPLUS", "HAS_INIT", "BLOCK_N",
-                                                    "BLOCK_L")} | {"CHUNK": loop_chunk}
-                        for ch in (2, 4):
-                            out.append(Variant("bwdchan", tuple((chan | {"CH": ch}).items()), warps))
-                        loc = {k: chan[k] for k in ("HAS_Z", "HAS_BIAS", "SOFTPLUS", "BLOCK_N", "BLOCK_L", "CHUNK")}
-                        for ch in (1, 2):  # its local pass along L (ScanConfig.bwd_local_loop)
-                            out.append(Variant("bwdlocchan", tuple((loc | {"CH": ch}).items()), warps))
                     out.append(Variant("bwdloc", tuple(bwd_loc.items()), warps))
     for bias in (True, False):
         conv = dict(K=4, HAS_BIAS=bias, BLOCK_L=64, BLOCK_E=32)
@@ -219,8 +211,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
 
     fn = {"fwd": triton_scan._scan_fwd_kernel, "seq": triton_scan._scan_fwd_seq_kernel,
           "seqlanes": triton_scan._scan_fwd_seq_lanes_kernel, "bwd": triton_scan._scan_bwd_kernel,
-          "bwdloop": triton_scan._scan_bwd_loop_kernel, "bwdchan": triton_scan._scan_bwd_chan_kernel,
-          "bwdlocchan": triton_scan._scan_bwd_local_chan_kernel,
+          "bwdloop": triton_scan._scan_bwd_loop_kernel,
           "bwdloc": triton_scan._scan_bwd_local_kernel, "carry": triton_scan._seg_carry_kernel,
           "finish": triton_scan._bwd_finish_kernel,
           "step": triton_step._step_kernel, "in_conv": triton_mamba_step._in_conv_kernel,
@@ -235,7 +226,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     consts = dict(v.consts)
     # the strides that are 1 when the sequential forward runs on contiguous (b, d, L) u/Δ/z/y, (b, N, L) B/C and
     # (d, N) A, which Triton's launcher specialises to the constant 1 unless the kernel says do_not_specialize
-    if v.kernel in ("seq", "seqlanes", "bwdloop", "bwdchan", "bwdlocchan"):
+    if v.kernel in ("seq", "seqlanes", "bwdloop"):
         skip = getattr(fn, "do_not_specialize", [])
         names = [p for p in ("su_l", "sdt_l", "sz_l", "sy_l", "sdy_l", "sB_l", "sC_l", "sA_n") if p not in skip]
         consts.update({name: 1 for name in names if name in inspect.signature(fn.fn).parameters})

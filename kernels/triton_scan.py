@@ -1295,158 +1295,6 @@ def _scan_bwd_loop_kernel(
 
 
 @triton.jit
-def _adjoint_inputs(dy_rows, z_rows, dt_rows, tr, mask, mask_next, bias, sdy_l, sz_l, sdt_l,
-                    HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr):
-    """The adjoint scan's inputs of the several-channel state-loop kernels at times ``tr`` (reversed lanes) from row
-    pointers (CH, 1): the output gradient through the gate, and Δ one step ahead (the decay a_{t+1}; zero where
-    ``mask_next`` is off)."""
-    dout = tl.load(dy_rows + tr[None, :] * sdy_l, mask=mask, other=0.0).to(tl.float32)
-    if HAS_Z:
-        zr = tl.load(z_rows + tr[None, :] * sz_l, mask=mask, other=0.0).to(tl.float32)
-        dout = dout * zr * tl.sigmoid(zr)
-    dtn, _ = _delta_rows(dt_rows, (tr + 1)[None, :] * sdt_l, mask_next, bias, HAS_BIAS, SOFTPLUS)
-    return dout, dtn
-
-
-@triton.jit
-def _scan_bwd_chan_kernel(
-    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, dy_ptr, states_ptr,
-    du_ptr, ddt_ptr, dz_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, ddt_sum_ptr, ginit_ptr,
-    dim, dstate, seqlen, nchunks, seg_chunks, nseg,
-    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
-    sB_b, sB_d, sB_n, sB_l, sC_b, sC_d, sC_n, sC_l,
-    sz_b, sz_d, sz_l, sdy_b, sdy_d, sdy_l,
-    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    HAS_INIT: tl.constexpr, CH: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, CHUNK: tl.constexpr,
-    ALIGN: tl.constexpr = 1, STAGES: tl.constexpr = 1,
-):
-    """The state-loop backward of the selective real scan (real A; Δ, B, C varying along L) with ``CH``
-    channels per program (``ScanConfig.bwd_channels``): :func:`_scan_bwd_loop_kernel`'s walk (chunks from
-    the right, a loop over the states, per state a forward scan for h_t and a reverse scan over reversed
-    loads for the adjoint) on (CH, CHUNK) tiles. The channels of one batch element share B and C, so each
-    state's B, C loads and its dB, dC atomics (the channels' sum, reduced in the program) serve CH channels
-    where the one-channel kernel pays them per channel, and the CH scan chains are independent work for the
-    scheduler. Same outputs as :func:`_scan_bwd_loop_kernel` (``sB_d``, ``sC_d`` are 0 here, unused)."""
-    pid_b = tl.program_id(0).to(tl.int64)
-    pid_c = tl.program_id(1)
-    pid_s = tl.program_id(2)
-    if ALIGN > 1:  # see _promise
-        seqlen = seqlen // ALIGN * ALIGN
-        su_b, su_d = _promise(su_b, su_d, ALIGN)
-        sdy_b, sdy_d = _promise(sdy_b, sdy_d, ALIGN)
-        sz_b, sz_d = _promise(sz_b, sz_d, ALIGN)
-        sdt_b, sdt_d = _promise(sdt_b, sdt_d, ALIGN)
-        sB_b, sB_n = _promise(sB_b, sB_n, ALIGN)
-        sC_b, sC_n = _promise(sC_b, sC_n, ALIGN)
-    c0 = pid_s * seg_chunks
-    c1 = tl.minimum(c0 + seg_chunks, nchunks)
-    t_end = tl.minimum(c1 * BLOCK_L, seqlen)
-    offs = tl.arange(0, CHUNK)
-    offs_c = pid_c * CH + tl.arange(0, CH)
-    offs_n = tl.arange(0, BLOCK_N)
-    mask_c = offs_c < dim
-    mask_cn = mask_c[:, None] & (offs_n < dstate)[None, :]
-    last = (offs == CHUNK - 1)[None, :]  # the adjoint's lane of the chunk's first step (reversed loads)
-    Dv = tl.zeros((CH,), tl.float32)
-    if HAS_D:
-        Dv = tl.load(D_ptr + offs_c, mask=mask_c, other=0.0).to(tl.float32)
-    bias = tl.zeros((CH,), tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + offs_c, mask=mask_c, other=0.0).to(tl.float32)
-    rows = offs_c.to(tl.int64)[:, None]
-    u_rows = u_ptr + pid_b * su_b + rows * su_d
-    dt_rows = dt_ptr + pid_b * sdt_b + rows * sdt_d
-    z_rows = z_ptr + pid_b * sz_b + rows * sz_d
-    dy_rows = dy_ptr + pid_b * sdy_b + rows * sdy_d
-    g_rows = (pid_b * dim + rows) * seqlen
-    st_rows = (pid_b * dim + offs_c) * nchunks * dstate
-    a_rows = A_ptr + offs_c * sA_d
-    B_base = B_ptr + pid_b * sB_b
-    C_base = C_ptr + pid_b * sC_b
-    pdn = ((pid_b * nseg + pid_s) * dim + rows) * dstate + offs_n[None, :]
-
-    # per-(channel, state) carries and sums: the adjoint after the current chunk, dA
-    G = tl.zeros((CH, BLOCK_N), tl.float32)
-    if HAS_INIT:
-        G = tl.load(ginit_ptr + pdn, mask=mask_cn, other=0.0)
-    dA = tl.zeros((CH, BLOCK_N), tl.float32)
-    dD_acc = tl.zeros((CH,), tl.float32)
-    ddt_acc = tl.zeros((CH,), tl.float32)
-    SUB: tl.constexpr = CHUNK // BLOCK_L
-    nsub = tl.cdiv(c1 - c0, SUB)
-    for j in range(0, nsub):
-        cb = c0 + (nsub - 1 - j) * SUB          # saved-state index at this chunk's start
-        t = cb * BLOCK_L + offs
-        mask_t = t < t_end
-        m2 = mask_c[:, None] & mask_t[None, :]
-        tt = t[None, :]
-        u = tl.load(u_rows + tt * su_l, mask=m2, other=0.0).to(tl.float32)
-        dy = tl.load(dy_rows + tt * sdy_l, mask=m2, other=0.0).to(tl.float32)
-        dout = dy
-        if HAS_Z:
-            zz = tl.load(z_rows + tt * sz_l, mask=m2, other=0.0).to(tl.float32)
-            sg = tl.sigmoid(zz)
-            dout = dy * zz * sg
-        dt, dt_raw = _delta_rows(dt_rows, tt * sdt_l, m2, bias, HAS_BIAS, SOFTPLUS)
-        du3 = dt * u
-        # the adjoint's inputs in reversed time order (lane order = t descending): the output gradient and
-        # Δ one step ahead (the decay a_{t+1}; past L it multiplies a zero adjoint)
-        tr = cb * BLOCK_L + (CHUNK - 1) - offs
-        mask_r = tr < t_end
-        m2r = mask_c[:, None] & mask_r[None, :]
-        dout_r, dtn_r = _adjoint_inputs(dy_rows, z_rows, dt_rows, tr, m2r, mask_c[:, None] & (tr + 1 < seqlen)[None, :],
-                                        bias, sdy_l, sz_l, sdt_l, HAS_Z, HAS_BIAS, SOFTPLUS)
-        y = tl.zeros((CH, CHUNK), tl.float32)
-        s = tl.zeros((CH, CHUNK), tl.float32)
-        gA = tl.zeros((CH, CHUNK), tl.float32)
-        for n in tl.range(0, dstate, num_stages=STAGES):
-            sel = (offs_n == n)[None, :]
-            A = tl.load(a_rows + n * sA_n, mask=mask_c, other=0.0).to(tl.float32)[:, None]
-            Bn = tl.load(B_base + n * sB_n + t * sB_l, mask=mask_t, other=0.0).to(tl.float32)[None, :]
-            Cn = tl.load(C_base + n * sC_n + t * sC_l, mask=mask_t, other=0.0).to(tl.float32)[None, :]
-            Cr = tl.load(C_base + n * sC_n + tr * sC_l, mask=mask_r, other=0.0).to(tl.float32)[None, :]
-            h0 = tl.load(states_ptr + st_rows + cb * dstate + n, mask=mask_c, other=0.0)[:, None]
-            a, _ = exp_dtA(dt, A, 0.0, False)
-            al, _ = exp_dtA(dtn_r, A, 0.0, False)
-            b = du3 * Bn
-            pa, pb = tl.associative_scan((a, b), 1, _combine_real)
-            ra, rb = tl.associative_scan((al, dout_r * Cr), 1, _combine_real)
-            h = pb + pa * h0
-            Gn = tl.sum(tl.where(sel, G, 0.0), axis=1)[:, None]
-            g = rb + ra * Gn
-            G = tl.where(sel, tl.sum(tl.where(last, g, 0.0), axis=1)[:, None], G)
-            g = tl.flip(g, 1)
-            if HAS_Z:
-                y += Cn * h
-            s += g * Bn
-            w = g * (h - b)
-            gA += A * w
-            dA += tl.where(sel, tl.sum(dt * w, axis=1)[:, None], 0.0)
-            # dB, dC: the CH channels' sum, then atomics over the other programs' channels, along t
-            off = (pid_b * dstate + n) * seqlen + t
-            tl.atomic_add(dB_ptr + off, tl.sum(g * du3, axis=0), mask=mask_t, sem="relaxed")
-            tl.atomic_add(dC_ptr + off, tl.sum(dout * h, axis=0), mask=mask_t, sem="relaxed")
-        if HAS_Z:
-            out = y + Dv[:, None] * u
-            dz = dy * out * sg * (1.0 + zz * (1.0 - sg))
-            tl.store(dz_ptr + g_rows + tt, dz.to(dz_ptr.dtype.element_ty), mask=m2)
-        dD_acc += tl.sum(dout * u, axis=1)
-        du = dt * s + dout * Dv[:, None]
-        tl.store(du_ptr + g_rows + tt, du.to(du_ptr.dtype.element_ty), mask=m2)
-        gdt = u * s + gA
-        if SOFTPLUS:
-            gdt = gdt * tl.sigmoid(dt_raw)
-        gdt = tl.where(m2, gdt, 0.0)
-        ddt_acc += tl.sum(gdt, axis=1)
-        tl.store(ddt_ptr + g_rows + tt, gdt.to(ddt_ptr.dtype.element_ty), mask=m2)
-
-    tl.store(dA_ptr + pdn, dA, mask=mask_cn)
-    row = (pid_b * nseg + pid_s) * dim + offs_c
-    tl.store(dD_ptr + row, dD_acc, mask=mask_c)
-    tl.store(ddt_sum_ptr + row, ddt_acc, mask=mask_c)
-
-
-@triton.jit
 def _scan_bwd_local_kernel(
     dt_ptr, A_ptr, C_ptr, z_ptr, bias_ptr, dy_ptr, gloc_ptr, dsum_ptr,
     dim, dstate, seqlen, nchunks, seg_chunks, nseg, s_base,
@@ -1524,70 +1372,6 @@ def _scan_bwd_local_kernel(
     if IS_COMPLEX:
         tl.store(gloc_ptr + off + 1, G_im, mask=mask_dn)
     tl.store(dsum_ptr + row, dsum, mask=mask_d)
-
-
-@triton.jit
-def _scan_bwd_local_chan_kernel(
-    dt_ptr, A_ptr, C_ptr, z_ptr, bias_ptr, dy_ptr, gloc_ptr, dsum_ptr,
-    dim, dstate, seqlen, nchunks, seg_chunks, nseg, s_base,
-    sdt_b, sdt_d, sdt_l, sA_d, sA_n, sC_b, sC_d, sC_n, sC_l, sz_b, sz_d, sz_l, sdy_b, sdy_d, sdy_l,
-    HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, CH: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, CHUNK: tl.constexpr, ALIGN: tl.constexpr = 1,
-):
-    """:func:`_scan_bwd_local_kernel` (backward pass 1: each segment's adjoint at its start from a zero one at its
-    end, and its sum of next-step Δ) for the selective real scan, as the state-loop kernels walk: ``CH`` channels
-    per program, chunks of ``CHUNK`` steps from the right with lanes along L, a loop over the states, one associative
-    scan per state over reversed loads (``ScanConfig.bwd_local_loop``). Same outputs."""
-    pid_b = tl.program_id(0).to(tl.int64)
-    pid_c = tl.program_id(1)
-    pid_s = tl.program_id(2) + s_base
-    if ALIGN > 1:  # see _promise
-        seqlen = seqlen // ALIGN * ALIGN
-        sdy_b, sdy_d = _promise(sdy_b, sdy_d, ALIGN)
-        sz_b, sz_d = _promise(sz_b, sz_d, ALIGN)
-        sdt_b, sdt_d = _promise(sdt_b, sdt_d, ALIGN)
-        sC_b, sC_n = _promise(sC_b, sC_n, ALIGN)
-    c0 = pid_s * seg_chunks
-    c1 = tl.minimum(c0 + seg_chunks, nchunks)
-    t_end = tl.minimum(c1 * BLOCK_L, seqlen)
-    offs = tl.arange(0, CHUNK)
-    offs_c = pid_c * CH + tl.arange(0, CH)
-    offs_n = tl.arange(0, BLOCK_N)
-    mask_c = offs_c < dim
-    last = (offs == CHUNK - 1)[None, :]  # the chunk's first step, in reversed lanes
-    bias = tl.zeros((CH,), tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + offs_c, mask=mask_c, other=0.0).to(tl.float32)
-    rows = offs_c.to(tl.int64)[:, None]
-    dt_rows = dt_ptr + pid_b * sdt_b + rows * sdt_d
-    z_rows = z_ptr + pid_b * sz_b + rows * sz_d
-    dy_rows = dy_ptr + pid_b * sdy_b + rows * sdy_d
-    a_rows = A_ptr + offs_c * sA_d
-    C_base = C_ptr + pid_b * sC_b
-    G = tl.zeros((CH, BLOCK_N), tl.float32)
-    dsum = tl.zeros((CH,), tl.float32)
-    SUB: tl.constexpr = CHUNK // BLOCK_L
-    nsub = tl.cdiv(c1 - c0, SUB)
-    for j in range(0, nsub):
-        tr = (c0 + (nsub - 1 - j) * SUB) * BLOCK_L + (CHUNK - 1) - offs
-        mask_r = tr < t_end
-        m2r = mask_c[:, None] & mask_r[None, :]
-        # Δ one step ahead: zero past L and past the segment (a decay of 1)
-        dout_r, dtn_r = _adjoint_inputs(dy_rows, z_rows, dt_rows, tr, m2r, m2r & (tr + 1 < seqlen)[None, :], bias,
-                                        sdy_l, sz_l, sdt_l, HAS_Z, HAS_BIAS, SOFTPLUS)
-        dsum += tl.sum(dtn_r, axis=1)
-        for n in range(0, dstate):
-            sel = (offs_n == n)[None, :]
-            A = tl.load(a_rows + n * sA_n, mask=mask_c, other=0.0).to(tl.float32)[:, None]
-            Cr = tl.load(C_base + n * sC_n + tr * sC_l, mask=mask_r, other=0.0).to(tl.float32)[None, :]
-            al, _ = exp_dtA(dtn_r, A, 0.0, False)
-            ra, rb = tl.associative_scan((al, dout_r * Cr), 1, _combine_real)
-            Gn = tl.sum(tl.where(sel, G, 0.0), axis=1)[:, None]
-            G = tl.where(sel, tl.sum(tl.where(last, rb + ra * Gn, 0.0), axis=1)[:, None], G)
-    row = (pid_b * nseg + pid_s) * dim + offs_c
-    mask_cn = mask_c[:, None] & (offs_n < dstate)[None, :]
-    tl.store(gloc_ptr + row.to(tl.int64)[:, None] * dstate + offs_n[None, :], G, mask=mask_cn)
-    tl.store(dsum_ptr + row, dsum, mask=mask_c)
 
 
 def _real_view(x: Tensor) -> Tensor:
@@ -1755,22 +1539,19 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
         # contiguous): the model passes Δ, B, C as transposed views of the x_proj output, and autograd hands
         # dy over as a transposed gradient, where every lane would read its own 32-byte sector.
         dy, delta, B, C = (x if x.dim() < 3 or x.stride(-1) == 1 else x.contiguous() for x in (dy, delta, B, C))
-    is_complex = A.is_complex()
-    dt_lti = delta.dim() == 1
-    B_lti, C_lti = B.dim() == 2, C.dim() == 2
-    # channels per program (ScanConfig.bwd_channels): the selective real scan's multi-channel state-loop kernel
-    sel_real = bool(chunk) and not (is_complex or B.is_complex() or C.is_complex() or dt_lti or B_lti or C_lti)
-    chans = cfg.bwd_channels if sel_real else 1
     seg_l = cfg.seg_l_bwd
     if seg_l < 0:
-        seg_l = pick_seg_l(batch, d, L, block_l, max(block_d, chans))
+        seg_l = pick_seg_l(batch, d, L, block_l, block_d)
     if chunk and seg_l:
         seg_l = max(seg_l, chunk)
     seg_chunks, nseg = _segments(seg_l, block_l, nchunks)
     N = A.shape[1]
     dev = u.device
+    is_complex = A.is_complex()
     A_v = _real_view(A) if is_complex else A.float().contiguous()
     B_v, C_v = _real_view(B), _real_view(C)
+    dt_lti = delta.dim() == 1
+    B_lti, C_lti = B.dim() == 2, C.dim() == 2
     R = 2 if is_complex else 1
     RB, RC = (2 if B.is_complex() else 1), (2 if C.is_complex() else 1)
     f32 = torch.float32
@@ -1799,25 +1580,16 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
         gloc = torch.empty((batch, nseg, d, N, R), dtype=f32, device=dev)
         ginit = torch.empty_like(gloc)
         dsum = torch.empty((batch, nseg, d), dtype=f32, device=dev)
-        loc_ptrs = (delta, A_v, C_v, z if z is not None else u, delta_bias if delta_bias is not None else u, dy, gloc,
-                    dsum)
-        loc_ints = (d, N, L, nchunks, seg_chunks, nseg, 1,
-                    *dt_str, *A_v.stride()[:2], *_bc_strides(C_v, C_lti), *_strides3(z), *_strides3(dy))
-        if sel_real and cfg.bwd_local_loop:
-            # the rows' strides of the kernel's ALIGN promise: Δ, C (along L), z and dy
-            rows = [*dt_str[:2], *[_bc_strides(C_v, False)[i] for i in (0, 2)], *_strides3(z)[:2], *_strides3(dy)[:2]]
-            launch(_scan_bwd_local_chan_kernel, (batch, _cdiv(d, chans), nseg - 1), loc_ptrs, loc_ints,
-                   HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, CH=chans,
-                   BLOCK_N=_block_n(N), BLOCK_L=block_l, CHUNK=chunk, ALIGN=_row_align(L, rows) if cfg.align else 1,
-                   num_warps=cfg.warps_bwd)
-        else:
-            launch(
-                _scan_bwd_local_kernel, (batch, nd, nseg - 1), loc_ptrs, loc_ints,
-                IS_COMPLEX=is_complex, C_COMPLEX=C.is_complex(), C_LTI=C_lti, DT_LTI=dt_lti,
-                HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, R=R,
-                FAC=2.0 if is_complex else 1.0, BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l,
-                num_warps=cfg.warps_bwd,
-            )
+        launch(
+            _scan_bwd_local_kernel, (batch, nd, nseg - 1),
+            (delta, A_v, C_v, z if z is not None else u, delta_bias if delta_bias is not None else u, dy, gloc, dsum),
+            (d, N, L, nchunks, seg_chunks, nseg, 1,
+             *dt_str, *A_v.stride()[:2], *_bc_strides(C_v, C_lti), *_strides3(z), *_strides3(dy)),
+            IS_COMPLEX=is_complex, C_COMPLEX=C.is_complex(), C_LTI=C_lti, DT_LTI=dt_lti,
+            HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, R=R,
+            FAC=2.0 if is_complex else 1.0, BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l,
+            num_warps=cfg.warps_bwd,
+        )
         # pass 2: the adjoint entering every segment from the right
         _carry(gloc, dsum, A_v, ginit, batch, d, N, nseg, is_complex, reverse=True)
     if L > 0:
@@ -1850,17 +1622,10 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
             align = _row_align(L, rows) if cfg.align else 1
             lane_asm = cfg.bwd_lane_asm and not cfg.bwd_flip and align >= 4 and cfg.warps_bwd == 1 and chunk in (64, 128)
             closed = cfg.bwd_closed and dt_lti and not cfg.bwd_flip
-            if chans > 1:
-                launch(_scan_bwd_chan_kernel, (batch, _cdiv(d, chans), nseg), ptrs, ints, CH=chans, CHUNK=chunk,
-                       ALIGN=align, STAGES=cfg.bwd_stages, HAS_D=D is not None, HAS_Z=z is not None,
-                       HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, HAS_INIT=nseg > 1, BLOCK_N=_block_n(N),
-                       BLOCK_L=block_l, num_warps=cfg.warps_bwd,
-                       **({"maxnreg": cfg.bwd_maxnreg} if cfg.bwd_maxnreg and not interpreting() else {}))
-            else:
-                launch(_scan_bwd_loop_kernel, (batch, d, nseg), ptrs, ints, CHUNK=chunk, REV_LOADS=not cfg.bwd_flip,
-                       ALIGN=align, LANE_ASM=lane_asm, STAGES=cfg.bwd_stages, UNROLL_N=cfg.bwd_unroll_n, CLOSED=closed,
-                       FAST_TRIG=closed and not interpreting(),
-                       **({"maxnreg": cfg.bwd_maxnreg} if cfg.bwd_maxnreg and not interpreting() else {}), **flags)
+            launch(_scan_bwd_loop_kernel, (batch, d, nseg), ptrs, ints, CHUNK=chunk, REV_LOADS=not cfg.bwd_flip, ALIGN=align,
+                   LANE_ASM=lane_asm, STAGES=cfg.bwd_stages, UNROLL_N=cfg.bwd_unroll_n, CLOSED=closed,
+                   FAST_TRIG=closed and not interpreting(),
+                   **({"maxnreg": cfg.bwd_maxnreg} if cfg.bwd_maxnreg and not interpreting() else {}), **flags)
         else:
             launch(_scan_bwd_kernel, (batch, nd, nseg), ptrs, ints, BLOCK_D=block_d, PARTIAL=partial, **flags)
     else:

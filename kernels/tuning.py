@@ -105,17 +105,6 @@ class ScanConfig:
     #: 8 one-warp programs per SM). H200, 2026-12-04 18:21 UTC, complex LTI (16, 128, 16, 16384) fp32 fwd+bwd: 128
     #: (104 B of spills) 0.91x, 168 (64 B) 0.79x. Env: AUDIOMAMBA_SCAN_BWD_MAXNREG=0|96|128|168.
     bwd_maxnreg: int = 0
-    #: channels per program of the state-loop backward for the selective real scan (real A; Δ, B, C along L):
-    #: above 1, :func:`kernels.triton_scan._scan_bwd_chan_kernel` on (channels, CHUNK) tiles, so that each state's B
-    #: and C loads and its dB, dC atomics serve that many channels (the one-channel kernel pays them per channel)
-    #: and the channels' scan chains interleave. Other scans keep the one-channel kernel.
-    #: Env: AUDIOMAMBA_SCAN_BWD_CHANNELS=1|2|4. 1 until a GPU run says otherwise.
-    bwd_channels: int = 1
-    #: the selective real scan's backward pass 1 (each segment's adjoint at its start) as the state-loop kernels walk
-    #: (:func:`kernels.triton_scan._scan_bwd_local_chan_kernel`: ``bwd_channels`` channels per program, chunks of
-    #: ``bwd_loop`` steps with lanes along L) instead of (1, BLOCK_L, N) tiles. Env: AUDIOMAMBA_SCAN_BWD_LOCAL_LOOP=0|1.
-    #: Off until a GPU run says otherwise.
-    bwd_local_loop: bool = False
     #: fully LTI calls (Δ, B and C per channel: mamba-s4 / mamba-s4-real) by chunks of this many steps on tensor cores
     #: (:mod:`kernels.triton_lti_chunk`: per chunk a Toeplitz product and two state products, a scan over chunks
     #: instead of over steps); 0 = the scan kernels. :func:`pick_config` sets :data:`LTI_CHUNK` (32, measured);
@@ -216,10 +205,6 @@ _ENV_KNOBS = (
      "1 or 2 (states per iteration of the state-loop backward's loop over the states)"),
     ("AUDIOMAMBA_SCAN_BWD_MAXNREG", "bwd_maxnreg", (0, 96, 128, 168),
      "0, 96, 128 or 168 (register cap per thread of the state-loop backward; 0 = none)"),
-    ("AUDIOMAMBA_SCAN_BWD_CHANNELS", "bwd_channels", (1, 2, 4),
-     "1, 2 or 4 (channels per program of the selective real scan's state-loop backward)"),
-    ("AUDIOMAMBA_SCAN_BWD_LOCAL_LOOP", "bwd_local_loop", (0, 1),
-     "0 or 1 (1: the selective real scan's backward local pass with lanes along L, as the state-loop kernel)"),
     ("AUDIOMAMBA_SCAN_BWD_CLOSED", "bwd_closed", (0, 1),
      "0 or 1 (1: the state-loop backward's LTI scans in closed form, not as associative scans)"),
     ("AUDIOMAMBA_SCAN_SEG_L", "seg_l", (0, *(1 << k for k in range(8, 18))),

@@ -203,35 +203,6 @@ def test_triton_state_loop_backward_closed_form_lti(cplx):
         assert (q * loop <= 4).any() and ((q * loop > 4) & (q * loop / 2 <= 30)).any() and (q * loop / 2 > 30).any()
 
 
-@pytest.mark.parametrize(
-    "chans,L,seg_l,loop,opts",
-    [(2, 37, 0, 32, ALL_OPTS), (2, 52, 32, 32, ALL_OPTS), (4, 52, 32, 32, ALL_OPTS), (4, 70, 64, 32, OPTS[3]),
-     (2, 50, 0, 64, OPTS[2])],
-    ids=["2ch-L37-sub2", "2ch-L52-seg32-align4", "4ch-L52-seg32-align4", "4ch-L70-seg64-z-bias",
-         "2ch-L50-chunk64-D-softplus"],
-)
-def test_triton_state_loop_backward_several_channels(chans, L, seg_l, loop, opts):
-    """``bwd_channels``: the selective real scan's state-loop backward with 2 or 4 channels per program (d = 5: the
-    last program's channels masked; its dB, dC the programs' in-program sums, added by atomics) gives the reference's
-    grads and the one-channel kernel's, in one segment and in segments, with partial last chunks; bf16 inputs too; in
-    segments also with the local pass along L (``bwd_local_loop``). Other scans ignore the settings (complex A here)."""
-    args = make_args(2, 5, 3, L, cplx=False, lti=False, seed=15)
-    multi = run_both(args, opts, block_d=2, seg_l=seg_l, seq=True, loop=loop, bwd_channels=chans)
-    one = run_both(args, opts, block_d=2, seg_l=seg_l, seq=True, loop=loop)
-    assert_match(*multi)
-    assert_match(multi[0], one[0], rtol=1e-5)
-    if seg_l:  # the local pass with lanes along L too (bwd_local_loop), with one channel per program or four
-        local = run_both(args, opts, block_d=2, seg_l=seg_l, seq=True, loop=loop, bwd_channels=1 if chans == 2 else 4,
-                         bwd_local_loop=True)
-        assert_match(*local)
-        assert_match(local[0], one[0], rtol=1e-5)
-    if L == 52 and chans == 2:
-        assert_match(*run_both(args, opts, block_d=2, seg_l=seg_l, seq=True, loop=loop, bwd_channels=chans,
-                               dtype=torch.bfloat16), rtol=3e-2)
-        cargs = make_args(2, 5, 3, L, cplx=True, lti=False, seed=15)
-        assert_match(*run_both(cargs, opts, block_d=2, seg_l=seg_l, seq=True, loop=loop, bwd_channels=chans))
-
-
 def test_triton_pipelined_loops_match_the_reference():
     """The state-loop backward's state loop and the sequential forward's tile loop with software pipelining
     (``bwd_stages``, ``fwd_stages``; the interpreter runs the loops as written, the GPU tests run them compiled)."""
@@ -463,18 +434,6 @@ def test_scan_config_env_override_and_errors(monkeypatch):
     assert (cfg.bwd_stages, cfg.fwd_stages, cfg.bwd_unroll_n) == (2, 3, 2)
     for name in ("AUDIOMAMBA_SCAN_BWD_STAGES", "AUDIOMAMBA_SCAN_FWD_STAGES", "AUDIOMAMBA_SCAN_BWD_UNROLL_N"):
         monkeypatch.setenv(name, "4")
-        with pytest.raises(KernelError, match=name):
-            pick_config(8, 128, 16, 4096, False)
-        monkeypatch.delenv(name)
-    # the selective real backward's channels per program and its local pass along L (one channel, tiles: defaults)
-    cfg = pick_config(8, 128, 16, 4096, False)
-    assert cfg.bwd_channels == 1 and not cfg.bwd_local_loop
-    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_CHANNELS", "2")
-    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_LOCAL_LOOP", "1")
-    cfg = pick_config(8, 128, 16, 4096, False)
-    assert cfg.bwd_channels == 2 and cfg.bwd_local_loop
-    for name, bad in (("AUDIOMAMBA_SCAN_BWD_CHANNELS", "3"), ("AUDIOMAMBA_SCAN_BWD_LOCAL_LOOP", "2")):
-        monkeypatch.setenv(name, bad)
         with pytest.raises(KernelError, match=name):
             pick_config(8, 128, 16, 4096, False)
         monkeypatch.delenv(name)

@@ -12,7 +12,7 @@ PEER_BUILD=${PEER_BUILD:-/tmp/peer-build}
 NCPU=$(nproc)
 W=${W:-/tmp/w}
 . docs/gpu/loso-start.sh  # TS (core pinning), start_loso
-if { want peer || want peer-lti || want chan-peer; } && [ ! -d "$PEER_BUILD" ] && ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
+if { want peer || want peer-lti; } && [ ! -d "$PEER_BUILD" ] && ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
   cp .peer/mamba_ssm-*.tar.gz /tmp/
   (MAX_JOBS=$(( NCPU - 4 )) TS 4-$(( NCPU - 1 )) nice -n 19 python3 -m audiomamba.bench.peer build \
      --sdist /tmp/mamba_ssm-*.tar.gz --out "$PEER_BUILD" > "$RES/peer-build.log" 2>&1
@@ -336,28 +336,12 @@ run closed-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_CL
 run closed-chunk env AUDIOMAMBA_SCAN_BWD_CLOSED=1 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_LOOP \
   default,128,512 --backward --complex
 run maxnreg-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_MAXNREG default,128,168 --backward --complex
+# issue 14 (2026-12-06 20:20 UTC, one H100): the selective real backward with 2 channels per program and its local pass
+# along L lost (0.42-0.56x and 0.87-1.00x; BENCHMARKS.md "Two channels per backward program"; commit 42c8b39 has the
+# kernels and these phases). The sweep of several variables at once, as it ran:
+#   python3 -m audiomamba.bench.scan_env_sweep channels \
+#     "default;AUDIOMAMBA_SCAN_BWD_CHANNELS=2+AUDIOMAMBA_SCAN_BWD_LOOP=64;..." --backward --selective
 # the selective bf16 rows below the peer (2026-12-05 04:27: 0.76x fwd+bwd at (8, 128, 16, 131072), 0.95x, 0.99x):
-# issue 14 (2026-12-06 evening): the selective real scan's state-loop backward with several channels per program
-# (kernels/triton_scan.py _scan_bwd_chan_kernel, new, never on a GPU): fwd+bwd at every selective
-# shape against the one-channel kernel (2 channels over chunks of 128 or 64 steps, 4 over 32 or 64; 2 over 64 with the
-# one-channel kernel's 2 segments at L = 131072, 2 over 128 capped at 168 registers; the local pass along L with one
-# channel per program and with 2 over 64; the sweep's maxrel compares every gradient with the default's), the GPU
-# tests against float64, then the peer tables (CUDA-graph replays) with the default and with
-# $CHAN_ENV (the combination to time against the peer, "+"-separated NAME=V pairs)
-CH=AUDIOMAMBA_SCAN_BWD_CHANNELS; LOOP=AUDIOMAMBA_SCAN_BWD_LOOP; LOC=AUDIOMAMBA_SCAN_BWD_LOCAL_LOOP
-CHAN_VALUES=${CHAN_VALUES:-"default;$CH=2;$CH=2+$LOOP=64;$CH=4+$LOOP=32;$CH=4+$LOOP=64;\
-$CH=2+$LOOP=64+AUDIOMAMBA_SCAN_BWD_SEG_L=65536;$CH=2+AUDIOMAMBA_SCAN_BWD_MAXNREG=168;$LOC=1;$CH=2+$LOOP=64+$LOC=1"}
-run chan-sweep timeout 600 python3 -m audiomamba.bench.scan_env_sweep channels "$CHAN_VALUES" --backward --selective
-run chan-tests timeout 400 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py -k several_channel
-while want chan-peer && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
-CHAN_ENV=${CHAN_ENV:-$CH=2+$LOOP=64}
-[ -d "$PEER_BUILD" ] && run chan-peer bash -c "$B kernel --peer mamba_ssm --peer-build $PEER_BUILD --cuda-graph \
-  --out $RES/bench-kernel-peer-graph-default.md; env ${CHAN_ENV//+/ } $B kernel --peer mamba_ssm \
-  --peer-build $PEER_BUILD --cuda-graph --out $RES/bench-kernel-peer-graph-chan.md"
-# kernel by kernel, ours (default, then $CHAN_ENV) and the peer's: how the backward's passes (local, carry, full)
-# split its time at every shape, against the peer's forward and backward kernels
-[ -d "$PEER_BUILD" ] && run chan-profile bash -c "python3 -m audiomamba.bench.profile_scan --table \
-  --peer-build $PEER_BUILD; env ${CHAN_ENV//+/ } python3 -m audiomamba.bench.profile_scan --table"
 # the state-loop backward is latency-bound with 128 registers (16 one-warp programs per SM); chunks of 64 steps (80
 # registers in the sm_90 compile check) and register caps of 96 / 128 give the SM more warps to switch between
 run bwd-occupancy bash -c "python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_LOOP default,64 --backward; \
