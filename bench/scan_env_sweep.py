@@ -4,7 +4,7 @@
     python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_CONFIG "default;32,32,2,1,2,256,seq" --backward
     python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_CLOSED default,1 --backward --complex
     python -m audiomamba.bench.scan_env_sweep combos \
-        "default;AUDIOMAMBA_SCAN_BWD_CHANNELS=2+AUDIOMAMBA_SCAN_BWD_LOOP=64" --backward
+        "default;AUDIOMAMBA_SCAN_BWD_LOOP=64+AUDIOMAMBA_SCAN_BWD_MAXNREG=96" --backward --selective
 
 A value of the form ``NAME=V+NAME=V...`` sets those variables together (VARIABLE is then only a label); every
 variable a value names is unset for the others.
@@ -59,7 +59,10 @@ def _settings(var: str, values: list[str]) -> list[dict[str, str]]:
         if v == UNSET:
             sets.append({})
         elif "=" in v:
-            sets.append(dict(pair.split("=", 1) for pair in v.split("+")))
+            pairs = [pair.split("=", 1) for pair in v.split("+")]
+            if any(len(p) != 2 or not p[0] for p in pairs):
+                raise ValueError(f"bad value {v!r}: give NAME=V pairs joined by '+' (e.g. A=1+B=2)")
+            sets.append(dict(pairs))
         else:
             sets.append({var: v})
     names = {name for one in sets for name in one}
@@ -117,4 +120,8 @@ if __name__ == "__main__":
                  "[--complex | --selective] (e.g. AUDIOMAMBA_SCAN_UNROLL 1,2,4,8; \"default\" leaves it unset)")
     # values that hold commas themselves (AUDIOMAMBA_SCAN_CONFIG) are separated by ";"
     values = rest[1].split(";") if ";" in rest[1] else rest[1].split(",")
+    try:
+        _settings(rest[0], values)
+    except ValueError as err:
+        sys.exit(str(err))
     main(rest[0], values, "--backward" in flags, "--quick" in flags, "--complex" in flags, "--selective" in flags)

@@ -150,3 +150,6 @@ def test_env_sweep_settings_one_variable_and_combinations():
     assert _settings("X", ["default", "1"]) == [{"X": ""}, {"X": "1"}]
     assert _settings("combos", ["default", "A=2+B=3", "A=4"]) == [
         {"A": "", "B": ""}, {"A": "2", "B": "3"}, {"A": "4", "B": ""}]
+    for bad in ("A=2+B", "=2"):
+        with pytest.raises(ValueError, match="NAME=V pairs"):
+            _settings("combos", ["default", bad])
