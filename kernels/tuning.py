@@ -103,7 +103,10 @@ class ScanConfig:
     bwd_closed: bool = False
     #: register cap per thread of the state-loop backward (Triton's ``maxnreg``; 0 = none: 245 registers for complex A,
     #: 8 one-warp programs per SM). H200, 2026-12-04 18:21 UTC, complex LTI (16, 128, 16, 16384) fp32 fwd+bwd: 128
-    #: (104 B of spills) 0.91x, 168 (64 B) 0.79x. Env: AUDIOMAMBA_SCAN_BWD_MAXNREG=0|96|128|168.
+    #: (104 B of spills) 0.91x, 168 (64 B) 0.79x. Real A (168 registers uncapped, 12 one-warp programs per SM): 96
+    #: 0.87-1.01x (one H100, 2026-12-05 12:41 UTC); sm_90 compile (CPU, 2026-12-06, bf16 or fp32 inputs, CHUNK 128): 136
+    #: without spills (15 programs per SM), 128 with 16 B (16 per SM), neither timed yet.
+    #: Env: AUDIOMAMBA_SCAN_BWD_MAXNREG=0|96|128|136|168.
     bwd_maxnreg: int = 0
     #: fully LTI calls (Δ, B and C per channel: mamba-s4 / mamba-s4-real) by chunks of this many steps on tensor cores
     #: (:mod:`kernels.triton_lti_chunk`: per chunk a Toeplitz product and two state products, a scan over chunks
@@ -203,8 +206,8 @@ _ENV_KNOBS = (
      "1, 2 or 3 (software-pipelining stages of the sequential forward's tile loop)"),
     ("AUDIOMAMBA_SCAN_BWD_UNROLL_N", "bwd_unroll_n", (1, 2),
      "1 or 2 (states per iteration of the state-loop backward's loop over the states)"),
-    ("AUDIOMAMBA_SCAN_BWD_MAXNREG", "bwd_maxnreg", (0, 96, 128, 168),
-     "0, 96, 128 or 168 (register cap per thread of the state-loop backward; 0 = none)"),
+    ("AUDIOMAMBA_SCAN_BWD_MAXNREG", "bwd_maxnreg", (0, 96, 128, 136, 168),
+     "0, 96, 128, 136 or 168 (register cap per thread of the state-loop backward; 0 = none)"),
     ("AUDIOMAMBA_SCAN_BWD_CLOSED", "bwd_closed", (0, 1),
      "0 or 1 (1: the state-loop backward's LTI scans in closed form, not as associative scans)"),
     ("AUDIOMAMBA_SCAN_SEG_L", "seg_l", (0, *(1 << k for k in range(8, 18))),
