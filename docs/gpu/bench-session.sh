@@ -337,8 +337,8 @@ run closed-chunk env AUDIOMAMBA_SCAN_BWD_CLOSED=1 python3 -m audiomamba.bench.sc
   default,128,512 --backward --complex
 run maxnreg-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_MAXNREG default,128,168 --backward --complex
 # issue 14 (2026-12-06 20:20 UTC, one H100): the selective real backward with 2 channels per program and its local pass
-# along L lost (0.42-0.56x and 0.87-0.92x at L = 131072; BENCHMARKS.md "Two channels per backward program"; commit 42c8b39 has the
-# kernels and these phases). The sweep of several variables at once, as it ran:
+# along L lost (0.42-0.56x and 0.87-0.92x at L = 131072; BENCHMARKS.md "Two channels per backward program"; commit
+# 42c8b39 has the kernels and these phases). The sweep of several variables at once, as it ran:
 #   python3 -m audiomamba.bench.scan_env_sweep channels \
 #     "default;AUDIOMAMBA_SCAN_BWD_CHANNELS=2+AUDIOMAMBA_SCAN_BWD_LOOP=64;..." --backward --selective
 # next: real A's backward capped at 128 / 136 registers (168 uncapped: 12 one-warp programs per SM; 136 compiles
