@@ -78,6 +78,10 @@ def main(var: str, values: list[str], backward: bool = False, quick: bool = Fals
          selective: bool = False) -> None:
     from audiomamba.kernels import selective_scan
 
+    try:  # before any GPU work: a malformed value is a one-line exit
+        envs = _settings(var, values)
+    except ValueError as err:
+        sys.exit(str(err))
     timer = make_timer("cuda", False)
     bw = copy_bandwidth("cuda", timer)
     cases = FULL_CASES if backward else [c for c in FULL_CASES if c not in UNET_CASES]
@@ -87,7 +91,6 @@ def main(var: str, values: list[str], backward: bool = False, quick: bool = Fals
         cases = [c for c in cases if c.kind != "lti-complex"]
     if quick:
         cases = cases[:1] if complex_a else [FULL_CASES[0], *UNET_CASES]
-    envs = _settings(var, values)
     print(f"copy bandwidth {bw / 1e9:.0f} GB/s; {var} in {values}; {'fwd+bwd' if backward else 'fwd'}")
     for case in cases:
         for dname in ("fp32", "bf16"):
@@ -120,8 +123,4 @@ if __name__ == "__main__":
                  "[--complex | --selective] (e.g. AUDIOMAMBA_SCAN_UNROLL 1,2,4,8; \"default\" leaves it unset)")
     # values that hold commas themselves (AUDIOMAMBA_SCAN_CONFIG) are separated by ";"
     values = rest[1].split(";") if ";" in rest[1] else rest[1].split(",")
-    try:
-        _settings(rest[0], values)
-    except ValueError as err:
-        sys.exit(str(err))
     main(rest[0], values, "--backward" in flags, "--quick" in flags, "--complex" in flags, "--selective" in flags)
