@@ -3,7 +3,7 @@
 # as soon as it ends, so a session cut short keeps what finished. Poll with docs/gpu/poll.sh.
 # Needs carry [".whl", ".peer"] (.peer/: the mamba_ssm sdist, see BENCHMARKS.md "Against mamba_ssm").
 # ONLY="gpu-tests peer ...": run only the named phases (a session split in two; empty: all; the peer is built only
-# when ONLY names `peer` or is empty). PEER_BUILD: where the build goes, or an existing build to use (no rebuild).
+# when ONLY names a peer phase or is empty). PEER_BUILD: where the build goes, or an existing build to use (no rebuild).
 set -u
 RES=${RES:-/tmp/res}; mkdir -p "$RES"
 ONLY=${ONLY:-}
@@ -12,7 +12,7 @@ PEER_BUILD=${PEER_BUILD:-/tmp/peer-build}
 NCPU=$(nproc)
 W=${W:-/tmp/w}
 . docs/gpu/loso-start.sh  # TS (core pinning), start_loso
-if { want peer || want peer-lti; } && [ ! -d "$PEER_BUILD" ] && ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
+if { want peer || want peer-lti || want peer-graph || want peer-graph-cap; } && [ ! -d "$PEER_BUILD" ] && ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
   cp .peer/mamba_ssm-*.tar.gz /tmp/
   (MAX_JOBS=$(( NCPU - 4 )) TS 4-$(( NCPU - 1 )) nice -n 19 python3 -m audiomamba.bench.peer build \
      --sdist /tmp/mamba_ssm-*.tar.gz --out "$PEER_BUILD" > "$RES/peer-build.log" 2>&1
@@ -361,6 +361,9 @@ while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 # (the short-L rows are bound by the host in eager mode; 2026-12-04, not yet run)
 [ -d "$PEER_BUILD" ] && run peer-graph $B kernel --peer mamba_ssm --peer-build "$PEER_BUILD" --cuda-graph \
   --out "$RES/bench-kernel-peer-graph.md"
+# (issue 14, 2026-12-06) the same replayed table with real A's backward capped (bwd-cap-real's candidate), same build
+[ -d "$PEER_BUILD" ] && run peer-graph-cap env AUDIOMAMBA_SCAN_BWD_MAXNREG=${CAP:-136} $B kernel --peer mamba_ssm \
+  --peer-build "$PEER_BUILD" --cuda-graph --out "$RES/bench-kernel-peer-graph-cap.md"
 run step $B model --compile --baseline AUDIOMAMBA_SCAN_BWD_LOOP=0,AUDIOMAMBA_FUSED_CONV=0 --out "$RES/bench-model.md"
 # (the step against the issue's baseline with its loss check, the GPU tests and the one-stream PDL/tail rows ran on
 # 2026-12-03 16:54-17:19 UTC: BENCHMARKS.md)
