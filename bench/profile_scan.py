@@ -10,7 +10,7 @@ Two uses:
 - ``--cpu CASE [--dtype bf16]``: the Python side of a forward + backward at ``FULL_CASES[CASE]`` (cProfile), and
   the time to issue a call against the time to finish it.
 - no arguments: one forward + backward at (16, 128, 16, 16384) fp32 inside a profiler range, for Nsight
-  Compute::
+  Compute (``--ncu CASE --dtype bf16``: another shape and dtype; ``--peer-build DIR``: the peer's after ours)::
 
     ncu --profile-from-start off -k "regex:_scan_(fwd_seq|bwd)_kernel" -c 4 --section SpeedOfLight \\
         --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis python -m audiomamba.bench.profile_scan
@@ -113,14 +113,24 @@ def cpu_profile(case_index: int, dname: str, calls: int = 50) -> None:
     pstats.Stats(prof).sort_stats("tottime").print_stats(25)
 
 
-def ncu_range() -> None:
+def ncu_range(case_index: int = 0, dname: str = "fp32", peer_build: str | None = None) -> None:
+    """One forward + backward at ``FULL_CASES[case_index]`` inside a profiler range (ours, then the peer's with
+    ``peer_build``), each compiled or warmed up outside it, for Nsight Compute's ``--profile-from-start off``."""
     from audiomamba.kernels import selective_scan
 
-    fn = pass_fn(selective_scan, make_inputs(FULL_CASES[0], torch.float32, "cuda"), True)
-    fn()  # compile outside the profiled range
+    inputs = make_inputs(FULL_CASES[case_index], DTYPES[dname], "cuda")
+    fns = [pass_fn(selective_scan, inputs, True)]
+    if peer_build:
+        from audiomamba.bench.peer import load_peer
+
+        peer = load_peer(peer_build)
+        fns.append(pass_fn(peer, peer.prepare(**inputs), True))
+    for fn in fns:
+        fn()  # compile outside the profiled range
     torch.cuda.synchronize()
     torch.cuda.cudart().cudaProfilerStart()
-    fn()
+    for fn in fns:
+        fn()
     torch.cuda.synchronize()
     torch.cuda.cudart().cudaProfilerStop()
 
@@ -132,16 +142,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--peer-build", default=None, help="with --table: the peer's build folder (bench.peer)")
     parser.add_argument("--cpu", type=int, default=None, metavar="CASE",
                         help="cProfile of the Python side of fwd+bwd at benchmark shape CASE (index into FULL_CASES)")
-    parser.add_argument("--dtype", default="bf16", choices=sorted(DTYPES), help="with --cpu: the input dtype")
+    parser.add_argument("--dtype", default=None, choices=sorted(DTYPES),
+                        help="with --cpu or --ncu: the input dtype (default bf16 for --cpu, fp32 for --ncu)")
+    parser.add_argument("--ncu", type=int, default=0, metavar="CASE",
+                        help="without --table or --cpu: the benchmark shape (index into FULL_CASES) of the range")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         raise SystemExit("profile_scan needs a CUDA GPU (none found): run it on the GPU machine")
     if args.cpu is not None:
-        cpu_profile(args.cpu, args.dtype)
+        cpu_profile(args.cpu, args.dtype or "bf16")
     elif args.table:
         table(args.quick, args.peer_build)
     else:
-        ncu_range()
+        if not 0 <= args.ncu < len(FULL_CASES):
+            raise SystemExit(f"--ncu {args.ncu}: no such benchmark shape; give 0 to {len(FULL_CASES) - 1}")
+        ncu_range(args.ncu, args.dtype or "fp32", args.peer_build)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ PEER_BUILD=${PEER_BUILD:-/tmp/peer-build}
 NCPU=$(nproc)
 W=${W:-/tmp/w}
 . docs/gpu/loso-start.sh  # TS (core pinning), start_loso
-if { want peer || want peer-lti || want peer-graph || want peer-graph-cap; } && [ ! -d "$PEER_BUILD" ] && ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
+if { want peer || want peer-lti || want peer-graph || want peer-graph-cap || want ncu-bwd; } && [ ! -d "$PEER_BUILD" ] && ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
   cp .peer/mamba_ssm-*.tar.gz /tmp/
   (MAX_JOBS=$(( NCPU - 4 )) TS 4-$(( NCPU - 1 )) nice -n 19 python3 -m audiomamba.bench.peer build \
      --sdist /tmp/mamba_ssm-*.tar.gz --out "$PEER_BUILD" > "$RES/peer-build.log" 2>&1
@@ -361,6 +361,13 @@ while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 # (the short-L rows are bound by the host in eager mode; 2026-12-04, not yet run)
 [ -d "$PEER_BUILD" ] && run peer-graph $B kernel --peer mamba_ssm --peer-build "$PEER_BUILD" --cuda-graph \
   --out "$RES/bench-kernel-peer-graph.md"
+# (issue 14, 2026-12-06) the 0.76x row under Nsight Compute, ours and the peer's kernels of one fwd+bwd at
+# (8, 128, 16, 131072) bf16: duration, registers, occupancy, issue and the warps' stall reasons side by side
+[ -d "$PEER_BUILD" ] && run ncu-bwd ncu --profile-from-start off --clock-control none \
+  -k "regex:(_scan_bwd_loop_kernel|selective_scan_bwd_kernel|_scan_fwd_seq_kernel|selective_scan_fwd_kernel)" -c 8 \
+  --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats \
+  --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section InstructionStats \
+  python3 -m audiomamba.bench.profile_scan --ncu 2 --dtype bf16 --peer-build "$PEER_BUILD"
 # (issue 14, 2026-12-06) the same replayed table with real A's backward capped (bwd-cap-real's candidate), same build
 [ -d "$PEER_BUILD" ] && run peer-graph-cap env AUDIOMAMBA_SCAN_BWD_MAXNREG=${CAP:-136} $B kernel --peer mamba_ssm \
   --peer-build "$PEER_BUILD" --cuda-graph --out "$RES/bench-kernel-peer-graph-cap.md"
