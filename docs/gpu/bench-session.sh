@@ -364,7 +364,7 @@ while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 # (issue 14, 2026-12-06) the 0.76x row under Nsight Compute, ours and the peer's kernels of one fwd+bwd at
 # (8, 128, 16, 131072) bf16: duration, registers, occupancy, issue and the warps' stall reasons side by side
 [ -d "$PEER_BUILD" ] && run ncu-bwd ncu --profile-from-start off --clock-control none \
-  -k "regex:(_scan_bwd_loop_kernel|selective_scan_bwd_kernel|_scan_fwd_seq_kernel|selective_scan_fwd_kernel)" -c 8 \
+  -k "regex:(_scan_bwd_loop_kernel|_scan_bwd_local_kernel|selective_scan_bwd_kernel|_scan_fwd_seq_kernel|selective_scan_fwd_kernel)" -c 8 \
   --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats \
   --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section InstructionStats \
   python3 -m audiomamba.bench.profile_scan --ncu 2 --dtype bf16 --peer-build "$PEER_BUILD"
