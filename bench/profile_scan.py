@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m audiomamba.bench.profile_scan", description=__doc__.split("\n")[0])
     parser.add_argument("--table", action="store_true", help="kernel times per shape under torch.profiler")
     parser.add_argument("--quick", action="store_true", help="with --table: four shapes, not every benchmark shape")
-    parser.add_argument("--peer-build", default=None, help="with --table: the peer's build folder (bench.peer)")
+    parser.add_argument("--peer-build", default=None,
+                        help="with --table or the Nsight range: the peer's build folder (bench.peer)")
     parser.add_argument("--cpu", type=int, default=None, metavar="CASE",
                         help="cProfile of the Python side of fwd+bwd at benchmark shape CASE (index into FULL_CASES)")
     parser.add_argument("--dtype", default=None, choices=sorted(DTYPES),
@@ -147,6 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ncu", type=int, default=0, metavar="CASE",
                         help="without --table or --cpu: the benchmark shape (index into FULL_CASES) of the range")
     args = parser.parse_args(argv)
+    if not 0 <= args.ncu < len(FULL_CASES):
+        raise SystemExit(f"--ncu {args.ncu}: no such benchmark shape; give 0 to {len(FULL_CASES) - 1}")
     if not torch.cuda.is_available():
         raise SystemExit("profile_scan needs a CUDA GPU (none found): run it on the GPU machine")
     if args.cpu is not None:
@@ -154,8 +157,6 @@ def main(argv: list[str] | None = None) -> None:
     elif args.table:
         table(args.quick, args.peer_build)
     else:
-        if not 0 <= args.ncu < len(FULL_CASES):
-            raise SystemExit(f"--ncu {args.ncu}: no such benchmark shape; give 0 to {len(FULL_CASES) - 1}")
         ncu_range(args.ncu, args.dtype or "fp32", args.peer_build)
 
 

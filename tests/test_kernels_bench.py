@@ -153,3 +153,14 @@ def test_env_sweep_settings_one_variable_and_combinations():
     for bad in ("A=2+B", "=2"):
         with pytest.raises(ValueError, match="NAME=V pairs"):
             _settings("combos", ["default", bad])
+
+
+def test_profile_scan_names_a_shape_that_is_not_there_before_any_gpu_work(capsys):
+    """``profile_scan --ncu CASE``: an index outside the benchmark shapes is a one-line exit naming the range,
+    checked before the GPU is looked for (so on the CPU too)."""
+    from audiomamba.bench.kernel import FULL_CASES
+    from audiomamba.bench.profile_scan import main
+
+    with pytest.raises(SystemExit, match=rf"--ncu {len(FULL_CASES)}: no such benchmark shape; give 0 to "
+                                         rf"{len(FULL_CASES) - 1}"):
+        main(["--ncu", str(len(FULL_CASES))])
