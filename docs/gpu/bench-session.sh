@@ -366,7 +366,7 @@ while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 [ -d "$PEER_BUILD" ] && run ncu-bwd ncu --profile-from-start off --clock-control none \
   -k "regex:(_scan_bwd_loop_kernel|_scan_bwd_local_kernel|selective_scan_bwd_kernel|_scan_fwd_seq_kernel|selective_scan_fwd_kernel)" -c 8 \
   --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats \
-  --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section InstructionStats \
+  --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section InstructionStats --section SourceCounters \
   python3 -m audiomamba.bench.profile_scan --ncu 2 --dtype bf16 --peer-build "$PEER_BUILD"
 # (issue 14, 2026-12-06) the same replayed table with real A's backward capped (bwd-cap-real's candidate), same build
 [ -d "$PEER_BUILD" ] && run peer-graph-cap env AUDIOMAMBA_SCAN_BWD_MAXNREG=${CAP:-136} $B kernel --peer mamba_ssm \
