@@ -108,6 +108,9 @@ class ScanConfig:
     #: without spills (15 programs per SM), 128 with 16 B (16 per SM), neither timed yet.
     #: Env: AUDIOMAMBA_SCAN_BWD_MAXNREG=0|96|128|136|168.
     bwd_maxnreg: int = 0
+    #: the state-loop backward loads the next state's B, C and chunk-start state one iteration ahead, into registers
+    #: (``PREFETCH`` of :func:`kernels.triton_scan._scan_bwd_loop_kernel`; not timed yet). Env: AUDIOMAMBA_SCAN_BWD_PREFETCH=1.
+    bwd_prefetch: bool = False
     #: fully LTI calls (Δ, B and C per channel: mamba-s4 / mamba-s4-real) by chunks of this many steps on tensor cores
     #: (:mod:`kernels.triton_lti_chunk`: per chunk a Toeplitz product and two state products, a scan over chunks
     #: instead of over steps); 0 = the scan kernels. :func:`pick_config` sets :data:`LTI_CHUNK` (32, measured);
@@ -208,6 +211,8 @@ _ENV_KNOBS = (
      "1 or 2 (states per iteration of the state-loop backward's loop over the states)"),
     ("AUDIOMAMBA_SCAN_BWD_MAXNREG", "bwd_maxnreg", (0, 96, 128, 136, 168),
      "0, 96, 128, 136 or 168 (register cap per thread of the state-loop backward; 0 = none)"),
+    ("AUDIOMAMBA_SCAN_BWD_PREFETCH", "bwd_prefetch", (0, 1),
+     "0 or 1 (1: the state-loop backward loads the next state's B, C and start state one iteration ahead)"),
     ("AUDIOMAMBA_SCAN_BWD_CLOSED", "bwd_closed", (0, 1),
      "0 or 1 (1: the state-loop backward's LTI scans in closed form, not as associative scans)"),
     ("AUDIOMAMBA_SCAN_SEG_L", "seg_l", (0, *(1 << k for k in range(8, 18))),

@@ -343,8 +343,11 @@ run maxnreg-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_M
 #     "default;AUDIOMAMBA_SCAN_BWD_CHANNELS=2+AUDIOMAMBA_SCAN_BWD_LOOP=64;..." --backward --selective
 # next: real A's backward capped at 128 / 136 registers (168 uncapped: 12 one-warp programs per SM; 136 compiles
 # without spills for 15, 128 with 16 B for 16; sm_90 compile on the CPU, never timed)
-run bwd-cap-real timeout 500 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_MAXNREG default,128,136 \
-  --backward --selective
+# and the next state's B, C and start state loaded one iteration ahead (AUDIOMAMBA_SCAN_BWD_PREFETCH: 182 registers, or
+# capped at 168 for the 12 programs per SM of today)
+run bwd-cap-real timeout 500 python3 -m audiomamba.bench.scan_env_sweep cap-prefetch \
+  "default;AUDIOMAMBA_SCAN_BWD_MAXNREG=128;AUDIOMAMBA_SCAN_BWD_MAXNREG=136;AUDIOMAMBA_SCAN_BWD_PREFETCH=1;\
+AUDIOMAMBA_SCAN_BWD_PREFETCH=1+AUDIOMAMBA_SCAN_BWD_MAXNREG=168" --backward --selective
 # the selective bf16 rows below the peer (2026-12-05 04:27: 0.76x fwd+bwd at (8, 128, 16, 131072), 0.95x, 0.99x):
 # the state-loop backward is latency-bound with 128 registers (16 one-warp programs per SM); chunks of 64 steps (80
 # registers in the sm_90 compile check) and register caps of 96 / 128 give the SM more warps to switch between
