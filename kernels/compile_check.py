@@ -37,7 +37,8 @@ class Variant:
     def label(self) -> str:
         flags = [k for k, v in self.consts if v is True]
         blocks = [f"{k}={v}" for k, v in self.consts
-                  if k.startswith("BLOCK") or k in ("SUB_L", "UNROLL", "CHUNK", "ALIGN", "STAGES", "UNROLL_N", "T", "ROWS", "PREC")]
+                  if k.startswith("BLOCK") or k in ("SUB_L", "UNROLL", "CHUNK", "ALIGN", "STAGES", "UNROLL_N", "T", "ROWS", "PREC",
+                                                    "CL")]
         flags += [f"{k}=False" for k, v in self.consts if k == "REV_LOADS" and v is False]
         return f"{self.kernel} warps={self.num_warps} " + " ".join(blocks + flags)
 
@@ -45,6 +46,7 @@ class Variant:
 def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, warps: int = 1,
              seq_d: int = 32, loop_chunk: int = 128) -> list[Variant]:
     """The specialisations to compile: all flag combinations the ops can produce, or a few."""
+    from .triton_scan import LOCAL_SUM_TILE, LOCAL_SUM_WARPS
     from .tuning import SEQ_TILE_AUTO, SEQ_TILE_COMPLEX
 
     out = []
@@ -99,6 +101,10 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                     if warps == 1 and loop_chunk in (64, 128):
                         out.append(Variant("bwdloop", tuple((loop | {"ALIGN": 4, "LANE_ASM": True}).items()), warps))
                     out.append(Variant("bwdloc", tuple(bwd_loc.items()), warps))
+                    if not cplx and not cc:  # pass 1 as a sum per state (AUDIOMAMBA_SCAN_BWD_LOCAL_SUM=1)
+                        loc_sum = {k: bwd[k] for k in ("C_LTI", "DT_LTI", "HAS_Z", "HAS_BIAS", "SOFTPLUS", "BLOCK_N",
+                                                       "BLOCK_L")} | {"CL": LOCAL_SUM_TILE}
+                        out.append(Variant("bwdlocsum", tuple(loc_sum.items()), LOCAL_SUM_WARPS))
     for bias in (True, False):
         conv = dict(K=4, HAS_BIAS=bias, BLOCK_L=64, BLOCK_E=32)
         out.append(Variant("conv_fwd", tuple(conv.items()), 4))
@@ -214,7 +220,8 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     fn = {"fwd": triton_scan._scan_fwd_kernel, "seq": triton_scan._scan_fwd_seq_kernel,
           "seqlanes": triton_scan._scan_fwd_seq_lanes_kernel, "bwd": triton_scan._scan_bwd_kernel,
           "bwdloop": triton_scan._scan_bwd_loop_kernel,
-          "bwdloc": triton_scan._scan_bwd_local_kernel, "carry": triton_scan._seg_carry_kernel,
+          "bwdloc": triton_scan._scan_bwd_local_kernel, "bwdlocsum": triton_scan._scan_bwd_local_sum_kernel,
+          "carry": triton_scan._seg_carry_kernel,
           "finish": triton_scan._bwd_finish_kernel,
           "step": triton_step._step_kernel, "in_conv": triton_mamba_step._in_conv_kernel,
           "xproj": triton_mamba_step._xproj_kernel, "ssm": triton_mamba_step._ssm_kernel,
@@ -228,7 +235,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     consts = dict(v.consts)
     # the strides that are 1 when the sequential forward runs on contiguous (b, d, L) u/Δ/z/y, (b, N, L) B/C and
     # (d, N) A, which Triton's launcher specialises to the constant 1 unless the kernel says do_not_specialize
-    if v.kernel in ("seq", "seqlanes", "bwdloop"):
+    if v.kernel in ("seq", "seqlanes", "bwdloop", "bwdlocsum"):
         skip = getattr(fn, "do_not_specialize", [])
         names = [p for p in ("su_l", "sdt_l", "sz_l", "sy_l", "sdy_l", "sB_l", "sC_l", "sA_n") if p not in skip]
         consts.update({name: 1 for name in names if name in inspect.signature(fn.fn).parameters})

@@ -519,6 +519,9 @@ _scan_fwd_seq_kernel = triton.jit(_scan_fwd_seq)
 #: the same kernel without the unit-L-stride specialisation (``ScanConfig.seq_lanes``): one channel per lane,
 #: its steps in registers, no shuffles in the time loop; loads of a tile are 32 channels' rows, one step apart
 _SEQ_L_STRIDES = ["su_l", "sdt_l", "sz_l", "sy_l"]
+#: steps per tile and warps of :func:`_scan_bwd_local_sum_kernel` ((BLOCK_N, 128) tiles: 16 values per thread at N = 16)
+LOCAL_SUM_TILE = 128
+LOCAL_SUM_WARPS = 4
 _scan_fwd_seq_lanes_kernel = triton.jit(do_not_specialize=_SEQ_L_STRIDES)(_scan_fwd_seq)
 
 
@@ -1320,6 +1323,80 @@ def _scan_bwd_loop_kernel(
 
 
 @triton.jit
+def _scan_bwd_local_sum_kernel(
+    dt_ptr, A_ptr, C_ptr, z_ptr, bias_ptr, dy_ptr, gloc_ptr, dsum_ptr,
+    dim, dstate, seqlen, nchunks, seg_chunks, nseg, s_base,
+    sdt_b, sdt_d, sdt_l, sA_d, sA_n, sC_b, sC_d, sC_n, sC_l, sz_b, sz_d, sz_l, sdy_b, sdy_d, sdy_l,
+    C_LTI: tl.constexpr, DT_LTI: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, CL: tl.constexpr,
+):
+    """Backward pass 1 for real A as a sum, not a scan (``ScanConfig.bwd_local_sum``): the same outputs as
+    :func:`_scan_bwd_local_kernel`, one program per (batch element, channel, segment).
+
+    From a zero adjoint at the segment's end T1, the adjoint at its start T0 is
+
+        g_T0 = sum_(T0 <= t < T1) exp(A Q_t) dout_t C_t,   Q_t = sum_(T0 < k <= t) Δ_k,
+
+    (the decays of the steps between T0 and t multiply to exp(A Q_t) when A is real), so one cumulative sum of Δ per
+    tile of ``CL`` steps serves all N states, and each state's work per step is an exp2 and two multiply-adds into
+    a (BLOCK_N, CL) accumulator summed once at the end: no scan per state, no reduction per tile."""
+    pid_b = tl.program_id(0).to(tl.int64)
+    pid_d = tl.program_id(1)
+    pid_s = tl.program_id(2) + s_base
+    t_lo = pid_s * seg_chunks * BLOCK_L
+    t_hi = tl.minimum((pid_s + 1) * seg_chunks, nchunks) * BLOCK_L
+    offs = tl.arange(0, CL)
+    offs_n = tl.arange(0, BLOCK_N)
+    mask_n = offs_n < dstate
+    A2 = tl.load(A_ptr + pid_d * sA_d + offs_n * sA_n, mask=mask_n, other=0.0).to(tl.float32) * LOG2E
+    bias = 0.0
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + pid_d).to(tl.float32)
+    dtc = 0.0
+    if DT_LTI:
+        dtc = tl.load(dt_ptr + pid_b * sdt_b + pid_d * sdt_d).to(tl.float32) + bias
+        if SOFTPLUS:
+            dtc = softplus(dtc)
+    else:
+        dt_row = dt_ptr + pid_b * sdt_b + pid_d * sdt_d
+    dy_row = dy_ptr + pid_b * sdy_b + pid_d * sdy_d
+    z_row = z_ptr + pid_b * sz_b + pid_d * sz_d
+    if C_LTI:
+        Cc = tl.load(C_ptr + pid_d * sC_d + offs_n * sC_n, mask=mask_n, other=0.0).to(tl.float32)
+    else:
+        C_rows = C_ptr + pid_b * sC_b + offs_n[:, None] * sC_n
+    acc = tl.zeros((BLOCK_N, CL), tl.float32)
+    q0 = 0.0  # sum of the next-step Δ over the tiles so far
+    for t0 in range(t_lo, t_hi, CL):
+        t = t0 + offs
+        mask_t = (t < seqlen) & (t < t_hi)  # (a tile may reach past the segment's end)
+        dout = tl.load(dy_row + t * sdy_l, mask=mask_t, other=0.0).to(tl.float32)
+        if HAS_Z:
+            zz = tl.load(z_row + t * sz_l, mask=mask_t, other=0.0).to(tl.float32)
+            dout = dout * zz * tl.sigmoid(zz)
+        m1 = (t + 1 < seqlen) & (t < t_hi)
+        if DT_LTI:
+            dn = tl.where(m1, dtc, 0.0)
+        else:
+            dn = tl.load(dt_row + (t + 1) * sdt_l, mask=m1, other=0.0).to(tl.float32) + bias
+            if SOFTPLUS:
+                dn = softplus(dn)
+            dn = tl.where(m1, dn, 0.0)
+        cum = tl.cumsum(dn, 0)
+        q = q0 + (cum - dn)  # Q_t: the next-step Δ of the steps before t in the segment
+        q0 += tl.sum(dn, 0)
+        if C_LTI:
+            x = Cc[:, None] * dout[None, :]
+        else:
+            x = tl.load(C_rows + t[None, :] * sC_l, mask=mask_n[:, None] & mask_t[None, :], other=0.0).to(tl.float32)
+            x = x * dout[None, :]
+        acc += tl.exp2(A2[:, None] * q[None, :]) * x
+    row = (pid_b * nseg + pid_s) * dim + pid_d
+    tl.store(gloc_ptr + row * dstate + offs_n, tl.sum(acc, axis=1), mask=mask_n)
+    tl.store(dsum_ptr + row, q0)
+
+
+@triton.jit
 def _scan_bwd_local_kernel(
     dt_ptr, A_ptr, C_ptr, z_ptr, bias_ptr, dy_ptr, gloc_ptr, dsum_ptr,
     dim, dstate, seqlen, nchunks, seg_chunks, nseg, s_base,
@@ -1605,16 +1682,26 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
         gloc = torch.empty((batch, nseg, d, N, R), dtype=f32, device=dev)
         ginit = torch.empty_like(gloc)
         dsum = torch.empty((batch, nseg, d), dtype=f32, device=dev)
-        launch(
-            _scan_bwd_local_kernel, (batch, nd, nseg - 1),
-            (delta, A_v, C_v, z if z is not None else u, delta_bias if delta_bias is not None else u, dy, gloc, dsum),
-            (d, N, L, nchunks, seg_chunks, nseg, 1,
-             *dt_str, *A_v.stride()[:2], *_bc_strides(C_v, C_lti), *_strides3(z), *_strides3(dy)),
-            IS_COMPLEX=is_complex, C_COMPLEX=C.is_complex(), C_LTI=C_lti, DT_LTI=dt_lti,
-            HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, R=R,
-            FAC=2.0 if is_complex else 1.0, BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l,
-            num_warps=cfg.warps_bwd,
-        )
+        if cfg.bwd_local_sum and not is_complex and not C.is_complex():
+            launch(
+                _scan_bwd_local_sum_kernel, (batch, d, nseg - 1),
+                (delta, A_v, C_v, z if z is not None else u, delta_bias if delta_bias is not None else u, dy, gloc, dsum),
+                (d, N, L, nchunks, seg_chunks, nseg, 1,
+                 *dt_str, *A_v.stride()[:2], *_bc_strides(C_v, C_lti), *_strides3(z), *_strides3(dy)),
+                C_LTI=C_lti, DT_LTI=dt_lti, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus,
+                BLOCK_N=_block_n(N), BLOCK_L=block_l, CL=LOCAL_SUM_TILE, num_warps=LOCAL_SUM_WARPS,
+            )
+        else:
+            launch(
+                _scan_bwd_local_kernel, (batch, nd, nseg - 1),
+                (delta, A_v, C_v, z if z is not None else u, delta_bias if delta_bias is not None else u, dy, gloc, dsum),
+                (d, N, L, nchunks, seg_chunks, nseg, 1,
+                 *dt_str, *A_v.stride()[:2], *_bc_strides(C_v, C_lti), *_strides3(z), *_strides3(dy)),
+                IS_COMPLEX=is_complex, C_COMPLEX=C.is_complex(), C_LTI=C_lti, DT_LTI=dt_lti,
+                HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus, R=R,
+                FAC=2.0 if is_complex else 1.0, BLOCK_D=block_d, BLOCK_N=_block_n(N), BLOCK_L=block_l,
+                num_warps=cfg.warps_bwd,
+            )
         # pass 2: the adjoint entering every segment from the right
         _carry(gloc, dsum, A_v, ginit, batch, d, N, nseg, is_complex, reverse=True)
     if L > 0:

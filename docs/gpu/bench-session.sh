@@ -12,7 +12,7 @@ PEER_BUILD=${PEER_BUILD:-/tmp/peer-build}
 NCPU=$(nproc)
 W=${W:-/tmp/w}
 . docs/gpu/loso-start.sh  # TS (core pinning), start_loso
-if { want peer || want peer-lti || want peer-graph || want peer-graph-cap || want ncu-bwd; } && [ ! -d "$PEER_BUILD" ] && ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
+if { want peer || want peer-lti || want peer-graph || want peer-graph-cap || want peer-graph-sum || want ncu-bwd; } && [ ! -d "$PEER_BUILD" ] && ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
   cp .peer/mamba_ssm-*.tar.gz /tmp/
   (MAX_JOBS=$(( NCPU - 4 )) TS 4-$(( NCPU - 1 )) nice -n 19 python3 -m audiomamba.bench.peer build \
      --sdist /tmp/mamba_ssm-*.tar.gz --out "$PEER_BUILD" > "$RES/peer-build.log" 2>&1
@@ -348,6 +348,13 @@ run maxnreg-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_M
 run bwd-cap-real timeout 500 python3 -m audiomamba.bench.scan_env_sweep cap-prefetch \
   "default;AUDIOMAMBA_SCAN_BWD_MAXNREG=128;AUDIOMAMBA_SCAN_BWD_MAXNREG=136;AUDIOMAMBA_SCAN_BWD_PREFETCH=1;\
 AUDIOMAMBA_SCAN_BWD_PREFETCH=1+AUDIOMAMBA_SCAN_BWD_MAXNREG=168" --backward --selective
+# (issue 14, 2026-12-06 21:51, H200: the ncu-bwd run found pass 1 (_scan_bwd_local_kernel) 4.54 ms of the 0.76x
+# row's backward, the state loop 10.61 ms, the peer's whole backward 10.94) pass 1 as one sum per state: its GPU tests,
+# the sweep (only L = 131072 runs a pass 1), the replayed peer table with it on
+# (peer-graph-sum, after the build)
+run local-sum-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py -k "pass1 or float64"
+run local-sum timeout 300 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_LOCAL_SUM default,1 \
+  --backward --selective
 # the selective bf16 rows below the peer (2026-12-05 04:27: 0.76x fwd+bwd at (8, 128, 16, 131072), 0.95x, 0.99x):
 # the state-loop backward is latency-bound with 128 registers (16 one-warp programs per SM); chunks of 64 steps (80
 # registers in the sm_90 compile check) and register caps of 96 / 128 give the SM more warps to switch between
@@ -364,6 +371,8 @@ while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 # (the short-L rows are bound by the host in eager mode; 2026-12-04, not yet run)
 [ -d "$PEER_BUILD" ] && run peer-graph $B kernel --peer mamba_ssm --peer-build "$PEER_BUILD" --cuda-graph \
   --out "$RES/bench-kernel-peer-graph.md"
+[ -d "$PEER_BUILD" ] && run peer-graph-sum env AUDIOMAMBA_SCAN_BWD_LOCAL_SUM=1 $B kernel --peer mamba_ssm \
+  --peer-build "$PEER_BUILD" --cuda-graph --out "$RES/bench-kernel-peer-graph-sum.md"
 # (issue 14, 2026-12-06) the 0.76x row under Nsight Compute, ours and the peer's kernels of one fwd+bwd at
 # (8, 128, 16, 131072) bf16: duration, registers, occupancy, issue and the warps' stall reasons side by side
 [ -d "$PEER_BUILD" ] && run ncu-bwd ncu --profile-from-start off --clock-control none \
