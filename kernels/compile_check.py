@@ -46,7 +46,7 @@ class Variant:
 def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, warps: int = 1,
              seq_d: int = 32, loop_chunk: int = 128) -> list[Variant]:
     """The specialisations to compile: all flag combinations the ops can produce, or a few."""
-    from .triton_scan import LOCAL_SUM_TILE, LOCAL_SUM_WARPS
+    from .triton_scan import LOCAL_SUM_TILE
     from .tuning import SEQ_TILE_AUTO, SEQ_TILE_COMPLEX
 
     out = []
@@ -101,10 +101,11 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                     if warps == 1 and loop_chunk in (64, 128):
                         out.append(Variant("bwdloop", tuple((loop | {"ALIGN": 4, "LANE_ASM": True}).items()), warps))
                     out.append(Variant("bwdloc", tuple(bwd_loc.items()), warps))
-                    if not cplx and not cc:  # pass 1 as a sum per state (AUDIOMAMBA_SCAN_BWD_LOCAL_SUM=1)
+                    if not cplx and not cc:  # pass 1 as a sum per state (AUDIOMAMBA_SCAN_BWD_LOCAL_SUM=2 or 4)
                         loc_sum = {k: bwd[k] for k in ("C_LTI", "DT_LTI", "HAS_Z", "HAS_BIAS", "SOFTPLUS", "BLOCK_N",
                                                        "BLOCK_L")} | {"CL": LOCAL_SUM_TILE}
-                        out.append(Variant("bwdlocsum", tuple(loc_sum.items()), LOCAL_SUM_WARPS))
+                        for w in (2, 4):
+                            out.append(Variant("bwdlocsum", tuple(loc_sum.items()), w))
     for bias in (True, False):
         conv = dict(K=4, HAS_BIAS=bias, BLOCK_L=64, BLOCK_E=32)
         out.append(Variant("conv_fwd", tuple(conv.items()), 4))

@@ -519,9 +519,8 @@ _scan_fwd_seq_kernel = triton.jit(_scan_fwd_seq)
 #: the same kernel without the unit-L-stride specialisation (``ScanConfig.seq_lanes``): one channel per lane,
 #: its steps in registers, no shuffles in the time loop; loads of a tile are 32 channels' rows, one step apart
 _SEQ_L_STRIDES = ["su_l", "sdt_l", "sz_l", "sy_l"]
-#: steps per tile and warps of :func:`_scan_bwd_local_sum_kernel` ((BLOCK_N, 128) tiles: 16 values per thread at N = 16)
+#: steps per tile of :func:`_scan_bwd_local_sum_kernel` ((BLOCK_N, 128) tiles; its warps: ``ScanConfig.bwd_local_sum``)
 LOCAL_SUM_TILE = 128
-LOCAL_SUM_WARPS = 4
 _scan_fwd_seq_lanes_kernel = triton.jit(do_not_specialize=_SEQ_L_STRIDES)(_scan_fwd_seq)
 
 
@@ -1689,7 +1688,7 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
                 (d, N, L, nchunks, seg_chunks, nseg, 1,
                  *dt_str, *A_v.stride()[:2], *_bc_strides(C_v, C_lti), *_strides3(z), *_strides3(dy)),
                 C_LTI=C_lti, DT_LTI=dt_lti, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus,
-                BLOCK_N=_block_n(N), BLOCK_L=block_l, CL=LOCAL_SUM_TILE, num_warps=LOCAL_SUM_WARPS,
+                BLOCK_N=_block_n(N), BLOCK_L=block_l, CL=LOCAL_SUM_TILE, num_warps=cfg.bwd_local_sum,
             )
         else:
             launch(

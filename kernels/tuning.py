@@ -112,8 +112,9 @@ class ScanConfig:
     #: (``PREFETCH`` of :func:`kernels.triton_scan._scan_bwd_loop_kernel`; not timed yet). Env: AUDIOMAMBA_SCAN_BWD_PREFETCH=1.
     bwd_prefetch: bool = False
     #: backward pass 1 (the adjoint entering each segment) for real A as one sum per state, not a scan per state
-    #: (:func:`kernels.triton_scan._scan_bwd_local_sum_kernel`). Env: AUDIOMAMBA_SCAN_BWD_LOCAL_SUM=0|1.
-    bwd_local_sum: bool = False
+    #: (:func:`kernels.triton_scan._scan_bwd_local_sum_kernel`), with this many warps per program; 0 = the scan form.
+    #: Env: AUDIOMAMBA_SCAN_BWD_LOCAL_SUM=0|1|2|4|8.
+    bwd_local_sum: int = 0
     #: fully LTI calls (Δ, B and C per channel: mamba-s4 / mamba-s4-real) by chunks of this many steps on tensor cores
     #: (:mod:`kernels.triton_lti_chunk`: per chunk a Toeplitz product and two state products, a scan over chunks
     #: instead of over steps); 0 = the scan kernels. :func:`pick_config` sets :data:`LTI_CHUNK` (32, measured);
@@ -216,8 +217,8 @@ _ENV_KNOBS = (
      "0, 96, 128, 136 or 168 (register cap per thread of the state-loop backward; 0 = none)"),
     ("AUDIOMAMBA_SCAN_BWD_PREFETCH", "bwd_prefetch", (0, 1),
      "0 or 1 (1: the state-loop backward loads the next state's B, C and start state one iteration ahead)"),
-    ("AUDIOMAMBA_SCAN_BWD_LOCAL_SUM", "bwd_local_sum", (0, 1),
-     "0 or 1 (1: the backward's pass 1 for real A as a sum per state, not a scan)"),
+    ("AUDIOMAMBA_SCAN_BWD_LOCAL_SUM", "bwd_local_sum", (0, 1, 2, 4, 8),
+     "0, 1, 2, 4 or 8 (the backward's pass 1 for real A as a sum per state with this many warps; 0 = a scan)"),
     ("AUDIOMAMBA_SCAN_BWD_CLOSED", "bwd_closed", (0, 1),
      "0 or 1 (1: the state-loop backward's LTI scans in closed form, not as associative scans)"),
     ("AUDIOMAMBA_SCAN_SEG_L", "seg_l", (0, *(1 << k for k in range(8, 18))),

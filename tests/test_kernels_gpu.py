@@ -121,11 +121,12 @@ def test_gpu_other_launch_configs_agree(config, cplx, lti):
         assert (a - b).abs().max() <= 1e-4 * b.abs().max() + 1e-6
 
 
+@pytest.mark.parametrize("warps", [2, 4])
 @pytest.mark.parametrize("lti", [False, True], ids=["selective", "lti"])
-def test_gpu_backward_pass1_as_a_sum_matches_float64(lti, monkeypatch):
-    """Backward pass 1 for real A as one sum per state (``AUDIOMAMBA_SCAN_BWD_LOCAL_SUM=1``), compiled, over 4
+def test_gpu_backward_pass1_as_a_sum_matches_float64(lti, warps, monkeypatch):
+    """Backward pass 1 for real A as one sum per state (``AUDIOMAMBA_SCAN_BWD_LOCAL_SUM=2`` or 4 warps), compiled, over 4
     segments of 2048 steps and a last one cut short (L = 9000), against the float64 reference."""
-    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_LOCAL_SUM", "1")
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_LOCAL_SUM", str(warps))
     monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_SEG_L", "2048")
     monkeypatch.setenv("AUDIOMAMBA_SCAN_LTI_CHUNK", "0")  # fully LTI: the scan kernels, not the chunked path
     args = make(2, 64, 16, 9000, cplx=False, lti=lti, seed=3)

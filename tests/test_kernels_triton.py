@@ -218,20 +218,20 @@ def test_triton_backward_pass1_as_a_sum_matches_the_reference(mixed, opts):
     each from the right), a last segment cut short by L, tiles reaching past a segment's end (segments of 32 steps,
     tiles of LOCAL_SUM_TILE), LTI B/C, without the gate and softplus; the same grads as the scan form."""
     args = make_args(2, 5, 3, 83, cplx=False, lti=False, seed=21)
-    summed = run_both(args, opts, mixed=mixed, block_d=2, seg_l=32, seq=True, loop=32, bwd_local_sum=True)
+    summed = run_both(args, opts, mixed=mixed, block_d=2, seg_l=32, seq=True, loop=32, bwd_local_sum=4)
     assert_match(*summed)
     scanned = run_both(args, opts, mixed=mixed, block_d=2, seg_l=32, seq=True, loop=32)
     for name, g in summed[0][2].items():  # grads within float32 rounding of the scan form's, at each tensor's scale
         ref = scanned[0][2][name]
         assert (g - ref).abs().max() <= 2e-5 * ref.abs().max() + 1e-6, name
     # the tile backward's pass 1 too (its segments, BLOCK_D channels per program)
-    assert_match(*run_both(args, opts, mixed=mixed, block_d=2, seg_l=32, bwd_local_sum=True))
+    assert_match(*run_both(args, opts, mixed=mixed, block_d=2, seg_l=32, bwd_local_sum=4))
 
 
 def test_triton_backward_pass1_as_a_sum_with_delta_per_channel():
     """``bwd_local_sum`` with Δ, B and C per channel but real A (the sum's Δ is one constant per channel)."""
     args = make_args(2, 4, 3, 70, cplx=False, lti=True, seed=22)
-    assert_match(*run_both(args, ALL_OPTS, block_d=2, seg_l=32, seq=True, loop=32, bwd_local_sum=True))
+    assert_match(*run_both(args, ALL_OPTS, block_d=2, seg_l=32, seq=True, loop=32, bwd_local_sum=4))
 
 
 @pytest.mark.parametrize("cplx,lti", [(False, False), (True, False), (True, True)])

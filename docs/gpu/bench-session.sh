@@ -352,8 +352,8 @@ AUDIOMAMBA_SCAN_BWD_PREFETCH=1+AUDIOMAMBA_SCAN_BWD_MAXNREG=168" --backward --sel
 # row's backward, the state loop 10.61 ms, the peer's whole backward 10.94) pass 1 as one sum per state: its GPU tests,
 # the sweep (only L = 131072 runs a pass 1), the replayed peer table with it on
 # (peer-graph-sum, after the build)
-run local-sum-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py -k "pass1 or float64"
-run local-sum timeout 300 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_LOCAL_SUM default,1 \
+run local-sum-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py -k "pass1"
+run local-sum timeout 300 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_LOCAL_SUM default,2,4 \
   --backward --selective
 # the selective bf16 rows below the peer (2026-12-05 04:27: 0.76x fwd+bwd at (8, 128, 16, 131072), 0.95x, 0.99x):
 # the state-loop backward is latency-bound with 128 registers (16 one-warp programs per SM); chunks of 64 steps (80
@@ -371,7 +371,14 @@ while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 # (the short-L rows are bound by the host in eager mode; 2026-12-04, not yet run)
 [ -d "$PEER_BUILD" ] && run peer-graph $B kernel --peer mamba_ssm --peer-build "$PEER_BUILD" --cuda-graph \
   --out "$RES/bench-kernel-peer-graph.md"
-[ -d "$PEER_BUILD" ] && run peer-graph-sum env AUDIOMAMBA_SCAN_BWD_LOCAL_SUM=1 $B kernel --peer mamba_ssm \
+# (the warps of the sweep's fastest value at (8, 128, 16, 131072) bf16, unless LOCAL_SUM is given)
+if want peer-graph-sum && [ -z "${LOCAL_SUM:-}" ] && [ -f "$RES/local-sum.log" ]; then
+  LOCAL_SUM=$(python3 -c "import re, sys
+line = [x for x in open(sys.argv[1]) if x.startswith('selective-real (8, 128, 16, 131072) bf16')][0]
+ms = {v: float(t) for v, t in re.findall(r'(default|\d): ([\d.]+) ms', line)}
+print(min(ms, key=ms.get).replace('default', '0'))" "$RES/local-sum.log" 2> /dev/null)
+fi
+[ -d "$PEER_BUILD" ] && run peer-graph-sum env AUDIOMAMBA_SCAN_BWD_LOCAL_SUM=${LOCAL_SUM:-2} $B kernel --peer mamba_ssm \
   --peer-build "$PEER_BUILD" --cuda-graph --out "$RES/bench-kernel-peer-graph-sum.md"
 # (issue 14, 2026-12-06) the 0.76x row under Nsight Compute, ours and the peer's kernels of one fwd+bwd at
 # (8, 128, 16, 131072) bf16: duration, registers, occupancy, issue and the warps' stall reasons side by side
