@@ -519,9 +519,9 @@ _scan_fwd_seq_kernel = triton.jit(_scan_fwd_seq)
 #: the same kernel without the unit-L-stride specialisation (``ScanConfig.seq_lanes``): one channel per lane,
 #: its steps in registers, no shuffles in the time loop; loads of a tile are 32 channels' rows, one step apart
 _SEQ_L_STRIDES = ["su_l", "sdt_l", "sz_l", "sy_l"]
+_scan_fwd_seq_lanes_kernel = triton.jit(do_not_specialize=_SEQ_L_STRIDES)(_scan_fwd_seq)
 #: steps per tile of :func:`_scan_bwd_local_sum_kernel` ((BLOCK_N, 128) tiles; its warps: ``ScanConfig.bwd_local_sum``)
 LOCAL_SUM_TILE = 128
-_scan_fwd_seq_lanes_kernel = triton.jit(do_not_specialize=_SEQ_L_STRIDES)(_scan_fwd_seq)
 
 
 @triton.jit
