@@ -104,12 +104,13 @@ class ScanConfig:
     #: register cap per thread of the state-loop backward (Triton's ``maxnreg``; 0 = none: 245 registers for complex A,
     #: 8 one-warp programs per SM). H200, 2026-12-04 18:21 UTC, complex LTI (16, 128, 16, 16384) fp32 fwd+bwd: 128
     #: (104 B of spills) 0.91x, 168 (64 B) 0.79x. Real A (168 registers uncapped, 12 one-warp programs per SM): 96
-    #: 0.87-1.01x (one H100, 2026-12-05 12:41 UTC); sm_90 compile (CPU, 2026-12-06, bf16 or fp32 inputs, CHUNK 128): 136
-    #: without spills (15 programs per SM), 128 with 16 B (16 per SM), neither timed yet.
+    #: 0.87-1.01x (one H100, 2026-12-05 12:41 UTC); 128 (16 B of spills, 16 programs per SM) 1.00-1.04x and 136 (none,
+    #: 15 per SM) 0.85-1.05x (one H200, 2026-12-06 21:48 UTC).
     #: Env: AUDIOMAMBA_SCAN_BWD_MAXNREG=0|96|128|136|168.
     bwd_maxnreg: int = 0
     #: the state-loop backward loads the next state's B, C and chunk-start state one iteration ahead, into registers
-    #: (``PREFETCH`` of :func:`kernels.triton_scan._scan_bwd_loop_kernel`; not timed yet). Env: AUDIOMAMBA_SCAN_BWD_PREFETCH=1.
+    #: (``PREFETCH`` of :func:`kernels.triton_scan._scan_bwd_loop_kernel`; 182 registers). H200, 2026-12-06 21:48 UTC,
+    #: selective fwd+bwd: 0.95-1.02x (capped at 168: 0.72-0.94x). Off. Env: AUDIOMAMBA_SCAN_BWD_PREFETCH=1.
     bwd_prefetch: bool = False
     #: backward pass 1 (the adjoint entering each segment) for real A as one sum per state, not a scan per state
     #: (:func:`kernels.triton_scan._scan_bwd_local_sum_kernel`), with this many warps per program; 0 = the scan form.
