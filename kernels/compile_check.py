@@ -94,8 +94,6 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                     out.append(Variant("bwdloop", tuple((loop | {"STAGES": 2}).items()), warps))
                     # two states per iteration of the state loop (AUDIOMAMBA_SCAN_BWD_UNROLL_N=2)
                     out.append(Variant("bwdloop", tuple((loop | {"UNROLL_N": 2}).items()), warps))
-                    # the next state's loads one iteration ahead (AUDIOMAMBA_SCAN_BWD_PREFETCH=1)
-                    out.append(Variant("bwdloop", tuple((loop | {"PREFETCH": True}).items()), warps))
                     if dt_lti:  # the closed-form LTI scans, as the wrapper launches them on a GPU (ScanConfig.bwd_closed)
                         out.append(Variant("bwdloop", tuple((loop | {"CLOSED": True, "FAST_TRIG": True}).items()), warps))
                     if warps == 1 and loop_chunk in (64, 128):

@@ -1027,7 +1027,7 @@ def _scan_bwd_loop_kernel(
     R: tl.constexpr, RB: tl.constexpr, RC: tl.constexpr, FAC: tl.constexpr, HAS_INIT: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, CHUNK: tl.constexpr, REV_LOADS: tl.constexpr = True,
     LANE_ASM: tl.constexpr = False, ALIGN: tl.constexpr = 1, STAGES: tl.constexpr = 1, UNROLL_N: tl.constexpr = 1,
-    CLOSED: tl.constexpr = False, FAST_TRIG: tl.constexpr = False, PREFETCH: tl.constexpr = False,
+    CLOSED: tl.constexpr = False, FAST_TRIG: tl.constexpr = False,
 ):
     """The state-loop backward (``ScanConfig.bwd_loop``): one program per (batch element, channel,
     segment). It walks the segment's chunks of ``CHUNK`` steps from the right; within a chunk, its
@@ -1046,8 +1046,6 @@ def _scan_bwd_loop_kernel(
 
     ``STAGES``: software-pipelining stages of the loop over the states (``ScanConfig.bwd_stages``); ``UNROLL_N``: states
     per iteration of that loop (``ScanConfig.bwd_unroll_n``: two independent scan chains for the scheduler to interleave).
-    ``PREFETCH`` (``ScanConfig.bwd_prefetch``): each iteration loads the next state's B, C and chunk-start state into
-    registers carried to it, so those loads are in flight while this state's scans run.
 
     ``ALIGN`` (1, 2, 4 or 8): the wrapper's promise that L and the rows' strides are multiples of it. Triton's
     launcher marks an integer only when it is a multiple of 16, and without that its loads and masks are
@@ -1164,40 +1162,18 @@ def _scan_bwd_loop_kernel(
         y = tl.zeros((CHUNK,), tl.float32)
         s = tl.zeros((CHUNK,), tl.float32)
         gA = tl.zeros((CHUNK,), tl.float32)
-        if not REV_LOADS:
-            tr = t
-            mask_r = mask_t
-        if PREFETCH:  # state 0's loads; each iteration then loads the next state's (see the docstring)
-            nB_re, nB_im = _bc_of_state(B_base, t * sB_l, mask_t, B_LTI, B_COMPLEX)
-            nC_re, nC_im = _bc_of_state(C_base, t * sC_l, mask_t, C_LTI, C_COMPLEX)
-            nCr_re, nCr_im = _bc_of_state(C_base, tr * sC_l, mask_r, C_LTI, C_COMPLEX)
-            nh0_re = tl.load(states_ptr + st_base + cb * dstate * R)
-            nh0_im = 0.0
-            if IS_COMPLEX:
-                nh0_im = tl.load(states_ptr + st_base + cb * dstate * R + 1)
         for n in tl.range(0, dstate, num_stages=STAGES, loop_unroll_factor=UNROLL_N):
             sel = offs_n == n
             A_re = tl.load(a_base + n * sA_n).to(tl.float32)
             A_im = 0.0
             if IS_COMPLEX:
                 A_im = tl.load(a_base + n * sA_n + 1).to(tl.float32)
-            if PREFETCH:
-                B_re, B_im, C_re, C_im, Cr_re, Cr_im = nB_re, nB_im, nC_re, nC_im, nCr_re, nCr_im
-                h0_re, h0_im = nh0_re, nh0_im
-                n1 = tl.minimum(n + 1, dstate - 1)  # the last iteration loads its own state again (unused)
-                nB_re, nB_im = _bc_of_state(B_base + n1 * sB_n, t * sB_l, mask_t, B_LTI, B_COMPLEX)
-                nC_re, nC_im = _bc_of_state(C_base + n1 * sC_n, t * sC_l, mask_t, C_LTI, C_COMPLEX)
-                nCr_re, nCr_im = _bc_of_state(C_base + n1 * sC_n, tr * sC_l, mask_r, C_LTI, C_COMPLEX)
-                nh0_re = tl.load(states_ptr + st_base + (cb * dstate + n1) * R)
-                if IS_COMPLEX:
-                    nh0_im = tl.load(states_ptr + st_base + (cb * dstate + n1) * R + 1)
-            else:
-                B_re, B_im = _bc_of_state(B_base + n * sB_n, t * sB_l, mask_t, B_LTI, B_COMPLEX)
-                C_re, C_im = _bc_of_state(C_base + n * sC_n, t * sC_l, mask_t, C_LTI, C_COMPLEX)
-                h0_re = tl.load(states_ptr + st_base + (cb * dstate + n) * R)
-                h0_im = 0.0
-                if IS_COMPLEX:
-                    h0_im = tl.load(states_ptr + st_base + (cb * dstate + n) * R + 1)
+            B_re, B_im = _bc_of_state(B_base + n * sB_n, t * sB_l, mask_t, B_LTI, B_COMPLEX)
+            C_re, C_im = _bc_of_state(C_base + n * sC_n, t * sC_l, mask_t, C_LTI, C_COMPLEX)
+            h0_re = tl.load(states_ptr + st_base + (cb * dstate + n) * R)
+            h0_im = 0.0
+            if IS_COMPLEX:
+                h0_im = tl.load(states_ptr + st_base + (cb * dstate + n) * R + 1)
             if DT_LTI:  # one exp (and cos, sin for complex A) per state, not per step
                 ac_re, ac_im = exp_dtA(dtc, A_re, A_im, IS_COMPLEX)
                 a_re = tl.where(mask_t, ac_re, 1.0)
@@ -1206,8 +1182,7 @@ def _scan_bwd_loop_kernel(
                 a_re, a_im = exp_dtA(dt, A_re, A_im, IS_COMPLEX)
             # the adjoint's decay a_{t+1} and input FAC·dout_t·conj(C_t): in time order, or (REV_LOADS) reversed
             if REV_LOADS:
-                if not PREFETCH:
-                    Cr_re, Cr_im = _bc_of_state(C_base + n * sC_n, tr * sC_l, mask_r, C_LTI, C_COMPLEX)
+                Cr_re, Cr_im = _bc_of_state(C_base + n * sC_n, tr * sC_l, mask_r, C_LTI, C_COMPLEX)
                 cc_re = FAC * dout_r * Cr_re
                 cc_im = -FAC * dout_r * Cr_im
             else:
@@ -1735,7 +1710,7 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
             closed = cfg.bwd_closed and dt_lti and not cfg.bwd_flip
             launch(_scan_bwd_loop_kernel, (batch, d, nseg), ptrs, ints, CHUNK=chunk, REV_LOADS=not cfg.bwd_flip, ALIGN=align,
                    LANE_ASM=lane_asm, STAGES=cfg.bwd_stages, UNROLL_N=cfg.bwd_unroll_n, CLOSED=closed,
-                   FAST_TRIG=closed and not interpreting(), PREFETCH=cfg.bwd_prefetch,
+                   FAST_TRIG=closed and not interpreting(),
                    **({"maxnreg": cfg.bwd_maxnreg} if cfg.bwd_maxnreg and not interpreting() else {}), **flags)
         else:
             launch(_scan_bwd_kernel, (batch, nd, nseg), ptrs, ints, BLOCK_D=block_d, PARTIAL=partial, **flags)

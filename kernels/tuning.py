@@ -108,10 +108,6 @@ class ScanConfig:
     #: 15 per SM) 0.85-1.05x (one H200, 2026-12-06 21:48 UTC).
     #: Env: AUDIOMAMBA_SCAN_BWD_MAXNREG=0|96|128|136|168.
     bwd_maxnreg: int = 0
-    #: the state-loop backward loads the next state's B, C and chunk-start state one iteration ahead, into registers
-    #: (``PREFETCH`` of :func:`kernels.triton_scan._scan_bwd_loop_kernel`; 182 registers). H200, 2026-12-06 21:48 UTC,
-    #: selective fwd+bwd: 0.95-1.02x (capped at 168: 0.72-0.94x). Off. Env: AUDIOMAMBA_SCAN_BWD_PREFETCH=1.
-    bwd_prefetch: bool = False
     #: backward pass 1 (the adjoint entering each segment) for real A as one sum per state, not a scan per state
     #: (:func:`kernels.triton_scan._scan_bwd_local_sum_kernel`), with this many warps per program; 0 = the scan form.
     #: Env: AUDIOMAMBA_SCAN_BWD_LOCAL_SUM=0|1|2|4|8.
@@ -216,8 +212,6 @@ _ENV_KNOBS = (
      "1 or 2 (states per iteration of the state-loop backward's loop over the states)"),
     ("AUDIOMAMBA_SCAN_BWD_MAXNREG", "bwd_maxnreg", (0, 96, 128, 136, 168),
      "0, 96, 128, 136 or 168 (register cap per thread of the state-loop backward; 0 = none)"),
-    ("AUDIOMAMBA_SCAN_BWD_PREFETCH", "bwd_prefetch", (0, 1),
-     "0 or 1 (1: the state-loop backward loads the next state's B, C and start state one iteration ahead)"),
     ("AUDIOMAMBA_SCAN_BWD_LOCAL_SUM", "bwd_local_sum", (0, 1, 2, 4, 8),
      "0, 1, 2, 4 or 8 (the backward's pass 1 for real A as a sum per state with this many warps; 0 = a scan)"),
     ("AUDIOMAMBA_SCAN_BWD_CLOSED", "bwd_closed", (0, 1),

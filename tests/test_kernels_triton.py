@@ -234,15 +234,6 @@ def test_triton_backward_pass1_as_a_sum_with_delta_per_channel():
     assert_match(*run_both(args, ALL_OPTS, block_d=2, seg_l=32, seq=True, loop=32, bwd_local_sum=4))
 
 
-@pytest.mark.parametrize("cplx,lti", [(False, False), (True, False), (True, True)])
-def test_triton_state_loop_backward_prefetched_matches_the_reference(cplx, lti):
-    """The state loop with the next state's B, C and start state loaded one iteration ahead (``bwd_prefetch``):
-    selective real and complex A, LTI B/C (scalars carried instead of rows), over segments and several chunks."""
-    args = make_args(2, 5, 3, 52, cplx=cplx, lti=lti, seed=17)
-    assert_match(*run_both(args, ALL_OPTS, block_d=2, seg_l=32, seq=True, loop=32, bwd_prefetch=True))
-    assert_match(*run_both(args, ALL_OPTS, block_d=2, seq=True, loop=16, bwd_prefetch=True, bwd_flip=True))
-
-
 def test_triton_state_loop_backward_mixed_and_strided():
     """The state-loop backward with selective Δ and LTI B/C, complex A with real B/C, strided u/z/B."""
     args = make_args(2, 4, 4, 19, cplx=True, lti=False, seed=4)
@@ -461,11 +452,9 @@ def test_scan_config_env_override_and_errors(monkeypatch):
     monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_STAGES", "2")
     monkeypatch.setenv("AUDIOMAMBA_SCAN_FWD_STAGES", "3")
     monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_UNROLL_N", "2")
-    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_PREFETCH", "1")
     cfg = pick_config(8, 128, 16, 4096, False)
-    assert (cfg.bwd_stages, cfg.fwd_stages, cfg.bwd_unroll_n, cfg.bwd_prefetch) == (2, 3, 2, True)
-    for name in ("AUDIOMAMBA_SCAN_BWD_STAGES", "AUDIOMAMBA_SCAN_FWD_STAGES", "AUDIOMAMBA_SCAN_BWD_UNROLL_N",
-                 "AUDIOMAMBA_SCAN_BWD_PREFETCH"):
+    assert (cfg.bwd_stages, cfg.fwd_stages, cfg.bwd_unroll_n) == (2, 3, 2)
+    for name in ("AUDIOMAMBA_SCAN_BWD_STAGES", "AUDIOMAMBA_SCAN_FWD_STAGES", "AUDIOMAMBA_SCAN_BWD_UNROLL_N"):
         monkeypatch.setenv(name, "4")
         with pytest.raises(KernelError, match=name):
             pick_config(8, 128, 16, 4096, False)

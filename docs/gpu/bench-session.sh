@@ -344,7 +344,8 @@ run maxnreg-bwd python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_M
 # next: real A's backward capped at 128 / 136 registers (168 uncapped: 12 one-warp programs per SM; 136 compiles
 # without spills for 15, 128 with 16 B for 16; sm_90 compile on the CPU, never timed)
 # and the next state's B, C and start state loaded one iteration ahead (AUDIOMAMBA_SCAN_BWD_PREFETCH: 182 registers, or
-# capped at 168 for the 12 programs per SM of today)
+# capped at 168 for the 12 programs per SM of today). Ran 2026-12-06 21:48 (H200): caps 0.85-1.05x, prefetch 0.72-1.02x;
+# the prefetch knob was removed after it (commit a986417 has it), the command kept as it ran
 run bwd-cap-real timeout 500 python3 -m audiomamba.bench.scan_env_sweep cap-prefetch \
   "default;AUDIOMAMBA_SCAN_BWD_MAXNREG=128;AUDIOMAMBA_SCAN_BWD_MAXNREG=136;AUDIOMAMBA_SCAN_BWD_PREFETCH=1;\
 AUDIOMAMBA_SCAN_BWD_PREFETCH=1+AUDIOMAMBA_SCAN_BWD_MAXNREG=168" --backward --selective
