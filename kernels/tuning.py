@@ -38,7 +38,8 @@ class ScanConfig:
     block_d_bwd: int = 1
     warps_fwd: int = 8
     warps_bwd: int = 8
-    #: Env: AUDIOMAMBA_SCAN_SEG_L=0|256|...|131072 (a power of two; 0 = one segment: no local pass, no carry)
+    #: Env: AUDIOMAMBA_SCAN_SEG_L=0|64|...|131072 (a power of two; 0 = one segment: no local pass, no carry). The pick
+    #: never goes below MIN_SEG_CHUNKS chunks; 64 and 128 are for sweeps at short L (2 and 4 chunks of 32 steps).
     seg_l: int = 0
     seq_fwd: bool = False
     #: backward segment length: -1 = from :func:`pick_seg_l` for the backward's programs, 0 = one. Never swept on a GPU
@@ -216,8 +217,8 @@ _ENV_KNOBS = (
      "0, 1, 2, 4 or 8 (the backward's pass 1 for real A as a sum per state with this many warps; 0 = a scan)"),
     ("AUDIOMAMBA_SCAN_BWD_CLOSED", "bwd_closed", (0, 1),
      "0 or 1 (1: the state-loop backward's LTI scans in closed form, not as associative scans)"),
-    ("AUDIOMAMBA_SCAN_SEG_L", "seg_l", (0, *(1 << k for k in range(8, 18))),
-     "0 or a power of two from 256 to 131072 (segment length of the forward; 0 = one segment)"),
+    ("AUDIOMAMBA_SCAN_SEG_L", "seg_l", (0, *(1 << k for k in range(6, 18))),
+     "0 or a power of two from 64 to 131072 (segment length of the forward; 0 = one segment)"),
     ("AUDIOMAMBA_SCAN_BWD_SEG_L", "seg_l_bwd", (0, *(1 << k for k in range(9, 18))),
      "0 or a power of two from 512 to 131072 (segment length of the backward; 0 = one segment)"),
     ("AUDIOMAMBA_SCAN_LTI_CHUNK", "lti_chunk", (0, 16, 32, 64),
