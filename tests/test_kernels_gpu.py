@@ -139,6 +139,24 @@ def test_gpu_backward_pass1_as_a_sum_matches_float64(lti, warps, monkeypatch):
         assert (a - b).abs().max().item() <= tol * b.abs().max().item() + 1e-5, name
 
 
+@pytest.mark.parametrize("chunk", [64, 128])
+@pytest.mark.parametrize("L", [1000, 4096])
+def test_gpu_lane_flip_in_inline_ptx_matches_float64(L, chunk, monkeypatch):
+    """The state-loop backward's adjoint flipped by one inline ``shfl.sync.bfly`` per register
+    (``AUDIOMAMBA_SCAN_BWD_LANE_ASM=1``), right only while Triton keeps CHUNK / 32 neighbouring steps per lane, which
+    the CPU interpreter cannot check: compiled, selective real A, at an L with ALIGN 8 (1000) and 16 (4096)."""
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_LANE_ASM", "1")
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_LOOP", str(chunk))
+    args = make(2, 64, 16, L, cplx=False, lti=False, seed=5)
+    gy = torch.randn(2, 64, L, device="cuda")
+    y, h, g = grads(kernels.selective_scan, args, gy)
+    y_r, h_r, g_r = grads(reference64, args, gy.double())
+    for name, a, b in zip("u delta A B C D z bias".split(), g, g_r, strict=True):
+        b = b.to(a.dtype)
+        tol = 5e-3 if name in ("A", "D", "bias") else 1e-3
+        assert (a - b).abs().max().item() <= tol * b.abs().max().item() + 1e-5, name
+
+
 @pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])
 @pytest.mark.parametrize("L", [1000, 4096])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])

@@ -353,8 +353,12 @@ AUDIOMAMBA_SCAN_BWD_PREFETCH=1+AUDIOMAMBA_SCAN_BWD_MAXNREG=168" --backward --sel
 # row's backward, the state loop 10.61 ms, the peer's whole backward 10.94) pass 1 as one sum per state: its GPU tests,
 # the sweep (only L = 131072 runs a pass 1), the replayed peer table with it on
 # (peer-graph-sum, after the build)
-run local-sum-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py -k "pass1"
+run local-sum-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py -k "pass1 or lane_flip"
 run local-sum timeout 300 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_LOCAL_SUM default,2,4 \
+  --backward --selective
+# (issue 14, 2026-12-07) the adjoint's flip by one inline shuffle per register (AUDIOMAMBA_SCAN_BWD_LANE_ASM, off since
+# 2026-12-03: 1.02-1.16x then, within that day's noise, and unchecked on a GPU): the rows at 0.95-0.99x need ~5 %
+run lane-asm timeout 300 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_LANE_ASM default,1 \
   --backward --selective
 # (issue 14, 2026-12-07) the forward's segment length at the short-L rows below the peer ((16, 512, 16, 1024) bf16
 # fwd 0.93x at segments of 256; on 2026-12-05 512 was 1.06x at (8, 2048, 16, 2048) bf16 and 0.66x at L = 1024):
@@ -383,7 +387,16 @@ line = [x for x in open(sys.argv[1]) if x.startswith('selective-real (8, 128, 16
 ms = {v: float(t) for v, t in re.findall(r'(default|\d): ([\d.]+) ms', line)}
 print(min(ms, key=ms.get).replace('default', '0'))" "$RES/local-sum.log" 2> /dev/null)
 fi
-[ -d "$PEER_BUILD" ] && run peer-graph-sum env AUDIOMAMBA_SCAN_BWD_LOCAL_SUM=${LOCAL_SUM:-2} $B kernel --peer mamba_ssm \
+# (and the lane flip in inline PTX where the lane-asm sweep's geometric mean is above 1, unless LANE_ASM is given)
+if want peer-graph-sum && [ -z "${LANE_ASM:-}" ] && [ -f "$RES/lane-asm.log" ]; then
+  LANE_ASM=$(python3 -c "import math, re, sys
+text = open(sys.argv[1]).read()
+r = [float(x) for x in re.findall(r' 1: [\d.]+ ms \([\d.]+%, ([\d.]+)x\)', text)]
+bad = [float(x) for x in re.findall(r'maxrel ([\d.e+-]+)', text) if float(x) > 0.1]  # a wrong flip: O(1)
+print(int(bool(r) and not bad and math.exp(sum(map(math.log, r)) / len(r)) > 1.0))" "$RES/lane-asm.log" 2> /dev/null)
+fi
+[ -d "$PEER_BUILD" ] && run peer-graph-sum env AUDIOMAMBA_SCAN_BWD_LOCAL_SUM=${LOCAL_SUM:-2} \
+  AUDIOMAMBA_SCAN_BWD_LANE_ASM=${LANE_ASM:-0} $B kernel --peer mamba_ssm \
   --peer-build "$PEER_BUILD" --cuda-graph --out "$RES/bench-kernel-peer-graph-sum.md"
 # (issue 14, 2026-12-06) the 0.76x row under Nsight Compute, ours and the peer's kernels of one fwd+bwd at
 # (8, 128, 16, 131072) bf16: duration, registers, occupancy, issue and the warps' stall reasons side by side
