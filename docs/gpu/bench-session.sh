@@ -372,7 +372,7 @@ run lane-asm timeout 300 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_S
 # (issue 14, 2026-12-07) the forward's segment length at the short-L rows below the peer ((16, 512, 16, 1024) bf16
 # fwd 0.93x at segments of 256; on 2026-12-05 512 was 1.06x at (8, 2048, 16, 2048) bf16 and 0.66x at L = 1024):
 # segments of 64 and 128 (2 and 4 chunks; the pick stops at 8) and 512 against the pick, forward only
-run fwd-seg timeout 300 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_SEG_L default,64,128,512 --selective
+run fwd-seg-short timeout 300 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_SEG_L default,64,128,512 --selective
 # the selective bf16 rows below the peer (2026-12-05 04:27: 0.76x fwd+bwd at (8, 128, 16, 131072), 0.95x, 0.99x):
 # the state-loop backward is latency-bound with 128 registers (16 one-warp programs per SM); chunks of 64 steps (80
 # registers in the sm_90 compile check) and register caps of 96 / 128 give the SM more warps to switch between
