@@ -17,7 +17,8 @@ Chunk-parallel scan along L (``ScanConfig.seg_l``): with S > 1 segments the forw
   3. the full pass over all segments in parallel from their start states: y, the chunk-start
      states for the backward, and h_last.
 The backward mirrors it from the right: a local pass (adjoint at each segment's start from a zero
-adjoint at its end, and the segment's Σ of next-step Δ), the reverse carry (conjugate decays),
+adjoint at its end, and the segment's Σ of next-step Δ; for real A with N <= 16 one sum per state,
+:func:`_scan_bwd_local_sum_kernel`, else a reverse scan), the reverse carry (conjugate decays),
 then the full pass per segment from its incoming adjoint. Per-(batch, segment) partial sums of the
 parameter grads are added by one finishing launch (:func:`_bwd_finish_kernel`), which writes them in the
 parameters' dtypes. With one segment passes 1 and 2 are skipped.
@@ -74,7 +75,7 @@ from .backend import interpreting
 from .launch import cdiv as _cdiv
 from .launch import launch
 from .triton_helpers import LOG2E, exp_dtA, softplus
-from .tuning import SEQ_TILE_AUTO, SEQ_TILE_COMPLEX, ScanConfig, pick_config, pick_seg_l
+from .tuning import SEQ_TILE_AUTO, SEQ_TILE_COMPLEX, ScanConfig, local_sum_warps, pick_config, pick_seg_l
 
 
 @triton.jit
@@ -1656,14 +1657,15 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
         gloc = torch.empty((batch, nseg, d, N, R), dtype=f32, device=dev)
         ginit = torch.empty_like(gloc)
         dsum = torch.empty((batch, nseg, d), dtype=f32, device=dev)
-        if cfg.bwd_local_sum and not is_complex and not C.is_complex():
+        sum_warps = local_sum_warps(cfg, u.dtype, N)
+        if sum_warps and not is_complex and not C.is_complex():
             launch(
                 _scan_bwd_local_sum_kernel, (batch, d, nseg - 1),
                 (delta, A_v, C_v, z if z is not None else u, delta_bias if delta_bias is not None else u, dy, gloc, dsum),
                 (d, N, L, nchunks, seg_chunks, nseg, 1,
                  *dt_str, *A_v.stride()[:2], *_bc_strides(C_v, C_lti), *_strides3(z), *_strides3(dy)),
                 C_LTI=C_lti, DT_LTI=dt_lti, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=softplus,
-                BLOCK_N=_block_n(N), BLOCK_L=block_l, CL=LOCAL_SUM_TILE, num_warps=cfg.bwd_local_sum,
+                BLOCK_N=_block_n(N), BLOCK_L=block_l, CL=LOCAL_SUM_TILE, num_warps=sum_warps,
             )
         else:
             launch(

@@ -74,7 +74,8 @@ class ScanConfig:
     #: the flip of the adjoint back to time order by one ``shfl.sync.bfly`` (lane mask 31) per register in
     #: inline PTX, where ``tl.flip`` takes five. Only right when the tile keeps CHUNK / 32 neighbouring steps per
     #: lane, so it applies only with one warp and the wrapper's ALIGN of at least 4; the CPU interpreter cannot run it.
-    #: Env: AUDIOMAMBA_SCAN_BWD_LANE_ASM=1. Off until an H200 run says it is right and faster.
+    #: Env: AUDIOMAMBA_SCAN_BWD_LANE_ASM=1. Off: right on the GPU but 1.00x (0.99-1.00x at the benchmark shapes, fwd+bwd,
+    #: one H100 2026-12-07 01:54 UTC), though its state loop has 16 of ~284 instructions fewer.
     bwd_lane_asm: bool = False
     #: promise the sequential forward and the state-loop backward the largest of 8, 4, 2 that divides L and the
     #: rows' strides (``ALIGN``), so that Triton keeps neighbouring steps in one lane when L is no multiple of 16
@@ -110,9 +111,12 @@ class ScanConfig:
     #: Env: AUDIOMAMBA_SCAN_BWD_MAXNREG=0|96|128|136|168.
     bwd_maxnreg: int = 0
     #: backward pass 1 (the adjoint entering each segment) for real A as one sum per state, not a scan per state
-    #: (:func:`kernels.triton_scan._scan_bwd_local_sum_kernel`), with this many warps per program; 0 = the scan form.
+    #: (:func:`kernels.triton_scan._scan_bwd_local_sum_kernel`), with this many warps per program; 0 = the scan form;
+    #: -1 = by the inputs' dtype where N <= 16 (:func:`local_sum_warps`). One H100, 2026-12-07 01:53 UTC, fwd+bwd at
+    #: (8, 128, 16, 131072), the only benchmark shape with a pass 1 (2 segments): 2 warps 1.18x (fp32) / 1.24x (bf16), 4
+    #: warps 1.16x / 1.27x against the scan form (bf16 18.15 -> 14.33 ms, now below fp32's 15.40).
     #: Env: AUDIOMAMBA_SCAN_BWD_LOCAL_SUM=0|1|2|4|8.
-    bwd_local_sum: int = 0
+    bwd_local_sum: int = -1
     #: fully LTI calls (Δ, B and C per channel: mamba-s4 / mamba-s4-real) by chunks of this many steps on tensor cores
     #: (:mod:`kernels.triton_lti_chunk`: per chunk a Toeplitz product and two state products, a scan over chunks
     #: instead of over steps); 0 = the scan kernels. :func:`pick_config` sets :data:`LTI_CHUNK` (32, measured);
@@ -257,6 +261,17 @@ def env_overrides() -> str:
     return ", ".join(f"{name}={os.environ[name].strip()}" for name in _ENV_NAMES if os.environ.get(name, "").strip())
 
 
+def local_sum_warps(cfg: ScanConfig, dtype, N: int) -> int:
+    """Warps of the backward's pass 1 as a sum (0: the scan form): ``cfg.bwd_local_sum``, or where -1, 4 for 16-bit
+    inputs and 2 for float32 (measured: :class:`ScanConfig`'s ``bwd_local_sum``) at N <= 16, the scan form above
+    (its (N, 128) accumulator was timed at N = 16 only)."""
+    if cfg.bwd_local_sum >= 0:
+        return cfg.bwd_local_sum
+    if N > 16:
+        return 0
+    return 4 if dtype.itemsize < 4 else 2
+
+
 def lti_warps(cfg: ScanConfig, dtype, backward: bool) -> int:
     """Warps per program of the chunked LTI forward or backward: ``cfg``'s, or where 0 by the inputs' dtype (2 for
     16-bit inputs, 4 for float32: measured, :class:`ScanConfig`'s ``lti_warps``)."""
@@ -301,7 +316,7 @@ def _pick_config(batch: int, d: int, N: int, L: int, is_complex: bool) -> ScanCo
     l_pad = max(16, 1 << (max(L, 1) - 1).bit_length())
     if n_pad <= 16:
         block_l = min(32, l_pad)
-        seg = pick_seg_l(batch, d, L, block_l, SEQ_LANES, SEQ_TARGET_PROGRAMS)
+        seg = pick_seg_l(batch, d, L, block_l, SEQ_LANES, SEQ_TARGET_PROGRAMS if L > SEQ_SHORT_L else SEQ_TARGET_SHORT)
         # the state-loop backward: real A over chunks of 128 steps (1.15-1.82x the tile backward's fwd+bwd on every
         # selective benchmark shape, H200), complex A over 256 (1.28-1.47x the tile backward, H200 2026-12-04)
         return ScanConfig(block_l, SEQ_LANES, 1, 1, 1, seg, True,
@@ -335,6 +350,14 @@ BWD_LOOP_CHUNK_COMPLEX = 256
 #: channels (lanes) per program of the sequential forward, and the programs it aims at
 SEQ_LANES = 32
 SEQ_TARGET_PROGRAMS = 4096
+#: ... and at L <= SEQ_SHORT_L, where each extra segment's local pass and carry weigh more: at (8, 2048, 16, 2048)
+#: segments of 512 (2048 programs) against 256 (4096) were 1.03x / 1.06x (fp32 / bf16) on one H200 (2026-12-05 04:20
+#: UTC) and twice on one H100 (2026-12-07 01:54 and 01:55 UTC, `python -m audiomamba.bench.scan_env_sweep
+#: AUDIOMAMBA_SCAN_SEG_L default,64,128,512 --selective`); the other benchmark and U-Net shapes pick the same segments
+#: with either target, and at L >= 16384 fewer programs lost (segments of 512 at (16, 128, 16, 16384) 0.99-1.01x, 2048
+#: at (8, 128, 16, 131072) 0.97-1.00x).
+SEQ_TARGET_SHORT = 2048
+SEQ_SHORT_L = 4096
 #: programs the chunk-parallel scan aims at (H100: 132 SMs; several resident programs each)
 TARGET_PROGRAMS = 2048
 #: shortest segment, in chunks (shorter ones make the local and carry passes dominate)

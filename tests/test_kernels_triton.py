@@ -220,7 +220,7 @@ def test_triton_backward_pass1_as_a_sum_matches_the_reference(mixed, opts):
     args = make_args(2, 5, 3, 83, cplx=False, lti=False, seed=21)
     summed = run_both(args, opts, mixed=mixed, block_d=2, seg_l=32, seq=True, loop=32, bwd_local_sum=4)
     assert_match(*summed)
-    scanned = run_both(args, opts, mixed=mixed, block_d=2, seg_l=32, seq=True, loop=32)
+    scanned = run_both(args, opts, mixed=mixed, block_d=2, seg_l=32, seq=True, loop=32, bwd_local_sum=0)
     for name, g in summed[0][2].items():  # grads within float32 rounding of the scan form's, at each tensor's scale
         ref = scanned[0][2][name]
         assert (g - ref).abs().max() <= 2e-5 * ref.abs().max() + 1e-6, name
@@ -459,6 +459,29 @@ def test_scan_config_env_override_and_errors(monkeypatch):
         with pytest.raises(KernelError, match=name):
             pick_config(8, 128, 16, 4096, False)
         monkeypatch.delenv(name)
+
+
+def test_pass1_sum_warps_and_short_sequence_segments_as_measured(monkeypatch):
+    """The picks timed on 2026-12-07 (one H100): pass 1 as a sum with 4 warps for 16-bit inputs and 2 for float32 at
+    N <= 16, the scan form above and where set to 0 (env or config); and the sequential forward's segments at L <= 4096
+    aiming at 2048 programs (512 steps at (8, 2048, 16, 2048)), while longer L and the U-Net levels keep theirs."""
+    from audiomamba.kernels.tuning import local_sum_warps
+
+    for name in ("AUDIOMAMBA_SCAN_BWD_LOCAL_SUM", "AUDIOMAMBA_SCAN_SEG_L", "AUDIOMAMBA_SCAN_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    cfg = pick_config(8, 128, 16, 131072, False)
+    assert cfg.bwd_local_sum == -1
+    assert local_sum_warps(cfg, torch.bfloat16, 16) == 4 and local_sum_warps(cfg, torch.float16, 16) == 4
+    assert local_sum_warps(cfg, torch.float32, 16) == 2 and local_sum_warps(cfg, torch.float32, 64) == 0
+    assert local_sum_warps(ScanConfig(bwd_local_sum=0), torch.bfloat16, 16) == 0
+    assert local_sum_warps(ScanConfig(bwd_local_sum=8), torch.float32, 64) == 8
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_LOCAL_SUM", "0")
+    assert local_sum_warps(pick_config(8, 128, 16, 131072, False), torch.bfloat16, 16) == 0
+    monkeypatch.delenv("AUDIOMAMBA_SCAN_BWD_LOCAL_SUM")
+    segs = {shape: pick_config(*shape, False).seg_l for shape in (
+        (8, 2048, 16, 2048), (16, 512, 16, 1024), (16, 512, 16, 1000), (16, 256, 16, 4000), (16, 128, 16, 16384),
+        (8, 128, 16, 131072))}
+    assert list(segs.values()) == [512, 256, 256, 256, 256, 1024], segs
 
 
 def test_pick_config_cache_keys_on_every_variable_it_reads(monkeypatch):

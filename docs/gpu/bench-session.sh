@@ -12,7 +12,7 @@ PEER_BUILD=${PEER_BUILD:-/tmp/peer-build}
 NCPU=$(nproc)
 W=${W:-/tmp/w}
 . docs/gpu/loso-start.sh  # TS (core pinning), start_loso
-if { want peer || want peer-lti || want peer-graph || want peer-graph-cap || want peer-graph-sum || want ncu-bwd; } && [ ! -d "$PEER_BUILD" ] && ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
+if { want peer || want peer-lti || want peer-graph || want peer-graph-cap || want ncu-bwd; } && [ ! -d "$PEER_BUILD" ] && ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
   cp .peer/mamba_ssm-*.tar.gz /tmp/
   (MAX_JOBS=$(( NCPU - 4 )) TS 4-$(( NCPU - 1 )) nice -n 19 python3 -m audiomamba.bench.peer build \
      --sdist /tmp/mamba_ssm-*.tar.gz --out "$PEER_BUILD" > "$RES/peer-build.log" 2>&1
@@ -360,18 +360,21 @@ run bwd-cap-real timeout 500 python3 -m audiomamba.bench.scan_env_sweep cap-pref
 AUDIOMAMBA_SCAN_BWD_PREFETCH=1+AUDIOMAMBA_SCAN_BWD_MAXNREG=168" --backward --selective
 # (issue 14, 2026-12-06 21:51, H200: the ncu-bwd run found pass 1 (_scan_bwd_local_kernel) 4.54 ms of the 0.76x
 # row's backward, the state loop 10.61 ms, the peer's whole backward 10.94) pass 1 as one sum per state: its GPU tests,
-# the sweep (only L = 131072 runs a pass 1), the replayed peer table with it on
-# (peer-graph-sum, after the build)
+# the sweep (only L = 131072 runs a pass 1). One H100 2026-12-07 01:53 UTC: 1.18x / 1.27x (fp32 2 warps / bf16 4
+# warps), the default since (`peer-graph` times it against the peer); the sweep's 0 is now the default, so it reads
+# AUDIOMAMBA_SCAN_BWD_LOCAL_SUM 0,2,4
 run local-sum-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py -k "pass1 or lane_flip"
-run local-sum timeout 300 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_LOCAL_SUM default,2,4 \
+run local-sum timeout 300 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_LOCAL_SUM 0,2,4 \
   --backward --selective
 # (issue 14, 2026-12-07) the adjoint's flip by one inline shuffle per register (AUDIOMAMBA_SCAN_BWD_LANE_ASM, off since
-# 2026-12-03: 1.02-1.16x then, within that day's noise, and unchecked on a GPU): the rows at 0.95-0.99x need ~5 %
+# 2026-12-03: 1.02-1.16x then, within that day's noise, and unchecked on a GPU): the rows at 0.95-0.99x need ~5 %.
+# One H100 2026-12-07 01:54 UTC: 1.00x (0.99-1.00x; 1.04 / 1.12x at one shape whose default moved 13 % between sweeps)
 run lane-asm timeout 300 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_LANE_ASM default,1 \
   --backward --selective
 # (issue 14, 2026-12-07) the forward's segment length at the short-L rows below the peer ((16, 512, 16, 1024) bf16
 # fwd 0.93x at segments of 256; on 2026-12-05 512 was 1.06x at (8, 2048, 16, 2048) bf16 and 0.66x at L = 1024):
-# segments of 64 and 128 (2 and 4 chunks; the pick stops at 8) and 512 against the pick, forward only
+# segments of 64 and 128 (2 and 4 chunks; the pick stops at 8) and 512 against the pick, forward only. One H100
+# 2026-12-07 01:54 UTC: 64 and 128 0.75-1.02x, 512 1.03x / 1.06x at (8, 2048, 16, 2048) (now picked there: L <= 4096)
 run fwd-seg-short timeout 300 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_SEG_L default,64,128,512 --selective
 # the selective bf16 rows below the peer (2026-12-05 04:27: 0.76x fwd+bwd at (8, 128, 16, 131072), 0.95x, 0.99x):
 # the state-loop backward is latency-bound with 128 registers (16 one-warp programs per SM); chunks of 64 steps (80
@@ -389,24 +392,6 @@ while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 # (the short-L rows are bound by the host in eager mode; 2026-12-04, not yet run)
 [ -d "$PEER_BUILD" ] && run peer-graph $B kernel --peer mamba_ssm --peer-build "$PEER_BUILD" --cuda-graph \
   --out "$RES/bench-kernel-peer-graph.md"
-# (the warps of the sweep's fastest value at (8, 128, 16, 131072) bf16, unless LOCAL_SUM is given)
-if want peer-graph-sum && [ -z "${LOCAL_SUM:-}" ] && [ -f "$RES/local-sum.log" ]; then
-  LOCAL_SUM=$(python3 -c "import re, sys
-line = [x for x in open(sys.argv[1]) if x.startswith('selective-real (8, 128, 16, 131072) bf16')][0]
-ms = {v: float(t) for v, t in re.findall(r'(default|\d): ([\d.]+) ms', line)}
-print(min(ms, key=ms.get).replace('default', '0'))" "$RES/local-sum.log" 2> /dev/null)
-fi
-# (and the lane flip in inline PTX where the lane-asm sweep's geometric mean is above 1, unless LANE_ASM is given)
-if want peer-graph-sum && [ -z "${LANE_ASM:-}" ] && [ -f "$RES/lane-asm.log" ]; then
-  LANE_ASM=$(python3 -c "import math, re, sys
-text = open(sys.argv[1]).read()
-r = [float(x) for x in re.findall(r' 1: [\d.]+ ms \([\d.]+%, ([\d.]+)x\)', text)]
-bad = [float(x) for x in re.findall(r'maxrel ([\d.e+-]+)', text) if float(x) > 0.1]  # a wrong flip: O(1)
-print(int(bool(r) and not bad and math.exp(sum(map(math.log, r)) / len(r)) > 1.0))" "$RES/lane-asm.log" 2> /dev/null)
-fi
-[ -d "$PEER_BUILD" ] && run peer-graph-sum env AUDIOMAMBA_SCAN_BWD_LOCAL_SUM=${LOCAL_SUM:-2} \
-  AUDIOMAMBA_SCAN_BWD_LANE_ASM=${LANE_ASM:-0} $B kernel --peer mamba_ssm \
-  --peer-build "$PEER_BUILD" --cuda-graph --out "$RES/bench-kernel-peer-graph-sum.md"
 # (issue 14, 2026-12-06) the 0.76x row under Nsight Compute, ours and the peer's kernels of one fwd+bwd at
 # (8, 128, 16, 131072) bf16: duration, registers, occupancy, issue and the warps' stall reasons side by side
 [ -d "$PEER_BUILD" ] && run ncu-bwd ncu --profile-from-start off --clock-control none \
