@@ -361,8 +361,7 @@ AUDIOMAMBA_SCAN_BWD_PREFETCH=1+AUDIOMAMBA_SCAN_BWD_MAXNREG=168" --backward --sel
 # (issue 14, 2026-12-06 21:51, H200: the ncu-bwd run found pass 1 (_scan_bwd_local_kernel) 4.54 ms of the 0.76x
 # row's backward, the state loop 10.61 ms, the peer's whole backward 10.94) pass 1 as one sum per state: its GPU tests,
 # the sweep (only L = 131072 runs a pass 1). One H100 2026-12-07 01:53 UTC: 1.18x / 1.27x (fp32 2 warps / bf16 4
-# warps), the default since (`peer-graph` times it against the peer); the sweep's 0 is now the default, so it reads
-# AUDIOMAMBA_SCAN_BWD_LOCAL_SUM 0,2,4
+# warps), the default since (`peer-graph` times it against the peer), so the sweep names the scan form by its 0
 run local-sum-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py -k "pass1 or lane_flip"
 run local-sum timeout 300 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_LOCAL_SUM 0,2,4 \
   --backward --selective
