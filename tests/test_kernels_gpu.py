@@ -121,6 +121,19 @@ def test_gpu_other_launch_configs_agree(config, cplx, lti):
         assert (a - b).abs().max() <= 1e-4 * b.abs().max() + 1e-6
 
 
+def assert_grads_match_float64(args, lti):
+    """The kernels' grads of ``args`` (from :func:`make`) against the float64 reference's, for a random output gradient:
+    1e-3 of each tensor's scale, 5e-3 for the sums over batch and L (A, D, bias; with LTI also Δ, B, C)."""
+    u = args[0]
+    gy = torch.randn(u.shape, device="cuda")
+    _, _, g = grads(kernels.selective_scan, args, gy)
+    _, _, g_r = grads(reference64, args, gy.double())
+    for name, a, b in zip("u delta A B C D z bias".split(), g, g_r, strict=True):
+        b = b.to(a.dtype)
+        tol = 5e-3 if name in ("A", "D", "bias") or (name in ("delta", "B", "C") and lti) else 1e-3
+        assert (a - b).abs().max().item() <= tol * b.abs().max().item() + 1e-5, name
+
+
 @pytest.mark.parametrize("warps", [2, 4])
 @pytest.mark.parametrize("lti", [False, True], ids=["selective", "lti"])
 def test_gpu_backward_pass1_as_a_sum_matches_float64(lti, warps, monkeypatch):
@@ -129,14 +142,7 @@ def test_gpu_backward_pass1_as_a_sum_matches_float64(lti, warps, monkeypatch):
     monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_LOCAL_SUM", str(warps))
     monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_SEG_L", "2048")
     monkeypatch.setenv("AUDIOMAMBA_SCAN_LTI_CHUNK", "0")  # fully LTI: the scan kernels, not the chunked path
-    args = make(2, 64, 16, 9000, cplx=False, lti=lti, seed=3)
-    gy = torch.randn(2, 64, 9000, device="cuda")
-    y, h, g = grads(kernels.selective_scan, args, gy)
-    y_r, h_r, g_r = grads(reference64, args, gy.double())
-    for name, a, b in zip("u delta A B C D z bias".split(), g, g_r, strict=True):
-        b = b.to(a.dtype)
-        tol = 5e-3 if name in ("A", "D", "bias") or (name in ("delta", "B", "C") and lti) else 1e-3
-        assert (a - b).abs().max().item() <= tol * b.abs().max().item() + 1e-5, name
+    assert_grads_match_float64(make(2, 64, 16, 9000, cplx=False, lti=lti, seed=3), lti)
 
 
 @pytest.mark.parametrize("chunk", [64, 128])
@@ -147,14 +153,7 @@ def test_gpu_lane_flip_in_inline_ptx_matches_float64(L, chunk, monkeypatch):
     the CPU interpreter cannot check: compiled, selective real A, at an L with ALIGN 8 (1000) and 16 (4096)."""
     monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_LANE_ASM", "1")
     monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_LOOP", str(chunk))
-    args = make(2, 64, 16, L, cplx=False, lti=False, seed=5)
-    gy = torch.randn(2, 64, L, device="cuda")
-    y, h, g = grads(kernels.selective_scan, args, gy)
-    y_r, h_r, g_r = grads(reference64, args, gy.double())
-    for name, a, b in zip("u delta A B C D z bias".split(), g, g_r, strict=True):
-        b = b.to(a.dtype)
-        tol = 5e-3 if name in ("A", "D", "bias") else 1e-3
-        assert (a - b).abs().max().item() <= tol * b.abs().max().item() + 1e-5, name
+    assert_grads_match_float64(make(2, 64, 16, L, cplx=False, lti=False, seed=5), lti=False)
 
 
 @pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])

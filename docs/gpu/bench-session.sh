@@ -166,15 +166,6 @@ run goal-runs bash -c "for i in 1 2 3; do \
   --out $RES/bench-generate-matrix-2048-goal-\$i.md; \
   timeout 200 $B generate --matrix --presets sc09-large --blocks mamba-s6 --batches 2048 --max-seconds-per-case 60 \
   --out $RES/bench-generate-matrix-2048-large-goal-\$i.md; done"
-# (issue 18, 2026-12-07) the goal runs on an H200, as the issue asks (every figure since 2026-12-05 is an H100's):
-# sc09-small twice and sc09-large once at 2048 through the CLI, then one stream per preset and block type
-run h200-goal bash -c "for i in 1 2; do \
-  timeout 200 $B generate --matrix --presets sc09-small --blocks mamba-s6 --batches 2048 --max-seconds-per-case 40 \
-  --out $RES/bench-generate-matrix-2048-goal-\$i.md; done; \
-  timeout 200 $B generate --matrix --presets sc09-large --blocks mamba-s6 --batches 2048 --max-seconds-per-case 60 \
-  --out $RES/bench-generate-matrix-2048-large-goal-1.md; \
-  timeout 300 $B generate --matrix --presets sc09-small,sc09-large,youtubemix --blocks mamba-s6,mamba-s4,mamba-s4-real \
-  --batches 1 --out $RES/bench-generate-matrix-1-goal.md"
 # (issue 18, new 2026-12-06 11:10, built on the CPU machine) the head, the token draw and the next input's embedding in
 # one launch per step (AUDIOMAMBA_STEP_HEAD, default on; 0: three launches): its GPU tests, then the steady step with
 # and without, one stream per preset and block type and batch 2048 for sc09-small and sc09-large
