@@ -12,7 +12,7 @@ PEER_BUILD=${PEER_BUILD:-/tmp/peer-build}
 NCPU=$(nproc)
 W=${W:-/tmp/w}
 . docs/gpu/loso-start.sh  # TS (core pinning), start_loso
-if { want peer || want peer-lti || want peer-graph || want peer-graph-chain || want peer-graph-cap || want ncu-bwd; } && [ ! -d "$PEER_BUILD" ] && ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
+if { want peer || want peer-lti || want peer-graph || want peer-graph-cap || want ncu-bwd; } && [ ! -d "$PEER_BUILD" ] && ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
   cp .peer/mamba_ssm-*.tar.gz /tmp/
   (MAX_JOBS=$(( NCPU - 4 )) TS 4-$(( NCPU - 1 )) nice -n 19 python3 -m audiomamba.bench.peer build \
      --sdist /tmp/mamba_ssm-*.tar.gz --out "$PEER_BUILD" > "$RES/peer-build.log" 2>&1
@@ -385,14 +385,13 @@ run profile python3 -m audiomamba.bench.profile_scan --table --quick $([ -d "$PE
 # the step
 while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 [ -d "$PEER_BUILD" ] && run peer $B kernel --peer mamba_ssm --peer-build "$PEER_BUILD" --out "$RES/bench-kernel-peer.md"
-# (issue 14, 2026-12-07) the replayed table below with the chained forward (fwd-chain's candidate; first, as the
-# rows below 1.0 are short-L rows with forward segments), same build
-[ -d "$PEER_BUILD" ] && run peer-graph-chain env AUDIOMAMBA_SCAN_FWD_CHAIN=1 $B kernel --peer mamba_ssm \
-  --peer-build "$PEER_BUILD" --cuda-graph --out "$RES/bench-kernel-peer-graph-chain.md"
 # the same table with every call (ours, the peer's) replayed from a CUDA graph: the GPU's time without the host's
 # (the short-L rows are bound by the host in eager mode; 2026-12-04, not yet run)
 [ -d "$PEER_BUILD" ] && run peer-graph $B kernel --peer mamba_ssm --peer-build "$PEER_BUILD" --cuda-graph \
   --out "$RES/bench-kernel-peer-graph.md"
+# (issue 14, 2026-12-07) the same replayed table with the chained forward (fwd-chain's candidate), same build
+[ -d "$PEER_BUILD" ] && run peer-graph-chain env AUDIOMAMBA_SCAN_FWD_CHAIN=1 $B kernel --peer mamba_ssm \
+  --peer-build "$PEER_BUILD" --cuda-graph --out "$RES/bench-kernel-peer-graph-chain.md"
 # (issue 14, 2026-12-06) the 0.76x row under Nsight Compute, ours and the peer's kernels of one fwd+bwd at
 # (8, 128, 16, 131072) bf16: duration, registers, occupancy, issue and the warps' stall reasons side by side
 [ -d "$PEER_BUILD" ] && run ncu-bwd ncu --profile-from-start off --clock-control none \
