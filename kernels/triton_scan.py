@@ -16,9 +16,6 @@ Chunk-parallel scan along L (``ScanConfig.seg_l``): with S > 1 segments the forw
      of every segment, H_s = exp(A Σ_s Δ) H_{s-1} + local_s;
   3. the full pass over all segments in parallel from their start states: y, the chunk-start
      states for the backward, and h_last.
-With ``ScanConfig.fwd_chain`` the sequential forward runs the three in one launch: each program walks its
-segment from a zero state, takes the true end state of the segment before from its flag, publishes its own, and
-walks again for y (:func:`_scan_fwd_seq`, ``CHAIN``).
 The backward mirrors it from the right: a local pass (adjoint at each segment's start from a zero
 adjoint at its end, and the segment's Σ of next-step Δ; for real A with N <= 16 one sum per state,
 :func:`_scan_bwd_local_sum_kernel`, else a reverse scan), the reverse carry (conjugate decays),
