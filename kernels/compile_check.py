@@ -84,9 +84,6 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                         if kind == "seq":  # the ALIGN promise of an L that is no multiple of 16 (e.g. 1000)
                             out.append(Variant(kind, tuple(dict(fwd, BLOCK_D=seq_d, SUB_L=sub_l, UNROLL=unroll,
                                                                 ALIGN=8).items()), seq_w))
-                            # every segment in one launch, chained by flags (AUDIOMAMBA_SCAN_FWD_CHAIN=1)
-                            out.append(Variant(kind, tuple(dict(fwd, BLOCK_D=seq_d, SUB_L=sub_l, UNROLL=unroll,
-                                                                HAS_INIT=False, CHAIN=True).items()), seq_w))
                     out.append(Variant("bwd", tuple(bwd.items()), warps))
                     loop = {k: v for k, v in bwd.items() if k != "BLOCK_D"} | {"CHUNK": loop_chunk}
                     out.append(Variant("bwdloop", tuple(loop.items()), warps))
@@ -242,8 +239,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
         names = [p for p in ("su_l", "sdt_l", "sz_l", "sy_l", "sdy_l", "sB_l", "sC_l", "sA_n") if p not in skip]
         consts.update({name: 1 for name in names if name in inspect.signature(fn.fn).parameters})
     special = {"forced_ptr": "*i64", "token_ptr": "*i64", "force_ptr": "*i1", "eps": "fp32", "temperature": "fp32",
-               "log_min_p": "fp32", "cnt_ptr": "*i32", "ticket_ptr": "*i64", "sync_ptr": "*i64",
-               "flag_ptr": "*i32"}
+               "log_min_p": "fp32", "cnt_ptr": "*i32", "ticket_ptr": "*i64", "sync_ptr": "*i64"}
     sig = {}
     for name, param in inspect.signature(fn.fn).parameters.items():
         if name not in consts and param.default is not inspect.Parameter.empty:

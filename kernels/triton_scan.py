@@ -201,7 +201,7 @@ def _bc_step(rows, t, s_l, mask, IS_CPLX: tl.constexpr):
 @triton.jit
 def _scan_fwd_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, y_ptr, states_ptr, hlast_ptr,
-    seg_ptr, dsum_ptr, flag_ptr,
+    seg_ptr, dsum_ptr,
     dim, dstate, seqlen, nchunks, seg_chunks, nseg,
     su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
     sB_b, sB_d, sB_n, sB_l, sC_b, sC_d, sC_n, sC_l,
@@ -351,23 +351,94 @@ def _scan_fwd_kernel(
             tl.store(hlast_ptr + hl_off + 1, h_im, mask=m_last)
 
 
-#: polls of the segment before's flag after which a chained forward program (``ScanConfig.fwd_chain``) gives up and
-#: writes NaN (its blocks start in grid order, so the segment before is running or done: never reached)
-CHAIN_POLLS = tl.constexpr(1 << 26)
+def _scan_fwd_seq(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, y_ptr, states_ptr, hlast_ptr,
+    seg_ptr, dsum_ptr,
+    dim, dstate, seqlen, nchunks, seg_chunks, nseg,
+    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
+    sB_b, sB_d, sB_n, sB_l, sC_b, sC_d, sC_n, sC_l,
+    sz_b, sz_d, sz_l, sy_b, sy_d, sy_l,
+    IS_COMPLEX: tl.constexpr, B_COMPLEX: tl.constexpr, C_COMPLEX: tl.constexpr,
+    B_LTI: tl.constexpr, C_LTI: tl.constexpr, DT_LTI: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    SAVE_STATES: tl.constexpr, R: tl.constexpr, LOCAL: tl.constexpr, HAS_INIT: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, SUB_L: tl.constexpr,
+    UNROLL: tl.constexpr, ALIGN: tl.constexpr = 1, STAGES: tl.constexpr = 1,
+):
+    """Forward, one lane per channel: the (N, BLOCK_D) state has the channels across the lanes and
+    the N states in each lane's registers; the lane steps through time sequentially (no scan, no
+    cross-lane reduction: y_t = Σ_n C h is in-lane). Same arguments and outputs as
+    :func:`_scan_fwd_kernel` (states saved every BLOCK_L steps); u/Δ/z/y move as (SUB_L, BLOCK_D)
+    tiles. ``ALIGN``: as in :func:`_scan_bwd_loop_kernel`, the wrapper's promise that L and the rows'
+    strides are multiples of it (sm_90 PTX at an L that is no multiple of 16, bf16, 16 steps per tile: 1536
+    shuffles and 508 B of spills without it). ``STAGES``: software-pipelining stages of the tile loop
+    (``ScanConfig.fwd_stages``)."""
+    pid_b = tl.program_id(0).to(tl.int64)
+    pid_d = tl.program_id(1)
+    pid_s = tl.program_id(2)
+    if ALIGN > 1:  # see _promise
+        seqlen, _ = _promise(seqlen, seqlen, ALIGN)
+        if not DT_LTI:
+            sdt_b, sdt_d = _promise(sdt_b, sdt_d, ALIGN)
+        su_b, su_d = _promise(su_b, su_d, ALIGN)
+        sz_b, sz_d = _promise(sz_b, sz_d, ALIGN)
+        sy_b, sy_d = _promise(sy_b, sy_d, ALIGN)
+    c0 = pid_s * seg_chunks
+    c1 = tl.minimum(c0 + seg_chunks, nchunks)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_l = tl.arange(0, SUB_L)
+    mask_d = offs_d < dim
+    mask_n = offs_n < dstate
+    mask_nd = mask_n[:, None] & mask_d[None, :]
+    a_off = offs_n[:, None] * sA_n + offs_d[None, :] * sA_d
+    A_re = tl.load(A_ptr + a_off, mask=mask_nd, other=0.0).to(tl.float32)
+    A_im = tl.zeros_like(A_re)
+    if IS_COMPLEX:
+        A_im = tl.load(A_ptr + a_off + 1, mask=mask_nd, other=0.0).to(tl.float32)
+    Dv = tl.zeros((BLOCK_D,), tl.float32)
+    if HAS_D:
+        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    bias = tl.zeros((BLOCK_D,), tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    dtc = bias
+    if DT_LTI:
+        dtc = tl.load(dt_ptr + pid_b * sdt_b + offs_d * sdt_d, mask=mask_d, other=0.0).to(tl.float32) + bias
+        if SOFTPLUS:
+            dtc = softplus(dtc)
+        dtc = tl.where(mask_d, dtc, 0.0)
+    ac_re, ac_im = exp_dtA(dtc[None, :], A_re, A_im, IS_COMPLEX)
+    if B_LTI:
+        b_off = offs_n[:, None] * sB_n + offs_d[None, :] * sB_d
+        Bc_re = tl.load(B_ptr + b_off, mask=mask_nd, other=0.0).to(tl.float32)
+        Bc_im = tl.zeros_like(Bc_re)
+        if B_COMPLEX:
+            Bc_im = tl.load(B_ptr + b_off + 1, mask=mask_nd, other=0.0).to(tl.float32)
+    if C_LTI:
+        c_off = offs_n[:, None] * sC_n + offs_d[None, :] * sC_d
+        Cc_re = tl.load(C_ptr + c_off, mask=mask_nd, other=0.0).to(tl.float32)
+        Cc_im = tl.zeros_like(Cc_re)
+        if C_COMPLEX:
+            Cc_im = tl.load(C_ptr + c_off + 1, mask=mask_nd, other=0.0).to(tl.float32)
 
-
-@triton.jit
-def _seq_walk(h_re, h_im, dsum, cs_lo, cs_hi, A_re, A_im, Dv, bias, dtc, ac_re, ac_im, Bc_re, Bc_im, Cc_re, Cc_im,
-              u_cols, dt_cols, z_cols, y_cols, B_rows, C_rows, states_ptr, st_off, offs_l, mask_d, mask_n, mask_nd,
-              dstate, seqlen, su_l, sdt_l, sz_l, sy_l, sB_l, sC_l,
-              IS_COMPLEX: tl.constexpr, B_COMPLEX: tl.constexpr, C_COMPLEX: tl.constexpr, B_LTI: tl.constexpr,
-              C_LTI: tl.constexpr, DT_LTI: tl.constexpr, HAS_Z: tl.constexpr, SOFTPLUS: tl.constexpr,
-              SAVE_STATES: tl.constexpr, R: tl.constexpr, LOCAL: tl.constexpr, BLOCK_D: tl.constexpr,
-              SUB_L: tl.constexpr, KS: tl.constexpr, UNROLL: tl.constexpr, STAGES: tl.constexpr):
-    """The sequential forward's walk over tiles ``cs_lo`` to ``cs_hi`` of SUB_L steps from the state (h_re, h_im):
-    y (unless LOCAL), the chunk-start states every KS tiles (SAVE_STATES), Σ Δ added to ``dsum`` (LOCAL). Returns the
-    end state and ``dsum``."""
-    for cs in tl.range(cs_lo, cs_hi, num_stages=STAGES):
+    u_cols = u_ptr + pid_b * su_b + offs_d[None, :] * su_d
+    dt_cols = dt_ptr + pid_b * sdt_b + offs_d[None, :] * sdt_d
+    z_cols = z_ptr + pid_b * sz_b + offs_d[None, :] * sz_d
+    y_cols = y_ptr + pid_b * sy_b + offs_d[None, :] * sy_d
+    B_rows = B_ptr + pid_b * sB_b + offs_n * sB_n
+    C_rows = C_ptr + pid_b * sC_b + offs_n * sC_n
+    st_off = ((pid_b * dim + offs_d[None, :]) * nchunks * dstate + offs_n[:, None]) * R
+    seg_off = (((pid_b * nseg + pid_s) * dim + offs_d[None, :]) * dstate + offs_n[:, None]) * R
+    h_re = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
+    h_im = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
+    if HAS_INIT:
+        h_re = tl.load(seg_ptr + seg_off, mask=mask_nd, other=0.0)
+        if IS_COMPLEX:
+            h_im = tl.load(seg_ptr + seg_off + 1, mask=mask_nd, other=0.0)
+    dsum = tl.zeros((BLOCK_D,), tl.float32)
+    KS: tl.constexpr = BLOCK_L // SUB_L
+    for cs in tl.range(c0 * KS, tl.minimum(c1 * KS, tl.cdiv(seqlen, SUB_L)), num_stages=STAGES):
         if SAVE_STATES:
             if cs % KS == 0:
                 c = cs // KS
@@ -428,150 +499,7 @@ def _seq_walk(h_re, h_im, dsum, cs_lo, cs_hi, A_re, A_im, Dv, bias, dtc, ac_re, 
             if HAS_Z:
                 Z = tl.load(z_cols + t[:, None] * sz_l, mask=m2, other=0.0).to(tl.float32)
                 Y = Y * Z * tl.sigmoid(Z)
-            tl.store(y_cols + t[:, None] * sy_l, Y.to(y_cols.dtype.element_ty), mask=m2)
-
-    return h_re, h_im, dsum
-
-
-def _scan_fwd_seq(
-    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, y_ptr, states_ptr, hlast_ptr,
-    seg_ptr, dsum_ptr, flag_ptr,
-    dim, dstate, seqlen, nchunks, seg_chunks, nseg,
-    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n,
-    sB_b, sB_d, sB_n, sB_l, sC_b, sC_d, sC_n, sC_l,
-    sz_b, sz_d, sz_l, sy_b, sy_d, sy_l,
-    IS_COMPLEX: tl.constexpr, B_COMPLEX: tl.constexpr, C_COMPLEX: tl.constexpr,
-    B_LTI: tl.constexpr, C_LTI: tl.constexpr, DT_LTI: tl.constexpr,
-    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    SAVE_STATES: tl.constexpr, R: tl.constexpr, LOCAL: tl.constexpr, HAS_INIT: tl.constexpr,
-    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, SUB_L: tl.constexpr,
-    UNROLL: tl.constexpr, ALIGN: tl.constexpr = 1, STAGES: tl.constexpr = 1, CHAIN: tl.constexpr = False,
-):
-    """Forward, one lane per channel: the (N, BLOCK_D) state has the channels across the lanes and
-    the N states in each lane's registers; the lane steps through time sequentially (no scan, no
-    cross-lane reduction: y_t = Σ_n C h is in-lane). Same arguments and outputs as
-    :func:`_scan_fwd_kernel` (states saved every BLOCK_L steps); u/Δ/z/y move as (SUB_L, BLOCK_D)
-    tiles. ``ALIGN``: as in :func:`_scan_bwd_loop_kernel`, the wrapper's promise that L and the rows'
-    strides are multiples of it (sm_90 PTX at an L that is no multiple of 16, bf16, 16 steps per tile: 1536
-    shuffles and 508 B of spills without it). ``STAGES``: software-pipelining stages of the tile loop
-    (``ScanConfig.fwd_stages``).
-
-    ``CHAIN`` (``ScanConfig.fwd_chain``): all segments in one launch instead of three (local pass, carry, full pass).
-    Each program walks its segment once from a zero state for its end state (not the last segment), waits for the
-    segment before to publish its true end state (a flag per (batch, segment, channel block) in ``flag_ptr``, zero at
-    the start, set to 1 after the state is stored and taken back to 0 by the one program that reads it), publishes its
-    own, exp(A Σ Δ) · start + end from zero, then walks again from its start state for y. Programs start in grid order
-    and the segment is the grid's slowest axis, so every segment before a waiting program is running or done (the
-    CPU interpreter runs the segments of a channel block in order)."""
-    pid_b = tl.program_id(0).to(tl.int64)
-    pid_d = tl.program_id(1)
-    pid_s = tl.program_id(2)
-    if ALIGN > 1:  # see _promise
-        seqlen, _ = _promise(seqlen, seqlen, ALIGN)
-        if not DT_LTI:
-            sdt_b, sdt_d = _promise(sdt_b, sdt_d, ALIGN)
-        su_b, su_d = _promise(su_b, su_d, ALIGN)
-        sz_b, sz_d = _promise(sz_b, sz_d, ALIGN)
-        sy_b, sy_d = _promise(sy_b, sy_d, ALIGN)
-    c0 = pid_s * seg_chunks
-    c1 = tl.minimum(c0 + seg_chunks, nchunks)
-    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    offs_n = tl.arange(0, BLOCK_N)
-    offs_l = tl.arange(0, SUB_L)
-    mask_d = offs_d < dim
-    mask_n = offs_n < dstate
-    mask_nd = mask_n[:, None] & mask_d[None, :]
-    a_off = offs_n[:, None] * sA_n + offs_d[None, :] * sA_d
-    A_re = tl.load(A_ptr + a_off, mask=mask_nd, other=0.0).to(tl.float32)
-    A_im = tl.zeros_like(A_re)
-    if IS_COMPLEX:
-        A_im = tl.load(A_ptr + a_off + 1, mask=mask_nd, other=0.0).to(tl.float32)
-    Dv = tl.zeros((BLOCK_D,), tl.float32)
-    if HAS_D:
-        Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-    bias = tl.zeros((BLOCK_D,), tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-    dtc = bias
-    if DT_LTI:
-        dtc = tl.load(dt_ptr + pid_b * sdt_b + offs_d * sdt_d, mask=mask_d, other=0.0).to(tl.float32) + bias
-        if SOFTPLUS:
-            dtc = softplus(dtc)
-        dtc = tl.where(mask_d, dtc, 0.0)
-    ac_re, ac_im = exp_dtA(dtc[None, :], A_re, A_im, IS_COMPLEX)
-    Bc_re, Bc_im, Cc_re, Cc_im = A_re, A_im, A_re, A_im  # stand-ins where B or C is selective (unused)
-    if B_LTI:
-        b_off = offs_n[:, None] * sB_n + offs_d[None, :] * sB_d
-        Bc_re = tl.load(B_ptr + b_off, mask=mask_nd, other=0.0).to(tl.float32)
-        Bc_im = tl.zeros_like(Bc_re)
-        if B_COMPLEX:
-            Bc_im = tl.load(B_ptr + b_off + 1, mask=mask_nd, other=0.0).to(tl.float32)
-    if C_LTI:
-        c_off = offs_n[:, None] * sC_n + offs_d[None, :] * sC_d
-        Cc_re = tl.load(C_ptr + c_off, mask=mask_nd, other=0.0).to(tl.float32)
-        Cc_im = tl.zeros_like(Cc_re)
-        if C_COMPLEX:
-            Cc_im = tl.load(C_ptr + c_off + 1, mask=mask_nd, other=0.0).to(tl.float32)
-
-    u_cols = u_ptr + pid_b * su_b + offs_d[None, :] * su_d
-    dt_cols = dt_ptr + pid_b * sdt_b + offs_d[None, :] * sdt_d
-    z_cols = z_ptr + pid_b * sz_b + offs_d[None, :] * sz_d
-    y_cols = y_ptr + pid_b * sy_b + offs_d[None, :] * sy_d
-    B_rows = B_ptr + pid_b * sB_b + offs_n * sB_n
-    C_rows = C_ptr + pid_b * sC_b + offs_n * sC_n
-    st_off = ((pid_b * dim + offs_d[None, :]) * nchunks * dstate + offs_n[:, None]) * R
-    seg_off = (((pid_b * nseg + pid_s) * dim + offs_d[None, :]) * dstate + offs_n[:, None]) * R
-    h_re = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
-    h_im = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
-    if HAS_INIT:
-        h_re = tl.load(seg_ptr + seg_off, mask=mask_nd, other=0.0)
-        if IS_COMPLEX:
-            h_im = tl.load(seg_ptr + seg_off + 1, mask=mask_nd, other=0.0)
-    dsum = tl.zeros((BLOCK_D,), tl.float32)
-    KS: tl.constexpr = BLOCK_L // SUB_L
-    cs_lo = c0 * KS
-    cs_hi = tl.minimum(c1 * KS, tl.cdiv(seqlen, SUB_L))
-    if CHAIN:  # every segment in this launch: its start state handed on from the segment before (see docstring)
-        zero = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
-        l_re, l_im, dl = zero, zero, dsum
-        if pid_s < nseg - 1:  # the segment's own end state from a zero state, for the next segment
-            l_re, l_im, dl = _seq_walk(
-                zero, zero, dsum, cs_lo, cs_hi, A_re, A_im, Dv, bias, dtc, ac_re, ac_im, Bc_re, Bc_im, Cc_re, Cc_im,
-                u_cols, dt_cols, z_cols, y_cols, B_rows, C_rows, states_ptr, st_off, offs_l, mask_d, mask_n, mask_nd,
-                dstate, seqlen, su_l, sdt_l, sz_l, sy_l, sB_l, sC_l,
-                IS_COMPLEX, B_COMPLEX, C_COMPLEX, B_LTI, C_LTI, DT_LTI, HAS_Z, SOFTPLUS, False, R, True, BLOCK_D, SUB_L, KS,
-                UNROLL, STAGES)
-        nd = tl.num_programs(1)
-        flag = flag_ptr + (pid_b * nseg + pid_s) * nd + pid_d
-        if pid_s > 0:  # wait until the segment before has stored its end state (1), and take its flag back to 0
-            seen = tl.atomic_cas(flag - nd, 1, 0, sem="acquire", scope="gpu")
-            polls = 0
-            while (seen != 1) & (polls < CHAIN_POLLS):
-                seen = tl.atomic_cas(flag - nd, 1, 0, sem="acquire", scope="gpu")
-                polls += 1
-            tl.debug_barrier()
-            prev = seg_off - dim * dstate * R
-            h_re = tl.load(seg_ptr + prev, mask=mask_nd, other=0.0, cache_modifier=".cg")
-            if IS_COMPLEX:
-                h_im = tl.load(seg_ptr + prev + 1, mask=mask_nd, other=0.0, cache_modifier=".cg")
-            # a program that gave up (its segment before never ran: not expected, blocks start in order) makes its y NaN
-            h_re = tl.where(seen == 1, h_re, float("nan"))
-        if pid_s < nseg - 1:  # this segment's end state: exp(A Σ Δ) · start + its own end state from zero
-            d_re, d_im = exp_dtA(dl[None, :], A_re, A_im, IS_COMPLEX)
-            if IS_COMPLEX:
-                e_re = d_re * h_re - d_im * h_im + l_re
-                tl.store(seg_ptr + seg_off + 1, d_re * h_im + d_im * h_re + l_im, mask=mask_nd)
-            else:
-                e_re = d_re * h_re + l_re
-            tl.store(seg_ptr + seg_off, e_re, mask=mask_nd)
-            tl.debug_barrier()
-            tl.atomic_xchg(flag, 1, sem="release", scope="gpu")
-    h_re, h_im, dsum = _seq_walk(
-        h_re, h_im, dsum, cs_lo, cs_hi, A_re, A_im, Dv, bias, dtc, ac_re, ac_im, Bc_re, Bc_im, Cc_re, Cc_im,
-        u_cols, dt_cols, z_cols, y_cols, B_rows, C_rows, states_ptr, st_off, offs_l, mask_d, mask_n, mask_nd,
-        dstate, seqlen, su_l, sdt_l, sz_l, sy_l, sB_l, sC_l,
-        IS_COMPLEX, B_COMPLEX, C_COMPLEX, B_LTI, C_LTI, DT_LTI, HAS_Z, SOFTPLUS, SAVE_STATES, R, LOCAL, BLOCK_D, SUB_L, KS,
-        UNROLL, STAGES)
+            tl.store(y_cols + t[:, None] * sy_l, Y.to(y_ptr.dtype.element_ty), mask=m2)
 
     if LOCAL:
         tl.store(seg_ptr + seg_off, h_re, mask=mask_nd)
@@ -1636,7 +1564,7 @@ def scan_forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
         ptrs = [
             u, delta, A_v, B_v, C_v,
             D if D is not None else u, z if z is not None else u,
-            delta_bias if delta_bias is not None else u, y, states, hlast, seg, dsum, hlast,
+            delta_bias if delta_bias is not None else u, y, states, hlast, seg, dsum,
         ]
         ints = (
             d, N, L, nchunks, seg_chunks, nseg,
@@ -1661,13 +1589,6 @@ def scan_forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
             rows = [*_strides3(u)[:2], *_strides3(z)[:2], *_strides3(y)[:2], *([] if dt_lti else dt_str[:2])]
             flags["ALIGN"] = _row_align(L, rows) if cfg.align else 1
             flags["STAGES"] = cfg.fwd_stages
-        if nseg > 1 and cfg.seq_fwd and cfg.fwd_chain:
-            # the three passes below in one launch: each segment's end state handed on by a flag (zeroed here; the
-            # kernel leaves them zero, but a buffer kept across calls would be shared by streams and CUDA graphs)
-            ptrs[13] = torch.zeros((batch * nseg * nd,), dtype=torch.int32, device=u.device)
-            launch(fwd_kernel, (batch, nd, nseg), ptrs, ints, SAVE_STATES=need_grad, LOCAL=False, HAS_INIT=False,
-                   CHAIN=True, **flags)
-            return y, states, hlast, nchunks
         if nseg > 1:
             # pass 1: local end state and Δ sum of every segment but the last, from a zero state
             launch(fwd_kernel, (batch, nd, nseg - 1), ptrs, ints, SAVE_STATES=False, LOCAL=True, HAS_INIT=False, **flags)

@@ -91,10 +91,6 @@ class ScanConfig:
     bwd_stages: int = 1
     #: the same for the sequential forward's loop over its (SUB_L, BLOCK_D) tiles. Env: AUDIOMAMBA_SCAN_FWD_STAGES.
     fwd_stages: int = 1
-    #: the sequential forward's segments in one launch, each handing its end state to the next by a flag
-    #: (``CHAIN`` of :func:`kernels.triton_scan._scan_fwd_seq`), instead of a local pass, the carry and the full pass
-    #: (three launches and the GPU drained between them). Env: AUDIOMAMBA_SCAN_FWD_CHAIN=1. Off until a GPU times it.
-    fwd_chain: bool = False
     #: states per iteration of the state-loop backward's loop over the N states (``tl.range(loop_unroll_factor=)``): two
     #: independent scan chains in one block for the scheduler to interleave, against the latency stalls that leave the
     #: loop at about 43 % of its issue rate (sm_90 SASS, fp32, CHUNK 128: 284 instructions per state, 563 per pair).
@@ -217,8 +213,6 @@ _ENV_KNOBS = (
      "1, 2 or 3 (software-pipelining stages of the state-loop backward's state loop)"),
     ("AUDIOMAMBA_SCAN_FWD_STAGES", "fwd_stages", (1, 2, 3),
      "1, 2 or 3 (software-pipelining stages of the sequential forward's tile loop)"),
-    ("AUDIOMAMBA_SCAN_FWD_CHAIN", "fwd_chain", (0, 1),
-     "0 or 1 (1: the sequential forward's segments in one launch, chained by flags)"),
     ("AUDIOMAMBA_SCAN_BWD_UNROLL_N", "bwd_unroll_n", (1, 2),
      "1 or 2 (states per iteration of the state-loop backward's loop over the states)"),
     ("AUDIOMAMBA_SCAN_BWD_MAXNREG", "bwd_maxnreg", (0, 96, 128, 136, 168),

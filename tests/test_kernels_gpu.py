@@ -145,35 +145,6 @@ def test_gpu_backward_pass1_as_a_sum_matches_float64(lti, warps, monkeypatch):
     assert_grads_match_float64(make(2, 64, 16, 9000, cplx=False, lti=lti, seed=3), lti)
 
 
-@pytest.mark.parametrize("cplx,lti", [(False, False), (True, True)])
-def test_gpu_chained_forward_matches_float64(cplx, lti, monkeypatch):
-    """The sequential forward's segments in one launch, chained by flags (``AUDIOMAMBA_SCAN_FWD_CHAIN=1``), compiled:
-    18 segments of 512 steps (the last cut short, L = 9000) against the float64 reference, outputs and grads; then
-    2048 programs (8 × 32 channel blocks × 8 segments of 256 steps, more than one wave on some GPUs) against the three
-    launches, twice (the flags are zeroed per call)."""
-    from audiomamba.kernels.triton_scan import selective_scan_triton
-
-    monkeypatch.setenv("AUDIOMAMBA_SCAN_LTI_CHUNK", "0")  # fully LTI: the scan kernels, not the chunked path
-    monkeypatch.setenv("AUDIOMAMBA_SCAN_SEG_L", "512")
-    monkeypatch.setenv("AUDIOMAMBA_SCAN_FWD_CHAIN", "1")
-    args = make(2, 64, 16, 9000, cplx=cplx, lti=lti, seed=6)
-    y, h = kernels.selective_scan(*args, delta_softplus=True, return_last_state=True)
-    y_r, h_r = reference64(*args, delta_softplus=True, return_last_state=True)
-    assert (y - y_r.to(y.dtype)).abs().max().item() <= 1e-4 * y_r.abs().max().item() + 1e-5
-    assert (h - h_r.to(h.dtype)).abs().max().item() <= 1e-4 * h_r.abs().max().item() + 1e-5
-    assert_grads_match_float64(args, lti)
-    monkeypatch.setenv("AUDIOMAMBA_SCAN_SEG_L", "256")
-    big = make(8, 1024, 16, 2048, cplx=cplx, lti=lti, seed=7)
-    outs = []
-    for chain in ("1", "0", "1"):
-        monkeypatch.setenv("AUDIOMAMBA_SCAN_FWD_CHAIN", chain)
-        outs.append(selective_scan_triton(*big, delta_softplus=True, return_last_state=True))
-    for (y, h), (y0, h0) in ((outs[0], outs[1]), (outs[2], outs[1])):
-        assert torch.isfinite(y).all()
-        torch.testing.assert_close(y, y0, rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(h, h0, rtol=1e-4, atol=1e-5)
-
-
 @pytest.mark.parametrize("chunk", [64, 128])
 @pytest.mark.parametrize("L", [1000, 4096])
 def test_gpu_lane_flip_in_inline_ptx_matches_float64(L, chunk, monkeypatch):

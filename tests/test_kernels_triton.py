@@ -99,32 +99,6 @@ def test_triton_chunk_parallel_segments(cplx, lti, seq):
 
 @pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])
 @pytest.mark.parametrize("lti", [False, True], ids=["selective", "lti"])
-def test_triton_chained_forward_segments_in_one_launch(cplx, lti, monkeypatch):
-    """``fwd_chain``: the sequential forward's 5 segments of 16 steps (L = 70, the last one partial) in one launch,
-    each program handing its end state to the next by a flag, give the reference's outputs and grads, and the same
-    y and last state as the three launches (local pass, carry, full pass) up to rounding."""
-    args = make_args(2, 5, 3, 70, cplx=cplx, lti=lti, seed=9)
-    fwd_launches = []
-    real_launch = triton_scan.launch
-
-    def counting(kernel, grid, *rest, **kw):
-        if kernel is triton_scan._scan_fwd_seq_kernel:
-            fwd_launches.append((grid, kw.get("CHAIN", False)))
-        return real_launch(kernel, grid, *rest, **kw)
-
-    monkeypatch.setattr(triton_scan, "launch", counting)
-    chained = run_both(args, ALL_OPTS, block_d=2, seg_l=16, seq=True, loop=16, fwd_chain=True)
-    assert fwd_launches == [((2, 3, 5), True)]  # (batch, channel blocks, segments), once
-    assert_match(*chained)
-    fwd_launches.clear()
-    three = run_both(args, ALL_OPTS, block_d=2, seg_l=16, seq=True, loop=16)
-    assert [chain for _, chain in fwd_launches] == [False, False]  # the local and the full pass (and the carry)
-    for a, b in zip(chained[0][:2], three[0][:2], strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])
-@pytest.mark.parametrize("lti", [False, True], ids=["selective", "lti"])
 @pytest.mark.parametrize("sub_l", [4, 8], ids=["sub4", "sub8"])
 def test_triton_seq_forward_without_unit_stride_specialisation(cplx, lti, sub_l):
     """``seq_lanes``: the sequential forward compiled without Triton's unit-L-stride specialisation (a second

@@ -354,13 +354,6 @@ AUDIOMAMBA_SCAN_BWD_PREFETCH=1+AUDIOMAMBA_SCAN_BWD_MAXNREG=168" --backward --sel
 # the sweep (only L = 131072 runs a pass 1). One H100 2026-12-07 01:53 UTC: 1.18x / 1.27x (fp32 2 warps / bf16 4
 # warps), the default since (`peer-graph` times it against the peer), so the sweep names the scan form by its 0
 run local-sum-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py -k "pass1 or lane_flip"
-# (issue 14, 2026-12-07, built on the CPU machine) the sequential forward's segments in one launch, chained by flags
-# (AUDIOMAMBA_SCAN_FWD_CHAIN=1), where the default runs a local pass, the carry and the full pass: its GPU test, then
-# the forward and fwd+bwd against the default at every benchmark shape (the rows with segments are the ones it changes)
-run fwd-chain-tests timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py -k chained
-run fwd-chain bash -c "timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_FWD_CHAIN default,1 \
-  --selective; timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_FWD_CHAIN default,1 --backward \
-  --selective"
 run local-sum timeout 300 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_LOCAL_SUM 0,2,4 \
   --backward --selective
 # (issue 14, 2026-12-07) the adjoint's flip by one inline shuffle per register (AUDIOMAMBA_SCAN_BWD_LANE_ASM, off since
@@ -389,9 +382,6 @@ while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 # (the short-L rows are bound by the host in eager mode; 2026-12-04, not yet run)
 [ -d "$PEER_BUILD" ] && run peer-graph $B kernel --peer mamba_ssm --peer-build "$PEER_BUILD" --cuda-graph \
   --out "$RES/bench-kernel-peer-graph.md"
-# (issue 14, 2026-12-07) the same replayed table with the chained forward (fwd-chain's candidate), same build
-[ -d "$PEER_BUILD" ] && run peer-graph-chain env AUDIOMAMBA_SCAN_FWD_CHAIN=1 $B kernel --peer mamba_ssm \
-  --peer-build "$PEER_BUILD" --cuda-graph --out "$RES/bench-kernel-peer-graph-chain.md"
 # (issue 14, 2026-12-06) the 0.76x row under Nsight Compute, ours and the peer's kernels of one fwd+bwd at
 # (8, 128, 16, 131072) bf16: duration, registers, occupancy, issue and the warps' stall reasons side by side
 [ -d "$PEER_BUILD" ] && run ncu-bwd ncu --profile-from-start off --clock-control none \
