@@ -75,7 +75,15 @@ from .backend import interpreting
 from .launch import cdiv as _cdiv
 from .launch import launch
 from .triton_helpers import LOG2E, exp_dtA, softplus
-from .tuning import SEQ_TILE_AUTO, SEQ_TILE_COMPLEX, ScanConfig, local_sum_warps, pick_config, pick_seg_l
+from .tuning import (
+    SEQ_TILE_AUTO,
+    SEQ_TILE_COMPLEX,
+    ScanConfig,
+    bwd_maxnreg,
+    local_sum_warps,
+    pick_config,
+    pick_seg_l_bwd,
+)
 
 
 @triton.jit
@@ -1618,7 +1626,7 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
         dy, delta, B, C = (x if x.dim() < 3 or x.stride(-1) == 1 else x.contiguous() for x in (dy, delta, B, C))
     seg_l = cfg.seg_l_bwd
     if seg_l < 0:
-        seg_l = pick_seg_l(batch, d, L, block_l, block_d)
+        seg_l = pick_seg_l_bwd(batch, d, L, block_l, block_d, A.is_complex())
     if chunk and seg_l:
         seg_l = max(seg_l, chunk)
     seg_chunks, nseg = _segments(seg_l, block_l, nchunks)
@@ -1710,10 +1718,11 @@ def scan_backward(dy: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C:
             align = _row_align(L, rows) if cfg.align else 1
             lane_asm = cfg.bwd_lane_asm and not cfg.bwd_flip and align >= 4 and cfg.warps_bwd == 1 and chunk in (64, 128)
             closed = cfg.bwd_closed and dt_lti and not cfg.bwd_flip
+            maxnreg = bwd_maxnreg(cfg, u.dtype, is_complex)
             launch(_scan_bwd_loop_kernel, (batch, d, nseg), ptrs, ints, CHUNK=chunk, REV_LOADS=not cfg.bwd_flip, ALIGN=align,
                    LANE_ASM=lane_asm, STAGES=cfg.bwd_stages, UNROLL_N=cfg.bwd_unroll_n, CLOSED=closed,
                    FAST_TRIG=closed and not interpreting(),
-                   **({"maxnreg": cfg.bwd_maxnreg} if cfg.bwd_maxnreg and not interpreting() else {}), **flags)
+                   **({"maxnreg": maxnreg} if maxnreg and not interpreting() else {}), **flags)
         else:
             launch(_scan_bwd_kernel, (batch, nd, nseg), ptrs, ints, BLOCK_D=block_d, PARTIAL=partial, **flags)
     else:

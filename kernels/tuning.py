@@ -8,7 +8,7 @@ steps, else the tile backward) overrides the heuristic, for tuning on a new GPU
 
 SEG_L is the segment length of the chunk-parallel forward: L is cut into segments of SEG_L steps
 that are scanned in parallel (a local pass, a tiny serial carry across segments, then the full
-pass). The backward picks its own segment count (:func:`pick_seg_l`) unless ``seg_l_bwd`` is set.
+pass). The backward picks its own segment count (:func:`pick_seg_l_bwd`) unless ``seg_l_bwd`` is set.
 BLOCK_L is the chunk of the backward's scan and the spacing of the states the forward saves for it.
 
 Measured on an H100 (fp32, N = 16): the sequential forward with 32 lanes and 1 warp, segments of
@@ -42,9 +42,10 @@ class ScanConfig:
     #: never goes below MIN_SEG_CHUNKS chunks; 64 and 128 are for sweeps at short L (2 and 4 chunks of 32 steps).
     seg_l: int = 0
     seq_fwd: bool = False
-    #: backward segment length: -1 = from :func:`pick_seg_l` for the backward's programs, 0 = one. Never swept on a GPU
-    #: before 2026-12-05: at (8, 128, 16, 131072) the picked 2 segments give 2048 one-warp programs (one wave at 16 per
-    #: SM) for an extra local pass over half of L. Env: AUDIOMAMBA_SCAN_BWD_SEG_L=0|512|...|131072 (a power of two).
+    #: backward segment length: -1 = from :func:`pick_seg_l_bwd` for the backward's programs, 0 = one. At (8, 128, 16,
+    #: 131072) :func:`pick_seg_l` gives 2 segments (2048 one-warp programs); with pass 1 as a sum, 8 segments of 16384
+    #: steps were 1.04-1.05x (one H100, 2026-12-07 04:39 UTC; :data:`BWD_SEG_MAX`).
+    #: Env: AUDIOMAMBA_SCAN_BWD_SEG_L=0|512|...|131072 (a power of two).
     seg_l_bwd: int = -1
     #: time steps unrolled per iteration of the sequential forward's inner loop (1 = none; a power of
     #: two <= 16; 0 = by input dtype, :data:`SEQ_TILE_AUTO`). Env: AUDIOMAMBA_SCAN_UNROLL.
@@ -108,8 +109,11 @@ class ScanConfig:
     #: (104 B of spills) 0.91x, 168 (64 B) 0.79x. Real A (168 registers uncapped, 12 one-warp programs per SM): 96
     #: 0.87-1.01x (one H100, 2026-12-05 12:41 UTC); 128 (16 B of spills, 16 programs per SM) 1.00-1.04x and 136 (none,
     #: 15 per SM) 0.85-1.05x (one H200, 2026-12-06 21:48 UTC).
+    #: -1 = by the inputs (:func:`bwd_maxnreg`): 128 for real A with 16-bit inputs (one H100, 2026-12-07 04:40 UTC,
+    #: `python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_MAXNREG default,128 --backward --selective`: bf16
+    #: 1.01-1.03x at every selective shape, fp32 0.99-1.01x), none otherwise.
     #: Env: AUDIOMAMBA_SCAN_BWD_MAXNREG=0|96|128|136|168.
-    bwd_maxnreg: int = 0
+    bwd_maxnreg: int = -1
     #: backward pass 1 (the adjoint entering each segment) for real A as one sum per state, not a scan per state
     #: (:func:`kernels.triton_scan._scan_bwd_local_sum_kernel`), with this many warps per program; 0 = the scan form;
     #: -1 = by the inputs' dtype where N <= 16 (:func:`local_sum_warps`). One H100, 2026-12-07 01:53 UTC, fwd+bwd at
@@ -272,6 +276,22 @@ def local_sum_warps(cfg: ScanConfig, dtype, N: int) -> int:
     return 4 if dtype.itemsize < 4 else 2
 
 
+def bwd_maxnreg(cfg: ScanConfig, dtype, is_complex: bool) -> int:
+    """Register cap of the state-loop backward (0: none): ``cfg.bwd_maxnreg``, or where -1, 128 for real A with 16-bit
+    inputs (measured: :class:`ScanConfig`'s ``bwd_maxnreg``); complex A (245 registers uncapped) lost with 128 (0.91x)."""
+    if cfg.bwd_maxnreg >= 0:
+        return cfg.bwd_maxnreg
+    return 128 if not is_complex and dtype.itemsize < 4 else 0
+
+
+def pick_seg_l_bwd(batch: int, d: int, L: int, block_l: int, block_d: int, is_complex: bool) -> int:
+    """The backward's segment length where ``seg_l_bwd`` is -1: :func:`pick_seg_l`'s, at most :data:`BWD_SEG_MAX` for
+    real A where it cuts L at all (more segments: a longer pass 1, which the sum form makes cheap, for a second wave
+    of state-loop programs that is no longer a tail)."""
+    seg = pick_seg_l(batch, d, L, block_l, block_d)
+    return min(seg, BWD_SEG_MAX) if seg and not is_complex else seg
+
+
 def lti_warps(cfg: ScanConfig, dtype, backward: bool) -> int:
     """Warps per program of the chunked LTI forward or backward: ``cfg``'s, or where 0 by the inputs' dtype (2 for
     16-bit inputs, 4 for float32: measured, :class:`ScanConfig`'s ``lti_warps``)."""
@@ -362,6 +382,11 @@ SEQ_SHORT_L = 4096
 TARGET_PROGRAMS = 2048
 #: shortest segment, in chunks (shorter ones make the local and carry passes dominate)
 MIN_SEG_CHUNKS = 8
+#: the backward's longest segment for real A where L is cut at all (:func:`pick_seg_l_bwd`). One H100, 2026-12-07
+#: 04:39 UTC (`python -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_BWD_SEG_L default,32768,16384 --backward
+#: --selective`): at (8, 128, 16, 131072), the only benchmark shape whose backward is cut (2 segments of 65536 picked),
+#: 16384 (8 segments) 1.04x fp32 / 1.05x bf16 fwd+bwd, 32768 1.03x / 1.05x; every other shape keeps one segment.
+BWD_SEG_MAX = 16384
 
 
 def pick_seg_l(batch: int, d: int, L: int, block_l: int, block_d: int, target: int = TARGET_PROGRAMS) -> int:

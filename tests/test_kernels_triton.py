@@ -484,6 +484,28 @@ def test_pass1_sum_warps_and_short_sequence_segments_as_measured(monkeypatch):
     assert list(segs.values()) == [512, 256, 256, 256, 256, 1024], segs
 
 
+def test_backward_segments_and_register_cap_as_measured(monkeypatch):
+    """The picks timed on 2026-12-07 04:39 (one H100): the backward cuts L into segments of at most 16384 steps for real
+    A where it cuts at all (8 at (8, 128, 16, 131072), 2 before), the shapes with one segment and complex A keep
+    theirs; and the state loop is capped at 128 registers for real A with 16-bit inputs only, 0 (env) turning it off."""
+    from audiomamba.kernels.tuning import bwd_maxnreg, pick_seg_l, pick_seg_l_bwd
+
+    for name in ("AUDIOMAMBA_SCAN_BWD_MAXNREG", "AUDIOMAMBA_SCAN_BWD_SEG_L", "AUDIOMAMBA_SCAN_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    assert pick_seg_l(8, 128, 131072, 32, 1) == 65536
+    assert pick_seg_l_bwd(8, 128, 131072, 32, 1, False) == 16384
+    assert pick_seg_l_bwd(8, 128, 131072, 32, 1, True) == 65536
+    for shape in ((16, 128, 16384), (16, 512, 1024), (8, 2048, 2048), (16, 256, 4000), (16, 512, 1000)):
+        assert pick_seg_l_bwd(shape[0], shape[1], shape[2], 32, 1, False) == 0, shape
+    assert pick_seg_l_bwd(1, 64, 65536, 32, 1, False) == pick_seg_l(1, 64, 65536, 32, 1) == 2048  # below the cap
+    cfg = pick_config(8, 128, 16, 131072, False)
+    assert cfg.bwd_maxnreg == -1
+    assert bwd_maxnreg(cfg, torch.bfloat16, False) == 128 and bwd_maxnreg(cfg, torch.float16, False) == 128
+    assert bwd_maxnreg(cfg, torch.float32, False) == 0 and bwd_maxnreg(cfg, torch.bfloat16, True) == 0
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_BWD_MAXNREG", "0")
+    assert bwd_maxnreg(pick_config(8, 128, 16, 131072, False), torch.bfloat16, False) == 0
+
+
 def test_pick_config_cache_keys_on_every_variable_it_reads(monkeypatch):
     """pick_config caches per shape and environment: every AUDIOMAMBA_* variable that the tuning module reads is
     in the key, and a changed variable gives a new config (a stale one would time the wrong kernel in a sweep)."""
