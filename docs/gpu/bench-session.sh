@@ -379,7 +379,9 @@ run profile python3 -m audiomamba.bench.profile_scan --table --quick $([ -d "$PE
 while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 [ -d "$PEER_BUILD" ] && run peer $B kernel --peer mamba_ssm --peer-build "$PEER_BUILD" --out "$RES/bench-kernel-peer.md"
 # the same table with every call (ours, the peer's) replayed from a CUDA graph: the GPU's time without the host's
-# (the short-L rows are bound by the host in eager mode; 2026-12-04, not yet run)
+# (the short-L rows are bound by the host in eager mode). One H100 2026-12-07 04:39 UTC: 28 of 32 rows >= 1.0x; 04:41
+# with AUDIOMAMBA_SCAN_BWD_SEG_L=16384 AUDIOMAMBA_SCAN_BWD_MAXNREG=128 (the defaults since, for real A; the cap for
+# 16-bit inputs): 31 of 32, the (16, 512, 16, 1024) bf16 forward 0.94x (a chained one-launch forward: 0.93x, reverted)
 [ -d "$PEER_BUILD" ] && run peer-graph $B kernel --peer mamba_ssm --peer-build "$PEER_BUILD" --cuda-graph \
   --out "$RES/bench-kernel-peer-graph.md"
 # (issue 14, 2026-12-06) the 0.76x row under Nsight Compute, ours and the peer's kernels of one fwd+bwd at
