@@ -29,7 +29,8 @@ class Variant:
     """One compile-time specialisation of a kernel."""
 
     # "fwd", "seq" (sequential forward; "seqlanes": without unit-L-stride specialisation), "bwd", "bwdloop"
-    # (state-loop backward), "bwdloc", "carry", "finish" (the backward's sums), "step", or a generation kernel
+    # (state-loop backward), "bwdloc", "bwdlocsum" / "fwdlocsum" (pass 1 as a sum), "carry", "finish" (the
+    # backward's sums), "step", or a generation kernel
     kernel: str
     consts: tuple[tuple[str, object], ...]
     num_warps: int
@@ -104,6 +105,11 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                                                        "BLOCK_L")} | {"CL": LOCAL_SUM_TILE}
                         for w in (2, 4):
                             out.append(Variant("bwdlocsum", tuple(loc_sum.items()), w))
+                    if not cplx and not bc:  # the forward's pass 1 as a sum per state (AUDIOMAMBA_SCAN_FWD_LOCAL_SUM)
+                        fwd_sum = {k: base[k] for k in ("B_LTI", "DT_LTI", "HAS_BIAS", "SOFTPLUS", "BLOCK_N",
+                                                        "BLOCK_L")} | {"CL": LOCAL_SUM_TILE}
+                        for w in (2, 4):
+                            out.append(Variant("fwdlocsum", tuple(fwd_sum.items()), w))
     for bias in (True, False):
         conv = dict(K=4, HAS_BIAS=bias, BLOCK_L=64, BLOCK_E=32)
         out.append(Variant("conv_fwd", tuple(conv.items()), 4))
@@ -220,6 +226,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "seqlanes": triton_scan._scan_fwd_seq_lanes_kernel, "bwd": triton_scan._scan_bwd_kernel,
           "bwdloop": triton_scan._scan_bwd_loop_kernel,
           "bwdloc": triton_scan._scan_bwd_local_kernel, "bwdlocsum": triton_scan._scan_bwd_local_sum_kernel,
+          "fwdlocsum": triton_scan._scan_fwd_local_sum_kernel,
           "carry": triton_scan._seg_carry_kernel,
           "finish": triton_scan._bwd_finish_kernel,
           "step": triton_step._step_kernel, "in_conv": triton_mamba_step._in_conv_kernel,
@@ -234,7 +241,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     consts = dict(v.consts)
     # the strides that are 1 when the sequential forward runs on contiguous (b, d, L) u/Δ/z/y, (b, N, L) B/C and
     # (d, N) A, which Triton's launcher specialises to the constant 1 unless the kernel says do_not_specialize
-    if v.kernel in ("seq", "seqlanes", "bwdloop", "bwdlocsum"):
+    if v.kernel in ("seq", "seqlanes", "bwdloop", "bwdlocsum", "fwdlocsum"):
         skip = getattr(fn, "do_not_specialize", [])
         names = [p for p in ("su_l", "sdt_l", "sz_l", "sy_l", "sdy_l", "sB_l", "sC_l", "sA_n") if p not in skip]
         consts.update({name: 1 for name in names if name in inspect.signature(fn.fn).parameters})
@@ -249,7 +256,8 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
         elif name in special:
             sig[name] = special[name]
         elif name.endswith(("_ptr", "_buf")):
-            sig[name] = "*bf16" if name in ("u_ptr", "y_ptr") and v.kernel in ("fwd", "seq", "seqlanes") else "*fp32"
+            sig[name] = "*bf16" if name in ("u_ptr", "y_ptr") and v.kernel in ("fwd", "seq", "seqlanes", "fwdlocsum") \
+                else "*fp32"
         else:
             sig[name] = "i32"
     # PyTorch's allocations are 16-byte aligned, and the launcher marks such pointers; integers are left unmarked,

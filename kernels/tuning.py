@@ -121,6 +121,11 @@ class ScanConfig:
     #: warps 1.16x / 1.27x against the scan form (bf16 18.15 -> 14.33 ms, now below fp32's 15.40).
     #: Env: AUDIOMAMBA_SCAN_BWD_LOCAL_SUM=0|1|2|4|8.
     bwd_local_sum: int = -1
+    #: the forward's pass 1 (each segment's end state from a zero state) for real A and B at N <= 16 as one sum per
+    #: state (:func:`kernels.triton_scan._scan_fwd_local_sum_kernel`, the mirror of the backward's) with this many warps
+    #: per program; 0 = the forward kernel's own local walk. Built 2026-12-07 on the CPU machine, not yet timed: off.
+    #: Env: AUDIOMAMBA_SCAN_FWD_LOCAL_SUM=0|1|2|4|8.
+    fwd_local_sum: int = 0
     #: fully LTI calls (Δ, B and C per channel: mamba-s4 / mamba-s4-real) by chunks of this many steps on tensor cores
     #: (:mod:`kernels.triton_lti_chunk`: per chunk a Toeplitz product and two state products, a scan over chunks
     #: instead of over steps); 0 = the scan kernels. :func:`pick_config` sets :data:`LTI_CHUNK` (32, measured);
@@ -223,6 +228,8 @@ _ENV_KNOBS = (
      "0, 96, 128, 136 or 168 (register cap per thread of the state-loop backward; 0 = none)"),
     ("AUDIOMAMBA_SCAN_BWD_LOCAL_SUM", "bwd_local_sum", (0, 1, 2, 4, 8),
      "0, 1, 2, 4 or 8 (the backward's pass 1 for real A as a sum per state with this many warps; 0 = a scan)"),
+    ("AUDIOMAMBA_SCAN_FWD_LOCAL_SUM", "fwd_local_sum", (0, 1, 2, 4, 8),
+     "0, 1, 2, 4 or 8 (the forward's pass 1 for real A as a sum per state with this many warps; 0 = a walk)"),
     ("AUDIOMAMBA_SCAN_BWD_CLOSED", "bwd_closed", (0, 1),
      "0 or 1 (1: the state-loop backward's LTI scans in closed form, not as associative scans)"),
     ("AUDIOMAMBA_SCAN_SEG_L", "seg_l", (0, *(1 << k for k in range(6, 18))),
