@@ -536,6 +536,39 @@ LOCAL_SUM_TILE = 128
 
 
 @triton.jit
+def _sum_pass_setup(A_ptr, bias_ptr, dt_ptr, pid_b, pid_d, pid_s, seg_chunks, nchunks, dstate, sA_d, sA_n, sdt_b, sdt_d,
+                    DT_LTI: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, BLOCK_N: tl.constexpr,
+                    BLOCK_L: tl.constexpr):
+    """What the pass-1 sum kernels (:func:`_scan_fwd_local_sum_kernel`, :func:`_scan_bwd_local_sum_kernel`) set up
+    for their channel and segment: its steps [t_lo, t_hi), the states and their mask, A · log2 e, Δ's bias, the
+    constant Δ (DT_LTI; else 0) and Δ's row."""
+    t_lo = pid_s * seg_chunks * BLOCK_L
+    t_hi = tl.minimum((pid_s + 1) * seg_chunks, nchunks) * BLOCK_L
+    offs_n = tl.arange(0, BLOCK_N)
+    mask_n = offs_n < dstate
+    A2 = tl.load(A_ptr + pid_d * sA_d + offs_n * sA_n, mask=mask_n, other=0.0).to(tl.float32) * LOG2E
+    bias = 0.0
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + pid_d).to(tl.float32)
+    dtc = 0.0
+    if DT_LTI:
+        dtc = tl.load(dt_ptr + pid_b * sdt_b + pid_d * sdt_d).to(tl.float32) + bias
+        if SOFTPLUS:
+            dtc = softplus(dtc)
+    return t_lo, t_hi, offs_n, mask_n, A2, bias, dtc, dt_ptr + pid_b * sdt_b + pid_d * sdt_d
+
+
+@triton.jit
+def _bc_of_channel(ptr, pid_b, pid_d, offs_n, mask_n, s_b, s_d, s_n, LTI: tl.constexpr):
+    """Real B or C for one channel in the pass-1 sum kernels: (the (BLOCK_N,) constant where LTI, else 0; the
+    (BLOCK_N, 1) row pointers of the batch element, used where selective)."""
+    const = tl.zeros_like(offs_n).to(tl.float32)
+    if LTI:
+        const = tl.load(ptr + pid_d * s_d + offs_n * s_n, mask=mask_n, other=0.0).to(tl.float32)
+    return const, ptr + pid_b * s_b + offs_n[:, None] * s_n
+
+
+@triton.jit
 def _scan_fwd_local_sum_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, bias_ptr, seg_ptr, dsum_ptr,
     dim, dstate, seqlen, nchunks, seg_chunks, nseg,
@@ -558,27 +591,12 @@ def _scan_fwd_local_sum_kernel(
     pid_b = tl.program_id(0).to(tl.int64)
     pid_d = tl.program_id(1)
     pid_s = tl.program_id(2)
-    t_lo = pid_s * seg_chunks * BLOCK_L
-    t_hi = tl.minimum((pid_s + 1) * seg_chunks, nchunks) * BLOCK_L
+    t_lo, t_hi, offs_n, mask_n, A2, bias, dtc, dt_row = _sum_pass_setup(
+        A_ptr, bias_ptr, dt_ptr, pid_b, pid_d, pid_s, seg_chunks, nchunks, dstate, sA_d, sA_n, sdt_b, sdt_d,
+        DT_LTI, HAS_BIAS, SOFTPLUS, BLOCK_N, BLOCK_L)
     offs = tl.arange(0, CL)
-    offs_n = tl.arange(0, BLOCK_N)
-    mask_n = offs_n < dstate
-    A2 = tl.load(A_ptr + pid_d * sA_d + offs_n * sA_n, mask=mask_n, other=0.0).to(tl.float32) * LOG2E
-    bias = 0.0
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + pid_d).to(tl.float32)
-    dtc = 0.0
-    if DT_LTI:
-        dtc = tl.load(dt_ptr + pid_b * sdt_b + pid_d * sdt_d).to(tl.float32) + bias
-        if SOFTPLUS:
-            dtc = softplus(dtc)
-    else:
-        dt_row = dt_ptr + pid_b * sdt_b + pid_d * sdt_d
     u_row = u_ptr + pid_b * su_b + pid_d * su_d
-    if B_LTI:
-        Bc = tl.load(B_ptr + pid_d * sB_d + offs_n * sB_n, mask=mask_n, other=0.0).to(tl.float32)
-    else:
-        B_rows = B_ptr + pid_b * sB_b + offs_n[:, None] * sB_n
+    Bc, B_rows = _bc_of_channel(B_ptr, pid_b, pid_d, offs_n, mask_n, sB_b, sB_d, sB_n, B_LTI)
     acc = tl.zeros((BLOCK_N, CL), tl.float32)
     total = 0.0  # Σ Δ over the tiles so far
     for t0 in range(t_lo, t_hi, CL):
@@ -1399,28 +1417,13 @@ def _scan_bwd_local_sum_kernel(
     pid_b = tl.program_id(0).to(tl.int64)
     pid_d = tl.program_id(1)
     pid_s = tl.program_id(2) + s_base
-    t_lo = pid_s * seg_chunks * BLOCK_L
-    t_hi = tl.minimum((pid_s + 1) * seg_chunks, nchunks) * BLOCK_L
+    t_lo, t_hi, offs_n, mask_n, A2, bias, dtc, dt_row = _sum_pass_setup(
+        A_ptr, bias_ptr, dt_ptr, pid_b, pid_d, pid_s, seg_chunks, nchunks, dstate, sA_d, sA_n, sdt_b, sdt_d,
+        DT_LTI, HAS_BIAS, SOFTPLUS, BLOCK_N, BLOCK_L)
     offs = tl.arange(0, CL)
-    offs_n = tl.arange(0, BLOCK_N)
-    mask_n = offs_n < dstate
-    A2 = tl.load(A_ptr + pid_d * sA_d + offs_n * sA_n, mask=mask_n, other=0.0).to(tl.float32) * LOG2E
-    bias = 0.0
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + pid_d).to(tl.float32)
-    dtc = 0.0
-    if DT_LTI:
-        dtc = tl.load(dt_ptr + pid_b * sdt_b + pid_d * sdt_d).to(tl.float32) + bias
-        if SOFTPLUS:
-            dtc = softplus(dtc)
-    else:
-        dt_row = dt_ptr + pid_b * sdt_b + pid_d * sdt_d
     dy_row = dy_ptr + pid_b * sdy_b + pid_d * sdy_d
     z_row = z_ptr + pid_b * sz_b + pid_d * sz_d
-    if C_LTI:
-        Cc = tl.load(C_ptr + pid_d * sC_d + offs_n * sC_n, mask=mask_n, other=0.0).to(tl.float32)
-    else:
-        C_rows = C_ptr + pid_b * sC_b + offs_n[:, None] * sC_n
+    Cc, C_rows = _bc_of_channel(C_ptr, pid_b, pid_d, offs_n, mask_n, sC_b, sC_d, sC_n, C_LTI)
     acc = tl.zeros((BLOCK_N, CL), tl.float32)
     q0 = 0.0  # sum of the next-step Δ over the tiles so far
     for t0 in range(t_lo, t_hi, CL):
