@@ -387,6 +387,11 @@ run profile python3 -m audiomamba.bench.profile_scan --table --quick $([ -d "$PE
 # the step
 while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 [ -d "$PEER_BUILD" ] && run peer $B kernel --peer mamba_ssm --peer-build "$PEER_BUILD" --out "$RES/bench-kernel-peer.md"
+# (issue 14, 2026-12-07) the chunk-scan forward (a scan over (channels, L, N) tiles in one launch, no segments) at the
+# short-L row the sequential forward loses (16, 512, 16, 1024) bf16 0.94x: four tile shapes against the default,
+# forward only (every selective shape, as the config is one for all)
+run fwd-chunk-scan timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_CONFIG \
+  "default;32,4,1,4,1,0,loop128;64,2,1,4,1,0,loop128;128,1,1,4,1,0,loop128;32,8,1,8,1,0,loop128" --selective
 [ -d "$PEER_BUILD" ] && run peer-graph-fwd-sum env AUDIOMAMBA_SCAN_FWD_LOCAL_SUM=${WARPS:-4} $B kernel --peer mamba_ssm \
   --peer-build "$PEER_BUILD" --cuda-graph --out "$RES/bench-kernel-peer-graph-fwd-sum.md"
 # the same table with every call (ours, the peer's) replayed from a CUDA graph: the GPU's time without the host's
