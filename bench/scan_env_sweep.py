@@ -15,7 +15,8 @@ roofline, speed-up against the first value ("default": the variable unset; every
 "0" included; the values take turns three times and each reports its median), and the largest relative
 difference of the outputs (the forward's y, or with ``--backward`` every gradient). ``--quick``: the selective shapes
 (16, 128, 16, 16384), (16, 256, 16, 4000) and (16, 512, 16, 1000) only. ``--complex``: the complex-LTI shapes only (with ``--quick``,
-(16, 128, 16, 16384)). ``--selective``: every shape but the complex-LTI ones.
+(16, 128, 16, 16384)). ``--selective``: every shape but the complex-LTI ones. ``--short``: only the shapes with
+L <= 4096 (a config meant for short sequences, whose cost at L = 131072 would only spend device time).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ ROUNDS = 3
 #: the value that leaves the variable unset (before 2026-12-04 evening it was "0", which made a sweep of a 0/1 knob
 #: such as AUDIOMAMBA_SCAN_ALIGN "0,1" time the default against itself)
 UNSET = "default"
+#: ``--short``: the shapes up to this L
+SHORT_L = 4096
 
 
 def _max_rel(outs: list) -> float:
@@ -75,7 +78,7 @@ def _apply(env: dict[str, str]) -> None:
 
 
 def main(var: str, values: list[str], backward: bool = False, quick: bool = False, complex_a: bool = False,
-         selective: bool = False) -> None:
+         selective: bool = False, short: bool = False) -> None:
     from audiomamba.kernels import selective_scan
 
     try:  # before any GPU work: a malformed value is a one-line exit
@@ -89,6 +92,8 @@ def main(var: str, values: list[str], backward: bool = False, quick: bool = Fals
         cases = [c for c in cases if c.kind == "lti-complex"]
     if selective:
         cases = [c for c in cases if c.kind != "lti-complex"]
+    if short:
+        cases = [c for c in cases if c.L <= SHORT_L]
     if quick:
         cases = cases[:1] if complex_a else [FULL_CASES[0], *UNET_CASES]
     print(f"copy bandwidth {bw / 1e9:.0f} GB/s; {var} in {values}; {'fwd+bwd' if backward else 'fwd'}")
@@ -118,9 +123,10 @@ def main(var: str, values: list[str], backward: bool = False, quick: bool = Fals
 if __name__ == "__main__":
     flags = {a for a in sys.argv[1:] if a.startswith("--")}
     rest = [a for a in sys.argv[1:] if not a.startswith("--")]
-    if len(rest) != 2 or flags - {"--backward", "--quick", "--complex", "--selective"}:
+    if len(rest) != 2 or flags - {"--backward", "--quick", "--complex", "--selective", "--short"}:
         sys.exit("usage: python -m audiomamba.bench.scan_env_sweep VARIABLE V1,V2,... [--backward] [--quick] "
-                 "[--complex | --selective] (e.g. AUDIOMAMBA_SCAN_UNROLL 1,2,4,8; \"default\" leaves it unset)")
+                 "[--complex | --selective] [--short] (e.g. AUDIOMAMBA_SCAN_UNROLL 1,2,4,8; \"default\" leaves it unset)")
     # values that hold commas themselves (AUDIOMAMBA_SCAN_CONFIG) are separated by ";"
     values = rest[1].split(";") if ";" in rest[1] else rest[1].split(",")
-    main(rest[0], values, "--backward" in flags, "--quick" in flags, "--complex" in flags, "--selective" in flags)
+    main(rest[0], values, "--backward" in flags, "--quick" in flags, "--complex" in flags, "--selective" in flags,
+         "--short" in flags)

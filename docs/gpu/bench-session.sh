@@ -391,7 +391,13 @@ while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 # short-L row the sequential forward loses (16, 512, 16, 1024) bf16 0.94x: four tile shapes against the default,
 # forward only (every selective shape, as the config is one for all)
 run fwd-chunk-scan timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_CONFIG \
-  "default;32,4,1,4,1,0,loop128;64,2,1,4,1,0,loop128;128,1,1,4,1,0,loop128;32,8,1,8,1,0,loop128" --selective
+  "default;32,4,1,4,1,0,loop128;64,2,1,4,1,0,loop128;128,1,1,4,1,0,loop128;32,8,1,8,1,0,loop128" --selective --short
+# (issue 14, 2026-12-07) the sequential forward with each channel's states over 2 or 4 lanes (16 or 8 channels per
+# one-warp program), with and without segments, at the short-L shapes only: more warps per SM where 1024 one-warp
+# programs leave the 0.94x row latency-bound (timed eager on 2026-12-04 only, where the host bound L = 1000)
+run fwd-lanes timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_CONFIG \
+  "default;32,16,1,1,1,256,seq,loop128;32,16,1,1,1,0,seq,loop128;32,8,1,1,1,0,seq,loop128;32,8,1,1,1,512,seq,loop128" \
+  --selective --short
 [ -d "$PEER_BUILD" ] && run peer-graph-fwd-sum env AUDIOMAMBA_SCAN_FWD_LOCAL_SUM=${WARPS:-4} $B kernel --peer mamba_ssm \
   --peer-build "$PEER_BUILD" --cuda-graph --out "$RES/bench-kernel-peer-graph-fwd-sum.md"
 # the same table with every call (ours, the peer's) replayed from a CUDA graph: the GPU's time without the host's
