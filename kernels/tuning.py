@@ -126,6 +126,14 @@ class ScanConfig:
     #: per program; 0 = the forward kernel's own local walk. Built 2026-12-07 on the CPU machine, not yet timed: off.
     #: Env: AUDIOMAMBA_SCAN_FWD_LOCAL_SUM=0|1|2|4|8.
     fwd_local_sum: int = 0
+    #: the segmented forward for real A and C without a local pass (:func:`kernels.triton_scan._scan_fwd_fixup_kernel`):
+    #: every segment walked at once from a zero state (y, chunk states and end state), the carry, then a parallel pass
+    #: that adds each later segment's start state's share, C_t exp(A Σ Δ) h_start, to y and the chunk states. At
+    #: (16, 512, 16, 1024) the walks are latency-bound (1024 one-warp programs: the local pass cost as much as the
+    #: final one, 79 µs each, one H100 2026-12-07 06:47 UTC); the fix-up pass has no recurrence. Built 2026-12-07 on
+    #: the CPU machine. 1: the fix-up with the channels across the lanes (sm_90: 128 registers, 6 barriers); 2: with
+    #: unit L strides specialised (L across the lanes: 202 registers, 96 barriers). Env: AUDIOMAMBA_SCAN_FWD_FIXUP=0|1|2.
+    fwd_fixup: int = 0
     #: fully LTI calls (Δ, B and C per channel: mamba-s4 / mamba-s4-real) by chunks of this many steps on tensor cores
     #: (:mod:`kernels.triton_lti_chunk`: per chunk a Toeplitz product and two state products, a scan over chunks
     #: instead of over steps); 0 = the scan kernels. :func:`pick_config` sets :data:`LTI_CHUNK` (32, measured);
@@ -230,6 +238,9 @@ _ENV_KNOBS = (
      "0, 1, 2, 4 or 8 (the backward's pass 1 for real A as a sum per state with this many warps; 0 = a scan)"),
     ("AUDIOMAMBA_SCAN_FWD_LOCAL_SUM", "fwd_local_sum", (0, 1, 2, 4, 8),
      "0, 1, 2, 4 or 8 (the forward's pass 1 for real A as a sum per state with this many warps; 0 = a walk)"),
+    ("AUDIOMAMBA_SCAN_FWD_FIXUP", "fwd_fixup", (0, 1, 2),
+     "0, 1 or 2 (the segmented forward for real A without a local pass: walks from zero, then a parallel fix-up with "
+     "channels (1) or steps (2) across the lanes)"),
     ("AUDIOMAMBA_SCAN_BWD_CLOSED", "bwd_closed", (0, 1),
      "0 or 1 (1: the state-loop backward's LTI scans in closed form, not as associative scans)"),
     ("AUDIOMAMBA_SCAN_SEG_L", "seg_l", (0, *(1 << k for k in range(6, 18))),

@@ -162,6 +162,24 @@ def test_gpu_forward_pass1_as_a_sum_matches_float64(lti, warps, monkeypatch):
     assert_grads_match_float64(args, lti)
 
 
+@pytest.mark.parametrize("fixup", [1, 2], ids=["lanes", "steps"])
+@pytest.mark.parametrize("lti", [False, True], ids=["selective", "lti"])
+@pytest.mark.parametrize("L", [1024, 9000])
+def test_gpu_forward_fixup_matches_float64(lti, L, fixup, monkeypatch):
+    """The segmented forward without a local pass (``AUDIOMAMBA_SCAN_FWD_FIXUP=1`` or 2: walks from zero, the carry, the
+    fix-up of y and the chunk states), compiled, with segments of 256 (4 at L = 1024; 36 and a last one cut short at
+    9000), against the float64 reference: y and the last state, then the grads (from the fixed chunk states)."""
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_FWD_FIXUP", str(fixup))
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_SEG_L", "256")
+    monkeypatch.setenv("AUDIOMAMBA_SCAN_LTI_CHUNK", "0")  # fully LTI: the scan kernels, not the chunked path
+    args = make(2, 64, 16, L, cplx=False, lti=lti, seed=9)
+    y, h = kernels.selective_scan(*args, delta_softplus=True, return_last_state=True)
+    y_r, h_r = reference64(*args, delta_softplus=True, return_last_state=True)
+    assert (y - y_r.to(y.dtype)).abs().max().item() <= 1e-4 * y_r.abs().max().item() + 1e-5
+    assert (h - h_r.to(h.dtype)).abs().max().item() <= 1e-4 * h_r.abs().max().item() + 1e-5
+    assert_grads_match_float64(args, lti)
+
+
 @pytest.mark.parametrize("chunk", [64, 128])
 @pytest.mark.parametrize("L", [1000, 4096])
 def test_gpu_lane_flip_in_inline_ptx_matches_float64(L, chunk, monkeypatch):

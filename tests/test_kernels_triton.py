@@ -263,6 +263,27 @@ def test_triton_forward_pass1_as_a_sum_matches_the_reference(lti, opts, monkeypa
             assert (a - w).abs().max() <= 2e-5 * w.abs().max() + 1e-6
 
 
+@pytest.mark.parametrize("mixed", [None, "dt_sel_bc_lti"], ids=["selective", "bc-per-channel"])
+def test_triton_forward_fixup_matches_the_reference(mixed, monkeypatch):
+    """The segmented forward without a local pass (``fwd_fixup``): 3 segments of 32 steps (L = 83, the last cut
+    short) walked from a zero state, the carry (which also gives h_last), then one fix-up launch over the 2 later
+    segments adding their start states' share to y and to the chunk states the backward starts from: y, h_last and
+    every grad against the reference, selective and with B and C per channel; both specialisations."""
+    grids = []
+    real_launch = triton_scan.launch
+
+    def spy(kernel, grid, *rest, **kwargs):
+        if kernel in (triton_scan._scan_fwd_fixup_kernel, triton_scan._scan_fwd_fixup_lanes_kernel):
+            grids.append((kernel is triton_scan._scan_fwd_fixup_lanes_kernel, grid))
+        return real_launch(kernel, grid, *rest, **kwargs)
+
+    monkeypatch.setattr(triton_scan, "launch", spy)
+    args = make_args(2, 5, 3, 83, cplx=False, lti=False, seed=24)
+    for fixup in (1, 2):  # channels or steps across the lanes (one function, two specialisations)
+        assert_match(*run_both(args, ALL_OPTS, mixed=mixed, block_d=2, seg_l=32, seq=True, loop=32, fwd_fixup=fixup))
+    assert grids == [(True, (2, 1, 2)), (False, (2, 1, 2))]
+
+
 def test_triton_backward_pass1_as_a_sum_with_delta_per_channel():
     """``bwd_local_sum`` with Δ, B and C per channel but real A (the sum's Δ is one constant per channel)."""
     args = make_args(2, 4, 3, 70, cplx=False, lti=True, seed=22)

@@ -12,7 +12,7 @@ PEER_BUILD=${PEER_BUILD:-/tmp/peer-build}
 NCPU=$(nproc)
 W=${W:-/tmp/w}
 . docs/gpu/loso-start.sh  # TS (core pinning), start_loso
-if { want peer || want peer-lti || want peer-graph || want peer-graph-fwd-sum || want peer-graph-cap || want ncu-bwd; } && [ ! -d "$PEER_BUILD" ] && ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
+if { want peer || want peer-lti || want peer-graph || want peer-graph-fwd-sum || want peer-graph-fixup || want peer-graph-cap || want ncu-bwd; } && [ ! -d "$PEER_BUILD" ] && ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
   cp .peer/mamba_ssm-*.tar.gz /tmp/
   (MAX_JOBS=$(( NCPU - 4 )) TS 4-$(( NCPU - 1 )) nice -n 19 python3 -m audiomamba.bench.peer build \
      --sdist /tmp/mamba_ssm-*.tar.gz --out "$PEER_BUILD" > "$RES/peer-build.log" 2>&1
@@ -398,6 +398,18 @@ run fwd-chunk-scan timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOM
 run fwd-lanes timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_CONFIG \
   "default;32,16,1,1,1,256,seq,loop128;32,16,1,1,1,0,seq,loop128;32,8,1,1,1,0,seq,loop128;32,8,1,1,1,512,seq,loop128" \
   --selective --short
+# (issue 14, 2026-12-07 07:00, built on the CPU machine) the segmented forward without a local pass: every segment
+# walked from zero at once, the carry, then a parallel fix-up of the later segments' y and chunk states
+# (AUDIOMAMBA_SCAN_FWD_FIXUP=1: channels across the lanes, 2: steps across the lanes). At the 0.94x row the local
+# pass cost as much as the final one (79 us each, bf16, one H100 06:47 UTC): its GPU tests, the forward and fwd+bwd
+# against the default, then the replayed table with FIX (default 1)
+run fwd-fixup-tests timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py -k "forward_fixup"
+run fwd-fixup bash -c "timeout 200 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_FWD_FIXUP default,1,2 \
+  --selective; timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_FWD_FIXUP default,1,2 \
+  --backward --selective"
+while want peer-graph-fixup && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
+[ -d "$PEER_BUILD" ] && run peer-graph-fixup env AUDIOMAMBA_SCAN_FWD_FIXUP=${FIX:-1} $B kernel --peer mamba_ssm \
+  --peer-build "$PEER_BUILD" --cuda-graph --out "$RES/bench-kernel-peer-graph-fixup.md"
 [ -d "$PEER_BUILD" ] && run peer-graph-fwd-sum env AUDIOMAMBA_SCAN_FWD_LOCAL_SUM=${WARPS:-4} $B kernel --peer mamba_ssm \
   --peer-build "$PEER_BUILD" --cuda-graph --out "$RES/bench-kernel-peer-graph-fwd-sum.md"
 # the same table with every call (ours, the peer's) replayed from a CUDA graph: the GPU's time without the host's
