@@ -404,9 +404,9 @@ run fwd-lanes timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_
 # pass cost as much as the final one (79 us each, bf16, one H100 06:47 UTC): its GPU tests, the forward and fwd+bwd
 # against the default, then the replayed table with FIX (default 1)
 run fwd-fixup-tests timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py -k "forward_fixup"
-run fwd-fixup bash -c "timeout 200 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_FWD_FIXUP default,1,2 \
-  --selective; timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_FWD_FIXUP default,1,2 \
-  --backward --selective"
+run fwd-fixup timeout 200 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_FWD_FIXUP default,1,2 --selective
+run fwd-fixup-bwd timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_FWD_FIXUP default,1,2 \
+  --backward --selective
 while want peer-graph-fixup && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 [ -d "$PEER_BUILD" ] && run peer-graph-fixup env AUDIOMAMBA_SCAN_FWD_FIXUP=${FIX:-1} $B kernel --peer mamba_ssm \
   --peer-build "$PEER_BUILD" --cuda-graph --out "$RES/bench-kernel-peer-graph-fixup.md"
