@@ -123,8 +123,8 @@ class ScanConfig:
     bwd_local_sum: int = -1
     #: the forward's pass 1 (each segment's end state from a zero state) for real A and B at N <= 16 as one sum per
     #: state (:func:`kernels.triton_scan._scan_fwd_local_sum_kernel`, the mirror of the backward's) with this many warps
-    #: per program; 0 = the forward kernel's own local walk. Built 2026-12-07 on the CPU machine, not yet timed: off.
-    #: Env: AUDIOMAMBA_SCAN_FWD_LOCAL_SUM=0|1|2|4|8.
+    #: per program; 0 = the forward kernel's own local walk. Off: one H100, 2026-12-07 06:42 UTC, forward 0.79-0.88x at
+    #: every segmented shape (0.192 against 0.169 ms at (16, 512, 16, 1024) bf16). Env: AUDIOMAMBA_SCAN_FWD_LOCAL_SUM=0|1|2|4|8.
     fwd_local_sum: int = 0
     #: the segmented forward for real A and C without a local pass (:func:`kernels.triton_scan._scan_fwd_fixup_kernel`):
     #: every segment walked at once from a zero state (y, chunk states and end state), the carry, then a parallel pass
