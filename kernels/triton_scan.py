@@ -17,6 +17,10 @@ Chunk-parallel scan along L (``ScanConfig.seg_l``): with S > 1 segments the forw
      of every segment, H_s = exp(A Σ_s Δ) H_{s-1} + local_s;
   3. the full pass over all segments in parallel from their start states: y, the chunk-start
      states for the backward, and h_last.
+  For real A and C the sequential forward can instead (``ScanConfig.fwd_fixup``) walk every segment from a zero
+  state at once (y, chunk states, end states and Σ Δ), carry (start states and h_last), and add each later
+  segment's start state's share, C_t exp(A Σ Δ) h_start, to its y and chunk states by a pass with no recurrence
+  (:func:`_scan_fwd_fixup_kernel`): one walk instead of two where the walks are latency-bound.
 The backward mirrors it from the right: a local pass (adjoint at each segment's start from a zero
 adjoint at its end, and the segment's Σ of next-step Δ; for real A with N <= 16 one sum per state,
 :func:`_scan_bwd_local_sum_kernel`, else a reverse scan), the reverse carry (conjugate decays),
