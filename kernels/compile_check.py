@@ -85,6 +85,9 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                         if kind == "seq":  # the ALIGN promise of an L that is no multiple of 16 (e.g. 1000)
                             out.append(Variant(kind, tuple(dict(fwd, BLOCK_D=seq_d, SUB_L=sub_l, UNROLL=unroll,
                                                                 ALIGN=8).items()), seq_w))
+                        if kind == "seq" and not cplx and not cc:  # the fix-up's walk from zero (fwd_fixup)
+                            out.append(Variant(kind, tuple(dict(fwd, HAS_INIT=False, FIXUP=True, BLOCK_D=seq_d,
+                                                                SUB_L=sub_l, UNROLL=unroll).items()), seq_w))
                     out.append(Variant("bwd", tuple(bwd.items()), warps))
                     loop = {k: v for k, v in bwd.items() if k != "BLOCK_D"} | {"CHUNK": loop_chunk}
                     out.append(Variant("bwdloop", tuple(loop.items()), warps))
