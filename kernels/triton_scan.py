@@ -212,6 +212,23 @@ def _bc_step(rows, t, s_l, mask, IS_CPLX: tl.constexpr):
 
 
 @triton.jit
+def _channel_delta(bias_ptr, dt_ptr, pid_b, offs_d, mask_d, sdt_b, sdt_d, HAS_BIAS: tl.constexpr,
+                   SOFTPLUS: tl.constexpr, DT_LTI: tl.constexpr):
+    """Per-channel Δ constants of the channels ``offs_d`` (1-D): delta_bias (0 without it), and for LTI Δ the step
+    Δ (softplus applied, 0 where masked; else the bias again)."""
+    bias = tl.zeros(offs_d.shape, tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    dtc = bias
+    if DT_LTI:
+        dtc = tl.load(dt_ptr + pid_b * sdt_b + offs_d * sdt_d, mask=mask_d, other=0.0).to(tl.float32) + bias
+        if SOFTPLUS:
+            dtc = softplus(dtc)
+        dtc = tl.where(mask_d, dtc, 0.0)
+    return bias, dtc
+
+
+@triton.jit
 def _scan_fwd_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, y_ptr, states_ptr, hlast_ptr,
     seg_ptr, dsum_ptr,
@@ -414,15 +431,7 @@ def _scan_fwd_seq(
     Dv = tl.zeros((BLOCK_D,), tl.float32)
     if HAS_D:
         Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-    bias = tl.zeros((BLOCK_D,), tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-    dtc = bias
-    if DT_LTI:
-        dtc = tl.load(dt_ptr + pid_b * sdt_b + offs_d * sdt_d, mask=mask_d, other=0.0).to(tl.float32) + bias
-        if SOFTPLUS:
-            dtc = softplus(dtc)
-        dtc = tl.where(mask_d, dtc, 0.0)
+    bias, dtc = _channel_delta(bias_ptr, dt_ptr, pid_b, offs_d, mask_d, sdt_b, sdt_d, HAS_BIAS, SOFTPLUS, DT_LTI)
     ac_re, ac_im = exp_dtA(dtc[None, :], A_re, A_im, IS_COMPLEX)
     if B_LTI:
         b_off = offs_n[:, None] * sB_n + offs_d[None, :] * sB_d
@@ -655,14 +664,7 @@ def _scan_fwd_fixup(
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
     offs_l = tl.arange(0, BLOCK_L)
     mask_d = offs_d < dim
-    bias = tl.zeros((BLOCK_D,), tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-    dtc = bias
-    if DT_LTI:
-        dtc = tl.load(dt_ptr + pid_b * sdt_b + offs_d * sdt_d, mask=mask_d, other=0.0).to(tl.float32) + bias
-        if SOFTPLUS:
-            dtc = softplus(dtc)
+    bias, dtc = _channel_delta(bias_ptr, dt_ptr, pid_b, offs_d, mask_d, sdt_b, sdt_d, HAS_BIAS, SOFTPLUS, DT_LTI)
     dt_cols = dt_ptr + pid_b * sdt_b + offs_d[None, :] * sdt_d
     z_cols = z_ptr + pid_b * sz_b + offs_d[None, :] * sz_d
     y_cols = y_ptr + pid_b * sy_b + offs_d[None, :] * sy_d
