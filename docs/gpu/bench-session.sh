@@ -358,7 +358,7 @@ run local-sum-tests python3 -m pytest -q -p no:cacheprovider tests/test_kernels_
 # sum per state (AUDIOMAMBA_SCAN_FWD_LOCAL_SUM, off), the mirror of the backward's: the rows below the peer are short-L
 # forwards with segments ((16, 512, 16, 1024) bf16 0.94x, H100 04:41), whose local pass walks 3 of 4 segments one
 # step at a time; its GPU tests, then the forward and fwd+bwd with 2 and 4 warps against the walk, then the replayed
-# table with the better one (WARPS, default 4)
+# table with the better one (WARPS, default 4). One H100 2026-12-07 06:42: lost (0.79-0.88x; replayed 0.82x at the row)
 run fwd-sum-tests timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py -k "forward_pass1"
 run fwd-sum bash -c "timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_FWD_LOCAL_SUM default,2,4 \
   --selective; timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_FWD_LOCAL_SUM default,2,4 \
@@ -389,12 +389,13 @@ while pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
 [ -d "$PEER_BUILD" ] && run peer $B kernel --peer mamba_ssm --peer-build "$PEER_BUILD" --out "$RES/bench-kernel-peer.md"
 # (issue 14, 2026-12-07) the chunk-scan forward (a scan over (channels, L, N) tiles in one launch, no segments) at the
 # short-L row the sequential forward loses (16, 512, 16, 1024) bf16 0.94x: four tile shapes against the default,
-# forward only (every selective shape, as the config is one for all)
+# forward only (every selective shape, as the config is one for all). One H100 2026-12-07 06:43: 0.18-0.49x
 run fwd-chunk-scan timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_CONFIG \
   "default;32,4,1,4,1,0,loop128;64,2,1,4,1,0,loop128;128,1,1,4,1,0,loop128;32,8,1,8,1,0,loop128" --selective --short
 # (issue 14, 2026-12-07) the sequential forward with each channel's states over 2 or 4 lanes (16 or 8 channels per
 # one-warp program), with and without segments, at the short-L shapes only: more warps per SM where 1024 one-warp
-# programs leave the 0.94x row latency-bound (timed eager on 2026-12-04 only, where the host bound L = 1000)
+# programs leave the 0.94x row latency-bound (timed eager on 2026-12-04 only, where the host bound L = 1000). One H100
+# 2026-12-07 06:44: 0.63-1.00x at the row; 16 channels in one segment 1.10x at (8, 2048, 16, 2048) only
 run fwd-lanes timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_CONFIG \
   "default;32,16,1,1,1,256,seq,loop128;32,16,1,1,1,0,seq,loop128;32,8,1,1,1,0,seq,loop128;32,8,1,1,1,512,seq,loop128" \
   --selective --short
