@@ -405,7 +405,11 @@ run fwd-lanes timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_
 # pass cost as much as the final one (79 us each, bf16, one H100 06:47 UTC): its GPU tests, the forward and fwd+bwd
 # against the default, then the replayed table with FIX (default 1)
 run fwd-fixup-tests timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py -k "forward_fixup"
-run fwd-fixup timeout 200 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_FWD_FIXUP default,1,2 --selective
+# (with the fix-up a segment costs the later ones no second walk, only fix-up work, so shorter segments (more
+# one-warp programs, shorter walks) are timed with it too: 128 and 64 steps against the pick's 256 at the row)
+run fwd-fixup timeout 240 python3 -m audiomamba.bench.scan_env_sweep combos "default;AUDIOMAMBA_SCAN_FWD_FIXUP=1;\
+AUDIOMAMBA_SCAN_FWD_FIXUP=2;AUDIOMAMBA_SCAN_FWD_FIXUP=1+AUDIOMAMBA_SCAN_SEG_L=128;\
+AUDIOMAMBA_SCAN_FWD_FIXUP=1+AUDIOMAMBA_SCAN_SEG_L=64" --selective
 run fwd-fixup-bwd timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_FWD_FIXUP default,1,2 \
   --backward --selective
 while want peer-graph-fixup && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
