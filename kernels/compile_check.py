@@ -29,7 +29,7 @@ class Variant:
     """One compile-time specialisation of a kernel."""
 
     # "fwd", "seq" (sequential forward; "seqlanes": without unit-L-stride specialisation), "bwd", "bwdloop"
-    # (state-loop backward), "bwdloc", "bwdlocsum" / "fwdlocsum" (pass 1 as a sum), "fwdfixup", "carry", "finish" (the
+    # (state-loop backward), "bwdloc", "bwdlocsum" (pass 1 as a sum), "fwdfixup", "carry", "finish" (the
     # backward's sums), "step", or a generation kernel
     kernel: str
     consts: tuple[tuple[str, object], ...]
@@ -108,11 +108,6 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                                                        "BLOCK_L")} | {"CL": LOCAL_SUM_TILE}
                         for w in (2, 4):
                             out.append(Variant("bwdlocsum", tuple(loc_sum.items()), w))
-                    if not cplx and not bc:  # the forward's pass 1 as a sum per state (AUDIOMAMBA_SCAN_FWD_LOCAL_SUM)
-                        fwd_sum = {k: base[k] for k in ("B_LTI", "DT_LTI", "HAS_BIAS", "SOFTPLUS", "BLOCK_N",
-                                                        "BLOCK_L")} | {"CL": LOCAL_SUM_TILE}
-                        for w in (2, 4):
-                            out.append(Variant("fwdlocsum", tuple(fwd_sum.items()), w))
                     if not cplx and not cc:  # the forward's fix-up of later segments (AUDIOMAMBA_SCAN_FWD_FIXUP=1)
                         fix = {k: base[k] for k in ("C_LTI", "DT_LTI", "HAS_Z", "HAS_BIAS", "SOFTPLUS", "BLOCK_N",
                                                     "BLOCK_L")} | {"SAVE_STATES": True, "BLOCK_D": FIXUP_D}
@@ -234,7 +229,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "seqlanes": triton_scan._scan_fwd_seq_lanes_kernel, "bwd": triton_scan._scan_bwd_kernel,
           "bwdloop": triton_scan._scan_bwd_loop_kernel,
           "bwdloc": triton_scan._scan_bwd_local_kernel, "bwdlocsum": triton_scan._scan_bwd_local_sum_kernel,
-          "fwdlocsum": triton_scan._scan_fwd_local_sum_kernel, "fwdfixup": triton_scan._scan_fwd_fixup_kernel,
+          "fwdfixup": triton_scan._scan_fwd_fixup_kernel,
           "fwdfixuplanes": triton_scan._scan_fwd_fixup_lanes_kernel,
           "carry": triton_scan._seg_carry_kernel,
           "finish": triton_scan._bwd_finish_kernel,
@@ -250,7 +245,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     consts = dict(v.consts)
     # the strides that are 1 when the sequential forward runs on contiguous (b, d, L) u/Δ/z/y, (b, N, L) B/C and
     # (d, N) A, which Triton's launcher specialises to the constant 1 unless the kernel says do_not_specialize
-    if v.kernel in ("seq", "seqlanes", "bwdloop", "bwdlocsum", "fwdlocsum", "fwdfixup", "fwdfixuplanes"):
+    if v.kernel in ("seq", "seqlanes", "bwdloop", "bwdlocsum", "fwdfixup", "fwdfixuplanes"):
         skip = getattr(fn, "do_not_specialize", [])
         names = [p for p in ("su_l", "sdt_l", "sz_l", "sy_l", "sdy_l", "sB_l", "sC_l", "sA_n") if p not in skip]
         consts.update({name: 1 for name in names if name in inspect.signature(fn.fn).parameters})
@@ -265,7 +260,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
         elif name in special:
             sig[name] = special[name]
         elif name.endswith(("_ptr", "_buf")):
-            sig[name] = "*bf16" if name in ("u_ptr", "y_ptr") and v.kernel in ("fwd", "seq", "seqlanes", "fwdlocsum", "fwdfixup",
+            sig[name] = "*bf16" if name in ("u_ptr", "y_ptr") and v.kernel in ("fwd", "seq", "seqlanes", "fwdfixup",
                                                                    "fwdfixuplanes") \
                 else "*fp32"
         else:

@@ -11,8 +11,8 @@ sequentially in registers, so the scan needs few shuffles (with L fastest, the s
 reductions crossed lanes and warps at every level).
 
 Chunk-parallel scan along L (``ScanConfig.seg_l``): with S > 1 segments the forward runs
-  1. a local pass over segments 0..S-2 from a zero state: each segment's end state and Σ Δ (for real A and B
-     optionally as one sum per state, :func:`_scan_fwd_local_sum_kernel`, ``ScanConfig.fwd_local_sum``);
+  1. a local pass over segments 0..S-2 from a zero state: each segment's end state and Σ Δ (as one sum per state,
+     the backward's form, it lost: 0.79-0.88x on one H100, 2026-12-07, and was removed);
   2. :func:`_seg_carry_kernel`, serial over segments but tiny (batch·d·N·S): the true start state
      of every segment, H_s = exp(A Σ_s Δ) H_{s-1} + local_s;
   3. the full pass over all segments in parallel from their start states: y, the chunk-start
@@ -548,8 +548,7 @@ _scan_fwd_seq_lanes_kernel = triton.jit(do_not_specialize=_SEQ_L_STRIDES)(_scan_
 #: channels and warps per program of :func:`_scan_fwd_fixup_kernel` (its tiles: (BLOCK_L, FIXUP_D))
 FIXUP_D = 32
 FIXUP_WARPS = 4
-#: steps per tile of :func:`_scan_bwd_local_sum_kernel` and :func:`_scan_fwd_local_sum_kernel` ((BLOCK_N, 128) tiles;
-#: their warps: ``ScanConfig.bwd_local_sum`` and ``fwd_local_sum``)
+#: steps per tile of :func:`_scan_bwd_local_sum_kernel` ((BLOCK_N, 128) tiles; its warps: ``ScanConfig.bwd_local_sum``)
 LOCAL_SUM_TILE = 128
 
 
@@ -557,8 +556,8 @@ LOCAL_SUM_TILE = 128
 def _sum_pass_setup(A_ptr, bias_ptr, dt_ptr, pid_b, pid_d, pid_s, seg_chunks, nchunks, dstate, sA_d, sA_n, sdt_b, sdt_d,
                     DT_LTI: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, BLOCK_N: tl.constexpr,
                     BLOCK_L: tl.constexpr):
-    """What the pass-1 sum kernels (:func:`_scan_fwd_local_sum_kernel`, :func:`_scan_bwd_local_sum_kernel`) set up
-    for their channel and segment: its steps [t_lo, t_hi), the states and their mask, A · log2 e, Δ's bias, the
+    """What the pass-1 sum kernel (:func:`_scan_bwd_local_sum_kernel`) sets up
+    for its channel and segment: its steps [t_lo, t_hi), the states and their mask, A · log2 e, Δ's bias, the
     constant Δ (DT_LTI; else 0) and Δ's row."""
     t_lo = pid_s * seg_chunks * BLOCK_L
     t_hi = tl.minimum((pid_s + 1) * seg_chunks, nchunks) * BLOCK_L
@@ -578,68 +577,12 @@ def _sum_pass_setup(A_ptr, bias_ptr, dt_ptr, pid_b, pid_d, pid_s, seg_chunks, nc
 
 @triton.jit
 def _bc_of_channel(ptr, pid_b, pid_d, offs_n, mask_n, s_b, s_d, s_n, LTI: tl.constexpr):
-    """Real B or C for one channel in the pass-1 sum kernels: (the (BLOCK_N,) constant where LTI, else 0; the
+    """Real B or C for one channel in the pass-1 sum kernel: (the (BLOCK_N,) constant where LTI, else 0; the
     (BLOCK_N, 1) row pointers of the batch element, used where selective)."""
     const = tl.zeros_like(offs_n).to(tl.float32)
     if LTI:
         const = tl.load(ptr + pid_d * s_d + offs_n * s_n, mask=mask_n, other=0.0).to(tl.float32)
     return const, ptr + pid_b * s_b + offs_n[:, None] * s_n
-
-
-@triton.jit
-def _scan_fwd_local_sum_kernel(
-    u_ptr, dt_ptr, A_ptr, B_ptr, bias_ptr, seg_ptr, dsum_ptr,
-    dim, dstate, seqlen, nchunks, seg_chunks, nseg,
-    su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n, sB_b, sB_d, sB_n, sB_l,
-    B_LTI: tl.constexpr, DT_LTI: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, CL: tl.constexpr,
-):
-    """Forward pass 1 for real A and B as a sum, not a walk (``ScanConfig.fwd_local_sum``): the same outputs as the
-    forward kernels' local pass (``LOCAL``), one program per (batch element, channel, segment).
-
-    From a zero state at the segment's start, the state after its last step T1 - 1 is
-
-        h = sum_(T0 <= t < T1) exp(A R_t) Δ_t u_t B_t,   R_t = sum_(t < k < T1) Δ_k,
-
-    (the decays of the steps after t multiply to exp(A R_t) when A is real). By tiles of ``CL`` steps along the lanes:
-    one cumulative sum of Δ per tile serves all N states, each state's work per step is an exp2 and two multiply-adds
-    into a (BLOCK_N, CL) accumulator, which each tile first scales by its own decay exp(A Σ_tile Δ) (every exponent
-    <= 0 for A <= 0: nothing overflows), and which is summed once at the end. The mirror of
-    :func:`_scan_bwd_local_sum_kernel`, where the same change took the backward's pass 1 from 4.54 ms to about 0.7."""
-    pid_b = tl.program_id(0).to(tl.int64)
-    pid_d = tl.program_id(1)
-    pid_s = tl.program_id(2)
-    t_lo, t_hi, offs_n, mask_n, A2, bias, dtc, dt_row = _sum_pass_setup(
-        A_ptr, bias_ptr, dt_ptr, pid_b, pid_d, pid_s, seg_chunks, nchunks, dstate, sA_d, sA_n, sdt_b, sdt_d,
-        DT_LTI, HAS_BIAS, SOFTPLUS, BLOCK_N, BLOCK_L)
-    offs = tl.arange(0, CL)
-    u_row = u_ptr + pid_b * su_b + pid_d * su_d
-    Bc, B_rows = _bc_of_channel(B_ptr, pid_b, pid_d, offs_n, mask_n, sB_b, sB_d, sB_n, B_LTI)
-    acc = tl.zeros((BLOCK_N, CL), tl.float32)
-    total = 0.0  # Σ Δ over the tiles so far
-    for t0 in range(t_lo, t_hi, CL):
-        t = t0 + offs
-        mask_t = (t < seqlen) & (t < t_hi)  # (a tile may reach past the segment's end)
-        u = tl.load(u_row + t * su_l, mask=mask_t, other=0.0).to(tl.float32)
-        if DT_LTI:
-            dt = tl.where(mask_t, dtc, 0.0)
-        else:
-            dt = tl.load(dt_row + t * sdt_l, mask=mask_t, other=0.0).to(tl.float32) + bias
-            if SOFTPLUS:
-                dt = softplus(dt)
-            dt = tl.where(mask_t, dt, 0.0)
-        tile = tl.sum(dt, 0)
-        r = tile - tl.cumsum(dt, 0)  # R_t within the tile: the Δ of its steps after t
-        if B_LTI:
-            x = Bc[:, None] * (dt * u)[None, :]
-        else:
-            x = tl.load(B_rows + t[None, :] * sB_l, mask=mask_n[:, None] & mask_t[None, :], other=0.0).to(tl.float32)
-            x = x * (dt * u)[None, :]
-        acc = acc * tl.exp2(A2 * tile)[:, None] + tl.exp2(A2[:, None] * r[None, :]) * x
-        total += tile
-    row = (pid_b * nseg + pid_s) * dim + pid_d
-    tl.store(seg_ptr + row * dstate + offs_n, tl.sum(acc, axis=1), mask=mask_n)
-    tl.store(dsum_ptr + row, total)
 
 
 def _scan_fwd_fixup(
@@ -1789,19 +1732,8 @@ def scan_forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
             return y, states, hlast, nchunks
         if nseg > 1:
             # pass 1: local end state and Δ sum of every segment but the last, from a zero state
-            sum_warps = cfg.fwd_local_sum if N <= 16 and not is_complex and not B.is_complex() else 0
-            if sum_warps:  # as one sum per state (real A and B)
-                launch(
-                    _scan_fwd_local_sum_kernel, (batch, d, nseg - 1),
-                    (u, delta, A_v, B_v, delta_bias if delta_bias is not None else u, seg, dsum),
-                    (d, N, L, nchunks, seg_chunks, nseg, *_strides3(u), *dt_str, *A_v.stride()[:2],
-                     *_bc_strides(B_v, B_lti)),
-                    B_LTI=B_lti, DT_LTI=dt_lti, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(delta_softplus),
-                    BLOCK_N=_block_n(N), BLOCK_L=block_l, CL=LOCAL_SUM_TILE, num_warps=sum_warps,
-                )
-            else:
-                launch(fwd_kernel, (batch, nd, nseg - 1), ptrs, ints, SAVE_STATES=False, LOCAL=True, HAS_INIT=False,
-                       **flags)
+            launch(fwd_kernel, (batch, nd, nseg - 1), ptrs, ints, SAVE_STATES=False, LOCAL=True, HAS_INIT=False,
+                   **flags)
             # pass 2: true start state of every segment (seg is overwritten with the start states)
             _carry(seg, dsum, A_v, init, batch, d, N, nseg, is_complex, reverse=False)
             ptrs[11] = init

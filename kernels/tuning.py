@@ -121,11 +121,6 @@ class ScanConfig:
     #: warps 1.16x / 1.27x against the scan form (bf16 18.15 -> 14.33 ms, now below fp32's 15.40).
     #: Env: AUDIOMAMBA_SCAN_BWD_LOCAL_SUM=0|1|2|4|8.
     bwd_local_sum: int = -1
-    #: the forward's pass 1 (each segment's end state from a zero state) for real A and B at N <= 16 as one sum per
-    #: state (:func:`kernels.triton_scan._scan_fwd_local_sum_kernel`, the mirror of the backward's) with this many warps
-    #: per program; 0 = the forward kernel's own local walk. Off: one H100, 2026-12-07 06:42 UTC, forward 0.79-0.88x at
-    #: every segmented shape (0.192 against 0.169 ms at (16, 512, 16, 1024) bf16). Env: AUDIOMAMBA_SCAN_FWD_LOCAL_SUM=0|1|2|4|8.
-    fwd_local_sum: int = 0
     #: the segmented forward for real A and C without a local pass (:func:`kernels.triton_scan._scan_fwd_fixup_kernel`):
     #: every segment walked at once from a zero state (y, chunk states and end state), the carry, then a parallel pass
     #: that adds each later segment's start state's share, C_t exp(A Σ Δ) h_start, to y and the chunk states. At
@@ -236,8 +231,6 @@ _ENV_KNOBS = (
      "0, 96, 128, 136 or 168 (register cap per thread of the state-loop backward; 0 = none)"),
     ("AUDIOMAMBA_SCAN_BWD_LOCAL_SUM", "bwd_local_sum", (0, 1, 2, 4, 8),
      "0, 1, 2, 4 or 8 (the backward's pass 1 for real A as a sum per state with this many warps; 0 = a scan)"),
-    ("AUDIOMAMBA_SCAN_FWD_LOCAL_SUM", "fwd_local_sum", (0, 1, 2, 4, 8),
-     "0, 1, 2, 4 or 8 (the forward's pass 1 for real A as a sum per state with this many warps; 0 = a walk)"),
     ("AUDIOMAMBA_SCAN_FWD_FIXUP", "fwd_fixup", (0, 1, 2),
      "0, 1 or 2 (the segmented forward for real A without a local pass: walks from zero, then a parallel fix-up with "
      "channels (1) or steps (2) across the lanes)"),

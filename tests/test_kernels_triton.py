@@ -228,41 +228,6 @@ def test_triton_backward_pass1_as_a_sum_matches_the_reference(mixed, opts):
     assert_match(*run_both(args, opts, mixed=mixed, block_d=2, seg_l=32, bwd_local_sum=4))
 
 
-@pytest.mark.parametrize("lti,opts", [(False, ALL_OPTS), (True, ALL_OPTS), (False, ("D",))],
-                         ids=["selective", "lti", "no-softplus"])
-def test_triton_forward_pass1_as_a_sum_matches_the_reference(lti, opts, monkeypatch):
-    """Forward pass 1 for real A as one sum per state (``fwd_local_sum``): 3 segments of 256 steps (the last cut short,
-    L = 600), each 2 tiles of LOCAL_SUM_TILE steps (the accumulator scaled by the tile's decay); selective, LTI Δ, B
-    and C, and without softplus: the reference's y and last state and the walked pass 1's (the backward is the same
-    either way), in one launch over (batch, channels, segments but the last); with the sequential and the chunk-scan
-    forward."""
-    u, delta, A, B, C, D, z, db = make_args(1, 3, 3, 600, cplx=False, lti=lti, seed=23)
-    kw = dict(u=u, delta=delta, A=A, B=B, C=C, D=D if "D" in opts else None, z=z if "z" in opts else None,
-              delta_bias=db if "delta_bias" in opts else None, delta_softplus="delta_softplus" in opts,
-              return_last_state=True)
-    grids = []
-    real_launch = triton_scan.launch
-
-    def spy(kernel, grid, *rest, **kwargs):
-        if kernel is triton_scan._scan_fwd_local_sum_kernel:
-            grids.append(grid)
-        return real_launch(kernel, grid, *rest, **kwargs)
-
-    def run(warps, seq):
-        cfg = ScanConfig(16, 2, 1, 4, 4, 256, seq, -1, fwd_local_sum=warps)
-        with torch.no_grad():
-            return triton_scan.selective_scan_triton(**kw, config=cfg)
-
-    monkeypatch.setattr(triton_scan, "launch", spy)
-    y_r, h_r = selective_scan_ref(**kw)
-    for seq in (True, False):
-        summed, walked = run(2, seq), run(0, seq)
-        assert len(grids) == (1 if seq else 2) and grids[-1] == (1, 3, 2)
-        for a, w, r in zip(summed, walked, (y_r, h_r), strict=True):
-            assert (a - r).abs().max() <= 2e-4 * r.abs().max() + 1e-6
-            assert (a - w).abs().max() <= 2e-5 * w.abs().max() + 1e-6
-
-
 @pytest.mark.parametrize("mixed", [None, "dt_sel_bc_lti"], ids=["selective", "bc-per-channel"])
 def test_triton_forward_fixup_matches_the_reference(mixed, monkeypatch):
     """The segmented forward without a local pass (``fwd_fixup``): 3 segments of 32 steps (L = 83, the last cut
