@@ -228,12 +228,14 @@ def test_triton_backward_pass1_as_a_sum_matches_the_reference(mixed, opts):
     assert_match(*run_both(args, opts, mixed=mixed, block_d=2, seg_l=32, bwd_local_sum=4))
 
 
-@pytest.mark.parametrize("mixed", [None, "dt_sel_bc_lti"], ids=["selective", "bc-per-channel"])
-def test_triton_forward_fixup_matches_the_reference(mixed, monkeypatch):
+@pytest.mark.parametrize("lti,mixed", [(False, None), (False, "dt_sel_bc_lti"), (True, None)],
+                         ids=["selective", "bc-per-channel", "lti"])
+def test_triton_forward_fixup_matches_the_reference(lti, mixed, monkeypatch):
     """The segmented forward without a local pass (``fwd_fixup``): 3 segments of 32 steps (L = 83, the last cut
     short) walked from a zero state, the carry (which also gives h_last), then one fix-up launch over the 2 later
     segments adding their start states' share to y and to the chunk states the backward starts from: y, h_last and
-    every grad against the reference, selective and with B and C per channel; both specialisations."""
+    every grad against the reference, selective, with B and C per channel, and with Δ too (its constant step);
+    both specialisations."""
     grids = []
     real_launch = triton_scan.launch
 
@@ -243,7 +245,7 @@ def test_triton_forward_fixup_matches_the_reference(mixed, monkeypatch):
         return real_launch(kernel, grid, *rest, **kwargs)
 
     monkeypatch.setattr(triton_scan, "launch", spy)
-    args = make_args(2, 5, 3, 83, cplx=False, lti=False, seed=24)
+    args = make_args(2, 5, 3, 83, cplx=False, lti=lti, seed=24)
     for fixup in (1, 2):  # channels or steps across the lanes (one function, two specialisations)
         assert_match(*run_both(args, ALL_OPTS, mixed=mixed, block_d=2, seg_l=32, seq=True, loop=32, fwd_fixup=fixup))
     assert grids == [(True, (2, 1, 2)), (False, (2, 1, 2))]
