@@ -29,8 +29,7 @@ class Variant:
     """One compile-time specialisation of a kernel."""
 
     # "fwd", "seq" (sequential forward; "seqlanes": without unit-L-stride specialisation), "bwd", "bwdloop"
-    # (state-loop backward), "bwdloc", "bwdlocsum" (pass 1 as a sum), "fwdfixup" / "fwdfixuplanes" (the forward's
-    # fix-up, steps or channels across the lanes), "carry", "finish" (the backward's sums), "step", or a generation kernel
+    # (state-loop backward), "bwdloc", "bwdlocsum" (pass 1 as a sum), "carry", "finish" (the backward's sums), "step", or a generation kernel
     kernel: str
     consts: tuple[tuple[str, object], ...]
     num_warps: int
@@ -47,7 +46,7 @@ class Variant:
 def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, warps: int = 1,
              seq_d: int = 32, loop_chunk: int = 128) -> list[Variant]:
     """The specialisations to compile: all flag combinations the ops can produce, or a few."""
-    from .triton_scan import FIXUP_D, FIXUP_WARPS, LOCAL_SUM_TILE
+    from .triton_scan import LOCAL_SUM_TILE
     from .tuning import SEQ_TILE_AUTO, SEQ_TILE_COMPLEX
 
     out = []
@@ -85,9 +84,10 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                         if kind == "seq":  # the ALIGN promise of an L that is no multiple of 16 (e.g. 1000)
                             out.append(Variant(kind, tuple(dict(fwd, BLOCK_D=seq_d, SUB_L=sub_l, UNROLL=unroll,
                                                                 ALIGN=8).items()), seq_w))
-                        if kind == "seq" and not cplx and not cc:  # the fix-up's walk from zero (fwd_fixup)
-                            out.append(Variant(kind, tuple(dict(fwd, HAS_INIT=False, FIXUP=True, BLOCK_D=seq_d,
-                                                                SUB_L=sub_l, UNROLL=unroll).items()), seq_w))
+                        if kind == "seq" and not cplx:  # unmasked B/C loads and the fast gates, as on a GPU
+                            for pas in (fwd, fwd_loc):
+                                out.append(Variant(kind, tuple(dict(pas, BLOCK_D=seq_d, SUB_L=sub_l, UNROLL=unroll,
+                                                                    EVEN=True, FAST=True).items()), seq_w))
                     out.append(Variant("bwd", tuple(bwd.items()), warps))
                     loop = {k: v for k, v in bwd.items() if k != "BLOCK_D"} | {"CHUNK": loop_chunk}
                     out.append(Variant("bwdloop", tuple(loop.items()), warps))
@@ -108,11 +108,6 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                                                        "BLOCK_L")} | {"CL": LOCAL_SUM_TILE}
                         for w in (2, 4):
                             out.append(Variant("bwdlocsum", tuple(loc_sum.items()), w))
-                    if not cplx and not cc:  # the forward's fix-up of later segments (AUDIOMAMBA_SCAN_FWD_FIXUP=1)
-                        fix = {k: base[k] for k in ("C_LTI", "DT_LTI", "HAS_Z", "HAS_BIAS", "SOFTPLUS", "BLOCK_N",
-                                                    "BLOCK_L")} | {"SAVE_STATES": True, "BLOCK_D": FIXUP_D}
-                        out.append(Variant("fwdfixup", tuple(fix.items()), FIXUP_WARPS))
-                        out.append(Variant("fwdfixuplanes", tuple(fix.items()), FIXUP_WARPS))
     for bias in (True, False):
         conv = dict(K=4, HAS_BIAS=bias, BLOCK_L=64, BLOCK_E=32)
         out.append(Variant("conv_fwd", tuple(conv.items()), 4))
@@ -229,8 +224,6 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
           "seqlanes": triton_scan._scan_fwd_seq_lanes_kernel, "bwd": triton_scan._scan_bwd_kernel,
           "bwdloop": triton_scan._scan_bwd_loop_kernel,
           "bwdloc": triton_scan._scan_bwd_local_kernel, "bwdlocsum": triton_scan._scan_bwd_local_sum_kernel,
-          "fwdfixup": triton_scan._scan_fwd_fixup_kernel,
-          "fwdfixuplanes": triton_scan._scan_fwd_fixup_lanes_kernel,
           "carry": triton_scan._seg_carry_kernel,
           "finish": triton_scan._bwd_finish_kernel,
           "step": triton_step._step_kernel, "in_conv": triton_mamba_step._in_conv_kernel,
@@ -245,7 +238,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     consts = dict(v.consts)
     # the strides that are 1 when the sequential forward runs on contiguous (b, d, L) u/Δ/z/y, (b, N, L) B/C and
     # (d, N) A, which Triton's launcher specialises to the constant 1 unless the kernel says do_not_specialize
-    if v.kernel in ("seq", "seqlanes", "bwdloop", "bwdlocsum", "fwdfixup", "fwdfixuplanes"):
+    if v.kernel in ("seq", "seqlanes", "bwdloop", "bwdlocsum"):
         skip = getattr(fn, "do_not_specialize", [])
         names = [p for p in ("su_l", "sdt_l", "sz_l", "sy_l", "sdy_l", "sB_l", "sC_l", "sA_n") if p not in skip]
         consts.update({name: 1 for name in names if name in inspect.signature(fn.fn).parameters})
@@ -260,9 +253,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
         elif name in special:
             sig[name] = special[name]
         elif name.endswith(("_ptr", "_buf")):
-            sig[name] = "*bf16" if name in ("u_ptr", "y_ptr") and v.kernel in ("fwd", "seq", "seqlanes", "fwdfixup",
-                                                                   "fwdfixuplanes") \
-                else "*fp32"
+            sig[name] = "*bf16" if name in ("u_ptr", "y_ptr") and v.kernel in ("fwd", "seq", "seqlanes") else "*fp32"
         else:
             sig[name] = "i32"
     # PyTorch's allocations are 16-byte aligned, and the launcher marks such pointers; integers are left unmarked,

@@ -17,10 +17,6 @@ Chunk-parallel scan along L (``ScanConfig.seg_l``): with S > 1 segments the forw
      of every segment, H_s = exp(A Σ_s Δ) H_{s-1} + local_s;
   3. the full pass over all segments in parallel from their start states: y, the chunk-start
      states for the backward, and h_last.
-  For real A and C the sequential forward can instead (``ScanConfig.fwd_fixup``) walk every segment from a zero
-  state at once (y, chunk states, end states and Σ Δ), carry (start states and h_last), and add each later
-  segment's start state's share, C_t exp(A Σ Δ) h_start, to its y and chunk states by a pass with no recurrence
-  (:func:`_scan_fwd_fixup_kernel`): one walk instead of two where the walks are latency-bound.
 The backward mirrors it from the right: a local pass (adjoint at each segment's start from a zero
 adjoint at its end, and the segment's Σ of next-step Δ; for real A with N <= 16 one sum per state,
 :func:`_scan_bwd_local_sum_kernel`, else a reverse scan), the reverse carry (conjugate decays),
@@ -79,7 +75,7 @@ from triton.language.extra.cuda import libdevice
 from .backend import interpreting
 from .launch import cdiv as _cdiv
 from .launch import launch
-from .triton_helpers import LOG2E, exp_dtA, softplus
+from .triton_helpers import LOG2E, exp_dtA, silu_gate, softplus, softplus_fast
 from .tuning import (
     SEQ_TILE_AUTO,
     SEQ_TILE_COMPLEX,
@@ -202,9 +198,13 @@ def _bc_chunk(ptr, pid_b, offs_n, t, mask_n, mask_t, s_b, s_n, s_l, IS_CPLX: tl.
 
 
 @triton.jit
-def _bc_step(rows, t, s_l, mask, IS_CPLX: tl.constexpr):
-    """Selective B or C at one time step t from row pointers (BLOCK_N,): (BLOCK_N, 1) re, im (0 when real)."""
-    re = tl.load(rows + t * s_l, mask=mask, other=0.0).to(tl.float32)[:, None]
+def _bc_step(rows, t, s_l, mask, IS_CPLX: tl.constexpr, MASKED: tl.constexpr = True):
+    """Selective B or C at one time step t from row pointers (BLOCK_N,): (BLOCK_N, 1) re, im (0 when real).
+    ``MASKED`` False: the caller's promise that every state and step is in range (no predicates, no zero fill)."""
+    if MASKED:
+        re = tl.load(rows + t * s_l, mask=mask, other=0.0).to(tl.float32)[:, None]
+    else:
+        re = tl.load(rows + t * s_l).to(tl.float32)[:, None]
     im = tl.zeros_like(re)
     if IS_CPLX:
         im = tl.load(rows + t * s_l + 1, mask=mask, other=0.0).to(tl.float32)[:, None]
@@ -393,7 +393,8 @@ def _scan_fwd_seq(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     SAVE_STATES: tl.constexpr, R: tl.constexpr, LOCAL: tl.constexpr, HAS_INIT: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr, SUB_L: tl.constexpr,
-    UNROLL: tl.constexpr, ALIGN: tl.constexpr = 1, STAGES: tl.constexpr = 1, FIXUP: tl.constexpr = False,
+    UNROLL: tl.constexpr, ALIGN: tl.constexpr = 1, STAGES: tl.constexpr = 1, EVEN: tl.constexpr = False,
+    FAST: tl.constexpr = False,
 ):
     """Forward, one lane per channel: the (N, BLOCK_D) state has the channels across the lanes and
     the N states in each lane's registers; the lane steps through time sequentially (no scan, no
@@ -402,9 +403,9 @@ def _scan_fwd_seq(
     tiles. ``ALIGN``: as in :func:`_scan_bwd_loop_kernel`, the wrapper's promise that L and the rows'
     strides are multiples of it (sm_90 PTX at an L that is no multiple of 16, bf16, 16 steps per tile: 1536
     shuffles and 508 B of spills without it). ``STAGES``: software-pipelining stages of the tile loop
-    (``ScanConfig.fwd_stages``). ``FIXUP``: every segment walks from a zero state, writes y and its chunk states, and
-    also stores its end state and Δ sum as the local pass does; :func:`_scan_fwd_fixup_kernel` then adds the start
-    states' share (``ScanConfig.fwd_fixup``)."""
+    (``ScanConfig.fwd_stages``). ``EVEN``: the wrapper's promise that N = BLOCK_N and SUB_L divides L, so
+    that B and C load without predicates or zero fill. ``FAST`` (a GPU only, ``ScanConfig.fast_gates``): softplus
+    and the silu gate with the MUFU log2 and the approximate division (:func:`softplus_fast`, :func:`silu_gate`)."""
     pid_b = tl.program_id(0).to(tl.int64)
     pid_d = tl.program_id(1)
     pid_s = tl.program_id(2)
@@ -478,9 +479,9 @@ def _scan_fwd_seq(
             raw = tl.load(dt_cols + t[:, None] * sdt_l, mask=m2, other=0.0).to(tl.float32) + bias[None, :]
             DT = raw
             if SOFTPLUS:
-                DT = softplus(raw)
+                DT = softplus_fast(raw, FAST)
             DT = tl.where(m2, DT, 0.0)
-        if LOCAL or FIXUP:
+        if LOCAL:
             dsum += tl.sum(DT, axis=0)
         DU = DT * U
         Y = tl.zeros((SUB_L, BLOCK_D), tl.float32)
@@ -500,7 +501,7 @@ def _scan_fwd_seq(
                 if B_LTI:
                     B_re, B_im = Bc_re, Bc_im
                 else:
-                    B_re, B_im = _bc_step(B_rows, ti, sB_l, mask_n & valid, B_COMPLEX)
+                    B_re, B_im = _bc_step(B_rows, ti, sB_l, mask_n & valid, B_COMPLEX, not EVEN)
                 if IS_COMPLEX:
                     b_re = du_i * B_re
                     b_im = du_i * B_im
@@ -511,7 +512,7 @@ def _scan_fwd_seq(
                     if C_LTI:
                         C_re, C_im = Cc_re, Cc_im
                     else:
-                        C_re, C_im = _bc_step(C_rows, ti, sC_l, mask_n & valid, C_COMPLEX)
+                        C_re, C_im = _bc_step(C_rows, ti, sC_l, mask_n & valid, C_COMPLEX, not EVEN)
                     prod = C_re * h_re
                     if IS_COMPLEX:
                         if C_COMPLEX:
@@ -522,10 +523,10 @@ def _scan_fwd_seq(
             Y += Dv[None, :] * U
             if HAS_Z:
                 Z = tl.load(z_cols + t[:, None] * sz_l, mask=m2, other=0.0).to(tl.float32)
-                Y = Y * Z * tl.sigmoid(Z)
+                Y = silu_gate(Y, Z, FAST)
             tl.store(y_cols + t[:, None] * sy_l, Y.to(y_ptr.dtype.element_ty), mask=m2)
 
-    if LOCAL or FIXUP:
+    if LOCAL:
         tl.store(seg_ptr + seg_off, h_re, mask=mask_nd)
         if IS_COMPLEX:
             tl.store(seg_ptr + seg_off + 1, h_im, mask=mask_nd)
@@ -545,9 +546,6 @@ _scan_fwd_seq_kernel = triton.jit(_scan_fwd_seq)
 #: its steps in registers, no shuffles in the time loop; loads of a tile are 32 channels' rows, one step apart
 _SEQ_L_STRIDES = ["su_l", "sdt_l", "sz_l", "sy_l"]
 _scan_fwd_seq_lanes_kernel = triton.jit(do_not_specialize=_SEQ_L_STRIDES)(_scan_fwd_seq)
-#: channels and warps per program of :func:`_scan_fwd_fixup_kernel` (its tiles: (BLOCK_L, FIXUP_D))
-FIXUP_D = 32
-FIXUP_WARPS = 4
 #: steps per tile of :func:`_scan_bwd_local_sum_kernel` ((BLOCK_N, 128) tiles; its warps: ``ScanConfig.bwd_local_sum``)
 LOCAL_SUM_TILE = 128
 
@@ -585,87 +583,16 @@ def _bc_of_channel(ptr, pid_b, pid_d, offs_n, mask_n, s_b, s_d, s_n, LTI: tl.con
     return const, ptr + pid_b * s_b + offs_n[:, None] * s_n
 
 
-def _scan_fwd_fixup(
-    dt_ptr, A_ptr, C_ptr, z_ptr, bias_ptr, init_ptr, y_ptr, states_ptr,
-    dim, dstate, seqlen, nchunks, seg_chunks, nseg,
-    sdt_b, sdt_d, sdt_l, sA_d, sA_n, sC_b, sC_d, sC_n, sC_l, sz_b, sz_d, sz_l, sy_b, sy_d, sy_l,
-    C_LTI: tl.constexpr, DT_LTI: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-    SAVE_STATES: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
-):
-    """The forward's fix-up for real A and C (``ScanConfig.fwd_fixup``): segment s >= 1 was walked from a zero state;
-    its start state h0 (the carry's) adds, at each of its steps t,
-
-        y_t += silu(z_t) · Σ_n C_t[n] exp(A[n] P_t) h0[n],   P_t = Σ_(start <= k <= t) Δ_k,
-
-    (the decays since the segment's start multiply to exp(A P_t) when A is real), and exp(A P) h0 to each chunk-start
-    state the walk saved. No recurrence: one program per (batch element, BLOCK_D channels, segment after the first)
-    walks the segment's chunks as (BLOCK_L, BLOCK_D) tiles, P by a cumulative sum along the tile, one exp2 per (step,
-    channel, state). y is read back in its dtype and rounded once more (16-bit y: one more rounding than the walk)."""
-    pid_b = tl.program_id(0).to(tl.int64)
-    pid_d = tl.program_id(1)
-    seg = tl.program_id(2) + 1
-    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    offs_l = tl.arange(0, BLOCK_L)
-    mask_d = offs_d < dim
-    bias, dtc = _channel_delta(bias_ptr, dt_ptr, pid_b, offs_d, mask_d, sdt_b, sdt_d, HAS_BIAS, SOFTPLUS, DT_LTI)
-    dt_cols = dt_ptr + pid_b * sdt_b + offs_d[None, :] * sdt_d
-    z_cols = z_ptr + pid_b * sz_b + offs_d[None, :] * sz_d
-    y_cols = y_ptr + pid_b * sy_b + offs_d[None, :] * sy_d
-    h0_rows = init_ptr + ((pid_b * nseg + seg) * dim + offs_d) * dstate
-    st_rows = states_ptr + (pid_b * dim + offs_d) * nchunks * dstate
-    c_lo = seg * seg_chunks
-    P = tl.zeros((BLOCK_D,), tl.float32)  # Σ Δ of the segment's steps before the chunk
-    for c in range(c_lo, tl.minimum(c_lo + seg_chunks, nchunks)):
-        t = c * BLOCK_L + offs_l
-        mask_t = t < seqlen
-        m2 = mask_t[:, None] & mask_d[None, :]
-        if DT_LTI:
-            DT = tl.where(m2, dtc[None, :], 0.0)
-        else:
-            DT = tl.load(dt_cols + t[:, None] * sdt_l, mask=m2, other=0.0).to(tl.float32) + bias[None, :]
-            if SOFTPLUS:
-                DT = softplus(DT)
-            DT = tl.where(m2, DT, 0.0)
-        Pt = P[None, :] + tl.cumsum(DT, axis=0)
-        corr = tl.zeros((BLOCK_L, BLOCK_D), tl.float32)
-        for n in tl.static_range(BLOCK_N):
-            mdn = mask_d & (n < dstate)
-            a2 = tl.load(A_ptr + offs_d * sA_d + n * sA_n, mask=mdn, other=0.0).to(tl.float32) * LOG2E
-            h0 = tl.load(h0_rows + n, mask=mdn, other=0.0)
-            if SAVE_STATES:
-                sp = st_rows + c * dstate + n
-                tl.store(sp, tl.load(sp, mask=mdn, other=0.0) + tl.exp2(a2 * P) * h0, mask=mdn)
-            if C_LTI:
-                w = (tl.load(C_ptr + offs_d * sC_d + n * sC_n, mask=mdn, other=0.0).to(tl.float32) * h0)[None, :]
-            else:
-                cn = tl.load(C_ptr + pid_b * sC_b + n * sC_n + t * sC_l, mask=mask_t & (n < dstate), other=0.0)
-                w = cn.to(tl.float32)[:, None] * h0[None, :]
-            corr += tl.exp2(a2[None, :] * Pt) * w
-        P += tl.sum(DT, axis=0)
-        if HAS_Z:
-            Z = tl.load(z_cols + t[:, None] * sz_l, mask=m2, other=0.0).to(tl.float32)
-            corr = corr * Z * tl.sigmoid(Z)
-        yp = y_cols + t[:, None] * sy_l
-        Y = tl.load(yp, mask=m2, other=0.0).to(tl.float32) + corr
-        tl.store(yp, Y.to(y_ptr.dtype.element_ty), mask=m2)
-
-
-_scan_fwd_fixup_kernel = triton.jit(_scan_fwd_fixup)
-#: the fix-up without the unit-L-stride specialisation (channels across the lanes, as ``ScanConfig.seq_lanes``)
-_scan_fwd_fixup_lanes_kernel = triton.jit(do_not_specialize=["sdt_l", "sC_l", "sz_l", "sy_l"])(_scan_fwd_fixup)
-
-
 @triton.jit
 def _seg_carry_kernel(
-    loc_ptr, dsum_ptr, A_ptr, init_ptr, last_ptr, dim, dstate, nseg, sA_d, sA_n,
+    loc_ptr, dsum_ptr, A_ptr, init_ptr, dim, dstate, nseg, sA_d, sA_n,
     IS_COMPLEX: tl.constexpr, REVERSE: tl.constexpr, R: tl.constexpr,
-    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, STORE_LAST: tl.constexpr = False,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """Pass 2: carry the state across segments, serially (tiny: batch·d·N·nseg elements).
 
     Forward: H_s = exp(A S_s) H_{s-1} + loc_s, init_s = H_{s-1}. Backward (REVERSE): the adjoint
-    runs from the last segment down with the conjugate decay. S_s = the segment's sum of Δ. ``STORE_LAST``: also
-    store the state after the last segment (every segment's loc_s given: the forward's fix-up) into ``last_ptr``."""
+    runs from the last segment down with the conjugate decay. S_s = the segment's sum of Δ."""
     pid_b = tl.program_id(0).to(tl.int64)
     pid_d = tl.program_id(1)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
@@ -698,11 +625,6 @@ def _seg_carry_kernel(
             h_re, h_im = d_re * h_re - d_im * h_im + l_re, d_re * h_im + d_im * h_re + l_im
         else:
             h_re = d_re * h_re + l_re
-    if STORE_LAST:
-        off = ((pid_b * dim + offs_d)[:, None] * dstate + offs_n[None, :]) * R
-        tl.store(last_ptr + off, h_re, mask=mask_dn)
-        if IS_COMPLEX:
-            tl.store(last_ptr + off + 1, h_im, mask=mask_dn)
 
 
 @triton.jit
@@ -1618,15 +1540,14 @@ def _segments(seg_l: int, block_l: int, nchunks: int) -> tuple[int, int]:
 
 
 def _carry(loc: Tensor, dsum: Tensor, A_v: Tensor, init: Tensor, batch: int, d: int, N: int, nseg: int,
-           is_complex: bool, reverse: bool, last: Tensor | None = None) -> None:
-    """Pass 2 of the chunk-parallel scan: segment start states (or incoming adjoints) into ``init``; with ``last``
-    (every segment's ``loc`` given) also the state after the last segment."""
+           is_complex: bool, reverse: bool) -> None:
+    """Pass 2 of the chunk-parallel scan: segment start states (or incoming adjoints) into ``init``."""
     block_d = 16
     launch(
         _seg_carry_kernel, (batch, _cdiv(d, block_d)),
-        (loc, dsum, A_v, init, last if last is not None else init), (d, N, nseg, *A_v.stride()[:2]),
+        (loc, dsum, A_v, init), (d, N, nseg, *A_v.stride()[:2]),
         IS_COMPLEX=is_complex, REVERSE=reverse, R=2 if is_complex else 1,
-        BLOCK_D=block_d, BLOCK_N=_block_n(N), num_warps=4, STORE_LAST=last is not None,
+        BLOCK_D=block_d, BLOCK_N=_block_n(N), num_warps=4,
     )
 
 
@@ -1711,25 +1632,8 @@ def scan_forward(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: T
             rows = [*_strides3(u)[:2], *_strides3(z)[:2], *_strides3(y)[:2], *([] if dt_lti else dt_str[:2])]
             flags["ALIGN"] = _row_align(L, rows) if cfg.align else 1
             flags["STAGES"] = cfg.fwd_stages
-        fixup = bool(cfg.fwd_fixup) and cfg.seq_fwd and nseg > 1 and not is_complex and not C.is_complex()
-        if fixup:
-            # every segment from a zero state (y, chunk states, end state and Δ sum), the carry (start states and
-            # h_last), then each later segment's start state's share added to its y and chunk states
-            launch(fwd_kernel, (batch, nd, nseg), ptrs, ints, SAVE_STATES=need_grad, LOCAL=False, HAS_INIT=False,
-                   FIXUP=True, **flags)
-            _carry(seg, dsum, A_v, init, batch, d, N, nseg, False, reverse=False, last=hlast)
-            launch(
-                _scan_fwd_fixup_lanes_kernel if cfg.fwd_fixup == 1 else _scan_fwd_fixup_kernel,
-                (batch, _cdiv(d, FIXUP_D), nseg - 1),
-                (delta, A_v, C_v, z if z is not None else u, delta_bias if delta_bias is not None else u, init, y,
-                 states),
-                (d, N, L, nchunks, seg_chunks, nseg, *dt_str, *A_v.stride()[:2], *_bc_strides(C_v, C_lti),
-                 *_strides3(z), *_strides3(y)),
-                C_LTI=C_lti, DT_LTI=dt_lti, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                SOFTPLUS=bool(delta_softplus), SAVE_STATES=need_grad, BLOCK_D=FIXUP_D, BLOCK_N=_block_n(N),
-                BLOCK_L=block_l, num_warps=FIXUP_WARPS,
-            )
-            return y, states, hlast, nchunks
+            flags["EVEN"] = cfg.seq_even and N == flags["BLOCK_N"] and L % flags["SUB_L"] == 0
+            flags["FAST"] = cfg.fast_gates and not interpreting()
         if nseg > 1:
             # pass 1: local end state and Δ sum of every segment but the last, from a zero state
             launch(fwd_kernel, (batch, nd, nseg - 1), ptrs, ints, SAVE_STATES=False, LOCAL=True, HAS_INIT=False,

@@ -121,14 +121,21 @@ class ScanConfig:
     #: warps 1.16x / 1.27x against the scan form (bf16 18.15 -> 14.33 ms, now below fp32's 15.40).
     #: Env: AUDIOMAMBA_SCAN_BWD_LOCAL_SUM=0|1|2|4|8.
     bwd_local_sum: int = -1
-    #: the segmented forward for real A and C without a local pass (:func:`kernels.triton_scan._scan_fwd_fixup_kernel`):
-    #: every segment walked at once from a zero state (y, chunk states and end state), the carry, then a parallel pass
-    #: that adds each later segment's start state's share, C_t exp(A Σ Δ) h_start, to y and the chunk states. At
-    #: (16, 512, 16, 1024) the walks are latency-bound (1024 one-warp programs: the local pass cost as much as the
-    #: final one, 79 µs each, one H100 2026-12-07 06:47 UTC); the fix-up pass has no recurrence. Built 2026-12-07 on
-    #: the CPU machine. 1: the fix-up with the channels across the lanes (sm_90: 128 registers, 6 barriers); 2: with
-    #: unit L strides specialised (L across the lanes: 202 registers, 96 barriers). Env: AUDIOMAMBA_SCAN_FWD_FIXUP=0|1|2.
-    fwd_fixup: int = 0
+    #: softplus and the silu gate of the sequential forward with the MUFU log2 and the approximate division on a GPU
+    #: (:func:`kernels.triton_helpers.softplus_fast`, :func:`kernels.triton_helpers.silu_gate`), where tl.log2 compiles
+    #: to a polynomial and tl.sigmoid to the full-range division (sm_90 SASS at the (16, 512, 16, 1024) bf16 row: 3494
+    #: -> 2421 instructions per 16 steps with the unmasked B/C loads of ``EVEN``). One H100, 2026-12-07 08:57 UTC,
+    #: `python -m audiomamba.bench.scan_env_sweep combos "default;AUDIOMAMBA_SCAN_FAST_GATES=1;..." --selective`
+    #: (forward): fp32 1.14-1.17x, bf16 1.03-1.05x at every selective shape; with it the replayed table against
+    #: mamba_ssm had every row >= 1.0 (that row 0.150 against 0.156 ms). The interpreter has no fast log2 / division:
+    #: there it is off. Env: AUDIOMAMBA_SCAN_FAST_GATES=0|1.
+    fast_gates: bool = True
+    #: the sequential forward's B/C loads without predicates or zero fill where N = BLOCK_N and its tile length divides
+    #: L (the kernel's ``EVEN``). One H100, 2026-12-07: in bf16 (16, 512, 16, 1024) 0.168 ms before (08:44) against 0.159
+    #: with it (08:57, the sweep's default); in fp32 0.213 against 0.249, where the fast gates then brought it back to
+    #: 0.216: two runs on two machines, not side by side (the peer's times the same on both), so kept on as it was in
+    #: the 32-of-32 table until a sweep of it alone. Env: AUDIOMAMBA_SCAN_SEQ_EVEN=0|1.
+    seq_even: bool = True
     #: fully LTI calls (Δ, B and C per channel: mamba-s4 / mamba-s4-real) by chunks of this many steps on tensor cores
     #: (:mod:`kernels.triton_lti_chunk`: per chunk a Toeplitz product and two state products, a scan over chunks
     #: instead of over steps); 0 = the scan kernels. :func:`pick_config` sets :data:`LTI_CHUNK` (32, measured);
@@ -231,9 +238,10 @@ _ENV_KNOBS = (
      "0, 96, 128, 136 or 168 (register cap per thread of the state-loop backward; 0 = none)"),
     ("AUDIOMAMBA_SCAN_BWD_LOCAL_SUM", "bwd_local_sum", (0, 1, 2, 4, 8),
      "0, 1, 2, 4 or 8 (the backward's pass 1 for real A as a sum per state with this many warps; 0 = a scan)"),
-    ("AUDIOMAMBA_SCAN_FWD_FIXUP", "fwd_fixup", (0, 1, 2),
-     "0, 1 or 2 (the segmented forward for real A without a local pass: walks from zero, then a parallel fix-up with "
-     "channels (1) or steps (2) across the lanes)"),
+    ("AUDIOMAMBA_SCAN_SEQ_EVEN", "seq_even", (0, 1),
+     "0 or 1 (0: the sequential forward's B/C loads keep their predicates where every tile is full)"),
+    ("AUDIOMAMBA_SCAN_FAST_GATES", "fast_gates", (0, 1),
+     "0 or 1 (1: the sequential forward's softplus and silu gate with the fast log2 and division)"),
     ("AUDIOMAMBA_SCAN_BWD_CLOSED", "bwd_closed", (0, 1),
      "0 or 1 (1: the state-loop backward's LTI scans in closed form, not as associative scans)"),
     ("AUDIOMAMBA_SCAN_SEG_L", "seg_l", (0, *(1 << k for k in range(6, 18))),

@@ -228,27 +228,24 @@ def test_triton_backward_pass1_as_a_sum_matches_the_reference(mixed, opts):
     assert_match(*run_both(args, opts, mixed=mixed, block_d=2, seg_l=32, bwd_local_sum=4))
 
 
-@pytest.mark.parametrize("lti,mixed", [(False, None), (False, "dt_sel_bc_lti"), (True, None)],
-                         ids=["selective", "bc-per-channel", "lti"])
-def test_triton_forward_fixup_matches_the_reference(lti, mixed, monkeypatch):
-    """The segmented forward without a local pass (``fwd_fixup``): 3 segments of 32 steps (L = 83, the last cut
-    short) walked from a zero state, the carry (which also gives h_last), then one fix-up launch over the 2 later
-    segments adding their start states' share to y and to the chunk states the backward starts from: y, h_last and
-    every grad against the reference, selective, with B and C per channel, and with Δ too (its constant step);
-    both specialisations."""
-    grids = []
+@pytest.mark.parametrize("L", [96, 83])
+def test_triton_sequential_forward_unmasked_bc_loads(L, monkeypatch):
+    """The sequential forward's ``EVEN`` promise (B and C loaded without predicates or zero fill): given with N =
+    BLOCK_N = 4 where the tile length divides L (96), not where the last tile is cut short (83); ``FAST`` (the fast
+    softplus and gate, GPU only) never under the interpreter. y, h_last and every grad against the reference, with
+    segments of 32 steps (the local pass and the full one)."""
+    flags = []
     real_launch = triton_scan.launch
 
     def spy(kernel, grid, *rest, **kwargs):
-        if kernel in (triton_scan._scan_fwd_fixup_kernel, triton_scan._scan_fwd_fixup_lanes_kernel):
-            grids.append((kernel is triton_scan._scan_fwd_fixup_lanes_kernel, grid))
+        if kernel is triton_scan._scan_fwd_seq_kernel:
+            flags.append((kwargs["EVEN"], kwargs["FAST"]))
         return real_launch(kernel, grid, *rest, **kwargs)
 
     monkeypatch.setattr(triton_scan, "launch", spy)
-    args = make_args(2, 5, 3, 83, cplx=False, lti=lti, seed=24)
-    for fixup in (1, 2):  # channels or steps across the lanes (one function, two specialisations)
-        assert_match(*run_both(args, ALL_OPTS, mixed=mixed, block_d=2, seg_l=32, seq=True, loop=32, fwd_fixup=fixup))
-    assert grids == [(True, (2, 1, 2)), (False, (2, 1, 2))]
+    args = make_args(2, 5, 4, L, cplx=False, lti=False, seed=25)
+    assert_match(*run_both(args, ALL_OPTS, block_d=2, seg_l=32, seq=True, loop=32))
+    assert len(flags) == 2 and set(flags) == {(L == 96, False)}
 
 
 def test_triton_backward_pass1_as_a_sum_with_delta_per_channel():

@@ -12,7 +12,7 @@ PEER_BUILD=${PEER_BUILD:-/tmp/peer-build}
 NCPU=$(nproc)
 W=${W:-/tmp/w}
 . docs/gpu/loso-start.sh  # TS (core pinning), start_loso
-if { want peer || want peer-lti || want peer-graph || want peer-graph-fixup || want peer-graph-cap || want ncu-bwd; } && [ ! -d "$PEER_BUILD" ] && ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
+if { want peer || want peer-lti || want peer-graph || want peer-graph-cap || want ncu-bwd; } && [ ! -d "$PEER_BUILD" ] && ls .peer/mamba_ssm-*.tar.gz > /dev/null 2>&1; then
   cp .peer/mamba_ssm-*.tar.gz /tmp/
   (MAX_JOBS=$(( NCPU - 4 )) TS 4-$(( NCPU - 1 )) nice -n 19 python3 -m audiomamba.bench.peer build \
      --sdist /tmp/mamba_ssm-*.tar.gz --out "$PEER_BUILD" > "$RES/peer-build.log" 2>&1
@@ -393,22 +393,20 @@ run fwd-chunk-scan timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOM
 run fwd-lanes timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_CONFIG \
   "default;32,16,1,1,1,256,seq,loop128;32,16,1,1,1,0,seq,loop128;32,8,1,1,1,0,seq,loop128;32,8,1,1,1,512,seq,loop128" \
   --selective --short
-# (issue 14, 2026-12-07 07:00, built on the CPU machine) the segmented forward without a local pass: every segment
-# walked from zero at once, the carry, then a parallel fix-up of the later segments' y and chunk states
-# (AUDIOMAMBA_SCAN_FWD_FIXUP=1: channels across the lanes, 2: steps across the lanes). At the 0.94x row the local
-# pass cost as much as the final one (79 us each, bf16, one H100 06:47 UTC): its GPU tests, the forward and fwd+bwd
-# against the default, then the replayed table with FIX (default 1)
-run fwd-fixup-tests timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py -k "forward_fixup"
-# (with the fix-up a segment costs the later ones no second walk, only fix-up work, so shorter segments (more
-# one-warp programs, shorter walks) are timed with it too: 128 and 64 steps against the pick's 256 at the row)
-run fwd-fixup timeout 240 python3 -m audiomamba.bench.scan_env_sweep combos "default;AUDIOMAMBA_SCAN_FWD_FIXUP=1;\
-AUDIOMAMBA_SCAN_FWD_FIXUP=2;AUDIOMAMBA_SCAN_FWD_FIXUP=1+AUDIOMAMBA_SCAN_SEG_L=128;\
-AUDIOMAMBA_SCAN_FWD_FIXUP=1+AUDIOMAMBA_SCAN_SEG_L=64" --selective
-run fwd-fixup-bwd timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_FWD_FIXUP default,1,2 \
+# (issue 14, 2026-12-07) the segmented forward without a local pass (AUDIOMAMBA_SCAN_FWD_FIXUP=1|2: walks from zero,
+# the carry, a parallel fix-up of the later segments): one H100 08:32 UTC, 0.43-0.94x the default at every selective
+# shape (the fix-up pass 74 us at the row against its ~27 us exp2 floor, the walk from zero 93 us against 79),
+# removed; B and C from float32 (batch, L, N) copies (AUDIOMAMBA_SCAN_FWD_BC_ROWS=1): 0.64-0.96x at 08:57, removed;
+# the fast softplus and silu gate (AUDIOMAMBA_SCAN_FAST_GATES): 1.03-1.17x, now the default (with B/C loads unmasked
+# where 16 steps divide L). Commit 854e65d's tree has the fix-up's phases. Here: the fast gates' GPU tests, the
+# launch-config test (its base now the scan kernels), the forward with the gates and the unmasked loads (EVEN: in fp32
+# 0.85x across two machines' runs, not side by side) each off, fwd+bwd with the gates off
+run fast-gates-tests timeout 300 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_gpu.py \
+  -k "fast_gates or other_launch_configs"
+run fast-gates timeout 240 python3 -m audiomamba.bench.scan_env_sweep combos "default;AUDIOMAMBA_SCAN_FAST_GATES=0;\
+AUDIOMAMBA_SCAN_SEQ_EVEN=0;AUDIOMAMBA_SCAN_FAST_GATES=0+AUDIOMAMBA_SCAN_SEQ_EVEN=0" --selective
+run fast-gates-bwd timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_FAST_GATES default,0 \
   --backward --selective
-while want peer-graph-fixup && pgrep -f "bench.peer build" > /dev/null; do sleep 5; done
-[ -d "$PEER_BUILD" ] && run peer-graph-fixup env AUDIOMAMBA_SCAN_FWD_FIXUP=${FIX:-1} $B kernel --peer mamba_ssm \
-  --peer-build "$PEER_BUILD" --cuda-graph --out "$RES/bench-kernel-peer-graph-fixup.md"
 # the same table with every call (ours, the peer's) replayed from a CUDA graph: the GPU's time without the host's
 # (the short-L rows are bound by the host in eager mode). One H100 2026-12-07 04:39 UTC: 28 of 32 rows >= 1.0x; 04:41
 # with AUDIOMAMBA_SCAN_BWD_SEG_L=16384 AUDIOMAMBA_SCAN_BWD_MAXNREG=128 (the defaults since, for real A; the cap for
