@@ -246,10 +246,29 @@ def max_rel_diff(y: Tensor, ref: Tensor) -> float:
     return (y - ref).abs().max().item() / ref.abs().max().item()
 
 
-def peer_cells(t_peer: float | None, t_ours: float, rel: float | None) -> str:
-    """A row's peer cells: peer ms, peer ms ÷ ours ms (> 1: ours is faster), max relative difference of y."""
+def peer_cells(t_peer: float | None, t_ours: float, rel: float | None,
+               mem: tuple[float | None, float | None] = (None, None)) -> str:
+    """A row's peer cells: peer ms, peer ms ÷ ours ms (> 1: ours is faster), max relative difference of y, and the
+    peak memory of one call (ours, the peer's) in MiB (:func:`call_peak_mib`; "–" off a GPU)."""
     ratio = _ratio(t_peer / t_ours) if t_peer else "–"
-    return f" {_fmt(t_peer)} | {ratio} | {'–' if rel is None else f'{rel:.1e}'} |"
+    mib = " | ".join("–" if m is None else f"{m:.1f}" for m in mem)
+    return f" {_fmt(t_peer)} | {ratio} | {'–' if rel is None else f'{rel:.1e}'} | {mib} |"
+
+
+def call_peak_mib(fn: Callable[[], object]) -> float | None:
+    """MiB one call of ``fn`` allocates at its peak above what is live before it (its outputs, what autograd saves,
+    workspaces, the grads; not the inputs, which the closure holds already), on a GPU; None elsewhere."""
+    if not torch.cuda.is_available():
+        return None
+    fn()  # compiled and warmed: the caching allocator's first-call extras are not the call's
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    out = fn()
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated() - base
+    del out
+    return peak / 2**20
 
 
 def _measure_peer(case: Case, dname: str, backward: bool, inputs: dict, triton_op, peer, timer,
@@ -260,14 +279,15 @@ def _measure_peer(case: Case, dname: str, backward: bool, inputs: dict, triton_o
         with torch.no_grad():
             rel = max_rel_diff(peer(**args), triton_op(**inputs))
         t_peer = timer(pass_fn(peer, args, backward))
+        mem = (call_peak_mib(pass_fn(triton_op, inputs, backward)), call_peak_mib(pass_fn(peer, args, backward)))
     except torch.OutOfMemoryError:
-        return " OOM | – | – |"
+        return " OOM | – | – | – | – |"
     except Exception as err:  # noqa: BLE001 - a case the peer refuses is reported, the run goes on
         first = (str(err).strip().splitlines() or [""])[0][:160]
         pname = "fwd+bwd" if backward else "fwd"
         notes.append(f"{peer.name} failed at {case.kind} {case.label()} {dname} {pname}: {type(err).__name__}: {first}")
-        return " failed | – | – |"
-    return peer_cells(t_peer, t_triton, rel)
+        return " failed | – | – | – | – |"
+    return peer_cells(t_peer, t_triton, rel, mem)
 
 
 def run_benchmark(device: str = "cuda", quick: bool = False, command: str = "audiomamba bench kernel",
@@ -330,9 +350,11 @@ def run_benchmark(device: str = "cuda", quick: bool = False, command: str = "aud
         head.insert(-1, f"- peer: {peer.describe()}; {p} ms in the row's pass; {p} ÷ Triton = {p} ms / Triton ms "
                     f"(> 1: Triton is faster); y rel diff = max |y {p} − y Triton| / max |y Triton|; LTI rows: {p} "
                     "takes Δ as its float32 delta_bias over a zero (B, d, L) delta in the input dtype (it has no "
-                    "per-channel Δ), so it also reads that delta and, in the backward, writes its gradient")
-        columns += f" {p} ms | {p} ÷ Triton | y rel diff vs {p} |"
-        rule += "---:|---:|---:|"
+                    "per-channel Δ), so it also reads that delta and, in the backward, writes its gradient; peak MiB = "
+                    "what one call allocates at its peak above the live inputs (outputs, saved tensors, workspaces, "
+                    "grads; `torch.cuda.max_memory_allocated`, one eager call after a warm-up)")
+        columns += f" {p} ms | {p} ÷ Triton | y rel diff vs {p} | Triton peak MiB | {p} peak MiB |"
+        rule += "---:|---:|---:|---:|---:|"
     head += [columns, rule]
     return "\n".join(head + rows + [""] + [f"- {n}" for n in notes]) + "\n"
 

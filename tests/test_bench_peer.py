@@ -133,9 +133,9 @@ def test_peer_wrapper_matches_our_op_forward_and_backward(fake_peer, case):
 
 
 def test_peer_cells():
-    assert peer_cells(2.0, 1.0, 1.5e-3) == " 2.000 | 2.0× | 1.5e-03 |"
-    assert peer_cells(0.5, 2.0, 3e-7) == " 0.500 | 0.25× | 3.0e-07 |"
-    assert peer_cells(None, 1.0, None) == " – | – | – |"
+    assert peer_cells(2.0, 1.0, 1.5e-3) == " 2.000 | 2.0× | 1.5e-03 | – | – |"
+    assert peer_cells(0.5, 2.0, 3e-7, (12.25, 30.0)) == " 0.500 | 0.25× | 3.0e-07 | 12.2 | 30.0 |"
+    assert peer_cells(None, 1.0, None) == " – | – | – | – | – |"
 
 
 def test_report_peer_columns(fake_peer):
@@ -143,10 +143,11 @@ def test_report_peer_columns(fake_peer):
     fake_peer.module.SCALE = 1.01  # y_peer = 1.01 y: the diff column must read ~1e-2
     report = run_benchmark(device="cpu", quick=True, command="t", dtypes=("fp32",), cases=[SEL, LTI], peer=fake_peer)
     head = [ln for ln in report.splitlines() if ln.startswith("| shape")][0]
-    assert head.endswith("| mamba_ssm ms | mamba_ssm ÷ Triton | y rel diff vs mamba_ssm |")
+    assert head.endswith("| mamba_ssm ms | mamba_ssm ÷ Triton | y rel diff vs mamba_ssm | Triton peak MiB "
+                         "| mamba_ssm peak MiB |")
     assert "- peer: mamba_ssm selective_scan_cuda (" in report
     rows = [ln for ln in report.splitlines() if ln.startswith("| (")]
-    assert len(rows) == 4 and all(ln.count("|") == 15 for ln in rows)
+    assert len(rows) == 4 and all(ln.count("|") == 17 for ln in rows)
     for ln in rows:
         cells = [c.strip() for c in ln.split("|")[1:-1]]
         t_ours, t_peer, ratio, diff = float(cells[4]), float(cells[11]), cells[12], float(cells[13])
@@ -191,7 +192,7 @@ def test_cli_bench_kernel_with_fake_peer(tmp_path, monkeypatch):
     main(["bench", "kernel", "--device", "cpu", "--quick", "--dtype", "fp32", "--peer", "mamba_ssm",
           "--peer-build", str(tmp_path), "--out", str(tmp_path / "r.md")])
     rows = [ln for ln in (tmp_path / "r.md").read_text().splitlines() if ln.startswith("| (")]
-    assert len(rows) == 2 and all(ln.count("|") == 15 and "failed" not in ln for ln in rows)
+    assert len(rows) == 2 and all(ln.count("|") == 17 and "failed" not in ln for ln in rows)
 
 
 def _sdist(path: Path, setup: str) -> Path:
