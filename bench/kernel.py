@@ -249,7 +249,7 @@ def max_rel_diff(y: Tensor, ref: Tensor) -> float:
 def peer_cells(t_peer: float | None, t_ours: float, rel: float | None,
                mem: tuple[float | None, float | None] = (None, None)) -> str:
     """A row's peer cells: peer ms, peer ms ÷ ours ms (> 1: ours is faster), max relative difference of y, and the
-    peak memory of one call (ours, the peer's) in MiB (:func:`call_peak_mib`; "–" off a GPU)."""
+    peak memory of one call (ours, the peer's) in MiB (:func:`call_peak_mib`; "–" where not measured: off a GPU)."""
     ratio = _ratio(t_peer / t_ours) if t_peer else "–"
     mib = " | ".join("–" if m is None else f"{m:.1f}" for m in mem)
     return f" {_fmt(t_peer)} | {ratio} | {'–' if rel is None else f'{rel:.1e}'} | {mib} |"
@@ -257,9 +257,7 @@ def peer_cells(t_peer: float | None, t_ours: float, rel: float | None,
 
 def call_peak_mib(fn: Callable[[], object]) -> float | None:
     """MiB one call of ``fn`` allocates at its peak above what is live before it (its outputs, what autograd saves,
-    workspaces, the grads; not the inputs, which the closure holds already), on a GPU; None elsewhere."""
-    if not torch.cuda.is_available():
-        return None
+    workspaces, the grads; not the inputs, which the closure holds already); for a closure over GPU tensors."""
     fn()  # compiled and warmed: the caching allocator's first-call extras are not the call's
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
@@ -279,7 +277,9 @@ def _measure_peer(case: Case, dname: str, backward: bool, inputs: dict, triton_o
         with torch.no_grad():
             rel = max_rel_diff(peer(**args), triton_op(**inputs))
         t_peer = timer(pass_fn(peer, args, backward))
-        mem = (call_peak_mib(pass_fn(triton_op, inputs, backward)), call_peak_mib(pass_fn(peer, args, backward)))
+        mem = (None, None)
+        if inputs["u"].is_cuda:
+            mem = (call_peak_mib(pass_fn(triton_op, inputs, backward)), call_peak_mib(pass_fn(peer, args, backward)))
     except torch.OutOfMemoryError:
         return " OOM | – | – | – | – |"
     except Exception as err:  # noqa: BLE001 - a case the peer refuses is reported, the run goes on

@@ -124,7 +124,7 @@ class ScanConfig:
     #: softplus and the silu gate of the sequential forward with the MUFU log2 and the approximate division on a GPU
     #: (:func:`kernels.triton_helpers.softplus_fast`, :func:`kernels.triton_helpers.silu_gate`), where tl.log2 compiles
     #: to a polynomial and tl.sigmoid to the full-range division (sm_90 SASS at the (16, 512, 16, 1024) bf16 row: 3494
-    #: -> 2421 instructions per 16 steps with the unmasked B/C loads of ``EVEN``). One H100, 2026-12-07 08:57 UTC,
+    #: -> 2838 instructions per 16 steps with the unmasked B/C loads of ``EVEN``). One H100, 2026-12-07 08:57 UTC,
     #: `python -m audiomamba.bench.scan_env_sweep combos "default;AUDIOMAMBA_SCAN_FAST_GATES=1;..." --selective`
     #: (forward): fp32 1.14-1.17x, bf16 1.03-1.05x at every selective shape; with it the replayed table against
     #: mamba_ssm had every row >= 1.0 (that row 0.150 against 0.156 ms). The interpreter has no fast log2 / division:
