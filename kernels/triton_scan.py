@@ -207,7 +207,10 @@ def _bc_step(rows, t, s_l, mask, IS_CPLX: tl.constexpr, MASKED: tl.constexpr = T
         re = tl.load(rows + t * s_l).to(tl.float32)[:, None]
     im = tl.zeros_like(re)
     if IS_CPLX:
-        im = tl.load(rows + t * s_l + 1, mask=mask, other=0.0).to(tl.float32)[:, None]
+        if MASKED:
+            im = tl.load(rows + t * s_l + 1, mask=mask, other=0.0).to(tl.float32)[:, None]
+        else:
+            im = tl.load(rows + t * s_l + 1).to(tl.float32)[:, None]
     return re, im
 
 

@@ -228,12 +228,13 @@ def test_triton_backward_pass1_as_a_sum_matches_the_reference(mixed, opts):
     assert_match(*run_both(args, opts, mixed=mixed, block_d=2, seg_l=32, bwd_local_sum=4))
 
 
+@pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])
 @pytest.mark.parametrize("L", [96, 83])
-def test_triton_sequential_forward_unmasked_bc_loads(L, monkeypatch):
+def test_triton_sequential_forward_unmasked_bc_loads(L, cplx, monkeypatch):
     """The sequential forward's ``EVEN`` promise (B and C loaded without predicates or zero fill): given with N =
     BLOCK_N = 4 where the tile length divides L (96), not where the last tile is cut short (83); ``FAST`` (the fast
     softplus and gate, GPU only) never under the interpreter. y, h_last and every grad against the reference, with
-    segments of 32 steps (the local pass and the full one)."""
+    segments of 32 steps (the local pass and the full one); real and complex (B and C too)."""
     flags = []
     real_launch = triton_scan.launch
 
@@ -243,7 +244,7 @@ def test_triton_sequential_forward_unmasked_bc_loads(L, monkeypatch):
         return real_launch(kernel, grid, *rest, **kwargs)
 
     monkeypatch.setattr(triton_scan, "launch", spy)
-    args = make_args(2, 5, 4, L, cplx=False, lti=False, seed=25)
+    args = make_args(2, 5, 4, L, cplx=cplx, lti=False, seed=25)
     assert_match(*run_both(args, ALL_OPTS, block_d=2, seg_l=32, seq=True, loop=32))
     assert len(flags) == 2 and set(flags) == {(L == 96, False)}
 
