@@ -30,6 +30,9 @@ time (y_t = Σ_n C_t h_t stays in the lane; no scan, no shuffles); u/Δ/z/y move
 tiles and B_t/C_t are broadcast loads; the step loop is unrolled ``UNROLL`` steps at a time so the
 loads of later steps are issued before the current state update. It has the same arguments and
 outputs as the chunk-scan forward (segments, saved chunk-start states), so the backward is shared.
+Its instructions per step decide its time at short L (one H100, 2026-12-07): on a GPU softplus and the silu gate
+use the MUFU log2 and the approximate division (``ScanConfig.fast_gates``), and B/C load without predicates where
+the tile divides L (``EVEN``).
 
 LTI parameters are never materialised along batch or L: a (d, N) B or C is loaded once per
 program, and a (d,) delta gives one decay exp(ΔA) per program, computed once (no exp per step).
