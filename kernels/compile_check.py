@@ -29,7 +29,8 @@ class Variant:
     """One compile-time specialisation of a kernel."""
 
     # "fwd", "seq" (sequential forward; "seqlanes": without unit-L-stride specialisation), "bwd", "bwdloop"
-    # (state-loop backward), "bwdloc", "bwdlocsum" (pass 1 as a sum), "carry", "finish" (the backward's sums), "step", or a generation kernel
+    # (state-loop backward), "bwdloc", "bwdlocsum" (pass 1 as a sum), "carry", "finish" (the backward's sums),
+    # "step", or a generation kernel
     kernel: str
     consts: tuple[tuple[str, object], ...]
     num_warps: int

@@ -11,8 +11,8 @@ sequentially in registers, so the scan needs few shuffles (with L fastest, the s
 reductions crossed lanes and warps at every level).
 
 Chunk-parallel scan along L (``ScanConfig.seg_l``): with S > 1 segments the forward runs
-  1. a local pass over segments 0..S-2 from a zero state: each segment's end state and Σ Δ (as one sum per state,
-     the backward's form, it lost: 0.79-0.88x on one H100, 2026-12-07, and was removed);
+  1. a local pass over segments 0..S-2 from a zero state: each segment's end state and Σ Δ, walked (as one sum per
+     state, the backward's form, it lost: 0.79-0.88x on one H100, 2026-12-07, and was removed);
   2. :func:`_seg_carry_kernel`, serial over segments but tiny (batch·d·N·S): the true start state
      of every segment, H_s = exp(A Σ_s Δ) H_{s-1} + local_s;
   3. the full pass over all segments in parallel from their start states: y, the chunk-start
@@ -215,23 +215,6 @@ def _bc_step(rows, t, s_l, mask, IS_CPLX: tl.constexpr, MASKED: tl.constexpr = T
         else:
             im = tl.load(rows + t * s_l + 1).to(tl.float32)[:, None]
     return re, im
-
-
-@triton.jit
-def _channel_delta(bias_ptr, dt_ptr, pid_b, offs_d, mask_d, sdt_b, sdt_d, HAS_BIAS: tl.constexpr,
-                   SOFTPLUS: tl.constexpr, DT_LTI: tl.constexpr):
-    """Per-channel Δ constants of the channels ``offs_d`` (1-D): delta_bias (0 without it), and for LTI Δ the step
-    Δ (softplus applied, 0 where masked; else the bias again)."""
-    bias = tl.zeros(offs_d.shape, tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-    dtc = bias
-    if DT_LTI:
-        dtc = tl.load(dt_ptr + pid_b * sdt_b + offs_d * sdt_d, mask=mask_d, other=0.0).to(tl.float32) + bias
-        if SOFTPLUS:
-            dtc = softplus(dtc)
-        dtc = tl.where(mask_d, dtc, 0.0)
-    return bias, dtc
 
 
 @triton.jit
@@ -438,7 +421,15 @@ def _scan_fwd_seq(
     Dv = tl.zeros((BLOCK_D,), tl.float32)
     if HAS_D:
         Dv = tl.load(D_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
-    bias, dtc = _channel_delta(bias_ptr, dt_ptr, pid_b, offs_d, mask_d, sdt_b, sdt_d, HAS_BIAS, SOFTPLUS, DT_LTI)
+    bias = tl.zeros((BLOCK_D,), tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + offs_d, mask=mask_d, other=0.0).to(tl.float32)
+    dtc = bias
+    if DT_LTI:
+        dtc = tl.load(dt_ptr + pid_b * sdt_b + offs_d * sdt_d, mask=mask_d, other=0.0).to(tl.float32) + bias
+        if SOFTPLUS:
+            dtc = softplus(dtc)
+        dtc = tl.where(mask_d, dtc, 0.0)
     ac_re, ac_im = exp_dtA(dtc[None, :], A_re, A_im, IS_COMPLEX)
     if B_LTI:
         b_off = offs_n[:, None] * sB_n + offs_d[None, :] * sB_d
@@ -560,9 +551,8 @@ LOCAL_SUM_TILE = 128
 def _sum_pass_setup(A_ptr, bias_ptr, dt_ptr, pid_b, pid_d, pid_s, seg_chunks, nchunks, dstate, sA_d, sA_n, sdt_b, sdt_d,
                     DT_LTI: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, BLOCK_N: tl.constexpr,
                     BLOCK_L: tl.constexpr):
-    """What the pass-1 sum kernel (:func:`_scan_bwd_local_sum_kernel`) sets up
-    for its channel and segment: its steps [t_lo, t_hi), the states and their mask, A · log2 e, Δ's bias, the
-    constant Δ (DT_LTI; else 0) and Δ's row."""
+    """What the pass-1 sum kernel (:func:`_scan_bwd_local_sum_kernel`) sets up for its channel and segment: its steps
+    [t_lo, t_hi), the states and their mask, A · log2 e, Δ's bias, the constant Δ (DT_LTI; else 0) and Δ's row."""
     t_lo = pid_s * seg_chunks * BLOCK_L
     t_hi = tl.minimum((pid_s + 1) * seg_chunks, nchunks) * BLOCK_L
     offs_n = tl.arange(0, BLOCK_N)
