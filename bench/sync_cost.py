@@ -11,7 +11,13 @@ per synchronisation, from the difference of two lengths (so a launch's fixed cos
   blocks, ``kernels/triton_mamba_run.py``, whose barrier this uses);
 - **cluster**: one Triton program spread over C CTAs of a thread-block cluster (``num_ctas``, sm_90+), summing a
   vector across them again and again: Triton exchanges the partial sums through distributed shared memory and waits
-  at hardware cluster barriers. C = 1 is the same sum inside one CTA, the baseline.
+  at hardware cluster barriers. C = 1 is the same sum inside one CTA, the baseline. (Triton 3.6 does not compile it
+  for C >= 2: "PassManager::run failed", one H100, 2026-12-05.)
+- **cluster barrier (launched)**: programs compiled as one CTA each, launched as one cluster of C CTAs through the
+  compiled kernel's launcher (:func:`kernels.triton_sync.cluster_packed_metadata`), meeting at the hardware cluster
+  barrier written in PTX; "+ exchange": each CTA also stores a value before the barrier and reads all C of them from
+  global memory (past L1) after it, as a block split over a cluster would exchange its partial sums. Checked before
+  it is timed: after r rounds every CTA holds its cluster's mean plus r.
 
 The 2026-12-05 runs measured the first two only through whole steps (split launches beat the persistent grid's
 barriers on every block type); the third is what a persistent kernel spread over one cluster would pay per block.
@@ -31,8 +37,10 @@ from audiomamba.kernels.triton_mamba_run import RUN_POLLS
 from audiomamba.kernels.triton_sync import (
     CLUSTER_BLOCK,
     _barrier_rounds_kernel,
+    _cluster_exchange_rounds_kernel,
     _cluster_rounds_kernel,
     _tick_kernel,
+    cluster_packed_metadata,
 )
 
 
@@ -67,6 +75,29 @@ def cluster_us(ctas: int, rounds: int) -> float:
                                                                num_ctas=ctas), rounds)
 
 
+def cluster_launch_us(ctas: int, rounds: int, exchange: bool) -> float:
+    """µs per round of one cluster of ``ctas`` CTAs meeting at the hardware barrier (:mod:`kernels.triton_sync`),
+    with or without the exchange through global memory; checked first (RuntimeError when a CTA ends wrong)."""
+    from audiomamba.kernels.launch import _raw_stream
+
+    x = torch.arange(ctas, device="cuda", dtype=torch.float32)
+    buf = torch.zeros(2 * ctas, device="cuda")
+    # compiled (and run once as separate CTAs) by Triton's own launch; then its launcher with the cluster's metadata
+    compiled = _cluster_exchange_rounds_kernel[(ctas,)](x, buf, 1, C=ctas, EXCHANGE=exchange, num_warps=4)
+    packed = cluster_packed_metadata(compiled.packed_metadata, ctas)
+    stream = _raw_stream(x.get_device())
+
+    def run(n: int) -> None:
+        compiled.run(1, 1, 1, stream, compiled.function, packed, None, None, None, x, buf, n, ctas, exchange)
+
+    x.copy_(torch.arange(ctas, dtype=torch.float32))
+    run(3)
+    want = torch.full((ctas,), (ctas - 1) / 2 + 3.0) if exchange else torch.arange(ctas) + 3.0
+    if not torch.allclose(x.cpu(), want):
+        raise RuntimeError(f"after 3 rounds the CTAs hold {x.tolist()}, not {want.tolist()}")
+    return per_round_us(run, rounds)
+
+
 def ptx_facts(arch: int = 90) -> dict[str, bool]:
     """Compile the kernels for ``arch`` without a GPU (``--ptx``) and say what their PTX holds: the cluster sum over 4
     CTAs with hardware cluster barriers and distributed shared memory (``mapa``), over 1 CTA with neither; the grid
@@ -82,9 +113,13 @@ def ptx_facts(arch: int = 90) -> dict[str, bool]:
     one = ptx(_cluster_rounds_kernel, cluster, {"BLOCK": CLUSTER_BLOCK}, num_ctas=1)
     four = ptx(_cluster_rounds_kernel, cluster, {"BLOCK": CLUSTER_BLOCK}, num_ctas=4)
     grid = ptx(_barrier_rounds_kernel, {"x_ptr": "*fp32", "ticket_ptr": "*i64", "rounds": "i32"}, {"POLLS": 16})
+    launched = ptx(_cluster_exchange_rounds_kernel, {"x_ptr": "*fp32", "buf_ptr": "*fp32", "rounds": "i32"},
+                   {"C": 4, "EXCHANGE": True})
     return {"cluster4_barrier": "barrier.cluster" in four, "cluster4_dsmem": "mapa" in four,
             "cluster1_barrier": "barrier.cluster" in one or "shared::cluster" in one,
-            "grid_release_acquire": "atom" in grid and "release" in grid and "acquire" in grid}
+            "grid_release_acquire": "atom" in grid and "release" in grid and "acquire" in grid,
+            "launched_barrier": "barrier.cluster.arrive.release" in launched
+            and "barrier.cluster.wait.acquire" in launched and "ld.global.cg" in launched}
 
 
 def _ints(text: str) -> list[int]:
@@ -96,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=20000, help="synchronisations per timed launch (and twice as many)")
     parser.add_argument("--programs", default="8,16,32,64", help="grid sizes of the barrier rows")
     parser.add_argument("--ctas", default="1,2,4,8", help="CTAs per cluster of the cluster rows (1: one CTA)")
+    parser.add_argument("--launched", default="1,2,4,8,16",
+                        help="CTAs per cluster of the launched-cluster rows (16: a non-portable cluster size)")
     parser.add_argument("--out", default="")
     parser.add_argument("--ptx", action="store_true", help="compile for sm_90 (no GPU needed) and say what the PTX holds")
     args = parser.parse_args(argv)
@@ -111,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     cases += [("grid barrier", f"{p} programs", lambda p=p: barrier_us(p, args.rounds)) for p in _ints(args.programs)]
     cases += [("cluster sum", f"{c} CTA" + "s" * (c > 1), lambda c=c: cluster_us(c, args.rounds))
               for c in _ints(args.ctas)]
+    cases += [(f"cluster barrier (launched){' + exchange' * e}", f"{c} CTA" + "s" * (c > 1),
+               lambda c=c, e=e: cluster_launch_us(c, args.rounds, e)) for e in (False, True) for c in _ints(args.launched)]
     rows = []
     for kind, size, fn in cases:
         try:
@@ -122,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"Device: {device_name(dev)}; torch {torch.__version__}, triton {triton.__version__}; date "
              f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
              f"Command: python -m audiomamba.bench.sync_cost --rounds {args.rounds} --programs {args.programs} "
-             f"--ctas {args.ctas}", "",
+             f"--ctas {args.ctas} --launched {args.launched}", "",
              "µs per synchronisation: (time of 2n rounds - time of n rounds) / n, each by `bench kernel`'s timer "
              "(launch row: at most 2000 launches in one graph, replayed 10 times).", "",
              "| way | size | µs per synchronisation | note |", "|---|---|---:|---|", *rows]

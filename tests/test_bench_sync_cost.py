@@ -22,7 +22,7 @@ def test_sync_cost_kernels_compile_for_sm90_with_cluster_barriers() -> None:
     assert res.returncode == 0, res.stderr[-3000:]
     facts = dict(line.split() for line in res.stdout.splitlines())
     assert facts == {"cluster4_barrier": "True", "cluster4_dsmem": "True", "cluster1_barrier": "False",
-                     "grid_release_acquire": "True"}
+                     "grid_release_acquire": "True", "launched_barrier": "True"}
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU message")
