@@ -82,8 +82,10 @@ def cluster_launch_us(ctas: int, rounds: int, exchange: bool) -> float:
 
     x = torch.arange(ctas, device="cuda", dtype=torch.float32)
     buf = torch.zeros(2 * ctas, device="cuda")
-    # compiled (and run once as separate CTAs) by Triton's own launch; then its launcher with the cluster's metadata
-    compiled = _cluster_exchange_rounds_kernel[(ctas,)](x, buf, 1, C=ctas, EXCHANGE=exchange, num_warps=4)
+    # compiled (and run once as separate CTAs) by Triton's own launch; then its launcher with the cluster's metadata.
+    # Not with rounds = 1: Triton would compile that value in (an H100 run of 2026-12-07 11:22 then did 1 round
+    # whatever the count, and the check caught it)
+    compiled = _cluster_exchange_rounds_kernel[(ctas,)](x, buf, 3, C=ctas, EXCHANGE=exchange, num_warps=4)
     packed = cluster_packed_metadata(compiled.packed_metadata, ctas)
     stream = _raw_stream(x.get_device())
 

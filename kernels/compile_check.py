@@ -149,8 +149,6 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             out.append(Variant("in_conv", tuple(in_conv.items()), 4))
             # sizes that are multiples of the tiles, as at sc09's widths: no masks (``EVEN``)
             out.append(Variant("in_conv", tuple(dict(in_conv, EVEN=True).items()), 4))
-            # the fast SiLU / softplus (AUDIOMAMBA_STEP_FAST=1), here and in the state updates below
-            out.append(Variant("in_conv", tuple(dict(in_conv, EVEN=True, FAST=True).items()), 4))
             if not small and H < 256:  # all H columns in one chunk (``in_h=H``: x loaded once), 4 and 8 warps
                 one = dict(in_conv, BLOCK_H=H, ONE_CHUNK=True)
                 out += [Variant("in_conv", tuple(dict(one, EVEN=e).items()), w) for w in (4, 8) for e in (False, True)]
@@ -160,7 +158,6 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             ssm_warps = 4 if small else t.get("ssm_warps", 4)  # as _kernel_launch launches it
             out.append(Variant("ssm", tuple(ssm.items()), ssm_warps))
             out.append(Variant("ssm", tuple(dict(ssm, EVEN=True).items()), ssm_warps))
-            out.append(Variant("ssm", tuple(dict(ssm, EVEN=True, FAST=True).items()), ssm_warps))
             if not small:
                 xproj = dict(common, BLOCK_K=k, BLOCK_N=16, BLOCK_R=16)
                 out.append(Variant("xproj", tuple(xproj.items()), 4))
@@ -171,7 +168,6 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 block_e = t["ssm_e"] // (2 if cplx and not small else 1)  # as mamba_lti_block_step launches it
                 lti = dict(IS_COMPLEX=cplx, BLOCK_B=common["BLOCK_B"], BLOCK_E=block_e, BLOCK_N=16)
                 out.append(Variant("ssm_lti", tuple(lti.items()), ssm_warps))
-                out.append(Variant("ssm_lti", tuple(dict(lti, FAST=True).items()), ssm_warps))
             out_proj = dict(common, HAS_RES=True, BLOCK_H=t["out_h"], BLOCK_K=min(E, t["out_k"]))
             out.append(Variant("out_proj", tuple(out_proj.items()), 4))
             out.append(Variant("out_proj", tuple(dict(out_proj, EVEN=True).items()), 4))

@@ -80,8 +80,7 @@ from .triton_helpers import (
     pdl_wait,
     readout,
     row_tile,
-    silu_gate,
-    softplus_fast,
+    softplus,
     state_update,
 )
 
@@ -199,12 +198,12 @@ def _conv_taps(conv_ptr, cw_ptr, rows, offs_e, m_e, m_be, E, K: tl.constexpr, BL
 
 
 @triton.jit
-def _conv_step(win, taps, u, w_last, bias, m_be, conv_ptr, K: tl.constexpr, FAST: tl.constexpr = False):
+def _conv_step(win, taps, u, w_last, bias, m_be, conv_ptr, K: tl.constexpr):
     """SiLU(causal depthwise conv step) of the new input u, from :func:`_conv_taps`; the window is shifted in place
-    (the taps reload from L1) and u becomes its newest entry. ``FAST``: the approximate division (:func:`silu_gate`)."""
+    (the taps reload from L1) and u becomes its newest entry."""
     acc = u * w_last[None, :] + bias[None, :] + taps
     _conv_shift(win, u, m_be, conv_ptr, K)
-    return silu_gate(1.0, acc, FAST)
+    return acc * tl.sigmoid(acc)
 
 
 @triton.jit
@@ -222,10 +221,9 @@ def _in_conv_kernel(
     K: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, PDL: tl.constexpr = False,
     PRELOAD: tl.constexpr = False, ONE_CHUNK: tl.constexpr = False, EVEN: tl.constexpr = False,
-    FAST: tl.constexpr = False,
 ):
     """LayerNorm, in_proj (u, z) and the causal conv step of one (row tile, channel block). ``EVEN``: batch, E and H
-    are multiples of their tiles (no masks). ``FAST``: the conv's SiLU with the approximate division (:func:`step_fast`).
+    are multiples of their tiles (no masks).
 
     The kernel is latency-bound at small batches, so every load that nothing computed here depends on is issued
     before the first result is needed: the conv window's taps right after the wait for the previous kernel (they
@@ -274,7 +272,7 @@ def _in_conv_kernel(
             u += mm(xn, w_u, USE_DOT, PREC)
             z += mm(xn, w_z, USE_DOT, PREC)
 
-    u = _conv_step(win, taps, u, w_last, bias, m_be, conv_ptr, K, FAST)
+    u = _conv_step(win, taps, u, w_last, bias, m_be, conv_ptr, K)
     tl.store(u_ptr + rows[:, None] * E + offs_e[None, :], u, mask=m_be)
     tl.store(z_ptr + rows[:, None] * E + offs_e[None, :], z, mask=m_be)
 
@@ -399,25 +397,24 @@ def _ssm_params(wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, 
 
 @triton.jit
 def _ssm_channels(m_b, offs_e, E, N, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, hp, D,
-                  USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_N: tl.constexpr, EVEN: tl.constexpr,
-                  FAST: tl.constexpr = False):
+                  USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_N: tl.constexpr, EVEN: tl.constexpr):
     """Δ, state update (h in place at ``hp``) and gated output y (BLOCK_B, BLOCK_E) of channels ``offs_e``,
-    from :func:`_ssm_loads`. ``FAST``: softplus and the gate with the MUFU log2 and the approximate division."""
+    from :func:`_ssm_loads`."""
     m_be = m_b[:, None] & below(offs_e, E, EVEN)[None, :]
     dt = mm(dt_low, w_dt.to(tl.float32), USE_DOT, PREC)
-    dt = softplus_fast(dt + dtb[None, :], FAST)
+    dt = softplus(dt + dtb[None, :])
     a, _ = exp_dtA(dt[:, :, None], A[None, :, :], A, False)
     h, _ = state_update(h, h, a, a, (dt * u)[:, :, None], Bt[:, None, :], Bt[:, None, :], False)
     tl.store(hp, h, mask=m_be[:, :, None] & below(tl.arange(0, BLOCK_N), N, EVEN)[None, None, :])
     y = readout(h, h, Ct[:, None, :], Ct[:, None, :], 2, False)
-    return _skip_gate(y, u, z, D, m_be, FAST)
+    return _skip_gate(y, u, z, D, m_be)
 
 
 @triton.jit
-def _skip_gate(y, u, z, D, m_be, FAST: tl.constexpr = False):
+def _skip_gate(y, u, z, D, m_be):
     """(y + D u) · SiLU(z), D the channels' (BLOCK_E,) float32 skip weights; 0 where m_be masks rows or channels."""
     y += D[None, :] * u
-    return tl.where(m_be, silu_gate(y, z, FAST), 0.0)
+    return tl.where(m_be, y * z * tl.sigmoid(z), 0.0)
 
 
 @triton.jit
@@ -457,7 +454,7 @@ def _ssm_kernel(
     batch, E, N, R,
     XPROJ_INLINE: tl.constexpr, USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_B: tl.constexpr,
     BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
-    PDL: tl.constexpr = False, EVEN: tl.constexpr = False, FAST: tl.constexpr = False,
+    PDL: tl.constexpr = False, EVEN: tl.constexpr = False,
 ):
     pdl_wait(PDL)
     rows, m_b = row_tile(batch, BLOCK_B, EVEN)
@@ -475,8 +472,7 @@ def _ssm_kernel(
         dt_low = tl.load(dbc + offs_r[None, :], mask=m_b[:, None] & (offs_r < R)[None, :], other=0.0)
         Bt = tl.load(dbc + R + offs_n[None, :], mask=m_b[:, None] & m_n[None, :], other=0.0)
         Ct = tl.load(dbc + R + N + offs_n[None, :], mask=m_b[:, None] & m_n[None, :], other=0.0)
-    y = _ssm_channels(m_b, offs_e, E, N, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, hp, D, USE_DOT, PREC, BLOCK_N, EVEN,
-                      FAST)
+    y = _ssm_channels(m_b, offs_e, E, N, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, hp, D, USE_DOT, PREC, BLOCK_N, EVEN)
     tl.store(y_ptr + rows[:, None] * E + offs_e[None, :], y, mask=m_b[:, None] & below(offs_e, E, EVEN)[None, :])
 
 
@@ -510,14 +506,14 @@ def _out_proj_kernel(
 
 @triton.jit
 def _lti_channels(dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, u, z,
-                  IS_COMPLEX: tl.constexpr, BLOCK_N: tl.constexpr, EVEN: tl.constexpr, FAST: tl.constexpr = False):
+                  IS_COMPLEX: tl.constexpr, BLOCK_N: tl.constexpr, EVEN: tl.constexpr):
     """LTI state update (h in place) and gated output y (BLOCK_B, BLOCK_E) of channels ``offs_e`` from the layer's
     discretisation inputs (Δ (E,), A, B, C (E, N); the layer has applied any zero-order hold to B):
     h ← exp(ΔA) h + Δ B u; y = (C h + D u) SiLU(z). Complex A, B, C and h are (re, im) pairs in memory."""
     dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D = _lti_params(
         dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, EVEN)
     return _lti_update(dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D, u, z, h_ptr, m_b, offs_e, E, N,
-                       IS_COMPLEX, BLOCK_N, EVEN, FAST)
+                       IS_COMPLEX, BLOCK_N, EVEN)
 
 
 @triton.jit
@@ -561,9 +557,9 @@ def _lti_params(dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E,
 
 @triton.jit
 def _lti_update(dt_e, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D, u, z, h_ptr, m_b, offs_e, E, N,
-                IS_COMPLEX: tl.constexpr, BLOCK_N: tl.constexpr, EVEN: tl.constexpr, FAST: tl.constexpr = False):
+                IS_COMPLEX: tl.constexpr, BLOCK_N: tl.constexpr, EVEN: tl.constexpr):
     """The state update (h in place) and gated output of :func:`_lti_channels` from what :func:`_lti_params`
-    loaded (``FAST``: the gate's approximate division)."""
+    loaded."""
     m_be = m_b[:, None] & below(offs_e, E, EVEN)[None, :]
     m_ben = m_be[:, :, None] & below(tl.arange(0, BLOCK_N), N, EVEN)[None, None, :]
     du = (dt_e[None, :] * u)[:, :, None]
@@ -574,7 +570,7 @@ def _lti_update(dt_e, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D, 
     else:
         tl.store(h_ptr + h_off, h_re, mask=m_ben)
     y = readout(h_re, h_im, C_re[None], C_im[None], 2, IS_COMPLEX)
-    return _skip_gate(y, u, z, D, m_be, FAST)
+    return _skip_gate(y, u, z, D, m_be)
 
 
 @triton.jit
@@ -582,7 +578,7 @@ def _ssm_lti_kernel(
     u_ptr, z_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, y_ptr,
     batch, E, N,
     IS_COMPLEX: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr,
-    PDL: tl.constexpr = False, EVEN: tl.constexpr = False, FAST: tl.constexpr = False,
+    PDL: tl.constexpr = False, EVEN: tl.constexpr = False,
 ):
     """LTI state update of one (row tile, channel block): :func:`_lti_channels` on u and z from memory."""
     pdl_wait(PDL)
@@ -592,25 +588,12 @@ def _ssm_lti_kernel(
     u = tl.load(u_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
     z = tl.load(z_ptr + rows[:, None] * E + offs_e[None, :], mask=m_be, other=0.0)
     y = _lti_channels(dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, u, z, IS_COMPLEX, BLOCK_N,
-                      EVEN, FAST)
+                      EVEN)
     tl.store(y_ptr + rows[:, None] * E + offs_e[None, :], y, mask=m_be)
 
 
 def _pad(n: int, least: int = 16) -> int:
     return max(least, next_pow2(n))
-
-
-def step_fast(x: Tensor) -> bool:
-    """The step kernels' ``FAST`` (``AUDIOMAMBA_STEP_FAST=1``, off by default; a GPU only: the interpreter has neither
-    instruction): softplus and the SiLUs with the MUFU log2 and the approximate division, as the scan's sequential
-    forward has them (``ScanConfig.fast_gates``: 1.03-1.17x there). sm_90 SASS of ``_ssm_kernel`` (batched tiles,
-    EVEN): 1008 -> 920 instructions. Built 2026-12-07 on the CPU machine, not yet timed
-    (``python -m audiomamba.bench.step_tiles --var AUDIOMAMBA_STEP_FAST --configs 1``)."""
-    flag = os.environ.get("AUDIOMAMBA_STEP_FAST", "0").strip()
-    if flag not in ("0", "1", ""):
-        raise KernelError(f"AUDIOMAMBA_STEP_FAST={flag!r} in the environment: use 0 (the default) or 1 (the fast "
-                          "softplus and SiLU of the step kernels)")
-    return flag == "1" and x.is_cuda and not interpreting()
 
 
 def _even(rows: int, batch: int, *sizes: tuple[int, int]) -> bool:
@@ -778,7 +761,7 @@ def _block_launches(x: Tensor, res: Tensor | None, norm_weight: Tensor, norm_bia
         x, norm_weight, norm_bias, in_proj.contiguous(), conv_weight.contiguous(), conv_bias, conv_state, u, z,
         batch, H, E, float(eps),
         K=K, BLOCK_H=block_h, BLOCK_E=t["in_e"], PRELOAD=preload and H <= block_h, ONE_CHUNK=H <= block_h,
-        EVEN=_even(common["BLOCK_B"], batch, (E, t["in_e"]), (H, block_h)), FAST=step_fast(x), **common,
+        EVEN=_even(common["BLOCK_B"], batch, (E, t["in_e"]), (H, block_h)), **common,
     )
     ssm(u, z, y, dbc, launch)
     n_rows, common = _kernel_launch(launch, batch, "out")
@@ -849,7 +832,7 @@ def mamba_s6_block_step_triton(
             u, z, x_proj, dbc, dt_proj.contiguous(), dt_bias, A_, D, h, y,
             batch=batch, E=E, N=N, R=R,
             XPROJ_INLINE=launch.small, BLOCK_E=t["ssm_e"], BLOCK_K=block_k, BLOCK_N=block_n, BLOCK_R=block_r,
-            EVEN=_even(common["BLOCK_B"], batch, (E, t["ssm_e"]), (N, block_n), inline_k), FAST=step_fast(u), **common,
+            EVEN=_even(common["BLOCK_B"], batch, (E, t["ssm_e"]), (N, block_n), inline_k), **common,
         )
 
     A_ = A.float().contiguous()
@@ -913,7 +896,7 @@ def mamba_lti_block_step_triton(
             u, z, delta_, A_, B_, C_, D, hv, y,
             batch=batch, E=E, N=N,
             IS_COMPLEX=cplx, BLOCK_B=launch.rows, BLOCK_E=block_e, BLOCK_N=_pad(N, 2),
-            EVEN=_even(launch.rows, batch, (E, block_e), (N, _pad(N, 2))), FAST=step_fast(u),
+            EVEN=_even(launch.rows, batch, (E, block_e), (N, _pad(N, 2))),
             num_warps=_kernel_launch(launch, batch, "ssm")[1]["num_warps"], PDL=launch.common["PDL"],
             launch_pdl=launch.common["launch_pdl"],
         )

@@ -206,33 +206,6 @@ def test_fused_block_step_without_masks(kind: str, batch: int, in_h: int, monkey
 
 
 @pytest.mark.parametrize("batch", [1, 19])
-@pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4", "mamba-s4-real"])
-def test_fused_block_step_with_fast_gates(kind: str, batch: int, monkeypatch) -> None:
-    """``AUDIOMAMBA_STEP_FAST=1``: the step kernels' softplus and SiLUs with the MUFU log2 and the approximate division
-    on a GPU, where the steps stay within 1e-4 of the composed step's; the interpreter has neither instruction, so
-    there the flag is never given and the steps are the exact ones. A bad value is a one-line error."""
-    import audiomamba.kernels.triton_mamba_step as tm
-    from audiomamba.kernels.errors import KernelError
-
-    monkeypatch.setenv("AUDIOMAMBA_STEP_FAST", "1")
-    verdicts = []
-    real = tm.step_fast
-
-    def spy(x):
-        verdicts.append(real(x))
-        return verdicts[-1]
-
-    monkeypatch.setattr(tm, "step_fast", spy)
-    _fused_equals_composed(kind, batch, tol=1e-4)
-    assert verdicts and set(verdicts) == {torch.cuda.is_available()}
-    monkeypatch.setenv("AUDIOMAMBA_STEP_FAST", "yes")
-    with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_FAST='yes'"):
-        real(torch.zeros(1, 8))
-    monkeypatch.delenv("AUDIOMAMBA_STEP_FAST")
-    assert not real(torch.zeros(1, 8))
-
-
-@pytest.mark.parametrize("batch", [1, 19])
 @pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4-real"])
 def test_fused_block_step_with_weights_loaded_first(kind: str, batch: int, monkeypatch) -> None:
     """PRELOAD_WEIGHTS (what AUDIOMAMBA_PDL=1 does on a GPU: in_proj and out_proj weights loaded before

@@ -407,14 +407,6 @@ run fast-gates timeout 240 python3 -m audiomamba.bench.scan_env_sweep combos "de
 AUDIOMAMBA_SCAN_SEQ_EVEN=0;AUDIOMAMBA_SCAN_FAST_GATES=0+AUDIOMAMBA_SCAN_SEQ_EVEN=0" --selective
 run fast-gates-bwd timeout 240 python3 -m audiomamba.bench.scan_env_sweep AUDIOMAMBA_SCAN_FAST_GATES default,0 \
   --backward --selective
-# (issue 18, 2026-12-07 09:40, built on the CPU machine) the step kernels' fast softplus and SiLUs (AUDIOMAMBA_STEP_FAST=1,
-# off; _ssm_kernel's sm_90 SASS 1008 -> 920): its GPU tests, then the steady step with it, one stream per preset and
-# block type and batch 2048 (sc09-small, sc09-large)
-run step-fast-tests python3 -m pytest -q -p no:cacheprovider tests/test_fused_step.py -k "fast_gates"
-run step-fast bash -c "S='python3 -m audiomamba.bench.step_tiles --rounds 3 --var AUDIOMAMBA_STEP_FAST --configs 1'; \
-  for p in sc09-small sc09-large; do for k in mamba-s6 mamba-s4-real; do \
-  timeout 200 \$S --preset \$p --block \$k --batch 1 --steps 2048 --out $RES/step-fast-\$p-\$k.md; done; done; \
-  timeout 200 \$S --out $RES/step-fast-2048.md; timeout 200 \$S --preset sc09-large --steps 256 --out $RES/step-fast-large-2048.md"
 # the same table with every call (ours, the peer's) replayed from a CUDA graph: the GPU's time without the host's
 # (the short-L rows are bound by the host in eager mode). One H100 2026-12-07 04:39 UTC: 28 of 32 rows >= 1.0x; 04:41
 # with AUDIOMAMBA_SCAN_BWD_SEG_L=16384 AUDIOMAMBA_SCAN_BWD_MAXNREG=128 (the defaults since, for real A; the cap for
