@@ -14,7 +14,7 @@ per synchronisation, from the difference of two lengths (so a launch's fixed cos
   at hardware cluster barriers. C = 1 is the same sum inside one CTA, the baseline. (Triton 3.6 does not compile it
   for C >= 2: "PassManager::run failed", one H100, 2026-12-05.)
 - **cluster barrier (launched)**: programs compiled as one CTA each, launched as one cluster of C CTAs through the
-  compiled kernel's launcher (:func:`kernels.triton_sync.cluster_packed_metadata`), meeting at the hardware cluster
+  compiled kernel's launcher (:func:`kernels.launch.cluster_packed_metadata`), meeting at the hardware cluster
   barrier written in PTX; "+ exchange": each CTA also stores a value before the barrier and reads all C of them from
   global memory (past L1) after it, as a block split over a cluster would exchange its partial sums. Checked before
   it is timed: after r rounds every CTA holds its cluster's mean plus r.
@@ -40,7 +40,6 @@ from audiomamba.kernels.triton_sync import (
     _cluster_exchange_rounds_kernel,
     _cluster_rounds_kernel,
     _tick_kernel,
-    cluster_packed_metadata,
 )
 
 
@@ -78,7 +77,7 @@ def cluster_us(ctas: int, rounds: int) -> float:
 def cluster_launch_us(ctas: int, rounds: int, exchange: bool) -> float:
     """µs per round of one cluster of ``ctas`` CTAs meeting at the hardware barrier (:mod:`kernels.triton_sync`),
     with or without the exchange through global memory; checked first (RuntimeError when a CTA ends wrong)."""
-    from audiomamba.kernels.launch import _raw_stream
+    from audiomamba.kernels.launch import _raw_stream, cluster_packed_metadata
 
     x = torch.arange(ctas, device="cuda", dtype=torch.float32)
     buf = torch.zeros(2 * ctas, device="cuda")

@@ -183,6 +183,8 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                     for persistent in (True, False) if selective or not quick else (True,):
                         kind = dict(run, SELECTIVE=selective, IS_COMPLEX=cplx, PERSISTENT=persistent)
                         out.append(Variant("run", tuple(kind.items()), run_warps(H)))
+                    # persistent as one thread-block cluster, its programs meeting at the hardware barrier
+                    out.append(Variant("run", tuple(dict(kind, PERSISTENT=True, CLUSTER=True).items()), run_warps(H)))
         out.append(Variant("norm_linear", tuple(dict(common, HAS_BIAS=True, BLOCK_H=64, BLOCK_V=64).items()), 4))
         out.append(Variant("sample", tuple(dict(GREEDY=not small, MIN_P=False, BLOCK_B=4, BLOCK_V=256).items()), 4))
         if small:  # --min-p sampling
@@ -273,6 +275,8 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     # them: each a wait in a latency-bound kernel)
     ptx = kern.asm["ptx"]
     shfl = f", cp.async {ptx.count('cp.async.')}, shfl.sync {ptx.count('shfl.sync')}, bar.sync {ptx.count('bar.sync')}"
+    if "barrier.cluster" in ptx:  # a run launched as one thread-block cluster (AUDIOMAMBA_STEP_RUNS=cluster)
+        shfl += f", barrier.cluster {ptx.count('barrier.cluster.arrive')}"
     ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
     if not os.path.exists(ptxas):
         return "compiled to PTX (no ptxas for register counts)" + shfl

@@ -220,3 +220,50 @@ def launch_named(kernel, grid: tuple[int, ...], *args, **kwargs) -> None:
         _run(compiled, grid, device, values)
     if _RECORD is not None:
         _RECORD.append((grid, values, compiled))
+
+
+def cluster_packed_metadata(packed: tuple, ctas: int) -> tuple:
+    """A compiled kernel's ``packed_metadata`` for a launch as clusters of ``ctas`` CTAs: grid (g, 1, 1) then runs g
+    clusters, g * ctas programs. Triton 3.4+ packs (num_warps, num_ctas, shared) and launches num_ctas > 1 as clusters
+    of that size with gridX * num_ctas CTAs; earlier versions pack the cluster's dimensions after them."""
+    if len(packed) == 3:
+        return (packed[0], ctas, packed[2])
+    if len(packed) >= 6:
+        return (packed[0], 1, packed[2], ctas, 1, 1, *packed[6:])
+    raise RuntimeError(f"this Triton's packed launch metadata {packed!r} has no known cluster fields")
+
+
+class _ClusterLaunch:
+    """A compiled kernel (compiled for one CTA per program) whose launcher runs it as one thread-block cluster of
+    ``ctas`` CTAs: what :func:`_run` and :func:`replay` call (``run``, ``function``, ``packed_metadata``)."""
+
+    def __init__(self, compiled, ctas: int) -> None:
+        self.compiled = compiled
+        self.run = compiled.run
+        self.function = compiled.function
+        self.packed_metadata = cluster_packed_metadata(compiled.packed_metadata, ctas)
+
+
+_CLUSTERS: dict[tuple, _ClusterLaunch] = {}
+
+
+def launch_cluster(kernel, ctas: int, *args, **kwargs) -> None:
+    """``kernel`` as ONE thread-block cluster of ``ctas`` programs (program ids 0..ctas-1, all resident at once, on
+    sm_90+), so that they can meet at :func:`kernels.triton_helpers.cluster_barrier`; arguments as
+    :func:`launch_named` takes them, CUDA tensors only. Compiled by ``kernel.warmup`` (Triton's own launch would run
+    the programs without a cluster, where the barrier holds one CTA), keyed as :func:`launch_named` keys, and recorded
+    for :func:`replay` like its launches. At most 8 CTAs (the portable cluster size)."""
+    if not 1 <= ctas <= 8:
+        raise ValueError(f"launch_cluster: {ctas} CTAs; a portable cluster has 1 to 8")
+    sig = _signature(kernel)
+    values, options = _bind(sig, args, kwargs)
+    device = args[0].get_device()
+    tensor = torch.Tensor
+    key = (kernel, device, ctas, options, *[_tensor_key(v) if isinstance(v, tensor) else v for v in values])
+    hit = _CLUSTERS.get(key)
+    if hit is None:
+        hit = _ClusterLaunch(kernel.warmup(*args, grid=(ctas,), **kwargs), ctas)
+        _remember(_CLUSTERS, key, hit)
+    _run(hit, (1,), device, values)
+    if _RECORD is not None:
+        _RECORD.append(((1,), values, hit))

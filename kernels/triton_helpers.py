@@ -152,6 +152,17 @@ def ln_regs(x, m_bh, nw, nb, H, eps):
 
 
 @triton.jit
+def cluster_barrier(token):
+    """Every thread of every CTA of the thread-block cluster meets here: ``barrier.cluster.arrive.release`` (this
+    thread's earlier stores, global ones too, become visible to the cluster) then ``wait.acquire`` (sm_90+). Launched
+    without a cluster (:func:`kernels.launch.launch_cluster`), the cluster is the CTA itself. ``token``: an int32 the
+    barrier depends on (it orders the barrier after what made it); returned, for the loads after it to depend on."""
+    return tl.inline_asm_elementwise(
+        "barrier.cluster.arrive.release;\n\tbarrier.cluster.wait.acquire;\n\tmov.u32 $0, $1;",
+        "=r,r", [token], dtype=tl.int32, is_pure=False, pack=1)
+
+
+@triton.jit
 def pdl_wait(PDL: tl.constexpr):
     """Programmatic dependent launch (sm_90+, ``AUDIOMAMBA_PDL=1``; :func:`kernels.backend.pdl_enabled`):
     wait until the previous kernel of the stream has finished and its writes are visible, then let

@@ -69,8 +69,8 @@ from torch import Tensor
 from .backend import interpreting, pdl_enabled
 from .checks import REAL_STATE_DTYPES
 from .errors import KernelError
-from .launch import cdiv, launch_named, next_pow2
-from .triton_helpers import ln_regs, mm, pdl_wait
+from .launch import cdiv, launch_cluster, launch_named, next_pow2
+from .triton_helpers import cluster_barrier, ln_regs, mm, pdl_wait
 from .triton_mamba_step import (
     _conv_step,
     _conv_taps,
@@ -83,7 +83,9 @@ from .triton_mamba_step import (
 
 #: ``AUDIOMAMBA_STEP_RUNS``: 0 (off), 1 (one persistent launch per run), split (one launch per phase: the same kernel
 #: without barriers)
-RUNS_MODES = ("0", "1", "split")
+RUNS_MODES = ("0", "1", "split", "cluster")
+#: the most programs a run launches as one cluster (the portable cluster size)
+CLUSTER_MAX = 8
 #: d_inner channels per program (``AUDIOMAMBA_STEP_RUN_E`` overrides; a power of two)
 RUN_BLOCK_E = 16
 #: warps per program: 4, or 8 from this block width up (the one-stream tiles span all H columns; sm_90 compile checks:
@@ -93,16 +95,18 @@ RUN_WIDE_H = 256
 
 
 def runs_mode() -> str:
-    """``AUDIOMAMBA_STEP_RUNS``: "0" (off), "1" (persistent) or "split"; unset: "auto" (split runs of LTI blocks on a
-    GPU, none of ``mamba-s6``: on an H200, 2026-12-05, one sc09-small stream ran 1.20x / 1.69x with split runs of
-    ``mamba-s4-real`` / ``mamba-s4`` blocks, 0.95x of ``mamba-s6``). A bad value is a one-line KernelError."""
+    """``AUDIOMAMBA_STEP_RUNS``: "0" (off), "1" (persistent), "split" or "cluster" (persistent, its programs one
+    thread-block cluster meeting at the hardware cluster barrier where they are at most :data:`CLUSTER_MAX`, on a
+    sm_90+ GPU; else as "1"); unset: "auto" (split runs of LTI blocks on a GPU, none of ``mamba-s6``: on an H200,
+    2026-12-05, one sc09-small stream ran 1.20x / 1.69x with split runs of ``mamba-s4-real`` / ``mamba-s4`` blocks,
+    0.95x of ``mamba-s6``). A bad value is a one-line KernelError."""
     flag = os.environ.get("AUDIOMAMBA_STEP_RUNS", "").strip().lower()
     if not flag:
         return "auto"
     if flag not in RUNS_MODES:
         raise KernelError(f"AUDIOMAMBA_STEP_RUNS={flag!r} in the environment: use 0 (one launch chain per block), 1 "
-                          "(one launch per run of blocks), split (one launch per phase), or leave it unset (split "
-                          "runs of LTI blocks on a GPU)")
+                          "(one launch per run of blocks), split (one launch per phase), cluster (one launch per run "
+                          "as a thread-block cluster), or leave it unset (split runs of LTI blocks on a GPU)")
     return flag
 
 
@@ -292,9 +296,11 @@ def _run_kernel(
     K: tl.constexpr, SELECTIVE: tl.constexpr, IS_COMPLEX: tl.constexpr, RES_REVERSED: tl.constexpr,
     PERSISTENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, PDL: tl.constexpr = False,
-    BLOCK_PC: tl.constexpr = 16, POLLS: tl.constexpr = 1 << 24,
+    BLOCK_PC: tl.constexpr = 16, POLLS: tl.constexpr = 1 << 24, CLUSTER: tl.constexpr = False,
 ):
     """A run of ``n_blocks`` block steps: every phase with a barrier after each (PERSISTENT), or only ``phase``.
+    ``CLUSTER`` (with PERSISTENT): the grid is one thread-block cluster (:func:`kernels.launch.launch_cluster`) and
+    the programs meet at the hardware cluster barrier instead of the counter in global memory.
     Selective blocks take two phases each (2j: A, 2j + 1: B of block j; the x_proj and Δ weights ``wx``, ``wdt``,
     ``dtb``), LTI blocks one (j: the whole block up to its out_proj partial; ``dt``, ``b``, ``c``: Δ (E,), B and C
     (E, N), as (re, im) pairs with IS_COMPLEX); the last
@@ -309,10 +315,13 @@ def _run_kernel(
     if PERSISTENT:
         first = 0
         last = n_phases + 1
-        # every launch of this grid size adds P per barrier, so the count before this launch is a multiple of P, and
-        # at most P - 1 programs can have arrived at the first barrier before this one reads it
-        start = tl.atomic_add(ticket_ptr, 0, sem="relaxed", scope="gpu")
-        base = start - start % P
+        if CLUSTER:
+            base = 0
+        else:
+            # every launch of this grid size adds P per barrier, so the count before this launch is a multiple of P,
+            # and at most P - 1 programs can have arrived at the first barrier before this one reads it
+            start = tl.atomic_add(ticket_ptr, 0, sem="relaxed", scope="gpu")
+            base = start - start % P
     else:
         first = phase
         last = phase + 1
@@ -355,7 +364,10 @@ def _run_kernel(
             _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H)
         if PERSISTENT:
             if s < n_phases:
-                if P > 1:
+                if CLUSTER:  # the phase's stores (release) seen by every CTA's loads after it (acquire; .cg loads)
+                    cluster_barrier(s)
+                    tl.debug_barrier()
+                elif P > 1:
                     _grid_barrier(ticket_ptr, base + (s + 1) * P, POLLS)
                 else:  # one program (AUDIOMAMBA_STEP_RUN_E >= the channels): its own stores are seen after a CTA barrier
                     tl.debug_barrier()
@@ -499,9 +511,12 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     if scratch["xp"].shape[0] != P:  # the barrier's counter assumes one grid size per scratch
         raise ValueError(f"{op}: scratch is for {scratch['xp'].shape[0]} programs, the launch has {P} ({block_e} "
                          "channels each): pass the block_e given to run_scratch")
-    persistent = (mode or runs_mode()) == "1" and not (interpreting() and P > 1 and not _INTERPRETER_BARRIERS)
+    mode = mode or runs_mode()
+    persistent = mode in ("1", "cluster") and not (interpreting() and P > 1 and not _INTERPRETER_BARRIERS)
     if persistent and x.is_cuda and P > torch.cuda.get_device_properties(x.device).multi_processor_count:
         persistent = False  # a barrier needs every program resident at once: one SM each at most
+    cluster = (persistent and mode == "cluster" and x.is_cuda and not interpreting() and P <= CLUSTER_MAX
+               and torch.cuda.get_device_capability(x.device)[0] >= 9)
     pdl = pdl_enabled(x)
     none = scratch["op"]  # any float32 buffer: a pointer the other block kind does not read
     if selective:
@@ -521,6 +536,9 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     # out_proj partials summed BLOCK_PC programs at a time: at most 8192 values per load (registers)
     block_pc = min(consts["BLOCK_P"], max(1, 8192 // (consts["BLOCK_B"] * consts["BLOCK_H"])))
     consts.update(POLLS=RUN_POLLS, BLOCK_PC=block_pc)
+    if cluster:
+        launch_cluster(_run_kernel, P, *args, 0, CLUSTER=True, **consts)
+        return outs[n]
     for phase in [0] if persistent else range(n_phases + 1):
         launch_named(_run_kernel, (P,), *args, phase, **consts)
     return outs[n]
@@ -536,8 +554,9 @@ def mamba_s6_run_step_triton(x: Tensor, w: S6Stack, conv_state: Tensor, h: Tenso
 
     ``res`` (m, B, H): block res_first + i adds res[i] to its output (res[m - 1 - i] with ``res_reversed``: the
     U-Net's up path pops its skips). ``scratch``: :func:`run_scratch` for the same sizes and ``block_e``.
-    ``mode``: "1" (one persistent launch) or "split" (one launch per phase); default :func:`runs_mode`, and always
-    "split" in the CPU interpreter where more than one program would need a barrier. ``x0b`` (B, H): added to x (the
+    ``mode``: "1" (one persistent launch), "cluster" (the same as one thread-block cluster, :func:`runs_mode`) or
+    "split" (one launch per phase); default :func:`runs_mode`, and always "split" in the CPU interpreter where more
+    than one program would need a barrier. ``x0b`` (B, H): added to x (the
     UpPool's output and its skip, one launch fewer); ``tail`` (B, H): the output is also written there (the
     DownPool's buffer slot). x, x0b and tail may have any row stride."""
     return _run_step(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, mode, x0b, tail)

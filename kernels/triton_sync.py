@@ -4,8 +4,9 @@ A tiny kernel to chain launches with; P programs meeting again and again at the 
 (:func:`kernels.triton_mamba_run._grid_barrier`); one program spread over the CTAs of a thread-block cluster
 (``num_ctas``) summing a vector across them again and again, which Triton compiles to exchanges through distributed
 shared memory and hardware cluster barriers on sm_90 (Triton 3.6 fails to compile it for 2 or more CTAs); and
-programs compiled as one CTA each but launched as clusters of C CTAs (:func:`cluster_packed_metadata`), exchanging a
-value per CTA through global memory (L2) at the hardware cluster barrier written in PTX (:func:`_cluster_barrier`).
+programs compiled as one CTA each but launched as clusters of C CTAs (:func:`kernels.launch.cluster_packed_metadata`),
+exchanging a value per CTA through global memory (L2) at the hardware cluster barrier written in PTX
+(:func:`kernels.triton_helpers.cluster_barrier`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from .triton_helpers import cluster_barrier
 from .triton_mamba_run import _grid_barrier
 
 #: the vector summed across the cluster's CTAs per round (fp32, 4 warps per CTA)
@@ -40,16 +42,6 @@ def _barrier_rounds_kernel(x_ptr, ticket_ptr, rounds, POLLS: tl.constexpr):
 
 
 @triton.jit
-def _cluster_barrier(token):
-    """Every thread of every CTA of the cluster meets here: ``barrier.cluster.arrive.release`` (this thread's earlier
-    stores, global ones too, become visible to the cluster) then ``wait.acquire``. Launched without a cluster, the
-    cluster is the CTA itself. ``token``: an int32 the barrier depends on (orders it after the stores that made it)."""
-    return tl.inline_asm_elementwise(
-        "barrier.cluster.arrive.release;\n\tbarrier.cluster.wait.acquire;\n\tmov.u32 $0, $1;",
-        "=r,r", [token], dtype=tl.int32, is_pure=False, pack=1)
-
-
-@triton.jit
 def _cluster_exchange_rounds_kernel(x_ptr, buf_ptr, rounds, C: tl.constexpr, EXCHANGE: tl.constexpr):
     """Per round, each CTA stores its value, meets the others of its cluster (C consecutive programs) at the hardware
     barrier and, with ``EXCHANGE``, takes the mean of their C values past L1 plus 1 (after r rounds: the cluster's
@@ -62,23 +54,12 @@ def _cluster_exchange_rounds_kernel(x_ptr, buf_ptr, rounds, C: tl.constexpr, EXC
     for i in range(rounds):
         slot = buf_ptr + (i % 2) * n
         tl.store(slot + pid, v)
-        token = _cluster_barrier(i)
+        token = cluster_barrier(i)
         if EXCHANGE:
             v = tl.sum(tl.load(slot + offs + token * 0, cache_modifier=".cg"), axis=0) / C + 1.0
         else:
             v = v + 1.0 + token.to(tl.float32) * 0.0
     tl.store(x_ptr + pid, v)
-
-
-def cluster_packed_metadata(packed: tuple, ctas: int) -> tuple:
-    """A compiled kernel's ``packed_metadata`` for a launch as clusters of ``ctas`` CTAs: grid (g, 1, 1) then runs g
-    clusters, g * ctas programs. Triton 3.4+ packs (num_warps, num_ctas, shared) and launches num_ctas > 1 as clusters
-    of that size with gridX * num_ctas CTAs; earlier versions pack the cluster's dimensions after them."""
-    if len(packed) == 3:
-        return (packed[0], ctas, packed[2])
-    if len(packed) >= 6:
-        return (packed[0], 1, packed[2], ctas, 1, 1, *packed[6:])
-    raise RuntimeError(f"this Triton's packed launch metadata {packed!r} has no known cluster fields")
 
 
 @triton.jit

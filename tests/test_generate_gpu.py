@@ -113,8 +113,8 @@ def test_row_groups_on_streams_change_no_sample(monkeypatch, graph: bool) -> Non
 @pytest.mark.parametrize("pdl", ["0", "1"])
 @pytest.mark.parametrize("batch", [1, 3])
 def test_block_runs_change_no_sample(monkeypatch, pdl: str, batch: int) -> None:
-    """AUDIOMAMBA_STEP_RUNS=1 (each run of Mamba blocks as one persistent launch with grid barriers) and =split (one
-    launch per phase) in CUDA graphs, with and without PDL, teacher-forced through 640 tokens (a sampled token could
+    """AUDIOMAMBA_STEP_RUNS=1 (each run of Mamba blocks as one persistent launch with grid barriers), =cluster (the
+    same as one thread-block cluster where it has at most 8 programs) and =split (one launch per phase) in CUDA graphs, with and without PDL, teacher-forced through 640 tokens (a sampled token could
     flip on a float32 tie and the rest of its row would differ): log-probabilities as the per-block launches' within
     float32 rounding (the sums over channels are ordered differently), and the first free-running samples equal."""
     torch.manual_seed(0)
@@ -124,13 +124,13 @@ def test_block_runs_change_no_sample(monkeypatch, pdl: str, batch: int) -> None:
     monkeypatch.setenv("AUDIOMAMBA_PDL", pdl)
     prompt = torch.randint(0, 256, (batch, 640), generator=torch.Generator().manual_seed(1))
     forced, free = {}, {}
-    for flag in ("0", "1", "split", ""):  # "": unset, the default (split runs of the LTI blocks)
+    for flag in ("0", "1", "split", "cluster", ""):  # "": unset, the default (split runs of the LTI blocks)
         monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", flag)
         forced[flag] = generate_tokens(model, batch, 640, batch, SamplingConfig(), seed=3, prompts=prompt,
                                        device="cuda", use_graph=True, progress=False)
         free[flag] = generate_tokens(model, batch, 32, batch, SamplingConfig(), seed=3, device="cuda",
                                      use_graph=True, progress=False)
-    for flag in ("1", "split", ""):
+    for flag in ("1", "split", "cluster", ""):
         assert torch.equal(forced[flag].tokens, prompt)
         assert torch.allclose(forced[flag].logp, forced["0"].logp, rtol=0, atol=1e-3)
         assert torch.equal(free[flag].tokens, free["0"].tokens)

@@ -41,12 +41,13 @@ def _needs_concurrent_programs(mode: str, block_e: int, E: int) -> None:
 
 
 @pytest.mark.parametrize("batch", [1, 3])
-@pytest.mark.parametrize("block_e,mode", [(16, "split"), (64, "1"), (16, "1"), (32, "1")])
+@pytest.mark.parametrize("block_e,mode", [(16, "split"), (64, "1"), (16, "1"), (32, "1"), (16, "cluster"), (64, "cluster")])
 @pytest.mark.parametrize("res_kind", ["none", "forward", "reversed"])
 def test_run_step_matches_the_reference(batch: int, block_e: int, mode: str, res_kind: str) -> None:
     """Three steps of a run of 3 blocks (H 32, d_inner 64, N 16, rank 2): outputs, every block's input, the conv
     windows and SSM states as the float64 reference. block_e 64 is one program (the persistent launch, barriers
-    included, runs in the interpreter); 16 and 32 are 4 and 2 programs (persistent: on a GPU only)."""
+    included, runs in the interpreter); 16 and 32 are 4 and 2 programs (persistent: on a GPU only). "cluster": on a
+    sm_90 GPU one thread-block cluster meeting at the hardware barrier; in the interpreter the one-phase launches."""
     _needs_concurrent_programs(mode, block_e, 64)
     gen = torch.Generator().manual_seed(batch * 100 + block_e)
     dev = kernel_device()
@@ -70,7 +71,7 @@ def test_run_step_matches_the_reference(batch: int, block_e: int, mode: str, res
 
 
 @pytest.mark.parametrize("cplx", [True, False])
-@pytest.mark.parametrize("batch,block_e,mode", [(1, 16, "split"), (3, 64, "1"), (1, 16, "1")])
+@pytest.mark.parametrize("batch,block_e,mode", [(1, 16, "split"), (3, 64, "1"), (1, 16, "1"), (3, 16, "cluster")])
 def test_lti_run_step_matches_the_reference(cplx: bool, batch: int, block_e: int, mode: str) -> None:
     """A run of 3 mamba-s4 (complex) or mamba-s4-real blocks, U-Net up-path skips: as the float64 reference."""
     _needs_concurrent_programs(mode, block_e, 64)
@@ -185,6 +186,8 @@ def test_runs_mode_and_block_e_from_the_environment(monkeypatch) -> None:
     assert runs_mode() == "auto"
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", "split")
     assert runs_mode() == "split"
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", "cluster")
+    assert runs_mode() == "cluster"
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", "yes")
     with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_RUNS='yes'"):
         runs_mode()

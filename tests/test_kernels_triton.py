@@ -568,6 +568,31 @@ def test_fast_launch_key_sees_what_triton_specialises():
     assert launch._hook_active(chain)
 
 
+def test_cluster_launch_metadata() -> None:
+    """kernels.launch.launch_cluster runs a compiled kernel's own launcher with its packed metadata asking for one
+    cluster: Triton 3.4+ packs (num_warps, num_ctas, shared) and clusters num_ctas CTAs; older versions pack the
+    cluster's dimensions after them. More than 8 CTAs (no portable cluster) is refused before anything runs."""
+    from audiomamba.kernels import launch
+
+    assert launch.cluster_packed_metadata((4, 1, 512), 8) == (4, 8, 512)
+    assert launch.cluster_packed_metadata((4, 1, 512, 1, 1, 1), 4) == (4, 1, 512, 4, 1, 1)
+    with pytest.raises(RuntimeError, match="no known cluster fields"):
+        launch.cluster_packed_metadata((4, 1), 2)
+
+    class Compiled:
+        packed_metadata = (2, 1, 0)
+        function = object()
+
+        def run(self, *args):
+            raise AssertionError("not launched here")
+
+    c = Compiled()
+    proxy = launch._ClusterLaunch(c, 8)
+    assert proxy.packed_metadata == (2, 8, 0) and proxy.function is c.function and proxy.compiled is c
+    with pytest.raises(ValueError, match="1 to 8"):
+        launch.launch_cluster(object(), 16, torch.zeros(1))
+
+
 def test_named_launch_binds_arguments_in_the_kernels_order():
     """kernels.launch.launch_named: positional and keyword arguments, constexprs and defaults land in the kernel's
     parameter order (what the compiled kernel's launcher takes), launch options apart; a spy in a kernel's place and
