@@ -52,7 +52,15 @@ Built 2026-12-04 on a CPU machine (interpreter tests; sm_90 compile checks, ``co
 registers, spills of 0-256 B); timed on an H200 on 2026-12-05 (``python -m audiomamba.bench.step_tiles --var
 AUDIOMAMBA_STEP_RUNS --configs "0;1;split" --batch 1``): one launch per phase ("split") beat the persistent grid for
 every block kind, and the per-block launches for LTI blocks only, so by default (:func:`runs_mode` "auto") the Stepper
-attaches split runs of LTI blocks on a GPU (:meth:`audiomamba.model.unet.AudioUNet.attach_runs`).
+attaches runs of LTI blocks on a GPU (:meth:`audiomamba.model.unet.AudioUNet.attach_runs`).
+
+A grid barrier costs about what a launch does (0.76 µs at 8 programs against 0.93 µs per launch in a CUDA graph, one
+H100, 2026-12-07 11:56, ``python -m audiomamba.bench.sync_cost``); the hardware barrier of a thread-block cluster
+(sm_90) 0.40-0.43 µs at 2-8 CTAs (0.56-0.62 µs with an exchange of values through L2). So where a run's programs
+fit in one cluster (at most :data:`CLUSTER_MAX`), the persistent launch goes out as ONE cluster
+(:func:`kernels.launch.launch_cluster`; ``CLUSTER``) and its programs meet at the hardware barrier: the default for
+the LTI runs since 2026-12-07 (one sc09-small stream 1.11x / 1.07x the split runs for ``mamba-s4-real`` /
+``mamba-s4``, youtubemix 1.10x / 1.06x; one H100); elsewhere the runs stay split.
 """
 
 from __future__ import annotations
@@ -97,16 +105,19 @@ RUN_WIDE_H = 256
 def runs_mode() -> str:
     """``AUDIOMAMBA_STEP_RUNS``: "0" (off), "1" (persistent), "split" or "cluster" (persistent, its programs one
     thread-block cluster meeting at the hardware cluster barrier where they are at most :data:`CLUSTER_MAX`, on a
-    sm_90+ GPU; else as "1"); unset: "auto" (split runs of LTI blocks on a GPU, none of ``mamba-s6``: on an H200,
+    sm_90+ GPU; else as "1"); unset: "auto": runs of LTI blocks on a GPU, none of ``mamba-s6`` (on an H200,
     2026-12-05, one sc09-small stream ran 1.20x / 1.69x with split runs of ``mamba-s4-real`` / ``mamba-s4`` blocks,
-    0.95x of ``mamba-s6``). A bad value is a one-line KernelError."""
+    0.95x of ``mamba-s6``), each launched as one cluster where its programs fit in one, else split (one H100,
+    2026-12-07 11:58: one sc09-small stream 1.11x / 1.07x against split runs, youtubemix 1.10x / 1.06x; ``mamba-s6``
+    runs as a cluster 1.01x against the per-block launches, so they stay off; sc09-large's 12+ programs per run do
+    not fit, and as grid-barrier runs they were 0.94-0.96x). A bad value is a one-line KernelError."""
     flag = os.environ.get("AUDIOMAMBA_STEP_RUNS", "").strip().lower()
     if not flag:
         return "auto"
     if flag not in RUNS_MODES:
         raise KernelError(f"AUDIOMAMBA_STEP_RUNS={flag!r} in the environment: use 0 (one launch chain per block), 1 "
                           "(one launch per run of blocks), split (one launch per phase), cluster (one launch per run "
-                          "as a thread-block cluster), or leave it unset (split runs of LTI blocks on a GPU)")
+                          "as a thread-block cluster), or leave it unset (runs of LTI blocks on a GPU)")
     return flag
 
 
@@ -492,6 +503,19 @@ def _as_real(t: Tensor) -> Tensor:
     return torch.view_as_real(t) if t.is_complex() else t
 
 
+def launch_form(mode: str, fits_cluster: bool, resident: bool) -> str:
+    """How a run's step launches for ``mode`` (:func:`runs_mode`): "cluster" (one persistent launch as one
+    thread-block cluster, hardware barriers), "1" (one persistent launch, grid barriers) or "split" (one launch per
+    phase). ``fits_cluster``: the programs fit in one cluster on a sm_90+ GPU (outside the interpreter);
+    ``resident``: they can all be resident at once (grid barriers can open). "auto" is "cluster" where the programs
+    fit in one, else "split"; "cluster" falls back to "1", and both persistent forms to "split"."""
+    if mode == "auto":
+        mode = "cluster" if fits_cluster else "split"
+    if mode == "cluster" and fits_cluster:
+        return "cluster"
+    return "1" if mode in ("1", "cluster") and resident else "split"
+
+
 @torch.no_grad()
 def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, outs: Tensor,
               scratch: dict[str, Tensor], res: Tensor | None, res_first: int, res_reversed: bool,
@@ -511,12 +535,14 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     if scratch["xp"].shape[0] != P:  # the barrier's counter assumes one grid size per scratch
         raise ValueError(f"{op}: scratch is for {scratch['xp'].shape[0]} programs, the launch has {P} ({block_e} "
                          "channels each): pass the block_e given to run_scratch")
-    mode = mode or runs_mode()
-    persistent = mode in ("1", "cluster") and not (interpreting() and P > 1 and not _INTERPRETER_BARRIERS)
-    if persistent and x.is_cuda and P > torch.cuda.get_device_properties(x.device).multi_processor_count:
-        persistent = False  # a barrier needs every program resident at once: one SM each at most
-    cluster = (persistent and mode == "cluster" and x.is_cuda and not interpreting() and P <= CLUSTER_MAX
-               and torch.cuda.get_device_capability(x.device)[0] >= 9)
+    fits_cluster = (x.is_cuda and not interpreting() and P <= CLUSTER_MAX
+                    and torch.cuda.get_device_capability(x.device)[0] >= 9)
+    # a grid barrier needs every program resident at once (one SM each at most); the interpreter runs them in turn
+    resident = (not (interpreting() and P > 1 and not _INTERPRETER_BARRIERS)
+                and not (x.is_cuda and P > torch.cuda.get_device_properties(x.device).multi_processor_count))
+    form = launch_form(mode or runs_mode(), fits_cluster, resident)
+    persistent = form != "split"
+    cluster = form == "cluster"
     pdl = pdl_enabled(x)
     none = scratch["op"]  # any float32 buffer: a pointer the other block kind does not read
     if selective:

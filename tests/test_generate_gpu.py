@@ -124,7 +124,7 @@ def test_block_runs_change_no_sample(monkeypatch, pdl: str, batch: int) -> None:
     monkeypatch.setenv("AUDIOMAMBA_PDL", pdl)
     prompt = torch.randint(0, 256, (batch, 640), generator=torch.Generator().manual_seed(1))
     forced, free = {}, {}
-    for flag in ("0", "1", "split", "cluster", ""):  # "": unset, the default (split runs of the LTI blocks)
+    for flag in ("0", "1", "split", "cluster", ""):  # "": unset, the default (LTI runs, as clusters)
         monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", flag)
         forced[flag] = generate_tokens(model, batch, 640, batch, SamplingConfig(), seed=3, prompts=prompt,
                                        device="cuda", use_graph=True, progress=False)
