@@ -155,8 +155,9 @@ def ln_regs(x, m_bh, nw, nb, H, eps):
 def cluster_barrier(token):
     """Every thread of every CTA of the thread-block cluster meets here: ``barrier.cluster.arrive.release`` (this
     thread's earlier stores, global ones too, become visible to the cluster) then ``wait.acquire`` (sm_90+). Launched
-    without a cluster (:func:`kernels.launch.launch_cluster`), the cluster is the CTA itself. ``token``: an int32 the
-    barrier depends on (it orders the barrier after what made it); returned, for the loads after it to depend on."""
+    without a cluster (:func:`kernels.launch.launch_cluster`), the cluster is the CTA itself. ``token``: any int32
+    (the asm takes an input), returned unchanged; the asm has side effects, so it is never removed, and the run
+    kernel follows it with a CTA barrier before the loads that must see the other CTAs' stores (``.cg``: past L1)."""
     return tl.inline_asm_elementwise(
         "barrier.cluster.arrive.release;\n\tbarrier.cluster.wait.acquire;\n\tmov.u32 $0, $1;",
         "=r,r", [token], dtype=tl.int32, is_pure=False, pack=1)
