@@ -14,7 +14,7 @@ per synchronisation, from the difference of two lengths (so a launch's fixed cos
   at hardware cluster barriers. C = 1 is the same sum inside one CTA, the baseline. (Triton 3.6 does not compile it
   for C >= 2: "PassManager::run failed", one H100, 2026-12-05.)
 - **cluster barrier (launched)**: programs compiled as one CTA each, launched as one cluster of C CTAs through the
-  compiled kernel's launcher (:func:`kernels.launch.cluster_packed_metadata`), meeting at the hardware cluster
+  compiled kernel's launcher (:class:`kernels.launch._ClusterLaunch`), meeting at the hardware cluster
   barrier written in PTX; "+ exchange": each CTA also stores a value before the barrier and reads all C of them from
   global memory (past L1) after it, as a block split over a cluster would exchange its partial sums. Checked before
   it is timed: after r rounds every CTA holds its cluster's mean plus r.
@@ -77,19 +77,19 @@ def cluster_us(ctas: int, rounds: int) -> float:
 def cluster_launch_us(ctas: int, rounds: int, exchange: bool) -> float:
     """µs per round of one cluster of ``ctas`` CTAs meeting at the hardware barrier (:mod:`kernels.triton_sync`),
     with or without the exchange through global memory; checked first (RuntimeError when a CTA ends wrong)."""
-    from audiomamba.kernels.launch import _raw_stream, cluster_packed_metadata
+    from audiomamba.kernels.launch import _ClusterLaunch, _run
 
     x = torch.arange(ctas, device="cuda", dtype=torch.float32)
     buf = torch.zeros(2 * ctas, device="cuda")
-    # compiled (and run once as separate CTAs) by Triton's own launch; then its launcher with the cluster's metadata.
-    # Not with rounds = 1: Triton would compile that value in (an H100 run of 2026-12-07 11:22 then did 1 round
-    # whatever the count, and the check caught it)
-    compiled = _cluster_exchange_rounds_kernel[(ctas,)](x, buf, 3, C=ctas, EXCHANGE=exchange, num_warps=4)
-    packed = cluster_packed_metadata(compiled.packed_metadata, ctas)
-    stream = _raw_stream(x.get_device())
+    # compiled (and run once as separate CTAs) by Triton's own launch; then its launcher as one cluster, as
+    # launch_cluster runs it (which stops at the portable 8 CTAs; this also times 16). Not with rounds = 1: Triton
+    # would compile that value in (an H100 run of 2026-12-07 11:22 then did 1 round whatever the count, and the check
+    # caught it)
+    cluster = _ClusterLaunch(_cluster_exchange_rounds_kernel[(ctas,)](x, buf, 3, C=ctas, EXCHANGE=exchange,
+                                                                       num_warps=4), ctas)
 
     def run(n: int) -> None:
-        compiled.run(1, 1, 1, stream, compiled.function, packed, None, None, None, x, buf, n, ctas, exchange)
+        _run(cluster, (1,), x.get_device(), (x, buf, n, ctas, exchange))
 
     x.copy_(torch.arange(ctas, dtype=torch.float32))
     run(3)

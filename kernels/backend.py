@@ -85,8 +85,14 @@ def pdl_enabled(t: torch.Tensor) -> bool:
     control). Each such kernel waits for its predecessor before touching memory
     (:func:`kernels.triton_helpers.pdl_wait`), so PDL hides launch latency and changes no result."""
     flag = os.environ.get("AUDIOMAMBA_PDL", "auto").strip().lower()
-    if flag in ("0", "false", "off") or not t.is_cuda or interpreting():
+    if flag in ("0", "false", "off"):
         return False
     if flag in ("", "auto") and t.shape[0] >= PDL_AUTO_MAX_ROWS:
         return False
-    return torch.cuda.get_device_capability(t.device)[0] >= 9
+    return on_sm90(t)
+
+
+def on_sm90(t: torch.Tensor) -> bool:
+    """Whether ``t`` lives on a sm_90+ GPU and kernels run compiled (not in the interpreter): what PDL and
+    thread-block clusters (:func:`kernels.launch.launch_cluster`) need."""
+    return t.is_cuda and not interpreting() and torch.cuda.get_device_capability(t.device)[0] >= 9

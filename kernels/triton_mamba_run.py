@@ -74,7 +74,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .backend import interpreting, pdl_enabled
+from .backend import interpreting, on_sm90, pdl_enabled
 from .checks import REAL_STATE_DTYPES
 from .errors import KernelError
 from .launch import cdiv, launch_cluster, launch_named, next_pow2
@@ -535,8 +535,7 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     if scratch["xp"].shape[0] != P:  # the barrier's counter assumes one grid size per scratch
         raise ValueError(f"{op}: scratch is for {scratch['xp'].shape[0]} programs, the launch has {P} ({block_e} "
                          "channels each): pass the block_e given to run_scratch")
-    fits_cluster = (x.is_cuda and not interpreting() and P <= CLUSTER_MAX
-                    and torch.cuda.get_device_capability(x.device)[0] >= 9)
+    fits_cluster = P <= CLUSTER_MAX and on_sm90(x)
     # a grid barrier needs every program resident at once (one SM each at most); the interpreter runs them in turn
     resident = (not (interpreting() and P > 1 and not _INTERPRETER_BARRIERS)
                 and not (x.is_cuda and P > torch.cuda.get_device_properties(x.device).multi_processor_count))

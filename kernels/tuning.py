@@ -131,10 +131,10 @@ class ScanConfig:
     #: there it is off. Env: AUDIOMAMBA_SCAN_FAST_GATES=0|1.
     fast_gates: bool = True
     #: the sequential forward's B/C loads without predicates or zero fill where N = BLOCK_N and its tile length divides
-    #: L (the kernel's ``EVEN``). One H100, 2026-12-07: in bf16 (16, 512, 16, 1024) 0.168 ms before (08:44) against 0.159
-    #: with it (08:57, the sweep's default); in fp32 0.213 against 0.249, where the fast gates then brought it back to
-    #: 0.216: two runs on two machines, not side by side (the peer's times the same on both), so kept on as it was in
-    #: the 32-of-32 table until a sweep of it alone. Env: AUDIOMAMBA_SCAN_SEQ_EVEN=0|1.
+    #: L (the kernel's ``EVEN``). One H100, 2026-12-07 11:20 UTC, side by side with the fast gates on (`python -m
+    #: audiomamba.bench.scan_env_sweep combos "default;...;AUDIOMAMBA_SCAN_SEQ_EVEN=0;..." --selective`): off loses
+    #: 3-4 % in fp32 and 5 % in bf16 at every selective shape (both it and the fast gates off: 1.01-1.03x in fp32 only,
+    #: 0.88-0.90x in bf16). Env: AUDIOMAMBA_SCAN_SEQ_EVEN=0|1.
     seq_even: bool = True
     #: fully LTI calls (Δ, B and C per channel: mamba-s4 / mamba-s4-real) by chunks of this many steps on tensor cores
     #: (:mod:`kernels.triton_lti_chunk`: per chunk a Toeplitz product and two state products, a scan over chunks
