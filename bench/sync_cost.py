@@ -82,7 +82,7 @@ def cluster_launch_us(ctas: int, rounds: int, exchange: bool) -> float:
     x = torch.arange(ctas, device="cuda", dtype=torch.float32)
     buf = torch.zeros(2 * ctas, device="cuda")
     # compiled (and run once as separate CTAs) by Triton's own launch; then its launcher as one cluster, as
-    # launch_cluster runs it (which stops at the portable 8 CTAs; this also times 16). Not with rounds = 1: Triton
+    # launch_cluster runs it (past 8 CTAs Triton's launcher allows exactly 16 itself). Not with rounds = 1: Triton
     # would compile that value in (an H100 run of 2026-12-07 11:22 then did 1 round whatever the count, and the check
     # caught it)
     cluster = _ClusterLaunch(_cluster_exchange_rounds_kernel[(ctas,)](x, buf, 3, C=ctas, EXCHANGE=exchange,

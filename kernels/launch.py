@@ -19,6 +19,8 @@ import os
 
 import torch
 
+from .errors import KernelError
+
 try:  # Triton's runtime settings (launch hooks), looked up on every launch, so imported once
     from triton import knobs as _knobs
 except ImportError:
@@ -246,15 +248,37 @@ class _ClusterLaunch:
 
 _CLUSTERS: dict[tuple, _ClusterLaunch] = {}
 
+#: the portable cluster size (every sm_90 GPU launches it); up to :data:`CLUSTER_MAX_CTAS` is non-portable
+CLUSTER_PORTABLE_CTAS = 8
+#: the largest cluster an H100 or H200 launches (non-portable; :func:`allow_cluster`)
+CLUSTER_MAX_CTAS = 16
+
+
+def allow_cluster(compiled, ctas: int) -> None:
+    """Let a compiled kernel launch as clusters of ``ctas`` CTAs: past the portable 8 it needs the CUDA function's
+    non-portable attribute (Triton's launcher sets it only for exactly 16). Triton's driver query
+    ``cuOccupancyMaxActiveClusters`` sets that attribute and answers how many such clusters fit at once; none (or no
+    such query) is a one-line error."""
+    if ctas <= CLUSTER_PORTABLE_CTAS:
+        return
+    import triton
+
+    query = getattr(triton.runtime.driver.active.utils, "cuOccupancyMaxActiveClusters", None)
+    fits = query(compiled.function, compiled.metadata.shared, ctas) if query is not None else 0
+    if fits < 1:
+        raise KernelError(f"launch_cluster: this GPU (or Triton) cannot launch a cluster of {ctas} CTAs of this "
+                           "kernel: set AUDIOMAMBA_STEP_RUNS=split")
+
 
 def launch_cluster(kernel, ctas: int, *args, **kwargs) -> None:
     """``kernel`` as ONE thread-block cluster of ``ctas`` programs (program ids 0..ctas-1, all resident at once, on
     sm_90+), so that they can meet at :func:`kernels.triton_helpers.cluster_barrier`; arguments as
     :func:`launch_named` takes them, CUDA tensors only. Compiled by ``kernel.warmup`` (Triton's own launch would run
     the programs without a cluster, where the barrier holds one CTA), keyed as :func:`launch_named` keys, and recorded
-    for :func:`replay` like its launches. At most 8 CTAs (the portable cluster size)."""
-    if not 1 <= ctas <= 8:
-        raise ValueError(f"launch_cluster: {ctas} CTAs; a portable cluster has 1 to 8")
+    for :func:`replay` like its launches. At most :data:`CLUSTER_MAX_CTAS` CTAs; past the portable 8 through
+    :func:`allow_cluster`."""
+    if not 1 <= ctas <= CLUSTER_MAX_CTAS:
+        raise ValueError(f"launch_cluster: {ctas} CTAs; a cluster has 1 to {CLUSTER_MAX_CTAS}")
     sig = _signature(kernel)
     values, options = _bind(sig, args, kwargs)
     device = args[0].get_device()
@@ -262,7 +286,9 @@ def launch_cluster(kernel, ctas: int, *args, **kwargs) -> None:
     key = (kernel, device, ctas, options, *[_tensor_key(v) if isinstance(v, tensor) else v for v in values])
     hit = _CLUSTERS.get(key)
     if hit is None:
-        hit = _ClusterLaunch(kernel.warmup(*args, grid=(ctas,), **kwargs), ctas)
+        compiled = kernel.warmup(*args, grid=(ctas,), **kwargs)
+        allow_cluster(compiled, ctas)
+        hit = _ClusterLaunch(compiled, ctas)
         _remember(_CLUSTERS, key, hit)
     _run(hit, (1,), device, values)
     if _RECORD is not None:

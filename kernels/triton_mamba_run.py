@@ -77,7 +77,7 @@ from torch import Tensor
 from .backend import interpreting, on_sm90, pdl_enabled
 from .checks import REAL_STATE_DTYPES
 from .errors import KernelError
-from .launch import cdiv, launch_cluster, launch_named, next_pow2
+from .launch import CLUSTER_MAX_CTAS, cdiv, launch_cluster, launch_named, next_pow2
 from .triton_helpers import cluster_barrier, ln_regs, mm, pdl_wait
 from .triton_mamba_step import (
     _conv_step,
@@ -92,8 +92,9 @@ from .triton_mamba_step import (
 #: ``AUDIOMAMBA_STEP_RUNS``: 0 (off), 1 (one persistent launch per run), split (one launch per phase: the same kernel
 #: without barriers)
 RUNS_MODES = ("0", "1", "split", "cluster")
-#: the most programs a run launches as one cluster (the portable cluster size)
-CLUSTER_MAX = 8
+#: the most programs a run launches as one cluster (past the portable 8 a non-portable size, which H100 and H200
+#: launch: :func:`kernels.launch.allow_cluster`)
+CLUSTER_MAX = CLUSTER_MAX_CTAS
 #: d_inner channels per program (``AUDIOMAMBA_STEP_RUN_E`` overrides; a power of two)
 RUN_BLOCK_E = 16
 #: warps per program: 4, or 8 from this block width up (the one-stream tiles span all H columns; sm_90 compile checks:

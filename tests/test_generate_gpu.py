@@ -114,7 +114,7 @@ def test_row_groups_on_streams_change_no_sample(monkeypatch, graph: bool) -> Non
 @pytest.mark.parametrize("batch", [1, 3])
 def test_block_runs_change_no_sample(monkeypatch, pdl: str, batch: int) -> None:
     """AUDIOMAMBA_STEP_RUNS=1 (each run of Mamba blocks as one persistent launch with grid barriers), =cluster (the
-    same as one thread-block cluster where it has at most 8 programs) and =split (one launch per phase) in CUDA graphs, with and without PDL, teacher-forced through 640 tokens (a sampled token could
+    same as one thread-block cluster where it has at most 16 programs) and =split (one launch per phase) in CUDA graphs, with and without PDL, teacher-forced through 640 tokens (a sampled token could
     flip on a float32 tie and the rest of its row would differ): log-probabilities as the per-block launches' within
     float32 rounding (the sums over channels are ordered differently), and the first free-running samples equal."""
     torch.manual_seed(0)

@@ -49,9 +49,22 @@ def test_run_step_matches_the_reference(batch: int, block_e: int, mode: str, res
     included, runs in the interpreter); 16 and 32 are 4 and 2 programs (persistent: on a GPU only). "cluster": on a
     sm_90 GPU one thread-block cluster meeting at the hardware barrier; in the interpreter the one-phase launches."""
     _needs_concurrent_programs(mode, block_e, 64)
+    _check_s6_run(batch, block_e, mode, res_kind, 64)
+
+
+@pytest.mark.parametrize("E", [192, 256])
+def test_run_step_as_a_non_portable_cluster(E: int) -> None:
+    """12 and 16 programs (sc09-large's 16 kHz level, sc09-small's 4 kHz level at 16 channels each) as one cluster,
+    past the portable 8 CTAs (sm_90 GPU only): as the float64 reference."""
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 9:
+        pytest.skip("thread-block clusters need a sm_90+ GPU")
+    _check_s6_run(1, 16, "cluster", "forward", E)
+
+
+def _check_s6_run(batch: int, block_e: int, mode: str, res_kind: str, E: int) -> None:
     gen = torch.Generator().manual_seed(batch * 100 + block_e)
     dev = kernel_device()
-    n, H, E, N, R, K = 3, 32, 64, 16, 2, 4
+    n, H, N, R, K = 3, 32, 16, 2, 4
     w = random_s6_stack(n, H, E, N, R, K, gen, dev)
     conv = (torch.randn(n, batch, E, K - 1, generator=gen) * 0.3).to(dev)
     h = (torch.randn(n, batch, E, N, generator=gen) * 0.3).to(dev)
