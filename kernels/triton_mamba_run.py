@@ -97,6 +97,8 @@ RUNS_MODES = ("0", "1", "split", "cluster")
 CLUSTER_MAX = CLUSTER_MAX_CTAS
 #: d_inner channels per program (``AUDIOMAMBA_STEP_RUN_E`` overrides; a power of two)
 RUN_BLOCK_E = 16
+#: the most channels per program ``AUDIOMAMBA_STEP_RUN_E=fit`` takes (128 at 4 warps spills on sm_90)
+RUN_FIT_MAX_E = 64
 #: warps per program: 4, or 8 from this block width up (the one-stream tiles span all H columns; sm_90 compile checks:
 #: 4 warps spill at H = 256)
 RUN_WARPS = 4
@@ -133,13 +135,22 @@ def run_warps(H: int) -> int:
     return RUN_WARPS * (2 if H >= RUN_WIDE_H else 1)
 
 
-def run_block_e(E: int) -> int:
-    """Channels per program: ``AUDIOMAMBA_STEP_RUN_E`` or :data:`RUN_BLOCK_E`, at most next_pow2(E)."""
+def run_block_e(E: int, clusters: bool = False) -> int:
+    """Channels per program: ``AUDIOMAMBA_STEP_RUN_E`` or :data:`RUN_BLOCK_E`, at most next_pow2(E).
+    ``AUDIOMAMBA_STEP_RUN_E=fit``: where the runs can launch as clusters (``clusters``: a sm_90+ GPU), the fewest
+    channels from :data:`RUN_BLOCK_E` up (powers of two, at most :data:`RUN_FIT_MAX_E`) whose programs fit in one
+    cluster of :data:`CLUSTER_MAX` (sc09-large: 16 / 32 / 64 channels at its 16 / 4 / 1 kHz levels, 12 programs each);
+    else :data:`RUN_BLOCK_E`."""
     text = os.environ.get("AUDIOMAMBA_STEP_RUN_E", "").strip()
+    if text == "fit":
+        n = RUN_BLOCK_E
+        while clusters and cdiv(E, n) > CLUSTER_MAX and n < RUN_FIT_MAX_E:
+            n *= 2
+        return min(n, next_pow2(E))
     n = int(text) if text.isdigit() else RUN_BLOCK_E
     if text and (not text.isdigit() or n < 1 or n & (n - 1)):
         raise KernelError(f"AUDIOMAMBA_STEP_RUN_E={text!r} in the environment: give a power of two (channels per "
-                          "program of a run's launch)")
+                          "program of a run's launch) or fit (the fewest whose programs fit in one cluster)")
     return min(n, next_pow2(E))
 
 

@@ -206,6 +206,9 @@ def test_runs_mode_and_block_e_from_the_environment(monkeypatch) -> None:
         runs_mode()
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_E", "32")
     assert run_block_e(128) == 32 and run_block_e(20) == 32
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_E", "fit")  # the fewest channels whose programs fit in one cluster
+    assert run_block_e(192, True) == 16 and run_block_e(384, True) == 32 and run_block_e(768, True) == 64
+    assert run_block_e(4096, True) == 64 and run_block_e(8, True) == 8 and run_block_e(768) == 16
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_E", "24")
     with pytest.raises(KernelError, match="power of two"):
         run_block_e(128)

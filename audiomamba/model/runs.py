@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from audiomamba.kernels.backend import on_sm90
 from audiomamba.kernels.triton_mamba_run import (
     LTIStack,
     S6Stack,
@@ -75,7 +76,7 @@ class BlockRun:
                 c["conv"], c["ssm"] = self.conv_state[i], self.h[i]
         n, batch = len(blocks), self.h.shape[1]
         H, N = self.weights.norm_weight.shape[1], self.weights.A.shape[2]
-        self.block_e = run_block_e(E)
+        self.block_e = run_block_e(E, on_sm90(self.h))
         # the blocks' outputs (activations) in the weights' dtype: the states may be stored narrower (bf16)
         self.outs = torch.empty((n + 1, batch, H), device=self.h.device, dtype=self.weights.norm_weight.dtype)
         self.scratch = run_scratch(batch, H, E, N, R, self.h.device, self.block_e)

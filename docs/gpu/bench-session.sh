@@ -420,7 +420,7 @@ run runs-cluster bash -c "for k in mamba-s6 mamba-s4-real mamba-s4; do timeout 2
 # default (auto) now launches runs of 9-16 programs as one cluster too (sc09-large's 16 kHz level, 12 programs;
 # sc09-small's 4 kHz level, 16): the non-portable cluster tests, then the default against split runs per preset and
 # LTI block type, mamba-s6 runs as clusters against none (its default), and 32 channels per program (sc09-large:
-# 6 / 12 / 24 programs per level instead of 12 / 24 / 48)
+# 6 / 12 / 24 programs per level instead of 12 / 24 / 48; "fit": 16 / 32 / 64, 12 each: one cluster per run)
 run runs16-tests timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_run.py tests/test_generate_gpu.py \
   -k "cluster or block_runs_change_no_sample"
 ST="timeout 200 python3 -m audiomamba.bench.step_tiles --batch 1 --steps 2048 --rounds 3"
@@ -429,8 +429,8 @@ run runs16 bash -c "for p in sc09-large sc09-small youtubemix; do for k in mamba
   for p in sc09-large sc09-small; do $ST --preset \$p --block mamba-s6 --var AUDIOMAMBA_STEP_RUNS --configs cluster \
   --out $RES/runs16-\$p-mamba-s6.md; done"
 run runs16-width bash -c "for k in mamba-s4-real mamba-s4; do $ST --preset sc09-large --block \$k \
-  --var AUDIOMAMBA_STEP_RUN_E --configs 32 --out $RES/runs16-width-\$k.md; done; AUDIOMAMBA_STEP_RUNS=cluster $ST \
-  --preset sc09-large --block mamba-s6 --var AUDIOMAMBA_STEP_RUN_E --configs 32 --out $RES/runs16-width-mamba-s6.md"
+  --var AUDIOMAMBA_STEP_RUN_E --configs '32;fit' --out $RES/runs16-width-\$k.md; done; AUDIOMAMBA_STEP_RUNS=cluster $ST \
+  --preset sc09-large --block mamba-s6 --var AUDIOMAMBA_STEP_RUN_E --configs '32;fit' --out $RES/runs16-width-mamba-s6.md"
 # the same table with every call (ours, the peer's) replayed from a CUDA graph: the GPU's time without the host's
 # (the short-L rows are bound by the host in eager mode). One H100 2026-12-07 04:39 UTC: 28 of 32 rows >= 1.0x; 04:41
 # with AUDIOMAMBA_SCAN_BWD_SEG_L=16384 AUDIOMAMBA_SCAN_BWD_MAXNREG=128 (the defaults since, for real A; the cap for
