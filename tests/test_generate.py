@@ -182,7 +182,8 @@ def test_write_samples_pool_gives_what_one_thread_gives(tmp_path: Path) -> None:
     tokens[3] = 128  # one near-silent sample
     gen = Generated(tokens, -torch.rand(21, 4000, generator=g) * 5, 100, 1.0)
     one = write_samples(gen, tmp_path / "one", sashimi_filter=True, workers=1)
-    pool = write_samples(gen, tmp_path / "pool", sashimi_filter=True, workers=3)
+    # fewer rows than NOISE_GPU_MIN_ROWS: the CPU's pool judges them even for a GPU's samples (no CUDA touched here)
+    pool = write_samples(gen, tmp_path / "pool", sashimi_filter=True, workers=3, device="cuda")
     assert one == pool and (tmp_path / "one" / "index.json").read_text() == (tmp_path / "pool" / "index.json").read_text()
     waves = mu_law_decode(tokens).numpy()
     for row in pool:

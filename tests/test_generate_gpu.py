@@ -137,13 +137,15 @@ def test_block_runs_change_no_sample(monkeypatch, pdl: str, batch: int) -> None:
 
 
 @pytest.mark.parametrize("prompt_len", [0, 500])
-def test_write_samples_judges_noise_on_the_gpu(tmp_path, prompt_len: int) -> None:
+def test_write_samples_judges_noise_on_the_gpu(tmp_path, monkeypatch, prompt_len: int) -> None:
     """``write_samples(device="cuda")`` judges every sample's noise on the GPU (from the tokens, on a thread of its
     own) while the pool writes the WAVs: the same files and verdicts as the CPU's pool, statistics within 1e-5; with a
     prompt, only the part after it is judged on both."""
+    from audiomamba.generate import output
     from audiomamba.generate.output import write_samples
     from audiomamba.generate.sampler import Generated
 
+    monkeypatch.setattr(output, "NOISE_GPU_MIN_ROWS", 1)  # 12 rows judged on the GPU (by default: the CPU's pool)
     g = torch.Generator().manual_seed(0)
     tokens = torch.randint(100, 156, (12, 4000), generator=g)
     tokens[3] = torch.randint(0, 256, (4000,), generator=g)  # loud noise throughout

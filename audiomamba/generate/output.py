@@ -25,6 +25,10 @@ SASHIMI_KEEP = (0.40, 0.95)  # keep samples between these likelihood quantiles
 SPECTROGRAMS = 8  # clips in the spectrogram grid
 #: steps of every row that :class:`WavSink` writes at a time while sampling goes on (1/8 s of audio)
 SINK_CHUNK = 2000
+#: fewest samples whose noise a GPU judges (fewer: the CPU's pool, a few ms a clip): a process's first FFT on the GPU
+#: costs about 0.2 s of start-up (one H100, 2026-12-07 12:00: the noise check of a one-second clip took 0.21 s in
+#: the matrix's first case, 0.00 in the next), a fifth of a one-second clip's real time
+NOISE_GPU_MIN_ROWS = 64
 
 
 def sashimi_keep(loglik: torch.Tensor, band: tuple[float, float] = SASHIMI_KEEP) -> torch.Tensor:
@@ -183,7 +187,8 @@ def write_samples(
     "files" (the thread pool: noise check, WAVs, spectrogram grid and then the index side by side); and the seconds
     each part took, summed over its jobs: "noise", "wavs", "grid", "index".
     ``device``: where the noise is judged; a GPU judges every sample from the tokens on a thread started first, while
-    this one decodes and the pool writes the files (on a CPU the pool's threads judge it, a few samples per job).
+    this one decodes and the pool writes the files (on a CPU, and for fewer than :data:`NOISE_GPU_MIN_ROWS` samples,
+    the pool's threads judge it, a few samples per job).
     ``grid``: the spectrogram grid's figure built ahead (:func:`preload_plotting`). ``sink``: the :class:`WavSink`
     that wrote the WAVs while sampling; its files are moved into place (``timings["wavs ahead"]``: its thread's
     seconds), any row it did not finish is written here.
@@ -191,14 +196,14 @@ def write_samples(
     timings = {} if timings is None else timings
     clock = _Clock(timings)
     judge = clock.timed("noise", detect_noise)
-    on_gpu = device is not None and torch.device(device).type == "cuda"
+    n, length = gen.tokens.shape
+    on_gpu = device is not None and torch.device(device).type == "cuda" and n >= NOISE_GPU_MIN_ROWS
     noise_job = None
     if on_gpu:  # judged from the tokens, on a thread of its own started first: beside this one's decoding and the files
         side = ThreadPoolExecutor(max_workers=1)
         noise_job = side.submit(_judge_tokens, judge, gen, device, noise_profile)
         side.shutdown(wait=False)  # the job runs on; its thread ends with it
     out.mkdir(parents=True, exist_ok=True)
-    n, length = gen.tokens.shape
     # the waves on the CPU: every sample's for the labeller and the CPU's noise check, else only the grid's
     waves = mu_law_decode(gen.tokens if labeller is not None or not on_gpu else gen.tokens[:spectrogram_count]).numpy()
     loglik = gen.loglik()
