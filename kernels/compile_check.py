@@ -185,6 +185,9 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                         out.append(Variant("run", tuple(kind.items()), run_warps(H)))
                     # persistent as one thread-block cluster, its programs meeting at the hardware barrier
                     out.append(Variant("run", tuple(dict(kind, PERSISTENT=True, CLUSTER=True).items()), run_warps(H)))
+                # with the in-kernel profile's clock reads (bench.run_profile)
+                out.append(Variant("run", tuple(dict(kind, PERSISTENT=True, CLUSTER=True, PROFILE=True).items()),
+                                   run_warps(H)))
         out.append(Variant("norm_linear", tuple(dict(common, HAS_BIAS=True, BLOCK_H=64, BLOCK_V=64).items()), 4))
         out.append(Variant("sample", tuple(dict(GREEDY=not small, MIN_P=False, BLOCK_B=4, BLOCK_V=256).items()), 4))
         if small:  # --min-p sampling
@@ -246,7 +249,7 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
         names = [p for p in ("su_l", "sdt_l", "sz_l", "sy_l", "sdy_l", "sB_l", "sC_l", "sA_n") if p not in skip]
         consts.update({name: 1 for name in names if name in inspect.signature(fn.fn).parameters})
     special = {"forced_ptr": "*i64", "token_ptr": "*i64", "force_ptr": "*i1", "eps": "fp32", "temperature": "fp32",
-               "log_min_p": "fp32", "cnt_ptr": "*i32", "ticket_ptr": "*i64", "sync_ptr": "*i64"}
+               "log_min_p": "fp32", "cnt_ptr": "*i32", "ticket_ptr": "*i64", "sync_ptr": "*i64", "prof_ptr": "*i64"}
     sig = {}
     for name, param in inspect.signature(fn.fn).parameters.items():
         if name not in consts and param.default is not inspect.Parameter.empty:

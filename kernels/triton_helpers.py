@@ -164,6 +164,15 @@ def cluster_barrier(token):
 
 
 @triton.jit
+def sm_clock(token):
+    """This SM's cycle counter (``%clock64``, int64) where the program has come to; ``token``: any int32 (the asm
+    takes an input). Volatile: never removed, and kept in order with the other volatile asm (the barriers), though
+    independent loads may still move around it. For in-kernel profiles only (``PROFILE`` of the run kernel)."""
+    return tl.inline_asm_elementwise("mov.u64 $0, %clock64;", "=l,r", [token], dtype=tl.int64, is_pure=False,
+                                     pack=1)
+
+
+@triton.jit
 def pdl_wait(PDL: tl.constexpr):
     """Programmatic dependent launch (sm_90+, ``AUDIOMAMBA_PDL=1``; :func:`kernels.backend.pdl_enabled`):
     wait until the previous kernel of the stream has finished and its writes are visible, then let

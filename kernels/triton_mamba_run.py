@@ -78,7 +78,7 @@ from .backend import interpreting, on_sm90, pdl_enabled
 from .checks import REAL_STATE_DTYPES
 from .errors import KernelError
 from .launch import CLUSTER_MAX_CTAS, cdiv, launch_cluster, launch_named, next_pow2
-from .triton_helpers import cluster_barrier, ln_regs, mm, pdl_wait
+from .triton_helpers import cluster_barrier, ln_regs, mm, pdl_wait, sm_clock
 from .triton_mamba_step import (
     _conv_step,
     _conv_taps,
@@ -315,11 +315,12 @@ def _run_kernel(
     x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr,
     wx_ptr, wdt_ptr, dtb_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, wout_ptr, uz_ptr, xp_ptr, op_ptr, ticket_ptr,
     tail_ptr,
-    batch, H, E, N, R, n_blocks, eps, res_first, n_res, tail_stride, phase,
+    batch, H, E, N, R, n_blocks, eps, res_first, n_res, tail_stride, phase, prof_ptr,
     K: tl.constexpr, SELECTIVE: tl.constexpr, IS_COMPLEX: tl.constexpr, RES_REVERSED: tl.constexpr,
     PERSISTENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, PDL: tl.constexpr = False,
     BLOCK_PC: tl.constexpr = 16, POLLS: tl.constexpr = 1 << 24, CLUSTER: tl.constexpr = False,
+    PROFILE: tl.constexpr = False,
 ):
     """A run of ``n_blocks`` block steps: every phase with a barrier after each (PERSISTENT), or only ``phase``.
     ``CLUSTER`` (with PERSISTENT): the grid is one thread-block cluster (:func:`kernels.launch.launch_cluster`) and
@@ -327,7 +328,9 @@ def _run_kernel(
     Selective blocks take two phases each (2j: A, 2j + 1: B of block j; the x_proj and Δ weights ``wx``, ``wdt``,
     ``dtb``), LTI blocks one (j: the whole block up to its out_proj partial; ``dt``, ``b``, ``c``: Δ (E,), B and C
     (E, N), as (re, im) pairs with IS_COMPLEX); the last
-    phase (2 or 1 times n_blocks) is the run's output."""
+    phase (2 or 1 times n_blocks) is the run's output. ``PROFILE`` (with PERSISTENT): each program writes its SM's
+    clock (:func:`sm_clock`) at the start of every phase s and before the barrier after it to ``prof[program, s]``
+    ((P, phases + 1, 2) int64; the output phase's second entry is the program's end)."""
     pdl_wait(PDL)
     P = tl.num_programs(0)
     if SELECTIVE:
@@ -353,8 +356,12 @@ def _run_kernel(
     m_b = rows < batch
     offs_e = tl.program_id(0) * BLOCK_E + tl.arange(0, BLOCK_E)
     m_e = offs_e < E
+    if PROFILE:
+        prof = prof_ptr + tl.program_id(0) * (n_phases + 1) * 2
     for s in range(first, last):
         j = s // per_block
+        if PROFILE:
+            tl.store(prof + 2 * s, sm_clock(s))
         if s == n_phases:  # the run's output (only program 0's stores land), also to ``tail`` where given
             offs_h = tl.arange(0, BLOCK_H)
             x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h,
@@ -385,6 +392,8 @@ def _run_kernel(
             y = _lti_update(dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D, u, z, hj, m_b, offs_e, E, N,
                             IS_COMPLEX, BLOCK_N, False)
             _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H)
+        if PROFILE:
+            tl.store(prof + 2 * s + 1, sm_clock(s))
         if PERSISTENT:
             if s < n_phases:
                 if CLUSTER:  # the phase's stores (release) seen by every CTA's loads after it (acquire; .cg loads)
@@ -505,6 +514,34 @@ def check_runs_scratch(scratch: dict[str, Tensor]) -> None:
                           "set AUDIOMAMBA_STEP_RUNS=split or 0 and generate again")
 
 
+def run_profile_buffer(w: S6Stack | LTIStack, block_e: int, device: torch.device) -> Tensor:
+    """The buffer of a run step's in-kernel profile (``profile=`` of the run steps): (P, phases + 1, 2) int64."""
+    n, E = w.A.shape[:2]
+    return torch.zeros((cdiv(E, block_e), (2 if isinstance(w, S6Stack) else 1) * n + 1, 2), dtype=torch.int64,
+                       device=device)
+
+
+def run_profile(prof: Tensor, selective: bool) -> dict[str, float]:
+    """Cycles of one profiled run step (``prof``: :func:`run_profile_buffer` after the launch), by part: "A work" /
+    "B work" (a selective block's two phases; LTI: "block work"), the slowest program's cycles from a phase's start
+    to its barrier; "barrier", the fastest program's cycles from its arrival to the next phase's start (the
+    hardware's wait when every program came at once; each program waits longer for a slower one); "output" (the
+    last phase); "total", the longest program's cycles from its start to its end (each SM has its own clock). Medians
+    over the run's blocks."""
+    t = prof.double().cpu()
+    start, pre = t[:, :, 0], t[:, :, 1]
+    work = (pre - start).amax(0)  # (phases + 1,)
+    barrier = (start[:, 1:] - pre[:, :-1]).amin(0)  # (phases,)
+    phases = work.shape[0] - 1
+    out = {"output": float(work[-1]), "barrier": float(barrier.quantile(0.5)),
+           "total": float((pre[:, -1] - start[:, 0]).max())}
+    if selective:
+        out["A work"], out["B work"] = float(work[0:phases:2].quantile(0.5)), float(work[1:phases:2].quantile(0.5))
+    else:
+        out["block work"] = float(work[:phases].quantile(0.5))
+    return out
+
+
 #: polls of a barrier before a program gives up (about seconds on a GPU); tests set it low
 RUN_POLLS = 1 << 24
 #: tests only: let the interpreter run a persistent grid of several programs (whose barriers then give up)
@@ -531,7 +568,8 @@ def launch_form(mode: str, fits_cluster: bool, resident: bool) -> str:
 @torch.no_grad()
 def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, outs: Tensor,
               scratch: dict[str, Tensor], res: Tensor | None, res_first: int, res_reversed: bool,
-              block_e: int | None, mode: str | None, x0b: Tensor | None, tail: Tensor | None) -> Tensor:
+              block_e: int | None, mode: str | None, x0b: Tensor | None, tail: Tensor | None,
+              profile: Tensor | None = None) -> Tensor:
     op = "mamba_s6_run_step" if isinstance(w, S6Stack) else "mamba_lti_run_step"
     check_run_args(op, x, w, conv_state, h, outs, res, x0b, tail, 16)
     n, H = w.norm_weight.shape
@@ -570,21 +608,28 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
                   BLOCK_N=max(2, next_pow2(N)), BLOCK_R=max(2, next_pow2(R)),
                   BLOCK_P=next_pow2(P), num_warps=run_warps(H), PDL=pdl, launch_pdl=pdl)
     n_phases = (2 if selective else 1) * n
+    if profile is not None and (not persistent or profile.dtype != torch.int64
+                                or tuple(profile.shape) != (P, n_phases + 1, 2) or not profile.is_contiguous()):
+        raise KernelError(f"{op}: a profile needs a persistent launch (mode 'cluster' or '1', here {form!r}) and a "
+                          f"contiguous int64 buffer ({P}, {n_phases + 1}, 2), got {tuple(profile.shape)}")
+    consts.update(PROFILE=profile is not None)
+    prof = profile if profile is not None else scratch["counter"]
     # out_proj partials summed BLOCK_PC programs at a time: at most 8192 values per load (registers)
     block_pc = min(consts["BLOCK_P"], max(1, 8192 // (consts["BLOCK_B"] * consts["BLOCK_H"])))
     consts.update(POLLS=RUN_POLLS, BLOCK_PC=block_pc)
     if cluster:
-        launch_cluster(_run_kernel, P, *args, 0, CLUSTER=True, **consts)
+        launch_cluster(_run_kernel, P, *args, 0, prof, CLUSTER=True, **consts)
         return outs[n]
     for phase in [0] if persistent else range(n_phases + 1):
-        launch_named(_run_kernel, (P,), *args, phase, **consts)
+        launch_named(_run_kernel, (P,), *args, phase, prof, **consts)
     return outs[n]
 
 
 def mamba_s6_run_step_triton(x: Tensor, w: S6Stack, conv_state: Tensor, h: Tensor, outs: Tensor,
                              scratch: dict[str, Tensor], res: Tensor | None = None, res_first: int = 0,
                              res_reversed: bool = False, block_e: int | None = None, mode: str | None = None,
-                             x0b: Tensor | None = None, tail: Tensor | None = None) -> Tensor:
+                             x0b: Tensor | None = None, tail: Tensor | None = None,
+                             profile: Tensor | None = None) -> Tensor:
     """One step of a run of n ``mamba-s6`` blocks for x (B, H), B < 16; updates ``conv_state`` (n, B, E, K-1) and
     ``h`` (n, B, E, N) IN PLACE and writes ``outs`` (n + 1, B, H): outs[j] the input of block j, outs[n] the run's
     output (returned).
@@ -595,18 +640,22 @@ def mamba_s6_run_step_triton(x: Tensor, w: S6Stack, conv_state: Tensor, h: Tenso
     "split" (one launch per phase); default :func:`runs_mode`, and always "split" in the CPU interpreter where more
     than one program would need a barrier. ``x0b`` (B, H): added to x (the
     UpPool's output and its skip, one launch fewer); ``tail`` (B, H): the output is also written there (the
-    DownPool's buffer slot). x, x0b and tail may have any row stride."""
-    return _run_step(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, mode, x0b, tail)
+    DownPool's buffer slot). x, x0b and tail may have any row stride. ``profile``: an in-kernel profile's buffer
+    (:func:`run_profile_buffer`; persistent modes only)."""
+    return _run_step(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, mode, x0b, tail,
+                     profile)
 
 
 def mamba_lti_run_step_triton(x: Tensor, w: LTIStack, conv_state: Tensor, h: Tensor, outs: Tensor,
                               scratch: dict[str, Tensor], res: Tensor | None = None, res_first: int = 0,
                               res_reversed: bool = False, block_e: int | None = None, mode: str | None = None,
-                              x0b: Tensor | None = None, tail: Tensor | None = None) -> Tensor:
+                              x0b: Tensor | None = None, tail: Tensor | None = None,
+                              profile: Tensor | None = None) -> Tensor:
     """:func:`mamba_s6_run_step_triton` for a run of ``mamba-s4`` (complex; h (n, B, E, N) complex64) or
     ``mamba-s4-real`` blocks (h float32 or bf16): one phase and one barrier per block (the state update needs no sum
     over channels)."""
-    return _run_step(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, mode, x0b, tail)
+    return _run_step(x, w, conv_state, h, outs, scratch, res, res_first, res_reversed, block_e, mode, x0b, tail,
+                     profile)
 
 
 def _ref_front(x: Tensor, w: S6Stack | LTIStack, j: int, conv_state: Tensor) -> tuple[Tensor, Tensor]:

@@ -61,6 +61,9 @@ def test_kernels_compile_for_sm90():
     clustered = ["CLUSTER" in ln.split(":")[0].split() for ln in runs]  # a label names a true flag bare
     assert runs and all((", barrier.cluster " in ln) == c for ln, c in zip(runs, clustered, strict=True)), runs
     assert any(clustered), runs
+    # the in-kernel profile's variant (its clock reads) compiles beside the plain one
+    profiled = [ln for ln in runs if "PROFILE" in ln.split(":")[0].split()]
+    assert len(profiled) == 1 and profiled[0].split(":")[0].replace(" PROFILE", "") in [ln.split(":")[0] for ln in runs], runs
     # the generation step kernels without masks (sizes that are multiples of the tiles: ``EVEN``) compile to fewer
     # instructions than with them (sm_90, 2026-12-04: in_proj + conv 2200 -> 1632, state update 3272 -> 2432)
     def sass(line: str) -> int:

@@ -363,3 +363,23 @@ def test_a_barrier_that_never_opens_ends_with_an_error(monkeypatch) -> None:
                              torch.zeros(n, 1, E, N), torch.empty(n + 1, 1, H), scratch, block_e=16, mode="1")
     with pytest.raises(KernelError, match="gave up waiting at a grid barrier"):
         check_runs_scratch(scratch)
+
+
+def test_run_profile_needs_a_persistent_launch() -> None:
+    """The in-kernel profile (``profile=``) is refused for one launch per phase and for a buffer of the wrong shape,
+    in one line, before anything runs."""
+    from audiomamba.kernels.triton_mamba_run import run_profile_buffer
+
+    gen = torch.Generator().manual_seed(0)
+    dev = kernel_device()
+    n, H, E, N, R, K = 2, 32, 64, 16, 2, 4
+    w = random_s6_stack(n, H, E, N, R, K, gen, dev)
+    conv, h = torch.zeros(n, 1, E, K - 1, device=dev), torch.zeros(n, 1, E, N, device=dev)
+    scratch = run_scratch(1, H, E, N, R, torch.device(dev), 16)
+    prof = run_profile_buffer(w, 16, torch.device(dev))
+    assert tuple(prof.shape) == (4, 2 * n + 1, 2) and prof.dtype == torch.int64
+    x, outs = torch.zeros(1, H, device=dev), torch.empty(n + 1, 1, H, device=dev)
+    with pytest.raises(KernelError, match="a profile needs a persistent launch"):
+        mamba_s6_run_step_triton(x, w, conv, h, outs, scratch, block_e=16, mode="split", profile=prof)
+    with pytest.raises(KernelError, match=r"\(4, 5, 2\)"):
+        mamba_s6_run_step_triton(x, w, conv, h, outs, scratch, block_e=16, mode="1", profile=prof[:, :3])

@@ -431,6 +431,11 @@ run runs16 bash -c "for p in sc09-large sc09-small youtubemix; do for k in mamba
 run runs16-width bash -c "for k in mamba-s4-real mamba-s4; do $ST --preset sc09-large --block \$k \
   --var AUDIOMAMBA_STEP_RUN_E --configs '32;fit' --out $RES/runs16-width-\$k.md; done; AUDIOMAMBA_STEP_RUNS=cluster $ST \
   --preset sc09-large --block mamba-s6 --var AUDIOMAMBA_STEP_RUN_E --configs '32;fit' --out $RES/runs16-width-mamba-s6.md"
+# (issue 18, 2026-12-07) where a one-stream run's step spends its time, read from inside the kernel (PROFILE: each
+# program's SM clock at every phase's start and barrier): work per phase, the barrier, the kernel against the launch
+run run-profile bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_bench_run_profile.py; \
+  for p in sc09-small sc09-large; do for k in mamba-s4-real mamba-s6 mamba-s4; do timeout 120 python3 -m \
+  audiomamba.bench.run_profile --preset \$p --block \$k --out $RES/run-profile-\$p-\$k.md; done; done"
 # the same table with every call (ours, the peer's) replayed from a CUDA graph: the GPU's time without the host's
 # (the short-L rows are bound by the host in eager mode). One H100 2026-12-07 04:39 UTC: 28 of 32 rows >= 1.0x; 04:41
 # with AUDIOMAMBA_SCAN_BWD_SEG_L=16384 AUDIOMAMBA_SCAN_BWD_MAXNREG=128 (the defaults since, for real A; the cap for
