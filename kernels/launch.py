@@ -264,6 +264,7 @@ def allow_cluster(compiled, ctas: int) -> None:
     import triton
 
     query = getattr(triton.runtime.driver.active.utils, "cuOccupancyMaxActiveClusters", None)
+    compiled.run  # noqa: B018  (loads the module: the CUDA function handle is set then)
     fits = query(compiled.function, compiled.metadata.shared, ctas) if query is not None else 0
     if fits < 1:
         raise KernelError(f"launch_cluster: this GPU (or Triton) cannot launch a cluster of {ctas} CTAs of this "
