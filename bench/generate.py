@@ -467,8 +467,8 @@ def groups_note(dev: torch.device) -> str:
     states += _step_precision_note() or (f"; batched step tiles: {default_precision()} (AUDIOMAMBA_STEP_PRECISION "
                                          "unset)" if dev.type == "cuda" else "")
     runs = states + ("; block runs: per-block launches" if mode == "0" else
-            ("; block runs: runs of LTI blocks on a GPU, one cluster each where they fit (AUDIOMAMBA_STEP_RUNS "
-             "unset; fewer than 16 rows)")
+            ("; block runs: every run of Mamba blocks on a GPU, one cluster each where it fits, else split "
+             "(AUDIOMAMBA_STEP_RUNS unset; fewer than 16 rows)")
             if mode == "auto" else
             f"; block runs: AUDIOMAMBA_STEP_RUNS={mode} (fewer than 16 rows)")
     overlap = os.environ.get("AUDIOMAMBA_STEP_OVERLAP", "").strip()

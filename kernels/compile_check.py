@@ -182,9 +182,10 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 for selective, cplx in ((True, False), (False, True), (False, False)):
                     for persistent in (True, False) if selective or not quick else (True,):
                         kind = dict(run, SELECTIVE=selective, IS_COMPLEX=cplx, PERSISTENT=persistent)
-                        out.append(Variant("run", tuple(kind.items()), run_warps(H)))
+                        out.append(Variant("run", tuple(kind.items()), run_warps(H, selective)))
                     # persistent as one thread-block cluster, its programs meeting at the hardware barrier
-                    out.append(Variant("run", tuple(dict(kind, PERSISTENT=True, CLUSTER=True).items()), run_warps(H)))
+                    out.append(Variant("run", tuple(dict(kind, PERSISTENT=True, CLUSTER=True).items()),
+                                       run_warps(H, selective)))
                 # with the in-kernel profile's clock reads (bench.run_profile)
                 out.append(Variant("run", tuple(dict(kind, PERSISTENT=True, CLUSTER=True, PROFILE=True).items()),
                                    run_warps(H)))

@@ -51,16 +51,25 @@ channels differs. :func:`run_step_ref` is the PyTorch reference.
 Built 2026-12-04 on a CPU machine (interpreter tests; sm_90 compile checks, ``compile_check --only run``: 209-255
 registers, spills of 0-256 B); timed on an H200 on 2026-12-05 (``python -m audiomamba.bench.step_tiles --var
 AUDIOMAMBA_STEP_RUNS --configs "0;1;split" --batch 1``): one launch per phase ("split") beat the persistent grid for
-every block kind, and the per-block launches for LTI blocks only, so by default (:func:`runs_mode` "auto") the Stepper
-attaches runs of LTI blocks on a GPU (:meth:`audiomamba.model.unet.AudioUNet.attach_runs`).
+every block kind, and the per-block launches for LTI blocks only, so the Stepper attached runs of LTI blocks on a GPU
+by default (:meth:`audiomamba.model.unet.AudioUNet.attach_runs`); since 2026-12-07, as clusters, runs of every
+kind (:func:`runs_mode`).
 
 A grid barrier costs about what a launch does (0.76 µs at 8 programs against 0.93 µs per launch in a CUDA graph, one
 H100, 2026-12-07 11:56, ``python -m audiomamba.bench.sync_cost``); the hardware barrier of a thread-block cluster
 (sm_90) 0.40-0.43 µs at 2-8 CTAs (0.56-0.62 µs with an exchange of values through L2). So where a run's programs
-fit in one cluster (at most :data:`CLUSTER_MAX`), the persistent launch goes out as ONE cluster
-(:func:`kernels.launch.launch_cluster`; ``CLUSTER``) and its programs meet at the hardware barrier: the default for
-the LTI runs since 2026-12-07 (one sc09-small stream 1.11x / 1.07x the split runs for ``mamba-s4-real`` /
-``mamba-s4``, youtubemix 1.10x / 1.06x; one H100); elsewhere the runs stay split.
+fit in one cluster (at most :data:`CLUSTER_MAX`: 16, a non-portable size past 8 that H100 and H200 launch), the
+persistent launch goes out as ONE cluster (:func:`kernels.launch.launch_cluster`; ``CLUSTER``) and its programs meet
+at the hardware barrier: the default for every run since 2026-12-07 (:func:`runs_mode`); elsewhere the runs stay
+split.
+
+Where the time goes (``python -m audiomamba.bench.run_profile``: ``PROFILE`` reads each program's SM clock at every
+phase's start and barrier; one H100, 2026-12-07 14:47, 1980 MHz): in sc09-small's 16 kHz ``mamba-s4-real`` run (8
+blocks, 8 programs, 19.0 µs per launch) a block's phase is 3586 cycles of one program's work (1.8 µs: loads from L2
+and a chain of reductions and layout changes, 43 CTA barriers in the loop's body at sm_90) and 887 cycles at the
+cluster barrier (19 % of the kernel); ``mamba-s6`` 3537 + 2387 cycles of work per block (phases A and B) and two
+barriers of ~955. The launches themselves are 2-4 % of a run's time. So one stream is bound by each phase's
+dependent work, not by the synchronisation.
 """
 
 from __future__ import annotations
@@ -97,60 +106,59 @@ RUNS_MODES = ("0", "1", "split", "cluster")
 CLUSTER_MAX = CLUSTER_MAX_CTAS
 #: d_inner channels per program (``AUDIOMAMBA_STEP_RUN_E`` overrides; a power of two)
 RUN_BLOCK_E = 16
-#: the most channels per program ``AUDIOMAMBA_STEP_RUN_E=fit`` takes (128 at 4 warps spills on sm_90)
-RUN_FIT_MAX_E = 64
 #: warps per program: 4, or 8 from this block width up (the one-stream tiles span all H columns; sm_90 compile checks:
 #: 4 warps spill at H = 256)
 RUN_WARPS = 4
 RUN_WIDE_H = 256
+#: selective runs this wide or narrower take one warp per program (no reduction or layout change crosses warps)
+RUN_ONE_WARP_H = 64
 
 
 def runs_mode() -> str:
     """``AUDIOMAMBA_STEP_RUNS``: "0" (off), "1" (persistent), "split" or "cluster" (persistent, its programs one
     thread-block cluster meeting at the hardware cluster barrier where they are at most :data:`CLUSTER_MAX`, on a
-    sm_90+ GPU; else as "1"); unset: "auto": runs of LTI blocks on a GPU, none of ``mamba-s6`` (on an H200,
-    2026-12-05, one sc09-small stream ran 1.20x / 1.69x with split runs of ``mamba-s4-real`` / ``mamba-s4`` blocks,
-    0.95x of ``mamba-s6``), each launched as one cluster where its programs fit in one, else split (one H100,
-    2026-12-07 11:58: one sc09-small stream 1.11x / 1.07x against split runs, youtubemix 1.10x / 1.06x; ``mamba-s6``
-    runs as a cluster 1.01x against the per-block launches, so they stay off; sc09-large's 12+ programs per run do
-    not fit, and as grid-barrier runs they were 0.94-0.96x). A bad value is a one-line KernelError."""
+    sm_90+ GPU; else as "1"); unset: "auto": on a GPU, runs of every kind of Mamba block, each launched as one
+    cluster where its programs fit in one, else split (:func:`launch_form`). One H100, 2026-12-07, one stream
+    against split runs: sc09-small ``mamba-s4-real`` / ``mamba-s4`` 1.13x / 1.09x, sc09-large 1.08x / 1.04x (its
+    16 kHz runs of 12 programs, a non-portable cluster), youtubemix 1.13x / 1.07x; ``mamba-s6`` runs (off by default
+    until then: as clusters of 4 warps per program 1.01x the per-block launches at sc09-small) with one warp per
+    program where the run is at most :data:`RUN_ONE_WARP_H` wide: 1.09x / 1.06x / 1.09x the per-block launches at
+    sc09-small / sc09-large / youtubemix. A bad value is a one-line KernelError."""
     flag = os.environ.get("AUDIOMAMBA_STEP_RUNS", "").strip().lower()
     if not flag:
         return "auto"
     if flag not in RUNS_MODES:
         raise KernelError(f"AUDIOMAMBA_STEP_RUNS={flag!r} in the environment: use 0 (one launch chain per block), 1 "
                           "(one launch per run of blocks), split (one launch per phase), cluster (one launch per run "
-                          "as a thread-block cluster), or leave it unset (runs of LTI blocks on a GPU)")
+                          "as a thread-block cluster), or leave it unset (every run on a GPU, as clusters where they fit)")
     return flag
 
 
-def run_warps(H: int) -> int:
-    """Warps per program of a run's launch: ``AUDIOMAMBA_STEP_RUN_WARPS``, else :data:`RUN_WARPS` (twice that from
-    :data:`RUN_WIDE_H` columns)."""
+def run_warps(H: int, selective: bool = False) -> int:
+    """Warps per program of a run's launch: ``AUDIOMAMBA_STEP_RUN_WARPS``, else one for a ``selective`` run at most
+    :data:`RUN_ONE_WARP_H` wide, else :data:`RUN_WARPS` (twice that from :data:`RUN_WIDE_H` columns). One H100,
+    2026-12-07 14:50-14:52, one stream, runs as clusters: one warp ran sc09-small's and youtubemix's ``mamba-s6`` runs
+    1.08-1.10x (every level at one warp), sc09-large's 0.80x (96+ columns; 4 warps: 1.09x); ``mamba-s4-real`` at
+    1 / 2 / 8 warps 0.79x / 0.86x / 0.88x of 4 (in-kernel, 2 warps made its phase's work 4512 cycles against 3586)."""
     text = os.environ.get("AUDIOMAMBA_STEP_RUN_WARPS", "").strip()
     if text:
         if text not in ("1", "2", "4", "8", "16"):
             raise KernelError(f"AUDIOMAMBA_STEP_RUN_WARPS={text!r} in the environment: use 1, 2, 4, 8 or 16")
         return int(text)
+    if selective and H <= RUN_ONE_WARP_H:
+        return 1
     return RUN_WARPS * (2 if H >= RUN_WIDE_H else 1)
 
 
-def run_block_e(E: int, clusters: bool = False) -> int:
-    """Channels per program: ``AUDIOMAMBA_STEP_RUN_E`` or :data:`RUN_BLOCK_E`, at most next_pow2(E).
-    ``AUDIOMAMBA_STEP_RUN_E=fit``: where the runs can launch as clusters (``clusters``: a sm_90+ GPU), the fewest
-    channels from :data:`RUN_BLOCK_E` up (powers of two, at most :data:`RUN_FIT_MAX_E`) whose programs fit in one
-    cluster of :data:`CLUSTER_MAX` (sc09-large: 16 / 32 / 64 channels at its 16 / 4 / 1 kHz levels, 12 programs each);
-    else :data:`RUN_BLOCK_E`."""
+def run_block_e(E: int) -> int:
+    """Channels per program: ``AUDIOMAMBA_STEP_RUN_E`` or :data:`RUN_BLOCK_E`, at most next_pow2(E). (Wider programs
+    so that sc09-large's runs fit in one cluster each, 16 / 32 / 64 channels at its 16 / 4 / 1 kHz levels, ran 0.51x;
+    32 channels everywhere 0.73x: one H100, 2026-12-07 14:50, ``mamba-s4-real``.)"""
     text = os.environ.get("AUDIOMAMBA_STEP_RUN_E", "").strip()
-    if text == "fit":
-        n = RUN_BLOCK_E
-        while clusters and cdiv(E, n) > CLUSTER_MAX and n < RUN_FIT_MAX_E:
-            n *= 2
-        return min(n, next_pow2(E))
     n = int(text) if text.isdigit() else RUN_BLOCK_E
     if text and (not text.isdigit() or n < 1 or n & (n - 1)):
         raise KernelError(f"AUDIOMAMBA_STEP_RUN_E={text!r} in the environment: give a power of two (channels per "
-                          "program of a run's launch) or fit (the fewest whose programs fit in one cluster)")
+                          "program of a run's launch)")
     return min(n, next_pow2(E))
 
 
@@ -606,7 +614,7 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     consts = dict(K=K, SELECTIVE=selective, IS_COMPLEX=cplx, RES_REVERSED=res_reversed, PERSISTENT=persistent,
                   BLOCK_B=next_pow2(batch), BLOCK_H=next_pow2(H), BLOCK_E=block_e,
                   BLOCK_N=max(2, next_pow2(N)), BLOCK_R=max(2, next_pow2(R)),
-                  BLOCK_P=next_pow2(P), num_warps=run_warps(H), PDL=pdl, launch_pdl=pdl)
+                  BLOCK_P=next_pow2(P), num_warps=run_warps(H, selective), PDL=pdl, launch_pdl=pdl)
     n_phases = (2 if selective else 1) * n
     if profile is not None and (not persistent or profile.dtype != torch.int64
                                 or tuple(profile.shape) != (P, n_phases + 1, 2) or not profile.is_contiguous()):

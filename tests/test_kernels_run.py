@@ -13,8 +13,10 @@ from audiomamba.kernels.triton_mamba_run import (
     mamba_lti_run_step_triton,
     mamba_s6_run_step_triton,
     run_block_e,
+    run_profile_buffer,
     run_scratch,
     run_step_ref,
+    run_warps,
     runs_mode,
 )
 from kernel_helpers import (
@@ -206,9 +208,8 @@ def test_runs_mode_and_block_e_from_the_environment(monkeypatch) -> None:
         runs_mode()
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_E", "32")
     assert run_block_e(128) == 32 and run_block_e(20) == 32
-    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_E", "fit")  # the fewest channels whose programs fit in one cluster
-    assert run_block_e(192, True) == 16 and run_block_e(384, True) == 32 and run_block_e(768, True) == 64
-    assert run_block_e(4096, True) == 64 and run_block_e(8, True) == 8 and run_block_e(768) == 16
+    monkeypatch.delenv("AUDIOMAMBA_STEP_RUN_WARPS", raising=False)
+    assert run_warps(64, True) == 1 and run_warps(96, True) == 4 and run_warps(64) == 4 and run_warps(256) == 8
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_E", "24")
     with pytest.raises(KernelError, match="power of two"):
         run_block_e(128)
@@ -302,9 +303,9 @@ def test_launch_form_by_mode() -> None:
     assert launch_form("split", True, True) == "split"
 
 
-def test_default_runs_are_the_lti_blocks_on_a_gpu(monkeypatch) -> None:
-    """``AUDIOMAMBA_STEP_RUNS`` unset ("auto"): the Stepper attaches runs of LTI blocks only (``mamba-s6`` runs lost to
-    the per-block launches on an H200), and only on a GPU; 1 / split attach every kind."""
+def test_default_runs_are_every_kind_on_a_gpu(monkeypatch) -> None:
+    """``AUDIOMAMBA_STEP_RUNS`` unset ("auto"): the Stepper attaches runs of every kind of Mamba block, LTI and
+    selective (as clusters where their programs fit in one, else split: :func:`launch_form`), and only on a GPU."""
     from audiomamba.generate.stepper import initial_state
 
     torch.manual_seed(5)
@@ -314,8 +315,8 @@ def test_default_runs_are_the_lti_blocks_on_a_gpu(monkeypatch) -> None:
     monkeypatch.delenv("AUDIOMAMBA_STEP_RUNS", raising=False)
     assert "runs" not in initial_state(model, 1, torch.device("cpu"))["body"]  # CPU: none by default
     state = model.init_state(1, "cpu")
-    assert model.attach_runs(state, lti_only=True) == 2  # the level's down and up runs, not the S6 center
-    assert state["body"]["runs"]["center"] is None and state["body"]["runs"]["down"] is not None
+    assert model.attach_runs(state) == 3  # the level's down and up runs and the S6 center
+    assert all(state["body"]["runs"][k] is not None for k in ("down", "up", "center"))
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUNS", "split")
     assert initial_state(model, 1, torch.device("cpu"))["body"]["runs"]["center"] is not None
 
@@ -368,8 +369,6 @@ def test_a_barrier_that_never_opens_ends_with_an_error(monkeypatch) -> None:
 def test_run_profile_needs_a_persistent_launch() -> None:
     """The in-kernel profile (``profile=``) is refused for one launch per phase and for a buffer of the wrong shape,
     in one line, before anything runs."""
-    from audiomamba.kernels.triton_mamba_run import run_profile_buffer
-
     gen = torch.Generator().manual_seed(0)
     dev = kernel_device()
     n, H, E, N, R, K = 2, 32, 64, 16, 2, 4

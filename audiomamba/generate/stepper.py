@@ -309,7 +309,7 @@ def initial_state(model: nn.Module, batch: int, device: torch.device, dtype: tor
         cast_states(state, dtype)
     mode = runs_mode()
     if mode != "0" and hasattr(model, "attach_runs") and (mode != "auto" or torch.device(device).type == "cuda"):
-        model.attach_runs(state, lti_only=mode == "auto")
+        model.attach_runs(state)
     return state
 
 

@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from audiomamba.kernels.backend import on_sm90
 from audiomamba.kernels.triton_mamba_run import (
     LTIStack,
     S6Stack,
@@ -76,20 +75,18 @@ class BlockRun:
                 c["conv"], c["ssm"] = self.conv_state[i], self.h[i]
         n, batch = len(blocks), self.h.shape[1]
         H, N = self.weights.norm_weight.shape[1], self.weights.A.shape[2]
-        self.block_e = run_block_e(E, on_sm90(self.h))
+        self.block_e = run_block_e(E)
         # the blocks' outputs (activations) in the weights' dtype: the states may be stored narrower (bf16)
         self.outs = torch.empty((n + 1, batch, H), device=self.h.device, dtype=self.weights.norm_weight.dtype)
         self.scratch = run_scratch(batch, H, E, N, R, self.h.device, self.block_e)
 
     @staticmethod
-    def make(blocks: nn.ModuleList, states: list[Any], lti_only: bool = False) -> BlockRun | None:
+    def make(blocks: nn.ModuleList, states: list[Any]) -> BlockRun | None:
         """A run of ``blocks`` (their step states ``states``), or None where the kernel does not step them: no
-        blocks, blocks of another kind or of different kinds (or ``mamba-s6`` with ``lti_only``), or more than
+        blocks, blocks of another kind or of different kinds, or more than
         :data:`RUN_MAX_ROWS` rows."""
         kinds = {type(b) for b in blocks}
         if len(kinds) != 1 or not kinds <= RUN_BLOCKS or any(len(b.layers) != 1 for b in blocks):
-            return None
-        if lti_only and kinds == {MambaS6Block}:
             return None
         h = states[0][0]["ssm"]
         if h.shape[0] > RUN_MAX_ROWS:

@@ -331,17 +331,15 @@ class Level(nn.Module):
         if isinstance(self.inner, Level):
             self.inner.shift_pools(state["inner"], outer=False)
 
-    def attach_runs(self, state: dict[str, Any], lti_only: bool = False) -> int:
+    def attach_runs(self, state: dict[str, Any]) -> int:
         """Give this level's (and its inner levels') runs of Mamba blocks a :class:`BlockRun` in ``state``
-        (one launch per run and step, for fewer than 16 rows; with ``lti_only`` the LTI blocks' runs only); returns
-        how many runs got one."""
-        runs = {"down": BlockRun.make(self.down, state["down"], lti_only),
-                "up": BlockRun.make(self.up, state["up"], lti_only)}
+        (one launch per run and step, for fewer than 16 rows); returns how many runs got one."""
+        runs = {"down": BlockRun.make(self.down, state["down"]), "up": BlockRun.make(self.up, state["up"])}
         if isinstance(self.inner, Center):
-            runs["center"] = BlockRun.make(self.inner.blocks, state["inner"], lti_only)
+            runs["center"] = BlockRun.make(self.inner.blocks, state["inner"])
             inner = 0
         else:
-            inner = self.inner.attach_runs(state["inner"], lti_only)
+            inner = self.inner.attach_runs(state["inner"])
         state["runs"] = runs
         return inner + sum(r is not None for r in runs.values())
 
@@ -365,12 +363,11 @@ class AudioUNet(nn.Module):
         self.norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
         self.head = nn.Linear(cfg.d_model, cfg.vocab)
 
-    def attach_runs(self, state: dict[str, Any], lti_only: bool = False) -> int:
-        """Step every run of consecutive Mamba blocks of one kind (a stage's down blocks, its up blocks, the center;
-        with ``lti_only`` only ``mamba-s4`` / ``mamba-s4-real`` runs) as one launch (:mod:`audiomamba.model.runs`;
-        one stream, fewer than 16 rows). The runs hold copies of the weights as they are now. Returns how many runs
-        were attached (0 for a model without pooling)."""
-        return self.body.attach_runs(state["body"], lti_only) if isinstance(self.body, Level) else 0
+    def attach_runs(self, state: dict[str, Any]) -> int:
+        """Step every run of consecutive Mamba blocks of one kind (a stage's down blocks, its up blocks, the center)
+        as one launch (:mod:`audiomamba.model.runs`; one stream, fewer than 16 rows). The runs hold copies of the
+        weights as they are now. Returns how many runs were attached (0 for a model without pooling)."""
+        return self.body.attach_runs(state["body"]) if isinstance(self.body, Level) else 0
 
     def set_phase(self, state: dict[str, Any], step: int) -> None:
         """Set every pooling position in ``state`` to where it is after ``step`` full-rate steps (:meth:`Level.set_phase`;
