@@ -42,7 +42,8 @@ def sm_clock_mhz() -> float | None:
 def level_runs(state: dict, pools: list[int], rate: float = 16000.0) -> list[tuple[str, object]]:
     """(where, BlockRun) of every run attached in a U-Net level's step state (``pools``: its pooling factor and its
     inner levels') and its inner levels'."""
-    out = [(f"{rate / 1000:g} kHz {part}", run) for part, run in state.get("runs", {}).items() if run is not None]
+    out = [(f"{(rate / pools[0] if part == 'center' else rate) / 1000:g} kHz {part}", run)  # the center: pooled
+           for part, run in state.get("runs", {}).items() if run is not None]
     inner = state.get("inner")
     if isinstance(inner, dict) and "runs" in inner:
         out += level_runs(inner, pools[1:], rate / pools[0])

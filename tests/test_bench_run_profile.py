@@ -28,7 +28,7 @@ def test_level_runs_names_each_level_by_its_rate():
     inner = {"runs": {"down": "d1", "up": None, "center": "c"}, "inner": [object()]}
     body = {"runs": {"down": "d0", "up": "u0"}, "inner": inner}
     assert level_runs(body, [4, 4]) == [("16 kHz down", "d0"), ("16 kHz up", "u0"), ("4 kHz down", "d1"),
-                                        ("4 kHz center", "c")]
+                                        ("1 kHz center", "c")]
 
 
 def test_main_says_it_needs_a_gpu(capsys):

@@ -417,22 +417,24 @@ run runs-cluster bash -c "for k in mamba-s6 mamba-s4-real mamba-s4; do timeout 2
   --var AUDIOMAMBA_STEP_RUNS --configs 'cluster;1;split' --batch 1 --steps 2048 --rounds 3 --block \$k \
   --out $RES/runs-cluster-\$k.md; done"
 # (issue 18, 2026-12-07 afternoon) clusters past the portable 8 CTAs (up to 16, kernels.launch.allow_cluster): the
-# default (auto) now launches runs of 9-16 programs as one cluster too (sc09-large's 16 kHz level, 12 programs;
+# default (auto) launches runs of 9-16 programs as one cluster too (sc09-large's 16 kHz level, 12 programs;
 # sc09-small's 4 kHz level, 16): the non-portable cluster tests, then the default against split runs per preset and
-# LTI block type, mamba-s6 runs as clusters against none (its default), and 32 channels per program (sc09-large:
-# 6 / 12 / 24 programs per level instead of 12 / 24 / 48; "fit": 16 / 32 / 64, 12 each: one cluster per run)
+# LTI block type, and mamba-s6 runs against the per-block launches. One H100 14:41-14:53 UTC (the first run of the
+# tests failed on a CUDA function handle not yet loaded, fixed in allow_cluster; then 26 passed): against split
+# 1.13x / 1.09x (sc09-small s4-real / s4), 1.08x / 1.04x (sc09-large), 1.13x / 1.07x (youtubemix); mamba-s6 runs
+# (default since, one warp at 64 columns or fewer) 1.09x / 1.06x / 1.09x the per-block launches. 32 channels per
+# program (sc09-large: 6 / 12 / 24 programs per level) ran 0.73x, so 16 stay.
 run runs16-tests timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_kernels_run.py tests/test_generate_gpu.py \
   -k "cluster or block_runs_change_no_sample"
 ST="timeout 200 python3 -m audiomamba.bench.step_tiles --batch 1 --steps 2048 --rounds 3"
 run runs16 bash -c "for p in sc09-large sc09-small youtubemix; do for k in mamba-s4-real mamba-s4; do $ST --preset \$p \
-  --block \$k --var AUDIOMAMBA_STEP_RUNS --configs split --out $RES/runs16-\$p-\$k.md; done; done; \
-  for p in sc09-large sc09-small; do $ST --preset \$p --block mamba-s6 --var AUDIOMAMBA_STEP_RUNS --configs cluster \
-  --out $RES/runs16-\$p-mamba-s6.md; done"
+  --block \$k --var AUDIOMAMBA_STEP_RUNS --configs split --out $RES/runs16-\$p-\$k.md; done; \
+  $ST --preset \$p --block mamba-s6 --var AUDIOMAMBA_STEP_RUNS --configs '0;cluster' --out $RES/runs16-\$p-mamba-s6.md; done"
 run runs16-width bash -c "for k in mamba-s4-real mamba-s4; do $ST --preset sc09-large --block \$k \
-  --var AUDIOMAMBA_STEP_RUN_E --configs '32;fit' --out $RES/runs16-width-\$k.md; done; AUDIOMAMBA_STEP_RUNS=cluster $ST \
-  --preset sc09-large --block mamba-s6 --var AUDIOMAMBA_STEP_RUN_E --configs '32;fit' --out $RES/runs16-width-mamba-s6.md"
+  --var AUDIOMAMBA_STEP_RUN_E --configs 32 --out $RES/runs16-width-\$k.md; done"
 # (issue 18, 2026-12-07) where a one-stream run's step spends its time, read from inside the kernel (PROFILE: each
-# program's SM clock at every phase's start and barrier): work per phase, the barrier, the kernel against the launch
+# program's SM clock at every phase's start and barrier): work per phase, the barrier, the kernel against the launch.
+# One H100 14:47: sc09-small s4-real's 16 kHz block phase 3586 cycles of work against 887 at the barrier (19 %)
 run run-profile bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_bench_run_profile.py; \
   for p in sc09-small sc09-large; do for k in mamba-s4-real mamba-s6 mamba-s4; do timeout 120 python3 -m \
   audiomamba.bench.run_profile --preset \$p --block \$k --out $RES/run-profile-\$p-\$k.md; done; done"
