@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 
 import torch
 from audiomamba.bench.device import device_name, emit_report
+from audiomamba.bench.fused_step import graph_us
 from audiomamba.bench.generate import cuda_model
 from audiomamba.kernels.triton_mamba_run import S6Stack, run_profile, run_profile_buffer
 
@@ -68,23 +69,7 @@ def profile_run(run, mode: str, steps: int) -> dict[str, float]:
         for k, v in run_profile(prof, isinstance(w, S6Stack)).items():
             parts.setdefault(k, []).append(v)
     out = {k: statistics.median(v) for k, v in parts.items()}
-    launch()
-    torch.cuda.synchronize()
-    graph, reps = torch.cuda.CUDAGraph(), 50
-    with torch.cuda.graph(graph):
-        for _ in range(reps):
-            launch()
-    graph.replay()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    times = []
-    for _ in range(5):
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1e3 / reps)
-    out["launch us"] = statistics.median(times)
+    out["launch us"] = graph_us(launch, calls=50, replays=5)
     return out
 
 
