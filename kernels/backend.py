@@ -96,3 +96,10 @@ def on_sm90(t: torch.Tensor) -> bool:
     """Whether ``t`` lives on a sm_90+ GPU and kernels run compiled (not in the interpreter): what PDL and
     thread-block clusters (:func:`kernels.launch.launch_cluster`) need."""
     return t.is_cuda and not interpreting() and torch.cuda.get_device_capability(t.device)[0] >= 9
+
+
+def cluster_ctas_max(t: torch.Tensor) -> int:
+    """The largest thread-block cluster a run launches on ``t``'s GPU (:func:`on_sm90` first): 16, a non-portable
+    size, on the data-centre parts that launch it (sm_90 H100 / H200, sm_100 B200: Triton's launcher says so); else
+    the portable 8."""
+    return 16 if torch.cuda.get_device_capability(t.device)[0] in (9, 10) else 8

@@ -83,7 +83,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .backend import interpreting, on_sm90, pdl_enabled
+from .backend import cluster_ctas_max, interpreting, on_sm90, pdl_enabled
 from .checks import REAL_STATE_DTYPES
 from .errors import KernelError
 from .launch import CLUSTER_MAX_CTAS, cdiv, launch_cluster, launch_named, next_pow2
@@ -593,7 +593,7 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     if scratch["xp"].shape[0] != P:  # the barrier's counter assumes one grid size per scratch
         raise ValueError(f"{op}: scratch is for {scratch['xp'].shape[0]} programs, the launch has {P} ({block_e} "
                          "channels each): pass the block_e given to run_scratch")
-    fits_cluster = P <= CLUSTER_MAX and on_sm90(x)
+    fits_cluster = on_sm90(x) and P <= min(CLUSTER_MAX, cluster_ctas_max(x))
     # a grid barrier needs every program resident at once (one SM each at most); the interpreter runs them in turn
     resident = (not (interpreting() and P > 1 and not _INTERPRETER_BARRIERS)
                 and not (x.is_cuda and P > torch.cuda.get_device_properties(x.device).multi_processor_count))

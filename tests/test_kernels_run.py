@@ -303,6 +303,16 @@ def test_launch_form_by_mode() -> None:
     assert launch_form("split", True, True) == "split"
 
 
+def test_cluster_size_by_gpu(monkeypatch) -> None:
+    """Runs of 9-16 programs launch as one (non-portable) cluster only on the parts that launch 16 (sm_90, sm_100);
+    elsewhere the portable 8."""
+    from audiomamba.kernels.backend import cluster_ctas_max
+
+    for cap, most in (((9, 0), 16), ((10, 0), 16), ((12, 0), 8)):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, cap=cap: cap)
+        assert cluster_ctas_max(torch.zeros(1)) == most
+
+
 def test_default_runs_are_every_kind_on_a_gpu(monkeypatch) -> None:
     """``AUDIOMAMBA_STEP_RUNS`` unset ("auto"): the Stepper attaches runs of every kind of Mamba block, LTI and
     selective (as clusters where their programs fit in one, else split: :func:`launch_form`), and only on a GPU."""
