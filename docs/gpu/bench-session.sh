@@ -438,6 +438,14 @@ run runs16-width bash -c "for k in mamba-s4-real mamba-s4; do $ST --preset sc09-
 run run-profile bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_bench_run_profile.py; \
   for p in sc09-small sc09-large; do for k in mamba-s4-real mamba-s6 mamba-s4; do timeout 120 python3 -m \
   audiomamba.bench.run_profile --preset \$p --block \$k --out $RES/run-profile-\$p-\$k.md; done; done"
+# (issue 18, built 2026-12-07 15:05 on the CPU machine, not yet timed) an LTI run's weights and A, B, C loaded in the
+# 3-D layout of their products (AUDIOMAMBA_STEP_RUN_3D=1): sm_90 CTA barriers in the loop body 43 -> 31 (real, 64
+# columns) and 43 -> 25 (complex), 53 -> 43 at 128 columns (more shuffles there): its GPU tests, the steady step
+# per preset, then the in-kernel profile with it
+run run-3d bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_kernels_run.py -k lti_run_step_matches; \
+  for p in sc09-small sc09-large youtubemix; do for k in mamba-s4-real mamba-s4; do $ST --preset \$p --block \$k \
+  --var AUDIOMAMBA_STEP_RUN_3D --configs 1 --out $RES/run-3d-\$p-\$k.md; done; done; \
+  AUDIOMAMBA_STEP_RUN_3D=1 timeout 120 python3 -m audiomamba.bench.run_profile --out $RES/run-profile-3d.md"
 # the same table with every call (ours, the peer's) replayed from a CUDA graph: the GPU's time without the host's
 # (the short-L rows are bound by the host in eager mode). One H100 2026-12-07 04:39 UTC: 28 of 32 rows >= 1.0x; 04:41
 # with AUDIOMAMBA_SCAN_BWD_SEG_L=16384 AUDIOMAMBA_SCAN_BWD_MAXNREG=128 (the defaults since, for real A; the cap for
