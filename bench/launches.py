@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import inspect
 import sys
 
 import torch
@@ -63,11 +64,12 @@ def counting():
     def getitem(fn, grid):
         name = fn.fn.__name__
         launcher = real(fn, grid)
+        params = list(inspect.signature(fn.fn).parameters)
 
         def launch(*args, **kwargs):
             # a run of blocks (AUDIOMAMBA_STEP_RUNS=1) is one persistent launch on a GPU; the interpreter takes it as
-            # one launch per phase (its last argument), so only phase 0 counts
-            if name != "_run_kernel" or args[-1] == 0:
+            # one launch per phase (its ``phase`` argument), so only phase 0 counts
+            if name != "_run_kernel" or args[params.index("phase")] == 0:
                 counts[f"triton.{name}"] += 1
             inside[0] += 1
             try:
