@@ -58,8 +58,7 @@ def profile_run(run, mode: str, steps: int) -> dict[str, float]:
     prof = run_profile_buffer(w, run.block_e, x.device)
 
     def launch(profile=None) -> None:
-        run._step(x, w, run.conv_state, run.h, run.outs, run.scratch, None, 0, False, run.block_e, mode,
-                  profile=profile)
+        run.step(x, mode=mode, profile=profile)
 
     for _ in range(3):
         launch(prof)

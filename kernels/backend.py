@@ -101,5 +101,7 @@ def on_sm90(t: torch.Tensor) -> bool:
 def cluster_ctas_max(t: torch.Tensor) -> int:
     """The largest thread-block cluster a run launches on ``t``'s GPU (:func:`on_sm90` first): 16, a non-portable
     size, on the data-centre parts that launch it (sm_90 H100 / H200, sm_100 B200: Triton's launcher says so); else
-    the portable 8."""
-    return 16 if torch.cuda.get_device_capability(t.device)[0] in (9, 10) else 8
+    the portable 8 (:data:`kernels.launch.CLUSTER_MAX_CTAS`, :data:`kernels.launch.CLUSTER_PORTABLE_CTAS`)."""
+    from .launch import CLUSTER_MAX_CTAS, CLUSTER_PORTABLE_CTAS
+
+    return CLUSTER_MAX_CTAS if torch.cuda.get_device_capability(t.device)[0] in (9, 10) else CLUSTER_PORTABLE_CTAS

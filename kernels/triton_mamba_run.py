@@ -58,7 +58,7 @@ kind (:func:`runs_mode`).
 A grid barrier costs about what a launch does (0.76 µs at 8 programs against 0.93 µs per launch in a CUDA graph, one
 H100, 2026-12-07 11:56, ``python -m audiomamba.bench.sync_cost``); the hardware barrier of a thread-block cluster
 (sm_90) 0.40-0.43 µs at 2-8 CTAs (0.56-0.62 µs with an exchange of values through L2). So where a run's programs
-fit in one cluster (at most :data:`CLUSTER_MAX`: 16, a non-portable size past 8 that H100 and H200 launch), the
+fit in one cluster (at most :func:`kernels.backend.cluster_ctas_max`: 16 on H100 and H200, a non-portable size), the
 persistent launch goes out as ONE cluster (:func:`kernels.launch.launch_cluster`; ``CLUSTER``) and its programs meet
 at the hardware barrier: the default for every run since 2026-12-07 (:func:`runs_mode`); elsewhere the runs stay
 split.
@@ -86,7 +86,7 @@ from torch import Tensor
 from .backend import cluster_ctas_max, interpreting, on_sm90, pdl_enabled
 from .checks import REAL_STATE_DTYPES
 from .errors import KernelError
-from .launch import CLUSTER_MAX_CTAS, cdiv, launch_cluster, launch_named, next_pow2
+from .launch import cdiv, launch_cluster, launch_named, next_pow2
 from .triton_helpers import cluster_barrier, ln_regs, mm, mm3, pdl_wait, sm_clock
 from .triton_mamba_step import (
     _conv_step,
@@ -101,9 +101,6 @@ from .triton_mamba_step import (
 #: ``AUDIOMAMBA_STEP_RUNS``: 0 (off), 1 (one persistent launch per run), split (one launch per phase: the same kernel
 #: without barriers)
 RUNS_MODES = ("0", "1", "split", "cluster")
-#: the most programs a run launches as one cluster (past the portable 8 a non-portable size, which H100 and H200
-#: launch: :func:`kernels.launch.allow_cluster`)
-CLUSTER_MAX = CLUSTER_MAX_CTAS
 #: d_inner channels per program (``AUDIOMAMBA_STEP_RUN_E`` overrides; a power of two)
 RUN_BLOCK_E = 16
 #: warps per program: 4, or 8 from this block width up (the one-stream tiles span all H columns; sm_90 compile checks:
@@ -116,7 +113,8 @@ RUN_ONE_WARP_H = 64
 
 def runs_mode() -> str:
     """``AUDIOMAMBA_STEP_RUNS``: "0" (off), "1" (persistent), "split" or "cluster" (persistent, its programs one
-    thread-block cluster meeting at the hardware cluster barrier where they are at most :data:`CLUSTER_MAX`, on a
+    thread-block cluster meeting at the hardware cluster barrier where they are at most
+    :func:`kernels.backend.cluster_ctas_max`, on a
     sm_90+ GPU; else as "1"); unset: "auto": on a GPU, runs of every kind of Mamba block, each launched as one
     cluster where its programs fit in one, else split (:func:`launch_form`). One H100, 2026-12-07, one stream
     against split runs: sc09-small ``mamba-s4-real`` / ``mamba-s4`` 1.13x / 1.09x, sc09-large 1.08x / 1.04x (its
@@ -617,7 +615,7 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     if scratch["xp"].shape[0] != P:  # the barrier's counter assumes one grid size per scratch
         raise ValueError(f"{op}: scratch is for {scratch['xp'].shape[0]} programs, the launch has {P} ({block_e} "
                          "channels each): pass the block_e given to run_scratch")
-    fits_cluster = on_sm90(x) and P <= min(CLUSTER_MAX, cluster_ctas_max(x))
+    fits_cluster = on_sm90(x) and P <= cluster_ctas_max(x)
     # a grid barrier needs every program resident at once (one SM each at most); the interpreter runs them in turn
     resident = (not (interpreting() and P > 1 and not _INTERPRETER_BARRIERS)
                 and not (x.is_cuda and P > torch.cuda.get_device_properties(x.device).multi_processor_count))

@@ -99,10 +99,11 @@ class BlockRun:
         check_runs_scratch(self.scratch)
 
     def step(self, x: Tensor, res: Tensor | None = None, res_first: int = 0, res_reversed: bool = False,
-             x0b: Tensor | None = None, tail: Tensor | None = None) -> Tensor:
+             x0b: Tensor | None = None, tail: Tensor | None = None, mode: str | None = None,
+             profile: Tensor | None = None) -> Tensor:
         """x (B, H) (+ x0b) -> outs (n + 1, B, H): outs[j] the input of block j, outs[n] the run's output (a buffer
-        the next step overwrites; also written to ``tail``). ``res``: as
+        the next step overwrites; also written to ``tail``). ``res``, ``mode`` and ``profile``: as
         :func:`kernels.triton_mamba_run.mamba_s6_run_step_triton`."""
         self._step(x, self.weights, self.conv_state, self.h, self.outs, self.scratch, res, res_first, res_reversed,
-                   self.block_e, x0b=x0b, tail=tail)
+                   self.block_e, mode, x0b, tail, profile)
         return self.outs
