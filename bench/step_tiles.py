@@ -6,7 +6,7 @@
 With ``--var NAME`` the configurations are values of another environment variable that the step reads (e.g.
 ``--var AUDIOMAMBA_STEP_EVEN --configs 0``: the masked kernels against the default; ``--var AUDIOMAMBA_STEP_RUNS
 --configs "1;split" --batch 1``: one launch per run of blocks against the per-block launches), timed and checked the
-same way, without the per-kernel combination.
+same way, without the per-kernel combination. Several variables at once: ``--var A,B --configs "1,8;2,16"``.
 
 Each configuration is an ``AUDIOMAMBA_STEP_TILES`` value (``kernels.triton_mamba_step.batched_tiles``: rows per
 program, channels and warps per kernel); "default" is the tiles as committed. For each one, the whole model's steady
@@ -72,6 +72,22 @@ def combine(best: dict[str, str]) -> str:
     return ",".join(c for g, c in sorted(best.items()) if c != DEFAULT and g != "all")
 
 
+def set_vars(var: str, config: str) -> None:
+    """Put one configuration in the environment: ``config`` is ``var``'s value, or with several variables (``var``
+    "A,B") their values in the same order ("1,8"); :data:`DEFAULT` unsets them all. (``AUDIOMAMBA_STEP_TILES``
+    values hold commas of their own, so that variable is always alone.)"""
+    names = [var] if var == TILES_VAR else [v.strip() for v in var.split(",")]
+    if config == DEFAULT:
+        for name in names:
+            os.environ.pop(name, None)
+        return
+    values = [config] if var == TILES_VAR else [v.strip() for v in config.split(",")]
+    if len(values) != len(names):
+        raise SystemExit(f"--configs {config!r}: give one value per variable of --var {var} (',' between them)")
+    for name, value in zip(names, values, strict=True):
+        os.environ[name] = value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_model_args(parser)
@@ -79,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="turns each configuration takes (median kept)")
     parser.add_argument("--steps", type=int, default=512, help="full-rate steps timed per turn")
     parser.add_argument("--out", default="", help="also write the report (markdown) here")
-    parser.add_argument("--var", default=TILES_VAR, help="the environment variable whose values --configs lists")
+    parser.add_argument("--var", default=TILES_VAR, help="the environment variable whose values --configs lists "
+                        "(several, ',' between them: each config then gives their values the same way)")
     args = parser.parse_args(argv)
     var, tiles = args.var, args.var == TILES_VAR
     if not tiles and not args.configs.strip():
@@ -91,10 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     configs = [DEFAULT, *([c.strip() for c in args.configs.split(";") if c.strip()] or CONFIGS)]
 
     def setting(config: str) -> None:
-        if config == DEFAULT:
-            os.environ.pop(var, None)
-        else:
-            os.environ[var] = config
+        set_vars(var, config)
         if tiles:
             batched_tiles()  # a bad value fails here, before any launch
 

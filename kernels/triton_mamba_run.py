@@ -86,7 +86,7 @@ from torch import Tensor
 from .backend import cluster_ctas_max, interpreting, on_sm90, pdl_enabled
 from .checks import REAL_STATE_DTYPES
 from .errors import KernelError
-from .launch import cdiv, launch_cluster, launch_named, next_pow2
+from .launch import CLUSTER_MAX_CTAS, cdiv, launch_cluster, launch_named, next_pow2
 from .triton_helpers import cluster_barrier, ln_regs, mm, mm3, pdl_wait, sm_clock
 from .triton_mamba_step import (
     _conv_step,
@@ -160,14 +160,18 @@ def run_warps(H: int, selective: bool = False) -> int:
 
 
 def run_block_e(E: int) -> int:
-    """Channels per program: ``AUDIOMAMBA_STEP_RUN_E`` or :data:`RUN_BLOCK_E`, at most next_pow2(E). (Wider programs
-    so that sc09-large's runs fit in one cluster each, 16 / 32 / 64 channels at its 16 / 4 / 1 kHz levels, ran 0.51x;
-    32 channels everywhere 0.73x: one H100, 2026-12-07 14:50, ``mamba-s4-real``.)"""
-    text = os.environ.get("AUDIOMAMBA_STEP_RUN_E", "").strip()
+    """Channels per program: ``AUDIOMAMBA_STEP_RUN_E`` or :data:`RUN_BLOCK_E`, at most next_pow2(E); ``spread``: the
+    fewest channels that still fit one cluster of :data:`kernels.launch.CLUSTER_MAX_CTAS` programs (8 / 16 / 32 at
+    sc09-small's 16 / 4 / 1 kHz levels: less work per program, more partials to sum). (Wider programs so that
+    sc09-large's runs fit in one cluster each, 16 / 32 / 64 channels at its 16 / 4 / 1 kHz levels, ran 0.51x; 32
+    channels everywhere 0.73x: one H100, 2026-12-07 14:50, ``mamba-s4-real``.)"""
+    text = os.environ.get("AUDIOMAMBA_STEP_RUN_E", "").strip().lower()
+    if text == "spread":
+        return max(1, next_pow2(E) // CLUSTER_MAX_CTAS)
     n = int(text) if text.isdigit() else RUN_BLOCK_E
     if text and (not text.isdigit() or n < 1 or n & (n - 1)):
         raise KernelError(f"AUDIOMAMBA_STEP_RUN_E={text!r} in the environment: give a power of two (channels per "
-                          "program of a run's launch)")
+                          "program of a run's launch) or 'spread'")
     return min(n, next_pow2(E))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 from audiomamba.bench.step_tiles import CONFIGS, DEFAULT, combine, group, main
 from audiomamba.kernels.triton_mamba_step import TILE_KERNEL_KEYS, TILES_BATCHED
@@ -34,3 +36,17 @@ def test_another_variable_needs_its_values():
 
     with pytest.raises(SystemExit, match="--var AUDIOMAMBA_STEP_EVEN: give its values"):
         main(["--var", "AUDIOMAMBA_STEP_EVEN"])
+
+
+def test_several_variables_take_their_values_in_order(monkeypatch):
+    import pytest
+    from audiomamba.bench.step_tiles import set_vars
+
+    monkeypatch.delenv("AUDIOMAMBA_STEP_RUN_E", raising=False)
+    monkeypatch.delenv("AUDIOMAMBA_STEP_RUN_WARPS", raising=False)
+    set_vars("AUDIOMAMBA_STEP_RUN_E,AUDIOMAMBA_STEP_RUN_WARPS", "spread, 2")
+    assert os.environ["AUDIOMAMBA_STEP_RUN_E"] == "spread" and os.environ["AUDIOMAMBA_STEP_RUN_WARPS"] == "2"
+    set_vars("AUDIOMAMBA_STEP_RUN_E,AUDIOMAMBA_STEP_RUN_WARPS", DEFAULT)
+    assert "AUDIOMAMBA_STEP_RUN_E" not in os.environ and "AUDIOMAMBA_STEP_RUN_WARPS" not in os.environ
+    with pytest.raises(SystemExit, match="one value per variable"):
+        set_vars("AUDIOMAMBA_STEP_RUN_E,AUDIOMAMBA_STEP_RUN_WARPS", "8")

@@ -213,6 +213,8 @@ def test_runs_mode_and_block_e_from_the_environment(monkeypatch) -> None:
         runs_mode()
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_E", "32")
     assert run_block_e(128) == 32 and run_block_e(20) == 32
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_E", "spread")  # every run one cluster of 16 programs at most
+    assert run_block_e(128) == 8 and run_block_e(192) == 16 and run_block_e(512) == 32 and run_block_e(8) == 1
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_3D", "yes")
     with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_RUN_3D='yes'"):
         run_three_d()

@@ -446,6 +446,13 @@ run run-3d bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_kernels_
   for p in sc09-small sc09-large youtubemix; do for k in mamba-s4-real mamba-s4; do $ST --preset \$p --block \$k \
   --var AUDIOMAMBA_STEP_RUN_3D --configs 1 --out $RES/run-3d-\$p-\$k.md; done; done; \
   AUDIOMAMBA_STEP_RUN_3D=1 timeout 120 python3 -m audiomamba.bench.run_profile --out $RES/run-profile-3d.md"
+# (issue 18, 2026-12-07 17:20, new) narrower programs, as many as fit one cluster (AUDIOMAMBA_STEP_RUN_E=spread: 8 / 16
+# / 32 channels at sc09-small's 16 / 4 / 1 kHz levels), with the default warps, 2 and 1: one stream per preset and block
+# (one warp not at sc09-large: its 256-512 column tiles)
+run run-spread bash -c "for p in sc09-small youtubemix sc09-large; do C='spread,;spread,2;spread,1'; \
+  [ \$p = sc09-large ] && C='spread,;spread,2'; for k in mamba-s4-real mamba-s4 mamba-s6; do \
+  $ST --preset \$p --block \$k --var AUDIOMAMBA_STEP_RUN_E,AUDIOMAMBA_STEP_RUN_WARPS --configs \"\$C\" \
+  --out $RES/run-spread-\$p-\$k.md; done; done"
 # the same table with every call (ours, the peer's) replayed from a CUDA graph: the GPU's time without the host's
 # (the short-L rows are bound by the host in eager mode). One H100 2026-12-07 04:39 UTC: 28 of 32 rows >= 1.0x; 04:41
 # with AUDIOMAMBA_SCAN_BWD_SEG_L=16384 AUDIOMAMBA_SCAN_BWD_MAXNREG=128 (the defaults since, for real A; the cap for
