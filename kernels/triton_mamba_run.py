@@ -103,6 +103,8 @@ from .triton_mamba_step import (
 RUNS_MODES = ("0", "1", "split", "cluster")
 #: d_inner channels per program (``AUDIOMAMBA_STEP_RUN_E`` overrides; a power of two)
 RUN_BLOCK_E = 16
+#: the fewest d_inner channels per program that :func:`run_block_e` narrows a run to by default
+RUN_MIN_E = 8
 #: warps per program: 4, or 8 from this block width up (the one-stream tiles span all H columns; sm_90 compile checks:
 #: 4 warps spill at H = 256)
 RUN_WARPS = 4
@@ -160,19 +162,22 @@ def run_warps(H: int, selective: bool = False) -> int:
 
 
 def run_block_e(E: int) -> int:
-    """Channels per program: ``AUDIOMAMBA_STEP_RUN_E`` or :data:`RUN_BLOCK_E`, at most next_pow2(E); ``spread``: the
-    fewest channels that still fit one cluster of :data:`kernels.launch.CLUSTER_MAX_CTAS` programs (8 / 16 / 32 at
-    sc09-small's 16 / 4 / 1 kHz levels: less work per program, more partials to sum). (Wider programs so that
-    sc09-large's runs fit in one cluster each, 16 / 32 / 64 channels at its 16 / 4 / 1 kHz levels, ran 0.51x; 32
-    channels everywhere 0.73x: one H100, 2026-12-07 14:50, ``mamba-s4-real``.)"""
+    """Channels per program: ``AUDIOMAMBA_STEP_RUN_E`` (a power of two), else :data:`RUN_BLOCK_E`, or fewer where as
+    few as still fit one cluster of :data:`kernels.launch.CLUSTER_MAX_CTAS` programs are :data:`RUN_MIN_E` or more
+    (128-255 channels: sc09-small's and youtubemix's 16 kHz levels take 8), at most next_pow2(E); ``spread``: as few as fit one
+    cluster, however wide (8 / 16 / 32 at sc09-small's levels). One H100, 2026-12-07 16:55, one stream against 16
+    channels everywhere: ``spread`` 1.04x / 1.13x / 1.06x for sc09-small's ``mamba-s4-real`` / ``mamba-s4`` /
+    ``mamba-s6``, 1.03x / 1.14x / 1.06x for youtubemix's, 0.51x / 0.52x / 0.71x for sc09-large's (32 and 64 channels
+    at its inner levels; 32 channels everywhere 0.73x, 14:50)."""
     text = os.environ.get("AUDIOMAMBA_STEP_RUN_E", "").strip().lower()
+    fit = max(1, next_pow2(E) // CLUSTER_MAX_CTAS)
     if text == "spread":
-        return max(1, next_pow2(E) // CLUSTER_MAX_CTAS)
-    n = int(text) if text.isdigit() else RUN_BLOCK_E
-    if text and (not text.isdigit() or n < 1 or n & (n - 1)):
+        return fit
+    if text and (not text.isdigit() or int(text) < 1 or int(text) & (int(text) - 1)):
         raise KernelError(f"AUDIOMAMBA_STEP_RUN_E={text!r} in the environment: give a power of two (channels per "
                           "program of a run's launch) or 'spread'")
-    return min(n, next_pow2(E))
+    narrow = fit if RUN_MIN_E <= fit < RUN_BLOCK_E else RUN_BLOCK_E
+    return min(int(text) if text else narrow, next_pow2(E))
 
 
 @triton.jit

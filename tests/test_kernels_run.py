@@ -215,6 +215,9 @@ def test_runs_mode_and_block_e_from_the_environment(monkeypatch) -> None:
     assert run_block_e(128) == 32 and run_block_e(20) == 32
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_E", "spread")  # every run one cluster of 16 programs at most
     assert run_block_e(128) == 8 and run_block_e(192) == 16 and run_block_e(512) == 32 and run_block_e(8) == 1
+    monkeypatch.delenv("AUDIOMAMBA_STEP_RUN_E")  # the default: 8 where that fits a cluster, else 16
+    assert run_block_e(128) == 8 and run_block_e(256) == 16 and run_block_e(768) == 16 and run_block_e(64) == 16
+    assert run_block_e(32) == 16 and run_block_e(8) == 8
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_3D", "yes")
     with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_RUN_3D='yes'"):
         run_three_d()
