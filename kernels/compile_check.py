@@ -186,14 +186,9 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                     # persistent as one thread-block cluster, its programs meeting at the hardware barrier
                     out.append(Variant("run", tuple(dict(kind, PERSISTENT=True, CLUSTER=True).items()),
                                        run_warps(H, selective)))
-                # with the in-kernel profile's clock reads (bench.run_profile); the real LTI run's weights loaded in
-                # their products' 3-D layout (AUDIOMAMBA_STEP_RUN_3D)
+                # with the in-kernel profile's clock reads (bench.run_profile)
                 out.append(Variant("run", tuple(dict(kind, PERSISTENT=True, CLUSTER=True, PROFILE=True).items()),
                                    run_warps(H)))
-                out.append(Variant("run", tuple(dict(kind, PERSISTENT=True, CLUSTER=True, THREE_D=True).items()),
-                                   run_warps(H)))
-                out.append(Variant("run", tuple(dict(kind, SELECTIVE=False, IS_COMPLEX=True, PERSISTENT=True,
-                                                     CLUSTER=True, THREE_D=True).items()), run_warps(H)))
         out.append(Variant("norm_linear", tuple(dict(common, HAS_BIAS=True, BLOCK_H=64, BLOCK_V=64).items()), 4))
         out.append(Variant("sample", tuple(dict(GREEDY=not small, MIN_P=False, BLOCK_B=4, BLOCK_V=256).items()), 4))
         if small:  # --min-p sampling

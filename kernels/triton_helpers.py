@@ -111,13 +111,6 @@ def mm(a, b, USE_DOT: tl.constexpr, PREC: tl.constexpr):
 
 
 @triton.jit
-def mm3(a, b3):
-    """a (M, K) @ b3 (1, K, N) in float32 as a broadcast product, b3 already in the product's 3-D shape (loaded
-    so: no layout change of the weights through shared memory, only of ``a``)."""
-    return tl.sum(a[:, :, None] * b3, axis=1)
-
-
-@triton.jit
 def ln_stats(x_ptr, rows, m_b, H, eps, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, EVEN: tl.constexpr = False):
     """LayerNorm mean and 1/std (BLOCK_B,) of rows of x (B, H), two passes over H in chunks (``EVEN``: H a
     multiple of BLOCK_H)."""

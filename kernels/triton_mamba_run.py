@@ -87,7 +87,7 @@ from .backend import cluster_ctas_max, interpreting, on_sm90, pdl_enabled
 from .checks import REAL_STATE_DTYPES
 from .errors import KernelError
 from .launch import CLUSTER_MAX_CTAS, cdiv, launch_cluster, launch_named, next_pow2
-from .triton_helpers import cluster_barrier, ln_regs, mm, mm3, pdl_wait, sm_clock
+from .triton_helpers import cluster_barrier, ln_regs, mm, pdl_wait, sm_clock
 from .triton_mamba_step import (
     _conv_step,
     _conv_taps,
@@ -132,17 +132,6 @@ def runs_mode() -> str:
                           "(one launch per run of blocks), split (one launch per phase), cluster (one launch per run "
                           "as a thread-block cluster), or leave it unset (every run on a GPU, as clusters where they fit)")
     return flag
-
-
-def run_three_d() -> bool:
-    """``AUDIOMAMBA_STEP_RUN_3D=1``: an LTI run loads its weights (in_proj, out_proj) and its SSM's A, B, C in the 3-D
-    layout of the products that use them, so that no weight changes layout through shared memory after the
-    phase's barrier (sm_90, ``compile_check --only run``, the 64-column real LTI cluster run: see BENCHMARKS.md);
-    off by default until it is timed on a GPU."""
-    text = os.environ.get("AUDIOMAMBA_STEP_RUN_3D", "").strip()
-    if text not in ("", "0", "1"):
-        raise KernelError(f"AUDIOMAMBA_STEP_RUN_3D={text!r} in the environment: use 1 (3-D weight loads) or 0")
-    return text == "1"
 
 
 def run_warps(H: int, selective: bool = False) -> int:
@@ -237,14 +226,14 @@ def _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr,
 def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, win_ptr,
                cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first, n_res,
                K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
-               BLOCK_E: tl.constexpr, BLOCK_PC: tl.constexpr, THREE_D: tl.constexpr = False):
+               BLOCK_E: tl.constexpr, BLOCK_PC: tl.constexpr):
     """The start of block j's step: x_j (:func:`_run_x`), its LayerNorm, in_proj and the conv step of this program's
     channels: (u, z) (BLOCK_B, BLOCK_E), 0 where padded. The weights and the conv window load first: none of them
     depends on the other programs, so they are in flight with x's partials."""
     offs_h = tl.arange(0, BLOCK_H)
     m_h = offs_h < H
     m_be = m_b[:, None] & m_e[None, :]
-    w_u, w_z = _in_proj_weights(win_ptr + j * 2 * E * H, offs_e, m_e, offs_h, H, E, False, THREE_D)
+    w_u, w_z = _in_proj_weights(win_ptr + j * 2 * E * H, offs_e, m_e, offs_h, H, E, False)
     nw = tl.load(nw_ptr + j * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
     nb = tl.load(nb_ptr + j * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
     cw = cw_ptr + j * E * K
@@ -255,40 +244,27 @@ def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_
     x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, batch,
                H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_PC)
     xn = ln_regs(x, m_b[:, None] & m_h[None, :], nw, nb, H, eps)
-    if THREE_D:
-        u = mm3(xn, w_u)
-        z = tl.where(m_be, mm3(xn, w_z), 0.0)
-    else:
-        u = mm(xn, w_u, False, "ieee")
-        z = tl.where(m_be, mm(xn, w_z, False, "ieee"), 0.0)
+    u = mm(xn, w_u, False, "ieee")
+    z = tl.where(m_be, mm(xn, w_z, False, "ieee"), 0.0)
     u = tl.where(m_be, _conv_step(win, taps, u, w_last, bias, m_be, conv, K), 0.0)
     return u, z
 
 
 @triton.jit
-def _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H: tl.constexpr, THREE_D: tl.constexpr = False):
-    """Block j's out_proj columns of this program's channels: (BLOCK_E, BLOCK_H) float32 (``THREE_D``: (1, BLOCK_E,
-    BLOCK_H), in the layout of :func:`kernels.triton_helpers.mm3`'s products)."""
+def _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H: tl.constexpr):
+    """Block j's out_proj columns of this program's channels: (BLOCK_E, BLOCK_H) float32."""
     offs_h = tl.arange(0, BLOCK_H)
-    off = offs_h[None, :] * E + offs_e[:, None]
-    mask = m_e[:, None] & (offs_h < H)[None, :]
-    if THREE_D:
-        off = off[None]
-        mask = mask[None]
-    return tl.load(wout_ptr + j * H * E + off, mask=mask, other=0.0).to(tl.float32)
+    return tl.load(wout_ptr + j * H * E + offs_h[None, :] * E + offs_e[:, None],
+                   mask=m_e[:, None] & (offs_h < H)[None, :], other=0.0).to(tl.float32)
 
 
 @triton.jit
-def _store_out_partial(op_ptr, j, y, w_out, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
-                       THREE_D: tl.constexpr = False):
+def _store_out_partial(op_ptr, j, y, w_out, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
     """This program's out_proj partial W_out[:, channels] y of block j to ``op[j % 2, program]`` (padded rows and
     columns are 0). Two slots: an LTI block's programs write theirs while slower ones may still read block j-1's."""
     tile = tl.arange(0, BLOCK_B)[:, None] * BLOCK_H + tl.arange(0, BLOCK_H)[None, :]
     slot = (j % 2) * tl.num_programs(0) + tl.program_id(0)
-    if THREE_D:
-        tl.store(op_ptr + slot * (BLOCK_B * BLOCK_H) + tile, mm3(y, w_out))
-    else:
-        tl.store(op_ptr + slot * (BLOCK_B * BLOCK_H) + tile, mm(y, w_out, False, "ieee"))
+    tl.store(op_ptr + slot * (BLOCK_B * BLOCK_H) + tile, mm(y, w_out, False, "ieee"))
 
 
 @triton.jit
@@ -359,7 +335,7 @@ def _run_kernel(
     PERSISTENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, PDL: tl.constexpr = False,
     BLOCK_PC: tl.constexpr = 16, POLLS: tl.constexpr = 1 << 24, CLUSTER: tl.constexpr = False,
-    PROFILE: tl.constexpr = False, THREE_D: tl.constexpr = False,
+    PROFILE: tl.constexpr = False,
 ):
     """A run of ``n_blocks`` block steps: every phase with a barrier after each (PERSISTENT), or only ``phase``.
     ``CLUSTER`` (with PERSISTENT): the grid is one thread-block cluster (:func:`kernels.launch.launch_cluster`) and
@@ -419,18 +395,18 @@ def _run_kernel(
                              offs_e, m_e, batch, H, E, N, R, BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P)
         else:  # LTI: the state update needs only this program's channels, so the block is one phase
             # the SSM's parameters and state first: they load with x's partials, not after them
-            w_out = _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H, THREE_D)
+            w_out = _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H)
             pairs = 2 if IS_COMPLEX else 1
             hj = h_ptr + j * batch * E * N * pairs
             dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D = _lti_params(
                 dt_ptr + j * E, a_ptr + j * E * N * pairs, b_ptr + j * E * N * pairs, c_ptr + j * E * N * pairs,
-                D_ptr + j * E, hj, rows, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False, THREE_D)
+                D_ptr + j * E, hj, rows, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
             u, z = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr,
                               win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps,
-                              res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC, THREE_D)
+                              res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC)
             y = _lti_update(dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D, u, z, hj, m_b, offs_e, E, N,
-                            IS_COMPLEX, BLOCK_N, False, THREE_D)
-            _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H, THREE_D)
+                            IS_COMPLEX, BLOCK_N, False)
+            _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H)
         if PROFILE:
             tl.store(prof + 2 * s + 1, sm_clock(s))
         if PERSISTENT:
@@ -651,7 +627,7 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
                                 or tuple(profile.shape) != (P, n_phases + 1, 2) or not profile.is_contiguous()):
         raise KernelError(f"{op}: a profile needs a persistent launch (mode 'cluster' or '1', here {form!r}) and a "
                           f"contiguous int64 buffer ({P}, {n_phases + 1}, 2), got {tuple(profile.shape)}")
-    consts.update(PROFILE=profile is not None, THREE_D=run_three_d() and not selective)
+    consts.update(PROFILE=profile is not None)
     prof = profile if profile is not None else scratch["counter"]
     # out_proj partials summed BLOCK_PC programs at a time: at most 8192 values per load (registers)
     block_pc = min(consts["BLOCK_P"], max(1, 8192 // (consts["BLOCK_B"] * consts["BLOCK_H"])))

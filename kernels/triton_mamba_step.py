@@ -176,16 +176,11 @@ def default_precision() -> str:
 
 
 @triton.jit
-def _in_proj_weights(win_ptr, offs_e, m_e, offs_h, H, E, EVEN: tl.constexpr, THREE_D: tl.constexpr = False):
-    """The in_proj rows of u and z for channels offs_e over columns offs_h: two (BLOCK_H, BLOCK_E) float32 tiles
-    (``THREE_D``: (1, BLOCK_H, BLOCK_E), loaded in the layout of :func:`mm3`'s products)."""
+def _in_proj_weights(win_ptr, offs_e, m_e, offs_h, H, E, EVEN: tl.constexpr):
+    """The in_proj rows of u and z for channels offs_e over columns offs_h: two (BLOCK_H, BLOCK_E) float32 tiles."""
     m_he = below(offs_h, H, EVEN)[:, None] & m_e[None, :]
-    off = offs_e[None, :] * H + offs_h[:, None]
-    if THREE_D:
-        m_he = m_he[None]
-        off = off[None]
-    w_u = tl.load(win_ptr + off, mask=m_he, other=0.0).to(tl.float32)
-    w_z = tl.load(win_ptr + E * H + off, mask=m_he, other=0.0).to(tl.float32)
+    w_u = tl.load(win_ptr + offs_e[None, :] * H + offs_h[:, None], mask=m_he, other=0.0).to(tl.float32)
+    w_z = tl.load(win_ptr + (E + offs_e[None, :]) * H + offs_h[:, None], mask=m_he, other=0.0).to(tl.float32)
     return w_u, w_z
 
 
@@ -523,20 +518,15 @@ def _lti_channels(dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, 
 
 @triton.jit
 def _lti_params(dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, IS_COMPLEX: tl.constexpr,
-                BLOCK_N: tl.constexpr, EVEN: tl.constexpr, THREE_D: tl.constexpr = False):
+                BLOCK_N: tl.constexpr, EVEN: tl.constexpr):
     """What :func:`_lti_channels` reads, loaded (and exp(ΔA) computed) before u is known: (Δ, exp(ΔA) re and im,
-    B re and im, C re and im, h re and im, h's offsets, D). ``THREE_D``: A, B, C and exp(ΔA) as (1, BLOCK_E,
-    BLOCK_N), loaded in the layout of the state's products (no layout change through shared memory after u is
-    known; the run kernel's ``AUDIOMAMBA_STEP_RUN_3D``)."""
+    B re and im, C re and im, h re and im, h's offsets, D)."""
     m_e = below(offs_e, E, EVEN)
     m_be = m_b[:, None] & m_e[None, :]
     offs_n = tl.arange(0, BLOCK_N)
     m_n = below(offs_n, N, EVEN)
     m_en = m_e[:, None] & m_n[None, :]
     en = offs_e[:, None] * N + offs_n[None, :]
-    if THREE_D:
-        m_en = m_en[None]
-        en = en[None]
     dt_e = tl.load(dt_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)  # (BLOCK_E,)
     if IS_COMPLEX:
         A_re = tl.load(A_ptr + 2 * en, mask=m_en, other=0.0).to(tl.float32)
@@ -561,30 +551,25 @@ def _lti_params(dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E,
         h_re = tl.load(h_ptr + h_off, mask=m_ben, other=0.0).to(tl.float32)  # float32 or bf16 states
         h_im = h_re
     D = tl.load(D_ptr + offs_e, mask=m_e, other=0.0).to(tl.float32)
-    if THREE_D:
-        a_re, a_im = exp_dtA(dt_e[None, :, None], A_re, A_im, IS_COMPLEX)  # (1, BLOCK_E, BLOCK_N)
-    else:
-        a_re, a_im = exp_dtA(dt_e[:, None], A_re, A_im, IS_COMPLEX)  # (BLOCK_E, BLOCK_N)
+    a_re, a_im = exp_dtA(dt_e[:, None], A_re, A_im, IS_COMPLEX)  # (BLOCK_E, BLOCK_N)
     return dt_e, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D
 
 
 @triton.jit
 def _lti_update(dt_e, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D, u, z, h_ptr, m_b, offs_e, E, N,
-                IS_COMPLEX: tl.constexpr, BLOCK_N: tl.constexpr, EVEN: tl.constexpr, THREE_D: tl.constexpr = False):
+                IS_COMPLEX: tl.constexpr, BLOCK_N: tl.constexpr, EVEN: tl.constexpr):
     """The state update (h in place) and gated output of :func:`_lti_channels` from what :func:`_lti_params`
     loaded."""
     m_be = m_b[:, None] & below(offs_e, E, EVEN)[None, :]
     m_ben = m_be[:, :, None] & below(tl.arange(0, BLOCK_N), N, EVEN)[None, None, :]
     du = (dt_e[None, :] * u)[:, :, None]
-    if not THREE_D:  # (BLOCK_E, BLOCK_N) -> (1, BLOCK_E, BLOCK_N)
-        a_re, a_im, B_re, B_im, C_re, C_im = a_re[None], a_im[None], B_re[None], B_im[None], C_re[None], C_im[None]
-    h_re, h_im = state_update(h_re, h_im, a_re, a_im, du, B_re, B_im, IS_COMPLEX)
+    h_re, h_im = state_update(h_re, h_im, a_re[None], a_im[None], du, B_re[None], B_im[None], IS_COMPLEX)
     if IS_COMPLEX:
         tl.store(h_ptr + 2 * h_off, h_re, mask=m_ben)
         tl.store(h_ptr + 2 * h_off + 1, h_im, mask=m_ben)
     else:
         tl.store(h_ptr + h_off, h_re, mask=m_ben)
-    y = readout(h_re, h_im, C_re, C_im, 2, IS_COMPLEX)
+    y = readout(h_re, h_im, C_re[None], C_im[None], 2, IS_COMPLEX)
     return _skip_gate(y, u, z, D, m_be)
 
 

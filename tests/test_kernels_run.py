@@ -16,7 +16,6 @@ from audiomamba.kernels.triton_mamba_run import (
     run_profile_buffer,
     run_scratch,
     run_step_ref,
-    run_three_d,
     run_warps,
     runs_mode,
 )
@@ -86,15 +85,11 @@ def _check_s6_run(batch: int, block_e: int, mode: str, res_kind: str, E: int) ->
         assert (h.double() - h_ref).abs().max().item() <= 2e-6
 
 
-@pytest.mark.parametrize("three_d", ["0", "1"])
 @pytest.mark.parametrize("cplx", [True, False])
 @pytest.mark.parametrize("batch,block_e,mode", [(1, 16, "split"), (3, 64, "1"), (1, 16, "1"), (3, 16, "cluster")])
-def test_lti_run_step_matches_the_reference(monkeypatch, three_d: str, cplx: bool, batch: int, block_e: int,
-                                            mode: str) -> None:
-    """A run of 3 mamba-s4 (complex) or mamba-s4-real blocks, U-Net up-path skips: as the float64 reference; with
-    ``AUDIOMAMBA_STEP_RUN_3D=1`` too (the weights and A, B, C loaded in their products' 3-D layout)."""
+def test_lti_run_step_matches_the_reference(cplx: bool, batch: int, block_e: int, mode: str) -> None:
+    """A run of 3 mamba-s4 (complex) or mamba-s4-real blocks, U-Net up-path skips: as the float64 reference."""
     _needs_concurrent_programs(mode, block_e, 64)
-    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_3D", three_d)
     gen = torch.Generator().manual_seed(7 + batch)
     dev = kernel_device()
     n, H, E, N, K = 3, 32, 64, 8, 4
@@ -218,9 +213,6 @@ def test_runs_mode_and_block_e_from_the_environment(monkeypatch) -> None:
     monkeypatch.delenv("AUDIOMAMBA_STEP_RUN_E")  # the default: 8 where that fits a cluster, else 16
     assert run_block_e(128) == 8 and run_block_e(256) == 16 and run_block_e(768) == 16 and run_block_e(64) == 16
     assert run_block_e(32) == 16 and run_block_e(8) == 8
-    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_3D", "yes")
-    with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_RUN_3D='yes'"):
-        run_three_d()
     monkeypatch.delenv("AUDIOMAMBA_STEP_RUN_WARPS", raising=False)
     assert run_warps(64, True) == 1 and run_warps(96, True) == 4 and run_warps(64) == 4 and run_warps(256) == 8
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_E", "24")

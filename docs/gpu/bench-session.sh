@@ -442,10 +442,8 @@ run run-profile bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_ben
 # 3-D layout of their products (AUDIOMAMBA_STEP_RUN_3D=1): sm_90 CTA barriers in the loop body 43 -> 31 (real, 64
 # columns) and 43 -> 25 (complex), 53 -> 43 at 128 columns (more shuffles there): its GPU tests, the steady step
 # per preset, then the in-kernel profile with it
-run run-3d bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_kernels_run.py -k lti_run_step_matches; \
-  for p in sc09-small sc09-large youtubemix; do for k in mamba-s4-real mamba-s4; do $ST --preset \$p --block \$k \
-  --var AUDIOMAMBA_STEP_RUN_3D --configs 1 --out $RES/run-3d-\$p-\$k.md; done; done; \
-  AUDIOMAMBA_STEP_RUN_3D=1 timeout 120 python3 -m audiomamba.bench.run_profile --out $RES/run-profile-3d.md"
+# one H100 2026-12-07 16:47-16:49 UTC: 0.84-0.95x everywhere (the 16 kHz phase 3586 -> 4091 cycles); removed, so
+# the phase is gone
 # (issue 18, 2026-12-07 17:20, new) narrower programs, as many as fit one cluster (AUDIOMAMBA_STEP_RUN_E=spread: 8 / 16
 # / 32 channels at sc09-small's 16 / 4 / 1 kHz levels), with the default warps, 2 and 1: one stream per preset and block
 # (one warp not at sc09-large: its 256-512 column tiles)
