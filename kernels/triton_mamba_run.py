@@ -153,11 +153,12 @@ def run_warps(H: int, selective: bool = False) -> int:
 def run_block_e(E: int) -> int:
     """Channels per program: ``AUDIOMAMBA_STEP_RUN_E`` (a power of two), else :data:`RUN_BLOCK_E`, or fewer where as
     few as still fit one cluster of :data:`kernels.launch.CLUSTER_MAX_CTAS` programs are :data:`RUN_MIN_E` or more
-    (128-255 channels: sc09-small's and youtubemix's 16 kHz levels take 8), at most next_pow2(E); ``spread``: as few
-    as fit one cluster, however wide (8 / 16 / 32 at sc09-small's levels). One H100, 2026-12-07 16:55, one stream against 16
-    channels everywhere: ``spread`` 1.04x / 1.13x / 1.06x for sc09-small's ``mamba-s4-real`` / ``mamba-s4`` /
-    ``mamba-s6``, 1.03x / 1.14x / 1.06x for youtubemix's, 0.51x / 0.52x / 0.71x for sc09-large's (32 and 64 channels
-    at its inner levels; 32 channels everywhere 0.73x, 14:50)."""
+    (128-255 channels: sc09-small's and youtubemix's 16 kHz levels take 8), at most next_pow2(E); ``spread``: as
+    few as fit one cluster, however wide (8 / 16 / 32 at sc09-small's levels). One H100, 2026-12-07 17:30, one
+    stream against 16 channels everywhere: the default 1.14x / 1.05x / 1.00x for sc09-small's ``mamba-s4`` /
+    ``mamba-s6`` / ``mamba-s4-real``, 1.15x / 1.06x / 1.00x for youtubemix's (``spread`` the same there, 0.99-1.00x
+    of it; at sc09-large, 32 and 64 channels at its inner levels, 0.51-0.71x; 32 channels everywhere 0.73x, 14:50).
+    Outside sm_90 (no clusters) the narrow runs are split launches of twice the programs, not timed there."""
     text = os.environ.get("AUDIOMAMBA_STEP_RUN_E", "").strip().lower()
     fit = max(1, next_pow2(E) // CLUSTER_MAX_CTAS)
     if text == "spread":
