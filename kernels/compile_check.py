@@ -174,11 +174,11 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
             if small:
                 out.append(Variant("out_proj", tuple(dict(out_proj, PDL=True, PRELOAD=True).items()), 4))
             if small:  # a run of blocks in one launch (AUDIOMAMBA_STEP_RUNS): persistent (barriers) and split
-                from .triton_mamba_run import RUN_BLOCK_E, run_warps
+                from .triton_mamba_run import run_block_e, run_warps
 
-                run = dict(K=4, RES_REVERSED=True, BLOCK_B=1, BLOCK_H=H, BLOCK_E=RUN_BLOCK_E, BLOCK_N=16,
-                           BLOCK_R=max(2, H // 16), BLOCK_P=E // RUN_BLOCK_E, PDL=True,
-                           BLOCK_PC=min(E // RUN_BLOCK_E, 8192 // H))
+                run_e = run_block_e(E)  # as the runs launch at this width (8 channels at 128-255, else 16)
+                run = dict(K=4, RES_REVERSED=True, BLOCK_B=1, BLOCK_H=H, BLOCK_E=run_e, BLOCK_N=16,
+                           BLOCK_R=max(2, H // 16), BLOCK_P=E // run_e, PDL=True, BLOCK_PC=min(E // run_e, 8192 // H))
                 for selective, cplx in ((True, False), (False, True), (False, False)):
                     for persistent in (True, False) if selective or not quick else (True,):
                         kind = dict(run, SELECTIVE=selective, IS_COMPLEX=cplx, PERSISTENT=persistent)
