@@ -1,7 +1,7 @@
 """Where one stream's step of a run of Mamba blocks spends its time, from inside the kernel (issue 18), on a GPU.
 
     python -m audiomamba.bench.run_profile [--preset sc09-small] [--block mamba-s4-real] [--mode cluster]
-                                           [--steps 200] [--out F]
+                                           [--steps 200] [--marks] [--out F]
 
 One stream (batch 1) of the preset with every block replaced by ``--block``: every run of blocks of the U-Net (each
 level's down and up blocks, the center) is launched on its own, as the generation launches it
@@ -13,7 +13,9 @@ launches counts), and its cycles: the slowest program's work per phase (a select
 LTI block's one), the barrier (the fastest program's wait: the hardware's cost when every program arrives at once)
 and the whole kernel. A phase's work that is much more than its loads' latency is the compute chain of one program
 (layout changes through shared memory, reductions across warps); the barriers times their count is what the
-synchronisation costs; the rest of a launch's time is launch overhead.
+synchronisation costs; the rest of a launch's time is launch overhead. ``--marks``: clocks inside a phase too
+(``PROFILE=2``: when x's partials are loaded and summed, when u and z are ready), read after a sum of that tile, so
+the marks add a little work of their own: compare the phase's work with a run without them.
 """
 
 from __future__ import annotations
@@ -51,11 +53,12 @@ def level_runs(state: dict, pools: list[int], rate: float = 16000.0) -> list[tup
     return out
 
 
-def profile_run(run, mode: str, steps: int) -> dict[str, float]:
-    """Median in-kernel cycles of ``steps`` profiled launches of one run, and the µs of one launch (graph replays)."""
+def profile_run(run, mode: str, steps: int, marks: bool = False) -> dict[str, float]:
+    """Median in-kernel cycles of ``steps`` profiled launches of one run (``marks``: the parts of a phase too), and
+    the µs of one launch (graph replays)."""
     w = run.weights
     x = torch.randn(run.outs.shape[1], run.outs.shape[2], device=run.h.device)
-    prof = run_profile_buffer(w, run.block_e, x.device)
+    prof = run_profile_buffer(w, run.block_e, x.device, marks)
 
     def launch(profile=None) -> None:
         run.step(x, mode=mode, profile=profile)
@@ -79,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", default="cluster", choices=("cluster", "1"),
                         help="cluster: one thread-block cluster where the programs fit in one; 1: grid barriers")
     parser.add_argument("--steps", type=int, default=200, help="profiled launches per run (the median is kept)")
+    parser.add_argument("--marks", action="store_true",
+                        help="also the clocks inside a phase: x summed, u and z ready (columns 'to x', 'to u, z', "
+                             "'after u, z')")
     parser.add_argument("--out", default="", help="also write the report (markdown) here")
     args = parser.parse_args(argv)
     args.batch = 1
@@ -94,23 +100,29 @@ def main(argv: list[str] | None = None) -> int:
              f"Device: {device_name(dev)}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; SM clock "
              f"{f'{mhz:.0f} MHz (nvidia-smi, before the runs)' if mhz else 'unknown (cycles only)'}.",
              f"Command: `python -m audiomamba.bench.run_profile --preset {args.preset} --block {args.block} --mode "
-             f"{args.mode} --steps {args.steps}`", "",
+             f"{args.mode} --steps {args.steps}{' --marks' if args.marks else ''}`", "",
              "Cycles (medians over launches; per phase: over the run's blocks): work = the slowest program's cycles "
              "from a phase's start to its barrier; barrier = the fastest program's wait (every program arriving at "
              "once); kernel = the longest program's start to end. µs per launch: CUDA-graph replays without the "
-             "profile, gaps included.", "",
+             "profile, gaps included."
+             + (" Marks (medians over every program of the phases that have them: LTI blocks, selective phases A): "
+                "to x = a phase's start to x's partials loaded and summed; to u, z = LayerNorm, in_proj and conv; "
+                "after u, z = the rest of the phase (state update and out_proj; or the x_proj partial)."
+                if args.marks else ""), "",
              "| run | blocks | programs | µs per launch | kernel (cycles) | work per phase (cycles) | barrier (cycles) "
-             "| output phase | barriers' share of the kernel | kernel ÷ launch |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| output phase | barriers' share of the kernel | kernel ÷ launch |"
+             + (" to x | to u, z | after u, z |" if args.marks else ""),
+             "|---|---|---|---|---|---|---|---|---|---|" + ("---|---|---|" if args.marks else "")]
     for where, run in level_runs(state["body"], list(model.config.pool)):
-        r = profile_run(run, args.mode, args.steps)
+        r = profile_run(run, args.mode, args.steps, args.marks)
         n, selective = run.weights.A.shape[0], isinstance(run.weights, S6Stack)
         phases = (2 if selective else 1) * n
         work = (f"A {r['A work']:.0f}, B {r['B work']:.0f}" if selective else f"{r['block work']:.0f}")
         share = f"{r['total'] / mhz / r['launch us']:.0%}" if mhz else "-"
         lines.append(f"| {where} | {n} | {run.scratch['xp'].shape[0]} | {r['launch us']:.2f} | {r['total']:.0f} | "
                      f"{work} | {r['barrier']:.0f} | {r['output']:.0f} | {phases * r['barrier'] / r['total']:.0%} | "
-                     f"{share} |")
+                     f"{share} |" + ("".join(f" {r[k]:.0f} |" for k in ("to x", "to u, z", "after u, z"))
+                                     if args.marks else ""))
         print(lines[-1], flush=True)
     emit_report(lines, args.out)
     return 0

@@ -41,6 +41,7 @@ class Variant:
                   if k.startswith("BLOCK") or k in ("SUB_L", "UNROLL", "CHUNK", "ALIGN", "STAGES", "UNROLL_N", "T", "ROWS", "PREC",
                                                     "CL")]
         flags += [f"{k}=False" for k, v in self.consts if k == "REV_LOADS" and v is False]
+        flags += [f"{k}={v}" for k, v in self.consts if k == "PROFILE" and v not in (True, False)]  # 2: with marks
         return f"{self.kernel} warps={self.num_warps} " + " ".join(blocks + flags)
 
 
@@ -186,9 +187,13 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                     # persistent as one thread-block cluster, its programs meeting at the hardware barrier
                     out.append(Variant("run", tuple(dict(kind, PERSISTENT=True, CLUSTER=True).items()),
                                        run_warps(H, selective)))
-                # with the in-kernel profile's clock reads (bench.run_profile)
+                # with the in-kernel profile's clock reads (bench.run_profile), and with its marks inside a phase
+                # (PROFILE=2: LTI and selective)
                 out.append(Variant("run", tuple(dict(kind, PERSISTENT=True, CLUSTER=True, PROFILE=True).items()),
                                    run_warps(H)))
+                for selective in (False, True):
+                    marked = dict(kind, SELECTIVE=selective, PERSISTENT=True, CLUSTER=True, PROFILE=2)
+                    out.append(Variant("run", tuple(marked.items()), run_warps(H, selective)))
         out.append(Variant("norm_linear", tuple(dict(common, HAS_BIAS=True, BLOCK_H=64, BLOCK_V=64).items()), 4))
         out.append(Variant("sample", tuple(dict(GREEDY=not small, MIN_P=False, BLOCK_B=4, BLOCK_V=256).items()), 4))
         if small:  # --min-p sampling

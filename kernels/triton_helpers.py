@@ -165,11 +165,13 @@ def cluster_barrier(token):
 
 @triton.jit
 def sm_clock(token):
-    """This SM's cycle counter (``%clock64``, int64) where the program has come to; ``token``: any int32 (the asm
-    takes an input). Volatile: never removed, and kept in order with the other volatile asm (the barriers), though
-    independent loads may still move around it. For in-kernel profiles only (``PROFILE`` of the run kernel)."""
-    return tl.inline_asm_elementwise("mov.u64 $0, %clock64;", "=l,r", [token], dtype=tl.int64, is_pure=False,
-                                     pack=1)
+    """This SM's cycle counter (``%clock64``, int64) once ``token`` (any int32 but -1) is known: the read is
+    predicated on it, so a token computed from a value (a sum of a tile) marks when that value is ready. Volatile:
+    never removed, and kept in order with the other volatile asm (the barriers), though independent loads may still
+    move around it. For in-kernel profiles only (``PROFILE`` of the run kernel)."""
+    return tl.inline_asm_elementwise(
+        "{\n\t.reg .pred p;\n\tsetp.ne.s32 p, $1, -1;\n\tmov.u64 $0, 0;\n\t@p mov.u64 $0, %clock64;\n\t}",
+        "=l,r", [token], dtype=tl.int64, is_pure=False, pack=1)
 
 
 @triton.jit

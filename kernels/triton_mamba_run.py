@@ -69,7 +69,8 @@ blocks, 8 programs, 19.0 µs per launch) a block's phase is 3586 cycles of one p
 and a chain of reductions and layout changes, 43 CTA barriers in the loop's body at sm_90) and 887 cycles at the
 cluster barrier (19 % of the kernel); ``mamba-s6`` 3537 + 2387 cycles of work per block (phases A and B) and two
 barriers of ~955. The launches themselves are 2-4 % of a run's time. So one stream is bound by each phase's
-dependent work, not by the synchronisation.
+dependent work, not by the synchronisation. ``--marks`` (``PROFILE=2``) splits a phase at two more clocks: x's
+partials loaded and summed, then (u, z) ready.
 """
 
 from __future__ import annotations
@@ -227,10 +228,11 @@ def _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr,
 def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, win_ptr,
                cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first, n_res,
                K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
-               BLOCK_E: tl.constexpr, BLOCK_PC: tl.constexpr):
+               BLOCK_E: tl.constexpr, BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False):
     """The start of block j's step: x_j (:func:`_run_x`), its LayerNorm, in_proj and the conv step of this program's
     channels: (u, z) (BLOCK_B, BLOCK_E), 0 where padded. The weights and the conv window load first: none of them
-    depends on the other programs, so they are in flight with x's partials."""
+    depends on the other programs, so they are in flight with x's partials. ``MARKS``: the SM's clock when x is
+    summed (``prof_s[1]``) and when (u, z) are ready (``prof_s[2]``), each read after a sum of that tile."""
     offs_h = tl.arange(0, BLOCK_H)
     m_h = offs_h < H
     m_be = m_b[:, None] & m_e[None, :]
@@ -244,10 +246,14 @@ def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_
     win, taps = _conv_taps(conv, cw, rows, offs_e, m_e, m_be, E, K, BLOCK_B, BLOCK_E)
     x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, batch,
                H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_PC)
+    if MARKS:
+        tl.store(prof_s + 1, sm_clock((tl.sum(x) != 0.5).to(tl.int32)))
     xn = ln_regs(x, m_b[:, None] & m_h[None, :], nw, nb, H, eps)
     u = mm(xn, w_u, False, "ieee")
     z = tl.where(m_be, mm(xn, w_z, False, "ieee"), 0.0)
     u = tl.where(m_be, _conv_step(win, taps, u, w_last, bias, m_be, conv, K), 0.0)
+    if MARKS:
+        tl.store(prof_s + 2, sm_clock((tl.sum(u + z) != 0.5).to(tl.int32)))
     return u, z
 
 
@@ -273,9 +279,9 @@ def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, o
                  nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps,
                  res_first, n_res, K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr,
                  BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
-                 BLOCK_PC: tl.constexpr):
-    """Phase A of selective block j (module docstring): :func:`_run_front`, u and z kept in ``uz``, and this
-    program's x_proj partial to ``xp[program]``."""
+                 BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False):
+    """Phase A of selective block j (module docstring): :func:`_run_front` (``MARKS``: its clocks), u and z kept in
+    ``uz``, and this program's x_proj partial to ``xp[program]``."""
     wx = wx_ptr + j * (R + 2 * N) * E
     offs_r = tl.arange(0, BLOCK_R)
     offs_n = tl.arange(0, BLOCK_N)
@@ -286,7 +292,7 @@ def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, o
     w_c = tl.load(wx + (R + N + offs_n[None, :]) * E + offs_e[:, None], mask=m_en, other=0.0).to(tl.float32)
     u, z = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr,
                       win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first,
-                      n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC)
+                      n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC, prof_s, MARKS)
     m_be = m_b[:, None] & m_e[None, :]
     be = rows[:, None] * E + offs_e[None, :]
     tl.store(uz_ptr + be, u, mask=m_be)
@@ -336,7 +342,7 @@ def _run_kernel(
     PERSISTENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, PDL: tl.constexpr = False,
     BLOCK_PC: tl.constexpr = 16, POLLS: tl.constexpr = 1 << 24, CLUSTER: tl.constexpr = False,
-    PROFILE: tl.constexpr = False,
+    PROFILE: tl.constexpr = 0,
 ):
     """A run of ``n_blocks`` block steps: every phase with a barrier after each (PERSISTENT), or only ``phase``.
     ``CLUSTER`` (with PERSISTENT): the grid is one thread-block cluster (:func:`kernels.launch.launch_cluster`) and
@@ -346,7 +352,9 @@ def _run_kernel(
     (E, N), as (re, im) pairs with IS_COMPLEX); the last
     phase (2 or 1 times n_blocks) is the run's output. ``PROFILE`` (with PERSISTENT): each program writes its SM's
     clock (:func:`sm_clock`) at the start of every phase s and before the barrier after it to ``prof[program, s]``
-    ((P, phases + 1, 2) int64; the output phase's second entry is the program's end)."""
+    ((P, phases + 1, 2) int64; the output phase's second entry is the program's end); ``PROFILE=2``: (P, phases + 1,
+    4), the start, x summed and (u, z) ready (the phases that have them: LTI blocks and selective phases A, else 0;
+    :func:`_run_front`'s marks), the end."""
     pdl_wait(PDL)
     P = tl.num_programs(0)
     if SELECTIVE:
@@ -372,12 +380,12 @@ def _run_kernel(
     m_b = rows < batch
     offs_e = tl.program_id(0) * BLOCK_E + tl.arange(0, BLOCK_E)
     m_e = offs_e < E
-    if PROFILE:
-        prof = prof_ptr + tl.program_id(0) * (n_phases + 1) * 2
+    PW: tl.constexpr = 2 + 2 * (PROFILE == 2)  # clocks per phase
+    prof = prof_ptr + tl.program_id(0) * (n_phases + 1) * PW
     for s in range(first, last):
         j = s // per_block
         if PROFILE:
-            tl.store(prof + 2 * s, sm_clock(s))
+            tl.store(prof + PW * s, sm_clock(s))
         if s == n_phases:  # the run's output (only program 0's stores land), also to ``tail`` where given
             offs_h = tl.arange(0, BLOCK_H)
             x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h,
@@ -390,7 +398,7 @@ def _run_kernel(
                 _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr,
                              nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e,
                              batch, H, E, N, R, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E,
-                             BLOCK_N, BLOCK_R, BLOCK_PC)
+                             BLOCK_N, BLOCK_R, BLOCK_PC, prof + PW * s, PROFILE == 2)
             else:
                 _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b,
                              offs_e, m_e, batch, H, E, N, R, BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P)
@@ -404,12 +412,13 @@ def _run_kernel(
                 D_ptr + j * E, hj, rows, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
             u, z = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr,
                               win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps,
-                              res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC)
+                              res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC, prof + PW * s,
+                              PROFILE == 2)
             y = _lti_update(dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D, u, z, hj, m_b, offs_e, E, N,
                             IS_COMPLEX, BLOCK_N, False)
             _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H)
         if PROFILE:
-            tl.store(prof + 2 * s + 1, sm_clock(s))
+            tl.store(prof + PW * s + PW - 1, sm_clock(s))
         if PERSISTENT:
             if s < n_phases:
                 if CLUSTER:  # the phase's stores (release) seen by every CTA's loads after it (acquire; .cg loads)
@@ -530,22 +539,25 @@ def check_runs_scratch(scratch: dict[str, Tensor]) -> None:
                           "set AUDIOMAMBA_STEP_RUNS=split or 0 and generate again")
 
 
-def run_profile_buffer(w: S6Stack | LTIStack, block_e: int, device: torch.device) -> Tensor:
-    """The buffer of a run step's in-kernel profile (``profile=`` of the run steps): (P, phases + 1, 2) int64."""
+def run_profile_buffer(w: S6Stack | LTIStack, block_e: int, device: torch.device, marks: bool = False) -> Tensor:
+    """The buffer of a run step's in-kernel profile (``profile=`` of the run steps): (P, phases + 1, 2) int64, or
+    (P, phases + 1, 4) with ``marks`` (the clocks inside a phase too: ``PROFILE=2`` of the run kernel)."""
     n, E = w.A.shape[:2]
-    return torch.zeros((cdiv(E, block_e), (2 if isinstance(w, S6Stack) else 1) * n + 1, 2), dtype=torch.int64,
-                       device=device)
+    return torch.zeros((cdiv(E, block_e), (2 if isinstance(w, S6Stack) else 1) * n + 1, 4 if marks else 2),
+                       dtype=torch.int64, device=device)
 
 
 def run_profile(prof: Tensor, selective: bool) -> dict[str, float]:
     """Cycles of one profiled run step (``prof``: :func:`run_profile_buffer` after the launch), by part: "A work" /
     "B work" (a selective block's two phases; LTI: "block work"), the slowest program's cycles from a phase's start
-    to its barrier; "barrier", the fastest program's cycles from its arrival to the next phase's start (the
+    to its barrier; "barrier", the fastest program's wait from its arrival to the next phase's start (the
     hardware's wait when every program came at once; each program waits longer for a slower one); "output" (the
     last phase); "total", the longest program's cycles from its start to its end (each SM has its own clock). Medians
-    over the run's blocks."""
+    over the run's blocks. With marks (4 clocks per phase), over every program of the phases that have them (LTI
+    blocks, selective phases A): "to x" (x's partials loaded and summed), "to u, z" (LayerNorm, in_proj, conv) and
+    "after u, z" (the rest of the phase: the state update and out_proj, or the x_proj partial)."""
     t = prof.double().cpu()
-    start, pre = t[:, :, 0], t[:, :, 1]
+    start, pre = t[:, :, 0], t[:, :, -1]
     work = (pre - start).amax(0)  # (phases + 1,)
     barrier = (start[:, 1:] - pre[:, :-1]).amin(0)  # (phases,)
     phases = work.shape[0] - 1
@@ -555,6 +567,10 @@ def run_profile(prof: Tensor, selective: bool) -> dict[str, float]:
         out["A work"], out["B work"] = float(work[0:phases:2].quantile(0.5)), float(work[1:phases:2].quantile(0.5))
     else:
         out["block work"] = float(work[:phases].quantile(0.5))
+    if t.shape[-1] == 4:
+        marked = t[:, :phases:2] if selective else t[:, :phases]  # (P, marked phases, 4)
+        for name, a, b in (("to x", 0, 1), ("to u, z", 1, 2), ("after u, z", 2, 3)):
+            out[name] = float((marked[..., b] - marked[..., a]).flatten().quantile(0.5))
     return out
 
 
@@ -624,11 +640,12 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
                   BLOCK_N=max(2, next_pow2(N)), BLOCK_R=max(2, next_pow2(R)),
                   BLOCK_P=next_pow2(P), num_warps=run_warps(H, selective), PDL=pdl, launch_pdl=pdl)
     n_phases = (2 if selective else 1) * n
-    if profile is not None and (not persistent or profile.dtype != torch.int64
-                                or tuple(profile.shape) != (P, n_phases + 1, 2) or not profile.is_contiguous()):
+    if profile is not None and (not persistent or profile.dtype != torch.int64 or not profile.is_contiguous()
+                                or tuple(profile.shape) not in ((P, n_phases + 1, 2), (P, n_phases + 1, 4))):
         raise KernelError(f"{op}: a profile needs a persistent launch (mode 'cluster' or '1', here {form!r}) and a "
-                          f"contiguous int64 buffer ({P}, {n_phases + 1}, 2), got {tuple(profile.shape)}")
-    consts.update(PROFILE=profile is not None)
+                          f"contiguous int64 buffer ({P}, {n_phases + 1}, 2) (or 4 with marks), got "
+                          f"{tuple(profile.shape)}")
+    consts.update(PROFILE=0 if profile is None else 1 if profile.shape[-1] == 2 else 2)
     prof = profile if profile is not None else scratch["counter"]
     # out_proj partials summed BLOCK_PC programs at a time: at most 8192 values per load (registers)
     block_pc = min(consts["BLOCK_P"], max(1, 8192 // (consts["BLOCK_B"] * consts["BLOCK_H"])))

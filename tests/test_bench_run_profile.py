@@ -24,6 +24,21 @@ def test_run_profile_reads_work_barriers_and_the_kernel_from_the_clocks():
     assert lti["block work"] == 70 and "A work" not in lti
 
 
+def test_run_profile_splits_a_phase_at_its_marks():
+    """Clocks inside a phase (``marks``: start, x summed, (u, z) ready, end): the medians of each part over every
+    program of the marked phases (LTI: all; selective: the A phases), and the same work and barriers as without."""
+    # one LTI run of 2 blocks on two programs: phases 0, 1 and the output (its marks 0: not written)
+    p0 = [[0, 30, 50, 80], [100, 140, 160, 190], [200, 0, 0, 260]]
+    p1 = [[500, 520, 560, 590], [610, 660, 680, 700], [720, 0, 0, 760]]
+    prof = torch.tensor([p0, p1])
+    r = run_profile(prof, selective=False)
+    assert r["block work"] == 90 and r["output"] == 60 and r["barrier"] == 15  # the median of (20, 10)
+    assert r["to x"] == 35 and r["to u, z"] == 20 and r["after u, z"] == 30  # medians of (30, 40, 20, 50), ...
+    sel = run_profile(prof, selective=True)  # phase 0 is an A phase, 1 a B phase: only phase 0 counts
+    assert sel["to x"] == 25 and sel["to u, z"] == 30 and sel["after u, z"] == 30
+    assert "to x" not in run_profile(prof[..., [0, 3]], selective=False)
+
+
 def test_level_runs_names_each_level_by_its_rate():
     inner = {"runs": {"down": "d1", "up": None, "center": "c"}, "inner": [object()]}
     body = {"runs": {"down": "d0", "up": "u0"}, "inner": inner}
@@ -38,10 +53,15 @@ def test_main_says_it_needs_a_gpu(capsys):
     assert "needs a CUDA device" in capsys.readouterr().out
 
 
-def test_main_profiles_every_run_on_a_gpu(tmp_path):
+@pytest.mark.parametrize(("block", "marks"), [("mamba-s6", False), ("mamba-s6", True), ("mamba-s4-real", True)])
+def test_main_profiles_every_run_on_a_gpu(tmp_path, block: str, marks: bool):
     if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 9:
         pytest.skip("the in-kernel profile runs on a sm_90+ GPU")
     out = tmp_path / "p.md"
-    assert main(["--preset", "sc09-small-tiny", "--block", "mamba-s6", "--steps", "5", "--out", str(out)]) == 0
+    argv = ["--preset", "sc09-small-tiny", "--block", block, "--steps", "5", "--out", str(out)]
+    assert main(argv + (["--marks"] if marks else [])) == 0
     rows = [ln for ln in out.read_text().splitlines() if ln.startswith("| 16 kHz")]
-    assert len(rows) == 2 and all("A " in ln for ln in rows), rows
+    assert len(rows) == 2 and all(("A " in ln) == (block == "mamba-s6") for ln in rows), rows
+    if marks:  # three parts of a phase, each a positive count of cycles
+        parts = [[float(c) for c in ln.strip(" |").split(" | ")[-3:]] for ln in rows]
+        assert all(len(p) == 3 and min(p) > 0 for p in parts), rows

@@ -64,6 +64,12 @@ def test_kernels_compile_for_sm90():
     # the in-kernel profile's variant (its clock reads) compiles beside the plain one
     profiled = [ln for ln in runs if "PROFILE" in ln.split(":")[0].split()]
     assert len(profiled) == 1 and profiled[0].split(":")[0].replace(" PROFILE", "") in [ln.split(":")[0] for ln in runs], runs
+    # with its marks inside a phase (PROFILE=2): a clock read after a sum of x and of (u, z), so more shuffles
+    marked = [ln for ln in runs if "PROFILE=2" in ln.split(":")[0].split()]
+    assert len(marked) == 2, runs
+    for ln in marked:
+        plain = [p for p in runs if p.split(":")[0] == ln.split(":")[0].replace(" PROFILE=2", "")]
+        assert len(plain) == 1 and shfl(ln) > shfl(plain[0]), (ln, plain)
     # the generation step kernels without masks (sizes that are multiples of the tiles: ``EVEN``) compile to fewer
     # instructions than with them (sm_90, 2026-12-04: in_proj + conv 2200 -> 1632, state update 3272 -> 2432)
     def sass(line: str) -> int:

@@ -397,3 +397,7 @@ def test_run_profile_needs_a_persistent_launch() -> None:
         mamba_s6_run_step_triton(x, w, conv, h, outs, scratch, block_e=16, mode="split", profile=prof)
     with pytest.raises(KernelError, match=r"\(4, 5, 2\)"):
         mamba_s6_run_step_triton(x, w, conv, h, outs, scratch, block_e=16, mode="1", profile=prof[:, :3])
+    marked = run_profile_buffer(w, 16, torch.device(dev), marks=True)  # the clocks inside a phase too
+    assert tuple(marked.shape) == (4, 2 * n + 1, 4)
+    with pytest.raises(KernelError, match=r"or 4 with marks\), got \(4, 5, 3\)"):
+        mamba_s6_run_step_triton(x, w, conv, h, outs, scratch, block_e=16, mode="1", profile=marked[..., :3].clone())
