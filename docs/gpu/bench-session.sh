@@ -457,6 +457,12 @@ run run-spread bash -c "for p in sc09-small youtubemix sc09-large; do C='spread,
 run run-narrow bash -c "for p in sc09-small youtubemix; do for k in mamba-s4-real mamba-s4 mamba-s6; do \
   $ST --preset \$p --block \$k --var AUDIOMAMBA_STEP_RUN_E --configs '16;spread' \
   --out $RES/run-narrow-\$p-\$k.md; done; done"
+# (one H100 17:30: the new default 1.14x / 1.05x for sc09-small mamba-s4 / mamba-s6, 1.15x / 1.06x youtubemix, s4-real
+# 1.00x; spread the same there) (issue 18, built 2026-12-07 17:45, not yet run on a GPU) where a phase's work goes:
+# the in-kernel profile with its marks (x's partials summed, u and z ready), beside the plain profile
+run run-marks bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_bench_run_profile.py; \
+  for p in sc09-small sc09-large; do for k in mamba-s4-real mamba-s6; do for m in '' --marks; do timeout 120 python3 \
+  -m audiomamba.bench.run_profile --preset \$p --block \$k \$m --out $RES/run-profile\$m-\$p-\$k.md; done; done; done"
 # the same table with every call (ours, the peer's) replayed from a CUDA graph: the GPU's time without the host's
 # (the short-L rows are bound by the host in eager mode). One H100 2026-12-07 04:39 UTC: 28 of 32 rows >= 1.0x; 04:41
 # with AUDIOMAMBA_SCAN_BWD_SEG_L=16384 AUDIOMAMBA_SCAN_BWD_MAXNREG=128 (the defaults since, for real A; the cap for
