@@ -64,12 +64,12 @@ def counting():
     def getitem(fn, grid):
         name = fn.fn.__name__
         launcher = real(fn, grid)
-        params = list(inspect.signature(fn.fn).parameters)
+        # a run of blocks (AUDIOMAMBA_STEP_RUNS=1) is one persistent launch on a GPU; the interpreter takes it as
+        # one launch per phase (its ``phase`` argument), so only phase 0 counts
+        phase = list(inspect.signature(fn.fn).parameters).index("phase") if name == "_run_kernel" else None
 
         def launch(*args, **kwargs):
-            # a run of blocks (AUDIOMAMBA_STEP_RUNS=1) is one persistent launch on a GPU; the interpreter takes it as
-            # one launch per phase (its ``phase`` argument), so only phase 0 counts
-            if name != "_run_kernel" or args[params.index("phase")] == 0:
+            if phase is None or args[phase] == 0:
                 counts[f"triton.{name}"] += 1
             inside[0] += 1
             try:

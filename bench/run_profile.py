@@ -29,7 +29,7 @@ import torch
 from audiomamba.bench.device import device_name, emit_report
 from audiomamba.bench.fused_step import graph_us
 from audiomamba.bench.generate import cuda_model
-from audiomamba.kernels.triton_mamba_run import S6Stack, run_profile, run_profile_buffer
+from audiomamba.kernels.triton_mamba_run import PROFILE_MARKS, S6Stack, run_profile, run_profile_buffer
 
 
 def sm_clock_mhz() -> float | None:
@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                 if args.marks else ""), "",
              "| run | blocks | programs | µs per launch | kernel (cycles) | work per phase (cycles) | barrier (cycles) "
              "| output phase | barriers' share of the kernel | kernel ÷ launch |"
-             + (" to x | to u, z | after u, z |" if args.marks else ""),
-             "|---|---|---|---|---|---|---|---|---|---|" + ("---|---|---|" if args.marks else "")]
+             + ("".join(f" {k} |" for k in PROFILE_MARKS) if args.marks else ""),
+             "|---|---|---|---|---|---|---|---|---|---|" + ("---|" * len(PROFILE_MARKS) if args.marks else "")]
     for where, run in level_runs(state["body"], list(model.config.pool)):
         r = profile_run(run, args.mode, args.steps, args.marks)
         n, selective = run.weights.A.shape[0], isinstance(run.weights, S6Stack)
@@ -121,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         share = f"{r['total'] / mhz / r['launch us']:.0%}" if mhz else "-"
         lines.append(f"| {where} | {n} | {run.scratch['xp'].shape[0]} | {r['launch us']:.2f} | {r['total']:.0f} | "
                      f"{work} | {r['barrier']:.0f} | {r['output']:.0f} | {phases * r['barrier'] / r['total']:.0%} | "
-                     f"{share} |" + ("".join(f" {r[k]:.0f} |" for k in ("to x", "to u, z", "after u, z"))
-                                     if args.marks else ""))
+                     f"{share} |" + ("".join(f" {r[k]:.0f} |" for k in PROFILE_MARKS) if args.marks else ""))
         print(lines[-1], flush=True)
     emit_report(lines, args.out)
     return 0

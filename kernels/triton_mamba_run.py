@@ -547,6 +547,11 @@ def run_profile_buffer(w: S6Stack | LTIStack, block_e: int, device: torch.device
                        dtype=torch.int64, device=device)
 
 
+#: the parts of a phase that a profile with marks reports (:func:`run_profile`): start to x summed, x to (u, z)
+#: ready, (u, z) to the phase's end
+PROFILE_MARKS = ("to x", "to u, z", "after u, z")
+
+
 def run_profile(prof: Tensor, selective: bool) -> dict[str, float]:
     """Cycles of one profiled run step (``prof``: :func:`run_profile_buffer` after the launch), by part: "A work" /
     "B work" (a selective block's two phases; LTI: "block work"), the slowest program's cycles from a phase's start
@@ -569,8 +574,8 @@ def run_profile(prof: Tensor, selective: bool) -> dict[str, float]:
         out["block work"] = float(work[:phases].quantile(0.5))
     if t.shape[-1] == 4:
         marked = t[:, :phases:2] if selective else t[:, :phases]  # (P, marked phases, 4)
-        for name, a, b in (("to x", 0, 1), ("to u, z", 1, 2), ("after u, z", 2, 3)):
-            out[name] = float((marked[..., b] - marked[..., a]).flatten().quantile(0.5))
+        for a, name in enumerate(PROFILE_MARKS):
+            out[name] = float((marked[..., a + 1] - marked[..., a]).flatten().quantile(0.5))
     return out
 
 
