@@ -14,7 +14,8 @@ LTI block's one), the barrier (the fastest program's wait: the hardware's cost w
 and the whole kernel. A phase's work that is much more than its loads' latency is the compute chain of one program
 (layout changes through shared memory, reductions across warps); the barriers times their count is what the
 synchronisation costs; the rest of a launch's time is launch overhead. ``--marks``: clocks inside a phase too
-(``PROFILE=2``: when x's partials are loaded and summed, when u and z are ready), read after a sum of that tile, so
+(``PROFILE=2``: when x's partials are loaded and summed, when u and z are ready; in a selective block's phase B, when
+x_proj's partials are summed and when y is ready), read after a sum of that tile, so
 the marks add a little work of their own: compare the phase's work with a run without them.
 """
 
@@ -29,7 +30,13 @@ import torch
 from audiomamba.bench.device import device_name, emit_report
 from audiomamba.bench.fused_step import graph_us
 from audiomamba.bench.generate import cuda_model
-from audiomamba.kernels.triton_mamba_run import PROFILE_MARKS, S6Stack, run_profile, run_profile_buffer
+from audiomamba.kernels.triton_mamba_run import (
+    PROFILE_MARKS,
+    PROFILE_MARKS_B,
+    S6Stack,
+    run_profile,
+    run_profile_buffer,
+)
 
 
 def sm_clock_mhz() -> float | None:
@@ -84,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=200, help="profiled launches per run (the median is kept)")
     parser.add_argument("--marks", action="store_true",
                         help="also the clocks inside a phase: x summed, u and z ready (columns 'to x', 'to u, z', "
-                             "'after u, z')")
+                             "'after u, z'; mamba-s6 also phase B's 'B to x_proj', 'B to y', 'B after y')")
     parser.add_argument("--out", default="", help="also write the report (markdown) here")
     args = parser.parse_args(argv)
     args.batch = 1
@@ -96,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     if not model.attach_runs(state):
         raise SystemExit(f"run_profile: {args.preset} with {args.block} has no runs of Mamba blocks to profile")
     mhz = sm_clock_mhz()
+    marks = (PROFILE_MARKS + (PROFILE_MARKS_B if args.block == "mamba-s6" else ())) if args.marks else ()
     lines = [f"# In-kernel profile of one stream's runs of blocks: {args.preset}, `{args.block}`", "",
              f"Device: {device_name(dev)}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; SM clock "
              f"{f'{mhz:.0f} MHz (nvidia-smi, before the runs)' if mhz else 'unknown (cycles only)'}.",
@@ -107,12 +115,14 @@ def main(argv: list[str] | None = None) -> int:
              "profile, gaps included."
              + (" Marks (medians over every program of the phases that have them: LTI blocks, selective phases A): "
                 "to x = a phase's start to x's partials loaded and summed; to u, z = LayerNorm, in_proj and conv; "
-                "after u, z = the rest of the phase (state update and out_proj; or the x_proj partial)."
+                "after u, z = the rest of the phase (state update and out_proj; or the x_proj partial). Selective "
+                "phases B: B to x_proj = the phase's start to x_proj's partials loaded and summed; B to y = Δ, the "
+                "state update and the gate; B after y = out_proj and its partial's store."
                 if args.marks else ""), "",
              "| run | blocks | programs | µs per launch | kernel (cycles) | work per phase (cycles) | barrier (cycles) "
              "| output phase | barriers' share of the kernel | kernel ÷ launch |"
-             + ("".join(f" {k} |" for k in PROFILE_MARKS) if args.marks else ""),
-             "|---|---|---|---|---|---|---|---|---|---|" + ("---|" * len(PROFILE_MARKS) if args.marks else "")]
+             + "".join(f" {k} |" for k in marks),
+             "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(marks)]
     for where, run in level_runs(state["body"], list(model.config.pool)):
         r = profile_run(run, args.mode, args.steps, args.marks)
         n, selective = run.weights.A.shape[0], isinstance(run.weights, S6Stack)
@@ -121,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         share = f"{r['total'] / mhz / r['launch us']:.0%}" if mhz else "-"
         lines.append(f"| {where} | {n} | {run.scratch['xp'].shape[0]} | {r['launch us']:.2f} | {r['total']:.0f} | "
                      f"{work} | {r['barrier']:.0f} | {r['output']:.0f} | {phases * r['barrier'] / r['total']:.0%} | "
-                     f"{share} |" + ("".join(f" {r[k]:.0f} |" for k in PROFILE_MARKS) if args.marks else ""))
+                     f"{share} |" + "".join(f" {r[k]:.0f} |" if k in r else " - |" for k in marks))
         print(lines[-1], flush=True)
     emit_report(lines, args.out)
     return 0

@@ -42,6 +42,7 @@ class Variant:
                                                     "CL")]
         flags += [f"{k}=False" for k, v in self.consts if k == "REV_LOADS" and v is False]
         flags += [f"{k}={v}" for k, v in self.consts if k == "PROFILE" and v not in (True, False)]  # 2: with marks
+        flags += [f"{k}={v}" for k, v in self.consts if k == "XCHG" and v]  # bytes of distributed shared memory
         return f"{self.kernel} warps={self.num_warps} " + " ".join(blocks + flags)
 
 
@@ -194,6 +195,15 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 for selective in (False, True):
                     marked = dict(kind, SELECTIVE=selective, PERSISTENT=True, CLUSTER=True, PROFILE=2)
                     out.append(Variant("run", tuple(marked.items()), run_warps(H, selective)))
+                # the partials through distributed shared memory (AUDIOMAMBA_STEP_RUN_DSMEM=1)
+                from .triton_mamba_run import run_exchange_bytes
+
+                for selective, cplx in ((True, False), (False, True), (False, False)):
+                    xchg = run_exchange_bytes(selective, 1, H, run["BLOCK_P"], run["BLOCK_R"], 16)
+                    if xchg:
+                        dsm = dict(kind, SELECTIVE=selective, IS_COMPLEX=cplx, PERSISTENT=True, CLUSTER=True,
+                                   XCHG=xchg)
+                        out.append(Variant("run", tuple(dsm.items()), run_warps(H, selective)))
         out.append(Variant("norm_linear", tuple(dict(common, HAS_BIAS=True, BLOCK_H=64, BLOCK_V=64).items()), 4))
         out.append(Variant("sample", tuple(dict(GREEDY=not small, MIN_P=False, BLOCK_B=4, BLOCK_V=256).items()), 4))
         if small:  # --min-p sampling
@@ -286,6 +296,8 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     shfl = f", cp.async {ptx.count('cp.async.')}, shfl.sync {ptx.count('shfl.sync')}, bar.sync {ptx.count('bar.sync')}"
     if "barrier.cluster" in ptx:  # a run launched as one thread-block cluster (AUDIOMAMBA_STEP_RUNS=cluster)
         shfl += f", barrier.cluster {ptx.count('barrier.cluster.arrive')}"
+    if "st.shared::cluster" in ptx:  # its partials pushed to the other CTAs' shared memory (AUDIOMAMBA_STEP_RUN_DSMEM)
+        shfl += f", dsmem stores {ptx.count('st.shared::cluster')}"
     ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
     if not os.path.exists(ptxas):
         return "compiled to PTX (no ptxas for register counts)" + shfl

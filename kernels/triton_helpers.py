@@ -163,6 +163,49 @@ def cluster_barrier(token):
         "=r,r", [token], dtype=tl.int32, is_pure=False, pack=1)
 
 
+#: the sizes (bytes) :func:`cluster_smem` declares; a run's exchange takes the smallest that holds it
+CLUSTER_SMEM_SIZES = (4096, 8192, 16384, 32768)
+
+
+@triton.jit
+def cluster_smem(token, BYTES: tl.constexpr):
+    """The shared-memory address (int32, the CTA's window) of a static array of ``BYTES`` bytes (one of
+    :data:`CLUSTER_SMEM_SIZES`) beside Triton's own shared memory, at the same address in every CTA of the kernel,
+    so :func:`dsmem_store` reaches another CTA's copy. Call it once, with a scalar ``token``, outside any loop: each
+    call declares its own array."""
+    tl.static_assert((BYTES == 4096) | (BYTES == 8192) | (BYTES == 16384) | (BYTES == 32768),
+                     "cluster_smem: BYTES must be one of CLUSTER_SMEM_SIZES")
+    if BYTES == 4096:
+        asm: tl.constexpr = "{\n\t.shared .align 16 .b8 am_xchg[4096];\n\tmov.u32 $0, am_xchg;\n\t}"
+    elif BYTES == 8192:
+        asm: tl.constexpr = "{\n\t.shared .align 16 .b8 am_xchg[8192];\n\tmov.u32 $0, am_xchg;\n\t}"
+    elif BYTES == 16384:
+        asm: tl.constexpr = "{\n\t.shared .align 16 .b8 am_xchg[16384];\n\tmov.u32 $0, am_xchg;\n\t}"
+    else:
+        asm: tl.constexpr = "{\n\t.shared .align 16 .b8 am_xchg[32768];\n\tmov.u32 $0, am_xchg;\n\t}"
+    return tl.inline_asm_elementwise(asm, "=r,r", [token], dtype=tl.int32, is_pure=False, pack=1)
+
+
+@triton.jit
+def dsmem_store(value, addr, rank):
+    """Store float32 ``value`` at shared address ``addr`` (from :func:`cluster_smem`) of CTA ``rank`` of this
+    thread-block cluster (distributed shared memory, ``mapa`` + ``st.shared::cluster``, sm_90+). The stores are seen
+    by that CTA after the next :func:`cluster_barrier` (its arrive is a release, its wait an acquire). Returns a
+    token (0) that nothing needs: the asm has side effects, so it stays."""
+    return tl.inline_asm_elementwise(
+        "{\n\t.reg .u32 a;\n\tmapa.shared::cluster.u32 a, $2, $3;\n\tst.shared::cluster.f32 [a], $1;"
+        "\n\tmov.u32 $0, 0;\n\t}",
+        "=r,f,r,r", [value, addr, rank], dtype=tl.int32, is_pure=False, pack=1)
+
+
+@triton.jit
+def smem_load(addr):
+    """The float32 at shared address ``addr`` of this CTA (``ld.shared``), read where it stands in the program: the
+    asm is volatile, so it stays after the :func:`cluster_barrier` before it."""
+    return tl.inline_asm_elementwise("ld.shared.f32 $0, [$1];", "=f,r", [addr], dtype=tl.float32, is_pure=False,
+                                     pack=1)
+
+
 @triton.jit
 def sm_clock(token):
     """This SM's cycle counter (``%clock64``, int64) once ``token`` (any int32 but -1) is known: the read is

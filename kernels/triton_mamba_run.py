@@ -88,7 +88,17 @@ from .backend import cluster_ctas_max, interpreting, on_sm90, pdl_enabled
 from .checks import REAL_STATE_DTYPES
 from .errors import KernelError
 from .launch import CLUSTER_MAX_CTAS, cdiv, launch_cluster, launch_named, next_pow2
-from .triton_helpers import cluster_barrier, ln_regs, mm, pdl_wait, sm_clock
+from .triton_helpers import (
+    CLUSTER_SMEM_SIZES,
+    cluster_barrier,
+    cluster_smem,
+    dsmem_store,
+    ln_regs,
+    mm,
+    pdl_wait,
+    sm_clock,
+    smem_load,
+)
 from .triton_mamba_step import (
     _conv_step,
     _conv_taps,
@@ -171,6 +181,25 @@ def run_block_e(E: int) -> int:
     return min(int(text) if text else narrow, next_pow2(E))
 
 
+def run_dsmem() -> bool:
+    """``AUDIOMAMBA_STEP_RUN_DSMEM``: 1, a cluster run's partials go through distributed shared memory
+    (:func:`run_exchange_bytes`); 0 or unset, through L2. A bad value is a one-line KernelError."""
+    text = os.environ.get("AUDIOMAMBA_STEP_RUN_DSMEM", "").strip() or "0"
+    if text not in ("0", "1"):
+        raise KernelError(f"AUDIOMAMBA_STEP_RUN_DSMEM={text!r} in the environment: use 1 (a cluster run's partials "
+                          "through distributed shared memory) or 0 (through L2)")
+    return text == "1"
+
+
+def run_exchange_bytes(selective: bool, block_b: int, block_h: int, block_p: int, block_r: int, block_n: int) -> int:
+    """Bytes of a cluster run's exchange buffer in shared memory (``XCHG`` of :func:`_run_kernel`): two slots of
+    every program's out_proj partial (BLOCK_B, BLOCK_H) and, selective, one of its x_proj partial (BLOCK_B,
+    BLOCK_R + 2 BLOCK_N), float32, rounded up to one of :data:`kernels.triton_helpers.CLUSTER_SMEM_SIZES`; 0 where
+    it needs more than the largest (the partials then go through L2)."""
+    need = 4 * block_b * block_p * (2 * block_h + ((block_r + 2 * block_n) if selective else 0))
+    return next((size for size in CLUSTER_SMEM_SIZES if size >= need), 0)
+
+
 @triton.jit
 def _grid_barrier(ticket_ptr, target, POLLS: tl.constexpr):
     """Every program of the grid waits here until all have arrived: each adds 1 to a counter that is never reset
@@ -194,10 +223,11 @@ def _grid_barrier(ticket_ptr, target, POLLS: tl.constexpr):
 @triton.jit
 def _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, batch, H,
            res_first, n_res, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
-           BLOCK_PC: tl.constexpr):
+           BLOCK_PC: tl.constexpr, xs=0, XCHG: tl.constexpr = 0, BLOCK_P: tl.constexpr = 1):
     """Block j's input x_j (BLOCK_B, BLOCK_H): x0 (+ x0b where ``x0b_stride`` >= 0; rows x0_stride and x0b_stride
     apart: the UpPool's pending output and its skip) for j = 0, else x_(j-1) + Σ_p out_proj partials (+ block
-    j-1's res), the partials summed BLOCK_PC programs at a time; program 0 stores it to outs[j]."""
+    j-1's res), the partials summed BLOCK_PC programs at a time (``XCHG``: from this CTA's shared memory at ``xs``,
+    where every program pushed its own, :func:`_store_out_partial`); program 0 stores it to outs[j]."""
     m_bh = m_b[:, None] & m_h[None, :]
     bh = rows[:, None] * H + offs_h[None, :]
     if j == 0:
@@ -210,8 +240,14 @@ def _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr,
         slot = op_ptr + ((j - 1) % 2) * tl.num_programs(0) * (BLOCK_B * BLOCK_H)
         for p0 in range(0, tl.num_programs(0), BLOCK_PC):  # BLOCK_PC programs' partials per load: one load at sc09's
             offs_p = p0 + tl.arange(0, BLOCK_PC)          # 16 kHz widths, a few for wide centers (registers)
-            part = tl.load(slot + offs_p[:, None, None] * (BLOCK_B * BLOCK_H) + tile,
-                           mask=(offs_p < tl.num_programs(0))[:, None, None], other=0.0, cache_modifier=".cg")
+            m_p = (offs_p < tl.num_programs(0))[:, None, None]
+            if XCHG:  # the slot's addresses of programs past the grid are clamped to the last (in the buffer)
+                offs_q = tl.minimum(offs_p, tl.num_programs(0) - 1)
+                at = ((j - 1) % 2 * BLOCK_P + offs_q[:, None, None]) * (BLOCK_B * BLOCK_H) + tile
+                part = tl.where(m_p, smem_load(xs + at * 4), 0.0)
+            else:
+                part = tl.load(slot + offs_p[:, None, None] * (BLOCK_B * BLOCK_H) + tile, mask=m_p, other=0.0,
+                               cache_modifier=".cg")
             x += tl.sum(part, axis=0)
         i = j - 1 - res_first
         if (i >= 0) & (i < n_res):
@@ -228,7 +264,8 @@ def _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr,
 def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, win_ptr,
                cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first, n_res,
                K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
-               BLOCK_E: tl.constexpr, BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False):
+               BLOCK_E: tl.constexpr, BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0,
+               XCHG: tl.constexpr = 0, BLOCK_P: tl.constexpr = 1):
     """The start of block j's step: x_j (:func:`_run_x`), its LayerNorm, in_proj and the conv step of this program's
     channels: (u, z) (BLOCK_B, BLOCK_E), 0 where padded. The weights and the conv window load first: none of them
     depends on the other programs, so they are in flight with x's partials. ``MARKS``: the SM's clock when x is
@@ -245,7 +282,7 @@ def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_
     conv = conv_ptr + j * batch * E * (K - 1)
     win, taps = _conv_taps(conv, cw, rows, offs_e, m_e, m_be, E, K, BLOCK_B, BLOCK_E)
     x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, batch,
-               H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_PC)
+               H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_PC, xs, XCHG, BLOCK_P)
     if MARKS:
         tl.store(prof_s + 1, sm_clock((tl.sum(x) != 0.5).to(tl.int32)))
     xn = ln_regs(x, m_b[:, None] & m_h[None, :], nw, nb, H, eps)
@@ -266,12 +303,21 @@ def _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H: tl.constexpr):
 
 
 @triton.jit
-def _store_out_partial(op_ptr, j, y, w_out, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr):
+def _store_out_partial(op_ptr, j, y, w_out, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, xs=0,
+                       XCHG: tl.constexpr = 0, BLOCK_P: tl.constexpr = 1):
     """This program's out_proj partial W_out[:, channels] y of block j to ``op[j % 2, program]`` (padded rows and
-    columns are 0). Two slots: an LTI block's programs write theirs while slower ones may still read block j-1's."""
+    columns are 0). Two slots: an LTI block's programs write theirs while slower ones may still read block j-1's.
+    ``XCHG``: pushed instead to slot (j % 2, program) of every CTA's exchange buffer at ``xs`` (distributed shared
+    memory: after the cluster barrier each program sums them from its own shared memory, not from L2)."""
     tile = tl.arange(0, BLOCK_B)[:, None] * BLOCK_H + tl.arange(0, BLOCK_H)[None, :]
-    slot = (j % 2) * tl.num_programs(0) + tl.program_id(0)
-    tl.store(op_ptr + slot * (BLOCK_B * BLOCK_H) + tile, mm(y, w_out, False, "ieee"))
+    part = mm(y, w_out, False, "ieee")
+    if XCHG:
+        at = xs + (((j % 2) * BLOCK_P + tl.program_id(0)) * (BLOCK_B * BLOCK_H) + tile) * 4
+        for q in range(tl.num_programs(0)):
+            dsmem_store(part, at, q)
+    else:
+        slot = (j % 2) * tl.num_programs(0) + tl.program_id(0)
+        tl.store(op_ptr + slot * (BLOCK_B * BLOCK_H) + tile, part)
 
 
 @triton.jit
@@ -279,9 +325,11 @@ def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, o
                  nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps,
                  res_first, n_res, K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr,
                  BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
-                 BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False):
+                 BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0, XCHG: tl.constexpr = 0,
+                 BLOCK_P: tl.constexpr = 1):
     """Phase A of selective block j (module docstring): :func:`_run_front` (``MARKS``: its clocks), u and z kept in
-    ``uz``, and this program's x_proj partial to ``xp[program]``."""
+    ``uz``, and this program's x_proj partial to ``xp[program]`` (``XCHG``: to its slot in every CTA's exchange
+    buffer, after the out_proj partials' two slots)."""
     wx = wx_ptr + j * (R + 2 * N) * E
     offs_r = tl.arange(0, BLOCK_R)
     offs_n = tl.arange(0, BLOCK_N)
@@ -292,25 +340,38 @@ def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, o
     w_c = tl.load(wx + (R + N + offs_n[None, :]) * E + offs_e[:, None], mask=m_en, other=0.0).to(tl.float32)
     u, z = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr,
                       win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first,
-                      n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC, prof_s, MARKS)
+                      n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC, prof_s, MARKS, xs, XCHG, BLOCK_P)
     m_be = m_b[:, None] & m_e[None, :]
     be = rows[:, None] * E + offs_e[None, :]
     tl.store(uz_ptr + be, u, mask=m_be)
     tl.store(uz_ptr + batch * E + be, z, mask=m_be)
     # (Δ_low | B_t | C_t) padded to (BLOCK_R | BLOCK_N | BLOCK_N) columns
     xw: tl.constexpr = BLOCK_R + 2 * BLOCK_N
-    part = xp_ptr + tl.program_id(0) * (BLOCK_B * xw) + tl.arange(0, BLOCK_B)[:, None] * xw
-    tl.store(part + offs_r[None, :], mm(u, w_r, False, "ieee"))
-    tl.store(part + BLOCK_R + offs_n[None, :], mm(u, w_b, False, "ieee"))
-    tl.store(part + BLOCK_R + BLOCK_N + offs_n[None, :], mm(u, w_c, False, "ieee"))
+    p_r, p_b, p_c = mm(u, w_r, False, "ieee"), mm(u, w_b, False, "ieee"), mm(u, w_c, False, "ieee")
+    if XCHG:
+        at = (2 * BLOCK_P * BLOCK_B * BLOCK_H + tl.program_id(0) * (BLOCK_B * xw)
+              + tl.arange(0, BLOCK_B)[:, None] * xw)
+        a_r, a_b = xs + (at + offs_r[None, :]) * 4, xs + (at + BLOCK_R + offs_n[None, :]) * 4
+        a_c = xs + (at + BLOCK_R + BLOCK_N + offs_n[None, :]) * 4
+        for q in range(tl.num_programs(0)):
+            dsmem_store(p_r, a_r, q)
+            dsmem_store(p_b, a_b, q)
+            dsmem_store(p_c, a_c, q)
+    else:
+        part = xp_ptr + tl.program_id(0) * (BLOCK_B * xw) + tl.arange(0, BLOCK_B)[:, None] * xw
+        tl.store(part + offs_r[None, :], p_r)
+        tl.store(part + BLOCK_R + offs_n[None, :], p_b)
+        tl.store(part + BLOCK_R + BLOCK_N + offs_n[None, :], p_c)
 
 
 @triton.jit
 def _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e,
                  batch, H, E, N, R, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
-                 BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr):
+                 BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0,
+                 XCHG: tl.constexpr = 0):
     """Phase B of selective block j (module docstring): the summed x_proj, the state update of this program's
-    channels and its out_proj partial."""
+    channels and its out_proj partial. ``MARKS``: the SM's clock when x_proj is summed (``prof_s[1]``) and when y
+    is ready (``prof_s[2]``), each read after a sum of that tile."""
     w_dt, dtb, A, h, hp, D = _ssm_params(wdt_ptr + j * E * R, dtb_ptr + j * E, a_ptr + j * E * N, D_ptr + j * E,
                                          h_ptr + j * batch * E * N, rows, m_b, offs_e, E, N, R, BLOCK_N, BLOCK_R,
                                          False)
@@ -322,14 +383,28 @@ def _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_pt
     xw: tl.constexpr = BLOCK_R + 2 * BLOCK_N
     offs_p = tl.arange(0, BLOCK_P)
     m_p = (offs_p < tl.num_programs(0))[:, None, None]
-    part = xp_ptr + offs_p[:, None, None] * (BLOCK_B * xw) + tl.arange(0, BLOCK_B)[None, :, None] * xw
-    dt_low = tl.sum(tl.load(part + tl.arange(0, BLOCK_R)[None, None, :], mask=m_p, other=0.0, cache_modifier=".cg"), 0)
-    Bt = tl.sum(tl.load(part + BLOCK_R + tl.arange(0, BLOCK_N)[None, None, :], mask=m_p, other=0.0,
-                        cache_modifier=".cg"), 0)
-    Ct = tl.sum(tl.load(part + BLOCK_R + BLOCK_N + tl.arange(0, BLOCK_N)[None, None, :], mask=m_p, other=0.0,
-                        cache_modifier=".cg"), 0)
+    if XCHG:  # from this CTA's exchange buffer (programs past the grid: the last one's slot, masked)
+        offs_q = tl.minimum(offs_p, tl.num_programs(0) - 1)
+        at = (2 * BLOCK_P * BLOCK_B * BLOCK_H + offs_q[:, None, None] * (BLOCK_B * xw)
+              + tl.arange(0, BLOCK_B)[None, :, None] * xw)
+        dt_low = tl.sum(tl.where(m_p, smem_load(xs + (at + tl.arange(0, BLOCK_R)[None, None, :]) * 4), 0.0), 0)
+        Bt = tl.sum(tl.where(m_p, smem_load(xs + (at + BLOCK_R + tl.arange(0, BLOCK_N)[None, None, :]) * 4), 0.0), 0)
+        Ct = tl.sum(tl.where(m_p, smem_load(xs + (at + BLOCK_R + BLOCK_N + tl.arange(0, BLOCK_N)[None, None, :]) * 4),
+                             0.0), 0)
+    else:
+        part = xp_ptr + offs_p[:, None, None] * (BLOCK_B * xw) + tl.arange(0, BLOCK_B)[None, :, None] * xw
+        dt_low = tl.sum(tl.load(part + tl.arange(0, BLOCK_R)[None, None, :], mask=m_p, other=0.0,
+                                cache_modifier=".cg"), 0)
+        Bt = tl.sum(tl.load(part + BLOCK_R + tl.arange(0, BLOCK_N)[None, None, :], mask=m_p, other=0.0,
+                            cache_modifier=".cg"), 0)
+        Ct = tl.sum(tl.load(part + BLOCK_R + BLOCK_N + tl.arange(0, BLOCK_N)[None, None, :], mask=m_p, other=0.0,
+                            cache_modifier=".cg"), 0)
+    if MARKS:
+        tl.store(prof_s + 1, sm_clock((tl.sum(dt_low) + tl.sum(Bt) + tl.sum(Ct) != 0.5).to(tl.int32)))
     y = _ssm_channels(m_b, offs_e, E, N, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, hp, D, False, "ieee", BLOCK_N, False)
-    _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H)
+    if MARKS:
+        tl.store(prof_s + 2, sm_clock((tl.sum(y) != 0.5).to(tl.int32)))
+    _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H, xs, XCHG, BLOCK_P)
 
 
 @triton.jit
@@ -342,7 +417,7 @@ def _run_kernel(
     PERSISTENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, PDL: tl.constexpr = False,
     BLOCK_PC: tl.constexpr = 16, POLLS: tl.constexpr = 1 << 24, CLUSTER: tl.constexpr = False,
-    PROFILE: tl.constexpr = 0,
+    PROFILE: tl.constexpr = 0, XCHG: tl.constexpr = 0,
 ):
     """A run of ``n_blocks`` block steps: every phase with a barrier after each (PERSISTENT), or only ``phase``.
     ``CLUSTER`` (with PERSISTENT): the grid is one thread-block cluster (:func:`kernels.launch.launch_cluster`) and
@@ -353,8 +428,10 @@ def _run_kernel(
     phase (2 or 1 times n_blocks) is the run's output. ``PROFILE`` (with PERSISTENT): each program writes its SM's
     clock (:func:`sm_clock`) at the start of every phase s and before the barrier after it to ``prof[program, s]``
     ((P, phases + 1, 2) int64; the output phase's second entry is the program's end); ``PROFILE=2``: (P, phases + 1,
-    4), the start, x summed and (u, z) ready (the phases that have them: LTI blocks and selective phases A, else 0;
-    :func:`_run_front`'s marks), the end."""
+    4), the start, two marks inside the phase (LTI blocks and selective phases A: x summed and (u, z) ready,
+    :func:`_run_front`; selective phases B: x_proj summed and y ready; the output phase: 0), the end. ``XCHG`` (with
+    CLUSTER): the partials go through distributed shared memory, an exchange buffer of that many bytes in every CTA
+    (:func:`run_exchange_bytes`), instead of ``op`` and ``xp`` in global memory."""
     pdl_wait(PDL)
     P = tl.num_programs(0)
     if SELECTIVE:
@@ -380,6 +457,9 @@ def _run_kernel(
     m_b = rows < batch
     offs_e = tl.program_id(0) * BLOCK_E + tl.arange(0, BLOCK_E)
     m_e = offs_e < E
+    xs = 0
+    if XCHG:
+        xs = cluster_smem(tl.program_id(0), XCHG)
     PW: tl.constexpr = 2 + 2 * (PROFILE == 2)  # clocks per phase
     prof = prof_ptr + tl.program_id(0) * (n_phases + 1) * PW
     for s in range(first, last):
@@ -389,7 +469,8 @@ def _run_kernel(
         if s == n_phases:  # the run's output (only program 0's stores land), also to ``tail`` where given
             offs_h = tl.arange(0, BLOCK_H)
             x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h,
-                       offs_h < H, batch, H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_PC)
+                       offs_h < H, batch, H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_PC, xs, XCHG,
+                       BLOCK_P)
             if (tail_stride >= 0) & (tl.program_id(0) == 0):
                 tl.store(tail_ptr + rows[:, None] * tail_stride + offs_h[None, :], x.to(tail_ptr.dtype.element_ty),
                          mask=m_b[:, None] & (offs_h < H)[None, :])
@@ -398,10 +479,11 @@ def _run_kernel(
                 _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr,
                              nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e,
                              batch, H, E, N, R, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E,
-                             BLOCK_N, BLOCK_R, BLOCK_PC, prof + PW * s, PROFILE == 2)
+                             BLOCK_N, BLOCK_R, BLOCK_PC, prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P)
             else:
                 _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b,
-                             offs_e, m_e, batch, H, E, N, R, BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P)
+                             offs_e, m_e, batch, H, E, N, R, BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P,
+                             prof + PW * s, PROFILE == 2, xs, XCHG)
         else:  # LTI: the state update needs only this program's channels, so the block is one phase
             # the SSM's parameters and state first: they load with x's partials, not after them
             w_out = _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H)
@@ -413,10 +495,10 @@ def _run_kernel(
             u, z = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr,
                               win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps,
                               res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC, prof + PW * s,
-                              PROFILE == 2)
+                              PROFILE == 2, xs, XCHG, BLOCK_P)
             y = _lti_update(dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D, u, z, hj, m_b, offs_e, E, N,
                             IS_COMPLEX, BLOCK_N, False)
-            _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H)
+            _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H, xs, XCHG, BLOCK_P)
         if PROFILE:
             tl.store(prof + PW * s + PW - 1, sm_clock(s))
         if PERSISTENT:
@@ -548,8 +630,10 @@ def run_profile_buffer(w: S6Stack | LTIStack, block_e: int, device: torch.device
 
 
 #: the parts of a phase that a profile with marks reports (:func:`run_profile`): start to x summed, x to (u, z)
-#: ready, (u, z) to the phase's end
+#: ready, (u, z) to the phase's end (LTI blocks, selective phases A); selective phases B: start to x_proj summed,
+#: x_proj to y ready, y to the phase's end
 PROFILE_MARKS = ("to x", "to u, z", "after u, z")
+PROFILE_MARKS_B = ("B to x_proj", "B to y", "B after y")
 
 
 def run_profile(prof: Tensor, selective: bool) -> dict[str, float]:
@@ -558,9 +642,10 @@ def run_profile(prof: Tensor, selective: bool) -> dict[str, float]:
     to its barrier; "barrier", the fastest program's wait from its arrival to the next phase's start (the
     hardware's wait when every program came at once; each program waits longer for a slower one); "output" (the
     last phase); "total", the longest program's cycles from its start to its end (each SM has its own clock). Medians
-    over the run's blocks. With marks (4 clocks per phase), over every program of the phases that have them (LTI
-    blocks, selective phases A): "to x" (x's partials loaded and summed), "to u, z" (LayerNorm, in_proj, conv) and
-    "after u, z" (the rest of the phase: the state update and out_proj, or the x_proj partial)."""
+    over the run's blocks. With marks (4 clocks per phase), medians over every program of the phases that have them:
+    LTI blocks and selective phases A, :data:`PROFILE_MARKS`: "to x" (x's partials loaded and summed), "to u, z"
+    (LayerNorm, in_proj, conv) and "after u, z" (the rest of the phase: the state update and out_proj, or the x_proj
+    partial); selective phases B, :data:`PROFILE_MARKS_B`: x_proj's partials summed, the state update, out_proj."""
     t = prof.double().cpu()
     start, pre = t[:, :, 0], t[:, :, -1]
     work = (pre - start).amax(0)  # (phases + 1,)
@@ -573,9 +658,13 @@ def run_profile(prof: Tensor, selective: bool) -> dict[str, float]:
     else:
         out["block work"] = float(work[:phases].quantile(0.5))
     if t.shape[-1] == 4:
-        marked = t[:, :phases:2] if selective else t[:, :phases]  # (P, marked phases, 4)
-        for a, name in enumerate(PROFILE_MARKS):
-            out[name] = float((marked[..., a + 1] - marked[..., a]).flatten().quantile(0.5))
+        groups = [(PROFILE_MARKS, t[:, :phases:2] if selective else t[:, :phases])]  # (P, marked phases, 4)
+        if selective:
+            groups.append((PROFILE_MARKS_B, t[:, 1:phases:2]))
+        for names, marked in groups:
+            if marked.shape[1]:
+                for a, name in enumerate(names):
+                    out[name] = float((marked[..., a + 1] - marked[..., a]).flatten().quantile(0.5))
     return out
 
 
@@ -656,7 +745,9 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     block_pc = min(consts["BLOCK_P"], max(1, 8192 // (consts["BLOCK_B"] * consts["BLOCK_H"])))
     consts.update(POLLS=RUN_POLLS, BLOCK_PC=block_pc)
     if cluster:
-        launch_cluster(_run_kernel, P, *args, 0, prof, CLUSTER=True, **consts)
+        xchg = run_exchange_bytes(selective, consts["BLOCK_B"], consts["BLOCK_H"], consts["BLOCK_P"],
+                                  consts["BLOCK_R"], consts["BLOCK_N"]) if run_dsmem() else 0
+        launch_cluster(_run_kernel, P, *args, 0, prof, CLUSTER=True, XCHG=xchg, **consts)
         return outs[n]
     for phase in [0] if persistent else range(n_phases + 1):
         launch_named(_run_kernel, (P,), *args, phase, prof, **consts)

@@ -34,8 +34,10 @@ def test_run_profile_splits_a_phase_at_its_marks():
     r = run_profile(prof, selective=False)
     assert r["block work"] == 90 and r["output"] == 60 and r["barrier"] == 15  # the median of (20, 10)
     assert r["to x"] == 35 and r["to u, z"] == 20 and r["after u, z"] == 30  # medians of (30, 40, 20, 50), ...
-    sel = run_profile(prof, selective=True)  # phase 0 is an A phase, 1 a B phase: only phase 0 counts
+    sel = run_profile(prof, selective=True)  # phase 0 is an A phase, 1 a B phase: each its own marks
     assert sel["to x"] == 25 and sel["to u, z"] == 30 and sel["after u, z"] == 30
+    assert sel["B to x_proj"] == 45 and sel["B to y"] == 20 and sel["B after y"] == 25  # (40, 50), (20, 20), (30, 20)
+    assert "B to y" not in r
     assert "to x" not in run_profile(prof[..., [0, 3]], selective=False)
 
 
@@ -62,6 +64,7 @@ def test_main_profiles_every_run_on_a_gpu(tmp_path, block: str, marks: bool):
     assert main(argv + (["--marks"] if marks else [])) == 0
     rows = [ln for ln in out.read_text().splitlines() if ln.startswith("| 16 kHz")]
     assert len(rows) == 2 and all(("A " in ln) == (block == "mamba-s6") for ln in rows), rows
-    if marks:  # three parts of a phase, each a positive count of cycles
-        parts = [[float(c) for c in ln.strip(" |").split(" | ")[-3:]] for ln in rows]
-        assert all(len(p) == 3 and min(p) > 0 for p in parts), rows
+    if marks:  # three parts of a phase (and of a selective B phase), each a positive count of cycles
+        n = 6 if block == "mamba-s6" else 3
+        parts = [[float(c) for c in ln.strip(" |").split(" | ")[-n:]] for ln in rows]
+        assert all(len(p) == n and min(p) > 0 for p in parts), rows

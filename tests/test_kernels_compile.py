@@ -70,6 +70,11 @@ def test_kernels_compile_for_sm90():
     for ln in marked:
         plain = [p for p in runs if p.split(":")[0] == ln.split(":")[0].replace(" PROFILE=2", "")]
         assert len(plain) == 1 and shfl(ln) > shfl(plain[0]), (ln, plain)
+    # the partials through distributed shared memory (XCHG): stores to the other CTAs' shared memory, only there,
+    # for every kind of block
+    dsmem = [ln for ln in runs if any(f.startswith("XCHG=") for f in ln.split(":")[0].split())]
+    assert len(dsmem) == 3 and all(", dsmem stores " in ln for ln in dsmem), runs
+    assert not any(", dsmem stores " in ln for ln in runs if ln not in dsmem), runs
     # the generation step kernels without masks (sizes that are multiples of the tiles: ``EVEN``) compile to fewer
     # instructions than with them (sm_90, 2026-12-04: in_proj + conv 2200 -> 1632, state update 3272 -> 2432)
     def sass(line: str) -> int:

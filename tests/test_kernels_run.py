@@ -13,6 +13,8 @@ from audiomamba.kernels.triton_mamba_run import (
     mamba_lti_run_step_triton,
     mamba_s6_run_step_triton,
     run_block_e,
+    run_dsmem,
+    run_exchange_bytes,
     run_profile_buffer,
     run_scratch,
     run_step_ref,
@@ -61,6 +63,37 @@ def test_run_step_as_a_non_portable_cluster(E: int) -> None:
     if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 9:
         pytest.skip("thread-block clusters need a sm_90+ GPU")
     _check_s6_run(1, 16, "cluster", "forward", E)
+
+
+@pytest.mark.parametrize("kind,batch,E", [("mamba-s6", 1, 64), ("mamba-s6", 3, 64), ("mamba-s6", 1, 256),
+                                          ("mamba-s4", 3, 64), ("mamba-s4-real", 1, 64), ("mamba-s4-real", 3, 64)])
+def test_run_step_through_distributed_shared_memory(kind: str, batch: int, E: int, monkeypatch) -> None:
+    """A cluster run whose partials go to every CTA's shared memory (``AUDIOMAMBA_STEP_RUN_DSMEM=1``; 4 or 16
+    programs, sm_90 GPU only): as the float64 reference, as through L2."""
+    if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 9:
+        pytest.skip("distributed shared memory needs a sm_90+ GPU")
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_DSMEM", "1")
+    if kind == "mamba-s6":
+        _check_s6_run(batch, 16, "cluster", "reversed", E)
+    else:
+        test_lti_run_step_matches_the_reference(kind == "mamba-s4", batch, 16, "cluster")
+
+
+def test_exchange_buffer_sizes(monkeypatch) -> None:
+    """The exchange through distributed shared memory is off unless asked for; its buffer holds two slots of every
+    program's out_proj partial (and a selective run's x_proj partials), rounded up to a declared size, or is 0."""
+    monkeypatch.delenv("AUDIOMAMBA_STEP_RUN_DSMEM", raising=False)
+    assert not run_dsmem()
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_DSMEM", "1")
+    assert run_dsmem()
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_DSMEM", "yes")
+    with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_RUN_DSMEM='yes'"):
+        run_dsmem()
+    # sc09-small's 16 kHz level, one stream: 16 programs, H 64; selective adds (4 + 2 * 16) columns
+    assert run_exchange_bytes(False, 1, 64, 16, 2, 16) == 8192  # 4 * 16 * 128 = 8192 exactly
+    assert run_exchange_bytes(True, 1, 64, 16, 4, 16) == 16384  # 8192 + 4 * 16 * 36
+    assert run_exchange_bytes(False, 1, 32, 4, 2, 16) == 4096
+    assert run_exchange_bytes(False, 8, 256, 16, 2, 16) == 0  # 256 KiB: more than the largest, through L2
 
 
 def _check_s6_run(batch: int, block_e: int, mode: str, res_kind: str, E: int) -> None:
