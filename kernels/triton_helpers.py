@@ -163,6 +163,22 @@ def cluster_barrier(token):
         "=r,r", [token], dtype=tl.int32, is_pure=False, pack=1)
 
 
+@triton.jit
+def cluster_arrive(token):
+    """The first half of :func:`cluster_barrier`: ``barrier.cluster.arrive.release`` (this thread's earlier stores
+    become visible to the cluster; later ones are not covered, so stores that no other CTA reads can go between
+    this and :func:`cluster_wait`, their latency off the barrier's path). Returns ``token``."""
+    return tl.inline_asm_elementwise("barrier.cluster.arrive.release;\n\tmov.u32 $0, $1;", "=r,r", [token],
+                                     dtype=tl.int32, is_pure=False, pack=1)
+
+
+@triton.jit
+def cluster_wait(token):
+    """The second half of :func:`cluster_barrier`: ``barrier.cluster.wait.acquire``. Returns ``token``."""
+    return tl.inline_asm_elementwise("barrier.cluster.wait.acquire;\n\tmov.u32 $0, $1;", "=r,r", [token],
+                                     dtype=tl.int32, is_pure=False, pack=1)
+
+
 #: the sizes (bytes) :func:`cluster_smem` declares; a run's exchange takes the smallest that holds it
 CLUSTER_SMEM_SIZES = (4096, 8192, 16384, 32768)
 

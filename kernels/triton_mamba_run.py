@@ -90,8 +90,10 @@ from .errors import KernelError
 from .launch import CLUSTER_MAX_CTAS, cdiv, launch_cluster, launch_named, next_pow2
 from .triton_helpers import (
     CLUSTER_SMEM_SIZES,
+    cluster_arrive,
     cluster_barrier,
     cluster_smem,
+    cluster_wait,
     dsmem_store,
     ln_regs,
     mm,
@@ -103,10 +105,14 @@ from .triton_mamba_step import (
     _conv_step,
     _conv_taps,
     _in_proj_weights,
+    _lti_math,
     _lti_params,
+    _lti_store,
     _lti_update,
     _ssm_channels,
+    _ssm_math,
     _ssm_params,
+    _ssm_store,
 )
 
 #: ``AUDIOMAMBA_STEP_RUNS``: 0 (off), 1 (one persistent launch per run), split (one launch per phase: the same kernel
@@ -188,6 +194,17 @@ def run_dsmem() -> bool:
     if text not in ("0", "1"):
         raise KernelError(f"AUDIOMAMBA_STEP_RUN_DSMEM={text!r} in the environment: use 1 (a cluster run's partials "
                           "through distributed shared memory) or 0 (through L2)")
+    return text == "1"
+
+
+def run_late() -> bool:
+    """``AUDIOMAMBA_STEP_RUN_LATE``: 1, a cluster run stores each block's new SSM state between the cluster
+    barrier's arrive and wait (``LATE`` of :func:`_run_kernel`); 0 or unset, before the barrier. A bad value is a
+    one-line KernelError."""
+    text = os.environ.get("AUDIOMAMBA_STEP_RUN_LATE", "").strip() or "0"
+    if text not in ("0", "1"):
+        raise KernelError(f"AUDIOMAMBA_STEP_RUN_LATE={text!r} in the environment: use 1 (the states stored inside "
+                          "the cluster barrier) or 0")
     return text == "1"
 
 
@@ -368,10 +385,13 @@ def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, o
 def _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e,
                  batch, H, E, N, R, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
                  BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0,
-                 XCHG: tl.constexpr = 0):
+                 XCHG: tl.constexpr = 0, LATE: tl.constexpr = False, PROFILE: tl.constexpr = 0, s=0,
+                 PW: tl.constexpr = 2):
     """Phase B of selective block j (module docstring): the summed x_proj, the state update of this program's
     channels and its out_proj partial. ``MARKS``: the SM's clock when x_proj is summed (``prof_s[1]``) and when y
-    is ready (``prof_s[2]``), each read after a sum of that tile."""
+    is ready (``prof_s[2]``), each read after a sum of that tile. ``LATE`` (a cluster run): the phase ends with the
+    cluster barrier's arrive, the new state's store and its wait (:func:`_run_kernel`); ``PROFILE``: its end clock
+    before the arrive, at ``prof_s[PW - 1]``."""
     w_dt, dtb, A, h, hp, D = _ssm_params(wdt_ptr + j * E * R, dtb_ptr + j * E, a_ptr + j * E * N, D_ptr + j * E,
                                          h_ptr + j * batch * E * N, rows, m_b, offs_e, E, N, R, BLOCK_N, BLOCK_R,
                                          False)
@@ -401,10 +421,20 @@ def _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_pt
                             cache_modifier=".cg"), 0)
     if MARKS:
         tl.store(prof_s + 1, sm_clock((tl.sum(dt_low) + tl.sum(Bt) + tl.sum(Ct) != 0.5).to(tl.int32)))
-    y = _ssm_channels(m_b, offs_e, E, N, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, hp, D, False, "ieee", BLOCK_N, False)
+    if LATE:
+        y, h = _ssm_math(m_b, offs_e, E, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, D, False, "ieee", False)
+    else:
+        y = _ssm_channels(m_b, offs_e, E, N, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, hp, D, False, "ieee", BLOCK_N,
+                          False)
     if MARKS:
         tl.store(prof_s + 2, sm_clock((tl.sum(y) != 0.5).to(tl.int32)))
     _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H, xs, XCHG, BLOCK_P)
+    if LATE:
+        if PROFILE:
+            tl.store(prof_s + PW - 1, sm_clock(s))
+        cluster_arrive(s)
+        _ssm_store(hp, h, m_b, offs_e, E, N, BLOCK_N, False)
+        cluster_wait(s)
 
 
 @triton.jit
@@ -417,7 +447,7 @@ def _run_kernel(
     PERSISTENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, PDL: tl.constexpr = False,
     BLOCK_PC: tl.constexpr = 16, POLLS: tl.constexpr = 1 << 24, CLUSTER: tl.constexpr = False,
-    PROFILE: tl.constexpr = 0, XCHG: tl.constexpr = 0,
+    PROFILE: tl.constexpr = 0, XCHG: tl.constexpr = 0, LATE: tl.constexpr = False,
 ):
     """A run of ``n_blocks`` block steps: every phase with a barrier after each (PERSISTENT), or only ``phase``.
     ``CLUSTER`` (with PERSISTENT): the grid is one thread-block cluster (:func:`kernels.launch.launch_cluster`) and
@@ -431,7 +461,10 @@ def _run_kernel(
     4), the start, two marks inside the phase (LTI blocks and selective phases A: x summed and (u, z) ready,
     :func:`_run_front`; selective phases B: x_proj summed and y ready; the output phase: 0), the end. ``XCHG`` (with
     CLUSTER): the partials go through distributed shared memory, an exchange buffer of that many bytes in every CTA
-    (:func:`run_exchange_bytes`), instead of ``op`` and ``xp`` in global memory."""
+    (:func:`run_exchange_bytes`), instead of ``op`` and ``xp`` in global memory. ``LATE`` (with CLUSTER): an LTI
+    block's and a selective phase B's new SSM state is stored between the cluster barrier's arrive and its wait
+    (:func:`kernels.triton_helpers.cluster_arrive`), so the arrive's release does not wait for those stores (no
+    other CTA reads them)."""
     pdl_wait(PDL)
     P = tl.num_programs(0)
     if SELECTIVE:
@@ -483,7 +516,7 @@ def _run_kernel(
             else:
                 _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b,
                              offs_e, m_e, batch, H, E, N, R, BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P,
-                             prof + PW * s, PROFILE == 2, xs, XCHG)
+                             prof + PW * s, PROFILE == 2, xs, XCHG, LATE, PROFILE, s, PW)
         else:  # LTI: the state update needs only this program's channels, so the block is one phase
             # the SSM's parameters and state first: they load with x's partials, not after them
             w_out = _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H)
@@ -496,15 +529,29 @@ def _run_kernel(
                               win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps,
                               res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC, prof + PW * s,
                               PROFILE == 2, xs, XCHG, BLOCK_P)
-            y = _lti_update(dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D, u, z, hj, m_b, offs_e, E, N,
-                            IS_COMPLEX, BLOCK_N, False)
-            _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H, xs, XCHG, BLOCK_P)
+            if LATE:  # the new state stored between the barrier's arrive and its wait
+                y, h_re, h_im = _lti_math(dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, D, u, z, m_b, offs_e, E,
+                                          IS_COMPLEX, False)
+                _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H, xs, XCHG, BLOCK_P)
+                if PROFILE:
+                    tl.store(prof + PW * s + PW - 1, sm_clock(s))
+                cluster_arrive(s)
+                _lti_store(hj, h_off, h_re, h_im, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
+                cluster_wait(s)
+            else:
+                y = _lti_update(dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D, u, z, hj, m_b, offs_e,
+                                E, N, IS_COMPLEX, BLOCK_N, False)
+                _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H, xs, XCHG, BLOCK_P)
+        # LATE: an LTI phase and a selective phase B met at the barrier above (their end clock read before it)
+        met = LATE & (s < n_phases) & ((not SELECTIVE) | (s % 2 == 1))
         if PROFILE:
-            tl.store(prof + PW * s + PW - 1, sm_clock(s))
+            if met == 0:
+                tl.store(prof + PW * s + PW - 1, sm_clock(s))
         if PERSISTENT:
             if s < n_phases:
                 if CLUSTER:  # the phase's stores (release) seen by every CTA's loads after it (acquire; .cg loads)
-                    cluster_barrier(s)
+                    if met == 0:
+                        cluster_barrier(s)
                     tl.debug_barrier()
                 elif P > 1:
                     _grid_barrier(ticket_ptr, base + (s + 1) * P, POLLS)
@@ -747,7 +794,7 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     if cluster:
         xchg = run_exchange_bytes(selective, consts["BLOCK_B"], consts["BLOCK_H"], consts["BLOCK_P"],
                                   consts["BLOCK_R"], consts["BLOCK_N"]) if run_dsmem() else 0
-        launch_cluster(_run_kernel, P, *args, 0, prof, CLUSTER=True, XCHG=xchg, **consts)
+        launch_cluster(_run_kernel, P, *args, 0, prof, CLUSTER=True, XCHG=xchg, LATE=run_late(), **consts)
         return outs[n]
     for phase in [0] if persistent else range(n_phases + 1):
         launch_named(_run_kernel, (P,), *args, phase, prof, **consts)

@@ -396,18 +396,34 @@ def _ssm_params(wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, 
 
 
 @triton.jit
-def _ssm_channels(m_b, offs_e, E, N, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, hp, D,
-                  USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_N: tl.constexpr, EVEN: tl.constexpr):
-    """Δ, state update (h in place at ``hp``) and gated output y (BLOCK_B, BLOCK_E) of channels ``offs_e``,
-    from :func:`_ssm_loads`."""
+def _ssm_math(m_b, offs_e, E, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, D, USE_DOT: tl.constexpr,
+              PREC: tl.constexpr, EVEN: tl.constexpr):
+    """Δ, the new state h (BLOCK_B, BLOCK_E, BLOCK_N) and the gated output y (BLOCK_B, BLOCK_E) of channels
+    ``offs_e``, from :func:`_ssm_loads`: (y, h), nothing stored."""
     m_be = m_b[:, None] & below(offs_e, E, EVEN)[None, :]
     dt = mm(dt_low, w_dt.to(tl.float32), USE_DOT, PREC)
     dt = softplus(dt + dtb[None, :])
     a, _ = exp_dtA(dt[:, :, None], A[None, :, :], A, False)
     h, _ = state_update(h, h, a, a, (dt * u)[:, :, None], Bt[:, None, :], Bt[:, None, :], False)
-    tl.store(hp, h, mask=m_be[:, :, None] & below(tl.arange(0, BLOCK_N), N, EVEN)[None, None, :])
     y = readout(h, h, Ct[:, None, :], Ct[:, None, :], 2, False)
-    return _skip_gate(y, u, z, D, m_be)
+    return _skip_gate(y, u, z, D, m_be), h
+
+
+@triton.jit
+def _ssm_store(hp, h, m_b, offs_e, E, N, BLOCK_N: tl.constexpr, EVEN: tl.constexpr):
+    """The new state h (:func:`_ssm_math`) to ``hp`` (:func:`_ssm_loads`' pointers)."""
+    m_be = m_b[:, None] & below(offs_e, E, EVEN)[None, :]
+    tl.store(hp, h, mask=m_be[:, :, None] & below(tl.arange(0, BLOCK_N), N, EVEN)[None, None, :])
+
+
+@triton.jit
+def _ssm_channels(m_b, offs_e, E, N, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, hp, D,
+                  USE_DOT: tl.constexpr, PREC: tl.constexpr, BLOCK_N: tl.constexpr, EVEN: tl.constexpr):
+    """Δ, state update (h in place at ``hp``) and gated output y (BLOCK_B, BLOCK_E) of channels ``offs_e``,
+    from :func:`_ssm_loads`."""
+    y, h = _ssm_math(m_b, offs_e, E, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, D, USE_DOT, PREC, EVEN)
+    _ssm_store(hp, h, m_b, offs_e, E, N, BLOCK_N, EVEN)
+    return y
 
 
 @triton.jit
@@ -560,17 +576,34 @@ def _lti_update(dt_e, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D, 
                 IS_COMPLEX: tl.constexpr, BLOCK_N: tl.constexpr, EVEN: tl.constexpr):
     """The state update (h in place) and gated output of :func:`_lti_channels` from what :func:`_lti_params`
     loaded."""
+    y, h_re, h_im = _lti_math(dt_e, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, D, u, z, m_b, offs_e, E,
+                              IS_COMPLEX, EVEN)
+    _lti_store(h_ptr, h_off, h_re, h_im, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, EVEN)
+    return y
+
+
+@triton.jit
+def _lti_math(dt_e, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, D, u, z, m_b, offs_e, E,
+              IS_COMPLEX: tl.constexpr, EVEN: tl.constexpr):
+    """:func:`_lti_update` without the store: (y, h_re, h_im) (h_im: h_re where real)."""
     m_be = m_b[:, None] & below(offs_e, E, EVEN)[None, :]
-    m_ben = m_be[:, :, None] & below(tl.arange(0, BLOCK_N), N, EVEN)[None, None, :]
     du = (dt_e[None, :] * u)[:, :, None]
     h_re, h_im = state_update(h_re, h_im, a_re[None], a_im[None], du, B_re[None], B_im[None], IS_COMPLEX)
+    y = readout(h_re, h_im, C_re[None], C_im[None], 2, IS_COMPLEX)
+    return _skip_gate(y, u, z, D, m_be), h_re, h_im
+
+
+@triton.jit
+def _lti_store(h_ptr, h_off, h_re, h_im, m_b, offs_e, E, N, IS_COMPLEX: tl.constexpr, BLOCK_N: tl.constexpr,
+               EVEN: tl.constexpr):
+    """The new state of :func:`_lti_math` to ``h_ptr`` at ``h_off`` (:func:`_lti_params`)."""
+    m_be = m_b[:, None] & below(offs_e, E, EVEN)[None, :]
+    m_ben = m_be[:, :, None] & below(tl.arange(0, BLOCK_N), N, EVEN)[None, None, :]
     if IS_COMPLEX:
         tl.store(h_ptr + 2 * h_off, h_re, mask=m_ben)
         tl.store(h_ptr + 2 * h_off + 1, h_im, mask=m_ben)
     else:
         tl.store(h_ptr + h_off, h_re, mask=m_ben)
-    y = readout(h_re, h_im, C_re[None], C_im[None], 2, IS_COMPLEX)
-    return _skip_gate(y, u, z, D, m_be)
 
 
 @triton.jit

@@ -15,6 +15,7 @@ from audiomamba.kernels.triton_mamba_run import (
     run_block_e,
     run_dsmem,
     run_exchange_bytes,
+    run_late,
     run_profile_buffer,
     run_scratch,
     run_step_ref,
@@ -65,14 +66,18 @@ def test_run_step_as_a_non_portable_cluster(E: int) -> None:
     _check_s6_run(1, 16, "cluster", "forward", E)
 
 
+@pytest.mark.parametrize("dsmem,late", [("1", "0"), ("1", "1"), ("0", "1")])
 @pytest.mark.parametrize("kind,batch,E", [("mamba-s6", 1, 64), ("mamba-s6", 3, 64), ("mamba-s6", 1, 256),
                                           ("mamba-s4", 3, 64), ("mamba-s4-real", 1, 64), ("mamba-s4-real", 3, 64)])
-def test_run_step_through_distributed_shared_memory(kind: str, batch: int, E: int, monkeypatch) -> None:
+def test_run_step_through_distributed_shared_memory(kind: str, batch: int, E: int, dsmem: str, late: str,
+                                                    monkeypatch) -> None:
     """A cluster run whose partials go to every CTA's shared memory (``AUDIOMAMBA_STEP_RUN_DSMEM=1``; 4 or 16
-    programs, sm_90 GPU only): as the float64 reference, as through L2."""
+    programs, sm_90 GPU only), and with the new states stored inside the barrier (``AUDIOMAMBA_STEP_RUN_LATE=1``):
+    as the float64 reference, as through L2."""
     if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 9:
         pytest.skip("distributed shared memory needs a sm_90+ GPU")
-    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_DSMEM", "1")
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_DSMEM", dsmem)
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_LATE", late)
     if kind == "mamba-s6":
         _check_s6_run(batch, 16, "cluster", "reversed", E)
     else:
@@ -89,6 +94,13 @@ def test_exchange_buffer_sizes(monkeypatch) -> None:
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_DSMEM", "yes")
     with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_RUN_DSMEM='yes'"):
         run_dsmem()
+    monkeypatch.delenv("AUDIOMAMBA_STEP_RUN_LATE", raising=False)
+    assert not run_late()
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_LATE", "1")
+    assert run_late()
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_LATE", "2")
+    with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_RUN_LATE='2'"):
+        run_late()
     # sc09-small's 16 kHz level, one stream: 16 programs, H 64; selective adds (4 + 2 * 16) columns
     assert run_exchange_bytes(False, 1, 64, 16, 2, 16) == 8192  # 4 * 16 * 128 = 8192 exactly
     assert run_exchange_bytes(True, 1, 64, 16, 4, 16) == 16384  # 8192 + 4 * 16 * 36
