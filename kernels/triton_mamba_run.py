@@ -240,11 +240,12 @@ def _grid_barrier(ticket_ptr, target, POLLS: tl.constexpr):
 @triton.jit
 def _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, batch, H,
            res_first, n_res, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
-           BLOCK_PC: tl.constexpr, xs=0, XCHG: tl.constexpr = 0, BLOCK_P: tl.constexpr = 1):
+           BLOCK_PC: tl.constexpr, xs=0, XCHG: tl.constexpr = 0, BLOCK_P: tl.constexpr = 1, x_prev=None):
     """Block j's input x_j (BLOCK_B, BLOCK_H): x0 (+ x0b where ``x0b_stride`` >= 0; rows x0_stride and x0b_stride
     apart: the UpPool's pending output and its skip) for j = 0, else x_(j-1) + Σ_p out_proj partials (+ block
     j-1's res), the partials summed BLOCK_PC programs at a time (``XCHG``: from this CTA's shared memory at ``xs``,
-    where every program pushed its own, :func:`_store_out_partial`); program 0 stores it to outs[j]."""
+    where every program pushed its own, :func:`_store_out_partial`, and x_(j-1) is ``x_prev``, the x this program
+    summed itself in the phase before, not reloaded from outs); program 0 stores it to outs[j]."""
     m_bh = m_b[:, None] & m_h[None, :]
     bh = rows[:, None] * H + offs_h[None, :]
     if j == 0:
@@ -252,7 +253,11 @@ def _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr,
         if x0b_stride >= 0:
             x += tl.load(x0b_ptr + rows[:, None] * x0b_stride + offs_h[None, :], mask=m_bh, other=0.0).to(tl.float32)
     else:
-        x = tl.load(outs_ptr + (j - 1) * batch * H + bh, mask=m_bh, other=0.0, cache_modifier=".cg").to(tl.float32)
+        if XCHG:  # every program sums the same partials in the same order: its own x_(j-1) is program 0's
+            x = x_prev
+        else:
+            x = tl.load(outs_ptr + (j - 1) * batch * H + bh, mask=m_bh, other=0.0, cache_modifier=".cg").to(
+                tl.float32)
         tile = (tl.arange(0, BLOCK_B)[:, None] * BLOCK_H + tl.arange(0, BLOCK_H)[None, :])[None, :, :]
         slot = op_ptr + ((j - 1) % 2) * tl.num_programs(0) * (BLOCK_B * BLOCK_H)
         for p0 in range(0, tl.num_programs(0), BLOCK_PC):  # BLOCK_PC programs' partials per load: one load at sc09's
@@ -282,9 +287,9 @@ def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_
                cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first, n_res,
                K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
                BLOCK_E: tl.constexpr, BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0,
-               XCHG: tl.constexpr = 0, BLOCK_P: tl.constexpr = 1):
+               XCHG: tl.constexpr = 0, BLOCK_P: tl.constexpr = 1, x_prev=None):
     """The start of block j's step: x_j (:func:`_run_x`), its LayerNorm, in_proj and the conv step of this program's
-    channels: (u, z) (BLOCK_B, BLOCK_E), 0 where padded. The weights and the conv window load first: none of them
+    channels: (u, z) (BLOCK_B, BLOCK_E), 0 where padded, and x_j. The weights and the conv window load first: none of them
     depends on the other programs, so they are in flight with x's partials. ``MARKS``: the SM's clock when x is
     summed (``prof_s[1]``) and when (u, z) are ready (``prof_s[2]``), each read after a sum of that tile."""
     offs_h = tl.arange(0, BLOCK_H)
@@ -299,7 +304,7 @@ def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_
     conv = conv_ptr + j * batch * E * (K - 1)
     win, taps = _conv_taps(conv, cw, rows, offs_e, m_e, m_be, E, K, BLOCK_B, BLOCK_E)
     x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, batch,
-               H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_PC, xs, XCHG, BLOCK_P)
+               H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_PC, xs, XCHG, BLOCK_P, x_prev)
     if MARKS:
         tl.store(prof_s + 1, sm_clock((tl.sum(x) != 0.5).to(tl.int32)))
     xn = ln_regs(x, m_b[:, None] & m_h[None, :], nw, nb, H, eps)
@@ -308,7 +313,7 @@ def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_
     u = tl.where(m_be, _conv_step(win, taps, u, w_last, bias, m_be, conv, K), 0.0)
     if MARKS:
         tl.store(prof_s + 2, sm_clock((tl.sum(u + z) != 0.5).to(tl.int32)))
-    return u, z
+    return u, z, x
 
 
 @triton.jit
@@ -317,6 +322,17 @@ def _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H: tl.constexpr):
     offs_h = tl.arange(0, BLOCK_H)
     return tl.load(wout_ptr + j * H * E + offs_h[None, :] * E + offs_e[:, None],
                    mask=m_e[:, None] & (offs_h < H)[None, :], other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _push(part, at, BLOCK_P: tl.constexpr):
+    """``part`` (a 2-D tile) to the shared addresses ``at`` of every CTA of the cluster: one (BLOCK_P, ...) tile of
+    stores, so each thread stores its share once (a loop over the CTAs would store every copy that a replicated
+    layout of ``part`` holds); ranks past the grid store to the last CTA again (the same value, the same place)."""
+    rank = tl.minimum(tl.arange(0, BLOCK_P), tl.num_programs(0) - 1)[:, None, None]
+    shape: tl.constexpr = (BLOCK_P, part.shape[0], part.shape[1])
+    dsmem_store(tl.broadcast_to(part[None, :, :], shape), tl.broadcast_to(at[None, :, :], shape),
+                tl.broadcast_to(rank, shape))
 
 
 @triton.jit
@@ -330,8 +346,7 @@ def _store_out_partial(op_ptr, j, y, w_out, BLOCK_B: tl.constexpr, BLOCK_H: tl.c
     part = mm(y, w_out, False, "ieee")
     if XCHG:
         at = xs + (((j % 2) * BLOCK_P + tl.program_id(0)) * (BLOCK_B * BLOCK_H) + tile) * 4
-        for q in range(tl.num_programs(0)):
-            dsmem_store(part, at, q)
+        _push(part, at, BLOCK_P)
     else:
         slot = (j % 2) * tl.num_programs(0) + tl.program_id(0)
         tl.store(op_ptr + slot * (BLOCK_B * BLOCK_H) + tile, part)
@@ -343,10 +358,10 @@ def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, o
                  res_first, n_res, K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr,
                  BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
                  BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0, XCHG: tl.constexpr = 0,
-                 BLOCK_P: tl.constexpr = 1):
+                 BLOCK_P: tl.constexpr = 1, x_prev=None):
     """Phase A of selective block j (module docstring): :func:`_run_front` (``MARKS``: its clocks), u and z kept in
     ``uz``, and this program's x_proj partial to ``xp[program]`` (``XCHG``: to its slot in every CTA's exchange
-    buffer, after the out_proj partials' two slots)."""
+    buffer, after the out_proj partials' two slots). Returns x_j."""
     wx = wx_ptr + j * (R + 2 * N) * E
     offs_r = tl.arange(0, BLOCK_R)
     offs_n = tl.arange(0, BLOCK_N)
@@ -355,9 +370,10 @@ def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, o
     w_r = tl.load(wx + offs_r[None, :] * E + offs_e[:, None], mask=m_er, other=0.0).to(tl.float32)
     w_b = tl.load(wx + (R + offs_n[None, :]) * E + offs_e[:, None], mask=m_en, other=0.0).to(tl.float32)
     w_c = tl.load(wx + (R + N + offs_n[None, :]) * E + offs_e[:, None], mask=m_en, other=0.0).to(tl.float32)
-    u, z = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr,
-                      win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first,
-                      n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC, prof_s, MARKS, xs, XCHG, BLOCK_P)
+    u, z, x = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr,
+                         win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first,
+                         n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC, prof_s, MARKS, xs, XCHG, BLOCK_P,
+                         x_prev)
     m_be = m_b[:, None] & m_e[None, :]
     be = rows[:, None] * E + offs_e[None, :]
     tl.store(uz_ptr + be, u, mask=m_be)
@@ -370,15 +386,15 @@ def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, o
               + tl.arange(0, BLOCK_B)[:, None] * xw)
         a_r, a_b = xs + (at + offs_r[None, :]) * 4, xs + (at + BLOCK_R + offs_n[None, :]) * 4
         a_c = xs + (at + BLOCK_R + BLOCK_N + offs_n[None, :]) * 4
-        for q in range(tl.num_programs(0)):
-            dsmem_store(p_r, a_r, q)
-            dsmem_store(p_b, a_b, q)
-            dsmem_store(p_c, a_c, q)
+        _push(p_r, a_r, BLOCK_P)
+        _push(p_b, a_b, BLOCK_P)
+        _push(p_c, a_c, BLOCK_P)
     else:
         part = xp_ptr + tl.program_id(0) * (BLOCK_B * xw) + tl.arange(0, BLOCK_B)[:, None] * xw
         tl.store(part + offs_r[None, :], p_r)
         tl.store(part + BLOCK_R + offs_n[None, :], p_b)
         tl.store(part + BLOCK_R + BLOCK_N + offs_n[None, :], p_c)
+    return x
 
 
 @triton.jit
@@ -493,6 +509,7 @@ def _run_kernel(
     xs = 0
     if XCHG:
         xs = cluster_smem(tl.program_id(0), XCHG)
+    xc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)  # x_j as this program summed it (XCHG: not reloaded)
     PW: tl.constexpr = 2 + 2 * (PROFILE == 2)  # clocks per phase
     prof = prof_ptr + tl.program_id(0) * (n_phases + 1) * PW
     for s in range(first, last):
@@ -503,16 +520,17 @@ def _run_kernel(
             offs_h = tl.arange(0, BLOCK_H)
             x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h,
                        offs_h < H, batch, H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_PC, xs, XCHG,
-                       BLOCK_P)
+                       BLOCK_P, xc)
             if (tail_stride >= 0) & (tl.program_id(0) == 0):
                 tl.store(tail_ptr + rows[:, None] * tail_stride + offs_h[None, :], x.to(tail_ptr.dtype.element_ty),
                          mask=m_b[:, None] & (offs_h < H)[None, :])
         elif SELECTIVE:
             if s % 2 == 0:
-                _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr,
-                             nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e,
-                             batch, H, E, N, R, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E,
-                             BLOCK_N, BLOCK_R, BLOCK_PC, prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P)
+                xc = _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr,
+                                  uz_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e,
+                                  m_e, batch, H, E, N, R, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H,
+                                  BLOCK_E, BLOCK_N, BLOCK_R, BLOCK_PC, prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P,
+                                  xc)
             else:
                 _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b,
                              offs_e, m_e, batch, H, E, N, R, BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P,
@@ -525,10 +543,10 @@ def _run_kernel(
             dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D = _lti_params(
                 dt_ptr + j * E, a_ptr + j * E * N * pairs, b_ptr + j * E * N * pairs, c_ptr + j * E * N * pairs,
                 D_ptr + j * E, hj, rows, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
-            u, z = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr,
-                              win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps,
-                              res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC, prof + PW * s,
-                              PROFILE == 2, xs, XCHG, BLOCK_P)
+            u, z, xc = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr,
+                                  nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps,
+                                  res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC,
+                                  prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P, xc)
             if LATE:  # the new state stored between the barrier's arrive and its wait
                 y, h_re, h_im = _lti_math(dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, D, u, z, m_b, offs_e, E,
                                           IS_COMPLEX, False)
