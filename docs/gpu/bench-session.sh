@@ -469,7 +469,7 @@ run run-marks bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_bench
 # profile with both (work and barrier per phase)
 run run-dsmem bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_kernels_run.py -k 'distributed or cluster'; \
   for p in sc09-small youtubemix sc09-large; do for k in mamba-s4-real mamba-s4 mamba-s6; do \
-  $ST --preset \$p --block \$k --var AUDIOMAMBA_STEP_RUN_DSMEM,AUDIOMAMBA_STEP_RUN_LATE --configs '1,;1,1;,1' \
+  $ST --preset \$p --block \$k --var AUDIOMAMBA_STEP_RUN_DSMEM,AUDIOMAMBA_STEP_RUN_LATE --configs '1,;1,1' \
   --out $RES/run-dsmem-\$p-\$k.md; done; done; for k in mamba-s4-real mamba-s6; do AUDIOMAMBA_STEP_RUN_DSMEM=1 \
   AUDIOMAMBA_STEP_RUN_LATE=1 timeout 120 python3 -m audiomamba.bench.run_profile --preset sc09-small --block \$k \
   --out $RES/run-profile-dsmem-sc09-small-\$k.md; done"
