@@ -361,7 +361,7 @@ def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, o
                  BLOCK_P: tl.constexpr = 1, x_prev=None):
     """Phase A of selective block j (module docstring): :func:`_run_front` (``MARKS``: its clocks), u and z kept in
     ``uz``, and this program's x_proj partial to ``xp[program]`` (``XCHG``: to its slot in every CTA's exchange
-    buffer, after the out_proj partials' two slots). Returns x_j."""
+    buffer, after the out_proj partials' two slots). Returns x_j, u and z."""
     wx = wx_ptr + j * (R + 2 * N) * E
     offs_r = tl.arange(0, BLOCK_R)
     offs_n = tl.arange(0, BLOCK_N)
@@ -376,8 +376,9 @@ def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, o
                          x_prev)
     m_be = m_b[:, None] & m_e[None, :]
     be = rows[:, None] * E + offs_e[None, :]
-    tl.store(uz_ptr + be, u, mask=m_be)
-    tl.store(uz_ptr + batch * E + be, z, mask=m_be)
+    if not XCHG:  # (XCHG: the kernel keeps u and z in registers for phase B)
+        tl.store(uz_ptr + be, u, mask=m_be)
+        tl.store(uz_ptr + batch * E + be, z, mask=m_be)
     # (Δ_low | B_t | C_t) padded to (BLOCK_R | BLOCK_N | BLOCK_N) columns
     xw: tl.constexpr = BLOCK_R + 2 * BLOCK_N
     p_r, p_b, p_c = mm(u, w_r, False, "ieee"), mm(u, w_b, False, "ieee"), mm(u, w_c, False, "ieee")
@@ -394,7 +395,7 @@ def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, o
         tl.store(part + offs_r[None, :], p_r)
         tl.store(part + BLOCK_R + offs_n[None, :], p_b)
         tl.store(part + BLOCK_R + BLOCK_N + offs_n[None, :], p_c)
-    return x
+    return x, u, z
 
 
 @triton.jit
@@ -402,7 +403,7 @@ def _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_pt
                  batch, H, E, N, R, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
                  BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0,
                  XCHG: tl.constexpr = 0, LATE: tl.constexpr = False, PROFILE: tl.constexpr = 0, s=0,
-                 PW: tl.constexpr = 2):
+                 PW: tl.constexpr = 2, u_prev=None, z_prev=None):
     """Phase B of selective block j (module docstring): the summed x_proj, the state update of this program's
     channels and its out_proj partial. ``MARKS``: the SM's clock when x_proj is summed (``prof_s[1]``) and when y
     is ready (``prof_s[2]``), each read after a sum of that tile. ``LATE`` (a cluster run): the phase ends with the
@@ -414,8 +415,12 @@ def _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_pt
     w_out = _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H)
     m_be = m_b[:, None] & m_e[None, :]
     be = rows[:, None] * E + offs_e[None, :]
-    u = tl.load(uz_ptr + be, mask=m_be, other=0.0, cache_modifier=".cg")
-    z = tl.load(uz_ptr + batch * E + be, mask=m_be, other=0.0, cache_modifier=".cg")
+    if XCHG:  # phase A's u and z, kept in registers
+        u = u_prev
+        z = z_prev
+    else:
+        u = tl.load(uz_ptr + be, mask=m_be, other=0.0, cache_modifier=".cg")
+        z = tl.load(uz_ptr + batch * E + be, mask=m_be, other=0.0, cache_modifier=".cg")
     xw: tl.constexpr = BLOCK_R + 2 * BLOCK_N
     offs_p = tl.arange(0, BLOCK_P)
     m_p = (offs_p < tl.num_programs(0))[:, None, None]
@@ -510,6 +515,8 @@ def _run_kernel(
     if XCHG:
         xs = cluster_smem(tl.program_id(0), XCHG)
     xc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)  # x_j as this program summed it (XCHG: not reloaded)
+    uc = tl.zeros((BLOCK_B, BLOCK_E), dtype=tl.float32)  # a selective block's u and z from phase A (XCHG)
+    zc = tl.zeros((BLOCK_B, BLOCK_E), dtype=tl.float32)
     PW: tl.constexpr = 2 + 2 * (PROFILE == 2)  # clocks per phase
     prof = prof_ptr + tl.program_id(0) * (n_phases + 1) * PW
     for s in range(first, last):
@@ -526,15 +533,15 @@ def _run_kernel(
                          mask=m_b[:, None] & (offs_h < H)[None, :])
         elif SELECTIVE:
             if s % 2 == 0:
-                xc = _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr,
-                                  uz_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e,
-                                  m_e, batch, H, E, N, R, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H,
-                                  BLOCK_E, BLOCK_N, BLOCK_R, BLOCK_PC, prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P,
-                                  xc)
+                xc, uc, zc = _run_phase_a(
+                    j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr,
+                    nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps,
+                    res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_N, BLOCK_R, BLOCK_PC,
+                    prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P, xc)
             else:
                 _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b,
                              offs_e, m_e, batch, H, E, N, R, BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P,
-                             prof + PW * s, PROFILE == 2, xs, XCHG, LATE, PROFILE, s, PW)
+                             prof + PW * s, PROFILE == 2, xs, XCHG, LATE, PROFILE, s, PW, uc, zc)
         else:  # LTI: the state update needs only this program's channels, so the block is one phase
             # the SSM's parameters and state first: they load with x's partials, not after them
             w_out = _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H)
