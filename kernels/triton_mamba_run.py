@@ -187,25 +187,25 @@ def run_block_e(E: int) -> int:
     return min(int(text) if text else narrow, next_pow2(E))
 
 
-def run_dsmem() -> bool:
-    """``AUDIOMAMBA_STEP_RUN_DSMEM``: 1, a cluster run's partials go through distributed shared memory
-    (:func:`run_exchange_bytes`); 0 or unset, through L2. A bad value is a one-line KernelError."""
-    text = os.environ.get("AUDIOMAMBA_STEP_RUN_DSMEM", "").strip() or "0"
+def _env_flag(name: str, on: str) -> bool:
+    """An on/off variable of the environment: "1" True, "0" or unset False, else a one-line KernelError that says
+    what 1 does (``on``)."""
+    text = os.environ.get(name, "").strip() or "0"
     if text not in ("0", "1"):
-        raise KernelError(f"AUDIOMAMBA_STEP_RUN_DSMEM={text!r} in the environment: use 1 (a cluster run's partials "
-                          "through distributed shared memory) or 0 (through L2)")
+        raise KernelError(f"{name}={text!r} in the environment: use 1 ({on}) or 0")
     return text == "1"
 
 
 def run_late() -> bool:
     """``AUDIOMAMBA_STEP_RUN_LATE``: 1, a cluster run stores each block's new SSM state between the cluster
-    barrier's arrive and wait (``LATE`` of :func:`_run_kernel`); 0 or unset, before the barrier. A bad value is a
-    one-line KernelError."""
-    text = os.environ.get("AUDIOMAMBA_STEP_RUN_LATE", "").strip() or "0"
-    if text not in ("0", "1"):
-        raise KernelError(f"AUDIOMAMBA_STEP_RUN_LATE={text!r} in the environment: use 1 (the states stored inside "
-                          "the cluster barrier) or 0")
-    return text == "1"
+    barrier's arrive and wait (``LATE`` of :func:`_run_kernel`); 0 or unset, before the barrier."""
+    return _env_flag("AUDIOMAMBA_STEP_RUN_LATE", "the states stored inside the cluster barrier")
+
+
+def run_dsmem() -> bool:
+    """``AUDIOMAMBA_STEP_RUN_DSMEM``: 1, a cluster run's partials go through distributed shared memory
+    (:func:`run_exchange_bytes`); 0 or unset, through L2."""
+    return _env_flag("AUDIOMAMBA_STEP_RUN_DSMEM", "a cluster run's partials through distributed shared memory")
 
 
 def run_exchange_bytes(selective: bool, block_b: int, block_h: int, block_p: int, block_r: int, block_n: int) -> int:
