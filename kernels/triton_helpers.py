@@ -192,14 +192,18 @@ def cluster_smem(token, BYTES: tl.constexpr):
     tl.static_assert((BYTES == 4096) | (BYTES == 8192) | (BYTES == 16384) | (BYTES == 32768),
                      "cluster_smem: BYTES must be one of CLUSTER_SMEM_SIZES")
     if BYTES == 4096:
-        asm: tl.constexpr = "{\n\t.shared .align 16 .b8 am_xchg[4096];\n\tmov.u32 $0, am_xchg;\n\t}"
+        addr = tl.inline_asm_elementwise("{\n\t.shared .align 16 .b8 am_xchg[4096];\n\tmov.u32 $0, am_xchg;\n\t}",
+                                         "=r,r", [token], dtype=tl.int32, is_pure=False, pack=1)
     elif BYTES == 8192:
-        asm: tl.constexpr = "{\n\t.shared .align 16 .b8 am_xchg[8192];\n\tmov.u32 $0, am_xchg;\n\t}"
+        addr = tl.inline_asm_elementwise("{\n\t.shared .align 16 .b8 am_xchg[8192];\n\tmov.u32 $0, am_xchg;\n\t}",
+                                         "=r,r", [token], dtype=tl.int32, is_pure=False, pack=1)
     elif BYTES == 16384:
-        asm: tl.constexpr = "{\n\t.shared .align 16 .b8 am_xchg[16384];\n\tmov.u32 $0, am_xchg;\n\t}"
+        addr = tl.inline_asm_elementwise("{\n\t.shared .align 16 .b8 am_xchg[16384];\n\tmov.u32 $0, am_xchg;\n\t}",
+                                         "=r,r", [token], dtype=tl.int32, is_pure=False, pack=1)
     else:
-        asm: tl.constexpr = "{\n\t.shared .align 16 .b8 am_xchg[32768];\n\tmov.u32 $0, am_xchg;\n\t}"
-    return tl.inline_asm_elementwise(asm, "=r,r", [token], dtype=tl.int32, is_pure=False, pack=1)
+        addr = tl.inline_asm_elementwise("{\n\t.shared .align 16 .b8 am_xchg[32768];\n\tmov.u32 $0, am_xchg;\n\t}",
+                                         "=r,r", [token], dtype=tl.int32, is_pure=False, pack=1)
+    return addr
 
 
 @triton.jit
