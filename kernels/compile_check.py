@@ -195,6 +195,10 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 for selective in (False, True):
                     marked = dict(kind, SELECTIVE=selective, PERSISTENT=True, CLUSTER=True, PROFILE=2)
                     out.append(Variant("run", tuple(marked.items()), run_warps(H, selective)))
+                # the LayerNorm's two sums in one reduction (AUDIOMAMBA_STEP_RUN_LN1=1), selective and real LTI
+                for selective in (True, False):
+                    one = dict(kind, SELECTIVE=selective, IS_COMPLEX=False, PERSISTENT=True, CLUSTER=True, LN1=True)
+                    out.append(Variant("run", tuple(one.items()), run_warps(H, selective)))
                 # the partials through distributed shared memory (AUDIOMAMBA_STEP_RUN_DSMEM=1)
                 from .triton_mamba_run import run_exchange_bytes
 

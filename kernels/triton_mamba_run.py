@@ -202,6 +202,12 @@ def run_late() -> bool:
     return _env_flag("AUDIOMAMBA_STEP_RUN_LATE", "the states stored inside the cluster barrier")
 
 
+def run_ln1() -> bool:
+    """``AUDIOMAMBA_STEP_RUN_LN1``: 1, a run's LayerNorms take Σx and Σx² in one reduction (``LN1`` of
+    :func:`_run_kernel`); 0 or unset, the mean first, then the squared deviations."""
+    return _env_flag("AUDIOMAMBA_STEP_RUN_LN1", "a run's LayerNorm sums in one reduction")
+
+
 def run_dsmem() -> bool:
     """``AUDIOMAMBA_STEP_RUN_DSMEM``: 1, a cluster run's partials go through distributed shared memory
     (:func:`run_exchange_bytes`); 0 or unset, through L2."""
@@ -283,15 +289,31 @@ def _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr,
 
 
 @triton.jit
+def _add2(a, b, c, d):
+    return a + c, b + d
+
+
+@triton.jit
+def _ln_one_pass(x, m_bh, nw, nb, H, eps):
+    """:func:`kernels.triton_helpers.ln_regs` with Σx and Σx² in ONE reduction (var = E[x²] - mean², at least 0):
+    one chain of shuffles instead of two in a row (the second waited for the mean). Padded entries of x are 0."""
+    s1, s2 = tl.reduce((x, x * x), 1, _add2)
+    mean = s1 / H
+    rstd = 1.0 / tl.sqrt(tl.maximum(s2 / H - mean * mean, 0.0) + eps)
+    return tl.where(m_bh, (x - mean[:, None]) * rstd[:, None] * nw[None, :] + nb[None, :], 0.0)
+
+
+@triton.jit
 def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, win_ptr,
                cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first, n_res,
                K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
                BLOCK_E: tl.constexpr, BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0,
-               XCHG: tl.constexpr = 0, BLOCK_P: tl.constexpr = 1, x_prev=None):
+               XCHG: tl.constexpr = 0, BLOCK_P: tl.constexpr = 1, x_prev=None, LN1: tl.constexpr = False):
     """The start of block j's step: x_j (:func:`_run_x`), its LayerNorm, in_proj and the conv step of this program's
     channels: (u, z) (BLOCK_B, BLOCK_E), 0 where padded, and x_j. The weights and the conv window load first: none of them
     depends on the other programs, so they are in flight with x's partials. ``MARKS``: the SM's clock when x is
-    summed (``prof_s[1]``) and when (u, z) are ready (``prof_s[2]``), each read after a sum of that tile."""
+    summed (``prof_s[1]``) and when (u, z) are ready (``prof_s[2]``), each read after a sum of that tile. ``LN1``:
+    the LayerNorm's two sums in one reduction (:func:`_ln_one_pass`)."""
     offs_h = tl.arange(0, BLOCK_H)
     m_h = offs_h < H
     m_be = m_b[:, None] & m_e[None, :]
@@ -307,7 +329,10 @@ def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_
                H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_PC, xs, XCHG, BLOCK_P, x_prev)
     if MARKS:
         tl.store(prof_s + 1, sm_clock((tl.sum(x) != 0.5).to(tl.int32)))
-    xn = ln_regs(x, m_b[:, None] & m_h[None, :], nw, nb, H, eps)
+    if LN1:
+        xn = _ln_one_pass(x, m_b[:, None] & m_h[None, :], nw, nb, H, eps)
+    else:
+        xn = ln_regs(x, m_b[:, None] & m_h[None, :], nw, nb, H, eps)
     u = mm(xn, w_u, False, "ieee")
     z = tl.where(m_be, mm(xn, w_z, False, "ieee"), 0.0)
     u = tl.where(m_be, _conv_step(win, taps, u, w_last, bias, m_be, conv, K), 0.0)
@@ -358,7 +383,7 @@ def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, o
                  res_first, n_res, K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr,
                  BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
                  BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0, XCHG: tl.constexpr = 0,
-                 BLOCK_P: tl.constexpr = 1, x_prev=None):
+                 BLOCK_P: tl.constexpr = 1, x_prev=None, LN1: tl.constexpr = False):
     """Phase A of selective block j (module docstring): :func:`_run_front` (``MARKS``: its clocks), u and z kept in
     ``uz``, and this program's x_proj partial to ``xp[program]`` (``XCHG``: to its slot in every CTA's exchange
     buffer, after the out_proj partials' two slots). Returns x_j, u and z."""
@@ -373,7 +398,7 @@ def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, o
     u, z, x = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr,
                          win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first,
                          n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC, prof_s, MARKS, xs, XCHG, BLOCK_P,
-                         x_prev)
+                         x_prev, LN1)
     m_be = m_b[:, None] & m_e[None, :]
     be = rows[:, None] * E + offs_e[None, :]
     if not XCHG:  # (XCHG: the kernel keeps u and z in registers for phase B)
@@ -468,7 +493,7 @@ def _run_kernel(
     PERSISTENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, PDL: tl.constexpr = False,
     BLOCK_PC: tl.constexpr = 16, POLLS: tl.constexpr = 1 << 24, CLUSTER: tl.constexpr = False,
-    PROFILE: tl.constexpr = 0, XCHG: tl.constexpr = 0, LATE: tl.constexpr = False,
+    PROFILE: tl.constexpr = 0, XCHG: tl.constexpr = 0, LATE: tl.constexpr = False, LN1: tl.constexpr = False,
 ):
     """A run of ``n_blocks`` block steps: every phase with a barrier after each (PERSISTENT), or only ``phase``.
     ``CLUSTER`` (with PERSISTENT): the grid is one thread-block cluster (:func:`kernels.launch.launch_cluster`) and
@@ -485,7 +510,7 @@ def _run_kernel(
     (:func:`run_exchange_bytes`), instead of ``op`` and ``xp`` in global memory. ``LATE`` (with CLUSTER): an LTI
     block's and a selective phase B's new SSM state is stored between the cluster barrier's arrive and its wait
     (:func:`kernels.triton_helpers.cluster_arrive`), so the arrive's release does not wait for those stores (no
-    other CTA reads them)."""
+    other CTA reads them). ``LN1``: each block's LayerNorm sums x and x² in one reduction (:func:`_ln_one_pass`)."""
     pdl_wait(PDL)
     P = tl.num_programs(0)
     if SELECTIVE:
@@ -537,7 +562,7 @@ def _run_kernel(
                     j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr,
                     nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps,
                     res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_N, BLOCK_R, BLOCK_PC,
-                    prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P, xc)
+                    prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P, xc, LN1)
             else:
                 _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b,
                              offs_e, m_e, batch, H, E, N, R, BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P,
@@ -553,7 +578,7 @@ def _run_kernel(
             u, z, xc = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr,
                                   nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps,
                                   res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC,
-                                  prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P, xc)
+                                  prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P, xc, LN1)
             if LATE:  # the new state stored between the barrier's arrive and its wait
                 y, h_re, h_im = _lti_math(dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, D, u, z, m_b, offs_e, E,
                                           IS_COMPLEX, False)
@@ -815,7 +840,7 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     prof = profile if profile is not None else scratch["counter"]
     # out_proj partials summed BLOCK_PC programs at a time: at most 8192 values per load (registers)
     block_pc = min(consts["BLOCK_P"], max(1, 8192 // (consts["BLOCK_B"] * consts["BLOCK_H"])))
-    consts.update(POLLS=RUN_POLLS, BLOCK_PC=block_pc)
+    consts.update(POLLS=RUN_POLLS, BLOCK_PC=block_pc, LN1=run_ln1())
     if cluster:
         xchg = run_exchange_bytes(selective, consts["BLOCK_B"], consts["BLOCK_H"], consts["BLOCK_P"],
                                   consts["BLOCK_R"], consts["BLOCK_N"]) if run_dsmem() else 0

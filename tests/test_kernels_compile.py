@@ -70,6 +70,12 @@ def test_kernels_compile_for_sm90():
     for ln in marked:
         plain = [p for p in runs if p.split(":")[0] == ln.split(":")[0].replace(" PROFILE=2", "")]
         assert len(plain) == 1 and shfl(ln) > shfl(plain[0]), (ln, plain)
+    # the LayerNorm's two sums in one reduction (LN1): no more shuffles than the two reductions in a row
+    one = [ln for ln in runs if "LN1" in ln.split(":")[0].split()]
+    assert len(one) == 2, runs
+    for ln in one:
+        plain = [p for p in runs if p.split(":")[0] == ln.split(":")[0].replace(" LN1", "")]
+        assert len(plain) == 1 and shfl(ln) <= shfl(plain[0]), (ln, plain)
     # the partials through distributed shared memory (XCHG): stores to the other CTAs' shared memory, only there,
     # for every kind of block
     dsmem = [ln for ln in runs if any(f.startswith("XCHG=") for f in ln.split(":")[0].split())]

@@ -16,6 +16,7 @@ from audiomamba.kernels.triton_mamba_run import (
     run_dsmem,
     run_exchange_bytes,
     run_late,
+    run_ln1,
     run_profile_buffer,
     run_scratch,
     run_step_ref,
@@ -84,10 +85,24 @@ def test_run_step_through_distributed_shared_memory(kind: str, batch: int, E: in
         test_lti_run_step_matches_the_reference(kind == "mamba-s4", batch, 16, "cluster")
 
 
+@pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4", "mamba-s4-real"])
+def test_run_step_with_the_one_pass_layernorm(kind: str, monkeypatch) -> None:
+    """``AUDIOMAMBA_STEP_RUN_LN1=1`` (Σx and Σx² in one reduction): as the float64 reference, split launches (the
+    CPU interpreter too) and one cluster on a sm_90 GPU."""
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_LN1", "1")
+    clusters = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 9
+    for mode in ("split", "cluster") if clusters else ("split",):
+        if kind == "mamba-s6":
+            _check_s6_run(1, 16, mode, "forward", 64)
+        else:
+            test_lti_run_step_matches_the_reference(kind == "mamba-s4", 3, 16, mode)
+
+
 def test_exchange_buffer_sizes(monkeypatch) -> None:
     """The exchange through distributed shared memory is off unless asked for; its buffer holds two slots of every
     program's out_proj partial (and a selective run's x_proj partials), rounded up to a declared size, or is 0."""
-    for name, flag in (("AUDIOMAMBA_STEP_RUN_DSMEM", run_dsmem), ("AUDIOMAMBA_STEP_RUN_LATE", run_late)):
+    for name, flag in (("AUDIOMAMBA_STEP_RUN_DSMEM", run_dsmem), ("AUDIOMAMBA_STEP_RUN_LATE", run_late),
+                       ("AUDIOMAMBA_STEP_RUN_LN1", run_ln1)):
         monkeypatch.delenv(name, raising=False)
         assert not flag()
         monkeypatch.setenv(name, "1")

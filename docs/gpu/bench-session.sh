@@ -466,11 +466,13 @@ run run-marks bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_bench
 # (issue 18, built 2026-12-07 20:00, not yet run on a GPU) a cluster run's partials pushed to every CTA's shared memory
 # (AUDIOMAMBA_STEP_RUN_DSMEM=1) instead of through L2, and the new states stored between the cluster barrier's arrive
 # and wait (AUDIOMAMBA_STEP_RUN_LATE=1): the GPU tests, one stream per preset and block against the default, then the
-# profile with both (work and barrier per phase). DSMEM_PRESETS: the presets timed (default all three)
-run run-dsmem bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_kernels_run.py -k 'distributed or cluster'; \
-  for p in \${DSMEM_PRESETS:-sc09-small youtubemix sc09-large}; do for k in mamba-s4-real mamba-s4 mamba-s6; do C='1,,;1,1,'; \
-  [ \$k = mamba-s6 ] && C='1,,;1,1,;1,1,4'; $ST --preset \$p --block \$k --var \
-  AUDIOMAMBA_STEP_RUN_DSMEM,AUDIOMAMBA_STEP_RUN_LATE,AUDIOMAMBA_STEP_RUN_WARPS --configs \"\$C\" \
+# profile with both (work and barrier per phase); also the LayerNorm's two sums in one reduction
+# (AUDIOMAMBA_STEP_RUN_LN1=1), alone and with both. DSMEM_PRESETS: the presets timed (default all three)
+run run-dsmem bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_kernels_run.py -k 'distributed or cluster or one_pass'; \
+  for p in \${DSMEM_PRESETS:-sc09-small youtubemix sc09-large}; do for k in mamba-s4-real mamba-s4 mamba-s6; do C='1,,,;1,1,,'; \
+  [ \$k = mamba-s6 ] && C='1,,,;1,1,,;1,1,4,'; $ST --preset \$p --block \$k --var \
+  AUDIOMAMBA_STEP_RUN_DSMEM,AUDIOMAMBA_STEP_RUN_LATE,AUDIOMAMBA_STEP_RUN_WARPS,AUDIOMAMBA_STEP_RUN_LN1 \
+  --configs \"\$C;,,,1;1,1,,1\" \
   --out $RES/run-dsmem-\$p-\$k.md; done; done; for k in mamba-s4-real mamba-s6; do AUDIOMAMBA_STEP_RUN_DSMEM=1 \
   AUDIOMAMBA_STEP_RUN_LATE=1 timeout 120 python3 -m audiomamba.bench.run_profile --preset sc09-small --block \$k \
   --out $RES/run-profile-dsmem-sc09-small-\$k.md; done"
