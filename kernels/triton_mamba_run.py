@@ -310,8 +310,8 @@ def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_
                BLOCK_E: tl.constexpr, BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0,
                XCHG: tl.constexpr = 0, BLOCK_P: tl.constexpr = 1, x_prev=None, LN1: tl.constexpr = False):
     """The start of block j's step: x_j (:func:`_run_x`), its LayerNorm, in_proj and the conv step of this program's
-    channels: (u, z) (BLOCK_B, BLOCK_E), 0 where padded, and x_j. The weights and the conv window load first: none of them
-    depends on the other programs, so they are in flight with x's partials. ``MARKS``: the SM's clock when x is
+    channels: (u, z) (BLOCK_B, BLOCK_E), 0 where padded, and x_j. The weights and the conv window load first: none
+    of them depends on the other programs, so they are in flight with x's partials. ``MARKS``: the SM's clock when x is
     summed (``prof_s[1]``) and when (u, z) are ready (``prof_s[2]``), each read after a sum of that tile. ``LN1``:
     the LayerNorm's two sums in one reduction (:func:`_ln_one_pass`)."""
     offs_h = tl.arange(0, BLOCK_H)
