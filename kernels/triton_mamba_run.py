@@ -98,6 +98,8 @@ from .triton_helpers import (
     ln_regs,
     mm,
     pdl_wait,
+    prefetch_l1,
+    prefetch_span,
     sm_clock,
     smem_load,
 )
@@ -206,6 +208,12 @@ def run_ln1() -> bool:
     """``AUDIOMAMBA_STEP_RUN_LN1``: 1, a run's LayerNorms take Σx and Σx² in one reduction (``LN1`` of
     :func:`_run_kernel`); 0 or unset, the mean first, then the squared deviations."""
     return _env_flag("AUDIOMAMBA_STEP_RUN_LN1", "a run's LayerNorm sums in one reduction")
+
+
+def run_prefetch() -> bool:
+    """``AUDIOMAMBA_STEP_RUN_PREFETCH``: 1, a cluster run first hints L1 to fetch all its blocks' weights of each
+    program's channels (``PREFETCH`` of :func:`_run_kernel`); 0 or unset, each phase loads them from L2."""
+    return _env_flag("AUDIOMAMBA_STEP_RUN_PREFETCH", "a run's weights prefetched into L1 at its start")
 
 
 def run_dsmem() -> bool:
@@ -484,6 +492,42 @@ def _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_pt
 
 
 @triton.jit
+def _run_prefetch(j, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, wx_ptr, wdt_ptr, dtb_ptr, dt_ptr, a_ptr, b_ptr, c_ptr,
+                  D_ptr, wout_ptr, H, E, N, R, K: tl.constexpr, SELECTIVE: tl.constexpr, IS_COMPLEX: tl.constexpr,
+                  BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr):
+    """Hint L1 to fetch block j's weights of this program's channels (:func:`kernels.triton_helpers.prefetch_l1`):
+    the LayerNorm's, in_proj's rows of u and z, the conv's, out_proj's columns, D, and x_proj's columns, dt_proj and
+    A (selective) or Δ, A, B, C (LTI; at most as many lines as complex pairs take). All float32 (the stacks are
+    float32 copies); the states are not hinted."""
+    e0 = tl.program_id(0) * BLOCK_E
+    ne = tl.minimum(BLOCK_E, E - e0)
+    pairs = 2 if IS_COMPLEX else 1
+    prefetch_span(nw_ptr + j * H, H, (BLOCK_H + 31) // 32 * 2)
+    prefetch_span(nb_ptr + j * H, H, (BLOCK_H + 31) // 32 * 2)
+    prefetch_span(win_ptr + (j * 2 * E + e0) * H, ne * H, (BLOCK_E * BLOCK_H + 31) // 32 * 2)
+    prefetch_span(win_ptr + (j * 2 * E + E + e0) * H, ne * H, (BLOCK_E * BLOCK_H + 31) // 32 * 2)
+    prefetch_span(cw_ptr + (j * E + e0) * K, ne * K, (BLOCK_E * K + 31) // 32 * 2)
+    prefetch_span(cb_ptr + j * E + e0, ne, (BLOCK_E + 31) // 32 * 2)
+    prefetch_span(D_ptr + j * E + e0, ne, (BLOCK_E + 31) // 32 * 2)
+    offs_h = tl.arange(0, BLOCK_H)  # out_proj (H, E): this program's BLOCK_E columns of every row, one line each
+    prefetch_l1(wout_ptr + j * H * E + offs_h * E + e0, offs_h < H)
+    if SELECTIVE:
+        wx = wx_ptr + j * (R + 2 * N) * E + e0  # x_proj (R + 2N, E): its columns of every row (Δ's, then B's, C's)
+        offs_r = tl.arange(0, BLOCK_R)
+        offs_bc = tl.arange(0, 2 * BLOCK_N)
+        prefetch_l1(wx + offs_r * E, offs_r < R)
+        prefetch_l1(wx + (R + offs_bc) * E, offs_bc < 2 * N)
+        prefetch_span(wdt_ptr + (j * E + e0) * R, ne * R, (BLOCK_E * BLOCK_R + 31) // 32 * 2)
+        prefetch_span(dtb_ptr + j * E + e0, ne, (BLOCK_E + 31) // 32 * 2)
+        prefetch_span(a_ptr + (j * E + e0) * N, ne * N, (BLOCK_E * BLOCK_N + 31) // 32 * 2)
+    else:
+        prefetch_span(dt_ptr + j * E + e0, ne, (BLOCK_E + 31) // 32 * 2)
+        prefetch_span(a_ptr + (j * E + e0) * N * pairs, ne * N * pairs, (2 * BLOCK_E * BLOCK_N + 31) // 32 * 2)
+        prefetch_span(b_ptr + (j * E + e0) * N * pairs, ne * N * pairs, (2 * BLOCK_E * BLOCK_N + 31) // 32 * 2)
+        prefetch_span(c_ptr + (j * E + e0) * N * pairs, ne * N * pairs, (2 * BLOCK_E * BLOCK_N + 31) // 32 * 2)
+
+
+@triton.jit
 def _run_kernel(
     x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr,
     wx_ptr, wdt_ptr, dtb_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, wout_ptr, uz_ptr, xp_ptr, op_ptr, ticket_ptr,
@@ -494,6 +538,7 @@ def _run_kernel(
     BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, PDL: tl.constexpr = False,
     BLOCK_PC: tl.constexpr = 16, POLLS: tl.constexpr = 1 << 24, CLUSTER: tl.constexpr = False,
     PROFILE: tl.constexpr = 0, XCHG: tl.constexpr = 0, LATE: tl.constexpr = False, LN1: tl.constexpr = False,
+    PREFETCH: tl.constexpr = False,
 ):
     """A run of ``n_blocks`` block steps: every phase with a barrier after each (PERSISTENT), or only ``phase``.
     ``CLUSTER`` (with PERSISTENT): the grid is one thread-block cluster (:func:`kernels.launch.launch_cluster`) and
@@ -510,7 +555,14 @@ def _run_kernel(
     (:func:`run_exchange_bytes`), instead of ``op`` and ``xp`` in global memory. ``LATE`` (with CLUSTER): an LTI
     block's and a selective phase B's new SSM state is stored between the cluster barrier's arrive and its wait
     (:func:`kernels.triton_helpers.cluster_arrive`), so the arrive's release does not wait for those stores (no
-    other CTA reads them). ``LN1``: each block's LayerNorm sums x and x² in one reduction (:func:`_ln_one_pass`)."""
+    other CTA reads them). ``LN1``: each block's LayerNorm sums x and x² in one reduction (:func:`_ln_one_pass`).
+    ``PREFETCH``: before anything else, hints that L1 fetch every block's weights of this program's channels
+    (:func:`_run_prefetch`; they depend on no other kernel), so each phase's weight loads hit L1, not L2."""
+    if PREFETCH:
+        for jp in range(n_blocks):
+            _run_prefetch(jp, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, wx_ptr, wdt_ptr, dtb_ptr, dt_ptr, a_ptr, b_ptr,
+                          c_ptr, D_ptr, wout_ptr, H, E, N, R, K, SELECTIVE, IS_COMPLEX, BLOCK_H, BLOCK_E, BLOCK_N,
+                          BLOCK_R)
     pdl_wait(PDL)
     P = tl.num_programs(0)
     if SELECTIVE:
@@ -844,7 +896,8 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     if cluster:
         xchg = run_exchange_bytes(selective, consts["BLOCK_B"], consts["BLOCK_H"], consts["BLOCK_P"],
                                   consts["BLOCK_R"], consts["BLOCK_N"]) if run_dsmem() else 0
-        launch_cluster(_run_kernel, P, *args, 0, prof, CLUSTER=True, XCHG=xchg, LATE=run_late(), **consts)
+        launch_cluster(_run_kernel, P, *args, 0, prof, CLUSTER=True, XCHG=xchg, LATE=run_late(),
+                       PREFETCH=run_prefetch(), **consts)
         return outs[n]
     for phase in [0] if persistent else range(n_phases + 1):
         launch_named(_run_kernel, (P,), *args, phase, prof, **consts)

@@ -70,6 +70,10 @@ def test_kernels_compile_for_sm90():
     for ln in marked:
         plain = [p for p in runs if p.split(":")[0] == ln.split(":")[0].replace(" PROFILE=2", "")]
         assert len(plain) == 1 and shfl(ln) > shfl(plain[0]), (ln, plain)
+    # every block's weights hinted into L1 (PREFETCH): prefetches in the PTX, only there, for every kind of block
+    hinted = [ln for ln in runs if "PREFETCH" in ln.split(":")[0].split()]
+    assert len(hinted) == 3 and all(", prefetch " in ln for ln in hinted), runs
+    assert not any(", prefetch " in ln for ln in runs if ln not in hinted), runs
     # the LayerNorm's two sums in one reduction (LN1): no more shuffles than the two reductions in a row
     one = [ln for ln in runs if "LN1" in ln.split(":")[0].split()]
     assert len(one) == 2, runs

@@ -17,6 +17,7 @@ from audiomamba.kernels.triton_mamba_run import (
     run_exchange_bytes,
     run_late,
     run_ln1,
+    run_prefetch,
     run_profile_buffer,
     run_scratch,
     run_step_ref,
@@ -67,18 +68,18 @@ def test_run_step_as_a_non_portable_cluster(E: int) -> None:
     _check_s6_run(1, 16, "cluster", "forward", E)
 
 
-@pytest.mark.parametrize("dsmem,late", [("1", "0"), ("1", "1"), ("0", "1")])
+@pytest.mark.parametrize("levers", ["DSMEM", "DSMEM LATE", "LATE", "PREFETCH", "DSMEM LATE LN1 PREFETCH"])
 @pytest.mark.parametrize("kind,batch,E", [("mamba-s6", 1, 64), ("mamba-s6", 3, 64), ("mamba-s6", 1, 256),
                                           ("mamba-s4", 3, 64), ("mamba-s4-real", 1, 64), ("mamba-s4-real", 3, 64)])
-def test_run_step_through_distributed_shared_memory(kind: str, batch: int, E: int, dsmem: str, late: str,
-                                                    monkeypatch) -> None:
+def test_run_step_through_distributed_shared_memory(kind: str, batch: int, E: int, levers: str, monkeypatch) -> None:
     """A cluster run whose partials go to every CTA's shared memory (``AUDIOMAMBA_STEP_RUN_DSMEM=1``; 4 or 16
-    programs, sm_90 GPU only), and with the new states stored inside the barrier (``AUDIOMAMBA_STEP_RUN_LATE=1``):
-    as the float64 reference, as through L2."""
+    programs, sm_90 GPU only), with the new states stored inside the barrier (``AUDIOMAMBA_STEP_RUN_LATE=1``), the
+    weights hinted into L1 (``AUDIOMAMBA_STEP_RUN_PREFETCH=1``), each alone and all of them: as the float64
+    reference, as the default."""
     if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 9:
         pytest.skip("distributed shared memory needs a sm_90+ GPU")
-    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_DSMEM", dsmem)
-    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_LATE", late)
+    for lever in ("DSMEM", "LATE", "LN1", "PREFETCH"):
+        monkeypatch.setenv(f"AUDIOMAMBA_STEP_RUN_{lever}", "1" if lever in levers.split() else "0")
     if kind == "mamba-s6":
         _check_s6_run(batch, 16, "cluster", "reversed", E)
     else:
@@ -102,7 +103,7 @@ def test_exchange_buffer_sizes(monkeypatch) -> None:
     """The exchange through distributed shared memory is off unless asked for; its buffer holds two slots of every
     program's out_proj partial (and a selective run's x_proj partials), rounded up to a declared size, or is 0."""
     for name, flag in (("AUDIOMAMBA_STEP_RUN_DSMEM", run_dsmem), ("AUDIOMAMBA_STEP_RUN_LATE", run_late),
-                       ("AUDIOMAMBA_STEP_RUN_LN1", run_ln1)):
+                       ("AUDIOMAMBA_STEP_RUN_LN1", run_ln1), ("AUDIOMAMBA_STEP_RUN_PREFETCH", run_prefetch)):
         monkeypatch.delenv(name, raising=False)
         assert not flag()
         monkeypatch.setenv(name, "1")

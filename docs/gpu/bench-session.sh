@@ -463,19 +463,22 @@ run run-narrow bash -c "for p in sc09-small youtubemix; do for k in mamba-s4-rea
 run run-marks bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_bench_run_profile.py; \
   for p in sc09-small sc09-large; do for k in mamba-s4-real mamba-s6; do for m in '' --marks; do timeout 120 python3 \
   -m audiomamba.bench.run_profile --preset \$p --block \$k \$m --out $RES/run-profile\$m-\$p-\$k.md; done; done; done"
-# (issue 18, built 2026-12-07 20:00, not yet run on a GPU) a cluster run's partials pushed to every CTA's shared memory
-# (AUDIOMAMBA_STEP_RUN_DSMEM=1) instead of through L2, and the new states stored between the cluster barrier's arrive
-# and wait (AUDIOMAMBA_STEP_RUN_LATE=1): the GPU tests, one stream per preset and block against the default, then the
-# profile with both (work and barrier per phase); also the LayerNorm's two sums in one reduction
-# (AUDIOMAMBA_STEP_RUN_LN1=1), alone and with both. DSMEM_PRESETS: the presets timed (default all three)
-run run-dsmem bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_kernels_run.py -k 'distributed or cluster or one_pass'; \
-  for p in \${DSMEM_PRESETS:-sc09-small youtubemix sc09-large}; do for k in mamba-s4-real mamba-s4 mamba-s6; do C='1,,,;1,1,,'; \
-  [ \$k = mamba-s6 ] && C='1,,,;1,1,,;1,1,4,'; $ST --preset \$p --block \$k --var \
-  AUDIOMAMBA_STEP_RUN_DSMEM,AUDIOMAMBA_STEP_RUN_LATE,AUDIOMAMBA_STEP_RUN_WARPS,AUDIOMAMBA_STEP_RUN_LN1 \
-  --configs \"\$C;,,,1;1,1,,1\" \
-  --out $RES/run-dsmem-\$p-\$k.md; done; done; for k in mamba-s4-real mamba-s6; do AUDIOMAMBA_STEP_RUN_DSMEM=1 \
-  AUDIOMAMBA_STEP_RUN_LATE=1 timeout 120 python3 -m audiomamba.bench.run_profile --preset sc09-small --block \$k \
-  --out $RES/run-profile-dsmem-sc09-small-\$k.md; done"
+# (issue 18, built 2026-12-07 19:30-21:00, not yet run on a GPU) levers for one stream's run kernel, each alone and
+# all together against the default: a cluster run's partials pushed to every CTA's shared memory instead of through
+# L2 (AUDIOMAMBA_STEP_RUN_DSMEM=1), with the new states stored between the cluster barrier's arrive and wait
+# (AUDIOMAMBA_STEP_RUN_LATE=1), the LayerNorm's two sums in one reduction (AUDIOMAMBA_STEP_RUN_LN1=1), every block's
+# weights hinted into L1 at the start (AUDIOMAMBA_STEP_RUN_PREFETCH=1); mamba-s6 also all at 4 warps. The GPU tests
+# first, the profile with all of them last. DSMEM_PRESETS: the presets timed (default all three)
+run run-dsmem bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_kernels_run.py \
+  -k 'distributed or cluster or one_pass or prefetch'; \
+  for p in \${DSMEM_PRESETS:-sc09-small youtubemix sc09-large}; do for k in mamba-s4-real mamba-s4 mamba-s6; do \
+  C='1,,,,;1,1,,,;,,,1,;,,,,1;1,1,,1,1'; [ \$k = mamba-s6 ] && C=\"\$C;1,1,4,1,1\"; timeout 400 python3 -m audiomamba.bench.step_tiles \
+  --batch 1 --steps 2048 --rounds 3 --preset \$p --block \$k \
+  --var AUDIOMAMBA_STEP_RUN_DSMEM,AUDIOMAMBA_STEP_RUN_LATE,AUDIOMAMBA_STEP_RUN_WARPS,AUDIOMAMBA_STEP_RUN_LN1,\
+AUDIOMAMBA_STEP_RUN_PREFETCH --configs \"\$C\" --out $RES/run-dsmem-\$p-\$k.md; done; done; \
+  for k in mamba-s4-real mamba-s6; do AUDIOMAMBA_STEP_RUN_DSMEM=1 AUDIOMAMBA_STEP_RUN_LATE=1 AUDIOMAMBA_STEP_RUN_LN1=1 \
+  AUDIOMAMBA_STEP_RUN_PREFETCH=1 timeout 120 python3 -m audiomamba.bench.run_profile --preset sc09-small --block \$k \
+  --marks --out $RES/run-profile-levers-sc09-small-\$k.md; done"
 # the same table with every call (ours, the peer's) replayed from a CUDA graph: the GPU's time without the host's
 # (the short-L rows are bound by the host in eager mode). One H100 2026-12-07 04:39 UTC: 28 of 32 rows >= 1.0x; 04:41
 # with AUDIOMAMBA_SCAN_BWD_SEG_L=16384 AUDIOMAMBA_SCAN_BWD_MAXNREG=128 (the defaults since, for real A; the cap for
