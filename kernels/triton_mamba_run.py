@@ -110,8 +110,6 @@ from .triton_mamba_step import (
     _lti_math,
     _lti_params,
     _lti_store,
-    _lti_update,
-    _ssm_channels,
     _ssm_math,
     _ssm_params,
     _ssm_store,
@@ -432,16 +430,44 @@ def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, o
 
 
 @triton.jit
+def _xp_sum(xp_ptr, xs, col0, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_R: tl.constexpr,
+            BLOCK_N: tl.constexpr, BLOCK_P: tl.constexpr, WIDTH: tl.constexpr, XCHG: tl.constexpr):
+    """Σ over the programs of their x_proj partials' columns col0 .. col0 + WIDTH (of BLOCK_R + 2 BLOCK_N):
+    (BLOCK_B, WIDTH), from ``xp`` (past L1), or with ``XCHG`` from this CTA's exchange buffer at ``xs`` (after the
+    out_proj partials' two slots; programs past the grid read the last one's slot, masked)."""
+    xw: tl.constexpr = BLOCK_R + 2 * BLOCK_N
+    offs_p = tl.arange(0, BLOCK_P)
+    m_p = (offs_p < tl.num_programs(0))[:, None, None]
+    at = tl.arange(0, BLOCK_B)[None, :, None] * xw + col0 + tl.arange(0, WIDTH)[None, None, :]
+    if XCHG:
+        offs_q = tl.minimum(offs_p, tl.num_programs(0) - 1)
+        at += 2 * BLOCK_P * BLOCK_B * BLOCK_H + offs_q[:, None, None] * (BLOCK_B * xw)
+        part = tl.where(m_p, smem_load(xs + at * 4), 0.0)
+    else:
+        part = tl.load(xp_ptr + offs_p[:, None, None] * (BLOCK_B * xw) + at, mask=m_p, other=0.0,
+                       cache_modifier=".cg")
+    return tl.sum(part, 0)
+
+
+@triton.jit
+def _late_barrier(prof_s, s, PROFILE: tl.constexpr):
+    """The end of a ``LATE`` phase up to the cluster barrier's arrive: the profile's end clock (before it), then
+    the arrive (:func:`kernels.triton_helpers.cluster_arrive`); the caller stores its state, then waits."""
+    if PROFILE:
+        tl.store(prof_s + 1 + 2 * (PROFILE == 2), sm_clock(s))
+    cluster_arrive(s)
+
+
+@triton.jit
 def _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e,
                  batch, H, E, N, R, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
-                 BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0,
-                 XCHG: tl.constexpr = 0, LATE: tl.constexpr = False, PROFILE: tl.constexpr = 0, s=0,
-                 PW: tl.constexpr = 2, u_prev=None, z_prev=None):
-    """Phase B of selective block j (module docstring): the summed x_proj, the state update of this program's
-    channels and its out_proj partial. ``MARKS``: the SM's clock when x_proj is summed (``prof_s[1]``) and when y
-    is ready (``prof_s[2]``), each read after a sum of that tile. ``LATE`` (a cluster run): the phase ends with the
-    cluster barrier's arrive, the new state's store and its wait (:func:`_run_kernel`); ``PROFILE``: its end clock
-    before the arrive, at ``prof_s[PW - 1]``."""
+                 BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, prof_s=None, PROFILE: tl.constexpr = 0, xs=0,
+                 XCHG: tl.constexpr = 0, LATE: tl.constexpr = False, s=0, u_prev=None, z_prev=None):
+    """Phase B of selective block j (module docstring): the summed x_proj (:func:`_xp_sum`), the state update of
+    this program's channels and its out_proj partial. ``PROFILE=2``: the SM's clock when x_proj is summed
+    (``prof_s[1]``) and when y is ready (``prof_s[2]``), each read after a sum of that tile. ``LATE`` (a cluster
+    run): the phase ends with the cluster barrier's arrive, the new state's store and its wait
+    (:func:`_run_kernel`); ``PROFILE``: its end clock before the arrive."""
     w_dt, dtb, A, h, hp, D = _ssm_params(wdt_ptr + j * E * R, dtb_ptr + j * E, a_ptr + j * E * N, D_ptr + j * E,
                                          h_ptr + j * batch * E * N, rows, m_b, offs_e, E, N, R, BLOCK_N, BLOCK_R,
                                          False)
@@ -454,39 +480,19 @@ def _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_pt
     else:
         u = tl.load(uz_ptr + be, mask=m_be, other=0.0, cache_modifier=".cg")
         z = tl.load(uz_ptr + batch * E + be, mask=m_be, other=0.0, cache_modifier=".cg")
-    xw: tl.constexpr = BLOCK_R + 2 * BLOCK_N
-    offs_p = tl.arange(0, BLOCK_P)
-    m_p = (offs_p < tl.num_programs(0))[:, None, None]
-    if XCHG:  # from this CTA's exchange buffer (programs past the grid: the last one's slot, masked)
-        offs_q = tl.minimum(offs_p, tl.num_programs(0) - 1)
-        at = (2 * BLOCK_P * BLOCK_B * BLOCK_H + offs_q[:, None, None] * (BLOCK_B * xw)
-              + tl.arange(0, BLOCK_B)[None, :, None] * xw)
-        dt_low = tl.sum(tl.where(m_p, smem_load(xs + (at + tl.arange(0, BLOCK_R)[None, None, :]) * 4), 0.0), 0)
-        Bt = tl.sum(tl.where(m_p, smem_load(xs + (at + BLOCK_R + tl.arange(0, BLOCK_N)[None, None, :]) * 4), 0.0), 0)
-        Ct = tl.sum(tl.where(m_p, smem_load(xs + (at + BLOCK_R + BLOCK_N + tl.arange(0, BLOCK_N)[None, None, :]) * 4),
-                             0.0), 0)
-    else:
-        part = xp_ptr + offs_p[:, None, None] * (BLOCK_B * xw) + tl.arange(0, BLOCK_B)[None, :, None] * xw
-        dt_low = tl.sum(tl.load(part + tl.arange(0, BLOCK_R)[None, None, :], mask=m_p, other=0.0,
-                                cache_modifier=".cg"), 0)
-        Bt = tl.sum(tl.load(part + BLOCK_R + tl.arange(0, BLOCK_N)[None, None, :], mask=m_p, other=0.0,
-                            cache_modifier=".cg"), 0)
-        Ct = tl.sum(tl.load(part + BLOCK_R + BLOCK_N + tl.arange(0, BLOCK_N)[None, None, :], mask=m_p, other=0.0,
-                            cache_modifier=".cg"), 0)
-    if MARKS:
+    dt_low = _xp_sum(xp_ptr, xs, 0, BLOCK_B, BLOCK_H, BLOCK_R, BLOCK_N, BLOCK_P, BLOCK_R, XCHG)
+    Bt = _xp_sum(xp_ptr, xs, BLOCK_R, BLOCK_B, BLOCK_H, BLOCK_R, BLOCK_N, BLOCK_P, BLOCK_N, XCHG)
+    Ct = _xp_sum(xp_ptr, xs, BLOCK_R + BLOCK_N, BLOCK_B, BLOCK_H, BLOCK_R, BLOCK_N, BLOCK_P, BLOCK_N, XCHG)
+    if PROFILE == 2:
         tl.store(prof_s + 1, sm_clock((tl.sum(dt_low) + tl.sum(Bt) + tl.sum(Ct) != 0.5).to(tl.int32)))
-    if LATE:
-        y, h = _ssm_math(m_b, offs_e, E, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, D, False, "ieee", False)
-    else:
-        y = _ssm_channels(m_b, offs_e, E, N, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, hp, D, False, "ieee", BLOCK_N,
-                          False)
-    if MARKS:
+    y, h = _ssm_math(m_b, offs_e, E, dt_low, Bt, Ct, w_dt, dtb, u, z, A, h, D, False, "ieee", False)
+    if not LATE:
+        _ssm_store(hp, h, m_b, offs_e, E, N, BLOCK_N, False)
+    if PROFILE == 2:
         tl.store(prof_s + 2, sm_clock((tl.sum(y) != 0.5).to(tl.int32)))
     _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H, xs, XCHG, BLOCK_P)
     if LATE:
-        if PROFILE:
-            tl.store(prof_s + PW - 1, sm_clock(s))
-        cluster_arrive(s)
+        _late_barrier(prof_s, s, PROFILE)
         _ssm_store(hp, h, m_b, offs_e, E, N, BLOCK_N, False)
         cluster_wait(s)
 
@@ -618,7 +624,7 @@ def _run_kernel(
             else:
                 _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b,
                              offs_e, m_e, batch, H, E, N, R, BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P,
-                             prof + PW * s, PROFILE == 2, xs, XCHG, LATE, PROFILE, s, PW, uc, zc)
+                             prof + PW * s, PROFILE, xs, XCHG, LATE, s, uc, zc)
         else:  # LTI: the state update needs only this program's channels, so the block is one phase
             # the SSM's parameters and state first: they load with x's partials, not after them
             w_out = _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H)
@@ -631,19 +637,15 @@ def _run_kernel(
                                   nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps,
                                   res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC,
                                   prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P, xc, LN1)
+            y, h_re, h_im = _lti_math(dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, D, u, z, m_b, offs_e, E,
+                                      IS_COMPLEX, False)
+            if not LATE:
+                _lti_store(hj, h_off, h_re, h_im, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
+            _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H, xs, XCHG, BLOCK_P)
             if LATE:  # the new state stored between the barrier's arrive and its wait
-                y, h_re, h_im = _lti_math(dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, D, u, z, m_b, offs_e, E,
-                                          IS_COMPLEX, False)
-                _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H, xs, XCHG, BLOCK_P)
-                if PROFILE:
-                    tl.store(prof + PW * s + PW - 1, sm_clock(s))
-                cluster_arrive(s)
+                _late_barrier(prof + PW * s, s, PROFILE)
                 _lti_store(hj, h_off, h_re, h_im, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
                 cluster_wait(s)
-            else:
-                y = _lti_update(dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D, u, z, hj, m_b, offs_e,
-                                E, N, IS_COMPLEX, BLOCK_N, False)
-                _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H, xs, XCHG, BLOCK_P)
         # LATE: an LTI phase and a selective phase B met at the barrier above (their end clock read before it)
         met = LATE & (s < n_phases) & ((not SELECTIVE) | (s % 2 == 1))
         if PROFILE:
