@@ -43,6 +43,7 @@ class Variant:
         flags += [f"{k}=False" for k, v in self.consts if k == "REV_LOADS" and v is False]
         flags += [f"{k}={v}" for k, v in self.consts if k == "PROFILE" and v not in (True, False)]  # 2: with marks
         flags += [f"{k}={v}" for k, v in self.consts if k == "XCHG" and v]  # bytes of distributed shared memory
+        flags += [f"{k}={v}" for k, v in self.consts if k == "LN" and v]  # the run's LayerNorm: 1 one pass, 2 folded
         return f"{self.kernel} warps={self.num_warps} " + " ".join(blocks + flags)
 
 
@@ -199,10 +200,12 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 for selective, cplx in ((True, False), (False, True), (False, False)):
                     pre = dict(kind, SELECTIVE=selective, IS_COMPLEX=cplx, PERSISTENT=True, CLUSTER=True, PREFETCH=True)
                     out.append(Variant("run", tuple(pre.items()), run_warps(H, selective)))
-                # the LayerNorm's two sums in one reduction (AUDIOMAMBA_STEP_RUN_LN1=1), selective and real LTI
-                for selective in (True, False):
-                    one = dict(kind, SELECTIVE=selective, IS_COMPLEX=False, PERSISTENT=True, CLUSTER=True, LN1=True)
-                    out.append(Variant("run", tuple(one.items()), run_warps(H, selective)))
+                # the LayerNorm's two sums in one reduction (AUDIOMAMBA_STEP_RUN_LN=one-pass: LN=1) and folded into
+                # in_proj (fold: LN=2), selective and real LTI
+                for ln in (1, 2):
+                    for selective in (True, False):
+                        one = dict(kind, SELECTIVE=selective, IS_COMPLEX=False, PERSISTENT=True, CLUSTER=True, LN=ln)
+                        out.append(Variant("run", tuple(one.items()), run_warps(H, selective)))
                 # the partials through distributed shared memory (AUDIOMAMBA_STEP_RUN_DSMEM=1)
                 from .triton_mamba_run import run_exchange_bytes
 

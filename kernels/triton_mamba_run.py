@@ -202,10 +202,19 @@ def run_late() -> bool:
     return _env_flag("AUDIOMAMBA_STEP_RUN_LATE", "the states stored inside the cluster barrier")
 
 
-def run_ln1() -> bool:
-    """``AUDIOMAMBA_STEP_RUN_LN1``: 1, a run's LayerNorms take Σx and Σx² in one reduction (``LN1`` of
-    :func:`_run_kernel`); 0 or unset, the mean first, then the squared deviations."""
-    return _env_flag("AUDIOMAMBA_STEP_RUN_LN1", "a run's LayerNorm sums in one reduction")
+RUN_LN_FORMS = {"two-pass": 0, "one-pass": 1, "fold": 2}
+
+
+def run_ln() -> int:
+    """``AUDIOMAMBA_STEP_RUN_LN``: how a run's LayerNorms go (``LN`` of :func:`_run_kernel`): ``two-pass`` (or
+    unset) the mean, then the squared deviations; ``one-pass`` Σx and Σx² in one reduction (:func:`_ln_one_pass`);
+    ``fold`` that reduction beside in_proj's product with the LayerNorm folded into the weights
+    (:func:`_ln_folded`)."""
+    text = os.environ.get("AUDIOMAMBA_STEP_RUN_LN", "").strip() or "two-pass"
+    if text not in RUN_LN_FORMS:
+        raise KernelError(f"AUDIOMAMBA_STEP_RUN_LN={text!r} in the environment: use one of "
+                          f"{', '.join(RUN_LN_FORMS)}")
+    return RUN_LN_FORMS[text]
 
 
 def run_prefetch() -> bool:
@@ -300,32 +309,54 @@ def _add2(a, b, c, d):
 
 
 @triton.jit
-def _ln_one_pass(x, m_bh, nw, nb, H, eps):
-    """:func:`kernels.triton_helpers.ln_regs` with Σx and Σx² in ONE reduction (var = E[x²] - mean², at least 0):
-    one chain of shuffles instead of two in a row (the second waited for the mean). Padded entries of x are 0."""
+def _ln_sums(x, H, eps):
+    """A LayerNorm's mean and 1/std (BLOCK_B,) of rows of x with Σx and Σx² in ONE reduction (var = E[x²] - mean²,
+    at least 0): one chain of shuffles instead of two in a row (the second waited for the mean). Padded entries of
+    x are 0."""
     s1, s2 = tl.reduce((x, x * x), 1, _add2)
     mean = s1 / H
-    rstd = 1.0 / tl.sqrt(tl.maximum(s2 / H - mean * mean, 0.0) + eps)
+    return mean, 1.0 / tl.sqrt(tl.maximum(s2 / H - mean * mean, 0.0) + eps)
+
+
+@triton.jit
+def _ln_one_pass(x, m_bh, nw, nb, H, eps):
+    """:func:`kernels.triton_helpers.ln_regs` through :func:`_ln_sums`."""
+    mean, rstd = _ln_sums(x, H, eps)
     return tl.where(m_bh, (x - mean[:, None]) * rstd[:, None] * nw[None, :] + nb[None, :], 0.0)
 
 
 @triton.jit
-def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, win_ptr,
-               cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first, n_res,
+def _ln_folded(x, mean, rstd, gw, cw, bw):
+    """LN(x) @ w = rstd (x @ diag(γ) w - mean Σ_h γ_h w_h) + β w from the folded rows gw = diag(γ) w (BLOCK_H,
+    BLOCK_E), their column sums cw and β w (BLOCK_E,) (:meth:`_Stack.ln_folded`): the product needs no LayerNorm
+    statistic, so it runs beside their reduction. (BLOCK_B, BLOCK_E)."""
+    return rstd[:, None] * (mm(x, gw, False, "ieee") - mean[:, None] * cw[None, :]) + bw[None, :]
+
+
+@triton.jit
+def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, lnf_ptr,
+               win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first, n_res,
                K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
                BLOCK_E: tl.constexpr, BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0,
-               XCHG: tl.constexpr = 0, BLOCK_P: tl.constexpr = 1, x_prev=None, LN1: tl.constexpr = False):
+               XCHG: tl.constexpr = 0, BLOCK_P: tl.constexpr = 1, x_prev=None, LN: tl.constexpr = 0):
     """The start of block j's step: x_j (:func:`_run_x`), its LayerNorm, in_proj and the conv step of this program's
     channels: (u, z) (BLOCK_B, BLOCK_E), 0 where padded, and x_j. The weights and the conv window load first: none
     of them depends on the other programs, so they are in flight with x's partials. ``MARKS``: the SM's clock when x is
-    summed (``prof_s[1]``) and when (u, z) are ready (``prof_s[2]``), each read after a sum of that tile. ``LN1``:
-    the LayerNorm's two sums in one reduction (:func:`_ln_one_pass`)."""
+    summed (``prof_s[1]``) and when (u, z) are ready (``prof_s[2]``), each read after a sum of that tile. ``LN``:
+    the LayerNorm in two passes (0), in one (1, :func:`_ln_one_pass`), or folded into in_proj (2,
+    :func:`_ln_folded`; the weights folded while x's partials load)."""
     offs_h = tl.arange(0, BLOCK_H)
     m_h = offs_h < H
     m_be = m_b[:, None] & m_e[None, :]
     w_u, w_z = _in_proj_weights(win_ptr + j * 2 * E * H, offs_e, m_e, offs_h, H, E, False)
     nw = tl.load(nw_ptr + j * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
     nb = tl.load(nb_ptr + j * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
+    if LN == 2:  # win is the folded in_proj; lnf (n, 2, 2E): its column sums, then β w
+        lnf = lnf_ptr + j * 4 * E
+        c_u = tl.load(lnf + offs_e, mask=m_e, other=0.0)
+        c_z = tl.load(lnf + E + offs_e, mask=m_e, other=0.0)
+        b_u = tl.load(lnf + 2 * E + offs_e, mask=m_e, other=0.0)
+        b_z = tl.load(lnf + 3 * E + offs_e, mask=m_e, other=0.0)
     cw = cw_ptr + j * E * K
     w_last = tl.load(cw + offs_e * K + (K - 1), mask=m_e, other=0.0).to(tl.float32)
     bias = tl.load(cb_ptr + j * E + offs_e, mask=m_e, other=0.0).to(tl.float32)
@@ -335,12 +366,17 @@ def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_
                H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_PC, xs, XCHG, BLOCK_P, x_prev)
     if MARKS:
         tl.store(prof_s + 1, sm_clock((tl.sum(x) != 0.5).to(tl.int32)))
-    if LN1:
-        xn = _ln_one_pass(x, m_b[:, None] & m_h[None, :], nw, nb, H, eps)
+    if LN == 2:
+        mean, rstd = _ln_sums(x, H, eps)
+        u = _ln_folded(x, mean, rstd, w_u, c_u, b_u)
+        z = tl.where(m_be, _ln_folded(x, mean, rstd, w_z, c_z, b_z), 0.0)
     else:
-        xn = ln_regs(x, m_b[:, None] & m_h[None, :], nw, nb, H, eps)
-    u = mm(xn, w_u, False, "ieee")
-    z = tl.where(m_be, mm(xn, w_z, False, "ieee"), 0.0)
+        if LN == 1:
+            xn = _ln_one_pass(x, m_b[:, None] & m_h[None, :], nw, nb, H, eps)
+        else:
+            xn = ln_regs(x, m_b[:, None] & m_h[None, :], nw, nb, H, eps)
+        u = mm(xn, w_u, False, "ieee")
+        z = tl.where(m_be, mm(xn, w_z, False, "ieee"), 0.0)
     u = tl.where(m_be, _conv_step(win, taps, u, w_last, bias, m_be, conv, K), 0.0)
     if MARKS:
         tl.store(prof_s + 2, sm_clock((tl.sum(u + z) != 0.5).to(tl.int32)))
@@ -385,11 +421,11 @@ def _store_out_partial(op_ptr, j, y, w_out, BLOCK_B: tl.constexpr, BLOCK_H: tl.c
 
 @triton.jit
 def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr,
-                 nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps,
+                 nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps,
                  res_first, n_res, K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr,
                  BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
                  BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0, XCHG: tl.constexpr = 0,
-                 BLOCK_P: tl.constexpr = 1, x_prev=None, LN1: tl.constexpr = False):
+                 BLOCK_P: tl.constexpr = 1, x_prev=None, LN: tl.constexpr = 0):
     """Phase A of selective block j (module docstring): :func:`_run_front` (``MARKS``: its clocks), u and z kept in
     ``uz``, and this program's x_proj partial to ``xp[program]`` (``XCHG``: to its slot in every CTA's exchange
     buffer, after the out_proj partials' two slots). Returns x_j, u and z."""
@@ -402,9 +438,9 @@ def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, o
     w_b = tl.load(wx + (R + offs_n[None, :]) * E + offs_e[:, None], mask=m_en, other=0.0).to(tl.float32)
     w_c = tl.load(wx + (R + N + offs_n[None, :]) * E + offs_e[:, None], mask=m_en, other=0.0).to(tl.float32)
     u, z, x = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr,
-                         win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first,
-                         n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC, prof_s, MARKS, xs, XCHG, BLOCK_P,
-                         x_prev, LN1)
+                         lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps,
+                         res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC, prof_s, MARKS, xs, XCHG, BLOCK_P,
+                         x_prev, LN)
     m_be = m_b[:, None] & m_e[None, :]
     be = rows[:, None] * E + offs_e[None, :]
     if not XCHG:  # (XCHG: the kernel keeps u and z in registers for phase B)
@@ -535,15 +571,15 @@ def _run_prefetch(j, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, wx_ptr, wdt_ptr, d
 
 @triton.jit
 def _run_kernel(
-    x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr,
-    wx_ptr, wdt_ptr, dtb_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, wout_ptr, uz_ptr, xp_ptr, op_ptr, ticket_ptr,
+    x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr,
+    conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, wout_ptr, uz_ptr, xp_ptr, op_ptr, ticket_ptr,
     tail_ptr,
     batch, H, E, N, R, n_blocks, eps, res_first, n_res, tail_stride, phase, prof_ptr,
     K: tl.constexpr, SELECTIVE: tl.constexpr, IS_COMPLEX: tl.constexpr, RES_REVERSED: tl.constexpr,
     PERSISTENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, PDL: tl.constexpr = False,
     BLOCK_PC: tl.constexpr = 16, POLLS: tl.constexpr = 1 << 24, CLUSTER: tl.constexpr = False,
-    PROFILE: tl.constexpr = 0, XCHG: tl.constexpr = 0, LATE: tl.constexpr = False, LN1: tl.constexpr = False,
+    PROFILE: tl.constexpr = 0, XCHG: tl.constexpr = 0, LATE: tl.constexpr = False, LN: tl.constexpr = 0,
     PREFETCH: tl.constexpr = False,
 ):
     """A run of ``n_blocks`` block steps: every phase with a barrier after each (PERSISTENT), or only ``phase``.
@@ -561,7 +597,7 @@ def _run_kernel(
     (:func:`run_exchange_bytes`), instead of ``op`` and ``xp`` in global memory. ``LATE`` (with CLUSTER): an LTI
     block's and a selective phase B's new SSM state is stored between the cluster barrier's arrive and its wait
     (:func:`kernels.triton_helpers.cluster_arrive`), so the arrive's release does not wait for those stores (no
-    other CTA reads them). ``LN1``: each block's LayerNorm sums x and x² in one reduction (:func:`_ln_one_pass`).
+    other CTA reads them). ``LN``: each block's LayerNorm in two passes (0), one (1) or folded into in_proj (2, :func:`_run_front`).
     ``PREFETCH``: before anything else, hints that L1 fetch every block's weights of this program's channels
     (:func:`_run_prefetch`; they depend on no other kernel), so each phase's weight loads hit L1, not L2."""
     if PREFETCH:
@@ -618,9 +654,9 @@ def _run_kernel(
             if s % 2 == 0:
                 xc, uc, zc = _run_phase_a(
                     j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr,
-                    nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps,
-                    res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_N, BLOCK_R, BLOCK_PC,
-                    prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P, xc, LN1)
+                    nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N,
+                    R, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_N, BLOCK_R, BLOCK_PC,
+                    prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P, xc, LN)
             else:
                 _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b,
                              offs_e, m_e, batch, H, E, N, R, BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P,
@@ -634,9 +670,9 @@ def _run_kernel(
                 dt_ptr + j * E, a_ptr + j * E * N * pairs, b_ptr + j * E * N * pairs, c_ptr + j * E * N * pairs,
                 D_ptr + j * E, hj, rows, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
             u, z, xc = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr,
-                                  nb_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps,
+                                  nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps,
                                   res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC,
-                                  prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P, xc, LN1)
+                                  prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P, xc, LN)
             y, h_re, h_im = _lti_math(dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, D, u, z, m_b, offs_e, E,
                                       IS_COMPLEX, False)
             if not LATE:
@@ -678,6 +714,17 @@ class _Stack:
     D: Tensor
     out_proj: Tensor
     eps: float
+
+    def ln_folded(self) -> tuple[Tensor, Tensor]:
+        """in_proj with each block's LayerNorm folded in (``AUDIOMAMBA_STEP_RUN_LN=fold``): diag(γ) W as rows (n, 2E,
+        H), and (n, 2, 2E): their sums over H, then β W; LN(x) W = rstd (x diag(γ) W - mean Σ_h γ_h W_h) + β W.
+        Made in float64 once per stack (the weights are copies, fixed while it lives), float32 like the rest."""
+        if "_ln_folded" not in self.__dict__:
+            w = self.in_proj.double()
+            gw = w * self.norm_weight.double()[:, None, :]
+            terms = torch.stack([gw.sum(-1), (w * self.norm_bias.double()[:, None, :]).sum(-1)], 1)
+            self.__dict__["_ln_folded"] = (gw.to(self.in_proj.dtype).contiguous(), terms.float().contiguous())
+        return self.__dict__["_ln_folded"]
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         n, H = self.norm_weight.shape
@@ -875,8 +922,10 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
         ssm = (w.x_proj, w.dt_proj, w.dt_bias, none, w.A, none, none)
     else:
         ssm = (none, none, none, w.delta, _as_real(w.A), _as_real(w.B), _as_real(w.C))
+    ln = run_ln()
+    win, lnf = w.ln_folded() if ln == 2 else (w.in_proj, none)
     args = (x, x.stride(0), x if x0b is None else x0b, -1 if x0b is None else x0b.stride(0), outs,
-            res if res is not None else x, w.norm_weight, w.norm_bias, w.in_proj, w.conv_weight, w.conv_bias,
+            res if res is not None else x, w.norm_weight, w.norm_bias, lnf, win, w.conv_weight, w.conv_bias,
             conv_state, *ssm, w.D, _as_real(h), w.out_proj, scratch["uz"], scratch["xp"], scratch["op"],
             scratch["counter"], outs if tail is None else tail, batch, H, E, N, R, n, float(w.eps), res_first, n_res,
             -1 if tail is None else tail.stride(0))
@@ -894,7 +943,7 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     prof = profile if profile is not None else scratch["counter"]
     # out_proj partials summed BLOCK_PC programs at a time: at most 8192 values per load (registers)
     block_pc = min(consts["BLOCK_P"], max(1, 8192 // (consts["BLOCK_B"] * consts["BLOCK_H"])))
-    consts.update(POLLS=RUN_POLLS, BLOCK_PC=block_pc, LN1=run_ln1())
+    consts.update(POLLS=RUN_POLLS, BLOCK_PC=block_pc, LN=ln)
     if cluster:
         xchg = run_exchange_bytes(selective, consts["BLOCK_B"], consts["BLOCK_H"], consts["BLOCK_P"],
                                   consts["BLOCK_R"], consts["BLOCK_N"]) if run_dsmem() else 0

@@ -16,7 +16,7 @@ from audiomamba.kernels.triton_mamba_run import (
     run_dsmem,
     run_exchange_bytes,
     run_late,
-    run_ln1,
+    run_ln,
     run_prefetch,
     run_profile_buffer,
     run_scratch,
@@ -68,7 +68,8 @@ def test_run_step_as_a_non_portable_cluster(E: int) -> None:
     _check_s6_run(1, 16, "cluster", "forward", E)
 
 
-@pytest.mark.parametrize("levers", ["DSMEM", "DSMEM LATE", "LATE", "PREFETCH", "DSMEM LATE LN1 PREFETCH"])
+@pytest.mark.parametrize("levers", ["DSMEM", "DSMEM LATE", "LATE", "PREFETCH", "DSMEM LATE LN=one-pass PREFETCH",
+                                    "DSMEM LATE LN=fold PREFETCH"])
 @pytest.mark.parametrize("kind,batch,E", [("mamba-s6", 1, 64), ("mamba-s6", 3, 64), ("mamba-s6", 1, 256),
                                           ("mamba-s4", 3, 64), ("mamba-s4-real", 1, 64), ("mamba-s4-real", 3, 64)])
 def test_run_step_through_distributed_shared_memory(kind: str, batch: int, E: int, levers: str, monkeypatch) -> None:
@@ -78,19 +79,23 @@ def test_run_step_through_distributed_shared_memory(kind: str, batch: int, E: in
     reference, as the default."""
     if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 9:
         pytest.skip("distributed shared memory needs a sm_90+ GPU")
-    for lever in ("DSMEM", "LATE", "LN1", "PREFETCH"):
+    for lever in ("DSMEM", "LATE", "PREFETCH"):
         monkeypatch.setenv(f"AUDIOMAMBA_STEP_RUN_{lever}", "1" if lever in levers.split() else "0")
+    ln = [lever.split("=")[1] for lever in levers.split() if lever.startswith("LN=")]
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_LN", ln[0] if ln else "two-pass")
     if kind == "mamba-s6":
         _check_s6_run(batch, 16, "cluster", "reversed", E)
     else:
         test_lti_run_step_matches_the_reference(kind == "mamba-s4", batch, 16, "cluster")
 
 
+@pytest.mark.parametrize("form", ["one-pass", "fold"])
 @pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4", "mamba-s4-real"])
-def test_run_step_with_the_one_pass_layernorm(kind: str, monkeypatch) -> None:
-    """``AUDIOMAMBA_STEP_RUN_LN1=1`` (Σx and Σx² in one reduction): as the float64 reference, split launches (the
-    CPU interpreter too) and one cluster on a sm_90 GPU."""
-    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_LN1", "1")
+def test_run_step_with_each_layernorm_form(kind: str, form: str, monkeypatch) -> None:
+    """``AUDIOMAMBA_STEP_RUN_LN=one-pass`` (Σx and Σx² in one reduction) and ``fold`` (that reduction beside in_proj's
+    product with the LayerNorm folded into the weights): as the float64 reference, split launches (the CPU
+    interpreter too) and one cluster on a sm_90 GPU."""
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_LN", form)
     clusters = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 9
     for mode in ("split", "cluster") if clusters else ("split",):
         if kind == "mamba-s6":
@@ -103,7 +108,7 @@ def test_exchange_buffer_sizes(monkeypatch) -> None:
     """The exchange through distributed shared memory is off unless asked for; its buffer holds two slots of every
     program's out_proj partial (and a selective run's x_proj partials), rounded up to a declared size, or is 0."""
     for name, flag in (("AUDIOMAMBA_STEP_RUN_DSMEM", run_dsmem), ("AUDIOMAMBA_STEP_RUN_LATE", run_late),
-                       ("AUDIOMAMBA_STEP_RUN_LN1", run_ln1), ("AUDIOMAMBA_STEP_RUN_PREFETCH", run_prefetch)):
+                       ("AUDIOMAMBA_STEP_RUN_PREFETCH", run_prefetch)):
         monkeypatch.delenv(name, raising=False)
         assert not flag()
         monkeypatch.setenv(name, "1")
@@ -111,6 +116,14 @@ def test_exchange_buffer_sizes(monkeypatch) -> None:
         monkeypatch.setenv(name, "yes")
         with pytest.raises(KernelError, match=f"{name}='yes' in the environment: use 1 "):
             flag()
+    monkeypatch.delenv("AUDIOMAMBA_STEP_RUN_LN", raising=False)
+    assert run_ln() == 0
+    for form, code in (("two-pass", 0), ("one-pass", 1), ("fold", 2)):
+        monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_LN", form)
+        assert run_ln() == code
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_LN", "1")
+    with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_RUN_LN='1' in the environment: use one of two-pass, "):
+        run_ln()
     # sc09-small's 16 kHz level, one stream: 16 programs, H 64; selective adds (4 + 2 * 16) columns
     assert run_exchange_bytes(False, 1, 64, 16, 2, 16) == 8192  # 4 * 16 * 128 = 8192 exactly
     assert run_exchange_bytes(True, 1, 64, 16, 4, 16) == 16384  # 8192 + 4 * 16 * 36

@@ -466,17 +466,18 @@ run run-marks bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_bench
 # (issue 18, built 2026-12-07 19:30-21:00, not yet run on a GPU) levers for one stream's run kernel, each alone and
 # all together against the default: a cluster run's partials pushed to every CTA's shared memory instead of through
 # L2 (AUDIOMAMBA_STEP_RUN_DSMEM=1), with the new states stored between the cluster barrier's arrive and wait
-# (AUDIOMAMBA_STEP_RUN_LATE=1), the LayerNorm's two sums in one reduction (AUDIOMAMBA_STEP_RUN_LN1=1), every block's
+# (AUDIOMAMBA_STEP_RUN_LATE=1), the LayerNorm's two sums in one reduction (AUDIOMAMBA_STEP_RUN_LN=one-pass) or that
+# reduction beside in_proj with the LayerNorm folded into the weights (AUDIOMAMBA_STEP_RUN_LN=fold), every block's
 # weights hinted into L1 at the start (AUDIOMAMBA_STEP_RUN_PREFETCH=1); mamba-s6 also all at 4 warps. The GPU tests
 # first, the profile with all of them last. DSMEM_PRESETS: the presets timed (default all three)
 run run-dsmem bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_kernels_run.py \
-  -k 'distributed or cluster or one_pass or prefetch'; \
+  -k 'distributed or cluster or layernorm_form or prefetch'; \
   for p in \${DSMEM_PRESETS:-sc09-small youtubemix sc09-large}; do for k in mamba-s4-real mamba-s4 mamba-s6; do \
-  C='1,,,,;1,1,,,;,,,1,;,,,,1;1,1,,1,1'; [ \$k = mamba-s6 ] && C=\"\$C;1,1,4,1,1\"; timeout 400 python3 -m audiomamba.bench.step_tiles \
-  --batch 1 --steps 2048 --rounds 3 --preset \$p --block \$k \
-  --var AUDIOMAMBA_STEP_RUN_DSMEM,AUDIOMAMBA_STEP_RUN_LATE,AUDIOMAMBA_STEP_RUN_WARPS,AUDIOMAMBA_STEP_RUN_LN1,\
+  C='1,,,,;1,1,,,;,,,one-pass,;,,,fold,;,,,,1;1,1,,fold,1'; [ \$k = mamba-s6 ] && C=\"\$C;1,1,4,fold,1\"; \
+  timeout 400 python3 -m audiomamba.bench.step_tiles --batch 1 --steps 2048 --rounds 3 --preset \$p --block \$k \
+  --var AUDIOMAMBA_STEP_RUN_DSMEM,AUDIOMAMBA_STEP_RUN_LATE,AUDIOMAMBA_STEP_RUN_WARPS,AUDIOMAMBA_STEP_RUN_LN,\
 AUDIOMAMBA_STEP_RUN_PREFETCH --configs \"\$C\" --out $RES/run-dsmem-\$p-\$k.md; done; done; \
-  for k in mamba-s4-real mamba-s6; do AUDIOMAMBA_STEP_RUN_DSMEM=1 AUDIOMAMBA_STEP_RUN_LATE=1 AUDIOMAMBA_STEP_RUN_LN1=1 \
+  for k in mamba-s4-real mamba-s6; do AUDIOMAMBA_STEP_RUN_DSMEM=1 AUDIOMAMBA_STEP_RUN_LATE=1 AUDIOMAMBA_STEP_RUN_LN=fold \
   AUDIOMAMBA_STEP_RUN_PREFETCH=1 timeout 120 python3 -m audiomamba.bench.run_profile --preset sc09-small --block \$k \
   --marks --out $RES/run-profile-levers-sc09-small-\$k.md; done"
 # the same table with every call (ours, the peer's) replayed from a CUDA graph: the GPU's time without the host's
