@@ -43,7 +43,7 @@ class Variant:
         flags += [f"{k}=False" for k, v in self.consts if k == "REV_LOADS" and v is False]
         flags += [f"{k}={v}" for k, v in self.consts if k == "PROFILE" and v not in (True, False)]  # 2: with marks
         flags += [f"{k}={v}" for k, v in self.consts if k == "XCHG" and v]  # bytes of distributed shared memory
-        flags += [f"{k}={v}" for k, v in self.consts if k == "LN" and v]  # the run's LayerNorm: 1 one pass, 2 folded
+        flags += [f"{k}={v}" for k, v in self.consts if k == "LN"]  # the run's LayerNorm: 0 two passes, 1 one
         return f"{self.kernel} warps={self.num_warps} " + " ".join(blocks + flags)
 
 
@@ -196,13 +196,9 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                 for selective in (False, True):
                     marked = dict(kind, SELECTIVE=selective, PERSISTENT=True, CLUSTER=True, PROFILE=2)
                     out.append(Variant("run", tuple(marked.items()), run_warps(H, selective)))
-                # every block's weights hinted into L1 at the start (AUDIOMAMBA_STEP_RUN_PREFETCH=1)
-                for selective, cplx in ((True, False), (False, True), (False, False)):
-                    pre = dict(kind, SELECTIVE=selective, IS_COMPLEX=cplx, PERSISTENT=True, CLUSTER=True, PREFETCH=True)
-                    out.append(Variant("run", tuple(pre.items()), run_warps(H, selective)))
-                # the LayerNorm's two sums in one reduction (AUDIOMAMBA_STEP_RUN_LN=one-pass: LN=1) and folded into
-                # in_proj (fold: LN=2), selective and real LTI
-                for ln in (1, 2):
+                # the LayerNorm's two sums in one reduction (AUDIOMAMBA_STEP_RUN_LN=one-pass: LN=1) and in two passes
+                # (two-pass: LN=0), selective and real LTI; the default is folded into in_proj (fold: LN=2)
+                for ln in (1, 0):
                     for selective in (True, False):
                         one = dict(kind, SELECTIVE=selective, IS_COMPLEX=False, PERSISTENT=True, CLUSTER=True, LN=ln)
                         out.append(Variant("run", tuple(one.items()), run_warps(H, selective)))
@@ -309,8 +305,6 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
     shfl = f", cp.async {ptx.count('cp.async.')}, shfl.sync {ptx.count('shfl.sync')}, bar.sync {ptx.count('bar.sync')}"
     if "barrier.cluster" in ptx:  # a run launched as one thread-block cluster (AUDIOMAMBA_STEP_RUNS=cluster)
         shfl += f", barrier.cluster {ptx.count('barrier.cluster.arrive')}"
-    if "prefetch.global.L1" in ptx:  # a run's weights hinted into L1 (AUDIOMAMBA_STEP_RUN_PREFETCH)
-        shfl += f", prefetch {ptx.count('prefetch.global.L1')}"
     if "st.shared::cluster" in ptx:  # its partials pushed to the other CTAs' shared memory (AUDIOMAMBA_STEP_RUN_DSMEM)
         shfl += f", dsmem stores {ptx.count('st.shared::cluster')}"
     ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")

@@ -227,25 +227,6 @@ def smem_load(addr):
 
 
 @triton.jit
-def prefetch_l1(ptrs, mask):
-    """Ask this SM's L1 to fetch the lines at ``ptrs`` (a pointer tensor) where ``mask``: ``prefetch.global.L1``, a
-    hint that loads nothing into registers and waits for nothing, so a later load of those lines hits L1 instead of
-    going to L2. Returns a token (0) that nothing needs: the asm has side effects, so it stays."""
-    return tl.inline_asm_elementwise(
-        "{\n\t.reg .pred p;\n\tsetp.ne.s32 p, $2, 0;\n\t@p prefetch.global.L1 [$1];\n\tmov.u32 $0, 0;\n\t}",
-        "=r,l,r", [ptrs, mask.to(tl.int32)], dtype=tl.int32, is_pure=False, pack=1)
-
-
-@triton.jit
-def prefetch_span(ptr, n, LINES: tl.constexpr):
-    """:func:`prefetch_l1` of the ``n`` float32 values from ``ptr`` on: one hint every 32 values (a 128-byte line)
-    and one at the last value (a span that starts inside a line ends in the line after), at most ``LINES`` hints
-    (a power of two); never past the span."""
-    offs = tl.arange(0, LINES) * 32
-    return prefetch_l1(ptr + tl.minimum(offs, n - 1), offs < n + 31)
-
-
-@triton.jit
 def sm_clock(token):
     """This SM's cycle counter (``%clock64``, int64) once ``token`` (any int32 but -1) is known: the read is
     predicated on it, so a token computed from a value (a sum of a tile) marks when that value is ready. Volatile:

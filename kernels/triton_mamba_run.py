@@ -98,8 +98,6 @@ from .triton_helpers import (
     ln_regs,
     mm,
     pdl_wait,
-    prefetch_l1,
-    prefetch_span,
     sm_clock,
     smem_load,
 )
@@ -187,46 +185,42 @@ def run_block_e(E: int) -> int:
     return min(int(text) if text else narrow, next_pow2(E))
 
 
-def _env_flag(name: str, on: str) -> bool:
-    """An on/off variable of the environment: "1" True, "0" or unset False, else a one-line KernelError that says
-    what 1 does (``on``)."""
-    text = os.environ.get(name, "").strip() or "0"
+def _env_flag(name: str, on: str, default: bool = False) -> bool:
+    """An on/off variable of the environment: "1" True, "0" False, unset ``default``, else a one-line KernelError that
+    says what 1 does (``on``)."""
+    text = os.environ.get(name, "").strip() or ("1" if default else "0")
     if text not in ("0", "1"):
         raise KernelError(f"{name}={text!r} in the environment: use 1 ({on}) or 0")
     return text == "1"
 
 
 def run_late() -> bool:
-    """``AUDIOMAMBA_STEP_RUN_LATE``: 1, a cluster run stores each block's new SSM state between the cluster
-    barrier's arrive and wait (``LATE`` of :func:`_run_kernel`); 0 or unset, before the barrier."""
-    return _env_flag("AUDIOMAMBA_STEP_RUN_LATE", "the states stored inside the cluster barrier")
+    """``AUDIOMAMBA_STEP_RUN_LATE``: 1 or unset (the default since 2026-12-07, BENCHMARKS.md), a cluster run stores
+    each block's new SSM state between the cluster barrier's arrive and wait (``LATE`` of :func:`_run_kernel`); 0,
+    before the barrier."""
+    return _env_flag("AUDIOMAMBA_STEP_RUN_LATE", "the states stored inside the cluster barrier", True)
 
 
 RUN_LN_FORMS = {"two-pass": 0, "one-pass": 1, "fold": 2}
 
 
 def run_ln() -> int:
-    """``AUDIOMAMBA_STEP_RUN_LN``: how a run's LayerNorms go (``LN`` of :func:`_run_kernel`): ``two-pass`` (or
-    unset) the mean, then the squared deviations; ``one-pass`` Σx and Σx² in one reduction (:func:`_ln_one_pass`);
-    ``fold`` that reduction beside in_proj's product with the LayerNorm folded into the weights
-    (:func:`_ln_folded`)."""
-    text = os.environ.get("AUDIOMAMBA_STEP_RUN_LN", "").strip() or "two-pass"
+    """``AUDIOMAMBA_STEP_RUN_LN``: how a run's LayerNorms go (``LN`` of :func:`_run_kernel`): ``fold`` (or unset,
+    the default since 2026-12-07, BENCHMARKS.md) Σx and Σx² in one reduction beside in_proj's product with the
+    LayerNorm folded into the weights (:func:`_ln_folded`); ``one-pass`` that reduction, then the LayerNorm, then the
+    product (:func:`_ln_one_pass`); ``two-pass`` the mean, then the squared deviations (the layers' LayerNorm)."""
+    text = os.environ.get("AUDIOMAMBA_STEP_RUN_LN", "").strip() or "fold"
     if text not in RUN_LN_FORMS:
         raise KernelError(f"AUDIOMAMBA_STEP_RUN_LN={text!r} in the environment: use one of "
                           f"{', '.join(RUN_LN_FORMS)}")
     return RUN_LN_FORMS[text]
 
 
-def run_prefetch() -> bool:
-    """``AUDIOMAMBA_STEP_RUN_PREFETCH``: 1, a cluster run first hints L1 to fetch all its blocks' weights of each
-    program's channels (``PREFETCH`` of :func:`_run_kernel`); 0 or unset, each phase loads them from L2."""
-    return _env_flag("AUDIOMAMBA_STEP_RUN_PREFETCH", "a run's weights prefetched into L1 at its start")
-
-
 def run_dsmem() -> bool:
-    """``AUDIOMAMBA_STEP_RUN_DSMEM``: 1, a cluster run's partials go through distributed shared memory
-    (:func:`run_exchange_bytes`); 0 or unset, through L2."""
-    return _env_flag("AUDIOMAMBA_STEP_RUN_DSMEM", "a cluster run's partials through distributed shared memory")
+    """``AUDIOMAMBA_STEP_RUN_DSMEM``: 1 or unset (the default since 2026-12-07, BENCHMARKS.md), a cluster run's
+    partials go through distributed shared memory where its exchange buffer fits (:func:`run_exchange_bytes`); 0,
+    through L2."""
+    return _env_flag("AUDIOMAMBA_STEP_RUN_DSMEM", "a cluster run's partials through distributed shared memory", True)
 
 
 def run_exchange_bytes(selective: bool, block_b: int, block_h: int, block_p: int, block_r: int, block_n: int) -> int:
@@ -534,53 +528,16 @@ def _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_pt
 
 
 @triton.jit
-def _run_prefetch(j, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, wx_ptr, wdt_ptr, dtb_ptr, dt_ptr, a_ptr, b_ptr, c_ptr,
-                  D_ptr, wout_ptr, H, E, N, R, K: tl.constexpr, SELECTIVE: tl.constexpr, IS_COMPLEX: tl.constexpr,
-                  BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr):
-    """Hint L1 to fetch block j's weights of this program's channels (:func:`kernels.triton_helpers.prefetch_l1`):
-    the LayerNorm's, in_proj's rows of u and z, the conv's, out_proj's columns, D, and x_proj's columns, dt_proj and
-    A (selective) or Δ, A, B, C (LTI; at most as many lines as complex pairs take). All float32 (the stacks are
-    float32 copies); the states are not hinted."""
-    e0 = tl.program_id(0) * BLOCK_E
-    ne = tl.minimum(BLOCK_E, E - e0)
-    pairs = 2 if IS_COMPLEX else 1
-    prefetch_span(nw_ptr + j * H, H, (BLOCK_H + 31) // 32 * 2)
-    prefetch_span(nb_ptr + j * H, H, (BLOCK_H + 31) // 32 * 2)
-    prefetch_span(win_ptr + (j * 2 * E + e0) * H, ne * H, (BLOCK_E * BLOCK_H + 31) // 32 * 2)
-    prefetch_span(win_ptr + (j * 2 * E + E + e0) * H, ne * H, (BLOCK_E * BLOCK_H + 31) // 32 * 2)
-    prefetch_span(cw_ptr + (j * E + e0) * K, ne * K, (BLOCK_E * K + 31) // 32 * 2)
-    prefetch_span(cb_ptr + j * E + e0, ne, (BLOCK_E + 31) // 32 * 2)
-    prefetch_span(D_ptr + j * E + e0, ne, (BLOCK_E + 31) // 32 * 2)
-    offs_h = tl.arange(0, BLOCK_H)  # out_proj (H, E): this program's BLOCK_E columns of every row, one line each
-    prefetch_l1(wout_ptr + j * H * E + offs_h * E + e0, offs_h < H)
-    if SELECTIVE:
-        wx = wx_ptr + j * (R + 2 * N) * E + e0  # x_proj (R + 2N, E): its columns of every row (Δ's, then B's, C's)
-        offs_r = tl.arange(0, BLOCK_R)
-        offs_bc = tl.arange(0, 2 * BLOCK_N)
-        prefetch_l1(wx + offs_r * E, offs_r < R)
-        prefetch_l1(wx + (R + offs_bc) * E, offs_bc < 2 * N)
-        prefetch_span(wdt_ptr + (j * E + e0) * R, ne * R, (BLOCK_E * BLOCK_R + 31) // 32 * 2)
-        prefetch_span(dtb_ptr + j * E + e0, ne, (BLOCK_E + 31) // 32 * 2)
-        prefetch_span(a_ptr + (j * E + e0) * N, ne * N, (BLOCK_E * BLOCK_N + 31) // 32 * 2)
-    else:
-        prefetch_span(dt_ptr + j * E + e0, ne, (BLOCK_E + 31) // 32 * 2)
-        prefetch_span(a_ptr + (j * E + e0) * N * pairs, ne * N * pairs, (2 * BLOCK_E * BLOCK_N + 31) // 32 * 2)
-        prefetch_span(b_ptr + (j * E + e0) * N * pairs, ne * N * pairs, (2 * BLOCK_E * BLOCK_N + 31) // 32 * 2)
-        prefetch_span(c_ptr + (j * E + e0) * N * pairs, ne * N * pairs, (2 * BLOCK_E * BLOCK_N + 31) // 32 * 2)
-
-
-@triton.jit
 def _run_kernel(
     x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr,
-    conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, wout_ptr, uz_ptr, xp_ptr, op_ptr, ticket_ptr,
-    tail_ptr,
+    conv_ptr, wx_ptr, wdt_ptr, dtb_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, wout_ptr, uz_ptr, xp_ptr, op_ptr,
+    ticket_ptr, tail_ptr,
     batch, H, E, N, R, n_blocks, eps, res_first, n_res, tail_stride, phase, prof_ptr,
     K: tl.constexpr, SELECTIVE: tl.constexpr, IS_COMPLEX: tl.constexpr, RES_REVERSED: tl.constexpr,
     PERSISTENT: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, PDL: tl.constexpr = False,
     BLOCK_PC: tl.constexpr = 16, POLLS: tl.constexpr = 1 << 24, CLUSTER: tl.constexpr = False,
-    PROFILE: tl.constexpr = 0, XCHG: tl.constexpr = 0, LATE: tl.constexpr = False, LN: tl.constexpr = 0,
-    PREFETCH: tl.constexpr = False,
+    PROFILE: tl.constexpr = 0, XCHG: tl.constexpr = 0, LATE: tl.constexpr = False, LN: tl.constexpr = 2,
 ):
     """A run of ``n_blocks`` block steps: every phase with a barrier after each (PERSISTENT), or only ``phase``.
     ``CLUSTER`` (with PERSISTENT): the grid is one thread-block cluster (:func:`kernels.launch.launch_cluster`) and
@@ -597,14 +554,9 @@ def _run_kernel(
     (:func:`run_exchange_bytes`), instead of ``op`` and ``xp`` in global memory. ``LATE`` (with CLUSTER): an LTI
     block's and a selective phase B's new SSM state is stored between the cluster barrier's arrive and its wait
     (:func:`kernels.triton_helpers.cluster_arrive`), so the arrive's release does not wait for those stores (no
-    other CTA reads them). ``LN``: each block's LayerNorm in two passes (0), one (1) or folded into in_proj (2, :func:`_run_front`).
-    ``PREFETCH``: before anything else, hints that L1 fetch every block's weights of this program's channels
-    (:func:`_run_prefetch`; they depend on no other kernel), so each phase's weight loads hit L1, not L2."""
-    if PREFETCH:
-        for jp in range(n_blocks):
-            _run_prefetch(jp, nw_ptr, nb_ptr, win_ptr, cw_ptr, cb_ptr, wx_ptr, wdt_ptr, dtb_ptr, dt_ptr, a_ptr, b_ptr,
-                          c_ptr, D_ptr, wout_ptr, H, E, N, R, K, SELECTIVE, IS_COMPLEX, BLOCK_H, BLOCK_E, BLOCK_N,
-                          BLOCK_R)
+    other CTA reads them). ``LN``: each block's LayerNorm in two passes (0), one (1) or folded into in_proj (2, the
+    default; :func:`_run_front`; ``lnf`` and ``win`` from :meth:`_Stack.ln_folded`). The host turns XCHG, LATE and
+    the fold on by default (:func:`run_dsmem`, :func:`run_late`, :func:`run_ln`)."""
     pdl_wait(PDL)
     P = tl.num_programs(0)
     if SELECTIVE:
@@ -715,16 +667,18 @@ class _Stack:
     out_proj: Tensor
     eps: float
 
+    def __post_init__(self) -> None:
+        # made here, not at the first step: that may be inside a CUDA graph's capture, where nothing runs
+        w = self.in_proj.double()
+        gw = w * self.norm_weight.double()[:, None, :]
+        terms = torch.stack([gw.sum(-1), (w * self.norm_bias.double()[:, None, :]).sum(-1)], 1)
+        self._ln_folded = (gw.to(self.in_proj.dtype).contiguous(), terms.float().contiguous())
+
     def ln_folded(self) -> tuple[Tensor, Tensor]:
         """in_proj with each block's LayerNorm folded in (``AUDIOMAMBA_STEP_RUN_LN=fold``): diag(γ) W as rows (n, 2E,
         H), and (n, 2, 2E): their sums over H, then β W; LN(x) W = rstd (x diag(γ) W - mean Σ_h γ_h W_h) + β W.
-        Made in float64 once per stack (the weights are copies, fixed while it lives), float32 like the rest."""
-        if "_ln_folded" not in self.__dict__:
-            w = self.in_proj.double()
-            gw = w * self.norm_weight.double()[:, None, :]
-            terms = torch.stack([gw.sum(-1), (w * self.norm_bias.double()[:, None, :]).sum(-1)], 1)
-            self.__dict__["_ln_folded"] = (gw.to(self.in_proj.dtype).contiguous(), terms.float().contiguous())
-        return self.__dict__["_ln_folded"]
+        Made in float64 when the stack is (its weights are copies, fixed while it lives), float32 like the rest."""
+        return self._ln_folded
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         n, H = self.norm_weight.shape
@@ -948,7 +902,7 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
         xchg = run_exchange_bytes(selective, consts["BLOCK_B"], consts["BLOCK_H"], consts["BLOCK_P"],
                                   consts["BLOCK_R"], consts["BLOCK_N"]) if run_dsmem() else 0
         launch_cluster(_run_kernel, P, *args, 0, prof, CLUSTER=True, XCHG=xchg, LATE=run_late(),
-                       PREFETCH=run_prefetch(), **consts)
+                       **consts)
         return outs[n]
     for phase in [0] if persistent else range(n_phases + 1):
         launch_named(_run_kernel, (P,), *args, phase, prof, **consts)

@@ -4,12 +4,13 @@ several programs meeting at barriers run on a GPU only)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from audiomamba.kernels.errors import KernelError
 from audiomamba.kernels.triton_mamba_run import (
     LTIStack,
-    S6Stack,
     mamba_lti_run_step_triton,
     mamba_s6_run_step_triton,
     run_block_e,
@@ -17,7 +18,6 @@ from audiomamba.kernels.triton_mamba_run import (
     run_exchange_bytes,
     run_late,
     run_ln,
-    run_prefetch,
     run_profile_buffer,
     run_scratch,
     run_step_ref,
@@ -68,18 +68,18 @@ def test_run_step_as_a_non_portable_cluster(E: int) -> None:
     _check_s6_run(1, 16, "cluster", "forward", E)
 
 
-@pytest.mark.parametrize("levers", ["DSMEM", "DSMEM LATE", "LATE", "PREFETCH", "DSMEM LATE LN=one-pass PREFETCH",
-                                    "DSMEM LATE LN=fold PREFETCH"])
+@pytest.mark.parametrize("levers", ["LN=two-pass", "DSMEM LN=two-pass", "LATE LN=two-pass", "DSMEM LATE LN=one-pass",
+                                    "DSMEM LN=fold", "LATE LN=fold"])
 @pytest.mark.parametrize("kind,batch,E", [("mamba-s6", 1, 64), ("mamba-s6", 3, 64), ("mamba-s6", 1, 256),
                                           ("mamba-s4", 3, 64), ("mamba-s4-real", 1, 64), ("mamba-s4-real", 3, 64)])
 def test_run_step_through_distributed_shared_memory(kind: str, batch: int, E: int, levers: str, monkeypatch) -> None:
-    """A cluster run whose partials go to every CTA's shared memory (``AUDIOMAMBA_STEP_RUN_DSMEM=1``; 4 or 16
-    programs, sm_90 GPU only), with the new states stored inside the barrier (``AUDIOMAMBA_STEP_RUN_LATE=1``), the
-    weights hinted into L1 (``AUDIOMAMBA_STEP_RUN_PREFETCH=1``), each alone and all of them: as the float64
-    reference, as the default."""
+    """A cluster run (4 or 16 programs, sm_90 GPU only) with its partials through L2 or every CTA's shared memory
+    (``AUDIOMAMBA_STEP_RUN_DSMEM``), the new states stored before or inside the barrier (``AUDIOMAMBA_STEP_RUN_LATE``)
+    and each LayerNorm form, in the combinations the default (all three on, the fold; the other tests) is not: as the
+    float64 reference. ``LN=two-pass`` alone is the kernel as it was before 2026-12-07's levers."""
     if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 9:
         pytest.skip("distributed shared memory needs a sm_90+ GPU")
-    for lever in ("DSMEM", "LATE", "PREFETCH"):
+    for lever in ("DSMEM", "LATE"):
         monkeypatch.setenv(f"AUDIOMAMBA_STEP_RUN_{lever}", "1" if lever in levers.split() else "0")
     ln = [lever.split("=")[1] for lever in levers.split() if lever.startswith("LN=")]
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_LN", ln[0] if ln else "two-pass")
@@ -89,12 +89,12 @@ def test_run_step_through_distributed_shared_memory(kind: str, batch: int, E: in
         test_lti_run_step_matches_the_reference(kind == "mamba-s4", batch, 16, "cluster")
 
 
-@pytest.mark.parametrize("form", ["one-pass", "fold"])
+@pytest.mark.parametrize("form", ["two-pass", "one-pass"])
 @pytest.mark.parametrize("kind", ["mamba-s6", "mamba-s4", "mamba-s4-real"])
 def test_run_step_with_each_layernorm_form(kind: str, form: str, monkeypatch) -> None:
-    """``AUDIOMAMBA_STEP_RUN_LN=one-pass`` (Σx and Σx² in one reduction) and ``fold`` (that reduction beside in_proj's
-    product with the LayerNorm folded into the weights): as the float64 reference, split launches (the CPU
-    interpreter too) and one cluster on a sm_90 GPU."""
+    """``AUDIOMAMBA_STEP_RUN_LN=two-pass`` (the mean, then the squared deviations) and ``one-pass`` (Σx and Σx² in one
+    reduction), the forms besides the default fold (the other tests): as the float64 reference, split launches (the
+    CPU interpreter too) and one cluster on a sm_90 GPU."""
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_LN", form)
     clusters = torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 9
     for mode in ("split", "cluster") if clusters else ("split",):
@@ -105,11 +105,13 @@ def test_run_step_with_each_layernorm_form(kind: str, form: str, monkeypatch) ->
 
 
 def test_exchange_buffer_sizes(monkeypatch) -> None:
-    """The exchange through distributed shared memory is off unless asked for; its buffer holds two slots of every
-    program's out_proj partial (and a selective run's x_proj partials), rounded up to a declared size, or is 0."""
-    for name, flag in (("AUDIOMAMBA_STEP_RUN_DSMEM", run_dsmem), ("AUDIOMAMBA_STEP_RUN_LATE", run_late),
-                       ("AUDIOMAMBA_STEP_RUN_PREFETCH", run_prefetch)):
+    """The exchange through distributed shared memory and the late state stores are on unless turned off, the fold
+    the default LayerNorm; the exchange buffer holds two slots of every program's out_proj partial (and a selective
+    run's x_proj partials), rounded up to a declared size, or is 0."""
+    for name, flag in (("AUDIOMAMBA_STEP_RUN_DSMEM", run_dsmem), ("AUDIOMAMBA_STEP_RUN_LATE", run_late)):
         monkeypatch.delenv(name, raising=False)
+        assert flag()
+        monkeypatch.setenv(name, "0")
         assert not flag()
         monkeypatch.setenv(name, "1")
         assert flag()
@@ -117,7 +119,7 @@ def test_exchange_buffer_sizes(monkeypatch) -> None:
         with pytest.raises(KernelError, match=f"{name}='yes' in the environment: use 1 "):
             flag()
     monkeypatch.delenv("AUDIOMAMBA_STEP_RUN_LN", raising=False)
-    assert run_ln() == 0
+    assert run_ln() == 2
     for form, code in (("two-pass", 0), ("one-pass", 1), ("fold", 2)):
         monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_LN", form)
         assert run_ln() == code
@@ -259,7 +261,7 @@ def test_run_step_rejects_bad_shapes() -> None:
         mamba_s6_run_step_triton(torch.zeros(1, 16), w, conv, h, outs, scratch, block_e=8)
     with pytest.raises(ValueError, match="h must be torch.float32"):
         mamba_s6_run_step_triton(torch.zeros(1, 16), w, conv, h.double(), outs, scratch)
-    bad = S6Stack(**{**w.__dict__, "D": w.D[:, :8].contiguous()})
+    bad = dataclasses.replace(w, D=w.D[:, :8].contiguous())
     with pytest.raises(ValueError, match=r"S6Stack.D must be contiguous of shape \(2, 32\)"):
         mamba_s6_run_step_triton(torch.zeros(1, 16), bad, conv, h, outs, scratch)
 
