@@ -18,7 +18,8 @@ An LTI block needs no x_proj, so it is one phase (A without the x_proj, then B's
 the out_proj partial) and one barrier. After the last block, x_out = x + Σ partials (+ res). So a run of n blocks is
 one launch with 2n (LTI: n) barriers instead of 3n launches (4n batched). Program 0 writes every block's input and
 the run's output to ``outs`` (n + 1, B, H): the U-Net's skips. Partials, u and z pass through small float32 buffers
-(read from L2, ``.cg``); the out_proj partials alternate between two slots (even and odd blocks), because an LTI
+(read from L2, ``.cg``), or in one cluster (the default on sm_90) the partials through every CTA's shared memory
+(``XCHG``, :func:`run_exchange_bytes`) with u, z and x_j kept in registers; the out_proj partials alternate between two slots (even and odd blocks), because an LTI
 block's programs write theirs while a slower program may still be reading the previous block's.
 
 The barrier (:func:`_grid_barrier`) is a counter that is never reset (int64): each program adds 1 (release) and
@@ -70,7 +71,10 @@ and a chain of reductions and layout changes, 43 CTA barriers in the loop's body
 cluster barrier (19 % of the kernel); ``mamba-s6`` 3537 + 2387 cycles of work per block (phases A and B) and two
 barriers of ~955. The launches themselves are 2-4 % of a run's time. So one stream is bound by each phase's
 dependent work, not by the synchronisation. ``--marks`` (``PROFILE=2``) splits a phase at two more clocks: x's
-partials loaded and summed, then (u, z) ready.
+partials loaded and summed, then (u, z) ready. With the exchange in shared memory, the states stored inside the
+barrier and the LayerNorm folded into in_proj (the defaults since 2026-12-07 22:50; 1.03-1.19x per one-stream step),
+the 16 kHz ``mamba-s4-real`` phase is 3275 cycles (1350 to x summed, 1153 to (u, z), 722 after) and 1072 at the
+barrier.
 """
 
 from __future__ import annotations

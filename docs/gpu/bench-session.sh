@@ -463,7 +463,9 @@ run run-narrow bash -c "for p in sc09-small youtubemix; do for k in mamba-s4-rea
 run run-marks bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_bench_run_profile.py; \
   for p in sc09-small sc09-large; do for k in mamba-s4-real mamba-s6; do for m in '' --marks; do timeout 120 python3 \
   -m audiomamba.bench.run_profile --preset \$p --block \$k \$m --out $RES/run-profile\$m-\$p-\$k.md; done; done; done"
-# (issue 18, built 2026-12-07 19:30-21:00, not yet run on a GPU) levers for one stream's run kernel, each alone and
+# (issue 18, built 2026-12-07 19:30-22:25; ran on one H100 22:32-22:41 with DSMEM_PRESETS=sc09-small, then the other
+# two: DSMEM + LATE + fold 1.03-1.19x, the defaults since; the prefetch removed, the command kept as it ran; BENCHMARKS.md
+# "The run kernel's levers timed") levers for one stream's run kernel, each alone and
 # all together against the default: a cluster run's partials pushed to every CTA's shared memory instead of through
 # L2 (AUDIOMAMBA_STEP_RUN_DSMEM=1), with the new states stored between the cluster barrier's arrive and wait
 # (AUDIOMAMBA_STEP_RUN_LATE=1), the LayerNorm's two sums in one reduction (AUDIOMAMBA_STEP_RUN_LN=one-pass) or that
