@@ -220,6 +220,13 @@ def run_ln() -> int:
     return RUN_LN_FORMS[text]
 
 
+def run_pipe() -> bool:
+    """``AUDIOMAMBA_STEP_RUN_PIPE``: 1, a cluster run of LTI blocks with late state stores (:func:`run_late`) issues
+    each next block's own reads inside the barrier (``PIPE`` of :func:`_run_kernel`); 0 or unset (until timed), after
+    it."""
+    return _env_flag("AUDIOMAMBA_STEP_RUN_PIPE", "the next block's reads issued inside the cluster barrier")
+
+
 def run_dsmem() -> bool:
     """``AUDIOMAMBA_STEP_RUN_DSMEM``: 1 or unset (the default since 2026-12-07, BENCHMARKS.md), a cluster run's
     partials go through distributed shared memory where its exchange buffer fits (:func:`run_exchange_bytes`); 0,
@@ -332,34 +339,51 @@ def _ln_folded(x, mean, rstd, gw, cw, bw):
 
 
 @triton.jit
-def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, lnf_ptr,
-               win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first, n_res,
-               K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
-               BLOCK_E: tl.constexpr, BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0,
-               XCHG: tl.constexpr = 0, BLOCK_P: tl.constexpr = 1, x_prev=None, LN: tl.constexpr = 0):
-    """The start of block j's step: x_j (:func:`_run_x`), its LayerNorm, in_proj and the conv step of this program's
-    channels: (u, z) (BLOCK_B, BLOCK_E), 0 where padded, and x_j. The weights and the conv window load first: none
-    of them depends on the other programs, so they are in flight with x's partials. ``MARKS``: the SM's clock when x is
-    summed (``prof_s[1]``) and when (u, z) are ready (``prof_s[2]``), each read after a sum of that tile. ``LN``:
-    the LayerNorm in two passes (0), in one (1, :func:`_ln_one_pass`), or folded into in_proj (2,
-    :func:`_ln_folded`; the weights folded while x's partials load)."""
+def _front_loads(j, nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E,
+                 K: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
+                 LN: tl.constexpr = 0):
+    """What block j's :func:`_run_front` reads that depends on no other program: in_proj's rows of its channels
+    (w_u, w_z), the LayerNorm's weights (nw, nb; 0 with the fold) or the fold's terms (c_u, c_z, b_u, b_z; 0
+    without), the conv's newest-tap weight and bias and the sum of its older taps over the window (``taps``)."""
     offs_h = tl.arange(0, BLOCK_H)
     m_h = offs_h < H
     m_be = m_b[:, None] & m_e[None, :]
     w_u, w_z = _in_proj_weights(win_ptr + j * 2 * E * H, offs_e, m_e, offs_h, H, E, False)
-    nw = tl.load(nw_ptr + j * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
-    nb = tl.load(nb_ptr + j * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
     if LN == 2:  # win is the folded in_proj; lnf (n, 2, 2E): its column sums, then β w
+        nw = tl.zeros((BLOCK_H,), dtype=tl.float32)
+        nb = nw
         lnf = lnf_ptr + j * 4 * E
         c_u = tl.load(lnf + offs_e, mask=m_e, other=0.0)
         c_z = tl.load(lnf + E + offs_e, mask=m_e, other=0.0)
         b_u = tl.load(lnf + 2 * E + offs_e, mask=m_e, other=0.0)
         b_z = tl.load(lnf + 3 * E + offs_e, mask=m_e, other=0.0)
+    else:
+        nw = tl.load(nw_ptr + j * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
+        nb = tl.load(nb_ptr + j * H + offs_h, mask=m_h, other=0.0).to(tl.float32)
+        c_u = tl.zeros((BLOCK_E,), dtype=tl.float32)
+        c_z = c_u
+        b_u = c_u
+        b_z = c_u
     cw = cw_ptr + j * E * K
     w_last = tl.load(cw + offs_e * K + (K - 1), mask=m_e, other=0.0).to(tl.float32)
     bias = tl.load(cb_ptr + j * E + offs_e, mask=m_e, other=0.0).to(tl.float32)
+    _, taps = _conv_taps(conv_ptr + j * batch * E * (K - 1), cw, rows, offs_e, m_e, m_be, E, K, BLOCK_B, BLOCK_E)
+    return w_u, w_z, nw, nb, c_u, c_z, b_u, b_z, w_last, bias, taps
+
+
+@triton.jit
+def _front_math(j, w_u, w_z, nw, nb, c_u, c_z, b_u, b_z, w_last, bias, taps, x0_ptr, x0_stride, x0b_ptr, x0b_stride,
+                outs_ptr, res_ptr, op_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first, n_res,
+                K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+                BLOCK_E: tl.constexpr, BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0,
+                XCHG: tl.constexpr = 0, BLOCK_P: tl.constexpr = 1, x_prev=None, LN: tl.constexpr = 0):
+    """The rest of :func:`_run_front` from what :func:`_front_loads` read: x_j, the LayerNorm, in_proj and the conv
+    step; (u, z, x_j)."""
+    offs_h = tl.arange(0, BLOCK_H)
+    m_h = offs_h < H
+    m_be = m_b[:, None] & m_e[None, :]
     conv = conv_ptr + j * batch * E * (K - 1)
-    win, taps = _conv_taps(conv, cw, rows, offs_e, m_e, m_be, E, K, BLOCK_B, BLOCK_E)
+    win = conv + rows[:, None] * (E * (K - 1)) + offs_e[None, :] * (K - 1)
     x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, batch,
                H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_PC, xs, XCHG, BLOCK_P, x_prev)
     if MARKS:
@@ -379,6 +403,27 @@ def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_
     if MARKS:
         tl.store(prof_s + 2, sm_clock((tl.sum(u + z) != 0.5).to(tl.int32)))
     return u, z, x
+
+
+@triton.jit
+def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, lnf_ptr,
+               win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first, n_res,
+               K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
+               BLOCK_E: tl.constexpr, BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0,
+               XCHG: tl.constexpr = 0, BLOCK_P: tl.constexpr = 1, x_prev=None, LN: tl.constexpr = 0):
+    """The start of block j's step: x_j (:func:`_run_x`), its LayerNorm, in_proj and the conv step of this program's
+    channels: (u, z) (BLOCK_B, BLOCK_E), 0 where padded, and x_j. The weights and the conv window load first
+    (:func:`_front_loads`): none of them depends on the other programs, so they are in flight with x's partials.
+    ``MARKS``: the SM's clock when x is summed (``prof_s[1]``) and when (u, z) are ready (``prof_s[2]``), each read
+    after a sum of that tile. ``LN``: the LayerNorm in two passes (0), in one (1, :func:`_ln_one_pass`), or folded
+    into in_proj (2, :func:`_ln_folded`)."""
+    w_u, w_z, nw, nb, c_u, c_z, b_u, b_z, w_last, bias, taps = _front_loads(
+        j, nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, K, BLOCK_B,
+        BLOCK_H, BLOCK_E, LN)
+    return _front_math(j, w_u, w_z, nw, nb, c_u, c_z, b_u, b_z, w_last, bias, taps, x0_ptr, x0_stride, x0b_ptr,
+                       x0b_stride, outs_ptr, res_ptr, op_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps,
+                       res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC, prof_s, MARKS, xs, XCHG,
+                       BLOCK_P, x_prev, LN)
 
 
 @triton.jit
@@ -542,6 +587,7 @@ def _run_kernel(
     BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, PDL: tl.constexpr = False,
     BLOCK_PC: tl.constexpr = 16, POLLS: tl.constexpr = 1 << 24, CLUSTER: tl.constexpr = False,
     PROFILE: tl.constexpr = 0, XCHG: tl.constexpr = 0, LATE: tl.constexpr = False, LN: tl.constexpr = 2,
+    PIPE: tl.constexpr = False,
 ):
     """A run of ``n_blocks`` block steps: every phase with a barrier after each (PERSISTENT), or only ``phase``.
     ``CLUSTER`` (with PERSISTENT): the grid is one thread-block cluster (:func:`kernels.launch.launch_cluster`) and
@@ -560,7 +606,10 @@ def _run_kernel(
     (:func:`kernels.triton_helpers.cluster_arrive`), so the arrive's release does not wait for those stores (no
     other CTA reads them). ``LN``: each block's LayerNorm in two passes (0), one (1) or folded into in_proj (2, the
     default; :func:`_run_front`; ``lnf`` and ``win`` from :meth:`_Stack.ln_folded`). The host turns XCHG, LATE and
-    the fold on by default (:func:`run_dsmem`, :func:`run_late`, :func:`run_ln`)."""
+    the fold on by default (:func:`run_dsmem`, :func:`run_late`, :func:`run_ln`). ``PIPE`` (LTI blocks with LATE
+    only): block j+1's own reads (its weights, conv window and SSM state: :func:`_out_weights`, :func:`_lti_params`,
+    :func:`_front_loads`) are issued between phase j's barrier arrive and wait, so they are in flight during the
+    barrier, not after it; the first block's before the loop."""
     pdl_wait(PDL)
     P = tl.num_programs(0)
     if SELECTIVE:
@@ -594,6 +643,14 @@ def _run_kernel(
     zc = tl.zeros((BLOCK_B, BLOCK_E), dtype=tl.float32)
     PW: tl.constexpr = 2 + 2 * (PROFILE == 2)  # clocks per phase
     prof = prof_ptr + tl.program_id(0) * (n_phases + 1) * PW
+    pairs = 2 if IS_COMPLEX else 1
+    if PIPE:  # block 0's own reads (PIPE: the next block's are issued inside each phase's barrier)
+        p_wout = _out_weights(wout_ptr, 0, offs_e, m_e, H, E, BLOCK_H)
+        p_dt, p_are, p_aim, p_Bre, p_Bim, p_Cre, p_Cim, p_hre, p_him, _, p_D = _lti_params(
+            dt_ptr, a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
+        p_wu, p_wz, p_nw, p_nb, p_cu, p_cz, p_bu, p_bz, p_wl, p_bias, p_taps = _front_loads(
+            0, nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, K,
+            BLOCK_B, BLOCK_H, BLOCK_E, LN)
     for s in range(first, last):
         j = s // per_block
         if PROFILE:
@@ -617,10 +674,31 @@ def _run_kernel(
                 _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b,
                              offs_e, m_e, batch, H, E, N, R, BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P,
                              prof + PW * s, PROFILE, xs, XCHG, LATE, s, uc, zc)
+        elif PIPE:  # LTI with its own reads issued in the barrier before (loaded above or in the phase before)
+            hj = h_ptr + j * batch * E * N * pairs
+            h_off = (rows[:, None, None] * E + offs_e[None, :, None]) * N + tl.arange(0, BLOCK_N)[None, None, :]
+            u, z, xc = _front_math(j, p_wu, p_wz, p_nw, p_nb, p_cu, p_cz, p_bu, p_bz, p_wl, p_bias, p_taps, x0_ptr,
+                                   x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, conv_ptr, rows, m_b,
+                                   offs_e, m_e, batch, H, E, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B,
+                                   BLOCK_H, BLOCK_E, BLOCK_PC, prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P, xc, LN)
+            y, h_re, h_im = _lti_math(p_dt, p_are, p_aim, p_Bre, p_Bim, p_Cre, p_Cim, p_hre, p_him, p_D, u, z, m_b,
+                                      offs_e, E, IS_COMPLEX, False)
+            _store_out_partial(op_ptr, j, y, p_wout, BLOCK_B, BLOCK_H, xs, XCHG, BLOCK_P)
+            _late_barrier(prof + PW * s, s, PROFILE)
+            _lti_store(hj, h_off, h_re, h_im, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
+            jn = tl.minimum(j + 1, n_blocks - 1)  # (the last phase reloads its own block's: unused)
+            p_wout = _out_weights(wout_ptr, jn, offs_e, m_e, H, E, BLOCK_H)
+            p_dt, p_are, p_aim, p_Bre, p_Bim, p_Cre, p_Cim, p_hre, p_him, _, p_D = _lti_params(
+                dt_ptr + jn * E, a_ptr + jn * E * N * pairs, b_ptr + jn * E * N * pairs, c_ptr + jn * E * N * pairs,
+                D_ptr + jn * E, h_ptr + jn * batch * E * N * pairs, rows, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N,
+                False)
+            p_wu, p_wz, p_nw, p_nb, p_cu, p_cz, p_bu, p_bz, p_wl, p_bias, p_taps = _front_loads(
+                jn, nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E,
+                K, BLOCK_B, BLOCK_H, BLOCK_E, LN)
+            cluster_wait(s)
         else:  # LTI: the state update needs only this program's channels, so the block is one phase
             # the SSM's parameters and state first: they load with x's partials, not after them
             w_out = _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H)
-            pairs = 2 if IS_COMPLEX else 1
             hj = h_ptr + j * batch * E * N * pairs
             dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D = _lti_params(
                 dt_ptr + j * E, a_ptr + j * E * N * pairs, b_ptr + j * E * N * pairs, c_ptr + j * E * N * pairs,
@@ -905,8 +983,9 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
     if cluster:
         xchg = run_exchange_bytes(selective, consts["BLOCK_B"], consts["BLOCK_H"], consts["BLOCK_P"],
                                   consts["BLOCK_R"], consts["BLOCK_N"]) if run_dsmem() else 0
-        launch_cluster(_run_kernel, P, *args, 0, prof, CLUSTER=True, XCHG=xchg, LATE=run_late(),
-                       **consts)
+        late = run_late()
+        launch_cluster(_run_kernel, P, *args, 0, prof, CLUSTER=True, XCHG=xchg, LATE=late,
+                       PIPE=late and not selective and run_pipe(), **consts)
         return outs[n]
     for phase in [0] if persistent else range(n_phases + 1):
         launch_named(_run_kernel, (P,), *args, phase, prof, **consts)

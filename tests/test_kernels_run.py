@@ -18,6 +18,7 @@ from audiomamba.kernels.triton_mamba_run import (
     run_exchange_bytes,
     run_late,
     run_ln,
+    run_pipe,
     run_profile_buffer,
     run_scratch,
     run_step_ref,
@@ -69,17 +70,20 @@ def test_run_step_as_a_non_portable_cluster(E: int) -> None:
 
 
 @pytest.mark.parametrize("levers", ["LN=two-pass", "DSMEM LN=two-pass", "LATE LN=two-pass", "DSMEM LATE LN=one-pass",
-                                    "DSMEM LN=fold", "LATE LN=fold"])
+                                    "DSMEM LN=fold", "LATE LN=fold", "DSMEM LATE PIPE LN=fold",
+                                    "LATE PIPE LN=two-pass"])
 @pytest.mark.parametrize("kind,batch,E", [("mamba-s6", 1, 64), ("mamba-s6", 3, 64), ("mamba-s6", 1, 256),
                                           ("mamba-s4", 3, 64), ("mamba-s4-real", 1, 64), ("mamba-s4-real", 3, 64)])
 def test_run_step_through_distributed_shared_memory(kind: str, batch: int, E: int, levers: str, monkeypatch) -> None:
     """A cluster run (4 or 16 programs, sm_90 GPU only) with its partials through L2 or every CTA's shared memory
     (``AUDIOMAMBA_STEP_RUN_DSMEM``), the new states stored before or inside the barrier (``AUDIOMAMBA_STEP_RUN_LATE``)
     and each LayerNorm form, in the combinations the default (all three on, the fold; the other tests) is not: as the
-    float64 reference. ``LN=two-pass`` alone is the kernel as it was before 2026-12-07's levers."""
+    float64 reference. ``LN=two-pass`` alone is the kernel as it was before 2026-12-07's levers. ``PIPE``
+    (``AUDIOMAMBA_STEP_RUN_PIPE=1``: an LTI run's next block's reads issued inside the barrier; selective runs
+    ignore it) runs nowhere else: the interpreter has no cluster barrier."""
     if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 9:
         pytest.skip("distributed shared memory needs a sm_90+ GPU")
-    for lever in ("DSMEM", "LATE"):
+    for lever in ("DSMEM", "LATE", "PIPE"):
         monkeypatch.setenv(f"AUDIOMAMBA_STEP_RUN_{lever}", "1" if lever in levers.split() else "0")
     ln = [lever.split("=")[1] for lever in levers.split() if lever.startswith("LN=")]
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_LN", ln[0] if ln else "two-pass")
@@ -108,6 +112,10 @@ def test_exchange_buffer_sizes(monkeypatch) -> None:
     """The exchange through distributed shared memory and the late state stores are on unless turned off, the fold
     the default LayerNorm; the exchange buffer holds two slots of every program's out_proj partial (and a selective
     run's x_proj partials), rounded up to a declared size, or is 0."""
+    monkeypatch.delenv("AUDIOMAMBA_STEP_RUN_PIPE", raising=False)
+    assert not run_pipe()
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_PIPE", "1")
+    assert run_pipe()
     for name, flag in (("AUDIOMAMBA_STEP_RUN_DSMEM", run_dsmem), ("AUDIOMAMBA_STEP_RUN_LATE", run_late)):
         monkeypatch.delenv(name, raising=False)
         assert flag()
