@@ -213,8 +213,11 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                         out.append(Variant("run", tuple(dsm.items()), run_warps(H, selective)))
                         # and the new states stored inside the barrier (AUDIOMAMBA_STEP_RUN_LATE=1)
                         out.append(Variant("run", tuple(dict(dsm, LATE=True).items()), run_warps(H, selective)))
-                        if not selective:  # and the next block's reads issued inside it (AUDIOMAMBA_STEP_RUN_PIPE=1)
-                            out.append(Variant("run", tuple(dict(dsm, LATE=True, PIPE=True).items()), run_warps(H)))
+                        # and the next phase's own reads issued inside it (AUDIOMAMBA_STEP_RUN_PIPE=1)
+                        out.append(Variant("run", tuple(dict(dsm, LATE=True, PIPE=True).items()),
+                                           run_warps(H, selective)))
+                        if selective:  # (at 4 warps too: the reads carried across a phase take registers)
+                            out.append(Variant("run", tuple(dict(dsm, LATE=True, PIPE=True).items()), 4))
         out.append(Variant("norm_linear", tuple(dict(common, HAS_BIAS=True, BLOCK_H=64, BLOCK_V=64).items()), 4))
         out.append(Variant("sample", tuple(dict(GREEDY=not small, MIN_P=False, BLOCK_B=4, BLOCK_V=256).items()), 4))
         if small:  # --min-p sampling

@@ -221,10 +221,9 @@ def run_ln() -> int:
 
 
 def run_pipe() -> bool:
-    """``AUDIOMAMBA_STEP_RUN_PIPE``: 1, a cluster run of LTI blocks with late state stores (:func:`run_late`) issues
-    each next block's own reads inside the barrier (``PIPE`` of :func:`_run_kernel`); 0 or unset (until timed), after
-    it."""
-    return _env_flag("AUDIOMAMBA_STEP_RUN_PIPE", "the next block's reads issued inside the cluster barrier")
+    """``AUDIOMAMBA_STEP_RUN_PIPE``: 1, a cluster run with late state stores (:func:`run_late`) issues each next
+    phase's own reads inside the barrier (``PIPE`` of :func:`_run_kernel`); 0 or unset (until timed), after it."""
+    return _env_flag("AUDIOMAMBA_STEP_RUN_PIPE", "the next phase's reads issued inside the cluster barrier")
 
 
 def run_dsmem() -> bool:
@@ -463,15 +462,9 @@ def _store_out_partial(op_ptr, j, y, w_out, BLOCK_B: tl.constexpr, BLOCK_H: tl.c
 
 
 @triton.jit
-def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr,
-                 nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, eps,
-                 res_first, n_res, K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr,
-                 BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
-                 BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0, XCHG: tl.constexpr = 0,
-                 BLOCK_P: tl.constexpr = 1, x_prev=None, LN: tl.constexpr = 0):
-    """Phase A of selective block j (module docstring): :func:`_run_front` (``MARKS``: its clocks), u and z kept in
-    ``uz``, and this program's x_proj partial to ``xp[program]`` (``XCHG``: to its slot in every CTA's exchange
-    buffer, after the out_proj partials' two slots). Returns x_j, u and z."""
+def _xproj_weights(wx_ptr, j, offs_e, m_e, E, N, R, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr):
+    """Block j's x_proj columns of this program's channels: (BLOCK_E, BLOCK_R) for Δ_low, (BLOCK_E, BLOCK_N) for
+    B_t and C_t, float32."""
     wx = wx_ptr + j * (R + 2 * N) * E
     offs_r = tl.arange(0, BLOCK_R)
     offs_n = tl.arange(0, BLOCK_N)
@@ -480,10 +473,44 @@ def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, o
     w_r = tl.load(wx + offs_r[None, :] * E + offs_e[:, None], mask=m_er, other=0.0).to(tl.float32)
     w_b = tl.load(wx + (R + offs_n[None, :]) * E + offs_e[:, None], mask=m_en, other=0.0).to(tl.float32)
     w_c = tl.load(wx + (R + N + offs_n[None, :]) * E + offs_e[:, None], mask=m_en, other=0.0).to(tl.float32)
-    u, z, x = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr,
-                         lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps,
-                         res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC, prof_s, MARKS, xs, XCHG, BLOCK_P,
-                         x_prev, LN)
+    return w_r, w_b, w_c
+
+
+@triton.jit
+def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr,
+                 nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R,
+                 eps, res_first, n_res, K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr,
+                 BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
+                 BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0, XCHG: tl.constexpr = 0,
+                 BLOCK_P: tl.constexpr = 1, x_prev=None, LN: tl.constexpr = 0):
+    """Phase A of selective block j (module docstring): its own reads (:func:`_xproj_weights`,
+    :func:`_front_loads`), then :func:`_phase_a_math`. Returns x_j, u and z."""
+    w_r, w_b, w_c = _xproj_weights(wx_ptr, j, offs_e, m_e, E, N, R, BLOCK_N, BLOCK_R)
+    w_u, w_z, nw, nb, c_u, c_z, b_u, b_z, w_last, bias, taps = _front_loads(
+        j, nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, K, BLOCK_B,
+        BLOCK_H, BLOCK_E, LN)
+    return _phase_a_math(j, w_u, w_z, nw, nb, c_u, c_z, b_u, b_z, w_last, bias, taps, w_r, w_b, w_c, x0_ptr,
+                         x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, conv_ptr, rows,
+                         m_b, offs_e, m_e, batch, H, E, N, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H,
+                         BLOCK_E, BLOCK_N, BLOCK_R, BLOCK_PC, prof_s, MARKS, xs, XCHG, BLOCK_P, x_prev, LN)
+
+
+@triton.jit
+def _phase_a_math(j, w_u, w_z, nw, nb, c_u, c_z, b_u, b_z, w_last, bias, taps, w_r, w_b, w_c, x0_ptr, x0_stride,
+                  x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, conv_ptr, rows, m_b, offs_e, m_e,
+                  batch, H, E, N, eps, res_first, n_res, K: tl.constexpr, RES_REVERSED: tl.constexpr,
+                  BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr,
+                  BLOCK_R: tl.constexpr, BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0,
+                  XCHG: tl.constexpr = 0, BLOCK_P: tl.constexpr = 1, x_prev=None, LN: tl.constexpr = 0):
+    """Phase A from its own reads: :func:`_front_math` (``MARKS``: its clocks), u and z kept in ``uz``, and this
+    program's x_proj partial to ``xp[program]`` (``XCHG``: to its slot in every CTA's exchange buffer, after the
+    out_proj partials' two slots). Returns x_j, u and z."""
+    offs_r = tl.arange(0, BLOCK_R)
+    offs_n = tl.arange(0, BLOCK_N)
+    u, z, x = _front_math(j, w_u, w_z, nw, nb, c_u, c_z, b_u, b_z, w_last, bias, taps, x0_ptr, x0_stride, x0b_ptr,
+                          x0b_stride, outs_ptr, res_ptr, op_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps,
+                          res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC, prof_s, MARKS, xs,
+                          XCHG, BLOCK_P, x_prev, LN)
     m_be = m_b[:, None] & m_e[None, :]
     be = rows[:, None] * E + offs_e[None, :]
     if not XCHG:  # (XCHG: the kernel keeps u and z in registers for phase B)
@@ -538,19 +565,41 @@ def _late_barrier(prof_s, s, PROFILE: tl.constexpr):
 
 
 @triton.jit
+def _phase_b_loads(j, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R,
+                   BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr):
+    """Phase B's own reads of selective block j (:func:`_ssm_params`, :func:`_out_weights`): (w_dt, Δ bias, A, h,
+    h's pointers, D, out_proj's columns)."""
+    w_dt, dtb, A, h, hp, D = _ssm_params(wdt_ptr + j * E * R, dtb_ptr + j * E, a_ptr + j * E * N, D_ptr + j * E,
+                                         h_ptr + j * batch * E * N, rows, m_b, offs_e, E, N, R, BLOCK_N, BLOCK_R,
+                                         False)
+    return w_dt, dtb, A, h, hp, D, _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H)
+
+
+@triton.jit
 def _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e,
                  batch, H, E, N, R, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
                  BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, prof_s=None, PROFILE: tl.constexpr = 0, xs=0,
                  XCHG: tl.constexpr = 0, LATE: tl.constexpr = False, s=0, u_prev=None, z_prev=None):
-    """Phase B of selective block j (module docstring): the summed x_proj (:func:`_xp_sum`), the state update of
-    this program's channels and its out_proj partial. ``PROFILE=2``: the SM's clock when x_proj is summed
-    (``prof_s[1]``) and when y is ready (``prof_s[2]``), each read after a sum of that tile. ``LATE`` (a cluster
-    run): the phase ends with the cluster barrier's arrive, the new state's store and its wait
-    (:func:`_run_kernel`); ``PROFILE``: its end clock before the arrive."""
-    w_dt, dtb, A, h, hp, D = _ssm_params(wdt_ptr + j * E * R, dtb_ptr + j * E, a_ptr + j * E * N, D_ptr + j * E,
-                                         h_ptr + j * batch * E * N, rows, m_b, offs_e, E, N, R, BLOCK_N, BLOCK_R,
-                                         False)
-    w_out = _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H)
+    """Phase B of selective block j (module docstring): its own reads (:func:`_phase_b_loads`), then
+    :func:`_phase_b_math`; ``LATE``: ends with the cluster barrier's wait."""
+    w_dt, dtb, A, h, hp, D, w_out = _phase_b_loads(j, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b,
+                                                   offs_e, m_e, batch, H, E, N, R, BLOCK_H, BLOCK_N, BLOCK_R)
+    _phase_b_math(j, w_dt, dtb, A, h, hp, D, w_out, xp_ptr, uz_ptr, op_ptr, rows, m_b, offs_e, m_e, batch, E, N,
+                  BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P, prof_s, PROFILE, xs, XCHG, LATE, s, u_prev, z_prev)
+    if LATE:
+        cluster_wait(s)
+
+
+@triton.jit
+def _phase_b_math(j, w_dt, dtb, A, h, hp, D, w_out, xp_ptr, uz_ptr, op_ptr, rows, m_b, offs_e, m_e, batch, E, N,
+                  BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
+                  BLOCK_P: tl.constexpr, prof_s=None, PROFILE: tl.constexpr = 0, xs=0, XCHG: tl.constexpr = 0,
+                  LATE: tl.constexpr = False, s=0, u_prev=None, z_prev=None):
+    """Phase B from its own reads: the summed x_proj (:func:`_xp_sum`), the state update of this program's channels
+    and its out_proj partial. ``PROFILE=2``: the SM's clock when x_proj is summed (``prof_s[1]``) and when y is ready
+    (``prof_s[2]``), each read after a sum of that tile. ``LATE`` (a cluster run): ends with the cluster barrier's
+    arrive and the new state's store (the caller waits, :func:`_run_kernel`); ``PROFILE``: its end clock before the
+    arrive."""
     m_be = m_b[:, None] & m_e[None, :]
     be = rows[:, None] * E + offs_e[None, :]
     if XCHG:  # phase A's u and z, kept in registers
@@ -573,7 +622,6 @@ def _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_pt
     if LATE:
         _late_barrier(prof_s, s, PROFILE)
         _ssm_store(hp, h, m_b, offs_e, E, N, BLOCK_N, False)
-        cluster_wait(s)
 
 
 @triton.jit
@@ -606,10 +654,12 @@ def _run_kernel(
     (:func:`kernels.triton_helpers.cluster_arrive`), so the arrive's release does not wait for those stores (no
     other CTA reads them). ``LN``: each block's LayerNorm in two passes (0), one (1) or folded into in_proj (2, the
     default; :func:`_run_front`; ``lnf`` and ``win`` from :meth:`_Stack.ln_folded`). The host turns XCHG, LATE and
-    the fold on by default (:func:`run_dsmem`, :func:`run_late`, :func:`run_ln`). ``PIPE`` (LTI blocks with LATE
-    only): block j+1's own reads (its weights, conv window and SSM state: :func:`_out_weights`, :func:`_lti_params`,
-    :func:`_front_loads`) are issued between phase j's barrier arrive and wait, so they are in flight during the
-    barrier, not after it; the first block's before the loop."""
+    the fold on by default (:func:`run_dsmem`, :func:`run_late`, :func:`run_ln`). ``PIPE`` (with LATE): the next
+    phase's own reads (weights, conv window, SSM state; LTI: block j+1's :func:`_out_weights`, :func:`_lti_params`,
+    :func:`_front_loads`; selective: B(j)'s :func:`_phase_b_loads` in A(j)'s barrier, A(j+1)'s
+    :func:`_xproj_weights` and :func:`_front_loads` in B(j)'s) are issued between the barrier's arrive and wait
+    (not before the arrive: its release would wait for them), so they are in flight during the barrier, not after
+    it, and carried into the phase in registers; the first phase's before the loop."""
     pdl_wait(PDL)
     P = tl.num_programs(0)
     if SELECTIVE:
@@ -644,10 +694,16 @@ def _run_kernel(
     PW: tl.constexpr = 2 + 2 * (PROFILE == 2)  # clocks per phase
     prof = prof_ptr + tl.program_id(0) * (n_phases + 1) * PW
     pairs = 2 if IS_COMPLEX else 1
-    if PIPE:  # block 0's own reads (PIPE: the next block's are issued inside each phase's barrier)
-        p_wout = _out_weights(wout_ptr, 0, offs_e, m_e, H, E, BLOCK_H)
-        p_dt, p_are, p_aim, p_Bre, p_Bim, p_Cre, p_Cim, p_hre, p_him, _, p_D = _lti_params(
-            dt_ptr, a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
+    if PIPE:  # block 0's own reads (PIPE: the next phase's are issued inside each phase's barrier)
+        if SELECTIVE:
+            p_wr, p_wb, p_wc = _xproj_weights(wx_ptr, 0, offs_e, m_e, E, N, R, BLOCK_N, BLOCK_R)
+            q_wdt, q_dtb, q_A, q_h, q_hp, q_D, q_wout = _phase_b_loads(
+                0, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, BLOCK_H,
+                BLOCK_N, BLOCK_R)
+        else:
+            p_wout = _out_weights(wout_ptr, 0, offs_e, m_e, H, E, BLOCK_H)
+            p_dt, p_are, p_aim, p_Bre, p_Bim, p_Cre, p_Cim, p_hre, p_him, _, p_D = _lti_params(
+                dt_ptr, a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
         p_wu, p_wz, p_nw, p_nb, p_cu, p_cz, p_bu, p_bz, p_wl, p_bias, p_taps = _front_loads(
             0, nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, K,
             BLOCK_B, BLOCK_H, BLOCK_E, LN)
@@ -663,6 +719,28 @@ def _run_kernel(
             if (tail_stride >= 0) & (tl.program_id(0) == 0):
                 tl.store(tail_ptr + rows[:, None] * tail_stride + offs_h[None, :], x.to(tail_ptr.dtype.element_ty),
                          mask=m_b[:, None] & (offs_h < H)[None, :])
+        elif SELECTIVE & PIPE:  # phase A(j) issues B(j)'s reads inside its barrier, B(j) issues A(j + 1)'s
+            if s % 2 == 0:
+                xc, uc, zc = _phase_a_math(
+                    j, p_wu, p_wz, p_nw, p_nb, p_cu, p_cz, p_bu, p_bz, p_wl, p_bias, p_taps, p_wr, p_wb, p_wc, x0_ptr,
+                    x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, conv_ptr, rows, m_b,
+                    offs_e, m_e, batch, H, E, N, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E,
+                    BLOCK_N, BLOCK_R, BLOCK_PC, prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P, xc, LN)
+                _late_barrier(prof + PW * s, s, PROFILE)
+                q_wdt, q_dtb, q_A, q_h, q_hp, q_D, q_wout = _phase_b_loads(
+                    j, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R,
+                    BLOCK_H, BLOCK_N, BLOCK_R)
+                cluster_wait(s)
+            else:
+                _phase_b_math(j, q_wdt, q_dtb, q_A, q_h, q_hp, q_D, q_wout, xp_ptr, uz_ptr, op_ptr, rows, m_b, offs_e,
+                              m_e, batch, E, N, BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P, prof + PW * s, PROFILE,
+                              xs, XCHG, LATE, s, uc, zc)
+                jn = tl.minimum(j + 1, n_blocks - 1)  # (the last phase reloads its own block's: unused)
+                p_wr, p_wb, p_wc = _xproj_weights(wx_ptr, jn, offs_e, m_e, E, N, R, BLOCK_N, BLOCK_R)
+                p_wu, p_wz, p_nw, p_nb, p_cu, p_cz, p_bu, p_bz, p_wl, p_bias, p_taps = _front_loads(
+                    jn, nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H,
+                    E, K, BLOCK_B, BLOCK_H, BLOCK_E, LN)
+                cluster_wait(s)
         elif SELECTIVE:
             if s % 2 == 0:
                 xc, uc, zc = _run_phase_a(
@@ -716,8 +794,8 @@ def _run_kernel(
                 _late_barrier(prof + PW * s, s, PROFILE)
                 _lti_store(hj, h_off, h_re, h_im, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
                 cluster_wait(s)
-        # LATE: an LTI phase and a selective phase B met at the barrier above (their end clock read before it)
-        met = LATE & (s < n_phases) & ((not SELECTIVE) | (s % 2 == 1))
+        # LATE: an LTI phase and a selective phase B (PIPE: A too) met at the barrier above (end clock read before it)
+        met = LATE & (s < n_phases) & ((not SELECTIVE) | (s % 2 == 1) | PIPE)
         if PROFILE:
             if met == 0:
                 tl.store(prof + PW * s + PW - 1, sm_clock(s))
@@ -985,7 +1063,7 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
                                   consts["BLOCK_R"], consts["BLOCK_N"]) if run_dsmem() else 0
         late = run_late()
         launch_cluster(_run_kernel, P, *args, 0, prof, CLUSTER=True, XCHG=xchg, LATE=late,
-                       PIPE=late and not selective and run_pipe(), **consts)
+                       PIPE=late and run_pipe(), **consts)
         return outs[n]
     for phase in [0] if persistent else range(n_phases + 1):
         launch_named(_run_kernel, (P,), *args, phase, prof, **consts)

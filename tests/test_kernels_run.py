@@ -79,8 +79,8 @@ def test_run_step_through_distributed_shared_memory(kind: str, batch: int, E: in
     (``AUDIOMAMBA_STEP_RUN_DSMEM``), the new states stored before or inside the barrier (``AUDIOMAMBA_STEP_RUN_LATE``)
     and each LayerNorm form, in the combinations the default (all three on, the fold; the other tests) is not: as the
     float64 reference. ``LN=two-pass`` alone is the kernel as it was before 2026-12-07's levers. ``PIPE``
-    (``AUDIOMAMBA_STEP_RUN_PIPE=1``: an LTI run's next block's reads issued inside the barrier; selective runs
-    ignore it) runs nowhere else: the interpreter has no cluster barrier."""
+    (``AUDIOMAMBA_STEP_RUN_PIPE=1``: each next phase's own reads issued inside the barrier) runs nowhere else: the
+    interpreter has no cluster barrier."""
     if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 9:
         pytest.skip("distributed shared memory needs a sm_90+ GPU")
     for lever in ("DSMEM", "LATE", "PIPE"):

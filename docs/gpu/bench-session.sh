@@ -482,16 +482,17 @@ AUDIOMAMBA_STEP_RUN_PREFETCH --configs \"\$C\" --out $RES/run-dsmem-\$p-\$k.md; 
   for k in mamba-s4-real mamba-s6; do AUDIOMAMBA_STEP_RUN_DSMEM=1 AUDIOMAMBA_STEP_RUN_LATE=1 AUDIOMAMBA_STEP_RUN_LN=fold \
   AUDIOMAMBA_STEP_RUN_PREFETCH=1 timeout 120 python3 -m audiomamba.bench.run_profile --preset sc09-small --block \$k \
   --marks --out $RES/run-profile-levers-sc09-small-\$k.md; done"
-# (issue 18, built 2026-12-07 23:15, not yet run on a GPU) an LTI run's next block's own reads (weights, conv window,
+# (issue 18, built 2026-12-07 23:00-23:25, not yet run on a GPU) each next phase's own reads (weights, conv window,
 # SSM state) issued between the cluster barrier's arrive and wait (AUDIOMAMBA_STEP_RUN_PIPE=1; with the levers above,
-# "to x" was still ~1300 of a phase's 3275 cycles at 16 kHz): its GPU tests, one stream per preset and LTI block
-# against the default, the profile with its marks
+# "to x" was still ~1300 of a phase's 3275 cycles at 16 kHz): its GPU tests, one stream per preset and block against
+# the default (mamba-s6 also at 4 warps, which its registers may need), the profile with its marks
 run run-pipe bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_kernels_run.py -k 'distributed'; \
-  for p in sc09-small youtubemix sc09-large; do for k in mamba-s4-real mamba-s4; do timeout 200 python3 -m \
-  audiomamba.bench.step_tiles --batch 1 --steps 2048 --rounds 3 --preset \$p --block \$k --var AUDIOMAMBA_STEP_RUN_PIPE \
-  --configs 1 --out $RES/run-pipe-\$p-\$k.md; done; done; \
-  AUDIOMAMBA_STEP_RUN_PIPE=1 timeout 120 python3 -m audiomamba.bench.run_profile --preset sc09-small \
-  --block mamba-s4-real --marks --out $RES/run-profile-pipe-sc09-small-mamba-s4-real.md"
+  for p in sc09-small youtubemix sc09-large; do for k in mamba-s4-real mamba-s4 mamba-s6; do C='1,'; \
+  [ \$k = mamba-s6 ] && C='1,;1,4;,4'; timeout 200 python3 -m audiomamba.bench.step_tiles --batch 1 --steps 2048 \
+  --rounds 3 --preset \$p --block \$k --var AUDIOMAMBA_STEP_RUN_PIPE,AUDIOMAMBA_STEP_RUN_WARPS --configs \"\$C\" \
+  --out $RES/run-pipe-\$p-\$k.md; done; done; \
+  for k in mamba-s4-real mamba-s6; do AUDIOMAMBA_STEP_RUN_PIPE=1 timeout 120 python3 -m audiomamba.bench.run_profile \
+  --preset sc09-small --block \$k --marks --out $RES/run-profile-pipe-sc09-small-\$k.md; done"
 # the same table with every call (ours, the peer's) replayed from a CUDA graph: the GPU's time without the host's
 # (the short-L rows are bound by the host in eager mode). One H100 2026-12-07 04:39 UTC: 28 of 32 rows >= 1.0x; 04:41
 # with AUDIOMAMBA_SCAN_BWD_SEG_L=16384 AUDIOMAMBA_SCAN_BWD_MAXNREG=128 (the defaults since, for real A; the cap for
