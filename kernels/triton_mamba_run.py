@@ -19,8 +19,9 @@ the out_proj partial) and one barrier. After the last block, x_out = x + Σ part
 one launch with 2n (LTI: n) barriers instead of 3n launches (4n batched). Program 0 writes every block's input and
 the run's output to ``outs`` (n + 1, B, H): the U-Net's skips. Partials, u and z pass through small float32 buffers
 (read from L2, ``.cg``), or in one cluster (the default on sm_90) the partials through every CTA's shared memory
-(``XCHG``, :func:`run_exchange_bytes`) with u, z and x_j kept in registers; the out_proj partials alternate between two slots (even and odd blocks), because an LTI
-block's programs write theirs while a slower program may still be reading the previous block's.
+(``XCHG``, :func:`run_exchange_bytes`) with u, z and x_j kept in registers; the out_proj partials alternate between
+two slots (even and odd blocks), because an LTI block's programs write theirs while a slower program may still be
+reading the previous block's.
 
 The barrier (:func:`_grid_barrier`) is a counter that is never reset (int64): each program adds 1 (release) and
 waits (acquire) until the count reaches the barrier's target, base + (k + 1) P for the launch's k-th barrier, where
@@ -115,6 +116,8 @@ from .triton_mamba_step import (
     _ssm_math,
     _ssm_params,
     _ssm_store,
+    conv_window,
+    lti_state_offsets,
 )
 
 #: ``AUDIOMAMBA_STEP_RUNS``: 0 (off), 1 (one persistent launch per run), split (one launch per phase: the same kernel
@@ -382,7 +385,7 @@ def _front_math(j, w_u, w_z, nw, nb, c_u, c_z, b_u, b_z, w_last, bias, taps, x0_
     m_h = offs_h < H
     m_be = m_b[:, None] & m_e[None, :]
     conv = conv_ptr + j * batch * E * (K - 1)
-    win = conv + rows[:, None] * (E * (K - 1)) + offs_e[None, :] * (K - 1)
+    win = conv_window(conv, rows, offs_e, E, K)
     x = _run_x(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, rows, m_b, offs_h, m_h, batch,
                H, res_first, n_res, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_PC, xs, XCHG, BLOCK_P, x_prev)
     if MARKS:
@@ -754,7 +757,7 @@ def _run_kernel(
                              prof + PW * s, PROFILE, xs, XCHG, LATE, s, uc, zc)
         elif PIPE:  # LTI with its own reads issued in the barrier before (loaded above or in the phase before)
             hj = h_ptr + j * batch * E * N * pairs
-            h_off = (rows[:, None, None] * E + offs_e[None, :, None]) * N + tl.arange(0, BLOCK_N)[None, None, :]
+            h_off = lti_state_offsets(rows, offs_e, E, N, BLOCK_N)
             u, z, xc = _front_math(j, p_wu, p_wz, p_nw, p_nb, p_cu, p_cz, p_bu, p_bz, p_wl, p_bias, p_taps, x0_ptr,
                                    x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, conv_ptr, rows, m_b,
                                    offs_e, m_e, batch, H, E, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B,

@@ -185,11 +185,24 @@ def _in_proj_weights(win_ptr, offs_e, m_e, offs_h, H, E, EVEN: tl.constexpr):
 
 
 @triton.jit
+def conv_window(conv_ptr, rows, offs_e, E, K: tl.constexpr):
+    """Pointers to the first of the K-1 past inputs of the conv window (batch, E, K-1) at ``rows`` x ``offs_e``."""
+    return conv_ptr + rows[:, None] * (E * (K - 1)) + offs_e[None, :] * (K - 1)
+
+
+@triton.jit
+def lti_state_offsets(rows, offs_e, E, N, BLOCK_N: tl.constexpr):
+    """Offsets of an LTI state (batch, E, N) at ``rows`` x ``offs_e`` x every state index: (BLOCK_B, BLOCK_E,
+    BLOCK_N) (in (re, im) pairs: twice these)."""
+    return (rows[:, None, None] * E + offs_e[None, :, None]) * N + tl.arange(0, BLOCK_N)[None, None, :]
+
+
+@triton.jit
 def _conv_taps(conv_ptr, cw_ptr, rows, offs_e, m_e, m_be, E, K: tl.constexpr, BLOCK_B: tl.constexpr,
                BLOCK_E: tl.constexpr):
     """The causal conv's window (batch, E, K-1) of past inputs at ``rows`` x ``offs_e``: its pointers and the sum of
     its K-1 taps times their weights (every tap loaded before anything is stored)."""
-    win = conv_ptr + rows[:, None] * (E * (K - 1)) + offs_e[None, :] * (K - 1)
+    win = conv_window(conv_ptr, rows, offs_e, E, K)
     taps = tl.zeros((BLOCK_B, BLOCK_E), dtype=tl.float32)
     for k in tl.static_range(K - 1):
         w_k = tl.load(cw_ptr + offs_e * K + k, mask=m_e, other=0.0).to(tl.float32)
@@ -559,7 +572,7 @@ def _lti_params(dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E,
         B_im = tl.zeros_like(A_re)
         C_im = tl.zeros_like(A_re)
     m_ben = m_be[:, :, None] & m_n[None, None, :]
-    h_off = (rows[:, None, None] * E + offs_e[None, :, None]) * N + offs_n[None, None, :]
+    h_off = lti_state_offsets(rows, offs_e, E, N, BLOCK_N)
     if IS_COMPLEX:
         h_re = tl.load(h_ptr + 2 * h_off, mask=m_ben, other=0.0)
         h_im = tl.load(h_ptr + 2 * h_off + 1, mask=m_ben, other=0.0)
