@@ -344,7 +344,8 @@ def _ln_folded(x, mean, rstd, gw, cw, bw):
 def _front_loads(j, nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E,
                  K: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
                  LN: tl.constexpr = 0):
-    """What block j's :func:`_run_front` reads that depends on no other program: in_proj's rows of its channels
+    """What the start of block j's step (:func:`_front_math`) reads that depends on no other program, issued before
+    x's partials are read so that they are in flight together: in_proj's rows of this program's channels
     (w_u, w_z), the LayerNorm's weights (nw, nb; 0 with the fold) or the fold's terms (c_u, c_z, b_u, b_z; 0
     without), the conv's newest-tap weight and bias and the sum of its older taps over the window (``taps``)."""
     offs_h = tl.arange(0, BLOCK_H)
@@ -379,8 +380,11 @@ def _front_math(j, w_u, w_z, nw, nb, c_u, c_z, b_u, b_z, w_last, bias, taps, x0_
                 K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
                 BLOCK_E: tl.constexpr, BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0,
                 XCHG: tl.constexpr = 0, BLOCK_P: tl.constexpr = 1, x_prev=None, LN: tl.constexpr = 0):
-    """The rest of :func:`_run_front` from what :func:`_front_loads` read: x_j, the LayerNorm, in_proj and the conv
-    step; (u, z, x_j)."""
+    """The start of block j's step from what :func:`_front_loads` read: x_j (:func:`_run_x`), its LayerNorm, in_proj
+    and the conv step of this program's channels: (u, z) (BLOCK_B, BLOCK_E), 0 where padded, and x_j. ``MARKS``: the
+    SM's clock when x is summed (``prof_s[1]``) and when (u, z) are ready (``prof_s[2]``), each read after a sum of
+    that tile. ``LN``: the LayerNorm in two passes (0), in one (1, :func:`_ln_one_pass`), or folded into in_proj (2,
+    :func:`_ln_folded`)."""
     offs_h = tl.arange(0, BLOCK_H)
     m_h = offs_h < H
     m_be = m_b[:, None] & m_e[None, :]
@@ -408,24 +412,22 @@ def _front_math(j, w_u, w_z, nw, nb, c_u, c_z, b_u, b_z, w_last, bias, taps, x0_
 
 
 @triton.jit
-def _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr, nb_ptr, lnf_ptr,
-               win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps, res_first, n_res,
-               K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr,
-               BLOCK_E: tl.constexpr, BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0,
-               XCHG: tl.constexpr = 0, BLOCK_P: tl.constexpr = 1, x_prev=None, LN: tl.constexpr = 0):
-    """The start of block j's step: x_j (:func:`_run_x`), its LayerNorm, in_proj and the conv step of this program's
-    channels: (u, z) (BLOCK_B, BLOCK_E), 0 where padded, and x_j. The weights and the conv window load first
-    (:func:`_front_loads`): none of them depends on the other programs, so they are in flight with x's partials.
-    ``MARKS``: the SM's clock when x is summed (``prof_s[1]``) and when (u, z) are ready (``prof_s[2]``), each read
-    after a sum of that tile. ``LN``: the LayerNorm in two passes (0), in one (1, :func:`_ln_one_pass`), or folded
-    into in_proj (2, :func:`_ln_folded`)."""
+def _lti_loads(j, nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, D_ptr, h_ptr,
+               wout_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, K: tl.constexpr, IS_COMPLEX: tl.constexpr,
+               BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr,
+               LN: tl.constexpr):
+    """LTI block j's own reads, in this order: out_proj's columns (:func:`_out_weights`), the SSM's parameters and
+    state (:func:`_lti_params`, without the state's offsets) and :func:`_front_loads`' eleven."""
+    pairs = 2 if IS_COMPLEX else 1
+    w_out = _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H)
+    dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, _, D = _lti_params(
+        dt_ptr + j * E, a_ptr + j * E * N * pairs, b_ptr + j * E * N * pairs, c_ptr + j * E * N * pairs, D_ptr + j * E,
+        h_ptr + j * batch * E * N * pairs, rows, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
     w_u, w_z, nw, nb, c_u, c_z, b_u, b_z, w_last, bias, taps = _front_loads(
         j, nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, K, BLOCK_B,
         BLOCK_H, BLOCK_E, LN)
-    return _front_math(j, w_u, w_z, nw, nb, c_u, c_z, b_u, b_z, w_last, bias, taps, x0_ptr, x0_stride, x0b_ptr,
-                       x0b_stride, outs_ptr, res_ptr, op_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps,
-                       res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC, prof_s, MARKS, xs, XCHG,
-                       BLOCK_P, x_prev, LN)
+    return (w_out, dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, D, w_u, w_z, nw, nb, c_u, c_z, b_u, b_z, w_last,
+            bias, taps)
 
 
 @triton.jit
@@ -480,22 +482,16 @@ def _xproj_weights(wx_ptr, j, offs_e, m_e, E, N, R, BLOCK_N: tl.constexpr, BLOCK
 
 
 @triton.jit
-def _run_phase_a(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr,
-                 nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R,
-                 eps, res_first, n_res, K: tl.constexpr, RES_REVERSED: tl.constexpr, BLOCK_B: tl.constexpr,
-                 BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
-                 BLOCK_PC: tl.constexpr, prof_s=None, MARKS: tl.constexpr = False, xs=0, XCHG: tl.constexpr = 0,
-                 BLOCK_P: tl.constexpr = 1, x_prev=None, LN: tl.constexpr = 0):
-    """Phase A of selective block j (module docstring): its own reads (:func:`_xproj_weights`,
-    :func:`_front_loads`), then :func:`_phase_a_math`. Returns x_j, u and z."""
+def _phase_a_loads(j, nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch,
+                   H, E, N, R, K: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_E: tl.constexpr,
+                   BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, LN: tl.constexpr):
+    """Phase A's own reads of selective block j, in this order: :func:`_xproj_weights`' three, then
+    :func:`_front_loads`' eleven."""
     w_r, w_b, w_c = _xproj_weights(wx_ptr, j, offs_e, m_e, E, N, R, BLOCK_N, BLOCK_R)
     w_u, w_z, nw, nb, c_u, c_z, b_u, b_z, w_last, bias, taps = _front_loads(
         j, nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, K, BLOCK_B,
         BLOCK_H, BLOCK_E, LN)
-    return _phase_a_math(j, w_u, w_z, nw, nb, c_u, c_z, b_u, b_z, w_last, bias, taps, w_r, w_b, w_c, x0_ptr,
-                         x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, conv_ptr, rows,
-                         m_b, offs_e, m_e, batch, H, E, N, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H,
-                         BLOCK_E, BLOCK_N, BLOCK_R, BLOCK_PC, prof_s, MARKS, xs, XCHG, BLOCK_P, x_prev, LN)
+    return w_r, w_b, w_c, w_u, w_z, nw, nb, c_u, c_z, b_u, b_z, w_last, bias, taps
 
 
 @triton.jit
@@ -579,21 +575,6 @@ def _phase_b_loads(j, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b
 
 
 @triton.jit
-def _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e,
-                 batch, H, E, N, R, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
-                 BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, prof_s=None, PROFILE: tl.constexpr = 0, xs=0,
-                 XCHG: tl.constexpr = 0, LATE: tl.constexpr = False, s=0, u_prev=None, z_prev=None):
-    """Phase B of selective block j (module docstring): its own reads (:func:`_phase_b_loads`), then
-    :func:`_phase_b_math`; ``LATE``: ends with the cluster barrier's wait."""
-    w_dt, dtb, A, h, hp, D, w_out = _phase_b_loads(j, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b,
-                                                   offs_e, m_e, batch, H, E, N, R, BLOCK_H, BLOCK_N, BLOCK_R)
-    _phase_b_math(j, w_dt, dtb, A, h, hp, D, w_out, xp_ptr, uz_ptr, op_ptr, rows, m_b, offs_e, m_e, batch, E, N,
-                  BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P, prof_s, PROFILE, xs, XCHG, LATE, s, u_prev, z_prev)
-    if LATE:
-        cluster_wait(s)
-
-
-@triton.jit
 def _phase_b_math(j, w_dt, dtb, A, h, hp, D, w_out, xp_ptr, uz_ptr, op_ptr, rows, m_b, offs_e, m_e, batch, E, N,
                   BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
                   BLOCK_P: tl.constexpr, prof_s=None, PROFILE: tl.constexpr = 0, xs=0, XCHG: tl.constexpr = 0,
@@ -650,13 +631,13 @@ def _run_kernel(
     clock (:func:`sm_clock`) at the start of every phase s and before the barrier after it to ``prof[program, s]``
     ((P, phases + 1, 2) int64; the output phase's second entry is the program's end); ``PROFILE=2``: (P, phases + 1,
     4), the start, two marks inside the phase (LTI blocks and selective phases A: x summed and (u, z) ready,
-    :func:`_run_front`; selective phases B: x_proj summed and y ready; the output phase: 0), the end. ``XCHG`` (with
+    :func:`_front_math`; selective phases B: x_proj summed and y ready; the output phase: 0), the end. ``XCHG`` (with
     CLUSTER): the partials go through distributed shared memory, an exchange buffer of that many bytes in every CTA
     (:func:`run_exchange_bytes`), instead of ``op`` and ``xp`` in global memory. ``LATE`` (with CLUSTER): an LTI
     block's and a selective phase B's new SSM state is stored between the cluster barrier's arrive and its wait
     (:func:`kernels.triton_helpers.cluster_arrive`), so the arrive's release does not wait for those stores (no
     other CTA reads them). ``LN``: each block's LayerNorm in two passes (0), one (1) or folded into in_proj (2, the
-    default; :func:`_run_front`; ``lnf`` and ``win`` from :meth:`_Stack.ln_folded`). The host turns XCHG, LATE and
+    default; :func:`_front_math`; ``lnf`` and ``win`` from :meth:`_Stack.ln_folded`). The host turns XCHG, LATE and
     the fold on by default (:func:`run_dsmem`, :func:`run_late`, :func:`run_ln`). ``PIPE`` (with LATE): the next
     phase's own reads (weights, conv window, SSM state; LTI: block j+1's :func:`_out_weights`, :func:`_lti_params`,
     :func:`_front_loads`; selective: B(j)'s :func:`_phase_b_loads` in A(j)'s barrier, A(j+1)'s
@@ -697,19 +678,20 @@ def _run_kernel(
     PW: tl.constexpr = 2 + 2 * (PROFILE == 2)  # clocks per phase
     prof = prof_ptr + tl.program_id(0) * (n_phases + 1) * PW
     pairs = 2 if IS_COMPLEX else 1
-    if PIPE:  # block 0's own reads (PIPE: the next phase's are issued inside each phase's barrier)
+    if PIPE:  # the first phase's own reads (PIPE: the next phase's are issued inside each phase's barrier)
         if SELECTIVE:
-            p_wr, p_wb, p_wc = _xproj_weights(wx_ptr, 0, offs_e, m_e, E, N, R, BLOCK_N, BLOCK_R)
+            p_wr, p_wb, p_wc, p_wu, p_wz, p_nw, p_nb, p_cu, p_cz, p_bu, p_bz, p_wl, p_bias, p_taps = _phase_a_loads(
+                0, nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch,
+                H, E, N, R, K, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_N, BLOCK_R, LN)
             q_wdt, q_dtb, q_A, q_h, q_hp, q_D, q_wout = _phase_b_loads(
                 0, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, BLOCK_H,
                 BLOCK_N, BLOCK_R)
         else:
-            p_wout = _out_weights(wout_ptr, 0, offs_e, m_e, H, E, BLOCK_H)
-            p_dt, p_are, p_aim, p_Bre, p_Bim, p_Cre, p_Cim, p_hre, p_him, _, p_D = _lti_params(
-                dt_ptr, a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, rows, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
-        p_wu, p_wz, p_nw, p_nb, p_cu, p_cz, p_bu, p_bz, p_wl, p_bias, p_taps = _front_loads(
-            0, nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, K,
-            BLOCK_B, BLOCK_H, BLOCK_E, LN)
+            (p_wout, p_dt, p_are, p_aim, p_Bre, p_Bim, p_Cre, p_Cim, p_hre, p_him, p_D, p_wu, p_wz, p_nw, p_nb, p_cu,
+             p_cz, p_bu, p_bz, p_wl, p_bias, p_taps) = _lti_loads(
+                0, nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, D_ptr,
+                h_ptr, wout_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, K, IS_COMPLEX, BLOCK_B, BLOCK_H, BLOCK_E,
+                BLOCK_N, LN)
     for s in range(first, last):
         j = s // per_block
         if PROFILE:
@@ -722,40 +704,47 @@ def _run_kernel(
             if (tail_stride >= 0) & (tl.program_id(0) == 0):
                 tl.store(tail_ptr + rows[:, None] * tail_stride + offs_h[None, :], x.to(tail_ptr.dtype.element_ty),
                          mask=m_b[:, None] & (offs_h < H)[None, :])
-        elif SELECTIVE & PIPE:  # phase A(j) issues B(j)'s reads inside its barrier, B(j) issues A(j + 1)'s
+        elif SELECTIVE:  # phase A(j), then B(j); PIPE: each phase's own reads were issued in the barrier before
             if s % 2 == 0:
+                if not PIPE:
+                    p_wr, p_wb, p_wc, p_wu, p_wz, p_nw, p_nb, p_cu, p_cz, p_bu, p_bz, p_wl, p_bias, p_taps = (
+                        _phase_a_loads(j, nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows,
+                                       m_b, offs_e, m_e, batch, H, E, N, R, K, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_N,
+                                       BLOCK_R, LN))
                 xc, uc, zc = _phase_a_math(
                     j, p_wu, p_wz, p_nw, p_nb, p_cu, p_cz, p_bu, p_bz, p_wl, p_bias, p_taps, p_wr, p_wb, p_wc, x0_ptr,
                     x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, conv_ptr, rows, m_b,
                     offs_e, m_e, batch, H, E, N, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E,
                     BLOCK_N, BLOCK_R, BLOCK_PC, prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P, xc, LN)
-                _late_barrier(prof + PW * s, s, PROFILE)
-                q_wdt, q_dtb, q_A, q_h, q_hp, q_D, q_wout = _phase_b_loads(
-                    j, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R,
-                    BLOCK_H, BLOCK_N, BLOCK_R)
-                cluster_wait(s)
+                if PIPE:  # B(j)'s reads inside A(j)'s barrier
+                    _late_barrier(prof + PW * s, s, PROFILE)
+                    q_wdt, q_dtb, q_A, q_h, q_hp, q_D, q_wout = _phase_b_loads(
+                        j, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R,
+                        BLOCK_H, BLOCK_N, BLOCK_R)
+                    cluster_wait(s)
             else:
+                if not PIPE:
+                    q_wdt, q_dtb, q_A, q_h, q_hp, q_D, q_wout = _phase_b_loads(
+                        j, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R,
+                        BLOCK_H, BLOCK_N, BLOCK_R)
                 _phase_b_math(j, q_wdt, q_dtb, q_A, q_h, q_hp, q_D, q_wout, xp_ptr, uz_ptr, op_ptr, rows, m_b, offs_e,
                               m_e, batch, E, N, BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P, prof + PW * s, PROFILE,
                               xs, XCHG, LATE, s, uc, zc)
-                jn = tl.minimum(j + 1, n_blocks - 1)  # (the last phase reloads its own block's: unused)
-                p_wr, p_wb, p_wc = _xproj_weights(wx_ptr, jn, offs_e, m_e, E, N, R, BLOCK_N, BLOCK_R)
-                p_wu, p_wz, p_nw, p_nb, p_cu, p_cz, p_bu, p_bz, p_wl, p_bias, p_taps = _front_loads(
-                    jn, nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H,
-                    E, K, BLOCK_B, BLOCK_H, BLOCK_E, LN)
-                cluster_wait(s)
-        elif SELECTIVE:
-            if s % 2 == 0:
-                xc, uc, zc = _run_phase_a(
-                    j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, xp_ptr, uz_ptr, nw_ptr,
-                    nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N,
-                    R, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_N, BLOCK_R, BLOCK_PC,
-                    prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P, xc, LN)
-            else:
-                _run_phase_b(j, xp_ptr, uz_ptr, op_ptr, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b,
-                             offs_e, m_e, batch, H, E, N, R, BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P,
-                             prof + PW * s, PROFILE, xs, XCHG, LATE, s, uc, zc)
-        elif PIPE:  # LTI with its own reads issued in the barrier before (loaded above or in the phase before)
+                if PIPE:  # A(j + 1)'s reads inside B(j)'s barrier (the last phase reloads its own block's: unused)
+                    p_wr, p_wb, p_wc, p_wu, p_wz, p_nw, p_nb, p_cu, p_cz, p_bu, p_bz, p_wl, p_bias, p_taps = (
+                        _phase_a_loads(tl.minimum(j + 1, n_blocks - 1), nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr,
+                                       cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, K, BLOCK_B,
+                                       BLOCK_H, BLOCK_E, BLOCK_N, BLOCK_R, LN))
+                if LATE:
+                    cluster_wait(s)
+        else:  # LTI: the state update needs only this program's channels, so the block is one phase
+            if not PIPE:  # the block's own reads first: they load with x's partials, not after them (PIPE: issued
+                # in the barrier before)
+                (p_wout, p_dt, p_are, p_aim, p_Bre, p_Bim, p_Cre, p_Cim, p_hre, p_him, p_D, p_wu, p_wz, p_nw, p_nb,
+                 p_cu, p_cz, p_bu, p_bz, p_wl, p_bias, p_taps) = _lti_loads(
+                    j, nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, D_ptr,
+                    h_ptr, wout_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, K, IS_COMPLEX, BLOCK_B, BLOCK_H, BLOCK_E,
+                    BLOCK_N, LN)
             hj = h_ptr + j * batch * E * N * pairs
             h_off = lti_state_offsets(rows, offs_e, E, N, BLOCK_N)
             u, z, xc = _front_math(j, p_wu, p_wz, p_nw, p_nb, p_cu, p_cz, p_bu, p_bz, p_wl, p_bias, p_taps, x0_ptr,
@@ -764,38 +753,18 @@ def _run_kernel(
                                    BLOCK_H, BLOCK_E, BLOCK_PC, prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P, xc, LN)
             y, h_re, h_im = _lti_math(p_dt, p_are, p_aim, p_Bre, p_Bim, p_Cre, p_Cim, p_hre, p_him, p_D, u, z, m_b,
                                       offs_e, E, IS_COMPLEX, False)
-            _store_out_partial(op_ptr, j, y, p_wout, BLOCK_B, BLOCK_H, xs, XCHG, BLOCK_P)
-            _late_barrier(prof + PW * s, s, PROFILE)
-            _lti_store(hj, h_off, h_re, h_im, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
-            jn = tl.minimum(j + 1, n_blocks - 1)  # (the last phase reloads its own block's: unused)
-            p_wout = _out_weights(wout_ptr, jn, offs_e, m_e, H, E, BLOCK_H)
-            p_dt, p_are, p_aim, p_Bre, p_Bim, p_Cre, p_Cim, p_hre, p_him, _, p_D = _lti_params(
-                dt_ptr + jn * E, a_ptr + jn * E * N * pairs, b_ptr + jn * E * N * pairs, c_ptr + jn * E * N * pairs,
-                D_ptr + jn * E, h_ptr + jn * batch * E * N * pairs, rows, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N,
-                False)
-            p_wu, p_wz, p_nw, p_nb, p_cu, p_cz, p_bu, p_bz, p_wl, p_bias, p_taps = _front_loads(
-                jn, nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E,
-                K, BLOCK_B, BLOCK_H, BLOCK_E, LN)
-            cluster_wait(s)
-        else:  # LTI: the state update needs only this program's channels, so the block is one phase
-            # the SSM's parameters and state first: they load with x's partials, not after them
-            w_out = _out_weights(wout_ptr, j, offs_e, m_e, H, E, BLOCK_H)
-            hj = h_ptr + j * batch * E * N * pairs
-            dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, h_off, D = _lti_params(
-                dt_ptr + j * E, a_ptr + j * E * N * pairs, b_ptr + j * E * N * pairs, c_ptr + j * E * N * pairs,
-                D_ptr + j * E, hj, rows, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
-            u, z, xc = _run_front(j, x0_ptr, x0_stride, x0b_ptr, x0b_stride, outs_ptr, res_ptr, op_ptr, nw_ptr,
-                                  nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr, rows, m_b, offs_e, m_e, batch, H, E, eps,
-                                  res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_PC,
-                                  prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P, xc, LN)
-            y, h_re, h_im = _lti_math(dt, a_re, a_im, B_re, B_im, C_re, C_im, h_re, h_im, D, u, z, m_b, offs_e, E,
-                                      IS_COMPLEX, False)
             if not LATE:
                 _lti_store(hj, h_off, h_re, h_im, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
-            _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H, xs, XCHG, BLOCK_P)
+            _store_out_partial(op_ptr, j, y, p_wout, BLOCK_B, BLOCK_H, xs, XCHG, BLOCK_P)
             if LATE:  # the new state stored between the barrier's arrive and its wait
                 _late_barrier(prof + PW * s, s, PROFILE)
                 _lti_store(hj, h_off, h_re, h_im, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
+                if PIPE:  # block j + 1's reads (the last phase reloads its own block's: unused)
+                    (p_wout, p_dt, p_are, p_aim, p_Bre, p_Bim, p_Cre, p_Cim, p_hre, p_him, p_D, p_wu, p_wz, p_nw, p_nb,
+                     p_cu, p_cz, p_bu, p_bz, p_wl, p_bias, p_taps) = _lti_loads(
+                        tl.minimum(j + 1, n_blocks - 1), nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr,
+                        dt_ptr, a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, K,
+                        IS_COMPLEX, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_N, LN)
                 cluster_wait(s)
         # LATE: an LTI phase and a selective phase B (PIPE: A too) met at the barrier above (end clock read before it)
         met = LATE & (s < n_phases) & ((not SELECTIVE) | (s % 2 == 1) | PIPE)
