@@ -57,7 +57,7 @@ from audiomamba.generate.output import outside_sampling_line
 from audiomamba.generate.stepper import Stepper, step_period
 from audiomamba.model import build_model, load_model_preset
 from audiomamba.model import ssm as _ssm
-from audiomamba.train.checkpoint import model_from_state
+from audiomamba.train.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, model_from_state, save_checkpoint
 
 
 @dataclass
@@ -401,14 +401,29 @@ MATRIX_HEADER = ("| preset | block | batch | audio per sample (s) | wall (s) | s
                  "samples/s (wall) | × real time (wall) | × real time (sampling) | × real time (steady) | note |")
 
 
+def checkpoint_like_training(model: torch.nn.Module, config: dict) -> dict:
+    """A checkpoint of ``model`` shaped as ``audiomamba train`` writes one (its weights, a float32 EMA of them,
+    AdamW's state after one step, the config), so that loading it costs what loading a trained run's does: the
+    optimizer's moments are records in the file even when only the weights are read."""
+    weights = model.state_dict()
+    opt = torch.optim.AdamW(model.parameters())
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    model.zero_grad(set_to_none=True)
+    return {"format": CHECKPOINT_FORMAT, "step": 1, "model": weights, "optimizer": opt.state_dict(), "recipe": {},
+            "model_config": config, "ema": {k: v.detach().float().clone() for k, v in weights.items()
+                                            if v.is_floating_point()}}
+
+
 def matrix_case(preset: str, block: str, batch: int, seconds: float, max_seconds: float, dev: torch.device,
                 weights: Path, probe_model, out: Path, bf16: bool = False) -> MatrixRow:
-    """One case of the matrix; ``weights``: a file with the random model's ``model_config`` and ``model``.
+    """One case of the matrix; ``weights``: the random model's checkpoint (:func:`checkpoint_like_training`).
 
     Untimed: a probe with ``probe_model`` (already on ``dev``) at this batch compiles the kernels and
     measures the steady per-step time. Timed (the wall): loading ``weights`` onto ``dev`` as
-    ``audiomamba generate`` does (:func:`model_from_state`), then :func:`generate_to_folder` with the
-    SaShiMi filter into ``out``. When the probe predicts more than ``max_seconds`` of sampling, only
+    ``audiomamba generate`` does (:func:`load_checkpoint` mapped, :func:`model_from_state`), then
+    :func:`generate_to_folder` with the SaShiMi filter into ``out``. When the probe predicts more than ``max_seconds`` of sampling, only
     whole periods worth about ``max_seconds`` are sampled (:func:`capped_sampling`) and the sampling
     time is extrapolated at the probe's rate (the note says so); the files are still written at full length,
     after sampling (uncapped, while sampling, as ``audiomamba generate`` writes them).
@@ -424,7 +439,7 @@ def matrix_case(preset: str, block: str, batch: int, seconds: float, max_seconds
     free(dev)
     sync(dev)
     t0 = time.perf_counter()
-    model = model_from_state(torch.load(weights, map_location="cpu", weights_only=True, mmap=True), dev)
+    model = model_from_state(load_checkpoint(weights, mmap=True), dev)
     loaded = time.perf_counter() - t0
     timings: dict[str, float] = {}
     # capped, the WAVs are written after sampling (the sampled part is repeated to full length afterwards, so the
@@ -536,7 +551,8 @@ def run_matrix(presets=MATRIX_PRESETS, blocks=MATRIX_BLOCKS, batches=MATRIX_BATC
                      f"(`mamba-s4` fused up to batch {_ssm.FUSED_COMPLEX_LTI_MAX_BATCH}); {groups_note(dev)}"),
         f"Command: `{command}`",
         "",
-        "Random weights. wall = loading the weights onto the device + `generate_to_folder` (sampling, noise flags, "
+        "Random weights in a checkpoint shaped as `audiomamba train` writes one (weights, EMA, AdamW state). "
+        "wall = loading the weights onto the device + `generate_to_folder` (sampling, noise flags, "
         "SaShiMi filter, WAVs, index.csv/json, spectrograms), the path of `audiomamba generate` without a "
         "classifier; sampling = the time it reports (with the first period's eager warm-up and CUDA-graph capture); "
         "rest = wall - sampling; steady = the untimed probe's rate once the period is captured (graph replays of "
@@ -554,7 +570,7 @@ def run_matrix(presets=MATRIX_PRESETS, blocks=MATRIX_BLOCKS, batches=MATRIX_BATC
                 torch.manual_seed(0)
                 cpu_model = build_model(preset_with_block(preset, block))
                 weights = tmp / f"{preset}-{block}.pt"
-                torch.save({"model_config": preset_with_block(preset, block), "model": cpu_model.state_dict()}, weights)
+                save_checkpoint(weights, checkpoint_like_training(cpu_model, preset_with_block(preset, block)))
                 probe = None
                 for batch in batches:
                     try:

@@ -153,14 +153,14 @@ def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
 
     import numpy as np
 
-    from audiomamba.train.checkpoint import capture_rng, restore_rng, save_checkpoint
+    from audiomamba.train.checkpoint import capture_rng, restore_rng, save_checkpoint, unpack_tensors
 
     random.seed(1)
     np.random.seed(2)
     torch.manual_seed(3)
     save_checkpoint(tmp_path / "rng.pt", {"rng": capture_rng()})
     first = (random.random(), np.random.rand(), torch.rand(3), random.gauss(0, 1))
-    restore_rng(torch.load(tmp_path / "rng.pt", weights_only=True)["rng"])
+    restore_rng(unpack_tensors(torch.load(tmp_path / "rng.pt", weights_only=True), copy=True)["rng"])
     again = (random.random(), np.random.rand(), torch.rand(3), random.gauss(0, 1))
     assert first[0] == again[0] and first[1] == again[1] and torch.equal(first[2], again[2]) and first[3] == again[3]
     assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left no temp file behind
