@@ -195,6 +195,12 @@ run replay bash -c "P='python3 -m audiomamba.bench.profile_startup --batch 2048 
 run rest-tests python3 -m pytest -q -p no:cacheprovider tests/test_generate_gpu.py -k "noise or wavs or sink or host"
 run rest-matrix-1 timeout 300 $B generate --matrix --presets sc09-small,sc09-large,youtubemix \
   --blocks mamba-s6,mamba-s4,mamba-s4-real --batches 1 --out $RES/bench-generate-matrix-1-rest.md
+# (issue 18, built 2026-12-08 01:30-01:55 on the CPU machine, no device lent) checkpoints packed into one buffer
+# (format 2): where loading a run onto the GPU goes, the two formats side by side, per preset (the matrix's loading
+# column was 0.15-0.29 s for sc09-small against youtubemix's 0.04 s on 2026-12-07)
+run profile-load bash -c "for p in sc09-small youtubemix sc09-large; do \
+  timeout 200 python3 -m audiomamba.bench.profile_load --preset \$p --block mamba-s4-real --rounds 5 --top 30 \
+  > $RES/profile-load-\$p.md; done"
 # (issue 18, 2026-12-06 14:17) the pinned host buffers allocated on a thread while sampling, with 16 row groups
 # interleaved: one H100 14:18-14:22 UTC, sc09-large 30.14 / 30.19 / 30.43 s by the wall (sampling 29.50-29.59, as
 # without the buffers: removed), 16 groups 30.64 / 30.64 s (steady 1.004x, capture 0.35 -> 0.68 s: 8 stay)
