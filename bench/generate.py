@@ -406,7 +406,7 @@ def checkpoint_like_training(model: torch.nn.Module, config: dict) -> dict:
     AdamW's state after one step, the config), so that loading it costs what loading a trained run's does: the
     optimizer's moments are records in the file even when only the weights are read."""
     weights = model.state_dict()
-    opt = torch.optim.AdamW(model.parameters())
+    opt = torch.optim.AdamW(model.parameters(), weight_decay=0.0)  # zero gradients: the weights stay as they are
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
     opt.step()
@@ -423,10 +423,11 @@ def matrix_case(preset: str, block: str, batch: int, seconds: float, max_seconds
     Untimed: a probe with ``probe_model`` (already on ``dev``) at this batch compiles the kernels and
     measures the steady per-step time. Timed (the wall): loading ``weights`` onto ``dev`` as
     ``audiomamba generate`` does (:func:`load_checkpoint` mapped, :func:`model_from_state`), then
-    :func:`generate_to_folder` with the SaShiMi filter into ``out``. When the probe predicts more than ``max_seconds`` of sampling, only
-    whole periods worth about ``max_seconds`` are sampled (:func:`capped_sampling`) and the sampling
-    time is extrapolated at the probe's rate (the note says so); the files are still written at full length,
-    after sampling (uncapped, while sampling, as ``audiomamba generate`` writes them).
+    :func:`generate_to_folder` with the SaShiMi filter into ``out``. When the probe predicts more than
+    ``max_seconds`` of sampling, only whole periods worth about ``max_seconds`` are sampled
+    (:func:`capped_sampling`) and the sampling time is extrapolated at the probe's rate (the note says so); the
+    files are still written at full length, after sampling (uncapped, while sampling, as ``audiomamba generate``
+    writes them).
     """
     graph = dev.type == "cuda"
     full = int(round(seconds * 16000))

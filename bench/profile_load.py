@@ -1,13 +1,13 @@
-"""Where loading a run's weights onto the device goes (issue 18: at one stream, sc09-small's one-second clip spends
-0.15-0.29 s loading against youtubemix's 0.04 s, H100 2026-12-07): reading the checkpoint, the model's
-construction on the device, ``load_state_dict`` and the move, each timed apart, for the checkpoint written one record
-per tensor (format 1) and packed (format 2, :func:`audiomamba.train.checkpoint.pack_tensors`); then the whole load
-of the packed one under cProfile.
+"""Where loading a run's weights onto the device goes (issue 18: at one stream, sc09-small's one-second
+clip spent 0.15-0.29 s loading against youtubemix's 0.04 s, H100 2026-12-07): reading the checkpoint, the
+model's construction on the device, ``load_state_dict`` and the move, each timed apart, for the checkpoint
+written one record per tensor (format 1) and packed (format 2,
+:func:`audiomamba.train.checkpoint.pack_tensors`); then the whole load of the packed one under cProfile.
 
-``python -m audiomamba.bench.profile_load [--preset P] [--block B] [--rounds 5] [--top 25] [--device cuda]``: a
-random model's checkpoint, shaped as ``audiomamba train`` writes one (weights, EMA, AdamW state:
-:func:`audiomamba.bench.generate.checkpoint_like_training`), is loaded the way ``audiomamba generate`` loads a run,
-the two formats taking turns. Runs on the CPU too (``--device cpu``).
+``python -m audiomamba.bench.profile_load [--preset P] [--block B] [--rounds 5] [--top 25] [--device D]``:
+a random model's checkpoint, shaped as ``audiomamba train`` writes one (weights, EMA, AdamW state:
+:func:`audiomamba.bench.generate.checkpoint_like_training`), is loaded the way ``audiomamba generate`` loads
+a run, the two formats taking turns. Runs on the CPU too (``--device cpu``).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from audiomamba.train.checkpoint import load_checkpoint, model_from_state, save_
 
 
 def _parts(weights: Path, dev: torch.device) -> dict[str, float]:
-    """Seconds of each part of one load as :func:`model_from_state` does it: the checkpoint read (mapped), the build
-    on the device, load_state_dict of the EMA weights, the move and eval."""
+    """Seconds of each part of one load as :func:`model_from_state` does it: the checkpoint read (mapped), the
+    build on the device, load_state_dict of the EMA weights, the move and eval."""
     t = [time.perf_counter()]
     state = load_checkpoint(weights, mmap=True)
     t.append(time.perf_counter())
@@ -61,10 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         state = checkpoint_like_training(build_model(config), config)
-        files = {"format 1 (a record per tensor)": Path(tmp) / "plain.pt", "format 2 (packed)": Path(tmp) / "packed.pt"}
-        torch.save({**state, "format": 1}, files["format 1 (a record per tensor)"])
-        save_checkpoint(files["format 2 (packed)"], state)
-        n_tensors = len(state["model"]) + len(state["ema"]) + sum(len(v) for v in state["optimizer"]["state"].values())
+        plain, packed = "format 1 (a record per tensor)", "format 2 (packed)"
+        files = {plain: Path(tmp) / "plain.pt", packed: Path(tmp) / "packed.pt"}
+        torch.save({**state, "format": 1}, files[plain])
+        save_checkpoint(files[packed], state)
+        moments = sum(len(v) for v in state["optimizer"]["state"].values())
+        n_tensors = len(state["model"]) + len(state["ema"]) + moments
         for f in files.values():  # warm-up
             model_from_state(load_checkpoint(f, mmap=True), dev)
         sync(dev)
@@ -74,18 +76,19 @@ def main(argv: list[str] | None = None) -> None:
                 rounds[name].append(_parts(f, dev))
         prof = cProfile.Profile()
         prof.enable()
-        model_from_state(load_checkpoint(files["format 2 (packed)"], mmap=True), dev)
+        model_from_state(load_checkpoint(files[packed], mmap=True), dev)
         sync(dev)
         prof.disable()
     n_params = sum(v.numel() for v in state["model"].values())
-    print(f"{args.preset} `{args.block}` on {dev}: {n_params / 1e6:.2f} M parameters, {n_tensors} tensors in the "
-          f"checkpoint; ms, median of {args.rounds} rounds, the formats taking turns\n")
+    print(f"{args.preset} `{args.block}` on {dev}: {n_params / 1e6:.2f} M parameters, {n_tensors} tensors in "
+          f"the checkpoint; ms, median of {args.rounds} rounds, the formats taking turns\n")
     parts = list(next(iter(rounds.values()))[0])
     print("| checkpoint | " + " | ".join(parts) + " | in all |")
     print("|---|" + "---:|" * (len(parts) + 1))
     for name, rs in rounds.items():
         cells = [f"{statistics.median(r[p] for r in rs) * 1e3:.1f}" for p in parts]
-        print(f"| {name} | " + " | ".join(cells) + f" | {statistics.median(sum(r.values()) for r in rs) * 1e3:.1f} |")
+        in_all = statistics.median(sum(r.values()) for r in rs) * 1e3
+        print(f"| {name} | " + " | ".join(cells) + f" | {in_all:.1f} |")
     for key in ("tottime", "cumulative"):
         out = io.StringIO()
         pstats.Stats(prof, stream=out).sort_stats(key).print_stats(args.top)

@@ -28,6 +28,7 @@ def _state() -> dict:
              "b.empty": torch.zeros(0, 7), "b.scalar": torch.tensor(2.5, dtype=torch.float64)}
     moments = {i: {"step": torch.tensor(float(i + 1)), "exp_avg": torch.randn(4, 3, generator=g).t()}  # not contiguous
                for i in range(3)}
+    moments[3] = {}  # an empty dict among them is kept (packing leaves dicts of only tensors empty)
     return {"format": 1, "step": 7, "recipe": {"train": {"lr": 1e-3}}, "model_config": {"d_model": 4},
             "model": model, "ema": {k: v.clone() for k, v in model.items()},
             "optimizer": {"state": moments, "param_groups": [{"params": [0, 1, 2], "betas": (0.9, 0.95)}]},
@@ -55,7 +56,8 @@ def test_packed_tensors_come_back_equal_in_their_places_and_order():
     state = _state()
     packed = pack_tensors(state)
     assert packed["format"] == CHECKPOINT_FORMAT and isinstance(packed[PACKED]["bytes"], torch.Tensor)
-    assert packed["model"] == {} and packed["optimizer"]["state"] == {}  # only tensors below: left empty
+    assert packed["model"] == {}  # only tensors below: left empty
+    assert packed["optimizer"]["state"] == {0: {}, 1: {}, 2: {}, 3: {}}  # not left empty: 3 was empty before
     assert packed["rng"]["python"]["state"] is None and packed["rng"]["python"]["version"] == 3
     assert isinstance(packed["pair"][0], torch.Tensor)  # tuples are left as they are (torch.save writes them)
     _assert_same({**state, "format": CHECKPOINT_FORMAT}, unpack_tensors(packed))

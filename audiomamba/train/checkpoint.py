@@ -18,9 +18,10 @@ A checkpoint is a plain dict readable with ``torch.load(weights_only=True)`` (th
     packed       {"bytes": uint8 tensor, "index": JSON str}: every tensor above, packed (format 2)
 
 Format 2 writes every tensor of the dict (the weights, the EMA, AdamW's moments, the RNG's) into one
-byte buffer, where each had its own record (:func:`pack_tensors`): ``torch.load`` spent ~0.1 ms per
-record in its weights-only unpickler, 0.20 s for an sc09-small checkpoint with its EMA and optimizer
-state (1.8 k tensors) against ~0.01 s packed, on a CPU (``python -m audiomamba.bench.profile_load``).
+byte buffer, where each had its own record (:func:`pack_tensors`): ``torch.load`` spent ~0.06-0.09 ms
+per record in its weights-only unpickler, 0.13-0.21 s for an sc09-small checkpoint with its EMA and
+optimizer state (2.3 k tensors) against 0.015-0.02 s packed, on a CPU (``python -m
+audiomamba.bench.profile_load``, BENCHMARKS.md).
 :func:`load_checkpoint` unpacks them as views of the mapped file with ``mmap`` (``generate``: read once,
 onto the device), else each into its own storage, and reads format 1 as before.
 
@@ -96,9 +97,9 @@ def restore_rng(rng: dict[str, Any]) -> None:
 def pack_tensors(state: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``state`` whose tensors (in nested dicts with str or int keys, and lists) are packed into one CPU
     byte buffer: each leaves ``None`` in its place (a dict with only tensors below it is left empty) and an entry
-    (path, dtype, shape, offset) in the index, and the copy gets ``format`` = CHECKPOINT_FORMAT and ``packed`` = {"bytes", "index"} (:func:`unpack_tensors`). One
-    record for ``torch.load`` to unpickle instead of one per tensor; tensors on a GPU are copied one by one into the
-    buffer (no second copy of the state on the device)."""
+    (path, dtype, shape, offset) in the index; the copy gets ``format`` = CHECKPOINT_FORMAT and ``packed`` =
+    {"bytes", "index"} (:func:`unpack_tensors`). One record for ``torch.load`` to unpickle instead of one per
+    tensor; tensors on a GPU are copied one by one into the buffer (no second copy of the state on the device)."""
     entries: list[tuple[list[Any], torch.Tensor]] = []
 
     def walk(obj: Any, path: list[Any]) -> Any:
@@ -107,7 +108,7 @@ def pack_tensors(state: dict[str, Any]) -> dict[str, Any]:
             return None
         if isinstance(obj, dict) and all(isinstance(k, (str, int)) and not isinstance(k, bool) for k in obj):
             out = {k: walk(v, [*path, k]) for k, v in obj.items()}
-            if all(isinstance(v, torch.Tensor) or (isinstance(v, dict) and out[k] == {}) for k, v in obj.items()):
+            if all(isinstance(v, torch.Tensor) or (isinstance(v, dict) and v and out[k] == {}) for k, v in obj.items()):
                 return {}  # only tensors below: its keys come back from the index, in order (fewer records)
             return out
         if isinstance(obj, list):
