@@ -44,6 +44,7 @@ class Variant:
         flags += [f"{k}={v}" for k, v in self.consts if k == "PROFILE" and v not in (True, False)]  # 2: with marks
         flags += [f"{k}={v}" for k, v in self.consts if k == "XCHG" and v]  # bytes of distributed shared memory
         flags += [f"{k}={v}" for k, v in self.consts if k == "LN"]  # the run's LayerNorm: 0 two passes, 1 one
+        flags += [f"{k}={v}" for k, v in self.consts if k == "MBAR"]  # the barriers through mbarriers (2: fenced)
         return f"{self.kernel} warps={self.num_warps} " + " ".join(blocks + flags)
 
 
@@ -218,6 +219,10 @@ def variants(quick: bool, block_l: int = 32, fwd_d: int = 1, bwd_d: int = 1, war
                                            run_warps(H, selective)))
                         if selective:  # (at 4 warps too: the reads carried across a phase take registers)
                             out.append(Variant("run", tuple(dict(dsm, LATE=True, PIPE=True).items()), 4))
+                        # and the barriers through mbarriers (AUDIOMAMBA_STEP_RUN_MBAR=1, 2: with fences)
+                        for mbar in (1, 2):
+                            out.append(Variant("run", tuple(dict(dsm, LATE=True, MBAR=mbar).items()),
+                                               run_warps(H, selective)))
         out.append(Variant("norm_linear", tuple(dict(common, HAS_BIAS=True, BLOCK_H=64, BLOCK_V=64).items()), 4))
         out.append(Variant("sample", tuple(dict(GREEDY=not small, MIN_P=False, BLOCK_B=4, BLOCK_V=256).items()), 4))
         if small:  # --min-p sampling
@@ -312,6 +317,9 @@ def compile_variant(v: Variant, arch: int = 90) -> str:
         shfl += f", barrier.cluster {ptx.count('barrier.cluster.arrive')}"
     if "st.shared::cluster" in ptx:  # its partials pushed to the other CTAs' shared memory (AUDIOMAMBA_STEP_RUN_DSMEM)
         shfl += f", dsmem stores {ptx.count('st.shared::cluster')}"
+    if "mbarrier" in ptx:  # its barriers through mbarriers (AUDIOMAMBA_STEP_RUN_MBAR)
+        shfl += (f", mbarrier arrives {ptx.count('mbarrier.arrive.release.cluster.shared::cluster')}, "
+                 f"waits {ptx.count('mbarrier.try_wait.parity')}, fences {ptx.count('fence.acq_rel.cluster')}")
     ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas")
     if not os.path.exists(ptxas):
         return "compiled to PTX (no ptxas for register counts)" + shfl

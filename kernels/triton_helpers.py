@@ -179,6 +179,51 @@ def cluster_wait(token):
                                      dtype=tl.int32, is_pure=False, pack=1)
 
 
+@triton.jit
+def mbar_pair(token, P):
+    """Two mbarriers (a static ``.b64`` pair beside Triton's shared memory, at the same address in every CTA of the
+    cluster) made ready for ``P`` arrivals a phase by thread 0, then ``fence.mbarrier_init.release.cluster`` (sm_90+):
+    :func:`mbar_signal` and :func:`mbar_wait` stand in for :func:`cluster_barrier` with them. Every CTA must pass a
+    cluster barrier after this before any other signals it. Call it once, outside any loop (each call declares its
+    own pair). Returns the first one's shared address (int32; the second is 8 bytes on)."""
+    return tl.inline_asm_elementwise(
+        "{\n\t.shared .align 8 .b64 am_mbar[2];\n\t.reg .pred p;\n\t.reg .u32 t, a;\n\tmov.u32 a, am_mbar;"
+        "\n\tmov.u32 t, %tid.x;\n\tsetp.eq.u32 p, t, 0;\n\t@p mbarrier.init.shared::cta.b64 [a], $2;"
+        "\n\t@p mbarrier.init.shared::cta.b64 [a+8], $2;\n\tfence.mbarrier_init.release.cluster;"
+        "\n\tmov.u32 $0, a;\n\t}",
+        "=r,r,r", [token, P], dtype=tl.int32, is_pure=False, pack=1)
+
+
+@triton.jit
+def mbar_signal(mbar, P, FENCE: tl.constexpr):
+    """The arrive half of a cluster barrier through mbarriers (:func:`mbar_pair`): after a CTA barrier (every thread's
+    stores before it issued), thread t < ``P`` arrives on the mbarrier at ``mbar`` of CTA t
+    (``mbarrier.arrive.release.cluster.shared::cluster``), so each CTA's mbarrier completes its phase once all ``P``
+    CTAs have arrived. ``FENCE``: every thread first issues ``fence.acq_rel.cluster`` (its own stores released at
+    cluster scope, as ``barrier.cluster.arrive.release`` does; without it the CTA barrier orders them before the
+    releasing arrive). Returns 0."""
+    if FENCE:
+        tl.inline_asm_elementwise("fence.acq_rel.cluster;\n\tmov.u32 $0, $1;", "=r,r", [mbar], dtype=tl.int32,
+                                  is_pure=False, pack=1)
+    tl.debug_barrier()
+    return tl.inline_asm_elementwise(
+        "{\n\t.reg .pred p;\n\t.reg .u32 t, a;\n\tmov.u32 t, %tid.x;\n\tsetp.lt.u32 p, t, $2;"
+        "\n\t@p mapa.shared::cluster.u32 a, $1, t;\n\t@p mbarrier.arrive.release.cluster.shared::cluster.b64 _, [a];"
+        "\n\tmov.u32 $0, 0;\n\t}",
+        "=r,r,r", [mbar, P], dtype=tl.int32, is_pure=False, pack=1)
+
+
+@triton.jit
+def mbar_wait(mbar, parity):
+    """The wait half (:func:`mbar_signal`): every thread polls this CTA's mbarrier at ``mbar`` until the phase of
+    ``parity`` (0 or 1: the mbarrier's uses so far, mod 2) completes (``try_wait.parity.acquire.cluster``: the
+    stores released before the arrivals are seen after it). Returns ``parity``."""
+    return tl.inline_asm_elementwise(
+        "{\n\t.reg .pred p;\n\tAM_WAIT:\n\tmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [$1], $2;"
+        "\n\t@!p bra AM_WAIT;\n\tmov.u32 $0, $2;\n\t}",
+        "=r,r,r", [mbar, parity], dtype=tl.int32, is_pure=False, pack=1)
+
+
 #: the sizes (bytes) :func:`cluster_smem` declares; a run's exchange takes the smallest that holds it
 CLUSTER_SMEM_SIZES = (4096, 8192, 16384, 32768)
 

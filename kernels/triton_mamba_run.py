@@ -101,6 +101,9 @@ from .triton_helpers import (
     cluster_wait,
     dsmem_store,
     ln_regs,
+    mbar_pair,
+    mbar_signal,
+    mbar_wait,
     mm,
     pdl_wait,
     sm_clock,
@@ -227,6 +230,17 @@ def run_pipe() -> bool:
     """``AUDIOMAMBA_STEP_RUN_PIPE``: 1, a cluster run with late state stores (:func:`run_late`) issues each next
     phase's own reads inside the barrier (``PIPE`` of :func:`_run_kernel`); 0 or unset (until timed), after it."""
     return _env_flag("AUDIOMAMBA_STEP_RUN_PIPE", "the next phase's reads issued inside the cluster barrier")
+
+
+def run_mbar() -> int:
+    """``AUDIOMAMBA_STEP_RUN_MBAR``: 1 or 2, a cluster run's barriers go through mbarriers (``MBAR`` of
+    :func:`_run_kernel`; 2: each thread fences its stores at cluster scope first); 0 or unset (until timed), the
+    hardware cluster barrier."""
+    text = os.environ.get("AUDIOMAMBA_STEP_RUN_MBAR", "").strip() or "0"
+    if text not in ("0", "1", "2"):
+        raise KernelError(f"AUDIOMAMBA_STEP_RUN_MBAR={text!r} in the environment: use 1 (a cluster run's barriers "
+                          "through mbarriers), 2 (the same, each thread fencing its stores first) or 0")
+    return int(text)
 
 
 def run_dsmem() -> bool:
@@ -555,12 +569,33 @@ def _xp_sum(xp_ptr, xs, col0, BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOC
 
 
 @triton.jit
-def _late_barrier(prof_s, s, PROFILE: tl.constexpr):
+def _late_barrier(prof_s, s, PROFILE: tl.constexpr, MBAR: tl.constexpr = 0, mb=0):
     """The end of a ``LATE`` phase up to the cluster barrier's arrive: the profile's end clock (before it), then
-    the arrive (:func:`kernels.triton_helpers.cluster_arrive`); the caller stores its state, then waits."""
+    the arrive (:func:`kernels.triton_helpers.cluster_arrive`; ``MBAR``: :func:`_phase_signal`); the caller stores
+    its state, then waits (:func:`_phase_wait`)."""
     if PROFILE:
         tl.store(prof_s + 1 + 2 * (PROFILE == 2), sm_clock(s))
-    cluster_arrive(s)
+    if MBAR:
+        _phase_signal(s, mb, MBAR)
+    else:
+        cluster_arrive(s)
+
+
+@triton.jit
+def _phase_signal(s, mb, MBAR: tl.constexpr):
+    """``MBAR``: the arrive of phase s's barrier on every CTA's mbarrier s % 2 (:func:`mbar_signal`; 2: each thread
+    fences first)."""
+    mbar_signal(mb + (s % 2) * 8, tl.num_programs(0), MBAR == 2)
+
+
+@triton.jit
+def _phase_wait(s, MBAR: tl.constexpr = 0, mb=0):
+    """The wait of phase s's barrier: :func:`kernels.triton_helpers.cluster_wait`, or with ``MBAR`` this CTA's
+    mbarrier s % 2 at its (s // 2)-th phase (:func:`mbar_wait`)."""
+    if MBAR:
+        mbar_wait(mb + (s % 2) * 8, (s // 2) % 2)
+    else:
+        cluster_wait(s)
 
 
 @triton.jit
@@ -578,7 +613,7 @@ def _phase_b_loads(j, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b
 def _phase_b_math(j, w_dt, dtb, A, h, hp, D, w_out, xp_ptr, uz_ptr, op_ptr, rows, m_b, offs_e, m_e, batch, E, N,
                   BLOCK_B: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr,
                   BLOCK_P: tl.constexpr, prof_s=None, PROFILE: tl.constexpr = 0, xs=0, XCHG: tl.constexpr = 0,
-                  LATE: tl.constexpr = False, s=0, u_prev=None, z_prev=None):
+                  LATE: tl.constexpr = False, s=0, u_prev=None, z_prev=None, MBAR: tl.constexpr = 0, mb=0):
     """Phase B from its own reads: the summed x_proj (:func:`_xp_sum`), the state update of this program's channels
     and its out_proj partial. ``PROFILE=2``: the SM's clock when x_proj is summed (``prof_s[1]``) and when y is ready
     (``prof_s[2]``), each read after a sum of that tile. ``LATE`` (a cluster run): ends with the cluster barrier's
@@ -604,7 +639,7 @@ def _phase_b_math(j, w_dt, dtb, A, h, hp, D, w_out, xp_ptr, uz_ptr, op_ptr, rows
         tl.store(prof_s + 2, sm_clock((tl.sum(y) != 0.5).to(tl.int32)))
     _store_out_partial(op_ptr, j, y, w_out, BLOCK_B, BLOCK_H, xs, XCHG, BLOCK_P)
     if LATE:
-        _late_barrier(prof_s, s, PROFILE)
+        _late_barrier(prof_s, s, PROFILE, MBAR, mb)
         _ssm_store(hp, h, m_b, offs_e, E, N, BLOCK_N, False)
 
 
@@ -619,7 +654,7 @@ def _run_kernel(
     BLOCK_N: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_P: tl.constexpr, PDL: tl.constexpr = False,
     BLOCK_PC: tl.constexpr = 16, POLLS: tl.constexpr = 1 << 24, CLUSTER: tl.constexpr = False,
     PROFILE: tl.constexpr = 0, XCHG: tl.constexpr = 0, LATE: tl.constexpr = False, LN: tl.constexpr = 2,
-    PIPE: tl.constexpr = False,
+    PIPE: tl.constexpr = False, MBAR: tl.constexpr = 0,
 ):
     """A run of ``n_blocks`` block steps: every phase with a barrier after each (PERSISTENT), or only ``phase``.
     ``CLUSTER`` (with PERSISTENT): the grid is one thread-block cluster (:func:`kernels.launch.launch_cluster`) and
@@ -643,7 +678,13 @@ def _run_kernel(
     :func:`_front_loads`; selective: B(j)'s :func:`_phase_b_loads` in A(j)'s barrier, A(j+1)'s
     :func:`_xproj_weights` and :func:`_front_loads` in B(j)'s) are issued between the barrier's arrive and wait
     (not before the arrive: its release would wait for them), so they are in flight during the barrier, not after
-    it, and carried into the phase in registers; the first phase's before the loop."""
+    it, and carried into the phase in registers; the first phase's before the loop. ``MBAR`` (with CLUSTER): every
+    barrier through a pair of mbarriers in each CTA's shared memory instead of the hardware cluster barrier: a
+    phase's arrive is, after a CTA barrier, one ``mbarrier.arrive.release.cluster`` on each CTA's mbarrier s % 2 (by
+    threads 0 .. P-1, one CTA each; 2: each thread fences its stores first), its wait a poll of its own mbarrier's
+    phase (:func:`_phase_signal`, :func:`_phase_wait`); the same meeting (each CTA goes on once all P have
+    arrived), without the cluster-wide hardware barrier's round trip. Two mbarriers suffice: a CTA arrives for
+    phase s + 2 only after the wait of phase s + 1, which needs every CTA past its wait of phase s."""
     pdl_wait(PDL)
     P = tl.num_programs(0)
     if SELECTIVE:
@@ -672,6 +713,10 @@ def _run_kernel(
     xs = 0
     if XCHG:
         xs = cluster_smem(tl.program_id(0), XCHG)
+    mb = 0
+    if MBAR:  # the barriers' two mbarriers, ready in every CTA before any signals another
+        mb = mbar_pair(tl.program_id(0), P)
+        cluster_barrier(mb)
     xc = tl.zeros((BLOCK_B, BLOCK_H), dtype=tl.float32)  # x_j as this program summed it (XCHG: not reloaded)
     uc = tl.zeros((BLOCK_B, BLOCK_E), dtype=tl.float32)  # a selective block's u and z from phase A (XCHG)
     zc = tl.zeros((BLOCK_B, BLOCK_E), dtype=tl.float32)
@@ -717,11 +762,11 @@ def _run_kernel(
                     offs_e, m_e, batch, H, E, N, eps, res_first, n_res, K, RES_REVERSED, BLOCK_B, BLOCK_H, BLOCK_E,
                     BLOCK_N, BLOCK_R, BLOCK_PC, prof + PW * s, PROFILE == 2, xs, XCHG, BLOCK_P, xc, LN)
                 if PIPE:  # B(j)'s reads inside A(j)'s barrier
-                    _late_barrier(prof + PW * s, s, PROFILE)
+                    _late_barrier(prof + PW * s, s, PROFILE, MBAR, mb)
                     q_wdt, q_dtb, q_A, q_h, q_hp, q_D, q_wout = _phase_b_loads(
                         j, wdt_ptr, dtb_ptr, a_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R,
                         BLOCK_H, BLOCK_N, BLOCK_R)
-                    cluster_wait(s)
+                    _phase_wait(s, MBAR, mb)
             else:
                 if not PIPE:
                     q_wdt, q_dtb, q_A, q_h, q_hp, q_D, q_wout = _phase_b_loads(
@@ -729,14 +774,14 @@ def _run_kernel(
                         BLOCK_H, BLOCK_N, BLOCK_R)
                 _phase_b_math(j, q_wdt, q_dtb, q_A, q_h, q_hp, q_D, q_wout, xp_ptr, uz_ptr, op_ptr, rows, m_b, offs_e,
                               m_e, batch, E, N, BLOCK_B, BLOCK_H, BLOCK_N, BLOCK_R, BLOCK_P, prof + PW * s, PROFILE,
-                              xs, XCHG, LATE, s, uc, zc)
+                              xs, XCHG, LATE, s, uc, zc, MBAR, mb)
                 if PIPE:  # A(j + 1)'s reads inside B(j)'s barrier (the last phase reloads its own block's: unused)
                     p_wr, p_wb, p_wc, p_wu, p_wz, p_nw, p_nb, p_cu, p_cz, p_bu, p_bz, p_wl, p_bias, p_taps = (
                         _phase_a_loads(tl.minimum(j + 1, n_blocks - 1), nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr,
                                        cb_ptr, conv_ptr, wx_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, R, K, BLOCK_B,
                                        BLOCK_H, BLOCK_E, BLOCK_N, BLOCK_R, LN))
                 if LATE:
-                    cluster_wait(s)
+                    _phase_wait(s, MBAR, mb)
         else:  # LTI: the state update needs only this program's channels, so the block is one phase
             if not PIPE:  # the block's own reads first: they load with x's partials, not after them (PIPE: issued
                 # in the barrier before)
@@ -757,7 +802,7 @@ def _run_kernel(
                 _lti_store(hj, h_off, h_re, h_im, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
             _store_out_partial(op_ptr, j, y, p_wout, BLOCK_B, BLOCK_H, xs, XCHG, BLOCK_P)
             if LATE:  # the new state stored between the barrier's arrive and its wait
-                _late_barrier(prof + PW * s, s, PROFILE)
+                _late_barrier(prof + PW * s, s, PROFILE, MBAR, mb)
                 _lti_store(hj, h_off, h_re, h_im, m_b, offs_e, E, N, IS_COMPLEX, BLOCK_N, False)
                 if PIPE:  # block j + 1's reads (the last phase reloads its own block's: unused)
                     (p_wout, p_dt, p_are, p_aim, p_Bre, p_Bim, p_Cre, p_Cim, p_hre, p_him, p_D, p_wu, p_wz, p_nw, p_nb,
@@ -765,7 +810,7 @@ def _run_kernel(
                         tl.minimum(j + 1, n_blocks - 1), nw_ptr, nb_ptr, lnf_ptr, win_ptr, cw_ptr, cb_ptr, conv_ptr,
                         dt_ptr, a_ptr, b_ptr, c_ptr, D_ptr, h_ptr, wout_ptr, rows, m_b, offs_e, m_e, batch, H, E, N, K,
                         IS_COMPLEX, BLOCK_B, BLOCK_H, BLOCK_E, BLOCK_N, LN)
-                cluster_wait(s)
+                _phase_wait(s, MBAR, mb)
         # LATE: an LTI phase and a selective phase B (PIPE: A too) met at the barrier above (end clock read before it)
         met = LATE & (s < n_phases) & ((not SELECTIVE) | (s % 2 == 1) | PIPE)
         if PROFILE:
@@ -775,7 +820,11 @@ def _run_kernel(
             if s < n_phases:
                 if CLUSTER:  # the phase's stores (release) seen by every CTA's loads after it (acquire; .cg loads)
                     if met == 0:
-                        cluster_barrier(s)
+                        if MBAR:
+                            _phase_signal(s, mb, MBAR)
+                            _phase_wait(s, MBAR, mb)
+                        else:
+                            cluster_barrier(s)
                     tl.debug_barrier()
                 elif P > 1:
                     _grid_barrier(ticket_ptr, base + (s + 1) * P, POLLS)
@@ -1035,7 +1084,7 @@ def _run_step(x: Tensor, w: S6Stack | LTIStack, conv_state: Tensor, h: Tensor, o
                                   consts["BLOCK_R"], consts["BLOCK_N"]) if run_dsmem() else 0
         late = run_late()
         launch_cluster(_run_kernel, P, *args, 0, prof, CLUSTER=True, XCHG=xchg, LATE=late,
-                       PIPE=late and run_pipe(), **consts)
+                       PIPE=late and run_pipe(), MBAR=run_mbar(), **consts)
         return outs[n]
     for phase in [0] if persistent else range(n_phases + 1):
         launch_named(_run_kernel, (P,), *args, phase, prof, **consts)

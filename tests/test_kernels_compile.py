@@ -80,10 +80,19 @@ def test_kernels_compile_for_sm90():
     # the partials through distributed shared memory (XCHG): stores to the other CTAs' shared memory, only there,
     # for every kind of block
     dsmem = [ln for ln in runs if any(f.startswith("XCHG=") for f in ln.split(":")[0].split())]
-    assert len(dsmem) == 10 and all(", dsmem stores " in ln for ln in dsmem), runs
+    assert len(dsmem) == 16 and all(", dsmem stores " in ln for ln in dsmem), runs
+    # MBAR (the barriers through mbarriers): one hardware cluster barrier left (the mbarriers' start), one arrive
+    # and one wait in the code per kind of phase (a selective block's two), fences only with MBAR=2, no spills
+    mbar = [ln for ln in dsmem if any(f.startswith("MBAR=") for f in ln.split(":")[0].split())]
+    assert len(mbar) == 6 and all(", spill stores 0 B," in ln and ", barrier.cluster 1," in ln for ln in mbar), mbar
+    for ln in mbar:
+        phases = 2 if "SELECTIVE" in ln.split(":")[0].split() else 1
+        assert f", mbarrier arrives {phases}, waits {phases}, " in ln, ln
+        assert (", fences 0," in ln) == ("MBAR=1" in ln.split(":")[0].split()), ln
+    assert not any("mbarrier" in ln for ln in runs if ln not in mbar), runs
     # with LATE, the barrier's arrive and wait apart around the state's store: an LTI block's phases all meet there
     # (one arrive in the code), a selective block's two (phase A at the plain barrier, or with PIPE split as well)
-    late = [ln for ln in dsmem if "LATE" in ln.split(":")[0].split()]
+    late = [ln for ln in dsmem if "LATE" in ln.split(":")[0].split() and ln not in mbar]
     assert sorted(int(ln.split(", barrier.cluster ")[1].split(",")[0]) for ln in late) == [1, 1, 1, 1, 2, 2, 2], late
     # PIPE (the next phase's own reads inside the barrier, so a selective block's phase A also meets there): with
     # LATE only, every kind of block (selective at 1 and 4 warps), no spills

@@ -18,6 +18,7 @@ from audiomamba.kernels.triton_mamba_run import (
     run_exchange_bytes,
     run_late,
     run_ln,
+    run_mbar,
     run_pipe,
     run_profile_buffer,
     run_scratch,
@@ -71,7 +72,8 @@ def test_run_step_as_a_non_portable_cluster(E: int) -> None:
 
 @pytest.mark.parametrize("levers", ["LN=two-pass", "DSMEM LN=two-pass", "LATE LN=two-pass", "DSMEM LATE LN=one-pass",
                                     "DSMEM LN=fold", "LATE LN=fold", "DSMEM LATE PIPE LN=fold",
-                                    "LATE PIPE LN=two-pass"])
+                                    "LATE PIPE LN=two-pass", "DSMEM LATE MBAR=1 LN=fold",
+                                    "DSMEM LATE PIPE MBAR=2 LN=fold", "MBAR=1 LN=two-pass"])
 @pytest.mark.parametrize("kind,batch,E", [("mamba-s6", 1, 64), ("mamba-s6", 3, 64), ("mamba-s6", 1, 256),
                                           ("mamba-s4", 3, 64), ("mamba-s4-real", 1, 64), ("mamba-s4-real", 3, 64)])
 def test_run_step_through_distributed_shared_memory(kind: str, batch: int, E: int, levers: str, monkeypatch) -> None:
@@ -79,14 +81,17 @@ def test_run_step_through_distributed_shared_memory(kind: str, batch: int, E: in
     (``AUDIOMAMBA_STEP_RUN_DSMEM``), the new states stored before or inside the barrier (``AUDIOMAMBA_STEP_RUN_LATE``)
     and each LayerNorm form, in the combinations the default (all three on, the fold; the other tests) is not: as the
     float64 reference. ``LN=two-pass`` alone is the kernel as it was before 2026-12-07's levers. ``PIPE``
-    (``AUDIOMAMBA_STEP_RUN_PIPE=1``: each next phase's own reads issued inside the barrier) runs nowhere else: the
-    interpreter has no cluster barrier."""
+    (``AUDIOMAMBA_STEP_RUN_PIPE=1``: each next phase's own reads issued inside the barrier) and ``MBAR``
+    (``AUDIOMAMBA_STEP_RUN_MBAR``: the barriers through mbarriers) run nowhere else: the interpreter has no cluster
+    barrier."""
     if not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 9:
         pytest.skip("distributed shared memory needs a sm_90+ GPU")
     for lever in ("DSMEM", "LATE", "PIPE"):
         monkeypatch.setenv(f"AUDIOMAMBA_STEP_RUN_{lever}", "1" if lever in levers.split() else "0")
     ln = [lever.split("=")[1] for lever in levers.split() if lever.startswith("LN=")]
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_LN", ln[0] if ln else "two-pass")
+    mbar = [lever.split("=")[1] for lever in levers.split() if lever.startswith("MBAR=")]
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_MBAR", mbar[0] if mbar else "0")
     if kind == "mamba-s6":
         _check_s6_run(batch, 16, "cluster", "reversed", E)
     else:
@@ -116,6 +121,14 @@ def test_exchange_buffer_sizes(monkeypatch) -> None:
     assert not run_pipe()
     monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_PIPE", "1")
     assert run_pipe()
+    monkeypatch.delenv("AUDIOMAMBA_STEP_RUN_MBAR", raising=False)
+    assert run_mbar() == 0
+    for value in ("0", "1", "2"):
+        monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_MBAR", value)
+        assert run_mbar() == int(value)
+    monkeypatch.setenv("AUDIOMAMBA_STEP_RUN_MBAR", "on")
+    with pytest.raises(KernelError, match="AUDIOMAMBA_STEP_RUN_MBAR='on' in the environment: use 1 "):
+        run_mbar()
     for name, flag in (("AUDIOMAMBA_STEP_RUN_DSMEM", run_dsmem), ("AUDIOMAMBA_STEP_RUN_LATE", run_late)):
         monkeypatch.delenv(name, raising=False)
         assert flag()

@@ -499,6 +499,16 @@ run run-pipe bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_kernel
   --out $RES/run-pipe-\$p-\$k.md; done; done; \
   for k in mamba-s4-real mamba-s6; do AUDIOMAMBA_STEP_RUN_PIPE=1 timeout 120 python3 -m audiomamba.bench.run_profile \
   --preset sc09-small --block \$k --marks --out $RES/run-profile-pipe-sc09-small-\$k.md; done"
+# (issue 18, built 2026-12-08 02:15-02:45 on the CPU machine, no device lent) a cluster run's barriers through a pair
+# of mbarriers per CTA instead of the hardware cluster barrier (AUDIOMAMBA_STEP_RUN_MBAR=1; 2: each thread fences
+# its stores first; a barrier was ~1000 cycles of a 16 kHz phase's 3275-4300): its GPU tests, one stream per preset
+# and block against the default, the profile with its marks
+run run-mbar bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_kernels_run.py -k 'distributed and MBAR'; \
+  for p in sc09-small youtubemix sc09-large; do for k in mamba-s4-real mamba-s4 mamba-s6; do \
+  timeout 200 python3 -m audiomamba.bench.step_tiles --batch 1 --steps 2048 --rounds 3 --preset \$p --block \$k \
+  --var AUDIOMAMBA_STEP_RUN_MBAR --configs '1;2' --out $RES/run-mbar-\$p-\$k.md; done; done; \
+  for k in mamba-s4-real mamba-s6; do AUDIOMAMBA_STEP_RUN_MBAR=1 timeout 120 python3 -m audiomamba.bench.run_profile \
+  --preset sc09-small --block \$k --marks --out $RES/run-profile-mbar-sc09-small-\$k.md; done"
 # the same table with every call (ours, the peer's) replayed from a CUDA graph: the GPU's time without the host's
 # (the short-L rows are bound by the host in eager mode). One H100 2026-12-07 04:39 UTC: 28 of 32 rows >= 1.0x; 04:41
 # with AUDIOMAMBA_SCAN_BWD_SEG_L=16384 AUDIOMAMBA_SCAN_BWD_MAXNREG=128 (the defaults since, for real A; the cap for
