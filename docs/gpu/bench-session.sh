@@ -509,6 +509,11 @@ run run-mbar bash -c "python3 -m pytest -q -p no:cacheprovider tests/test_kernel
   --var AUDIOMAMBA_STEP_RUN_MBAR --configs '1;2' --out $RES/run-mbar-\$p-\$k.md; done; done; \
   for k in mamba-s4-real mamba-s6; do AUDIOMAMBA_STEP_RUN_MBAR=1 timeout 120 python3 -m audiomamba.bench.run_profile \
   --preset sc09-small --block \$k --marks --out $RES/run-profile-mbar-sc09-small-\$k.md; done"
+# (issue 18, 2026-12-08) sc09-large's one-stream runs (96 columns padded to 128, 16 channels per program: 4x
+# sc09-small's products per phase, 5455 cycles against 3275) at 8 and 2 warps per program against the default 4
+run large-warps bash -c "for k in mamba-s4-real mamba-s4 mamba-s6; do timeout 200 python3 -m audiomamba.bench.step_tiles \
+  --batch 1 --steps 1024 --rounds 3 --preset sc09-large --block \$k --var AUDIOMAMBA_STEP_RUN_WARPS --configs '8;2' \
+  --out $RES/run-warps-sc09-large-\$k.md; done"
 # the same table with every call (ours, the peer's) replayed from a CUDA graph: the GPU's time without the host's
 # (the short-L rows are bound by the host in eager mode). One H100 2026-12-07 04:39 UTC: 28 of 32 rows >= 1.0x; 04:41
 # with AUDIOMAMBA_SCAN_BWD_SEG_L=16384 AUDIOMAMBA_SCAN_BWD_MAXNREG=128 (the defaults since, for real A; the cap for
